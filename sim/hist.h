@@ -1,0 +1,32 @@
+/*
+ * hist.h - latency distribution in bounded memory with bounded relative error.
+ *
+ * A GSL histogram whose bin edges are log-spaced between min and max, so the
+ * memory is fixed whatever the number of samples and every quantile inside
+ * [min, max] is within rel_err of the exact sample quantile's bin. Quantiles
+ * come from gsl_histogram_pdf (inverse CDF, linear within a bin). Values below
+ * min or above max are clamped into the first or last bin and counted; the
+ * exact minimum, maximum and mean are kept on the side.
+ */
+#ifndef FLEETSIM_HIST_H
+#define FLEETSIM_HIST_H
+
+#include <stddef.h>
+
+typedef struct sim_hist sim_hist;
+
+/* rel_err: e.g. 0.01 for quantiles within 1%. NULL on bad arguments. */
+sim_hist *sim_hist_new(double min, double max, double rel_err);
+void sim_hist_free(sim_hist *h);
+void sim_hist_add(sim_hist *h, double x);
+void sim_hist_reset(sim_hist *h);
+/* Adds every sample of src into dst (same shape required); 0 on success. */
+int sim_hist_merge(sim_hist *dst, const sim_hist *src);
+size_t sim_hist_count(const sim_hist *h);
+double sim_hist_mean(const sim_hist *h);   /* exact; 0 when empty */
+double sim_hist_min(const sim_hist *h);    /* exact; 0 when empty */
+double sim_hist_max(const sim_hist *h);    /* exact; 0 when empty */
+/* q in [0,1]; 0 when empty. */
+double sim_hist_quantile(const sim_hist *h, double q);
+
+#endif

@@ -1,0 +1,163 @@
+/*
+ * scenario.h - a fleetsim scenario as plain structs.
+ *
+ * sc_load() parses a YAML scenario with libyaml, applies `--set key.path=value`
+ * overrides to the document tree, and validates everything into these structs.
+ * Every error is reported as `file:line:col: message` (one per line on the
+ * error stream) and makes sc_load() return NULL; nothing here ever aborts.
+ * All times are double seconds, sizes bytes, bandwidths bytes per second,
+ * rates requests per second. The reference of every key is scenarios/README.md.
+ */
+#ifndef FLEETSIM_SCENARIO_H
+#define FLEETSIM_SCENARIO_H
+
+#include <stdio.h>
+#include <stddef.h>
+
+/* Shape of a random quantity with mean 1; callers scale it by a mean. */
+typedef enum {
+    SC_DIST_DETERMINISTIC = 0,
+    SC_DIST_EXPONENTIAL,
+    SC_DIST_LOGNORMAL, /* uses cv */
+    SC_DIST_GAMMA,     /* uses cv: shape = 1/cv^2 */
+    SC_DIST_EMPIRICAL  /* samples from a CSV, normalised to mean 1 */
+} sc_dist_kind;
+
+typedef struct {
+    sc_dist_kind kind;
+    double cv;          /* coefficient of variation (lognormal, gamma) */
+    double *samples;    /* empirical: samples / their mean (so mean 1) */
+    size_t n_samples;
+} sc_dist;
+
+/* Mean latency of one batch of b requests from a calibration profile:
+ * latency_s[i] measured at batch[i], batch[] ascending; linear
+ * interpolation between points, the fitted alpha + beta * b outside. */
+typedef struct {
+    char *path;          /* profile file, as written in the scenario */
+    char *precision;     /* "int8", "fp16", "fp32", ... */
+    int n_points;
+    int *batch;
+    double *latency_s;
+    double alpha_s, beta_s;
+} sc_calibration;
+
+typedef struct {
+    char *name;
+    /* service time of a batch of b: mean(b) * Z, Z ~ noise (mean 1).
+     * mean(b) = calibration ? profile(b) : base_s + per_item_s * b */
+    sc_dist noise;
+    double base_s;
+    double per_item_s;
+    sc_calibration *calibration; /* NULL unless service.calibration given */
+    int batch_max_size;          /* 1 = no batching */
+    double batch_max_wait_s;     /* 0 = dispatch at once */
+} sc_model;
+
+/* Node types: power draw and price, with documented defaults per gpu_type. */
+typedef struct {
+    char *gpu_type;            /* "a100", "h100", "h200", "cpu" */
+    double idle_w_per_gpu;     /* draw of one idle GPU (plus its share of host) */
+    double busy_w_per_gpu;     /* draw of one fully busy GPU */
+    double off_w;              /* draw of a node switched off */
+    double price_per_gpu_hour; /* money */
+} sc_power;
+
+typedef struct {
+    char *name;
+    int model;                 /* index into sc_scenario.models */
+    int replicas;
+    int gpus_per_node;         /* SimGrid core count of each host */
+    int queue_capacity;        /* per node; full -> rejected (503) */
+    double timeout_s;          /* client timeout; exceeded -> timed out (504); 0 = none */
+    double link_latency_s;     /* balancer <-> node, one way */
+    double link_bandwidth_Bps; /* bytes per second */
+    sc_power power;
+} sc_pool;
+
+typedef enum {
+    SC_ARR_POISSON = 0,
+    SC_ARR_DETERMINISTIC,
+    SC_ARR_GAMMA,  /* inter-arrival gamma with cv (burstiness) */
+    SC_ARR_TRACE   /* arrival times replayed from a CSV */
+} sc_arrival_kind;
+
+/* Piecewise rate profile: from at_s the rate moves linearly from the
+ * previous point's rate to qps over ramp_s, then holds. Points ascending. */
+typedef struct {
+    double at_s;
+    double qps;
+    double ramp_s;
+} sc_rate_point;
+
+typedef struct {
+    char *name;
+    int pool;                  /* index into sc_scenario.pools */
+    sc_arrival_kind process;
+    double cv;                 /* gamma arrivals */
+    sc_rate_point *rate;
+    int n_rate;
+    double *trace_s;           /* trace: ascending arrival times */
+    size_t n_trace;
+    double work;               /* multiplies service time (default 1) */
+    double bytes_in;           /* request size */
+    double bytes_out;          /* response size */
+} sc_traffic;
+
+/* Per-server overrides, keyed "pool/index". */
+typedef struct {
+    int pool;
+    int index;
+    double weight;
+    int max_conns;             /* 0 = unlimited */
+} sc_server;
+
+typedef struct {
+    char *policy;              /* a name in the lb registry */
+    int max_conns;             /* default per server; 0 = unlimited */
+    int queue_capacity;        /* requests held at the balancer when every
+                                  server is at max_conns; 0 = no queue */
+    double queue_timeout_s;    /* 0 = wait forever */
+    sc_server *servers;
+    int n_servers;
+} sc_lb;
+
+typedef struct {
+    double latency_p99_s;      /* 0 = not set */
+    double availability;       /* 0 = not set */
+} sc_slo;
+
+typedef struct {
+    char *file;                /* path the scenario was loaded from */
+    char *name;
+    char *description;
+    unsigned long seed;
+    double duration_s;
+    double warmup_s;           /* requests arriving before this are not in statistics */
+    double interval_s;         /* time-series resolution */
+    sc_model *models;
+    int n_models;
+    sc_pool *pools;
+    int n_pools;
+    sc_traffic *traffic;
+    int n_traffic;
+    sc_lb lb;
+    sc_slo slo;
+} sc_scenario;
+
+/* Load, override and validate. overrides: n strings "key.path=value".
+ * Errors go to err (one `file:line:col: message` line each). */
+sc_scenario *sc_load(const char *path, const char *const *overrides, int n_overrides,
+                     FILE *err);
+void sc_free(sc_scenario *sc);
+
+/* Units: each returns 0 on success, -1 if text is not a valid quantity. */
+int sc_parse_duration_s(const char *text, double *out_s);    /* 250ms 2h 1.5s 3d 100us */
+int sc_parse_bytes(const char *text, double *out_bytes);     /* 4KB 1MiB 512B 2GB */
+int sc_parse_bandwidth_Bps(const char *text, double *out);   /* 10Gbps 100Mbps 1GBps */
+int sc_parse_rate_qps(const char *text, double *out_qps);    /* 500 500qps 30/min 10/s */
+
+/* Mean service time of a batch of b requests for a model (seconds). */
+double sc_model_mean_s(const sc_model *m, int batch);
+
+#endif
