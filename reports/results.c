@@ -1,0 +1,236 @@
+/*
+ * results.c - the run's results: events, SLO verdict, conservation, and the
+ * writers for summary.json (cJSON), timeseries.csv, events.jsonl and the
+ * terminal table. Key order in summary.json is fixed, numbers are printed by
+ * cJSON, so identical results give byte-identical files.
+ */
+#include "results.h"
+
+#include <cjson/cJSON.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+void rp_add_event(rp_results *r, double t_s, const char *type, const char *subject,
+                  const char *detail)
+{
+    if (r->n_events == r->cap_events) {
+        r->cap_events = r->cap_events ? 2 * r->cap_events : 16;
+        r->events = realloc(r->events, sizeof *r->events * r->cap_events);
+    }
+    r->events[r->n_events++] = (rp_event){ t_s, strdup(type), dup_or_null(subject),
+                                           dup_or_null(detail) };
+}
+
+void rp_results_free(rp_results *r)
+{
+    if (!r)
+        return;
+    free(r->scenario);
+    for (int i = 0; i < r->n_pools; i++)
+        free(r->pools[i].name);
+    free(r->pools);
+    for (size_t i = 0; i < r->n_samples; i++)
+        free(r->samples[i].pools);
+    free(r->samples);
+    for (size_t i = 0; i < r->n_events; i++) {
+        free(r->events[i].type);
+        free(r->events[i].subject);
+        free(r->events[i].detail);
+    }
+    free(r->events);
+    memset(r, 0, sizeof *r);
+}
+
+int rp_conserved(const rp_counts *c)
+{
+    return c->generated ==
+           c->completed + c->rejected + c->failed + c->timed_out + c->in_flight_at_end;
+}
+
+int rp_slo_met(const rp_results *r)
+{
+    if (r->slo_latency_p99_s <= 0 && r->slo_availability <= 0)
+        return -1;
+    if (r->slo_latency_p99_s > 0 && r->latency_s.p99 > r->slo_latency_p99_s)
+        return 0;
+    if (r->slo_availability > 0 && r->availability < r->slo_availability)
+        return 0;
+    return 1;
+}
+
+static cJSON *counts_json(const rp_counts *c)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "generated", (double)c->generated);
+    cJSON_AddNumberToObject(o, "completed", (double)c->completed);
+    cJSON_AddNumberToObject(o, "rejected", (double)c->rejected);
+    cJSON_AddNumberToObject(o, "failed", (double)c->failed);
+    cJSON_AddNumberToObject(o, "timed_out", (double)c->timed_out);
+    cJSON_AddNumberToObject(o, "in_flight_at_end", (double)c->in_flight_at_end);
+    return o;
+}
+
+static int write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    int ok = fputs(text, f) >= 0;
+    if (fclose(f) != 0 || !ok)
+        return -1;
+    return 0;
+}
+
+int rp_write_summary(const rp_results *r, const char *path)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "scenario", r->scenario ? r->scenario : "");
+    cJSON_AddNumberToObject(o, "seed", (double)r->seed);
+    cJSON_AddNumberToObject(o, "sim_time_s", r->sim_time_s);
+    cJSON_AddNumberToObject(o, "warmup_s", r->warmup_s);
+    cJSON_AddNumberToObject(o, "wall_time_s", r->wall_time_s);
+    cJSON_AddItemToObject(o, "requests", counts_json(&r->requests));
+    cJSON_AddItemToObject(o, "measured", counts_json(&r->measured));
+    cJSON *lat = cJSON_AddObjectToObject(o, "latency_s");
+    cJSON_AddNumberToObject(lat, "mean", r->latency_s.mean);
+    cJSON_AddNumberToObject(lat, "p50", r->latency_s.p50);
+    cJSON_AddNumberToObject(lat, "p90", r->latency_s.p90);
+    cJSON_AddNumberToObject(lat, "p99", r->latency_s.p99);
+    cJSON_AddNumberToObject(lat, "p999", r->latency_s.p999);
+    cJSON_AddNumberToObject(lat, "max", r->latency_s.max);
+    cJSON_AddNumberToObject(o, "availability", r->availability);
+    cJSON_AddNumberToObject(o, "throughput_qps", r->throughput_qps);
+    cJSON *pools = cJSON_AddObjectToObject(o, "pools");
+    for (int i = 0; i < r->n_pools; i++) {
+        const rp_pool *p = &r->pools[i];
+        cJSON *po = cJSON_AddObjectToObject(pools, p->name);
+        cJSON_AddNumberToObject(po, "replicas_min", p->replicas_min);
+        cJSON_AddNumberToObject(po, "replicas_max", p->replicas_max);
+        cJSON_AddNumberToObject(po, "gpus_per_node", p->gpus_per_node);
+        cJSON_AddNumberToObject(po, "utilization", p->utilization);
+        cJSON_AddNumberToObject(po, "gpu_hours", p->gpu_hours);
+        cJSON_AddNumberToObject(po, "energy_kwh", p->energy_kwh);
+        cJSON_AddItemToObject(po, "requests", counts_json(&p->counts));
+    }
+    cJSON *cost = cJSON_AddObjectToObject(o, "cost");
+    cJSON_AddNumberToObject(cost, "gpu_hours", r->gpu_hours);
+    cJSON_AddNumberToObject(cost, "energy_kwh", r->energy_kwh);
+    cJSON_AddNumberToObject(cost, "money", r->cost);
+    cJSON *slo = cJSON_AddObjectToObject(o, "slo");
+    if (r->slo_latency_p99_s > 0)
+        cJSON_AddNumberToObject(slo, "latency_p99_s", r->slo_latency_p99_s);
+    if (r->slo_availability > 0)
+        cJSON_AddNumberToObject(slo, "availability", r->slo_availability);
+    int met = rp_slo_met(r);
+    if (met < 0)
+        cJSON_AddNullToObject(slo, "met");
+    else
+        cJSON_AddBoolToObject(slo, "met", met);
+    cJSON_AddArrayToObject(o, "alerts");
+    cJSON_AddArrayToObject(o, "scaling_events");
+    cJSON_AddArrayToObject(o, "faults");
+    char *text = cJSON_Print(o);
+    cJSON_Delete(o);
+    if (!text) {
+        errno = ENOMEM;
+        return -1;
+    }
+    size_t n = strlen(text);
+    char *withnl = malloc(n + 2);
+    memcpy(withnl, text, n);
+    withnl[n] = '\n';
+    withnl[n + 1] = '\0';
+    cJSON_free(text);
+    int rc = write_text(path, withnl);
+    free(withnl);
+    return rc;
+}
+
+int rp_write_timeseries(const rp_results *r, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "time_s,offered_qps,completed,rejected,failed,timed_out,latency_p50_s,latency_p99_s");
+    for (int k = 0; k < r->n_pools; k++)
+        fprintf(f, ",%s.queue_depth,%s.busy_gpus,%s.replicas", r->pools[k].name, r->pools[k].name,
+                r->pools[k].name);
+    fputc('\n', f);
+    for (size_t i = 0; i < r->n_samples; i++) {
+        const rp_sample *s = &r->samples[i];
+        fprintf(f, "%.6f,%.6f,%lu,%lu,%lu,%lu,%.9g,%.9g", s->t_s, s->offered_qps, s->completed,
+                s->rejected, s->failed, s->timed_out, s->p50_s, s->p99_s);
+        for (int k = 0; k < r->n_pools; k++)
+            fprintf(f, ",%.0f,%.6f,%d", s->pools[k].queue_depth, s->pools[k].busy_gpus,
+                    s->pools[k].replicas);
+        fputc('\n', f);
+    }
+    return fclose(f);
+}
+
+int rp_write_events(const rp_results *r, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    for (size_t i = 0; i < r->n_events; i++) {
+        const rp_event *e = &r->events[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "t_s", e->t_s);
+        cJSON_AddStringToObject(o, "type", e->type);
+        if (e->subject)
+            cJSON_AddStringToObject(o, "subject", e->subject);
+        if (e->detail)
+            cJSON_AddStringToObject(o, "detail", e->detail);
+        char *line = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (line) {
+            fprintf(f, "%s\n", line);
+            cJSON_free(line);
+        }
+    }
+    return fclose(f);
+}
+
+static void print_ms(FILE *out, const char *label, double s)
+{
+    fprintf(out, "  %-8s %10.1f ms\n", label, s * 1e3);
+}
+
+void rp_print_table(const rp_results *r, FILE *out)
+{
+    const rp_counts *c = &r->requests;
+    fprintf(out, "scenario %s  seed %lu  simulated %.0f s (warm-up %.0f s)  wall %.2f s\n",
+            r->scenario, r->seed, r->sim_time_s, r->warmup_s, r->wall_time_s);
+    fprintf(out, "requests      %12lu generated\n", c->generated);
+    fprintf(out, "  completed   %12lu\n", c->completed);
+    fprintf(out, "  rejected    %12lu  (503, queue full)\n", c->rejected);
+    fprintf(out, "  failed      %12lu  (502, upstream failure)\n", c->failed);
+    fprintf(out, "  timed out   %12lu  (504, deadline)\n", c->timed_out);
+    fprintf(out, "  in flight   %12lu  (at end)\n", c->in_flight_at_end);
+    fprintf(out, "latency (completed after warm-up)\n");
+    print_ms(out, "mean", r->latency_s.mean);
+    print_ms(out, "p50", r->latency_s.p50);
+    print_ms(out, "p90", r->latency_s.p90);
+    print_ms(out, "p99", r->latency_s.p99);
+    print_ms(out, "p99.9", r->latency_s.p999);
+    print_ms(out, "max", r->latency_s.max);
+    fprintf(out, "availability  %12.4f %%\n", 100 * r->availability);
+    fprintf(out, "throughput    %12.2f req/s\n", r->throughput_qps);
+    for (int i = 0; i < r->n_pools; i++)
+        fprintf(out, "pool %-8s %3d nodes x %d GPU  utilisation %5.1f %%\n", r->pools[i].name,
+                r->pools[i].replicas_max, r->pools[i].gpus_per_node, 100 * r->pools[i].utilization);
+    fprintf(out, "cost          %12.2f GPU-hours  %.2f kWh  %.2f money\n", r->gpu_hours,
+            r->energy_kwh, r->cost);
+    int met = rp_slo_met(r);
+    if (met >= 0)
+        fprintf(out, "SLO           %12s\n", met ? "met" : "MISSED");
+}

@@ -1,0 +1,104 @@
+/*
+ * results.h - what one simulation run produced, as plain data.
+ *
+ * The engine fills an rp_results; the writers in this folder turn it into
+ * summary.json, timeseries.csv, events.jsonl and the terminal table. Nothing
+ * here knows about SimGrid or the scenario parser, so the writers are tested
+ * on hand-built results.
+ */
+#ifndef FLEETSIM_RESULTS_H
+#define FLEETSIM_RESULTS_H
+
+#include <stdio.h>
+#include <stddef.h>
+
+/* Where requests ended. generated == completed + rejected + failed +
+ * timed_out + in_flight_at_end, always. */
+typedef struct {
+    unsigned long generated;
+    unsigned long completed;
+    unsigned long rejected;   /* queue full at balancer or node (503) */
+    unsigned long failed;     /* node or upstream failure (502) */
+    unsigned long timed_out;  /* client deadline or balancer queue timeout (504) */
+    unsigned long in_flight_at_end;
+} rp_counts;
+
+typedef struct {
+    double mean, p50, p90, p99, p999, max;
+} rp_latency;
+
+typedef struct {
+    char *name;
+    int gpus_per_node;
+    int replicas_min, replicas_max;
+    double utilization;        /* busy GPU-seconds / available GPU-seconds */
+    double gpu_hours;
+    double energy_kwh;
+    double cost;               /* gpu_hours * price */
+    rp_counts counts;          /* requests routed to this pool (arrivals) */
+} rp_pool;
+
+/* One row of the time series per interval and, inside it, per pool. */
+typedef struct {
+    double queue_depth;        /* requests waiting at nodes and balancer, at interval end */
+    double busy_gpus;          /* time-averaged over the interval */
+    int replicas;
+} rp_pool_sample;
+
+typedef struct {
+    double t_s;                /* interval start */
+    double offered_qps;
+    unsigned long completed, rejected, failed, timed_out;
+    double p50_s, p99_s;       /* latency of requests completed in the interval; 0 if none */
+    rp_pool_sample *pools;     /* n_pools entries */
+} rp_sample;
+
+typedef struct {
+    double t_s;
+    char *type;                /* "run_start", "node_ready", ... */
+    char *subject;             /* pool or node name, may be NULL */
+    char *detail;              /* free text, may be NULL */
+} rp_event;
+
+typedef struct {
+    char *scenario;
+    unsigned long seed;
+    double sim_time_s;
+    double warmup_s;
+    double wall_time_s;
+    rp_counts requests;        /* every request of the run */
+    rp_counts measured;        /* requests that arrived after warm-up */
+    rp_latency latency_s;      /* completed requests after warm-up */
+    double availability;       /* measured completed / measured finished */
+    double throughput_qps;     /* measured completed / (sim_time - warmup) */
+    rp_pool *pools;
+    int n_pools;
+    double gpu_hours, energy_kwh, cost;
+    double slo_latency_p99_s;  /* 0 = not set */
+    double slo_availability;   /* 0 = not set */
+    rp_sample *samples;
+    size_t n_samples;
+    double interval_s;
+    rp_event *events;
+    size_t n_events, cap_events;
+} rp_results;
+
+void rp_results_free(rp_results *r);
+/* Appends an event (strings copied; NULL allowed). */
+void rp_add_event(rp_results *r, double t_s, const char *type, const char *subject,
+                  const char *detail);
+
+/* SLO verdict: 1 met, 0 missed, -1 no SLO given. */
+int rp_slo_met(const rp_results *r);
+/* Conservation: 1 when generated equals the sum of the buckets. */
+int rp_conserved(const rp_counts *c);
+
+/* Writers return 0 on success, -1 with errno set. summary.json is
+ * byte-identical for identical results apart from wall_time_s. */
+int rp_write_summary(const rp_results *r, const char *path);
+int rp_write_timeseries(const rp_results *r, const char *path);
+int rp_write_events(const rp_results *r, const char *path);
+/* The short table printed after a run. */
+void rp_print_table(const rp_results *r, FILE *out);
+
+#endif

@@ -1,0 +1,810 @@
+/*
+ * engine.c - the simulation: pools of GPU nodes on SimGrid, traffic, routing.
+ *
+ * Platform: one SimGrid host per node (cores = GPUs, 1 Gflop/s per core so a
+ * service time of s seconds is s*1e9 flops), one host for the balancer, one
+ * link per node to the balancer, energy plugin wattages per node type.
+ *
+ * Actors: one traffic generator per class (sleeps until each arrival, then
+ * routes the request synchronously through the pool's balancer); one worker
+ * per GPU (takes a batch from its node's FIFO queue and runs it as a SimGrid
+ * execution on the node's host, so host speed and failures act on it); one
+ * sampler that closes each time-series interval. Requests live in a free list
+ * and end in exactly one bucket (completed, rejected, failed, timed out) or
+ * are in flight at the end; sim_run() checks that sum against generated.
+ *
+ * Known simplifications, written where they live:
+ * - network time is charged as a fixed delay per request from the route
+ *   (latency both ways + size / bandwidth); links are not contended;
+ * - a request whose client deadline passed while it waited is dropped when a
+ *   worker reaches it (like Triton's queue policy timeout) and counted as
+ *   timed out at its deadline; one that runs past its deadline still uses the
+ *   GPU and is counted as timed out when its batch ends.
+ */
+#include "engine.h"
+#include "hist.h"
+#include "lb.h"
+
+#include <simgrid/actor.h>
+#include <simgrid/engine.h>
+#include <simgrid/exec.h>
+#include <simgrid/host.h>
+#include <simgrid/plugins/energy.h>
+#include <simgrid/semaphore.h>
+
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SIM_FLOPS_PER_S 1e9
+#define HIST_MIN_S 1e-6
+#define HIST_MAX_S 1e6
+#define HIST_REL_ERR 0.005
+
+typedef struct req {
+    struct req *next;
+    double arrival_s;
+    double deadline_s;   /* client gives up (504); INFINITY if none */
+    double lbq_deadline_s; /* balancer queue timeout; INFINITY if none */
+    double net_s;        /* network time added to latency */
+    double work;
+    unsigned long id;
+    int tclass;
+    int node;            /* global node index once routed */
+} req;
+
+typedef struct {
+    req *head, *tail;
+    int len;
+} fifo;
+
+typedef struct pool pool;
+
+typedef struct {
+    pool *pool;
+    int index;           /* within the pool */
+    sg_host_t host;
+    char name[96];
+    fifo q;
+    int idle_workers;    /* waiting for work on `wake` */
+    int forming;         /* a worker is waiting for its batch to fill */
+    sg_sem_t wake;
+    sg_sem_t filled;
+    gsl_rng *rng;
+    req **batches;       /* gpus_per_node * batch_max_size slots */
+    double busy_gpu_s;
+    int busy_gpus;
+    int next_worker;     /* hands each worker its batch slots */
+} node;
+
+struct pool {
+    const sc_pool *cfg;
+    const sc_model *model;
+    int id;
+    node *nodes;
+    int n_nodes;
+    lb *balancer;
+    lb_server_view *view_servers;
+    lb_view view;
+    fifo lbq;            /* requests waiting at the balancer */
+    int lbq_capacity;
+    double lbq_timeout_s;
+    double route_latency_s, route_bw_Bps;
+    gsl_rng *lb_rng;
+    rp_counts counts;
+    double *busy_per_interval; /* GPU-seconds per interval */
+};
+
+typedef struct {
+    const sc_traffic *cfg;
+    int id;
+    pool *pool;
+    gsl_rng *rng;
+    sim_rate *rate;
+    double net_s;
+} tclass;
+
+/* The whole simulation state; one per process (SimGrid is a singleton). */
+static struct {
+    const sc_scenario *sc;
+    pool *pools;
+    tclass *classes;
+    req *free_list;
+    req **blocks;            /* every request ever allocated, in blocks */
+    size_t n_blocks;
+    unsigned long next_id;
+    unsigned long live;      /* allocated requests */
+    rp_counts all, measured;
+    sim_hist *latency;       /* measured completions */
+    sim_hist *interval_latency;
+    size_t n_intervals;
+    double *offered;         /* arrivals per interval */
+    unsigned long *done[4];  /* completed, rejected, failed, timed out per interval */
+    rp_results *out;
+    int progress;
+    struct timespec wall0;
+    double last_progress_wall;
+} S;
+
+enum { B_COMPLETED, B_REJECTED, B_FAILED, B_TIMED_OUT };
+
+/* ---------- helpers ---------- */
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)(ts.tv_sec - S.wall0.tv_sec) + 1e-9 * (double)(ts.tv_nsec - S.wall0.tv_nsec);
+}
+
+static void fifo_push(fifo *f, req *r)
+{
+    r->next = NULL;
+    if (f->tail)
+        f->tail->next = r;
+    else
+        f->head = r;
+    f->tail = r;
+    f->len++;
+}
+
+static req *fifo_pop(fifo *f)
+{
+    req *r = f->head;
+    if (!r)
+        return NULL;
+    f->head = r->next;
+    if (!f->head)
+        f->tail = NULL;
+    f->len--;
+    return r;
+}
+
+static size_t interval_of(double t)
+{
+    double i = floor(t / S.sc->interval_s);
+    if (i < 0)
+        return 0;
+    if (i >= (double)S.n_intervals)
+        return S.n_intervals - 1;
+    return (size_t)i;
+}
+
+/* splitmix64 scrambles (seed, stream) into a well-spread seed for one
+ * independent GSL generator per actor, so streams do not depend on the
+ * order in which actors run. */
+static gsl_rng *stream_rng(unsigned long seed, unsigned long stream)
+{
+    unsigned long long z = (unsigned long long)seed * 0x9E3779B97F4A7C15ULL + stream + 1;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, (unsigned long)(z & 0xffffffffUL) | 1UL);
+    return r;
+}
+
+static double draw_unit(const sc_dist *d, gsl_rng *rng)
+{
+    switch (d->kind) {
+    case SC_DIST_DETERMINISTIC:
+        return 1.0;
+    case SC_DIST_EXPONENTIAL:
+        return gsl_ran_exponential(rng, 1.0);
+    case SC_DIST_LOGNORMAL: {
+        double s2 = log1p(d->cv * d->cv);
+        return gsl_ran_lognormal(rng, -0.5 * s2, sqrt(s2));
+    }
+    case SC_DIST_GAMMA:
+        return gsl_ran_gamma(rng, 1.0 / (d->cv * d->cv), d->cv * d->cv);
+    case SC_DIST_EMPIRICAL:
+        return d->n_samples ? d->samples[gsl_rng_uniform_int(rng, d->n_samples)] : 1.0;
+    }
+    return 1.0;
+}
+
+/* ---------- request outcomes ---------- */
+
+static req *req_new(tclass *tc, double now)
+{
+    if (!S.free_list) { /* requests come in blocks, all freed at teardown */
+        enum { BLOCK = 4096 };
+        req *b = malloc(sizeof *b * BLOCK);
+        S.blocks = realloc(S.blocks, sizeof *S.blocks * (S.n_blocks + 1));
+        S.blocks[S.n_blocks++] = b;
+        for (int i = BLOCK - 1; i >= 0; i--) {
+            b[i].next = S.free_list;
+            S.free_list = &b[i];
+        }
+    }
+    req *r = S.free_list;
+    S.free_list = r->next;
+    r->arrival_s = now;
+    r->deadline_s = tc->pool->cfg->timeout_s > 0 ? now + tc->pool->cfg->timeout_s : INFINITY;
+    r->lbq_deadline_s = INFINITY;
+    r->net_s = tc->net_s;
+    r->work = tc->cfg->work;
+    r->id = S.next_id++;
+    r->tclass = tc->id;
+    r->node = -1;
+    S.live++;
+    return r;
+}
+
+static int measured(const req *r)
+{
+    return r->arrival_s >= S.sc->warmup_s;
+}
+
+/* Every request leaves through here exactly once. */
+static void req_end(pool *p, req *r, int bucket, double t_s)
+{
+    unsigned long *slot_all[4] = { &S.all.completed, &S.all.rejected, &S.all.failed, &S.all.timed_out };
+    unsigned long *slot_m[4] = { &S.measured.completed, &S.measured.rejected, &S.measured.failed,
+                                 &S.measured.timed_out };
+    unsigned long *slot_p[4] = { &p->counts.completed, &p->counts.rejected, &p->counts.failed,
+                                 &p->counts.timed_out };
+    ++*slot_all[bucket];
+    ++*slot_p[bucket];
+    S.done[bucket][interval_of(t_s)]++;
+    if (measured(r)) {
+        ++*slot_m[bucket];
+        if (bucket == B_COMPLETED) {
+            double lat = t_s - r->arrival_s + r->net_s;
+            sim_hist_add(S.latency, lat);
+        }
+    }
+    if (bucket == B_COMPLETED)
+        sim_hist_add(S.interval_latency, t_s - r->arrival_s + r->net_s);
+    r->next = S.free_list;
+    S.free_list = r;
+    S.live--;
+}
+
+/* ---------- balancer and node queues ---------- */
+
+static void node_accept(pool *p, node *n, req *r)
+{
+    r->node = n->index;
+    p->view_servers[n->index].active++;
+    fifo_push(&n->q, r);
+    int max = p->model->batch_max_size;
+    if (n->forming) {
+        if (n->q.len >= max) {
+            n->forming = 0;
+            sg_sem_release(n->filled);
+        }
+    } else if (n->idle_workers > 0) {
+        n->idle_workers--;
+        sg_sem_release(n->wake);
+    }
+}
+
+/* Routes r now or queues it at the balancer; ends it when neither works. */
+static void route(pool *p, req *r, double now)
+{
+    lb_request lr = { r->id, r->tclass, r->arrival_s };
+    p->view.now_s = now;
+    int s = lb_pick(p->balancer, &p->view, &lr);
+    if (s >= 0) {
+        node *n = &p->nodes[s];
+        if (n->q.len >= p->cfg->queue_capacity) {
+            req_end(p, r, B_REJECTED, now);
+            return;
+        }
+        node_accept(p, n, r);
+        return;
+    }
+    if (p->lbq.len < p->lbq_capacity) {
+        r->lbq_deadline_s = p->lbq_timeout_s > 0 ? now + p->lbq_timeout_s : INFINITY;
+        fifo_push(&p->lbq, r);
+        return;
+    }
+    req_end(p, r, B_REJECTED, now);
+}
+
+/* A server freed a slot: move requests waiting at the balancer. */
+static void drain_balancer_queue(pool *p, double now)
+{
+    while (p->lbq.len > 0) {
+        req *r = p->lbq.head;
+        double gone = fmin(r->deadline_s, r->lbq_deadline_s);
+        if (gone <= now) {
+            fifo_pop(&p->lbq);
+            req_end(p, r, B_TIMED_OUT, gone);
+            continue;
+        }
+        lb_request lr = { r->id, r->tclass, r->arrival_s };
+        p->view.now_s = now;
+        int s = lb_pick(p->balancer, &p->view, &lr);
+        if (s < 0)
+            return;
+        fifo_pop(&p->lbq);
+        node *n = &p->nodes[s];
+        if (n->q.len >= p->cfg->queue_capacity)
+            req_end(p, r, B_REJECTED, now);
+        else
+            node_accept(p, n, r);
+    }
+}
+
+/* ---------- actors ---------- */
+
+static void gpu_worker(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    node *n = sg_actor_self_get_data();
+    pool *p = n->pool;
+    const sc_model *m = p->model;
+    int max = m->batch_max_size;
+    req **batch = n->batches + (size_t)max * (size_t)n->next_worker++;
+
+    for (;;) {
+        /* Idle while there is nothing to do or another worker is forming
+         * a batch (one batcher per node, as in Triton's dynamic batcher). */
+        if (n->q.len == 0 || n->forming) {
+            n->idle_workers++;
+            sg_sem_acquire(n->wake);
+            continue;
+        }
+        /* Dynamic batching: wait until the batch is full or its oldest
+         * request has waited max_wait (Triton's max_queue_delay). */
+        if (max > 1 && m->batch_max_wait_s > 0) {
+            for (;;) {
+                double now = simgrid_get_clock();
+                if (n->q.len == 0 || n->q.len >= max)
+                    break;
+                double due = n->q.head->arrival_s + m->batch_max_wait_s;
+                if (due <= now)
+                    break;
+                n->forming = 1;
+                if (sg_sem_acquire_timeout(n->filled, due - now))
+                    n->forming = 0; /* timed out */
+            }
+        }
+        double now = simgrid_get_clock();
+        int b = 0;
+        double work = 0;
+        while (b < max && n->q.len > 0) {
+            req *r = fifo_pop(&n->q);
+            if (r->deadline_s <= now) { /* client already gone */
+                p->view_servers[n->index].active--;
+                req_end(p, r, B_TIMED_OUT, r->deadline_s);
+                continue;
+            }
+            batch[b++] = r;
+            work += r->work;
+        }
+        if (n->q.len > 0 && n->idle_workers > 0 && !n->forming) {
+            n->idle_workers--;
+            sg_sem_release(n->wake);
+        }
+        if (b == 0) {
+            drain_balancer_queue(p, now);
+            continue;
+        }
+        double service_s = sc_model_mean_s(m, b) * (work / b) * draw_unit(&m->noise, n->rng);
+        n->busy_gpus++;
+        double t0 = now;
+        sg_actor_execute(service_s * SIM_FLOPS_PER_S);
+        double t1 = simgrid_get_clock();
+        n->busy_gpus--;
+        n->busy_gpu_s += t1 - t0;
+        for (double a = t0; a < t1;) { /* busy time per interval */
+            size_t i = interval_of(a);
+            double end = fmin(t1, (double)(i + 1) * S.sc->interval_s);
+            if (i == S.n_intervals - 1)
+                end = t1;
+            p->busy_per_interval[i] += end - a;
+            a = end;
+        }
+        for (int i = 0; i < b; i++) {
+            req *r = batch[i];
+            p->view_servers[n->index].active--;
+            double lat = t1 - r->arrival_s + r->net_s;
+            int ok = r->arrival_s + lat <= r->deadline_s;
+            lb_on_done(p->balancer, &p->view, n->index, lat, ok);
+            req_end(p, r, ok ? B_COMPLETED : B_TIMED_OUT, ok ? t1 : r->deadline_s);
+        }
+        drain_balancer_queue(p, t1);
+    }
+}
+
+static void traffic_source(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    tclass *tc = sg_actor_self_get_data();
+    const sc_traffic *t = tc->cfg;
+    double end = S.sc->duration_s;
+    size_t next_trace = 0;
+    double op = 0; /* operational time: integral of the rate */
+
+    for (;;) {
+        double at;
+        if (t->process == SC_ARR_TRACE) {
+            if (next_trace >= t->n_trace)
+                return;
+            at = t->trace_s[next_trace++];
+        } else {
+            double step = 1.0;
+            if (t->process == SC_ARR_POISSON)
+                step = gsl_ran_exponential(tc->rng, 1.0);
+            else if (t->process == SC_ARR_GAMMA)
+                step = gsl_ran_gamma(tc->rng, 1.0 / (t->cv * t->cv), t->cv * t->cv);
+            op += step;
+            at = sim_rate_inverse(tc->rate, op);
+        }
+        if (!(at < end))
+            return;
+        if (at > simgrid_get_clock())
+            sg_actor_sleep_until(at);
+        double now = simgrid_get_clock();
+        req *r = req_new(tc, now);
+        S.all.generated++;
+        tc->pool->counts.generated++;
+        if (measured(r))
+            S.measured.generated++;
+        S.offered[interval_of(now)] += 1;
+        route(tc->pool, r, now);
+    }
+}
+
+static void close_interval(size_t i)
+{
+    rp_sample *s = &S.out->samples[i];
+    double len = fmin(S.sc->interval_s, S.sc->duration_s - (double)i * S.sc->interval_s);
+    s->t_s = (double)i * S.sc->interval_s;
+    s->offered_qps = len > 0 ? S.offered[i] / len : 0;
+    s->p50_s = sim_hist_quantile(S.interval_latency, 0.5);
+    s->p99_s = sim_hist_quantile(S.interval_latency, 0.99);
+    sim_hist_reset(S.interval_latency);
+    for (int k = 0; k < S.sc->n_pools; k++) {
+        pool *p = &S.pools[k];
+        int depth = p->lbq.len;
+        for (int j = 0; j < p->n_nodes; j++)
+            depth += p->nodes[j].q.len;
+        s->pools[k].queue_depth = depth;
+        s->pools[k].replicas = p->n_nodes;
+    }
+}
+
+static void progress(double now)
+{
+    double w = wall_now();
+    if (w - S.last_progress_wall < 0.1 && now < S.sc->duration_s)
+        return;
+    S.last_progress_wall = w;
+    double frac = now / S.sc->duration_s;
+    int width = 30, filled = (int)(frac * width + 0.5);
+    char bar[64];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < filled ? '#' : '.';
+    bar[width] = '\0';
+    fprintf(stderr, "\r[%s] %5.1f%%  sim %.0fs  %.0f req/s (wall)  ", bar, 100 * frac, now,
+            w > 0 ? (double)S.all.generated / w : 0);
+    if (now >= S.sc->duration_s)
+        fputc('\n', stderr);
+}
+
+static void sampler(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    for (size_t i = 0; i < S.n_intervals; i++) {
+        double end = fmin((double)(i + 1) * S.sc->interval_s, S.sc->duration_s);
+        sg_actor_sleep_until(end);
+        close_interval(i);
+        if (S.progress)
+            progress(end);
+    }
+}
+
+/* ---------- platform ---------- */
+
+static int write_platform(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "<?xml version='1.0'?>\n"
+               "<!DOCTYPE platform SYSTEM \"https://simgrid.org/simgrid.dtd\">\n"
+               "<platform version=\"4.1\">\n<zone id=\"fleet\" routing=\"Full\">\n"
+               "  <host id=\"balancer\" speed=\"1Gf\" core=\"1\">\n"
+               "    <prop id=\"wattage_per_state\" value=\"0.0:0.0:0.0\"/>\n"
+               "    <prop id=\"wattage_off\" value=\"0\"/>\n  </host>\n");
+    for (int k = 0; k < S.sc->n_pools; k++) {
+        const sc_pool *pc = &S.sc->pools[k];
+        int g = pc->gpus_per_node;
+        double idle = g * pc->power.idle_w_per_gpu;
+        double one = idle + (pc->power.busy_w_per_gpu - pc->power.idle_w_per_gpu);
+        double all = g * pc->power.busy_w_per_gpu;
+        for (int j = 0; j < pc->replicas; j++) {
+            fprintf(f, "  <host id=\"%s/%d\" speed=\"1Gf\" core=\"%d\">\n"
+                       "    <prop id=\"wattage_per_state\" value=\"%.6f:%.6f:%.6f\"/>\n"
+                       "    <prop id=\"wattage_off\" value=\"%.6f\"/>\n  </host>\n",
+                    pc->name, j, g, idle, one, all, pc->power.off_w);
+            fprintf(f, "  <link id=\"%s/%d/link\" bandwidth=\"%.17gBps\" latency=\"%.17gs\"/>\n",
+                    pc->name, j, pc->link_bandwidth_Bps, pc->link_latency_s);
+        }
+    }
+    for (int k = 0; k < S.sc->n_pools; k++) {
+        const sc_pool *pc = &S.sc->pools[k];
+        for (int j = 0; j < pc->replicas; j++)
+            fprintf(f, "  <route src=\"balancer\" dst=\"%s/%d\"><link_ctn id=\"%s/%d/link\"/></route>\n",
+                    pc->name, j, pc->name, j);
+    }
+    fprintf(f, "</zone>\n</platform>\n");
+    return fclose(f);
+}
+
+/* ---------- set-up and results ---------- */
+
+static int build(void)
+{
+    const sc_scenario *sc = S.sc;
+    sg_host_t balancer = sg_host_by_name("balancer");
+    unsigned long stream = 0;
+    S.pools = calloc((size_t)sc->n_pools, sizeof *S.pools);
+    for (int k = 0; k < sc->n_pools; k++) {
+        pool *p = &S.pools[k];
+        p->cfg = &sc->pools[k];
+        p->model = &sc->models[p->cfg->model];
+        p->id = k;
+        p->n_nodes = p->cfg->replicas;
+        p->nodes = calloc((size_t)p->n_nodes, sizeof *p->nodes);
+        p->view_servers = calloc((size_t)p->n_nodes, sizeof *p->view_servers);
+        p->view.n = p->n_nodes;
+        p->view.servers = p->view_servers;
+        p->lb_rng = stream_rng(sc->seed, 1000000UL + (unsigned long)k);
+        p->balancer = lb_create(sc->lb.policy, p->n_nodes, p->lb_rng);
+        if (!p->balancer) {
+            fprintf(stderr, "fleetsim: unknown load-balancing policy '%s'\n", sc->lb.policy);
+            return -1;
+        }
+        p->lbq_capacity = sc->lb.queue_capacity;
+        p->lbq_timeout_s = sc->lb.queue_timeout_s;
+        p->busy_per_interval = calloc(S.n_intervals, sizeof(double));
+        for (int j = 0; j < p->n_nodes; j++) {
+            node *n = &p->nodes[j];
+            n->pool = p;
+            n->index = j;
+            snprintf(n->name, sizeof n->name, "%s/%d", p->cfg->name, j);
+            n->host = sg_host_by_name(n->name);
+            n->wake = sg_sem_init(0);
+            n->filled = sg_sem_init(0);
+            n->rng = stream_rng(sc->seed, 2000000UL + stream++);
+            n->batches = malloc(sizeof *n->batches * (size_t)p->cfg->gpus_per_node *
+                                (size_t)p->model->batch_max_size);
+            p->view_servers[j] = (lb_server_view){ .up = 1, .active = 0,
+                                                   .max_conns = sc->lb.max_conns, .weight = 1.0 };
+            for (int g = 0; g < p->cfg->gpus_per_node; g++) {
+                sg_actor_t a = sg_actor_init(n->name, n->host);
+                sg_actor_set_data(a, n);
+                sg_actor_daemonize(a);
+                sg_actor_start(a, gpu_worker, 0, NULL);
+            }
+        }
+        if (p->n_nodes > 0) {
+            p->route_latency_s = sg_host_get_route_latency(balancer, p->nodes[0].host);
+            p->route_bw_Bps = sg_host_get_route_bandwidth(balancer, p->nodes[0].host);
+        }
+    }
+    for (int i = 0; i < sc->lb.n_servers; i++) {
+        const sc_server *sv = &sc->lb.servers[i];
+        lb_server_view *v = &S.pools[sv->pool].view_servers[sv->index];
+        v->weight = sv->weight;
+        v->max_conns = sv->max_conns;
+    }
+    S.classes = calloc((size_t)sc->n_traffic, sizeof *S.classes);
+    for (int c = 0; c < sc->n_traffic; c++) {
+        tclass *tc = &S.classes[c];
+        tc->cfg = &sc->traffic[c];
+        tc->id = c;
+        tc->pool = &S.pools[tc->cfg->pool];
+        tc->rng = stream_rng(sc->seed, (unsigned long)c);
+        tc->rate = sim_rate_new(tc->cfg->rate, tc->cfg->n_rate);
+        tc->net_s = 2 * tc->pool->route_latency_s +
+                    (tc->cfg->bytes_in + tc->cfg->bytes_out) / tc->pool->route_bw_Bps;
+        sg_actor_t a = sg_actor_init(tc->cfg->name, balancer);
+        sg_actor_set_data(a, tc);
+        sg_actor_start(a, traffic_source, 0, NULL);
+    }
+    /* Not a daemon: the workers (daemons) live as long as it, to the end. */
+    sg_actor_t a = sg_actor_init("sampler", balancer);
+    sg_actor_start(a, sampler, 0, NULL);
+    return 0;
+}
+
+static void fill_latency(rp_latency *l, const sim_hist *h)
+{
+    l->mean = sim_hist_mean(h);
+    l->p50 = sim_hist_quantile(h, 0.5);
+    l->p90 = sim_hist_quantile(h, 0.9);
+    l->p99 = sim_hist_quantile(h, 0.99);
+    l->p999 = sim_hist_quantile(h, 0.999);
+    l->max = sim_hist_max(h);
+}
+
+/* Requests still queued whose deadline passed before the end timed out. */
+static void sweep_expired(double end)
+{
+    for (int k = 0; k < S.sc->n_pools; k++) {
+        pool *p = &S.pools[k];
+        fifo keep = { 0 };
+        req *r;
+        while ((r = fifo_pop(&p->lbq))) {
+            double gone = fmin(r->deadline_s, r->lbq_deadline_s);
+            if (gone <= end)
+                req_end(p, r, B_TIMED_OUT, gone);
+            else
+                fifo_push(&keep, r);
+        }
+        p->lbq = keep;
+        for (int j = 0; j < p->n_nodes; j++) {
+            node *n = &p->nodes[j];
+            fifo kept = { 0 };
+            while ((r = fifo_pop(&n->q))) {
+                if (r->deadline_s <= end) {
+                    p->view_servers[j].active--;
+                    req_end(p, r, B_TIMED_OUT, r->deadline_s);
+                } else {
+                    fifo_push(&kept, r);
+                }
+            }
+            n->q = kept;
+        }
+    }
+}
+
+static void collect(rp_results *out)
+{
+    const sc_scenario *sc = S.sc;
+    double dur = sc->duration_s;
+    sweep_expired(dur);
+    sg_host_energy_update_all();
+    S.all.in_flight_at_end = S.live;
+    S.measured.in_flight_at_end = S.measured.generated - S.measured.completed - S.measured.rejected -
+                                  S.measured.failed - S.measured.timed_out;
+    out->requests = S.all;
+    out->measured = S.measured;
+    fill_latency(&out->latency_s, S.latency);
+    unsigned long fin = S.measured.completed + S.measured.rejected + S.measured.failed +
+                        S.measured.timed_out;
+    out->availability = fin ? (double)S.measured.completed / (double)fin : 1.0;
+    out->throughput_qps = dur > sc->warmup_s ? (double)S.measured.completed / (dur - sc->warmup_s) : 0;
+    out->n_pools = sc->n_pools;
+    out->pools = calloc((size_t)sc->n_pools, sizeof *out->pools);
+    for (int k = 0; k < sc->n_pools; k++) {
+        pool *p = &S.pools[k];
+        rp_pool *rp = &out->pools[k];
+        rp->name = strdup(p->cfg->name);
+        rp->gpus_per_node = p->cfg->gpus_per_node;
+        rp->replicas_min = rp->replicas_max = p->n_nodes;
+        double busy = 0, joules = 0;
+        for (int j = 0; j < p->n_nodes; j++) {
+            busy += p->nodes[j].busy_gpu_s;
+            joules += sg_host_get_consumed_energy(p->nodes[j].host);
+        }
+        double gpus = (double)p->n_nodes * p->cfg->gpus_per_node;
+        rp->utilization = gpus > 0 ? busy / (gpus * dur) : 0;
+        rp->gpu_hours = gpus * dur / 3600.0;
+        rp->energy_kwh = joules / 3.6e6;
+        rp->cost = rp->gpu_hours * p->cfg->power.price_per_gpu_hour;
+        rp->counts = p->counts;
+        rp->counts.in_flight_at_end = p->counts.generated - p->counts.completed - p->counts.rejected -
+                                      p->counts.failed - p->counts.timed_out;
+        out->gpu_hours += rp->gpu_hours;
+        out->energy_kwh += rp->energy_kwh;
+        out->cost += rp->cost;
+        for (size_t i = 0; i < S.n_intervals; i++) {
+            double len = fmin(sc->interval_s, dur - (double)i * sc->interval_s);
+            out->samples[i].pools[k].busy_gpus = len > 0 ? p->busy_per_interval[i] / len : 0;
+        }
+    }
+    for (size_t i = 0; i < S.n_intervals; i++) {
+        out->samples[i].completed = S.done[B_COMPLETED][i];
+        out->samples[i].rejected = S.done[B_REJECTED][i];
+        out->samples[i].failed = S.done[B_FAILED][i];
+        out->samples[i].timed_out = S.done[B_TIMED_OUT][i];
+    }
+}
+
+static void teardown(void)
+{
+    for (int k = 0; k < S.sc->n_pools; k++) {
+        pool *p = &S.pools[k];
+        for (int j = 0; j < p->n_nodes; j++) {
+            gsl_rng_free(p->nodes[j].rng);
+            free(p->nodes[j].batches);
+        }
+        lb_destroy(p->balancer);
+        gsl_rng_free(p->lb_rng);
+        free(p->nodes);
+        free(p->view_servers);
+        free(p->busy_per_interval);
+    }
+    for (int c = 0; c < S.sc->n_traffic; c++) {
+        gsl_rng_free(S.classes[c].rng);
+        sim_rate_free(S.classes[c].rate);
+    }
+    for (size_t i = 0; i < S.n_blocks; i++)
+        free(S.blocks[i]);
+    free(S.blocks);
+    free(S.pools);
+    free(S.classes);
+    free(S.offered);
+    for (int b = 0; b < 4; b++)
+        free(S.done[b]);
+    sim_hist_free(S.latency);
+    sim_hist_free(S.interval_latency);
+}
+
+int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
+{
+    memset(&S, 0, sizeof S);
+    clock_gettime(CLOCK_MONOTONIC, &S.wall0);
+    S.sc = sc;
+    S.out = out;
+    S.progress = opt && opt->progress;
+    S.n_intervals = (size_t)ceil(sc->duration_s / sc->interval_s);
+    if (S.n_intervals == 0)
+        S.n_intervals = 1;
+    S.offered = calloc(S.n_intervals, sizeof *S.offered);
+    for (int b = 0; b < 4; b++)
+        S.done[b] = calloc(S.n_intervals, sizeof(unsigned long));
+    S.latency = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
+    S.interval_latency = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
+
+    memset(out, 0, sizeof *out);
+    out->scenario = strdup(sc->name);
+    out->seed = sc->seed;
+    out->sim_time_s = sc->duration_s;
+    out->warmup_s = sc->warmup_s;
+    out->interval_s = sc->interval_s;
+    out->slo_latency_p99_s = sc->slo.latency_p99_s;
+    out->slo_availability = sc->slo.availability;
+    out->n_samples = S.n_intervals;
+    out->samples = calloc(S.n_intervals, sizeof *out->samples);
+    for (size_t i = 0; i < S.n_intervals; i++)
+        out->samples[i].pools = calloc((size_t)sc->n_pools, sizeof(rp_pool_sample));
+
+    char *args[] = { "fleetsim", "--log=root.thres:critical", "--cfg=contexts/factory:ucontext", NULL };
+    int argc = 3;
+    simgrid_init(&argc, args);
+    sg_host_energy_plugin_init();
+    char plat[] = "/tmp/fleetsim-platform-XXXXXX";
+    int fd = mkstemp(plat);
+    if (fd < 0 || (close(fd), write_platform(plat)) != 0) {
+        perror("fleetsim: platform file");
+        return -1;
+    }
+    simgrid_load_platform(plat);
+    unlink(plat);
+
+    rp_add_event(out, 0, "run_start", sc->name, NULL);
+    for (int k = 0; k < sc->n_pools; k++) {
+        for (int j = 0; j < sc->pools[k].replicas; j++) {
+            char name[96];
+            snprintf(name, sizeof name, "%s/%d", sc->pools[k].name, j);
+            rp_add_event(out, 0, "node_ready", name, NULL);
+        }
+    }
+    if (build() != 0) {
+        teardown();
+        return -1;
+    }
+    simgrid_run_until(sc->duration_s);
+    collect(out);
+    rp_add_event(out, sc->duration_s, "run_end", sc->name, NULL);
+    out->wall_time_s = wall_now();
+    teardown();
+    return 0;
+}
