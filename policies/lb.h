@@ -56,6 +56,15 @@ struct lb_ops {
     lb_done_fn *on_done;   /* optional: a request finished on a server */
     lb_free_fn *destroy;   /* optional */
 };
+/*
+ * How lb.c calls these, in one place:
+ * - A policy without state leaves init NULL. A policy with init returns NULL
+ *   from it only on failure (no memory, or a NULL rng for a policy that
+ *   draws random numbers); lb_create then returns NULL.
+ * - destroy NULL means the state, if any, is released with free().
+ * - view->n may differ from the n_servers given to init (a pool that was
+ *   scaled out or in); a policy must size its state by view->n.
+ */
 
 /* One policy instance for one pool. */
 typedef struct lb lb;
@@ -67,8 +76,12 @@ const struct lb_ops *lb_find(const char *name);
 /* Writes "a, b, c" (every registered name) into buf; returns buf. */
 char *lb_names(char *buf, size_t len);
 
-/* NULL if name is unknown. rng is borrowed and must outlive the instance. */
+/* NULL if name is unknown or the policy cannot start (see init above).
+ * rng is borrowed and must outlive the instance. */
 lb *lb_create(const char *name, int n_servers, gsl_rng *rng);
+/* The same from an ops struct that need not be registered (tests, plugins).
+ * NULL if ops lacks a name or a pick method. */
+lb *lb_create_ops(const struct lb_ops *ops, int n_servers, gsl_rng *rng);
 /* -1 if no server is eligible; otherwise an eligible server (asserted). */
 int lb_pick(lb *b, const lb_view *view, const lb_request *req);
 void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, int ok);

@@ -1,0 +1,17 @@
+/*
+ * lb_policies.h - every load-balancing policy compiled into fleetsim_policies.
+ *
+ * Internal to policies/: the engine finds a policy by name through
+ * lb_find()/lb_create() and never names one of these symbols. A new policy
+ * adds its extern here and its entry in registry.c.
+ */
+#ifndef FLEETSIM_LB_POLICIES_H
+#define FLEETSIM_LB_POLICIES_H
+
+#include "lb.h"
+
+extern const struct lb_ops lb_round_robin;
+extern const struct lb_ops lb_random;
+extern const struct lb_ops lb_least_conn;
+
+#endif
