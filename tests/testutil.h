@@ -1,0 +1,114 @@
+/*
+ * testutil.h - helpers for tests that drive the fleetsim binary: run it with
+ * a scenario written to a temporary directory, read summary.json back with
+ * cJSON. The binary's path comes from CTest (FLEETSIM_BIN), the source tree
+ * from FLEETSIM_SRC. Header-only so each test executable stays one file.
+ */
+#ifndef FLEETSIM_TESTUTIL_H
+#define FLEETSIM_TESTUTIL_H
+
+#include <cjson/cJSON.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static inline const char *tu_bin(void)
+{
+    const char *b = getenv("FLEETSIM_BIN");
+    return b ? b : "./fleetsim";
+}
+
+static inline const char *tu_src(void)
+{
+    const char *s = getenv("FLEETSIM_SRC");
+    return s ? s : "..";
+}
+
+/* A fresh temporary directory; the caller frees the string. */
+static inline char *tu_tmpdir(void)
+{
+    char *d = strdup("/tmp/fleetsim-test-XXXXXX");
+    if (!mkdtemp(d)) {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+static inline void tu_write(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* Reads a whole file; NULL if it cannot. The caller frees it. */
+static inline char *tu_read(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    size_t got = fread(buf, 1, (size_t)n, f);
+    buf[got] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* Runs a shell command line (formatted), stdout+stderr to `log` if given.
+ * Returns the exit status, or -1 if it did not exit normally. */
+static inline int tu_sh(const char *log, const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    if (log && n > 0 && (size_t)n < sizeof cmd - 64)
+        snprintf(cmd + n, sizeof cmd - (size_t)n, " >'%s' 2>&1", log);
+    int st = system(cmd);
+    if (st == -1 || !WIFEXITED(st))
+        return -1;
+    return WEXITSTATUS(st);
+}
+
+/* Parsed summary.json of DIR; NULL if missing or invalid. */
+static inline cJSON *tu_summary(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    char *text = tu_read(path);
+    if (!text)
+        return NULL;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    return j;
+}
+
+/* Number at a dotted path ("latency_s.p99"); NAN if absent. */
+static inline double tu_num(const cJSON *j, const char *path)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    const cJSON *cur = j;
+    for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, "."))
+        cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
+    return cur && cJSON_IsNumber(cur) ? cur->valuedouble : (0.0 / 0.0);
+}
+
+static inline void tu_rm_rf(const char *dir)
+{
+    if (dir && !strncmp(dir, "/tmp/fleetsim-test-", 19))
+        tu_sh(NULL, "rm -rf '%s'", dir);
+}
+
+#endif
