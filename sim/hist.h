@@ -28,5 +28,9 @@ double sim_hist_min(const sim_hist *h);    /* exact; 0 when empty */
 double sim_hist_max(const sim_hist *h);    /* exact; 0 when empty */
 /* q in [0,1]; 0 when empty. */
 double sim_hist_quantile(const sim_hist *h, double q);
+/* Number of bins: ceil(log(max/min) / log(1 + 2*rel_err)), fixed at creation. */
+size_t sim_hist_bins(const sim_hist *h);
+/* Bin i covers [*lo, *hi) and holds *count samples; -1 if i is out of range. */
+int sim_hist_bin(const sim_hist *h, size_t i, double *lo, double *hi, size_t *count);
 
 #endif
