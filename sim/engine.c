@@ -78,6 +78,7 @@ typedef struct {
     sg_sem_t filled;
     gsl_rng *rng;
     req **batches;       /* gpus_per_node * batch_max_size slots */
+    double *run_t0_s;    /* per worker: start of its running batch, or -1 */
     double busy_gpu_s;
     int busy_gpus;
     int next_worker;     /* hands each worker its batch slots */
@@ -336,6 +337,19 @@ static void drain_balancer_queue(pool *p, double now)
 
 /* ---------- actors ---------- */
 
+static void account_busy(pool *p, node *n, double t0, double t1)
+{
+    n->busy_gpu_s += t1 - t0;
+    for (double a = t0; a < t1;) { /* busy time per interval */
+        size_t i = interval_of(a);
+        double end = fmin(t1, (double)(i + 1) * S.sc->interval_s);
+        if (i == S.n_intervals - 1)
+            end = t1;
+        p->busy_per_interval[i] += end - a;
+        a = end;
+    }
+}
+
 static void gpu_worker(int argc, char *argv[])
 {
     (void)argc;
@@ -344,7 +358,8 @@ static void gpu_worker(int argc, char *argv[])
     pool *p = n->pool;
     const sc_model *m = p->model;
     int max = m->batch_max_size;
-    req **batch = n->batches + (size_t)max * (size_t)n->next_worker++;
+    int me = n->next_worker++;
+    req **batch = n->batches + (size_t)max * (size_t)me;
 
     for (;;) {
         /* Idle while there is nothing to do or another worker is forming
@@ -393,18 +408,12 @@ static void gpu_worker(int argc, char *argv[])
         double service_s = sc_model_mean_s(m, b) * (work / b) * draw_unit(&m->noise, n->rng);
         n->busy_gpus++;
         double t0 = now;
+        n->run_t0_s[me] = t0;
         sg_actor_execute(service_s * SIM_FLOPS_PER_S);
         double t1 = simgrid_get_clock();
+        n->run_t0_s[me] = -1;
         n->busy_gpus--;
-        n->busy_gpu_s += t1 - t0;
-        for (double a = t0; a < t1;) { /* busy time per interval */
-            size_t i = interval_of(a);
-            double end = fmin(t1, (double)(i + 1) * S.sc->interval_s);
-            if (i == S.n_intervals - 1)
-                end = t1;
-            p->busy_per_interval[i] += end - a;
-            a = end;
-        }
+        account_busy(p, n, t0, t1);
         for (int i = 0; i < b; i++) {
             req *r = batch[i];
             p->view_servers[n->index].active--;
@@ -583,6 +592,9 @@ static int build(void)
             n->rng = stream_rng(sc->seed, 2000000UL + stream++);
             n->batches = malloc(sizeof *n->batches * (size_t)p->cfg->gpus_per_node *
                                 (size_t)p->model->batch_max_size);
+            n->run_t0_s = malloc(sizeof *n->run_t0_s * (size_t)p->cfg->gpus_per_node);
+            for (int g = 0; g < p->cfg->gpus_per_node; g++)
+                n->run_t0_s[g] = -1;
             p->view_servers[j] = (lb_server_view){ .up = 1, .active = 0,
                                                    .max_conns = sc->lb.max_conns, .weight = 1.0 };
             for (int g = 0; g < p->cfg->gpus_per_node; g++) {
@@ -689,6 +701,11 @@ static void collect(rp_results *out)
         rp->gpus_per_node = p->cfg->gpus_per_node;
         rp->replicas_min = rp->replicas_max = p->n_nodes;
         double busy = 0, joules = 0;
+        for (int j = 0; j < p->n_nodes; j++) { /* batches still running count up to the end */
+            for (int g = 0; g < p->cfg->gpus_per_node; g++)
+                if (p->nodes[j].run_t0_s[g] >= 0)
+                    account_busy(p, &p->nodes[j], p->nodes[j].run_t0_s[g], dur);
+        }
         for (int j = 0; j < p->n_nodes; j++) {
             busy += p->nodes[j].busy_gpu_s;
             joules += sg_host_get_consumed_energy(p->nodes[j].host);
@@ -724,6 +741,7 @@ static void teardown(void)
         for (int j = 0; j < p->n_nodes; j++) {
             gsl_rng_free(p->nodes[j].rng);
             free(p->nodes[j].batches);
+            free(p->nodes[j].run_t0_s);
         }
         lb_destroy(p->balancer);
         gsl_rng_free(p->lb_rng);
