@@ -740,6 +740,8 @@ static void teardown(void)
         pool *p = &S.pools[k];
         for (int j = 0; j < p->n_nodes; j++) {
             gsl_rng_free(p->nodes[j].rng);
+            sg_sem_destroy(p->nodes[j].wake);
+            sg_sem_destroy(p->nodes[j].filled);
             free(p->nodes[j].batches);
             free(p->nodes[j].run_t0_s);
         }
