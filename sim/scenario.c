@@ -1335,15 +1335,14 @@ static void load_traffic(ld *L, yaml_node_t *n, sc_scenario *sc)
             if (name.val == NULL) {
                 errn(L, item, "%s: missing required key name", p);
             } else if (want_str(L, name.val, join(np, p, "name"), 1, &t->name) == 0) {
-                join(p, "traffic", t->name);
-                for (long j = 0; j < i; j++)
-                    if (sc->traffic[j].name && strcmp(sc->traffic[j].name, t->name) == 0) {
-                        errn(L, name.val, "%s: duplicate traffic name %s (also item %ld)", p,
-                             show(name.val, buf), j);
-                        break;
-                    }
-            } else {
-                join(p, "traffic", idx);
+                long j = 0;
+                while (j < i && !(sc->traffic[j].name && strcmp(sc->traffic[j].name, t->name) == 0))
+                    j++;
+                if (j < i) /* keep the index path: the name is ambiguous */
+                    errn(L, name.val, "%s: duplicate traffic name %s (also item %ld)", p,
+                         show(name.val, buf), j);
+                else
+                    join(p, "traffic", t->name);
             }
         }
         load_one_traffic(L, item, p, sc, t);
@@ -1577,6 +1576,13 @@ static void apply_override(ld *L, int set, const char *s)
         errset(L, set, 1, "empty key path before '='");
         return;
     }
+    /* Refuse a malformed path before changing anything. */
+    for (const char *c = s; c <= eq; c++)
+        if ((*c == '.' || c == eq) && (c == s || c[-1] == '.')) {
+            errset(L, set, (size_t)(c - s) + 1, "empty segment in key path \"%.*s\"",
+                   (int)(eq - s), s);
+            return;
+        }
     const char *value = eq + 1;
     size_t vcol = (size_t)(value - s) + 1;
     int cur = 1; /* root */
@@ -1589,10 +1595,6 @@ static void apply_override(ld *L, int set, const char *s)
         size_t len = (size_t)(end - seg), col = (size_t)(seg - s) + 1;
         int last = end == eq;
         int prefix = seg > s ? (int)(seg - s) - 1 : 0; /* path before this segment */
-        if (len == 0) {
-            errset(L, set, col, "empty segment in key path \"%.*s\"", (int)(eq - s), s);
-            return;
-        }
         yaml_node_t *n = node_of(L, cur);
         if (n->type == YAML_MAPPING_NODE) {
             yaml_node_pair_t *found = NULL;
@@ -1629,8 +1631,8 @@ static void apply_override(ld *L, int set, const char *s)
             if (digits) {
                 idx = len < 10 ? atol(seg) : LONG_MAX; /* atol stops at the '.' or '=' */
                 if (idx >= cnt) {
-                    errset(L, set, col, "index %.*s out of range: \"%.*s\" has %ld items",
-                           (int)len, seg, prefix, s, cnt);
+                    errset(L, set, col, "index %.*s out of range: \"%.*s\" has %ld item%s",
+                           (int)len, seg, prefix, s, cnt, cnt == 1 ? "" : "s");
                     return;
                 }
             } else {
