@@ -796,7 +796,13 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
     for (size_t i = 0; i < S.n_intervals; i++)
         out->samples[i].pools = calloc((size_t)sc->n_pools, sizeof(rp_pool_sample));
 
+    /* SimGrid's raw contexts are its fastest; AddressSanitizer only follows
+     * ucontext stack switches, so sanitizer builds use those. */
+#ifdef FLEETSIM_SANITIZE
     char *args[] = { "fleetsim", "--log=root.thres:critical", "--cfg=contexts/factory:ucontext", NULL };
+#else
+    char *args[] = { "fleetsim", "--log=root.thres:critical", "--cfg=contexts/factory:raw", NULL };
+#endif
     int argc = 3;
     simgrid_init(&argc, args);
     sg_host_energy_plugin_init();
