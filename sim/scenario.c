@@ -676,9 +676,6 @@ static const char *calib_points(const cJSON *pr, sc_calibration *c)
     if (!cJSON_IsNumber(a) || !cJSON_IsNumber(b) || !isfinite(a->valuedouble) ||
         !isfinite(b->valuedouble))
         return "fit.alpha_s and fit.beta_s must be finite numbers";
-    if (b->valuedouble < 0 || a->valuedouble + b->valuedouble <= 0)
-        return "fit must give a positive latency that does not fall with batch size "
-               "(beta_s >= 0, alpha_s + beta_s > 0)";
     c->batch = calloc((size_t)n, sizeof *c->batch);
     c->latency_s = calloc((size_t)n, sizeof *c->latency_s);
     if (c->batch == NULL || c->latency_s == NULL)
@@ -702,8 +699,10 @@ static const char *calib_points(const cJSON *pr, sc_calibration *c)
 }
 
 /* service.calibration + service.precision. Errors sit at the key, or at the
- * value when an override supplied it. */
-static int load_calibration(ld *L, const char *path, kv cal, kv prec, sc_model *m)
+ * value when an override supplied it. The fit is used outside the measured
+ * batches, so it must give a positive latency for every batch size from 1 to
+ * max_batch (a linear fit: checking both ends is enough). */
+static int load_calibration(ld *L, const char *path, kv cal, kv prec, int max_batch, sc_model *m)
 {
     char cpath[PATHLEN], ppath[PATHLEN], list[LISTLEN];
     const yaml_node_t *cat = node_set(L, cal.val) ? cal.val : cal.key;
@@ -760,6 +759,16 @@ static int load_calibration(ld *L, const char *path, kv cal, kv prec, sc_model *
         c->precision = strdup(pname);
         if (c->path == NULL || c->precision == NULL)
             problem = "out of memory";
+    }
+    char fitmsg[160];
+    for (int i = 0; problem == NULL && i < 2; i++) {
+        int b = i ? max_batch : 1;
+        if (c->alpha_s + c->beta_s * b <= 0 && (b < c->batch[0] || b > c->batch[c->n_points - 1])) {
+            int r = snprintf(fitmsg, sizeof fitmsg, "fit gives a latency <= 0 at batch %d "
+                             "(alpha_s %g + beta_s %g * %d)", b, c->alpha_s, c->beta_s, b);
+            (void)r;
+            problem = fitmsg;
+        }
     }
     if (problem) {
         errn(L, cat, "%s: \"%s\": precisions.%s: %s", cpath, rel, pname, problem);
@@ -830,7 +839,7 @@ static void load_dist(ld *L, yaml_node_t *map, const char *path, sc_dist_kind df
              path);
 }
 
-static void load_service(ld *L, yaml_node_t *svc, const char *path, sc_model *m)
+static void load_service(ld *L, yaml_node_t *svc, const char *path, int max_batch, sc_model *m)
 {
     static const char *const keys[] = {"distribution", "mean", "base", "per_item", "cv",
                                        "samples", "calibration", "precision", "noise", NULL};
@@ -854,7 +863,7 @@ static void load_service(ld *L, yaml_node_t *svc, const char *path, sc_model *m)
                 errn(L, e.key, "%s: %s cannot be combined with calibration (the profile gives "
                      "the mean; use noise for the spread)", path, *x);
         }
-        load_calibration(L, path, cal, prec, m);
+        load_calibration(L, path, cal, prec, max_batch, m);
         m->noise.kind = SC_DIST_DETERMINISTIC;
         if (noise.val && check_map(L, noise.val, join(p, path, "noise"), noise_keys) == 0)
             load_dist(L, noise.val, p, SC_DIST_DETERMINISTIC, &m->noise, &raw_mean,
@@ -907,10 +916,7 @@ static void load_model(ld *L, yaml_node_t *n, const char *path, sc_model *m)
     if (check_map(L, n, path, keys))
         return;
     kv svc = find(L, n, "service"), batch = find(L, n, "batch");
-    if (svc.val)
-        load_service(L, svc.val, join(p, path, "service"), m);
-    else
-        errn(L, n, "%s: missing required key service", path);
+    /* batch first: a calibration's fit is checked up to max_size */
     if (batch.val && check_map(L, batch.val, join(p, path, "batch"), batch_keys) == 0) {
         char q[PATHLEN];
         kv ms = find(L, batch.val, "max_size"), mw = find(L, batch.val, "max_wait");
@@ -919,6 +925,10 @@ static void load_model(ld *L, yaml_node_t *n, const char *path, sc_model *m)
         if (mw.val)
             want_dur(L, mw.val, join(q, p, "max_wait"), 0, &m->batch_max_wait_s);
     }
+    if (svc.val)
+        load_service(L, svc.val, join(p, path, "service"), m->batch_max_size, m);
+    else
+        errn(L, n, "%s: missing required key service", path);
 }
 
 /* Entries of a name -> item mapping (models, pools): usable keys only. */

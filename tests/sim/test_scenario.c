@@ -981,6 +981,14 @@ static void test_calibration_errors(void)
     write_file(path, "{\"schema\": ");
     fmt(path, sizeof path, "%s/other.json", g_dir);
     write_file(path, "{\"schema\": \"something-else/2\", \"precisions\": {}}");
+    fmt(path, sizeof path, "%s/negfit.json", g_dir);
+    write_file(path, "{\"schema\": \"fleetsim-calibration/1\", \"precisions\": {\"int8\": "
+                     "{\"batch\": [2, 4], \"latency_s\": [0.1, 0.1], "
+                     "\"fit\": {\"alpha_s\": -0.5, \"beta_s\": 0.1}}}}");
+    fmt(path, sizeof path, "%s/flat.json", g_dir);
+    write_file(path, "{\"schema\": \"fleetsim-calibration/1\", \"precisions\": {\"fp16\": "
+                     "{\"batch\": [1, 8], \"latency_s\": [0.010, 0.0095], "
+                     "\"fit\": {\"alpha_s\": 0.01005, \"beta_s\": -0.00005}}}}");
     fmt(path, sizeof path, "%s/unsorted.json", g_dir);
     write_file(path, "{\"schema\": \"fleetsim-calibration/1\", \"precisions\": {\"fp16\": "
                      "{\"batch\": [1, 4, 2], \"latency_s\": [1, 2, 3], "
@@ -996,6 +1004,7 @@ static void test_calibration_errors(void)
              "  f: {service: {calibration: unsorted.json, precision: fp16}}\n"
              "  g: {service: {calibration: %s/cpu-int8.json, precision: int8, mean: 1s,\n"
              "                noise: {distribution: lognormal}}}\n"
+             "  h: {service: {calibration: negfit.json, precision: int8}, batch: {max_size: 4}}\n"
              "pools: {gpu: {model: a, replicas: 1}}\n"
              "traffic: [{name: api, pool: gpu, arrivals: {rate: 1}}]\n",
              g_data, g_data, g_data);
@@ -1022,7 +1031,24 @@ static void test_calibration_errors(void)
     CU_ASSERT(has_line(line));
     CU_ASSERT(has_line("11:39: models.g.service.noise: distribution lognormal needs cv (a "
                        "number > 0)"));
-    CU_ASSERT_EQUAL(count_lines(g_err), 8);
+    CU_ASSERT(has_line("12:17: models.h.service.calibration: \"negfit.json\": precisions.int8: "
+                       "fit gives a latency <= 0 at batch 1 (alpha_s -0.5 + beta_s 0.1 * 1)"));
+    CU_ASSERT_EQUAL(count_lines(g_err), 9);
+
+    /* A fit falling with batch size is fine while it stays positive where it
+     * is used (the measured range covers batch 1..max_size here). */
+    sc_scenario *sc = expect_ok("name: t\nduration: 1h\n"
+                                "models: {m: {service: {calibration: flat.json, precision: fp16},"
+                                " batch: {max_size: 8}}}\n"
+                                "pools: {gpu: {model: m, replicas: 1}}\n"
+                                "traffic: [{name: api, pool: gpu, arrivals: {rate: 1}}]\n",
+                                NULL, 0);
+    if (sc) {
+        CU_ASSERT_DOUBLE_EQUAL(sc_model_mean_s(&sc->models[0], 1), 0.010, 1e-15);
+        CU_ASSERT_DOUBLE_EQUAL(sc_model_mean_s(&sc->models[0], 8), 0.0095, 1e-15);
+        CU_ASSERT_DOUBLE_EQUAL(sc->models[0].calibration->beta_s, -0.00005, 0);
+    }
+    sc_free(sc);
 
     /* A profile error caused by an override points into the override. */
     fmt(yaml, sizeof yaml,
@@ -1085,7 +1111,7 @@ int main(void)
     /* Remove the temporary directory and what the tests wrote there. */
     static const char *const files[] = {
         "scenario.yaml", "lat.csv", "arr.csv", "bad.csv", "neg.csv", "back.csv", "empty.csv",
-        "notjson.json", "other.json", "unsorted.json", "sub/lat.csv", "sub/s.yaml", "sub", NULL};
+        "notjson.json", "other.json", "unsorted.json", "negfit.json", "flat.json", "sub/lat.csv", "sub/s.yaml", "sub", NULL};
     for (const char *const *f = files; *f; f++) {
         char p[PATH_MAX + 32];
         fmt(p, sizeof p, "%s/%s", g_dir, *f);
