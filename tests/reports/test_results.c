@@ -1,0 +1,154 @@
+/*
+ * test_results.c - the writers on hand-built results: every contract key of
+ * summary.json with the right values, byte-identical output for identical
+ * results, the conservation and SLO checks, the CSV's shape.
+ */
+#include "results.h"
+
+#include <CUnit/Basic.h>
+#include <cjson/cJSON.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void fill(rp_results *r)
+{
+    memset(r, 0, sizeof *r);
+    r->scenario = strdup("unit");
+    r->seed = 9;
+    r->sim_time_s = 120;
+    r->interval_s = 60;
+    r->requests = (rp_counts){ 100, 90, 4, 3, 2, 1 };
+    r->measured = (rp_counts){ 80, 75, 2, 1, 1, 1 };
+    r->latency_s = (rp_latency){ 0.5, 0.4, 0.8, 1.2, 1.9, 2.0 };
+    r->availability = 75.0 / 79.0;
+    r->throughput_qps = 0.625;
+    r->n_pools = 1;
+    r->pools = calloc(1, sizeof *r->pools);
+    r->pools[0] = (rp_pool){ .name = strdup("gpu&<x>"), .gpus_per_node = 4, .replicas_min = 2,
+                             .replicas_max = 3, .utilization = 0.25, .gpu_hours = 0.5,
+                             .energy_kwh = 0.1, .cost = 1.5 };
+    r->gpu_hours = 0.5;
+    r->energy_kwh = 0.1;
+    r->cost = 1.5;
+    r->n_samples = 2;
+    r->samples = calloc(2, sizeof *r->samples);
+    for (int i = 0; i < 2; i++) {
+        r->samples[i].t_s = 60.0 * i;
+        r->samples[i].completed = 45;
+        r->samples[i].pools = calloc(1, sizeof(rp_pool_sample));
+        r->samples[i].pools[0].replicas = 2 + i;
+    }
+    rp_add_event(r, 0, "run_start", "unit", NULL);
+    rp_add_event(r, 120, "run_end", NULL, "quote \" and newline \n");
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return strdup(buf);
+}
+
+static void test_summary_keys_and_values(void)
+{
+    rp_results r;
+    fill(&r);
+    char path[] = "/tmp/fleetsim-summary-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    CU_ASSERT_EQUAL_FATAL(rp_write_summary(&r, path), 0);
+    char *text = slurp(path);
+    cJSON *j = cJSON_Parse(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(j, "scenario")->valuestring, "unit");
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(j, "seed")->valuedouble, 9);
+    cJSON *req = cJSON_GetObjectItem(j, "requests");
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(req, "timed_out")->valuedouble, 2);
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(req, "in_flight_at_end")->valuedouble, 1);
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "latency_s"), "p999")->valuedouble,
+                           1.9, 1e-15);
+    cJSON *pool = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "pools"), "gpu&<x>");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(pool, "replicas_max")->valuedouble, 3);
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(pool, "utilization")->valuedouble, 0.25, 0);
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "cost"), "energy_kwh")->valuedouble,
+                           0.1, 0);
+    CU_ASSERT(cJSON_IsArray(cJSON_GetObjectItem(j, "alerts")));
+    CU_ASSERT(cJSON_IsArray(cJSON_GetObjectItem(j, "scaling_events")));
+    CU_ASSERT(cJSON_IsArray(cJSON_GetObjectItem(j, "faults")));
+    CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "slo"), "met")));
+    /* identical results -> identical bytes */
+    CU_ASSERT_EQUAL(rp_write_summary(&r, path), 0);
+    char *again = slurp(path);
+    CU_ASSERT_STRING_EQUAL(text, again);
+    free(again);
+    free(text);
+    cJSON_Delete(j);
+    unlink(path);
+    rp_results_free(&r);
+}
+
+static void test_conservation_and_slo(void)
+{
+    rp_counts ok = { 10, 5, 2, 1, 1, 1 }, bad = { 10, 5, 2, 1, 1, 0 };
+    CU_ASSERT_TRUE(rp_conserved(&ok));
+    CU_ASSERT_FALSE(rp_conserved(&bad));
+    rp_results r;
+    fill(&r);
+    CU_ASSERT_EQUAL(rp_slo_met(&r), -1);
+    r.slo_latency_p99_s = 1.5;
+    CU_ASSERT_EQUAL(rp_slo_met(&r), 1);
+    r.slo_latency_p99_s = 1.0; /* p99 is 1.2 */
+    CU_ASSERT_EQUAL(rp_slo_met(&r), 0);
+    r.slo_latency_p99_s = 0;
+    r.slo_availability = 0.9; /* 0.949 */
+    CU_ASSERT_EQUAL(rp_slo_met(&r), 1);
+    r.slo_availability = 0.99;
+    CU_ASSERT_EQUAL(rp_slo_met(&r), 0);
+    rp_results_free(&r);
+}
+
+static void test_timeseries_and_events(void)
+{
+    rp_results r;
+    fill(&r);
+    char path[] = "/tmp/fleetsim-ts-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    CU_ASSERT_EQUAL_FATAL(rp_write_timeseries(&r, path), 0);
+    char *csv = slurp(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
+    CU_ASSERT_PTR_NOT_NULL(strstr(csv, "gpu&<x>.replicas\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(csv, "\n60.000000,0.000000,45,0,0,0,0,0,0,0.000000,3\n"));
+    free(csv);
+    CU_ASSERT_EQUAL_FATAL(rp_write_events(&r, path), 0);
+    char *ev = slurp(path);
+    /* one JSON object per line, strings escaped */
+    CU_ASSERT_PTR_NOT_NULL(strstr(ev, "{\"t_s\":0,\"type\":\"run_start\",\"subject\":\"unit\"}\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(ev, "quote \\\" and newline \\n"));
+    free(ev);
+    unlink(path);
+    rp_results_free(&r);
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite("results", NULL, NULL);
+    CU_add_test(s, "summary.json keys and values", test_summary_keys_and_values);
+    CU_add_test(s, "conservation and SLO verdict", test_conservation_and_slo);
+    CU_add_test(s, "timeseries.csv and events.jsonl", test_timeseries_and_events);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned fails = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return fails != 0;
+}
