@@ -1,0 +1,453 @@
+/*
+ * cli.c - the realbench command line, also behind `fleetsim calibrate`.
+ *
+ * One table of subcommands (name, function, one-line help); help is printed
+ * from the same table. `cpu` measures on this machine; `cuda` writes the
+ * model's shapes to a temporary file, runs the standalone CUDA benchmark
+ * (rb_cuda_bench, found via --bench, $RB_CUDA_BENCH, the path CMake built it
+ * at, or next to this executable) and turns its CSV into a profile; `profile`
+ * does only that last step for CSVs measured elsewhere (a GPU machine);
+ * `shapes` writes the plain-text shapes the CUDA benchmark reads; `table`
+ * prints a profile; `serve` is the closed-loop serving test (serve.c).
+ * Exit status: 0 ok, 1 failure, 2 bad input, 3 no CUDA device.
+ */
+#include "realbench.h"
+
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+int *rb_parse_batches(const char *s, int *n)
+{
+    int cap = 64, *b = malloc((size_t)cap * sizeof *b);
+    long lo, hi;
+    char *end;
+    *n = 0;
+    if (!b || !s || !*s)
+        goto bad;
+    if (sscanf(s, "%ld-%ld", &lo, &hi) == 2 && strchr(s, '-') && !strchr(s, ',')) {
+        if (lo < 1 || hi < lo || hi > 1 << 20)
+            goto bad;
+        for (long x = 1; x <= hi; x *= 2)
+            if (x >= lo)
+                b[(*n)++] = (int)x;
+        return b;
+    }
+    while (*s) {
+        long x = strtol(s, &end, 10);
+        if (end == s || x < 1 || x > 1 << 20 || (*end && *end != ',') || *n == cap)
+            goto bad;
+        b[(*n)++] = (int)x;
+        s = *end ? end + 1 : end;
+    }
+    if (*n)
+        return b;
+bad:
+    free(b);
+    *n = 0;
+    return NULL;
+}
+
+/* `--name value` or `--name=value`; advances *i past what it used. */
+static const char *optval(int argc, char **argv, int *i, const char *name)
+{
+    size_t len = strlen(name);
+    if (strncmp(argv[*i], name, len))
+        return NULL;
+    if (argv[*i][len] == '=')
+        return argv[*i] + len + 1;
+    if (argv[*i][len] || *i + 1 >= argc)
+        return NULL;
+    return argv[++*i];
+}
+
+static int posint(const char *s, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < 1 || v > INT_MAX)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int write_profile_from_raw(const rb_raw *raw, const char *out, FILE *err)
+{
+    cJSON *p = rb_profile_build(raw, err);
+    if (!p)
+        return 1;
+    int rc = rb_profile_write(p, out, err) ? 1 : 0;
+    cJSON_Delete(p);
+    return rc;
+}
+
+static int write_raw(const rb_raw *raw, const char *path, FILE *err)
+{
+    FILE *f = fopen(path, "w");
+    if (!f || rb_raw_write_csv(raw, f) || fclose(f)) {
+        fprintf(err, "%s: cannot write raw CSV\n", path);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_cpu(int argc, char **argv)
+{
+    rb_cpu_opts o;
+    rb_cpu_opts_default(&o);
+    const char *out = NULL, *rawp = NULL, *v;
+    int *batches = NULL, rc = 2;
+    for (int i = 1; i < argc; i++) {
+        if ((v = optval(argc, argv, &i, "--model")))
+            o.model_path = v;
+        else if ((v = optval(argc, argv, &i, "--out")))
+            out = v;
+        else if ((v = optval(argc, argv, &i, "--raw")))
+            rawp = v;
+        else if ((v = optval(argc, argv, &i, "--batches"))) {
+            free(batches);
+            if (!(batches = rb_parse_batches(v, &o.n_batches)))
+                goto usage;
+            o.batches = batches;
+        } else if ((v = optval(argc, argv, &i, "--reps"))) {
+            if (posint(v, &o.reps))
+                goto usage;
+        } else if ((v = optval(argc, argv, &i, "--warmup"))) {
+            if (posint(v, &o.warmup))
+                goto usage;
+        } else if ((v = optval(argc, argv, &i, "--rotate"))) {
+            if (posint(v, &o.rotate))
+                goto usage;
+        } else if ((v = optval(argc, argv, &i, "--threads"))) {
+            if (posint(v, &o.threads))
+                goto usage;
+        } else if ((v = optval(argc, argv, &i, "--budget-s"))) {
+            o.budget_s = atof(v);
+        } else if ((v = optval(argc, argv, &i, "--seed"))) {
+            o.seed = strtoul(v, NULL, 10);
+        } else if ((v = optval(argc, argv, &i, "--precisions"))) {
+            o.precisions = (strstr(v, "int8") ? 1 << RB_INT8 : 0) |
+                           (strstr(v, "fp32") ? 1 << RB_FP32 : 0);
+            if (!o.precisions)
+                goto usage;
+        } else if (!strcmp(argv[i], "--quiet")) {
+            o.quiet = 1;
+        } else {
+            fprintf(stderr, "realbench cpu: unknown or incomplete option '%s'\n", argv[i]);
+            goto usage;
+        }
+    }
+    if (!o.model_path || !out)
+        goto usage;
+    rb_raw raw;
+    rb_raw_init(&raw);
+    rc = rb_cpu_bench(&o, &raw, stdout, stderr);
+    if (!rc && rawp)
+        rc = write_raw(&raw, rawp, stderr);
+    if (!rc)
+        rc = write_profile_from_raw(&raw, out, stderr);
+    if (!rc && !o.quiet)
+        printf("wrote %s\n", out);
+    rb_raw_free(&raw);
+    free(batches);
+    return rc;
+usage:
+    fprintf(stderr, "usage: realbench cpu --model M.yaml --out P.json [--raw R.csv] [--batches 1,2,4|1-512]\n"
+                    "         [--reps 30] [--warmup 3] [--rotate 4] [--threads N] [--precisions int8,fp32]\n"
+                    "         [--budget-s 40] [--seed N] [--quiet]\n");
+    free(batches);
+    return 2;
+}
+
+static int shapes_to(const char *model_path, const char *out, FILE *err)
+{
+    rb_model *m = rb_model_load(model_path, err);
+    if (!m)
+        return 2;
+    FILE *f = out ? fopen(out, "w") : stdout;
+    int rc = !f || rb_model_write_shapes(m, f) ? 1 : 0;
+    if (f && f != stdout && fclose(f))
+        rc = 1;
+    if (rc)
+        fprintf(err, "%s: cannot write shapes\n", out ? out : "stdout");
+    rb_model_free(m);
+    return rc;
+}
+
+static int cmd_shapes(int argc, char **argv)
+{
+    const char *model = NULL, *out = NULL, *v;
+    for (int i = 1; i < argc; i++) {
+        if ((v = optval(argc, argv, &i, "--model")))
+            model = v;
+        else if ((v = optval(argc, argv, &i, "--out")))
+            out = v;
+        else
+            model = NULL, i = argc;
+    }
+    if (!model) {
+        fprintf(stderr, "usage: realbench shapes --model M.yaml [--out M.shapes]\n");
+        return 2;
+    }
+    return shapes_to(model, out, stderr);
+}
+
+static int cmd_profile(int argc, char **argv)
+{
+    const char *out = NULL, *v;
+    rb_raw raw;
+    rb_raw_init(&raw);
+    int n_csv = 0, rc = 0;
+    for (int i = 1; i < argc && !rc; i++) {
+        if ((v = optval(argc, argv, &i, "--out")))
+            out = v;
+        else if ((v = optval(argc, argv, &i, "--from-csv"))) {
+            rc = rb_raw_read_csv(&raw, v, stderr) ? 2 : 0;
+            n_csv++;
+            while (!rc && i + 1 < argc && strncmp(argv[i + 1], "--", 2)) {
+                rc = rb_raw_read_csv(&raw, argv[++i], stderr) ? 2 : 0;
+                n_csv++;
+            }
+        } else {
+            n_csv = 0;
+            break;
+        }
+    }
+    if (!rc && (!out || !n_csv)) {
+        fprintf(stderr, "usage: realbench profile --from-csv RAW.csv [MORE.csv...] --out P.json\n");
+        rc = 2;
+    }
+    if (!rc)
+        rc = write_profile_from_raw(&raw, out, stderr);
+    rb_raw_free(&raw);
+    return rc;
+}
+
+static const char *find_cuda_bench(const char *given)
+{
+    static char buf[PATH_MAX];
+    if (given)
+        return given;
+    const char *e = getenv("RB_CUDA_BENCH");
+    if (e && *e)
+        return e;
+#ifdef RB_CUDA_BENCH_PATH
+    if (!access(RB_CUDA_BENCH_PATH, X_OK))
+        return RB_CUDA_BENCH_PATH;
+#endif
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 32);
+    if (n > 0) {
+        buf[n] = 0;
+        char *slash = strrchr(buf, '/');
+        if (slash) {
+            strcpy(slash + 1, "rb_cuda_bench");
+            if (!access(buf, X_OK))
+                return buf;
+        }
+    }
+    return NULL;
+}
+
+static int cmd_cuda(int argc, char **argv)
+{
+    const char *model = NULL, *out = NULL, *rawp = NULL, *bench = NULL, *v;
+    const char *pass[16];
+    int np = 0;
+    for (int i = 1; i < argc; i++) {
+        if ((v = optval(argc, argv, &i, "--model")))
+            model = v;
+        else if ((v = optval(argc, argv, &i, "--out")))
+            out = v;
+        else if ((v = optval(argc, argv, &i, "--raw")))
+            rawp = v;
+        else if ((v = optval(argc, argv, &i, "--bench")))
+            bench = v;
+        else if (np < 14 && (!strcmp(argv[i], "--batches") || !strcmp(argv[i], "--reps") ||
+                             !strcmp(argv[i], "--warmup") || !strcmp(argv[i], "--rotate") ||
+                             !strcmp(argv[i], "--precisions") || !strcmp(argv[i], "--device") ||
+                             !strcmp(argv[i], "--budget-s")) && i + 1 < argc) {
+            pass[np++] = argv[i];
+            pass[np++] = argv[++i];
+        } else {
+            model = NULL;
+            break;
+        }
+    }
+    if (!model || !out) {
+        fprintf(stderr, "usage: realbench cuda --model M.yaml --out P.json [--raw R.csv] [--bench PATH]\n"
+                        "         [--batches 1,2,4] [--reps 30] [--warmup 5] [--rotate 4]\n"
+                        "         [--precisions int8,int8_dp4a,fp16,bf16,tf32,fp32] [--budget-s S]\n");
+        return 2;
+    }
+    const char *exe = find_cuda_bench(bench);
+    if (!exe) {
+        fprintf(stderr, "realbench: no rb_cuda_bench (built only when CMake finds CUDA); "
+                        "pass --bench PATH or set RB_CUDA_BENCH\n");
+        return 1;
+    }
+    char shapes[] = "/tmp/realbench-shapes-XXXXXX", csv[] = "/tmp/realbench-raw-XXXXXX";
+    int fs = mkstemp(shapes), fc = fs >= 0 ? mkstemp(csv) : -1;
+    if (fs < 0 || fc < 0) {
+        fprintf(stderr, "realbench: cannot create temporary files\n");
+        if (fs >= 0)
+            close(fs), unlink(shapes);
+        return 1;
+    }
+    close(fs);
+    close(fc);
+    int rc = shapes_to(model, shapes, stderr);
+    if (!rc) {
+        const char *args[40] = {exe, "--shapes", shapes, "--out", rawp ? rawp : csv, "--bandwidth"};
+        int na = 6;
+        for (int k = 0; k < np; k++)
+            args[na++] = pass[k];
+        args[na] = NULL;
+        pid_t pid;
+        int st = 0;
+        fflush(stdout);
+        if (posix_spawn(&pid, exe, NULL, NULL, (char *const *)args, environ) ||
+            waitpid(pid, &st, 0) < 0) {
+            fprintf(stderr, "realbench: cannot run %s\n", exe);
+            rc = 1;
+        } else if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+            int code = WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+            fprintf(stderr, "realbench: %s failed (exit %d)%s\n", exe, code,
+                    code == 3 ? ": no CUDA device" : code == 4 ? ": a correctness check failed" : "");
+            rc = code == 3 ? 3 : 1;
+        }
+    }
+    if (!rc) {
+        rb_raw raw;
+        rb_raw_init(&raw);
+        rc = rb_raw_read_csv(&raw, rawp ? rawp : csv, stderr) ? 1 : 0;
+        if (!rc)
+            rc = write_profile_from_raw(&raw, out, stderr);
+        rb_raw_free(&raw);
+        if (!rc)
+            printf("wrote %s\n", out);
+    }
+    unlink(shapes);
+    unlink(csv);
+    return rc;
+}
+
+static void print_row(const char *prec, const cJSON *o)
+{
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "batch");
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, "latency_s");
+    const cJSON *p10 = cJSON_GetObjectItemCaseSensitive(o, "p10_s");
+    const cJSON *p90 = cJSON_GetObjectItemCaseSensitive(o, "p90_s");
+    int n = cJSON_GetArraySize(b);
+    for (int i = 0; i < n; i++) {
+        double bb = cJSON_GetArrayItem(b, i)->valuedouble, lat = cJSON_GetArrayItem(l, i)->valuedouble;
+        printf("%-10s %6.0f %12.4f %12.4f %12.4f %14.3f\n", prec, bb, lat * 1e3,
+               cJSON_GetArrayItem(p10, i) ? cJSON_GetArrayItem(p10, i)->valuedouble * 1e3 : 0,
+               cJSON_GetArrayItem(p90, i) ? cJSON_GetArrayItem(p90, i)->valuedouble * 1e3 : 0,
+               lat / bb * 1e6);
+    }
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, "fit");
+    if (f)
+        printf("%-10s fit: latency = %.4g ms + %.4g ms * batch (residual sd %.3g ms, r2 %.4f)\n", prec,
+               cJSON_GetObjectItemCaseSensitive(f, "alpha_s")->valuedouble * 1e3,
+               cJSON_GetObjectItemCaseSensitive(f, "beta_s")->valuedouble * 1e3,
+               cJSON_GetObjectItemCaseSensitive(f, "residual_sd_s")->valuedouble * 1e3,
+               cJSON_GetObjectItemCaseSensitive(f, "r2")->valuedouble);
+}
+
+static int cmd_table(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: realbench table P.json\n");
+        return 2;
+    }
+    cJSON *p = rb_profile_read(argv[1], stderr);
+    if (!p)
+        return 2;
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(p, "device");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(p, "model");
+    printf("%s on %s\n", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "name")),
+           cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "name")));
+    printf("%-10s %6s %12s %12s %12s %14s\n", "precision", "batch", "median_ms", "p10_ms",
+           "p90_ms", "per_item_us");
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(p, "precisions");
+    for (const cJSON *o = pr ? pr->child : NULL; o; o = o->next)
+        print_row(o->string, o);
+    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(p, "speedup");
+    const cJSON *sb = cJSON_GetObjectItemCaseSensitive(sp, "batch");
+    for (const cJSON *s = sp ? sp->child : NULL; s; s = s->next) {
+        if (!strcmp(s->string, "batch"))
+            continue;
+        printf("speedup %-18s", s->string);
+        for (int i = 0; i < cJSON_GetArraySize(s); i++) {
+            const cJSON *x = cJSON_GetArrayItem(s, i);
+            if (cJSON_IsNumber(x))
+                printf(" b%.0f:%.2f", cJSON_GetArrayItem(sb, i)->valuedouble, x->valuedouble);
+        }
+        printf("\n");
+    }
+    cJSON_Delete(p);
+    return 0;
+}
+
+typedef int cmd_fn(int argc, char **argv);
+static const struct {
+    const char *name;
+    cmd_fn *fn;
+    const char *help;
+} commands[] = {
+    {"cpu", cmd_cpu, "measure a model's INT8/FP32 kernels on this CPU, write a profile"},
+    {"cuda", cmd_cuda, "measure a model on the GPU (runs rb_cuda_bench), write a profile"},
+    {"serve", rb_serve_main, "closed loop: a real INT8 serving loop under Poisson load"},
+    {"profile", cmd_profile, "turn raw CSV measurements (from rb_cuda_bench) into a profile"},
+    {"shapes", cmd_shapes, "write a model's GEMM shapes for rb_cuda_bench"},
+    {"table", cmd_table, "print a profile as a table"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: realbench <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n`realbench <command> --help` for a command's options.\n");
+}
+
+int rb_main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "realbench: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
+
+int rb_calibrate_main(int argc, char **argv)
+{
+    const char *device = NULL, *v;
+    const char *args[64];
+    int na = 1;
+    for (int i = 1; i < argc && na < 62; i++) {
+        if ((v = optval(argc, argv, &i, "--device")))
+            device = v;
+        else
+            args[na++] = argv[i];
+    }
+    if (!device || (strcmp(device, "cpu") && strcmp(device, "cuda"))) {
+        fprintf(stderr, "usage: fleetsim calibrate --device cuda|cpu --model realbench/models/X.yaml "
+                        "--out profile.json [--batches 1,2,4,...] [--reps N]\n");
+        return 2;
+    }
+    args[0] = device;
+    args[na] = NULL;
+    return !strcmp(device, "cpu") ? cmd_cpu(na, (char **)args) : cmd_cuda(na, (char **)args);
+}

@@ -1,0 +1,182 @@
+/*
+ * realbench.h - service times measured from real inference kernels.
+ *
+ * A model (realbench/models/NAME.yaml) is compiled into a list of GEMM ops with
+ * the shapes the model really computes. The CPU benchmark runs them with INT8
+ * (int8 x int8 -> int32, requantised between layers) and FP32 kernels on a
+ * thread pool; the CUDA benchmark (realbench/cuda/rb_cuda_bench.cu, a separate
+ * program that needs only nvcc) runs them with cuBLASLt / cuBLAS / a dp4a
+ * kernel and writes raw timings as CSV. Both feed the same raw-measurement
+ * structure, from which a calibration profile (JSON, schema in
+ * realbench/README.md) is built: per precision the median and spread by batch
+ * size, a least-squares fit latency = alpha + beta * batch, and speedups.
+ * Every function that can fail returns 0 on success and writes its message to
+ * the FILE *err it is given; nothing here exits or aborts.
+ */
+#ifndef FLEETSIM_REALBENCH_H
+#define FLEETSIM_REALBENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "rb_quant.h"
+
+typedef struct cJSON cJSON;
+
+/* ---- models ------------------------------------------------------------ */
+
+/* One GEMM of the model: for each of G groups, C[M][N] = A[M][K] * B[N][K]^T
+ * (both operands K-contiguous). Per batch of b items:
+ *   b_weight: B is a weight matrix shared by all items, G = 1, M = b * m;
+ *   else:     B is an activation of each group,       G = b * groups, M = m. */
+typedef struct {
+    char name[32];
+    int groups;      /* independent products per item (attention heads) */
+    int m, n, k;     /* rows per item (1 dense, seq_len transformer), cols, depth */
+    int b_weight;    /* 1: B is a weight matrix */
+    int a_from_prev; /* 1: A is the previous op's output (same element count) */
+    rb_act act;      /* applied to the output (softmax: per row of n) */
+    int shift;       /* INT8 requantisation shift, see rb_quant.h */
+} rb_op;
+
+typedef struct {
+    char *name;
+    char *file; /* the YAML it came from, as given */
+    int n_ops;
+    rb_op *ops;
+} rb_model;
+
+/* Parses a model YAML; on error prints `file:line:col: message` to err. */
+rb_model *rb_model_load(const char *path, FILE *err);
+void rb_model_free(rb_model *m);
+/* Multiply-accumulates of one item (one request) through the whole model. */
+double rb_model_macs_per_item(const rb_model *m);
+/* Plain-text shapes for the standalone CUDA benchmark (format in README). */
+int rb_model_write_shapes(const rb_model *m, FILE *out);
+const char *rb_act_name(rb_act a);
+
+static inline int rb_op_groups(const rb_op *op, int batch)
+{
+    return op->b_weight ? 1 : batch * op->groups;
+}
+static inline int rb_op_rows(const rb_op *op, int batch)
+{
+    return op->b_weight ? batch * op->m : op->m;
+}
+
+/* ---- CPU kernels --------------------------------------------------------- */
+
+/* C[m][n] = sum_k A[m][k] * B[n][k] for 0 <= m < M and n0 <= n < n1; A and B
+ * rows are K long, C rows ldc long. Written so that GCC -O3 vectorises it. */
+void rb_gemm_s8(const int8_t *A, const int8_t *B, int32_t *C, int ldc, int M, int K,
+                int n0, int n1);
+void rb_gemm_f32(const float *A, const float *B, float *C, int ldc, int M, int K,
+                 int n0, int n1);
+/* Plain triple loops used to check the kernels (FP32 accumulates in double). */
+void rb_gemm_s8_ref(const int8_t *A, const int8_t *B, int32_t *C, int M, int N, int K);
+void rb_gemm_f32_ref(const float *A, const float *B, float *C, int M, int N, int K);
+
+/* A fixed pool of threads that run one job at a time. */
+typedef struct rb_pool rb_pool;
+typedef void rb_pool_fn(void *arg, int tid, int nthreads);
+rb_pool *rb_pool_new(int nthreads);
+void rb_pool_free(rb_pool *p);
+int rb_pool_size(const rb_pool *p);
+/* Runs fn(arg, tid, n) on every thread (tid 0 is the caller) and waits. */
+void rb_pool_run(rb_pool *p, rb_pool_fn *fn, void *arg);
+
+typedef enum { RB_INT8 = 0, RB_FP32 = 1 } rb_cpu_precision;
+const char *rb_cpu_precision_name(rb_cpu_precision p);
+
+/* A model instantiated on the CPU for batches up to max_batch: weights,
+ * `rotate` input buffer sets, activations. Inputs are random (GSL, seeded). */
+typedef struct rb_cpu_net rb_cpu_net;
+rb_cpu_net *rb_cpu_net_new(const rb_model *m, rb_cpu_precision prec, int max_batch,
+                           int rotate, unsigned long seed, FILE *err);
+void rb_cpu_net_free(rb_cpu_net *n);
+/* One forward pass of `batch` items on input set `rot` (mod rotate). */
+void rb_cpu_net_forward(rb_cpu_net *n, rb_pool *pool, int batch, int rot);
+/* Runs the forward pass and checks every op's product against the reference
+ * (exact for INT8, |err| <= tol * sum|a*b| for FP32); 0 when all match. */
+int rb_cpu_net_check(rb_cpu_net *n, rb_pool *pool, int batch, FILE *err);
+/* The final op's output of the last forward pass (int8_t* or float*). */
+const void *rb_cpu_net_output(const rb_cpu_net *n, size_t *count);
+
+/* ---- raw measurements and profiles -------------------------------------- */
+
+typedef struct {
+    char precision[32]; /* profile key: int8, int8_dp4a, fp16, bf16, fp32 */
+    char impl[32];      /* how: cpu-dot, cublaslt, dp4a, cublas */
+    int batch;
+    size_t n;
+    double *samples_s;  /* every timed repetition, seconds */
+} rb_series;
+
+/* meta: a cJSON object with device, model, created, settings, ... */
+typedef struct {
+    cJSON *meta;
+    int n_series;
+    rb_series *series;
+} rb_raw;
+
+void rb_raw_init(rb_raw *r);
+void rb_raw_free(rb_raw *r);
+/* Appends a copy of samples as a series. */
+int rb_raw_add(rb_raw *r, const char *precision, const char *impl, int batch,
+               const double *samples_s, size_t n);
+/* Sets meta[dotted.path] = value; a value that parses fully as a number is
+ * stored as a number, else as a string. */
+int rb_raw_set_meta(rb_raw *r, const char *dotted_key, const char *value);
+/* CSV: `# key=value` header lines, then precision,impl,batch,rep,latency_s. */
+int rb_raw_write_csv(const rb_raw *r, FILE *out);
+int rb_raw_read_csv(rb_raw *r, const char *path, FILE *err);
+
+typedef struct {
+    double alpha_s, beta_s, residual_sd_s, r2;
+} rb_fit;
+/* Least squares latency = alpha + beta * batch (GSL); 0 on success. */
+int rb_fit_linear(const int *batch, const double *latency_s, int n, rb_fit *fit);
+
+/* Profile JSON from raw measurements (caller cJSON_Delete's it). */
+cJSON *rb_profile_build(const rb_raw *raw, FILE *err);
+int rb_profile_write(const cJSON *profile, const char *path, FILE *err);
+cJSON *rb_profile_read(const char *path, FILE *err);
+
+/* ---- CPU benchmark -------------------------------------------------------- */
+
+typedef struct {
+    const char *model_path;
+    int *batches;
+    int n_batches;
+    int reps;      /* timed repetitions per batch (>= 30 by default) */
+    int warmup;    /* untimed repetitions first */
+    int rotate;    /* input buffer sets */
+    int threads;   /* 0 = online cores */
+    int precisions; /* bit mask of 1 << rb_cpu_precision */
+    unsigned long seed;
+    double budget_s; /* whole run; batches that would exceed it are skipped (0 = none) */
+    int quiet;
+} rb_cpu_opts;
+
+void rb_cpu_opts_default(rb_cpu_opts *o);
+/* Checks then benchmarks every precision and batch into raw (meta included). */
+int rb_cpu_bench(const rb_cpu_opts *o, rb_raw *raw, FILE *log, FILE *err);
+/* Fills device.* meta for this CPU. */
+void rb_cpu_device_meta(rb_raw *raw, int threads);
+
+/* ---- command line ---------------------------------------------------------- */
+
+/* `realbench <cmd> ...`: cpu, cuda, serve, profile, shapes. */
+int rb_main(int argc, char **argv);
+/* `realbench serve ...` (serve.c): closed-loop serving test. */
+int rb_serve_main(int argc, char **argv);
+/* `fleetsim calibrate --device cuda|cpu --model M.yaml --out P.json
+ * [--batches 1,2,4] [--reps N]`; argv[0] is the command name. Exit status:
+ * 0 ok, 2 bad input, 1 failure, 3 no CUDA device. */
+int rb_calibrate_main(int argc, char **argv);
+
+/* Parses "1,2,4" or "1-512" (powers of two); malloc'd array, NULL on error. */
+int *rb_parse_batches(const char *s, int *n);
+
+#endif
