@@ -81,9 +81,13 @@ if [ -n "$CC" ] && [ "$CC" != "90" ] && [ "$CC" -ge 75 ] 2>/dev/null; then
 fi
 
 # ---- build ----------------------------------------------------------------
-CLI=""
-BENCH=""
-if [ -z "${RB_FORCE_NVCC:-}" ] && command -v cmake >/dev/null 2>&1; then
+# RB_FORCE_NVCC=1: skip CMake, build the standalone benchmark with nvcc.
+# RB_CLI / RB_BENCH: use these prebuilt binaries instead of building.
+CLI=${RB_CLI:-}
+BENCH=${RB_BENCH:-}
+if [ -n "$CLI$BENCH" ]; then
+    log "prebuilt: realbench='${CLI:-none}' rb_cuda_bench='${BENCH:-none}'"
+elif [ -z "${RB_FORCE_NVCC:-}" ] && command -v cmake >/dev/null 2>&1; then
     log "trying the full CMake build in $BUILD (log: logs/cmake.log)"
     CMARCH=""
     for a in $ARCHS; do CMARCH="$CMARCH;$a-real"; done
@@ -223,7 +227,9 @@ for m in $MODELS; do
     fi
 done
 echo "checks:"
-grep -h "^# check" "$OUT"/raw/*.csv 2>/dev/null | sed 's/^# /  /'
+for f in "$OUT"/raw/*.csv; do
+    [ -f "$f" ] && grep -E "^# (check|error|skipped)" "$f" | sed "s|^# |  $(basename "$f" .csv): |"
+done
 [ -z "$CLI" ] && echo "profiles: make them where cJSON/GSL exist: realbench profile --from-csv $OUT/raw/MODEL-*.csv --out cuda-MODEL.json"
 echo "took $(($(date +%s) - START)) s"
 case $STATUS in
