@@ -19,7 +19,7 @@
 
 #include <math.h>
 
-#define REPS 8
+#define REPS 16
 
 static const char *TEMPLATE =
     "name: %s\n"
