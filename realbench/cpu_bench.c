@@ -83,6 +83,15 @@ void rb_cpu_device_meta(rb_raw *raw, int threads)
         rb_raw_set_meta(raw, "device.driver", q);
     }
     rb_raw_set_meta(raw, "device.cuda", "\"\"");
+    /* other work on the machine skews CPU timings: say how busy it was */
+    FILE *la = fopen("/proc/loadavg", "r");
+    double l1;
+    if (la && fscanf(la, "%lf", &l1) == 1) {
+        snprintf(q, sizeof q, "%.2f", l1);
+        rb_raw_set_meta(raw, "host.loadavg_1m_at_start", q);
+    }
+    if (la)
+        fclose(la);
     snprintf(q, sizeof q, "\"gcc %s\"", __VERSION__);
     rb_raw_set_meta(raw, "device.compiler", q);
 }

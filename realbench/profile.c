@@ -202,8 +202,9 @@ int rb_fit_linear(const int *batch, const double *latency_s, int n, rb_fit *fit)
     memset(fit, 0, sizeof *fit);
     if (n < 1)
         return -1;
-    if (n == 1) {
+    if (n == 1) { /* one point: a constant, exactly */
         fit->alpha_s = latency_s[0];
+        fit->r2 = 1;
         return 0;
     }
     double *x = malloc((size_t)n * sizeof *x);
