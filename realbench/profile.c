@@ -354,6 +354,23 @@ cJSON *rb_profile_build(const rb_raw *raw, FILE *err)
             cJSON_AddNumberToObject(f, "r2", fit.r2);
             cJSON_AddStringToObject(f, "method", "gsl_fit_linear on the medians, unweighted");
         }
+        /* The unweighted line is ruled by the largest batches (its alpha can
+         * even be negative); weighting by 1/latency^2 fits relative error,
+         * which describes small batches better. */
+        double *w = malloc((size_t)(nb ? nb : 1) * sizeof *w), *xb = malloc((size_t)(nb ? nb : 1) * sizeof *xb);
+        double c0, c1, v00, v01, v11, chisq;
+        if (w && xb && nb > 2) {
+            for (int k = 0; k < nb; k++)
+                w[k] = 1 / (med[k] * med[k]), xb[k] = b[k];
+            if (!gsl_fit_wlinear(xb, 1, w, 1, med, 1, (size_t)nb, &c0, &c1, &v00, &v01, &v11, &chisq)) {
+                cJSON *f = cJSON_AddObjectToObject(o, "fit_relative");
+                cJSON_AddNumberToObject(f, "alpha_s", c0);
+                cJSON_AddNumberToObject(f, "beta_s", c1);
+                cJSON_AddNumberToObject(f, "residual_sd_rel", sqrt(chisq / (nb - 2)));
+                cJSON_AddStringToObject(f, "method", "gsl_fit_wlinear on the medians, weights 1/latency^2");
+            }
+        }
+        free(w), free(xb);
         free(b), free(med), free(p10), free(p90), free(mn), free(mx), free(per);
     }
     /* speedup a_vs_b = latency(b) / latency(a): > 1 when a is faster */
