@@ -8,10 +8,27 @@
  * stderr and route to the first eligible server instead, because returning
  * -1 there would reject a request the pool could have served and skew the
  * results without a trace.
+ *
+ * The per-server configuration nginx gives every balancing method lives here
+ * too, so each policy gets it the same way: `down`, `backup` and passive
+ * health (max_fails / fail_timeout). nginx keeps fails / accessed / checked
+ * per peer and every method skips a peer with
+ *     max_fails && fails >= max_fails && now - checked <= fail_timeout
+ * (src/http/ngx_http_upstream_round_robin.c, ngx_http_upstream_get_peer and
+ * ngx_http_upstream_free_round_robin_peer); when no primary is left it turns
+ * to the backup peers, and when none of those is left either it resets every
+ * peer's fails ("all peers failed, mark them as live for quick recovery")
+ * and answers 502. lb_pick does the same by handing the policy a copy of the
+ * view in which the servers it may not use are not `up`: first the
+ * primaries, then, if the policy finds none, the backups. The copy is made
+ * only when some server is a backup or out; otherwise the policy sees the
+ * caller's view. One difference: nginx's clock has whole seconds, ours is the
+ * simulated time.
  */
 #include "lb.h"
 
 #include <assert.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +37,47 @@ struct lb {
     const struct lb_ops *ops;
     void *state;
     int bad_pick_reported;   /* the stderr report is printed once per instance */
+    /* nginx passive health per server (ngx_http_upstream_rr_peer_t) */
+    int cap;
+    int *fails;
+    double *accessed_s;      /* last failure */
+    double *checked_s;       /* last failure, or a pick fail_timeout after it */
+    lb_server_view *masked;  /* the view a policy sees when some are hidden */
+    int masked_cap;
 };
+
+lb_params lb_params_default(void)
+{
+    lb_params p;
+
+    memset(&p, 0, sizeof p);
+    p.choice_count = 2;           /* Envoy LeastRequest default */
+    p.active_request_bias = 1.0;  /* Envoy default */
+    p.decay_s = 10.0;             /* Finagle PeakEwma decayTime, linkerd default */
+    p.default_rtt_s = 0.030;      /* linkerd2-proxy default RTT estimate */
+    p.hash_mode = LB_HASH_CONSISTENT;
+    return p;
+}
+
+const char *lb_params_invalid(const lb_params *p)
+{
+    if (!p)
+        return "no parameters";
+    if (p->choice_count < 2)
+        return "choice_count: expected an integer >= 2";
+    if (!(p->active_request_bias >= 0.0) || isinf(p->active_request_bias))
+        return "active_request_bias: expected a number >= 0";
+    if (!(p->decay_s > 0.0) || isinf(p->decay_s))
+        return "decay: expected a duration > 0";
+    if (!(p->default_rtt_s >= 0.0) || isinf(p->default_rtt_s))
+        return "default_rtt: expected a duration >= 0";
+    if (p->hash_mode != LB_HASH_CONSISTENT && p->hash_mode != LB_HASH_PLAIN &&
+        p->hash_mode != LB_HASH_IP)
+        return "hash_mode: expected consistent, plain or ip";
+    if (memchr(p->hash_key, '\0', sizeof p->hash_key) == NULL)
+        return "hash_key: longer than 63 characters";
+    return NULL;
+}
 
 const struct lb_ops *lb_find(const char *name)
 {
@@ -49,18 +106,23 @@ char *lb_names(char *buf, size_t len)
     return buf;
 }
 
-lb *lb_create_ops(const struct lb_ops *ops, int n_servers, gsl_rng *rng)
+lb *lb_create_ops_with(const struct lb_ops *ops, int n_servers, gsl_rng *rng,
+                       const lb_params *params)
 {
+    lb_params defaults = lb_params_default();
     lb *b;
 
-    if (!ops || !ops->name || !ops->pick || n_servers < 0)
+    if (!params)
+        params = &defaults;
+    if (!ops || !ops->name || !ops->pick || n_servers < 0 || lb_params_invalid(params))
         return NULL;
     b = calloc(1, sizeof *b);
     if (!b)
         return NULL;
     b->ops = ops;
-    if (ops->init) {
-        b->state = ops->init(n_servers, rng);
+    if (ops->init_with || ops->init) {
+        b->state = ops->init_with ? ops->init_with(n_servers, rng, params)
+                                  : ops->init(n_servers, rng);
         if (!b->state) {
             free(b);
             return NULL;
@@ -69,9 +131,19 @@ lb *lb_create_ops(const struct lb_ops *ops, int n_servers, gsl_rng *rng)
     return b;
 }
 
+lb *lb_create_ops(const struct lb_ops *ops, int n_servers, gsl_rng *rng)
+{
+    return lb_create_ops_with(ops, n_servers, rng, NULL);
+}
+
+lb *lb_create_with(const char *name, int n_servers, gsl_rng *rng, const lb_params *params)
+{
+    return lb_create_ops_with(lb_find(name), n_servers, rng, params);
+}
+
 lb *lb_create(const char *name, int n_servers, gsl_rng *rng)
 {
-    return lb_create_ops(lb_find(name), n_servers, rng);
+    return lb_create_ops_with(lb_find(name), n_servers, rng, NULL);
 }
 
 static int first_eligible(const lb_view *view)
@@ -82,15 +154,68 @@ static int first_eligible(const lb_view *view)
     return -1;
 }
 
-int lb_pick(lb *b, const lb_view *view, const lb_request *req)
+/* Room for n servers of passive-health state (new ones: never failed) and
+ * of the masked view. 0 when out of memory: lb_pick then runs without
+ * passive health rather than fail. */
+static int reserve(lb *b, int n)
 {
-    int s, fallback;
+    if (n > b->cap) {
+        int *f = realloc(b->fails, (size_t)n * sizeof *f);
+        if (f)
+            b->fails = f;
+        double *a = f ? realloc(b->accessed_s, (size_t)n * sizeof *a) : NULL;
+        if (a)
+            b->accessed_s = a;
+        double *c = a ? realloc(b->checked_s, (size_t)n * sizeof *c) : NULL;
+        if (!c)
+            return 0;
+        b->checked_s = c;
+        for (int i = b->cap; i < n; i++) {
+            b->fails[i] = 0;
+            b->accessed_s[i] = -INFINITY;
+            b->checked_s[i] = -INFINITY;
+        }
+        b->cap = n;
+    }
+    if (n > b->masked_cap) {
+        lb_server_view *m = realloc(b->masked, (size_t)n * sizeof *m);
+        if (!m)
+            return 0;
+        b->masked = m;
+        b->masked_cap = n;
+    }
+    return 1;
+}
 
-    assert(b && view);
-    assert(view->n == 0 || view->servers);
-    if (view->n <= 0)
-        return -1;
-    s = b->ops->pick(b->state, view, req);
+/* nginx's `peers->single`: one server and no backup. nginx then ignores
+ * max_fails and never counts its failures. */
+static int single(const lb_view *view)
+{
+    return view->n == 1 && !view->servers[0].backup;
+}
+
+/* Out by passive health: max_fails failures, the last one (or the pick that
+ * re-checked the server after it) no longer ago than fail_timeout. */
+static int health_out(const lb *b, const lb_view *view, int i)
+{
+    const lb_server_view *s = &view->servers[i];
+
+    return i < b->cap && s->max_fails > 0 && b->fails[i] >= s->max_fails &&
+           view->now_s - b->checked_s[i] <= s->fail_timeout_s && !single(view);
+}
+
+/* May take requests now or once a slot frees: up, not down, not out. */
+static int available(const lb *b, const lb_view *view, int i)
+{
+    return view->servers[i].up && !view->servers[i].down && !health_out(b, view, i);
+}
+
+/* The policy's pick, checked against the view it was given. */
+static int checked_pick(lb *b, const lb_view *view, const lb_request *req)
+{
+    int s = b->ops->pick(b->state, view, req);
+    int fallback;
+
     if (s >= 0 && s < view->n && lb_server_eligible(&view->servers[s]))
         return s;
     fallback = first_eligible(view);   /* O(n), only off the common path */
@@ -106,13 +231,73 @@ int lb_pick(lb *b, const lb_view *view, const lb_request *req)
     return fallback;
 }
 
+/* The servers of one tier (backup = 0 primaries, 1 backups) that are not out,
+ * as the policy will see them. */
+static const lb_view *mask(lb *b, const lb_view *view, lb_view *tmp, int backup)
+{
+    for (int i = 0; i < view->n; i++) {
+        b->masked[i] = view->servers[i];
+        if (!view->servers[i].backup != !backup || health_out(b, view, i))
+            b->masked[i].up = 0;
+    }
+    *tmp = *view;
+    tmp->servers = b->masked;
+    return tmp;
+}
+
+int lb_pick(lb *b, const lb_view *view, const lb_request *req)
+{
+    int s = -1, has_backup = 0, any_out = 0, health;
+    lb_view tmp;
+
+    assert(b && view);
+    assert(view->n == 0 || view->servers);
+    if (view->n <= 0)
+        return LB_NO_UPSTREAM;
+    health = reserve(b, view->n);
+    for (int i = 0; i < view->n; i++) {
+        has_backup |= view->servers[i].backup != 0;
+        any_out |= health && health_out(b, view, i);
+    }
+    if (!health || (!has_backup && !any_out)) {
+        s = checked_pick(b, view, req);
+    } else {
+        s = checked_pick(b, mask(b, view, &tmp, 0), req);
+        if (s < 0 && has_backup)
+            s = checked_pick(b, mask(b, view, &tmp, 1), req);
+    }
+    if (s >= 0) {
+        /* nginx: once fail_timeout has passed, a pick re-checks the server;
+         * a success after that clears its failures (see lb_on_done). */
+        if (health && view->now_s - b->checked_s[s] > view->servers[s].fail_timeout_s)
+            b->checked_s[s] = view->now_s;
+        return s;
+    }
+    for (int i = 0; i < view->n; i++)
+        if (available(b, view, i))
+            return LB_BUSY;
+    for (int i = 0; i < b->cap; i++)   /* all peers failed: mark them live */
+        b->fails[i] = 0;
+    return LB_NO_UPSTREAM;
+}
+
 void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, int ok)
 {
     assert(b && view);
     assert(server >= 0 && server < view->n);
-    if (!b->ops->on_done || server < 0 || server >= view->n)
+    if (server < 0 || server >= view->n)
         return;
-    b->ops->on_done(b->state, view, server, latency_s, ok);
+    if (!single(view) && reserve(b, view->n)) {
+        if (!ok) {
+            b->fails[server]++;
+            b->accessed_s[server] = view->now_s;
+            b->checked_s[server] = view->now_s;
+        } else if (b->accessed_s[server] < b->checked_s[server]) {
+            b->fails[server] = 0;   /* a success after the re-check */
+        }
+    }
+    if (b->ops->on_done)
+        b->ops->on_done(b->state, view, server, latency_s, ok);
 }
 
 void lb_destroy(lb *b)
@@ -123,6 +308,10 @@ void lb_destroy(lb *b)
         b->ops->destroy(b->state);
     else
         free(b->state);
+    free(b->fails);
+    free(b->accessed_s);
+    free(b->checked_s);
+    free(b->masked);
     free(b);
 }
 

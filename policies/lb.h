@@ -14,12 +14,33 @@
 #include <gsl/gsl_rng.h>
 #include <stddef.h>
 
-/* What a policy may know about one server. */
+/* lb_pick's answers besides a server index. */
+#define LB_BUSY (-1)         /* every server that may take requests is at max_conns:
+                                the request may wait at the balancer */
+#define LB_NO_UPSTREAM (-2)  /* no server may take requests at all (down, not up,
+                                out by passive health, or already tried): nginx
+                                answers 502 "no live upstreams" */
+
+/* What a policy may know about one server. A view zero-initialised past
+ * `weight` means: a primary server, not down, no passive health, no name. */
 typedef struct {
     int up;          /* ready and reachable: may receive requests */
     int active;      /* requests sent to it and not yet answered (queued + running) */
     int max_conns;   /* 0 = unlimited */
     double weight;   /* > 0 */
+    /* Per-server configuration as in an nginx `server` line. Handled by the
+     * lb_pick/lb_on_done wrappers for every policy (a policy sees a view in
+     * which a server it may not use is not up). */
+    int backup;      /* nginx `backup`: used only when no primary server can
+                        take the request (not up, down, out, or at max_conns) */
+    int down;        /* nginx `down`: configured out; never used */
+    int max_fails;   /* nginx max_fails: after this many failed requests
+                        (lb_on_done ok = 0) the server is out for
+                        fail_timeout_s; 0 = passive health off */
+    double fail_timeout_s;  /* nginx fail_timeout, >= 0 (nginx's default 10 s) */
+    const char *name;  /* stable identity ("10.0.0.1:8000", "gpu/0"), used by
+                          `hash` to place the server on its ring; NULL = the
+                          decimal index. Borrowed: must outlive the view. */
 } lb_server_view;
 
 typedef struct {
@@ -33,15 +54,53 @@ typedef struct {
     unsigned long id;
     int traffic_class;
     double arrival_s;
+    unsigned long key;   /* what `hash` hashes: the client or class the
+                            request belongs to (nginx's $remote_addr, or an
+                            IPv4 address as a 32-bit number for ip_hash);
+                            requests with one key go to one server */
 } lb_request;
 
-/* A server can take one more request: up and below max_conns. */
+/* A server can take one more request: up, not down, below max_conns. */
 static inline int lb_server_eligible(const lb_server_view *s)
 {
-    return s->up && (s->max_conns == 0 || s->active < s->max_conns);
+    return s->up && !s->down && (s->max_conns == 0 || s->active < s->max_conns);
 }
 
+/* Ways `hash` turns lb_request.key into a server (lb_params.hash_mode). */
+enum lb_hash_mode {
+    LB_HASH_CONSISTENT = 0,  /* nginx `hash KEY consistent`: ketama ring */
+    LB_HASH_PLAIN = 1,       /* nginx `hash KEY`: crc32 modulo total weight */
+    LB_HASH_IP = 2,          /* nginx `ip_hash`: first three octets of the key
+                                read as an IPv4 address */
+};
+
+/* Policy parameters; start from lb_params_default() and change what a
+ * scenario sets. A policy reads only its own fields. */
+typedef struct {
+    int choice_count;            /* p2c_least_request: servers sampled per pick
+                                    (Envoy choice_count), >= 2; default 2 */
+    double active_request_bias;  /* p2c_least_request with unequal weights:
+                                    weight / (active + 1)^bias (Envoy
+                                    active_request_bias), >= 0; default 1 */
+    double decay_s;              /* peak_ewma: time constant of the RTT
+                                    average (Finagle decayTime, linkerd
+                                    decay), > 0; default 10 s */
+    double default_rtt_s;        /* peak_ewma: RTT assumed before a server's
+                                    first response, >= 0; default 30 ms */
+    int hash_mode;               /* hash: enum lb_hash_mode; default consistent */
+    char hash_key[64];           /* hash: what the key is, as written in the
+                                    configuration ("$remote_addr"); for the
+                                    engine and reports, the policy reads only
+                                    lb_request.key. Default "" */
+} lb_params;
+
+lb_params lb_params_default(void);
+/* NULL if p is valid; otherwise a message naming the bad field. */
+const char *lb_params_invalid(const lb_params *p);
+
 typedef void *lb_init_fn(int n_servers, gsl_rng *rng);
+/* As lb_init_fn, with the instance's parameters (never NULL, valid). */
+typedef void *lb_init_with_fn(int n_servers, gsl_rng *rng, const lb_params *params);
 /* Returns the chosen server, or -1 when no server is eligible. */
 typedef int lb_pick_fn(void *state, const lb_view *view, const lb_request *req);
 typedef void lb_done_fn(void *state, const lb_view *view, int server,
@@ -55,6 +114,8 @@ struct lb_ops {
     lb_pick_fn *pick;      /* required */
     lb_done_fn *on_done;   /* optional: a request finished on a server */
     lb_free_fn *destroy;   /* optional */
+    lb_init_with_fn *init_with;  /* optional, instead of init: a policy that
+                                    takes parameters */
 };
 /*
  * How lb.c calls these, in one place:
@@ -64,6 +125,12 @@ struct lb_ops {
  * - destroy NULL means the state, if any, is released with free().
  * - view->n may differ from the n_servers given to init (a pool that was
  *   scaled out or in); a policy must size its state by view->n.
+ * - A policy sees only servers it may use as `up`: lb_pick hides backup
+ *   servers while a primary can take the request (and primaries when it
+ *   turns to the backups), `down` servers, and servers out by passive health
+ *   (max_fails / fail_timeout_s, state kept in lb.c as nginx keeps it per
+ *   peer). A policy returns an eligible server of that view, or -1; lb_pick
+ *   alone decides between LB_BUSY and LB_NO_UPSTREAM.
  */
 
 /* One policy instance for one pool. */
@@ -82,8 +149,23 @@ lb *lb_create(const char *name, int n_servers, gsl_rng *rng);
 /* The same from an ops struct that need not be registered (tests, plugins).
  * NULL if ops lacks a name or a pick method. */
 lb *lb_create_ops(const struct lb_ops *ops, int n_servers, gsl_rng *rng);
-/* -1 if no server is eligible; otherwise an eligible server (asserted). */
+/* Same as lb_create with parameters; NULL params = lb_params_default().
+ * NULL also if the parameters are invalid (lb_params_invalid). */
+lb *lb_create_with(const char *name, int n_servers, gsl_rng *rng, const lb_params *params);
+lb *lb_create_ops_with(const struct lb_ops *ops, int n_servers, gsl_rng *rng,
+                       const lb_params *params);
+/* A server index: eligible, a primary unless no primary could take it,
+ * not out by passive health. Otherwise LB_BUSY (-1) when some server that
+ * may take requests is only at max_conns (the request may wait), or
+ * LB_NO_UPSTREAM (-2) when none may: then, as nginx does when every peer
+ * has failed, the passive-health failure counts of all servers are reset so
+ * that the next request finds them live again. An empty view is
+ * LB_NO_UPSTREAM. view->now_s must be the current time. */
 int lb_pick(lb *b, const lb_view *view, const lb_request *req);
+/* Every request lb_pick sent to `server` ends here exactly once, with
+ * view->now_s set to the time it ended: ok = 0 is a failure (error or
+ * timeout, what nginx's proxy_next_upstream counts), which counts towards
+ * max_fails; ok = 1 a response. */
 void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, int ok);
 void lb_destroy(lb *b);
 const char *lb_name(const lb *b);

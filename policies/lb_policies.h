@@ -11,7 +11,15 @@
 #include "lb.h"
 
 extern const struct lb_ops lb_round_robin;
+extern const struct lb_ops lb_weighted_round_robin;
 extern const struct lb_ops lb_random;
+extern const struct lb_ops lb_random_two_least_conn;
 extern const struct lb_ops lb_least_conn;
+extern const struct lb_ops lb_least_time;
+extern const struct lb_ops lb_p2c_least_request;
+extern const struct lb_ops lb_jsq;
+extern const struct lb_ops lb_peak_ewma;
+extern const struct lb_ops lb_hash;
+extern const struct lb_ops lb_first;
 
 #endif

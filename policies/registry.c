@@ -7,7 +7,15 @@
 
 const struct lb_ops *const lb_registry[] = {
     &lb_round_robin,
+    &lb_weighted_round_robin,
     &lb_random,
+    &lb_random_two_least_conn,
     &lb_least_conn,
+    &lb_least_time,
+    &lb_p2c_least_request,
+    &lb_jsq,
+    &lb_peak_ewma,
+    &lb_hash,
+    &lb_first,
     NULL,
 };

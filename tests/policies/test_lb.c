@@ -44,7 +44,9 @@ static void expect_sequence(lb *b, const lb_view *v, const int *want, int n)
 
 static void test_registry_find(void)
 {
-    const char *names[] = { "round_robin", "random", "least_conn" };
+    const char *names[] = { "round_robin", "weighted_round_robin", "random",
+                            "random_two_least_conn", "least_conn", "least_time",
+                            "p2c_least_request", "jsq", "peak_ewma", "hash", "first" };
     int count = 0;
 
     for (int i = 0; i < N_OF(names); i++) {
@@ -68,9 +70,11 @@ static void test_registry_find(void)
 
 static void test_registry_names(void)
 {
-    char buf[256], small[8];
+    char buf[512], small[8];
 
-    CU_ASSERT_STRING_EQUAL(lb_names(buf, sizeof buf), "round_robin, random, least_conn");
+    CU_ASSERT_STRING_EQUAL(lb_names(buf, sizeof buf),
+                           "round_robin, weighted_round_robin, random, random_two_least_conn, "
+                           "least_conn, least_time, p2c_least_request, jsq, peak_ewma, hash, first");
     /* Truncated, still a string. */
     CU_ASSERT_PTR_EQUAL(lb_names(small, sizeof small), small);
     CU_ASSERT_EQUAL(strlen(small), sizeof small - 1);
@@ -87,8 +91,22 @@ static void test_create_name_destroy(void)
         CU_ASSERT_STRING_EQUAL(lb_name(b), (*p)->name);
         lb_destroy(b);
     }
-    /* random cannot start without an rng. */
+    /* the randomised policies cannot start without an rng */
     CU_ASSERT_PTR_NULL(lb_create("random", 4, NULL));
+    CU_ASSERT_PTR_NULL(lb_create("random_two_least_conn", 4, NULL));
+    CU_ASSERT_PTR_NULL(lb_create("p2c_least_request", 4, NULL));
+    CU_ASSERT_PTR_NULL(lb_create("jsq", 4, NULL));
+    CU_ASSERT_PTR_NULL(lb_create("peak_ewma", 4, NULL));
+    /* the deterministic ones can */
+    {
+        const char *det[] = { "round_robin", "weighted_round_robin", "least_conn",
+                              "least_time", "hash", "first" };
+        for (int i = 0; i < N_OF(det); i++) {
+            lb *b = lb_create(det[i], 4, NULL);
+            CU_ASSERT_PTR_NOT_NULL(b);
+            lb_destroy(b);
+        }
+    }
     lb_destroy(NULL);
     gsl_rng_free(rng);
 }
@@ -125,7 +143,7 @@ static void test_empty_pool(void)
     lb_view v = view_of(NULL, 0);
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
-    CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), -1);
+    CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), LB_NO_UPSTREAM);   /* nothing to send to: 502 */
     lb_destroy(b);
 }
 
@@ -142,7 +160,7 @@ static void test_bad_pick_fallback(void)
     s[0].up = 0;   /* minimal still answers 0 */
     CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 1);
     s[1].up = 0;
-    CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), -1);
+    CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), LB_NO_UPSTREAM);
     lb_destroy(b);
 }
 #endif

@@ -1,0 +1,147 @@
+/*
+ * peak_ewma.c - peak-EWMA load with power of two choices, as Finagle's
+ * PeakEwma balancer and linkerd2-proxy (tower's load::peak_ewma) do it.
+ *
+ * Each server keeps an RTT estimate. A response with RTT r at time t, the
+ * estimate last updated at t0: if r is above the estimate it becomes the
+ * estimate at once (the "peak"); otherwise
+ * estimate = estimate * w + r * (1 - w) with w = exp(-(t - t0) / decay).
+ * Reading the load first decays the estimate towards 0 the same way (an
+ * update with r = 0), so a server that stopped answering slowly is tried
+ * again. The load is estimate * (active + 1): pending requests weigh the
+ * cost. A server starts at default_rtt.
+ *
+ * Pick: two distinct servers drawn uniformly among the eligible ones; the
+ * lower load wins, the first drawn on a tie (tower::balance::p2c). Weights
+ * are ignored. Two gsl_rng_uniform_int() per pick; O(n) per pick.
+ */
+#include "lb.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+struct pe_state {
+    gsl_rng *rng;      /* borrowed */
+    double decay_s, default_rtt_s;
+    int cap;
+    int *cand;         /* scratch: eligible servers */
+    double *rtt_s;     /* the estimate */
+    double *at_s;      /* when it was last updated; NAN: not yet seen */
+};
+
+static void *pe_init(int n_servers, gsl_rng *rng, const lb_params *params)
+{
+    struct pe_state *st;
+
+    (void)n_servers;
+    if (!rng)
+        return NULL;
+    st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    st->rng = rng;
+    st->decay_s = params->decay_s;
+    st->default_rtt_s = params->default_rtt_s;
+    return st;
+}
+
+static void pe_destroy(void *state)
+{
+    struct pe_state *st = state;
+
+    free(st->cand);
+    free(st->rtt_s);
+    free(st->at_s);
+    free(st);
+}
+
+static int pe_reserve(struct pe_state *st, int n)
+{
+    int *c;
+    double *r, *a;
+
+    if (n <= st->cap)
+        return 1;
+    c = realloc(st->cand, (size_t)n * sizeof *c);
+    if (!c)
+        return 0;
+    st->cand = c;
+    r = realloc(st->rtt_s, (size_t)n * sizeof *r);
+    if (!r)
+        return 0;
+    st->rtt_s = r;
+    a = realloc(st->at_s, (size_t)n * sizeof *a);
+    if (!a)
+        return 0;
+    st->at_s = a;
+    for (int i = st->cap; i < n; i++)
+        a[i] = NAN;
+    st->cap = n;
+    return 1;
+}
+
+/* tower RttEstimate::update: an observation of rtt at time now. */
+static double observe(struct pe_state *st, int i, double now, double rtt)
+{
+    if (isnan(st->at_s[i])) {   /* first seen: the default estimate */
+        st->rtt_s[i] = st->default_rtt_s;
+        st->at_s[i] = now;
+    }
+    double elapsed = now - st->at_s[i];
+    double w = exp(-(elapsed > 0 ? elapsed : 0) / st->decay_s);
+    st->rtt_s[i] = rtt > st->rtt_s[i] ? rtt : st->rtt_s[i] * w + rtt * (1.0 - w);
+    st->at_s[i] = now;
+    return st->rtt_s[i];
+}
+
+static double load(struct pe_state *st, const lb_view *view, int i)
+{
+    return observe(st, i, view->now_s, 0.0) * (view->servers[i].active + 1.0);
+}
+
+static int pe_pick(void *state, const lb_view *view, const lb_request *req)
+{
+    struct pe_state *st = state;
+    int m = 0, a, b;
+
+    (void)req;
+    if (!pe_reserve(st, view->n)) {
+        for (int i = 0; i < view->n; i++)   /* no memory: any eligible one */
+            if (lb_server_eligible(&view->servers[i]))
+                return i;
+        return -1;
+    }
+    for (int i = 0; i < view->n; i++)
+        if (lb_server_eligible(&view->servers[i]))
+            st->cand[m++] = i;
+    if (m == 0)
+        return -1;
+    if (m == 1)
+        return st->cand[0];
+    /* two distinct indices (Floyd's sample of 2 of m) */
+    a = (int)gsl_rng_uniform_int(st->rng, (unsigned long)m);
+    b = (int)gsl_rng_uniform_int(st->rng, (unsigned long)(m - 1));
+    if (b >= a)
+        b++;
+    a = st->cand[a];
+    b = st->cand[b];
+    return load(st, view, a) <= load(st, view, b) ? a : b;
+}
+
+static void pe_done(void *state, const lb_view *view, int server, double latency_s, int ok)
+{
+    struct pe_state *st = state;
+
+    (void)ok;
+    if (pe_reserve(st, view->n))
+        observe(st, server, view->now_s, latency_s > 0 ? latency_s : 0.0);
+}
+
+const struct lb_ops lb_peak_ewma = {
+    .name = "peak_ewma",
+    .summary = "two random servers, lower peak-EWMA RTT x (active + 1) wins (Finagle / linkerd peak EWMA)",
+    .init_with = pe_init,
+    .pick = pe_pick,
+    .on_done = pe_done,
+    .destroy = pe_destroy,
+};
