@@ -29,14 +29,81 @@ void rp_add_event(rp_results *r, double t_s, const char *type, const char *subje
                                            dup_or_null(detail) };
 }
 
+static void *grow(void *p, size_t n, size_t size)
+{
+    /* capacity is the next power of two: grow when n is 0 or a power of two */
+    if (n == 0 || (n & (n - 1)) == 0)
+        return realloc(p, size * (n ? 2 * n : 1));
+    return p;
+}
+
+void rp_add_alert(rp_results *r, const rp_alert *a)
+{
+    r->alerts = grow(r->alerts, r->n_alerts, sizeof *r->alerts);
+    rp_alert *d = &r->alerts[r->n_alerts++];
+    *d = *a;
+    d->name = dup_or_null(a->name ? a->name : "");
+    d->severity = dup_or_null(a->severity);
+    d->receiver = dup_or_null(a->receiver);
+    d->summary = dup_or_null(a->summary);
+}
+
+void rp_add_scaling(rp_results *r, double t_s, const char *pool, int from, int to,
+                    const char *reason)
+{
+    r->scaling = grow(r->scaling, r->n_scaling, sizeof *r->scaling);
+    r->scaling[r->n_scaling++] =
+        (rp_scaling){ t_s, dup_or_null(pool ? pool : ""), from, to, dup_or_null(reason) };
+}
+
+void rp_add_fault(rp_results *r, const rp_fault *f)
+{
+    r->faults = grow(r->faults, r->n_faults, sizeof *r->faults);
+    rp_fault *d = &r->faults[r->n_faults++];
+    *d = *f;
+    d->kind = dup_or_null(f->kind ? f->kind : "");
+    d->target = dup_or_null(f->target);
+    d->detail = dup_or_null(f->detail);
+}
+
 void rp_results_free(rp_results *r)
 {
     if (!r)
         return;
     free(r->scenario);
-    for (int i = 0; i < r->n_pools; i++)
+    free(r->description);
+    for (int i = 0; i < r->n_pools; i++) {
         free(r->pools[i].name);
+        for (int j = 0; j < r->pools[i].n_nodes; j++) {
+            free(r->pools[i].nodes[j].name);
+            free(r->pools[i].nodes[j].busy);
+        }
+        free(r->pools[i].nodes);
+    }
     free(r->pools);
+    for (int i = 0; i < r->n_classes; i++) {
+        free(r->classes[i].name);
+        free(r->classes[i].pool);
+    }
+    free(r->classes);
+    for (size_t i = 0; i < r->n_alerts; i++) {
+        free(r->alerts[i].name);
+        free(r->alerts[i].severity);
+        free(r->alerts[i].receiver);
+        free(r->alerts[i].summary);
+    }
+    free(r->alerts);
+    for (size_t i = 0; i < r->n_scaling; i++) {
+        free(r->scaling[i].pool);
+        free(r->scaling[i].reason);
+    }
+    free(r->scaling);
+    for (size_t i = 0; i < r->n_faults; i++) {
+        free(r->faults[i].kind);
+        free(r->faults[i].target);
+        free(r->faults[i].detail);
+    }
+    free(r->faults);
     for (size_t i = 0; i < r->n_samples; i++)
         free(r->samples[i].pools);
     free(r->samples);
@@ -78,6 +145,80 @@ static cJSON *counts_json(const rp_counts *c)
     return o;
 }
 
+/* A time that may be "never" (NAN): null in JSON. */
+static void add_time(cJSON *o, const char *key, double t)
+{
+    if (isnan(t))
+        cJSON_AddNullToObject(o, key);
+    else
+        cJSON_AddNumberToObject(o, key, t);
+}
+
+static void add_str(cJSON *o, const char *key, const char *s)
+{
+    if (s)
+        cJSON_AddStringToObject(o, key, s);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+static void add_latency(cJSON *o, const char *key, const rp_latency *l)
+{
+    cJSON *lat = cJSON_AddObjectToObject(o, key);
+    cJSON_AddNumberToObject(lat, "mean", l->mean);
+    cJSON_AddNumberToObject(lat, "p50", l->p50);
+    cJSON_AddNumberToObject(lat, "p90", l->p90);
+    cJSON_AddNumberToObject(lat, "p99", l->p99);
+    cJSON_AddNumberToObject(lat, "p999", l->p999);
+    cJSON_AddNumberToObject(lat, "max", l->max);
+}
+
+static void add_lists(cJSON *o, const rp_results *r)
+{
+    cJSON *alerts = cJSON_AddArrayToObject(o, "alerts");
+    for (size_t i = 0; i < r->n_alerts; i++) {
+        const rp_alert *a = &r->alerts[i];
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "name", a->name);
+        add_str(x, "severity", a->severity);
+        add_str(x, "receiver", a->receiver);
+        add_time(x, "pending_at", a->pending_at);
+        add_time(x, "firing_at", a->firing_at);
+        add_time(x, "resolved_at", a->resolved_at);
+        add_time(x, "notified_at", a->notified_at);
+        if (a->summary)
+            cJSON_AddStringToObject(x, "summary", a->summary);
+        cJSON_AddItemToArray(alerts, x);
+    }
+    cJSON *scaling = cJSON_AddArrayToObject(o, "scaling_events");
+    for (size_t i = 0; i < r->n_scaling; i++) {
+        const rp_scaling *e = &r->scaling[i];
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddNumberToObject(x, "t_s", e->t_s);
+        cJSON_AddStringToObject(x, "pool", e->pool);
+        cJSON_AddNumberToObject(x, "from", e->from);
+        cJSON_AddNumberToObject(x, "to", e->to);
+        add_str(x, "reason", e->reason);
+        cJSON_AddItemToArray(scaling, x);
+    }
+    cJSON *faults = cJSON_AddArrayToObject(o, "faults");
+    for (size_t i = 0; i < r->n_faults; i++) {
+        const rp_fault *f = &r->faults[i];
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "kind", f->kind);
+        add_str(x, "target", f->target);
+        add_time(x, "start_s", f->start_s);
+        add_time(x, "end_s", f->end_s);
+        add_str(x, "detail", f->detail);
+        cJSON *req = cJSON_AddObjectToObject(x, "requests");
+        cJSON_AddNumberToObject(req, "failed", (double)f->failed);
+        cJSON_AddNumberToObject(req, "timed_out", (double)f->timed_out);
+        cJSON_AddNumberToObject(req, "rejected", (double)f->rejected);
+        add_time(x, "error_share", f->error_share);
+        cJSON_AddItemToArray(faults, x);
+    }
+}
+
 static int write_text(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -99,13 +240,7 @@ int rp_write_summary(const rp_results *r, const char *path)
     cJSON_AddNumberToObject(o, "wall_time_s", r->wall_time_s);
     cJSON_AddItemToObject(o, "requests", counts_json(&r->requests));
     cJSON_AddItemToObject(o, "measured", counts_json(&r->measured));
-    cJSON *lat = cJSON_AddObjectToObject(o, "latency_s");
-    cJSON_AddNumberToObject(lat, "mean", r->latency_s.mean);
-    cJSON_AddNumberToObject(lat, "p50", r->latency_s.p50);
-    cJSON_AddNumberToObject(lat, "p90", r->latency_s.p90);
-    cJSON_AddNumberToObject(lat, "p99", r->latency_s.p99);
-    cJSON_AddNumberToObject(lat, "p999", r->latency_s.p999);
-    cJSON_AddNumberToObject(lat, "max", r->latency_s.max);
+    add_latency(o, "latency_s", &r->latency_s);
     cJSON_AddNumberToObject(o, "availability", r->availability);
     cJSON_AddNumberToObject(o, "throughput_qps", r->throughput_qps);
     cJSON *pools = cJSON_AddObjectToObject(o, "pools");
@@ -134,9 +269,17 @@ int rp_write_summary(const rp_results *r, const char *path)
         cJSON_AddNullToObject(slo, "met");
     else
         cJSON_AddBoolToObject(slo, "met", met);
-    cJSON_AddArrayToObject(o, "alerts");
-    cJSON_AddArrayToObject(o, "scaling_events");
-    cJSON_AddArrayToObject(o, "faults");
+    add_lists(o, r);
+    if (r->n_classes > 0) {
+        cJSON *classes = cJSON_AddObjectToObject(o, "classes");
+        for (int i = 0; i < r->n_classes; i++) {
+            const rp_class *c = &r->classes[i];
+            cJSON *x = cJSON_AddObjectToObject(classes, c->name);
+            add_str(x, "pool", c->pool);
+            cJSON_AddItemToObject(x, "requests", counts_json(&c->counts));
+            add_latency(x, "latency_s", &c->latency_s);
+        }
+    }
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     if (!text) {

@@ -27,6 +27,13 @@ typedef struct {
     double mean, p50, p90, p99, p999, max;
 } rp_latency;
 
+/* One node's utilisation over the run, for the per-node heatmap. */
+typedef struct {
+    char *name;                /* "gpu/3" */
+    double *busy;              /* n_samples entries: busy GPUs / gpus_per_node over the
+                                  interval, 0..1; NAN while the node does not exist */
+} rp_node_series;
+
 typedef struct {
     char *name;
     int gpus_per_node;
@@ -36,13 +43,18 @@ typedef struct {
     double energy_kwh;
     double cost;               /* gpu_hours * price */
     rp_counts counts;          /* requests routed to this pool (arrivals) */
+    double node_capacity_qps;  /* one node's throughput at full batches; 0 = unknown */
+    rp_node_series *nodes;     /* per-node series; NULL when not recorded */
+    int n_nodes;
 } rp_pool;
 
 /* One row of the time series per interval and, inside it, per pool. */
 typedef struct {
     double queue_depth;        /* requests waiting at nodes and balancer, at interval end */
     double busy_gpus;          /* time-averaged over the interval */
-    int replicas;
+    int replicas;              /* ready nodes at interval end */
+    int starting;              /* nodes provisioning, starting or loading (not ready) */
+    int draining;              /* nodes draining (not receiving new requests) */
 } rp_pool_sample;
 
 typedef struct {
@@ -59,6 +71,41 @@ typedef struct {
     char *subject;             /* pool or node name, may be NULL */
     char *detail;              /* free text, may be NULL */
 } rp_event;
+
+/* Per traffic class: where its requests ended and their latency. */
+typedef struct {
+    char *name;
+    char *pool;
+    rp_counts counts;          /* measured (after warm-up) */
+    rp_latency latency_s;
+} rp_class;
+
+/* One alert instance as Prometheus tracks it; times NAN when never reached. */
+typedef struct {
+    char *name;
+    char *severity;            /* may be NULL */
+    char *receiver;            /* may be NULL */
+    double pending_at, firing_at, resolved_at, notified_at;
+    char *summary;             /* rendered annotation, may be NULL */
+} rp_alert;
+
+/* A change in a pool's desired replica count. */
+typedef struct {
+    double t_s;
+    char *pool;
+    int from, to;
+    char *reason;              /* may be NULL */
+} rp_scaling;
+
+/* An injected fault and what it caused. end_s NAN: still active at the end. */
+typedef struct {
+    double start_s, end_s;
+    char *kind;                /* "node_crash", ... */
+    char *target;              /* may be NULL */
+    char *detail;              /* may be NULL */
+    unsigned long failed, timed_out, rejected; /* requests attributed to the fault */
+    double error_share;        /* share of the run's errors attributed; NAN unknown */
+} rp_fault;
 
 typedef struct {
     char *scenario;
@@ -81,12 +128,29 @@ typedef struct {
     double interval_s;
     rp_event *events;
     size_t n_events, cap_events;
+    char *description;         /* scenario description, may be NULL */
+    rp_class *classes;         /* per traffic class; NULL when not recorded */
+    int n_classes;
+    rp_alert *alerts;
+    size_t n_alerts;
+    rp_scaling *scaling;
+    size_t n_scaling;
+    rp_fault *faults;
+    size_t n_faults;
+    unsigned long attempts;       /* tries sent to servers (retries included) */
+    unsigned long attempt_errors; /* tries that failed at the connection level */
 } rp_results;
 
 void rp_results_free(rp_results *r);
 /* Appends an event (strings copied; NULL allowed). */
 void rp_add_event(rp_results *r, double t_s, const char *type, const char *subject,
                   const char *detail);
+
+/* Append with strings copied (NULL allowed where the field says so). */
+void rp_add_alert(rp_results *r, const rp_alert *a);
+void rp_add_scaling(rp_results *r, double t_s, const char *pool, int from, int to,
+                    const char *reason);
+void rp_add_fault(rp_results *r, const rp_fault *f);
 
 /* SLO verdict: 1 met, 0 missed, -1 no SLO given. */
 int rp_slo_met(const rp_results *r);

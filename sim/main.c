@@ -8,6 +8,7 @@
 #include "engine.h"
 #include "lb.h"
 #include "realbench.h"
+#include "report.h"
 #include "scenario.h"
 
 #include <errno.h>
@@ -34,7 +35,7 @@ static int cmd_help(int argc, char **argv);
 
 static const struct cmd commands[] = {
     { "run", cmd_run, "run SCENARIO.yaml [--seed N] [--out DIR] [--set key.path=value]... [--quiet]",
-      "simulate a scenario; write summary.json, timeseries.csv, events.jsonl" },
+      "simulate a scenario; write summary.json, timeseries.csv, events.jsonl, report.html" },
     { "validate", cmd_validate, "validate SCENARIO.yaml [--set key.path=value]...",
       "check a scenario and its overrides without running it" },
     { "list", cmd_list, "list", "list the registered policies" },
@@ -173,6 +174,58 @@ static int cmd_validate(int argc, char **argv)
     return 0;
 }
 
+/* What the report shows from the scenario itself: its description, the
+ * file's text, and each pool's throughput at full batches. */
+static void add_scenario_context(rp_results *r, const sc_scenario *sc)
+{
+    if (sc->description && !r->description)
+        r->description = strdup(sc->description);
+    for (int k = 0; k < r->n_pools && k < sc->n_pools; k++) {
+        const sc_pool *p = &sc->pools[k];
+        const sc_model *m = &sc->models[p->model];
+        int b = m->batch_max_size > 0 ? m->batch_max_size : 1;
+        double mean_s = sc_model_mean_s(m, b);
+        if (mean_s > 0)
+            r->pools[k].node_capacity_qps = p->gpus_per_node * b / mean_s;
+    }
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0, got;
+    char chunk[8192];
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (len + got + 1 > cap) {
+            cap = 2 * (len + got + 1);
+            buf = realloc(buf, cap);
+        }
+        memcpy(buf + len, chunk, got);
+        len += got;
+    }
+    fclose(f);
+    if (!buf)
+        buf = calloc(1, 1);
+    buf[len] = '\0';
+    return buf;
+}
+
+static int write_report(const rp_results *r, const char *dir, const char *scenario_path)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/report.html", dir);
+    char *text = read_file(scenario_path);
+    rp_report_opts o = { .scenario_path = scenario_path, .scenario_text = text };
+    int rc = rp_write_report(r, &o, path);
+    if (rc != 0)
+        fprintf(stderr, "fleetsim: cannot write %s: %s\n", path, strerror(errno));
+    free(text);
+    return rc;
+}
+
 static int write_outputs(const rp_results *r, const char *dir)
 {
     char path[4096];
@@ -230,7 +283,8 @@ static int cmd_run(int argc, char **argv)
         snprintf(dir, sizeof dir, "%s", a.out_dir);
     else
         snprintf(dir, sizeof dir, "results/%s", sc->name);
-    if (write_outputs(&res, dir) != 0 && rc == 0)
+    add_scenario_context(&res, sc);
+    if ((write_outputs(&res, dir) != 0 || write_report(&res, dir, a.scenario) != 0) && rc == 0)
         rc = 1;
     if (!a.quiet) {
         rp_print_table(&res, stdout);
