@@ -19,3 +19,16 @@ const struct lb_ops *const lb_registry[] = {
     &lb_first,
     NULL,
 };
+
+/* Autoscaling policies (autoscale.h), in the order `fleetsim list` prints
+ * them; as_find() scans it linearly. */
+#include "as_policies.h"
+
+const struct as_ops *const as_registry[] = {
+    &as_hpa,
+    &as_kpa,
+    &as_threshold,
+    &as_scheduled,
+    &as_predictive,
+    NULL,
+};
