@@ -1,0 +1,145 @@
+/*
+ * scenario_lb.c - the `load_balancer` and `slo` sections of a scenario. The
+ * load balancer has a policy (a name from policies/lb, round_robin unless
+ * given), max_conns per server, a queue (capacity, timeout) and per-server
+ * settings keyed "pool/index" (weight, max_conns), so it is parsed after
+ * pools. The slo has latency_p99 and availability.
+ */
+#include "scenario.h"
+#include "scenario_internal.h"
+
+#include "lb.h"
+
+#include <yaml.h>
+
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Set before anything is parsed, so a scenario without load_balancer gets it too. */
+void sc_lb_defaults(sc_scenario *sc)
+{
+    sc->lb.policy = strdup("round_robin");
+}
+
+static void load_servers(sc_loader *L, yaml_node_t *n, const char *path, sc_scenario *sc)
+{
+    static const char *const keys[] = {"weight", "max_conns", NULL};
+    char p[SC_PATHLEN], q[SC_PATHLEN], list[SC_LISTLEN], buf[SC_SHOWLEN];
+    sc_lb *lb = &sc->lb;
+
+    if (sc_check_map(L, n, path, NULL))
+        return;
+    long cnt = n->data.mapping.pairs.top - n->data.mapping.pairs.start;
+    if (cnt == 0)
+        return;
+    lb->servers = calloc((size_t)cnt, sizeof *lb->servers);
+    if (lb->servers == NULL)
+        return;
+    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
+        if (!sc_key_usable(L, n, pr))
+            continue;
+        yaml_node_t *k = sc_node(L, pr->key), *v = sc_node(L, pr->value);
+        const char *key = sc_want_scalar(L, k, path, "a \"pool/index\" key");
+        if (key == NULL)
+            continue;
+        sc_join(p, path, key);
+        const char *slash = strrchr(key, '/');
+        const char *ix = slash ? slash + 1 : "";
+        int ok = slash && *ix && strlen(ix) < 10;
+        for (const char *c = ix; ok && *c; c++)
+            ok = isdigit((unsigned char)*c);
+        if (!ok) {
+            sc_errn(L, k, "%s: server key %s is not \"pool/index\" (like \"gpu/0\")", path,
+                    sc_show(k, buf));
+            continue;
+        }
+        char pool[SC_PATHLEN];
+        size_t plen = (size_t)(slash - key);
+        if (plen >= sizeof pool)
+            plen = sizeof pool - 1;
+        memcpy(pool, key, plen);
+        pool[plen] = '\0';
+        int pi = sc_find_pool(sc, pool), index = atoi(ix);
+        if (pi < 0) {
+            sc_pool_list(sc, list, sizeof list);
+            sc_errn(L, k, "%s: unknown pool \"%s\" in %s (pools: %s)", path, pool, sc_show(k, buf),
+                    *list ? list : "none");
+            continue;
+        }
+        if (index >= sc->pools[pi].replicas) {
+            sc_errn(L, k, "%s: server index %d out of range: pool %s has %d replicas (0..%d)", path,
+                    index, pool, sc->pools[pi].replicas, sc->pools[pi].replicas - 1);
+            continue;
+        }
+        int dup = 0;
+        for (int j = 0; j < lb->n_servers; j++)
+            dup |= lb->servers[j].pool == pi && lb->servers[j].index == index;
+        if (dup) {
+            sc_errn(L, k, "%s: server %s/%d is listed twice", path, pool, index);
+            continue;
+        }
+        sc_server *s = &lb->servers[lb->n_servers++];
+        s->pool = pi;
+        s->index = index;
+        s->weight = 1;
+        s->max_conns = lb->max_conns;
+        if (sc_check_map(L, v, p, keys))
+            continue;
+        sc_kv w = sc_find(L, v, "weight"), mc = sc_find(L, v, "max_conns");
+        if (w.val)
+            sc_want_num(L, w.val, sc_join(q, p, "weight"), 0, 1, INFINITY, 0, &s->weight);
+        if (mc.val)
+            sc_want_intv(L, mc.val, sc_join(q, p, "max_conns"), 0, &s->max_conns);
+    }
+}
+
+void sc_parse_lb(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
+{
+    static const char *const keys[] = {"policy", "max_conns", "queue", "servers", NULL};
+    static const char *const queue_keys[] = {"capacity", "timeout", NULL};
+    char list[SC_LISTLEN], buf[SC_SHOWLEN];
+
+    if (sc_check_map(L, n, "load_balancer", keys))
+        return;
+    sc_kv policy = sc_find(L, n, "policy"), mc = sc_find(L, n, "max_conns");
+    sc_kv queue = sc_find(L, n, "queue"), servers = sc_find(L, n, "servers");
+    if (policy.val) {
+        const char *s = sc_want_scalar(L, policy.val, "load_balancer.policy", "a policy name");
+        if (s && lb_find(s) == NULL) {
+            sc_errn(L, policy.val, "load_balancer.policy: unknown policy %s (policies: %s)",
+                    sc_show(policy.val, buf), lb_names(list, sizeof list));
+        } else if (s) {
+            char *d = strdup(s);
+            if (d) {
+                free(sc->lb.policy);
+                sc->lb.policy = d;
+            }
+        }
+    }
+    if (mc.val)
+        sc_want_intv(L, mc.val, "load_balancer.max_conns", 0, &sc->lb.max_conns);
+    if (queue.val && sc_check_map(L, queue.val, "load_balancer.queue", queue_keys) == 0) {
+        sc_kv cap = sc_find(L, queue.val, "capacity"), to = sc_find(L, queue.val, "timeout");
+        if (cap.val)
+            sc_want_intv(L, cap.val, "load_balancer.queue.capacity", 0, &sc->lb.queue_capacity);
+        if (to.val)
+            sc_want_dur(L, to.val, "load_balancer.queue.timeout", 0, &sc->lb.queue_timeout_s);
+    }
+    if (servers.val)
+        load_servers(L, servers.val, "load_balancer.servers", sc);
+}
+
+void sc_parse_slo(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
+{
+    static const char *const keys[] = {"latency_p99", "availability", NULL};
+
+    if (sc_check_map(L, n, "slo", keys))
+        return;
+    sc_kv p99 = sc_find(L, n, "latency_p99"), av = sc_find(L, n, "availability");
+    if (p99.val)
+        sc_want_dur(L, p99.val, "slo.latency_p99", 1, &sc->slo.latency_p99_s);
+    if (av.val)
+        sc_want_num(L, av.val, "slo.availability", 0, 1, 1, 0, &sc->slo.availability);
+}

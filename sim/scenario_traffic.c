@@ -1,0 +1,228 @@
+/*
+ * scenario_traffic.c - the `traffic` section of a scenario: a sequence of
+ * traffic classes, each with a unique name, the pool it is sent to, its
+ * arrivals (poisson, deterministic or gamma at a rate that may change in
+ * steps and ramps, or the arrival times of a CSV trace), its work per
+ * request and its request and response sizes. Parsed after pools.
+ */
+#include "scenario.h"
+#include "scenario_internal.h"
+
+#include <yaml.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const PROCESS_NAMES[] = {"poisson", "deterministic", "gamma", "trace", NULL};
+
+static void load_trace(sc_loader *L, const yaml_node_t *n, const char *path, sc_traffic *t)
+{
+    char msg[256];
+    const char *rel = sc_want_scalar(L, n, path, "a CSV file path");
+    double *v = NULL;
+    size_t cnt = 0;
+
+    if (rel == NULL)
+        return;
+    char *file = sc_resolve(L, n, rel);
+    if (file == NULL || sc_read_column(file, &v, &cnt, msg, sizeof msg)) {
+        sc_errn(L, n, "%s: trace file \"%s\": %s", path, rel, file ? msg : "out of memory");
+        free(file);
+        return;
+    }
+    free(file);
+    for (size_t i = 0; i < cnt; i++)
+        if (v[i] < 0 || (i > 0 && v[i] < v[i - 1])) {
+            sc_errn(L, n, "%s: trace file \"%s\": arrival %zu (%g s) is %s", path, rel, i + 1, v[i],
+                    v[i] < 0 ? "negative" : "before the one above it (times must ascend)");
+            free(v);
+            return;
+        }
+    t->trace_s = v;
+    t->n_trace = cnt;
+}
+
+static void load_rate(sc_loader *L, yaml_node_t *n, const char *path, sc_traffic *t)
+{
+    static const char *const point_keys[] = {"at", "qps", "ramp", NULL};
+    char p[SC_PATHLEN], q[SC_PATHLEN], idx[32];
+
+    if (n->type == YAML_SCALAR_NODE) {
+        double qps;
+        if (sc_want_unit(L, n, path, sc_parse_rate_qps, "rate", "500, 10/s, 30/min", 0, &qps))
+            return;
+        t->rate = calloc(1, sizeof *t->rate);
+        if (t->rate == NULL)
+            return;
+        t->rate[0].qps = qps;
+        t->n_rate = 1;
+        return;
+    }
+    if (n->type != YAML_SEQUENCE_NODE) {
+        sc_errn(L, n, "%s: expected a rate (like 500, 10/s) or a sequence of {at, qps, ramp}, got "
+                "a mapping", path);
+        return;
+    }
+    long cnt = n->data.sequence.items.top - n->data.sequence.items.start;
+    if (cnt == 0) {
+        sc_errn(L, n, "%s: at least one rate point is required", path);
+        return;
+    }
+    t->rate = calloc((size_t)cnt, sizeof *t->rate);
+    if (t->rate == NULL)
+        return;
+    t->n_rate = (int)cnt;
+    for (long i = 0; i < cnt; i++) {
+        yaml_node_t *pt = sc_node(L, n->data.sequence.items.start[i]);
+        sc_rate_point *r = &t->rate[i];
+        int r2 = snprintf(idx, sizeof idx, "%ld", i);
+        (void)r2;
+        sc_join(p, path, idx);
+        r->at_s = r->qps = r->ramp_s = NAN;
+        if (sc_check_map(L, pt, p, point_keys))
+            continue;
+        sc_kv at = sc_find(L, pt, "at"), qps = sc_find(L, pt, "qps"), ramp = sc_find(L, pt, "ramp");
+        if (at.val == NULL)
+            sc_errn(L, pt, "%s: missing required key at", p);
+        else
+            sc_want_dur(L, at.val, sc_join(q, p, "at"), 0, &r->at_s);
+        if (qps.val == NULL)
+            sc_errn(L, pt, "%s: missing required key qps", p);
+        else
+            sc_want_unit(L, qps.val, sc_join(q, p, "qps"), sc_parse_rate_qps, "rate",
+                         "500, 10/s, 30/min", 0, &r->qps);
+        r->ramp_s = 0;
+        if (ramp.val)
+            sc_want_dur(L, ramp.val, sc_join(q, p, "ramp"), 0, &r->ramp_s);
+        if (i > 0 && at.val && !isnan(r->at_s) && !isnan(t->rate[i - 1].at_s)) {
+            const sc_rate_point *prev = &t->rate[i - 1];
+            if (r->at_s <= prev->at_s)
+                sc_errn(L, at.val, "%s: at must be after the previous point's at (%g s), got %g s",
+                        sc_join(q, p, "at"), prev->at_s, r->at_s);
+            else if (!isnan(prev->ramp_s) && prev->at_s + prev->ramp_s > r->at_s)
+                sc_errn(L, at.val, "%s: the previous point's ramp (%g s from %g s) runs past this "
+                        "point's at (%g s)", sc_join(q, p, "at"), prev->ramp_s, prev->at_s,
+                        r->at_s);
+        }
+    }
+}
+
+static void load_arrivals(sc_loader *L, yaml_node_t *n, const char *path, sc_traffic *t)
+{
+    static const char *const keys[] = {"process", "cv", "rate", "trace", NULL};
+    char p[SC_PATHLEN];
+    int process = SC_ARR_POISSON;
+
+    if (sc_check_map(L, n, path, keys))
+        return;
+    sc_kv proc = sc_find(L, n, "process"), cv = sc_find(L, n, "cv"), rate = sc_find(L, n, "rate");
+    sc_kv trace = sc_find(L, n, "trace");
+    if (proc.val && sc_want_enum(L, proc.val, sc_join(p, path, "process"), PROCESS_NAMES, &process))
+        return;
+    t->process = (sc_arrival_kind)process;
+    if (process == SC_ARR_GAMMA) {
+        if (cv.val)
+            sc_want_num(L, cv.val, sc_join(p, path, "cv"), 0, 1, INFINITY, 0, &t->cv);
+        else
+            sc_errn(L, proc.val, "%s: process gamma needs cv (a number > 0)", path);
+    } else if (cv.key) {
+        sc_errn(L, cv.key, "%s: cv only applies to process gamma (this one is %s)", path,
+                PROCESS_NAMES[process]);
+    }
+    if (process == SC_ARR_TRACE) {
+        if (rate.key)
+            sc_errn(L, rate.key, "%s: rate does not apply to process trace (the trace gives the "
+                    "arrival times)", path);
+        if (trace.val)
+            load_trace(L, trace.val, sc_join(p, path, "trace"), t);
+        else
+            sc_errn(L, proc.val, "%s: process trace needs trace (a CSV file)", path);
+        return;
+    }
+    if (trace.key)
+        sc_errn(L, trace.key, "%s: trace only applies to process trace (this one is %s)", path,
+                PROCESS_NAMES[process]);
+    if (rate.val)
+        load_rate(L, rate.val, sc_join(p, path, "rate"), t);
+    else
+        sc_errn(L, n, "%s: missing required key rate", path);
+}
+
+static void load_one_traffic(sc_loader *L, yaml_node_t *n, const char *path, const sc_scenario *sc,
+                             sc_traffic *t)
+{
+    static const char *const keys[] = {"name", "pool", "arrivals", "work", "size",
+                                       "response_size", NULL};
+    char p[SC_PATHLEN];
+
+    t->pool = -1;
+    t->work = 1;
+    t->bytes_in = 4000;
+    t->bytes_out = 1000;
+    if (sc_check_map(L, n, path, keys))
+        return;
+    sc_kv pool = sc_find(L, n, "pool"), arr = sc_find(L, n, "arrivals");
+    sc_kv work = sc_find(L, n, "work");
+    sc_kv size = sc_find(L, n, "size"), rsize = sc_find(L, n, "response_size");
+    if (pool.val == NULL)
+        sc_errn(L, n, "%s: missing required key pool", path);
+    else
+        t->pool = sc_want_pool_ref(L, pool.val, sc_join(p, path, "pool"), sc);
+    if (arr.val == NULL)
+        sc_errn(L, n, "%s: missing required key arrivals", path);
+    else
+        load_arrivals(L, arr.val, sc_join(p, path, "arrivals"), t);
+    if (work.val)
+        sc_want_num(L, work.val, sc_join(p, path, "work"), 0, 1, INFINITY, 0, &t->work);
+    if (size.val)
+        sc_want_unit(L, size.val, sc_join(p, path, "size"), sc_parse_bytes, "size",
+                     "512B, 4KB, 1MiB", 0, &t->bytes_in);
+    if (rsize.val)
+        sc_want_unit(L, rsize.val, sc_join(p, path, "response_size"), sc_parse_bytes, "size",
+                     "512B, 4KB, 1MiB", 0, &t->bytes_out);
+}
+
+void sc_parse_traffic(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
+{
+    char p[SC_PATHLEN], buf[SC_SHOWLEN], idx[32];
+
+    if (n->type != YAML_SEQUENCE_NODE) {
+        sc_errn(L, n, "traffic: expected a sequence of traffic classes, got %s", sc_show(n, buf));
+        return;
+    }
+    long cnt = n->data.sequence.items.top - n->data.sequence.items.start;
+    if (cnt == 0) {
+        sc_errn(L, n, "traffic: at least one traffic class is required");
+        return;
+    }
+    sc->traffic = calloc((size_t)cnt, sizeof *sc->traffic);
+    if (sc->traffic == NULL)
+        return;
+    sc->n_traffic = (int)cnt;
+    for (long i = 0; i < cnt; i++) {
+        yaml_node_t *item = sc_node(L, n->data.sequence.items.start[i]);
+        sc_traffic *t = &sc->traffic[i];
+        int r = snprintf(idx, sizeof idx, "%ld", i);
+        (void)r;
+        sc_join(p, "traffic", idx);
+        if (item->type == YAML_MAPPING_NODE) {
+            sc_kv name = sc_find(L, item, "name");
+            char np[SC_PATHLEN];
+            if (name.val == NULL) {
+                sc_errn(L, item, "%s: missing required key name", p);
+            } else if (sc_want_str(L, name.val, sc_join(np, p, "name"), 1, &t->name) == 0) {
+                long j = 0;
+                while (j < i && !(sc->traffic[j].name && strcmp(sc->traffic[j].name, t->name) == 0))
+                    j++;
+                if (j < i) /* keep the index path: the name is ambiguous */
+                    sc_errn(L, name.val, "%s: duplicate traffic name %s (also item %ld)", p,
+                            sc_show(name.val, buf), j);
+                else
+                    sc_join(p, "traffic", t->name);
+            }
+        }
+        load_one_traffic(L, item, p, sc, t);
+    }
+}
