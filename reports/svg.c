@@ -615,7 +615,15 @@ void rp_chart_end(rp_chart *c, rp_buf *out)
     rp_buf_printf(out, "<rect class=\"plot\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" "
                        "fill=\"#fbfcfd\" stroke=\"#d5dae0\"/>\n",
                   ax->left_px, TOP_PX, plot_w(ax), c->height_px);
+    /* page-unique clip id: charts of one page share an id space */
+    static unsigned long clip_id;
+    clip_id++;
+    rp_buf_printf(out, "<defs><clipPath id=\"plot%lu\"><rect x=\"%d\" y=\"%d\" width=\"%d\" "
+                       "height=\"%d\"/></clipPath></defs>\n",
+                  clip_id, ax->left_px, TOP_PX - 1, plot_w(ax), c->height_px + 2);
+    rp_buf_printf(out, "<g clip-path=\"url(#plot%lu)\">", clip_id);
     rp_buf_puts(out, c->back.s);
+    rp_buf_puts(out, "</g>\n");
     /* value grid and labels */
     double range = c->ymax - c->ymin, step = rp_nice_ceil(range / 4);
     rp_buf_puts(out, "<g class=\"ygrid\" font-size=\"11\" fill=\"#5f6b7a\" text-anchor=\"end\">");
@@ -631,7 +639,9 @@ void rp_chart_end(rp_chart *c, rp_buf *out)
     rp_buf_puts(out, "</g>\n");
     time_grid(out, ax, y0, y1);
     rp_buf_puts(out, "\n");
+    rp_buf_printf(out, "<g clip-path=\"url(#plot%lu)\">\n", clip_id);
     rp_buf_puts(out, c->body.s);
+    rp_buf_puts(out, "</g>\n");
     rp_buf_puts(out, c->front.s);
     rp_buf_puts(out, leg.s);
     rp_buf_puts(out, "</svg>\n");
