@@ -9,7 +9,8 @@ collects more from the Store until the batch holds 16 or the oldest has
 waited 5 ms (a get raced against a timeout), and runs the batch for
 (15 ms + 2 ms * b) * lognormal noise (mean 1, cv 0.3). The batcher is the
 GPU's only user, so it does not also request a simpy.Resource (that would
-add one event per batch and change nothing).
+add one event per batch and change nothing). Prints the same fields as
+simpy_mmc.py, plus the number of batches.
 
 usage: simpy_batched.py [DURATION_S]   (default 460, the scenario's duration)
 """
@@ -84,17 +85,17 @@ def main():
             stats["generated"] += 1
             env.process(request(env, node))
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for node in nodes:
         env.process(batcher(env, node))
     env.process(source(env))
     env.run(until=duration)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(f"simpy batched requests {stats['generated']} completed {stats['completed']} "
           f"batches {stats['batches']} "
           f"mean_latency_s {stats['latency_sum'] / max(1, stats['completed']):.6f} "
-          f"wall_s {wall:.3f} req_per_s {stats['generated'] / wall:.0f} peak_rss_mb {rss_mb:.1f}")
+          f"wall_s {wall:.3f} cpu_s {cpu:.3f} req_per_s {stats['generated'] / wall:.0f} peak_rss_mb {rss_mb:.1f}")
 
 
 if __name__ == "__main__":
