@@ -195,4 +195,35 @@ mon_type mon_node_type(const mon_node *n);
  * "-Inf" for the specials): for YAML and OpenMetrics. */
 char *mon_fmt_num(double v, char *buf, size_t len);
 
+/* ---- YAML (mon_yaml.c) ---- */
+
+#include <yaml.h>
+
+typedef struct {
+    yaml_document_t doc;
+    const char *file;
+    mon_error *err;
+    int failed;
+} mon_yaml;
+
+/* Parses text; 0 on success, else err is "file:line:col: message". */
+int mon_yaml_open(mon_yaml *y, const char *text, const char *file, mon_error *err);
+void mon_yaml_close(mon_yaml *y);
+yaml_node_t *mon_yaml_root(mon_yaml *y);
+yaml_node_t *mon_yaml_node(mon_yaml *y, int id);
+/* First error wins; "file:line:col: " of node n is prefixed. */
+void mon_yaml_err(mon_yaml *y, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A scalar's text (NUL-terminated by libyaml), or NULL with an error. */
+const char *mon_yaml_str(mon_yaml *y, const yaml_node_t *n, const char *what);
+int mon_yaml_is_null(const yaml_node_t *n);
+/* Checks a mapping's keys against valid (NULL-terminated); 0 if all known. */
+int mon_yaml_check_keys(mon_yaml *y, const yaml_node_t *map, const char *what,
+                        const char *const *valid);
+/* Value of key in a mapping, or NULL. */
+yaml_node_t *mon_yaml_get(mon_yaml *y, const yaml_node_t *map, const char *key);
+int mon_yaml_duration(mon_yaml *y, const yaml_node_t *n, const char *what, double *out_s);
+/* Reads a whole file; NULL with err set. */
+char *mon_read_file(const char *path, mon_error *err);
+
 #endif
