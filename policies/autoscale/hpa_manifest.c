@@ -328,9 +328,9 @@ static int read_target(mp *m, yaml_node_t *t, yaml_node_t *tkey, as_hpa_metric *
             return fail(m, t, "target type Value needs value");
         return get_quantity(m, v, "value", &out->target_milli);
     }
-    return fail(m, type, "target.type '%s' is not valid for a %s metric (allowed: %s%s%s)", ts, what,
-                allow_util ? "Utilization " : "", allow_avg ? "AverageValue " : "",
-                allow_value ? "Value" : "");
+    return fail(m, type, "target.type '%s' is not valid for a %s metric (allowed: %s%s%s%s%s)", ts, what,
+                allow_util ? "Utilization" : "", allow_util ? ", " : "", allow_avg ? "AverageValue" : "",
+                allow_value ? ", " : "", allow_value ? "Value" : "");
 }
 
 /* metric: {name, selector} of Pods/Object/External sources. */

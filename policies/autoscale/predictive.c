@@ -14,8 +14,9 @@
  * (the default), re-fitted every `refit_every` samples by minimising the
  * one-step-ahead squared error over the stored history with GSL's
  * Nelder-Mead simplex (gsl_multimin_fminimizer_nmsimplex2), each constant
- * kept in (0, 1) through a logistic map. The seasonal terms start at zero
- * and are learnt during the first season.
+ * kept in (0, 1) through a logistic map. Holt-Winters is plain Holt during
+ * the first season, then starts from that season (level = its mean,
+ * seasonal terms = each sample minus the mean, trend 0).
  */
 #include "autoscale.h"
 #include "as_policies.h"
@@ -36,6 +37,7 @@ struct predictive {
     int n_seen;
     double level, trend;
     double *season;        /* season_n terms, indexed by sample number mod season_n */
+    double *first;         /* the first season's samples, for the initialisation */
     /* history for fitting: the last hist_cap samples */
     double *hist;
     int hist_cap, hist_n, hist_head;
@@ -52,6 +54,7 @@ static void pr_destroy(void *state)
     if (!p)
         return;
     free(p->season);
+    free(p->first);
     free(p->hist);
     free(p);
 }
@@ -132,9 +135,10 @@ static void *pr_init(const as_config *cfg, char *err, size_t errlen)
         goto fail;
     }
     p->season = calloc((size_t)p->season_n, sizeof *p->season);
+    p->first = calloc((size_t)p->season_n, sizeof *p->first);
     p->hist_cap = p->winters ? 2 * p->season_n : 720;
     p->hist = calloc((size_t)p->hist_cap, sizeof *p->hist);
-    if (!p->season || !p->hist) {
+    if (!p->season || !p->first || !p->hist) {
         as_fail(err, errlen, cfg, NULL, "out of memory");
         goto fail;
     }
@@ -167,11 +171,54 @@ static void update(int winters, int m, double a, double b, double g, double *lev
         season[t % m] = g * (y - *level) + (1 - g) * s;
 }
 
+/* Additive Holt-Winters starts from its first full season: level = the
+ * season's mean, trend 0, seasonal terms = each sample minus the mean
+ * (the classic initialisation); before that the model is plain Holt. */
+static void season_init(int m, const double *y, double *level, double *trend, double *season)
+{
+    double mean = 0;
+
+    for (int i = 0; i < m; i++)
+        mean += y[i];
+    mean /= m;
+    *level = mean;
+    *trend = 0;
+    for (int i = 0; i < m; i++)
+        season[i] = y[i] - mean;
+}
+
+/* Feeds sample number t (y) to the model; first[] holds the first season's
+ * samples so far (indexed by t) for the initialisation. */
+static void observe(int winters, int m, double a, double b, double g, double *level, double *trend,
+                    double *season, long t, double y, const double *first)
+{
+    if (t == 0) {
+        *level = y;
+        *trend = 0;
+    } else if (!winters || t >= m) {
+        update(winters, m, a, b, g, level, trend, season, t, y);
+    } else {
+        update(0, m, a, b, g, level, trend, season, t, y);
+    }
+    if (winters && t == m - 1)
+        season_init(m, first, level, trend, season);
+}
+
+/* The forecast h samples after sample t. */
+static double forecast(int winters, int m, double level, double trend, const double *season, long t, int h)
+{
+    double f = level + h * trend;
+    if (winters && t >= m - 1)
+        f += season[(t + h) % m];
+    return f;
+}
+
 /* Sum of squared one-step errors of the model with constants x over the
- * stored history, replayed from a fresh state. */
+ * stored history, replayed from a fresh state (errors counted once the
+ * seasonal terms exist). */
 typedef struct {
     const struct predictive *p;
-    double *season;
+    double *season, *first;
 } fit_ctx;
 
 static double logistic(double x)
@@ -185,18 +232,18 @@ static double sse(const gsl_vector *x, void *params)
     const struct predictive *p = c->p;
     double a = logistic(gsl_vector_get(x, 0)), b = logistic(gsl_vector_get(x, 1));
     double g = p->winters ? logistic(gsl_vector_get(x, 2)) : 0.0, level = 0, trend = 0, e = 0;
-    int start = (p->hist_head - p->hist_n + p->hist_cap) % p->hist_cap;
+    int start = (p->hist_head - p->hist_n + p->hist_cap) % p->hist_cap, m = p->season_n;
 
-    memset(c->season, 0, (size_t)p->season_n * sizeof *c->season);
+    memset(c->season, 0, (size_t)m * sizeof *c->season);
     for (int i = 0; i < p->hist_n; i++) {
         double y = p->hist[(start + i) % p->hist_cap];
-        if (i == 0) {
-            level = y;
-            continue;
+        if (p->winters && i < m)
+            c->first[i] = y;
+        if (i > 0 && (!p->winters || i >= m)) {
+            double f = forecast(p->winters, m, level, trend, c->season, i - 1, 1);
+            e += (y - f) * (y - f);
         }
-        double f = level + trend + (p->winters ? c->season[i % p->season_n] : 0.0);
-        e += (y - f) * (y - f);
-        update(p->winters, p->season_n, a, b, g, &level, &trend, c->season, i, y);
+        observe(p->winters, m, a, b, g, &level, &trend, c->season, i, y, c->first);
     }
     return e;
 }
@@ -212,13 +259,14 @@ static void refit(struct predictive *p)
     gsl_multimin_fminimizer *s;
     gsl_vector *x, *step;
     gsl_multimin_function f;
-    fit_ctx c = { p, calloc((size_t)p->season_n, sizeof(double)) };
+    fit_ctx c = { p, calloc((size_t)p->season_n, sizeof(double)),
+                  calloc((size_t)p->season_n, sizeof(double)) };
     gsl_error_handler_t *old = gsl_set_error_handler_off();
 
     s = gsl_multimin_fminimizer_alloc(gsl_multimin_fminimizer_nmsimplex2, (size_t)dim);
     x = gsl_vector_alloc((size_t)dim);
     step = gsl_vector_alloc((size_t)dim);
-    if (!c.season || !s || !x || !step)
+    if (!c.season || !c.first || !s || !x || !step)
         goto done;
     gsl_vector_set(x, 0, logit(p->alpha));
     gsl_vector_set(x, 1, logit(p->beta));
@@ -248,6 +296,7 @@ done:
     gsl_vector_free(x);
     gsl_vector_free(step);
     free(c.season);
+    free(c.first);
     gsl_set_error_handler(old);
 }
 
@@ -267,20 +316,17 @@ static int pr_recommend(void *state, const as_view *v)
     p->hist_head = (p->hist_head + 1) % p->hist_cap;
     if (p->hist_n < p->hist_cap)
         p->hist_n++;
-    if (t == 0)
-        p->level = y;
-    else
-        update(p->winters, p->season_n, p->alpha, p->beta, p->gamma, &p->level, &p->trend, p->season,
-               t, y);
+    if (p->winters && t < p->season_n)
+        p->first[t] = y;
+    observe(p->winters, p->season_n, p->alpha, p->beta, p->gamma, &p->level, &p->trend, p->season, t, y,
+            p->first);
     p->n_seen++;
-    if (p->fit && p->n_seen % p->refit_every == 0 && p->hist_n >= 10)
+    if (p->fit && p->n_seen % p->refit_every == 0 && p->hist_n >= (p->winters ? p->season_n + 10 : 10))
         refit(p);
     h = (int)ceil((isfinite(lead) && lead > 0 ? lead : 0) / p->period_s);
     if (h < 1)
         h = 1;
-    fc = p->level + h * p->trend;
-    if (p->winters)
-        fc += p->season[(t + h) % p->season_n];
+    fc = forecast(p->winters, p->season_n, p->level, p->trend, p->season, t, h);
     need = fmax(fc, y) / (p->capacity_qps * p->utilization);
     snprintf(p->reason, sizeof p->reason, "rate %.2f/s, forecast %.2f/s in %.0f s (alpha %.2f beta %.2f%s)",
              y, fc, h * p->period_s, p->alpha, p->beta, p->winters ? " with season" : "");
