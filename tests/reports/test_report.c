@@ -1,0 +1,300 @@
+/*
+ * test_report.c - report.html on hand-built results: strings from the
+ * scenario are escaped (a pool named <script>alert(1)</script>, an & in the
+ * description, the echoed YAML), every chart is well-formed XML (xmllint),
+ * sections for alerts / scaling / faults / classes appear exactly when there
+ * is data for them, fault markers are drawn on every time chart, and the
+ * per-node heatmap stays at a readable number of rows for 10 and for 1,000
+ * nodes with the busiest and idlest nodes shown. Also the new lists in
+ * summary.json.
+ */
+#include "report.h"
+
+#include <CUnit/Basic.h>
+#include <cjson/cJSON.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EVIL "<script>alert(1)</script>"
+
+static char tmpl[] = "/tmp/fleetsim-report-XXXXXX";
+static const char *dir;
+
+static void fill(rp_results *r, int n_nodes)
+{
+    memset(r, 0, sizeof *r);
+    r->scenario = strdup("unit & co");
+    r->description = strdup("Risk & control, \"quoted\"");
+    r->seed = 3;
+    r->sim_time_s = 3600;
+    r->interval_s = 10;
+    r->requests = (rp_counts){ 1000, 950, 20, 10, 20, 0 };
+    r->measured = r->requests;
+    r->latency_s = (rp_latency){ 0.05, 0.04, 0.09, 0.2, 0.4, 0.5 };
+    r->availability = 0.95;
+    r->slo_latency_p99_s = 0.25;
+    r->slo_availability = 0.999;
+    r->n_pools = 1;
+    r->pools = calloc(1, sizeof *r->pools);
+    r->pools[0] = (rp_pool){ .name = strdup(EVIL), .gpus_per_node = 1, .replicas_min = n_nodes,
+                             .replicas_max = n_nodes, .utilization = 0.5, .node_capacity_qps = 10 };
+    r->n_samples = 360;
+    r->samples = calloc(r->n_samples, sizeof *r->samples);
+    for (size_t i = 0; i < r->n_samples; i++) {
+        rp_sample *s = &r->samples[i];
+        s->t_s = 10.0 * (double)i;
+        s->offered_qps = i >= 150 && i < 155 ? 200 : 20;
+        s->completed = 150;
+        s->rejected = i >= 150 && i < 155 ? 4 : 0;
+        s->p50_s = 0.04;
+        s->p99_s = 0.2;
+        s->pools = calloc(1, sizeof *s->pools);
+        s->pools[0].replicas = n_nodes;
+        s->pools[0].busy_gpus = 0.5 * n_nodes;
+    }
+    if (n_nodes > 0) {
+        r->pools[0].n_nodes = n_nodes;
+        r->pools[0].nodes = calloc((size_t)n_nodes, sizeof *r->pools[0].nodes);
+        for (int j = 0; j < n_nodes; j++) {
+            char name[32];
+            snprintf(name, sizeof name, "node-%d", j);
+            r->pools[0].nodes[j].name = strdup(name);
+            r->pools[0].nodes[j].busy = calloc(r->n_samples, sizeof(double));
+            for (size_t i = 0; i < r->n_samples; i++) /* node j: 0.2 + small spread */
+                r->pools[0].nodes[j].busy[i] = 0.2 + 0.5 * (double)(j % 97) / 97.0;
+        }
+        /* one clearly busiest and one clearly idlest node */
+        for (size_t i = 0; i < r->n_samples; i++) {
+            r->pools[0].nodes[n_nodes / 2].busy[i] = 0.99;
+            r->pools[0].nodes[n_nodes - 1].busy[i] = 0.01;
+        }
+    }
+    rp_add_event(r, 0, "run_start", r->scenario, NULL);
+}
+
+static char *render(const rp_results *r, const char *yaml)
+{
+    rp_report_opts o = { .scenario_path = "dir/" EVIL ".yaml", .scenario_text = yaml };
+    rp_buf b = { 0 };
+    rp_report_html(r, &o, &b);
+    return b.s;
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* Every <svg>...</svg> of the page must parse as XML on its own. */
+static int svgs_well_formed(const char *html, size_t *n_svg)
+{
+    *n_svg = 0;
+    const char *p = html;
+    int ok = 1;
+    while ((p = strstr(p, "<svg "))) {
+        const char *e = strstr(p, "</svg>");
+        if (!e)
+            return 0;
+        e += 6;
+        char path[512];
+        snprintf(path, sizeof path, "%s/chart%zu.svg", dir, *n_svg);
+        FILE *f = fopen(path, "w");
+        fwrite(p, 1, (size_t)(e - p), f);
+        fclose(f);
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "xmllint --noout '%s'", path);
+        if (system(cmd) != 0)
+            ok = 0;
+        (*n_svg)++;
+        p = e;
+    }
+    return ok;
+}
+
+static void test_escaping(void)
+{
+    rp_results r;
+    fill(&r, 0);
+    char *html = render(&r, "pools:\n  \"" EVIL "\": {replicas: 1}  # a & b\n");
+    CU_ASSERT_PTR_NULL(strstr(html, "<script"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "&lt;script&gt;alert(1)&lt;/script&gt;"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "Risk &amp; control, &quot;quoted&quot;"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "<h1>unit &amp; co"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "# a &amp; b"));
+    /* no bare ampersand anywhere: each & starts an entity */
+    for (const char *p = html; (p = strchr(p, '&')); p++) {
+        size_t k = strspn(p + 1, "abcdefghijklmnopqrstuvwxyz0123456789#");
+        CU_ASSERT(k > 0 && p[1 + k] == ';');
+        if (!(k > 0 && p[1 + k] == ';'))
+            break;
+    }
+    size_t n_svg;
+    CU_ASSERT_TRUE(svgs_well_formed(html, &n_svg));
+    CU_ASSERT(n_svg >= 6);
+    free(html);
+    rp_results_free(&r);
+}
+
+static void test_sections_follow_data(void)
+{
+    rp_results r;
+    fill(&r, 0);
+    char *plain = render(&r, NULL);
+    CU_ASSERT_PTR_NULL(strstr(plain, "<h2>Alerts</h2>"));
+    CU_ASSERT_PTR_NULL(strstr(plain, "<h2>Scaling events</h2>"));
+    CU_ASSERT_PTR_NULL(strstr(plain, "<h2>Faults"));
+    CU_ASSERT_PTR_NULL(strstr(plain, "Per traffic class"));
+    CU_ASSERT_PTR_NULL(strstr(plain, "class=\"marker\""));
+    CU_ASSERT_PTR_NULL(strstr(plain, "<h2>Scenario</h2>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(plain, "GPU utilisation per pool"));
+    /* the offered load is high for 50 s of an hour: a peak window is drawn first */
+    CU_ASSERT_PTR_NOT_NULL(strstr(plain, "<h2>Peak window"));
+    free(plain);
+
+    rp_alert a = { .name = "HighLatency", .severity = "critical", .receiver = "pager",
+                   .pending_at = 1500, .firing_at = 1530, .resolved_at = NAN, .notified_at = 1560,
+                   .summary = "p99 > 250ms" };
+    rp_add_alert(&r, &a);
+    rp_add_scaling(&r, 1520, EVIL, 1, 3, "cpu > 85%");
+    rp_fault f = { .start_s = 1490, .end_s = 1600, .kind = "node_crash", .target = "gpu/1",
+                   .failed = 12, .timed_out = 3, .error_share = 0.75 };
+    rp_add_fault(&r, &f);
+    r.n_classes = 1;
+    r.classes = calloc(1, sizeof *r.classes);
+    r.classes[0] = (rp_class){ .name = strdup("card-auth"), .pool = strdup(EVIL),
+                               .counts = { 100, 90, 5, 5, 0, 0 } };
+    char *full = render(&r, "x: 1\n");
+    CU_ASSERT_PTR_NOT_NULL(strstr(full, "<h2>Alerts</h2>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(full, "<h2>Scaling events</h2>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(full, "<h2>Faults and what they caused</h2>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(full, "Per traffic class"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(full, "<h2>Scenario</h2>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(full, "75.00%"));          /* the fault's share of errors */
+    CU_ASSERT_PTR_NOT_NULL(strstr(full, "<td>90.00%</td>")); /* class availability 90/100 */
+    /* the fault is marked on every time chart (5 line charts, twice: zoom
+     * and whole run) and listed; the scaling event on the replicas charts */
+    CU_ASSERT_EQUAL(count(full, "<title>fault node_crash on gpu/1</title></g>"), 10);
+    CU_ASSERT_EQUAL(count(full, "<title>scale " "&lt;script&gt;"), 2);
+    /* alert timeline: pending, firing and the notification */
+    CU_ASSERT(count(full, "<title>HighLatency pending</title>") >= 1);
+    CU_ASSERT(count(full, "<title>HighLatency firing (critical)</title>") >= 1);
+    CU_ASSERT(count(full, "<title>HighLatency notified pager</title>") >= 1);
+    size_t n_svg;
+    CU_ASSERT_TRUE(svgs_well_formed(full, &n_svg));
+    free(full);
+
+    /* summary.json carries the same lists, never-reached times as null */
+    char path[512];
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    CU_ASSERT_EQUAL_FATAL(rp_write_summary(&r, path), 0);
+    FILE *fp = fopen(path, "r");
+    char buf[1 << 15];
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    buf[n] = '\0';
+    fclose(fp);
+    cJSON *j = cJSON_Parse(buf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    cJSON *al = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "alerts"), 0);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(al, "name")->valuestring, "HighLatency");
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(al, "firing_at")->valuedouble, 1530);
+    CU_ASSERT_TRUE(cJSON_IsNull(cJSON_GetObjectItem(al, "resolved_at")));
+    cJSON *sc = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "scaling_events"), 0);
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(sc, "to")->valuedouble, 3);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(sc, "pool")->valuestring, EVIL);
+    cJSON *fa = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "faults"), 0);
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(cJSON_GetObjectItem(fa, "requests"), "failed")->valuedouble, 12);
+    cJSON *cl = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "classes"), "card-auth");
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(cJSON_GetObjectItem(cl, "requests"), "rejected")->valuedouble, 5);
+    cJSON_Delete(j);
+    rp_results_free(&r);
+}
+
+/* Row labels of the heatmap, in order, as drawn. */
+static int heat_rows(const char *html, char labels[][64], int max)
+{
+    const char *h = strstr(html, "GPU utilisation per node");
+    if (!h)
+        return -1;
+    /* the heatmap of the whole run (the last one) */
+    const char *last = h;
+    while ((h = strstr(h + 1, "GPU utilisation per node")))
+        last = h;
+    const char *rows = strstr(last, "<g class=\"rows\"");
+    const char *end = strstr(rows, "</g>");
+    int n = 0;
+    for (const char *p = rows; (p = strstr(p, "<title>")) && p < end && n < max; n++) {
+        p += 7;
+        size_t k = strcspn(p, "<");
+        snprintf(labels[n], 64, "%.*s", (int)k, p);
+    }
+    return n;
+}
+
+static void test_heatmap_10_nodes(void)
+{
+    rp_results r;
+    fill(&r, 10);
+    char *html = render(&r, NULL);
+    char labels[64][64];
+    int n = heat_rows(html, labels, 64);
+    CU_ASSERT_EQUAL(n, 10);
+    CU_ASSERT_STRING_EQUAL(labels[0], "node-0");
+    CU_ASSERT_STRING_EQUAL(labels[9], "node-9");
+    /* node 5 is 99% busy: its cells use the darkest colour */
+    CU_ASSERT(count(html, "data-level=\"8\"") >= 1);
+    free(html);
+    rp_results_free(&r);
+}
+
+static void test_heatmap_1000_nodes(void)
+{
+    rp_results r;
+    fill(&r, 1000);
+    char *html = render(&r, NULL);
+    char labels[64][64];
+    int n = heat_rows(html, labels, 64);
+    CU_ASSERT_EQUAL(n, 21); /* the mean, the 10 busiest, the 10 idlest */
+    CU_ASSERT_PTR_NOT_NULL(strstr(labels[0], "(mean)"));
+    CU_ASSERT_STRING_EQUAL(labels[1], "node-500"); /* the busiest first */
+    CU_ASSERT_STRING_EQUAL(labels[20], "node-999"); /* the idlest last */
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "has 1000 nodes"));
+    size_t n_svg;
+    CU_ASSERT_TRUE(svgs_well_formed(html, &n_svg));
+    /* and the page stays small: no per-node drawing of 1000 rows */
+    CU_ASSERT(strlen(html) < 600000);
+    free(html);
+    rp_results_free(&r);
+}
+
+int main(void)
+{
+    if (system("xmllint --version >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "test_report: xmllint not found: apt-get install libxml2-utils "
+                        "(or run scripts/install-deps.sh)\n");
+        return 1;
+    }
+    dir = mkdtemp(tmpl);
+    if (!dir || CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite("report", NULL, NULL);
+    CU_add_test(s, "strings from the scenario are escaped", test_escaping);
+    CU_add_test(s, "sections appear when there is data", test_sections_follow_data);
+    CU_add_test(s, "heatmap with 10 nodes: every node", test_heatmap_10_nodes);
+    CU_add_test(s, "heatmap with 1000 nodes: mean, busiest, idlest", test_heatmap_1000_nodes);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned fails = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fails++;
+    return fails != 0;
+}
