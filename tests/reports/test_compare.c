@@ -1,0 +1,240 @@
+/*
+ * test_compare.c - the statistics and outputs of a comparison on hand-built
+ * records: t-intervals against values computed by hand from the t table,
+ * overlap and the "best" mark, compare.json's structure and numbers, the
+ * markdown table, and a .jsonl round trip (what `fleetsim merge` reads).
+ */
+#include "compare.h"
+
+#include <CUnit/Basic.h>
+#include <cjson/cJSON.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char tmpl[] = "/tmp/fleetsim-compare-XXXXXX";
+static const char *dir;
+
+/* t(0.975, 4) = 2.776445105 and t(0.975, 2) = 4.302652730 (t tables). */
+static void test_ci_by_hand(void)
+{
+    rp_ci ci;
+    double x[] = { 1, 2, 3, 4, 5 };
+    rp_ci95(x, 5, &ci);
+    CU_ASSERT_EQUAL(ci.n, 5);
+    CU_ASSERT_DOUBLE_EQUAL(ci.mean, 3, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(ci.sd, sqrt(2.5), 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(ci.half, 2.776445105 * sqrt(2.5) / sqrt(5), 1e-8);
+    CU_ASSERT_DOUBLE_EQUAL(ci.lo, 3 - 1.963243, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(ci.hi, 3 + 1.963243, 1e-6);
+
+    double y[] = { 10, NAN, 12, 14 }; /* NAN skipped: n = 3, sd = 2 */
+    rp_ci95(y, 4, &ci);
+    CU_ASSERT_EQUAL(ci.n, 3);
+    CU_ASSERT_DOUBLE_EQUAL(ci.mean, 12, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(ci.half, 4.302652730 * 2 / sqrt(3), 1e-8);
+
+    double one[] = { 7 };
+    rp_ci95(one, 1, &ci);
+    CU_ASSERT_DOUBLE_EQUAL(ci.mean, 7, 0);
+    CU_ASSERT_TRUE(isnan(ci.half));
+
+    double same[] = { 4, 4, 4 };
+    rp_ci95(same, 3, &ci);
+    CU_ASSERT_DOUBLE_EQUAL(ci.half, 0, 0);
+}
+
+static void test_overlap(void)
+{
+    double a[] = { 10, 11, 12 }, b[] = { 20, 21, 22 }, c[] = { 11, 15, 19 };
+    rp_ci ca, cb, cc;
+    rp_ci95(a, 3, &ca); /* 11 +- 2.48 */
+    rp_ci95(b, 3, &cb); /* 21 +- 2.48 */
+    rp_ci95(c, 3, &cc); /* 15 +- 9.94: overlaps both */
+    CU_ASSERT_TRUE(rp_ci_better(&ca, &cb, -1));
+    CU_ASSERT_FALSE(rp_ci_better(&ca, &cb, +1));
+    CU_ASSERT_TRUE(rp_ci_better(&cb, &ca, +1));
+    CU_ASSERT_FALSE(rp_ci_better(&ca, &cc, -1));
+    CU_ASSERT_FALSE(rp_ci_better(&cb, &cc, +1));
+    double one[] = { 0 };
+    rp_ci c1;
+    rp_ci95(one, 1, &c1); /* one run: no interval, never "better" */
+    CU_ASSERT_FALSE(rp_ci_better(&c1, &cb, -1));
+}
+
+/* A record as `fleetsim compare` makes one, with the fields compare reads. */
+static cJSON *record(int variant, const char *label, unsigned long seed, double avail, double p99,
+                     double gpu_hours)
+{
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{\"variant\":%d,\"label\":\"%s\",\"scenario\":\"s.yaml\",\"sets\":[\"a.b=%d\"],"
+             "\"seed\":%lu,\"summary\":{\"availability\":%.17g,"
+             "\"latency_s\":{\"mean\":0.1,\"p50\":0.05,\"p99\":%.17g},"
+             "\"measured\":{\"rejected\":%lu,\"failed\":0,\"timed_out\":1},"
+             "\"cost\":{\"gpu_hours\":%.17g,\"energy_kwh\":1},"
+             "\"pools\":{\"gpu\":{\"replicas_max\":%d}}},"
+             "\"series\":{\"interval_s\":10,\"sim_time_s\":30,\"t_s\":[0,10,20],"
+             "\"offered_qps\":[1,2,1],\"served_qps\":[1,2,1],\"errors_qps\":[0,0,0],"
+             "\"p99_s\":[0.1,null,0.1],\"replicas\":[1,1,1]}}",
+             variant, label, variant, seed, avail, p99, seed, gpu_hours, variant + 1);
+    return cJSON_Parse(text);
+}
+
+static const cJSON *metric_of(const cJSON *j, int v, const char *key)
+{
+    const cJSON *var = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "variants"), v);
+    return cJSON_GetObjectItem(cJSON_GetObjectItem(var, "metrics"), key);
+}
+
+static char *slurp(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    b[fread(b, 1, (size_t)n, f)] = '\0';
+    fclose(f);
+    return b;
+}
+
+static void test_compare_outputs(void)
+{
+    rp_compare *c = rp_compare_new();
+    /* variant 1 "B & <b>": clearly better availability; p99 overlapping */
+    double av[2][3] = { { 0.990, 0.992, 0.994 }, { 0.9990, 0.9992, 0.9994 } };
+    double p99[2][3] = { { 0.30, 0.50, 0.70 }, { 0.35, 0.45, 0.60 } };
+    const char *labels[] = { "A", "B & <b>" };
+    for (int v = 1; v >= 0; v--) /* added out of order: reported by index */
+        for (int s = 0; s < 3; s++) {
+            cJSON *r = record(v, labels[v], 40 + (unsigned long)s, av[v][s], p99[v][s], 24.0 * (v + 1));
+            CU_ASSERT_EQUAL(rp_compare_add(c, r, stderr), 0);
+            cJSON_Delete(r);
+        }
+    cJSON *dup = record(0, "A", 41, 0.5, 0.5, 1);
+    CU_ASSERT_EQUAL(rp_compare_add(c, dup, stderr), -1); /* same variant and seed twice */
+    cJSON_Delete(dup);
+    cJSON *clash = record(0, "not A", 99, 0.5, 0.5, 1);
+    CU_ASSERT_EQUAL(rp_compare_add(c, clash, stderr), -1); /* index 0 is "A" */
+    cJSON_Delete(clash);
+    CU_ASSERT_EQUAL(rp_compare_n_variants(c), 2);
+    CU_ASSERT_EQUAL_FATAL(rp_compare_write(c, dir, NULL, stderr), 0);
+
+    char *text = slurp("compare.json");
+    cJSON *j = cJSON_Parse(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(j, "variants")), 2);
+    const cJSON *v0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "variants"), 0);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(v0, "label")->valuestring, "A");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(v0, "seeds")), 3);
+    const cJSON *a0 = metric_of(j, 0, "availability");
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(a0, "n")->valueint, 3);
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(a0, "mean")->valuedouble, 0.992, 1e-12);
+    /* sd of {0.990, 0.992, 0.994} is 0.002; half = t(0.975,2) * 0.002 / sqrt(3) */
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(a0, "half_width")->valuedouble,
+                           4.302652730 * 0.002 / sqrt(3), 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(a0, "ci95_lo")->valuedouble,
+                           0.992 - 4.302652730 * 0.002 / sqrt(3), 1e-9);
+    const cJSON *e1 = metric_of(j, 1, "errors"); /* rejected = seed, + 1 timed out */
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(e1, "mean")->valuedouble, 42, 1e-12);
+    const cJSON *r1 = metric_of(j, 1, "peak_replicas");
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(r1, "mean")->valuedouble, 2, 0);
+    const cJSON *best = cJSON_GetObjectItem(j, "best");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(best, "availability")->valuestring, "B & <b>");
+    CU_ASSERT_TRUE(cJSON_IsNull(cJSON_GetObjectItem(best, "latency_p99"))); /* intervals overlap */
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(best, "gpu_hours")->valuestring, "A"); /* sd 0 */
+    CU_ASSERT_TRUE(cJSON_IsNull(cJSON_GetObjectItem(best, "latency_mean"))); /* equal means */
+    CU_ASSERT_PTR_NULL(cJSON_GetObjectItem(best, "peak_replicas")); /* not ranked */
+    cJSON_Delete(j);
+    free(text);
+
+    char *md = slurp("compare.md");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(md);
+    CU_ASSERT_PTR_NOT_NULL(strstr(md, "| A | 99.2000% \xC2\xB1 0.4968% |"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(md, "| B & <b> | **99.9200% \xC2\xB1 0.0497%** \xE2\x98\x85 |"));
+    free(md);
+    char *html = slurp("compare.html");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(html);
+    CU_ASSERT_PTR_NULL(strstr(html, "<b>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "B &amp; &lt;b&gt;"));
+    free(html);
+
+    /* the same records through a .jsonl file give the same compare.json */
+    char path[512];
+    snprintf(path, sizeof path, "%s/runs.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    for (int v = 0; v < 2; v++)
+        for (int s = 0; s < 3; s++) {
+            cJSON *r = record(v, labels[v], 40 + (unsigned long)s, av[v][s], p99[v][s], 24.0 * (v + 1));
+            char *line = cJSON_PrintUnformatted(r);
+            fprintf(f, "%s\n", line);
+            cJSON_free(line);
+            cJSON_Delete(r);
+        }
+    fclose(f);
+    char *before = slurp("compare.json");
+    rp_compare *c2 = rp_compare_new();
+    CU_ASSERT_EQUAL(rp_compare_load_jsonl(c2, path, stderr), 0);
+    CU_ASSERT_EQUAL(rp_compare_write(c2, dir, NULL, stderr), 0);
+    char *after = slurp("compare.json");
+    CU_ASSERT_STRING_EQUAL(before, after);
+    free(before);
+    free(after);
+    rp_compare_free(c2);
+    rp_compare_free(c);
+}
+
+static void test_reference(void)
+{
+    rp_compare *c = rp_compare_new();
+    for (int v = 0; v < 2; v++)
+        for (int s = 0; s < 2; s++) {
+            cJSON *r = record(v, v ? "after" : "before", 1 + (unsigned long)s, 0.99, 0.1,
+                              v ? 72 : 24);
+            rp_compare_add(c, r, stderr);
+            cJSON_Delete(r);
+        }
+    cJSON *ref = cJSON_Parse(
+        "{\"title\":\"Reported vs simulated\",\"columns\":[{\"label\":\"before\",\"variant\":"
+        "\"before\"},{\"label\":\"after\",\"variant\":\"after\"},{\"label\":\"hpa\",\"variant\":"
+        "\"hpa\"}],\"rows\":[{\"label\":\"Hardware cost\",\"metric\":\"gpu_hours\",\"relative\":"
+        "true,\"reported\":[\"\",\"-40%\",\"\"],\"note\":\"Why | it differs.\"}]}");
+    CU_ASSERT_EQUAL_FATAL(rp_compare_write(c, dir, ref, stderr), 0);
+    char *md = slurp("compare.md");
+    /* after costs 3x before: +200%; a column whose variant did not run says so */
+    CU_ASSERT_PTR_NOT_NULL(strstr(md, "| Hardware cost | \xE2\x80\x93 | 24.00 \xC2\xB1 0.00 | -40% | "
+                                      "72.00 \xC2\xB1 0.00 (+200%) | \xE2\x80\x93 | not run |"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(md, "**Hardware cost.** Why | it differs."));
+    free(md);
+    cJSON_Delete(ref);
+    rp_compare_free(c);
+}
+
+int main(void)
+{
+    dir = mkdtemp(tmpl);
+    if (!dir || CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite("compare", NULL, NULL);
+    CU_add_test(s, "t-intervals computed by hand", test_ci_by_hand);
+    CU_add_test(s, "overlap decides better", test_overlap);
+    CU_add_test(s, "compare.json, .md, .html and the jsonl round trip", test_compare_outputs);
+    CU_add_test(s, "reported figures beside the simulated", test_reference);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned fails = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fails++;
+    return fails != 0;
+}
