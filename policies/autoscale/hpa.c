@@ -362,7 +362,7 @@ static int recompute(struct hpa *h, const as_view *v, tolerances tol, int ready,
 }
 
 /* Per-pod sample of metric m into h->val / h->has / h->req (milli-units). */
-static void sample_pods(struct hpa *h, const as_view *v, const as_hpa_metric *m, int raw)
+static void sample_pods(struct hpa *h, const as_view *v, const as_hpa_metric *m)
 {
     for (int i = 0; i < v->n_pods; i++) {
         const as_pod_view *p = &v->pods[i];
@@ -377,7 +377,6 @@ static void sample_pods(struct hpa *h, const as_view *v, const as_hpa_metric *m,
             h->has[i] = p->has_metrics;
             x = (gpu ? p->gpu_util : p->cpu_util) * req;
             h->val[i] = h->has[i] ? llround(x * 1000.0) : 0;
-            (void)raw;
         } else {
             h->req[i] = 0;
             h->has[i] = as_pod_metric(p, m->name, &x);
@@ -408,7 +407,7 @@ static int pod_metric_replicas(struct hpa *h, const as_view *v, const as_hpa_met
         return fail_metric(h, "no pods returned by selector while calculating replica count", m);
     if (!reserve(h, n))
         return fail_metric(h, "out of memory", m);
-    sample_pods(h, v, m, 0);
+    sample_pods(h, v, m);
     cpu = m->type == AS_HPA_RESOURCE && m->resource == AS_HPA_CPU;
     ready = group_pods(h, v, cpu);
     for (int i = 0; i < n; i++)

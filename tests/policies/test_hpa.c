@@ -498,6 +498,79 @@ static void test_max_over_metrics_and_invalid(void)
     expect_cpu("NoMetricsAtAll", &c, 30, 3);
 }
 
+/* GPU utilization and CPU AverageValue targets. For GPU (as for every
+ * metric but CPU) groupPods does not look at readiness: a running pod that
+ * is not ready yet but has a sample counts, where a CPU target would set it
+ * aside. */
+static void test_resource_variants(void)
+{
+    char buf[1024];
+    as_pod_view pods[3];
+    as_view v;
+    as *a;
+
+    memset(pods, 0, sizeof pods);
+    for (int i = 0; i < 3; i++) {
+        pods[i].phase = AS_POD_RUNNING;
+        pods[i].scheduled = 1;
+        pods[i].ready = i > 0;          /* pod 0 started 20 s ago and is loading its model */
+        pods[i].start_s = i > 0 ? NOW - 600.0 : NOW - 20.0;
+        pods[i].ready_change_s = i > 0 ? NOW - 550.0 : NOW - 20.0;
+        pods[i].has_metrics = 1;
+        pods[i].metrics_time_s = NOW;
+        pods[i].metrics_window_s = 30.0;
+        pods[i].gpu_request = 2.0;      /* two GPUs per pod */
+        pods[i].gpu_util = 0.9;
+        pods[i].cpu_request = 1.0;
+        pods[i].cpu_util = 0.9;
+    }
+    memset(&v, 0, sizeof v);
+    v.now_s = NOW;
+    v.current_replicas = 3;
+    v.n_pods = 3;
+    v.pods = pods;
+
+    snprintf(buf, sizeof buf,
+             "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: t}\n"
+             "spec:\n  maxReplicas: 100\n  metrics:\n  - type: Resource\n    resource:\n"
+             "      name: nvidia.com/gpu\n      target: {type: Utilization, averageUtilization: 60}\n"
+             PASS_THROUGH_BEHAVIOR);
+    a = hpa_from(buf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    /* 90% of the request on all three pods, the loading one included:
+     * ratio 1.5 -> ceil(4.5) = 5 */
+    CU_ASSERT_EQUAL(as_recommend(a, &v), 5);
+    as_destroy(a);
+
+    /* the same on CPU: the unready pod inside the initialization period is
+     * set aside, then counted at 0% on the scale-up: 2 x 900 / 3000 = 60%
+     * -> ratio 1.0: no change */
+    a = hpa_from(cpu_manifest(60, buf, sizeof buf));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_EQUAL(as_recommend(a, &v), 3);
+    as_destroy(a);
+
+    /* CPU AverageValue 600m: the raw use, 900m per ready pod; the unready
+     * one counts 0 on the way up: 1800 / 3 = 600m -> ratio 1.0: no change.
+     * Pod 0 turning ready does not count yet while its sample's 30 s window
+     * began before it was ready (within the CPU initialization period); once
+     * it has a whole window since: 900 / 600 = 1.5 -> 5 */
+    snprintf(buf, sizeof buf,
+             "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: t}\n"
+             "spec:\n  maxReplicas: 100\n  metrics:\n  - type: Resource\n    resource:\n"
+             "      name: cpu\n      target: {type: AverageValue, averageValue: 600m}\n"
+             PASS_THROUGH_BEHAVIOR);
+    a = hpa_from(buf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_EQUAL(as_recommend(a, &v), 3);
+    pods[0].ready = 1;
+    pods[0].ready_change_s = NOW - 20.0;
+    CU_ASSERT_EQUAL(as_recommend(a, &v), 3);
+    pods[0].ready_change_s = NOW - 40.0;
+    CU_ASSERT_EQUAL(as_recommend(a, &v), 5);
+    as_destroy(a);
+}
+
 /* ---- the documentation's worked examples, as sync sequences ---- */
 
 typedef struct {
@@ -831,6 +904,7 @@ int main(void)
     CU_add_test(s, "replica_calculator_test: missing metrics", test_rc_missing_metrics);
     CU_add_test(s, "replica_calculator_test: pods, object, external", test_rc_custom_metrics);
     CU_add_test(s, "max over metrics, invalid metrics", test_max_over_metrics_and_invalid);
+    CU_add_test(s, "gpu utilization, cpu average value, readiness", test_resource_variants);
     CU_add_test(s, "doc: 200m vs 100m doubles, tolerance, halving", test_doc_ratio_examples);
     CU_add_test(s, "doc: stabilization window", test_doc_stabilization_window);
     CU_add_test(s, "doc: Percent policy 80 -> 72 -> 64", test_doc_percent_policy);
