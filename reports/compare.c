@@ -359,8 +359,14 @@ int rp_compare_add(rp_compare *c, const cJSON *rec, FILE *err)
                     seed->valuedouble);
             return -1;
         }
+    /* kept in seed order, so shards merged in any order give identical output */
+    int at_k = 0;
+    while (at_k < v->n_runs && num_at(v->runs[at_k], "seed") < seed->valuedouble)
+        at_k++;
     v->runs = realloc(v->runs, sizeof *v->runs * (size_t)(v->n_runs + 1));
-    v->runs[v->n_runs++] = cJSON_Duplicate(rec, 1);
+    memmove(&v->runs[at_k + 1], &v->runs[at_k], sizeof *v->runs * (size_t)(v->n_runs - at_k));
+    v->runs[at_k] = cJSON_Duplicate(rec, 1);
+    v->n_runs++;
     return 0;
 }
 

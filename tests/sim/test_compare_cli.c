@@ -1,0 +1,193 @@
+/*
+ * test_compare_cli.c - `fleetsim compare`, `sweep` and `merge` through the
+ * binary on a short scenario: a 2-variant x 3-seed grid gives the right
+ * structure, each variant's numbers are exactly those of its runs'
+ * summary.json files, a grid split in two shards and merged gives the same
+ * compare.json, bad grids are refused with exit 2, and `run` writes a
+ * report.html with the scenario's description and text escaped.
+ */
+#include "testutil.h"
+
+#include <CUnit/Basic.h>
+#include <cjson/cJSON.h>
+
+#include <math.h>
+#include <sys/stat.h>
+
+static char *tmp;
+static char scen[4200];
+
+static const char *scenario_text =
+    "name: cmp-test\n"
+    "description: \"Risk & control <script>alert(1)</script>\"\n"
+    "seed: 100\n"
+    "duration: 120s\n"
+    "interval: 5s\n"
+    "models:\n"
+    "  m:\n"
+    "    service: {distribution: exponential, base: 10ms, per_item: 2ms}\n"
+    "    batch: {max_size: 4, max_wait: 2ms}\n"
+    "pools:\n"
+    "  gpu: {model: m, replicas: 1, gpus_per_node: 1, queue_capacity: 64, timeout: 1s}\n"
+    "traffic:\n"
+    "  - name: api\n"
+    "    pool: gpu\n"
+    "    arrivals: {process: poisson, rate: [{at: 0s, qps: 80}, {at: 60s, qps: 300, ramp: 5s}]}\n"
+    "slo: {latency_p99: 200ms, availability: 0.999}\n";
+
+static cJSON *read_json(const char *path)
+{
+    char *t = tu_read(path);
+    cJSON *j = t ? cJSON_Parse(t) : NULL;
+    free(t);
+    return j;
+}
+
+static void test_compare_grid(void)
+{
+    char out[4300], log[4300];
+    snprintf(out, sizeof out, "%s/cmp", tmp);
+    snprintf(log, sizeof log, "%s/cmp.log", tmp);
+    int rc = tu_sh(log, "'%s' compare '%s' --vary pools.gpu.replicas=1,2 --seeds 3 --jobs 2 --out '%s'",
+                   tu_bin(), scen, out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    char path[4400];
+    snprintf(path, sizeof path, "%s/compare.json", out);
+    cJSON *j = read_json(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    cJSON *vs = cJSON_GetObjectItem(j, "variants");
+    CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(vs), 2);
+    const char *want[] = { "pools.gpu.replicas=1", "pools.gpu.replicas=2" };
+    const double t2 = 4.302652729911275; /* t(0.975, 2) */
+    for (int v = 0; v < 2; v++) {
+        cJSON *x = cJSON_GetArrayItem(vs, v);
+        CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(x, "label")->valuestring, want[v]);
+        cJSON *seeds = cJSON_GetObjectItem(x, "seeds");
+        CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(seeds), 3);
+        double vals[3];
+        for (int s = 0; s < 3; s++) {
+            /* seeds start at the scenario's and are the same for every variant */
+            CU_ASSERT_EQUAL(cJSON_GetArrayItem(seeds, s)->valuedouble, 100 + s);
+            char run[4500];
+            snprintf(run, sizeof run, "%s/runs/v%d-seed%d", out, v, 100 + s);
+            cJSON *sum = tu_summary(run);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(sum);
+            CU_ASSERT_EQUAL(tu_num(sum, "seed"), 100 + s);
+            CU_ASSERT_EQUAL(tu_num(sum, "pools.gpu.replicas_max"), v + 1);
+            vals[s] = tu_num(sum, "latency_s.p99");
+            cJSON_Delete(sum);
+            char rep[4600];
+            snprintf(rep, sizeof rep, "%s/report.html", run);
+            struct stat st;
+            CU_ASSERT_EQUAL(stat(rep, &st), 0);
+        }
+        cJSON *p99 = cJSON_GetObjectItem(cJSON_GetObjectItem(x, "metrics"), "latency_p99");
+        double mean = (vals[0] + vals[1] + vals[2]) / 3;
+        double sd = sqrt(((vals[0] - mean) * (vals[0] - mean) + (vals[1] - mean) * (vals[1] - mean) +
+                          (vals[2] - mean) * (vals[2] - mean)) / 2);
+        CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(p99, "mean")->valuedouble, mean, 1e-12);
+        CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(p99, "half_width")->valuedouble,
+                               t2 * sd / sqrt(3), 1e-9);
+        CU_ASSERT(sd > 0); /* different seeds really ran */
+    }
+    /* two replicas serve the 300 QPS step better than one */
+    double av1 = tu_num(cJSON_GetArrayItem(vs, 0), "metrics.availability.mean");
+    double av2 = tu_num(cJSON_GetArrayItem(vs, 1), "metrics.availability.mean");
+    CU_ASSERT(av2 > av1);
+    cJSON_Delete(j);
+    const char *files[] = { "compare.md", "compare.html", "runs.jsonl" };
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", out, files[i]);
+        char *t = tu_read(path);
+        CU_ASSERT_PTR_NOT_NULL(t);
+        if (t && i == 0)
+            CU_ASSERT_PTR_NOT_NULL(strstr(t, "| pools.gpu.replicas=2 |"));
+        free(t);
+    }
+
+    /* the same grid as two shards, merged: the same numbers */
+    char sw[4300];
+    snprintf(sw, sizeof sw, "%s/sweep", tmp);
+    for (int k = 1; k <= 2; k++) {
+        rc = tu_sh(log, "'%s' sweep '%s' --vary pools.gpu.replicas=1,2 --seeds 3 --shard %d/2 "
+                        "--jobs 2 --out '%s'",
+                   tu_bin(), scen, k, sw);
+        CU_ASSERT_EQUAL_FATAL(rc, 0);
+    }
+    snprintf(path, sizeof path, "%s/shard-1-of-2.jsonl", sw);
+    char *shard = tu_read(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(shard);
+    int lines = 0;
+    for (char *p = shard; (p = strchr(p, '\n')); p++)
+        lines++;
+    CU_ASSERT_EQUAL(lines, 3); /* 6 runs, every other one */
+    free(shard);
+    char merged[4300];
+    snprintf(merged, sizeof merged, "%s/merged", tmp);
+    rc = tu_sh(log, "'%s' merge '%s' --out '%s'", tu_bin(), sw, merged);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    snprintf(path, sizeof path, "%s/compare.json", out);
+    char *a = tu_read(path);
+    snprintf(path, sizeof path, "%s/compare.json", merged);
+    char *b = tu_read(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_STRING_EQUAL(a, b);
+    free(a);
+    free(b);
+    /* merging the same shard twice is refused */
+    rc = tu_sh(log, "'%s' merge '%s' '%s' --out '%s'", tu_bin(), sw, sw, merged);
+    CU_ASSERT_EQUAL(rc, 2);
+}
+
+static void test_bad_grids(void)
+{
+    char log[4300];
+    snprintf(log, sizeof log, "%s/bad.log", tmp);
+    CU_ASSERT_EQUAL(tu_sh(log, "'%s' compare '%s' --vary pools.gpu.replicas", tu_bin(), scen), 2);
+    CU_ASSERT_EQUAL(tu_sh(log, "'%s' compare '%s' --vary pools.gpu.nope=1,2 --out '%s/x'", tu_bin(),
+                          scen, tmp),
+                    2);
+    char *msg = tu_read(log);
+    CU_ASSERT_PTR_NOT_NULL(msg && strstr(msg, "nope"));
+    free(msg);
+    CU_ASSERT_EQUAL(tu_sh(log, "'%s' compare '%s' --seeds 0", tu_bin(), scen), 2);
+    CU_ASSERT_EQUAL(tu_sh(log, "'%s' sweep '%s' --shard 3/2 --out '%s/y'", tu_bin(), scen, tmp), 2);
+    CU_ASSERT_EQUAL(tu_sh(log, "'%s' sweep '%s' --out '%s/y'", tu_bin(), scen, tmp), 2);
+    CU_ASSERT_EQUAL(tu_sh(log, "'%s' merge '%s/does-not-exist'", tu_bin(), tmp), 2);
+}
+
+static void test_run_writes_escaped_report(void)
+{
+    char out[4300], log[4300], path[4400];
+    snprintf(out, sizeof out, "%s/run", tmp);
+    snprintf(log, sizeof log, "%s/run.log", tmp);
+    CU_ASSERT_EQUAL_FATAL(tu_sh(log, "'%s' run '%s' --out '%s' --quiet", tu_bin(), scen, out), 0);
+    snprintf(path, sizeof path, "%s/report.html", out);
+    char *html = tu_read(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(html);
+    CU_ASSERT_PTR_NULL(strstr(html, "<script"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "Risk &amp; control &lt;script&gt;alert(1)&lt;/script&gt;"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "description: &quot;Risk &amp; control")); /* the YAML */
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "SLO missed")); /* 300 QPS on one node */
+    free(html);
+}
+
+int main(void)
+{
+    tmp = tu_tmpdir();
+    if (!tmp || CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    snprintf(scen, sizeof scen, "%s/cmp.yaml", tmp);
+    tu_write(scen, scenario_text);
+    CU_pSuite s = CU_add_suite("compare", NULL, NULL);
+    CU_add_test(s, "2 variants x 3 seeds; shards merge to the same", test_compare_grid);
+    CU_add_test(s, "bad grids exit 2", test_bad_grids);
+    CU_add_test(s, "run writes an escaped report.html", test_run_writes_escaped_report);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned fails = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    tu_rm_rf(tmp);
+    free(tmp);
+    return fails != 0;
+}
