@@ -260,20 +260,33 @@ int mon_promtool_write(FILE *f, const mon_store *s, const mon_rules *r, const ch
     size_t nt = mon_rules_log_times(r, &times);
     if (nt && mon_rules_n_alerting(r)) {
         fputs("    alert_rule_test:\n", f);
+        /* promtool groups alerts by alertname: rules sharing a name are
+         * one alert_rule_test */
+        int na = mon_rules_n_alerting(r);
         for (size_t i = 0; i < nt; i++)
-            for (int k = 0; k < mon_rules_n_alerting(r); k++) {
+            for (int k = 0; k < na; k++) {
+                const char *name = mon_rules_alerting_name(r, k);
+                int seen = 0;
+                for (int j = 0; j < k && !seen; j++)
+                    seen = !strcmp(mon_rules_alerting_name(r, j), name);
+                if (seen)
+                    continue;
                 fputs("      - eval_time: ", f);
                 duration(f, times[i]);
                 fputs("\n        alertname: ", f);
-                yaml_str(f, mon_rules_alerting_name(r, k));
+                yaml_str(f, name);
                 count_arg c = { f, 0 };
-                mon_rules_log_each(r, times[i], k, count_entry, &c);
+                for (int j = k; j < na; j++)
+                    if (!strcmp(mon_rules_alerting_name(r, j), name))
+                        mon_rules_log_each(r, times[i], j, count_entry, &c);
                 if (!c.n) {
                     fputs("\n        exp_alerts: []\n", f);
                     continue;
                 }
                 fputs("\n        exp_alerts:\n", f);
-                mon_rules_log_each(r, times[i], k, alert_entry, f);
+                for (int j = k; j < na; j++)
+                    if (!strcmp(mon_rules_alerting_name(r, j), name))
+                        mon_rules_log_each(r, times[i], j, alert_entry, f);
             }
     }
     if (n_exprs) {

@@ -55,7 +55,7 @@ int mon_labels_cmp(const mon_labels *a, const mon_labels *b);
 char *mon_labels_str(const mon_labels *ls, char *buf, size_t len);
 
 /* Go's fmt %v of a float64 (what `{{ $value }}` prints): shortest digits
- * that read back exactly, exponent form below 1e-4 and from 1e21. */
+ * that read back exactly, exponent form below 1e-4 and from 1e+06. */
 char *mon_fmt_go(double v, char *buf, size_t len);
 
 /* ---- time-series store ------------------------------------------------------ */

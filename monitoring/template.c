@@ -3,8 +3,7 @@
  * annotations use in practice, with Prometheus's template functions
  * (template/template.go):
  *
- *   {{ $labels.name }}  {{ .Labels.name }}   a label ("<no value>" if absent,
- *                                             as Go prints a missing map key)
+ *   {{ $labels.name }}  {{ .Labels.name }}   a label ("" if absent)
  *   {{ $value }}        {{ .Value }}         the sample value, as Go's %v
  *   {{ ... | humanize }} | humanizePercentage | toUpper | toLower
  *   {{- ... -}}                              whitespace trimming
@@ -122,12 +121,10 @@ static int run_action(char *act, const mon_labels *ls, double value, sbuf *out, 
             mon_errf(err, "template: bad label reference \"%s\"", op);
             return -1;
         }
-        int found = 0;
-        for (int i = 0; i < ls->n; i++)
-            found |= !strcmp(ls->v[i].name, name);
-        v.str = mon_strdup(found ? mon_labels_get(ls, name) : "<no value>");
+        /* $labels is a map[string]string: a missing key reads "" */
+        v.str = mon_strdup(mon_labels_get(ls, name));
     } else if (!strncmp(op, "$externalLabels.", 16) || !strncmp(op, ".ExternalLabels.", 16)) {
-        v.str = mon_strdup("<no value>");
+        v.str = mon_strdup("");
     } else if (!strcmp(op, "$externalURL") || !strcmp(op, ".ExternalURL")) {
         v.str = mon_strdup("");
     } else if (op[0] == '"' && op[strlen(op) - 1] == '"' && strlen(op) >= 2) {
