@@ -33,3 +33,9 @@ bench: build
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) results
+
+# The bank case study, before vs after, with the reported figures beside
+# fleetsim's: writes docs/bank-case.md and results/bank-case/compare.html.
+.PHONY: bank-report
+bank-report: build
+	scripts/bank-report.sh $(BUILD)/fleetsim

@@ -466,9 +466,11 @@ static void fmt_ci(char *buf, size_t n, int fmt, const rp_ci *ci)
     }
     int has_half = !isnan(ci->half);
     switch (fmt) {
-    case F_PCT:
-        snprintf(a, sizeof a, ci->mean > 0.99 ? "%.4f%%" : "%.2f%%", 100 * ci->mean);
-        snprintf(h, sizeof h, ci->mean > 0.99 ? "%.4f%%" : "%.2f%%", 100 * ci->half);
+    case F_PCT: /* past 99% the nines matter: four decimals */
+        snprintf(a, sizeof a, ci->mean == 1 ? "100%%" : ci->mean > 0.99 ? "%.4f%%" : "%.2f%%",
+                 100 * ci->mean);
+        snprintf(h, sizeof h, ci->half == 0 ? "0%%" : ci->mean > 0.99 ? "%.4f%%" : "%.2f%%",
+                 100 * ci->half);
         break;
     case F_LAT:
         if (ci->mean < 1) {
