@@ -1,17 +1,21 @@
 /*
- * engine.c - the simulation: pools of GPU nodes on SimGrid, traffic, routing.
+ * engine.c - the simulation core: requests, routing, GPU workers, traffic,
+ * the time series and the results.
  *
- * Platform: one SimGrid host per node (cores = GPUs, 1 Gflop/s per core so a
- * service time of s seconds is s*1e9 flops), one host for the balancer, one
- * link per node to the balancer, energy plugin wattages per node type.
+ * Platform: one SimGrid host per node the pool may ever use (cores = GPUs,
+ * 1 Gflop/s per core at full speed, lower pstates for throttling), one host
+ * for the balancer, one link per node to the balancer, energy plugin
+ * wattages per node type. Node states, scaling and crashes are in
+ * lifecycle.c; injected faults in chaos.c.
  *
  * Actors: one traffic generator per class (sleeps until each arrival, then
  * routes the request synchronously through the pool's balancer); one worker
- * per GPU (takes a batch from its node's FIFO queue and runs it as a SimGrid
- * execution on the node's host, so host speed and failures act on it); one
- * sampler that closes each time-series interval. Requests live in a free list
- * and end in exactly one bucket (completed, rejected, failed, timed out) or
- * are in flight at the end; sim_run() checks that sum against generated.
+ * per GPU of a ready node (takes a batch from its node's FIFO queue and runs
+ * it as a SimGrid execution on the node's host, so speed changes and host
+ * failures act on it); one sampler that closes each time-series interval.
+ * Requests come from a free list and end in exactly one bucket (completed,
+ * rejected, failed, timed out) or are in flight at the end; the caller checks
+ * that sum against generated.
  *
  * Known simplifications, written where they live:
  * - network time is charged as a fixed delay per request from the route
@@ -21,130 +25,44 @@
  *   timed out at its deadline; one that runs past its deadline still uses the
  *   GPU and is counted as timed out when its batch ends.
  */
-#include "engine.h"
-#include "hist.h"
-#include "lb.h"
+#include "engine_internal.h"
 
-#include <simgrid/actor.h>
 #include <simgrid/engine.h>
 #include <simgrid/exec.h>
-#include <simgrid/host.h>
 #include <simgrid/plugins/energy.h>
-#include <simgrid/semaphore.h>
 
 #include <gsl/gsl_randist.h>
-#include <gsl/gsl_rng.h>
+#include <gsl/gsl_sf_gamma.h>
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#define SIM_FLOPS_PER_S 1e9
 #define HIST_MIN_S 1e-6
 #define HIST_MAX_S 1e6
 #define HIST_REL_ERR 0.005
 
-typedef struct req {
-    struct req *next;
-    double arrival_s;
-    double deadline_s;   /* client gives up (504); INFINITY if none */
-    double lbq_deadline_s; /* balancer queue timeout; INFINITY if none */
-    double net_s;        /* network time added to latency */
-    double work;
-    unsigned long id;
-    int tclass;
-    int node;            /* global node index once routed */
-} req;
-
-typedef struct {
-    req *head, *tail;
-    int len;
-} fifo;
-
-typedef struct pool pool;
-
-typedef struct {
-    pool *pool;
-    int index;           /* within the pool */
-    sg_host_t host;
-    char name[96];
-    fifo q;
-    int idle_workers;    /* waiting for work on `wake` */
-    int forming;         /* a worker is waiting for its batch to fill */
-    sg_sem_t wake;
-    sg_sem_t filled;
-    gsl_rng *rng;
-    req **batches;       /* gpus_per_node * batch_max_size slots */
-    double *run_t0_s;    /* per worker: start of its running batch, or -1 */
-    double busy_gpu_s;
-    int busy_gpus;
-    int next_worker;     /* hands each worker its batch slots */
-} node;
-
-struct pool {
-    const sc_pool *cfg;
-    const sc_model *model;
-    int id;
-    node *nodes;
-    int n_nodes;
-    lb *balancer;
-    lb_server_view *view_servers;
-    lb_view view;
-    fifo lbq;            /* requests waiting at the balancer */
-    int lbq_capacity;
-    double lbq_timeout_s;
-    double route_latency_s, route_bw_Bps;
-    gsl_rng *lb_rng;
-    rp_counts counts;
-    double *busy_per_interval; /* GPU-seconds per interval */
-};
-
-typedef struct {
-    const sc_traffic *cfg;
-    int id;
-    pool *pool;
-    gsl_rng *rng;
-    sim_rate *rate;
-    double net_s;
-} tclass;
-
-/* The whole simulation state; one per process (SimGrid is a singleton). */
-static struct {
-    const sc_scenario *sc;
-    pool *pools;
-    tclass *classes;
-    req *free_list;
-    req **blocks;            /* every request ever allocated, in blocks */
-    size_t n_blocks;
-    unsigned long next_id;
-    unsigned long live;      /* allocated requests */
-    rp_counts all, measured;
-    sim_hist *latency;       /* measured completions */
-    sim_hist *interval_latency;
-    size_t n_intervals;
-    double *offered;         /* arrivals per interval */
-    unsigned long *done[4];  /* completed, rejected, failed, timed out per interval */
-    rp_results *out;
-    int progress;
-    struct timespec wall0;
-    double last_progress_wall;
-} S;
-
-enum { B_COMPLETED, B_REJECTED, B_FAILED, B_TIMED_OUT };
+eng_sim S;
 
 /* ---------- helpers ---------- */
 
-static double wall_now(void)
+static double mono_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)(ts.tv_sec - S.wall0.tv_sec) + 1e-9 * (double)(ts.tv_nsec - S.wall0.tv_nsec);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void fifo_push(fifo *f, req *r)
+static double wall_now(void)
+{
+    return mono_s() - S.wall0;
+}
+
+void eng_fifo_push(eng_fifo *f, eng_req *r)
 {
     r->next = NULL;
     if (f->tail)
@@ -155,9 +73,9 @@ static void fifo_push(fifo *f, req *r)
     f->len++;
 }
 
-static req *fifo_pop(fifo *f)
+eng_req *eng_fifo_pop(eng_fifo *f)
 {
-    req *r = f->head;
+    eng_req *r = f->head;
     if (!r)
         return NULL;
     f->head = r->next;
@@ -180,7 +98,7 @@ static size_t interval_of(double t)
 /* splitmix64 scrambles (seed, stream) into a well-spread seed for one
  * independent GSL generator per actor, so streams do not depend on the
  * order in which actors run. */
-static gsl_rng *stream_rng(unsigned long seed, unsigned long stream)
+gsl_rng *eng_stream_rng(unsigned long seed, unsigned long stream)
 {
     unsigned long long z = (unsigned long long)seed * 0x9E3779B97F4A7C15ULL + stream + 1;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -191,7 +109,7 @@ static gsl_rng *stream_rng(unsigned long seed, unsigned long stream)
     return r;
 }
 
-static double draw_unit(const sc_dist *d, gsl_rng *rng)
+double eng_draw_unit(const sc_dist *d, gsl_rng *rng)
 {
     switch (d->kind) {
     case SC_DIST_DETERMINISTIC:
@@ -206,17 +124,33 @@ static double draw_unit(const sc_dist *d, gsl_rng *rng)
         return gsl_ran_gamma(rng, 1.0 / (d->cv * d->cv), d->cv * d->cv);
     case SC_DIST_EMPIRICAL:
         return d->n_samples ? d->samples[gsl_rng_uniform_int(rng, d->n_samples)] : 1.0;
+    case SC_DIST_WEIBULL: /* scale 1/Gamma(1 + 1/k) gives mean 1 */
+        return gsl_ran_weibull(rng, 1.0 / gsl_sf_gamma(1.0 + 1.0 / d->shape), d->shape);
     }
     return 1.0;
 }
 
+void eng_event(double t_s, const char *type, const char *subject, const char *fmt, ...)
+{
+    char detail[512];
+    detail[0] = '\0';
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(detail, sizeof detail, fmt, ap);
+        va_end(ap);
+    }
+    /* event times to the nanosecond: SimGrid's clock carries float dust */
+    rp_add_event(S.out, round(t_s * 1e9) / 1e9, type, subject, fmt ? detail : NULL);
+}
+
 /* ---------- request outcomes ---------- */
 
-static req *req_new(tclass *tc, double now)
+static eng_req *req_new(eng_class *tc, double now)
 {
     if (!S.free_list) { /* requests come in blocks, all freed at teardown */
         enum { BLOCK = 4096 };
-        req *b = malloc(sizeof *b * BLOCK);
+        eng_req *b = malloc(sizeof *b * BLOCK);
         S.blocks = realloc(S.blocks, sizeof *S.blocks * (S.n_blocks + 1));
         S.blocks[S.n_blocks++] = b;
         for (int i = BLOCK - 1; i >= 0; i--) {
@@ -224,7 +158,7 @@ static req *req_new(tclass *tc, double now)
             S.free_list = &b[i];
         }
     }
-    req *r = S.free_list;
+    eng_req *r = S.free_list;
     S.free_list = r->next;
     r->arrival_s = now;
     r->deadline_s = tc->pool->cfg->timeout_s > 0 ? now + tc->pool->cfg->timeout_s : INFINITY;
@@ -234,17 +168,19 @@ static req *req_new(tclass *tc, double now)
     r->id = S.next_id++;
     r->tclass = tc->id;
     r->node = -1;
+    r->attempts = 0;
+    r->n_tried = 0;
     S.live++;
     return r;
 }
 
-static int measured(const req *r)
+static int measured(const eng_req *r)
 {
     return r->arrival_s >= S.sc->warmup_s;
 }
 
 /* Every request leaves through here exactly once. */
-static void req_end(pool *p, req *r, int bucket, double t_s)
+void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
 {
     unsigned long *slot_all[4] = { &S.all.completed, &S.all.rejected, &S.all.failed, &S.all.timed_out };
     unsigned long *slot_m[4] = { &S.measured.completed, &S.measured.rejected, &S.measured.failed,
@@ -256,10 +192,8 @@ static void req_end(pool *p, req *r, int bucket, double t_s)
     S.done[bucket][interval_of(t_s)]++;
     if (measured(r)) {
         ++*slot_m[bucket];
-        if (bucket == B_COMPLETED) {
-            double lat = t_s - r->arrival_s + r->net_s;
-            sim_hist_add(S.latency, lat);
-        }
+        if (bucket == B_COMPLETED)
+            sim_hist_add(S.latency, t_s - r->arrival_s + r->net_s);
     }
     if (bucket == B_COMPLETED)
         sim_hist_add(S.interval_latency, t_s - r->arrival_s + r->net_s);
@@ -270,11 +204,19 @@ static void req_end(pool *p, req *r, int bucket, double t_s)
 
 /* ---------- balancer and node queues ---------- */
 
-static void node_accept(pool *p, node *n, req *r)
+/* What the balancer believes of a node: in its server list and passing
+ * health checks. A crashed node stays "up" until checks or the policy's
+ * passive health notice. */
+void eng_view_sync(eng_node *n)
+{
+    n->pool->view_servers[n->index].up = n->registered && n->hc_up;
+}
+
+static void node_accept(eng_pool *p, eng_node *n, eng_req *r)
 {
     r->node = n->index;
     p->view_servers[n->index].active++;
-    fifo_push(&n->q, r);
+    eng_fifo_push(&n->q, r);
     int max = p->model->batch_max_size;
     if (n->forming) {
         if (n->q.len >= max) {
@@ -287,57 +229,128 @@ static void node_accept(pool *p, node *n, req *r)
     }
 }
 
-/* Routes r now or queues it at the balancer; ends it when neither works. */
-static void route(pool *p, req *r, double now)
+static int retry_allowed(const eng_pool *p, const eng_req *r, double now)
 {
-    lb_request lr = { r->id, r->tclass, r->arrival_s };
+    const sc_lb *lbc = &S.sc->lb;
+    if (!lbc->retry_on_error)
+        return 0;
+    int tries = lbc->retry_tries > 0 ? lbc->retry_tries : p->n_hosts;
+    if (r->attempts >= tries || r->n_tried >= ENG_MAX_TRIED)
+        return 0;
+    if (lbc->retry_timeout_s > 0 && now - r->arrival_s >= lbc->retry_timeout_s)
+        return 0;
+    return now < r->deadline_s;
+}
+
+void eng_attempt_failed(eng_pool *p, eng_req *r, double now)
+{
+    S.attempt_errors++;
+    if (retry_allowed(p, r, now)) {
+        eng_route(p, r, now);
+        return;
+    }
+    eng_req_end(p, r, B_FAILED, now);
+}
+
+/* lb_pick with the servers this request already tried hidden. */
+static int pick(eng_pool *p, eng_req *r, double now)
+{
+    int saved[ENG_MAX_TRIED];
+    for (int i = 0; i < r->n_tried; i++) {
+        saved[i] = p->view_servers[r->tried[i]].up;
+        p->view_servers[r->tried[i]].up = 0;
+    }
+    lb_request lr = { .id = r->id, .traffic_class = r->tclass, .arrival_s = r->arrival_s };
     p->view.now_s = now;
     int s = lb_pick(p->balancer, &p->view, &lr);
+    for (int i = r->n_tried - 1; i >= 0; i--)
+        p->view_servers[r->tried[i]].up = saved[i];
+    return s;
+}
+
+static int any_up(const eng_pool *p, const eng_req *r)
+{
+    for (int i = 0; i < p->n_hosts; i++) {
+        if (!p->view_servers[i].up)
+            continue;
+        int tried = 0;
+        for (int k = 0; k < r->n_tried; k++)
+            tried |= r->tried[k] == i;
+        if (!tried)
+            return 1;
+    }
+    return 0;
+}
+
+/* Sends one attempt of r to server s. */
+static void send_to(eng_pool *p, eng_req *r, int s, double now)
+{
+    eng_node *n = &p->nodes[s];
+    r->attempts++;
+    S.attempts++;
+    if (r->n_tried < ENG_MAX_TRIED)
+        r->tried[r->n_tried++] = s;
+    /* connection-level errors: the node is gone, unreachable, or flaky */
+    if (n->state != NODE_READY || p->partitioned ||
+        (p->error_prob > 0 && gsl_rng_uniform(p->fault_rng) < p->error_prob)) {
+        lb_on_done(p->balancer, &p->view, s, 0, 0);
+        eng_attempt_failed(p, r, now);
+        return;
+    }
+    if (n->q.len >= p->cfg->queue_capacity) {
+        eng_req_end(p, r, B_REJECTED, now);
+        return;
+    }
+    node_accept(p, n, r);
+}
+
+/* Routes r now or queues it at the balancer; ends it when neither works. */
+void eng_route(eng_pool *p, eng_req *r, double now)
+{
+    if (p->lb_down) {
+        eng_req_end(p, r, B_FAILED, now);
+        return;
+    }
+    r->net_s = S.classes[r->tclass].net_s + 2 * p->extra_latency_s;
+    int s = pick(p, r, now);
     if (s >= 0) {
-        node *n = &p->nodes[s];
-        if (n->q.len >= p->cfg->queue_capacity) {
-            req_end(p, r, B_REJECTED, now);
-            return;
-        }
-        node_accept(p, n, r);
+        send_to(p, r, s, now);
+        return;
+    }
+    if (!any_up(p, r)) { /* nginx: "no live upstreams" -> 502 */
+        eng_req_end(p, r, B_FAILED, now);
         return;
     }
     if (p->lbq.len < p->lbq_capacity) {
         r->lbq_deadline_s = p->lbq_timeout_s > 0 ? now + p->lbq_timeout_s : INFINITY;
-        fifo_push(&p->lbq, r);
+        eng_fifo_push(&p->lbq, r);
         return;
     }
-    req_end(p, r, B_REJECTED, now);
+    eng_req_end(p, r, B_REJECTED, now);
 }
 
 /* A server freed a slot: move requests waiting at the balancer. */
-static void drain_balancer_queue(pool *p, double now)
+void eng_drain_balancer_queue(eng_pool *p, double now)
 {
     while (p->lbq.len > 0) {
-        req *r = p->lbq.head;
+        eng_req *r = p->lbq.head;
         double gone = fmin(r->deadline_s, r->lbq_deadline_s);
         if (gone <= now) {
-            fifo_pop(&p->lbq);
-            req_end(p, r, B_TIMED_OUT, gone);
+            eng_fifo_pop(&p->lbq);
+            eng_req_end(p, r, B_TIMED_OUT, gone);
             continue;
         }
-        lb_request lr = { r->id, r->tclass, r->arrival_s };
-        p->view.now_s = now;
-        int s = lb_pick(p->balancer, &p->view, &lr);
+        int s = pick(p, r, now);
         if (s < 0)
             return;
-        fifo_pop(&p->lbq);
-        node *n = &p->nodes[s];
-        if (n->q.len >= p->cfg->queue_capacity)
-            req_end(p, r, B_REJECTED, now);
-        else
-            node_accept(p, n, r);
+        eng_fifo_pop(&p->lbq);
+        send_to(p, r, s, now);
     }
 }
 
-/* ---------- actors ---------- */
+/* ---------- GPU workers ---------- */
 
-static void account_busy(pool *p, node *n, double t0, double t1)
+void eng_account_busy(eng_pool *p, eng_node *n, double t0, double t1)
 {
     n->busy_gpu_s += t1 - t0;
     for (double a = t0; a < t1;) { /* busy time per interval */
@@ -354,14 +367,19 @@ static void gpu_worker(int argc, char *argv[])
 {
     (void)argc;
     (void)argv;
-    node *n = sg_actor_self_get_data();
-    pool *p = n->pool;
+    eng_worker *w = sg_actor_self_get_data();
+    eng_node *n = w->node;
+    eng_pool *p = n->pool;
     const sc_model *m = p->model;
     int max = m->batch_max_size;
-    int me = n->next_worker++;
-    req **batch = n->batches + (size_t)max * (size_t)me;
 
     for (;;) {
+        /* A draining node's workers leave once its queue is empty. */
+        if (n->state == NODE_DRAINING && n->q.len == 0) {
+            w->alive = 0;
+            life_worker_exited(n);
+            return;
+        }
         /* Idle while there is nothing to do or another worker is forming
          * a batch (one batcher per node, as in Triton's dynamic batcher). */
         if (n->q.len == 0 || n->forming) {
@@ -371,7 +389,7 @@ static void gpu_worker(int argc, char *argv[])
         }
         /* Dynamic batching: wait until the batch is full or its oldest
          * request has waited max_wait (Triton's max_queue_delay). */
-        if (max > 1 && m->batch_max_wait_s > 0) {
+        if (max > 1 && m->batch_max_wait_s > 0 && n->state == NODE_READY) {
             for (;;) {
                 double now = simgrid_get_clock();
                 if (n->q.len == 0 || n->q.len >= max)
@@ -388,13 +406,13 @@ static void gpu_worker(int argc, char *argv[])
         int b = 0;
         double work = 0;
         while (b < max && n->q.len > 0) {
-            req *r = fifo_pop(&n->q);
+            eng_req *r = eng_fifo_pop(&n->q);
             if (r->deadline_s <= now) { /* client already gone */
                 p->view_servers[n->index].active--;
-                req_end(p, r, B_TIMED_OUT, r->deadline_s);
+                eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
                 continue;
             }
-            batch[b++] = r;
+            w->batch[b++] = r;
             work += r->work;
         }
         if (n->q.len > 0 && n->idle_workers > 0 && !n->forming) {
@@ -402,35 +420,63 @@ static void gpu_worker(int argc, char *argv[])
             sg_sem_release(n->wake);
         }
         if (b == 0) {
-            drain_balancer_queue(p, now);
+            eng_drain_balancer_queue(p, now);
             continue;
         }
-        double service_s = sc_model_mean_s(m, b) * (work / b) * draw_unit(&m->noise, n->rng);
-        n->busy_gpus++;
-        double t0 = now;
-        n->run_t0_s[me] = t0;
-        sg_actor_execute(service_s * SIM_FLOPS_PER_S);
+        if (n->gpu_error) { /* the application answers 500 at once */
+            for (int i = 0; i < b; i++) {
+                p->view_servers[n->index].active--;
+                lb_on_done(p->balancer, &p->view, n->index, now - w->batch[i]->arrival_s, 0);
+                eng_req_end(p, w->batch[i], B_FAILED, now);
+            }
+            eng_drain_balancer_queue(p, now);
+            continue;
+        }
+        double service_s = sc_model_mean_s(m, b) * (work / b) * eng_draw_unit(&m->noise, n->rng);
+        w->batch_n = b;
+        w->run_t0_s = now;
+        sg_actor_execute(service_s * ENG_FLOPS_PER_S);
         double t1 = simgrid_get_clock();
-        n->run_t0_s[me] = -1;
-        n->busy_gpus--;
-        account_busy(p, n, t0, t1);
+        w->run_t0_s = -1;
+        w->batch_n = 0;
+        eng_account_busy(p, n, now, t1);
         for (int i = 0; i < b; i++) {
-            req *r = batch[i];
+            eng_req *r = w->batch[i];
             p->view_servers[n->index].active--;
             double lat = t1 - r->arrival_s + r->net_s;
             int ok = r->arrival_s + lat <= r->deadline_s;
-            lb_on_done(p->balancer, &p->view, n->index, lat, ok);
-            req_end(p, r, ok ? B_COMPLETED : B_TIMED_OUT, ok ? t1 : r->deadline_s);
+            lb_on_done(p->balancer, &p->view, n->index, lat, 1);
+            eng_req_end(p, r, ok ? B_COMPLETED : B_TIMED_OUT, ok ? t1 : r->deadline_s);
         }
-        drain_balancer_queue(p, t1);
+        eng_drain_balancer_queue(p, t1);
     }
 }
+
+/* Starts one worker actor per GPU on a node that just became ready. */
+void eng_start_workers(eng_node *n)
+{
+    n->idle_workers = 0;
+    n->forming = 0;
+    for (int g = 0; g < n->pool->cfg->gpus_per_node; g++) {
+        eng_worker *w = &n->workers[g];
+        w->batch_n = 0;
+        w->run_t0_s = -1;
+        w->alive = 1;
+        sg_actor_t a = sg_actor_init(n->name, n->host);
+        sg_actor_set_data(a, w);
+        sg_actor_daemonize(a);
+        sg_actor_start(a, gpu_worker, 0, NULL);
+    }
+    n->workers_alive = n->pool->cfg->gpus_per_node;
+}
+
+/* ---------- traffic ---------- */
 
 static void traffic_source(int argc, char *argv[])
 {
     (void)argc;
     (void)argv;
-    tclass *tc = sg_actor_self_get_data();
+    eng_class *tc = sg_actor_self_get_data();
     const sc_traffic *t = tc->cfg;
     double end = S.sc->duration_s;
     size_t next_trace = 0;
@@ -456,15 +502,17 @@ static void traffic_source(int argc, char *argv[])
         if (at > simgrid_get_clock())
             sg_actor_sleep_until(at);
         double now = simgrid_get_clock();
-        req *r = req_new(tc, now);
+        eng_req *r = req_new(tc, now);
         S.all.generated++;
         tc->pool->counts.generated++;
         if (measured(r))
             S.measured.generated++;
         S.offered[interval_of(now)] += 1;
-        route(tc->pool, r, now);
+        eng_route(tc->pool, r, now);
     }
 }
+
+/* ---------- time series ---------- */
 
 static void close_interval(size_t i)
 {
@@ -476,12 +524,12 @@ static void close_interval(size_t i)
     s->p99_s = sim_hist_quantile(S.interval_latency, 0.99);
     sim_hist_reset(S.interval_latency);
     for (int k = 0; k < S.sc->n_pools; k++) {
-        pool *p = &S.pools[k];
+        eng_pool *p = &S.pools[k];
         int depth = p->lbq.len;
-        for (int j = 0; j < p->n_nodes; j++)
+        for (int j = 0; j < p->n_hosts; j++)
             depth += p->nodes[j].q.len;
         s->pools[k].queue_depth = depth;
-        s->pools[k].replicas = p->n_nodes;
+        s->pools[k].replicas = life_count(p, 0);
     }
 }
 
@@ -518,6 +566,11 @@ static void sampler(int argc, char *argv[])
 
 /* ---------- platform ---------- */
 
+static int pool_hosts(const sc_pool *pc)
+{
+    return pc->max_replicas > pc->replicas ? pc->max_replicas : pc->replicas;
+}
+
 static int write_platform(const char *path)
 {
     FILE *f = fopen(path, "w");
@@ -532,21 +585,31 @@ static int write_platform(const char *path)
     for (int k = 0; k < S.sc->n_pools; k++) {
         const sc_pool *pc = &S.sc->pools[k];
         int g = pc->gpus_per_node;
-        double idle = g * pc->power.idle_w_per_gpu;
-        double one = idle + (pc->power.busy_w_per_gpu - pc->power.idle_w_per_gpu);
-        double all = g * pc->power.busy_w_per_gpu;
-        for (int j = 0; j < pc->replicas; j++) {
-            fprintf(f, "  <host id=\"%s/%d\" speed=\"1Gf\" core=\"%d\">\n"
-                       "    <prop id=\"wattage_per_state\" value=\"%.6f:%.6f:%.6f\"/>\n"
-                       "    <prop id=\"wattage_off\" value=\"%.6f\"/>\n  </host>\n",
-                    pc->name, j, g, idle, one, all, pc->power.off_w);
+        for (int j = 0; j < pool_hosts(pc); j++) {
+            /* pstate i runs at (1 - i/ENG_PSTATES) of full speed; a throttled
+             * GPU draws proportionally less above idle */
+            fprintf(f, "  <host id=\"%s/%d\" speed=\"", pc->name, j);
+            for (int i = 0; i < ENG_PSTATES; i++)
+                fprintf(f, "%s%.6gf", i ? "," : "", ENG_FLOPS_PER_S * (1.0 - (double)i / ENG_PSTATES));
+            fprintf(f, "\" core=\"%d\" pstate=\"0\">\n    <prop id=\"wattage_per_state\" value=\"", g);
+            for (int i = 0; i < ENG_PSTATES; i++) {
+                double f_speed = 1.0 - (double)i / ENG_PSTATES;
+                double idle = g * pc->power.idle_w_per_gpu;
+                double busy = pc->power.idle_w_per_gpu +
+                              (pc->power.busy_w_per_gpu - pc->power.idle_w_per_gpu) * f_speed;
+                fprintf(f, "%s%.6f:%.6f:%.6f", i ? ", " : "", idle,
+                        idle + (busy - pc->power.idle_w_per_gpu), g * busy);
+            }
+            /* hosts beyond the initial replicas exist only once provisioned */
+            fprintf(f, "\"/>\n    <prop id=\"wattage_off\" value=\"%.6f\"/>\n  </host>\n",
+                    j < pc->replicas ? pc->power.off_w : 0.0);
             fprintf(f, "  <link id=\"%s/%d/link\" bandwidth=\"%.17gBps\" latency=\"%.17gs\"/>\n",
                     pc->name, j, pc->link_bandwidth_Bps, pc->link_latency_s);
         }
     }
     for (int k = 0; k < S.sc->n_pools; k++) {
         const sc_pool *pc = &S.sc->pools[k];
-        for (int j = 0; j < pc->replicas; j++)
+        for (int j = 0; j < pool_hosts(pc); j++)
             fprintf(f, "  <route src=\"balancer\" dst=\"%s/%d\"><link_ctn id=\"%s/%d/link\"/></route>\n",
                     pc->name, j, pc->name, j);
     }
@@ -559,21 +622,22 @@ static int write_platform(const char *path)
 static int build(void)
 {
     const sc_scenario *sc = S.sc;
-    sg_host_t balancer = sg_host_by_name("balancer");
+    S.balancer_host = sg_host_by_name("balancer");
     unsigned long stream = 0;
     S.pools = calloc((size_t)sc->n_pools, sizeof *S.pools);
     for (int k = 0; k < sc->n_pools; k++) {
-        pool *p = &S.pools[k];
+        eng_pool *p = &S.pools[k];
         p->cfg = &sc->pools[k];
         p->model = &sc->models[p->cfg->model];
         p->id = k;
-        p->n_nodes = p->cfg->replicas;
-        p->nodes = calloc((size_t)p->n_nodes, sizeof *p->nodes);
-        p->view_servers = calloc((size_t)p->n_nodes, sizeof *p->view_servers);
-        p->view.n = p->n_nodes;
+        p->n_hosts = pool_hosts(p->cfg);
+        p->nodes = calloc((size_t)p->n_hosts, sizeof *p->nodes);
+        p->view_servers = calloc((size_t)p->n_hosts, sizeof *p->view_servers);
+        p->view.n = p->n_hosts;
         p->view.servers = p->view_servers;
-        p->lb_rng = stream_rng(sc->seed, 1000000UL + (unsigned long)k);
-        p->balancer = lb_create(sc->lb.policy, p->n_nodes, p->lb_rng);
+        p->lb_rng = eng_stream_rng(sc->seed, 1000000UL + (unsigned long)k);
+        p->fault_rng = eng_stream_rng(sc->seed, 3000000UL + (unsigned long)k);
+        p->balancer = lb_create(sc->lb.policy, p->n_hosts, p->lb_rng);
         if (!p->balancer) {
             fprintf(stderr, "fleetsim: unknown load-balancing policy '%s'\n", sc->lb.policy);
             return -1;
@@ -581,32 +645,31 @@ static int build(void)
         p->lbq_capacity = sc->lb.queue_capacity;
         p->lbq_timeout_s = sc->lb.queue_timeout_s;
         p->busy_per_interval = calloc(S.n_intervals, sizeof(double));
-        for (int j = 0; j < p->n_nodes; j++) {
-            node *n = &p->nodes[j];
+        for (int j = 0; j < p->n_hosts; j++) {
+            eng_node *n = &p->nodes[j];
             n->pool = p;
             n->index = j;
             snprintf(n->name, sizeof n->name, "%s/%d", p->cfg->name, j);
             n->host = sg_host_by_name(n->name);
             n->wake = sg_sem_init(0);
             n->filled = sg_sem_init(0);
-            n->rng = stream_rng(sc->seed, 2000000UL + stream++);
-            n->batches = malloc(sizeof *n->batches * (size_t)p->cfg->gpus_per_node *
-                                (size_t)p->model->batch_max_size);
-            n->run_t0_s = malloc(sizeof *n->run_t0_s * (size_t)p->cfg->gpus_per_node);
-            for (int g = 0; g < p->cfg->gpus_per_node; g++)
-                n->run_t0_s[g] = -1;
-            p->view_servers[j] = (lb_server_view){ .up = 1, .active = 0,
-                                                   .max_conns = sc->lb.max_conns, .weight = 1.0 };
+            n->rng = eng_stream_rng(sc->seed, 2000000UL + stream++);
+            n->workers = calloc((size_t)p->cfg->gpus_per_node, sizeof *n->workers);
             for (int g = 0; g < p->cfg->gpus_per_node; g++) {
-                sg_actor_t a = sg_actor_init(n->name, n->host);
-                sg_actor_set_data(a, n);
-                sg_actor_daemonize(a);
-                sg_actor_start(a, gpu_worker, 0, NULL);
+                n->workers[g].node = n;
+                n->workers[g].index = g;
+                n->workers[g].run_t0_s = -1;
+                n->workers[g].batch = malloc(sizeof(eng_req *) * (size_t)p->model->batch_max_size);
             }
+            n->up_since_s = -1;
+            n->ready_since_s = -1;
+            n->hc_up = 1;
+            p->view_servers[j] = (lb_server_view){ .up = 0, .active = 0,
+                                                   .max_conns = sc->lb.max_conns, .weight = 1.0 };
         }
-        if (p->n_nodes > 0) {
-            p->route_latency_s = sg_host_get_route_latency(balancer, p->nodes[0].host);
-            p->route_bw_Bps = sg_host_get_route_bandwidth(balancer, p->nodes[0].host);
+        if (p->n_hosts > 0) {
+            p->route_latency_s = sg_host_get_route_latency(S.balancer_host, p->nodes[0].host);
+            p->route_bw_Bps = sg_host_get_route_bandwidth(S.balancer_host, p->nodes[0].host);
         }
     }
     for (int i = 0; i < sc->lb.n_servers; i++) {
@@ -615,22 +678,30 @@ static int build(void)
         v->weight = sv->weight;
         v->max_conns = sv->max_conns;
     }
+    for (int k = 0; k < sc->n_pools; k++) {
+        life_init_pool(&S.pools[k]);
+        life_start_health_checks(&S.pools[k]);
+    }
     S.classes = calloc((size_t)sc->n_traffic, sizeof *S.classes);
     for (int c = 0; c < sc->n_traffic; c++) {
-        tclass *tc = &S.classes[c];
+        eng_class *tc = &S.classes[c];
         tc->cfg = &sc->traffic[c];
         tc->id = c;
         tc->pool = &S.pools[tc->cfg->pool];
-        tc->rng = stream_rng(sc->seed, (unsigned long)c);
+        tc->rng = eng_stream_rng(sc->seed, (unsigned long)c);
         tc->rate = sim_rate_new(tc->cfg->rate, tc->cfg->n_rate);
         tc->net_s = 2 * tc->pool->route_latency_s +
                     (tc->cfg->bytes_in + tc->cfg->bytes_out) / tc->pool->route_bw_Bps;
-        sg_actor_t a = sg_actor_init(tc->cfg->name, balancer);
-        sg_actor_set_data(a, tc);
+    }
+    chaos_apply_rates();
+    for (int c = 0; c < sc->n_traffic; c++) {
+        sg_actor_t a = sg_actor_init(S.classes[c].cfg->name, S.balancer_host);
+        sg_actor_set_data(a, &S.classes[c]);
         sg_actor_start(a, traffic_source, 0, NULL);
     }
+    chaos_start();
     /* Not a daemon: the workers (daemons) live as long as it, to the end. */
-    sg_actor_t a = sg_actor_init("sampler", balancer);
+    sg_actor_t a = sg_actor_init("sampler", S.balancer_host);
     sg_actor_start(a, sampler, 0, NULL);
     return 0;
 }
@@ -649,26 +720,26 @@ static void fill_latency(rp_latency *l, const sim_hist *h)
 static void sweep_expired(double end)
 {
     for (int k = 0; k < S.sc->n_pools; k++) {
-        pool *p = &S.pools[k];
-        fifo keep = { 0 };
-        req *r;
-        while ((r = fifo_pop(&p->lbq))) {
+        eng_pool *p = &S.pools[k];
+        eng_fifo keep = { 0 };
+        eng_req *r;
+        while ((r = eng_fifo_pop(&p->lbq))) {
             double gone = fmin(r->deadline_s, r->lbq_deadline_s);
             if (gone <= end)
-                req_end(p, r, B_TIMED_OUT, gone);
+                eng_req_end(p, r, B_TIMED_OUT, gone);
             else
-                fifo_push(&keep, r);
+                eng_fifo_push(&keep, r);
         }
         p->lbq = keep;
-        for (int j = 0; j < p->n_nodes; j++) {
-            node *n = &p->nodes[j];
-            fifo kept = { 0 };
-            while ((r = fifo_pop(&n->q))) {
+        for (int j = 0; j < p->n_hosts; j++) {
+            eng_node *n = &p->nodes[j];
+            eng_fifo kept = { 0 };
+            while ((r = eng_fifo_pop(&n->q))) {
                 if (r->deadline_s <= end) {
                     p->view_servers[j].active--;
-                    req_end(p, r, B_TIMED_OUT, r->deadline_s);
+                    eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
                 } else {
-                    fifo_push(&kept, r);
+                    eng_fifo_push(&kept, r);
                 }
             }
             n->q = kept;
@@ -681,12 +752,15 @@ static void collect(rp_results *out)
     const sc_scenario *sc = S.sc;
     double dur = sc->duration_s;
     sweep_expired(dur);
+    life_account_end(dur);
     sg_host_energy_update_all();
     S.all.in_flight_at_end = S.live;
     S.measured.in_flight_at_end = S.measured.generated - S.measured.completed - S.measured.rejected -
                                   S.measured.failed - S.measured.timed_out;
     out->requests = S.all;
     out->measured = S.measured;
+    out->attempts = S.attempts;
+    out->attempt_errors = S.attempt_errors;
     fill_latency(&out->latency_s, S.latency);
     unsigned long fin = S.measured.completed + S.measured.rejected + S.measured.failed +
                         S.measured.timed_out;
@@ -695,24 +769,21 @@ static void collect(rp_results *out)
     out->n_pools = sc->n_pools;
     out->pools = calloc((size_t)sc->n_pools, sizeof *out->pools);
     for (int k = 0; k < sc->n_pools; k++) {
-        pool *p = &S.pools[k];
+        eng_pool *p = &S.pools[k];
         rp_pool *rp = &out->pools[k];
         rp->name = strdup(p->cfg->name);
         rp->gpus_per_node = p->cfg->gpus_per_node;
-        rp->replicas_min = rp->replicas_max = p->n_nodes;
-        double busy = 0, joules = 0;
-        for (int j = 0; j < p->n_nodes; j++) { /* batches still running count up to the end */
-            for (int g = 0; g < p->cfg->gpus_per_node; g++)
-                if (p->nodes[j].run_t0_s[g] >= 0)
-                    account_busy(p, &p->nodes[j], p->nodes[j].run_t0_s[g], dur);
-        }
-        for (int j = 0; j < p->n_nodes; j++) {
+        rp->replicas_min = p->replicas_min;
+        rp->replicas_max = p->replicas_max;
+        double busy = 0, joules = 0, up_s = 0;
+        for (int j = 0; j < p->n_hosts; j++) {
             busy += p->nodes[j].busy_gpu_s;
+            up_s += p->nodes[j].up_total_s;
             joules += sg_host_get_consumed_energy(p->nodes[j].host);
         }
-        double gpus = (double)p->n_nodes * p->cfg->gpus_per_node;
-        rp->utilization = gpus > 0 ? busy / (gpus * dur) : 0;
-        rp->gpu_hours = gpus * dur / 3600.0;
+        double gpu_s = up_s * p->cfg->gpus_per_node;
+        rp->utilization = gpu_s > 0 ? busy / gpu_s : 0;
+        rp->gpu_hours = gpu_s / 3600.0;
         rp->energy_kwh = joules / 3.6e6;
         rp->cost = rp->gpu_hours * p->cfg->power.price_per_gpu_hour;
         rp->counts = p->counts;
@@ -737,16 +808,19 @@ static void collect(rp_results *out)
 static void teardown(void)
 {
     for (int k = 0; k < S.sc->n_pools; k++) {
-        pool *p = &S.pools[k];
-        for (int j = 0; j < p->n_nodes; j++) {
-            gsl_rng_free(p->nodes[j].rng);
-            sg_sem_destroy(p->nodes[j].wake);
-            sg_sem_destroy(p->nodes[j].filled);
-            free(p->nodes[j].batches);
-            free(p->nodes[j].run_t0_s);
+        eng_pool *p = &S.pools[k];
+        for (int j = 0; j < p->n_hosts; j++) {
+            eng_node *n = &p->nodes[j];
+            gsl_rng_free(n->rng);
+            sg_sem_destroy(n->wake);
+            sg_sem_destroy(n->filled);
+            for (int g = 0; g < p->cfg->gpus_per_node; g++)
+                free(n->workers[g].batch);
+            free(n->workers);
         }
         lb_destroy(p->balancer);
         gsl_rng_free(p->lb_rng);
+        gsl_rng_free(p->fault_rng);
         free(p->nodes);
         free(p->view_servers);
         free(p->busy_per_interval);
@@ -755,6 +829,7 @@ static void teardown(void)
         gsl_rng_free(S.classes[c].rng);
         sim_rate_free(S.classes[c].rate);
     }
+    chaos_free();
     for (size_t i = 0; i < S.n_blocks; i++)
         free(S.blocks[i]);
     free(S.blocks);
@@ -770,7 +845,7 @@ static void teardown(void)
 int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
 {
     memset(&S, 0, sizeof S);
-    clock_gettime(CLOCK_MONOTONIC, &S.wall0);
+    S.wall0 = mono_s();
     S.sc = sc;
     S.out = out;
     S.progress = opt && opt->progress;
@@ -815,21 +890,14 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
     simgrid_load_platform(plat);
     unlink(plat);
 
-    rp_add_event(out, 0, "run_start", sc->name, NULL);
-    for (int k = 0; k < sc->n_pools; k++) {
-        for (int j = 0; j < sc->pools[k].replicas; j++) {
-            char name[96];
-            snprintf(name, sizeof name, "%s/%d", sc->pools[k].name, j);
-            rp_add_event(out, 0, "node_ready", name, NULL);
-        }
-    }
+    eng_event(0, "run_start", sc->name, NULL);
     if (build() != 0) {
         teardown();
         return -1;
     }
     simgrid_run_until(sc->duration_s);
     collect(out);
-    rp_add_event(out, sc->duration_s, "run_end", sc->name, NULL);
+    eng_event(sc->duration_s, "run_end", sc->name, NULL);
     out->wall_time_s = wall_now();
     teardown();
     return 0;

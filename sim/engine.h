@@ -25,5 +25,7 @@ double sim_rate_at(const sim_rate *r, double t_s);        /* instantaneous qps *
 double sim_rate_cumulative(const sim_rate *r, double t_s); /* integral 0..t */
 /* Smallest t with cumulative(t) >= target; INFINITY if never reached. */
 double sim_rate_inverse(const sim_rate *r, double target);
+/* Multiplies the rate by factor on [t0_s, t1_s) (t1_s may be INFINITY). */
+void sim_rate_scale(sim_rate *r, double t0_s, double t1_s, double factor);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     double t0, t1;   /* [t0, t1); t1 may be INFINITY */
@@ -49,6 +50,35 @@ static void push(sim_rate *r, int *cap, double t0, double t1, double r0, double 
     r->s[r->n++] = (seg){ t0, t1, r0, r1, 0 };
 }
 
+static void recompute(sim_rate *r)
+{
+    double cum = 0;
+    for (int i = 0; i < r->n; i++) {
+        r->s[i].cum0 = cum;
+        if (isfinite(r->s[i].t1))
+            cum += seg_area(&r->s[i], r->s[i].t1);
+    }
+}
+
+/* Splits the segment holding t so that t becomes a segment start. */
+static void split_at(sim_rate *r, double t)
+{
+    for (int i = 0; i < r->n; i++) {
+        seg *g = &r->s[i];
+        if (t > g->t0 && t < g->t1) {
+            double rt = seg_rate(g, t);
+            r->s = realloc(r->s, sizeof *r->s * (size_t)(r->n + 1));
+            g = &r->s[i];
+            memmove(g + 2, g + 1, sizeof *g * (size_t)(r->n - i - 1));
+            g[1] = (seg){ t, g->t1, rt, g->r1, 0 };
+            g->t1 = t;
+            g->r1 = rt;
+            r->n++;
+            return;
+        }
+    }
+}
+
 sim_rate *sim_rate_new(const sc_rate_point *pts, int n)
 {
     sim_rate *r = calloc(1, sizeof *r);
@@ -77,13 +107,22 @@ sim_rate *sim_rate_new(const sc_rate_point *pts, int n)
     }
     if (r->n == 0)
         push(r, &cap, 0, INFINITY, 0, 0);
-    double cum = 0;
-    for (int i = 0; i < r->n; i++) {
-        r->s[i].cum0 = cum;
-        if (isfinite(r->s[i].t1))
-            cum += seg_area(&r->s[i], r->s[i].t1);
-    }
+    recompute(r);
     return r;
+}
+
+void sim_rate_scale(sim_rate *r, double t0_s, double t1_s, double factor)
+{
+    split_at(r, t0_s);
+    if (isfinite(t1_s))
+        split_at(r, t1_s);
+    for (int i = 0; i < r->n; i++) {
+        if (r->s[i].t0 >= t0_s && r->s[i].t0 < t1_s) {
+            r->s[i].r0 *= factor;
+            r->s[i].r1 *= factor;
+        }
+    }
+    recompute(r);
 }
 
 void sim_rate_free(sim_rate *r)

@@ -635,6 +635,8 @@ static const struct {
     {"traffic", sc_parse_traffic, NULL, 1},
     {"load_balancer", sc_parse_lb, sc_lb_defaults, 0},
     {"slo", sc_parse_slo, NULL, 0},
+    {"chaos", sc_parse_chaos, NULL, 0},
+    {"hypothesis", sc_parse_hypothesis, NULL, 0},
 };
 enum { N_SECTIONS = sizeof SECTIONS / sizeof SECTIONS[0],
        N_TOP_SCALARS = sizeof TOP_SCALARS / sizeof TOP_SCALARS[0] - 1 };
@@ -953,12 +955,14 @@ void sc_free(sc_scenario *sc)
     for (int i = 0; i < sc->n_pools; i++) {
         free(sc->pools[i].name);
         free(sc->pools[i].power.gpu_type);
+        free(sc->pools[i].zone);
     }
     for (int i = 0; i < sc->n_traffic; i++) {
         free(sc->traffic[i].name);
         free(sc->traffic[i].rate);
         free(sc->traffic[i].trace_s);
     }
+    sc_free_chaos(sc);
     free(sc->models);
     free(sc->pools);
     free(sc->traffic);

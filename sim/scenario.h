@@ -20,12 +20,14 @@ typedef enum {
     SC_DIST_EXPONENTIAL,
     SC_DIST_LOGNORMAL, /* uses cv */
     SC_DIST_GAMMA,     /* uses cv: shape = 1/cv^2 */
-    SC_DIST_EMPIRICAL  /* samples from a CSV, normalised to mean 1 */
+    SC_DIST_EMPIRICAL, /* samples from a CSV, normalised to mean 1 */
+    SC_DIST_WEIBULL    /* uses shape (k); scale set so the mean is 1 */
 } sc_dist_kind;
 
 typedef struct {
     sc_dist_kind kind;
     double cv;          /* coefficient of variation (lognormal, gamma) */
+    double shape;       /* Weibull shape k */
     double *samples;    /* empirical: samples / their mean (so mean 1) */
     size_t n_samples;
 } sc_dist;
@@ -63,6 +65,31 @@ typedef struct {
     double price_per_gpu_hour; /* money */
 } sc_power;
 
+/* A random delay: mean_s times a mean-1 variate of the given shape. */
+typedef struct {
+    double mean_s;
+    sc_dist shape;
+} sc_delay;
+
+/* A replica's life: provisioning (only when no warm node is free), container
+ * start, model load, warm-up, then ready; draining on the way out. */
+typedef struct {
+    sc_delay provision;
+    sc_delay start;
+    sc_delay load;
+    sc_delay warmup;
+    double drain_grace_s;      /* in-flight work after this fails (502) */
+    double start_failure_prob; /* a start that fails is retried from the start */
+} sc_lifecycle;
+
+/* Active health checks by the balancer (nginx Plus / HAProxy style). */
+typedef struct {
+    double interval_s;         /* 0 = no active health checks */
+    double timeout_s;
+    int fall;                  /* consecutive failures to mark down */
+    int rise;                  /* consecutive successes to mark up */
+} sc_health;
+
 typedef struct {
     char *name;
     int model;                 /* index into sc_scenario.models */
@@ -73,6 +100,10 @@ typedef struct {
     double link_latency_s;     /* balancer <-> node, one way */
     double link_bandwidth_Bps; /* bytes per second */
     sc_power power;
+    int max_replicas;          /* hosts the pool may ever use (>= replicas) */
+    char *zone;                /* failure domain; NULL = the pool's own */
+    sc_lifecycle life;
+    sc_health health;
 } sc_pool;
 
 typedef enum {
@@ -118,9 +149,65 @@ typedef struct {
     int queue_capacity;        /* requests held at the balancer when every
                                   server is at max_conns; 0 = no queue */
     double queue_timeout_s;    /* 0 = wait forever */
+    /* nginx proxy_next_upstream: an attempt that fails with a connection
+     * error is retried on another server. */
+    int retry_tries;           /* attempts in all; 0 = every server once (nginx's default) */
+    double retry_timeout_s;    /* no new attempt after this since arrival; 0 = no limit */
+    int retry_on_error;        /* 1 = retry on error (nginx default "error timeout") */
     sc_server *servers;
     int n_servers;
 } sc_lb;
+
+typedef enum {
+    SC_FAULT_NODE_CRASH = 0,   /* host off; in-flight work fails; recovers through the lifecycle */
+    SC_FAULT_RANDOM_CRASH,     /* per node: up mtbf, down mttr, alternating */
+    SC_FAULT_SLOWDOWN,         /* speed x factor (thermal throttling) */
+    SC_FAULT_GPU_ERROR,        /* node up but every request errors (500) */
+    SC_FAULT_NET_LATENCY,      /* added one-way latency (factor = seconds) */
+    SC_FAULT_PARTITION,        /* balancer cannot reach the nodes: attempts fail */
+    SC_FAULT_ERROR_RATE,       /* each attempt fails with probability factor */
+    SC_FAULT_ZONE_OUTAGE,      /* every node in a zone crashes */
+    SC_FAULT_LB_FAILURE,       /* the pool's balancer is down (502) */
+    SC_FAULT_FLASH_CROWD       /* arrival rate x factor */
+} sc_fault_kind;
+
+typedef struct {
+    sc_fault_kind kind;
+    char *label;               /* "node_crash gpu/1 at 40m", for reports */
+    double at_s;
+    double duration_s;         /* 0 = until the end (recover_after / duration) */
+    int pool;                  /* -1 = every pool (or by zone) */
+    int node;                  /* -1 = every node of the pool */
+    char *zone;                /* zone outage */
+    int traffic;               /* flash crowd: -1 = every class */
+    double factor;             /* slowdown speed factor, flash multiplier, error
+                                  probability, or added latency in seconds */
+    double mtbf_s, mttr_s;     /* random crash */
+    sc_dist ttf, ttr;          /* shapes of time to failure / to repair */
+    double standby_failover_s; /* lb failure: a standby takes over after this; 0 = none */
+} sc_fault;
+
+/* A steady-state hypothesis (Chaos Toolkit style), checked on the window
+ * before the first fault and on each window after a fault ends (+ grace). */
+typedef enum {
+    SC_HYP_AVAILABILITY = 0,   /* completed / finished >= min */
+    SC_HYP_LATENCY_P99,        /* p99 of completed <= max_s */
+    SC_HYP_ERROR_RATE          /* (failed + timed out + rejected) / finished <= max */
+} sc_hyp_metric;
+
+typedef enum {
+    SC_WIN_STEADY = 0,         /* before the first fault, and after each fault + grace */
+    SC_WIN_RUN,                /* the whole run after warm-up */
+    SC_WIN_PEAK                /* the intervals whose offered load is >= half the maximum */
+} sc_hyp_window;
+
+typedef struct {
+    sc_hyp_metric metric;
+    sc_hyp_window window;
+    double bound;              /* min availability, max p99 (s), max error rate */
+    double grace_s;            /* time after a fault ends that is not judged */
+    char *text;                /* as written, for the verdict */
+} sc_hypothesis;
 
 typedef struct {
     double latency_p99_s;      /* 0 = not set */
@@ -143,6 +230,10 @@ typedef struct {
     int n_traffic;
     sc_lb lb;
     sc_slo slo;
+    sc_fault *faults;
+    int n_faults;
+    sc_hypothesis *hypotheses;
+    int n_hypotheses;
 } sc_scenario;
 
 /* Load, override and validate. overrides: n strings "key.path=value".

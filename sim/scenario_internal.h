@@ -138,6 +138,8 @@ int sc_find_pool(const sc_scenario *sc, const char *name);
 void sc_pool_list(const sc_scenario *sc, char *buf, size_t cap);
 /* A pool name at n: its index, or -1 after an error listing the pools (sim/scenario_pools.c). */
 int sc_want_pool_ref(sc_loader *L, const yaml_node_t *n, const char *path, const sc_scenario *sc);
+/* A delay: a plain duration or {mean, distribution, cv, shape}; 0 or -1. */
+int sc_want_delay(sc_loader *L, const yaml_node_t *n, const char *path, sc_delay *d);
 
 /* ---- section parsers, one file each (table in sim/scenario.c) ------------- */
 
@@ -146,6 +148,9 @@ sc_section_fn sc_parse_pools;   /* pools: (sim/scenario_pools.c), after models *
 sc_section_fn sc_parse_traffic; /* traffic: (sim/scenario_traffic.c), after pools */
 sc_section_fn sc_parse_lb;      /* load_balancer: (sim/scenario_lb.c), after pools */
 sc_section_fn sc_parse_slo;     /* slo: (sim/scenario_lb.c) */
+sc_section_fn sc_parse_chaos;   /* chaos: (sim/scenario_chaos.c), after pools and traffic */
+sc_section_fn sc_parse_hypothesis; /* hypothesis: (sim/scenario_chaos.c) */
+void sc_free_chaos(sc_scenario *sc);
 /* Defaults of sc->lb, set whether or not the file has load_balancer (sim/scenario_lb.c). */
 void sc_lb_defaults(sc_scenario *sc);
 

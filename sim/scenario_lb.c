@@ -21,6 +21,9 @@
 void sc_lb_defaults(sc_scenario *sc)
 {
     sc->lb.policy = strdup("round_robin");
+    /* nginx's default: proxy_next_upstream error timeout, tries and timeout 0
+     * (every server once, no time limit) */
+    sc->lb.retry_on_error = 1;
 }
 
 static void load_servers(sc_loader *L, yaml_node_t *n, const char *path, sc_scenario *sc)
@@ -97,7 +100,8 @@ static void load_servers(sc_loader *L, yaml_node_t *n, const char *path, sc_scen
 
 void sc_parse_lb(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
 {
-    static const char *const keys[] = {"policy", "max_conns", "queue", "servers", NULL};
+    static const char *const keys[] = {"policy", "max_conns", "queue", "servers", "retries", NULL};
+    static const char *const retry_keys[] = {"tries", "timeout", "on", NULL};
     static const char *const queue_keys[] = {"capacity", "timeout", NULL};
     char list[SC_LISTLEN], buf[SC_SHOWLEN];
 
@@ -129,6 +133,19 @@ void sc_parse_lb(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
     }
     if (servers.val)
         load_servers(L, servers.val, "load_balancer.servers", sc);
+    sc_kv retries = sc_find(L, n, "retries");
+    if (retries.val && sc_check_map(L, retries.val, "load_balancer.retries", retry_keys) == 0) {
+        static const char *const on[] = {"error", "off", NULL};
+        sc_kv tries = sc_find(L, retries.val, "tries"), to = sc_find(L, retries.val, "timeout");
+        sc_kv when = sc_find(L, retries.val, "on");
+        int w = 0;
+        if (tries.val)
+            sc_want_intv(L, tries.val, "load_balancer.retries.tries", 0, &sc->lb.retry_tries);
+        if (to.val)
+            sc_want_dur(L, to.val, "load_balancer.retries.timeout", 0, &sc->lb.retry_timeout_s);
+        if (when.val && sc_want_enum(L, when.val, "load_balancer.retries.on", on, &w) == 0)
+            sc->lb.retry_on_error = w == 0;
+    }
 }
 
 void sc_parse_slo(sc_loader *L, yaml_node_t *n, sc_scenario *sc)

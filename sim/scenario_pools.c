@@ -2,8 +2,10 @@
  * scenario_pools.c - the `pools` section of a scenario: pools.<name> with its
  * model, replicas, gpus_per_node, gpu_type (which sets the default power
  * draw and price), queue_capacity, timeout, link (latency, bandwidth),
- * power and price_per_gpu_hour. Parsed after models (a pool names its
- * model); also the pool lookups that traffic and load_balancer use.
+ * power and price_per_gpu_hour, max_replicas, zone, lifecycle (the
+ * durations of a replica's way up and out) and health_check. Parsed after
+ * models (a pool names its model); also the pool lookups that traffic,
+ * load_balancer and chaos use.
  */
 #include "scenario.h"
 #include "scenario_internal.h"
@@ -61,12 +63,109 @@ int sc_want_pool_ref(sc_loader *L, const yaml_node_t *n, const char *path, const
     return i;
 }
 
+/* A delay: a plain duration, or {mean, distribution, cv, shape}. */
+int sc_want_delay(sc_loader *L, const yaml_node_t *n, const char *path, sc_delay *d)
+{
+    static const char *const keys[] = {"mean", "distribution", "cv", "shape", NULL};
+    static const char *const dists[] = {"deterministic", "exponential", "lognormal", "gamma",
+                                        "weibull", NULL};
+    static const sc_dist_kind kinds[] = {SC_DIST_DETERMINISTIC, SC_DIST_EXPONENTIAL,
+                                         SC_DIST_LOGNORMAL, SC_DIST_GAMMA, SC_DIST_WEIBULL};
+    char p[SC_PATHLEN];
+    d->shape.kind = SC_DIST_DETERMINISTIC;
+    if (n->type != YAML_MAPPING_NODE)
+        return sc_want_dur(L, n, path, 0, &d->mean_s);
+    if (sc_check_map(L, (yaml_node_t *)n, path, keys))
+        return -1;
+    sc_kv mean = sc_find(L, n, "mean"), dist = sc_find(L, n, "distribution");
+    sc_kv cv = sc_find(L, n, "cv"), shape = sc_find(L, n, "shape");
+    int bad = 0, k = 0;
+    if (mean.val == NULL) {
+        sc_errn(L, n, "%s: missing required key mean", path);
+        bad = 1;
+    } else {
+        bad |= sc_want_dur(L, mean.val, sc_join(p, path, "mean"), 0, &d->mean_s);
+    }
+    if (dist.val && sc_want_enum(L, dist.val, sc_join(p, path, "distribution"), dists, &k) == 0)
+        d->shape.kind = kinds[k];
+    int needs_cv = d->shape.kind == SC_DIST_LOGNORMAL || d->shape.kind == SC_DIST_GAMMA;
+    if (cv.val && !needs_cv) {
+        sc_errn(L, cv.val, "%s: cv applies to lognormal and gamma only", sc_join(p, path, "cv"));
+        bad = 1;
+    } else if (needs_cv && cv.val == NULL) {
+        sc_errn(L, n, "%s: %s needs cv", path, dists[k]);
+        bad = 1;
+    } else if (cv.val) {
+        bad |= sc_want_num(L, cv.val, sc_join(p, path, "cv"), 0, 1, INFINITY, 0, &d->shape.cv);
+    }
+    if (shape.val && d->shape.kind != SC_DIST_WEIBULL) {
+        sc_errn(L, shape.val, "%s: shape applies to weibull only", sc_join(p, path, "shape"));
+        bad = 1;
+    } else if (d->shape.kind == SC_DIST_WEIBULL && shape.val == NULL) {
+        sc_errn(L, n, "%s: weibull needs shape", path);
+        bad = 1;
+    } else if (shape.val) {
+        bad |= sc_want_num(L, shape.val, sc_join(p, path, "shape"), 0, 1, 100, 0,
+                           &d->shape.shape);
+    }
+    return bad ? -1 : 0;
+}
+
+static void load_lifecycle(sc_loader *L, yaml_node_t *n, const char *path, sc_lifecycle *life)
+{
+    static const char *const keys[] = {"provision", "start", "load", "warmup", "drain_grace",
+                                       "start_failure", NULL};
+    char p[SC_PATHLEN];
+    if (sc_check_map(L, n, path, keys))
+        return;
+    struct {
+        const char *key;
+        sc_delay *d;
+    } delays[] = {{"provision", &life->provision}, {"start", &life->start},
+                  {"load", &life->load}, {"warmup", &life->warmup}};
+    for (size_t i = 0; i < sizeof delays / sizeof delays[0]; i++) {
+        sc_kv kv = sc_find(L, n, delays[i].key);
+        if (kv.val)
+            sc_want_delay(L, kv.val, sc_join(p, path, delays[i].key), delays[i].d);
+    }
+    sc_kv grace = sc_find(L, n, "drain_grace"), fail = sc_find(L, n, "start_failure");
+    if (grace.val)
+        sc_want_dur(L, grace.val, sc_join(p, path, "drain_grace"), 0, &life->drain_grace_s);
+    if (fail.val)
+        sc_want_num(L, fail.val, sc_join(p, path, "start_failure"), 0, 0, 1, 1,
+                    &life->start_failure_prob);
+}
+
+static void load_health(sc_loader *L, yaml_node_t *n, const char *path, sc_health *h)
+{
+    static const char *const keys[] = {"interval", "timeout", "fall", "rise", NULL};
+    char p[SC_PATHLEN];
+    /* nginx Plus health_check defaults: interval=5 fails=1 passes=1 */
+    h->interval_s = 5;
+    h->timeout_s = 1;
+    h->fall = 1;
+    h->rise = 1;
+    if (sc_check_map(L, n, path, keys))
+        return;
+    sc_kv iv = sc_find(L, n, "interval"), to = sc_find(L, n, "timeout");
+    sc_kv fall = sc_find(L, n, "fall"), rise = sc_find(L, n, "rise");
+    if (iv.val)
+        sc_want_dur(L, iv.val, sc_join(p, path, "interval"), 1, &h->interval_s);
+    if (to.val)
+        sc_want_dur(L, to.val, sc_join(p, path, "timeout"), 1, &h->timeout_s);
+    if (fall.val)
+        sc_want_intv(L, fall.val, sc_join(p, path, "fall"), 1, &h->fall);
+    if (rise.val)
+        sc_want_intv(L, rise.val, sc_join(p, path, "rise"), 1, &h->rise);
+}
+
 static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_scenario *sc,
                       sc_pool *pl)
 {
     static const char *const keys[] = {"model", "replicas", "gpus_per_node", "gpu_type",
                                        "queue_capacity", "timeout", "link", "power",
-                                       "price_per_gpu_hour", NULL};
+                                       "price_per_gpu_hour", "max_replicas", "zone",
+                                       "lifecycle", "health_check", NULL};
     static const char *const link_keys[] = {"latency", "bandwidth", NULL};
     static const char *const power_keys[] = {"idle_per_gpu", "busy_per_gpu", "off", NULL};
     char p[SC_PATHLEN], q[SC_PATHLEN], list[SC_LISTLEN], buf[SC_SHOWLEN];
@@ -79,8 +178,17 @@ static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
     pl->timeout_s = 0;
     pl->link_latency_s = 100e-6;
     pl->link_bandwidth_Bps = 10e9 / 8;
+    pl->life.drain_grace_s = 30; /* Kubernetes terminationGracePeriodSeconds */
     if (sc_check_map(L, n, path, keys))
         return;
+    sc_kv maxr = sc_find(L, n, "max_replicas"), zone = sc_find(L, n, "zone");
+    sc_kv life = sc_find(L, n, "lifecycle"), health = sc_find(L, n, "health_check");
+    if (zone.val)
+        sc_want_str(L, zone.val, sc_join(p, path, "zone"), 1, &pl->zone);
+    if (life.val)
+        load_lifecycle(L, life.val, sc_join(p, path, "lifecycle"), &pl->life);
+    if (health.val)
+        load_health(L, health.val, sc_join(p, path, "health_check"), &pl->health);
     sc_kv model = sc_find(L, n, "model"), replicas = sc_find(L, n, "replicas");
     sc_kv gpus = sc_find(L, n, "gpus_per_node"), gtype = sc_find(L, n, "gpu_type");
     sc_kv qcap = sc_find(L, n, "queue_capacity"), timeout = sc_find(L, n, "timeout");
@@ -143,6 +251,12 @@ static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
     if (price.val)
         sc_want_num(L, price.val, sc_join(p, path, "price_per_gpu_hour"), 0, 0, INFINITY, 0,
                     &pl->power.price_per_gpu_hour);
+    pl->max_replicas = pl->replicas;
+    if (maxr.val && sc_want_intv(L, maxr.val, sc_join(p, path, "max_replicas"), 1,
+                                 &pl->max_replicas) == 0 &&
+        pl->max_replicas < pl->replicas)
+        sc_errn(L, maxr.val, "%s: max_replicas (%d) is below replicas (%d)", p, pl->max_replicas,
+                pl->replicas);
 }
 
 void sc_parse_pools(sc_loader *L, yaml_node_t *n, sc_scenario *sc)

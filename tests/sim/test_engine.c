@@ -101,13 +101,15 @@ static void test_conservation_under_overload(void)
     free(dir);
 }
 
+/* Removes the wall_time_s line, the one value allowed to differ. */
 static void strip_wall_time(char *text)
 {
     char *p = strstr(text, "\"wall_time_s\"");
     if (!p)
         return;
     char *e = strchr(p, '\n');
-    memset(p, ' ', (size_t)(e - p));
+    if (e)
+        memmove(p, e + 1, strlen(e + 1) + 1);
 }
 
 static void test_determinism(void)

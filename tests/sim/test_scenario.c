@@ -424,7 +424,8 @@ static void test_key_errors(void)
 {
     expect_error(MINIMAL "colour: red\n", NULL, 0,
                  "14:1: unknown key \"colour\" (valid keys: name, description, seed, duration, "
-                 "warmup, interval, models, pools, traffic, load_balancer, slo)");
+                 "warmup, interval, models, pools, traffic, load_balancer, slo, chaos, "
+                 "hypothesis)");
     expect_error("name: t\n"
                  "duration: 1h\n"
                  "models:\n"
@@ -439,7 +440,7 @@ static void test_key_errors(void)
                  NULL, 0,
                  "9:5: pools.gpu: unknown key \"replica\" (valid keys: model, replicas, "
                  "gpus_per_node, gpu_type, queue_capacity, timeout, link, power, "
-                 "price_per_gpu_hour)");
+                 "price_per_gpu_hour, max_replicas, zone, lifecycle, health_check)");
     /* Both errors of that file, and the missing required key, are reported. */
     CU_ASSERT(has_line("5:27: models.m.service: unknown key \"median\" (valid keys: "
                        "distribution, mean, base, per_item, cv, samples, calibration, "
@@ -755,7 +756,7 @@ static void test_override_errors(void)
     const char *b[] = {"seed=3", "foo=1"};
     expect_error(MINIMAL, b, 2, "--set[2]:1:1: unknown key \"foo\" (valid keys: name, "
                  "description, seed, duration, warmup, interval, models, pools, traffic, "
-                 "load_balancer, slo)");
+                 "load_balancer, slo, chaos, hypothesis)");
     CU_ASSERT_EQUAL(count_lines(g_err), 1);
 
     const char *c[] = {"pools.gpu.replicaz=3", "pools.gpu.model=nope", "warmup=2h"};

@@ -1,0 +1,261 @@
+/*
+ * chaos.c - injected faults: crashes, random crashes (MTBF/MTTR), slow
+ * GPUs, GPU errors, network latency, partitions, error rates, zone outages,
+ * balancer failures and flash crowds.
+ *
+ * Each scheduled fault is one actor on the balancer's host that sleeps until
+ * the fault's time, applies it, and undoes it after its duration. A random
+ * crash is one actor per node alternating time-to-failure and time-to-repair
+ * (exponential or Weibull, via GSL). Flash crowds change the arrival-rate
+ * profile before the run (the rate is a known function of time). Every
+ * fault is an event and an entry of summary.json's `faults`.
+ */
+#include "engine_internal.h"
+
+#include <simgrid/engine.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const kind_names[] = { "node_crash", "random_crash", "slowdown", "gpu_error",
+                                          "network_latency", "partition", "error_rate",
+                                          "zone_outage", "lb_failure", "flash_crowd" };
+
+static const char *zone_of(const eng_pool *p)
+{
+    return p->cfg->zone ? p->cfg->zone : p->cfg->name;
+}
+
+/* Pools a fault applies to: by zone, by pool, or all. */
+static int pool_hit(const sc_fault *f, const eng_pool *p)
+{
+    if (f->zone)
+        return !strcmp(f->zone, zone_of(p));
+    return f->pool < 0 || f->pool == p->id;
+}
+
+static int node_hit(const sc_fault *f, const eng_node *n)
+{
+    return pool_hit(f, n->pool) && (f->node < 0 || f->node == n->index);
+}
+
+static void target_name(const sc_fault *f, char *buf, size_t len)
+{
+    if (f->zone)
+        snprintf(buf, len, "zone %s", f->zone);
+    else if (f->pool < 0)
+        snprintf(buf, len, "all pools");
+    else if (f->node < 0)
+        snprintf(buf, len, "%s", S.sc->pools[f->pool].name);
+    else
+        snprintf(buf, len, "%s/%d", S.sc->pools[f->pool].name, f->node);
+}
+
+static void record(const sc_fault *f, double start, double end, const char *detail)
+{
+    char target[128];
+    target_name(f, target, sizeof target);
+    rp_fault rf = { .start_s = start, .end_s = end, .kind = (char *)kind_names[f->kind],
+                    .target = target, .detail = (char *)detail, .error_share = NAN };
+    rp_add_fault(S.out, &rf);
+    eng_event(start, "fault_start", target, "%s%s%s", kind_names[f->kind], detail ? ": " : "",
+              detail ? detail : "");
+}
+
+/* Applies (on = 1) or undoes (on = 0) a fault everywhere it hits. */
+static void apply(const sc_fault *f, int on, double now)
+{
+    for (int k = 0; k < S.sc->n_pools; k++) {
+        eng_pool *p = &S.pools[k];
+        if (!pool_hit(f, p))
+            continue;
+        switch (f->kind) {
+        case SC_FAULT_NET_LATENCY:
+            p->extra_latency_s += on ? f->factor : -f->factor;
+            break;
+        case SC_FAULT_PARTITION:
+            p->partitioned = on;
+            break;
+        case SC_FAULT_ERROR_RATE:
+            p->error_prob = on ? f->factor : 0;
+            break;
+        case SC_FAULT_LB_FAILURE:
+            p->lb_down = on;
+            break;
+        default:
+            break;
+        }
+        for (int j = 0; j < p->n_hosts; j++) {
+            eng_node *n = &p->nodes[j];
+            if (!node_hit(f, n))
+                continue;
+            switch (f->kind) {
+            case SC_FAULT_NODE_CRASH:
+            case SC_FAULT_ZONE_OUTAGE:
+                if (on)
+                    life_crash(n, now, kind_names[f->kind]);
+                else
+                    life_recover(n, now);
+                break;
+            case SC_FAULT_SLOWDOWN: {
+                int level = on ? (int)lround((1.0 - f->factor) * ENG_PSTATES) : 0;
+                if (level < 0)
+                    level = 0;
+                if (level > ENG_PSTATES - 1)
+                    level = ENG_PSTATES - 1;
+                n->slow_level = level;
+                if (sg_host_is_on(n->host))
+                    sg_host_set_pstate(n->host, (unsigned long)level);
+                break;
+            }
+            case SC_FAULT_GPU_ERROR:
+                n->gpu_error = on;
+                break;
+            default:
+                break;
+            }
+        }
+        if (!on)
+            eng_drain_balancer_queue(p, now);
+    }
+}
+
+static void scheduled_fault(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    const sc_fault *f = sg_actor_self_get_data();
+    sg_actor_sleep_until(f->at_s);
+    double now = simgrid_get_clock();
+    double until = f->duration_s > 0 ? now + f->duration_s : NAN;
+    char detail[128] = "";
+    if (f->kind == SC_FAULT_SLOWDOWN)
+        snprintf(detail, sizeof detail, "speed x%.2f", f->factor);
+    else if (f->kind == SC_FAULT_NET_LATENCY)
+        snprintf(detail, sizeof detail, "+%.1f ms one way", f->factor * 1e3);
+    else if (f->kind == SC_FAULT_ERROR_RATE)
+        snprintf(detail, sizeof detail, "%.1f%% of attempts fail", f->factor * 100);
+    else if (f->kind == SC_FAULT_FLASH_CROWD)
+        snprintf(detail, sizeof detail, "arrivals x%.2f", f->factor);
+    record(f, now, until, detail[0] ? detail : NULL);
+    if (f->kind == SC_FAULT_FLASH_CROWD)
+        return; /* already in the rate profile */
+    apply(f, 1, now);
+    if (f->kind == SC_FAULT_LB_FAILURE && f->standby_failover_s > 0) {
+        sg_actor_sleep_for(f->standby_failover_s);
+        now = simgrid_get_clock();
+        apply(f, 0, now);
+        eng_event(now, "failover", "balancer", "standby took over after %.1f s", f->standby_failover_s);
+        return;
+    }
+    if (f->duration_s > 0) {
+        sg_actor_sleep_for(f->duration_s);
+        now = simgrid_get_clock();
+        apply(f, 0, now);
+        char target[128];
+        target_name(f, target, sizeof target);
+        eng_event(now, "fault_end", target, "%s", kind_names[f->kind]);
+    }
+}
+
+typedef struct {
+    const sc_fault *f;
+    eng_node *node;
+    gsl_rng *rng;
+} crash_arg;
+
+/* One node's alternating renewal process: up ~ mtbf, down ~ mttr. */
+static void random_crasher(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    crash_arg *a = sg_actor_self_get_data();
+    for (;;) {
+        sg_actor_sleep_for(a->f->mtbf_s * eng_draw_unit(&a->f->ttf, a->rng));
+        eng_node *n = a->node;
+        if (n->state == NODE_OFF || n->state == NODE_FAILED)
+            continue; /* not running: nothing to fail */
+        double now = simgrid_get_clock();
+        sc_fault one = *a->f;
+        one.pool = n->pool->id;
+        one.node = n->index;
+        one.zone = NULL;
+        double down = a->f->mttr_s * eng_draw_unit(&a->f->ttr, a->rng);
+        record(&one, now, now + down, "random");
+        life_crash(n, now, "random_crash");
+        sg_actor_sleep_for(down);
+        life_recover(n, simgrid_get_clock());
+    }
+}
+
+static crash_arg *crash_args;
+static int n_crash_args;
+
+void chaos_apply_rates(void)
+{
+    for (int i = 0; i < S.sc->n_faults; i++) {
+        const sc_fault *f = &S.sc->faults[i];
+        if (f->kind != SC_FAULT_FLASH_CROWD)
+            continue;
+        double end = f->duration_s > 0 ? f->at_s + f->duration_s : INFINITY;
+        for (int c = 0; c < S.sc->n_traffic; c++)
+            if (f->traffic < 0 || f->traffic == c)
+                sim_rate_scale(S.classes[c].rate, f->at_s, end, f->factor);
+    }
+}
+
+void chaos_start(void)
+{
+    int stream = 0;
+    free(crash_args);
+    crash_args = NULL;
+    n_crash_args = 0;
+    for (int i = 0; i < S.sc->n_faults; i++) {
+        const sc_fault *f = &S.sc->faults[i];
+        if (f->kind != SC_FAULT_RANDOM_CRASH) {
+            sg_actor_t a = sg_actor_init(kind_names[f->kind], S.balancer_host);
+            sg_actor_set_data(a, (void *)f);
+            sg_actor_daemonize(a);
+            sg_actor_start(a, scheduled_fault, 0, NULL);
+            continue;
+        }
+        for (int k = 0; k < S.sc->n_pools; k++)
+            for (int j = 0; j < S.pools[k].n_hosts; j++)
+                n_crash_args += node_hit(f, &S.pools[k].nodes[j]);
+    }
+    if (n_crash_args == 0)
+        return;
+    crash_args = calloc((size_t)n_crash_args, sizeof *crash_args);
+    int used = 0;
+    for (int i = 0; i < S.sc->n_faults; i++) {
+        const sc_fault *f = &S.sc->faults[i];
+        if (f->kind != SC_FAULT_RANDOM_CRASH)
+            continue;
+        for (int k = 0; k < S.sc->n_pools; k++) {
+            for (int j = 0; j < S.pools[k].n_hosts; j++) {
+                eng_node *n = &S.pools[k].nodes[j];
+                if (!node_hit(f, n))
+                    continue;
+                crash_arg *a = &crash_args[used++];
+                a->f = f;
+                a->node = n;
+                a->rng = eng_stream_rng(S.sc->seed, 4000000UL + (unsigned long)stream++);
+                sg_actor_t act = sg_actor_init("random_crash", S.balancer_host);
+                sg_actor_set_data(act, a);
+                sg_actor_daemonize(act);
+                sg_actor_start(act, random_crasher, 0, NULL);
+            }
+        }
+    }
+}
+
+void chaos_free(void)
+{
+    for (int i = 0; i < n_crash_args; i++)
+        gsl_rng_free(crash_args[i].rng);
+    free(crash_args);
+    crash_args = NULL;
+    n_crash_args = 0;
+}

@@ -1,0 +1,191 @@
+/*
+ * engine_internal.h - state shared by the engine's files (engine.c: requests,
+ * routing, workers, traffic, results; lifecycle.c: node states, scaling,
+ * draining, crashes, health checks; chaos.c: injected faults). Not for use
+ * outside sim/: policies see lb_view, never this.
+ */
+#ifndef FLEETSIM_ENGINE_INTERNAL_H
+#define FLEETSIM_ENGINE_INTERNAL_H
+
+#include "engine.h"
+#include "hist.h"
+#include "lb.h"
+
+#include <simgrid/actor.h>
+#include <simgrid/host.h>
+#include <simgrid/link.h>
+#include <simgrid/semaphore.h>
+
+#include <gsl/gsl_rng.h>
+
+#define ENG_FLOPS_PER_S 1e9  /* host speed per core: s seconds = s * 1e9 flops */
+#define ENG_PSTATES 20        /* speed levels 100%, 95%, ... 5% for slowdowns */
+#define ENG_MAX_TRIED 8       /* servers remembered per request for retries */
+
+typedef struct eng_req {
+    struct eng_req *next;
+    double arrival_s;
+    double deadline_s;     /* client gives up (504); INFINITY if none */
+    double lbq_deadline_s; /* balancer queue timeout; INFINITY if none */
+    double net_s;          /* network time added to latency */
+    double work;
+    unsigned long id;
+    int tclass;
+    int node;              /* server index in its pool once routed, else -1 */
+    int attempts;
+    int n_tried;
+    int tried[ENG_MAX_TRIED];
+} eng_req;
+
+typedef struct {
+    eng_req *head, *tail;
+    int len;
+} eng_fifo;
+
+typedef enum {
+    NODE_OFF = 0,          /* no node (never provisioned, or terminated) */
+    NODE_PROVISIONING,
+    NODE_STARTING,
+    NODE_LOADING,
+    NODE_WARMING,
+    NODE_READY,
+    NODE_DRAINING,
+    NODE_FAILED            /* crashed; recovers through the lifecycle */
+} eng_node_state;
+
+extern const char *const eng_state_names[];
+
+typedef struct eng_pool eng_pool;
+typedef struct eng_node eng_node;
+
+typedef struct {
+    eng_node *node;
+    int index;
+    eng_req **batch;       /* batch_max_size slots */
+    int batch_n;           /* requests in the running batch */
+    double run_t0_s;       /* start of the running batch, or -1 */
+    int alive;
+} eng_worker;
+
+struct eng_node {
+    eng_pool *pool;
+    int index;             /* within the pool = server number for the balancer */
+    sg_host_t host;
+    char name[96];
+    eng_node_state state;
+    int gen;               /* incarnation: bumped at each crash or termination */
+    int registered;        /* in the balancer's server list (ready, not draining) */
+    int hc_up;             /* active health checks say up (1 without checks) */
+    int hc_fails, hc_oks;
+    int gpu_error;         /* up but every request errors */
+    int slow_level;        /* pstate index */
+    eng_fifo q;
+    int idle_workers;
+    int forming;
+    sg_sem_t wake;
+    sg_sem_t filled;
+    gsl_rng *rng;
+    eng_worker *workers;   /* gpus_per_node */
+    int workers_alive;
+    double busy_gpu_s;
+    double up_since_s;     /* when it last left OFF (for GPU-hours), or -1 */
+    double up_total_s;     /* provisioned time so far */
+    double ready_total_s;
+    double ready_since_s;
+};
+
+struct eng_pool {
+    const sc_pool *cfg;
+    const sc_model *model;
+    int id;
+    eng_node *nodes;       /* n_hosts: every host the pool may use */
+    int n_hosts;
+    int target;            /* desired replicas */
+    lb *balancer;
+    lb_server_view *view_servers;
+    lb_view view;
+    eng_fifo lbq;
+    int lbq_capacity;
+    double lbq_timeout_s;
+    double route_latency_s, route_bw_Bps;
+    double extra_latency_s; /* injected one-way latency */
+    int partitioned;        /* injected: balancer cannot reach the nodes */
+    double error_prob;      /* injected: each attempt fails with this probability */
+    int lb_down;            /* injected: balancer failed */
+    gsl_rng *lb_rng;
+    gsl_rng *fault_rng;
+    rp_counts counts;
+    double *busy_per_interval;
+    int replicas_min, replicas_max;
+};
+
+typedef struct {
+    const sc_traffic *cfg;
+    int id;
+    eng_pool *pool;
+    gsl_rng *rng;
+    sim_rate *rate;
+    double net_s;
+} eng_class;
+
+/* The whole simulation; one per process (SimGrid is a singleton). */
+typedef struct {
+    const sc_scenario *sc;
+    eng_pool *pools;
+    eng_class *classes;
+    eng_req *free_list;
+    eng_req **blocks;
+    size_t n_blocks;
+    unsigned long next_id;
+    unsigned long live;
+    unsigned long attempts, attempt_errors;
+    rp_counts all, measured;
+    sim_hist *latency;
+    sim_hist *interval_latency;
+    size_t n_intervals;
+    double *offered;
+    unsigned long *done[4];
+    rp_results *out;
+    int progress;
+    double wall0;
+    double last_progress_wall;
+    sg_host_t balancer_host;
+} eng_sim;
+
+extern eng_sim S;
+
+enum { B_COMPLETED, B_REJECTED, B_FAILED, B_TIMED_OUT };
+
+/* engine.c */
+double eng_draw_unit(const sc_dist *d, gsl_rng *rng);
+gsl_rng *eng_stream_rng(unsigned long seed, unsigned long stream);
+void eng_fifo_push(eng_fifo *f, eng_req *r);
+eng_req *eng_fifo_pop(eng_fifo *f);
+void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s);
+/* An attempt of r failed with a connection-level error at now: retried on
+ * another server when the balancer's retry rules allow, else failed (502). */
+void eng_attempt_failed(eng_pool *p, eng_req *r, double now);
+void eng_route(eng_pool *p, eng_req *r, double now);
+void eng_drain_balancer_queue(eng_pool *p, double now);
+void eng_account_busy(eng_pool *p, eng_node *n, double t0, double t1);
+void eng_event(double t_s, const char *type, const char *subject, const char *fmt, ...);
+void eng_view_sync(eng_node *n);
+void eng_start_workers(eng_node *n);
+
+/* lifecycle.c */
+void life_init_pool(eng_pool *p);          /* initial replicas ready at t = 0 */
+void life_scale_to(eng_pool *p, int replicas, double now, const char *reason);
+void life_crash(eng_node *n, double now, const char *why);
+void life_recover(eng_node *n, double now);
+void life_worker_exited(eng_node *n);      /* a draining node's worker left */
+void life_start_health_checks(eng_pool *p);
+int life_count(const eng_pool *p, int include_starting);
+void life_account_end(double end_s);
+
+/* chaos.c */
+void chaos_start(void);
+/* flash crowds change the arrival-rate profile before the run starts */
+void chaos_apply_rates(void);
+void chaos_free(void);
+
+#endif

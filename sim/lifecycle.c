@@ -1,0 +1,376 @@
+/*
+ * lifecycle.c - node states: provisioning, start, model load, warm-up,
+ * ready, draining, off; crashes and recovery; active health checks.
+ *
+ * A pool owns a fixed set of SimGrid hosts (its max_replicas); a host not in
+ * use is switched off and draws nothing. Bringing a node up runs a short
+ * "boot" actor ON the node's host, so a crash during start-up kills it like
+ * any process there. Readiness gates routing: only READY nodes are in the
+ * balancer's server list. Draining removes a node from the list, lets its
+ * workers finish the queue, and switches it off (or, after the grace time,
+ * fails what is left). Every transition is an event in events.jsonl.
+ */
+#include "engine_internal.h"
+
+#include <simgrid/engine.h>
+
+#include <math.h>
+#include <stdlib.h>
+
+const char *const eng_state_names[] = { "off",   "provisioning", "starting", "loading",
+                                        "warming", "ready",      "draining", "failed" };
+
+int life_count(const eng_pool *p, int include_starting)
+{
+    int c = 0;
+    for (int j = 0; j < p->n_hosts; j++) {
+        eng_node_state s = p->nodes[j].state;
+        if (s == NODE_READY || (include_starting && s >= NODE_PROVISIONING && s <= NODE_WARMING))
+            c++;
+    }
+    return c;
+}
+
+static void set_state(eng_node *n, eng_node_state st, double now)
+{
+    eng_node_state old = n->state;
+    if (old == st)
+        return;
+    if (old == NODE_READY && n->ready_since_s >= 0) {
+        n->ready_total_s += now - n->ready_since_s;
+        n->ready_since_s = -1;
+    }
+    if (st == NODE_READY)
+        n->ready_since_s = now;
+    if (old == NODE_OFF)
+        n->up_since_s = now;
+    if (st == NODE_OFF && n->up_since_s >= 0) {
+        n->up_total_s += now - n->up_since_s;
+        n->up_since_s = -1;
+    }
+    n->state = st;
+    n->registered = st == NODE_READY;
+    if (st == NODE_READY) { /* a new server starts healthy, as nginx Plus does */
+        n->hc_up = 1;
+        n->hc_fails = n->hc_oks = 0;
+    }
+    eng_view_sync(n);
+    eng_event(now, "node_state", n->name, "%s -> %s", eng_state_names[old], eng_state_names[st]);
+    eng_pool *p = n->pool;
+    int ready = life_count(p, 0);
+    if (ready < p->replicas_min)
+        p->replicas_min = ready;
+    if (ready > p->replicas_max)
+        p->replicas_max = ready;
+}
+
+static double delay(eng_node *n, const sc_delay *d)
+{
+    return d->mean_s > 0 ? d->mean_s * eng_draw_unit(&d->shape, n->rng) : 0;
+}
+
+/* One incarnation's way up; killed with the host if the node crashes. */
+static void boot(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    eng_node *n = sg_actor_self_get_data();
+    const sc_lifecycle *L = &n->pool->cfg->life;
+    if (n->state == NODE_PROVISIONING)
+        sg_actor_sleep_for(delay(n, &L->provision));
+    for (;;) {
+        set_state(n, NODE_STARTING, simgrid_get_clock());
+        sg_actor_sleep_for(delay(n, &L->start));
+        if (L->start_failure_prob > 0 && gsl_rng_uniform(n->rng) < L->start_failure_prob) {
+            eng_event(simgrid_get_clock(), "start_failed", n->name, "container start failed; retrying");
+            continue;
+        }
+        break;
+    }
+    set_state(n, NODE_LOADING, simgrid_get_clock());
+    sg_actor_sleep_for(delay(n, &L->load));
+    set_state(n, NODE_WARMING, simgrid_get_clock());
+    sg_actor_sleep_for(delay(n, &L->warmup));
+    eng_start_workers(n);
+    set_state(n, NODE_READY, simgrid_get_clock());
+    eng_drain_balancer_queue(n->pool, simgrid_get_clock());
+}
+
+static void start_boot(eng_node *n, eng_node_state first, double now)
+{
+    if (!sg_host_is_on(n->host))
+        sg_host_turn_on(n->host);
+    set_state(n, first, now);
+    sg_actor_t a = sg_actor_init("boot", n->host);
+    sg_actor_set_data(a, n);
+    sg_actor_daemonize(a);
+    sg_actor_start(a, boot, 0, NULL);
+}
+
+void life_init_pool(eng_pool *p)
+{
+    p->target = p->cfg->replicas;
+    p->replicas_min = p->replicas_max = p->cfg->replicas;
+    for (int j = 0; j < p->n_hosts; j++) {
+        eng_node *n = &p->nodes[j];
+        if (j < p->cfg->replicas) {
+            n->state = NODE_OFF;
+            n->up_since_s = 0;
+            n->state = NODE_READY; /* the initial fleet is up when the run starts */
+            n->ready_since_s = 0;
+            n->registered = 1;
+            eng_view_sync(n);
+            eng_start_workers(n);
+            eng_event(0, "node_state", n->name, "off -> ready");
+        } else {
+            sg_host_turn_off(n->host);
+        }
+    }
+}
+
+/* Ends every request a node holds (queued or running) as a failed attempt:
+ * each is retried elsewhere when the balancer's rules allow. */
+static void fail_held(eng_node *n, double now)
+{
+    eng_pool *p = n->pool;
+    for (int g = 0; g < p->cfg->gpus_per_node; g++) {
+        eng_worker *w = &n->workers[g];
+        if (w->run_t0_s >= 0)
+            eng_account_busy(p, n, w->run_t0_s, now);
+        int b = w->batch_n;
+        w->batch_n = 0;
+        w->run_t0_s = -1;
+        w->alive = 0;
+        for (int i = 0; i < b; i++) {
+            p->view_servers[n->index].active--;
+            lb_on_done(p->balancer, &p->view, n->index, now - w->batch[i]->arrival_s, 0);
+            eng_attempt_failed(p, w->batch[i], now);
+        }
+    }
+    eng_req *r;
+    eng_fifo q = n->q;
+    n->q = (eng_fifo){ 0 };
+    while ((r = eng_fifo_pop(&q))) {
+        p->view_servers[n->index].active--;
+        lb_on_done(p->balancer, &p->view, n->index, now - r->arrival_s, 0);
+        eng_attempt_failed(p, r, now);
+    }
+    n->idle_workers = 0;
+    n->forming = 0;
+    n->workers_alive = 0;
+}
+
+/* Switches the host off after its requests were dealt with. */
+static void power_off(eng_node *n, eng_node_state st, double now)
+{
+    n->gen++;
+    set_state(n, st, now);
+    if (sg_host_is_on(n->host))
+        sg_host_turn_off(n->host); /* kills its workers and boot actor */
+    n->idle_workers = 0;
+    n->forming = 0;
+    n->workers_alive = 0;
+}
+
+void life_crash(eng_node *n, double now, const char *why)
+{
+    if (n->state == NODE_OFF || n->state == NODE_FAILED)
+        return;
+    eng_event(now, "node_crash", n->name, "%s", why ? why : "crash");
+    /* The state changes first so that no retry lands here; the balancer
+     * does not know yet and keeps the node in its list until health checks
+     * or its passive failure counting take it out. */
+    int known = n->registered;
+    set_state(n, NODE_FAILED, now);
+    n->registered = known;
+    eng_view_sync(n);
+    fail_held(n, now);
+    n->gen++;
+    if (sg_host_is_on(n->host))
+        sg_host_turn_off(n->host); /* kills its workers and boot actor */
+}
+
+void life_recover(eng_node *n, double now)
+{
+    if (n->state != NODE_FAILED)
+        return;
+    eng_event(now, "node_recover", n->name, "rebooting");
+    n->registered = 0;
+    start_boot(n, NODE_STARTING, now);
+}
+
+typedef struct {
+    eng_node *node;
+    int gen;
+} grace_arg;
+
+static void terminate(eng_node *n, double now)
+{
+    power_off(n, NODE_OFF, now);
+}
+
+/* Runs on the balancer's host: switching a host off from one of its own
+ * actors would kill the caller mid-function. */
+static void terminator(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    eng_node *n = sg_actor_self_get_data();
+    if (n->state == NODE_DRAINING && n->workers_alive <= 0)
+        terminate(n, simgrid_get_clock());
+}
+
+void life_worker_exited(eng_node *n)
+{
+    if (--n->workers_alive <= 0 && n->state == NODE_DRAINING) {
+        sg_actor_t a = sg_actor_init("terminate", S.balancer_host);
+        sg_actor_set_data(a, n);
+        sg_actor_daemonize(a);
+        sg_actor_start(a, terminator, 0, NULL);
+    }
+}
+
+/* After the grace time a node still draining fails what it holds. */
+static void grace_timer(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    grace_arg *g = sg_actor_self_get_data();
+    eng_node *n = g->node;
+    int gen = g->gen;
+    free(g);
+    sg_actor_sleep_for(n->pool->cfg->life.drain_grace_s);
+    if (n->gen != gen || n->state != NODE_DRAINING)
+        return;
+    double now = simgrid_get_clock();
+    eng_event(now, "drain_timeout", n->name, "grace period over; in-flight requests fail");
+    fail_held(n, now);
+    terminate(n, now);
+}
+
+static void drain(eng_node *n, double now)
+{
+    set_state(n, NODE_DRAINING, now);
+    if (n->q.len == 0 && n->workers_alive == 0) {
+        terminate(n, now);
+        return;
+    }
+    while (n->idle_workers > 0) { /* idle workers notice and leave */
+        n->idle_workers--;
+        sg_sem_release(n->wake);
+    }
+    if (n->pool->cfg->life.drain_grace_s > 0) {
+        grace_arg *g = malloc(sizeof *g);
+        g->node = n;
+        g->gen = n->gen;
+        sg_actor_t a = sg_actor_init("grace", S.balancer_host);
+        sg_actor_set_data(a, g);
+        sg_actor_daemonize(a);
+        sg_actor_start(a, grace_timer, 0, NULL);
+    }
+}
+
+/* Kubernetes-like choice of what to remove: nodes not ready yet first
+ * (newest first), then ready ones, newest first. */
+void life_scale_to(eng_pool *p, int want, double now, const char *reason)
+{
+    if (want < 0)
+        want = 0;
+    int have = 0;
+    for (int j = 0; j < p->n_hosts; j++) {
+        eng_node_state s = p->nodes[j].state;
+        have += s != NODE_OFF && s != NODE_DRAINING;
+    }
+    if (want == have)
+        return;
+    rp_add_scaling(S.out, now, p->cfg->name, have, want, reason);
+    eng_event(now, "scale", p->cfg->name, "%d -> %d (%s)", have, want, reason ? reason : "");
+    p->target = want;
+    for (int j = 0; j < p->n_hosts && have < want; j++) {
+        if (p->nodes[j].state == NODE_OFF) {
+            start_boot(&p->nodes[j], NODE_PROVISIONING, now);
+            have++;
+        }
+    }
+    if (have < want)
+        eng_event(now, "pending", p->cfg->name, "%d replicas wanted, %d hosts in the pool", want,
+                  have);
+    for (int pass = 0; pass < 2 && have > want; pass++) {
+        for (int j = p->n_hosts - 1; j >= 0 && have > want; j--) {
+            eng_node *n = &p->nodes[j];
+            int starting = n->state >= NODE_PROVISIONING && n->state <= NODE_WARMING;
+            if (pass == 0 && starting) {
+                power_off(n, NODE_OFF, now);
+                have--;
+            } else if (pass == 1 && (n->state == NODE_READY || n->state == NODE_FAILED)) {
+                if (n->state == NODE_FAILED)
+                    power_off(n, NODE_OFF, now);
+                else
+                    drain(n, now);
+                have--;
+            }
+        }
+    }
+}
+
+/* ---------- active health checks ---------- */
+
+static void health_checker(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    eng_pool *p = sg_actor_self_get_data();
+    const sc_health *h = &p->cfg->health;
+    for (;;) {
+        sg_actor_sleep_for(h->interval_s);
+        double now = simgrid_get_clock();
+        for (int j = 0; j < p->n_hosts; j++) {
+            eng_node *n = &p->nodes[j];
+            if (!n->registered)
+                continue;
+            int ok = n->state == NODE_READY && !p->partitioned && !n->gpu_error;
+            if (ok) {
+                n->hc_fails = 0;
+                if (!n->hc_up && ++n->hc_oks >= h->rise) {
+                    n->hc_up = 1;
+                    eng_event(now, "health_up", n->name, "%d checks passed", h->rise);
+                }
+            } else {
+                n->hc_oks = 0;
+                if (n->hc_up && ++n->hc_fails >= h->fall) {
+                    n->hc_up = 0;
+                    eng_event(now, "health_down", n->name, "%d checks failed", h->fall);
+                }
+            }
+            eng_view_sync(n);
+        }
+        eng_drain_balancer_queue(p, now);
+    }
+}
+
+void life_start_health_checks(eng_pool *p)
+{
+    if (p->cfg->health.interval_s <= 0)
+        return;
+    sg_actor_t a = sg_actor_init("health", S.balancer_host);
+    sg_actor_set_data(a, p);
+    sg_actor_daemonize(a);
+    sg_actor_start(a, health_checker, 0, NULL);
+}
+
+void life_account_end(double end_s)
+{
+    for (int k = 0; k < S.sc->n_pools; k++) {
+        eng_pool *p = &S.pools[k];
+        for (int j = 0; j < p->n_hosts; j++) {
+            eng_node *n = &p->nodes[j];
+            for (int g = 0; g < p->cfg->gpus_per_node; g++)
+                if (n->workers[g].run_t0_s >= 0) /* batches still running count up to the end */
+                    eng_account_busy(p, n, n->workers[g].run_t0_s, end_s);
+            if (n->up_since_s >= 0)
+                n->up_total_s += end_s - n->up_since_s;
+            if (n->ready_since_s >= 0)
+                n->ready_total_s += end_s - n->ready_since_s;
+        }
+    }
+}

@@ -1,0 +1,317 @@
+/*
+ * scenario_chaos.c - the `chaos` section (injected faults) and the
+ * `hypothesis` section (steady-state checks a chaos run must pass).
+ *
+ * chaos is a sequence of faults, each {fault: KIND, ...}; which keys a kind
+ * takes and needs is in the FAULTS table below, so an irrelevant key is an
+ * error rather than silently ignored. Targets: `target: pool/index` (one
+ * node) or `target: pool` / `pool: name` (every node of a pool), `zone:`.
+ */
+#include "scenario.h"
+#include "scenario_internal.h"
+
+#include <yaml.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { K_AT = 1, K_DUR = 2, K_TARGET = 4, K_ZONE = 8, K_TRAFFIC = 16, K_FACTOR = 32,
+       K_LATENCY = 64, K_PROB = 128, K_MTBF = 256, K_STANDBY = 512 };
+
+static const struct {
+    const char *name;
+    sc_fault_kind kind;
+    int takes;    /* keys allowed */
+    int needs;    /* keys required */
+} FAULTS[] = {
+    {"node_crash", SC_FAULT_NODE_CRASH, K_AT | K_DUR | K_TARGET | K_ZONE, K_AT},
+    {"random_crash", SC_FAULT_RANDOM_CRASH, K_TARGET | K_ZONE | K_MTBF, K_MTBF},
+    {"slowdown", SC_FAULT_SLOWDOWN, K_AT | K_DUR | K_TARGET | K_ZONE | K_FACTOR, K_AT | K_FACTOR},
+    {"gpu_error", SC_FAULT_GPU_ERROR, K_AT | K_DUR | K_TARGET | K_ZONE, K_AT},
+    {"network_latency", SC_FAULT_NET_LATENCY, K_AT | K_DUR | K_TARGET | K_ZONE | K_LATENCY,
+     K_AT | K_LATENCY},
+    {"partition", SC_FAULT_PARTITION, K_AT | K_DUR | K_TARGET | K_ZONE, K_AT},
+    {"error_rate", SC_FAULT_ERROR_RATE, K_AT | K_DUR | K_TARGET | K_ZONE | K_PROB, K_AT | K_PROB},
+    {"zone_outage", SC_FAULT_ZONE_OUTAGE, K_AT | K_DUR | K_ZONE, K_AT | K_ZONE},
+    {"lb_failure", SC_FAULT_LB_FAILURE, K_AT | K_DUR | K_TARGET | K_STANDBY, K_AT},
+    {"flash_crowd", SC_FAULT_FLASH_CROWD, K_AT | K_DUR | K_TRAFFIC | K_FACTOR, K_AT | K_FACTOR},
+};
+#define N_FAULTS (sizeof FAULTS / sizeof FAULTS[0])
+
+static const struct {
+    const char *key;
+    int bit;
+} KEYS[] = {
+    {"at", K_AT},          {"duration", K_DUR},       {"recover_after", K_DUR},
+    {"target", K_TARGET},  {"pool", K_TARGET},        {"zone", K_ZONE},
+    {"traffic", K_TRAFFIC}, {"factor", K_FACTOR},     {"latency", K_LATENCY},
+    {"probability", K_PROB}, {"mtbf", K_MTBF},        {"mttr", K_MTBF},
+    {"distribution", K_MTBF}, {"shape", K_MTBF},      {"standby_failover", K_STANDBY},
+};
+#define N_KEYS (sizeof KEYS / sizeof KEYS[0])
+
+/* target: "pool/index" or "pool"; pool: "pool". */
+static void want_target(sc_loader *L, const yaml_node_t *n, const char *path,
+                        const sc_scenario *sc, sc_fault *f, int node_ok)
+{
+    char buf[SC_SHOWLEN], list[SC_LISTLEN];
+    const char *s = sc_want_scalar(L, n, path, "a target (pool or pool/index)");
+    if (!s)
+        return;
+    char name[256];
+    snprintf(name, sizeof name, "%s", s);
+    char *slash = strrchr(name, '/');
+    long idx = -1;
+    if (slash && node_ok) {
+        char *end;
+        idx = strtol(slash + 1, &end, 10);
+        if (*end || end == slash + 1 || idx < 0) {
+            sc_errn(L, n, "%s: expected pool or pool/index, got %s", path, sc_show(n, buf));
+            return;
+        }
+        *slash = '\0';
+    }
+    int p = sc_find_pool(sc, name);
+    if (p < 0) {
+        sc_pool_list(sc, list, sizeof list);
+        sc_errn(L, n, "%s: unknown pool \"%s\" (pools: %s)", path, name, *list ? list : "none");
+        return;
+    }
+    if (idx >= 0 && idx >= sc->pools[p].max_replicas) {
+        sc_errn(L, n, "%s: %s has nodes 0..%d, got %ld", path, name, sc->pools[p].max_replicas - 1,
+                idx);
+        return;
+    }
+    f->pool = p;
+    f->node = (int)idx;
+}
+
+static int zone_exists(const sc_scenario *sc, const char *z)
+{
+    for (int i = 0; i < sc->n_pools; i++) {
+        const char *pz = sc->pools[i].zone ? sc->pools[i].zone : sc->pools[i].name;
+        if (!strcmp(pz, z))
+            return 1;
+    }
+    return 0;
+}
+
+static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_scenario *sc,
+                       sc_fault *f)
+{
+    static const char *keys[N_KEYS + 2];
+    static const char *kinds[N_FAULTS + 1];
+    char p[SC_PATHLEN], buf[SC_SHOWLEN];
+    if (!keys[0]) {
+        keys[0] = "fault";
+        for (size_t i = 0; i < N_KEYS; i++)
+            keys[i + 1] = KEYS[i].key;
+        for (size_t i = 0; i < N_FAULTS; i++)
+            kinds[i] = FAULTS[i].name;
+    }
+    f->pool = -1;
+    f->node = -1;
+    f->traffic = -1;
+    f->factor = 1;
+    if (sc_check_map(L, n, path, keys))
+        return;
+    sc_kv kind = sc_find(L, n, "fault");
+    int k = -1;
+    if (!kind.val) {
+        sc_errn(L, n, "%s: missing required key fault (one of node_crash, random_crash, slowdown, "
+                      "gpu_error, network_latency, partition, error_rate, zone_outage, lb_failure, "
+                      "flash_crowd)", path);
+        return;
+    }
+    if (sc_want_enum(L, kind.val, sc_join(p, path, "fault"), kinds, &k))
+        return;
+    f->kind = FAULTS[k].kind;
+    int have = 0;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        sc_kv kv = sc_find(L, n, KEYS[i].key);
+        if (!kv.val)
+            continue;
+        have |= KEYS[i].bit;
+        if (!(FAULTS[k].takes & KEYS[i].bit))
+            sc_errn(L, kv.key, "%s: %s does not take %s", sc_join(p, path, KEYS[i].key),
+                    FAULTS[k].name, KEYS[i].key);
+    }
+    for (size_t i = 0; i < N_KEYS; i++) {
+        int bit = KEYS[i].bit;
+        if ((FAULTS[k].needs & bit) && !(have & bit)) {
+            sc_errn(L, n, "%s: %s needs %s", path, FAULTS[k].name, KEYS[i].key);
+            have |= bit; /* one message per missing key */
+        }
+    }
+    sc_kv at = sc_find(L, n, "at"), dur = sc_find(L, n, "duration");
+    sc_kv rec = sc_find(L, n, "recover_after"), target = sc_find(L, n, "target");
+    sc_kv pool = sc_find(L, n, "pool"), zone = sc_find(L, n, "zone");
+    sc_kv traffic = sc_find(L, n, "traffic"), factor = sc_find(L, n, "factor");
+    sc_kv lat = sc_find(L, n, "latency"), prob = sc_find(L, n, "probability");
+    sc_kv mtbf = sc_find(L, n, "mtbf"), mttr = sc_find(L, n, "mttr");
+    sc_kv dist = sc_find(L, n, "distribution"), shape = sc_find(L, n, "shape");
+    sc_kv standby = sc_find(L, n, "standby_failover");
+    if (at.val && sc_want_dur(L, at.val, sc_join(p, path, "at"), 0, &f->at_s) == 0 &&
+        sc->duration_s > 0 && f->at_s >= sc->duration_s)
+        sc_errn(L, at.val, "%s: at %s is not before the end of the run (%g s)", p,
+                sc_show(at.val, buf), sc->duration_s);
+    if (dur.val && rec.val)
+        sc_errn(L, rec.key, "%s: give duration or recover_after, not both", path);
+    else if (dur.val || rec.val)
+        sc_want_dur(L, dur.val ? dur.val : rec.val,
+                    sc_join(p, path, dur.val ? "duration" : "recover_after"), 1, &f->duration_s);
+    if (target.val && pool.val)
+        sc_errn(L, pool.key, "%s: give target or pool, not both", path);
+    else if (target.val)
+        want_target(L, target.val, sc_join(p, path, "target"), sc, f, 1);
+    else if (pool.val)
+        want_target(L, pool.val, sc_join(p, path, "pool"), sc, f, 0);
+    if (zone.val && sc_want_str(L, zone.val, sc_join(p, path, "zone"), 1, &f->zone) == 0 &&
+        !zone_exists(sc, f->zone))
+        sc_errn(L, zone.val, "%s: no pool is in zone \"%s\" (a pool's zone defaults to its name)",
+                p, f->zone);
+    if (zone.val && (target.val || pool.val))
+        sc_errn(L, zone.key, "%s: give a zone or a target, not both", path);
+    if (f->kind == SC_FAULT_NODE_CRASH && !target.val && !pool.val && !zone.val)
+        sc_errn(L, n, "%s: node_crash needs target (pool/index or pool) or zone", path);
+    if (traffic.val) {
+        const char *s = sc_want_scalar(L, traffic.val, sc_join(p, path, "traffic"), "a traffic name");
+        if (s) {
+            for (int i = 0; i < sc->n_traffic; i++)
+                if (sc->traffic[i].name && !strcmp(sc->traffic[i].name, s))
+                    f->traffic = i;
+            if (f->traffic < 0)
+                sc_errn(L, traffic.val, "%s: unknown traffic class %s", p, sc_show(traffic.val, buf));
+        }
+    }
+    if (factor.val) {
+        if (f->kind == SC_FAULT_SLOWDOWN)
+            sc_want_num(L, factor.val, sc_join(p, path, "factor"), 0, 1, 1, 0, &f->factor);
+        else
+            sc_want_num(L, factor.val, sc_join(p, path, "factor"), 0, 0, 1e6, 0, &f->factor);
+    }
+    if (lat.val)
+        sc_want_dur(L, lat.val, sc_join(p, path, "latency"), 1, &f->factor);
+    if (prob.val)
+        sc_want_num(L, prob.val, sc_join(p, path, "probability"), 0, 0, 1, 0, &f->factor);
+    if (mtbf.val)
+        sc_want_dur(L, mtbf.val, sc_join(p, path, "mtbf"), 1, &f->mtbf_s);
+    if (f->kind == SC_FAULT_RANDOM_CRASH && !mttr.val)
+        sc_errn(L, n, "%s: random_crash needs mttr", path);
+    if (mttr.val)
+        sc_want_dur(L, mttr.val, sc_join(p, path, "mttr"), 1, &f->mttr_s);
+    f->ttf.kind = f->ttr.kind = SC_DIST_EXPONENTIAL;
+    if (dist.val) {
+        static const char *const d[] = {"exponential", "weibull", NULL};
+        int di = 0;
+        if (sc_want_enum(L, dist.val, sc_join(p, path, "distribution"), d, &di) == 0 && di == 1)
+            f->ttf.kind = SC_DIST_WEIBULL;
+    }
+    if (f->ttf.kind == SC_DIST_WEIBULL && !shape.val)
+        sc_errn(L, n, "%s: weibull needs shape", path);
+    if (shape.val && f->ttf.kind != SC_DIST_WEIBULL)
+        sc_errn(L, shape.key, "%s: shape applies to distribution: weibull", path);
+    else if (shape.val)
+        sc_want_num(L, shape.val, sc_join(p, path, "shape"), 0, 1, 100, 0, &f->ttf.shape);
+    if (standby.val)
+        sc_want_dur(L, standby.val, sc_join(p, path, "standby_failover"), 1, &f->standby_failover_s);
+    char label[256];
+    snprintf(label, sizeof label, "%s at %gs", FAULTS[k].name, f->at_s);
+    f->label = strdup(label);
+}
+
+void sc_parse_chaos(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
+{
+    char p[SC_PATHLEN], buf[SC_SHOWLEN];
+    if (n->type != YAML_SEQUENCE_NODE) {
+        sc_errn(L, n, "chaos: expected a sequence of faults, got %s", sc_show(n, buf));
+        return;
+    }
+    int cnt = (int)(n->data.sequence.items.top - n->data.sequence.items.start);
+    sc->faults = calloc((size_t)cnt + 1, sizeof *sc->faults);
+    for (int i = 0; i < cnt; i++) {
+        snprintf(p, sizeof p, "chaos.%d", i);
+        load_fault(L, sc_node(L, n->data.sequence.items.start[i]), p, sc, &sc->faults[i]);
+        sc->n_faults++;
+    }
+}
+
+static void load_hypothesis(sc_loader *L, yaml_node_t *n, const char *path, sc_hypothesis *h)
+{
+    static const char *const keys[] = {"metric", "min", "max", "window", "grace", NULL};
+    static const char *const metrics[] = {"availability", "latency_p99", "error_rate", NULL};
+    static const char *const windows[] = {"steady", "run", "peak", NULL};
+    char p[SC_PATHLEN], text[256];
+    if (sc_check_map(L, n, path, keys))
+        return;
+    sc_kv metric = sc_find(L, n, "metric"), mn = sc_find(L, n, "min"), mx = sc_find(L, n, "max");
+    sc_kv win = sc_find(L, n, "window"), grace = sc_find(L, n, "grace");
+    int m = 0, w = 0;
+    if (!metric.val) {
+        sc_errn(L, n, "%s: missing required key metric (availability, latency_p99, error_rate)", path);
+        return;
+    }
+    if (sc_want_enum(L, metric.val, sc_join(p, path, "metric"), metrics, &m))
+        return;
+    h->metric = (sc_hyp_metric)m;
+    if (win.val && sc_want_enum(L, win.val, sc_join(p, path, "window"), windows, &w) == 0)
+        h->window = (sc_hyp_window)w;
+    if (grace.val)
+        sc_want_dur(L, grace.val, sc_join(p, path, "grace"), 0, &h->grace_s);
+    if (h->metric == SC_HYP_AVAILABILITY) {
+        if (mx.val)
+            sc_errn(L, mx.key, "%s: availability takes min", path);
+        else if (!mn.val)
+            sc_errn(L, n, "%s: availability needs min", path);
+        else
+            sc_want_num(L, mn.val, sc_join(p, path, "min"), 0, 0, 1, 0, &h->bound);
+        snprintf(text, sizeof text, "availability >= %g", h->bound);
+    } else {
+        if (mn.val)
+            sc_errn(L, mn.key, "%s: %s takes max", path, metrics[m]);
+        else if (!mx.val)
+            sc_errn(L, n, "%s: %s needs max", path, metrics[m]);
+        else if (h->metric == SC_HYP_LATENCY_P99)
+            sc_want_dur(L, mx.val, sc_join(p, path, "max"), 1, &h->bound);
+        else
+            sc_want_num(L, mx.val, sc_join(p, path, "max"), 0, 0, 1, 0, &h->bound);
+        if (h->metric == SC_HYP_LATENCY_P99)
+            snprintf(text, sizeof text, "p99 <= %g ms", h->bound * 1e3);
+        else
+            snprintf(text, sizeof text, "error rate <= %g", h->bound);
+    }
+    size_t len = strlen(text);
+    snprintf(text + len, sizeof text - len, " over %s%s", windows[w],
+             h->grace_s > 0 ? " (grace after faults)" : "");
+    h->text = strdup(text);
+}
+
+void sc_parse_hypothesis(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
+{
+    char p[SC_PATHLEN], buf[SC_SHOWLEN];
+    if (n->type != YAML_SEQUENCE_NODE) {
+        sc_errn(L, n, "hypothesis: expected a sequence of checks, got %s", sc_show(n, buf));
+        return;
+    }
+    int cnt = (int)(n->data.sequence.items.top - n->data.sequence.items.start);
+    sc->hypotheses = calloc((size_t)cnt + 1, sizeof *sc->hypotheses);
+    for (int i = 0; i < cnt; i++) {
+        snprintf(p, sizeof p, "hypothesis.%d", i);
+        load_hypothesis(L, sc_node(L, n->data.sequence.items.start[i]), p, &sc->hypotheses[i]);
+        sc->n_hypotheses++;
+    }
+}
+
+void sc_free_chaos(sc_scenario *sc)
+{
+    for (int i = 0; i < sc->n_faults; i++) {
+        free(sc->faults[i].label);
+        free(sc->faults[i].zone);
+    }
+    free(sc->faults);
+    for (int i = 0; i < sc->n_hypotheses; i++)
+        free(sc->hypotheses[i].text);
+    free(sc->hypotheses);
+}
