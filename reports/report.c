@@ -60,12 +60,18 @@ static void fmt_pct(char *buf, size_t n, double frac)
         snprintf(buf, n, "%.2f%%", 100 * frac);
 }
 
+/* A time in a table: h:mm:ss in runs of an hour or more, m:ss below. */
 static void fmt_when(char *buf, size_t n, double t, double span)
 {
-    if (isnan(t))
+    if (isnan(t)) {
         snprintf(buf, n, "\xE2\x80\x93");
+        return;
+    }
+    long s = lround(t);
+    if (span >= 3600)
+        snprintf(buf, n, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
     else
-        rp_fmt_time(buf, n, t, span > 180 ? fmax(span, 7200) : span);
+        snprintf(buf, n, "%ld:%02ld", s / 60, s % 60);
 }
 
 int rp_write_file(const char *path, const char *text, size_t len)
