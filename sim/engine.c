@@ -215,6 +215,7 @@ void eng_view_sync(eng_node *n)
 static void node_accept(eng_pool *p, eng_node *n, eng_req *r)
 {
     r->node = n->index;
+    n->accepted++;
     p->view_servers[n->index].active++;
     eng_fifo_push(&n->q, r);
     int max = p->model->batch_max_size;
@@ -452,6 +453,15 @@ static void gpu_worker(int argc, char *argv[])
     }
 }
 
+double eng_node_busy_s(const eng_node *n, double now)
+{
+    double b = n->busy_gpu_s;
+    for (int g = 0; g < n->pool->cfg->gpus_per_node; g++)
+        if (n->workers[g].run_t0_s >= 0)
+            b += now - n->workers[g].run_t0_s;
+    return b;
+}
+
 /* Starts one worker actor per GPU on a node that just became ready. */
 void eng_start_workers(eng_node *n)
 {
@@ -464,7 +474,9 @@ void eng_start_workers(eng_node *n)
         w->alive = 1;
         sg_actor_t a = sg_actor_init(n->name, n->host);
         sg_actor_set_data(a, w);
-        sg_actor_daemonize(a);
+        /* not a daemon: SimGrid 3.32 keeps a daemon that returns on its
+         * daemon list and later kills it twice; the run ends at the
+         * scenario's duration (simgrid_run_until) whatever actors remain */
         sg_actor_start(a, gpu_worker, 0, NULL);
     }
     n->workers_alive = n->pool->cfg->gpus_per_node;
@@ -508,6 +520,7 @@ static void traffic_source(int argc, char *argv[])
         if (measured(r))
             S.measured.generated++;
         S.offered[interval_of(now)] += 1;
+        tc->pool->arrivals++;
         eng_route(tc->pool, r, now);
     }
 }
@@ -700,6 +713,7 @@ static int build(void)
         sg_actor_start(a, traffic_source, 0, NULL);
     }
     chaos_start();
+    scale_start();
     /* Not a daemon: the workers (daemons) live as long as it, to the end. */
     sg_actor_t a = sg_actor_init("sampler", S.balancer_host);
     sg_actor_start(a, sampler, 0, NULL);
@@ -830,6 +844,7 @@ static void teardown(void)
         sim_rate_free(S.classes[c].rate);
     }
     chaos_free();
+    scale_free();
     for (size_t i = 0; i < S.n_blocks; i++)
         free(S.blocks[i]);
     free(S.blocks);
@@ -899,6 +914,10 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
     collect(out);
     eng_event(sc->duration_s, "run_end", sc->name, NULL);
     out->wall_time_s = wall_now();
+    /* actors still blocked hold the semaphores: end them, then let the
+     * engine reap them, before anything is freed */
+    sg_actor_kill_all();
+    simgrid_run();
     teardown();
     return 0;
 }

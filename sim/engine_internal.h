@@ -92,6 +92,13 @@ struct eng_node {
     double up_total_s;     /* provisioned time so far */
     double ready_total_s;
     double ready_since_s;
+    double start_s;        /* entered STARTING (Kubernetes status.startTime); NAN before */
+    double ready_change_s; /* last Ready transition; NAN before the first */
+    unsigned long accepted;/* requests sent to it, ever */
+    /* metrics-server-like sample: the mean over the last window */
+    int m_has;
+    double m_time_s, m_util, m_rps, m_queue;
+    double m_busy_prev, m_accepted_prev;
 };
 
 struct eng_pool {
@@ -117,6 +124,10 @@ struct eng_pool {
     rp_counts counts;
     double *busy_per_interval;
     int replicas_min, replicas_max;
+    struct as *scaler;      /* NULL = fixed size */
+    unsigned long arrivals; /* requests routed to this pool, ever */
+    double conc_sum;        /* in-flight samples since the last sync, for KPA */
+    int conc_n;
 };
 
 typedef struct {
@@ -181,6 +192,11 @@ void life_worker_exited(eng_node *n);      /* a draining node's worker left */
 void life_start_health_checks(eng_pool *p);
 int life_count(const eng_pool *p, int include_starting);
 void life_account_end(double end_s);
+
+/* autoscaling.c */
+void scale_start(void);
+void scale_free(void);
+double eng_node_busy_s(const eng_node *n, double now); /* busy GPU-seconds so far */
 
 /* chaos.c */
 void chaos_start(void);

@@ -48,6 +48,17 @@ static void set_state(eng_node *n, eng_node_state st, double now)
         n->up_total_s += now - n->up_since_s;
         n->up_since_s = -1;
     }
+    if (st == NODE_STARTING && old != NODE_STARTING) {
+        n->start_s = now;
+        n->ready_change_s = now;
+    }
+    if (st == NODE_READY || old == NODE_READY)
+        n->ready_change_s = now;
+    if (st == NODE_OFF) {
+        n->start_s = NAN;
+        n->ready_change_s = NAN;
+        n->m_has = 0;
+    }
     n->state = st;
     n->registered = st == NODE_READY;
     if (st == NODE_READY) { /* a new server starts healthy, as nginx Plus does */
@@ -107,6 +118,18 @@ static void start_boot(eng_node *n, eng_node_state first, double now)
     sg_actor_start(a, boot, 0, NULL);
 }
 
+/* Spare hosts are switched off from inside the simulation: the energy
+ * plugin does not see a host switched off before the run starts. */
+static void power_down_spares(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    eng_pool *p = sg_actor_self_get_data();
+    for (int j = 0; j < p->n_hosts; j++)
+        if (p->nodes[j].state == NODE_OFF && sg_host_is_on(p->nodes[j].host))
+            sg_host_turn_off(p->nodes[j].host);
+}
+
 void life_init_pool(eng_pool *p)
 {
     p->target = p->cfg->replicas;
@@ -118,13 +141,21 @@ void life_init_pool(eng_pool *p)
             n->up_since_s = 0;
             n->state = NODE_READY; /* the initial fleet is up when the run starts */
             n->ready_since_s = 0;
+            n->start_s = 0;
+            n->ready_change_s = 0;
             n->registered = 1;
             eng_view_sync(n);
             eng_start_workers(n);
             eng_event(0, "node_state", n->name, "off -> ready");
         } else {
-            sg_host_turn_off(n->host);
+            n->start_s = NAN;
+            n->ready_change_s = NAN;
         }
+    }
+    if (p->n_hosts > p->cfg->replicas) {
+        sg_actor_t a = sg_actor_init("power", S.balancer_host);
+        sg_actor_set_data(a, p);
+        sg_actor_start(a, power_down_spares, 0, NULL);
     }
 }
 
@@ -216,6 +247,9 @@ static void terminator(int argc, char *argv[])
     (void)argc;
     (void)argv;
     eng_node *n = sg_actor_self_get_data();
+    /* let SimGrid reap the workers that just returned: switching the host
+     * off while they are still ending makes it kill them twice */
+    sg_actor_sleep_for(1e-6);
     if (n->state == NODE_DRAINING && n->workers_alive <= 0)
         terminate(n, simgrid_get_clock());
 }

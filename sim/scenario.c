@@ -635,6 +635,7 @@ static const struct {
     {"traffic", sc_parse_traffic, NULL, 1},
     {"load_balancer", sc_parse_lb, sc_lb_defaults, 0},
     {"slo", sc_parse_slo, NULL, 0},
+    {"autoscaler", sc_parse_autoscaler, NULL, 0},
     {"chaos", sc_parse_chaos, NULL, 0},
     {"hypothesis", sc_parse_hypothesis, NULL, 0},
 };
@@ -926,7 +927,8 @@ sc_scenario *sc_load(const char *path, const char *const *overrides, int n_overr
 
     sc = calloc(1, sizeof *sc);
     L.dir = dir_of(path);
-    if (sc == NULL || L.dir == NULL || (sc->file = strdup(path)) == NULL) {
+    if (sc == NULL || L.dir == NULL || (sc->file = strdup(path)) == NULL ||
+        (sc->dir = strdup(L.dir)) == NULL) {
         fprintf(L.err, "%s: out of memory\n", L.file);
         L.n_errors++;
         goto done;
@@ -963,6 +965,8 @@ void sc_free(sc_scenario *sc)
         free(sc->traffic[i].trace_s);
     }
     sc_free_chaos(sc);
+    sc_free_autoscalers(sc);
+    free(sc->dir);
     free(sc->models);
     free(sc->pools);
     free(sc->traffic);

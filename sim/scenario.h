@@ -214,6 +214,16 @@ typedef struct {
     double availability;       /* 0 = not set */
 } sc_slo;
 
+/* One autoscaler: a registered policy for one pool, with its keys as written
+ * (the policy checks them; see policies/autoscale.h). */
+typedef struct {
+    int pool;
+    char *policy;
+    int n_params;
+    char **keys, **values;
+    int *lines, *cols;
+} sc_autoscaler;
+
 typedef struct {
     char *file;                /* path the scenario was loaded from */
     char *name;
@@ -234,6 +244,9 @@ typedef struct {
     int n_faults;
     sc_hypothesis *hypotheses;
     int n_hypotheses;
+    sc_autoscaler *autoscalers;
+    int n_autoscalers;
+    char *dir;                 /* the scenario's folder, for relative paths */
 } sc_scenario;
 
 /* Load, override and validate. overrides: n strings "key.path=value".
@@ -249,6 +262,12 @@ int sc_parse_bandwidth_Bps(const char *text, double *out);   /* 10Gbps 100Mbps 1
 int sc_parse_rate_qps(const char *text, double *out_qps);    /* 500 500qps 30/min 10/s */
 /* A plain finite number, sign allowed, no unit (1, -2.5, 3e-4); 0 on success. */
 int sc_parse_number(const char *text, double *out);
+
+/* Creates the policy an autoscaler entry names (policies/autoscale.h);
+ * NULL with a `file:line:col: message` in err. */
+struct as;
+struct as *sc_autoscaler_create(const sc_scenario *sc, const sc_autoscaler *a, char *err,
+                                size_t errlen);
 
 /* Mean service time of a batch of b requests for a model (seconds). */
 double sc_model_mean_s(const sc_model *m, int batch);

@@ -151,6 +151,8 @@ sc_section_fn sc_parse_slo;     /* slo: (sim/scenario_lb.c) */
 sc_section_fn sc_parse_chaos;   /* chaos: (sim/scenario_chaos.c), after pools and traffic */
 sc_section_fn sc_parse_hypothesis; /* hypothesis: (sim/scenario_chaos.c) */
 void sc_free_chaos(sc_scenario *sc);
+sc_section_fn sc_parse_autoscaler; /* autoscaler: (sim/scenario_autoscale.c), after pools */
+void sc_free_autoscalers(sc_scenario *sc);
 /* Defaults of sc->lb, set whether or not the file has load_balancer (sim/scenario_lb.c). */
 void sc_lb_defaults(sc_scenario *sc);
 

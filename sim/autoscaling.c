@@ -1,0 +1,166 @@
+/*
+ * autoscaling.c - runs the scenario's autoscalers against the simulation.
+ *
+ * Per autoscaled pool: a metrics sampler (like metrics-server: every
+ * METRICS_RESOLUTION_S it reports each pod's utilisation as the mean over
+ * that window, never the instant state) and a controller that, every
+ * as_period_s(), builds an as_view of the pool's pods and metrics, asks the
+ * policy, and applies the answer at once through life_scale_to (new nodes go
+ * through provisioning, start, model load and warm-up; removed ones drain).
+ *
+ * A pod's CPU and GPU utilisation are both its GPUs' busy fraction: one
+ * serving process drives the GPU, so its CPU works while the GPU does.
+ */
+#include "autoscale.h"
+#include "engine_internal.h"
+
+#include <simgrid/engine.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define METRICS_RESOLUTION_S 15.0 /* metrics-server --metric-resolution, as commonly set */
+
+static void metrics_sampler(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    eng_pool *p = sg_actor_self_get_data();
+    for (;;) {
+        sg_actor_sleep_for(METRICS_RESOLUTION_S);
+        double now = simgrid_get_clock();
+        int inflight = p->lbq.len;
+        for (int j = 0; j < p->n_hosts; j++) {
+            eng_node *n = &p->nodes[j];
+            inflight += p->view_servers[j].active;
+            double busy = eng_node_busy_s(n, now);
+            if (n->state >= NODE_LOADING && n->state <= NODE_DRAINING) {
+                if (n->m_time_s > 0 && n->m_time_s >= n->start_s) {
+                    double w = now - n->m_time_s;
+                    n->m_util = (busy - n->m_busy_prev) / (w * p->cfg->gpus_per_node);
+                    n->m_rps = (double)(n->accepted - (unsigned long)n->m_accepted_prev) / w;
+                    n->m_queue = n->q.len;
+                    n->m_has = 1;
+                }
+            } else {
+                n->m_has = 0;
+            }
+            n->m_time_s = now;
+            n->m_busy_prev = busy;
+            n->m_accepted_prev = (double)n->accepted;
+        }
+        p->conc_sum += inflight;
+        p->conc_n++;
+    }
+}
+
+static as_pod_phase phase_of(eng_node_state s, int *ready)
+{
+    *ready = s == NODE_READY;
+    switch (s) {
+    case NODE_PROVISIONING:
+    case NODE_STARTING:
+        return AS_POD_PENDING;
+    case NODE_LOADING:
+    case NODE_WARMING:
+    case NODE_READY:
+        return AS_POD_RUNNING;
+    case NODE_DRAINING:
+        return AS_POD_TERMINATING;
+    default:
+        return AS_POD_FAILED;
+    }
+}
+
+static double mean_delay(const sc_delay *d)
+{
+    return d->mean_s;
+}
+
+static void controller(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    eng_pool *p = sg_actor_self_get_data();
+    const sc_lifecycle *life = &p->cfg->life;
+    as_pod_view *pods = calloc((size_t)p->n_hosts, sizeof *pods);
+    as_metric *custom = calloc((size_t)p->n_hosts * 2, sizeof *custom);
+    double last_s = 0;
+    unsigned long last_arrivals = 0;
+    for (;;) {
+        sg_actor_sleep_for(as_period_s(p->scaler));
+        double now = simgrid_get_clock();
+        int np = 0;
+        for (int j = 0; j < p->n_hosts; j++) {
+            eng_node *n = &p->nodes[j];
+            if (n->state == NODE_OFF)
+                continue;
+            as_pod_view *v = &pods[np];
+            as_metric *c = &custom[2 * np];
+            memset(v, 0, sizeof *v);
+            v->phase = phase_of(n->state, &v->ready);
+            v->scheduled = 1;
+            v->start_s = n->start_s;
+            v->ready_change_s = n->ready_change_s;
+            v->has_metrics = n->m_has;
+            v->metrics_time_s = n->m_time_s;
+            v->metrics_window_s = METRICS_RESOLUTION_S;
+            v->cpu_util = v->gpu_util = n->m_util;
+            v->cpu_request = v->gpu_request = 1;
+            c[0] = (as_metric){ "requests_per_second", n->m_rps };
+            c[1] = (as_metric){ "queue_depth", n->m_queue };
+            v->custom = c;
+            v->n_custom = n->m_has ? 2 : 0;
+            np++;
+        }
+        double elapsed = now - last_s;
+        double rps = elapsed > 0 ? (double)(p->arrivals - last_arrivals) / elapsed : 0;
+        as_metric metrics[3] = { { "concurrency", p->conc_n ? p->conc_sum / p->conc_n : 0 },
+                                 { "requests_per_second", rps },
+                                 { "arrival_rate_qps", rps } };
+        p->conc_sum = 0;
+        p->conc_n = 0;
+        last_s = now;
+        last_arrivals = p->arrivals;
+        as_view view = { .now_s = now, .current_replicas = p->target, .min_replicas = 0,
+                         .max_replicas = p->n_hosts,
+                         .startup_s = mean_delay(&life->provision) + mean_delay(&life->start) +
+                                      mean_delay(&life->load) + mean_delay(&life->warmup),
+                         .n_pods = np, .pods = pods, .n_metrics = 3, .metrics = metrics };
+        int want = as_recommend(p->scaler, &view);
+        if (want != AS_KEEP && want != p->target)
+            life_scale_to(p, want, now, as_reason(p->scaler));
+    }
+}
+
+void scale_start(void)
+{
+    for (int i = 0; i < S.sc->n_autoscalers; i++) {
+        const sc_autoscaler *a = &S.sc->autoscalers[i];
+        eng_pool *p = &S.pools[a->pool];
+        char err[1024];
+        p->scaler = sc_autoscaler_create(S.sc, a, err, sizeof err);
+        if (!p->scaler) { /* checked at load time; cannot happen with the same files */
+            fprintf(stderr, "%s\n", err);
+            continue;
+        }
+        sg_actor_t m = sg_actor_init("metrics", S.balancer_host);
+        sg_actor_set_data(m, p);
+        sg_actor_daemonize(m);
+        sg_actor_start(m, metrics_sampler, 0, NULL);
+        sg_actor_t c = sg_actor_init("autoscaler", S.balancer_host);
+        sg_actor_set_data(c, p);
+        sg_actor_daemonize(c);
+        sg_actor_start(c, controller, 0, NULL);
+    }
+}
+
+void scale_free(void)
+{
+    for (int k = 0; k < S.sc->n_pools; k++) {
+        as_destroy(S.pools[k].scaler);
+        S.pools[k].scaler = NULL;
+    }
+}
