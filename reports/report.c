@@ -451,8 +451,9 @@ static void charts(rp_buf *o, const rp_results *r, const series *s, const rp_axi
                                : NULL);
     rp_chart *c = rp_chart_new(ax, 170, 0, top, RP_UNIT_NUM, "offered and served requests per second");
     fault_marks(c, r);
-    rp_chart_line(c, "offered", "offered", "#8c959f", s->t, s->offered, n, 0);
     rp_chart_line(c, "served", "served (completed)", "#1f6feb", s->t, s->served, n, 0);
+    /* on top, dashed: where everything is served the two lines coincide */
+    rp_chart_line(c, "offered", "offered", "#57606a", s->t, s->offered, n, 1);
     if (s->has_capacity)
         rp_chart_line(c, "capacity", "capacity", "#2da44e", s->t, s->capacity, n, 1);
     rp_chart_end(c, o);

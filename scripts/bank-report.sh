@@ -1,7 +1,7 @@
 #!/bin/sh
 # bank-report.sh - the bank case study, before vs after, from fleetsim's own
 # model: runs `fleetsim compare` on bank-single-node.yaml and bank-peak.yaml
-# (and bank-peak-hpa.yaml when it exists) over SEEDS seeds, sets the case
+# (and bank-hpa.yaml, the autoscaled fleet, when it exists) over SEEDS seeds, sets the case
 # study's reported figures beside the simulated ones (docs/bank-reference.json)
 # and writes docs/bank-case.md. Charts: results/bank-case/compare.html.
 #
@@ -13,7 +13,7 @@ SEEDS=${SEEDS:-5}
 OUT=results/bank-case
 [ -x "$BIN" ] || { echo "bank-report: $BIN not found; build first (make build)" >&2; exit 1; }
 set -- scenarios/bank-single-node.yaml scenarios/bank-peak.yaml
-[ -f scenarios/bank-peak-hpa.yaml ] && set -- "$@" scenarios/bank-peak-hpa.yaml
+[ -f scenarios/bank-hpa.yaml ] && set -- "$@" scenarios/bank-hpa.yaml
 rm -rf "$OUT"
 "$BIN" compare "$@" --seeds "$SEEDS" --reference docs/bank-reference.json --out "$OUT"
 {
