@@ -253,6 +253,13 @@ void eng_attempt_failed(eng_pool *p, eng_req *r, double now)
     eng_req_end(p, r, B_FAILED, now);
 }
 
+/* Every request the balancer sent to a server is reported back once. */
+void eng_lb_done(eng_pool *p, int server, double latency_s, int ok, double now)
+{
+    p->view.now_s = now;
+    lb_on_done(p->balancer, &p->view, server, latency_s, ok);
+}
+
 /* lb_pick with the servers this request already tried hidden. */
 static int pick(eng_pool *p, eng_req *r, double now)
 {
@@ -261,26 +268,13 @@ static int pick(eng_pool *p, eng_req *r, double now)
         saved[i] = p->view_servers[r->tried[i]].up;
         p->view_servers[r->tried[i]].up = 0;
     }
-    lb_request lr = { .id = r->id, .traffic_class = r->tclass, .arrival_s = r->arrival_s };
+    lb_request lr = { .id = r->id, .traffic_class = r->tclass, .arrival_s = r->arrival_s,
+                      .key = r->id };
     p->view.now_s = now;
     int s = lb_pick(p->balancer, &p->view, &lr);
     for (int i = r->n_tried - 1; i >= 0; i--)
         p->view_servers[r->tried[i]].up = saved[i];
     return s;
-}
-
-static int any_up(const eng_pool *p, const eng_req *r)
-{
-    for (int i = 0; i < p->n_hosts; i++) {
-        if (!p->view_servers[i].up)
-            continue;
-        int tried = 0;
-        for (int k = 0; k < r->n_tried; k++)
-            tried |= r->tried[k] == i;
-        if (!tried)
-            return 1;
-    }
-    return 0;
 }
 
 /* Sends one attempt of r to server s. */
@@ -294,7 +288,7 @@ static void send_to(eng_pool *p, eng_req *r, int s, double now)
     /* connection-level errors: the node is gone, unreachable, or flaky */
     if (n->state != NODE_READY || p->partitioned ||
         (p->error_prob > 0 && gsl_rng_uniform(p->fault_rng) < p->error_prob)) {
-        lb_on_done(p->balancer, &p->view, s, 0, 0);
+        eng_lb_done(p, s, 0, 0, now);
         eng_attempt_failed(p, r, now);
         return;
     }
@@ -318,7 +312,7 @@ void eng_route(eng_pool *p, eng_req *r, double now)
         send_to(p, r, s, now);
         return;
     }
-    if (!any_up(p, r)) { /* nginx: "no live upstreams" -> 502 */
+    if (s == LB_NO_UPSTREAM) { /* nginx: "no live upstreams" -> 502 */
         eng_req_end(p, r, B_FAILED, now);
         return;
     }
@@ -342,10 +336,13 @@ void eng_drain_balancer_queue(eng_pool *p, double now)
             continue;
         }
         int s = pick(p, r, now);
-        if (s < 0)
+        if (s == LB_BUSY)
             return;
         eng_fifo_pop(&p->lbq);
-        send_to(p, r, s, now);
+        if (s == LB_NO_UPSTREAM)
+            eng_req_end(p, r, B_FAILED, now);
+        else
+            send_to(p, r, s, now);
     }
 }
 
@@ -408,8 +405,9 @@ static void gpu_worker(int argc, char *argv[])
         double work = 0;
         while (b < max && n->q.len > 0) {
             eng_req *r = eng_fifo_pop(&n->q);
-            if (r->deadline_s <= now) { /* client already gone */
+            if (r->deadline_s <= now) { /* client already gone: not the server's fault */
                 p->view_servers[n->index].active--;
+                eng_lb_done(p, n->index, now - r->arrival_s, 1, now);
                 eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
                 continue;
             }
@@ -427,7 +425,7 @@ static void gpu_worker(int argc, char *argv[])
         if (n->gpu_error) { /* the application answers 500 at once */
             for (int i = 0; i < b; i++) {
                 p->view_servers[n->index].active--;
-                lb_on_done(p->balancer, &p->view, n->index, now - w->batch[i]->arrival_s, 0);
+                eng_lb_done(p, n->index, now - w->batch[i]->arrival_s, 0, now);
                 eng_req_end(p, w->batch[i], B_FAILED, now);
             }
             eng_drain_balancer_queue(p, now);
@@ -446,7 +444,7 @@ static void gpu_worker(int argc, char *argv[])
             p->view_servers[n->index].active--;
             double lat = t1 - r->arrival_s + r->net_s;
             int ok = r->arrival_s + lat <= r->deadline_s;
-            lb_on_done(p->balancer, &p->view, n->index, lat, 1);
+            eng_lb_done(p, n->index, lat, 1, t1);
             eng_req_end(p, r, ok ? B_COMPLETED : B_TIMED_OUT, ok ? t1 : r->deadline_s);
         }
         eng_drain_balancer_queue(p, t1);
@@ -650,7 +648,7 @@ static int build(void)
         p->view.servers = p->view_servers;
         p->lb_rng = eng_stream_rng(sc->seed, 1000000UL + (unsigned long)k);
         p->fault_rng = eng_stream_rng(sc->seed, 3000000UL + (unsigned long)k);
-        p->balancer = lb_create(sc->lb.policy, p->n_hosts, p->lb_rng);
+        p->balancer = lb_create_with(sc->lb.policy, p->n_hosts, p->lb_rng, &sc->lb.params);
         if (!p->balancer) {
             fprintf(stderr, "fleetsim: unknown load-balancing policy '%s'\n", sc->lb.policy);
             return -1;
@@ -678,7 +676,8 @@ static int build(void)
             n->ready_since_s = -1;
             n->hc_up = 1;
             p->view_servers[j] = (lb_server_view){ .up = 0, .active = 0,
-                                                   .max_conns = sc->lb.max_conns, .weight = 1.0 };
+                                                   .max_conns = sc->lb.max_conns, .weight = 1.0,
+                                                   .name = n->name };
         }
         if (p->n_hosts > 0) {
             p->route_latency_s = sg_host_get_route_latency(S.balancer_host, p->nodes[0].host);
@@ -690,6 +689,12 @@ static int build(void)
         lb_server_view *v = &S.pools[sv->pool].view_servers[sv->index];
         v->weight = sv->weight;
         v->max_conns = sv->max_conns;
+        v->backup = sv->backup;
+        v->down = sv->down;
+        v->max_fails = sv->max_fails;
+        v->fail_timeout_s = sv->fail_timeout_s;
+        if (sv->name)
+            v->name = sv->name;
     }
     for (int k = 0; k < sc->n_pools; k++) {
         life_init_pool(&S.pools[k]);

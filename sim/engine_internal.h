@@ -177,6 +177,7 @@ void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s);
  * another server when the balancer's retry rules allow, else failed (502). */
 void eng_attempt_failed(eng_pool *p, eng_req *r, double now);
 void eng_route(eng_pool *p, eng_req *r, double now);
+void eng_lb_done(eng_pool *p, int server, double latency_s, int ok, double now);
 void eng_drain_balancer_queue(eng_pool *p, double now);
 void eng_account_busy(eng_pool *p, eng_node *n, double t0, double t1);
 void eng_event(double t_s, const char *type, const char *subject, const char *fmt, ...);

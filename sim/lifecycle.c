@@ -174,7 +174,7 @@ static void fail_held(eng_node *n, double now)
         w->alive = 0;
         for (int i = 0; i < b; i++) {
             p->view_servers[n->index].active--;
-            lb_on_done(p->balancer, &p->view, n->index, now - w->batch[i]->arrival_s, 0);
+            eng_lb_done(p, n->index, now - w->batch[i]->arrival_s, 0, now);
             eng_attempt_failed(p, w->batch[i], now);
         }
     }
@@ -183,7 +183,7 @@ static void fail_held(eng_node *n, double now)
     n->q = (eng_fifo){ 0 };
     while ((r = eng_fifo_pop(&q))) {
         p->view_servers[n->index].active--;
-        lb_on_done(p->balancer, &p->view, n->index, now - r->arrival_s, 0);
+        eng_lb_done(p, n->index, now - r->arrival_s, 0, now);
         eng_attempt_failed(p, r, now);
     }
     n->idle_workers = 0;

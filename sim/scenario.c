@@ -971,7 +971,11 @@ void sc_free(sc_scenario *sc)
     free(sc->pools);
     free(sc->traffic);
     free(sc->lb.policy);
+    for (int i = 0; i < sc->lb.n_servers; i++)
+        free(sc->lb.servers[i].name);
     free(sc->lb.servers);
+    free(sc->lb.nginx_path);
+    free(sc->lb.upstream);
     free(sc->file);
     free(sc->name);
     free(sc->description);

@@ -11,6 +11,8 @@
 #ifndef FLEETSIM_SCENARIO_H
 #define FLEETSIM_SCENARIO_H
 
+#include "lb.h"
+
 #include <stdio.h>
 #include <stddef.h>
 
@@ -141,10 +143,18 @@ typedef struct {
     int index;
     double weight;
     int max_conns;             /* 0 = unlimited */
+    int backup;                /* nginx `backup` */
+    int down;                  /* nginx `down` */
+    int max_fails;             /* nginx passive health; 0 = off */
+    double fail_timeout_s;
+    char *name;                /* nginx address, or NULL ("pool/index") */
 } sc_server;
 
 typedef struct {
     char *policy;              /* a name in the lb registry */
+    lb_params params;          /* policy parameters (choice_count, decay, hash, ...) */
+    char *nginx_path;          /* servers and method from an nginx upstream block */
+    char *upstream;
     int max_conns;             /* default per server; 0 = unlimited */
     int queue_capacity;        /* requests held at the balancer when every
                                   server is at max_conns; 0 = no queue */

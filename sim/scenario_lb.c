@@ -6,6 +6,7 @@
  * pools. The slo has latency_p99 and availability.
  */
 #include "scenario.h"
+#include "nginx_upstream.h"
 #include "scenario_internal.h"
 
 #include "lb.h"
@@ -21,14 +22,76 @@
 void sc_lb_defaults(sc_scenario *sc)
 {
     sc->lb.policy = strdup("round_robin");
+    sc->lb.params = lb_params_default();
     /* nginx's default: proxy_next_upstream error timeout, tries and timeout 0
      * (every server once, no time limit) */
     sc->lb.retry_on_error = 1;
 }
 
+static int want_bool(sc_loader *L, const yaml_node_t *n, const char *path, int *out)
+{
+    static const char *const names[] = {"false", "true", NULL};
+    return sc_want_enum(L, n, path, names, out);
+}
+
+/* load_balancer: {nginx: FILE, upstream: NAME}: the servers and method of
+ * an nginx upstream block, for a pool with as many nodes as it has servers. */
+static void load_nginx(sc_loader *L, yaml_node_t *n, sc_scenario *sc, sc_kv file, sc_kv up,
+                       sc_kv pool)
+{
+    char buf[SC_SHOWLEN], err[1024];
+    sc_lb *lb = &sc->lb;
+    if (!up.val) {
+        sc_errn(L, n, "load_balancer: nginx needs upstream (the upstream block's name)");
+        return;
+    }
+    if (sc_want_str(L, file.val, "load_balancer.nginx", 1, &lb->nginx_path) ||
+        sc_want_str(L, up.val, "load_balancer.upstream", 1, &lb->upstream))
+        return;
+    int pi = 0;
+    if (pool.val)
+        pi = sc_want_pool_ref(L, pool.val, "load_balancer.pool", sc);
+    else if (sc->n_pools != 1) {
+        sc_errn(L, n, "load_balancer: nginx needs pool (the scenario has %d pools)", sc->n_pools);
+        return;
+    }
+    if (pi < 0)
+        return;
+    char *path = sc_resolve(L, file.val, lb->nginx_path);
+    lb_nginx_upstream u;
+    if (lb_nginx_read(path, lb->upstream, &u, err, sizeof err) != 0) {
+        sc_errn(L, file.val, "load_balancer.nginx: %s", err);
+        free(path);
+        return;
+    }
+    free(path);
+    const sc_pool *pl = &sc->pools[pi];
+    if (u.n_servers != pl->max_replicas) {
+        sc_errn(L, up.val, "load_balancer.upstream: %s has %d servers but pool %s has %d nodes",
+                sc_show(up.val, buf), u.n_servers, pl->name, pl->max_replicas);
+        lb_nginx_free(&u);
+        return;
+    }
+    free(lb->policy);
+    lb->policy = strdup(u.policy);
+    lb->params = u.params;
+    lb->servers = calloc((size_t)u.n_servers, sizeof *lb->servers);
+    for (int i = 0; i < u.n_servers; i++) {
+        const lb_nginx_server *ns = &u.servers[i];
+        lb->servers[i] = (sc_server){ .pool = pi, .index = i, .weight = ns->weight,
+                                      .max_conns = ns->max_conns, .backup = ns->backup,
+                                      .down = ns->down, .max_fails = ns->max_fails,
+                                      .fail_timeout_s = ns->fail_timeout_s,
+                                      .name = strdup(ns->address) };
+    }
+    lb->n_servers = u.n_servers;
+    lb_nginx_free(&u);
+}
+
 static void load_servers(sc_loader *L, yaml_node_t *n, const char *path, sc_scenario *sc)
 {
-    static const char *const keys[] = {"weight", "max_conns", NULL};
+    static const char *const keys[] = {"weight", "max_conns", "backup", "down", "max_fails",
+                                       "fail_timeout", NULL};
     char p[SC_PATHLEN], q[SC_PATHLEN], list[SC_LISTLEN], buf[SC_SHOWLEN];
     sc_lb *lb = &sc->lb;
 
@@ -71,9 +134,9 @@ static void load_servers(sc_loader *L, yaml_node_t *n, const char *path, sc_scen
                     *list ? list : "none");
             continue;
         }
-        if (index >= sc->pools[pi].replicas) {
-            sc_errn(L, k, "%s: server index %d out of range: pool %s has %d replicas (0..%d)", path,
-                    index, pool, sc->pools[pi].replicas, sc->pools[pi].replicas - 1);
+        if (index >= sc->pools[pi].max_replicas) {
+            sc_errn(L, k, "%s: server index %d out of range: pool %s has %d nodes (0..%d)", path,
+                    index, pool, sc->pools[pi].max_replicas, sc->pools[pi].max_replicas - 1);
             continue;
         }
         int dup = 0;
@@ -91,16 +154,30 @@ static void load_servers(sc_loader *L, yaml_node_t *n, const char *path, sc_scen
         if (sc_check_map(L, v, p, keys))
             continue;
         sc_kv w = sc_find(L, v, "weight"), mc = sc_find(L, v, "max_conns");
+        sc_kv bk = sc_find(L, v, "backup"), dn = sc_find(L, v, "down");
+        sc_kv mf = sc_find(L, v, "max_fails"), ft = sc_find(L, v, "fail_timeout");
         if (w.val)
             sc_want_num(L, w.val, sc_join(q, p, "weight"), 0, 1, INFINITY, 0, &s->weight);
         if (mc.val)
             sc_want_intv(L, mc.val, sc_join(q, p, "max_conns"), 0, &s->max_conns);
+        if (bk.val)
+            want_bool(L, bk.val, sc_join(q, p, "backup"), &s->backup);
+        if (dn.val)
+            want_bool(L, dn.val, sc_join(q, p, "down"), &s->down);
+        s->fail_timeout_s = 10; /* nginx's default */
+        if (mf.val)
+            sc_want_intv(L, mf.val, sc_join(q, p, "max_fails"), 0, &s->max_fails);
+        if (ft.val)
+            sc_want_dur(L, ft.val, sc_join(q, p, "fail_timeout"), 0, &s->fail_timeout_s);
     }
 }
 
 void sc_parse_lb(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
 {
-    static const char *const keys[] = {"policy", "max_conns", "queue", "servers", "retries", NULL};
+    static const char *const keys[] = {"policy", "max_conns", "queue", "servers", "retries",
+                                       "nginx", "upstream", "pool", "choice_count",
+                                       "active_request_bias", "decay", "default_rtt", "hash",
+                                       NULL};
     static const char *const retry_keys[] = {"tries", "timeout", "on", NULL};
     static const char *const queue_keys[] = {"capacity", "timeout", NULL};
     char list[SC_LISTLEN], buf[SC_SHOWLEN];
@@ -131,8 +208,37 @@ void sc_parse_lb(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
         if (to.val)
             sc_want_dur(L, to.val, "load_balancer.queue.timeout", 0, &sc->lb.queue_timeout_s);
     }
-    if (servers.val)
+    sc_kv nginx = sc_find(L, n, "nginx"), up = sc_find(L, n, "upstream");
+    sc_kv pool = sc_find(L, n, "pool");
+    if (nginx.val && (policy.val || servers.val)) {
+        sc_errn(L, nginx.key, "load_balancer: nginx gives the servers and method; drop %s",
+                policy.val ? "policy" : "servers");
+    } else if (nginx.val) {
+        load_nginx(L, n, sc, nginx, up, pool);
+    } else if (up.val || pool.val) {
+        sc_errn(L, (up.val ? up : pool).key, "load_balancer: %s goes with nginx",
+                up.val ? "upstream" : "pool");
+    }
+    if (servers.val && !nginx.val)
         load_servers(L, servers.val, "load_balancer.servers", sc);
+    /* policy parameters (lb_params): Envoy / Finagle / nginx names */
+    lb_params *pr = &sc->lb.params;
+    sc_kv cc = sc_find(L, n, "choice_count"), bias = sc_find(L, n, "active_request_bias");
+    sc_kv decay = sc_find(L, n, "decay"), rtt = sc_find(L, n, "default_rtt");
+    sc_kv hash = sc_find(L, n, "hash");
+    if (cc.val)
+        sc_want_intv(L, cc.val, "load_balancer.choice_count", 2, &pr->choice_count);
+    if (bias.val)
+        sc_want_num(L, bias.val, "load_balancer.active_request_bias", 0, 0, INFINITY, 0,
+                    &pr->active_request_bias);
+    if (decay.val)
+        sc_want_dur(L, decay.val, "load_balancer.decay", 1, &pr->decay_s);
+    if (rtt.val)
+        sc_want_dur(L, rtt.val, "load_balancer.default_rtt", 0, &pr->default_rtt_s);
+    if (hash.val) {
+        static const char *const modes[] = {"consistent", "plain", "ip", NULL};
+        sc_want_enum(L, hash.val, "load_balancer.hash", modes, &pr->hash_mode);
+    }
     sc_kv retries = sc_find(L, n, "retries");
     if (retries.val && sc_check_map(L, retries.val, "load_balancer.retries", retry_keys) == 0) {
         static const char *const on[] = {"error", "off", NULL};

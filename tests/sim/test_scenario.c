@@ -578,7 +578,7 @@ static void test_reference_errors(void)
     CU_ASSERT(has_line(line));
     CU_ASSERT(strstr(names, "round_robin") != NULL);
     CU_ASSERT(has_line("12:13: load_balancer.servers: server index 2 out of range: pool gpu "
-                       "has 2 replicas (0..1)"));
+                       "has 2 nodes (0..1)"));
     CU_ASSERT(has_line("12:24: load_balancer.servers: unknown pool \"gpux\" in \"gpux/0\" "
                        "(pools: gpu, cpu)"));
     CU_ASSERT(has_line("12:36: load_balancer.servers: server key \"gpu\" is not \"pool/index\" "
