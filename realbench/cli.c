@@ -136,6 +136,24 @@ static int cmd_cpu(int argc, char **argv)
                            (strstr(v, "fp32") ? 1 << RB_FP32 : 0);
             if (!o.precisions)
                 goto usage;
+        } else if ((v = optval(argc, argv, &i, "--workers"))) {
+            if (posint(v, &o.workers) || o.workers > 64)
+                goto usage;
+        } else if ((v = optval(argc, argv, &i, "--duty"))) {
+            char *end;
+            o.duty = strtod(v, &end);
+            if (end == v || *end || !(o.duty > 0 && o.duty <= 1))
+                goto usage;
+        } else if ((v = optval(argc, argv, &i, "--center"))) {
+            if (strcmp(v, "mean") && strcmp(v, "median"))
+                goto usage;
+            o.center_mean = !strcmp(v, "mean");
+        } else if (!strcmp(argv[i], "--interleave")) {
+            o.interleave = 1;
+        } else if (!strcmp(argv[i], "--realtime")) {
+            o.realtime = 1;
+        } else if (!strcmp(argv[i], "--pin")) {
+            o.pin = 1;
         } else if (!strcmp(argv[i], "--quiet")) {
             o.quiet = 1;
         } else {
@@ -160,7 +178,14 @@ static int cmd_cpu(int argc, char **argv)
 usage:
     fprintf(stderr, "usage: realbench cpu --model M.yaml --out P.json [--raw R.csv] [--batches 1,2,4|1-512]\n"
                     "         [--reps 30] [--warmup 3] [--rotate 4] [--threads N] [--precisions int8,fp32]\n"
-                    "         [--budget-s 40] [--seed N] [--quiet]\n");
+                    "         [--budget-s 40] [--seed N] [--quiet]\n"
+                    "         [--workers W] [--duty U] [--interleave] [--center median|mean] [--realtime] [--pin]\n"
+                    "  serving conditions: --workers W instances at once (own pool of --threads each),\n"
+                    "  --duty U (0 < U <= 1) each busy that fraction of the time (sleeps between passes),\n"
+                    "  --interleave: rounds over every batch size in a shuffled order;\n"
+                    "  --center mean: latency_s is the mean of the repetitions (default the median);\n"
+                    "  --realtime: SCHED_FIFO timing threads (needs CAP_SYS_NICE; else a warning);\n"
+                    "  --pin: worker k's threads on CPUs 1 + k * threads.. (CPU 0 is serve's generator).\n");
     free(batches);
     return 2;
 }
@@ -200,13 +225,15 @@ static int cmd_shapes(int argc, char **argv)
 
 static int cmd_profile(int argc, char **argv)
 {
-    const char *out = NULL, *v;
+    const char *out = NULL, *center = NULL, *v;
     rb_raw raw;
     rb_raw_init(&raw);
     int n_csv = 0, rc = 0;
     for (int i = 1; i < argc && !rc; i++) {
         if ((v = optval(argc, argv, &i, "--out")))
             out = v;
+        else if ((v = optval(argc, argv, &i, "--center")) && (!strcmp(v, "mean") || !strcmp(v, "median")))
+            center = v;
         else if ((v = optval(argc, argv, &i, "--from-csv"))) {
             rc = rb_raw_read_csv(&raw, v, stderr) ? 2 : 0;
             n_csv++;
@@ -220,9 +247,11 @@ static int cmd_profile(int argc, char **argv)
         }
     }
     if (!rc && (!out || !n_csv)) {
-        fprintf(stderr, "usage: realbench profile --from-csv RAW.csv [MORE.csv...] --out P.json\n");
+        fprintf(stderr, "usage: realbench profile --from-csv RAW.csv [MORE.csv...] --out P.json [--center median|mean]\n");
         rc = 2;
     }
+    if (!rc && center)
+        rc = rb_raw_set_meta(&raw, "settings.center", !strcmp(center, "mean") ? "\"mean\"" : "\"median\"") ? 1 : 0;
     if (!rc)
         rc = write_profile_from_raw(&raw, out, stderr);
     rb_raw_free(&raw);

@@ -11,15 +11,73 @@
  * counter, then sleep on a condition variable, so a job costs microseconds
  * rather than a thread creation (which would dominate batch-1 latency).
  */
+#define _GNU_SOURCE /* CPU affinity: pthread_setaffinity_np, cpu_set_t */
 #include "realbench.h"
 
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* ---- real-time scheduling ------------------------------------------------ */
+
+int rb_rt_enter(rb_rt *rt, char *why, size_t why_len)
+{
+    struct sched_param sp;
+    memset(rt, 0, sizeof *rt);
+    int e = pthread_getschedparam(pthread_self(), &rt->policy, &sp);
+    if (e) {
+        snprintf(why, why_len, "pthread_getschedparam: %s", strerror(e));
+        return -1;
+    }
+    rt->priority = sp.sched_priority;
+    struct sched_param fifo;
+    memset(&fifo, 0, sizeof fifo);
+    fifo.sched_priority = sched_get_priority_min(SCHED_FIFO);
+    e = pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo);
+    if (e) {
+        snprintf(why, why_len, "SCHED_FIFO refused: %s", strerror(e));
+        return -1;
+    }
+    rt->active = 1;
+    snprintf(why, why_len, "SCHED_FIFO priority %d", fifo.sched_priority);
+    return 0;
+}
+
+void rb_rt_leave(rb_rt *rt)
+{
+    if (!rt->active)
+        return;
+    struct sched_param sp;
+    memset(&sp, 0, sizeof sp);
+    sp.sched_priority = rt->priority;
+    pthread_setschedparam(pthread_self(), rt->policy, &sp);
+    rt->active = 0;
+}
+
+/* ---- CPU affinity --------------------------------------------------------- */
+
+static int pin_thread(pthread_t th, int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np(th, sizeof set, &set);
+}
+
+int rb_pin_self(int cpu)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpu < 0 || cpu >= n || cpu >= CPU_SETSIZE)
+        return -1;
+    return pin_thread(pthread_self(), cpu) ? -1 : 0;
+}
 
 /* ---- thread pool ------------------------------------------------------- */
 
@@ -115,6 +173,20 @@ void rb_pool_free(rb_pool *p)
 }
 
 int rb_pool_size(const rb_pool *p) { return p ? p->n : 1; }
+
+int rb_pool_pin(rb_pool *p, int cpu0)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    int np = p ? p->n : 1;
+    if (cpu0 < 0 || cpu0 + np > n || cpu0 + np > CPU_SETSIZE)
+        return -1;
+    if (rb_pin_self(cpu0))
+        return -1;
+    for (int t = 1; t < np; t++)
+        if (pin_thread(p->th[t], cpu0 + t))
+            return -1;
+    return 0;
+}
 
 void rb_pool_run(rb_pool *p, rb_pool_fn *fn, void *arg)
 {

@@ -7,9 +7,11 @@
  * become nested objects; a value in double quotes is a string, one that parses
  * fully as a number is a number), then `precision,impl,batch,rep,latency_s`
  * rows. Several CSVs can be read into one raw set (one per precision, say).
- * The profile holds, per precision and batch, the median and the 10th/90th
- * percentiles (GSL, from the sorted samples), and a least-squares line
- * latency = alpha + beta * batch through the medians (gsl_fit_linear) with
+ * The profile holds, per precision and batch, the median (or, with
+ * settings.center = "mean", the mean) as latency_s, the other of the two, and
+ * the 10th/90th percentiles (GSL, from the sorted samples), and a
+ * least-squares line latency = alpha + beta * batch through latency_s
+ * (gsl_fit_linear) with
  * the residual standard deviation; and speedups between precisions.
  */
 #include "realbench.h"
@@ -284,6 +286,11 @@ cJSON *rb_profile_build(const rb_raw *raw, FILE *err)
         if (!skip)
             cJSON_AddItemToObject(root, m->string, cJSON_Duplicate(m, 1));
     }
+    /* latency_s: the median of the repetitions, or their mean when the raw
+     * set says settings.center = "mean" (the mean is what sets a queue's load) */
+    const char *center = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(raw->meta, "settings"), "center"));
+    int use_mean = center && !strcmp(center, "mean");
     cJSON *pj = cJSON_AddObjectToObject(root, "precisions");
     /* union of batches, for the speedup table */
     int *all = malloc((size_t)raw->n_series * sizeof *all), nall = 0;
@@ -307,7 +314,14 @@ cJSON *rb_profile_build(const rb_raw *raw, FILE *err)
         int *b = malloc((size_t)nall * sizeof *b);
         double *med = malloc((size_t)nall * sizeof *med), *p10 = malloc((size_t)nall * sizeof *p10),
                *p90 = malloc((size_t)nall * sizeof *p90), *mn = malloc((size_t)nall * sizeof *mn),
-               *mx = malloc((size_t)nall * sizeof *mx), *per = malloc((size_t)nall * sizeof *per);
+               *mx = malloc((size_t)nall * sizeof *mx), *per = malloc((size_t)nall * sizeof *per),
+               *mean = malloc((size_t)nall * sizeof *mean), *lat = malloc((size_t)nall * sizeof *lat);
+        if (!b || !med || !p10 || !p90 || !mn || !mx || !per || !mean || !lat) {
+            free(b), free(med), free(p10), free(p90), free(mn), free(mx), free(per), free(mean), free(lat);
+            free(all), free(med_all), cJSON_Delete(root);
+            fprintf(err, "realbench: out of memory\n");
+            return NULL;
+        }
         cJSON *reps = cJSON_CreateArray();
         const char *impl = "";
         for (int k = 0; k < nall; k++) {
@@ -323,12 +337,14 @@ cJSON *rb_profile_build(const rb_raw *raw, FILE *err)
             gsl_sort(x, 1, s->n);
             b[nb] = s->batch;
             med[nb] = gsl_stats_median_from_sorted_data(x, 1, s->n);
+            mean[nb] = gsl_stats_mean(x, 1, s->n);
+            lat[nb] = use_mean ? mean[nb] : med[nb];
             p10[nb] = gsl_stats_quantile_from_sorted_data(x, 1, s->n, 0.10);
             p90[nb] = gsl_stats_quantile_from_sorted_data(x, 1, s->n, 0.90);
             mn[nb] = x[0];
             mx[nb] = x[s->n - 1];
-            per[nb] = med[nb] / s->batch;
-            med_all[p * nall + k] = med[nb];
+            per[nb] = lat[nb] / s->batch;
+            med_all[p * nall + k] = lat[nb];
             cJSON_AddItemToArray(reps, cJSON_CreateNumber((double)s->n));
             nb++;
             free(x);
@@ -338,7 +354,11 @@ cJSON *rb_profile_build(const rb_raw *raw, FILE *err)
         cJSON *ba = cJSON_AddArrayToObject(o, "batch");
         for (int k = 0; k < nb; k++)
             cJSON_AddItemToArray(ba, cJSON_CreateNumber(b[k]));
-        cJSON_AddItemToObject(o, "latency_s", num_array(med, nb));
+        cJSON_AddItemToObject(o, "latency_s", num_array(lat, nb));
+        if (use_mean)
+            cJSON_AddItemToObject(o, "median_s", num_array(med, nb));
+        else
+            cJSON_AddItemToObject(o, "mean_s", num_array(mean, nb));
         cJSON_AddItemToObject(o, "p10_s", num_array(p10, nb));
         cJSON_AddItemToObject(o, "p90_s", num_array(p90, nb));
         cJSON_AddItemToObject(o, "min_s", num_array(mn, nb));
@@ -346,13 +366,14 @@ cJSON *rb_profile_build(const rb_raw *raw, FILE *err)
         cJSON_AddItemToObject(o, "per_item_s", num_array(per, nb));
         cJSON_AddItemToObject(o, "reps", reps);
         rb_fit fit;
-        if (!rb_fit_linear(b, med, nb, &fit)) {
+        if (!rb_fit_linear(b, lat, nb, &fit)) {
             cJSON *f = cJSON_AddObjectToObject(o, "fit");
             cJSON_AddNumberToObject(f, "alpha_s", fit.alpha_s);
             cJSON_AddNumberToObject(f, "beta_s", fit.beta_s);
             cJSON_AddNumberToObject(f, "residual_sd_s", fit.residual_sd_s);
             cJSON_AddNumberToObject(f, "r2", fit.r2);
-            cJSON_AddStringToObject(f, "method", "gsl_fit_linear on the medians, unweighted");
+            cJSON_AddStringToObject(f, "method", use_mean ? "gsl_fit_linear on the means, unweighted"
+                                                          : "gsl_fit_linear on the medians, unweighted");
         }
         /* The unweighted line is ruled by the largest batches (its alpha can
          * even be negative); weighting by 1/latency^2 fits relative error,
@@ -361,17 +382,18 @@ cJSON *rb_profile_build(const rb_raw *raw, FILE *err)
         double c0, c1, v00, v01, v11, chisq;
         if (w && xb && nb > 2) {
             for (int k = 0; k < nb; k++)
-                w[k] = 1 / (med[k] * med[k]), xb[k] = b[k];
-            if (!gsl_fit_wlinear(xb, 1, w, 1, med, 1, (size_t)nb, &c0, &c1, &v00, &v01, &v11, &chisq)) {
+                w[k] = 1 / (lat[k] * lat[k]), xb[k] = b[k];
+            if (!gsl_fit_wlinear(xb, 1, w, 1, lat, 1, (size_t)nb, &c0, &c1, &v00, &v01, &v11, &chisq)) {
                 cJSON *f = cJSON_AddObjectToObject(o, "fit_relative");
                 cJSON_AddNumberToObject(f, "alpha_s", c0);
                 cJSON_AddNumberToObject(f, "beta_s", c1);
                 cJSON_AddNumberToObject(f, "residual_sd_rel", sqrt(chisq / (nb - 2)));
-                cJSON_AddStringToObject(f, "method", "gsl_fit_wlinear on the medians, weights 1/latency^2");
+                cJSON_AddStringToObject(f, "method", use_mean ? "gsl_fit_wlinear on the means, weights 1/latency^2"
+                                                              : "gsl_fit_wlinear on the medians, weights 1/latency^2");
             }
         }
         free(w), free(xb);
-        free(b), free(med), free(p10), free(p90), free(mn), free(mx), free(per);
+        free(b), free(med), free(p10), free(p90), free(mn), free(mx), free(per), free(mean), free(lat);
     }
     /* speedup a_vs_b = latency(b) / latency(a): > 1 when a is faster */
     static const char *pairs[][2] = {{"int8", "fp32"},      {"int8", "fp16"},

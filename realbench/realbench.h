@@ -85,6 +85,26 @@ void rb_pool_free(rb_pool *p);
 int rb_pool_size(const rb_pool *p);
 /* Runs fn(arg, tid, n) on every thread (tid 0 is the caller) and waits. */
 void rb_pool_run(rb_pool *p, rb_pool_fn *fn, void *arg);
+int rb_pool_pin(rb_pool *p, int cpu0);
+
+/* Real-time scheduling for timing on a machine shared with other work: the
+ * calling thread, and every thread it creates afterwards (they inherit it),
+ * runs SCHED_FIFO at the lowest real-time priority, so other processes'
+ * threads cannot take its CPU while it computes. Needs CAP_SYS_NICE; when it
+ * is refused, rb_rt_enter returns -1 and writes why (nothing changed).
+ * rb_rt_leave restores the policy the thread had. */
+typedef struct {
+    int active, policy, priority;
+} rb_rt;
+int rb_rt_enter(rb_rt *rt, char *why, size_t why_len);
+void rb_rt_leave(rb_rt *rt);
+
+/* CPU affinity, the layout `serve --pin` and `cpu --pin` share: the load
+ * generator on CPU 0, worker k's pool on CPUs 1 + k * threads .. (one CPU per
+ * thread). rb_pin_self pins the calling thread to one CPU; rb_pool_pin pins
+ * the calling thread (the pool's tid 0) to cpu0 and helper t to cpu0 + t.
+ * 0 on success, -1 when the CPUs are not there or the call is refused. */
+int rb_pin_self(int cpu);
 
 typedef enum { RB_INT8 = 0, RB_FP32 = 1 } rb_cpu_precision;
 const char *rb_cpu_precision_name(rb_cpu_precision p);
@@ -157,6 +177,25 @@ typedef struct {
     unsigned long seed;
     double budget_s; /* whole run; batches that would exceed it are skipped (0 = none) */
     int quiet;
+    /* Serving conditions (defaults: 1 worker, back to back, ascending batches):
+     * workers: instances timed at once, each its own network and pool of
+     *   `threads` threads (as `realbench serve --workers`);
+     * duty: 0 back to back; in (0, 1] each worker sleeps after every pass
+     *   so that it is busy that fraction of the time, as a serving worker at
+     *   that load is (a thread that sleeps is scheduled differently from one
+     *   that never does when other processes share the cores);
+     * interleave: rounds over all batch sizes in a shuffled order instead of
+     *   all repetitions of one size after another, so that interference from
+     *   other work falls on every size alike and the sizes follow one another
+     *   as they do in a serving loop;
+     * center_mean: the profile's latency_s is the mean, not the median (the
+     *   mean sets a queue's load; recorded as settings.center). */
+    int workers;
+    double duty;
+    int interleave;
+    int center_mean;
+    int realtime; /* rb_rt_enter for the whole benchmark (settings.sched says what ran) */
+    int pin;      /* worker k's threads on CPUs 1 + k * threads.., as serve --pin */
 } rb_cpu_opts;
 
 void rb_cpu_opts_default(rb_cpu_opts *o);

@@ -13,7 +13,10 @@
  * the warm-up are served but left out of the statistics. The result (JSON)
  * has the latency quantiles (GSL, from the sorted latencies), the mean batch
  * size, the measured service time per batch size and the utilisation, so a
- * simulation of the same queue can be compared with it.
+ * simulation of the same queue can be compared with it. --realtime runs the
+ * generator and the workers SCHED_FIFO (rb_rt_enter), as the CPU benchmark
+ * can, so that a profile and a serving run made that way both leave other
+ * processes' work out.
  */
 #include "realbench.h"
 
@@ -48,7 +51,8 @@ typedef struct {
 
 struct serve {
     /* settings */
-    int max_size, workers, threads;
+    int max_size, workers, threads, pin;
+    int pin_failed;
     double max_wait_s, qps, duration_s, warmup_s;
     unsigned long seed;
     /* state */
@@ -87,7 +91,19 @@ static struct timespec at(const struct timespec *t0, double s)
 static void *generator(void *arg)
 {
     serve *s = arg;
+    if (s->pin && rb_pin_self(0)) {
+        pthread_mutex_lock(&s->mu);
+        s->pin_failed = 1;
+        pthread_mutex_unlock(&s->mu);
+    }
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!r) {
+        pthread_mutex_lock(&s->mu);
+        s->done_generating = 1;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        return NULL;
+    }
     gsl_rng_set(r, s->seed);
     double t = 0;
     for (;;) {
@@ -128,7 +144,9 @@ static void *work(void *arg)
     worker *w = arg;
     serve *s = w->s;
     int rot = 0;
+    int pin_bad = s->pin && rb_pool_pin(w->pool, 1 + (int)(w - s->w) * s->threads);
     pthread_mutex_lock(&s->mu);
+    s->pin_failed |= pin_bad;
     for (;;) {
         while (s->head == s->n_gen && !s->done_generating)
             pthread_cond_wait(&s->cv, &s->mu);
@@ -208,8 +226,13 @@ static void usage(FILE *f)
     fprintf(f, "usage: realbench serve --model M.yaml (--qps Q | --load F --profile P.json)\n"
                "         [--duration-s 30] [--warmup-s 2] [--max-batch 16] [--max-wait-ms 5]\n"
                "         [--workers 1] [--threads N] [--seed 1] [--out R.json] [--latencies L.csv]\n"
+               "         [--realtime] [--pin]\n"
                "  --load F: F times the capacity workers * max_batch / latency(max_batch),\n"
-               "            the latency read from the profile's int8 table.\n");
+               "            the latency read from the profile's int8 table.\n"
+               "  --realtime: generator and workers run SCHED_FIFO (needs CAP_SYS_NICE), as\n"
+               "            `realbench cpu --realtime` does, to keep other processes out;\n"
+               "  --pin: generator on CPU 0, worker k's threads on CPUs 1 + k * threads ..\n"
+               "            (the layout of `realbench cpu --pin`).\n");
 }
 
 static void add_quantiles(cJSON *o, double *x, size_t n)
@@ -235,6 +258,9 @@ int rb_serve_main(int argc, char **argv)
     s.seed = 1;
     const char *model = NULL, *profile = NULL, *out = NULL, *lat_path = NULL, *v;
     double load = 0;
+    int realtime = 0;
+    rb_rt rt = {0, 0, 0};
+    char sched[160] = "other (the default policy)";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -265,6 +291,10 @@ int rb_serve_main(int argc, char **argv)
             s.threads = atoi(v);
         else if ((v = optv(argc, argv, &i, "--seed")))
             s.seed = strtoul(v, NULL, 10);
+        else if (!strcmp(argv[i], "--realtime"))
+            realtime = 1;
+        else if (!strcmp(argv[i], "--pin"))
+            s.pin = 1;
         else {
             fprintf(stderr, "realbench serve: unknown or incomplete option '%s'\n", argv[i]);
             usage(stderr);
@@ -298,6 +328,9 @@ int rb_serve_main(int argc, char **argv)
     rb_model *m = rb_model_load(model, stderr);
     if (!m)
         return 2;
+    /* before any thread exists: generator, workers and pools inherit it */
+    if (realtime && rb_rt_enter(&rt, sched, sizeof sched))
+        fprintf(stderr, "serve: --realtime: %s; serving at the default priority\n", sched);
     int rc = 1;
     s.cap = (size_t)(s.qps * s.duration_s * 2) + 1024;
     s.req = malloc(s.cap * sizeof *s.req);
@@ -384,6 +417,10 @@ int rb_serve_main(int argc, char **argv)
     cJSON_AddNumberToObject(st, "workers", s.workers);
     cJSON_AddNumberToObject(st, "threads_per_worker", s.threads);
     cJSON_AddNumberToObject(st, "seed", (double)s.seed);
+    cJSON_AddStringToObject(st, "sched", sched);
+    if (s.pin)
+        cJSON_AddStringToObject(st, "pin", s.pin_failed ? "failed: ran unpinned"
+                                                        : "generator CPU 0, worker k CPUs 1 + k * threads ..");
     if (profile)
         cJSON_AddStringToObject(st, "profile", profile);
     cJSON *rq = cJSON_AddObjectToObject(res, "requests");
@@ -442,5 +479,6 @@ out:
     pthread_mutex_destroy(&s.mu);
     pthread_cond_destroy(&s.cv);
     rb_model_free(m);
+    rb_rt_leave(&rt);
     return rc;
 }
