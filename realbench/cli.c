@@ -436,6 +436,7 @@ static const struct {
     {"profile", cmd_profile, "turn raw CSV measurements (from rb_cuda_bench) into a profile"},
     {"shapes", cmd_shapes, "write a model's GEMM shapes for rb_cuda_bench"},
     {"table", cmd_table, "print a profile as a table"},
+    {"fidelity", rb_fidelity_main, "fleetsim's p50/p90/p99 for a serving run (serve/rb_cuda_bench --serve) vs the run's"},
 };
 
 static void usage(FILE *f)

@@ -210,6 +210,9 @@ void rb_cpu_device_meta(rb_raw *raw, int threads);
 int rb_main(int argc, char **argv);
 /* `realbench serve ...` (serve.c): closed-loop serving test. */
 int rb_serve_main(int argc, char **argv);
+/* `realbench fidelity ...` (fidelity.c): fleetsim's prediction of a serving
+ * run from the calibration measured with it, and the errors. */
+int rb_fidelity_main(int argc, char **argv);
 /* `fleetsim calibrate --device cuda|cpu --model M.yaml --out P.json
  * [--batches 1,2,4] [--reps N]`; argv[0] is the command name. Exit status:
  * 0 ok, 2 bad input, 1 failure, 3 no CUDA device. */

@@ -29,6 +29,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -353,8 +354,9 @@ struct engine {
     std::vector<std::vector<void *>> Bact;   /* [rotate] act operands [G][npad][k] */
     std::vector<void *> C;                   /* int8: int32 [G][M][npad]; fp: = Q */
     std::vector<void *> Q;                   /* activated output [G][M][n] */
-    std::vector<lt_plan> plans;              /* int8 cuBLASLt: per op, current batch */
-    int plan_batch = -1;
+    /* int8 cuBLASLt: per batch size, per op; kept, so that a serving loop that
+     * changes batch size at every dispatch does not rebuild them */
+    std::vector<std::vector<lt_plan>> plan_cache;
 
     ~engine()
     {
@@ -375,14 +377,14 @@ struct engine {
 
     void free_plans()
     {
-        for (auto &pl : plans) {
-            if (pl.desc) cublasLtMatmulDescDestroy(pl.desc);
-            if (pl.la) cublasLtMatrixLayoutDestroy(pl.la);
-            if (pl.lb) cublasLtMatrixLayoutDestroy(pl.lb);
-            if (pl.lc) cublasLtMatrixLayoutDestroy(pl.lc);
-        }
-        plans.clear();
-        plan_batch = -1;
+        for (auto &plans : plan_cache)
+            for (auto &pl : plans) {
+                if (pl.desc) cublasLtMatmulDescDestroy(pl.desc);
+                if (pl.la) cublasLtMatrixLayoutDestroy(pl.la);
+                if (pl.lb) cublasLtMatrixLayoutDestroy(pl.lb);
+                if (pl.lc) cublasLtMatrixLayoutDestroy(pl.lc);
+            }
+        plan_cache.clear();
     }
 
     static size_t bytes_for(const model_t *m, prec_t p, int b, int rotate)
@@ -452,9 +454,11 @@ struct engine {
 
     void make_plans(int b)
     {
-        if (plan_batch == b)
+        if ((int)plan_cache.size() <= b)
+            plan_cache.resize((size_t)b + 1);
+        if (!plan_cache[b].empty())
             return;
-        free_plans();
+        std::vector<lt_plan> &plans = plan_cache[b];
         plans.resize(m->ops.size());
         for (size_t i = 0; i < m->ops.size(); i++) {
             const op_t &o = m->ops[i];
@@ -496,7 +500,6 @@ struct engine {
                 throw cuda_error(msg);
             }
         }
-        plan_batch = b;
     }
 
     void gemm(size_t i, int b, int r)
@@ -507,7 +510,7 @@ struct engine {
         if (p == P_INT8) {
             make_plans(b);
             int32_t one = 1, zero = 0;
-            lt_plan &pl = plans[i];
+            lt_plan &pl = plan_cache[b][i];
             CB(cublasLtMatmul(lt, pl.desc, &one, bb, pl.la, a, pl.lb, &zero, C[i], pl.lc, C[i],
                               pl.lc, &pl.heur.algo, workspace, workspace_bytes, stream));
         } else if (p == P_DP4A) {
@@ -691,6 +694,331 @@ static int check_int8_forward(engine &e, int b, FILE *log)
     return diff ? 1 : 0;
 }
 
+/* ---- closed loop (--serve) ----------------------------------------------------
+ *
+ * The serving loop of `realbench serve`, with the INT8 cuBLASLt model on one
+ * stream. A generator thread publishes an open-loop Poisson arrival process
+ * (exponential gaps, seeded) into a single-producer queue: it waits for each
+ * scheduled arrival time (sleeping while the next one is far, spinning the
+ * last 200 us, since gaps are microseconds at GPU rates) and then makes the
+ * request visible to the worker (an atomic count, release/acquire). The
+ * worker is the batcher: when it is free it dispatches as soon as max_batch
+ * requests wait, or the oldest has waited max_wait, with what is there; it
+ * launches the forward pass and waits for the stream. A request's latency runs
+ * from its scheduled arrival to the host seeing its batch complete.
+ *
+ * Per load L, in this order: (1) the first half of a calibration measured the
+ * way the loop runs batches (host clock around launch + stream sync, every
+ * batch size 1..max_batch in a shuffled order per round, the worker paced to
+ * be busy a fraction L of the time); (2) the loop at L times the capacity that
+ * half gives (max_batch / mean latency at max_batch); (3) the second half of
+ * the calibration. Written: calib-int8-loadNN.csv (raw format, both halves,
+ * settings.center = mean, for `realbench profile --from-csv` and fleetsim) and
+ * serve-int8-loadNN.json (fleetsim-serve/1, as `realbench serve` writes). */
+
+static double mono_s()
+{
+    timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* Until the monotonic clock reads t: sleep while more than 300 us are left,
+ * then spin (nanosleep overshoots by tens of microseconds). */
+static void wait_until(double t)
+{
+    for (;;) {
+        double now = mono_s();
+        if (now >= t)
+            return;
+        if (t - now > 300e-6) {
+            double s = t - now - 200e-6;
+            timespec ts;
+            ts.tv_sec = (time_t)s;
+            ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+            nanosleep(&ts, nullptr);
+        }
+    }
+}
+
+/* One batch as the serving worker runs it: launch, wait for the stream. */
+static double run_batch(engine &e, int b, int rot)
+{
+    double t0 = mono_s();
+    e.forward(b, rot);
+    CK(cudaStreamSynchronize(e.stream));
+    return mono_s() - t0;
+}
+
+struct calib_row {
+    int batch, rep;
+    double s;
+};
+
+/* Every batch size 1..max_batch once per round, shuffled; `reps` rounds after
+ * 3 untimed ones; after each pass a pause that keeps the worker busy a
+ * fraction `duty` of the time. Rows get rep numbers from rep0. */
+static void calibrate(engine &e, int max_batch, int reps, double duty, int rep0,
+                      std::mt19937_64 &rng, std::vector<calib_row> &rows)
+{
+    std::vector<int> order(max_batch);
+    for (int i = 0; i < max_batch; i++)
+        order[i] = i + 1;
+    int rot = 0;
+    for (int r = -3; r < reps; r++) {
+        std::shuffle(order.begin(), order.end(), rng);
+        for (int b : order) {
+            double t = run_batch(e, b, rot++);
+            if (r >= 0)
+                rows.push_back({b, rep0 + r, t});
+            if (duty > 0 && duty < 1)
+                wait_until(mono_s() + t * (1 - duty) / duty);
+        }
+    }
+}
+
+static double quantile_sorted(const std::vector<double> &x, double p)
+{
+    /* GSL's gsl_stats_quantile_from_sorted_data: linear between order statistics */
+    if (x.empty())
+        return 0;
+    double d = p * (double)(x.size() - 1);
+    size_t i = (size_t)d;
+    if (i + 1 >= x.size())
+        return x.back();
+    return x[i] + (d - (double)i) * (x[i + 1] - x[i]);
+}
+
+struct serve_result {
+    size_t generated = 0, measured = 0;
+    long batches = 0;
+    double wall_s = 0, busy_s = 0, mean_batch = 0;
+    int truncated = 0;
+    std::vector<double> lat; /* sorted, measured requests */
+    std::vector<double> svc_sum;
+    std::vector<long> svc_n;
+};
+
+static void serve_loop(engine &e, int max_batch, double max_wait_s, double qps, double duration_s,
+                       double warmup_s, unsigned long seed, serve_result &res, FILE *lat_csv)
+{
+    size_t cap = (size_t)(qps * duration_s * 1.3) + 100000;
+    std::vector<double> arrival(cap), done(cap, -1.0);
+    std::vector<int> bsz(cap, 0);
+    std::atomic<size_t> n_gen(0);
+    std::atomic<int> gen_done(0);
+    std::atomic<int> truncated(0);
+    double t0 = mono_s() + 0.05; /* both threads start on the same clock */
+    std::thread gen([&] {
+        std::mt19937_64 rng(seed);
+        std::exponential_distribution<double> gap(qps);
+        double t = 0;
+        size_t n = 0;
+        for (;;) {
+            t += gap(rng);
+            if (t >= duration_s)
+                break;
+            if (n == cap) {
+                truncated.store(1);
+                break;
+            }
+            arrival[n] = t;
+            wait_until(t0 + t);
+            n_gen.store(++n, std::memory_order_release);
+        }
+        gen_done.store(1, std::memory_order_release);
+    });
+    res.svc_sum.assign((size_t)max_batch + 1, 0.0);
+    res.svc_n.assign((size_t)max_batch + 1, 0);
+    size_t head = 0;
+    int rot = 0;
+    try {
+        for (;;) {
+            size_t avail = n_gen.load(std::memory_order_acquire);
+            if (head == avail) {
+                if (gen_done.load(std::memory_order_acquire) &&
+                    head == n_gen.load(std::memory_order_acquire))
+                    break;
+                continue; /* spin: the next arrival is microseconds away */
+            }
+            double deadline = t0 + arrival[head] + max_wait_s;
+            for (;;) {
+                avail = n_gen.load(std::memory_order_acquire);
+                if (avail - head >= (size_t)max_batch || gen_done.load(std::memory_order_acquire) ||
+                    mono_s() >= deadline)
+                    break;
+            }
+            avail = n_gen.load(std::memory_order_acquire);
+            int n = (int)std::min<size_t>((size_t)max_batch, avail - head);
+            double ts = mono_s();
+            e.forward(n, rot++);
+            CK(cudaStreamSynchronize(e.stream));
+            double te = mono_s();
+            for (size_t i = head; i < head + (size_t)n; i++) {
+                done[i] = te - t0;
+                bsz[i] = n;
+            }
+            head += (size_t)n;
+            res.busy_s += te - ts;
+            res.batches++;
+            res.svc_sum[n] += te - ts;
+            res.svc_n[n]++;
+        }
+    } catch (...) {
+        gen.join(); /* never leave a running thread behind */
+        throw;
+    }
+    gen.join();
+    res.wall_s = mono_s() - t0;
+    res.generated = n_gen.load();
+    res.truncated = truncated.load();
+    double bs = 0;
+    for (size_t i = 0; i < res.generated; i++)
+        if (arrival[i] >= warmup_s && done[i] >= 0) {
+            res.lat.push_back(done[i] - arrival[i]);
+            bs += bsz[i];
+        }
+    if (lat_csv) {
+        fprintf(lat_csv, "arrival_s,latency_s,batch\n");
+        for (size_t i = 0; i < res.generated; i++)
+            fprintf(lat_csv, "%.9f,%.9f,%d\n", arrival[i], done[i] - arrival[i], bsz[i]);
+    }
+    res.measured = res.lat.size();
+    res.mean_batch = res.measured ? bs / (double)res.measured : 0;
+    std::sort(res.lat.begin(), res.lat.end());
+}
+
+struct serve_opts {
+    std::vector<double> loads{0.5, 0.8};
+    double qps = 0, duration_s = 20, warmup_s = 2, max_wait_s = 0.005;
+    int max_batch = 16, calib_reps = 30, rotate = 4, latencies = 0;
+    unsigned long seed = 1;
+    std::string out_dir = ".";
+};
+
+static int serve_main(const model_t &model, const serve_opts &so, const cudaDeviceProp &prop,
+                      const std::string &meta, FILE *log)
+{
+    engine e;
+    e.init(P_INT8, &model, so.max_batch, so.rotate, 4242);
+    /* the model's output must be right before anything is served */
+    int bad = 0;
+    for (int b : {1, 3, so.max_batch})
+        bad += check_int8_forward(e, b, log);
+    if (bad) {
+        fprintf(log, "serve: the INT8 forward pass differs from the CPU reference; not serving\n");
+        return EXIT_CHECK;
+    }
+    for (int b = 1; b <= so.max_batch; b++) /* plans and caches for every size */
+        for (int r = 0; r < 3; r++)
+            run_batch(e, b, r);
+    std::mt19937_64 rng(so.seed * 7919 + 1);
+    int status = 0;
+    for (size_t li = 0; li < so.loads.size(); li++) {
+        double L = so.loads[li];
+        int pct = (int)std::lround(L * 100);
+        std::vector<calib_row> rows;
+        calibrate(e, so.max_batch, so.calib_reps, L, 0, rng, rows);
+        double sum = 0;
+        int cnt = 0;
+        for (auto &rw : rows)
+            if (rw.batch == so.max_batch)
+                sum += rw.s, cnt++;
+        double lmax = sum / std::max(cnt, 1), capacity = so.max_batch / lmax;
+        double qps = so.qps > 0 ? so.qps : L * capacity;
+        fprintf(log, "serve: load %d%%: calibration mean at batch %d %.2f us -> capacity %.0f/s; "
+                     "serving %.0f QPS for %.0f s\n",
+                pct, so.max_batch, lmax * 1e6, capacity, qps, so.duration_s);
+        fflush(log);
+        FILE *lat = nullptr;
+        std::string base = so.out_dir + "/serve-int8-load" + std::to_string(pct);
+        if (so.latencies && !(lat = fopen((base + "-latencies.csv").c_str(), "w")))
+            fprintf(log, "serve: cannot write %s-latencies.csv\n", base.c_str());
+        serve_result res;
+        serve_loop(e, so.max_batch, so.max_wait_s, qps, so.duration_s, so.warmup_s,
+                   so.seed + li, res, lat);
+        if (lat)
+            fclose(lat);
+        calibrate(e, so.max_batch, so.calib_reps, L, so.calib_reps, rng, rows);
+        /* calibration CSV: both halves */
+        std::string cpath = so.out_dir + "/calib-int8-load" + std::to_string(pct) + ".csv";
+        FILE *c = fopen(cpath.c_str(), "w");
+        if (!c) {
+            fprintf(log, "serve: cannot write %s\n", cpath.c_str());
+            return EXIT_USAGE;
+        }
+        fprintf(c, "%s# settings.reps=%d\n# settings.warmup=3\n# settings.rotate=%d\n"
+                   "# settings.duty=%g\n# settings.order=\"interleaved\"\n# settings.center=\"mean\"\n"
+                   "# settings.workers=1\n# settings.timer=\"host clock around launch + stream sync, "
+                   "as the serving loop runs a batch; halves before and after the loop\"\n"
+                   "# check.int8=\"ok: forward pass bit-exact vs the CPU reference at batches 1, 3, %d\"\n"
+                   "precision,impl,batch,rep,latency_s\n",
+                meta.c_str(), 2 * so.calib_reps, so.rotate, L, so.max_batch);
+        for (auto &rw : rows)
+            fprintf(c, "int8,cublaslt,%d,%d,%.9g\n", rw.batch, rw.rep, rw.s);
+        if (fclose(c)) {
+            fprintf(log, "serve: cannot write %s\n", cpath.c_str());
+            return EXIT_USAGE;
+        }
+        /* results */
+        std::string jpath = base + ".json";
+        FILE *j = fopen(jpath.c_str(), "w");
+        if (!j) {
+            fprintf(log, "serve: cannot write %s\n", jpath.c_str());
+            return EXIT_USAGE;
+        }
+        auto q = [&](double p) { return quantile_sorted(res.lat, p); };
+        double mean = 0;
+        for (double x : res.lat)
+            mean += x;
+        mean = res.measured ? mean / (double)res.measured : 0;
+        fprintf(j, "{\n  \"schema\": \"fleetsim-serve/1\",\n  \"device\": \"%s\",\n"
+                   "  \"model\": {\"name\": \"%s\", \"file\": \"%s\"},\n"
+                   "  \"precision\": \"int8\",\n  \"impl\": \"cublaslt\",\n"
+                   "  \"settings\": {\"qps\": %.3f, \"load\": %g, \"capacity_qps\": %.3f, "
+                   "\"duration_s\": %g, \"warmup_s\": %g, \"max_batch\": %d, \"max_wait_s\": %g, "
+                   "\"workers\": 1, \"seed\": %lu, \"calibration\": \"%s\", "
+                   "\"arrivals\": \"open-loop Poisson, generator thread, spin to each arrival\", "
+                   "\"timer\": \"latency from the scheduled arrival to the host seeing the batch done\"},\n"
+                   "  \"requests\": {\"generated\": %zu, \"measured\": %zu, \"truncated\": %s},\n"
+                   "  \"throughput_qps\": %.3f,\n  \"wall_time_s\": %.6f,\n"
+                   "  \"latency_s\": {\"mean\": %.9g, \"p50\": %.9g, \"p90\": %.9g, \"p99\": %.9g, "
+                   "\"p999\": %.9g, \"max\": %.9g},\n"
+                   "  \"mean_batch_size\": %.4f,\n  \"utilization\": %.4f,\n  \"batches\": %ld,\n",
+                prop.name, model.name.c_str(), model.file.c_str(), qps, L, capacity, so.duration_s,
+                so.warmup_s, so.max_batch, so.max_wait_s, so.seed + li,
+                ("calib-int8-load" + std::to_string(pct) + ".csv").c_str(), res.generated,
+                res.measured, res.truncated ? "true" : "false", (double)res.generated / so.duration_s,
+                res.wall_s, mean, q(0.5), q(0.9), q(0.99), q(0.999), res.lat.empty() ? 0 : res.lat.back(),
+                res.mean_batch, res.wall_s > 0 ? res.busy_s / res.wall_s : 0, res.batches);
+        std::string sb, sm, sc;
+        for (int b = 1; b <= so.max_batch; b++)
+            if (res.svc_n[b]) {
+                char x[64];
+                sb += (sb.empty() ? "" : ", ") + std::to_string(b);
+                snprintf(x, sizeof x, "%.9g", res.svc_sum[b] / res.svc_n[b]);
+                sm += (sm.empty() ? "" : ", ") + std::string(x);
+                sc += (sc.empty() ? "" : ", ") + std::to_string(res.svc_n[b]);
+            }
+        fprintf(j, "  \"service_s\": {\"batch\": [%s], \"mean\": [%s], \"count\": [%s]}\n}\n",
+                sb.c_str(), sm.c_str(), sc.c_str());
+        if (fclose(j)) {
+            fprintf(log, "serve: cannot write %s\n", jpath.c_str());
+            return EXIT_USAGE;
+        }
+        fprintf(log, "serve: load %d%%: %zu requests (%zu measured), mean batch %.2f, utilisation %.2f; "
+                     "latency us: p50 %.1f p90 %.1f p99 %.1f max %.1f%s\n",
+                pct, res.generated, res.measured, res.mean_batch,
+                res.wall_s > 0 ? res.busy_s / res.wall_s : 0, q(0.5) * 1e6, q(0.9) * 1e6,
+                q(0.99) * 1e6, res.lat.empty() ? 0 : res.lat.back() * 1e6,
+                res.truncated ? " (arrivals truncated: more than the buffer)" : "");
+        fflush(log);
+        if (res.truncated)
+            status = EXIT_CUDA;
+    }
+    return status;
+}
+
 /* ---- main -------------------------------------------------------------------- */
 
 static double median_of(std::vector<double> v)
@@ -722,7 +1050,13 @@ static void usage(FILE *f)
     fprintf(f, "usage: rb_cuda_bench --shapes FILE --out CSV [--precisions int8,int8_dp4a,fp16,bf16,tf32,fp32]\n"
                "         [--batches 1,2,4,...] [--reps 30] [--warmup 5] [--rotate 4] [--samples 128]\n"
                "         [--budget-s S] [--bandwidth] [--device N]\n"
-               "       rb_cuda_bench --info\n");
+               "       rb_cuda_bench --shapes FILE --serve [--loads 0.5,0.8 | --qps Q] [--duration-s 20]\n"
+               "         [--warmup-s 2] [--max-batch 16] [--max-wait-ms 5] [--calib-reps 30] [--seed 1]\n"
+               "         [--serve-out DIR] [--latencies] [--device N]\n"
+               "       rb_cuda_bench --info\n"
+               "  --serve: the closed loop with the INT8 model (a calibration in the loop's\n"
+               "  conditions, then open-loop Poisson load at each fraction of the capacity it\n"
+               "  gives); writes DIR/serve-int8-loadNN.json and DIR/calib-int8-loadNN.csv.\n");
 }
 
 static std::string driver_version()
@@ -753,11 +1087,15 @@ int main(int argc, char **argv)
     std::vector<int> precs = {P_INT8, P_DP4A, P_FP16, P_BF16, P_TF32, P_FP32};
     int reps = 30, warmup = 5, rotate = 4, samples = 128, dev = 0, bandwidth = 0, info = 0;
     double budget_s = 0;
+    int serve = 0;
+    serve_opts so;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : nullptr;
         bool has = v != nullptr;
         if (!strcmp(a, "--info")) { info = 1; continue; }
         if (!strcmp(a, "--bandwidth")) { bandwidth = 1; continue; }
+        if (!strcmp(a, "--serve")) { serve = 1; continue; }
+        if (!strcmp(a, "--latencies")) { so.latencies = 1; continue; }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
         if (!has) { usage(stderr); return EXIT_USAGE; }
         i++;
@@ -769,6 +1107,27 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--samples")) samples = atoi(v);
         else if (!strcmp(a, "--device")) dev = atoi(v);
         else if (!strcmp(a, "--budget-s")) budget_s = atof(v);
+        else if (!strcmp(a, "--qps")) so.qps = atof(v);
+        else if (!strcmp(a, "--duration-s")) so.duration_s = atof(v);
+        else if (!strcmp(a, "--warmup-s")) so.warmup_s = atof(v);
+        else if (!strcmp(a, "--max-batch")) so.max_batch = atoi(v);
+        else if (!strcmp(a, "--max-wait-ms")) so.max_wait_s = atof(v) / 1e3;
+        else if (!strcmp(a, "--calib-reps")) so.calib_reps = atoi(v);
+        else if (!strcmp(a, "--seed")) so.seed = strtoul(v, nullptr, 10);
+        else if (!strcmp(a, "--serve-out")) so.out_dir = v;
+        else if (!strcmp(a, "--loads")) {
+            so.loads.clear();
+            char *end;
+            const char *x = v;
+            while (*x) {
+                double l = strtod(x, &end);
+                if (end == x || !(l > 0 && l <= 1.5)) { so.loads.clear(); break; }
+                so.loads.push_back(l);
+                x = *end == ',' ? end + 1 : end;
+                if (*end && *end != ',') { so.loads.clear(); break; }
+            }
+            if (so.loads.empty()) { fprintf(stderr, "bad --loads '%s'\n", v); return EXIT_USAGE; }
+        }
         else if (!strcmp(a, "--batches")) {
             batches = parse_list(v);
             if (batches.empty()) { fprintf(stderr, "bad --batches '%s'\n", v); return EXIT_USAGE; }
@@ -789,7 +1148,13 @@ int main(int argc, char **argv)
             }
         } else { fprintf(stderr, "unknown option %s\n", a); usage(stderr); return EXIT_USAGE; }
     }
-    if (!info && (!shapes || !out || reps < 1 || warmup < 0 || rotate < 1 || samples < 2)) {
+    if (serve && (!shapes || so.max_batch < 1 || so.max_batch > 4096 || so.calib_reps < 3 ||
+                  !(so.duration_s > 0) || so.warmup_s < 0 || so.warmup_s >= so.duration_s ||
+                  so.max_wait_s < 0 || so.qps < 0 || so.qps * so.duration_s > 5e8)) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!info && !serve && (!shapes || !out || reps < 1 || warmup < 0 || rotate < 1 || samples < 2)) {
         usage(stderr);
         return EXIT_USAGE;
     }
@@ -810,6 +1175,8 @@ int main(int argc, char **argv)
     auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
     try {
         CK(cudaSetDevice(dev));
+        if (serve) /* the worker waits for its stream by spinning, as a latency-bound server would */
+            CK(cudaSetDeviceFlags(cudaDeviceScheduleSpin));
         cudaDeviceProp prop;
         CK(cudaGetDeviceProperties(&prop, dev));
         int clk = 0, mclk = 0, drv = 0, rt = 0;
@@ -829,6 +1196,24 @@ int main(int argc, char **argv)
                 drv % 1000 / 10, rt / 1000, rt % 1000 / 10, ltv);
         if (info)
             return 0;
+        if (serve) {
+            rb_qtables tab;
+            rb_qtables_init(&tab);
+            CK(cudaMemcpyToSymbol(c_tab, &tab, sizeof tab));
+            char meta[4096];
+            snprintf(meta, sizeof meta,
+                     "# fleetsim-realbench-raw/1\n# device.kind=\"cuda\"\n# device.name=\"%s\"\n"
+                     "# device.cores_or_sms=%d\n# device.clock_mhz=%d\n# device.mem_clock_mhz=%d\n"
+                     "# device.memory_bytes=%zu\n# device.compute_capability=\"%d.%d\"\n"
+                     "# device.driver=\"%s\"\n# device.cuda=\"%d.%d\"\n# device.cublaslt=%zu\n"
+                     "# created=\"%s\"\n# model.name=\"%s\"\n# model.file=\"%s\"\n",
+                     prop.name, prop.multiProcessorCount, clk / 1000, mclk / 1000,
+                     prop.totalGlobalMem, prop.major, prop.minor, dv.empty() ? "unknown" : dv.c_str(),
+                     rt / 1000, rt % 1000 / 10, ltv, created, model.name.c_str(), model.file.c_str());
+            status = serve_main(model, so, prop, meta, log);
+            fprintf(log, "rb_cuda_bench: done in %.1f s, status %d\n", elapsed(), status);
+            return status;
+        }
         csv = fopen(out, "w");
         if (!csv) {
             fprintf(stderr, "%s: cannot write\n", out);
