@@ -44,6 +44,9 @@ struct lb {
     double *checked_s;       /* last failure, or a pick fail_timeout after it */
     lb_server_view *masked;  /* the view a policy sees when some are hidden */
     int masked_cap;
+    int n_failing;           /* servers with fails > 0: none, no health walk */
+    int backup_n;            /* view size when has_backup was read (-1 never) */
+    int has_backup;          /* backup is configuration: read once per view size */
 };
 
 lb_params lb_params_default(void)
@@ -247,7 +250,7 @@ static const lb_view *mask(lb *b, const lb_view *view, lb_view *tmp, int backup)
 
 int lb_pick(lb *b, const lb_view *view, const lb_request *req)
 {
-    int s = -1, has_backup = 0, any_out = 0, health;
+    int s = -1, any_out = 0, health;
     lb_view tmp;
 
     assert(b && view);
@@ -255,10 +258,16 @@ int lb_pick(lb *b, const lb_view *view, const lb_request *req)
     if (view->n <= 0)
         return LB_NO_UPSTREAM;
     health = reserve(b, view->n);
-    for (int i = 0; i < view->n; i++) {
-        has_backup |= view->servers[i].backup != 0;
-        any_out |= health && health_out(b, view, i);
+    if (b->backup_n != view->n) {
+        b->has_backup = 0;
+        for (int i = 0; i < view->n; i++)
+            b->has_backup |= view->servers[i].backup != 0;
+        b->backup_n = view->n;
     }
+    int has_backup = b->has_backup;
+    /* the common case, no failures on record, skips the walk */
+    for (int i = 0; health && b->n_failing > 0 && i < view->n && !any_out; i++)
+        any_out |= health_out(b, view, i);
     if (!health || (!has_backup && !any_out)) {
         s = checked_pick(b, view, req);
     } else {
@@ -278,6 +287,7 @@ int lb_pick(lb *b, const lb_view *view, const lb_request *req)
             return LB_BUSY;
     for (int i = 0; i < b->cap; i++)   /* all peers failed: mark them live */
         b->fails[i] = 0;
+    b->n_failing = 0;
     return LB_NO_UPSTREAM;
 }
 
@@ -289,10 +299,12 @@ void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, int ok
         return;
     if (!single(view) && reserve(b, view->n)) {
         if (!ok) {
+            b->n_failing += b->fails[server] == 0;
             b->fails[server]++;
             b->accessed_s[server] = view->now_s;
             b->checked_s[server] = view->now_s;
         } else if (b->accessed_s[server] < b->checked_s[server]) {
+            b->n_failing -= b->fails[server] > 0;
             b->fails[server] = 0;   /* a success after the re-check */
         }
     }
