@@ -1175,8 +1175,15 @@ int main(int argc, char **argv)
     auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
     try {
         CK(cudaSetDevice(dev));
-        if (serve) /* the worker waits for its stream by spinning, as a latency-bound server would */
-            CK(cudaSetDeviceFlags(cudaDeviceScheduleSpin));
+        if (serve) { /* the worker waits for its stream by spinning, as a latency-bound server would */
+            cudaError_t fe = cudaSetDeviceFlags(cudaDeviceScheduleSpin);
+            if (fe == cudaErrorSetOnActiveProcess) { /* the context exists: keep its default */
+                (void)cudaGetLastError();
+                fprintf(log, "serve: note: device flags already set; stream waits use the default (auto)\n");
+            } else {
+                CK(fe);
+            }
+        }
         cudaDeviceProp prop;
         CK(cudaGetDeviceProperties(&prop, dev));
         int clk = 0, mclk = 0, drv = 0, rt = 0;
