@@ -104,6 +104,13 @@ void rp_results_free(rp_results *r)
         free(r->faults[i].detail);
     }
     free(r->faults);
+    for (size_t i = 0; i < r->alerting.n_faults; i++) {
+        free(r->alerting.faults[i].alert);
+        free(r->alerting.faults[i].receiver);
+        free(r->alerting.faults[i].integration);
+    }
+    free(r->alerting.faults);
+    free(r->alerting.false_positives);
     for (size_t i = 0; i < r->n_samples; i++)
         free(r->samples[i].pools);
     free(r->samples);
@@ -230,6 +237,44 @@ static int write_text(const char *path, const char *text)
     return 0;
 }
 
+/* `alerting`: per fault, the time to the first firing alert and to the
+ * first notification; alerts that fired with no fault active. */
+static void add_alerting(cJSON *o, const rp_results *r)
+{
+    const rp_alerting *al = &r->alerting;
+    cJSON *x = cJSON_AddObjectToObject(o, "alerting");
+    cJSON_AddNumberToObject(x, "alerts_fired", (double)al->fired);
+    cJSON_AddNumberToObject(x, "notifications", (double)al->notifications);
+    cJSON_AddNumberToObject(x, "fault_grace_s", al->grace_s);
+    cJSON *faults = cJSON_AddArrayToObject(x, "faults");
+    for (size_t i = 0; i < al->n_faults; i++) {
+        const rp_fault_alert *fa = &al->faults[i];
+        const rp_fault *f = &r->faults[fa->fault];
+        cJSON *y = cJSON_CreateObject();
+        cJSON_AddStringToObject(y, "kind", f->kind);
+        add_str(y, "target", f->target);
+        add_time(y, "start_s", f->start_s);
+        add_str(y, "first_alert", fa->alert);
+        add_time(y, "first_firing_at", fa->firing_at);
+        add_time(y, "detection_s", fa->firing_at - f->start_s);
+        add_str(y, "first_receiver", fa->receiver);
+        add_str(y, "first_integration", fa->integration);
+        add_time(y, "first_notified_at", fa->notified_at);
+        add_time(y, "notification_s", fa->notified_at - f->start_s);
+        cJSON_AddItemToArray(faults, y);
+    }
+    cJSON *fp = cJSON_AddArrayToObject(x, "false_positives");
+    for (size_t i = 0; i < al->n_false_positives; i++) {
+        const rp_alert *a = &r->alerts[al->false_positives[i]];
+        cJSON *y = cJSON_CreateObject();
+        cJSON_AddStringToObject(y, "name", a->name);
+        add_str(y, "severity", a->severity);
+        add_time(y, "firing_at", a->firing_at);
+        add_time(y, "resolved_at", a->resolved_at);
+        cJSON_AddItemToArray(fp, y);
+    }
+}
+
 int rp_write_summary(const rp_results *r, const char *path)
 {
     cJSON *o = cJSON_CreateObject();
@@ -280,6 +325,8 @@ int rp_write_summary(const rp_results *r, const char *path)
             add_latency(x, "latency_s", &c->latency_s);
         }
     }
+    if (r->alerting.on)
+        add_alerting(o, r);
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     if (!text) {

@@ -107,6 +107,29 @@ typedef struct {
     double error_share;        /* share of the run's errors attributed; NAN unknown */
 } rp_fault;
 
+/* What monitoring made of one injected fault. */
+typedef struct {
+    size_t fault;              /* index in faults */
+    char *alert;               /* first alert to fire at or after the fault's start; NULL: none */
+    double firing_at;          /* NAN: none */
+    char *receiver;            /* of the first notification of an alert fired since; NULL: none */
+    char *integration;         /* "email", "pagerduty", ...; NULL: none */
+    double notified_at;        /* NAN: none */
+} rp_fault_alert;
+
+/* summary.json `alerting`: detection per fault, and noise. */
+typedef struct {
+    int on;                    /* the run was monitored */
+    double grace_s;            /* an alert firing this long after a fault ended is still its */
+    size_t notifications;      /* sent by Alertmanager (one per integration) */
+    size_t fired;              /* alert activations that reached firing */
+    rp_fault_alert *faults;    /* one per entry of faults */
+    size_t n_faults;
+    size_t *false_positives;   /* indices in alerts: fired with no fault active (or in grace) */
+    size_t n_false_positives;
+    int export_failed;         /* --openmetrics / --promtool-test could not be written */
+} rp_alerting;
+
 typedef struct {
     char *scenario;
     unsigned long seed;
@@ -139,6 +162,7 @@ typedef struct {
     size_t n_faults;
     unsigned long attempts;       /* tries sent to servers (retries included) */
     unsigned long attempt_errors; /* tries that failed at the connection level */
+    rp_alerting alerting;      /* monitoring's verdicts; alerting.on = 0 when not monitored */
 } rp_results;
 
 void rp_results_free(rp_results *r);

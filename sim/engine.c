@@ -189,6 +189,7 @@ void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
                                  &p->counts.timed_out };
     ++*slot_all[bucket];
     ++*slot_p[bucket];
+    obs_request_end(p, r, bucket, t_s - r->arrival_s + r->net_s);
     S.done[bucket][interval_of(t_s)]++;
     if (measured(r)) {
         ++*slot_m[bucket];
@@ -719,6 +720,7 @@ static int build(void)
     }
     chaos_start();
     scale_start();
+    obs_start();
     /* Not a daemon: the workers (daemons) live as long as it, to the end. */
     sg_actor_t a = sg_actor_init("sampler", S.balancer_host);
     sg_actor_start(a, sampler, 0, NULL);
@@ -850,6 +852,7 @@ static void teardown(void)
     }
     chaos_free();
     scale_free();
+    obs_free();
     for (size_t i = 0; i < S.n_blocks; i++)
         free(S.blocks[i]);
     free(S.blocks);
@@ -869,6 +872,7 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
     S.sc = sc;
     S.out = out;
     S.progress = opt && opt->progress;
+    obs_set_options(opt);
     S.n_intervals = (size_t)ceil(sc->duration_s / sc->interval_s);
     if (S.n_intervals == 0)
         S.n_intervals = 1;

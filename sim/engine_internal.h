@@ -205,4 +205,15 @@ void chaos_start(void);
 void chaos_apply_rates(void);
 void chaos_free(void);
 
+/* observe.c */
+/* The options' export paths, before build(); obs_start() then starts the
+ * scraper/evaluator when the scenario has monitoring or an export is asked
+ * for; obs_free() (at teardown) adds the alerts to the results, writes the
+ * exports and frees everything. */
+void obs_set_options(const sim_options *opt);
+void obs_start(void);
+void obs_free(void);
+/* Every request, once, as it ends (eng_req_end): the exporter's counters. */
+void obs_request_end(const eng_pool *p, const eng_req *r, int bucket, double latency_s);
+
 #endif

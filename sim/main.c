@@ -42,7 +42,8 @@ static int cmd_merge(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
 
 static const struct cmd commands[] = {
-    { "run", cmd_run, "run SCENARIO.yaml [--seed N] [--out DIR] [--set key.path=value]... [--quiet]",
+    { "run", cmd_run, "run SCENARIO.yaml [--seed N] [--out DIR] [--set key.path=value]... [--quiet] "
+      "[--openmetrics FILE] [--promtool-test FILE]",
       "simulate a scenario; write summary.json, timeseries.csv, events.jsonl, report.html" },
     { "validate", cmd_validate, "validate SCENARIO.yaml [--set key.path=value]...",
       "check a scenario and its overrides without running it" },
@@ -107,6 +108,8 @@ typedef struct {
     int quiet;
     int has_seed;
     unsigned long seed;
+    const char *openmetrics;   /* run: export every scraped series */
+    const char *promtool_test; /* run: write a `promtool test rules` file */
 } run_args;
 
 static int parse_args(int argc, char **argv, run_args *a, int allow_run_opts)
@@ -116,7 +119,9 @@ static int parse_args(int argc, char **argv, run_args *a, int allow_run_opts)
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         const char *val = NULL;
-        if (!strcmp(s, "--set") || (allow_run_opts && (!strcmp(s, "--seed") || !strcmp(s, "--out")))) {
+        if (!strcmp(s, "--set") ||
+            (allow_run_opts && (!strcmp(s, "--seed") || !strcmp(s, "--out") ||
+                                !strcmp(s, "--openmetrics") || !strcmp(s, "--promtool-test")))) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "fleetsim: %s needs a value\n", s);
                 return -1;
@@ -140,6 +145,10 @@ static int parse_args(int argc, char **argv, run_args *a, int allow_run_opts)
             a->seed = v;
         } else if (allow_run_opts && !strcmp(s, "--out")) {
             a->out_dir = val;
+        } else if (allow_run_opts && !strcmp(s, "--openmetrics")) {
+            a->openmetrics = val;
+        } else if (allow_run_opts && !strcmp(s, "--promtool-test")) {
+            a->promtool_test = val;
         } else if (allow_run_opts && !strcmp(s, "--quiet")) {
             a->quiet = 1;
         } else if (s[0] == '-' && s[1]) {
@@ -282,7 +291,14 @@ static int cmd_run(int argc, char **argv)
         return 2;
     if (a.has_seed)
         sc->seed = a.seed;
-    sim_options opt = { .progress = !a.quiet && isatty(STDERR_FILENO) };
+    if (a.promtool_test && sc->monitoring.n_rules == 0 && !sc->monitoring.slo_rules) {
+        fprintf(stderr, "fleetsim: --promtool-test needs rules to test (monitoring.rules or "
+                        "monitoring.slo_rules in the scenario)\n");
+        sc_free(sc);
+        return 2;
+    }
+    sim_options opt = { .progress = !a.quiet && isatty(STDERR_FILENO),
+                        .openmetrics_path = a.openmetrics, .promtool_test_path = a.promtool_test };
     rp_results res;
     if (sim_run(sc, &opt, &res) != 0) {
         sc_free(sc);
@@ -298,6 +314,8 @@ static int cmd_run(int argc, char **argv)
                 c->in_flight_at_end);
         rc = 3;
     }
+    if (res.alerting.export_failed && rc == 0)
+        rc = 1;
     char dir[4096];
     if (a.out_dir)
         snprintf(dir, sizeof dir, "%s", a.out_dir);

@@ -638,6 +638,7 @@ static const struct {
     {"autoscaler", sc_parse_autoscaler, NULL, 0},
     {"chaos", sc_parse_chaos, NULL, 0},
     {"hypothesis", sc_parse_hypothesis, NULL, 0},
+    {"monitoring", sc_parse_monitoring, sc_monitoring_defaults, 0},
 };
 enum { N_SECTIONS = sizeof SECTIONS / sizeof SECTIONS[0],
        N_TOP_SCALARS = sizeof TOP_SCALARS / sizeof TOP_SCALARS[0] - 1 };
@@ -966,6 +967,7 @@ void sc_free(sc_scenario *sc)
     }
     sc_free_chaos(sc);
     sc_free_autoscalers(sc);
+    sc_free_monitoring(sc);
     free(sc->dir);
     free(sc->models);
     free(sc->pools);

@@ -234,6 +234,20 @@ typedef struct {
     int *lines, *cols;
 } sc_autoscaler;
 
+/* Prometheus-like monitoring of the run (monitoring/README.md): scrapes of
+ * the simulated exporters, rule files evaluated, Alertmanager routing. */
+typedef struct {
+    int enabled;               /* the scenario has a monitoring section */
+    double scrape_interval_s;
+    double evaluation_interval_s;
+    char **rules;              /* rule file paths, resolved against the scenario */
+    int n_rules;
+    char *alertmanager;        /* alertmanager.yml, resolved; NULL = none */
+    double *buckets_s;         /* request duration histogram bounds, ascending */
+    int n_buckets;
+    int slo_rules;             /* also evaluate burn-rate rules generated from slo */
+} sc_monitoring;
+
 typedef struct {
     char *file;                /* path the scenario was loaded from */
     char *name;
@@ -257,6 +271,7 @@ typedef struct {
     sc_autoscaler *autoscalers;
     int n_autoscalers;
     char *dir;                 /* the scenario's folder, for relative paths */
+    sc_monitoring monitoring;
 } sc_scenario;
 
 /* Load, override and validate. overrides: n strings "key.path=value".
@@ -278,6 +293,11 @@ int sc_parse_number(const char *text, double *out);
 struct as;
 struct as *sc_autoscaler_create(const sc_scenario *sc, const sc_autoscaler *a, char *err,
                                 size_t errlen);
+
+/* The multi-window multi-burn-rate rule file generated from sc->slo (an
+ * availability SLO over fleetsim_requests_total, by pool), malloc'd; NULL
+ * with a message in err when slo.availability is not below 1. */
+char *sc_slo_rules_text(const sc_scenario *sc, char *err, size_t errlen);
 
 /* Mean service time of a batch of b requests for a model (seconds). */
 double sc_model_mean_s(const sc_model *m, int batch);

@@ -1,0 +1,719 @@
+/*
+ * observe.c - the run as a Prometheus server and an Alertmanager see it:
+ * simulated exporters scraped every scrape_interval, the scenario's rule
+ * files (and, with slo_rules, burn-rate rules generated from `slo`)
+ * evaluated every evaluation_interval, alerts routed through
+ * alertmanager.yml. The library in monitoring/ does the Prometheus part;
+ * this file feeds it from the engine and turns what it reports into
+ * events.jsonl entries, summary.json's `alerts` and `alerting`, and the
+ * --openmetrics / --promtool-test exports.
+ *
+ * One actor on the balancer's host does scrapes, evaluations and
+ * Alertmanager flushes in time order, so a scrape due at t is always in
+ * the store before an evaluation at t (the contract in
+ * monitoring/README.md). It reads engine state and never changes it; the
+ * only engine-side state is the request counters and the duration
+ * histogram, fed by obs_request_end() from eng_req_end().
+ *
+ * What is scraped (monitoring/README.md has the metric contract):
+ * - per node that is a scrape target (any state but off): `up`, and, while
+ *   it answers, node_cpu_utilisation and node_gpu_utilisation, both its
+ *   GPUs' busy fraction over the last scrape interval (one serving process
+ *   drives the GPU, as in autoscaling.c). A target answers when its host
+ *   is on and it has not failed; when it does not, `up` is 0 and its other
+ *   series get one staleness marker, as Prometheus writes for a failed
+ *   scrape. A node switched off (scaled in) stops being a target: every
+ *   series of it gets a marker, so `up == 0` does not fire for it;
+ * - per pool: fleetsim_in_flight, fleetsim_queue_depth, fleetsim_replicas
+ *   (ready nodes), fleetsim_pending_pods (nodes starting),
+ *   fleetsim_inference_seconds_total (busy GPU-seconds);
+ * - per traffic class: fleetsim_requests_total{code} (200 completed, 503
+ *   rejected, 502 failed, 504 timed out; every code from 0 at t = 0, so
+ *   the first error shows in rate()), and the request duration histogram
+ *   fleetsim_request_duration_seconds over every finished request (as an
+ *   ingress controller measures it: whatever the status).
+ * Not modelled: GPU memory, network bytes, cache hit ratio.
+ *
+ * Memory: the store keeps only what the rules read (their largest range
+ * plus an interval); --openmetrics and --promtool-test keep everything.
+ */
+#define _XOPEN_SOURCE 700 /* realpath */
+#include "engine_internal.h"
+#include "mon.h"
+
+#include <simgrid/engine.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* OpenMetrics timestamps: sim t = 0 is 2023-11-14T22:13:20Z, a fixed date
+ * so exports are reproducible. */
+#define OBS_EPOCH_S 1700000000.0
+/* An alert firing this long after a fault ended is still counted as the
+ * fault's: a node that recovers takes a while to boot and catch up. */
+#define OBS_FAULT_GRACE_S 300.0
+
+enum { N_CODES = 4 };
+static const char *const CODES[N_CODES] = { "200", "503", "502", "504" }; /* by B_* bucket */
+
+typedef struct {
+    mon_series *cpu, *gpu, *up;
+    int target;            /* was a scrape target at the last scrape */
+    int marked;            /* cpu/gpu got their staleness marker */
+    double busy_prev;
+} obs_node;
+
+enum { P_IN_FLIGHT, P_QUEUE, P_REPLICAS, P_PENDING, P_INFERENCE, N_POOL_SERIES };
+static const char *const POOL_SERIES[N_POOL_SERIES] = {
+    "fleetsim_in_flight", "fleetsim_queue_depth", "fleetsim_replicas", "fleetsim_pending_pods",
+    "fleetsim_inference_seconds_total"
+};
+
+static struct {
+    int on;
+    const char *openmetrics_path;
+    const char *promtool_path;
+    double scrape_s;
+    int n_buckets;             /* finite bounds; +Inf is one more */
+    const double *bounds;
+    mon_store *store;
+    mon_rules **rules;
+    char **rule_names;         /* as the promtool file names them */
+    size_t *tr_seen;           /* transitions already written to events */
+    int n_rules;
+    char *slo_text;            /* generated rule file, or NULL */
+    mon_am *am;
+    size_t nt_seen;
+    obs_node **nodes;          /* [pool][host] */
+    mon_series **pool;         /* [pool][N_POOL_SERIES] */
+    mon_series **req;          /* [class][code] */
+    unsigned long *req_n;
+    mon_series **bkt;          /* [class][n_buckets + 1], cumulative as exported */
+    unsigned long *bkt_n;      /* [class][n_buckets + 1], per bucket */
+    mon_series **hsum, **hcount;
+    double *sum;
+    unsigned long *count;
+} O;
+
+/* ---------- series ---------- */
+
+static mon_series *series(const char *name, const char *k1, const char *v1, const char *k2,
+                          const char *v2, const char *k3, const char *v3)
+{
+    mon_labels ls = { 0 };
+    mon_labels_set(&ls, "__name__", name);
+    mon_labels_set(&ls, k1, v1);
+    if (k2)
+        mon_labels_set(&ls, k2, v2);
+    if (k3)
+        mon_labels_set(&ls, k3, v3);
+    mon_series *s = mon_store_series(O.store, &ls);
+    mon_labels_free(&ls);
+    return s;
+}
+
+static void node_series(eng_node *n, obs_node *o)
+{
+    const char *pool = n->pool->cfg->name;
+    o->cpu = series("node_cpu_utilisation", "pool", pool, "node", n->name, NULL, NULL);
+    o->gpu = series("node_gpu_utilisation", "pool", pool, "node", n->name, NULL, NULL);
+    o->up = series("up", "pool", pool, "node", n->name, NULL, NULL);
+}
+
+static void make_series(void)
+{
+    const sc_scenario *sc = S.sc;
+    O.nodes = calloc((size_t)sc->n_pools, sizeof *O.nodes);
+    O.pool = calloc((size_t)sc->n_pools * N_POOL_SERIES, sizeof *O.pool);
+    for (int k = 0; k < sc->n_pools; k++) {
+        O.nodes[k] = calloc((size_t)S.pools[k].n_hosts, sizeof **O.nodes);
+        for (int i = 0; i < N_POOL_SERIES; i++)
+            O.pool[k * N_POOL_SERIES + i] = series(POOL_SERIES[i], "pool", sc->pools[k].name,
+                                                   NULL, NULL, NULL, NULL);
+    }
+    int nc = sc->n_traffic, nb = O.n_buckets + 1;
+    O.req = calloc((size_t)nc * N_CODES, sizeof *O.req);
+    O.req_n = calloc((size_t)nc * N_CODES, sizeof *O.req_n);
+    O.bkt = calloc((size_t)nc * (size_t)nb, sizeof *O.bkt);
+    O.bkt_n = calloc((size_t)nc * (size_t)nb, sizeof *O.bkt_n);
+    O.hsum = calloc((size_t)nc, sizeof *O.hsum);
+    O.hcount = calloc((size_t)nc, sizeof *O.hcount);
+    O.sum = calloc((size_t)nc, sizeof *O.sum);
+    O.count = calloc((size_t)nc, sizeof *O.count);
+    for (int c = 0; c < nc; c++) {
+        const char *cls = sc->traffic[c].name, *pool = sc->pools[sc->traffic[c].pool].name;
+        for (int b = 0; b < N_CODES; b++)
+            O.req[c * N_CODES + b] = series("fleetsim_requests_total", "code", CODES[b], "pool",
+                                            pool, "class", cls);
+        for (int i = 0; i < nb; i++) {
+            char le[40];
+            if (i < O.n_buckets)
+                mon_fmt_go(O.bounds[i], le, sizeof le);
+            else
+                snprintf(le, sizeof le, "+Inf");
+            O.bkt[c * nb + i] = series("fleetsim_request_duration_seconds_bucket", "pool", pool,
+                                       "class", cls, "le", le);
+        }
+        O.hsum[c] = series("fleetsim_request_duration_seconds_sum", "pool", pool, "class", cls,
+                           NULL, NULL);
+        O.hcount[c] = series("fleetsim_request_duration_seconds_count", "pool", pool, "class",
+                             cls, NULL, NULL);
+    }
+}
+
+void obs_request_end(const eng_pool *p, const eng_req *r, int bucket, double latency_s)
+{
+    (void)p;
+    if (!O.on)
+        return;
+    int c = r->tclass, nb = O.n_buckets + 1;
+    O.req_n[c * N_CODES + bucket]++;
+    int i = 0;
+    while (i < O.n_buckets && latency_s > O.bounds[i])
+        i++;
+    O.bkt_n[c * nb + i]++;
+    O.sum[c] += latency_s;
+    O.count[c]++;
+}
+
+/* ---------- scrapes ---------- */
+
+static void scrape_node(eng_node *n, obs_node *o, double t, double now)
+{
+    int target = n->state != NODE_OFF;
+    int answers = target && n->state != NODE_FAILED && sg_host_is_on(n->host);
+    double busy = eng_node_busy_s(n, now);
+    if (target && !o->up)
+        node_series(n, o);
+    if (answers) {
+        double g = n->pool->cfg->gpus_per_node;
+        double u = (busy - o->busy_prev) / (O.scrape_s * g);
+        u = u < 0 ? 0 : u > 1 ? 1 : u;
+        mon_series_append(o->cpu, t, u);
+        mon_series_append(o->gpu, t, u);
+        mon_series_append(o->up, t, 1);
+        o->marked = 0;
+    } else if (target || o->target) {
+        /* a failed scrape (up 0), or a target that went away (up stale) */
+        mon_series_append(o->up, t, target ? 0 : mon_stale_nan());
+        if (!o->marked) {
+            mon_series_append(o->cpu, t, mon_stale_nan());
+            mon_series_append(o->gpu, t, mon_stale_nan());
+            o->marked = 1;
+        }
+    }
+    o->busy_prev = busy;
+    o->target = target;
+}
+
+static void scrape(double t)
+{
+    double now = simgrid_get_clock();
+    for (int k = 0; k < S.sc->n_pools; k++) {
+        eng_pool *p = &S.pools[k];
+        int depth = p->lbq.len;
+        double busy = 0;
+        for (int j = 0; j < p->n_hosts; j++) {
+            scrape_node(&p->nodes[j], &O.nodes[k][j], t, now);
+            depth += p->nodes[j].q.len;
+            busy += eng_node_busy_s(&p->nodes[j], now);
+        }
+        const rp_counts *c = &p->counts;
+        double v[N_POOL_SERIES];
+        v[P_IN_FLIGHT] = (double)(c->generated - c->completed - c->rejected - c->failed - c->timed_out);
+        v[P_QUEUE] = depth;
+        v[P_REPLICAS] = life_count(p, 0);
+        v[P_PENDING] = life_count(p, 1) - life_count(p, 0);
+        v[P_INFERENCE] = busy;
+        for (int i = 0; i < N_POOL_SERIES; i++)
+            mon_series_append(O.pool[k * N_POOL_SERIES + i], t, v[i]);
+    }
+    int nb = O.n_buckets + 1;
+    for (int c = 0; c < S.sc->n_traffic; c++) {
+        for (int b = 0; b < N_CODES; b++)
+            mon_series_append(O.req[c * N_CODES + b], t, (double)O.req_n[c * N_CODES + b]);
+        unsigned long cum = 0;
+        for (int i = 0; i < nb; i++) {
+            cum += O.bkt_n[c * nb + i];
+            mon_series_append(O.bkt[c * nb + i], t, (double)cum);
+        }
+        mon_series_append(O.hsum[c], t, O.sum[c]);
+        mon_series_append(O.hcount[c], t, (double)O.count[c]);
+    }
+}
+
+/* ---------- rules and notifications to events.jsonl ---------- */
+
+static const char *state_word(mon_alert_state from, mon_alert_state to)
+{
+    if (to == MON_ALERT_PENDING)
+        return "pending";
+    if (to == MON_ALERT_FIRING)
+        return "firing";
+    return from == MON_ALERT_FIRING ? "resolved" : "inactive";
+}
+
+static void emit_transitions(int i)
+{
+    size_t n;
+    const mon_transition *tr = mon_rules_transitions(O.rules[i], &n);
+    for (size_t k = O.tr_seen[i]; k < n; k++) {
+        const mon_transition *x = &tr[k];
+        char ls[512], val[40];
+        const char *summary = mon_labels_get(&x->annotations, "summary");
+        eng_event(x->t_s, "alert", x->alertname, "%s -> %s %s value %s%s%s",
+                  state_word(MON_ALERT_INACTIVE, x->from), state_word(x->from, x->to),
+                  mon_labels_str(&x->labels, ls, sizeof ls), mon_fmt_go(x->value, val, sizeof val),
+                  *summary ? ": " : "", summary);
+    }
+    O.tr_seen[i] = n;
+}
+
+static void emit_notifications(void)
+{
+    size_t n;
+    const mon_notification *nt = mon_am_notifications(O.am, &n);
+    for (size_t k = O.nt_seen; k < n; k++) {
+        const mon_notification *x = &nt[k];
+        char gl[512], names[512] = "";
+        size_t at = 0;
+        for (int a = 0; a < x->n_alerts && at < sizeof names; a++)
+            at += (size_t)snprintf(names + at, sizeof names - at, "%s%s%s", a ? ", " : "",
+                                   mon_labels_get(&x->alerts[a].labels, "alertname"),
+                                   a < x->n_firing ? "" : " (resolved)");
+        eng_event(x->t_s, "notification", x->receiver, "%s: %d firing, %d resolved, group %s: %s",
+                  x->integration, x->n_firing, x->n_alerts - x->n_firing,
+                  mon_labels_str(&x->group_labels, gl, sizeof gl), names);
+    }
+    O.nt_seen = n;
+}
+
+/* ---------- the Prometheus server and Alertmanager ---------- */
+
+static double next_rules_eval(void)
+{
+    double t = INFINITY;
+    for (int i = 0; i < O.n_rules; i++)
+        t = fmin(t, mon_rules_next_eval(O.rules[i]));
+    return t;
+}
+
+static void prometheus(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    double end = S.sc->duration_s;
+    long long k = 0;
+    for (;;) {
+        /* scrape times on the millisecond grid the store keeps */
+        double ts = (double)llround((double)k * O.scrape_s * 1000.0) / 1000.0;
+        double t = fmin(ts, next_rules_eval());
+        if (O.am)
+            t = fmin(t, mon_am_next_flush(O.am));
+        if (!(t < end))
+            return;
+        if (t > simgrid_get_clock())
+            sg_actor_sleep_until(t);
+        if (t >= ts) {
+            scrape(t);
+            k++;
+        }
+        for (int i = 0; i < O.n_rules; i++) {
+            if (t < mon_rules_next_eval(O.rules[i]))
+                continue;
+            mon_rules_eval(O.rules[i], O.store, t);
+            emit_transitions(i);
+            if (O.am)
+                mon_am_sync(O.am, O.rules[i], t);
+        }
+        if (O.am) {
+            mon_am_advance(O.am, t);
+            emit_notifications();
+        }
+    }
+}
+
+static void add_rules(mon_rules *r, const char *name)
+{
+    O.rules = realloc(O.rules, sizeof *O.rules * (size_t)(O.n_rules + 1));
+    O.rule_names = realloc(O.rule_names, sizeof *O.rule_names * (size_t)(O.n_rules + 1));
+    O.tr_seen = realloc(O.tr_seen, sizeof *O.tr_seen * (size_t)(O.n_rules + 1));
+    O.rules[O.n_rules] = r;
+    O.rule_names[O.n_rules] = strdup(name);
+    O.tr_seen[O.n_rules] = 0;
+    O.n_rules++;
+}
+
+/* The promtool file names the generated SLO rules next to itself. */
+static char *slo_file_path(void)
+{
+    const char *p = O.promtool_path;
+    size_t len = strlen(p);
+    for (const char *ext = ".yml", *e2 = ".yaml"; ext; ext = e2, e2 = NULL)
+        if (len > strlen(ext) && !strcmp(p + len - strlen(ext), ext)) {
+            len -= strlen(ext);
+            break;
+        }
+    char *out = malloc(len + 32);
+    snprintf(out, len + 32, "%.*s.slo-rules.yml", (int)len, p);
+    return out;
+}
+
+void obs_set_options(const sim_options *opt)
+{
+    O.openmetrics_path = opt ? opt->openmetrics_path : NULL;
+    O.promtool_path = opt ? opt->promtool_test_path : NULL;
+}
+
+void obs_start(void)
+{
+    const sc_monitoring *m = &S.sc->monitoring;
+    const char *om = O.openmetrics_path, *pt = O.promtool_path;
+    memset(&O, 0, sizeof O);
+    O.openmetrics_path = om;
+    O.promtool_path = pt;
+    if (!m->enabled && !om && !pt)
+        return;
+    O.on = 1;
+    O.scrape_s = m->scrape_interval_s;
+    O.bounds = m->buckets_s;
+    O.n_buckets = m->n_buckets;
+    mon_error err;
+    for (int i = 0; i < m->n_rules; i++) {
+        /* checked at load time; cannot fail with the same files */
+        mon_rules *r = mon_rules_load(m->rules[i], m->evaluation_interval_s, &err);
+        if (!r) {
+            fprintf(stderr, "%s\n", err.msg);
+            continue;
+        }
+        char *abs = realpath(m->rules[i], NULL);
+        add_rules(r, abs ? abs : m->rules[i]);
+        free(abs);
+    }
+    if (m->slo_rules) {
+        char msg[600];
+        O.slo_text = sc_slo_rules_text(S.sc, msg, sizeof msg);
+        mon_rules *r = O.slo_text ? mon_rules_load_string(O.slo_text, "slo-rules.yml",
+                                                          m->evaluation_interval_s, &err)
+                                  : NULL;
+        if (r) {
+            char *path = O.promtool_path ? slo_file_path() : strdup("slo-rules.yml");
+            const char *base = strrchr(path, '/');
+            add_rules(r, base ? base + 1 : path);
+            free(path);
+        }
+    }
+    if (m->alertmanager) {
+        O.am = mon_am_load(m->alertmanager, &err);
+        if (!O.am)
+            fprintf(stderr, "%s\n", err.msg);
+    }
+    double retention = MON_LOOKBACK_S + m->evaluation_interval_s;
+    for (int i = 0; i < O.n_rules; i++)
+        retention = fmax(retention, mon_rules_retention_s(O.rules[i]));
+    O.store = mon_store_create(retention);
+    if (om || pt)
+        mon_store_set_retention(O.store, INFINITY);
+    if (pt)
+        for (int i = 0; i < O.n_rules; i++)
+            mon_rules_keep_firing_log(O.rules[i], 1);
+    make_series();
+    /* not a daemon: it returns at the end of the run (SimGrid 3.32 would
+     * kill a returned daemon twice) */
+    sg_actor_t a = sg_actor_init("prometheus", S.balancer_host);
+    sg_actor_start(a, prometheus, 0, NULL);
+}
+
+/* ---------- results ---------- */
+
+typedef struct {
+    const mon_alert_record *rec;
+    int set;
+    size_t index;
+} rec_ref;
+
+static int by_time(const void *a, const void *b)
+{
+    const rec_ref *x = a, *y = b;
+    if (x->rec->pending_at != y->rec->pending_at)
+        return x->rec->pending_at < y->rec->pending_at ? -1 : 1;
+    if (x->set != y->set)
+        return x->set < y->set ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* The summary annotation of an activation, from its transitions. */
+static const char *summary_of(int set, const mon_alert_record *rec)
+{
+    size_t n;
+    const mon_transition *tr = mon_rules_transitions(O.rules[set], &n);
+    const char *s = NULL;
+    for (size_t k = 0; k < n; k++) {
+        const mon_transition *x = &tr[k];
+        if (x->pending_at != rec->pending_at || mon_labels_cmp(&x->labels, &rec->labels))
+            continue;
+        const char *v = mon_labels_get(&x->annotations, "summary");
+        if (*v && x->to != MON_ALERT_INACTIVE)
+            s = v;
+    }
+    return s;
+}
+
+/* First notification in which this activation is firing. */
+static double notified_at(const mon_alert_record *rec)
+{
+    if (!O.am || isnan(rec->firing_at))
+        return NAN;
+    size_t n;
+    const mon_notification *nt = mon_am_notifications(O.am, &n);
+    for (size_t k = 0; k < n; k++) {
+        if (nt[k].t_s < rec->firing_at)
+            continue;
+        if (!isnan(rec->resolved_at) && nt[k].t_s > rec->resolved_at)
+            break;
+        for (int a = 0; a < nt[k].n_firing; a++)
+            if (!mon_labels_cmp(&nt[k].alerts[a].labels, &rec->labels))
+                return nt[k].t_s;
+    }
+    return NAN;
+}
+
+static int fault_covers(const rp_fault *f, double t)
+{
+    double end = isnan(f->end_s) ? INFINITY : f->end_s + OBS_FAULT_GRACE_S;
+    return t >= f->start_s && t <= end;
+}
+
+static void fill_alerting(rec_ref *refs, size_t n, size_t first_alert)
+{
+    rp_results *out = S.out;
+    rp_alerting *al = &out->alerting;
+    al->on = 1;
+    al->grace_s = OBS_FAULT_GRACE_S;
+    if (O.am)
+        mon_am_notifications(O.am, &al->notifications);
+    for (size_t i = 0; i < n; i++)
+        al->fired += !isnan(refs[i].rec->firing_at);
+    al->faults = calloc(out->n_faults ? out->n_faults : 1, sizeof *al->faults);
+    al->n_faults = out->n_faults;
+    for (size_t f = 0; f < out->n_faults; f++) {
+        const rp_fault *ft = &out->faults[f];
+        rp_fault_alert *fa = &al->faults[f];
+        fa->fault = f;
+        fa->firing_at = fa->notified_at = NAN;
+        for (size_t i = 0; i < n; i++) {
+            double t = refs[i].rec->firing_at;
+            if (!isnan(t) && t >= ft->start_s && (isnan(fa->firing_at) || t < fa->firing_at)) {
+                fa->firing_at = t;
+                free(fa->alert);
+                fa->alert = strdup(refs[i].rec->alertname);
+            }
+        }
+        size_t nn = 0;
+        const mon_notification *nt = O.am ? mon_am_notifications(O.am, &nn) : NULL;
+        for (size_t k = 0; k < nn && isnan(fa->notified_at); k++) {
+            if (nt[k].t_s < ft->start_s)
+                continue;
+            for (int a = 0; a < nt[k].n_firing; a++)
+                if (nt[k].alerts[a].starts_at >= ft->start_s) {
+                    fa->notified_at = nt[k].t_s;
+                    fa->receiver = strdup(nt[k].receiver);
+                    fa->integration = strdup(nt[k].integration);
+                    break;
+                }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const mon_alert_record *rec = refs[i].rec;
+        if (isnan(rec->firing_at))
+            continue;
+        int covered = 0;
+        for (size_t f = 0; f < out->n_faults && !covered; f++)
+            covered = fault_covers(&out->faults[f], rec->firing_at);
+        if (covered)
+            continue;
+        al->false_positives = realloc(al->false_positives,
+                                      sizeof *al->false_positives * (al->n_false_positives + 1));
+        al->false_positives[al->n_false_positives++] = first_alert + i;
+    }
+}
+
+static void collect_alerts(void)
+{
+    size_t total = 0, n;
+    for (int i = 0; i < O.n_rules; i++) {
+        mon_rules_alerts(O.rules[i], &n);
+        total += n;
+    }
+    rec_ref *refs = calloc(total ? total : 1, sizeof *refs);
+    size_t at = 0;
+    for (int i = 0; i < O.n_rules; i++) {
+        const mon_alert_record *recs = mon_rules_alerts(O.rules[i], &n);
+        for (size_t k = 0; k < n; k++)
+            refs[at++] = (rec_ref){ &recs[k], i, k };
+    }
+    qsort(refs, total, sizeof *refs, by_time);
+    size_t first = S.out->n_alerts;
+    for (size_t k = 0; k < total; k++) {
+        const mon_alert_record *rec = refs[k].rec;
+        char recv[256];
+        rp_alert a = {
+            .name = (char *)rec->alertname,
+            .severity = *rec->severity ? (char *)rec->severity : NULL,
+            .receiver = O.am ? mon_am_receivers_for(O.am, &rec->labels, recv, sizeof recv) : NULL,
+            .pending_at = rec->pending_at,
+            .firing_at = rec->firing_at,
+            .resolved_at = rec->resolved_at,
+            .notified_at = notified_at(rec),
+            .summary = (char *)summary_of(refs[k].set, rec),
+        };
+        if (a.receiver && !*a.receiver)
+            a.receiver = NULL;
+        rp_add_alert(S.out, &a);
+    }
+    fill_alerting(refs, total, first);
+    free(refs);
+}
+
+/* ---------- exports ---------- */
+
+static int write_openmetrics(void)
+{
+    FILE *f = fopen(O.openmetrics_path, "w");
+    if (!f) {
+        fprintf(stderr, "fleetsim: cannot write %s: %s\n", O.openmetrics_path, strerror(errno));
+        return -1;
+    }
+    int rc = mon_write_openmetrics(O.store, f, OBS_EPOCH_S);
+    if (fclose(f) != 0 || rc != 0) {
+        fprintf(stderr, "fleetsim: cannot write %s\n", O.openmetrics_path);
+        return -1;
+    }
+    return 0;
+}
+
+static char *promtool_text(int i, mon_error *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    int rc = mon_promtool_write(f, O.store, O.rules[i], O.rule_names[i], O.scrape_s, NULL, 0, err);
+    fclose(f);
+    if (rc != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* mon_promtool_write takes one rule file; promtool evaluates several
+ * together. The first file's test is the base: the other files go into
+ * its rule_files, and their alert_rule_test entries (at the same
+ * evaluation times, on the same input series) follow its own. */
+static int write_promtool(void)
+{
+    mon_error err;
+    if (O.n_rules == 0) {
+        fprintf(stderr, "fleetsim: --promtool-test: the scenario has no rules to test\n");
+        return -1;
+    }
+    double common = mon_rules_common_interval(O.rules[0]);
+    for (int i = 1; i < O.n_rules; i++)
+        if (mon_rules_common_interval(O.rules[i]) != common) {
+            fprintf(stderr, "fleetsim: --promtool-test: promtool evaluates every rule file at one "
+                            "evaluation_interval, but %s and %s differ\n",
+                    O.rule_names[0], O.rule_names[i]);
+            return -1;
+        }
+    char *base = promtool_text(0, &err);
+    if (!base) {
+        fprintf(stderr, "fleetsim: --promtool-test: %s\n", err.msg);
+        return -1;
+    }
+    FILE *f = fopen(O.promtool_path, "w");
+    if (!f) {
+        fprintf(stderr, "fleetsim: cannot write %s: %s\n", O.promtool_path, strerror(errno));
+        free(base);
+        return -1;
+    }
+    const char *eval = strstr(base, "\nevaluation_interval:");
+    const char *tests = strstr(base, "    alert_rule_test:\n");
+    fwrite(base, 1, (size_t)(eval - base) + 1, f);
+    for (int i = 1; i < O.n_rules; i++) {
+        fputs("  - \"", f);
+        for (const char *c = O.rule_names[i]; *c; c++)
+            fprintf(f, *c == '"' || *c == '\\' ? "\\%c" : "%c", *c);
+        fputs("\"\n", f);
+    }
+    fputs(eval + 1, f);
+    int rc = 0;
+    for (int i = 1; i < O.n_rules && rc == 0; i++) {
+        char *more = promtool_text(i, &err);
+        if (!more) {
+            fprintf(stderr, "fleetsim: --promtool-test: %s\n", err.msg);
+            rc = -1;
+            break;
+        }
+        const char *entries = strstr(more, "    alert_rule_test:\n");
+        if (entries) {
+            if (!tests) {
+                fputs("    alert_rule_test:\n", f);
+                tests = entries;
+            }
+            fputs(entries + strlen("    alert_rule_test:\n"), f);
+        }
+        free(more);
+    }
+    free(base);
+    if (fclose(f) != 0)
+        rc = -1;
+    if (rc == 0 && O.slo_text) {
+        char *path = slo_file_path();
+        FILE *s = fopen(path, "w");
+        if (!s || fputs(O.slo_text, s) < 0 || fclose(s) != 0) {
+            fprintf(stderr, "fleetsim: cannot write %s\n", path);
+            rc = -1;
+        }
+        free(path);
+    }
+    return rc;
+}
+
+void obs_free(void)
+{
+    if (!O.on)
+        return;
+    /* the run is over (teardown): results first, then exports */
+    collect_alerts();
+    if (O.openmetrics_path && write_openmetrics() != 0)
+        S.out->alerting.export_failed = 1;
+    if (O.promtool_path && write_promtool() != 0)
+        S.out->alerting.export_failed = 1;
+    for (int i = 0; i < O.n_rules; i++) {
+        mon_rules_free(O.rules[i]);
+        free(O.rule_names[i]);
+    }
+    free(O.rules);
+    free(O.rule_names);
+    free(O.tr_seen);
+    free(O.slo_text);
+    mon_am_free(O.am);
+    mon_store_destroy(O.store);
+    for (int k = 0; k < S.sc->n_pools; k++)
+        free(O.nodes[k]);
+    free(O.nodes);
+    free(O.pool);
+    free(O.req);
+    free(O.req_n);
+    free(O.bkt);
+    free(O.bkt_n);
+    free(O.hsum);
+    free(O.hcount);
+    free(O.sum);
+    free(O.count);
+    memset(&O, 0, sizeof O);
+}
