@@ -402,7 +402,7 @@ static int cmd_table(int argc, char **argv)
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(p, "model");
     printf("%s on %s\n", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "name")),
            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "name")));
-    printf("%-10s %6s %12s %12s %12s %14s\n", "precision", "batch", "median_ms", "p10_ms",
+    printf("%-10s %6s %12s %12s %12s %14s\n", "precision", "batch", "latency_ms", "p10_ms",
            "p90_ms", "per_item_us");
     const cJSON *pr = cJSON_GetObjectItemCaseSensitive(p, "precisions");
     for (const cJSON *o = pr ? pr->child : NULL; o; o = o->next)

@@ -2,22 +2,25 @@
  * test_fidelity.c - does the simulator, given a measured profile, predict a
  * real serving loop?
  *
- * Per round and per load L in {50%, 80%}:
- * 1. Measure an INT8 CPU profile of risk-mlp at every batch size 1..16 in the
- *    conditions of the serving loop that follows: the same worker count (1),
- *    threads per worker (cores - 1: one core is left to the load generator),
- *    batch sizes and rotation of inputs (4 sets); each worker busy a fraction
- *    L of the time (`--duty`, it sleeps between passes as a serving worker
- *    does), batch sizes interleaved in a shuffled order, latency_s = the mean
- *    (the mean sets the load), timing threads SCHED_FIFO (`--realtime`).
- * 2. Run `realbench serve` (real queue, batcher max_size 16 / max_wait 5 ms)
- *    at L times the capacity that profile gives (workers * 16 / latency(16)),
- *    open-loop Poisson arrivals, also `--realtime`.
- * 3. Run fleetsim ($FLEETSIM_BIN) on a scenario with that profile
- *    (service: {calibration, precision: int8}), the same batch settings,
- *    gpus_per_node = workers and Poisson arrivals at the same rate; the
- *    service-time noise is the profile's own spread: every repetition divided
- *    by the mean at its batch size, as empirical samples.
+ * Per round (5) and per load L in {50%, 80%}:
+ * 1. Measure the first half of an INT8 CPU profile of risk-mlp, batch sizes
+ *    1..16, in the conditions of the serving loop that follows: the same
+ *    worker count (1), threads per worker (cores - 1: one core is left to the
+ *    load generator), batch sizes and rotation of inputs (4 sets); the worker
+ *    busy a fraction L of the time (`--duty`: it sleeps between passes as a
+ *    serving worker does), batch sizes interleaved in a shuffled order,
+ *    latency_s = the mean (the mean sets the load), threads SCHED_FIFO
+ *    (`--realtime`) on the CPUs the loop's worker uses (`--pin`).
+ * 2. Run `realbench serve` (real queue, batcher max_size 16 / max_wait 5 ms,
+ *    `--realtime --pin`: generator on CPU 0, worker on CPU 1..) at L times
+ *    the capacity that half gives (workers * 16 / latency(16)), open-loop
+ *    Poisson arrivals; then the profile's second half, the same way. The
+ *    profile is both halves: it describes the machine over the run.
+ * 3. After every measurement, run fleetsim ($FLEETSIM_BIN) on a scenario with
+ *    that profile (service: {calibration, precision: int8}), the same batch
+ *    settings, gpus_per_node = workers and Poisson arrivals at the same rate;
+ *    the service-time noise is the profile's own spread: every repetition
+ *    divided by the mean at its batch size, as empirical samples.
  * 4. The median over the rounds of the signed relative error sim vs real
  *    must be within 5% at p50 and 10% at p99 (issue 7's bounds), per load.
  *
@@ -25,15 +28,21 @@
  * processes, a benchmark that runs passes back to back is time-sliced against
  * them, while a serving worker that sleeps between batches gets the CPU
  * promptly when it wakes; measured that way the profile said batches took
- * 1.5-3x longer than they did in the loop. Pacing at the loop's duty cycle
- * removes that difference; SCHED_FIFO keeps the other processes out of both
- * measurements (when the machine refuses it the test says so and runs at the
- * default priority); the median of rounds keeps one burst of interference
- * (memory traffic from the other core, the hypervisor) from deciding.
+ * 1.5-7x longer than they did in the loop (and medians hide it: the mean sets
+ * the load). Pacing at the loop's duty cycle removes that difference;
+ * SCHED_FIFO keeps other processes off the worker's CPU in both measurements
+ * (when the machine refuses it the test says so and runs at the default
+ * priority); pinning keeps the generator off it too, and keeps the real-time
+ * worker below the kernel's real-time throttling on its CPU; measuring the
+ * profile on both sides of the run follows slow drift of the machine's
+ * speed; the median of rounds keeps one burst of interference (memory
+ * traffic from the other core, the hypervisor) from deciding.
  *
- * FLEETSIM_FIDELITY_S: seconds per serving run (default 8);
- * FLEETSIM_FIDELITY_ROUNDS: rounds (default 3, odd). Without a fleetsim
- * binary the test says so and passes.
+ * FLEETSIM_FIDELITY_S: seconds per serving run (default 5);
+ * FLEETSIM_FIDELITY_ROUNDS: rounds (default 5, odd). Without a fleetsim
+ * binary the test says so and passes. In the sanitizer build (instrumented
+ * code: its timings describe the sanitizers) one short round runs every step
+ * and the bounds are not asserted, as tests/sim/test_supermarket.c does.
  */
 #include "realbench.h"
 
@@ -45,7 +54,6 @@
 #include <unistd.h>
 
 enum { MAX_ROUNDS = 9, N_LOADS = 2, MAX_BATCH = 16 };
-#define REPS_HALF "20" /* repetitions per batch size in each half of a profile */
 
 static char src_dir[1024] = ".";
 static char dir[256];
@@ -189,6 +197,18 @@ static void test_sim_predicts_serve(void)
         rounds = 1;
     if (rounds > MAX_ROUNDS)
         rounds = MAX_ROUNDS;
+#ifdef FLEETSIM_SANITIZE
+    /* Instrumented code: its timings describe the sanitizers, not the
+     * model, so this build runs the whole pipeline once, briefly, and checks
+     * that every step works; the bounds are asserted by the normal build. */
+    const int assert_bounds = 0;
+    rounds = 1;
+    dur = 3;
+    char *reps_half = "5";
+#else
+    const int assert_bounds = 1;
+    char *reps_half = "20"; /* repetitions per batch size in each half of a profile */
+#endif
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     const int workers = 1;
     char threads[24], wk[24], model[1200];
@@ -225,7 +245,7 @@ static void test_sim_predicts_serve(void)
             char *cpu[] = {"realbench", "cpu", "--model", model, "--out", prof_a, "--raw", raw_a,
                            "--precisions", "int8",
                            "--batches", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16",
-                           "--reps", REPS_HALF, "--warmup", "3", "--rotate", "4",
+                           "--reps", reps_half, "--warmup", "3", "--rotate", "4",
                            "--threads", threads, "--workers", wk, "--duty", duty, "--interleave",
                            "--center", "mean", "--realtime", "--pin", "--budget-s", "0", "--seed", seed,
                            "--quiet", NULL};
@@ -260,7 +280,7 @@ static void test_sim_predicts_serve(void)
             cJSON *prof = read_json(profile);
             CU_ASSERT_PTR_NOT_NULL_FATAL(prof);
             const char *raws[2] = {raw_a, raw_b};
-            CU_ASSERT_FATAL(write_noise(raws, 2, noise) >= 16 * 2 * atoi(REPS_HALF));
+            CU_ASSERT_FATAL(write_noise(raws, 2, noise) >= 16 * 2 * atoi(reps_half));
 
             /* 3. the scenario: the same batcher, workers and rate, and the
              * profile of both halves */
@@ -329,8 +349,13 @@ static void test_sim_predicts_serve(void)
         printf("\n  load %.0f%%: median over %d round(s): p50 %+.1f%% (bound 5%%), "
                "p90 %+.1f%%, p99 %+.1f%% (bound 10%%)",
                loads[li] * 100, done[li], m50 * 100, m90 * 100, m99 * 100);
-        CU_ASSERT(fabs(m50) <= 0.05);
-        CU_ASSERT(fabs(m99) <= 0.10);
+        if (assert_bounds) {
+            CU_ASSERT(fabs(m50) <= 0.05);
+            CU_ASSERT(fabs(m99) <= 0.10);
+        } else {
+            CU_ASSERT(isfinite(m50) && isfinite(m99)); /* every step ran and produced quantiles */
+            printf(" (sanitizer build: bounds not asserted)");
+        }
     }
     printf("\n");
 }
