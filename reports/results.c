@@ -120,6 +120,19 @@ void rp_results_free(rp_results *r)
         free(r->events[i].detail);
     }
     free(r->events);
+    for (size_t i = 0; i < r->n_hypotheses; i++) {
+        free(r->hypotheses[i].text);
+        free(r->hypotheses[i].windows);
+    }
+    free(r->hypotheses);
+    for (size_t i = 0; i < r->n_bad_windows; i++) {
+        for (int k = 0; k < r->bad_windows[i].n_causes; k++)
+            free(r->bad_windows[i].causes[k]);
+        free(r->bad_windows[i].causes);
+        free(r->bad_windows[i].shares);
+    }
+    free(r->bad_windows);
+    free(r->minutes);
     memset(r, 0, sizeof *r);
 }
 
@@ -226,6 +239,90 @@ static void add_lists(cJSON *o, const rp_results *r)
     }
 }
 
+/* Retries, availability accounting, root causes and hypotheses. */
+static void add_chaos(cJSON *o, const rp_results *r)
+{
+    cJSON_AddNumberToObject(o, "attempts", (double)r->attempts);
+    cJSON_AddNumberToObject(o, "attempt_errors", (double)r->attempt_errors);
+    cJSON *acc = cJSON_AddObjectToObject(o, "accounting");
+    cJSON_AddNumberToObject(acc, "availability_peak", r->availability_peak);
+    cJSON_AddNumberToObject(acc, "downtime_minutes", r->downtime_minutes);
+    add_time(acc, "error_budget_remaining", r->error_budget_remaining);
+    cJSON *by = cJSON_AddObjectToObject(acc, "errors_by_cause");
+    cJSON_AddNumberToObject(by, "faults", (double)r->errors_faults);
+    cJSON_AddNumberToObject(by, "overload", (double)r->errors_overload);
+    cJSON_AddNumberToObject(by, "scaling_lag", (double)r->errors_scaling_lag);
+    cJSON *bw = cJSON_AddArrayToObject(acc, "bad_windows");
+    for (size_t i = 0; i < r->n_bad_windows; i++) {
+        const rp_bad_window *w = &r->bad_windows[i];
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddNumberToObject(x, "start_s", w->start_s);
+        cJSON_AddNumberToObject(x, "end_s", w->end_s);
+        cJSON_AddNumberToObject(x, "errors", (double)w->errors);
+        cJSON *c = cJSON_AddArrayToObject(x, "causes");
+        for (int k = 0; k < w->n_causes; k++) {
+            cJSON *y = cJSON_CreateObject();
+            cJSON_AddStringToObject(y, "cause", w->causes[k]);
+            cJSON_AddNumberToObject(y, "share", w->shares[k]);
+            cJSON_AddItemToArray(c, y);
+        }
+        cJSON_AddItemToArray(bw, x);
+    }
+    if (r->hypotheses_met < 0)
+        return;
+    cJSON *hy = cJSON_AddObjectToObject(o, "hypothesis");
+    cJSON_AddBoolToObject(hy, "met", r->hypotheses_met);
+    cJSON *checks = cJSON_AddArrayToObject(hy, "checks");
+    for (size_t i = 0; i < r->n_hypotheses; i++) {
+        const rp_hypothesis *h = &r->hypotheses[i];
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "check", h->text);
+        cJSON_AddBoolToObject(x, "met", h->met);
+        cJSON *ws = cJSON_AddArrayToObject(x, "windows");
+        for (size_t k = 0; k < h->n_windows; k++) {
+            cJSON *y = cJSON_CreateObject();
+            cJSON_AddNumberToObject(y, "start_s", h->windows[k].start_s);
+            cJSON_AddNumberToObject(y, "end_s", h->windows[k].end_s);
+            cJSON_AddNumberToObject(y, "value", h->windows[k].value);
+            cJSON_AddBoolToObject(y, "met", h->windows[k].met);
+            cJSON_AddItemToArray(ws, y);
+        }
+        cJSON_AddItemToArray(checks, x);
+    }
+}
+
+void rp_print_hypotheses(const rp_results *r, FILE *out)
+{
+    if (r->hypotheses_met < 0)
+        return;
+    fprintf(out, "hypothesis    %12s\n", r->hypotheses_met ? "HOLDS" : "FAILED");
+    for (size_t i = 0; i < r->n_hypotheses; i++) {
+        const rp_hypothesis *h = &r->hypotheses[i];
+        fprintf(out, "  %s %s\n", h->met ? "ok  " : "FAIL", h->text);
+        for (size_t k = 0; k < h->n_windows; k++)
+            if (!h->windows[k].met)
+                fprintf(out, "       %.0f-%.0f s: %.6g\n", h->windows[k].start_s,
+                        h->windows[k].end_s, h->windows[k].value);
+    }
+}
+
+int rp_write_availability(const rp_results *r, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "minute_start_s,completed,errors,success_ratio,slo_met,error_budget_remaining,"
+               "burn_rate\n");
+    for (size_t i = 0; i < r->n_minutes; i++) {
+        const rp_minute *m = &r->minutes[i];
+        unsigned long fin = m->good + m->bad;
+        fprintf(f, "%.0f,%lu,%lu,%.6f,%d,%.6f,%.6f\n", m->t_s, m->good, m->bad,
+                fin ? (double)m->good / (double)fin : 1.0, m->slo_met, m->budget_remaining,
+                m->burn_rate);
+    }
+    return fclose(f);
+}
+
 static int write_text(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -325,6 +422,7 @@ int rp_write_summary(const rp_results *r, const char *path)
             add_latency(x, "latency_s", &c->latency_s);
         }
     }
+    add_chaos(o, r);
     if (r->alerting.on)
         add_alerting(o, r);
     char *text = cJSON_Print(o);
@@ -423,4 +521,8 @@ void rp_print_table(const rp_results *r, FILE *out)
     int met = rp_slo_met(r);
     if (met >= 0)
         fprintf(out, "SLO           %12s\n", met ? "met" : "MISSED");
+    if (r->n_faults > 0)
+        fprintf(out, "errors by cause: faults %lu, overload %lu, scaling lag %lu\n",
+                r->errors_faults, r->errors_overload, r->errors_scaling_lag);
+    rp_print_hypotheses(r, out);
 }

@@ -107,6 +107,39 @@ typedef struct {
     double error_share;        /* share of the run's errors attributed; NAN unknown */
 } rp_fault;
 
+/* One judged window of a steady-state hypothesis. */
+typedef struct {
+    double start_s, end_s;
+    double value;              /* availability, error rate, or share slower than the bound */
+    int met;
+} rp_window;
+
+typedef struct {
+    char *text;                /* "availability >= 0.999 over steady" */
+    int met;                   /* every window met (1), or not (0) */
+    rp_window *windows;
+    size_t n_windows;
+} rp_hypothesis;
+
+/* A stretch of intervals where errors or p99 exceeded the SLO, with the
+ * causes of its failed requests and each one's share. */
+typedef struct {
+    double start_s, end_s;
+    unsigned long errors;
+    int n_causes;
+    char **causes;             /* a fault's label, "overload" or "scaling_lag" */
+    double *shares;
+} rp_bad_window;
+
+/* Per minute of the run (after warm-up). */
+typedef struct {
+    double t_s;
+    unsigned long good, bad;   /* completed; rejected + failed + timed out */
+    double budget_remaining;   /* of the SLO's error budget for the run, after this minute */
+    double burn_rate;          /* this minute's error ratio / the budget ratio */
+    int slo_met;
+} rp_minute;
+
 /* What monitoring made of one injected fault. */
 typedef struct {
     size_t fault;              /* index in faults */
@@ -162,6 +195,17 @@ typedef struct {
     size_t n_faults;
     unsigned long attempts;       /* tries sent to servers (retries included) */
     unsigned long attempt_errors; /* tries that failed at the connection level */
+    rp_hypothesis *hypotheses;
+    size_t n_hypotheses;
+    int hypotheses_met;           /* 1 all met, 0 one failed, -1 none declared */
+    rp_bad_window *bad_windows;
+    size_t n_bad_windows;
+    unsigned long errors_overload, errors_scaling_lag, errors_faults;
+    double availability_peak;     /* over the intervals with offered >= half the maximum */
+    double downtime_minutes;      /* minutes whose success ratio missed the SLO */
+    double error_budget_remaining;/* 1 - errors / allowed errors; NAN without an SLO */
+    rp_minute *minutes;
+    size_t n_minutes;
     rp_alerting alerting;      /* monitoring's verdicts; alerting.on = 0 when not monitored */
 } rp_results;
 
@@ -186,6 +230,10 @@ int rp_conserved(const rp_counts *c);
 int rp_write_summary(const rp_results *r, const char *path);
 int rp_write_timeseries(const rp_results *r, const char *path);
 int rp_write_events(const rp_results *r, const char *path);
+/* The verdict of each steady-state hypothesis and its failing windows. */
+void rp_print_hypotheses(const rp_results *r, FILE *out);
+/* availability.csv: per minute, success ratio, SLO, error budget, burn rate. */
+int rp_write_availability(const rp_results *r, const char *path);
 /* The short table printed after a run. */
 void rp_print_table(const rp_results *r, FILE *out);
 

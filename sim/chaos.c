@@ -53,24 +53,49 @@ static void target_name(const sc_fault *f, char *buf, size_t len)
         snprintf(buf, len, "%s/%d", S.sc->pools[f->pool].name, f->node);
 }
 
-static void record(const sc_fault *f, double start, double end, const char *detail)
+/* Adds the fault to the results; returns its index there. */
+static int record(const sc_fault *f, double start, double end, const char *detail)
 {
     char target[128];
     target_name(f, target, sizeof target);
+    start = round(start * 1e9) / 1e9; /* SimGrid's clock carries float dust */
+    end = round(end * 1e9) / 1e9;
     rp_fault rf = { .start_s = start, .end_s = end, .kind = (char *)kind_names[f->kind],
                     .target = target, .detail = (char *)detail, .error_share = NAN };
     rp_add_fault(S.out, &rf);
     eng_event(start, "fault_start", target, "%s%s%s", kind_names[f->kind], detail ? ": " : "",
               detail ? detail : "");
+    return (int)S.out->n_faults - 1;
 }
 
-/* Applies (on = 1) or undoes (on = 0) a fault everywhere it hits. */
-static void apply(const sc_fault *f, int on, double now)
+static int fault_index(const sc_fault *f)
+{
+    return (int)(f - S.sc->faults);
+}
+
+/* Marks (or clears) the fault as the cause of errors on a node or pool. */
+static void blame(int *cause, int *rec, int fault, int fault_rec, int on)
+{
+    if (on) {
+        *cause = fault;
+        *rec = fault_rec;
+    } else if (*cause == fault) {
+        *cause = -1;
+        *rec = -1;
+    }
+}
+
+/* Applies (on = 1) or undoes (on = 0) a fault everywhere it hits; idx is
+ * the scenario's fault, rec its entry in the results. */
+static void apply(const sc_fault *f, int idx, int rec, int on, double now)
 {
     for (int k = 0; k < S.sc->n_pools; k++) {
         eng_pool *p = &S.pools[k];
         if (!pool_hit(f, p))
             continue;
+        if (f->kind == SC_FAULT_NET_LATENCY || f->kind == SC_FAULT_PARTITION ||
+            f->kind == SC_FAULT_ERROR_RATE || f->kind == SC_FAULT_LB_FAILURE)
+            blame(&p->cause, &p->fault_rec, idx, rec, on);
         switch (f->kind) {
         case SC_FAULT_NET_LATENCY:
             p->extra_latency_s += on ? f->factor : -f->factor;
@@ -91,6 +116,9 @@ static void apply(const sc_fault *f, int on, double now)
             eng_node *n = &p->nodes[j];
             if (!node_hit(f, n))
                 continue;
+            if (f->kind == SC_FAULT_NODE_CRASH || f->kind == SC_FAULT_ZONE_OUTAGE ||
+                f->kind == SC_FAULT_SLOWDOWN || f->kind == SC_FAULT_GPU_ERROR)
+                blame(&n->cause, &n->fault_rec, idx, rec, on);
             switch (f->kind) {
             case SC_FAULT_NODE_CRASH:
             case SC_FAULT_ZONE_OUTAGE:
@@ -139,21 +167,23 @@ static void scheduled_fault(int argc, char *argv[])
         snprintf(detail, sizeof detail, "%.1f%% of attempts fail", f->factor * 100);
     else if (f->kind == SC_FAULT_FLASH_CROWD)
         snprintf(detail, sizeof detail, "arrivals x%.2f", f->factor);
-    record(f, now, until, detail[0] ? detail : NULL);
+    int rec = record(f, now, until, detail[0] ? detail : NULL);
+    acc_fault_recorded(fault_index(f), rec);
     if (f->kind == SC_FAULT_FLASH_CROWD)
         return; /* already in the rate profile */
-    apply(f, 1, now);
+    apply(f, fault_index(f), rec, 1, now);
     if (f->kind == SC_FAULT_LB_FAILURE && f->standby_failover_s > 0) {
         sg_actor_sleep_for(f->standby_failover_s);
         now = simgrid_get_clock();
-        apply(f, 0, now);
+        S.out->faults[rec].end_s = now;
+        apply(f, fault_index(f), rec, 0, now);
         eng_event(now, "failover", "balancer", "standby took over after %.1f s", f->standby_failover_s);
         return;
     }
     if (f->duration_s > 0) {
         sg_actor_sleep_for(f->duration_s);
         now = simgrid_get_clock();
-        apply(f, 0, now);
+        apply(f, fault_index(f), rec, 0, now);
         char target[128];
         target_name(f, target, sizeof target);
         eng_event(now, "fault_end", target, "%s", kind_names[f->kind]);
@@ -183,9 +213,11 @@ static void random_crasher(int argc, char *argv[])
         one.node = n->index;
         one.zone = NULL;
         double down = a->f->mttr_s * eng_draw_unit(&a->f->ttr, a->rng);
-        record(&one, now, now + down, "random");
+        int rec = record(&one, now, now + down, "random");
+        blame(&n->cause, &n->fault_rec, fault_index(a->f), rec, 1);
         life_crash(n, now, "random_crash");
         sg_actor_sleep_for(down);
+        blame(&n->cause, &n->fault_rec, fault_index(a->f), rec, 0);
         life_recover(n, simgrid_get_clock());
     }
 }

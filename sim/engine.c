@@ -87,7 +87,9 @@ eng_req *eng_fifo_pop(eng_fifo *f)
 
 static size_t interval_of(double t)
 {
-    double i = floor(t / S.sc->interval_s);
+    /* SimGrid's clock lands a hair before round times (29.999999999999957
+     * for a sleep until 30): such an instant belongs to the next interval */
+    double i = floor(t / S.sc->interval_s + 1e-9);
     if (i < 0)
         return 0;
     if (i >= (double)S.n_intervals)
@@ -190,14 +192,22 @@ void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
     ++*slot_all[bucket];
     ++*slot_p[bucket];
     obs_request_end(p, r, bucket, t_s - r->arrival_s + r->net_s);
-    S.done[bucket][interval_of(t_s)]++;
+    size_t iv = interval_of(t_s);
+    S.done[bucket][iv]++;
+    acc_request_end(p, r, bucket, t_s, iv, t_s - r->arrival_s + r->net_s);
+    sim_hist *hs[3] = { S.interval_latency, NULL, NULL };
+    int nh = 1;
     if (measured(r)) {
+        eng_class *c = &S.classes[r->tclass];
+        unsigned long *slot_c[4] = { &c->measured.completed, &c->measured.rejected,
+                                     &c->measured.failed, &c->measured.timed_out };
         ++*slot_m[bucket];
-        if (bucket == B_COMPLETED)
-            sim_hist_add(S.latency, t_s - r->arrival_s + r->net_s);
+        ++*slot_c[bucket];
+        hs[nh++] = S.latency;
+        hs[nh++] = c->latency;
     }
     if (bucket == B_COMPLETED)
-        sim_hist_add(S.interval_latency, t_s - r->arrival_s + r->net_s);
+        sim_hist_add_many(hs, nh, t_s - r->arrival_s + r->net_s);
     r->next = S.free_list;
     S.free_list = r;
     S.live--;
@@ -358,6 +368,8 @@ void eng_account_busy(eng_pool *p, eng_node *n, double t0, double t1)
         if (i == S.n_intervals - 1)
             end = t1;
         p->busy_per_interval[i] += end - a;
+        if (n->busy_series)
+            n->busy_series[i] += end - a;
         a = end;
     }
 }
@@ -516,8 +528,10 @@ static void traffic_source(int argc, char *argv[])
         eng_req *r = req_new(tc, now);
         S.all.generated++;
         tc->pool->counts.generated++;
-        if (measured(r))
+        if (measured(r)) {
             S.measured.generated++;
+            tc->measured.generated++;
+        }
         S.offered[interval_of(now)] += 1;
         tc->pool->arrivals++;
         eng_route(tc->pool, r, now);
@@ -542,6 +556,13 @@ static void close_interval(size_t i)
             depth += p->nodes[j].q.len;
         s->pools[k].queue_depth = depth;
         s->pools[k].replicas = life_count(p, 0);
+        s->pools[k].starting = life_count(p, 1) - s->pools[k].replicas;
+        for (int j = 0; j < p->n_hosts; j++) {
+            eng_node *n = &p->nodes[j];
+            s->pools[k].draining += n->state == NODE_DRAINING;
+            if (n->busy_series && n->state == NODE_OFF && n->busy_series[i] == 0)
+                n->busy_series[i] = NAN; /* the node did not exist */
+        }
     }
 }
 
@@ -583,6 +604,21 @@ static int pool_hosts(const sc_pool *pc)
     return pc->max_replicas > pc->replicas ? pc->max_replicas : pc->replicas;
 }
 
+/* Names from the scenario go into XML attributes: escape them. */
+static void xml_attr(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '&': fputs("&amp;", f); break;
+        case '"': fputs("&quot;", f); break;
+        case '\'': fputs("&apos;", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
 static int write_platform(const char *path)
 {
     FILE *f = fopen(path, "w");
@@ -600,7 +636,9 @@ static int write_platform(const char *path)
         for (int j = 0; j < pool_hosts(pc); j++) {
             /* pstate i runs at (1 - i/ENG_PSTATES) of full speed; a throttled
              * GPU draws proportionally less above idle */
-            fprintf(f, "  <host id=\"%s/%d\" speed=\"", pc->name, j);
+            fputs("  <host id=\"", f);
+            xml_attr(f, pc->name);
+            fprintf(f, "/%d\" speed=\"", j);
             for (int i = 0; i < ENG_PSTATES; i++)
                 fprintf(f, "%s%.6gf", i ? "," : "", ENG_FLOPS_PER_S * (1.0 - (double)i / ENG_PSTATES));
             fprintf(f, "\" core=\"%d\" pstate=\"0\">\n    <prop id=\"wattage_per_state\" value=\"", g);
@@ -615,15 +653,21 @@ static int write_platform(const char *path)
             /* hosts beyond the initial replicas exist only once provisioned */
             fprintf(f, "\"/>\n    <prop id=\"wattage_off\" value=\"%.6f\"/>\n  </host>\n",
                     j < pc->replicas ? pc->power.off_w : 0.0);
-            fprintf(f, "  <link id=\"%s/%d/link\" bandwidth=\"%.17gBps\" latency=\"%.17gs\"/>\n",
-                    pc->name, j, pc->link_bandwidth_Bps, pc->link_latency_s);
+            fputs("  <link id=\"", f);
+            xml_attr(f, pc->name);
+            fprintf(f, "/%d/link\" bandwidth=\"%.17gBps\" latency=\"%.17gs\"/>\n", j,
+                    pc->link_bandwidth_Bps, pc->link_latency_s);
         }
     }
     for (int k = 0; k < S.sc->n_pools; k++) {
         const sc_pool *pc = &S.sc->pools[k];
-        for (int j = 0; j < pool_hosts(pc); j++)
-            fprintf(f, "  <route src=\"balancer\" dst=\"%s/%d\"><link_ctn id=\"%s/%d/link\"/></route>\n",
-                    pc->name, j, pc->name, j);
+        for (int j = 0; j < pool_hosts(pc); j++) {
+            fputs("  <route src=\"balancer\" dst=\"", f);
+            xml_attr(f, pc->name);
+            fprintf(f, "/%d\"><link_ctn id=\"", j);
+            xml_attr(f, pc->name);
+            fprintf(f, "/%d/link\"/></route>\n", j);
+        }
     }
     fprintf(f, "</zone>\n</platform>\n");
     return fclose(f);
@@ -657,6 +701,7 @@ static int build(void)
         p->lbq_capacity = sc->lb.queue_capacity;
         p->lbq_timeout_s = sc->lb.queue_timeout_s;
         p->busy_per_interval = calloc(S.n_intervals, sizeof(double));
+        p->cause = p->fault_rec = -1;
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
             n->pool = p;
@@ -675,6 +720,10 @@ static int build(void)
             }
             n->up_since_s = -1;
             n->ready_since_s = -1;
+            n->cause = n->fault_rec = -1;
+            /* per-node series for the report's heatmap, while they stay small */
+            if ((double)p->n_hosts * (double)S.n_intervals <= 4e6)
+                n->busy_series = calloc(S.n_intervals, sizeof *n->busy_series);
             n->hc_up = 1;
             p->view_servers[j] = (lb_server_view){ .up = 0, .active = 0,
                                                    .max_conns = sc->lb.max_conns, .weight = 1.0,
@@ -709,6 +758,7 @@ static int build(void)
         tc->pool = &S.pools[tc->cfg->pool];
         tc->rng = eng_stream_rng(sc->seed, (unsigned long)c);
         tc->rate = sim_rate_new(tc->cfg->rate, tc->cfg->n_rate);
+        tc->latency = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
         tc->net_s = 2 * tc->pool->route_latency_s +
                     (tc->cfg->bytes_in + tc->cfg->bytes_out) / tc->pool->route_bw_Bps;
     }
@@ -817,6 +867,32 @@ static void collect(rp_results *out)
             double len = fmin(sc->interval_s, dur - (double)i * sc->interval_s);
             out->samples[i].pools[k].busy_gpus = len > 0 ? p->busy_per_interval[i] / len : 0;
         }
+        if (p->nodes[0].busy_series) {
+            rp->nodes = calloc((size_t)p->n_hosts, sizeof *rp->nodes);
+            rp->n_nodes = p->n_hosts;
+            for (int j = 0; j < p->n_hosts; j++) {
+                rp->nodes[j].name = strdup(p->nodes[j].name);
+                rp->nodes[j].busy = malloc(sizeof(double) * S.n_intervals);
+                for (size_t i = 0; i < S.n_intervals; i++) {
+                    double len = fmin(sc->interval_s, dur - (double)i * sc->interval_s);
+                    double b = p->nodes[j].busy_series[i];
+                    rp->nodes[j].busy[i] = isnan(b) || len <= 0 ? b : b / (len * p->cfg->gpus_per_node);
+                }
+            }
+        }
+    }
+    out->n_classes = sc->n_traffic;
+    out->classes = calloc((size_t)sc->n_traffic, sizeof *out->classes);
+    for (int c = 0; c < sc->n_traffic; c++) {
+        eng_class *tc = &S.classes[c];
+        rp_class *rc = &out->classes[c];
+        rc->name = strdup(tc->cfg->name);
+        rc->pool = strdup(tc->pool->cfg->name);
+        rc->counts = tc->measured;
+        rc->counts.in_flight_at_end = tc->measured.generated - tc->measured.completed -
+                                      tc->measured.rejected - tc->measured.failed -
+                                      tc->measured.timed_out;
+        fill_latency(&rc->latency_s, tc->latency);
     }
     for (size_t i = 0; i < S.n_intervals; i++) {
         out->samples[i].completed = S.done[B_COMPLETED][i];
@@ -838,6 +914,7 @@ static void teardown(void)
             for (int g = 0; g < p->cfg->gpus_per_node; g++)
                 free(n->workers[g].batch);
             free(n->workers);
+            free(n->busy_series);
         }
         lb_destroy(p->balancer);
         gsl_rng_free(p->lb_rng);
@@ -849,10 +926,12 @@ static void teardown(void)
     for (int c = 0; c < S.sc->n_traffic; c++) {
         gsl_rng_free(S.classes[c].rng);
         sim_rate_free(S.classes[c].rate);
+        sim_hist_free(S.classes[c].latency);
     }
     chaos_free();
     scale_free();
     obs_free();
+    acc_free();
     for (size_t i = 0; i < S.n_blocks; i++)
         free(S.blocks[i]);
     free(S.blocks);
@@ -915,12 +994,14 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
     unlink(plat);
 
     eng_event(0, "run_start", sc->name, NULL);
+    acc_init();
     if (build() != 0) {
         teardown();
         return -1;
     }
     simgrid_run_until(sc->duration_s);
     collect(out);
+    acc_finish(out);
     eng_event(sc->duration_s, "run_end", sc->name, NULL);
     out->wall_time_s = wall_now();
     /* actors still blocked hold the semaphores: end them, then let the

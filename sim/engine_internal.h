@@ -95,6 +95,9 @@ struct eng_node {
     double start_s;        /* entered STARTING (Kubernetes status.startTime); NAN before */
     double ready_change_s; /* last Ready transition; NAN before the first */
     unsigned long accepted;/* requests sent to it, ever */
+    double *busy_series;   /* busy GPU-seconds per interval (NULL when too many) */
+    int cause;             /* scenario fault acting on it now, or -1 */
+    int fault_rec;         /* its entry in the results' faults, or -1 */
     /* metrics-server-like sample: the mean over the last window */
     int m_has;
     double m_time_s, m_util, m_rps, m_queue;
@@ -125,6 +128,7 @@ struct eng_pool {
     double *busy_per_interval;
     int replicas_min, replicas_max;
     struct as *scaler;      /* NULL = fixed size */
+    int cause, fault_rec;   /* pool-wide fault acting now (partition, ...), or -1 */
     unsigned long arrivals; /* requests routed to this pool, ever */
     double conc_sum;        /* in-flight samples since the last sync, for KPA */
     int conc_n;
@@ -137,6 +141,8 @@ typedef struct {
     gsl_rng *rng;
     sim_rate *rate;
     double net_s;
+    rp_counts measured;    /* its requests that arrived after warm-up */
+    sim_hist *latency;
 } eng_class;
 
 /* The whole simulation; one per process (SimGrid is a singleton). */
@@ -198,6 +204,14 @@ void life_account_end(double end_s);
 void scale_start(void);
 void scale_free(void);
 double eng_node_busy_s(const eng_node *n, double now); /* busy GPU-seconds so far */
+
+/* accounting.c */
+void acc_init(void);
+void acc_request_end(eng_pool *p, const eng_req *r, int bucket, double t_s, size_t interval,
+                     double latency_s);
+void acc_fault_recorded(int fault, int rec);
+void acc_finish(rp_results *out);
+void acc_free(void);
 
 /* chaos.c */
 void chaos_start(void);

@@ -146,6 +146,28 @@ void sim_hist_add(sim_hist *s, double x)
         s->max = x;
 }
 
+void sim_hist_add_many(sim_hist *const *hs, int n, double x)
+{
+    assert(!isnan(x));
+    if (n <= 0 || isnan(x))
+        return;
+    const sim_hist *first = hs[0];
+    size_t i = bin_of(first->h, first->log_min, first->bins_per_log, x);
+    for (int k = 0; k < n; k++) {
+        sim_hist *s = hs[k];
+        assert(s->h->n == first->h->n && s->log_min == first->log_min &&
+               s->bins_per_log == first->bins_per_log);
+        s->h->bin[i] += 1.0;
+        s->pdf_valid = 0;
+        s->count++;
+        s->sum += x;
+        if (x < s->min)
+            s->min = x;
+        if (x > s->max)
+            s->max = x;
+    }
+}
+
 int sim_hist_merge(sim_hist *dst, const sim_hist *src)
 {
     if (!dst || !src || dst->h->n != src->h->n ||

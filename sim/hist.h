@@ -19,6 +19,9 @@ typedef struct sim_hist sim_hist;
 sim_hist *sim_hist_new(double min, double max, double rel_err);
 void sim_hist_free(sim_hist *h);
 void sim_hist_add(sim_hist *h, double x);
+/* Adds x to n histograms of one shape (same min, max, rel_err), finding its
+ * bin once: the engine's completion path feeds three. */
+void sim_hist_add_many(sim_hist *const *hs, int n, double x);
 void sim_hist_reset(sim_hist *h);
 /* Adds every sample of src into dst (same shape required); 0 on success. */
 int sim_hist_merge(sim_hist *dst, const sim_hist *src);

@@ -73,7 +73,8 @@ static void usage(FILE *out)
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-10s %s\n             fleetsim %s\n", commands[i].name,
                 commands[i].summary, commands[i].usage);
-    fprintf(out, "\nexit status: 0 ok, 2 bad input, 3 request conservation broken\n");
+    fprintf(out, "\nexit status: 0 ok, 1 a steady-state hypothesis failed, 2 bad input, 3 request "
+                 "conservation broken\n");
 }
 
 static int cmd_help(int argc, char **argv)
@@ -267,7 +268,8 @@ static int write_outputs(const rp_results *r, const char *dir)
         int (*write)(const rp_results *, const char *);
     } outs[] = { { "summary.json", rp_write_summary },
                  { "timeseries.csv", rp_write_timeseries },
-                 { "events.jsonl", rp_write_events } };
+                 { "events.jsonl", rp_write_events },
+                 { "availability.csv", rp_write_availability } };
     for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, outs[i].file);
         if (outs[i].write(r, path) != 0) {
@@ -327,6 +329,12 @@ static int cmd_run(int argc, char **argv)
     if (!a.quiet) {
         rp_print_table(&res, stdout);
         printf("results in %s/\n", dir);
+    }
+    if (res.hypotheses_met == 0) { /* a chaos experiment failed: say so even when quiet */
+        if (a.quiet)
+            rp_print_hypotheses(&res, stderr);
+        if (rc == 0)
+            rc = 1;
     }
     rp_results_free(&res);
     sc_free(sc);

@@ -1,0 +1,390 @@
+/*
+ * accounting.c - availability accounting, root causes and steady-state
+ * hypotheses.
+ *
+ * Every request that ends in error is tagged with a cause at that moment:
+ * the fault acting on the node it was on, or on its pool, or on another node
+ * of its pool (lost capacity), or a flash crowd on its class; failing those,
+ * scaling lag (the autoscaler wants more replicas than are ready) or plain
+ * overload. Counts go per time-series interval and per cause, so that each
+ * stretch of intervals that missed the SLO lists its causes with their share
+ * of the errors. Per-minute counts give the SLO compliance, error budget and
+ * burn rate (availability.csv). Hypotheses are judged on sums over whole
+ * intervals: availability and error rate directly, p99 <= X as "at most 1%
+ * of completions slower than X", counted exactly at completion.
+ */
+#include "engine_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct {
+    int n_causes;              /* scenario faults + overload + scaling lag */
+    unsigned long *errs;       /* [interval][cause] */
+    unsigned long *fin;        /* finished per interval (measured) */
+    unsigned long *good;       /* completed per interval (measured) */
+    int n_bounds;
+    double bounds[64];         /* latency thresholds: the SLO's and the hypotheses' */
+    unsigned long *slow;       /* [bound][interval]: completions slower than the bound */
+    size_t n_minutes;
+    unsigned long *min_good, *min_bad;
+    int *rec_of_fault;         /* summary fault record of each scheduled fault */
+} A;
+
+static int bound_index(double b)
+{
+    for (int i = 0; i < A.n_bounds; i++)
+        if (A.bounds[i] == b)
+            return i;
+    if (A.n_bounds == 64)
+        return -1;
+    A.bounds[A.n_bounds] = b;
+    return A.n_bounds++;
+}
+
+void acc_init(void)
+{
+    memset(&A, 0, sizeof A);
+    const sc_scenario *sc = S.sc;
+    A.n_causes = sc->n_faults + 2;
+    A.errs = calloc(S.n_intervals * (size_t)A.n_causes, sizeof *A.errs);
+    A.fin = calloc(S.n_intervals, sizeof *A.fin);
+    A.good = calloc(S.n_intervals, sizeof *A.good);
+    if (sc->slo.latency_p99_s > 0)
+        bound_index(sc->slo.latency_p99_s);
+    for (int i = 0; i < sc->n_hypotheses; i++)
+        if (sc->hypotheses[i].metric == SC_HYP_LATENCY_P99)
+            bound_index(sc->hypotheses[i].bound);
+    A.slow = calloc(S.n_intervals * (size_t)(A.n_bounds ? A.n_bounds : 1), sizeof *A.slow);
+    A.n_minutes = (size_t)ceil((sc->duration_s - sc->warmup_s) / 60.0);
+    A.min_good = calloc(A.n_minutes + 1, sizeof *A.min_good);
+    A.min_bad = calloc(A.n_minutes + 1, sizeof *A.min_bad);
+    A.rec_of_fault = malloc(sizeof *A.rec_of_fault * (size_t)(sc->n_faults + 1));
+    for (int i = 0; i < sc->n_faults; i++)
+        A.rec_of_fault[i] = -1;
+}
+
+void acc_fault_recorded(int fault, int rec)
+{
+    if (fault >= 0 && fault < S.sc->n_faults)
+        A.rec_of_fault[fault] = rec;
+}
+
+static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
+{
+    const sc_scenario *sc = S.sc;
+    *rec = -1;
+    if (r->node >= 0 && p->nodes[r->node].cause >= 0) {
+        *rec = p->nodes[r->node].fault_rec;
+        return p->nodes[r->node].cause;
+    }
+    if (p->cause >= 0) {
+        *rec = p->fault_rec;
+        return p->cause;
+    }
+    for (int j = 0; j < p->n_hosts; j++) {
+        if (p->nodes[j].cause >= 0) {
+            *rec = p->nodes[j].fault_rec;
+            return p->nodes[j].cause;
+        }
+    }
+    for (int i = 0; i < sc->n_faults; i++) {
+        const sc_fault *f = &sc->faults[i];
+        double end = f->duration_s > 0 ? f->at_s + f->duration_s : INFINITY;
+        if (f->kind == SC_FAULT_FLASH_CROWD && t >= f->at_s && t < end &&
+            (f->traffic < 0 || f->traffic == r->tclass)) {
+            *rec = A.rec_of_fault[i];
+            return i;
+        }
+    }
+    if (p->target > life_count(p, 0))
+        return sc->n_faults + 1; /* scaling lag */
+    return sc->n_faults;         /* overload */
+}
+
+void acc_request_end(eng_pool *p, const eng_req *r, int bucket, double t_s, size_t interval,
+                     double latency_s)
+{
+    if (r->arrival_s < S.sc->warmup_s)
+        return;
+    A.fin[interval]++;
+    size_t minute = (size_t)((t_s - S.sc->warmup_s) / 60.0);
+    if (minute > A.n_minutes)
+        minute = A.n_minutes;
+    if (bucket == B_COMPLETED) {
+        A.good[interval]++;
+        A.min_good[minute]++;
+        for (int b = 0; b < A.n_bounds; b++)
+            if (latency_s > A.bounds[b])
+                A.slow[(size_t)b * S.n_intervals + interval]++;
+        return;
+    }
+    A.min_bad[minute]++;
+    int rec;
+    int c = cause_of(p, r, t_s, &rec);
+    A.errs[interval * (size_t)A.n_causes + (size_t)c]++;
+    if (rec >= 0 && (size_t)rec < S.out->n_faults) {
+        rp_fault *f = &S.out->faults[rec];
+        if (bucket == B_FAILED)
+            f->failed++;
+        else if (bucket == B_TIMED_OUT)
+            f->timed_out++;
+        else
+            f->rejected++;
+    }
+}
+
+static double interval_end(size_t i)
+{
+    return fmin((double)(i + 1) * S.sc->interval_s, S.sc->duration_s);
+}
+
+static const char *cause_name(int c)
+{
+    if (c == S.sc->n_faults)
+        return "overload";
+    if (c == S.sc->n_faults + 1)
+        return "scaling_lag";
+    return S.sc->faults[c].label;
+}
+
+static int interval_bad(size_t i)
+{
+    const sc_slo *slo = &S.sc->slo;
+    unsigned long errs = A.fin[i] - A.good[i];
+    if (slo->availability > 0 ? (double)errs > (1 - slo->availability) * (double)A.fin[i] : errs > 0)
+        return 1;
+    if (slo->latency_p99_s > 0 && A.good[i] > 0) {
+        int b = bound_index(slo->latency_p99_s);
+        return (double)A.slow[(size_t)b * S.n_intervals + i] > 0.01 * (double)A.good[i];
+    }
+    return 0;
+}
+
+static void bad_windows(rp_results *out)
+{
+    size_t first = (size_t)(S.sc->warmup_s / S.sc->interval_s);
+    for (size_t i = first; i < S.n_intervals;) {
+        if (!interval_bad(i)) {
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j + 1 < S.n_intervals && interval_bad(j + 1))
+            j++;
+        unsigned long *by = calloc((size_t)A.n_causes, sizeof *by);
+        unsigned long total = 0;
+        for (size_t k = i; k <= j; k++)
+            for (int c = 0; c < A.n_causes; c++) {
+                by[c] += A.errs[k * (size_t)A.n_causes + (size_t)c];
+                total += A.errs[k * (size_t)A.n_causes + (size_t)c];
+            }
+        out->bad_windows = realloc(out->bad_windows, sizeof *out->bad_windows * (out->n_bad_windows + 1));
+        rp_bad_window *w = &out->bad_windows[out->n_bad_windows++];
+        memset(w, 0, sizeof *w);
+        w->start_s = (double)i * S.sc->interval_s;
+        w->end_s = interval_end(j);
+        w->errors = total;
+        w->causes = calloc((size_t)A.n_causes, sizeof *w->causes);
+        w->shares = calloc((size_t)A.n_causes, sizeof *w->shares);
+        char text[1024];
+        size_t used = 0;
+        text[0] = '\0';
+        for (int c = 0; c < A.n_causes; c++) {
+            if (!by[c])
+                continue;
+            w->causes[w->n_causes] = strdup(cause_name(c));
+            w->shares[w->n_causes] = (double)by[c] / (double)total;
+            used += (size_t)snprintf(text + used, used < sizeof text ? sizeof text - used : 0,
+                                     "%s%s %.0f%%", w->n_causes ? ", " : "", cause_name(c),
+                                     100.0 * w->shares[w->n_causes]);
+            w->n_causes++;
+        }
+        if (used >= sizeof text)
+            text[sizeof text - 1] = '\0';
+        eng_event(w->start_s, "slo_violation", S.sc->name, "%.0f-%.0f s: %lu errors; %s",
+                  w->start_s, w->end_s, total, w->n_causes ? text : "slow responses");
+        free(by);
+        i = j + 1;
+    }
+}
+
+/* Sum over whole intervals [i0, i1] of a hypothesis's metric. */
+static double judge(const sc_hypothesis *h, size_t i0, size_t i1, int *met, int *empty)
+{
+    unsigned long fin = 0, good = 0, slow = 0;
+    int b = h->metric == SC_HYP_LATENCY_P99 ? bound_index(h->bound) : -1;
+    for (size_t i = i0; i <= i1; i++) {
+        fin += A.fin[i];
+        good += A.good[i];
+        if (b >= 0)
+            slow += A.slow[(size_t)b * S.n_intervals + i];
+    }
+    *empty = fin == 0;
+    double v;
+    switch (h->metric) {
+    case SC_HYP_AVAILABILITY:
+        v = fin ? (double)good / (double)fin : 1;
+        *met = v >= h->bound;
+        return v;
+    case SC_HYP_ERROR_RATE:
+        v = fin ? 1 - (double)good / (double)fin : 0;
+        *met = v <= h->bound;
+        return v;
+    default: /* share of completions slower than the bound: p99 <= bound iff <= 1% */
+        v = good ? (double)slow / (double)good : 0;
+        *met = v <= 0.01;
+        return v;
+    }
+}
+
+static void add_window(rp_hypothesis *rh, const sc_hypothesis *h, size_t i0, size_t i1)
+{
+    int met, empty;
+    double v = judge(h, i0, i1, &met, &empty);
+    if (empty)
+        return;
+    rh->windows = realloc(rh->windows, sizeof *rh->windows * (rh->n_windows + 1));
+    rh->windows[rh->n_windows++] = (rp_window){ (double)i0 * S.sc->interval_s, interval_end(i1), v, met };
+    if (!met)
+        rh->met = 0;
+}
+
+/* Intervals free of faults: not within [start, end + grace] of any fault. */
+static int disturbed(size_t i, double grace_s)
+{
+    double a = (double)i * S.sc->interval_s, b = interval_end(i);
+    for (size_t k = 0; k < S.out->n_faults; k++) {
+        const rp_fault *f = &S.out->faults[k];
+        double end = isnan(f->end_s) ? INFINITY : f->end_s + grace_s;
+        if (a < end && b > f->start_s)
+            return 1;
+    }
+    for (int k = 0; k < S.sc->n_faults; k++) { /* scheduled faults not yet recorded */
+        const sc_fault *f = &S.sc->faults[k];
+        if (f->kind == SC_FAULT_RANDOM_CRASH)
+            continue;
+        double end = f->duration_s > 0 ? f->at_s + f->duration_s + grace_s : INFINITY;
+        if (a < end && b > f->at_s)
+            return 1;
+    }
+    return 0;
+}
+
+static void hypotheses(rp_results *out)
+{
+    const sc_scenario *sc = S.sc;
+    out->hypotheses_met = sc->n_hypotheses ? 1 : -1;
+    if (!sc->n_hypotheses)
+        return;
+    size_t first = (size_t)ceil(sc->warmup_s / sc->interval_s - 1e-9);
+    double max_offered = 0;
+    for (size_t i = first; i < S.n_intervals; i++)
+        max_offered = fmax(max_offered, S.offered[i]);
+    out->hypotheses = calloc((size_t)sc->n_hypotheses, sizeof *out->hypotheses);
+    out->n_hypotheses = (size_t)sc->n_hypotheses;
+    for (int h = 0; h < sc->n_hypotheses; h++) {
+        const sc_hypothesis *hy = &sc->hypotheses[h];
+        rp_hypothesis *rh = &out->hypotheses[h];
+        rh->text = strdup(hy->text);
+        rh->met = 1;
+        for (size_t i = first; i < S.n_intervals;) {
+            int in;
+            if (hy->window == SC_WIN_RUN)
+                in = 1;
+            else if (hy->window == SC_WIN_PEAK)
+                in = S.offered[i] >= 0.5 * max_offered && max_offered > 0;
+            else
+                in = !disturbed(i, hy->grace_s);
+            if (!in) {
+                i++;
+                continue;
+            }
+            size_t j = i;
+            if (hy->window != SC_WIN_RUN) {
+                while (j + 1 < S.n_intervals &&
+                       (hy->window == SC_WIN_PEAK ? S.offered[j + 1] >= 0.5 * max_offered
+                                                  : !disturbed(j + 1, hy->grace_s)))
+                    j++;
+            } else {
+                j = S.n_intervals - 1;
+            }
+            add_window(rh, hy, i, j);
+            i = j + 1;
+        }
+        if (!rh->met)
+            out->hypotheses_met = 0;
+    }
+}
+
+void acc_finish(rp_results *out)
+{
+    const sc_scenario *sc = S.sc;
+    double target = sc->slo.availability;
+    unsigned long total_fin = 0, total_bad = 0;
+    for (size_t m = 0; m <= A.n_minutes; m++) {
+        total_fin += A.min_good[m] + A.min_bad[m];
+        total_bad += A.min_bad[m];
+    }
+    double allowed = target > 0 ? (1 - target) * (double)total_fin : NAN;
+    out->error_budget_remaining = target > 0 && allowed > 0 ? 1 - (double)total_bad / allowed : NAN;
+    out->minutes = calloc(A.n_minutes, sizeof *out->minutes);
+    out->n_minutes = A.n_minutes;
+    unsigned long cum_bad = 0;
+    double need = target > 0 ? target : 0.999;
+    for (size_t m = 0; m < A.n_minutes; m++) {
+        rp_minute *x = &out->minutes[m];
+        x->t_s = sc->warmup_s + 60.0 * (double)m;
+        x->good = A.min_good[m] + (m + 1 == A.n_minutes ? A.min_good[A.n_minutes] : 0);
+        x->bad = A.min_bad[m] + (m + 1 == A.n_minutes ? A.min_bad[A.n_minutes] : 0);
+        cum_bad += x->bad;
+        unsigned long fin = x->good + x->bad;
+        double ratio = fin ? (double)x->good / (double)fin : 1;
+        x->slo_met = ratio >= need;
+        out->downtime_minutes += !x->slo_met;
+        x->budget_remaining = allowed > 0 ? 1 - (double)cum_bad / allowed : NAN;
+        x->burn_rate = target > 0 && fin ? (1 - ratio) / (1 - target) : NAN;
+    }
+    double max_offered = 0;
+    for (size_t i = 0; i < S.n_intervals; i++)
+        max_offered = fmax(max_offered, S.offered[i]);
+    unsigned long pg = 0, pf = 0;
+    for (size_t i = 0; i < S.n_intervals; i++)
+        if (max_offered > 0 && S.offered[i] >= 0.5 * max_offered) {
+            pg += A.good[i];
+            pf += A.fin[i];
+        }
+    out->availability_peak = pf ? (double)pg / (double)pf : 1;
+    for (size_t i = 0; i < S.n_intervals; i++)
+        for (int c = 0; c < A.n_causes; c++) {
+            unsigned long e = A.errs[i * (size_t)A.n_causes + (size_t)c];
+            if (c == sc->n_faults)
+                out->errors_overload += e;
+            else if (c == sc->n_faults + 1)
+                out->errors_scaling_lag += e;
+            else
+                out->errors_faults += e;
+        }
+    unsigned long all_errs = out->errors_overload + out->errors_scaling_lag + out->errors_faults;
+    for (size_t k = 0; k < out->n_faults; k++) {
+        rp_fault *f = &out->faults[k];
+        unsigned long e = f->failed + f->timed_out + f->rejected;
+        f->error_share = all_errs ? (double)e / (double)all_errs : 0;
+    }
+    bad_windows(out);
+    hypotheses(out);
+}
+
+void acc_free(void)
+{
+    free(A.errs);
+    free(A.fin);
+    free(A.good);
+    free(A.slow);
+    free(A.min_good);
+    free(A.min_bad);
+    free(A.rec_of_fault);
+    memset(&A, 0, sizeof A);
+}
