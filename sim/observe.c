@@ -320,6 +320,7 @@ static void prometheus(int argc, char *argv[])
             sg_actor_sleep_until(t);
         if (t >= ts) {
             scrape(t);
+            mon_store_trim(O.store); /* rule evaluations trim too; not every run has rules */
             k++;
         }
         for (int i = 0; i < O.n_rules; i++) {
