@@ -934,6 +934,14 @@ static void test_shipped_scenarios(void)
                 fprintf(stderr, ", hypothesis %s", cJSON_IsTrue(met) ? "holds" : "fails");
                 CU_ASSERT_EQUAL(cJSON_IsTrue(met), SHIPPED[i].holds);
                 CU_ASSERT_EQUAL(rc, SHIPPED[i].holds ? 0 : 1);
+                /* a failed experiment says so on stderr, even with --quiet */
+                char log[4096];
+                snprintf(log, sizeof log, "%s/log", dir);
+                char *text = tu_read(log);
+                CU_ASSERT_PTR_NOT_NULL(text);
+                if (text && !SHIPPED[i].holds)
+                    CU_ASSERT_PTR_NOT_NULL(strstr(text, "FAIL"));
+                free(text);
             }
         }
         cJSON_Delete(j);
