@@ -148,11 +148,9 @@ void scale_start(void)
         }
         sg_actor_t m = sg_actor_init("metrics", S.balancer_host);
         sg_actor_set_data(m, p);
-        sg_actor_daemonize(m);
         sg_actor_start(m, metrics_sampler, 0, NULL);
         sg_actor_t c = sg_actor_init("autoscaler", S.balancer_host);
         sg_actor_set_data(c, p);
-        sg_actor_daemonize(c);
         sg_actor_start(c, controller, 0, NULL);
     }
 }

@@ -249,7 +249,6 @@ void chaos_start(void)
         if (f->kind != SC_FAULT_RANDOM_CRASH) {
             sg_actor_t a = sg_actor_init(kind_names[f->kind], S.balancer_host);
             sg_actor_set_data(a, (void *)f);
-            sg_actor_daemonize(a);
             sg_actor_start(a, scheduled_fault, 0, NULL);
             continue;
         }
@@ -276,7 +275,6 @@ void chaos_start(void)
                 a->rng = eng_stream_rng(S.sc->seed, 4000000UL + (unsigned long)stream++);
                 sg_actor_t act = sg_actor_init("random_crash", S.balancer_host);
                 sg_actor_set_data(act, a);
-                sg_actor_daemonize(act);
                 sg_actor_start(act, random_crasher, 0, NULL);
             }
         }

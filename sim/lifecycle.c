@@ -114,7 +114,6 @@ static void start_boot(eng_node *n, eng_node_state first, double now)
     set_state(n, first, now);
     sg_actor_t a = sg_actor_init("boot", n->host);
     sg_actor_set_data(a, n);
-    sg_actor_daemonize(a);
     sg_actor_start(a, boot, 0, NULL);
 }
 
@@ -259,7 +258,6 @@ void life_worker_exited(eng_node *n)
     if (--n->workers_alive <= 0 && n->state == NODE_DRAINING) {
         sg_actor_t a = sg_actor_init("terminate", S.balancer_host);
         sg_actor_set_data(a, n);
-        sg_actor_daemonize(a);
         sg_actor_start(a, terminator, 0, NULL);
     }
 }
@@ -299,7 +297,6 @@ static void drain(eng_node *n, double now)
         g->gen = n->gen;
         sg_actor_t a = sg_actor_init("grace", S.balancer_host);
         sg_actor_set_data(a, g);
-        sg_actor_daemonize(a);
         sg_actor_start(a, grace_timer, 0, NULL);
     }
 }
@@ -388,7 +385,6 @@ void life_start_health_checks(eng_pool *p)
         return;
     sg_actor_t a = sg_actor_init("health", S.balancer_host);
     sg_actor_set_data(a, p);
-    sg_actor_daemonize(a);
     sg_actor_start(a, health_checker, 0, NULL);
 }
 
