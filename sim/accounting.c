@@ -262,14 +262,6 @@ static int disturbed(size_t i, double grace_s)
         if (a < end && b > f->start_s)
             return 1;
     }
-    for (int k = 0; k < S.sc->n_faults; k++) { /* scheduled faults not yet recorded */
-        const sc_fault *f = &S.sc->faults[k];
-        if (f->kind == SC_FAULT_RANDOM_CRASH)
-            continue;
-        double end = f->duration_s > 0 ? f->at_s + f->duration_s + grace_s : INFINITY;
-        if (a < end && b > f->at_s)
-            return 1;
-    }
     return 0;
 }
 

@@ -920,6 +920,7 @@ static void teardown(void)
         gsl_rng_free(p->lb_rng);
         gsl_rng_free(p->fault_rng);
         free(p->nodes);
+        free(p->hc_silent);
         free(p->view_servers);
         free(p->busy_per_interval);
     }

@@ -129,6 +129,7 @@ struct eng_pool {
     int replicas_min, replicas_max;
     struct as *scaler;      /* NULL = fixed size */
     int cause, fault_rec;   /* pool-wide fault acting now (partition, ...), or -1 */
+    int *hc_silent;         /* health checker's scratch: nodes that did not answer */
     unsigned long arrivals; /* requests routed to this pool, ever */
     double conc_sum;        /* in-flight samples since the last sync, for KPA */
     int conc_n;

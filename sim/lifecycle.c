@@ -346,36 +346,64 @@ void life_scale_to(eng_pool *p, int want, double now, const char *reason)
 
 /* ---------- active health checks ---------- */
 
+/* One probe's failure counted against a node. */
+static void probe_failed(eng_node *n, const sc_health *h, double now)
+{
+    n->hc_oks = 0;
+    if (n->hc_up && ++n->hc_fails >= h->fall) {
+        n->hc_up = 0;
+        eng_event(now, "health_down", n->name, "%d checks failed", h->fall);
+    }
+    eng_view_sync(n);
+}
+
+/* Probes every registered node each interval. An answer (a success, or the
+ * 500 of a node whose GPU errors) is known at once; a node that cannot
+ * answer (crashed, or cut off by a partition) fails when the probe's
+ * timeout expires. */
 static void health_checker(int argc, char *argv[])
 {
     (void)argc;
     (void)argv;
     eng_pool *p = sg_actor_self_get_data();
     const sc_health *h = &p->cfg->health;
+    int *silent = p->hc_silent;
+    double next = 0;
     for (;;) {
-        sg_actor_sleep_for(h->interval_s);
+        next += h->interval_s;
+        sg_actor_sleep_until(next);
         double now = simgrid_get_clock();
+        int n_silent = 0;
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
+            silent[j] = 0;
             if (!n->registered)
                 continue;
-            int ok = n->state == NODE_READY && !p->partitioned && !n->gpu_error;
-            if (ok) {
+            if (n->state != NODE_READY || p->partitioned) {
+                silent[j] = 1;
+                n_silent++;
+            } else if (n->gpu_error) {
+                probe_failed(n, h, now);
+            } else {
                 n->hc_fails = 0;
                 if (!n->hc_up && ++n->hc_oks >= h->rise) {
                     n->hc_up = 1;
                     eng_event(now, "health_up", n->name, "%d checks passed", h->rise);
                 }
-            } else {
-                n->hc_oks = 0;
-                if (n->hc_up && ++n->hc_fails >= h->fall) {
-                    n->hc_up = 0;
-                    eng_event(now, "health_down", n->name, "%d checks failed", h->fall);
-                }
+                eng_view_sync(n);
             }
-            eng_view_sync(n);
         }
         eng_drain_balancer_queue(p, now);
+        if (n_silent == 0)
+            continue;
+        sg_actor_sleep_for(fmin(h->timeout_s, h->interval_s));
+        now = simgrid_get_clock();
+        for (int j = 0; j < p->n_hosts; j++) {
+            eng_node *n = &p->nodes[j];
+            /* still silent: not recovered into a fresh server meanwhile */
+            if (silent[j] && n->registered && (n->state != NODE_READY || p->partitioned))
+                probe_failed(n, h, now);
+        }
     }
 }
 
@@ -383,6 +411,7 @@ void life_start_health_checks(eng_pool *p)
 {
     if (p->cfg->health.interval_s <= 0)
         return;
+    p->hc_silent = calloc((size_t)p->n_hosts, sizeof *p->hc_silent);
     sg_actor_t a = sg_actor_init("health", S.balancer_host);
     sg_actor_set_data(a, p);
     sg_actor_start(a, health_checker, 0, NULL);

@@ -189,7 +189,7 @@ static const char *CRASH =
     "    model: m\n"
     "    replicas: 2\n"
     "    link: {latency: 1ms, bandwidth: 1GBps}\n"
-    "    health_check: {interval: 2s, fall: 2}\n"
+    "    health_check: {interval: 2s, fall: 2, timeout: 1s}\n"
     "%s"
     "traffic:\n"
     "  - {name: t, pool: p, size: 0B, response_size: 0B,\n"
@@ -214,9 +214,9 @@ static void assert_failed_per_interval(const char *dir)
     CU_ASSERT_FATAL(f >= 0);
     for (int i = 0; i < ts.n_rows; i++) {
         /* [10, 11): the request in service at the crash (10.45 s) and the
-         * ones of 10.65 and 10.85 s; [11, 14): 5 a second; none after the
-         * checks at 12 and 14 s marked p/1 down */
-        double want = i == 10 ? 3 : (i >= 11 && i <= 13) ? 5 : 0;
+         * ones of 10.65 and 10.85 s; [11, 15): 5 a second; none after the
+         * probes of 12 and 14 s timed out (13 and 15 s) and marked p/1 down */
+        double want = i == 10 ? 3 : (i >= 11 && i <= 14) ? 5 : 0;
         if (ts_at(&ts, i, f) != want)
             fprintf(stderr, "\ninterval %d: %g failed, expected %g\n", i, ts_at(&ts, i, f), want);
         CU_ASSERT_EQUAL(ts_at(&ts, i, f), want);
@@ -227,11 +227,12 @@ static void assert_failed_per_interval(const char *dir)
 /* Retries off: every attempt at the dead node is a failed request.
  * - The request of 10.45 s (k = 104, p/1) is in service until 10.50 s, so
  *   in flight at the crash: failed at 10.47 s.
- * - p/1 stays in the balancer's list until the check at 14 s (the one at
- *   12 s is its first failure, 14 s its second: fall 2). Arrivals in
- *   (10.47, 14) are 10.55 ... 13.95 s, k = 105 ... 139; the even ones,
- *   k = 106, 108, ..., 138, go to p/1: 17 requests, refused at once.
- * 1 + 17 = 18 failed, out of 299 generated (0.15 ... 29.95 s). After 14 s
+ * - p/1 stays in the balancer's list until its second failed probe (fall
+ *   2). A crashed host does not answer: the probes of 12 and 14 s fail when
+ *   their 1 s timeout expires, at 13 and 15 s. Arrivals in (10.47, 15) are
+ *   10.55 ... 14.95 s, k = 105 ... 149; the even ones, k = 106, 108, ...,
+ *   148, go to p/1: 22 requests, refused at once.
+ * 1 + 22 = 23 failed, out of 299 generated (0.15 ... 29.95 s). After 15 s
  * nothing goes to p/1 until it is rebooted (no lifecycle: ready at once at
  * 20.47 s, healthy as a new server), so the failed count stops growing. */
 static void test_crash_no_retries(void)
@@ -243,13 +244,13 @@ static void test_crash_no_retries(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 299);
-    CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 18);
-    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 281);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 23);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 276);
     /* completed requests all took the service time + 2 x 1 ms link */
     CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.max"), 0.052, 1e-9);
     /* one attempt per request; every failed attempt is a failed request */
     CU_ASSERT_EQUAL(tu_num(j, "attempts"), 299);
-    CU_ASSERT_EQUAL(tu_num(j, "attempt_errors"), 18);
+    CU_ASSERT_EQUAL(tu_num(j, "attempt_errors"), 23);
     cJSON_Delete(j);
     assert_failed_per_interval(dir);
     cJSON *ev = events_of(dir);
@@ -261,7 +262,7 @@ static void test_crash_no_retries(void)
         if (!strcmp(ev_str(e, "type"), "health_down")) {
             down++;
             CU_ASSERT_STRING_EQUAL(ev_str(e, "subject"), "p/1");
-            CU_ASSERT_DOUBLE_EQUAL(tu_num(e, "t_s"), 14, 1e-9);
+            CU_ASSERT_DOUBLE_EQUAL(tu_num(e, "t_s"), 15, 1e-9);
         }
     }
     CU_ASSERT_EQUAL(down, 1);
@@ -272,9 +273,9 @@ static void test_crash_no_retries(void)
 /* Retries on (nginx's default proxy_next_upstream error, each server once):
  * the same run loses nothing. Every failed attempt is retried on p/0. The
  * retry also moves round robin's position to p/0, so from the crash until
- * the check at 14 s EVERY new arrival is tried on p/1 first: the request in
- * flight at the crash plus the 35 arrivals 10.55 ... 13.95 s = 36 failed
- * attempts, each followed by one successful one. */
+ * p/1 is marked down at 15 s EVERY new arrival is tried on p/1 first: the
+ * request in flight at the crash plus the 45 arrivals 10.55 ... 14.95 s =
+ * 46 failed attempts, each followed by one successful one. */
 static void test_crash_with_retries(void)
 {
     int rc;
@@ -289,7 +290,7 @@ static void test_crash_with_retries(void)
     double att = tu_num(j, "attempts"), err = tu_num(j, "attempt_errors");
     CU_ASSERT(att > 299);
     CU_ASSERT_EQUAL(att - 299, err); /* each error retried exactly once */
-    CU_ASSERT_EQUAL(err, 36);
+    CU_ASSERT_EQUAL(err, 46);
     cJSON_Delete(j);
     done(dir);
 }
@@ -297,7 +298,7 @@ static void test_crash_with_retries(void)
 /* Recovery through the lifecycle: rebooted at 20.47 s, the node starts for
  * 5 s, loads for 10 s, warms up for 5 s and is ready at 40.47 s; it is out
  * of the balancer's list the whole time, so with retries off nothing more
- * fails than the 18 of test_crash_no_retries, and the pool has one ready
+ * fails than the 23 of test_crash_no_retries, and the pool has one ready
  * replica from the crash until 40.47 s. */
 static void test_lifecycle_after_crash(void)
 {
@@ -309,8 +310,8 @@ static void test_lifecycle_after_crash(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 499);
-    CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 18);
-    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 499 - 18);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 23);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 499 - 23);
     cJSON_Delete(j);
 
     static const struct {
@@ -343,7 +344,7 @@ static void test_lifecycle_after_crash(void)
     for (int i = 0; i < ts.n_rows; i++) {
         /* row i is sampled at the end of [i, i + 1) s */
         CU_ASSERT_EQUAL(ts_at(&ts, i, rep), i >= 10 && i < 40 ? 1 : 2);
-        if (i >= 14)
+        if (i >= 15)
             CU_ASSERT_EQUAL(ts_at(&ts, i, f), 0);
     }
     free(ts.v);
