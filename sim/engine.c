@@ -749,6 +749,7 @@ static int build(void)
     for (int k = 0; k < sc->n_pools; k++) {
         life_init_pool(&S.pools[k]);
         life_start_health_checks(&S.pools[k]);
+        weights_start(&S.pools[k]);
     }
     S.classes = calloc((size_t)sc->n_traffic, sizeof *S.classes);
     for (int c = 0; c < sc->n_traffic; c++) {
@@ -921,6 +922,8 @@ static void teardown(void)
         gsl_rng_free(p->fault_rng);
         free(p->nodes);
         free(p->hc_silent);
+        free(p->dw_ring);
+        free(p->base_weight);
         free(p->view_servers);
         free(p->busy_per_interval);
     }

@@ -130,6 +130,8 @@ struct eng_pool {
     struct as *scaler;      /* NULL = fixed size */
     int cause, fault_rec;   /* pool-wide fault acting now (partition, ...), or -1 */
     int *hc_silent;         /* health checker's scratch: nodes that did not answer */
+    double *dw_ring;        /* dynamic weights: busy seconds per node and tick */
+    double *base_weight;    /* the configured weights, for `restore` */
     unsigned long arrivals; /* requests routed to this pool, ever */
     double conc_sum;        /* in-flight samples since the last sync, for KPA */
     int conc_n;
@@ -205,6 +207,9 @@ void life_account_end(double end_s);
 void scale_start(void);
 void scale_free(void);
 double eng_node_busy_s(const eng_node *n, double now); /* busy GPU-seconds so far */
+
+/* weights.c */
+void weights_start(eng_pool *p);
 
 /* accounting.c */
 void acc_init(void);

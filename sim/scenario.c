@@ -977,6 +977,7 @@ void sc_free(sc_scenario *sc)
         free(sc->lb.servers[i].name);
     free(sc->lb.servers);
     free(sc->lb.nginx_path);
+    free(sc->lb.dw_rules);
     free(sc->lb.upstream);
     free(sc->file);
     free(sc->name);

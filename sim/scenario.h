@@ -150,8 +150,21 @@ typedef struct {
     char *name;                /* nginx address, or NULL ("pool/index") */
 } sc_server;
 
+/* A dynamic-weight rule: a node whose GPU utilisation over the window is
+ * above `above` (or below `below`) gets `weight`, or its configured weight
+ * back when `restore`. The first matching rule applies; none: unchanged. */
+typedef struct {
+    double above, below;       /* NAN when not given */
+    double weight;
+    int restore;
+} sc_weight_rule;
+
 typedef struct {
     char *policy;              /* a name in the lb registry */
+    double dw_period_s;        /* dynamic weights: 0 = off */
+    double dw_window_s;
+    sc_weight_rule *dw_rules;
+    int n_dw_rules;
     lb_params params;          /* policy parameters (choice_count, decay, hash, ...) */
     char *nginx_path;          /* servers and method from an nginx upstream block */
     char *upstream;

@@ -28,6 +28,28 @@ void sc_lb_defaults(sc_scenario *sc)
     sc->lb.retry_on_error = 1;
 }
 
+/* A utilisation: 0.8 or 80%. */
+static int want_util(sc_loader *L, const yaml_node_t *n, const char *path, double *out)
+{
+    char buf[SC_SHOWLEN];
+    const char *s = sc_want_scalar(L, n, path, "a utilisation (0.8 or 80%)");
+    if (!s)
+        return -1;
+    char *end;
+    double v = strtod(s, &end);
+    if (end != s && *end == '%' && end[1] == '\0')
+        v /= 100;
+    else if (end == s || *end)
+        v = NAN;
+    if (!(v >= 0 && v <= 1)) {
+        sc_errn(L, n, "%s: expected a utilisation between 0 and 1 (or 0%% to 100%%), got %s",
+                path, sc_show(n, buf));
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 static int want_bool(sc_loader *L, const yaml_node_t *n, const char *path, int *out)
 {
     static const char *const names[] = {"false", "true", NULL};
@@ -86,6 +108,62 @@ static void load_nginx(sc_loader *L, yaml_node_t *n, sc_scenario *sc, sc_kv file
     }
     lb->n_servers = u.n_servers;
     lb_nginx_free(&u);
+}
+
+/* dynamic_weights: {period, window, rules: [{above|below: UTIL, weight: W | restore}]}
+ * (the seed's "route by GPU utilisation": weights rewritten by a control loop) */
+static void load_dynamic_weights(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
+{
+    static const char *const keys[] = {"period", "window", "rules", NULL};
+    static const char *const rule_keys[] = {"above", "below", "weight", NULL};
+    const char *path = "load_balancer.dynamic_weights";
+    char p[SC_PATHLEN], q[SC_PATHLEN];
+    sc_lb *lb = &sc->lb;
+    lb->dw_period_s = 10;
+    lb->dw_window_s = 30;
+    if (sc_check_map(L, n, path, keys))
+        return;
+    sc_kv period = sc_find(L, n, "period"), window = sc_find(L, n, "window");
+    sc_kv rules = sc_find(L, n, "rules");
+    if (period.val)
+        sc_want_dur(L, period.val, sc_join(p, path, "period"), 1, &lb->dw_period_s);
+    if (window.val)
+        sc_want_dur(L, window.val, sc_join(p, path, "window"), 1, &lb->dw_window_s);
+    if (lb->dw_window_s < lb->dw_period_s)
+        sc_errn(L, window.val ? window.val : n, "%s: window (%g s) is shorter than period (%g s)",
+                path, lb->dw_window_s, lb->dw_period_s);
+    if (!rules.val || rules.val->type != YAML_SEQUENCE_NODE ||
+        rules.val->data.sequence.items.top == rules.val->data.sequence.items.start) {
+        sc_errn(L, rules.val ? rules.val : n, "%s: rules must be a non-empty sequence", path);
+        return;
+    }
+    int cnt = (int)(rules.val->data.sequence.items.top - rules.val->data.sequence.items.start);
+    lb->dw_rules = calloc((size_t)cnt, sizeof *lb->dw_rules);
+    for (int i = 0; i < cnt; i++) {
+        yaml_node_t *r = sc_node(L, rules.val->data.sequence.items.start[i]);
+        snprintf(p, sizeof p, "%s.rules.%d", path, i);
+        sc_weight_rule *w = &lb->dw_rules[lb->n_dw_rules++];
+        w->above = w->below = NAN;
+        if (sc_check_map(L, r, p, rule_keys))
+            continue;
+        sc_kv above = sc_find(L, r, "above"), below = sc_find(L, r, "below");
+        sc_kv weight = sc_find(L, r, "weight");
+        if ((above.val != NULL) == (below.val != NULL))
+            sc_errn(L, r, "%s: give exactly one of above or below", p);
+        if (above.val)
+            want_util(L, above.val, sc_join(q, p, "above"), &w->above);
+        if (below.val)
+            want_util(L, below.val, sc_join(q, p, "below"), &w->below);
+        if (!weight.val) {
+            sc_errn(L, r, "%s: missing key weight (a number, or restore)", p);
+            continue;
+        }
+        const char *s = sc_want_scalar(L, weight.val, sc_join(q, p, "weight"), "a weight");
+        if (s && strcmp(s, "restore") == 0)
+            w->restore = 1;
+        else if (s)
+            sc_want_num(L, weight.val, q, 0, 1, INFINITY, 0, &w->weight);
+    }
 }
 
 static void load_servers(sc_loader *L, yaml_node_t *n, const char *path, sc_scenario *sc)
@@ -177,7 +255,7 @@ void sc_parse_lb(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
     static const char *const keys[] = {"policy", "max_conns", "queue", "servers", "retries",
                                        "nginx", "upstream", "pool", "choice_count",
                                        "active_request_bias", "decay", "default_rtt", "hash",
-                                       NULL};
+                                       "dynamic_weights", NULL};
     static const char *const retry_keys[] = {"tries", "timeout", "on", NULL};
     static const char *const queue_keys[] = {"capacity", "timeout", NULL};
     char list[SC_LISTLEN], buf[SC_SHOWLEN];
@@ -239,6 +317,9 @@ void sc_parse_lb(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
         static const char *const modes[] = {"consistent", "plain", "ip", NULL};
         sc_want_enum(L, hash.val, "load_balancer.hash", modes, &pr->hash_mode);
     }
+    sc_kv dw = sc_find(L, n, "dynamic_weights");
+    if (dw.val)
+        load_dynamic_weights(L, dw.val, sc);
     sc_kv retries = sc_find(L, n, "retries");
     if (retries.val && sc_check_map(L, retries.val, "load_balancer.retries", retry_keys) == 0) {
         static const char *const on[] = {"error", "off", NULL};

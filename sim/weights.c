@@ -1,0 +1,69 @@
+/*
+ * weights.c - dynamic balancer weights from GPU utilisation: the seed's
+ * "Nginx Plus routing by GPU utilisation", done the way such setups do it, a
+ * control loop that rewrites upstream weights through the API.
+ *
+ * Every period the loop reads each ready node's GPU busy fraction over the
+ * last window and applies the first matching rule: above X -> weight W,
+ * below Y -> W or the configured weight back. A node matching no rule keeps
+ * its weight (the gap between the thresholds is the hysteresis).
+ */
+#include "engine_internal.h"
+
+#include <simgrid/engine.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void weight_loop(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    eng_pool *p = sg_actor_self_get_data();
+    const sc_lb *lbc = &S.sc->lb;
+    int slots = (int)ceil(lbc->dw_window_s / lbc->dw_period_s - 1e-9);
+    double *ring = p->dw_ring; /* [node][tick % (slots + 1)]: busy seconds then */
+    for (long tick = 1;; tick++) {
+        sg_actor_sleep_until((double)tick * lbc->dw_period_s);
+        double now = simgrid_get_clock();
+        for (int j = 0; j < p->n_hosts; j++) {
+            eng_node *n = &p->nodes[j];
+            double *r = ring + (size_t)j * (size_t)(slots + 1);
+            double busy = eng_node_busy_s(n, now);
+            double old = r[(tick - slots) % (slots + 1)]; /* slots periods ago */
+            r[tick % (slots + 1)] = busy;
+            if (n->state != NODE_READY || tick <= slots)
+                continue; /* a full window first */
+            double util = (busy - old) / (lbc->dw_window_s * p->cfg->gpus_per_node);
+            lb_server_view *v = &p->view_servers[j];
+            for (int k = 0; k < lbc->n_dw_rules; k++) {
+                const sc_weight_rule *rule = &lbc->dw_rules[k];
+                if (!(util > rule->above) && !(util < rule->below))
+                    continue;
+                double w = rule->restore ? p->base_weight[j] : rule->weight;
+                if (w != v->weight) {
+                    eng_event(now, "weight", n->name, "%g -> %g (GPU %.0f%% over %g s)", v->weight, w,
+                              100 * util, lbc->dw_window_s);
+                    v->weight = w;
+                }
+                break;
+            }
+        }
+    }
+}
+
+void weights_start(eng_pool *p)
+{
+    const sc_lb *lbc = &S.sc->lb;
+    if (lbc->dw_period_s <= 0 || lbc->n_dw_rules == 0)
+        return;
+    int slots = (int)ceil(lbc->dw_window_s / lbc->dw_period_s - 1e-9);
+    p->dw_ring = calloc((size_t)p->n_hosts * (size_t)(slots + 1), sizeof *p->dw_ring);
+    p->base_weight = malloc(sizeof *p->base_weight * (size_t)p->n_hosts);
+    for (int j = 0; j < p->n_hosts; j++)
+        p->base_weight[j] = p->view_servers[j].weight;
+    sg_actor_t a = sg_actor_init("weights", S.balancer_host);
+    sg_actor_set_data(a, p);
+    sg_actor_start(a, weight_loop, 0, NULL);
+}
