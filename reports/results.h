@@ -55,6 +55,7 @@ typedef struct {
     int replicas;              /* ready nodes at interval end */
     int starting;              /* nodes provisioning, starting or loading (not ready) */
     int draining;              /* nodes draining (not receiving new requests) */
+    int pending;               /* replicas waiting for a node (node_pool), at interval end */
 } rp_pool_sample;
 
 typedef struct {

@@ -7,6 +7,8 @@
  * as_period_s(), builds an as_view of the pool's pods and metrics, asks the
  * policy, and applies the answer at once through life_scale_to (new nodes go
  * through provisioning, start, model load and warm-up; removed ones drain).
+ * With a node pool, a replica waiting for a cluster node is PENDING and
+ * unscheduled (scheduled = 0) in the view.
  *
  * A pod's CPU and GPU utilisation are both its GPUs' busy fraction: one
  * serving process drives the GPU, so its CPU works while the GPU does.
@@ -101,7 +103,7 @@ static void controller(int argc, char *argv[])
             as_metric *c = &custom[2 * np];
             memset(v, 0, sizeof *v);
             v->phase = phase_of(n->state, &v->ready);
-            v->scheduled = 1;
+            v->scheduled = !n->unscheduled;
             v->start_s = n->start_s;
             v->ready_change_s = n->ready_change_s;
             v->has_metrics = n->m_has;
@@ -124,9 +126,13 @@ static void controller(int argc, char *argv[])
         p->conc_n = 0;
         last_s = now;
         last_arrivals = p->arrivals;
+        /* with a node pool, a replica's node comes from the cluster
+         * autoscaler: its provisioning replaces the lifecycle's */
+        const sc_delay *prov = p->cfg->node_pool.enabled ? &p->cfg->node_pool.provisioning
+                                                         : &life->provision;
         as_view view = { .now_s = now, .current_replicas = p->target, .min_replicas = 0,
                          .max_replicas = p->n_hosts,
-                         .startup_s = mean_delay(&life->provision) + mean_delay(&life->start) +
+                         .startup_s = mean_delay(prov) + mean_delay(&life->start) +
                                       mean_delay(&life->load) + mean_delay(&life->warmup),
                          .n_pods = np, .pods = pods, .n_metrics = 3, .metrics = metrics };
         int want = as_recommend(p->scaler, &view);
@@ -160,5 +166,6 @@ void scale_free(void)
     for (int k = 0; k < S.sc->n_pools; k++) {
         as_destroy(S.pools[k].scaler);
         S.pools[k].scaler = NULL;
+        life_free_pool(&S.pools[k]);
     }
 }

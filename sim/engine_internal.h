@@ -58,6 +58,20 @@ extern const char *const eng_state_names[];
 typedef struct eng_pool eng_pool;
 typedef struct eng_node eng_node;
 
+/* A cluster node of a pool's node_pool: pods_per_node slots for replicas. */
+typedef enum {
+    CNODE_OFF = 0,         /* not in the node group */
+    CNODE_PROVISIONING,    /* asked for by the cluster autoscaler, not ready yet */
+    CNODE_READY            /* pods can be scheduled on it */
+} eng_cnode_state;
+
+typedef struct {
+    eng_cnode_state state;
+    int pods;              /* replicas bound to it */
+    double unneeded_since_s; /* first scan that found it empty, or -1 */
+    char name[112];
+} eng_cnode;
+
 typedef struct {
     eng_node *node;
     int index;
@@ -102,6 +116,9 @@ struct eng_node {
     int m_has;
     double m_time_s, m_util, m_rps, m_queue;
     double m_busy_prev, m_accepted_prev;
+    /* node_pool only */
+    int cnode;             /* cluster node it is bound to, or -1 */
+    int unscheduled;       /* pending for lack of a node (state PROVISIONING, host off) */
 };
 
 struct eng_pool {
@@ -135,6 +152,12 @@ struct eng_pool {
     unsigned long arrivals; /* requests routed to this pool, ever */
     double conc_sum;        /* in-flight samples since the last sync, for KPA */
     int conc_n;
+    /* node_pool only: the cluster nodes and their autoscaler */
+    eng_cnode *cnodes;      /* node_pool.max_nodes */
+    int n_cnodes;
+    int pending;            /* replicas unscheduled now */
+    double ca_last_up_s;    /* the cluster autoscaler's last scale-up */
+    gsl_rng *ca_rng;        /* node provisioning delays */
 };
 
 typedef struct {
@@ -202,6 +225,7 @@ void life_worker_exited(eng_node *n);      /* a draining node's worker left */
 void life_start_health_checks(eng_pool *p);
 int life_count(const eng_pool *p, int include_starting);
 void life_account_end(double end_s);
+void life_free_pool(eng_pool *p);          /* the node pool's state */
 
 /* autoscaling.c */
 void scale_start(void);

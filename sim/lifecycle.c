@@ -15,6 +15,7 @@
 #include <simgrid/engine.h>
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 const char *const eng_state_names[] = { "off",   "provisioning", "starting", "loading",
@@ -30,6 +31,8 @@ int life_count(const eng_pool *p, int include_starting)
     }
     return c;
 }
+
+static void unbind(eng_node *n, double now);
 
 static void set_state(eng_node *n, eng_node_state st, double now)
 {
@@ -60,6 +63,8 @@ static void set_state(eng_node *n, eng_node_state st, double now)
         n->m_has = 0;
     }
     n->state = st;
+    if (st == NODE_OFF)
+        unbind(n, now);
     n->registered = st == NODE_READY;
     if (st == NODE_READY) { /* a new server starts healthy, as nginx Plus does */
         n->hc_up = 1;
@@ -78,6 +83,73 @@ static void set_state(eng_node *n, eng_node_state st, double now)
 static double delay(eng_node *n, const sc_delay *d)
 {
     return d->mean_s > 0 ? d->mean_s * eng_draw_unit(&d->shape, n->rng) : 0;
+}
+
+/* ---------- node pool: replicas on cluster nodes ----------
+ *
+ * With pools.<name>.node_pool a replica needs a free slot on a ready
+ * cluster node. When there is none it is pending and unscheduled (state
+ * PROVISIONING, host off, no boot actor) until the cluster autoscaler's
+ * nodes come up; a replica placed on a node that is already up skips
+ * provisioning and goes straight to container start. The slots are the
+ * model's only resource: each replica is one pod using one slot. */
+
+static int has_node_pool(const eng_pool *p)
+{
+    return p->cfg->node_pool.enabled && p->cnodes != NULL;
+}
+
+/* The time series' pending replicas: the count at an interval's end is the
+ * last one set before it, so every interval from now on gets it. */
+static void note_pending(eng_pool *p, double now)
+{
+    int c = 0;
+    for (int j = 0; j < p->n_hosts; j++)
+        c += p->nodes[j].unscheduled;
+    if (c == p->pending)
+        return;
+    p->pending = c;
+    if (!S.out || !S.out->samples || S.sc->interval_s <= 0)
+        return;
+    size_t i = (size_t)floor(now / S.sc->interval_s);
+    for (; i < S.out->n_samples; i++)
+        S.out->samples[i].pools[p->id].pending = c;
+}
+
+static void unbind(eng_node *n, double now)
+{
+    eng_pool *p = n->pool;
+    if (n->cnode >= 0 && p->cnodes)
+        p->cnodes[n->cnode].pods--;
+    n->cnode = -1;
+    if (n->unscheduled) {
+        n->unscheduled = 0;
+        note_pending(p, now);
+    }
+}
+
+/* kube-scheduler's default scoring (NodeResourcesFit, LeastAllocated:
+ * pkg/scheduler/framework/plugins/noderesources/least_allocated.go) spreads
+ * pods: the ready node with the fewest pods, the lowest index on a tie; -1
+ * when no ready node has a free slot. */
+static int free_cnode(const eng_pool *p)
+{
+    int best = -1;
+    for (int c = 0; c < p->n_cnodes; c++) {
+        const eng_cnode *cn = &p->cnodes[c];
+        if (cn->state == CNODE_READY && cn->pods < p->cfg->node_pool.pods_per_node &&
+            (best < 0 || cn->pods < p->cnodes[best].pods))
+            best = c;
+    }
+    return best;
+}
+
+static void bind(eng_node *n, int c)
+{
+    eng_pool *p = n->pool;
+    n->cnode = c;
+    p->cnodes[c].pods++;
+    p->cnodes[c].unneeded_since_s = -1;
 }
 
 /* One incarnation's way up; killed with the host if the node crashes. */
@@ -117,6 +189,185 @@ static void start_boot(eng_node *n, eng_node_state first, double now)
     sg_actor_start(a, boot, 0, NULL);
 }
 
+/* Puts a replica that was off on its way up: without a node pool it
+ * provisions its own node; with one it starts on a free slot of a ready
+ * node, or waits unscheduled for one. */
+static void place(eng_node *n, double now)
+{
+    eng_pool *p = n->pool;
+    if (!has_node_pool(p)) {
+        start_boot(n, NODE_PROVISIONING, now);
+        return;
+    }
+    int c = free_cnode(p);
+    if (c >= 0) {
+        bind(n, c);
+        eng_event(now, "pod_scheduled", n->name, "on %s", p->cnodes[c].name);
+        start_boot(n, NODE_STARTING, now);
+        return;
+    }
+    set_state(n, NODE_PROVISIONING, now);
+    n->up_since_s = -1; /* no node, no GPU time */
+    n->unscheduled = 1;
+    note_pending(p, now);
+    eng_event(now, "pod_pending", n->name, "no free slot on a ready node of %s", p->cfg->name);
+}
+
+/* Binds unscheduled replicas, lowest index first, while ready nodes have
+ * free slots (the scheduler retries pending pods when a node is added). */
+static void schedule_pending(eng_pool *p, double now)
+{
+    for (int j = 0; j < p->n_hosts; j++) {
+        eng_node *n = &p->nodes[j];
+        if (!n->unscheduled)
+            continue;
+        int c = free_cnode(p);
+        if (c < 0)
+            break;
+        bind(n, c);
+        n->unscheduled = 0;
+        n->up_since_s = now;
+        eng_event(now, "pod_scheduled", n->name, "on %s", p->cnodes[c].name);
+        start_boot(n, NODE_STARTING, now);
+    }
+    note_pending(p, now);
+}
+
+typedef struct {
+    eng_pool *pool;
+    int cnode;
+    double asked_s;
+} cnode_arg;
+
+/* A node the cluster autoscaler asked for: ready after the provisioning
+ * delay, then pending replicas land on it. */
+static void cnode_provision(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    cnode_arg *a = sg_actor_self_get_data();
+    eng_pool *p = a->pool;
+    eng_cnode *cn = &p->cnodes[a->cnode];
+    double asked = a->asked_s;
+    free(a);
+    const sc_delay *d = &p->cfg->node_pool.provisioning;
+    sg_actor_sleep_for(d->mean_s > 0 ? d->mean_s * eng_draw_unit(&d->shape, p->ca_rng) : 0);
+    double now = simgrid_get_clock();
+    cn->state = CNODE_READY;
+    cn->unneeded_since_s = -1;
+    eng_event(now, "node_provisioned", cn->name, "asked for at %.3f s", asked);
+    schedule_pending(p, now);
+}
+
+/* The Cluster Autoscaler's loop (cluster-autoscaler/core/static_autoscaler.go,
+ * RunOnce), every scan_interval from the start:
+ * - scale-up: pending pods that would fit on nodes still provisioning
+ *   ("upcoming" nodes, which RunOnce adds to its snapshot before filtering
+ *   schedulable pods out) do not count; the rest ask for
+ *   ceil(rest / pods_per_node) nodes, capped by max_nodes
+ *   (core/scaleup/orchestrator). A scan that scaled up does not scale down;
+ *   lastScaleUpTime starts at the autoscaler's start.
+ * - scale-down: a ready node with no replica is unneeded from the first
+ *   scan that finds it empty; it is removed at the first scan with
+ *   since + scale_down_unneeded strictly before now
+ *   (core/scaledown/unneeded/nodes.go, unremovableReason), unless scale-down
+ *   is in cooldown: lastScaleUpTime + scale-down-delay-after-add after now
+ *   (isScaleDownInCooldown). Only empty nodes are removed: replicas are not
+ *   moved to other nodes. */
+static void cluster_autoscaler(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    eng_pool *p = sg_actor_self_get_data();
+    const sc_node_pool *np = &p->cfg->node_pool;
+    double next = 0;
+    for (;;) {
+        next += np->scan_interval_s;
+        sg_actor_sleep_until(next);
+        double now = simgrid_get_clock();
+        int up = 0, upcoming = 0;
+        for (int c = 0; c < p->n_cnodes; c++) {
+            up += p->cnodes[c].state != CNODE_OFF;
+            upcoming += p->cnodes[c].state == CNODE_PROVISIONING;
+        }
+        int rest = p->pending - upcoming * np->pods_per_node;
+        if (rest > 0) {
+            int add = (rest + np->pods_per_node - 1) / np->pods_per_node;
+            if (add > np->max_nodes - up)
+                add = np->max_nodes - up;
+            if (add > 0) {
+                eng_event(now, "node_scale_up", p->cfg->name,
+                          "%d -> %d nodes for %d pending replicas", up, up + add, p->pending);
+                for (int c = 0; c < p->n_cnodes && add > 0; c++) {
+                    if (p->cnodes[c].state != CNODE_OFF)
+                        continue;
+                    p->cnodes[c].state = CNODE_PROVISIONING;
+                    p->cnodes[c].pods = 0;
+                    cnode_arg *a = malloc(sizeof *a);
+                    *a = (cnode_arg){ p, c, now };
+                    sg_actor_t act = sg_actor_init("node-provision", S.balancer_host);
+                    sg_actor_set_data(act, a);
+                    sg_actor_start(act, cnode_provision, 0, NULL);
+                    add--;
+                }
+                p->ca_last_up_s = now;
+                continue;
+            }
+        }
+        int cooldown = p->ca_last_up_s + np->delay_after_add_s > now;
+        for (int c = 0; c < p->n_cnodes; c++) {
+            eng_cnode *cn = &p->cnodes[c];
+            if (cn->state != CNODE_READY)
+                continue;
+            if (cn->pods > 0) {
+                cn->unneeded_since_s = -1;
+                continue;
+            }
+            if (cn->unneeded_since_s < 0)
+                cn->unneeded_since_s = now;
+            if (!cooldown && cn->unneeded_since_s + np->unneeded_s < now) {
+                eng_event(now, "node_removed", cn->name, "empty since %.3f s",
+                          cn->unneeded_since_s);
+                cn->state = CNODE_OFF;
+                cn->unneeded_since_s = -1;
+            }
+        }
+    }
+}
+
+/* The node pool at t = 0: the nodes holding the initial replicas are up. */
+static void init_node_pool(eng_pool *p)
+{
+    const sc_node_pool *np = &p->cfg->node_pool;
+    p->n_cnodes = np->max_nodes;
+    p->cnodes = calloc((size_t)p->n_cnodes, sizeof *p->cnodes);
+    p->ca_rng = eng_stream_rng(S.sc->seed, 5000000UL + (unsigned long)p->id);
+    for (int c = 0; c < p->n_cnodes; c++) {
+        snprintf(p->cnodes[c].name, sizeof p->cnodes[c].name, "%s/node%d", p->cfg->name, c);
+        p->cnodes[c].unneeded_since_s = -1;
+    }
+    for (int j = 0; j < p->cfg->replicas && j < p->n_hosts; j++) {
+        int c = j / np->pods_per_node;
+        if (p->cnodes[c].state != CNODE_READY) {
+            p->cnodes[c].state = CNODE_READY;
+            eng_event(0, "node_provisioned", p->cnodes[c].name, "initial");
+        }
+        bind(&p->nodes[j], c);
+    }
+    sg_actor_t a = sg_actor_init("cluster-autoscaler", S.balancer_host);
+    sg_actor_set_data(a, p);
+    sg_actor_start(a, cluster_autoscaler, 0, NULL);
+}
+
+void life_free_pool(eng_pool *p)
+{
+    free(p->cnodes);
+    p->cnodes = NULL;
+    if (p->ca_rng)
+        gsl_rng_free(p->ca_rng);
+    p->ca_rng = NULL;
+}
+
 /* Spare hosts are switched off from inside the simulation: the energy
  * plugin does not see a host switched off before the run starts. */
 static void power_down_spares(int argc, char *argv[])
@@ -133,6 +384,10 @@ void life_init_pool(eng_pool *p)
 {
     p->target = p->cfg->replicas;
     p->replicas_min = p->replicas_max = p->cfg->replicas;
+    for (int j = 0; j < p->n_hosts; j++)
+        p->nodes[j].cnode = -1;
+    if (p->cfg->node_pool.enabled)
+        init_node_pool(p);
     for (int j = 0; j < p->n_hosts; j++) {
         eng_node *n = &p->nodes[j];
         if (j < p->cfg->replicas) {
@@ -204,7 +459,7 @@ static void power_off(eng_node *n, eng_node_state st, double now)
 
 void life_crash(eng_node *n, double now, const char *why)
 {
-    if (n->state == NODE_OFF || n->state == NODE_FAILED)
+    if (n->state == NODE_OFF || n->state == NODE_FAILED || n->unscheduled)
         return;
     eng_event(now, "node_crash", n->name, "%s", why ? why : "crash");
     /* The state changes first so that no retry lands here; the balancer
@@ -301,8 +556,9 @@ static void drain(eng_node *n, double now)
     }
 }
 
-/* Kubernetes-like choice of what to remove: nodes not ready yet first
- * (newest first), then ready ones, newest first. */
+/* Kubernetes-like choice of what to remove (ReplicaSet's ActivePods order,
+ * pkg/controller/controller_utils.go): unscheduled replicas first, then
+ * nodes not ready yet, then ready ones; newest first within each. */
 void life_scale_to(eng_pool *p, int want, double now, const char *reason)
 {
     if (want < 0)
@@ -319,21 +575,21 @@ void life_scale_to(eng_pool *p, int want, double now, const char *reason)
     p->target = want;
     for (int j = 0; j < p->n_hosts && have < want; j++) {
         if (p->nodes[j].state == NODE_OFF) {
-            start_boot(&p->nodes[j], NODE_PROVISIONING, now);
+            place(&p->nodes[j], now);
             have++;
         }
     }
     if (have < want)
         eng_event(now, "pending", p->cfg->name, "%d replicas wanted, %d hosts in the pool", want,
                   have);
-    for (int pass = 0; pass < 2 && have > want; pass++) {
+    for (int pass = 0; pass < 3 && have > want; pass++) {
         for (int j = p->n_hosts - 1; j >= 0 && have > want; j--) {
             eng_node *n = &p->nodes[j];
             int starting = n->state >= NODE_PROVISIONING && n->state <= NODE_WARMING;
-            if (pass == 0 && starting) {
+            if ((pass == 0 && n->unscheduled) || (pass == 1 && starting)) {
                 power_off(n, NODE_OFF, now);
                 have--;
-            } else if (pass == 1 && (n->state == NODE_READY || n->state == NODE_FAILED)) {
+            } else if (pass == 2 && (n->state == NODE_READY || n->state == NODE_FAILED)) {
                 if (n->state == NODE_FAILED)
                     power_off(n, NODE_OFF, now);
                 else

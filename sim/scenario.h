@@ -92,6 +92,18 @@ typedef struct {
     int rise;                  /* consecutive successes to mark up */
 } sc_health;
 
+/* A cluster-level node pool under the replicas (Cluster Autoscaler): pods
+ * need a free slot on a provisioned node, else they stay pending. */
+typedef struct {
+    int enabled;               /* 0 = every replica provisions its own node */
+    int max_nodes;             /* the node group's max size */
+    int pods_per_node;         /* slots per node */
+    sc_delay provisioning;     /* from the scale-up decision to a ready node */
+    double scan_interval_s;    /* --scan-interval */
+    double unneeded_s;         /* --scale-down-unneeded-time */
+    double delay_after_add_s;  /* --scale-down-delay-after-add */
+} sc_node_pool;
+
 typedef struct {
     char *name;
     int model;                 /* index into sc_scenario.models */
@@ -106,6 +118,7 @@ typedef struct {
     char *zone;                /* failure domain; NULL = the pool's own */
     sc_lifecycle life;
     sc_health health;
+    sc_node_pool node_pool;
 } sc_pool;
 
 typedef enum {

@@ -3,7 +3,8 @@
  * model, replicas, gpus_per_node, gpu_type (which sets the default power
  * draw and price), queue_capacity, timeout, link (latency, bandwidth),
  * power and price_per_gpu_hour, max_replicas, zone, lifecycle (the
- * durations of a replica's way up and out) and health_check. Parsed after
+ * durations of a replica's way up and out), health_check and node_pool (the
+ * cluster nodes under the replicas, with a Cluster Autoscaler). Parsed after
  * models (a pool names its model); also the pool lookups that traffic,
  * load_balancer and chaos use.
  */
@@ -159,13 +160,62 @@ static void load_health(sc_loader *L, yaml_node_t *n, const char *path, sc_healt
         sc_want_intv(L, rise.val, sc_join(p, path, "rise"), 1, &h->rise);
 }
 
+/* Cluster Autoscaler flag defaults (cluster-autoscaler/main.go, FAQ.md):
+ * --scan-interval 10s, --scale-down-unneeded-time 10m,
+ * --scale-down-delay-after-add 10m. Provisioning defaults to the pool's
+ * lifecycle.provision (read before this). */
+static void load_node_pool(sc_loader *L, yaml_node_t *n, const char *path, sc_pool *pl)
+{
+    static const char *const keys[] = {"max_nodes", "pods_per_node", "provisioning",
+                                       "scan_interval", "scale_down_unneeded",
+                                       "scale_down_delay_after_add", NULL};
+    char p[SC_PATHLEN];
+    sc_node_pool *np = &pl->node_pool;
+    np->pods_per_node = 1;
+    np->provisioning = pl->life.provision;
+    np->scan_interval_s = 10;
+    np->unneeded_s = 600;
+    np->delay_after_add_s = 600;
+    if (sc_check_map(L, n, path, keys))
+        return;
+    np->enabled = 1;
+    sc_kv maxn = sc_find(L, n, "max_nodes"), ppn = sc_find(L, n, "pods_per_node");
+    sc_kv prov = sc_find(L, n, "provisioning"), scan = sc_find(L, n, "scan_interval");
+    sc_kv unneeded = sc_find(L, n, "scale_down_unneeded");
+    sc_kv after_add = sc_find(L, n, "scale_down_delay_after_add");
+    int bad = 0;
+    if (maxn.val == NULL) {
+        sc_errn(L, n, "%s: missing required key max_nodes", path);
+        bad = 1;
+    } else {
+        bad |= sc_want_intv(L, maxn.val, sc_join(p, path, "max_nodes"), 1, &np->max_nodes);
+    }
+    if (ppn.val)
+        bad |= sc_want_intv(L, ppn.val, sc_join(p, path, "pods_per_node"), 1, &np->pods_per_node);
+    if (prov.val)
+        sc_want_delay(L, prov.val, sc_join(p, path, "provisioning"), &np->provisioning);
+    if (scan.val)
+        sc_want_dur(L, scan.val, sc_join(p, path, "scan_interval"), 1, &np->scan_interval_s);
+    if (unneeded.val)
+        sc_want_dur(L, unneeded.val, sc_join(p, path, "scale_down_unneeded"), 0, &np->unneeded_s);
+    if (after_add.val)
+        sc_want_dur(L, after_add.val, sc_join(p, path, "scale_down_delay_after_add"), 0,
+                    &np->delay_after_add_s);
+    /* the initial replicas start on nodes that are up at t = 0 */
+    if (!bad && pl->replicas > 0 &&
+        (pl->replicas + np->pods_per_node - 1) / np->pods_per_node > np->max_nodes)
+        sc_errn(L, maxn.val, "%s: max_nodes (%d) x pods_per_node (%d) cannot hold the %d initial "
+                "replicas", sc_join(p, path, "max_nodes"), np->max_nodes, np->pods_per_node,
+                pl->replicas);
+}
+
 static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_scenario *sc,
                       sc_pool *pl)
 {
     static const char *const keys[] = {"model", "replicas", "gpus_per_node", "gpu_type",
                                        "queue_capacity", "timeout", "link", "power",
                                        "price_per_gpu_hour", "max_replicas", "zone",
-                                       "lifecycle", "health_check", NULL};
+                                       "lifecycle", "health_check", "node_pool", NULL};
     static const char *const link_keys[] = {"latency", "bandwidth", NULL};
     static const char *const power_keys[] = {"idle_per_gpu", "busy_per_gpu", "off", NULL};
     char p[SC_PATHLEN], q[SC_PATHLEN], list[SC_LISTLEN], buf[SC_SHOWLEN];
@@ -257,6 +307,9 @@ static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
         pl->max_replicas < pl->replicas)
         sc_errn(L, maxr.val, "%s: max_replicas (%d) is below replicas (%d)", p, pl->max_replicas,
                 pl->replicas);
+    sc_kv npool = sc_find(L, n, "node_pool");
+    if (npool.val)
+        load_node_pool(L, npool.val, sc_join(p, path, "node_pool"), pl);
 }
 
 void sc_parse_pools(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
