@@ -3,12 +3,18 @@
  * GPUs, GPU errors, network latency, partitions, error rates, zone outages,
  * balancer failures and flash crowds.
  *
- * Each scheduled fault is one actor on the balancer's host that sleeps until
- * the fault's time, applies it, and undoes it after its duration. A random
- * crash is one actor per node alternating time-to-failure and time-to-repair
- * (exponential or Weibull, via GSL). Flash crowds change the arrival-rate
- * profile before the run (the rate is a known function of time). Every
- * fault is an event and an entry of summary.json's `faults`.
+ * Each scheduled fault is one actor on the balancer's host that waits for
+ * the fault's start, applies it, and undoes it after its duration. The
+ * start is a time (`at`, or `after` a fault whose start is a time: both
+ * fixed at load), or an event at run time: `when` (the offered load
+ * crossed a threshold; chaos_on_arrival() watches every arrival and
+ * releases the fault's semaphore) or `after` a fault that starts on one (its
+ * start releases the semaphore, then this one sleeps its delay).
+ *
+ * A random crash is one actor per node alternating time-to-failure and
+ * time-to-repair (exponential or Weibull, via GSL). Flash crowds change the
+ * arrival-rate profile before the run (the rate is a known function of
+ * time). Every fault is an event and an entry of summary.json's `faults`.
  */
 #include "engine_internal.h"
 
@@ -22,6 +28,21 @@
 static const char *const kind_names[] = { "node_crash", "random_crash", "slowdown", "gpu_error",
                                           "network_latency", "partition", "error_rate",
                                           "zone_outage", "lb_failure", "flash_crowd" };
+
+/* Run-time state of the faults: starts and conditions. */
+typedef struct {
+    int fault;
+    double *ring;          /* the last k arrival times at the pools hit */
+    int k, n, head;
+    int fired;
+} trigger;
+
+static struct {
+    sg_sem_t *go;          /* per fault: released when a run-time start comes */
+    int *active;           /* per fault: applied now */
+    trigger *trig;
+    int n_trig;
+} C;
 
 static const char *zone_of(const eng_pool *p)
 {
@@ -89,6 +110,7 @@ static void blame(int *cause, int *rec, int fault, int fault_rec, int on)
  * the scenario's fault, rec its entry in the results. */
 static void apply(const sc_fault *f, int idx, int rec, int on, double now)
 {
+    C.active[idx] = on;
     for (int k = 0; k < S.sc->n_pools; k++) {
         eng_pool *p = &S.pools[k];
         if (!pool_hit(f, p))
@@ -155,8 +177,20 @@ static void scheduled_fault(int argc, char *argv[])
     (void)argc;
     (void)argv;
     const sc_fault *f = sg_actor_self_get_data();
-    sg_actor_sleep_until(f->at_s);
+    int idx = fault_index(f);
+    if (f->when_qps > 0 || f->after_prev >= 0) {
+        sg_sem_acquire(C.go[idx]);
+        if (f->after_prev >= 0 && f->after_s > 0)
+            sg_actor_sleep_for(f->after_s);
+    } else {
+        sg_actor_sleep_until(f->at_s);
+    }
     double now = simgrid_get_clock();
+    if (!(now < S.sc->duration_s))
+        return;
+    for (int j = idx + 1; j < S.sc->n_faults; j++) /* faults `after` this one */
+        if (S.sc->faults[j].after_prev == idx)
+            sg_sem_release(C.go[j]);
     double until = f->duration_s > 0 ? now + f->duration_s : NAN;
     char detail[128] = "";
     if (f->kind == SC_FAULT_SLOWDOWN)
@@ -167,6 +201,11 @@ static void scheduled_fault(int argc, char *argv[])
         snprintf(detail, sizeof detail, "%.1f%% of attempts fail", f->factor * 100);
     else if (f->kind == SC_FAULT_FLASH_CROWD)
         snprintf(detail, sizeof detail, "arrivals x%.2f", f->factor);
+    if (f->when_qps > 0) {
+        size_t len = strlen(detail);
+        snprintf(detail + len, sizeof detail - len, "%swhen offered > %g qps over %gs",
+                 len ? ", " : "", f->when_qps, f->when_window_s);
+    }
     int rec = record(f, now, until, detail[0] ? detail : NULL);
     acc_fault_recorded(fault_index(f), rec);
     if (f->kind == SC_FAULT_FLASH_CROWD)
@@ -238,9 +277,54 @@ void chaos_apply_rates(void)
     }
 }
 
+/* Pools whose arrivals a `when` condition counts: those the fault hits. */
+static int trigger_counts(const sc_fault *f, const eng_pool *p)
+{
+    return pool_hit(f, p);
+}
+
+/* The offered load over (now - W, now] exceeds X when the arrivals in it
+ * number more than X W, i.e. at least k = floor(X W) + 1: when the k-th
+ * most recent arrival is less than W old. Checked at each arrival, the only
+ * moments the count grows. */
+void chaos_on_arrival(eng_pool *p, double now)
+{
+    for (int i = 0; i < C.n_trig; i++) {
+        trigger *t = &C.trig[i];
+        const sc_fault *f = &S.sc->faults[t->fault];
+        if (t->fired || !trigger_counts(f, p))
+            continue;
+        t->ring[t->head] = now;
+        t->head = (t->head + 1) % t->k;
+        if (t->n < t->k)
+            t->n++;
+        /* head now points at the oldest of the last k */
+        if (t->n == t->k && now - t->ring[t->head] < f->when_window_s) {
+            t->fired = 1;
+            sg_sem_release(C.go[t->fault]);
+        }
+    }
+}
+
 void chaos_start(void)
 {
     int stream = 0;
+    int n = S.sc->n_faults;
+    C.go = calloc((size_t)n + 1, sizeof *C.go);
+    C.active = calloc((size_t)n + 1, sizeof *C.active);
+    C.trig = calloc((size_t)n + 1, sizeof *C.trig);
+    C.n_trig = 0;
+    for (int i = 0; i < n; i++) {
+        const sc_fault *f = &S.sc->faults[i];
+        if (f->when_qps > 0 || f->after_prev >= 0)
+            C.go[i] = sg_sem_init(0);
+        if (f->when_qps > 0) {
+            trigger *t = &C.trig[C.n_trig++];
+            t->fault = i;
+            t->k = (int)floor(f->when_qps * f->when_window_s) + 1;
+            t->ring = calloc((size_t)t->k, sizeof *t->ring);
+        }
+    }
     free(crash_args);
     crash_args = NULL;
     n_crash_args = 0;
@@ -283,6 +367,15 @@ void chaos_start(void)
 
 void chaos_free(void)
 {
+    for (int i = 0; i < S.sc->n_faults && C.go; i++)
+        if (C.go[i])
+            sg_sem_destroy(C.go[i]);
+    for (int i = 0; i < C.n_trig; i++)
+        free(C.trig[i].ring);
+    free(C.go);
+    free(C.active);
+    free(C.trig);
+    memset(&C, 0, sizeof C);
     for (int i = 0; i < n_crash_args; i++)
         gsl_rng_free(crash_args[i].rng);
     free(crash_args);

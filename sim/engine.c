@@ -534,6 +534,7 @@ static void traffic_source(int argc, char *argv[])
         }
         S.offered[interval_of(now)] += 1;
         tc->pool->arrivals++;
+        chaos_on_arrival(tc->pool, now);
         eng_route(tc->pool, r, now);
     }
 }

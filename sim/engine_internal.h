@@ -248,6 +248,8 @@ void chaos_start(void);
 /* flash crowds change the arrival-rate profile before the run starts */
 void chaos_apply_rates(void);
 void chaos_free(void);
+/* Every request reaching a pool's balancer (for `when`). */
+void chaos_on_arrival(eng_pool *p, double now);
 
 /* observe.c */
 /* The options' export paths, before build(); obs_start() then starts the

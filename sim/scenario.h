@@ -221,6 +221,16 @@ typedef struct {
     double mtbf_s, mttr_s;     /* random crash */
     sc_dist ttf, ttr;          /* shapes of time to failure / to repair */
     double standby_failover_s; /* lb failure: a standby takes over after this; 0 = none */
+    /* Start: `at` (at_s), `after` (after_s past the start of the fault
+     * before it, resolved into at_s when that one's start is fixed; else
+     * after_prev is that fault's index and the start is known only at run
+     * time) or `when` (when_qps > 0: the first arrival at which the offered
+     * load of the pools hit, over the sliding window when_window_s,
+     * exceeds when_qps). */
+    double after_s;
+    int after_prev;            /* -1, or the fault whose run-time start this one waits for */
+    double when_qps;           /* 0 = no condition */
+    double when_window_s;
 } sc_fault;
 
 /* A steady-state hypothesis (Chaos Toolkit style), checked on the window

@@ -18,25 +18,33 @@
 #include <string.h>
 
 enum { K_AT = 1, K_DUR = 2, K_TARGET = 4, K_ZONE = 8, K_TRAFFIC = 16, K_FACTOR = 32,
-       K_LATENCY = 64, K_PROB = 128, K_MTBF = 256, K_STANDBY = 512 };
+       K_LATENCY = 64, K_PROB = 128, K_MTBF = 256, K_STANDBY = 512, K_AFTER = 1024,
+       K_WHEN = 2048 };
+/* A fault starts at a time, a delay after the fault before it, or on a
+ * condition: exactly one of the three. */
+#define K_START (K_AT | K_AFTER | K_WHEN)
 
 static const struct {
     const char *name;
     sc_fault_kind kind;
     int takes;    /* keys allowed */
-    int needs;    /* keys required */
+    int needs;    /* keys required (K_START: one of at, after, when) */
 } FAULTS[] = {
-    {"node_crash", SC_FAULT_NODE_CRASH, K_AT | K_DUR | K_TARGET | K_ZONE, K_AT},
+    {"node_crash", SC_FAULT_NODE_CRASH, K_START | K_DUR | K_TARGET | K_ZONE, K_START},
     {"random_crash", SC_FAULT_RANDOM_CRASH, K_TARGET | K_ZONE | K_MTBF, K_MTBF},
-    {"slowdown", SC_FAULT_SLOWDOWN, K_AT | K_DUR | K_TARGET | K_ZONE | K_FACTOR, K_AT | K_FACTOR},
-    {"gpu_error", SC_FAULT_GPU_ERROR, K_AT | K_DUR | K_TARGET | K_ZONE, K_AT},
-    {"network_latency", SC_FAULT_NET_LATENCY, K_AT | K_DUR | K_TARGET | K_ZONE | K_LATENCY,
-     K_AT | K_LATENCY},
-    {"partition", SC_FAULT_PARTITION, K_AT | K_DUR | K_TARGET | K_ZONE, K_AT},
-    {"error_rate", SC_FAULT_ERROR_RATE, K_AT | K_DUR | K_TARGET | K_ZONE | K_PROB, K_AT | K_PROB},
-    {"zone_outage", SC_FAULT_ZONE_OUTAGE, K_AT | K_DUR | K_ZONE, K_AT | K_ZONE},
-    {"lb_failure", SC_FAULT_LB_FAILURE, K_AT | K_DUR | K_TARGET | K_STANDBY, K_AT},
-    {"flash_crowd", SC_FAULT_FLASH_CROWD, K_AT | K_DUR | K_TRAFFIC | K_FACTOR, K_AT | K_FACTOR},
+    {"slowdown", SC_FAULT_SLOWDOWN, K_START | K_DUR | K_TARGET | K_ZONE | K_FACTOR,
+     K_START | K_FACTOR},
+    {"gpu_error", SC_FAULT_GPU_ERROR, K_START | K_DUR | K_TARGET | K_ZONE, K_START},
+    {"network_latency", SC_FAULT_NET_LATENCY, K_START | K_DUR | K_TARGET | K_ZONE | K_LATENCY,
+     K_START | K_LATENCY},
+    {"partition", SC_FAULT_PARTITION, K_START | K_DUR | K_TARGET | K_ZONE, K_START},
+    {"error_rate", SC_FAULT_ERROR_RATE, K_START | K_DUR | K_TARGET | K_ZONE | K_PROB,
+     K_START | K_PROB},
+    {"zone_outage", SC_FAULT_ZONE_OUTAGE, K_START | K_DUR | K_ZONE, K_START | K_ZONE},
+    {"lb_failure", SC_FAULT_LB_FAILURE, K_START | K_DUR | K_TARGET | K_STANDBY, K_START},
+    /* the rate profile is fixed before the run: no `when` */
+    {"flash_crowd", SC_FAULT_FLASH_CROWD, K_AT | K_AFTER | K_DUR | K_TRAFFIC | K_FACTOR,
+     K_START | K_FACTOR},
 };
 #define N_FAULTS (sizeof FAULTS / sizeof FAULTS[0])
 
@@ -49,6 +57,7 @@ static const struct {
     {"traffic", K_TRAFFIC}, {"factor", K_FACTOR},     {"latency", K_LATENCY},
     {"probability", K_PROB}, {"mtbf", K_MTBF},        {"mttr", K_MTBF},
     {"distribution", K_MTBF}, {"shape", K_MTBF},      {"standby_failover", K_STANDBY},
+    {"after", K_AFTER},    {"when", K_WHEN},
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
@@ -98,6 +107,53 @@ static int zone_exists(const sc_scenario *sc, const char *z)
     return 0;
 }
 
+/* `after: D`: D after the start of the fault listed just before this one.
+ * When that start is fixed (at, or after one that is), so is this one's
+ * (into at_s); when it depends on a condition, this one waits for it at run
+ * time (after_prev). `when: {offered_qps_above: X, window: W}`. */
+static void load_start(sc_loader *L, yaml_node_t *n, const char *path, const sc_scenario *sc,
+                       sc_fault *f)
+{
+    static const char *const when_keys[] = {"offered_qps_above", "window", NULL};
+    char p[SC_PATHLEN], q[SC_PATHLEN], buf[SC_SHOWLEN];
+    sc_kv after = sc_find(L, n, "after"), when = sc_find(L, n, "when");
+    int i = (int)(f - sc->faults);
+    if (after.val && sc_want_dur(L, after.val, sc_join(p, path, "after"), 0, &f->after_s) == 0) {
+        const sc_fault *prev = i > 0 ? &sc->faults[i - 1] : NULL;
+        if (!prev)
+            sc_errn(L, after.key, "%s: no fault before this one to be after", p);
+        else if (prev->kind == SC_FAULT_RANDOM_CRASH)
+            sc_errn(L, after.key, "%s: the fault before (random_crash) has no start to be after", p);
+        else if (prev->when_qps > 0 || prev->after_prev >= 0) {
+            if (f->kind == SC_FAULT_FLASH_CROWD)
+                sc_errn(L, after.key, "%s: flash_crowd needs a start known before the run; the "
+                        "fault before starts on a condition", p);
+            f->after_prev = i - 1;
+        } else {
+            f->at_s = prev->at_s + f->after_s;
+            if (sc->duration_s > 0 && f->at_s >= sc->duration_s)
+                sc_errn(L, after.val, "%s: starts at %g s, not before the end of the run (%g s)", p,
+                        f->at_s, sc->duration_s);
+        }
+    }
+    if (!when.val)
+        return;
+    sc_join(p, path, "when");
+    if (sc_check_map(L, when.val, p, when_keys))
+        return;
+    sc_kv qps = sc_find(L, when.val, "offered_qps_above"), win = sc_find(L, when.val, "window");
+    if (!qps.val) {
+        sc_errn(L, when.val, "%s: missing required key offered_qps_above, got %s", p,
+                sc_show(when.val, buf));
+        return;
+    }
+    sc_want_unit(L, qps.val, sc_join(q, p, "offered_qps_above"), sc_parse_rate_qps, "a rate",
+                 "50, 50qps, 3000/min", 1, &f->when_qps);
+    f->when_window_s = 10;
+    if (win.val)
+        sc_want_dur(L, win.val, sc_join(q, p, "window"), 1, &f->when_window_s);
+}
+
 static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_scenario *sc,
                        sc_fault *f)
 {
@@ -115,6 +171,7 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
     f->node = -1;
     f->traffic = -1;
     f->factor = 1;
+    f->after_prev = -1;
     if (sc_check_map(L, n, path, keys))
         return;
     sc_kv kind = sc_find(L, n, "fault");
@@ -138,8 +195,16 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
             sc_errn(L, kv.key, "%s: %s does not take %s", sc_join(p, path, KEYS[i].key),
                     FAULTS[k].name, KEYS[i].key);
     }
+    int starts = !!(have & K_AT) + !!(have & K_AFTER) + !!(have & K_WHEN);
+    if ((FAULTS[k].needs & K_START) && starts == 0)
+        sc_errn(L, n, "%s: %s needs %s", path, FAULTS[k].name,
+                (FAULTS[k].takes & K_WHEN) ? "at, after or when" : "at or after");
+    else if (starts > 1)
+        sc_errn(L, n, "%s: give one of at, after, when", path);
     for (size_t i = 0; i < N_KEYS; i++) {
         int bit = KEYS[i].bit;
+        if (bit & K_START)
+            continue;
         if ((FAULTS[k].needs & bit) && !(have & bit)) {
             sc_errn(L, n, "%s: %s needs %s", path, FAULTS[k].name, KEYS[i].key);
             have |= bit; /* one message per missing key */
@@ -217,8 +282,15 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
         sc_want_num(L, shape.val, sc_join(p, path, "shape"), 0, 1, 100, 0, &f->ttf.shape);
     if (standby.val)
         sc_want_dur(L, standby.val, sc_join(p, path, "standby_failover"), 1, &f->standby_failover_s);
+    load_start(L, n, path, sc, f);
     char label[256];
-    snprintf(label, sizeof label, "%s at %gs", FAULTS[k].name, f->at_s);
+    if (f->when_qps > 0)
+        snprintf(label, sizeof label, "%s when offered > %g qps", FAULTS[k].name, f->when_qps);
+    else if (f->after_prev >= 0)
+        snprintf(label, sizeof label, "%s %gs after chaos.%d", FAULTS[k].name, f->after_s,
+                 f->after_prev);
+    else
+        snprintf(label, sizeof label, "%s at %gs", FAULTS[k].name, f->at_s);
     f->label = strdup(label);
 }
 

@@ -1,0 +1,308 @@
+/*
+ * test_chaos2.c - fault starts (`after`, `when`), run through the fleetsim binary on small
+ * deterministic scenarios whose results are computed by hand below.
+ *
+ * Common ground: deterministic arrivals at 10 QPS from a rate point at
+ * 0.05 s (a deterministic process's first arrival is one gap later), so the
+ * arrivals are at 0.15, 0.25, ... s, and deterministic 10 ms service. Fault
+ * times fall between arrivals, so no result depends on the order of ties.
+ */
+#include "testutil.h"
+
+#include <CUnit/Basic.h>
+
+#include <math.h>
+
+/* ---------- running and reading back ---------- */
+
+/* Writes `yaml` (and the HPA manifest, for the autoscaled case) to a fresh
+ * directory and runs it; results in DIR/out, stderr in DIR/log. */
+static char *run_yaml(const char *yaml, int *rc)
+{
+    char *dir = tu_tmpdir();
+    char path[4096], log[4096];
+    snprintf(path, sizeof path, "%s/hpa.yaml", dir);
+    tu_write(path, "apiVersion: autoscaling/v2\n"
+                   "kind: HorizontalPodAutoscaler\n"
+                   "metadata: {name: t}\n"
+                   "spec:\n"
+                   "  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: t}\n"
+                   "  minReplicas: 1\n"
+                   "  maxReplicas: 6\n"
+                   "  metrics:\n"
+                   "    - type: Resource\n"
+                   "      resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}\n");
+    snprintf(path, sizeof path, "%s/s.yaml", dir);
+    snprintf(log, sizeof log, "%s/log", dir);
+    tu_write(path, yaml);
+    *rc = tu_sh(log, "'%s' run '%s' --quiet --out '%s/out'", tu_bin(), path, dir);
+    return dir;
+}
+
+static void done(char *dir)
+{
+    tu_rm_rf(dir);
+    free(dir);
+}
+
+static cJSON *summary_of(const char *dir)
+{
+    char out[4096];
+    snprintf(out, sizeof out, "%s/out", dir);
+    return tu_summary(out);
+}
+
+static char *log_of(const char *dir)
+{
+    char log[4096];
+    snprintf(log, sizeof log, "%s/log", dir);
+    return tu_read(log);
+}
+
+static double sum_buckets(const cJSON *j, const char *block)
+{
+    const char *keys[] = { "completed", "rejected", "failed", "timed_out", "in_flight_at_end" };
+    double s = 0;
+    char path[128];
+    for (int i = 0; i < 5; i++) {
+        snprintf(path, sizeof path, "%s.%s", block, keys[i]);
+        s += tu_num(j, path);
+    }
+    return s;
+}
+
+/* Every request in exactly one bucket, overall, after warm-up and per pool. */
+static void assert_conserved(const cJSON *j)
+{
+    double gen = tu_num(j, "requests.generated");
+    CU_ASSERT(gen > 0);
+    CU_ASSERT_EQUAL(gen, sum_buckets(j, "requests"));
+    CU_ASSERT_EQUAL(tu_num(j, "measured.generated"), sum_buckets(j, "measured"));
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(j, "pools"))
+        CU_ASSERT_EQUAL(tu_num(p, "requests.generated"), sum_buckets(p, "requests"));
+}
+
+static const cJSON *fault_at(const cJSON *j, int i)
+{
+    return cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "faults"), i);
+}
+
+static int n_faults(const cJSON *j)
+{
+    return cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "faults"));
+}
+
+static const char *str_of(const cJSON *o, const char *key)
+{
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(s) ? s->valuestring : "";
+}
+
+/* One column of timeseries.csv (rows are intervals); returns the row count. */
+static int ts_column(const char *dir, const char *name, double *v, int max)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/out/timeseries.csv", dir);
+    char *text = tu_read(path);
+    if (!text)
+        return -1;
+    char *save = NULL;
+    char *line = strtok_r(text, "\n", &save);
+    int col = -1, c = 0;
+    for (char *p = line; p && *p; c++) {
+        size_t len = strcspn(p, ",");
+        if (len == strlen(name) && !strncmp(p, name, len))
+            col = c;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    int n = 0;
+    while (col >= 0 && n < max && (line = strtok_r(NULL, "\n", &save))) {
+        char *p = line;
+        for (int i = 0; i < col; i++)
+            p = strchr(p, ',') + 1;
+        v[n++] = strtod(p, NULL);
+    }
+    free(text);
+    return col >= 0 ? n : -1;
+}
+
+#define HEAD                                                                   \
+    "interval: 1s\n"                                                           \
+    "models:\n"                                                                \
+    "  m: {service: {distribution: deterministic, mean: 10ms}}\n"
+
+/* ---------- when: the offered load crosses a threshold ---------- */
+
+/* 10 QPS until 20 s, then 30 QPS: the arrivals after the step are at
+ * 20 + (m + 0.5) / 30 s, m = 0, 1, ... (the step leaves half a gap of
+ * operational time). `when: {offered_qps_above: 20, window: 2s}` fires at
+ * the first arrival with more than 20 x 2 = 40 arrivals in the last 2 s:
+ * at m = 30 (t = 21.01667 s) the window (19.01667, 21.01667] holds the 31
+ * arrivals m = 0..30 and the 10 of 19.05 ... 19.95 s = 41; at m = 29 it held
+ * 30 + 10 = 40, not more. The latency fault then lasts 5 s; the partition
+ * is `after: 7s`: 7 s after the latency fault's start (known only at run
+ * time), for 1 s, failing the 30 arrivals of that second (retries cannot
+ * help: the whole pool is cut off). The condition holds on afterwards, but
+ * the fault fires once. */
+static const char *WHEN =
+    "name: when\n"
+    "duration: 40s\n" HEAD
+    "pools:\n"
+    "  p: {model: m, replicas: 2, link: {latency: 1ms, bandwidth: 1GBps}}\n"
+    "traffic:\n"
+    "  - {name: t, pool: p, size: 0B, response_size: 0B,\n"
+    "     arrivals: {process: deterministic, rate: [{at: 0.05s, qps: 10}, {at: 20s, qps: 30}]}}\n"
+    "load_balancer: {policy: round_robin}\n"
+    "chaos:\n"
+    "  - {when: {offered_qps_above: %s, window: 2s}, fault: network_latency, latency: 100ms,\n"
+    "     duration: 5s}\n"
+    "  - {after: 7s, fault: partition, duration: 1s}\n";
+
+static void test_when_offered_load(void)
+{
+    char yaml[4096];
+    snprintf(yaml, sizeof yaml, WHEN, "20");
+    int rc;
+    char *dir = run_yaml(yaml, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = summary_of(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    assert_conserved(j);
+    CU_ASSERT_EQUAL(n_faults(j), 2); /* once, though the load stays above */
+    const double t0 = 20 + 30.5 / 30;
+    const cJSON *lat = fault_at(j, 0), *part = fault_at(j, 1);
+    CU_ASSERT_STRING_EQUAL(str_of(lat, "kind"), "network_latency");
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(lat, "start_s"), t0, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(lat, "end_s"), t0 + 5, 1e-9);
+    CU_ASSERT_STRING_EQUAL(str_of(part, "kind"), "partition");
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(part, "start_s"), t0 + 7, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(part, "end_s"), t0 + 8, 1e-9);
+    /* 0.15 ... 19.95 s (199) + 20.0167 ... 39.9833 s (600) */
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 799);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 30);
+    /* during the latency fault: 10 ms + 2 x (1 ms + 100 ms) */
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.max"), 0.212, 1e-9);
+    cJSON_Delete(j);
+    /* the load the condition watched: 10 QPS, then 30 from the step */
+    double off[64];
+    int n = ts_column(dir, "offered_qps", off, 64);
+    CU_ASSERT_EQUAL(n, 40);
+    for (int i = 1; i < n; i++)
+        CU_ASSERT_EQUAL(off[i], i < 20 ? 10 : 30);
+    done(dir);
+
+    /* 30 QPS never exceeds 40: neither fault starts (the second waits for
+     * the first) */
+    snprintf(yaml, sizeof yaml, WHEN, "40");
+    dir = run_yaml(yaml, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    j = summary_of(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    assert_conserved(j);
+    CU_ASSERT_EQUAL(n_faults(j), 0);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 0);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.max"), 0.012, 1e-9);
+    cJSON_Delete(j);
+    done(dir);
+}
+
+/* `after` a fault with a fixed start is fixed at load: 5 s + 3 s = 8 s,
+ * then 8 s + 0 s; a flash crowd can be `after` such a fault (its rate
+ * profile is built before the run): x2 over [8, 10) s adds 20 arrivals. */
+static void test_after_fixed(void)
+{
+    const char *yaml =
+        "name: after\n"
+        "duration: 20s\n" HEAD
+        "pools:\n"
+        "  p: {model: m, replicas: 2, link: {latency: 1ms, bandwidth: 1GBps}}\n"
+        "traffic:\n"
+        "  - {name: t, pool: p, size: 0B, response_size: 0B,\n"
+        "     arrivals: {process: deterministic, rate: [{at: 0.05s, qps: 10}]}}\n"
+        "chaos:\n"
+        "  - {at: 5.02s, fault: slowdown, factor: 0.5, target: p/0, duration: 1s}\n"
+        "  - {after: 3s, fault: gpu_error, target: p/1, duration: 1s}\n"
+        "  - {after: 0s, fault: flash_crowd, factor: 2, duration: 2s}\n";
+    int rc;
+    char *dir = run_yaml(yaml, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = summary_of(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    assert_conserved(j);
+    CU_ASSERT_EQUAL_FATAL(n_faults(j), 3);
+    double starts[3] = { 0 };
+    for (int i = 0; i < 3; i++) {
+        const cJSON *f = fault_at(j, i);
+        int k = !strcmp(str_of(f, "kind"), "slowdown") ? 0 : !strcmp(str_of(f, "kind"), "gpu_error") ? 1 : 2;
+        starts[k] = tu_num(f, "start_s");
+    }
+    CU_ASSERT_DOUBLE_EQUAL(starts[0], 5.02, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(starts[1], 8.02, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(starts[2], 8.02, 1e-9);
+    /* 0.15 ... 19.95 s = 199, plus 20 from the doubled 2 s */
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 219);
+    cJSON_Delete(j);
+    done(dir);
+}
+
+/* Start keys are checked at load: exactly one of at, after, when; `after`
+ * needs a fault before it with a start; a flash crowd takes no `when`. */
+static void test_start_errors(void)
+{
+    static const struct {
+        const char *chaos;
+        const char *msg;
+    } cases[] = {
+        { "  - {at: 1s, when: {offered_qps_above: 5}, fault: partition}\n",
+          "give one of at, after, when" },
+        { "  - {fault: partition, duration: 1s}\n", "partition needs at, after or when" },
+        { "  - {after: 1s, fault: partition}\n", "no fault before this one" },
+        { "  - {fault: random_crash, mtbf: 10s, mttr: 1s}\n  - {after: 1s, fault: partition}\n",
+          "has no start" },
+        { "  - {when: {offered_qps_above: 5}, fault: flash_crowd, factor: 2}\n",
+          "flash_crowd does not take when" },
+        { "  - {when: {offered_qps_above: 5}, fault: partition}\n"
+          "  - {after: 1s, fault: flash_crowd, factor: 2}\n",
+          "start known before the run" },
+        { "  - {at: 15s, fault: partition}\n  - {after: 6s, fault: gpu_error}\n",
+          "not before the end of the run" },
+        { "  - {when: {qps: 5}, fault: partition}\n", "qps" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char yaml[4096];
+        snprintf(yaml, sizeof yaml,
+                 "name: bad\nduration: 20s\n" HEAD "pools:\n  p: {model: m, replicas: 1}\n"
+                 "traffic:\n  - {name: t, pool: p, arrivals: {process: poisson, rate: 1}}\n"
+                 "chaos:\n%s",
+                 cases[i].chaos);
+        int rc;
+        char *dir = run_yaml(yaml, &rc);
+        char *log = log_of(dir);
+        CU_ASSERT_EQUAL(rc, 2);
+        CU_ASSERT_PTR_NOT_NULL(log);
+        if (log && !strstr(log, cases[i].msg))
+            fprintf(stderr, "\ncase %zu: expected \"%s\" in:\n%s", i, cases[i].msg, log);
+        CU_ASSERT(log && strstr(log, cases[i].msg));
+        free(log);
+        done(dir);
+    }
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite("chaos2", NULL, NULL);
+    CU_add_test(s, "when: starts at the first arrival over the threshold, once",
+                test_when_offered_load);
+    CU_add_test(s, "after a fault with a fixed start", test_after_fixed);
+    CU_add_test(s, "start keys are checked at load", test_start_errors);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned fails = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return fails != 0;
+}
