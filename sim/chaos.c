@@ -1,7 +1,7 @@
 /*
  * chaos.c - injected faults: crashes, random crashes (MTBF/MTTR), slow
  * GPUs, GPU errors, network latency, partitions, error rates, zone outages,
- * balancer failures and flash crowds.
+ * balancer failures, flash crowds and bandwidth cuts.
  *
  * Each scheduled fault is one actor on the balancer's host that waits for
  * the fault's start, applies it, and undoes it after its duration. The
@@ -27,7 +27,8 @@
 
 static const char *const kind_names[] = { "node_crash", "random_crash", "slowdown", "gpu_error",
                                           "network_latency", "partition", "error_rate",
-                                          "zone_outage", "lb_failure", "flash_crowd" };
+                                          "zone_outage", "lb_failure", "flash_crowd",
+                                          "bandwidth_cut" };
 
 /* Run-time state of the faults: starts and conditions. */
 typedef struct {
@@ -106,6 +107,25 @@ static void blame(int *cause, int *rec, int fault, int fault_rec, int on)
     }
 }
 
+/* The pool's bandwidth share: the product of the cuts active on it, set on
+ * its SimGrid links too (each node's link to the balancer). */
+static void set_bandwidth(eng_pool *p)
+{
+    double factor = 1.0;
+    for (int i = 0; i < S.sc->n_faults; i++)
+        if (C.active[i] && S.sc->faults[i].kind == SC_FAULT_BANDWIDTH_CUT &&
+            pool_hit(&S.sc->faults[i], p))
+            factor *= S.sc->faults[i].factor;
+    p->bw_factor = factor;
+    for (int j = 0; j < p->n_hosts; j++) {
+        char name[128];
+        snprintf(name, sizeof name, "%s/link", p->nodes[j].name);
+        sg_link_t l = sg_link_by_name(name);
+        if (l)
+            sg_link_set_bandwidth(l, p->cfg->link_bandwidth_Bps * factor);
+    }
+}
+
 /* Applies (on = 1) or undoes (on = 0) a fault everywhere it hits; idx is
  * the scenario's fault, rec its entry in the results. */
 static void apply(const sc_fault *f, int idx, int rec, int on, double now)
@@ -116,7 +136,8 @@ static void apply(const sc_fault *f, int idx, int rec, int on, double now)
         if (!pool_hit(f, p))
             continue;
         if (f->kind == SC_FAULT_NET_LATENCY || f->kind == SC_FAULT_PARTITION ||
-            f->kind == SC_FAULT_ERROR_RATE || f->kind == SC_FAULT_LB_FAILURE)
+            f->kind == SC_FAULT_ERROR_RATE || f->kind == SC_FAULT_LB_FAILURE ||
+            f->kind == SC_FAULT_BANDWIDTH_CUT)
             blame(&p->cause, &p->fault_rec, idx, rec, on);
         switch (f->kind) {
         case SC_FAULT_NET_LATENCY:
@@ -130,6 +151,9 @@ static void apply(const sc_fault *f, int idx, int rec, int on, double now)
             break;
         case SC_FAULT_LB_FAILURE:
             p->lb_down = on;
+            break;
+        case SC_FAULT_BANDWIDTH_CUT:
+            set_bandwidth(p);
             break;
         default:
             break;
@@ -201,6 +225,8 @@ static void scheduled_fault(int argc, char *argv[])
         snprintf(detail, sizeof detail, "%.1f%% of attempts fail", f->factor * 100);
     else if (f->kind == SC_FAULT_FLASH_CROWD)
         snprintf(detail, sizeof detail, "arrivals x%.2f", f->factor);
+    else if (f->kind == SC_FAULT_BANDWIDTH_CUT)
+        snprintf(detail, sizeof detail, "bandwidth x%.2f", f->factor);
     if (f->when_qps > 0) {
         size_t len = strlen(detail);
         snprintf(detail + len, sizeof detail - len, "%swhen offered > %g qps over %gs",

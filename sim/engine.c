@@ -317,7 +317,13 @@ void eng_route(eng_pool *p, eng_req *r, double now)
         eng_req_end(p, r, B_FAILED, now);
         return;
     }
-    r->net_s = S.classes[r->tclass].net_s + 2 * p->extra_latency_s;
+    /* network time is fixed when the attempt is routed: a bandwidth cut
+     * scales the size / bandwidth part */
+    const eng_class *tc = &S.classes[r->tclass];
+    r->net_s = (p->bw_factor == 1.0 ? tc->net_s
+                                    : 2 * p->route_latency_s +
+                                          tc->bytes / (p->route_bw_Bps * p->bw_factor)) +
+               2 * p->extra_latency_s;
     int s = pick(p, r, now);
     if (s >= 0) {
         send_to(p, r, s, now);
@@ -703,6 +709,7 @@ static int build(void)
         p->lbq_timeout_s = sc->lb.queue_timeout_s;
         p->busy_per_interval = calloc(S.n_intervals, sizeof(double));
         p->cause = p->fault_rec = -1;
+        p->bw_factor = 1.0;
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
             n->pool = p;
@@ -761,8 +768,8 @@ static int build(void)
         tc->rng = eng_stream_rng(sc->seed, (unsigned long)c);
         tc->rate = sim_rate_new(tc->cfg->rate, tc->cfg->n_rate);
         tc->latency = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
-        tc->net_s = 2 * tc->pool->route_latency_s +
-                    (tc->cfg->bytes_in + tc->cfg->bytes_out) / tc->pool->route_bw_Bps;
+        tc->bytes = tc->cfg->bytes_in + tc->cfg->bytes_out;
+        tc->net_s = 2 * tc->pool->route_latency_s + tc->bytes / tc->pool->route_bw_Bps;
     }
     chaos_apply_rates();
     for (int c = 0; c < sc->n_traffic; c++) {

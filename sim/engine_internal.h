@@ -139,6 +139,7 @@ struct eng_pool {
     int partitioned;        /* injected: balancer cannot reach the nodes */
     double error_prob;      /* injected: each attempt fails with this probability */
     int lb_down;            /* injected: balancer failed */
+    double bw_factor;       /* injected: links at this share of their bandwidth (1) */
     gsl_rng *lb_rng;
     gsl_rng *fault_rng;
     rp_counts counts;
@@ -167,6 +168,7 @@ typedef struct {
     gsl_rng *rng;
     sim_rate *rate;
     double net_s;
+    double bytes;          /* request + response size, for bandwidth cuts */
     rp_counts measured;    /* its requests that arrived after warm-up */
     sim_hist *latency;
 } eng_class;

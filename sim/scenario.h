@@ -204,7 +204,8 @@ typedef enum {
     SC_FAULT_ERROR_RATE,       /* each attempt fails with probability factor */
     SC_FAULT_ZONE_OUTAGE,      /* every node in a zone crashes */
     SC_FAULT_LB_FAILURE,       /* the pool's balancer is down (502) */
-    SC_FAULT_FLASH_CROWD       /* arrival rate x factor */
+    SC_FAULT_FLASH_CROWD,      /* arrival rate x factor */
+    SC_FAULT_BANDWIDTH_CUT     /* the pool's links at factor of their bandwidth */
 } sc_fault_kind;
 
 typedef struct {

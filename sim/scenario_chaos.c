@@ -45,6 +45,8 @@ static const struct {
     /* the rate profile is fixed before the run: no `when` */
     {"flash_crowd", SC_FAULT_FLASH_CROWD, K_AT | K_AFTER | K_DUR | K_TRAFFIC | K_FACTOR,
      K_START | K_FACTOR},
+    {"bandwidth_cut", SC_FAULT_BANDWIDTH_CUT, K_START | K_DUR | K_TARGET | K_ZONE | K_FACTOR,
+     K_START | K_FACTOR},
 };
 #define N_FAULTS (sizeof FAULTS / sizeof FAULTS[0])
 
@@ -179,7 +181,7 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
     if (!kind.val) {
         sc_errn(L, n, "%s: missing required key fault (one of node_crash, random_crash, slowdown, "
                       "gpu_error, network_latency, partition, error_rate, zone_outage, lb_failure, "
-                      "flash_crowd)", path);
+                      "flash_crowd, bandwidth_cut)", path);
         return;
     }
     if (sc_want_enum(L, kind.val, sc_join(p, path, "fault"), kinds, &k))
@@ -252,7 +254,7 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
         }
     }
     if (factor.val) {
-        if (f->kind == SC_FAULT_SLOWDOWN)
+        if (f->kind == SC_FAULT_SLOWDOWN || f->kind == SC_FAULT_BANDWIDTH_CUT)
             sc_want_num(L, factor.val, sc_join(p, path, "factor"), 0, 1, 1, 0, &f->factor);
         else
             sc_want_num(L, factor.val, sc_join(p, path, "factor"), 0, 0, 1e6, 0, &f->factor);

@@ -1,5 +1,6 @@
 /*
- * test_chaos2.c - fault starts (`after`, `when`), run through the fleetsim binary on small
+ * test_chaos2.c - fault starts (`after`, `when`) and bandwidth cuts, run
+ * through the fleetsim binary on small
  * deterministic scenarios whose results are computed by hand below.
  *
  * Common ground: deterministic arrivals at 10 QPS from a rate point at
@@ -270,6 +271,7 @@ static void test_start_errors(void)
         { "  - {at: 15s, fault: partition}\n  - {after: 6s, fault: gpu_error}\n",
           "not before the end of the run" },
         { "  - {when: {qps: 5}, fault: partition}\n", "qps" },
+        { "  - {at: 1s, fault: bandwidth_cut, factor: 1.5}\n", "factor" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char yaml[4096];
@@ -291,6 +293,61 @@ static void test_start_errors(void)
     }
 }
 
+/* ---------- bandwidth cut ---------- */
+
+/* 4 MB requests over a 100 MB/s link: 40 ms of transfer, so a request takes
+ * 10 ms + 2 x 1 ms + 40 ms = 52 ms. Cut to x0.25 over [10.02, 15.02) s, the
+ * transfer takes 160 ms: 172 ms for the 50 requests routed then (10.05 ...
+ * 14.95 s). With a 100 ms client timeout exactly those 50 time out. */
+static const char *BW =
+    "name: bw\n"
+    "duration: 30s\n" HEAD
+    "pools:\n"
+    "  p: {model: m, replicas: 1, timeout: %s, link: {latency: 1ms, bandwidth: 100MBps}}\n"
+    "traffic:\n"
+    "  - {name: t, pool: p, size: 4MB, response_size: 0B,\n"
+    "     arrivals: {process: deterministic, rate: [{at: 0.05s, qps: 10}]}}\n"
+    "chaos:\n"
+    "  - {at: 10.02s, fault: bandwidth_cut, factor: 0.25, target: p, duration: 5s}\n";
+
+static void test_bandwidth_cut(void)
+{
+    char yaml[4096];
+    snprintf(yaml, sizeof yaml, BW, "1s");
+    int rc;
+    char *dir = run_yaml(yaml, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = summary_of(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    assert_conserved(j);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 299);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 299);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.max"), 0.172, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.mean"), (249 * 0.052 + 50 * 0.172) / 299, 1e-9);
+    const cJSON *f = fault_at(j, 0);
+    CU_ASSERT_STRING_EQUAL(str_of(f, "kind"), "bandwidth_cut");
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(f, "end_s"), 15.02, 1e-9);
+    cJSON_Delete(j);
+    double p50[64];
+    int n = ts_column(dir, "latency_p50_s", p50, 64);
+    CU_ASSERT_EQUAL(n, 30);
+    for (int i = 1; i < n; i++) /* interval i = [i, i + 1) s */
+        CU_ASSERT_DOUBLE_EQUAL(p50[i], i >= 10 && i < 15 ? 0.172 : 0.052, 1e-3);
+    done(dir);
+
+    snprintf(yaml, sizeof yaml, BW, "100ms");
+    dir = run_yaml(yaml, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    j = summary_of(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    assert_conserved(j);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.timed_out"), 50);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 249);
+    CU_ASSERT_EQUAL(tu_num(fault_at(j, 0), "requests.timed_out"), 50);
+    cJSON_Delete(j);
+    done(dir);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -300,6 +357,7 @@ int main(void)
                 test_when_offered_load);
     CU_add_test(s, "after a fault with a fixed start", test_after_fixed);
     CU_add_test(s, "start keys are checked at load", test_start_errors);
+    CU_add_test(s, "bandwidth cut scales the transfer time", test_bandwidth_cut);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();
