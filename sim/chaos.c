@@ -1,7 +1,7 @@
 /*
  * chaos.c - injected faults: crashes, random crashes (MTBF/MTTR), slow
  * GPUs, GPU errors, network latency, partitions, error rates, zone outages,
- * balancer failures, flash crowds and bandwidth cuts.
+ * balancer failures, flash crowds, bandwidth cuts and retry storms.
  *
  * Each scheduled fault is one actor on the balancer's host that waits for
  * the fault's start, applies it, and undoes it after its duration. The
@@ -9,7 +9,10 @@
  * fixed at load), or an event at run time: `when` (the offered load
  * crossed a threshold; chaos_on_arrival() watches every arrival and
  * releases the fault's semaphore) or `after` a fault that starts on one (its
- * start releases the semaphore, then this one sleeps its delay).
+ * start releases the semaphore, then this one sleeps its delay). A retry
+ * storm makes the clients of its classes resend requests that end in
+ * error: the requests wait in a heap ordered by due time for one "clients"
+ * actor that sends them again (eng_resend).
  *
  * A random crash is one actor per node alternating time-to-failure and
  * time-to-repair (exponential or Weibull, via GSL). Flash crowds change the
@@ -28,7 +31,7 @@
 static const char *const kind_names[] = { "node_crash", "random_crash", "slowdown", "gpu_error",
                                           "network_latency", "partition", "error_rate",
                                           "zone_outage", "lb_failure", "flash_crowd",
-                                          "bandwidth_cut" };
+                                          "bandwidth_cut", "retry_storm" };
 
 /* Run-time state of the faults: starts and conditions. */
 typedef struct {
@@ -38,11 +41,23 @@ typedef struct {
     int fired;
 } trigger;
 
+typedef struct {
+    double due;
+    unsigned long seq;
+    eng_req *r;
+    eng_pool *p;
+} pending_retry;
+
 static struct {
     sg_sem_t *go;          /* per fault: released when a run-time start comes */
     int *active;           /* per fault: applied now */
     trigger *trig;
     int n_trig;
+    pending_retry *heap;   /* client retries, by (due, seq) */
+    size_t n_heap, cap_heap;
+    unsigned long seq;
+    sg_sem_t clients_wake;
+    double clients_until;  /* the clients actor sleeps until then */
 } C;
 
 static const char *zone_of(const eng_pool *p)
@@ -131,6 +146,16 @@ static void set_bandwidth(eng_pool *p)
 static void apply(const sc_fault *f, int idx, int rec, int on, double now)
 {
     C.active[idx] = on;
+    if (f->kind == SC_FAULT_RETRY_STORM) {
+        for (int c = 0; c < S.sc->n_traffic; c++)
+            if (f->traffic < 0 || f->traffic == c) {
+                if (on)
+                    S.classes[c].retry = f;
+                else if (S.classes[c].retry == f)
+                    S.classes[c].retry = NULL;
+            }
+        return;
+    }
     for (int k = 0; k < S.sc->n_pools; k++) {
         eng_pool *p = &S.pools[k];
         if (!pool_hit(f, p))
@@ -227,6 +252,9 @@ static void scheduled_fault(int argc, char *argv[])
         snprintf(detail, sizeof detail, "arrivals x%.2f", f->factor);
     else if (f->kind == SC_FAULT_BANDWIDTH_CUT)
         snprintf(detail, sizeof detail, "bandwidth x%.2f", f->factor);
+    else if (f->kind == SC_FAULT_RETRY_STORM)
+        snprintf(detail, sizeof detail, "clients retry %d times, backoff %gs x%g", f->retry_attempts,
+                 f->retry_backoff_s, f->retry_multiplier);
     if (f->when_qps > 0) {
         size_t len = strlen(detail);
         snprintf(detail + len, sizeof detail - len, "%swhen offered > %g qps over %gs",
@@ -303,9 +331,16 @@ void chaos_apply_rates(void)
     }
 }
 
-/* Pools whose arrivals a `when` condition counts: those the fault hits. */
+/* Pools whose arrivals a `when` condition counts: those the fault hits; a
+ * retry storm's, its classes' pools. */
 static int trigger_counts(const sc_fault *f, const eng_pool *p)
 {
+    if (f->kind == SC_FAULT_RETRY_STORM) {
+        for (int c = 0; c < S.sc->n_traffic; c++)
+            if ((f->traffic < 0 || f->traffic == c) && S.classes[c].pool == p)
+                return 1;
+        return 0;
+    }
     return pool_hit(f, p);
 }
 
@@ -332,16 +367,101 @@ void chaos_on_arrival(eng_pool *p, double now)
     }
 }
 
+/* ---------- client retries ---------- */
+
+static int heap_less(const pending_retry *a, const pending_retry *b)
+{
+    return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+}
+
+static void heap_push(pending_retry x)
+{
+    if (C.n_heap == C.cap_heap) {
+        C.cap_heap = C.cap_heap ? 2 * C.cap_heap : 256;
+        C.heap = realloc(C.heap, C.cap_heap * sizeof *C.heap);
+    }
+    size_t i = C.n_heap++;
+    while (i > 0 && heap_less(&x, &C.heap[(i - 1) / 2])) {
+        C.heap[i] = C.heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    C.heap[i] = x;
+}
+
+static pending_retry heap_pop(void)
+{
+    pending_retry top = C.heap[0], last = C.heap[--C.n_heap];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= C.n_heap)
+            break;
+        if (c + 1 < C.n_heap && heap_less(&C.heap[c + 1], &C.heap[c]))
+            c++;
+        if (!heap_less(&C.heap[c], &last))
+            break;
+        C.heap[i] = C.heap[c];
+        i = c;
+    }
+    if (C.n_heap)
+        C.heap[i] = last;
+    return top;
+}
+
+int chaos_client_retry(eng_pool *p, eng_req *r, double t_s)
+{
+    const sc_fault *f = S.classes[r->tclass].retry;
+    if (!f || r->client_tries >= f->retry_attempts || !C.clients_wake)
+        return 0;
+    double now = simgrid_get_clock();
+    double due = t_s + f->retry_backoff_s * pow(f->retry_multiplier, r->client_tries);
+    if (due < now)
+        due = now;
+    /* a retry the run would not see: the request ends with this attempt */
+    if (!(now < S.sc->duration_s) || !(due < S.sc->duration_s))
+        return 0;
+    r->client_tries++;
+    heap_push((pending_retry){ .due = due, .seq = C.seq++, .r = r, .p = p });
+    if (due < C.clients_until) {
+        C.clients_until = due;
+        sg_sem_release(C.clients_wake);
+    }
+    return 1;
+}
+
+static void clients(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    for (;;) {
+        double now = simgrid_get_clock();
+        /* 1 ns: a timed wait can end a hair before its due time */
+        while (C.n_heap > 0 && C.heap[0].due <= now + 1e-9) {
+            pending_retry x = heap_pop();
+            eng_resend(x.r, now);
+        }
+        if (C.n_heap == 0) {
+            C.clients_until = INFINITY;
+            sg_sem_acquire(C.clients_wake);
+        } else {
+            C.clients_until = C.heap[0].due;
+            sg_sem_acquire_timeout(C.clients_wake, C.heap[0].due - now);
+        }
+    }
+}
+
 void chaos_start(void)
 {
     int stream = 0;
-    int n = S.sc->n_faults;
+    int n = S.sc->n_faults, storms = 0;
     C.go = calloc((size_t)n + 1, sizeof *C.go);
     C.active = calloc((size_t)n + 1, sizeof *C.active);
     C.trig = calloc((size_t)n + 1, sizeof *C.trig);
     C.n_trig = 0;
+    C.clients_until = INFINITY;
     for (int i = 0; i < n; i++) {
         const sc_fault *f = &S.sc->faults[i];
+        storms += f->kind == SC_FAULT_RETRY_STORM;
         if (f->when_qps > 0 || f->after_prev >= 0)
             C.go[i] = sg_sem_init(0);
         if (f->when_qps > 0) {
@@ -350,6 +470,11 @@ void chaos_start(void)
             t->k = (int)floor(f->when_qps * f->when_window_s) + 1;
             t->ring = calloc((size_t)t->k, sizeof *t->ring);
         }
+    }
+    if (storms) {
+        C.clients_wake = sg_sem_init(0);
+        sg_actor_t a = sg_actor_init("clients", S.balancer_host);
+        sg_actor_start(a, clients, 0, NULL);
     }
     free(crash_args);
     crash_args = NULL;
@@ -398,9 +523,12 @@ void chaos_free(void)
             sg_sem_destroy(C.go[i]);
     for (int i = 0; i < C.n_trig; i++)
         free(C.trig[i].ring);
+    if (C.clients_wake)
+        sg_sem_destroy(C.clients_wake);
     free(C.go);
     free(C.active);
     free(C.trig);
+    free(C.heap);
     memset(&C, 0, sizeof C);
     for (int i = 0; i < n_crash_args; i++)
         gsl_rng_free(crash_args[i].rng);

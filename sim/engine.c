@@ -166,6 +166,8 @@ static eng_req *req_new(eng_class *tc, double now)
     r->deadline_s = tc->pool->cfg->timeout_s > 0 ? now + tc->pool->cfg->timeout_s : INFINITY;
     r->lbq_deadline_s = INFINITY;
     r->net_s = tc->net_s;
+    r->sent_s = now;
+    r->client_tries = 0;
     r->work = tc->cfg->work;
     r->id = S.next_id++;
     r->tclass = tc->id;
@@ -184,6 +186,8 @@ static int measured(const eng_req *r)
 /* Every request leaves through here exactly once. */
 void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
 {
+    if (bucket != B_COMPLETED && chaos_client_retry(p, r, t_s))
+        return; /* not the end: its client sends it again */
     unsigned long *slot_all[4] = { &S.all.completed, &S.all.rejected, &S.all.failed, &S.all.timed_out };
     unsigned long *slot_m[4] = { &S.measured.completed, &S.measured.rejected, &S.measured.failed,
                                  &S.measured.timed_out };
@@ -249,7 +253,7 @@ static int retry_allowed(const eng_pool *p, const eng_req *r, double now)
     int tries = lbc->retry_tries > 0 ? lbc->retry_tries : p->n_hosts;
     if (r->attempts >= tries || r->n_tried >= ENG_MAX_TRIED)
         return 0;
-    if (lbc->retry_timeout_s > 0 && now - r->arrival_s >= lbc->retry_timeout_s)
+    if (lbc->retry_timeout_s > 0 && now - r->sent_s >= lbc->retry_timeout_s)
         return 0;
     return now < r->deadline_s;
 }
@@ -279,7 +283,7 @@ static int pick(eng_pool *p, eng_req *r, double now)
         saved[i] = p->view_servers[r->tried[i]].up;
         p->view_servers[r->tried[i]].up = 0;
     }
-    lb_request lr = { .id = r->id, .traffic_class = r->tclass, .arrival_s = r->arrival_s,
+    lb_request lr = { .id = r->id, .traffic_class = r->tclass, .arrival_s = r->sent_s,
                       .key = r->id };
     p->view.now_s = now;
     int s = lb_pick(p->balancer, &p->view, &lr);
@@ -411,7 +415,7 @@ static void gpu_worker(int argc, char *argv[])
                 double now = simgrid_get_clock();
                 if (n->q.len == 0 || n->q.len >= max)
                     break;
-                double due = n->q.head->arrival_s + m->batch_max_wait_s;
+                double due = n->q.head->sent_s + m->batch_max_wait_s;
                 if (due <= now)
                     break;
                 n->forming = 1;
@@ -426,7 +430,7 @@ static void gpu_worker(int argc, char *argv[])
             eng_req *r = eng_fifo_pop(&n->q);
             if (r->deadline_s <= now) { /* client already gone: not the server's fault */
                 p->view_servers[n->index].active--;
-                eng_lb_done(p, n->index, now - r->arrival_s, 1, now);
+                eng_lb_done(p, n->index, now - r->sent_s, 1, now);
                 eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
                 continue;
             }
@@ -444,7 +448,7 @@ static void gpu_worker(int argc, char *argv[])
         if (n->gpu_error) { /* the application answers 500 at once */
             for (int i = 0; i < b; i++) {
                 p->view_servers[n->index].active--;
-                eng_lb_done(p, n->index, now - w->batch[i]->arrival_s, 0, now);
+                eng_lb_done(p, n->index, now - w->batch[i]->sent_s, 0, now);
                 eng_req_end(p, w->batch[i], B_FAILED, now);
             }
             eng_drain_balancer_queue(p, now);
@@ -461,8 +465,8 @@ static void gpu_worker(int argc, char *argv[])
         for (int i = 0; i < b; i++) {
             eng_req *r = w->batch[i];
             p->view_servers[n->index].active--;
-            double lat = t1 - r->arrival_s + r->net_s;
-            int ok = r->arrival_s + lat <= r->deadline_s;
+            double lat = t1 - r->sent_s + r->net_s;
+            int ok = r->sent_s + lat <= r->deadline_s;
             eng_lb_done(p, n->index, lat, 1, t1);
             eng_req_end(p, r, ok ? B_COMPLETED : B_TIMED_OUT, ok ? t1 : r->deadline_s);
         }
@@ -543,6 +547,23 @@ static void traffic_source(int argc, char *argv[])
         chaos_on_arrival(tc->pool, now);
         eng_route(tc->pool, r, now);
     }
+}
+
+/* A client retry: the same request, a new attempt with its own deadline;
+ * offered load (timeseries offered_qps) counts it, as the balancer does. */
+void eng_resend(eng_req *r, double now)
+{
+    eng_class *tc = &S.classes[r->tclass];
+    r->sent_s = now;
+    r->deadline_s = tc->pool->cfg->timeout_s > 0 ? now + tc->pool->cfg->timeout_s : INFINITY;
+    r->lbq_deadline_s = INFINITY;
+    r->node = -1;
+    r->attempts = 0;
+    r->n_tried = 0;
+    S.offered[interval_of(now)] += 1;
+    tc->pool->arrivals++;
+    chaos_on_arrival(tc->pool, now);
+    eng_route(tc->pool, r, now);
 }
 
 /* ---------- time series ---------- */

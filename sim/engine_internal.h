@@ -28,6 +28,9 @@ typedef struct eng_req {
     double deadline_s;     /* client gives up (504); INFINITY if none */
     double lbq_deadline_s; /* balancer queue timeout; INFINITY if none */
     double net_s;          /* network time added to latency */
+    double sent_s;         /* the client sent its current attempt (= arrival_s until
+                              a client retry; arrival_s stays the first) */
+    int client_tries;      /* client retries so far (retry_storm) */
     double work;
     unsigned long id;
     int tclass;
@@ -169,6 +172,7 @@ typedef struct {
     sim_rate *rate;
     double net_s;
     double bytes;          /* request + response size, for bandwidth cuts */
+    const sc_fault *retry; /* active retry storm: its clients resend failures */
     rp_counts measured;    /* its requests that arrived after warm-up */
     sim_hist *latency;
 } eng_class;
@@ -217,6 +221,8 @@ void eng_account_busy(eng_pool *p, eng_node *n, double t0, double t1);
 void eng_event(double t_s, const char *type, const char *subject, const char *fmt, ...);
 void eng_view_sync(eng_node *n);
 void eng_start_workers(eng_node *n);
+/* A client resends r (a retry of the same request) now. */
+void eng_resend(eng_req *r, double now);
 
 /* lifecycle.c */
 void life_init_pool(eng_pool *p);          /* initial replicas ready at t = 0 */
@@ -250,8 +256,11 @@ void chaos_start(void);
 /* flash crowds change the arrival-rate profile before the run starts */
 void chaos_apply_rates(void);
 void chaos_free(void);
-/* Every request reaching a pool's balancer (for `when`). */
+/* Every request or client retry reaching a pool's balancer (for `when`). */
 void chaos_on_arrival(eng_pool *p, double now);
+/* r ended in error at t_s: 1 if its client will resend it (retry_storm
+ * active and attempts left), and r is now held until then. */
+int chaos_client_retry(eng_pool *p, eng_req *r, double t_s);
 
 /* observe.c */
 /* The options' export paths, before build(); obs_start() then starts the

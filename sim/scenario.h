@@ -205,7 +205,8 @@ typedef enum {
     SC_FAULT_ZONE_OUTAGE,      /* every node in a zone crashes */
     SC_FAULT_LB_FAILURE,       /* the pool's balancer is down (502) */
     SC_FAULT_FLASH_CROWD,      /* arrival rate x factor */
-    SC_FAULT_BANDWIDTH_CUT     /* the pool's links at factor of their bandwidth */
+    SC_FAULT_BANDWIDTH_CUT,    /* the pool's links at factor of their bandwidth */
+    SC_FAULT_RETRY_STORM       /* clients resend failed requests (retry_*) */
 } sc_fault_kind;
 
 typedef struct {
@@ -232,6 +233,12 @@ typedef struct {
     int after_prev;            /* -1, or the fault whose run-time start this one waits for */
     double when_qps;           /* 0 = no condition */
     double when_window_s;
+    /* retry storm: each failed request is resent by its client up to
+     * retry_attempts more times, retry_backoff_s x retry_multiplier^k after
+     * its k-th failure (k = 0, 1, ...) */
+    int retry_attempts;
+    double retry_backoff_s;
+    double retry_multiplier;
 } sc_fault;
 
 /* A steady-state hypothesis (Chaos Toolkit style), checked on the window

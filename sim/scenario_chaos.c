@@ -19,7 +19,7 @@
 
 enum { K_AT = 1, K_DUR = 2, K_TARGET = 4, K_ZONE = 8, K_TRAFFIC = 16, K_FACTOR = 32,
        K_LATENCY = 64, K_PROB = 128, K_MTBF = 256, K_STANDBY = 512, K_AFTER = 1024,
-       K_WHEN = 2048 };
+       K_WHEN = 2048, K_RETRY = 4096, K_BACKOFF = 8192 };
 /* A fault starts at a time, a delay after the fault before it, or on a
  * condition: exactly one of the three. */
 #define K_START (K_AT | K_AFTER | K_WHEN)
@@ -47,6 +47,8 @@ static const struct {
      K_START | K_FACTOR},
     {"bandwidth_cut", SC_FAULT_BANDWIDTH_CUT, K_START | K_DUR | K_TARGET | K_ZONE | K_FACTOR,
      K_START | K_FACTOR},
+    {"retry_storm", SC_FAULT_RETRY_STORM, K_START | K_DUR | K_TRAFFIC | K_RETRY | K_BACKOFF,
+     K_START | K_RETRY},
 };
 #define N_FAULTS (sizeof FAULTS / sizeof FAULTS[0])
 
@@ -59,7 +61,8 @@ static const struct {
     {"traffic", K_TRAFFIC}, {"factor", K_FACTOR},     {"latency", K_LATENCY},
     {"probability", K_PROB}, {"mtbf", K_MTBF},        {"mttr", K_MTBF},
     {"distribution", K_MTBF}, {"shape", K_MTBF},      {"standby_failover", K_STANDBY},
-    {"after", K_AFTER},    {"when", K_WHEN},
+    {"after", K_AFTER},    {"when", K_WHEN},          {"attempts", K_RETRY},
+    {"backoff", K_BACKOFF}, {"multiplier", K_BACKOFF},
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
@@ -156,6 +159,20 @@ static void load_start(sc_loader *L, yaml_node_t *n, const char *path, const sc_
         sc_want_dur(L, win.val, sc_join(q, p, "window"), 1, &f->when_window_s);
 }
 
+static void load_retries(sc_loader *L, yaml_node_t *n, const char *path, sc_fault *f)
+{
+    char p[SC_PATHLEN];
+    sc_kv att = sc_find(L, n, "attempts"), bo = sc_find(L, n, "backoff");
+    sc_kv mul = sc_find(L, n, "multiplier");
+    long long a = 0;
+    if (att.val && sc_want_int(L, att.val, sc_join(p, path, "attempts"), 1, 100, &a) == 0)
+        f->retry_attempts = (int)a;
+    if (bo.val)
+        sc_want_dur(L, bo.val, sc_join(p, path, "backoff"), 1, &f->retry_backoff_s);
+    if (mul.val)
+        sc_want_num(L, mul.val, sc_join(p, path, "multiplier"), 1, 0, 100, 0, &f->retry_multiplier);
+}
+
 static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_scenario *sc,
                        sc_fault *f)
 {
@@ -174,6 +191,8 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
     f->traffic = -1;
     f->factor = 1;
     f->after_prev = -1;
+    f->retry_backoff_s = 1;
+    f->retry_multiplier = 2;
     if (sc_check_map(L, n, path, keys))
         return;
     sc_kv kind = sc_find(L, n, "fault");
@@ -181,7 +200,7 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
     if (!kind.val) {
         sc_errn(L, n, "%s: missing required key fault (one of node_crash, random_crash, slowdown, "
                       "gpu_error, network_latency, partition, error_rate, zone_outage, lb_failure, "
-                      "flash_crowd, bandwidth_cut)", path);
+                      "flash_crowd, bandwidth_cut, retry_storm)", path);
         return;
     }
     if (sc_want_enum(L, kind.val, sc_join(p, path, "fault"), kinds, &k))
@@ -285,6 +304,7 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
     if (standby.val)
         sc_want_dur(L, standby.val, sc_join(p, path, "standby_failover"), 1, &f->standby_failover_s);
     load_start(L, n, path, sc, f);
+    load_retries(L, n, path, f);
     char label[256];
     if (f->when_qps > 0)
         snprintf(label, sizeof label, "%s when offered > %g qps", FAULTS[k].name, f->when_qps);

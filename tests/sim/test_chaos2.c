@@ -1,6 +1,6 @@
 /*
- * test_chaos2.c - fault starts (`after`, `when`) and bandwidth cuts, run
- * through the fleetsim binary on small
+ * test_chaos2.c - fault starts (`after`, `when`), bandwidth cuts and retry
+ * storms, run through the fleetsim binary on small
  * deterministic scenarios whose results are computed by hand below.
  *
  * Common ground: deterministic arrivals at 10 QPS from a rate point at
@@ -272,6 +272,7 @@ static void test_start_errors(void)
           "not before the end of the run" },
         { "  - {when: {qps: 5}, fault: partition}\n", "qps" },
         { "  - {at: 1s, fault: bandwidth_cut, factor: 1.5}\n", "factor" },
+        { "  - {at: 1s, fault: retry_storm}\n", "retry_storm needs attempts" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char yaml[4096];
@@ -348,6 +349,163 @@ static void test_bandwidth_cut(void)
     done(dir);
 }
 
+/* ---------- retry storm ---------- */
+
+/* The balancer is down over [10.02, 20.02) s: each of the 100 arrivals
+ * 10.05 ... 19.95 s fails at once. With the storm, its client resends it
+ * 1 s later, then 2 s after that failure, then 4 s after that one (3
+ * retries, backoff 1 s x 2^k):
+ *   retry 1 at 11.05 ... 20.95 s: the 90 before 20.02 s fail again;
+ *   retry 2 at 13.05 ... 21.95 s: 70 fail again;
+ *   retry 3 at 17.05 ... 23.95 s: 30 fail, and those are out of retries.
+ * So 30 requests fail instead of 100, each counted once; offered load
+ * (arrivals + client retries per second) climbs 10, 20, 30, 40 QPS during
+ * the outage, and the retries of the last failures arrive until 23.95 s. */
+static const char *STORM =
+    "name: storm\n"
+    "duration: 40s\n" HEAD
+    "pools:\n"
+    "  p: {model: m, replicas: 1, link: {latency: 1ms, bandwidth: 1GBps}}\n"
+    "traffic:\n"
+    "  - {name: t, pool: p, size: 0B, response_size: 0B,\n"
+    "     arrivals: {process: deterministic, rate: [{at: 0.05s, qps: 10}]}}\n"
+    "chaos:\n"
+    "  - {at: 10.02s, fault: lb_failure, duration: 10s}\n"
+    "%s";
+
+static void test_retry_storm(void)
+{
+    char yaml[4096];
+    snprintf(yaml, sizeof yaml, STORM,
+             "  - {after: 0s, fault: retry_storm, attempts: 3, backoff: 1s, multiplier: 2}\n");
+    int rc;
+    char *dir = run_yaml(yaml, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = summary_of(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    assert_conserved(j);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 399);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 30);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 369);
+    /* attempts that reached a server: one per completed request */
+    CU_ASSERT_EQUAL(tu_num(j, "attempts"), 369);
+    /* a retried request's latency runs from its first send: the last
+     * successful retry (retry 3 of 16.95 s, at 23.95 s) took 7 s + 12 ms */
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.max"), 7.012, 1e-9);
+    cJSON_Delete(j);
+    double off[64];
+    int n = ts_column(dir, "offered_qps", off, 64);
+    CU_ASSERT_EQUAL(n, 40);
+    double sum = 0;
+    for (int i = 1; i < n; i++) {
+        double want = 10 + 10 * (i >= 11 && i <= 20) + 10 * (i >= 13 && i <= 21) +
+                      10 * (i >= 17 && i <= 23);
+        if (off[i] != want)
+            fprintf(stderr, "\ninterval %d: offered %g, expected %g\n", i, off[i], want);
+        CU_ASSERT_EQUAL(off[i], want);
+        sum += off[i];
+    }
+    CU_ASSERT_EQUAL(sum + off[0], 399 + 100 + 90 + 70);
+    done(dir);
+
+    /* without the storm: the 100 fail once each, offered stays at 10 */
+    snprintf(yaml, sizeof yaml, STORM, "");
+    dir = run_yaml(yaml, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    j = summary_of(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    assert_conserved(j);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 100);
+    cJSON_Delete(j);
+    n = ts_column(dir, "offered_qps", off, 64);
+    for (int i = 1; i < n; i++)
+        CU_ASSERT_EQUAL(off[i], 10);
+    done(dir);
+}
+
+/* Under overload the storm amplifies: two nodes of 100 QPS each at 150 QPS
+ * (Poisson), short queues; one crashes for 10 s, and the survivor rejects
+ * about a third of what arrives. Each rejected request comes back (5
+ * retries, 100 ms x 1.5^k), is likely rejected again, and so on: more than
+ * twice the arrival rate reaches the pool while the node is down.
+ * Conservation holds whatever the interleaving. */
+static void test_retry_storm_conserves(void)
+{
+    const char *yaml =
+        "name: storm2\n"
+        "duration: 60s\n" HEAD
+        "pools:\n"
+        "  p: {model: m, replicas: 2, queue_capacity: 5, timeout: 200ms,\n"
+        "      health_check: {interval: 2s, fall: 2, timeout: 1s}}\n"
+        "traffic:\n"
+        "  - {name: t, pool: p, arrivals: {process: poisson, rate: 150}}\n"
+        "chaos:\n"
+        "  - {at: 0s, fault: retry_storm, attempts: 5, backoff: 100ms, multiplier: 1.5}\n"
+        "  - {at: 20s, fault: node_crash, target: p/0, duration: 10s}\n";
+    int rc;
+    char *dir = run_yaml(yaml, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = summary_of(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    assert_conserved(j);
+    double gen = tu_num(j, "requests.generated");
+    cJSON_Delete(j);
+    double off[64];
+    int n = ts_column(dir, "offered_qps", off, 64);
+    CU_ASSERT_EQUAL_FATAL(n, 60);
+    double before = 0, during = 0, total = 0;
+    for (int i = 0; i < n; i++) {
+        total += off[i];
+        if (i >= 5 && i < 15)
+            before += off[i] / 10;
+        if (i >= 21 && i < 30)
+            during += off[i] / 9;
+    }
+    CU_ASSERT(before > 140 && before < 160); /* no storm without errors */
+    CU_ASSERT(during > 2 * before);
+    CU_ASSERT(total > gen);
+    done(dir);
+}
+
+/* The shipped experiment: the crash comes with the spike (the 10 s mean of
+ * a ramp 1 -> 520 QPS over [300, 330) s passes 400 QPS at about 328 s), the
+ * clients' retries drive the offered load far above the arrivals while the
+ * survivor is overloaded, and the hypothesis fails with a verdict. */
+static void test_shipped_retry_storm(void)
+{
+    char path[4096], log[4096];
+    snprintf(path, sizeof path, "%s/scenarios/chaos/retry-storm.yaml", tu_src());
+    char *dir = tu_tmpdir();
+    snprintf(log, sizeof log, "%s/log", dir);
+    int rc = tu_sh(log, "'%s' run '%s' --quiet --out '%s/out'", tu_bin(), path, dir);
+    CU_ASSERT_EQUAL(rc, 1);
+    cJSON *j = summary_of(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    assert_conserved(j);
+    const cJSON *crash = NULL, *f;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(j, "faults"))
+        if (!strcmp(str_of(f, "kind"), "node_crash"))
+            crash = f;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(crash);
+    double t0 = tu_num(crash, "start_s");
+    CU_ASSERT(t0 > 325 && t0 < 332);
+    CU_ASSERT(tu_num(j, "availability") < 0.999);
+    const cJSON *met = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "hypothesis"), "met");
+    CU_ASSERT(cJSON_IsFalse(met));
+    cJSON_Delete(j);
+    char *text = log_of(dir);
+    CU_ASSERT(text && strstr(text, "FAIL"));
+    free(text);
+    double off[256];
+    int n = ts_column(dir, "offered_qps", off, 256);
+    CU_ASSERT_EQUAL_FATAL(n, 120);
+    double peak = 0;
+    for (int i = 0; i < n; i++)
+        peak = fmax(peak, off[i]);
+    CU_ASSERT(peak > 2 * 520);
+    done(dir);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -358,6 +516,11 @@ int main(void)
     CU_add_test(s, "after a fault with a fixed start", test_after_fixed);
     CU_add_test(s, "start keys are checked at load", test_start_errors);
     CU_add_test(s, "bandwidth cut scales the transfer time", test_bandwidth_cut);
+    CU_add_test(s, "retry storm: exact resends, one outcome per request", test_retry_storm);
+    CU_add_test(s, "retry storm under overload amplifies and conserves",
+                test_retry_storm_conserves);
+    CU_add_test(s, "shipped retry-storm.yaml: amplification and a failed verdict",
+                test_shipped_retry_storm);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();
