@@ -38,7 +38,9 @@ static void metrics_sampler(int argc, char *argv[])
             eng_node *n = &p->nodes[j];
             inflight += p->view_servers[j].active;
             double busy = eng_node_busy_s(n, now);
-            if (n->state >= NODE_LOADING && n->state <= NODE_DRAINING) {
+            if (p->metrics_stale) {
+                n->m_has = 0; /* stale_metrics: no sample; the HPA sees it missing */
+            } else if (n->state >= NODE_LOADING && n->state <= NODE_DRAINING) {
                 if (n->m_time_s > 0 && n->m_time_s >= n->start_s) {
                     double w = now - n->m_time_s;
                     n->m_util = (busy - n->m_busy_prev) / (w * p->cfg->gpus_per_node);
@@ -53,8 +55,10 @@ static void metrics_sampler(int argc, char *argv[])
             n->m_busy_prev = busy;
             n->m_accepted_prev = (double)n->accepted;
         }
-        p->conc_sum += inflight;
-        p->conc_n++;
+        if (!p->metrics_stale) {
+            p->conc_sum += inflight;
+            p->conc_n++;
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 /*
  * chaos.c - injected faults: crashes, random crashes (MTBF/MTTR), slow
  * GPUs, GPU errors, network latency, partitions, error rates, zone outages,
- * balancer failures, flash crowds, bandwidth cuts and retry storms.
+ * balancer failures, flash crowds, bandwidth cuts, retry storms and stale
+ * metrics.
  *
  * Each scheduled fault is one actor on the balancer's host that waits for
  * the fault's start, applies it, and undoes it after its duration. The
@@ -31,7 +32,7 @@
 static const char *const kind_names[] = { "node_crash", "random_crash", "slowdown", "gpu_error",
                                           "network_latency", "partition", "error_rate",
                                           "zone_outage", "lb_failure", "flash_crowd",
-                                          "bandwidth_cut", "retry_storm" };
+                                          "bandwidth_cut", "retry_storm", "stale_metrics" };
 
 /* Run-time state of the faults: starts and conditions. */
 typedef struct {
@@ -179,6 +180,9 @@ static void apply(const sc_fault *f, int idx, int rec, int on, double now)
             break;
         case SC_FAULT_BANDWIDTH_CUT:
             set_bandwidth(p);
+            break;
+        case SC_FAULT_STALE_METRICS:
+            p->metrics_stale += on ? 1 : -1;
             break;
         default:
             break;

@@ -143,6 +143,7 @@ struct eng_pool {
     double error_prob;      /* injected: each attempt fails with this probability */
     int lb_down;            /* injected: balancer failed */
     double bw_factor;       /* injected: links at this share of their bandwidth (1) */
+    int metrics_stale;      /* injected: metrics sampler and scraper get no samples */
     gsl_rng *lb_rng;
     gsl_rng *fault_rng;
     rp_counts counts;

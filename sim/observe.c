@@ -187,6 +187,10 @@ static void scrape_node(eng_node *n, obs_node *o, double t, double now)
     int target = n->state != NODE_OFF;
     int answers = target && n->state != NODE_FAILED && sg_host_is_on(n->host);
     double busy = eng_node_busy_s(n, now);
+    if (n->pool->metrics_stale) { /* stale_metrics: no sample; series go stale after 5m */
+        o->busy_prev = busy;
+        return;
+    }
     if (target && !o->up)
         node_series(n, o);
     if (answers) {
@@ -222,6 +226,8 @@ static void scrape(double t)
             depth += p->nodes[j].q.len;
             busy += eng_node_busy_s(&p->nodes[j], now);
         }
+        if (p->metrics_stale)
+            continue;
         const rp_counts *c = &p->counts;
         double v[N_POOL_SERIES];
         v[P_IN_FLIGHT] = (double)(c->generated - c->completed - c->rejected - c->failed - c->timed_out);

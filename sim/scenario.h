@@ -206,7 +206,8 @@ typedef enum {
     SC_FAULT_LB_FAILURE,       /* the pool's balancer is down (502) */
     SC_FAULT_FLASH_CROWD,      /* arrival rate x factor */
     SC_FAULT_BANDWIDTH_CUT,    /* the pool's links at factor of their bandwidth */
-    SC_FAULT_RETRY_STORM       /* clients resend failed requests (retry_*) */
+    SC_FAULT_RETRY_STORM,      /* clients resend failed requests (retry_*) */
+    SC_FAULT_STALE_METRICS     /* autoscaler's sampler and scraper get no samples */
 } sc_fault_kind;
 
 typedef struct {

@@ -49,6 +49,7 @@ static const struct {
      K_START | K_FACTOR},
     {"retry_storm", SC_FAULT_RETRY_STORM, K_START | K_DUR | K_TRAFFIC | K_RETRY | K_BACKOFF,
      K_START | K_RETRY},
+    {"stale_metrics", SC_FAULT_STALE_METRICS, K_START | K_DUR | K_TARGET | K_ZONE, K_START},
 };
 #define N_FAULTS (sizeof FAULTS / sizeof FAULTS[0])
 
@@ -200,7 +201,7 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
     if (!kind.val) {
         sc_errn(L, n, "%s: missing required key fault (one of node_crash, random_crash, slowdown, "
                       "gpu_error, network_latency, partition, error_rate, zone_outage, lb_failure, "
-                      "flash_crowd, bandwidth_cut, retry_storm)", path);
+                      "flash_crowd, bandwidth_cut, retry_storm, stale_metrics)", path);
         return;
     }
     if (sc_want_enum(L, kind.val, sc_join(p, path, "fault"), kinds, &k))

@@ -1,6 +1,6 @@
 /*
- * test_chaos2.c - fault starts (`after`, `when`), bandwidth cuts and retry
- * storms, run through the fleetsim binary on small
+ * test_chaos2.c - fault starts (`after`, `when`), bandwidth cuts, retry
+ * storms and stale metrics, run through the fleetsim binary on small
  * deterministic scenarios whose results are computed by hand below.
  *
  * Common ground: deterministic arrivals at 10 QPS from a rate point at
@@ -506,6 +506,90 @@ static void test_shipped_retry_storm(void)
     done(dir);
 }
 
+/* ---------- stale metrics ---------- */
+
+/* The HPA (50% CPU target, 15 s sync, 15 s metrics windows) on one 100 QPS
+ * node at 30 QPS, stepping to 170 QPS at 300 s: it scales up at the first
+ * sync that sees the step. With the pool's metrics stale over [290, 410) s
+ * every pod's metrics are missing and it cannot: its first scale-up comes
+ * after 410 s, once a fresh 15 s sample exists, i.e. at least the stale
+ * period's remaining 110 s after the step, however the two runs' syncs
+ * line up. */
+static const char *HPA =
+    "name: stale\n"
+    "duration: 600s\n"
+    "interval: 5s\n"
+    "models:\n"
+    "  m: {service: {distribution: deterministic, mean: 10ms}}\n"
+    "pools:\n"
+    "  p:\n"
+    "    model: m\n"
+    "    replicas: 1\n"
+    "    max_replicas: 6\n"
+    "    queue_capacity: 200\n"
+    "    timeout: 2s\n"
+    "    lifecycle: {provision: 20s, start: 5s, load: 10s, warmup: 5s}\n"
+    "traffic:\n"
+    "  - name: t\n"
+    "    pool: p\n"
+    "    arrivals: {process: poisson, rate: [{at: 0s, qps: 30}, {at: 300s, qps: 170}]}\n"
+    "autoscaler: {policy: hpa, manifest: hpa.yaml}\n"
+    "%s";
+
+static double first_scale_up(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/out/events.jsonl", dir);
+    char *text = tu_read(path);
+    if (!text)
+        return NAN;
+    double t = NAN;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        cJSON *e = cJSON_Parse(line);
+        if (e && !strcmp(str_of(e, "type"), "scale") && strstr(str_of(e, "detail"), "1 -> ")) {
+            t = tu_num(e, "t_s");
+            cJSON_Delete(e);
+            break;
+        }
+        cJSON_Delete(e);
+    }
+    free(text);
+    return t;
+}
+
+static void test_stale_metrics_delay_hpa(void)
+{
+    char yaml[4096];
+    snprintf(yaml, sizeof yaml, HPA, "");
+    int rc;
+    char *fresh = run_yaml(yaml, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    snprintf(yaml, sizeof yaml, HPA,
+             "chaos:\n  - {at: 290s, fault: stale_metrics, target: p, duration: 120s}\n");
+    char *stale = run_yaml(yaml, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    double t_fresh = first_scale_up(fresh), t_stale = first_scale_up(stale);
+    fprintf(stderr, "\nfirst scale-up: %g s fresh, %g s with stale metrics\n", t_fresh, t_stale);
+    /* fresh: within a metrics window and a sync of the step */
+    CU_ASSERT(t_fresh > 300 && t_fresh <= 300 + 15 + 15 + 1e-9);
+    /* stale: not before the stale period ends, then as fast as fresh metrics allow */
+    CU_ASSERT(t_stale >= 410);
+    CU_ASSERT(t_stale <= 410 + 15 + 15 + 1e-9);
+    CU_ASSERT(t_stale - t_fresh >= 410 - (300 + 15 + 15));
+    cJSON *j = summary_of(stale);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    assert_conserved(j);
+    cJSON *k = summary_of(fresh);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+    /* the late scale-up costs requests */
+    CU_ASSERT(tu_num(j, "requests.completed") < tu_num(k, "requests.completed"));
+    cJSON_Delete(j);
+    cJSON_Delete(k);
+    done(fresh);
+    done(stale);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -521,6 +605,7 @@ int main(void)
                 test_retry_storm_conserves);
     CU_add_test(s, "shipped retry-storm.yaml: amplification and a failed verdict",
                 test_shipped_retry_storm);
+    CU_add_test(s, "stale metrics hold back the HPA", test_stale_metrics_delay_hpa);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();
