@@ -43,7 +43,7 @@ static void metrics_sampler(int argc, char *argv[])
             } else if (n->state >= NODE_LOADING && n->state <= NODE_DRAINING) {
                 if (n->m_time_s > 0 && n->m_time_s >= n->start_s) {
                     double w = now - n->m_time_s;
-                    n->m_util = (busy - n->m_busy_prev) / (w * p->cfg->gpus_per_node);
+                    n->m_util = (busy - n->m_busy_prev) / (w * n->gpus);
                     n->m_rps = (double)(n->accepted - (unsigned long)n->m_accepted_prev) / w;
                     n->m_queue = n->q.len;
                     n->m_has = 1;

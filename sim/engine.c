@@ -477,7 +477,7 @@ static void gpu_worker(int argc, char *argv[])
 double eng_node_busy_s(const eng_node *n, double now)
 {
     double b = n->busy_gpu_s;
-    for (int g = 0; g < n->pool->cfg->gpus_per_node; g++)
+    for (int g = 0; g < n->gpus; g++)
         if (n->workers[g].run_t0_s >= 0)
             b += now - n->workers[g].run_t0_s;
     return b;
@@ -488,7 +488,7 @@ void eng_start_workers(eng_node *n)
 {
     n->idle_workers = 0;
     n->forming = 0;
-    for (int g = 0; g < n->pool->cfg->gpus_per_node; g++) {
+    for (int g = 0; g < n->gpus; g++) {
         eng_worker *w = &n->workers[g];
         w->batch_n = 0;
         w->run_t0_s = -1;
@@ -500,7 +500,7 @@ void eng_start_workers(eng_node *n)
          * scenario's duration (simgrid_run_until) whatever actors remain */
         sg_actor_start(a, gpu_worker, 0, NULL);
     }
-    n->workers_alive = n->pool->cfg->gpus_per_node;
+    n->workers_alive = n->gpus;
 }
 
 /* ---------- traffic ---------- */
@@ -627,9 +627,19 @@ static void sampler(int argc, char *argv[])
 
 /* ---------- platform ---------- */
 
+/* A pool's hosts: max_replicas of its own shape, and for a rollout as many
+ * again plus the surge of the new shape. */
+int eng_pool_slots(const sc_pool *pc, int *n_old)
+{
+    int old = pc->max_replicas > pc->replicas ? pc->max_replicas : pc->replicas;
+    if (n_old)
+        *n_old = old;
+    return pc->rollout.enabled ? old + old + pc->rollout.max_surge : old;
+}
+
 static int pool_hosts(const sc_pool *pc)
 {
-    return pc->max_replicas > pc->replicas ? pc->max_replicas : pc->replicas;
+    return eng_pool_slots(pc, NULL);
 }
 
 /* Names from the scenario go into XML attributes: escape them. */
@@ -660,8 +670,11 @@ static int write_platform(const char *path)
                "    <prop id=\"wattage_off\" value=\"0\"/>\n  </host>\n");
     for (int k = 0; k < S.sc->n_pools; k++) {
         const sc_pool *pc = &S.sc->pools[k];
-        int g = pc->gpus_per_node;
-        for (int j = 0; j < pool_hosts(pc); j++) {
+        int n_old;
+        int slots = eng_pool_slots(pc, &n_old);
+        for (int j = 0; j < slots; j++) {
+            int g = j < n_old ? pc->gpus_per_node : pc->rollout.gpus_per_node;
+            const sc_power *pw = j < n_old ? &pc->power : &pc->rollout.power;
             /* pstate i runs at (1 - i/ENG_PSTATES) of full speed; a throttled
              * GPU draws proportionally less above idle */
             fputs("  <host id=\"", f);
@@ -672,15 +685,15 @@ static int write_platform(const char *path)
             fprintf(f, "\" core=\"%d\" pstate=\"0\">\n    <prop id=\"wattage_per_state\" value=\"", g);
             for (int i = 0; i < ENG_PSTATES; i++) {
                 double f_speed = 1.0 - (double)i / ENG_PSTATES;
-                double idle = g * pc->power.idle_w_per_gpu;
-                double busy = pc->power.idle_w_per_gpu +
-                              (pc->power.busy_w_per_gpu - pc->power.idle_w_per_gpu) * f_speed;
+                double idle = g * pw->idle_w_per_gpu;
+                double busy = pw->idle_w_per_gpu +
+                              (pw->busy_w_per_gpu - pw->idle_w_per_gpu) * f_speed;
                 fprintf(f, "%s%.6f:%.6f:%.6f", i ? ", " : "", idle,
-                        idle + (busy - pc->power.idle_w_per_gpu), g * busy);
+                        idle + (busy - pw->idle_w_per_gpu), g * busy);
             }
             /* hosts beyond the initial replicas exist only once provisioned */
             fprintf(f, "\"/>\n    <prop id=\"wattage_off\" value=\"%.6f\"/>\n  </host>\n",
-                    j < pc->replicas ? pc->power.off_w : 0.0);
+                    j < pc->replicas ? pw->off_w : 0.0);
             fputs("  <link id=\"", f);
             xml_attr(f, pc->name);
             fprintf(f, "/%d/link\" bandwidth=\"%.17gBps\" latency=\"%.17gs\"/>\n", j,
@@ -714,7 +727,7 @@ static int build(void)
         p->cfg = &sc->pools[k];
         p->model = &sc->models[p->cfg->model];
         p->id = k;
-        p->n_hosts = pool_hosts(p->cfg);
+        p->n_hosts = eng_pool_slots(p->cfg, &p->n_old);
         p->nodes = calloc((size_t)p->n_hosts, sizeof *p->nodes);
         p->view_servers = calloc((size_t)p->n_hosts, sizeof *p->view_servers);
         p->view.n = p->n_hosts;
@@ -740,8 +753,11 @@ static int build(void)
             n->wake = sg_sem_init(0);
             n->filled = sg_sem_init(0);
             n->rng = eng_stream_rng(sc->seed, 2000000UL + stream++);
-            n->workers = calloc((size_t)p->cfg->gpus_per_node, sizeof *n->workers);
-            for (int g = 0; g < p->cfg->gpus_per_node; g++) {
+            n->new_shape = j >= p->n_old;
+            n->gpus = n->new_shape ? p->cfg->rollout.gpus_per_node : p->cfg->gpus_per_node;
+            n->power = n->new_shape ? &p->cfg->rollout.power : &p->cfg->power;
+            n->workers = calloc((size_t)n->gpus, sizeof *n->workers);
+            for (int g = 0; g < n->gpus; g++) {
                 n->workers[g].node = n;
                 n->workers[g].index = g;
                 n->workers[g].run_t0_s = -1;
@@ -778,6 +794,7 @@ static int build(void)
     for (int k = 0; k < sc->n_pools; k++) {
         life_init_pool(&S.pools[k]);
         life_start_health_checks(&S.pools[k]);
+        life_start_rollout(&S.pools[k]);
         weights_start(&S.pools[k]);
     }
     S.classes = calloc((size_t)sc->n_traffic, sizeof *S.classes);
@@ -876,17 +893,18 @@ static void collect(rp_results *out)
         rp->gpus_per_node = p->cfg->gpus_per_node;
         rp->replicas_min = p->replicas_min;
         rp->replicas_max = p->replicas_max;
-        double busy = 0, joules = 0, up_s = 0;
+        double busy = 0, joules = 0, gpu_s = 0, money = 0;
         for (int j = 0; j < p->n_hosts; j++) {
-            busy += p->nodes[j].busy_gpu_s;
-            up_s += p->nodes[j].up_total_s;
-            joules += sg_host_get_consumed_energy(p->nodes[j].host);
+            const eng_node *n = &p->nodes[j];
+            busy += n->busy_gpu_s;
+            gpu_s += n->up_total_s * n->gpus;
+            money += n->up_total_s * n->gpus / 3600.0 * n->power->price_per_gpu_hour;
+            joules += sg_host_get_consumed_energy(n->host);
         }
-        double gpu_s = up_s * p->cfg->gpus_per_node;
         rp->utilization = gpu_s > 0 ? busy / gpu_s : 0;
         rp->gpu_hours = gpu_s / 3600.0;
         rp->energy_kwh = joules / 3.6e6;
-        rp->cost = rp->gpu_hours * p->cfg->power.price_per_gpu_hour;
+        rp->cost = money;
         rp->counts = p->counts;
         rp->counts.in_flight_at_end = p->counts.generated - p->counts.completed - p->counts.rejected -
                                       p->counts.failed - p->counts.timed_out;
@@ -906,7 +924,7 @@ static void collect(rp_results *out)
                 for (size_t i = 0; i < S.n_intervals; i++) {
                     double len = fmin(sc->interval_s, dur - (double)i * sc->interval_s);
                     double b = p->nodes[j].busy_series[i];
-                    rp->nodes[j].busy[i] = isnan(b) || len <= 0 ? b : b / (len * p->cfg->gpus_per_node);
+                    rp->nodes[j].busy[i] = isnan(b) || len <= 0 ? b : b / (len * p->nodes[j].gpus);
                 }
             }
         }
@@ -941,7 +959,7 @@ static void teardown(void)
             gsl_rng_free(n->rng);
             sg_sem_destroy(n->wake);
             sg_sem_destroy(n->filled);
-            for (int g = 0; g < p->cfg->gpus_per_node; g++)
+            for (int g = 0; g < n->gpus; g++)
                 free(n->workers[g].batch);
             free(n->workers);
             free(n->busy_series);

@@ -87,6 +87,9 @@ typedef struct {
 struct eng_node {
     eng_pool *pool;
     int index;             /* within the pool = server number for the balancer */
+    int gpus;              /* its shape: GPUs (SimGrid cores) */
+    const sc_power *power; /* and power draw and price */
+    int new_shape;         /* a slot of the pool's rollout target shape */
     sg_host_t host;
     char name[96];
     eng_node_state state;
@@ -149,6 +152,8 @@ struct eng_pool {
     rp_counts counts;
     double *busy_per_interval;
     int replicas_min, replicas_max;
+    int n_old;              /* slots 0..n_old-1 have the pool's shape; the rest the rollout's */
+    int rolling;            /* the rollout began: new replicas take new-shape slots */
     struct as *scaler;      /* NULL = fixed size */
     int cause, fault_rec;   /* pool-wide fault acting now (partition, ...), or -1 */
     int *hc_silent;         /* health checker's scratch: nodes that did not answer */
@@ -234,6 +239,8 @@ void life_worker_exited(eng_node *n);      /* a draining node's worker left */
 void life_start_health_checks(eng_pool *p);
 int life_count(const eng_pool *p, int include_starting);
 void life_account_end(double end_s);
+int eng_pool_slots(const sc_pool *pc, int *n_old); /* hosts of a pool, and of its own shape */
+void life_start_rollout(eng_pool *p);
 void life_free_pool(eng_pool *p);          /* the node pool's state */
 
 /* autoscaling.c */

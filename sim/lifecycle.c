@@ -418,7 +418,7 @@ void life_init_pool(eng_pool *p)
 static void fail_held(eng_node *n, double now)
 {
     eng_pool *p = n->pool;
-    for (int g = 0; g < p->cfg->gpus_per_node; g++) {
+    for (int g = 0; g < n->gpus; g++) {
         eng_worker *w = &n->workers[g];
         if (w->run_t0_s >= 0)
             eng_account_busy(p, n, w->run_t0_s, now);
@@ -573,8 +573,9 @@ void life_scale_to(eng_pool *p, int want, double now, const char *reason)
     rp_add_scaling(S.out, now, p->cfg->name, have, want, reason);
     eng_event(now, "scale", p->cfg->name, "%d -> %d (%s)", have, want, reason ? reason : "");
     p->target = want;
+    /* new replicas take slots of the current shape: the rollout's once it began */
     for (int j = 0; j < p->n_hosts && have < want; j++) {
-        if (p->nodes[j].state == NODE_OFF) {
+        if (p->nodes[j].state == NODE_OFF && p->nodes[j].new_shape == p->rolling) {
             place(&p->nodes[j], now);
             have++;
         }
@@ -583,7 +584,11 @@ void life_scale_to(eng_pool *p, int want, double now, const char *reason)
         eng_event(now, "pending", p->cfg->name, "%d replicas wanted, %d hosts in the pool", want,
                   have);
     for (int pass = 0; pass < 3 && have > want; pass++) {
-        for (int j = p->n_hosts - 1; j >= 0 && have > want; j--) {
+        for (int k = p->n_hosts - 1; k >= 0 && have > want; k--) {
+            /* newest first; during a rollout, the old shape before the new */
+            int j = k;
+            if (p->rolling)
+                j = k >= p->n_hosts - p->n_old ? k - (p->n_hosts - p->n_old) : k + p->n_old;
             eng_node *n = &p->nodes[j];
             int starting = n->state >= NODE_PROVISIONING && n->state <= NODE_WARMING;
             if ((pass == 0 && n->unscheduled) || (pass == 1 && starting)) {
@@ -598,6 +603,91 @@ void life_scale_to(eng_pool *p, int want, double now, const char *reason)
             }
         }
     }
+}
+
+/* ---------- rolling update to a new node shape ---------- */
+
+/* A Deployment's rolling update between the old-shape slots (the old
+ * ReplicaSet) and the new-shape ones, as kubernetes
+ * pkg/controller/deployment/rolling.go reconciles it: scale the new set up
+ * while total <= replicas + maxSurge, scale the old set down while
+ * available >= replicas - maxUnavailable, unavailable old pods first.
+ * Re-evaluated every second of simulated time until done. */
+static void rollout(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    eng_pool *p = sg_actor_self_get_data();
+    const sc_rollout *ro = &p->cfg->rollout;
+    sg_actor_sleep_until(ro->at_s);
+    p->rolling = 1;
+    eng_event(simgrid_get_clock(), "rollout_start", p->cfg->name,
+              "to %d GPUs a node (%s), surge %d, unavailable %d", ro->gpus_per_node,
+              ro->power.gpu_type, ro->max_surge, ro->max_unavailable);
+    for (;;) {
+        double now = simgrid_get_clock();
+        int replicas = p->target;
+        int old_total = 0, old_ready = 0, new_total = 0, new_ready = 0;
+        for (int j = 0; j < p->n_hosts; j++) {
+            eng_node_state st = p->nodes[j].state;
+            int active = st != NODE_OFF && st != NODE_DRAINING;
+            if (p->nodes[j].new_shape) {
+                new_total += active;
+                new_ready += st == NODE_READY;
+            } else {
+                old_total += active;
+                old_ready += st == NODE_READY;
+            }
+        }
+        if (old_total == 0 && new_ready >= replicas) {
+            eng_event(now, "rollout_done", p->cfg->name, "%d replicas of the new shape", new_ready);
+            return;
+        }
+        int total = old_total + new_total;
+        /* reconcileNewReplicaSet: up to replicas + maxSurge in all */
+        int up = replicas + ro->max_surge - total;
+        if (up > replicas - new_total)
+            up = replicas - new_total;
+        for (int j = p->n_old; j < p->n_hosts && up > 0; j++) {
+            if (p->nodes[j].state == NODE_OFF) {
+                place(&p->nodes[j], now);
+                up--;
+                new_total++;
+                total++;
+            }
+        }
+        /* reconcileOldReplicaSets: keep replicas - maxUnavailable available */
+        int min_available = replicas - ro->max_unavailable;
+        int max_down = total - min_available - (new_total - new_ready);
+        for (int j = p->n_old - 1; j >= 0 && max_down > 0; j--) { /* unhealthy old first */
+            eng_node *n = &p->nodes[j];
+            if (n->state != NODE_OFF && n->state != NODE_DRAINING && n->state != NODE_READY) {
+                power_off(n, NODE_OFF, now);
+                max_down--;
+                old_total--;
+            }
+        }
+        int available = old_ready + new_ready;
+        int down = available - min_available;
+        if (down > max_down)
+            down = max_down;
+        for (int j = p->n_old - 1; j >= 0 && down > 0; j--) {
+            if (p->nodes[j].state == NODE_READY) {
+                drain(&p->nodes[j], now);
+                down--;
+            }
+        }
+        sg_actor_sleep_for(1.0);
+    }
+}
+
+void life_start_rollout(eng_pool *p)
+{
+    if (!p->cfg->rollout.enabled)
+        return;
+    sg_actor_t a = sg_actor_init("rollout", S.balancer_host);
+    sg_actor_set_data(a, p);
+    sg_actor_start(a, rollout, 0, NULL);
 }
 
 /* ---------- active health checks ---------- */
@@ -679,7 +769,7 @@ void life_account_end(double end_s)
         eng_pool *p = &S.pools[k];
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
-            for (int g = 0; g < p->cfg->gpus_per_node; g++)
+            for (int g = 0; g < n->gpus; g++)
                 if (n->workers[g].run_t0_s >= 0) /* batches still running count up to the end */
                     eng_account_busy(p, n, n->workers[g].run_t0_s, end_s);
             if (n->up_since_s >= 0)

@@ -194,7 +194,7 @@ static void scrape_node(eng_node *n, obs_node *o, double t, double now)
     if (target && !o->up)
         node_series(n, o);
     if (answers) {
-        double g = n->pool->cfg->gpus_per_node;
+        double g = n->gpus;
         double u = (busy - o->busy_prev) / (O.scrape_s * g);
         u = u < 0 ? 0 : u > 1 ? 1 : u;
         mon_series_append(o->cpu, t, u);

@@ -104,6 +104,18 @@ typedef struct {
     double delay_after_add_s;  /* --scale-down-delay-after-add */
 } sc_node_pool;
 
+/* A vertical change by rolling update: from `at`, the pool's nodes are
+ * replaced by nodes of another shape, a Deployment-style rollout bounded by
+ * max_surge and max_unavailable (kubernetes pkg/controller/deployment/rolling.go). */
+typedef struct {
+    int enabled;
+    double at_s;
+    int gpus_per_node;
+    sc_power power;            /* of the new node type */
+    int max_surge;             /* replicas above the desired count, >= 0 */
+    int max_unavailable;       /* ready replicas below it, >= 0; not both 0 */
+} sc_rollout;
+
 typedef struct {
     char *name;
     int model;                 /* index into sc_scenario.models */
@@ -119,6 +131,7 @@ typedef struct {
     sc_lifecycle life;
     sc_health health;
     sc_node_pool node_pool;
+    sc_rollout rollout;
 } sc_pool;
 
 typedef enum {

@@ -209,13 +209,63 @@ static void load_node_pool(sc_loader *L, yaml_node_t *n, const char *path, sc_po
                 pl->replicas);
 }
 
+/* rollout: {at, gpus_per_node, gpu_type, max_surge, max_unavailable} */
+static void load_rollout(sc_loader *L, yaml_node_t *n, const char *path, sc_pool *pl)
+{
+    static const char *const keys[] = {"at", "gpus_per_node", "gpu_type", "max_surge",
+                                       "max_unavailable", NULL};
+    char p[SC_PATHLEN];
+    sc_rollout *ro = &pl->rollout;
+    int type = -1;
+    if (sc_check_map(L, n, path, keys))
+        return;
+    if (pl->node_pool.enabled) {
+        sc_errn(L, n, "%s: a rollout with a node_pool is not modelled", path);
+        return;
+    }
+    sc_kv at = sc_find(L, n, "at"), g = sc_find(L, n, "gpus_per_node");
+    sc_kv gt = sc_find(L, n, "gpu_type"), surge = sc_find(L, n, "max_surge");
+    sc_kv unav = sc_find(L, n, "max_unavailable");
+    ro->gpus_per_node = pl->gpus_per_node;
+    ro->power = pl->power;
+    ro->power.gpu_type = NULL;
+    ro->max_surge = 1;            /* Kubernetes' defaults are 25%/25%; one */
+    ro->max_unavailable = 0;      /* node at a time, none lost, is the usual GPU choice */
+    if (!at.val) {
+        sc_errn(L, n, "%s: missing required key at", path);
+        return;
+    }
+    if (sc_want_dur(L, at.val, sc_join(p, path, "at"), 0, &ro->at_s))
+        return;
+    if (g.val)
+        sc_want_intv(L, g.val, sc_join(p, path, "gpus_per_node"), 1, &ro->gpus_per_node);
+    if (gt.val && sc_want_enum(L, gt.val, sc_join(p, path, "gpu_type"), GPU_TYPE_NAMES, &type) == 0) {
+        ro->power.idle_w_per_gpu = GPU_TYPES[type].idle_w;
+        ro->power.busy_w_per_gpu = GPU_TYPES[type].busy_w;
+        ro->power.off_w = GPU_TYPES[type].off_w;
+        ro->power.price_per_gpu_hour = GPU_TYPES[type].price;
+    }
+    if (surge.val)
+        sc_want_intv(L, surge.val, sc_join(p, path, "max_surge"), 0, &ro->max_surge);
+    if (unav.val)
+        sc_want_intv(L, unav.val, sc_join(p, path, "max_unavailable"), 0, &ro->max_unavailable);
+    if (ro->max_surge == 0 && ro->max_unavailable == 0) {
+        sc_errn(L, n, "%s: max_surge and max_unavailable cannot both be 0 (the rollout could not "
+                      "make progress; Kubernetes refuses it too)", path);
+        return;
+    }
+    ro->power.gpu_type = strdup(type >= 0 ? GPU_TYPES[type].name : pl->power.gpu_type);
+    ro->enabled = 1;
+}
+
 static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_scenario *sc,
                       sc_pool *pl)
 {
     static const char *const keys[] = {"model", "replicas", "gpus_per_node", "gpu_type",
                                        "queue_capacity", "timeout", "link", "power",
                                        "price_per_gpu_hour", "max_replicas", "zone",
-                                       "lifecycle", "health_check", "node_pool", NULL};
+                                       "lifecycle", "health_check", "node_pool", "rollout",
+                                       NULL};
     static const char *const link_keys[] = {"latency", "bandwidth", NULL};
     static const char *const power_keys[] = {"idle_per_gpu", "busy_per_gpu", "off", NULL};
     char p[SC_PATHLEN], q[SC_PATHLEN], list[SC_LISTLEN], buf[SC_SHOWLEN];
@@ -310,6 +360,9 @@ static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
     sc_kv npool = sc_find(L, n, "node_pool");
     if (npool.val)
         load_node_pool(L, npool.val, sc_join(p, path, "node_pool"), pl);
+    sc_kv roll = sc_find(L, n, "rollout");
+    if (roll.val)
+        load_rollout(L, roll.val, sc_join(p, path, "rollout"), pl);
 }
 
 void sc_parse_pools(sc_loader *L, yaml_node_t *n, sc_scenario *sc)

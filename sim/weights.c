@@ -35,7 +35,7 @@ static void weight_loop(int argc, char *argv[])
             r[tick % (slots + 1)] = busy;
             if (n->state != NODE_READY || tick <= slots)
                 continue; /* a full window first */
-            double util = (busy - old) / (lbc->dw_window_s * p->cfg->gpus_per_node);
+            double util = (busy - old) / (lbc->dw_window_s * n->gpus);
             lb_server_view *v = &p->view_servers[j];
             for (int k = 0; k < lbc->n_dw_rules; k++) {
                 const sc_weight_rule *rule = &lbc->dw_rules[k];
