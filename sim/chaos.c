@@ -28,11 +28,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const kind_names[] = { "node_crash", "random_crash", "slowdown", "gpu_error",
                                           "network_latency", "partition", "error_rate",
                                           "zone_outage", "lb_failure", "flash_crowd",
-                                          "bandwidth_cut", "retry_storm", "stale_metrics" };
+                                          "bandwidth_cut", "retry_storm", "stale_metrics",
+                                          "speed_profile", "state_profile" };
 
 /* Run-time state of the faults: starts and conditions. */
 typedef struct {
@@ -59,6 +61,7 @@ static struct {
     unsigned long seq;
     sg_sem_t clients_wake;
     double clients_until;  /* the clients actor sleeps until then */
+    char **speed_files;    /* per speed_profile fault: the file SimGrid reads */
 } C;
 
 static const char *zone_of(const eng_pool *p)
@@ -335,6 +338,101 @@ void chaos_apply_rates(void)
     }
 }
 
+/* ---------- profile files ---------- */
+
+/* The speed profile SimGrid applies to a host (write_platform's
+ * speed_file), or NULL. SimGrid reads a copy written from the points the
+ * loader checked, so both read the same profile. */
+const char *chaos_speed_file(int pool, int node)
+{
+    const sc_pool *pc = &S.sc->pools[pool];
+    const char *zone = pc->zone ? pc->zone : pc->name, *file = NULL;
+    for (int i = 0; i < S.sc->n_faults; i++) {
+        const sc_fault *f = &S.sc->faults[i];
+        if (f->kind != SC_FAULT_SPEED_PROFILE)
+            continue;
+        int hit = f->zone ? !strcmp(f->zone, zone)
+                          : (f->pool < 0 || f->pool == pool) && (f->node < 0 || f->node == node);
+        if (!hit)
+            continue;
+        if (!C.speed_files)
+            C.speed_files = calloc((size_t)S.sc->n_faults, sizeof *C.speed_files);
+        if (!C.speed_files[i]) {
+            char tmp[] = "/tmp/fleetsim-speed-XXXXXX";
+            int fd = mkstemp(tmp);
+            FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
+            if (!out)
+                continue;
+            for (int k = 0; k < f->n_prof; k++)
+                fprintf(out, "%.17g %.17g\n", f->prof_t[k], f->prof_v[k]);
+            if (f->prof_loop_s > 0)
+                fprintf(out, "LOOPAFTER %.17g\n", f->prof_loop_s);
+            fclose(out);
+            C.speed_files[i] = strdup(tmp);
+        }
+        file = C.speed_files[i];
+    }
+    return file;
+}
+
+/* Walks a profile's points in time (looping with LOOPAFTER): a state
+ * profile crashes the nodes hit at each 0 and reboots them (through the
+ * lifecycle) at each 1; a speed profile (applied by SimGrid) records each
+ * span below full speed as a fault, for the results and root causes. */
+static void profile_walker(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    const sc_fault *f = sg_actor_self_get_data();
+    int idx = fault_index(f), rec = -1, i = 0;
+    double base = 0, end = S.sc->duration_s;
+    for (;;) {
+        double t = base + f->prof_t[i], v = f->prof_v[i];
+        if (!(t < end))
+            return;
+        if (t > simgrid_get_clock())
+            sg_actor_sleep_until(t);
+        double now = simgrid_get_clock();
+        int bad = f->kind == SC_FAULT_STATE_PROFILE ? v == 0 : v < 1;
+        if (bad && rec < 0) {
+            char detail[128];
+            if (f->kind == SC_FAULT_STATE_PROFILE)
+                snprintf(detail, sizeof detail, "off (profile)");
+            else
+                snprintf(detail, sizeof detail, "speed x%.2f (profile)", v);
+            rec = record(f, now, NAN, detail);
+            acc_fault_recorded(idx, rec);
+        }
+        if (bad || rec >= 0) {
+            for (int k = 0; k < S.sc->n_pools; k++) {
+                for (int j = 0; j < S.pools[k].n_hosts; j++) {
+                    eng_node *n = &S.pools[k].nodes[j];
+                    if (!node_hit(f, n))
+                        continue;
+                    blame(&n->cause, &n->fault_rec, idx, rec, bad);
+                    if (f->kind == SC_FAULT_STATE_PROFILE && bad)
+                        life_crash(n, now, "state_profile");
+                    else if (f->kind == SC_FAULT_STATE_PROFILE)
+                        life_recover(n, now);
+                }
+            }
+        }
+        if (!bad && rec >= 0) {
+            S.out->faults[rec].end_s = round(now * 1e9) / 1e9;
+            char target[128];
+            target_name(f, target, sizeof target);
+            eng_event(now, "fault_end", target, "%s", kind_names[f->kind]);
+            rec = -1;
+        }
+        if (++i == f->n_prof) {
+            if (!(f->prof_loop_s > 0))
+                return;
+            base += f->prof_t[f->n_prof - 1] + f->prof_loop_s;
+            i = 0;
+        }
+    }
+}
+
 /* Pools whose arrivals a `when` condition counts: those the fault hits; a
  * retry storm's, its classes' pools. */
 static int trigger_counts(const sc_fault *f, const eng_pool *p)
@@ -486,9 +584,10 @@ void chaos_start(void)
     for (int i = 0; i < S.sc->n_faults; i++) {
         const sc_fault *f = &S.sc->faults[i];
         if (f->kind != SC_FAULT_RANDOM_CRASH) {
+            int profile = f->kind == SC_FAULT_SPEED_PROFILE || f->kind == SC_FAULT_STATE_PROFILE;
             sg_actor_t a = sg_actor_init(kind_names[f->kind], S.balancer_host);
             sg_actor_set_data(a, (void *)f);
-            sg_actor_start(a, scheduled_fault, 0, NULL);
+            sg_actor_start(a, profile ? profile_walker : scheduled_fault, 0, NULL);
             continue;
         }
         for (int k = 0; k < S.sc->n_pools; k++)
@@ -533,6 +632,12 @@ void chaos_free(void)
     free(C.active);
     free(C.trig);
     free(C.heap);
+    for (int i = 0; i < S.sc->n_faults && C.speed_files; i++) {
+        if (C.speed_files[i])
+            unlink(C.speed_files[i]);
+        free(C.speed_files[i]);
+    }
+    free(C.speed_files);
     memset(&C, 0, sizeof C);
     for (int i = 0; i < n_crash_args; i++)
         gsl_rng_free(crash_args[i].rng);

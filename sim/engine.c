@@ -682,6 +682,14 @@ static int write_platform(const char *path)
             fprintf(f, "/%d\" speed=\"", j);
             for (int i = 0; i < ENG_PSTATES; i++)
                 fprintf(f, "%s%.6gf", i ? "," : "", ENG_FLOPS_PER_S * (1.0 - (double)i / ENG_PSTATES));
+            /* chaos: speed_profile. SimGrid 3.32 looks a profile up in its
+             * path list (the platform file's folder, /tmp, among them) and
+             * does not open an absolute name as is: give the file's name */
+            const char *speed_file = chaos_speed_file(k, j);
+            if (speed_file) {
+                fputs("\" speed_file=\"", f);
+                xml_attr(f, strrchr(speed_file, '/') + 1);
+            }
             fprintf(f, "\" core=\"%d\" pstate=\"0\">\n    <prop id=\"wattage_per_state\" value=\"", g);
             for (int i = 0; i < ENG_PSTATES; i++) {
                 double f_speed = 1.0 - (double)i / ENG_PSTATES;

@@ -269,6 +269,8 @@ void chaos_on_arrival(eng_pool *p, double now);
 /* r ended in error at t_s: 1 if its client will resend it (retry_storm
  * active and attempts left), and r is now held until then. */
 int chaos_client_retry(eng_pool *p, eng_req *r, double t_s);
+/* The speed profile file for a host of the platform (pool, node), or NULL. */
+const char *chaos_speed_file(int pool, int node);
 
 /* observe.c */
 /* The options' export paths, before build(); obs_start() then starts the

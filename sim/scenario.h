@@ -220,7 +220,9 @@ typedef enum {
     SC_FAULT_FLASH_CROWD,      /* arrival rate x factor */
     SC_FAULT_BANDWIDTH_CUT,    /* the pool's links at factor of their bandwidth */
     SC_FAULT_RETRY_STORM,      /* clients resend failed requests (retry_*) */
-    SC_FAULT_STALE_METRICS     /* autoscaler's sampler and scraper get no samples */
+    SC_FAULT_STALE_METRICS,    /* autoscaler's sampler and scraper get no samples */
+    SC_FAULT_SPEED_PROFILE,    /* SimGrid speed profile file on the nodes' hosts */
+    SC_FAULT_STATE_PROFILE     /* on/off profile file: off = crash, on = reboot */
 } sc_fault_kind;
 
 typedef struct {
@@ -253,6 +255,12 @@ typedef struct {
     int retry_attempts;
     double retry_backoff_s;
     double retry_multiplier;
+    /* speed_profile / state_profile: the file (resolved path) and its
+     * points (time, value) ascending; prof_loop_s > 0: LOOPAFTER */
+    char *file;
+    double *prof_t, *prof_v;
+    int n_prof;
+    double prof_loop_s;
 } sc_fault;
 
 /* A steady-state hypothesis (Chaos Toolkit style), checked on the window

@@ -19,7 +19,7 @@
 
 enum { K_AT = 1, K_DUR = 2, K_TARGET = 4, K_ZONE = 8, K_TRAFFIC = 16, K_FACTOR = 32,
        K_LATENCY = 64, K_PROB = 128, K_MTBF = 256, K_STANDBY = 512, K_AFTER = 1024,
-       K_WHEN = 2048, K_RETRY = 4096, K_BACKOFF = 8192 };
+       K_WHEN = 2048, K_RETRY = 4096, K_BACKOFF = 8192, K_FILE = 16384 };
 /* A fault starts at a time, a delay after the fault before it, or on a
  * condition: exactly one of the three. */
 #define K_START (K_AT | K_AFTER | K_WHEN)
@@ -50,6 +50,9 @@ static const struct {
     {"retry_storm", SC_FAULT_RETRY_STORM, K_START | K_DUR | K_TRAFFIC | K_RETRY | K_BACKOFF,
      K_START | K_RETRY},
     {"stale_metrics", SC_FAULT_STALE_METRICS, K_START | K_DUR | K_TARGET | K_ZONE, K_START},
+    /* the times are the file's */
+    {"speed_profile", SC_FAULT_SPEED_PROFILE, K_TARGET | K_ZONE | K_FILE, K_FILE},
+    {"state_profile", SC_FAULT_STATE_PROFILE, K_TARGET | K_ZONE | K_FILE, K_FILE},
 };
 #define N_FAULTS (sizeof FAULTS / sizeof FAULTS[0])
 
@@ -63,7 +66,7 @@ static const struct {
     {"probability", K_PROB}, {"mtbf", K_MTBF},        {"mttr", K_MTBF},
     {"distribution", K_MTBF}, {"shape", K_MTBF},      {"standby_failover", K_STANDBY},
     {"after", K_AFTER},    {"when", K_WHEN},          {"attempts", K_RETRY},
-    {"backoff", K_BACKOFF}, {"multiplier", K_BACKOFF},
+    {"backoff", K_BACKOFF}, {"multiplier", K_BACKOFF}, {"file", K_FILE},
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
@@ -174,6 +177,67 @@ static void load_retries(sc_loader *L, yaml_node_t *n, const char *path, sc_faul
         sc_want_num(L, mul.val, sc_join(p, path, "multiplier"), 1, 0, 100, 0, &f->retry_multiplier);
 }
 
+/* A SimGrid profile (trace) file: lines `TIME VALUE` with TIME ascending
+ * from 0, blank lines and `#` comments skipped, and optionally
+ * `LOOPAFTER D`: after the last point, wait D and start over. Speed values
+ * are in (0, 1] (shares of full speed), states 0 (off) or 1 (on). */
+static void load_profile(sc_loader *L, yaml_node_t *n, const char *path, sc_fault *f)
+{
+    char p[SC_PATHLEN];
+    sc_kv file = sc_find(L, n, "file");
+    if (!file.val)
+        return;
+    sc_join(p, path, "file");
+    const char *rel = sc_want_scalar(L, file.val, p, "a profile file path");
+    if (!rel)
+        return;
+    f->file = sc_resolve(L, file.val, rel);
+    FILE *in = f->file ? fopen(f->file, "r") : NULL;
+    if (!in) {
+        sc_errn(L, file.val, "%s: cannot read profile \"%s\"", p, rel);
+        return;
+    }
+    char line[512];
+    int ln = 0, cap = 0, state = f->kind == SC_FAULT_STATE_PROFILE;
+    while (fgets(line, sizeof line, in)) {
+        ln++;
+        char *s = line + strspn(line, " \t\r\n");
+        if (!*s || *s == '#')
+            continue;
+        double t, v;
+        char extra;
+        if (!strncmp(s, "LOOPAFTER", 9)) {
+            if (sscanf(s + 9, "%lf %c", &t, &extra) != 1 || !(t >= 0)) {
+                sc_errn(L, file.val, "%s: %s:%d: LOOPAFTER needs a delay >= 0", p, rel, ln);
+                break;
+            }
+            f->prof_loop_s = t > 0 ? t : 1e-9;
+            continue;
+        }
+        if (sscanf(s, "%lf %lf %c", &t, &v, &extra) != 2 || !(t >= 0) ||
+            (f->n_prof > 0 && !(t > f->prof_t[f->n_prof - 1]))) {
+            sc_errn(L, file.val, "%s: %s:%d: expected `TIME VALUE` with TIME ascending from 0", p,
+                    rel, ln);
+            break;
+        }
+        if (state ? !(v == 0 || v == 1) : !(v > 0 && v <= 1)) {
+            sc_errn(L, file.val, "%s: %s:%d: %s, got %g", p, rel, ln,
+                    state ? "a state is 0 (off) or 1 (on)" : "a speed share is in (0, 1]", v);
+            break;
+        }
+        if (f->n_prof == cap) {
+            cap = cap ? 2 * cap : 16;
+            f->prof_t = realloc(f->prof_t, sizeof *f->prof_t * (size_t)cap);
+            f->prof_v = realloc(f->prof_v, sizeof *f->prof_v * (size_t)cap);
+        }
+        f->prof_t[f->n_prof] = t;
+        f->prof_v[f->n_prof++] = v;
+    }
+    fclose(in);
+    if (f->n_prof == 0)
+        sc_errn(L, file.val, "%s: %s has no `TIME VALUE` line", p, rel);
+}
+
 static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_scenario *sc,
                        sc_fault *f)
 {
@@ -201,7 +265,7 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
     if (!kind.val) {
         sc_errn(L, n, "%s: missing required key fault (one of node_crash, random_crash, slowdown, "
                       "gpu_error, network_latency, partition, error_rate, zone_outage, lb_failure, "
-                      "flash_crowd, bandwidth_cut, retry_storm, stale_metrics)", path);
+                      "flash_crowd, bandwidth_cut, retry_storm, stale_metrics, speed_profile, state_profile)", path);
         return;
     }
     if (sc_want_enum(L, kind.val, sc_join(p, path, "fault"), kinds, &k))
@@ -306,8 +370,12 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
         sc_want_dur(L, standby.val, sc_join(p, path, "standby_failover"), 1, &f->standby_failover_s);
     load_start(L, n, path, sc, f);
     load_retries(L, n, path, f);
+    load_profile(L, n, path, f);
     char label[256];
-    if (f->when_qps > 0)
+    if (f->kind == SC_FAULT_SPEED_PROFILE || f->kind == SC_FAULT_STATE_PROFILE)
+        snprintf(label, sizeof label, "%s %s", FAULTS[k].name,
+                 f->file ? (strrchr(f->file, '/') ? strrchr(f->file, '/') + 1 : f->file) : "");
+    else if (f->when_qps > 0)
         snprintf(label, sizeof label, "%s when offered > %g qps", FAULTS[k].name, f->when_qps);
     else if (f->after_prev >= 0)
         snprintf(label, sizeof label, "%s %gs after chaos.%d", FAULTS[k].name, f->after_s,
@@ -404,6 +472,9 @@ void sc_free_chaos(sc_scenario *sc)
     for (int i = 0; i < sc->n_faults; i++) {
         free(sc->faults[i].label);
         free(sc->faults[i].zone);
+        free(sc->faults[i].file);
+        free(sc->faults[i].prof_t);
+        free(sc->faults[i].prof_v);
     }
     free(sc->faults);
     for (int i = 0; i < sc->n_hypotheses; i++)

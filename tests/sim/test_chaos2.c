@@ -1,6 +1,6 @@
 /*
  * test_chaos2.c - fault starts (`after`, `when`), bandwidth cuts, retry
- * storms and stale metrics, run through the fleetsim binary on small
+ * storms, stale metrics and profile files, run through the fleetsim binary on small
  * deterministic scenarios whose results are computed by hand below.
  *
  * Common ground: deterministic arrivals at 10 QPS from a rate point at
@@ -18,10 +18,14 @@
 
 /* Writes `yaml` (and the HPA manifest, for the autoscaled case) to a fresh
  * directory and runs it; results in DIR/out, stderr in DIR/log. */
-static char *run_yaml(const char *yaml, int *rc)
+static char *run_yaml_with(const char *yaml, const char *file, const char *text, int *rc)
 {
     char *dir = tu_tmpdir();
     char path[4096], log[4096];
+    if (file) {
+        snprintf(path, sizeof path, "%s/%s", dir, file);
+        tu_write(path, text);
+    }
     snprintf(path, sizeof path, "%s/hpa.yaml", dir);
     tu_write(path, "apiVersion: autoscaling/v2\n"
                    "kind: HorizontalPodAutoscaler\n"
@@ -38,6 +42,11 @@ static char *run_yaml(const char *yaml, int *rc)
     tu_write(path, yaml);
     *rc = tu_sh(log, "'%s' run '%s' --quiet --out '%s/out'", tu_bin(), path, dir);
     return dir;
+}
+
+static char *run_yaml(const char *yaml, int *rc)
+{
+    return run_yaml_with(yaml, NULL, NULL, rc);
 }
 
 static void done(char *dir)
@@ -506,6 +515,170 @@ static void test_shipped_retry_storm(void)
     done(dir);
 }
 
+/* ---------- profile files ---------- */
+
+/* A speed profile at half speed over [5.02, 7.02) s, looping with a period
+ * of 7.02 + 2.98 = 10 s: slow again over [15.02, 17.02) and [25.02, 27.02).
+ * A request routed then takes 2 x 10 ms + 2 ms (2 s of 10 QPS: 20 per
+ * span, 60 in all). */
+static void test_speed_profile(void)
+{
+    const char *yaml =
+        "name: speed\n"
+        "duration: 30s\n" HEAD
+        "pools:\n"
+        "  p: {model: m, replicas: 1, link: {latency: 1ms, bandwidth: 1GBps}}\n"
+        "traffic:\n"
+        "  - {name: t, pool: p, size: 0B, response_size: 0B,\n"
+        "     arrivals: {process: deterministic, rate: [{at: 0.05s, qps: 10}]}}\n"
+        "chaos:\n"
+        "  - {fault: speed_profile, target: p, file: speed.txt}\n";
+    int rc;
+    char *dir = run_yaml_with(yaml, "speed.txt",
+                              "# half speed 2 s out of 10\n0 1\n5.02 0.5\n7.02 1\nLOOPAFTER 2.98\n",
+                              &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = summary_of(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    assert_conserved(j);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 299);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.max"), 0.022, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.mean"), (239 * 0.012 + 60 * 0.022) / 299, 1e-9);
+    CU_ASSERT_EQUAL_FATAL(n_faults(j), 3);
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_STRING_EQUAL(str_of(fault_at(j, i), "kind"), "speed_profile");
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(fault_at(j, i), "start_s"), 5.02 + 10 * i, 1e-9);
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(fault_at(j, i), "end_s"), 7.02 + 10 * i, 1e-9);
+    }
+    cJSON_Delete(j);
+    double p50[64];
+    int n = ts_column(dir, "latency_p50_s", p50, 64);
+    CU_ASSERT_EQUAL(n, 30);
+    for (int i = 1; i < n; i++)
+        CU_ASSERT_DOUBLE_EQUAL(p50[i], i % 10 == 5 || i % 10 == 6 ? 0.022 : 0.012, 1e-3);
+    done(dir);
+}
+
+/* A state profile's off span is a crash: test_chaos's deterministic crash
+ * (two nodes, round robin, 50 ms service, checks every 2 s with fall 2 and
+ * a 1 s timeout, retries off) with p/1 off over [10.47, 20.47) s by profile
+ * instead of a node_crash fault gives the same result: the request in
+ * service at 10.47 s and the 22 routed to p/1 until the probes mark it
+ * down at 15 s fail, 23 of 299; it reboots through the lifecycle at the 1. */
+static const char *STATE =
+    "name: state\n"
+    "duration: 30s\n"
+    "interval: 1s\n"
+    "models:\n"
+    "  m: {service: {distribution: deterministic, mean: 50ms}}\n"
+    "pools:\n"
+    "  p:\n"
+    "    model: m\n"
+    "    replicas: 2\n"
+    "    link: {latency: 1ms, bandwidth: 1GBps}\n"
+    "    health_check: {interval: 2s, fall: 2, timeout: 1s}\n"
+    "traffic:\n"
+    "  - {name: t, pool: p, size: 0B, response_size: 0B,\n"
+    "     arrivals: {process: deterministic, rate: [{at: 0.05s, qps: 10}]}}\n"
+    "load_balancer: {policy: round_robin, retries: {on: off}}\n"
+    "chaos:\n"
+    "  - {fault: state_profile, target: p/1, file: state.txt}\n";
+
+static void test_state_profile_is_a_crash(void)
+{
+    int rc;
+    char *dir = run_yaml_with(STATE, "state.txt", "0 1\n10.47 0\n20.47 1\n", &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = summary_of(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    assert_conserved(j);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 299);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 23);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 276);
+    CU_ASSERT_EQUAL(tu_num(j, "attempt_errors"), 23);
+    CU_ASSERT_EQUAL_FATAL(n_faults(j), 1);
+    const cJSON *f = fault_at(j, 0);
+    CU_ASSERT_STRING_EQUAL(str_of(f, "kind"), "state_profile");
+    CU_ASSERT_STRING_EQUAL(str_of(f, "target"), "p/1");
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(f, "start_s"), 10.47, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(f, "end_s"), 20.47, 1e-9);
+    CU_ASSERT_EQUAL(tu_num(f, "requests.failed"), 23);
+    cJSON_Delete(j);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/out/events.jsonl", dir);
+    char *ev = tu_read(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ev, "{\"t_s\":10.47,\"type\":\"node_state\",\"subject\":\"p/1\","
+                                      "\"detail\":\"ready -> failed\"}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(ev, "{\"t_s\":15,\"type\":\"health_down\",\"subject\":\"p/1\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(ev, "{\"t_s\":20.47,\"type\":\"node_state\",\"subject\":\"p/1\","
+                                      "\"detail\":\"failed -> starting\"}"));
+    free(ev);
+    done(dir);
+
+    /* looping: off over [5.47, 7.47) s every 10 s, three times in 30 s;
+     * each time the request in service at the crash and the 10 routed to
+     * p/1 in the next 2 s fail (the probe of 6 s fails at 7 s: one, not two
+     * in a row), 11 a span */
+    dir = run_yaml_with(STATE, "state.txt", "0 1\n5.47 0\n7.47 1\nLOOPAFTER 2.53\n", &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    j = summary_of(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    assert_conserved(j);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 33);
+    CU_ASSERT_EQUAL_FATAL(n_faults(j), 3);
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(fault_at(j, i), "start_s"), 5.47 + 10 * i, 1e-9);
+        CU_ASSERT_EQUAL(tu_num(fault_at(j, i), "requests.failed"), 11);
+    }
+    cJSON_Delete(j);
+    done(dir);
+}
+
+/* Profile files are checked at load, with the file's line. */
+static void test_profile_errors(void)
+{
+    static const struct {
+        const char *kind, *text, *msg;
+    } cases[] = {
+        { "speed_profile", "0 1\n5 0.5\n4 1\n", "p.txt:3: expected `TIME VALUE` with TIME ascending" },
+        { "speed_profile", "0 1.5\n", "p.txt:1: a speed share is in (0, 1], got 1.5" },
+        { "state_profile", "# x\n0 1\n1 0.5\n", "p.txt:3: a state is 0 (off) or 1 (on), got 0.5" },
+        { "state_profile", "# nothing\n", "has no `TIME VALUE` line" },
+        { "state_profile", "0 1\nLOOPAFTER -1\n", "p.txt:2: LOOPAFTER needs a delay >= 0" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char yaml[2048];
+        snprintf(yaml, sizeof yaml,
+                 "name: bad\nduration: 20s\n" HEAD "pools:\n  p: {model: m, replicas: 1}\n"
+                 "traffic:\n  - {name: t, pool: p, arrivals: {process: poisson, rate: 1}}\n"
+                 "chaos:\n  - {fault: %s, file: p.txt}\n",
+                 cases[i].kind);
+        int rc;
+        char *dir = run_yaml_with(yaml, "p.txt", cases[i].text, &rc);
+        char *log = log_of(dir);
+        CU_ASSERT_EQUAL(rc, 2);
+        if (log && !strstr(log, cases[i].msg))
+            fprintf(stderr, "\ncase %zu: expected \"%s\" in:\n%s", i, cases[i].msg, log);
+        CU_ASSERT(log && strstr(log, cases[i].msg));
+        free(log);
+        done(dir);
+    }
+    /* a missing file, and a start key on a profile */
+    int rc;
+    char *dir = run_yaml("name: bad\nduration: 20s\n" HEAD "pools:\n  p: {model: m, replicas: 1}\n"
+                         "traffic:\n  - {name: t, pool: p, arrivals: {process: poisson, rate: 1}}\n"
+                         "chaos:\n  - {fault: state_profile, file: nope.txt}\n"
+                         "  - {fault: speed_profile, file: nope.txt, at: 1s}\n",
+                         &rc);
+    char *log = log_of(dir);
+    CU_ASSERT_EQUAL(rc, 2);
+    CU_ASSERT(log && strstr(log, "cannot read profile \"nope.txt\""));
+    CU_ASSERT(log && strstr(log, "speed_profile does not take at"));
+    free(log);
+    done(dir);
+}
+
 /* ---------- stale metrics ---------- */
 
 /* The HPA (50% CPU target, 15 s sync, 15 s metrics windows) on one 100 QPS
@@ -605,6 +778,9 @@ int main(void)
                 test_retry_storm_conserves);
     CU_add_test(s, "shipped retry-storm.yaml: amplification and a failed verdict",
                 test_shipped_retry_storm);
+    CU_add_test(s, "speed profile: SimGrid's speed_file, looping", test_speed_profile);
+    CU_add_test(s, "state profile: off is a crash, on a reboot", test_state_profile_is_a_crash);
+    CU_add_test(s, "profile files are checked at load", test_profile_errors);
     CU_add_test(s, "stale metrics hold back the HPA", test_stale_metrics_delay_hpa);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
