@@ -763,6 +763,70 @@ static void test_stale_metrics_delay_hpa(void)
     done(stale);
 }
 
+/* The scraper too: with scrapes every 15 s and the pool's metrics stale
+ * over [40, 70) s, its node and pool series have no sample at 45 and 60 s
+ * and pick up at 75 s with the utilisation of one scrape interval (10 QPS x
+ * 10 ms = 0.1), while the per-class request counters (the ingress) go on. */
+static void test_stale_metrics_scrapes(void)
+{
+    const char *yaml =
+        "name: stale-scrape\n"
+        "duration: 120s\n"
+        "interval: 5s\n"
+        "models:\n"
+        "  m: {service: {distribution: deterministic, mean: 10ms}}\n"
+        "pools:\n"
+        "  p: {model: m, replicas: 1}\n"
+        "traffic:\n"
+        "  - {name: t, pool: p, arrivals: {process: deterministic, rate: 10}}\n"
+        "monitoring:\n"
+        "  scrape_interval: 15s\n"
+        "chaos:\n"
+        "  - {at: 40s, fault: stale_metrics, target: p, duration: 30s}\n";
+    char *dir = tu_tmpdir();
+    char path[4096], log[4096], om[4096];
+    snprintf(path, sizeof path, "%s/s.yaml", dir);
+    snprintf(log, sizeof log, "%s/log", dir);
+    snprintf(om, sizeof om, "%s/om.txt", dir);
+    tu_write(path, yaml);
+    int rc = tu_sh(log, "'%s' run '%s' --quiet --out '%s/out' --openmetrics '%s'", tu_bin(), path,
+                   dir, om);
+    CU_ASSERT_EQUAL(rc, 0);
+    char *text = tu_read(om);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    static const struct {
+        const char *series;
+        int n;
+        double t[8];
+    } want[] = {
+        { "node_gpu_utilisation{node=\"p/0\",pool=\"p\"} ", 6, { 0, 15, 30, 75, 90, 105 } },
+        { "up{node=\"p/0\",pool=\"p\"} ", 6, { 0, 15, 30, 75, 90, 105 } },
+        { "fleetsim_replicas{pool=\"p\"} ", 6, { 0, 15, 30, 75, 90, 105 } },
+        { "fleetsim_requests_total{class=\"t\",code=\"200\",pool=\"p\"} ", 8,
+          { 0, 15, 30, 45, 60, 75, 90, 105 } },
+    };
+    for (size_t w = 0; w < sizeof want / sizeof want[0]; w++) {
+        int n = 0;
+        size_t len = strlen(want[w].series);
+        for (const char *p = text; (p = strstr(p, want[w].series)); p += len) {
+            if (p != text && p[-1] != '\n')
+                continue;
+            double v = 0, t = 0;
+            CU_ASSERT_EQUAL(sscanf(p + len, "%lf %lf", &v, &t), 2);
+            if (n < want[w].n)
+                CU_ASSERT_DOUBLE_EQUAL(t - 1700000000.0, want[w].t[n], 1e-6);
+            if (w == 0 && n == 3)
+                CU_ASSERT_DOUBLE_EQUAL(v, 0.1, 1e-9);
+            n++;
+        }
+        if (n != want[w].n)
+            fprintf(stderr, "\n%s: %d samples, expected %d\n", want[w].series, n, want[w].n);
+        CU_ASSERT_EQUAL(n, want[w].n);
+    }
+    free(text);
+    done(dir);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -782,6 +846,7 @@ int main(void)
     CU_add_test(s, "state profile: off is a crash, on a reboot", test_state_profile_is_a_crash);
     CU_add_test(s, "profile files are checked at load", test_profile_errors);
     CU_add_test(s, "stale metrics hold back the HPA", test_stale_metrics_delay_hpa);
+    CU_add_test(s, "stale metrics: no scrapes of the pool's series", test_stale_metrics_scrapes);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();
