@@ -6,6 +6,10 @@
  * takes and needs is in the FAULTS table below, so an irrelevant key is an
  * error rather than silently ignored. Targets: `target: pool/index` (one
  * node) or `target: pool` / `pool: name` (every node of a pool), `zone:`.
+ * Starts: exactly one of `at`, `after` (a delay from the start of the fault
+ * listed before) and `when` (an offered-load condition), except for
+ * random_crash and the profiles, whose times come from their MTBF/MTTR or
+ * their file.
  */
 #include "scenario.h"
 #include "scenario_internal.h"
