@@ -397,6 +397,10 @@ static void gpu_worker(int argc, char *argv[])
     for (;;) {
         /* A draining node's workers leave once its queue is empty. */
         if (n->state == NODE_DRAINING && n->q.len == 0) {
+            int idle = n->idle_workers; /* the others leave too */
+            n->idle_workers = 0;
+            while (idle-- > 0)
+                sg_sem_release(n->wake);
             w->alive = 0;
             life_worker_exited(n);
             return;
@@ -416,11 +420,15 @@ static void gpu_worker(int argc, char *argv[])
                 if (n->q.len == 0 || n->q.len >= max)
                     break;
                 double due = n->q.head->sent_s + m->batch_max_wait_s;
-                if (due <= now)
+                /* waits below SimGrid's timing precision (1e-9 s) cannot
+                 * move its clock: within 1 us of due is due */
+                if (due - now <= 1e-6)
                     break;
                 n->forming = 1;
-                if (sg_sem_acquire_timeout(n->filled, due - now))
-                    n->forming = 0; /* timed out */
+                if (sg_sem_acquire_timeout(n->filled, due - now)) {
+                    n->forming = 0; /* timed out: the window is over */
+                    break;
+                }
             }
         }
         double now = simgrid_get_clock();

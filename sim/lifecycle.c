@@ -542,10 +542,12 @@ static void drain(eng_node *n, double now)
         terminate(n, now);
         return;
     }
-    while (n->idle_workers > 0) { /* idle workers notice and leave */
-        n->idle_workers--;
+    /* idle workers notice and leave; count them first, as each one woken
+     * may go idle again (another is forming a batch) before this loop ends */
+    int idle = n->idle_workers;
+    n->idle_workers = 0;
+    while (idle-- > 0)
         sg_sem_release(n->wake);
-    }
     if (n->pool->cfg->life.drain_grace_s > 0) {
         grace_arg *g = malloc(sizeof *g);
         g->node = n;

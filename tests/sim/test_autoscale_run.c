@@ -10,6 +10,7 @@
 #include <CUnit/Basic.h>
 
 #include <math.h>
+#include <string.h>
 
 /* One node serves 1 / 10 ms = 100 QPS (deterministic service, no batching).
  * Load: 30 QPS, then 170 QPS from 300 s to 900 s, then 30 QPS again. With
@@ -133,12 +134,50 @@ static void test_hpa_whole_run(void)
     free(hpa);
 }
 
+/* A scale-down that drains a node while one of its workers is forming a
+ * batch and the others wait on it: the idle workers woken by the drain go
+ * idle again, and the run must still end (it once spun forever at one
+ * instant) with the node drained and off. */
+static void test_drain_while_forming(void)
+{
+    const char *yaml =
+        "name: drain-forming\n"
+        "duration: 300s\n"
+        "interval: 10s\n"
+        "models:\n"
+        "  m:\n"
+        "    service: {distribution: exponential, base: 20ms, per_item: 5ms}\n"
+        "    batch: {max_size: 8, max_wait: 10ms}\n"
+        "pools:\n"
+        "  p: {model: m, replicas: 2, max_replicas: 2, gpus_per_node: 4}\n"
+        "traffic:\n"
+        "  - {name: t, pool: p, arrivals: {process: poisson, rate: 150}}\n"
+        "autoscaler: {policy: scheduled, schedule: \"00:00=2, 00:02=1\", period: 5s}\n";
+    char *dir = tu_tmpdir();
+    char path[4096], log[4096];
+    snprintf(path, sizeof path, "%s/s.yaml", dir);
+    tu_write(path, yaml);
+    snprintf(log, sizeof log, "%s/log", dir);
+    int rc = tu_sh(log, "timeout 120 '%s' run '%s' --quiet --out '%s/out'", tu_bin(), path, dir);
+    CU_ASSERT_EQUAL(rc, 0);
+    snprintf(path, sizeof path, "%s/out/events.jsonl", dir);
+    char *ev = tu_read(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    char *drain = strstr(ev, "\"subject\":\"p/1\",\"detail\":\"ready -> draining\"");
+    CU_ASSERT_PTR_NOT_NULL(drain);
+    CU_ASSERT(drain && strstr(drain, "\"subject\":\"p/1\",\"detail\":\"draining -> off\"") != NULL);
+    free(ev);
+    tu_rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 1;
     CU_pSuite s = CU_add_suite("autoscale_run", NULL, NULL);
     CU_add_test(s, "HPA through the node lifecycle", test_hpa_whole_run);
+    CU_add_test(s, "drain while a batch is forming", test_drain_while_forming);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();
