@@ -111,4 +111,33 @@ static inline void tu_rm_rf(const char *dir)
         tu_sh(NULL, "rm -rf '%s'", dir);
 }
 
+/* Removes a directory from tu_tmpdir and frees its name. */
+static inline void tu_done(char *dir)
+{
+    tu_rm_rf(dir);
+    free(dir);
+}
+
+/* summary.json of a run written to DIR/out. */
+static inline cJSON *tu_out_summary(const char *dir)
+{
+    char out[4096];
+    snprintf(out, sizeof out, "%s/out", dir);
+    return tu_summary(out);
+}
+
+/* completed + rejected + failed + timed out + in flight of a counts block
+ * ("requests", "measured", "pools.gpu.requests"): equals its generated. */
+static inline double tu_sum_buckets(const cJSON *j, const char *block)
+{
+    const char *keys[] = { "completed", "rejected", "failed", "timed_out", "in_flight_at_end" };
+    double s = 0;
+    char path[128];
+    for (int i = 0; i < 5; i++) {
+        snprintf(path, sizeof path, "%s.%s", block, keys[i]);
+        s += tu_num(j, path);
+    }
+    return s;
+}
+
 #endif

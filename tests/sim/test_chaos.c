@@ -42,45 +42,20 @@ static char *run_file(const char *path, int *rc)
     return dir;
 }
 
-static void done(char *dir)
-{
-    tu_rm_rf(dir);
-    free(dir);
-}
-
-static cJSON *summary_of(const char *dir)
-{
-    char out[4096];
-    snprintf(out, sizeof out, "%s/out", dir);
-    return tu_summary(out);
-}
-
-static double sum_buckets(const cJSON *j, const char *block)
-{
-    const char *keys[] = { "completed", "rejected", "failed", "timed_out", "in_flight_at_end" };
-    double s = 0;
-    char path[128];
-    for (int i = 0; i < 5; i++) {
-        snprintf(path, sizeof path, "%s.%s", block, keys[i]);
-        s += tu_num(j, path);
-    }
-    return s;
-}
-
 /* Every request in exactly one bucket, overall, after warm-up and per pool. */
 static void assert_conserved(const cJSON *j)
 {
     double gen = tu_num(j, "requests.generated");
     CU_ASSERT(gen >= 0);
-    CU_ASSERT_EQUAL(gen, sum_buckets(j, "requests"));
-    CU_ASSERT_EQUAL(tu_num(j, "measured.generated"), sum_buckets(j, "measured"));
+    CU_ASSERT_EQUAL(gen, tu_sum_buckets(j, "requests"));
+    CU_ASSERT_EQUAL(tu_num(j, "measured.generated"), tu_sum_buckets(j, "measured"));
     double pools_gen = 0;
     const cJSON *pools = cJSON_GetObjectItemCaseSensitive(j, "pools");
     const cJSON *p;
     cJSON_ArrayForEach(p, pools)
     {
         double g = tu_num(p, "requests.generated");
-        CU_ASSERT_EQUAL(g, sum_buckets(p, "requests"));
+        CU_ASSERT_EQUAL(g, tu_sum_buckets(p, "requests"));
         pools_gen += g;
     }
     CU_ASSERT_EQUAL(gen, pools_gen);
@@ -240,7 +215,7 @@ static void test_crash_no_retries(void)
     int rc;
     char *dir = run_crash("30s", "", ", retries: {on: off}", &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 299);
@@ -267,7 +242,7 @@ static void test_crash_no_retries(void)
     }
     CU_ASSERT_EQUAL(down, 1);
     cJSON_Delete(ev);
-    done(dir);
+    tu_done(dir);
 }
 
 /* Retries on (nginx's default proxy_next_upstream error, each server once):
@@ -281,7 +256,7 @@ static void test_crash_with_retries(void)
     int rc;
     char *dir = run_crash("30s", "", "", &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 299);
@@ -292,7 +267,7 @@ static void test_crash_with_retries(void)
     CU_ASSERT_EQUAL(att - 299, err); /* each error retried exactly once */
     CU_ASSERT_EQUAL(err, 46);
     cJSON_Delete(j);
-    done(dir);
+    tu_done(dir);
 }
 
 /* Recovery through the lifecycle: rebooted at 20.47 s, the node starts for
@@ -306,7 +281,7 @@ static void test_lifecycle_after_crash(void)
     char *dir = run_crash("50s", "    lifecycle: {start: 5s, load: 10s, warmup: 5s}\n",
                           ", retries: {on: off}", &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 499);
@@ -348,7 +323,7 @@ static void test_lifecycle_after_crash(void)
             CU_ASSERT_EQUAL(ts_at(&ts, i, f), 0);
     }
     free(ts.v);
-    done(dir);
+    tu_done(dir);
 }
 
 /* ---------- availability under random crashes ---------- */
@@ -384,7 +359,7 @@ static void test_single_node_availability(void)
     int rc;
     char *dir = run_yaml(yaml, "--seed 11", &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     double n = tu_num(j, "requests.generated") - tu_num(j, "requests.in_flight_at_end");
@@ -406,7 +381,7 @@ static void test_single_node_availability(void)
     double m = mtbf + mttr;
     CU_ASSERT(fabs(crashes - T / m) < 4 * sqrt(T * (mtbf * mtbf + mttr * mttr) / (m * m * m)));
     cJSON_Delete(j);
-    done(dir);
+    tu_done(dir);
 }
 
 /* N+k: three nodes, each crashing independently (MTBF 60 s, MTTR 40 s,
@@ -442,7 +417,7 @@ static void test_redundancy_n_plus_k(void)
     int rc;
     char *dir = run_yaml(yaml, "--seed 5", &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     double n = tu_num(j, "requests.generated") - tu_num(j, "requests.in_flight_at_end");
@@ -459,7 +434,7 @@ static void test_redundancy_n_plus_k(void)
     /* nothing else goes wrong: only failures, no timeouts or rejections */
     CU_ASSERT_EQUAL(tu_num(j, "requests.rejected") + tu_num(j, "requests.timed_out"), 0);
     cJSON_Delete(j);
-    done(dir);
+    tu_done(dir);
 }
 
 /* Many recoveries on a lightly loaded pool (about 9 crashes, 5 requests):
@@ -489,14 +464,14 @@ static void test_many_recoveries_end_cleanly(void)
         if (rc != 0)
             fprintf(stderr, "\nseed %d: exit %d\n", seed, rc);
         CU_ASSERT_EQUAL(rc, 0);
-        cJSON *j = summary_of(dir);
+        cJSON *j = tu_out_summary(dir);
         CU_ASSERT_PTR_NOT_NULL(j);
         if (j) {
             assert_conserved(j);
             CU_ASSERT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "faults")) > 3);
         }
         cJSON_Delete(j);
-        done(dir);
+        tu_done(dir);
     }
 }
 
@@ -563,7 +538,7 @@ static void test_conservation_every_fault(void)
             if (rc != 0)
                 fprintf(stderr, "\n%s%s: exit %d\n", EVERY_FAULT[f], retries[r], rc);
             CU_ASSERT_EQUAL(rc, 0); /* 3 would mean conservation broke */
-            cJSON *j = summary_of(dir);
+            cJSON *j = tu_out_summary(dir);
             CU_ASSERT_PTR_NOT_NULL(j);
             if (j) {
                 assert_conserved(j);
@@ -571,7 +546,7 @@ static void test_conservation_every_fault(void)
                 CU_ASSERT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "faults")) >= 1);
             }
             cJSON_Delete(j);
-            done(dir);
+            tu_done(dir);
         }
     }
 }
@@ -615,7 +590,7 @@ static char *run_det(const char *duration, const char *service, int replicas,
  * holds exactly one completion, so its p50 is that request's latency. */
 static void assert_latency_window(const char *dir, double during)
 {
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 39);
@@ -642,7 +617,7 @@ static void test_slowdown_doubles_service(void)
                         "{at: 10s, fault: slowdown, target: p/0, factor: 0.5, duration: 10s}", &rc);
     CU_ASSERT_EQUAL(rc, 0);
     assert_latency_window(dir, 0.202);
-    done(dir);
+    tu_done(dir);
 }
 
 /* 50 ms more each way: 100 ms more per request. */
@@ -654,7 +629,7 @@ static void test_network_latency_adds_twice(void)
                         &rc);
     CU_ASSERT_EQUAL(rc, 0);
     assert_latency_window(dir, 0.202);
-    done(dir);
+    tu_done(dir);
 }
 
 /* 10 QPS from 0.05 s, x3 from 20 to 30 s: the integrated rate at 60 s is
@@ -667,7 +642,7 @@ static void test_flash_crowd_triples(void)
     char *dir = run_det("60s", "10ms", 2, "", "10",
                         "{at: 20s, fault: flash_crowd, factor: 3, duration: 10s}", &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 799);
@@ -682,7 +657,7 @@ static void test_flash_crowd_triples(void)
         CU_ASSERT_DOUBLE_EQUAL(ts_at(&ts, i, off), want, 1e-6);
     }
     free(ts.v);
-    done(dir);
+    tu_done(dir);
 }
 
 /* Probability 0.3 from 20 s for 180 s, retries off: the 1800 arrivals of
@@ -695,7 +670,7 @@ static void test_error_rate_binomial(void)
                         "{at: 20s, fault: error_rate, pool: p, probability: 0.3, duration: 180s}",
                         &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     const double n = 1800, p = 0.3;
@@ -716,7 +691,7 @@ static void test_error_rate_binomial(void)
     }
     CU_ASSERT_EQUAL(inside, failed);
     free(ts.v);
-    done(dir);
+    tu_done(dir);
 }
 
 /* Asserts that exactly the arrivals of intervals [from, to) failed, 10 per
@@ -724,7 +699,7 @@ static void test_error_rate_binomial(void)
  * in flight at the end). */
 static void assert_failed_exactly(const char *dir, int from, int to)
 {
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     double gen = tu_num(j, "requests.generated");
@@ -749,7 +724,7 @@ static void test_partition_fails_all_routed(void)
     char *dir = run_det("60s", "10ms", 2, "", "10", fault, &rc);
     CU_ASSERT_EQUAL(rc, 0);
     assert_failed_exactly(dir, 20, 30);
-    done(dir);
+    tu_done(dir);
     /* the same with nginx's default retries */
     char yaml[4096];
     const char *off = ", retries: {on: off}";
@@ -760,7 +735,7 @@ static void test_partition_fails_all_routed(void)
     dir = run_yaml(yaml, NULL, &rc);
     CU_ASSERT_EQUAL(rc, 0);
     assert_failed_exactly(dir, 20, 30);
-    done(dir);
+    tu_done(dir);
 }
 
 /* The balancer down from 20 to 30 s fails everything in between; with a
@@ -772,7 +747,7 @@ static void test_lb_failure(void)
                         &rc);
     CU_ASSERT_EQUAL(rc, 0);
     assert_failed_exactly(dir, 20, 30);
-    done(dir);
+    tu_done(dir);
     dir = run_det("60s", "10ms", 2, "", "10",
                   "{at: 20s, fault: lb_failure, standby_failover: 2s, duration: 10s}", &rc);
     CU_ASSERT_EQUAL(rc, 0);
@@ -790,7 +765,7 @@ static void test_lb_failure(void)
     }
     CU_ASSERT_EQUAL(failovers, 1);
     cJSON_Delete(ev);
-    done(dir);
+    tu_done(dir);
 }
 
 /* A GPU error on p/1 from 20.5 s: the node answers 500 to what reaches it
@@ -803,7 +778,7 @@ static void test_gpu_error_until_health_down(void)
     char *dir = run_det("40s", "10ms", 2, "    health_check: {interval: 2s, fall: 2}\n", "10",
                         "{at: 20.5s, fault: gpu_error, target: p/1, duration: 11s}", &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 17);
@@ -815,7 +790,7 @@ static void test_gpu_error_until_health_down(void)
     for (int i = 0; i < ts.n_rows; i++)
         CU_ASSERT_EQUAL(ts_at(&ts, i, f), i == 20 ? 2 : i >= 21 && i < 24 ? 5 : 0);
     free(ts.v);
-    done(dir);
+    tu_done(dir);
 }
 
 /* Zone east holds pools a (2 nodes) and b (1 node), zone west pool c: the
@@ -841,7 +816,7 @@ static void test_zone_outage_nodes(void)
     int rc;
     char *dir = run_yaml(yaml, NULL, &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     CU_ASSERT_EQUAL(tu_num(j, "pools.c.requests.failed"), 0);
@@ -875,7 +850,7 @@ static void test_zone_outage_nodes(void)
         CU_ASSERT_EQUAL(recovered[i], 1);
     }
     cJSON_Delete(ev);
-    done(dir);
+    tu_done(dir);
 }
 
 /* ---------- the shipped chaos scenarios ---------- */
@@ -915,7 +890,7 @@ static void test_shipped_scenarios(void)
         char *dir = run_file(path, &rc);
         fprintf(stderr, "\n%s: exit %d", SHIPPED[i].file, rc);
         CU_ASSERT_EQUAL(rc, SHIPPED[i].holds ? 0 : 1);
-        cJSON *j = summary_of(dir);
+        cJSON *j = tu_out_summary(dir);
         CU_ASSERT_PTR_NOT_NULL(j);
         if (j) {
             assert_conserved(j);
@@ -938,7 +913,7 @@ static void test_shipped_scenarios(void)
             }
         }
         cJSON_Delete(j);
-        done(dir);
+        tu_done(dir);
     }
     fputc('\n', stderr);
 }

@@ -49,19 +49,6 @@ static char *run_yaml(const char *yaml, int *rc)
     return run_yaml_with(yaml, NULL, NULL, rc);
 }
 
-static void done(char *dir)
-{
-    tu_rm_rf(dir);
-    free(dir);
-}
-
-static cJSON *summary_of(const char *dir)
-{
-    char out[4096];
-    snprintf(out, sizeof out, "%s/out", dir);
-    return tu_summary(out);
-}
-
 static char *log_of(const char *dir)
 {
     char log[4096];
@@ -69,28 +56,16 @@ static char *log_of(const char *dir)
     return tu_read(log);
 }
 
-static double sum_buckets(const cJSON *j, const char *block)
-{
-    const char *keys[] = { "completed", "rejected", "failed", "timed_out", "in_flight_at_end" };
-    double s = 0;
-    char path[128];
-    for (int i = 0; i < 5; i++) {
-        snprintf(path, sizeof path, "%s.%s", block, keys[i]);
-        s += tu_num(j, path);
-    }
-    return s;
-}
-
 /* Every request in exactly one bucket, overall, after warm-up and per pool. */
 static void assert_conserved(const cJSON *j)
 {
     double gen = tu_num(j, "requests.generated");
     CU_ASSERT(gen > 0);
-    CU_ASSERT_EQUAL(gen, sum_buckets(j, "requests"));
-    CU_ASSERT_EQUAL(tu_num(j, "measured.generated"), sum_buckets(j, "measured"));
+    CU_ASSERT_EQUAL(gen, tu_sum_buckets(j, "requests"));
+    CU_ASSERT_EQUAL(tu_num(j, "measured.generated"), tu_sum_buckets(j, "measured"));
     const cJSON *p;
     cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(j, "pools"))
-        CU_ASSERT_EQUAL(tu_num(p, "requests.generated"), sum_buckets(p, "requests"));
+        CU_ASSERT_EQUAL(tu_num(p, "requests.generated"), tu_sum_buckets(p, "requests"));
 }
 
 static const cJSON *fault_at(const cJSON *j, int i)
@@ -178,7 +153,7 @@ static void test_when_offered_load(void)
     int rc;
     char *dir = run_yaml(yaml, &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     CU_ASSERT_EQUAL(n_faults(j), 2); /* once, though the load stays above */
@@ -202,21 +177,21 @@ static void test_when_offered_load(void)
     CU_ASSERT_EQUAL(n, 40);
     for (int i = 1; i < n; i++)
         CU_ASSERT_EQUAL(off[i], i < 20 ? 10 : 30);
-    done(dir);
+    tu_done(dir);
 
     /* 30 QPS never exceeds 40: neither fault starts (the second waits for
      * the first) */
     snprintf(yaml, sizeof yaml, WHEN, "40");
     dir = run_yaml(yaml, &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    j = summary_of(dir);
+    j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     CU_ASSERT_EQUAL(n_faults(j), 0);
     CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 0);
     CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.max"), 0.012, 1e-9);
     cJSON_Delete(j);
-    done(dir);
+    tu_done(dir);
 }
 
 /* `after` a fault with a fixed start is fixed at load: 5 s + 3 s = 8 s,
@@ -239,7 +214,7 @@ static void test_after_fixed(void)
     int rc;
     char *dir = run_yaml(yaml, &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     CU_ASSERT_EQUAL_FATAL(n_faults(j), 3);
@@ -255,7 +230,7 @@ static void test_after_fixed(void)
     /* 0.15 ... 19.95 s = 199, plus 20 from the doubled 2 s */
     CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 219);
     cJSON_Delete(j);
-    done(dir);
+    tu_done(dir);
 }
 
 /* Start keys are checked at load: exactly one of at, after, when; `after`
@@ -299,7 +274,7 @@ static void test_start_errors(void)
             fprintf(stderr, "\ncase %zu: expected \"%s\" in:\n%s", i, cases[i].msg, log);
         CU_ASSERT(log && strstr(log, cases[i].msg));
         free(log);
-        done(dir);
+        tu_done(dir);
     }
 }
 
@@ -327,7 +302,7 @@ static void test_bandwidth_cut(void)
     int rc;
     char *dir = run_yaml(yaml, &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 299);
@@ -343,19 +318,19 @@ static void test_bandwidth_cut(void)
     CU_ASSERT_EQUAL(n, 30);
     for (int i = 1; i < n; i++) /* interval i = [i, i + 1) s */
         CU_ASSERT_DOUBLE_EQUAL(p50[i], i >= 10 && i < 15 ? 0.172 : 0.052, 1e-3);
-    done(dir);
+    tu_done(dir);
 
     snprintf(yaml, sizeof yaml, BW, "100ms");
     dir = run_yaml(yaml, &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    j = summary_of(dir);
+    j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     CU_ASSERT_EQUAL(tu_num(j, "requests.timed_out"), 50);
     CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 249);
     CU_ASSERT_EQUAL(tu_num(fault_at(j, 0), "requests.timed_out"), 50);
     cJSON_Delete(j);
-    done(dir);
+    tu_done(dir);
 }
 
 /* ---------- retry storm ---------- */
@@ -390,7 +365,7 @@ static void test_retry_storm(void)
     int rc;
     char *dir = run_yaml(yaml, &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 399);
@@ -415,13 +390,13 @@ static void test_retry_storm(void)
         sum += off[i];
     }
     CU_ASSERT_EQUAL(sum + off[0], 399 + 100 + 90 + 70);
-    done(dir);
+    tu_done(dir);
 
     /* without the storm: the 100 fail once each, offered stays at 10 */
     snprintf(yaml, sizeof yaml, STORM, "");
     dir = run_yaml(yaml, &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    j = summary_of(dir);
+    j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 100);
@@ -429,7 +404,7 @@ static void test_retry_storm(void)
     n = ts_column(dir, "offered_qps", off, 64);
     for (int i = 1; i < n; i++)
         CU_ASSERT_EQUAL(off[i], 10);
-    done(dir);
+    tu_done(dir);
 }
 
 /* Under overload the storm amplifies: two nodes of 100 QPS each at 150 QPS
@@ -454,7 +429,7 @@ static void test_retry_storm_conserves(void)
     int rc;
     char *dir = run_yaml(yaml, &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     double gen = tu_num(j, "requests.generated");
@@ -473,7 +448,7 @@ static void test_retry_storm_conserves(void)
     CU_ASSERT(before > 140 && before < 160); /* no storm without errors */
     CU_ASSERT(during > 2 * before);
     CU_ASSERT(total > gen);
-    done(dir);
+    tu_done(dir);
 }
 
 /* The shipped experiment: the crash comes with the spike (the 10 s mean of
@@ -488,7 +463,7 @@ static void test_shipped_retry_storm(void)
     snprintf(log, sizeof log, "%s/log", dir);
     int rc = tu_sh(log, "'%s' run '%s' --quiet --out '%s/out'", tu_bin(), path, dir);
     CU_ASSERT_EQUAL(rc, 1);
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     const cJSON *crash = NULL, *f;
@@ -512,7 +487,7 @@ static void test_shipped_retry_storm(void)
     for (int i = 0; i < n; i++)
         peak = fmax(peak, off[i]);
     CU_ASSERT(peak > 2 * 520);
-    done(dir);
+    tu_done(dir);
 }
 
 /* ---------- profile files ---------- */
@@ -538,7 +513,7 @@ static void test_speed_profile(void)
                               "# half speed 2 s out of 10\n0 1\n5.02 0.5\n7.02 1\nLOOPAFTER 2.98\n",
                               &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 299);
@@ -556,7 +531,7 @@ static void test_speed_profile(void)
     CU_ASSERT_EQUAL(n, 30);
     for (int i = 1; i < n; i++)
         CU_ASSERT_DOUBLE_EQUAL(p50[i], i % 10 == 5 || i % 10 == 6 ? 0.022 : 0.012, 1e-3);
-    done(dir);
+    tu_done(dir);
 }
 
 /* A state profile's off span is a crash: test_chaos's deterministic crash
@@ -589,7 +564,7 @@ static void test_state_profile_is_a_crash(void)
     int rc;
     char *dir = run_yaml_with(STATE, "state.txt", "0 1\n10.47 0\n20.47 1\n", &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 299);
@@ -614,7 +589,7 @@ static void test_state_profile_is_a_crash(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(ev, "{\"t_s\":20.47,\"type\":\"node_state\",\"subject\":\"p/1\","
                                       "\"detail\":\"failed -> starting\"}"));
     free(ev);
-    done(dir);
+    tu_done(dir);
 
     /* looping: off over [5.47, 7.47) s every 10 s, three times in 30 s;
      * each time the request in service at the crash and the 10 routed to
@@ -622,7 +597,7 @@ static void test_state_profile_is_a_crash(void)
      * in a row), 11 a span */
     dir = run_yaml_with(STATE, "state.txt", "0 1\n5.47 0\n7.47 1\nLOOPAFTER 2.53\n", &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    j = summary_of(dir);
+    j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
     CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 33);
@@ -632,7 +607,7 @@ static void test_state_profile_is_a_crash(void)
         CU_ASSERT_EQUAL(tu_num(fault_at(j, i), "requests.failed"), 11);
     }
     cJSON_Delete(j);
-    done(dir);
+    tu_done(dir);
 }
 
 /* Profile files are checked at load, with the file's line. */
@@ -662,7 +637,7 @@ static void test_profile_errors(void)
             fprintf(stderr, "\ncase %zu: expected \"%s\" in:\n%s", i, cases[i].msg, log);
         CU_ASSERT(log && strstr(log, cases[i].msg));
         free(log);
-        done(dir);
+        tu_done(dir);
     }
     /* a missing file, and a start key on a profile */
     int rc;
@@ -676,7 +651,7 @@ static void test_profile_errors(void)
     CU_ASSERT(log && strstr(log, "cannot read profile \"nope.txt\""));
     CU_ASSERT(log && strstr(log, "speed_profile does not take at"));
     free(log);
-    done(dir);
+    tu_done(dir);
 }
 
 /* ---------- stale metrics ---------- */
@@ -750,17 +725,17 @@ static void test_stale_metrics_delay_hpa(void)
     CU_ASSERT(t_stale >= 410);
     CU_ASSERT(t_stale <= 410 + 15 + 15 + 1e-9);
     CU_ASSERT(t_stale - t_fresh >= 410 - (300 + 15 + 15));
-    cJSON *j = summary_of(stale);
+    cJSON *j = tu_out_summary(stale);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     assert_conserved(j);
-    cJSON *k = summary_of(fresh);
+    cJSON *k = tu_out_summary(fresh);
     CU_ASSERT_PTR_NOT_NULL_FATAL(k);
     /* the late scale-up costs requests */
     CU_ASSERT(tu_num(j, "requests.completed") < tu_num(k, "requests.completed"));
     cJSON_Delete(j);
     cJSON_Delete(k);
-    done(fresh);
-    done(stale);
+    tu_done(fresh);
+    tu_done(stale);
 }
 
 /* The scraper too: with scrapes every 15 s and the pool's metrics stale
@@ -824,7 +799,7 @@ static void test_stale_metrics_scrapes(void)
         CU_ASSERT_EQUAL(n, want[w].n);
     }
     free(text);
-    done(dir);
+    tu_done(dir);
 }
 
 int main(void)

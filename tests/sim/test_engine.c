@@ -43,37 +43,18 @@ static char *run_yaml(const char *yaml, const char *extra, int *rc)
     return dir;
 }
 
-static cJSON *summary_of(const char *dir)
-{
-    char out[4096];
-    snprintf(out, sizeof out, "%s/out", dir);
-    return tu_summary(out);
-}
-
-static double sum_buckets(const cJSON *j, const char *block)
-{
-    const char *keys[] = { "completed", "rejected", "failed", "timed_out", "in_flight_at_end" };
-    double s = 0;
-    char path[128];
-    for (int i = 0; i < 5; i++) {
-        snprintf(path, sizeof path, "%s.%s", block, keys[i]);
-        s += tu_num(j, path);
-    }
-    return s;
-}
-
 static void test_conservation_under_overload(void)
 {
     int rc;
     char *dir = run_yaml(OVERLOAD, NULL, &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     double gen = tu_num(j, "requests.generated");
     CU_ASSERT(gen > 100000);
-    CU_ASSERT_EQUAL(gen, sum_buckets(j, "requests"));
-    CU_ASSERT_EQUAL(tu_num(j, "measured.generated"), sum_buckets(j, "measured"));
-    CU_ASSERT_EQUAL(gen, sum_buckets(j, "pools.p.requests"));
+    CU_ASSERT_EQUAL(gen, tu_sum_buckets(j, "requests"));
+    CU_ASSERT_EQUAL(tu_num(j, "measured.generated"), tu_sum_buckets(j, "measured"));
+    CU_ASSERT_EQUAL(gen, tu_sum_buckets(j, "pools.p.requests"));
     /* 2000 QPS against ~4 GPUs x 8 / 60 ms ~ 530 QPS: both error kinds appear */
     CU_ASSERT(tu_num(j, "requests.rejected") > 1000);
     CU_ASSERT(tu_num(j, "requests.timed_out") > 100);
@@ -175,7 +156,7 @@ static void test_batching_exact(void)
     int rc;
     char *dir = run_yaml(yaml, NULL, &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 999);
     CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 992);
@@ -283,7 +264,7 @@ static void test_outputs(void)
     char *ev = tu_read(p);
     CU_ASSERT(ev && strstr(ev, "\"run_start\"") && strstr(ev, "\"run_end\""));
     free(ev);
-    cJSON *j = summary_of(dir);
+    cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     CU_ASSERT_EQUAL(tu_num(j, "sim_time_s"), 120);
     const char *keys[] = { "scenario", "seed", "wall_time_s", "requests", "latency_s", "availability",
