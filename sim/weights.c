@@ -31,7 +31,8 @@ static void weight_loop(int argc, char *argv[])
             eng_node *n = &p->nodes[j];
             double *r = ring + (size_t)j * (size_t)(slots + 1);
             double busy = eng_node_busy_s(n, now);
-            double old = r[(tick - slots) % (slots + 1)]; /* slots periods ago */
+            /* slots periods ago; before a full window there is none */
+            double old = tick > slots ? r[(tick - slots) % (slots + 1)] : 0;
             r[tick % (slots + 1)] = busy;
             if (n->state != NODE_READY || tick <= slots)
                 continue; /* a full window first */
