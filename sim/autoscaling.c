@@ -33,10 +33,8 @@ static void metrics_sampler(int argc, char *argv[])
     for (;;) {
         sg_actor_sleep_for(METRICS_RESOLUTION_S);
         double now = simgrid_get_clock();
-        int inflight = p->lbq.len;
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
-            inflight += p->view_servers[j].active;
             double busy = eng_node_busy_s(n, now);
             if (p->metrics_stale) {
                 n->m_has = 0; /* stale_metrics: no sample; the HPA sees it missing */
@@ -54,10 +52,6 @@ static void metrics_sampler(int argc, char *argv[])
             n->m_time_s = now;
             n->m_busy_prev = busy;
             n->m_accepted_prev = (double)n->accepted;
-        }
-        if (!p->metrics_stale) {
-            p->conc_sum += inflight;
-            p->conc_n++;
         }
     }
 }
@@ -85,64 +79,89 @@ static double mean_delay(const sc_delay *d)
     return d->mean_s;
 }
 
+/* One sync: build the view of the pool, ask the policy, apply the answer.
+ * poke: an activator's call at zero (requests buffered, no replica ready),
+ * which counts the buffered requests as concurrency at once. */
+static void sync_pool(eng_pool *p, double now, int poke)
+{
+    const sc_lifecycle *life = &p->cfg->life;
+    as_pod_view *pods = p->as_pods;
+    as_metric *custom = p->as_custom;
+    int np = 0;
+    for (int j = 0; j < p->n_hosts; j++) {
+        eng_node *n = &p->nodes[j];
+        if (n->state == NODE_OFF)
+            continue;
+        as_pod_view *v = &pods[np];
+        as_metric *c = &custom[2 * np];
+        memset(v, 0, sizeof *v);
+        v->phase = phase_of(n->state, &v->ready);
+        v->scheduled = !n->unscheduled;
+        v->start_s = n->start_s;
+        v->ready_change_s = n->ready_change_s;
+        v->has_metrics = n->m_has;
+        v->metrics_time_s = n->m_time_s;
+        v->metrics_window_s = METRICS_RESOLUTION_S;
+        v->cpu_util = v->gpu_util = n->m_util;
+        v->cpu_request = v->gpu_request = 1;
+        c[0] = (as_metric){ "requests_per_second", n->m_rps };
+        c[1] = (as_metric){ "queue_depth", n->m_queue };
+        v->custom = c;
+        v->n_custom = n->m_has ? 2 : 0;
+        np++;
+    }
+    double elapsed = now - p->as_last_s;
+    double rps = elapsed > 0 ? (double)(p->arrivals - p->as_last_arrivals) / elapsed : 0;
+    /* concurrency: requests in the pool, time-averaged since the last sync
+     * (as Knative's queue-proxy reports it); a poke at zero counts the
+     * requests waiting for the first replica */
+    eng_pool_inflight(p, now, 0);
+    double conc = elapsed > 0 ? p->conc_area / elapsed : p->inflight;
+    if (poke && conc < p->lbq.len + 1)
+        conc = p->lbq.len + 1; /* the waiting requests and the one arriving */
+    as_metric metrics[3] = { { "concurrency", conc },
+                             { "requests_per_second", rps },
+                             { "arrival_rate_qps", rps } };
+    if (!poke) {
+        p->conc_area = 0;
+        p->as_last_s = now;
+        p->as_last_arrivals = p->arrivals;
+    }
+    /* with a node pool, a replica's node comes from the cluster
+     * autoscaler: its provisioning replaces the lifecycle's */
+    const sc_delay *prov = p->cfg->node_pool.enabled ? &p->cfg->node_pool.provisioning
+                                                     : &life->provision;
+    as_view view = { .now_s = now, .current_replicas = p->target, .min_replicas = 0,
+                     .max_replicas = p->n_hosts,
+                     .startup_s = mean_delay(prov) + mean_delay(&life->start) +
+                                  mean_delay(&life->load) + mean_delay(&life->warmup),
+                     .n_pods = np, .pods = pods, .n_metrics = 3, .metrics = metrics };
+    int want = as_recommend(p->scaler, &view);
+    if (want != AS_KEEP && want != p->target)
+        life_scale_to(p, want, now, as_reason(p->scaler));
+}
+
 static void controller(int argc, char *argv[])
 {
     (void)argc;
     (void)argv;
     eng_pool *p = sg_actor_self_get_data();
-    const sc_lifecycle *life = &p->cfg->life;
-    as_pod_view *pods = calloc((size_t)p->n_hosts, sizeof *pods);
-    as_metric *custom = calloc((size_t)p->n_hosts * 2, sizeof *custom);
-    double last_s = 0;
-    unsigned long last_arrivals = 0;
     for (;;) {
         sg_actor_sleep_for(as_period_s(p->scaler));
-        double now = simgrid_get_clock();
-        int np = 0;
-        for (int j = 0; j < p->n_hosts; j++) {
-            eng_node *n = &p->nodes[j];
-            if (n->state == NODE_OFF)
-                continue;
-            as_pod_view *v = &pods[np];
-            as_metric *c = &custom[2 * np];
-            memset(v, 0, sizeof *v);
-            v->phase = phase_of(n->state, &v->ready);
-            v->scheduled = !n->unscheduled;
-            v->start_s = n->start_s;
-            v->ready_change_s = n->ready_change_s;
-            v->has_metrics = n->m_has;
-            v->metrics_time_s = n->m_time_s;
-            v->metrics_window_s = METRICS_RESOLUTION_S;
-            v->cpu_util = v->gpu_util = n->m_util;
-            v->cpu_request = v->gpu_request = 1;
-            c[0] = (as_metric){ "requests_per_second", n->m_rps };
-            c[1] = (as_metric){ "queue_depth", n->m_queue };
-            v->custom = c;
-            v->n_custom = n->m_has ? 2 : 0;
-            np++;
-        }
-        double elapsed = now - last_s;
-        double rps = elapsed > 0 ? (double)(p->arrivals - last_arrivals) / elapsed : 0;
-        as_metric metrics[3] = { { "concurrency", p->conc_n ? p->conc_sum / p->conc_n : 0 },
-                                 { "requests_per_second", rps },
-                                 { "arrival_rate_qps", rps } };
-        p->conc_sum = 0;
-        p->conc_n = 0;
-        last_s = now;
-        last_arrivals = p->arrivals;
-        /* with a node pool, a replica's node comes from the cluster
-         * autoscaler: its provisioning replaces the lifecycle's */
-        const sc_delay *prov = p->cfg->node_pool.enabled ? &p->cfg->node_pool.provisioning
-                                                         : &life->provision;
-        as_view view = { .now_s = now, .current_replicas = p->target, .min_replicas = 0,
-                         .max_replicas = p->n_hosts,
-                         .startup_s = mean_delay(prov) + mean_delay(&life->start) +
-                                      mean_delay(&life->load) + mean_delay(&life->warmup),
-                         .n_pods = np, .pods = pods, .n_metrics = 3, .metrics = metrics };
-        int want = as_recommend(p->scaler, &view);
-        if (want != AS_KEEP && want != p->target)
-            life_scale_to(p, want, now, as_reason(p->scaler));
+        sync_pool(p, simgrid_get_clock(), 0);
     }
+}
+
+/* Knative's activator: requests reaching a pool with no ready replica wait
+ * at the balancer instead of failing, and the first of them asks the
+ * autoscaler at once rather than at its next tick. */
+int scale_buffer(eng_pool *p, double now)
+{
+    if (!p->scaler || life_count(p, 0) > 0)
+        return 0;
+    if (p->target == 0)
+        sync_pool(p, now, 1);
+    return 1;
 }
 
 void scale_start(void)
@@ -156,6 +175,8 @@ void scale_start(void)
             fprintf(stderr, "%s\n", err);
             continue;
         }
+        p->as_pods = calloc((size_t)p->n_hosts, sizeof(as_pod_view));
+        p->as_custom = calloc((size_t)p->n_hosts * 2, sizeof(as_metric));
         sg_actor_t m = sg_actor_init("metrics", S.balancer_host);
         sg_actor_set_data(m, p);
         sg_actor_start(m, metrics_sampler, 0, NULL);
@@ -170,6 +191,8 @@ void scale_free(void)
     for (int k = 0; k < S.sc->n_pools; k++) {
         as_destroy(S.pools[k].scaler);
         S.pools[k].scaler = NULL;
+        free(S.pools[k].as_pods);
+        free(S.pools[k].as_custom);
         life_free_pool(&S.pools[k]);
     }
 }

@@ -195,6 +195,7 @@ void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
                                  &p->counts.timed_out };
     ++*slot_all[bucket];
     ++*slot_p[bucket];
+    eng_pool_inflight(p, t_s > p->conc_t ? t_s : p->conc_t, -1);
     obs_request_end(p, r, bucket, t_s - r->arrival_s + r->net_s);
     size_t iv = interval_of(t_s);
     S.done[bucket][iv]++;
@@ -333,6 +334,15 @@ void eng_route(eng_pool *p, eng_req *r, double now)
         send_to(p, r, s, now);
         return;
     }
+    if (s == LB_NO_UPSTREAM && scale_buffer(p, now)) { /* cold start: wait */
+        if (p->lbq.len < p->cfg->queue_capacity) {
+            r->lbq_deadline_s = INFINITY;
+            eng_fifo_push(&p->lbq, r);
+        } else {
+            eng_req_end(p, r, B_REJECTED, now);
+        }
+        return;
+    }
     if (s == LB_NO_UPSTREAM) { /* nginx: "no live upstreams" -> 502 */
         eng_req_end(p, r, B_FAILED, now);
         return;
@@ -357,8 +367,8 @@ void eng_drain_balancer_queue(eng_pool *p, double now)
             continue;
         }
         int s = pick(p, r, now);
-        if (s == LB_BUSY)
-            return;
+        if (s == LB_BUSY || (s == LB_NO_UPSTREAM && p->scaler && life_count(p, 0) == 0))
+            return; /* busy, or cold-starting: keep waiting */
         eng_fifo_pop(&p->lbq);
         if (s == LB_NO_UPSTREAM)
             eng_req_end(p, r, B_FAILED, now);
@@ -552,6 +562,7 @@ static void traffic_source(int argc, char *argv[])
         }
         S.offered[interval_of(now)] += 1;
         tc->pool->arrivals++;
+        eng_pool_inflight(tc->pool, now, +1);
         chaos_on_arrival(tc->pool, now);
         eng_route(tc->pool, r, now);
     }

@@ -155,13 +155,18 @@ struct eng_pool {
     int n_old;              /* slots 0..n_old-1 have the pool's shape; the rest the rollout's */
     int rolling;            /* the rollout began: new replicas take new-shape slots */
     struct as *scaler;      /* NULL = fixed size */
+    void *as_pods, *as_custom; /* the autoscaler's view arrays (n_hosts pods) */
+    double as_last_s;       /* previous sync */
+    unsigned long as_last_arrivals;
     int cause, fault_rec;   /* pool-wide fault acting now (partition, ...), or -1 */
     int *hc_silent;         /* health checker's scratch: nodes that did not answer */
     double *dw_ring;        /* dynamic weights: busy seconds per node and tick */
     double *base_weight;    /* the configured weights, for `restore` */
     unsigned long arrivals; /* requests routed to this pool, ever */
-    double conc_sum;        /* in-flight samples since the last sync, for KPA */
-    int conc_n;
+    /* requests in the pool (at the balancer, queued or running), and their
+     * time integral since the last autoscaler sync: mean concurrency (KPA) */
+    int inflight;
+    double conc_area, conc_t;
     /* node_pool only: the cluster nodes and their autoscaler */
     eng_cnode *cnodes;      /* node_pool.max_nodes */
     int n_cnodes;
@@ -222,6 +227,13 @@ void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s);
 void eng_attempt_failed(eng_pool *p, eng_req *r, double now);
 void eng_route(eng_pool *p, eng_req *r, double now);
 void eng_lb_done(eng_pool *p, int server, double latency_s, int ok, double now);
+/* A request entered (+1) or left (-1) the pool at now. */
+static inline void eng_pool_inflight(eng_pool *p, double now, int delta)
+{
+    p->conc_area += p->inflight * (now - p->conc_t);
+    p->conc_t = now;
+    p->inflight += delta;
+}
 void eng_drain_balancer_queue(eng_pool *p, double now);
 void eng_account_busy(eng_pool *p, eng_node *n, double t0, double t1);
 void eng_event(double t_s, const char *type, const char *subject, const char *fmt, ...);
@@ -246,6 +258,9 @@ void life_free_pool(eng_pool *p);          /* the node pool's state */
 /* autoscaling.c */
 void scale_start(void);
 void scale_free(void);
+/* A request found no ready replica: 1 if it should wait at the balancer
+ * (an autoscaled pool cold-starting), after poking the autoscaler. */
+int scale_buffer(eng_pool *p, double now);
 double eng_node_busy_s(const eng_node *n, double now); /* busy GPU-seconds so far */
 
 /* weights.c */

@@ -171,6 +171,65 @@ static void test_drain_while_forming(void)
     free(dir);
 }
 
+/* Knative scale to zero and back: 10 QPS until 300 s, nothing until 900 s,
+ * 10 QPS again. The KPA scales to zero once its 60 s stable window has seen
+ * no concurrency and the 30 s grace period passed (about 390 s). The first
+ * request at 900.1 s finds no replica: it waits at the balancer (Knative's
+ * activator) and asks the autoscaler at once (0 -> 1 at 900.1 s); the new
+ * replica starts (5 s) and loads the model (10 s), so that request takes
+ * 15 s + 20 ms, and nothing fails. */
+static void test_kpa_scale_to_zero(void)
+{
+    const char *yaml =
+        "name: kpa-zero\n"
+        "duration: 1500s\n"
+        "interval: 10s\n"
+        "models:\n"
+        "  m: {service: {distribution: deterministic, mean: 20ms}}\n"
+        "pools:\n"
+        "  p:\n"
+        "    model: m\n"
+        "    replicas: 1\n"
+        "    max_replicas: 4\n"
+        "    timeout: 60s\n"
+        "    lifecycle: {start: 5s, load: 10s}\n"
+        "traffic:\n"
+        "  - {name: t, pool: p, arrivals: {process: deterministic,\n"
+        "     rate: [{at: 0s, qps: 10}, {at: 300s, qps: 0}, {at: 900s, qps: 10}]}}\n"
+        "autoscaler: {policy: kpa, target: 5, scale_to_zero_grace_period: 30s}\n";
+    char *dir = tu_tmpdir();
+    char path[4096], log[4096];
+    snprintf(path, sizeof path, "%s/s.yaml", dir);
+    tu_write(path, yaml);
+    snprintf(log, sizeof log, "%s/log", dir);
+    int rc = tu_sh(log, "timeout 120 '%s' run '%s' --quiet --out '%s/out'", tu_bin(), path, dir);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 8999);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 8999);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.max"), 15.02, 0.01);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.p.replicas_min"), 0);
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "scaling_events");
+    double t_zero = -1, t_wake = -1;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, ev)
+    {
+        double t = cJSON_GetObjectItem(e, "t_s")->valuedouble;
+        int from = (int)cJSON_GetObjectItem(e, "from")->valuedouble;
+        int to = (int)cJSON_GetObjectItem(e, "to")->valuedouble;
+        if (to == 0 && t_zero < 0)
+            t_zero = t;
+        if (from == 0 && to > 0 && t > 600 && t_wake < 0)
+            t_wake = t;
+    }
+    printf("\n    scaled to zero at %g s, woken at %g s", t_zero, t_wake);
+    CU_ASSERT(t_zero > 300 + 60 && t_zero <= 300 + 60 + 30 + 5);
+    CU_ASSERT_DOUBLE_EQUAL(t_wake, 900.1, 1e-6);
+    cJSON_Delete(j);
+    tu_done(dir);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -178,6 +237,7 @@ int main(void)
     CU_pSuite s = CU_add_suite("autoscale_run", NULL, NULL);
     CU_add_test(s, "HPA through the node lifecycle", test_hpa_whole_run);
     CU_add_test(s, "drain while a batch is forming", test_drain_while_forming);
+    CU_add_test(s, "KPA: scale to zero, buffered cold start", test_kpa_scale_to_zero);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();
