@@ -407,10 +407,7 @@ static void gpu_worker(int argc, char *argv[])
     for (;;) {
         /* A draining node's workers leave once its queue is empty. */
         if (n->state == NODE_DRAINING && n->q.len == 0) {
-            int idle = n->idle_workers; /* the others leave too */
-            n->idle_workers = 0;
-            while (idle-- > 0)
-                sg_sem_release(n->wake);
+            eng_wake_idle(n); /* the others leave too */
             w->alive = 0;
             life_worker_exited(n);
             return;
@@ -499,6 +496,16 @@ double eng_node_busy_s(const eng_node *n, double now)
         if (n->workers[g].run_t0_s >= 0)
             b += now - n->workers[g].run_t0_s;
     return b;
+}
+
+/* Wakes every idle worker of a node. They are counted first: a woken worker
+ * may go idle again (another is forming a batch) before this returns. */
+void eng_wake_idle(eng_node *n)
+{
+    int idle = n->idle_workers;
+    n->idle_workers = 0;
+    while (idle-- > 0)
+        sg_sem_release(n->wake);
 }
 
 /* Starts one worker actor per GPU on a node that just became ready. */
@@ -656,10 +663,6 @@ int eng_pool_slots(const sc_pool *pc, int *n_old)
     return pc->rollout.enabled ? old + old + pc->rollout.max_surge : old;
 }
 
-static int pool_hosts(const sc_pool *pc)
-{
-    return eng_pool_slots(pc, NULL);
-}
 
 /* Names from the scenario go into XML attributes: escape them. */
 static void xml_attr(FILE *f, const char *s)
@@ -729,7 +732,7 @@ static int write_platform(const char *path)
     }
     for (int k = 0; k < S.sc->n_pools; k++) {
         const sc_pool *pc = &S.sc->pools[k];
-        for (int j = 0; j < pool_hosts(pc); j++) {
+        for (int j = 0; j < eng_pool_slots(pc, NULL); j++) {
             fputs("  <route src=\"balancer\" dst=\"", f);
             xml_attr(f, pc->name);
             fprintf(f, "/%d\"><link_ctn id=\"", j);

@@ -239,6 +239,7 @@ void eng_account_busy(eng_pool *p, eng_node *n, double t0, double t1);
 void eng_event(double t_s, const char *type, const char *subject, const char *fmt, ...);
 void eng_view_sync(eng_node *n);
 void eng_start_workers(eng_node *n);
+void eng_wake_idle(eng_node *n);
 /* A client resends r (a retry of the same request) now. */
 void eng_resend(eng_req *r, double now);
 

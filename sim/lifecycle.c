@@ -542,12 +542,7 @@ static void drain(eng_node *n, double now)
         terminate(n, now);
         return;
     }
-    /* idle workers notice and leave; count them first, as each one woken
-     * may go idle again (another is forming a batch) before this loop ends */
-    int idle = n->idle_workers;
-    n->idle_workers = 0;
-    while (idle-- > 0)
-        sg_sem_release(n->wake);
+    eng_wake_idle(n); /* idle workers notice and leave */
     if (n->pool->cfg->life.drain_grace_s > 0) {
         grace_arg *g = malloc(sizeof *g);
         g->node = n;
