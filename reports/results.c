@@ -81,6 +81,15 @@ void rp_results_free(rp_results *r)
         free(r->pools[i].nodes);
     }
     free(r->pools);
+    for (int i = 0; i < r->n_caches; i++)
+        free(r->caches[i].name);
+    free(r->caches);
+    for (int i = 0; i < r->n_queues; i++) {
+        free(r->queues[i].name);
+        free(r->queues[i].consumer);
+        free(r->queues[i].backlog);
+    }
+    free(r->queues);
     for (int i = 0; i < r->n_classes; i++) {
         free(r->classes[i].name);
         free(r->classes[i].pool);
@@ -397,6 +406,30 @@ int rp_write_summary(const rp_results *r, const char *path)
         cJSON_AddNumberToObject(po, "energy_kwh", p->energy_kwh);
         cJSON_AddItemToObject(po, "requests", counts_json(&p->counts));
     }
+    if (r->n_caches > 0) {
+        cJSON *caches = cJSON_AddObjectToObject(o, "caches");
+        for (int i = 0; i < r->n_caches; i++) {
+            const rp_cache *c = &r->caches[i];
+            cJSON *x = cJSON_AddObjectToObject(caches, c->name);
+            unsigned long n = c->hits + c->misses;
+            cJSON_AddNumberToObject(x, "lookups", (double)n);
+            cJSON_AddNumberToObject(x, "hits", (double)c->hits);
+            cJSON_AddNumberToObject(x, "hit_ratio", n ? (double)c->hits / (double)n : 0);
+        }
+    }
+    if (r->n_queues > 0) {
+        cJSON *queues = cJSON_AddObjectToObject(o, "queues");
+        for (int i = 0; i < r->n_queues; i++) {
+            const rp_queue *q = &r->queues[i];
+            cJSON *x = cJSON_AddObjectToObject(queues, q->name);
+            add_str(x, "consumer", q->consumer);
+            cJSON_AddNumberToObject(x, "published", (double)q->published);
+            cJSON_AddNumberToObject(x, "delivered", (double)q->delivered);
+            cJSON_AddNumberToObject(x, "refused", (double)q->refused);
+            cJSON_AddNumberToObject(x, "backlog_max", q->backlog_max);
+            cJSON_AddNumberToObject(x, "backlog_at_end", q->backlog_at_end);
+        }
+    }
     cJSON *cost = cJSON_AddObjectToObject(o, "cost");
     cJSON_AddNumberToObject(cost, "gpu_hours", r->gpu_hours);
     cJSON_AddNumberToObject(cost, "energy_kwh", r->energy_kwh);
@@ -451,6 +484,8 @@ int rp_write_timeseries(const rp_results *r, const char *path)
     for (int k = 0; k < r->n_pools; k++)
         fprintf(f, ",%s.queue_depth,%s.busy_gpus,%s.replicas", r->pools[k].name, r->pools[k].name,
                 r->pools[k].name);
+    for (int k = 0; k < r->n_queues; k++)
+        fprintf(f, ",%s.backlog", r->queues[k].name);
     fputc('\n', f);
     for (size_t i = 0; i < r->n_samples; i++) {
         const rp_sample *s = &r->samples[i];
@@ -459,6 +494,8 @@ int rp_write_timeseries(const rp_results *r, const char *path)
         for (int k = 0; k < r->n_pools; k++)
             fprintf(f, ",%.0f,%.6f,%d", s->pools[k].queue_depth, s->pools[k].busy_gpus,
                     s->pools[k].replicas);
+        for (int k = 0; k < r->n_queues; k++)
+            fprintf(f, ",%.0f", r->queues[k].backlog ? r->queues[k].backlog[i] : 0);
         fputc('\n', f);
     }
     return fclose(f);
@@ -516,6 +553,15 @@ void rp_print_table(const rp_results *r, FILE *out)
     for (int i = 0; i < r->n_pools; i++)
         fprintf(out, "pool %-8s %3d nodes x %d GPU  utilisation %5.1f %%\n", r->pools[i].name,
                 r->pools[i].replicas_max, r->pools[i].gpus_per_node, 100 * r->pools[i].utilization);
+    for (int i = 0; i < r->n_caches; i++) {
+        unsigned long n = r->caches[i].hits + r->caches[i].misses;
+        fprintf(out, "cache %-7s %12lu lookups  hit ratio %5.1f %%\n", r->caches[i].name, n,
+                n ? 100.0 * (double)r->caches[i].hits / (double)n : 0);
+    }
+    for (int i = 0; i < r->n_queues; i++)
+        fprintf(out, "queue %-7s %12lu published  %lu refused  backlog max %d, at end %d\n",
+                r->queues[i].name, r->queues[i].published, r->queues[i].refused,
+                r->queues[i].backlog_max, r->queues[i].backlog_at_end);
     fprintf(out, "cost          %12.2f GPU-hours  %.2f kWh  %.2f money\n", r->gpu_hours,
             r->energy_kwh, r->cost);
     int met = rp_slo_met(r);

@@ -73,6 +73,21 @@ typedef struct {
     char *detail;              /* free text, may be NULL */
 } rp_event;
 
+/* A cache stage of a pipeline. */
+typedef struct {
+    char *name;
+    unsigned long hits, misses;
+} rp_cache;
+
+/* An asynchronous queue of a pipeline and its backlog. */
+typedef struct {
+    char *name;
+    char *consumer;            /* the pool consuming it */
+    unsigned long published, delivered, refused; /* refused: full (503) or broker down (502) */
+    int backlog_max, backlog_at_end;
+    double *backlog;           /* n_samples entries: messages held at each interval's end */
+} rp_queue;
+
 /* Per traffic class: where its requests ended and their latency. */
 typedef struct {
     char *name;
@@ -186,6 +201,10 @@ typedef struct {
     rp_event *events;
     size_t n_events, cap_events;
     char *description;         /* scenario description, may be NULL */
+    rp_cache *caches;
+    int n_caches;
+    rp_queue *queues;
+    int n_queues;
     rp_class *classes;         /* per traffic class; NULL when not recorded */
     int n_classes;
     rp_alert *alerts;

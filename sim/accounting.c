@@ -84,6 +84,12 @@ static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
         *rec = p->fault_rec;
         return p->cause;
     }
+    /* a broker down in front of the pool refused it */
+    for (int i = 0; r->node < 0 && i < sc->n_queues; i++)
+        if (S.queues[i].consumer == p && S.queues[i].cause >= 0) {
+            *rec = S.queues[i].fault_rec;
+            return S.queues[i].cause;
+        }
     for (int j = 0; j < p->n_hosts; j++) {
         if (p->nodes[j].cause >= 0) {
             *rec = p->nodes[j].fault_rec;
@@ -99,6 +105,12 @@ static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
             return i;
         }
     }
+    /* a cache that should have spared the pool this load is down */
+    for (int i = 0; i < sc->n_caches; i++)
+        if (sc->caches[i].skips == p->id && S.caches[i].cause >= 0) {
+            *rec = S.caches[i].fault_rec;
+            return S.caches[i].cause;
+        }
     if (p->target > life_count(p, 0))
         return sc->n_faults + 1; /* scaling lag */
     return sc->n_faults;         /* overload */

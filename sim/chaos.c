@@ -34,7 +34,8 @@ static const char *const kind_names[] = { "node_crash", "random_crash", "slowdow
                                           "network_latency", "partition", "error_rate",
                                           "zone_outage", "lb_failure", "flash_crowd",
                                           "bandwidth_cut", "retry_storm", "stale_metrics",
-                                          "speed_profile", "state_profile" };
+                                          "speed_profile", "state_profile", "cache_down",
+                                          "broker_down" };
 
 /* Run-time state of the faults: starts and conditions. */
 typedef struct {
@@ -84,7 +85,11 @@ static int node_hit(const sc_fault *f, const eng_node *n)
 
 static void target_name(const sc_fault *f, char *buf, size_t len)
 {
-    if (f->zone)
+    if (f->kind == SC_FAULT_CACHE_DOWN)
+        snprintf(buf, len, "%s", S.sc->caches[f->dep].name);
+    else if (f->kind == SC_FAULT_BROKER_DOWN)
+        snprintf(buf, len, "%s", S.sc->queues[f->dep].name);
+    else if (f->zone)
         snprintf(buf, len, "zone %s", f->zone);
     else if (f->pool < 0)
         snprintf(buf, len, "all pools");
@@ -158,6 +163,16 @@ static void apply(const sc_fault *f, int idx, int rec, int on, double now)
                 else if (S.classes[c].retry == f)
                     S.classes[c].retry = NULL;
             }
+        return;
+    }
+    if (f->kind == SC_FAULT_CACHE_DOWN) {
+        eng_cache *c = &S.caches[f->dep];
+        blame(&c->cause, &c->fault_rec, idx, rec, on);
+        pipe_cache_down(f->dep, on);
+        return;
+    }
+    if (f->kind == SC_FAULT_BROKER_DOWN) {
+        pipe_queue_down(f->dep, on, idx, rec, now);
         return;
     }
     for (int k = 0; k < S.sc->n_pools; k++) {

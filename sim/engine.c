@@ -167,6 +167,10 @@ static eng_req *req_new(eng_class *tc, double now)
     r->lbq_deadline_s = INFINITY;
     r->net_s = tc->net_s;
     r->sent_s = now;
+    r->stage_s = now;
+    r->net_prev_s = 0;
+    r->stage = 0;
+    r->in_pool = 1;
     r->client_tries = 0;
     r->work = tc->cfg->work;
     r->id = S.next_id++;
@@ -186,8 +190,13 @@ static int measured(const eng_req *r)
 /* Every request leaves through here exactly once. */
 void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
 {
-    if (bucket != B_COMPLETED && chaos_client_retry(p, r, t_s))
+    if (bucket != B_COMPLETED && chaos_client_retry(p, r, t_s)) {
+        if (r->stage > 0) { /* it will start over at the first stage */
+            eng_pool_leave(p, r, bucket, t_s);
+            r->stage = -1;
+        }
         return; /* not the end: its client sends it again */
+    }
     unsigned long *slot_all[4] = { &S.all.completed, &S.all.rejected, &S.all.failed, &S.all.timed_out };
     unsigned long *slot_m[4] = { &S.measured.completed, &S.measured.rejected, &S.measured.failed,
                                  &S.measured.timed_out };
@@ -195,7 +204,8 @@ void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
                                  &p->counts.timed_out };
     ++*slot_all[bucket];
     ++*slot_p[bucket];
-    eng_pool_inflight(p, t_s > p->conc_t ? t_s : p->conc_t, -1);
+    if (r->in_pool)
+        eng_pool_inflight(p, t_s > p->conc_t ? t_s : p->conc_t, -1);
     obs_request_end(p, r, bucket, t_s - r->arrival_s + r->net_s);
     size_t iv = interval_of(t_s);
     S.done[bucket][iv]++;
@@ -216,6 +226,25 @@ void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
     r->next = S.free_list;
     S.free_list = r;
     S.live--;
+}
+
+void eng_pool_enter(eng_pool *p, eng_req *r, double now, int in_pool)
+{
+    p->counts.generated++;
+    p->arrivals++;
+    r->in_pool = in_pool;
+    if (in_pool)
+        eng_pool_inflight(p, now, +1);
+}
+
+void eng_pool_leave(eng_pool *p, eng_req *r, int bucket, double t_s)
+{
+    unsigned long *slot_p[4] = { &p->counts.completed, &p->counts.rejected, &p->counts.failed,
+                                 &p->counts.timed_out };
+    ++*slot_p[bucket];
+    if (r->in_pool)
+        eng_pool_inflight(p, t_s > p->conc_t ? t_s : p->conc_t, -1);
+    r->in_pool = 0;
 }
 
 /* ---------- balancer and node queues ---------- */
@@ -254,7 +283,7 @@ static int retry_allowed(const eng_pool *p, const eng_req *r, double now)
     int tries = lbc->retry_tries > 0 ? lbc->retry_tries : p->n_hosts;
     if (r->attempts >= tries || r->n_tried >= ENG_MAX_TRIED)
         return 0;
-    if (lbc->retry_timeout_s > 0 && now - r->sent_s >= lbc->retry_timeout_s)
+    if (lbc->retry_timeout_s > 0 && now - r->stage_s >= lbc->retry_timeout_s)
         return 0;
     return now < r->deadline_s;
 }
@@ -284,7 +313,7 @@ static int pick(eng_pool *p, eng_req *r, double now)
         saved[i] = p->view_servers[r->tried[i]].up;
         p->view_servers[r->tried[i]].up = 0;
     }
-    lb_request lr = { .id = r->id, .traffic_class = r->tclass, .arrival_s = r->sent_s,
+    lb_request lr = { .id = r->id, .traffic_class = r->tclass, .arrival_s = r->stage_s,
                       .key = r->id };
     p->view.now_s = now;
     int s = lb_pick(p->balancer, &p->view, &lr);
@@ -315,6 +344,28 @@ static void send_to(eng_pool *p, eng_req *r, int s, double now)
     node_accept(p, n, r);
 }
 
+/* Network time is fixed when an attempt is routed: the stages before, plus
+ * this pool's round trip; a bandwidth cut scales the size / bandwidth part. */
+static void set_net(eng_pool *p, eng_req *r)
+{
+    const eng_class *tc = &S.classes[r->tclass];
+    r->net_s = r->net_prev_s +
+               (p == tc->pool && p->bw_factor == 1.0
+                    ? tc->net_s
+                    : 2 * p->route_latency_s + tc->bytes / (p->route_bw_Bps * p->bw_factor)) +
+               2 * p->extra_latency_s;
+}
+
+int eng_offer(eng_pool *p, eng_req *r, double now)
+{
+    int s = pick(p, r, now);
+    if (s < 0)
+        return -1;
+    set_net(p, r);
+    send_to(p, r, s, now);
+    return 0;
+}
+
 /* Routes r now or queues it at the balancer; ends it when neither works. */
 void eng_route(eng_pool *p, eng_req *r, double now)
 {
@@ -322,13 +373,7 @@ void eng_route(eng_pool *p, eng_req *r, double now)
         eng_req_end(p, r, B_FAILED, now);
         return;
     }
-    /* network time is fixed when the attempt is routed: a bandwidth cut
-     * scales the size / bandwidth part */
-    const eng_class *tc = &S.classes[r->tclass];
-    r->net_s = (p->bw_factor == 1.0 ? tc->net_s
-                                    : 2 * p->route_latency_s +
-                                          tc->bytes / (p->route_bw_Bps * p->bw_factor)) +
-               2 * p->extra_latency_s;
+    set_net(p, r);
     int s = pick(p, r, now);
     if (s >= 0) {
         send_to(p, r, s, now);
@@ -358,6 +403,8 @@ void eng_route(eng_pool *p, eng_req *r, double now)
 /* A server freed a slot: move requests waiting at the balancer. */
 void eng_drain_balancer_queue(eng_pool *p, double now)
 {
+    if (S.queues)
+        pipe_deliver(p, now);
     while (p->lbq.len > 0) {
         eng_req *r = p->lbq.head;
         double gone = fmin(r->deadline_s, r->lbq_deadline_s);
@@ -426,7 +473,7 @@ static void gpu_worker(int argc, char *argv[])
                 double now = simgrid_get_clock();
                 if (n->q.len == 0 || n->q.len >= max)
                     break;
-                double due = n->q.head->sent_s + m->batch_max_wait_s;
+                double due = n->q.head->stage_s + m->batch_max_wait_s;
                 /* waits below SimGrid's timing precision (1e-9 s) cannot
                  * move its clock: within 1 us of due is due */
                 if (due - now <= 1e-6)
@@ -445,7 +492,7 @@ static void gpu_worker(int argc, char *argv[])
             eng_req *r = eng_fifo_pop(&n->q);
             if (r->deadline_s <= now) { /* client already gone: not the server's fault */
                 p->view_servers[n->index].active--;
-                eng_lb_done(p, n->index, now - r->sent_s, 1, now);
+                eng_lb_done(p, n->index, now - r->stage_s, 1, now);
                 eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
                 continue;
             }
@@ -463,7 +510,7 @@ static void gpu_worker(int argc, char *argv[])
         if (n->gpu_error) { /* the application answers 500 at once */
             for (int i = 0; i < b; i++) {
                 p->view_servers[n->index].active--;
-                eng_lb_done(p, n->index, now - w->batch[i]->sent_s, 0, now);
+                eng_lb_done(p, n->index, now - w->batch[i]->stage_s, 0, now);
                 eng_req_end(p, w->batch[i], B_FAILED, now);
             }
             eng_drain_balancer_queue(p, now);
@@ -482,8 +529,13 @@ static void gpu_worker(int argc, char *argv[])
             p->view_servers[n->index].active--;
             double lat = t1 - r->sent_s + r->net_s;
             int ok = r->sent_s + lat <= r->deadline_s;
-            eng_lb_done(p, n->index, lat, 1, t1);
-            eng_req_end(p, r, ok ? B_COMPLETED : B_TIMED_OUT, ok ? t1 : r->deadline_s);
+            eng_lb_done(p, n->index, t1 - r->stage_s + r->net_s - r->net_prev_s, 1, t1);
+            if (!ok)
+                eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
+            else if (r->stage + 1 < S.classes[r->tclass].pipe->n_stages)
+                pipe_stage_done(p, r, t1);
+            else
+                eng_req_end(p, r, B_COMPLETED, t1);
         }
         eng_drain_balancer_queue(p, t1);
     }
@@ -562,14 +614,12 @@ static void traffic_source(int argc, char *argv[])
         double now = simgrid_get_clock();
         eng_req *r = req_new(tc, now);
         S.all.generated++;
-        tc->pool->counts.generated++;
         if (measured(r)) {
             S.measured.generated++;
             tc->measured.generated++;
         }
         S.offered[interval_of(now)] += 1;
-        tc->pool->arrivals++;
-        eng_pool_inflight(tc->pool, now, +1);
+        eng_pool_enter(tc->pool, r, now, 1);
         chaos_on_arrival(tc->pool, now);
         eng_route(tc->pool, r, now);
     }
@@ -581,13 +631,20 @@ void eng_resend(eng_req *r, double now)
 {
     eng_class *tc = &S.classes[r->tclass];
     r->sent_s = now;
+    r->stage_s = now;
+    r->net_prev_s = 0;
     r->deadline_s = tc->pool->cfg->timeout_s > 0 ? now + tc->pool->cfg->timeout_s : INFINITY;
     r->lbq_deadline_s = INFINITY;
     r->node = -1;
     r->attempts = 0;
     r->n_tried = 0;
     S.offered[interval_of(now)] += 1;
-    tc->pool->arrivals++;
+    if (r->stage != 0) { /* it left a later stage: back in the first pool */
+        r->stage = 0;
+        eng_pool_enter(tc->pool, r, now, 1);
+    } else {
+        tc->pool->arrivals++;
+    }
     chaos_on_arrival(tc->pool, now);
     eng_route(tc->pool, r, now);
 }
@@ -646,6 +703,7 @@ static void sampler(int argc, char *argv[])
         double end = fmin((double)(i + 1) * S.sc->interval_s, S.sc->duration_s);
         sg_actor_sleep_until(end);
         close_interval(i);
+        pipe_close_interval(i);
         if (S.progress)
             progress(end);
     }
@@ -821,6 +879,7 @@ static int build(void)
         if (sv->name)
             v->name = sv->name;
     }
+    pipe_init(); /* queues cap their consumers' max_conns */
     for (int k = 0; k < sc->n_pools; k++) {
         life_init_pool(&S.pools[k]);
         life_start_health_checks(&S.pools[k]);
@@ -833,6 +892,7 @@ static int build(void)
         tc->cfg = &sc->traffic[c];
         tc->id = c;
         tc->pool = &S.pools[tc->cfg->pool];
+        tc->pipe = &sc->pipelines[tc->cfg->pipeline];
         tc->rng = eng_stream_rng(sc->seed, (unsigned long)c);
         tc->rate = sim_rate_new(tc->cfg->rate, tc->cfg->n_rate);
         tc->latency = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
@@ -959,6 +1019,27 @@ static void collect(rp_results *out)
             }
         }
     }
+    if (sc->n_caches > 0) {
+        out->caches = calloc((size_t)sc->n_caches, sizeof *out->caches);
+        out->n_caches = sc->n_caches;
+        for (int i = 0; i < sc->n_caches; i++)
+            out->caches[i] = (rp_cache){ .name = strdup(sc->caches[i].name),
+                                         .hits = S.caches[i].hits, .misses = S.caches[i].misses };
+    }
+    if (sc->n_queues > 0) {
+        out->queues = calloc((size_t)sc->n_queues, sizeof *out->queues);
+        out->n_queues = sc->n_queues;
+        for (int i = 0; i < sc->n_queues; i++) {
+            eng_queue *q = &S.queues[i];
+            out->queues[i] = (rp_queue){ .name = strdup(q->cfg->name),
+                                         .consumer = strdup(q->consumer->cfg->name),
+                                         .published = q->published, .delivered = q->delivered,
+                                         .refused = q->refused, .backlog_max = q->max_backlog,
+                                         .backlog_at_end = q->q.len };
+            out->queues[i].backlog = malloc(sizeof(double) * S.n_intervals);
+            memcpy(out->queues[i].backlog, q->backlog_per_interval, sizeof(double) * S.n_intervals);
+        }
+    }
     out->n_classes = sc->n_traffic;
     out->classes = calloc((size_t)sc->n_traffic, sizeof *out->classes);
     for (int c = 0; c < sc->n_traffic; c++) {
@@ -1010,6 +1091,7 @@ static void teardown(void)
         sim_hist_free(S.classes[c].latency);
     }
     chaos_free();
+    pipe_free();
     scale_free();
     obs_free();
     acc_free();

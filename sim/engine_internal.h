@@ -30,10 +30,15 @@ typedef struct eng_req {
     double net_s;          /* network time added to latency */
     double sent_s;         /* the client sent its current attempt (= arrival_s until
                               a client retry; arrival_s stays the first) */
+    double stage_s;        /* it reached its current pipeline stage (= sent_s at the first) */
+    double net_prev_s;     /* network and cache time of the stages before this one */
     int client_tries;      /* client retries so far (retry_storm) */
     double work;
     unsigned long id;
     int tclass;
+    int stage;             /* its pipeline stage; -1: left a later stage, held for a
+                              client retry */
+    int in_pool;           /* counted in its pool's in-flight (not while in a queue) */
     int node;              /* server index in its pool once routed, else -1 */
     int attempts;
     int n_tried;
@@ -178,7 +183,8 @@ struct eng_pool {
 typedef struct {
     const sc_traffic *cfg;
     int id;
-    eng_pool *pool;
+    eng_pool *pool;        /* the first stage of its pipeline */
+    const sc_pipeline *pipe;
     gsl_rng *rng;
     sim_rate *rate;
     double net_s;
@@ -187,6 +193,27 @@ typedef struct {
     rp_counts measured;    /* its requests that arrived after warm-up */
     sim_hist *latency;
 } eng_class;
+
+/* A cache stage (pipeline.c). */
+typedef struct {
+    const sc_cache *cfg;
+    gsl_rng *rng;
+    int down;              /* injected: every lookup misses */
+    int cause, fault_rec;  /* the fault acting on it now, or -1 */
+    unsigned long hits, misses;
+} eng_cache;
+
+/* An asynchronous queue (a broker) in front of its consumer pool (pipeline.c). */
+typedef struct {
+    const sc_queue *cfg;
+    eng_pool *consumer;
+    eng_fifo q;            /* backlog, oldest first */
+    int down;              /* injected: broker down, nothing published or delivered */
+    int cause, fault_rec;  /* the fault acting on it now, or -1 */
+    unsigned long published, delivered, refused;
+    int max_backlog;
+    double *backlog_per_interval; /* backlog at each interval's end */
+} eng_queue;
 
 /* The whole simulation; one per process (SimGrid is a singleton). */
 typedef struct {
@@ -210,6 +237,8 @@ typedef struct {
     double wall0;
     double last_progress_wall;
     sg_host_t balancer_host;
+    eng_cache *caches;
+    eng_queue *queues;
 } eng_sim;
 
 extern eng_sim S;
@@ -226,6 +255,9 @@ void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s);
  * another server when the balancer's retry rules allow, else failed (502). */
 void eng_attempt_failed(eng_pool *p, eng_req *r, double now);
 void eng_route(eng_pool *p, eng_req *r, double now);
+/* Sends r to a server of p that can take it now (a queue's delivery);
+ * -1, doing nothing, when every server is busy or none is up. */
+int eng_offer(eng_pool *p, eng_req *r, double now);
 void eng_lb_done(eng_pool *p, int server, double latency_s, int ok, double now);
 /* A request entered (+1) or left (-1) the pool at now. */
 static inline void eng_pool_inflight(eng_pool *p, double now, int delta)
@@ -242,6 +274,25 @@ void eng_start_workers(eng_node *n);
 void eng_wake_idle(eng_node *n);
 /* A client resends r (a retry of the same request) now. */
 void eng_resend(eng_req *r, double now);
+
+/* A request entered pool p's stage at now (counted in its arrivals; in its
+ * in-flight too when in_pool). */
+void eng_pool_enter(eng_pool *p, eng_req *r, double now, int in_pool);
+/* r left pool p's stage with this outcome at t_s, the request going on. */
+void eng_pool_leave(eng_pool *p, eng_req *r, int bucket, double t_s);
+
+/* pipeline.c */
+void pipe_init(void);
+void pipe_free(void);
+/* r finished its stage at pool p at t_s: on to the next stage, or done. */
+void pipe_stage_done(eng_pool *p, eng_req *r, double t_s);
+/* The consumer pool p has room: deliver what its queues hold. */
+void pipe_deliver(eng_pool *p, double now);
+/* Injected: a cache misses everything, a broker is down (or back). */
+void pipe_cache_down(int cache, int down);
+void pipe_queue_down(int queue, int down, int fault, int fault_rec, double now);
+/* Closes an interval's queue backlog samples. */
+void pipe_close_interval(size_t i);
 
 /* lifecycle.c */
 void life_init_pool(eng_pool *p);          /* initial replicas ready at t = 0 */

@@ -632,6 +632,8 @@ static const struct {
 } SECTIONS[] = {
     {"models", sc_parse_models, NULL, 1},
     {"pools", sc_parse_pools, NULL, 1},
+    {"pipelines", sc_parse_pipelines, NULL, 0},
+    {"routes", sc_parse_routes, NULL, 0},
     {"traffic", sc_parse_traffic, NULL, 1},
     {"load_balancer", sc_parse_lb, sc_lb_defaults, 0},
     {"slo", sc_parse_slo, NULL, 0},
@@ -965,7 +967,9 @@ void sc_free(sc_scenario *sc)
         free(sc->traffic[i].name);
         free(sc->traffic[i].rate);
         free(sc->traffic[i].trace_s);
+        free(sc->traffic[i].path);
     }
+    sc_free_pipelines(sc);
     sc_free_chaos(sc);
     sc_free_autoscalers(sc);
     sc_free_monitoring(sc);

@@ -151,7 +151,9 @@ typedef struct {
 
 typedef struct {
     char *name;
-    int pool;                  /* index into sc_scenario.pools */
+    int pool;                  /* index into sc_scenario.pools: the pipeline's first stage */
+    int pipeline;              /* index into sc_scenario.pipelines */
+    char *path;                /* URL path matched against routes, or NULL */
     sc_arrival_kind process;
     double cv;                 /* gamma arrivals */
     sc_rate_point *rate;
@@ -162,6 +164,51 @@ typedef struct {
     double bytes_in;           /* request size */
     double bytes_out;          /* response size */
 } sc_traffic;
+
+/* A pipeline is the path a request takes through the cluster: stages in
+ * order, each a pool (its balancer, queues and GPUs), a cache lookup or an
+ * asynchronous queue. Every traffic class follows one pipeline: a class that
+ * names a pool follows that pool's implicit one-stage pipeline. */
+typedef enum {
+    SC_STAGE_POOL = 0,
+    SC_STAGE_CACHE,        /* a hit skips the pool stage that follows */
+    SC_STAGE_QUEUE         /* a broker between two stages; the next pool consumes it */
+} sc_stage_kind;
+
+typedef struct {
+    sc_stage_kind kind;
+    int ref;               /* index into pools, caches or queues by kind */
+} sc_stage;
+
+typedef struct {
+    char *name;
+    double hit_ratio;      /* share of lookups that hit, in [0, 1] */
+    double lookup_s;       /* added to the request's latency, hit or miss */
+    int skips;             /* the pool stage a hit skips */
+} sc_cache;
+
+typedef struct {
+    char *name;
+    int capacity;          /* messages held; publishing to a full queue fails (503) */
+    int prefetch;          /* unacknowledged messages per consumer server (RabbitMQ
+                              basic.qos); 0 = the consumer's GPUs x batch max_size */
+    double processing_timeout_s; /* a delivered message's deadline; 0 = none */
+    int consumer;          /* the pool stage after it */
+} sc_queue;
+
+typedef struct {
+    char *name;
+    sc_stage *stages;
+    int n_stages;
+    int implicit;          /* a pool's own one-stage pipeline (named after it) */
+} sc_pipeline;
+
+/* An L7 routing rule (nginx `location PREFIX`): requests whose path starts
+ * with prefix go to a pipeline; the longest matching prefix wins. */
+typedef struct {
+    char *prefix;
+    int pipeline;
+} sc_route;
 
 /* Per-server overrides, keyed "pool/index". */
 typedef struct {
@@ -222,7 +269,9 @@ typedef enum {
     SC_FAULT_RETRY_STORM,      /* clients resend failed requests (retry_*) */
     SC_FAULT_STALE_METRICS,    /* autoscaler's sampler and scraper get no samples */
     SC_FAULT_SPEED_PROFILE,    /* SimGrid speed profile file on the nodes' hosts */
-    SC_FAULT_STATE_PROFILE     /* on/off profile file: off = crash, on = reboot */
+    SC_FAULT_STATE_PROFILE,    /* on/off profile file: off = crash, on = reboot */
+    SC_FAULT_CACHE_DOWN,       /* a pipeline cache misses every lookup */
+    SC_FAULT_BROKER_DOWN       /* a pipeline queue's broker refuses and delivers nothing */
 } sc_fault_kind;
 
 typedef struct {
@@ -233,6 +282,7 @@ typedef struct {
     int pool;                  /* -1 = every pool (or by zone) */
     int node;                  /* -1 = every node of the pool */
     char *zone;                /* zone outage */
+    int dep;                   /* cache_down: the cache; broker_down: the queue; else -1 */
     int traffic;               /* flash crowd: -1 = every class */
     double factor;             /* slowdown speed factor, flash multiplier, error
                                   probability, or added latency in seconds */
@@ -328,6 +378,14 @@ typedef struct {
     int n_pools;
     sc_traffic *traffic;
     int n_traffic;
+    sc_pipeline *pipelines;    /* explicit ones first, then one implicit per pool */
+    int n_pipelines;
+    sc_cache *caches;
+    int n_caches;
+    sc_queue *queues;
+    int n_queues;
+    sc_route *routes;
+    int n_routes;
     sc_lb lb;
     sc_slo slo;
     sc_fault *faults;

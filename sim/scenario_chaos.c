@@ -23,7 +23,8 @@
 
 enum { K_AT = 1, K_DUR = 2, K_TARGET = 4, K_ZONE = 8, K_TRAFFIC = 16, K_FACTOR = 32,
        K_LATENCY = 64, K_PROB = 128, K_MTBF = 256, K_STANDBY = 512, K_AFTER = 1024,
-       K_WHEN = 2048, K_RETRY = 4096, K_BACKOFF = 8192, K_FILE = 16384 };
+       K_WHEN = 2048, K_RETRY = 4096, K_BACKOFF = 8192, K_FILE = 16384, K_CACHE = 32768,
+       K_QUEUE = 65536 };
 /* A fault starts at a time, a delay after the fault before it, or on a
  * condition: exactly one of the three. */
 #define K_START (K_AT | K_AFTER | K_WHEN)
@@ -57,6 +58,9 @@ static const struct {
     /* the times are the file's */
     {"speed_profile", SC_FAULT_SPEED_PROFILE, K_TARGET | K_ZONE | K_FILE, K_FILE},
     {"state_profile", SC_FAULT_STATE_PROFILE, K_TARGET | K_ZONE | K_FILE, K_FILE},
+    /* dependencies of a pipeline, by name */
+    {"cache_down", SC_FAULT_CACHE_DOWN, K_START | K_DUR | K_CACHE, K_START | K_CACHE},
+    {"broker_down", SC_FAULT_BROKER_DOWN, K_START | K_DUR | K_QUEUE, K_START | K_QUEUE},
 };
 #define N_FAULTS (sizeof FAULTS / sizeof FAULTS[0])
 
@@ -71,6 +75,7 @@ static const struct {
     {"distribution", K_MTBF}, {"shape", K_MTBF},      {"standby_failover", K_STANDBY},
     {"after", K_AFTER},    {"when", K_WHEN},          {"attempts", K_RETRY},
     {"backoff", K_BACKOFF}, {"multiplier", K_BACKOFF}, {"file", K_FILE},
+    {"cache", K_CACHE},    {"queue", K_QUEUE},
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
@@ -257,6 +262,7 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
     }
     f->pool = -1;
     f->node = -1;
+    f->dep = -1;
     f->traffic = -1;
     f->factor = 1;
     f->after_prev = -1;
@@ -269,7 +275,8 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
     if (!kind.val) {
         sc_errn(L, n, "%s: missing required key fault (one of node_crash, random_crash, slowdown, "
                       "gpu_error, network_latency, partition, error_rate, zone_outage, lb_failure, "
-                      "flash_crowd, bandwidth_cut, retry_storm, stale_metrics, speed_profile, state_profile)", path);
+                      "flash_crowd, bandwidth_cut, retry_storm, stale_metrics, speed_profile, state_profile, "
+                      "cache_down, broker_down)", path);
         return;
     }
     if (sc_want_enum(L, kind.val, sc_join(p, path, "fault"), kinds, &k))
@@ -331,6 +338,23 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
         sc_errn(L, zone.key, "%s: give a zone or a target, not both", path);
     if (f->kind == SC_FAULT_NODE_CRASH && !target.val && !pool.val && !zone.val)
         sc_errn(L, n, "%s: node_crash needs target (pool/index or pool) or zone", path);
+    sc_kv cache = sc_find(L, n, "cache"), queue = sc_find(L, n, "queue");
+    if (cache.val || queue.val) {
+        const yaml_node_t *v = cache.val ? cache.val : queue.val;
+        const char *what = cache.val ? "cache" : "queue";
+        const char *s = sc_want_scalar(L, v, sc_join(p, path, what), "a name from pipelines");
+        int cnt = cache.val ? sc->n_caches : sc->n_queues;
+        for (int i = 0; s && i < cnt; i++)
+            if (!strcmp(cache.val ? sc->caches[i].name : sc->queues[i].name, s))
+                f->dep = i;
+        if (s && f->dep < 0) {
+            char list[SC_LISTLEN] = "";
+            for (int i = 0; i < cnt; i++)
+                sc_list_add(list, sizeof list, cache.val ? sc->caches[i].name : sc->queues[i].name);
+            sc_errn(L, v, "%s: unknown %s %s (%ss: %s)", p, what, sc_show(v, buf), what,
+                    *list ? list : "none");
+        }
+    }
     if (traffic.val) {
         const char *s = sc_want_scalar(L, traffic.val, sc_join(p, path, "traffic"), "a traffic name");
         if (s) {

@@ -156,6 +156,15 @@ void sc_free_autoscalers(sc_scenario *sc);
 sc_section_fn sc_parse_monitoring; /* monitoring: (sim/scenario_monitoring.c), after slo */
 void sc_monitoring_defaults(sc_scenario *sc);
 void sc_free_monitoring(sc_scenario *sc);
+sc_section_fn sc_parse_pipelines; /* pipelines: (sim/scenario_pipelines.c), after pools */
+sc_section_fn sc_parse_routes;    /* routes: (sim/scenario_pipelines.c), after pipelines */
+void sc_free_pipelines(sc_scenario *sc);
+/* The implicit one-stage pipeline of a pool, made on first use; -1 out of memory. */
+int sc_pool_pipeline(sc_scenario *sc, int pool);
+/* A pipeline or pool name at n: the pipeline's index, or -1 after an error. */
+int sc_want_target(sc_loader *L, const yaml_node_t *n, const char *path, sc_scenario *sc);
+/* The pipeline of the longest route prefix of path, or -1 when none matches. */
+int sc_route_path(const sc_scenario *sc, const char *path);
 /* Defaults of sc->lb, set whether or not the file has load_balancer (sim/scenario_lb.c). */
 void sc_lb_defaults(sc_scenario *sc);
 

@@ -150,26 +150,46 @@ static void load_arrivals(sc_loader *L, yaml_node_t *n, const char *path, sc_tra
         sc_errn(L, n, "%s: missing required key rate", path);
 }
 
-static void load_one_traffic(sc_loader *L, yaml_node_t *n, const char *path, const sc_scenario *sc,
+static void load_one_traffic(sc_loader *L, yaml_node_t *n, const char *path, sc_scenario *sc,
                              sc_traffic *t)
 {
-    static const char *const keys[] = {"name", "pool", "arrivals", "work", "size",
-                                       "response_size", NULL};
+    static const char *const keys[] = {"name", "pool", "pipeline", "path", "arrivals", "work",
+                                       "size", "response_size", NULL};
     char p[SC_PATHLEN];
 
     t->pool = -1;
+    t->pipeline = -1;
     t->work = 1;
     t->bytes_in = 4000;
     t->bytes_out = 1000;
     if (sc_check_map(L, n, path, keys))
         return;
     sc_kv pool = sc_find(L, n, "pool"), arr = sc_find(L, n, "arrivals");
+    sc_kv pipe = sc_find(L, n, "pipeline"), upath = sc_find(L, n, "path");
     sc_kv work = sc_find(L, n, "work");
     sc_kv size = sc_find(L, n, "size"), rsize = sc_find(L, n, "response_size");
-    if (pool.val == NULL)
-        sc_errn(L, n, "%s: missing required key pool", path);
-    else
+    /* where it goes: a pool, a pipeline, or a path the routes resolve */
+    if ((pool.val != NULL) + (pipe.val != NULL) + (upath.val != NULL) != 1) {
+        sc_errn(L, n, "%s: needs exactly one of pool, pipeline, path", path);
+    } else if (pool.val) {
         t->pool = sc_want_pool_ref(L, pool.val, sc_join(p, path, "pool"), sc);
+        if (t->pool >= 0)
+            t->pipeline = sc_pool_pipeline(sc, t->pool);
+    } else if (pipe.val) {
+        t->pipeline = sc_want_target(L, pipe.val, sc_join(p, path, "pipeline"), sc);
+    } else if (sc_want_str(L, upath.val, sc_join(p, path, "path"), 1, &t->path) == 0) {
+        char buf[SC_SHOWLEN];
+        if (t->path[0] != '/')
+            sc_errn(L, upath.val, "%s: a path starts with /, got %s", p, sc_show(upath.val, buf));
+        else if ((t->pipeline = sc_route_path(sc, t->path)) < 0)
+            sc_errn(L, upath.val, "%s: no route matches %s (routes: %d)", p,
+                    sc_show(upath.val, buf), sc->n_routes);
+    }
+    if (t->pipeline >= 0 && sc->pipelines[t->pipeline].n_stages > 0 &&
+        sc->pipelines[t->pipeline].stages[0].kind == SC_STAGE_POOL)
+        t->pool = sc->pipelines[t->pipeline].stages[0].ref;
+    else if (t->pipeline >= 0) /* a broken pipeline, already reported */
+        t->pipeline = -1;
     if (arr.val == NULL)
         sc_errn(L, n, "%s: missing required key arrivals", path);
     else

@@ -1,0 +1,198 @@
+/*
+ * pipeline.c - requests moving through their pipeline's stages: from one
+ * pool to the next, through cache lookups and asynchronous queues.
+ *
+ * A request that finishes a pool stage (pipe_stage_done) leaves that pool
+ * as completed and enters the next stage at the same instant; its latency
+ * keeps running from the client's send, and the network time of every
+ * stage adds up (net_prev_s). A request ends once, at the pool where it
+ * finishes or fails, so the run's conservation counts requests while each
+ * pool's counts are its own stage's arrivals and outcomes.
+ *
+ * A cache lookup takes lookup_s (added to the latency, like network time)
+ * and hits with probability hit_ratio, drawn from the cache's own stream; a
+ * hit skips the pool stage after the cache. A cache that is down misses
+ * every lookup, so the load of the skipped pool jumps.
+ *
+ * A queue is a broker in front of its consumer pool: publishing acknowledges
+ * the producer (the client's timeout no longer applies; a delivered message
+ * gets the queue's processing_timeout), a full queue refuses the message
+ * (503), and consumers take messages as their servers have room: each server
+ * holds at most `prefetch` unacknowledged messages (RabbitMQ's basic.qos),
+ * applied as the consumer pool's max_conns, and the consumer's balancer
+ * policy picks among servers with room (round-robin dispatch in RabbitMQ).
+ * With no server up the backlog waits. A broker that is down refuses every
+ * publish (502, the producer's error) and delivers nothing: the backlog
+ * stays until it is back.
+ */
+#include "engine_internal.h"
+
+#include <simgrid/engine.h>
+
+#include <math.h>
+#include <stdlib.h>
+
+void pipe_init(void)
+{
+    const sc_scenario *sc = S.sc;
+    if (sc->n_caches > 0) {
+        S.caches = calloc((size_t)sc->n_caches, sizeof *S.caches);
+        for (int i = 0; i < sc->n_caches; i++) {
+            S.caches[i].cfg = &sc->caches[i];
+            S.caches[i].rng = eng_stream_rng(sc->seed, 4000000UL + (unsigned long)i);
+            S.caches[i].cause = S.caches[i].fault_rec = -1;
+        }
+    }
+    if (sc->n_queues > 0) {
+        S.queues = calloc((size_t)sc->n_queues, sizeof *S.queues);
+        for (int i = 0; i < sc->n_queues; i++) {
+            eng_queue *q = &S.queues[i];
+            q->cfg = &sc->queues[i];
+            q->consumer = &S.pools[q->cfg->consumer];
+            q->cause = q->fault_rec = -1;
+            q->backlog_per_interval = calloc(S.n_intervals, sizeof *q->backlog_per_interval);
+            eng_pool *c = q->consumer;
+            int prefetch = q->cfg->prefetch > 0
+                               ? q->cfg->prefetch
+                               : 2 * c->cfg->gpus_per_node * c->model->batch_max_size;
+            for (int j = 0; j < c->n_hosts; j++) {
+                lb_server_view *v = &c->view_servers[j];
+                if (v->max_conns == 0 || v->max_conns > prefetch)
+                    v->max_conns = prefetch;
+            }
+        }
+    }
+}
+
+void pipe_free(void)
+{
+    for (int i = 0; i < S.sc->n_caches; i++)
+        gsl_rng_free(S.caches[i].rng);
+    for (int i = 0; i < S.sc->n_queues; i++)
+        free(S.queues[i].backlog_per_interval);
+    free(S.caches);
+    free(S.queues);
+    S.caches = NULL;
+    S.queues = NULL;
+}
+
+static void deliver(eng_queue *q, double now)
+{
+    double pt = q->cfg->processing_timeout_s;
+    while (q->q.len > 0 && !q->down) {
+        eng_req *r = q->q.head;
+        r->stage_s = now;
+        r->deadline_s = pt > 0 ? now + pt : INFINITY;
+        r->in_pool = 1; /* counted in the consumer's in-flight while offered */
+        eng_pool_inflight(q->consumer, now, +1);
+        eng_fifo_pop(&q->q);
+        if (eng_offer(q->consumer, r, now) != 0) {
+            /* no room: back at the head, as it was */
+            eng_pool_inflight(q->consumer, now, -1);
+            r->in_pool = 0;
+            r->next = q->q.head;
+            q->q.head = r;
+            if (!q->q.tail)
+                q->q.tail = r;
+            q->q.len++;
+            return;
+        }
+        q->delivered++;
+    }
+}
+
+void pipe_deliver(eng_pool *p, double now)
+{
+    for (int i = 0; i < S.sc->n_queues; i++)
+        if (S.queues[i].consumer == p)
+            deliver(&S.queues[i], now);
+}
+
+/* r, done with its producer stage, is published to q at now. */
+static void publish(eng_queue *q, eng_req *r, int stage, double now)
+{
+    eng_pool *c = q->consumer;
+    r->stage = stage;
+    r->node = -1;
+    r->attempts = 0;
+    r->n_tried = 0;
+    r->lbq_deadline_s = INFINITY;
+    eng_pool_enter(c, r, now, 0);
+    if (q->down || q->q.len >= q->cfg->capacity) {
+        q->refused++;
+        eng_req_end(c, r, q->down ? B_FAILED : B_REJECTED, now);
+        return;
+    }
+    r->deadline_s = INFINITY; /* acknowledged: the client's wait is over */
+    eng_fifo_push(&q->q, r);
+    q->published++;
+    if (q->q.len > q->max_backlog)
+        q->max_backlog = q->q.len;
+    deliver(q, now);
+}
+
+void pipe_stage_done(eng_pool *p, eng_req *r, double t_s)
+{
+    const sc_pipeline *pl = S.classes[r->tclass].pipe;
+    int k = r->stage + 1;
+    while (k < pl->n_stages && pl->stages[k].kind == SC_STAGE_CACHE) {
+        eng_cache *c = &S.caches[pl->stages[k].ref];
+        int hit = !c->down && gsl_rng_uniform(c->rng) < c->cfg->hit_ratio;
+        if (hit)
+            c->hits++;
+        else
+            c->misses++;
+        r->net_s += c->cfg->lookup_s;
+        k += hit ? 2 : 1;
+    }
+    if (k >= pl->n_stages) { /* a hit skipped the last stage: answered */
+        double lat = t_s - r->sent_s + r->net_s;
+        if (r->sent_s + lat <= r->deadline_s)
+            eng_req_end(p, r, B_COMPLETED, t_s);
+        else
+            eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
+        return;
+    }
+    eng_pool_leave(p, r, B_COMPLETED, t_s);
+    r->net_prev_s = r->net_s;
+    const sc_stage *st = &pl->stages[k];
+    if (st->kind == SC_STAGE_QUEUE) {
+        publish(&S.queues[st->ref], r, k + 1, t_s);
+        return;
+    }
+    eng_pool *next = &S.pools[st->ref];
+    r->stage = k;
+    r->stage_s = t_s;
+    r->node = -1;
+    r->attempts = 0;
+    r->n_tried = 0;
+    r->lbq_deadline_s = INFINITY;
+    eng_pool_enter(next, r, t_s, 1);
+    chaos_on_arrival(next, t_s);
+    eng_route(next, r, t_s);
+}
+
+void pipe_cache_down(int cache, int down)
+{
+    S.caches[cache].down = down;
+}
+
+void pipe_queue_down(int queue, int down, int fault, int fault_rec, double now)
+{
+    eng_queue *q = &S.queues[queue];
+    q->down = down;
+    if (down) {
+        q->cause = fault;
+        q->fault_rec = fault_rec;
+    } else {
+        if (q->cause == fault)
+            q->cause = q->fault_rec = -1;
+        deliver(q, now);
+    }
+}
+
+void pipe_close_interval(size_t i)
+{
+    for (int k = 0; k < S.sc->n_queues; k++)
+        S.queues[k].backlog_per_interval[i] = S.queues[k].q.len;
+}
