@@ -1,0 +1,415 @@
+/*
+ * test_pipeline.c - pipelines through the fleetsim binary: stages in series,
+ * cache stages, asynchronous queues, L7 routes, and the cache_down and
+ * broker_down faults.
+ *
+ * The scenarios are deterministic (fixed service times, evenly spaced
+ * arrivals), so most expectations are exact and worked out beside each
+ * case: a tandem's latency is the sum of its stages', a queue consumer's
+ * deliveries follow from its service time, a fault window covers a known
+ * set of arrivals. The one random case, a cache's hit count, is binomial and
+ * checked within 4 standard deviations of its mean.
+ */
+#include "testutil.h"
+
+#include <CUnit/Basic.h>
+
+#include <math.h>
+
+/* Two pools in series: a (100 ms) then b (50 ms), links 1 ms and 2 ms one
+ * way at 1 Gbps, 1000 B each way: one arrival a second from t = 1 s. */
+#define TANDEM                                                                               \
+    "name: t\n"                                                                              \
+    "duration: 100s\n"                                                                       \
+    "models:\n"                                                                              \
+    "  a: {service: {distribution: deterministic, mean: 100ms}}\n"                           \
+    "  b: {service: {distribution: deterministic, mean: 50ms}}\n"                            \
+    "pools:\n"                                                                               \
+    "  pa: {model: a, replicas: 1, queue_capacity: 100, link: {latency: 1ms, bandwidth: "     \
+    "1Gbps}}\n"                                                                              \
+    "  pb: {model: b, replicas: 1, queue_capacity: 100, link: {latency: 2ms, bandwidth: "     \
+    "1Gbps}}\n"
+
+static char *run_yaml(const char *yaml, const char *extra, int *rc)
+{
+    char *dir = tu_tmpdir();
+    char path[4096], log[4096];
+    snprintf(path, sizeof path, "%s/s.yaml", dir);
+    snprintf(log, sizeof log, "%s/log", dir);
+    tu_write(path, yaml);
+    *rc = tu_sh(log, "'%s' run '%s' --quiet --out '%s/out' %s", tu_bin(), path, dir,
+                extra ? extra : "");
+    return dir;
+}
+
+/* The run's stderr/stdout. */
+static char *log_of(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/log", dir);
+    return tu_read(path);
+}
+
+/* Every request in one bucket overall, and every pool's stage counts too. */
+static void assert_conserved(const cJSON *j)
+{
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), tu_sum_buckets(j, "requests"));
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(j, "pools"))
+    {
+        CU_ASSERT_EQUAL(tu_num(p, "requests.generated"), tu_sum_buckets(p, "requests"));
+        CU_ASSERT(tu_num(p, "requests.in_flight_at_end") >= 0);
+    }
+}
+
+static cJSON *run_summary(const char *yaml, const char *extra, char **dir_out)
+{
+    int rc = -1;
+    char *dir = run_yaml(yaml, extra, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL(j);
+    if (dir_out)
+        *dir_out = dir;
+    else
+        tu_done(dir);
+    return j;
+}
+
+/* One stage's latency: service + 2 x link latency + 2000 B at 1 Gbps. */
+static double stage_s(double service_s, double link_s)
+{
+    return service_s + 2 * link_s + 2000.0 / 125e6;
+}
+
+static void test_tandem(void)
+{
+    const char *yaml = TANDEM "pipelines:\n"
+                              "  both:\n"
+                              "    stages: [{pool: pa}, {pool: pb}]\n"
+                              "traffic:\n"
+                              "  - {name: x, pipeline: both, size: 1000B, response_size: 1000B,\n"
+                              "     arrivals: {process: deterministic, rate: [{at: 0s, qps: 1}]}}\n";
+    cJSON *j = run_summary(yaml, NULL, NULL);
+    if (!j)
+        return;
+    /* arrivals at 1, 2, ..., 99 s: every one through both stages */
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 99);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 99);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pa.requests.completed"), 99);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.generated"), 99);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.completed"), 99);
+    /* no waiting anywhere: the latency is the sum of the stages' */
+    double want = stage_s(0.1, 0.001) + stage_s(0.05, 0.002);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.max"), want, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.p50"), want, want * 0.01); /* histogram */
+    assert_conserved(j);
+    cJSON_Delete(j);
+
+    /* the same class sent to one pool by name: that stage alone */
+    j = run_summary(yaml, "--set traffic.x.pipeline=pb", NULL);
+    if (j) {
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.max"), stage_s(0.05, 0.002), 1e-9);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.pa.requests.generated"), 0);
+        cJSON_Delete(j);
+    }
+}
+
+#define CACHED(hit)                                                                           \
+    TANDEM "pipelines:\n"                                                                     \
+           "  cached:\n"                                                                      \
+           "    stages:\n"                                                                    \
+           "      - pool: pa\n"                                                               \
+           "      - cache: {name: feat, hit_ratio: " hit ", lookup: 5ms}\n"                   \
+           "      - pool: pb\n"                                                               \
+           "traffic:\n"                                                                       \
+           "  - {name: x, pipeline: cached, size: 1000B, response_size: 1000B,\n"             \
+           "     arrivals: {process: deterministic, rate: [{at: 0s, qps: 1}]}}\n"
+
+static void test_cache(void)
+{
+    /* every lookup hits: pb sees nothing; the lookup adds its 5 ms */
+    cJSON *j = run_summary(CACHED("1"), NULL, NULL);
+    if (j) {
+        CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 99);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.generated"), 0);
+        CU_ASSERT_EQUAL(tu_num(j, "caches.feat.lookups"), 99);
+        CU_ASSERT_EQUAL(tu_num(j, "caches.feat.hits"), 99);
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.max"), stage_s(0.1, 0.001) + 0.005, 1e-9);
+        assert_conserved(j);
+        cJSON_Delete(j);
+    }
+    /* hit ratio 0.3 over N lookups: misses ~ Binomial(N, 0.7), and every miss
+     * (and only a miss) reaches pb. 8 QPS (pa 80% busy) for 100 s: arrivals
+     * at 0.125 k s, k = 1..799, the last lookup at 99.975 s: N = 799. */
+    j = run_summary(CACHED("0.3"), "--set traffic.x.arrivals.rate.0.qps=8", NULL);
+    if (j) {
+        double n = tu_num(j, "caches.feat.lookups");
+        double hits = tu_num(j, "caches.feat.hits");
+        CU_ASSERT_EQUAL(n, 799);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.generated"), n - hits);
+        CU_ASSERT(fabs((n - hits) - 0.7 * n) <= 4 * sqrt(n * 0.7 * 0.3));
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "caches.feat.hit_ratio"), hits / n, 1e-12);
+        assert_conserved(j);
+        cJSON_Delete(j);
+    }
+}
+
+static void test_cache_down(void)
+{
+    /* Hit ratio 1, cache down from 30 s for 20 s: lookups happen 0.1 s
+     * after each arrival (1, 2, ... s), so those of the arrivals at 30..49
+     * miss: exactly 20 reach pb, and the fault is recorded. */
+    char yaml[8192];
+    snprintf(yaml, sizeof yaml, "%s",
+             CACHED("1") "chaos:\n"
+                         "  - {fault: cache_down, cache: feat, at: 30s, duration: 20s}\n");
+    cJSON *j = run_summary(yaml, NULL, NULL);
+    if (!j)
+        return;
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.generated"), 20);
+    CU_ASSERT_EQUAL(tu_num(j, "caches.feat.hits"), 79);
+    const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "faults"), 0);
+    CU_ASSERT_PTR_NOT_NULL(f);
+    if (f) {
+        CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(f, "kind")->valuestring, "cache_down");
+        CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(f, "target")->valuestring, "feat");
+    }
+    assert_conserved(j);
+    cJSON_Delete(j);
+}
+
+/* A producer (100 ms) feeding a consumer (500 ms, one at a time) through a
+ * queue; 5 arrivals a second, 0.2 s apart from 0.2 s. The entry pool's
+ * timeout is 1 s, which the queue's acknowledgement ends. */
+#define ASYNC(extra_queue)                                                                   \
+    "name: q\n"                                                                              \
+    "duration: 100s\n"                                                                       \
+    "models:\n"                                                                              \
+    "  a: {service: {distribution: deterministic, mean: 100ms}}\n"                           \
+    "  c: {service: {distribution: deterministic, mean: 500ms}}\n"                           \
+    "pools:\n"                                                                               \
+    "  pa: {model: a, replicas: 1, queue_capacity: 100, timeout: 1s}\n"                      \
+    "  pc: {model: c, replicas: 1, queue_capacity: 100}\n"                                   \
+    "pipelines:\n"                                                                           \
+    "  async:\n"                                                                             \
+    "    stages:\n"                                                                          \
+    "      - pool: pa\n"                                                                     \
+    "      - queue: {name: jobs, prefetch: 1" extra_queue "}\n"                              \
+    "      - pool: pc\n"                                                                     \
+    "traffic:\n"                                                                             \
+    "  - {name: x, pipeline: async,\n"                                                       \
+    "     arrivals: {process: deterministic, rate: [{at: 0s, qps: 5}]}}\n"
+
+static void test_queue_backlog(void)
+{
+    char *dir = NULL;
+    cJSON *j = run_summary(ASYNC(", capacity: 100000"), NULL, &dir);
+    if (!j)
+        return;
+    /* 499 arrivals (0.2 .. 99.8 s), each published 0.1 s later. The
+     * consumer takes one message at a time (prefetch 1) and is never idle
+     * after the first: deliveries at 0.3 + 0.5 k < 100, k = 0..199, so 200
+     * delivered and 199 completed; the backlog is the other 299. */
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 499);
+    CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.published"), 499);
+    CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.delivered"), 200);
+    CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.backlog_at_end"), 299);
+    CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.backlog_max"), 299);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 199);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.in_flight_at_end"), 300);
+    /* acknowledged messages do not time out, however long they wait: the
+     * 199th delivery (k = 198, at 99.3 s) is the arrival at 39.8 s, done
+     * at 99.8 s: 60 s end to end */
+    CU_ASSERT_EQUAL(tu_num(j, "requests.timed_out"), 0);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.max"), 60.0, 0.01);
+    assert_conserved(j);
+    /* the backlog column at the end of the first minute: publishes at
+     * 0.3 .. 59.9 s (299) less deliveries at 0.3 .. 59.8 s (120) */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/out/timeseries.csv", dir);
+    char *ts = tu_read(path);
+    CU_ASSERT_PTR_NOT_NULL(ts);
+    if (ts) {
+        CU_ASSERT_PTR_NOT_NULL(strstr(ts, ",jobs.backlog\n"));
+        char *row = strchr(ts, '\n') + 1, *end = strchr(row, '\n');
+        if (end) {
+            *end = '\0';
+            CU_ASSERT_EQUAL(atof(strrchr(row, ',') + 1), 179);
+        }
+        free(ts);
+    }
+    cJSON_Delete(j);
+    tu_done(dir);
+
+    /* a bounded queue refuses when full (503): 50 held, the rest refused */
+    j = run_summary(ASYNC(", capacity: 50"), NULL, NULL);
+    if (j) {
+        CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.backlog_max"), 50);
+        CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.published") + tu_num(j, "queues.jobs.refused"),
+                        499);
+        CU_ASSERT_EQUAL(tu_num(j, "requests.rejected"), tu_num(j, "queues.jobs.refused"));
+        CU_ASSERT_EQUAL(tu_num(j, "pools.pc.requests.rejected"), tu_num(j, "queues.jobs.refused"));
+        CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.backlog_at_end"), 50);
+        assert_conserved(j);
+        cJSON_Delete(j);
+    }
+}
+
+static void test_broker_down(void)
+{
+    /* A consumer fast enough (50 ms) that nothing waits; the broker down
+     * over [20.05, 30.05) s refuses the publishes at 0.2 k + 0.1 inside it,
+     * k = 100..149: 50 producer errors (502), each blamed on the fault. */
+    char yaml[8192];
+    snprintf(yaml, sizeof yaml, "%s",
+             ASYNC(", capacity: 1000") "chaos:\n"
+                                       "  - {fault: broker_down, queue: jobs, at: 20.05s, "
+                                       "duration: 10s}\n");
+    cJSON *j = run_summary(yaml, "--set models.c.service.mean=50ms", NULL);
+    if (!j)
+        return;
+    CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.refused"), 50);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 50);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pc.requests.failed"), 50);
+    const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "faults"), 0);
+    CU_ASSERT_PTR_NOT_NULL(f);
+    if (f) {
+        CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(f, "kind")->valuestring, "broker_down");
+        CU_ASSERT_EQUAL(tu_num(f, "requests.failed"), 50);
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(f, "error_share"), 1.0, 1e-12);
+    }
+    CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.published"), 449);
+    assert_conserved(j);
+    cJSON_Delete(j);
+}
+
+static void test_client_retries(void)
+{
+    /* Half of pb's attempts fail for 50 s while clients resend failures
+     * (twice at most): a resent request starts over at pa, so pa's arrivals
+     * are the 99 requests plus one per failure at pb that was resent. */
+    const char *yaml = TANDEM "pipelines:\n"
+                              "  both:\n"
+                              "    stages: [{pool: pa}, {pool: pb}]\n"
+                              "traffic:\n"
+                              "  - {name: x, pipeline: both,\n"
+                              "     arrivals: {process: deterministic, rate: [{at: 0s, qps: 1}]}}\n"
+                              "chaos:\n"
+                              "  - {fault: error_rate, pool: pb, probability: 0.5, at: 10s, "
+                              "duration: 50s}\n"
+                              "  - {fault: retry_storm, traffic: x, attempts: 2, backoff: 100ms, "
+                              "at: 10s, duration: 50s}\n";
+    cJSON *j = run_summary(yaml, NULL, NULL);
+    if (!j)
+        return;
+    double resent = tu_num(j, "pools.pb.requests.failed") - tu_num(j, "requests.failed");
+    CU_ASSERT(resent > 0);
+    CU_ASSERT(tu_num(j, "requests.failed") > 0);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 99);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pa.requests.generated"), 99 + resent);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.generated"), tu_num(j, "pools.pa.requests.completed"));
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.completed"), tu_num(j, "requests.completed"));
+    assert_conserved(j);
+    cJSON_Delete(j);
+}
+
+static void test_routes(void)
+{
+    /* nginx prefix locations: the longest matching prefix wins, whatever
+     * the order the rules are written in */
+    const char *yaml = TANDEM "routes:\n"
+                              "  - {path_prefix: /v1, to: pa}\n"
+                              "  - {path_prefix: /v1/score, to: pb}\n"
+                              "traffic:\n"
+                              "  - {name: x, path: /v1/score/card,\n"
+                              "     arrivals: {process: deterministic, rate: [{at: 0s, qps: 1}]}}\n"
+                              "  - {name: y, path: /v1/other,\n"
+                              "     arrivals: {process: deterministic, rate: [{at: 0s, qps: 2}]}}\n";
+    cJSON *j = run_summary(yaml, NULL, NULL);
+    if (j) {
+        CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j,
+                               "classes"), "x"), "pool")->valuestring, "pb");
+        CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.generated"), 99);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.pa.requests.generated"), 199);
+        cJSON_Delete(j);
+    }
+}
+
+/* A scenario error: exit 2 and the message at its line and column. */
+static void expect_error(const char *yaml, const char *msg)
+{
+    int rc = -1;
+    char *dir = run_yaml(yaml, NULL, &rc);
+    CU_ASSERT_EQUAL(rc, 2);
+    char *log = log_of(dir);
+    CU_ASSERT_PTR_NOT_NULL(log);
+    if (log && !strstr(log, msg)) {
+        fprintf(stderr, "\n  expected: %s\n  got: %s\n", msg, log);
+        CU_FAIL("message not found");
+    }
+    free(log);
+    tu_done(dir);
+}
+
+#define ONE_CLASS(to)                                                                          \
+    "traffic:\n"                                                                               \
+    "  - {name: x, " to ", arrivals: {rate: [{at: 0s, qps: 1}]}}\n"
+
+static void test_errors(void)
+{
+    expect_error(TANDEM "routes:\n"
+                        "  - {path_prefix: /v1, to: pa}\n" ONE_CLASS("path: /v2/x"),
+                 "s.yaml:12:21: traffic.x.path: no route matches \"/v2/x\"");
+    expect_error(TANDEM "pipelines:\n"
+                        "  bad:\n"
+                        "    stages: [{cache: {name: c, hit_ratio: 0.5}}, {pool: pa}]\n" ONE_CLASS(
+                            "pipeline: bad"),
+                 "s.yaml:11:14: pipelines.bad.stages.0: the first stage must be a pool");
+    expect_error(TANDEM "pipelines:\n"
+                        "  bad:\n"
+                        "    stages: [{pool: pa}, {queue: {name: q, capacity: 5}}]\n" ONE_CLASS(
+                            "pipeline: bad"),
+                 "s.yaml:11:26: pipelines.bad.stages.1: a queue must be followed by the pool "
+                 "that consumes it");
+    expect_error(TANDEM "pipelines:\n"
+                        "  bad:\n"
+                        "    stages: [{pool: pa}, {pool: pa, cache: {name: c, hit_ratio: 1}}]\n"
+                        ONE_CLASS("pipeline: bad"),
+                 "pipelines.bad.stages.1: a stage is exactly one of pool, cache, queue");
+    expect_error(TANDEM "pipelines:\n"
+                        "  p:\n"
+                        "    stages: [{pool: pa}, {cache: {name: c, hit_ratio: 1.5}}, {pool: pb}]\n"
+                        ONE_CLASS("pipeline: p"),
+                 "pipelines.p.stages.1.cache.hit_ratio");
+    expect_error(TANDEM ONE_CLASS("pool: pa, pipeline: pa"),
+                 "traffic.x: needs exactly one of pool, pipeline, path");
+    expect_error(TANDEM ONE_CLASS("pipeline: nope"),
+                 "traffic.x.pipeline: unknown pipeline or pool \"nope\" (known: pa, pb)");
+    expect_error(TANDEM "pipelines:\n"
+                        "  p:\n"
+                        "    stages: [{pool: pa}, {cache: {name: c, hit_ratio: 1}}, {pool: pb}]\n"
+                        ONE_CLASS("pipeline: p") "chaos:\n"
+                        "  - {fault: cache_down, cache: d, at: 1s}\n",
+                 "chaos.0.cache: unknown cache \"d\" (caches: c)");
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite("pipeline", NULL, NULL);
+    CU_add_test(s, "stages in series", test_tandem);
+    CU_add_test(s, "cache hits skip a stage", test_cache);
+    CU_add_test(s, "cache_down: every lookup misses", test_cache_down);
+    CU_add_test(s, "queue backlog and capacity", test_queue_backlog);
+    CU_add_test(s, "broker_down: producer errors", test_broker_down);
+    CU_add_test(s, "client retries start over", test_client_retries);
+    CU_add_test(s, "routes: longest prefix", test_routes);
+    CU_add_test(s, "scenario errors", test_errors);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned fails = CU_get_number_of_tests_failed();
+    CU_cleanup_registry();
+    return fails ? 1 : 0;
+}
