@@ -90,6 +90,9 @@ void rp_results_free(rp_results *r)
         free(r->queues[i].backlog);
     }
     free(r->queues);
+    for (int i = 0; i < r->n_balancers; i++)
+        free(r->balancers[i].name);
+    free(r->balancers);
     for (int i = 0; i < r->n_classes; i++) {
         free(r->classes[i].name);
         free(r->classes[i].pool);
@@ -428,6 +431,14 @@ int rp_write_summary(const rp_results *r, const char *path)
             cJSON_AddNumberToObject(x, "refused", (double)q->refused);
             cJSON_AddNumberToObject(x, "backlog_max", q->backlog_max);
             cJSON_AddNumberToObject(x, "backlog_at_end", q->backlog_at_end);
+        }
+    }
+    if (r->n_balancers > 0) {
+        cJSON *bs = cJSON_AddObjectToObject(o, "balancers");
+        for (int i = 0; i < r->n_balancers; i++) {
+            cJSON *x = cJSON_AddObjectToObject(bs, r->balancers[i].name);
+            cJSON_AddNumberToObject(x, "routed", (double)r->balancers[i].routed);
+            cJSON_AddNumberToObject(x, "refused", (double)r->balancers[i].refused);
         }
     }
     cJSON *cost = cJSON_AddObjectToObject(o, "cost");

@@ -88,6 +88,13 @@ typedef struct {
     double *backlog;           /* n_samples entries: messages held at each interval's end */
 } rp_queue;
 
+/* An L7 balancer of a two-tier front end. */
+typedef struct {
+    char *name;
+    unsigned long routed;      /* connections the L4 balancer sent it */
+    unsigned long refused;     /* of those, refused (502) while it was down */
+} rp_balancer;
+
 /* Per traffic class: where its requests ended and their latency. */
 typedef struct {
     char *name;
@@ -205,6 +212,8 @@ typedef struct {
     int n_caches;
     rp_queue *queues;
     int n_queues;
+    rp_balancer *balancers;    /* L7 balancers behind an L4; NULL without two tiers */
+    int n_balancers;
     rp_class *classes;         /* per traffic class; NULL when not recorded */
     int n_classes;
     rp_alert *alerts;

@@ -76,6 +76,11 @@ static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
 {
     const sc_scenario *sc = S.sc;
     *rec = -1;
+    /* refused by a failed L7 balancer before reaching any server */
+    if (S.l4 && r->l7 >= 0 && r->attempts == 0 && S.l7[r->l7].cause >= 0) {
+        *rec = S.l7[r->l7].fault_rec;
+        return S.l7[r->l7].cause;
+    }
     if (r->node >= 0 && p->nodes[r->node].cause >= 0) {
         *rec = p->nodes[r->node].fault_rec;
         return p->nodes[r->node].cause;

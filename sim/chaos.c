@@ -87,6 +87,8 @@ static void target_name(const sc_fault *f, char *buf, size_t len)
 {
     if (f->kind == SC_FAULT_CACHE_DOWN)
         snprintf(buf, len, "%s", S.sc->caches[f->dep].name);
+    else if (f->kind == SC_FAULT_LB_FAILURE && f->l7 >= 0)
+        snprintf(buf, len, "%s", S.sc->lb.l7[f->l7].name);
     else if (f->kind == SC_FAULT_BROKER_DOWN)
         snprintf(buf, len, "%s", S.sc->queues[f->dep].name);
     else if (f->zone)
@@ -173,6 +175,10 @@ static void apply(const sc_fault *f, int idx, int rec, int on, double now)
     }
     if (f->kind == SC_FAULT_BROKER_DOWN) {
         pipe_queue_down(f->dep, on, idx, rec, now);
+        return;
+    }
+    if (f->kind == SC_FAULT_LB_FAILURE && f->l7 >= 0) {
+        tier_down(f->l7, on, idx, rec, now);
         return;
     }
     for (int k = 0; k < S.sc->n_pools; k++) {
@@ -274,6 +280,9 @@ static void scheduled_fault(int argc, char *argv[])
         snprintf(detail, sizeof detail, "arrivals x%.2f", f->factor);
     else if (f->kind == SC_FAULT_BANDWIDTH_CUT)
         snprintf(detail, sizeof detail, "bandwidth x%.2f", f->factor);
+    else if (f->kind == SC_FAULT_LB_FAILURE && f->l7 >= 0)
+        snprintf(detail, sizeof detail, "the L4 takes it out of rotation %.1f s later",
+                 tier_detected_at(now) - now);
     else if (f->kind == SC_FAULT_RETRY_STORM)
         snprintf(detail, sizeof detail, "clients retry %d times, backoff %gs x%g", f->retry_attempts,
                  f->retry_backoff_s, f->retry_multiplier);

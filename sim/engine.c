@@ -191,6 +191,7 @@ static int measured(const eng_req *r)
 void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
 {
     if (bucket != B_COMPLETED && chaos_client_retry(p, r, t_s)) {
+        tier_leave(r, 0, t_s);
         if (r->stage > 0) { /* it will start over at the first stage */
             eng_pool_leave(p, r, bucket, t_s);
             r->stage = -1;
@@ -202,6 +203,7 @@ void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
                                  &S.measured.timed_out };
     unsigned long *slot_p[4] = { &p->counts.completed, &p->counts.rejected, &p->counts.failed,
                                  &p->counts.timed_out };
+    tier_leave(r, bucket == B_COMPLETED, t_s);
     ++*slot_all[bucket];
     ++*slot_p[bucket];
     if (r->in_pool)
@@ -254,14 +256,15 @@ void eng_pool_leave(eng_pool *p, eng_req *r, int bucket, double t_s)
  * passive health notice. */
 void eng_view_sync(eng_node *n)
 {
-    n->pool->view_servers[n->index].up = n->registered && n->hc_up;
+    for (int k = 0; k < S.n_l7; k++)
+        n->pool->lbi[k].servers[n->index].up = n->registered && n->hc_up;
 }
 
 static void node_accept(eng_pool *p, eng_node *n, eng_req *r)
 {
     r->node = n->index;
     n->accepted++;
-    p->view_servers[n->index].active++;
+    p->lbi[r->l7].servers[n->index].active++;
     eng_fifo_push(&n->q, r);
     int max = p->model->batch_max_size;
     if (n->forming) {
@@ -299,26 +302,34 @@ void eng_attempt_failed(eng_pool *p, eng_req *r, double now)
 }
 
 /* Every request the balancer sent to a server is reported back once. */
-void eng_lb_done(eng_pool *p, int server, double latency_s, int ok, double now)
+void eng_lb_done(eng_pool *p, int l7, int server, double latency_s, int ok, double now)
 {
-    p->view.now_s = now;
-    lb_on_done(p->balancer, &p->view, server, latency_s, ok);
+    eng_lbi *b = &p->lbi[l7];
+    b->view.now_s = now;
+    lb_on_done(b->balancer, &b->view, server, latency_s, ok);
+}
+
+void eng_lb_release(eng_pool *p, const eng_req *r, int s, double latency_s, int ok, double now)
+{
+    p->lbi[r->l7].servers[s].active--;
+    eng_lb_done(p, r->l7, s, latency_s, ok, now);
 }
 
 /* lb_pick with the servers this request already tried hidden. */
 static int pick(eng_pool *p, eng_req *r, double now)
 {
+    eng_lbi *b = &p->lbi[r->l7];
     int saved[ENG_MAX_TRIED];
     for (int i = 0; i < r->n_tried; i++) {
-        saved[i] = p->view_servers[r->tried[i]].up;
-        p->view_servers[r->tried[i]].up = 0;
+        saved[i] = b->servers[r->tried[i]].up;
+        b->servers[r->tried[i]].up = 0;
     }
     lb_request lr = { .id = r->id, .traffic_class = r->tclass, .arrival_s = r->stage_s,
                       .key = r->id };
-    p->view.now_s = now;
-    int s = lb_pick(p->balancer, &p->view, &lr);
+    b->view.now_s = now;
+    int s = lb_pick(b->balancer, &b->view, &lr);
     for (int i = r->n_tried - 1; i >= 0; i--)
-        p->view_servers[r->tried[i]].up = saved[i];
+        b->servers[r->tried[i]].up = saved[i];
     return s;
 }
 
@@ -333,7 +344,7 @@ static void send_to(eng_pool *p, eng_req *r, int s, double now)
     /* connection-level errors: the node is gone, unreachable, or flaky */
     if (n->state != NODE_READY || p->partitioned ||
         (p->error_prob > 0 && gsl_rng_uniform(p->fault_rng) < p->error_prob)) {
-        eng_lb_done(p, s, 0, 0, now);
+        eng_lb_done(p, r->l7, s, 0, 0, now);
         eng_attempt_failed(p, r, now);
         return;
     }
@@ -491,8 +502,7 @@ static void gpu_worker(int argc, char *argv[])
         while (b < max && n->q.len > 0) {
             eng_req *r = eng_fifo_pop(&n->q);
             if (r->deadline_s <= now) { /* client already gone: not the server's fault */
-                p->view_servers[n->index].active--;
-                eng_lb_done(p, n->index, now - r->stage_s, 1, now);
+                eng_lb_release(p, r, n->index, now - r->stage_s, 1, now);
                 eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
                 continue;
             }
@@ -509,8 +519,7 @@ static void gpu_worker(int argc, char *argv[])
         }
         if (n->gpu_error) { /* the application answers 500 at once */
             for (int i = 0; i < b; i++) {
-                p->view_servers[n->index].active--;
-                eng_lb_done(p, n->index, now - w->batch[i]->stage_s, 0, now);
+                eng_lb_release(p, w->batch[i], n->index, now - w->batch[i]->stage_s, 0, now);
                 eng_req_end(p, w->batch[i], B_FAILED, now);
             }
             eng_drain_balancer_queue(p, now);
@@ -526,10 +535,9 @@ static void gpu_worker(int argc, char *argv[])
         eng_account_busy(p, n, now, t1);
         for (int i = 0; i < b; i++) {
             eng_req *r = w->batch[i];
-            p->view_servers[n->index].active--;
             double lat = t1 - r->sent_s + r->net_s;
             int ok = r->sent_s + lat <= r->deadline_s;
-            eng_lb_done(p, n->index, t1 - r->stage_s + r->net_s - r->net_prev_s, 1, t1);
+            eng_lb_release(p, r, n->index, t1 - r->stage_s + r->net_s - r->net_prev_s, 1, t1);
             if (!ok)
                 eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
             else if (r->stage + 1 < S.classes[r->tclass].pipe->n_stages)
@@ -621,7 +629,10 @@ static void traffic_source(int argc, char *argv[])
         S.offered[interval_of(now)] += 1;
         eng_pool_enter(tc->pool, r, now, 1);
         chaos_on_arrival(tc->pool, now);
-        eng_route(tc->pool, r, now);
+        if (tier_enter(r, now) == 0)
+            eng_route(tc->pool, r, now);
+        else /* no L7 balancer took the connection: 502 */
+            eng_req_end(tc->pool, r, B_FAILED, now);
     }
 }
 
@@ -646,7 +657,10 @@ void eng_resend(eng_req *r, double now)
         tc->pool->arrivals++;
     }
     chaos_on_arrival(tc->pool, now);
-    eng_route(tc->pool, r, now);
+    if (tier_enter(r, now) == 0)
+        eng_route(tc->pool, r, now);
+    else
+        eng_req_end(tc->pool, r, B_FAILED, now);
 }
 
 /* ---------- time series ---------- */
@@ -808,6 +822,8 @@ static int build(void)
 {
     const sc_scenario *sc = S.sc;
     S.balancer_host = sg_host_by_name("balancer");
+    if (tier_init())
+        return -1;
     unsigned long stream = 0;
     S.pools = calloc((size_t)sc->n_pools, sizeof *S.pools);
     for (int k = 0; k < sc->n_pools; k++) {
@@ -817,15 +833,24 @@ static int build(void)
         p->id = k;
         p->n_hosts = eng_pool_slots(p->cfg, &p->n_old);
         p->nodes = calloc((size_t)p->n_hosts, sizeof *p->nodes);
-        p->view_servers = calloc((size_t)p->n_hosts, sizeof *p->view_servers);
-        p->view.n = p->n_hosts;
-        p->view.servers = p->view_servers;
         p->lb_rng = eng_stream_rng(sc->seed, 1000000UL + (unsigned long)k);
         p->fault_rng = eng_stream_rng(sc->seed, 3000000UL + (unsigned long)k);
-        p->balancer = lb_create_with(sc->lb.policy, p->n_hosts, p->lb_rng, &sc->lb.params);
-        if (!p->balancer) {
-            fprintf(stderr, "fleetsim: unknown load-balancing policy '%s'\n", sc->lb.policy);
-            return -1;
+        p->lbi = calloc((size_t)S.n_l7, sizeof *p->lbi);
+        for (int i = 0; i < S.n_l7; i++) {
+            eng_lbi *b = &p->lbi[i];
+            const char *policy = sc->lb.n_l7 > 0 && sc->lb.l7[i].policy ? sc->lb.l7[i].policy
+                                                                         : sc->lb.policy;
+            b->servers = calloc((size_t)p->n_hosts, sizeof *b->servers);
+            b->view.n = p->n_hosts;
+            b->view.servers = b->servers;
+            b->rng = i == 0 ? p->lb_rng
+                            : eng_stream_rng(sc->seed, 5000000UL + 1000UL * (unsigned long)k +
+                                                           (unsigned long)i);
+            b->balancer = lb_create_with(policy, p->n_hosts, b->rng, &sc->lb.params);
+            if (!b->balancer) {
+                fprintf(stderr, "fleetsim: unknown load-balancing policy '%s'\n", policy);
+                return -1;
+            }
         }
         p->lbq_capacity = sc->lb.queue_capacity;
         p->lbq_timeout_s = sc->lb.queue_timeout_s;
@@ -858,9 +883,10 @@ static int build(void)
             if ((double)p->n_hosts * (double)S.n_intervals <= 4e6)
                 n->busy_series = calloc(S.n_intervals, sizeof *n->busy_series);
             n->hc_up = 1;
-            p->view_servers[j] = (lb_server_view){ .up = 0, .active = 0,
-                                                   .max_conns = sc->lb.max_conns, .weight = 1.0,
-                                                   .name = n->name };
+            for (int i = 0; i < S.n_l7; i++)
+                p->lbi[i].servers[j] = (lb_server_view){ .up = 0, .active = 0,
+                                                         .max_conns = sc->lb.max_conns,
+                                                         .weight = 1.0, .name = n->name };
         }
         if (p->n_hosts > 0) {
             p->route_latency_s = sg_host_get_route_latency(S.balancer_host, p->nodes[0].host);
@@ -869,15 +895,17 @@ static int build(void)
     }
     for (int i = 0; i < sc->lb.n_servers; i++) {
         const sc_server *sv = &sc->lb.servers[i];
-        lb_server_view *v = &S.pools[sv->pool].view_servers[sv->index];
-        v->weight = sv->weight;
-        v->max_conns = sv->max_conns;
-        v->backup = sv->backup;
-        v->down = sv->down;
-        v->max_fails = sv->max_fails;
-        v->fail_timeout_s = sv->fail_timeout_s;
-        if (sv->name)
-            v->name = sv->name;
+        for (int l = 0; l < S.n_l7; l++) {
+            lb_server_view *v = &S.pools[sv->pool].lbi[l].servers[sv->index];
+            v->weight = sv->weight;
+            v->max_conns = sv->max_conns;
+            v->backup = sv->backup;
+            v->down = sv->down;
+            v->max_fails = sv->max_fails;
+            v->fail_timeout_s = sv->fail_timeout_s;
+            if (sv->name)
+                v->name = sv->name;
+        }
     }
     pipe_init(); /* queues cap their consumers' max_conns */
     for (int k = 0; k < sc->n_pools; k++) {
@@ -944,7 +972,7 @@ static void sweep_expired(double end)
             eng_fifo kept = { 0 };
             while ((r = eng_fifo_pop(&n->q))) {
                 if (r->deadline_s <= end) {
-                    p->view_servers[j].active--;
+                    p->lbi[r->l7].servers[j].active--;
                     eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
                 } else {
                     eng_fifo_push(&kept, r);
@@ -1040,6 +1068,14 @@ static void collect(rp_results *out)
             memcpy(out->queues[i].backlog, q->backlog_per_interval, sizeof(double) * S.n_intervals);
         }
     }
+    if (S.l4) {
+        out->balancers = calloc((size_t)S.n_l7, sizeof *out->balancers);
+        out->n_balancers = S.n_l7;
+        for (int i = 0; i < S.n_l7; i++)
+            out->balancers[i] = (rp_balancer){ .name = strdup(S.l7[i].cfg->name),
+                                               .routed = S.l7[i].routed,
+                                               .refused = S.l7[i].refused };
+    }
     out->n_classes = sc->n_traffic;
     out->classes = calloc((size_t)sc->n_traffic, sizeof *out->classes);
     for (int c = 0; c < sc->n_traffic; c++) {
@@ -1075,14 +1111,19 @@ static void teardown(void)
             free(n->workers);
             free(n->busy_series);
         }
-        lb_destroy(p->balancer);
+        for (int i = 0; i < S.n_l7; i++) {
+            lb_destroy(p->lbi[i].balancer);
+            free(p->lbi[i].servers);
+            if (i > 0)
+                gsl_rng_free(p->lbi[i].rng);
+        }
+        free(p->lbi);
         gsl_rng_free(p->lb_rng);
         gsl_rng_free(p->fault_rng);
         free(p->nodes);
         free(p->hc_silent);
         free(p->dw_ring);
         free(p->base_weight);
-        free(p->view_servers);
         free(p->busy_per_interval);
     }
     for (int c = 0; c < S.sc->n_traffic; c++) {
@@ -1092,6 +1133,7 @@ static void teardown(void)
     }
     chaos_free();
     pipe_free();
+    tier_free();
     scale_free();
     obs_free();
     acc_free();

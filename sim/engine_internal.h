@@ -36,6 +36,7 @@ typedef struct eng_req {
     double work;
     unsigned long id;
     int tclass;
+    int l7;                /* the L7 balancer routing it (0 without two tiers) */
     int stage;             /* its pipeline stage; -1: left a later stage, held for a
                               client retry */
     int in_pool;           /* counted in its pool's in-flight (not while in a queue) */
@@ -64,6 +65,24 @@ typedef enum {
 extern const char *const eng_state_names[];
 
 typedef struct eng_pool eng_pool;
+
+/* One balancer's state for one pool: its policy and what it sees of the
+ * servers. With a two-tier front end each L7 balancer has its own. */
+typedef struct {
+    lb *balancer;
+    lb_server_view *servers;
+    lb_view view;
+    gsl_rng *rng;          /* its own stream (the pool's lb_rng for the first) */
+} eng_lbi;
+
+/* An L7 balancer of a two-tier front end, as the L4 balancer sees it. */
+typedef struct {
+    const sc_l7 *cfg;
+    int down;              /* injected lb_failure */
+    double down_since_s;
+    int cause, fault_rec;
+    unsigned long routed, refused; /* requests the L4 sent it; of those, failed as it was down */
+} eng_l7;
 typedef struct eng_node eng_node;
 
 /* A cluster node of a pool's node_pool: pods_per_node slots for replicas. */
@@ -139,9 +158,7 @@ struct eng_pool {
     eng_node *nodes;       /* n_hosts: every host the pool may use */
     int n_hosts;
     int target;            /* desired replicas */
-    lb *balancer;
-    lb_server_view *view_servers;
-    lb_view view;
+    eng_lbi *lbi;          /* per L7 balancer (one without two tiers) */
     eng_fifo lbq;
     int lbq_capacity;
     double lbq_timeout_s;
@@ -239,6 +256,13 @@ typedef struct {
     sg_host_t balancer_host;
     eng_cache *caches;
     eng_queue *queues;
+    /* the L4 balancer of a two-tier front end (NULL without) and the L7s */
+    int n_l7;
+    eng_l7 *l7;
+    lb *l4;
+    lb_server_view *l4_servers;
+    lb_view l4_view;
+    gsl_rng *l4_rng;
 } eng_sim;
 
 extern eng_sim S;
@@ -258,7 +282,10 @@ void eng_route(eng_pool *p, eng_req *r, double now);
 /* Sends r to a server of p that can take it now (a queue's delivery);
  * -1, doing nothing, when every server is busy or none is up. */
 int eng_offer(eng_pool *p, eng_req *r, double now);
-void eng_lb_done(eng_pool *p, int server, double latency_s, int ok, double now);
+/* Reports an attempt's outcome to the balancer (l7) that sent it. */
+void eng_lb_done(eng_pool *p, int l7, int server, double latency_s, int ok, double now);
+/* r left server s (answered, failed or expired): one connection fewer. */
+void eng_lb_release(eng_pool *p, const eng_req *r, int s, double latency_s, int ok, double now);
 /* A request entered (+1) or left (-1) the pool at now. */
 static inline void eng_pool_inflight(eng_pool *p, double now, int delta)
 {
@@ -293,6 +320,19 @@ void pipe_cache_down(int cache, int down);
 void pipe_queue_down(int queue, int down, int fault, int fault_rec, double now);
 /* Closes an interval's queue backlog samples. */
 void pipe_close_interval(size_t i);
+
+/* tiers.c */
+int tier_init(void);       /* before the pools: sets S.n_l7; -1 on a bad policy */
+void tier_free(void);
+/* The L4 balancer picks r's L7 balancer (r->l7; 0 without two tiers): -1
+ * when none is in rotation (r->l7 = -1) or the one picked is down. */
+int tier_enter(eng_req *r, double now);
+/* r's connection through the L4 closed (it ended, or its client resends). */
+void tier_leave(const eng_req *r, int ok, double now);
+void tier_down(int l7, int on, int fault, int fault_rec, double now);
+/* When the L4's health checks take an L7 balancer that failed at down_s
+ * out of rotation. */
+double tier_detected_at(double down_s);
 
 /* lifecycle.c */
 void life_init_pool(eng_pool *p);          /* initial replicas ready at t = 0 */

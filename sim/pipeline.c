@@ -55,11 +55,12 @@ void pipe_init(void)
             int prefetch = q->cfg->prefetch > 0
                                ? q->cfg->prefetch
                                : 2 * c->cfg->gpus_per_node * c->model->batch_max_size;
-            for (int j = 0; j < c->n_hosts; j++) {
-                lb_server_view *v = &c->view_servers[j];
-                if (v->max_conns == 0 || v->max_conns > prefetch)
-                    v->max_conns = prefetch;
-            }
+            for (int l = 0; l < S.n_l7; l++)
+                for (int j = 0; j < c->n_hosts; j++) {
+                    lb_server_view *v = &c->lbi[l].servers[j];
+                    if (v->max_conns == 0 || v->max_conns > prefetch)
+                        v->max_conns = prefetch;
+                }
         }
     }
 }

@@ -970,6 +970,7 @@ void sc_free(sc_scenario *sc)
         free(sc->traffic[i].path);
     }
     sc_free_pipelines(sc);
+    sc_free_tiers(sc);
     sc_free_chaos(sc);
     sc_free_autoscalers(sc);
     sc_free_monitoring(sc);

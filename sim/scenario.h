@@ -232,6 +232,15 @@ typedef struct {
     int restore;
 } sc_weight_rule;
 
+/* One L7 balancer of a two-tier front end (load_balancer.l7[]): an L4
+ * balancer spreads connections over several L7 balancers, each with its own
+ * policy state and its own connection counts for every pool. */
+typedef struct {
+    char *name;
+    char *policy;              /* a name in the lb registry; NULL = load_balancer.policy */
+    double weight;             /* for the L4 policy */
+} sc_l7;
+
 typedef struct {
     char *policy;              /* a name in the lb registry */
     double dw_period_s;        /* dynamic weights: 0 = off */
@@ -252,6 +261,12 @@ typedef struct {
     int retry_on_error;        /* 1 = retry on error (nginx default "error timeout") */
     sc_server *servers;
     int n_servers;
+    /* two tiers: L4 in front of n_l7 L7 balancers (0 = one balancer, no L4) */
+    sc_l7 *l7;
+    int n_l7;
+    char *l4_policy;           /* the L4 balancer's policy over the L7 balancers */
+    double l4_hc_interval_s;   /* its health checks of them: every interval, */
+    int l4_hc_fall;            /* down after fall failed checks; 0 s = sees at once */
 } sc_lb;
 
 typedef enum {
@@ -283,6 +298,7 @@ typedef struct {
     int node;                  /* -1 = every node of the pool */
     char *zone;                /* zone outage */
     int dep;                   /* cache_down: the cache; broker_down: the queue; else -1 */
+    int l7;                    /* lb_failure of one L7 balancer of a two-tier front end, or -1 */
     int traffic;               /* flash crowd: -1 = every class */
     double factor;             /* slowdown speed factor, flash multiplier, error
                                   probability, or added latency in seconds */

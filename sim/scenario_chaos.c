@@ -89,6 +89,11 @@ static void want_target(sc_loader *L, const yaml_node_t *n, const char *path,
         return;
     char name[256];
     snprintf(name, sizeof name, "%s", s);
+    for (int i = 0; f->kind == SC_FAULT_LB_FAILURE && i < sc->lb.n_l7; i++)
+        if (!strcmp(sc->lb.l7[i].name, name)) { /* one L7 balancer of a two-tier front end */
+            f->l7 = i;
+            return;
+        }
     char *slash = strrchr(name, '/');
     long idx = -1;
     if (slash && node_ok) {
@@ -263,6 +268,7 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
     f->pool = -1;
     f->node = -1;
     f->dep = -1;
+    f->l7 = -1;
     f->traffic = -1;
     f->factor = 1;
     f->after_prev = -1;

@@ -165,6 +165,9 @@ int sc_pool_pipeline(sc_scenario *sc, int pool);
 int sc_want_target(sc_loader *L, const yaml_node_t *n, const char *path, sc_scenario *sc);
 /* The pipeline of the longest route prefix of path, or -1 when none matches. */
 int sc_route_path(const sc_scenario *sc, const char *path);
+/* load_balancer.l4 and .l7: the two-tier front end (sim/scenario_tiers.c). */
+void sc_load_tiers(sc_loader *L, sc_scenario *sc, sc_kv l4, sc_kv l7);
+void sc_free_tiers(sc_scenario *sc);
 /* Defaults of sc->lb, set whether or not the file has load_balancer (sim/scenario_lb.c). */
 void sc_lb_defaults(sc_scenario *sc);
 

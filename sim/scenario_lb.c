@@ -255,7 +255,7 @@ void sc_parse_lb(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
     static const char *const keys[] = {"policy", "max_conns", "queue", "servers", "retries",
                                        "nginx", "upstream", "pool", "choice_count",
                                        "active_request_bias", "decay", "default_rtt", "hash",
-                                       "dynamic_weights", NULL};
+                                       "dynamic_weights", "l4", "l7", NULL};
     static const char *const retry_keys[] = {"tries", "timeout", "on", NULL};
     static const char *const queue_keys[] = {"capacity", "timeout", NULL};
     char list[SC_LISTLEN], buf[SC_SHOWLEN];
@@ -317,6 +317,9 @@ void sc_parse_lb(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
         static const char *const modes[] = {"consistent", "plain", "ip", NULL};
         sc_want_enum(L, hash.val, "load_balancer.hash", modes, &pr->hash_mode);
     }
+    sc_kv l4 = sc_find(L, n, "l4"), l7 = sc_find(L, n, "l7");
+    if (l4.val || l7.val)
+        sc_load_tiers(L, sc, l4, l7);
     sc_kv dw = sc_find(L, n, "dynamic_weights");
     if (dw.val)
         load_dynamic_weights(L, dw.val, sc);

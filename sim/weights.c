@@ -37,7 +37,7 @@ static void weight_loop(int argc, char *argv[])
             if (n->state != NODE_READY || tick <= slots)
                 continue; /* a full window first */
             double util = (busy - old) / (lbc->dw_window_s * n->gpus);
-            lb_server_view *v = &p->view_servers[j];
+            lb_server_view *v = &p->lbi[0].servers[j];
             for (int k = 0; k < lbc->n_dw_rules; k++) {
                 const sc_weight_rule *rule = &lbc->dw_rules[k];
                 if (!(util > rule->above) && !(util < rule->below))
@@ -46,7 +46,8 @@ static void weight_loop(int argc, char *argv[])
                 if (w != v->weight) {
                     eng_event(now, "weight", n->name, "%g -> %g (GPU %.0f%% over %g s)", v->weight, w,
                               100 * util, lbc->dw_window_s);
-                    v->weight = w;
+                    for (int l = 0; l < S.n_l7; l++) /* every L7 balancer applies it */
+                        p->lbi[l].servers[j].weight = w;
                 }
                 break;
             }
@@ -63,7 +64,7 @@ void weights_start(eng_pool *p)
     p->dw_ring = calloc((size_t)p->n_hosts * (size_t)(slots + 1), sizeof *p->dw_ring);
     p->base_weight = malloc(sizeof *p->base_weight * (size_t)p->n_hosts);
     for (int j = 0; j < p->n_hosts; j++)
-        p->base_weight[j] = p->view_servers[j].weight;
+        p->base_weight[j] = p->lbi[0].servers[j].weight;
     sg_actor_t a = sg_actor_init("weights", S.balancer_host);
     sg_actor_set_data(a, p);
     sg_actor_start(a, weight_loop, 0, NULL);

@@ -1,0 +1,118 @@
+/*
+ * tiers.c - the L4 balancer of a two-tier front end.
+ *
+ * Each client connection (a request, or a client's resend) reaches the L4
+ * balancer first, which picks an L7 balancer with its own registered policy
+ * over a view of the L7 balancers (one "server" each: its weight, its open
+ * connections). The request keeps that L7 balancer for every stage of its
+ * pipeline; each L7 balancer has its own policy state and connection counts
+ * per pool (eng_pool.lbi), so a least_conn L7 sees only its own
+ * connections, as separate nginx instances do.
+ *
+ * An L7 balancer that fails (lb_failure with its name as target) refuses
+ * every connection the L4 still sends it (502) until the L4's health checks
+ * mark it down: checks run at multiples of the check interval from t = 0,
+ * and the fall-th failed one in a row takes it out of rotation (interval 0:
+ * at once). A balancer that comes back is in rotation at once. Requests it
+ * had already passed on keep going (its in-flight responses are not
+ * modelled).
+ */
+#include "engine_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int tier_init(void)
+{
+    const sc_lb *lb = &S.sc->lb;
+    S.n_l7 = lb->n_l7 > 0 ? lb->n_l7 : 1;
+    if (lb->n_l7 == 0)
+        return 0;
+    S.l7 = calloc((size_t)lb->n_l7, sizeof *S.l7);
+    S.l4_servers = calloc((size_t)lb->n_l7, sizeof *S.l4_servers);
+    for (int i = 0; i < lb->n_l7; i++) {
+        S.l7[i].cfg = &lb->l7[i];
+        S.l7[i].cause = S.l7[i].fault_rec = -1;
+        S.l4_servers[i] = (lb_server_view){ .up = 1, .weight = lb->l7[i].weight,
+                                            .name = lb->l7[i].name };
+    }
+    S.l4_view.n = lb->n_l7;
+    S.l4_view.servers = S.l4_servers;
+    S.l4_rng = eng_stream_rng(S.sc->seed, 6000000UL);
+    S.l4 = lb_create_with(lb->l4_policy, lb->n_l7, S.l4_rng, &lb->params);
+    if (!S.l4) {
+        fprintf(stderr, "fleetsim: unknown load-balancing policy '%s'\n", lb->l4_policy);
+        return -1;
+    }
+    return 0;
+}
+
+double tier_detected_at(double down_s)
+{
+    const sc_lb *lb = &S.sc->lb;
+    double iv = lb->l4_hc_interval_s;
+    if (iv <= 0)
+        return down_s;
+    return ceil(down_s / iv - 1e-9) * iv + (lb->l4_hc_fall - 1) * iv;
+}
+
+int tier_enter(eng_req *r, double now)
+{
+    if (!S.l4) {
+        r->l7 = 0;
+        return 0;
+    }
+    for (int i = 0; i < S.n_l7; i++)
+        S.l4_servers[i].up = !S.l7[i].down || now < tier_detected_at(S.l7[i].down_since_s);
+    lb_request lr = { .id = r->id, .traffic_class = r->tclass, .arrival_s = now, .key = r->id };
+    S.l4_view.now_s = now;
+    int s = lb_pick(S.l4, &S.l4_view, &lr);
+    if (s < 0) { /* no L7 balancer in rotation */
+        r->l7 = -1;
+        return -1;
+    }
+    r->l7 = s;
+    S.l4_servers[s].active++;
+    S.l7[s].routed++;
+    if (S.l7[s].down) { /* not noticed yet: the connection is refused */
+        S.l7[s].refused++;
+        return -1;
+    }
+    return 0;
+}
+
+void tier_leave(const eng_req *r, int ok, double now)
+{
+    if (!S.l4 || r->l7 < 0)
+        return;
+    S.l4_servers[r->l7].active--;
+    S.l4_view.now_s = now;
+    lb_on_done(S.l4, &S.l4_view, r->l7, now - r->sent_s, ok);
+}
+
+void tier_down(int l7, int on, int fault, int fault_rec, double now)
+{
+    eng_l7 *b = &S.l7[l7];
+    b->down = on;
+    if (on) {
+        b->down_since_s = now;
+        b->cause = fault;
+        b->fault_rec = fault_rec;
+    } else if (b->cause == fault) {
+        b->cause = b->fault_rec = -1;
+    }
+}
+
+void tier_free(void)
+{
+    if (S.l4) {
+        lb_destroy(S.l4);
+        gsl_rng_free(S.l4_rng);
+    }
+    free(S.l7);
+    free(S.l4_servers);
+    S.l4 = NULL;
+    S.l7 = NULL;
+    S.l4_servers = NULL;
+}
