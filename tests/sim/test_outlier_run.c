@@ -17,8 +17,6 @@
 
 #include <CUnit/Basic.h>
 
-#include <math.h>
-
 static const char *RUN =
     "name: eject\n"
     "duration: 120s\n"
@@ -51,38 +49,6 @@ static char *run(int replicas, const char *outlier, int *rc)
     tu_write(path, yaml);
     *rc = tu_sh(log, "'%s' run '%s' --quiet --out '%s/out'", tu_bin(), path, dir);
     return dir;
-}
-
-/* The failed column of timeseries.csv, one value per 1 s interval; the
- * number of rows read. */
-static int failed_per_s(const char *dir, double *out, int cap)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/out/timeseries.csv", dir);
-    char *text = tu_read(path);
-    if (!text)
-        return -1;
-    char *save = NULL;
-    char *line = strtok_r(text, "\n", &save);
-    int col = -1, c = 0;
-    for (char *p = line; p && *p; c++) {
-        char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (len == 6 && !strncmp(p, "failed", 6))
-            col = c;
-        p = comma ? comma + 1 : NULL;
-    }
-    int n = 0;
-    while (col >= 0 && n < cap && (line = strtok_r(NULL, "\n", &save))) {
-        char *p = line;
-        for (int k = 0; k < col && p; k++) {
-            p = strchr(p, ',');
-            p = p ? p + 1 : NULL;
-        }
-        out[n++] = p ? strtod(p, NULL) : NAN;
-    }
-    free(text);
-    return col >= 0 ? n : -1;
 }
 
 /* The outlier_ejection events of events.jsonl, in order. */
@@ -152,7 +118,7 @@ static void test_bad_node_ejected(void)
     CU_ASSERT_EQUAL(rc, 0);
     cJSON_Delete(summary_ok(dir, 10));
     double f[130];
-    int n = failed_per_s(dir, f, 130);
+    int n = tu_ts_column(dir, "failed", f, 130);
     CU_ASSERT_EQUAL(n, 120);
     int wrong = 0;
     for (int i = 0; i < n; i++) {
