@@ -24,8 +24,15 @@
  * only when some server is a backup or out; otherwise the policy sees the
  * caller's view. One difference: nginx's clock has whole seconds, ours is the
  * simulated time.
+ *
+ * Envoy's outlier detection (lb_params.outlier, policies/lb_outlier.c) takes
+ * servers out the same way: an ejected server is hidden like a server out by
+ * passive health, lb_on_done feeds every result to the detector, and the two
+ * mechanisms run side by side (a server is hidden if either says so). The
+ * "all peers failed" reset is nginx's and clears only nginx's counts.
  */
 #include "lb.h"
+#include "lb_outlier.h"
 
 #include <assert.h>
 #include <math.h>
@@ -47,6 +54,7 @@ struct lb {
     int n_failing;           /* servers with fails > 0: none, no health walk */
     int backup_n;            /* view size when has_backup was read (-1 never) */
     int has_backup;          /* backup is configuration: read once per view size */
+    lb_od od;                /* Envoy outlier detection (off unless configured) */
 };
 
 lb_params lb_params_default(void)
@@ -59,6 +67,13 @@ lb_params lb_params_default(void)
     p.decay_s = 10.0;             /* Finagle PeakEwma decayTime, linkerd default */
     p.default_rtt_s = 0.030;      /* linkerd2-proxy default RTT estimate */
     p.hash_mode = LB_HASH_CONSISTENT;
+    /* Envoy's defaults (envoy/config/cluster/v3/outlier_detection.proto) */
+    p.outlier.consecutive_5xx = 5;
+    p.outlier.interval_s = 10.0;
+    p.outlier.base_ejection_time_s = 30.0;
+    p.outlier.max_ejection_time_s = 300.0;
+    p.outlier.max_ejection_percent = 10;
+    p.outlier.enforcing_consecutive_5xx = 100;
     return p;
 }
 
@@ -79,6 +94,21 @@ const char *lb_params_invalid(const lb_params *p)
         return "hash_mode: expected consistent, plain or ip";
     if (memchr(p->hash_key, '\0', sizeof p->hash_key) == NULL)
         return "hash_key: longer than 63 characters";
+    const lb_outlier *o = &p->outlier;
+    if (!o->enabled)
+        return NULL;
+    if (o->consecutive_5xx < 1)
+        return "outlier_detection.consecutive_5xx: expected an integer >= 1";
+    if (!(o->interval_s > 0.0) || isinf(o->interval_s))
+        return "outlier_detection.interval: expected a duration > 0";
+    if (!(o->base_ejection_time_s > 0.0) || isinf(o->base_ejection_time_s))
+        return "outlier_detection.base_ejection_time: expected a duration > 0";
+    if (!(o->max_ejection_time_s >= o->base_ejection_time_s) || isinf(o->max_ejection_time_s))
+        return "outlier_detection.max_ejection_time: cannot be smaller than base_ejection_time";
+    if (o->max_ejection_percent < 0 || o->max_ejection_percent > 100)
+        return "outlier_detection.max_ejection_percent: expected an integer from 0 to 100";
+    if (o->enforcing_consecutive_5xx < 0 || o->enforcing_consecutive_5xx > 100)
+        return "outlier_detection.enforcing_consecutive_5xx: expected an integer from 0 to 100";
     return NULL;
 }
 
@@ -119,10 +149,15 @@ lb *lb_create_ops_with(const struct lb_ops *ops, int n_servers, gsl_rng *rng,
         params = &defaults;
     if (!ops || !ops->name || !ops->pick || n_servers < 0 || lb_params_invalid(params))
         return NULL;
+    const lb_outlier *od = &params->outlier;
+    if (od->enabled && !rng && od->enforcing_consecutive_5xx > 0 &&
+        od->enforcing_consecutive_5xx < 100)
+        return NULL;   /* a partial enforcement draws random numbers */
     b = calloc(1, sizeof *b);
     if (!b)
         return NULL;
     b->ops = ops;
+    lb_od_init(&b->od, od, rng);
     if (ops->init_with || ops->init) {
         b->state = ops->init_with ? ops->init_with(n_servers, rng, params)
                                   : ops->init(n_servers, rng);
@@ -157,9 +192,9 @@ static int first_eligible(const lb_view *view)
     return -1;
 }
 
-/* Room for n servers of passive-health state (new ones: never failed) and
- * of the masked view. 0 when out of memory: lb_pick then runs without
- * passive health rather than fail. */
+/* Room for n servers of passive-health and outlier state (new ones: never
+ * failed) and of the masked view. 0 when out of memory: lb_pick then runs
+ * without passive health and outlier detection rather than fail. */
 static int reserve(lb *b, int n)
 {
     if (n > b->cap) {
@@ -187,7 +222,7 @@ static int reserve(lb *b, int n)
         b->masked = m;
         b->masked_cap = n;
     }
-    return 1;
+    return lb_od_reserve(&b->od, n);
 }
 
 /* nginx's `peers->single`: one server and no backup. nginx then ignores
@@ -207,10 +242,17 @@ static int health_out(const lb *b, const lb_view *view, int i)
            view->now_s - b->checked_s[i] <= s->fail_timeout_s && !single(view);
 }
 
+/* Out by passive health or ejected by outlier detection (as of the sweep
+ * at the start of this lb_pick). */
+static int hidden(const lb *b, const lb_view *view, int i)
+{
+    return health_out(b, view, i) || lb_od_out(&b->od, i);
+}
+
 /* May take requests now or once a slot frees: up, not down, not out. */
 static int available(const lb *b, const lb_view *view, int i)
 {
-    return view->servers[i].up && !view->servers[i].down && !health_out(b, view, i);
+    return view->servers[i].up && !view->servers[i].down && !hidden(b, view, i);
 }
 
 /* The policy's pick, checked against the view it was given. */
@@ -240,7 +282,7 @@ static const lb_view *mask(lb *b, const lb_view *view, lb_view *tmp, int backup)
 {
     for (int i = 0; i < view->n; i++) {
         b->masked[i] = view->servers[i];
-        if (!view->servers[i].backup != !backup || health_out(b, view, i))
+        if (!view->servers[i].backup != !backup || hidden(b, view, i))
             b->masked[i].up = 0;
     }
     *tmp = *view;
@@ -265,7 +307,9 @@ int lb_pick(lb *b, const lb_view *view, const lb_request *req)
         b->backup_n = view->n;
     }
     int has_backup = b->has_backup;
-    /* the common case, no failures on record, skips the walk */
+    /* the common case, no failures on record and none ejected, skips the walks */
+    if (health)
+        any_out = lb_od_sweep(&b->od, view->n, view->now_s);
     for (int i = 0; health && b->n_failing > 0 && i < view->n && !any_out; i++)
         any_out |= health_out(b, view, i);
     if (!health || (!has_backup && !any_out)) {
@@ -297,7 +341,10 @@ void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, int ok
     assert(server >= 0 && server < view->n);
     if (server < 0 || server >= view->n)
         return;
-    if (!single(view) && reserve(b, view->n)) {
+    int room = reserve(b, view->n);
+    if (room)
+        lb_od_result(&b->od, view, server, ok);
+    if (!single(view) && room) {
         if (!ok) {
             b->n_failing += b->fails[server] == 0;
             b->fails[server]++;
@@ -324,10 +371,21 @@ void lb_destroy(lb *b)
     free(b->accessed_s);
     free(b->checked_s);
     free(b->masked);
+    lb_od_free(&b->od);
     free(b);
 }
 
 const char *lb_name(const lb *b)
 {
     return b ? b->ops->name : NULL;
+}
+
+int lb_outlier_state(const lb *b, int server, double now_s, lb_outlier_host *out)
+{
+    return b ? lb_od_state(&b->od, server, now_s, out) : -1;
+}
+
+unsigned long lb_outlier_ejections(const lb *b)
+{
+    return b ? b->od.ejections : 0;
 }

@@ -18,8 +18,9 @@
 #define LB_BUSY (-1)         /* every server that may take requests is at max_conns:
                                 the request may wait at the balancer */
 #define LB_NO_UPSTREAM (-2)  /* no server may take requests at all (down, not up,
-                                out by passive health, or already tried): nginx
-                                answers 502 "no live upstreams" */
+                                out by passive health, ejected by outlier
+                                detection, or already tried): nginx answers
+                                502 "no live upstreams" */
 
 /* What a policy may know about one server. A view zero-initialised past
  * `weight` means: a primary server, not down, no passive health, no name. */
@@ -74,8 +75,26 @@ enum lb_hash_mode {
                                 read as an IPv4 address */
 };
 
+/* Envoy outlier detection, consecutive-5xx kind (envoy.config.cluster.v3
+ * OutlierDetection; semantics in policies/lb_outlier.c). Applied by the
+ * lb_pick / lb_on_done wrappers to every policy, beside nginx's passive
+ * health: an ejected server is not `up` in the view a policy sees. */
+typedef struct {
+    int enabled;                  /* 0 = off (the default) */
+    int consecutive_5xx;          /* failures in a row that eject, >= 1; 5 */
+    double interval_s;            /* the detector's timer, > 0; 10 s */
+    double base_ejection_time_s;  /* > 0; 30 s */
+    double max_ejection_time_s;   /* >= base_ejection_time_s; 300 s */
+    int max_ejection_percent;     /* 0..100; 10 */
+    int enforcing_consecutive_5xx;  /* percent chance an ejection is
+                                       enforced, 0..100; 100. Between 0 and
+                                       100 it needs the instance's rng. */
+    int always_eject_one_host;    /* eject one server even when
+                                     max_ejection_percent forbids it; 0 */
+} lb_outlier;
+
 /* Policy parameters; start from lb_params_default() and change what a
- * scenario sets. A policy reads only its own fields. */
+ * scenario sets. A policy reads only its own fields; lb.c reads outlier. */
 typedef struct {
     int choice_count;            /* p2c_least_request: servers sampled per pick
                                     (Envoy choice_count), >= 2; default 2 */
@@ -92,6 +111,7 @@ typedef struct {
                                     configuration ("$remote_addr"); for the
                                     engine and reports, the policy reads only
                                     lb_request.key. Default "" */
+    lb_outlier outlier;          /* every policy: outlier detection; off */
 } lb_params;
 
 lb_params lb_params_default(void);
@@ -127,10 +147,12 @@ struct lb_ops {
  *   scaled out or in); a policy must size its state by view->n.
  * - A policy sees only servers it may use as `up`: lb_pick hides backup
  *   servers while a primary can take the request (and primaries when it
- *   turns to the backups), `down` servers, and servers out by passive health
+ *   turns to the backups), `down` servers, servers out by passive health
  *   (max_fails / fail_timeout_s, state kept in lb.c as nginx keeps it per
- *   peer). A policy returns an eligible server of that view, or -1; lb_pick
- *   alone decides between LB_BUSY and LB_NO_UPSTREAM.
+ *   peer) and servers ejected by outlier detection (lb_params.outlier,
+ *   state in policies/lb_outlier.c). A policy returns an eligible server
+ *   of that view, or -1; lb_pick alone decides between LB_BUSY and
+ *   LB_NO_UPSTREAM.
  */
 
 /* One policy instance for one pool. */
@@ -155,18 +177,38 @@ lb *lb_create_with(const char *name, int n_servers, gsl_rng *rng, const lb_param
 lb *lb_create_ops_with(const struct lb_ops *ops, int n_servers, gsl_rng *rng,
                        const lb_params *params);
 /* A server index: eligible, a primary unless no primary could take it,
- * not out by passive health. Otherwise LB_BUSY (-1) when some server that
- * may take requests is only at max_conns (the request may wait), or
- * LB_NO_UPSTREAM (-2) when none may: then, as nginx does when every peer
- * has failed, the passive-health failure counts of all servers are reset so
- * that the next request finds them live again. An empty view is
- * LB_NO_UPSTREAM. view->now_s must be the current time. */
+ * not out by passive health, not ejected by outlier detection. Otherwise
+ * LB_BUSY (-1) when some server that may take requests is only at
+ * max_conns (the request may wait), or LB_NO_UPSTREAM (-2) when none may:
+ * then, as nginx does when every peer has failed, the passive-health
+ * failure counts of all servers are reset so that the next request finds
+ * them live again (ejections stand). An empty view is LB_NO_UPSTREAM.
+ * view->now_s must be the current time. */
 int lb_pick(lb *b, const lb_view *view, const lb_request *req);
 /* Every request lb_pick sent to `server` ends here exactly once, with
  * view->now_s set to the time it ended: ok = 0 is a failure (error or
  * timeout, what nginx's proxy_next_upstream counts), which counts towards
- * max_fails; ok = 1 a response. */
+ * max_fails and, with outlier detection, towards consecutive_5xx (Envoy
+ * counts 5xx, connection failures and timeouts alike); ok = 1 a response. */
 void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, int ok);
+
+/* One server's outlier-detection state as of now_s (no earlier than the
+ * last lb_pick / lb_on_done; reading it changes nothing). */
+typedef struct {
+    int ejected;           /* out at now_s */
+    double ejected_at_s;   /* the last ejection (NAN if never) */
+    double until_s;        /* back at this interval tick (valid if ejected) */
+    int num_ejections;     /* enforced ejections so far */
+    int consecutive_5xx;   /* failures in a row since the last success,
+                              ejection attempt or un-ejection */
+    int backoff;           /* Envoy's ejectTimeBackoff: the next ejection
+                              lasts min(base x (backoff + 1), max) */
+} lb_outlier_host;
+
+/* Fills *out; -1 if outlier detection is off or server was never seen. */
+int lb_outlier_state(const lb *b, int server, double now_s, lb_outlier_host *out);
+/* Enforced ejections of every server so far (0 when off). */
+unsigned long lb_outlier_ejections(const lb *b);
 void lb_destroy(lb *b);
 const char *lb_name(const lb *b);
 

@@ -301,12 +301,20 @@ void eng_attempt_failed(eng_pool *p, eng_req *r, double now)
     eng_req_end(p, r, B_FAILED, now);
 }
 
-/* Every request the balancer sent to a server is reported back once. */
+/* Every request the balancer sent to a server is reported back once. A
+ * result that made outlier detection eject the server is an event. */
 void eng_lb_done(eng_pool *p, int l7, int server, double latency_s, int ok, double now)
 {
     eng_lbi *b = &p->lbi[l7];
+    unsigned long ejections = ok ? 0 : lb_outlier_ejections(b->balancer);
     b->view.now_s = now;
     lb_on_done(b->balancer, &b->view, server, latency_s, ok);
+    lb_outlier_host h;
+    if (!ok && lb_outlier_ejections(b->balancer) != ejections &&
+        lb_outlier_state(b->balancer, server, now, &h) == 0)
+        eng_event(now, "outlier_ejection", p->nodes[server].name,
+                  "%d consecutive errors: ejection %d, out until %.9g s",
+                  S.sc->lb.params.outlier.consecutive_5xx, h.num_ejections, h.until_s);
 }
 
 void eng_lb_release(eng_pool *p, const eng_req *r, int s, double latency_s, int ok, double now)

@@ -247,7 +247,8 @@ typedef struct {
     double dw_window_s;
     sc_weight_rule *dw_rules;
     int n_dw_rules;
-    lb_params params;          /* policy parameters (choice_count, decay, hash, ...) */
+    lb_params params;          /* policy parameters (choice_count, decay, hash, ...)
+                                  and Envoy outlier detection (params.outlier) */
     char *nginx_path;          /* servers and method from an nginx upstream block */
     char *upstream;
     int max_conns;             /* default per server; 0 = unlimited */

@@ -3,7 +3,8 @@
  * load balancer has a policy (a name from policies/lb, round_robin unless
  * given), max_conns per server, a queue (capacity, timeout) and per-server
  * settings keyed "pool/index" (weight, max_conns), so it is parsed after
- * pools. The slo has latency_p99 and availability.
+ * pools, and optionally Envoy's outlier_detection. The slo has latency_p99
+ * and availability.
  */
 #include "scenario.h"
 #include "nginx_upstream.h"
@@ -14,6 +15,7 @@
 #include <yaml.h>
 
 #include <ctype.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +168,56 @@ static void load_dynamic_weights(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
     }
 }
 
+/* outlier_detection: {consecutive_5xx, interval, base_ejection_time,
+ * max_ejection_time, max_ejection_percent, enforcing_consecutive_5xx,
+ * always_eject_one_host}, Envoy's names, units and defaults
+ * (envoy/config/cluster/v3/outlier_detection.proto). Present, even empty,
+ * it turns detection on. */
+static void load_outlier(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
+{
+    static const char *const keys[] = {"consecutive_5xx", "interval", "base_ejection_time",
+                                       "max_ejection_time", "max_ejection_percent",
+                                       "enforcing_consecutive_5xx", "always_eject_one_host",
+                                       NULL};
+    const char *path = "load_balancer.outlier_detection";
+    char p[SC_PATHLEN];
+    lb_outlier *o = &sc->lb.params.outlier;
+    long long v;
+
+    if (sc_check_map(L, n, path, keys))
+        return;
+    o->enabled = 1;
+    sc_kv c5 = sc_find(L, n, "consecutive_5xx"), iv = sc_find(L, n, "interval");
+    sc_kv base = sc_find(L, n, "base_ejection_time"), max = sc_find(L, n, "max_ejection_time");
+    sc_kv pct = sc_find(L, n, "max_ejection_percent");
+    sc_kv enf = sc_find(L, n, "enforcing_consecutive_5xx");
+    sc_kv one = sc_find(L, n, "always_eject_one_host");
+    if (c5.val && sc_want_int(L, c5.val, sc_join(p, path, "consecutive_5xx"), 1, INT_MAX, &v) == 0)
+        o->consecutive_5xx = (int)v;
+    if (iv.val)
+        sc_want_dur(L, iv.val, sc_join(p, path, "interval"), 1, &o->interval_s);
+    if (base.val)
+        sc_want_dur(L, base.val, sc_join(p, path, "base_ejection_time"), 1,
+                    &o->base_ejection_time_s);
+    /* Envoy: unset, max(300 s, base); set below base, a configuration error */
+    if (!max.val) {
+        o->max_ejection_time_s = fmax(300.0, o->base_ejection_time_s);
+    } else if (sc_want_dur(L, max.val, sc_join(p, path, "max_ejection_time"), 1,
+                           &o->max_ejection_time_s) == 0 &&
+               o->max_ejection_time_s < o->base_ejection_time_s) {
+        sc_errn(L, max.val, "%s: %g s is smaller than base_ejection_time (%g s)", p,
+                o->max_ejection_time_s, o->base_ejection_time_s);
+    }
+    if (pct.val &&
+        sc_want_int(L, pct.val, sc_join(p, path, "max_ejection_percent"), 0, 100, &v) == 0)
+        o->max_ejection_percent = (int)v;
+    if (enf.val &&
+        sc_want_int(L, enf.val, sc_join(p, path, "enforcing_consecutive_5xx"), 0, 100, &v) == 0)
+        o->enforcing_consecutive_5xx = (int)v;
+    if (one.val)
+        want_bool(L, one.val, sc_join(p, path, "always_eject_one_host"), &o->always_eject_one_host);
+}
+
 static void load_servers(sc_loader *L, yaml_node_t *n, const char *path, sc_scenario *sc)
 {
     static const char *const keys[] = {"weight", "max_conns", "backup", "down", "max_fails",
@@ -255,7 +307,8 @@ void sc_parse_lb(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
     static const char *const keys[] = {"policy", "max_conns", "queue", "servers", "retries",
                                        "nginx", "upstream", "pool", "choice_count",
                                        "active_request_bias", "decay", "default_rtt", "hash",
-                                       "dynamic_weights", "l4", "l7", NULL};
+                                       "dynamic_weights", "outlier_detection", "l4", "l7",
+                                       NULL};
     static const char *const retry_keys[] = {"tries", "timeout", "on", NULL};
     static const char *const queue_keys[] = {"capacity", "timeout", NULL};
     char list[SC_LISTLEN], buf[SC_SHOWLEN];
@@ -323,6 +376,9 @@ void sc_parse_lb(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
     sc_kv dw = sc_find(L, n, "dynamic_weights");
     if (dw.val)
         load_dynamic_weights(L, dw.val, sc);
+    sc_kv od = sc_find(L, n, "outlier_detection");   /* after nginx, which resets params */
+    if (od.val)
+        load_outlier(L, od.val, sc);
     sc_kv retries = sc_find(L, n, "retries");
     if (retries.val && sc_check_map(L, retries.val, "load_balancer.retries", retry_keys) == 0) {
         static const char *const on[] = {"error", "off", NULL};

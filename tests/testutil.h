@@ -1,8 +1,9 @@
 /*
  * testutil.h - helpers for tests that drive the fleetsim binary: run it with
  * a scenario written to a temporary directory, read summary.json back with
- * cJSON. The binary's path comes from CTest (FLEETSIM_BIN), the source tree
- * from FLEETSIM_SRC. Header-only so each test executable stays one file.
+ * cJSON and timeseries.csv columns as numbers. The binary's path comes from
+ * CTest (FLEETSIM_BIN), the source tree from FLEETSIM_SRC. Header-only so
+ * each test executable stays one file.
  */
 #ifndef FLEETSIM_TESTUTIL_H
 #define FLEETSIM_TESTUTIL_H
@@ -103,6 +104,37 @@ static inline double tu_num(const cJSON *j, const char *path)
     for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, "."))
         cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
     return cur && cJSON_IsNumber(cur) ? cur->valuedouble : (0.0 / 0.0);
+}
+
+/* One column of DIR/out/timeseries.csv (rows are intervals) into v, at
+ * most max rows; the row count, or -1 without the file or the column. */
+static inline int tu_ts_column(const char *dir, const char *name, double *v, int max)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/out/timeseries.csv", dir);
+    char *text = tu_read(path);
+    if (!text)
+        return -1;
+    char *save = NULL;
+    char *line = strtok_r(text, "\n", &save);
+    int col = -1, c = 0;
+    for (char *p = line; p && *p; c++) {
+        size_t len = strcspn(p, ",");
+        if (len == strlen(name) && !strncmp(p, name, len))
+            col = c;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    int n = 0;
+    while (col >= 0 && n < max && (line = strtok_r(NULL, "\n", &save))) {
+        char *p = line;
+        for (int i = 0; i < col; i++)
+            p = strchr(p, ',') + 1;
+        v[n++] = strtod(p, NULL);
+    }
+    free(text);
+    return col >= 0 ? n : -1;
 }
 
 static inline void tu_rm_rf(const char *dir)

@@ -84,36 +84,6 @@ static const char *str_of(const cJSON *o, const char *key)
     return cJSON_IsString(s) ? s->valuestring : "";
 }
 
-/* One column of timeseries.csv (rows are intervals); returns the row count. */
-static int ts_column(const char *dir, const char *name, double *v, int max)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/out/timeseries.csv", dir);
-    char *text = tu_read(path);
-    if (!text)
-        return -1;
-    char *save = NULL;
-    char *line = strtok_r(text, "\n", &save);
-    int col = -1, c = 0;
-    for (char *p = line; p && *p; c++) {
-        size_t len = strcspn(p, ",");
-        if (len == strlen(name) && !strncmp(p, name, len))
-            col = c;
-        p += len;
-        if (*p == ',')
-            p++;
-    }
-    int n = 0;
-    while (col >= 0 && n < max && (line = strtok_r(NULL, "\n", &save))) {
-        char *p = line;
-        for (int i = 0; i < col; i++)
-            p = strchr(p, ',') + 1;
-        v[n++] = strtod(p, NULL);
-    }
-    free(text);
-    return col >= 0 ? n : -1;
-}
-
 #define HEAD                                                                   \
     "interval: 1s\n"                                                           \
     "models:\n"                                                                \
@@ -173,7 +143,7 @@ static void test_when_offered_load(void)
     cJSON_Delete(j);
     /* the load the condition watched: 10 QPS, then 30 from the step */
     double off[64];
-    int n = ts_column(dir, "offered_qps", off, 64);
+    int n = tu_ts_column(dir, "offered_qps", off, 64);
     CU_ASSERT_EQUAL(n, 40);
     for (int i = 1; i < n; i++)
         CU_ASSERT_EQUAL(off[i], i < 20 ? 10 : 30);
@@ -314,7 +284,7 @@ static void test_bandwidth_cut(void)
     CU_ASSERT_DOUBLE_EQUAL(tu_num(f, "end_s"), 15.02, 1e-9);
     cJSON_Delete(j);
     double p50[64];
-    int n = ts_column(dir, "latency_p50_s", p50, 64);
+    int n = tu_ts_column(dir, "latency_p50_s", p50, 64);
     CU_ASSERT_EQUAL(n, 30);
     for (int i = 1; i < n; i++) /* interval i = [i, i + 1) s */
         CU_ASSERT_DOUBLE_EQUAL(p50[i], i >= 10 && i < 15 ? 0.172 : 0.052, 1e-3);
@@ -378,7 +348,7 @@ static void test_retry_storm(void)
     CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.max"), 7.012, 1e-9);
     cJSON_Delete(j);
     double off[64];
-    int n = ts_column(dir, "offered_qps", off, 64);
+    int n = tu_ts_column(dir, "offered_qps", off, 64);
     CU_ASSERT_EQUAL(n, 40);
     double sum = 0;
     for (int i = 1; i < n; i++) {
@@ -401,7 +371,7 @@ static void test_retry_storm(void)
     assert_conserved(j);
     CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 100);
     cJSON_Delete(j);
-    n = ts_column(dir, "offered_qps", off, 64);
+    n = tu_ts_column(dir, "offered_qps", off, 64);
     for (int i = 1; i < n; i++)
         CU_ASSERT_EQUAL(off[i], 10);
     tu_done(dir);
@@ -435,7 +405,7 @@ static void test_retry_storm_conserves(void)
     double gen = tu_num(j, "requests.generated");
     cJSON_Delete(j);
     double off[64];
-    int n = ts_column(dir, "offered_qps", off, 64);
+    int n = tu_ts_column(dir, "offered_qps", off, 64);
     CU_ASSERT_EQUAL_FATAL(n, 60);
     double before = 0, during = 0, total = 0;
     for (int i = 0; i < n; i++) {
@@ -481,7 +451,7 @@ static void test_shipped_retry_storm(void)
     CU_ASSERT(text && strstr(text, "FAIL"));
     free(text);
     double off[256];
-    int n = ts_column(dir, "offered_qps", off, 256);
+    int n = tu_ts_column(dir, "offered_qps", off, 256);
     CU_ASSERT_EQUAL_FATAL(n, 120);
     double peak = 0;
     for (int i = 0; i < n; i++)
@@ -527,7 +497,7 @@ static void test_speed_profile(void)
     }
     cJSON_Delete(j);
     double p50[64];
-    int n = ts_column(dir, "latency_p50_s", p50, 64);
+    int n = tu_ts_column(dir, "latency_p50_s", p50, 64);
     CU_ASSERT_EQUAL(n, 30);
     for (int i = 1; i < n; i++)
         CU_ASSERT_DOUBLE_EQUAL(p50[i], i % 10 == 5 || i % 10 == 6 ? 0.022 : 0.012, 1e-3);

@@ -591,6 +591,98 @@ static void test_reference_errors(void)
     CU_ASSERT_EQUAL(count_lines(g_err), 9);
 }
 
+/* load_balancer.outlier_detection: Envoy's keys, units and defaults into
+ * lb_params.outlier; absent, detection is off; max_ejection_time unset is
+ * max(300 s, base_ejection_time), set below it an error; every bad value
+ * its own file:line:col line. */
+static void test_outlier_detection(void)
+{
+    sc_scenario *sc = expect_ok(MINIMAL, NULL, 0);
+    if (sc)
+        CU_ASSERT_EQUAL(sc->lb.params.outlier.enabled, 0);
+    sc_free(sc);
+
+    sc = expect_ok(MINIMAL "load_balancer:\n  outlier_detection: {}\n", NULL, 0);
+    if (sc) {
+        const lb_outlier *o = &sc->lb.params.outlier;
+        CU_ASSERT_EQUAL(o->enabled, 1);
+        CU_ASSERT_EQUAL(o->consecutive_5xx, 5);
+        CU_ASSERT_DOUBLE_EQUAL(o->interval_s, 10, 0);
+        CU_ASSERT_DOUBLE_EQUAL(o->base_ejection_time_s, 30, 0);
+        CU_ASSERT_DOUBLE_EQUAL(o->max_ejection_time_s, 300, 0);
+        CU_ASSERT_EQUAL(o->max_ejection_percent, 10);
+        CU_ASSERT_EQUAL(o->enforcing_consecutive_5xx, 100);
+        CU_ASSERT_EQUAL(o->always_eject_one_host, 0);
+    }
+    sc_free(sc);
+
+    sc = expect_ok(MINIMAL "load_balancer:\n"
+                           "  policy: p2c_least_request\n"
+                           "  outlier_detection: {consecutive_5xx: 3, interval: 500ms,\n"
+                           "    base_ejection_time: 1m, max_ejection_time: 10m,\n"
+                           "    max_ejection_percent: 50, enforcing_consecutive_5xx: 80,\n"
+                           "    always_eject_one_host: true}\n",
+                   NULL, 0);
+    if (sc) {
+        const lb_outlier *o = &sc->lb.params.outlier;
+        CU_ASSERT_EQUAL(o->enabled, 1);
+        CU_ASSERT_EQUAL(o->consecutive_5xx, 3);
+        CU_ASSERT_DOUBLE_EQUAL(o->interval_s, 0.5, 0);
+        CU_ASSERT_DOUBLE_EQUAL(o->base_ejection_time_s, 60, 0);
+        CU_ASSERT_DOUBLE_EQUAL(o->max_ejection_time_s, 600, 0);
+        CU_ASSERT_EQUAL(o->max_ejection_percent, 50);
+        CU_ASSERT_EQUAL(o->enforcing_consecutive_5xx, 80);
+        CU_ASSERT_EQUAL(o->always_eject_one_host, 1);
+        CU_ASSERT_STRING_EQUAL(sc->lb.policy, "p2c_least_request");
+        CU_ASSERT_PTR_NULL(lb_params_invalid(&sc->lb.params));
+    }
+    sc_free(sc);
+
+    /* Envoy: an unset max_ejection_time is max(300 s, base_ejection_time) */
+    sc = expect_ok(MINIMAL "load_balancer:\n  outlier_detection: {base_ejection_time: 10m}\n",
+                   NULL, 0);
+    if (sc)
+        CU_ASSERT_DOUBLE_EQUAL(sc->lb.params.outlier.max_ejection_time_s, 600, 0);
+    sc_free(sc);
+
+    const char *const ov[] = { "load_balancer.outlier_detection.consecutive_5xx=7" };
+    sc = expect_ok(MINIMAL "load_balancer:\n  outlier_detection: {}\n", ov, 1);
+    if (sc)
+        CU_ASSERT_EQUAL(sc->lb.params.outlier.consecutive_5xx, 7);
+    sc_free(sc);
+
+    expect_error(MINIMAL "load_balancer:\n"
+                         "  outlier_detection: {consecutive_5xx: 0, interval: 0s, "
+                         "base_ejection_time: 2x, max_ejection_percent: 101, "
+                         "enforcing_consecutive_5xx: -1, always_eject_one_host: yes, jitter: 1s}\n",
+                 NULL, 0,
+                 "15:40: load_balancer.outlier_detection.consecutive_5xx: expected an integer "
+                 ">= 1, got \"0\"");
+    CU_ASSERT(has_line("15:53: load_balancer.outlier_detection.interval: expected a duration > 0 "
+                       "(like 250ms, 1.5s, 2h), got \"0s\""));
+    CU_ASSERT(has_line("15:77: load_balancer.outlier_detection.base_ejection_time: expected a "
+                       "duration > 0 (like 250ms, 1.5s, 2h), got \"2x\""));
+    CU_ASSERT(has_line("15:103: load_balancer.outlier_detection.max_ejection_percent: expected an "
+                       "integer in [0, 100], got \"101\" (at most 100)"));
+    CU_ASSERT(has_line("15:135: load_balancer.outlier_detection.enforcing_consecutive_5xx: "
+                       "expected an integer in [0, 100], got \"-1\""));
+    CU_ASSERT(has_line("15:162: load_balancer.outlier_detection.always_eject_one_host: expected "
+                       "one of false, true, got \"yes\""));
+    CU_ASSERT(has_line("15:167: load_balancer.outlier_detection: unknown key \"jitter\" (valid "
+                       "keys: consecutive_5xx, interval, base_ejection_time, max_ejection_time, "
+                       "max_ejection_percent, enforcing_consecutive_5xx, always_eject_one_host)"));
+    CU_ASSERT_EQUAL(count_lines(g_err), 7);
+
+    expect_error(MINIMAL "load_balancer:\n"
+                         "  outlier_detection: {base_ejection_time: 60s, max_ejection_time: 30s}\n",
+                 NULL, 0,
+                 "15:67: load_balancer.outlier_detection.max_ejection_time: 30 s is smaller "
+                 "than base_ejection_time (60 s)");
+    CU_ASSERT_EQUAL(count_lines(g_err), 1);
+    expect_error(MINIMAL "load_balancer:\n  outlier_detection: 5\n", NULL, 0,
+                 "15:22: load_balancer.outlier_detection: expected a mapping, got \"5\"");
+}
+
 static void test_service_errors(void)
 {
     expect_error("name: t\n"
@@ -1095,6 +1187,7 @@ int main(void)
     CU_add_test(s, "type errors", test_type_errors);
     CU_add_test(s, "value errors", test_value_errors);
     CU_add_test(s, "reference errors", test_reference_errors);
+    CU_add_test(s, "load_balancer.outlier_detection", test_outlier_detection);
     CU_add_test(s, "service errors", test_service_errors);
     CU_add_test(s, "arrival errors", test_arrival_errors);
     CU_add_test(s, "odd shapes", test_odd_shapes);

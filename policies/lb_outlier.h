@@ -1,0 +1,44 @@
+/*
+ * lb_outlier.h - Envoy's outlier detector (consecutive 5xx) for one
+ * balancer instance, used only by policies/lb.c: lb_pick asks which servers
+ * are ejected, lb_on_done reports every result. The engine and the policies
+ * never include this header; what they may read is in lb.h
+ * (lb_outlier_state, lb_outlier_ejections).
+ */
+#ifndef FLEETSIM_LB_OUTLIER_H
+#define FLEETSIM_LB_OUTLIER_H
+
+#include "lb.h"
+
+#include <gsl/gsl_rng.h>
+
+struct lb_od_host;
+
+typedef struct {
+    lb_outlier cfg;           /* cfg.enabled = 0: every call is a no-op */
+    gsl_rng *rng;             /* borrowed: enforcing between 0 and 100 */
+    struct lb_od_host *hosts;
+    int cap;
+    int n_flagged;            /* hosts marked ejected, some maybe past their tick */
+    unsigned long ejections;  /* enforced, all hosts */
+} lb_od;
+
+/* cfg valid (lb_params_invalid), rng may be NULL unless enforcing is
+ * strictly between 0 and 100. */
+void lb_od_init(lb_od *od, const lb_outlier *cfg, gsl_rng *rng);
+void lb_od_free(lb_od *od);
+/* Room for n hosts (new ones: never failed); 0 when out of memory. */
+int lb_od_reserve(lb_od *od, int n);
+/* Brings hosts 0..n-1 to now_s (un-ejects those whose tick came) and says
+ * whether any of them is ejected. O(1) while none is marked. */
+int lb_od_sweep(lb_od *od, int n, double now_s);
+/* Host i is ejected, as of the last lb_od_sweep. */
+int lb_od_out(const lb_od *od, int i);
+/* A result of host `server` at view->now_s: ok = 0 a 5xx, connection
+ * failure or timeout; ok = 1 anything else. The view (as the caller's, not
+ * masked) gives the hosts max_ejection_percent counts. */
+void lb_od_result(lb_od *od, const lb_view *view, int server, int ok);
+/* lb_outlier_state for one host. */
+int lb_od_state(const lb_od *od, int server, double now_s, lb_outlier_host *out);
+
+#endif
