@@ -232,6 +232,7 @@ static void node_accept(eng_pool *p, eng_node *n, eng_req *r)
 {
     r->node = n->index;
     n->accepted++;
+    n->net_rx_bytes += S.classes[r->tclass].cfg->bytes_in;
     p->view_servers[n->index].active++;
     eng_fifo_push(&n->q, r);
     int max = p->model->batch_max_size;
@@ -482,6 +483,8 @@ static void gpu_worker(int argc, char *argv[])
             p->view_servers[n->index].active--;
             double lat = t1 - r->sent_s + r->net_s;
             int ok = r->sent_s + lat <= r->deadline_s;
+            if (ok) /* its client is gone otherwise: no response is written */
+                n->net_tx_bytes += S.classes[r->tclass].cfg->bytes_out;
             eng_lb_done(p, n->index, lat, 1, t1);
             eng_req_end(p, r, ok ? B_COMPLETED : B_TIMED_OUT, ok ? t1 : r->deadline_s);
         }
