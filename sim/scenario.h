@@ -327,7 +327,8 @@ typedef struct {
     char **rules;              /* rule file paths, resolved against the scenario */
     int n_rules;
     char *alertmanager;        /* alertmanager.yml, resolved; NULL = none */
-    double *buckets_s;         /* request duration histogram bounds, ascending */
+    double *buckets_s;         /* request duration histogram bounds, ascending (with
+                                  slo.latency_p99 among them when it is set) */
     int n_buckets;
     int slo_rules;             /* also evaluate burn-rate rules generated from slo */
 } sc_monitoring;
@@ -378,9 +379,11 @@ struct as;
 struct as *sc_autoscaler_create(const sc_scenario *sc, const sc_autoscaler *a, char *err,
                                 size_t errlen);
 
-/* The multi-window multi-burn-rate rule file generated from sc->slo (an
- * availability SLO over fleetsim_requests_total, by pool), malloc'd; NULL
- * with a message in err when slo.availability is not below 1. */
+/* The multi-window multi-burn-rate rule file generated from sc->slo,
+ * malloc'd: an availability SLO over fleetsim_requests_total and a latency
+ * SLO (99% of requests within slo.latency_p99) over the request duration
+ * histogram, each by pool, for those that are set. NULL with a message in
+ * err when neither is set, or slo.availability is 1 (no budget to burn). */
 char *sc_slo_rules_text(const sc_scenario *sc, char *err, size_t errlen);
 
 /* Mean service time of a batch of b requests for a model (seconds). */

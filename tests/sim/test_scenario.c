@@ -1153,6 +1153,56 @@ static void test_memory(void)
     CU_ASSERT_EQUAL(count_lines(g_err), 5);
 }
 
+/* slo.latency_p99 joins the histogram's bounds, in order, once; the
+ * generated rules cover the SLOs that are set. */
+static void test_slo_latency_bucket(void)
+{
+    const char *yaml = MINIMAL "slo: {latency_p99: 300ms}\n"
+                               "monitoring: {histogram_buckets: [100ms, 1s], slo_rules: true}\n";
+    sc_scenario *sc = expect_ok(yaml, NULL, 0);
+    if (sc) {
+        CU_ASSERT_EQUAL_FATAL(sc->monitoring.n_buckets, 3);
+        CU_ASSERT_DOUBLE_EQUAL(sc->monitoring.buckets_s[0], 0.1, 0);
+        CU_ASSERT_DOUBLE_EQUAL(sc->monitoring.buckets_s[1], 0.3, 0);
+        CU_ASSERT_DOUBLE_EQUAL(sc->monitoring.buckets_s[2], 1, 0);
+        char err[256];
+        char *text = sc_slo_rules_text(sc, err, sizeof err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+        CU_ASSERT_PTR_NULL(strstr(text, "slo-availability"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(
+            text, "      - record: slo:latency:error_ratio_rate1h\n"
+                  "        expr: 1 - (sum by (pool) (rate(fleetsim_request_duration_seconds_bucket"
+                  "{le=\"0.3\"}[1h])) / sum by (pool) (rate(fleetsim_request_duration_seconds_count"
+                  "[1h])))\n"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(text, "slo:latency:error_ratio_rate5m > (14.4 * (1 - 0.99))"));
+        free(text);
+    }
+    sc_free(sc);
+    /* already a bound: not added twice; without a monitoring section the
+     * default buckets get it too */
+    const char *ov[] = {"slo.latency_p99=1s"};
+    sc = expect_ok(yaml, ov, 1);
+    if (sc)
+        CU_ASSERT_EQUAL(sc->monitoring.n_buckets, 2);
+    sc_free(sc);
+    sc = expect_ok(MINIMAL "slo: {latency_p99: 300ms, availability: 0.999}\n", NULL, 0);
+    if (sc) {
+        CU_ASSERT_EQUAL(sc->monitoring.n_buckets, 12);
+        CU_ASSERT_DOUBLE_EQUAL(sc->monitoring.buckets_s[6], 0.3, 0);
+        char err[256];
+        char *text = sc_slo_rules_text(sc, err, sizeof err);
+        CU_ASSERT_PTR_NOT_NULL(text);
+        CU_ASSERT_PTR_NOT_NULL(text && strstr(text, "  - name: slo-availability\n"));
+        CU_ASSERT_PTR_NOT_NULL(text && strstr(text, "  - name: slo-latency\n"));
+        free(text);
+    }
+    sc_free(sc);
+    /* slo_rules with no SLO to burn */
+    expect_error(MINIMAL "monitoring: {slo_rules: true}\n", NULL, 0,
+                 "14:25: monitoring.slo_rules: slo_rules needs slo.availability (below 1) or "
+                 "slo.latency_p99");
+}
+
 int main(void)
 {
     const char *src = getenv("FLEETSIM_SRC");
@@ -1193,6 +1243,7 @@ int main(void)
     CU_add_test(s, "sc_model_mean_s", test_model_mean);
     CU_add_test(s, "calibration errors", test_calibration_errors);
     CU_add_test(s, "memory the exporters report", test_memory);
+    CU_add_test(s, "latency SLO bucket and rules", test_slo_latency_bucket);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int failures = (int)CU_get_number_of_failures();
