@@ -251,14 +251,20 @@ char *mon_am_receivers_for(const mon_am *am, const mon_labels *ls, char *buf, si
 typedef struct {
     const char *name;            /* e.g. "availability" */
     double objective;            /* e.g. 0.9999 */
-    const char *errors;          /* selector of the bad events' counter */
+    const char *errors;          /* selector of the bad events' counter, or NULL */
+    const char *good;            /* or: selector of the good events' counter (exactly one
+                                    of errors and good) */
     const char *total;           /* selector of all events' counter */
     const char *by;              /* labels to keep, e.g. "pool" ("" = none) */
+    const char *what;            /* what the ratio is, for the description
+                                    ("Share of requests slower than 1s"); NULL: "Error ratio" */
 } mon_slo;
 
 /* Writes a deployable rule file: recording rules for the error ratio over
- * 5m, 30m, 1h, 6h, 3d, and the SRE workbook's multi-window multi-burn-rate
- * alerts (14.4x 1h/5m and 6x 6h/30m page; 1x 3d/6h ticket). 0 on success. */
+ * 5m, 30m, 1h, 6h, 3d (rate(errors) / rate(total), or 1 - rate(good) /
+ * rate(total), each summed by `by`), and the SRE workbook's multi-window
+ * multi-burn-rate alerts (14.4x 1h/5m and 6x 6h/30m page; 1x 3d/6h
+ * ticket). 0 on success. */
 int mon_slo_write_rules(FILE *f, const mon_slo *slos, int n, mon_error *err);
 
 /* ---- exporters ---------------------------------------------------------------- */

@@ -8,7 +8,10 @@
  *
  * The output is an ordinary Prometheus rule file: recording rules for the
  * error ratio over each window, and alerting rules comparing them, so the
- * same file can be deployed next to the user's own rules.
+ * same file can be deployed next to the user's own rules. The error ratio
+ * is bad events over all events, or, where only good events are counted (a
+ * latency SLI from a histogram bucket: requests within the threshold), one
+ * minus good over all, as the workbook writes its latency SLO.
  */
 #include "mon_internal.h"
 
@@ -49,12 +52,18 @@ int mon_slo_write_rules(FILE *f, const mon_slo *slos, int n, mon_error *err)
             mon_errf(err, "slo %s: objective %g must be between 0 and 1 (exclusive)", o->name, o->objective);
             return -1;
         }
+        if (!o->errors == !o->good) {
+            mon_errf(err, "slo %s: give either the errors or the good events' selector", o->name);
+            return -1;
+        }
         char expr[1024];
-        snprintf(expr, sizeof expr, "rate(%s[5m]) / rate(%s[5m])", o->errors, o->total);
+        snprintf(expr, sizeof expr, "rate(%s[5m]) / rate(%s[5m])", o->errors ? o->errors : o->good,
+                 o->total);
         mon_error e;
         mon_expr *x = mon_expr_parse(expr, &e);
         if (!x) {
-            mon_errf(err, "slo %s: errors/total selectors: %s", o->name, e.msg);
+            mon_errf(err, "slo %s: %s/total selectors: %s", o->name, o->errors ? "errors" : "good",
+                     e.msg);
             return -1;
         }
         mon_expr_free(x);
@@ -71,8 +80,12 @@ int mon_slo_write_rules(FILE *f, const mon_slo *slos, int n, mon_error *err)
         fprintf(f, "  - name: slo-%s\n    rules:\n", o->name);
         for (size_t w = 0; w < sizeof windows / sizeof windows[0]; w++) {
             fprintf(f, "      - record: slo:%s:error_ratio_rate%s\n", o->name, windows[w]);
-            fprintf(f, "        expr: %s (rate(%s[%s])) / %s (rate(%s[%s]))\n", agg, o->errors,
-                    windows[w], agg, o->total, windows[w]);
+            if (o->errors)
+                fprintf(f, "        expr: %s (rate(%s[%s])) / %s (rate(%s[%s]))\n", agg, o->errors,
+                        windows[w], agg, o->total, windows[w]);
+            else
+                fprintf(f, "        expr: 1 - (%s (rate(%s[%s])) / %s (rate(%s[%s])))\n", agg,
+                        o->good, windows[w], agg, o->total, windows[w]);
             fprintf(f, "        labels:\n          slo: %s\n", o->name);
         }
         for (size_t p = 0; p < sizeof pairs / sizeof pairs[0]; p++) {
@@ -83,7 +96,10 @@ int mon_slo_write_rules(FILE *f, const mon_slo *slos, int n, mon_error *err)
             fprintf(f, "          and\n");
             fprintf(f, "          slo:%s:error_ratio_rate%s > (%g * (1 - %.10g))\n", o->name,
                     pairs[p].short_w, pairs[p].burn, o->objective);
+            /* slo tells the SLOs' alerts apart (promtool check rules
+             * reports same-named rules with the same labels as duplicates) */
             fprintf(f, "        labels:\n");
+            fprintf(f, "          slo: %s\n", o->name);
             fprintf(f, "          severity: %s\n", pairs[p].severity);
             fprintf(f, "          burn: %s\n", pairs[p].kind);
             fprintf(f, "          long_window: %s\n", pairs[p].long_w);
@@ -91,9 +107,9 @@ int mon_slo_write_rules(FILE *f, const mon_slo *slos, int n, mon_error *err)
             fprintf(f, "        annotations:\n");
             fprintf(f, "          summary: \"SLO %s: error budget burning %gx too fast (%s and %s windows)\"\n",
                     o->name, pairs[p].burn, pairs[p].long_w, pairs[p].short_w);
-            fprintf(f, "          description: \"Error ratio over %s is {{ $value | humanizePercentage }} "
+            fprintf(f, "          description: \"%s over %s is {{ $value | humanizePercentage }} "
                        "against an objective of %.10g.\"\n",
-                    pairs[p].long_w, o->objective);
+                    o->what ? o->what : "Error ratio", pairs[p].long_w, o->objective);
         }
     }
     return ferror(f) ? -1 : 0;

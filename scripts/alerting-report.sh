@@ -2,7 +2,8 @@
 # The alert timeline of scenarios/bank-alerts.yaml (the bank peak with gpu/0
 # crashing at 12:00 for 5 minutes) under the seed's rules
 # (scenarios/prometheus/seed-alerts.yml) and under the SLO burn-rate rules
-# fleetsim generates from `slo` (monitoring.slo_rules), each routed by the
+# fleetsim generates from `slo` (monitoring.slo_rules: availability and
+# latency_p99, one rule group each), each routed by the
 # seed's alertmanager.yml, on the shipped three nodes and on one node (the
 # "before" case). Everything in the output comes from fleetsim's
 # summary.json and events.jsonl.

@@ -264,6 +264,7 @@ static void node_accept(eng_pool *p, eng_node *n, eng_req *r)
 {
     r->node = n->index;
     n->accepted++;
+    n->net_rx_bytes += S.classes[r->tclass].cfg->bytes_in;
     p->lbi[r->l7].servers[n->index].active++;
     eng_fifo_push(&n->q, r);
     int max = p->model->batch_max_size;
@@ -545,6 +546,8 @@ static void gpu_worker(int argc, char *argv[])
             eng_req *r = w->batch[i];
             double lat = t1 - r->sent_s + r->net_s;
             int ok = r->sent_s + lat <= r->deadline_s;
+            if (ok) /* its client is gone otherwise: no response is written */
+                n->net_tx_bytes += S.classes[r->tclass].cfg->bytes_out;
             eng_lb_release(p, r, n->index, t1 - r->stage_s + r->net_s - r->net_prev_s, 1, t1);
             if (!ok)
                 eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);

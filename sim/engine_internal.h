@@ -139,6 +139,9 @@ struct eng_node {
     double start_s;        /* entered STARTING (Kubernetes status.startTime); NAN before */
     double ready_change_s; /* last Ready transition; NAN before the first */
     unsigned long accepted;/* requests sent to it, ever */
+    /* node_network_{receive,transmit}_bytes_total since it last came up:
+     * bytes_in of each request it accepted, bytes_out of each it completed */
+    double net_rx_bytes, net_tx_bytes;
     double *busy_series;   /* busy GPU-seconds per interval (NULL when too many) */
     int cause;             /* scenario fault acting on it now, or -1 */
     int fault_rec;         /* its entry in the results' faults, or -1 */

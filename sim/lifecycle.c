@@ -62,6 +62,9 @@ static void set_state(eng_node *n, eng_node_state st, double now)
         n->ready_change_s = NAN;
         n->m_has = 0;
     }
+    /* the host goes down: its exporters' counters start again from 0 */
+    if (st == NODE_OFF || st == NODE_FAILED)
+        n->net_rx_bytes = n->net_tx_bytes = 0;
     n->state = st;
     if (st == NODE_OFF)
         unbind(n, now);

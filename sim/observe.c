@@ -19,11 +19,23 @@
  * - per node that is a scrape target (any state but off): `up`, and, while
  *   it answers, node_cpu_utilisation and node_gpu_utilisation, both its
  *   GPUs' busy fraction over the last scrape interval (one serving process
- *   drives the GPU, as in autoscaling.c). A target answers when its host
- *   is on and it has not failed; when it does not, `up` is 0 and its other
- *   series get one staleness marker, as Prometheus writes for a failed
- *   scrape. A node switched off (scaled in) stops being a target: every
- *   series of it gets a marker, so `up == 0` does not fire for it;
+ *   drives the GPU, as in autoscaling.c); node_network_receive_bytes_total
+ *   and node_network_transmit_bytes_total (device "eth0": the node's one
+ *   link), the traffic classes' bytes_in of every request it accepted and
+ *   bytes_out of every request it completed, from 0 each time it comes up;
+ *   with the pool's host_memory, node_memory_MemTotal_bytes and
+ *   node_memory_MemAvailable_bytes (total less base, less
+ *   per_queued_request per request in its queue); with the model's memory,
+ *   per GPU (label gpu, 0-based) DCGM_FI_DEV_FB_USED: the weights while the
+ *   model is loaded (warming, ready, draining) plus per_request per request
+ *   of the batch running on that GPU, in whole MiB as DCGM reports it;
+ *   with a declared gpu_memory also DCGM_FI_DEV_FB_FREE and
+ *   DCGM_FI_DEV_FB_TOTAL (no reserved memory is modelled). A target
+ *   answers when its host is on and it has not failed; when it does not,
+ *   `up` is 0 and its other series get one staleness marker, as Prometheus
+ *   writes for a failed scrape. A node switched off (scaled in) stops being
+ *   a target: every series of it gets a marker, so `up == 0` does not fire
+ *   for it;
  * - per pool: fleetsim_in_flight, fleetsim_queue_depth, fleetsim_replicas
  *   (ready nodes), fleetsim_pending_pods (nodes starting),
  *   fleetsim_inference_seconds_total (busy GPU-seconds);
@@ -32,7 +44,9 @@
  *   the first error shows in rate()), and the request duration histogram
  *   fleetsim_request_duration_seconds over every finished request (as an
  *   ingress controller measures it: whatever the status).
- * Not modelled: GPU memory, network bytes, cache hit ratio.
+ * Not modelled: cache hit ratio. A series without a model behind it (GPU
+ * memory without models.<name>.memory, node memory without host_memory) is
+ * not exported at all.
  *
  * Memory: the store keeps only what the rules read (their largest range
  * plus an interval); --openmetrics and --promtool-test keep everything.
@@ -60,10 +74,18 @@
 enum { N_CODES = 4 };
 static const char *const CODES[N_CODES] = { "200", "503", "502", "504" }; /* by B_* bucket */
 
+/* 1 MiB: DCGM reports framebuffer memory in whole MiB. */
+#define OBS_MIB 1048576.0
+
+/* A node's series other than `up`, in the order node_values() fills them:
+ * cpu, gpu, network receive and transmit, then [MemTotal, MemAvailable]
+ * with host_memory, then per GPU [FB_USED, [FB_FREE, FB_TOTAL]]. */
 typedef struct {
-    mon_series *cpu, *gpu, *up;
+    mon_series *up;
+    mon_series **s;
+    int n_s;
     int target;            /* was a scrape target at the last scrape */
-    int marked;            /* cpu/gpu got their staleness marker */
+    int marked;            /* its other series got their staleness marker */
     double busy_prev;
 } obs_node;
 
@@ -89,6 +111,7 @@ static struct {
     mon_am *am;
     size_t nt_seen;
     obs_node **nodes;          /* [pool][host] */
+    double *values;            /* scratch for node_values(), the most series of a node */
     mon_series **pool;         /* [pool][N_POOL_SERIES] */
     mon_series **req;          /* [class][code] */
     unsigned long *req_n;
@@ -116,12 +139,80 @@ static mon_series *series(const char *name, const char *k1, const char *v1, cons
     return s;
 }
 
+static int has_host_memory(const eng_node *n)
+{
+    return n->pool->cfg->host_memory.total_bytes > 0;
+}
+
+static int has_gpu_memory(const eng_node *n)
+{
+    return n->pool->model->has_memory;
+}
+
+static int has_gpu_capacity(const eng_node *n)
+{
+    return has_gpu_memory(n) && n->power->gpu_memory_bytes > 0;
+}
+
 static void node_series(eng_node *n, obs_node *o)
 {
     const char *pool = n->pool->cfg->name;
-    o->cpu = series("node_cpu_utilisation", "pool", pool, "node", n->name, NULL, NULL);
-    o->gpu = series("node_gpu_utilisation", "pool", pool, "node", n->name, NULL, NULL);
+    int per_gpu = has_gpu_memory(n) ? 1 + 2 * has_gpu_capacity(n) : 0;
+    o->s = calloc((size_t)(4 + 2 * has_host_memory(n) + n->gpus * per_gpu), sizeof *o->s);
+    o->n_s = 0;
+    o->s[o->n_s++] = series("node_cpu_utilisation", "pool", pool, "node", n->name, NULL, NULL);
+    o->s[o->n_s++] = series("node_gpu_utilisation", "pool", pool, "node", n->name, NULL, NULL);
+    o->s[o->n_s++] = series("node_network_receive_bytes_total", "pool", pool, "node", n->name,
+                            "device", "eth0");
+    o->s[o->n_s++] = series("node_network_transmit_bytes_total", "pool", pool, "node", n->name,
+                            "device", "eth0");
+    if (has_host_memory(n)) {
+        o->s[o->n_s++] = series("node_memory_MemTotal_bytes", "pool", pool, "node", n->name,
+                                NULL, NULL);
+        o->s[o->n_s++] = series("node_memory_MemAvailable_bytes", "pool", pool, "node", n->name,
+                                NULL, NULL);
+    }
+    for (int g = 0; g < n->gpus && per_gpu; g++) {
+        char gpu[16];
+        snprintf(gpu, sizeof gpu, "%d", g);
+        o->s[o->n_s++] = series("DCGM_FI_DEV_FB_USED", "pool", pool, "node", n->name, "gpu", gpu);
+        if (has_gpu_capacity(n)) {
+            o->s[o->n_s++] = series("DCGM_FI_DEV_FB_FREE", "pool", pool, "node", n->name, "gpu",
+                                    gpu);
+            o->s[o->n_s++] = series("DCGM_FI_DEV_FB_TOTAL", "pool", pool, "node", n->name, "gpu",
+                                    gpu);
+        }
+    }
     o->up = series("up", "pool", pool, "node", n->name, NULL, NULL);
+}
+
+/* The values of a node's series (obs_node's order) at a scrape it answers;
+ * util is the GPUs' busy fraction over the last interval. */
+static void node_values(const eng_node *n, double util, double *v)
+{
+    int k = 0;
+    v[k++] = util;
+    v[k++] = util;
+    v[k++] = n->net_rx_bytes;
+    v[k++] = n->net_tx_bytes;
+    if (has_host_memory(n)) {
+        const sc_host_memory *hm = &n->pool->cfg->host_memory;
+        v[k++] = hm->total_bytes;
+        v[k++] = hm->total_bytes - hm->base_bytes - hm->per_queued_bytes * n->q.len;
+    }
+    if (!has_gpu_memory(n))
+        return;
+    const sc_model *m = n->pool->model;
+    int loaded = n->state == NODE_WARMING || n->state == NODE_READY || n->state == NODE_DRAINING;
+    double cap = n->power->gpu_memory_bytes;
+    for (int g = 0; g < n->gpus; g++) {
+        double used = (loaded ? m->weights_bytes : 0) + m->per_request_bytes * n->workers[g].batch_n;
+        v[k++] = floor(used / OBS_MIB);
+        if (has_gpu_capacity(n)) {
+            v[k++] = floor((cap - used) / OBS_MIB);
+            v[k++] = floor(cap / OBS_MIB);
+        }
+    }
 }
 
 static void make_series(void)
@@ -129,12 +220,16 @@ static void make_series(void)
     const sc_scenario *sc = S.sc;
     O.nodes = calloc((size_t)sc->n_pools, sizeof *O.nodes);
     O.pool = calloc((size_t)sc->n_pools * N_POOL_SERIES, sizeof *O.pool);
+    int most = 0;
     for (int k = 0; k < sc->n_pools; k++) {
         O.nodes[k] = calloc((size_t)S.pools[k].n_hosts, sizeof **O.nodes);
+        for (int j = 0; j < S.pools[k].n_hosts; j++)
+            most = most > S.pools[k].nodes[j].gpus ? most : S.pools[k].nodes[j].gpus;
         for (int i = 0; i < N_POOL_SERIES; i++)
             O.pool[k * N_POOL_SERIES + i] = series(POOL_SERIES[i], "pool", sc->pools[k].name,
                                                    NULL, NULL, NULL, NULL);
     }
+    O.values = calloc((size_t)(6 + 3 * most), sizeof *O.values);
     int nc = sc->n_traffic, nb = O.n_buckets + 1;
     O.req = calloc((size_t)nc * N_CODES, sizeof *O.req);
     O.req_n = calloc((size_t)nc * N_CODES, sizeof *O.req_n);
@@ -197,16 +292,18 @@ static void scrape_node(eng_node *n, obs_node *o, double t, double now)
         double g = n->gpus;
         double u = (busy - o->busy_prev) / (O.scrape_s * g);
         u = u < 0 ? 0 : u > 1 ? 1 : u;
-        mon_series_append(o->cpu, t, u);
-        mon_series_append(o->gpu, t, u);
+        double *v = O.values;
+        node_values(n, u, v);
+        for (int i = 0; i < o->n_s; i++)
+            mon_series_append(o->s[i], t, v[i]);
         mon_series_append(o->up, t, 1);
         o->marked = 0;
     } else if (target || o->target) {
         /* a failed scrape (up 0), or a target that went away (up stale) */
         mon_series_append(o->up, t, target ? 0 : mon_stale_nan());
         if (!o->marked) {
-            mon_series_append(o->cpu, t, mon_stale_nan());
-            mon_series_append(o->gpu, t, mon_stale_nan());
+            for (int i = 0; i < o->n_s; i++)
+                mon_series_append(o->s[i], t, mon_stale_nan());
             o->marked = 1;
         }
     }
@@ -710,9 +807,13 @@ void obs_free(void)
     free(O.slo_text);
     mon_am_free(O.am);
     mon_store_destroy(O.store);
-    for (int k = 0; k < S.sc->n_pools; k++)
+    for (int k = 0; k < S.sc->n_pools; k++) {
+        for (int j = 0; j < S.pools[k].n_hosts; j++)
+            free(O.nodes[k][j].s);
         free(O.nodes[k]);
+    }
     free(O.nodes);
+    free(O.values);
     free(O.pool);
     free(O.req);
     free(O.req_n);

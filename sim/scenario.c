@@ -697,6 +697,7 @@ static void load_top(sc_loader *L, yaml_node_t *root, sc_scenario *sc)
         if (s.val)
             SECTIONS[i].parse(L, s.val, sc);
     }
+    sc_monitoring_finish(sc);
 }
 
 /* ---- overrides ---------------------------------------------------------- */

@@ -56,16 +56,33 @@ typedef struct {
     sc_calibration *calibration; /* NULL unless service.calibration given */
     int batch_max_size;          /* 1 = no batching */
     double batch_max_wait_s;     /* 0 = dispatch at once */
+    /* GPU memory (models.<name>.memory; exported as DCGM_FI_DEV_FB_USED):
+     * weights resident on each GPU of a node while the model is loaded,
+     * plus per_request for each request in the batch running on that GPU. */
+    int has_memory;              /* 0 = not modelled: no GPU memory series */
+    double weights_bytes;
+    double per_request_bytes;
 } sc_model;
 
-/* Node types: power draw and price, with documented defaults per gpu_type. */
+/* Node types: power draw and price, with documented defaults per gpu_type,
+ * and the GPU memory capacity when the scenario declares one. */
 typedef struct {
     char *gpu_type;            /* "a100", "h100", "h200", "cpu" */
     double idle_w_per_gpu;     /* draw of one idle GPU (plus its share of host) */
     double busy_w_per_gpu;     /* draw of one fully busy GPU */
     double off_w;              /* draw of a node switched off */
     double price_per_gpu_hour; /* money */
+    double gpu_memory_bytes;   /* capacity of one GPU; 0 = not declared (no default) */
 } sc_power;
+
+/* Host memory of a node (pools.<name>.host_memory; exported as
+ * node_memory_MemTotal_bytes and node_memory_MemAvailable_bytes): in use,
+ * base while the node is up plus per_queued for each request queued at it. */
+typedef struct {
+    double total_bytes;        /* 0 = not modelled: no node memory series */
+    double base_bytes;
+    double per_queued_bytes;
+} sc_host_memory;
 
 /* A random delay: mean_s times a mean-1 variate of the given shape. */
 typedef struct {
@@ -126,6 +143,7 @@ typedef struct {
     double link_latency_s;     /* balancer <-> node, one way */
     double link_bandwidth_Bps; /* bytes per second */
     sc_power power;
+    sc_host_memory host_memory;
     int max_replicas;          /* hosts the pool may ever use (>= replicas) */
     char *zone;                /* failure domain; NULL = the pool's own */
     sc_lifecycle life;
@@ -376,7 +394,8 @@ typedef struct {
     char **rules;              /* rule file paths, resolved against the scenario */
     int n_rules;
     char *alertmanager;        /* alertmanager.yml, resolved; NULL = none */
-    double *buckets_s;         /* request duration histogram bounds, ascending */
+    double *buckets_s;         /* request duration histogram bounds, ascending (with
+                                  slo.latency_p99 among them when it is set) */
     int n_buckets;
     int slo_rules;             /* also evaluate burn-rate rules generated from slo */
 } sc_monitoring;
@@ -435,9 +454,11 @@ struct as;
 struct as *sc_autoscaler_create(const sc_scenario *sc, const sc_autoscaler *a, char *err,
                                 size_t errlen);
 
-/* The multi-window multi-burn-rate rule file generated from sc->slo (an
- * availability SLO over fleetsim_requests_total, by pool), malloc'd; NULL
- * with a message in err when slo.availability is not below 1. */
+/* The multi-window multi-burn-rate rule file generated from sc->slo,
+ * malloc'd: an availability SLO over fleetsim_requests_total and a latency
+ * SLO (99% of requests within slo.latency_p99) over the request duration
+ * histogram, each by pool, for those that are set. NULL with a message in
+ * err when neither is set, or slo.availability is 1 (no budget to burn). */
 char *sc_slo_rules_text(const sc_scenario *sc, char *err, size_t errlen);
 
 /* Mean service time of a batch of b requests for a model (seconds). */

@@ -155,6 +155,8 @@ sc_section_fn sc_parse_autoscaler; /* autoscaler: (sim/scenario_autoscale.c), af
 void sc_free_autoscalers(sc_scenario *sc);
 sc_section_fn sc_parse_monitoring; /* monitoring: (sim/scenario_monitoring.c), after slo */
 void sc_monitoring_defaults(sc_scenario *sc);
+/* After every section: slo.latency_p99 joins the histogram's bounds. */
+void sc_monitoring_finish(sc_scenario *sc);
 void sc_free_monitoring(sc_scenario *sc);
 sc_section_fn sc_parse_pipelines; /* pipelines: (sim/scenario_pipelines.c), after pools */
 sc_section_fn sc_parse_routes;    /* routes: (sim/scenario_pipelines.c), after pipelines */

@@ -2,7 +2,8 @@
  * scenario_models.c - the `models` section of a scenario: models.<name> with
  * its service time (mean, base/per_item, a distribution and cv, empirical
  * samples from a CSV file, or a calibration profile from `realbench` plus
- * noise) and its batching (max_size, max_wait). Also sc_model_mean_s's
+ * noise), its batching (max_size, max_wait) and its GPU memory (weights,
+ * per_request: what DCGM_FI_DEV_FB_USED reports). Also sc_model_mean_s's
  * profiles are loaded here, and the model lookups that pools use. Parsed
  * first: every other section may refer to a model.
  */
@@ -310,9 +311,32 @@ static void load_service(sc_loader *L, yaml_node_t *svc, const char *path, int m
     }
 }
 
+/* memory: {weights, per_request}: weights required (> 0), per_request 0. */
+static void load_memory(sc_loader *L, yaml_node_t *n, const char *path, sc_model *m)
+{
+    static const char *const keys[] = {"weights", "per_request", NULL};
+    char p[SC_PATHLEN];
+
+    if (sc_check_map(L, n, path, keys))
+        return;
+    sc_kv w = sc_find(L, n, "weights"), pr = sc_find(L, n, "per_request");
+    int bad = 0;
+    if (w.val == NULL) {
+        sc_errn(L, n, "%s: missing required key weights", path);
+        bad = 1;
+    } else {
+        bad |= sc_want_unit(L, w.val, sc_join(p, path, "weights"), sc_parse_bytes, "size",
+                            "16GB, 40GiB", 1, &m->weights_bytes);
+    }
+    if (pr.val)
+        bad |= sc_want_unit(L, pr.val, sc_join(p, path, "per_request"), sc_parse_bytes, "size",
+                            "20MB, 512MiB", 0, &m->per_request_bytes);
+    m->has_memory = !bad;
+}
+
 static void load_model(sc_loader *L, yaml_node_t *n, const char *path, sc_model *m)
 {
-    static const char *const keys[] = {"service", "batch", NULL};
+    static const char *const keys[] = {"service", "batch", "memory", NULL};
     static const char *const batch_keys[] = {"max_size", "max_wait", NULL};
     char p[SC_PATHLEN];
 
@@ -335,6 +359,9 @@ static void load_model(sc_loader *L, yaml_node_t *n, const char *path, sc_model 
         load_service(L, svc.val, sc_join(p, path, "service"), m->batch_max_size, m);
     else
         sc_errn(L, n, "%s: missing required key service", path);
+    sc_kv mem = sc_find(L, n, "memory");
+    if (mem.val)
+        load_memory(L, mem.val, sc_join(p, path, "memory"), m);
 }
 
 void sc_parse_models(sc_loader *L, yaml_node_t *n, sc_scenario *sc)

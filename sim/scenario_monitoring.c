@@ -3,7 +3,9 @@
  * the way a Prometheus server and an Alertmanager would watch it
  * (scrape and evaluation intervals, the user's rule files and
  * alertmanager.yml, the request duration histogram's buckets, and whether
- * burn-rate rules generated from `slo` are evaluated too).
+ * burn-rate rules generated from `slo` are evaluated too: availability from
+ * the request counter, latency from the histogram bucket at
+ * slo.latency_p99, which sc_monitoring_finish adds to the bounds).
  *
  * Rule files and alertmanager.yml are loaded here once, with the
  * monitoring library, so a mistake in them is a `file:line:col` error at
@@ -30,20 +32,44 @@ static int want_bool(sc_loader *L, const yaml_node_t *n, const char *path, int *
     return sc_want_enum(L, n, path, names, out);
 }
 
+/* The latency SLO of a p99 target: 99% of requests within slo.latency_p99,
+ * so 1% of them may be slower (the SRE workbook's latency SLI: the share of
+ * requests slower than the threshold, from the histogram bucket at it). */
+#define SLO_LATENCY_OBJECTIVE 0.99
+
 char *sc_slo_rules_text(const sc_scenario *sc, char *err, size_t errlen)
 {
-    if (!(sc->slo.availability > 0 && sc->slo.availability < 1)) {
-        snprintf(err, errlen, "slo_rules needs slo.availability below 1 (an error budget to burn)");
+    const sc_slo *o = &sc->slo;
+    if (o->availability >= 1) {
+        snprintf(err, errlen, "slo_rules needs slo.availability below 1 (an error budget to "
+                 "burn); it is 1");
         return NULL;
     }
-    mon_slo slo = { .name = "availability", .objective = sc->slo.availability,
-                    .errors = "fleetsim_requests_total{code=~\"5..\"}",
-                    .total = "fleetsim_requests_total", .by = "pool" };
+    if (!(o->availability > 0) && !(o->latency_p99_s > 0)) {
+        snprintf(err, errlen, "slo_rules needs slo.availability (below 1) or slo.latency_p99");
+        return NULL;
+    }
+    mon_slo slos[2];
+    int n = 0;
+    if (o->availability > 0)
+        slos[n++] = (mon_slo){ .name = "availability", .objective = o->availability,
+                               .errors = "fleetsim_requests_total{code=~\"5..\"}",
+                               .total = "fleetsim_requests_total", .by = "pool" };
+    /* the bucket's le is written as the exporter writes it (Go's format) */
+    char le[40], good[128], what[96];
+    if (o->latency_p99_s > 0) {
+        mon_fmt_go(o->latency_p99_s, le, sizeof le);
+        snprintf(good, sizeof good, "fleetsim_request_duration_seconds_bucket{le=\"%s\"}", le);
+        snprintf(what, sizeof what, "Share of requests slower than %ss", le);
+        slos[n++] = (mon_slo){ .name = "latency", .objective = SLO_LATENCY_OBJECTIVE,
+                               .good = good, .total = "fleetsim_request_duration_seconds_count",
+                               .by = "pool", .what = what };
+    }
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     mon_error e;
-    int rc = f ? mon_slo_write_rules(f, &slo, 1, &e) : -1;
+    int rc = f ? mon_slo_write_rules(f, slos, n, &e) : -1;
     if (f)
         fclose(f);
     if (rc != 0) {
@@ -179,6 +205,29 @@ void sc_parse_monitoring(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
         mon_rules_free(r);
         free(text);
     }
+}
+
+/* After every section: the latency SLO's threshold is one of the
+ * histogram's bounds (added in order when the buckets lack it), so its
+ * burn-rate rules, and anyone's, can read the share of requests within it. */
+void sc_monitoring_finish(sc_scenario *sc)
+{
+    sc_monitoring *m = &sc->monitoring;
+    double t = sc->slo.latency_p99_s;
+    if (!(t > 0) || m->buckets_s == NULL)
+        return;
+    int at = 0;
+    while (at < m->n_buckets && m->buckets_s[at] < t)
+        at++;
+    if (at < m->n_buckets && m->buckets_s[at] == t)
+        return;
+    double *b = realloc(m->buckets_s, sizeof *b * (size_t)(m->n_buckets + 1));
+    if (b == NULL)
+        return;
+    memmove(b + at + 1, b + at, sizeof *b * (size_t)(m->n_buckets - at));
+    b[at] = t;
+    m->buckets_s = b;
+    m->n_buckets++;
 }
 
 /* Defaults, whether or not the file has the section. */

@@ -3,8 +3,11 @@
  * model, replicas, gpus_per_node, gpu_type (which sets the default power
  * draw and price), queue_capacity, timeout, link (latency, bandwidth),
  * power and price_per_gpu_hour, max_replicas, zone, lifecycle (the
- * durations of a replica's way up and out), health_check and node_pool (the
- * cluster nodes under the replicas, with a Cluster Autoscaler). Parsed after
+ * durations of a replica's way up and out), health_check, node_pool (the
+ * cluster nodes under the replicas, with a Cluster Autoscaler), rollout,
+ * and the memory the exporters report: gpu_memory (one GPU's capacity,
+ * which must hold the model's weights and its largest batch) and
+ * host_memory (total, base, per_queued_request). Parsed after
  * models (a pool names its model); also the pool lookups that traffic,
  * load_balancer and chaos use.
  */
@@ -209,11 +212,80 @@ static void load_node_pool(sc_loader *L, yaml_node_t *n, const char *path, sc_po
                 pl->replicas);
 }
 
-/* rollout: {at, gpus_per_node, gpu_type, max_surge, max_unavailable} */
-static void load_rollout(sc_loader *L, yaml_node_t *n, const char *path, sc_pool *pl)
+/* A GPU memory capacity at n (a pool's or a rollout's gpu_memory): > 0, and
+ * it must hold the model's weights plus its largest batch, as a server that
+ * preallocates for max_size would need. 0 with *out set, or -1. */
+static int want_gpu_memory(sc_loader *L, const yaml_node_t *n, const char *path,
+                           const sc_scenario *sc, const sc_pool *pl, double *out)
 {
-    static const char *const keys[] = {"at", "gpus_per_node", "gpu_type", "max_surge",
-                                       "max_unavailable", NULL};
+    double cap;
+    if (sc_want_unit(L, n, path, sc_parse_bytes, "size", "80GB, 141GB, 80GiB", 1, &cap))
+        return -1;
+    if (pl->model < 0)
+        return -1; /* reported at model */
+    const sc_model *m = &sc->models[pl->model];
+    if (!m->has_memory) {
+        sc_errn(L, n, "%s: model %s has no memory (weights, per_request) to hold against this "
+                "capacity", path, m->name);
+        return -1;
+    }
+    double need = m->weights_bytes + m->per_request_bytes * m->batch_max_size;
+    if (need > cap) {
+        sc_errn(L, n, "%s: %.0f B cannot hold model %s: weights %.0f B + per_request %.0f B x "
+                "batch.max_size %d = %.0f B", path, cap, m->name, m->weights_bytes,
+                m->per_request_bytes, m->batch_max_size, need);
+        return -1;
+    }
+    *out = cap;
+    return 0;
+}
+
+/* host_memory: {total, base, per_queued_request}; queue_capacity read before. */
+static void load_host_memory(sc_loader *L, yaml_node_t *n, const char *path, sc_pool *pl)
+{
+    static const char *const keys[] = {"total", "base", "per_queued_request", NULL};
+    char p[SC_PATHLEN];
+    sc_host_memory hm = { 0 };
+    if (sc_check_map(L, n, path, keys))
+        return;
+    sc_kv total = sc_find(L, n, "total"), base = sc_find(L, n, "base");
+    sc_kv per = sc_find(L, n, "per_queued_request");
+    int bad = 0;
+    if (total.val == NULL) {
+        sc_errn(L, n, "%s: missing required key total", path);
+        bad = 1;
+    } else {
+        bad |= sc_want_unit(L, total.val, sc_join(p, path, "total"), sc_parse_bytes, "size",
+                            "512GB, 2TiB", 1, &hm.total_bytes);
+    }
+    if (base.val == NULL) {
+        sc_errn(L, n, "%s: missing required key base", path);
+        bad = 1;
+    } else {
+        bad |= sc_want_unit(L, base.val, sc_join(p, path, "base"), sc_parse_bytes, "size",
+                            "8GB, 16GiB", 0, &hm.base_bytes);
+    }
+    if (per.val)
+        bad |= sc_want_unit(L, per.val, sc_join(p, path, "per_queued_request"), sc_parse_bytes,
+                            "size", "1MB, 64KiB", 0, &hm.per_queued_bytes);
+    if (bad)
+        return;
+    double peak = hm.base_bytes + hm.per_queued_bytes * pl->queue_capacity;
+    if (peak > hm.total_bytes) {
+        sc_errn(L, total.val, "%s: total %.0f B is below what a full queue needs: base %.0f B + "
+                "per_queued_request %.0f B x queue_capacity %d = %.0f B", path, hm.total_bytes,
+                hm.base_bytes, hm.per_queued_bytes, pl->queue_capacity, peak);
+        return;
+    }
+    pl->host_memory = hm;
+}
+
+/* rollout: {at, gpus_per_node, gpu_type, gpu_memory, max_surge, max_unavailable} */
+static void load_rollout(sc_loader *L, yaml_node_t *n, const char *path, const sc_scenario *sc,
+                         sc_pool *pl)
+{
+    static const char *const keys[] = {"at", "gpus_per_node", "gpu_type", "gpu_memory",
+                                       "max_surge", "max_unavailable", NULL};
     char p[SC_PATHLEN];
     sc_rollout *ro = &pl->rollout;
     int type = -1;
@@ -225,7 +297,7 @@ static void load_rollout(sc_loader *L, yaml_node_t *n, const char *path, sc_pool
     }
     sc_kv at = sc_find(L, n, "at"), g = sc_find(L, n, "gpus_per_node");
     sc_kv gt = sc_find(L, n, "gpu_type"), surge = sc_find(L, n, "max_surge");
-    sc_kv unav = sc_find(L, n, "max_unavailable");
+    sc_kv unav = sc_find(L, n, "max_unavailable"), gmem = sc_find(L, n, "gpu_memory");
     ro->gpus_per_node = pl->gpus_per_node;
     ro->power = pl->power;
     ro->power.gpu_type = NULL;
@@ -244,6 +316,17 @@ static void load_rollout(sc_loader *L, yaml_node_t *n, const char *path, sc_pool
         ro->power.busy_w_per_gpu = GPU_TYPES[type].busy_w;
         ro->power.off_w = GPU_TYPES[type].off_w;
         ro->power.price_per_gpu_hour = GPU_TYPES[type].price;
+    }
+    /* the pool's gpu_memory carries over to nodes of the same gpu_type only */
+    if (gmem.val) {
+        if (want_gpu_memory(L, gmem.val, sc_join(p, path, "gpu_memory"), sc, pl,
+                            &ro->power.gpu_memory_bytes))
+            return;
+    } else if (type >= 0 && strcmp(GPU_TYPES[type].name, pl->power.gpu_type) != 0 &&
+               pl->power.gpu_memory_bytes > 0) {
+        sc_errn(L, gt.val, "%s: the pool declares gpu_memory and the rollout changes gpu_type to "
+                "%s: give the new GPUs' rollout.gpu_memory too", path, GPU_TYPES[type].name);
+        return;
     }
     if (surge.val)
         sc_want_intv(L, surge.val, sc_join(p, path, "max_surge"), 0, &ro->max_surge);
@@ -265,7 +348,7 @@ static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
                                        "queue_capacity", "timeout", "link", "power",
                                        "price_per_gpu_hour", "max_replicas", "zone",
                                        "lifecycle", "health_check", "node_pool", "rollout",
-                                       NULL};
+                                       "gpu_memory", "host_memory", NULL};
     static const char *const link_keys[] = {"latency", "bandwidth", NULL};
     static const char *const power_keys[] = {"idle_per_gpu", "busy_per_gpu", "off", NULL};
     char p[SC_PATHLEN], q[SC_PATHLEN], list[SC_LISTLEN], buf[SC_SHOWLEN];
@@ -320,6 +403,12 @@ static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
     pl->power.price_per_gpu_hour = GPU_TYPES[type].price;
     if (qcap.val)
         sc_want_intv(L, qcap.val, sc_join(p, path, "queue_capacity"), 1, &pl->queue_capacity);
+    sc_kv gmem = sc_find(L, n, "gpu_memory"), hmem = sc_find(L, n, "host_memory");
+    if (gmem.val)
+        want_gpu_memory(L, gmem.val, sc_join(p, path, "gpu_memory"), sc, pl,
+                        &pl->power.gpu_memory_bytes);
+    if (hmem.val)
+        load_host_memory(L, hmem.val, sc_join(p, path, "host_memory"), pl);
     if (timeout.val)
         sc_want_dur(L, timeout.val, sc_join(p, path, "timeout"), 0, &pl->timeout_s);
     if (link.val && sc_check_map(L, link.val, sc_join(p, path, "link"), link_keys) == 0) {
@@ -362,7 +451,7 @@ static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
         load_node_pool(L, npool.val, sc_join(p, path, "node_pool"), pl);
     sc_kv roll = sc_find(L, n, "rollout");
     if (roll.val)
-        load_rollout(L, roll.val, sc_join(p, path, "rollout"), pl);
+        load_rollout(L, roll.val, sc_join(p, path, "rollout"), sc, pl);
 }
 
 void sc_parse_pools(sc_loader *L, yaml_node_t *n, sc_scenario *sc)

@@ -137,6 +137,23 @@ static inline int tu_ts_column(const char *dir, const char *name, double *v, int
     return col >= 0 ? n : -1;
 }
 
+/* The value of one series (as exported: name{labels in order}) at sim time
+ * t_s in a --openmetrics file's text (timestamps from 1700000000 s, to the
+ * millisecond); NAN when it has no sample then. */
+static inline double tu_om_sample(const char *om, const char *series, int t_s)
+{
+    char head[512], stamp[32];
+    snprintf(head, sizeof head, "\n%s ", series);
+    snprintf(stamp, sizeof stamp, " %d.000", 1700000000 + t_s);
+    size_t hl = strlen(head), sl = strlen(stamp);
+    for (const char *p = strstr(om, head); p; p = strstr(p + 1, head)) {
+        const char *v = p + hl, *end = strchr(v, '\n'), *sp = strchr(v, ' ');
+        if (end && sp && (size_t)(end - sp) == sl && !strncmp(sp, stamp, sl))
+            return strtod(v, NULL);
+    }
+    return 0.0 / 0.0;
+}
+
 static inline void tu_rm_rf(const char *dir)
 {
     if (dir && !strncmp(dir, "/tmp/fleetsim-test-", 19))

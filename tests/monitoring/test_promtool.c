@@ -248,6 +248,18 @@ static void test_seed_and_slo_rules_check(void)
     CU_ASSERT_EQUAL(mon_slo_write_rules(f, &slo, 1, &err), 0);
     fclose(f);
     CU_ASSERT_EQUAL(tu_sh(log, "promtool check rules '%s'", path), 0);
+    /* both SLOs in one file: their alerts share a name and must differ in
+     * labels, or promtool's lint reports duplicate rules */
+    mon_slo both[2] = { slo,
+                        { .name = "latency", .objective = 0.99,
+                          .good = "fleetsim_request_duration_seconds_bucket{le=\"0.25\"}",
+                          .total = "fleetsim_request_duration_seconds_count", .by = "pool" } };
+    snprintf(path, sizeof path, "%s/slo-both.yml", tmp);
+    f = fopen(path, "w");
+    CU_ASSERT_EQUAL(mon_slo_write_rules(f, both, 2, &err), 0);
+    fclose(f);
+    CU_ASSERT_EQUAL(tu_sh(log, "promtool check rules '%s'", path), 0);
+    snprintf(path, sizeof path, "%s/slo.yml", tmp);
 
     /* the generated rules, run by fleetsim on a burst of errors, checked by
      * promtool: 5% errors for 10 minutes against 99.9% */

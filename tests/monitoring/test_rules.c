@@ -305,6 +305,72 @@ static void test_slo_rules(void)
     free(buf);
 }
 
+/* A latency SLO from a histogram: the error ratio is 1 - good / total.
+ * 10% of requests slower than 1 s against 99%: a burn of 10x, so the 6x
+ * and 1x pairs fire (on the first evaluation with two samples in 5m) and
+ * 14.4x does not. */
+static void test_slo_latency_rules(void)
+{
+    mon_slo slo = { .name = "latency", .objective = 0.99,
+                    .good = "fleetsim_request_duration_seconds_bucket{le=\"1\"}",
+                    .total = "fleetsim_request_duration_seconds_count", .by = "pool",
+                    .what = "Share of requests slower than 1s" };
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    mon_error err;
+    CU_ASSERT_EQUAL(mon_slo_write_rules(f, &slo, 1, &err), 0);
+    fclose(f);
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "        expr: 1 - (sum by (pool) (rate("
+                                       "fleetsim_request_duration_seconds_bucket{le=\"1\"}[30m])) "
+                                       "/ sum by (pool) (rate("
+                                       "fleetsim_request_duration_seconds_count[30m])))\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "description: \"Share of requests slower than 1s over 6h is"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "          slo: latency\n          severity: critical\n"));
+    mon_rules *r = load(buf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(mon_rules_n_alerting(r), 3);
+    mon_store *s = mon_store_create(mon_rules_retention_s(r));
+    for (int i = 0; i <= 240; i++) {
+        double t = i * 15.0;
+        mon_store_add(s, "fleetsim_request_duration_seconds_bucket{le=\"1\",pool=\"a\"}", t, 90.0 * i);
+        mon_store_add(s, "fleetsim_request_duration_seconds_bucket{le=\"+Inf\",pool=\"a\"}", t,
+                      100.0 * i);
+        mon_store_add(s, "fleetsim_request_duration_seconds_count{pool=\"a\"}", t, 100.0 * i);
+        if (i % 4 == 0)
+            mon_rules_eval(r, s, t);
+    }
+    size_t n;
+    const mon_alert_record *rec = mon_rules_alerts(r, &n);
+    int fired = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(rec[i].firing_at))
+            continue;
+        fired++;
+        const char *lw = mon_labels_get(&rec[i].labels, "long_window");
+        CU_ASSERT(!strcmp(lw, "6h") || !strcmp(lw, "3d"));
+        CU_ASSERT_STRING_EQUAL(mon_labels_get(&rec[i].labels, "slo"), "latency");
+        CU_ASSERT_STRING_EQUAL(mon_labels_get(&rec[i].labels, "pool"), "a");
+        CU_ASSERT_EQUAL(rec[i].firing_at, 60);
+        CU_ASSERT(isnan(rec[i].resolved_at));
+    }
+    CU_ASSERT_EQUAL(fired, 2);
+    mon_store_destroy(s);
+    mon_rules_free(r);
+    free(buf);
+    /* exactly one of errors and good */
+    slo.errors = "fleetsim_requests_total{code=~\"5..\"}";
+    f = open_memstream(&buf, &len);
+    CU_ASSERT_EQUAL(mon_slo_write_rules(f, &slo, 1, &err), -1);
+    fclose(f);
+    free(buf);
+    slo.errors = slo.good = NULL;
+    f = open_memstream(&buf, &len);
+    CU_ASSERT_EQUAL(mon_slo_write_rules(f, &slo, 1, &err), -1);
+    fclose(f);
+    free(buf);
+}
+
 /* ---- Alertmanager ---- */
 
 static mon_am *am_load(const char *text)
@@ -491,6 +557,7 @@ int main(void)
     CU_add_test(s, "recording rules and staleness", test_recording);
     CU_add_test(s, "load errors with file:line:col", test_load_errors);
     CU_add_test(s, "SLO burn-rate rules", test_slo_rules);
+    CU_add_test(s, "latency SLO burn-rate rules", test_slo_latency_rules);
     CU_add_test(s, "Alertmanager group_wait/interval/repeat", test_am_timing);
     CU_add_test(s, "Alertmanager routing and inhibition", test_am_routing_and_inhibition);
     CU_add_test(s, "rules to Alertmanager", test_rules_to_am);

@@ -335,6 +335,10 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL(sc->lb.n_servers, 0);
     CU_ASSERT_DOUBLE_EQUAL(sc->slo.latency_p99_s, 0, 0);
     CU_ASSERT_DOUBLE_EQUAL(sc->slo.availability, 0, 0);
+    /* no memory model: no memory series */
+    CU_ASSERT_EQUAL(m->has_memory, 0);
+    CU_ASSERT_DOUBLE_EQUAL(p->power.gpu_memory_bytes, 0, 0);
+    CU_ASSERT_DOUBLE_EQUAL(p->host_memory.total_bytes, 0, 0);
     sc_free(sc);
 }
 
@@ -442,7 +446,7 @@ static void test_key_errors(void)
                  "9:5: pools.gpu: unknown key \"replica\" (valid keys: model, replicas, "
                  "gpus_per_node, gpu_type, queue_capacity, timeout, link, power, "
                  "price_per_gpu_hour, max_replicas, zone, lifecycle, health_check, node_pool, "
-                 "rollout)");
+                 "rollout, gpu_memory, host_memory)");
     /* Both errors of that file, and the missing required key, are reported. */
     CU_ASSERT(has_line("5:27: models.m.service: unknown key \"median\" (valid keys: "
                        "distribution, mean, base, per_item, cv, samples, calibration, "
@@ -1158,6 +1162,140 @@ static void test_calibration_errors(void)
     CU_ASSERT_EQUAL(count_lines(g_err), 1);
 }
 
+/* models.<m>.memory, pools.<p>.gpu_memory and host_memory (the memory the
+ * exporters report), and rollout.gpu_memory. */
+static void test_memory(void)
+{
+    sc_scenario *sc = expect_ok(
+        "name: t\nduration: 1h\n"
+        "models: {m: {service: {mean: 10ms}, batch: {max_size: 8},\n"
+        "             memory: {weights: 16GiB, per_request: 20MB}}}\n"
+        "pools: {gpu: {model: m, replicas: 1, queue_capacity: 100, gpu_memory: 80GB,\n"
+        "              host_memory: {total: 512GiB, base: 8GB, per_queued_request: 1MiB},\n"
+        "              rollout: {at: 1m, gpu_type: h200, gpu_memory: 141GB}}}\n"
+        "traffic: [{name: api, pool: gpu, arrivals: {rate: 1}}]\n", NULL, 0);
+    if (sc) {
+        const sc_model *m = &sc->models[0];
+        CU_ASSERT_EQUAL(m->has_memory, 1);
+        CU_ASSERT_DOUBLE_EQUAL(m->weights_bytes, 17179869184.0, 0);
+        CU_ASSERT_DOUBLE_EQUAL(m->per_request_bytes, 20e6, 0);
+        const sc_pool *p = &sc->pools[0];
+        CU_ASSERT_DOUBLE_EQUAL(p->power.gpu_memory_bytes, 80e9, 0);
+        CU_ASSERT_DOUBLE_EQUAL(p->host_memory.total_bytes, 512.0 * 1073741824.0, 0);
+        CU_ASSERT_DOUBLE_EQUAL(p->host_memory.base_bytes, 8e9, 0);
+        CU_ASSERT_DOUBLE_EQUAL(p->host_memory.per_queued_bytes, 1048576.0, 0);
+        CU_ASSERT_DOUBLE_EQUAL(p->rollout.power.gpu_memory_bytes, 141e9, 0);
+    }
+    sc_free(sc);
+    /* per_request defaults to 0; a rollout of the same gpu_type keeps the capacity */
+    sc = expect_ok("name: t\nduration: 1h\n"
+                   "models: {m: {service: {mean: 10ms}, memory: {weights: 1GB}}}\n"
+                   "pools: {gpu: {model: m, replicas: 1, gpu_memory: 1GB,\n"
+                   "              rollout: {at: 1m, gpus_per_node: 2}}}\n"
+                   "traffic: [{name: api, pool: gpu, arrivals: {rate: 1}}]\n", NULL, 0);
+    if (sc) {
+        CU_ASSERT_DOUBLE_EQUAL(sc->models[0].per_request_bytes, 0, 0);
+        CU_ASSERT_DOUBLE_EQUAL(sc->pools[0].rollout.power.gpu_memory_bytes, 1e9, 0);
+    }
+    sc_free(sc);
+
+    expect_error("name: t\nduration: 1h\n"
+                 "models:\n"
+                 "  a: {service: {mean: 10ms}, memory: {per_request: 20MB}}\n"
+                 "  b: {service: {mean: 10ms}, memory: {weights: 0GB, per_request: -1MB}}\n"
+                 "  c: {service: {mean: 10ms}, memory: {weights: 1GB, kv: 1GB}}\n"
+                 "  d: {service: {mean: 10ms}, memory: 16GB}\n"
+                 "pools: {gpu: {model: a, replicas: 1}}\n"
+                 "traffic: [{name: api, pool: gpu, arrivals: {rate: 1}}]\n",
+                 NULL, 0, "4:38: models.a.memory: missing required key weights");
+    CU_ASSERT(has_line("5:48: models.b.memory.weights: expected a size > 0 (like 16GB, 40GiB), "
+                       "got \"0GB\""));
+    CU_ASSERT(has_line("5:66: models.b.memory.per_request: expected a size >= 0 (like 20MB, "
+                       "512MiB), got \"-1MB\""));
+    CU_ASSERT(has_line("6:53: models.c.memory: unknown key \"kv\" (valid keys: weights, "
+                       "per_request)"));
+    CU_ASSERT(has_line("7:38: models.d.memory: expected a mapping, got \"16GB\""));
+    CU_ASSERT_EQUAL(count_lines(g_err), 5);
+
+    /* 16 GB + 8 x 20 MB = 16.16 GB does not fit in 16 GB; a capacity needs
+     * the model's memory; host memory must hold base and a full queue */
+    expect_error("name: t\nduration: 1h\n"
+                 "models:\n"
+                 "  m: {service: {mean: 10ms}, batch: {max_size: 8},\n"
+                 "      memory: {weights: 16GB, per_request: 20MB}}\n"
+                 "  plain: {service: {mean: 10ms}}\n"
+                 "pools:\n"
+                 "  a: {model: m, replicas: 1, gpu_memory: 16GB}\n"
+                 "  b: {model: plain, replicas: 1, gpu_memory: 80GB}\n"
+                 "  c: {model: m, replicas: 1, queue_capacity: 10,\n"
+                 "      host_memory: {total: 1GB, base: 999MB, per_queued_request: 200kB}}\n"
+                 "  d: {model: m, replicas: 1, host_memory: {base: 1GB}}\n"
+                 "  e: {model: m, replicas: 1, gpu_memory: 80GB, gpu_type: h100,\n"
+                 "      rollout: {at: 1m, gpu_type: h200}}\n"
+                 "traffic: [{name: api, pool: a, arrivals: {rate: 1}}]\n",
+                 NULL, 0, "8:42: pools.a.gpu_memory: 16000000000 B cannot hold model m: weights "
+                 "16000000000 B + per_request 20000000 B x batch.max_size 8 = 16160000000 B");
+    CU_ASSERT(has_line("9:46: pools.b.gpu_memory: model plain has no memory (weights, "
+                       "per_request) to hold against this capacity"));
+    CU_ASSERT(has_line("11:28: pools.c.host_memory: total 1000000000 B is below what a full "
+                       "queue needs: base 999000000 B + per_queued_request 200000 B x "
+                       "queue_capacity 10 = 1001000000 B"));
+    CU_ASSERT(has_line("12:43: pools.d.host_memory: missing required key total"));
+    CU_ASSERT(has_line("14:35: pools.e.rollout: the pool declares gpu_memory and the rollout "
+                       "changes gpu_type to h200: give the new GPUs' rollout.gpu_memory too"));
+    CU_ASSERT_EQUAL(count_lines(g_err), 5);
+}
+
+/* slo.latency_p99 joins the histogram's bounds, in order, once; the
+ * generated rules cover the SLOs that are set. */
+static void test_slo_latency_bucket(void)
+{
+    const char *yaml = MINIMAL "slo: {latency_p99: 300ms}\n"
+                               "monitoring: {histogram_buckets: [100ms, 1s], slo_rules: true}\n";
+    sc_scenario *sc = expect_ok(yaml, NULL, 0);
+    if (sc) {
+        CU_ASSERT_EQUAL_FATAL(sc->monitoring.n_buckets, 3);
+        CU_ASSERT_DOUBLE_EQUAL(sc->monitoring.buckets_s[0], 0.1, 0);
+        CU_ASSERT_DOUBLE_EQUAL(sc->monitoring.buckets_s[1], 0.3, 0);
+        CU_ASSERT_DOUBLE_EQUAL(sc->monitoring.buckets_s[2], 1, 0);
+        char err[256];
+        char *text = sc_slo_rules_text(sc, err, sizeof err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+        CU_ASSERT_PTR_NULL(strstr(text, "slo-availability"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(
+            text, "      - record: slo:latency:error_ratio_rate1h\n"
+                  "        expr: 1 - (sum by (pool) (rate(fleetsim_request_duration_seconds_bucket"
+                  "{le=\"0.3\"}[1h])) / sum by (pool) (rate(fleetsim_request_duration_seconds_count"
+                  "[1h])))\n"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(text, "slo:latency:error_ratio_rate5m > (14.4 * (1 - 0.99))"));
+        free(text);
+    }
+    sc_free(sc);
+    /* already a bound: not added twice; without a monitoring section the
+     * default buckets get it too */
+    const char *ov[] = {"slo.latency_p99=1s"};
+    sc = expect_ok(yaml, ov, 1);
+    if (sc)
+        CU_ASSERT_EQUAL(sc->monitoring.n_buckets, 2);
+    sc_free(sc);
+    sc = expect_ok(MINIMAL "slo: {latency_p99: 300ms, availability: 0.999}\n", NULL, 0);
+    if (sc) {
+        CU_ASSERT_EQUAL(sc->monitoring.n_buckets, 12);
+        CU_ASSERT_DOUBLE_EQUAL(sc->monitoring.buckets_s[6], 0.3, 0);
+        char err[256];
+        char *text = sc_slo_rules_text(sc, err, sizeof err);
+        CU_ASSERT_PTR_NOT_NULL(text);
+        CU_ASSERT_PTR_NOT_NULL(text && strstr(text, "  - name: slo-availability\n"));
+        CU_ASSERT_PTR_NOT_NULL(text && strstr(text, "  - name: slo-latency\n"));
+        free(text);
+    }
+    sc_free(sc);
+    /* slo_rules with no SLO to burn */
+    expect_error(MINIMAL "monitoring: {slo_rules: true}\n", NULL, 0,
+                 "14:25: monitoring.slo_rules: slo_rules needs slo.availability (below 1) or "
+                 "slo.latency_p99");
+}
+
 int main(void)
 {
     const char *src = getenv("FLEETSIM_SRC");
@@ -1198,6 +1336,8 @@ int main(void)
     CU_add_test(s, "calibration profile", test_calibration_fixture);
     CU_add_test(s, "sc_model_mean_s", test_model_mean);
     CU_add_test(s, "calibration errors", test_calibration_errors);
+    CU_add_test(s, "memory the exporters report", test_memory);
+    CU_add_test(s, "latency SLO bucket and rules", test_slo_latency_bucket);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int failures = (int)CU_get_number_of_failures();

@@ -1,0 +1,169 @@
+/*
+ * test_observe_exporters.c - the node memory, GPU memory and network
+ * exporters of a run, read back from its --openmetrics export.
+ *
+ * One node with two GPUs; deterministic 2 s batches of up to 4 requests
+ * (max_wait 100 ms); the model holds 16 GiB of weights and 20 MiB per
+ * request in a running batch on 80 GiB GPUs; the host has 256 GiB, 8 GiB
+ * in use while up and 1 MiB per queued request; requests are 4 KB in and
+ * 1 KB out; scrapes every 10 s. Arrivals (a trace): 8 at 9.0 s, so each
+ * GPU runs a batch of 4 over [9, 11]; 3 at 9.5 s, which wait in the
+ * node's queue until 11; 2 at 40 s. The node crashes at 25 s and is back
+ * (no start-up delays) at 35 s. So:
+ * - at 10 s: DCGM_FI_DEV_FB_USED = 16384 + 4 x 20 = 16464 MiB on each GPU,
+ *   FB_FREE = 81920 - 16464 = 65456, FB_TOTAL = 81920; MemAvailable =
+ *   256 GiB - 8 GiB - 3 MiB; received 11 x 4000 B, transmitted 0 (nothing
+ *   completed yet);
+ * - at 20 s: everything done: FB_USED 16384 (the weights), MemAvailable
+ *   256 - 8 GiB, received 44000 B, transmitted 11 x 1000 B;
+ * - at 30 s: the node is down: up 0, no exporter sample;
+ * - at 50 s: the counters started again from 0 at the crash: received
+ *   2 x 4000 B, transmitted 2 x 1000 B.
+ * Without models.<m>.memory and host_memory, no GPU or node memory series
+ * is exported at all (no model behind them); the network counters are.
+ */
+#include "testutil.h"
+
+#include <CUnit/Basic.h>
+
+#include <math.h>
+
+static char *tmp;
+
+static const char *scenario_fmt =
+    "name: exporters\n"
+    "seed: 1\n"
+    "duration: 1m\n"
+    "models:\n"
+    "  m:\n"
+    "    service: {distribution: deterministic, mean: 2s}\n"
+    "    batch: {max_size: 4, max_wait: 100ms}\n"
+    "%s"
+    "pools:\n"
+    "  gpu:\n"
+    "    model: m\n"
+    "    replicas: 1\n"
+    "    gpus_per_node: 2\n"
+    "%s"
+    "traffic:\n"
+    "  - name: api\n"
+    "    pool: gpu\n"
+    "    size: 4KB\n"
+    "    response_size: 1KB\n"
+    "    arrivals: {process: trace, trace: trace.csv}\n"
+    "chaos:\n"
+    "  - {fault: node_crash, at: 25s, target: gpu/0, recover_after: 10s}\n"
+    "monitoring: {scrape_interval: 10s}\n";
+
+static const char *memory_keys = "    memory: {weights: 16GiB, per_request: 20MiB}\n";
+static const char *pool_keys =
+    "    gpu_memory: 80GiB\n"
+    "    host_memory: {total: 256GiB, base: 8GiB, per_queued_request: 1MiB}\n";
+
+#define GIB 1073741824.0
+#define MIB 1048576.0
+
+/* Runs the scenario with these extra keys; the --openmetrics text, or NULL. */
+static char *run(const char *name, const char *model_keys, const char *pool_extra)
+{
+    char path[4300], out[4300], om[4300], log[4300], text[4096];
+    snprintf(text, sizeof text, scenario_fmt, model_keys, pool_extra);
+    snprintf(path, sizeof path, "%s/%s.yaml", tmp, name);
+    tu_write(path, text);
+    snprintf(out, sizeof out, "%s/%s", tmp, name);
+    snprintf(om, sizeof om, "%s/%s.om", tmp, name);
+    snprintf(log, sizeof log, "%s/%s.log", tmp, name);
+    int rc = tu_sh(log, "'%s' run '%s' --quiet --out '%s' --openmetrics '%s'", tu_bin(), path, out,
+                   om);
+    CU_ASSERT_EQUAL(rc, 0);
+    if (rc) {
+        char *t = tu_read(log);
+        fprintf(stderr, "\n%s\n", t ? t : "");
+        free(t);
+        return NULL;
+    }
+    return tu_read(om);
+}
+
+#define NODE "node=\"gpu/0\",pool=\"gpu\""
+#define RX "node_network_receive_bytes_total{device=\"eth0\"," NODE "}"
+#define TX "node_network_transmit_bytes_total{device=\"eth0\"," NODE "}"
+#define FB(name, g) "DCGM_FI_DEV_FB_" name "{gpu=\"" #g "\"," NODE "}"
+
+static void test_memory_and_network(void)
+{
+    char *om = run("full", memory_keys, pool_keys);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(om);
+
+    /* a batch of 4 running on each GPU, 3 requests queued */
+    CU_ASSERT_EQUAL(tu_om_sample(om, FB("USED", 0), 10), 16384 + 4 * 20);
+    CU_ASSERT_EQUAL(tu_om_sample(om, FB("USED", 1), 10), 16384 + 4 * 20);
+    CU_ASSERT_EQUAL(tu_om_sample(om, FB("FREE", 0), 10), 81920 - 16464);
+    CU_ASSERT_EQUAL(tu_om_sample(om, FB("TOTAL", 1), 10), 81920);
+    CU_ASSERT_EQUAL(tu_om_sample(om, "node_memory_MemTotal_bytes{" NODE "}", 10), 256 * GIB);
+    CU_ASSERT_EQUAL(tu_om_sample(om, "node_memory_MemAvailable_bytes{" NODE "}", 10),
+                    256 * GIB - 8 * GIB - 3 * MIB);
+    CU_ASSERT_EQUAL(tu_om_sample(om, RX, 10), 11 * 4000);
+    CU_ASSERT_EQUAL(tu_om_sample(om, TX, 10), 0);
+
+    /* all 11 done: the weights stay, the queue is empty */
+    CU_ASSERT_EQUAL(tu_om_sample(om, FB("USED", 0), 20), 16384);
+    CU_ASSERT_EQUAL(tu_om_sample(om, FB("FREE", 1), 20), 81920 - 16384);
+    CU_ASSERT_EQUAL(tu_om_sample(om, "node_memory_MemAvailable_bytes{" NODE "}", 20),
+                    256 * GIB - 8 * GIB);
+    CU_ASSERT_EQUAL(tu_om_sample(om, RX, 20), 11 * 4000);
+    CU_ASSERT_EQUAL(tu_om_sample(om, TX, 20), 11 * 1000);
+
+    /* down: a failed scrape, no exporter sample */
+    CU_ASSERT_EQUAL(tu_om_sample(om, "up{" NODE "}", 30), 0);
+    CU_ASSERT(isnan(tu_om_sample(om, RX, 30)));
+    CU_ASSERT(isnan(tu_om_sample(om, FB("USED", 0), 30)));
+
+    /* rebooted: counters from 0, the model loaded again */
+    CU_ASSERT_EQUAL(tu_om_sample(om, "up{" NODE "}", 50), 1);
+    CU_ASSERT_EQUAL(tu_om_sample(om, RX, 50), 2 * 4000);
+    CU_ASSERT_EQUAL(tu_om_sample(om, TX, 50), 2 * 1000);
+    CU_ASSERT_EQUAL(tu_om_sample(om, FB("USED", 1), 50), 16384);
+    free(om);
+}
+
+static void test_no_model_no_series(void)
+{
+    char *om = run("plain", "", "");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(om);
+    CU_ASSERT_PTR_NULL(strstr(om, "DCGM_FI_DEV_FB"));
+    CU_ASSERT_PTR_NULL(strstr(om, "node_memory_"));
+    CU_ASSERT_EQUAL(tu_om_sample(om, RX, 20), 11 * 4000);
+    CU_ASSERT_EQUAL(tu_om_sample(om, TX, 20), 11 * 1000);
+    free(om);
+    /* GPU memory without a declared capacity: used only */
+    om = run("used-only", memory_keys, "");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(om);
+    CU_ASSERT_EQUAL(tu_om_sample(om, FB("USED", 0), 10), 16464);
+    CU_ASSERT_PTR_NULL(strstr(om, "DCGM_FI_DEV_FB_FREE"));
+    CU_ASSERT_PTR_NULL(strstr(om, "DCGM_FI_DEV_FB_TOTAL"));
+    free(om);
+}
+
+int main(void)
+{
+    tmp = tu_tmpdir();
+    if (!tmp)
+        return 1;
+    char path[4300];
+    snprintf(path, sizeof path, "%s/trace.csv", tmp);
+    tu_write(path, "t\n9\n9\n9\n9\n9\n9\n9\n9\n9.5\n9.5\n9.5\n40\n40\n");
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite("observe_exporters", NULL, NULL);
+    CU_add_test(s, "GPU memory, node memory and network bytes", test_memory_and_network);
+    CU_add_test(s, "no memory model, no memory series", test_no_model_no_series);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    int failures = (int)CU_get_number_of_failures();
+    CU_cleanup_registry();
+    if (!failures)
+        tu_rm_rf(tmp);
+    free(tmp);
+    return failures;
+}
