@@ -44,7 +44,12 @@
  *   the first error shows in rate()), and the request duration histogram
  *   fleetsim_request_duration_seconds over every finished request (as an
  *   ingress controller measures it: whatever the status).
- * Not modelled: cache hit ratio. A series without a model behind it (GPU
+ * - per pipeline cache: fleetsim_cache_requests_total{cache, result="hit"
+ *   or "miss"} (lookups so far; the hit ratio is a rate() ratio of them);
+ *   per pipeline queue: fleetsim_queue_backlog{queue} (messages held) and
+ *   fleetsim_queue_messages_total{queue, result="published", "delivered"
+ *   or "refused"}.
+ * A series without a model behind it (GPU
  * memory without models.<name>.memory, node memory without host_memory) is
  * not exported at all.
  *
@@ -113,6 +118,8 @@ static struct {
     obs_node **nodes;          /* [pool][host] */
     double *values;            /* scratch for node_values(), the most series of a node */
     mon_series **pool;         /* [pool][N_POOL_SERIES] */
+    mon_series **cache;        /* [cache][hit, miss] */
+    mon_series **queue;        /* [queue][backlog, published, delivered, refused] */
     mon_series **req;          /* [class][code] */
     unsigned long *req_n;
     mon_series **bkt;          /* [class][n_buckets + 1], cumulative as exported */
@@ -230,6 +237,21 @@ static void make_series(void)
                                                    NULL, NULL, NULL, NULL);
     }
     O.values = calloc((size_t)(6 + 3 * most), sizeof *O.values);
+    O.cache = calloc((size_t)sc->n_caches * 2 + 1, sizeof *O.cache);
+    for (int i = 0; i < sc->n_caches; i++)
+        for (int h = 0; h < 2; h++)
+            O.cache[2 * i + h] = series("fleetsim_cache_requests_total", "cache",
+                                        sc->caches[i].name, "result", h ? "miss" : "hit", NULL,
+                                        NULL);
+    static const char *const qres[] = { "published", "delivered", "refused" };
+    O.queue = calloc((size_t)sc->n_queues * 4 + 1, sizeof *O.queue);
+    for (int i = 0; i < sc->n_queues; i++) {
+        O.queue[4 * i] = series("fleetsim_queue_backlog", "queue", sc->queues[i].name, NULL, NULL,
+                                NULL, NULL);
+        for (int r = 0; r < 3; r++)
+            O.queue[4 * i + 1 + r] = series("fleetsim_queue_messages_total", "queue",
+                                            sc->queues[i].name, "result", qres[r], NULL, NULL);
+    }
     int nc = sc->n_traffic, nb = O.n_buckets + 1;
     O.req = calloc((size_t)nc * N_CODES, sizeof *O.req);
     O.req_n = calloc((size_t)nc * N_CODES, sizeof *O.req_n);
@@ -334,6 +356,17 @@ static void scrape(double t)
         v[P_INFERENCE] = busy;
         for (int i = 0; i < N_POOL_SERIES; i++)
             mon_series_append(O.pool[k * N_POOL_SERIES + i], t, v[i]);
+    }
+    for (int i = 0; i < S.sc->n_caches; i++) {
+        mon_series_append(O.cache[2 * i], t, (double)S.caches[i].hits);
+        mon_series_append(O.cache[2 * i + 1], t, (double)S.caches[i].misses);
+    }
+    for (int i = 0; i < S.sc->n_queues; i++) {
+        const eng_queue *q = &S.queues[i];
+        mon_series_append(O.queue[4 * i], t, q->q.len);
+        mon_series_append(O.queue[4 * i + 1], t, (double)q->published);
+        mon_series_append(O.queue[4 * i + 2], t, (double)q->delivered);
+        mon_series_append(O.queue[4 * i + 3], t, (double)q->refused);
     }
     int nb = O.n_buckets + 1;
     for (int c = 0; c < S.sc->n_traffic; c++) {
@@ -815,6 +848,8 @@ void obs_free(void)
     free(O.nodes);
     free(O.values);
     free(O.pool);
+    free(O.cache);
+    free(O.queue);
     free(O.req);
     free(O.req_n);
     free(O.bkt);

@@ -37,8 +37,9 @@ static char *run_yaml(const char *yaml, const char *extra, int *rc)
     snprintf(path, sizeof path, "%s/s.yaml", dir);
     snprintf(log, sizeof log, "%s/log", dir);
     tu_write(path, yaml);
-    *rc = tu_sh(log, "'%s' run '%s' --quiet --out '%s/out' %s", tu_bin(), path, dir,
-                extra ? extra : "");
+    /* in the run's directory: relative export paths (--openmetrics) land there */
+    *rc = tu_sh(log, "cd '%s' && '%s' run '%s' --quiet --out '%s/out' %s", dir, tu_bin(), path,
+                dir, extra ? extra : "");
     return dir;
 }
 
@@ -159,14 +160,20 @@ static void test_cache_down(void)
 {
     /* Hit ratio 1, cache down from 30 s for 20 s: lookups happen 0.1 s
      * after each arrival (1, 2, ... s), so those of the arrivals at 30..49
-     * miss: exactly 20 reach pb, and the fault is recorded. */
+     * miss: exactly 20 reach pb, and the fault is recorded. The exporter's
+     * counters, scraped every 15 s, show it: 29 hits and no miss at 30 s,
+     * 15 misses at 45 s, 20 from 60 s on. */
     char yaml[8192];
     snprintf(yaml, sizeof yaml, "%s",
              CACHED("1") "chaos:\n"
-                         "  - {fault: cache_down, cache: feat, at: 30s, duration: 20s}\n");
-    cJSON *j = run_summary(yaml, NULL, NULL);
-    if (!j)
+                         "  - {fault: cache_down, cache: feat, at: 30s, duration: 20s}\n"
+                         "monitoring: {scrape_interval: 15s}\n");
+    char *dir = NULL, om[4096];
+    cJSON *j = run_summary(yaml, "--openmetrics om.txt", &dir);
+    if (!j) {
+        tu_done(dir);
         return;
+    }
     CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.generated"), 20);
     CU_ASSERT_EQUAL(tu_num(j, "caches.feat.hits"), 79);
     const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "faults"), 0);
@@ -177,6 +184,21 @@ static void test_cache_down(void)
     }
     assert_conserved(j);
     cJSON_Delete(j);
+    snprintf(om, sizeof om, "%s/om.txt", dir);
+    char *text = tu_read(om);
+    CU_ASSERT_PTR_NOT_NULL(text);
+    if (text) {
+        const char *hit = "fleetsim_cache_requests_total{cache=\"feat\",result=\"hit\"}";
+        const char *miss = "fleetsim_cache_requests_total{cache=\"feat\",result=\"miss\"}";
+        CU_ASSERT_EQUAL(tu_om_sample(text, hit, 30), 29);
+        CU_ASSERT_EQUAL(tu_om_sample(text, miss, 30), 0);
+        CU_ASSERT_EQUAL(tu_om_sample(text, hit, 45), 29);
+        CU_ASSERT_EQUAL(tu_om_sample(text, miss, 45), 15);
+        CU_ASSERT_EQUAL(tu_om_sample(text, miss, 60), 20);
+        CU_ASSERT_EQUAL(tu_om_sample(text, hit, 60), 39);
+        free(text);
+    }
+    tu_done(dir);
 }
 
 /* A producer (100 ms) feeding a consumer (500 ms, one at a time) through a
@@ -204,7 +226,8 @@ static void test_cache_down(void)
 static void test_queue_backlog(void)
 {
     char *dir = NULL;
-    cJSON *j = run_summary(ASYNC(", capacity: 100000"), NULL, &dir);
+    cJSON *j = run_summary(ASYNC(", capacity: 100000") "monitoring: {scrape_interval: 15s}\n",
+                           "--openmetrics om.txt", &dir);
     if (!j)
         return;
     /* 499 arrivals (0.2 .. 99.8 s), each published 0.1 s later. The
@@ -223,6 +246,19 @@ static void test_queue_backlog(void)
      * at 99.8 s: 60 s end to end */
     CU_ASSERT_EQUAL(tu_num(j, "requests.timed_out"), 0);
     CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.max"), 60.0, 0.01);
+    /* the exporter's backlog gauge and counters at the 60 s scrape */
+    char om[4096];
+    snprintf(om, sizeof om, "%s/om.txt", dir);
+    char *text = tu_read(om);
+    CU_ASSERT_PTR_NOT_NULL(text);
+    if (text) {
+        CU_ASSERT_EQUAL(tu_om_sample(text, "fleetsim_queue_backlog{queue=\"jobs\"}", 60), 179);
+        CU_ASSERT_EQUAL(tu_om_sample(text,
+                                     "fleetsim_queue_messages_total{queue=\"jobs\",result=\"delivered\"}",
+                                     60),
+                        120);
+        free(text);
+    }
     assert_conserved(j);
     /* the backlog column at the end of the first minute: publishes at
      * 0.3 .. 59.9 s (299) less deliveries at 0.3 .. 59.8 s (120) */
