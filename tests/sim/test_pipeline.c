@@ -350,6 +350,75 @@ static void test_client_retries(void)
     cJSON_Delete(j);
 }
 
+/* A pipeline under load (p -> cache -> q -> queue -> r, Poisson arrivals,
+ * batching, short timeouts, small queues) behind two L7 balancers, with one
+ * fault at a time, each with and without client retries: every request
+ * still ends in exactly one bucket, overall and at every stage. */
+static const char *STRESS =
+    "name: stress\n"
+    "duration: 60s\n"
+    "interval: 5s\n"
+    "models:\n"
+    "  m:\n"
+    "    service: {distribution: exponential, base: 20ms, per_item: 5ms}\n"
+    "    batch: {max_size: 8, max_wait: 10ms}\n"
+    "pools:\n"
+    "  p: {model: m, replicas: 2, gpus_per_node: 2, queue_capacity: 40, timeout: 400ms}\n"
+    "  q:\n"
+    "    model: m\n"
+    "    replicas: 3\n"
+    "    queue_capacity: 40\n"
+    "    timeout: 400ms\n"
+    "    lifecycle: {start: 2s, load: 3s}\n"
+    "    health_check: {interval: 2s, fall: 2, rise: 2}\n"
+    "  r: {model: m, replicas: 1, queue_capacity: 40}\n"
+    "pipelines:\n"
+    "  s:\n"
+    "    stages:\n"
+    "      - pool: p\n"
+    "      - cache: {name: c, hit_ratio: 0.3, lookup: 1ms}\n"
+    "      - pool: q\n"
+    "      - queue: {name: b, capacity: 200, processing_timeout: 2s}\n"
+    "      - pool: r\n"
+    "traffic:\n"
+    "  - {name: t, pipeline: s, arrivals: {process: poisson, rate: 250}}\n"
+    "load_balancer: {policy: least_conn, l7: [{name: a}, {name: z}]}\n"
+    "chaos:\n"
+    "  - %s\n"
+    "%s";
+
+static void test_conservation_faults(void)
+{
+    static const char *const faults[] = {
+        "{at: 15s, fault: cache_down, cache: c, duration: 20s}",
+        "{at: 15s, fault: broker_down, queue: b, duration: 20s}",
+        "{at: 15s, fault: lb_failure, target: z, duration: 20s}",
+        "{at: 15s, fault: node_crash, target: q/1, recover_after: 10s}",
+        "{at: 15s, fault: partition, pool: r, duration: 20s}",
+        "{at: 15s, fault: error_rate, pool: q, probability: 0.3, duration: 20s}",
+        "{at: 15s, fault: flash_crowd, factor: 3, duration: 20s}",
+    };
+    const char *storm[] = { "", "  - {at: 10s, fault: retry_storm, attempts: 2, backoff: 200ms}\n" };
+    for (size_t f = 0; f < sizeof faults / sizeof faults[0]; f++)
+        for (int k = 0; k < 2; k++) {
+            char yaml[4096];
+            snprintf(yaml, sizeof yaml, STRESS, faults[f], storm[k]);
+            int rc;
+            char *dir = run_yaml(yaml, NULL, &rc);
+            if (rc != 0)
+                fprintf(stderr, "\n%s%s: exit %d\n", faults[f], k ? " + retry storm" : "", rc);
+            CU_ASSERT_EQUAL(rc, 0); /* 3 would mean conservation broke */
+            cJSON *j = tu_out_summary(dir);
+            CU_ASSERT_PTR_NOT_NULL(j);
+            if (j) {
+                assert_conserved(j);
+                CU_ASSERT(tu_num(j, "requests.completed") > 0);
+            }
+            cJSON_Delete(j);
+            tu_done(dir);
+        }
+}
+
 static void test_routes(void)
 {
     /* nginx prefix locations: the longest matching prefix wins, whatever
@@ -441,6 +510,7 @@ int main(void)
     CU_add_test(s, "queue backlog and capacity", test_queue_backlog);
     CU_add_test(s, "broker_down: producer errors", test_broker_down);
     CU_add_test(s, "client retries start over", test_client_retries);
+    CU_add_test(s, "conservation under faults", test_conservation_faults);
     CU_add_test(s, "routes: longest prefix", test_routes);
     CU_add_test(s, "scenario errors", test_errors);
     CU_basic_set_mode(CU_BRM_VERBOSE);
