@@ -66,6 +66,8 @@ struct serve {
     worker *w;
     double svc_sum[1025];
     long svc_n[1025];
+    double *bat;        /* --batches: (start, end, size) per batch, or NULL */
+    size_t n_bat, cap_bat;
 };
 
 static double since(const struct timespec *t0)
@@ -184,6 +186,11 @@ static void *work(void *arg)
         w->batches++;
         s->svc_sum[n] += t_end - t_start;
         s->svc_n[n]++;
+        if (s->bat && s->n_bat < s->cap_bat) {
+            s->bat[3 * s->n_bat] = t_start;
+            s->bat[3 * s->n_bat + 1] = t_end;
+            s->bat[3 * s->n_bat++ + 2] = (double)n;
+        }
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -226,6 +233,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: realbench serve --model M.yaml (--qps Q | --load F --profile P.json)\n"
                "         [--duration-s 30] [--warmup-s 2] [--max-batch 16] [--max-wait-ms 5]\n"
                "         [--workers 1] [--threads N] [--seed 1] [--out R.json] [--latencies L.csv]\n"
+               "         [--batches B.csv]\n"
                "         [--realtime] [--pin]\n"
                "  --load F: F times the capacity workers * max_batch / latency(max_batch),\n"
                "            the latency read from the profile's int8 table.\n"
@@ -256,7 +264,7 @@ int rb_serve_main(int argc, char **argv)
     s.duration_s = 30;
     s.warmup_s = 2;
     s.seed = 1;
-    const char *model = NULL, *profile = NULL, *out = NULL, *lat_path = NULL, *v;
+    const char *model = NULL, *profile = NULL, *out = NULL, *lat_path = NULL, *bat_path = NULL, *v;
     double load = 0;
     int realtime = 0;
     rb_rt rt = {0, 0, 0};
@@ -273,6 +281,8 @@ int rb_serve_main(int argc, char **argv)
             out = v;
         else if ((v = optv(argc, argv, &i, "--latencies")))
             lat_path = v;
+        else if ((v = optv(argc, argv, &i, "--batches")))
+            bat_path = v;
         else if ((v = optv(argc, argv, &i, "--qps")))
             s.qps = atof(v);
         else if ((v = optv(argc, argv, &i, "--load")))
@@ -334,6 +344,10 @@ int rb_serve_main(int argc, char **argv)
     int rc = 1;
     s.cap = (size_t)(s.qps * s.duration_s * 2) + 1024;
     s.req = malloc(s.cap * sizeof *s.req);
+    if (bat_path) {
+        s.cap_bat = s.cap;
+        s.bat = malloc(3 * s.cap_bat * sizeof *s.bat);
+    }
     s.w = calloc((size_t)s.workers, sizeof *s.w);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -397,6 +411,15 @@ int rb_serve_main(int argc, char **argv)
             for (size_t i = 0; i < s.n_gen; i++)
                 fprintf(f, "%.9f,%.9f,%d\n", s.req[i].arrival_s,
                         s.req[i].done_s - s.req[i].arrival_s, s.req[i].batch);
+            fclose(f);
+        }
+    }
+    if (bat_path && s.bat) {
+        FILE *f = fopen(bat_path, "w");
+        if (f) {
+            fprintf(f, "start_s,end_s,size\n");
+            for (size_t i = 0; i < s.n_bat; i++)
+                fprintf(f, "%.9f,%.9f,%.0f\n", s.bat[3 * i], s.bat[3 * i + 1], s.bat[3 * i + 2]);
             fclose(f);
         }
     }
@@ -476,6 +499,7 @@ out:
     }
     free(s.w);
     free(s.req);
+    free(s.bat);
     pthread_mutex_destroy(&s.mu);
     pthread_cond_destroy(&s.cv);
     rb_model_free(m);
