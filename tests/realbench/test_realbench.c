@@ -451,6 +451,71 @@ static void test_calibrate_cpu(void)
     CU_ASSERT_NOT_EQUAL(access(out, F_OK), 0);
 }
 
+/* The serving loop's record of itself: every request is in exactly one
+ * batch of the --batches file, and its latency in --latencies is that
+ * batch's end less its arrival. 1 s at 300 QPS, batches of at most 8. */
+static void test_serve_records(void)
+{
+    char out[1200], bat[1200], lat[1200], model[1200];
+    snprintf(out, sizeof out, "%s", tmp_path("serve.json"));
+    snprintf(bat, sizeof bat, "%s", tmp_path("batches.csv"));
+    snprintf(lat, sizeof lat, "%s", tmp_path("latencies.csv"));
+    snprintf(model, sizeof model, "%s", src("realbench/models/risk-mlp.yaml"));
+    char *argv[] = {"realbench", "serve", "--model", model, "--qps", "300", "--duration-s", "1",
+                    "--warmup-s", "0.1", "--max-batch", "8", "--max-wait-ms", "2", "--threads", "1",
+                    "--out", out, "--batches", bat, "--latencies", lat, NULL};
+    CU_ASSERT_EQUAL_FATAL(rb_main((int)(sizeof argv / sizeof *argv) - 1, argv), 0);
+    static char buf[1 << 16];
+    FILE *jf = fopen(out, "rb");
+    size_t len = jf ? fread(buf, 1, sizeof buf - 1, jf) : 0;
+    if (jf)
+        fclose(jf);
+    buf[len] = 0;
+    cJSON *res = cJSON_Parse(buf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+    double generated = at(res, "requests", "generated", NULL)->valuedouble;
+    double batches = cJSON_GetObjectItemCaseSensitive(res, "batches")->valuedouble;
+    CU_ASSERT(generated > 200 && generated < 400); /* Poisson(300): 300 +- 5.8 sigma */
+    static double start[4096], end[4096];
+    static int size[4096];
+    int nb = 0, total = 0;
+    FILE *f = fopen(bat, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    char line[256];
+    CU_ASSERT_PTR_NOT_NULL(fgets(line, sizeof line, f)); /* header */
+    while (nb < 4096 && fscanf(f, "%lf,%lf,%d", &start[nb], &end[nb], &size[nb]) == 3) {
+        CU_ASSERT(end[nb] > start[nb]);
+        CU_ASSERT(size[nb] >= 1 && size[nb] <= 8);
+        CU_ASSERT(nb == 0 || start[nb] >= end[nb - 1]); /* one worker: one batch at a time */
+        total += size[nb++];
+    }
+    fclose(f);
+    CU_ASSERT_EQUAL(nb, (int)batches);
+    CU_ASSERT_EQUAL(total, (int)generated);
+    /* requests in arrival order fill the batches in order (one FIFO) */
+    f = fopen(lat, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_PTR_NOT_NULL(fgets(line, sizeof line, f));
+    double a, l;
+    int b, k = 0, used = 0, rows = 0, bad = 0;
+    while (fscanf(f, "%lf,%lf,%d", &a, &l, &b) == 3) {
+        if (k < nb && used == size[k]) {
+            k++;
+            used = 0;
+        }
+        bad += k >= nb || b != size[k] || fabs(a + l - end[k]) > 1e-6 || a > start[k] + 1e-6;
+        used++;
+        rows++;
+    }
+    fclose(f);
+    CU_ASSERT_EQUAL(rows, (int)generated);
+    CU_ASSERT_EQUAL(bad, 0);
+    cJSON_Delete(res);
+    unlink(out);
+    unlink(bat);
+    unlink(lat);
+}
+
 int main(void)
 {
     const char *s = getenv("FLEETSIM_SRC");
@@ -477,6 +542,7 @@ int main(void)
     CU_add_test(p, "CSV -> profile -> JSON round trip", test_csv_to_profile);
     CU_add_test(p, "bad CSV", test_csv_errors);
     CU_add_test(p, "calibrate --device cpu", test_calibrate_cpu);
+    CU_add_test(p, "serve: batches and latencies agree", test_serve_records);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int failures = (int)CU_get_number_of_failures();
