@@ -5,6 +5,7 @@
  * Exit status: 0 success, 2 bad input (message on stderr), 3 a run broke
  * request conservation, 1 anything else (I/O).
  */
+#include "autoscale.h"
 #include "compare.h"
 #include "engine.h"
 #include "lb.h"
@@ -59,7 +60,7 @@ static const struct cmd commands[] = {
       "DIR/shard-K-of-N.jsonl" },
     { "merge", cmd_merge, "merge DIR... [--reference FILE] [--out DIR]",
       "join the .jsonl records of sweep shards into compare.json, compare.md, compare.html" },
-    { "list", cmd_list, "list", "list the registered policies" },
+    { "list", cmd_list, "list", "list the registered policies and the fault kinds" },
     { "calibrate", cmd_calibrate,
       "calibrate --device cpu|cuda --model realbench/models/X.yaml --out PROFILE.json",
       "measure service times on real kernels and write a calibration profile" },
@@ -92,6 +93,13 @@ static int cmd_list(int argc, char **argv)
     printf("load-balancing policies (load_balancer.policy):\n");
     for (const struct lb_ops *const *o = lb_registry; *o; o++)
         printf("  %-14s %s\n", (*o)->name, (*o)->summary);
+    printf("\nautoscaling policies (autoscaler.policy):\n");
+    for (const struct as_ops *const *o = as_registry; *o; o++)
+        printf("  %-14s %s\n", (*o)->name, (*o)->summary);
+    printf("\nfaults (chaos[].fault; keys in scenarios/README.md):\n ");
+    for (int i = 0; sc_fault_name(i); i++)
+        printf(" %s", sc_fault_name(i));
+    printf("\n");
     return 0;
 }
 

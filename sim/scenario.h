@@ -461,6 +461,9 @@ struct as *sc_autoscaler_create(const sc_scenario *sc, const sc_autoscaler *a, c
  * err when neither is set, or slo.availability is 1 (no budget to burn). */
 char *sc_slo_rules_text(const sc_scenario *sc, char *err, size_t errlen);
 
+/* The i-th fault kind's name as `chaos[].fault` takes it; NULL past the last. */
+const char *sc_fault_name(int i);
+
 /* Mean service time of a batch of b requests for a model (seconds). */
 double sc_model_mean_s(const sc_model *m, int batch);
 

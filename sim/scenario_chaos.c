@@ -64,6 +64,11 @@ static const struct {
 };
 #define N_FAULTS (sizeof FAULTS / sizeof FAULTS[0])
 
+const char *sc_fault_name(int i)
+{
+    return i >= 0 && (size_t)i < N_FAULTS ? FAULTS[i].name : NULL;
+}
+
 static const struct {
     const char *key;
     int bit;

@@ -172,6 +172,26 @@ static void test_run_writes_escaped_report(void)
     free(html);
 }
 
+/* `fleetsim list`: every registry and the fault kinds, one name per entry. */
+static void test_list(void)
+{
+    char *dir = tu_tmpdir();
+    char log[4096];
+    snprintf(log, sizeof log, "%s/list", dir);
+    CU_ASSERT_EQUAL(tu_sh(log, "'%s' list", tu_bin()), 0);
+    char *text = tu_read(log);
+    CU_ASSERT_PTR_NOT_NULL(text);
+    const char *want[] = { "\n  least_conn ", "\n  p2c_least_request ", "\n  hpa ", "\n  kpa ",
+                           " node_crash ", " cache_down ", " broker_down\n" };
+    for (size_t i = 0; text && i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(text, want[i])) {
+            fprintf(stderr, "\n  list lacks \"%s\"\n", want[i]);
+            CU_FAIL("fleetsim list");
+        }
+    free(text);
+    tu_done(dir);
+}
+
 int main(void)
 {
     tmp = tu_tmpdir();
@@ -183,6 +203,7 @@ int main(void)
     CU_add_test(s, "2 variants x 3 seeds; shards merge to the same", test_compare_grid);
     CU_add_test(s, "bad grids exit 2", test_bad_grids);
     CU_add_test(s, "run writes an escaped report.html", test_run_writes_escaped_report);
+    CU_add_test(s, "list: policies and faults", test_list);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();
