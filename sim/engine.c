@@ -849,7 +849,9 @@ static int build(void)
         p->lbi = calloc((size_t)S.n_l7, sizeof *p->lbi);
         for (int i = 0; i < S.n_l7; i++) {
             eng_lbi *b = &p->lbi[i];
+            /* an L7 balancer's own policy, else the pool's, else the default */
             const char *policy = sc->lb.n_l7 > 0 && sc->lb.l7[i].policy ? sc->lb.l7[i].policy
+                                 : p->cfg->lb_policy                     ? p->cfg->lb_policy
                                                                          : sc->lb.policy;
             b->servers = calloc((size_t)p->n_hosts, sizeof *b->servers);
             b->view.n = p->n_hosts;

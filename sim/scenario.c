@@ -962,6 +962,7 @@ void sc_free(sc_scenario *sc)
         free(sc->pools[i].name);
         free(sc->pools[i].power.gpu_type);
         free(sc->pools[i].zone);
+        free(sc->pools[i].lb_policy);
         free(sc->pools[i].rollout.power.gpu_type);
     }
     for (int i = 0; i < sc->n_traffic; i++) {

@@ -146,6 +146,8 @@ typedef struct {
     sc_host_memory host_memory;
     int max_replicas;          /* hosts the pool may ever use (>= replicas) */
     char *zone;                /* failure domain; NULL = the pool's own */
+    char *lb_policy;           /* its balancer's policy (an nginx upstream's method);
+                                  NULL = load_balancer.policy */
     sc_lifecycle life;
     sc_health health;
     sc_node_pool node_pool;

@@ -14,6 +14,8 @@
 #include "scenario.h"
 #include "scenario_internal.h"
 
+#include "lb.h"
+
 #include <yaml.h>
 
 #include <math.h>
@@ -348,7 +350,7 @@ static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
                                        "queue_capacity", "timeout", "link", "power",
                                        "price_per_gpu_hour", "max_replicas", "zone",
                                        "lifecycle", "health_check", "node_pool", "rollout",
-                                       "gpu_memory", "host_memory", NULL};
+                                       "gpu_memory", "host_memory", "lb_policy", NULL};
     static const char *const link_keys[] = {"latency", "bandwidth", NULL};
     static const char *const power_keys[] = {"idle_per_gpu", "busy_per_gpu", "off", NULL};
     char p[SC_PATHLEN], q[SC_PATHLEN], list[SC_LISTLEN], buf[SC_SHOWLEN];
@@ -368,6 +370,16 @@ static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
     sc_kv life = sc_find(L, n, "lifecycle"), health = sc_find(L, n, "health_check");
     if (zone.val)
         sc_want_str(L, zone.val, sc_join(p, path, "zone"), 1, &pl->zone);
+    sc_kv pol = sc_find(L, n, "lb_policy");
+    if (pol.val) {
+        char buf[SC_SHOWLEN], list[SC_LISTLEN];
+        const char *s = sc_want_scalar(L, pol.val, sc_join(p, path, "lb_policy"), "a policy name");
+        if (s && !lb_find(s))
+            sc_errn(L, pol.val, "%s: unknown policy %s (policies: %s)", p, sc_show(pol.val, buf),
+                    lb_names(list, sizeof list));
+        else if (s)
+            pl->lb_policy = strdup(s);
+    }
     if (life.val)
         load_lifecycle(L, life.val, sc_join(p, path, "lifecycle"), &pl->life);
     if (health.val)

@@ -93,6 +93,24 @@ static void test_separate_state(void)
     }
 }
 
+static void test_pool_policy(void)
+{
+    /* The pool's own policy (an nginx upstream's method) replaces the
+     * default: `first` puts both requests on server 0: 19 s. */
+    cJSON *j = run_summary(TWO_REQUESTS, "--set pools.gpu.lb_policy=first");
+    if (j) {
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.max"), 19.0, 1e-9);
+        cJSON_Delete(j);
+    }
+    /* an L7 balancer's own policy wins over the pool's: least_conn, 10 s */
+    j = run_summary(TWO_REQUESTS "  l7: [{name: a, policy: least_conn}]\n",
+                    "--set pools.gpu.lb_policy=first --set load_balancer.policy=first");
+    if (j) {
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.max"), 10.0, 1e-9);
+        cJSON_Delete(j);
+    }
+}
+
 /* 3 requests a second (at k/3 s), 10 ms each, two round-robin L7
  * balancers behind a round-robin L4 whose checks run every 5.5 s. */
 #define FAILOVER(hc)                                                                          \
@@ -175,6 +193,15 @@ static void test_errors(void)
     expect_error(TWO_REQUESTS "  l7: [{name: gpu}]\n", "load_balancer.l7.0.name: \"gpu\" is a pool's name");
     expect_error(TWO_REQUESTS "  l7: [{name: a}]\n  l4: {health_check: {fall: 0}}\n",
                  "load_balancer.l4.health_check.fall");
+    int rc = -1;
+    char *dir = run_yaml(TWO_REQUESTS, "--set pools.gpu.lb_policy=fastest", &rc);
+    CU_ASSERT_EQUAL(rc, 2);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/log", dir);
+    char *log = tu_read(path);
+    CU_ASSERT(log && strstr(log, "pools.gpu.lb_policy: unknown policy \"fastest\""));
+    free(log);
+    tu_done(dir);
 }
 
 int main(void)
@@ -184,6 +211,7 @@ int main(void)
     CU_pSuite s = CU_add_suite("tiers", NULL, NULL);
     CU_add_test(s, "each L7 balancer has its own state", test_separate_state);
     CU_add_test(s, "an L7 balancer fails behind the L4", test_l7_failure);
+    CU_add_test(s, "a pool's own policy", test_pool_policy);
     CU_add_test(s, "scenario errors", test_errors);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
