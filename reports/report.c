@@ -658,6 +658,61 @@ static void classes_table(rp_buf *o, const rp_results *r)
     rp_buf_puts(o, "</tbody></table>\n");
 }
 
+/* Pipeline caches and queues, and the L7 balancers of a two-tier front end. */
+static void dependencies_table(rp_buf *o, const rp_results *r)
+{
+    if (r->n_caches > 0) {
+        rp_buf_puts(o, "<h3>Caches</h3>\n");
+        static const char *const cols[] = { "cache", "lookups", "hits", "hit ratio" };
+        th(o, cols, 4, 1);
+        for (int i = 0; i < r->n_caches; i++) {
+            const rp_cache *c = &r->caches[i];
+            unsigned long n = c->hits + c->misses;
+            char b[64];
+            rp_buf_puts(o, "<tr>");
+            td(o, "l", c->name);
+            td_count(o, (double)n);
+            td_count(o, (double)c->hits);
+            fmt_pct(b, sizeof b, n ? (double)c->hits / (double)n : 0);
+            td(o, NULL, b);
+            rp_buf_puts(o, "</tr>\n");
+        }
+        rp_buf_puts(o, "</tbody></table>\n");
+    }
+    if (r->n_queues > 0) {
+        rp_buf_puts(o, "<h3>Queues</h3>\n");
+        static const char *const cols[] = { "queue", "consumer", "published", "delivered",
+                                            "refused", "backlog max", "backlog at end" };
+        th(o, cols, 7, 2);
+        for (int i = 0; i < r->n_queues; i++) {
+            const rp_queue *q = &r->queues[i];
+            rp_buf_puts(o, "<tr>");
+            td(o, "l", q->name);
+            td(o, "l", q->consumer);
+            td_count(o, (double)q->published);
+            td_count(o, (double)q->delivered);
+            td_count(o, (double)q->refused);
+            td_count(o, q->backlog_max);
+            td_count(o, q->backlog_at_end);
+            rp_buf_puts(o, "</tr>\n");
+        }
+        rp_buf_puts(o, "</tbody></table>\n");
+    }
+    if (r->n_balancers > 0) {
+        rp_buf_puts(o, "<h3>L7 balancers</h3>\n");
+        static const char *const cols[] = { "balancer", "connections", "refused while down" };
+        th(o, cols, 3, 1);
+        for (int i = 0; i < r->n_balancers; i++) {
+            rp_buf_puts(o, "<tr>");
+            td(o, "l", r->balancers[i].name);
+            td_count(o, (double)r->balancers[i].routed);
+            td_count(o, (double)r->balancers[i].refused);
+            rp_buf_puts(o, "</tr>\n");
+        }
+        rp_buf_puts(o, "</tbody></table>\n");
+    }
+}
+
 static void alerts_table(rp_buf *o, const rp_results *r)
 {
     if (r->n_alerts == 0)
@@ -883,6 +938,7 @@ void rp_report_html(const rp_results *r, const rp_report_opts *opt, rp_buf *o)
     rp_buf_puts(o, "<h2>Pools</h2>\n");
     pools_table(o, r);
     classes_table(o, r);
+    dependencies_table(o, r);
     alerts_table(o, r);
     scaling_table(o, r);
     faults_table(o, r);

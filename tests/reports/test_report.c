@@ -153,6 +153,9 @@ static void test_sections_follow_data(void)
     CU_ASSERT_PTR_NULL(strstr(plain, "Per traffic class"));
     CU_ASSERT_PTR_NULL(strstr(plain, "class=\"marker\""));
     CU_ASSERT_PTR_NULL(strstr(plain, "<h2>Scenario</h2>"));
+    CU_ASSERT_PTR_NULL(strstr(plain, "<h3>Caches</h3>"));
+    CU_ASSERT_PTR_NULL(strstr(plain, "<h3>Queues</h3>"));
+    CU_ASSERT_PTR_NULL(strstr(plain, "<h3>L7 balancers</h3>"));
     CU_ASSERT_PTR_NOT_NULL(strstr(plain, "GPU utilisation per pool"));
     /* the offered load is high for 50 s of an hour: a peak window is drawn first */
     CU_ASSERT_PTR_NOT_NULL(strstr(plain, "<h2>Peak window"));
@@ -170,7 +173,24 @@ static void test_sections_follow_data(void)
     r.classes = calloc(1, sizeof *r.classes);
     r.classes[0] = (rp_class){ .name = strdup("card-auth"), .pool = strdup(EVIL),
                                .counts = { 100, 90, 5, 5, 0, 0 } };
+    r.n_caches = 1;
+    r.caches = calloc(1, sizeof *r.caches);
+    r.caches[0] = (rp_cache){ .name = strdup(EVIL), .hits = 35, .misses = 65 };
+    r.n_queues = 1;
+    r.queues = calloc(1, sizeof *r.queues);
+    r.queues[0] = (rp_queue){ .name = strdup("decisions"), .consumer = strdup("store"),
+                              .published = 900, .delivered = 880, .refused = 7,
+                              .backlog_max = 64, .backlog_at_end = 20 };
+    r.n_balancers = 1;
+    r.balancers = calloc(1, sizeof *r.balancers);
+    r.balancers[0] = (rp_balancer){ .name = strdup("nginx-b"), .routed = 500, .refused = 9 };
     char *full = render(&r, "x: 1\n");
+    CU_ASSERT_PTR_NOT_NULL(strstr(full, "<h3>Caches</h3>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(full, "<td>35.00%</td>")); /* hit ratio 35/100 */
+    CU_ASSERT_EQUAL(count(full, EVIL), 0);                   /* the cache's name escaped */
+    CU_ASSERT_PTR_NOT_NULL(strstr(full, "<h3>Queues</h3>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(full, "<td class=\"l\">decisions</td><td class=\"l\">store</td>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(full, "<h3>L7 balancers</h3>"));
     CU_ASSERT_PTR_NOT_NULL(strstr(full, "<h2>Alerts</h2>"));
     CU_ASSERT_PTR_NOT_NULL(strstr(full, "<h2>Scaling events</h2>"));
     CU_ASSERT_PTR_NOT_NULL(strstr(full, "<h2>Faults and what they caused</h2>"));
