@@ -109,16 +109,23 @@ void pipe_deliver(eng_pool *p, double now)
             deliver(&S.queues[i], now);
 }
 
-/* r, done with its producer stage, is published to q at now. */
-static void publish(eng_queue *q, eng_req *r, int stage, double now)
+/* r enters pool stage `stage` at now: no server tried there yet. */
+static void enter_stage(eng_req *r, int stage, eng_pool *p, double now, int in_pool)
 {
-    eng_pool *c = q->consumer;
     r->stage = stage;
+    r->stage_s = now;
     r->node = -1;
     r->attempts = 0;
     r->n_tried = 0;
     r->lbq_deadline_s = INFINITY;
-    eng_pool_enter(c, r, now, 0);
+    eng_pool_enter(p, r, now, in_pool);
+}
+
+/* r, done with its producer stage, is published to q at now. */
+static void publish(eng_queue *q, eng_req *r, int stage, double now)
+{
+    eng_pool *c = q->consumer;
+    enter_stage(r, stage, c, now, 0);
     if (q->down || q->q.len >= q->cfg->capacity) {
         q->refused++;
         eng_req_end(c, r, q->down ? B_FAILED : B_REJECTED, now);
@@ -162,13 +169,7 @@ void pipe_stage_done(eng_pool *p, eng_req *r, double t_s)
         return;
     }
     eng_pool *next = &S.pools[st->ref];
-    r->stage = k;
-    r->stage_s = t_s;
-    r->node = -1;
-    r->attempts = 0;
-    r->n_tried = 0;
-    r->lbq_deadline_s = INFINITY;
-    eng_pool_enter(next, r, t_s, 1);
+    enter_stage(r, k, next, t_s, 1);
     chaos_on_arrival(next, t_s);
     eng_route(next, r, t_s);
 }

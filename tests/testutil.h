@@ -82,6 +82,35 @@ static inline int tu_sh(const char *log, const char *fmt, ...)
     return WEXITSTATUS(st);
 }
 
+/* Writes `yaml` to a fresh directory DIR as DIR/s.yaml and runs it there
+ * (`fleetsim run s.yaml --quiet --out DIR/out EXTRA`, output in DIR/log),
+ * so relative export paths in EXTRA land in DIR. Returns DIR (tu_done it);
+ * *rc is the exit status. */
+static inline char *tu_run_yaml(const char *yaml, const char *extra, int *rc)
+{
+    char *dir = tu_tmpdir();
+    char path[4096], log[4096], bin[4096];
+    snprintf(path, sizeof path, "%s/s.yaml", dir);
+    snprintf(log, sizeof log, "%s/log", dir);
+    tu_write(path, yaml);
+    char cwd[2048];
+    if (tu_bin()[0] != '/' && getcwd(cwd, sizeof cwd))
+        snprintf(bin, sizeof bin, "%s/%s", cwd, tu_bin());
+    else
+        snprintf(bin, sizeof bin, "%s", tu_bin());
+    *rc = tu_sh(log, "cd '%s' && '%s' run '%s' --quiet --out '%s/out' %s", dir, bin, path, dir,
+                extra ? extra : "");
+    return dir;
+}
+
+/* DIR/log of a tu_run_yaml run, malloc'd; NULL if missing. */
+static inline char *tu_log(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/log", dir);
+    return tu_read(path);
+}
+
 /* Parsed summary.json of DIR; NULL if missing or invalid. */
 static inline cJSON *tu_summary(const char *dir)
 {

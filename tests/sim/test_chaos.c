@@ -20,19 +20,6 @@
 
 /* ---------- running and reading back ---------- */
 
-/* Writes `yaml` to a fresh directory and runs it; results in DIR/out. */
-static char *run_yaml(const char *yaml, const char *extra, int *rc)
-{
-    char *dir = tu_tmpdir();
-    char path[4096], log[4096];
-    snprintf(path, sizeof path, "%s/s.yaml", dir);
-    snprintf(log, sizeof log, "%s/log", dir);
-    tu_write(path, yaml);
-    *rc = tu_sh(log, "'%s' run '%s' --quiet --out '%s/out' %s", tu_bin(), path, dir,
-                extra ? extra : "");
-    return dir;
-}
-
 static char *run_file(const char *path, int *rc)
 {
     char *dir = tu_tmpdir();
@@ -188,7 +175,7 @@ static char *run_crash(const char *duration, const char *pool_extra, const char 
 {
     char yaml[4096];
     snprintf(yaml, sizeof yaml, CRASH, duration, pool_extra, lb_extra);
-    return run_yaml(yaml, NULL, rc);
+    return tu_run_yaml(yaml, NULL, rc);
 }
 
 /* Failed per interval: only while the dead node is still in the list. */
@@ -368,7 +355,7 @@ static void test_single_node_availability(void)
         "chaos:\n"
         "  - {fault: random_crash, target: p/0, mtbf: 960s, mttr: 40s}\n";
     int rc;
-    char *dir = run_yaml(yaml, "--seed 11", &rc);
+    char *dir = tu_run_yaml(yaml, "--seed 11", &rc);
     CU_ASSERT_EQUAL(rc, 0);
     cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
@@ -426,7 +413,7 @@ static void test_redundancy_n_plus_k(void)
         "chaos:\n"
         "  - {fault: random_crash, pool: p, mtbf: 60s, mttr: 40s}\n";
     int rc;
-    char *dir = run_yaml(yaml, "--seed 5", &rc);
+    char *dir = tu_run_yaml(yaml, "--seed 5", &rc);
     CU_ASSERT_EQUAL(rc, 0);
     cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
@@ -471,7 +458,7 @@ static void test_many_recoveries_end_cleanly(void)
         char extra[32];
         snprintf(extra, sizeof extra, "--seed %d", seed);
         int rc;
-        char *dir = run_yaml(yaml, extra, &rc);
+        char *dir = tu_run_yaml(yaml, extra, &rc);
         if (rc != 0)
             fprintf(stderr, "\nseed %d: exit %d\n", seed, rc);
         CU_ASSERT_EQUAL(rc, 0);
@@ -545,7 +532,7 @@ static void test_conservation_every_fault(void)
             char yaml[4096];
             snprintf(yaml, sizeof yaml, STRESS, retries[r], EVERY_FAULT[f]);
             int rc;
-            char *dir = run_yaml(yaml, NULL, &rc);
+            char *dir = tu_run_yaml(yaml, NULL, &rc);
             if (rc != 0)
                 fprintf(stderr, "\n%s%s: exit %d\n", EVERY_FAULT[f], retries[r], rc);
             CU_ASSERT_EQUAL(rc, 0); /* 3 would mean conservation broke */
@@ -592,7 +579,7 @@ static char *run_det(const char *duration, const char *service, int replicas,
 {
     char yaml[4096];
     snprintf(yaml, sizeof yaml, DET, duration, service, replicas, pool_extra, qps, fault);
-    return run_yaml(yaml, NULL, rc);
+    return tu_run_yaml(yaml, NULL, rc);
 }
 
 /* One request a second (at k + 0.05 s) on one node, 100 ms of service:
@@ -743,7 +730,7 @@ static void test_partition_fails_all_routed(void)
     char *at = strstr(yaml, off);
     CU_ASSERT_PTR_NOT_NULL_FATAL(at);
     memmove(at, at + strlen(off), strlen(at + strlen(off)) + 1);
-    dir = run_yaml(yaml, NULL, &rc);
+    dir = tu_run_yaml(yaml, NULL, &rc);
     CU_ASSERT_EQUAL(rc, 0);
     assert_failed_exactly(dir, 20, 30);
     tu_done(dir);
@@ -825,7 +812,7 @@ static void test_zone_outage_nodes(void)
         "chaos:\n"
         "  - {at: 20.5s, fault: zone_outage, zone: east, duration: 10s}\n";
     int rc;
-    char *dir = run_yaml(yaml, NULL, &rc);
+    char *dir = tu_run_yaml(yaml, NULL, &rc);
     CU_ASSERT_EQUAL(rc, 0);
     cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);

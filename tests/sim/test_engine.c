@@ -32,21 +32,10 @@ static const char *OVERLOAD =
     "    arrivals: {process: gamma, cv: 2, rate: [{at: 0s, qps: 100}, {at: 100s, qps: 2000, ramp: 60s}]}\n"
     "load_balancer: {policy: random}\n";
 
-static char *run_yaml(const char *yaml, const char *extra, int *rc)
-{
-    char *dir = tu_tmpdir();
-    char path[4096], log[4096];
-    snprintf(path, sizeof path, "%s/s.yaml", dir);
-    snprintf(log, sizeof log, "%s/log", dir);
-    tu_write(path, yaml);
-    *rc = tu_sh(log, "'%s' run '%s' --quiet --out '%s/out' %s", tu_bin(), path, dir, extra ? extra : "");
-    return dir;
-}
-
 static void test_conservation_under_overload(void)
 {
     int rc;
-    char *dir = run_yaml(OVERLOAD, NULL, &rc);
+    char *dir = tu_run_yaml(OVERLOAD, NULL, &rc);
     CU_ASSERT_EQUAL(rc, 0);
     cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
@@ -96,9 +85,9 @@ static void strip_wall_time(char *text)
 static void test_determinism(void)
 {
     int rc1, rc2, rc3;
-    char *a = run_yaml(OVERLOAD, "--seed 7", &rc1);
-    char *b = run_yaml(OVERLOAD, "--seed 7", &rc2);
-    char *c = run_yaml(OVERLOAD, "--seed 8", &rc3);
+    char *a = tu_run_yaml(OVERLOAD, "--seed 7", &rc1);
+    char *b = tu_run_yaml(OVERLOAD, "--seed 7", &rc2);
+    char *c = tu_run_yaml(OVERLOAD, "--seed 8", &rc3);
     CU_ASSERT(rc1 == 0 && rc2 == 0 && rc3 == 0);
     char pa[4096], pb[4096], pc[4096];
     snprintf(pa, sizeof pa, "%s/out/summary.json", a);
@@ -154,7 +143,7 @@ static void test_batching_exact(void)
         "  - {name: t, pool: p, size: 0B, response_size: 0B,\n"
         "     arrivals: {process: deterministic, rate: [{at: 0.05s, qps: 10}]}}\n";
     int rc;
-    char *dir = run_yaml(yaml, NULL, &rc);
+    char *dir = tu_run_yaml(yaml, NULL, &rc);
     CU_ASSERT_EQUAL(rc, 0);
     cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
@@ -247,7 +236,7 @@ static void test_exit_codes(void)
 static void test_outputs(void)
 {
     int rc;
-    char *dir = run_yaml(OVERLOAD, "--set duration=120s", &rc);
+    char *dir = tu_run_yaml(OVERLOAD, "--set duration=120s", &rc);
     CU_ASSERT_EQUAL(rc, 0);
     char p[4096];
     snprintf(p, sizeof p, "%s/out/timeseries.csv", dir);

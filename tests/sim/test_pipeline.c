@@ -30,27 +30,6 @@
     "  pb: {model: b, replicas: 1, queue_capacity: 100, link: {latency: 2ms, bandwidth: "     \
     "1Gbps}}\n"
 
-static char *run_yaml(const char *yaml, const char *extra, int *rc)
-{
-    char *dir = tu_tmpdir();
-    char path[4096], log[4096];
-    snprintf(path, sizeof path, "%s/s.yaml", dir);
-    snprintf(log, sizeof log, "%s/log", dir);
-    tu_write(path, yaml);
-    /* in the run's directory: relative export paths (--openmetrics) land there */
-    *rc = tu_sh(log, "cd '%s' && '%s' run '%s' --quiet --out '%s/out' %s", dir, tu_bin(), path,
-                dir, extra ? extra : "");
-    return dir;
-}
-
-/* The run's stderr/stdout. */
-static char *log_of(const char *dir)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/log", dir);
-    return tu_read(path);
-}
-
 /* Every request in one bucket overall, and every pool's stage counts too. */
 static void assert_conserved(const cJSON *j)
 {
@@ -66,7 +45,7 @@ static void assert_conserved(const cJSON *j)
 static cJSON *run_summary(const char *yaml, const char *extra, char **dir_out)
 {
     int rc = -1;
-    char *dir = run_yaml(yaml, extra, &rc);
+    char *dir = tu_run_yaml(yaml, extra, &rc);
     CU_ASSERT_EQUAL(rc, 0);
     cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL(j);
@@ -404,7 +383,7 @@ static void test_conservation_faults(void)
             char yaml[4096];
             snprintf(yaml, sizeof yaml, STRESS, faults[f], storm[k]);
             int rc;
-            char *dir = run_yaml(yaml, NULL, &rc);
+            char *dir = tu_run_yaml(yaml, NULL, &rc);
             if (rc != 0)
                 fprintf(stderr, "\n%s%s: exit %d\n", faults[f], k ? " + retry storm" : "", rc);
             CU_ASSERT_EQUAL(rc, 0); /* 3 would mean conservation broke */
@@ -445,9 +424,9 @@ static void test_routes(void)
 static void expect_error(const char *yaml, const char *msg)
 {
     int rc = -1;
-    char *dir = run_yaml(yaml, NULL, &rc);
+    char *dir = tu_run_yaml(yaml, NULL, &rc);
     CU_ASSERT_EQUAL(rc, 2);
-    char *log = log_of(dir);
+    char *log = tu_log(dir);
     CU_ASSERT_PTR_NOT_NULL(log);
     if (log && !strstr(log, msg)) {
         fprintf(stderr, "\n  expected: %s\n  got: %s\n", msg, log);

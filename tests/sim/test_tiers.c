@@ -15,22 +15,10 @@
 
 #include <math.h>
 
-static char *run_yaml(const char *yaml, const char *extra, int *rc)
-{
-    char *dir = tu_tmpdir();
-    char path[4096], log[4096];
-    snprintf(path, sizeof path, "%s/s.yaml", dir);
-    snprintf(log, sizeof log, "%s/log", dir);
-    tu_write(path, yaml);
-    *rc = tu_sh(log, "'%s' run '%s' --quiet --out '%s/out' %s", tu_bin(), path, dir,
-                extra ? extra : "");
-    return dir;
-}
-
 static cJSON *run_summary(const char *yaml, const char *extra)
 {
     int rc = -1;
-    char *dir = run_yaml(yaml, extra, &rc);
+    char *dir = tu_run_yaml(yaml, extra, &rc);
     CU_ASSERT_EQUAL(rc, 0);
     cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL(j);
@@ -169,11 +157,9 @@ static void test_l7_failure(void)
 static void expect_error(const char *yaml, const char *msg)
 {
     int rc = -1;
-    char *dir = run_yaml(yaml, NULL, &rc);
+    char *dir = tu_run_yaml(yaml, NULL, &rc);
     CU_ASSERT_EQUAL(rc, 2);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/log", dir);
-    char *log = tu_read(path);
+    char *log = tu_log(dir);
     if (!log || !strstr(log, msg)) {
         fprintf(stderr, "\n  expected: %s\n  got: %s\n", msg, log ? log : "(none)");
         CU_FAIL("message not found");
@@ -194,11 +180,9 @@ static void test_errors(void)
     expect_error(TWO_REQUESTS "  l7: [{name: a}]\n  l4: {health_check: {fall: 0}}\n",
                  "load_balancer.l4.health_check.fall");
     int rc = -1;
-    char *dir = run_yaml(TWO_REQUESTS, "--set pools.gpu.lb_policy=fastest", &rc);
+    char *dir = tu_run_yaml(TWO_REQUESTS, "--set pools.gpu.lb_policy=fastest", &rc);
     CU_ASSERT_EQUAL(rc, 2);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/log", dir);
-    char *log = tu_read(path);
+    char *log = tu_log(dir);
     CU_ASSERT(log && strstr(log, "pools.gpu.lb_policy: unknown policy \"fastest\""));
     free(log);
     tu_done(dir);
