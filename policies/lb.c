@@ -222,7 +222,7 @@ static int reserve(lb *b, int n)
         b->masked = m;
         b->masked_cap = n;
     }
-    return lb_od_reserve(&b->od, n);
+    return b->od.cfg.enabled ? lb_od_reserve(&b->od, n) : 1;
 }
 
 /* nginx's `peers->single`: one server and no backup. nginx then ignores
@@ -308,7 +308,7 @@ int lb_pick(lb *b, const lb_view *view, const lb_request *req)
     }
     int has_backup = b->has_backup;
     /* the common case, no failures on record and none ejected, skips the walks */
-    if (health)
+    if (health && b->od.cfg.enabled) /* calls only when on: this is every request's path */
         any_out = lb_od_sweep(&b->od, view->n, view->now_s);
     for (int i = 0; health && b->n_failing > 0 && i < view->n && !any_out; i++)
         any_out |= health_out(b, view, i);
@@ -342,7 +342,7 @@ void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, int ok
     if (server < 0 || server >= view->n)
         return;
     int room = reserve(b, view->n);
-    if (room)
+    if (room && b->od.cfg.enabled)
         lb_od_result(&b->od, view, server, ok);
     if (!single(view) && room) {
         if (!ok) {

@@ -366,7 +366,7 @@ static void send_to(eng_pool *p, eng_req *r, int s, double now)
 
 /* Network time is fixed when an attempt is routed: the stages before, plus
  * this pool's round trip; a bandwidth cut scales the size / bandwidth part. */
-static void set_net(eng_pool *p, eng_req *r)
+static inline void set_net(eng_pool *p, eng_req *r)
 {
     const eng_class *tc = &S.classes[r->tclass];
     r->net_s = r->net_prev_s +

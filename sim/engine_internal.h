@@ -327,11 +327,24 @@ void pipe_close_interval(size_t i);
 /* tiers.c */
 int tier_init(void);       /* before the pools: sets S.n_l7; -1 on a bad policy */
 void tier_free(void);
+int tier_pick(eng_req *r, double now);
+void tier_close(const eng_req *r, int ok, double now);
 /* The L4 balancer picks r's L7 balancer (r->l7; 0 without two tiers): -1
  * when none is in rotation (r->l7 = -1) or the one picked is down. */
-int tier_enter(eng_req *r, double now);
+static inline int tier_enter(eng_req *r, double now)
+{
+    if (!S.l4) {
+        r->l7 = 0;
+        return 0;
+    }
+    return tier_pick(r, now);
+}
 /* r's connection through the L4 closed (it ended, or its client resends). */
-void tier_leave(const eng_req *r, int ok, double now);
+static inline void tier_leave(const eng_req *r, int ok, double now)
+{
+    if (S.l4 && r->l7 >= 0)
+        tier_close(r, ok, now);
+}
 void tier_down(int l7, int on, int fault, int fault_rec, double now);
 /* When the L4's health checks take an L7 balancer that failed at down_s
  * out of rotation. */

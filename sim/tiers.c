@@ -57,12 +57,8 @@ double tier_detected_at(double down_s)
     return ceil(down_s / iv - 1e-9) * iv + (lb->l4_hc_fall - 1) * iv;
 }
 
-int tier_enter(eng_req *r, double now)
+int tier_pick(eng_req *r, double now)
 {
-    if (!S.l4) {
-        r->l7 = 0;
-        return 0;
-    }
     for (int i = 0; i < S.n_l7; i++)
         S.l4_servers[i].up = !S.l7[i].down || now < tier_detected_at(S.l7[i].down_since_s);
     lb_request lr = { .id = r->id, .traffic_class = r->tclass, .arrival_s = now, .key = r->id };
@@ -82,10 +78,8 @@ int tier_enter(eng_req *r, double now)
     return 0;
 }
 
-void tier_leave(const eng_req *r, int ok, double now)
+void tier_close(const eng_req *r, int ok, double now)
 {
-    if (!S.l4 || r->l7 < 0)
-        return;
     S.l4_servers[r->l7].active--;
     S.l4_view.now_s = now;
     lb_on_done(S.l4, &S.l4_view, r->l7, now - r->sent_s, ok);
