@@ -103,6 +103,8 @@ typedef struct {
      *                          included (KPA)
      *   "requests_per_second"  arrivals per second to the pool (KPA rps mode)
      *   "arrival_rate_qps"     the same arrival rate, for forecasts (predictive)
+     *   "fleetsim_queue_backlog"  for a pool consuming pipeline queues: the
+     *                          messages waiting in them now
      * and any name an HPA manifest uses as an Object or External metric. */
     int n_metrics;
     const as_metric *metrics;

@@ -119,9 +119,19 @@ static void sync_pool(eng_pool *p, double now, int poke)
     double conc = elapsed > 0 ? p->conc_area / elapsed : p->inflight;
     if (poke && conc < p->lbq.len + 1)
         conc = p->lbq.len + 1; /* the waiting requests and the one arriving */
-    as_metric metrics[3] = { { "concurrency", conc },
+    /* messages waiting in the queues the pool consumes, now (an External
+     * metric as KEDA or prometheus-adapter would serve it) */
+    double backlog = 0;
+    int consumer = 0;
+    for (int i = 0; i < S.sc->n_queues; i++)
+        if (S.queues[i].consumer == p) {
+            backlog += S.queues[i].q.len;
+            consumer = 1;
+        }
+    as_metric metrics[4] = { { "concurrency", conc },
                              { "requests_per_second", rps },
-                             { "arrival_rate_qps", rps } };
+                             { "arrival_rate_qps", rps },
+                             { "fleetsim_queue_backlog", backlog } };
     if (!poke) {
         p->conc_area = 0;
         p->as_last_s = now;
@@ -135,7 +145,7 @@ static void sync_pool(eng_pool *p, double now, int poke)
                      .max_replicas = p->n_hosts,
                      .startup_s = mean_delay(prov) + mean_delay(&life->start) +
                                   mean_delay(&life->load) + mean_delay(&life->warmup),
-                     .n_pods = np, .pods = pods, .n_metrics = 3, .metrics = metrics };
+                     .n_pods = np, .pods = pods, .n_metrics = 3 + consumer, .metrics = metrics };
     int want = as_recommend(p->scaler, &view);
     if (want != AS_KEEP && want != p->target)
         life_scale_to(p, want, now, as_reason(p->scaler));

@@ -88,7 +88,9 @@ static void deliver(eng_queue *q, double now)
         eng_pool_inflight(q->consumer, now, +1);
         eng_fifo_pop(&q->q);
         if (eng_offer(q->consumer, r, now) != 0) {
-            /* no room: back at the head, as it was */
+            /* no room: back at the head, as it was; a consumer scaled to
+             * zero is woken, as requests at the balancer wake it */
+            scale_buffer(q->consumer, now);
             eng_pool_inflight(q->consumer, now, -1);
             r->in_pool = 0;
             r->next = q->q.head;

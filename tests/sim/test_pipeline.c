@@ -271,6 +271,98 @@ static void test_queue_backlog(void)
     }
 }
 
+static void test_backlog_autoscaling(void)
+{
+    /* An HPA on the consumer with an External metric, the queue's backlog,
+     * target 20 per replica; the consumer's replicas start in 5 s. At the
+     * first sync (15 s) 74 messages were published (0.3 .. 14.9 s) and 30
+     * delivered (0.3 .. 14.8 s): 44 waiting, ceil(44 / 20) = 3 replicas.
+     * The backlog peaks when they are ready at 20 s (99 - 40 = 59), then
+     * 3 x 2/s outrun the 5/s arriving and it drains. */
+    char *mdir = tu_tmpdir();
+    char manifest[4096], yaml[8192];
+    snprintf(manifest, sizeof manifest, "%s/hpa.yaml", mdir);
+    tu_write(manifest, "apiVersion: autoscaling/v2\n"
+                       "kind: HorizontalPodAutoscaler\n"
+                       "metadata: {name: consumer}\n"
+                       "spec:\n"
+                       "  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: c}\n"
+                       "  minReplicas: 1\n"
+                       "  maxReplicas: 4\n"
+                       "  metrics:\n"
+                       "    - type: External\n"
+                       "      external:\n"
+                       "        metric: {name: fleetsim_queue_backlog}\n"
+                       "        target: {type: AverageValue, averageValue: \"20\"}\n");
+    snprintf(yaml, sizeof yaml,
+             ASYNC(", capacity: 100000") "autoscaler: {pool: pc, policy: hpa, manifest: '%s'}\n",
+             manifest);
+    /* the consumer may grow to 4 nodes, starting in 5 s */
+    cJSON *j = run_summary(yaml, "--set duration=120s --set pools.pc.max_replicas=4 "
+                                 "--set pools.pc.lifecycle.start=5s", NULL);
+    if (j) {
+        const cJSON *ev = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "scaling_events"), 0);
+        CU_ASSERT_EQUAL(tu_num(ev, "t_s"), 15);
+        CU_ASSERT_EQUAL(tu_num(ev, "from"), 1);
+        CU_ASSERT_EQUAL(tu_num(ev, "to"), 3);
+        CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.backlog_max"), 59);
+        CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.backlog_at_end"), 0);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.pc.replicas_max"), 3);
+        assert_conserved(j);
+        cJSON_Delete(j);
+    }
+    tu_done(mdir);
+}
+
+static void test_consumer_from_zero(void)
+{
+    /* A KPA consumer scales to zero in the 800 s without messages and is
+     * woken by the first message that finds no replica (as requests at the
+     * balancer wake it): arrivals every 0.5 s from 900.5 s are published
+     * 0.1 s later, from 900.6 s; the replica starts in 10 s, by when 21
+     * messages wait (900.6 .. 910.6 s). None is lost. */
+    const char *yaml =
+        "name: kq\n"
+        "duration: 1200s\n"
+        "models:\n"
+        "  a: {service: {distribution: deterministic, mean: 100ms}}\n"
+        "  c: {service: {distribution: deterministic, mean: 200ms}}\n"
+        "pools:\n"
+        "  pa: {model: a, replicas: 1, queue_capacity: 100}\n"
+        "  pc: {model: c, replicas: 1, max_replicas: 3, queue_capacity: 100, lifecycle: {start: 10s}}\n"
+        "pipelines:\n"
+        "  async:\n"
+        "    stages:\n"
+        "      - pool: pa\n"
+        "      - queue: {name: jobs, prefetch: 1, capacity: 100000}\n"
+        "      - pool: pc\n"
+        "traffic:\n"
+        "  - {name: x, pipeline: async, arrivals: {process: deterministic,\n"
+        "     rate: [{at: 0s, qps: 2}, {at: 100s, qps: 0}, {at: 900s, qps: 2}]}}\n"
+        "autoscaler: {pool: pc, policy: kpa, target: 1, scale_to_zero_grace_period: 30s}\n";
+    cJSON *j = run_summary(yaml, NULL, NULL);
+    if (!j)
+        return;
+    const cJSON *evs = cJSON_GetObjectItemCaseSensitive(j, "scaling_events");
+    int woke = 0, slept = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, evs)
+    {
+        slept |= tu_num(e, "to") == 0 && tu_num(e, "t_s") < 900;
+        if (tu_num(e, "from") == 0 && tu_num(e, "to") >= 1) {
+            woke = 1;
+            CU_ASSERT_DOUBLE_EQUAL(tu_num(e, "t_s"), 900.6, 1e-6);
+        }
+    }
+    CU_ASSERT(slept);
+    CU_ASSERT(woke);
+    CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.backlog_max"), 21);
+    CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.delivered"), tu_num(j, "requests.generated"));
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), tu_num(j, "requests.generated"));
+    assert_conserved(j);
+    cJSON_Delete(j);
+}
+
 static void test_broker_down(void)
 {
     /* A consumer fast enough (50 ms) that nothing waits; the broker down
@@ -487,6 +579,8 @@ int main(void)
     CU_add_test(s, "cache hits skip a stage", test_cache);
     CU_add_test(s, "cache_down: every lookup misses", test_cache_down);
     CU_add_test(s, "queue backlog and capacity", test_queue_backlog);
+    CU_add_test(s, "an HPA on the queue's backlog", test_backlog_autoscaling);
+    CU_add_test(s, "a consumer woken from zero", test_consumer_from_zero);
     CU_add_test(s, "broker_down: producer errors", test_broker_down);
     CU_add_test(s, "client retries start over", test_client_retries);
     CU_add_test(s, "conservation under faults", test_conservation_faults);
