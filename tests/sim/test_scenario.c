@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <math.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -370,20 +371,45 @@ static void test_gpu_type_defaults(void)
     }
 }
 
-/* The shipped scenarios must keep loading. */
+/* Every shipped scenario (scenarios/ and scenarios/chaos/) must keep
+ * loading; bank-pipeline's classes are routed by their paths. */
 static void test_shipped_scenarios(void)
 {
-    static const char *const files[] = {"bank-peak.yaml", "bank-single-node.yaml"};
+    static const char *const dirs[] = {"scenarios", "scenarios/chaos"};
     const char *src = getenv("FLEETSIM_SRC");
-    for (size_t i = 0; src && i < sizeof files / sizeof files[0]; i++) {
-        char path[PATH_MAX];
-        fmt(path, sizeof path, "%s/scenarios/%s", src, files[i]);
-        if (access(path, R_OK) != 0)
-            continue;
-        sc_scenario *sc = sc_load(path, NULL, 0, stderr);
-        CU_ASSERT_PTR_NOT_NULL(sc);
-        sc_free(sc);
+    int n = 0;
+    for (size_t d = 0; src && d < sizeof dirs / sizeof dirs[0]; d++) {
+        char dir[PATH_MAX];
+        fmt(dir, sizeof dir, "%s/%s", src, dirs[d]);
+        DIR *dp = opendir(dir);
+        CU_ASSERT_PTR_NOT_NULL(dp);
+        struct dirent *e;
+        while (dp && (e = readdir(dp))) {
+            size_t len = strlen(e->d_name);
+            if (len < 6 || strcmp(e->d_name + len - 5, ".yaml"))
+                continue;
+            char path[PATH_MAX + 256];
+            fmt(path, sizeof path, "%s/%s", dir, e->d_name);
+            sc_scenario *sc = sc_load(path, NULL, 0, stderr);
+            if (!sc)
+                fprintf(stderr, "\n  %s does not load\n", path);
+            CU_ASSERT_PTR_NOT_NULL(sc);
+            if (sc && !strcmp(e->d_name, "bank-pipeline.yaml")) {
+                CU_ASSERT_EQUAL(sc->n_traffic, 2);
+                CU_ASSERT_STRING_EQUAL(sc->pipelines[sc->traffic[0].pipeline].name, "scoring");
+                CU_ASSERT_EQUAL(sc->pipelines[sc->traffic[0].pipeline].n_stages, 5);
+                CU_ASSERT_STRING_EQUAL(sc->pools[sc->traffic[1].pool].name, "ops");
+                CU_ASSERT_EQUAL(sc->n_caches, 1);
+                CU_ASSERT_EQUAL(sc->n_queues, 1);
+                CU_ASSERT_STRING_EQUAL(sc->pools[sc->queues[0].consumer].name, "store");
+            }
+            sc_free(sc);
+            n++;
+        }
+        if (dp)
+            closedir(dp);
     }
+    CU_ASSERT(!src || n >= 15);
 }
 
 /* ---- bad input: each class with its exact position ---------------------- */
