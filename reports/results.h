@@ -84,6 +84,8 @@ typedef struct {
     char *name;
     char *consumer;            /* the pool consuming it */
     unsigned long published, delivered, refused; /* refused: full (503) or broker down (502) */
+    unsigned long processed, lost; /* jobs it acknowledged: through their last stage, or failed */
+    rp_latency lag_s;          /* processed jobs: acknowledgement to the end of the last stage */
     int backlog_max, backlog_at_end;
     double *backlog;           /* n_samples entries: messages held at each interval's end */
 } rp_queue;

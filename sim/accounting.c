@@ -89,12 +89,16 @@ static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
         *rec = p->fault_rec;
         return p->cause;
     }
-    /* a broker down in front of the pool refused it */
-    for (int i = 0; r->node < 0 && i < sc->n_queues; i++)
-        if (S.queues[i].consumer == p && S.queues[i].cause >= 0) {
-            *rec = S.queues[i].fault_rec;
-            return S.queues[i].cause;
+    /* the broker of the queue after its stage refused it */
+    const sc_pipeline *pl = S.classes[r->tclass].pipe;
+    if (r->stage >= 0 && r->stage + 1 < pl->n_stages &&
+        pl->stages[r->stage + 1].kind == SC_STAGE_QUEUE) {
+        const eng_queue *q = &S.queues[pl->stages[r->stage + 1].ref];
+        if (q->cause >= 0) {
+            *rec = q->fault_rec;
+            return q->cause;
         }
+    }
     for (int j = 0; j < p->n_hosts; j++) {
         if (p->nodes[j].cause >= 0) {
             *rec = p->nodes[j].fault_rec;

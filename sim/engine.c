@@ -42,10 +42,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HIST_MIN_S 1e-6
-#define HIST_MAX_S 1e6
-#define HIST_REL_ERR 0.005
-
 eng_sim S;
 
 /* ---------- helpers ---------- */
@@ -171,6 +167,7 @@ static eng_req *req_new(eng_class *tc, double now)
     r->net_prev_s = 0;
     r->stage = 0;
     r->in_pool = 1;
+    r->job = 0;
     r->client_tries = 0;
     r->work = tc->cfg->work;
     r->id = S.next_id++;
@@ -190,6 +187,13 @@ static int measured(const eng_req *r)
 /* Every request leaves through here exactly once. */
 void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
 {
+    if (r->job) { /* its client was answered at a queue: work after it */
+        eng_pool_leave(p, r, bucket, t_s);
+        pipe_job_end(r, bucket, t_s);
+        r->next = S.free_list;
+        S.free_list = r;
+        return;
+    }
     if (bucket != B_COMPLETED && chaos_client_retry(p, r, t_s)) {
         tier_leave(r, 0, t_s);
         if (r->stage > 0) { /* it will start over at the first stage */
@@ -198,16 +202,19 @@ void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
         }
         return; /* not the end: its client sends it again */
     }
+    eng_pool_leave(p, r, bucket, t_s);
+    eng_req_answered(p, r, bucket, t_s);
+    r->next = S.free_list;
+    S.free_list = r;
+}
+
+void eng_req_answered(eng_pool *p, eng_req *r, int bucket, double t_s)
+{
     unsigned long *slot_all[4] = { &S.all.completed, &S.all.rejected, &S.all.failed, &S.all.timed_out };
     unsigned long *slot_m[4] = { &S.measured.completed, &S.measured.rejected, &S.measured.failed,
                                  &S.measured.timed_out };
-    unsigned long *slot_p[4] = { &p->counts.completed, &p->counts.rejected, &p->counts.failed,
-                                 &p->counts.timed_out };
     tier_leave(r, bucket == B_COMPLETED, t_s);
     ++*slot_all[bucket];
-    ++*slot_p[bucket];
-    if (r->in_pool)
-        eng_pool_inflight(p, t_s > p->conc_t ? t_s : p->conc_t, -1);
     obs_request_end(p, r, bucket, t_s - r->arrival_s + r->net_s);
     size_t iv = interval_of(t_s);
     S.done[bucket][iv]++;
@@ -225,8 +232,6 @@ void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
     }
     if (bucket == B_COMPLETED)
         sim_hist_add_many(hs, nh, t_s - r->arrival_s + r->net_s);
-    r->next = S.free_list;
-    S.free_list = r;
     S.live--;
 }
 
@@ -1075,8 +1080,10 @@ static void collect(rp_results *out)
             out->queues[i] = (rp_queue){ .name = strdup(q->cfg->name),
                                          .consumer = strdup(q->consumer->cfg->name),
                                          .published = q->published, .delivered = q->delivered,
-                                         .refused = q->refused, .backlog_max = q->max_backlog,
+                                         .refused = q->refused, .processed = q->processed,
+                                         .lost = q->lost, .backlog_max = q->max_backlog,
                                          .backlog_at_end = q->q.len };
+            fill_latency(&out->queues[i].lag_s, q->lag);
             out->queues[i].backlog = malloc(sizeof(double) * S.n_intervals);
             memcpy(out->queues[i].backlog, q->backlog_per_interval, sizeof(double) * S.n_intervals);
         }

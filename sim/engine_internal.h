@@ -21,6 +21,10 @@
 #define ENG_FLOPS_PER_S 1e9  /* host speed per core: s seconds = s * 1e9 flops */
 #define ENG_PSTATES 20        /* speed levels 100%, 95%, ... 5% for slowdowns */
 #define ENG_MAX_TRIED 8       /* servers remembered per request for retries */
+/* latency histograms: 1 us to 11.6 days, 0.5% relative bin error */
+#define HIST_MIN_S 1e-6
+#define HIST_MAX_S 1e6
+#define HIST_REL_ERR 0.005
 
 typedef struct eng_req {
     struct eng_req *next;
@@ -40,6 +44,9 @@ typedef struct eng_req {
     int stage;             /* its pipeline stage; -1: left a later stage, held for a
                               client retry */
     int in_pool;           /* counted in its pool's in-flight (not while in a queue) */
+    int job;               /* 1 + the queue that acknowledged it: its client has its
+                              answer, what follows is background work; else 0 */
+    double acked_s;        /* a job: when the queue acknowledged it */
     int node;              /* server index in its pool once routed, else -1 */
     int attempts;
     int n_tried;
@@ -231,6 +238,8 @@ typedef struct {
     int down;              /* injected: broker down, nothing published or delivered */
     int cause, fault_rec;  /* the fault acting on it now, or -1 */
     unsigned long published, delivered, refused;
+    unsigned long processed, lost; /* jobs it acknowledged: done, or failed after */
+    sim_hist *lag;         /* acknowledgement to the end of the last stage, processed jobs */
     int max_backlog;
     double *backlog_per_interval; /* backlog at each interval's end */
 } eng_queue;
@@ -278,6 +287,9 @@ gsl_rng *eng_stream_rng(unsigned long seed, unsigned long stream);
 void eng_fifo_push(eng_fifo *f, eng_req *r);
 eng_req *eng_fifo_pop(eng_fifo *f);
 void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s);
+/* The client has its answer (bucket) at t_s: the request's outcome, counted
+ * once; eng_req_end calls it, and so does a queue that acknowledges. */
+void eng_req_answered(eng_pool *p, eng_req *r, int bucket, double t_s);
 /* An attempt of r failed with a connection-level error at now: retried on
  * another server when the balancer's retry rules allow, else failed (502). */
 void eng_attempt_failed(eng_pool *p, eng_req *r, double now);
@@ -321,6 +333,8 @@ void pipe_deliver(eng_pool *p, double now);
 /* Injected: a cache misses everything, a broker is down (or back). */
 void pipe_cache_down(int cache, int down);
 void pipe_queue_down(int queue, int down, int fault, int fault_rec, double now);
+/* A job (r->job) finished its last stage, or failed, at t_s. */
+void pipe_job_end(eng_req *r, int bucket, double t_s);
 /* Closes an interval's queue backlog samples. */
 void pipe_close_interval(size_t i);
 

@@ -14,16 +14,21 @@
  * hit skips the pool stage after the cache. A cache that is down misses
  * every lookup, so the load of the skipped pool jumps.
  *
- * A queue is a broker in front of its consumer pool: publishing acknowledges
- * the producer (the client's timeout no longer applies; a delivered message
- * gets the queue's processing_timeout), a full queue refuses the message
- * (503), and consumers take messages as their servers have room: each server
+ * A queue is a broker in front of its consumer pool. Publishing is the
+ * producer's last act for the client: a full queue refuses the message
+ * (503) and a broker that is down fails it (502), both the producer's
+ * errors; an acknowledgement answers the client (the request completes with
+ * the latency so far) and the rest of the pipeline is a job: background
+ * work counted per pool and per queue (processed, lost, and the lag from
+ * acknowledgement to its last stage), not in the client's outcomes. A
+ * delivered message gets the queue's processing_timeout. Consumers take
+ * messages as their servers have room: each server
  * holds at most `prefetch` unacknowledged messages (RabbitMQ's basic.qos),
  * applied as the consumer pool's max_conns, and the consumer's balancer
  * policy picks among servers with room (round-robin dispatch in RabbitMQ).
- * With no server up the backlog waits. A broker that is down refuses every
- * publish (502, the producer's error) and delivers nothing: the backlog
- * stays until it is back.
+ * With no server up the backlog waits (a consumer scaled to zero is woken).
+ * A broker that is down delivers nothing either: the backlog stays until it
+ * is back.
  */
 #include "engine_internal.h"
 
@@ -51,6 +56,7 @@ void pipe_init(void)
             q->consumer = &S.pools[q->cfg->consumer];
             q->cause = q->fault_rec = -1;
             q->backlog_per_interval = calloc(S.n_intervals, sizeof *q->backlog_per_interval);
+            q->lag = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
             eng_pool *c = q->consumer;
             int prefetch = q->cfg->prefetch > 0
                                ? q->cfg->prefetch
@@ -69,8 +75,10 @@ void pipe_free(void)
 {
     for (int i = 0; i < S.sc->n_caches; i++)
         gsl_rng_free(S.caches[i].rng);
-    for (int i = 0; i < S.sc->n_queues; i++)
+    for (int i = 0; i < S.sc->n_queues; i++) {
         free(S.queues[i].backlog_per_interval);
+        sim_hist_free(S.queues[i].lag);
+    }
     free(S.caches);
     free(S.queues);
     S.caches = NULL;
@@ -123,17 +131,24 @@ static void enter_stage(eng_req *r, int stage, eng_pool *p, double now, int in_p
     eng_pool_enter(p, r, now, in_pool);
 }
 
-/* r, done with its producer stage, is published to q at now. */
-static void publish(eng_queue *q, eng_req *r, int stage, double now)
+/* r, done with its stage at producer p, is published to q at now. A
+ * refusal is the producer's error; an acknowledgement answers the client
+ * (the first queue of its pipeline does), and r goes on as a job. */
+static void publish(eng_queue *q, eng_pool *p, eng_req *r, int stage, double now)
 {
-    eng_pool *c = q->consumer;
-    enter_stage(r, stage, c, now, 0);
     if (q->down || q->q.len >= q->cfg->capacity) {
         q->refused++;
-        eng_req_end(c, r, q->down ? B_FAILED : B_REJECTED, now);
+        eng_req_end(p, r, q->down ? B_FAILED : B_REJECTED, now);
         return;
     }
-    r->deadline_s = INFINITY; /* acknowledged: the client's wait is over */
+    eng_pool_leave(p, r, B_COMPLETED, now);
+    if (!r->job) {
+        eng_req_answered(p, r, B_COMPLETED, now);
+        r->job = 1 + (int)(q - S.queues);
+        r->acked_s = now;
+    }
+    enter_stage(r, stage, q->consumer, now, 0);
+    r->deadline_s = INFINITY;
     eng_fifo_push(&q->q, r);
     q->published++;
     if (q->q.len > q->max_backlog)
@@ -163,17 +178,28 @@ void pipe_stage_done(eng_pool *p, eng_req *r, double t_s)
             eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
         return;
     }
-    eng_pool_leave(p, r, B_COMPLETED, t_s);
     r->net_prev_s = r->net_s;
     const sc_stage *st = &pl->stages[k];
     if (st->kind == SC_STAGE_QUEUE) {
-        publish(&S.queues[st->ref], r, k + 1, t_s);
+        publish(&S.queues[st->ref], p, r, k + 1, t_s);
         return;
     }
+    eng_pool_leave(p, r, B_COMPLETED, t_s);
     eng_pool *next = &S.pools[st->ref];
     enter_stage(r, k, next, t_s, 1);
     chaos_on_arrival(next, t_s);
     eng_route(next, r, t_s);
+}
+
+void pipe_job_end(eng_req *r, int bucket, double t_s)
+{
+    eng_queue *q = &S.queues[r->job - 1];
+    if (bucket == B_COMPLETED) {
+        q->processed++;
+        sim_hist_add(q->lag, t_s - r->acked_s);
+    } else {
+        q->lost++;
+    }
 }
 
 void pipe_cache_down(int cache, int down)
