@@ -682,8 +682,9 @@ static void dependencies_table(rp_buf *o, const rp_results *r)
     if (r->n_queues > 0) {
         rp_buf_puts(o, "<h3>Queues</h3>\n");
         static const char *const cols[] = { "queue", "consumer", "published", "delivered",
-                                            "refused", "backlog max", "backlog at end" };
-        th(o, cols, 7, 2);
+                                            "refused", "processed", "lost", "lag p99",
+                                            "backlog max", "backlog at end" };
+        th(o, cols, 10, 2);
         for (int i = 0; i < r->n_queues; i++) {
             const rp_queue *q = &r->queues[i];
             rp_buf_puts(o, "<tr>");
@@ -692,6 +693,11 @@ static void dependencies_table(rp_buf *o, const rp_results *r)
             td_count(o, (double)q->published);
             td_count(o, (double)q->delivered);
             td_count(o, (double)q->refused);
+            td_count(o, (double)q->processed);
+            td_count(o, (double)q->lost);
+            char b[64];
+            rp_fmt_latency(b, sizeof b, q->lag_s.p99);
+            td(o, NULL, b);
             td_count(o, q->backlog_max);
             td_count(o, q->backlog_at_end);
             rp_buf_puts(o, "</tr>\n");

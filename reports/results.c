@@ -573,9 +573,11 @@ void rp_print_table(const rp_results *r, FILE *out)
                 n ? 100.0 * (double)r->caches[i].hits / (double)n : 0);
     }
     for (int i = 0; i < r->n_queues; i++)
-        fprintf(out, "queue %-7s %12lu published  %lu refused  backlog max %d, at end %d\n",
+        fprintf(out, "queue %-7s %12lu published  %lu refused  %lu processed  %lu lost  "
+                "backlog max %d, at end %d  lag p99 %.1f ms\n",
                 r->queues[i].name, r->queues[i].published, r->queues[i].refused,
-                r->queues[i].backlog_max, r->queues[i].backlog_at_end);
+                r->queues[i].processed, r->queues[i].lost, r->queues[i].backlog_max,
+                r->queues[i].backlog_at_end, 1e3 * r->queues[i].lag_s.p99);
     fprintf(out, "cost          %12.2f GPU-hours  %.2f kWh  %.2f money\n", r->gpu_hours,
             r->energy_kwh, r->cost);
     int met = rp_slo_met(r);

@@ -180,6 +180,7 @@ static void test_sections_follow_data(void)
     r.queues = calloc(1, sizeof *r.queues);
     r.queues[0] = (rp_queue){ .name = strdup("decisions"), .consumer = strdup("store"),
                               .published = 900, .delivered = 880, .refused = 7,
+                              .processed = 870, .lost = 3, .lag_s = { .p99 = 2.5 },
                               .backlog_max = 64, .backlog_at_end = 20 };
     r.n_balancers = 1;
     r.balancers = calloc(1, sizeof *r.balancers);
@@ -190,6 +191,7 @@ static void test_sections_follow_data(void)
     CU_ASSERT_EQUAL(count(full, EVIL), 0);                   /* the cache's name escaped */
     CU_ASSERT_PTR_NOT_NULL(strstr(full, "<h3>Queues</h3>"));
     CU_ASSERT_PTR_NOT_NULL(strstr(full, "<td class=\"l\">decisions</td><td class=\"l\">store</td>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(full, "<td>870</td><td>3</td>")); /* processed, lost */
     CU_ASSERT_PTR_NOT_NULL(strstr(full, "<h3>L7 balancers</h3>"));
     CU_ASSERT_PTR_NOT_NULL(strstr(full, "<h2>Alerts</h2>"));
     CU_ASSERT_PTR_NOT_NULL(strstr(full, "<h2>Scaling events</h2>"));
