@@ -866,6 +866,7 @@ static void test_zone_outage_nodes(void)
  * | lb-failure             | FAILS      | 1    | ~1,540 (3 s failover at peak)   |
  * | cache-outage           | FAILS      | 1    | 0 (~120,000 timed out, >90% of  |
  * |                        |            |      | the errors blamed on the cache) |
+ * | slow-store             | holds      | 0    | 0 (the queue takes ~24,000)     |
  *
  * Each run's verdict (`hypothesis.met` in summary.json) must match the
  * table, with exit 0 when it holds and 1 (and the verdict on stderr) when it
@@ -881,6 +882,7 @@ static const struct {
     { "slow-node.yaml", 1, 0, 0 },          { "network-partition.yaml", 0, 1, 0 },
     { "random-crashes-day.yaml", 1, 0, 0 }, { "lb-failure.yaml", 0, 1, 0 },
     { "cache-outage.yaml", 0, 0, 0.9 },
+    { "slow-store.yaml", 1, 0, 0 },
 };
 
 static void test_shipped_scenarios(void)
