@@ -6,10 +6,12 @@
  * 1 Gflop/s per core at full speed, lower pstates for throttling), one host
  * for the balancer, one link per node to the balancer, energy plugin
  * wattages per node type. Node states, scaling and crashes are in
- * lifecycle.c; injected faults in chaos.c.
+ * lifecycle.c; injected faults in chaos.c; moving a request from one
+ * pipeline stage to the next in pipeline.c; the L4 tier in tiers.c.
  *
  * Actors: one traffic generator per class (sleeps until each arrival, then
- * routes the request synchronously through the pool's balancer); one worker
+ * routes the request synchronously through its first stage's balancer, or
+ * its L7 balancer's view of it); one worker
  * per GPU of a ready node (takes a batch from its node's FIFO queue and runs
  * it as a SimGrid execution on the node's host, so speed changes and host
  * failures act on it); one sampler that closes each time-series interval.

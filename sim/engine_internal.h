@@ -1,8 +1,9 @@
 /*
  * engine_internal.h - state shared by the engine's files (engine.c: requests,
  * routing, workers, traffic, results; lifecycle.c: node states, scaling,
- * draining, crashes, health checks; chaos.c: injected faults). Not for use
- * outside sim/: policies see lb_view, never this.
+ * draining, crashes, health checks; chaos.c: injected faults; pipeline.c:
+ * stages, caches and queues; tiers.c: the L4 balancer over L7 balancers).
+ * Not for use outside sim/: policies see lb_view, never this.
  */
 #ifndef FLEETSIM_ENGINE_INTERNAL_H
 #define FLEETSIM_ENGINE_INTERNAL_H
