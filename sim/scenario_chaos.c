@@ -113,7 +113,15 @@ static void want_target(sc_loader *L, const yaml_node_t *n, const char *path,
     int p = sc_find_pool(sc, name);
     if (p < 0) {
         sc_pool_list(sc, list, sizeof list);
-        sc_errn(L, n, "%s: unknown pool \"%s\" (pools: %s)", path, name, *list ? list : "none");
+        if (f->kind == SC_FAULT_LB_FAILURE && sc->lb.n_l7 > 0) {
+            char l7s[SC_LISTLEN] = "";
+            for (int i = 0; i < sc->lb.n_l7; i++)
+                sc_list_add(l7s, sizeof l7s, sc->lb.l7[i].name);
+            sc_errn(L, n, "%s: unknown pool or L7 balancer \"%s\" (pools: %s; L7 balancers: %s)",
+                    path, name, *list ? list : "none", l7s);
+        } else {
+            sc_errn(L, n, "%s: unknown pool \"%s\" (pools: %s)", path, name, *list ? list : "none");
+        }
         return;
     }
     if (idx >= 0 && idx >= sc->pools[p].max_replicas) {

@@ -112,7 +112,8 @@ static int load_cache(sc_loader *L, yaml_node_t *n, const char *path, sc_scenari
     if (look.val)
         bad |= sc_want_dur(L, look.val, sc_join(p, path, "lookup"), 0, &c.lookup_s) != 0;
     if (!bad && name_taken(sc, c.name)) {
-        sc_errn(L, name.val, "%s: duplicate cache or queue name \"%s\"", p, c.name);
+        sc_errn(L, name.val, "%s: duplicate cache or queue name \"%s\"", sc_join(p, path, "name"),
+                c.name);
         bad = 1;
     }
     sc_cache *nc = bad ? NULL : realloc(sc->caches, sizeof *nc * (size_t)(sc->n_caches + 1));
@@ -148,7 +149,8 @@ static int load_queue(sc_loader *L, yaml_node_t *n, const char *path, sc_scenari
         bad |= sc_want_dur(L, pt.val, sc_join(p, path, "processing_timeout"), 0,
                            &q.processing_timeout_s) != 0;
     if (!bad && name_taken(sc, q.name)) {
-        sc_errn(L, name.val, "%s: duplicate cache or queue name \"%s\"", p, q.name);
+        sc_errn(L, name.val, "%s: duplicate cache or queue name \"%s\"", sc_join(p, path, "name"),
+                q.name);
         bad = 1;
     }
     sc_queue *nq = bad ? NULL : realloc(sc->queues, sizeof *nq * (size_t)(sc->n_queues + 1));
@@ -204,10 +206,14 @@ static void load_pipeline(sc_loader *L, yaml_node_t *n, const char *path, sc_sce
     }
     yaml_node_t *s = stages.val;
     sc_join(p, path, "stages");
-    long cnt = s->type == YAML_SEQUENCE_NODE ? s->data.sequence.items.top - s->data.sequence.items.start : 0;
-    if (cnt == 0) {
+    if (s->type != YAML_SEQUENCE_NODE) {
         char buf[SC_SHOWLEN];
         sc_errn(L, s, "%s: expected a sequence of stages, got %s", p, sc_show(s, buf));
+        return;
+    }
+    long cnt = s->data.sequence.items.top - s->data.sequence.items.start;
+    if (cnt == 0) {
+        sc_errn(L, s, "%s: at least one stage is required", p);
         return;
     }
     pl->stages = calloc((size_t)cnt, sizeof *pl->stages);

@@ -567,6 +567,16 @@ static void test_errors(void)
                         "    stages: [{pool: pa}, {cache: {name: c, hit_ratio: 1.5}}, {pool: pb}]\n"
                         ONE_CLASS("pipeline: p"),
                  "pipelines.p.stages.1.cache.hit_ratio");
+    expect_error(TANDEM "pipelines:\n"
+                        "  p:\n"
+                        "    stages: []\n" ONE_CLASS("pipeline: p"),
+                 "s.yaml:11:13: pipelines.p.stages: at least one stage is required");
+    expect_error(TANDEM "pipelines:\n"
+                        "  p:\n"
+                        "    stages: [{pool: pa}, {cache: {name: c, hit_ratio: 1}}, {pool: pb},\n"
+                        "             {queue: {name: c, capacity: 1}}, {pool: pa}]\n"
+                        ONE_CLASS("pipeline: p"),
+                 "s.yaml:12:29: pipelines.p.stages.3.queue.name: duplicate cache or queue name \"c\"");
     expect_error(TANDEM ONE_CLASS("pool: pa, pipeline: pa"),
                  "traffic.x: needs exactly one of pool, pipeline, path");
     expect_error(TANDEM ONE_CLASS("pipeline: nope"),

@@ -179,6 +179,9 @@ static void test_errors(void)
     expect_error(TWO_REQUESTS "  l7: [{name: gpu}]\n", "load_balancer.l7.0.name: \"gpu\" is a pool's name");
     expect_error(TWO_REQUESTS "  l7: [{name: a}]\n  l4: {health_check: {fall: 0}}\n",
                  "load_balancer.l4.health_check.fall");
+    expect_error(TWO_REQUESTS "  l7: [{name: a}]\n"
+                              "chaos: [{fault: lb_failure, target: b, at: 1s}]\n",
+                 "chaos.0.target: unknown pool or L7 balancer \"b\" (pools: gpu; L7 balancers: a)");
     int rc = -1;
     char *dir = tu_run_yaml(TWO_REQUESTS, "--set pools.gpu.lb_policy=fastest", &rc);
     CU_ASSERT_EQUAL(rc, 2);
