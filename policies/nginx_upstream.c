@@ -477,41 +477,255 @@ int lb_nginx_parse(const char *text, const char *file, const char *name,
     return rc == 1 ? 0 : -1;
 }
 
-int lb_nginx_read(const char *path, const char *name, lb_nginx_upstream *out,
-                  char *err, size_t errlen)
+/* A whole file, NUL-terminated and without NUL bytes, malloc'd; NULL with
+ * "path: why" in err. */
+static char *read_text(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     char *text;
     long len;
-    int rc;
 
-    memset(out, 0, sizeof *out);
     if (!f) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
+        return NULL;
     }
     if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
         fclose(f);
         snprintf(err, errlen, "%s: cannot read", path);
-        return -1;
+        return NULL;
     }
     text = malloc((size_t)len + 1);
     if (!text || fread(text, 1, (size_t)len, f) != (size_t)len) {
         free(text);
         fclose(f);
         snprintf(err, errlen, "%s: cannot read", path);
-        return -1;
+        return NULL;
     }
     fclose(f);
     text[len] = '\0';
     if (strlen(text) != (size_t)len) {
         free(text);
         snprintf(err, errlen, "%s: contains a NUL byte", path);
-        return -1;
+        return NULL;
     }
-    rc = lb_nginx_parse(text, path, name, out, err, errlen);
+    return text;
+}
+
+int lb_nginx_read(const char *path, const char *name, lb_nginx_upstream *out,
+                  char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    char *text = read_text(path, err, errlen);
+    if (!text)
+        return -1;
+    int rc = lb_nginx_parse(text, path, name, out, err, errlen);
     free(text);
     return rc;
+}
+
+/* ---- location blocks ---------------------------------------------------- */
+
+/* Skips the block whose '{' was just consumed, to after its '}'. */
+static int skip_block(parser *p)
+{
+    for (int depth = 1;;) {
+        tok *t = &p->toks[p->at++];
+        if (t->kind == T_EOF)
+            return fail(p, t->line, t->col, "unexpected end of file, expecting \"}\"");
+        depth += t->kind == T_OPEN ? 1 : t->kind == T_CLOSE ? -1 : 0;
+        if (depth == 0)
+            return 0;
+    }
+}
+
+/* proxy_pass's upstream: http://NAME[:port][/uri] -> NAME. */
+static char *upstream_of(const char *url)
+{
+    const char *h = strstr(url, "://");
+    if (!h || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)))
+        return NULL;
+    h += 3;
+    size_t n = strcspn(h, ":/");
+    return n ? strndup(h, n) : NULL;
+}
+
+/* The body of `location [=|^~] URI {` (the '{' consumed) into loc. */
+static int location_block(parser *p, lb_nginx_location *loc, const tok *at)
+{
+    tok *w[3] = { NULL };
+    for (;;) {
+        enum tok_kind end;
+        tok *t = &p->toks[p->at];
+        if (t->kind == T_CLOSE) {
+            p->at++;
+            break;
+        }
+        if (t->kind != T_WORD)
+            return fail(p, t->line, t->col, "unexpected %s", t->kind == T_EOF ? "end of file"
+                                                           : t->kind == T_SEMI ? "\";\"" : "\"{\"");
+        int n = directive(p, w, 3, &end);
+        if (end == T_OPEN) {
+            if (!strcmp(w[0]->text, "location"))
+                return fail(p, w[0]->line, w[0]->col, "nested location blocks are not supported");
+            p->at++;
+            if (skip_block(p))
+                return -1;
+            continue;
+        }
+        if (end != T_SEMI)
+            return fail(p, p->toks[p->at].line, p->toks[p->at].col, "unexpected end of block");
+        p->at++;
+        if (!strcmp(w[0]->text, "proxy_pass")) {
+            free(loc->upstream);
+            loc->upstream = n == 2 ? upstream_of(w[1]->text) : NULL;
+            if (!loc->upstream)
+                return fail(p, w[0]->line, w[0]->col,
+                            "proxy_pass: expected http://UPSTREAM (an upstream's name)");
+        }
+    }
+    (void)at;
+    return 0;
+}
+
+/* The locations of the server block whose '{' was just consumed. */
+static int server_block(parser *p, lb_nginx_locations *out)
+{
+    tok *w[4] = { NULL };
+    for (;;) {
+        enum tok_kind end;
+        tok *t = &p->toks[p->at];
+        if (t->kind == T_CLOSE) {
+            p->at++;
+            return 0;
+        }
+        if (t->kind != T_WORD)
+            return fail(p, t->line, t->col, "unexpected %s", t->kind == T_EOF ? "end of file"
+                                                           : t->kind == T_SEMI ? "\";\"" : "\"{\"");
+        int n = directive(p, w, 4, &end);
+        if (end == T_SEMI) {
+            p->at++;
+            continue;
+        }
+        if (end != T_OPEN)
+            return fail(p, p->toks[p->at].line, p->toks[p->at].col, "unexpected end of block");
+        p->at++;
+        if (strcmp(w[0]->text, "location") != 0) {
+            if (skip_block(p))
+                return -1;
+            continue;
+        }
+        /* ngx_http_core_location: [=|~|~*|^~] uri, or @name */
+        const char *mod = n == 3 ? w[1]->text : NULL, *uri = n >= 2 ? w[n - 1]->text : "";
+        if (n < 2 || n > 3 || (mod && strcmp(mod, "=") && strcmp(mod, "^~") &&
+                               strcmp(mod, "~") && strcmp(mod, "~*")))
+            return fail(p, w[0]->line, w[0]->col, "location: expected [=|^~] URI");
+        if (mod && (!strcmp(mod, "~") || !strcmp(mod, "~*")))
+            return fail(p, w[0]->line, w[0]->col,
+                        "location %s %s: regular-expression locations are not supported", mod, uri);
+        if (uri[0] == '@') { /* named: only internal redirects reach it */
+            if (skip_block(p))
+                return -1;
+            continue;
+        }
+        int exact = mod && !strcmp(mod, "=");
+        for (int i = 0; i < out->n; i++)
+            if (out->loc[i].exact == exact && !strcmp(out->loc[i].uri, uri))
+                return fail(p, w[0]->line, w[0]->col, "duplicate location \"%s\" (line %d)", uri,
+                            out->loc[i].line);
+        lb_nginx_location *nl = realloc(out->loc, sizeof *nl * (size_t)(out->n + 1));
+        if (!nl)
+            return fail(p, w[0]->line, w[0]->col, "out of memory");
+        out->loc = nl;
+        lb_nginx_location *loc = &out->loc[out->n++];
+        *loc = (lb_nginx_location){ .uri = strdup(uri), .exact = exact,
+                                    .line = w[0]->line, .col = w[0]->col };
+        if (location_block(p, loc, w[0]))
+            return -1;
+    }
+}
+
+/* Blocks at any depth until the first server block with locations. */
+static int find_server(parser *p, lb_nginx_locations *out, int depth)
+{
+    tok *w[1] = { NULL };
+    for (;;) {
+        enum tok_kind end;
+        tok *t = &p->toks[p->at];
+        if (t->kind == T_EOF)
+            return depth > 0 ? fail(p, t->line, t->col, "unexpected end of file, expecting \"}\"")
+                             : 0;
+        if (t->kind == T_CLOSE) {
+            if (depth == 0)
+                return fail(p, t->line, t->col, "unexpected \"}\"");
+            p->at++;
+            return 0;
+        }
+        if (t->kind != T_WORD)
+            return fail(p, t->line, t->col, "unexpected \"%c\"", t->kind == T_SEMI ? ';' : '{');
+        directive(p, w, 1, &end);
+        if (end == T_SEMI) {
+            p->at++;
+            continue;
+        }
+        if (end != T_OPEN)
+            return fail(p, p->toks[p->at].line, p->toks[p->at].col, "unexpected end of block");
+        p->at++;
+        int rc = !strcmp(w[0]->text, "server") ? server_block(p, out) : find_server(p, out, depth + 1);
+        if (rc)
+            return rc;
+        if (out->n > 0)
+            return 1;
+    }
+}
+
+int lb_nginx_read_locations(const char *path, lb_nginx_locations *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    char *text = read_text(path, err, errlen);
+    if (!text)
+        return -1;
+    parser p = { .file = path, .err = err, .errlen = errlen };
+    int rc = tokenise(&p, text);
+    if (rc == 0) {
+        rc = find_server(&p, out, 0);
+        if (rc == 0)
+            rc = fail(&p, 1, 1, "no server block with location blocks");
+    }
+    for (size_t i = 0; i < p.n; i++)
+        free(p.toks[i].text);
+    free(p.toks);
+    free(text);
+    return rc == 1 ? 0 : -1;
+}
+
+int lb_nginx_match(const lb_nginx_locations *l, const char *path)
+{
+    int best = -1;
+    size_t best_len = 0;
+    for (int i = 0; i < l->n; i++) {
+        size_t len = strlen(l->loc[i].uri);
+        if (l->loc[i].exact) {
+            if (!strcmp(path, l->loc[i].uri))
+                return i; /* an exact match ends the search */
+        } else if (len >= best_len && (best < 0 || len > best_len) &&
+                   !strncmp(path, l->loc[i].uri, len)) {
+            best = i;
+            best_len = len;
+        }
+    }
+    return best;
+}
+
+void lb_nginx_locations_free(lb_nginx_locations *l)
+{
+    if (!l)
+        return;
+    for (int i = 0; i < l->n; i++) {
+        free(l->loc[i].uri);
+        free(l->loc[i].upstream);
+    }
+    free(l->loc);
+    memset(l, 0, sizeof *l);
 }
 
 void lb_nginx_free(lb_nginx_upstream *u)

@@ -56,4 +56,32 @@ int lb_nginx_read(const char *path, const char *name, lb_nginx_upstream *out,
                   char *err, size_t errlen);
 void lb_nginx_free(lb_nginx_upstream *u);
 
+/* The `location` blocks of the first `server` block that has any (at any
+ * depth, typically inside `http`), for L7 routing: `location URI`,
+ * `location ^~ URI` (prefixes) and `location = URI` (exact), each with a
+ * `proxy_pass http://UPSTREAM[...]` naming the upstream it sends to. Named
+ * locations (@name) are skipped; regular-expression locations (~, ~*),
+ * nested locations and duplicates are errors with file:line:col. A location
+ * without proxy_pass (one that answers by itself: `return`, static files)
+ * has upstream NULL. Other directives are read and ignored. */
+typedef struct {
+    char *uri;
+    int exact;              /* location = URI */
+    char *upstream;         /* proxy_pass's upstream name; NULL: no proxy_pass */
+    int line, col;          /* of the `location` directive */
+} lb_nginx_location;
+
+typedef struct {
+    lb_nginx_location *loc; /* in file order */
+    int n;
+} lb_nginx_locations;
+
+int lb_nginx_read_locations(const char *path, lb_nginx_locations *out, char *err,
+                            size_t errlen);
+/* nginx's choice for a request path (ngx_http_core_find_location, without
+ * regular expressions): an exact location equal to it, else the longest
+ * prefix location it starts with; -1 when none matches. */
+int lb_nginx_match(const lb_nginx_locations *l, const char *path);
+void lb_nginx_locations_free(lb_nginx_locations *l);
+
 #endif

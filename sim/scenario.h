@@ -224,9 +224,11 @@ typedef struct {
 } sc_pipeline;
 
 /* An L7 routing rule (nginx `location PREFIX`): requests whose path starts
- * with prefix go to a pipeline; the longest matching prefix wins. */
+ * with prefix go to a pipeline; an exact rule equal to the path wins, else
+ * the longest matching prefix. */
 typedef struct {
     char *prefix;
+    int exact;             /* nginx `location = URI`: the path must equal it */
     int pipeline;
 } sc_route;
 

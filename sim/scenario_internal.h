@@ -165,8 +165,10 @@ void sc_free_pipelines(sc_scenario *sc);
 int sc_pool_pipeline(sc_scenario *sc, int pool);
 /* A pipeline or pool name at n: the pipeline's index, or -1 after an error. */
 int sc_want_target(sc_loader *L, const yaml_node_t *n, const char *path, sc_scenario *sc);
-/* The pipeline of the longest route prefix of path, or -1 when none matches. */
+/* The pipeline of the route path takes (an exact one, else the longest
+ * prefix), -1 when none matches, or SC_ROUTE_UNPROXIED. */
 int sc_route_path(const sc_scenario *sc, const char *path);
+#define SC_ROUTE_UNPROXIED (-2) /* an nginx location that answers without proxy_pass */
 /* load_balancer.l4 and .l7: the two-tier front end (sim/scenario_tiers.c). */
 void sc_load_tiers(sc_loader *L, sc_scenario *sc, sc_kv l4, sc_kv l7);
 void sc_free_tiers(sc_scenario *sc);

@@ -22,6 +22,7 @@
  * first use, so the engine sees every class through one pipeline.
  */
 #include "scenario.h"
+#include "nginx_upstream.h"
 #include "scenario_internal.h"
 
 #include <yaml.h>
@@ -281,12 +282,78 @@ void sc_parse_pipelines(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
     }
 }
 
+/* routes: {nginx: FILE, upstreams: {UPSTREAM: pipeline or pool}}: the
+ * location blocks of an nginx server block, each to where its proxy_pass
+ * upstream maps (an upstream not listed maps to the pipeline or pool of
+ * its own name). */
+static void load_nginx_routes(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
+{
+    static const char *const keys[] = {"nginx", "upstreams", NULL};
+    char err[1024], *file = NULL;
+    if (sc_check_map(L, n, "routes", keys))
+        return;
+    sc_kv nginx = sc_find(L, n, "nginx"), ups = sc_find(L, n, "upstreams");
+    if (!nginx.val) {
+        sc_errn(L, n, "routes: missing required key nginx (or give a sequence of rules)");
+        return;
+    }
+    if (ups.val && sc_check_map(L, ups.val, "routes.upstreams", NULL))
+        return;
+    if (sc_want_str(L, nginx.val, "routes.nginx", 1, &file))
+        return;
+    char *path = sc_resolve(L, nginx.val, file);
+    free(file);
+    lb_nginx_locations locs;
+    if (lb_nginx_read_locations(path, &locs, err, sizeof err) != 0) {
+        sc_errn(L, nginx.val, "routes.nginx: %s", err);
+        free(path);
+        lb_nginx_locations_free(&locs);
+        return;
+    }
+    sc->routes = calloc((size_t)locs.n, sizeof *sc->routes);
+    for (int i = 0; sc->routes && i < locs.n; i++) {
+        const lb_nginx_location *l = &locs.loc[i];
+        if (!l->upstream) { /* answered by nginx itself */
+            sc->routes[sc->n_routes++] = (sc_route){ .prefix = strdup(l->uri), .exact = l->exact,
+                                                     .pipeline = SC_ROUTE_UNPROXIED };
+            continue;
+        }
+        sc_kv map = ups.val ? sc_find(L, ups.val, l->upstream) : (sc_kv){ NULL, NULL };
+        char where[SC_PATHLEN];
+        snprintf(where, sizeof where, "routes.upstreams.%s", l->upstream);
+        int target = -1;
+        if (map.val) {
+            target = sc_want_target(L, map.val, where, sc);
+        } else {
+            int pi = sc_find_pool(sc, l->upstream);
+            for (int k = 0; k < sc->n_pipelines && target < 0; k++)
+                if (!sc->pipelines[k].implicit && !strcmp(sc->pipelines[k].name, l->upstream))
+                    target = k;
+            if (target < 0 && pi >= 0)
+                target = sc_pool_pipeline(sc, pi);
+            if (target < 0)
+                sc_errn(L, nginx.val, "routes.nginx: %s:%d:%d: location %s sends to upstream "
+                        "\"%s\", which is no pipeline or pool: map it in routes.upstreams",
+                        path, l->line, l->col, l->uri, l->upstream);
+        }
+        sc->routes[sc->n_routes++] = (sc_route){ .prefix = strdup(l->uri), .exact = l->exact,
+                                                 .pipeline = target };
+    }
+    free(path);
+    lb_nginx_locations_free(&locs);
+}
+
 void sc_parse_routes(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
 {
     static const char *const keys[] = {"path_prefix", "to", NULL};
     char p[SC_PATHLEN], idx[32], buf[SC_SHOWLEN];
+    if (n->type == YAML_MAPPING_NODE) {
+        load_nginx_routes(L, n, sc);
+        return;
+    }
     if (n->type != YAML_SEQUENCE_NODE) {
-        sc_errn(L, n, "routes: expected a sequence of {path_prefix, to}, got %s", sc_show(n, buf));
+        sc_errn(L, n, "routes: expected a sequence of {path_prefix, to} or {nginx: FILE}, got %s",
+                sc_show(n, buf));
         return;
     }
     long cnt = n->data.sequence.items.top - n->data.sequence.items.start;
@@ -330,7 +397,10 @@ int sc_route_path(const sc_scenario *sc, const char *path)
     size_t best_len = 0;
     for (int i = 0; i < sc->n_routes; i++) {
         size_t len = strlen(sc->routes[i].prefix);
-        if (len > best_len && !strncmp(path, sc->routes[i].prefix, len)) {
+        if (sc->routes[i].exact) {
+            if (!strcmp(path, sc->routes[i].prefix))
+                return sc->routes[i].pipeline;
+        } else if (len > best_len && !strncmp(path, sc->routes[i].prefix, len)) {
             best = i;
             best_len = len;
         }

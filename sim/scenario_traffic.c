@@ -181,14 +181,17 @@ static void load_one_traffic(sc_loader *L, yaml_node_t *n, const char *path, sc_
         char buf[SC_SHOWLEN];
         if (t->path[0] != '/')
             sc_errn(L, upath.val, "%s: a path starts with /, got %s", p, sc_show(upath.val, buf));
-        else if ((t->pipeline = sc_route_path(sc, t->path)) < 0)
+        else if ((t->pipeline = sc_route_path(sc, t->path)) == SC_ROUTE_UNPROXIED)
+            sc_errn(L, upath.val, "%s: the route of %s answers without proxy_pass (nginx "
+                    "return or static files), which is not modelled", p, sc_show(upath.val, buf));
+        else if (t->pipeline < 0)
             sc_errn(L, upath.val, "%s: no route matches %s (routes: %d)", p,
                     sc_show(upath.val, buf), sc->n_routes);
     }
     if (t->pipeline >= 0 && sc->pipelines[t->pipeline].n_stages > 0 &&
         sc->pipelines[t->pipeline].stages[0].kind == SC_STAGE_POOL)
         t->pool = sc->pipelines[t->pipeline].stages[0].ref;
-    else if (t->pipeline >= 0) /* a broken pipeline, already reported */
+    else /* none, or a broken pipeline: already reported */
         t->pipeline = -1;
     if (arr.val == NULL)
         sc_errn(L, n, "%s: missing required key arrivals", path);

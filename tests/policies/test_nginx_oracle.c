@@ -12,10 +12,13 @@
  * penalty are replayed in fleetsim as the engine does them (lb_on_done with
  * ok = 0, then a pick with that server hidden). Bounded: 60 requests per
  * case, a 5 s limit on each connection; nginx is stopped after each case.
+ * Also L7 routing: the location nginx picks for a set of paths (exact,
+ * nested prefixes, ^~, the catch-all) against lb_nginx_match.
  * If nginx is not installed the test prints why and passes without
  * checking (scripts/install-deps.sh installs it).
  */
 #include "lb.h"
+#include "nginx_upstream.h"
 #include "testutil.h"
 
 #include <CUnit/Basic.h>
@@ -41,12 +44,13 @@ static const char *nginx_bin(void)
     return NULL;
 }
 
-/* One HTTP/1.0 GET to 127.0.0.1:port; the body in buf. -1 on failure. */
-static int get(int port, char *buf, size_t len)
+/* One HTTP/1.0 GET of path to 127.0.0.1:port; the body in buf. -1 on failure. */
+static int get_path(int port, const char *path, char *buf, size_t len)
 {
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)port) };
     struct timeval tv = { 5, 0 };
-    const char *rq = "GET / HTTP/1.0\r\nHost: oracle\r\n\r\n";
+    char rq[512];
+    snprintf(rq, sizeof rq, "GET %s HTTP/1.0\r\nHost: oracle\r\n\r\n", path);
     char resp[4096];
     size_t got = 0;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -76,6 +80,55 @@ static int get(int port, char *buf, size_t len)
         return -1;
     snprintf(buf, len, "%s", body + 4);
     return 0;
+}
+
+static int get(int port, char *buf, size_t len)
+{
+    return get_path(port, "/", buf, len);
+}
+
+/* Starts nginx with dir/nginx.conf (written by the caller, listening on
+ * port) and waits up to 3 s for the port; its pid, or -1. */
+static pid_t start_nginx(const char *dir, int port)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/nginx.conf", dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) {
+            dup2(null, 1);
+            dup2(null, 2);
+        }
+        execl(nginx_bin(), "nginx", "-p", dir, "-e", "stderr", "-c", path, (char *)NULL);
+        _exit(127);
+    }
+    if (pid < 0)
+        return -1;
+    for (int k = 0; k < 60; k++) {
+        struct timespec ts = { 0, 50000000 };
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) /* exited: port taken? */
+            return -1;
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)port) };
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            return pid;
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+static void stop_nginx(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
 }
 
 typedef struct {
@@ -121,44 +174,8 @@ static int run_nginx(const oracle_case *c, int *seq, int n)
         snprintf(conf + w, sizeof conf - (size_t)w, "}\n");
         snprintf(path, sizeof path, "%s/nginx.conf", dir);
         tu_write(path, conf);
-
-        pid = fork();
-        if (pid == 0) {
-            int null = open("/dev/null", O_WRONLY);
-            if (null >= 0) {
-                dup2(null, 1);
-                dup2(null, 2);
-            }
-            execl(nginx_bin(), "nginx", "-p", dir, "-e", "stderr", "-c", path, (char *)NULL);
-            _exit(127);
-        }
-        if (pid < 0)
-            break;
-        /* wait up to 3 s for the front port */
-        for (int k = 0; k < 60; k++) {
-            struct timespec ts = { 0, 50000000 };
-            int st;
-            if (waitpid(pid, &st, WNOHANG) == pid) {   /* exited: port taken? */
-                pid = -1;
-                break;
-            }
-            struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)base) };
-            int fd = socket(AF_INET, SOCK_STREAM, 0);
-            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-            int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-            if (fd >= 0)
-                close(fd);
-            if (ok) {
-                rc = 0;
-                break;
-            }
-            nanosleep(&ts, NULL);
-        }
-        if (rc != 0 && pid > 0) {
-            kill(pid, SIGTERM);
-            waitpid(pid, NULL, 0);
-            pid = -1;
-        }
+        pid = start_nginx(dir, base);
+        rc = pid > 0 ? 0 : -1;
     }
     if (rc == 0) {
         for (int k = 0; k < n && rc == 0; k++) {
@@ -167,8 +184,7 @@ static int run_nginx(const oracle_case *c, int *seq, int n)
             else
                 seq[k] = body[0] - '0';
         }
-        kill(pid, SIGTERM);
-        waitpid(pid, NULL, 0);
+        stop_nginx(pid);
     }
     if (rc != 0) {
         char log[4096];
@@ -272,6 +288,70 @@ static void test_failing_primary(void)
     check_case("weights 6(refusing, max_fails=3),2,1", &c);
 }
 
+/* L7 routing: the location nginx picks for each path equals the one
+ * lb_nginx_match picks on the same file (read by lb_nginx_read_locations).
+ * Location i answers "i", in file order: exact, prefixes nested three
+ * deep, ^~, the catch-all, and a longer prefix written after shorter ones. */
+static void test_locations(void)
+{
+    static const char *const paths[] = {
+        "/v1/exact", "/v1/exact/x", "/v1", "/v1x", "/v1/score", "/v1/scorecard",
+        "/v1/score/deep", "/v1/score/deep/y", "/static/a.js", "/static", "/other", "/v", "/",
+    };
+    enum { N_PATHS = sizeof paths / sizeof paths[0] };
+    if (!nginx_bin()) {
+        printf("\n    SKIPPED: nginx is not installed; locations not compared with real nginx");
+        return;
+    }
+    char *dir = tu_tmpdir();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    char path[4096], conf[4096], body[64];
+    snprintf(path, sizeof path, "%s/tmp", dir);
+    mkdir(path, 0700);
+    pid_t pid = -1;
+    int port = 0;
+    for (int attempt = 0; attempt < 5 && pid < 0; attempt++) {
+        port = 20000 + (int)((getpid() * 13 + attempt * 89 + time(NULL)) % 20000);
+        snprintf(conf, sizeof conf,
+                 "daemon off;\nmaster_process off;\nworker_processes 1;\n"
+                 "pid %s/nginx.pid;\nerror_log %s/error.log warn;\n"
+                 "events { worker_connections 64; }\n"
+                 "http {\n  access_log off;\n"
+                 "  client_body_temp_path %s/tmp; proxy_temp_path %s/tmp;\n"
+                 "  fastcgi_temp_path %s/tmp; uwsgi_temp_path %s/tmp; scgi_temp_path %s/tmp;\n"
+                 "  server {\n    listen 127.0.0.1:%d;\n"
+                 "    location = /v1/exact { return 200 \"0\"; }\n"
+                 "    location /v1 { return 200 \"1\"; }\n"
+                 "    location /v1/score { return 200 \"2\"; }\n"
+                 "    location ^~ /static/ { return 200 \"3\"; }\n"
+                 "    location / { return 200 \"4\"; }\n"
+                 "    location /v1/score/deep { return 200 \"5\"; }\n"
+                 "    location @fallback { return 200 \"9\"; }\n"
+                 "  }\n}\n",
+                 dir, dir, dir, dir, dir, dir, dir, port);
+        snprintf(path, sizeof path, "%s/nginx.conf", dir);
+        tu_write(path, conf);
+        pid = start_nginx(dir, port);
+    }
+    CU_ASSERT_FATAL(pid > 0);
+    lb_nginx_locations locs;
+    char err[512];
+    CU_ASSERT_EQUAL_FATAL(lb_nginx_read_locations(path, &locs, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(locs.n, 6); /* the named location is not matched by paths */
+    printf("\n    path -> location (nginx, fleetsim):");
+    for (int i = 0; i < N_PATHS; i++) {
+        int ng = get_path(port, paths[i], body, sizeof body) == 0 ? atoi(body) : -1;
+        int fs = lb_nginx_match(&locs, paths[i]);
+        printf(" %s %d %d;", paths[i], ng, fs);
+        CU_ASSERT(ng >= 0);
+        CU_ASSERT_EQUAL(ng, fs);
+    }
+    lb_nginx_locations_free(&locs);
+    stop_nginx(pid);
+    tu_rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct {
@@ -282,6 +362,7 @@ int main(void)
         { "nginx: a server marked down", test_weights_with_down },
         { "nginx: backup receives nothing", test_backup_unused },
         { "nginx: failing primary, retries and max_fails", test_failing_primary },
+        { "nginx: location matching", test_locations },
     };
     CU_pSuite suite;
     int failed;

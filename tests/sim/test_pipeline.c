@@ -521,6 +521,71 @@ static void test_routes(void)
     }
 }
 
+static void expect_error(const char *yaml, const char *msg);
+
+/* routes read from an nginx server block: each location's proxy_pass
+ * upstream maps to a pool (by routes.upstreams, or by its own name). */
+static void test_nginx_routes(void)
+{
+    char *cdir = tu_tmpdir();
+    char conf[4096], yaml[8192];
+    snprintf(conf, sizeof conf, "%s/front.conf", cdir);
+    tu_write(conf, "http {\n"
+                   "  server {\n"
+                   "    location = /healthz { return 200; }\n"
+                   "    location /v1 { proxy_pass http://legacy; }\n"
+                   "    location /v1/score { proxy_pass http://scorers:8000/; }\n"
+                   "  }\n"
+                   "}\n");
+    snprintf(yaml, sizeof yaml,
+             TANDEM "routes: {nginx: '%s', upstreams: {scorers: pb, legacy: pa}}\n"
+                    "traffic:\n"
+                    "  - {name: x, path: /v1/score/card,\n"
+                    "     arrivals: {process: deterministic, rate: [{at: 0s, qps: 1}]}}\n"
+                    "  - {name: y, path: /v1/other,\n"
+                    "     arrivals: {process: deterministic, rate: [{at: 0s, qps: 2}]}}\n",
+             conf);
+    cJSON *j = run_summary(yaml, NULL, NULL);
+    if (j) {
+        CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.generated"), 99);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.pa.requests.generated"), 199);
+        cJSON_Delete(j);
+    }
+    /* a path nginx answers itself is not modelled; an upstream with no
+     * pipeline or pool of its name must be mapped */
+    snprintf(yaml, sizeof yaml,
+             TANDEM "routes: {nginx: '%s', upstreams: {scorers: pb, legacy: pa}}\n"
+                    "traffic: [{name: x, path: /healthz, arrivals: {rate: 1}}]\n", conf);
+    expect_error(yaml, "traffic.x.path: the route of \"/healthz\" answers without proxy_pass");
+    snprintf(yaml, sizeof yaml,
+             TANDEM "routes: {nginx: '%s', upstreams: {scorers: pb}}\n"
+                    "traffic: [{name: x, path: /v1/score, arrivals: {rate: 1}}]\n", conf);
+    expect_error(yaml, "front.conf:4:5: location /v1 sends to upstream \"legacy\", which is no "
+                       "pipeline or pool: map it in routes.upstreams");
+    /* what the reader refuses, at its line and column in the nginx file */
+    static const struct {
+        const char *conf, *msg;
+    } bad[] = {
+        { "server { location ~ ^/v[0-9] { proxy_pass http://pa; } }",
+          "front.conf:1:10: location ~ ^/v[0-9]: regular-expression locations are not supported" },
+        { "server { location /a { location /a/b { proxy_pass http://pa; } } }",
+          "front.conf:1:24: nested location blocks are not supported" },
+        { "server { location /a { proxy_pass http://pa; }\n location /a { proxy_pass http://pb; } }",
+          "front.conf:2:2: duplicate location \"/a\" (line 1)" },
+        { "server { location /a { proxy_pass pa; } }",
+          "front.conf:1:24: proxy_pass: expected http://UPSTREAM" },
+        { "events { }", "front.conf:1:1: no server block with location blocks" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tu_write(conf, bad[i].conf);
+        snprintf(yaml, sizeof yaml,
+                 TANDEM "routes: {nginx: '%s'}\n"
+                        "traffic: [{name: x, pool: pa, arrivals: {rate: 1}}]\n", conf);
+        expect_error(yaml, bad[i].msg);
+    }
+    tu_done(cdir);
+}
+
 /* A scenario error: exit 2 and the message at its line and column. */
 static void expect_error(const char *yaml, const char *msg)
 {
@@ -604,6 +669,7 @@ int main(void)
     CU_add_test(s, "client retries start over", test_client_retries);
     CU_add_test(s, "conservation under faults", test_conservation_faults);
     CU_add_test(s, "routes: longest prefix", test_routes);
+    CU_add_test(s, "routes from an nginx server block", test_nginx_routes);
     CU_add_test(s, "scenario errors", test_errors);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
