@@ -96,6 +96,7 @@ void rp_results_free(rp_results *r)
     for (int i = 0; i < r->n_classes; i++) {
         free(r->classes[i].name);
         free(r->classes[i].pool);
+        free(r->classes[i].pipeline);
     }
     free(r->classes);
     for (size_t i = 0; i < r->n_alerts; i++) {
@@ -465,6 +466,8 @@ int rp_write_summary(const rp_results *r, const char *path)
             const rp_class *c = &r->classes[i];
             cJSON *x = cJSON_AddObjectToObject(classes, c->name);
             add_str(x, "pool", c->pool);
+            if (c->pipeline)
+                add_str(x, "pipeline", c->pipeline);
             cJSON_AddItemToObject(x, "requests", counts_json(&c->counts));
             add_latency(x, "latency_s", &c->latency_s);
         }

@@ -100,7 +100,8 @@ typedef struct {
 /* Per traffic class: where its requests ended and their latency. */
 typedef struct {
     char *name;
-    char *pool;
+    char *pool;                /* the first stage of its pipeline */
+    char *pipeline;            /* its explicit pipeline, or NULL (the pool alone) */
     rp_counts counts;          /* measured (after warm-up) */
     rp_latency latency_s;
 } rp_class;

@@ -1105,6 +1105,7 @@ static void collect(rp_results *out)
         rp_class *rc = &out->classes[c];
         rc->name = strdup(tc->cfg->name);
         rc->pool = strdup(tc->pool->cfg->name);
+        rc->pipeline = tc->pipe->implicit ? NULL : strdup(tc->pipe->name);
         rc->counts = tc->measured;
         rc->counts.in_flight_at_end = tc->measured.generated - tc->measured.completed -
                                       tc->measured.rejected - tc->measured.failed -

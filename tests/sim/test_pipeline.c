@@ -76,6 +76,9 @@ static void test_tandem(void)
     /* arrivals at 1, 2, ..., 99 s: every one through both stages */
     CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 99);
     CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 99);
+    const cJSON *cx = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "classes"), "x");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(cx, "pipeline")), "both");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(cx, "pool")), "pa");
     CU_ASSERT_EQUAL(tu_num(j, "pools.pa.requests.completed"), 99);
     CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.generated"), 99);
     CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.completed"), 99);
@@ -91,6 +94,8 @@ static void test_tandem(void)
     if (j) {
         CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.max"), stage_s(0.05, 0.002), 1e-9);
         CU_ASSERT_EQUAL(tu_num(j, "pools.pa.requests.generated"), 0);
+        CU_ASSERT_PTR_NULL(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "classes"), "x"), "pipeline"));
         cJSON_Delete(j);
     }
 }
