@@ -206,8 +206,18 @@ static int cmd_validate(int argc, char **argv)
     free(a.sets);
     if (!sc)
         return 2;
-    printf("%s: ok (%d models, %d pools, %d traffic classes)\n", a.scenario, sc->n_models,
+    int n_pipes = 0;
+    for (int i = 0; i < sc->n_pipelines; i++)
+        n_pipes += !sc->pipelines[i].implicit;
+    printf("%s: ok (%d models, %d pools, %d traffic classes", a.scenario, sc->n_models,
            sc->n_pools, sc->n_traffic);
+    if (n_pipes)
+        printf(", %d pipeline%s", n_pipes, n_pipes > 1 ? "s" : "");
+    if (sc->n_routes)
+        printf(", %d route%s", sc->n_routes, sc->n_routes > 1 ? "s" : "");
+    if (sc->lb.n_l7)
+        printf(", %d L7 balancers behind an L4", sc->lb.n_l7);
+    printf(")\n");
     sc_free(sc);
     return 0;
 }

@@ -550,12 +550,21 @@ static void test_nginx_routes(void)
                     "  - {name: y, path: /v1/other,\n"
                     "     arrivals: {process: deterministic, rate: [{at: 0s, qps: 2}]}}\n",
              conf);
-    cJSON *j = run_summary(yaml, NULL, NULL);
+    char *dir = NULL;
+    cJSON *j = run_summary(yaml, NULL, &dir);
     if (j) {
         CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.generated"), 99);
         CU_ASSERT_EQUAL(tu_num(j, "pools.pa.requests.generated"), 199);
         cJSON_Delete(j);
+        /* validate says what it read: three locations, one of them exact */
+        char log[4096];
+        snprintf(log, sizeof log, "%s/validate", dir);
+        CU_ASSERT_EQUAL(tu_sh(log, "'%s' validate '%s/s.yaml'", tu_bin(), dir), 0);
+        char *text = tu_read(log);
+        CU_ASSERT(text && strstr(text, "2 traffic classes, 3 routes)"));
+        free(text);
     }
+    tu_done(dir);
     /* a path nginx answers itself is not modelled; an upstream with no
      * pipeline or pool of its name must be mapped */
     snprintf(yaml, sizeof yaml,
