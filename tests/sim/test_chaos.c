@@ -868,6 +868,7 @@ static void test_zone_outage_nodes(void)
  * |                        |            |      | the errors blamed on the cache) |
  * | slow-store             | holds      | 0    | 0 (the queue takes ~24,000)     |
  * | l7-failure             | FAILS      | 1    | ~4,300 (25 s until the L4 sees) |
+ * | black-hole             | holds      | 0    | 33 (5 per outlier ejection)     |
  *
  * Each run's verdict (`hypothesis.met` in summary.json) must match the
  * table, with exit 0 when it holds and 1 (and the verdict on stderr) when it
@@ -885,6 +886,7 @@ static const struct {
     { "cache-outage.yaml", 0, 0, 0.9 },
     { "slow-store.yaml", 1, 0, 0 },
     { "l7-failure.yaml", 0, 1, 0.99 },
+    { "black-hole.yaml", 1, 1, 0.99 },
 };
 
 static void test_shipped_scenarios(void)
