@@ -202,6 +202,7 @@ void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
             eng_pool_leave(p, r, bucket, t_s);
             r->stage = -1;
         }
+        chaos_clients_wake(); /* last: the resend may run at once */
         return; /* not the end: its client sends it again */
     }
     eng_pool_leave(p, r, bucket, t_s);

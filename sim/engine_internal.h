@@ -405,8 +405,12 @@ void chaos_free(void);
 /* Every request or client retry reaching a pool's balancer (for `when`). */
 void chaos_on_arrival(eng_pool *p, double now);
 /* r ended in error at t_s: 1 if its client will resend it (retry_storm
- * active and attempts left), and r is now held until then. */
+ * active and attempts left), and r is now held until then. The caller
+ * finishes with r (leaves its pool and L4 connection), then calls
+ * chaos_clients_wake(): waking the clients' actor is a SimGrid simcall, so
+ * that actor may run, and resend r, before the waker resumes. */
 int chaos_client_retry(eng_pool *p, eng_req *r, double t_s);
+void chaos_clients_wake(void);
 /* The speed profile file for a host of the platform (pool, node), or NULL. */
 const char *chaos_speed_file(int pool, int node);
 

@@ -435,6 +435,37 @@ static void test_client_retries(void)
     cJSON_Delete(j);
 }
 
+static void test_retry_due_at_once(void)
+{
+    /* The client's 120 ms timeout passes while pb runs (pa's 100 ms, then
+     * pb's 50 ms), so every attempt times out at pb's batch end, 30 ms
+     * after its deadline: the resend (deadline + 10 ms backoff) is due at
+     * once. Each request is sent twice and both attempts end at pb; pb
+     * holds nothing at the end (the resend must not start before the
+     * attempt has left pb). */
+    const char *yaml = TANDEM "pipelines:\n"
+                              "  both:\n"
+                              "    stages: [{pool: pa}, {pool: pb}]\n"
+                              "traffic:\n"
+                              "  - {name: x, pipeline: both,\n"
+                              "     arrivals: {process: deterministic, rate: [{at: 0s, qps: 1}]}}\n"
+                              "chaos:\n"
+                              "  - {fault: retry_storm, traffic: x, attempts: 1, backoff: 10ms, "
+                              "at: 0s}\n";
+    cJSON *j = run_summary(yaml, "--set pools.pa.timeout=120ms", NULL);
+    if (!j)
+        return;
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 99);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.timed_out"), 99);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pa.requests.generated"), 198);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pa.requests.completed"), 198);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.generated"), 198);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.timed_out"), 198);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.in_flight_at_end"), 0);
+    assert_conserved(j);
+    cJSON_Delete(j);
+}
+
 /* A pipeline under load (p -> cache -> q -> queue -> r, Poisson arrivals,
  * batching, short timeouts, small queues) behind two L7 balancers, with one
  * fault at a time, each with and without client retries: every request
@@ -681,6 +712,7 @@ int main(void)
     CU_add_test(s, "a consumer woken from zero", test_consumer_from_zero);
     CU_add_test(s, "broker_down: producer errors", test_broker_down);
     CU_add_test(s, "client retries start over", test_client_retries);
+    CU_add_test(s, "a resend due at once leaves its stage first", test_retry_due_at_once);
     CU_add_test(s, "conservation under faults", test_conservation_faults);
     CU_add_test(s, "routes: longest prefix", test_routes);
     CU_add_test(s, "routes from an nginx server block", test_nginx_routes);
