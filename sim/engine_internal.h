@@ -296,7 +296,8 @@ void eng_req_answered(eng_pool *p, eng_req *r, int bucket, double t_s);
 void eng_attempt_failed(eng_pool *p, eng_req *r, double now);
 void eng_route(eng_pool *p, eng_req *r, double now);
 /* Sends r to a server of p that can take it now (a queue's delivery);
- * -1, doing nothing, when every server is busy or none is up. */
+ * -1, doing nothing, when every server is busy or none is up (a node that
+ * crashed, or every node across a partition, counts as not up). */
 int eng_offer(eng_pool *p, eng_req *r, double now);
 /* Reports an attempt's outcome to the balancer (l7) that sent it. */
 void eng_lb_done(eng_pool *p, int l7, int server, double latency_s, int ok, double now);

@@ -376,6 +376,44 @@ static void test_consumer_from_zero(void)
     cJSON_Delete(j);
 }
 
+static void test_consumer_gone(void)
+{
+    /* Two consumers (2 messages a second each) fall behind the 5 arriving:
+     * the backlog grows. pc/1 crashes at 30 s, the balancer not knowing
+     * (no health checks): the message it runs fails, and no other consumer
+     * has room for it (lost, a 503 at pc). The broker delivers nothing more
+     * to pc/1: the backlog waits for pc/0 instead of failing there. */
+    char yaml[8192];
+    snprintf(yaml, sizeof yaml, "%s",
+             ASYNC(", capacity: 100000") "chaos:\n"
+                                         "  - {fault: node_crash, target: pc/1, at: 30s}\n");
+    cJSON *j = run_summary(yaml, "--set pools.pc.replicas=2", NULL);
+    if (j) {
+        CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.lost"), 1);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.pc.requests.rejected"), 1);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.pc.requests.failed"), 0);
+        CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.backlog_at_end"),
+                        tu_num(j, "queues.jobs.published") - tu_num(j, "queues.jobs.delivered"));
+        CU_ASSERT(tu_num(j, "queues.jobs.backlog_at_end") > 200);
+        assert_conserved(j);
+        cJSON_Delete(j);
+    }
+    /* cut off by a partition for 10 s, the consumers finish what they hold
+     * and get nothing new: nothing is lost */
+    snprintf(yaml, sizeof yaml, "%s",
+             ASYNC(", capacity: 100000") "chaos:\n"
+                                         "  - {fault: partition, pool: pc, at: 30s, "
+                                         "duration: 10s}\n");
+    j = run_summary(yaml, "--set pools.pc.replicas=2", NULL);
+    if (j) {
+        CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.lost"), 0);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.pc.requests.failed"), 0);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.pc.requests.rejected"), 0);
+        assert_conserved(j);
+        cJSON_Delete(j);
+    }
+}
+
 static void test_broker_down(void)
 {
     /* A consumer fast enough (50 ms) that nothing waits; the broker down
@@ -711,6 +749,7 @@ int main(void)
     CU_add_test(s, "an HPA on the queue's backlog", test_backlog_autoscaling);
     CU_add_test(s, "a consumer woken from zero", test_consumer_from_zero);
     CU_add_test(s, "broker_down: producer errors", test_broker_down);
+    CU_add_test(s, "no delivery to a consumer that crashed or is cut off", test_consumer_gone);
     CU_add_test(s, "client retries start over", test_client_retries);
     CU_add_test(s, "a resend due at once leaves its stage first", test_retry_due_at_once);
     CU_add_test(s, "conservation under faults", test_conservation_faults);
