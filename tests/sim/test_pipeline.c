@@ -443,6 +443,49 @@ static void test_broker_down(void)
     cJSON_Delete(j);
 }
 
+static void test_broker_down_after_hit(void)
+{
+    /* pa -> cache (always hits) -> pb -> queue -> pc: every request skips
+     * pb and is published by pa. The broker down over [20.05, 30.05) s
+     * refuses the publishes at 0.2 k + 0.01 inside it, k = 101..150: 50
+     * errors at pa, each blamed on the fault. */
+    const char *yaml = "name: h\n"
+                       "duration: 60s\n"
+                       "models:\n"
+                       "  a: {service: {distribution: deterministic, mean: 10ms}}\n"
+                       "pools:\n"
+                       "  pa: {model: a, replicas: 1}\n"
+                       "  pb: {model: a, replicas: 1}\n"
+                       "  pc: {model: a, replicas: 1}\n"
+                       "pipelines:\n"
+                       "  s:\n"
+                       "    stages:\n"
+                       "      - pool: pa\n"
+                       "      - cache: {name: c, hit_ratio: 1}\n"
+                       "      - pool: pb\n"
+                       "      - queue: {name: jobs, capacity: 1000}\n"
+                       "      - pool: pc\n"
+                       "traffic:\n"
+                       "  - {name: x, pipeline: s,\n"
+                       "     arrivals: {process: deterministic, rate: [{at: 0s, qps: 5}]}}\n"
+                       "chaos:\n"
+                       "  - {fault: broker_down, queue: jobs, at: 20.05s, duration: 10s}\n";
+    cJSON *j = run_summary(yaml, NULL, NULL);
+    if (!j)
+        return;
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.generated"), 0);
+    CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.refused"), 50);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pa.requests.failed"), 50);
+    const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "faults"), 0);
+    CU_ASSERT_PTR_NOT_NULL(f);
+    if (f) {
+        CU_ASSERT_EQUAL(tu_num(f, "requests.failed"), 50);
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(f, "error_share"), 1.0, 1e-12);
+    }
+    assert_conserved(j);
+    cJSON_Delete(j);
+}
+
 static void test_client_retries(void)
 {
     /* Half of pb's attempts fail for 50 s while clients resend failures
@@ -749,6 +792,7 @@ int main(void)
     CU_add_test(s, "an HPA on the queue's backlog", test_backlog_autoscaling);
     CU_add_test(s, "a consumer woken from zero", test_consumer_from_zero);
     CU_add_test(s, "broker_down: producer errors", test_broker_down);
+    CU_add_test(s, "broker_down blamed after a cache hit", test_broker_down_after_hit);
     CU_add_test(s, "no delivery to a consumer that crashed or is cut off", test_consumer_gone);
     CU_add_test(s, "client retries start over", test_client_retries);
     CU_add_test(s, "a resend due at once leaves its stage first", test_retry_due_at_once);
