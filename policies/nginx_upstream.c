@@ -615,9 +615,18 @@ static int server_block(parser *p, lb_nginx_locations *out)
             continue;
         }
         /* ngx_http_core_location: [=|~|~*|^~] uri, or @name */
-        const char *mod = n == 3 ? w[1]->text : NULL, *uri = n >= 2 ? w[n - 1]->text : "";
-        if (n < 2 || n > 3 || (mod && strcmp(mod, "=") && strcmp(mod, "^~") &&
-                               strcmp(mod, "~") && strcmp(mod, "~*")))
+        if (n < 2 || n > 3)
+            return fail(p, w[0]->line, w[0]->col, "location: expected [=|^~] URI");
+        const char *mod = n == 3 ? w[1]->text : NULL, *uri = w[n - 1]->text;
+        if (!mod) { /* nginx also takes the modifier joined to the URI: =/x, ^~/x, ~re, ~*re */
+            static const char *const joined[] = { "=", "^~", "~*", "~" };
+            for (size_t i = 0; i < sizeof joined / sizeof joined[0] && !mod; i++)
+                if (!strncmp(uri, joined[i], strlen(joined[i]))) {
+                    mod = joined[i];
+                    uri += strlen(joined[i]);
+                }
+        }
+        if (mod && strcmp(mod, "=") && strcmp(mod, "^~") && strcmp(mod, "~") && strcmp(mod, "~*"))
             return fail(p, w[0]->line, w[0]->col, "location: expected [=|^~] URI");
         if (mod && (!strcmp(mod, "~") || !strcmp(mod, "~*")))
             return fail(p, w[0]->line, w[0]->col,

@@ -89,11 +89,14 @@ static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
         *rec = p->fault_rec;
         return p->cause;
     }
-    /* the broker of the queue after its stage refused it */
+    /* the broker of the queue after its stage refused it (past caches
+     * that hit, each skipping the pool after it) */
     const sc_pipeline *pl = S.classes[r->tclass].pipe;
-    if (r->stage >= 0 && r->stage + 1 < pl->n_stages &&
-        pl->stages[r->stage + 1].kind == SC_STAGE_QUEUE) {
-        const eng_queue *q = &S.queues[pl->stages[r->stage + 1].ref];
+    int k = r->stage + 1;
+    while (k < pl->n_stages && pl->stages[k].kind == SC_STAGE_CACHE)
+        k += 2;
+    if (r->stage >= 0 && k < pl->n_stages && pl->stages[k].kind == SC_STAGE_QUEUE) {
+        const eng_queue *q = &S.queues[pl->stages[k].ref];
         if (q->cause >= 0) {
             *rec = q->fault_rec;
             return q->cause;

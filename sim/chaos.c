@@ -62,6 +62,7 @@ static struct {
     unsigned long seq;
     sg_sem_t clients_wake;
     double clients_until;  /* the clients actor sleeps until then */
+    int clients_late;      /* a retry is due before then: wake it (chaos_clients_wake) */
     char **speed_files;    /* per speed_profile fault: the file SimGrid reads */
 } C;
 
@@ -550,9 +551,17 @@ int chaos_client_retry(eng_pool *p, eng_req *r, double t_s)
     heap_push((pending_retry){ .due = due, .seq = C.seq++, .r = r, .p = p });
     if (due < C.clients_until) {
         C.clients_until = due;
-        sg_sem_release(C.clients_wake);
+        C.clients_late = 1;
     }
     return 1;
+}
+
+void chaos_clients_wake(void)
+{
+    if (C.clients_late) {
+        C.clients_late = 0;
+        sg_sem_release(C.clients_wake);
+    }
 }
 
 static void clients(int argc, char *argv[])
@@ -585,6 +594,7 @@ void chaos_start(void)
     C.trig = calloc((size_t)n + 1, sizeof *C.trig);
     C.n_trig = 0;
     C.clients_until = INFINITY;
+    C.clients_late = 0;
     for (int i = 0; i < n; i++) {
         const sc_fault *f = &S.sc->faults[i];
         storms += f->kind == SC_FAULT_RETRY_STORM;

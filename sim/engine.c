@@ -202,6 +202,7 @@ void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
             eng_pool_leave(p, r, bucket, t_s);
             r->stage = -1;
         }
+        chaos_clients_wake(); /* last: the resend may run at once */
         return; /* not the end: its client sends it again */
     }
     eng_pool_leave(p, r, bucket, t_s);
@@ -385,8 +386,19 @@ static inline void set_net(eng_pool *p, eng_req *r)
 
 int eng_offer(eng_pool *p, eng_req *r, double now)
 {
+    /* The broker delivers only to consumers it is connected to: none
+     * across a partition, none to a node that crashed (whatever the
+     * balancer's view still says until health checks notice). Otherwise
+     * each message of the backlog would fail there in turn, at once. */
+    if (p->partitioned)
+        return -1;
     int s = pick(p, r, now);
-    if (s < 0)
+    while (s >= 0 && p->nodes[s].state != NODE_READY && r->n_tried < ENG_MAX_TRIED) {
+        r->tried[r->n_tried++] = s; /* hidden from the next pick */
+        s = pick(p, r, now);
+    }
+    r->n_tried = 0;
+    if (s < 0 || p->nodes[s].state != NODE_READY)
         return -1;
     set_net(p, r);
     send_to(p, r, s, now);

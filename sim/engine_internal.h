@@ -296,7 +296,8 @@ void eng_req_answered(eng_pool *p, eng_req *r, int bucket, double t_s);
 void eng_attempt_failed(eng_pool *p, eng_req *r, double now);
 void eng_route(eng_pool *p, eng_req *r, double now);
 /* Sends r to a server of p that can take it now (a queue's delivery);
- * -1, doing nothing, when every server is busy or none is up. */
+ * -1, doing nothing, when every server is busy or none is up (a node that
+ * crashed, or every node across a partition, counts as not up). */
 int eng_offer(eng_pool *p, eng_req *r, double now);
 /* Reports an attempt's outcome to the balancer (l7) that sent it. */
 void eng_lb_done(eng_pool *p, int l7, int server, double latency_s, int ok, double now);
@@ -405,8 +406,12 @@ void chaos_free(void);
 /* Every request or client retry reaching a pool's balancer (for `when`). */
 void chaos_on_arrival(eng_pool *p, double now);
 /* r ended in error at t_s: 1 if its client will resend it (retry_storm
- * active and attempts left), and r is now held until then. */
+ * active and attempts left), and r is now held until then. The caller
+ * finishes with r (leaves its pool and L4 connection), then calls
+ * chaos_clients_wake(): waking the clients' actor is a SimGrid simcall, so
+ * that actor may run, and resend r, before the waker resumes. */
 int chaos_client_retry(eng_pool *p, eng_req *r, double t_s);
+void chaos_clients_wake(void);
 /* The speed profile file for a host of the platform (pool, node), or NULL. */
 const char *chaos_speed_file(int pool, int node);
 

@@ -26,7 +26,9 @@
  * holds at most `prefetch` unacknowledged messages (RabbitMQ's basic.qos),
  * applied as the consumer pool's max_conns, and the consumer's balancer
  * policy picks among servers with room (round-robin dispatch in RabbitMQ).
- * With no server up the backlog waits (a consumer scaled to zero is woken).
+ * With no server up the backlog waits (a consumer scaled to zero is woken);
+ * the broker does not deliver to a consumer node that crashed, even before
+ * health checks notice, nor across a partition.
  * A broker that is down delivers nothing either: the backlog stays until it
  * is back.
  */

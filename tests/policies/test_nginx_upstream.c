@@ -155,6 +155,57 @@ static void test_errors(void)
     expect_error("http { upstream v { server a; } }\n", "e.conf:1:1: upstream \"u\" not found");
 }
 
+/* location blocks as nginx reads them (ngx_http_core_location): a
+ * modifier joined to its URI, quotes, comments, if blocks, servers nested
+ * in http, a first server block without locations. */
+static void test_locations(void)
+{
+    char *dir = tu_tmpdir(), path[4096], err[512];
+    lb_nginx_locations l;
+
+    snprintf(path, sizeof path, "%s/l.conf", dir);
+    tu_write(path, "http {\n"
+                   "  upstream a { server 10.0.0.1; }\n"
+                   "  server { listen 8080; }  # no locations: not this one\n"
+                   "  server {\n"
+                   "    location =/exact { proxy_pass http://a; }\n"
+                   "    location ^~/img/ { proxy_pass http://b:8080/x; }\n"
+                   "    location \"/api\" {  # quoted\n"
+                   "      if ($request_method = POST) { return 405; }\n"
+                   "      proxy_pass http://c;\n"
+                   "    }\n"
+                   "    location / { proxy_pass https://d; }\n"
+                   "  }\n"
+                   "}\n");
+    CU_ASSERT_EQUAL_FATAL(lb_nginx_read_locations(path, &l, err, sizeof err), 0);
+    CU_ASSERT_EQUAL_FATAL(l.n, 4);
+    CU_ASSERT_STRING_EQUAL(l.loc[0].uri, "/exact");
+    CU_ASSERT(l.loc[0].exact);
+    CU_ASSERT_STRING_EQUAL(l.loc[1].uri, "/img/");
+    CU_ASSERT(!l.loc[1].exact);
+    CU_ASSERT_STRING_EQUAL(l.loc[1].upstream, "b");
+    CU_ASSERT_STRING_EQUAL(l.loc[2].uri, "/api");
+    CU_ASSERT_STRING_EQUAL(l.loc[2].upstream, "c");
+    CU_ASSERT_EQUAL(l.loc[0].line, 5);
+    CU_ASSERT_EQUAL(lb_nginx_match(&l, "/exact"), 0);
+    CU_ASSERT_EQUAL(lb_nginx_match(&l, "/exact/more"), 3);
+    CU_ASSERT_EQUAL(lb_nginx_match(&l, "/img/logo.png"), 1);
+    CU_ASSERT_EQUAL(lb_nginx_match(&l, "/api/v1"), 2);
+    lb_nginx_locations_free(&l);
+
+    /* a joined regular expression is still one, refused at its line */
+    tu_write(path, "server {\n  location ~*\\.php$ { proxy_pass http://a; }\n}\n");
+    CU_ASSERT_EQUAL(lb_nginx_read_locations(path, &l, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, ":2:3: location ~* \\.php$: regular-expression"));
+    lb_nginx_locations_free(&l);
+    /* too many words: an error, not a read past them */
+    tu_write(path, "server {\n  location = /a /b /c { proxy_pass http://a; }\n}\n");
+    CU_ASSERT_EQUAL(lb_nginx_read_locations(path, &l, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, ":2:3: location: expected [=|^~] URI"));
+    lb_nginx_locations_free(&l);
+    tu_done(dir);
+}
+
 int main(void)
 {
     const struct {
@@ -165,6 +216,7 @@ int main(void)
         { "a whole nginx.conf, every server parameter", test_full_config_and_params },
         { "method directives -> policies", test_methods },
         { "errors with file:line:col", test_errors },
+        { "location blocks", test_locations },
     };
     CU_pSuite suite;
     int failed;

@@ -376,6 +376,44 @@ static void test_consumer_from_zero(void)
     cJSON_Delete(j);
 }
 
+static void test_consumer_gone(void)
+{
+    /* Two consumers (2 messages a second each) fall behind the 5 arriving:
+     * the backlog grows. pc/1 crashes at 30 s, the balancer not knowing
+     * (no health checks): the message it runs fails, and no other consumer
+     * has room for it (lost, a 503 at pc). The broker delivers nothing more
+     * to pc/1: the backlog waits for pc/0 instead of failing there. */
+    char yaml[8192];
+    snprintf(yaml, sizeof yaml, "%s",
+             ASYNC(", capacity: 100000") "chaos:\n"
+                                         "  - {fault: node_crash, target: pc/1, at: 30s}\n");
+    cJSON *j = run_summary(yaml, "--set pools.pc.replicas=2", NULL);
+    if (j) {
+        CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.lost"), 1);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.pc.requests.rejected"), 1);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.pc.requests.failed"), 0);
+        CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.backlog_at_end"),
+                        tu_num(j, "queues.jobs.published") - tu_num(j, "queues.jobs.delivered"));
+        CU_ASSERT(tu_num(j, "queues.jobs.backlog_at_end") > 200);
+        assert_conserved(j);
+        cJSON_Delete(j);
+    }
+    /* cut off by a partition for 10 s, the consumers finish what they hold
+     * and get nothing new: nothing is lost */
+    snprintf(yaml, sizeof yaml, "%s",
+             ASYNC(", capacity: 100000") "chaos:\n"
+                                         "  - {fault: partition, pool: pc, at: 30s, "
+                                         "duration: 10s}\n");
+    j = run_summary(yaml, "--set pools.pc.replicas=2", NULL);
+    if (j) {
+        CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.lost"), 0);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.pc.requests.failed"), 0);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.pc.requests.rejected"), 0);
+        assert_conserved(j);
+        cJSON_Delete(j);
+    }
+}
+
 static void test_broker_down(void)
 {
     /* A consumer fast enough (50 ms) that nothing waits; the broker down
@@ -401,6 +439,49 @@ static void test_broker_down(void)
         CU_ASSERT_DOUBLE_EQUAL(tu_num(f, "error_share"), 1.0, 1e-12);
     }
     CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.published"), 449);
+    assert_conserved(j);
+    cJSON_Delete(j);
+}
+
+static void test_broker_down_after_hit(void)
+{
+    /* pa -> cache (always hits) -> pb -> queue -> pc: every request skips
+     * pb and is published by pa. The broker down over [20.05, 30.05) s
+     * refuses the publishes at 0.2 k + 0.01 inside it, k = 101..150: 50
+     * errors at pa, each blamed on the fault. */
+    const char *yaml = "name: h\n"
+                       "duration: 60s\n"
+                       "models:\n"
+                       "  a: {service: {distribution: deterministic, mean: 10ms}}\n"
+                       "pools:\n"
+                       "  pa: {model: a, replicas: 1}\n"
+                       "  pb: {model: a, replicas: 1}\n"
+                       "  pc: {model: a, replicas: 1}\n"
+                       "pipelines:\n"
+                       "  s:\n"
+                       "    stages:\n"
+                       "      - pool: pa\n"
+                       "      - cache: {name: c, hit_ratio: 1}\n"
+                       "      - pool: pb\n"
+                       "      - queue: {name: jobs, capacity: 1000}\n"
+                       "      - pool: pc\n"
+                       "traffic:\n"
+                       "  - {name: x, pipeline: s,\n"
+                       "     arrivals: {process: deterministic, rate: [{at: 0s, qps: 5}]}}\n"
+                       "chaos:\n"
+                       "  - {fault: broker_down, queue: jobs, at: 20.05s, duration: 10s}\n";
+    cJSON *j = run_summary(yaml, NULL, NULL);
+    if (!j)
+        return;
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.generated"), 0);
+    CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.refused"), 50);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pa.requests.failed"), 50);
+    const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "faults"), 0);
+    CU_ASSERT_PTR_NOT_NULL(f);
+    if (f) {
+        CU_ASSERT_EQUAL(tu_num(f, "requests.failed"), 50);
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(f, "error_share"), 1.0, 1e-12);
+    }
     assert_conserved(j);
     cJSON_Delete(j);
 }
@@ -431,6 +512,37 @@ static void test_client_retries(void)
     CU_ASSERT_EQUAL(tu_num(j, "pools.pa.requests.generated"), 99 + resent);
     CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.generated"), tu_num(j, "pools.pa.requests.completed"));
     CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.completed"), tu_num(j, "requests.completed"));
+    assert_conserved(j);
+    cJSON_Delete(j);
+}
+
+static void test_retry_due_at_once(void)
+{
+    /* The client's 120 ms timeout passes while pb runs (pa's 100 ms, then
+     * pb's 50 ms), so every attempt times out at pb's batch end, 30 ms
+     * after its deadline: the resend (deadline + 10 ms backoff) is due at
+     * once. Each request is sent twice and both attempts end at pb; pb
+     * holds nothing at the end (the resend must not start before the
+     * attempt has left pb). */
+    const char *yaml = TANDEM "pipelines:\n"
+                              "  both:\n"
+                              "    stages: [{pool: pa}, {pool: pb}]\n"
+                              "traffic:\n"
+                              "  - {name: x, pipeline: both,\n"
+                              "     arrivals: {process: deterministic, rate: [{at: 0s, qps: 1}]}}\n"
+                              "chaos:\n"
+                              "  - {fault: retry_storm, traffic: x, attempts: 1, backoff: 10ms, "
+                              "at: 0s}\n";
+    cJSON *j = run_summary(yaml, "--set pools.pa.timeout=120ms", NULL);
+    if (!j)
+        return;
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 99);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.timed_out"), 99);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pa.requests.generated"), 198);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pa.requests.completed"), 198);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.generated"), 198);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.timed_out"), 198);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pb.requests.in_flight_at_end"), 0);
     assert_conserved(j);
     cJSON_Delete(j);
 }
@@ -680,7 +792,10 @@ int main(void)
     CU_add_test(s, "an HPA on the queue's backlog", test_backlog_autoscaling);
     CU_add_test(s, "a consumer woken from zero", test_consumer_from_zero);
     CU_add_test(s, "broker_down: producer errors", test_broker_down);
+    CU_add_test(s, "broker_down blamed after a cache hit", test_broker_down_after_hit);
+    CU_add_test(s, "no delivery to a consumer that crashed or is cut off", test_consumer_gone);
     CU_add_test(s, "client retries start over", test_client_retries);
+    CU_add_test(s, "a resend due at once leaves its stage first", test_retry_due_at_once);
     CU_add_test(s, "conservation under faults", test_conservation_faults);
     CU_add_test(s, "routes: longest prefix", test_routes);
     CU_add_test(s, "routes from an nginx server block", test_nginx_routes);
