@@ -556,6 +556,15 @@ int chaos_client_retry(eng_pool *p, eng_req *r, double t_s)
     return 1;
 }
 
+void chaos_census(unsigned long *requests, unsigned long *per_pool)
+{
+    /* a request held at stage 0 is still in its first pool; one that
+     * failed at a later stage left it (stage -1) */
+    for (size_t i = 0; i < C.n_heap; i++)
+        eng_census_add(C.heap[i].r, C.heap[i].r->stage < 0 ? NULL : C.heap[i].p, requests,
+                       per_pool);
+}
+
 void chaos_clients_wake(void)
 {
     if (C.clients_late) {

@@ -1015,6 +1015,44 @@ static void sweep_expired(double end)
     }
 }
 
+/* One held request (or job) r, in pool p's stage or in none (NULL). */
+void eng_census_add(const eng_req *r, const eng_pool *p, unsigned long *requests,
+                    unsigned long *per_pool)
+{
+    if (!r->job)
+        ++*requests;
+    if (p)
+        per_pool[p->id]++;
+}
+
+static void census_fifo(const eng_fifo *f, const eng_pool *p, unsigned long *requests,
+                        unsigned long *per_pool)
+{
+    for (const eng_req *r = f->head; r; r = r->next)
+        eng_census_add(r, p, requests, per_pool);
+}
+
+/* What is still held at the end, counted where it is (balancer queues,
+ * node queues, running batches, pipeline queues, client retries), not
+ * derived from the counters: the conservation checks compare the two. */
+static void census(unsigned long *requests, unsigned long *per_pool)
+{
+    for (int k = 0; k < S.sc->n_pools; k++) {
+        eng_pool *p = &S.pools[k];
+        census_fifo(&p->lbq, p, requests, per_pool);
+        for (int j = 0; j < p->n_hosts; j++) {
+            eng_node *n = &p->nodes[j];
+            census_fifo(&n->q, p, requests, per_pool);
+            for (int g = 0; g < n->gpus; g++)
+                for (int i = 0; i < n->workers[g].batch_n; i++)
+                    eng_census_add(n->workers[g].batch[i], p, requests, per_pool);
+        }
+    }
+    for (int i = 0; i < S.sc->n_queues; i++)
+        census_fifo(&S.queues[i].q, S.queues[i].consumer, requests, per_pool);
+    chaos_census(requests, per_pool);
+}
+
 static void collect(rp_results *out)
 {
     const sc_scenario *sc = S.sc;
@@ -1022,7 +1060,10 @@ static void collect(rp_results *out)
     sweep_expired(dur);
     life_account_end(dur);
     sg_host_energy_update_all();
-    S.all.in_flight_at_end = S.live;
+    unsigned long held = 0;
+    unsigned long *held_in = calloc((size_t)sc->n_pools, sizeof *held_in);
+    census(&held, held_in);
+    S.all.in_flight_at_end = held; /* != S.live: a request lost or counted twice */
     S.measured.in_flight_at_end = S.measured.generated - S.measured.completed - S.measured.rejected -
                                   S.measured.failed - S.measured.timed_out;
     out->requests = S.all;
@@ -1056,8 +1097,7 @@ static void collect(rp_results *out)
         rp->energy_kwh = joules / 3.6e6;
         rp->cost = money;
         rp->counts = p->counts;
-        rp->counts.in_flight_at_end = p->counts.generated - p->counts.completed - p->counts.rejected -
-                                      p->counts.failed - p->counts.timed_out;
+        rp->counts.in_flight_at_end = held_in[k];
         out->gpu_hours += rp->gpu_hours;
         out->energy_kwh += rp->energy_kwh;
         out->cost += rp->cost;
@@ -1110,6 +1150,7 @@ static void collect(rp_results *out)
                                                .routed = S.l7[i].routed,
                                                .refused = S.l7[i].refused };
     }
+    free(held_in);
     out->n_classes = sc->n_traffic;
     out->classes = calloc((size_t)sc->n_traffic, sizeof *out->classes);
     for (int c = 0; c < sc->n_traffic; c++) {

@@ -319,6 +319,10 @@ void eng_wake_idle(eng_node *n);
 /* A client resends r (a retry of the same request) now. */
 void eng_resend(eng_req *r, double now);
 
+/* Counts r (held at the end of the run) once: a request unless it is a
+ * job, and in pool p's stage when p is not NULL. */
+void eng_census_add(const eng_req *r, const eng_pool *p, unsigned long *requests,
+                    unsigned long *per_pool);
 /* A request entered pool p's stage at now (counted in its arrivals; in its
  * in-flight too when in_pool). */
 void eng_pool_enter(eng_pool *p, eng_req *r, double now, int in_pool);
@@ -403,6 +407,9 @@ void chaos_start(void);
 /* flash crowds change the arrival-rate profile before the run starts */
 void chaos_apply_rates(void);
 void chaos_free(void);
+/* The requests held for a client retry, for the end-of-run census
+ * (eng_census_add). */
+void chaos_census(unsigned long *requests, unsigned long *per_pool);
 /* Every request or client retry reaching a pool's balancer (for `when`). */
 void chaos_on_arrival(eng_pool *p, double now);
 /* r ended in error at t_s: 1 if its client will resend it (retry_storm

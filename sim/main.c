@@ -334,6 +334,18 @@ static int cmd_run(int argc, char **argv)
                 c->in_flight_at_end);
         rc = 3;
     }
+    /* every pool's stage counts too: what arrived there is what left it plus
+     * what it still holds (counted where it is held) */
+    for (int k = 0; k < res.n_pools; k++)
+        if (!rp_conserved(&res.pools[k].counts)) {
+            const rp_counts *c = &res.pools[k].counts;
+            fprintf(stderr,
+                    "fleetsim: request conservation broken in pool %s: arrived %lu != completed "
+                    "%lu + rejected %lu + failed %lu + timed out %lu + held %lu\n",
+                    res.pools[k].name, c->generated, c->completed, c->rejected, c->failed,
+                    c->timed_out, c->in_flight_at_end);
+            rc = 3;
+        }
     if (res.alerting.export_failed && rc == 0)
         rc = 1;
     char dir[4096];
