@@ -63,6 +63,10 @@ void pipe_init(void)
             int prefetch = q->cfg->prefetch > 0
                                ? q->cfg->prefetch
                                : 2 * c->cfg->gpus_per_node * c->model->batch_max_size;
+            /* never more than a node's queue holds: a delivery it must refuse
+             * would lose the message */
+            if (prefetch > c->cfg->queue_capacity)
+                prefetch = c->cfg->queue_capacity;
             for (int l = 0; l < S.n_l7; l++)
                 for (int j = 0; j < c->n_hosts; j++) {
                     lb_server_view *v = &c->lbi[l].servers[j];

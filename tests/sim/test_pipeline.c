@@ -414,6 +414,21 @@ static void test_consumer_gone(void)
     }
 }
 
+static void test_prefetch_capped(void)
+{
+    /* prefetch 5 against a consumer node that queues 2: the broker hands it
+     * no more than it can hold, so nothing is refused or lost */
+    cJSON *j = run_summary(ASYNC(", capacity: 100000") , "--set pipelines.async.stages.1.queue.prefetch=5 "
+                           "--set pools.pc.queue_capacity=2", NULL);
+    if (j) {
+        CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.lost"), 0);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.pc.requests.rejected"), 0);
+        CU_ASSERT_EQUAL(tu_num(j, "queues.jobs.processed"), 199);
+        assert_conserved(j);
+        cJSON_Delete(j);
+    }
+}
+
 static void test_broker_down(void)
 {
     /* A consumer fast enough (50 ms) that nothing waits; the broker down
@@ -791,6 +806,7 @@ int main(void)
     CU_add_test(s, "queue backlog and capacity", test_queue_backlog);
     CU_add_test(s, "an HPA on the queue's backlog", test_backlog_autoscaling);
     CU_add_test(s, "a consumer woken from zero", test_consumer_from_zero);
+    CU_add_test(s, "prefetch capped at the consumer's queue", test_prefetch_capped);
     CU_add_test(s, "broker_down: producer errors", test_broker_down);
     CU_add_test(s, "broker_down blamed after a cache hit", test_broker_down_after_hit);
     CU_add_test(s, "no delivery to a consumer that crashed or is cut off", test_consumer_gone);
