@@ -432,6 +432,7 @@ int rp_write_summary(const rp_results *r, const char *path)
             cJSON_AddNumberToObject(x, "refused", (double)q->refused);
             cJSON_AddNumberToObject(x, "processed", (double)q->processed);
             cJSON_AddNumberToObject(x, "lost", (double)q->lost);
+            cJSON_AddNumberToObject(x, "redelivered", (double)q->redelivered);
             add_latency(x, "lag_s", &q->lag_s);
             cJSON_AddNumberToObject(x, "backlog_max", q->backlog_max);
             cJSON_AddNumberToObject(x, "backlog_at_end", q->backlog_at_end);

@@ -85,6 +85,7 @@ typedef struct {
     char *consumer;            /* the pool consuming it */
     unsigned long published, delivered, refused; /* refused: full (503) or broker down (502) */
     unsigned long processed, lost; /* jobs it acknowledged: through their last stage, or failed */
+    unsigned long redelivered; /* deliveries that failed at the connection and went back */
     rp_latency lag_s;          /* processed jobs: acknowledgement to the end of the last stage */
     int backlog_max, backlog_at_end;
     double *backlog;           /* n_samples entries: messages held at each interval's end */

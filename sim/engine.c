@@ -303,6 +303,8 @@ static int retry_allowed(const eng_pool *p, const eng_req *r, double now)
 void eng_attempt_failed(eng_pool *p, eng_req *r, double now)
 {
     S.attempt_errors++;
+    if (r->job && pipe_requeue(p, r, now))
+        return;
     if (retry_allowed(p, r, now)) {
         eng_route(p, r, now);
         return;
@@ -557,6 +559,8 @@ static void gpu_worker(int argc, char *argv[])
         w->batch_n = b;
         w->run_t0_s = now;
         sg_actor_execute(service_s * ENG_FLOPS_PER_S);
+        if (w->batch_n != b)
+            return; /* the node crashed as the batch ended: fail_held has dealt with it */
         double t1 = simgrid_get_clock();
         w->run_t0_s = -1;
         w->batch_n = 0;
@@ -1135,7 +1139,8 @@ static void collect(rp_results *out)
                                          .consumer = strdup(q->consumer->cfg->name),
                                          .published = q->published, .delivered = q->delivered,
                                          .refused = q->refused, .processed = q->processed,
-                                         .lost = q->lost, .backlog_max = q->max_backlog,
+                                         .lost = q->lost, .redelivered = q->redelivered,
+                                         .backlog_max = q->max_backlog,
                                          .backlog_at_end = q->q.len };
             fill_latency(&out->queues[i].lag_s, q->lag);
             out->queues[i].backlog = malloc(sizeof(double) * S.n_intervals);

@@ -240,6 +240,8 @@ typedef struct {
     int cause, fault_rec;  /* the fault acting on it now, or -1 */
     unsigned long published, delivered, refused;
     unsigned long processed, lost; /* jobs it acknowledged: done, or failed after */
+    unsigned long redelivered; /* deliveries that failed at the connection and came back */
+    int stalled;           /* a delivery came back during deliver(): stop there */
     sim_hist *lag;         /* acknowledgement to the end of the last stage, processed jobs */
     int max_backlog;
     double *backlog_per_interval; /* backlog at each interval's end */
@@ -339,6 +341,10 @@ void pipe_deliver(eng_pool *p, double now);
 /* Injected: a cache misses everything, a broker is down (or back). */
 void pipe_cache_down(int cache, int down);
 void pipe_queue_down(int queue, int down, int fault, int fault_rec, double now);
+/* A job's delivery from a queue failed at the connection (its consumer
+ * crashed, was cut off, errored): 1 when r went back to the head of the
+ * queue in front of its stage, as an unacknowledged message is requeued. */
+int pipe_requeue(eng_pool *p, eng_req *r, double now);
 /* A job (r->job) finished its last stage, or failed, at t_s. */
 void pipe_job_end(eng_req *r, int bucket, double t_s);
 /* Closes an interval's queue backlog samples. */

@@ -28,7 +28,10 @@
  * policy picks among servers with room (round-robin dispatch in RabbitMQ).
  * With no server up the backlog waits (a consumer scaled to zero is woken);
  * the broker does not deliver to a consumer node that crashed, even before
- * health checks notice, nor across a partition.
+ * health checks notice, nor across a partition. A delivery that fails at
+ * the connection (the consumer crashed holding it, error_rate) goes back to
+ * the head of the queue (pipe_requeue), as AMQP requeues an unacknowledged
+ * message; an error answer (500, a processing timeout) loses the job.
  * A broker that is down delivers nothing either: the backlog stays until it
  * is back.
  */
@@ -91,10 +94,21 @@ void pipe_free(void)
     S.queues = NULL;
 }
 
+/* r back at the head of q's backlog, where it was. */
+static void push_head(eng_queue *q, eng_req *r)
+{
+    r->next = q->q.head;
+    q->q.head = r;
+    if (!q->q.tail)
+        q->q.tail = r;
+    q->q.len++;
+}
+
 static void deliver(eng_queue *q, double now)
 {
     double pt = q->cfg->processing_timeout_s;
-    while (q->q.len > 0 && !q->down) {
+    q->stalled = 0;
+    while (q->q.len > 0 && !q->down && !q->stalled) {
         eng_req *r = q->q.head;
         r->stage_s = now;
         r->deadline_s = pt > 0 ? now + pt : INFINITY;
@@ -107,16 +121,13 @@ static void deliver(eng_queue *q, double now)
             scale_buffer(q->consumer, now);
             eng_pool_inflight(q->consumer, now, -1);
             r->in_pool = 0;
-            r->next = q->q.head;
-            q->q.head = r;
-            if (!q->q.tail)
-                q->q.tail = r;
-            q->q.len++;
+            push_head(q, r);
             return;
         }
-        q->delivered++;
+        q->delivered++; /* a delivery that failed at once came back: stalled */
     }
 }
+
 
 void pipe_deliver(eng_pool *p, double now)
 {
@@ -135,6 +146,22 @@ static void enter_stage(eng_req *r, int stage, eng_pool *p, double now, int in_p
     r->n_tried = 0;
     r->lbq_deadline_s = INFINITY;
     eng_pool_enter(p, r, now, in_pool);
+}
+
+int pipe_requeue(eng_pool *p, eng_req *r, double now)
+{
+    const sc_pipeline *pl = S.classes[r->tclass].pipe;
+    int k = r->stage;
+    if (!r->job || k < 1 || pl->stages[k - 1].kind != SC_STAGE_QUEUE)
+        return 0;
+    eng_queue *q = &S.queues[pl->stages[k - 1].ref];
+    eng_pool_leave(p, r, B_FAILED, now);
+    enter_stage(r, k, q->consumer, now, 0);
+    r->deadline_s = INFINITY;
+    push_head(q, r);
+    q->redelivered++;
+    q->stalled = 1; /* the delivery in progress stops: no retrying it in a loop */
+    return 1;
 }
 
 /* r, done with its stage at producer p, is published to q at now. A
