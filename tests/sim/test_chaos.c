@@ -473,6 +473,41 @@ static void test_many_recoveries_end_cleanly(void)
     }
 }
 
+/* A crash at the very instant a batch ends: the crash fails the batch's
+ * request over to the other node (retried), and the worker, resuming at
+ * the same instant, must not complete it too. One request at 0.5 s, 1 s on
+ * p/0 until 1.5 s, p/0 crashes at 1.5 s: one completion, at 2.5 s on p/1,
+ * two attempts. */
+static void test_crash_as_batch_ends(void)
+{
+    int rc;
+    char *dir = tu_run_yaml("name: race\n"
+                            "duration: 10s\n"
+                            "models:\n"
+                            "  m: {service: {distribution: deterministic, mean: 1s}}\n"
+                            "pools:\n"
+                            "  p: {model: m, replicas: 2, queue_capacity: 10}\n"
+                            "traffic:\n"
+                            "  - {name: x, pool: p, arrivals: {process: deterministic,\n"
+                            "     rate: [{at: 0s, qps: 2}, {at: 0.6s, qps: 0}]}}\n"
+                            "load_balancer: {policy: round_robin}\n"
+                            "chaos:\n"
+                            "  - {fault: node_crash, target: p/0, at: 1.5s}\n",
+                            NULL, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL(j);
+    if (j) {
+        CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 1);
+        CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 1);
+        CU_ASSERT_EQUAL(tu_num(j, "attempts"), 2);
+        CU_ASSERT(tu_num(j, "latency_s.max") > 2.0 && tu_num(j, "latency_s.max") < 2.001);
+        assert_conserved(j);
+        cJSON_Delete(j);
+    }
+    tu_done(dir);
+}
+
 /* ---------- conservation under every fault type ---------- */
 
 /* Two pools in two zones, batching, client timeouts, small queues, a node
@@ -943,6 +978,7 @@ int main(void)
     CU_add_test(s, "one node: availability = MTBF / (MTBF + MTTR)", test_single_node_availability);
     CU_add_test(s, "N+k: availability = 1 - q^3", test_redundancy_n_plus_k);
     CU_add_test(s, "many recoveries: the run ends cleanly", test_many_recoveries_end_cleanly);
+    CU_add_test(s, "a crash as a batch ends", test_crash_as_batch_ends);
     CU_add_test(s, "conservation under every fault type", test_conservation_every_fault);
     CU_add_test(s, "slowdown x0.5 doubles the service time", test_slowdown_doubles_service);
     CU_add_test(s, "network latency L adds 2L", test_network_latency_adds_twice);
