@@ -313,7 +313,8 @@ void eng_attempt_failed(eng_pool *p, eng_req *r, double now)
 }
 
 /* Every request the balancer sent to a server is reported back once. A
- * result that made outlier detection eject the server is an event. */
+ * result that made outlier detection eject the server is an event; with
+ * several L7 balancers (each its own detector) it names the balancer. */
 void eng_lb_done(eng_pool *p, int l7, int server, double latency_s, int ok, double now)
 {
     eng_lbi *b = &p->lbi[l7];
@@ -324,8 +325,10 @@ void eng_lb_done(eng_pool *p, int l7, int server, double latency_s, int ok, doub
     if (!ok && lb_outlier_ejections(b->balancer) != ejections &&
         lb_outlier_state(b->balancer, server, now, &h) == 0)
         eng_event(now, "outlier_ejection", p->nodes[server].name,
-                  "%d consecutive errors: ejection %d, out until %.9g s",
-                  S.sc->lb.params.outlier.consecutive_5xx, h.num_ejections, h.until_s);
+                  "%d consecutive errors: ejection %d, out until %.9g s%s%s%s",
+                  S.sc->lb.params.outlier.consecutive_5xx, h.num_ejections, h.until_s,
+                  S.sc->lb.n_l7 > 0 ? " (balancer " : "",
+                  S.sc->lb.n_l7 > 0 ? S.sc->lb.l7[l7].name : "", S.sc->lb.n_l7 > 0 ? ")" : "");
 }
 
 void eng_lb_release(eng_pool *p, const eng_req *r, int s, double latency_s, int ok, double now)

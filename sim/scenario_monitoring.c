@@ -216,6 +216,12 @@ void sc_monitoring_finish(sc_scenario *sc)
     double t = sc->slo.latency_p99_s;
     if (!(t > 0) || m->buckets_s == NULL)
         return;
+    /* A duration in a smaller unit carries binary dust (700ms is
+     * 0.7000000000000001 s): the threshold is the nearest 15-digit decimal,
+     * so it meets a bucket written as 0.7 and its le reads "0.7". */
+    char dec[32];
+    snprintf(dec, sizeof dec, "%.15g", t);
+    t = sc->slo.latency_p99_s = strtod(dec, NULL);
     int at = 0;
     while (at < m->n_buckets && m->buckets_s[at] < t)
         at++;

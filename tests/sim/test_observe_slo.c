@@ -163,6 +163,48 @@ static void test_within_threshold(void)
     cJSON_Delete(j);
 }
 
+/* slo.latency_p99 written in ms is 0.7000000000000001 s in binary; the
+ * histogram already has 0.7: no second bucket beside it, and the burn-rate
+ * rules read le="0.7". */
+static void test_threshold_meets_bucket(void)
+{
+    char dir[4300], yaml[4300], out[4300], log[4300], pt[4300], om[4300];
+    snprintf(dir, sizeof dir, "%s/ms", tmp);
+    tu_sh(NULL, "mkdir -p '%s'", dir);
+    snprintf(yaml, sizeof yaml, "%s/s.yaml", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(log, sizeof log, "%s/log", dir);
+    snprintf(pt, sizeof pt, "%s/test.yml", dir);
+    snprintf(om, sizeof om, "%s/run.om", dir);
+    char text[4200];
+    snprintf(text, sizeof text, "%s", scenario_text);
+    char *at = strstr(text, "slo: {latency_p99: 250ms");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+    memcpy(at + strlen("slo: {latency_p99: "), "700ms", 5);
+    at = strstr(text, "[50ms, 1s]");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+    snprintf(at, sizeof text - (size_t)(at - text), "[50ms, 0.7, 1s]\n  slo_rules: true\n");
+    tu_write(yaml, text);
+    int rc = tu_sh(log, "'%s' run '%s' --quiet --out '%s' --promtool-test '%s' --openmetrics '%s'",
+                   tu_bin(), yaml, out, pt, om);
+    if (rc)
+        show_log(log);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    char *m = tu_read(om);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_PTR_NULL(strstr(m, "0.7000000000000001"));
+    CU_ASSERT_EQUAL(tu_om_sample(m, "fleetsim_request_duration_seconds_bucket{class=\"api\","
+                                    "le=\"0.7\",pool=\"gpu\"}", 615), 1229);
+    free(m);
+    char rules[4400];
+    snprintf(rules, sizeof rules, "%s/test.slo-rules.yml", dir);
+    char *r = tu_read(rules);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r, "fleetsim_request_duration_seconds_bucket{le=\"0.7\"}"));
+    CU_ASSERT_PTR_NULL(strstr(r, "0.7000000000000001"));
+    free(r);
+}
+
 int main(void)
 {
     tmp = tu_tmpdir();
@@ -179,6 +221,7 @@ int main(void)
     CU_pSuite s = CU_add_suite("observe_slo", NULL, NULL);
     CU_add_test(s, "latency above the threshold burns the budget", test_latency_burn);
     CU_add_test(s, "latency within the threshold fires nothing", test_within_threshold);
+    CU_add_test(s, "a threshold in ms meets the bucket it equals", test_threshold_meets_bucket);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int failures = (int)CU_get_number_of_failures();

@@ -179,6 +179,32 @@ static void test_nine_nodes_percent(void)
     tu_done(dir);
 }
 
+/* Two L7 balancers, each with its own detector: node 3's ejections are
+ * counted per balancer, so each one's event says which balancer ejected it
+ * (otherwise two "ejection 1" lines of one node look contradictory). */
+static void test_l7_names_balancer(void)
+{
+    int rc;
+    char *dir = run(10,
+                    "  outlier_detection: {consecutive_5xx: 5, interval: 10s, "
+                    "base_ejection_time: 30s}\n"
+                    "  l7: [{name: a}, {name: b}]\n",
+                    &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    ejection e[8];
+    int n = ejections(dir, e, 8);
+    CU_ASSERT(n >= 2);
+    int a = 0, b = 0;
+    for (int i = 0; i < n; i++) {
+        CU_ASSERT_STRING_EQUAL(e[i].subject, "p/3");
+        a += strstr(e[i].detail, "(balancer a)") != NULL;
+        b += strstr(e[i].detail, "(balancer b)") != NULL;
+    }
+    CU_ASSERT(a >= 1 && b >= 1);
+    CU_ASSERT_EQUAL(a + b, n);
+    tu_done(dir);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -188,6 +214,7 @@ int main(void)
     CU_add_test(s, "the same run without outlier detection", test_without_detection);
     CU_add_test(s, "nine nodes: 10% ejects none, always_eject_one_host one",
                 test_nine_nodes_percent);
+    CU_add_test(s, "several L7 balancers: the event names the one", test_l7_names_balancer);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();
