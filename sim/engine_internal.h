@@ -130,6 +130,7 @@ struct eng_node {
     int hc_up;             /* active health checks say up (1 without checks) */
     int hc_fails, hc_oks;
     int gpu_error;         /* up but every request errors */
+    int crash_holds;       /* crash faults holding it down now (recovers at 0) */
     int slow_level;        /* pstate index */
     eng_fifo q;
     int idle_workers;

@@ -460,8 +460,13 @@ static void power_off(eng_node *n, eng_node_state st, double now)
 
 void life_crash(eng_node *n, double now, const char *why)
 {
-    if (n->state == NODE_OFF || n->state == NODE_FAILED || n->unscheduled)
+    if (n->state == NODE_FAILED) { /* down already: held down by one more fault */
+        n->crash_holds++;
         return;
+    }
+    if (n->state == NODE_OFF || n->unscheduled)
+        return;
+    n->crash_holds = 1;
     eng_event(now, "node_crash", n->name, "%s", why ? why : "crash");
     /* The state changes first so that no retry lands here; the balancer
      * does not know yet and keeps the node in its list until health checks
@@ -480,6 +485,9 @@ void life_recover(eng_node *n, double now)
 {
     if (n->state != NODE_FAILED)
         return;
+    if (--n->crash_holds > 0)
+        return; /* another fault still holds it down */
+    n->crash_holds = 0;
     eng_event(now, "node_recover", n->name, "rebooting");
     n->registered = 0;
     start_boot(n, NODE_STARTING, now);

@@ -508,6 +508,46 @@ static void test_crash_as_batch_ends(void)
     tu_done(dir);
 }
 
+/* Two crash faults overlapping on one node: it stays down until the last
+ * ends. p/1 crashes at 10 s for 20 s; a second crash at 15 s for 5 s ends
+ * at 20 s, but the node reboots only at 30 s. */
+static void test_overlapping_crashes(void)
+{
+    int rc;
+    char *dir = tu_run_yaml("name: ov\n"
+                            "duration: 60s\n"
+                            "models:\n"
+                            "  m: {service: {distribution: deterministic, mean: 10ms}}\n"
+                            "pools:\n"
+                            "  p: {model: m, replicas: 2, queue_capacity: 10, lifecycle: {start: 1s}}\n"
+                            "traffic:\n"
+                            "  - {name: x, pool: p, arrivals: {process: deterministic, rate: 1}}\n"
+                            "chaos:\n"
+                            "  - {fault: node_crash, target: p/1, at: 10s, recover_after: 20s}\n"
+                            "  - {fault: node_crash, target: p/1, at: 15s, recover_after: 5s}\n",
+                            NULL, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *ev = events_of(dir);
+    int crashes = 0, recovers = 0;
+    double recover_at = -1;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, ev)
+    {
+        const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(e, "type"));
+        if (type && !strcmp(type, "node_crash"))
+            crashes++;
+        if (type && !strcmp(type, "node_recover")) {
+            recovers++;
+            recover_at = tu_num(e, "t_s");
+        }
+    }
+    CU_ASSERT_EQUAL(crashes, 1);
+    CU_ASSERT_EQUAL(recovers, 1);
+    CU_ASSERT_DOUBLE_EQUAL(recover_at, 30.0, 1e-9);
+    cJSON_Delete(ev);
+    tu_done(dir);
+}
+
 /* ---------- conservation under every fault type ---------- */
 
 /* Two pools in two zones, batching, client timeouts, small queues, a node
@@ -979,6 +1019,7 @@ int main(void)
     CU_add_test(s, "N+k: availability = 1 - q^3", test_redundancy_n_plus_k);
     CU_add_test(s, "many recoveries: the run ends cleanly", test_many_recoveries_end_cleanly);
     CU_add_test(s, "a crash as a batch ends", test_crash_as_batch_ends);
+    CU_add_test(s, "overlapping crashes: down until the last ends", test_overlapping_crashes);
     CU_add_test(s, "conservation under every fault type", test_conservation_every_fault);
     CU_add_test(s, "slowdown x0.5 doubles the service time", test_slowdown_doubles_service);
     CU_add_test(s, "network latency L adds 2L", test_network_latency_adds_twice);
