@@ -335,6 +335,18 @@ int lb_pick(lb *b, const lb_view *view, const lb_request *req)
     return LB_NO_UPSTREAM;
 }
 
+void lb_forget(lb *b, int server)
+{
+    if (!b || server < 0)
+        return;
+    if (server < b->cap) {
+        b->n_failing -= b->fails[server] > 0;
+        b->fails[server] = 0;
+        b->checked_s[server] = -INFINITY;
+    }
+    lb_od_forget(&b->od, server);
+}
+
 void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, int ok)
 {
     assert(b && view);

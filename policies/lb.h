@@ -191,6 +191,10 @@ int lb_pick(lb *b, const lb_view *view, const lb_request *req);
  * max_fails and, with outlier detection, towards consecutive_5xx (Envoy
  * counts 5xx, connection failures and timeouts alike); ok = 1 a response. */
 void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, int ok);
+/* Server is a new replica in the slot of one that was switched off: the
+ * balancer forgets its passive-health failures and its outlier-detection
+ * state (ejections, backoff, consecutive errors). */
+void lb_forget(lb *b, int server);
 
 /* One server's outlier-detection state as of now_s (no earlier than the
  * last lb_pick / lb_on_done; reading it changes nothing). */

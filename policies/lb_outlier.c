@@ -136,6 +136,14 @@ int lb_od_reserve(lb_od *od, int n)
     return 1;
 }
 
+void lb_od_forget(lb_od *od, int i)
+{
+    if (i < 0 || i >= od->cap)
+        return;
+    od->n_flagged -= od->hosts[i].ejected != 0;
+    od->hosts[i] = (struct lb_od_host){ .ejected_at_s = NAN, .decay_tick = -1 };
+}
+
 int lb_od_sweep(lb_od *od, int n, double now_s)
 {
     int any = 0;

@@ -29,6 +29,10 @@ void lb_od_init(lb_od *od, const lb_outlier *cfg, gsl_rng *rng);
 void lb_od_free(lb_od *od);
 /* Room for n hosts (new ones: never failed); 0 when out of memory. */
 int lb_od_reserve(lb_od *od, int n);
+/* Host i is a new host (a replica started in the slot of one that was
+ * switched off): no failures, no ejections, no backoff, as Envoy's host set
+ * gets a new host for a new endpoint. */
+void lb_od_forget(lb_od *od, int i);
 /* Brings hosts 0..n-1 to now_s (un-ejects those whose tick came) and says
  * whether any of them is ejected. O(1) while none is marked. */
 int lb_od_sweep(lb_od *od, int n, double now_s);

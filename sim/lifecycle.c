@@ -198,6 +198,8 @@ static void start_boot(eng_node *n, eng_node_state first, double now)
 static void place(eng_node *n, double now)
 {
     eng_pool *p = n->pool;
+    for (int k = 0; k < S.n_l7; k++) /* a new replica: nothing known of it */
+        lb_forget(p->lbi[k].balancer, n->index);
     if (!has_node_pool(p)) {
         start_boot(n, NODE_PROVISIONING, now);
         return;

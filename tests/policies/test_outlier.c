@@ -116,6 +116,28 @@ static void test_five_in_a_row_eject(void)
     lb_destroy(b);
 }
 
+/* A new replica in the slot of one that was ejected (lb_forget): picked at
+ * once, no ejection on record, and its first failures count from zero. */
+static void test_forget_new_replica(void)
+{
+    pool p;
+    pool_init(&p, 10);
+    lb_params pr = od_params();
+    lb *b = od_lb("round_robin", 10, &pr, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    fail(b, &p, 3, 2.0, 5);
+    CU_ASSERT_EQUAL(state(b, 3, 2.0).ejected, 1);
+    CU_ASSERT_EQUAL(picks_of(b, &p, 3, 3.0, 18), 0);
+    lb_forget(b, 3);
+    lb_outlier_host h = state(b, 3, 3.0);
+    CU_ASSERT_EQUAL(h.ejected, 0);
+    CU_ASSERT_EQUAL(h.num_ejections, 0);
+    CU_ASSERT_EQUAL(picks_of(b, &p, 3, 3.0, 20), 2);
+    fail(b, &p, 3, 4.0, 4);
+    CU_ASSERT_EQUAL(state(b, 3, 4.0).ejected, 0); /* 4 of 5: not yet */
+    lb_destroy(b);
+}
+
 /* 4 failures, a success, 4 failures: not ejected (the success reset the
  * count, else the 5th failure overall would have ejected); one more is the
  * 5th in a row. */
@@ -557,6 +579,7 @@ int main(void)
         CU_TestFunc fn;
     } tests[] = {
         { "5 failures in a row eject, 4 do not", test_five_in_a_row_eject },
+        { "a new replica in an ejected slot starts afresh", test_forget_new_replica },
         { "a success resets the count", test_success_resets_count },
         { "off by default", test_off_by_default },
         { "un-ejection resets the count", test_uneject_resets_count },
