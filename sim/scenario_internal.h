@@ -169,6 +169,9 @@ int sc_want_target(sc_loader *L, const yaml_node_t *n, const char *path, sc_scen
  * prefix), -1 when none matches, or SC_ROUTE_UNPROXIED. */
 int sc_route_path(const sc_scenario *sc, const char *path);
 #define SC_ROUTE_UNPROXIED (-2) /* an nginx location that answers without proxy_pass */
+/* A registered load-balancing policy's name at n, strdup'd into *out (the
+ * old value freed); -1 after an error listing the policies (sim/scenario_lb.c). */
+int sc_want_lb_policy(sc_loader *L, const yaml_node_t *n, const char *path, char **out);
 /* load_balancer.l4 and .l7: the two-tier front end (sim/scenario_tiers.c). */
 void sc_load_tiers(sc_loader *L, sc_scenario *sc, sc_kv l4, sc_kv l7);
 void sc_free_tiers(sc_scenario *sc);

@@ -30,6 +30,25 @@ void sc_lb_defaults(sc_scenario *sc)
     sc->lb.retry_on_error = 1;
 }
 
+int sc_want_lb_policy(sc_loader *L, const yaml_node_t *n, const char *path, char **out)
+{
+    char buf[SC_SHOWLEN], list[SC_LISTLEN];
+    const char *s = sc_want_scalar(L, n, path, "a policy name");
+    if (!s)
+        return -1;
+    if (!lb_find(s)) {
+        sc_errn(L, n, "%s: unknown policy %s (policies: %s)", path, sc_show(n, buf),
+                lb_names(list, sizeof list));
+        return -1;
+    }
+    char *d = strdup(s);
+    if (!d)
+        return -1;
+    free(*out);
+    *out = d;
+    return 0;
+}
+
 /* A utilisation: 0.8 or 80%. */
 static int want_util(sc_loader *L, const yaml_node_t *n, const char *path, double *out)
 {
@@ -311,25 +330,13 @@ void sc_parse_lb(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
                                        NULL};
     static const char *const retry_keys[] = {"tries", "timeout", "on", NULL};
     static const char *const queue_keys[] = {"capacity", "timeout", NULL};
-    char list[SC_LISTLEN], buf[SC_SHOWLEN];
 
     if (sc_check_map(L, n, "load_balancer", keys))
         return;
     sc_kv policy = sc_find(L, n, "policy"), mc = sc_find(L, n, "max_conns");
     sc_kv queue = sc_find(L, n, "queue"), servers = sc_find(L, n, "servers");
-    if (policy.val) {
-        const char *s = sc_want_scalar(L, policy.val, "load_balancer.policy", "a policy name");
-        if (s && lb_find(s) == NULL) {
-            sc_errn(L, policy.val, "load_balancer.policy: unknown policy %s (policies: %s)",
-                    sc_show(policy.val, buf), lb_names(list, sizeof list));
-        } else if (s) {
-            char *d = strdup(s);
-            if (d) {
-                free(sc->lb.policy);
-                sc->lb.policy = d;
-            }
-        }
-    }
+    if (policy.val)
+        sc_want_lb_policy(L, policy.val, "load_balancer.policy", &sc->lb.policy);
     if (mc.val)
         sc_want_intv(L, mc.val, "load_balancer.max_conns", 0, &sc->lb.max_conns);
     if (queue.val && sc_check_map(L, queue.val, "load_balancer.queue", queue_keys) == 0) {

@@ -14,8 +14,6 @@
 #include "scenario.h"
 #include "scenario_internal.h"
 
-#include "lb.h"
-
 #include <yaml.h>
 
 #include <math.h>
@@ -371,15 +369,8 @@ static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
     if (zone.val)
         sc_want_str(L, zone.val, sc_join(p, path, "zone"), 1, &pl->zone);
     sc_kv pol = sc_find(L, n, "lb_policy");
-    if (pol.val) {
-        char buf[SC_SHOWLEN], list[SC_LISTLEN];
-        const char *s = sc_want_scalar(L, pol.val, sc_join(p, path, "lb_policy"), "a policy name");
-        if (s && !lb_find(s))
-            sc_errn(L, pol.val, "%s: unknown policy %s (policies: %s)", p, sc_show(pol.val, buf),
-                    lb_names(list, sizeof list));
-        else if (s)
-            pl->lb_policy = strdup(s);
-    }
+    if (pol.val)
+        sc_want_lb_policy(L, pol.val, sc_join(p, path, "lb_policy"), &pl->lb_policy);
     if (life.val)
         load_lifecycle(L, life.val, sc_join(p, path, "lifecycle"), &pl->life);
     if (health.val)

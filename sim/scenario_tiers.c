@@ -19,30 +19,11 @@
 #include "scenario.h"
 #include "scenario_internal.h"
 
-#include "lb.h"
-
 #include <yaml.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* A registered policy name at n, strdup'd into *out; -1 after an error. */
-static int want_policy(sc_loader *L, const yaml_node_t *n, const char *path, char **out)
-{
-    char buf[SC_SHOWLEN], list[SC_LISTLEN];
-    const char *s = sc_want_scalar(L, n, path, "a policy name");
-    if (!s)
-        return -1;
-    if (!lb_find(s)) {
-        sc_errn(L, n, "%s: unknown policy %s (policies: %s)", path, sc_show(n, buf),
-                lb_names(list, sizeof list));
-        return -1;
-    }
-    free(*out);
-    *out = strdup(s);
-    return 0;
-}
 
 static void load_l4(sc_loader *L, yaml_node_t *n, sc_lb *lb)
 {
@@ -52,7 +33,7 @@ static void load_l4(sc_loader *L, yaml_node_t *n, sc_lb *lb)
         return;
     sc_kv pol = sc_find(L, n, "policy"), hc = sc_find(L, n, "health_check");
     if (pol.val)
-        want_policy(L, pol.val, "load_balancer.l4.policy", &lb->l4_policy);
+        sc_want_lb_policy(L, pol.val, "load_balancer.l4.policy", &lb->l4_policy);
     if (hc.val && sc_check_map(L, hc.val, "load_balancer.l4.health_check", hc_keys) == 0) {
         sc_kv iv = sc_find(L, hc.val, "interval"), fall = sc_find(L, hc.val, "fall");
         if (iv.val)
@@ -112,7 +93,7 @@ void sc_load_tiers(sc_loader *L, sc_scenario *sc, sc_kv l4, sc_kv l7)
             sc_errn(L, name.val, "%s: %s is a pool's name (fault targets would be ambiguous)", q,
                     sc_show(name.val, buf));
         if (pol.val)
-            want_policy(L, pol.val, sc_join(q, p, "policy"), &b->policy);
+            sc_want_lb_policy(L, pol.val, sc_join(q, p, "policy"), &b->policy);
         if (w.val)
             sc_want_num(L, w.val, sc_join(q, p, "weight"), 0, 1, 1e6, 0, &b->weight);
     }
