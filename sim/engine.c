@@ -186,14 +186,19 @@ static int measured(const eng_req *r)
     return r->arrival_s >= S.sc->warmup_s;
 }
 
+static void req_free(eng_req *r)
+{
+    r->next = S.free_list;
+    S.free_list = r;
+}
+
 /* Every request leaves through here exactly once. */
 void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
 {
     if (r->job) { /* its client was answered at a queue: work after it */
         eng_pool_leave(p, r, bucket, t_s);
         pipe_job_end(r, bucket, t_s);
-        r->next = S.free_list;
-        S.free_list = r;
+        req_free(r);
         return;
     }
     if (bucket != B_COMPLETED && chaos_client_retry(p, r, t_s)) {
@@ -207,8 +212,7 @@ void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
     }
     eng_pool_leave(p, r, bucket, t_s);
     eng_req_answered(p, r, bucket, t_s);
-    r->next = S.free_list;
-    S.free_list = r;
+    req_free(r);
 }
 
 void eng_req_answered(eng_pool *p, eng_req *r, int bucket, double t_s)
@@ -627,6 +631,17 @@ void eng_start_workers(eng_node *n)
 
 /* ---------- traffic ---------- */
 
+/* A client's connection (a new request or a resend) reaches the front end:
+ * the L4 balancer, if any, then the first stage's balancer. */
+static void front_door(eng_class *tc, eng_req *r, double now)
+{
+    chaos_on_arrival(tc->pool, now);
+    if (tier_enter(r, now) == 0)
+        eng_route(tc->pool, r, now);
+    else /* no L7 balancer took the connection: 502 */
+        eng_req_end(tc->pool, r, B_FAILED, now);
+}
+
 static void traffic_source(int argc, char *argv[])
 {
     (void)argc;
@@ -665,11 +680,7 @@ static void traffic_source(int argc, char *argv[])
         }
         S.offered[interval_of(now)] += 1;
         eng_pool_enter(tc->pool, r, now, 1);
-        chaos_on_arrival(tc->pool, now);
-        if (tier_enter(r, now) == 0)
-            eng_route(tc->pool, r, now);
-        else /* no L7 balancer took the connection: 502 */
-            eng_req_end(tc->pool, r, B_FAILED, now);
+        front_door(tc, r, now);
     }
 }
 
@@ -693,11 +704,7 @@ void eng_resend(eng_req *r, double now)
     } else {
         tc->pool->arrivals++;
     }
-    chaos_on_arrival(tc->pool, now);
-    if (tier_enter(r, now) == 0)
-        eng_route(tc->pool, r, now);
-    else
-        eng_req_end(tc->pool, r, B_FAILED, now);
+    front_door(tc, r, now);
 }
 
 /* ---------- time series ---------- */
