@@ -327,12 +327,14 @@ void eng_lb_done(eng_pool *p, int l7, int server, double latency_s, int ok, doub
     lb_on_done(b->balancer, &b->view, server, latency_s, ok);
     lb_outlier_host h;
     if (!ok && lb_outlier_ejections(b->balancer) != ejections &&
-        lb_outlier_state(b->balancer, server, now, &h) == 0)
+        lb_outlier_state(b->balancer, server, now, &h) == 0) {
+        char who[128] = "";
+        if (S.sc->lb.n_l7 > 0)
+            snprintf(who, sizeof who, " (balancer %s)", S.sc->lb.l7[l7].name);
         eng_event(now, "outlier_ejection", p->nodes[server].name,
-                  "%d consecutive errors: ejection %d, out until %.9g s%s%s%s",
-                  S.sc->lb.params.outlier.consecutive_5xx, h.num_ejections, h.until_s,
-                  S.sc->lb.n_l7 > 0 ? " (balancer " : "",
-                  S.sc->lb.n_l7 > 0 ? S.sc->lb.l7[l7].name : "", S.sc->lb.n_l7 > 0 ? ")" : "");
+                  "%d consecutive errors: ejection %d, out until %.9g s%s",
+                  S.sc->lb.params.outlier.consecutive_5xx, h.num_ejections, h.until_s, who);
+    }
 }
 
 void eng_lb_release(eng_pool *p, const eng_req *r, int s, double latency_s, int ok, double now)

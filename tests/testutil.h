@@ -218,4 +218,20 @@ static inline double tu_sum_buckets(const cJSON *j, const char *block)
     return s;
 }
 
+/* Runs `yaml` (tu_run_yaml, with extra options or NULL): 1 if it exited 2
+ * (bad input) with msg in its output, else 0 after printing what it got. */
+static inline int tu_expect_error(const char *yaml, const char *extra, const char *msg)
+{
+    int rc = -1;
+    char *dir = tu_run_yaml(yaml, extra, &rc);
+    char *log = tu_log(dir);
+    int ok = rc == 2 && log && strstr(log, msg);
+    if (!ok)
+        fprintf(stderr, "\n  expected exit 2 and: %s\n  got exit %d and: %s\n", msg, rc,
+                log ? log : "(no output)");
+    free(log);
+    tu_done(dir);
+    return ok;
+}
+
 #endif

@@ -735,17 +735,7 @@ static void test_nginx_routes(void)
 /* A scenario error: exit 2 and the message at its line and column. */
 static void expect_error(const char *yaml, const char *msg)
 {
-    int rc = -1;
-    char *dir = tu_run_yaml(yaml, NULL, &rc);
-    CU_ASSERT_EQUAL(rc, 2);
-    char *log = tu_log(dir);
-    CU_ASSERT_PTR_NOT_NULL(log);
-    if (log && !strstr(log, msg)) {
-        fprintf(stderr, "\n  expected: %s\n  got: %s\n", msg, log);
-        CU_FAIL("message not found");
-    }
-    free(log);
-    tu_done(dir);
+    CU_ASSERT(tu_expect_error(yaml, NULL, msg));
 }
 
 #define ONE_CLASS(to)                                                                          \

@@ -156,16 +156,7 @@ static void test_l7_failure(void)
 
 static void expect_error(const char *yaml, const char *msg)
 {
-    int rc = -1;
-    char *dir = tu_run_yaml(yaml, NULL, &rc);
-    CU_ASSERT_EQUAL(rc, 2);
-    char *log = tu_log(dir);
-    if (!log || !strstr(log, msg)) {
-        fprintf(stderr, "\n  expected: %s\n  got: %s\n", msg, log ? log : "(none)");
-        CU_FAIL("message not found");
-    }
-    free(log);
-    tu_done(dir);
+    CU_ASSERT(tu_expect_error(yaml, NULL, msg));
 }
 
 static void test_errors(void)
@@ -182,13 +173,8 @@ static void test_errors(void)
     expect_error(TWO_REQUESTS "  l7: [{name: a}]\n"
                               "chaos: [{fault: lb_failure, target: b, at: 1s}]\n",
                  "chaos.0.target: unknown pool or L7 balancer \"b\" (pools: gpu; L7 balancers: a)");
-    int rc = -1;
-    char *dir = tu_run_yaml(TWO_REQUESTS, "--set pools.gpu.lb_policy=fastest", &rc);
-    CU_ASSERT_EQUAL(rc, 2);
-    char *log = tu_log(dir);
-    CU_ASSERT(log && strstr(log, "pools.gpu.lb_policy: unknown policy \"fastest\""));
-    free(log);
-    tu_done(dir);
+    CU_ASSERT(tu_expect_error(TWO_REQUESTS, "--set pools.gpu.lb_policy=fastest",
+                              "pools.gpu.lb_policy: unknown policy \"fastest\""));
 }
 
 int main(void)
