@@ -71,6 +71,15 @@ void eng_fifo_push(eng_fifo *f, eng_req *r)
     f->len++;
 }
 
+void eng_fifo_push_head(eng_fifo *f, eng_req *r)
+{
+    r->next = f->head;
+    f->head = r;
+    if (!f->tail)
+        f->tail = r;
+    f->len++;
+}
+
 eng_req *eng_fifo_pop(eng_fifo *f)
 {
     eng_req *r = f->head;

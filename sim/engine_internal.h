@@ -290,6 +290,7 @@ double eng_draw_unit(const sc_dist *d, gsl_rng *rng);
 gsl_rng *eng_stream_rng(unsigned long seed, unsigned long stream);
 void eng_fifo_push(eng_fifo *f, eng_req *r);
 eng_req *eng_fifo_pop(eng_fifo *f);
+void eng_fifo_push_head(eng_fifo *f, eng_req *r); /* back where a pop took it */
 void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s);
 /* The client has its answer (bucket) at t_s: the request's outcome, counted
  * once; eng_req_end calls it, and so does a queue that acknowledges. */

@@ -37,8 +37,6 @@
  */
 #include "engine_internal.h"
 
-#include <simgrid/engine.h>
-
 #include <math.h>
 #include <stdlib.h>
 
@@ -94,16 +92,6 @@ void pipe_free(void)
     S.queues = NULL;
 }
 
-/* r back at the head of q's backlog, where it was. */
-static void push_head(eng_queue *q, eng_req *r)
-{
-    r->next = q->q.head;
-    q->q.head = r;
-    if (!q->q.tail)
-        q->q.tail = r;
-    q->q.len++;
-}
-
 static void deliver(eng_queue *q, double now)
 {
     double pt = q->cfg->processing_timeout_s;
@@ -121,13 +109,12 @@ static void deliver(eng_queue *q, double now)
             scale_buffer(q->consumer, now);
             eng_pool_inflight(q->consumer, now, -1);
             r->in_pool = 0;
-            push_head(q, r);
+            eng_fifo_push_head(&q->q, r);
             return;
         }
         q->delivered++; /* a delivery that failed at once came back: stalled */
     }
 }
-
 
 void pipe_deliver(eng_pool *p, double now)
 {
@@ -158,7 +145,7 @@ int pipe_requeue(eng_pool *p, eng_req *r, double now)
     eng_pool_leave(p, r, B_FAILED, now);
     enter_stage(r, k, q->consumer, now, 0);
     r->deadline_s = INFINITY;
-    push_head(q, r);
+    eng_fifo_push_head(&q->q, r);
     q->redelivered++;
     q->stalled = 1; /* the delivery in progress stops: no retrying it in a loop */
     return 1;
