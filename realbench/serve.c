@@ -66,7 +66,7 @@ struct serve {
     worker *w;
     double svc_sum[1025];
     long svc_n[1025];
-    double *bat;        /* --batches: (start, end, size) per batch, or NULL */
+    double *bat;        /* (start, end, size) per batch */
     size_t n_bat, cap_bat;
 };
 
@@ -194,6 +194,50 @@ static void *work(void *arg)
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
+}
+
+/* How steady the machine's speed was during the run: the batches that
+ * started after the warm-up, grouped by start time into windows of
+ * window_s, each batch's service time divided by the run's mean at its batch
+ * size; per window the mean of those ratios ("relative", 1 = the run's
+ * average speed; 1.2 = batches took 20% longer in that window), and the
+ * slowest and fastest window. A queueing model with independent service
+ * times assumes these stay near 1: with ~100 batches per window, i.i.d.
+ * noise of cv 0.1 moves a window's mean by about 1%. */
+enum { WINDOW_MIN_BATCHES = 10 };
+static const double WINDOW_S = 0.5;
+
+static void add_windows(cJSON *o, const serve *s, double window_s)
+{
+    cJSON_AddNumberToObject(o, "window_s", window_s);
+    cJSON *rel = cJSON_AddArrayToObject(o, "relative");
+    size_t nw = (size_t)((s->duration_s - s->warmup_s) / window_s) + 2;
+    double *sum = calloc(nw, sizeof *sum);
+    long *cnt = calloc(nw, sizeof *cnt);
+    double lo = 0, hi = 0;
+    if (sum && cnt) {
+        for (size_t i = 0; i < s->n_bat; i++) { /* in completion order: workers interleave */
+            double start = s->bat[3 * i];
+            int b = (int)s->bat[3 * i + 2];
+            size_t w = (size_t)((start - s->warmup_s) / window_s);
+            if (start < s->warmup_s || w >= nw || s->svc_n[b] == 0)
+                continue;
+            sum[w] += (s->bat[3 * i + 1] - start) / (s->svc_sum[b] / (double)s->svc_n[b]);
+            cnt[w]++;
+        }
+        for (size_t w = 0; w < nw; w++) {
+            if (cnt[w] < WINDOW_MIN_BATCHES) /* the run's ragged end */
+                continue;
+            double m = sum[w] / (double)cnt[w];
+            cJSON_AddItemToArray(rel, cJSON_CreateNumber(m));
+            lo = lo > 0 && lo < m ? lo : m;
+            hi = hi > m ? hi : m;
+        }
+    }
+    free(sum);
+    free(cnt);
+    cJSON_AddNumberToObject(o, "slowest", hi);
+    cJSON_AddNumberToObject(o, "fastest", lo);
 }
 
 /* Latency of one batch of max_size from a profile (INT8), for --load. */
@@ -344,10 +388,8 @@ int rb_serve_main(int argc, char **argv)
     int rc = 1;
     s.cap = (size_t)(s.qps * s.duration_s * 2) + 1024;
     s.req = malloc(s.cap * sizeof *s.req);
-    if (bat_path) {
-        s.cap_bat = s.cap;
-        s.bat = malloc(3 * s.cap_bat * sizeof *s.bat);
-    }
+    s.cap_bat = s.cap;
+    s.bat = malloc(3 * s.cap_bat * sizeof *s.bat);
     s.w = calloc((size_t)s.workers, sizeof *s.w);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -469,6 +511,7 @@ int rb_serve_main(int argc, char **argv)
             cJSON_AddItemToArray(svm, cJSON_CreateNumber(s.svc_sum[b] / s.svc_n[b]));
             cJSON_AddItemToArray(svc, cJSON_CreateNumber((double)s.svc_n[b]));
         }
+    add_windows(cJSON_AddObjectToObject(res, "service_windows"), &s, WINDOW_S);
     char *txt = cJSON_Print(res);
     if (out) {
         FILE *f = fopen(out, "w");

@@ -330,11 +330,14 @@ static void test_sim_predicts_serve(void)
                 printf("\n  round %d load %.0f%% (%.0f QPS, util %.2f, mean batch %.1f): "
                        "ms real/sim p50 %.3f/%.3f (%+.1f%%) p90 %.3f/%.3f (%+.1f%%) "
                        "p99 %.3f/%.3f (%+.1f%%); loop service vs profile %+.1f%% "
-                       "(vs its first half alone %+.1f%%)%s%s",
+                       "(vs its first half alone %+.1f%%); its speed over 0.5 s windows: "
+                       "slowest %+.1f%%, fastest %+.1f%%%s%s",
                        r, loads[li] * 100, qps_of[li][r], num(real, "utilization", NULL),
                        num(real, "mean_batch_size", NULL), r50 * 1e3, s50 * 1e3, e50[li][k] * 100,
                        r90 * 1e3, s90 * 1e3, e90[li][k] * 100, r99 * 1e3, s99 * 1e3,
                        e99[li][k] * 100, drift[li][r][0] * 100, drift[li][r][1] * 100,
+                       (num(real, "service_windows", "slowest") - 1) * 100,
+                       (num(real, "service_windows", "fastest") - 1) * 100,
                        fifo ? "" : "; scheduling: ", fifo ? "" : sched ? sched : "?");
             }
             cJSON_Delete(sim);

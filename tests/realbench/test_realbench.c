@@ -510,6 +510,29 @@ static void test_serve_records(void)
     fclose(f);
     CU_ASSERT_EQUAL(rows, (int)generated);
     CU_ASSERT_EQUAL(bad, 0);
+    /* service_windows from the batches: per 0.5 s window after the 0.1 s
+     * warm-up, the mean of service / the run's mean at that size */
+    double ssum[9] = {0}, wsum[3] = {0};
+    int sn[9] = {0}, wn[3] = {0};
+    for (int i = 0; i < nb; i++)
+        ssum[size[i]] += end[i] - start[i], sn[size[i]]++;
+    for (int i = 0; i < nb; i++)
+        if (start[i] >= 0.1) {
+            int w = (int)((start[i] - 0.1) / 0.5);
+            wsum[w] += (end[i] - start[i]) / (ssum[size[i]] / sn[size[i]]);
+            wn[w]++;
+        }
+    const cJSON *rel = at(res, "service_windows", "relative", NULL);
+    CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(rel), 2); /* [0.1, 0.6) and [0.6, 1.0] */
+    double hi = 0, lo = 1e9;
+    for (int w = 0; w < 2; w++) {
+        double m = wsum[w] / wn[w];
+        CU_ASSERT_DOUBLE_EQUAL(cJSON_GetArrayItem(rel, w)->valuedouble, m, 1e-5);
+        hi = fmax(hi, m);
+        lo = fmin(lo, m);
+    }
+    CU_ASSERT_DOUBLE_EQUAL(at(res, "service_windows", "slowest", NULL)->valuedouble, hi, 1e-5);
+    CU_ASSERT_DOUBLE_EQUAL(at(res, "service_windows", "fastest", NULL)->valuedouble, lo, 1e-5);
     cJSON_Delete(res);
     unlink(out);
     unlink(bat);
