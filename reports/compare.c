@@ -403,11 +403,69 @@ int rp_compare_load_jsonl(rp_compare *c, const char *path, FILE *err)
 
 /* ---------- statistics per variant ---------- */
 
+/* A variant against the SLO its scenario sets (summary.json's `slo`):
+ * MEETS when every seed met it and each target's 95% interval lies inside
+ * the target; MISSES when some target's interval lies wholly outside it;
+ * AT_RISK otherwise (a seed missed, or an interval straddles a target, or
+ * one seed gives no interval). */
+enum { SLO_NONE, SLO_MEETS, SLO_AT_RISK, SLO_MISSES };
+static const char *const slo_words[] = { "none", "meets", "at risk", "misses" };
+
 typedef struct {
     rp_ci ci[N_METRICS];
     double *values[N_METRICS];
     int best[N_METRICS];
+    double slo_p99_s, slo_avail; /* targets; NAN = not set */
+    int slo_verdict;
+    int slo_met, slo_n;          /* seeds whose run met every target */
+    double slo_p_lo;             /* one-sided 95% lower bound on P(a run meets it) */
 } vstats;
+
+/* The targets of a run's summary (NAN where unset); 0 when it sets none. */
+static int slo_targets(const cJSON *summary, double *p99_s, double *avail)
+{
+    const cJSON *slo = cJSON_GetObjectItemCaseSensitive(summary, "slo");
+    *p99_s = num_at(slo, "latency_p99_s");
+    *avail = num_at(slo, "availability");
+    return !isnan(*p99_s) || !isnan(*avail);
+}
+
+static void slo_verdict(const variant *v, vstats *x)
+{
+    const int P99 = metric_index("latency_p99"), AV = metric_index("availability");
+    x->slo_verdict = SLO_NONE;
+    if (v->n_runs == 0 ||
+        !slo_targets(cJSON_GetObjectItemCaseSensitive(v->runs[0], "summary"), &x->slo_p99_s,
+                     &x->slo_avail))
+        return;
+    /* each run against the targets, as the run's own `slo.met` (rp_slo_met) */
+    int k = 0;
+    for (int j = 0; j < v->n_runs; j++)
+        k += !(x->slo_p99_s < x->values[P99][j]) && !(x->values[AV][j] < x->slo_avail) &&
+             !isnan(x->values[P99][j]) && !isnan(x->values[AV][j]);
+    x->slo_met = k;
+    x->slo_n = v->n_runs;
+    /* Clopper-Pearson: the p with P(Binomial(n, p) >= k) = 0.05 */
+    x->slo_p_lo = k == 0 ? 0 : gsl_cdf_beta_Pinv(0.05, k, v->n_runs - k + 1);
+    const rp_ci *p = &x->ci[P99], *a = &x->ci[AV];
+    int outside = (!isnan(x->slo_p99_s) && p->lo > x->slo_p99_s) ||
+                  (!isnan(x->slo_avail) && a->hi < x->slo_avail);
+    int inside = (isnan(x->slo_p99_s) || p->hi <= x->slo_p99_s) &&
+                 (isnan(x->slo_avail) || a->lo >= x->slo_avail);
+    x->slo_verdict = outside ? SLO_MISSES : inside && k == v->n_runs ? SLO_MEETS : SLO_AT_RISK;
+}
+
+/* The variant that meets its SLO at the lowest mean cost (GPU-hours), or -1. */
+static int slo_choice(const rp_compare *c, const vstats *s)
+{
+    const int GH = metric_index("gpu_hours");
+    int best = -1;
+    for (int i = 0; i < c->n; i++)
+        if (s[i].slo_verdict == SLO_MEETS &&
+            (best < 0 || s[i].ci[GH].mean < s[best].ci[GH].mean))
+            best = i;
+    return best;
+}
 
 static vstats *compute(const rp_compare *c, int *best_of)
 {
@@ -421,6 +479,8 @@ static vstats *compute(const rp_compare *c, int *best_of)
                     metric_value(cJSON_GetObjectItemCaseSensitive(v->runs[j], "summary"), m);
             rp_ci95(s[i].values[m], v->n_runs, &s[i].ci[m]);
         }
+    for (int i = 0; i < c->n; i++)
+        slo_verdict(&c->v[i], &s[i]);
     for (int m = 0; m < N_METRICS; m++) {
         best_of[m] = -1;
         if (!metrics[m].better || c->n < 2)
@@ -545,8 +605,30 @@ static cJSON *compare_json(const rp_compare *c, const vstats *s, const int *best
         cJSON *mo = cJSON_AddObjectToObject(x, "metrics");
         for (int m = 0; m < N_METRICS; m++)
             ci_json(mo, metrics[m].key, &s[i].ci[m], s[i].values[m], v->n_runs);
+        if (s[i].slo_verdict == SLO_NONE) {
+            cJSON_AddNullToObject(x, "slo");
+        } else {
+            cJSON *so = cJSON_AddObjectToObject(x, "slo");
+            if (isnan(s[i].slo_p99_s))
+                cJSON_AddNullToObject(so, "latency_p99_s");
+            else
+                cJSON_AddNumberToObject(so, "latency_p99_s", s[i].slo_p99_s);
+            if (isnan(s[i].slo_avail))
+                cJSON_AddNullToObject(so, "availability");
+            else
+                cJSON_AddNumberToObject(so, "availability", s[i].slo_avail);
+            cJSON_AddStringToObject(so, "verdict", slo_words[s[i].slo_verdict]);
+            cJSON_AddNumberToObject(so, "seeds_met", s[i].slo_met);
+            cJSON_AddNumberToObject(so, "seeds", s[i].slo_n);
+            cJSON_AddNumberToObject(so, "p_run_meets_lo95", s[i].slo_p_lo);
+        }
         cJSON_AddItemToArray(vs, x);
     }
+    int choice = slo_choice(c, s);
+    if (choice >= 0)
+        cJSON_AddStringToObject(o, "slo_choice", c->v[choice].label);
+    else
+        cJSON_AddNullToObject(o, "slo_choice");
     cJSON *best = cJSON_AddObjectToObject(o, "best");
     for (int m = 0; m < N_METRICS; m++) {
         if (!metrics[m].better)
@@ -755,6 +837,49 @@ static void seeds_text(rp_buf *o, const rp_compare *c)
                   c->v[0].n_runs == 1 ? "" : "s", lo, hi);
 }
 
+static int any_slo(const rp_compare *c, const vstats *s)
+{
+    for (int i = 0; i < c->n; i++)
+        if (s[i].slo_verdict != SLO_NONE)
+            return 1;
+    return 0;
+}
+
+/* "meets (5/5)", "at risk (4/5)", "misses (0/5)", or a dash: no SLO. */
+static void slo_cell(char *buf, size_t n, const vstats *x)
+{
+    if (x->slo_verdict == SLO_NONE)
+        snprintf(buf, n, "\xE2\x80\x93");
+    else
+        snprintf(buf, n, "%s (%d/%d)", slo_words[x->slo_verdict], x->slo_met, x->slo_n);
+}
+
+/* What the SLO column means, and the cheapest variant that meets it. */
+static void slo_text(rp_buf *o, const rp_compare *c, const vstats *s, int md)
+{
+    int k = slo_choice(c, s);
+    rp_buf_puts(o, "SLO (the scenario's slo; in brackets, the seeds whose run met every target): "
+                   "meets when every seed met it and each target's 95% interval lies inside "
+                   "the target, misses when an interval lies wholly outside it, at risk "
+                   "otherwise. ");
+    if (k < 0) {
+        rp_buf_puts(o, "No variant meets it.");
+        return;
+    }
+    rp_buf_puts(o, "Cheapest variant that meets it: ");
+    rp_buf_puts(o, md ? "**" : "");
+    if (md)
+        md_text(o, c->v[k].label);
+    else
+        rp_buf_esc(o, c->v[k].label);
+    rp_buf_puts(o, md ? "**" : "");
+    char gh[96];
+    fmt_ci(gh, sizeof gh, F_NUM, &s[k].ci[metric_index("gpu_hours")]);
+    rp_buf_printf(o, " (%s GPU-hours); %d of %d seeds met it, so a run meets it with probability "
+                     "at least %.2f (one-sided 95%%, Clopper-Pearson): more seeds raise that bound.",
+                  gh, s[k].slo_met, s[k].slo_n, s[k].slo_p_lo);
+}
+
 static void compare_md(rp_buf *o, const rp_compare *c, const vstats *s, const cJSON *ref)
 {
     rp_buf_puts(o, "# fleetsim compare\n\n");
@@ -762,11 +887,12 @@ static void compare_md(rp_buf *o, const rp_compare *c, const vstats *s, const cJ
     rp_buf_puts(o, ". Each cell: mean \xC2\xB1 half-width of the 95% Student-t confidence "
                    "interval over the seeds. \xE2\x98\x85 marks the best variant for a metric "
                    "only where its interval does not overlap any other variant's.\n\n");
+    int slo = any_slo(c, s);
     rp_buf_puts(o, "| variant |");
     for (int m = 0; m < N_METRICS; m++)
         rp_buf_printf(o, " %s |", metrics[m].label);
-    rp_buf_puts(o, "\n|---|");
-    for (int m = 0; m < N_METRICS; m++)
+    rp_buf_puts(o, slo ? " SLO |\n|---|" : "\n|---|");
+    for (int m = 0; m < N_METRICS + slo; m++)
         rp_buf_puts(o, "---:|");
     rp_buf_puts(o, "\n");
     for (int i = 0; i < c->n; i++) {
@@ -778,6 +904,16 @@ static void compare_md(rp_buf *o, const rp_compare *c, const vstats *s, const cJ
             fmt_ci(cell, sizeof cell, metrics[m].fmt, &s[i].ci[m]);
             rp_buf_printf(o, s[i].best[m] ? " **%s** \xE2\x98\x85 |" : " %s |", cell);
         }
+        if (slo) {
+            char cell[96];
+            slo_cell(cell, sizeof cell, &s[i]);
+            rp_buf_printf(o, " %s |", cell);
+        }
+        rp_buf_puts(o, "\n");
+    }
+    if (slo) {
+        rp_buf_puts(o, "\n");
+        slo_text(o, c, s, 1);
         rp_buf_puts(o, "\n");
     }
     rp_buf_puts(o, "\nVariants:\n\n");
@@ -939,7 +1075,8 @@ static void compare_html(rp_buf *o, const rp_compare *c, const vstats *s, const 
         rp_buf_esc(o, metrics[m].label);
         rp_buf_puts(o, "</th>");
     }
-    rp_buf_puts(o, "</tr></thead><tbody>\n");
+    int slo = any_slo(c, s);
+    rp_buf_puts(o, slo ? "<th>SLO</th></tr></thead><tbody>\n" : "</tr></thead><tbody>\n");
     for (int i = 0; i < c->n; i++) {
         rp_buf_printf(o, "<tr><td class=\"l\"><span style=\"color:%s\">\xE2\x96\xA0</span> ",
                       VCOLOR(i));
@@ -961,9 +1098,21 @@ static void compare_html(rp_buf *o, const rp_compare *c, const vstats *s, const 
             }
             rp_buf_puts(o, "</td>");
         }
+        if (slo) {
+            char cell[96];
+            slo_cell(cell, sizeof cell, &s[i]);
+            rp_buf_puts(o, "<td>");
+            rp_buf_esc(o, cell);
+            rp_buf_puts(o, "</td>");
+        }
         rp_buf_puts(o, "</tr>\n");
     }
     rp_buf_puts(o, "</tbody></table>\n");
+    if (slo) {
+        rp_buf_puts(o, "<p>");
+        slo_text(o, c, s, 0);
+        rp_buf_puts(o, "</p>\n");
+    }
     if (ref)
         reference_html(o, c, s, ref);
 
@@ -1007,6 +1156,17 @@ static void compare_html(rp_buf *o, const rp_compare *c, const vstats *s, const 
     }
     rp_buf_puts(o, "</tbody></table>\n");
     rp_html_close(o);
+}
+
+const char *rp_compare_slo_choice(const rp_compare *c)
+{
+    if (c->n == 0)
+        return NULL;
+    int best_of[N_METRICS];
+    vstats *s = compute(c, best_of);
+    int k = slo_choice(c, s);
+    stats_free(s, c->n);
+    return k >= 0 ? c->v[k].label : NULL;
 }
 
 int rp_compare_write(const rp_compare *c, const char *dir, const cJSON *reference, FILE *err)

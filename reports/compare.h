@@ -48,6 +48,10 @@ int rp_compare_add(rp_compare *c, const cJSON *record, FILE *err);
 /* Adds every line of a .jsonl file; -1 on the first bad line. */
 int rp_compare_load_jsonl(rp_compare *c, const char *path, FILE *err);
 int rp_compare_n_variants(const rp_compare *c);
+/* The label of the variant that meets its scenario's SLO at the lowest mean
+ * GPU-hours (compare.md's SLO column explains "meets"), or NULL when none
+ * does or no SLO is set. Borrowed from c. */
+const char *rp_compare_slo_choice(const rp_compare *c);
 
 /* Writes compare.json, compare.md and compare.html into dir. reference is
  * optional: published figures to set beside the simulated ones (format in

@@ -814,9 +814,13 @@ static int finish_compare(rp_compare *c, const char *dir, const char *reference)
     }
     int rc = rp_compare_write(c, dir, ref, stderr) == 0 ? 0 : 1;
     cJSON_Delete(ref);
-    if (rc == 0)
+    if (rc == 0) {
         printf("compared %d variant%s: %s/compare.md, compare.html, compare.json\n",
                rp_compare_n_variants(c), rp_compare_n_variants(c) == 1 ? "" : "s", dir);
+        const char *choice = rp_compare_slo_choice(c);
+        if (choice)
+            printf("cheapest variant that meets the SLO: %s\n", choice);
+    }
     return rc;
 }
 

@@ -153,6 +153,8 @@ static void test_compare_outputs(void)
     CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(best, "gpu_hours")->valuestring, "A"); /* sd 0 */
     CU_ASSERT_TRUE(cJSON_IsNull(cJSON_GetObjectItem(best, "latency_mean"))); /* equal means */
     CU_ASSERT_PTR_NULL(cJSON_GetObjectItem(best, "peak_replicas")); /* not ranked */
+    CU_ASSERT_TRUE(cJSON_IsNull(cJSON_GetObjectItem(v0, "slo")));
+    CU_ASSERT_TRUE(cJSON_IsNull(cJSON_GetObjectItem(j, "slo_choice")));
     cJSON_Delete(j);
     free(text);
 
@@ -160,6 +162,7 @@ static void test_compare_outputs(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(md);
     CU_ASSERT_PTR_NOT_NULL(strstr(md, "| A | 99.2000% \xC2\xB1 0.4968% |"));
     CU_ASSERT_PTR_NOT_NULL(strstr(md, "| B & <b> | **99.9200% \xC2\xB1 0.0497%** \xE2\x98\x85 |"));
+    CU_ASSERT_PTR_NULL(strstr(md, "SLO")); /* no scenario sets one: no column */
     free(md);
     char *html = slurp("compare.html");
     CU_ASSERT_PTR_NOT_NULL_FATAL(html);
@@ -218,6 +221,80 @@ static void test_reference(void)
     rp_compare_free(c);
 }
 
+/* The SLO verdict per variant, against targets p99 <= 0.5 s and availability
+ * >= 0.99, three seeds each (t(0.975, 2) = 4.302652730):
+ * - small: p99 0.6/0.7/0.8, interval [0.45, 0.95]... every seed misses but
+ *   the interval straddles: at risk (0/3);
+ * - tight: p99 0.70/0.71/0.72, interval [0.685, 0.735] wholly above: misses;
+ * - mid: p99 0.20/0.45/0.49, every seed within, but the interval
+ *   0.38 +- 0.394 reaches 0.77: at risk (3/3);
+ * - big: p99 0.30/0.31/0.32, availability 0.999: meets, 72 GPU-hours;
+ * - huge: p99 0.1 each: meets, but 96 GPU-hours: big is the choice.
+ * A run meeting it 3 times in 3 gives P(meet) >= 0.05^(1/3) = 0.36840. */
+static void test_slo_verdict(void)
+{
+    struct { const char *label; double p99[3], avail, gh; const char *verdict; int met; } v[] = {
+        { "small", { 0.6, 0.7, 0.8 }, 0.995, 24, "at risk", 0 },
+        { "tight", { 0.70, 0.71, 0.72 }, 0.995, 30, "misses", 0 },
+        { "mid", { 0.20, 0.45, 0.49 }, 0.995, 48, "at risk", 3 },
+        { "big", { 0.30, 0.31, 0.32 }, 0.999, 72, "meets", 3 },
+        { "huge", { 0.1, 0.1, 0.1 }, 0.999, 96, "meets", 3 },
+    };
+    rp_compare *c = rp_compare_new();
+    for (int i = 0; i < 5; i++)
+        for (int s = 0; s < 3; s++) {
+            cJSON *r = record(i, v[i].label, 1 + (unsigned long)s, v[i].avail, v[i].p99[s], v[i].gh);
+            cJSON *slo = cJSON_CreateObject();
+            cJSON_AddNumberToObject(slo, "latency_p99_s", 0.5);
+            cJSON_AddNumberToObject(slo, "availability", 0.99);
+            cJSON_AddItemToObject(cJSON_GetObjectItem(r, "summary"), "slo", slo);
+            CU_ASSERT_EQUAL(rp_compare_add(c, r, stderr), 0);
+            cJSON_Delete(r);
+        }
+    CU_ASSERT_STRING_EQUAL(rp_compare_slo_choice(c), "big");
+    CU_ASSERT_EQUAL_FATAL(rp_compare_write(c, dir, NULL, stderr), 0);
+    char *text = slurp("compare.json");
+    cJSON *j = cJSON_Parse(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    for (int i = 0; i < 5; i++) {
+        const cJSON *slo =
+            cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "variants"), i), "slo");
+        CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(slo, "verdict")->valuestring, v[i].verdict);
+        CU_ASSERT_EQUAL(cJSON_GetObjectItem(slo, "seeds_met")->valueint, v[i].met);
+        CU_ASSERT_EQUAL(cJSON_GetObjectItem(slo, "seeds")->valueint, 3);
+        CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(slo, "latency_p99_s")->valuedouble, 0.5, 0);
+        CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(slo, "p_run_meets_lo95")->valuedouble,
+                               v[i].met == 3 ? 0.368403149864 : 0, 1e-9);
+    }
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(j, "slo_choice")->valuestring, "big");
+    cJSON_Delete(j);
+    free(text);
+    char *md = slurp("compare.md");
+    CU_ASSERT_PTR_NOT_NULL(strstr(md, " peak replicas | SLO |\n|---|"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(md, " | 2 \xC2\xB1 0 | misses (0/3) |\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(md, " | 3 \xC2\xB1 0 | at risk (3/3) |\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(md, "Cheapest variant that meets it: **big** (72.00 \xC2\xB1 0.00 "
+                                      "GPU-hours); 3 of 3 seeds met it, so a run meets it with "
+                                      "probability at least 0.37"));
+    free(md);
+    rp_compare_free(c);
+
+    /* one seed: no interval, so at best at risk; nothing is chosen */
+    c = rp_compare_new();
+    cJSON *r = record(0, "one", 1, 0.999, 0.1, 24);
+    cJSON_AddItemToObject(cJSON_GetObjectItem(r, "summary"), "slo",
+                          cJSON_Parse("{\"latency_p99_s\":0.5,\"availability\":null}"));
+    rp_compare_add(c, r, stderr);
+    cJSON_Delete(r);
+    CU_ASSERT_PTR_NULL(rp_compare_slo_choice(c));
+    CU_ASSERT_EQUAL_FATAL(rp_compare_write(c, dir, NULL, stderr), 0);
+    md = slurp("compare.md");
+    CU_ASSERT_PTR_NOT_NULL(strstr(md, "| at risk (1/1) |"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(md, "No variant meets it."));
+    free(md);
+    rp_compare_free(c);
+}
+
 int main(void)
 {
     dir = mkdtemp(tmpl);
@@ -228,6 +305,8 @@ int main(void)
     CU_add_test(s, "overlap decides better", test_overlap);
     CU_add_test(s, "compare.json, .md, .html and the jsonl round trip", test_compare_outputs);
     CU_add_test(s, "reported figures beside the simulated", test_reference);
+    CU_add_test(s, "SLO verdicts, their seeds and the cheapest variant that meets it",
+                test_slo_verdict);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();
