@@ -3,7 +3,8 @@
 # model: runs `fleetsim compare` on bank-single-node.yaml and bank-peak.yaml
 # (and bank-hpa.yaml, the autoscaled fleet, when it exists) over SEEDS seeds, sets the case
 # study's reported figures beside the simulated ones (docs/bank-reference.json)
-# and writes docs/bank-case.md. Charts: results/bank-case/compare.html.
+# and writes docs/bank-case.md, with a sizing grid (bank-peak.yaml at 1, 2 and 3
+# nodes against its SLO). Charts: results/bank-case/compare.html.
 #
 # usage: scripts/bank-report.sh [FLEETSIM_BINARY]     (SEEDS=5 by default)
 set -eu
@@ -16,6 +17,8 @@ set -- scenarios/bank-single-node.yaml scenarios/bank-peak.yaml
 [ -f scenarios/bank-hpa.yaml ] && set -- "$@" scenarios/bank-hpa.yaml
 rm -rf "$OUT"
 "$BIN" compare "$@" --seeds "$SEEDS" --reference docs/bank-reference.json --out "$OUT"
+"$BIN" compare scenarios/bank-peak.yaml --vary pools.gpu.replicas=1,2,3 --seeds "$SEEDS" \
+    --out "$OUT/sizing"
 {
   echo "# Bank case study: one node vs the fix"
   echo
@@ -23,5 +26,12 @@ rm -rf "$OUT"
   echo "\`scenarios/\` and the reported figures in \`docs/bank-reference.json\`; do not edit"
   echo "by hand. Charts of the spike: \`$OUT/compare.html\`."
   tail -n +2 "$OUT/compare.md"
+  echo
+  echo "## Sizing: how many GPU nodes does the peak need?"
+  echo
+  echo "\`fleetsim compare scenarios/bank-peak.yaml --vary pools.gpu.replicas=1,2,3 --seeds $SEEDS\`:"
+  echo "the 'after' fleet with 1, 2 and 3 static nodes against the scenario's SLO."
+  echo
+  tail -n +3 "$OUT/sizing/compare.md"
 } > docs/bank-case.md
 echo "bank-report: docs/bank-case.md"
