@@ -333,10 +333,10 @@ static void test_ip_hash(void)
 
 /* ---- least_time ---- */
 
-static void done_at(lb *b, lb_view *v, int server, double t, double latency, int ok)
+static void done_at(lb *b, lb_view *v, int server, double t, double latency, lb_result r)
 {
     v->now_s = t;
-    lb_on_done(b, v, server, latency, ok);
+    lb_on_done(b, v, server, latency, r);
 }
 
 static void test_least_time(void)
@@ -355,16 +355,16 @@ static void test_least_time(void)
             CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), want[k]);
     }
     /* averages 100, 300, 50 ms (first response sets it) */
-    done_at(b, &v, 0, 0.1, 0.100, 1);
-    done_at(b, &v, 1, 0.1, 0.300, 1);
-    done_at(b, &v, 2, 0.1, 0.050, 1);
+    done_at(b, &v, 0, 0.1, 0.100, LB_OK);
+    done_at(b, &v, 1, 0.1, 0.300, LB_OK);
+    done_at(b, &v, 2, 0.1, 0.050, LB_OK);
     v.now_s = 0.2;
     CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 2);   /* 60 x 1 */
     s[2].active = 2;                            /* 60 x 3 = 180 > 120 x 1 */
     CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 0);
     /* a failure does not feed the average; a success blends 5% */
-    done_at(b, &v, 0, 0.3, 5.0, 0);
-    done_at(b, &v, 0, 0.3, 0.300, 1);           /* round(0.05*300 + 0.95*100) = 110 -> 120 */
+    done_at(b, &v, 0, 0.3, 5.0, LB_ERROR);
+    done_at(b, &v, 0, 0.3, 0.300, LB_OK);           /* round(0.05*300 + 0.95*100) = 110 -> 120 */
     s[2].active = 1;                            /* 60 x 2 = 120: ties with 0 */
     {
         int seen0 = 0, seen2 = 0;
@@ -398,8 +398,8 @@ static void test_least_time_decay(void)
     s[0].fail_timeout_s = s[1].fail_timeout_s = 10;
     CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 0);   /* no data: a tie, both picked at 0 */
     CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 1);
-    done_at(b, &v, 0, 0.0, 4.000, 1);
-    done_at(b, &v, 1, 0.0, 0.300, 1);
+    done_at(b, &v, 0, 0.0, 4.000, LB_OK);
+    done_at(b, &v, 1, 0.0, 0.300, LB_OK);
     /* 0: 4020, 2020, 1020, 520, 260 against 1: 320, 160, 160, 160, 160 */
     for (int k = 0; k < N_OF(t); k++) {
         v.now_s = t[k];
@@ -425,8 +425,8 @@ static void test_peak_ewma(void)
     b = lb_create_with("peak_ewma", 2, rng, &p);
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     /* a peak is taken at once: server 0 answers in 1 s */
-    done_at(b, &v, 0, 1.0, 1.0, 1);
-    done_at(b, &v, 1, 1.0, 0.2, 1);     /* 0.2 > 0.03: also a peak */
+    done_at(b, &v, 0, 1.0, 1.0, LB_OK);
+    done_at(b, &v, 1, 1.0, 0.2, LB_OK);     /* 0.2 > 0.03: also a peak */
     v.now_s = 1.0;
     for (int k = 0; k < 20; k++)        /* two servers: both always drawn */
         CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 1);
@@ -436,7 +436,7 @@ static void test_peak_ewma(void)
     /* a fast answer blends in: 1.0 e^-0 ... at t = 1 no time has passed,
      * w = 1, the estimate stays 1.0; 20 s later w = e^-2 */
     s[1].active = 0;
-    done_at(b, &v, 0, 21.0, 0.010, 1);  /* 1.0 e^-2 + 0.01 (1 - e^-2) = 0.144 */
+    done_at(b, &v, 0, 21.0, 0.010, LB_OK);  /* 1.0 e^-2 + 0.01 (1 - e^-2) = 0.144 */
     v.now_s = 21.0;                     /* server 1 decays: 0.2 e^-2 = 0.027 */
     CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 1);
     s[1].active = 5;                    /* 0.027 x 6 = 0.162 > 0.144 */

@@ -53,16 +53,16 @@ static lb *od_lb(const char *policy, int n, const lb_params *pr, gsl_rng *rng)
 }
 
 /* k results of one server at time t */
-static void results(lb *b, pool *p, int server, double t, int k, int ok)
+static void results(lb *b, pool *p, int server, double t, int k, lb_result r)
 {
     p->v.now_s = t;
     for (int i = 0; i < k; i++)
-        lb_on_done(b, &p->v, server, 0.01, ok);
+        lb_on_done(b, &p->v, server, 0.01, r);
 }
 
 static void fail(lb *b, pool *p, int server, double t, int k)
 {
-    results(b, p, server, t, k, 0);
+    results(b, p, server, t, k, LB_ERROR);
 }
 
 /* How many of k picks at time t went to server. */
@@ -150,7 +150,7 @@ static void test_success_resets_count(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
 
     fail(b, &p, 7, 1.0, 4);
-    results(b, &p, 7, 1.5, 1, 1);
+    results(b, &p, 7, 1.5, 1, LB_OK);
     CU_ASSERT_EQUAL(state(b, 7, 1.5).consecutive_5xx, 0);
     fail(b, &p, 7, 2.0, 4);
     lb_outlier_host h = state(b, 7, 2.0);
