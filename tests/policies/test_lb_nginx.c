@@ -133,6 +133,25 @@ static void test_wrr_effective_weight_recovery(void)
     lb_destroy(b);
 }
 
+/* A 5xx passed on to the client (LB_HTTP_5XX) is no failure to nginx
+ * (freed with state 0): the effective weight stays 4 and the picks after
+ * the first are round robin's own a b a a a, not the b a a a b above. */
+static void test_wrr_5xx_keeps_effective_weight(void)
+{
+    lb_server_view s[] = { up(4), up(1) };
+    lb_view v = { 2, s, 0.0 };
+    lb *b = lb_create("weighted_round_robin", 2, NULL);
+    const int after[] = { 0, 1, 0, 0, 0 };
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    s[0].max_fails = 2;
+    s[0].fail_timeout_s = 10;
+    CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 0);
+    lb_on_done(b, &v, 0, 0.001, LB_HTTP_5XX);
+    expect_sequence(b, &v, after, N_OF(after));
+    lb_destroy(b);
+}
+
 /* Long random runs of picks and failures against the integer reference.
  * max_fails is high so that no server goes out (that is lb.c's part, tested
  * below); what is compared is current and effective weight. */
@@ -452,6 +471,7 @@ int main(void)
         { "wrr: 5,1,1 gives a a b a c a a", test_wrr_5_1_1 },
         { "wrr: shares equal weights, smooth", test_wrr_shares_equal_weights },
         { "wrr: effective weight after a failure", test_wrr_effective_weight_recovery },
+        { "wrr: a 5xx passed on is no failure", test_wrr_5xx_keeps_effective_weight },
         { "wrr: 20000 picks with failures = nginx reference", test_wrr_matches_reference_with_failures },
         { "backup: only when every primary is unavailable", test_backup_only_when_primaries_unavailable },
         { "backup: backups share by weight", test_backups_share_by_weight },

@@ -383,6 +383,34 @@ static void test_least_time(void)
     lb_destroy(b);
 }
 
+/* nginx frees a 5xx it passes on to the client with state 0, so least_time
+ * averages its response time ("only successful attempts are accounted"
+ * leaves out NGX_PEER_FAILED only): after both servers answered in 100 ms,
+ * a 1-ms 503 from server 1 makes its average round(0.05 + 95) = 95 ms,
+ * eta 100 against server 0's 120, and server 1 takes every pick. The same
+ * 1-ms answer as a failure (LB_ERROR) leaves it at 100: a tie, shared. */
+static void test_least_time_5xx_counts(void)
+{
+    for (int k = 0; k < 2; k++) {
+        lb_server_view s[] = { srv(1, 0), srv(1, 0) };
+        lb_view v = { 2, s, 0.0 };
+        lb *b = lb_create("least_time", 2, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+        s[0].fail_timeout_s = s[1].fail_timeout_s = 10;
+        CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 0);
+        CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 1);
+        done_at(b, &v, 0, 0.1, 0.100, LB_OK);
+        done_at(b, &v, 1, 0.1, 0.100, LB_OK);
+        done_at(b, &v, 1, 0.2, 0.001, k == 0 ? LB_HTTP_5XX : LB_ERROR);
+        int to1 = 0;
+        v.now_s = 0.3;
+        for (int i = 0; i < 4; i++)
+            to1 += lb_pick(b, &v, &req0) == 1;
+        CU_ASSERT_EQUAL(to1, k == 0 ? 4 : 2);
+        lb_destroy(b);
+    }
+}
+
 /* An idle server's average halves once per fail_timeout + 1 seconds since
  * it was last picked (or failed): server 0 at 4000 ms is never picked while
  * server 1 at 300 ms is, each time fail_timeout has passed, so server 1
@@ -485,6 +513,7 @@ int main(void)
         { "hash: ip_hash", test_ip_hash },
         { "least_time: eta and ties", test_least_time },
         { "least_time: idle decay", test_least_time_decay },
+        { "least_time: a 5xx passed on feeds the average", test_least_time_5xx_counts },
         { "peak_ewma: peak, pending, decay", test_peak_ewma },
         { "first: fills in order", test_first },
     };
