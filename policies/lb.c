@@ -28,8 +28,10 @@
  * Envoy's outlier detection (lb_params.outlier, policies/lb_outlier.c) takes
  * servers out the same way: an ejected server is hidden like a server out by
  * passive health, lb_on_done feeds every result to the detector, and the two
- * mechanisms run side by side (a server is hidden if either says so). The
- * "all peers failed" reset is nginx's and clears only nginx's counts.
+ * mechanisms run side by side (a server is hidden if either says so). They
+ * count different things: a 5xx response (LB_HTTP_5XX) is a failure to
+ * Envoy and a success to nginx (lb_result in lb.h). The "all peers failed"
+ * reset is nginx's and clears only nginx's counts.
  */
 #include "lb.h"
 #include "lb_outlier.h"
@@ -347,17 +349,20 @@ void lb_forget(lb *b, int server)
     lb_od_forget(&b->od, server);
 }
 
-void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, int ok)
+void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, lb_result result)
 {
     assert(b && view);
     assert(server >= 0 && server < view->n);
+    assert(result == LB_OK || result == LB_ERROR || result == LB_HTTP_5XX);
     if (server < 0 || server >= view->n)
         return;
     int room = reserve(b, view->n);
     if (room && b->od.cfg.enabled)
-        lb_od_result(&b->od, view, server, ok);
+        lb_od_result(&b->od, view, server, result);
+    /* nginx: a 5xx not in proxy_next_upstream is freed with state 0, a
+     * success like any response (see lb_result in lb.h) */
     if (!single(view) && room) {
-        if (!ok) {
+        if (result == LB_ERROR) {
             b->n_failing += b->fails[server] == 0;
             b->fails[server]++;
             b->accessed_s[server] = view->now_s;
@@ -368,7 +373,7 @@ void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, int ok
         }
     }
     if (b->ops->on_done)
-        b->ops->on_done(b->state, view, server, latency_s, ok);
+        b->ops->on_done(b->state, view, server, latency_s, result);
 }
 
 void lb_destroy(lb *b)

@@ -36,7 +36,7 @@ typedef struct {
                         take the request (not up, down, out, or at max_conns) */
     int down;        /* nginx `down`: configured out; never used */
     int max_fails;   /* nginx max_fails: after this many failed requests
-                        (lb_on_done ok = 0) the server is out for
+                        (lb_on_done LB_ERROR) the server is out for
                         fail_timeout_s; 0 = passive health off */
     double fail_timeout_s;  /* nginx fail_timeout, >= 0 (nginx's default 10 s) */
     const char *name;  /* stable identity ("10.0.0.1:8000", "gpu/0"), used by
@@ -49,6 +49,29 @@ typedef struct {
     const lb_server_view *servers;  /* n entries, index = server number */
     double now_s;                   /* simulated time */
 } lb_view;
+
+/* How an attempt on a server ended (lb_on_done). nginx and Envoy disagree
+ * on a 5xx the server answered, hence three results, not two:
+ * - nginx counts an attempt as failed (NGX_PEER_FAILED: max_fails, the
+ *   effective weight, least_time's average) on an error or a timeout, and
+ *   on a status only if `proxy_next_upstream` lists it (http_503, ...).
+ *   A 5xx it passes on to the client is freed with state 0, a success
+ *   (src/http/ngx_http_upstream.c, ngx_http_upstream_test_next and
+ *   ngx_http_upstream_next).
+ * - Envoy's outlier detection counts every 5xx response towards
+ *   consecutive_5xx, 503 included, and a connection failure or timeout as
+ *   one too (source/common/upstream/outlier_detection_impl.cc,
+ *   DetectorHostMonitorImpl::putHttpResponseCode, putResult).
+ * The caller decides which status its proxy treats as a failure: a 5xx that
+ * `proxy_next_upstream` lists is LB_ERROR, any other 5xx LB_HTTP_5XX. */
+typedef enum {
+    LB_OK = 0,     /* a response that is not a 5xx */
+    LB_ERROR,      /* failed: no connection, connection lost, no response in
+                      time, or a status the proxy treats as a failure.
+                      nginx and Envoy both count it */
+    LB_HTTP_5XX,   /* a 5xx response passed on to the client: Envoy counts it
+                      towards consecutive_5xx, nginx takes it as a success */
+} lb_result;
 
 /* What a policy may know about the request being routed. */
 typedef struct {
@@ -123,8 +146,9 @@ typedef void *lb_init_fn(int n_servers, gsl_rng *rng);
 typedef void *lb_init_with_fn(int n_servers, gsl_rng *rng, const lb_params *params);
 /* Returns the chosen server, or -1 when no server is eligible. */
 typedef int lb_pick_fn(void *state, const lb_view *view, const lb_request *req);
+/* latency_s: until the response, or until the failure was known. */
 typedef void lb_done_fn(void *state, const lb_view *view, int server,
-                        double latency_s, int ok);
+                        double latency_s, lb_result result);
 typedef void lb_free_fn(void *state);
 
 struct lb_ops {
@@ -186,11 +210,12 @@ lb *lb_create_ops_with(const struct lb_ops *ops, int n_servers, gsl_rng *rng,
  * view->now_s must be the current time. */
 int lb_pick(lb *b, const lb_view *view, const lb_request *req);
 /* Every request lb_pick sent to `server` ends here exactly once, with
- * view->now_s set to the time it ended: ok = 0 is a failure (error or
- * timeout, what nginx's proxy_next_upstream counts), which counts towards
- * max_fails and, with outlier detection, towards consecutive_5xx (Envoy
- * counts 5xx, connection failures and timeouts alike); ok = 1 a response. */
-void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, int ok);
+ * view->now_s set to the time it ended. LB_ERROR counts towards max_fails
+ * and, with outlier detection, towards consecutive_5xx; LB_HTTP_5XX only
+ * towards consecutive_5xx (for max_fails it is a success, as for nginx);
+ * LB_OK is a success for both. The policy's on_done gets the result as
+ * given. */
+void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, lb_result result);
 /* Server is a new replica in the slot of one that was switched off: the
  * balancer forgets its passive-health failures and its outlier-detection
  * state (ejections, backoff, consecutive errors). */
@@ -203,8 +228,9 @@ typedef struct {
     double ejected_at_s;   /* the last ejection (NAN if never) */
     double until_s;        /* back at this interval tick (valid if ejected) */
     int num_ejections;     /* enforced ejections so far */
-    int consecutive_5xx;   /* failures in a row since the last success,
-                              ejection attempt or un-ejection */
+    int consecutive_5xx;   /* failures in a row (LB_ERROR or LB_HTTP_5XX)
+                              since the last success, ejection attempt or
+                              un-ejection */
     int backoff;           /* Envoy's ejectTimeBackoff: the next ejection
                               lasts min(base x (backoff + 1), max) */
 } lb_outlier_host;

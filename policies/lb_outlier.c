@@ -7,7 +7,11 @@
  *
  * - Counting (DetectorHostMonitorImpl::putHttpResponseCode): a failure does
  *   `++consecutive_5xx_ == consecutive_5xx` and on equality reports the
- *   host; a success sets the count to 0. The report
+ *   host; a success sets the count to 0. A failure is any 5xx response
+ *   (Http::CodeUtility::is5xx: a 503 from a server whose queue is full as
+ *   much as a 500; LB_HTTP_5XX) and, without
+ *   split_external_local_origin_errors (the default), a connection failure
+ *   or timeout, which putResult maps to a 5xx code (LB_ERROR). The report
  *   (DetectorImpl::onConsecutiveErrorWorker) does nothing to a host already
  *   ejected (its count keeps growing, and only the un-ejection resets it);
  *   otherwise it tries an ejection and resets the count whether or not the
@@ -209,13 +213,13 @@ static void try_eject(lb_od *od, const lb_view *view, int server)
     od->ejections++;
 }
 
-void lb_od_result(lb_od *od, const lb_view *view, int server, int ok)
+void lb_od_result(lb_od *od, const lb_view *view, int server, lb_result result)
 {
     if (!od->cfg.enabled || server < 0 || server >= view->n || server >= od->cap)
         return;
     struct lb_od_host *h = &od->hosts[server];
     od->n_flagged -= catch_up(h, tick_floor(od, view->now_s));
-    if (ok) {
+    if (result == LB_OK) {
         h->consecutive = 0;
         return;
     }

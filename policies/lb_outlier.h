@@ -38,10 +38,11 @@ void lb_od_forget(lb_od *od, int i);
 int lb_od_sweep(lb_od *od, int n, double now_s);
 /* Host i is ejected, as of the last lb_od_sweep. */
 int lb_od_out(const lb_od *od, int i);
-/* A result of host `server` at view->now_s: ok = 0 a 5xx, connection
- * failure or timeout; ok = 1 anything else. The view (as the caller's, not
- * masked) gives the hosts max_ejection_percent counts. */
-void lb_od_result(lb_od *od, const lb_view *view, int server, int ok);
+/* A result of host `server` at view->now_s: LB_ERROR (connection failure,
+ * timeout) and LB_HTTP_5XX (a 5xx response) count, LB_OK resets. The view
+ * (as the caller's, not masked) gives the hosts max_ejection_percent
+ * counts. */
+void lb_od_result(lb_od *od, const lb_view *view, int server, lb_result result);
 /* lb_outlier_state for one host. */
 int lb_od_state(const lb_od *od, int server, double now_s, lb_outlier_host *out);
 

@@ -186,6 +186,7 @@ static eng_req *req_new(eng_class *tc, double now)
     r->node = -1;
     r->attempts = 0;
     r->n_tried = 0;
+    r->l4_refused = 0;
     S.live++;
     return r;
 }
@@ -211,7 +212,7 @@ void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
         return;
     }
     if (bucket != B_COMPLETED && chaos_client_retry(p, r, t_s)) {
-        tier_leave(r, 0, t_s);
+        tier_leave(r, t_s);
         if (r->stage > 0) { /* it will start over at the first stage */
             eng_pool_leave(p, r, bucket, t_s);
             r->stage = -1;
@@ -229,7 +230,7 @@ void eng_req_answered(eng_pool *p, eng_req *r, int bucket, double t_s)
     unsigned long *slot_all[4] = { &S.all.completed, &S.all.rejected, &S.all.failed, &S.all.timed_out };
     unsigned long *slot_m[4] = { &S.measured.completed, &S.measured.rejected, &S.measured.failed,
                                  &S.measured.timed_out };
-    tier_leave(r, bucket == B_COMPLETED, t_s);
+    tier_leave(r, t_s);
     ++*slot_all[bucket];
     obs_request_end(p, r, bucket, t_s - r->arrival_s + r->net_s);
     size_t iv = interval_of(t_s);
@@ -300,10 +301,12 @@ static void node_accept(eng_pool *p, eng_node *n, eng_req *r)
     }
 }
 
-static int retry_allowed(const eng_pool *p, const eng_req *r, double now)
+/* proxy_next_upstream: `on` says whether it lists what went wrong (error,
+ * http_503); then tries and timeout decide. */
+static int retry_allowed(const eng_pool *p, const eng_req *r, double now, int on)
 {
     const sc_lb *lbc = &S.sc->lb;
-    if (!lbc->retry_on_error)
+    if (!on)
         return 0;
     int tries = lbc->retry_tries > 0 ? lbc->retry_tries : p->n_hosts;
     if (r->attempts >= tries || r->n_tried >= ENG_MAX_TRIED)
@@ -318,7 +321,7 @@ void eng_attempt_failed(eng_pool *p, eng_req *r, double now)
     S.attempt_errors++;
     if (r->job && pipe_requeue(p, r, now))
         return;
-    if (retry_allowed(p, r, now)) {
+    if (retry_allowed(p, r, now, S.sc->lb.retry_on_error)) {
         eng_route(p, r, now);
         return;
     }
@@ -328,14 +331,15 @@ void eng_attempt_failed(eng_pool *p, eng_req *r, double now)
 /* Every request the balancer sent to a server is reported back once. A
  * result that made outlier detection eject the server is an event; with
  * several L7 balancers (each its own detector) it names the balancer. */
-void eng_lb_done(eng_pool *p, int l7, int server, double latency_s, int ok, double now)
+void eng_lb_done(eng_pool *p, int l7, int server, double latency_s, lb_result result,
+                 double now)
 {
     eng_lbi *b = &p->lbi[l7];
-    unsigned long ejections = ok ? 0 : lb_outlier_ejections(b->balancer);
+    unsigned long ejections = result == LB_OK ? 0 : lb_outlier_ejections(b->balancer);
     b->view.now_s = now;
-    lb_on_done(b->balancer, &b->view, server, latency_s, ok);
+    lb_on_done(b->balancer, &b->view, server, latency_s, result);
     lb_outlier_host h;
-    if (!ok && lb_outlier_ejections(b->balancer) != ejections &&
+    if (result != LB_OK && lb_outlier_ejections(b->balancer) != ejections &&
         lb_outlier_state(b->balancer, server, now, &h) == 0) {
         char who[128] = "";
         if (S.sc->lb.n_l7 > 0)
@@ -346,10 +350,11 @@ void eng_lb_done(eng_pool *p, int l7, int server, double latency_s, int ok, doub
     }
 }
 
-void eng_lb_release(eng_pool *p, const eng_req *r, int s, double latency_s, int ok, double now)
+void eng_lb_release(eng_pool *p, const eng_req *r, int s, double latency_s, lb_result result,
+                    double now)
 {
     p->lbi[r->l7].servers[s].active--;
-    eng_lb_done(p, r->l7, s, latency_s, ok, now);
+    eng_lb_done(p, r->l7, s, latency_s, result, now);
 }
 
 /* lb_pick with the servers this request already tried hidden. */
@@ -370,6 +375,30 @@ static int pick(eng_pool *p, eng_req *r, double now)
     return s;
 }
 
+/* Server s answered r's attempt with 503 at once: its queue is full. The
+ * balancer hears of it as of any response, after this pool's round trip.
+ * nginx passes a 503 on to the client unless proxy_next_upstream lists
+ * http_503 (retries.on); then the attempt failed (max_fails, effective
+ * weight) and goes to the next server while tries are left; when none are,
+ * the 503 is passed on and the peer still counts as failed
+ * (src/http/ngx_http_upstream.c, ngx_http_upstream_test_next: "if we were
+ * expected to switch to the next server, but were not able to do so due to
+ * additional restrictions, remember that the peer failed"). Envoy's outlier
+ * detection counts it either way (lb_result in policies/lb.h). Requests are
+ * taken to be idempotent, as for connection errors: nginx would retry a
+ * POST that reached the server only with non_idempotent. */
+static void answered_503(eng_pool *p, eng_req *r, int s, double now)
+{
+    int listed = S.sc->lb.retry_on_503;
+    eng_lb_done(p, r->l7, s, now - r->stage_s + r->net_s - r->net_prev_s,
+                listed ? LB_ERROR : LB_HTTP_5XX, now);
+    if (!r->job && retry_allowed(p, r, now, listed)) { /* a job's error answer loses it */
+        eng_route(p, r, now);
+        return;
+    }
+    eng_req_end(p, r, B_REJECTED, now);
+}
+
 /* Sends one attempt of r to server s. */
 static void send_to(eng_pool *p, eng_req *r, int s, double now)
 {
@@ -381,12 +410,12 @@ static void send_to(eng_pool *p, eng_req *r, int s, double now)
     /* connection-level errors: the node is gone, unreachable, or flaky */
     if (n->state != NODE_READY || p->partitioned ||
         (p->error_prob > 0 && gsl_rng_uniform(p->fault_rng) < p->error_prob)) {
-        eng_lb_done(p, r->l7, s, 0, 0, now);
+        eng_lb_done(p, r->l7, s, 0, LB_ERROR, now);
         eng_attempt_failed(p, r, now);
         return;
     }
     if (n->q.len >= p->cfg->queue_capacity) {
-        eng_req_end(p, r, B_REJECTED, now);
+        answered_503(p, r, s, now);
         return;
     }
     node_accept(p, n, r);
@@ -550,7 +579,7 @@ static void gpu_worker(int argc, char *argv[])
         while (b < max && n->q.len > 0) {
             eng_req *r = eng_fifo_pop(&n->q);
             if (r->deadline_s <= now) { /* client already gone: not the server's fault */
-                eng_lb_release(p, r, n->index, now - r->stage_s, 1, now);
+                eng_lb_release(p, r, n->index, now - r->stage_s, LB_OK, now);
                 eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
                 continue;
             }
@@ -565,9 +594,12 @@ static void gpu_worker(int argc, char *argv[])
             eng_drain_balancer_queue(p, now);
             continue;
         }
-        if (n->gpu_error) { /* the application answers 500 at once */
+        if (n->gpu_error) { /* the application answers 500 at once: a 5xx
+                               response (nginx's default proxy_next_upstream
+                               does not list http_500) */
             for (int i = 0; i < b; i++) {
-                eng_lb_release(p, w->batch[i], n->index, now - w->batch[i]->stage_s, 0, now);
+                eng_lb_release(p, w->batch[i], n->index, now - w->batch[i]->stage_s,
+                               LB_HTTP_5XX, now);
                 eng_req_end(p, w->batch[i], B_FAILED, now);
             }
             eng_drain_balancer_queue(p, now);
@@ -589,7 +621,8 @@ static void gpu_worker(int argc, char *argv[])
             int ok = r->sent_s + lat <= r->deadline_s;
             if (ok) /* its client is gone otherwise: no response is written */
                 n->net_tx_bytes += S.classes[r->tclass].cfg->bytes_out;
-            eng_lb_release(p, r, n->index, t1 - r->stage_s + r->net_s - r->net_prev_s, 1, t1);
+            eng_lb_release(p, r, n->index, t1 - r->stage_s + r->net_s - r->net_prev_s, LB_OK,
+                           t1);
             if (!ok)
                 eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
             else if (r->stage + 1 < S.classes[r->tclass].pipe->n_stages)

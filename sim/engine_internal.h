@@ -42,6 +42,8 @@ typedef struct eng_req {
     unsigned long id;
     int tclass;
     int l7;                /* the L7 balancer routing it (0 without two tiers) */
+    int l4_refused;        /* that L7 balancer had failed: the L4's connection
+                              to it was refused */
     int stage;             /* its pipeline stage; -1: left a later stage, held for a
                               client retry */
     int in_pool;           /* counted in its pool's in-flight (not while in a queue) */
@@ -304,9 +306,11 @@ void eng_route(eng_pool *p, eng_req *r, double now);
  * crashed, or every node across a partition, counts as not up). */
 int eng_offer(eng_pool *p, eng_req *r, double now);
 /* Reports an attempt's outcome to the balancer (l7) that sent it. */
-void eng_lb_done(eng_pool *p, int l7, int server, double latency_s, int ok, double now);
+void eng_lb_done(eng_pool *p, int l7, int server, double latency_s, lb_result result,
+                 double now);
 /* r left server s (answered, failed or expired): one connection fewer. */
-void eng_lb_release(eng_pool *p, const eng_req *r, int s, double latency_s, int ok, double now);
+void eng_lb_release(eng_pool *p, const eng_req *r, int s, double latency_s, lb_result result,
+                    double now);
 /* A request entered (+1) or left (-1) the pool at now. */
 static inline void eng_pool_inflight(eng_pool *p, double now, int delta)
 {
@@ -356,7 +360,7 @@ void pipe_close_interval(size_t i);
 int tier_init(void);       /* before the pools: sets S.n_l7; -1 on a bad policy */
 void tier_free(void);
 int tier_pick(eng_req *r, double now);
-void tier_close(const eng_req *r, int ok, double now);
+void tier_close(const eng_req *r, double now);
 /* The L4 balancer picks r's L7 balancer (r->l7; 0 without two tiers): -1
  * when none is in rotation (r->l7 = -1) or the one picked is down. */
 static inline int tier_enter(eng_req *r, double now)
@@ -368,10 +372,10 @@ static inline int tier_enter(eng_req *r, double now)
     return tier_pick(r, now);
 }
 /* r's connection through the L4 closed (it ended, or its client resends). */
-static inline void tier_leave(const eng_req *r, int ok, double now)
+static inline void tier_leave(const eng_req *r, double now)
 {
     if (S.l4 && r->l7 >= 0)
-        tier_close(r, ok, now);
+        tier_close(r, now);
 }
 void tier_down(int l7, int on, int fault, int fault_rec, double now);
 /* When the L4's health checks take an L7 balancer that failed at down_s

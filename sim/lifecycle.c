@@ -432,7 +432,8 @@ static void fail_held(eng_node *n, double now)
         w->run_t0_s = -1;
         w->alive = 0;
         for (int i = 0; i < b; i++) {
-            eng_lb_release(p, w->batch[i], n->index, now - w->batch[i]->arrival_s, 0, now);
+            eng_lb_release(p, w->batch[i], n->index, now - w->batch[i]->arrival_s, LB_ERROR,
+                           now);
             eng_attempt_failed(p, w->batch[i], now);
         }
     }
@@ -440,7 +441,7 @@ static void fail_held(eng_node *n, double now)
     eng_fifo q = n->q;
     n->q = (eng_fifo){ 0 };
     while ((r = eng_fifo_pop(&q))) {
-        eng_lb_release(p, r, n->index, now - r->arrival_s, 0, now);
+        eng_lb_release(p, r, n->index, now - r->arrival_s, LB_ERROR, now);
         eng_attempt_failed(p, r, now);
     }
     n->idle_workers = 0;

@@ -278,10 +278,14 @@ typedef struct {
                                   server is at max_conns; 0 = no queue */
     double queue_timeout_s;    /* 0 = wait forever */
     /* nginx proxy_next_upstream: an attempt that fails with a connection
-     * error is retried on another server. */
+     * error, or that a full queue answers with 503 when http_503 is listed,
+     * is retried on another server. */
     int retry_tries;           /* attempts in all; 0 = every server once (nginx's default) */
     double retry_timeout_s;    /* no new attempt after this since arrival; 0 = no limit */
     int retry_on_error;        /* 1 = retry on error (nginx default "error timeout") */
+    int retry_on_503;          /* 1 = http_503 listed: a 503 is a failed attempt
+                                  (max_fails) and is retried; 0 (nginx's
+                                  default) = passed on to the client */
     sc_server *servers;
     int n_servers;
     /* two tiers: L4 in front of n_l7 L7 balancers (0 = one balancer, no L4) */

@@ -321,6 +321,40 @@ static void load_servers(sc_loader *L, yaml_node_t *n, const char *path, sc_scen
     }
 }
 
+/* load_balancer.retries.on: the words of nginx's proxy_next_upstream that
+ * fleetsim models, space-separated in any order as nginx takes them:
+ * `error`, `http_503`, or `off` alone. */
+static void load_retry_on(sc_loader *L, const yaml_node_t *n, sc_scenario *sc)
+{
+    static const char *const what = "error, http_503, both (\"error http_503\") or off";
+    char buf[SC_SHOWLEN];
+    const char *s = sc_want_scalar(L, n, "load_balancer.retries.on", what);
+    if (!s)
+        return;
+    int error = 0, http_503 = 0, off = 0, words = 0, bad = 0;
+    for (const char *p = s; *p;) {
+        size_t len = strcspn(p, " \t");
+        if (len > 0) {
+            int *flag = len == 5 && !strncmp(p, "error", 5)      ? &error
+                        : len == 8 && !strncmp(p, "http_503", 8) ? &http_503
+                        : len == 3 && !strncmp(p, "off", 3)      ? &off
+                                                                 : NULL;
+            bad |= !flag || *flag;   /* unknown, or twice */
+            if (flag)
+                *flag = 1;
+            words++;
+        }
+        p += len;
+        p += strspn(p, " \t");
+    }
+    if (bad || words == 0 || (off && words > 1)) {
+        sc_errn(L, n, "load_balancer.retries.on: expected %s, got %s", what, sc_show(n, buf));
+        return;
+    }
+    sc->lb.retry_on_error = error;
+    sc->lb.retry_on_503 = http_503;
+}
+
 void sc_parse_lb(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
 {
     static const char *const keys[] = {"policy", "max_conns", "queue", "servers", "retries",
@@ -388,16 +422,14 @@ void sc_parse_lb(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
         load_outlier(L, od.val, sc);
     sc_kv retries = sc_find(L, n, "retries");
     if (retries.val && sc_check_map(L, retries.val, "load_balancer.retries", retry_keys) == 0) {
-        static const char *const on[] = {"error", "off", NULL};
         sc_kv tries = sc_find(L, retries.val, "tries"), to = sc_find(L, retries.val, "timeout");
         sc_kv when = sc_find(L, retries.val, "on");
-        int w = 0;
         if (tries.val)
             sc_want_intv(L, tries.val, "load_balancer.retries.tries", 0, &sc->lb.retry_tries);
         if (to.val)
             sc_want_dur(L, to.val, "load_balancer.retries.timeout", 0, &sc->lb.retry_timeout_s);
-        if (when.val && sc_want_enum(L, when.val, "load_balancer.retries.on", on, &w) == 0)
-            sc->lb.retry_on_error = w == 0;
+        if (when.val)
+            load_retry_on(L, when.val, sc);
     }
 }
 

@@ -71,6 +71,7 @@ int tier_pick(eng_req *r, double now)
     r->l7 = s;
     S.l4_servers[s].active++;
     S.l7[s].routed++;
+    r->l4_refused = S.l7[s].down;
     if (S.l7[s].down) { /* not noticed yet: the connection is refused */
         S.l7[s].refused++;
         return -1;
@@ -78,11 +79,18 @@ int tier_pick(eng_req *r, double now)
     return 0;
 }
 
-void tier_close(const eng_req *r, int ok, double now)
+/* The L4 sees a TCP connection, not HTTP: only a refused connection is a
+ * failure to it. Whatever the L7 balancer answered (200, or a 502, 503 or
+ * 504 of its own or of a server) closes a connection that worked, as
+ * nginx's stream proxy marks a peer failed only when it cannot connect
+ * (src/stream/ngx_stream_proxy_module.c, ngx_stream_proxy_next_upstream)
+ * and Envoy's TCP proxy reports only connect failures to outlier
+ * detection. */
+void tier_close(const eng_req *r, double now)
 {
     S.l4_servers[r->l7].active--;
     S.l4_view.now_s = now;
-    lb_on_done(S.l4, &S.l4_view, r->l7, now - r->sent_s, ok);
+    lb_on_done(S.l4, &S.l4_view, r->l7, now - r->sent_s, r->l4_refused ? LB_ERROR : LB_OK);
 }
 
 void tier_down(int l7, int on, int fault, int fault_rec, double now)

@@ -322,12 +322,13 @@ static int hash_pick(void *state, const lb_view *view, const lb_request *req)
     return s >= 0 ? s : lb_wrr_pick(&st->wrr, view, 0, NULL, NULL);
 }
 
-static void hash_done(void *state, const lb_view *view, int server, double latency_s, int ok)
+static void hash_done(void *state, const lb_view *view, int server, double latency_s,
+                      lb_result result)
 {
     struct hash_state *st = state;
 
     (void)latency_s;
-    if (!ok)
+    if (result == LB_ERROR)   /* nginx NGX_PEER_FAILED; a 5xx passed on is not */
         lb_wrr_failed(&st->wrr, view, server);
 }
 

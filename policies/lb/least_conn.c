@@ -8,7 +8,8 @@
  * Semantics follow nginx src/http/modules/ngx_http_upstream_least_conn_module.c
  * (ngx_http_upstream_get_least_conn_peer): the comparison uses the
  * configured weight, the tie-break the effective weight, which a failure
- * (lb_on_done ok = 0) lowers by weight / max_fails as in round robin.
+ * (lb_on_done LB_ERROR; not a 5xx passed on) lowers by weight / max_fails
+ * as in round robin.
  * backup, down and max_fails / fail_timeout come from lb_pick (policies/lb.c).
  * O(n) per pick.
  */
@@ -80,10 +81,11 @@ static int lc_pick(void *state, const lb_view *view, const lb_request *req)
     return tie >= 0 ? tie : best;   /* -1: no memory for the tie-break state */
 }
 
-static void lc_done(void *state, const lb_view *view, int server, double latency_s, int ok)
+static void lc_done(void *state, const lb_view *view, int server, double latency_s,
+                    lb_result result)
 {
     (void)latency_s;
-    if (!ok)
+    if (result == LB_ERROR)   /* nginx NGX_PEER_FAILED; a 5xx passed on is not */
         lb_wrr_failed(state, view, server);
 }
 

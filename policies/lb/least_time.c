@@ -6,7 +6,11 @@
  * (ngx_http_upstream_least_time_eta, ngx_http_upstream_free_least_time_peer):
  * - the average is in whole milliseconds, avg = v on the first response,
  *   then round(0.05 v + 0.95 avg) (ngx_http_upstream_response_time_avg);
- *   only successful requests update it;
+ *   only successful requests update it ("only successful attempts are
+ *   accounted"): not those freed with NGX_PEER_FAILED (LB_ERROR). A 5xx
+ *   passed on to the client is freed with state 0 and its response time
+ *   counts (LB_HTTP_5XX): a server that answers 503 at once because its
+ *   queue is full looks fast;
  * - once per fail_timeout without a pick or failure, the average is halved
  *   ("to give chances to slow peers"): shifted right by
  *   (now - checked) / (fail_timeout + 1) seconds, where checked moves to
@@ -139,14 +143,15 @@ static int lt_pick(void *state, const lb_view *view, const lb_request *req)
     return pick;
 }
 
-static void lt_done(void *state, const lb_view *view, int server, double latency_s, int ok)
+static void lt_done(void *state, const lb_view *view, int server, double latency_s,
+                    lb_result result)
 {
     struct lt_state *st = state;
     unsigned long v;
 
     if (!lt_reserve(st, view->n))
         return;
-    if (!ok) {
+    if (result == LB_ERROR) {
         st->checked_s[server] = view->now_s;
         lb_wrr_failed(&st->wrr, view, server);
         return;

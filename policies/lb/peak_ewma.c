@@ -11,6 +11,15 @@
  * again. The load is estimate * (active + 1): pending requests weigh the
  * cost. A server starts at default_rtt.
  *
+ * Every result is an observation, whatever its status: tower drops the RTT
+ * handle when the response future resolves, with any response
+ * (tower/src/load/completion.rs, CompleteOnResponse), and Finagle's
+ * PeakEwma node ends its metric when the service is closed or failed to
+ * open, whatever the answer (`respond { _ => metric.end(ts) }`,
+ * `case Throw(_) => metric.end(ts)`). So a server that answers 503 at once
+ * because its queue is full (LB_HTTP_5XX) pulls its estimate down and
+ * looks lightly loaded.
+ *
  * Pick: two distinct servers drawn uniformly among the eligible ones; the
  * lower load wins, the first drawn on a tie (tower::balance::p2c). Weights
  * are ignored. Two gsl_rng_uniform_int() per pick; O(n) per pick.
@@ -128,11 +137,12 @@ static int pe_pick(void *state, const lb_view *view, const lb_request *req)
     return load(st, view, a) <= load(st, view, b) ? a : b;
 }
 
-static void pe_done(void *state, const lb_view *view, int server, double latency_s, int ok)
+static void pe_done(void *state, const lb_view *view, int server, double latency_s,
+                    lb_result result)
 {
     struct pe_state *st = state;
 
-    (void)ok;
+    (void)result;
     if (pe_reserve(st, view->n))
         observe(st, server, view->now_s, latency_s > 0 ? latency_s : 0.0);
 }

@@ -88,12 +88,13 @@ static int r2_pick(void *state, const lb_view *view, const lb_request *req)
     return lb_wrr_pick(&st->wrr, view, 0, NULL, NULL);
 }
 
-static void r2_done(void *state, const lb_view *view, int server, double latency_s, int ok)
+static void r2_done(void *state, const lb_view *view, int server, double latency_s,
+                    lb_result result)
 {
     struct r2_state *st = state;
 
     (void)latency_s;
-    if (!ok)
+    if (result == LB_ERROR)   /* nginx NGX_PEER_FAILED; a 5xx passed on is not */
         lb_wrr_failed(&st->wrr, view, server);
 }
 

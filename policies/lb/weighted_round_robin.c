@@ -4,9 +4,11 @@
  * (ngx_http_upstream_get_peer, ngx_http_upstream_free_round_robin_peer).
  * Weights 5, 1, 1 give a a b a c a a: spread out, not a burst of five a's.
  *
- * A failed request (lb_on_done ok = 0) lowers the server's effective weight
- * by weight / max_fails; each pick in which it is a candidate gives one
- * back, so a server that failed earns its share back gradually. backup,
+ * A failed request (lb_on_done LB_ERROR) lowers the server's effective
+ * weight by weight / max_fails; each pick in which it is a candidate gives
+ * one back, so a server that failed earns its share back gradually. A 5xx
+ * response passed on to the client (LB_HTTP_5XX) does not: nginx frees
+ * that peer with state 0, as a success. backup,
  * down and max_fails / fail_timeout are applied by lb_pick for every policy
  * (policies/lb.c), as nginx's upstream code does around this method.
  * O(n) per pick.
@@ -40,10 +42,11 @@ static int wrr_pick(void *state, const lb_view *view, const lb_request *req)
     return lb_wrr_pick(state, view, 0, NULL, NULL);
 }
 
-static void wrr_done(void *state, const lb_view *view, int server, double latency_s, int ok)
+static void wrr_done(void *state, const lb_view *view, int server, double latency_s,
+                     lb_result result)
 {
     (void)latency_s;
-    if (!ok)
+    if (result == LB_ERROR)   /* nginx NGX_PEER_FAILED; a 5xx passed on is not */
         lb_wrr_failed(state, view, server);
 }
 

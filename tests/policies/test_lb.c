@@ -131,7 +131,7 @@ static void test_optional_ops(void)
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 0);
-    lb_on_done(b, &v, 0, 0.5, 1);   /* no on_done: nothing happens */
+    lb_on_done(b, &v, 0, 0.5, LB_OK);   /* no on_done: nothing happens */
     lb_destroy(b);                  /* no init, no destroy: NULL state */
     CU_ASSERT_PTR_NULL(lb_create_ops(&no_pick, 1, NULL));
     CU_ASSERT_PTR_NULL(lb_create_ops(NULL, 1, NULL));

@@ -128,7 +128,26 @@ static void test_wrr_effective_weight_recovery(void)
     s[0].max_fails = 2;
     s[0].fail_timeout_s = 10;
     CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 0);
-    lb_on_done(b, &v, 0, 0.1, 0);
+    lb_on_done(b, &v, 0, 0.1, LB_ERROR);
+    expect_sequence(b, &v, after, N_OF(after));
+    lb_destroy(b);
+}
+
+/* A 5xx passed on to the client (LB_HTTP_5XX) is no failure to nginx
+ * (freed with state 0): the effective weight stays 4 and the picks after
+ * the first are round robin's own a b a a a, not the b a a a b above. */
+static void test_wrr_5xx_keeps_effective_weight(void)
+{
+    lb_server_view s[] = { up(4), up(1) };
+    lb_view v = { 2, s, 0.0 };
+    lb *b = lb_create("weighted_round_robin", 2, NULL);
+    const int after[] = { 0, 1, 0, 0, 0 };
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    s[0].max_fails = 2;
+    s[0].fail_timeout_s = 10;
+    CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 0);
+    lb_on_done(b, &v, 0, 0.001, LB_HTTP_5XX);
     expect_sequence(b, &v, after, N_OF(after));
     lb_destroy(b);
 }
@@ -163,7 +182,7 @@ static void test_wrr_matches_reference_with_failures(void)
             failures++;
             ref_fail(&ref[want]);
             s[want].max_fails = max_fails[want];
-            lb_on_done(b, &v, got, 0.1, 0);
+            lb_on_done(b, &v, got, 0.1, LB_ERROR);
             s[want].max_fails = 0;   /* keep lb.c's passive health out of it */
         }
     }
@@ -273,7 +292,7 @@ static void test_max_fails_takes_out_for_fail_timeout(void)
     s[0].max_fails = s[1].max_fails = 2;
     s[0].fail_timeout_s = s[1].fail_timeout_s = 10;
     at(&v, 1.0);
-    lb_on_done(b, &v, 0, 0.1, 0);     /* one failure of 2: still in */
+    lb_on_done(b, &v, 0, 0.1, LB_ERROR);     /* one failure of 2: still in */
     at(&v, 1.5);
     {
         int seen0 = 0;
@@ -282,7 +301,7 @@ static void test_max_fails_takes_out_for_fail_timeout(void)
         CU_ASSERT(seen0);
     }
     at(&v, 2.0);
-    lb_on_done(b, &v, 0, 0.1, 0);     /* second failure: out until 12 */
+    lb_on_done(b, &v, 0, 0.1, LB_ERROR);     /* second failure: out until 12 */
     for (double t = 2.0; t <= 12.0; t += 0.5) {
         at(&v, t);
         CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 1);
@@ -297,7 +316,7 @@ static void test_max_fails_takes_out_for_fail_timeout(void)
     /* That pick re-checked it (checked = 12.01) but the count stands until
      * a success: one more failure takes it out again at once. */
     at(&v, 12.5);
-    lb_on_done(b, &v, 0, 0.1, 0);
+    lb_on_done(b, &v, 0, 0.1, LB_ERROR);
     at(&v, 13.0);
     for (int k = 0; k < 4; k++)
         CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 1);
@@ -320,18 +339,18 @@ static void test_fail_count_cleared_by_success_after_recheck(void)
     for (int k = 0; k < 2; k++) {
         lb *b = k ? b2 : b1;
         at(&v, 0.0);
-        lb_on_done(b, &v, 0, 0.1, 0);  /* fails = 1 */
+        lb_on_done(b, &v, 0, 0.1, LB_ERROR);  /* fails = 1 */
         at(&v, 5.0);
-        lb_on_done(b, &v, 0, 0.1, 1);  /* success within fail_timeout: count stays */
+        lb_on_done(b, &v, 0, 0.1, LB_OK);  /* success within fail_timeout: count stays */
     }
     /* b1: a pick at 20 re-checks server 0, then a success clears the count */
     at(&v, 20.0);
     while (lb_pick(b1, &v, &req0) != 0)
         ;
-    lb_on_done(b1, &v, 0, 0.1, 1);
+    lb_on_done(b1, &v, 0, 0.1, LB_OK);
     at(&v, 21.0);
-    lb_on_done(b1, &v, 0, 0.1, 0);     /* fails = 1 again: in */
-    lb_on_done(b2, &v, 0, 0.1, 0);     /* b2: fails = 2: out */
+    lb_on_done(b1, &v, 0, 0.1, LB_ERROR);     /* fails = 1 again: in */
+    lb_on_done(b2, &v, 0, 0.1, LB_ERROR);     /* b2: fails = 2: out */
     at(&v, 21.5);
     {
         int seen0_b1 = 0, seen0_b2 = 0;
@@ -362,10 +381,10 @@ static void test_all_failed_reset(void)
     }
     s[2].backup = 1;
     at(&v, 1.0);
-    lb_on_done(b, &v, 0, 0.1, 0);
-    lb_on_done(b, &v, 1, 0.1, 0);
+    lb_on_done(b, &v, 0, 0.1, LB_ERROR);
+    lb_on_done(b, &v, 1, 0.1, LB_ERROR);
     CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 2);   /* the backup */
-    lb_on_done(b, &v, 2, 0.1, 0);
+    lb_on_done(b, &v, 2, 0.1, LB_ERROR);
     at(&v, 2.0);
     CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), LB_NO_UPSTREAM);
     /* reset: primaries first. Their failures left both at effective weight
@@ -389,7 +408,7 @@ static void test_single_server_never_out(void)
     s[0].max_fails = 1;
     s[0].fail_timeout_s = 10;
     for (int k = 0; k < 5; k++) {
-        lb_on_done(b, &v, 0, 0.1, 0);
+        lb_on_done(b, &v, 0, 0.1, LB_ERROR);
         CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 0);
     }
     lb_destroy(b);
@@ -408,7 +427,7 @@ static void test_lc_tie_uses_effective_weight(void)
     s[0].max_fails = 2;
     s[0].fail_timeout_s = 10;
     CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 0);   /* all idle: always tied */
-    lb_on_done(b, &v, 0, 0.1, 0);
+    lb_on_done(b, &v, 0, 0.1, LB_ERROR);
     expect_sequence(b, &v, after, N_OF(after));
     lb_destroy(b);
 }
@@ -452,6 +471,7 @@ int main(void)
         { "wrr: 5,1,1 gives a a b a c a a", test_wrr_5_1_1 },
         { "wrr: shares equal weights, smooth", test_wrr_shares_equal_weights },
         { "wrr: effective weight after a failure", test_wrr_effective_weight_recovery },
+        { "wrr: a 5xx passed on is no failure", test_wrr_5xx_keeps_effective_weight },
         { "wrr: 20000 picks with failures = nginx reference", test_wrr_matches_reference_with_failures },
         { "backup: only when every primary is unavailable", test_backup_only_when_primaries_unavailable },
         { "backup: backups share by weight", test_backups_share_by_weight },

@@ -333,10 +333,10 @@ static void test_ip_hash(void)
 
 /* ---- least_time ---- */
 
-static void done_at(lb *b, lb_view *v, int server, double t, double latency, int ok)
+static void done_at(lb *b, lb_view *v, int server, double t, double latency, lb_result r)
 {
     v->now_s = t;
-    lb_on_done(b, v, server, latency, ok);
+    lb_on_done(b, v, server, latency, r);
 }
 
 static void test_least_time(void)
@@ -355,16 +355,16 @@ static void test_least_time(void)
             CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), want[k]);
     }
     /* averages 100, 300, 50 ms (first response sets it) */
-    done_at(b, &v, 0, 0.1, 0.100, 1);
-    done_at(b, &v, 1, 0.1, 0.300, 1);
-    done_at(b, &v, 2, 0.1, 0.050, 1);
+    done_at(b, &v, 0, 0.1, 0.100, LB_OK);
+    done_at(b, &v, 1, 0.1, 0.300, LB_OK);
+    done_at(b, &v, 2, 0.1, 0.050, LB_OK);
     v.now_s = 0.2;
     CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 2);   /* 60 x 1 */
     s[2].active = 2;                            /* 60 x 3 = 180 > 120 x 1 */
     CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 0);
     /* a failure does not feed the average; a success blends 5% */
-    done_at(b, &v, 0, 0.3, 5.0, 0);
-    done_at(b, &v, 0, 0.3, 0.300, 1);           /* round(0.05*300 + 0.95*100) = 110 -> 120 */
+    done_at(b, &v, 0, 0.3, 5.0, LB_ERROR);
+    done_at(b, &v, 0, 0.3, 0.300, LB_OK);           /* round(0.05*300 + 0.95*100) = 110 -> 120 */
     s[2].active = 1;                            /* 60 x 2 = 120: ties with 0 */
     {
         int seen0 = 0, seen2 = 0;
@@ -383,6 +383,34 @@ static void test_least_time(void)
     lb_destroy(b);
 }
 
+/* nginx frees a 5xx it passes on to the client with state 0, so least_time
+ * averages its response time ("only successful attempts are accounted"
+ * leaves out NGX_PEER_FAILED only): after both servers answered in 100 ms,
+ * a 1-ms 503 from server 1 makes its average round(0.05 + 95) = 95 ms,
+ * eta 100 against server 0's 120, and server 1 takes every pick. The same
+ * 1-ms answer as a failure (LB_ERROR) leaves it at 100: a tie, shared. */
+static void test_least_time_5xx_counts(void)
+{
+    for (int k = 0; k < 2; k++) {
+        lb_server_view s[] = { srv(1, 0), srv(1, 0) };
+        lb_view v = { 2, s, 0.0 };
+        lb *b = lb_create("least_time", 2, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+        s[0].fail_timeout_s = s[1].fail_timeout_s = 10;
+        CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 0);
+        CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 1);
+        done_at(b, &v, 0, 0.1, 0.100, LB_OK);
+        done_at(b, &v, 1, 0.1, 0.100, LB_OK);
+        done_at(b, &v, 1, 0.2, 0.001, k == 0 ? LB_HTTP_5XX : LB_ERROR);
+        int to1 = 0;
+        v.now_s = 0.3;
+        for (int i = 0; i < 4; i++)
+            to1 += lb_pick(b, &v, &req0) == 1;
+        CU_ASSERT_EQUAL(to1, k == 0 ? 4 : 2);
+        lb_destroy(b);
+    }
+}
+
 /* An idle server's average halves once per fail_timeout + 1 seconds since
  * it was last picked (or failed): server 0 at 4000 ms is never picked while
  * server 1 at 300 ms is, each time fail_timeout has passed, so server 1
@@ -398,8 +426,8 @@ static void test_least_time_decay(void)
     s[0].fail_timeout_s = s[1].fail_timeout_s = 10;
     CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 0);   /* no data: a tie, both picked at 0 */
     CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 1);
-    done_at(b, &v, 0, 0.0, 4.000, 1);
-    done_at(b, &v, 1, 0.0, 0.300, 1);
+    done_at(b, &v, 0, 0.0, 4.000, LB_OK);
+    done_at(b, &v, 1, 0.0, 0.300, LB_OK);
     /* 0: 4020, 2020, 1020, 520, 260 against 1: 320, 160, 160, 160, 160 */
     for (int k = 0; k < N_OF(t); k++) {
         v.now_s = t[k];
@@ -425,8 +453,8 @@ static void test_peak_ewma(void)
     b = lb_create_with("peak_ewma", 2, rng, &p);
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     /* a peak is taken at once: server 0 answers in 1 s */
-    done_at(b, &v, 0, 1.0, 1.0, 1);
-    done_at(b, &v, 1, 1.0, 0.2, 1);     /* 0.2 > 0.03: also a peak */
+    done_at(b, &v, 0, 1.0, 1.0, LB_OK);
+    done_at(b, &v, 1, 1.0, 0.2, LB_OK);     /* 0.2 > 0.03: also a peak */
     v.now_s = 1.0;
     for (int k = 0; k < 20; k++)        /* two servers: both always drawn */
         CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 1);
@@ -436,7 +464,7 @@ static void test_peak_ewma(void)
     /* a fast answer blends in: 1.0 e^-0 ... at t = 1 no time has passed,
      * w = 1, the estimate stays 1.0; 20 s later w = e^-2 */
     s[1].active = 0;
-    done_at(b, &v, 0, 21.0, 0.010, 1);  /* 1.0 e^-2 + 0.01 (1 - e^-2) = 0.144 */
+    done_at(b, &v, 0, 21.0, 0.010, LB_OK);  /* 1.0 e^-2 + 0.01 (1 - e^-2) = 0.144 */
     v.now_s = 21.0;                     /* server 1 decays: 0.2 e^-2 = 0.027 */
     CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 1);
     s[1].active = 5;                    /* 0.027 x 6 = 0.162 > 0.144 */
@@ -485,6 +513,7 @@ int main(void)
         { "hash: ip_hash", test_ip_hash },
         { "least_time: eta and ties", test_least_time },
         { "least_time: idle decay", test_least_time_decay },
+        { "least_time: a 5xx passed on feeds the average", test_least_time_5xx_counts },
         { "peak_ewma: peak, pending, decay", test_peak_ewma },
         { "first: fills in order", test_first },
     };

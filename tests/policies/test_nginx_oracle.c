@@ -10,7 +10,7 @@
  * nothing; and a primary whose port refuses connections with max_fails=3,
  * where nginx's retry (proxy_next_upstream error) and effective-weight
  * penalty are replayed in fleetsim as the engine does them (lb_on_done with
- * ok = 0, then a pick with that server hidden). Bounded: 60 requests per
+ * LB_ERROR, then a pick with that server hidden). Bounded: 60 requests per
  * case, a 5 s limit on each connection; nginx is stopped after each case.
  * Also L7 routing: the location nginx picks for a set of paths (exact,
  * nested prefixes, ^~, the catch-all) against lb_nginx_match.
@@ -227,14 +227,14 @@ static void run_fleetsim(const oracle_case *c, int *seq, int n)
             got = lb_pick(b, &v, &r);
             if (got < 0 || got != c->dead)
                 break;
-            lb_on_done(b, &v, got, 0.0, 0);   /* connection refused */
+            lb_on_done(b, &v, got, 0.0, LB_ERROR);   /* connection refused */
             tried[got] = 1;
         }
         for (int i = 0; i < 3; i++)
             s[i].up = 1;
         seq[k] = got;
         if (got >= 0)
-            lb_on_done(b, &v, got, 0.001, 1);
+            lb_on_done(b, &v, got, 0.001, LB_OK);
     }
     lb_destroy(b);
 }

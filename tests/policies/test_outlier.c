@@ -4,8 +4,10 @@
  * ejects and what resets it, ejection times that grow with each ejection
  * and end at an interval tick, the backoff that shrinks while a server is
  * healthy and its cap, max_ejection_percent and always_eject_one_host,
- * partial enforcement against the same random draws, and an ejected server
- * hidden from every registered policy.
+ * partial enforcement against the same random draws, an ejected server
+ * hidden from every registered policy, and a 5xx response (LB_HTTP_5XX, a
+ * full queue's 503) that counts towards consecutive_5xx but not towards
+ * nginx's max_fails.
  *
  * Every expected time is worked by hand from Envoy's
  * source/common/upstream/outlier_detection_impl.cc (ejectHost,
@@ -53,16 +55,16 @@ static lb *od_lb(const char *policy, int n, const lb_params *pr, gsl_rng *rng)
 }
 
 /* k results of one server at time t */
-static void results(lb *b, pool *p, int server, double t, int k, int ok)
+static void results(lb *b, pool *p, int server, double t, int k, lb_result r)
 {
     p->v.now_s = t;
     for (int i = 0; i < k; i++)
-        lb_on_done(b, &p->v, server, 0.01, ok);
+        lb_on_done(b, &p->v, server, 0.01, r);
 }
 
 static void fail(lb *b, pool *p, int server, double t, int k)
 {
-    results(b, p, server, t, k, 0);
+    results(b, p, server, t, k, LB_ERROR);
 }
 
 /* How many of k picks at time t went to server. */
@@ -150,7 +152,7 @@ static void test_success_resets_count(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
 
     fail(b, &p, 7, 1.0, 4);
-    results(b, &p, 7, 1.5, 1, 1);
+    results(b, &p, 7, 1.5, 1, LB_OK);
     CU_ASSERT_EQUAL(state(b, 7, 1.5).consecutive_5xx, 0);
     fail(b, &p, 7, 2.0, 4);
     lb_outlier_host h = state(b, 7, 2.0);
@@ -530,6 +532,94 @@ static void test_beside_max_fails(void)
     lb_destroy(b);
 }
 
+/* ---- a 5xx response (LB_HTTP_5XX): Envoy counts it, nginx does not ---- */
+
+/* A server that answers 503 at once (its queue full) is a 5xx to Envoy
+ * (putHttpResponseCode: is5xx): the 4th 503 in a row leaves it in, the 5th
+ * ejects it, at 2 s until the tick at 40, exactly as five errors would. A
+ * run of 503s and connection errors mixed counts as one run. */
+static void test_503_counts_for_consecutive_5xx(void)
+{
+    pool p;
+    pool_init(&p, 10);
+    lb_params pr = od_params();
+    pr.outlier.max_ejection_percent = 20;
+    lb *b = od_lb("round_robin", 10, &pr, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+
+    results(b, &p, 3, 1.0, 4, LB_HTTP_5XX);
+    lb_outlier_host h = state(b, 3, 1.0);
+    CU_ASSERT_EQUAL(h.ejected, 0);
+    CU_ASSERT_EQUAL(h.consecutive_5xx, 4);
+    CU_ASSERT_EQUAL(picks_of(b, &p, 3, 1.0, 20), 2);
+    results(b, &p, 3, 2.0, 1, LB_HTTP_5XX);
+    h = state(b, 3, 2.0);
+    CU_ASSERT_EQUAL(h.ejected, 1);
+    CU_ASSERT_EQUAL(h.num_ejections, 1);
+    CU_ASSERT_DOUBLE_EQUAL(h.until_s, 40.0, 0);
+    CU_ASSERT_EQUAL(lb_outlier_ejections(b), 1);
+    CU_ASSERT_EQUAL(picks_of(b, &p, 3, 2.0, 18), 0);
+
+    /* 503, error, 503, error, 503: the 5th ejects server 5 */
+    for (int k = 0; k < 4; k++)
+        results(b, &p, 5, 3.0, 1, k % 2 ? LB_ERROR : LB_HTTP_5XX);
+    CU_ASSERT_EQUAL(state(b, 5, 3.0).consecutive_5xx, 4);
+    CU_ASSERT_EQUAL(state(b, 5, 3.0).ejected, 0);
+    results(b, &p, 5, 3.0, 1, LB_HTTP_5XX);
+    CU_ASSERT_EQUAL(state(b, 5, 3.0).ejected, 1);   /* 2 of 10: 20% allowed */
+    CU_ASSERT_EQUAL(lb_outlier_ejections(b), 2);
+    lb_destroy(b);
+}
+
+/* nginx passes a 503 on to the client as a response (state 0, a success)
+ * unless proxy_next_upstream lists http_503: with max_fails = 1 any number
+ * of LB_HTTP_5XX leave the server in, and one LB_ERROR (what the engine
+ * reports for a 503 when http_503 is listed) takes it out. A 5xx after the
+ * re-check clears the failure, as any response does. */
+static void test_503_not_nginx_failure(void)
+{
+    pool p;
+    pool_init(&p, 3);
+    for (int i = 0; i < 3; i++) {
+        p.s[i].max_fails = 1;
+        p.s[i].fail_timeout_s = 10;
+    }
+    lb *b = lb_create("round_robin", 3, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    results(b, &p, 0, 1.0, 50, LB_HTTP_5XX);
+    CU_ASSERT_EQUAL(picks_of(b, &p, 0, 1.0, 9), 3);
+    results(b, &p, 0, 2.0, 1, LB_ERROR);
+    CU_ASSERT_EQUAL(picks_of(b, &p, 0, 2.0, 9), 0);   /* out until 12 */
+    CU_ASSERT_EQUAL(picks_of(b, &p, 1, 2.0, 8), 4);
+    /* at 13 a pick re-checks server 0 (fail_timeout passed); a 5xx then is
+     * a success to nginx: the failure is cleared, it stays in at 13.5 */
+    p.v.now_s = 13.0;
+    int got = -1;
+    for (int k = 0; k < 3 && got != 0; k++)
+        got = lb_pick(b, &p.v, &req0);
+    CU_ASSERT_EQUAL_FATAL(got, 0);
+    results(b, &p, 0, 13.0, 1, LB_HTTP_5XX);
+    CU_ASSERT_EQUAL(picks_of(b, &p, 0, 13.5, 9), 3);
+    lb_destroy(b);
+
+    /* The same 503s with outlier detection beside max_fails: Envoy's count
+     * ejects server 0 at the 5th; nginx's never took it out. */
+    pool_init(&p, 10);
+    for (int i = 0; i < 10; i++) {
+        p.s[i].max_fails = 1;
+        p.s[i].fail_timeout_s = 10;
+    }
+    lb_params pr = od_params();
+    b = od_lb("round_robin", 10, &pr, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    results(b, &p, 0, 1.0, 4, LB_HTTP_5XX);
+    CU_ASSERT_EQUAL(picks_of(b, &p, 0, 1.0, 20), 2);
+    results(b, &p, 0, 1.0, 1, LB_HTTP_5XX);
+    CU_ASSERT_EQUAL(state(b, 0, 1.0).ejected, 1);
+    CU_ASSERT_EQUAL(picks_of(b, &p, 0, 1.0, 18), 0);
+    lb_destroy(b);
+}
+
 /* ---- parameters ---- */
 
 static void test_params(void)
@@ -593,6 +683,9 @@ int main(void)
         { "enforcing_consecutive_5xx: 0 and 50", test_enforcing },
         { "every policy: an ejected server is not up", test_every_policy_hides_ejected },
         { "beside nginx max_fails", test_beside_max_fails },
+        { "a 503 counts towards consecutive_5xx: the 5th ejects",
+          test_503_counts_for_consecutive_5xx },
+        { "a 503 is no failure to nginx max_fails by default", test_503_not_nginx_failure },
         { "parameters: defaults and checks", test_params },
     };
     if (CU_initialize_registry() != CUE_SUCCESS)

@@ -944,6 +944,8 @@ static void test_zone_outage_nodes(void)
  * | slow-store             | holds      | 0    | 0 (the queue takes ~24,000)     |
  * | l7-failure             | FAILS      | 1    | ~4,300 (25 s until the L4 sees) |
  * | black-hole             | holds      | 0    | 33 (5 per outlier ejection)     |
+ * | overload-ejection      | FAILS      | 1    | 0 (~54,000 rejected: 503s eject |
+ * |                        |            |      | two of four nodes)              |
  *
  * Each run's verdict (`hypothesis.met` in summary.json) must match the
  * table, with exit 0 when it holds and 1 (and the verdict on stderr) when it
@@ -962,6 +964,7 @@ static const struct {
     { "slow-store.yaml", 1, 0, 0 },
     { "l7-failure.yaml", 0, 1, 0.99 },
     { "black-hole.yaml", 1, 1, 0.99 },
+    { "overload-ejection.yaml", 0, 0, 0 },
 };
 
 static void test_shipped_scenarios(void)

@@ -12,6 +12,11 @@
  * turn, node 3 gets arrivals k = 3 mod 10, at 0.45, 1.45, ... s, and every
  * request that reaches it after the fault starts fails at once, so the
  * failed requests are exactly the requests that reached the bad node.
+ *
+ * Then a full queue's 503: Envoy counts it as a 5xx, so an overloaded pool
+ * whose nodes answer 503 at once ejects them in a cascade, which
+ * max_ejection_percent stops; nginx passes it on unless proxy_next_upstream
+ * lists http_503, and then tries the next server.
  */
 #include "testutil.h"
 
@@ -205,6 +210,198 @@ static void test_l7_names_balancer(void)
     tu_done(dir);
 }
 
+/* ---------- a full queue's 503 ---------- */
+
+/* Ten nodes, each a batch of up to 16 in 1 s (capacity 16 qps, 160 in
+ * all), a queue of 16; 195 qps, deterministic (arrival k at (k + 1) / 195
+ * s); round robin. Node j gets k = j mod 10, 19.5 qps: from its second
+ * batch on it takes 16 from a full queue at (j + 1) / 195 + m s, accepts
+ * the next 16 arrivals and answers the 3 or 4 after them with 503 at once
+ * until its batch ends, whose 16 successes reset Envoy's count: never 5 in
+ * a row. At 20 s node 0 slows to half speed: its batch of 19.005 ends at
+ * 20.010 and the next takes 2 s, so after 16 accepted (k = 3910 ... 4060)
+ * it answers k = 4070 ... 4110 with 503, and the 5th, k = 4110 at
+ * 4111 / 195 = 21.082 s, ejects it until the tick at 60. Round robin over
+ * nine gives the others 21.7 qps: node 1 (batch at 21.010) accepts
+ * k = 4101, then 4111 + 9 i up to 4237, and answers 4246 ... 4282 with
+ * 503: ejected at 4283 / 195 = 21.964 s; node 2 the same one arrival later,
+ * at 4284 / 195. Node 3 would be next, at 4285 / 195, but a fourth
+ * ejection of ten is 40% > max_ejection_percent. */
+static const char *CASCADE =
+    "name: cascade\n"
+    "duration: 60s\n"
+    "interval: 1s\n"
+    "models:\n"
+    "  m: {service: {distribution: deterministic, mean: 1s}, batch: {max_size: 16}}\n"
+    "pools:\n"
+    "  p: {model: m, replicas: 10, queue_capacity: 16, timeout: 30s,\n"
+    "      link: {latency: 1ms, bandwidth: 1GBps}}\n"
+    "traffic:\n"
+    "  - {name: t, pool: p, size: 0B, response_size: 0B,\n"
+    "     arrivals: {process: deterministic, rate: [{at: 0s, qps: 195}]}}\n"
+    "load_balancer:\n"
+    "  policy: round_robin\n"
+    "%s"
+    "chaos:\n"
+    "  - {at: 20s, fault: slowdown, target: p/0, factor: 0.5}\n";
+
+static char *run_cascade(const char *outlier, int *rc)
+{
+    char yaml[4096], path[4096], log[4096];
+    char *dir = tu_tmpdir();
+    snprintf(yaml, sizeof yaml, CASCADE, outlier);
+    snprintf(path, sizeof path, "%s/s.yaml", dir);
+    snprintf(log, sizeof log, "%s/log", dir);
+    tu_write(path, yaml);
+    *rc = tu_sh(log, "'%s' run '%s' --quiet --out '%s/out'", tu_bin(), path, dir);
+    return dir;
+}
+
+/* 11699 arrivals (the one at 60 s is past the end), every one in a bucket,
+ * none failed (503s are rejected). */
+static void cascade_requests(const char *dir, double completed, double in_flight)
+{
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 11699);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), tu_sum_buckets(j, "requests"));
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), completed);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 0);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.timed_out"), 0);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.in_flight_at_end"), in_flight);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.rejected"), 11699 - completed - in_flight);
+    cJSON_Delete(j);
+}
+
+/* max_ejection_percent 30: nodes 0, 1 and 2 ejected (times above), each
+ * until 60, and no more. What the pool completes: a node that is never
+ * ejected ends a batch of 1 at 1 s and 58 of 16 by 59 s: 929 (x 7); node 0
+ * 1 + 19 x 16 by 20.010, then the batch that ran and the one queued when it
+ * was ejected: 337; nodes 1 and 2, ejected during their 22nd batch, that
+ * batch and their queue: 1 + 20 x 16 + 32 = 353 each. 7546 in all; at the
+ * end the seven hold a batch and a full queue each (224). At 50%, nodes 3
+ * and 4 go too, at 4285 and 4286 / 195, each with 353: 6394, 160 held. */
+static void test_cascade_bounded(void)
+{
+    int rc;
+    char *dir = run_cascade("  outlier_detection: {max_ejection_percent: 30}\n", &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cascade_requests(dir, 7546, 224);
+    ejection e[8];
+    CU_ASSERT_EQUAL_FATAL(ejections(dir, e, 8), 3);
+    const char *who[] = { "p/0", "p/1", "p/2" };
+    const double at[] = { 4111 / 195.0, 4283 / 195.0, 4284 / 195.0 };
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_DOUBLE_EQUAL(e[i].t_s, at[i], 1e-9);
+        CU_ASSERT_STRING_EQUAL(e[i].subject, who[i]);
+        CU_ASSERT_STRING_EQUAL(e[i].detail, "5 consecutive errors: ejection 1, out until 60 s");
+    }
+    tu_done(dir);
+
+    dir = run_cascade("  outlier_detection: {max_ejection_percent: 50}\n", &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cascade_requests(dir, 6394, 160);
+    CU_ASSERT_EQUAL_FATAL(ejections(dir, e, 8), 5);
+    CU_ASSERT_DOUBLE_EQUAL(e[0].t_s, 4111 / 195.0, 1e-9);
+    CU_ASSERT_STRING_EQUAL(e[3].subject, "p/3");
+    CU_ASSERT_DOUBLE_EQUAL(e[3].t_s, 4285 / 195.0, 1e-9);
+    CU_ASSERT_STRING_EQUAL(e[4].subject, "p/4");
+    CU_ASSERT_DOUBLE_EQUAL(e[4].t_s, 4286 / 195.0, 1e-9);
+    tu_done(dir);
+}
+
+/* The same overload without outlier detection: no ejection, and more
+ * served. Nodes 1..9 complete 929 each; node 0 289 by 19.005, 16 at 20.010
+ * and 19 batches of 16 every 2 s to 58.010: 609. 8970 in all; 320 held. */
+static void test_cascade_without_detection(void)
+{
+    int rc;
+    char *dir = run_cascade("", &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cascade_requests(dir, 8970, 320);
+    ejection e[1];
+    CU_ASSERT_EQUAL(ejections(dir, e, 1), 0);
+    tu_done(dir);
+}
+
+/* The same overload behind an L4 balancer with two L7 balancers, outlier
+ * detection on (the L4 has it too) at 50%: the L4 sees TCP connections, so
+ * the 503s the L7 balancers pass on are no failures to it, and round robin
+ * splits the 11699 connections 5850 / 5849 however many 503s come back. */
+static void test_l4_sees_no_http_status(void)
+{
+    int rc;
+    char *dir = run_cascade("  outlier_detection: {max_ejection_percent: 50}\n"
+                            "  l7: [{name: a}, {name: b}]\n"
+                            "  l4: {policy: round_robin}\n",
+                            &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 11699);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), tu_sum_buckets(j, "requests"));
+    CU_ASSERT(tu_num(j, "requests.rejected") > 0);
+    CU_ASSERT_EQUAL(tu_num(j, "balancers.a.routed"), 5850);
+    CU_ASSERT_EQUAL(tu_num(j, "balancers.b.routed"), 5849);
+    cJSON_Delete(j);
+    tu_done(dir);
+}
+
+/* nginx and a 503: two nodes, each one request at a time (1 s) and a queue
+ * of one; weights 2 and 1 give a b a a. Four arrivals, 0.1 ... 0.4 s: node
+ * 0 runs the first and queues the third, node 1 runs the second, and node 0
+ * answers the fourth with 503. By default (proxy_next_upstream error) the
+ * 503 is passed on: 1 rejected in 4 attempts. With http_503 the attempt
+ * failed and the next server (node 1, queue empty) takes it: none rejected,
+ * 5 attempts, none of them a connection error. With tries 1 there is no
+ * next server to try: passed on again. */
+static void test_nginx_http_503(void)
+{
+    static const struct {
+        const char *retries;
+        double rejected, attempts;
+    } cases[] = {
+        { "", 1, 4 },
+        { "  retries: {on: error http_503}\n", 0, 5 },
+        { "  retries: {on: error http_503, tries: 1}\n", 1, 4 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char yaml[4096], path[4096], log[4096];
+        char *dir = tu_tmpdir();
+        snprintf(yaml, sizeof yaml,
+                 "name: h503\n"
+                 "duration: 10s\n"
+                 "models:\n"
+                 "  m: {service: {distribution: deterministic, mean: 1s}}\n"
+                 "pools:\n"
+                 "  p: {model: m, replicas: 2, queue_capacity: 1,\n"
+                 "      link: {latency: 1ms, bandwidth: 1GBps}}\n"
+                 "traffic:\n"
+                 "  - {name: t, pool: p, size: 0B, response_size: 0B,\n"
+                 "     arrivals: {process: deterministic,\n"
+                 "                rate: [{at: 0s, qps: 10}, {at: 0.45s, qps: 0}]}}\n"
+                 "load_balancer:\n"
+                 "  policy: weighted_round_robin\n"
+                 "  servers: {p/0: {weight: 2}, p/1: {weight: 1}}\n"
+                 "%s",
+                 cases[i].retries);
+        snprintf(path, sizeof path, "%s/s.yaml", dir);
+        snprintf(log, sizeof log, "%s/log", dir);
+        tu_write(path, yaml);
+        int rc = tu_sh(log, "'%s' run '%s' --quiet --out '%s/out'", tu_bin(), path, dir);
+        CU_ASSERT_EQUAL(rc, 0);
+        cJSON *j = tu_out_summary(dir);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+        CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 4);
+        CU_ASSERT_EQUAL(tu_num(j, "requests.rejected"), cases[i].rejected);
+        CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 4 - cases[i].rejected);
+        CU_ASSERT_EQUAL(tu_num(j, "attempts"), cases[i].attempts);
+        CU_ASSERT_EQUAL(tu_num(j, "attempt_errors"), 0);
+        cJSON_Delete(j);
+        tu_done(dir);
+    }
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -215,6 +412,11 @@ int main(void)
     CU_add_test(s, "nine nodes: 10% ejects none, always_eject_one_host one",
                 test_nine_nodes_percent);
     CU_add_test(s, "several L7 balancers: the event names the one", test_l7_names_balancer);
+    CU_add_test(s, "a full queue's 503s: a cascade that max_ejection_percent stops",
+                test_cascade_bounded);
+    CU_add_test(s, "the same overload without outlier detection", test_cascade_without_detection);
+    CU_add_test(s, "an L4 balancer sees no HTTP status", test_l4_sees_no_http_status);
+    CU_add_test(s, "nginx: a 503 passed on, or retried with http_503", test_nginx_http_503);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();

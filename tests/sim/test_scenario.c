@@ -713,6 +713,50 @@ static void test_outlier_detection(void)
                  "15:22: load_balancer.outlier_detection: expected a mapping, got \"5\"");
 }
 
+/* load_balancer.retries.on: nginx's proxy_next_upstream words, any order;
+ * default `error` (nginx's "error timeout"), http_503 off. */
+static void test_retries_on(void)
+{
+    static const struct {
+        const char *on;
+        int error, http_503;
+    } ok[] = {
+        { NULL, 1, 0 },          { "error", 1, 0 },          { "off", 0, 0 },
+        { "http_503", 0, 1 },    { "error http_503", 1, 1 }, { "  http_503  error ", 1, 1 },
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        char yaml[2048];
+        if (ok[i].on)
+            snprintf(yaml, sizeof yaml, MINIMAL "load_balancer:\n  retries: {on: \"%s\"}\n",
+                     ok[i].on);
+        else
+            snprintf(yaml, sizeof yaml, MINIMAL);
+        sc_scenario *sc = expect_ok(yaml, NULL, 0);
+        if (sc) {
+            CU_ASSERT_EQUAL(sc->lb.retry_on_error, ok[i].error);
+            CU_ASSERT_EQUAL(sc->lb.retry_on_503, ok[i].http_503);
+        }
+        sc_free(sc);
+    }
+    const char *const ov[] = { "load_balancer.retries.on=error http_503" };
+    sc_scenario *sc = expect_ok(MINIMAL, ov, 1);
+    if (sc)
+        CU_ASSERT(sc->lb.retry_on_error && sc->lb.retry_on_503);
+    sc_free(sc);
+
+    static const char *const bad[] = { "http_500", "error error", "off error", "\"\"" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char yaml[2048], line[256];
+        snprintf(yaml, sizeof yaml, MINIMAL "load_balancer:\n  retries: {on: %s}\n", bad[i]);
+        snprintf(line, sizeof line,
+                 "15:17: load_balancer.retries.on: expected error, http_503, both "
+                 "(\"error http_503\") or off, got \"%s\"",
+                 bad[i][0] == '"' ? "" : bad[i]);
+        expect_error(yaml, NULL, 0, line);
+        CU_ASSERT_EQUAL(count_lines(g_err), 1);
+    }
+}
+
 static void test_service_errors(void)
 {
     expect_error("name: t\n"
@@ -1352,6 +1396,7 @@ int main(void)
     CU_add_test(s, "value errors", test_value_errors);
     CU_add_test(s, "reference errors", test_reference_errors);
     CU_add_test(s, "load_balancer.outlier_detection", test_outlier_detection);
+    CU_add_test(s, "load_balancer.retries.on", test_retries_on);
     CU_add_test(s, "service errors", test_service_errors);
     CU_add_test(s, "arrival errors", test_arrival_errors);
     CU_add_test(s, "odd shapes", test_odd_shapes);
