@@ -444,6 +444,7 @@ int rp_write_summary(const rp_results *r, const char *path)
             cJSON *x = cJSON_AddObjectToObject(bs, r->balancers[i].name);
             cJSON_AddNumberToObject(x, "routed", (double)r->balancers[i].routed);
             cJSON_AddNumberToObject(x, "refused", (double)r->balancers[i].refused);
+            cJSON_AddNumberToObject(x, "cut", (double)r->balancers[i].cut);
         }
     }
     cJSON *cost = cJSON_AddObjectToObject(o, "cost");

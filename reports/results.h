@@ -96,6 +96,7 @@ typedef struct {
     char *name;
     unsigned long routed;      /* connections the L4 balancer sent it */
     unsigned long refused;     /* of those, refused (502) while it was down */
+    unsigned long cut;         /* passed on, then failed (502) as it went down */
 } rp_balancer;
 
 /* Per traffic class: where its requests ended and their latency. */

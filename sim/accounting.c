@@ -76,6 +76,13 @@ static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
 {
     const sc_scenario *sc = S.sc;
     *rec = -1;
+    /* its connection cut by its L7 balancer going down (tiers.c) */
+    if (S.l4 && r->l7 >= 0 && !r->job && S.l7[r->l7].n_down > 0) {
+        int cause;
+        if (tier_cut_at(r, t, &cause, rec) <= t && cause >= 0)
+            return cause;
+        *rec = -1;
+    }
     /* refused by a failed L7 balancer before reaching any server */
     if (S.l4 && r->l7 >= 0 && r->attempts == 0 && S.l7[r->l7].cause >= 0) {
         *rec = S.l7[r->l7].fault_rec;

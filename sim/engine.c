@@ -454,9 +454,22 @@ int eng_offer(eng_pool *p, eng_req *r, double now)
     return 0;
 }
 
+/* r's client connection was cut at cut_s by its L7 balancer going down
+ * (tiers.c): a 502 at that moment. */
+static void end_cut(eng_pool *p, eng_req *r, double cut_s)
+{
+    tier_count_cut(r);
+    eng_req_end(p, r, B_FAILED, cut_s);
+}
+
 /* Routes r now or queues it at the balancer; ends it when neither works. */
 void eng_route(eng_pool *p, eng_req *r, double now)
 {
+    double cut = tier_cut(r, now); /* a later stage, after its L7 went down */
+    if (cut <= now) {
+        end_cut(p, r, cut);
+        return;
+    }
     if (p->lb_down) {
         eng_req_end(p, r, B_FAILED, now);
         return;
@@ -495,7 +508,12 @@ void eng_drain_balancer_queue(eng_pool *p, double now)
         pipe_deliver(p, now);
     while (p->lbq.len > 0) {
         eng_req *r = p->lbq.head;
-        double gone = fmin(r->deadline_s, r->lbq_deadline_s);
+        double gone = fmin(r->deadline_s, r->lbq_deadline_s), cut = tier_cut(r, now);
+        if (cut <= now && cut <= gone) { /* its L7 balancer, which held it, went down */
+            eng_fifo_pop(&p->lbq);
+            end_cut(p, r, cut);
+            continue;
+        }
         if (gone <= now) {
             eng_fifo_pop(&p->lbq);
             eng_req_end(p, r, B_TIMED_OUT, gone);
@@ -619,11 +637,17 @@ static void gpu_worker(int argc, char *argv[])
             eng_req *r = w->batch[i];
             double lat = t1 - r->sent_s + r->net_s;
             int ok = r->sent_s + lat <= r->deadline_s;
-            if (ok) /* its client is gone otherwise: no response is written */
+            /* its L7 balancer went down while the server had it, before
+             * the client gave up: the answer goes nowhere */
+            double cut = tier_cut(r, t1);
+            int was_cut = cut <= t1 && (ok || cut <= r->deadline_s);
+            if (ok && !was_cut) /* its client is gone otherwise: no response is written */
                 n->net_tx_bytes += S.classes[r->tclass].cfg->bytes_out;
             eng_lb_release(p, r, n->index, t1 - r->stage_s + r->net_s - r->net_prev_s, LB_OK,
                            t1);
-            if (!ok)
+            if (was_cut)
+                end_cut(p, r, cut);
+            else if (!ok)
                 eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
             else if (r->stage + 1 < S.classes[r->tclass].pipe->n_stages)
                 pipe_stage_done(p, r, t1);
@@ -1042,7 +1066,8 @@ static void fill_latency(rp_latency *l, const sim_hist *h)
     l->max = sim_hist_max(h);
 }
 
-/* Requests still queued whose deadline passed before the end timed out. */
+/* Requests still queued whose deadline passed, or whose L7 balancer went
+ * down, before the end timed out or failed. */
 static void sweep_expired(double end)
 {
     for (int k = 0; k < S.sc->n_pools; k++) {
@@ -1050,8 +1075,10 @@ static void sweep_expired(double end)
         eng_fifo keep = { 0 };
         eng_req *r;
         while ((r = eng_fifo_pop(&p->lbq))) {
-            double gone = fmin(r->deadline_s, r->lbq_deadline_s);
-            if (gone <= end)
+            double gone = fmin(r->deadline_s, r->lbq_deadline_s), cut = tier_cut(r, end);
+            if (cut <= end && cut <= gone)
+                end_cut(p, r, cut);
+            else if (gone <= end)
                 eng_req_end(p, r, B_TIMED_OUT, gone);
             else
                 eng_fifo_push(&keep, r);
@@ -1061,7 +1088,11 @@ static void sweep_expired(double end)
             eng_node *n = &p->nodes[j];
             eng_fifo kept = { 0 };
             while ((r = eng_fifo_pop(&n->q))) {
-                if (r->deadline_s <= end) {
+                double cut = tier_cut(r, end);
+                if (cut <= end && cut <= r->deadline_s) {
+                    p->lbi[r->l7].servers[j].active--;
+                    end_cut(p, r, cut);
+                } else if (r->deadline_s <= end) {
                     p->lbi[r->l7].servers[j].active--;
                     eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
                 } else {
@@ -1207,7 +1238,8 @@ static void collect(rp_results *out)
         for (int i = 0; i < S.n_l7; i++)
             out->balancers[i] = (rp_balancer){ .name = strdup(S.l7[i].cfg->name),
                                                .routed = S.l7[i].routed,
-                                               .refused = S.l7[i].refused };
+                                               .refused = S.l7[i].refused,
+                                               .cut = S.l7[i].cut };
     }
     free(held_in);
     out->n_classes = sc->n_traffic;

@@ -19,6 +19,8 @@
 
 #include <gsl/gsl_rng.h>
 
+#include <math.h>
+
 #define ENG_FLOPS_PER_S 1e9  /* host speed per core: s seconds = s * 1e9 flops */
 #define ENG_PSTATES 20        /* speed levels 100%, 95%, ... 5% for slowdowns */
 #define ENG_MAX_TRIED 8       /* servers remembered per request for retries */
@@ -92,6 +94,12 @@ typedef struct {
     double down_since_s;
     int cause, fault_rec;
     unsigned long routed, refused; /* requests the L4 sent it; of those, failed as it was down */
+    unsigned long cut;     /* requests it had passed on, failed when it went down */
+    /* every time it went down, with the fault and its record: the client
+     * connections it held then were cut (tier_cut) */
+    double *down_at_s;
+    int *down_cause, *down_rec;
+    int n_down;
 } eng_l7;
 typedef struct eng_node eng_node;
 
@@ -378,6 +386,19 @@ static inline void tier_leave(const eng_req *r, double now)
         tier_close(r, now);
 }
 void tier_down(int l7, int on, int fault, int fault_rec, double now);
+/* When r's client connection was cut by its L7 balancer going down after
+ * r was sent (at or before now), else INFINITY; cause and rec (may be NULL)
+ * get the fault and its record. An acknowledged job's client has its
+ * answer: never cut. */
+double tier_cut_at(const eng_req *r, double now, int *cause, int *rec);
+static inline double tier_cut(const eng_req *r, double now)
+{
+    return S.l4 && r->l7 >= 0 && !r->job && S.l7[r->l7].n_down > 0
+               ? tier_cut_at(r, now, NULL, NULL)
+               : INFINITY;
+}
+/* r ended by its cut connection: a 502 at the cut, blamed on the fault. */
+void tier_count_cut(const eng_req *r);
 /* When the L4's health checks take an L7 balancer that failed at down_s
  * out of rotation. */
 double tier_detected_at(double down_s);

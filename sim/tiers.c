@@ -13,9 +13,17 @@
  * every connection the L4 still sends it (502) until the L4's health checks
  * mark it down: checks run at multiples of the check interval from t = 0,
  * and the fall-th failed one in a row takes it out of rotation (interval 0:
- * at once). A balancer that comes back is in rotation at once. Requests it
- * had already passed on keep going (its in-flight responses are not
- * modelled).
+ * at once). A balancer that comes back is in rotation at once.
+ *
+ * The client connections it held when it failed are cut: every request it
+ * had passed on and not yet answered fails (502) at that moment, as a
+ * client sees its connection to a dead nginx reset. The servers do not know:
+ * what they queued or were running goes on using the GPU, and the answer
+ * goes nowhere (the request is counted failed, at the cut, when the server
+ * finishes it, as a timeout is counted at its deadline); a request waiting
+ * in the balancer's queue, or between two pipeline stages, fails when the
+ * engine next looks at it. A request acknowledged by a queue (a job) has
+ * had its answer and is not cut.
  */
 #include "engine_internal.h"
 
@@ -101,13 +109,51 @@ void tier_down(int l7, int on, int fault, int fault_rec, double now)
         b->down_since_s = now;
         b->cause = fault;
         b->fault_rec = fault_rec;
+        double *at = realloc(b->down_at_s, sizeof *at * (size_t)(b->n_down + 1));
+        int *c = realloc(b->down_cause, sizeof *c * (size_t)(b->n_down + 1));
+        int *rc = realloc(b->down_rec, sizeof *rc * (size_t)(b->n_down + 1));
+        if (at)
+            b->down_at_s = at;
+        if (c)
+            b->down_cause = c;
+        if (rc)
+            b->down_rec = rc;
+        if (at && c && rc) {
+            at[b->n_down] = now;
+            c[b->n_down] = fault;
+            rc[b->n_down++] = fault_rec;
+        }
     } else if (b->cause == fault) {
         b->cause = b->fault_rec = -1;
     }
 }
 
+double tier_cut_at(const eng_req *r, double now, int *cause, int *rec)
+{
+    const eng_l7 *b = &S.l7[r->l7];
+    for (int i = 0; i < b->n_down; i++) /* in time order: the first after r was sent */
+        if (b->down_at_s[i] > r->sent_s && b->down_at_s[i] <= now) {
+            if (cause)
+                *cause = b->down_cause[i];
+            if (rec)
+                *rec = b->down_rec[i];
+            return b->down_at_s[i];
+        }
+    return INFINITY;
+}
+
+void tier_count_cut(const eng_req *r)
+{
+    S.l7[r->l7].cut++;
+}
+
 void tier_free(void)
 {
+    for (int i = 0; S.l7 && i < S.n_l7; i++) {
+        free(S.l7[i].down_at_s);
+        free(S.l7[i].down_cause);
+        free(S.l7[i].down_rec);
+    }
     if (S.l4) {
         lb_destroy(S.l4);
         gsl_rng_free(S.l4_rng);

@@ -154,6 +154,73 @@ static void test_l7_failure(void)
     }
 }
 
+/* Two requests a second (at k/2 s, k = 1..30, until 15 s), 1 s each on one
+ * node, FIFO: request k runs [k - 0.5, k + 0.5). The round-robin L4 gives
+ * nginx-a the odd k and nginx-b the even k; nginx-b fails at 10.3 s and the
+ * L4 sees it at once (interval 0), so nothing is refused. */
+#define CUT(pool_extra)                                                                        \
+    "name: t\n"                                                                                \
+    "duration: 40s\n"                                                                          \
+    "models:\n"                                                                                \
+    "  m: {service: {distribution: deterministic, mean: 1s}}\n"                                \
+    "  f: {service: {distribution: deterministic, mean: 100ms}}\n"                             \
+    "pools:\n"                                                                                 \
+    "  pre: {model: m, replicas: 1, queue_capacity: 100" pool_extra "}\n"                      \
+    "  gpu: {model: f, replicas: 1, queue_capacity: 100}\n"                                    \
+    "pipelines:\n"                                                                             \
+    "  one: {stages: [{pool: pre}]}\n"                                                         \
+    "  two: {stages: [{pool: pre}, {pool: gpu}]}\n"                                            \
+    "traffic:\n"                                                                               \
+    "  - {name: x, pipeline: one, arrivals: {process: deterministic,\n"                        \
+    "     rate: [{at: 0s, qps: 2}, {at: 15s, qps: 0}]}}\n"                                     \
+    "load_balancer:\n"                                                                         \
+    "  policy: round_robin\n"                                                                  \
+    "  l4: {policy: round_robin, health_check: {interval: 0s}}\n"                              \
+    "  l7: [{name: nginx-a}, {name: nginx-b}]\n"                                               \
+    "chaos:\n"                                                                                 \
+    "  - {fault: lb_failure, target: nginx-b, at: 10.3s, duration: 20s}\n"
+
+static void test_l7_failure_cuts(void)
+{
+    /* nginx-b holds the even k sent by 10.3 s (k <= 20) and not yet
+     * answered (k + 0.5 > 10.3: k >= 10): 10, 12, ..., 20, six requests
+     * failed at 10.3 s and blamed on the fault. The server does not know:
+     * it serves all 30 (30 s busy of 40: utilisation 0.75). */
+    cJSON *j = run_summary(CUT(""), NULL);
+    if (j) {
+        CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 30);
+        CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 6);
+        CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 24);
+        CU_ASSERT_EQUAL(tu_num(j, "balancers.nginx-b.cut"), 6);
+        CU_ASSERT_EQUAL(tu_num(j, "balancers.nginx-b.refused"), 0);
+        CU_ASSERT_EQUAL(tu_num(j, "balancers.nginx-a.cut"), 0);
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.pre.utilization"), 0.75, 1e-9);
+        const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "faults"), 0);
+        CU_ASSERT_EQUAL(tu_num(f, "requests.failed"), 6);
+        cJSON_Delete(j);
+    }
+    /* through two stages: the six end at the first, and the second pool
+     * never sees them */
+    j = run_summary(CUT(""), "--set traffic.0.pipeline=two");
+    if (j) {
+        CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 6);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.pre.requests.failed"), 6);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.gpu.requests.generated"), 24);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.gpu.requests.completed"), 24);
+        cJSON_Delete(j);
+    }
+    /* with a 5 s client timeout, k = 10 (deadline 10 s) had timed out
+     * before the cut; k = 11, 13, ... are dropped at their deadlines when
+     * the node reaches them, so the even ones run from 10.5 s on: 12, 14,
+     * 16, 18, 20 (deadlines 11..15 s, all after 10.3 s) are cut */
+    j = run_summary(CUT(", timeout: 5s"), NULL);
+    if (j) {
+        CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 5);
+        CU_ASSERT_EQUAL(tu_num(j, "balancers.nginx-b.cut"), 5);
+        cJSON_Delete(j);
+    }
+}
+
 static void expect_error(const char *yaml, const char *msg)
 {
     CU_ASSERT(tu_expect_error(yaml, NULL, msg));
@@ -184,6 +251,7 @@ int main(void)
     CU_pSuite s = CU_add_suite("tiers", NULL, NULL);
     CU_add_test(s, "each L7 balancer has its own state", test_separate_state);
     CU_add_test(s, "an L7 balancer fails behind the L4", test_l7_failure);
+    CU_add_test(s, "an L7 balancer that fails cuts what it passed on", test_l7_failure_cuts);
     CU_add_test(s, "a pool's own policy", test_pool_policy);
     CU_add_test(s, "scenario errors", test_errors);
     CU_basic_set_mode(CU_BRM_VERBOSE);
