@@ -345,7 +345,7 @@ void eng_lb_done(eng_pool *p, int l7, int server, double latency_s, lb_result re
         if (S.sc->lb.n_l7 > 0)
             snprintf(who, sizeof who, " (balancer %s)", S.sc->lb.l7[l7].name);
         eng_event(now, "outlier_ejection", p->nodes[server].name,
-                  "%d consecutive errors: ejection %d, out until %.9g s%s",
+                  "%d consecutive 5xx: ejection %d, out until %.9g s%s",
                   S.sc->lb.params.outlier.consecutive_5xx, h.num_ejections, h.until_s, who);
     }
 }

@@ -138,10 +138,10 @@ static void test_bad_node_ejected(void)
     CU_ASSERT_EQUAL_FATAL(ejections(dir, e, 4), 2);
     CU_ASSERT_DOUBLE_EQUAL(e[0].t_s, 25.45, 1e-9);
     CU_ASSERT_STRING_EQUAL(e[0].subject, "p/3");
-    CU_ASSERT_STRING_EQUAL(e[0].detail, "5 consecutive errors: ejection 1, out until 60 s");
+    CU_ASSERT_STRING_EQUAL(e[0].detail, "5 consecutive 5xx: ejection 1, out until 60 s");
     CU_ASSERT_DOUBLE_EQUAL(e[1].t_s, 64.65, 1e-9);
     CU_ASSERT_STRING_EQUAL(e[1].subject, "p/3");
-    CU_ASSERT_STRING_EQUAL(e[1].detail, "5 consecutive errors: ejection 2, out until 130 s");
+    CU_ASSERT_STRING_EQUAL(e[1].detail, "5 consecutive 5xx: ejection 2, out until 130 s");
     tu_done(dir);
 }
 
@@ -178,9 +178,9 @@ static void test_nine_nodes_percent(void)
     cJSON_Delete(summary_ok(dir, 10));
     CU_ASSERT_EQUAL_FATAL(ejections(dir, e, 4), 2);
     CU_ASSERT_DOUBLE_EQUAL(e[0].t_s, 24.75, 1e-9);
-    CU_ASSERT_STRING_EQUAL(e[0].detail, "5 consecutive errors: ejection 1, out until 60 s");
+    CU_ASSERT_STRING_EQUAL(e[0].detail, "5 consecutive 5xx: ejection 1, out until 60 s");
     CU_ASSERT_DOUBLE_EQUAL(e[1].t_s, 63.65, 1e-9);
-    CU_ASSERT_STRING_EQUAL(e[1].detail, "5 consecutive errors: ejection 2, out until 130 s");
+    CU_ASSERT_STRING_EQUAL(e[1].detail, "5 consecutive 5xx: ejection 2, out until 130 s");
     tu_done(dir);
 }
 
@@ -294,7 +294,7 @@ static void test_cascade_bounded(void)
     for (int i = 0; i < 3; i++) {
         CU_ASSERT_DOUBLE_EQUAL(e[i].t_s, at[i], 1e-9);
         CU_ASSERT_STRING_EQUAL(e[i].subject, who[i]);
-        CU_ASSERT_STRING_EQUAL(e[i].detail, "5 consecutive errors: ejection 1, out until 60 s");
+        CU_ASSERT_STRING_EQUAL(e[i].detail, "5 consecutive 5xx: ejection 1, out until 60 s");
     }
     tu_done(dir);
 
