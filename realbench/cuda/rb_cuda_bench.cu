@@ -797,6 +797,13 @@ struct serve_result {
     std::vector<double> lat; /* sorted, measured requests */
     std::vector<double> svc_sum;
     std::vector<long> svc_n;
+    std::vector<double> bat_start, bat_s; /* per batch: start (s from t0) and service time */
+    std::vector<int> bat_n;
+    /* service_windows, as realbench serve writes them: per 0.5 s window
+     * after the warm-up (at least 10 batches), the mean of each batch's
+     * service time over the run's mean at its size */
+    std::vector<double> windows;
+    double slowest = 0, fastest = 0;
 };
 
 static void serve_loop(engine &e, int max_batch, double max_wait_s, double qps, double duration_s,
@@ -863,6 +870,9 @@ static void serve_loop(engine &e, int max_batch, double max_wait_s, double qps, 
             res.batches++;
             res.svc_sum[n] += te - ts;
             res.svc_n[n]++;
+            res.bat_start.push_back(ts - t0);
+            res.bat_s.push_back(te - ts);
+            res.bat_n.push_back(n);
         }
     } catch (...) {
         gen.join(); /* never leave a running thread behind */
@@ -886,6 +896,27 @@ static void serve_loop(engine &e, int max_batch, double max_wait_s, double qps, 
     res.measured = res.lat.size();
     res.mean_batch = res.measured ? bs / (double)res.measured : 0;
     std::sort(res.lat.begin(), res.lat.end());
+    const double window_s = 0.5;
+    size_t nw = (size_t)std::max(0.0, (duration_s - warmup_s) / window_s) + 2;
+    std::vector<double> wsum(nw, 0.0);
+    std::vector<long> wn(nw, 0);
+    for (size_t i = 0; i < res.bat_start.size(); i++) {
+        double st = res.bat_start[i];
+        size_t w = (size_t)((st - warmup_s) / window_s);
+        int n = res.bat_n[i];
+        if (st < warmup_s || w >= nw || res.svc_n[n] == 0)
+            continue;
+        wsum[w] += res.bat_s[i] / (res.svc_sum[n] / (double)res.svc_n[n]);
+        wn[w]++;
+    }
+    for (size_t w = 0; w < nw; w++) {
+        if (wn[w] < 10)
+            continue;
+        double m = wsum[w] / (double)wn[w];
+        res.fastest = res.windows.empty() ? m : std::min(res.fastest, m);
+        res.slowest = res.windows.empty() ? m : std::max(res.slowest, m);
+        res.windows.push_back(m);
+    }
 }
 
 struct serve_opts {
@@ -1000,17 +1031,27 @@ static int serve_main(const model_t &model, const serve_opts &so, const cudaDevi
                 sm += (sm.empty() ? "" : ", ") + std::string(x);
                 sc += (sc.empty() ? "" : ", ") + std::to_string(res.svc_n[b]);
             }
-        fprintf(j, "  \"service_s\": {\"batch\": [%s], \"mean\": [%s], \"count\": [%s]}\n}\n",
-                sb.c_str(), sm.c_str(), sc.c_str());
+        std::string sw;
+        for (double m : res.windows) {
+            char x[32];
+            snprintf(x, sizeof x, "%.6g", m);
+            sw += (sw.empty() ? "" : ", ") + std::string(x);
+        }
+        fprintf(j, "  \"service_s\": {\"batch\": [%s], \"mean\": [%s], \"count\": [%s]},\n"
+                   "  \"service_windows\": {\"window_s\": 0.5, \"relative\": [%s], "
+                   "\"slowest\": %.6g, \"fastest\": %.6g}\n}\n",
+                sb.c_str(), sm.c_str(), sc.c_str(), sw.c_str(), res.slowest, res.fastest);
         if (fclose(j)) {
             fprintf(log, "serve: cannot write %s\n", jpath.c_str());
             return EXIT_USAGE;
         }
         fprintf(log, "serve: load %d%%: %zu requests (%zu measured), mean batch %.2f, utilisation %.2f; "
-                     "latency us: p50 %.1f p90 %.1f p99 %.1f max %.1f%s\n",
+                     "latency us: p50 %.1f p90 %.1f p99 %.1f max %.1f; speed over 0.5 s windows: "
+                     "slowest %+.1f%%, fastest %+.1f%%%s\n",
                 pct, res.generated, res.measured, res.mean_batch,
                 res.wall_s > 0 ? res.busy_s / res.wall_s : 0, q(0.5) * 1e6, q(0.9) * 1e6,
                 q(0.99) * 1e6, res.lat.empty() ? 0 : res.lat.back() * 1e6,
+                (res.slowest - 1) * 100, (res.fastest - 1) * 100,
                 res.truncated ? " (arrivals truncated: more than the buffer)" : "");
         fflush(log);
         if (res.truncated)
