@@ -246,6 +246,8 @@ static void test_load_errors(void)
     expect_load_error("groups:\n  - name: g\n  - name: g\n", "rules.yml:3:11: groupname: \"g\" is repeated");
     expect_load_error("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: x\n        for: 5x\n",
                       "rules.yml:6:14: for: not a valid duration string");
+    expect_load_error("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: x\n        for: 1111111111111111m\n",
+                      "rules.yml:6:14: for: duration out of range: \"1111111111111111m\" (at most about 292 years)");
     expect_load_error("groups:\n  - name: g\n    rules:\n      - expr: x\n",
                       "rules.yml:4:9: one of 'record' or 'alert' must be set");
     expect_load_error("groups: [\n", "rules.yml:2:1:");
@@ -503,6 +505,11 @@ static void test_am_routing_and_inhibition(void)
     mon_am_free(am);
     CU_ASSERT_PTR_NULL(mon_am_load_string("route: {receiver: nope}\nreceivers: [{name: a}]\n", "am.yml", &err));
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "am.yml:1:8: undefined receiver \"nope\""));
+    /* found by fuzzing: the duration overflowed an int64 while it was read */
+    CU_ASSERT_PTR_NULL(mon_am_load_string("route:\n  receiver: p\n  repeat_interval: 1111111111111111m\n"
+                                          "receivers: [{name: p}]\n", "am.yml", &err));
+    CU_ASSERT_STRING_EQUAL(err.msg, "am.yml:3:20: repeat_interval: duration out of range: "
+                           "\"1111111111111111m\" (at most about 292 years)");
 }
 
 /* Rules -> Alertmanager through mon_am_sync, as the engine drives them. */
