@@ -35,7 +35,7 @@ while read -r name seeds regressions dict; do
         -print_final_stats=1 -artifact_prefix="$build/fuzz-artifacts/$name-" \
         $dictflag ${FUZZ_FLAGS:-} $dirs </dev/null >"$log" 2>&1
     rc=$?
-    grep -E '^#[0-9]+ +(DONE|INITED)' "$log" | tail -1
+    grep -E '^#[0-9]+[[:space:]]+(DONE|INITED)' "$log" | tail -1
     grep -E '^stat::number_of_executed_units' "$log"
     if [ $rc -ne 0 ]; then
         echo "fuzz_$name: FAILED (exit $rc), see $log:"
