@@ -11,9 +11,12 @@
 #ifndef FLEETSIM_FUZZ_H
 #define FLEETSIM_FUZZ_H
 
-#define _XOPEN_SOURCE 700 /* nftw */
+#define _XOPEN_SOURCE 700 /* nftw, kill */
 
+#include <dirent.h>
+#include <errno.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -44,16 +47,36 @@ static inline void fz_cleanup(void)
         nftw(fz_dir_path, fz_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* This process's temporary folder, made on first use; NULL if it cannot be. */
+/* Removes the folders of harness processes that have ended without their
+ * atexit handler (libFuzzer leaves with _Exit after a finding, and
+ * -minimize_crash runs one process per attempt). */
+static inline void fz_cleanup_stale(void)
+{
+    DIR *d = opendir("/tmp");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        long pid;
+        char path[300];
+        if (sscanf(e->d_name, "fleetsim-fuzz-%ld-", &pid) != 1 || pid <= 0 ||
+            kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        snprintf(path, sizeof path, "/tmp/%s", e->d_name);
+        nftw(path, fz_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    if (d)
+        closedir(d);
+}
+
+/* This process's temporary folder, made on first use. */
 static inline const char *fz_dir(void)
 {
     if (!fz_dir_path[0]) {
-        char tmpl[] = "/tmp/fleetsim-fuzz-XXXXXX";
-        if (!mkdtemp(tmpl)) {
+        fz_cleanup_stale();
+        snprintf(fz_dir_path, sizeof fz_dir_path, "/tmp/fleetsim-fuzz-%ld-XXXXXX", (long)getpid());
+        if (!mkdtemp(fz_dir_path)) {
             perror("fleetsim fuzz: mkdtemp");
             abort();
         }
-        memcpy(fz_dir_path, tmpl, sizeof tmpl);
         atexit(fz_cleanup);
     }
     return fz_dir_path;
