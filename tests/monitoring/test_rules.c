@@ -170,6 +170,14 @@ static void test_templates(void)
     CU_ASSERT_PTR_NULL(mon_template_expand("{{ if $value }}x{{ end }}", &ls, 1, &e));
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "\"if\" is not in fleetsim's template subset"));
     CU_ASSERT_PTR_NULL(mon_template_expand("{{ $value ", &ls, 1, &e));
+    /* found by fuzzing: the pipeline was read from an uninitialised pointer */
+    CU_ASSERT_PTR_NULL(mon_template_expand("x {{ \"abc }} y", &ls, 1, &e));
+    CU_ASSERT_STRING_EQUAL(e.msg, "template: unterminated quoted string");
+    CU_ASSERT_PTR_NULL(mon_template_expand("{{ $value | \"a\\\" }}", &ls, 1, &e));
+    CU_ASSERT_STRING_EQUAL(e.msg, "template: unterminated quoted string");
+    x = mon_template_expand("{{ \"a|b\" | toUpper }}", &ls, 1, &e);
+    CU_ASSERT_STRING_EQUAL(x, "A|B");
+    free(x);
     mon_labels_free(&ls);
 
     /* annotations follow the value every evaluation */
@@ -180,6 +188,13 @@ static void test_templates(void)
                       "        expr: g > 1\n"
                       "        labels: {severity: '{{ if }}'}\n",
                       "rules.yml:6:28: labels \"severity\": template construct \"if\"");
+    expect_load_error("groups:\n"
+                      "  - name: g\n"
+                      "    rules:\n"
+                      "      - alert: T\n"
+                      "        expr: g > 1\n"
+                      "        annotations: {summary: '{{\"ls.po }}'}\n",
+                      "rules.yml:6:32: annotations \"summary\": template: unterminated quoted string");
     mon_rules *r;
     r = load("groups:\n"
              "  - name: g\n"
