@@ -354,6 +354,31 @@ static void test_parse_errors(void)
     expect_err("x + bool y", "bool modifier can only be used on comparison operators");
     expect_err("x{a=\"1\"", "1:8:");
     expect_err("x{a=~\"(\"}", "invalid regular expression");
+    /* what RE2 refuses and glibc would take (found by fuzzing: "gp++u"
+     * made regcomp use gigabytes); each message as Go's regexp/syntax */
+    expect_err("x{a=~\"gp++u\"}", "1:6: parse error: invalid regular expression \"gp++u\": "
+               "invalid nested repetition operator: `++`");
+    expect_err("x{a=~\"a{2}{3}\"}", "1:6: parse error: invalid regular expression \"a{2}{3}\": "
+               "invalid nested repetition operator: `{2}{3}`");
+    expect_err("x{a=~\"a{1001}\"}", "1:6: parse error: invalid regular expression \"a{1001}\": "
+               "invalid repeat count: `{1001}`");
+    expect_err("x{a=~\"(a{100}){100}\"}", "1:6: parse error: invalid regular expression "
+               "\"(a{100}){100}\": invalid repeat count: `{100}`");
+    expect_err("x{a=~\"a)|(b\"}", "1:6: parse error: invalid regular expression \"a)|(b\": "
+               "unexpected ): `a)|(b`");
+    expect_err("x{a=~\"((((((((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+\"}",
+               "expression too large");
+    static const char *const fine[] = {"x{a=~\"(a{10}){100}\"}", "x{a=~\"a+?b*?\"}",
+                                       "x{a=~\"[+*]+\"}", "x{a=~\"a\\\\++\"}",
+                                       "x{a=~\"[]a]*|b{,3}\"}", "x{a=~\"((((a+)+)+)+)+\"}"};
+    for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
+        mon_error fe;
+        mon_expr *fx = mon_expr_parse(fine[i], &fe);
+        if (!fx)
+            fprintf(stderr, "\n  %s: %s\n", fine[i], fe.msg);
+        CU_ASSERT_PTR_NOT_NULL(fx);
+        mon_expr_free(fx);
+    }
     expect_err("{a=\"\"}", "vector selector must contain at least one non-empty matcher");
     expect_err("x[5]", "1:3: parse error: unexpected \"5\" in range, expected duration");
     expect_err("\"str\"", "string literals are not in fleetsim's PromQL subset");

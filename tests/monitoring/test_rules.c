@@ -525,6 +525,12 @@ static void test_am_routing_and_inhibition(void)
                                           "receivers: [{name: p}]\n", "am.yml", &err));
     CU_ASSERT_STRING_EQUAL(err.msg, "am.yml:3:20: repeat_interval: duration out of range: "
                            "\"1111111111111111m\" (at most about 292 years)");
+    /* found by fuzzing: glibc's regcomp took gigabytes on a nested repetition */
+    CU_ASSERT_PTR_NULL(mon_am_load_string("route:\n  receiver: p\n  routes:\n"
+                                          "    - match_re: {pool: 'gp++u|cpu'}\n      receiver: p\n"
+                                          "receivers: [{name: p}]\n", "am.yml", &err));
+    CU_ASSERT_STRING_EQUAL(err.msg, "am.yml:4:24: invalid regular expression \"gp++u|cpu\": "
+                           "invalid nested repetition operator: `++`");
 }
 
 /* Rules -> Alertmanager through mon_am_sync, as the engine drives them. */
