@@ -30,7 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mkdir(out, 0700);
     /* as sim/main.c's finish_compare takes a reference */
     cJSON *ref = ref_text ? cJSON_Parse(ref_text) : NULL;
-    int ref_ok = !ref_text || cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(ref, "rows"));
+    int ref_ok = !ref_text || (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(ref, "rows")) &&
+                               cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(ref, "columns")));
     rp_compare *c = rp_compare_new();
     if (ref_ok && rp_compare_load_jsonl(c, path, fz_err()) == 0)
         (void)rp_compare_write(c, out, ref, fz_err());
