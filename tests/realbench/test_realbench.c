@@ -193,6 +193,12 @@ static void test_model_errors(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "bad.yaml:"));
     CU_ASSERT(load_error("layers:\n  - {type: conv}\n", msg, sizeof msg));
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "dense or transformer"));
+    /* an empty file has no node to point at: its first line and column */
+    CU_ASSERT(load_error("", msg, sizeof msg));
+    char want[1200];
+    snprintf(want, sizeof want, "%s:1:1: a model file must be a mapping with name and layers\n",
+             tmp_path("bad.yaml"));
+    CU_ASSERT_STRING_EQUAL(msg, want);
 }
 
 /* The committed .shapes files are what gpu-run.sh feeds the CUDA benchmark:
