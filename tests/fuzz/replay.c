@@ -58,6 +58,6 @@ int main(int argc, char **argv)
         if (nftw(argv[i], replay_one, 16, FTW_PHYS) != 0)
             return 1;
     }
-    printf("replayed %d inputs\n", n_inputs);
+    fprintf(stderr, "replayed %d inputs\n", n_inputs);
     return n_inputs > 0 ? 0 : 1;
 }
