@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 WERROR ?= $(if $(CI),ON,OFF)
 
-.PHONY: all deps build build-asan run test test-fidelity clean bench
+.PHONY: all deps build build-asan run test test-fidelity clean bench fuzz
 
 all: build
 
@@ -36,8 +36,20 @@ test-fidelity: build
 bench: build
 	bench/run.sh
 
+# Coverage-guided fuzzing of every reader of user input (tests/fuzz/): builds
+# the libFuzzer harnesses with clang, ASan and UBSan in $(FUZZ_BUILD), then
+# runs each for FUZZ_S seconds, one at a time (FUZZ=scenario nginx ... for
+# some only). Findings land in $(FUZZ_BUILD)/fuzz-artifacts/.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_S ?= 60
+FUZZ ?=
+fuzz:
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DFLEETSIM_FUZZ=ON >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_harnesses
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_S) $(FUZZ)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) results
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) results
 
 # The bank case study, before vs after, with the reported figures beside
 # fleetsim's: writes docs/bank-case.md and results/bank-case/compare.html.

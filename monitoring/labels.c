@@ -279,6 +279,108 @@ int mon_valid_metric_name(const char *s)
 
 /* ---- matchers -------------------------------------------------------------- */
 
+/* What Go's regexp/syntax (Prometheus's RE2) refuses and glibc's regcomp
+ * would accept, each with Go's message: a repetition operator right after
+ * another ("a++"), a counted repetition above 1000 or nested counted
+ * repetitions whose product passes 1000 (parse.go, repeat and
+ * repeatIsValid), and a ')' with no '(' (which the anchoring "^(" + v +
+ * ")$" would otherwise silently absorb). And what glibc cannot compile in
+ * reasonable memory, as "expression too large" (Go's ErrLarge): regcomp
+ * copies the operand of '+' and of counted repetitions, so nested ones grow
+ * exponentially ("((a+)+)+..."); size estimates that copy. Scans one
+ * alternation sequence up to ')' or the end into *prod (largest repeat
+ * product) and *size; 0, or -1 with why filled. */
+#define RE_MAX_SIZE 100000L
+static int re2_check(const char **pp, int depth, const char *all, long *prod, long *size,
+                     char *why, size_t len)
+{
+    const char *p = *pp;
+    long seq = 1, total = 0;
+    while (*p && !(*p == ')' && depth > 0)) {
+        long atom = 1, asize = 1;
+        if (*p == ')') {
+            snprintf(why, len, "unexpected ): `%s`", all);
+            return -1;
+        }
+        if (*p == '(') {
+            p++;
+            if (re2_check(&p, depth + 1, all, &atom, &asize, why, len))
+                return -1;
+            if (*p == ')')
+                p++;
+        } else if (*p == '[') { /* a class: ']' first is a member */
+            p++;
+            if (*p == '^')
+                p++;
+            if (*p == ']')
+                p++;
+            while (*p && *p != ']')
+                p += p[0] == '\\' && p[1] ? 2 : 1;
+            if (*p)
+                p++;
+        } else if (*p == '|') {
+            p++;
+            continue;
+        } else {
+            p += p[0] == '\\' && p[1] ? 2 : 1;
+        }
+        /* repetition operators after the atom */
+        const char *first = NULL;
+        for (;;) {
+            const char *op = p;
+            long lo = -1, hi = -1;
+            if (*p == '*' || *p == '+' || *p == '?') {
+                p++;
+            } else if (*p == '{' && isdigit((unsigned char)p[1])) {
+                char *e;
+                lo = strtol(p + 1, &e, 10);
+                hi = lo;
+                if (*e == ',')
+                    hi = isdigit((unsigned char)e[1]) ? strtol(e + 1, &e, 10) : (e++, -1);
+                if (*e != '}')
+                    break; /* not a repetition: a literal '{' */
+                p = e + 1;
+                if (lo > 1000 || hi > 1000 || (hi >= 0 && lo > hi)) {
+                    snprintf(why, len, "invalid repeat count: `%.*s`", (int)(p - op), op);
+                    return -1;
+                }
+            } else {
+                break;
+            }
+            if (*p == '?') /* non-greedy */
+                p++;
+            if (first) {
+                snprintf(why, len, "invalid nested repetition operator: `%.*s`", (int)(p - first),
+                         first);
+                return -1;
+            }
+            first = op;
+            long m = hi >= 0 ? hi : lo; /* repeatIsValid: max, or min when unbounded */
+            if (m >= 2) {
+                if (atom > 1000 / m) {
+                    snprintf(why, len, "invalid repeat count: `%.*s`", (int)(p - op), op);
+                    return -1;
+                }
+                atom *= m;
+            }
+            /* copies regcomp makes of the operand */
+            long copies = *op == '+' ? 2 : *op == '{' ? (m > 1 ? m : 1) + 1 : 1;
+            asize = asize > RE_MAX_SIZE / copies ? RE_MAX_SIZE + 1 : asize * copies + 1;
+        }
+        if (atom > seq)
+            seq = atom;
+        total += asize;
+        if (total > RE_MAX_SIZE) {
+            snprintf(why, len, "expression too large");
+            return -1;
+        }
+    }
+    *pp = p;
+    *prod = seq;
+    *size = total;
+    return 0;
+}
+
 int mon_matcher_init(mon_matcher *m, const char *name, mon_match_type t, const char *value,
                      mon_error *err)
 {
@@ -287,6 +389,16 @@ int mon_matcher_init(mon_matcher *m, const char *name, mon_match_type t, const c
     m->value = mon_strdup(value);
     m->type = t;
     if (t == MON_M_RE || t == MON_M_NRE) {
+        char why[160];
+        const char *scan = value;
+        long prod, size;
+        if (re2_check(&scan, 0, value, &prod, &size, why, sizeof why)) {
+            mon_errf(err, "invalid regular expression \"%s\": %s", value, why);
+            free(m->name);
+            free(m->value);
+            m->name = m->value = NULL;
+            return -1;
+        }
         size_t n = strlen(value) + 8;
         char *pat = mon_xrealloc(NULL, n);
         snprintf(pat, n, "^(%s)$", value);

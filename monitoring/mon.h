@@ -127,7 +127,9 @@ void mon_value_free(mon_value *v);
 /* One-shot parse + eval. */
 int mon_query(const char *text, const mon_store *s, double t_s, mon_value *out, mon_error *err);
 
-/* Prometheus durations: 1h30m, 5m, 250ms, 2d, 1w, 1y (units in that order). */
+/* Prometheus durations: 1h30m, 5m, 250ms, 2d, 1w, 1y (units in that order).
+ * 0 on success; -1 when malformed, -2 when out of range (above Go's
+ * time.Duration, about 292 years, as Prometheus refuses it). */
 int mon_parse_duration(const char *text, double *out_s);
 
 /* ---- rules and alerts ---------------------------------------------------------- */

@@ -150,7 +150,12 @@ int mon_yaml_duration(mon_yaml *y, const yaml_node_t *n, const char *what, doubl
     const char *s = mon_yaml_str(y, n, what);
     if (!s)
         return -1;
-    if (mon_parse_duration(s, out_s)) {
+    int rc = mon_parse_duration(s, out_s);
+    if (rc == -2) {
+        mon_yaml_err(y, n, "%s: duration out of range: \"%s\" (at most about 292 years)", what, s);
+        return -1;
+    }
+    if (rc) {
         mon_yaml_err(y, n, "%s: not a valid duration string: \"%s\" (like 30s, 5m, 1h30m)", what, s);
         return -1;
     }

@@ -112,21 +112,30 @@ static void perr(parser *P, int pos, const char *fmt, ...)
 /* ---- durations ---- */
 
 /* model.ParseDuration: units y w d h m s ms, each at most once, in that
- * order; "0" alone is zero. Returns the length consumed (0: none). */
-static int scan_duration(const char *s, int64_t *ms)
+ * order; "0" alone is zero. Returns the length consumed (0: none). As
+ * there, a duration must fit Go's time.Duration (int64 nanoseconds, about
+ * 292 years): *out_of_range is set when it does not. */
+static int scan_duration(const char *s, int64_t *ms, int *out_of_range)
 {
     static const struct { const char *u; int64_t ms; } units[] = {
         { "y", 365LL * 86400000 }, { "w", 7LL * 86400000 }, { "d", 86400000 },
         { "h", 3600000 }, { "m", 60000 }, { "s", 1000 }, { "ms", 1 },
     };
+    const int64_t max_ms = INT64_MAX / 1000000;
     const char *p = s;
-    int next = 0, any = 0;
+    int next = 0, any = 0, big = 0;
     int64_t total = 0;
     while (isdigit((unsigned char)*p)) {
         const char *d0 = p;
         int64_t v = 0;
-        while (isdigit((unsigned char)*p))
-            v = v * 10 + (*p++ - '0');
+        int vbig = 0;
+        while (isdigit((unsigned char)*p)) {
+            if (v > max_ms / 10)
+                vbig = 1;
+            else
+                v = v * 10 + (*p - '0');
+            p++;
+        }
         int u = -1;
         for (int k = next; k < 7; k++) {
             size_t ul = strlen(units[k].u);
@@ -140,26 +149,33 @@ static int scan_duration(const char *s, int64_t *ms)
             p = d0;
             break;
         }
-        total += v * units[u].ms;
+        if (vbig || v > (max_ms - total) / units[u].ms)
+            big = 1;
+        else
+            total += v * units[u].ms;
         next = u + 1;
         any = 1;
     }
     if (!any)
         return 0;
     *ms = total;
+    *out_of_range = big;
     return (int)(p - s);
 }
 
 int mon_parse_duration(const char *text, double *out_s)
 {
     int64_t ms;
+    int big = 0;
     if (!strcmp(text, "0")) {
         *out_s = 0;
         return 0;
     }
-    int n = scan_duration(text, &ms);
+    int n = scan_duration(text, &ms, &big);
     if (!n || text[n])
         return -1;
+    if (big)
+        return -2;
     *out_s = (double)ms / 1000.0;
     return 0;
 }
@@ -259,9 +275,15 @@ static void lex(parser *P)
     }
     if (isdigit((unsigned char)c) || (c == '.' && isdigit((unsigned char)s[P->at + 1]))) {
         int64_t ms;
-        int n = isdigit((unsigned char)c) ? scan_duration(s + P->at, &ms) : 0;
+        int big = 0;
+        int n = isdigit((unsigned char)c) ? scan_duration(s + P->at, &ms, &big) : 0;
         char after = s[P->at + n];
         if (n && !isalnum((unsigned char)after) && after != '_') {
+            if (big) {
+                perr(P, t->pos, "duration out of range: \"%.*s\"", n, s + P->at);
+                t->kind = T_ERR;
+                return;
+            }
             t->kind = T_DUR;
             t->dur_ms = ms;
             t->len = n;

@@ -93,8 +93,10 @@ static int run_action(char *act, const mon_labels *ls, double value, sbuf *out, 
             for (p++; *p && *p != '"'; p++)
                 if (*p == '\\' && p[1])
                     p++;
-            if (!*p)
-                break;
+            if (!*p) { /* text/template's lexer: lexQuote */
+                mon_errf(err, "template: unterminated quoted string");
+                return -1;
+            }
             continue;
         }
         if (*p == '|' || !*p) {

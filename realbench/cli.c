@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 #include <limits.h>
+#include <math.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,6 +367,14 @@ static int cmd_cuda(int argc, char **argv)
     return rc;
 }
 
+/* A number member of o, NAN when absent (rb_profile_read has checked that
+ * what is present has the right type). */
+static double num_or_nan(const cJSON *o, const char *key)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(x) ? x->valuedouble : NAN;
+}
+
 static void print_row(const char *prec, const cJSON *o)
 {
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "batch");
@@ -375,18 +384,16 @@ static void print_row(const char *prec, const cJSON *o)
     int n = cJSON_GetArraySize(b);
     for (int i = 0; i < n; i++) {
         double bb = cJSON_GetArrayItem(b, i)->valuedouble, lat = cJSON_GetArrayItem(l, i)->valuedouble;
+        const cJSON *lo = cJSON_GetArrayItem(p10, i), *hi = cJSON_GetArrayItem(p90, i);
         printf("%-10s %6.0f %12.4f %12.4f %12.4f %14.3f\n", prec, bb, lat * 1e3,
-               cJSON_GetArrayItem(p10, i) ? cJSON_GetArrayItem(p10, i)->valuedouble * 1e3 : 0,
-               cJSON_GetArrayItem(p90, i) ? cJSON_GetArrayItem(p90, i)->valuedouble * 1e3 : 0,
-               lat / bb * 1e6);
+               cJSON_IsNumber(lo) ? lo->valuedouble * 1e3 : 0,
+               cJSON_IsNumber(hi) ? hi->valuedouble * 1e3 : 0, lat / bb * 1e6);
     }
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, "fit");
     if (f)
         printf("%-10s fit: latency = %.4g ms + %.4g ms * batch (residual sd %.3g ms, r2 %.4f)\n", prec,
-               cJSON_GetObjectItemCaseSensitive(f, "alpha_s")->valuedouble * 1e3,
-               cJSON_GetObjectItemCaseSensitive(f, "beta_s")->valuedouble * 1e3,
-               cJSON_GetObjectItemCaseSensitive(f, "residual_sd_s")->valuedouble * 1e3,
-               cJSON_GetObjectItemCaseSensitive(f, "r2")->valuedouble);
+               num_or_nan(f, "alpha_s") * 1e3, num_or_nan(f, "beta_s") * 1e3,
+               num_or_nan(f, "residual_sd_s") * 1e3, num_or_nan(f, "r2"));
 }
 
 static int cmd_table(int argc, char **argv)
@@ -400,8 +407,9 @@ static int cmd_table(int argc, char **argv)
         return 2;
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(p, "device");
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(p, "model");
-    printf("%s on %s\n", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "name")),
-           cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "name")));
+    const char *mname = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "name"));
+    const char *dname = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "name"));
+    printf("%s on %s\n", mname ? mname : "(unnamed model)", dname ? dname : "(unnamed device)");
     printf("%-10s %6s %12s %12s %12s %14s\n", "precision", "batch", "latency_ms", "p10_ms",
            "p90_ms", "per_item_us");
     const cJSON *pr = cJSON_GetObjectItemCaseSensitive(p, "precisions");

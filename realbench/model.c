@@ -27,8 +27,8 @@ typedef struct {
 
 static void fail(ctx *c, const yaml_node_t *node, const char *fmt, const char *arg)
 {
-    fprintf(c->err, "%s:%zu:%zu: ", c->path, node ? node->start_mark.line + 1 : 0,
-            node ? node->start_mark.column + 1 : 0);
+    fprintf(c->err, "%s:%zu:%zu: ", c->path, node ? node->start_mark.line + 1 : 1,
+            node ? node->start_mark.column + 1 : 1); /* no node: an empty file */
     fprintf(c->err, fmt, arg);
     fputc('\n', c->err);
     c->errors++;

@@ -20,6 +20,7 @@
 #include <gsl/gsl_fit.h>
 #include <gsl/gsl_sort.h>
 #include <gsl/gsl_statistics_double.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -442,6 +443,95 @@ int rb_profile_write(const cJSON *profile, const char *path, FILE *err)
     return rc;
 }
 
+/* An array of n numbers (null allowed where nulls), or -1 if not. */
+static int num_array_len(const cJSON *a, int nulls)
+{
+    if (!cJSON_IsArray(a))
+        return -1;
+    int n = 0;
+    for (const cJSON *x = a->child; x; x = x->next, n++)
+        if (!cJSON_IsNumber(x) && !(nulls && cJSON_IsNull(x)))
+            return -1;
+    return n;
+}
+
+/* The shape every reader of a profile relies on (the schema in README.md):
+ * per precision, batch sizes (integers >= 1, strictly ascending) and as
+ * many latency_s (> 0); the other per-batch arrays, where present, numbers
+ * or null, one per batch; fit's members, where present, numbers; speedup,
+ * where present, a batch array and one number or null per batch in each
+ * ratio. 0, or -1 with "path: where: what" on err. */
+static int check_profile(const cJSON *j, const char *path, FILE *err)
+{
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "precisions");
+    if (!cJSON_IsObject(pr) || !pr->child) {
+        fprintf(err, "%s: \"precisions\" must be an object with one entry per precision\n", path);
+        return -1;
+    }
+    for (const cJSON *o = pr->child; o; o = o->next) {
+        const char *name = o->string ? o->string : "";
+        if (!cJSON_IsObject(o)) {
+            fprintf(err, "%s: precisions.%s must be an object\n", path, name);
+            return -1;
+        }
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "batch");
+        int n = num_array_len(b, 0);
+        double prev = 0;
+        for (const cJSON *x = n > 0 ? b->child : NULL; x; x = x->next) {
+            if (!(x->valuedouble > prev) || x->valuedouble > INT_MAX ||
+                x->valuedouble != floor(x->valuedouble))
+                n = -1;
+            prev = x->valuedouble;
+        }
+        if (n < 1) {
+            fprintf(err, "%s: precisions.%s.batch must be batch sizes (integers >= 1, strictly "
+                    "ascending)\n", path, name);
+            return -1;
+        }
+        const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, "latency_s");
+        int bad = num_array_len(l, 0) != n;
+        for (const cJSON *x = bad ? NULL : l->child; x; x = x->next)
+            bad |= !(x->valuedouble > 0) || !isfinite(x->valuedouble);
+        if (bad) {
+            fprintf(err, "%s: precisions.%s.latency_s must hold one number > 0 per batch size\n",
+                    path, name);
+            return -1;
+        }
+        for (const cJSON *a = o->child; a; a = a->next)
+            if (cJSON_IsArray(a) && strcmp(a->string, "batch") && num_array_len(a, 1) != n) {
+                fprintf(err, "%s: precisions.%s.%s must hold one number (or null) per batch "
+                        "size\n", path, name, a->string);
+                return -1;
+            }
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, "fit");
+        static const char *const fit_keys[] = {"alpha_s", "beta_s", "residual_sd_s", "r2"};
+        for (size_t i = 0; f && i < sizeof fit_keys / sizeof *fit_keys; i++) {
+            const cJSON *x = cJSON_GetObjectItemCaseSensitive(f, fit_keys[i]);
+            if (!cJSON_IsObject(f) || (x && !cJSON_IsNumber(x))) {
+                fprintf(err, "%s: precisions.%s.fit.%s must be a number\n", path, name,
+                        fit_keys[i]);
+                return -1;
+            }
+        }
+    }
+    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(j, "speedup");
+    if (sp) {
+        int n = cJSON_IsObject(sp) ? num_array_len(cJSON_GetObjectItemCaseSensitive(sp, "batch"), 0)
+                                   : -1;
+        if (n < 0) {
+            fprintf(err, "%s: speedup must be an object with a batch array\n", path);
+            return -1;
+        }
+        for (const cJSON *a = sp->child; a; a = a->next)
+            if (num_array_len(a, 1) != n) {
+                fprintf(err, "%s: speedup.%s must hold one number (or null) per batch size\n",
+                        path, a->string);
+                return -1;
+            }
+    }
+    return 0;
+}
+
 cJSON *rb_profile_read(const char *path, FILE *err)
 {
     FILE *f = fopen(path, "rb");
@@ -474,6 +564,10 @@ cJSON *rb_profile_read(const char *path, FILE *err)
         !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "schema")) ||
         strcmp(cJSON_GetObjectItemCaseSensitive(j, "schema")->valuestring, "fleetsim-calibration/1")) {
         fprintf(err, "%s: not a fleetsim-calibration/1 profile\n", path);
+        cJSON_Delete(j);
+        return NULL;
+    }
+    if (check_profile(j, path, err)) {
         cJSON_Delete(j);
         return NULL;
     }

@@ -11,6 +11,7 @@
 #include <gsl/gsl_statistics_double.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,6 +337,18 @@ int rp_compare_add(rp_compare *c, const cJSON *rec, FILE *err)
     if (!cJSON_IsNumber(vi) || !cJSON_IsString(lab) || !cJSON_IsNumber(seed) ||
         !cJSON_IsObject(sum)) {
         fprintf(err, "fleetsim: record without variant, label, seed or summary\n");
+        return -1;
+    }
+    if (!(vi->valuedouble >= 0 && vi->valuedouble <= INT_MAX &&
+          vi->valuedouble == floor(vi->valuedouble))) {
+        fprintf(err, "fleetsim: record variant must be a whole number in [0, %d], got %g\n",
+                INT_MAX, vi->valuedouble);
+        return -1;
+    }
+    if (!(seed->valuedouble >= 0 && seed->valuedouble < 18446744073709551616.0 &&
+          seed->valuedouble == floor(seed->valuedouble))) {
+        fprintf(err, "fleetsim: record seed must be a whole number >= 0 (an unsigned 64-bit "
+                "seed), got %g\n", seed->valuedouble);
         return -1;
     }
     int k = 0;
@@ -822,17 +835,18 @@ static void reference_html(rp_buf *o, const rp_compare *c, const vstats *s, cons
 
 static void seeds_text(rp_buf *o, const rp_compare *c)
 {
-    int lo = -1, hi = -1, same = 1;
+    double lo = -1, hi = -1; /* seeds are whole numbers >= 0 (rp_compare_add) */
+    int same = 1;
     for (int i = 0; i < c->n; i++) {
         if (c->v[i].n_runs != c->v[0].n_runs)
             same = 0;
         for (int j = 0; j < c->v[i].n_runs; j++) {
-            int s = (int)num_at(c->v[i].runs[j], "seed");
+            double s = num_at(c->v[i].runs[j], "seed");
             lo = lo < 0 || s < lo ? s : lo;
             hi = s > hi ? s : hi;
         }
     }
-    rp_buf_printf(o, "%d variant%s, %s%d seed%s each (seeds %d\xE2\x80\x93%d)", c->n,
+    rp_buf_printf(o, "%d variant%s, %s%d seed%s each (seeds %.0f\xE2\x80\x93%.0f)", c->n,
                   c->n == 1 ? "" : "s", same ? "" : "up to ", c->v[0].n_runs,
                   c->v[0].n_runs == 1 ? "" : "s", lo, hi);
 }

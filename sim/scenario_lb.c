@@ -104,6 +104,7 @@ static void load_nginx(sc_loader *L, yaml_node_t *n, sc_scenario *sc, sc_kv file
     lb_nginx_upstream u;
     if (lb_nginx_read(path, lb->upstream, &u, err, sizeof err) != 0) {
         sc_errn(L, file.val, "load_balancer.nginx: %s", err);
+        lb_nginx_free(&u); /* what was read before the error */
         free(path);
         return;
     }

@@ -354,11 +354,56 @@ static void test_parse_errors(void)
     expect_err("x + bool y", "bool modifier can only be used on comparison operators");
     expect_err("x{a=\"1\"", "1:8:");
     expect_err("x{a=~\"(\"}", "invalid regular expression");
+    /* what RE2 refuses and glibc would take (found by fuzzing: "gp++u"
+     * made regcomp use gigabytes); each message as Go's regexp/syntax */
+    expect_err("x{a=~\"gp++u\"}", "1:6: parse error: invalid regular expression \"gp++u\": "
+               "invalid nested repetition operator: `++`");
+    expect_err("x{a=~\"a{2}{3}\"}", "1:6: parse error: invalid regular expression \"a{2}{3}\": "
+               "invalid nested repetition operator: `{2}{3}`");
+    expect_err("x{a=~\"a{1001}\"}", "1:6: parse error: invalid regular expression \"a{1001}\": "
+               "invalid repeat count: `{1001}`");
+    expect_err("x{a=~\"(a{100}){100}\"}", "1:6: parse error: invalid regular expression "
+               "\"(a{100}){100}\": invalid repeat count: `{100}`");
+    expect_err("x{a=~\"a)|(b\"}", "1:6: parse error: invalid regular expression \"a)|(b\": "
+               "unexpected ): `a)|(b`");
+    expect_err("x{a=~\"((((((((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+\"}",
+               "expression too large");
+    static const char *const fine[] = {"x{a=~\"(a{10}){100}\"}", "x{a=~\"a+?b*?\"}",
+                                       "x{a=~\"[+*]+\"}", "x{a=~\"a\\\\++\"}",
+                                       "x{a=~\"[]a]*|b{,3}\"}", "x{a=~\"((((a+)+)+)+)+\"}"};
+    for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
+        mon_error fe;
+        mon_expr *fx = mon_expr_parse(fine[i], &fe);
+        if (!fx)
+            fprintf(stderr, "\n  %s: %s\n", fine[i], fe.msg);
+        CU_ASSERT_PTR_NOT_NULL(fx);
+        mon_expr_free(fx);
+    }
     expect_err("{a=\"\"}", "vector selector must contain at least one non-empty matcher");
     expect_err("x[5]", "1:3: parse error: unexpected \"5\" in range, expected duration");
     expect_err("\"str\"", "string literals are not in fleetsim's PromQL subset");
     expect_err("x and\n  )", "2:3: parse error: unexpected \")\"");
     expect_err("label_replace(x, \"a\", \"b\", \"c\", \"d\")", "not in fleetsim's PromQL subset");
+    /* beyond Go's time.Duration (int64 ns, 106751.99 days), as Prometheus
+     * refuses it; found by fuzzing (the sum overflowed an int64) */
+    expect_err("rate(x[233333333333d])",
+               "1:8: parse error: duration out of range: \"233333333333d\"");
+    expect_err("x offset 106751d23h47m16s855ms",
+               "1:10: parse error: duration out of range: \"106751d23h47m16s855ms\"");
+    expect_err("x[99999999999999999999999ms]",
+               "1:3: parse error: duration out of range: \"99999999999999999999999ms\"");
+    mon_error big_err;
+    mon_expr *big = mon_expr_parse("x offset 106751d23h47m16s854ms", &big_err);
+    CU_ASSERT_PTR_NOT_NULL(big);
+    if (big)
+        CU_ASSERT_DOUBLE_EQUAL(mon_expr_lookback_s(big), 9223372036.854 + 300, 1e-3);
+    mon_expr_free(big);
+    double d = 0;
+    CU_ASSERT_EQUAL(mon_parse_duration("1y2w3d4h5m6s7ms", &d), 0);
+    CU_ASSERT_DOUBLE_EQUAL(d, 365 * 86400 + 14 * 86400 + 3 * 86400 + 4 * 3600 + 5 * 60 + 6.007, 1e-9);
+    CU_ASSERT_EQUAL(mon_parse_duration("292y", &d), 0);
+    CU_ASSERT_EQUAL(mon_parse_duration("293y", &d), -2);
+    CU_ASSERT_EQUAL(mon_parse_duration("5x", &d), -1);
     /* durations */
     double s;
     CU_ASSERT_EQUAL(mon_parse_duration("1h30m", &s), 0);

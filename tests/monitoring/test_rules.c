@@ -170,6 +170,14 @@ static void test_templates(void)
     CU_ASSERT_PTR_NULL(mon_template_expand("{{ if $value }}x{{ end }}", &ls, 1, &e));
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "\"if\" is not in fleetsim's template subset"));
     CU_ASSERT_PTR_NULL(mon_template_expand("{{ $value ", &ls, 1, &e));
+    /* found by fuzzing: the pipeline was read from an uninitialised pointer */
+    CU_ASSERT_PTR_NULL(mon_template_expand("x {{ \"abc }} y", &ls, 1, &e));
+    CU_ASSERT_STRING_EQUAL(e.msg, "template: unterminated quoted string");
+    CU_ASSERT_PTR_NULL(mon_template_expand("{{ $value | \"a\\\" }}", &ls, 1, &e));
+    CU_ASSERT_STRING_EQUAL(e.msg, "template: unterminated quoted string");
+    x = mon_template_expand("{{ \"a|b\" | toUpper }}", &ls, 1, &e);
+    CU_ASSERT_STRING_EQUAL(x, "A|B");
+    free(x);
     mon_labels_free(&ls);
 
     /* annotations follow the value every evaluation */
@@ -180,6 +188,13 @@ static void test_templates(void)
                       "        expr: g > 1\n"
                       "        labels: {severity: '{{ if }}'}\n",
                       "rules.yml:6:28: labels \"severity\": template construct \"if\"");
+    expect_load_error("groups:\n"
+                      "  - name: g\n"
+                      "    rules:\n"
+                      "      - alert: T\n"
+                      "        expr: g > 1\n"
+                      "        annotations: {summary: '{{\"ls.po }}'}\n",
+                      "rules.yml:6:32: annotations \"summary\": template: unterminated quoted string");
     mon_rules *r;
     r = load("groups:\n"
              "  - name: g\n"
@@ -246,6 +261,8 @@ static void test_load_errors(void)
     expect_load_error("groups:\n  - name: g\n  - name: g\n", "rules.yml:3:11: groupname: \"g\" is repeated");
     expect_load_error("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: x\n        for: 5x\n",
                       "rules.yml:6:14: for: not a valid duration string");
+    expect_load_error("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: x\n        for: 1111111111111111m\n",
+                      "rules.yml:6:14: for: duration out of range: \"1111111111111111m\" (at most about 292 years)");
     expect_load_error("groups:\n  - name: g\n    rules:\n      - expr: x\n",
                       "rules.yml:4:9: one of 'record' or 'alert' must be set");
     expect_load_error("groups: [\n", "rules.yml:2:1:");
@@ -503,6 +520,17 @@ static void test_am_routing_and_inhibition(void)
     mon_am_free(am);
     CU_ASSERT_PTR_NULL(mon_am_load_string("route: {receiver: nope}\nreceivers: [{name: a}]\n", "am.yml", &err));
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "am.yml:1:8: undefined receiver \"nope\""));
+    /* found by fuzzing: the duration overflowed an int64 while it was read */
+    CU_ASSERT_PTR_NULL(mon_am_load_string("route:\n  receiver: p\n  repeat_interval: 1111111111111111m\n"
+                                          "receivers: [{name: p}]\n", "am.yml", &err));
+    CU_ASSERT_STRING_EQUAL(err.msg, "am.yml:3:20: repeat_interval: duration out of range: "
+                           "\"1111111111111111m\" (at most about 292 years)");
+    /* found by fuzzing: glibc's regcomp took gigabytes on a nested repetition */
+    CU_ASSERT_PTR_NULL(mon_am_load_string("route:\n  receiver: p\n  routes:\n"
+                                          "    - match_re: {pool: 'gp++u|cpu'}\n      receiver: p\n"
+                                          "receivers: [{name: p}]\n", "am.yml", &err));
+    CU_ASSERT_STRING_EQUAL(err.msg, "am.yml:4:24: invalid regular expression \"gp++u|cpu\": "
+                           "invalid nested repetition operator: `++`");
 }
 
 /* Rules -> Alertmanager through mon_am_sync, as the engine drives them. */

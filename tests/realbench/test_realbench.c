@@ -193,6 +193,12 @@ static void test_model_errors(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "bad.yaml:"));
     CU_ASSERT(load_error("layers:\n  - {type: conv}\n", msg, sizeof msg));
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "dense or transformer"));
+    /* an empty file has no node to point at: its first line and column */
+    CU_ASSERT(load_error("", msg, sizeof msg));
+    char want[1200];
+    snprintf(want, sizeof want, "%s:1:1: a model file must be a mapping with name and layers\n",
+             tmp_path("bad.yaml"));
+    CU_ASSERT_STRING_EQUAL(msg, want);
 }
 
 /* The committed .shapes files are what gpu-run.sh feeds the CUDA benchmark:
@@ -418,6 +424,93 @@ static void test_csv_errors(void)
     unlink(csv);
 }
 
+/* Reads text as a profile; the message it printed (if any) in msg. */
+static cJSON *read_profile_text(const char *text, char *msg, size_t len)
+{
+    const char *path = tmp_path("p.json");
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *err = open_memstream(&buf, &n);
+    cJSON *p = rb_profile_read(path, err);
+    fclose(err);
+    snprintf(msg, len, "%s", buf ? buf : "");
+    free(buf);
+    unlink(path);
+    return p;
+}
+
+/* What readers of a profile rely on is checked when it is read, with the
+ * place named; found by fuzzing `realbench table`, which crashed on a
+ * profile without fit.r2 (the fleetsim fixture) or with latency_s shorter
+ * than batch. */
+static void test_profile_shape(void)
+{
+    static const struct {
+        const char *precisions, *msg;
+    } bad[] = {
+        {"{}", "\"precisions\" must be an object with one entry per precision"},
+        {"{\"int8\": 3}", "precisions.int8 must be an object"},
+        {"{\"int8\": {\"batch\": [1, 2], \"latency_s\": [0.001]}}",
+         "precisions.int8.latency_s must hold one number > 0 per batch size"},
+        {"{\"int8\": {\"batch\": [2, 1], \"latency_s\": [1, 1]}}",
+         "precisions.int8.batch must be batch sizes (integers >= 1, strictly ascending)"},
+        {"{\"int8\": {\"batch\": [1e300], \"latency_s\": [1]}}",
+         "precisions.int8.batch must be batch sizes (integers >= 1, strictly ascending)"},
+        {"{\"int8\": {\"batch\": [1], \"latency_s\": [1], \"p90_s\": []}}",
+         "precisions.int8.p90_s must hold one number (or null) per batch size"},
+        {"{\"int8\": {\"batch\": [1], \"latency_s\": [1], \"fit\": {\"r2\": \"x\"}}}",
+         "precisions.int8.fit.r2 must be a number"},
+    };
+    char text[512], msg[512], want[512];
+    const char *path = tmp_path("p.json");
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(text, sizeof text,
+                 "{\"schema\": \"fleetsim-calibration/1\", \"precisions\": %s}", bad[i].precisions);
+        cJSON *p = read_profile_text(text, msg, sizeof msg);
+        snprintf(want, sizeof want, "%s: %s\n", path, bad[i].msg);
+        CU_ASSERT_PTR_NULL(p);
+        CU_ASSERT_STRING_EQUAL(msg, want);
+        cJSON_Delete(p);
+    }
+    cJSON *p = read_profile_text("{\"schema\": \"fleetsim-calibration/1\", \"precisions\": "
+                                 "{\"int8\": {\"batch\": [1], \"latency_s\": [1]}}, "
+                                 "\"speedup\": {\"batch\": [1, 2], \"x\": [1]}}", msg, sizeof msg);
+    snprintf(want, sizeof want, "%s: speedup.x must hold one number (or null) per batch size\n",
+             path);
+    CU_ASSERT_PTR_NULL(p);
+    CU_ASSERT_STRING_EQUAL(msg, want);
+    cJSON_Delete(p);
+
+    /* the fixture fleetsim's tests use: no fit.r2, no names printed as NULL */
+    const char *out = tmp_path("table.txt");
+    char fixture[1200];
+    snprintf(fixture, sizeof fixture, "%s", src("tests/sim/data/cpu-int8.json"));
+    char *argv[] = {"realbench", "table", fixture, NULL};
+    fflush(stdout);
+    int saved = dup(1);
+    FILE *f = fopen(out, "w");
+    dup2(fileno(f), 1);
+    int rc = rb_main(3, argv);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    fclose(f);
+    CU_ASSERT_EQUAL(rc, 0);
+    f = fopen(out, "r");
+    char line[256];
+    int found = 0;
+    while (f && fgets(line, sizeof line, f))
+        found |= !strcmp(line, "int8       fit: latency = 0.9 ms + 0.13 ms * batch (residual sd "
+                               "0.02 ms, r2 nan)\n");
+    if (f)
+        fclose(f);
+    CU_ASSERT(found);
+    unlink(out);
+}
+
 /* The whole CPU path through the CLI entry fleetsim uses, kept tiny. */
 static void test_calibrate_cpu(void)
 {
@@ -572,6 +665,7 @@ int main(void)
     CU_add_test(p, "batch lists", test_parse_batches);
     CU_add_test(p, "CSV -> profile -> JSON round trip", test_csv_to_profile);
     CU_add_test(p, "bad CSV", test_csv_errors);
+    CU_add_test(p, "profile shape checked on reading", test_profile_shape);
     CU_add_test(p, "calibrate --device cpu", test_calibrate_cpu);
     CU_add_test(p, "serve: batches and latencies agree", test_serve_records);
     CU_basic_set_mode(CU_BRM_VERBOSE);

@@ -195,6 +195,47 @@ static void test_compare_outputs(void)
     rp_compare_free(c);
 }
 
+/* Seeds are unsigned 64-bit numbers in fleetsim: one beyond an int is
+ * printed whole (found by fuzzing: it was cast to int, undefined); a
+ * variant or seed that is not a whole number >= 0 is refused. */
+static void test_record_numbers(void)
+{
+    rp_compare *c = rp_compare_new();
+    cJSON *r = record(0, "A", 7777777772UL, 0.99, 0.1, 1);
+    CU_ASSERT_EQUAL(rp_compare_add(c, r, stderr), 0);
+    cJSON_Delete(r);
+    CU_ASSERT_EQUAL_FATAL(rp_compare_write(c, dir, NULL, stderr), 0);
+    char *md = slurp("compare.md");
+    CU_ASSERT_PTR_NOT_NULL(md && strstr(md, "1 variant, 1 seed each (seeds 7777777772\xE2\x80\x93"
+                                              "7777777772)"));
+    free(md);
+    static const struct {
+        const char *text, *msg;
+    } bad[] = {
+        {"{\"variant\": 0, \"label\": \"A\", \"seed\": 1.5, \"summary\": {}}",
+         "fleetsim: record seed must be a whole number >= 0 (an unsigned 64-bit seed), got 1.5\n"},
+        {"{\"variant\": 0, \"label\": \"A\", \"seed\": -2, \"summary\": {}}",
+         "fleetsim: record seed must be a whole number >= 0 (an unsigned 64-bit seed), got -2\n"},
+        {"{\"variant\": 1e10, \"label\": \"A\", \"seed\": 2, \"summary\": {}}",
+         "fleetsim: record variant must be a whole number in [0, 2147483647], got 1e+10\n"},
+        {"{\"variant\": 0.5, \"label\": \"A\", \"seed\": 2, \"summary\": {}}",
+         "fleetsim: record variant must be a whole number in [0, 2147483647], got 0.5\n"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char *buf = NULL;
+        size_t n = 0;
+        FILE *err = open_memstream(&buf, &n);
+        cJSON *j = cJSON_Parse(bad[i].text);
+        CU_ASSERT_EQUAL(rp_compare_add(c, j, err), -1);
+        fclose(err);
+        CU_ASSERT_STRING_EQUAL(buf, bad[i].msg);
+        free(buf);
+        cJSON_Delete(j);
+    }
+    CU_ASSERT_EQUAL(rp_compare_n_variants(c), 1);
+    rp_compare_free(c);
+}
+
 static void test_reference(void)
 {
     rp_compare *c = rp_compare_new();
@@ -307,6 +348,7 @@ int main(void)
     CU_add_test(s, "reported figures beside the simulated", test_reference);
     CU_add_test(s, "SLO verdicts, their seeds and the cheapest variant that meets it",
                 test_slo_verdict);
+    CU_add_test(s, "seeds beyond an int, and numbers that are not whole", test_record_numbers);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();

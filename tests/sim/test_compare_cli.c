@@ -154,6 +154,34 @@ static void test_bad_grids(void)
     CU_ASSERT_EQUAL(tu_sh(log, "'%s' sweep '%s' --shard 3/2 --out '%s/y'", tu_bin(), scen, tmp), 2);
     CU_ASSERT_EQUAL(tu_sh(log, "'%s' sweep '%s' --out '%s/y'", tu_bin(), scen, tmp), 2);
     CU_ASSERT_EQUAL(tu_sh(log, "'%s' merge '%s/does-not-exist'", tu_bin(), tmp), 2);
+
+    /* a reference without "columns" is refused, not printed about and used */
+    char shards[4300], ref[4300], out[4300], want[4600];
+    snprintf(shards, sizeof shards, "%s/ref-shards", tmp);
+    snprintf(ref, sizeof ref, "%s/ref.json", tmp);
+    snprintf(out, sizeof out, "%s/ref-out", tmp);
+    mkdir(shards, 0700);
+    char path[4400];
+    snprintf(path, sizeof path, "%s/s.jsonl", shards);
+    tu_write(path, "{\"variant\": 0, \"label\": \"a\", \"seed\": 1, \"summary\": {}}\n");
+    tu_write(ref, "{\"rows\": [{\"label\": \"Mean\", \"metric\": \"latency_mean\"}]}");
+    CU_ASSERT_EQUAL(tu_sh(log, "'%s' merge '%s' --reference '%s' --out '%s'", tu_bin(), shards, ref,
+                          out), 2);
+    msg = tu_read(log);
+    snprintf(want, sizeof want, "fleetsim: %s: not a reference file (a JSON object with \"columns\" "
+             "and \"rows\" arrays; see reports/README.md)\n", ref);
+    CU_ASSERT_PTR_NOT_NULL(msg);
+    if (msg)
+        CU_ASSERT_STRING_EQUAL(msg, want);
+    free(msg);
+    snprintf(path, sizeof path, "%s/compare.json", out);
+    CU_ASSERT_NOT_EQUAL(access(path, F_OK), 0);
+    /* with columns it is taken */
+    tu_write(ref, "{\"columns\": [{\"label\": \"A\", \"variant\": \"a\"}], "
+                  "\"rows\": [{\"label\": \"Mean\", \"metric\": \"latency_mean\"}]}");
+    CU_ASSERT_EQUAL(tu_sh(log, "'%s' merge '%s' --reference '%s' --out '%s'", tu_bin(), shards, ref,
+                          out), 0);
+    CU_ASSERT_EQUAL(access(path, F_OK), 0);
 }
 
 static void test_run_writes_escaped_report(void)

@@ -1366,6 +1366,32 @@ static void test_slo_latency_bucket(void)
                  "slo.latency_p99");
 }
 
+/* load_balancer.nginx: an upstream block that fails part way, after some
+ * of it was read (found by fuzzing: what was read leaked). */
+static void test_nginx_errors(void)
+{
+    char conf[PATH_MAX + 16];
+    fmt(conf, sizeof conf, "%s/up.conf", g_dir);
+    write_file(conf, "upstream backend {\n"
+                     "    server 10.0.0.1:8000;\n"
+                     "    server 10.0.0.2:8000 colour=red;\n"
+                     "}\n");
+    expect_error(MINIMAL "load_balancer: {nginx: up.conf, upstream: backend}\n", NULL, 0,
+                 "14:24: load_balancer.nginx: *");
+    char want[PATH_MAX + 128];
+    fmt(want, sizeof want, "14:24: load_balancer.nginx: %s:3:26: server parameter \"colour=red\" is not supported "
+        "(weight=, max_fails=, fail_timeout=, max_conns=, backup, down)",
+        conf);
+    CU_ASSERT(has_line(want));
+    write_file(conf, "upstream backend {\n    server 10.0.0.1:8000;\n");
+    expect_error(MINIMAL "load_balancer: {nginx: up.conf, upstream: backend}\n", NULL, 0,
+                 "14:24: load_balancer.nginx: *");
+    fmt(want, sizeof want, "14:24: load_balancer.nginx: %s:1:18: unexpected end of file, expecting \"}\"",
+        conf);
+    CU_ASSERT(has_line(want));
+    remove(conf);
+}
+
 int main(void)
 {
     const char *src = getenv("FLEETSIM_SRC");
@@ -1409,6 +1435,7 @@ int main(void)
     CU_add_test(s, "calibration errors", test_calibration_errors);
     CU_add_test(s, "memory the exporters report", test_memory);
     CU_add_test(s, "latency SLO bucket and rules", test_slo_latency_bucket);
+    CU_add_test(s, "nginx upstream errors", test_nginx_errors);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int failures = (int)CU_get_number_of_failures();
