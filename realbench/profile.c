@@ -152,9 +152,10 @@ int rb_raw_read_csv(rb_raw *r, const char *path, FILE *err)
         fprintf(err, "%s: cannot open\n", path);
         return -1;
     }
-    char line[1024];
+    char *line = NULL; /* getline: no line is split, so line numbers stay right */
+    size_t line_cap = 0;
     int ln = 0, bad = 0, header = 0;
-    while (fgets(line, sizeof line, f)) {
+    while (getline(&line, &line_cap, f) != -1) {
         ln++;
         line[strcspn(line, "\r\n")] = 0;
         if (!line[0])
@@ -192,6 +193,7 @@ int rb_raw_read_csv(rb_raw *r, const char *path, FILE *err)
         if (rb_raw_add(r, prec, impl, batch, &t, 1))
             bad = 1;
     }
+    free(line);
     fclose(f);
     if (!bad && !header) {
         fprintf(err, "%s: no 'precision,impl,batch,rep,latency_s' header\n", path);
@@ -281,7 +283,9 @@ cJSON *rb_profile_build(const rb_raw *raw, FILE *err)
             cJSON_AddItemToObject(root, first[i], cJSON_Duplicate(m, 1));
     }
     for (cJSON *m = raw->meta->child; m; m = m->next) {
-        int skip = !strcmp(m->string, "schema");
+        /* what is built below is the measurement's, never a comment's */
+        int skip = !strcmp(m->string, "schema") || !strcmp(m->string, "precisions") ||
+                   !strcmp(m->string, "speedup");
         for (size_t i = 0; i < sizeof first / sizeof *first; i++)
             skip |= !strcmp(m->string, first[i]);
         if (!skip)

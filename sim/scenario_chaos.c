@@ -224,9 +224,10 @@ static void load_profile(sc_loader *L, yaml_node_t *n, const char *path, sc_faul
         sc_errn(L, file.val, "%s: cannot read profile \"%s\"", p, rel);
         return;
     }
-    char line[512];
+    char *line = NULL; /* getline: a long comment is one line, so numbers stay right */
+    size_t line_cap = 0;
     int ln = 0, cap = 0, state = f->kind == SC_FAULT_STATE_PROFILE;
-    while (fgets(line, sizeof line, in)) {
+    while (getline(&line, &line_cap, in) != -1) {
         ln++;
         char *s = line + strspn(line, " \t\r\n");
         if (!*s || *s == '#')
@@ -260,6 +261,7 @@ static void load_profile(sc_loader *L, yaml_node_t *n, const char *path, sc_faul
         f->prof_t[f->n_prof] = t;
         f->prof_v[f->n_prof++] = v;
     }
+    free(line);
     fclose(in);
     if (f->n_prof == 0)
         sc_errn(L, file.val, "%s: %s has no `TIME VALUE` line", p, rel);

@@ -333,14 +333,20 @@ static const cJSON *at(const cJSON *o, const char *a, const char *b, const char 
 static double item(const cJSON *arr, int i) { return cJSON_GetArrayItem(arr, i)->valuedouble; }
 
 /* CSV (as rb_cuda_bench writes it) -> profile: medians and quantiles of
- * known samples, the fit, speedups, metadata types. */
+ * known samples, the fit, speedups, metadata types; a comment line longer
+ * than any buffer is one value, and comments named like the measured
+ * tables (precisions, speedup) do not replace them. */
 static void test_csv_to_profile(void)
 {
     const char *csv = tmp_path("raw.csv");
     FILE *f = fopen(csv, "w");
     fprintf(f, "# fleetsim-realbench-raw/1\n# device.kind=\"cuda\"\n# device.name=\"Test GPU\"\n"
                "# device.cores_or_sms=132\n# device.cuda=\"13.0\"\n# created=\"2000-01-01T00:00:00Z\"\n"
-               "# model.name=\"m\"\n# bandwidth.d2d_GBps=3000.5\nprecision,impl,batch,rep,latency_s\n");
+               "# model.name=\"m\"\n# bandwidth.d2d_GBps=3000.5\n# precisions=\"x\"\n"
+               "# speedup.int8_vs_fp32=1\n# note=\"");
+    for (int i = 0; i < 1500; i++)
+        fputc('n', f);
+    fprintf(f, "\"\nprecision,impl,batch,rep,latency_s\n");
     /* int8: 1..11 us + 1 us per batch (median 6 + b); fp32 four times that */
     for (int b = 1; b <= 8; b *= 2)
         for (int r = 0; r < 11; r++) {
@@ -359,7 +365,16 @@ static void test_csv_to_profile(void)
     CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(at(p, "device", "cuda", NULL)), "13.0");
     CU_ASSERT_EQUAL(at(p, "device", "cores_or_sms", NULL)->valuedouble, 132);
     CU_ASSERT_DOUBLE_EQUAL(at(p, "bandwidth", "d2d_GBps", NULL)->valuedouble, 3000.5, 1e-9);
+    CU_ASSERT_EQUAL(strlen(cJSON_GetStringValue(at(p, "note", NULL, NULL))), 1500);
+    int n_prec = 0, n_speedup = 0;
+    for (const cJSON *c = p->child; c; c = c->next) {
+        n_prec += !strcmp(c->string, "precisions");
+        n_speedup += !strcmp(c->string, "speedup");
+    }
+    CU_ASSERT_EQUAL(n_prec, 1);
+    CU_ASSERT_EQUAL(n_speedup, 1);
     const cJSON *i8 = at(p, "precisions", "int8", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(i8);
     CU_ASSERT_EQUAL(cJSON_GetArraySize(at(i8, "batch", NULL, NULL)), 4);
     CU_ASSERT_EQUAL(item(at(i8, "batch", NULL, NULL), 3), 8);
     CU_ASSERT_DOUBLE_EQUAL(item(at(i8, "latency_s", NULL, NULL), 0), 7e-6, 1e-12);

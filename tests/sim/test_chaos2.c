@@ -581,6 +581,9 @@ static void test_state_profile_is_a_crash(void)
 }
 
 /* Profile files are checked at load, with the file's line. */
+#define C10 "cccccccccc"
+#define C100 C10 C10 C10 C10 C10 C10 C10 C10 C10 C10
+#define LONG_COMMENT "# " C100 C100 C100 C100 C100 C100 C100 "\n" /* 703 characters */
 static void test_profile_errors(void)
 {
     static const struct {
@@ -591,6 +594,8 @@ static void test_profile_errors(void)
         { "state_profile", "# x\n0 1\n1 0.5\n", "p.txt:3: a state is 0 (off) or 1 (on), got 0.5" },
         { "state_profile", "# nothing\n", "has no `TIME VALUE` line" },
         { "state_profile", "0 1\nLOOPAFTER -1\n", "p.txt:2: LOOPAFTER needs a delay >= 0" },
+        /* a comment longer than any line buffer is still one line */
+        { "speed_profile", LONG_COMMENT "0 1\n1 2\n", "p.txt:3: a speed share is in (0, 1], got 2" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char yaml[2048];
