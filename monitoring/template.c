@@ -83,6 +83,35 @@ static char *trim(char *s)
     return s;
 }
 
+/* Where the action starting at body ends (its "}}"), as text/template's
+ * lexer finds it: a "}}" inside a quoted string or a comment does not end
+ * it. NULL with *unterminated set when a quoted string never closes. */
+static const char *action_end(const char *body, int *unterminated)
+{
+    *unterminated = 0;
+    const char *s = body;
+    while (isspace((unsigned char)*s))
+        s++;
+    if (!strncmp(s, "/*", 2)) { /* lexComment: the comment, then the delimiter */
+        const char *c = strstr(s + 2, "*/");
+        return c ? strstr(c + 2, "}}") : NULL;
+    }
+    for (; *s; s++) {
+        if (s[0] == '}' && s[1] == '}')
+            return s;
+        if (*s == '"') { /* lexQuote */
+            for (s++; *s && *s != '"'; s++)
+                if (*s == '\\' && s[1])
+                    s++;
+            if (!*s) {
+                *unterminated = 1;
+                return NULL;
+            }
+        }
+    }
+    return NULL;
+}
+
 /* One action's pipeline; 0 on success. */
 static int run_action(char *act, const mon_labels *ls, double value, sbuf *out, mon_error *err)
 {
@@ -203,9 +232,13 @@ char *mon_template_expand(const char *text, const mon_labels *ls, double value, 
                 lit--;
         sb_put(&out, p, lit);
         const char *body = open + 2 + (trim_left ? 1 : 0);
-        const char *close = strstr(body, "}}");
+        int unterminated;
+        const char *close = action_end(body, &unterminated);
         if (!close) {
-            mon_errf(err, "template: unclosed action (\"{{\" without \"}}\")");
+            if (unterminated)
+                mon_errf(err, "template: unterminated quoted string");
+            else
+                mon_errf(err, "template: unclosed action (\"{{\" without \"}}\")");
             free(out.buf);
             return NULL;
         }

@@ -178,6 +178,10 @@ static void test_templates(void)
     x = mon_template_expand("{{ \"a|b\" | toUpper }}", &ls, 1, &e);
     CU_ASSERT_STRING_EQUAL(x, "A|B");
     free(x);
+    /* a "}}" in a string or a comment does not end the action (text/template) */
+    x = mon_template_expand("<{{ \"a}}b\" | toUpper }}>{{/* c }} d */}}", &ls, 1, &e);
+    CU_ASSERT_STRING_EQUAL(x, "<A}}B>");
+    free(x);
     mon_labels_free(&ls);
 
     /* annotations follow the value every evaluation */
