@@ -166,6 +166,54 @@ int rp_slo_met(const rp_results *r)
     return 1;
 }
 
+int rp_peak_interval(const rp_results *r)
+{
+    int k = -1;
+    for (size_t i = 0; i < r->n_samples; i++)
+        if (r->samples[i].t_s >= r->warmup_s &&
+            (k < 0 || r->samples[i].offered_qps > r->samples[k].offered_qps))
+            k = (int)i;
+    return k;
+}
+
+/* A pool's GPUs busy in sample s, as a share of its ready nodes' GPUs at
+ * the interval's end; NAN without a ready node. */
+static double busy_share(const rp_results *r, const rp_sample *s, int pool)
+{
+    double gpus = (double)s->pools[pool].replicas * r->pools[pool].gpus_per_node;
+    return gpus > 0 ? s->pools[pool].busy_gpus / gpus : NAN;
+}
+
+/* summary.json `peak`: what the busiest interval looked like, where a
+ * day's averages (utilisation over 24 h) say little about a spike. */
+static void add_peak(cJSON *o, const rp_results *r)
+{
+    int k = rp_peak_interval(r);
+    if (k < 0) {
+        cJSON_AddNullToObject(o, "peak");
+        return;
+    }
+    const rp_sample *s = &r->samples[k];
+    cJSON *x = cJSON_AddObjectToObject(o, "peak");
+    cJSON_AddNumberToObject(x, "t_s", s->t_s);
+    cJSON_AddNumberToObject(x, "interval_s", r->interval_s);
+    cJSON_AddNumberToObject(x, "offered_qps", s->offered_qps);
+    cJSON_AddNumberToObject(x, "completed", (double)s->completed);
+    cJSON_AddNumberToObject(x, "errors", (double)(s->rejected + s->failed + s->timed_out));
+    cJSON_AddNumberToObject(x, "latency_p99_s", s->p99_s);
+    cJSON *pools = cJSON_AddObjectToObject(x, "pools");
+    for (int i = 0; i < r->n_pools; i++) {
+        cJSON *po = cJSON_AddObjectToObject(pools, r->pools[i].name);
+        cJSON_AddNumberToObject(po, "busy_gpus", s->pools[i].busy_gpus);
+        cJSON_AddNumberToObject(po, "replicas", s->pools[i].replicas);
+        double u = busy_share(r, s, i);
+        if (isnan(u))
+            cJSON_AddNullToObject(po, "utilization");
+        else
+            cJSON_AddNumberToObject(po, "utilization", u);
+    }
+}
+
 static cJSON *counts_json(const rp_counts *c)
 {
     cJSON *o = cJSON_CreateObject();
@@ -398,6 +446,7 @@ int rp_write_summary(const rp_results *r, const char *path)
     add_latency(o, "latency_s", &r->latency_s);
     cJSON_AddNumberToObject(o, "availability", r->availability);
     cJSON_AddNumberToObject(o, "throughput_qps", r->throughput_qps);
+    add_peak(o, r);
     cJSON *pools = cJSON_AddObjectToObject(o, "pools");
     for (int i = 0; i < r->n_pools; i++) {
         const rp_pool *p = &r->pools[i];
@@ -572,6 +621,19 @@ void rp_print_table(const rp_results *r, FILE *out)
     for (int i = 0; i < r->n_pools; i++)
         fprintf(out, "pool %-8s %3d nodes x %d GPU  utilisation %5.1f %%\n", r->pools[i].name,
                 r->pools[i].replicas_max, r->pools[i].gpus_per_node, 100 * r->pools[i].utilization);
+    int k = rp_peak_interval(r);
+    if (k >= 0 && r->n_samples > 1) {
+        const rp_sample *s = &r->samples[k];
+        fprintf(out, "peak          %.0f-%.0f s: %.1f req/s offered, p99 %.1f ms, %lu errors\n",
+                s->t_s, s->t_s + r->interval_s, s->offered_qps, 1e3 * s->p99_s,
+                s->rejected + s->failed + s->timed_out);
+        for (int i = 0; i < r->n_pools; i++) {
+            double u = busy_share(r, s, i);
+            if (!isnan(u))
+                fprintf(out, "  pool %-8s %5.1f %% busy (%d ready nodes)\n", r->pools[i].name,
+                        100 * u, s->pools[i].replicas);
+        }
+    }
     for (int i = 0; i < r->n_caches; i++) {
         unsigned long n = r->caches[i].hits + r->caches[i].misses;
         fprintf(out, "cache %-7s %12lu lookups  hit ratio %5.1f %%\n", r->caches[i].name, n,

@@ -256,6 +256,9 @@ void rp_add_fault(rp_results *r, const rp_fault *f);
 
 /* SLO verdict: 1 met, 0 missed, -1 no SLO given. */
 int rp_slo_met(const rp_results *r);
+/* The interval after warm-up with the most offered load (the first of
+ * equals): summary.json's `peak`; -1 when there is none. */
+int rp_peak_interval(const rp_results *r);
 /* Conservation: 1 when generated equals the sum of the buckets. */
 int rp_conserved(const rp_counts *c);
 

@@ -138,6 +138,57 @@ static void test_timeseries_and_events(void)
     rp_results_free(&r);
 }
 
+/* The peak interval: the most offered load after warm-up; its pool's busy
+ * GPUs over its ready nodes' GPUs (6 of 3 x 4 = 50%). */
+static void test_peak(void)
+{
+    rp_results r;
+    fill(&r);
+    r.samples[0].offered_qps = 9; /* the most, but in the warm-up */
+    r.warmup_s = 60;
+    r.samples[1].offered_qps = 7;
+    r.samples[1].p99_s = 0.25;
+    r.samples[1].rejected = 1;
+    r.samples[1].failed = 2;
+    r.samples[1].pools[0].busy_gpus = 6;
+    CU_ASSERT_EQUAL(rp_peak_interval(&r), 1);
+    char path[] = "/tmp/fleetsim-peak-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    CU_ASSERT_EQUAL_FATAL(rp_write_summary(&r, path), 0);
+    char *text = slurp(path);
+    cJSON *j = cJSON_Parse(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    const cJSON *pk = cJSON_GetObjectItem(j, "peak");
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(pk, "t_s")->valuedouble, 60, 0);
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(pk, "offered_qps")->valuedouble, 7, 0);
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(pk, "errors")->valuedouble, 3, 0);
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(pk, "latency_p99_s")->valuedouble, 0.25, 0);
+    const cJSON *pp = cJSON_GetObjectItem(cJSON_GetObjectItem(pk, "pools"), "gpu&<x>");
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(pp, "utilization")->valuedouble, 0.5, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(pp, "replicas")->valuedouble, 3, 0);
+    cJSON_Delete(j);
+    free(text);
+    FILE *f = fopen(path, "w");
+    rp_print_table(&r, f);
+    fclose(f);
+    text = slurp(path);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "peak          60-120 s: 7.0 req/s offered, p99 250.0 ms, 3 errors\n"
+                                        "  pool gpu&<x>   50.0 % busy (3 ready nodes)\n"));
+    free(text);
+    /* nothing after the warm-up: no peak */
+    r.warmup_s = 200;
+    CU_ASSERT_EQUAL(rp_peak_interval(&r), -1);
+    CU_ASSERT_EQUAL_FATAL(rp_write_summary(&r, path), 0);
+    text = slurp(path);
+    j = cJSON_Parse(text);
+    CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(j, "peak")));
+    cJSON_Delete(j);
+    free(text);
+    unlink(path);
+    rp_results_free(&r);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -146,6 +197,7 @@ int main(void)
     CU_add_test(s, "summary.json keys and values", test_summary_keys_and_values);
     CU_add_test(s, "conservation and SLO verdict", test_conservation_and_slo);
     CU_add_test(s, "timeseries.csv and events.jsonl", test_timeseries_and_events);
+    CU_add_test(s, "the peak interval", test_peak);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();
