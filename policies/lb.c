@@ -57,6 +57,8 @@ struct lb {
     int backup_n;            /* view size when has_backup was read (-1 never) */
     int has_backup;          /* backup is configuration: read once per view size */
     lb_od od;                /* Envoy outlier detection (off unless configured) */
+    int od_panic;            /* this pick ignores ejections (panic_mode) */
+    unsigned long od_panics; /* picks made so (Envoy's lb_healthy_panic) */
 };
 
 lb_params lb_params_default(void)
@@ -76,6 +78,7 @@ lb_params lb_params_default(void)
     p.outlier.max_ejection_time_s = 300.0;
     p.outlier.max_ejection_percent = 10;
     p.outlier.enforcing_consecutive_5xx = 100;
+    p.outlier.healthy_panic_threshold = 50; /* CommonLbConfig.healthy_panic_threshold */
     return p;
 }
 
@@ -111,6 +114,8 @@ const char *lb_params_invalid(const lb_params *p)
         return "outlier_detection.max_ejection_percent: expected an integer from 0 to 100";
     if (o->enforcing_consecutive_5xx < 0 || o->enforcing_consecutive_5xx > 100)
         return "outlier_detection.enforcing_consecutive_5xx: expected an integer from 0 to 100";
+    if (o->healthy_panic_threshold < 0 || o->healthy_panic_threshold > 100)
+        return "outlier_detection.healthy_panic_threshold: expected an integer from 0 to 100";
     return NULL;
 }
 
@@ -245,10 +250,29 @@ static int health_out(const lb *b, const lb_view *view, int i)
 }
 
 /* Out by passive health or ejected by outlier detection (as of the sweep
- * at the start of this lb_pick). */
+ * at the start of this lb_pick; not in panic). */
 static int hidden(const lb *b, const lb_view *view, int i)
 {
-    return health_out(b, view, i) || lb_od_out(&b->od, i);
+    return health_out(b, view, i) || (!b->od_panic && lb_od_out(&b->od, i));
+}
+
+/* Envoy's panic mode (source/common/upstream/load_balancer_impl.cc,
+ * LoadBalancerBase::isHostSetInPanic): when the healthy share of the hosts
+ * is below healthy_panic_threshold percent, the balancer uses every host,
+ * healthy or not. Here "unhealthy" is ejected by outlier detection, and the
+ * hosts are those up or ejected, as max_ejection_percent counts them;
+ * servers that are down, not ready or out by max_fails stay out. */
+static int panic_mode(const lb *b, const lb_view *view)
+{
+    int th = b->od.cfg.healthy_panic_threshold, hosts = 0, healthy = 0;
+    if (th <= 0)
+        return 0;
+    for (int i = 0; i < view->n; i++) {
+        int out = lb_od_out(&b->od, i), up = view->servers[i].up && !view->servers[i].down;
+        hosts += up || out;
+        healthy += up && !out;
+    }
+    return hosts > 0 && 100.0 * healthy / hosts < (th < 100 ? th : 100);
 }
 
 /* May take requests now or once a slot frees: up, not down, not out. */
@@ -310,8 +334,15 @@ int lb_pick(lb *b, const lb_view *view, const lb_request *req)
     }
     int has_backup = b->has_backup;
     /* the common case, no failures on record and none ejected, skips the walks */
-    if (health && b->od.cfg.enabled) /* calls only when on: this is every request's path */
+    b->od_panic = 0;
+    if (health && b->od.cfg.enabled) { /* calls only when on: this is every request's path */
         any_out = lb_od_sweep(&b->od, view->n, view->now_s);
+        if (any_out && panic_mode(b, view)) {
+            b->od_panic = 1;
+            b->od_panics++;
+            any_out = 0;
+        }
+    }
     for (int i = 0; health && b->n_failing > 0 && i < view->n && !any_out; i++)
         any_out |= health_out(b, view, i);
     if (!health || (!has_backup && !any_out)) {
@@ -405,4 +436,9 @@ int lb_outlier_state(const lb *b, int server, double now_s, lb_outlier_host *out
 unsigned long lb_outlier_ejections(const lb *b)
 {
     return b ? b->od.ejections : 0;
+}
+
+unsigned long lb_outlier_panics(const lb *b)
+{
+    return b ? b->od_panics : 0;
 }

@@ -114,6 +114,10 @@ typedef struct {
                                        100 it needs the instance's rng. */
     int always_eject_one_host;    /* eject one server even when
                                      max_ejection_percent forbids it; 0 */
+    int healthy_panic_threshold;  /* percent 0..100; 50: when fewer of the
+                                     servers than this are not ejected, the
+                                     balancer ignores ejections (Envoy's
+                                     panic mode); 0 = never */
 } lb_outlier;
 
 /* Policy parameters; start from lb_params_default() and change what a
@@ -239,6 +243,8 @@ typedef struct {
 int lb_outlier_state(const lb *b, int server, double now_s, lb_outlier_host *out);
 /* Enforced ejections of every server so far (0 when off). */
 unsigned long lb_outlier_ejections(const lb *b);
+/* Picks made in panic mode, ignoring ejections (healthy_panic_threshold). */
+unsigned long lb_outlier_panics(const lb *b);
 void lb_destroy(lb *b);
 const char *lb_name(const lb *b);
 

@@ -190,7 +190,7 @@ static void load_dynamic_weights(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
 
 /* outlier_detection: {consecutive_5xx, interval, base_ejection_time,
  * max_ejection_time, max_ejection_percent, enforcing_consecutive_5xx,
- * always_eject_one_host}, Envoy's names, units and defaults
+ * always_eject_one_host, healthy_panic_threshold}, Envoy's names, units and defaults
  * (envoy/config/cluster/v3/outlier_detection.proto). Present, even empty,
  * it turns detection on. */
 static void load_outlier(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
@@ -198,7 +198,7 @@ static void load_outlier(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
     static const char *const keys[] = {"consecutive_5xx", "interval", "base_ejection_time",
                                        "max_ejection_time", "max_ejection_percent",
                                        "enforcing_consecutive_5xx", "always_eject_one_host",
-                                       NULL};
+                                       "healthy_panic_threshold", NULL};
     const char *path = "load_balancer.outlier_detection";
     char p[SC_PATHLEN];
     lb_outlier *o = &sc->lb.params.outlier;
@@ -212,6 +212,7 @@ static void load_outlier(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
     sc_kv pct = sc_find(L, n, "max_ejection_percent");
     sc_kv enf = sc_find(L, n, "enforcing_consecutive_5xx");
     sc_kv one = sc_find(L, n, "always_eject_one_host");
+    sc_kv panic = sc_find(L, n, "healthy_panic_threshold");
     if (c5.val && sc_want_int(L, c5.val, sc_join(p, path, "consecutive_5xx"), 1, INT_MAX, &v) == 0)
         o->consecutive_5xx = (int)v;
     if (iv.val)
@@ -236,6 +237,11 @@ static void load_outlier(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
         o->enforcing_consecutive_5xx = (int)v;
     if (one.val)
         want_bool(L, one.val, sc_join(p, path, "always_eject_one_host"), &o->always_eject_one_host);
+    /* Envoy keeps it in the cluster's common_lb_config; its only effect
+     * here is on ejected servers, so it sits with them */
+    if (panic.val &&
+        sc_want_int(L, panic.val, sc_join(p, path, "healthy_panic_threshold"), 0, 100, &v) == 0)
+        o->healthy_panic_threshold = (int)v;
 }
 
 static void load_servers(sc_loader *L, yaml_node_t *n, const char *path, sc_scenario *sc)

@@ -473,6 +473,7 @@ static void test_every_policy_hides_ejected(void)
 {
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     lb_params pr = od_params();
+    pr.outlier.healthy_panic_threshold = 0; /* alone and ejected, it would be used in panic */
     for (const struct lb_ops *const *ops = lb_registry; *ops; ops++) {
         pool p;
         pool_init(&p, 10);
@@ -506,6 +507,48 @@ static void test_every_policy_hides_ejected(void)
         lb_destroy(b);
     }
     gsl_rng_free(rng);
+}
+
+/* Envoy's panic mode at the default threshold (50%): 4 servers, ejections
+ * allowed up to 100%. Two ejected leave 50% healthy, not below 50: round
+ * robin uses the other two. A third ejected leaves 25%: every pick ignores
+ * ejections and round robin takes all four in turn. At threshold 0 it
+ * never panics (the last one takes every request); at 100 one ejection is
+ * enough. */
+static void test_panic_threshold(void)
+{
+    for (int th = 0; th <= 100; th += 50) {
+        pool p;
+        pool_init(&p, 4);
+        lb_params pr = od_params();
+        pr.outlier.max_ejection_percent = 100;
+        pr.outlier.healthy_panic_threshold = th;
+        lb *b = od_lb("round_robin", 4, &pr, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+        fail(b, &p, 0, 1.0, 5);
+        if (th == 100) { /* 75% healthy < 100% */
+            CU_ASSERT_EQUAL(picks_of(b, &p, 0, 1.5, 8), 2);
+            CU_ASSERT_EQUAL(lb_outlier_panics(b), 8);
+            lb_destroy(b);
+            continue;
+        }
+        fail(b, &p, 1, 1.0, 5);
+        CU_ASSERT_EQUAL(picks_of(b, &p, 0, 1.5, 8), 0);
+        CU_ASSERT_EQUAL(picks_of(b, &p, 2, 1.5, 8), 4);
+        fail(b, &p, 2, 2.0, 5);
+        CU_ASSERT_EQUAL(lb_outlier_ejections(b), 3);
+        int hits[4] = { 0 };
+        p.v.now_s = 2.5;
+        for (int k = 0; k < 8; k++) {
+            int s = lb_pick(b, &p.v, &req0);
+            CU_ASSERT_FATAL(s >= 0 && s < 4);
+            hits[s]++;
+        }
+        for (int s = 0; s < 4; s++)
+            CU_ASSERT_EQUAL(hits[s], th == 0 ? (s == 3) * 8 : 2);
+        CU_ASSERT_EQUAL(lb_outlier_panics(b), th == 0 ? 0 : 8);
+        lb_destroy(b);
+    }
 }
 
 /* Outlier detection beside nginx's max_fails: each takes its own server
@@ -633,6 +676,7 @@ static void test_params(void)
     CU_ASSERT_EQUAL(d.outlier.max_ejection_percent, 10);
     CU_ASSERT_EQUAL(d.outlier.enforcing_consecutive_5xx, 100);
     CU_ASSERT_EQUAL(d.outlier.always_eject_one_host, 0);
+    CU_ASSERT_EQUAL(d.outlier.healthy_panic_threshold, 50);
     lb_params p = od_params();
     CU_ASSERT_PTR_NULL(lb_params_invalid(&p));
     static const char *const msgs[] = {
@@ -642,8 +686,9 @@ static void test_params(void)
         "outlier_detection.max_ejection_time: cannot be smaller than base_ejection_time",
         "outlier_detection.max_ejection_percent: expected an integer from 0 to 100",
         "outlier_detection.enforcing_consecutive_5xx: expected an integer from 0 to 100",
+        "outlier_detection.healthy_panic_threshold: expected an integer from 0 to 100",
     };
-    for (int k = 0; k < 6; k++) {
+    for (int k = 0; k < 7; k++) {
         p = od_params();
         switch (k) {
         case 0: p.outlier.consecutive_5xx = 0; break;
@@ -652,6 +697,7 @@ static void test_params(void)
         case 3: p.outlier.max_ejection_time_s = 29.9; break;
         case 4: p.outlier.max_ejection_percent = 101; break;
         case 5: p.outlier.enforcing_consecutive_5xx = -1; break;
+        case 6: p.outlier.healthy_panic_threshold = 101; break;
         }
         const char *m = lb_params_invalid(&p);
         CU_ASSERT_PTR_NOT_NULL(m);
@@ -680,6 +726,7 @@ int main(void)
         { "max_ejection_percent blocks the second of 10", test_max_percent_blocks_second },
         { "max_ejection_percent rounding, always_eject_one_host", test_max_percent_rounding },
         { "max_ejection_percent counts the servers up", test_max_percent_counts_servers_up },
+        { "healthy_panic_threshold: panic mode uses every server", test_panic_threshold },
         { "enforcing_consecutive_5xx: 0 and 50", test_enforcing },
         { "every policy: an ejected server is not up", test_every_policy_hides_ejected },
         { "beside nginx max_fails", test_beside_max_fails },

@@ -700,7 +700,8 @@ static void test_outlier_detection(void)
                        "one of false, true, got \"yes\""));
     CU_ASSERT(has_line("15:167: load_balancer.outlier_detection: unknown key \"jitter\" (valid "
                        "keys: consecutive_5xx, interval, base_ejection_time, max_ejection_time, "
-                       "max_ejection_percent, enforcing_consecutive_5xx, always_eject_one_host)"));
+                       "max_ejection_percent, enforcing_consecutive_5xx, always_eject_one_host, "
+             "healthy_panic_threshold)"));
     CU_ASSERT_EQUAL(count_lines(g_err), 7);
 
     expect_error(MINIMAL "load_balancer:\n"
