@@ -310,6 +310,33 @@ static void test_cascade_bounded(void)
     tu_done(dir);
 }
 
+/* max_ejection_percent 100: once fewer than half the nodes are healthy,
+ * Envoy's panic mode (healthy_panic_threshold 50%) ignores ejections, and
+ * the run completes exactly what it does without detection (below); the
+ * ten nodes are still ejected in turn. With the threshold at 0 the balancer
+ * runs out of servers and answers 502 "no live upstreams". */
+static void test_cascade_panic(void)
+{
+    int rc;
+    char *dir = run_cascade("  outlier_detection: {max_ejection_percent: 100}\n", &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cascade_requests(dir, 8970, 320);
+    ejection e[16];
+    CU_ASSERT_EQUAL(ejections(dir, e, 16), 10);
+    tu_done(dir);
+
+    dir = run_cascade("  outlier_detection: {max_ejection_percent: 100, healthy_panic_threshold: 0}\n",
+                      &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 3514);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 7408);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), tu_sum_buckets(j, "requests"));
+    cJSON_Delete(j);
+    tu_done(dir);
+}
+
 /* The same overload without outlier detection: no ejection, and more
  * served. Nodes 1..9 complete 929 each; node 0 289 by 19.005, 16 at 20.010
  * and 19 batches of 16 every 2 s to 58.010: 609. 8970 in all; 320 held. */
@@ -415,6 +442,7 @@ int main(void)
     CU_add_test(s, "a full queue's 503s: a cascade that max_ejection_percent stops",
                 test_cascade_bounded);
     CU_add_test(s, "the same overload without outlier detection", test_cascade_without_detection);
+    CU_add_test(s, "panic mode at max_ejection_percent 100, and without it", test_cascade_panic);
     CU_add_test(s, "an L4 balancer sees no HTTP status", test_l4_sees_no_http_status);
     CU_add_test(s, "nginx: a 503 passed on, or retried with http_503", test_nginx_http_503);
     CU_basic_set_mode(CU_BRM_VERBOSE);
