@@ -903,6 +903,26 @@ static void header(rp_buf *o, const rp_results *r, const rp_report_opts *opt, co
     snprintf(v, sizeof v, "%.1f req/s", r->throughput_qps);
     snprintf(d, sizeof d, "peak served %.0f, offered %.0f req/s", s->max_served, s->max_offered);
     card(o, NULL, "throughput", v, d);
+    int k = rp_peak_interval(r);
+    if (k >= 0 && r->n_samples > 1) { /* the busiest pool in the busiest interval */
+        const rp_sample *ps = &r->samples[k];
+        double u = -1;
+        int at = -1;
+        for (int i = 0; i < r->n_pools; i++) {
+            double g = (double)ps->pools[i].replicas * r->pools[i].gpus_per_node;
+            if (g > 0 && ps->pools[i].busy_gpus / g > u) {
+                u = ps->pools[i].busy_gpus / g;
+                at = i;
+            }
+        }
+        if (at >= 0) {
+            snprintf(v, sizeof v, "%.1f%% busy", 100 * u);
+            rp_fmt_latency(a, sizeof a, ps->p99_s);
+            snprintf(d, sizeof d, "%s at %.0f req/s offered (from %.0f s), p99 %s", r->pools[at].name,
+                     ps->offered_qps, ps->t_s, a);
+            card(o, NULL, "peak", v, d);
+        }
+    }
     rp_fmt_count(v, sizeof v, (double)r->requests.generated);
     rp_fmt_count(a, sizeof a, (double)r->requests.completed);
     snprintf(d, sizeof d, "%s completed", a);

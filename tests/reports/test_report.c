@@ -159,6 +159,7 @@ static void test_sections_follow_data(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(plain, "GPU utilisation per pool"));
     /* the offered load is high for 50 s of an hour: a peak window is drawn first */
     CU_ASSERT_PTR_NOT_NULL(strstr(plain, "<h2>Peak window"));
+    CU_ASSERT_PTR_NULL(strstr(plain, ">peak</div>")); /* no ready node: no busy share */
     free(plain);
 
     rp_alert a = { .name = "HighLatency", .severity = "critical", .receiver = "pager",
@@ -271,6 +272,10 @@ static void test_heatmap_10_nodes(void)
     CU_ASSERT_STRING_EQUAL(labels[9], "node-9");
     /* node 5 is 99% busy: its cells use the darkest colour */
     CU_ASSERT(count(html, "data-level=\"8\"") >= 1);
+    /* the peak card: the first of the 200 req/s intervals, 5 of 10 GPUs busy */
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "<div class=\"k\">peak</div><div class=\"v\">50.0% busy</div>"
+                                        "<div class=\"d\">&lt;script&gt;alert(1)&lt;/script&gt; at 200 "
+                                        "req/s offered (from 1500 s), p99 200.0 ms</div>"));
     free(html);
     rp_results_free(&r);
 }
