@@ -262,7 +262,7 @@ static int hidden(const lb *b, const lb_view *view, int i)
  * healthy or not. Here "unhealthy" is ejected by outlier detection, and the
  * hosts are those up or ejected, as max_ejection_percent counts them;
  * servers that are down, not ready or out by max_fails stay out. */
-static int panic_mode(const lb *b, const lb_view *view)
+static int panic_mode(const lb *b, const lb_view *view, const lb_request *req)
 {
     int th = b->od.cfg.healthy_panic_threshold, hosts = 0, healthy = 0;
     if (th <= 0)
@@ -271,6 +271,16 @@ static int panic_mode(const lb *b, const lb_view *view)
         int out = lb_od_out(&b->od, i), up = view->servers[i].up && !view->servers[i].down;
         hosts += up || out;
         healthy += up && !out;
+    }
+    /* a retry's hidden servers are in the host set all the same (Envoy's
+     * retry host predicates reject a pick; they do not shrink the set) */
+    for (int k = 0; req && k < req->n_hidden; k++) {
+        int i = req->hidden[k];
+        if (i < 0 || i >= view->n || view->servers[i].up || view->servers[i].down)
+            continue;
+        int out = lb_od_out(&b->od, i);
+        hosts += !out; /* an ejected one was counted above */
+        healthy += !out;
     }
     return hosts > 0 && 100.0 * healthy / hosts < (th < 100 ? th : 100);
 }
@@ -337,7 +347,7 @@ int lb_pick(lb *b, const lb_view *view, const lb_request *req)
     b->od_panic = 0;
     if (health && b->od.cfg.enabled) { /* calls only when on: this is every request's path */
         any_out = lb_od_sweep(&b->od, view->n, view->now_s);
-        if (any_out && panic_mode(b, view)) {
+        if (any_out && panic_mode(b, view, req)) {
             b->od_panic = 1;
             b->od_panics++;
             any_out = 0;

@@ -82,6 +82,10 @@ typedef struct {
                             request belongs to (nginx's $remote_addr, or an
                             IPv4 address as a 32-bit number for ip_hash);
                             requests with one key go to one server */
+    const int *hidden;   /* servers up in the cluster that the caller shows
+                            as not up for this pick only (already tried by
+                            this request): still hosts to panic mode */
+    int n_hidden;
 } lb_request;
 
 /* A server can take one more request: up, not down, below max_conns. */

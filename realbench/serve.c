@@ -219,8 +219,10 @@ static void add_windows(cJSON *o, const serve *s, double window_s)
         for (size_t i = 0; i < s->n_bat; i++) { /* in completion order: workers interleave */
             double start = s->bat[3 * i];
             int b = (int)s->bat[3 * i + 2];
+            if (start < s->warmup_s || s->svc_n[b] == 0)
+                continue;
             size_t w = (size_t)((start - s->warmup_s) / window_s);
-            if (start < s->warmup_s || w >= nw || s->svc_n[b] == 0)
+            if (w >= nw)
                 continue;
             sum[w] += (s->bat[3 * i + 1] - start) / (s->svc_sum[b] / (double)s->svc_n[b]);
             cnt[w]++;
@@ -236,8 +238,13 @@ static void add_windows(cJSON *o, const serve *s, double window_s)
     }
     free(sum);
     free(cnt);
-    cJSON_AddNumberToObject(o, "slowest", hi);
-    cJSON_AddNumberToObject(o, "fastest", lo);
+    if (cJSON_GetArraySize(rel) == 0) { /* no window of 10 batches */
+        cJSON_AddNullToObject(o, "slowest");
+        cJSON_AddNullToObject(o, "fastest");
+    } else {
+        cJSON_AddNumberToObject(o, "slowest", hi);
+        cJSON_AddNumberToObject(o, "fastest", lo);
+    }
 }
 
 /* Latency of one batch of max_size from a profile (INT8), for --load. */

@@ -453,9 +453,11 @@ static void slo_verdict(const variant *v, vstats *x)
         return;
     /* each run against the targets, as the run's own `slo.met` (rp_slo_met) */
     int k = 0;
-    for (int j = 0; j < v->n_runs; j++)
-        k += !(x->slo_p99_s < x->values[P99][j]) && !(x->values[AV][j] < x->slo_avail) &&
-             !isnan(x->values[P99][j]) && !isnan(x->values[AV][j]);
+    for (int j = 0; j < v->n_runs; j++) { /* a target that is set needs its value */
+        double p99 = x->values[P99][j], av = x->values[AV][j];
+        k += (isnan(x->slo_p99_s) || p99 <= x->slo_p99_s) &&
+             (isnan(x->slo_avail) || av >= x->slo_avail);
+    }
     x->slo_met = k;
     x->slo_n = v->n_runs;
     /* Clopper-Pearson: the p with P(Binomial(n, p) >= k) = 0.05 */

@@ -909,9 +909,9 @@ static void header(rp_buf *o, const rp_results *r, const rp_report_opts *opt, co
         double u = -1;
         int at = -1;
         for (int i = 0; i < r->n_pools; i++) {
-            double g = (double)ps->pools[i].replicas * r->pools[i].gpus_per_node;
-            if (g > 0 && ps->pools[i].busy_gpus / g > u) {
-                u = ps->pools[i].busy_gpus / g;
+            double g = rp_busy_share(ps, i);
+            if (!isnan(g) && g > u) {
+                u = g;
                 at = i;
             }
         }

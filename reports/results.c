@@ -176,11 +176,12 @@ int rp_peak_interval(const rp_results *r)
     return k;
 }
 
-/* A pool's GPUs busy in sample s, as a share of its ready nodes' GPUs at
- * the interval's end; NAN without a ready node. */
-static double busy_share(const rp_results *r, const rp_sample *s, int pool)
+/* A pool's busy GPUs in sample s over the GPUs that could run batches
+ * (ready or draining nodes), both time-averaged over the interval; NAN
+ * when none could. */
+double rp_busy_share(const rp_sample *s, int pool)
 {
-    double gpus = (double)s->pools[pool].replicas * r->pools[pool].gpus_per_node;
+    double gpus = s->pools[pool].serving_gpus;
     return gpus > 0 ? s->pools[pool].busy_gpus / gpus : NAN;
 }
 
@@ -206,7 +207,7 @@ static void add_peak(cJSON *o, const rp_results *r)
         cJSON *po = cJSON_AddObjectToObject(pools, r->pools[i].name);
         cJSON_AddNumberToObject(po, "busy_gpus", s->pools[i].busy_gpus);
         cJSON_AddNumberToObject(po, "replicas", s->pools[i].replicas);
-        double u = busy_share(r, s, i);
+        double u = rp_busy_share(s, i);
         if (isnan(u))
             cJSON_AddNullToObject(po, "utilization");
         else
@@ -628,7 +629,7 @@ void rp_print_table(const rp_results *r, FILE *out)
                 s->t_s, s->t_s + r->interval_s, s->offered_qps, 1e3 * s->p99_s,
                 s->rejected + s->failed + s->timed_out);
         for (int i = 0; i < r->n_pools; i++) {
-            double u = busy_share(r, s, i);
+            double u = rp_busy_share(s, i);
             if (!isnan(u))
                 fprintf(out, "  pool %-8s %5.1f %% busy (%d ready nodes)\n", r->pools[i].name,
                         100 * u, s->pools[i].replicas);

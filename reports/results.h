@@ -52,6 +52,7 @@ typedef struct {
 typedef struct {
     double queue_depth;        /* requests waiting at nodes and balancer, at interval end */
     double busy_gpus;          /* time-averaged over the interval */
+    double serving_gpus;       /* GPUs of ready or draining nodes, time-averaged */
     int replicas;              /* ready nodes at interval end */
     int starting;              /* nodes provisioning, starting or loading (not ready) */
     int draining;              /* nodes draining (not receiving new requests) */
@@ -259,6 +260,9 @@ int rp_slo_met(const rp_results *r);
 /* The interval after warm-up with the most offered load (the first of
  * equals): summary.json's `peak`; -1 when there is none. */
 int rp_peak_interval(const rp_results *r);
+/* A pool's busy GPUs over its serving (ready or draining) GPUs in one
+ * interval, both time-averaged; NAN when it had none. */
+double rp_busy_share(const rp_sample *s, int pool);
 /* Conservation: 1 when generated equals the sum of the buckets. */
 int rp_conserved(const rp_counts *c);
 

@@ -301,6 +301,8 @@ static void node_accept(eng_pool *p, eng_node *n, eng_req *r)
     }
 }
 
+static void end_cut(eng_pool *p, eng_req *r, double cut_s);
+
 /* proxy_next_upstream: `on` says whether it lists what went wrong (error,
  * http_503); then tries and timeout decide. */
 static int retry_allowed(const eng_pool *p, const eng_req *r, double now, int on)
@@ -323,6 +325,11 @@ void eng_attempt_failed(eng_pool *p, eng_req *r, double now)
         return;
     if (retry_allowed(p, r, now, S.sc->lb.retry_on_error)) {
         eng_route(p, r, now);
+        return;
+    }
+    double cut = tier_cut(r, now);
+    if (cut <= now) {
+        end_cut(p, r, cut);
         return;
     }
     eng_req_end(p, r, B_FAILED, now);
@@ -361,13 +368,15 @@ void eng_lb_release(eng_pool *p, const eng_req *r, int s, double latency_s, lb_r
 static int pick(eng_pool *p, eng_req *r, double now)
 {
     eng_lbi *b = &p->lbi[r->l7];
-    int saved[ENG_MAX_TRIED];
+    int saved[ENG_MAX_TRIED], hidden[ENG_MAX_TRIED], n_hidden = 0;
     for (int i = 0; i < r->n_tried; i++) {
         saved[i] = b->servers[r->tried[i]].up;
+        if (saved[i])
+            hidden[n_hidden++] = r->tried[i];
         b->servers[r->tried[i]].up = 0;
     }
     lb_request lr = { .id = r->id, .traffic_class = r->tclass, .arrival_s = r->stage_s,
-                      .key = r->id };
+                      .key = r->id, .hidden = hidden, .n_hidden = n_hidden };
     b->view.now_s = now;
     int s = lb_pick(b->balancer, &b->view, &lr);
     for (int i = r->n_tried - 1; i >= 0; i--)
@@ -532,6 +541,18 @@ void eng_drain_balancer_queue(eng_pool *p, double now)
 
 /* ---------- GPU workers ---------- */
 
+void eng_account_serving(eng_pool *p, const eng_node *n, double t0, double t1)
+{
+    for (double a = t0; a < t1;) {
+        size_t i = interval_of(a);
+        double end = fmin(t1, (double)(i + 1) * S.sc->interval_s);
+        if (i == S.n_intervals - 1)
+            end = t1;
+        p->serving_per_interval[i] += (end - a) * n->gpus;
+        a = end;
+    }
+}
+
 void eng_account_busy(eng_pool *p, eng_node *n, double t0, double t1)
 {
     n->busy_gpu_s += t1 - t0;
@@ -597,8 +618,12 @@ static void gpu_worker(int argc, char *argv[])
         while (b < max && n->q.len > 0) {
             eng_req *r = eng_fifo_pop(&n->q);
             if (r->deadline_s <= now) { /* client already gone: not the server's fault */
+                double cut = tier_cut(r, now);
                 eng_lb_release(p, r, n->index, now - r->stage_s, LB_OK, now);
-                eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
+                if (cut <= r->deadline_s)
+                    end_cut(p, r, cut);
+                else
+                    eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
                 continue;
             }
             w->batch[b++] = r;
@@ -616,9 +641,13 @@ static void gpu_worker(int argc, char *argv[])
                                response (nginx's default proxy_next_upstream
                                does not list http_500) */
             for (int i = 0; i < b; i++) {
+                double cut = tier_cut(w->batch[i], now);
                 eng_lb_release(p, w->batch[i], n->index, now - w->batch[i]->stage_s,
                                LB_HTTP_5XX, now);
-                eng_req_end(p, w->batch[i], B_FAILED, now);
+                if (cut <= now)
+                    end_cut(p, w->batch[i], cut);
+                else
+                    eng_req_end(p, w->batch[i], B_FAILED, now);
             }
             eng_drain_balancer_queue(p, now);
             continue;
@@ -969,6 +998,7 @@ static int build(void)
         p->lbq_capacity = sc->lb.queue_capacity;
         p->lbq_timeout_s = sc->lb.queue_timeout_s;
         p->busy_per_interval = calloc(S.n_intervals, sizeof(double));
+        p->serving_per_interval = calloc(S.n_intervals, sizeof(double));
         p->cause = p->fault_rec = -1;
         p->bw_factor = 1.0;
         for (int j = 0; j < p->n_hosts; j++) {
@@ -992,6 +1022,7 @@ static int build(void)
             }
             n->up_since_s = -1;
             n->ready_since_s = -1;
+            n->serving_since_s = -1;
             n->cause = n->fault_rec = -1;
             /* per-node series for the report's heatmap, while they stay small */
             if ((double)p->n_hosts * (double)S.n_intervals <= 4e6)
@@ -1193,6 +1224,8 @@ static void collect(rp_results *out)
         for (size_t i = 0; i < S.n_intervals; i++) {
             double len = fmin(sc->interval_s, dur - (double)i * sc->interval_s);
             out->samples[i].pools[k].busy_gpus = len > 0 ? p->busy_per_interval[i] / len : 0;
+            out->samples[i].pools[k].serving_gpus =
+                len > 0 ? p->serving_per_interval[i] / len : 0;
         }
         if (p->nodes[0].busy_series) {
             rp->nodes = calloc((size_t)p->n_hosts, sizeof *rp->nodes);
@@ -1292,6 +1325,7 @@ static void teardown(void)
         free(p->dw_ring);
         free(p->base_weight);
         free(p->busy_per_interval);
+        free(p->serving_per_interval);
     }
     for (int c = 0; c < S.sc->n_traffic; c++) {
         gsl_rng_free(S.classes[c].rng);

@@ -155,6 +155,7 @@ struct eng_node {
     double up_total_s;     /* provisioned time so far */
     double ready_total_s;
     double ready_since_s;
+    double serving_since_s;  /* ready or draining since (can run batches); -1 if not */
     double start_s;        /* entered STARTING (Kubernetes status.startTime); NAN before */
     double ready_change_s; /* last Ready transition; NAN before the first */
     unsigned long accepted;/* requests sent to it, ever */
@@ -195,6 +196,7 @@ struct eng_pool {
     gsl_rng *fault_rng;
     rp_counts counts;
     double *busy_per_interval;
+    double *serving_per_interval; /* GPU-seconds of ready or draining nodes */
     int replicas_min, replicas_max;
     int n_old;              /* slots 0..n_old-1 have the pool's shape; the rest the rollout's */
     int rolling;            /* the rollout began: new replicas take new-shape slots */
@@ -328,6 +330,8 @@ static inline void eng_pool_inflight(eng_pool *p, double now, int delta)
 }
 void eng_drain_balancer_queue(eng_pool *p, double now);
 void eng_account_busy(eng_pool *p, eng_node *n, double t0, double t1);
+/* Node n could run batches (ready or draining) over [t0, t1). */
+void eng_account_serving(eng_pool *p, const eng_node *n, double t0, double t1);
 void eng_event(double t_s, const char *type, const char *subject, const char *fmt, ...);
 void eng_view_sync(eng_node *n);
 void eng_start_workers(eng_node *n);

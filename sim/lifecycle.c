@@ -45,6 +45,14 @@ static void set_state(eng_node *n, eng_node_state st, double now)
     }
     if (st == NODE_READY)
         n->ready_since_s = now;
+    /* serving: ready or draining, the states in which it runs batches */
+    int was = old == NODE_READY || old == NODE_DRAINING, is = st == NODE_READY || st == NODE_DRAINING;
+    if (was && !is && n->serving_since_s >= 0) {
+        eng_account_serving(n->pool, n, n->serving_since_s, now);
+        n->serving_since_s = -1;
+    } else if (!was && is) {
+        n->serving_since_s = now;
+    }
     if (old == NODE_OFF)
         n->up_since_s = now;
     if (st == NODE_OFF && n->up_since_s >= 0) {
@@ -400,6 +408,7 @@ void life_init_pool(eng_pool *p)
             n->up_since_s = 0;
             n->state = NODE_READY; /* the initial fleet is up when the run starts */
             n->ready_since_s = 0;
+            n->serving_since_s = 0;
             n->start_s = 0;
             n->ready_change_s = 0;
             n->registered = 1;
@@ -785,6 +794,8 @@ void life_account_end(double end_s)
                 n->up_total_s += end_s - n->up_since_s;
             if (n->ready_since_s >= 0)
                 n->ready_total_s += end_s - n->ready_since_s;
+            if (n->serving_since_s >= 0)
+                eng_account_serving(p, n, n->serving_since_s, end_s);
         }
     }
 }

@@ -902,9 +902,11 @@ static void serve_loop(engine &e, int max_batch, double max_wait_s, double qps, 
     std::vector<long> wn(nw, 0);
     for (size_t i = 0; i < res.bat_start.size(); i++) {
         double st = res.bat_start[i];
-        size_t w = (size_t)((st - warmup_s) / window_s);
         int n = res.bat_n[i];
-        if (st < warmup_s || w >= nw || res.svc_n[n] == 0)
+        if (st < warmup_s || res.svc_n[n] == 0)
+            continue;
+        size_t w = (size_t)((st - warmup_s) / window_s);
+        if (w >= nw)
             continue;
         wsum[w] += res.bat_s[i] / (res.svc_sum[n] / (double)res.svc_n[n]);
         wn[w]++;
@@ -1039,8 +1041,10 @@ static int serve_main(const model_t &model, const serve_opts &so, const cudaDevi
         }
         fprintf(j, "  \"service_s\": {\"batch\": [%s], \"mean\": [%s], \"count\": [%s]},\n"
                    "  \"service_windows\": {\"window_s\": 0.5, \"relative\": [%s], "
-                   "\"slowest\": %.6g, \"fastest\": %.6g}\n}\n",
-                sb.c_str(), sm.c_str(), sc.c_str(), sw.c_str(), res.slowest, res.fastest);
+                   "\"slowest\": %s, \"fastest\": %s}\n}\n",
+                sb.c_str(), sm.c_str(), sc.c_str(), sw.c_str(),
+                res.windows.empty() ? "null" : std::to_string(res.slowest).c_str(),
+                res.windows.empty() ? "null" : std::to_string(res.fastest).c_str());
         if (fclose(j)) {
             fprintf(log, "serve: cannot write %s\n", jpath.c_str());
             return EXIT_USAGE;

@@ -551,6 +551,31 @@ static void test_panic_threshold(void)
     }
 }
 
+/* A retry hides the servers it tried (not up for that pick); they are
+ * still hosts to panic mode. 4 servers, server 0 ejected: a retry that
+ * tried 1, 2 and 3 finds no server (75% healthy: no panic), where a view
+ * that simply lacked them would panic and send it to the ejected one. */
+static void test_panic_counts_hidden(void)
+{
+    pool p;
+    pool_init(&p, 4);
+    lb_params pr = od_params();
+    pr.outlier.max_ejection_percent = 100;
+    lb *b = od_lb("round_robin", 4, &pr, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    fail(b, &p, 0, 1.0, 5);
+    p.v.now_s = 1.5;
+    for (int i = 1; i < 4; i++)
+        p.s[i].up = 0;
+    const int tried[] = { 1, 2, 3 };
+    lb_request retry = { .id = 2, .hidden = tried, .n_hidden = 3 };
+    CU_ASSERT_EQUAL(lb_pick(b, &p.v, &retry), LB_NO_UPSTREAM);
+    CU_ASSERT_EQUAL(lb_outlier_panics(b), 0);
+    CU_ASSERT_EQUAL(lb_pick(b, &p.v, &req0), 0); /* 1, 2, 3 really down: panic */
+    CU_ASSERT_EQUAL(lb_outlier_panics(b), 1);
+    lb_destroy(b);
+}
+
 /* Outlier detection beside nginx's max_fails: each takes its own server
  * out, and with both out round robin shares the other eight. */
 static void test_beside_max_fails(void)
@@ -727,6 +752,7 @@ int main(void)
         { "max_ejection_percent rounding, always_eject_one_host", test_max_percent_rounding },
         { "max_ejection_percent counts the servers up", test_max_percent_counts_servers_up },
         { "healthy_panic_threshold: panic mode uses every server", test_panic_threshold },
+        { "panic mode counts a retry's hidden servers", test_panic_counts_hidden },
         { "enforcing_consecutive_5xx: 0 and 50", test_enforcing },
         { "every policy: an ejected server is not up", test_every_policy_hides_ejected },
         { "beside nginx max_fails", test_beside_max_fails },

@@ -55,6 +55,7 @@ static void fill(rp_results *r, int n_nodes)
         s->pools = calloc(1, sizeof *s->pools);
         s->pools[0].replicas = n_nodes;
         s->pools[0].busy_gpus = 0.5 * n_nodes;
+        s->pools[0].serving_gpus = n_nodes;
     }
     if (n_nodes > 0) {
         r->pools[0].n_nodes = n_nodes;

@@ -139,7 +139,7 @@ static void test_timeseries_and_events(void)
 }
 
 /* The peak interval: the most offered load after warm-up; its pool's busy
- * GPUs over its ready nodes' GPUs (6 of 3 x 4 = 50%). */
+ * GPUs over the GPUs that could serve in it (6 of 3 x 4 = 50%). */
 static void test_peak(void)
 {
     rp_results r;
@@ -151,6 +151,7 @@ static void test_peak(void)
     r.samples[1].rejected = 1;
     r.samples[1].failed = 2;
     r.samples[1].pools[0].busy_gpus = 6;
+    r.samples[1].pools[0].serving_gpus = 12; /* 3 nodes x 4 GPUs */
     CU_ASSERT_EQUAL(rp_peak_interval(&r), 1);
     char path[] = "/tmp/fleetsim-peak-XXXXXX";
     int fd = mkstemp(path);

@@ -269,6 +269,40 @@ static void test_outputs(void)
     free(dir);
 }
 
+/* The peak interval's busy share counts the GPUs that could serve during
+ * it, not those left at its end: two nodes, 1 s requests, 4 req/s over
+ * [20, 30) s, gpu/1 crashes at 25 s. In the interval 14.75 GPU-seconds
+ * are busy of 15 serving (2 x 5 + 1 x 5): 98.3%, not 1.475 / 1 node. */
+static void test_peak_busy_share(void)
+{
+    int rc;
+    char *dir = tu_run_yaml(
+        "name: p\n"
+        "duration: 60s\n"
+        "interval: 10s\n"
+        "models:\n"
+        "  m: {service: {distribution: deterministic, mean: 1s}}\n"
+        "pools:\n"
+        "  gpu: {model: m, replicas: 2, queue_capacity: 1000, timeout: 100s,\n"
+        "        link: {latency: 0s, bandwidth: 100Gbps}}\n"
+        "traffic:\n"
+        "  - {name: x, pool: gpu, size: 0B, response_size: 0B, arrivals: {process: deterministic,\n"
+        "     rate: [{at: 0s, qps: 1}, {at: 20s, qps: 4}, {at: 30s, qps: 1}]}}\n"
+        "load_balancer: {policy: round_robin, retries: {on: off}}\n"
+        "chaos:\n"
+        "  - {fault: node_crash, target: gpu/1, at: 25s}\n",
+        NULL, &rc);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "peak.t_s"), 20, 0);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "peak.offered_qps"), 4, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "peak.pools.gpu.busy_gpus"), 1.475, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "peak.pools.gpu.utilization"), 14.75 / 15, 1e-9);
+    CU_ASSERT_EQUAL(tu_num(j, "peak.pools.gpu.replicas"), 1);
+    cJSON_Delete(j);
+    tu_done(dir);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -276,6 +310,7 @@ int main(void)
     CU_pSuite s = CU_add_suite("engine", NULL, NULL);
     CU_add_test(s, "conservation under overload", test_conservation_under_overload);
     CU_add_test(s, "same seed, same results", test_determinism);
+    CU_add_test(s, "the peak interval's busy share", test_peak_busy_share);
     CU_add_test(s, "batching arithmetic", test_batching_exact);
     CU_add_test(s, "bank: before fails, after holds", test_bank_before_after);
     CU_add_test(s, "exit codes and messages", test_exit_codes);

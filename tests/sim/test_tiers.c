@@ -221,6 +221,65 @@ static void test_l7_failure_cuts(void)
     }
 }
 
+/* Two requests, at 1 s (nginx-a) and 2 s (nginx-b), 10 s each on one node
+ * (one GPU unless said); nginx-b fails at 5 s. */
+#define CUT2(pool_extra, lb_extra, chaos_extra)                                                \
+    "name: c\n"                                                                                \
+    "duration: 40s\n"                                                                          \
+    "interval: 1s\n"                                                                           \
+    "models:\n"                                                                                \
+    "  m: {service: {distribution: deterministic, mean: 10s}}\n"                               \
+    "pools:\n"                                                                                 \
+    "  gpu: {model: m, replicas: 1, queue_capacity: 10, link: {latency: 0s, bandwidth: 100Gbps}" \
+    pool_extra "}\n"                                                                           \
+    "traffic:\n"                                                                               \
+    "  - {name: x, pool: gpu, size: 0B, response_size: 0B, arrivals: {process: deterministic,\n" \
+    "     rate: [{at: 0s, qps: 1}, {at: 2.5s, qps: 0}]}}\n"                                    \
+    "load_balancer:\n"                                                                         \
+    "  policy: round_robin\n" lb_extra                                                          \
+    "  l4: {policy: round_robin, health_check: {interval: 0s}}\n"                              \
+    "  l7: [{name: nginx-a}, {name: nginx-b}]\n"                                               \
+    "chaos:\n"                                                                                 \
+    "  - {fault: lb_failure, target: nginx-b, at: 5s, duration: 20s}\n" chaos_extra
+
+/* Failed at the cut (5 s), whatever ends the request's attempt later. */
+static void expect_cut_at_5s(const char *yaml, double failed)
+{
+    cJSON *j = run_summary(yaml, NULL);
+    if (!j)
+        return;
+    CU_ASSERT_EQUAL(tu_num(j, "balancers.nginx-b.cut"), 1);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), failed);
+    cJSON_Delete(j);
+}
+
+static void test_l7_cut_before_other_ends(void)
+{
+    /* timeout 8 s: nginx-b's request waits in the node's queue behind the
+     * first until 11 s, past its deadline (10 s); the cut at 5 s came
+     * first, so it is cut (failed), and only the first times out */
+    cJSON *j = run_summary(CUT2(", timeout: 8s", "", ""), NULL);
+    if (j) {
+        CU_ASSERT_EQUAL(tu_num(j, "balancers.nginx-b.cut"), 1);
+        CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 1);
+        CU_ASSERT_EQUAL(tu_num(j, "requests.timed_out"), 1);
+        const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "faults"), 0);
+        CU_ASSERT_EQUAL(tu_num(f, "requests.failed"), 1);
+        CU_ASSERT_EQUAL(tu_num(f, "requests.timed_out"), 0);
+        cJSON_Delete(j);
+    }
+    /* two GPUs, both running at 8 s when the node crashes (no retries):
+     * nginx-b's request was cut at 5 s, the other fails at the crash */
+    expect_cut_at_5s(CUT2(", gpus_per_node: 2", "  retries: {on: off}\n",
+                          "  - {fault: node_crash, target: gpu/0, at: 8s}\n"),
+                     2);
+    /* one GPU answering 500 over [8, 18) s: the first request, running
+     * since 1 s, completes at 11 s; nginx-b's reaches the GPU at 11 s and
+     * gets a 500, but was cut at 5 s */
+    expect_cut_at_5s(CUT2("", "", "  - {fault: gpu_error, target: gpu/0, at: 8s, duration: 10s}\n"),
+                     1);
+}
+
 static void expect_error(const char *yaml, const char *msg)
 {
     CU_ASSERT(tu_expect_error(yaml, NULL, msg));
@@ -252,6 +311,7 @@ int main(void)
     CU_add_test(s, "each L7 balancer has its own state", test_separate_state);
     CU_add_test(s, "an L7 balancer fails behind the L4", test_l7_failure);
     CU_add_test(s, "an L7 balancer that fails cuts what it passed on", test_l7_failure_cuts);
+    CU_add_test(s, "a cut comes before a later timeout, crash or 500", test_l7_cut_before_other_ends);
     CU_add_test(s, "a pool's own policy", test_pool_policy);
     CU_add_test(s, "scenario errors", test_errors);
     CU_basic_set_mode(CU_BRM_VERBOSE);
