@@ -202,9 +202,17 @@ static void req_free(eng_req *r)
     S.free_list = r;
 }
 
-/* Every request leaves through here exactly once. */
+/* Every request leaves through here exactly once. One whose L7 balancer
+ * went down after it was sent and by t_s ends at that moment as a 502,
+ * whatever ended it later (its client saw the connection reset; tiers.c). */
 void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
 {
+    double cut = tier_cut(r, t_s);
+    if (cut <= t_s) {
+        tier_count_cut(r);
+        bucket = B_FAILED;
+        t_s = cut;
+    }
     if (r->job) { /* its client was answered at a queue: work after it */
         eng_pool_leave(p, r, bucket, t_s);
         pipe_job_end(r, bucket, t_s);
@@ -301,8 +309,6 @@ static void node_accept(eng_pool *p, eng_node *n, eng_req *r)
     }
 }
 
-static void end_cut(eng_pool *p, eng_req *r, double cut_s);
-
 /* proxy_next_upstream: `on` says whether it lists what went wrong (error,
  * http_503); then tries and timeout decide. */
 static int retry_allowed(const eng_pool *p, const eng_req *r, double now, int on)
@@ -325,11 +331,6 @@ void eng_attempt_failed(eng_pool *p, eng_req *r, double now)
         return;
     if (retry_allowed(p, r, now, S.sc->lb.retry_on_error)) {
         eng_route(p, r, now);
-        return;
-    }
-    double cut = tier_cut(r, now);
-    if (cut <= now) {
-        end_cut(p, r, cut);
         return;
     }
     eng_req_end(p, r, B_FAILED, now);
@@ -463,20 +464,11 @@ int eng_offer(eng_pool *p, eng_req *r, double now)
     return 0;
 }
 
-/* r's client connection was cut at cut_s by its L7 balancer going down
- * (tiers.c): a 502 at that moment. */
-static void end_cut(eng_pool *p, eng_req *r, double cut_s)
-{
-    tier_count_cut(r);
-    eng_req_end(p, r, B_FAILED, cut_s);
-}
-
 /* Routes r now or queues it at the balancer; ends it when neither works. */
 void eng_route(eng_pool *p, eng_req *r, double now)
 {
-    double cut = tier_cut(r, now); /* a later stage, after its L7 went down */
-    if (cut <= now) {
-        end_cut(p, r, cut);
+    if (tier_cut(r, now) <= now) { /* a later stage, after its L7 went down */
+        eng_req_end(p, r, B_FAILED, now);
         return;
     }
     if (p->lb_down) {
@@ -520,7 +512,7 @@ void eng_drain_balancer_queue(eng_pool *p, double now)
         double gone = fmin(r->deadline_s, r->lbq_deadline_s), cut = tier_cut(r, now);
         if (cut <= now && cut <= gone) { /* its L7 balancer, which held it, went down */
             eng_fifo_pop(&p->lbq);
-            end_cut(p, r, cut);
+            eng_req_end(p, r, B_FAILED, cut);
             continue;
         }
         if (gone <= now) {
@@ -618,12 +610,8 @@ static void gpu_worker(int argc, char *argv[])
         while (b < max && n->q.len > 0) {
             eng_req *r = eng_fifo_pop(&n->q);
             if (r->deadline_s <= now) { /* client already gone: not the server's fault */
-                double cut = tier_cut(r, now);
                 eng_lb_release(p, r, n->index, now - r->stage_s, LB_OK, now);
-                if (cut <= r->deadline_s)
-                    end_cut(p, r, cut);
-                else
-                    eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
+                eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
                 continue;
             }
             w->batch[b++] = r;
@@ -641,13 +629,9 @@ static void gpu_worker(int argc, char *argv[])
                                response (nginx's default proxy_next_upstream
                                does not list http_500) */
             for (int i = 0; i < b; i++) {
-                double cut = tier_cut(w->batch[i], now);
                 eng_lb_release(p, w->batch[i], n->index, now - w->batch[i]->stage_s,
                                LB_HTTP_5XX, now);
-                if (cut <= now)
-                    end_cut(p, w->batch[i], cut);
-                else
-                    eng_req_end(p, w->batch[i], B_FAILED, now);
+                eng_req_end(p, w->batch[i], B_FAILED, now);
             }
             eng_drain_balancer_queue(p, now);
             continue;
@@ -675,7 +659,7 @@ static void gpu_worker(int argc, char *argv[])
             eng_lb_release(p, r, n->index, t1 - r->stage_s + r->net_s - r->net_prev_s, LB_OK,
                            t1);
             if (was_cut)
-                end_cut(p, r, cut);
+                eng_req_end(p, r, B_FAILED, cut);
             else if (!ok)
                 eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
             else if (r->stage + 1 < S.classes[r->tclass].pipe->n_stages)
@@ -1108,7 +1092,7 @@ static void sweep_expired(double end)
         while ((r = eng_fifo_pop(&p->lbq))) {
             double gone = fmin(r->deadline_s, r->lbq_deadline_s), cut = tier_cut(r, end);
             if (cut <= end && cut <= gone)
-                end_cut(p, r, cut);
+                eng_req_end(p, r, B_FAILED, cut);
             else if (gone <= end)
                 eng_req_end(p, r, B_TIMED_OUT, gone);
             else
@@ -1122,7 +1106,7 @@ static void sweep_expired(double end)
                 double cut = tier_cut(r, end);
                 if (cut <= end && cut <= r->deadline_s) {
                     p->lbi[r->l7].servers[j].active--;
-                    end_cut(p, r, cut);
+                    eng_req_end(p, r, B_FAILED, cut);
                 } else if (r->deadline_s <= end) {
                     p->lbi[r->l7].servers[j].active--;
                     eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
