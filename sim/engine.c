@@ -533,31 +533,31 @@ void eng_drain_balancer_queue(eng_pool *p, double now)
 
 /* ---------- GPU workers ---------- */
 
-void eng_account_serving(eng_pool *p, const eng_node *n, double t0, double t1)
+/* Adds scale x the part of [t0, t1) in each interval to per[] and, when
+ * not NULL, also[] (the last interval runs to the end of the run). */
+static void add_per_interval(double *per, double *also, double t0, double t1, double scale)
 {
     for (double a = t0; a < t1;) {
         size_t i = interval_of(a);
         double end = fmin(t1, (double)(i + 1) * S.sc->interval_s);
         if (i == S.n_intervals - 1)
             end = t1;
-        p->serving_per_interval[i] += (end - a) * n->gpus;
+        per[i] += (end - a) * scale;
+        if (also)
+            also[i] += (end - a) * scale;
         a = end;
     }
+}
+
+void eng_account_serving(eng_pool *p, const eng_node *n, double t0, double t1)
+{
+    add_per_interval(p->serving_per_interval, NULL, t0, t1, n->gpus);
 }
 
 void eng_account_busy(eng_pool *p, eng_node *n, double t0, double t1)
 {
     n->busy_gpu_s += t1 - t0;
-    for (double a = t0; a < t1;) { /* busy time per interval */
-        size_t i = interval_of(a);
-        double end = fmin(t1, (double)(i + 1) * S.sc->interval_s);
-        if (i == S.n_intervals - 1)
-            end = t1;
-        p->busy_per_interval[i] += end - a;
-        if (n->busy_series)
-            n->busy_series[i] += end - a;
-        a = end;
-    }
+    add_per_interval(p->busy_per_interval, n->busy_series, t0, t1, 1);
 }
 
 static void gpu_worker(int argc, char *argv[])
