@@ -1,0 +1,122 @@
+/*
+ * llm_model.h - what an LLM replica costs, from the model's shape and the GPU:
+ * the Hugging Face config.json reader, precisions, the GPU catalog, weight
+ * and KV-cache bytes, KV capacity in blocks, and the time of one scheduler
+ * step (roofline or fitted alpha-beta). Pure functions: no SimGrid, no
+ * globals, so the closed forms are tested on their own.
+ * Formulas and constants: docs/llm-serving.md (sources: BLIS
+ * sim/latency/roofline.go and kv_capacity.go, vLLM, DistServe).
+ */
+#ifndef FLEETSIM_LLM_MODEL_H
+#define FLEETSIM_LLM_MODEL_H
+
+#include <stddef.h>
+
+typedef enum { LLM_FP32 = 0, LLM_FP16, LLM_BF16, LLM_FP8, LLM_INT8, LLM_INT4 } llm_precision;
+
+/* "fp32", "fp16", "bf16", "fp8", "int8", "int4": 0, or -1 for another name. */
+int llm_precision_parse(const char *name, llm_precision *out);
+const char *llm_precision_name(llm_precision p);
+double llm_precision_bytes(llm_precision p); /* 4, 2, 2, 1, 1, 0.5 */
+
+/* A transformer's shape, as config.json gives it (0 where a field is absent
+ * and does not apply). */
+typedef struct {
+    char name[64];                 /* "model_type" or the file's stem */
+    int hidden_size;               /* hidden_size */
+    int num_layers;                /* num_hidden_layers */
+    int num_heads;                 /* num_attention_heads */
+    int num_kv_heads;              /* num_key_value_heads (= num_heads when absent) */
+    int head_dim;                  /* head_dim (= hidden_size / num_heads when absent) */
+    int intermediate_size;         /* intermediate_size: the dense MLP's */
+    int vocab_size;                /* vocab_size */
+    int tie_word_embeddings;       /* tie_word_embeddings */
+    /* MoE (DeepSeek-V3 names; Mixtral's num_local_experts too) */
+    int n_routed_experts;          /* 0 = dense */
+    int n_shared_experts;
+    int experts_per_token;         /* num_experts_per_tok */
+    int moe_intermediate_size;
+    int first_dense_layers;        /* first_k_dense_replace */
+    /* MLA (DeepSeek): the KV cache holds a latent per token and layer */
+    int kv_lora_rank;              /* 0 = standard attention */
+    int qk_rope_head_dim;
+    int q_lora_rank, qk_nope_head_dim, v_head_dim; /* MLA projection sizes, for the weights */
+} llm_shape;
+
+/* Reads a config.json's text (cJSON). 0 on success; -1 with a message in
+ * err (naming the field) for JSON that does not parse, a required field
+ * missing (hidden_size, num_hidden_layers, num_attention_heads,
+ * intermediate_size, vocab_size) or a value that is not a positive integer. */
+int llm_shape_parse(const char *json, llm_shape *out, char *err, size_t err_len);
+/* Same, from a file; err names the file. */
+int llm_shape_load(const char *path, llm_shape *out, char *err, size_t err_len);
+/* Checks a shape given inline (the same rules as the parser). */
+int llm_shape_check(const llm_shape *s, char *err, size_t err_len);
+
+/* Parameters: all of them (weights held), and those one token uses. */
+double llm_params_total(const llm_shape *s);
+double llm_params_active(const llm_shape *s);
+
+/* A GPU: peak dense tensor throughput per precision (FLOP/s; 0 = not
+ * supported), memory, power and price. */
+typedef struct {
+    const char *name;              /* "H100-SXM" */
+    double flops_fp32, flops_fp16, flops_fp8, flops_int8; /* fp16 row also bf16; fp32 = TF32 */
+    double hbm_bytes;
+    double hbm_Bps;
+    double power_w;                /* board power at full load */
+    double idle_w;
+    double price_per_hour;
+    double mfu_prefill, mfu_decode; /* achieved share of peak (BLIS hardware_config.json) */
+} llm_gpu;
+
+/* The catalog (A100-80G, H100-SXM, H200, B200, L40S at least), matched
+ * case-insensitively; NULL for an unknown name. llm_gpu_names lists them. */
+const llm_gpu *llm_gpu_find(const char *name);
+extern const llm_gpu *const llm_gpu_catalog[]; /* NULL-terminated */
+double llm_gpu_flops(const llm_gpu *g, llm_precision p); /* fp16 for bf16, int8 for int4 */
+
+typedef enum { LLM_STEP_ROOFLINE = 0, LLM_STEP_ALPHA_BETA } llm_step_kind;
+
+/* One replica: a model on tp GPUs, at its precisions. */
+typedef struct {
+    llm_shape shape;
+    llm_precision weights, activations, kv;
+    int tp;                        /* tensor_parallel >= 1 */
+    llm_gpu gpu;
+    llm_step_kind kind;
+    double mfu_prefill, mfu_decode; /* roofline; default the GPU's */
+    double overhead_s;              /* fixed time per step (both kinds) */
+    /* alpha_beta: step = overhead + prefill_token_s * prefill tokens +
+     * decode_seq_s * decode sequences + context_token_s * context tokens read */
+    double prefill_token_s, decode_seq_s, context_token_s;
+} llm_perf;
+
+/* Bytes of all the weights (every TP rank together). */
+double llm_weight_bytes(const llm_perf *p);
+/* KV-cache bytes one token takes on the replica (all ranks together):
+ * dense 2 * L * kv_heads * head_dim * kv bytes; MLA L * (kv_lora_rank +
+ * qk_rope_head_dim) * kv bytes (replicated on every rank, so x tp). */
+double llm_kv_bytes_per_token(const llm_perf *p);
+/* KV blocks of block_size tokens that fit in the replica's memory at
+ * gpu_memory_utilization (BLIS kv_capacity.go); <= 0 when the weights do
+ * not fit, and err says by how much. */
+long llm_kv_blocks(const llm_perf *p, double gpu_memory_utilization, int block_size, char *err,
+                   size_t err_len);
+
+/* One sequence's part of a step: n new tokens computed with c tokens
+ * already in its cache; decode = 1 for a decode token (n = 1 after the
+ * prompt), 0 for prompt (prefill) tokens. */
+typedef struct {
+    int n;
+    long c;
+    int decode;
+} llm_chunk;
+
+/* The time of one step running these chunks together (> 0 for n_chunks >= 1). */
+double llm_step_s(const llm_perf *p, const llm_chunk *chunks, int n_chunks);
+/* The roofline's parts, for tests and --trace-steps: compute and memory time. */
+void llm_step_parts(const llm_perf *p, const llm_chunk *chunks, int n_chunks, double *compute_s,
+                    double *memory_s);
+
+#endif

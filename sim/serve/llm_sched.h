@@ -1,0 +1,104 @@
+/*
+ * llm_sched.h - one LLM replica's iteration-level scheduler, as vLLM's v1
+ * scheduler does it (vllm/v1/core/sched/scheduler.py): a waiting queue and
+ * a running list, a token budget per step (max_num_batched_tokens),
+ * max_num_seqs, chunked prefill, a KV cache in blocks with preemption by
+ * recompute, and prefix caching over block content hashes
+ * (vllm/v1/core/kv_cache_manager.py, block_pool.py). Plain state, no
+ * SimGrid, no clock: the server model asks for a step, runs it for the time
+ * llm_step_s gives, and reports it done.
+ */
+#ifndef FLEETSIM_LLM_SCHED_H
+#define FLEETSIM_LLM_SCHED_H
+
+#include <stdint.h>
+
+typedef struct llm_seq {
+    /* set by the caller before llm_sched_add */
+    unsigned long id;
+    int prompt_tokens;          /* >= 1 */
+    int output_tokens;          /* >= 1: tokens to generate */
+    /* prefix identity of the prompt: hashes[j] names the content of
+     * prompt tokens [0, (j+1) * hash_block_tokens) (chained, as Mooncake's
+     * hash_ids and vLLM's block hashes are); NULL = nothing shared */
+    const uint64_t *hashes;
+    int n_hashes;
+    int hash_block_tokens;      /* a multiple of the scheduler's block_size */
+    void *user;
+    /* kept by the scheduler */
+    int computed;               /* tokens whose KV is computed (num_computed_tokens) */
+    int generated;              /* output tokens produced */
+    int n_blocks;               /* KV blocks held */
+    int *blocks;                /* their ids (owned by the scheduler) */
+    int blocks_cap;
+    int cached_tokens;          /* prompt tokens found in the prefix cache at its last admission */
+    int preemptions;
+    int state;                  /* LLM_WAITING, LLM_RUNNING, LLM_DONE */
+    struct llm_seq *prev, *next; /* in the waiting queue */
+} llm_seq;
+
+enum { LLM_WAITING = 0, LLM_RUNNING, LLM_DONE, LLM_ABORTED };
+
+typedef struct {
+    int max_num_batched_tokens;  /* token budget per step */
+    int max_num_seqs;            /* running at most */
+    int block_size;              /* tokens per KV block (16) */
+    long num_blocks;             /* KV capacity */
+    int long_prefill_threshold;  /* most prompt tokens one request gets per step (0 = budget) */
+    int enable_prefix_caching;
+    int chunked_prefill;         /* 0: a prompt is prefilled whole or not admitted */
+} llm_sched_config;
+
+/* What one step runs: per scheduled sequence its new tokens and cached
+ * context; and the sequences preempted to make room (already back at the
+ * head of waiting, blocks freed). */
+typedef struct {
+    llm_seq *seq;
+    int n_new;
+    int context;                 /* seq->computed when scheduled */
+    int decode;                  /* 1: a decode token (all prompt and earlier output computed) */
+} llm_sched_item;
+
+typedef struct {
+    llm_sched_item *items;       /* max_num_seqs slots */
+    int n;
+    int tokens;                  /* sum of n_new */
+    llm_seq **preempted;         /* max_num_seqs slots */
+    int n_preempted;
+} llm_step;
+
+typedef struct llm_sched llm_sched;
+
+llm_sched *llm_sched_new(const llm_sched_config *cfg);
+void llm_sched_free(llm_sched *s);
+llm_step *llm_step_new(const llm_sched *s);
+void llm_step_free(llm_step *st);
+
+/* Appends seq to the waiting queue (computed = generated = 0). */
+void llm_sched_add(llm_sched *s, llm_seq *seq);
+/* Forms the next step into st; returns st->n (0 = nothing to run). */
+int llm_sched_schedule(llm_sched *s, llm_step *st);
+/* The step st ran: advances each sequence; a sequence whose computed
+ * tokens reach prompt + generated produces a token (generated++). Those
+ * that produced their first token this step go to first[], those that
+ * finished (generated == output_tokens; blocks freed, removed) to done[];
+ * both arrays have max_num_seqs slots. */
+void llm_sched_step_done(llm_sched *s, const llm_step *st, llm_seq **first, int *n_first,
+                         llm_seq **done, int *n_done);
+/* Removes seq (waiting or running) and frees its blocks: a cancelled
+ * request or a client that gave up. */
+void llm_sched_abort(llm_sched *s, llm_seq *seq);
+
+/* State for metrics and tests. */
+int llm_sched_waiting(const llm_sched *s);
+int llm_sched_running(const llm_sched *s);
+llm_seq *llm_sched_running_at(const llm_sched *s, int i); /* in admission order */
+llm_seq *llm_sched_waiting_head(const llm_sched *s);
+long llm_sched_blocks_used(const llm_sched *s);  /* held by running sequences */
+long llm_sched_blocks_free(const llm_sched *s);  /* free, cached or not: used + free = num_blocks */
+unsigned long llm_sched_preemptions(const llm_sched *s);
+/* prefix cache: prompt tokens looked up and found at admissions */
+unsigned long llm_sched_prefix_queries(const llm_sched *s);
+unsigned long llm_sched_prefix_hits(const llm_sched *s);
+
+#endif
