@@ -15,6 +15,7 @@
  */
 #include "autoscale.h"
 #include "engine_internal.h"
+#include "serve.h"
 
 #include <simgrid/engine.h>
 
@@ -35,7 +36,7 @@ static void metrics_sampler(int argc, char *argv[])
         double now = simgrid_get_clock();
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
-            double busy = eng_node_busy_s(n, now);
+            double busy = serve_busy_s(n, now);
             if (p->metrics_stale) {
                 n->m_has = 0; /* stale_metrics: no sample; the HPA sees it missing */
             } else if (n->state >= NODE_LOADING && n->state <= NODE_DRAINING) {

@@ -1,20 +1,20 @@
 /*
- * engine.c - the simulation core: requests, routing, GPU workers, traffic,
- * the time series and the results.
+ * engine.c - the simulation core: requests, routing, traffic, the time
+ * series and the results.
  *
  * Platform: one SimGrid host per node the pool may ever use (cores = GPUs,
  * 1 Gflop/s per core at full speed, lower pstates for throttling), one host
  * for the balancer, one link per node to the balancer, energy plugin
  * wattages per node type. Node states, scaling and crashes are in
  * lifecycle.c; injected faults in chaos.c; moving a request from one
- * pipeline stage to the next in pipeline.c; the L4 tier in tiers.c.
+ * pipeline stage to the next in pipeline.c; the L4 tier in tiers.c; how a
+ * node serves what it accepted in its server model (serve/serve.h: the
+ * batch server in serve/batch.c).
  *
  * Actors: one traffic generator per class (sleeps until each arrival, then
  * routes the request synchronously through its first stage's balancer, or
- * its L7 balancer's view of it); one worker
- * per GPU of a ready node (takes a batch from its node's FIFO queue and runs
- * it as a SimGrid execution on the node's host, so speed changes and host
- * failures act on it); one sampler that closes each time-series interval.
+ * its L7 balancer's view of it); the server model's actors on each ready
+ * node; one sampler that closes each time-series interval.
  * Requests come from a free list and end in exactly one bucket (completed,
  * rejected, failed, timed out) or are in flight at the end; the caller checks
  * that sum against generated.
@@ -28,6 +28,7 @@
  *   GPU and is counted as timed out when its batch ends.
  */
 #include "engine_internal.h"
+#include "serve.h"
 
 #include <simgrid/engine.h>
 #include <simgrid/exec.h>
@@ -297,16 +298,7 @@ static void node_accept(eng_pool *p, eng_node *n, eng_req *r)
     n->net_rx_bytes += S.classes[r->tclass].cfg->bytes_in;
     p->lbi[r->l7].servers[n->index].active++;
     eng_fifo_push(&n->q, r);
-    int max = p->model->batch_max_size;
-    if (n->forming) {
-        if (n->q.len >= max) {
-            n->forming = 0;
-            sg_sem_release(n->filled);
-        }
-    } else if (n->idle_workers > 0) {
-        n->idle_workers--;
-        sg_sem_release(n->wake);
-    }
+    serve_accepted(n);
 }
 
 /* proxy_next_upstream: `on` says whether it lists what went wrong (error,
@@ -560,154 +552,29 @@ void eng_account_busy(eng_pool *p, eng_node *n, double t0, double t1)
     add_per_interval(p->busy_per_interval, n->busy_series, t0, t1, 1);
 }
 
-static void gpu_worker(int argc, char *argv[])
+/* Server n answered r at t1 (its work is done): the response goes back to
+ * the client unless the client gave up first (504) or its L7 balancer, which
+ * held the connection, went down before (502); else on to r's next stage, or
+ * completed. */
+void eng_req_served(eng_pool *p, eng_node *n, eng_req *r, double t1)
 {
-    (void)argc;
-    (void)argv;
-    eng_worker *w = sg_actor_self_get_data();
-    eng_node *n = w->node;
-    eng_pool *p = n->pool;
-    const sc_model *m = p->model;
-    int max = m->batch_max_size;
-
-    for (;;) {
-        /* A draining node's workers leave once its queue is empty. */
-        if (n->state == NODE_DRAINING && n->q.len == 0) {
-            eng_wake_idle(n); /* the others leave too */
-            w->alive = 0;
-            life_worker_exited(n);
-            return;
-        }
-        /* Idle while there is nothing to do or another worker is forming
-         * a batch (one batcher per node, as in Triton's dynamic batcher). */
-        if (n->q.len == 0 || n->forming) {
-            n->idle_workers++;
-            sg_sem_acquire(n->wake);
-            continue;
-        }
-        /* Dynamic batching: wait until the batch is full or its oldest
-         * request has waited max_wait (Triton's max_queue_delay). */
-        if (max > 1 && m->batch_max_wait_s > 0 && n->state == NODE_READY) {
-            for (;;) {
-                double now = simgrid_get_clock();
-                if (n->q.len == 0 || n->q.len >= max)
-                    break;
-                double due = n->q.head->stage_s + m->batch_max_wait_s;
-                /* waits below SimGrid's timing precision (1e-9 s) cannot
-                 * move its clock: within 1 us of due is due */
-                if (due - now <= 1e-6)
-                    break;
-                n->forming = 1;
-                if (sg_sem_acquire_timeout(n->filled, due - now)) {
-                    n->forming = 0; /* timed out: the window is over */
-                    break;
-                }
-            }
-        }
-        double now = simgrid_get_clock();
-        int b = 0;
-        double work = 0;
-        while (b < max && n->q.len > 0) {
-            eng_req *r = eng_fifo_pop(&n->q);
-            if (r->deadline_s <= now) { /* client already gone: not the server's fault */
-                eng_lb_release(p, r, n->index, now - r->stage_s, LB_OK, now);
-                eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
-                continue;
-            }
-            w->batch[b++] = r;
-            work += r->work;
-        }
-        if (n->q.len > 0 && n->idle_workers > 0 && !n->forming) {
-            n->idle_workers--;
-            sg_sem_release(n->wake);
-        }
-        if (b == 0) {
-            eng_drain_balancer_queue(p, now);
-            continue;
-        }
-        if (n->gpu_error) { /* the application answers 500 at once: a 5xx
-                               response (nginx's default proxy_next_upstream
-                               does not list http_500) */
-            for (int i = 0; i < b; i++) {
-                eng_lb_release(p, w->batch[i], n->index, now - w->batch[i]->stage_s,
-                               LB_HTTP_5XX, now);
-                eng_req_end(p, w->batch[i], B_FAILED, now);
-            }
-            eng_drain_balancer_queue(p, now);
-            continue;
-        }
-        double service_s = sc_model_mean_s(m, b) * (work / b) * eng_draw_unit(&m->noise, n->rng);
-        w->batch_n = b;
-        w->run_t0_s = now;
-        sg_actor_execute(service_s * ENG_FLOPS_PER_S);
-        if (w->batch_n != b)
-            return; /* the node crashed as the batch ended: fail_held has dealt with it */
-        double t1 = simgrid_get_clock();
-        w->run_t0_s = -1;
-        w->batch_n = 0;
-        eng_account_busy(p, n, now, t1);
-        for (int i = 0; i < b; i++) {
-            eng_req *r = w->batch[i];
-            double lat = t1 - r->sent_s + r->net_s;
-            int ok = r->sent_s + lat <= r->deadline_s;
-            /* its L7 balancer went down while the server had it, before
-             * the client gave up: the answer goes nowhere */
-            double cut = tier_cut(r, t1);
-            int was_cut = cut <= t1 && (ok || cut <= r->deadline_s);
-            if (ok && !was_cut) /* its client is gone otherwise: no response is written */
-                n->net_tx_bytes += S.classes[r->tclass].cfg->bytes_out;
-            eng_lb_release(p, r, n->index, t1 - r->stage_s + r->net_s - r->net_prev_s, LB_OK,
-                           t1);
-            if (was_cut)
-                eng_req_end(p, r, B_FAILED, cut);
-            else if (!ok)
-                eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
-            else if (r->stage + 1 < S.classes[r->tclass].pipe->n_stages)
-                pipe_stage_done(p, r, t1);
-            else
-                eng_req_end(p, r, B_COMPLETED, t1);
-        }
-        eng_drain_balancer_queue(p, t1);
-    }
-}
-
-double eng_node_busy_s(const eng_node *n, double now)
-{
-    double b = n->busy_gpu_s;
-    for (int g = 0; g < n->gpus; g++)
-        if (n->workers[g].run_t0_s >= 0)
-            b += now - n->workers[g].run_t0_s;
-    return b;
-}
-
-/* Wakes every idle worker of a node. They are counted first: a woken worker
- * may go idle again (another is forming a batch) before this returns. */
-void eng_wake_idle(eng_node *n)
-{
-    int idle = n->idle_workers;
-    n->idle_workers = 0;
-    while (idle-- > 0)
-        sg_sem_release(n->wake);
-}
-
-/* Starts one worker actor per GPU on a node that just became ready. */
-void eng_start_workers(eng_node *n)
-{
-    n->idle_workers = 0;
-    n->forming = 0;
-    for (int g = 0; g < n->gpus; g++) {
-        eng_worker *w = &n->workers[g];
-        w->batch_n = 0;
-        w->run_t0_s = -1;
-        w->alive = 1;
-        sg_actor_t a = sg_actor_init(n->name, n->host);
-        sg_actor_set_data(a, w);
-        /* not a daemon: SimGrid 3.32 keeps a daemon that returns on its
-         * daemon list and later kills it twice; the run ends at the
-         * scenario's duration (simgrid_run_until) whatever actors remain */
-        sg_actor_start(a, gpu_worker, 0, NULL);
-    }
-    n->workers_alive = n->gpus;
+    double lat = t1 - r->sent_s + r->net_s;
+    int ok = r->sent_s + lat <= r->deadline_s;
+    /* its L7 balancer went down while the server had it, before
+     * the client gave up: the answer goes nowhere */
+    double cut = tier_cut(r, t1);
+    int was_cut = cut <= t1 && (ok || cut <= r->deadline_s);
+    if (ok && !was_cut) /* its client is gone otherwise: no response is written */
+        n->net_tx_bytes += S.classes[r->tclass].cfg->bytes_out;
+    eng_lb_release(p, r, n->index, t1 - r->stage_s + r->net_s - r->net_prev_s, LB_OK, t1);
+    if (was_cut)
+        eng_req_end(p, r, B_FAILED, cut);
+    else if (!ok)
+        eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
+    else if (r->stage + 1 < S.classes[r->tclass].pipe->n_stages)
+        pipe_stage_done(p, r, t1);
+    else
+        eng_req_end(p, r, B_COMPLETED, t1);
 }
 
 /* ---------- traffic ---------- */
@@ -956,6 +823,7 @@ static int build(void)
         p->cfg = &sc->pools[k];
         p->model = &sc->models[p->cfg->model];
         p->id = k;
+        p->serve = &serve_batch;
         p->n_hosts = eng_pool_slots(p->cfg, &p->n_old);
         p->nodes = calloc((size_t)p->n_hosts, sizeof *p->nodes);
         p->lb_rng = eng_stream_rng(sc->seed, 1000000UL + (unsigned long)k);
@@ -991,19 +859,11 @@ static int build(void)
             n->index = j;
             snprintf(n->name, sizeof n->name, "%s/%d", p->cfg->name, j);
             n->host = sg_host_by_name(n->name);
-            n->wake = sg_sem_init(0);
-            n->filled = sg_sem_init(0);
             n->rng = eng_stream_rng(sc->seed, 2000000UL + stream++);
             n->new_shape = j >= p->n_old;
             n->gpus = n->new_shape ? p->cfg->rollout.gpus_per_node : p->cfg->gpus_per_node;
             n->power = n->new_shape ? &p->cfg->rollout.power : &p->cfg->power;
-            n->workers = calloc((size_t)n->gpus, sizeof *n->workers);
-            for (int g = 0; g < n->gpus; g++) {
-                n->workers[g].node = n;
-                n->workers[g].index = g;
-                n->workers[g].run_t0_s = -1;
-                n->workers[g].batch = malloc(sizeof(eng_req *) * (size_t)p->model->batch_max_size);
-            }
+            serve_init_node(n);
             n->up_since_s = -1;
             n->ready_since_s = -1;
             n->serving_since_s = -1;
@@ -1065,7 +925,8 @@ static int build(void)
     chaos_start();
     scale_start();
     obs_start();
-    /* Not a daemon: the workers (daemons) live as long as it, to the end. */
+    /* Not a daemon (SimGrid 3.32 would kill it twice: serve/batch.c); it
+     * runs to the end of the run like every other actor. */
     sg_actor_t a = sg_actor_init("sampler", S.balancer_host);
     sg_actor_start(a, sampler, 0, NULL);
     return 0;
@@ -1147,9 +1008,7 @@ static void census(unsigned long *requests, unsigned long *per_pool)
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
             census_fifo(&n->q, p, requests, per_pool);
-            for (int g = 0; g < n->gpus; g++)
-                for (int i = 0; i < n->workers[g].batch_n; i++)
-                    eng_census_add(n->workers[g].batch[i], p, requests, per_pool);
+            serve_census(n, requests, per_pool);
         }
     }
     for (int i = 0; i < S.sc->n_queues; i++)
@@ -1288,11 +1147,7 @@ static void teardown(void)
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
             gsl_rng_free(n->rng);
-            sg_sem_destroy(n->wake);
-            sg_sem_destroy(n->filled);
-            for (int g = 0; g < n->gpus; g++)
-                free(n->workers[g].batch);
-            free(n->workers);
+            serve_free_node(n);
             free(n->busy_series);
         }
         for (int i = 0; i < S.n_l7; i++) {

@@ -117,15 +117,6 @@ typedef struct {
     char name[112];
 } eng_cnode;
 
-typedef struct {
-    eng_node *node;
-    int index;
-    eng_req **batch;       /* batch_max_size slots */
-    int batch_n;           /* requests in the running batch */
-    double run_t0_s;       /* start of the running batch, or -1 */
-    int alive;
-} eng_worker;
-
 struct eng_node {
     eng_pool *pool;
     int index;             /* within the pool = server number for the balancer */
@@ -142,14 +133,10 @@ struct eng_node {
     int gpu_error;         /* up but every request errors */
     int crash_holds;       /* crash faults holding it down now (recovers at 0) */
     int slow_level;        /* pstate index */
-    eng_fifo q;
-    int idle_workers;
-    int forming;
-    sg_sem_t wake;
-    sg_sem_t filled;
+    eng_fifo q;            /* accepted, not yet taken by its server */
+    void *serve;           /* its server model's state (serve.h) */
     gsl_rng *rng;
-    eng_worker *workers;   /* gpus_per_node */
-    int workers_alive;
+    int workers_alive;     /* its server's actors still running */
     double busy_gpu_s;
     double up_since_s;     /* when it last left OFF (for GPU-hours), or -1 */
     double up_total_s;     /* provisioned time so far */
@@ -177,6 +164,7 @@ struct eng_node {
 struct eng_pool {
     const sc_pool *cfg;
     const sc_model *model;
+    const struct serve_ops *serve; /* how its nodes serve (serve.h) */
     int id;
     eng_node *nodes;       /* n_hosts: every host the pool may use */
     int n_hosts;
@@ -334,8 +322,9 @@ void eng_account_busy(eng_pool *p, eng_node *n, double t0, double t1);
 void eng_account_serving(eng_pool *p, const eng_node *n, double t0, double t1);
 void eng_event(double t_s, const char *type, const char *subject, const char *fmt, ...);
 void eng_view_sync(eng_node *n);
-void eng_start_workers(eng_node *n);
-void eng_wake_idle(eng_node *n);
+/* Server n finished r's work at t1: answered, or ended as its client or
+ * connection allows. */
+void eng_req_served(eng_pool *p, eng_node *n, eng_req *r, double t1);
 /* A client resends r (a retry of the same request) now. */
 void eng_resend(eng_req *r, double now);
 
@@ -426,7 +415,6 @@ void scale_free(void);
 /* A request found no ready replica: 1 if it should wait at the balancer
  * (an autoscaled pool cold-starting), after poking the autoscaler. */
 int scale_buffer(eng_pool *p, double now);
-double eng_node_busy_s(const eng_node *n, double now); /* busy GPU-seconds so far */
 
 /* weights.c */
 void weights_start(eng_pool *p);

@@ -11,6 +11,7 @@
  * fails what is left). Every transition is an event in events.jsonl.
  */
 #include "engine_internal.h"
+#include "serve.h"
 
 #include <simgrid/engine.h>
 
@@ -185,7 +186,7 @@ static void boot(int argc, char *argv[])
     sg_actor_sleep_for(delay(n, &L->load));
     set_state(n, NODE_WARMING, simgrid_get_clock());
     sg_actor_sleep_for(delay(n, &L->warmup));
-    eng_start_workers(n);
+    serve_start(n);
     set_state(n, NODE_READY, simgrid_get_clock());
     eng_drain_balancer_queue(n->pool, simgrid_get_clock());
 }
@@ -413,7 +414,7 @@ void life_init_pool(eng_pool *p)
             n->ready_change_s = 0;
             n->registered = 1;
             eng_view_sync(n);
-            eng_start_workers(n);
+            serve_start(n);
             eng_event(0, "node_state", n->name, "off -> ready");
         } else {
             n->start_s = NAN;
@@ -432,20 +433,7 @@ void life_init_pool(eng_pool *p)
 static void fail_held(eng_node *n, double now)
 {
     eng_pool *p = n->pool;
-    for (int g = 0; g < n->gpus; g++) {
-        eng_worker *w = &n->workers[g];
-        if (w->run_t0_s >= 0)
-            eng_account_busy(p, n, w->run_t0_s, now);
-        int b = w->batch_n;
-        w->batch_n = 0;
-        w->run_t0_s = -1;
-        w->alive = 0;
-        for (int i = 0; i < b; i++) {
-            eng_lb_release(p, w->batch[i], n->index, now - w->batch[i]->arrival_s, LB_ERROR,
-                           now);
-            eng_attempt_failed(p, w->batch[i], now);
-        }
-    }
+    serve_fail_running(n, now);
     eng_req *r;
     eng_fifo q = n->q;
     n->q = (eng_fifo){ 0 };
@@ -453,8 +441,7 @@ static void fail_held(eng_node *n, double now)
         eng_lb_release(p, r, n->index, now - r->arrival_s, LB_ERROR, now);
         eng_attempt_failed(p, r, now);
     }
-    n->idle_workers = 0;
-    n->forming = 0;
+    serve_reset(n);
     n->workers_alive = 0;
 }
 
@@ -465,8 +452,7 @@ static void power_off(eng_node *n, eng_node_state st, double now)
     set_state(n, st, now);
     if (sg_host_is_on(n->host))
         sg_host_turn_off(n->host); /* kills its workers and boot actor */
-    n->idle_workers = 0;
-    n->forming = 0;
+    serve_reset(n);
     n->workers_alive = 0;
 }
 
@@ -563,7 +549,7 @@ static void drain(eng_node *n, double now)
         terminate(n, now);
         return;
     }
-    eng_wake_idle(n); /* idle workers notice and leave */
+    serve_wake_idle(n); /* idle workers notice and leave */
     if (n->pool->cfg->life.drain_grace_s > 0) {
         grace_arg *g = malloc(sizeof *g);
         g->node = n;
@@ -787,9 +773,7 @@ void life_account_end(double end_s)
         eng_pool *p = &S.pools[k];
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
-            for (int g = 0; g < n->gpus; g++)
-                if (n->workers[g].run_t0_s >= 0) /* batches still running count up to the end */
-                    eng_account_busy(p, n, n->workers[g].run_t0_s, end_s);
+            serve_account_end(n, end_s);
             if (n->up_since_s >= 0)
                 n->up_total_s += end_s - n->up_since_s;
             if (n->ready_since_s >= 0)

@@ -58,6 +58,7 @@
  */
 #define _XOPEN_SOURCE 700 /* realpath */
 #include "engine_internal.h"
+#include "serve.h"
 #include "mon.h"
 
 #include <simgrid/engine.h>
@@ -213,7 +214,7 @@ static void node_values(const eng_node *n, double util, double *v)
     int loaded = n->state == NODE_WARMING || n->state == NODE_READY || n->state == NODE_DRAINING;
     double cap = n->power->gpu_memory_bytes;
     for (int g = 0; g < n->gpus; g++) {
-        double used = (loaded ? m->weights_bytes : 0) + m->per_request_bytes * n->workers[g].batch_n;
+        double used = (loaded ? m->weights_bytes : 0) + m->per_request_bytes * serve_running(n, g);
         v[k++] = floor(used / OBS_MIB);
         if (has_gpu_capacity(n)) {
             v[k++] = floor((cap - used) / OBS_MIB);
@@ -303,7 +304,7 @@ static void scrape_node(eng_node *n, obs_node *o, double t, double now)
 {
     int target = n->state != NODE_OFF;
     int answers = target && n->state != NODE_FAILED && sg_host_is_on(n->host);
-    double busy = eng_node_busy_s(n, now);
+    double busy = serve_busy_s(n, now);
     if (n->pool->metrics_stale) { /* stale_metrics: no sample; series go stale after 5m */
         o->busy_prev = busy;
         return;
@@ -343,7 +344,7 @@ static void scrape(double t)
         for (int j = 0; j < p->n_hosts; j++) {
             scrape_node(&p->nodes[j], &O.nodes[k][j], t, now);
             depth += p->nodes[j].q.len;
-            busy += eng_node_busy_s(&p->nodes[j], now);
+            busy += serve_busy_s(&p->nodes[j], now);
         }
         if (p->metrics_stale)
             continue;

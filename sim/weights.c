@@ -9,6 +9,7 @@
  * its weight (the gap between the thresholds is the hysteresis).
  */
 #include "engine_internal.h"
+#include "serve.h"
 
 #include <simgrid/engine.h>
 
@@ -30,7 +31,7 @@ static void weight_loop(int argc, char *argv[])
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
             double *r = ring + (size_t)j * (size_t)(slots + 1);
-            double busy = eng_node_busy_s(n, now);
+            double busy = serve_busy_s(n, now);
             /* slots periods ago; before a full window there is none */
             double old = tick > slots ? r[(tick - slots) % (slots + 1)] : 0;
             r[tick % (slots + 1)] = busy;

@@ -1,0 +1,83 @@
+/*
+ * serve.h - the server model seam: how a node serves the requests its
+ * balancer sent it. A pool's model names its server (`batch`: dynamic
+ * batches of whole requests, Triton-style; `llm`: a token-level replica with
+ * continuous batching); the rest of the engine reaches it only through the
+ * serve_* wrappers below, as it reaches a balancer only through lb_pick.
+ *
+ * Contract. The engine owns the node's queue (n->q: requests accepted and
+ * not yet taken by the server, which the queue_capacity check and the
+ * metrics count) and its life (lifecycle.c). A server model owns its actors
+ * and whatever it holds beyond the queue; it ends each request it takes
+ * exactly once through eng_lb_release + eng_req_end / pipe_stage_done, and
+ * calls life_worker_exited once per actor that leaves a draining node.
+ * A crash reaches it as fail_running (then reset) at the instant the node's
+ * incarnation n->gen changes: an actor that resumes into a newer incarnation
+ * returns without touching what it held.
+ */
+#ifndef FLEETSIM_SERVE_H
+#define FLEETSIM_SERVE_H
+
+#include "engine_internal.h"
+
+typedef struct serve_ops {
+    const char *name;
+    /* per-node state (n->serve), at build and teardown */
+    void (*init_node)(eng_node *n);
+    void (*free_node)(eng_node *n);
+    /* the node became ready: start its actors (n->workers_alive of them) */
+    void (*start)(eng_node *n);
+    /* a request was pushed on n->q: wake whoever forms work */
+    void (*accepted)(eng_node *n);
+    /* the node is draining: idle actors notice and leave */
+    void (*wake_idle)(eng_node *n);
+    /* the node crashed or its drain timed out at now: each request it runs
+     * (not those still in n->q) fails as an attempt (eng_attempt_failed) */
+    void (*fail_running)(eng_node *n, double now);
+    /* its actors are gone (host off): forget idle and forming state */
+    void (*reset)(eng_node *n);
+    /* GPU-seconds busy so far, counting work still running at now */
+    double (*busy_s)(const eng_node *n, double now);
+    /* the run ends at end_s: account work still running */
+    void (*account_end)(eng_node *n, double end_s);
+    /* requests running on GPU g now (memory metrics) */
+    int (*running)(const eng_node *n, int gpu);
+    /* each request it holds beyond n->q, for the end-of-run census */
+    void (*census)(const eng_node *n, unsigned long *requests, unsigned long *per_pool);
+} serve_ops;
+
+/* The registry: NULL-terminated, and lookup by name (NULL if unknown). */
+extern const serve_ops *const serve_registry[];
+const serve_ops *serve_find(const char *name);
+
+extern const serve_ops serve_batch;
+
+static inline void serve_init_node(eng_node *n) { n->pool->serve->init_node(n); }
+static inline void serve_free_node(eng_node *n) { n->pool->serve->free_node(n); }
+static inline void serve_start(eng_node *n) { n->pool->serve->start(n); }
+static inline void serve_accepted(eng_node *n) { n->pool->serve->accepted(n); }
+static inline void serve_wake_idle(eng_node *n) { n->pool->serve->wake_idle(n); }
+static inline void serve_fail_running(eng_node *n, double now)
+{
+    n->pool->serve->fail_running(n, now);
+}
+static inline void serve_reset(eng_node *n) { n->pool->serve->reset(n); }
+static inline double serve_busy_s(const eng_node *n, double now)
+{
+    return n->pool->serve->busy_s(n, now);
+}
+static inline void serve_account_end(eng_node *n, double end_s)
+{
+    n->pool->serve->account_end(n, end_s);
+}
+static inline int serve_running(const eng_node *n, int gpu)
+{
+    return n->pool->serve->running(n, gpu);
+}
+static inline void serve_census(const eng_node *n, unsigned long *requests,
+                                unsigned long *per_pool)
+{
+    n->pool->serve->census(n, requests, per_pool);
+}
+
+#endif
