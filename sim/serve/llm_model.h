@@ -71,9 +71,12 @@ typedef struct {
 } llm_gpu;
 
 /* The catalog (A100-80G, H100-SXM, H200, B200, L40S at least), matched
- * case-insensitively; NULL for an unknown name. llm_gpu_names lists them. */
+ * case-insensitively, also by the scenario's gpu_type ("a100", "h100", ...);
+ * NULL for an unknown name. llm_gpu_names lists them. */
 const llm_gpu *llm_gpu_find(const char *name);
 extern const llm_gpu *const llm_gpu_catalog[]; /* NULL-terminated */
+/* "A100-80G, H100-SXM, ...": the catalog's names, for error messages. */
+const char *llm_gpu_names(void);
 double llm_gpu_flops(const llm_gpu *g, llm_precision p); /* fp16 for bf16, int8 for int4 */
 
 typedef enum { LLM_STEP_ROOFLINE = 0, LLM_STEP_ALPHA_BETA } llm_step_kind;
@@ -92,6 +95,20 @@ typedef struct {
     double prefill_token_s, decode_seq_s, context_token_s;
 } llm_perf;
 
+/* A replica of shape s on tp GPUs g: bf16 weights, activations and KV,
+ * roofline, the GPU's MFUs, no overhead. */
+void llm_perf_init(llm_perf *p, const llm_shape *s, const llm_gpu *g, int tp);
+/* 0 if the replica can be costed: the shape's rules, tp >= 1 dividing the
+ * heads, a GPU with bandwidth and FLOPs at the weights' precision, MFUs in
+ * (0, 1], times >= 0; -1 with a message in err otherwise. */
+int llm_perf_check(const llm_perf *p, char *err, size_t err_len);
+
+/* Routed experts a step of `tokens` tokens touches in each MoE layer, in
+ * expectation, each token choosing k of N uniformly:
+ * N * (1 - ((N - k) / N)^tokens); k at 1 token, N as tokens grow; 0 for a
+ * dense model. */
+double llm_moe_experts_touched(const llm_shape *s, double tokens);
+
 /* Bytes of all the weights (every TP rank together). */
 double llm_weight_bytes(const llm_perf *p);
 /* KV-cache bytes one token takes on the replica (all ranks together):
@@ -100,7 +117,8 @@ double llm_weight_bytes(const llm_perf *p);
 double llm_kv_bytes_per_token(const llm_perf *p);
 /* KV blocks of block_size tokens that fit in the replica's memory at
  * gpu_memory_utilization (BLIS kv_capacity.go); <= 0 when the weights do
- * not fit, and err says by how much. */
+ * not fit, and err says by how much (-1 for arguments out of range, 0 when
+ * nothing fits). */
 long llm_kv_blocks(const llm_perf *p, double gpu_memory_utilization, int block_size, char *err,
                    size_t err_len);
 

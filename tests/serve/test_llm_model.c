@@ -1,0 +1,688 @@
+/*
+ * test_llm_model.c - the LLM replica's closed forms against numbers derived
+ * by hand: the config.json reader on the shipped models and on bad input,
+ * parameter counts against the published ones, KV bytes and blocks against
+ * BLIS kv_capacity.go's arithmetic, the roofline floors quoted in
+ * llm-serving.md, the compute/memory crossover, the MoE expert-coverage
+ * formula and the alpha-beta line. Shipped files come from FLEETSIM_SRC.
+ */
+#include "llm_model.h"
+#include "testutil.h"
+
+#include <CUnit/Basic.h>
+#include <CUnit/CUnit.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static const double GIB = 1073741824.0;
+
+static double rel_diff(double got, double want)
+{
+    return fabs(got - want) / fabs(want);
+}
+
+/* Loads scenarios/models/<stem>.json into s; fatal on failure. */
+static int load_model(const char *stem, llm_shape *s)
+{
+    char path[1024], err[256] = "";
+    int rc;
+
+    snprintf(path, sizeof path, "%s/scenarios/models/%s.json", tu_src(), stem);
+    rc = llm_shape_load(path, s, err, sizeof err);
+    if (rc != 0)
+        fprintf(stderr, "\n  %s\n", err);
+    return rc;
+}
+
+static void perf_for(llm_perf *p, const char *stem, const char *gpu, int tp)
+{
+    llm_shape s;
+    const llm_gpu *g = llm_gpu_find(gpu);
+
+    memset(p, 0, sizeof *p);
+    CU_ASSERT_EQUAL_FATAL(load_model(stem, &s), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    llm_perf_init(p, &s, g, tp);
+}
+
+static double decode_batch_s(const llm_perf *p, int batch, long context)
+{
+    llm_chunk ch[1024];
+    CU_ASSERT_FATAL(batch <= 1024);
+    for (int i = 0; i < batch; i++)
+        ch[i] = (llm_chunk){.n = 1, .c = context, .decode = 1};
+    return llm_step_s(p, ch, batch);
+}
+
+static double prefill_s(const llm_perf *p, int tokens)
+{
+    llm_chunk ch = {.n = tokens, .c = 0, .decode = 0};
+    return llm_step_s(p, &ch, 1);
+}
+
+/* ---- precisions ---- */
+
+static void test_precisions(void)
+{
+    llm_precision p = LLM_FP32;
+
+    CU_ASSERT_EQUAL(llm_precision_parse("bf16", &p), 0);
+    CU_ASSERT_EQUAL(p, LLM_BF16);
+    CU_ASSERT_EQUAL(llm_precision_parse("FP8", &p), 0);
+    CU_ASSERT_EQUAL(p, LLM_FP8);
+    CU_ASSERT_EQUAL(llm_precision_parse("int4", &p), 0);
+    CU_ASSERT_EQUAL(p, LLM_INT4);
+    CU_ASSERT_EQUAL(llm_precision_parse("fp4", &p), -1);
+    CU_ASSERT_EQUAL(p, LLM_INT4); /* untouched on failure */
+    CU_ASSERT_STRING_EQUAL(llm_precision_name(LLM_INT8), "int8");
+    CU_ASSERT_STRING_EQUAL(llm_precision_name(LLM_FP16), "fp16");
+    CU_ASSERT_EQUAL(llm_precision_bytes(LLM_FP32), 4.0);
+    CU_ASSERT_EQUAL(llm_precision_bytes(LLM_BF16), 2.0);
+    CU_ASSERT_EQUAL(llm_precision_bytes(LLM_FP8), 1.0);
+    CU_ASSERT_EQUAL(llm_precision_bytes(LLM_INT4), 0.5);
+}
+
+/* ---- config.json ---- */
+
+static void test_parse_llama_8b(void)
+{
+    llm_shape s;
+
+    CU_ASSERT_EQUAL_FATAL(load_model("llama-3.1-8b", &s), 0);
+    CU_ASSERT_STRING_EQUAL(s.name, "llama-3.1-8b");
+    CU_ASSERT_EQUAL(s.hidden_size, 4096);
+    CU_ASSERT_EQUAL(s.num_layers, 32);
+    CU_ASSERT_EQUAL(s.num_heads, 32);
+    CU_ASSERT_EQUAL(s.num_kv_heads, 8);
+    CU_ASSERT_EQUAL(s.head_dim, 128); /* 4096 / 32: the file has no head_dim */
+    CU_ASSERT_EQUAL(s.intermediate_size, 14336);
+    CU_ASSERT_EQUAL(s.vocab_size, 128256);
+    CU_ASSERT_EQUAL(s.tie_word_embeddings, 0);
+    CU_ASSERT_EQUAL(s.n_routed_experts, 0);
+    CU_ASSERT_EQUAL(s.kv_lora_rank, 0);
+}
+
+static void test_parse_llama_70b(void)
+{
+    llm_shape s;
+
+    CU_ASSERT_EQUAL_FATAL(load_model("llama-3.1-70b", &s), 0);
+    CU_ASSERT_STRING_EQUAL(s.name, "llama-3.1-70b");
+    CU_ASSERT_EQUAL(s.hidden_size, 8192);
+    CU_ASSERT_EQUAL(s.num_layers, 80);
+    CU_ASSERT_EQUAL(s.num_heads, 64);
+    CU_ASSERT_EQUAL(s.num_kv_heads, 8);
+    CU_ASSERT_EQUAL(s.head_dim, 128);
+    CU_ASSERT_EQUAL(s.intermediate_size, 28672);
+    CU_ASSERT_EQUAL(s.vocab_size, 128256);
+}
+
+static void test_parse_deepseek_v3(void)
+{
+    llm_shape s;
+
+    CU_ASSERT_EQUAL_FATAL(load_model("deepseek-v3", &s), 0);
+    CU_ASSERT_STRING_EQUAL(s.name, "deepseek-v3");
+    CU_ASSERT_EQUAL(s.hidden_size, 7168);
+    CU_ASSERT_EQUAL(s.num_layers, 61);
+    CU_ASSERT_EQUAL(s.num_heads, 128);
+    CU_ASSERT_EQUAL(s.num_kv_heads, 128);
+    CU_ASSERT_EQUAL(s.head_dim, 56); /* 7168 / 128; MLA uses its own sizes */
+    CU_ASSERT_EQUAL(s.intermediate_size, 18432);
+    CU_ASSERT_EQUAL(s.vocab_size, 129280);
+    CU_ASSERT_EQUAL(s.n_routed_experts, 256);
+    CU_ASSERT_EQUAL(s.n_shared_experts, 1);
+    CU_ASSERT_EQUAL(s.experts_per_token, 8);
+    CU_ASSERT_EQUAL(s.moe_intermediate_size, 2048);
+    CU_ASSERT_EQUAL(s.first_dense_layers, 3);
+    CU_ASSERT_EQUAL(s.kv_lora_rank, 512);
+    CU_ASSERT_EQUAL(s.q_lora_rank, 1536);
+    CU_ASSERT_EQUAL(s.qk_rope_head_dim, 64);
+    CU_ASSERT_EQUAL(s.qk_nope_head_dim, 128);
+    CU_ASSERT_EQUAL(s.v_head_dim, 128);
+}
+
+/* Mixtral-8x7B's published shape: num_local_experts is the routed experts,
+ * each as wide as intermediate_size; 46,702,792,704 parameters, 12.9e9 per
+ * token (2 of 8 experts). */
+static const char MIXTRAL_JSON[] =
+    "{\"model_type\": \"mixtral\", \"hidden_size\": 4096, \"intermediate_size\": 14336,"
+    " \"num_attention_heads\": 32, \"num_hidden_layers\": 32, \"num_key_value_heads\": 8,"
+    " \"num_local_experts\": 8, \"num_experts_per_tok\": 2, \"vocab_size\": 32000,"
+    " \"tie_word_embeddings\": false, \"sliding_window\": null}";
+
+static void test_parse_mixtral(void)
+{
+    llm_shape s;
+    char err[256] = "";
+
+    CU_ASSERT_EQUAL_FATAL(llm_shape_parse(MIXTRAL_JSON, &s, err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(s.name, "mixtral");
+    CU_ASSERT_EQUAL(s.n_routed_experts, 8);
+    CU_ASSERT_EQUAL(s.experts_per_token, 2);
+    CU_ASSERT_EQUAL(s.moe_intermediate_size, 14336);
+    CU_ASSERT_EQUAL(s.first_dense_layers, 0);
+    /* 32 x (attention 41,943,040 + norms 8,192 + 8 experts x 176,160,768 +
+     * router 32,768) + final norm 4,096 + 2 x 32000 x 4096. */
+    CU_ASSERT_DOUBLE_EQUAL(llm_params_total(&s), 46702792704.0, 0.5);
+    /* The same with 2 experts. */
+    CU_ASSERT_DOUBLE_EQUAL(llm_params_active(&s), 12879925248.0, 0.5);
+}
+
+/* Defaults: no num_key_value_heads = multi-head; no head_dim = hidden / heads. */
+static void test_parse_defaults(void)
+{
+    llm_shape s;
+    char err[256] = "";
+    const char *json = "{\"hidden_size\": 768, \"num_hidden_layers\": 12,"
+                       " \"num_attention_heads\": 12, \"intermediate_size\": 3072,"
+                       " \"vocab_size\": 50257, \"tie_word_embeddings\": true}";
+
+    CU_ASSERT_EQUAL_FATAL(llm_shape_parse(json, &s, err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(s.name, "model");
+    CU_ASSERT_EQUAL(s.num_kv_heads, 12);
+    CU_ASSERT_EQUAL(s.head_dim, 64);
+    CU_ASSERT_EQUAL(s.tie_word_embeddings, 1);
+    /* Tied: the embedding is counted once. 12 x (4 x 768^2 + 2 x 768 +
+     * 3 x 768 x 3072) + 768 + 50257 x 768 = 12 x 9,438,720 + 768 +
+     * 38,597,376 = 151,862,784. */
+    CU_ASSERT_DOUBLE_EQUAL(llm_params_total(&s), 151862784.0, 0.5);
+}
+
+static void expect_error(const char *json, const char *want)
+{
+    llm_shape s;
+    char err[256] = "";
+
+    CU_ASSERT_EQUAL(llm_shape_parse(json, &s, err, sizeof err), -1);
+    if (!strstr(err, want)) {
+        fprintf(stderr, "\n  error \"%s\" lacks \"%s\"\n", err, want);
+        CU_FAIL("error message");
+    }
+}
+
+#define BASE_FIELDS                                                                               \
+    "\"num_attention_heads\": 32, \"intermediate_size\": 14336, \"vocab_size\": 128256"
+
+static void test_parse_errors(void)
+{
+    expect_error("{\"hidden_size\": 4096,", "config.json: not valid JSON");
+    expect_error("{\n  \"hidden_size\": 4096\n  \"x\": 1}", "(line 3");
+    expect_error("[1, 2]", "config.json: not a JSON object");
+    expect_error("{\"num_hidden_layers\": 32, " BASE_FIELDS "}",
+                 "config.json: \"hidden_size\" missing");
+    expect_error("{\"hidden_size\": 4096, " BASE_FIELDS "}",
+                 "config.json: \"num_hidden_layers\" missing");
+    expect_error("{\"hidden_size\": 4096, \"num_hidden_layers\": -32, " BASE_FIELDS "}",
+                 "config.json: \"num_hidden_layers\" must be a positive integer");
+    expect_error("{\"hidden_size\": 4096, \"num_hidden_layers\": 0, " BASE_FIELDS "}",
+                 "\"num_hidden_layers\" must be a positive integer");
+    expect_error("{\"hidden_size\": 4096.5, \"num_hidden_layers\": 32, " BASE_FIELDS "}",
+                 "\"hidden_size\" must be a positive integer");
+    expect_error("{\"hidden_size\": \"4096\", \"num_hidden_layers\": 32, " BASE_FIELDS "}",
+                 "\"hidden_size\" must be a positive integer");
+    expect_error("{\"hidden_size\": 1e12, \"num_hidden_layers\": 32, " BASE_FIELDS "}",
+                 "\"hidden_size\" must be a positive integer");
+    expect_error("{\"hidden_size\": 4096, \"num_hidden_layers\": 32, \"head_dim\": -1, "
+                 BASE_FIELDS "}",
+                 "\"head_dim\" must be a non-negative integer");
+    expect_error("{\"hidden_size\": 4096, \"num_hidden_layers\": 32, \"num_key_value_heads\": 5, "
+                 BASE_FIELDS "}",
+                 "\"num_attention_heads\" (32) must be a multiple of \"num_key_value_heads\" (5)");
+    expect_error("{\"hidden_size\": 4096, \"num_hidden_layers\": 32, \"tie_word_embeddings\": 1, "
+                 BASE_FIELDS "}",
+                 "\"tie_word_embeddings\" must be true or false");
+    expect_error("{\"hidden_size\": 4100, \"num_hidden_layers\": 32, " BASE_FIELDS "}",
+                 "give \"head_dim\"");
+    expect_error("{\"hidden_size\": 4096, \"num_hidden_layers\": 32, \"n_routed_experts\": 8, "
+                 "\"num_experts_per_tok\": 9, " BASE_FIELDS "}",
+                 "\"num_experts_per_tok\" must be between 1 and the 8 routed experts");
+    expect_error("{\"hidden_size\": 4096, \"num_hidden_layers\": 32, \"kv_lora_rank\": 512, "
+                 "\"qk_nope_head_dim\": 128, \"v_head_dim\": 128, " BASE_FIELDS "}",
+                 "needs a positive \"qk_rope_head_dim\"");
+}
+
+static void test_load_errors_name_the_file(void)
+{
+    llm_shape s;
+    char err[512] = "", path[256];
+    char *dir = tu_tmpdir();
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    snprintf(path, sizeof path, "%s/broken.json", dir);
+    tu_write(path, "{\"hidden_size\": 4096}");
+    CU_ASSERT_EQUAL(llm_shape_load(path, &s, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "\"num_hidden_layers\" missing"));
+    remove(path);
+    snprintf(path, sizeof path, "%s/absent.json", dir);
+    CU_ASSERT_EQUAL(llm_shape_load(path, &s, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "cannot open"));
+    rmdir(dir);
+    free(dir);
+}
+
+static void test_shape_check_inline(void)
+{
+    llm_shape s = {.hidden_size = 4096, .num_layers = 32, .num_heads = 32,
+                   .intermediate_size = 14336, .vocab_size = 128256};
+    char err[256] = "";
+
+    /* num_kv_heads and head_dim left 0: their defaults apply. */
+    CU_ASSERT_EQUAL(llm_shape_check(&s, err, sizeof err), 0);
+    CU_ASSERT_DOUBLE_EQUAL(llm_params_total(&s), 32 * (4.0 * 4096 * 4096 + 2 * 4096 +
+                                                       3.0 * 4096 * 14336) +
+                                                     4096 + 2.0 * 128256 * 4096,
+                           0.5);
+    s.vocab_size = 0;
+    CU_ASSERT_EQUAL(llm_shape_check(&s, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "\"vocab_size\" must be a positive integer"));
+}
+
+/* ---- parameters ---- */
+
+static void test_params(void)
+{
+    llm_shape s8, s70, ds;
+
+    CU_ASSERT_EQUAL_FATAL(load_model("llama-3.1-8b", &s8), 0);
+    CU_ASSERT_EQUAL_FATAL(load_model("llama-3.1-70b", &s70), 0);
+    CU_ASSERT_EQUAL_FATAL(load_model("deepseek-v3", &ds), 0);
+    /* Llama-3.1-8B: 32 x 218,112,000 + 4,096 + 2 x 525,336,576 (the
+     * safetensors total on the model card, and BLIS's count). */
+    CU_ASSERT_DOUBLE_EQUAL(llm_params_total(&s8), 8030261248.0, 0.5);
+    CU_ASSERT_DOUBLE_EQUAL(llm_params_active(&s8), 8030261248.0, 0.5);
+    /* Llama-3.1-70B: 80 x 855,654,400 + 8,192 + 2 x 1,050,673,152. */
+    CU_ASSERT_DOUBLE_EQUAL(llm_params_total(&s70), 70553706496.0, 0.5);
+    /* DeepSeek-V3: 671B total, 37B activated (its technical report). */
+    CU_ASSERT(rel_diff(llm_params_total(&ds), 671e9) < 0.005);
+    CU_ASSERT(llm_params_active(&ds) > 36.5e9 && llm_params_active(&ds) < 38.0e9);
+    /* By hand: 61 layers of MLA attention (187,107,328 with its two
+     * low-rank norms) and 2 x 7,168 norms; 3 dense MLPs of 396,361,728;
+     * 58 MoE layers of 257 x 44,040,192 (routed + shared experts) + router
+     * 1,835,008; final norm; 2 x 926,679,040 embeddings. */
+    CU_ASSERT_DOUBLE_EQUAL(llm_params_total(&ds),
+                           61.0 * (187107328 + 2 * 7168) + 3.0 * 396361728 +
+                               58.0 * (257.0 * 44040192 + 1835008) + 7168 + 2.0 * 926679040,
+                           0.5);
+}
+
+/* ---- GPUs ---- */
+
+static void test_gpu_catalog(void)
+{
+    const llm_gpu *h100 = llm_gpu_find("h100-sxm");
+    const llm_gpu *a100 = llm_gpu_find("A100");
+    const char *names = llm_gpu_names();
+    int n = 0;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h100);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a100);
+    CU_ASSERT_STRING_EQUAL(h100->name, "H100-SXM");
+    CU_ASSERT_PTR_EQUAL(llm_gpu_find("h100"), h100); /* the scenario's gpu_type */
+    CU_ASSERT_STRING_EQUAL(a100->name, "A100-80G");
+    CU_ASSERT_PTR_NULL(llm_gpu_find("V100"));
+    CU_ASSERT_PTR_NULL(llm_gpu_find(NULL));
+    for (int i = 0; llm_gpu_catalog[i]; i++, n++) {
+        CU_ASSERT_PTR_NOT_NULL(strstr(names, llm_gpu_catalog[i]->name));
+        CU_ASSERT_PTR_EQUAL(llm_gpu_find(llm_gpu_catalog[i]->name), llm_gpu_catalog[i]);
+        CU_ASSERT(llm_gpu_catalog[i]->hbm_Bps > 0 && llm_gpu_catalog[i]->flops_fp16 > 0);
+    }
+    CU_ASSERT(n >= 5);
+    CU_ASSERT_PTR_NOT_NULL(llm_gpu_find("B200"));
+    CU_ASSERT_PTR_NOT_NULL(llm_gpu_find("l40s"));
+    CU_ASSERT_DOUBLE_EQUAL(llm_gpu_flops(h100, LLM_BF16), 989.5e12, 1.0);
+    CU_ASSERT_DOUBLE_EQUAL(llm_gpu_flops(h100, LLM_FP8), 1979e12, 1.0);
+    CU_ASSERT_DOUBLE_EQUAL(llm_gpu_flops(h100, LLM_FP32), 494.7e12, 1.0);
+    CU_ASSERT_DOUBLE_EQUAL(llm_gpu_flops(a100, LLM_FP8), 0.0, 0.0);
+    CU_ASSERT_DOUBLE_EQUAL(llm_gpu_flops(a100, LLM_INT4), 624e12, 1.0);
+    CU_ASSERT_DOUBLE_EQUAL(h100->hbm_bytes, 80 * GIB, 1.0);
+    CU_ASSERT_DOUBLE_EQUAL(llm_gpu_find("H200")->hbm_Bps, 4.8e12, 1.0);
+    CU_ASSERT_DOUBLE_EQUAL(a100->mfu_prefill, 0.38, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(a100->mfu_decode, 0.18, 1e-12);
+}
+
+/* fp8 weights run at fp8 peak where the GPU has it, at 16-bit where not. */
+static void test_gemm_precision(void)
+{
+    llm_perf h, a;
+    double c16, c8, m;
+    llm_chunk ch = {.n = 4096, .c = 0, .decode = 0};
+
+    perf_for(&h, "llama-3.1-8b", "H100-SXM", 1);
+    llm_step_parts(&h, &ch, 1, &c16, &m);
+    h.weights = LLM_FP8;
+    llm_step_parts(&h, &ch, 1, &c8, &m);
+    CU_ASSERT(rel_diff(c8, c16 / 2.0) < 1e-12);
+    perf_for(&a, "llama-3.1-8b", "A100-80G", 1);
+    llm_step_parts(&a, &ch, 1, &c16, &m);
+    a.weights = LLM_FP8;
+    llm_step_parts(&a, &ch, 1, &c8, &m);
+    CU_ASSERT(rel_diff(c8, c16) < 1e-12);
+    a.weights = LLM_INT4; /* weight-only: 16-bit tensor cores */
+    llm_step_parts(&a, &ch, 1, &c8, &m);
+    CU_ASSERT(rel_diff(c8, c16) < 1e-12);
+}
+
+/* ---- KV cache ---- */
+
+static void test_kv_bytes(void)
+{
+    llm_perf p;
+
+    perf_for(&p, "llama-3.1-8b", "H100-SXM", 1);
+    CU_ASSERT_DOUBLE_EQUAL(llm_kv_bytes_per_token(&p), 131072.0, 0.0); /* 2 x 32 x 8 x 128 x 2 */
+    p.tp = 4; /* split across ranks: the replica's total does not change */
+    CU_ASSERT_DOUBLE_EQUAL(llm_kv_bytes_per_token(&p), 131072.0, 0.0);
+    p.kv = LLM_FP8;
+    CU_ASSERT_DOUBLE_EQUAL(llm_kv_bytes_per_token(&p), 65536.0, 0.0);
+    perf_for(&p, "llama-3.1-70b", "H100-SXM", 4);
+    CU_ASSERT_DOUBLE_EQUAL(llm_kv_bytes_per_token(&p), 327680.0, 0.0); /* 2 x 80 x 8 x 128 x 2 */
+    perf_for(&p, "deepseek-v3", "H200", 1);
+    CU_ASSERT_DOUBLE_EQUAL(llm_kv_bytes_per_token(&p), 70272.0, 0.0); /* 61 x (512 + 64) x 2 */
+    p.tp = 8; /* the latent is replicated on every rank */
+    CU_ASSERT_DOUBLE_EQUAL(llm_kv_bytes_per_token(&p), 8 * 70272.0, 0.0);
+}
+
+static void test_kv_blocks(void)
+{
+    llm_perf p;
+    char err[512] = "";
+    long b2, b4;
+
+    /* Llama-3.1-8B bf16 on one H100 at 0.9, block 16:
+     *   budget   80 GiB x 0.9           = 77,309,411,328 B
+     *   weights  8,030,261,248 x 2      = 16,060,522,496 B (14.96 GiB)
+     *   activations 5.5 GiB             =  5,905,580,032 B
+     *   non-torch 0.15 GiB              =    161,061,273.6 B
+     *   free                            = 55,182,247,526.4 B
+     *   block    16 x 131,072           =      2,097,152 B
+     *   blocks = floor(26,312.95) = 26,312 (BLIS's "~26.3K blocks" for
+     *   this model and GPU, kv_capacity_tp_basis_test.go) */
+    perf_for(&p, "llama-3.1-8b", "H100-SXM", 1);
+    CU_ASSERT_EQUAL(llm_kv_blocks(&p, 0.9, 16, err, sizeof err), 26312);
+    CU_ASSERT(llm_kv_blocks(&p, 0.8, 16, err, sizeof err) < 26312);
+    CU_ASSERT_EQUAL(llm_kv_blocks(&p, 0.9, 32, err, sizeof err), 13156);
+    /* TP basis (BLIS #1846): between TP 2 and 4 the weights and
+     * activations cancel, so the step is 2 GPUs x (72 - 0.6) GiB / 2 MiB
+     * per block = 73,113.6 blocks. */
+    p.tp = 2;
+    b2 = llm_kv_blocks(&p, 0.9, 16, err, sizeof err);
+    p.tp = 4;
+    b4 = llm_kv_blocks(&p, 0.9, 16, err, sizeof err);
+    CU_ASSERT(fabs((double)(b4 - b2) - 73113.6) <= 2.0);
+
+    /* Llama-3.1-70B bf16 (141.1 GB) does not fit on one H100. */
+    perf_for(&p, "llama-3.1-70b", "H100-SXM", 1);
+    err[0] = '\0';
+    CU_ASSERT(llm_kv_blocks(&p, 0.9, 16, err, sizeof err) <= 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "does not fit"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "131.42 GiB")); /* the weights */
+    /* DeepSeek-V3 fp8: 625 GiB of weights > 8 x 80 x 0.9 = 576 GiB; fits
+     * on 8 H200s (1,015 GiB). */
+    perf_for(&p, "deepseek-v3", "H100-SXM", 8);
+    p.weights = LLM_FP8;
+    CU_ASSERT(llm_kv_blocks(&p, 0.9, 16, err, sizeof err) <= 0);
+    perf_for(&p, "deepseek-v3", "H200", 8);
+    p.weights = LLM_FP8;
+    {
+        /* (8 x 141 x 0.9 GiB - weights - 8.0 GiB (MoE) - 8 x 0.6 GiB) /
+         * (16 x 8 x 70,272 B). */
+        double free_bytes = 8 * 141 * 0.9 * GIB - llm_params_total(&p.shape) - 8.0 * GIB -
+                            8 * 0.6 * GIB;
+        CU_ASSERT_EQUAL(llm_kv_blocks(&p, 0.9, 16, err, sizeof err),
+                        (long)floor(free_bytes / (16.0 * 8 * 70272)));
+    }
+    CU_ASSERT_EQUAL(llm_kv_blocks(&p, 1.5, 16, err, sizeof err), -1);
+    CU_ASSERT_EQUAL(llm_kv_blocks(&p, 0.9, 0, err, sizeof err), -1);
+}
+
+/* ---- roofline ---- */
+
+/* The floors llm-serving.md quotes for Llama-3-8B bf16 on one GPU,
+ * overhead 0, "1k context" = 1,024 tokens in the cache. By hand, with
+ * N = 7,504,924,672 (the parameters less the input embedding) and
+ * weights 2N = 15,009,849,344 B:
+ *   decode, 1 seq:   (15,009,849,344 + 131,072 x 1,025 + 32 x 4,096 x 2) B
+ *                    = 15,144,460,288 B / 3.35e12 = 4.52073 ms (H100),
+ *                    / 4.8e12 = 3.15510 ms (H200)
+ *   decode, 256:     (2N + 256 x 134,610,944) B / 3.35e12 = 14.76724 ms
+ *                    (compute: 256 x 15.55e9 FLOP / (989.5e12 x 0.30) = 13.41 ms)
+ *   prefill 1,024:   (2 x 1,024 N + 4 x 32 x 4,096 x 1,024 x 511.5) FLOP
+ *                    / (989.5e12 x 0.45) = 35.1349 ms
+ *   prefill 4,096:   the same with 4,096 and 2,047.5 = 147.9475 ms
+ * Llama-3-70B TP4: (2 x 69,503,033,344 + 327,680 x 1,025 + 80 x 8,192 x 2)
+ *                  / 4 / 3.35e12 = 10.39875 ms.
+ * The document's 3.15 and 14.75 drop the activation term (L d bytes per
+ * token, 0.020 ms for 256 tokens) and the norm weights: 3.15495 and
+ * 14.7470. Each value is checked to the hand derivation and to the
+ * document's figure within 0.2%. */
+static void check_floor(double got_s, double hand_ms, double doc_ms, const char *what)
+{
+    if (!(rel_diff(got_s * 1e3, hand_ms) < 2e-5) || !(rel_diff(got_s * 1e3, doc_ms) < 2e-3)) {
+        fprintf(stderr, "\n  %s: %.5f ms, by hand %.5f, document %.2f\n", what, got_s * 1e3,
+                hand_ms, doc_ms);
+        CU_FAIL("roofline floor");
+    }
+}
+
+static void test_roofline_floors(void)
+{
+    llm_perf p;
+
+    perf_for(&p, "llama-3.1-8b", "H100-SXM", 1);
+    check_floor(decode_batch_s(&p, 1, 1024), 4.52073, 4.52, "8B decode 1 H100");
+    check_floor(decode_batch_s(&p, 256, 1024), 14.76724, 14.75, "8B decode 256 H100");
+    check_floor(prefill_s(&p, 1024), 35.1349, 35.1, "8B prefill 1k H100");
+    check_floor(prefill_s(&p, 4096), 147.9475, 147.9, "8B prefill 4k H100");
+    perf_for(&p, "llama-3.1-8b", "H200", 1);
+    check_floor(decode_batch_s(&p, 1, 1024), 3.15510, 3.15, "8B decode 1 H200");
+    perf_for(&p, "llama-3.1-70b", "H100-SXM", 4);
+    check_floor(decode_batch_s(&p, 1, 1024), 10.39875, 10.40, "70B TP4 decode 1 H100");
+}
+
+/* The overhead is added to the roofline's max, once per step. */
+static void test_overhead(void)
+{
+    llm_perf p;
+    double t0;
+
+    perf_for(&p, "llama-3.1-8b", "H100-SXM", 1);
+    t0 = decode_batch_s(&p, 4, 512);
+    p.overhead_s = 0.003;
+    CU_ASSERT_DOUBLE_EQUAL(decode_batch_s(&p, 4, 512), t0 + 0.003, 1e-12);
+    CU_ASSERT_EQUAL(llm_step_s(&p, NULL, 0), 0.0);
+}
+
+/* A step never beats streaming the weights it uses once: for a dense model
+ * everything but the input embedding table, for DeepSeek-V3 at least the
+ * active weights (k experts per layer). */
+static void test_tpot_floor(void)
+{
+    static const char *const models[] = {"llama-3.1-8b", "llama-3.1-70b", "deepseek-v3"};
+    static const char *const gpus[] = {"H100-SXM", "H200"};
+    static const int tps[] = {1, 4, 8};
+
+    for (int m = 0; m < 3; m++)
+        for (int g = 0; g < 2; g++) {
+            llm_perf p;
+            double streamed, t;
+
+            perf_for(&p, models[m], gpus[g], tps[m]);
+            if (m == 2)
+                p.weights = LLM_FP8;
+            streamed = (llm_params_active(&p.shape) -
+                        (double)p.shape.vocab_size * p.shape.hidden_size) *
+                       llm_precision_bytes(p.weights);
+            t = decode_batch_s(&p, 1, 0);
+            CU_ASSERT(t >= streamed / (p.tp * p.gpu.hbm_Bps));
+            if (m < 2) {
+                /* Dense: within 8% of the whole weights (embedding table aside). */
+                CU_ASSERT(t <= 1.08 * llm_weight_bytes(&p) / (p.tp * p.gpu.hbm_Bps));
+            } else {
+                /* MoE: one token reads 8 + 1 of 257 experts, far below all weights... */
+                CU_ASSERT(t < 0.1 * llm_weight_bytes(&p) / (p.tp * p.gpu.hbm_Bps));
+                /* ...a 1,024-sequence step touches nearly all of them. */
+                CU_ASSERT(decode_batch_s(&p, 1024, 0) >
+                          0.95 * llm_weight_bytes(&p) / (p.tp * p.gpu.hbm_Bps));
+            }
+        }
+}
+
+/* Decode at c = 0 on an H100: memory W / BW + b (kv + act) / BW against
+ * compute b x 2N / (P x 0.30): W / BW = 4.4805 ms, one token's compute
+ * 50.56 us, its KV and activations 0.117 us, so the roofline turns at
+ * b* = 4.4805 / (0.05056 - 0.000117) = 88.8 sequences. */
+static void test_compute_memory_switch(void)
+{
+    llm_perf p;
+    llm_chunk ch[128];
+    double tc, tm;
+
+    perf_for(&p, "llama-3.1-8b", "H100-SXM", 1);
+    for (int i = 0; i < 128; i++)
+        ch[i] = (llm_chunk){.n = 1, .c = 0, .decode = 1};
+    llm_step_parts(&p, ch, 1, &tc, &tm);
+    CU_ASSERT(tm > 50 * tc);
+    llm_step_parts(&p, ch, 88, &tc, &tm);
+    CU_ASSERT(tm > tc);
+    llm_step_parts(&p, ch, 89, &tc, &tm);
+    CU_ASSERT(tc > tm);
+    CU_ASSERT_DOUBLE_EQUAL(llm_step_s(&p, ch, 89), tc, 1e-15);
+    llm_step_parts(&p, ch, 128, &tc, &tm);
+    CU_ASSERT(tc > tm);
+    /* A prompt is compute-bound from a few hundred tokens on. */
+    ch[0] = (llm_chunk){.n = 512, .c = 0, .decode = 0};
+    llm_step_parts(&p, ch, 1, &tc, &tm);
+    CU_ASSERT(tc > 3 * tm);
+    /* TP divides both. */
+    {
+        double tc1 = tc, tm1 = tm;
+        p.tp = 2;
+        llm_step_parts(&p, ch, 1, &tc, &tm);
+        CU_ASSERT(rel_diff(tc, tc1 / 2) < 1e-12);
+        CU_ASSERT(rel_diff(tm, tm1 / 2) < 1e-12);
+    }
+}
+
+/* N_eff = N (1 - ((N - k) / N)^B): k for one token, N for many. */
+static void test_moe_experts_touched(void)
+{
+    llm_shape ds, s8;
+    llm_perf p;
+    double tc, tm1, tm512;
+    llm_chunk one = {.n = 1, .c = 0, .decode = 1}, many = {.n = 512, .c = 0, .decode = 0};
+
+    CU_ASSERT_EQUAL_FATAL(load_model("deepseek-v3", &ds), 0);
+    CU_ASSERT_EQUAL_FATAL(load_model("llama-3.1-8b", &s8), 0);
+    CU_ASSERT_DOUBLE_EQUAL(llm_moe_experts_touched(&ds, 1), 8.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(llm_moe_experts_touched(&ds, 2), 256 * (1 - pow(248.0 / 256, 2)),
+                           1e-12); /* 15.75 */
+    CU_ASSERT_DOUBLE_EQUAL(llm_moe_experts_touched(&ds, 2), 15.75, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(llm_moe_experts_touched(&ds, 100000), 256.0, 1e-9);
+    CU_ASSERT(llm_moe_experts_touched(&ds, 64) < llm_moe_experts_touched(&ds, 65));
+    CU_ASSERT_EQUAL(llm_moe_experts_touched(&s8, 1000), 0.0);
+    CU_ASSERT_EQUAL(llm_moe_experts_touched(&ds, 0), 0.0);
+
+    /* The weights a step reads grow with the experts it touches: at 512
+     * tokens 256 x (1 - (248/256)^512) = 255.99 experts per layer, i.e. 58
+     * layers x 248 more experts x 44,040,192 params x 1 B (fp8) beyond one
+     * token's. */
+    llm_perf_init(&p, &ds, llm_gpu_find("H200"), 8);
+    p.weights = LLM_FP8;
+    llm_step_parts(&p, &one, 1, &tc, &tm1);
+    llm_step_parts(&p, &many, 1, &tc, &tm512);
+    {
+        double extra_w = 58.0 * (llm_moe_experts_touched(&ds, 512) - 8.0) * 44040192.0;
+        double extra_dyn = 511.0 * (8 * 70272.0 + 61.0 * 7168 * 2);
+        CU_ASSERT(rel_diff((tm512 - tm1) * 8 * 4.8e12, extra_w + extra_dyn) < 1e-9);
+    }
+}
+
+/* ---- alpha-beta ---- */
+
+static void test_alpha_beta(void)
+{
+    llm_perf p;
+    llm_chunk ch[] = {
+        {.n = 100, .c = 0, .decode = 0},
+        {.n = 50, .c = 200, .decode = 0},
+        {.n = 1, .c = 1000, .decode = 1},
+        {.n = 1, .c = 3000, .decode = 1},
+    };
+
+    perf_for(&p, "llama-3.1-8b", "H100-SXM", 1);
+    p.kind = LLM_STEP_ALPHA_BETA;
+    p.overhead_s = 0.002;
+    p.prefill_token_s = 1e-4;
+    p.decode_seq_s = 5e-4;
+    p.context_token_s = 1e-7;
+    /* 0.002 + 1e-4 x 150 + 5e-4 x 2 + 1e-7 x (0 + 200 + 1000 + 3000) */
+    CU_ASSERT_DOUBLE_EQUAL(llm_step_s(&p, ch, 4), 0.01842, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(llm_step_s(&p, ch + 2, 1), 0.002 + 5e-4 + 1e-4, 1e-15);
+}
+
+static void test_perf_check(void)
+{
+    llm_perf p;
+    char err[256] = "";
+
+    perf_for(&p, "llama-3.1-70b", "H100-SXM", 8);
+    CU_ASSERT_EQUAL(llm_perf_check(&p, err, sizeof err), 0);
+    p.tp = 3;
+    CU_ASSERT_EQUAL(llm_perf_check(&p, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "tensor_parallel (3)"));
+    p.tp = 16; /* 8 KV heads on 16 ranks: replicated, allowed */
+    CU_ASSERT_EQUAL(llm_perf_check(&p, err, sizeof err), 0);
+    p.tp = 8;
+    p.mfu_decode = 1.5;
+    CU_ASSERT_EQUAL(llm_perf_check(&p, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "mfu"));
+    p.mfu_decode = 0; /* 0 = the GPU's */
+    CU_ASSERT_EQUAL(llm_perf_check(&p, err, sizeof err), 0);
+    p.kind = LLM_STEP_ALPHA_BETA;
+    CU_ASSERT_EQUAL(llm_perf_check(&p, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "alpha_beta"));
+}
+
+int main(void)
+{
+    CU_pSuite s;
+
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return CU_get_error();
+    s = CU_add_suite("llm_model_shape", NULL, NULL);
+    CU_add_test(s, "precisions", test_precisions);
+    CU_add_test(s, "parse Llama-3.1-8B", test_parse_llama_8b);
+    CU_add_test(s, "parse Llama-3.1-70B", test_parse_llama_70b);
+    CU_add_test(s, "parse DeepSeek-V3", test_parse_deepseek_v3);
+    CU_add_test(s, "parse Mixtral (num_local_experts)", test_parse_mixtral);
+    CU_add_test(s, "parse defaults", test_parse_defaults);
+    CU_add_test(s, "parse errors name the field", test_parse_errors);
+    CU_add_test(s, "load errors name the file", test_load_errors_name_the_file);
+    CU_add_test(s, "inline shape check", test_shape_check_inline);
+    CU_add_test(s, "parameter counts", test_params);
+    s = CU_add_suite("llm_model_gpu_kv", NULL, NULL);
+    CU_add_test(s, "GPU catalog", test_gpu_catalog);
+    CU_add_test(s, "GEMM precision", test_gemm_precision);
+    CU_add_test(s, "KV bytes per token", test_kv_bytes);
+    CU_add_test(s, "KV blocks (BLIS kv_capacity.go)", test_kv_blocks);
+    CU_add_test(s, "perf check", test_perf_check);
+    s = CU_add_suite("llm_model_step", NULL, NULL);
+    CU_add_test(s, "roofline floors", test_roofline_floors);
+    CU_add_test(s, "overhead", test_overhead);
+    CU_add_test(s, "TPOT floor >= weights / (TP x BW)", test_tpot_floor);
+    CU_add_test(s, "compute- vs memory-bound", test_compute_memory_switch);
+    CU_add_test(s, "MoE experts touched", test_moe_experts_touched);
+    CU_add_test(s, "alpha-beta", test_alpha_beta);
+
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    {
+        int failures = (int)CU_get_number_of_failures();
+        CU_cleanup_registry();
+        return failures;
+    }
+}
