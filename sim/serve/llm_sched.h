@@ -74,7 +74,9 @@ void llm_sched_free(llm_sched *s);
 llm_step *llm_step_new(const llm_sched *s);
 void llm_step_free(llm_step *st);
 
-/* Appends seq to the waiting queue (computed = generated = 0). */
+/* Appends seq to the waiting queue (computed = generated = 0, no block
+ * table yet). seq stays the caller's; the scheduler holds it until it is
+ * done or aborted, and frees the block table it grew then. */
 void llm_sched_add(llm_sched *s, llm_seq *seq);
 /* Forms the next step into st; returns st->n (0 = nothing to run). */
 int llm_sched_schedule(llm_sched *s, llm_step *st);
@@ -86,7 +88,9 @@ int llm_sched_schedule(llm_sched *s, llm_step *st);
 void llm_sched_step_done(llm_sched *s, const llm_step *st, llm_seq **first, int *n_first,
                          llm_seq **done, int *n_done);
 /* Removes seq (waiting or running) and frees its blocks: a cancelled
- * request or a client that gave up. */
+ * request or a client that gave up. A sequence aborted between
+ * llm_sched_schedule and llm_sched_step_done is skipped by step_done (its
+ * memory must stay valid until then). */
 void llm_sched_abort(llm_sched *s, llm_seq *seq);
 
 /* State for metrics and tests. */
@@ -97,8 +101,27 @@ llm_seq *llm_sched_waiting_head(const llm_sched *s);
 long llm_sched_blocks_used(const llm_sched *s);  /* held by running sequences */
 long llm_sched_blocks_free(const llm_sched *s);  /* free, cached or not: used + free = num_blocks */
 unsigned long llm_sched_preemptions(const llm_sched *s);
-/* prefix cache: prompt tokens looked up and found at admissions */
+/* prefix cache: prompt tokens looked up and found at first admissions
+ * (vLLM's PrefixCacheStats queries / hits); readmissions after a
+ * preemption look up prompt + generated tokens and are counted apart
+ * (preempted_queries / preempted_hits), as vllm/v1/metrics/stats.py does */
 unsigned long llm_sched_prefix_queries(const llm_sched *s);
 unsigned long llm_sched_prefix_hits(const llm_sched *s);
+unsigned long llm_sched_prefix_preempted_queries(const llm_sched *s);
+unsigned long llm_sched_prefix_preempted_hits(const llm_sched *s);
+long llm_sched_blocks_cached(const llm_sched *s); /* blocks holding a prefix-cache key, held or free */
+
+/* 1 when seq can ever run alone on this replica: its longest KV
+ * (prompt + output - 1 tokens) fits num_blocks, and without chunked
+ * prefill a recompute of that many tokens (capped by
+ * long_prefill_threshold) fits the token budget (vLLM rejects longer
+ * requests against max_model_len). A sequence that
+ * does not fit would wait or be preempted forever. */
+int llm_sched_fits(const llm_sched *s, const llm_seq *seq);
+/* Checks the internal invariants: blocks held + free = num_blocks, the
+ * free queue, reference counts against the running sequences' block
+ * tables, the prefix-cache table, queue membership. 0 when they hold, else
+ * a positive code naming the first one broken. O(num_blocks); for tests. */
+int llm_sched_check(const llm_sched *s);
 
 #endif

@@ -1,0 +1,763 @@
+/*
+ * llm_sched.c - one LLM replica's iteration-level scheduler after vLLM's v1
+ * scheduler (vllm/v1/core/sched/scheduler.py, Scheduler.schedule) and its
+ * KV cache manager (vllm/v1/core/kv_cache_manager.py, block_pool.py,
+ * single_type_kv_cache_manager.py, kv_cache_utils.py).
+ *
+ * A step gives running sequences their tokens first, in admission order,
+ * preempting the last running sequence (recompute) when KV blocks run out;
+ * then, if nothing was preempted, admits waiting sequences FCFS while the
+ * token budget and max_num_seqs allow. KV blocks come from a pool with one
+ * free queue in eviction order (least recently freed first, a request's
+ * tail blocks ahead of its head blocks); with prefix caching a full prompt
+ * block carries a content key and stays findable after it is freed until
+ * its id is handed out again. Everything is preallocated at
+ * llm_sched_new except the per-sequence block tables, which grow by
+ * doubling and are freed when a sequence ends.
+ *
+ * Differences from vLLM, on purpose: no null block (num_blocks ids are all
+ * usable), no max_model_len cap, no speculative, encoder, LoRA, KV
+ * connector, watermark or priority paths; output tokens are never keyed
+ * (the caller's hashes name prompt content only).
+ */
+#include "llm_sched.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct llm_sched {
+    llm_sched_config cfg;
+    int bs;                     /* block_size, tokens */
+    int nb;                     /* num_blocks */
+    /* per block */
+    int *ref;                   /* holders among running sequences */
+    int *qprev, *qnext;         /* free queue links (-1 ends); valid while ref == 0 */
+    uint64_t *key_hash;         /* prefix-cache key: caller's hash ... */
+    int *key_off;               /* ... and token offset in its hash block; -1: no key */
+    int *hnext;                 /* next block in the same bucket */
+    /* free queue: head is evicted / handed out first (LRU) */
+    int qhead, qtail;
+    long n_free;
+    /* prefix-cache table: buckets of block chains, oldest entry first */
+    int *bucket;
+    uint64_t bucket_mask;
+    long n_keyed;
+    /* queues */
+    llm_seq *whead, *wtail;
+    int n_waiting;
+    llm_seq **running;          /* admission order, max_num_seqs slots */
+    int n_running;
+    int *hit;                   /* scratch: blocks found by a lookup */
+    /* counters */
+    unsigned long preemptions;
+    unsigned long pq, ph;       /* prefix queries / hits, first admissions */
+    unsigned long ppq, pph;     /* the same at readmissions after preemption */
+};
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+
+    if (!p) {
+        fputs("llm_sched: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static int ceil_div(long a, long b)
+{
+    return (int)((a + b - 1) / b);
+}
+
+/* ---- prefix-cache keys ------------------------------------------------ */
+
+/* Key of block k of q: its tokens [k*bs, (k+1)*bs) lie inside hash block j
+ * = k*bs / hash_block_tokens and inside the prompt; then hashes[j] names
+ * their whole prefix [0, (j+1)*hash_block_tokens) or the prompt, and
+ * (hashes[j], k*bs - j*hash_block_tokens) names [0, (k+1)*bs) exactly, as
+ * vLLM's chained block hash does (kv_cache_utils.py hash_block_tokens).
+ * The pair is kept whole, so distinct keys never collide. Blocks past the
+ * hashed prefix, or straddling two hash blocks, have no key. */
+static int block_key(const llm_sched *s, const llm_seq *q, int k, uint64_t *h, int *off)
+{
+    long hbt = q->hash_block_tokens, start = (long)k * s->bs, end = start + s->bs, j;
+
+    if (!q->hashes || hbt <= 0)
+        return 0;
+    j = start / hbt;
+    if (j >= q->n_hashes || end > (j + 1) * hbt || end > q->prompt_tokens)
+        return 0;
+    *h = q->hashes[j];
+    *off = (int)(start - j * hbt);
+    return 1;
+}
+
+static uint64_t key_bucket(const llm_sched *s, uint64_t h, int off)
+{
+    /* splitmix64 finaliser over the pair */
+    uint64_t x = h ^ ((uint64_t)(unsigned)off * 0x9E3779B97F4A7C15ULL);
+
+    x ^= x >> 30;
+    x *= 0xBF58476D1CE4E5B9ULL;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBULL;
+    x ^= x >> 31;
+    return x & s->bucket_mask;
+}
+
+/* The first cached block under (h, off), -1 if none. Duplicates (two
+ * sequences that computed the same block) are kept, and the oldest is
+ * returned, as BlockPool.get_cached_block returns the first in its dict. */
+static int key_find(const llm_sched *s, uint64_t h, int off)
+{
+    for (int b = s->bucket[key_bucket(s, h, off)]; b >= 0; b = s->hnext[b])
+        if (s->key_hash[b] == h && s->key_off[b] == off)
+            return b;
+    return -1;
+}
+
+static void key_insert(llm_sched *s, int b, uint64_t h, int off)
+{
+    int *p = &s->bucket[key_bucket(s, h, off)];
+
+    assert(s->key_off[b] < 0);
+    while (*p >= 0)
+        p = &s->hnext[*p];
+    *p = b;
+    s->hnext[b] = -1;
+    s->key_hash[b] = h;
+    s->key_off[b] = off;
+    s->n_keyed++;
+}
+
+/* BlockPool._maybe_evict_cached_block: a block handed out again loses its
+ * key. */
+static void key_remove(llm_sched *s, int b)
+{
+    int *p;
+
+    if (s->key_off[b] < 0)
+        return;
+    p = &s->bucket[key_bucket(s, s->key_hash[b], s->key_off[b])];
+    while (*p != b)
+        p = &s->hnext[*p];
+    *p = s->hnext[b];
+    s->hnext[b] = -1;
+    s->key_off[b] = -1;
+    s->n_keyed--;
+}
+
+/* ---- free queue (kv_cache_utils.py FreeKVCacheBlockQueue) ------------- */
+
+static void queue_remove(llm_sched *s, int b)
+{
+    int p = s->qprev[b], n = s->qnext[b];
+
+    if (p >= 0)
+        s->qnext[p] = n;
+    else
+        s->qhead = n;
+    if (n >= 0)
+        s->qprev[n] = p;
+    else
+        s->qtail = p;
+    s->qprev[b] = s->qnext[b] = -1;
+    s->n_free--;
+}
+
+static void queue_append(llm_sched *s, int b)
+{
+    s->qprev[b] = s->qtail;
+    s->qnext[b] = -1;
+    if (s->qtail >= 0)
+        s->qnext[s->qtail] = b;
+    else
+        s->qhead = b;
+    s->qtail = b;
+    s->n_free++;
+}
+
+/* ---- block tables ----------------------------------------------------- */
+
+static void table_reserve(llm_seq *q, int n)
+{
+    int cap;
+
+    if (n <= q->blocks_cap)
+        return;
+    cap = q->blocks_cap ? 2 * q->blocks_cap : 8;
+    if (cap < n)
+        cap = n;
+    q->blocks = realloc(q->blocks, sizeof *q->blocks * (size_t)cap);
+    if (!q->blocks) {
+        fputs("llm_sched: out of memory\n", stderr);
+        abort();
+    }
+    q->blocks_cap = cap;
+}
+
+static void table_drop(llm_seq *q)
+{
+    free(q->blocks);
+    q->blocks = NULL;
+    q->blocks_cap = 0;
+    q->n_blocks = 0;
+}
+
+/* BlockPool.get_new_blocks: n blocks from the head of the free queue, each
+ * losing any prefix-cache key it still had. */
+static void take_new(llm_sched *s, llm_seq *q, int n)
+{
+    table_reserve(q, q->n_blocks + n);
+    for (int i = 0; i < n; i++) {
+        int b = s->qhead;
+
+        assert(b >= 0 && s->ref[b] == 0);
+        queue_remove(s, b);
+        key_remove(s, b);
+        s->ref[b] = 1;
+        q->blocks[q->n_blocks++] = b;
+    }
+}
+
+/* SingleTypeKVCacheManager.free: blocks are released in reverse order, so
+ * a request's tail blocks are evicted before its head blocks; a block
+ * whose last holder let go joins the tail of the free queue keeping its
+ * key (BlockPool.free_blocks). */
+static void release(llm_sched *s, llm_seq *q)
+{
+    for (int i = q->n_blocks - 1; i >= 0; i--) {
+        int b = q->blocks[i];
+
+        assert(s->ref[b] > 0);
+        if (--s->ref[b] == 0)
+            queue_append(s, b);
+    }
+    q->n_blocks = 0;
+}
+
+/* KVCacheManager.allocate_slots' commit: blocks [from_tokens/bs,
+ * to_tokens/bs) are full once this step has run and get their keys now,
+ * at schedule time, so a sequence admitted later in the same step can
+ * already hit them (SingleTypeKVCacheManager.cache_blocks with
+ * num_tokens_to_cache = min(computed + new, request.num_tokens)). The
+ * blocks below from_tokens/bs were keyed by earlier steps or are hits. */
+static void cache_blocks(llm_sched *s, llm_seq *q, int from_tokens, int to_tokens)
+{
+    uint64_t h;
+    int off;
+
+    if (!s->cfg.enable_prefix_caching)
+        return;
+    for (int k = from_tokens / s->bs; k < to_tokens / s->bs; k++) {
+        if (!block_key(s, q, k, &h, &off))
+            break;
+        key_insert(s, q->blocks[k], h, off);
+    }
+}
+
+/* Blocks for a running sequence to hold computed + n tokens; 0 (nothing
+ * changed) when the free queue is short (allocate_slots returning None). */
+static int grow(llm_sched *s, llm_seq *q, int n)
+{
+    int need = ceil_div((long)q->computed + n, s->bs) - q->n_blocks;
+
+    if (need <= 0)
+        return 1;
+    if (need > s->n_free)
+        return 0;
+    take_new(s, q, need);
+    return 1;
+}
+
+/* ---- queues ----------------------------------------------------------- */
+
+static void waiting_unlink(llm_sched *s, llm_seq *q)
+{
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        s->whead = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    else
+        s->wtail = q->prev;
+    q->prev = q->next = NULL;
+    s->n_waiting--;
+}
+
+static void waiting_prepend(llm_sched *s, llm_seq *q)
+{
+    q->prev = NULL;
+    q->next = s->whead;
+    if (s->whead)
+        s->whead->prev = q;
+    else
+        s->wtail = q;
+    s->whead = q;
+    s->n_waiting++;
+}
+
+/* Scheduler._preempt_request: blocks freed, computed reset, back to the
+ * head of waiting; the output so far is kept and is recomputed with the
+ * prompt on readmission (request.num_tokens includes it). */
+static void preempt(llm_sched *s, llm_seq *q)
+{
+    release(s, q);
+    q->computed = 0;
+    q->state = LLM_WAITING;
+    q->preemptions++;
+    s->preemptions++;
+    waiting_prepend(s, q);
+}
+
+static void push_item(llm_step *st, llm_seq *q, int n)
+{
+    llm_sched_item *it = &st->items[st->n++];
+
+    it->seq = q;
+    it->n_new = n;
+    it->context = q->computed;
+    /* one token on top of the whole prompt and all earlier output */
+    it->decode = q->generated > 0 && q->computed == q->prompt_tokens + q->generated - 1;
+    st->tokens += n;
+}
+
+/* ---- public ----------------------------------------------------------- */
+
+llm_sched *llm_sched_new(const llm_sched_config *cfg)
+{
+    llm_sched *s;
+    size_t nb, nbk = 1;
+
+    if (!cfg || cfg->block_size < 1 || cfg->num_blocks < 1 || cfg->num_blocks > 0x7fffffffL ||
+        cfg->max_num_seqs < 1 || cfg->max_num_batched_tokens < 1 || cfg->long_prefill_threshold < 0)
+        return NULL;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->cfg = *cfg;
+    s->bs = cfg->block_size;
+    s->nb = (int)cfg->num_blocks;
+    nb = (size_t)s->nb;
+    while (nbk < nb)
+        nbk <<= 1;
+    s->ref = xmalloc(nb * sizeof *s->ref);
+    s->qprev = xmalloc(nb * sizeof *s->qprev);
+    s->qnext = xmalloc(nb * sizeof *s->qnext);
+    s->key_hash = xmalloc(nb * sizeof *s->key_hash);
+    s->key_off = xmalloc(nb * sizeof *s->key_off);
+    s->hnext = xmalloc(nb * sizeof *s->hnext);
+    s->hit = xmalloc(nb * sizeof *s->hit);
+    s->bucket = xmalloc(nbk * sizeof *s->bucket);
+    s->running = xmalloc((size_t)cfg->max_num_seqs * sizeof *s->running);
+    s->bucket_mask = nbk - 1;
+    for (size_t i = 0; i < nbk; i++)
+        s->bucket[i] = -1;
+    /* the free queue starts ordered by block id (FreeKVCacheBlockQueue) */
+    s->qhead = s->qtail = -1;
+    for (int b = 0; b < s->nb; b++) {
+        s->ref[b] = 0;
+        s->key_hash[b] = 0;
+        s->key_off[b] = -1;
+        s->hnext[b] = -1;
+        queue_append(s, b);
+    }
+    return s;
+}
+
+void llm_sched_free(llm_sched *s)
+{
+    if (!s)
+        return;
+    for (llm_seq *q = s->whead; q; q = q->next)
+        table_drop(q);
+    for (int i = 0; i < s->n_running; i++)
+        table_drop(s->running[i]);
+    free(s->ref);
+    free(s->qprev);
+    free(s->qnext);
+    free(s->key_hash);
+    free(s->key_off);
+    free(s->hnext);
+    free(s->hit);
+    free(s->bucket);
+    free(s->running);
+    free(s);
+}
+
+llm_step *llm_step_new(const llm_sched *s)
+{
+    llm_step *st = calloc(1, sizeof *st);
+
+    if (!st)
+        return NULL;
+    st->items = xmalloc((size_t)s->cfg.max_num_seqs * sizeof *st->items);
+    st->preempted = xmalloc((size_t)s->cfg.max_num_seqs * sizeof *st->preempted);
+    return st;
+}
+
+void llm_step_free(llm_step *st)
+{
+    if (!st)
+        return;
+    free(st->items);
+    free(st->preempted);
+    free(st);
+}
+
+void llm_sched_add(llm_sched *s, llm_seq *q)
+{
+    q->computed = q->generated = 0;
+    q->n_blocks = 0;
+    q->blocks = NULL;
+    q->blocks_cap = 0;
+    q->cached_tokens = 0;
+    q->preemptions = 0;
+    q->state = LLM_WAITING;
+    q->next = NULL;
+    q->prev = s->wtail;
+    if (s->wtail)
+        s->wtail->next = q;
+    else
+        s->whead = q;
+    s->wtail = q;
+    s->n_waiting++;
+}
+
+/* Number of blocks of q found in the prefix cache, at most max_blocks,
+ * into s->hit (FullAttentionManager.find_longest_cache_hit: the longest
+ * run of hits from the first block, stopping at the first miss). */
+static int lookup(llm_sched *s, const llm_seq *q, int max_blocks)
+{
+    int n = 0;
+    uint64_t h;
+    int off;
+
+    for (int k = 0; k < max_blocks; k++) {
+        int b;
+
+        if (!block_key(s, q, k, &h, &off) || (b = key_find(s, h, off)) < 0)
+            break;
+        s->hit[n++] = b;
+    }
+    return n;
+}
+
+/* The waiting head's admission (Scheduler.schedule, second loop); 0 when
+ * it must stop admitting. */
+static int admit(llm_sched *s, llm_step *st, int *budget)
+{
+    llm_seq *q = s->whead;
+    int ntok = q->prompt_tokens + q->generated;   /* request.num_tokens */
+    int thr = s->cfg.long_prefill_threshold, nh = 0, hit_tokens, n, need;
+
+    /* KVCacheManager.get_computed_blocks: full blocks only, and at most
+     * num_tokens - 1 tokens, so a prompt that hits whole still computes
+     * its last token (for the logits): that recomputes the whole last
+     * block, since computed tokens must stay block-aligned. */
+    if (s->cfg.enable_prefix_caching)
+        nh = lookup(s, q, (ntok - 1) / s->bs);
+    hit_tokens = nh * s->bs;
+    n = ntok - hit_tokens;
+    if (thr > 0 && n > thr)
+        n = thr;
+    /* without chunked prefill a prompt that does not fit stops admission */
+    if (!s->cfg.chunked_prefill && n > *budget)
+        return 0;
+    if (n > *budget)
+        n = *budget;
+    /* SingleTypeKVCacheManager.get_num_blocks_to_allocate: new blocks, plus
+     * the hits that sit in the free queue (ref 0) and leave it when taken */
+    need = ceil_div((long)hit_tokens + n, s->bs) - nh;
+    for (int i = 0; i < nh; i++)
+        need += s->ref[s->hit[i]] == 0;
+    if (need > s->n_free)
+        return 0;   /* no preemption for admissions: stop */
+
+    waiting_unlink(s, q);
+    table_reserve(q, ceil_div((long)hit_tokens + n, s->bs));
+    /* BlockPool.touch before get_new_blocks, so taking new blocks cannot
+     * evict the hits */
+    for (int i = 0; i < nh; i++) {
+        int b = s->hit[i];
+
+        if (s->ref[b]++ == 0)
+            queue_remove(s, b);
+        q->blocks[q->n_blocks++] = b;
+    }
+    take_new(s, q, ceil_div((long)hit_tokens + n, s->bs) - nh);
+    q->computed = hit_tokens;
+    q->cached_tokens = hit_tokens;
+    cache_blocks(s, q, hit_tokens, hit_tokens + n < ntok ? hit_tokens + n : ntok);
+    /* record_prefix_cache_stats at admission, num_tokens and hits, split
+     * by whether the request was preempted before (stats.py) */
+    if (s->cfg.enable_prefix_caching) {
+        if (q->preemptions > 0) {
+            s->ppq += (unsigned long)ntok;
+            s->pph += (unsigned long)hit_tokens;
+        } else {
+            s->pq += (unsigned long)ntok;
+            s->ph += (unsigned long)hit_tokens;
+        }
+    }
+    q->state = LLM_RUNNING;
+    s->running[s->n_running++] = q;
+    push_item(st, q, n);
+    *budget -= n;
+    return 1;
+}
+
+int llm_sched_schedule(llm_sched *s, llm_step *st)
+{
+    int budget = s->cfg.max_num_batched_tokens, thr = s->cfg.long_prefill_threshold;
+
+    st->n = st->tokens = st->n_preempted = 0;
+    /* 1) running sequences, in admission order, while budget remains */
+    for (int i = 0; i < s->n_running && budget > 0; i++) {
+        llm_seq *q = s->running[i];
+        int n = q->prompt_tokens + q->generated - q->computed, ok;
+
+        assert(n > 0);
+        if (thr > 0 && n > thr)
+            n = thr;
+        if (n > budget)
+            n = budget;
+        /* no blocks: preempt the last running sequence and retry; stop when
+         * that is q itself (FCFS branch of the allocate_slots loop) */
+        for (;;) {
+            llm_seq *v;
+
+            if ((ok = grow(s, q, n)))
+                break;
+            v = s->running[--s->n_running];
+            preempt(s, v);
+            st->preempted[st->n_preempted++] = v;
+            if (v == q)
+                break;
+        }
+        if (!ok)
+            break;
+        cache_blocks(s, q, q->computed, q->computed + n);
+        push_item(st, q, n);
+        budget -= n;
+    }
+    /* 2) waiting sequences, only in a step that preempted nothing */
+    if (st->n_preempted == 0)
+        while (s->whead && budget > 0 && s->n_running < s->cfg.max_num_seqs)
+            if (!admit(s, st, &budget))
+                break;
+    return st->n;
+}
+
+void llm_sched_step_done(llm_sched *s, const llm_step *st, llm_seq **first, int *n_first,
+                         llm_seq **done, int *n_done)
+{
+    int j = 0, ended = 0;
+
+    *n_first = *n_done = 0;
+    for (int i = 0; i < st->n; i++) {
+        llm_seq *q = st->items[i].seq;
+
+        if (q->state != LLM_RUNNING)
+            continue;   /* aborted since the step was formed */
+        q->computed += st->items[i].n_new;
+        assert(q->computed <= q->prompt_tokens + q->generated);
+        if (q->computed < q->prompt_tokens + q->generated)
+            continue;   /* a prefill chunk short of the end */
+        /* every token known is computed: the step sampled the next one */
+        if (++q->generated == 1)
+            first[(*n_first)++] = q;
+        if (q->generated >= q->output_tokens) {
+            release(s, q);
+            table_drop(q);
+            q->state = LLM_DONE;
+            done[(*n_done)++] = q;
+            ended++;
+        }
+    }
+    if (!ended)
+        return;
+    /* keep the survivors in admission order (utils.remove_all) */
+    for (int i = 0; i < s->n_running; i++)
+        if (s->running[i]->state == LLM_RUNNING)
+            s->running[j++] = s->running[i];
+    s->n_running = j;
+}
+
+void llm_sched_abort(llm_sched *s, llm_seq *q)
+{
+    if (q->state == LLM_WAITING) {
+        waiting_unlink(s, q);
+    } else if (q->state == LLM_RUNNING) {
+        int i = 0;
+
+        while (i < s->n_running && s->running[i] != q)
+            i++;
+        assert(i < s->n_running);
+        memmove(&s->running[i], &s->running[i + 1],
+                sizeof *s->running * (size_t)(s->n_running - i - 1));
+        s->n_running--;
+        release(s, q);
+    } else {
+        return;
+    }
+    table_drop(q);
+    q->state = LLM_ABORTED;
+}
+
+int llm_sched_fits(const llm_sched *s, const llm_seq *q)
+{
+    long most = (long)q->prompt_tokens + q->output_tokens - 1;
+
+    if (q->prompt_tokens < 1 || q->output_tokens < 1)
+        return 0;
+    if (ceil_div(most, s->bs) > s->nb)
+        return 0;
+    if (!s->cfg.chunked_prefill) {
+        long n = most;
+
+        if (s->cfg.long_prefill_threshold > 0 && n > s->cfg.long_prefill_threshold)
+            n = s->cfg.long_prefill_threshold;
+        if (n > s->cfg.max_num_batched_tokens)
+            return 0;
+    }
+    return 1;
+}
+
+int llm_sched_check(const llm_sched *s)
+{
+    int *holders, rc = 0, nq = 0, prev = -1, waiting = 0;
+    long used = 0, keyed = 0;
+
+    /* free queue: linked both ways, every member unheld */
+    for (int b = s->qhead; b >= 0; b = s->qnext[b]) {
+        if (b >= s->nb || s->qprev[b] != prev || s->ref[b] != 0 || ++nq > s->nb)
+            return 1;
+        prev = b;
+    }
+    if (prev != s->qtail || nq != s->n_free)
+        return 1;
+    /* reference counts equal the running block tables' holders */
+    holders = calloc((size_t)s->nb, sizeof *holders);
+    if (!holders)
+        return 99;
+    for (int i = 0; i < s->n_running && !rc; i++) {
+        const llm_seq *q = s->running[i];
+
+        if (q->state != LLM_RUNNING || (long)q->n_blocks * s->bs < q->computed ||
+            q->n_blocks > q->blocks_cap || q->computed >= q->prompt_tokens + q->generated ||
+            q->generated >= q->output_tokens)
+            rc = 3;
+        for (int k = 0; k < q->n_blocks && !rc; k++) {
+            int b = q->blocks[k], off;
+            uint64_t h;
+
+            if (b < 0 || b >= s->nb)
+                rc = 3;
+            else if (holders[b]++ && s->key_off[b] < 0)
+                rc = 3;   /* only cached blocks are shared */
+            /* a keyed block holds the content its position says */
+            else if (s->key_off[b] >= 0 &&
+                     (!block_key(s, q, k, &h, &off) || h != s->key_hash[b] || off != s->key_off[b]))
+                rc = 5;
+        }
+    }
+    for (int b = 0; b < s->nb && !rc; b++) {
+        if (holders[b] != s->ref[b])
+            rc = 2;
+        used += s->ref[b] > 0;
+    }
+    free(holders);
+    if (rc)
+        return rc;
+    /* used + free = num_blocks */
+    if (used + s->n_free != s->nb)
+        return 4;
+    /* prefix-cache table: each keyed block found under its key's bucket */
+    for (uint64_t i = 0; i <= s->bucket_mask; i++)
+        for (int b = s->bucket[i]; b >= 0; b = s->hnext[b]) {
+            if (s->key_off[b] < 0 || key_bucket(s, s->key_hash[b], s->key_off[b]) != i ||
+                ++keyed > s->nb)
+                return 5;
+        }
+    for (int b = 0; b < s->nb; b++)
+        keyed -= s->key_off[b] >= 0;
+    if (keyed != 0 || (!s->cfg.enable_prefix_caching && s->n_keyed) ||
+        (s->n_keyed > s->nb))
+        return 5;
+    /* queues */
+    for (const llm_seq *q = s->whead, *p = NULL; q; p = q, q = q->next) {
+        if (q->prev != p || q->state != LLM_WAITING || q->n_blocks != 0 || q->computed != 0 ||
+            ++waiting > s->n_waiting)
+            return 6;
+        if (!q->next && q != s->wtail)
+            return 6;
+    }
+    if (waiting != s->n_waiting || s->n_running > s->cfg.max_num_seqs)
+        return 6;
+    return 0;
+}
+
+int llm_sched_waiting(const llm_sched *s)
+{
+    return s->n_waiting;
+}
+
+int llm_sched_running(const llm_sched *s)
+{
+    return s->n_running;
+}
+
+llm_seq *llm_sched_running_at(const llm_sched *s, int i)
+{
+    return i >= 0 && i < s->n_running ? s->running[i] : NULL;
+}
+
+llm_seq *llm_sched_waiting_head(const llm_sched *s)
+{
+    return s->whead;
+}
+
+long llm_sched_blocks_used(const llm_sched *s)
+{
+    return s->nb - s->n_free;
+}
+
+long llm_sched_blocks_free(const llm_sched *s)
+{
+    return s->n_free;
+}
+
+long llm_sched_blocks_cached(const llm_sched *s)
+{
+    return s->n_keyed;
+}
+
+unsigned long llm_sched_preemptions(const llm_sched *s)
+{
+    return s->preemptions;
+}
+
+unsigned long llm_sched_prefix_queries(const llm_sched *s)
+{
+    return s->pq;
+}
+
+unsigned long llm_sched_prefix_hits(const llm_sched *s)
+{
+    return s->ph;
+}
+
+unsigned long llm_sched_prefix_preempted_queries(const llm_sched *s)
+{
+    return s->ppq;
+}
+
+unsigned long llm_sched_prefix_preempted_hits(const llm_sched *s)
+{
+    return s->pph;
+}
