@@ -36,10 +36,18 @@ typedef struct {
     double span_s;             /* last arrival - first */
 } tok_trace;
 
-/* Reads a trace, the format told by the file's first line (a CSV header
- * above, or a '{'). 0 on success; -1 with "path:line:col: what" in err for
- * a file that cannot be read, an unknown header, a field that is missing or
- * not a number, a negative count, or an empty trace. */
+/* Reads a trace, the format told by the file's first non-blank line (a CSV
+ * header above, or a '{'). Blank lines are skipped, CRLF line ends and a
+ * UTF-8 byte order mark accepted, lines of any length read whole. Mooncake
+ * timestamps are taken as they are (ms -> s), Azure `arrived_at` too, and
+ * TIMESTAMPs relative to the earliest row (the first one once sorted).
+ * An output count of 0 reads as 1. 0 on success; -1 with
+ * "path:line:col: what" in err (col 1-based, where the offending field
+ * starts) for a file that cannot be read, an unknown header, bad JSON, a
+ * field that is missing, empty or not a number, a count that is negative,
+ * not whole or above INT_MAX, an input count of 0, a negative time, Mooncake
+ * hash_ids that are not one id per started 512-token block, or an empty
+ * trace; *out is then empty (tok_trace_free is harmless on it). */
 int tok_trace_load(const char *path, tok_trace *out, char *err, size_t err_len);
 void tok_trace_free(tok_trace *t);
 
@@ -59,9 +67,22 @@ typedef struct {
     size_t n_values;
 } tok_dist;
 
-/* Lognormal from the mean and coefficient of variation of the tokens. */
-void tok_dist_lognormal_mean_cv(tok_dist *d, double mean, double cv);
-/* One draw (GSL's lognormal / uniform index), rounded, clamped to [min, max]. */
+/* The constructors set every field (min 1, max 0 = no upper clamp; set
+ * min and max afterwards). */
+/* Always `tokens` (mean = tokens). */
+void tok_dist_fixed(tok_dist *d, int tokens);
+/* Lognormal from the mean and coefficient of variation of the tokens:
+ * sigma^2 = ln(1 + cv^2), mu = ln(mean) - sigma^2 / 2. 0, or -1 (and a
+ * fixed 1) unless mean > 0 and cv >= 0 are finite. */
+int tok_dist_lognormal_mean_cv(tok_dist *d, double mean, double cv);
+/* Lognormal from mu and sigma of log tokens; 0, or -1 (and a fixed 1)
+ * unless both are finite and sigma >= 0. */
+int tok_dist_lognormal(tok_dist *d, double mu, double sigma);
+/* Uniform over a copy of values[0..n) (owned by d); 0, or -1 for none or
+ * no memory. */
+int tok_dist_empirical(tok_dist *d, const int *values, size_t n);
+/* One draw (GSL's lognormal / uniform index), rounded to the nearest
+ * integer, clamped to [max(min, 1), max] (max below min reads as min). */
 int tok_draw(const tok_dist *d, gsl_rng *rng);
 void tok_dist_free(tok_dist *d);
 
