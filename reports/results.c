@@ -79,6 +79,9 @@ void rp_results_free(rp_results *r)
             free(r->pools[i].nodes[j].busy);
         }
         free(r->pools[i].nodes);
+        if (r->pools[i].llm)
+            free(r->pools[i].llm->gpu);
+        free(r->pools[i].llm);
     }
     free(r->pools);
     for (int i = 0; i < r->n_caches; i++)
@@ -155,10 +158,38 @@ int rp_conserved(const rp_counts *c)
            c->completed + c->rejected + c->failed + c->timed_out + c->in_flight_at_end;
 }
 
+/* An LLM pool's targets: -1 when none is set, else 1 when every one holds. */
+static int llm_slo_met(const rp_results *r, const rp_llm *l)
+{
+    if (r->slo_ttft_p99_s <= 0 && r->slo_tpot_p99_s <= 0 && r->slo_e2e_p99_s <= 0 &&
+        r->slo_goodput <= 0)
+        return -1;
+    if (l->finished == 0)
+        return 0; /* nothing finished: no target can be said to hold */
+    if (r->slo_ttft_p99_s > 0 && l->ttft.p99 > r->slo_ttft_p99_s)
+        return 0;
+    if (r->slo_tpot_p99_s > 0 && l->tpot.p99 > r->slo_tpot_p99_s)
+        return 0;
+    if (r->slo_e2e_p99_s > 0 && l->e2e.p99 > r->slo_e2e_p99_s)
+        return 0;
+    if (r->slo_goodput > 0 && (double)l->good / (double)l->finished < r->slo_goodput)
+        return 0;
+    return 1;
+}
+
 int rp_slo_met(const rp_results *r)
 {
+    int llm = -1;
+    for (int i = 0; i < r->n_pools; i++)
+        if (r->pools[i].llm) {
+            int m = llm_slo_met(r, r->pools[i].llm);
+            if (m == 0)
+                return 0;
+            if (m == 1)
+                llm = 1;
+        }
     if (r->slo_latency_p99_s <= 0 && r->slo_availability <= 0)
-        return -1;
+        return llm;
     if (r->slo_latency_p99_s > 0 && r->latency_s.p99 > r->slo_latency_p99_s)
         return 0;
     if (r->slo_availability > 0 && r->availability < r->slo_availability)
@@ -434,6 +465,40 @@ static void add_alerting(cJSON *o, const rp_results *r)
     }
 }
 
+/* An LLM pool's token metrics: latencies in seconds, tokens per second
+ * over the measured span, and the cost of a million output tokens. */
+static void add_llm(cJSON *po, const rp_pool *p)
+{
+    const rp_llm *l = p->llm;
+    cJSON *x = cJSON_AddObjectToObject(po, "llm");
+    cJSON_AddStringToObject(x, "gpu", l->gpu ? l->gpu : "");
+    cJSON_AddNumberToObject(x, "tensor_parallel", l->tensor_parallel);
+    cJSON_AddNumberToObject(x, "replicas_per_node", l->replicas_per_node);
+    cJSON_AddNumberToObject(x, "kv_blocks_per_replica", (double)l->kv_blocks_per_replica);
+    cJSON_AddNumberToObject(x, "block_size", l->block_size);
+    cJSON_AddNumberToObject(x, "max_num_batched_tokens", l->max_num_batched_tokens);
+    cJSON_AddNumberToObject(x, "max_num_seqs", l->max_num_seqs);
+    cJSON_AddNumberToObject(x, "kv_bytes_per_token", l->kv_bytes_per_token);
+    cJSON_AddNumberToObject(x, "weight_bytes", l->weight_bytes);
+    add_latency(x, "ttft_s", &l->ttft);
+    add_latency(x, "tpot_s", &l->tpot);
+    add_latency(x, "itl_s", &l->itl);
+    add_latency(x, "e2e_s", &l->e2e);
+    cJSON_AddNumberToObject(x, "finished", (double)l->finished);
+    cJSON_AddNumberToObject(x, "goodput", l->finished ? (double)l->good / (double)l->finished : 0);
+    cJSON_AddNumberToObject(x, "input_tokens", l->input_tokens);
+    cJSON_AddNumberToObject(x, "output_tokens", l->output_tokens);
+    cJSON_AddNumberToObject(x, "input_tokens_per_s", l->input_tps);
+    cJSON_AddNumberToObject(x, "output_tokens_per_s", l->output_tps);
+    cJSON_AddNumberToObject(x, "kv_usage_mean", l->kv_usage_mean);
+    cJSON_AddNumberToObject(x, "kv_usage_max", l->kv_usage_max);
+    cJSON_AddNumberToObject(x, "preemptions", (double)l->preemptions);
+    cJSON_AddNumberToObject(x, "steps", (double)l->steps);
+    cJSON_AddNumberToObject(x, "prefix_cache_queries", (double)l->prefix_queries);
+    cJSON_AddNumberToObject(x, "prefix_cache_hits", (double)l->prefix_hits);
+    cJSON_AddNumberToObject(x, "cost_per_million_output_tokens", l->cost_per_mtok);
+}
+
 int rp_write_summary(const rp_results *r, const char *path)
 {
     cJSON *o = cJSON_CreateObject();
@@ -459,6 +524,8 @@ int rp_write_summary(const rp_results *r, const char *path)
         cJSON_AddNumberToObject(po, "gpu_hours", p->gpu_hours);
         cJSON_AddNumberToObject(po, "energy_kwh", p->energy_kwh);
         cJSON_AddItemToObject(po, "requests", counts_json(&p->counts));
+        if (p->llm)
+            add_llm(po, p);
     }
     if (r->n_caches > 0) {
         cJSON *caches = cJSON_AddObjectToObject(o, "caches");
@@ -506,6 +573,14 @@ int rp_write_summary(const rp_results *r, const char *path)
         cJSON_AddNumberToObject(slo, "latency_p99_s", r->slo_latency_p99_s);
     if (r->slo_availability > 0)
         cJSON_AddNumberToObject(slo, "availability", r->slo_availability);
+    if (r->slo_ttft_p99_s > 0)
+        cJSON_AddNumberToObject(slo, "ttft_p99_s", r->slo_ttft_p99_s);
+    if (r->slo_tpot_p99_s > 0)
+        cJSON_AddNumberToObject(slo, "tpot_p99_s", r->slo_tpot_p99_s);
+    if (r->slo_e2e_p99_s > 0)
+        cJSON_AddNumberToObject(slo, "e2e_p99_s", r->slo_e2e_p99_s);
+    if (r->slo_goodput > 0)
+        cJSON_AddNumberToObject(slo, "goodput", r->slo_goodput);
     int met = rp_slo_met(r);
     if (met < 0)
         cJSON_AddNullToObject(slo, "met");
@@ -555,6 +630,10 @@ int rp_write_timeseries(const rp_results *r, const char *path)
                 r->pools[k].name);
     for (int k = 0; k < r->n_queues; k++)
         fprintf(f, ",%s.backlog", r->queues[k].name);
+    for (int k = 0; k < r->n_pools; k++)
+        if (r->pools[k].llm)
+            fprintf(f, ",%s.kv_usage,%s.running,%s.waiting", r->pools[k].name, r->pools[k].name,
+                    r->pools[k].name);
     fputc('\n', f);
     for (size_t i = 0; i < r->n_samples; i++) {
         const rp_sample *s = &r->samples[i];
@@ -565,6 +644,10 @@ int rp_write_timeseries(const rp_results *r, const char *path)
                     s->pools[k].replicas);
         for (int k = 0; k < r->n_queues; k++)
             fprintf(f, ",%.0f", r->queues[k].backlog ? r->queues[k].backlog[i] : 0);
+        for (int k = 0; k < r->n_pools; k++)
+            if (r->pools[k].llm)
+                fprintf(f, ",%.6f,%.0f,%.0f", s->pools[k].kv_usage, s->pools[k].running,
+                        s->pools[k].waiting);
         fputc('\n', f);
     }
     return fclose(f);
@@ -622,6 +705,30 @@ void rp_print_table(const rp_results *r, FILE *out)
     for (int i = 0; i < r->n_pools; i++)
         fprintf(out, "pool %-8s %3d nodes x %d GPU  utilisation %5.1f %%\n", r->pools[i].name,
                 r->pools[i].replicas_max, r->pools[i].gpus_per_node, 100 * r->pools[i].utilization);
+    for (int i = 0; i < r->n_pools; i++) {
+        const rp_llm *l = r->pools[i].llm;
+        if (!l)
+            continue;
+        fprintf(out, "  llm %s x%d replicas/node (TP %d)  KV %ld blocks of %d tokens per replica\n",
+                l->gpu, l->replicas_per_node, l->tensor_parallel, l->kv_blocks_per_replica,
+                l->block_size);
+        fprintf(out, "  TTFT        p50 %9.1f ms  p99 %9.1f ms\n", 1e3 * l->ttft.p50,
+                1e3 * l->ttft.p99);
+        fprintf(out, "  TPOT        p50 %9.1f ms  p99 %9.1f ms\n", 1e3 * l->tpot.p50,
+                1e3 * l->tpot.p99);
+        fprintf(out, "  ITL         p50 %9.1f ms  p99 %9.1f ms\n", 1e3 * l->itl.p50,
+                1e3 * l->itl.p99);
+        fprintf(out, "  E2E         p50 %9.3f s   p99 %9.3f s\n", l->e2e.p50, l->e2e.p99);
+        fprintf(out, "  tokens      %12.1f in/s  %.1f out/s\n", l->input_tps, l->output_tps);
+        fprintf(out, "  goodput     %12.2f %% of %lu finished\n",
+                l->finished ? 100.0 * (double)l->good / (double)l->finished : 0, l->finished);
+        fprintf(out, "  KV cache    %12.1f %% mean  %.1f %% max  %lu preemptions\n",
+                100 * l->kv_usage_mean, 100 * l->kv_usage_max, l->preemptions);
+        if (l->prefix_queries > 0)
+            fprintf(out, "  prefix hits %12.1f %% of prompt tokens\n",
+                    100.0 * (double)l->prefix_hits / (double)l->prefix_queries);
+        fprintf(out, "  cost        %12.3f per million output tokens\n", l->cost_per_mtok);
+    }
     int k = rp_peak_interval(r);
     if (k >= 0 && r->n_samples > 1) {
         const rp_sample *s = &r->samples[k];

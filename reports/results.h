@@ -34,6 +34,28 @@ typedef struct {
                                   interval, 0..1; NAN while the node does not exist */
 } rp_node_series;
 
+/* An LLM pool's token metrics (NULL for the batch server). Latencies and
+ * tokens count requests that arrived after warm-up. */
+typedef struct {
+    char *gpu;                 /* "H100-SXM" */
+    int tensor_parallel, replicas_per_node;
+    long kv_blocks_per_replica;
+    int block_size, max_num_batched_tokens, max_num_seqs;
+    double kv_bytes_per_token, weight_bytes; /* per replica, all its GPUs */
+    rp_latency ttft;           /* first token - arrival */
+    rp_latency tpot;           /* (last - first) / (output tokens - 1), finished requests */
+    rp_latency itl;            /* gaps between consecutive tokens */
+    rp_latency e2e;            /* last token - arrival, finished requests */
+    unsigned long finished;    /* completed in time */
+    unsigned long good;        /* of those, within every slo target of ttft/tpot/e2e */
+    double input_tokens, output_tokens;
+    double input_tps, output_tps; /* over the measured span */
+    double kv_usage_mean, kv_usage_max; /* share of the serving replicas' blocks in use */
+    unsigned long preemptions, steps;
+    unsigned long prefix_queries, prefix_hits; /* prompt tokens looked up, found */
+    double cost_per_mtok;      /* the pool's cost over the run / its output tokens (millions) */
+} rp_llm;
+
 typedef struct {
     char *name;
     int gpus_per_node;
@@ -46,6 +68,7 @@ typedef struct {
     double node_capacity_qps;  /* one node's throughput at full batches; 0 = unknown */
     rp_node_series *nodes;     /* per-node series; NULL when not recorded */
     int n_nodes;
+    rp_llm *llm;               /* LLM pools only */
 } rp_pool;
 
 /* One row of the time series per interval and, inside it, per pool. */
@@ -57,6 +80,9 @@ typedef struct {
     int starting;              /* nodes provisioning, starting or loading (not ready) */
     int draining;              /* nodes draining (not receiving new requests) */
     int pending;               /* replicas waiting for a node (node_pool), at interval end */
+    /* LLM pools: KV cache in use (time-averaged share), running and waiting
+     * sequences at interval end */
+    double kv_usage, running, waiting;
 } rp_pool_sample;
 
 typedef struct {
@@ -208,6 +234,8 @@ typedef struct {
     double gpu_hours, energy_kwh, cost;
     double slo_latency_p99_s;  /* 0 = not set */
     double slo_availability;   /* 0 = not set */
+    /* LLM targets (0 = not set), judged on every LLM pool */
+    double slo_ttft_p99_s, slo_tpot_p99_s, slo_e2e_p99_s, slo_goodput;
     rp_sample *samples;
     size_t n_samples;
     double interval_s;

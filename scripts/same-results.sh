@@ -39,10 +39,15 @@ done
 for f in "$tmp"/*.json; do
     k=$(basename "$f")
     if [ "$mode" = record ]; then cp "$f" "$dir/$k"
+    elif [ ! -f "$dir/$k" ]; then echo "new: ${k%.json} (no baseline; record one)" >&2
     elif ! cmp -s "$f" "$dir/$k"; then echo "DIFFERS: ${k%.json}" >&2; fail=1
     fi
 done
 n=$(ls "$tmp"/*.json | wc -l)
-[ "$mode" = check ] && [ "$n" -ne "$(ls "$dir"/*.json | wc -l)" ] && { echo "count differs" >&2; fail=1; }
+if [ "$mode" = check ]; then
+    for f in "$dir"/*.json; do
+        [ -f "$tmp/$(basename "$f")" ] || { echo "MISSING: $(basename "${f%.json}")" >&2; fail=1; }
+    done
+fi
 [ $fail -eq 0 ] && echo "same-results: $mode ok ($n summaries)"
 exit $fail

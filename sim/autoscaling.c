@@ -44,7 +44,7 @@ static void metrics_sampler(int argc, char *argv[])
                     double w = now - n->m_time_s;
                     n->m_util = (busy - n->m_busy_prev) / (w * n->gpus);
                     n->m_rps = (double)(n->accepted - (unsigned long)n->m_accepted_prev) / w;
-                    n->m_queue = n->q.len;
+                    n->m_queue = serve_queued(n);
                     n->m_has = 1;
                 }
             } else {

@@ -188,6 +188,9 @@ static eng_req *req_new(eng_class *tc, double now)
     r->attempts = 0;
     r->n_tried = 0;
     r->l4_refused = 0;
+    r->in_tokens = r->out_tokens = 0;
+    r->hashes = NULL;
+    r->n_hashes = r->hash_block_tokens = 0;
     S.live++;
     return r;
 }
@@ -416,7 +419,7 @@ static void send_to(eng_pool *p, eng_req *r, int s, double now)
         eng_attempt_failed(p, r, now);
         return;
     }
-    if (n->q.len >= p->cfg->queue_capacity) {
+    if (serve_queued(n) >= p->cfg->queue_capacity) {
         answered_503(p, r, s, now);
         return;
     }
@@ -590,6 +593,23 @@ static void front_door(eng_class *tc, eng_req *r, double now)
         eng_req_end(tc->pool, r, B_FAILED, now);
 }
 
+/* An LLM request's prompt and answer: the trace's row i, or drawn. */
+static void set_tokens(eng_class *tc, eng_req *r, size_t i)
+{
+    const sc_traffic *t = tc->cfg;
+    if (t->tokens_trace) {
+        const tok_request *q = &t->tokens_trace->req[i];
+        r->in_tokens = q->input_tokens;
+        r->out_tokens = q->output_tokens;
+        r->hashes = q->hashes;
+        r->n_hashes = q->n_hashes;
+        r->hash_block_tokens = t->tokens_trace->hash_block_tokens;
+        return;
+    }
+    r->in_tokens = tok_draw(&t->in_tokens, tc->tok_rng);
+    r->out_tokens = tok_draw(&t->out_tokens, tc->tok_rng);
+}
+
 static void traffic_source(int argc, char *argv[])
 {
     (void)argc;
@@ -621,6 +641,8 @@ static void traffic_source(int argc, char *argv[])
             sg_actor_sleep_until(at);
         double now = simgrid_get_clock();
         eng_req *r = req_new(tc, now);
+        if (t->has_tokens)
+            set_tokens(tc, r, next_trace - 1);
         S.all.generated++;
         if (measured(r)) {
             S.measured.generated++;
@@ -670,8 +692,9 @@ static void close_interval(size_t i)
         eng_pool *p = &S.pools[k];
         int depth = p->lbq.len;
         for (int j = 0; j < p->n_hosts; j++)
-            depth += p->nodes[j].q.len;
+            depth += serve_queued(&p->nodes[j]);
         s->pools[k].queue_depth = depth;
+        serve_close_interval(p, i);
         s->pools[k].replicas = life_count(p, 0);
         s->pools[k].starting = life_count(p, 1) - s->pools[k].replicas;
         for (int j = 0; j < p->n_hosts; j++) {
@@ -823,7 +846,7 @@ static int build(void)
         p->cfg = &sc->pools[k];
         p->model = &sc->models[p->cfg->model];
         p->id = k;
-        p->serve = &serve_batch;
+        p->serve = p->model->llm ? &serve_llm : &serve_batch;
         p->n_hosts = eng_pool_slots(p->cfg, &p->n_old);
         p->nodes = calloc((size_t)p->n_hosts, sizeof *p->nodes);
         p->lb_rng = eng_stream_rng(sc->seed, 1000000UL + (unsigned long)k);
@@ -853,6 +876,7 @@ static int build(void)
         p->serving_per_interval = calloc(S.n_intervals, sizeof(double));
         p->cause = p->fault_rec = -1;
         p->bw_factor = 1.0;
+        serve_init_pool(p);
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
             n->pool = p;
@@ -911,6 +935,8 @@ static int build(void)
         tc->pool = &S.pools[tc->cfg->pool];
         tc->pipe = &sc->pipelines[tc->cfg->pipeline];
         tc->rng = eng_stream_rng(sc->seed, (unsigned long)c);
+        if (tc->cfg->has_tokens && !tc->cfg->tokens_trace)
+            tc->tok_rng = eng_stream_rng(sc->seed, 6000000UL + (unsigned long)c);
         tc->rate = sim_rate_new(tc->cfg->rate, tc->cfg->n_rate);
         tc->latency = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
         tc->bytes = tc->cfg->bytes_in + tc->cfg->bytes_out;
@@ -1083,6 +1109,7 @@ static void collect(rp_results *out)
                 }
             }
         }
+        serve_collect(p, out);
     }
     if (sc->n_caches > 0) {
         out->caches = calloc((size_t)sc->n_caches, sizeof *out->caches);
@@ -1165,9 +1192,12 @@ static void teardown(void)
         free(p->base_weight);
         free(p->busy_per_interval);
         free(p->serving_per_interval);
+        serve_free_pool(p);
     }
     for (int c = 0; c < S.sc->n_traffic; c++) {
         gsl_rng_free(S.classes[c].rng);
+        if (S.classes[c].tok_rng)
+            gsl_rng_free(S.classes[c].tok_rng);
         sim_rate_free(S.classes[c].rate);
         sim_hist_free(S.classes[c].latency);
     }
@@ -1214,6 +1244,10 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
     out->interval_s = sc->interval_s;
     out->slo_latency_p99_s = sc->slo.latency_p99_s;
     out->slo_availability = sc->slo.availability;
+    out->slo_ttft_p99_s = sc->slo.ttft_p99_s;
+    out->slo_tpot_p99_s = sc->slo.tpot_p99_s;
+    out->slo_e2e_p99_s = sc->slo.e2e_p99_s;
+    out->slo_goodput = sc->slo.goodput;
     out->n_samples = S.n_intervals;
     out->samples = calloc(S.n_intervals, sizeof *out->samples);
     for (size_t i = 0; i < S.n_intervals; i++)

@@ -20,6 +20,7 @@
 #include <gsl/gsl_rng.h>
 
 #include <math.h>
+#include <stdint.h>
 
 #define ENG_FLOPS_PER_S 1e9  /* host speed per core: s seconds = s * 1e9 flops */
 #define ENG_PSTATES 20        /* speed levels 100%, 95%, ... 5% for slowdowns */
@@ -56,6 +57,13 @@ typedef struct eng_req {
     int attempts;
     int n_tried;
     int tried[ENG_MAX_TRIED];
+    /* LLM requests (0 tokens otherwise): prompt and answer lengths, the
+     * prompt's prefix hashes (a trace's, not owned), and when its first and
+     * latest tokens were produced (NAN before) */
+    int in_tokens, out_tokens;
+    const uint64_t *hashes;
+    int n_hashes, hash_block_tokens;
+    double first_token_s, last_token_s;
 } eng_req;
 
 typedef struct {
@@ -165,6 +173,7 @@ struct eng_pool {
     const sc_pool *cfg;
     const sc_model *model;
     const struct serve_ops *serve; /* how its nodes serve (serve.h) */
+    void *serve_state;      /* and that server model's per-pool state */
     int id;
     eng_node *nodes;       /* n_hosts: every host the pool may use */
     int n_hosts;
@@ -215,6 +224,7 @@ typedef struct {
     eng_pool *pool;        /* the first stage of its pipeline */
     const sc_pipeline *pipe;
     gsl_rng *rng;
+    gsl_rng *tok_rng;      /* token counts of its LLM requests (NULL otherwise) */
     sim_rate *rate;
     double net_s;
     double bytes;          /* request + response size, for bandwidth cuts */

@@ -473,8 +473,8 @@ void life_crash(eng_node *n, double now, const char *why)
     set_state(n, NODE_FAILED, now);
     n->registered = known;
     eng_view_sync(n);
+    n->gen++; /* first: its server's actors may run while fail_held reroutes */
     fail_held(n, now);
-    n->gen++;
     if (sg_host_is_on(n->host))
         sg_host_turn_off(n->host); /* kills its workers and boot actor */
 }
@@ -538,6 +538,7 @@ static void grace_timer(int argc, char *argv[])
         return;
     double now = simgrid_get_clock();
     eng_event(now, "drain_timeout", n->name, "grace period over; in-flight requests fail");
+    n->gen++; /* first: its server's actors may run while fail_held reroutes */
     fail_held(n, now);
     terminate(n, now);
 }

@@ -206,7 +206,7 @@ static void node_values(const eng_node *n, double util, double *v)
     if (has_host_memory(n)) {
         const sc_host_memory *hm = &n->pool->cfg->host_memory;
         v[k++] = hm->total_bytes;
-        v[k++] = hm->total_bytes - hm->base_bytes - hm->per_queued_bytes * n->q.len;
+        v[k++] = hm->total_bytes - hm->base_bytes - hm->per_queued_bytes * serve_queued(n);
     }
     if (!has_gpu_memory(n))
         return;
@@ -343,7 +343,7 @@ static void scrape(double t)
         double busy = 0;
         for (int j = 0; j < p->n_hosts; j++) {
             scrape_node(&p->nodes[j], &O.nodes[k][j], t, now);
-            depth += p->nodes[j].q.len;
+            depth += serve_queued(&p->nodes[j]);
             busy += serve_busy_s(&p->nodes[j], now);
         }
         if (p->metrics_stale)

@@ -957,6 +957,7 @@ void sc_free(sc_scenario *sc)
         free(sc->models[i].name);
         free(sc->models[i].noise.samples);
         sc_free_calibration(sc->models[i].calibration);
+        sc_free_llm(sc->models[i].llm);
     }
     for (int i = 0; i < sc->n_pools; i++) {
         free(sc->pools[i].name);
@@ -964,12 +965,14 @@ void sc_free(sc_scenario *sc)
         free(sc->pools[i].zone);
         free(sc->pools[i].lb_policy);
         free(sc->pools[i].rollout.power.gpu_type);
+        free(sc->pools[i].gpu_name);
     }
     for (int i = 0; i < sc->n_traffic; i++) {
         free(sc->traffic[i].name);
         free(sc->traffic[i].rate);
         free(sc->traffic[i].trace_s);
         free(sc->traffic[i].path);
+        sc_free_tokens(&sc->traffic[i]);
     }
     sc_free_pipelines(sc);
     sc_free_tiers(sc);

@@ -12,6 +12,8 @@
 #define FLEETSIM_SCENARIO_H
 
 #include "lb.h"
+#include "llm_model.h"
+#include "tokens.h"
 
 #include <stdio.h>
 #include <stddef.h>
@@ -46,8 +48,30 @@ typedef struct {
     double alpha_s, beta_s;
 } sc_calibration;
 
+/* A token-level LLM model (models.<name>.llm): its shape from a Hugging
+ * Face config.json, precisions, step-time model and vLLM engine arguments.
+ * The GPU and tensor_parallel come from the pool that runs it. */
+typedef struct {
+    char *config_path;           /* as written, or NULL when the shape is inline */
+    llm_shape shape;
+    llm_precision weights, activations, kv;
+    llm_step_kind step;
+    double overhead_s;           /* fixed time per step */
+    double mfu_prefill, mfu_decode; /* 0 = the GPU's */
+    double prefill_token_s, decode_seq_s, context_token_s; /* alpha_beta */
+    int max_num_batched_tokens;  /* 0 = vLLM's default for the GPU */
+    int max_num_seqs;            /* 0 = vLLM's default for the GPU */
+    int block_size;              /* tokens per KV block (16) */
+    double gpu_memory_utilization; /* 0.9 */
+    long kv_blocks;              /* 0 = from memory */
+    int long_prefill_threshold;  /* 0 = the token budget */
+    int enable_prefix_caching;
+    int chunked_prefill;         /* 1 */
+} sc_llm;
+
 typedef struct {
     char *name;
+    sc_llm *llm;                 /* NULL: the batch server (service, batch below) */
     /* service time of a batch of b: mean(b) * Z, Z ~ noise (mean 1).
      * mean(b) = calibration ? profile(b) : base_s + per_item_s * b */
     sc_dist noise;
@@ -152,6 +176,11 @@ typedef struct {
     sc_health health;
     sc_node_pool node_pool;
     sc_rollout rollout;
+    /* LLM pools: each node runs gpus_per_node / tensor_parallel replicas,
+     * each on tensor_parallel GPUs of this kind */
+    int tensor_parallel;
+    llm_gpu gpu;
+    char *gpu_name;            /* owned copy of gpu.name */
 } sc_pool;
 
 typedef enum {
@@ -183,6 +212,12 @@ typedef struct {
     double work;               /* multiplies service time (default 1) */
     double bytes_in;           /* request size */
     double bytes_out;          /* response size */
+    /* LLM requests (traffic.<c>.tokens): token counts drawn per request,
+     * or arrivals and tokens replayed from a trace */
+    int has_tokens;
+    tok_dist in_tokens, out_tokens;
+    tok_trace *tokens_trace;   /* NULL unless tokens.trace */
+    double trace_speedup;      /* arrivals come this many times faster (1) */
 } sc_traffic;
 
 /* A pipeline is the path a request takes through the cluster: stages in
@@ -381,6 +416,11 @@ typedef struct {
 typedef struct {
     double latency_p99_s;      /* 0 = not set */
     double availability;       /* 0 = not set */
+    /* LLM pools (0 = not set): time to first token, time per output token
+     * and end-to-end at p99; goodput: the share of finished requests that
+     * met each target set among ttft/tpot/e2e */
+    double ttft_p99_s, tpot_p99_s, e2e_p99_s;
+    double goodput;
 } sc_slo;
 
 /* One autoscaler: a registered policy for one pool, with its keys as written
@@ -474,5 +514,8 @@ const char *sc_fault_name(int i);
 
 /* Mean service time of a batch of b requests for a model (seconds). */
 double sc_model_mean_s(const sc_model *m, int batch);
+
+/* An LLM replica's cost model: model m on pool pl's GPU and tensor_parallel. */
+void sc_llm_perf(const sc_llm *m, const sc_pool *pl, llm_perf *pf);
 
 #endif

@@ -144,6 +144,14 @@ int sc_want_delay(sc_loader *L, const yaml_node_t *n, const char *path, sc_delay
 /* ---- section parsers, one file each (table in sim/scenario.c) ------------- */
 
 sc_section_fn sc_parse_models;  /* models: (sim/scenario_models.c) */
+/* LLM serving keys (sim/scenario_llm.c): models.<name>.llm, a pool's gpu and
+ * tensor_parallel (after its model and gpu_type), traffic.<c>.tokens. */
+void sc_load_llm(sc_loader *L, yaml_node_t *n, const char *path, sc_model *m);
+void sc_free_llm(sc_llm *m);
+void sc_load_pool_llm(sc_loader *L, yaml_node_t *n, const char *path, const sc_scenario *sc,
+                      sc_pool *pl);
+int sc_load_tokens(sc_loader *L, yaml_node_t *n, const char *path, sc_traffic *t);
+void sc_free_tokens(sc_traffic *t);
 sc_section_fn sc_parse_pools;   /* pools: (sim/scenario_pools.c), after models */
 sc_section_fn sc_parse_traffic; /* traffic: (sim/scenario_traffic.c), after pools */
 sc_section_fn sc_parse_lb;      /* load_balancer: (sim/scenario_lb.c), after pools */

@@ -442,7 +442,8 @@ void sc_parse_lb(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
 
 void sc_parse_slo(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
 {
-    static const char *const keys[] = {"latency_p99", "availability", NULL};
+    static const char *const keys[] = {"latency_p99", "availability", "ttft_p99", "tpot_p99",
+                                       "e2e_p99", "goodput", NULL};
 
     if (sc_check_map(L, n, "slo", keys))
         return;
@@ -451,4 +452,14 @@ void sc_parse_slo(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
         sc_want_dur(L, p99.val, "slo.latency_p99", 1, &sc->slo.latency_p99_s);
     if (av.val)
         sc_want_num(L, av.val, "slo.availability", 0, 1, 1, 0, &sc->slo.availability);
+    sc_kv ttft = sc_find(L, n, "ttft_p99"), tpot = sc_find(L, n, "tpot_p99");
+    sc_kv e2e = sc_find(L, n, "e2e_p99"), gp = sc_find(L, n, "goodput");
+    if (ttft.val)
+        sc_want_dur(L, ttft.val, "slo.ttft_p99", 1, &sc->slo.ttft_p99_s);
+    if (tpot.val)
+        sc_want_dur(L, tpot.val, "slo.tpot_p99", 1, &sc->slo.tpot_p99_s);
+    if (e2e.val)
+        sc_want_dur(L, e2e.val, "slo.e2e_p99", 1, &sc->slo.e2e_p99_s);
+    if (gp.val)
+        sc_want_num(L, gp.val, "slo.goodput", 0, 1, 1, 0, &sc->slo.goodput);
 }

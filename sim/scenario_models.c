@@ -336,7 +336,7 @@ static void load_memory(sc_loader *L, yaml_node_t *n, const char *path, sc_model
 
 static void load_model(sc_loader *L, yaml_node_t *n, const char *path, sc_model *m)
 {
-    static const char *const keys[] = {"service", "batch", "memory", NULL};
+    static const char *const keys[] = {"service", "batch", "memory", "llm", NULL};
     static const char *const batch_keys[] = {"max_size", "max_wait", NULL};
     char p[SC_PATHLEN];
 
@@ -346,6 +346,19 @@ static void load_model(sc_loader *L, yaml_node_t *n, const char *path, sc_model 
     if (sc_check_map(L, n, path, keys))
         return;
     sc_kv svc = sc_find(L, n, "service"), batch = sc_find(L, n, "batch");
+    sc_kv llm = sc_find(L, n, "llm");
+    if (llm.val) { /* a token-level model: its step time replaces service and batch */
+        static const char *const excl[] = {"service", "batch", "memory", NULL};
+        for (const char *const *x = excl; *x; x++) {
+            sc_kv e = sc_find(L, n, *x);
+            if (e.key)
+                sc_errn(L, e.key, "%s: %s does not apply to an llm model (its step time and "
+                        "KV cache come from llm)", path, *x);
+        }
+        m->noise.kind = SC_DIST_DETERMINISTIC;
+        sc_load_llm(L, llm.val, sc_join(p, path, "llm"), m);
+        return;
+    }
     /* batch first: a calibration's fit is checked up to max_size */
     if (batch.val && sc_check_map(L, batch.val, sc_join(p, path, "batch"), batch_keys) == 0) {
         char q[SC_PATHLEN];

@@ -348,7 +348,8 @@ static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
                                        "queue_capacity", "timeout", "link", "power",
                                        "price_per_gpu_hour", "max_replicas", "zone",
                                        "lifecycle", "health_check", "node_pool", "rollout",
-                                       "gpu_memory", "host_memory", "lb_policy", NULL};
+                                       "gpu_memory", "host_memory", "lb_policy", "gpu",
+                                       "tensor_parallel", NULL};
     static const char *const link_keys[] = {"latency", "bandwidth", NULL};
     static const char *const power_keys[] = {"idle_per_gpu", "busy_per_gpu", "off", NULL};
     char p[SC_PATHLEN], q[SC_PATHLEN], list[SC_LISTLEN], buf[SC_SHOWLEN];
@@ -404,6 +405,7 @@ static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
     pl->power.busy_w_per_gpu = GPU_TYPES[type].busy_w;
     pl->power.off_w = GPU_TYPES[type].off_w;
     pl->power.price_per_gpu_hour = GPU_TYPES[type].price;
+    sc_load_pool_llm(L, n, path, sc, pl);
     if (qcap.val)
         sc_want_intv(L, qcap.val, sc_join(p, path, "queue_capacity"), 1, &pl->queue_capacity);
     sc_kv gmem = sc_find(L, n, "gpu_memory"), hmem = sc_find(L, n, "host_memory");

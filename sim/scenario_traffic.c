@@ -154,7 +154,7 @@ static void load_one_traffic(sc_loader *L, yaml_node_t *n, const char *path, sc_
                              sc_traffic *t)
 {
     static const char *const keys[] = {"name", "pool", "pipeline", "path", "arrivals", "work",
-                                       "size", "response_size", NULL};
+                                       "size", "response_size", "tokens", NULL};
     char p[SC_PATHLEN];
 
     t->pool = -1;
@@ -193,7 +193,30 @@ static void load_one_traffic(sc_loader *L, yaml_node_t *n, const char *path, sc_
         t->pool = sc->pipelines[t->pipeline].stages[0].ref;
     else /* none, or a broken pipeline: already reported */
         t->pipeline = -1;
-    if (arr.val == NULL)
+    sc_kv tok = sc_find(L, n, "tokens");
+    int llm = t->pool >= 0 && sc->pools[t->pool].model >= 0 &&
+              sc->models[sc->pools[t->pool].model].llm;
+    if (tok.val && !llm && t->pool >= 0 && sc->pools[t->pool].model >= 0)
+        sc_errn(L, tok.key, "%s: tokens applies to traffic for a pool of an LLM model", path);
+    else if (!tok.val && llm)
+        sc_errn(L, n, "%s: traffic for an LLM pool needs tokens (input and output, or a trace)",
+                path);
+    else if (tok.val)
+        sc_load_tokens(L, tok.val, sc_join(p, path, "tokens"), t);
+    if (llm && t->pipeline >= 0 && sc->pipelines[t->pipeline].n_stages != 1)
+        sc_errn(L, n, "%s: an LLM pool serves traffic on its own (pipelines of several stages "
+                "are for the batch server)", path);
+    if (t->tokens_trace) { /* the trace gives the arrivals */
+        if (arr.key)
+            sc_errn(L, arr.key, "%s: tokens.trace gives the arrival times: arrivals does not "
+                    "apply", path);
+        t->process = SC_ARR_TRACE;
+        t->n_trace = t->tokens_trace->n;
+        t->trace_s = malloc(sizeof *t->trace_s * (t->n_trace ? t->n_trace : 1));
+        double t0 = t->n_trace ? t->tokens_trace->req[0].t_s : 0;
+        for (size_t i = 0; i < t->n_trace; i++)
+            t->trace_s[i] = (t->tokens_trace->req[i].t_s - t0) / t->trace_speedup;
+    } else if (arr.val == NULL)
         sc_errn(L, n, "%s: missing required key arrivals", path);
     else
         load_arrivals(L, arr.val, sc_join(p, path, "arrivals"), t);

@@ -254,6 +254,8 @@ static void census(const eng_node *n, unsigned long *requests, unsigned long *pe
             eng_census_add(bn->workers[g].batch[i], n->pool, requests, per_pool);
 }
 
+static int queued(const eng_node *n) { return n->q.len; }
+
 const serve_ops serve_batch = {
     .name = "batch",
     .init_node = init_node,
@@ -267,4 +269,5 @@ const serve_ops serve_batch = {
     .account_end = account_end,
     .running = running,
     .census = census,
+    .queued = queued,
 };

@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-const serve_ops *const serve_registry[] = { &serve_batch, NULL };
+const serve_ops *const serve_registry[] = { &serve_batch, &serve_llm, NULL };
 
 const serve_ops *serve_find(const char *name)
 {

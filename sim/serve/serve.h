@@ -44,6 +44,14 @@ typedef struct serve_ops {
     int (*running)(const eng_node *n, int gpu);
     /* each request it holds beyond n->q, for the end-of-run census */
     void (*census)(const eng_node *n, unsigned long *requests, unsigned long *per_pool);
+    /* requests waiting at the node: n->q and what the server queued itself
+     * (the queue_capacity check, queue metrics) */
+    int (*queued)(const eng_node *n);
+    /* optional, per pool: its own state and results */
+    void (*init_pool)(eng_pool *p);
+    void (*free_pool)(eng_pool *p);
+    void (*close_interval)(eng_pool *p, size_t i);
+    void (*collect)(eng_pool *p, rp_results *out);
 } serve_ops;
 
 /* The registry: NULL-terminated, and lookup by name (NULL if unknown). */
@@ -51,6 +59,7 @@ extern const serve_ops *const serve_registry[];
 const serve_ops *serve_find(const char *name);
 
 extern const serve_ops serve_batch;
+extern const serve_ops serve_llm;
 
 static inline void serve_init_node(eng_node *n) { n->pool->serve->init_node(n); }
 static inline void serve_free_node(eng_node *n) { n->pool->serve->free_node(n); }
@@ -78,6 +87,28 @@ static inline void serve_census(const eng_node *n, unsigned long *requests,
                                 unsigned long *per_pool)
 {
     n->pool->serve->census(n, requests, per_pool);
+}
+
+static inline int serve_queued(const eng_node *n) { return n->pool->serve->queued(n); }
+static inline void serve_init_pool(eng_pool *p)
+{
+    if (p->serve->init_pool)
+        p->serve->init_pool(p);
+}
+static inline void serve_free_pool(eng_pool *p)
+{
+    if (p->serve->free_pool)
+        p->serve->free_pool(p);
+}
+static inline void serve_close_interval(eng_pool *p, size_t i)
+{
+    if (p->serve->close_interval)
+        p->serve->close_interval(p, i);
+}
+static inline void serve_collect(eng_pool *p, rp_results *out)
+{
+    if (p->serve->collect)
+        p->serve->collect(p, out);
 }
 
 #endif

@@ -1,0 +1,630 @@
+/*
+ * llm.c - the LLM server: each node of an LLM pool runs gpus_per_node /
+ * tensor_parallel replicas, each a vLLM-style engine on tensor_parallel
+ * GPUs. A replica is one actor that loops over scheduler steps
+ * (llm_sched.c: continuous batching, chunked prefill, KV blocks,
+ * preemption, prefix caching); each step runs as one SimGrid execution of
+ * the time llm_step_s gives for its composition (llm_model.c), so speed
+ * changes and host failures act on it. Tokens stream at the end of the step
+ * that produced them: a request's first token sets its TTFT, each later one
+ * an inter-token latency, the last one its end.
+ *
+ * The node dispatches each request it accepts to one of its replicas at
+ * once, the one with the lowest 4 x waiting + running, as vLLM's
+ * data-parallel balancer scores engines (vllm/v1/engine/core_client.py,
+ * DPAsyncMPClient.get_core_engine_for_request); lowest index on ties.
+ * Requests waiting in a replica count as the node's queue (queue_capacity,
+ * queue metrics). A client deadline (the pool's timeout) is checked at every
+ * step end: a request past it is cancelled and its blocks freed.
+ */
+#include "llm_sched.h"
+#include "serve.h"
+
+#include <simgrid/actor.h>
+#include <simgrid/engine.h>
+#include <simgrid/semaphore.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Per pool: what every replica shares, and the pool's token metrics. */
+typedef struct {
+    llm_perf perf;
+    llm_sched_config cfg;
+    int tp, replicas_per_node;
+    /* measured requests (arrived after warm-up) */
+    sim_hist *ttft, *tpot, *itl, *e2e;
+    unsigned long finished, good;
+    double in_tokens, out_tokens;     /* measured requests' tokens, as produced */
+    double out_tokens_all;            /* every output token, warm-up included (cost) */
+    unsigned long steps, preemptions, prefix_queries, prefix_hits;
+    double kv_area, kv_t, kv_max;     /* time integral of KV usage (share of all blocks) */
+    double kv_area_closed;            /* kv_area at the last interval's end */
+    long blocks_used, blocks_total;   /* over serving replicas now */
+    double *kv_per_interval, *run_per_interval, *wait_per_interval;
+} llm_pool;
+
+typedef struct llm_node llm_node;
+
+typedef struct {
+    eng_node *node;
+    llm_node *ln;
+    int index;
+    llm_sched *sched;
+    llm_step *step;
+    llm_seq **first, **done;
+    llm_chunk *chunks;
+    int idle;                  /* waiting on wake */
+    int counted;               /* its blocks are in the pool's capacity (node up) */
+    sg_sem_t wake;
+    double run_t0_s;           /* the running step's start, or -1 */
+    long blocks_used;          /* as last counted into the pool */
+} llm_replica;
+
+struct llm_node {
+    llm_replica *reps;
+    int n_reps;
+};
+
+/* A request's sequence: the scheduler's state plus the request. */
+typedef struct {
+    llm_seq seq;
+    eng_req *r;
+} llm_req;
+
+static llm_pool *lp_of(const eng_pool *p) { return p->serve_state; }
+static llm_node *ln_of(const eng_node *n) { return n->serve; }
+
+/* ---- KV usage, integrated over time ---- */
+
+static void kv_update(eng_pool *p, double now)
+{
+    llm_pool *lp = lp_of(p);
+    double use = lp->blocks_total > 0 ? (double)lp->blocks_used / (double)lp->blocks_total : 0;
+    lp->kv_area += use * (now - lp->kv_t);
+    lp->kv_t = now;
+}
+
+static void kv_recount(llm_replica *rep, double now)
+{
+    eng_pool *p = rep->node->pool;
+    long used = llm_sched_blocks_used(rep->sched);
+    if (used == rep->blocks_used)
+        return;
+    kv_update(p, now);
+    llm_pool *lp = lp_of(p);
+    lp->blocks_used += used - rep->blocks_used;
+    rep->blocks_used = used;
+    double use = lp->blocks_total > 0 ? (double)lp->blocks_used / (double)lp->blocks_total : 0;
+    if (use > lp->kv_max)
+        lp->kv_max = use;
+}
+
+/* ---- per pool ---- */
+
+static void init_pool(eng_pool *p)
+{
+    const sc_llm *m = p->model->llm;
+    const sc_pool *pc = p->cfg;
+    llm_pool *lp = calloc(1, sizeof *lp);
+    p->serve_state = lp;
+    llm_perf *pf = &lp->perf;
+    sc_llm_perf(m, pc, pf);
+    lp->tp = pc->tensor_parallel;
+    lp->replicas_per_node = pc->gpus_per_node / pc->tensor_parallel;
+    /* vLLM's defaults (vllm/engine/arg_utils.py, _set_default_args): 8192
+     * tokens and 1024 sequences on GPUs of 70 GiB or more that are not an
+     * A100, else 2048 and 256 */
+    int big = pc->gpu.hbm_bytes >= 70.0 * 1073741824.0 && !strstr(pc->gpu.name, "A100");
+    lp->cfg.max_num_batched_tokens = m->max_num_batched_tokens > 0 ? m->max_num_batched_tokens
+                                     : big                         ? 8192
+                                                                   : 2048;
+    lp->cfg.max_num_seqs = m->max_num_seqs > 0 ? m->max_num_seqs : big ? 1024 : 256;
+    lp->cfg.block_size = m->block_size;
+    lp->cfg.num_blocks = m->kv_blocks > 0 ? m->kv_blocks
+                                          : llm_kv_blocks(pf, m->gpu_memory_utilization,
+                                                          m->block_size, NULL, 0);
+    lp->cfg.long_prefill_threshold = m->long_prefill_threshold;
+    lp->cfg.enable_prefix_caching = m->enable_prefix_caching;
+    lp->cfg.chunked_prefill = m->chunked_prefill;
+    lp->ttft = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
+    lp->tpot = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
+    lp->itl = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
+    lp->e2e = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
+    lp->kv_per_interval = calloc(S.n_intervals, sizeof(double));
+    lp->run_per_interval = calloc(S.n_intervals, sizeof(double));
+    lp->wait_per_interval = calloc(S.n_intervals, sizeof(double));
+}
+
+static void free_pool(eng_pool *p)
+{
+    llm_pool *lp = lp_of(p);
+    if (!lp)
+        return;
+    sim_hist_free(lp->ttft);
+    sim_hist_free(lp->tpot);
+    sim_hist_free(lp->itl);
+    sim_hist_free(lp->e2e);
+    free(lp->kv_per_interval);
+    free(lp->run_per_interval);
+    free(lp->wait_per_interval);
+    free(lp);
+    p->serve_state = NULL;
+}
+
+/* ---- per node ---- */
+
+static void init_node(eng_node *n)
+{
+    llm_pool *lp = lp_of(n->pool);
+    llm_node *ln = calloc(1, sizeof *ln);
+    ln->n_reps = n->gpus / lp->tp;
+    ln->reps = calloc((size_t)ln->n_reps, sizeof *ln->reps);
+    for (int i = 0; i < ln->n_reps; i++) {
+        llm_replica *rep = &ln->reps[i];
+        rep->node = n;
+        rep->ln = ln;
+        rep->index = i;
+        rep->wake = sg_sem_init(0);
+        rep->run_t0_s = -1;
+        rep->sched = llm_sched_new(&lp->cfg);
+        rep->step = llm_step_new(rep->sched);
+        rep->first = malloc(sizeof *rep->first * (size_t)lp->cfg.max_num_seqs);
+        rep->done = malloc(sizeof *rep->done * (size_t)lp->cfg.max_num_seqs);
+        rep->chunks = malloc(sizeof *rep->chunks * (size_t)lp->cfg.max_num_seqs);
+    }
+    n->serve = ln;
+}
+
+static void free_seq(llm_req *q)
+{
+    free(q->seq.blocks);
+    free(q);
+}
+
+/* Every sequence a replica holds, running first (admission order), then
+ * waiting (queue order); each removed from the scheduler. */
+static int take_all(llm_replica *rep, llm_req **out, int cap)
+{
+    int k = 0;
+    llm_seq *s;
+    while (k < cap && llm_sched_running(rep->sched) > 0) {
+        s = llm_sched_running_at(rep->sched, 0);
+        llm_sched_abort(rep->sched, s);
+        out[k++] = (llm_req *)s;
+    }
+    while (k < cap && (s = llm_sched_waiting_head(rep->sched))) {
+        llm_sched_abort(rep->sched, s);
+        out[k++] = (llm_req *)s;
+    }
+    return k;
+}
+
+static void free_node(eng_node *n)
+{
+    llm_node *ln = ln_of(n);
+    if (!ln)
+        return;
+    for (int i = 0; i < ln->n_reps; i++) {
+        llm_replica *rep = &ln->reps[i];
+        llm_seq *s;
+        while (llm_sched_running(rep->sched) > 0) {
+            s = llm_sched_running_at(rep->sched, 0);
+            llm_sched_abort(rep->sched, s);
+            free_seq((llm_req *)s);
+        }
+        while ((s = llm_sched_waiting_head(rep->sched))) {
+            llm_sched_abort(rep->sched, s);
+            free_seq((llm_req *)s);
+        }
+        llm_step_free(rep->step);
+        llm_sched_free(rep->sched);
+        sg_sem_destroy(rep->wake);
+        free(rep->first);
+        free(rep->done);
+        free(rep->chunks);
+    }
+    free(ln->reps);
+    free(ln);
+    n->serve = NULL;
+}
+
+static int rep_load(const llm_replica *rep)
+{
+    return 4 * llm_sched_waiting(rep->sched) + llm_sched_running(rep->sched);
+}
+
+static void accepted(eng_node *n)
+{
+    llm_node *ln = ln_of(n);
+    eng_req *r = eng_fifo_pop(&n->q);
+    llm_replica *best = &ln->reps[0];
+    for (int i = 1; i < ln->n_reps; i++)
+        if (rep_load(&ln->reps[i]) < rep_load(best))
+            best = &ln->reps[i];
+    llm_req *q = calloc(1, sizeof *q);
+    q->r = r;
+    q->seq.id = r->id;
+    q->seq.prompt_tokens = r->in_tokens;
+    q->seq.output_tokens = r->out_tokens;
+    q->seq.hashes = r->hashes;
+    q->seq.n_hashes = r->n_hashes;
+    q->seq.hash_block_tokens = r->hash_block_tokens;
+    q->seq.user = r;
+    r->first_token_s = r->last_token_s = NAN;
+    if (!llm_sched_fits(best->sched, &q->seq)) {
+        /* longer than the replica's KV cache can ever hold: vLLM refuses
+         * it at once (400, prompt + answer above max_model_len), not the
+         * server's failure */
+        free(q);
+        eng_lb_release(n->pool, r, n->index, 0, LB_OK, simgrid_get_clock());
+        eng_req_end(n->pool, r, B_REJECTED, simgrid_get_clock());
+        return;
+    }
+    llm_sched_add(best->sched, &q->seq);
+    if (best->idle) {
+        best->idle = 0;
+        sg_sem_release(best->wake);
+    }
+}
+
+static void wake_idle(eng_node *n)
+{
+    llm_node *ln = ln_of(n);
+    for (int i = 0; i < ln->n_reps; i++)
+        if (ln->reps[i].idle) {
+            ln->reps[i].idle = 0;
+            sg_sem_release(ln->reps[i].wake);
+        }
+}
+
+/* A measured request finished at t1 with its last token: TPOT, E2E and
+ * whether it met every latency target the slo sets (goodput). */
+static void count_finished(llm_pool *lp, const eng_req *r, double t1)
+{
+    const sc_slo *slo = &S.sc->slo;
+    double ttft = r->first_token_s - r->sent_s + r->net_s;
+    double e2e = t1 - r->sent_s + r->net_s;
+    double tpot = r->out_tokens > 1 ? (t1 - r->first_token_s) / (r->out_tokens - 1) : 0;
+    if (r->out_tokens > 1)
+        sim_hist_add(lp->tpot, tpot);
+    sim_hist_add(lp->e2e, e2e);
+    lp->finished++;
+    if ((slo->ttft_p99_s <= 0 || ttft <= slo->ttft_p99_s) &&
+        (slo->tpot_p99_s <= 0 || tpot <= slo->tpot_p99_s) &&
+        (slo->e2e_p99_s <= 0 || e2e <= slo->e2e_p99_s))
+        lp->good++;
+}
+
+static int is_measured(const eng_req *r) { return r->arrival_s >= S.sc->warmup_s; }
+
+/* Ends r, which left the replica's scheduler, with an error of its server
+ * (result) or its client's timeout. */
+static void end_held(eng_pool *p, eng_node *n, llm_req *q, lb_result result, int bucket,
+                     double t_s, double now)
+{
+    eng_req *r = q->r;
+    free_seq(q);
+    eng_lb_release(p, r, n->index, now - r->stage_s, result, now);
+    eng_req_end(p, r, bucket, t_s);
+}
+
+static void replica(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    llm_replica *rep = sg_actor_self_get_data();
+    eng_node *n = rep->node;
+    eng_pool *p = n->pool;
+    llm_pool *lp = lp_of(p);
+    llm_sched *s = rep->sched;
+    llm_step *st = rep->step;
+
+    for (;;) {
+        double now = simgrid_get_clock();
+        int held = llm_sched_waiting(s) + llm_sched_running(s);
+        if (n->state == NODE_DRAINING && held == 0) {
+            life_worker_exited(n);
+            return;
+        }
+        if (n->gpu_error && held > 0) { /* every request answers 500 at once */
+            llm_req *all[64];
+            int k;
+            while ((k = take_all(rep, all, 64)) > 0)
+                for (int i = 0; i < k; i++)
+                    end_held(p, n, all[i], LB_HTTP_5XX, B_FAILED, now, now);
+            kv_recount(rep, now);
+            eng_drain_balancer_queue(p, now);
+            continue;
+        }
+        if (llm_sched_schedule(s, st) == 0) {
+            kv_recount(rep, now);
+            rep->idle = 1;
+            sg_sem_acquire(rep->wake);
+            /* let the other actors of this instant run first: requests
+             * arriving together reach the same step, as an engine's loop
+             * picks up all that arrived while it waited */
+            sg_actor_yield();
+            continue;
+        }
+        kv_recount(rep, now);
+        lp->preemptions += (unsigned long)st->n_preempted;
+        for (int i = 0; i < st->n; i++)
+            rep->chunks[i] = (llm_chunk){ .n = st->items[i].n_new, .c = st->items[i].context,
+                                          .decode = st->items[i].decode };
+        double step_s = llm_step_s(&lp->perf, rep->chunks, st->n);
+        rep->run_t0_s = now;
+        int gen = n->gen;
+        sg_actor_execute(step_s * ENG_FLOPS_PER_S);
+        if (n->gen != gen)
+            return; /* the node crashed as the step ended: fail_running has dealt with it */
+        double t1 = simgrid_get_clock();
+        rep->run_t0_s = -1;
+        for (int g = 0; g < lp->tp; g++)
+            eng_account_busy(p, n, now, t1);
+        lp->steps++;
+        /* tokens of this step: one per sequence whose computed tokens
+         * reach all it knows (the prompt, then each output token) */
+        for (int i = 0; i < st->n; i++) {
+            const llm_seq *q = st->items[i].seq;
+            eng_req *r = q->user;
+            int produces = q->computed + st->items[i].n_new == q->prompt_tokens + q->generated;
+            if (!produces)
+                continue;
+            int m = is_measured(r);
+            lp->out_tokens_all += 1;
+            if (m)
+                lp->out_tokens += 1;
+            if (isnan(r->first_token_s)) {
+                r->first_token_s = t1;
+                if (m) {
+                    sim_hist_add(lp->ttft, t1 - r->sent_s + r->net_s);
+                    lp->in_tokens += r->in_tokens;
+                }
+            } else if (m) {
+                sim_hist_add(lp->itl, t1 - r->last_token_s);
+            }
+            r->last_token_s = t1;
+        }
+        int nf = 0, nd = 0;
+        llm_sched_step_done(s, st, rep->first, &nf, rep->done, &nd);
+        for (int i = 0; i < nd; i++) {
+            llm_req *q = (llm_req *)rep->done[i];
+            eng_req *r = q->r;
+            free_seq(q);
+            if (is_measured(r) && r->sent_s + (t1 - r->sent_s + r->net_s) <= r->deadline_s)
+                count_finished(lp, r, t1);
+            eng_req_served(p, n, r, t1);
+        }
+        /* clients that gave up: cancelled, their blocks freed */
+        for (int i = llm_sched_running(s) - 1; i >= 0; i--) {
+            llm_req *q = (llm_req *)llm_sched_running_at(s, i);
+            if (q->r->deadline_s <= t1) {
+                llm_sched_abort(s, &q->seq);
+                end_held(p, n, q, LB_OK, B_TIMED_OUT, q->r->deadline_s, t1);
+            }
+        }
+        for (llm_seq *w = llm_sched_waiting_head(s); w;) {
+            llm_seq *next = w->next;
+            llm_req *q = (llm_req *)w;
+            if (q->r->deadline_s <= t1) {
+                llm_sched_abort(s, w);
+                end_held(p, n, q, LB_OK, B_TIMED_OUT, q->r->deadline_s, t1);
+            }
+            w = next;
+        }
+        kv_recount(rep, t1);
+        eng_drain_balancer_queue(p, t1);
+    }
+}
+
+static void start(eng_node *n)
+{
+    llm_node *ln = ln_of(n);
+    llm_pool *lp = lp_of(n->pool);
+    double now = simgrid_get_clock();
+    kv_update(n->pool, now);
+    for (int i = 0; i < ln->n_reps; i++) {
+        llm_replica *rep = &ln->reps[i];
+        rep->idle = 0;
+        rep->run_t0_s = -1;
+        if (!rep->counted)
+            lp->blocks_total += lp->cfg.num_blocks;
+        rep->counted = 1;
+        sg_actor_t a = sg_actor_init(n->name, n->host);
+        sg_actor_set_data(a, rep);
+        sg_actor_start(a, replica, 0, NULL); /* not a daemon: see serve/batch.c */
+    }
+    n->workers_alive = ln->n_reps;
+}
+
+static void fail_running(eng_node *n, double now)
+{
+    llm_node *ln = ln_of(n);
+    for (int i = 0; i < ln->n_reps; i++) {
+        llm_replica *rep = &ln->reps[i];
+        if (rep->run_t0_s >= 0)
+            for (int g = 0; g < lp_of(n->pool)->tp; g++)
+                eng_account_busy(n->pool, n, rep->run_t0_s, now);
+        rep->run_t0_s = -1;
+        llm_req *all[64];
+        int k;
+        while ((k = take_all(rep, all, 64)) > 0)
+            for (int j = 0; j < k; j++) {
+                eng_req *r = all[j]->r;
+                free_seq(all[j]);
+                eng_lb_release(n->pool, r, n->index, now - r->arrival_s, LB_ERROR, now);
+                eng_attempt_failed(n->pool, r, now);
+            }
+        kv_recount(rep, now);
+    }
+}
+
+static void reset(eng_node *n)
+{
+    llm_node *ln = ln_of(n);
+    llm_pool *lp = lp_of(n->pool);
+    kv_update(n->pool, simgrid_get_clock());
+    for (int i = 0; i < ln->n_reps; i++) {
+        llm_replica *rep = &ln->reps[i];
+        if (rep->counted) /* its blocks leave the pool's capacity */
+            lp->blocks_total -= lp->cfg.num_blocks;
+        rep->counted = 0;
+        rep->idle = 0;
+    }
+}
+
+static double busy_s(const eng_node *n, double now)
+{
+    const llm_node *ln = ln_of(n);
+    double b = n->busy_gpu_s;
+    int tp = lp_of(n->pool)->tp;
+    for (int i = 0; i < ln->n_reps; i++)
+        if (ln->reps[i].run_t0_s >= 0)
+            b += tp * (now - ln->reps[i].run_t0_s);
+    return b;
+}
+
+static void account_end(eng_node *n, double end_s)
+{
+    llm_node *ln = ln_of(n);
+    for (int i = 0; i < ln->n_reps; i++)
+        if (ln->reps[i].run_t0_s >= 0)
+            for (int g = 0; g < lp_of(n->pool)->tp; g++)
+                eng_account_busy(n->pool, n, ln->reps[i].run_t0_s, end_s);
+}
+
+static int running(const eng_node *n, int gpu)
+{
+    const llm_node *ln = ln_of(n);
+    return llm_sched_running(ln->reps[gpu / lp_of(n->pool)->tp].sched);
+}
+
+static void census(const eng_node *n, unsigned long *requests, unsigned long *per_pool)
+{
+    const llm_node *ln = ln_of(n);
+    for (int i = 0; i < ln->n_reps; i++) {
+        const llm_sched *s = ln->reps[i].sched;
+        for (int j = 0; j < llm_sched_running(s); j++)
+            eng_census_add(((llm_req *)llm_sched_running_at(s, j))->r, n->pool, requests,
+                           per_pool);
+        for (const llm_seq *w = llm_sched_waiting_head(s); w; w = w->next)
+            eng_census_add(((const llm_req *)w)->r, n->pool, requests, per_pool);
+    }
+}
+
+static int queued(const eng_node *n)
+{
+    const llm_node *ln = ln_of(n);
+    int k = n->q.len;
+    for (int i = 0; i < ln->n_reps; i++)
+        k += llm_sched_waiting(ln->reps[i].sched);
+    return k;
+}
+
+/* The interval's end: KV usage averaged over it, running and waiting now. */
+static void close_interval(eng_pool *p, size_t i)
+{
+    llm_pool *lp = lp_of(p);
+    double now = simgrid_get_clock();
+    kv_update(p, now);
+    lp->kv_per_interval[i] = lp->kv_area - lp->kv_area_closed;
+    lp->kv_area_closed = lp->kv_area;
+    int run = 0, wait = 0;
+    for (int j = 0; j < p->n_hosts; j++) {
+        const eng_node *n = &p->nodes[j];
+        const llm_node *ln = ln_of(n);
+        if (n->state != NODE_READY && n->state != NODE_DRAINING)
+            continue;
+        for (int k = 0; k < ln->n_reps; k++) {
+            run += llm_sched_running(ln->reps[k].sched);
+            wait += llm_sched_waiting(ln->reps[k].sched);
+        }
+    }
+    lp->run_per_interval[i] = run;
+    lp->wait_per_interval[i] = wait;
+}
+
+static void fill(rp_latency *l, const sim_hist *h)
+{
+    if (sim_hist_count(h) == 0) {
+        *l = (rp_latency){ 0 };
+        return;
+    }
+    l->mean = sim_hist_mean(h);
+    l->p50 = sim_hist_quantile(h, 0.5);
+    l->p90 = sim_hist_quantile(h, 0.9);
+    l->p99 = sim_hist_quantile(h, 0.99);
+    l->p999 = sim_hist_quantile(h, 0.999);
+    l->max = sim_hist_max(h);
+}
+
+static void collect(eng_pool *p, rp_results *out)
+{
+    llm_pool *lp = lp_of(p);
+    rp_pool *rp = &out->pools[p->id];
+    rp_llm *o = calloc(1, sizeof *o);
+    rp->llm = o;
+    double end = S.sc->duration_s;
+    kv_update(p, end);
+    double span = end - S.sc->warmup_s;
+    o->gpu = strdup(p->cfg->gpu.name);
+    o->tensor_parallel = lp->tp;
+    o->replicas_per_node = lp->replicas_per_node;
+    o->kv_blocks_per_replica = lp->cfg.num_blocks;
+    o->block_size = lp->cfg.block_size;
+    o->max_num_batched_tokens = lp->cfg.max_num_batched_tokens;
+    o->max_num_seqs = lp->cfg.max_num_seqs;
+    o->kv_bytes_per_token = llm_kv_bytes_per_token(&lp->perf);
+    o->weight_bytes = llm_weight_bytes(&lp->perf);
+    fill(&o->ttft, lp->ttft);
+    fill(&o->tpot, lp->tpot);
+    fill(&o->itl, lp->itl);
+    fill(&o->e2e, lp->e2e);
+    o->finished = lp->finished;
+    o->good = lp->good;
+    o->input_tokens = lp->in_tokens;
+    o->output_tokens = lp->out_tokens;
+    o->input_tps = span > 0 ? lp->in_tokens / span : 0;
+    o->output_tps = span > 0 ? lp->out_tokens / span : 0;
+    o->kv_usage_mean = end > 0 ? lp->kv_area / end : 0;
+    o->kv_usage_max = lp->kv_max;
+    o->preemptions = lp->preemptions;
+    o->steps = lp->steps;
+    o->cost_per_mtok = lp->out_tokens_all > 0 ? rp->cost / (lp->out_tokens_all / 1e6) : 0;
+    for (int j = 0; j < p->n_hosts; j++) {
+        const llm_node *ln = ln_of(&p->nodes[j]);
+        for (int k = 0; k < ln->n_reps; k++) {
+            o->prefix_queries += llm_sched_prefix_queries(ln->reps[k].sched);
+            o->prefix_hits += llm_sched_prefix_hits(ln->reps[k].sched);
+        }
+    }
+    for (size_t i = 0; i < out->n_samples; i++) {
+        double len = fmin(S.sc->interval_s, end - (double)i * S.sc->interval_s);
+        rp_pool_sample *ps = &out->samples[i].pools[p->id];
+        ps->kv_usage = len > 0 ? lp->kv_per_interval[i] / len : 0;
+        ps->running = lp->run_per_interval[i];
+        ps->waiting = lp->wait_per_interval[i];
+    }
+}
+
+const serve_ops serve_llm = {
+    .name = "llm",
+    .init_node = init_node,
+    .free_node = free_node,
+    .start = start,
+    .accepted = accepted,
+    .wake_idle = wake_idle,
+    .fail_running = fail_running,
+    .reset = reset,
+    .busy_s = busy_s,
+    .account_end = account_end,
+    .running = running,
+    .census = census,
+    .queued = queued,
+    .init_pool = init_pool,
+    .free_pool = free_pool,
+    .close_interval = close_interval,
+    .collect = collect,
+};

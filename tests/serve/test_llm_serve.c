@@ -1,0 +1,318 @@
+/*
+ * test_llm_serve.c - whole runs of the LLM server through the fleetsim
+ * binary: one request alone (TTFT is its prefill step, TPOT its decode
+ * steps, E2E = TTFT + (out - 1) x TPOT, exactly), requests batched together,
+ * KV pressure and preemption, a client timeout, a crash, request
+ * conservation, the scenario errors of the LLM keys, and the shipped chat
+ * scenario.
+ */
+#include "llm_model.h"
+#include "testutil.h"
+
+#include <CUnit/Basic.h>
+
+#include <math.h>
+
+/* A scenario around one LLM pool; %s: the trace path, then extra model keys,
+ * then extra pool keys. No network time: link latency 0, sizes 0. */
+static char *scenario(const char *trace, const char *model_extra, const char *pool_extra,
+                      const char *tail)
+{
+    static char buf[8192];
+    snprintf(buf, sizeof buf,
+             "name: llm\n"
+             "duration: 60s\n"
+             "models:\n"
+             "  m:\n"
+             "    llm:\n"
+             "      config: {hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32,\n"
+             "               num_key_value_heads: 8, intermediate_size: 14336, vocab_size: 128256}\n"
+             "%s"
+             "pools:\n"
+             "  p:\n"
+             "    model: m\n"
+             "    replicas: 1\n"
+             "    gpus_per_node: 1\n"
+             "    gpu: H100-SXM\n"
+             "    link: {latency: 0s}\n"
+             "%s"
+             "traffic:\n"
+             "  - name: t\n"
+             "    pool: p\n"
+             "    size: 0B\n"
+             "    response_size: 0B\n"
+             "    tokens: {trace: %s}\n"
+             "%s",
+             model_extra, pool_extra, trace, tail ? tail : "");
+    return buf;
+}
+
+static char *write_trace(const char *rows)
+{
+    char *dir = tu_tmpdir();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/trace.csv", dir);
+    char text[8192];
+    snprintf(text, sizeof text, "arrived_at,num_prefill_tokens,num_decode_tokens\n%s", rows);
+    tu_write(path, text);
+    return dir;
+}
+
+static const char *AB = "      step: {model: alpha_beta, overhead: 10ms, per_prefill_token: 100us,\n"
+                        "             per_decode_seq: 1ms}\n";
+
+/* One request of 100 prompt tokens and 10 output tokens: a 20 ms prefill
+ * step (10 + 100 x 0.1) gives the first token, then nine 11 ms decode steps. */
+static void test_one_request_alpha_beta(void)
+{
+    char *td = write_trace("0.0,100,10\n");
+    char trace[4096];
+    snprintf(trace, sizeof trace, "%s/trace.csv", td);
+    int rc;
+    char *dir = tu_run_yaml(scenario(trace, AB, "", NULL), NULL, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 1);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.ttft_s.mean"), 0.020, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.tpot_s.mean"), 0.011, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.itl_s.max"), 0.011, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.e2e_s.mean"), 0.020 + 9 * 0.011, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.mean"), 0.020 + 9 * 0.011, 1e-9);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.p.llm.steps"), 10);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.p.llm.output_tokens"), 10);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.p.llm.input_tokens"), 100);
+    cJSON_Delete(j);
+    tu_done(dir);
+    tu_done(td);
+}
+
+/* Two requests at once: one 30 ms prefill step for both prompts, then
+ * decode steps of 12 ms (two sequences); the shorter answer (3 tokens) ends
+ * first and the longer one's last steps are 11 ms again. */
+static void test_two_requests_batched(void)
+{
+    char *td = write_trace("0.0,100,3\n0.0,100,5\n");
+    char trace[4096];
+    snprintf(trace, sizeof trace, "%s/trace.csv", td);
+    int rc;
+    char *dir = tu_run_yaml(scenario(trace, AB, "", NULL), NULL, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 2);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.ttft_s.mean"), 0.030, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.ttft_s.max"), 0.030, 1e-9);
+    /* short: 30 + 2 x 12 = 54 ms; long: 30 + 2 x 12 + 2 x 11 = 76 ms */
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.e2e_s.max"), 0.076, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.e2e_s.mean"), (0.054 + 0.076) / 2, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.tpot_s.mean"), (0.012 + 0.0115) / 2, 1e-9);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.p.llm.steps"), 5);
+    cJSON_Delete(j);
+    tu_done(dir);
+    tu_done(td);
+}
+
+/* The roofline: one request's TTFT is its prefill step and its TPOT the
+ * mean of its decode steps at growing context, as llm_step_s gives them. */
+static void test_one_request_roofline(void)
+{
+    char *td = write_trace("0.0,1000,50\n");
+    char trace[4096];
+    snprintf(trace, sizeof trace, "%s/trace.csv", td);
+    int rc;
+    char *dir = tu_run_yaml(scenario(trace, "", "", NULL), NULL, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    llm_perf pf = { 0 };
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(
+        llm_shape_parse("{\"hidden_size\": 4096, \"num_hidden_layers\": 32, "
+                        "\"num_attention_heads\": 32, \"num_key_value_heads\": 8, "
+                        "\"intermediate_size\": 14336, \"vocab_size\": 128256}",
+                        &pf.shape, err, sizeof err),
+        0);
+    pf.weights = pf.activations = pf.kv = LLM_BF16;
+    pf.tp = 1;
+    pf.gpu = *llm_gpu_find("H100-SXM");
+    pf.mfu_prefill = pf.gpu.mfu_prefill;
+    pf.mfu_decode = pf.gpu.mfu_decode;
+    llm_chunk c = { .n = 1000, .c = 0, .decode = 0 };
+    double ttft = llm_step_s(&pf, &c, 1), decode = 0;
+    for (int k = 0; k < 49; k++) {
+        c = (llm_chunk){ .n = 1, .c = 1000 + k, .decode = 1 };
+        decode += llm_step_s(&pf, &c, 1);
+    }
+    CU_ASSERT(ttft > 0.01 && decode > 0);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.ttft_s.mean"), ttft, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.tpot_s.mean"), decode / 49, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.e2e_s.mean"), ttft + decode, 1e-9);
+    /* TPOT never below the time to read, once, every weight a step uses
+     * (all but the input embedding table, which is looked up by row) */
+    double read_bytes = llm_weight_bytes(&pf) - 128256.0 * 4096 * 2;
+    CU_ASSERT(decode / 49 >= read_bytes / pf.gpu.hbm_Bps);
+    CU_ASSERT(decode / 49 < 1.2 * read_bytes / pf.gpu.hbm_Bps); /* and near it at batch 1 */
+    cJSON_Delete(j);
+    tu_done(dir);
+    tu_done(td);
+}
+
+/* KV pressure: 8 blocks of 16 tokens hold 128 tokens; four requests of
+ * 40 + 40 tokens cannot all run, so some are preempted and recomputed, and
+ * every request still completes. */
+static void test_kv_pressure_preempts(void)
+{
+    char *td = write_trace("0.0,40,40\n0.0,40,40\n0.0,40,40\n0.0,40,40\n");
+    char trace[4096];
+    snprintf(trace, sizeof trace, "%s/trace.csv", td);
+    char model[512];
+    snprintf(model, sizeof model, "%s      kv_blocks: 8\n", AB);
+    int rc;
+    char *dir = tu_run_yaml(scenario(trace, model, "", NULL), NULL, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 4);
+    CU_ASSERT(tu_num(j, "pools.p.llm.preemptions") > 0);
+    CU_ASSERT(tu_num(j, "pools.p.llm.kv_usage_max") <= 1.0);
+    CU_ASSERT(tu_num(j, "pools.p.llm.kv_usage_max") > 0.9); /* it did fill */
+    CU_ASSERT_EQUAL(tu_num(j, "pools.p.llm.output_tokens"), 160);
+    cJSON_Delete(j);
+    tu_done(dir);
+    tu_done(td);
+}
+
+/* A client that gives up: a 10,000-token answer at 11 ms a token takes
+ * 110 s; the 5 s timeout cancels it (504) and frees its blocks. */
+static void test_timeout_cancels(void)
+{
+    char *td = write_trace("0.0,100,10000\n1.0,100,10\n");
+    char trace[4096];
+    snprintf(trace, sizeof trace, "%s/trace.csv", td);
+    int rc;
+    char *dir = tu_run_yaml(scenario(trace, AB, "    timeout: 5s\n", NULL), NULL, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.timed_out"), 1);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 1);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), tu_sum_buckets(j, "requests"));
+    cJSON_Delete(j);
+    tu_done(dir);
+    tu_done(td);
+}
+
+/* Lognormal tokens at Poisson arrivals, a node crash at 20 s: every request
+ * is accounted for, the crash's requests are retried or failed. */
+static void test_conservation_with_crash(void)
+{
+    const char *yaml =
+        "name: llm-crash\n"
+        "duration: 60s\n"
+        "models:\n"
+        "  m:\n"
+        "    llm: {config: %s/scenarios/models/llama-3.1-8b.json}\n"
+        "pools:\n"
+        "  p: {model: m, replicas: 2, gpus_per_node: 2, gpu: H100-SXM, timeout: 30s,\n"
+        "      lifecycle: {start: 5s, load: 10s}}\n"
+        "traffic:\n"
+        "  - name: t\n"
+        "    pool: p\n"
+        "    arrivals: {process: poisson, rate: 20}\n"
+        "    tokens: {input: {distribution: lognormal, mean: 1000, cv: 1, max: 8000},\n"
+        "             output: {distribution: lognormal, mean: 200, cv: 1, max: 2000}}\n"
+        "chaos:\n"
+        "  - {at: 20s, fault: node_crash, target: p/0, recover_after: 10s}\n";
+    char text[4096];
+    snprintf(text, sizeof text, yaml, tu_src());
+    int rc;
+    char *dir = tu_run_yaml(text, NULL, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    double gen = tu_num(j, "requests.generated");
+    CU_ASSERT(gen > 900 && gen < 1500);
+    CU_ASSERT_EQUAL(gen, tu_sum_buckets(j, "requests"));
+    CU_ASSERT(tu_num(j, "requests.completed") > 0.5 * gen);
+    CU_ASSERT(tu_num(j, "pools.p.llm.ttft_s.p50") > 0);
+    CU_ASSERT(tu_num(j, "pools.p.llm.kv_usage_max") <= 1.0);
+    cJSON_Delete(j);
+    tu_done(dir);
+}
+
+static void test_errors(void)
+{
+    char *td = write_trace("0.0,100,10\n");
+    char trace[4096];
+    snprintf(trace, sizeof trace, "%s/trace.csv", td);
+    char y[8192];
+    snprintf(y, sizeof y, "%s", scenario(trace, "", "    tensor_parallel: 3\n", NULL));
+    /* gpus_per_node 1 is not divisible by 3 */
+    CU_ASSERT(tu_expect_error(y, NULL, "s.yaml:15:22: pools.p.tensor_parallel: tensor_parallel 3 "
+                                       "does not divide gpus_per_node 1"));
+    snprintf(y, sizeof y, "%s", scenario(trace, "", "", NULL));
+    char *g = strstr(y, "gpu: H100-SXM");
+    memcpy(g, "gpu: H900-XXX", 13);
+    CU_ASSERT(tu_expect_error(y, NULL, "pools.p.gpu: unknown GPU \"H900-XXX\""));
+    CU_ASSERT(tu_expect_error(
+        "name: x\nduration: 1s\nmodels:\n  m: {service: {mean: 1s}}\npools:\n"
+        "  p: {model: m, replicas: 1, tensor_parallel: 2}\n"
+        "traffic:\n  - {name: t, pool: p, arrivals: {rate: 1}}\n",
+        NULL, "s.yaml:6:30: pools.p: tensor_parallel applies to pools of an LLM model"));
+    CU_ASSERT(tu_expect_error(
+        "name: x\nduration: 1s\nmodels:\n  m: {llm: {config: {hidden_size: 8}}}\npools:\n"
+        "  p: {model: m, replicas: 1}\n"
+        "traffic:\n  - {name: t, pool: p, arrivals: {rate: 1}, tokens: {input: 10, output: 10}}\n",
+        NULL, "models.m.llm.config:"));
+    CU_ASSERT(tu_expect_error(
+        "name: x\nduration: 1s\nmodels:\n  m: {service: {mean: 1s}}\npools:\n"
+        "  p: {model: m, replicas: 1}\n"
+        "traffic:\n  - {name: t, pool: p, arrivals: {rate: 1}, tokens: {input: 10, output: 10}}\n",
+        NULL, "traffic.t: tokens applies to traffic for a pool of an LLM model"));
+    tu_done(td);
+}
+
+/* The shipped chat scenario, shortened: it runs, replays the trace and
+ * reports token metrics and a verdict on its SLO. */
+static void test_shipped_chat(void)
+{
+    char out[4096], log[4096];
+    char *dir = tu_tmpdir();
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(log, sizeof log, "%s/log", dir);
+    int rc = tu_sh(log, "'%s' run '%s/scenarios/llm-chat.yaml' --quiet --out '%s' --set duration=5m",
+                   tu_bin(), tu_src(), out);
+    CU_ASSERT(rc == 0);
+    cJSON *j = tu_summary(out);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    double gen = tu_num(j, "requests.generated");
+    CU_ASSERT(gen > 1000 && gen < 2500); /* 5.5 req/s for 5 min */
+    CU_ASSERT_EQUAL(gen, tu_sum_buckets(j, "requests"));
+    CU_ASSERT(tu_num(j, "pools.chat.llm.output_tokens_per_s") > 500);
+    CU_ASSERT(tu_num(j, "pools.chat.llm.cost_per_million_output_tokens") > 0);
+    cJSON *slo = cJSON_GetObjectItem(j, "slo");
+    CU_ASSERT(cJSON_IsBool(cJSON_GetObjectItem(slo, "met")));
+    cJSON_Delete(j);
+    tu_done(dir);
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return CU_get_error();
+    CU_pSuite s = CU_add_suite("llm_serve", NULL, NULL);
+    CU_add_test(s, "one request, alpha_beta", test_one_request_alpha_beta);
+    CU_add_test(s, "two requests batched", test_two_requests_batched);
+    CU_add_test(s, "one request, roofline", test_one_request_roofline);
+    CU_add_test(s, "KV pressure preempts", test_kv_pressure_preempts);
+    CU_add_test(s, "timeout cancels", test_timeout_cancels);
+    CU_add_test(s, "conservation with a crash", test_conservation_with_crash);
+    CU_add_test(s, "scenario errors", test_errors);
+    CU_add_test(s, "shipped chat scenario", test_shipped_chat);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned f = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return f ? 1 : 0;
+}
