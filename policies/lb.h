@@ -13,6 +13,7 @@
 
 #include <gsl/gsl_rng.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* lb_pick's answers besides a server index. */
 #define LB_BUSY (-1)         /* every server that may take requests is at max_conns:
@@ -42,6 +43,14 @@ typedef struct {
     const char *name;  /* stable identity ("10.0.0.1:8000", "gpu/0"), used by
                           `hash` to place the server on its ring; NULL = the
                           decimal index. Borrowed: must outlive the view. */
+    /* An LLM server's load as its engines report it (vLLM's
+     * num_requests_waiting / num_requests_running / kv_cache_usage_perc
+     * summed or averaged over the server's replicas); 0 for a batch server.
+     * outstanding_tokens: prompt tokens not yet computed plus output tokens
+     * not yet generated of the requests it holds (Splitwise's token-JSQ). */
+    int llm_waiting, llm_running;
+    double llm_kv_usage;        /* 0..1 */
+    double outstanding_tokens;
 } lb_server_view;
 
 typedef struct {
@@ -86,6 +95,12 @@ typedef struct {
                             as not up for this pick only (already tried by
                             this request): still hosts to panic mode */
     int n_hidden;
+    /* An LLM request: its prompt and answer lengths, and its prompt's
+     * prefix hashes (hashes[j] names tokens [0, (j+1) * hash_block_tokens),
+     * chained as Mooncake's hash_ids); 0 / NULL otherwise. */
+    int input_tokens, output_tokens;
+    const uint64_t *hashes;
+    int n_hashes, hash_block_tokens;
 } lb_request;
 
 /* A server can take one more request: up, not down, below max_conns. */

@@ -372,7 +372,10 @@ static int pick(eng_pool *p, eng_req *r, double now)
         b->servers[r->tried[i]].up = 0;
     }
     lb_request lr = { .id = r->id, .traffic_class = r->tclass, .arrival_s = r->stage_s,
-                      .key = r->id, .hidden = hidden, .n_hidden = n_hidden };
+                      .key = r->id, .hidden = hidden, .n_hidden = n_hidden,
+                      .input_tokens = r->in_tokens, .output_tokens = r->out_tokens,
+                      .hashes = r->hashes, .n_hashes = r->n_hashes,
+                      .hash_block_tokens = r->hash_block_tokens };
     b->view.now_s = now;
     int s = lb_pick(b->balancer, &b->view, &lr);
     for (int i = r->n_tried - 1; i >= 0; i--)

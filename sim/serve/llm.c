@@ -230,6 +230,41 @@ static void free_node(eng_node *n)
     n->serve = NULL;
 }
 
+/* What the balancers see of node n's load (lb_server_view's llm fields):
+ * waiting and running sequences, KV usage averaged over its replicas, and
+ * the tokens its requests still need (prompt tokens not computed, output
+ * tokens not generated). */
+static void sync_view(eng_node *n)
+{
+    llm_node *ln = ln_of(n);
+    llm_pool *lp = lp_of(n->pool);
+    int waiting = 0, running = 0;
+    double kv = 0, tokens = 0;
+    for (int i = 0; i < ln->n_reps; i++) {
+        const llm_sched *s = ln->reps[i].sched;
+        waiting += llm_sched_waiting(s);
+        running += llm_sched_running(s);
+        kv += lp->cfg.num_blocks > 0
+                  ? (double)llm_sched_blocks_used(s) / (double)lp->cfg.num_blocks
+                  : 0;
+        for (int j = 0; j < llm_sched_running(s); j++) {
+            const llm_seq *q = llm_sched_running_at(s, j);
+            tokens += (q->computed < q->prompt_tokens ? q->prompt_tokens - q->computed : 0) +
+                      (q->output_tokens - q->generated);
+        }
+        for (const llm_seq *q = llm_sched_waiting_head(s); q; q = q->next)
+            tokens += (q->computed < q->prompt_tokens ? q->prompt_tokens - q->computed : 0) +
+                      (q->output_tokens - q->generated);
+    }
+    for (int k = 0; k < S.n_l7; k++) {
+        lb_server_view *v = &n->pool->lbi[k].servers[n->index];
+        v->llm_waiting = waiting;
+        v->llm_running = running;
+        v->llm_kv_usage = ln->n_reps ? kv / ln->n_reps : 0;
+        v->outstanding_tokens = tokens;
+    }
+}
+
 static int rep_load(const llm_replica *rep)
 {
     return 4 * llm_sched_waiting(rep->sched) + llm_sched_running(rep->sched);
@@ -263,6 +298,7 @@ static void accepted(eng_node *n)
         return;
     }
     llm_sched_add(best->sched, &q->seq);
+    sync_view(n);
     if (best->idle) {
         best->idle = 0;
         sg_sem_release(best->wake);
@@ -335,6 +371,7 @@ static void replica(int argc, char *argv[])
                 for (int i = 0; i < k; i++)
                     end_held(p, n, all[i], LB_HTTP_5XX, B_FAILED, now, now);
             kv_recount(rep, now);
+            sync_view(n);
             eng_drain_balancer_queue(p, now);
             continue;
         }
@@ -415,6 +452,7 @@ static void replica(int argc, char *argv[])
             w = next;
         }
         kv_recount(rep, t1);
+        sync_view(n);
         eng_drain_balancer_queue(p, t1);
     }
 }
@@ -459,6 +497,7 @@ static void fail_running(eng_node *n, double now)
             }
         kv_recount(rep, now);
     }
+    sync_view(n);
 }
 
 static void reset(eng_node *n)
