@@ -67,6 +67,7 @@ typedef struct {
     int long_prefill_threshold;  /* 0 = the token budget */
     int enable_prefix_caching;
     int chunked_prefill;         /* 1 */
+    int coalesce_steps;          /* 1: one SimGrid activity per run of equal steps */
 } sc_llm;
 
 typedef struct {

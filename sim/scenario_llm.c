@@ -128,7 +128,7 @@ void sc_load_llm(sc_loader *L, yaml_node_t *n, const char *path, sc_model *model
                                        "max_num_batched_tokens", "max_num_seqs", "block_size",
                                        "gpu_memory_utilization", "kv_blocks",
                                        "long_prefill_threshold", "enable_prefix_caching",
-                                       "chunked_prefill", NULL};
+                                       "chunked_prefill", "coalesce_steps", NULL};
     char p[SC_PATHLEN];
     sc_llm *m = calloc(1, sizeof *m);
     if (!m) {
@@ -141,6 +141,7 @@ void sc_load_llm(sc_loader *L, yaml_node_t *n, const char *path, sc_model *model
     m->block_size = 16;
     m->gpu_memory_utilization = 0.9;
     m->chunked_prefill = 1;
+    m->coalesce_steps = 1;
     if (sc_check_map(L, n, path, keys))
         return;
     sc_kv cfg = sc_find(L, n, "config");
@@ -187,6 +188,9 @@ void sc_load_llm(sc_loader *L, yaml_node_t *n, const char *path, sc_model *model
         want_bool(L, pc.val, sc_join(p, path, "enable_prefix_caching"), &m->enable_prefix_caching);
     if (ch.val)
         want_bool(L, ch.val, sc_join(p, path, "chunked_prefill"), &m->chunked_prefill);
+    sc_kv co = sc_find(L, n, "coalesce_steps");
+    if (co.val)
+        want_bool(L, co.val, sc_join(p, path, "coalesce_steps"), &m->coalesce_steps);
 }
 
 void sc_free_llm(sc_llm *m)
@@ -266,12 +270,17 @@ static void load_gpu(sc_loader *L, yaml_node_t *n, const char *path, sc_pool *pl
     if (pw.val)
         sc_want_watts(L, pw.val, sc_join(p, path, "power"), &pl->gpu.power_w);
     if (!like) {
-        if (!(pl->gpu.flops_fp16 > 0))
+        int bad = 0;
+        if (!(pl->gpu.flops_fp16 > 0) && ++bad)
             sc_errn(L, n, "%s: a GPU given by its figures needs bf16_tflops", path);
-        if (!(pl->gpu.hbm_bytes > 0))
+        if (!(pl->gpu.hbm_bytes > 0) && ++bad)
             sc_errn(L, n, "%s: a GPU given by its figures needs memory", path);
-        if (!(pl->gpu.hbm_Bps > 0))
+        if (!(pl->gpu.hbm_Bps > 0) && ++bad)
             sc_errn(L, n, "%s: a GPU given by its figures needs memory_bandwidth", path);
+        if (bad) { /* refused: nothing to cost the model on */
+            free(pl->gpu_name);
+            pl->gpu_name = NULL;
+        }
     }
 }
 
@@ -310,6 +319,8 @@ void sc_load_pool_llm(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
     }
     if (gpu.val) {
         load_gpu(L, gpu.val, sc_join(p, path, "gpu"), pl);
+        if (!pl->gpu_name)
+            return; /* refused */
     } else {
         /* from gpu_type: the datasheet part it names */
         const char *t = pl->power.gpu_type;

@@ -3,25 +3,40 @@
  * tensor_parallel replicas, each a vLLM-style engine on tensor_parallel
  * GPUs. A replica is one actor that loops over scheduler steps
  * (llm_sched.c: continuous batching, chunked prefill, KV blocks,
- * preemption, prefix caching); each step runs as one SimGrid execution of
- * the time llm_step_s gives for its composition (llm_model.c), so speed
- * changes and host failures act on it. Tokens stream at the end of the step
- * that produced them: a request's first token sets its TTFT, each later one
- * an inter-token latency, the last one its end.
+ * preemption, prefix caching); a step takes the time llm_step_s gives for
+ * its composition (llm_model.c). Tokens stream at the end of the step that
+ * produced them: a request's first token sets its TTFT, each later one an
+ * inter-token latency, the last one its end.
+ *
+ * Steps are grouped into runs of the same composition (a "horizon"): the
+ * same sequences, each decoding one token per step, until one finishes, the
+ * KV blocks the next step needs run out, a held request's deadline passes,
+ * the run's end, or a request arrives. Inside a horizon the step times
+ * follow in closed form (each sequence's context grows by one a step), so
+ * the replica needs one SimGrid activity per horizon, not per step
+ * (models.<m>.llm.coalesce_steps, the default). With coalesce_steps false
+ * each step is its own SimGrid execution; every other computation is the
+ * same code, so both give the same results on the same inputs. A scenario
+ * with faults that change a node's speed or make it answer errors mid-step
+ * (slowdown, speed_profile, gpu_error) runs step by step.
  *
  * The node dispatches each request it accepts to one of its replicas at
  * once, the one with the lowest 4 x waiting + running, as vLLM's
  * data-parallel balancer scores engines (vllm/v1/engine/core_client.py,
- * DPAsyncMPClient.get_core_engine_for_request); lowest index on ties.
- * Requests waiting in a replica count as the node's queue (queue_capacity,
- * queue metrics). A client deadline (the pool's timeout) is checked at every
- * step end: a request past it is cancelled and its blocks freed.
+ * DPAsyncMPClient.get_core_engine_for_request); lowest index on ties. It
+ * reaches the replica's scheduler between steps, as a vLLM engine core
+ * takes new requests from its input queue between steps. Requests waiting
+ * in a replica count as the node's queue (queue_capacity, queue metrics). A
+ * client deadline (the pool's timeout) is checked at every step end: a
+ * request past it is cancelled and its blocks freed.
  */
 #include "llm_sched.h"
 #include "serve.h"
 
 #include <simgrid/actor.h>
 #include <simgrid/engine.h>
+#include <simgrid/exec.h>
+#include <simgrid/host.h>
 #include <simgrid/semaphore.h>
 
 #include <stdio.h>
@@ -33,19 +48,32 @@ typedef struct {
     llm_perf perf;
     llm_sched_config cfg;
     int tp, replicas_per_node;
+    int mode;                         /* LLM_COALESCE, LLM_PER_STEP or LLM_LIVE */
     /* measured requests (arrived after warm-up) */
     sim_hist *ttft, *tpot, *itl, *e2e;
     unsigned long finished, good;
     double in_tokens, out_tokens;     /* measured requests' tokens, as produced */
     double out_tokens_all;            /* every output token, warm-up included (cost) */
-    unsigned long steps, preemptions, prefix_queries, prefix_hits;
-    double kv_area, kv_t, kv_max;     /* time integral of KV usage (share of all blocks) */
-    double kv_area_closed;            /* kv_area at the last interval's end */
-    long blocks_used, blocks_total;   /* over serving replicas now */
-    double *kv_per_interval, *run_per_interval, *wait_per_interval;
+    unsigned long steps, preemptions;
+    double kv_max;                    /* the fullest replica's peak share of its blocks */
+    /* per interval: block-seconds used and available, running and waiting */
+    double *kv_used_per_interval, *kv_cap_per_interval;
+    double *run_per_interval, *wait_per_interval;
 } llm_pool;
 
+/* How a replica's steps become SimGrid activities: one per horizon; one
+ * per step with the same horizons (the same results, for tests); or one per
+ * step, each timed by SimGrid (faults that change a node mid-step). */
+enum { LLM_COALESCE = 0, LLM_PER_STEP, LLM_LIVE };
+
 typedef struct llm_node llm_node;
+
+/* A request's sequence: the scheduler's state plus the request. */
+typedef struct llm_req {
+    llm_seq seq;
+    eng_req *r;
+    struct llm_req *next_pending;
+} llm_req;
 
 typedef struct {
     eng_node *node;
@@ -55,11 +83,19 @@ typedef struct {
     llm_step *step;
     llm_seq **first, **done;
     llm_chunk *chunks;
-    int idle;                  /* waiting on wake */
-    int counted;               /* its blocks are in the pool's capacity (node up) */
+    int *held_blocks;          /* horizon planning: blocks each sequence would hold */
+    double *t_end;             /* horizon: each step's end */
+    int t_cap;
+    llm_req *pending, *pending_tail; /* accepted, not yet in the scheduler */
+    int n_pending;
+    int idle;                  /* waiting on wake: nothing to run */
+    int in_horizon;            /* running a horizon: an arrival ends it */
+    int counted;               /* up: its blocks are capacity */
     sg_sem_t wake;
-    double run_t0_s;           /* the running step's start, or -1 */
-    long blocks_used;          /* as last counted into the pool */
+    double run_t0_s;           /* the running horizon's start, or -1 */
+    /* KV usage, integrated over time: blocks in use since kv_t_s */
+    long kv_used;
+    double kv_t_s;
 } llm_replica;
 
 struct llm_node {
@@ -67,41 +103,61 @@ struct llm_node {
     int n_reps;
 };
 
-/* A request's sequence: the scheduler's state plus the request. */
-typedef struct {
-    llm_seq seq;
-    eng_req *r;
-} llm_req;
-
 static llm_pool *lp_of(const eng_pool *p) { return p->serve_state; }
 static llm_node *ln_of(const eng_node *n) { return n->serve; }
 
-/* ---- KV usage, integrated over time ---- */
+/* ---- KV usage, integrated per replica (in any order: each replica has
+ * its own clock), split over the intervals ---- */
 
-static void kv_update(eng_pool *p, double now)
+static void add_split(double *per, double t0, double t1, double v)
 {
-    llm_pool *lp = lp_of(p);
-    double use = lp->blocks_total > 0 ? (double)lp->blocks_used / (double)lp->blocks_total : 0;
-    lp->kv_area += use * (now - lp->kv_t);
-    lp->kv_t = now;
+    double iv = S.sc->interval_s;
+    for (double a = t0; a < t1;) {
+        size_t i = (size_t)(a / iv);
+        if (i >= S.n_intervals)
+            i = S.n_intervals - 1;
+        double end = i == S.n_intervals - 1 ? t1 : fmin(t1, (double)(i + 1) * iv);
+        per[i] += (end - a) * v;
+        a = end;
+    }
 }
 
-static void kv_recount(llm_replica *rep, double now)
+/* The replica's blocks in use and its capacity count up to t_s. */
+static void kv_advance(llm_replica *rep, double t_s)
 {
-    eng_pool *p = rep->node->pool;
-    long used = llm_sched_blocks_used(rep->sched);
-    if (used == rep->blocks_used)
-        return;
-    kv_update(p, now);
-    llm_pool *lp = lp_of(p);
-    lp->blocks_used += used - rep->blocks_used;
-    rep->blocks_used = used;
-    double use = lp->blocks_total > 0 ? (double)lp->blocks_used / (double)lp->blocks_total : 0;
+    llm_pool *lp = lp_of(rep->node->pool);
+    if (t_s > rep->kv_t_s && rep->counted) {
+        if (rep->kv_used > 0)
+            add_split(lp->kv_used_per_interval, rep->kv_t_s, t_s, (double)rep->kv_used);
+        add_split(lp->kv_cap_per_interval, rep->kv_t_s, t_s, (double)lp->cfg.num_blocks);
+    }
+    if (t_s > rep->kv_t_s)
+        rep->kv_t_s = t_s;
+}
+
+/* From t_s on, the replica holds what its scheduler holds now. */
+static void kv_set(llm_replica *rep, double t_s)
+{
+    kv_advance(rep, t_s);
+    llm_pool *lp = lp_of(rep->node->pool);
+    rep->kv_used = llm_sched_blocks_used(rep->sched);
+    double use = lp->cfg.num_blocks > 0 ? (double)rep->kv_used / (double)lp->cfg.num_blocks : 0;
     if (use > lp->kv_max)
         lp->kv_max = use;
 }
 
 /* ---- per pool ---- */
+
+/* Faults that change a node mid-step: the closed form cannot see them. */
+static int has_mid_step_faults(void)
+{
+    for (int i = 0; i < S.sc->n_faults; i++) {
+        int k = S.sc->faults[i].kind;
+        if (k == SC_FAULT_SLOWDOWN || k == SC_FAULT_SPEED_PROFILE || k == SC_FAULT_GPU_ERROR)
+            return 1;
+    }
+    return 0;
+}
 
 static void init_pool(eng_pool *p)
 {
@@ -113,6 +169,7 @@ static void init_pool(eng_pool *p)
     sc_llm_perf(m, pc, pf);
     lp->tp = pc->tensor_parallel;
     lp->replicas_per_node = pc->gpus_per_node / pc->tensor_parallel;
+    lp->mode = has_mid_step_faults() ? LLM_LIVE : m->coalesce_steps ? LLM_COALESCE : LLM_PER_STEP;
     /* vLLM's defaults (vllm/engine/arg_utils.py, _set_default_args): 8192
      * tokens and 1024 sequences on GPUs of 70 GiB or more that are not an
      * A100, else 2048 and 256 */
@@ -132,7 +189,8 @@ static void init_pool(eng_pool *p)
     lp->tpot = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
     lp->itl = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
     lp->e2e = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
-    lp->kv_per_interval = calloc(S.n_intervals, sizeof(double));
+    lp->kv_used_per_interval = calloc(S.n_intervals, sizeof(double));
+    lp->kv_cap_per_interval = calloc(S.n_intervals, sizeof(double));
     lp->run_per_interval = calloc(S.n_intervals, sizeof(double));
     lp->wait_per_interval = calloc(S.n_intervals, sizeof(double));
 }
@@ -146,7 +204,8 @@ static void free_pool(eng_pool *p)
     sim_hist_free(lp->tpot);
     sim_hist_free(lp->itl);
     sim_hist_free(lp->e2e);
-    free(lp->kv_per_interval);
+    free(lp->kv_used_per_interval);
+    free(lp->kv_cap_per_interval);
     free(lp->run_per_interval);
     free(lp->wait_per_interval);
     free(lp);
@@ -170,9 +229,11 @@ static void init_node(eng_node *n)
         rep->run_t0_s = -1;
         rep->sched = llm_sched_new(&lp->cfg);
         rep->step = llm_step_new(rep->sched);
-        rep->first = malloc(sizeof *rep->first * (size_t)lp->cfg.max_num_seqs);
-        rep->done = malloc(sizeof *rep->done * (size_t)lp->cfg.max_num_seqs);
-        rep->chunks = malloc(sizeof *rep->chunks * (size_t)lp->cfg.max_num_seqs);
+        size_t m = (size_t)lp->cfg.max_num_seqs;
+        rep->first = malloc(sizeof *rep->first * m);
+        rep->done = malloc(sizeof *rep->done * m);
+        rep->chunks = malloc(sizeof *rep->chunks * m);
+        rep->held_blocks = malloc(sizeof *rep->held_blocks * m);
     }
     n->serve = ln;
 }
@@ -183,8 +244,20 @@ static void free_seq(llm_req *q)
     free(q);
 }
 
+static llm_req *pop_pending(llm_replica *rep)
+{
+    llm_req *q = rep->pending;
+    if (q) {
+        rep->pending = q->next_pending;
+        if (!rep->pending)
+            rep->pending_tail = NULL;
+        rep->n_pending--;
+    }
+    return q;
+}
+
 /* Every sequence a replica holds, running first (admission order), then
- * waiting (queue order); each removed from the scheduler. */
+ * waiting (queue order), then not yet scheduled; each removed. */
 static int take_all(llm_replica *rep, llm_req **out, int cap)
 {
     int k = 0;
@@ -198,6 +271,8 @@ static int take_all(llm_replica *rep, llm_req **out, int cap)
         llm_sched_abort(rep->sched, s);
         out[k++] = (llm_req *)s;
     }
+    while (k < cap && rep->pending)
+        out[k++] = pop_pending(rep);
     return k;
 }
 
@@ -208,32 +283,36 @@ static void free_node(eng_node *n)
         return;
     for (int i = 0; i < ln->n_reps; i++) {
         llm_replica *rep = &ln->reps[i];
-        llm_seq *s;
-        while (llm_sched_running(rep->sched) > 0) {
-            s = llm_sched_running_at(rep->sched, 0);
-            llm_sched_abort(rep->sched, s);
-            free_seq((llm_req *)s);
-        }
-        while ((s = llm_sched_waiting_head(rep->sched))) {
-            llm_sched_abort(rep->sched, s);
-            free_seq((llm_req *)s);
-        }
+        llm_req *all[64];
+        int k;
+        while ((k = take_all(rep, all, 64)) > 0)
+            for (int j = 0; j < k; j++)
+                free_seq(all[j]);
         llm_step_free(rep->step);
         llm_sched_free(rep->sched);
         sg_sem_destroy(rep->wake);
         free(rep->first);
         free(rep->done);
         free(rep->chunks);
+        free(rep->held_blocks);
+        free(rep->t_end);
     }
     free(ln->reps);
     free(ln);
     n->serve = NULL;
 }
 
-/* What the balancers see of node n's load (lb_server_view's llm fields):
- * waiting and running sequences, KV usage averaged over its replicas, and
- * the tokens its requests still need (prompt tokens not computed, output
- * tokens not generated). */
+static double seq_tokens_left(const llm_seq *q)
+{
+    return (q->computed < q->prompt_tokens ? q->prompt_tokens - q->computed : 0) +
+           (q->output_tokens - q->generated);
+}
+
+/* What the balancers see of node n's load (lb_server_view's llm fields),
+ * as its replicas report it at each change of their batches: waiting and
+ * running sequences, KV usage averaged over its replicas, and the tokens
+ * its requests still need (prompt tokens not computed, output tokens not
+ * generated). */
 static void sync_view(eng_node *n)
 {
     llm_node *ln = ln_of(n);
@@ -241,20 +320,19 @@ static void sync_view(eng_node *n)
     int waiting = 0, running = 0;
     double kv = 0, tokens = 0;
     for (int i = 0; i < ln->n_reps; i++) {
-        const llm_sched *s = ln->reps[i].sched;
-        waiting += llm_sched_waiting(s);
+        const llm_replica *rep = &ln->reps[i];
+        const llm_sched *s = rep->sched;
+        waiting += llm_sched_waiting(s) + rep->n_pending;
         running += llm_sched_running(s);
         kv += lp->cfg.num_blocks > 0
                   ? (double)llm_sched_blocks_used(s) / (double)lp->cfg.num_blocks
                   : 0;
-        for (int j = 0; j < llm_sched_running(s); j++) {
-            const llm_seq *q = llm_sched_running_at(s, j);
-            tokens += (q->computed < q->prompt_tokens ? q->prompt_tokens - q->computed : 0) +
-                      (q->output_tokens - q->generated);
-        }
+        for (int j = 0; j < llm_sched_running(s); j++)
+            tokens += seq_tokens_left(llm_sched_running_at(s, j));
         for (const llm_seq *q = llm_sched_waiting_head(s); q; q = q->next)
-            tokens += (q->computed < q->prompt_tokens ? q->prompt_tokens - q->computed : 0) +
-                      (q->output_tokens - q->generated);
+            tokens += seq_tokens_left(q);
+        for (const llm_req *q = rep->pending; q; q = q->next_pending)
+            tokens += seq_tokens_left(&q->seq);
     }
     for (int k = 0; k < S.n_l7; k++) {
         lb_server_view *v = &n->pool->lbi[k].servers[n->index];
@@ -267,7 +345,7 @@ static void sync_view(eng_node *n)
 
 static int rep_load(const llm_replica *rep)
 {
-    return 4 * llm_sched_waiting(rep->sched) + llm_sched_running(rep->sched);
+    return 4 * (llm_sched_waiting(rep->sched) + rep->n_pending) + llm_sched_running(rep->sched);
 }
 
 static void accepted(eng_node *n)
@@ -297,10 +375,20 @@ static void accepted(eng_node *n)
         eng_req_end(n->pool, r, B_REJECTED, simgrid_get_clock());
         return;
     }
-    llm_sched_add(best->sched, &q->seq);
-    sync_view(n);
-    if (best->idle) {
+    if (best->pending_tail)
+        best->pending_tail->next_pending = q;
+    else
+        best->pending = q;
+    best->pending_tail = q;
+    best->n_pending++;
+    for (int k = 0; k < S.n_l7; k++) { /* one more waiting, all its tokens to do */
+        lb_server_view *v = &n->pool->lbi[k].servers[n->index];
+        v->llm_waiting++;
+        v->outstanding_tokens += r->in_tokens + r->out_tokens;
+    }
+    if (best->idle || best->in_horizon) {
         best->idle = 0;
+        best->in_horizon = 0;
         sg_sem_release(best->wake);
     }
 }
@@ -335,8 +423,8 @@ static void count_finished(llm_pool *lp, const eng_req *r, double t1)
 
 static int is_measured(const eng_req *r) { return r->arrival_s >= S.sc->warmup_s; }
 
-/* Ends r, which left the replica's scheduler, with an error of its server
- * (result) or its client's timeout. */
+/* Ends r, which left the replica, with an error of its server (result) or
+ * its client's timeout. */
 static void end_held(eng_pool *p, eng_node *n, llm_req *q, lb_result result, int bucket,
                      double t_s, double now)
 {
@@ -346,60 +434,107 @@ static void end_held(eng_pool *p, eng_node *n, llm_req *q, lb_result result, int
     eng_req_end(p, r, bucket, t_s);
 }
 
-static void replica(int argc, char *argv[])
+/* ---- the horizon: steps of one composition ---- */
+
+static double *t_slot(llm_replica *rep, int j)
 {
-    (void)argc;
-    (void)argv;
-    llm_replica *rep = sg_actor_self_get_data();
+    if (j >= rep->t_cap) {
+        rep->t_cap = rep->t_cap ? 2 * rep->t_cap : 64;
+        while (rep->t_cap <= j)
+            rep->t_cap *= 2;
+        rep->t_end = realloc(rep->t_end, sizeof *rep->t_end * (size_t)rep->t_cap);
+    }
+    return &rep->t_end[j];
+}
+
+/* Plans the horizon that starts with the scheduled step st at t0_s: fills
+ * t_end[1..k] (t_end[0] = t0_s) and returns k >= 1. A horizon longer than
+ * one step has only decoding sequences and no preemption; it ends at the
+ * step where a sequence finishes, where a held request's deadline has
+ * passed, before a step whose new KV blocks would not fit (the scheduler
+ * would preempt), or before a step that would end after the run. */
+static int plan(llm_replica *rep, const llm_step *st, double t0_s)
+{
+    enum { MAX_STEPS = 1 << 16 };
+    llm_pool *lp = lp_of(rep->node->pool);
+    const llm_sched *s = rep->sched;
+    double speed = sg_host_get_speed(rep->node->host) / ENG_FLOPS_PER_S;
+    *t_slot(rep, 0) = t0_s;
+    *t_slot(rep, 1) = t0_s + llm_step_s(&lp->perf, rep->chunks, st->n) / speed;
+    int steady = lp->mode != LLM_LIVE && st->n_preempted == 0 && st->n == llm_sched_running(s);
+    for (int i = 0; i < st->n && steady; i++)
+        steady = st->items[i].decode;
+    if (!steady)
+        return 1;
+    int finish = MAX_STEPS, bs = lp->cfg.block_size;
+    double deadline = INFINITY;
+    for (int i = 0; i < st->n; i++) {
+        const llm_seq *q = st->items[i].seq;
+        int left = q->output_tokens - q->generated;
+        if (left < finish)
+            finish = left;
+        rep->held_blocks[i] = q->n_blocks;
+        double d = ((const llm_req *)q)->r->deadline_s;
+        if (d < deadline)
+            deadline = d;
+    }
+    for (const llm_seq *q = llm_sched_waiting_head(s); q; q = q->next)
+        if (((const llm_req *)q)->r->deadline_s < deadline)
+            deadline = ((const llm_req *)q)->r->deadline_s;
+    long free_blocks = llm_sched_blocks_free(s);
+    int j = 1;
+    for (;;) {
+        if (j >= finish || rep->t_end[j] >= deadline || j + 1 >= MAX_STEPS)
+            return j;
+        /* step j + 1: each sequence computes its token at context c + j */
+        for (int i = 0; i < st->n; i++) {
+            int need = (st->items[i].context + j + 1 + bs - 1) / bs;
+            if (need > rep->held_blocks[i]) {
+                free_blocks -= need - rep->held_blocks[i];
+                rep->held_blocks[i] = need;
+            }
+            rep->chunks[i].c = st->items[i].context + j;
+        }
+        if (free_blocks < 0)
+            return j;
+        double t = rep->t_end[j] + llm_step_s(&lp->perf, rep->chunks, st->n) / speed;
+        if (t > S.sc->duration_s)
+            return j;
+        *t_slot(rep, ++j) = t;
+    }
+}
+
+static void fail_loudly(const llm_replica *rep, int j, const llm_step *st, int n_want)
+{
+    fprintf(stderr, "fleetsim: internal error: replica %s#%d, step %d of a horizon: the scheduler "
+            "formed %d sequences (%d preempted), the plan had %d decoding\n",
+            rep->node->name, rep->index, j, st->n, st->n_preempted, n_want);
+    abort();
+}
+
+/* Steps 1..k of the horizon ran (t_end[j] each): their tokens, the
+ * requests that finished, and the clients that gave up by t_end[k]. Step 1
+ * is scheduled in st already; each later step is scheduled here again, as
+ * the scheduler would have formed it then. Returns 1 when a request left
+ * the replica (a slot freed). */
+static int finish_horizon(llm_replica *rep, int k)
+{
     eng_node *n = rep->node;
     eng_pool *p = n->pool;
     llm_pool *lp = lp_of(p);
     llm_sched *s = rep->sched;
     llm_step *st = rep->step;
-
-    for (;;) {
-        double now = simgrid_get_clock();
-        int held = llm_sched_waiting(s) + llm_sched_running(s);
-        if (n->state == NODE_DRAINING && held == 0) {
-            life_worker_exited(n);
-            return;
+    int ended = 0, n_plan = st->n;
+    for (int j = 1; j <= k; j++) {
+        double t0 = rep->t_end[j - 1], t1 = rep->t_end[j];
+        if (j > 1) {
+            kv_advance(rep, t0);
+            if (llm_sched_schedule(s, st) != n_plan || st->n_preempted > 0)
+                fail_loudly(rep, j, st, n_plan);
+            kv_set(rep, t0);
         }
-        if (n->gpu_error && held > 0) { /* every request answers 500 at once */
-            llm_req *all[64];
-            int k;
-            while ((k = take_all(rep, all, 64)) > 0)
-                for (int i = 0; i < k; i++)
-                    end_held(p, n, all[i], LB_HTTP_5XX, B_FAILED, now, now);
-            kv_recount(rep, now);
-            sync_view(n);
-            eng_drain_balancer_queue(p, now);
-            continue;
-        }
-        if (llm_sched_schedule(s, st) == 0) {
-            kv_recount(rep, now);
-            rep->idle = 1;
-            sg_sem_acquire(rep->wake);
-            /* let the other actors of this instant run first: requests
-             * arriving together reach the same step, as an engine's loop
-             * picks up all that arrived while it waited */
-            sg_actor_yield();
-            continue;
-        }
-        kv_recount(rep, now);
-        lp->preemptions += (unsigned long)st->n_preempted;
-        for (int i = 0; i < st->n; i++)
-            rep->chunks[i] = (llm_chunk){ .n = st->items[i].n_new, .c = st->items[i].context,
-                                          .decode = st->items[i].decode };
-        double step_s = llm_step_s(&lp->perf, rep->chunks, st->n);
-        rep->run_t0_s = now;
-        int gen = n->gen;
-        sg_actor_execute(step_s * ENG_FLOPS_PER_S);
-        if (n->gen != gen)
-            return; /* the node crashed as the step ended: fail_running has dealt with it */
-        double t1 = simgrid_get_clock();
-        rep->run_t0_s = -1;
         for (int g = 0; g < lp->tp; g++)
-            eng_account_busy(p, n, now, t1);
+            eng_account_busy(p, n, t0, t1);
         lp->steps++;
         /* tokens of this step: one per sequence whose computed tokens
          * reach all it knows (the prompt, then each output token) */
@@ -433,42 +568,164 @@ static void replica(int argc, char *argv[])
             if (is_measured(r) && r->sent_s + (t1 - r->sent_s + r->net_s) <= r->deadline_s)
                 count_finished(lp, r, t1);
             eng_req_served(p, n, r, t1);
+            ended = 1;
         }
-        /* clients that gave up: cancelled, their blocks freed */
-        for (int i = llm_sched_running(s) - 1; i >= 0; i--) {
-            llm_req *q = (llm_req *)llm_sched_running_at(s, i);
-            if (q->r->deadline_s <= t1) {
-                llm_sched_abort(s, &q->seq);
-                end_held(p, n, q, LB_OK, B_TIMED_OUT, q->r->deadline_s, t1);
-            }
+    }
+    double t1 = rep->t_end[k];
+    /* clients that gave up: cancelled, their blocks freed */
+    for (int i = llm_sched_running(s) - 1; i >= 0; i--) {
+        llm_req *q = (llm_req *)llm_sched_running_at(s, i);
+        if (q->r->deadline_s <= t1) {
+            llm_sched_abort(s, &q->seq);
+            end_held(p, n, q, LB_OK, B_TIMED_OUT, q->r->deadline_s, t1);
+            ended = 1;
         }
-        for (llm_seq *w = llm_sched_waiting_head(s); w;) {
-            llm_seq *next = w->next;
-            llm_req *q = (llm_req *)w;
-            if (q->r->deadline_s <= t1) {
-                llm_sched_abort(s, w);
-                end_held(p, n, q, LB_OK, B_TIMED_OUT, q->r->deadline_s, t1);
-            }
-            w = next;
+    }
+    for (llm_seq *w = llm_sched_waiting_head(s); w;) {
+        llm_seq *next = w->next;
+        llm_req *q = (llm_req *)w;
+        if (q->r->deadline_s <= t1) {
+            llm_sched_abort(s, w);
+            end_held(p, n, q, LB_OK, B_TIMED_OUT, q->r->deadline_s, t1);
+            ended = 1;
         }
-        kv_recount(rep, t1);
+        w = next;
+    }
+    kv_set(rep, t1);
+    return ended;
+}
+
+/* Runs the planned horizon (t_end[1..k]) from now: 1 SimGrid activity when
+ * coalescing, else one per step; an arrival ends it at the end of the step
+ * in progress. Returns the steps that ran, or 0 when the node crashed. */
+static int run_horizon(llm_replica *rep, int k)
+{
+    eng_node *n = rep->node;
+    llm_pool *lp = lp_of(n->pool);
+    int gen = n->gen;
+    double speed_flops = sg_host_get_speed(n->host);
+    if (lp->mode == LLM_LIVE) { /* one step (plan made k 1), as long as SimGrid says */
+        sg_actor_execute((rep->t_end[1] - rep->t_end[0]) * speed_flops);
+        if (n->gen != gen)
+            return 0;
+        rep->t_end[1] = simgrid_get_clock();
+        return 1;
+    }
+    if (lp->mode == LLM_PER_STEP) {
+        for (int j = 1; j <= k; j++) {
+            sg_actor_execute((rep->t_end[j] - rep->t_end[j - 1]) * speed_flops);
+            if (n->gen != gen)
+                return 0;
+            if (rep->pending)
+                return j;
+        }
+        return k;
+    }
+    /* one execution for the whole horizon (the host is busy, for its
+     * energy), while waiting for an arrival that would end it early */
+    double now = simgrid_get_clock();
+    if (!(rep->t_end[k] > now))
+        return k;
+    sg_exec_t e = sg_actor_exec_async((rep->t_end[k] - now) * speed_flops);
+    rep->in_horizon = 1;
+    int woken = sg_sem_acquire_timeout(rep->wake, rep->t_end[k] - now) == 0;
+    if (n->gen != gen)
+        return 0;
+    rep->in_horizon = 0;
+    if (!woken) {
+        sg_exec_wait(e);
+        return n->gen != gen ? 0 : k;
+    }
+    /* an arrival at now: the step in progress ends first */
+    sg_exec_cancel(e);
+    now = simgrid_get_clock();
+    int lo = 1, hi = k;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (rep->t_end[mid] >= now)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    if (rep->t_end[lo] > now)
+        sg_actor_execute((rep->t_end[lo] - now) * speed_flops);
+    return n->gen != gen ? 0 : lo;
+}
+
+static void replica(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    llm_replica *rep = sg_actor_self_get_data();
+    eng_node *n = rep->node;
+    eng_pool *p = n->pool;
+    llm_pool *lp = lp_of(p);
+    llm_sched *s = rep->sched;
+    llm_step *st = rep->step;
+    double now = simgrid_get_clock();
+
+    for (;;) {
+        llm_req *q;
+        while ((q = pop_pending(rep)))
+            llm_sched_add(s, &q->seq);
+        int held = llm_sched_waiting(s) + llm_sched_running(s);
+        if (n->state == NODE_DRAINING && held == 0) {
+            life_worker_exited(n);
+            return;
+        }
+        if (n->gpu_error && held > 0) { /* every request answers 500 at once */
+            llm_req *all[64];
+            int k;
+            while ((k = take_all(rep, all, 64)) > 0)
+                for (int i = 0; i < k; i++)
+                    end_held(p, n, all[i], LB_HTTP_5XX, B_FAILED, now, now);
+            kv_set(rep, now);
+            sync_view(n);
+            eng_drain_balancer_queue(p, now);
+            continue;
+        }
+        if (llm_sched_schedule(s, st) == 0) {
+            kv_set(rep, now);
+            sync_view(n);
+            rep->idle = 1;
+            sg_sem_acquire(rep->wake);
+            /* let the other actors of this instant run first: requests
+             * arriving together reach the same step, as an engine's loop
+             * picks up all that arrived while it waited */
+            sg_actor_yield();
+            now = simgrid_get_clock();
+            continue;
+        }
+        kv_set(rep, now);
         sync_view(n);
-        eng_drain_balancer_queue(p, t1);
+        lp->preemptions += (unsigned long)st->n_preempted;
+        for (int i = 0; i < st->n; i++)
+            rep->chunks[i] = (llm_chunk){ .n = st->items[i].n_new, .c = st->items[i].context,
+                                          .decode = st->items[i].decode };
+        int k = plan(rep, st, now);
+        rep->run_t0_s = now;
+        k = run_horizon(rep, k);
+        if (k == 0)
+            return; /* the node crashed: fail_running has dealt with what it held */
+        rep->run_t0_s = -1;
+        int ended = finish_horizon(rep, k);
+        now = rep->t_end[k];
+        sync_view(n);
+        if (ended)
+            eng_drain_balancer_queue(p, now);
     }
 }
 
 static void start(eng_node *n)
 {
     llm_node *ln = ln_of(n);
-    llm_pool *lp = lp_of(n->pool);
     double now = simgrid_get_clock();
-    kv_update(n->pool, now);
     for (int i = 0; i < ln->n_reps; i++) {
         llm_replica *rep = &ln->reps[i];
         rep->idle = 0;
+        rep->in_horizon = 0;
         rep->run_t0_s = -1;
-        if (!rep->counted)
-            lp->blocks_total += lp->cfg.num_blocks;
+        kv_advance(rep, now);
         rep->counted = 1;
         sg_actor_t a = sg_actor_init(n->name, n->host);
         sg_actor_set_data(a, rep);
@@ -480,10 +737,11 @@ static void start(eng_node *n)
 static void fail_running(eng_node *n, double now)
 {
     llm_node *ln = ln_of(n);
+    llm_pool *lp = lp_of(n->pool);
     for (int i = 0; i < ln->n_reps; i++) {
         llm_replica *rep = &ln->reps[i];
         if (rep->run_t0_s >= 0)
-            for (int g = 0; g < lp_of(n->pool)->tp; g++)
+            for (int g = 0; g < lp->tp; g++)
                 eng_account_busy(n->pool, n, rep->run_t0_s, now);
         rep->run_t0_s = -1;
         llm_req *all[64];
@@ -495,7 +753,7 @@ static void fail_running(eng_node *n, double now)
                 eng_lb_release(n->pool, r, n->index, now - r->arrival_s, LB_ERROR, now);
                 eng_attempt_failed(n->pool, r, now);
             }
-        kv_recount(rep, now);
+        kv_set(rep, now);
     }
     sync_view(n);
 }
@@ -503,14 +761,13 @@ static void fail_running(eng_node *n, double now)
 static void reset(eng_node *n)
 {
     llm_node *ln = ln_of(n);
-    llm_pool *lp = lp_of(n->pool);
-    kv_update(n->pool, simgrid_get_clock());
+    double now = simgrid_get_clock();
     for (int i = 0; i < ln->n_reps; i++) {
         llm_replica *rep = &ln->reps[i];
-        if (rep->counted) /* its blocks leave the pool's capacity */
-            lp->blocks_total -= lp->cfg.num_blocks;
+        kv_advance(rep, now);
         rep->counted = 0;
         rep->idle = 0;
+        rep->in_horizon = 0;
     }
 }
 
@@ -528,10 +785,13 @@ static double busy_s(const eng_node *n, double now)
 static void account_end(eng_node *n, double end_s)
 {
     llm_node *ln = ln_of(n);
-    for (int i = 0; i < ln->n_reps; i++)
-        if (ln->reps[i].run_t0_s >= 0)
+    for (int i = 0; i < ln->n_reps; i++) {
+        llm_replica *rep = &ln->reps[i];
+        if (rep->run_t0_s >= 0)
             for (int g = 0; g < lp_of(n->pool)->tp; g++)
-                eng_account_busy(n->pool, n, ln->reps[i].run_t0_s, end_s);
+                eng_account_busy(n->pool, n, rep->run_t0_s, end_s);
+        kv_advance(rep, end_s);
+    }
 }
 
 static int running(const eng_node *n, int gpu)
@@ -550,6 +810,8 @@ static void census(const eng_node *n, unsigned long *requests, unsigned long *pe
                            per_pool);
         for (const llm_seq *w = llm_sched_waiting_head(s); w; w = w->next)
             eng_census_add(((const llm_req *)w)->r, n->pool, requests, per_pool);
+        for (const llm_req *q = ln->reps[i].pending; q; q = q->next_pending)
+            eng_census_add(q->r, n->pool, requests, per_pool);
     }
 }
 
@@ -558,18 +820,14 @@ static int queued(const eng_node *n)
     const llm_node *ln = ln_of(n);
     int k = n->q.len;
     for (int i = 0; i < ln->n_reps; i++)
-        k += llm_sched_waiting(ln->reps[i].sched);
+        k += llm_sched_waiting(ln->reps[i].sched) + ln->reps[i].n_pending;
     return k;
 }
 
-/* The interval's end: KV usage averaged over it, running and waiting now. */
+/* The interval's end: running and waiting sequences now. */
 static void close_interval(eng_pool *p, size_t i)
 {
     llm_pool *lp = lp_of(p);
-    double now = simgrid_get_clock();
-    kv_update(p, now);
-    lp->kv_per_interval[i] = lp->kv_area - lp->kv_area_closed;
-    lp->kv_area_closed = lp->kv_area;
     int run = 0, wait = 0;
     for (int j = 0; j < p->n_hosts; j++) {
         const eng_node *n = &p->nodes[j];
@@ -578,7 +836,7 @@ static void close_interval(eng_pool *p, size_t i)
             continue;
         for (int k = 0; k < ln->n_reps; k++) {
             run += llm_sched_running(ln->reps[k].sched);
-            wait += llm_sched_waiting(ln->reps[k].sched);
+            wait += llm_sched_waiting(ln->reps[k].sched) + ln->reps[k].n_pending;
         }
     }
     lp->run_per_interval[i] = run;
@@ -606,7 +864,6 @@ static void collect(eng_pool *p, rp_results *out)
     rp_llm *o = calloc(1, sizeof *o);
     rp->llm = o;
     double end = S.sc->duration_s;
-    kv_update(p, end);
     double span = end - S.sc->warmup_s;
     o->gpu = strdup(p->cfg->gpu.name);
     o->tensor_parallel = lp->tp;
@@ -627,7 +884,12 @@ static void collect(eng_pool *p, rp_results *out)
     o->output_tokens = lp->out_tokens;
     o->input_tps = span > 0 ? lp->in_tokens / span : 0;
     o->output_tps = span > 0 ? lp->out_tokens / span : 0;
-    o->kv_usage_mean = end > 0 ? lp->kv_area / end : 0;
+    double used = 0, cap = 0;
+    for (size_t i = 0; i < S.n_intervals; i++) {
+        used += lp->kv_used_per_interval[i];
+        cap += lp->kv_cap_per_interval[i];
+    }
+    o->kv_usage_mean = cap > 0 ? used / cap : 0;
     o->kv_usage_max = lp->kv_max;
     o->preemptions = lp->preemptions;
     o->steps = lp->steps;
@@ -640,9 +902,10 @@ static void collect(eng_pool *p, rp_results *out)
         }
     }
     for (size_t i = 0; i < out->n_samples; i++) {
-        double len = fmin(S.sc->interval_s, end - (double)i * S.sc->interval_s);
         rp_pool_sample *ps = &out->samples[i].pools[p->id];
-        ps->kv_usage = len > 0 ? lp->kv_per_interval[i] / len : 0;
+        ps->kv_usage = lp->kv_cap_per_interval[i] > 0
+                           ? lp->kv_used_per_interval[i] / lp->kv_cap_per_interval[i]
+                           : 0;
         ps->running = lp->run_per_interval[i];
         ps->waiting = lp->wait_per_interval[i];
     }

@@ -297,6 +297,98 @@ static void test_shipped_chat(void)
     tu_done(dir);
 }
 
+/* Compares two summaries field by field: equal numbers and strings, except
+ * wall_time_s and energy_kwh (SimGrid's energy plugin sums power x time at
+ * each change of a host's load: one execution or many give the same energy
+ * up to the last bits, 1e-12 relative). Returns the number of differences. */
+static int same_summary(const cJSON *a, const cJSON *b, const char *path)
+{
+    if (a->type != b->type) {
+        fprintf(stderr, "\n  %s: types differ", path);
+        return 1;
+    }
+    if (cJSON_IsNumber(a)) {
+        double x = a->valuedouble, y = b->valuedouble;
+        if (strstr(path, "wall_time_s"))
+            return 0;
+        if (strstr(path, "energy_kwh") ? fabs(x - y) <= 1e-12 * fabs(x) : x == y)
+            return 0;
+        fprintf(stderr, "\n  %s: %.17g != %.17g", path, x, y);
+        return 1;
+    }
+    if (cJSON_IsString(a))
+        return strcmp(a->valuestring, b->valuestring) != 0;
+    int d = 0;
+    const cJSON *x = a->child, *y = b->child;
+    for (; x && y; x = x->next, y = y->next) {
+        char p[512];
+        snprintf(p, sizeof p, "%s.%s", path, x->string ? x->string : "[]");
+        d += same_summary(x, y, p);
+    }
+    return d + (x != NULL) + (y != NULL);
+}
+
+/* Runs yaml twice, coalesced (the default) and step by step, and expects
+ * the same summary. Returns the coalesced summary (the caller frees it). */
+static cJSON *both_modes(const char *yaml, const char *model)
+{
+    int rc1, rc2;
+    char set[256];
+    snprintf(set, sizeof set, "--set models.%s.llm.coalesce_steps=false", model);
+    char *d1 = tu_run_yaml(yaml, NULL, &rc1);
+    char *d2 = tu_run_yaml(yaml, set, &rc2);
+    CU_ASSERT_EQUAL(rc1, 0);
+    CU_ASSERT_EQUAL(rc2, 0);
+    cJSON *a = tu_out_summary(d1), *b = tu_out_summary(d2);
+    CU_ASSERT_PTR_NOT_NULL(a);
+    CU_ASSERT_PTR_NOT_NULL(b);
+    if (a && b)
+        CU_ASSERT_EQUAL(same_summary(a, b, ""), 0);
+    cJSON_Delete(b);
+    tu_done(d1);
+    tu_done(d2);
+    return a;
+}
+
+/* One SimGrid activity per run of equal steps gives what one per step
+ * gives: the Azure conversation trace on Llama-3.1-8B (a deterministic
+ * input), Poisson arrivals of lognormal lengths against a KV cache small
+ * enough to preempt, with client timeouts and a node crash (random
+ * inputs: the same seed draws the same requests in both modes). */
+static void test_coalesced_equals_per_step(void)
+{
+    char y[4096];
+    snprintf(y, sizeof y,
+             "name: trace\nduration: 10m\nwarmup: 30s\n"
+             "models:\n  m: {llm: {config: %s/scenarios/models/llama-3.1-8b.json}}\n"
+             "pools:\n  p: {model: m, replicas: 1, gpus_per_node: 2, gpu: H100-SXM}\n"
+             "traffic:\n  - name: t\n    pool: p\n"
+             "    tokens: {trace: %s/scenarios/traces/azure-2023-conversation.csv}\n",
+             tu_src(), tu_src());
+    cJSON *a = both_modes(y, "m");
+    CU_ASSERT(tu_num(a, "requests.completed") > 2500); /* 4.8 req/s for 10 min */
+    CU_ASSERT(tu_num(a, "pools.p.llm.steps") > 10000);
+    cJSON_Delete(a);
+
+    snprintf(y, sizeof y,
+             "name: random\nduration: 5m\n"
+             "models:\n  m: {llm: {config: %s/scenarios/models/llama-3.1-8b.json,\n"
+             "                 kv_blocks: 600, max_num_seqs: 64}}\n"
+             "pools:\n  p: {model: m, replicas: 2, gpus_per_node: 2, gpu: H200, timeout: 10s,\n"
+             "              lifecycle: {start: 5s}}\n"
+             "traffic:\n  - name: t\n    pool: p\n    arrivals: {process: poisson, rate: 12}\n"
+             "    tokens: {input: {distribution: lognormal, mean: 800, cv: 1, max: 6000},\n"
+             "             output: {distribution: lognormal, mean: 300, cv: 1.2, max: 3000}}\n"
+             "chaos:\n  - {at: 100s, fault: node_crash, target: p/1, recover_after: 20s}\n",
+             tu_src());
+    a = both_modes(y, "m");
+    CU_ASSERT(tu_num(a, "pools.p.llm.preemptions") > 0);
+    CU_ASSERT(tu_num(a, "requests.timed_out") > 0);
+    CU_ASSERT(tu_num(a, "requests.completed") > 1000);
+    CU_ASSERT_EQUAL(tu_num(a, "requests.generated"), tu_sum_buckets(a, "requests"));
+    cJSON_Delete(a);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -310,6 +402,7 @@ int main(void)
     CU_add_test(s, "conservation with a crash", test_conservation_with_crash);
     CU_add_test(s, "scenario errors", test_errors);
     CU_add_test(s, "shipped chat scenario", test_shipped_chat);
+    CU_add_test(s, "coalesced steps equal per-step", test_coalesced_equals_per_step);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned f = CU_get_number_of_failures();
