@@ -601,7 +601,7 @@ static void set_tokens(eng_class *tc, eng_req *r, size_t i)
 {
     const sc_traffic *t = tc->cfg;
     if (t->tokens_trace) {
-        const tok_request *q = &t->tokens_trace->req[i];
+        const tok_request *q = &t->tokens_trace->req[t->trace_row ? t->trace_row[i] : i];
         r->in_tokens = q->input_tokens;
         r->out_tokens = q->output_tokens;
         r->hashes = q->hashes;

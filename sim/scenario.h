@@ -219,6 +219,8 @@ typedef struct {
     tok_dist in_tokens, out_tokens;
     tok_trace *tokens_trace;   /* NULL unless tokens.trace */
     double trace_speedup;      /* arrivals come this many times faster (1) */
+    int trace_copies;          /* the trace replayed this many times at once (1) */
+    size_t *trace_row;         /* with copies: arrival i is the trace's row trace_row[i] */
 } sc_traffic;
 
 /* A pipeline is the path a request takes through the cluster: stages in

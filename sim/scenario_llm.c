@@ -456,7 +456,7 @@ static int load_tok_dist(sc_loader *L, yaml_node_t *n, const char *path, tok_dis
 
 int sc_load_tokens(sc_loader *L, yaml_node_t *n, const char *path, sc_traffic *t)
 {
-    static const char *const keys[] = {"input", "output", "trace", "speedup", NULL};
+    static const char *const keys[] = {"input", "output", "trace", "speedup", "copies", NULL};
     char p[SC_PATHLEN], err[512];
     t->has_tokens = 1;
     t->trace_speedup = 1;
@@ -464,8 +464,13 @@ int sc_load_tokens(sc_loader *L, yaml_node_t *n, const char *path, sc_traffic *t
         return -1;
     sc_kv in = sc_find(L, n, "input"), out = sc_find(L, n, "output");
     sc_kv tr = sc_find(L, n, "trace"), sp = sc_find(L, n, "speedup");
+    sc_kv cp = sc_find(L, n, "copies");
+    t->trace_copies = 1;
     if (sp.val)
         sc_want_num(L, sp.val, sc_join(p, path, "speedup"), 0, 1, 1e6, 0, &t->trace_speedup);
+    long long copies = 1;
+    if (cp.val && sc_want_int(L, cp.val, sc_join(p, path, "copies"), 1, 10000, &copies) == 0)
+        t->trace_copies = (int)copies;
     if (tr.val) {
         if (in.key || out.key)
             sc_errn(L, in.key ? in.key : out.key, "%s: a trace gives the token counts: input "
@@ -486,8 +491,9 @@ int sc_load_tokens(sc_loader *L, yaml_node_t *n, const char *path, sc_traffic *t
         free(file);
         return 0;
     }
-    if (sp.key)
-        sc_errn(L, sp.key, "%s: speedup applies to a trace's arrivals", path);
+    if (sp.key || cp.key)
+        sc_errn(L, sp.key ? sp.key : cp.key, "%s: %s applies to a trace's arrivals", path,
+                sp.key ? "speedup" : "copies");
     if (!in.val || !out.val) {
         sc_errn(L, n, "%s: needs input and output (token counts), or trace", path);
         return -1;
@@ -505,4 +511,5 @@ void sc_free_tokens(sc_traffic *t)
         tok_trace_free(t->tokens_trace);
         free(t->tokens_trace);
     }
+    free(t->trace_row);
 }

@@ -150,6 +150,49 @@ static void load_arrivals(sc_loader *L, yaml_node_t *n, const char *path, sc_tra
         sc_errn(L, n, "%s: missing required key rate", path);
 }
 
+typedef struct {
+    double t_s;
+    size_t row;
+} arrival;
+
+static int by_time(const void *a, const void *b)
+{
+    const arrival *x = a, *y = b;
+    if (x->t_s != y->t_s)
+        return x->t_s < y->t_s ? -1 : 1;
+    return x->row < y->row ? -1 : x->row > y->row;
+}
+
+/* A token trace's arrivals, from its first at 0, divided by speedup; with
+ * copies N the trace is replayed N times at once, copy k shifted by k/N of
+ * its span (wrapped round), so the rate is N times the trace's with its
+ * token counts and its daily shape kept. */
+static void load_token_arrivals(sc_traffic *t)
+{
+    const tok_trace *tr = t->tokens_trace;
+    size_t n = tr->n, copies = (size_t)t->trace_copies;
+    double t0 = n ? tr->req[0].t_s : 0, span = n ? tr->req[n - 1].t_s - t0 : 0;
+    arrival *a = malloc(sizeof *a * (n * copies > 0 ? n * copies : 1));
+    for (size_t k = 0; k < copies; k++)
+        for (size_t i = 0; i < n; i++) {
+            double at = tr->req[i].t_s - t0;
+            if (k > 0 && span > 0)
+                at = fmod(at + span * (double)k / (double)copies, span);
+            a[k * n + i] = (arrival){ at / t->trace_speedup, i };
+        }
+    if (copies > 1)
+        qsort(a, n * copies, sizeof *a, by_time);
+    t->n_trace = n * copies;
+    t->trace_s = malloc(sizeof *t->trace_s * (t->n_trace ? t->n_trace : 1));
+    t->trace_row = copies > 1 ? malloc(sizeof *t->trace_row * t->n_trace) : NULL;
+    for (size_t i = 0; i < t->n_trace; i++) {
+        t->trace_s[i] = a[i].t_s;
+        if (t->trace_row)
+            t->trace_row[i] = a[i].row;
+    }
+    free(a);
+}
+
 static void load_one_traffic(sc_loader *L, yaml_node_t *n, const char *path, sc_scenario *sc,
                              sc_traffic *t)
 {
@@ -211,11 +254,7 @@ static void load_one_traffic(sc_loader *L, yaml_node_t *n, const char *path, sc_
             sc_errn(L, arr.key, "%s: tokens.trace gives the arrival times: arrivals does not "
                     "apply", path);
         t->process = SC_ARR_TRACE;
-        t->n_trace = t->tokens_trace->n;
-        t->trace_s = malloc(sizeof *t->trace_s * (t->n_trace ? t->n_trace : 1));
-        double t0 = t->n_trace ? t->tokens_trace->req[0].t_s : 0;
-        for (size_t i = 0; i < t->n_trace; i++)
-            t->trace_s[i] = (t->tokens_trace->req[i].t_s - t0) / t->trace_speedup;
+        load_token_arrivals(t);
     } else if (arr.val == NULL)
         sc_errn(L, n, "%s: missing required key arrivals", path);
     else
