@@ -71,6 +71,14 @@ lb_params lb_params_default(void)
     p.decay_s = 10.0;             /* Finagle PeakEwma decayTime, linkerd default */
     p.default_rtt_s = 0.030;      /* linkerd2-proxy default RTT estimate */
     p.hash_mode = LB_HASH_CONSISTENT;
+    /* SGLang sgl-router CacheAwareConfig defaults (src/policies/mod.rs) */
+    p.cache_threshold = 0.5;
+    p.balance_abs_threshold = 32;
+    p.balance_rel_threshold = 1.1;
+    /* llm-d's default scorer weights (prefix 2, queue 1, KV 1) */
+    p.prefix_weight = 2.0;
+    p.queue_weight = 1.0;
+    p.kv_weight = 1.0;
     /* Envoy's defaults (envoy/config/cluster/v3/outlier_detection.proto) */
     p.outlier.consecutive_5xx = 5;
     p.outlier.interval_s = 10.0;
@@ -99,6 +107,20 @@ const char *lb_params_invalid(const lb_params *p)
         return "hash_mode: expected consistent, plain or ip";
     if (memchr(p->hash_key, '\0', sizeof p->hash_key) == NULL)
         return "hash_key: longer than 63 characters";
+    if (!(p->cache_threshold >= 0.0 && p->cache_threshold <= 1.0))
+        return "cache_threshold: expected a number from 0 to 1";
+    if (p->balance_abs_threshold < 0)
+        return "balance_abs_threshold: expected an integer >= 0";
+    if (!(p->balance_rel_threshold >= 0.0) || isinf(p->balance_rel_threshold))
+        return "balance_rel_threshold: expected a number >= 0";
+    if (p->prefix_blocks < 0)
+        return "prefix_blocks: expected an integer >= 0";
+    if (!(p->prefix_weight >= 0.0) || isinf(p->prefix_weight))
+        return "prefix_weight: expected a number >= 0";
+    if (!(p->queue_weight >= 0.0) || isinf(p->queue_weight))
+        return "queue_weight: expected a number >= 0";
+    if (!(p->kv_weight >= 0.0) || isinf(p->kv_weight))
+        return "kv_weight: expected a number >= 0";
     const lb_outlier *o = &p->outlier;
     if (!o->enabled)
         return NULL;

@@ -157,6 +157,27 @@ typedef struct {
                                     configuration ("$remote_addr"); for the
                                     engine and reports, the policy reads only
                                     lb_request.key. Default "" */
+    /* The token-aware policies (policies/lb/least_tokens.c, vllm_dp.c,
+     * prefix_affinity.c, kv_aware.c). */
+    double cache_threshold;      /* prefix_affinity: route to the best prefix
+                                    match when its match rate is above this,
+                                    0..1 (SGLang cache_threshold); default 0.5 */
+    int balance_abs_threshold;   /* prefix_affinity: the servers' active
+                                    requests are imbalanced when max - min >
+                                    this and max > balance_rel_threshold x
+                                    min, >= 0; default 32 (SGLang) */
+    double balance_rel_threshold;  /* prefix_affinity, >= 0; default 1.1 (SGLang) */
+    int prefix_blocks;           /* prefix_affinity, kv_aware: prefix hashes the
+                                    balancer remembers per server, LRU; 0 = the
+                                    policy's upstream default (prefix_affinity
+                                    10000, SGLang max_tree_size; kv_aware 31250,
+                                    llm-d lruCapacityPerServer); default 0 */
+    double prefix_weight;        /* kv_aware: weight of the prefix-match share,
+                                    >= 0; default 2 (llm-d) */
+    double queue_weight;         /* kv_aware: weight of the queue score, >= 0;
+                                    default 1 */
+    double kv_weight;            /* kv_aware: weight of the free KV share, >= 0;
+                                    default 1 */
     lb_outlier outlier;          /* every policy: outlier detection; off */
 } lb_params;
 

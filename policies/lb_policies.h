@@ -21,5 +21,9 @@ extern const struct lb_ops lb_jsq;
 extern const struct lb_ops lb_peak_ewma;
 extern const struct lb_ops lb_hash;
 extern const struct lb_ops lb_first;
+extern const struct lb_ops lb_least_tokens;
+extern const struct lb_ops lb_vllm_dp;
+extern const struct lb_ops lb_prefix_affinity;
+extern const struct lb_ops lb_kv_aware;
 
 #endif

@@ -17,6 +17,10 @@ const struct lb_ops *const lb_registry[] = {
     &lb_peak_ewma,
     &lb_hash,
     &lb_first,
+    &lb_least_tokens,
+    &lb_vllm_dp,
+    &lb_prefix_affinity,
+    &lb_kv_aware,
     NULL,
 };
 

@@ -367,6 +367,9 @@ void sc_parse_lb(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
     static const char *const keys[] = {"policy", "max_conns", "queue", "servers", "retries",
                                        "nginx", "upstream", "pool", "choice_count",
                                        "active_request_bias", "decay", "default_rtt", "hash",
+                                       "cache_threshold", "balance_abs_threshold",
+                                       "balance_rel_threshold", "prefix_blocks", "prefix_weight",
+                                       "queue_weight", "kv_weight",
                                        "dynamic_weights", "outlier_detection", "l4", "l7",
                                        NULL};
     static const char *const retry_keys[] = {"tries", "timeout", "on", NULL};
@@ -418,6 +421,28 @@ void sc_parse_lb(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
         static const char *const modes[] = {"consistent", "plain", "ip", NULL};
         sc_want_enum(L, hash.val, "load_balancer.hash", modes, &pr->hash_mode);
     }
+    /* token-aware policies: SGLang's and llm-d's names */
+    sc_kv cth = sc_find(L, n, "cache_threshold"), bat = sc_find(L, n, "balance_abs_threshold");
+    sc_kv brt = sc_find(L, n, "balance_rel_threshold"), pb = sc_find(L, n, "prefix_blocks");
+    sc_kv pw = sc_find(L, n, "prefix_weight"), qw = sc_find(L, n, "queue_weight");
+    sc_kv kw = sc_find(L, n, "kv_weight");
+    if (cth.val)
+        sc_want_num(L, cth.val, "load_balancer.cache_threshold", 0, 0, 1, 0, &pr->cache_threshold);
+    if (bat.val)
+        sc_want_intv(L, bat.val, "load_balancer.balance_abs_threshold", 0,
+                     &pr->balance_abs_threshold);
+    if (brt.val)
+        sc_want_num(L, brt.val, "load_balancer.balance_rel_threshold", 0, 0, INFINITY, 0,
+                    &pr->balance_rel_threshold);
+    if (pb.val)
+        sc_want_intv(L, pb.val, "load_balancer.prefix_blocks", 0, &pr->prefix_blocks);
+    if (pw.val)
+        sc_want_num(L, pw.val, "load_balancer.prefix_weight", 0, 0, INFINITY, 0,
+                    &pr->prefix_weight);
+    if (qw.val)
+        sc_want_num(L, qw.val, "load_balancer.queue_weight", 0, 0, INFINITY, 0, &pr->queue_weight);
+    if (kw.val)
+        sc_want_num(L, kw.val, "load_balancer.kv_weight", 0, 0, INFINITY, 0, &pr->kv_weight);
     sc_kv l4 = sc_find(L, n, "l4"), l7 = sc_find(L, n, "l7");
     if (l4.val || l7.val)
         sc_load_tiers(L, sc, l4, l7);

@@ -46,7 +46,8 @@ static void test_registry_find(void)
 {
     const char *names[] = { "round_robin", "weighted_round_robin", "random",
                             "random_two_least_conn", "least_conn", "least_time",
-                            "p2c_least_request", "jsq", "peak_ewma", "hash", "first" };
+                            "p2c_least_request", "jsq", "peak_ewma", "hash", "first",
+                            "least_tokens", "vllm_dp", "prefix_affinity", "kv_aware" };
     int count = 0;
 
     for (int i = 0; i < N_OF(names); i++) {
@@ -74,7 +75,8 @@ static void test_registry_names(void)
 
     CU_ASSERT_STRING_EQUAL(lb_names(buf, sizeof buf),
                            "round_robin, weighted_round_robin, random, random_two_least_conn, "
-                           "least_conn, least_time, p2c_least_request, jsq, peak_ewma, hash, first");
+                           "least_conn, least_time, p2c_least_request, jsq, peak_ewma, hash, first, "
+                           "least_tokens, vllm_dp, prefix_affinity, kv_aware");
     /* Truncated, still a string. */
     CU_ASSERT_PTR_EQUAL(lb_names(small, sizeof small), small);
     CU_ASSERT_EQUAL(strlen(small), sizeof small - 1);
@@ -97,10 +99,12 @@ static void test_create_name_destroy(void)
     CU_ASSERT_PTR_NULL(lb_create("p2c_least_request", 4, NULL));
     CU_ASSERT_PTR_NULL(lb_create("jsq", 4, NULL));
     CU_ASSERT_PTR_NULL(lb_create("peak_ewma", 4, NULL));
+    CU_ASSERT_PTR_NULL(lb_create("kv_aware", 4, NULL));
     /* the deterministic ones can */
     {
         const char *det[] = { "round_robin", "weighted_round_robin", "least_conn",
-                              "least_time", "hash", "first" };
+                              "least_time", "hash", "first", "least_tokens", "vllm_dp",
+                              "prefix_affinity" };
         for (int i = 0; i < N_OF(det); i++) {
             lb *b = lb_create(det[i], 4, NULL);
             CU_ASSERT_PTR_NOT_NULL(b);

@@ -714,6 +714,63 @@ static void test_outlier_detection(void)
                  "15:22: load_balancer.outlier_detection: expected a mapping, got \"5\"");
 }
 
+/* The token-aware policies' parameters: SGLang's and llm-d's defaults when
+ * absent, the values given when present, a bad one its own line. */
+static void test_token_lb_params(void)
+{
+    sc_scenario *sc = expect_ok(MINIMAL, NULL, 0);
+    if (sc) {
+        const lb_params *p = &sc->lb.params;
+        CU_ASSERT_DOUBLE_EQUAL(p->cache_threshold, 0.5, 0);
+        CU_ASSERT_EQUAL(p->balance_abs_threshold, 32);
+        CU_ASSERT_DOUBLE_EQUAL(p->balance_rel_threshold, 1.1, 0);
+        CU_ASSERT_EQUAL(p->prefix_blocks, 0);
+        CU_ASSERT_DOUBLE_EQUAL(p->prefix_weight, 2, 0);
+        CU_ASSERT_DOUBLE_EQUAL(p->queue_weight, 1, 0);
+        CU_ASSERT_DOUBLE_EQUAL(p->kv_weight, 1, 0);
+    }
+    sc_free(sc);
+
+    sc = expect_ok(MINIMAL "load_balancer:\n"
+                           "  policy: prefix_affinity\n"
+                           "  cache_threshold: 0.3\n"
+                           "  balance_abs_threshold: 64\n"
+                           "  balance_rel_threshold: 1.5\n"
+                           "  prefix_blocks: 500\n"
+                           "  prefix_weight: 3\n"
+                           "  queue_weight: 0\n"
+                           "  kv_weight: 0.5\n",
+                   NULL, 0);
+    if (sc) {
+        const lb_params *p = &sc->lb.params;
+        CU_ASSERT_STRING_EQUAL(sc->lb.policy, "prefix_affinity");
+        CU_ASSERT_DOUBLE_EQUAL(p->cache_threshold, 0.3, 0);
+        CU_ASSERT_EQUAL(p->balance_abs_threshold, 64);
+        CU_ASSERT_DOUBLE_EQUAL(p->balance_rel_threshold, 1.5, 0);
+        CU_ASSERT_EQUAL(p->prefix_blocks, 500);
+        CU_ASSERT_DOUBLE_EQUAL(p->prefix_weight, 3, 0);
+        CU_ASSERT_DOUBLE_EQUAL(p->queue_weight, 0, 0);
+        CU_ASSERT_DOUBLE_EQUAL(p->kv_weight, 0.5, 0);
+        CU_ASSERT_PTR_NULL(lb_params_invalid(p));
+    }
+    sc_free(sc);
+
+    const char *const ov[] = { "load_balancer.queue_weight=4" };
+    sc = expect_ok(MINIMAL "load_balancer: {policy: kv_aware}\n", ov, 1);
+    if (sc)
+        CU_ASSERT_DOUBLE_EQUAL(sc->lb.params.queue_weight, 4, 0);
+    sc_free(sc);
+
+    expect_error(MINIMAL "load_balancer:\n"
+                         "  cache_threshold: 1.5\n"
+                         "  balance_abs_threshold: -1\n"
+                         "  prefix_blocks: many\n"
+                         "  kv_weight: -2\n",
+                 NULL, 0,
+                 "15:20: load_balancer.cache_threshold: expected a number in [0, 1], got \"1.5\"");
+    CU_ASSERT_EQUAL(count_lines(g_err), 4);
+}
+
 /* load_balancer.retries.on: nginx's proxy_next_upstream words, any order;
  * default `error` (nginx's "error timeout"), http_503 off. */
 static void test_retries_on(void)
@@ -1424,6 +1481,7 @@ int main(void)
     CU_add_test(s, "reference errors", test_reference_errors);
     CU_add_test(s, "load_balancer.outlier_detection", test_outlier_detection);
     CU_add_test(s, "load_balancer.retries.on", test_retries_on);
+    CU_add_test(s, "load_balancer: token-aware parameters", test_token_lb_params);
     CU_add_test(s, "service errors", test_service_errors);
     CU_add_test(s, "arrival errors", test_arrival_errors);
     CU_add_test(s, "odd shapes", test_odd_shapes);

@@ -1,0 +1,257 @@
+/*
+ * lb_llm.c - the fallback and the prefix index the token-aware policies
+ * share (lb_llm.h says what each does and where it comes from).
+ *
+ * The index keeps, per server, a chained hash table of nodes (one per prefix
+ * hash) threaded on a doubly linked LRU list. Node storage grows by doubling
+ * up to the capacity; at the capacity a new hash takes the node of the least
+ * recently used one. The bucket array is a power of two at least as large as
+ * the node storage, so chains stay short. Trace hashes may be small integers
+ * (Mooncake's hash_ids count up from 0), hence the splitmix64 finaliser
+ * before a hash picks its bucket.
+ */
+#include "lb_llm.h"
+
+#include <stdlib.h>
+
+/* ---- fallback: nginx least_conn ---- */
+
+/* Cross-multiplied as nginx does: peer->conns * best->weight < best->conns
+ * * peer->weight (ngx_http_upstream_least_conn_module.c). */
+static int lc_less(const lb_server_view *a, const lb_server_view *b)
+{
+    return a->active * b->weight < b->active * a->weight;
+}
+
+static int lc_equal(const lb_server_view *a, const lb_server_view *b)
+{
+    return a->active * b->weight == b->active * a->weight;
+}
+
+static int lc_tied(const lb_view *view, int i, const void *ctx)
+{
+    return lc_equal(&view->servers[i], ctx);
+}
+
+int lb_llm_least_conn(lb_wrr *w, const lb_view *view)
+{
+    const lb_server_view *s = view->servers;
+    int best = -1, many = 0;
+
+    for (int i = 0; i < view->n; i++) {
+        if (!lb_server_eligible(&s[i]))
+            continue;
+        if (best < 0 || lc_less(&s[i], &s[best])) {
+            best = i;
+            many = 0;
+        } else if (lc_equal(&s[i], &s[best])) {
+            many = 1;
+        }
+    }
+    if (best < 0 || !many)
+        return best;
+    int tie = lb_wrr_pick(w, view, best, lc_tied, &s[best]);
+    return tie >= 0 ? tie : best;
+}
+
+/* ---- prefix index ---- */
+
+typedef struct {
+    uint64_t hash;
+    int chain;        /* next node in the bucket, -1 */
+    int prev, next;   /* LRU list: towards the most / least recent, -1 */
+} px_node;
+
+typedef struct {
+    int n, cap;       /* nodes in use, allocated */
+    px_node *node;
+    int *bucket;      /* first node of each bucket, -1 */
+    int n_buckets;    /* a power of two >= cap, or 0 */
+    int mru, lru;     /* ends of the LRU list, -1 when empty */
+} px_set;
+
+struct lb_prefix {
+    int capacity;
+    int n_servers;
+    px_set *set;
+};
+
+static unsigned px_mix(uint64_t h, int n_buckets)
+{
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return (unsigned)(h & (uint64_t)(n_buckets - 1));
+}
+
+lb_prefix *lb_prefix_new(int capacity)
+{
+    if (capacity < 1)
+        return NULL;
+    lb_prefix *p = calloc(1, sizeof *p);
+    if (p)
+        p->capacity = capacity;
+    return p;
+}
+
+void lb_prefix_free(lb_prefix *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < p->n_servers; i++) {
+        free(p->set[i].node);
+        free(p->set[i].bucket);
+    }
+    free(p->set);
+    free(p);
+}
+
+static const px_set *px_get(const lb_prefix *p, int server)
+{
+    return server >= 0 && server < p->n_servers ? &p->set[server] : NULL;
+}
+
+static int px_find(const px_set *s, uint64_t h)
+{
+    if (s->n_buckets == 0)
+        return -1;
+    for (int k = s->bucket[px_mix(h, s->n_buckets)]; k >= 0; k = s->node[k].chain)
+        if (s->node[k].hash == h)
+            return k;
+    return -1;
+}
+
+int lb_prefix_match(const lb_prefix *p, int server, const uint64_t *hashes, int n)
+{
+    const px_set *s = px_get(p, server);
+    int j = 0;
+
+    if (!s || !hashes)
+        return 0;
+    while (j < n && px_find(s, hashes[j]) >= 0)
+        j++;
+    return j;
+}
+
+int lb_prefix_size(const lb_prefix *p, int server)
+{
+    const px_set *s = px_get(p, server);
+    return s ? s->n : 0;
+}
+
+static void lru_unlink(px_set *s, int k)
+{
+    px_node *x = &s->node[k];
+    if (x->prev >= 0)
+        s->node[x->prev].next = x->next;
+    else
+        s->mru = x->next;
+    if (x->next >= 0)
+        s->node[x->next].prev = x->prev;
+    else
+        s->lru = x->prev;
+}
+
+static void lru_push_front(px_set *s, int k)
+{
+    s->node[k].prev = -1;
+    s->node[k].next = s->mru;
+    if (s->mru >= 0)
+        s->node[s->mru].prev = k;
+    s->mru = k;
+    if (s->lru < 0)
+        s->lru = k;
+}
+
+static void chain_add(px_set *s, int k)
+{
+    unsigned b = px_mix(s->node[k].hash, s->n_buckets);
+    s->node[k].chain = s->bucket[b];
+    s->bucket[b] = k;
+}
+
+static void chain_remove(px_set *s, int k)
+{
+    int *at = &s->bucket[px_mix(s->node[k].hash, s->n_buckets)];
+    while (*at != k)
+        at = &s->node[*at].chain;
+    *at = s->node[k].chain;
+}
+
+/* Room for one more node below the capacity: 0 when out of memory. */
+static int px_grow(px_set *s, int capacity)
+{
+    int cap = s->cap ? 2 * s->cap : 16;
+    if (cap > capacity)
+        cap = capacity;
+    px_node *node = realloc(s->node, (size_t)cap * sizeof *node);
+    if (!node)
+        return 0;
+    s->node = node;
+    s->cap = cap;
+    if (s->n_buckets >= cap)
+        return 1;
+    int nb = s->n_buckets ? s->n_buckets : 16;
+    while (nb < cap)
+        nb *= 2;
+    int *bucket = malloc((size_t)nb * sizeof *bucket);
+    if (!bucket)
+        return s->n_buckets > 0;   /* the old buckets still do, chains longer */
+    free(s->bucket);
+    s->bucket = bucket;
+    s->n_buckets = nb;
+    for (int b = 0; b < nb; b++)
+        bucket[b] = -1;
+    for (int k = 0; k < s->n; k++)
+        chain_add(s, k);
+    return 1;
+}
+
+static int px_reserve_servers(lb_prefix *p, int n)
+{
+    if (n <= p->n_servers)
+        return 1;
+    px_set *set = realloc(p->set, (size_t)n * sizeof *set);
+    if (!set)
+        return 0;
+    for (int i = p->n_servers; i < n; i++)
+        set[i] = (px_set){ .mru = -1, .lru = -1 };
+    p->set = set;
+    p->n_servers = n;
+    return 1;
+}
+
+int lb_prefix_insert(lb_prefix *p, int server, const uint64_t *hashes, int n)
+{
+    if (server < 0 || !hashes || n <= 0)
+        return 1;
+    if (!px_reserve_servers(p, server + 1))
+        return 0;
+    px_set *s = &p->set[server];
+    if (n > p->capacity)
+        n = p->capacity;
+    /* last block first: the first one ends up the most recent */
+    for (int j = n - 1; j >= 0; j--) {
+        int k = px_find(s, hashes[j]);
+        if (k >= 0) {
+            lru_unlink(s, k);
+        } else if (s->n < p->capacity && (s->n < s->cap || px_grow(s, p->capacity))) {
+            k = s->n++;
+            s->node[k].hash = hashes[j];
+            chain_add(s, k);
+        } else if (s->n == p->capacity) {
+            /* n <= capacity: the least recent is never one touched here */
+            k = s->lru;
+            lru_unlink(s, k);
+            chain_remove(s, k);
+            s->node[k].hash = hashes[j];
+            chain_add(s, k);
+        } else {
+            return 0;
+        }
+        lru_push_front(s, k);
+    }
+    return 1;
+}

@@ -1,0 +1,58 @@
+/*
+ * lb_llm.h - what the token-aware policies share (least_tokens, vllm_dp,
+ * prefix_affinity, kv_aware): the fallback they use where the view carries
+ * no LLM load (a batch server's llm_* fields are 0), and the approximate
+ * prefix index that prefix_affinity and kv_aware keep of what they sent to
+ * each server. Internal to policies/.
+ *
+ * Fallback: nginx's least_conn rule, as policies/lb/least_conn.c applies it
+ * (fewest active requests per weight, servers tied at that minimum by smooth
+ * weighted round robin, a failure lowering the effective weight). Each
+ * policy turns to it when it has nothing to rank by, which is always the
+ * case on a batch pool: least_tokens and vllm_dp when their load signal is
+ * 0 on every eligible server (an idle LLM pool too, where the upstream rule
+ * would send every request to the first server), kv_aware when waiting
+ * requests, KV usage and prefix matches are all 0, prefix_affinity when the
+ * request has no prefix hashes.
+ *
+ * Prefix index: per server, a set of the prefix hashes (lb_request.hashes)
+ * of the requests the policy routed there, bounded to `capacity` hashes and
+ * evicted least recently used first. A request's hashes are touched from its
+ * last block to its first, so a prefix is always more recent than the blocks
+ * that extend it and eviction takes the deepest blocks first: the leaves of
+ * the radix tree SGLang's router keeps (sgl-router/src/policies/tree.rs,
+ * evict_tenant_by_size), and the tail blocks vLLM frees first
+ * (vllm/v1/core/single_type_kv_cache_manager.py, free: "in reverse
+ * order"). The balancer never sees a server's real cache: the index is what
+ * it sent, as in SGLang's router and llm-d's approximate prefix-cache scorer.
+ * O(1) expected per hash touched or looked up.
+ */
+#ifndef FLEETSIM_LB_LLM_H
+#define FLEETSIM_LB_LLM_H
+
+#include "lb.h"
+#include "lb_wrr.h"
+
+/* nginx least_conn over the eligible servers (policies/lb/least_conn.c):
+ * -1 if none is eligible. w may run out of memory: then the first server
+ * at the minimum. */
+int lb_llm_least_conn(lb_wrr *w, const lb_view *view);
+
+/* Per-server LRU sets of prefix hashes. */
+typedef struct lb_prefix lb_prefix;
+
+/* capacity: hashes remembered per server, >= 1. NULL when out of memory. */
+lb_prefix *lb_prefix_new(int capacity);
+void lb_prefix_free(lb_prefix *p);
+/* How many of hashes[0..n) server holds, counted from the first up to the
+ * first it lacks. 0 for a server never seen. Changes nothing. */
+int lb_prefix_match(const lb_prefix *p, int server, const uint64_t *hashes, int n);
+/* Hashes server holds (its tree size). */
+int lb_prefix_size(const lb_prefix *p, int server);
+/* Server got a request with these hashes: each becomes the most recently
+ * used, the first one most of all; the least recently used are evicted to
+ * stay within capacity. Only the first `capacity` hashes are kept when n is
+ * larger. 0 when out of memory (the index then misses these hashes). */
+int lb_prefix_insert(lb_prefix *p, int server, const uint64_t *hashes, int n);
+
+#endif
