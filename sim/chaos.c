@@ -19,6 +19,8 @@
  * time-to-repair (exponential or Weibull, via GSL). Flash crowds change the
  * arrival-rate profile before the run (the rate is a known function of
  * time). Every fault is an event and an entry of summary.json's `faults`.
+ * What each kind changes when it starts and ends is the fault_ops table;
+ * the kinds and their names are fault_kinds.h's.
  */
 #include "engine_internal.h"
 
@@ -29,13 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static const char *const kind_names[] = { "node_crash", "random_crash", "slowdown", "gpu_error",
-                                          "network_latency", "partition", "error_rate",
-                                          "zone_outage", "lb_failure", "flash_crowd",
-                                          "bandwidth_cut", "retry_storm", "stale_metrics",
-                                          "speed_profile", "state_profile", "cache_down",
-                                          "broker_down" };
 
 /* Run-time state of the faults: starts and conditions. */
 typedef struct {
@@ -109,10 +104,10 @@ static int record(const sc_fault *f, double start, double end, const char *detai
     target_name(f, target, sizeof target);
     start = round(start * 1e9) / 1e9; /* SimGrid's clock carries float dust */
     end = round(end * 1e9) / 1e9;
-    rp_fault rf = { .start_s = start, .end_s = end, .kind = (char *)kind_names[f->kind],
+    rp_fault rf = { .start_s = start, .end_s = end, .kind = (char *)sc_fault_name(f->kind),
                     .target = target, .detail = (char *)detail, .error_share = NAN };
     rp_add_fault(S.out, &rf);
-    eng_event(start, "fault_start", target, "%s%s%s", kind_names[f->kind], detail ? ": " : "",
+    eng_event(start, "fault_start", target, "%s%s%s", sc_fault_name(f->kind), detail ? ": " : "",
               detail ? detail : "");
     return (int)S.out->n_faults - 1;
 }
@@ -134,10 +129,64 @@ static void blame(int *cause, int *rec, int fault, int fault_rec, int on)
     }
 }
 
+/* ---------- what each kind of fault changes ---------- */
+
+/* A fault starting (on = 1) or ending (on = 0): the scenario's fault, its
+ * index there, its entry in the results, and the time. */
+typedef struct {
+    const sc_fault *f;
+    int idx, rec, on;
+    double now;
+} fault_change;
+
+static void retry_storm(const fault_change *c)
+{
+    for (int k = 0; k < S.sc->n_traffic; k++)
+        if (c->f->traffic < 0 || c->f->traffic == k) {
+            if (c->on)
+                S.classes[k].retry = c->f;
+            else if (S.classes[k].retry == c->f)
+                S.classes[k].retry = NULL;
+        }
+}
+
+static void cache_down(const fault_change *c)
+{
+    eng_cache *cache = &S.caches[c->f->dep];
+    blame(&cache->cause, &cache->fault_rec, c->idx, c->rec, c->on);
+    pipe_cache_down(c->f->dep, c->on);
+}
+
+static void broker_down(const fault_change *c)
+{
+    pipe_queue_down(c->f->dep, c->on, c->idx, c->rec, c->now);
+}
+
+static void net_latency(eng_pool *p, const fault_change *c)
+{
+    p->extra_latency_s += c->on ? c->f->factor : -c->f->factor;
+}
+
+static void partition(eng_pool *p, const fault_change *c)
+{
+    p->partitioned = c->on;
+}
+
+static void error_rate(eng_pool *p, const fault_change *c)
+{
+    p->error_prob = c->on ? c->f->factor : 0;
+}
+
+static void lb_down(eng_pool *p, const fault_change *c)
+{
+    p->lb_down = c->on;
+}
+
 /* The pool's bandwidth share: the product of the cuts active on it, set on
  * its SimGrid links too (each node's link to the balancer). */
-static void set_bandwidth(eng_pool *p)
+static void bandwidth_cut(eng_pool *p, const fault_change *c)
 {
+    (void)c;
     double factor = 1.0;
     for (int i = 0; i < S.sc->n_faults; i++)
         if (C.active[i] && S.sc->faults[i].kind == SC_FAULT_BANDWIDTH_CUT &&
@@ -153,97 +202,98 @@ static void set_bandwidth(eng_pool *p)
     }
 }
 
-/* Applies (on = 1) or undoes (on = 0) a fault everywhere it hits; idx is
- * the scenario's fault, rec its entry in the results. */
+static void stale_metrics(eng_pool *p, const fault_change *c)
+{
+    p->metrics_stale += c->on ? 1 : -1;
+}
+
+static void crash(eng_node *n, const fault_change *c)
+{
+    if (c->on)
+        life_crash(n, c->now, sc_fault_name(c->f->kind));
+    else
+        life_recover(n, c->now);
+}
+
+static void slowdown(eng_node *n, const fault_change *c)
+{
+    int level = c->on ? (int)lround((1.0 - c->f->factor) * ENG_PSTATES) : 0;
+    if (level < 0)
+        level = 0;
+    if (level > ENG_PSTATES - 1)
+        level = ENG_PSTATES - 1;
+    n->slow_level = level;
+    if (sg_host_is_on(n->host))
+        sg_host_set_pstate(n->host, (unsigned long)level);
+}
+
+static void gpu_error(eng_node *n, const fault_change *c)
+{
+    n->gpu_error = c->on;
+}
+
+/* Each kind's change, made with on = 1 when the fault starts and undone
+ * with on = 0 when it ends. A fault on something other than pools (traffic
+ * classes, a pipeline's cache or queue) has `apply`; one on pools (a node,
+ * a pool, a zone or all of them) has `pool`, called for each pool it hits,
+ * and `node`, for each node of those it hits. With `blames`, the pools or
+ * nodes changed are marked as the cause of their errors while it lasts.
+ * random_crash, flash_crowd and the profiles have none: their own actors
+ * (random_crasher, profile_walker) or the rate profile (chaos_apply_rates)
+ * make them. */
+static const struct fault_ops {
+    void (*apply)(const fault_change *c);
+    void (*pool)(eng_pool *p, const fault_change *c);
+    void (*node)(eng_node *n, const fault_change *c);
+    int blames;
+} fault_ops[SC_N_FAULT_KINDS] = {
+    [SC_FAULT_NODE_CRASH] = { .node = crash, .blames = 1 },
+    [SC_FAULT_ZONE_OUTAGE] = { .node = crash, .blames = 1 },
+    [SC_FAULT_SLOWDOWN] = { .node = slowdown, .blames = 1 },
+    [SC_FAULT_GPU_ERROR] = { .node = gpu_error, .blames = 1 },
+    [SC_FAULT_NET_LATENCY] = { .pool = net_latency, .blames = 1 },
+    [SC_FAULT_PARTITION] = { .pool = partition, .blames = 1 },
+    [SC_FAULT_ERROR_RATE] = { .pool = error_rate, .blames = 1 },
+    [SC_FAULT_LB_FAILURE] = { .pool = lb_down, .blames = 1 },
+    [SC_FAULT_BANDWIDTH_CUT] = { .pool = bandwidth_cut, .blames = 1 },
+    [SC_FAULT_STALE_METRICS] = { .pool = stale_metrics },
+    [SC_FAULT_RETRY_STORM] = { .apply = retry_storm },
+    [SC_FAULT_CACHE_DOWN] = { .apply = cache_down },
+    [SC_FAULT_BROKER_DOWN] = { .apply = broker_down },
+};
+
+/* Starts (on = 1) or ends (on = 0) a fault everywhere it hits; idx is the
+ * scenario's fault, rec its entry in the results. A pool whose fault ended
+ * sends on what its balancer queue held. */
 static void apply(const sc_fault *f, int idx, int rec, int on, double now)
 {
+    const struct fault_ops *ops = &fault_ops[f->kind];
+    const fault_change c = { .f = f, .idx = idx, .rec = rec, .on = on, .now = now };
     C.active[idx] = on;
-    if (f->kind == SC_FAULT_RETRY_STORM) {
-        for (int c = 0; c < S.sc->n_traffic; c++)
-            if (f->traffic < 0 || f->traffic == c) {
-                if (on)
-                    S.classes[c].retry = f;
-                else if (S.classes[c].retry == f)
-                    S.classes[c].retry = NULL;
-            }
-        return;
-    }
-    if (f->kind == SC_FAULT_CACHE_DOWN) {
-        eng_cache *c = &S.caches[f->dep];
-        blame(&c->cause, &c->fault_rec, idx, rec, on);
-        pipe_cache_down(f->dep, on);
-        return;
-    }
-    if (f->kind == SC_FAULT_BROKER_DOWN) {
-        pipe_queue_down(f->dep, on, idx, rec, now);
-        return;
-    }
-    if (f->kind == SC_FAULT_LB_FAILURE && f->l7 >= 0) {
+    if (f->l7 >= 0) { /* lb_failure of one L7 balancer, not of pools */
         tier_down(f->l7, on, idx, rec, now);
+        return;
+    }
+    if (ops->apply) {
+        ops->apply(&c);
         return;
     }
     for (int k = 0; k < S.sc->n_pools; k++) {
         eng_pool *p = &S.pools[k];
         if (!pool_hit(f, p))
             continue;
-        if (f->kind == SC_FAULT_NET_LATENCY || f->kind == SC_FAULT_PARTITION ||
-            f->kind == SC_FAULT_ERROR_RATE || f->kind == SC_FAULT_LB_FAILURE ||
-            f->kind == SC_FAULT_BANDWIDTH_CUT)
-            blame(&p->cause, &p->fault_rec, idx, rec, on);
-        switch (f->kind) {
-        case SC_FAULT_NET_LATENCY:
-            p->extra_latency_s += on ? f->factor : -f->factor;
-            break;
-        case SC_FAULT_PARTITION:
-            p->partitioned = on;
-            break;
-        case SC_FAULT_ERROR_RATE:
-            p->error_prob = on ? f->factor : 0;
-            break;
-        case SC_FAULT_LB_FAILURE:
-            p->lb_down = on;
-            break;
-        case SC_FAULT_BANDWIDTH_CUT:
-            set_bandwidth(p);
-            break;
-        case SC_FAULT_STALE_METRICS:
-            p->metrics_stale += on ? 1 : -1;
-            break;
-        default:
-            break;
+        if (ops->pool) {
+            if (ops->blames)
+                blame(&p->cause, &p->fault_rec, idx, rec, on);
+            ops->pool(p, &c);
         }
-        for (int j = 0; j < p->n_hosts; j++) {
+        for (int j = 0; ops->node && j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
             if (!node_hit(f, n))
                 continue;
-            if (f->kind == SC_FAULT_NODE_CRASH || f->kind == SC_FAULT_ZONE_OUTAGE ||
-                f->kind == SC_FAULT_SLOWDOWN || f->kind == SC_FAULT_GPU_ERROR)
+            if (ops->blames)
                 blame(&n->cause, &n->fault_rec, idx, rec, on);
-            switch (f->kind) {
-            case SC_FAULT_NODE_CRASH:
-            case SC_FAULT_ZONE_OUTAGE:
-                if (on)
-                    life_crash(n, now, kind_names[f->kind]);
-                else
-                    life_recover(n, now);
-                break;
-            case SC_FAULT_SLOWDOWN: {
-                int level = on ? (int)lround((1.0 - f->factor) * ENG_PSTATES) : 0;
-                if (level < 0)
-                    level = 0;
-                if (level > ENG_PSTATES - 1)
-                    level = ENG_PSTATES - 1;
-                n->slow_level = level;
-                if (sg_host_is_on(n->host))
-                    sg_host_set_pstate(n->host, (unsigned long)level);
-                break;
-            }
-            case SC_FAULT_GPU_ERROR:
-                n->gpu_error = on;
-                break;
-            default:
-                break;
-            }
+            ops->node(n, &c);
         }
         if (!on)
             eng_drain_balancer_queue(p, now);
@@ -311,7 +361,7 @@ static void scheduled_fault(int argc, char *argv[])
         apply(f, fault_index(f), rec, 0, now);
         char target[128];
         target_name(f, target, sizeof target);
-        eng_event(now, "fault_end", target, "%s", kind_names[f->kind]);
+        eng_event(now, "fault_end", target, "%s", sc_fault_name(f->kind));
     }
 }
 
@@ -446,7 +496,7 @@ static void profile_walker(int argc, char *argv[])
             S.out->faults[rec].end_s = round(now * 1e9) / 1e9;
             char target[128];
             target_name(f, target, sizeof target);
-            eng_event(now, "fault_end", target, "%s", kind_names[f->kind]);
+            eng_event(now, "fault_end", target, "%s", sc_fault_name(f->kind));
             rec = -1;
         }
         if (++i == f->n_prof) {
@@ -628,7 +678,7 @@ void chaos_start(void)
         const sc_fault *f = &S.sc->faults[i];
         if (f->kind != SC_FAULT_RANDOM_CRASH) {
             int profile = f->kind == SC_FAULT_SPEED_PROFILE || f->kind == SC_FAULT_STATE_PROFILE;
-            sg_actor_t a = sg_actor_init(kind_names[f->kind], S.balancer_host);
+            sg_actor_t a = sg_actor_init(sc_fault_name(f->kind), S.balancer_host);
             sg_actor_set_data(a, (void *)f);
             sg_actor_start(a, profile ? profile_walker : scheduled_fault, 0, NULL);
             continue;

@@ -11,6 +11,7 @@
 #ifndef FLEETSIM_SCENARIO_H
 #define FLEETSIM_SCENARIO_H
 
+#include "fault_kinds.h"
 #include "lb.h"
 #include "llm_model.h"
 #include "tokens.h"
@@ -334,25 +335,10 @@ typedef struct {
     int l4_hc_fall;            /* down after fall failed checks; 0 s = sees at once */
 } sc_lb;
 
-typedef enum {
-    SC_FAULT_NODE_CRASH = 0,   /* host off; in-flight work fails; recovers through the lifecycle */
-    SC_FAULT_RANDOM_CRASH,     /* per node: up mtbf, down mttr, alternating */
-    SC_FAULT_SLOWDOWN,         /* speed x factor (thermal throttling) */
-    SC_FAULT_GPU_ERROR,        /* node up but every request errors (500) */
-    SC_FAULT_NET_LATENCY,      /* added one-way latency (factor = seconds) */
-    SC_FAULT_PARTITION,        /* balancer cannot reach the nodes: attempts fail */
-    SC_FAULT_ERROR_RATE,       /* each attempt fails with probability factor */
-    SC_FAULT_ZONE_OUTAGE,      /* every node in a zone crashes */
-    SC_FAULT_LB_FAILURE,       /* the pool's balancer is down (502) */
-    SC_FAULT_FLASH_CROWD,      /* arrival rate x factor */
-    SC_FAULT_BANDWIDTH_CUT,    /* the pool's links at factor of their bandwidth */
-    SC_FAULT_RETRY_STORM,      /* clients resend failed requests (retry_*) */
-    SC_FAULT_STALE_METRICS,    /* autoscaler's sampler and scraper get no samples */
-    SC_FAULT_SPEED_PROFILE,    /* SimGrid speed profile file on the nodes' hosts */
-    SC_FAULT_STATE_PROFILE,    /* on/off profile file: off = crash, on = reboot */
-    SC_FAULT_CACHE_DOWN,       /* a pipeline cache misses every lookup */
-    SC_FAULT_BROKER_DOWN       /* a pipeline queue's broker refuses and delivers nothing */
-} sc_fault_kind;
+/* The kinds of fault, in the order of fault_kinds.h; SC_N_FAULT_KINDS counts them. */
+#define SC_FAULT_ENUM(kind, name) kind,
+typedef enum { SC_FAULT_KINDS(SC_FAULT_ENUM) SC_N_FAULT_KINDS } sc_fault_kind;
+#undef SC_FAULT_ENUM
 
 typedef struct {
     sc_fault_kind kind;

@@ -2,14 +2,14 @@
  * scenario_chaos.c - the `chaos` section (injected faults) and the
  * `hypothesis` section (steady-state checks a chaos run must pass).
  *
- * chaos is a sequence of faults, each {fault: KIND, ...}; which keys a kind
- * takes and needs is in the FAULTS table below, so an irrelevant key is an
- * error rather than silently ignored. Targets: `target: pool/index` (one
- * node) or `target: pool` / `pool: name` (every node of a pool), `zone:`.
- * Starts: exactly one of `at`, `after` (a delay from the start of the fault
- * listed before) and `when` (an offered-load condition), except for
- * random_crash and the profiles, whose times come from their MTBF/MTTR or
- * their file.
+ * chaos is a sequence of faults, each {fault: KIND, ...} (the kinds and
+ * their names: fault_kinds.h); which keys a kind takes and needs is in the
+ * FAULTS table below, so an irrelevant key is an error rather than silently
+ * ignored. Targets: `target: pool/index` (one node) or `target: pool` /
+ * `pool: name` (every node of a pool), `zone:`. Starts: exactly one of
+ * `at`, `after` (a delay from the start of the fault listed before) and
+ * `when` (an offered-load condition), except for random_crash and the
+ * profiles, whose times come from their MTBF/MTTR or their file.
  */
 #include "scenario.h"
 #include "scenario_internal.h"
@@ -29,44 +29,47 @@ enum { K_AT = 1, K_DUR = 2, K_TARGET = 4, K_ZONE = 8, K_TRAFFIC = 16, K_FACTOR =
  * condition: exactly one of the three. */
 #define K_START (K_AT | K_AFTER | K_WHEN)
 
+/* The names chaos[].fault takes (fault_kinds.h), by kind. */
+static const char *const fault_names[] = {
+#define FAULT_NAME(kind, name) [kind] = name,
+    SC_FAULT_KINDS(FAULT_NAME)
+#undef FAULT_NAME
+    [SC_N_FAULT_KINDS] = NULL,
+};
+
+/* The keys each kind takes and needs. */
 static const struct {
-    const char *name;
-    sc_fault_kind kind;
     int takes;    /* keys allowed */
     int needs;    /* keys required (K_START: one of at, after, when) */
-} FAULTS[] = {
-    {"node_crash", SC_FAULT_NODE_CRASH, K_START | K_DUR | K_TARGET | K_ZONE, K_START},
-    {"random_crash", SC_FAULT_RANDOM_CRASH, K_TARGET | K_ZONE | K_MTBF, K_MTBF},
-    {"slowdown", SC_FAULT_SLOWDOWN, K_START | K_DUR | K_TARGET | K_ZONE | K_FACTOR,
-     K_START | K_FACTOR},
-    {"gpu_error", SC_FAULT_GPU_ERROR, K_START | K_DUR | K_TARGET | K_ZONE, K_START},
-    {"network_latency", SC_FAULT_NET_LATENCY, K_START | K_DUR | K_TARGET | K_ZONE | K_LATENCY,
-     K_START | K_LATENCY},
-    {"partition", SC_FAULT_PARTITION, K_START | K_DUR | K_TARGET | K_ZONE, K_START},
-    {"error_rate", SC_FAULT_ERROR_RATE, K_START | K_DUR | K_TARGET | K_ZONE | K_PROB,
-     K_START | K_PROB},
-    {"zone_outage", SC_FAULT_ZONE_OUTAGE, K_START | K_DUR | K_ZONE, K_START | K_ZONE},
-    {"lb_failure", SC_FAULT_LB_FAILURE, K_START | K_DUR | K_TARGET | K_STANDBY, K_START},
+} FAULTS[SC_N_FAULT_KINDS] = {
+    [SC_FAULT_NODE_CRASH] = {K_START | K_DUR | K_TARGET | K_ZONE, K_START},
+    [SC_FAULT_RANDOM_CRASH] = {K_TARGET | K_ZONE | K_MTBF, K_MTBF},
+    [SC_FAULT_SLOWDOWN] = {K_START | K_DUR | K_TARGET | K_ZONE | K_FACTOR, K_START | K_FACTOR},
+    [SC_FAULT_GPU_ERROR] = {K_START | K_DUR | K_TARGET | K_ZONE, K_START},
+    [SC_FAULT_NET_LATENCY] = {K_START | K_DUR | K_TARGET | K_ZONE | K_LATENCY,
+                              K_START | K_LATENCY},
+    [SC_FAULT_PARTITION] = {K_START | K_DUR | K_TARGET | K_ZONE, K_START},
+    [SC_FAULT_ERROR_RATE] = {K_START | K_DUR | K_TARGET | K_ZONE | K_PROB, K_START | K_PROB},
+    [SC_FAULT_ZONE_OUTAGE] = {K_START | K_DUR | K_ZONE, K_START | K_ZONE},
+    [SC_FAULT_LB_FAILURE] = {K_START | K_DUR | K_TARGET | K_STANDBY, K_START},
     /* the rate profile is fixed before the run: no `when` */
-    {"flash_crowd", SC_FAULT_FLASH_CROWD, K_AT | K_AFTER | K_DUR | K_TRAFFIC | K_FACTOR,
-     K_START | K_FACTOR},
-    {"bandwidth_cut", SC_FAULT_BANDWIDTH_CUT, K_START | K_DUR | K_TARGET | K_ZONE | K_FACTOR,
-     K_START | K_FACTOR},
-    {"retry_storm", SC_FAULT_RETRY_STORM, K_START | K_DUR | K_TRAFFIC | K_RETRY | K_BACKOFF,
-     K_START | K_RETRY},
-    {"stale_metrics", SC_FAULT_STALE_METRICS, K_START | K_DUR | K_TARGET | K_ZONE, K_START},
+    [SC_FAULT_FLASH_CROWD] = {K_AT | K_AFTER | K_DUR | K_TRAFFIC | K_FACTOR, K_START | K_FACTOR},
+    [SC_FAULT_BANDWIDTH_CUT] = {K_START | K_DUR | K_TARGET | K_ZONE | K_FACTOR,
+                                K_START | K_FACTOR},
+    [SC_FAULT_RETRY_STORM] = {K_START | K_DUR | K_TRAFFIC | K_RETRY | K_BACKOFF,
+                              K_START | K_RETRY},
+    [SC_FAULT_STALE_METRICS] = {K_START | K_DUR | K_TARGET | K_ZONE, K_START},
     /* the times are the file's */
-    {"speed_profile", SC_FAULT_SPEED_PROFILE, K_TARGET | K_ZONE | K_FILE, K_FILE},
-    {"state_profile", SC_FAULT_STATE_PROFILE, K_TARGET | K_ZONE | K_FILE, K_FILE},
+    [SC_FAULT_SPEED_PROFILE] = {K_TARGET | K_ZONE | K_FILE, K_FILE},
+    [SC_FAULT_STATE_PROFILE] = {K_TARGET | K_ZONE | K_FILE, K_FILE},
     /* dependencies of a pipeline, by name */
-    {"cache_down", SC_FAULT_CACHE_DOWN, K_START | K_DUR | K_CACHE, K_START | K_CACHE},
-    {"broker_down", SC_FAULT_BROKER_DOWN, K_START | K_DUR | K_QUEUE, K_START | K_QUEUE},
+    [SC_FAULT_CACHE_DOWN] = {K_START | K_DUR | K_CACHE, K_START | K_CACHE},
+    [SC_FAULT_BROKER_DOWN] = {K_START | K_DUR | K_QUEUE, K_START | K_QUEUE},
 };
-#define N_FAULTS (sizeof FAULTS / sizeof FAULTS[0])
 
 const char *sc_fault_name(int i)
 {
-    return i >= 0 && (size_t)i < N_FAULTS ? FAULTS[i].name : NULL;
+    return i >= 0 && i < SC_N_FAULT_KINDS ? fault_names[i] : NULL;
 }
 
 static const struct {
@@ -271,14 +274,11 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
                        sc_fault *f)
 {
     static const char *keys[N_KEYS + 2];
-    static const char *kinds[N_FAULTS + 1];
     char p[SC_PATHLEN], buf[SC_SHOWLEN];
     if (!keys[0]) {
         keys[0] = "fault";
         for (size_t i = 0; i < N_KEYS; i++)
             keys[i + 1] = KEYS[i].key;
-        for (size_t i = 0; i < N_FAULTS; i++)
-            kinds[i] = FAULTS[i].name;
     }
     f->pool = -1;
     f->node = -1;
@@ -294,15 +294,15 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
     sc_kv kind = sc_find(L, n, "fault");
     int k = -1;
     if (!kind.val) {
-        sc_errn(L, n, "%s: missing required key fault (one of node_crash, random_crash, slowdown, "
-                      "gpu_error, network_latency, partition, error_rate, zone_outage, lb_failure, "
-                      "flash_crowd, bandwidth_cut, retry_storm, stale_metrics, speed_profile, state_profile, "
-                      "cache_down, broker_down)", path);
+        char list[SC_LISTLEN] = "";
+        for (int i = 0; i < SC_N_FAULT_KINDS; i++)
+            sc_list_add(list, sizeof list, fault_names[i]);
+        sc_errn(L, n, "%s: missing required key fault (one of %s)", path, list);
         return;
     }
-    if (sc_want_enum(L, kind.val, sc_join(p, path, "fault"), kinds, &k))
+    if (sc_want_enum(L, kind.val, sc_join(p, path, "fault"), fault_names, &k))
         return;
-    f->kind = FAULTS[k].kind;
+    f->kind = (sc_fault_kind)k;
     int have = 0;
     for (size_t i = 0; i < N_KEYS; i++) {
         sc_kv kv = sc_find(L, n, KEYS[i].key);
@@ -311,11 +311,11 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
         have |= KEYS[i].bit;
         if (!(FAULTS[k].takes & KEYS[i].bit))
             sc_errn(L, kv.key, "%s: %s does not take %s", sc_join(p, path, KEYS[i].key),
-                    FAULTS[k].name, KEYS[i].key);
+                    fault_names[k], KEYS[i].key);
     }
     int starts = !!(have & K_AT) + !!(have & K_AFTER) + !!(have & K_WHEN);
     if ((FAULTS[k].needs & K_START) && starts == 0)
-        sc_errn(L, n, "%s: %s needs %s", path, FAULTS[k].name,
+        sc_errn(L, n, "%s: %s needs %s", path, fault_names[k],
                 (FAULTS[k].takes & K_WHEN) ? "at, after or when" : "at or after");
     else if (starts > 1)
         sc_errn(L, n, "%s: give one of at, after, when", path);
@@ -324,7 +324,7 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
         if (bit & K_START)
             continue;
         if ((FAULTS[k].needs & bit) && !(have & bit)) {
-            sc_errn(L, n, "%s: %s needs %s", path, FAULTS[k].name, KEYS[i].key);
+            sc_errn(L, n, "%s: %s needs %s", path, fault_names[k], KEYS[i].key);
             have |= bit; /* one message per missing key */
         }
     }
@@ -422,15 +422,15 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
     load_profile(L, n, path, f);
     char label[256];
     if (f->kind == SC_FAULT_SPEED_PROFILE || f->kind == SC_FAULT_STATE_PROFILE)
-        snprintf(label, sizeof label, "%s %s", FAULTS[k].name,
+        snprintf(label, sizeof label, "%s %s", fault_names[k],
                  f->file ? (strrchr(f->file, '/') ? strrchr(f->file, '/') + 1 : f->file) : "");
     else if (f->when_qps > 0)
-        snprintf(label, sizeof label, "%s when offered > %g qps", FAULTS[k].name, f->when_qps);
+        snprintf(label, sizeof label, "%s when offered > %g qps", fault_names[k], f->when_qps);
     else if (f->after_prev >= 0)
-        snprintf(label, sizeof label, "%s %gs after chaos.%d", FAULTS[k].name, f->after_s,
+        snprintf(label, sizeof label, "%s %gs after chaos.%d", fault_names[k], f->after_s,
                  f->after_prev);
     else
-        snprintf(label, sizeof label, "%s at %gs", FAULTS[k].name, f->at_s);
+        snprintf(label, sizeof label, "%s at %gs", fault_names[k], f->at_s);
     f->label = strdup(label);
 }
 

@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_write(path, sizeof path, "shard.jsonl", (const uint8_t *)text, strlen(text));
     fz_path(out, sizeof out, "out");
     mkdir(out, 0700);
-    /* as sim/main.c's finish_compare takes a reference */
+    /* as sim/cli/compare.c's finish_compare takes a reference */
     cJSON *ref = ref_text ? cJSON_Parse(ref_text) : NULL;
     int ref_ok = !ref_text || (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(ref, "rows")) &&
                                cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(ref, "columns")));

@@ -1,377 +1,6 @@
 /*
- * main.c - the fleetsim command line: a table of subcommands (as git.c does),
- * from which `--help` and `list` are printed, so they cannot drift.
- *
- * Exit status: 0 success, 2 bad input (message on stderr), 3 a run broke
- * request conservation, 1 anything else (I/O).
- */
-#include "autoscale.h"
-#include "compare.h"
-#include "engine.h"
-#include "lb.h"
-#include "realbench.h"
-#include "report.h"
-#include "scenario.h"
-
-#include <dirent.h>
-#include <errno.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-typedef int cmd_fn(int argc, char **argv);
-
-struct cmd {
-    const char *name;
-    cmd_fn *fn;
-    const char *usage;
-    const char *summary;
-};
-
-static int cmd_run(int argc, char **argv);
-static int cmd_validate(int argc, char **argv);
-static int cmd_list(int argc, char **argv);
-static int cmd_calibrate(int argc, char **argv);
-static int cmd_compare(int argc, char **argv);
-static int cmd_sweep(int argc, char **argv);
-static int cmd_merge(int argc, char **argv);
-static int cmd_help(int argc, char **argv);
-
-static const struct cmd commands[] = {
-    { "run", cmd_run, "run SCENARIO.yaml [--seed N] [--out DIR] [--set key.path=value]... [--quiet] "
-      "[--openmetrics FILE] [--promtool-test FILE]",
-      "simulate a scenario; write summary.json, timeseries.csv, events.jsonl, report.html" },
-    { "validate", cmd_validate, "validate SCENARIO.yaml [--set key.path=value]...",
-      "check a scenario and its overrides without running it" },
-    { "compare", cmd_compare,
-      "compare SCENARIO.yaml... [--vary key.path=v1,v2,...]... [--seeds N] [--seed BASE] "
-      "[--set key.path=value]... [--jobs N] [--reference FILE] [--out DIR]",
-      "run each scenario (and each --vary combination) over N seeds (default 5) in parallel; "
-      "write compare.json, compare.md, compare.html with 95% confidence intervals" },
-    { "sweep", cmd_sweep,
-      "sweep SCENARIO.yaml... [--vary key.path=v1,v2,...]... [--seeds N] [--seed BASE] "
-      "[--set key.path=value]... --shard K/N [--jobs N] --out DIR",
-      "run shard K of N of a compare grid; write one JSON line per run to "
-      "DIR/shard-K-of-N.jsonl" },
-    { "merge", cmd_merge, "merge DIR... [--reference FILE] [--out DIR]",
-      "join the .jsonl records of sweep shards into compare.json, compare.md, compare.html" },
-    { "list", cmd_list, "list", "list the registered policies and the fault kinds" },
-    { "calibrate", cmd_calibrate,
-      "calibrate --device cpu|cuda --model realbench/models/X.yaml --out PROFILE.json",
-      "measure service times on real kernels and write a calibration profile" },
-    { "help", cmd_help, "help", "show this help" },
-};
-#define N_COMMANDS (sizeof commands / sizeof commands[0])
-
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: fleetsim COMMAND [ARGS]\n\ncommands:\n");
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        fprintf(out, "  %-10s %s\n             fleetsim %s\n", commands[i].name,
-                commands[i].summary, commands[i].usage);
-    fprintf(out, "\nexit status: 0 ok, 1 a steady-state hypothesis failed, 2 bad input, 3 request "
-                 "conservation broken\n");
-}
-
-static int cmd_help(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    usage(stdout);
-    return 0;
-}
-
-static int cmd_list(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    printf("load-balancing policies (load_balancer.policy):\n");
-    for (const struct lb_ops *const *o = lb_registry; *o; o++)
-        printf("  %-14s %s\n", (*o)->name, (*o)->summary);
-    printf("\nautoscaling policies (autoscaler.policy):\n");
-    for (const struct as_ops *const *o = as_registry; *o; o++)
-        printf("  %-14s %s\n", (*o)->name, (*o)->summary);
-    printf("\nfaults (chaos[].fault; keys in scenarios/README.md):\n ");
-    for (int i = 0; sc_fault_name(i); i++)
-        printf(" %s", sc_fault_name(i));
-    printf("\n");
-    return 0;
-}
-
-static int cmd_calibrate(int argc, char **argv)
-{
-    return rb_calibrate_main(argc, argv);
-}
-
-/* Options shared by run and validate. */
-typedef struct {
-    const char *scenario;
-    const char *out_dir;
-    const char **sets;
-    int n_sets;
-    int quiet;
-    int has_seed;
-    unsigned long seed;
-    const char *openmetrics;   /* run: export every scraped series */
-    const char *promtool_test; /* run: write a `promtool test rules` file */
-} run_args;
-
-static int parse_args(int argc, char **argv, run_args *a, int allow_run_opts)
-{
-    memset(a, 0, sizeof *a);
-    a->sets = calloc((size_t)argc + 1, sizeof *a->sets);
-    for (int i = 1; i < argc; i++) {
-        const char *s = argv[i];
-        const char *val = NULL;
-        if (!strcmp(s, "--set") ||
-            (allow_run_opts && (!strcmp(s, "--seed") || !strcmp(s, "--out") ||
-                                !strcmp(s, "--openmetrics") || !strcmp(s, "--promtool-test")))) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "fleetsim: %s needs a value\n", s);
-                return -1;
-            }
-            val = argv[++i];
-        } else if (!strncmp(s, "--set=", 6)) {
-            s = "--set";
-            val = argv[i] + 6;
-        }
-        if (!strcmp(s, "--set")) {
-            a->sets[a->n_sets++] = val;
-        } else if (allow_run_opts && !strcmp(s, "--seed")) {
-            char *end;
-            errno = 0;
-            unsigned long v = strtoul(val, &end, 10);
-            if (errno || *end || !*val || val[0] == '-') {
-                fprintf(stderr, "fleetsim: --seed: expected a non-negative integer, got \"%s\"\n", val);
-                return -1;
-            }
-            a->has_seed = 1;
-            a->seed = v;
-        } else if (allow_run_opts && !strcmp(s, "--out")) {
-            a->out_dir = val;
-        } else if (allow_run_opts && !strcmp(s, "--openmetrics")) {
-            a->openmetrics = val;
-        } else if (allow_run_opts && !strcmp(s, "--promtool-test")) {
-            a->promtool_test = val;
-        } else if (allow_run_opts && !strcmp(s, "--quiet")) {
-            a->quiet = 1;
-        } else if (s[0] == '-' && s[1]) {
-            fprintf(stderr, "fleetsim: unknown option %s\n", s);
-            return -1;
-        } else if (!a->scenario) {
-            a->scenario = s;
-        } else {
-            fprintf(stderr, "fleetsim: unexpected argument %s\n", s);
-            return -1;
-        }
-    }
-    if (!a->scenario) {
-        fprintf(stderr, "fleetsim: no scenario given\n");
-        return -1;
-    }
-    return 0;
-}
-
-static int mkdir_p(const char *dir)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
-        return -1;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
-static int cmd_validate(int argc, char **argv)
-{
-    run_args a;
-    if (parse_args(argc, argv, &a, 0) != 0) {
-        free(a.sets);
-        return 2;
-    }
-    sc_scenario *sc = sc_load(a.scenario, a.sets, a.n_sets, stderr);
-    free(a.sets);
-    if (!sc)
-        return 2;
-    int n_pipes = 0;
-    for (int i = 0; i < sc->n_pipelines; i++)
-        n_pipes += !sc->pipelines[i].implicit;
-    printf("%s: ok (%d models, %d pools, %d traffic classes", a.scenario, sc->n_models,
-           sc->n_pools, sc->n_traffic);
-    if (n_pipes)
-        printf(", %d pipeline%s", n_pipes, n_pipes > 1 ? "s" : "");
-    if (sc->n_routes)
-        printf(", %d route%s", sc->n_routes, sc->n_routes > 1 ? "s" : "");
-    if (sc->lb.n_l7)
-        printf(", %d L7 balancers behind an L4", sc->lb.n_l7);
-    printf(")\n");
-    sc_free(sc);
-    return 0;
-}
-
-/* What the report shows from the scenario itself: its description, the
- * file's text, and each pool's throughput at full batches. */
-static void add_scenario_context(rp_results *r, const sc_scenario *sc)
-{
-    if (sc->description && !r->description)
-        r->description = strdup(sc->description);
-    for (int k = 0; k < r->n_pools && k < sc->n_pools; k++) {
-        const sc_pool *p = &sc->pools[k];
-        const sc_model *m = &sc->models[p->model];
-        int b = m->batch_max_size > 0 ? m->batch_max_size : 1;
-        double mean_s = sc_model_mean_s(m, b);
-        if (mean_s > 0)
-            r->pools[k].node_capacity_qps = p->gpus_per_node * b / mean_s;
-    }
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t len = 0, cap = 0, got;
-    char chunk[8192];
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (len + got + 1 > cap) {
-            cap = 2 * (len + got + 1);
-            buf = realloc(buf, cap);
-        }
-        memcpy(buf + len, chunk, got);
-        len += got;
-    }
-    fclose(f);
-    if (!buf)
-        buf = calloc(1, 1);
-    buf[len] = '\0';
-    return buf;
-}
-
-static int write_report(const rp_results *r, const char *dir, const char *scenario_path)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/report.html", dir);
-    char *text = read_file(scenario_path);
-    rp_report_opts o = { .scenario_path = scenario_path, .scenario_text = text };
-    int rc = rp_write_report(r, &o, path);
-    if (rc != 0)
-        fprintf(stderr, "fleetsim: cannot write %s: %s\n", path, strerror(errno));
-    free(text);
-    return rc;
-}
-
-static int write_outputs(const rp_results *r, const char *dir)
-{
-    char path[4096];
-    if (mkdir_p(dir) != 0) {
-        fprintf(stderr, "fleetsim: cannot create %s: %s\n", dir, strerror(errno));
-        return -1;
-    }
-    struct {
-        const char *file;
-        int (*write)(const rp_results *, const char *);
-    } outs[] = { { "summary.json", rp_write_summary },
-                 { "timeseries.csv", rp_write_timeseries },
-                 { "events.jsonl", rp_write_events },
-                 { "availability.csv", rp_write_availability } };
-    for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, outs[i].file);
-        if (outs[i].write(r, path) != 0) {
-            fprintf(stderr, "fleetsim: cannot write %s: %s\n", path, strerror(errno));
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int cmd_run(int argc, char **argv)
-{
-    run_args a;
-    if (parse_args(argc, argv, &a, 1) != 0) {
-        free(a.sets);
-        return 2;
-    }
-    sc_scenario *sc = sc_load(a.scenario, a.sets, a.n_sets, stderr);
-    free(a.sets);
-    if (!sc)
-        return 2;
-    if (a.has_seed)
-        sc->seed = a.seed;
-    if (a.promtool_test && sc->monitoring.n_rules == 0 && !sc->monitoring.slo_rules) {
-        fprintf(stderr, "fleetsim: --promtool-test needs rules to test (monitoring.rules or "
-                        "monitoring.slo_rules in the scenario)\n");
-        sc_free(sc);
-        return 2;
-    }
-    sim_options opt = { .progress = !a.quiet && isatty(STDERR_FILENO),
-                        .openmetrics_path = a.openmetrics, .promtool_test_path = a.promtool_test };
-    rp_results res;
-    if (sim_run(sc, &opt, &res) != 0) {
-        sc_free(sc);
-        return 1;
-    }
-    int rc = 0;
-    if (!rp_conserved(&res.requests)) {
-        const rp_counts *c = &res.requests;
-        fprintf(stderr,
-                "fleetsim: request conservation broken: generated %lu != completed %lu + "
-                "rejected %lu + failed %lu + timed out %lu + in flight %lu\n",
-                c->generated, c->completed, c->rejected, c->failed, c->timed_out,
-                c->in_flight_at_end);
-        rc = 3;
-    }
-    /* every pool's stage counts too: what arrived there is what left it plus
-     * what it still holds (counted where it is held) */
-    for (int k = 0; k < res.n_pools; k++)
-        if (!rp_conserved(&res.pools[k].counts)) {
-            const rp_counts *c = &res.pools[k].counts;
-            fprintf(stderr,
-                    "fleetsim: request conservation broken in pool %s: arrived %lu != completed "
-                    "%lu + rejected %lu + failed %lu + timed out %lu + held %lu\n",
-                    res.pools[k].name, c->generated, c->completed, c->rejected, c->failed,
-                    c->timed_out, c->in_flight_at_end);
-            rc = 3;
-        }
-    if (res.alerting.export_failed && rc == 0)
-        rc = 1;
-    char dir[4096];
-    if (a.out_dir)
-        snprintf(dir, sizeof dir, "%s", a.out_dir);
-    else
-        snprintf(dir, sizeof dir, "results/%s", sc->name);
-    add_scenario_context(&res, sc);
-    if ((write_outputs(&res, dir) != 0 || write_report(&res, dir, a.scenario) != 0) && rc == 0)
-        rc = 1;
-    if (!a.quiet) {
-        rp_print_table(&res, stdout);
-        printf("results in %s/\n", dir);
-    }
-    if (res.hypotheses_met == 0) { /* a chaos experiment failed: say so even when quiet */
-        if (a.quiet)
-            rp_print_hypotheses(&res, stderr);
-        if (rc == 0)
-            rc = 1;
-    }
-    rp_results_free(&res);
-    sc_free(sc);
-    return rc;
-}
-
-/* ---------- compare, sweep, merge ----------
+ * compare.c - `fleetsim compare`, `sweep` and `merge`: many runs of one or
+ * more scenarios, summed up with 95% confidence intervals.
  *
  * A grid is every scenario file crossed with every combination of the --vary
  * values (the last --vary changing fastest); each grid point is a variant,
@@ -379,7 +8,23 @@ static int cmd_run(int argc, char **argv)
  * /proc/self/exe), at most --jobs at a time (default: the number of cores),
  * each writing its own directory under OUT/runs/. The same seeds are used
  * for every variant (common random numbers), so differences between
- * variants are not masked by differences between seeds. */
+ * variants are not masked by differences between seeds. compare runs the
+ * whole grid and writes compare.json, compare.md and compare.html; sweep
+ * runs one shard of it and writes its records as JSON lines; merge joins
+ * the shards' lines into the same report.
+ */
+#include "cli.h"
+#include "compare.h"
+#include "svg.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 typedef struct {
     char *key;                 /* "pools.gpu.replicas" */
@@ -422,19 +67,6 @@ static void grid_args_free(grid_args *g)
     free(g->vary);
     free(g->scenarios);
     free(g->sets);
-}
-
-static int parse_uint(const char *opt, const char *val, unsigned long *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(val, &end, 10);
-    if (errno || *end || !*val || val[0] == '-') {
-        fprintf(stderr, "fleetsim: %s: expected a non-negative integer, got \"%s\"\n", opt, val);
-        return -1;
-    }
-    *out = v;
-    return 0;
 }
 
 static int parse_vary(const char *val, vary *v)
@@ -487,7 +119,7 @@ static int parse_grid_args(int argc, char **argv, grid_args *g, int sweep)
                 return -1;
             g->n_vary++;
         } else if (!strcmp(s, "--seeds")) {
-            if (parse_uint(s, val, &u) != 0)
+            if (cli_parse_uint(s, val, &u) != 0)
                 return -1;
             if (u < 1 || u > 10000) {
                 fprintf(stderr, "fleetsim: --seeds: expected 1..10000, got %lu\n", u);
@@ -495,13 +127,13 @@ static int parse_grid_args(int argc, char **argv, grid_args *g, int sweep)
             }
             g->seeds = (int)u;
         } else if (!strcmp(s, "--seed")) {
-            if (parse_uint(s, val, &g->seed) != 0)
+            if (cli_parse_uint(s, val, &g->seed) != 0)
                 return -1;
             g->has_seed = 1;
         } else if (!strcmp(s, "--set")) {
             g->sets[g->n_sets++] = val;
         } else if (!strcmp(s, "--jobs")) {
-            if (parse_uint(s, val, &u) != 0)
+            if (cli_parse_uint(s, val, &u) != 0)
                 return -1;
             if (u < 1 || u > 1024) {
                 fprintf(stderr, "fleetsim: --jobs: expected 1..1024, got %lu\n", u);
@@ -538,6 +170,17 @@ static int parse_grid_args(int argc, char **argv, grid_args *g, int sweep)
         return -1;
     }
     return 0;
+}
+
+static void grid_free(grid_variant *v, int n, const grid_args *g)
+{
+    for (int i = 0; v && i < n; i++) {
+        for (int k = g->n_sets; k < v[i].n_sets; k++)
+            free((char *)v[i].sets[k]);
+        free(v[i].sets);
+        free(v[i].label);
+    }
+    free(v);
 }
 
 /* Expands the grid, loading each variant once to check it (and to learn the
@@ -597,27 +240,10 @@ static grid_variant *expand_grid(grid_args *g, int *n_out)
     }
     *n_out = n;
     if (bad) {
-        for (int i = 0; i < n; i++) {
-            for (int k = g->n_sets; k < v[i].n_sets; k++)
-                free((char *)v[i].sets[k]);
-            free(v[i].sets);
-            free(v[i].label);
-        }
-        free(v);
+        grid_free(v, n, g);
         return NULL;
     }
     return v;
-}
-
-static void grid_free(grid_variant *v, int n, const grid_args *g)
-{
-    for (int i = 0; v && i < n; i++) {
-        for (int k = g->n_sets; k < v[i].n_sets; k++)
-            free((char *)v[i].sets[k]);
-        free(v[i].sets);
-        free(v[i].label);
-    }
-    free(v);
 }
 
 typedef struct {
@@ -671,7 +297,7 @@ static int run_jobs(run_job *jobs, int n, int parallel)
     int next = 0, running = 0, done = 0, failed = 0;
     while (done < n) {
         while (running < parallel && next < n) {
-            if (mkdir_p(jobs[next].dir) != 0) {
+            if (cli_mkdir_p(jobs[next].dir) != 0) {
                 fprintf(stderr, "fleetsim: cannot create %s: %s\n", jobs[next].dir,
                         strerror(errno));
                 jobs[next].status = -1;
@@ -786,7 +412,7 @@ static cJSON *load_reference(const char *path)
 {
     if (!path)
         return NULL;
-    char *text = read_file(path);
+    char *text = cli_read_file(path);
     cJSON *j = text ? cJSON_Parse(text) : NULL;
     free(text);
     if (!j || !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "columns")) ||
@@ -808,7 +434,7 @@ static int finish_compare(rp_compare *c, const char *dir, const char *reference)
         if (!ref)
             return 2;
     }
-    if (mkdir_p(dir) != 0) {
+    if (cli_mkdir_p(dir) != 0) {
         fprintf(stderr, "fleetsim: cannot create %s: %s\n", dir, strerror(errno));
         cJSON_Delete(ref);
         return 1;
@@ -825,10 +451,10 @@ static int finish_compare(rp_compare *c, const char *dir, const char *reference)
     return rc;
 }
 
-static int cmd_compare(int argc, char **argv)
+int cli_compare(const cli_ctx *x)
 {
     grid_args g;
-    if (parse_grid_args(argc, argv, &g, 0) != 0) {
+    if (parse_grid_args(x->argc, x->argv, &g, 0) != 0) {
         grid_args_free(&g);
         return 2;
     }
@@ -872,10 +498,10 @@ static int cmd_compare(int argc, char **argv)
     return rc;
 }
 
-static int cmd_sweep(int argc, char **argv)
+int cli_sweep(const cli_ctx *x)
 {
     grid_args g;
-    if (parse_grid_args(argc, argv, &g, 1) != 0) {
+    if (parse_grid_args(x->argc, x->argv, &g, 1) != 0) {
         grid_args_free(&g);
         return 2;
     }
@@ -907,8 +533,10 @@ static int by_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int cmd_merge(int argc, char **argv)
+int cli_merge(const cli_ctx *x)
 {
+    int argc = x->argc;
+    char **argv = x->argv;
     const char *out = NULL, *reference = NULL;
     const char **dirs = calloc((size_t)argc + 1, sizeof *dirs);
     int n_dirs = 0;
@@ -967,21 +595,4 @@ static int cmd_merge(int argc, char **argv)
     rp_compare_free(c);
     free(dirs);
     return rc;
-}
-
-int main(int argc, char **argv)
-{
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
-    }
-    const char *name = argv[1];
-    if (!strcmp(name, "--help") || !strcmp(name, "-h"))
-        name = "help";
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        if (!strcmp(commands[i].name, name))
-            return commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "fleetsim: unknown command '%s'\n\n", argv[1]);
-    usage(stderr);
-    return 2;
 }

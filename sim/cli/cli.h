@@ -1,0 +1,49 @@
+/*
+ * cli.h - what the files of the fleetsim command line share: the set-up
+ * flags of the command table (main.c), the context a command is called
+ * with, the commands, and the helpers more than one family needs.
+ */
+#ifndef FLEETSIM_CLI_H
+#define FLEETSIM_CLI_H
+
+#include "scenario.h"
+
+/* Set-up main.c does before it calls a command, by the command's flags. */
+enum {
+    /* SCENARIO.yaml [--set key.path=value]...: the scenario is loaded into
+     * cli_ctx.sc (exit 2 when it does not load) */
+    CLI_SCENARIO = 1,
+    /* with CLI_SCENARIO, the options of a run: --seed N (set on the
+     * scenario), --out DIR, --quiet, --openmetrics FILE, --promtool-test FILE */
+    CLI_RUN_OPTS = 2,
+};
+
+typedef struct {
+    int argc;                  /* the command's arguments; argv[0] is its name */
+    char **argv;
+    const char *scenario;      /* CLI_SCENARIO: the file, and what it loaded to */
+    sc_scenario *sc;
+    const char *out_dir;       /* CLI_RUN_OPTS; NULL when not given */
+    int quiet;
+    const char *openmetrics;   /* export every scraped series */
+    const char *promtool_test; /* write a `promtool test rules` file */
+} cli_ctx;
+
+/* The commands (main.c's table); each returns the exit status. */
+int cli_run(const cli_ctx *x);
+int cli_validate(const cli_ctx *x);
+int cli_compare(const cli_ctx *x);
+int cli_sweep(const cli_ctx *x);
+int cli_merge(const cli_ctx *x);
+int cli_list(const cli_ctx *x);
+int cli_calibrate(const cli_ctx *x);
+
+/* Helpers (main.c). */
+/* Parses a non-negative integer, the value of option opt; -1 after a message. */
+int cli_parse_uint(const char *opt, const char *val, unsigned long *out);
+/* Creates dir and its parents (mkdir -p); -1 with errno set. */
+int cli_mkdir_p(const char *dir);
+/* The whole file as a string (free it), or NULL if it cannot be opened. */
+char *cli_read_file(const char *path);
+
+#endif

@@ -1,0 +1,213 @@
+/*
+ * main.c - the fleetsim command line: a table of commands (as git.c does),
+ * from which `help` is printed, so it cannot drift. A command's flags name
+ * the set-up done here before it is called (as git.c's RUN_SETUP): loading
+ * its scenario with the --set overrides, and reading a run's options. The
+ * commands live in one file per family: run.c (run, validate), compare.c
+ * (compare, sweep, merge), tools.c (list, calibrate).
+ *
+ * Exit status: 0 success; 1 a steady-state hypothesis failed, or a run, a
+ * measurement or a write failed; 2 bad input (message on stderr); 3 a run
+ * broke request conservation.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int help(const cli_ctx *x);
+
+static const struct {
+    const char *name;
+    int (*fn)(const cli_ctx *x);
+    int flags;                 /* CLI_*: set-up before fn */
+    const char *usage;
+    const char *summary;
+} commands[] = {
+    { "run", cli_run, CLI_SCENARIO | CLI_RUN_OPTS,
+      "run SCENARIO.yaml [--seed N] [--out DIR] [--set key.path=value]... [--quiet] "
+      "[--openmetrics FILE] [--promtool-test FILE]",
+      "simulate a scenario; write summary.json, timeseries.csv, events.jsonl, report.html" },
+    { "validate", cli_validate, CLI_SCENARIO, "validate SCENARIO.yaml [--set key.path=value]...",
+      "check a scenario and its overrides without running it" },
+    { "compare", cli_compare, 0,
+      "compare SCENARIO.yaml... [--vary key.path=v1,v2,...]... [--seeds N] [--seed BASE] "
+      "[--set key.path=value]... [--jobs N] [--reference FILE] [--out DIR]",
+      "run each scenario (and each --vary combination) over N seeds (default 5) in parallel; "
+      "write compare.json, compare.md, compare.html with 95% confidence intervals" },
+    { "sweep", cli_sweep, 0,
+      "sweep SCENARIO.yaml... [--vary key.path=v1,v2,...]... [--seeds N] [--seed BASE] "
+      "[--set key.path=value]... --shard K/N [--jobs N] --out DIR",
+      "run shard K of N of a compare grid; write one JSON line per run to "
+      "DIR/shard-K-of-N.jsonl" },
+    { "merge", cli_merge, 0, "merge DIR... [--reference FILE] [--out DIR]",
+      "join the .jsonl records of sweep shards into compare.json, compare.md, compare.html" },
+    { "list", cli_list, 0, "list", "list the registered policies and the fault kinds" },
+    { "calibrate", cli_calibrate, 0,
+      "calibrate --device cpu|cuda --model realbench/models/X.yaml --out PROFILE.json",
+      "measure service times on real kernels and write a calibration profile" },
+    { "help", help, 0, "help", "show this help" },
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: fleetsim COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-10s %s\n             fleetsim %s\n", commands[i].name,
+                commands[i].summary, commands[i].usage);
+    fprintf(out, "\nexit status: 0 ok, 1 a steady-state hypothesis failed or a run or write "
+                 "failed, 2 bad input, 3 request conservation broken\n");
+}
+
+static int help(const cli_ctx *x)
+{
+    (void)x;
+    usage(stdout);
+    return 0;
+}
+
+/* CLI_SCENARIO: reads the arguments left to right (the scenario, --set
+ * overrides and, with run_opts, a run's options) and loads the scenario.
+ * 0, or -1 after a message. */
+static int load_scenario(cli_ctx *x, int run_opts)
+{
+    const char **sets = calloc((size_t)x->argc + 1, sizeof *sets);
+    int n_sets = 0, has_seed = 0, bad = 0;
+    unsigned long seed = 0;
+    for (int i = 1; i < x->argc && !bad; i++) {
+        const char *s = x->argv[i];
+        const char *val = NULL;
+        if (!strcmp(s, "--set") ||
+            (run_opts && (!strcmp(s, "--seed") || !strcmp(s, "--out") ||
+                          !strcmp(s, "--openmetrics") || !strcmp(s, "--promtool-test")))) {
+            if (i + 1 >= x->argc) {
+                fprintf(stderr, "fleetsim: %s needs a value\n", s);
+                bad = 1;
+                break;
+            }
+            val = x->argv[++i];
+        } else if (!strncmp(s, "--set=", 6)) {
+            s = "--set";
+            val = x->argv[i] + 6;
+        }
+        if (!strcmp(s, "--set")) {
+            sets[n_sets++] = val;
+        } else if (run_opts && !strcmp(s, "--seed")) {
+            bad = cli_parse_uint(s, val, &seed) != 0;
+            has_seed = 1;
+        } else if (run_opts && !strcmp(s, "--out")) {
+            x->out_dir = val;
+        } else if (run_opts && !strcmp(s, "--openmetrics")) {
+            x->openmetrics = val;
+        } else if (run_opts && !strcmp(s, "--promtool-test")) {
+            x->promtool_test = val;
+        } else if (run_opts && !strcmp(s, "--quiet")) {
+            x->quiet = 1;
+        } else if (s[0] == '-' && s[1]) {
+            fprintf(stderr, "fleetsim: unknown option %s\n", s);
+            bad = 1;
+        } else if (!x->scenario) {
+            x->scenario = s;
+        } else {
+            fprintf(stderr, "fleetsim: unexpected argument %s\n", s);
+            bad = 1;
+        }
+    }
+    if (!bad && !x->scenario) {
+        fprintf(stderr, "fleetsim: no scenario given\n");
+        bad = 1;
+    }
+    if (!bad) {
+        x->sc = sc_load(x->scenario, sets, n_sets, stderr);
+        if (x->sc && has_seed)
+            x->sc->seed = seed;
+        bad = !x->sc;
+    }
+    free(sets);
+    return bad ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h"))
+        name = "help";
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(commands[i].name, name))
+            continue;
+        cli_ctx x = { .argc = argc - 1, .argv = argv + 1 };
+        if ((commands[i].flags & CLI_SCENARIO) &&
+            load_scenario(&x, commands[i].flags & CLI_RUN_OPTS) != 0)
+            return 2;
+        int rc = commands[i].fn(&x);
+        sc_free(x.sc);
+        return rc;
+    }
+    fprintf(stderr, "fleetsim: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
+
+/* ---------- helpers shared by the commands ---------- */
+
+int cli_parse_uint(const char *opt, const char *val, unsigned long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(val, &end, 10);
+    if (errno || *end || !*val || val[0] == '-') {
+        fprintf(stderr, "fleetsim: %s: expected a non-negative integer, got \"%s\"\n", opt, val);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_mkdir_p(const char *dir)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
+        return -1;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+char *cli_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0, got;
+    char chunk[8192];
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (len + got + 1 > cap) {
+            cap = 2 * (len + got + 1);
+            buf = realloc(buf, cap);
+        }
+        memcpy(buf + len, chunk, got);
+        len += got;
+    }
+    fclose(f);
+    if (!buf)
+        buf = calloc(1, 1);
+    buf[len] = '\0';
+    return buf;
+}
