@@ -41,30 +41,65 @@ static void put_series(FILE *f, const mon_labels *ls)
         fputc('}', f);
 }
 
-static int by_name(const void *a, const void *b)
+/* A series and the family it is written under. */
+typedef struct {
+    const mon_series *se;
+    const char *name;
+    const char *family;
+    const mon_family *desc;  /* NULL: type unknown, the family is the name */
+} om_entry;
+
+static int by_family(const void *a, const void *b)
 {
-    const mon_series *x = *(mon_series *const *)a, *y = *(mon_series *const *)b;
-    int c = strcmp(mon_labels_get(&x->labels, MON_NAME), mon_labels_get(&y->labels, MON_NAME));
-    return c ? c : mon_labels_cmp(&x->labels, &y->labels);
+    const om_entry *x = a, *y = b;
+    int c = strcmp(x->family, y->family);
+    if (!c)
+        c = strcmp(x->name, y->name);
+    return c ? c : mon_labels_cmp(&x->se->labels, &y->se->labels);
 }
 
-/* Families are written as type "unknown", so any sample name is valid
- * (counters would need the _total/_created conventions); each family's
- * series are contiguous and each series' samples in time order. */
+static const char *type_word(mon_metric_type t)
+{
+    switch (t) {
+    case MON_METRIC_GAUGE:
+        return "gauge";
+    case MON_METRIC_COUNTER:
+        return "counter";
+    case MON_METRIC_HISTOGRAM:
+        return "histogram";
+    default:
+        return "unknown";
+    }
+}
+
+/* A family described with mon_store_describe gets its type and HELP, and
+ * its samples carry the OpenMetrics suffixes (x_total of counter x;
+ * x_bucket, x_count, x_sum of histogram x). Any other family is written as
+ * type "unknown" under its sample name, so any name is valid. Each
+ * family's series are contiguous and each series' samples in time order. */
 int mon_write_openmetrics(const mon_store *s, FILE *f, double epoch_s)
 {
-    mon_series **v = mon_xrealloc(NULL, (s->n ? s->n : 1) * sizeof *v);
-    memcpy(v, s->series, s->n * sizeof *v);
-    qsort(v, s->n, sizeof *v, by_name);
+    om_entry *v = mon_xrealloc(NULL, (s->n ? s->n : 1) * sizeof *v);
+    for (size_t i = 0; i < s->n; i++) {
+        const char *name = mon_labels_get(&s->series[i]->labels, MON_NAME);
+        const mon_family *d = mon_store_family(s, name);
+        v[i] = (om_entry){ s->series[i], name, d ? d->name : name, d };
+    }
+    qsort(v, s->n, sizeof *v, by_family);
     const char *family = NULL;
     for (size_t i = 0; i < s->n; i++) {
-        const mon_series *se = v[i];
-        const char *name = mon_labels_get(&se->labels, MON_NAME);
-        if (!*name || se->start == se->end)
+        const mon_series *se = v[i].se;
+        if (!*v[i].name || se->start == se->end)
             continue;
-        if (!family || strcmp(family, name)) {
-            fprintf(f, "# TYPE %s unknown\n", name);
-            family = name;
+        if (!family || strcmp(family, v[i].family)) {
+            family = v[i].family;
+            if (v[i].desc && v[i].desc->help) {
+                fprintf(f, "# HELP %s ", family);
+                put_escaped(f, v[i].desc->help);
+                fputc('\n', f);
+            }
+            fprintf(f, "# TYPE %s %s\n", family,
+                    type_word(v[i].desc ? v[i].desc->type : MON_METRIC_UNKNOWN));
         }
         for (size_t k = se->start; k < se->end; k++) {
             const mon_point *p = &se->pts[k];

@@ -94,6 +94,19 @@ size_t mon_store_n_series(const mon_store *s);
 size_t mon_store_n_samples(const mon_store *s);
 const mon_labels *mon_series_labels(const mon_series *se);
 
+/* A metric family's type and HELP text, for the OpenMetrics export; a
+ * family not described is written as "unknown". A gauge family `x` holds
+ * the series named x, a counter family x_total, a histogram family
+ * x_bucket, x_sum and x_count (the OpenMetrics naming rules). Describing a
+ * family again replaces its description; help may be NULL. */
+typedef enum {
+    MON_METRIC_UNKNOWN = 0,
+    MON_METRIC_GAUGE,
+    MON_METRIC_COUNTER,
+    MON_METRIC_HISTOGRAM,
+} mon_metric_type;
+void mon_store_describe(mon_store *s, const char *family, mon_metric_type type, const char *help);
+
 /* ---- PromQL ------------------------------------------------------------------- */
 
 typedef struct mon_expr mon_expr;
@@ -272,8 +285,9 @@ int mon_slo_write_rules(FILE *f, const mon_slo *slos, int n, mon_error *err);
 /* ---- exporters ---------------------------------------------------------------- */
 
 /* OpenMetrics text of every sample of every series, grouped by metric
- * family, timestamps shifted by epoch_s (seconds since 1970 of sim t = 0).
- * Stale markers are skipped. Ends with "# EOF". 0 on success. */
+ * family (typed as mon_store_describe says, else "unknown"), timestamps
+ * shifted by epoch_s (seconds since 1970 of sim t = 0). Stale markers are
+ * skipped. Ends with "# EOF". 0 on success. */
 int mon_write_openmetrics(const mon_store *s, FILE *f, double epoch_s);
 
 /* An expression to check at one time in a promtool file (promql_expr_test),

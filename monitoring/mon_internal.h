@@ -92,6 +92,13 @@ struct mon_series {
     struct mon_store *store;
 };
 
+/* A described metric family (mon_store_describe). */
+typedef struct {
+    char *name;
+    mon_metric_type type;
+    char *help;               /* NULL: no HELP line */
+} mon_family;
+
 struct mon_store {
     mon_series **series;
     size_t n, cap;
@@ -99,7 +106,12 @@ struct mon_store {
     double retention_s;
     int64_t newest_ms;
     int sorted;               /* series[] sorted by labels */
+    mon_family *families;
+    size_t n_families;
 };
+
+/* The described family a sample name belongs to, or NULL. */
+const mon_family *mon_store_family(const mon_store *s, const char *name);
 
 /* Every series matching the matchers, in label order. *out is malloc'd. */
 size_t mon_store_select(const mon_store *s, const mon_matcher *ms, int n, mon_series ***out);

@@ -49,7 +49,57 @@ void mon_store_destroy(mon_store *s)
     }
     free(s->series);
     mon_map_free(&s->by_key);
+    for (size_t i = 0; i < s->n_families; i++) {
+        free(s->families[i].name);
+        free(s->families[i].help);
+    }
+    free(s->families);
     free(s);
+}
+
+void mon_store_describe(mon_store *s, const char *family, mon_metric_type type, const char *help)
+{
+    mon_family *f = NULL;
+    for (size_t i = 0; i < s->n_families && !f; i++)
+        if (!strcmp(s->families[i].name, family))
+            f = &s->families[i];
+    if (!f) {
+        s->families = mon_xrealloc(s->families, (s->n_families + 1) * sizeof *s->families);
+        f = &s->families[s->n_families++];
+        f->name = mon_strdup(family);
+    } else {
+        free(f->help);
+    }
+    f->type = type;
+    f->help = help ? mon_strdup(help) : NULL;
+}
+
+/* name is family + suffix, the suffix one of the NULL-terminated list */
+static int has_suffix(const char *name, const char *family, const char *const *suffixes)
+{
+    size_t n = strlen(family);
+    if (strncmp(name, family, n))
+        return 0;
+    for (; *suffixes; suffixes++)
+        if (!strcmp(name + n, *suffixes))
+            return 1;
+    return 0;
+}
+
+const mon_family *mon_store_family(const mon_store *s, const char *name)
+{
+    static const char *const gauge[] = { "", NULL };
+    static const char *const counter[] = { "_total", NULL };
+    static const char *const histogram[] = { "_bucket", "_sum", "_count", NULL };
+    for (size_t i = 0; i < s->n_families; i++) {
+        const mon_family *f = &s->families[i];
+        const char *const *sfx = f->type == MON_METRIC_COUNTER     ? counter
+                                 : f->type == MON_METRIC_HISTOGRAM ? histogram
+                                                                   : gauge;
+        if (has_suffix(name, f->name, sfx))
+            return f;
+    }
+    return NULL;
 }
 
 mon_series *mon_store_series(mon_store *s, const mon_labels *ls)

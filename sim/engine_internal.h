@@ -467,5 +467,14 @@ void obs_start(void);
 void obs_free(void);
 /* Every request, once, as it ends (eng_req_end): the exporter's counters. */
 void obs_request_end(const eng_pool *p, const eng_req *r, int bucket, double latency_s);
+/* An LLM server's token events on node n (serve/llm.c), for the node's
+ * vllm:* latency histograms: a request's first token, ttft_s after its
+ * client sent it; each later token, itl_s after the one before; its last
+ * token, e2e_s after the send, with tpot_s its mean time per output token
+ * after the first (0 for a one-token answer). Nothing is kept while nothing
+ * is monitored or exported. */
+void obs_llm_first_token(const eng_node *n, double ttft_s);
+void obs_llm_token(const eng_node *n, double itl_s);
+void obs_llm_finished(const eng_node *n, double e2e_s, double tpot_s);
 
 #endif

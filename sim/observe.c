@@ -13,7 +13,8 @@
  * the store before an evaluation at t (the contract in
  * monitoring/README.md). It reads engine state and never changes it; the
  * only engine-side state is the request counters and the duration
- * histogram, fed by obs_request_end() from eng_req_end().
+ * histogram, fed by obs_request_end() from eng_req_end(), and the LLM
+ * nodes' latency histograms, fed by obs_llm_*() from serve/llm.c.
  *
  * What is scraped (monitoring/README.md has the metric contract):
  * - per node that is a scrape target (any state but off): `up`, and, while
@@ -36,6 +37,20 @@
  *   writes for a failed scrape. A node switched off (scaled in) stops being
  *   a target: every series of it gets a marker, so `up == 0` does not fire
  *   for it;
+ * - per node of an LLM pool, among its series above (so with the same `up`
+ *   and staleness): vLLM's own, named, typed and bucketed as vLLM's
+ *   Prometheus logger publishes them, labelled pool, node and model_name:
+ *   gauges vllm:num_requests_running, vllm:num_requests_waiting,
+ *   vllm:kv_cache_usage_perc; counters vllm:num_preemptions_total,
+ *   vllm:prompt_tokens_total, vllm:generation_tokens_total,
+ *   vllm:request_success_total{finished_reason},
+ *   vllm:prefix_cache_queries_total, vllm:prefix_cache_hits_total;
+ *   histograms vllm:time_to_first_token_seconds,
+ *   vllm:inter_token_latency_seconds,
+ *   vllm:request_time_per_output_token_seconds,
+ *   vllm:e2e_request_latency_seconds. A node aggregates its replicas:
+ *   counts summed, KV usage averaged (serve_llm_node_stats_get); counters
+ *   and histograms restart from 0 when its host goes down;
  * - per pool: fleetsim_in_flight, fleetsim_queue_depth, fleetsim_replicas
  *   (ready nodes), fleetsim_pending_pods (nodes starting),
  *   fleetsim_inference_seconds_total (busy GPU-seconds);
@@ -83,9 +98,105 @@ static const char *const CODES[N_CODES] = { "200", "503", "502", "504" }; /* by 
 /* 1 MiB: DCGM reports framebuffer memory in whole MiB. */
 #define OBS_MIB 1048576.0
 
+/* ---------- vLLM's series of an LLM pool's nodes ----------
+ *
+ * Names, types and bucket bounds are vLLM's own (vLLM v1 engine, the
+ * latest): vllm/v1/metrics/loggers.py (PrometheusStatLogger), bounds from
+ * vllm/v1/metrics/buckets.py, what is counted when from
+ * vllm/v1/metrics/stats.py; docs/design/metrics.md. vLLM renamed
+ * vllm:gpu_cache_usage_perc to vllm:kv_cache_usage_perc in 0.9 and
+ * vllm:time_per_output_token_seconds (per token) to
+ * vllm:inter_token_latency_seconds in 0.11, adding the per-request
+ * vllm:request_time_per_output_token_seconds; current vLLM shows the old
+ * names only with --show-hidden-metrics-for-version, and they are not
+ * published here. A node aggregates its replicas, as one
+ * vLLM server would with its data-parallel engines folded into one: counts
+ * summed, KV usage averaged. Counters and histograms start again from 0
+ * when the node's host goes down (a restarted vLLM process). */
+enum { LLM_TTFT, LLM_ITL, LLM_TPOT, LLM_E2E, N_LLM_HIST };
+
+/* TIME_TO_FIRST_TOKEN_BUCKETS, INTER_TOKEN_LATENCY_BUCKETS (also the
+ * per-request TPOT's) and REQUEST_LATENCY_BUCKETS of buckets.py */
+static const double TTFT_BOUNDS_S[] = { 0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,
+                                        0.25,  0.5,   0.75, 1.0,  2.5,  5.0,  7.5,  10.0,
+                                        20.0,  40.0,  80.0, 160.0, 640.0, 2560.0 };
+static const double ITL_BOUNDS_S[] = { 0.01, 0.025, 0.05, 0.075, 0.1,  0.15, 0.2,
+                                       0.3,  0.4,   0.5,  0.75,  1.0,  2.5,  5.0,
+                                       7.5,  10.0,  20.0, 40.0,  80.0 };
+static const double E2E_BOUNDS_S[] = { 0.3,  0.5,  0.8,  1.0,  1.5,   2.0,   2.5,
+                                       5.0,  10.0, 15.0, 20.0, 30.0,  40.0,  50.0,
+                                       60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0 };
+#define N_OF(a) ((int)(sizeof(a) / sizeof *(a)))
+
+static const struct {
+    const char *family;
+    const char *help;
+    const double *bounds;
+    int n_bounds;
+} LLM_HIST[N_LLM_HIST] = {
+    { "vllm:time_to_first_token_seconds",
+      "Time to first token in seconds, from the client's send.", TTFT_BOUNDS_S,
+      N_OF(TTFT_BOUNDS_S) },
+    { "vllm:inter_token_latency_seconds",
+      "Time between successive output tokens of a request in seconds.", ITL_BOUNDS_S,
+      N_OF(ITL_BOUNDS_S) },
+    { "vllm:request_time_per_output_token_seconds",
+      "Mean time per output token after the first, per request, in seconds.", ITL_BOUNDS_S,
+      N_OF(ITL_BOUNDS_S) },
+    { "vllm:e2e_request_latency_seconds",
+      "Request latency from the client's send to its last token in seconds.", E2E_BOUNDS_S,
+      N_OF(E2E_BOUNDS_S) },
+};
+
+/* Gauges and counters, in the order llm_values() fills them; the success
+ * counter has one series per finished_reason. */
+enum {
+    L_RUNNING, L_WAITING, L_KV, L_PREEMPTIONS, L_PROMPT, L_GENERATION, L_PREFIX_QUERIES,
+    L_PREFIX_HITS, L_SUCCESS, N_LLM_SCALAR
+};
+static const struct {
+    const char *family;
+    mon_metric_type type;
+    const char *help;
+} LLM_SCALAR[N_LLM_SCALAR] = {
+    { "vllm:num_requests_running", MON_METRIC_GAUGE,
+      "Requests in the running batches of the node's replicas." },
+    { "vllm:num_requests_waiting", MON_METRIC_GAUGE,
+      "Requests waiting in the node's replicas' queues, preempted ones included." },
+    { "vllm:kv_cache_usage_perc", MON_METRIC_GAUGE,
+      "KV-cache blocks held, share of all, mean over the node's replicas (1 = full)." },
+    { "vllm:num_preemptions", MON_METRIC_COUNTER, "Preemptions by the node's replicas." },
+    { "vllm:prompt_tokens", MON_METRIC_COUNTER,
+      "Prompt tokens of the requests that produced their first token." },
+    { "vllm:generation_tokens", MON_METRIC_COUNTER, "Output tokens generated." },
+    { "vllm:prefix_cache_queries", MON_METRIC_COUNTER,
+      "Prompt tokens looked up in the prefix cache." },
+    { "vllm:prefix_cache_hits", MON_METRIC_COUNTER, "Prompt tokens found in the prefix cache." },
+    { "vllm:request_success", MON_METRIC_COUNTER,
+      "Requests that produced their last token, by finish reason." },
+};
+/* FINISH_REASON_STRINGS of vllm/v1/engine/__init__.py: vLLM creates the
+ * series of every reason. A simulated request ends at its answer's length,
+ * as a model stops at its end-of-sequence token: "stop"; cancelled
+ * requests count in none (vLLM's abort path records no finished stats:
+ * vllm-project/vllm issues 31503, 55634). */
+enum { N_REASONS = 5 };
+static const char *const REASONS[N_REASONS] = { "stop", "length", "abort", "error",
+                                                 "repetition" };
+
+/* One node's vLLM histograms: counts per bucket (not cumulative; the last
+ * is +Inf), sum and count, for the node incarnation gen. */
+typedef struct {
+    unsigned long *n[N_LLM_HIST];
+    double sum[N_LLM_HIST];
+    unsigned long count[N_LLM_HIST];
+    int gen;
+} obs_llm;
+
 /* A node's series other than `up`, in the order node_values() fills them:
  * cpu, gpu, network receive and transmit, then [MemTotal, MemAvailable]
- * with host_memory, then per GPU [FB_USED, [FB_FREE, FB_TOTAL]]. */
+ * with host_memory, then per GPU [FB_USED, [FB_FREE, FB_TOTAL]], then in
+ * an LLM pool the vllm:* series (llm_values()). */
 typedef struct {
     mon_series *up;
     mon_series **s;
@@ -93,6 +204,7 @@ typedef struct {
     int target;            /* was a scrape target at the last scrape */
     int marked;            /* its other series got their staleness marker */
     double busy_prev;
+    obs_llm *llm;          /* LLM pools only */
 } obs_node;
 
 enum { P_IN_FLIGHT, P_QUEUE, P_REPLICAS, P_PENDING, P_INFERENCE, N_POOL_SERIES };
@@ -162,11 +274,165 @@ static int has_gpu_capacity(const eng_node *n)
     return has_gpu_memory(n) && n->power->gpu_memory_bytes > 0;
 }
 
+static int is_llm(const eng_pool *p)
+{
+    return p->serve == &serve_llm;
+}
+
+/* vllm:* series of one node: gauges and counters, then per histogram its
+ * buckets, _sum and _count. */
+static int llm_n_series(void)
+{
+    int k = N_LLM_SCALAR - 1 + N_REASONS;
+    for (int h = 0; h < N_LLM_HIST; h++)
+        k += LLM_HIST[h].n_bounds + 3;
+    return k;
+}
+
+static mon_series *llm_series(const eng_node *n, const char *name, const char *k, const char *v)
+{
+    mon_labels ls = { 0 };
+    mon_labels_set(&ls, "__name__", name);
+    mon_labels_set(&ls, "pool", n->pool->cfg->name);
+    mon_labels_set(&ls, "node", n->name);
+    mon_labels_set(&ls, "model_name", n->pool->model->name);
+    if (k)
+        mon_labels_set(&ls, k, v);
+    mon_series *s = mon_store_series(O.store, &ls);
+    mon_labels_free(&ls);
+    return s;
+}
+
+/* A bucket bound as vLLM's /metrics writes it, Python's repr of the float
+ * (prometheus_client's floatToGoString): "0.001", "1.0", "2560.0". Rules
+ * written against vLLM select buckets by this text. */
+static void le_text(double bound, char *buf, size_t len)
+{
+    mon_fmt_go(bound, buf, len);
+    if (!strpbrk(buf, ".e"))
+        strncat(buf, ".0", len - strlen(buf) - 1);
+}
+
+static void llm_add_series(const eng_node *n, obs_node *o)
+{
+    char name[128], le[40];
+    for (int i = 0; i < N_LLM_SCALAR; i++) {
+        const char *f = LLM_SCALAR[i].family;
+        int counter = LLM_SCALAR[i].type == MON_METRIC_COUNTER;
+        snprintf(name, sizeof name, "%s%s", f, counter ? "_total" : "");
+        if (i != L_SUCCESS)
+            o->s[o->n_s++] = llm_series(n, name, NULL, NULL);
+        else
+            for (int r = 0; r < N_REASONS; r++)
+                o->s[o->n_s++] = llm_series(n, name, "finished_reason", REASONS[r]);
+    }
+    for (int h = 0; h < N_LLM_HIST; h++) {
+        snprintf(name, sizeof name, "%s_bucket", LLM_HIST[h].family);
+        for (int b = 0; b <= LLM_HIST[h].n_bounds; b++) {
+            if (b < LLM_HIST[h].n_bounds)
+                le_text(LLM_HIST[h].bounds[b], le, sizeof le);
+            else
+                snprintf(le, sizeof le, "+Inf");
+            o->s[o->n_s++] = llm_series(n, name, "le", le);
+        }
+        snprintf(name, sizeof name, "%s_sum", LLM_HIST[h].family);
+        o->s[o->n_s++] = llm_series(n, name, NULL, NULL);
+        snprintf(name, sizeof name, "%s_count", LLM_HIST[h].family);
+        o->s[o->n_s++] = llm_series(n, name, NULL, NULL);
+    }
+}
+
+/* The node's histograms, emptied first when its host went down since (its
+ * incarnation changed: a new vLLM process). */
+static obs_llm *llm_state(const eng_node *n)
+{
+    obs_llm *l = O.nodes[n->pool->id][n->index].llm;
+    if (l && l->gen != n->gen) {
+        for (int h = 0; h < N_LLM_HIST; h++) {
+            memset(l->n[h], 0, sizeof *l->n[h] * (size_t)(LLM_HIST[h].n_bounds + 1));
+            l->sum[h] = 0;
+            l->count[h] = 0;
+        }
+        l->gen = n->gen;
+    }
+    return l;
+}
+
+/* The vllm:* values, llm_add_series() order, at a scrape it answers. */
+static void llm_values(const eng_node *n, double *v)
+{
+    serve_llm_node_stats st;
+    serve_llm_node_stats_get(n, &st);
+    int k = 0;
+    v[k++] = st.running;
+    v[k++] = st.waiting;
+    v[k++] = st.kv_usage;
+    v[k++] = (double)st.preemptions;
+    v[k++] = st.prompt_tokens;
+    v[k++] = st.generation_tokens;
+    v[k++] = (double)st.prefix_queries;
+    v[k++] = (double)st.prefix_hits;
+    for (int r = 0; r < N_REASONS; r++)
+        v[k++] = r == 0 ? (double)st.finished : 0;
+    const obs_llm *l = llm_state(n);
+    for (int h = 0; h < N_LLM_HIST; h++) {
+        unsigned long cum = 0;
+        for (int b = 0; b <= LLM_HIST[h].n_bounds; b++) {
+            cum += l->n[h][b];
+            v[k++] = (double)cum;
+        }
+        v[k++] = l->sum[h];
+        v[k++] = (double)l->count[h];
+    }
+}
+
+static void llm_observe(const eng_node *n, int h, double v)
+{
+    if (!O.on)
+        return;
+    obs_llm *l = llm_state(n);
+    if (!l)
+        return;
+    /* Prometheus's le: the first bound at or above v */
+    int b = 0;
+    while (b < LLM_HIST[h].n_bounds && v > LLM_HIST[h].bounds[b])
+        b++;
+    l->n[h][b]++;
+    l->sum[h] += v;
+    l->count[h]++;
+}
+
+void obs_llm_first_token(const eng_node *n, double ttft_s)
+{
+    llm_observe(n, LLM_TTFT, ttft_s);
+}
+
+void obs_llm_token(const eng_node *n, double itl_s)
+{
+    llm_observe(n, LLM_ITL, itl_s);
+}
+
+void obs_llm_finished(const eng_node *n, double e2e_s, double tpot_s)
+{
+    llm_observe(n, LLM_TPOT, tpot_s);
+    llm_observe(n, LLM_E2E, e2e_s);
+}
+
+static void llm_describe(void)
+{
+    for (int i = 0; i < N_LLM_SCALAR; i++)
+        mon_store_describe(O.store, LLM_SCALAR[i].family, LLM_SCALAR[i].type,
+                           LLM_SCALAR[i].help);
+    for (int h = 0; h < N_LLM_HIST; h++)
+        mon_store_describe(O.store, LLM_HIST[h].family, MON_METRIC_HISTOGRAM, LLM_HIST[h].help);
+}
+
 static void node_series(eng_node *n, obs_node *o)
 {
     const char *pool = n->pool->cfg->name;
     int per_gpu = has_gpu_memory(n) ? 1 + 2 * has_gpu_capacity(n) : 0;
-    o->s = calloc((size_t)(4 + 2 * has_host_memory(n) + n->gpus * per_gpu), sizeof *o->s);
+    int llm = is_llm(n->pool) ? llm_n_series() : 0;
+    o->s = calloc((size_t)(4 + 2 * has_host_memory(n) + n->gpus * per_gpu + llm), sizeof *o->s);
     o->n_s = 0;
     o->s[o->n_s++] = series("node_cpu_utilisation", "pool", pool, "node", n->name, NULL, NULL);
     o->s[o->n_s++] = series("node_gpu_utilisation", "pool", pool, "node", n->name, NULL, NULL);
@@ -191,6 +457,8 @@ static void node_series(eng_node *n, obs_node *o)
                                     gpu);
         }
     }
+    if (llm)
+        llm_add_series(n, o);
     o->up = series("up", "pool", pool, "node", n->name, NULL, NULL);
 }
 
@@ -208,19 +476,23 @@ static void node_values(const eng_node *n, double util, double *v)
         v[k++] = hm->total_bytes;
         v[k++] = hm->total_bytes - hm->base_bytes - hm->per_queued_bytes * serve_queued(n);
     }
-    if (!has_gpu_memory(n))
-        return;
-    const sc_model *m = n->pool->model;
-    int loaded = n->state == NODE_WARMING || n->state == NODE_READY || n->state == NODE_DRAINING;
-    double cap = n->power->gpu_memory_bytes;
-    for (int g = 0; g < n->gpus; g++) {
-        double used = (loaded ? m->weights_bytes : 0) + m->per_request_bytes * serve_running(n, g);
-        v[k++] = floor(used / OBS_MIB);
-        if (has_gpu_capacity(n)) {
-            v[k++] = floor((cap - used) / OBS_MIB);
-            v[k++] = floor(cap / OBS_MIB);
+    if (has_gpu_memory(n)) {
+        const sc_model *m = n->pool->model;
+        int loaded = n->state == NODE_WARMING || n->state == NODE_READY ||
+                     n->state == NODE_DRAINING;
+        double cap = n->power->gpu_memory_bytes;
+        for (int g = 0; g < n->gpus; g++) {
+            double used =
+                (loaded ? m->weights_bytes : 0) + m->per_request_bytes * serve_running(n, g);
+            v[k++] = floor(used / OBS_MIB);
+            if (has_gpu_capacity(n)) {
+                v[k++] = floor((cap - used) / OBS_MIB);
+                v[k++] = floor(cap / OBS_MIB);
+            }
         }
     }
+    if (is_llm(n->pool))
+        llm_values(n, v + k);
 }
 
 static void make_series(void)
@@ -237,7 +509,21 @@ static void make_series(void)
             O.pool[k * N_POOL_SERIES + i] = series(POOL_SERIES[i], "pool", sc->pools[k].name,
                                                    NULL, NULL, NULL, NULL);
     }
-    O.values = calloc((size_t)(6 + 3 * most), sizeof *O.values);
+    O.values = calloc((size_t)(6 + 3 * most + llm_n_series()), sizeof *O.values);
+    for (int k = 0, described = 0; k < sc->n_pools; k++) {
+        if (!is_llm(&S.pools[k]))
+            continue;
+        if (!described)
+            llm_describe();
+        described = 1;
+        for (int j = 0; j < S.pools[k].n_hosts; j++) {
+            obs_llm *l = calloc(1, sizeof *l);
+            for (int h = 0; h < N_LLM_HIST; h++)
+                l->n[h] = calloc((size_t)LLM_HIST[h].n_bounds + 1, sizeof *l->n[h]);
+            l->gen = S.pools[k].nodes[j].gen;
+            O.nodes[k][j].llm = l;
+        }
+    }
     O.cache = calloc((size_t)sc->n_caches * 2 + 1, sizeof *O.cache);
     for (int i = 0; i < sc->n_caches; i++)
         for (int h = 0; h < 2; h++)
@@ -842,8 +1128,13 @@ void obs_free(void)
     mon_am_free(O.am);
     mon_store_destroy(O.store);
     for (int k = 0; k < S.sc->n_pools; k++) {
-        for (int j = 0; j < S.pools[k].n_hosts; j++)
+        for (int j = 0; j < S.pools[k].n_hosts; j++) {
             free(O.nodes[k][j].s);
+            if (O.nodes[k][j].llm)
+                for (int h = 0; h < N_LLM_HIST; h++)
+                    free(O.nodes[k][j].llm->n[h]);
+            free(O.nodes[k][j].llm);
+        }
         free(O.nodes[k]);
     }
     free(O.nodes);

@@ -101,10 +101,32 @@ typedef struct {
 struct llm_node {
     llm_replica *reps;
     int n_reps;
+    /* its vllm:* counters since its host last came up (serve_llm_node_stats) */
+    double prompt_tokens, generation_tokens;
+    unsigned long preemptions, finished;
+    unsigned long prefix_queries_base, prefix_hits_base; /* the schedulers' counts then */
 };
 
 static llm_pool *lp_of(const eng_pool *p) { return p->serve_state; }
 static llm_node *ln_of(const eng_node *n) { return n->serve; }
+
+/* The prefix-cache lookups of a node's schedulers over the whole run. */
+static void node_prefix(const llm_node *ln, unsigned long *queries, unsigned long *hits)
+{
+    *queries = *hits = 0;
+    for (int i = 0; i < ln->n_reps; i++) {
+        *queries += llm_sched_prefix_queries(ln->reps[i].sched);
+        *hits += llm_sched_prefix_hits(ln->reps[i].sched);
+    }
+}
+
+/* The host went down: its vLLM processes' counters start again from 0. */
+static void stats_restart(llm_node *ln)
+{
+    ln->prompt_tokens = ln->generation_tokens = 0;
+    ln->preemptions = ln->finished = 0;
+    node_prefix(ln, &ln->prefix_queries_base, &ln->prefix_hits_base);
+}
 
 /* ---- KV usage, integrated per replica (in any order: each replica has
  * its own clock), split over the intervals ---- */
@@ -482,6 +504,7 @@ static int plan(llm_replica *rep, const llm_step *st, double t0_s)
         if (((const llm_req *)q)->r->deadline_s < deadline)
             deadline = ((const llm_req *)q)->r->deadline_s;
     long free_blocks = llm_sched_blocks_free(s);
+    double scrape = S.sc->monitoring.scrape_interval_s;
     int j = 1;
     for (;;) {
         if (j >= finish || rep->t_end[j] >= deadline || j + 1 >= MAX_STEPS)
@@ -499,6 +522,9 @@ static int plan(llm_replica *rep, const llm_step *st, double t0_s)
             return j;
         double t = rep->t_end[j] + llm_step_s(&lp->perf, rep->chunks, st->n) / speed;
         if (t > S.sc->duration_s)
+            return j;
+        /* nor across a scrape: the exporter sees its tokens by then */
+        if (scrape > 0 && floor(t / scrape) > floor(rep->t_end[j] / scrape))
             return j;
         *t_slot(rep, ++j) = t;
     }
@@ -548,8 +574,15 @@ static int finish_horizon(llm_replica *rep, int k)
             lp->out_tokens_all += 1;
             if (m)
                 lp->out_tokens += 1;
+            rep->ln->generation_tokens += 1;
+            if (!isnan(r->first_token_s))
+                obs_llm_token(n, t1 - r->last_token_s);
             if (isnan(r->first_token_s)) {
                 r->first_token_s = t1;
+                /* vLLM counts a prompt's tokens at its first token
+                 * (vllm/v1/metrics/stats.py, IterationStats.update_from_output) */
+                rep->ln->prompt_tokens += r->in_tokens;
+                obs_llm_first_token(n, t1 - r->sent_s + r->net_s);
                 if (m) {
                     sim_hist_add(lp->ttft, t1 - r->sent_s + r->net_s);
                     lp->in_tokens += r->in_tokens;
@@ -565,6 +598,11 @@ static int finish_horizon(llm_replica *rep, int k)
             llm_req *q = (llm_req *)rep->done[i];
             eng_req *r = q->r;
             free_seq(q);
+            rep->ln->finished++;
+            /* vLLM's mean time per output token after the first, 0 for one
+             * token (vllm/v1/metrics/stats.py, update_from_finished_request) */
+            obs_llm_finished(n, t1 - r->sent_s + r->net_s,
+                             r->out_tokens > 1 ? (t1 - r->first_token_s) / (r->out_tokens - 1) : 0);
             if (is_measured(r) && r->sent_s + (t1 - r->sent_s + r->net_s) <= r->deadline_s)
                 count_finished(lp, r, t1);
             eng_req_served(p, n, r, t1);
@@ -699,6 +737,7 @@ static void replica(int argc, char *argv[])
         kv_set(rep, now);
         sync_view(n);
         lp->preemptions += (unsigned long)st->n_preempted;
+        rep->ln->preemptions += (unsigned long)st->n_preempted;
         for (int i = 0; i < st->n; i++)
             rep->chunks[i] = (llm_chunk){ .n = st->items[i].n_new, .c = st->items[i].context,
                                           .decode = st->items[i].decode };
@@ -762,6 +801,7 @@ static void reset(eng_node *n)
 {
     llm_node *ln = ln_of(n);
     double now = simgrid_get_clock();
+    stats_restart(ln);
     for (int i = 0; i < ln->n_reps; i++) {
         llm_replica *rep = &ln->reps[i];
         kv_advance(rep, now);
@@ -909,6 +949,30 @@ static void collect(eng_pool *p, rp_results *out)
         ps->running = lp->run_per_interval[i];
         ps->waiting = lp->wait_per_interval[i];
     }
+}
+
+void serve_llm_node_stats_get(const eng_node *n, serve_llm_node_stats *out)
+{
+    const llm_node *ln = ln_of(n);
+    const llm_pool *lp = lp_of(n->pool);
+    *out = (serve_llm_node_stats){ 0 };
+    for (int i = 0; i < ln->n_reps; i++) {
+        const llm_sched *s = ln->reps[i].sched;
+        out->running += llm_sched_running(s);
+        out->waiting += llm_sched_waiting(s) + ln->reps[i].n_pending;
+        out->kv_usage += lp->cfg.num_blocks > 0
+                             ? (double)llm_sched_blocks_used(s) / (double)lp->cfg.num_blocks
+                             : 0;
+    }
+    if (ln->n_reps > 0)
+        out->kv_usage /= ln->n_reps;
+    out->preemptions = ln->preemptions;
+    out->prompt_tokens = ln->prompt_tokens;
+    out->generation_tokens = ln->generation_tokens;
+    out->finished = ln->finished;
+    node_prefix(ln, &out->prefix_queries, &out->prefix_hits);
+    out->prefix_queries -= ln->prefix_queries_base;
+    out->prefix_hits -= ln->prefix_hits_base;
 }
 
 const serve_ops serve_llm = {

@@ -61,6 +61,21 @@ const serve_ops *serve_find(const char *name);
 extern const serve_ops serve_batch;
 extern const serve_ops serve_llm;
 
+/* What node n of an LLM pool (serve_llm) shows on its vllm:* series
+ * (observe.c), summed over its replicas: the counters are since its host
+ * last came up, as a restarted vLLM process starts them again. */
+typedef struct {
+    int running, waiting;             /* sequences in the replicas' schedulers */
+    double kv_usage;                  /* KV blocks held / all blocks, mean over replicas */
+    unsigned long preemptions;
+    double prompt_tokens;             /* each request's prompt, at its first token */
+    double generation_tokens;         /* output tokens produced */
+    unsigned long finished;           /* requests that produced their last token */
+    unsigned long prefix_queries;     /* prompt tokens looked up in the prefix cache */
+    unsigned long prefix_hits;        /* of those, found */
+} serve_llm_node_stats;
+void serve_llm_node_stats_get(const eng_node *n, serve_llm_node_stats *out);
+
 static inline void serve_init_node(eng_node *n) { n->pool->serve->init_node(n); }
 static inline void serve_free_node(eng_node *n) { n->pool->serve->free_node(n); }
 static inline void serve_start(eng_node *n) { n->pool->serve->start(n); }

@@ -8,8 +8,10 @@
  * last digit) plus promql_expr_test entries with fleetsim's values. Debian's
  * promtool (2.42) must accept every file: that is the check that fleetsim's
  * alert semantics are Prometheus's. A file with one expectation changed
- * must fail, so the harness cannot pass vacuously. The OpenMetrics export
- * must load with `promtool tsdb create-blocks-from openmetrics`.
+ * must fail, so the harness cannot pass vacuously. The OpenMetrics export,
+ * with families typed by mon_store_describe (counter, histogram, gauge)
+ * and the rest unknown, must load with `promtool tsdb create-blocks-from
+ * openmetrics`.
  *
  * Skipped, with a message, only when promtool is not installed.
  */
@@ -306,6 +308,12 @@ static void test_openmetrics_blocks(void)
     }
     mon_store_add(s, "up{pool=\"gpu\",node=\"gpu/1\"}", 0, 1);
     mon_store_add(s, "up{pool=\"gpu\",node=\"gpu/1\"}", 15, mon_stale_nan());
+    /* typed families: a counter's samples x_total, a histogram's x_bucket */
+    mon_store_describe(s, "fleetsim_requests", MON_METRIC_COUNTER, "old text");
+    mon_store_describe(s, "fleetsim_requests", MON_METRIC_COUNTER, "Finished requests.");
+    mon_store_describe(s, "fleetsim_request_duration_seconds", MON_METRIC_HISTOGRAM,
+                       "Latency \\ \"quoted\"\nsecond line");
+    mon_store_describe(s, "node_cpu_utilisation", MON_METRIC_GAUGE, NULL);
     char path[4200], dir[4200], log[4200];
     snprintf(path, sizeof path, "%s/metrics.om", tmp);
     snprintf(dir, sizeof dir, "%s/tsdb", tmp);
@@ -319,6 +327,17 @@ static void test_openmetrics_blocks(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "up{node=\"gpu/0\",pool=\"gpu\"} 1 1700000000.000\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "label_escape{v=\"a\\\"b\\\\c\"} NaN 1700000015.000\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "# EOF\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\n# HELP fleetsim_requests Finished requests.\n"
+                                        "# TYPE fleetsim_requests counter\n"
+                                        "fleetsim_requests_total{"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "# HELP fleetsim_request_duration_seconds Latency \\\\ "
+                                        "\\\"quoted\\\"\\nsecond line\n"
+                                        "# TYPE fleetsim_request_duration_seconds histogram\n"
+                                        "fleetsim_request_duration_seconds_bucket{"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "# TYPE node_cpu_utilisation gauge\nnode_cpu_utilisation{"));
+    CU_ASSERT_PTR_NULL(strstr(text, "# HELP node_cpu_utilisation"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "# TYPE up unknown\nup{"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "# TYPE label_escape unknown\n"));
     free(text);
     if (!have_promtool)
         return;
