@@ -5,6 +5,8 @@
  * time as in Triton's dynamic batcher), runs it for the model's service
  * time of that batch, and answers every request of it at the end.
  */
+#include "control.h"
+#include "observe.h"
 #include "serve.h"
 
 #include <simgrid/actor.h>

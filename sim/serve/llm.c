@@ -31,6 +31,8 @@
  * request past it is cancelled and its blocks freed.
  */
 #include "llm_sched.h"
+#include "control.h"
+#include "observe.h"
 #include "serve.h"
 
 #include <simgrid/actor.h>

@@ -10,7 +10,7 @@
  * workers finish the queue, and switches it off (or, after the grace time,
  * fails what is left). Every transition is an event in events.jsonl.
  */
-#include "engine_internal.h"
+#include "control.h"
 #include "serve.h"
 
 #include <simgrid/engine.h>

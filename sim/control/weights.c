@@ -8,7 +8,7 @@
  * below Y -> W or the configured weight back. A node matching no rule keeps
  * its weight (the gap between the thresholds is the hysteresis).
  */
-#include "engine_internal.h"
+#include "control.h"
 #include "serve.h"
 
 #include <simgrid/engine.h>

@@ -72,7 +72,7 @@
  * plus an interval); --openmetrics and --promtool-test keep everything.
  */
 #define _XOPEN_SOURCE 700 /* realpath */
-#include "engine_internal.h"
+#include "observe.h"
 #include "serve.h"
 #include "mon.h"
 

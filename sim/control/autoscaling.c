@@ -14,7 +14,7 @@
  * serving process drives the GPU, so its CPU works while the GPU does.
  */
 #include "autoscale.h"
-#include "engine_internal.h"
+#include "control.h"
 #include "serve.h"
 
 #include <simgrid/engine.h>

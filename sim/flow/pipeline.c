@@ -35,7 +35,8 @@
  * A broker that is down delivers nothing either: the backlog stays until it
  * is back.
  */
-#include "engine_internal.h"
+#include "control.h"
+#include "observe.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -18,7 +18,7 @@
 #ifndef FLEETSIM_SERVE_H
 #define FLEETSIM_SERVE_H
 
-#include "engine_internal.h"
+#include "model.h"
 
 typedef struct serve_ops {
     const char *name;

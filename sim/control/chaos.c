@@ -22,7 +22,8 @@
  * What each kind changes when it starts and ends is the fault_ops table;
  * the kinds and their names are fault_kinds.h's.
  */
-#include "engine_internal.h"
+#include "control.h"
+#include "observe.h"
 
 #include <simgrid/engine.h>
 

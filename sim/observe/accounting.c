@@ -13,7 +13,7 @@
  * intervals: availability and error rate directly, p99 <= X as "at most 1%
  * of completions slower than X", counted exactly at completion.
  */
-#include "engine_internal.h"
+#include "observe.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -25,7 +25,7 @@
  * engine next looks at it. A request acknowledged by a queue (a job) has
  * had its answer and is not cut.
  */
-#include "engine_internal.h"
+#include "flow.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,14 +1,19 @@
 /*
- * engine_internal.h - state shared by the engine's files (engine.c: requests,
- * routing, workers, traffic, results; lifecycle.c: node states, scaling,
- * draining, crashes, health checks; chaos.c: injected faults; pipeline.c:
- * stages, caches and queues; tiers.c: the L4 balancer over L7 balancers).
+ * model.h - the simulated world's state: requests and their FIFOs, nodes,
+ * pools, balancer instances, traffic classes, caches and queues, and the
+ * one simulation (S) that holds them; with the few operations every layer
+ * above uses on that state (random streams, FIFOs, time accounting, the
+ * balancer's view of a node, events). Layers above (flow, control, serve,
+ * observe, run) change it; nothing here calls up into them.
  * Not for use outside sim/: policies see lb_view, never this.
  */
-#ifndef FLEETSIM_ENGINE_INTERNAL_H
-#define FLEETSIM_ENGINE_INTERNAL_H
+#ifndef FLEETSIM_MODEL_H
+#define FLEETSIM_MODEL_H
 
-#include "engine.h"
+#include "options.h"
+#include "rate.h"
+#include "results.h"
+#include "scenario.h"
 #include "hist.h"
 #include "lb.h"
 
@@ -295,30 +300,24 @@ extern eng_sim S;
 
 enum { B_COMPLETED, B_REJECTED, B_FAILED, B_TIMED_OUT };
 
-/* engine.c */
+/* The interval of the time series holding instant t. */
+static inline size_t eng_interval_of(double t)
+{
+    /* SimGrid's clock lands a hair before round times (29.999999999999957
+     * for a sleep until 30): such an instant belongs to the next interval */
+    double i = floor(t / S.sc->interval_s + 1e-9);
+    if (i < 0)
+        return 0;
+    if (i >= (double)S.n_intervals)
+        return S.n_intervals - 1;
+    return (size_t)i;
+}
+
 double eng_draw_unit(const sc_dist *d, gsl_rng *rng);
 gsl_rng *eng_stream_rng(unsigned long seed, unsigned long stream);
 void eng_fifo_push(eng_fifo *f, eng_req *r);
 eng_req *eng_fifo_pop(eng_fifo *f);
 void eng_fifo_push_head(eng_fifo *f, eng_req *r); /* back where a pop took it */
-void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s);
-/* The client has its answer (bucket) at t_s: the request's outcome, counted
- * once; eng_req_end calls it, and so does a queue that acknowledges. */
-void eng_req_answered(eng_pool *p, eng_req *r, int bucket, double t_s);
-/* An attempt of r failed with a connection-level error at now: retried on
- * another server when the balancer's retry rules allow, else failed (502). */
-void eng_attempt_failed(eng_pool *p, eng_req *r, double now);
-void eng_route(eng_pool *p, eng_req *r, double now);
-/* Sends r to a server of p that can take it now (a queue's delivery);
- * -1, doing nothing, when every server is busy or none is up (a node that
- * crashed, or every node across a partition, counts as not up). */
-int eng_offer(eng_pool *p, eng_req *r, double now);
-/* Reports an attempt's outcome to the balancer (l7) that sent it. */
-void eng_lb_done(eng_pool *p, int l7, int server, double latency_s, lb_result result,
-                 double now);
-/* r left server s (answered, failed or expired): one connection fewer. */
-void eng_lb_release(eng_pool *p, const eng_req *r, int s, double latency_s, lb_result result,
-                    double now);
 /* A request entered (+1) or left (-1) the pool at now. */
 static inline void eng_pool_inflight(eng_pool *p, double now, int delta)
 {
@@ -326,155 +325,17 @@ static inline void eng_pool_inflight(eng_pool *p, double now, int delta)
     p->conc_t = now;
     p->inflight += delta;
 }
-void eng_drain_balancer_queue(eng_pool *p, double now);
 void eng_account_busy(eng_pool *p, eng_node *n, double t0, double t1);
 /* Node n could run batches (ready or draining) over [t0, t1). */
 void eng_account_serving(eng_pool *p, const eng_node *n, double t0, double t1);
 void eng_event(double t_s, const char *type, const char *subject, const char *fmt, ...);
 void eng_view_sync(eng_node *n);
-/* Server n finished r's work at t1: answered, or ended as its client or
- * connection allows. */
-void eng_req_served(eng_pool *p, eng_node *n, eng_req *r, double t1);
-/* A client resends r (a retry of the same request) now. */
-void eng_resend(eng_req *r, double now);
-
 /* Counts r (held at the end of the run) once: a request unless it is a
  * job, and in pool p's stage when p is not NULL. */
 void eng_census_add(const eng_req *r, const eng_pool *p, unsigned long *requests,
                     unsigned long *per_pool);
-/* A request entered pool p's stage at now (counted in its arrivals; in its
- * in-flight too when in_pool). */
-void eng_pool_enter(eng_pool *p, eng_req *r, double now, int in_pool);
-/* r left pool p's stage with this outcome at t_s, the request going on. */
-void eng_pool_leave(eng_pool *p, eng_req *r, int bucket, double t_s);
-
-/* pipeline.c */
-void pipe_init(void);
-void pipe_free(void);
-/* r finished its stage at pool p at t_s: on to the next stage, or done. */
-void pipe_stage_done(eng_pool *p, eng_req *r, double t_s);
-/* The consumer pool p has room: deliver what its queues hold. */
-void pipe_deliver(eng_pool *p, double now);
-/* Injected: a cache misses everything, a broker is down (or back). */
-void pipe_cache_down(int cache, int down);
-void pipe_queue_down(int queue, int down, int fault, int fault_rec, double now);
-/* A job's delivery from a queue failed at the connection (its consumer
- * crashed, was cut off, errored): 1 when r went back to the head of the
- * queue in front of its stage, as an unacknowledged message is requeued. */
-int pipe_requeue(eng_pool *p, eng_req *r, double now);
-/* A job (r->job) finished its last stage, or failed, at t_s. */
-void pipe_job_end(eng_req *r, int bucket, double t_s);
-/* Closes an interval's queue backlog samples. */
-void pipe_close_interval(size_t i);
-
-/* tiers.c */
-int tier_init(void);       /* before the pools: sets S.n_l7; -1 on a bad policy */
-void tier_free(void);
-int tier_pick(eng_req *r, double now);
-void tier_close(const eng_req *r, double now);
-/* The L4 balancer picks r's L7 balancer (r->l7; 0 without two tiers): -1
- * when none is in rotation (r->l7 = -1) or the one picked is down. */
-static inline int tier_enter(eng_req *r, double now)
-{
-    if (!S.l4) {
-        r->l7 = 0;
-        return 0;
-    }
-    return tier_pick(r, now);
-}
-/* r's connection through the L4 closed (it ended, or its client resends). */
-static inline void tier_leave(const eng_req *r, double now)
-{
-    if (S.l4 && r->l7 >= 0)
-        tier_close(r, now);
-}
-void tier_down(int l7, int on, int fault, int fault_rec, double now);
-/* When r's client connection was cut by its L7 balancer going down after
- * r was sent (at or before now), else INFINITY; cause and rec (may be NULL)
- * get the fault and its record. An acknowledged job's client has its
- * answer: never cut. */
-double tier_cut_at(const eng_req *r, double now, int *cause, int *rec);
-static inline double tier_cut(const eng_req *r, double now)
-{
-    return S.l4 && r->l7 >= 0 && !r->job && S.l7[r->l7].n_down > 0
-               ? tier_cut_at(r, now, NULL, NULL)
-               : INFINITY;
-}
-/* r ended by its cut connection: a 502 at the cut, blamed on the fault. */
-void tier_count_cut(const eng_req *r);
-/* When the L4's health checks take an L7 balancer that failed at down_s
- * out of rotation. */
-double tier_detected_at(double down_s);
-
-/* lifecycle.c */
-void life_init_pool(eng_pool *p);          /* initial replicas ready at t = 0 */
-void life_scale_to(eng_pool *p, int replicas, double now, const char *reason);
-void life_crash(eng_node *n, double now, const char *why);
-void life_recover(eng_node *n, double now);
-void life_worker_exited(eng_node *n);      /* a draining node's worker left */
-void life_start_health_checks(eng_pool *p);
-int life_count(const eng_pool *p, int include_starting);
-void life_account_end(double end_s);
-int eng_pool_slots(const sc_pool *pc, int *n_old); /* hosts of a pool, and of its own shape */
-void life_start_rollout(eng_pool *p);
-void life_free_pool(eng_pool *p);          /* the node pool's state */
-
-/* autoscaling.c */
-void scale_start(void);
-void scale_free(void);
-/* A request found no ready replica: 1 if it should wait at the balancer
- * (an autoscaled pool cold-starting), after poking the autoscaler. */
-int scale_buffer(eng_pool *p, double now);
-
-/* weights.c */
-void weights_start(eng_pool *p);
-
-/* accounting.c */
-void acc_init(void);
-void acc_request_end(eng_pool *p, const eng_req *r, int bucket, double t_s, size_t interval,
-                     double latency_s);
-void acc_fault_recorded(int fault, int rec);
-void acc_finish(rp_results *out);
-void acc_free(void);
-
-/* chaos.c */
-void chaos_start(void);
-/* flash crowds change the arrival-rate profile before the run starts */
-void chaos_apply_rates(void);
-void chaos_free(void);
-/* The requests held for a client retry, for the end-of-run census
- * (eng_census_add). */
-void chaos_census(unsigned long *requests, unsigned long *per_pool);
-/* Every request or client retry reaching a pool's balancer (for `when`). */
-void chaos_on_arrival(eng_pool *p, double now);
-/* r ended in error at t_s: 1 if its client will resend it (retry_storm
- * active and attempts left), and r is now held until then. The caller
- * finishes with r (leaves its pool and L4 connection), then calls
- * chaos_clients_wake(): waking the clients' actor is a SimGrid simcall, so
- * that actor may run, and resend r, before the waker resumes. */
-int chaos_client_retry(eng_pool *p, eng_req *r, double t_s);
-void chaos_clients_wake(void);
-/* The speed profile file for a host of the platform (pool, node), or NULL. */
-const char *chaos_speed_file(int pool, int node);
-
-/* observe.c */
-/* The options' export paths, before build(); obs_start() then starts the
- * scraper/evaluator when the scenario has monitoring or an export is asked
- * for; obs_free() (at teardown) adds the alerts to the results, writes the
- * exports and frees everything. */
-void obs_set_options(const sim_options *opt);
-void obs_start(void);
-void obs_free(void);
-/* Every request, once, as it ends (eng_req_end): the exporter's counters. */
-void obs_request_end(const eng_pool *p, const eng_req *r, int bucket, double latency_s);
-/* An LLM server's token events on node n (serve/llm.c), for the node's
- * vllm:* latency histograms: a request's first token, ttft_s after its
- * client sent it; each later token, itl_s after the one before; its last
- * token, e2e_s after the send, with tpot_s its mean time per output token
- * after the first (0 for a one-token answer). Nothing is kept while nothing
- * is monitored or exported. */
-void obs_llm_first_token(const eng_node *n, double ttft_s);
-void obs_llm_token(const eng_node *n, double itl_s);
-void obs_llm_finished(const eng_node *n, double e2e_s, double tpot_s);
+/* A pool's hosts: max_replicas of its own shape, and for a rollout as many
+ * again plus the surge of the new shape. n_old (may be NULL) gets the first. */
+int eng_pool_slots(const sc_pool *pc, int *n_old);
 
 #endif

@@ -15,6 +15,8 @@
 #include "lb.h"
 #include "llm_model.h"
 #include "tokens.h"
+#include "rate.h"
+#include "units.h"
 
 #include <stdio.h>
 #include <stddef.h>
@@ -192,13 +194,6 @@ typedef enum {
     SC_ARR_TRACE   /* arrival times replayed from a CSV */
 } sc_arrival_kind;
 
-/* Piecewise rate profile: from at_s the rate moves linearly from the
- * previous point's rate to qps over ramp_s, then holds. Points ascending. */
-typedef struct {
-    double at_s;
-    double qps;
-    double ramp_s;
-} sc_rate_point;
 
 typedef struct {
     char *name;
@@ -477,13 +472,6 @@ sc_scenario *sc_load(const char *path, const char *const *overrides, int n_overr
                      FILE *err);
 void sc_free(sc_scenario *sc);
 
-/* Units: each returns 0 on success, -1 if text is not a valid quantity. */
-int sc_parse_duration_s(const char *text, double *out_s);    /* 250ms 2h 1.5s 3d 100us */
-int sc_parse_bytes(const char *text, double *out_bytes);     /* 4KB 1MiB 512B 2GB */
-int sc_parse_bandwidth_Bps(const char *text, double *out);   /* 10Gbps 100Mbps 1GBps */
-int sc_parse_rate_qps(const char *text, double *out_qps);    /* 500 500qps 30/min 10/s */
-/* A plain finite number, sign allowed, no unit (1, -2.5, 3e-4); 0 on success. */
-int sc_parse_number(const char *text, double *out);
 
 /* Creates the policy an autoscaler entry names (policies/autoscale.h);
  * NULL with a `file:line:col: message` in err. */

@@ -10,7 +10,7 @@
  * process with exactly this rate; for Poisson this is exact, like thinning,
  * but costs one variate per arrival whatever the peak-to-base ratio.
  */
-#include "engine.h"
+#include "rate.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@
  * `m` minutes vs `ms`). The results are in the base units of scenario.h:
  * seconds, bytes, bytes per second, requests per second.
  */
-#include "scenario.h"
+#include "units.h"
 
 #include <ctype.h>
 #include <math.h>

@@ -1,0 +1,515 @@
+/*
+ * request.c - a request's path: traffic sources generate it, the front door
+ * and the balancers route it (retries, the balancer queue, 503s), servers
+ * answer it, and it ends in exactly one bucket (completed, rejected,
+ * failed, timed out) or is in flight at the end.
+ *
+ * Known simplifications, written where they live:
+ * - network time is charged as a fixed delay per request from the route
+ *   (latency both ways + size / bandwidth); links are not contended;
+ * - a request whose client deadline passed while it waited is dropped when a
+ *   worker reaches it (like Triton's queue policy timeout) and counted as
+ *   timed out at its deadline; one that runs past its deadline still uses the
+ *   GPU and is counted as timed out when its batch ends.
+ */
+#include "control.h"
+#include "observe.h"
+#include "serve.h"
+
+#include <simgrid/actor.h>
+#include <simgrid/engine.h>
+
+#include <gsl/gsl_randist.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------- request outcomes ---------- */
+
+static eng_req *req_new(eng_class *tc, double now)
+{
+    if (!S.free_list) { /* requests come in blocks, all freed at teardown */
+        enum { BLOCK = 4096 };
+        eng_req *b = malloc(sizeof *b * BLOCK);
+        S.blocks = realloc(S.blocks, sizeof *S.blocks * (S.n_blocks + 1));
+        S.blocks[S.n_blocks++] = b;
+        for (int i = BLOCK - 1; i >= 0; i--) {
+            b[i].next = S.free_list;
+            S.free_list = &b[i];
+        }
+    }
+    eng_req *r = S.free_list;
+    S.free_list = r->next;
+    r->arrival_s = now;
+    r->deadline_s = tc->pool->cfg->timeout_s > 0 ? now + tc->pool->cfg->timeout_s : INFINITY;
+    r->lbq_deadline_s = INFINITY;
+    r->net_s = tc->net_s;
+    r->sent_s = now;
+    r->stage_s = now;
+    r->net_prev_s = 0;
+    r->stage = 0;
+    r->in_pool = 1;
+    r->job = 0;
+    r->client_tries = 0;
+    r->work = tc->cfg->work;
+    r->id = S.next_id++;
+    r->tclass = tc->id;
+    r->node = -1;
+    r->attempts = 0;
+    r->n_tried = 0;
+    r->l4_refused = 0;
+    r->in_tokens = r->out_tokens = 0;
+    r->hashes = NULL;
+    r->n_hashes = r->hash_block_tokens = 0;
+    S.live++;
+    return r;
+}
+
+static int measured(const eng_req *r)
+{
+    return r->arrival_s >= S.sc->warmup_s;
+}
+
+static void req_free(eng_req *r)
+{
+    r->next = S.free_list;
+    S.free_list = r;
+}
+
+/* Every request leaves through here exactly once. One whose L7 balancer
+ * went down after it was sent and by t_s ends at that moment as a 502,
+ * whatever ended it later (its client saw the connection reset; tiers.c). */
+void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
+{
+    double cut = tier_cut(r, t_s);
+    if (cut <= t_s) {
+        tier_count_cut(r);
+        bucket = B_FAILED;
+        t_s = cut;
+    }
+    if (r->job) { /* its client was answered at a queue: work after it */
+        eng_pool_leave(p, r, bucket, t_s);
+        pipe_job_end(r, bucket, t_s);
+        req_free(r);
+        return;
+    }
+    if (bucket != B_COMPLETED && chaos_client_retry(p, r, t_s)) {
+        tier_leave(r, t_s);
+        if (r->stage > 0) { /* it will start over at the first stage */
+            eng_pool_leave(p, r, bucket, t_s);
+            r->stage = -1;
+        }
+        chaos_clients_wake(); /* last: the resend may run at once */
+        return; /* not the end: its client sends it again */
+    }
+    eng_pool_leave(p, r, bucket, t_s);
+    eng_req_answered(p, r, bucket, t_s);
+    req_free(r);
+}
+
+void eng_req_answered(eng_pool *p, eng_req *r, int bucket, double t_s)
+{
+    unsigned long *slot_all[4] = { &S.all.completed, &S.all.rejected, &S.all.failed, &S.all.timed_out };
+    unsigned long *slot_m[4] = { &S.measured.completed, &S.measured.rejected, &S.measured.failed,
+                                 &S.measured.timed_out };
+    tier_leave(r, t_s);
+    ++*slot_all[bucket];
+    obs_request_end(p, r, bucket, t_s - r->arrival_s + r->net_s);
+    size_t iv = eng_interval_of(t_s);
+    S.done[bucket][iv]++;
+    acc_request_end(p, r, bucket, t_s, iv, t_s - r->arrival_s + r->net_s);
+    sim_hist *hs[3] = { S.interval_latency, NULL, NULL };
+    int nh = 1;
+    if (measured(r)) {
+        eng_class *c = &S.classes[r->tclass];
+        unsigned long *slot_c[4] = { &c->measured.completed, &c->measured.rejected,
+                                     &c->measured.failed, &c->measured.timed_out };
+        ++*slot_m[bucket];
+        ++*slot_c[bucket];
+        hs[nh++] = S.latency;
+        hs[nh++] = c->latency;
+    }
+    if (bucket == B_COMPLETED)
+        sim_hist_add_many(hs, nh, t_s - r->arrival_s + r->net_s);
+    S.live--;
+}
+
+void eng_pool_enter(eng_pool *p, eng_req *r, double now, int in_pool)
+{
+    p->counts.generated++;
+    p->arrivals++;
+    r->in_pool = in_pool;
+    if (in_pool)
+        eng_pool_inflight(p, now, +1);
+}
+
+void eng_pool_leave(eng_pool *p, eng_req *r, int bucket, double t_s)
+{
+    unsigned long *slot_p[4] = { &p->counts.completed, &p->counts.rejected, &p->counts.failed,
+                                 &p->counts.timed_out };
+    ++*slot_p[bucket];
+    if (r->in_pool)
+        eng_pool_inflight(p, t_s > p->conc_t ? t_s : p->conc_t, -1);
+    r->in_pool = 0;
+}
+
+/* ---------- balancer and node queues ---------- */
+
+static void node_accept(eng_pool *p, eng_node *n, eng_req *r)
+{
+    r->node = n->index;
+    n->accepted++;
+    n->net_rx_bytes += S.classes[r->tclass].cfg->bytes_in;
+    p->lbi[r->l7].servers[n->index].active++;
+    eng_fifo_push(&n->q, r);
+    serve_accepted(n);
+}
+
+/* proxy_next_upstream: `on` says whether it lists what went wrong (error,
+ * http_503); then tries and timeout decide. */
+static int retry_allowed(const eng_pool *p, const eng_req *r, double now, int on)
+{
+    const sc_lb *lbc = &S.sc->lb;
+    if (!on)
+        return 0;
+    int tries = lbc->retry_tries > 0 ? lbc->retry_tries : p->n_hosts;
+    if (r->attempts >= tries || r->n_tried >= ENG_MAX_TRIED)
+        return 0;
+    if (lbc->retry_timeout_s > 0 && now - r->stage_s >= lbc->retry_timeout_s)
+        return 0;
+    return now < r->deadline_s;
+}
+
+void eng_attempt_failed(eng_pool *p, eng_req *r, double now)
+{
+    S.attempt_errors++;
+    if (r->job && pipe_requeue(p, r, now))
+        return;
+    if (retry_allowed(p, r, now, S.sc->lb.retry_on_error)) {
+        eng_route(p, r, now);
+        return;
+    }
+    eng_req_end(p, r, B_FAILED, now);
+}
+
+/* Every request the balancer sent to a server is reported back once. A
+ * result that made outlier detection eject the server is an event; with
+ * several L7 balancers (each its own detector) it names the balancer. */
+void eng_lb_done(eng_pool *p, int l7, int server, double latency_s, lb_result result,
+                 double now)
+{
+    eng_lbi *b = &p->lbi[l7];
+    unsigned long ejections = result == LB_OK ? 0 : lb_outlier_ejections(b->balancer);
+    b->view.now_s = now;
+    lb_on_done(b->balancer, &b->view, server, latency_s, result);
+    lb_outlier_host h;
+    if (result != LB_OK && lb_outlier_ejections(b->balancer) != ejections &&
+        lb_outlier_state(b->balancer, server, now, &h) == 0) {
+        char who[128] = "";
+        if (S.sc->lb.n_l7 > 0)
+            snprintf(who, sizeof who, " (balancer %s)", S.sc->lb.l7[l7].name);
+        eng_event(now, "outlier_ejection", p->nodes[server].name,
+                  "%d consecutive 5xx: ejection %d, out until %.9g s%s",
+                  S.sc->lb.params.outlier.consecutive_5xx, h.num_ejections, h.until_s, who);
+    }
+}
+
+void eng_lb_release(eng_pool *p, const eng_req *r, int s, double latency_s, lb_result result,
+                    double now)
+{
+    p->lbi[r->l7].servers[s].active--;
+    eng_lb_done(p, r->l7, s, latency_s, result, now);
+}
+
+/* lb_pick with the servers this request already tried hidden. */
+static int pick(eng_pool *p, eng_req *r, double now)
+{
+    eng_lbi *b = &p->lbi[r->l7];
+    int saved[ENG_MAX_TRIED], hidden[ENG_MAX_TRIED], n_hidden = 0;
+    for (int i = 0; i < r->n_tried; i++) {
+        saved[i] = b->servers[r->tried[i]].up;
+        if (saved[i])
+            hidden[n_hidden++] = r->tried[i];
+        b->servers[r->tried[i]].up = 0;
+    }
+    lb_request lr = { .id = r->id, .traffic_class = r->tclass, .arrival_s = r->stage_s,
+                      .key = r->id, .hidden = hidden, .n_hidden = n_hidden,
+                      .input_tokens = r->in_tokens, .output_tokens = r->out_tokens,
+                      .hashes = r->hashes, .n_hashes = r->n_hashes,
+                      .hash_block_tokens = r->hash_block_tokens };
+    b->view.now_s = now;
+    int s = lb_pick(b->balancer, &b->view, &lr);
+    for (int i = r->n_tried - 1; i >= 0; i--)
+        b->servers[r->tried[i]].up = saved[i];
+    return s;
+}
+
+/* Server s answered r's attempt with 503 at once: its queue is full. The
+ * balancer hears of it as of any response, after this pool's round trip.
+ * nginx passes a 503 on to the client unless proxy_next_upstream lists
+ * http_503 (retries.on); then the attempt failed (max_fails, effective
+ * weight) and goes to the next server while tries are left; when none are,
+ * the 503 is passed on and the peer still counts as failed
+ * (src/http/ngx_http_upstream.c, ngx_http_upstream_test_next: "if we were
+ * expected to switch to the next server, but were not able to do so due to
+ * additional restrictions, remember that the peer failed"). Envoy's outlier
+ * detection counts it either way (lb_result in policies/lb.h). Requests are
+ * taken to be idempotent, as for connection errors: nginx would retry a
+ * POST that reached the server only with non_idempotent. */
+static void answered_503(eng_pool *p, eng_req *r, int s, double now)
+{
+    int listed = S.sc->lb.retry_on_503;
+    eng_lb_done(p, r->l7, s, now - r->stage_s + r->net_s - r->net_prev_s,
+                listed ? LB_ERROR : LB_HTTP_5XX, now);
+    if (!r->job && retry_allowed(p, r, now, listed)) { /* a job's error answer loses it */
+        eng_route(p, r, now);
+        return;
+    }
+    eng_req_end(p, r, B_REJECTED, now);
+}
+
+/* Sends one attempt of r to server s. */
+static void send_to(eng_pool *p, eng_req *r, int s, double now)
+{
+    eng_node *n = &p->nodes[s];
+    r->attempts++;
+    S.attempts++;
+    if (r->n_tried < ENG_MAX_TRIED)
+        r->tried[r->n_tried++] = s;
+    /* connection-level errors: the node is gone, unreachable, or flaky */
+    if (n->state != NODE_READY || p->partitioned ||
+        (p->error_prob > 0 && gsl_rng_uniform(p->fault_rng) < p->error_prob)) {
+        eng_lb_done(p, r->l7, s, 0, LB_ERROR, now);
+        eng_attempt_failed(p, r, now);
+        return;
+    }
+    if (serve_queued(n) >= p->cfg->queue_capacity) {
+        answered_503(p, r, s, now);
+        return;
+    }
+    node_accept(p, n, r);
+}
+
+/* Network time is fixed when an attempt is routed: the stages before, plus
+ * this pool's round trip; a bandwidth cut scales the size / bandwidth part. */
+static inline void set_net(eng_pool *p, eng_req *r)
+{
+    const eng_class *tc = &S.classes[r->tclass];
+    r->net_s = r->net_prev_s +
+               (p == tc->pool && p->bw_factor == 1.0
+                    ? tc->net_s
+                    : 2 * p->route_latency_s + tc->bytes / (p->route_bw_Bps * p->bw_factor)) +
+               2 * p->extra_latency_s;
+}
+
+int eng_offer(eng_pool *p, eng_req *r, double now)
+{
+    /* The broker delivers only to consumers it is connected to: none
+     * across a partition, none to a node that crashed (whatever the
+     * balancer's view still says until health checks notice). Otherwise
+     * each message of the backlog would fail there in turn, at once. */
+    if (p->partitioned)
+        return -1;
+    int s = pick(p, r, now);
+    while (s >= 0 && p->nodes[s].state != NODE_READY && r->n_tried < ENG_MAX_TRIED) {
+        r->tried[r->n_tried++] = s; /* hidden from the next pick */
+        s = pick(p, r, now);
+    }
+    r->n_tried = 0;
+    if (s < 0 || p->nodes[s].state != NODE_READY)
+        return -1;
+    set_net(p, r);
+    send_to(p, r, s, now);
+    return 0;
+}
+
+/* Routes r now or queues it at the balancer; ends it when neither works. */
+void eng_route(eng_pool *p, eng_req *r, double now)
+{
+    if (tier_cut(r, now) <= now) { /* a later stage, after its L7 went down */
+        eng_req_end(p, r, B_FAILED, now);
+        return;
+    }
+    if (p->lb_down) {
+        eng_req_end(p, r, B_FAILED, now);
+        return;
+    }
+    set_net(p, r);
+    int s = pick(p, r, now);
+    if (s >= 0) {
+        send_to(p, r, s, now);
+        return;
+    }
+    if (s == LB_NO_UPSTREAM && scale_buffer(p, now)) { /* cold start: wait */
+        if (p->lbq.len < p->cfg->queue_capacity) {
+            r->lbq_deadline_s = INFINITY;
+            eng_fifo_push(&p->lbq, r);
+        } else {
+            eng_req_end(p, r, B_REJECTED, now);
+        }
+        return;
+    }
+    if (s == LB_NO_UPSTREAM) { /* nginx: "no live upstreams" -> 502 */
+        eng_req_end(p, r, B_FAILED, now);
+        return;
+    }
+    if (p->lbq.len < p->lbq_capacity) {
+        r->lbq_deadline_s = p->lbq_timeout_s > 0 ? now + p->lbq_timeout_s : INFINITY;
+        eng_fifo_push(&p->lbq, r);
+        return;
+    }
+    eng_req_end(p, r, B_REJECTED, now);
+}
+
+/* A server freed a slot: move requests waiting at the balancer. */
+void eng_drain_balancer_queue(eng_pool *p, double now)
+{
+    if (S.queues)
+        pipe_deliver(p, now);
+    while (p->lbq.len > 0) {
+        eng_req *r = p->lbq.head;
+        double gone = fmin(r->deadline_s, r->lbq_deadline_s), cut = tier_cut(r, now);
+        if (cut <= now && cut <= gone) { /* its L7 balancer, which held it, went down */
+            eng_fifo_pop(&p->lbq);
+            eng_req_end(p, r, B_FAILED, cut);
+            continue;
+        }
+        if (gone <= now) {
+            eng_fifo_pop(&p->lbq);
+            eng_req_end(p, r, B_TIMED_OUT, gone);
+            continue;
+        }
+        int s = pick(p, r, now);
+        if (s == LB_BUSY || (s == LB_NO_UPSTREAM && p->scaler && life_count(p, 0) == 0))
+            return; /* busy, or cold-starting: keep waiting */
+        eng_fifo_pop(&p->lbq);
+        if (s == LB_NO_UPSTREAM)
+            eng_req_end(p, r, B_FAILED, now);
+        else
+            send_to(p, r, s, now);
+    }
+}
+
+/* Server n answered r at t1 (its work is done): the response goes back to
+ * the client unless the client gave up first (504) or its L7 balancer, which
+ * held the connection, went down before (502); else on to r's next stage, or
+ * completed. */
+void eng_req_served(eng_pool *p, eng_node *n, eng_req *r, double t1)
+{
+    double lat = t1 - r->sent_s + r->net_s;
+    int ok = r->sent_s + lat <= r->deadline_s;
+    /* its L7 balancer went down while the server had it, before
+     * the client gave up: the answer goes nowhere */
+    double cut = tier_cut(r, t1);
+    int was_cut = cut <= t1 && (ok || cut <= r->deadline_s);
+    if (ok && !was_cut) /* its client is gone otherwise: no response is written */
+        n->net_tx_bytes += S.classes[r->tclass].cfg->bytes_out;
+    eng_lb_release(p, r, n->index, t1 - r->stage_s + r->net_s - r->net_prev_s, LB_OK, t1);
+    if (was_cut)
+        eng_req_end(p, r, B_FAILED, cut);
+    else if (!ok)
+        eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
+    else if (r->stage + 1 < S.classes[r->tclass].pipe->n_stages)
+        pipe_stage_done(p, r, t1);
+    else
+        eng_req_end(p, r, B_COMPLETED, t1);
+}
+
+/* ---------- traffic ---------- */
+
+/* A client's connection (a new request or a resend) reaches the front end:
+ * the L4 balancer, if any, then the first stage's balancer. */
+static void front_door(eng_class *tc, eng_req *r, double now)
+{
+    chaos_on_arrival(tc->pool, now);
+    if (tier_enter(r, now) == 0)
+        eng_route(tc->pool, r, now);
+    else /* no L7 balancer took the connection: 502 */
+        eng_req_end(tc->pool, r, B_FAILED, now);
+}
+
+/* An LLM request's prompt and answer: the trace's row i, or drawn. */
+static void set_tokens(eng_class *tc, eng_req *r, size_t i)
+{
+    const sc_traffic *t = tc->cfg;
+    if (t->tokens_trace) {
+        const tok_request *q = &t->tokens_trace->req[t->trace_row ? t->trace_row[i] : i];
+        r->in_tokens = q->input_tokens;
+        r->out_tokens = q->output_tokens;
+        r->hashes = q->hashes;
+        r->n_hashes = q->n_hashes;
+        r->hash_block_tokens = t->tokens_trace->hash_block_tokens;
+        return;
+    }
+    r->in_tokens = tok_draw(&t->in_tokens, tc->tok_rng);
+    r->out_tokens = tok_draw(&t->out_tokens, tc->tok_rng);
+}
+
+void eng_traffic_source(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    eng_class *tc = sg_actor_self_get_data();
+    const sc_traffic *t = tc->cfg;
+    double end = S.sc->duration_s;
+    size_t next_trace = 0;
+    double op = 0; /* operational time: integral of the rate */
+
+    for (;;) {
+        double at;
+        if (t->process == SC_ARR_TRACE) {
+            if (next_trace >= t->n_trace)
+                return;
+            at = t->trace_s[next_trace++];
+        } else {
+            double step = 1.0;
+            if (t->process == SC_ARR_POISSON)
+                step = gsl_ran_exponential(tc->rng, 1.0);
+            else if (t->process == SC_ARR_GAMMA)
+                step = gsl_ran_gamma(tc->rng, 1.0 / (t->cv * t->cv), t->cv * t->cv);
+            op += step;
+            at = sim_rate_inverse(tc->rate, op);
+        }
+        if (!(at < end))
+            return;
+        if (at > simgrid_get_clock())
+            sg_actor_sleep_until(at);
+        double now = simgrid_get_clock();
+        eng_req *r = req_new(tc, now);
+        if (t->has_tokens)
+            set_tokens(tc, r, next_trace - 1);
+        S.all.generated++;
+        if (measured(r)) {
+            S.measured.generated++;
+            tc->measured.generated++;
+        }
+        S.offered[eng_interval_of(now)] += 1;
+        eng_pool_enter(tc->pool, r, now, 1);
+        front_door(tc, r, now);
+    }
+}
+
+/* A client retry: the same request, a new attempt with its own deadline;
+ * offered load (timeseries offered_qps) counts it, as the balancer does. */
+void eng_resend(eng_req *r, double now)
+{
+    eng_class *tc = &S.classes[r->tclass];
+    r->sent_s = now;
+    r->stage_s = now;
+    r->net_prev_s = 0;
+    r->deadline_s = tc->pool->cfg->timeout_s > 0 ? now + tc->pool->cfg->timeout_s : INFINITY;
+    r->lbq_deadline_s = INFINITY;
+    r->node = -1;
+    r->attempts = 0;
+    r->n_tried = 0;
+    S.offered[eng_interval_of(now)] += 1;
+    if (r->stage != 0) { /* it left a later stage: back in the first pool */
+        r->stage = 0;
+        eng_pool_enter(tc->pool, r, now, 1);
+    } else {
+        tc->pool->arrivals++;
+    }
+    front_door(tc, r, now);
+}

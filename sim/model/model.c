@@ -1,0 +1,153 @@
+/*
+ * model.c - operations on the world's state shared by every layer: the one
+ * simulation S, request FIFOs, random streams and unit draws, time
+ * accounting per interval, the balancer's view of a node, events.
+ */
+#include "model.h"
+
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_sf_gamma.h>
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+eng_sim S;
+
+void eng_fifo_push(eng_fifo *f, eng_req *r)
+{
+    r->next = NULL;
+    if (f->tail)
+        f->tail->next = r;
+    else
+        f->head = r;
+    f->tail = r;
+    f->len++;
+}
+
+void eng_fifo_push_head(eng_fifo *f, eng_req *r)
+{
+    r->next = f->head;
+    f->head = r;
+    if (!f->tail)
+        f->tail = r;
+    f->len++;
+}
+
+eng_req *eng_fifo_pop(eng_fifo *f)
+{
+    eng_req *r = f->head;
+    if (!r)
+        return NULL;
+    f->head = r->next;
+    if (!f->head)
+        f->tail = NULL;
+    f->len--;
+    return r;
+}
+
+/* splitmix64 scrambles (seed, stream) into a well-spread seed for one
+ * independent GSL generator per actor, so streams do not depend on the
+ * order in which actors run. */
+gsl_rng *eng_stream_rng(unsigned long seed, unsigned long stream)
+{
+    unsigned long long z = (unsigned long long)seed * 0x9E3779B97F4A7C15ULL + stream + 1;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, (unsigned long)(z & 0xffffffffUL) | 1UL);
+    return r;
+}
+
+double eng_draw_unit(const sc_dist *d, gsl_rng *rng)
+{
+    switch (d->kind) {
+    case SC_DIST_DETERMINISTIC:
+        return 1.0;
+    case SC_DIST_EXPONENTIAL:
+        return gsl_ran_exponential(rng, 1.0);
+    case SC_DIST_LOGNORMAL: {
+        double s2 = log1p(d->cv * d->cv);
+        return gsl_ran_lognormal(rng, -0.5 * s2, sqrt(s2));
+    }
+    case SC_DIST_GAMMA:
+        return gsl_ran_gamma(rng, 1.0 / (d->cv * d->cv), d->cv * d->cv);
+    case SC_DIST_EMPIRICAL:
+        return d->n_samples ? d->samples[gsl_rng_uniform_int(rng, d->n_samples)] : 1.0;
+    case SC_DIST_WEIBULL: /* scale 1/Gamma(1 + 1/k) gives mean 1 */
+        return gsl_ran_weibull(rng, 1.0 / gsl_sf_gamma(1.0 + 1.0 / d->shape), d->shape);
+    }
+    return 1.0;
+}
+
+void eng_event(double t_s, const char *type, const char *subject, const char *fmt, ...)
+{
+    char detail[512];
+    detail[0] = '\0';
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(detail, sizeof detail, fmt, ap);
+        va_end(ap);
+    }
+    /* event times to the nanosecond: SimGrid's clock carries float dust */
+    rp_add_event(S.out, round(t_s * 1e9) / 1e9, type, subject, fmt ? detail : NULL);
+}
+
+/* What the balancer believes of a node: in its server list and passing
+ * health checks. A crashed node stays "up" until checks or the policy's
+ * passive health notice. */
+void eng_view_sync(eng_node *n)
+{
+    for (int k = 0; k < S.n_l7; k++)
+        n->pool->lbi[k].servers[n->index].up = n->registered && n->hc_up;
+}
+
+/* Adds scale x the part of [t0, t1) in each interval to per[] and, when
+ * not NULL, also[] (the last interval runs to the end of the run). */
+static void add_per_interval(double *per, double *also, double t0, double t1, double scale)
+{
+    for (double a = t0; a < t1;) {
+        size_t i = eng_interval_of(a);
+        double end = fmin(t1, (double)(i + 1) * S.sc->interval_s);
+        if (i == S.n_intervals - 1)
+            end = t1;
+        per[i] += (end - a) * scale;
+        if (also)
+            also[i] += (end - a) * scale;
+        a = end;
+    }
+}
+
+void eng_account_serving(eng_pool *p, const eng_node *n, double t0, double t1)
+{
+    add_per_interval(p->serving_per_interval, NULL, t0, t1, n->gpus);
+}
+
+void eng_account_busy(eng_pool *p, eng_node *n, double t0, double t1)
+{
+    n->busy_gpu_s += t1 - t0;
+    add_per_interval(p->busy_per_interval, n->busy_series, t0, t1, 1);
+}
+
+/* A pool's hosts: max_replicas of its own shape, and for a rollout as many
+ * again plus the surge of the new shape. */
+int eng_pool_slots(const sc_pool *pc, int *n_old)
+{
+    int old = pc->max_replicas > pc->replicas ? pc->max_replicas : pc->replicas;
+    if (n_old)
+        *n_old = old;
+    return pc->rollout.enabled ? old + old + pc->rollout.max_surge : old;
+}
+
+
+/* One held request (or job) r, in pool p's stage or in none (NULL). */
+void eng_census_add(const eng_req *r, const eng_pool *p, unsigned long *requests,
+                    unsigned long *per_pool)
+{
+    if (!r->job)
+        ++*requests;
+    if (p)
+        per_pool[p->id]++;
+}

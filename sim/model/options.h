@@ -1,0 +1,14 @@
+/*
+ * options.h - how a run is watched and what it exports besides its results
+ * (command-line options of `fleetsim run`), read by the observers.
+ */
+#ifndef FLEETSIM_OPTIONS_H
+#define FLEETSIM_OPTIONS_H
+
+typedef struct {
+    int progress;          /* draw a progress bar on stderr */
+    const char *openmetrics_path;   /* --openmetrics: every scraped series; NULL = none */
+    const char *promtool_test_path; /* --promtool-test: a `promtool test rules` file; NULL = none */
+} sim_options;
+
+#endif
