@@ -168,7 +168,7 @@ static void controller(int argc, char *argv[])
  * autoscaler at once rather than at its next tick. */
 int scale_buffer(eng_pool *p, double now)
 {
-    if (!p->scaler || life_count(p, 0) > 0)
+    if (!p->scaler || eng_ready_count(p, 0) > 0)
         return 0;
     if (p->target == 0)
         sync_pool(p, now, 1);

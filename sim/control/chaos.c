@@ -23,7 +23,6 @@
  * the kinds and their names are fault_kinds.h's.
  */
 #include "control.h"
-#include "observe.h"
 
 #include <simgrid/engine.h>
 
@@ -344,7 +343,7 @@ static void scheduled_fault(int argc, char *argv[])
                  len ? ", " : "", f->when_qps, f->when_window_s);
     }
     int rec = record(f, now, until, detail[0] ? detail : NULL);
-    acc_fault_recorded(fault_index(f), rec);
+    ENG_NOTIFY(fault, fault_index(f), rec);
     if (f->kind == SC_FAULT_FLASH_CROWD)
         return; /* already in the rate profile */
     apply(f, fault_index(f), rec, 1, now);
@@ -477,7 +476,7 @@ static void profile_walker(int argc, char *argv[])
             else
                 snprintf(detail, sizeof detail, "speed x%.2f (profile)", v);
             rec = record(f, now, NAN, detail);
-            acc_fault_recorded(idx, rec);
+            ENG_NOTIFY(fault, idx, rec);
         }
         if (bad || rec >= 0) {
             for (int k = 0; k < S.sc->n_pools; k++) {

@@ -16,7 +16,6 @@ void life_crash(eng_node *n, double now, const char *why);
 void life_recover(eng_node *n, double now);
 void life_worker_exited(eng_node *n);      /* a draining node's worker left */
 void life_start_health_checks(eng_pool *p);
-int life_count(const eng_pool *p, int include_starting);
 void life_account_end(double end_s);
 void life_start_rollout(eng_pool *p);
 void life_free_pool(eng_pool *p);          /* the node pool's state */

@@ -22,17 +22,6 @@
 const char *const eng_state_names[] = { "off",   "provisioning", "starting", "loading",
                                         "warming", "ready",      "draining", "failed" };
 
-int life_count(const eng_pool *p, int include_starting)
-{
-    int c = 0;
-    for (int j = 0; j < p->n_hosts; j++) {
-        eng_node_state s = p->nodes[j].state;
-        if (s == NODE_READY || (include_starting && s >= NODE_PROVISIONING && s <= NODE_WARMING))
-            c++;
-    }
-    return c;
-}
-
 static void unbind(eng_node *n, double now);
 
 static void set_state(eng_node *n, eng_node_state st, double now)
@@ -85,7 +74,7 @@ static void set_state(eng_node *n, eng_node_state st, double now)
     eng_view_sync(n);
     eng_event(now, "node_state", n->name, "%s -> %s", eng_state_names[old], eng_state_names[st]);
     eng_pool *p = n->pool;
-    int ready = life_count(p, 0);
+    int ready = eng_ready_count(p, 0);
     if (ready < p->replicas_min)
         p->replicas_min = ready;
     if (ready > p->replicas_max)

@@ -16,6 +16,12 @@ void eng_req_answered(eng_pool *p, eng_req *r, int bucket, double t_s);
 /* An attempt of r failed with a connection-level error at now: retried on
  * another server when the balancer's retry rules allow, else failed (502). */
 void eng_attempt_failed(eng_pool *p, eng_req *r, double now);
+/* Whether a failed attempt of r may go to another server at now (on: the
+ * failure is one the balancer retries), as nginx's proxy_next_upstream_tries
+ * (0: every server once) and proxy_next_upstream_timeout (from when r reached
+ * this stage) allow, never past the client's deadline
+ * (nginx src/http/ngx_http_upstream.c, ngx_http_upstream_next). */
+int eng_retry_allowed(const eng_pool *p, const eng_req *r, double now, int on);
 void eng_route(eng_pool *p, eng_req *r, double now);
 /* Sends r to a server of p that can take it now (a queue's delivery);
  * -1, doing nothing, when every server is busy or none is up (a node that

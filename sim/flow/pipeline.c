@@ -35,8 +35,7 @@
  * A broker that is down delivers nothing either: the backlog stays until it
  * is back.
  */
-#include "control.h"
-#include "observe.h"
+#include "flow.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -107,7 +106,8 @@ static void deliver(eng_queue *q, double now)
         if (eng_offer(q->consumer, r, now) != 0) {
             /* no room: back at the head, as it was; a consumer scaled to
              * zero is woken, as requests at the balancer wake it */
-            scale_buffer(q->consumer, now);
+            if (eng_hook.cold_start_wait)
+                eng_hook.cold_start_wait(q->consumer, now);
             eng_pool_inflight(q->consumer, now, -1);
             r->in_pool = 0;
             eng_fifo_push_head(&q->q, r);
@@ -208,7 +208,7 @@ void pipe_stage_done(eng_pool *p, eng_req *r, double t_s)
     eng_pool_leave(p, r, B_COMPLETED, t_s);
     eng_pool *next = &S.pools[st->ref];
     enter_stage(r, k, next, t_s, 1);
-    chaos_on_arrival(next, t_s);
+    ENG_NOTIFY(arrival, next, t_s);
     eng_route(next, r, t_s);
 }
 

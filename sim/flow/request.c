@@ -12,8 +12,7 @@
  *   timed out at its deadline; one that runs past its deadline still uses the
  *   GPU and is counted as timed out when its batch ends.
  */
-#include "control.h"
-#include "observe.h"
+#include "flow.h"
 #include "serve.h"
 
 #include <simgrid/actor.h>
@@ -95,13 +94,13 @@ void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
         req_free(r);
         return;
     }
-    if (bucket != B_COMPLETED && chaos_client_retry(p, r, t_s)) {
+    if (bucket != B_COMPLETED && eng_hook.client_retry && eng_hook.client_retry(p, r, t_s)) {
         tier_leave(r, t_s);
         if (r->stage > 0) { /* it will start over at the first stage */
             eng_pool_leave(p, r, bucket, t_s);
             r->stage = -1;
         }
-        chaos_clients_wake(); /* last: the resend may run at once */
+        eng_hook.clients_wake(); /* last: the resend may run at once */
         return; /* not the end: its client sends it again */
     }
     eng_pool_leave(p, r, bucket, t_s);
@@ -116,10 +115,9 @@ void eng_req_answered(eng_pool *p, eng_req *r, int bucket, double t_s)
                                  &S.measured.timed_out };
     tier_leave(r, t_s);
     ++*slot_all[bucket];
-    obs_request_end(p, r, bucket, t_s - r->arrival_s + r->net_s);
     size_t iv = eng_interval_of(t_s);
     S.done[bucket][iv]++;
-    acc_request_end(p, r, bucket, t_s, iv, t_s - r->arrival_s + r->net_s);
+    ENG_NOTIFY(request_end, p, r, bucket, t_s, iv, t_s - r->arrival_s + r->net_s);
     sim_hist *hs[3] = { S.interval_latency, NULL, NULL };
     int nh = 1;
     if (measured(r)) {
@@ -169,7 +167,7 @@ static void node_accept(eng_pool *p, eng_node *n, eng_req *r)
 
 /* proxy_next_upstream: `on` says whether it lists what went wrong (error,
  * http_503); then tries and timeout decide. */
-static int retry_allowed(const eng_pool *p, const eng_req *r, double now, int on)
+int eng_retry_allowed(const eng_pool *p, const eng_req *r, double now, int on)
 {
     const sc_lb *lbc = &S.sc->lb;
     if (!on)
@@ -187,7 +185,7 @@ void eng_attempt_failed(eng_pool *p, eng_req *r, double now)
     S.attempt_errors++;
     if (r->job && pipe_requeue(p, r, now))
         return;
-    if (retry_allowed(p, r, now, S.sc->lb.retry_on_error)) {
+    if (eng_retry_allowed(p, r, now, S.sc->lb.retry_on_error)) {
         eng_route(p, r, now);
         return;
     }
@@ -263,7 +261,7 @@ static void answered_503(eng_pool *p, eng_req *r, int s, double now)
     int listed = S.sc->lb.retry_on_503;
     eng_lb_done(p, r->l7, s, now - r->stage_s + r->net_s - r->net_prev_s,
                 listed ? LB_ERROR : LB_HTTP_5XX, now);
-    if (!r->job && retry_allowed(p, r, now, listed)) { /* a job's error answer loses it */
+    if (!r->job && eng_retry_allowed(p, r, now, listed)) { /* a job's error answer loses it */
         eng_route(p, r, now);
         return;
     }
@@ -342,7 +340,7 @@ void eng_route(eng_pool *p, eng_req *r, double now)
         send_to(p, r, s, now);
         return;
     }
-    if (s == LB_NO_UPSTREAM && scale_buffer(p, now)) { /* cold start: wait */
+    if (s == LB_NO_UPSTREAM && eng_hook.cold_start_wait && eng_hook.cold_start_wait(p, now)) { /* cold start: wait */
         if (p->lbq.len < p->cfg->queue_capacity) {
             r->lbq_deadline_s = INFINITY;
             eng_fifo_push(&p->lbq, r);
@@ -382,7 +380,7 @@ void eng_drain_balancer_queue(eng_pool *p, double now)
             continue;
         }
         int s = pick(p, r, now);
-        if (s == LB_BUSY || (s == LB_NO_UPSTREAM && p->scaler && life_count(p, 0) == 0))
+        if (s == LB_BUSY || (s == LB_NO_UPSTREAM && p->scaler && eng_ready_count(p, 0) == 0))
             return; /* busy, or cold-starting: keep waiting */
         eng_fifo_pop(&p->lbq);
         if (s == LB_NO_UPSTREAM)
@@ -423,7 +421,7 @@ void eng_req_served(eng_pool *p, eng_node *n, eng_req *r, double t1)
  * the L4 balancer, if any, then the first stage's balancer. */
 static void front_door(eng_class *tc, eng_req *r, double now)
 {
-    chaos_on_arrival(tc->pool, now);
+    ENG_NOTIFY(arrival, tc->pool, now);
     if (tier_enter(r, now) == 0)
         eng_route(tc->pool, r, now);
     else /* no L7 balancer took the connection: 502 */

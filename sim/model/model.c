@@ -11,6 +11,8 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 eng_sim S;
 
@@ -150,4 +152,29 @@ void eng_census_add(const eng_req *r, const eng_pool *p, unsigned long *requests
         ++*requests;
     if (p)
         per_pool[p->id]++;
+}
+
+int eng_ready_count(const eng_pool *p, int include_starting)
+{
+    int c = 0;
+    for (int j = 0; j < p->n_hosts; j++) {
+        eng_node_state s = p->nodes[j].state;
+        if (s == NODE_READY || (include_starting && s >= NODE_PROVISIONING && s <= NODE_WARMING))
+            c++;
+    }
+    return c;
+}
+
+eng_hooks eng_hook;
+
+void eng_hooks_overflow(const char *name)
+{
+    fprintf(stderr, "fleetsim: internal error: more than %d subscribers to hook %s\n",
+            ENG_HOOK_MAX, name);
+    abort();
+}
+
+void eng_hooks_clear(void)
+{
+    memset(&eng_hook, 0, sizeof eng_hook);
 }

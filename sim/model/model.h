@@ -15,6 +15,7 @@
 #include "results.h"
 #include "scenario.h"
 #include "hist.h"
+#include "hooks.h"
 #include "lb.h"
 
 #include <simgrid/actor.h>
@@ -337,5 +338,7 @@ void eng_census_add(const eng_req *r, const eng_pool *p, unsigned long *requests
 /* A pool's hosts: max_replicas of its own shape, and for a rollout as many
  * again plus the surge of the new shape. n_old (may be NULL) gets the first. */
 int eng_pool_slots(const sc_pool *pc, int *n_old);
+/* Nodes of p that are ready, and starting when include_starting. */
+int eng_ready_count(const eng_pool *p, int include_starting);
 
 #endif

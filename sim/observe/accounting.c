@@ -130,12 +130,12 @@ static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
             *rec = S.caches[i].fault_rec;
             return S.caches[i].cause;
         }
-    if (p->target > life_count(p, 0))
+    if (p->target > eng_ready_count(p, 0))
         return sc->n_faults + 1; /* scaling lag */
     return sc->n_faults;         /* overload */
 }
 
-void acc_request_end(eng_pool *p, const eng_req *r, int bucket, double t_s, size_t interval,
+void acc_request_end(const eng_pool *p, const eng_req *r, int bucket, double t_s, size_t interval,
                      double latency_s)
 {
     if (r->arrival_s < S.sc->warmup_s)

@@ -569,9 +569,10 @@ static void make_series(void)
     }
 }
 
-void obs_request_end(const eng_pool *p, const eng_req *r, int bucket, double latency_s)
+void obs_request_end(const eng_pool *p, const eng_req *r, int bucket, double t_s,
+                     size_t interval, double latency_s)
 {
-    (void)p;
+    (void)p, (void)t_s, (void)interval;
     if (!O.on)
         return;
     int c = r->tclass, nb = O.n_buckets + 1;
@@ -638,8 +639,8 @@ static void scrape(double t)
         double v[N_POOL_SERIES];
         v[P_IN_FLIGHT] = (double)(c->generated - c->completed - c->rejected - c->failed - c->timed_out);
         v[P_QUEUE] = depth;
-        v[P_REPLICAS] = life_count(p, 0);
-        v[P_PENDING] = life_count(p, 1) - life_count(p, 0);
+        v[P_REPLICAS] = eng_ready_count(p, 0);
+        v[P_PENDING] = eng_ready_count(p, 1) - eng_ready_count(p, 0);
         v[P_INFERENCE] = busy;
         for (int i = 0; i < N_POOL_SERIES; i++)
             mon_series_append(O.pool[k * N_POOL_SERIES + i], t, v[i]);

@@ -11,7 +11,7 @@
 
 /* accounting.c */
 void acc_init(void);
-void acc_request_end(eng_pool *p, const eng_req *r, int bucket, double t_s, size_t interval,
+void acc_request_end(const eng_pool *p, const eng_req *r, int bucket, double t_s, size_t interval,
                      double latency_s);
 void acc_fault_recorded(int fault, int rec);
 void acc_finish(rp_results *out);
@@ -26,7 +26,8 @@ void obs_set_options(const sim_options *opt);
 void obs_start(void);
 void obs_free(void);
 /* Every request, once, as it ends (eng_req_end): the exporter's counters. */
-void obs_request_end(const eng_pool *p, const eng_req *r, int bucket, double latency_s);
+void obs_request_end(const eng_pool *p, const eng_req *r, int bucket, double t_s,
+                     size_t interval, double latency_s);
 /* An LLM server's token events on node n (serve/llm.c), for the node's
  * vllm:* latency histograms: a request's first token, ttft_s after its
  * client sent it; each later token, itl_s after the one before; its last

@@ -1,31 +1,22 @@
 /*
- * engine.c - the simulation core: requests, routing, traffic, the time
- * series and the results.
+ * run.c - one run, top to bottom: the platform, building the world from the
+ * scenario (pools, nodes, balancers, traffic sources, servers, observers,
+ * chaos, autoscalers) with the hooks registered, SimGrid's run, the time
+ * series sampler and progress bar, the end-of-run census, the results, and
+ * teardown.
  *
  * Platform: one SimGrid host per node the pool may ever use (cores = GPUs,
  * 1 Gflop/s per core at full speed, lower pstates for throttling), one host
  * for the balancer, one link per node to the balancer, energy plugin
- * wattages per node type. Node states, scaling and crashes are in
- * lifecycle.c; injected faults in chaos.c; moving a request from one
- * pipeline stage to the next in pipeline.c; the L4 tier in tiers.c; how a
- * node serves what it accepted in its server model (serve/serve.h: the
- * batch server in serve/batch.c).
+ * wattages per node type.
  *
- * Actors: one traffic generator per class (sleeps until each arrival, then
- * routes the request synchronously through its first stage's balancer, or
- * its L7 balancer's view of it); the server model's actors on each ready
- * node; one sampler that closes each time-series interval.
- * Requests come from a free list and end in exactly one bucket (completed,
- * rejected, failed, timed out) or are in flight at the end; the caller checks
- * that sum against generated.
- *
- * Known simplifications, written where they live:
- * - network time is charged as a fixed delay per request from the route
- *   (latency both ways + size / bandwidth); links are not contended;
- * - a request whose client deadline passed while it waited is dropped when a
- *   worker reaches it (like Triton's queue policy timeout) and counted as
- *   timed out at its deadline; one that runs past its deadline still uses the
- *   GPU and is counted as timed out when its batch ends.
+ * Actors: one traffic generator per class (flow/request.c); the server
+ * model's actors on each ready node (serve/); lifecycle, autoscaling,
+ * weights and chaos actors (control/); the scraper (observe/); one sampler
+ * here that closes each time-series interval.
+ * Requests end in exactly one bucket (completed, rejected, failed, timed
+ * out) or are in flight at the end; the caller checks that sum against
+ * generated.
  */
 #include "control.h"
 #include "engine.h"
@@ -74,8 +65,8 @@ static void close_interval(size_t i)
             depth += serve_queued(&p->nodes[j]);
         s->pools[k].queue_depth = depth;
         serve_close_interval(p, i);
-        s->pools[k].replicas = life_count(p, 0);
-        s->pools[k].starting = life_count(p, 1) - s->pools[k].replicas;
+        s->pools[k].replicas = eng_ready_count(p, 0);
+        s->pools[k].starting = eng_ready_count(p, 1) - s->pools[k].replicas;
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
             s->pools[k].draining += n->state == NODE_DRAINING;
@@ -577,9 +568,27 @@ static void teardown(void)
     sim_hist_free(S.interval_latency);
 }
 
+/* The upper layers' subscribers to the lower layers' hooks (model/hooks.h),
+ * in the order they are called. */
+static void register_hooks(void)
+{
+    eng_hooks_clear();
+    ENG_HOOK_ADD(arrival, chaos_on_arrival);
+    ENG_HOOK_ADD(request_end, obs_request_end);
+    ENG_HOOK_ADD(request_end, acc_request_end);
+    ENG_HOOK_ADD(fault, acc_fault_recorded);
+    ENG_HOOK_ADD(llm_first_token, obs_llm_first_token);
+    ENG_HOOK_ADD(llm_token, obs_llm_token);
+    ENG_HOOK_ADD(llm_finished, obs_llm_finished);
+    eng_hook.client_retry = chaos_client_retry;
+    eng_hook.clients_wake = chaos_clients_wake;
+    eng_hook.cold_start_wait = scale_buffer;
+}
+
 int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
 {
     memset(&S, 0, sizeof S);
+    register_hooks();
     S.wall0 = mono_s();
     S.sc = sc;
     S.out = out;

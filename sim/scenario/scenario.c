@@ -14,8 +14,10 @@
  * This file holds the entry points, the overrides, the top-level keys and
  * the table of sections, and the helpers every section parser uses (declared
  * in scenario_internal.h). Each section is parsed in its own file:
- * scenario_models.c, scenario_pools.c, scenario_traffic.c and scenario_lb.c
- * (load_balancer and slo).
+ * scenario_models.c (with scenario_llm.c for models.<m>.llm and token
+ * traffic), scenario_pools.c, scenario_traffic.c, scenario_lb.c
+ * (load_balancer and slo), scenario_tiers.c, scenario_pipelines.c,
+ * scenario_autoscale.c, scenario_monitoring.c and scenario_chaos.c.
  *
  * Known limits: one YAML document per file; no merge keys (`<<` is an
  * unknown key); anchors and aliases work (an alias shares its node, so an

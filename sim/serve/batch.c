@@ -6,7 +6,6 @@
  * time of that batch, and answers every request of it at the end.
  */
 #include "control.h"
-#include "observe.h"
 #include "serve.h"
 
 #include <simgrid/actor.h>

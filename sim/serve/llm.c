@@ -32,7 +32,6 @@
  */
 #include "llm_sched.h"
 #include "control.h"
-#include "observe.h"
 #include "serve.h"
 
 #include <simgrid/actor.h>
@@ -578,13 +577,13 @@ static int finish_horizon(llm_replica *rep, int k)
                 lp->out_tokens += 1;
             rep->ln->generation_tokens += 1;
             if (!isnan(r->first_token_s))
-                obs_llm_token(n, t1 - r->last_token_s);
+                ENG_NOTIFY(llm_token, n, t1 - r->last_token_s);
             if (isnan(r->first_token_s)) {
                 r->first_token_s = t1;
                 /* vLLM counts a prompt's tokens at its first token
                  * (vllm/v1/metrics/stats.py, IterationStats.update_from_output) */
                 rep->ln->prompt_tokens += r->in_tokens;
-                obs_llm_first_token(n, t1 - r->sent_s + r->net_s);
+                ENG_NOTIFY(llm_first_token, n, t1 - r->sent_s + r->net_s);
                 if (m) {
                     sim_hist_add(lp->ttft, t1 - r->sent_s + r->net_s);
                     lp->in_tokens += r->in_tokens;
@@ -603,7 +602,7 @@ static int finish_horizon(llm_replica *rep, int k)
             rep->ln->finished++;
             /* vLLM's mean time per output token after the first, 0 for one
              * token (vllm/v1/metrics/stats.py, update_from_finished_request) */
-            obs_llm_finished(n, t1 - r->sent_s + r->net_s,
+            ENG_NOTIFY(llm_finished, n, t1 - r->sent_s + r->net_s,
                              r->out_tokens > 1 ? (t1 - r->first_token_s) / (r->out_tokens - 1) : 0);
             if (is_measured(r) && r->sent_s + (t1 - r->sent_s + r->net_s) <= r->deadline_s)
                 count_finished(lp, r, t1);

@@ -1,0 +1,78 @@
+/*
+ * hooks.h - how the lower layers tell the upper ones what happened, and ask
+ * them what to do, without naming them. run/ registers every subscriber
+ * once at build time, in a fixed order (run.c: register_hooks); a hook
+ * with no subscriber costs a test of a counter.
+ *
+ * Notifications (any number of subscribers, called in registration order):
+ *   arrival        a request or client retry reaches a pool's balancer
+ *                  (flow/); chaos watches it for `when` triggers
+ *   request_end    a request's outcome, counted once (flow/): the
+ *                  exporter's counters, then the results' accounting
+ *   fault          a fault record opened (control/chaos.c): accounting
+ *   llm_first_token, llm_token, llm_finished
+ *                  an LLM server's token events on a node (serve/llm.c):
+ *                  the node's vllm:* histograms
+ * Questions (one answerer; 0 when none is registered):
+ *   client_retry   r ended in error at t_s: 1 if its client will resend it
+ *                  (control/chaos.c's retry_storm), r then held until the
+ *                  resend; clients_wake is then called once the caller is
+ *                  done with r (waking the clients' actor is a simcall, so
+ *                  the resend may run before the waker resumes)
+ *   cold_start_wait  a request found no ready replica: 1 if it should wait
+ *                  at the balancer while the pool cold-starts
+ *                  (control/autoscaling.c, Knative's activator)
+ */
+#ifndef FLEETSIM_HOOKS_H
+#define FLEETSIM_HOOKS_H
+
+#include <stddef.h>
+
+struct eng_pool;
+struct eng_node;
+struct eng_req;
+
+#define ENG_HOOK_MAX 4 /* subscribers per notification */
+
+typedef void (*eng_arrival_fn)(struct eng_pool *p, double now);
+typedef void (*eng_request_end_fn)(const struct eng_pool *p, const struct eng_req *r, int bucket,
+                                   double t_s, size_t interval, double latency_s);
+typedef void (*eng_fault_fn)(int fault, int rec);
+typedef void (*eng_first_token_fn)(const struct eng_node *n, double ttft_s);
+typedef void (*eng_token_fn)(const struct eng_node *n, double itl_s);
+typedef void (*eng_finished_fn)(const struct eng_node *n, double e2e_s, double tpot_s);
+
+typedef struct {
+    eng_arrival_fn arrival[ENG_HOOK_MAX];
+    eng_request_end_fn request_end[ENG_HOOK_MAX];
+    eng_fault_fn fault[ENG_HOOK_MAX];
+    eng_first_token_fn llm_first_token[ENG_HOOK_MAX];
+    eng_token_fn llm_token[ENG_HOOK_MAX];
+    eng_finished_fn llm_finished[ENG_HOOK_MAX];
+    int n_arrival, n_request_end, n_fault, n_llm_first_token, n_llm_token, n_llm_finished;
+    int (*client_retry)(struct eng_pool *p, struct eng_req *r, double t_s);
+    void (*clients_wake)(void);
+    int (*cold_start_wait)(struct eng_pool *p, double now);
+} eng_hooks;
+
+extern eng_hooks eng_hook;
+
+/* Registers fn on a notification: ENG_HOOK_ADD(request_end, acc_request_end).
+ * Past ENG_HOOK_MAX subscribers is a programming error: abort. */
+#define ENG_HOOK_ADD(name, fn)                                                         \
+    do {                                                                               \
+        if (eng_hook.n_##name >= ENG_HOOK_MAX)                                         \
+            eng_hooks_overflow(#name);                                                 \
+        eng_hook.name[eng_hook.n_##name++] = (fn);                                     \
+    } while (0)
+/* Calls every subscriber of a notification with the arguments given. */
+#define ENG_NOTIFY(name, ...)                                                          \
+    do {                                                                               \
+        for (int hook_i_ = 0; hook_i_ < eng_hook.n_##name; hook_i_++)                  \
+            eng_hook.name[hook_i_](__VA_ARGS__);                                       \
+    } while (0)
+
+void eng_hooks_overflow(const char *name);
+void eng_hooks_clear(void);
+
+#endif

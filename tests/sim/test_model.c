@@ -1,0 +1,232 @@
+/*
+ * test_model.c - the model layer (sim/model/) and the flow layer's retry
+ * rule on hand-built state, without SimGrid actors: request FIFOs, the
+ * interval an instant belongs to, busy time split over intervals, ready
+ * counts over node states, a pool's host slots with a rollout, random
+ * streams, the hooks' registration order, and nginx's retry limits.
+ */
+#include "flow.h"
+#include "model.h"
+
+#include <CUnit/Basic.h>
+#include <gsl/gsl_rng.h>
+
+#include <math.h>
+#include <string.h>
+
+static void test_fifo(void)
+{
+    eng_fifo f = { 0 };
+    eng_req a = { 0 }, b = { 0 }, c = { 0 };
+    a.id = 1, b.id = 2, c.id = 3;
+    eng_fifo_push(&f, &a);
+    eng_fifo_push(&f, &b);
+    CU_ASSERT_EQUAL(f.len, 2);
+    eng_req *r = eng_fifo_pop(&f);
+    CU_ASSERT_PTR_EQUAL(r, &a);
+    eng_fifo_push_head(&f, r); /* back where the pop took it */
+    eng_fifo_push(&f, &c);
+    CU_ASSERT_EQUAL(f.len, 3);
+    unsigned long order[3];
+    for (int i = 0; i < 3; i++)
+        order[i] = eng_fifo_pop(&f)->id;
+    CU_ASSERT_EQUAL(order[0], 1);
+    CU_ASSERT_EQUAL(order[1], 2);
+    CU_ASSERT_EQUAL(order[2], 3);
+    CU_ASSERT_PTR_NULL(eng_fifo_pop(&f));
+    CU_ASSERT_PTR_NULL(f.tail);
+    CU_ASSERT_EQUAL(f.len, 0);
+    /* push_head on an empty FIFO sets its tail too */
+    eng_fifo_push_head(&f, &b);
+    eng_fifo_push(&f, &c);
+    CU_ASSERT_PTR_EQUAL(eng_fifo_pop(&f), &b);
+    CU_ASSERT_PTR_EQUAL(eng_fifo_pop(&f), &c);
+}
+
+static sc_scenario SC;
+
+static void setup_intervals(double interval_s, size_t n)
+{
+    memset(&S, 0, sizeof S);
+    memset(&SC, 0, sizeof SC);
+    SC.interval_s = interval_s;
+    SC.duration_s = interval_s * (double)n;
+    S.sc = &SC;
+    S.n_intervals = n;
+}
+
+static void test_interval_of(void)
+{
+    setup_intervals(30, 4);
+    CU_ASSERT_EQUAL(eng_interval_of(0), 0);
+    CU_ASSERT_EQUAL(eng_interval_of(29.9), 0);
+    /* SimGrid's clock for a sleep until 30 */
+    CU_ASSERT_EQUAL(eng_interval_of(29.999999999999957), 1);
+    CU_ASSERT_EQUAL(eng_interval_of(30), 1);
+    CU_ASSERT_EQUAL(eng_interval_of(119), 3);
+    CU_ASSERT_EQUAL(eng_interval_of(500), 3); /* past the end: the last */
+    CU_ASSERT_EQUAL(eng_interval_of(-1), 0);
+}
+
+static void test_account_busy(void)
+{
+    setup_intervals(30, 4);
+    double pool_busy[4] = { 0 }, node_busy[4] = { 0 }, serving[4] = { 0 };
+    eng_pool p = { 0 };
+    eng_node n = { 0 };
+    p.busy_per_interval = pool_busy;
+    p.serving_per_interval = serving;
+    n.busy_series = node_busy;
+    n.gpus = 8;
+    /* [25, 95): 5 s in the first interval, 30 in the next two, 5 in the last */
+    eng_account_busy(&p, &n, 25, 95);
+    const double want[4] = { 5, 30, 30, 5 };
+    for (int i = 0; i < 4; i++) {
+        CU_ASSERT_DOUBLE_EQUAL(pool_busy[i], want[i], 1e-12);
+        CU_ASSERT_DOUBLE_EQUAL(node_busy[i], want[i], 1e-12);
+    }
+    CU_ASSERT_DOUBLE_EQUAL(n.busy_gpu_s, 70, 1e-12);
+    /* the last interval runs to the end of the run, and past it */
+    eng_account_serving(&p, &n, 100, 130);
+    CU_ASSERT_DOUBLE_EQUAL(serving[3], 8 * 30, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(serving[2], 0, 1e-12);
+}
+
+static void test_ready_count_and_slots(void)
+{
+    eng_node nodes[6] = { 0 };
+    eng_pool p = { 0 };
+    p.nodes = nodes;
+    p.n_hosts = 6;
+    eng_node_state st[6] = { NODE_READY, NODE_PROVISIONING, NODE_WARMING, NODE_DRAINING,
+                             NODE_FAILED, NODE_READY };
+    for (int i = 0; i < 6; i++)
+        nodes[i].state = st[i];
+    CU_ASSERT_EQUAL(eng_ready_count(&p, 0), 2);
+    CU_ASSERT_EQUAL(eng_ready_count(&p, 1), 4); /* + provisioning and warming */
+
+    sc_pool pc = { 0 };
+    pc.replicas = 4;
+    pc.max_replicas = 10;
+    int old = -1;
+    CU_ASSERT_EQUAL(eng_pool_slots(&pc, &old), 10);
+    CU_ASSERT_EQUAL(old, 10);
+    pc.rollout.enabled = 1;
+    pc.rollout.max_surge = 2;
+    CU_ASSERT_EQUAL(eng_pool_slots(&pc, &old), 22); /* 10 old, 10 new + 2 surge */
+    pc.max_replicas = 0;                            /* fixed size: replicas */
+    CU_ASSERT_EQUAL(eng_pool_slots(&pc, NULL), 4 + 4 + 2);
+}
+
+static void test_streams(void)
+{
+    /* a stream's draws depend on (seed, stream) only, not on other streams */
+    gsl_rng *a = eng_stream_rng(7, 3);
+    gsl_rng *other = eng_stream_rng(7, 4);
+    gsl_rng *b = eng_stream_rng(7, 3);
+    int same = 1, differ = 0;
+    for (int i = 0; i < 100; i++) {
+        unsigned long x = gsl_rng_get(a), y = gsl_rng_get(b), z = gsl_rng_get(other);
+        same &= x == y;
+        differ |= x != z;
+    }
+    CU_ASSERT(same);
+    CU_ASSERT(differ);
+    sc_dist det = { 0 };
+    det.kind = SC_DIST_DETERMINISTIC;
+    CU_ASSERT_DOUBLE_EQUAL(eng_draw_unit(&det, a), 1.0, 0);
+    double samples[3] = { 0.5, 1.0, 1.5 };
+    sc_dist emp = { 0 };
+    emp.kind = SC_DIST_EMPIRICAL;
+    emp.samples = samples;
+    emp.n_samples = 3;
+    for (int i = 0; i < 50; i++) {
+        double v = eng_draw_unit(&emp, a);
+        CU_ASSERT(v == 0.5 || v == 1.0 || v == 1.5);
+    }
+    gsl_rng_free(a);
+    gsl_rng_free(b);
+    gsl_rng_free(other);
+}
+
+static char CALLS[16];
+static int N_CALLS;
+static void first(struct eng_pool *p, double now)
+{
+    (void)p, (void)now;
+    CALLS[N_CALLS++] = '1';
+}
+static void second(struct eng_pool *p, double now)
+{
+    (void)p;
+    CALLS[N_CALLS++] = now > 0 ? '2' : '0';
+}
+
+static void test_hooks(void)
+{
+    eng_hooks_clear();
+    N_CALLS = 0;
+    ENG_NOTIFY(arrival, NULL, 1.0); /* no subscriber: nothing */
+    CU_ASSERT_EQUAL(N_CALLS, 0);
+    ENG_HOOK_ADD(arrival, second);
+    ENG_HOOK_ADD(arrival, first);
+    ENG_NOTIFY(arrival, NULL, 1.0);
+    CU_ASSERT_EQUAL(N_CALLS, 2);
+    CU_ASSERT_EQUAL(CALLS[0], '2'); /* in registration order */
+    CU_ASSERT_EQUAL(CALLS[1], '1');
+    CU_ASSERT_EQUAL(eng_hook.n_request_end, 0);
+    eng_hooks_clear();
+    CU_ASSERT_EQUAL(eng_hook.n_arrival, 0);
+}
+
+static void test_retry_rule(void)
+{
+    setup_intervals(1, 1);
+    eng_pool p = { 0 };
+    p.n_hosts = 3;
+    eng_req r = { 0 };
+    r.deadline_s = 10;
+    r.stage_s = 1;
+    r.attempts = 1;
+    r.n_tried = 1;
+    CU_ASSERT_EQUAL(eng_retry_allowed(&p, &r, 2, 0), 0); /* not a retried failure */
+    CU_ASSERT_EQUAL(eng_retry_allowed(&p, &r, 2, 1), 1);
+    /* tries 0: every server once */
+    r.attempts = 3;
+    CU_ASSERT_EQUAL(eng_retry_allowed(&p, &r, 2, 1), 0);
+    SC.lb.retry_tries = 5;
+    CU_ASSERT_EQUAL(eng_retry_allowed(&p, &r, 2, 1), 1);
+    r.attempts = 5;
+    CU_ASSERT_EQUAL(eng_retry_allowed(&p, &r, 2, 1), 0);
+    r.attempts = 2;
+    /* proxy_next_upstream_timeout counts from when r reached this stage */
+    SC.lb.retry_timeout_s = 0.5;
+    CU_ASSERT_EQUAL(eng_retry_allowed(&p, &r, 1.4, 1), 1);
+    CU_ASSERT_EQUAL(eng_retry_allowed(&p, &r, 1.5, 1), 0);
+    SC.lb.retry_timeout_s = 0;
+    /* never at or past the client's deadline */
+    CU_ASSERT_EQUAL(eng_retry_allowed(&p, &r, 9.99, 1), 1);
+    CU_ASSERT_EQUAL(eng_retry_allowed(&p, &r, 10, 1), 0);
+    /* the servers a request remembers bound its attempts */
+    r.n_tried = ENG_MAX_TRIED;
+    CU_ASSERT_EQUAL(eng_retry_allowed(&p, &r, 2, 1), 0);
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite("model", NULL, NULL);
+    CU_add_test(s, "request FIFO", test_fifo);
+    CU_add_test(s, "interval of an instant", test_interval_of);
+    CU_add_test(s, "busy and serving time per interval", test_account_busy);
+    CU_add_test(s, "ready counts and host slots", test_ready_count_and_slots);
+    CU_add_test(s, "random streams and unit draws", test_streams);
+    CU_add_test(s, "hooks in registration order", test_hooks);
+    CU_add_test(s, "nginx retry limits", test_retry_rule);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned fails = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return fails ? 1 : 0;
+}
