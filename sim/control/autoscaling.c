@@ -38,21 +38,21 @@ static void metrics_sampler(int argc, char *argv[])
             eng_node *n = &p->nodes[j];
             double busy = serve_busy_s(n, now);
             if (p->metrics_stale) {
-                n->m_has = 0; /* stale_metrics: no sample; the HPA sees it missing */
-            } else if (n->state >= NODE_LOADING && n->state <= NODE_DRAINING) {
-                if (n->m_time_s > 0 && n->m_time_s >= n->start_s) {
-                    double w = now - n->m_time_s;
-                    n->m_util = (busy - n->m_busy_prev) / (w * n->gpus);
-                    n->m_rps = (double)(n->accepted - (unsigned long)n->m_accepted_prev) / w;
-                    n->m_queue = serve_queued(n);
-                    n->m_has = 1;
+                n->sample.m_has = 0; /* stale_metrics: no sample; the HPA sees it missing */
+            } else if (n->life.state >= NODE_LOADING && n->life.state <= NODE_DRAINING) {
+                if (n->sample.m_time_s > 0 && n->sample.m_time_s >= n->life.start_s) {
+                    double w = now - n->sample.m_time_s;
+                    n->sample.m_util = (busy - n->sample.m_busy_prev) / (w * n->gpus);
+                    n->sample.m_rps = (double)(n->work.accepted - (unsigned long)n->sample.m_accepted_prev) / w;
+                    n->sample.m_queue = serve_queued(n);
+                    n->sample.m_has = 1;
                 }
             } else {
-                n->m_has = 0;
+                n->sample.m_has = 0;
             }
-            n->m_time_s = now;
-            n->m_busy_prev = busy;
-            n->m_accepted_prev = (double)n->accepted;
+            n->sample.m_time_s = now;
+            n->sample.m_busy_prev = busy;
+            n->sample.m_accepted_prev = (double)n->work.accepted;
         }
     }
 }
@@ -91,24 +91,24 @@ static void sync_pool(eng_pool *p, double now, int poke)
     int np = 0;
     for (int j = 0; j < p->n_hosts; j++) {
         eng_node *n = &p->nodes[j];
-        if (n->state == NODE_OFF)
+        if (n->life.state == NODE_OFF)
             continue;
         as_pod_view *v = &pods[np];
         as_metric *c = &custom[2 * np];
         memset(v, 0, sizeof *v);
-        v->phase = phase_of(n->state, &v->ready);
-        v->scheduled = !n->unscheduled;
-        v->start_s = n->start_s;
-        v->ready_change_s = n->ready_change_s;
-        v->has_metrics = n->m_has;
-        v->metrics_time_s = n->m_time_s;
+        v->phase = phase_of(n->life.state, &v->ready);
+        v->scheduled = !n->life.unscheduled;
+        v->start_s = n->life.start_s;
+        v->ready_change_s = n->life.ready_change_s;
+        v->has_metrics = n->sample.m_has;
+        v->metrics_time_s = n->sample.m_time_s;
         v->metrics_window_s = METRICS_RESOLUTION_S;
-        v->cpu_util = v->gpu_util = n->m_util;
+        v->cpu_util = v->gpu_util = n->sample.m_util;
         v->cpu_request = v->gpu_request = 1;
-        c[0] = (as_metric){ "requests_per_second", n->m_rps };
-        c[1] = (as_metric){ "queue_depth", n->m_queue };
+        c[0] = (as_metric){ "requests_per_second", n->sample.m_rps };
+        c[1] = (as_metric){ "queue_depth", n->sample.m_queue };
         v->custom = c;
-        v->n_custom = n->m_has ? 2 : 0;
+        v->n_custom = n->sample.m_has ? 2 : 0;
         np++;
     }
     double elapsed = now - p->as_last_s;

@@ -222,14 +222,14 @@ static void slowdown(eng_node *n, const fault_change *c)
         level = 0;
     if (level > ENG_PSTATES - 1)
         level = ENG_PSTATES - 1;
-    n->slow_level = level;
+    n->fault.slow_level = level;
     if (sg_host_is_on(n->host))
         sg_host_set_pstate(n->host, (unsigned long)level);
 }
 
 static void gpu_error(eng_node *n, const fault_change *c)
 {
-    n->gpu_error = c->on;
+    n->fault.gpu_error = c->on;
 }
 
 /* Each kind's change, made with on = 1 when the fault starts and undone
@@ -292,7 +292,7 @@ static void apply(const sc_fault *f, int idx, int rec, int on, double now)
             if (!node_hit(f, n))
                 continue;
             if (ops->blames)
-                blame(&n->cause, &n->fault_rec, idx, rec, on);
+                blame(&n->fault.cause, &n->fault.fault_rec, idx, rec, on);
             ops->node(n, &c);
         }
         if (!on)
@@ -380,7 +380,7 @@ static void random_crasher(int argc, char *argv[])
     for (;;) {
         sg_actor_sleep_for(a->f->mtbf_s * eng_draw_unit(&a->f->ttf, a->rng));
         eng_node *n = a->node;
-        if (n->state == NODE_OFF || n->state == NODE_FAILED)
+        if (n->life.state == NODE_OFF || n->life.state == NODE_FAILED)
             continue; /* not running: nothing to fail */
         double now = simgrid_get_clock();
         sc_fault one = *a->f;
@@ -389,10 +389,10 @@ static void random_crasher(int argc, char *argv[])
         one.zone = NULL;
         double down = a->f->mttr_s * eng_draw_unit(&a->f->ttr, a->rng);
         int rec = record(&one, now, now + down, "random");
-        blame(&n->cause, &n->fault_rec, fault_index(a->f), rec, 1);
+        blame(&n->fault.cause, &n->fault.fault_rec, fault_index(a->f), rec, 1);
         life_crash(n, now, "random_crash");
         sg_actor_sleep_for(down);
-        blame(&n->cause, &n->fault_rec, fault_index(a->f), rec, 0);
+        blame(&n->fault.cause, &n->fault.fault_rec, fault_index(a->f), rec, 0);
         life_recover(n, simgrid_get_clock());
     }
 }
@@ -484,7 +484,7 @@ static void profile_walker(int argc, char *argv[])
                     eng_node *n = &S.pools[k].nodes[j];
                     if (!node_hit(f, n))
                         continue;
-                    blame(&n->cause, &n->fault_rec, idx, rec, bad);
+                    blame(&n->fault.cause, &n->fault.fault_rec, idx, rec, bad);
                     if (f->kind == SC_FAULT_STATE_PROFILE && bad)
                         life_crash(n, now, "state_profile");
                     else if (f->kind == SC_FAULT_STATE_PROFILE)

@@ -26,50 +26,50 @@ static void unbind(eng_node *n, double now);
 
 static void set_state(eng_node *n, eng_node_state st, double now)
 {
-    eng_node_state old = n->state;
+    eng_node_state old = n->life.state;
     if (old == st)
         return;
-    if (old == NODE_READY && n->ready_since_s >= 0) {
-        n->ready_total_s += now - n->ready_since_s;
-        n->ready_since_s = -1;
+    if (old == NODE_READY && n->life.ready_since_s >= 0) {
+        n->life.ready_total_s += now - n->life.ready_since_s;
+        n->life.ready_since_s = -1;
     }
     if (st == NODE_READY)
-        n->ready_since_s = now;
+        n->life.ready_since_s = now;
     /* serving: ready or draining, the states in which it runs batches */
     int was = old == NODE_READY || old == NODE_DRAINING, is = st == NODE_READY || st == NODE_DRAINING;
-    if (was && !is && n->serving_since_s >= 0) {
-        eng_account_serving(n->pool, n, n->serving_since_s, now);
-        n->serving_since_s = -1;
+    if (was && !is && n->life.serving_since_s >= 0) {
+        eng_account_serving(n->pool, n, n->life.serving_since_s, now);
+        n->life.serving_since_s = -1;
     } else if (!was && is) {
-        n->serving_since_s = now;
+        n->life.serving_since_s = now;
     }
     if (old == NODE_OFF)
-        n->up_since_s = now;
-    if (st == NODE_OFF && n->up_since_s >= 0) {
-        n->up_total_s += now - n->up_since_s;
-        n->up_since_s = -1;
+        n->life.up_since_s = now;
+    if (st == NODE_OFF && n->life.up_since_s >= 0) {
+        n->life.up_total_s += now - n->life.up_since_s;
+        n->life.up_since_s = -1;
     }
     if (st == NODE_STARTING && old != NODE_STARTING) {
-        n->start_s = now;
-        n->ready_change_s = now;
+        n->life.start_s = now;
+        n->life.ready_change_s = now;
     }
     if (st == NODE_READY || old == NODE_READY)
-        n->ready_change_s = now;
+        n->life.ready_change_s = now;
     if (st == NODE_OFF) {
-        n->start_s = NAN;
-        n->ready_change_s = NAN;
-        n->m_has = 0;
+        n->life.start_s = NAN;
+        n->life.ready_change_s = NAN;
+        n->sample.m_has = 0;
     }
     /* the host goes down: its exporters' counters start again from 0 */
     if (st == NODE_OFF || st == NODE_FAILED)
-        n->net_rx_bytes = n->net_tx_bytes = 0;
-    n->state = st;
+        n->work.net_rx_bytes = n->work.net_tx_bytes = 0;
+    n->life.state = st;
     if (st == NODE_OFF)
         unbind(n, now);
-    n->registered = st == NODE_READY;
+    n->health.registered = st == NODE_READY;
     if (st == NODE_READY) { /* a new server starts healthy, as nginx Plus does */
-        n->hc_up = 1;
-        n->hc_fails = n->hc_oks = 0;
+        n->health.hc_up = 1;
+        n->health.hc_fails = n->health.hc_oks = 0;
     }
     eng_view_sync(n);
     eng_event(now, "node_state", n->name, "%s -> %s", eng_state_names[old], eng_state_names[st]);
@@ -106,7 +106,7 @@ static void note_pending(eng_pool *p, double now)
 {
     int c = 0;
     for (int j = 0; j < p->n_hosts; j++)
-        c += p->nodes[j].unscheduled;
+        c += p->nodes[j].life.unscheduled;
     if (c == p->pending)
         return;
     p->pending = c;
@@ -120,11 +120,11 @@ static void note_pending(eng_pool *p, double now)
 static void unbind(eng_node *n, double now)
 {
     eng_pool *p = n->pool;
-    if (n->cnode >= 0 && p->cnodes)
-        p->cnodes[n->cnode].pods--;
-    n->cnode = -1;
-    if (n->unscheduled) {
-        n->unscheduled = 0;
+    if (n->life.cnode >= 0 && p->cnodes)
+        p->cnodes[n->life.cnode].pods--;
+    n->life.cnode = -1;
+    if (n->life.unscheduled) {
+        n->life.unscheduled = 0;
         note_pending(p, now);
     }
 }
@@ -148,7 +148,7 @@ static int free_cnode(const eng_pool *p)
 static void bind(eng_node *n, int c)
 {
     eng_pool *p = n->pool;
-    n->cnode = c;
+    n->life.cnode = c;
     p->cnodes[c].pods++;
     p->cnodes[c].unneeded_since_s = -1;
 }
@@ -160,7 +160,7 @@ static void boot(int argc, char *argv[])
     (void)argv;
     eng_node *n = sg_actor_self_get_data();
     const sc_lifecycle *L = &n->pool->cfg->life;
-    if (n->state == NODE_PROVISIONING)
+    if (n->life.state == NODE_PROVISIONING)
         sg_actor_sleep_for(delay(n, &L->provision));
     for (;;) {
         set_state(n, NODE_STARTING, simgrid_get_clock());
@@ -210,8 +210,8 @@ static void place(eng_node *n, double now)
         return;
     }
     set_state(n, NODE_PROVISIONING, now);
-    n->up_since_s = -1; /* no node, no GPU time */
-    n->unscheduled = 1;
+    n->life.up_since_s = -1; /* no node, no GPU time */
+    n->life.unscheduled = 1;
     note_pending(p, now);
     eng_event(now, "pod_pending", n->name, "no free slot on a ready node of %s", p->cfg->name);
 }
@@ -222,14 +222,14 @@ static void schedule_pending(eng_pool *p, double now)
 {
     for (int j = 0; j < p->n_hosts; j++) {
         eng_node *n = &p->nodes[j];
-        if (!n->unscheduled)
+        if (!n->life.unscheduled)
             continue;
         int c = free_cnode(p);
         if (c < 0)
             break;
         bind(n, c);
-        n->unscheduled = 0;
-        n->up_since_s = now;
+        n->life.unscheduled = 0;
+        n->life.up_since_s = now;
         eng_event(now, "pod_scheduled", n->name, "on %s", p->cnodes[c].name);
         start_boot(n, NODE_STARTING, now);
     }
@@ -379,7 +379,7 @@ static void power_down_spares(int argc, char *argv[])
     (void)argv;
     eng_pool *p = sg_actor_self_get_data();
     for (int j = 0; j < p->n_hosts; j++)
-        if (p->nodes[j].state == NODE_OFF && sg_host_is_on(p->nodes[j].host))
+        if (p->nodes[j].life.state == NODE_OFF && sg_host_is_on(p->nodes[j].host))
             sg_host_turn_off(p->nodes[j].host);
 }
 
@@ -388,26 +388,26 @@ void life_init_pool(eng_pool *p)
     p->target = p->cfg->replicas;
     p->replicas_min = p->replicas_max = p->cfg->replicas;
     for (int j = 0; j < p->n_hosts; j++)
-        p->nodes[j].cnode = -1;
+        p->nodes[j].life.cnode = -1;
     if (p->cfg->node_pool.enabled)
         init_node_pool(p);
     for (int j = 0; j < p->n_hosts; j++) {
         eng_node *n = &p->nodes[j];
         if (j < p->cfg->replicas) {
-            n->state = NODE_OFF;
-            n->up_since_s = 0;
-            n->state = NODE_READY; /* the initial fleet is up when the run starts */
-            n->ready_since_s = 0;
-            n->serving_since_s = 0;
-            n->start_s = 0;
-            n->ready_change_s = 0;
-            n->registered = 1;
+            n->life.state = NODE_OFF;
+            n->life.up_since_s = 0;
+            n->life.state = NODE_READY; /* the initial fleet is up when the run starts */
+            n->life.ready_since_s = 0;
+            n->life.serving_since_s = 0;
+            n->life.start_s = 0;
+            n->life.ready_change_s = 0;
+            n->health.registered = 1;
             eng_view_sync(n);
             serve_start(n);
             eng_event(0, "node_state", n->name, "off -> ready");
         } else {
-            n->start_s = NAN;
-            n->ready_change_s = NAN;
+            n->life.start_s = NAN;
+            n->life.ready_change_s = NAN;
         }
     }
     if (p->n_hosts > p->cfg->replicas) {
@@ -424,45 +424,45 @@ static void fail_held(eng_node *n, double now)
     eng_pool *p = n->pool;
     serve_fail_running(n, now);
     eng_req *r;
-    eng_fifo q = n->q;
-    n->q = (eng_fifo){ 0 };
+    eng_fifo q = n->work.q;
+    n->work.q = (eng_fifo){ 0 };
     while ((r = eng_fifo_pop(&q))) {
         eng_lb_release(p, r, n->index, now - r->arrival_s, LB_ERROR, now);
         eng_attempt_failed(p, r, now);
     }
     serve_reset(n);
-    n->workers_alive = 0;
+    n->work.workers_alive = 0;
 }
 
 /* Switches the host off after its requests were dealt with. */
 static void power_off(eng_node *n, eng_node_state st, double now)
 {
-    n->gen++;
+    n->life.gen++;
     set_state(n, st, now);
     if (sg_host_is_on(n->host))
         sg_host_turn_off(n->host); /* kills its workers and boot actor */
     serve_reset(n);
-    n->workers_alive = 0;
+    n->work.workers_alive = 0;
 }
 
 void life_crash(eng_node *n, double now, const char *why)
 {
-    if (n->state == NODE_FAILED) { /* down already: held down by one more fault */
-        n->crash_holds++;
+    if (n->life.state == NODE_FAILED) { /* down already: held down by one more fault */
+        n->fault.crash_holds++;
         return;
     }
-    if (n->state == NODE_OFF || n->unscheduled)
+    if (n->life.state == NODE_OFF || n->life.unscheduled)
         return;
-    n->crash_holds = 1;
+    n->fault.crash_holds = 1;
     eng_event(now, "node_crash", n->name, "%s", why ? why : "crash");
     /* The state changes first so that no retry lands here; the balancer
      * does not know yet and keeps the node in its list until health checks
      * or its passive failure counting take it out. */
-    int known = n->registered;
+    int known = n->health.registered;
     set_state(n, NODE_FAILED, now);
-    n->registered = known;
+    n->health.registered = known;
     eng_view_sync(n);
-    n->gen++; /* first: its server's actors may run while fail_held reroutes */
+    n->life.gen++; /* first: its server's actors may run while fail_held reroutes */
     fail_held(n, now);
     if (sg_host_is_on(n->host))
         sg_host_turn_off(n->host); /* kills its workers and boot actor */
@@ -470,13 +470,13 @@ void life_crash(eng_node *n, double now, const char *why)
 
 void life_recover(eng_node *n, double now)
 {
-    if (n->state != NODE_FAILED)
+    if (n->life.state != NODE_FAILED)
         return;
-    if (--n->crash_holds > 0)
+    if (--n->fault.crash_holds > 0)
         return; /* another fault still holds it down */
-    n->crash_holds = 0;
+    n->fault.crash_holds = 0;
     eng_event(now, "node_recover", n->name, "rebooting");
-    n->registered = 0;
+    n->health.registered = 0;
     start_boot(n, NODE_STARTING, now);
 }
 
@@ -500,13 +500,13 @@ static void terminator(int argc, char *argv[])
     /* let SimGrid reap the workers that just returned: switching the host
      * off while they are still ending makes it kill them twice */
     sg_actor_sleep_for(1e-6);
-    if (n->state == NODE_DRAINING && n->workers_alive <= 0)
+    if (n->life.state == NODE_DRAINING && n->work.workers_alive <= 0)
         terminate(n, simgrid_get_clock());
 }
 
 void life_worker_exited(eng_node *n)
 {
-    if (--n->workers_alive <= 0 && n->state == NODE_DRAINING) {
+    if (--n->work.workers_alive <= 0 && n->life.state == NODE_DRAINING) {
         sg_actor_t a = sg_actor_init("terminate", S.balancer_host);
         sg_actor_set_data(a, n);
         sg_actor_start(a, terminator, 0, NULL);
@@ -523,11 +523,11 @@ static void grace_timer(int argc, char *argv[])
     int gen = g->gen;
     free(g);
     sg_actor_sleep_for(n->pool->cfg->life.drain_grace_s);
-    if (n->gen != gen || n->state != NODE_DRAINING)
+    if (n->life.gen != gen || n->life.state != NODE_DRAINING)
         return;
     double now = simgrid_get_clock();
     eng_event(now, "drain_timeout", n->name, "grace period over; in-flight requests fail");
-    n->gen++; /* first: its server's actors may run while fail_held reroutes */
+    n->life.gen++; /* first: its server's actors may run while fail_held reroutes */
     fail_held(n, now);
     terminate(n, now);
 }
@@ -535,7 +535,7 @@ static void grace_timer(int argc, char *argv[])
 static void drain(eng_node *n, double now)
 {
     set_state(n, NODE_DRAINING, now);
-    if (n->q.len == 0 && n->workers_alive == 0) {
+    if (n->work.q.len == 0 && n->work.workers_alive == 0) {
         terminate(n, now);
         return;
     }
@@ -543,7 +543,7 @@ static void drain(eng_node *n, double now)
     if (n->pool->cfg->life.drain_grace_s > 0) {
         grace_arg *g = malloc(sizeof *g);
         g->node = n;
-        g->gen = n->gen;
+        g->gen = n->life.gen;
         sg_actor_t a = sg_actor_init("grace", S.balancer_host);
         sg_actor_set_data(a, g);
         sg_actor_start(a, grace_timer, 0, NULL);
@@ -559,7 +559,7 @@ void life_scale_to(eng_pool *p, int want, double now, const char *reason)
         want = 0;
     int have = 0;
     for (int j = 0; j < p->n_hosts; j++) {
-        eng_node_state s = p->nodes[j].state;
+        eng_node_state s = p->nodes[j].life.state;
         have += s != NODE_OFF && s != NODE_DRAINING;
     }
     if (want == have)
@@ -569,7 +569,7 @@ void life_scale_to(eng_pool *p, int want, double now, const char *reason)
     p->target = want;
     /* new replicas take slots of the current shape: the rollout's once it began */
     for (int j = 0; j < p->n_hosts && have < want; j++) {
-        if (p->nodes[j].state == NODE_OFF && p->nodes[j].new_shape == p->rolling) {
+        if (p->nodes[j].life.state == NODE_OFF && p->nodes[j].new_shape == p->rolling) {
             place(&p->nodes[j], now);
             have++;
         }
@@ -584,12 +584,12 @@ void life_scale_to(eng_pool *p, int want, double now, const char *reason)
             if (p->rolling)
                 j = k >= p->n_hosts - p->n_old ? k - (p->n_hosts - p->n_old) : k + p->n_old;
             eng_node *n = &p->nodes[j];
-            int starting = n->state >= NODE_PROVISIONING && n->state <= NODE_WARMING;
-            if ((pass == 0 && n->unscheduled) || (pass == 1 && starting)) {
+            int starting = n->life.state >= NODE_PROVISIONING && n->life.state <= NODE_WARMING;
+            if ((pass == 0 && n->life.unscheduled) || (pass == 1 && starting)) {
                 power_off(n, NODE_OFF, now);
                 have--;
-            } else if (pass == 2 && (n->state == NODE_READY || n->state == NODE_FAILED)) {
-                if (n->state == NODE_FAILED)
+            } else if (pass == 2 && (n->life.state == NODE_READY || n->life.state == NODE_FAILED)) {
+                if (n->life.state == NODE_FAILED)
                     power_off(n, NODE_OFF, now);
                 else
                     drain(n, now);
@@ -623,7 +623,7 @@ static void rollout(int argc, char *argv[])
         int replicas = p->target;
         int old_total = 0, old_ready = 0, new_total = 0, new_ready = 0;
         for (int j = 0; j < p->n_hosts; j++) {
-            eng_node_state st = p->nodes[j].state;
+            eng_node_state st = p->nodes[j].life.state;
             int active = st != NODE_OFF && st != NODE_DRAINING;
             if (p->nodes[j].new_shape) {
                 new_total += active;
@@ -643,7 +643,7 @@ static void rollout(int argc, char *argv[])
         if (up > replicas - new_total)
             up = replicas - new_total;
         for (int j = p->n_old; j < p->n_hosts && up > 0; j++) {
-            if (p->nodes[j].state == NODE_OFF) {
+            if (p->nodes[j].life.state == NODE_OFF) {
                 place(&p->nodes[j], now);
                 up--;
                 new_total++;
@@ -655,7 +655,7 @@ static void rollout(int argc, char *argv[])
         int max_down = total - min_available - (new_total - new_ready);
         for (int j = p->n_old - 1; j >= 0 && max_down > 0; j--) { /* unhealthy old first */
             eng_node *n = &p->nodes[j];
-            if (n->state != NODE_OFF && n->state != NODE_DRAINING && n->state != NODE_READY) {
+            if (n->life.state != NODE_OFF && n->life.state != NODE_DRAINING && n->life.state != NODE_READY) {
                 power_off(n, NODE_OFF, now);
                 max_down--;
                 old_total--;
@@ -666,7 +666,7 @@ static void rollout(int argc, char *argv[])
         if (down > max_down)
             down = max_down;
         for (int j = p->n_old - 1; j >= 0 && down > 0; j--) {
-            if (p->nodes[j].state == NODE_READY) {
+            if (p->nodes[j].life.state == NODE_READY) {
                 drain(&p->nodes[j], now);
                 down--;
             }
@@ -689,9 +689,9 @@ void life_start_rollout(eng_pool *p)
 /* One probe's failure counted against a node. */
 static void probe_failed(eng_node *n, const sc_health *h, double now)
 {
-    n->hc_oks = 0;
-    if (n->hc_up && ++n->hc_fails >= h->fall) {
-        n->hc_up = 0;
+    n->health.hc_oks = 0;
+    if (n->health.hc_up && ++n->health.hc_fails >= h->fall) {
+        n->health.hc_up = 0;
         eng_event(now, "health_down", n->name, "%d checks failed", h->fall);
     }
     eng_view_sync(n);
@@ -717,17 +717,17 @@ static void health_checker(int argc, char *argv[])
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
             silent[j] = 0;
-            if (!n->registered)
+            if (!n->health.registered)
                 continue;
-            if (n->state != NODE_READY || p->partitioned) {
+            if (n->life.state != NODE_READY || p->partitioned) {
                 silent[j] = 1;
                 n_silent++;
-            } else if (n->gpu_error) {
+            } else if (n->fault.gpu_error) {
                 probe_failed(n, h, now);
             } else {
-                n->hc_fails = 0;
-                if (!n->hc_up && ++n->hc_oks >= h->rise) {
-                    n->hc_up = 1;
+                n->health.hc_fails = 0;
+                if (!n->health.hc_up && ++n->health.hc_oks >= h->rise) {
+                    n->health.hc_up = 1;
                     eng_event(now, "health_up", n->name, "%d checks passed", h->rise);
                 }
                 eng_view_sync(n);
@@ -741,7 +741,7 @@ static void health_checker(int argc, char *argv[])
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
             /* still silent: not recovered into a fresh server meanwhile */
-            if (silent[j] && n->registered && (n->state != NODE_READY || p->partitioned))
+            if (silent[j] && n->health.registered && (n->life.state != NODE_READY || p->partitioned))
                 probe_failed(n, h, now);
         }
     }
@@ -764,12 +764,12 @@ void life_account_end(double end_s)
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
             serve_account_end(n, end_s);
-            if (n->up_since_s >= 0)
-                n->up_total_s += end_s - n->up_since_s;
-            if (n->ready_since_s >= 0)
-                n->ready_total_s += end_s - n->ready_since_s;
-            if (n->serving_since_s >= 0)
-                eng_account_serving(p, n, n->serving_since_s, end_s);
+            if (n->life.up_since_s >= 0)
+                n->life.up_total_s += end_s - n->life.up_since_s;
+            if (n->life.ready_since_s >= 0)
+                n->life.ready_total_s += end_s - n->life.ready_since_s;
+            if (n->life.serving_since_s >= 0)
+                eng_account_serving(p, n, n->life.serving_since_s, end_s);
         }
     }
 }

@@ -35,7 +35,7 @@ static void weight_loop(int argc, char *argv[])
             /* slots periods ago; before a full window there is none */
             double old = tick > slots ? r[(tick - slots) % (slots + 1)] : 0;
             r[tick % (slots + 1)] = busy;
-            if (n->state != NODE_READY || tick <= slots)
+            if (n->life.state != NODE_READY || tick <= slots)
                 continue; /* a full window first */
             double util = (busy - old) / (lbc->dw_window_s * n->gpus);
             lb_server_view *v = &p->lbi[0].servers[j];

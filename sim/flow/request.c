@@ -158,10 +158,10 @@ void eng_pool_leave(eng_pool *p, eng_req *r, int bucket, double t_s)
 static void node_accept(eng_pool *p, eng_node *n, eng_req *r)
 {
     r->node = n->index;
-    n->accepted++;
-    n->net_rx_bytes += S.classes[r->tclass].cfg->bytes_in;
+    n->work.accepted++;
+    n->work.net_rx_bytes += S.classes[r->tclass].cfg->bytes_in;
     p->lbi[r->l7].servers[n->index].active++;
-    eng_fifo_push(&n->q, r);
+    eng_fifo_push(&n->work.q, r);
     serve_accepted(n);
 }
 
@@ -277,7 +277,7 @@ static void send_to(eng_pool *p, eng_req *r, int s, double now)
     if (r->n_tried < ENG_MAX_TRIED)
         r->tried[r->n_tried++] = s;
     /* connection-level errors: the node is gone, unreachable, or flaky */
-    if (n->state != NODE_READY || p->partitioned ||
+    if (n->life.state != NODE_READY || p->partitioned ||
         (p->error_prob > 0 && gsl_rng_uniform(p->fault_rng) < p->error_prob)) {
         eng_lb_done(p, r->l7, s, 0, LB_ERROR, now);
         eng_attempt_failed(p, r, now);
@@ -311,12 +311,12 @@ int eng_offer(eng_pool *p, eng_req *r, double now)
     if (p->partitioned)
         return -1;
     int s = pick(p, r, now);
-    while (s >= 0 && p->nodes[s].state != NODE_READY && r->n_tried < ENG_MAX_TRIED) {
+    while (s >= 0 && p->nodes[s].life.state != NODE_READY && r->n_tried < ENG_MAX_TRIED) {
         r->tried[r->n_tried++] = s; /* hidden from the next pick */
         s = pick(p, r, now);
     }
     r->n_tried = 0;
-    if (s < 0 || p->nodes[s].state != NODE_READY)
+    if (s < 0 || p->nodes[s].life.state != NODE_READY)
         return -1;
     set_net(p, r);
     send_to(p, r, s, now);
@@ -403,7 +403,7 @@ void eng_req_served(eng_pool *p, eng_node *n, eng_req *r, double t1)
     double cut = tier_cut(r, t1);
     int was_cut = cut <= t1 && (ok || cut <= r->deadline_s);
     if (ok && !was_cut) /* its client is gone otherwise: no response is written */
-        n->net_tx_bytes += S.classes[r->tclass].cfg->bytes_out;
+        n->work.net_tx_bytes += S.classes[r->tclass].cfg->bytes_out;
     eng_lb_release(p, r, n->index, t1 - r->stage_s + r->net_s - r->net_prev_s, LB_OK, t1);
     if (was_cut)
         eng_req_end(p, r, B_FAILED, cut);

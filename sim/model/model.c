@@ -103,7 +103,7 @@ void eng_event(double t_s, const char *type, const char *subject, const char *fm
 void eng_view_sync(eng_node *n)
 {
     for (int k = 0; k < S.n_l7; k++)
-        n->pool->lbi[k].servers[n->index].up = n->registered && n->hc_up;
+        n->pool->lbi[k].servers[n->index].up = n->health.registered && n->health.hc_up;
 }
 
 /* Adds scale x the part of [t0, t1) in each interval to per[] and, when
@@ -129,8 +129,8 @@ void eng_account_serving(eng_pool *p, const eng_node *n, double t0, double t1)
 
 void eng_account_busy(eng_pool *p, eng_node *n, double t0, double t1)
 {
-    n->busy_gpu_s += t1 - t0;
-    add_per_interval(p->busy_per_interval, n->busy_series, t0, t1, 1);
+    n->work.busy_gpu_s += t1 - t0;
+    add_per_interval(p->busy_per_interval, n->work.busy_series, t0, t1, 1);
 }
 
 /* A pool's hosts: max_replicas of its own shape, and for a rollout as many
@@ -158,7 +158,7 @@ int eng_ready_count(const eng_pool *p, int include_starting)
 {
     int c = 0;
     for (int j = 0; j < p->n_hosts; j++) {
-        eng_node_state s = p->nodes[j].state;
+        eng_node_state s = p->nodes[j].life.state;
         if (s == NODE_READY || (include_starting && s >= NODE_PROVISIONING && s <= NODE_WARMING))
             c++;
     }

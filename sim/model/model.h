@@ -139,40 +139,49 @@ struct eng_node {
     int new_shape;         /* a slot of the pool's rollout target shape */
     sg_host_t host;
     char name[96];
-    eng_node_state state;
-    int gen;               /* incarnation: bumped at each crash or termination */
-    int registered;        /* in the balancer's server list (ready, not draining) */
-    int hc_up;             /* active health checks say up (1 without checks) */
-    int hc_fails, hc_oks;
-    int gpu_error;         /* up but every request errors */
-    int crash_holds;       /* crash faults holding it down now (recovers at 0) */
-    int slow_level;        /* pstate index */
-    eng_fifo q;            /* accepted, not yet taken by its server */
-    void *serve;           /* its server model's state (serve.h) */
     gsl_rng *rng;
-    int workers_alive;     /* its server's actors still running */
-    double busy_gpu_s;
-    double up_since_s;     /* when it last left OFF (for GPU-hours), or -1 */
-    double up_total_s;     /* provisioned time so far */
-    double ready_total_s;
-    double ready_since_s;
-    double serving_since_s;  /* ready or draining since (can run batches); -1 if not */
-    double start_s;        /* entered STARTING (Kubernetes status.startTime); NAN before */
-    double ready_change_s; /* last Ready transition; NAN before the first */
-    unsigned long accepted;/* requests sent to it, ever */
-    /* node_network_{receive,transmit}_bytes_total since it last came up:
-     * bytes_in of each request it accepted, bytes_out of each it completed */
-    double net_rx_bytes, net_tx_bytes;
-    double *busy_series;   /* busy GPU-seconds per interval (NULL when too many) */
-    int cause;             /* scenario fault acting on it now, or -1 */
-    int fault_rec;         /* its entry in the results' faults, or -1 */
-    /* metrics-server-like sample: the mean over the last window */
-    int m_has;
-    double m_time_s, m_util, m_rps, m_queue;
-    double m_busy_prev, m_accepted_prev;
-    /* node_pool only */
-    int cnode;             /* cluster node it is bound to, or -1 */
-    int unscheduled;       /* pending for lack of a node (state PROVISIONING, host off) */
+    struct {               /* its life (control/lifecycle.c) */
+        eng_node_state state;
+        int gen;           /* incarnation: bumped at each crash or termination */
+        double up_since_s; /* when it last left OFF (for GPU-hours), or -1 */
+        double up_total_s; /* provisioned time so far */
+        double ready_total_s;
+        double ready_since_s;
+        double serving_since_s; /* ready or draining since (can run batches); -1 if not */
+        double start_s;    /* entered STARTING (Kubernetes status.startTime); NAN before */
+        double ready_change_s; /* last Ready transition; NAN before the first */
+        /* node_pool only */
+        int cnode;         /* cluster node it is bound to, or -1 */
+        int unscheduled;   /* pending for lack of a node (state PROVISIONING, host off) */
+    } life;
+    struct {               /* what the balancer knows of it */
+        int registered;    /* in the balancer's server list (ready, not draining) */
+        int hc_up;         /* active health checks say up (1 without checks) */
+        int hc_fails, hc_oks;
+    } health;
+    struct {               /* injected faults acting on it (control/chaos.c) */
+        int gpu_error;     /* up but every request errors */
+        int crash_holds;   /* crash faults holding it down now (recovers at 0) */
+        int slow_level;    /* pstate index */
+        int cause;         /* scenario fault acting on it now, or -1 */
+        int fault_rec;     /* its entry in the results' faults, or -1 */
+    } fault;
+    struct {               /* the work it was given and did */
+        eng_fifo q;        /* accepted, not yet taken by its server */
+        void *serve;       /* its server model's state (serve.h) */
+        int workers_alive; /* its server's actors still running */
+        double busy_gpu_s;
+        double *busy_series; /* busy GPU-seconds per interval (NULL when too many) */
+        unsigned long accepted; /* requests sent to it, ever */
+        /* node_network_{receive,transmit}_bytes_total since it last came up:
+         * bytes_in of each request it accepted, bytes_out of each it completed */
+        double net_rx_bytes, net_tx_bytes;
+    } work;
+    struct {               /* metrics-server-like sample: the mean over the last window */
+        int m_has;
+        double m_time_s, m_util, m_rps, m_queue;
+        double m_busy_prev, m_accepted_prev;
+    } sample;
 };
 
 struct eng_pool {

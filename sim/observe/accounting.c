@@ -88,9 +88,9 @@ static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
         *rec = S.l7[r->l7].fault_rec;
         return S.l7[r->l7].cause;
     }
-    if (r->node >= 0 && p->nodes[r->node].cause >= 0) {
-        *rec = p->nodes[r->node].fault_rec;
-        return p->nodes[r->node].cause;
+    if (r->node >= 0 && p->nodes[r->node].fault.cause >= 0) {
+        *rec = p->nodes[r->node].fault.fault_rec;
+        return p->nodes[r->node].fault.cause;
     }
     if (p->cause >= 0) {
         *rec = p->fault_rec;
@@ -110,9 +110,9 @@ static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
         }
     }
     for (int j = 0; j < p->n_hosts; j++) {
-        if (p->nodes[j].cause >= 0) {
-            *rec = p->nodes[j].fault_rec;
-            return p->nodes[j].cause;
+        if (p->nodes[j].fault.cause >= 0) {
+            *rec = p->nodes[j].fault.fault_rec;
+            return p->nodes[j].fault.cause;
         }
     }
     for (int i = 0; i < sc->n_faults; i++) {

@@ -347,13 +347,13 @@ static void llm_add_series(const eng_node *n, obs_node *o)
 static obs_llm *llm_state(const eng_node *n)
 {
     obs_llm *l = O.nodes[n->pool->id][n->index].llm;
-    if (l && l->gen != n->gen) {
+    if (l && l->gen != n->life.gen) {
         for (int h = 0; h < N_LLM_HIST; h++) {
             memset(l->n[h], 0, sizeof *l->n[h] * (size_t)(LLM_HIST[h].n_bounds + 1));
             l->sum[h] = 0;
             l->count[h] = 0;
         }
-        l->gen = n->gen;
+        l->gen = n->life.gen;
     }
     return l;
 }
@@ -469,8 +469,8 @@ static void node_values(const eng_node *n, double util, double *v)
     int k = 0;
     v[k++] = util;
     v[k++] = util;
-    v[k++] = n->net_rx_bytes;
-    v[k++] = n->net_tx_bytes;
+    v[k++] = n->work.net_rx_bytes;
+    v[k++] = n->work.net_tx_bytes;
     if (has_host_memory(n)) {
         const sc_host_memory *hm = &n->pool->cfg->host_memory;
         v[k++] = hm->total_bytes;
@@ -478,8 +478,8 @@ static void node_values(const eng_node *n, double util, double *v)
     }
     if (has_gpu_memory(n)) {
         const sc_model *m = n->pool->model;
-        int loaded = n->state == NODE_WARMING || n->state == NODE_READY ||
-                     n->state == NODE_DRAINING;
+        int loaded = n->life.state == NODE_WARMING || n->life.state == NODE_READY ||
+                     n->life.state == NODE_DRAINING;
         double cap = n->power->gpu_memory_bytes;
         for (int g = 0; g < n->gpus; g++) {
             double used =
@@ -520,7 +520,7 @@ static void make_series(void)
             obs_llm *l = calloc(1, sizeof *l);
             for (int h = 0; h < N_LLM_HIST; h++)
                 l->n[h] = calloc((size_t)LLM_HIST[h].n_bounds + 1, sizeof *l->n[h]);
-            l->gen = S.pools[k].nodes[j].gen;
+            l->gen = S.pools[k].nodes[j].life.gen;
             O.nodes[k][j].llm = l;
         }
     }
@@ -589,8 +589,8 @@ void obs_request_end(const eng_pool *p, const eng_req *r, int bucket, double t_s
 
 static void scrape_node(eng_node *n, obs_node *o, double t, double now)
 {
-    int target = n->state != NODE_OFF;
-    int answers = target && n->state != NODE_FAILED && sg_host_is_on(n->host);
+    int target = n->life.state != NODE_OFF;
+    int answers = target && n->life.state != NODE_FAILED && sg_host_is_on(n->host);
     double busy = serve_busy_s(n, now);
     if (n->pool->metrics_stale) { /* stale_metrics: no sample; series go stale after 5m */
         o->busy_prev = busy;

@@ -69,9 +69,9 @@ static void close_interval(size_t i)
         s->pools[k].starting = eng_ready_count(p, 1) - s->pools[k].replicas;
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
-            s->pools[k].draining += n->state == NODE_DRAINING;
-            if (n->busy_series && n->state == NODE_OFF && n->busy_series[i] == 0)
-                n->busy_series[i] = NAN; /* the node did not exist */
+            s->pools[k].draining += n->life.state == NODE_DRAINING;
+            if (n->work.busy_series && n->life.state == NODE_OFF && n->work.busy_series[i] == 0)
+                n->work.busy_series[i] = NAN; /* the node did not exist */
         }
     }
 }
@@ -247,14 +247,14 @@ static int build(void)
             n->gpus = n->new_shape ? p->cfg->rollout.gpus_per_node : p->cfg->gpus_per_node;
             n->power = n->new_shape ? &p->cfg->rollout.power : &p->cfg->power;
             serve_init_node(n);
-            n->up_since_s = -1;
-            n->ready_since_s = -1;
-            n->serving_since_s = -1;
-            n->cause = n->fault_rec = -1;
+            n->life.up_since_s = -1;
+            n->life.ready_since_s = -1;
+            n->life.serving_since_s = -1;
+            n->fault.cause = n->fault.fault_rec = -1;
             /* per-node series for the report's heatmap, while they stay small */
             if ((double)p->n_hosts * (double)S.n_intervals <= 4e6)
-                n->busy_series = calloc(S.n_intervals, sizeof *n->busy_series);
-            n->hc_up = 1;
+                n->work.busy_series = calloc(S.n_intervals, sizeof *n->work.busy_series);
+            n->health.hc_up = 1;
             for (int i = 0; i < S.n_l7; i++)
                 p->lbi[i].servers[j] = (lb_server_view){ .up = 0, .active = 0,
                                                          .max_conns = sc->lb.max_conns,
@@ -348,7 +348,7 @@ static void sweep_expired(double end)
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
             eng_fifo kept = { 0 };
-            while ((r = eng_fifo_pop(&n->q))) {
+            while ((r = eng_fifo_pop(&n->work.q))) {
                 double cut = tier_cut(r, end);
                 if (cut <= end && cut <= r->deadline_s) {
                     p->lbi[r->l7].servers[j].active--;
@@ -360,7 +360,7 @@ static void sweep_expired(double end)
                     eng_fifo_push(&kept, r);
                 }
             }
-            n->q = kept;
+            n->work.q = kept;
         }
     }
 }
@@ -382,7 +382,7 @@ static void census(unsigned long *requests, unsigned long *per_pool)
         census_fifo(&p->lbq, p, requests, per_pool);
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
-            census_fifo(&n->q, p, requests, per_pool);
+            census_fifo(&n->work.q, p, requests, per_pool);
             serve_census(n, requests, per_pool);
         }
     }
@@ -425,9 +425,9 @@ static void collect(rp_results *out)
         double busy = 0, joules = 0, gpu_s = 0, money = 0;
         for (int j = 0; j < p->n_hosts; j++) {
             const eng_node *n = &p->nodes[j];
-            busy += n->busy_gpu_s;
-            gpu_s += n->up_total_s * n->gpus;
-            money += n->up_total_s * n->gpus / 3600.0 * n->power->price_per_gpu_hour;
+            busy += n->work.busy_gpu_s;
+            gpu_s += n->life.up_total_s * n->gpus;
+            money += n->life.up_total_s * n->gpus / 3600.0 * n->power->price_per_gpu_hour;
             joules += sg_host_get_consumed_energy(n->host);
         }
         rp->utilization = gpu_s > 0 ? busy / gpu_s : 0;
@@ -445,7 +445,7 @@ static void collect(rp_results *out)
             out->samples[i].pools[k].serving_gpus =
                 len > 0 ? p->serving_per_interval[i] / len : 0;
         }
-        if (p->nodes[0].busy_series) {
+        if (p->nodes[0].work.busy_series) {
             rp->nodes = calloc((size_t)p->n_hosts, sizeof *rp->nodes);
             rp->n_nodes = p->n_hosts;
             for (int j = 0; j < p->n_hosts; j++) {
@@ -453,7 +453,7 @@ static void collect(rp_results *out)
                 rp->nodes[j].busy = malloc(sizeof(double) * S.n_intervals);
                 for (size_t i = 0; i < S.n_intervals; i++) {
                     double len = fmin(sc->interval_s, dur - (double)i * sc->interval_s);
-                    double b = p->nodes[j].busy_series[i];
+                    double b = p->nodes[j].work.busy_series[i];
                     rp->nodes[j].busy[i] = isnan(b) || len <= 0 ? b : b / (len * p->nodes[j].gpus);
                 }
             }
@@ -524,7 +524,7 @@ static void teardown(void)
             eng_node *n = &p->nodes[j];
             gsl_rng_free(n->rng);
             serve_free_node(n);
-            free(n->busy_series);
+            free(n->work.busy_series);
         }
         for (int i = 0; i < S.n_l7; i++) {
             lb_destroy(p->lbi[i].balancer);

@@ -32,7 +32,7 @@ struct batch_node {
     sg_sem_t filled;       /* the forming worker waits here for a full batch */
 };
 
-static batch_node *bn_of(const eng_node *n) { return n->serve; }
+static batch_node *bn_of(const eng_node *n) { return n->work.serve; }
 
 static void init_node(eng_node *n)
 {
@@ -47,7 +47,7 @@ static void init_node(eng_node *n)
         bn->workers[g].batch =
             malloc(sizeof(eng_req *) * (size_t)n->pool->model->batch_max_size);
     }
-    n->serve = bn;
+    n->work.serve = bn;
 }
 
 static void free_node(eng_node *n)
@@ -61,14 +61,14 @@ static void free_node(eng_node *n)
         free(bn->workers[g].batch);
     free(bn->workers);
     free(bn);
-    n->serve = NULL;
+    n->work.serve = NULL;
 }
 
 static void accepted(eng_node *n)
 {
     batch_node *bn = bn_of(n);
     if (bn->forming) {
-        if (n->q.len >= n->pool->model->batch_max_size) {
+        if (n->work.q.len >= n->pool->model->batch_max_size) {
             bn->forming = 0;
             sg_sem_release(bn->filled);
         }
@@ -102,26 +102,26 @@ static void gpu_worker(int argc, char *argv[])
 
     for (;;) {
         /* A draining node's workers leave once its queue is empty. */
-        if (n->state == NODE_DRAINING && n->q.len == 0) {
+        if (n->life.state == NODE_DRAINING && n->work.q.len == 0) {
             wake_idle(n); /* the others leave too */
             life_worker_exited(n);
             return;
         }
         /* Idle while there is nothing to do or another worker is forming
          * a batch (one batcher per node, as in Triton's dynamic batcher). */
-        if (n->q.len == 0 || bn->forming) {
+        if (n->work.q.len == 0 || bn->forming) {
             bn->idle_workers++;
             sg_sem_acquire(bn->wake);
             continue;
         }
         /* Dynamic batching: wait until the batch is full or its oldest
          * request has waited max_wait (Triton's max_queue_delay). */
-        if (max > 1 && m->batch_max_wait_s > 0 && n->state == NODE_READY) {
+        if (max > 1 && m->batch_max_wait_s > 0 && n->life.state == NODE_READY) {
             for (;;) {
                 double now = simgrid_get_clock();
-                if (n->q.len == 0 || n->q.len >= max)
+                if (n->work.q.len == 0 || n->work.q.len >= max)
                     break;
-                double due = n->q.head->stage_s + m->batch_max_wait_s;
+                double due = n->work.q.head->stage_s + m->batch_max_wait_s;
                 /* waits below SimGrid's timing precision (1e-9 s) cannot
                  * move its clock: within 1 us of due is due */
                 if (due - now <= 1e-6)
@@ -136,8 +136,8 @@ static void gpu_worker(int argc, char *argv[])
         double now = simgrid_get_clock();
         int b = 0;
         double work = 0;
-        while (b < max && n->q.len > 0) {
-            eng_req *r = eng_fifo_pop(&n->q);
+        while (b < max && n->work.q.len > 0) {
+            eng_req *r = eng_fifo_pop(&n->work.q);
             if (r->deadline_s <= now) { /* client already gone: not the server's fault */
                 eng_lb_release(p, r, n->index, now - r->stage_s, LB_OK, now);
                 eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
@@ -146,7 +146,7 @@ static void gpu_worker(int argc, char *argv[])
             w->batch[b++] = r;
             work += r->work;
         }
-        if (n->q.len > 0 && bn->idle_workers > 0 && !bn->forming) {
+        if (n->work.q.len > 0 && bn->idle_workers > 0 && !bn->forming) {
             bn->idle_workers--;
             sg_sem_release(bn->wake);
         }
@@ -154,7 +154,7 @@ static void gpu_worker(int argc, char *argv[])
             eng_drain_balancer_queue(p, now);
             continue;
         }
-        if (n->gpu_error) { /* the application answers 500 at once: a 5xx
+        if (n->fault.gpu_error) { /* the application answers 500 at once: a 5xx
                                response (nginx's default proxy_next_upstream
                                does not list http_500) */
             for (int i = 0; i < b; i++) {
@@ -168,9 +168,9 @@ static void gpu_worker(int argc, char *argv[])
         double service_s = sc_model_mean_s(m, b) * (work / b) * eng_draw_unit(&m->noise, n->rng);
         w->batch_n = b;
         w->run_t0_s = now;
-        int gen = n->gen;
+        int gen = n->life.gen;
         sg_actor_execute(service_s * ENG_FLOPS_PER_S);
-        if (n->gen != gen)
+        if (n->life.gen != gen)
             return; /* the node crashed as the batch ended: fail_running has dealt with it */
         double t1 = simgrid_get_clock();
         w->run_t0_s = -1;
@@ -199,7 +199,7 @@ static void start(eng_node *n)
          * scenario's duration (simgrid_run_until) whatever actors remain */
         sg_actor_start(a, gpu_worker, 0, NULL);
     }
-    n->workers_alive = n->gpus;
+    n->work.workers_alive = n->gpus;
 }
 
 static void fail_running(eng_node *n, double now)
@@ -230,7 +230,7 @@ static void reset(eng_node *n)
 static double busy_s(const eng_node *n, double now)
 {
     const batch_node *bn = bn_of(n);
-    double b = n->busy_gpu_s;
+    double b = n->work.busy_gpu_s;
     for (int g = 0; g < n->gpus; g++)
         if (bn->workers[g].run_t0_s >= 0)
             b += now - bn->workers[g].run_t0_s;
@@ -255,7 +255,7 @@ static void census(const eng_node *n, unsigned long *requests, unsigned long *pe
             eng_census_add(bn->workers[g].batch[i], n->pool, requests, per_pool);
 }
 
-static int queued(const eng_node *n) { return n->q.len; }
+static int queued(const eng_node *n) { return n->work.q.len; }
 
 const serve_ops serve_batch = {
     .name = "batch",

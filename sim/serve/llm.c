@@ -109,7 +109,7 @@ struct llm_node {
 };
 
 static llm_pool *lp_of(const eng_pool *p) { return p->serve_state; }
-static llm_node *ln_of(const eng_node *n) { return n->serve; }
+static llm_node *ln_of(const eng_node *n) { return n->work.serve; }
 
 /* The prefix-cache lookups of a node's schedulers over the whole run. */
 static void node_prefix(const llm_node *ln, unsigned long *queries, unsigned long *hits)
@@ -258,7 +258,7 @@ static void init_node(eng_node *n)
         rep->chunks = malloc(sizeof *rep->chunks * m);
         rep->held_blocks = malloc(sizeof *rep->held_blocks * m);
     }
-    n->serve = ln;
+    n->work.serve = ln;
 }
 
 static void free_seq(llm_req *q)
@@ -322,7 +322,7 @@ static void free_node(eng_node *n)
     }
     free(ln->reps);
     free(ln);
-    n->serve = NULL;
+    n->work.serve = NULL;
 }
 
 static double seq_tokens_left(const llm_seq *q)
@@ -374,7 +374,7 @@ static int rep_load(const llm_replica *rep)
 static void accepted(eng_node *n)
 {
     llm_node *ln = ln_of(n);
-    eng_req *r = eng_fifo_pop(&n->q);
+    eng_req *r = eng_fifo_pop(&n->work.q);
     llm_replica *best = &ln->reps[0];
     for (int i = 1; i < ln->n_reps; i++)
         if (rep_load(&ln->reps[i]) < rep_load(best))
@@ -641,11 +641,11 @@ static int run_horizon(llm_replica *rep, int k)
 {
     eng_node *n = rep->node;
     llm_pool *lp = lp_of(n->pool);
-    int gen = n->gen;
+    int gen = n->life.gen;
     double speed_flops = sg_host_get_speed(n->host);
     if (lp->mode == LLM_LIVE) { /* one step (plan made k 1), as long as SimGrid says */
         sg_actor_execute((rep->t_end[1] - rep->t_end[0]) * speed_flops);
-        if (n->gen != gen)
+        if (n->life.gen != gen)
             return 0;
         rep->t_end[1] = simgrid_get_clock();
         return 1;
@@ -653,7 +653,7 @@ static int run_horizon(llm_replica *rep, int k)
     if (lp->mode == LLM_PER_STEP) {
         for (int j = 1; j <= k; j++) {
             sg_actor_execute((rep->t_end[j] - rep->t_end[j - 1]) * speed_flops);
-            if (n->gen != gen)
+            if (n->life.gen != gen)
                 return 0;
             if (rep->pending)
                 return j;
@@ -668,12 +668,12 @@ static int run_horizon(llm_replica *rep, int k)
     sg_exec_t e = sg_actor_exec_async((rep->t_end[k] - now) * speed_flops);
     rep->in_horizon = 1;
     int woken = sg_sem_acquire_timeout(rep->wake, rep->t_end[k] - now) == 0;
-    if (n->gen != gen)
+    if (n->life.gen != gen)
         return 0;
     rep->in_horizon = 0;
     if (!woken) {
         sg_exec_wait(e);
-        return n->gen != gen ? 0 : k;
+        return n->life.gen != gen ? 0 : k;
     }
     /* an arrival at now: the step in progress ends first */
     sg_exec_cancel(e);
@@ -688,7 +688,7 @@ static int run_horizon(llm_replica *rep, int k)
     }
     if (rep->t_end[lo] > now)
         sg_actor_execute((rep->t_end[lo] - now) * speed_flops);
-    return n->gen != gen ? 0 : lo;
+    return n->life.gen != gen ? 0 : lo;
 }
 
 static void replica(int argc, char *argv[])
@@ -708,11 +708,11 @@ static void replica(int argc, char *argv[])
         while ((q = pop_pending(rep)))
             llm_sched_add(s, &q->seq);
         int held = llm_sched_waiting(s) + llm_sched_running(s);
-        if (n->state == NODE_DRAINING && held == 0) {
+        if (n->life.state == NODE_DRAINING && held == 0) {
             life_worker_exited(n);
             return;
         }
-        if (n->gpu_error && held > 0) { /* every request answers 500 at once */
+        if (n->fault.gpu_error && held > 0) { /* every request answers 500 at once */
             llm_req *all[64];
             int k;
             while ((k = take_all(rep, all, 64)) > 0)
@@ -771,7 +771,7 @@ static void start(eng_node *n)
         sg_actor_set_data(a, rep);
         sg_actor_start(a, replica, 0, NULL); /* not a daemon: see serve/batch.c */
     }
-    n->workers_alive = ln->n_reps;
+    n->work.workers_alive = ln->n_reps;
 }
 
 static void fail_running(eng_node *n, double now)
@@ -815,7 +815,7 @@ static void reset(eng_node *n)
 static double busy_s(const eng_node *n, double now)
 {
     const llm_node *ln = ln_of(n);
-    double b = n->busy_gpu_s;
+    double b = n->work.busy_gpu_s;
     int tp = lp_of(n->pool)->tp;
     for (int i = 0; i < ln->n_reps; i++)
         if (ln->reps[i].run_t0_s >= 0)
@@ -859,7 +859,7 @@ static void census(const eng_node *n, unsigned long *requests, unsigned long *pe
 static int queued(const eng_node *n)
 {
     const llm_node *ln = ln_of(n);
-    int k = n->q.len;
+    int k = n->work.q.len;
     for (int i = 0; i < ln->n_reps; i++)
         k += llm_sched_waiting(ln->reps[i].sched) + ln->reps[i].n_pending;
     return k;
@@ -873,7 +873,7 @@ static void close_interval(eng_pool *p, size_t i)
     for (int j = 0; j < p->n_hosts; j++) {
         const eng_node *n = &p->nodes[j];
         const llm_node *ln = ln_of(n);
-        if (n->state != NODE_READY && n->state != NODE_DRAINING)
+        if (n->life.state != NODE_READY && n->life.state != NODE_DRAINING)
             continue;
         for (int k = 0; k < ln->n_reps; k++) {
             run += llm_sched_running(ln->reps[k].sched);

@@ -76,7 +76,7 @@ static void test_account_busy(void)
     eng_node n = { 0 };
     p.busy_per_interval = pool_busy;
     p.serving_per_interval = serving;
-    n.busy_series = node_busy;
+    n.work.busy_series = node_busy;
     n.gpus = 8;
     /* [25, 95): 5 s in the first interval, 30 in the next two, 5 in the last */
     eng_account_busy(&p, &n, 25, 95);
@@ -85,7 +85,7 @@ static void test_account_busy(void)
         CU_ASSERT_DOUBLE_EQUAL(pool_busy[i], want[i], 1e-12);
         CU_ASSERT_DOUBLE_EQUAL(node_busy[i], want[i], 1e-12);
     }
-    CU_ASSERT_DOUBLE_EQUAL(n.busy_gpu_s, 70, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(n.work.busy_gpu_s, 70, 1e-12);
     /* the last interval runs to the end of the run, and past it */
     eng_account_serving(&p, &n, 100, 130);
     CU_ASSERT_DOUBLE_EQUAL(serving[3], 8 * 30, 1e-12);
@@ -101,7 +101,7 @@ static void test_ready_count_and_slots(void)
     eng_node_state st[6] = { NODE_READY, NODE_PROVISIONING, NODE_WARMING, NODE_DRAINING,
                              NODE_FAILED, NODE_READY };
     for (int i = 0; i < 6; i++)
-        nodes[i].state = st[i];
+        nodes[i].life.state = st[i];
     CU_ASSERT_EQUAL(eng_ready_count(&p, 0), 2);
     CU_ASSERT_EQUAL(eng_ready_count(&p, 1), 4); /* + provisioning and warming */
 
