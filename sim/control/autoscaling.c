@@ -124,9 +124,9 @@ static void sync_pool(eng_pool *p, double now, int poke)
      * metric as KEDA or prometheus-adapter would serve it) */
     double backlog = 0;
     int consumer = 0;
-    for (int i = 0; i < S.sc->n_queues; i++)
-        if (S.queues[i].consumer == p) {
-            backlog += S.queues[i].q.len;
+    for (int i = 0; i < eng_world.sc->n_queues; i++)
+        if (eng_world.queues[i].consumer == p) {
+            backlog += eng_world.queues[i].q.len;
             consumer = 1;
         }
     as_metric metrics[4] = { { "concurrency", conc },
@@ -177,21 +177,21 @@ int scale_buffer(eng_pool *p, double now)
 
 void scale_start(void)
 {
-    for (int i = 0; i < S.sc->n_autoscalers; i++) {
-        const sc_autoscaler *a = &S.sc->autoscalers[i];
-        eng_pool *p = &S.pools[a->pool];
+    for (int i = 0; i < eng_world.sc->n_autoscalers; i++) {
+        const sc_autoscaler *a = &eng_world.sc->autoscalers[i];
+        eng_pool *p = &eng_world.pools[a->pool];
         char err[1024];
-        p->scaler = sc_autoscaler_create(S.sc, a, err, sizeof err);
+        p->scaler = sc_autoscaler_create(eng_world.sc, a, err, sizeof err);
         if (!p->scaler) { /* checked at load time; cannot happen with the same files */
             fprintf(stderr, "%s\n", err);
             continue;
         }
         p->as_pods = calloc((size_t)p->n_hosts, sizeof(as_pod_view));
         p->as_custom = calloc((size_t)p->n_hosts * 2, sizeof(as_metric));
-        sg_actor_t m = sg_actor_init("metrics", S.balancer_host);
+        sg_actor_t m = sg_actor_init("metrics", eng_world.balancer_host);
         sg_actor_set_data(m, p);
         sg_actor_start(m, metrics_sampler, 0, NULL);
-        sg_actor_t c = sg_actor_init("autoscaler", S.balancer_host);
+        sg_actor_t c = sg_actor_init("autoscaler", eng_world.balancer_host);
         sg_actor_set_data(c, p);
         sg_actor_start(c, controller, 0, NULL);
     }
@@ -199,11 +199,11 @@ void scale_start(void)
 
 void scale_free(void)
 {
-    for (int k = 0; k < S.sc->n_pools; k++) {
-        as_destroy(S.pools[k].scaler);
-        S.pools[k].scaler = NULL;
-        free(S.pools[k].as_pods);
-        free(S.pools[k].as_custom);
-        life_free_pool(&S.pools[k]);
+    for (int k = 0; k < eng_world.sc->n_pools; k++) {
+        as_destroy(eng_world.pools[k].scaler);
+        eng_world.pools[k].scaler = NULL;
+        free(eng_world.pools[k].as_pods);
+        free(eng_world.pools[k].as_custom);
+        life_free_pool(&eng_world.pools[k]);
     }
 }

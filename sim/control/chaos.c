@@ -59,7 +59,7 @@ static struct {
     double clients_until;  /* the clients actor sleeps until then */
     int clients_late;      /* a retry is due before then: wake it (chaos_clients_wake) */
     char **speed_files;    /* per speed_profile fault: the file SimGrid reads */
-} C;
+} chaos_state;
 
 static const char *zone_of(const eng_pool *p)
 {
@@ -82,19 +82,19 @@ static int node_hit(const sc_fault *f, const eng_node *n)
 static void target_name(const sc_fault *f, char *buf, size_t len)
 {
     if (f->kind == SC_FAULT_CACHE_DOWN)
-        snprintf(buf, len, "%s", S.sc->caches[f->dep].name);
+        snprintf(buf, len, "%s", eng_world.sc->caches[f->dep].name);
     else if (f->kind == SC_FAULT_LB_FAILURE && f->l7 >= 0)
-        snprintf(buf, len, "%s", S.sc->lb.l7[f->l7].name);
+        snprintf(buf, len, "%s", eng_world.sc->lb.l7[f->l7].name);
     else if (f->kind == SC_FAULT_BROKER_DOWN)
-        snprintf(buf, len, "%s", S.sc->queues[f->dep].name);
+        snprintf(buf, len, "%s", eng_world.sc->queues[f->dep].name);
     else if (f->zone)
         snprintf(buf, len, "zone %s", f->zone);
     else if (f->pool < 0)
         snprintf(buf, len, "all pools");
     else if (f->node < 0)
-        snprintf(buf, len, "%s", S.sc->pools[f->pool].name);
+        snprintf(buf, len, "%s", eng_world.sc->pools[f->pool].name);
     else
-        snprintf(buf, len, "%s/%d", S.sc->pools[f->pool].name, f->node);
+        snprintf(buf, len, "%s/%d", eng_world.sc->pools[f->pool].name, f->node);
 }
 
 /* Adds the fault to the results; returns its index there. */
@@ -106,15 +106,15 @@ static int record(const sc_fault *f, double start, double end, const char *detai
     end = round(end * 1e9) / 1e9;
     rp_fault rf = { .start_s = start, .end_s = end, .kind = (char *)sc_fault_name(f->kind),
                     .target = target, .detail = (char *)detail, .error_share = NAN };
-    rp_add_fault(S.out, &rf);
+    rp_add_fault(eng_world.out, &rf);
     eng_event(start, "fault_start", target, "%s%s%s", sc_fault_name(f->kind), detail ? ": " : "",
               detail ? detail : "");
-    return (int)S.out->n_faults - 1;
+    return (int)eng_world.out->n_faults - 1;
 }
 
 static int fault_index(const sc_fault *f)
 {
-    return (int)(f - S.sc->faults);
+    return (int)(f - eng_world.sc->faults);
 }
 
 /* Marks (or clears) the fault as the cause of errors on a node or pool. */
@@ -141,18 +141,18 @@ typedef struct {
 
 static void retry_storm(const fault_change *c)
 {
-    for (int k = 0; k < S.sc->n_traffic; k++)
+    for (int k = 0; k < eng_world.sc->n_traffic; k++)
         if (c->f->traffic < 0 || c->f->traffic == k) {
             if (c->on)
-                S.classes[k].retry = c->f;
-            else if (S.classes[k].retry == c->f)
-                S.classes[k].retry = NULL;
+                eng_world.classes[k].retry = c->f;
+            else if (eng_world.classes[k].retry == c->f)
+                eng_world.classes[k].retry = NULL;
         }
 }
 
 static void cache_down(const fault_change *c)
 {
-    eng_cache *cache = &S.caches[c->f->dep];
+    eng_cache *cache = &eng_world.caches[c->f->dep];
     blame(&cache->cause, &cache->fault_rec, c->idx, c->rec, c->on);
     pipe_cache_down(c->f->dep, c->on);
 }
@@ -188,10 +188,10 @@ static void bandwidth_cut(eng_pool *p, const fault_change *c)
 {
     (void)c;
     double factor = 1.0;
-    for (int i = 0; i < S.sc->n_faults; i++)
-        if (C.active[i] && S.sc->faults[i].kind == SC_FAULT_BANDWIDTH_CUT &&
-            pool_hit(&S.sc->faults[i], p))
-            factor *= S.sc->faults[i].factor;
+    for (int i = 0; i < eng_world.sc->n_faults; i++)
+        if (chaos_state.active[i] && eng_world.sc->faults[i].kind == SC_FAULT_BANDWIDTH_CUT &&
+            pool_hit(&eng_world.sc->faults[i], p))
+            factor *= eng_world.sc->faults[i].factor;
     p->bw_factor = factor;
     for (int j = 0; j < p->n_hosts; j++) {
         char name[128];
@@ -269,7 +269,7 @@ static void apply(const sc_fault *f, int idx, int rec, int on, double now)
 {
     const struct fault_ops *ops = &fault_ops[f->kind];
     const fault_change c = { .f = f, .idx = idx, .rec = rec, .on = on, .now = now };
-    C.active[idx] = on;
+    chaos_state.active[idx] = on;
     if (f->l7 >= 0) { /* lb_failure of one L7 balancer, not of pools */
         tier_down(f->l7, on, idx, rec, now);
         return;
@@ -278,8 +278,8 @@ static void apply(const sc_fault *f, int idx, int rec, int on, double now)
         ops->apply(&c);
         return;
     }
-    for (int k = 0; k < S.sc->n_pools; k++) {
-        eng_pool *p = &S.pools[k];
+    for (int k = 0; k < eng_world.sc->n_pools; k++) {
+        eng_pool *p = &eng_world.pools[k];
         if (!pool_hit(f, p))
             continue;
         if (ops->pool) {
@@ -307,18 +307,18 @@ static void scheduled_fault(int argc, char *argv[])
     const sc_fault *f = sg_actor_self_get_data();
     int idx = fault_index(f);
     if (f->when_qps > 0 || f->after_prev >= 0) {
-        sg_sem_acquire(C.go[idx]);
+        sg_sem_acquire(chaos_state.go[idx]);
         if (f->after_prev >= 0 && f->after_s > 0)
             sg_actor_sleep_for(f->after_s);
     } else {
         sg_actor_sleep_until(f->at_s);
     }
     double now = simgrid_get_clock();
-    if (!(now < S.sc->duration_s))
+    if (!(now < eng_world.sc->duration_s))
         return;
-    for (int j = idx + 1; j < S.sc->n_faults; j++) /* faults `after` this one */
-        if (S.sc->faults[j].after_prev == idx)
-            sg_sem_release(C.go[j]);
+    for (int j = idx + 1; j < eng_world.sc->n_faults; j++) /* faults `after` this one */
+        if (eng_world.sc->faults[j].after_prev == idx)
+            sg_sem_release(chaos_state.go[j]);
     double until = f->duration_s > 0 ? now + f->duration_s : NAN;
     char detail[128] = "";
     if (f->kind == SC_FAULT_SLOWDOWN)
@@ -350,7 +350,7 @@ static void scheduled_fault(int argc, char *argv[])
     if (f->kind == SC_FAULT_LB_FAILURE && f->standby_failover_s > 0) {
         sg_actor_sleep_for(f->standby_failover_s);
         now = simgrid_get_clock();
-        S.out->faults[rec].end_s = now;
+        eng_world.out->faults[rec].end_s = now;
         apply(f, fault_index(f), rec, 0, now);
         eng_event(now, "failover", "balancer", "standby took over after %.1f s", f->standby_failover_s);
         return;
@@ -402,14 +402,14 @@ static int n_crash_args;
 
 void chaos_apply_rates(void)
 {
-    for (int i = 0; i < S.sc->n_faults; i++) {
-        const sc_fault *f = &S.sc->faults[i];
+    for (int i = 0; i < eng_world.sc->n_faults; i++) {
+        const sc_fault *f = &eng_world.sc->faults[i];
         if (f->kind != SC_FAULT_FLASH_CROWD)
             continue;
         double end = f->duration_s > 0 ? f->at_s + f->duration_s : INFINITY;
-        for (int c = 0; c < S.sc->n_traffic; c++)
+        for (int c = 0; c < eng_world.sc->n_traffic; c++)
             if (f->traffic < 0 || f->traffic == c)
-                sim_rate_scale(S.classes[c].rate, f->at_s, end, f->factor);
+                sim_rate_scale(eng_world.classes[c].rate, f->at_s, end, f->factor);
     }
 }
 
@@ -420,19 +420,19 @@ void chaos_apply_rates(void)
  * loader checked, so both read the same profile. */
 const char *chaos_speed_file(int pool, int node)
 {
-    const sc_pool *pc = &S.sc->pools[pool];
+    const sc_pool *pc = &eng_world.sc->pools[pool];
     const char *zone = pc->zone ? pc->zone : pc->name, *file = NULL;
-    for (int i = 0; i < S.sc->n_faults; i++) {
-        const sc_fault *f = &S.sc->faults[i];
+    for (int i = 0; i < eng_world.sc->n_faults; i++) {
+        const sc_fault *f = &eng_world.sc->faults[i];
         if (f->kind != SC_FAULT_SPEED_PROFILE)
             continue;
         int hit = f->zone ? !strcmp(f->zone, zone)
                           : (f->pool < 0 || f->pool == pool) && (f->node < 0 || f->node == node);
         if (!hit)
             continue;
-        if (!C.speed_files)
-            C.speed_files = calloc((size_t)S.sc->n_faults, sizeof *C.speed_files);
-        if (!C.speed_files[i]) {
+        if (!chaos_state.speed_files)
+            chaos_state.speed_files = calloc((size_t)eng_world.sc->n_faults, sizeof *chaos_state.speed_files);
+        if (!chaos_state.speed_files[i]) {
             char tmp[] = "/tmp/fleetsim-speed-XXXXXX";
             int fd = mkstemp(tmp);
             FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
@@ -443,9 +443,9 @@ const char *chaos_speed_file(int pool, int node)
             if (f->prof_loop_s > 0)
                 fprintf(out, "LOOPAFTER %.17g\n", f->prof_loop_s);
             fclose(out);
-            C.speed_files[i] = strdup(tmp);
+            chaos_state.speed_files[i] = strdup(tmp);
         }
-        file = C.speed_files[i];
+        file = chaos_state.speed_files[i];
     }
     return file;
 }
@@ -460,7 +460,7 @@ static void profile_walker(int argc, char *argv[])
     (void)argv;
     const sc_fault *f = sg_actor_self_get_data();
     int idx = fault_index(f), rec = -1, i = 0;
-    double base = 0, end = S.sc->duration_s;
+    double base = 0, end = eng_world.sc->duration_s;
     for (;;) {
         double t = base + f->prof_t[i], v = f->prof_v[i];
         if (!(t < end))
@@ -479,9 +479,9 @@ static void profile_walker(int argc, char *argv[])
             ENG_NOTIFY(fault, idx, rec);
         }
         if (bad || rec >= 0) {
-            for (int k = 0; k < S.sc->n_pools; k++) {
-                for (int j = 0; j < S.pools[k].n_hosts; j++) {
-                    eng_node *n = &S.pools[k].nodes[j];
+            for (int k = 0; k < eng_world.sc->n_pools; k++) {
+                for (int j = 0; j < eng_world.pools[k].n_hosts; j++) {
+                    eng_node *n = &eng_world.pools[k].nodes[j];
                     if (!node_hit(f, n))
                         continue;
                     blame(&n->fault.cause, &n->fault.fault_rec, idx, rec, bad);
@@ -493,7 +493,7 @@ static void profile_walker(int argc, char *argv[])
             }
         }
         if (!bad && rec >= 0) {
-            S.out->faults[rec].end_s = round(now * 1e9) / 1e9;
+            eng_world.out->faults[rec].end_s = round(now * 1e9) / 1e9;
             char target[128];
             target_name(f, target, sizeof target);
             eng_event(now, "fault_end", target, "%s", sc_fault_name(f->kind));
@@ -513,8 +513,8 @@ static void profile_walker(int argc, char *argv[])
 static int trigger_counts(const sc_fault *f, const eng_pool *p)
 {
     if (f->kind == SC_FAULT_RETRY_STORM) {
-        for (int c = 0; c < S.sc->n_traffic; c++)
-            if ((f->traffic < 0 || f->traffic == c) && S.classes[c].pool == p)
+        for (int c = 0; c < eng_world.sc->n_traffic; c++)
+            if ((f->traffic < 0 || f->traffic == c) && eng_world.classes[c].pool == p)
                 return 1;
         return 0;
     }
@@ -527,9 +527,9 @@ static int trigger_counts(const sc_fault *f, const eng_pool *p)
  * moments the count grows. */
 void chaos_on_arrival(eng_pool *p, double now)
 {
-    for (int i = 0; i < C.n_trig; i++) {
-        trigger *t = &C.trig[i];
-        const sc_fault *f = &S.sc->faults[t->fault];
+    for (int i = 0; i < chaos_state.n_trig; i++) {
+        trigger *t = &chaos_state.trig[i];
+        const sc_fault *f = &eng_world.sc->faults[t->fault];
         if (t->fired || !trigger_counts(f, p))
             continue;
         t->ring[t->head] = now;
@@ -539,7 +539,7 @@ void chaos_on_arrival(eng_pool *p, double now)
         /* head now points at the oldest of the last k */
         if (t->n == t->k && now - t->ring[t->head] < f->when_window_s) {
             t->fired = 1;
-            sg_sem_release(C.go[t->fault]);
+            sg_sem_release(chaos_state.go[t->fault]);
         }
     }
 }
@@ -553,55 +553,55 @@ static int heap_less(const pending_retry *a, const pending_retry *b)
 
 static void heap_push(pending_retry x)
 {
-    if (C.n_heap == C.cap_heap) {
-        C.cap_heap = C.cap_heap ? 2 * C.cap_heap : 256;
-        C.heap = realloc(C.heap, C.cap_heap * sizeof *C.heap);
+    if (chaos_state.n_heap == chaos_state.cap_heap) {
+        chaos_state.cap_heap = chaos_state.cap_heap ? 2 * chaos_state.cap_heap : 256;
+        chaos_state.heap = realloc(chaos_state.heap, chaos_state.cap_heap * sizeof *chaos_state.heap);
     }
-    size_t i = C.n_heap++;
-    while (i > 0 && heap_less(&x, &C.heap[(i - 1) / 2])) {
-        C.heap[i] = C.heap[(i - 1) / 2];
+    size_t i = chaos_state.n_heap++;
+    while (i > 0 && heap_less(&x, &chaos_state.heap[(i - 1) / 2])) {
+        chaos_state.heap[i] = chaos_state.heap[(i - 1) / 2];
         i = (i - 1) / 2;
     }
-    C.heap[i] = x;
+    chaos_state.heap[i] = x;
 }
 
 static pending_retry heap_pop(void)
 {
-    pending_retry top = C.heap[0], last = C.heap[--C.n_heap];
+    pending_retry top = chaos_state.heap[0], last = chaos_state.heap[--chaos_state.n_heap];
     size_t i = 0;
     for (;;) {
         size_t c = 2 * i + 1;
-        if (c >= C.n_heap)
+        if (c >= chaos_state.n_heap)
             break;
-        if (c + 1 < C.n_heap && heap_less(&C.heap[c + 1], &C.heap[c]))
+        if (c + 1 < chaos_state.n_heap && heap_less(&chaos_state.heap[c + 1], &chaos_state.heap[c]))
             c++;
-        if (!heap_less(&C.heap[c], &last))
+        if (!heap_less(&chaos_state.heap[c], &last))
             break;
-        C.heap[i] = C.heap[c];
+        chaos_state.heap[i] = chaos_state.heap[c];
         i = c;
     }
-    if (C.n_heap)
-        C.heap[i] = last;
+    if (chaos_state.n_heap)
+        chaos_state.heap[i] = last;
     return top;
 }
 
 int chaos_client_retry(eng_pool *p, eng_req *r, double t_s)
 {
-    const sc_fault *f = S.classes[r->tclass].retry;
-    if (!f || r->client_tries >= f->retry_attempts || !C.clients_wake)
+    const sc_fault *f = eng_world.classes[r->tclass].retry;
+    if (!f || r->client_tries >= f->retry_attempts || !chaos_state.clients_wake)
         return 0;
     double now = simgrid_get_clock();
     double due = t_s + f->retry_backoff_s * pow(f->retry_multiplier, r->client_tries);
     if (due < now)
         due = now;
     /* a retry the run would not see: the request ends with this attempt */
-    if (!(now < S.sc->duration_s) || !(due < S.sc->duration_s))
+    if (!(now < eng_world.sc->duration_s) || !(due < eng_world.sc->duration_s))
         return 0;
     r->client_tries++;
-    heap_push((pending_retry){ .due = due, .seq = C.seq++, .r = r, .p = p });
-    if (due < C.clients_until) {
-        C.clients_until = due;
-        C.clients_late = 1;
+    heap_push((pending_retry){ .due = due, .seq = chaos_state.seq++, .r = r, .p = p });
+    if (due < chaos_state.clients_until) {
+        chaos_state.clients_until = due;
+        chaos_state.clients_late = 1;
     }
     return 1;
 }
@@ -610,16 +610,16 @@ void chaos_census(unsigned long *requests, unsigned long *per_pool)
 {
     /* a request held at stage 0 is still in its first pool; one that
      * failed at a later stage left it (stage -1) */
-    for (size_t i = 0; i < C.n_heap; i++)
-        eng_census_add(C.heap[i].r, C.heap[i].r->stage < 0 ? NULL : C.heap[i].p, requests,
+    for (size_t i = 0; i < chaos_state.n_heap; i++)
+        eng_census_add(chaos_state.heap[i].r, chaos_state.heap[i].r->stage < 0 ? NULL : chaos_state.heap[i].p, requests,
                        per_pool);
 }
 
 void chaos_clients_wake(void)
 {
-    if (C.clients_late) {
-        C.clients_late = 0;
-        sg_sem_release(C.clients_wake);
+    if (chaos_state.clients_late) {
+        chaos_state.clients_late = 0;
+        sg_sem_release(chaos_state.clients_wake);
     }
 }
 
@@ -630,16 +630,16 @@ static void clients(int argc, char *argv[])
     for (;;) {
         double now = simgrid_get_clock();
         /* 1 ns: a timed wait can end a hair before its due time */
-        while (C.n_heap > 0 && C.heap[0].due <= now + 1e-9) {
+        while (chaos_state.n_heap > 0 && chaos_state.heap[0].due <= now + 1e-9) {
             pending_retry x = heap_pop();
             eng_resend(x.r, now);
         }
-        if (C.n_heap == 0) {
-            C.clients_until = INFINITY;
-            sg_sem_acquire(C.clients_wake);
+        if (chaos_state.n_heap == 0) {
+            chaos_state.clients_until = INFINITY;
+            sg_sem_acquire(chaos_state.clients_wake);
         } else {
-            C.clients_until = C.heap[0].due;
-            sg_sem_acquire_timeout(C.clients_wake, C.heap[0].due - now);
+            chaos_state.clients_until = chaos_state.heap[0].due;
+            sg_sem_acquire_timeout(chaos_state.clients_wake, chaos_state.heap[0].due - now);
         }
     }
 }
@@ -647,64 +647,64 @@ static void clients(int argc, char *argv[])
 void chaos_start(void)
 {
     int stream = 0;
-    int n = S.sc->n_faults, storms = 0;
-    C.go = calloc((size_t)n + 1, sizeof *C.go);
-    C.active = calloc((size_t)n + 1, sizeof *C.active);
-    C.trig = calloc((size_t)n + 1, sizeof *C.trig);
-    C.n_trig = 0;
-    C.clients_until = INFINITY;
-    C.clients_late = 0;
+    int n = eng_world.sc->n_faults, storms = 0;
+    chaos_state.go = calloc((size_t)n + 1, sizeof *chaos_state.go);
+    chaos_state.active = calloc((size_t)n + 1, sizeof *chaos_state.active);
+    chaos_state.trig = calloc((size_t)n + 1, sizeof *chaos_state.trig);
+    chaos_state.n_trig = 0;
+    chaos_state.clients_until = INFINITY;
+    chaos_state.clients_late = 0;
     for (int i = 0; i < n; i++) {
-        const sc_fault *f = &S.sc->faults[i];
+        const sc_fault *f = &eng_world.sc->faults[i];
         storms += f->kind == SC_FAULT_RETRY_STORM;
         if (f->when_qps > 0 || f->after_prev >= 0)
-            C.go[i] = sg_sem_init(0);
+            chaos_state.go[i] = sg_sem_init(0);
         if (f->when_qps > 0) {
-            trigger *t = &C.trig[C.n_trig++];
+            trigger *t = &chaos_state.trig[chaos_state.n_trig++];
             t->fault = i;
             t->k = (int)floor(f->when_qps * f->when_window_s) + 1;
             t->ring = calloc((size_t)t->k, sizeof *t->ring);
         }
     }
     if (storms) {
-        C.clients_wake = sg_sem_init(0);
-        sg_actor_t a = sg_actor_init("clients", S.balancer_host);
+        chaos_state.clients_wake = sg_sem_init(0);
+        sg_actor_t a = sg_actor_init("clients", eng_world.balancer_host);
         sg_actor_start(a, clients, 0, NULL);
     }
     free(crash_args);
     crash_args = NULL;
     n_crash_args = 0;
-    for (int i = 0; i < S.sc->n_faults; i++) {
-        const sc_fault *f = &S.sc->faults[i];
+    for (int i = 0; i < eng_world.sc->n_faults; i++) {
+        const sc_fault *f = &eng_world.sc->faults[i];
         if (f->kind != SC_FAULT_RANDOM_CRASH) {
             int profile = f->kind == SC_FAULT_SPEED_PROFILE || f->kind == SC_FAULT_STATE_PROFILE;
-            sg_actor_t a = sg_actor_init(sc_fault_name(f->kind), S.balancer_host);
+            sg_actor_t a = sg_actor_init(sc_fault_name(f->kind), eng_world.balancer_host);
             sg_actor_set_data(a, (void *)f);
             sg_actor_start(a, profile ? profile_walker : scheduled_fault, 0, NULL);
             continue;
         }
-        for (int k = 0; k < S.sc->n_pools; k++)
-            for (int j = 0; j < S.pools[k].n_hosts; j++)
-                n_crash_args += node_hit(f, &S.pools[k].nodes[j]);
+        for (int k = 0; k < eng_world.sc->n_pools; k++)
+            for (int j = 0; j < eng_world.pools[k].n_hosts; j++)
+                n_crash_args += node_hit(f, &eng_world.pools[k].nodes[j]);
     }
     if (n_crash_args == 0)
         return;
     crash_args = calloc((size_t)n_crash_args, sizeof *crash_args);
     int used = 0;
-    for (int i = 0; i < S.sc->n_faults; i++) {
-        const sc_fault *f = &S.sc->faults[i];
+    for (int i = 0; i < eng_world.sc->n_faults; i++) {
+        const sc_fault *f = &eng_world.sc->faults[i];
         if (f->kind != SC_FAULT_RANDOM_CRASH)
             continue;
-        for (int k = 0; k < S.sc->n_pools; k++) {
-            for (int j = 0; j < S.pools[k].n_hosts; j++) {
-                eng_node *n = &S.pools[k].nodes[j];
+        for (int k = 0; k < eng_world.sc->n_pools; k++) {
+            for (int j = 0; j < eng_world.pools[k].n_hosts; j++) {
+                eng_node *n = &eng_world.pools[k].nodes[j];
                 if (!node_hit(f, n))
                     continue;
                 crash_arg *a = &crash_args[used++];
                 a->f = f;
                 a->node = n;
-                a->rng = eng_stream_rng(S.sc->seed, 4000000UL + (unsigned long)stream++);
-                sg_actor_t act = sg_actor_init("random_crash", S.balancer_host);
+                a->rng = eng_stream_rng(eng_world.sc->seed, 4000000UL + (unsigned long)stream++);
+                sg_actor_t act = sg_actor_init("random_crash", eng_world.balancer_host);
                 sg_actor_set_data(act, a);
                 sg_actor_start(act, random_crasher, 0, NULL);
             }
@@ -714,24 +714,24 @@ void chaos_start(void)
 
 void chaos_free(void)
 {
-    for (int i = 0; i < S.sc->n_faults && C.go; i++)
-        if (C.go[i])
-            sg_sem_destroy(C.go[i]);
-    for (int i = 0; i < C.n_trig; i++)
-        free(C.trig[i].ring);
-    if (C.clients_wake)
-        sg_sem_destroy(C.clients_wake);
-    free(C.go);
-    free(C.active);
-    free(C.trig);
-    free(C.heap);
-    for (int i = 0; i < S.sc->n_faults && C.speed_files; i++) {
-        if (C.speed_files[i])
-            unlink(C.speed_files[i]);
-        free(C.speed_files[i]);
+    for (int i = 0; i < eng_world.sc->n_faults && chaos_state.go; i++)
+        if (chaos_state.go[i])
+            sg_sem_destroy(chaos_state.go[i]);
+    for (int i = 0; i < chaos_state.n_trig; i++)
+        free(chaos_state.trig[i].ring);
+    if (chaos_state.clients_wake)
+        sg_sem_destroy(chaos_state.clients_wake);
+    free(chaos_state.go);
+    free(chaos_state.active);
+    free(chaos_state.trig);
+    free(chaos_state.heap);
+    for (int i = 0; i < eng_world.sc->n_faults && chaos_state.speed_files; i++) {
+        if (chaos_state.speed_files[i])
+            unlink(chaos_state.speed_files[i]);
+        free(chaos_state.speed_files[i]);
     }
-    free(C.speed_files);
-    memset(&C, 0, sizeof C);
+    free(chaos_state.speed_files);
+    memset(&chaos_state, 0, sizeof chaos_state);
     for (int i = 0; i < n_crash_args; i++)
         gsl_rng_free(crash_args[i].rng);
     free(crash_args);

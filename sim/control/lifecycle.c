@@ -110,11 +110,11 @@ static void note_pending(eng_pool *p, double now)
     if (c == p->pending)
         return;
     p->pending = c;
-    if (!S.out || !S.out->samples || S.sc->interval_s <= 0)
+    if (!eng_world.out || !eng_world.out->samples || eng_world.sc->interval_s <= 0)
         return;
-    size_t i = (size_t)floor(now / S.sc->interval_s);
-    for (; i < S.out->n_samples; i++)
-        S.out->samples[i].pools[p->id].pending = c;
+    size_t i = (size_t)floor(now / eng_world.sc->interval_s);
+    for (; i < eng_world.out->n_samples; i++)
+        eng_world.out->samples[i].pools[p->id].pending = c;
 }
 
 static void unbind(eng_node *n, double now)
@@ -196,7 +196,7 @@ static void start_boot(eng_node *n, eng_node_state first, double now)
 static void place(eng_node *n, double now)
 {
     eng_pool *p = n->pool;
-    for (int k = 0; k < S.n_l7; k++) /* a new replica: nothing known of it */
+    for (int k = 0; k < eng_world.n_l7; k++) /* a new replica: nothing known of it */
         lb_forget(p->lbi[k].balancer, n->index);
     if (!has_node_pool(p)) {
         start_boot(n, NODE_PROVISIONING, now);
@@ -308,7 +308,7 @@ static void cluster_autoscaler(int argc, char *argv[])
                     p->cnodes[c].pods = 0;
                     cnode_arg *a = malloc(sizeof *a);
                     *a = (cnode_arg){ p, c, now };
-                    sg_actor_t act = sg_actor_init("node-provision", S.balancer_host);
+                    sg_actor_t act = sg_actor_init("node-provision", eng_world.balancer_host);
                     sg_actor_set_data(act, a);
                     sg_actor_start(act, cnode_provision, 0, NULL);
                     add--;
@@ -344,7 +344,7 @@ static void init_node_pool(eng_pool *p)
     const sc_node_pool *np = &p->cfg->node_pool;
     p->n_cnodes = np->max_nodes;
     p->cnodes = calloc((size_t)p->n_cnodes, sizeof *p->cnodes);
-    p->ca_rng = eng_stream_rng(S.sc->seed, 5000000UL + (unsigned long)p->id);
+    p->ca_rng = eng_stream_rng(eng_world.sc->seed, 5000000UL + (unsigned long)p->id);
     for (int c = 0; c < p->n_cnodes; c++) {
         snprintf(p->cnodes[c].name, sizeof p->cnodes[c].name, "%s/node%d", p->cfg->name, c);
         p->cnodes[c].unneeded_since_s = -1;
@@ -357,7 +357,7 @@ static void init_node_pool(eng_pool *p)
         }
         bind(&p->nodes[j], c);
     }
-    sg_actor_t a = sg_actor_init("cluster-autoscaler", S.balancer_host);
+    sg_actor_t a = sg_actor_init("cluster-autoscaler", eng_world.balancer_host);
     sg_actor_set_data(a, p);
     sg_actor_start(a, cluster_autoscaler, 0, NULL);
 }
@@ -411,7 +411,7 @@ void life_init_pool(eng_pool *p)
         }
     }
     if (p->n_hosts > p->cfg->replicas) {
-        sg_actor_t a = sg_actor_init("power", S.balancer_host);
+        sg_actor_t a = sg_actor_init("power", eng_world.balancer_host);
         sg_actor_set_data(a, p);
         sg_actor_start(a, power_down_spares, 0, NULL);
     }
@@ -507,7 +507,7 @@ static void terminator(int argc, char *argv[])
 void life_worker_exited(eng_node *n)
 {
     if (--n->work.workers_alive <= 0 && n->life.state == NODE_DRAINING) {
-        sg_actor_t a = sg_actor_init("terminate", S.balancer_host);
+        sg_actor_t a = sg_actor_init("terminate", eng_world.balancer_host);
         sg_actor_set_data(a, n);
         sg_actor_start(a, terminator, 0, NULL);
     }
@@ -544,7 +544,7 @@ static void drain(eng_node *n, double now)
         grace_arg *g = malloc(sizeof *g);
         g->node = n;
         g->gen = n->life.gen;
-        sg_actor_t a = sg_actor_init("grace", S.balancer_host);
+        sg_actor_t a = sg_actor_init("grace", eng_world.balancer_host);
         sg_actor_set_data(a, g);
         sg_actor_start(a, grace_timer, 0, NULL);
     }
@@ -564,7 +564,7 @@ void life_scale_to(eng_pool *p, int want, double now, const char *reason)
     }
     if (want == have)
         return;
-    rp_add_scaling(S.out, now, p->cfg->name, have, want, reason);
+    rp_add_scaling(eng_world.out, now, p->cfg->name, have, want, reason);
     eng_event(now, "scale", p->cfg->name, "%d -> %d (%s)", have, want, reason ? reason : "");
     p->target = want;
     /* new replicas take slots of the current shape: the rollout's once it began */
@@ -679,7 +679,7 @@ void life_start_rollout(eng_pool *p)
 {
     if (!p->cfg->rollout.enabled)
         return;
-    sg_actor_t a = sg_actor_init("rollout", S.balancer_host);
+    sg_actor_t a = sg_actor_init("rollout", eng_world.balancer_host);
     sg_actor_set_data(a, p);
     sg_actor_start(a, rollout, 0, NULL);
 }
@@ -752,15 +752,15 @@ void life_start_health_checks(eng_pool *p)
     if (p->cfg->health.interval_s <= 0)
         return;
     p->hc_silent = calloc((size_t)p->n_hosts, sizeof *p->hc_silent);
-    sg_actor_t a = sg_actor_init("health", S.balancer_host);
+    sg_actor_t a = sg_actor_init("health", eng_world.balancer_host);
     sg_actor_set_data(a, p);
     sg_actor_start(a, health_checker, 0, NULL);
 }
 
 void life_account_end(double end_s)
 {
-    for (int k = 0; k < S.sc->n_pools; k++) {
-        eng_pool *p = &S.pools[k];
+    for (int k = 0; k < eng_world.sc->n_pools; k++) {
+        eng_pool *p = &eng_world.pools[k];
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
             serve_account_end(n, end_s);

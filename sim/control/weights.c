@@ -22,7 +22,7 @@ static void weight_loop(int argc, char *argv[])
     (void)argc;
     (void)argv;
     eng_pool *p = sg_actor_self_get_data();
-    const sc_lb *lbc = &S.sc->lb;
+    const sc_lb *lbc = &eng_world.sc->lb;
     int slots = (int)ceil(lbc->dw_window_s / lbc->dw_period_s - 1e-9);
     double *ring = p->dw_ring; /* [node][tick % (slots + 1)]: busy seconds then */
     for (long tick = 1;; tick++) {
@@ -47,7 +47,7 @@ static void weight_loop(int argc, char *argv[])
                 if (w != v->weight) {
                     eng_event(now, "weight", n->name, "%g -> %g (GPU %.0f%% over %g s)", v->weight, w,
                               100 * util, lbc->dw_window_s);
-                    for (int l = 0; l < S.n_l7; l++) /* every L7 balancer applies it */
+                    for (int l = 0; l < eng_world.n_l7; l++) /* every L7 balancer applies it */
                         p->lbi[l].servers[j].weight = w;
                 }
                 break;
@@ -58,7 +58,7 @@ static void weight_loop(int argc, char *argv[])
 
 void weights_start(eng_pool *p)
 {
-    const sc_lb *lbc = &S.sc->lb;
+    const sc_lb *lbc = &eng_world.sc->lb;
     if (lbc->dw_period_s <= 0 || lbc->n_dw_rules == 0)
         return;
     int slots = (int)ceil(lbc->dw_window_s / lbc->dw_period_s - 1e-9);
@@ -66,7 +66,7 @@ void weights_start(eng_pool *p)
     p->base_weight = malloc(sizeof *p->base_weight * (size_t)p->n_hosts);
     for (int j = 0; j < p->n_hosts; j++)
         p->base_weight[j] = p->lbi[0].servers[j].weight;
-    sg_actor_t a = sg_actor_init("weights", S.balancer_host);
+    sg_actor_t a = sg_actor_init("weights", eng_world.balancer_host);
     sg_actor_set_data(a, p);
     sg_actor_start(a, weight_loop, 0, NULL);
 }

@@ -69,7 +69,7 @@ void pipe_job_end(eng_req *r, int bucket, double t_s);
 void pipe_close_interval(size_t i);
 
 /* tiers.c */
-int tier_init(void);       /* before the pools: sets S.n_l7; -1 on a bad policy */
+int tier_init(void);       /* before the pools: sets eng_world.n_l7; -1 on a bad policy */
 void tier_free(void);
 int tier_pick(eng_req *r, double now);
 void tier_close(const eng_req *r, double now);
@@ -77,7 +77,7 @@ void tier_close(const eng_req *r, double now);
  * when none is in rotation (r->l7 = -1) or the one picked is down. */
 static inline int tier_enter(eng_req *r, double now)
 {
-    if (!S.l4) {
+    if (!eng_world.l4) {
         r->l7 = 0;
         return 0;
     }
@@ -86,7 +86,7 @@ static inline int tier_enter(eng_req *r, double now)
 /* r's connection through the L4 closed (it ended, or its client resends). */
 static inline void tier_leave(const eng_req *r, double now)
 {
-    if (S.l4 && r->l7 >= 0)
+    if (eng_world.l4 && r->l7 >= 0)
         tier_close(r, now);
 }
 void tier_down(int l7, int on, int fault, int fault_rec, double now);
@@ -97,7 +97,7 @@ void tier_down(int l7, int on, int fault, int fault_rec, double now);
 double tier_cut_at(const eng_req *r, double now, int *cause, int *rec);
 static inline double tier_cut(const eng_req *r, double now)
 {
-    return S.l4 && r->l7 >= 0 && !r->job && S.l7[r->l7].n_down > 0
+    return eng_world.l4 && r->l7 >= 0 && !r->job && eng_world.l7[r->l7].n_down > 0
                ? tier_cut_at(r, now, NULL, NULL)
                : INFINITY;
 }

@@ -42,23 +42,23 @@
 
 void pipe_init(void)
 {
-    const sc_scenario *sc = S.sc;
+    const sc_scenario *sc = eng_world.sc;
     if (sc->n_caches > 0) {
-        S.caches = calloc((size_t)sc->n_caches, sizeof *S.caches);
+        eng_world.caches = calloc((size_t)sc->n_caches, sizeof *eng_world.caches);
         for (int i = 0; i < sc->n_caches; i++) {
-            S.caches[i].cfg = &sc->caches[i];
-            S.caches[i].rng = eng_stream_rng(sc->seed, 4000000UL + (unsigned long)i);
-            S.caches[i].cause = S.caches[i].fault_rec = -1;
+            eng_world.caches[i].cfg = &sc->caches[i];
+            eng_world.caches[i].rng = eng_stream_rng(sc->seed, 4000000UL + (unsigned long)i);
+            eng_world.caches[i].cause = eng_world.caches[i].fault_rec = -1;
         }
     }
     if (sc->n_queues > 0) {
-        S.queues = calloc((size_t)sc->n_queues, sizeof *S.queues);
+        eng_world.queues = calloc((size_t)sc->n_queues, sizeof *eng_world.queues);
         for (int i = 0; i < sc->n_queues; i++) {
-            eng_queue *q = &S.queues[i];
+            eng_queue *q = &eng_world.queues[i];
             q->cfg = &sc->queues[i];
-            q->consumer = &S.pools[q->cfg->consumer];
+            q->consumer = &eng_world.pools[q->cfg->consumer];
             q->cause = q->fault_rec = -1;
-            q->backlog_per_interval = calloc(S.n_intervals, sizeof *q->backlog_per_interval);
+            q->backlog_per_interval = calloc(eng_world.n_intervals, sizeof *q->backlog_per_interval);
             q->lag = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
             eng_pool *c = q->consumer;
             int prefetch = q->cfg->prefetch > 0
@@ -68,7 +68,7 @@ void pipe_init(void)
              * would lose the message */
             if (prefetch > c->cfg->queue_capacity)
                 prefetch = c->cfg->queue_capacity;
-            for (int l = 0; l < S.n_l7; l++)
+            for (int l = 0; l < eng_world.n_l7; l++)
                 for (int j = 0; j < c->n_hosts; j++) {
                     lb_server_view *v = &c->lbi[l].servers[j];
                     if (v->max_conns == 0 || v->max_conns > prefetch)
@@ -80,16 +80,16 @@ void pipe_init(void)
 
 void pipe_free(void)
 {
-    for (int i = 0; i < S.sc->n_caches; i++)
-        gsl_rng_free(S.caches[i].rng);
-    for (int i = 0; i < S.sc->n_queues; i++) {
-        free(S.queues[i].backlog_per_interval);
-        sim_hist_free(S.queues[i].lag);
+    for (int i = 0; i < eng_world.sc->n_caches; i++)
+        gsl_rng_free(eng_world.caches[i].rng);
+    for (int i = 0; i < eng_world.sc->n_queues; i++) {
+        free(eng_world.queues[i].backlog_per_interval);
+        sim_hist_free(eng_world.queues[i].lag);
     }
-    free(S.caches);
-    free(S.queues);
-    S.caches = NULL;
-    S.queues = NULL;
+    free(eng_world.caches);
+    free(eng_world.queues);
+    eng_world.caches = NULL;
+    eng_world.queues = NULL;
 }
 
 static void deliver(eng_queue *q, double now)
@@ -119,9 +119,9 @@ static void deliver(eng_queue *q, double now)
 
 void pipe_deliver(eng_pool *p, double now)
 {
-    for (int i = 0; i < S.sc->n_queues; i++)
-        if (S.queues[i].consumer == p)
-            deliver(&S.queues[i], now);
+    for (int i = 0; i < eng_world.sc->n_queues; i++)
+        if (eng_world.queues[i].consumer == p)
+            deliver(&eng_world.queues[i], now);
 }
 
 /* r enters pool stage `stage` at now: no server tried there yet. */
@@ -138,11 +138,11 @@ static void enter_stage(eng_req *r, int stage, eng_pool *p, double now, int in_p
 
 int pipe_requeue(eng_pool *p, eng_req *r, double now)
 {
-    const sc_pipeline *pl = S.classes[r->tclass].pipe;
+    const sc_pipeline *pl = eng_world.classes[r->tclass].pipe;
     int k = r->stage;
     if (!r->job || k < 1 || pl->stages[k - 1].kind != SC_STAGE_QUEUE)
         return 0;
-    eng_queue *q = &S.queues[pl->stages[k - 1].ref];
+    eng_queue *q = &eng_world.queues[pl->stages[k - 1].ref];
     eng_pool_leave(p, r, B_FAILED, now);
     enter_stage(r, k, q->consumer, now, 0);
     r->deadline_s = INFINITY;
@@ -165,7 +165,7 @@ static void publish(eng_queue *q, eng_pool *p, eng_req *r, int stage, double now
     eng_pool_leave(p, r, B_COMPLETED, now);
     if (!r->job) {
         eng_req_answered(p, r, B_COMPLETED, now);
-        r->job = 1 + (int)(q - S.queues);
+        r->job = 1 + (int)(q - eng_world.queues);
         r->acked_s = now;
     }
     enter_stage(r, stage, q->consumer, now, 0);
@@ -179,10 +179,10 @@ static void publish(eng_queue *q, eng_pool *p, eng_req *r, int stage, double now
 
 void pipe_stage_done(eng_pool *p, eng_req *r, double t_s)
 {
-    const sc_pipeline *pl = S.classes[r->tclass].pipe;
+    const sc_pipeline *pl = eng_world.classes[r->tclass].pipe;
     int k = r->stage + 1;
     while (k < pl->n_stages && pl->stages[k].kind == SC_STAGE_CACHE) {
-        eng_cache *c = &S.caches[pl->stages[k].ref];
+        eng_cache *c = &eng_world.caches[pl->stages[k].ref];
         int hit = !c->down && gsl_rng_uniform(c->rng) < c->cfg->hit_ratio;
         if (hit)
             c->hits++;
@@ -202,11 +202,11 @@ void pipe_stage_done(eng_pool *p, eng_req *r, double t_s)
     r->net_prev_s = r->net_s;
     const sc_stage *st = &pl->stages[k];
     if (st->kind == SC_STAGE_QUEUE) {
-        publish(&S.queues[st->ref], p, r, k + 1, t_s);
+        publish(&eng_world.queues[st->ref], p, r, k + 1, t_s);
         return;
     }
     eng_pool_leave(p, r, B_COMPLETED, t_s);
-    eng_pool *next = &S.pools[st->ref];
+    eng_pool *next = &eng_world.pools[st->ref];
     enter_stage(r, k, next, t_s, 1);
     ENG_NOTIFY(arrival, next, t_s);
     eng_route(next, r, t_s);
@@ -214,7 +214,7 @@ void pipe_stage_done(eng_pool *p, eng_req *r, double t_s)
 
 void pipe_job_end(eng_req *r, int bucket, double t_s)
 {
-    eng_queue *q = &S.queues[r->job - 1];
+    eng_queue *q = &eng_world.queues[r->job - 1];
     if (bucket == B_COMPLETED) {
         q->processed++;
         sim_hist_add(q->lag, t_s - r->acked_s);
@@ -225,12 +225,12 @@ void pipe_job_end(eng_req *r, int bucket, double t_s)
 
 void pipe_cache_down(int cache, int down)
 {
-    S.caches[cache].down = down;
+    eng_world.caches[cache].down = down;
 }
 
 void pipe_queue_down(int queue, int down, int fault, int fault_rec, double now)
 {
-    eng_queue *q = &S.queues[queue];
+    eng_queue *q = &eng_world.queues[queue];
     q->down = down;
     if (down) {
         q->cause = fault;
@@ -244,6 +244,6 @@ void pipe_queue_down(int queue, int down, int fault, int fault_rec, double now)
 
 void pipe_close_interval(size_t i)
 {
-    for (int k = 0; k < S.sc->n_queues; k++)
-        S.queues[k].backlog_per_interval[i] = S.queues[k].q.len;
+    for (int k = 0; k < eng_world.sc->n_queues; k++)
+        eng_world.queues[k].backlog_per_interval[i] = eng_world.queues[k].q.len;
 }

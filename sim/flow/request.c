@@ -29,18 +29,18 @@
 
 static eng_req *req_new(eng_class *tc, double now)
 {
-    if (!S.free_list) { /* requests come in blocks, all freed at teardown */
+    if (!eng_world.free_list) { /* requests come in blocks, all freed at teardown */
         enum { BLOCK = 4096 };
         eng_req *b = malloc(sizeof *b * BLOCK);
-        S.blocks = realloc(S.blocks, sizeof *S.blocks * (S.n_blocks + 1));
-        S.blocks[S.n_blocks++] = b;
+        eng_world.blocks = realloc(eng_world.blocks, sizeof *eng_world.blocks * (eng_world.n_blocks + 1));
+        eng_world.blocks[eng_world.n_blocks++] = b;
         for (int i = BLOCK - 1; i >= 0; i--) {
-            b[i].next = S.free_list;
-            S.free_list = &b[i];
+            b[i].next = eng_world.free_list;
+            eng_world.free_list = &b[i];
         }
     }
-    eng_req *r = S.free_list;
-    S.free_list = r->next;
+    eng_req *r = eng_world.free_list;
+    eng_world.free_list = r->next;
     r->arrival_s = now;
     r->deadline_s = tc->pool->cfg->timeout_s > 0 ? now + tc->pool->cfg->timeout_s : INFINITY;
     r->lbq_deadline_s = INFINITY;
@@ -53,7 +53,7 @@ static eng_req *req_new(eng_class *tc, double now)
     r->job = 0;
     r->client_tries = 0;
     r->work = tc->cfg->work;
-    r->id = S.next_id++;
+    r->id = eng_world.next_id++;
     r->tclass = tc->id;
     r->node = -1;
     r->attempts = 0;
@@ -62,19 +62,19 @@ static eng_req *req_new(eng_class *tc, double now)
     r->in_tokens = r->out_tokens = 0;
     r->hashes = NULL;
     r->n_hashes = r->hash_block_tokens = 0;
-    S.live++;
+    eng_world.live++;
     return r;
 }
 
 static int measured(const eng_req *r)
 {
-    return r->arrival_s >= S.sc->warmup_s;
+    return r->arrival_s >= eng_world.sc->warmup_s;
 }
 
 static void req_free(eng_req *r)
 {
-    r->next = S.free_list;
-    S.free_list = r;
+    r->next = eng_world.free_list;
+    eng_world.free_list = r;
 }
 
 /* Every request leaves through here exactly once. One whose L7 balancer
@@ -110,28 +110,28 @@ void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
 
 void eng_req_answered(eng_pool *p, eng_req *r, int bucket, double t_s)
 {
-    unsigned long *slot_all[4] = { &S.all.completed, &S.all.rejected, &S.all.failed, &S.all.timed_out };
-    unsigned long *slot_m[4] = { &S.measured.completed, &S.measured.rejected, &S.measured.failed,
-                                 &S.measured.timed_out };
+    unsigned long *slot_all[4] = { &eng_world.all.completed, &eng_world.all.rejected, &eng_world.all.failed, &eng_world.all.timed_out };
+    unsigned long *slot_m[4] = { &eng_world.measured.completed, &eng_world.measured.rejected, &eng_world.measured.failed,
+                                 &eng_world.measured.timed_out };
     tier_leave(r, t_s);
     ++*slot_all[bucket];
     size_t iv = eng_interval_of(t_s);
-    S.done[bucket][iv]++;
+    eng_world.done[bucket][iv]++;
     ENG_NOTIFY(request_end, p, r, bucket, t_s, iv, t_s - r->arrival_s + r->net_s);
-    sim_hist *hs[3] = { S.interval_latency, NULL, NULL };
+    sim_hist *hs[3] = { eng_world.interval_latency, NULL, NULL };
     int nh = 1;
     if (measured(r)) {
-        eng_class *c = &S.classes[r->tclass];
+        eng_class *c = &eng_world.classes[r->tclass];
         unsigned long *slot_c[4] = { &c->measured.completed, &c->measured.rejected,
                                      &c->measured.failed, &c->measured.timed_out };
         ++*slot_m[bucket];
         ++*slot_c[bucket];
-        hs[nh++] = S.latency;
+        hs[nh++] = eng_world.latency;
         hs[nh++] = c->latency;
     }
     if (bucket == B_COMPLETED)
         sim_hist_add_many(hs, nh, t_s - r->arrival_s + r->net_s);
-    S.live--;
+    eng_world.live--;
 }
 
 void eng_pool_enter(eng_pool *p, eng_req *r, double now, int in_pool)
@@ -159,7 +159,7 @@ static void node_accept(eng_pool *p, eng_node *n, eng_req *r)
 {
     r->node = n->index;
     n->work.accepted++;
-    n->work.net_rx_bytes += S.classes[r->tclass].cfg->bytes_in;
+    n->work.net_rx_bytes += eng_world.classes[r->tclass].cfg->bytes_in;
     p->lbi[r->l7].servers[n->index].active++;
     eng_fifo_push(&n->work.q, r);
     serve_accepted(n);
@@ -169,7 +169,7 @@ static void node_accept(eng_pool *p, eng_node *n, eng_req *r)
  * http_503); then tries and timeout decide. */
 int eng_retry_allowed(const eng_pool *p, const eng_req *r, double now, int on)
 {
-    const sc_lb *lbc = &S.sc->lb;
+    const sc_lb *lbc = &eng_world.sc->lb;
     if (!on)
         return 0;
     int tries = lbc->retry_tries > 0 ? lbc->retry_tries : p->n_hosts;
@@ -182,10 +182,10 @@ int eng_retry_allowed(const eng_pool *p, const eng_req *r, double now, int on)
 
 void eng_attempt_failed(eng_pool *p, eng_req *r, double now)
 {
-    S.attempt_errors++;
+    eng_world.attempt_errors++;
     if (r->job && pipe_requeue(p, r, now))
         return;
-    if (eng_retry_allowed(p, r, now, S.sc->lb.retry_on_error)) {
+    if (eng_retry_allowed(p, r, now, eng_world.sc->lb.retry_on_error)) {
         eng_route(p, r, now);
         return;
     }
@@ -206,11 +206,11 @@ void eng_lb_done(eng_pool *p, int l7, int server, double latency_s, lb_result re
     if (result != LB_OK && lb_outlier_ejections(b->balancer) != ejections &&
         lb_outlier_state(b->balancer, server, now, &h) == 0) {
         char who[128] = "";
-        if (S.sc->lb.n_l7 > 0)
-            snprintf(who, sizeof who, " (balancer %s)", S.sc->lb.l7[l7].name);
+        if (eng_world.sc->lb.n_l7 > 0)
+            snprintf(who, sizeof who, " (balancer %s)", eng_world.sc->lb.l7[l7].name);
         eng_event(now, "outlier_ejection", p->nodes[server].name,
                   "%d consecutive 5xx: ejection %d, out until %.9g s%s",
-                  S.sc->lb.params.outlier.consecutive_5xx, h.num_ejections, h.until_s, who);
+                  eng_world.sc->lb.params.outlier.consecutive_5xx, h.num_ejections, h.until_s, who);
     }
 }
 
@@ -258,7 +258,7 @@ static int pick(eng_pool *p, eng_req *r, double now)
  * POST that reached the server only with non_idempotent. */
 static void answered_503(eng_pool *p, eng_req *r, int s, double now)
 {
-    int listed = S.sc->lb.retry_on_503;
+    int listed = eng_world.sc->lb.retry_on_503;
     eng_lb_done(p, r->l7, s, now - r->stage_s + r->net_s - r->net_prev_s,
                 listed ? LB_ERROR : LB_HTTP_5XX, now);
     if (!r->job && eng_retry_allowed(p, r, now, listed)) { /* a job's error answer loses it */
@@ -273,7 +273,7 @@ static void send_to(eng_pool *p, eng_req *r, int s, double now)
 {
     eng_node *n = &p->nodes[s];
     r->attempts++;
-    S.attempts++;
+    eng_world.attempts++;
     if (r->n_tried < ENG_MAX_TRIED)
         r->tried[r->n_tried++] = s;
     /* connection-level errors: the node is gone, unreachable, or flaky */
@@ -294,7 +294,7 @@ static void send_to(eng_pool *p, eng_req *r, int s, double now)
  * this pool's round trip; a bandwidth cut scales the size / bandwidth part. */
 static inline void set_net(eng_pool *p, eng_req *r)
 {
-    const eng_class *tc = &S.classes[r->tclass];
+    const eng_class *tc = &eng_world.classes[r->tclass];
     r->net_s = r->net_prev_s +
                (p == tc->pool && p->bw_factor == 1.0
                     ? tc->net_s
@@ -364,7 +364,7 @@ void eng_route(eng_pool *p, eng_req *r, double now)
 /* A server freed a slot: move requests waiting at the balancer. */
 void eng_drain_balancer_queue(eng_pool *p, double now)
 {
-    if (S.queues)
+    if (eng_world.queues)
         pipe_deliver(p, now);
     while (p->lbq.len > 0) {
         eng_req *r = p->lbq.head;
@@ -403,13 +403,13 @@ void eng_req_served(eng_pool *p, eng_node *n, eng_req *r, double t1)
     double cut = tier_cut(r, t1);
     int was_cut = cut <= t1 && (ok || cut <= r->deadline_s);
     if (ok && !was_cut) /* its client is gone otherwise: no response is written */
-        n->work.net_tx_bytes += S.classes[r->tclass].cfg->bytes_out;
+        n->work.net_tx_bytes += eng_world.classes[r->tclass].cfg->bytes_out;
     eng_lb_release(p, r, n->index, t1 - r->stage_s + r->net_s - r->net_prev_s, LB_OK, t1);
     if (was_cut)
         eng_req_end(p, r, B_FAILED, cut);
     else if (!ok)
         eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
-    else if (r->stage + 1 < S.classes[r->tclass].pipe->n_stages)
+    else if (r->stage + 1 < eng_world.classes[r->tclass].pipe->n_stages)
         pipe_stage_done(p, r, t1);
     else
         eng_req_end(p, r, B_COMPLETED, t1);
@@ -451,7 +451,7 @@ void eng_traffic_source(int argc, char *argv[])
     (void)argv;
     eng_class *tc = sg_actor_self_get_data();
     const sc_traffic *t = tc->cfg;
-    double end = S.sc->duration_s;
+    double end = eng_world.sc->duration_s;
     size_t next_trace = 0;
     double op = 0; /* operational time: integral of the rate */
 
@@ -478,12 +478,12 @@ void eng_traffic_source(int argc, char *argv[])
         eng_req *r = req_new(tc, now);
         if (t->has_tokens)
             set_tokens(tc, r, next_trace - 1);
-        S.all.generated++;
+        eng_world.all.generated++;
         if (measured(r)) {
-            S.measured.generated++;
+            eng_world.measured.generated++;
             tc->measured.generated++;
         }
-        S.offered[eng_interval_of(now)] += 1;
+        eng_world.offered[eng_interval_of(now)] += 1;
         eng_pool_enter(tc->pool, r, now, 1);
         front_door(tc, r, now);
     }
@@ -493,7 +493,7 @@ void eng_traffic_source(int argc, char *argv[])
  * offered load (timeseries offered_qps) counts it, as the balancer does. */
 void eng_resend(eng_req *r, double now)
 {
-    eng_class *tc = &S.classes[r->tclass];
+    eng_class *tc = &eng_world.classes[r->tclass];
     r->sent_s = now;
     r->stage_s = now;
     r->net_prev_s = 0;
@@ -502,7 +502,7 @@ void eng_resend(eng_req *r, double now)
     r->node = -1;
     r->attempts = 0;
     r->n_tried = 0;
-    S.offered[eng_interval_of(now)] += 1;
+    eng_world.offered[eng_interval_of(now)] += 1;
     if (r->stage != 0) { /* it left a later stage: back in the first pool */
         r->stage = 0;
         eng_pool_enter(tc->pool, r, now, 1);

@@ -33,23 +33,23 @@
 
 int tier_init(void)
 {
-    const sc_lb *lb = &S.sc->lb;
-    S.n_l7 = lb->n_l7 > 0 ? lb->n_l7 : 1;
+    const sc_lb *lb = &eng_world.sc->lb;
+    eng_world.n_l7 = lb->n_l7 > 0 ? lb->n_l7 : 1;
     if (lb->n_l7 == 0)
         return 0;
-    S.l7 = calloc((size_t)lb->n_l7, sizeof *S.l7);
-    S.l4_servers = calloc((size_t)lb->n_l7, sizeof *S.l4_servers);
+    eng_world.l7 = calloc((size_t)lb->n_l7, sizeof *eng_world.l7);
+    eng_world.l4_servers = calloc((size_t)lb->n_l7, sizeof *eng_world.l4_servers);
     for (int i = 0; i < lb->n_l7; i++) {
-        S.l7[i].cfg = &lb->l7[i];
-        S.l7[i].cause = S.l7[i].fault_rec = -1;
-        S.l4_servers[i] = (lb_server_view){ .up = 1, .weight = lb->l7[i].weight,
+        eng_world.l7[i].cfg = &lb->l7[i];
+        eng_world.l7[i].cause = eng_world.l7[i].fault_rec = -1;
+        eng_world.l4_servers[i] = (lb_server_view){ .up = 1, .weight = lb->l7[i].weight,
                                             .name = lb->l7[i].name };
     }
-    S.l4_view.n = lb->n_l7;
-    S.l4_view.servers = S.l4_servers;
-    S.l4_rng = eng_stream_rng(S.sc->seed, 6000000UL);
-    S.l4 = lb_create_with(lb->l4_policy, lb->n_l7, S.l4_rng, &lb->params);
-    if (!S.l4) {
+    eng_world.l4_view.n = lb->n_l7;
+    eng_world.l4_view.servers = eng_world.l4_servers;
+    eng_world.l4_rng = eng_stream_rng(eng_world.sc->seed, 6000000UL);
+    eng_world.l4 = lb_create_with(lb->l4_policy, lb->n_l7, eng_world.l4_rng, &lb->params);
+    if (!eng_world.l4) {
         fprintf(stderr, "fleetsim: unknown load-balancing policy '%s'\n", lb->l4_policy);
         return -1;
     }
@@ -58,7 +58,7 @@ int tier_init(void)
 
 double tier_detected_at(double down_s)
 {
-    const sc_lb *lb = &S.sc->lb;
+    const sc_lb *lb = &eng_world.sc->lb;
     double iv = lb->l4_hc_interval_s;
     if (iv <= 0)
         return down_s;
@@ -67,21 +67,21 @@ double tier_detected_at(double down_s)
 
 int tier_pick(eng_req *r, double now)
 {
-    for (int i = 0; i < S.n_l7; i++)
-        S.l4_servers[i].up = !S.l7[i].down || now < tier_detected_at(S.l7[i].down_since_s);
+    for (int i = 0; i < eng_world.n_l7; i++)
+        eng_world.l4_servers[i].up = !eng_world.l7[i].down || now < tier_detected_at(eng_world.l7[i].down_since_s);
     lb_request lr = { .id = r->id, .traffic_class = r->tclass, .arrival_s = now, .key = r->id };
-    S.l4_view.now_s = now;
-    int s = lb_pick(S.l4, &S.l4_view, &lr);
+    eng_world.l4_view.now_s = now;
+    int s = lb_pick(eng_world.l4, &eng_world.l4_view, &lr);
     if (s < 0) { /* no L7 balancer in rotation */
         r->l7 = -1;
         return -1;
     }
     r->l7 = s;
-    S.l4_servers[s].active++;
-    S.l7[s].routed++;
-    r->l4_refused = S.l7[s].down;
-    if (S.l7[s].down) { /* not noticed yet: the connection is refused */
-        S.l7[s].refused++;
+    eng_world.l4_servers[s].active++;
+    eng_world.l7[s].routed++;
+    r->l4_refused = eng_world.l7[s].down;
+    if (eng_world.l7[s].down) { /* not noticed yet: the connection is refused */
+        eng_world.l7[s].refused++;
         return -1;
     }
     return 0;
@@ -96,14 +96,14 @@ int tier_pick(eng_req *r, double now)
  * detection. */
 void tier_close(const eng_req *r, double now)
 {
-    S.l4_servers[r->l7].active--;
-    S.l4_view.now_s = now;
-    lb_on_done(S.l4, &S.l4_view, r->l7, now - r->sent_s, r->l4_refused ? LB_ERROR : LB_OK);
+    eng_world.l4_servers[r->l7].active--;
+    eng_world.l4_view.now_s = now;
+    lb_on_done(eng_world.l4, &eng_world.l4_view, r->l7, now - r->sent_s, r->l4_refused ? LB_ERROR : LB_OK);
 }
 
 void tier_down(int l7, int on, int fault, int fault_rec, double now)
 {
-    eng_l7 *b = &S.l7[l7];
+    eng_l7 *b = &eng_world.l7[l7];
     b->down = on;
     if (on) {
         b->down_since_s = now;
@@ -130,7 +130,7 @@ void tier_down(int l7, int on, int fault, int fault_rec, double now)
 
 double tier_cut_at(const eng_req *r, double now, int *cause, int *rec)
 {
-    const eng_l7 *b = &S.l7[r->l7];
+    const eng_l7 *b = &eng_world.l7[r->l7];
     for (int i = 0; i < b->n_down; i++) /* in time order: the first after r was sent */
         if (b->down_at_s[i] > r->sent_s && b->down_at_s[i] <= now) {
             if (cause)
@@ -144,23 +144,23 @@ double tier_cut_at(const eng_req *r, double now, int *cause, int *rec)
 
 void tier_count_cut(const eng_req *r)
 {
-    S.l7[r->l7].cut++;
+    eng_world.l7[r->l7].cut++;
 }
 
 void tier_free(void)
 {
-    for (int i = 0; S.l7 && i < S.n_l7; i++) {
-        free(S.l7[i].down_at_s);
-        free(S.l7[i].down_cause);
-        free(S.l7[i].down_rec);
+    for (int i = 0; eng_world.l7 && i < eng_world.n_l7; i++) {
+        free(eng_world.l7[i].down_at_s);
+        free(eng_world.l7[i].down_cause);
+        free(eng_world.l7[i].down_rec);
     }
-    if (S.l4) {
-        lb_destroy(S.l4);
-        gsl_rng_free(S.l4_rng);
+    if (eng_world.l4) {
+        lb_destroy(eng_world.l4);
+        gsl_rng_free(eng_world.l4_rng);
     }
-    free(S.l7);
-    free(S.l4_servers);
-    S.l4 = NULL;
-    S.l7 = NULL;
-    S.l4_servers = NULL;
+    free(eng_world.l7);
+    free(eng_world.l4_servers);
+    eng_world.l4 = NULL;
+    eng_world.l7 = NULL;
+    eng_world.l4_servers = NULL;
 }

@@ -1,6 +1,6 @@
 /*
  * model.c - operations on the world's state shared by every layer: the one
- * simulation S, request FIFOs, random streams and unit draws, time
+ * simulation eng_world, request FIFOs, random streams and unit draws, time
  * accounting per interval, the balancer's view of a node, events.
  */
 #include "model.h"
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-eng_sim S;
+eng_sim eng_world;
 
 void eng_fifo_push(eng_fifo *f, eng_req *r)
 {
@@ -94,7 +94,7 @@ void eng_event(double t_s, const char *type, const char *subject, const char *fm
         va_end(ap);
     }
     /* event times to the nanosecond: SimGrid's clock carries float dust */
-    rp_add_event(S.out, round(t_s * 1e9) / 1e9, type, subject, fmt ? detail : NULL);
+    rp_add_event(eng_world.out, round(t_s * 1e9) / 1e9, type, subject, fmt ? detail : NULL);
 }
 
 /* What the balancer believes of a node: in its server list and passing
@@ -102,7 +102,7 @@ void eng_event(double t_s, const char *type, const char *subject, const char *fm
  * passive health notice. */
 void eng_view_sync(eng_node *n)
 {
-    for (int k = 0; k < S.n_l7; k++)
+    for (int k = 0; k < eng_world.n_l7; k++)
         n->pool->lbi[k].servers[n->index].up = n->health.registered && n->health.hc_up;
 }
 
@@ -112,8 +112,8 @@ static void add_per_interval(double *per, double *also, double t0, double t1, do
 {
     for (double a = t0; a < t1;) {
         size_t i = eng_interval_of(a);
-        double end = fmin(t1, (double)(i + 1) * S.sc->interval_s);
-        if (i == S.n_intervals - 1)
+        double end = fmin(t1, (double)(i + 1) * eng_world.sc->interval_s);
+        if (i == eng_world.n_intervals - 1)
             end = t1;
         per[i] += (end - a) * scale;
         if (also)

@@ -1,7 +1,7 @@
 /*
  * model.h - the simulated world's state: requests and their FIFOs, nodes,
  * pools, balancer instances, traffic classes, caches and queues, and the
- * one simulation (S) that holds them; with the few operations every layer
+ * one simulation (eng_world) that holds them; with the few operations every layer
  * above uses on that state (random streams, FIFOs, time accounting, the
  * balancer's view of a node, events). Layers above (flow, control, serve,
  * observe, run) change it; nothing here calls up into them.
@@ -306,7 +306,7 @@ typedef struct {
     gsl_rng *l4_rng;
 } eng_sim;
 
-extern eng_sim S;
+extern eng_sim eng_world;
 
 enum { B_COMPLETED, B_REJECTED, B_FAILED, B_TIMED_OUT };
 
@@ -315,11 +315,11 @@ static inline size_t eng_interval_of(double t)
 {
     /* SimGrid's clock lands a hair before round times (29.999999999999957
      * for a sleep until 30): such an instant belongs to the next interval */
-    double i = floor(t / S.sc->interval_s + 1e-9);
+    double i = floor(t / eng_world.sc->interval_s + 1e-9);
     if (i < 0)
         return 0;
-    if (i >= (double)S.n_intervals)
-        return S.n_intervals - 1;
+    if (i >= (double)eng_world.n_intervals)
+        return eng_world.n_intervals - 1;
     return (size_t)i;
 }
 

@@ -31,62 +31,62 @@ static struct {
     size_t n_minutes;
     unsigned long *min_good, *min_bad;
     int *rec_of_fault;         /* summary fault record of each scheduled fault */
-} A;
+} acc_state;
 
 static int bound_index(double b)
 {
-    for (int i = 0; i < A.n_bounds; i++)
-        if (A.bounds[i] == b)
+    for (int i = 0; i < acc_state.n_bounds; i++)
+        if (acc_state.bounds[i] == b)
             return i;
-    if (A.n_bounds == 64)
+    if (acc_state.n_bounds == 64)
         return -1;
-    A.bounds[A.n_bounds] = b;
-    return A.n_bounds++;
+    acc_state.bounds[acc_state.n_bounds] = b;
+    return acc_state.n_bounds++;
 }
 
 void acc_init(void)
 {
-    memset(&A, 0, sizeof A);
-    const sc_scenario *sc = S.sc;
-    A.n_causes = sc->n_faults + 2;
-    A.errs = calloc(S.n_intervals * (size_t)A.n_causes, sizeof *A.errs);
-    A.fin = calloc(S.n_intervals, sizeof *A.fin);
-    A.good = calloc(S.n_intervals, sizeof *A.good);
+    memset(&acc_state, 0, sizeof acc_state);
+    const sc_scenario *sc = eng_world.sc;
+    acc_state.n_causes = sc->n_faults + 2;
+    acc_state.errs = calloc(eng_world.n_intervals * (size_t)acc_state.n_causes, sizeof *acc_state.errs);
+    acc_state.fin = calloc(eng_world.n_intervals, sizeof *acc_state.fin);
+    acc_state.good = calloc(eng_world.n_intervals, sizeof *acc_state.good);
     if (sc->slo.latency_p99_s > 0)
         bound_index(sc->slo.latency_p99_s);
     for (int i = 0; i < sc->n_hypotheses; i++)
         if (sc->hypotheses[i].metric == SC_HYP_LATENCY_P99)
             bound_index(sc->hypotheses[i].bound);
-    A.slow = calloc(S.n_intervals * (size_t)(A.n_bounds ? A.n_bounds : 1), sizeof *A.slow);
-    A.n_minutes = (size_t)ceil((sc->duration_s - sc->warmup_s) / 60.0);
-    A.min_good = calloc(A.n_minutes + 1, sizeof *A.min_good);
-    A.min_bad = calloc(A.n_minutes + 1, sizeof *A.min_bad);
-    A.rec_of_fault = malloc(sizeof *A.rec_of_fault * (size_t)(sc->n_faults + 1));
+    acc_state.slow = calloc(eng_world.n_intervals * (size_t)(acc_state.n_bounds ? acc_state.n_bounds : 1), sizeof *acc_state.slow);
+    acc_state.n_minutes = (size_t)ceil((sc->duration_s - sc->warmup_s) / 60.0);
+    acc_state.min_good = calloc(acc_state.n_minutes + 1, sizeof *acc_state.min_good);
+    acc_state.min_bad = calloc(acc_state.n_minutes + 1, sizeof *acc_state.min_bad);
+    acc_state.rec_of_fault = malloc(sizeof *acc_state.rec_of_fault * (size_t)(sc->n_faults + 1));
     for (int i = 0; i < sc->n_faults; i++)
-        A.rec_of_fault[i] = -1;
+        acc_state.rec_of_fault[i] = -1;
 }
 
 void acc_fault_recorded(int fault, int rec)
 {
-    if (fault >= 0 && fault < S.sc->n_faults)
-        A.rec_of_fault[fault] = rec;
+    if (fault >= 0 && fault < eng_world.sc->n_faults)
+        acc_state.rec_of_fault[fault] = rec;
 }
 
 static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
 {
-    const sc_scenario *sc = S.sc;
+    const sc_scenario *sc = eng_world.sc;
     *rec = -1;
     /* its connection cut by its L7 balancer going down (tiers.c) */
-    if (S.l4 && r->l7 >= 0 && !r->job && S.l7[r->l7].n_down > 0) {
+    if (eng_world.l4 && r->l7 >= 0 && !r->job && eng_world.l7[r->l7].n_down > 0) {
         int cause;
         if (tier_cut_at(r, t, &cause, rec) <= t && cause >= 0)
             return cause;
         *rec = -1;
     }
     /* refused by a failed L7 balancer before reaching any server */
-    if (S.l4 && r->l7 >= 0 && r->attempts == 0 && S.l7[r->l7].cause >= 0) {
-        *rec = S.l7[r->l7].fault_rec;
-        return S.l7[r->l7].cause;
+    if (eng_world.l4 && r->l7 >= 0 && r->attempts == 0 && eng_world.l7[r->l7].cause >= 0) {
+        *rec = eng_world.l7[r->l7].fault_rec;
+        return eng_world.l7[r->l7].cause;
     }
     if (r->node >= 0 && p->nodes[r->node].fault.cause >= 0) {
         *rec = p->nodes[r->node].fault.fault_rec;
@@ -98,12 +98,12 @@ static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
     }
     /* the broker of the queue after its stage refused it (past caches
      * that hit, each skipping the pool after it) */
-    const sc_pipeline *pl = S.classes[r->tclass].pipe;
+    const sc_pipeline *pl = eng_world.classes[r->tclass].pipe;
     int k = r->stage + 1;
     while (k < pl->n_stages && pl->stages[k].kind == SC_STAGE_CACHE)
         k += 2;
     if (r->stage >= 0 && k < pl->n_stages && pl->stages[k].kind == SC_STAGE_QUEUE) {
-        const eng_queue *q = &S.queues[pl->stages[k].ref];
+        const eng_queue *q = &eng_world.queues[pl->stages[k].ref];
         if (q->cause >= 0) {
             *rec = q->fault_rec;
             return q->cause;
@@ -120,15 +120,15 @@ static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
         double end = f->duration_s > 0 ? f->at_s + f->duration_s : INFINITY;
         if (f->kind == SC_FAULT_FLASH_CROWD && t >= f->at_s && t < end &&
             (f->traffic < 0 || f->traffic == r->tclass)) {
-            *rec = A.rec_of_fault[i];
+            *rec = acc_state.rec_of_fault[i];
             return i;
         }
     }
     /* a cache that should have spared the pool this load is down */
     for (int i = 0; i < sc->n_caches; i++)
-        if (sc->caches[i].skips == p->id && S.caches[i].cause >= 0) {
-            *rec = S.caches[i].fault_rec;
-            return S.caches[i].cause;
+        if (sc->caches[i].skips == p->id && eng_world.caches[i].cause >= 0) {
+            *rec = eng_world.caches[i].fault_rec;
+            return eng_world.caches[i].cause;
         }
     if (p->target > eng_ready_count(p, 0))
         return sc->n_faults + 1; /* scaling lag */
@@ -138,26 +138,26 @@ static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
 void acc_request_end(const eng_pool *p, const eng_req *r, int bucket, double t_s, size_t interval,
                      double latency_s)
 {
-    if (r->arrival_s < S.sc->warmup_s)
+    if (r->arrival_s < eng_world.sc->warmup_s)
         return;
-    A.fin[interval]++;
-    size_t minute = (size_t)((t_s - S.sc->warmup_s) / 60.0);
-    if (minute > A.n_minutes)
-        minute = A.n_minutes;
+    acc_state.fin[interval]++;
+    size_t minute = (size_t)((t_s - eng_world.sc->warmup_s) / 60.0);
+    if (minute > acc_state.n_minutes)
+        minute = acc_state.n_minutes;
     if (bucket == B_COMPLETED) {
-        A.good[interval]++;
-        A.min_good[minute]++;
-        for (int b = 0; b < A.n_bounds; b++)
-            if (latency_s > A.bounds[b])
-                A.slow[(size_t)b * S.n_intervals + interval]++;
+        acc_state.good[interval]++;
+        acc_state.min_good[minute]++;
+        for (int b = 0; b < acc_state.n_bounds; b++)
+            if (latency_s > acc_state.bounds[b])
+                acc_state.slow[(size_t)b * eng_world.n_intervals + interval]++;
         return;
     }
-    A.min_bad[minute]++;
+    acc_state.min_bad[minute]++;
     int rec;
     int c = cause_of(p, r, t_s, &rec);
-    A.errs[interval * (size_t)A.n_causes + (size_t)c]++;
-    if (rec >= 0 && (size_t)rec < S.out->n_faults) {
-        rp_fault *f = &S.out->faults[rec];
+    acc_state.errs[interval * (size_t)acc_state.n_causes + (size_t)c]++;
+    if (rec >= 0 && (size_t)rec < eng_world.out->n_faults) {
+        rp_fault *f = &eng_world.out->faults[rec];
         if (bucket == B_FAILED)
             f->failed++;
         else if (bucket == B_TIMED_OUT)
@@ -169,61 +169,61 @@ void acc_request_end(const eng_pool *p, const eng_req *r, int bucket, double t_s
 
 static double interval_end(size_t i)
 {
-    return fmin((double)(i + 1) * S.sc->interval_s, S.sc->duration_s);
+    return fmin((double)(i + 1) * eng_world.sc->interval_s, eng_world.sc->duration_s);
 }
 
 static const char *cause_name(int c)
 {
-    if (c == S.sc->n_faults)
+    if (c == eng_world.sc->n_faults)
         return "overload";
-    if (c == S.sc->n_faults + 1)
+    if (c == eng_world.sc->n_faults + 1)
         return "scaling_lag";
-    return S.sc->faults[c].label;
+    return eng_world.sc->faults[c].label;
 }
 
 static int interval_bad(size_t i)
 {
-    const sc_slo *slo = &S.sc->slo;
-    unsigned long errs = A.fin[i] - A.good[i];
-    if (slo->availability > 0 ? (double)errs > (1 - slo->availability) * (double)A.fin[i] : errs > 0)
+    const sc_slo *slo = &eng_world.sc->slo;
+    unsigned long errs = acc_state.fin[i] - acc_state.good[i];
+    if (slo->availability > 0 ? (double)errs > (1 - slo->availability) * (double)acc_state.fin[i] : errs > 0)
         return 1;
-    if (slo->latency_p99_s > 0 && A.good[i] > 0) {
+    if (slo->latency_p99_s > 0 && acc_state.good[i] > 0) {
         int b = bound_index(slo->latency_p99_s);
-        return (double)A.slow[(size_t)b * S.n_intervals + i] > 0.01 * (double)A.good[i];
+        return (double)acc_state.slow[(size_t)b * eng_world.n_intervals + i] > 0.01 * (double)acc_state.good[i];
     }
     return 0;
 }
 
 static void bad_windows(rp_results *out)
 {
-    size_t first = (size_t)(S.sc->warmup_s / S.sc->interval_s);
-    for (size_t i = first; i < S.n_intervals;) {
+    size_t first = (size_t)(eng_world.sc->warmup_s / eng_world.sc->interval_s);
+    for (size_t i = first; i < eng_world.n_intervals;) {
         if (!interval_bad(i)) {
             i++;
             continue;
         }
         size_t j = i;
-        while (j + 1 < S.n_intervals && interval_bad(j + 1))
+        while (j + 1 < eng_world.n_intervals && interval_bad(j + 1))
             j++;
-        unsigned long *by = calloc((size_t)A.n_causes, sizeof *by);
+        unsigned long *by = calloc((size_t)acc_state.n_causes, sizeof *by);
         unsigned long total = 0;
         for (size_t k = i; k <= j; k++)
-            for (int c = 0; c < A.n_causes; c++) {
-                by[c] += A.errs[k * (size_t)A.n_causes + (size_t)c];
-                total += A.errs[k * (size_t)A.n_causes + (size_t)c];
+            for (int c = 0; c < acc_state.n_causes; c++) {
+                by[c] += acc_state.errs[k * (size_t)acc_state.n_causes + (size_t)c];
+                total += acc_state.errs[k * (size_t)acc_state.n_causes + (size_t)c];
             }
         out->bad_windows = realloc(out->bad_windows, sizeof *out->bad_windows * (out->n_bad_windows + 1));
         rp_bad_window *w = &out->bad_windows[out->n_bad_windows++];
         memset(w, 0, sizeof *w);
-        w->start_s = (double)i * S.sc->interval_s;
+        w->start_s = (double)i * eng_world.sc->interval_s;
         w->end_s = interval_end(j);
         w->errors = total;
-        w->causes = calloc((size_t)A.n_causes, sizeof *w->causes);
-        w->shares = calloc((size_t)A.n_causes, sizeof *w->shares);
+        w->causes = calloc((size_t)acc_state.n_causes, sizeof *w->causes);
+        w->shares = calloc((size_t)acc_state.n_causes, sizeof *w->shares);
         char text[1024];
         size_t used = 0;
         text[0] = '\0';
-        for (int c = 0; c < A.n_causes; c++) {
+        for (int c = 0; c < acc_state.n_causes; c++) {
             if (!by[c])
                 continue;
             w->causes[w->n_causes] = strdup(cause_name(c));
@@ -235,7 +235,7 @@ static void bad_windows(rp_results *out)
         }
         if (used >= sizeof text)
             text[sizeof text - 1] = '\0';
-        eng_event(w->start_s, "slo_violation", S.sc->name, "%.0f-%.0f s: %lu errors; %s",
+        eng_event(w->start_s, "slo_violation", eng_world.sc->name, "%.0f-%.0f s: %lu errors; %s",
                   w->start_s, w->end_s, total, w->n_causes ? text : "slow responses");
         free(by);
         i = j + 1;
@@ -248,10 +248,10 @@ static double judge(const sc_hypothesis *h, size_t i0, size_t i1, int *met, int 
     unsigned long fin = 0, good = 0, slow = 0;
     int b = h->metric == SC_HYP_LATENCY_P99 ? bound_index(h->bound) : -1;
     for (size_t i = i0; i <= i1; i++) {
-        fin += A.fin[i];
-        good += A.good[i];
+        fin += acc_state.fin[i];
+        good += acc_state.good[i];
         if (b >= 0)
-            slow += A.slow[(size_t)b * S.n_intervals + i];
+            slow += acc_state.slow[(size_t)b * eng_world.n_intervals + i];
     }
     *empty = fin == 0;
     double v;
@@ -278,7 +278,7 @@ static void add_window(rp_hypothesis *rh, const sc_hypothesis *h, size_t i0, siz
     if (empty)
         return;
     rh->windows = realloc(rh->windows, sizeof *rh->windows * (rh->n_windows + 1));
-    rh->windows[rh->n_windows++] = (rp_window){ (double)i0 * S.sc->interval_s, interval_end(i1), v, met };
+    rh->windows[rh->n_windows++] = (rp_window){ (double)i0 * eng_world.sc->interval_s, interval_end(i1), v, met };
     if (!met)
         rh->met = 0;
 }
@@ -286,9 +286,9 @@ static void add_window(rp_hypothesis *rh, const sc_hypothesis *h, size_t i0, siz
 /* Intervals free of faults: not within [start, end + grace] of any fault. */
 static int disturbed(size_t i, double grace_s)
 {
-    double a = (double)i * S.sc->interval_s, b = interval_end(i);
-    for (size_t k = 0; k < S.out->n_faults; k++) {
-        const rp_fault *f = &S.out->faults[k];
+    double a = (double)i * eng_world.sc->interval_s, b = interval_end(i);
+    for (size_t k = 0; k < eng_world.out->n_faults; k++) {
+        const rp_fault *f = &eng_world.out->faults[k];
         double end = isnan(f->end_s) ? INFINITY : f->end_s + grace_s;
         if (a < end && b > f->start_s)
             return 1;
@@ -298,14 +298,14 @@ static int disturbed(size_t i, double grace_s)
 
 static void hypotheses(rp_results *out)
 {
-    const sc_scenario *sc = S.sc;
+    const sc_scenario *sc = eng_world.sc;
     out->hypotheses_met = sc->n_hypotheses ? 1 : -1;
     if (!sc->n_hypotheses)
         return;
     size_t first = (size_t)ceil(sc->warmup_s / sc->interval_s - 1e-9);
     double max_offered = 0;
-    for (size_t i = first; i < S.n_intervals; i++)
-        max_offered = fmax(max_offered, S.offered[i]);
+    for (size_t i = first; i < eng_world.n_intervals; i++)
+        max_offered = fmax(max_offered, eng_world.offered[i]);
     out->hypotheses = calloc((size_t)sc->n_hypotheses, sizeof *out->hypotheses);
     out->n_hypotheses = (size_t)sc->n_hypotheses;
     for (int h = 0; h < sc->n_hypotheses; h++) {
@@ -313,12 +313,12 @@ static void hypotheses(rp_results *out)
         rp_hypothesis *rh = &out->hypotheses[h];
         rh->text = strdup(hy->text);
         rh->met = 1;
-        for (size_t i = first; i < S.n_intervals;) {
+        for (size_t i = first; i < eng_world.n_intervals;) {
             int in;
             if (hy->window == SC_WIN_RUN)
                 in = 1;
             else if (hy->window == SC_WIN_PEAK)
-                in = S.offered[i] >= 0.5 * max_offered && max_offered > 0;
+                in = eng_world.offered[i] >= 0.5 * max_offered && max_offered > 0;
             else
                 in = !disturbed(i, hy->grace_s);
             if (!in) {
@@ -327,12 +327,12 @@ static void hypotheses(rp_results *out)
             }
             size_t j = i;
             if (hy->window != SC_WIN_RUN) {
-                while (j + 1 < S.n_intervals &&
-                       (hy->window == SC_WIN_PEAK ? S.offered[j + 1] >= 0.5 * max_offered
+                while (j + 1 < eng_world.n_intervals &&
+                       (hy->window == SC_WIN_PEAK ? eng_world.offered[j + 1] >= 0.5 * max_offered
                                                   : !disturbed(j + 1, hy->grace_s)))
                     j++;
             } else {
-                j = S.n_intervals - 1;
+                j = eng_world.n_intervals - 1;
             }
             add_window(rh, hy, i, j);
             i = j + 1;
@@ -344,24 +344,24 @@ static void hypotheses(rp_results *out)
 
 void acc_finish(rp_results *out)
 {
-    const sc_scenario *sc = S.sc;
+    const sc_scenario *sc = eng_world.sc;
     double target = sc->slo.availability;
     unsigned long total_fin = 0, total_bad = 0;
-    for (size_t m = 0; m <= A.n_minutes; m++) {
-        total_fin += A.min_good[m] + A.min_bad[m];
-        total_bad += A.min_bad[m];
+    for (size_t m = 0; m <= acc_state.n_minutes; m++) {
+        total_fin += acc_state.min_good[m] + acc_state.min_bad[m];
+        total_bad += acc_state.min_bad[m];
     }
     double allowed = target > 0 ? (1 - target) * (double)total_fin : NAN;
     out->error_budget_remaining = target > 0 && allowed > 0 ? 1 - (double)total_bad / allowed : NAN;
-    out->minutes = calloc(A.n_minutes, sizeof *out->minutes);
-    out->n_minutes = A.n_minutes;
+    out->minutes = calloc(acc_state.n_minutes, sizeof *out->minutes);
+    out->n_minutes = acc_state.n_minutes;
     unsigned long cum_bad = 0;
     double need = target > 0 ? target : 0.999;
-    for (size_t m = 0; m < A.n_minutes; m++) {
+    for (size_t m = 0; m < acc_state.n_minutes; m++) {
         rp_minute *x = &out->minutes[m];
         x->t_s = sc->warmup_s + 60.0 * (double)m;
-        x->good = A.min_good[m] + (m + 1 == A.n_minutes ? A.min_good[A.n_minutes] : 0);
-        x->bad = A.min_bad[m] + (m + 1 == A.n_minutes ? A.min_bad[A.n_minutes] : 0);
+        x->good = acc_state.min_good[m] + (m + 1 == acc_state.n_minutes ? acc_state.min_good[acc_state.n_minutes] : 0);
+        x->bad = acc_state.min_bad[m] + (m + 1 == acc_state.n_minutes ? acc_state.min_bad[acc_state.n_minutes] : 0);
         cum_bad += x->bad;
         unsigned long fin = x->good + x->bad;
         double ratio = fin ? (double)x->good / (double)fin : 1;
@@ -371,18 +371,18 @@ void acc_finish(rp_results *out)
         x->burn_rate = target > 0 && fin ? (1 - ratio) / (1 - target) : NAN;
     }
     double max_offered = 0;
-    for (size_t i = 0; i < S.n_intervals; i++)
-        max_offered = fmax(max_offered, S.offered[i]);
+    for (size_t i = 0; i < eng_world.n_intervals; i++)
+        max_offered = fmax(max_offered, eng_world.offered[i]);
     unsigned long pg = 0, pf = 0;
-    for (size_t i = 0; i < S.n_intervals; i++)
-        if (max_offered > 0 && S.offered[i] >= 0.5 * max_offered) {
-            pg += A.good[i];
-            pf += A.fin[i];
+    for (size_t i = 0; i < eng_world.n_intervals; i++)
+        if (max_offered > 0 && eng_world.offered[i] >= 0.5 * max_offered) {
+            pg += acc_state.good[i];
+            pf += acc_state.fin[i];
         }
     out->availability_peak = pf ? (double)pg / (double)pf : 1;
-    for (size_t i = 0; i < S.n_intervals; i++)
-        for (int c = 0; c < A.n_causes; c++) {
-            unsigned long e = A.errs[i * (size_t)A.n_causes + (size_t)c];
+    for (size_t i = 0; i < eng_world.n_intervals; i++)
+        for (int c = 0; c < acc_state.n_causes; c++) {
+            unsigned long e = acc_state.errs[i * (size_t)acc_state.n_causes + (size_t)c];
             if (c == sc->n_faults)
                 out->errors_overload += e;
             else if (c == sc->n_faults + 1)
@@ -402,12 +402,12 @@ void acc_finish(rp_results *out)
 
 void acc_free(void)
 {
-    free(A.errs);
-    free(A.fin);
-    free(A.good);
-    free(A.slow);
-    free(A.min_good);
-    free(A.min_bad);
-    free(A.rec_of_fault);
-    memset(&A, 0, sizeof A);
+    free(acc_state.errs);
+    free(acc_state.fin);
+    free(acc_state.good);
+    free(acc_state.slow);
+    free(acc_state.min_good);
+    free(acc_state.min_bad);
+    free(acc_state.rec_of_fault);
+    memset(&acc_state, 0, sizeof acc_state);
 }

@@ -240,7 +240,7 @@ static struct {
     mon_series **hsum, **hcount;
     double *sum;
     unsigned long *count;
-} O;
+} obs_state;
 
 /* ---------- series ---------- */
 
@@ -254,7 +254,7 @@ static mon_series *series(const char *name, const char *k1, const char *v1, cons
         mon_labels_set(&ls, k2, v2);
     if (k3)
         mon_labels_set(&ls, k3, v3);
-    mon_series *s = mon_store_series(O.store, &ls);
+    mon_series *s = mon_store_series(obs_state.store, &ls);
     mon_labels_free(&ls);
     return s;
 }
@@ -298,7 +298,7 @@ static mon_series *llm_series(const eng_node *n, const char *name, const char *k
     mon_labels_set(&ls, "model_name", n->pool->model->name);
     if (k)
         mon_labels_set(&ls, k, v);
-    mon_series *s = mon_store_series(O.store, &ls);
+    mon_series *s = mon_store_series(obs_state.store, &ls);
     mon_labels_free(&ls);
     return s;
 }
@@ -346,7 +346,7 @@ static void llm_add_series(const eng_node *n, obs_node *o)
  * incarnation changed: a new vLLM process). */
 static obs_llm *llm_state(const eng_node *n)
 {
-    obs_llm *l = O.nodes[n->pool->id][n->index].llm;
+    obs_llm *l = obs_state.nodes[n->pool->id][n->index].llm;
     if (l && l->gen != n->life.gen) {
         for (int h = 0; h < N_LLM_HIST; h++) {
             memset(l->n[h], 0, sizeof *l->n[h] * (size_t)(LLM_HIST[h].n_bounds + 1));
@@ -388,7 +388,7 @@ static void llm_values(const eng_node *n, double *v)
 
 static void llm_observe(const eng_node *n, int h, double v)
 {
-    if (!O.on)
+    if (!obs_state.on)
         return;
     obs_llm *l = llm_state(n);
     if (!l)
@@ -421,10 +421,10 @@ void obs_llm_finished(const eng_node *n, double e2e_s, double tpot_s)
 static void llm_describe(void)
 {
     for (int i = 0; i < N_LLM_SCALAR; i++)
-        mon_store_describe(O.store, LLM_SCALAR[i].family, LLM_SCALAR[i].type,
+        mon_store_describe(obs_state.store, LLM_SCALAR[i].family, LLM_SCALAR[i].type,
                            LLM_SCALAR[i].help);
     for (int h = 0; h < N_LLM_HIST; h++)
-        mon_store_describe(O.store, LLM_HIST[h].family, MON_METRIC_HISTOGRAM, LLM_HIST[h].help);
+        mon_store_describe(obs_state.store, LLM_HIST[h].family, MON_METRIC_HISTOGRAM, LLM_HIST[h].help);
 }
 
 static void node_series(eng_node *n, obs_node *o)
@@ -497,74 +497,74 @@ static void node_values(const eng_node *n, double util, double *v)
 
 static void make_series(void)
 {
-    const sc_scenario *sc = S.sc;
-    O.nodes = calloc((size_t)sc->n_pools, sizeof *O.nodes);
-    O.pool = calloc((size_t)sc->n_pools * N_POOL_SERIES, sizeof *O.pool);
+    const sc_scenario *sc = eng_world.sc;
+    obs_state.nodes = calloc((size_t)sc->n_pools, sizeof *obs_state.nodes);
+    obs_state.pool = calloc((size_t)sc->n_pools * N_POOL_SERIES, sizeof *obs_state.pool);
     int most = 0;
     for (int k = 0; k < sc->n_pools; k++) {
-        O.nodes[k] = calloc((size_t)S.pools[k].n_hosts, sizeof **O.nodes);
-        for (int j = 0; j < S.pools[k].n_hosts; j++)
-            most = most > S.pools[k].nodes[j].gpus ? most : S.pools[k].nodes[j].gpus;
+        obs_state.nodes[k] = calloc((size_t)eng_world.pools[k].n_hosts, sizeof **obs_state.nodes);
+        for (int j = 0; j < eng_world.pools[k].n_hosts; j++)
+            most = most > eng_world.pools[k].nodes[j].gpus ? most : eng_world.pools[k].nodes[j].gpus;
         for (int i = 0; i < N_POOL_SERIES; i++)
-            O.pool[k * N_POOL_SERIES + i] = series(POOL_SERIES[i], "pool", sc->pools[k].name,
+            obs_state.pool[k * N_POOL_SERIES + i] = series(POOL_SERIES[i], "pool", sc->pools[k].name,
                                                    NULL, NULL, NULL, NULL);
     }
-    O.values = calloc((size_t)(6 + 3 * most + llm_n_series()), sizeof *O.values);
+    obs_state.values = calloc((size_t)(6 + 3 * most + llm_n_series()), sizeof *obs_state.values);
     for (int k = 0, described = 0; k < sc->n_pools; k++) {
-        if (!is_llm(&S.pools[k]))
+        if (!is_llm(&eng_world.pools[k]))
             continue;
         if (!described)
             llm_describe();
         described = 1;
-        for (int j = 0; j < S.pools[k].n_hosts; j++) {
+        for (int j = 0; j < eng_world.pools[k].n_hosts; j++) {
             obs_llm *l = calloc(1, sizeof *l);
             for (int h = 0; h < N_LLM_HIST; h++)
                 l->n[h] = calloc((size_t)LLM_HIST[h].n_bounds + 1, sizeof *l->n[h]);
-            l->gen = S.pools[k].nodes[j].life.gen;
-            O.nodes[k][j].llm = l;
+            l->gen = eng_world.pools[k].nodes[j].life.gen;
+            obs_state.nodes[k][j].llm = l;
         }
     }
-    O.cache = calloc((size_t)sc->n_caches * 2 + 1, sizeof *O.cache);
+    obs_state.cache = calloc((size_t)sc->n_caches * 2 + 1, sizeof *obs_state.cache);
     for (int i = 0; i < sc->n_caches; i++)
         for (int h = 0; h < 2; h++)
-            O.cache[2 * i + h] = series("fleetsim_cache_requests_total", "cache",
+            obs_state.cache[2 * i + h] = series("fleetsim_cache_requests_total", "cache",
                                         sc->caches[i].name, "result", h ? "miss" : "hit", NULL,
                                         NULL);
     static const char *const qres[] = { "published", "delivered", "refused" };
-    O.queue = calloc((size_t)sc->n_queues * 4 + 1, sizeof *O.queue);
+    obs_state.queue = calloc((size_t)sc->n_queues * 4 + 1, sizeof *obs_state.queue);
     for (int i = 0; i < sc->n_queues; i++) {
-        O.queue[4 * i] = series("fleetsim_queue_backlog", "queue", sc->queues[i].name, NULL, NULL,
+        obs_state.queue[4 * i] = series("fleetsim_queue_backlog", "queue", sc->queues[i].name, NULL, NULL,
                                 NULL, NULL);
         for (int r = 0; r < 3; r++)
-            O.queue[4 * i + 1 + r] = series("fleetsim_queue_messages_total", "queue",
+            obs_state.queue[4 * i + 1 + r] = series("fleetsim_queue_messages_total", "queue",
                                             sc->queues[i].name, "result", qres[r], NULL, NULL);
     }
-    int nc = sc->n_traffic, nb = O.n_buckets + 1;
-    O.req = calloc((size_t)nc * N_CODES, sizeof *O.req);
-    O.req_n = calloc((size_t)nc * N_CODES, sizeof *O.req_n);
-    O.bkt = calloc((size_t)nc * (size_t)nb, sizeof *O.bkt);
-    O.bkt_n = calloc((size_t)nc * (size_t)nb, sizeof *O.bkt_n);
-    O.hsum = calloc((size_t)nc, sizeof *O.hsum);
-    O.hcount = calloc((size_t)nc, sizeof *O.hcount);
-    O.sum = calloc((size_t)nc, sizeof *O.sum);
-    O.count = calloc((size_t)nc, sizeof *O.count);
+    int nc = sc->n_traffic, nb = obs_state.n_buckets + 1;
+    obs_state.req = calloc((size_t)nc * N_CODES, sizeof *obs_state.req);
+    obs_state.req_n = calloc((size_t)nc * N_CODES, sizeof *obs_state.req_n);
+    obs_state.bkt = calloc((size_t)nc * (size_t)nb, sizeof *obs_state.bkt);
+    obs_state.bkt_n = calloc((size_t)nc * (size_t)nb, sizeof *obs_state.bkt_n);
+    obs_state.hsum = calloc((size_t)nc, sizeof *obs_state.hsum);
+    obs_state.hcount = calloc((size_t)nc, sizeof *obs_state.hcount);
+    obs_state.sum = calloc((size_t)nc, sizeof *obs_state.sum);
+    obs_state.count = calloc((size_t)nc, sizeof *obs_state.count);
     for (int c = 0; c < nc; c++) {
         const char *cls = sc->traffic[c].name, *pool = sc->pools[sc->traffic[c].pool].name;
         for (int b = 0; b < N_CODES; b++)
-            O.req[c * N_CODES + b] = series("fleetsim_requests_total", "code", CODES[b], "pool",
+            obs_state.req[c * N_CODES + b] = series("fleetsim_requests_total", "code", CODES[b], "pool",
                                             pool, "class", cls);
         for (int i = 0; i < nb; i++) {
             char le[40];
-            if (i < O.n_buckets)
-                mon_fmt_go(O.bounds[i], le, sizeof le);
+            if (i < obs_state.n_buckets)
+                mon_fmt_go(obs_state.bounds[i], le, sizeof le);
             else
                 snprintf(le, sizeof le, "+Inf");
-            O.bkt[c * nb + i] = series("fleetsim_request_duration_seconds_bucket", "pool", pool,
+            obs_state.bkt[c * nb + i] = series("fleetsim_request_duration_seconds_bucket", "pool", pool,
                                        "class", cls, "le", le);
         }
-        O.hsum[c] = series("fleetsim_request_duration_seconds_sum", "pool", pool, "class", cls,
+        obs_state.hsum[c] = series("fleetsim_request_duration_seconds_sum", "pool", pool, "class", cls,
                            NULL, NULL);
-        O.hcount[c] = series("fleetsim_request_duration_seconds_count", "pool", pool, "class",
+        obs_state.hcount[c] = series("fleetsim_request_duration_seconds_count", "pool", pool, "class",
                              cls, NULL, NULL);
     }
 }
@@ -573,16 +573,16 @@ void obs_request_end(const eng_pool *p, const eng_req *r, int bucket, double t_s
                      size_t interval, double latency_s)
 {
     (void)p, (void)t_s, (void)interval;
-    if (!O.on)
+    if (!obs_state.on)
         return;
-    int c = r->tclass, nb = O.n_buckets + 1;
-    O.req_n[c * N_CODES + bucket]++;
+    int c = r->tclass, nb = obs_state.n_buckets + 1;
+    obs_state.req_n[c * N_CODES + bucket]++;
     int i = 0;
-    while (i < O.n_buckets && latency_s > O.bounds[i])
+    while (i < obs_state.n_buckets && latency_s > obs_state.bounds[i])
         i++;
-    O.bkt_n[c * nb + i]++;
-    O.sum[c] += latency_s;
-    O.count[c]++;
+    obs_state.bkt_n[c * nb + i]++;
+    obs_state.sum[c] += latency_s;
+    obs_state.count[c]++;
 }
 
 /* ---------- scrapes ---------- */
@@ -600,9 +600,9 @@ static void scrape_node(eng_node *n, obs_node *o, double t, double now)
         node_series(n, o);
     if (answers) {
         double g = n->gpus;
-        double u = (busy - o->busy_prev) / (O.scrape_s * g);
+        double u = (busy - o->busy_prev) / (obs_state.scrape_s * g);
         u = u < 0 ? 0 : u > 1 ? 1 : u;
-        double *v = O.values;
+        double *v = obs_state.values;
         node_values(n, u, v);
         for (int i = 0; i < o->n_s; i++)
             mon_series_append(o->s[i], t, v[i]);
@@ -624,12 +624,12 @@ static void scrape_node(eng_node *n, obs_node *o, double t, double now)
 static void scrape(double t)
 {
     double now = simgrid_get_clock();
-    for (int k = 0; k < S.sc->n_pools; k++) {
-        eng_pool *p = &S.pools[k];
+    for (int k = 0; k < eng_world.sc->n_pools; k++) {
+        eng_pool *p = &eng_world.pools[k];
         int depth = p->lbq.len;
         double busy = 0;
         for (int j = 0; j < p->n_hosts; j++) {
-            scrape_node(&p->nodes[j], &O.nodes[k][j], t, now);
+            scrape_node(&p->nodes[j], &obs_state.nodes[k][j], t, now);
             depth += serve_queued(&p->nodes[j]);
             busy += serve_busy_s(&p->nodes[j], now);
         }
@@ -643,30 +643,30 @@ static void scrape(double t)
         v[P_PENDING] = eng_ready_count(p, 1) - eng_ready_count(p, 0);
         v[P_INFERENCE] = busy;
         for (int i = 0; i < N_POOL_SERIES; i++)
-            mon_series_append(O.pool[k * N_POOL_SERIES + i], t, v[i]);
+            mon_series_append(obs_state.pool[k * N_POOL_SERIES + i], t, v[i]);
     }
-    for (int i = 0; i < S.sc->n_caches; i++) {
-        mon_series_append(O.cache[2 * i], t, (double)S.caches[i].hits);
-        mon_series_append(O.cache[2 * i + 1], t, (double)S.caches[i].misses);
+    for (int i = 0; i < eng_world.sc->n_caches; i++) {
+        mon_series_append(obs_state.cache[2 * i], t, (double)eng_world.caches[i].hits);
+        mon_series_append(obs_state.cache[2 * i + 1], t, (double)eng_world.caches[i].misses);
     }
-    for (int i = 0; i < S.sc->n_queues; i++) {
-        const eng_queue *q = &S.queues[i];
-        mon_series_append(O.queue[4 * i], t, q->q.len);
-        mon_series_append(O.queue[4 * i + 1], t, (double)q->published);
-        mon_series_append(O.queue[4 * i + 2], t, (double)q->delivered);
-        mon_series_append(O.queue[4 * i + 3], t, (double)q->refused);
+    for (int i = 0; i < eng_world.sc->n_queues; i++) {
+        const eng_queue *q = &eng_world.queues[i];
+        mon_series_append(obs_state.queue[4 * i], t, q->q.len);
+        mon_series_append(obs_state.queue[4 * i + 1], t, (double)q->published);
+        mon_series_append(obs_state.queue[4 * i + 2], t, (double)q->delivered);
+        mon_series_append(obs_state.queue[4 * i + 3], t, (double)q->refused);
     }
-    int nb = O.n_buckets + 1;
-    for (int c = 0; c < S.sc->n_traffic; c++) {
+    int nb = obs_state.n_buckets + 1;
+    for (int c = 0; c < eng_world.sc->n_traffic; c++) {
         for (int b = 0; b < N_CODES; b++)
-            mon_series_append(O.req[c * N_CODES + b], t, (double)O.req_n[c * N_CODES + b]);
+            mon_series_append(obs_state.req[c * N_CODES + b], t, (double)obs_state.req_n[c * N_CODES + b]);
         unsigned long cum = 0;
         for (int i = 0; i < nb; i++) {
-            cum += O.bkt_n[c * nb + i];
-            mon_series_append(O.bkt[c * nb + i], t, (double)cum);
+            cum += obs_state.bkt_n[c * nb + i];
+            mon_series_append(obs_state.bkt[c * nb + i], t, (double)cum);
         }
-        mon_series_append(O.hsum[c], t, O.sum[c]);
-        mon_series_append(O.hcount[c], t, (double)O.count[c]);
+        mon_series_append(obs_state.hsum[c], t, obs_state.sum[c]);
+        mon_series_append(obs_state.hcount[c], t, (double)obs_state.count[c]);
     }
 }
 
@@ -684,8 +684,8 @@ static const char *state_word(mon_alert_state from, mon_alert_state to)
 static void emit_transitions(int i)
 {
     size_t n;
-    const mon_transition *tr = mon_rules_transitions(O.rules[i], &n);
-    for (size_t k = O.tr_seen[i]; k < n; k++) {
+    const mon_transition *tr = mon_rules_transitions(obs_state.rules[i], &n);
+    for (size_t k = obs_state.tr_seen[i]; k < n; k++) {
         const mon_transition *x = &tr[k];
         char ls[512], val[40];
         const char *summary = mon_labels_get(&x->annotations, "summary");
@@ -694,14 +694,14 @@ static void emit_transitions(int i)
                   mon_labels_str(&x->labels, ls, sizeof ls), mon_fmt_go(x->value, val, sizeof val),
                   *summary ? ": " : "", summary);
     }
-    O.tr_seen[i] = n;
+    obs_state.tr_seen[i] = n;
 }
 
 static void emit_notifications(void)
 {
     size_t n;
-    const mon_notification *nt = mon_am_notifications(O.am, &n);
-    for (size_t k = O.nt_seen; k < n; k++) {
+    const mon_notification *nt = mon_am_notifications(obs_state.am, &n);
+    for (size_t k = obs_state.nt_seen; k < n; k++) {
         const mon_notification *x = &nt[k];
         char gl[512], names[512] = "";
         size_t at = 0;
@@ -713,7 +713,7 @@ static void emit_notifications(void)
                   x->integration, x->n_firing, x->n_alerts - x->n_firing,
                   mon_labels_str(&x->group_labels, gl, sizeof gl), names);
     }
-    O.nt_seen = n;
+    obs_state.nt_seen = n;
 }
 
 /* ---------- the Prometheus server and Alertmanager ---------- */
@@ -721,8 +721,8 @@ static void emit_notifications(void)
 static double next_rules_eval(void)
 {
     double t = INFINITY;
-    for (int i = 0; i < O.n_rules; i++)
-        t = fmin(t, mon_rules_next_eval(O.rules[i]));
+    for (int i = 0; i < obs_state.n_rules; i++)
+        t = fmin(t, mon_rules_next_eval(obs_state.rules[i]));
     return t;
 }
 
@@ -730,33 +730,33 @@ static void prometheus(int argc, char *argv[])
 {
     (void)argc;
     (void)argv;
-    double end = S.sc->duration_s;
+    double end = eng_world.sc->duration_s;
     long long k = 0;
     for (;;) {
         /* scrape times on the millisecond grid the store keeps */
-        double ts = (double)llround((double)k * O.scrape_s * 1000.0) / 1000.0;
+        double ts = (double)llround((double)k * obs_state.scrape_s * 1000.0) / 1000.0;
         double t = fmin(ts, next_rules_eval());
-        if (O.am)
-            t = fmin(t, mon_am_next_flush(O.am));
+        if (obs_state.am)
+            t = fmin(t, mon_am_next_flush(obs_state.am));
         if (!(t < end))
             return;
         if (t > simgrid_get_clock())
             sg_actor_sleep_until(t);
         if (t >= ts) {
             scrape(t);
-            mon_store_trim(O.store); /* rule evaluations trim too; not every run has rules */
+            mon_store_trim(obs_state.store); /* rule evaluations trim too; not every run has rules */
             k++;
         }
-        for (int i = 0; i < O.n_rules; i++) {
-            if (t < mon_rules_next_eval(O.rules[i]))
+        for (int i = 0; i < obs_state.n_rules; i++) {
+            if (t < mon_rules_next_eval(obs_state.rules[i]))
                 continue;
-            mon_rules_eval(O.rules[i], O.store, t);
+            mon_rules_eval(obs_state.rules[i], obs_state.store, t);
             emit_transitions(i);
-            if (O.am)
-                mon_am_sync(O.am, O.rules[i], t);
+            if (obs_state.am)
+                mon_am_sync(obs_state.am, obs_state.rules[i], t);
         }
-        if (O.am) {
-            mon_am_advance(O.am, t);
+        if (obs_state.am) {
+            mon_am_advance(obs_state.am, t);
             emit_notifications();
         }
     }
@@ -764,19 +764,19 @@ static void prometheus(int argc, char *argv[])
 
 static void add_rules(mon_rules *r, const char *name)
 {
-    O.rules = realloc(O.rules, sizeof *O.rules * (size_t)(O.n_rules + 1));
-    O.rule_names = realloc(O.rule_names, sizeof *O.rule_names * (size_t)(O.n_rules + 1));
-    O.tr_seen = realloc(O.tr_seen, sizeof *O.tr_seen * (size_t)(O.n_rules + 1));
-    O.rules[O.n_rules] = r;
-    O.rule_names[O.n_rules] = strdup(name);
-    O.tr_seen[O.n_rules] = 0;
-    O.n_rules++;
+    obs_state.rules = realloc(obs_state.rules, sizeof *obs_state.rules * (size_t)(obs_state.n_rules + 1));
+    obs_state.rule_names = realloc(obs_state.rule_names, sizeof *obs_state.rule_names * (size_t)(obs_state.n_rules + 1));
+    obs_state.tr_seen = realloc(obs_state.tr_seen, sizeof *obs_state.tr_seen * (size_t)(obs_state.n_rules + 1));
+    obs_state.rules[obs_state.n_rules] = r;
+    obs_state.rule_names[obs_state.n_rules] = strdup(name);
+    obs_state.tr_seen[obs_state.n_rules] = 0;
+    obs_state.n_rules++;
 }
 
 /* The promtool file names the generated SLO rules next to itself. */
 static char *slo_file_path(void)
 {
-    const char *p = O.promtool_path;
+    const char *p = obs_state.promtool_path;
     size_t len = strlen(p);
     for (const char *ext = ".yml", *e2 = ".yaml"; ext; ext = e2, e2 = NULL)
         if (len > strlen(ext) && !strcmp(p + len - strlen(ext), ext)) {
@@ -790,23 +790,23 @@ static char *slo_file_path(void)
 
 void obs_set_options(const sim_options *opt)
 {
-    O.openmetrics_path = opt ? opt->openmetrics_path : NULL;
-    O.promtool_path = opt ? opt->promtool_test_path : NULL;
+    obs_state.openmetrics_path = opt ? opt->openmetrics_path : NULL;
+    obs_state.promtool_path = opt ? opt->promtool_test_path : NULL;
 }
 
 void obs_start(void)
 {
-    const sc_monitoring *m = &S.sc->monitoring;
-    const char *om = O.openmetrics_path, *pt = O.promtool_path;
-    memset(&O, 0, sizeof O);
-    O.openmetrics_path = om;
-    O.promtool_path = pt;
+    const sc_monitoring *m = &eng_world.sc->monitoring;
+    const char *om = obs_state.openmetrics_path, *pt = obs_state.promtool_path;
+    memset(&obs_state, 0, sizeof obs_state);
+    obs_state.openmetrics_path = om;
+    obs_state.promtool_path = pt;
     if (!m->enabled && !om && !pt)
         return;
-    O.on = 1;
-    O.scrape_s = m->scrape_interval_s;
-    O.bounds = m->buckets_s;
-    O.n_buckets = m->n_buckets;
+    obs_state.on = 1;
+    obs_state.scrape_s = m->scrape_interval_s;
+    obs_state.bounds = m->buckets_s;
+    obs_state.n_buckets = m->n_buckets;
     mon_error err;
     for (int i = 0; i < m->n_rules; i++) {
         /* checked at load time; cannot fail with the same files */
@@ -821,35 +821,35 @@ void obs_start(void)
     }
     if (m->slo_rules) {
         char msg[600];
-        O.slo_text = sc_slo_rules_text(S.sc, msg, sizeof msg);
-        mon_rules *r = O.slo_text ? mon_rules_load_string(O.slo_text, "slo-rules.yml",
+        obs_state.slo_text = sc_slo_rules_text(eng_world.sc, msg, sizeof msg);
+        mon_rules *r = obs_state.slo_text ? mon_rules_load_string(obs_state.slo_text, "slo-rules.yml",
                                                           m->evaluation_interval_s, &err)
                                   : NULL;
         if (r) {
-            char *path = O.promtool_path ? slo_file_path() : strdup("slo-rules.yml");
+            char *path = obs_state.promtool_path ? slo_file_path() : strdup("slo-rules.yml");
             const char *base = strrchr(path, '/');
             add_rules(r, base ? base + 1 : path);
             free(path);
         }
     }
     if (m->alertmanager) {
-        O.am = mon_am_load(m->alertmanager, &err);
-        if (!O.am)
+        obs_state.am = mon_am_load(m->alertmanager, &err);
+        if (!obs_state.am)
             fprintf(stderr, "%s\n", err.msg);
     }
     double retention = MON_LOOKBACK_S + m->evaluation_interval_s;
-    for (int i = 0; i < O.n_rules; i++)
-        retention = fmax(retention, mon_rules_retention_s(O.rules[i]));
-    O.store = mon_store_create(retention);
+    for (int i = 0; i < obs_state.n_rules; i++)
+        retention = fmax(retention, mon_rules_retention_s(obs_state.rules[i]));
+    obs_state.store = mon_store_create(retention);
     if (om || pt)
-        mon_store_set_retention(O.store, INFINITY);
+        mon_store_set_retention(obs_state.store, INFINITY);
     if (pt)
-        for (int i = 0; i < O.n_rules; i++)
-            mon_rules_keep_firing_log(O.rules[i], 1);
+        for (int i = 0; i < obs_state.n_rules; i++)
+            mon_rules_keep_firing_log(obs_state.rules[i], 1);
     make_series();
     /* not a daemon: it returns at the end of the run (SimGrid 3.32 would
      * kill a returned daemon twice) */
-    sg_actor_t a = sg_actor_init("prometheus", S.balancer_host);
+    sg_actor_t a = sg_actor_init("prometheus", eng_world.balancer_host);
     sg_actor_start(a, prometheus, 0, NULL);
 }
 
@@ -875,7 +875,7 @@ static int by_time(const void *a, const void *b)
 static const char *summary_of(int set, const mon_alert_record *rec)
 {
     size_t n;
-    const mon_transition *tr = mon_rules_transitions(O.rules[set], &n);
+    const mon_transition *tr = mon_rules_transitions(obs_state.rules[set], &n);
     const char *s = NULL;
     for (size_t k = 0; k < n; k++) {
         const mon_transition *x = &tr[k];
@@ -891,10 +891,10 @@ static const char *summary_of(int set, const mon_alert_record *rec)
 /* First notification in which this activation is firing. */
 static double notified_at(const mon_alert_record *rec)
 {
-    if (!O.am || isnan(rec->firing_at))
+    if (!obs_state.am || isnan(rec->firing_at))
         return NAN;
     size_t n;
-    const mon_notification *nt = mon_am_notifications(O.am, &n);
+    const mon_notification *nt = mon_am_notifications(obs_state.am, &n);
     for (size_t k = 0; k < n; k++) {
         if (nt[k].t_s < rec->firing_at)
             continue;
@@ -915,12 +915,12 @@ static int fault_covers(const rp_fault *f, double t)
 
 static void fill_alerting(rec_ref *refs, size_t n, size_t first_alert)
 {
-    rp_results *out = S.out;
+    rp_results *out = eng_world.out;
     rp_alerting *al = &out->alerting;
     al->on = 1;
     al->grace_s = OBS_FAULT_GRACE_S;
-    if (O.am)
-        mon_am_notifications(O.am, &al->notifications);
+    if (obs_state.am)
+        mon_am_notifications(obs_state.am, &al->notifications);
     for (size_t i = 0; i < n; i++)
         al->fired += !isnan(refs[i].rec->firing_at);
     al->faults = calloc(out->n_faults ? out->n_faults : 1, sizeof *al->faults);
@@ -939,7 +939,7 @@ static void fill_alerting(rec_ref *refs, size_t n, size_t first_alert)
             }
         }
         size_t nn = 0;
-        const mon_notification *nt = O.am ? mon_am_notifications(O.am, &nn) : NULL;
+        const mon_notification *nt = obs_state.am ? mon_am_notifications(obs_state.am, &nn) : NULL;
         for (size_t k = 0; k < nn && isnan(fa->notified_at); k++) {
             if (nt[k].t_s < ft->start_s)
                 continue;
@@ -970,26 +970,26 @@ static void fill_alerting(rec_ref *refs, size_t n, size_t first_alert)
 static void collect_alerts(void)
 {
     size_t total = 0, n;
-    for (int i = 0; i < O.n_rules; i++) {
-        mon_rules_alerts(O.rules[i], &n);
+    for (int i = 0; i < obs_state.n_rules; i++) {
+        mon_rules_alerts(obs_state.rules[i], &n);
         total += n;
     }
     rec_ref *refs = calloc(total ? total : 1, sizeof *refs);
     size_t at = 0;
-    for (int i = 0; i < O.n_rules; i++) {
-        const mon_alert_record *recs = mon_rules_alerts(O.rules[i], &n);
+    for (int i = 0; i < obs_state.n_rules; i++) {
+        const mon_alert_record *recs = mon_rules_alerts(obs_state.rules[i], &n);
         for (size_t k = 0; k < n; k++)
             refs[at++] = (rec_ref){ &recs[k], i, k };
     }
     qsort(refs, total, sizeof *refs, by_time);
-    size_t first = S.out->n_alerts;
+    size_t first = eng_world.out->n_alerts;
     for (size_t k = 0; k < total; k++) {
         const mon_alert_record *rec = refs[k].rec;
         char recv[256];
         rp_alert a = {
             .name = (char *)rec->alertname,
             .severity = *rec->severity ? (char *)rec->severity : NULL,
-            .receiver = O.am ? mon_am_receivers_for(O.am, &rec->labels, recv, sizeof recv) : NULL,
+            .receiver = obs_state.am ? mon_am_receivers_for(obs_state.am, &rec->labels, recv, sizeof recv) : NULL,
             .pending_at = rec->pending_at,
             .firing_at = rec->firing_at,
             .resolved_at = rec->resolved_at,
@@ -998,7 +998,7 @@ static void collect_alerts(void)
         };
         if (a.receiver && !*a.receiver)
             a.receiver = NULL;
-        rp_add_alert(S.out, &a);
+        rp_add_alert(eng_world.out, &a);
     }
     fill_alerting(refs, total, first);
     free(refs);
@@ -1008,14 +1008,14 @@ static void collect_alerts(void)
 
 static int write_openmetrics(void)
 {
-    FILE *f = fopen(O.openmetrics_path, "w");
+    FILE *f = fopen(obs_state.openmetrics_path, "w");
     if (!f) {
-        fprintf(stderr, "fleetsim: cannot write %s: %s\n", O.openmetrics_path, strerror(errno));
+        fprintf(stderr, "fleetsim: cannot write %s: %s\n", obs_state.openmetrics_path, strerror(errno));
         return -1;
     }
-    int rc = mon_write_openmetrics(O.store, f, OBS_EPOCH_S);
+    int rc = mon_write_openmetrics(obs_state.store, f, OBS_EPOCH_S);
     if (fclose(f) != 0 || rc != 0) {
-        fprintf(stderr, "fleetsim: cannot write %s\n", O.openmetrics_path);
+        fprintf(stderr, "fleetsim: cannot write %s\n", obs_state.openmetrics_path);
         return -1;
     }
     return 0;
@@ -1026,7 +1026,7 @@ static char *promtool_text(int i, mon_error *err)
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    int rc = mon_promtool_write(f, O.store, O.rules[i], O.rule_names[i], O.scrape_s, NULL, 0, err);
+    int rc = mon_promtool_write(f, obs_state.store, obs_state.rules[i], obs_state.rule_names[i], obs_state.scrape_s, NULL, 0, err);
     fclose(f);
     if (rc != 0) {
         free(text);
@@ -1042,16 +1042,16 @@ static char *promtool_text(int i, mon_error *err)
 static int write_promtool(void)
 {
     mon_error err;
-    if (O.n_rules == 0) {
+    if (obs_state.n_rules == 0) {
         fprintf(stderr, "fleetsim: --promtool-test: the scenario has no rules to test\n");
         return -1;
     }
-    double common = mon_rules_common_interval(O.rules[0]);
-    for (int i = 1; i < O.n_rules; i++)
-        if (mon_rules_common_interval(O.rules[i]) != common) {
+    double common = mon_rules_common_interval(obs_state.rules[0]);
+    for (int i = 1; i < obs_state.n_rules; i++)
+        if (mon_rules_common_interval(obs_state.rules[i]) != common) {
             fprintf(stderr, "fleetsim: --promtool-test: promtool evaluates every rule file at one "
                             "evaluation_interval, but %s and %s differ\n",
-                    O.rule_names[0], O.rule_names[i]);
+                    obs_state.rule_names[0], obs_state.rule_names[i]);
             return -1;
         }
     char *base = promtool_text(0, &err);
@@ -1059,24 +1059,24 @@ static int write_promtool(void)
         fprintf(stderr, "fleetsim: --promtool-test: %s\n", err.msg);
         return -1;
     }
-    FILE *f = fopen(O.promtool_path, "w");
+    FILE *f = fopen(obs_state.promtool_path, "w");
     if (!f) {
-        fprintf(stderr, "fleetsim: cannot write %s: %s\n", O.promtool_path, strerror(errno));
+        fprintf(stderr, "fleetsim: cannot write %s: %s\n", obs_state.promtool_path, strerror(errno));
         free(base);
         return -1;
     }
     const char *eval = strstr(base, "\nevaluation_interval:");
     const char *tests = strstr(base, "    alert_rule_test:\n");
     fwrite(base, 1, (size_t)(eval - base) + 1, f);
-    for (int i = 1; i < O.n_rules; i++) {
+    for (int i = 1; i < obs_state.n_rules; i++) {
         fputs("  - \"", f);
-        for (const char *c = O.rule_names[i]; *c; c++)
+        for (const char *c = obs_state.rule_names[i]; *c; c++)
             fprintf(f, *c == '"' || *c == '\\' ? "\\%c" : "%c", *c);
         fputs("\"\n", f);
     }
     fputs(eval + 1, f);
     int rc = 0;
-    for (int i = 1; i < O.n_rules && rc == 0; i++) {
+    for (int i = 1; i < obs_state.n_rules && rc == 0; i++) {
         char *more = promtool_text(i, &err);
         if (!more) {
             fprintf(stderr, "fleetsim: --promtool-test: %s\n", err.msg);
@@ -1096,10 +1096,10 @@ static int write_promtool(void)
     free(base);
     if (fclose(f) != 0)
         rc = -1;
-    if (rc == 0 && O.slo_text) {
+    if (rc == 0 && obs_state.slo_text) {
         char *path = slo_file_path();
         FILE *s = fopen(path, "w");
-        if (!s || fputs(O.slo_text, s) < 0 || fclose(s) != 0) {
+        if (!s || fputs(obs_state.slo_text, s) < 0 || fclose(s) != 0) {
             fprintf(stderr, "fleetsim: cannot write %s\n", path);
             rc = -1;
         }
@@ -1110,46 +1110,46 @@ static int write_promtool(void)
 
 void obs_free(void)
 {
-    if (!O.on)
+    if (!obs_state.on)
         return;
     /* the run is over (teardown): results first, then exports */
     collect_alerts();
-    if (O.openmetrics_path && write_openmetrics() != 0)
-        S.out->alerting.export_failed = 1;
-    if (O.promtool_path && write_promtool() != 0)
-        S.out->alerting.export_failed = 1;
-    for (int i = 0; i < O.n_rules; i++) {
-        mon_rules_free(O.rules[i]);
-        free(O.rule_names[i]);
+    if (obs_state.openmetrics_path && write_openmetrics() != 0)
+        eng_world.out->alerting.export_failed = 1;
+    if (obs_state.promtool_path && write_promtool() != 0)
+        eng_world.out->alerting.export_failed = 1;
+    for (int i = 0; i < obs_state.n_rules; i++) {
+        mon_rules_free(obs_state.rules[i]);
+        free(obs_state.rule_names[i]);
     }
-    free(O.rules);
-    free(O.rule_names);
-    free(O.tr_seen);
-    free(O.slo_text);
-    mon_am_free(O.am);
-    mon_store_destroy(O.store);
-    for (int k = 0; k < S.sc->n_pools; k++) {
-        for (int j = 0; j < S.pools[k].n_hosts; j++) {
-            free(O.nodes[k][j].s);
-            if (O.nodes[k][j].llm)
+    free(obs_state.rules);
+    free(obs_state.rule_names);
+    free(obs_state.tr_seen);
+    free(obs_state.slo_text);
+    mon_am_free(obs_state.am);
+    mon_store_destroy(obs_state.store);
+    for (int k = 0; k < eng_world.sc->n_pools; k++) {
+        for (int j = 0; j < eng_world.pools[k].n_hosts; j++) {
+            free(obs_state.nodes[k][j].s);
+            if (obs_state.nodes[k][j].llm)
                 for (int h = 0; h < N_LLM_HIST; h++)
-                    free(O.nodes[k][j].llm->n[h]);
-            free(O.nodes[k][j].llm);
+                    free(obs_state.nodes[k][j].llm->n[h]);
+            free(obs_state.nodes[k][j].llm);
         }
-        free(O.nodes[k]);
+        free(obs_state.nodes[k]);
     }
-    free(O.nodes);
-    free(O.values);
-    free(O.pool);
-    free(O.cache);
-    free(O.queue);
-    free(O.req);
-    free(O.req_n);
-    free(O.bkt);
-    free(O.bkt_n);
-    free(O.hsum);
-    free(O.hcount);
-    free(O.sum);
-    free(O.count);
-    memset(&O, 0, sizeof O);
+    free(obs_state.nodes);
+    free(obs_state.values);
+    free(obs_state.pool);
+    free(obs_state.cache);
+    free(obs_state.queue);
+    free(obs_state.req);
+    free(obs_state.req_n);
+    free(obs_state.bkt);
+    free(obs_state.bkt_n);
+    free(obs_state.hsum);
+    free(obs_state.hcount);
+    free(obs_state.sum);
+    free(obs_state.count);
+    memset(&obs_state, 0, sizeof obs_state);
 }

@@ -44,22 +44,22 @@ static double mono_s(void)
 
 static double wall_now(void)
 {
-    return mono_s() - S.wall0;
+    return mono_s() - eng_world.wall0;
 }
 
 /* ---------- time series ---------- */
 
 static void close_interval(size_t i)
 {
-    rp_sample *s = &S.out->samples[i];
-    double len = fmin(S.sc->interval_s, S.sc->duration_s - (double)i * S.sc->interval_s);
-    s->t_s = (double)i * S.sc->interval_s;
-    s->offered_qps = len > 0 ? S.offered[i] / len : 0;
-    s->p50_s = sim_hist_quantile(S.interval_latency, 0.5);
-    s->p99_s = sim_hist_quantile(S.interval_latency, 0.99);
-    sim_hist_reset(S.interval_latency);
-    for (int k = 0; k < S.sc->n_pools; k++) {
-        eng_pool *p = &S.pools[k];
+    rp_sample *s = &eng_world.out->samples[i];
+    double len = fmin(eng_world.sc->interval_s, eng_world.sc->duration_s - (double)i * eng_world.sc->interval_s);
+    s->t_s = (double)i * eng_world.sc->interval_s;
+    s->offered_qps = len > 0 ? eng_world.offered[i] / len : 0;
+    s->p50_s = sim_hist_quantile(eng_world.interval_latency, 0.5);
+    s->p99_s = sim_hist_quantile(eng_world.interval_latency, 0.99);
+    sim_hist_reset(eng_world.interval_latency);
+    for (int k = 0; k < eng_world.sc->n_pools; k++) {
+        eng_pool *p = &eng_world.pools[k];
         int depth = p->lbq.len;
         for (int j = 0; j < p->n_hosts; j++)
             depth += serve_queued(&p->nodes[j]);
@@ -79,18 +79,18 @@ static void close_interval(size_t i)
 static void progress(double now)
 {
     double w = wall_now();
-    if (w - S.last_progress_wall < 0.1 && now < S.sc->duration_s)
+    if (w - eng_world.last_progress_wall < 0.1 && now < eng_world.sc->duration_s)
         return;
-    S.last_progress_wall = w;
-    double frac = now / S.sc->duration_s;
+    eng_world.last_progress_wall = w;
+    double frac = now / eng_world.sc->duration_s;
     int width = 30, filled = (int)(frac * width + 0.5);
     char bar[64];
     for (int i = 0; i < width; i++)
         bar[i] = i < filled ? '#' : '.';
     bar[width] = '\0';
     fprintf(stderr, "\r[%s] %5.1f%%  sim %.0fs  %.0f req/s (wall)  ", bar, 100 * frac, now,
-            w > 0 ? (double)S.all.generated / w : 0);
-    if (now >= S.sc->duration_s)
+            w > 0 ? (double)eng_world.all.generated / w : 0);
+    if (now >= eng_world.sc->duration_s)
         fputc('\n', stderr);
 }
 
@@ -98,12 +98,12 @@ static void sampler(int argc, char *argv[])
 {
     (void)argc;
     (void)argv;
-    for (size_t i = 0; i < S.n_intervals; i++) {
-        double end = fmin((double)(i + 1) * S.sc->interval_s, S.sc->duration_s);
+    for (size_t i = 0; i < eng_world.n_intervals; i++) {
+        double end = fmin((double)(i + 1) * eng_world.sc->interval_s, eng_world.sc->duration_s);
         sg_actor_sleep_until(end);
         close_interval(i);
         pipe_close_interval(i);
-        if (S.progress)
+        if (eng_world.progress)
             progress(end);
     }
 }
@@ -136,8 +136,8 @@ static int write_platform(const char *path)
                "  <host id=\"balancer\" speed=\"1Gf\" core=\"1\">\n"
                "    <prop id=\"wattage_per_state\" value=\"0.0:0.0:0.0\"/>\n"
                "    <prop id=\"wattage_off\" value=\"0\"/>\n  </host>\n");
-    for (int k = 0; k < S.sc->n_pools; k++) {
-        const sc_pool *pc = &S.sc->pools[k];
+    for (int k = 0; k < eng_world.sc->n_pools; k++) {
+        const sc_pool *pc = &eng_world.sc->pools[k];
         int n_old;
         int slots = eng_pool_slots(pc, &n_old);
         for (int j = 0; j < slots; j++) {
@@ -176,8 +176,8 @@ static int write_platform(const char *path)
                     pc->link_bandwidth_Bps, pc->link_latency_s);
         }
     }
-    for (int k = 0; k < S.sc->n_pools; k++) {
-        const sc_pool *pc = &S.sc->pools[k];
+    for (int k = 0; k < eng_world.sc->n_pools; k++) {
+        const sc_pool *pc = &eng_world.sc->pools[k];
         for (int j = 0; j < eng_pool_slots(pc, NULL); j++) {
             fputs("  <route src=\"balancer\" dst=\"", f);
             xml_attr(f, pc->name);
@@ -194,14 +194,14 @@ static int write_platform(const char *path)
 
 static int build(void)
 {
-    const sc_scenario *sc = S.sc;
-    S.balancer_host = sg_host_by_name("balancer");
+    const sc_scenario *sc = eng_world.sc;
+    eng_world.balancer_host = sg_host_by_name("balancer");
     if (tier_init())
         return -1;
     unsigned long stream = 0;
-    S.pools = calloc((size_t)sc->n_pools, sizeof *S.pools);
+    eng_world.pools = calloc((size_t)sc->n_pools, sizeof *eng_world.pools);
     for (int k = 0; k < sc->n_pools; k++) {
-        eng_pool *p = &S.pools[k];
+        eng_pool *p = &eng_world.pools[k];
         p->cfg = &sc->pools[k];
         p->model = &sc->models[p->cfg->model];
         p->id = k;
@@ -210,8 +210,8 @@ static int build(void)
         p->nodes = calloc((size_t)p->n_hosts, sizeof *p->nodes);
         p->lb_rng = eng_stream_rng(sc->seed, 1000000UL + (unsigned long)k);
         p->fault_rng = eng_stream_rng(sc->seed, 3000000UL + (unsigned long)k);
-        p->lbi = calloc((size_t)S.n_l7, sizeof *p->lbi);
-        for (int i = 0; i < S.n_l7; i++) {
+        p->lbi = calloc((size_t)eng_world.n_l7, sizeof *p->lbi);
+        for (int i = 0; i < eng_world.n_l7; i++) {
             eng_lbi *b = &p->lbi[i];
             /* an L7 balancer's own policy, else the pool's, else the default */
             const char *policy = sc->lb.n_l7 > 0 && sc->lb.l7[i].policy ? sc->lb.l7[i].policy
@@ -231,8 +231,8 @@ static int build(void)
         }
         p->lbq_capacity = sc->lb.queue_capacity;
         p->lbq_timeout_s = sc->lb.queue_timeout_s;
-        p->busy_per_interval = calloc(S.n_intervals, sizeof(double));
-        p->serving_per_interval = calloc(S.n_intervals, sizeof(double));
+        p->busy_per_interval = calloc(eng_world.n_intervals, sizeof(double));
+        p->serving_per_interval = calloc(eng_world.n_intervals, sizeof(double));
         p->cause = p->fault_rec = -1;
         p->bw_factor = 1.0;
         serve_init_pool(p);
@@ -252,23 +252,23 @@ static int build(void)
             n->life.serving_since_s = -1;
             n->fault.cause = n->fault.fault_rec = -1;
             /* per-node series for the report's heatmap, while they stay small */
-            if ((double)p->n_hosts * (double)S.n_intervals <= 4e6)
-                n->work.busy_series = calloc(S.n_intervals, sizeof *n->work.busy_series);
+            if ((double)p->n_hosts * (double)eng_world.n_intervals <= 4e6)
+                n->work.busy_series = calloc(eng_world.n_intervals, sizeof *n->work.busy_series);
             n->health.hc_up = 1;
-            for (int i = 0; i < S.n_l7; i++)
+            for (int i = 0; i < eng_world.n_l7; i++)
                 p->lbi[i].servers[j] = (lb_server_view){ .up = 0, .active = 0,
                                                          .max_conns = sc->lb.max_conns,
                                                          .weight = 1.0, .name = n->name };
         }
         if (p->n_hosts > 0) {
-            p->route_latency_s = sg_host_get_route_latency(S.balancer_host, p->nodes[0].host);
-            p->route_bw_Bps = sg_host_get_route_bandwidth(S.balancer_host, p->nodes[0].host);
+            p->route_latency_s = sg_host_get_route_latency(eng_world.balancer_host, p->nodes[0].host);
+            p->route_bw_Bps = sg_host_get_route_bandwidth(eng_world.balancer_host, p->nodes[0].host);
         }
     }
     for (int i = 0; i < sc->lb.n_servers; i++) {
         const sc_server *sv = &sc->lb.servers[i];
-        for (int l = 0; l < S.n_l7; l++) {
-            lb_server_view *v = &S.pools[sv->pool].lbi[l].servers[sv->index];
+        for (int l = 0; l < eng_world.n_l7; l++) {
+            lb_server_view *v = &eng_world.pools[sv->pool].lbi[l].servers[sv->index];
             v->weight = sv->weight;
             v->max_conns = sv->max_conns;
             v->backup = sv->backup;
@@ -281,17 +281,17 @@ static int build(void)
     }
     pipe_init(); /* queues cap their consumers' max_conns */
     for (int k = 0; k < sc->n_pools; k++) {
-        life_init_pool(&S.pools[k]);
-        life_start_health_checks(&S.pools[k]);
-        life_start_rollout(&S.pools[k]);
-        weights_start(&S.pools[k]);
+        life_init_pool(&eng_world.pools[k]);
+        life_start_health_checks(&eng_world.pools[k]);
+        life_start_rollout(&eng_world.pools[k]);
+        weights_start(&eng_world.pools[k]);
     }
-    S.classes = calloc((size_t)sc->n_traffic, sizeof *S.classes);
+    eng_world.classes = calloc((size_t)sc->n_traffic, sizeof *eng_world.classes);
     for (int c = 0; c < sc->n_traffic; c++) {
-        eng_class *tc = &S.classes[c];
+        eng_class *tc = &eng_world.classes[c];
         tc->cfg = &sc->traffic[c];
         tc->id = c;
-        tc->pool = &S.pools[tc->cfg->pool];
+        tc->pool = &eng_world.pools[tc->cfg->pool];
         tc->pipe = &sc->pipelines[tc->cfg->pipeline];
         tc->rng = eng_stream_rng(sc->seed, (unsigned long)c);
         if (tc->cfg->has_tokens && !tc->cfg->tokens_trace)
@@ -303,8 +303,8 @@ static int build(void)
     }
     chaos_apply_rates();
     for (int c = 0; c < sc->n_traffic; c++) {
-        sg_actor_t a = sg_actor_init(S.classes[c].cfg->name, S.balancer_host);
-        sg_actor_set_data(a, &S.classes[c]);
+        sg_actor_t a = sg_actor_init(eng_world.classes[c].cfg->name, eng_world.balancer_host);
+        sg_actor_set_data(a, &eng_world.classes[c]);
         sg_actor_start(a, eng_traffic_source, 0, NULL);
     }
     chaos_start();
@@ -312,7 +312,7 @@ static int build(void)
     obs_start();
     /* Not a daemon (SimGrid 3.32 would kill it twice: serve/batch.c); it
      * runs to the end of the run like every other actor. */
-    sg_actor_t a = sg_actor_init("sampler", S.balancer_host);
+    sg_actor_t a = sg_actor_init("sampler", eng_world.balancer_host);
     sg_actor_start(a, sampler, 0, NULL);
     return 0;
 }
@@ -331,8 +331,8 @@ static void fill_latency(rp_latency *l, const sim_hist *h)
  * down, before the end timed out or failed. */
 static void sweep_expired(double end)
 {
-    for (int k = 0; k < S.sc->n_pools; k++) {
-        eng_pool *p = &S.pools[k];
+    for (int k = 0; k < eng_world.sc->n_pools; k++) {
+        eng_pool *p = &eng_world.pools[k];
         eng_fifo keep = { 0 };
         eng_req *r;
         while ((r = eng_fifo_pop(&p->lbq))) {
@@ -377,8 +377,8 @@ static void census_fifo(const eng_fifo *f, const eng_pool *p, unsigned long *req
  * derived from the counters: the conservation checks compare the two. */
 static void census(unsigned long *requests, unsigned long *per_pool)
 {
-    for (int k = 0; k < S.sc->n_pools; k++) {
-        eng_pool *p = &S.pools[k];
+    for (int k = 0; k < eng_world.sc->n_pools; k++) {
+        eng_pool *p = &eng_world.pools[k];
         census_fifo(&p->lbq, p, requests, per_pool);
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
@@ -386,14 +386,14 @@ static void census(unsigned long *requests, unsigned long *per_pool)
             serve_census(n, requests, per_pool);
         }
     }
-    for (int i = 0; i < S.sc->n_queues; i++)
-        census_fifo(&S.queues[i].q, S.queues[i].consumer, requests, per_pool);
+    for (int i = 0; i < eng_world.sc->n_queues; i++)
+        census_fifo(&eng_world.queues[i].q, eng_world.queues[i].consumer, requests, per_pool);
     chaos_census(requests, per_pool);
 }
 
 static void collect(rp_results *out)
 {
-    const sc_scenario *sc = S.sc;
+    const sc_scenario *sc = eng_world.sc;
     double dur = sc->duration_s;
     sweep_expired(dur);
     life_account_end(dur);
@@ -401,22 +401,22 @@ static void collect(rp_results *out)
     unsigned long held = 0;
     unsigned long *held_in = calloc((size_t)sc->n_pools, sizeof *held_in);
     census(&held, held_in);
-    S.all.in_flight_at_end = held; /* != S.live: a request lost or counted twice */
-    S.measured.in_flight_at_end = S.measured.generated - S.measured.completed - S.measured.rejected -
-                                  S.measured.failed - S.measured.timed_out;
-    out->requests = S.all;
-    out->measured = S.measured;
-    out->attempts = S.attempts;
-    out->attempt_errors = S.attempt_errors;
-    fill_latency(&out->latency_s, S.latency);
-    unsigned long fin = S.measured.completed + S.measured.rejected + S.measured.failed +
-                        S.measured.timed_out;
-    out->availability = fin ? (double)S.measured.completed / (double)fin : 1.0;
-    out->throughput_qps = dur > sc->warmup_s ? (double)S.measured.completed / (dur - sc->warmup_s) : 0;
+    eng_world.all.in_flight_at_end = held; /* != eng_world.live: a request lost or counted twice */
+    eng_world.measured.in_flight_at_end = eng_world.measured.generated - eng_world.measured.completed - eng_world.measured.rejected -
+                                  eng_world.measured.failed - eng_world.measured.timed_out;
+    out->requests = eng_world.all;
+    out->measured = eng_world.measured;
+    out->attempts = eng_world.attempts;
+    out->attempt_errors = eng_world.attempt_errors;
+    fill_latency(&out->latency_s, eng_world.latency);
+    unsigned long fin = eng_world.measured.completed + eng_world.measured.rejected + eng_world.measured.failed +
+                        eng_world.measured.timed_out;
+    out->availability = fin ? (double)eng_world.measured.completed / (double)fin : 1.0;
+    out->throughput_qps = dur > sc->warmup_s ? (double)eng_world.measured.completed / (dur - sc->warmup_s) : 0;
     out->n_pools = sc->n_pools;
     out->pools = calloc((size_t)sc->n_pools, sizeof *out->pools);
     for (int k = 0; k < sc->n_pools; k++) {
-        eng_pool *p = &S.pools[k];
+        eng_pool *p = &eng_world.pools[k];
         rp_pool *rp = &out->pools[k];
         rp->name = strdup(p->cfg->name);
         rp->gpus_per_node = p->cfg->gpus_per_node;
@@ -439,7 +439,7 @@ static void collect(rp_results *out)
         out->gpu_hours += rp->gpu_hours;
         out->energy_kwh += rp->energy_kwh;
         out->cost += rp->cost;
-        for (size_t i = 0; i < S.n_intervals; i++) {
+        for (size_t i = 0; i < eng_world.n_intervals; i++) {
             double len = fmin(sc->interval_s, dur - (double)i * sc->interval_s);
             out->samples[i].pools[k].busy_gpus = len > 0 ? p->busy_per_interval[i] / len : 0;
             out->samples[i].pools[k].serving_gpus =
@@ -450,8 +450,8 @@ static void collect(rp_results *out)
             rp->n_nodes = p->n_hosts;
             for (int j = 0; j < p->n_hosts; j++) {
                 rp->nodes[j].name = strdup(p->nodes[j].name);
-                rp->nodes[j].busy = malloc(sizeof(double) * S.n_intervals);
-                for (size_t i = 0; i < S.n_intervals; i++) {
+                rp->nodes[j].busy = malloc(sizeof(double) * eng_world.n_intervals);
+                for (size_t i = 0; i < eng_world.n_intervals; i++) {
                     double len = fmin(sc->interval_s, dur - (double)i * sc->interval_s);
                     double b = p->nodes[j].work.busy_series[i];
                     rp->nodes[j].busy[i] = isnan(b) || len <= 0 ? b : b / (len * p->nodes[j].gpus);
@@ -465,13 +465,13 @@ static void collect(rp_results *out)
         out->n_caches = sc->n_caches;
         for (int i = 0; i < sc->n_caches; i++)
             out->caches[i] = (rp_cache){ .name = strdup(sc->caches[i].name),
-                                         .hits = S.caches[i].hits, .misses = S.caches[i].misses };
+                                         .hits = eng_world.caches[i].hits, .misses = eng_world.caches[i].misses };
     }
     if (sc->n_queues > 0) {
         out->queues = calloc((size_t)sc->n_queues, sizeof *out->queues);
         out->n_queues = sc->n_queues;
         for (int i = 0; i < sc->n_queues; i++) {
-            eng_queue *q = &S.queues[i];
+            eng_queue *q = &eng_world.queues[i];
             out->queues[i] = (rp_queue){ .name = strdup(q->cfg->name),
                                          .consumer = strdup(q->consumer->cfg->name),
                                          .published = q->published, .delivered = q->delivered,
@@ -480,24 +480,24 @@ static void collect(rp_results *out)
                                          .backlog_max = q->max_backlog,
                                          .backlog_at_end = q->q.len };
             fill_latency(&out->queues[i].lag_s, q->lag);
-            out->queues[i].backlog = malloc(sizeof(double) * S.n_intervals);
-            memcpy(out->queues[i].backlog, q->backlog_per_interval, sizeof(double) * S.n_intervals);
+            out->queues[i].backlog = malloc(sizeof(double) * eng_world.n_intervals);
+            memcpy(out->queues[i].backlog, q->backlog_per_interval, sizeof(double) * eng_world.n_intervals);
         }
     }
-    if (S.l4) {
-        out->balancers = calloc((size_t)S.n_l7, sizeof *out->balancers);
-        out->n_balancers = S.n_l7;
-        for (int i = 0; i < S.n_l7; i++)
-            out->balancers[i] = (rp_balancer){ .name = strdup(S.l7[i].cfg->name),
-                                               .routed = S.l7[i].routed,
-                                               .refused = S.l7[i].refused,
-                                               .cut = S.l7[i].cut };
+    if (eng_world.l4) {
+        out->balancers = calloc((size_t)eng_world.n_l7, sizeof *out->balancers);
+        out->n_balancers = eng_world.n_l7;
+        for (int i = 0; i < eng_world.n_l7; i++)
+            out->balancers[i] = (rp_balancer){ .name = strdup(eng_world.l7[i].cfg->name),
+                                               .routed = eng_world.l7[i].routed,
+                                               .refused = eng_world.l7[i].refused,
+                                               .cut = eng_world.l7[i].cut };
     }
     free(held_in);
     out->n_classes = sc->n_traffic;
     out->classes = calloc((size_t)sc->n_traffic, sizeof *out->classes);
     for (int c = 0; c < sc->n_traffic; c++) {
-        eng_class *tc = &S.classes[c];
+        eng_class *tc = &eng_world.classes[c];
         rp_class *rc = &out->classes[c];
         rc->name = strdup(tc->cfg->name);
         rc->pool = strdup(tc->pool->cfg->name);
@@ -508,25 +508,25 @@ static void collect(rp_results *out)
                                       tc->measured.timed_out;
         fill_latency(&rc->latency_s, tc->latency);
     }
-    for (size_t i = 0; i < S.n_intervals; i++) {
-        out->samples[i].completed = S.done[B_COMPLETED][i];
-        out->samples[i].rejected = S.done[B_REJECTED][i];
-        out->samples[i].failed = S.done[B_FAILED][i];
-        out->samples[i].timed_out = S.done[B_TIMED_OUT][i];
+    for (size_t i = 0; i < eng_world.n_intervals; i++) {
+        out->samples[i].completed = eng_world.done[B_COMPLETED][i];
+        out->samples[i].rejected = eng_world.done[B_REJECTED][i];
+        out->samples[i].failed = eng_world.done[B_FAILED][i];
+        out->samples[i].timed_out = eng_world.done[B_TIMED_OUT][i];
     }
 }
 
 static void teardown(void)
 {
-    for (int k = 0; k < S.sc->n_pools; k++) {
-        eng_pool *p = &S.pools[k];
+    for (int k = 0; k < eng_world.sc->n_pools; k++) {
+        eng_pool *p = &eng_world.pools[k];
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
             gsl_rng_free(n->rng);
             serve_free_node(n);
             free(n->work.busy_series);
         }
-        for (int i = 0; i < S.n_l7; i++) {
+        for (int i = 0; i < eng_world.n_l7; i++) {
             lb_destroy(p->lbi[i].balancer);
             free(p->lbi[i].servers);
             if (i > 0)
@@ -543,12 +543,12 @@ static void teardown(void)
         free(p->serving_per_interval);
         serve_free_pool(p);
     }
-    for (int c = 0; c < S.sc->n_traffic; c++) {
-        gsl_rng_free(S.classes[c].rng);
-        if (S.classes[c].tok_rng)
-            gsl_rng_free(S.classes[c].tok_rng);
-        sim_rate_free(S.classes[c].rate);
-        sim_hist_free(S.classes[c].latency);
+    for (int c = 0; c < eng_world.sc->n_traffic; c++) {
+        gsl_rng_free(eng_world.classes[c].rng);
+        if (eng_world.classes[c].tok_rng)
+            gsl_rng_free(eng_world.classes[c].tok_rng);
+        sim_rate_free(eng_world.classes[c].rate);
+        sim_hist_free(eng_world.classes[c].latency);
     }
     chaos_free();
     pipe_free();
@@ -556,16 +556,16 @@ static void teardown(void)
     scale_free();
     obs_free();
     acc_free();
-    for (size_t i = 0; i < S.n_blocks; i++)
-        free(S.blocks[i]);
-    free(S.blocks);
-    free(S.pools);
-    free(S.classes);
-    free(S.offered);
+    for (size_t i = 0; i < eng_world.n_blocks; i++)
+        free(eng_world.blocks[i]);
+    free(eng_world.blocks);
+    free(eng_world.pools);
+    free(eng_world.classes);
+    free(eng_world.offered);
     for (int b = 0; b < 4; b++)
-        free(S.done[b]);
-    sim_hist_free(S.latency);
-    sim_hist_free(S.interval_latency);
+        free(eng_world.done[b]);
+    sim_hist_free(eng_world.latency);
+    sim_hist_free(eng_world.interval_latency);
 }
 
 /* The upper layers' subscribers to the lower layers' hooks (model/hooks.h),
@@ -587,21 +587,21 @@ static void register_hooks(void)
 
 int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
 {
-    memset(&S, 0, sizeof S);
+    memset(&eng_world, 0, sizeof eng_world);
     register_hooks();
-    S.wall0 = mono_s();
-    S.sc = sc;
-    S.out = out;
-    S.progress = opt && opt->progress;
+    eng_world.wall0 = mono_s();
+    eng_world.sc = sc;
+    eng_world.out = out;
+    eng_world.progress = opt && opt->progress;
     obs_set_options(opt);
-    S.n_intervals = (size_t)ceil(sc->duration_s / sc->interval_s);
-    if (S.n_intervals == 0)
-        S.n_intervals = 1;
-    S.offered = calloc(S.n_intervals, sizeof *S.offered);
+    eng_world.n_intervals = (size_t)ceil(sc->duration_s / sc->interval_s);
+    if (eng_world.n_intervals == 0)
+        eng_world.n_intervals = 1;
+    eng_world.offered = calloc(eng_world.n_intervals, sizeof *eng_world.offered);
     for (int b = 0; b < 4; b++)
-        S.done[b] = calloc(S.n_intervals, sizeof(unsigned long));
-    S.latency = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
-    S.interval_latency = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
+        eng_world.done[b] = calloc(eng_world.n_intervals, sizeof(unsigned long));
+    eng_world.latency = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
+    eng_world.interval_latency = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
 
     memset(out, 0, sizeof *out);
     out->scenario = strdup(sc->name);
@@ -615,9 +615,9 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
     out->slo_tpot_p99_s = sc->slo.tpot_p99_s;
     out->slo_e2e_p99_s = sc->slo.e2e_p99_s;
     out->slo_goodput = sc->slo.goodput;
-    out->n_samples = S.n_intervals;
-    out->samples = calloc(S.n_intervals, sizeof *out->samples);
-    for (size_t i = 0; i < S.n_intervals; i++)
+    out->n_samples = eng_world.n_intervals;
+    out->samples = calloc(eng_world.n_intervals, sizeof *out->samples);
+    for (size_t i = 0; i < eng_world.n_intervals; i++)
         out->samples[i].pools = calloc((size_t)sc->n_pools, sizeof(rp_pool_sample));
 
     /* SimGrid's raw contexts are its fastest; AddressSanitizer only follows

@@ -134,12 +134,12 @@ static void stats_restart(llm_node *ln)
 
 static void add_split(double *per, double t0, double t1, double v)
 {
-    double iv = S.sc->interval_s;
+    double iv = eng_world.sc->interval_s;
     for (double a = t0; a < t1;) {
         size_t i = (size_t)(a / iv);
-        if (i >= S.n_intervals)
-            i = S.n_intervals - 1;
-        double end = i == S.n_intervals - 1 ? t1 : fmin(t1, (double)(i + 1) * iv);
+        if (i >= eng_world.n_intervals)
+            i = eng_world.n_intervals - 1;
+        double end = i == eng_world.n_intervals - 1 ? t1 : fmin(t1, (double)(i + 1) * iv);
         per[i] += (end - a) * v;
         a = end;
     }
@@ -174,8 +174,8 @@ static void kv_set(llm_replica *rep, double t_s)
 /* Faults that change a node mid-step: the closed form cannot see them. */
 static int has_mid_step_faults(void)
 {
-    for (int i = 0; i < S.sc->n_faults; i++) {
-        int k = S.sc->faults[i].kind;
+    for (int i = 0; i < eng_world.sc->n_faults; i++) {
+        int k = eng_world.sc->faults[i].kind;
         if (k == SC_FAULT_SLOWDOWN || k == SC_FAULT_SPEED_PROFILE || k == SC_FAULT_GPU_ERROR)
             return 1;
     }
@@ -212,10 +212,10 @@ static void init_pool(eng_pool *p)
     lp->tpot = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
     lp->itl = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
     lp->e2e = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
-    lp->kv_used_per_interval = calloc(S.n_intervals, sizeof(double));
-    lp->kv_cap_per_interval = calloc(S.n_intervals, sizeof(double));
-    lp->run_per_interval = calloc(S.n_intervals, sizeof(double));
-    lp->wait_per_interval = calloc(S.n_intervals, sizeof(double));
+    lp->kv_used_per_interval = calloc(eng_world.n_intervals, sizeof(double));
+    lp->kv_cap_per_interval = calloc(eng_world.n_intervals, sizeof(double));
+    lp->run_per_interval = calloc(eng_world.n_intervals, sizeof(double));
+    lp->wait_per_interval = calloc(eng_world.n_intervals, sizeof(double));
 }
 
 static void free_pool(eng_pool *p)
@@ -357,7 +357,7 @@ static void sync_view(eng_node *n)
         for (const llm_req *q = rep->pending; q; q = q->next_pending)
             tokens += seq_tokens_left(&q->seq);
     }
-    for (int k = 0; k < S.n_l7; k++) {
+    for (int k = 0; k < eng_world.n_l7; k++) {
         lb_server_view *v = &n->pool->lbi[k].servers[n->index];
         v->llm_waiting = waiting;
         v->llm_running = running;
@@ -404,7 +404,7 @@ static void accepted(eng_node *n)
         best->pending = q;
     best->pending_tail = q;
     best->n_pending++;
-    for (int k = 0; k < S.n_l7; k++) { /* one more waiting, all its tokens to do */
+    for (int k = 0; k < eng_world.n_l7; k++) { /* one more waiting, all its tokens to do */
         lb_server_view *v = &n->pool->lbi[k].servers[n->index];
         v->llm_waiting++;
         v->outstanding_tokens += r->in_tokens + r->out_tokens;
@@ -430,7 +430,7 @@ static void wake_idle(eng_node *n)
  * whether it met every latency target the slo sets (goodput). */
 static void count_finished(llm_pool *lp, const eng_req *r, double t1)
 {
-    const sc_slo *slo = &S.sc->slo;
+    const sc_slo *slo = &eng_world.sc->slo;
     double ttft = r->first_token_s - r->sent_s + r->net_s;
     double e2e = t1 - r->sent_s + r->net_s;
     double tpot = r->out_tokens > 1 ? (t1 - r->first_token_s) / (r->out_tokens - 1) : 0;
@@ -444,7 +444,7 @@ static void count_finished(llm_pool *lp, const eng_req *r, double t1)
         lp->good++;
 }
 
-static int is_measured(const eng_req *r) { return r->arrival_s >= S.sc->warmup_s; }
+static int is_measured(const eng_req *r) { return r->arrival_s >= eng_world.sc->warmup_s; }
 
 /* Ends r, which left the replica, with an error of its server (result) or
  * its client's timeout. */
@@ -505,7 +505,7 @@ static int plan(llm_replica *rep, const llm_step *st, double t0_s)
         if (((const llm_req *)q)->r->deadline_s < deadline)
             deadline = ((const llm_req *)q)->r->deadline_s;
     long free_blocks = llm_sched_blocks_free(s);
-    double scrape = S.sc->monitoring.scrape_interval_s;
+    double scrape = eng_world.sc->monitoring.scrape_interval_s;
     int j = 1;
     for (;;) {
         if (j >= finish || rep->t_end[j] >= deadline || j + 1 >= MAX_STEPS)
@@ -522,7 +522,7 @@ static int plan(llm_replica *rep, const llm_step *st, double t0_s)
         if (free_blocks < 0)
             return j;
         double t = rep->t_end[j] + llm_step_s(&lp->perf, rep->chunks, st->n) / speed;
-        if (t > S.sc->duration_s)
+        if (t > eng_world.sc->duration_s)
             return j;
         /* nor across a scrape: the exporter sees its tokens by then */
         if (scrape > 0 && floor(t / scrape) > floor(rep->t_end[j] / scrape))
@@ -904,8 +904,8 @@ static void collect(eng_pool *p, rp_results *out)
     rp_pool *rp = &out->pools[p->id];
     rp_llm *o = calloc(1, sizeof *o);
     rp->llm = o;
-    double end = S.sc->duration_s;
-    double span = end - S.sc->warmup_s;
+    double end = eng_world.sc->duration_s;
+    double span = end - eng_world.sc->warmup_s;
     o->gpu = strdup(p->cfg->gpu.name);
     o->tensor_parallel = lp->tp;
     o->replicas_per_node = lp->replicas_per_node;
@@ -926,7 +926,7 @@ static void collect(eng_pool *p, rp_results *out)
     o->input_tps = span > 0 ? lp->in_tokens / span : 0;
     o->output_tps = span > 0 ? lp->out_tokens / span : 0;
     double used = 0, cap = 0;
-    for (size_t i = 0; i < S.n_intervals; i++) {
+    for (size_t i = 0; i < eng_world.n_intervals; i++) {
         used += lp->kv_used_per_interval[i];
         cap += lp->kv_cap_per_interval[i];
     }

@@ -47,12 +47,12 @@ static sc_scenario SC;
 
 static void setup_intervals(double interval_s, size_t n)
 {
-    memset(&S, 0, sizeof S);
+    memset(&eng_world, 0, sizeof eng_world);
     memset(&SC, 0, sizeof SC);
     SC.interval_s = interval_s;
     SC.duration_s = interval_s * (double)n;
-    S.sc = &SC;
-    S.n_intervals = n;
+    eng_world.sc = &SC;
+    eng_world.n_intervals = n;
 }
 
 static void test_interval_of(void)
