@@ -6,6 +6,7 @@
  * time of that batch, and answers every request of it at the end.
  */
 #include "control.h"
+#include "batch.h"
 #include "serve.h"
 
 #include <simgrid/actor.h>
@@ -33,6 +34,16 @@ struct batch_node {
 };
 
 static batch_node *bn_of(const eng_node *n) { return n->work.serve; }
+
+double serve_batch_wait_s(const eng_fifo *q, int max, double max_wait_s, double now)
+{
+    if (q->len == 0 || q->len >= max)
+        return 0;
+    double due = q->head->stage_s + max_wait_s;
+    /* waits below SimGrid's timing precision (1e-9 s) cannot move its
+     * clock: within 1 us of due is due */
+    return due - now <= 1e-6 ? 0 : due - now;
+}
 
 static void init_node(eng_node *n)
 {
@@ -118,16 +129,12 @@ static void gpu_worker(int argc, char *argv[])
          * request has waited max_wait (Triton's max_queue_delay). */
         if (max > 1 && m->batch_max_wait_s > 0 && n->life.state == NODE_READY) {
             for (;;) {
-                double now = simgrid_get_clock();
-                if (n->work.q.len == 0 || n->work.q.len >= max)
-                    break;
-                double due = n->work.q.head->stage_s + m->batch_max_wait_s;
-                /* waits below SimGrid's timing precision (1e-9 s) cannot
-                 * move its clock: within 1 us of due is due */
-                if (due - now <= 1e-6)
+                double wait_s = serve_batch_wait_s(&n->work.q, max, m->batch_max_wait_s,
+                                                   simgrid_get_clock());
+                if (wait_s == 0)
                     break;
                 bn->forming = 1;
-                if (sg_sem_acquire_timeout(bn->filled, due - now)) {
+                if (sg_sem_acquire_timeout(bn->filled, wait_s)) {
                     bn->forming = 0; /* timed out: the window is over */
                     break;
                 }
