@@ -505,6 +505,8 @@ int rp_write_summary(const rp_results *r, const char *path)
     cJSON_AddStringToObject(o, "scenario", r->scenario ? r->scenario : "");
     cJSON_AddNumberToObject(o, "seed", (double)r->seed);
     cJSON_AddNumberToObject(o, "sim_time_s", r->sim_time_s);
+    if (r->interrupted) /* only then: finished runs' summaries keep their shape */
+        cJSON_AddTrueToObject(o, "interrupted");
     cJSON_AddNumberToObject(o, "warmup_s", r->warmup_s);
     cJSON_AddNumberToObject(o, "wall_time_s", r->wall_time_s);
     cJSON_AddItemToObject(o, "requests", counts_json(&r->requests));
@@ -687,6 +689,8 @@ void rp_print_table(const rp_results *r, FILE *out)
     const rp_counts *c = &r->requests;
     fprintf(out, "scenario %s  seed %lu  simulated %.0f s (warm-up %.0f s)  wall %.2f s\n",
             r->scenario, r->seed, r->sim_time_s, r->warmup_s, r->wall_time_s);
+    if (r->interrupted)
+        fprintf(out, "INTERRUPTED at %.0f s of simulated time: partial results\n", r->sim_time_s);
     fprintf(out, "requests      %12lu generated\n", c->generated);
     fprintf(out, "  completed   %12lu\n", c->completed);
     fprintf(out, "  rejected    %12lu  (503, queue full)\n", c->rejected);

@@ -224,6 +224,7 @@ typedef struct {
     double sim_time_s;
     double warmup_s;
     double wall_time_s;
+    int interrupted;              /* stopped early (SIGINT): sim_time_s is where it stopped */
     rp_counts requests;        /* every request of the run */
     rp_counts measured;        /* requests that arrived after warm-up */
     rp_latency latency_s;      /* completed requests after warm-up */

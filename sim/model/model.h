@@ -288,6 +288,8 @@ typedef struct {
     sim_hist *latency;
     sim_hist *interval_latency;
     size_t n_intervals;
+    size_t n_closed;       /* intervals the sampler has closed */
+    double stopped_at_s;   /* a stop request ended the run here; -1 if not */
     double *offered;
     unsigned long *done[4];
     rp_results *out;

@@ -28,6 +28,7 @@
 #include <simgrid/plugins/energy.h>
 
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +95,8 @@ static void progress(double now)
         fputc('\n', stderr);
 }
 
+static void stop_watch(int argc, char *argv[]);
+
 static void sampler(int argc, char *argv[])
 {
     (void)argc;
@@ -103,6 +106,7 @@ static void sampler(int argc, char *argv[])
         sg_actor_sleep_until(end);
         close_interval(i);
         pipe_close_interval(i);
+        eng_world.n_closed = i + 1;
         if (eng_world.progress)
             progress(end);
     }
@@ -314,6 +318,8 @@ static int build(void)
      * runs to the end of the run like every other actor. */
     sg_actor_t a = sg_actor_init("sampler", eng_world.balancer_host);
     sg_actor_start(a, sampler, 0, NULL);
+    a = sg_actor_init("stop-watch", eng_world.balancer_host); /* last: no other actor's id moves */
+    sg_actor_start(a, stop_watch, 0, NULL);
     return 0;
 }
 
@@ -568,6 +574,32 @@ static void teardown(void)
     sim_hist_free(eng_world.interval_latency);
 }
 
+#define STOP_CHECKS 1000 /* stop requests are heard this often in a run */
+static volatile sig_atomic_t stop_requested;
+
+void sim_request_stop(void)
+{
+    stop_requested = 1;
+}
+
+/* Hears a stop request (a check every 1/STOP_CHECKS of the run, an odd
+ * fraction so that its wake-ups do not meet round event times) and ends the
+ * run there: every other actor is killed, so simgrid_run_until() returns. */
+static void stop_watch(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    double period = eng_world.sc->duration_s / STOP_CHECKS * (1 + 1.4142135623730951e-6);
+    for (double t = period; t < eng_world.sc->duration_s; t += period) {
+        sg_actor_sleep_until(t);
+        if (stop_requested) {
+            eng_world.stopped_at_s = simgrid_get_clock();
+            sg_actor_kill_all();
+            return;
+        }
+    }
+}
+
 /* The upper layers' subscribers to the lower layers' hooks (model/hooks.h),
  * in the order they are called. */
 static void register_hooks(void)
@@ -588,6 +620,8 @@ static void register_hooks(void)
 int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
 {
     memset(&eng_world, 0, sizeof eng_world);
+    eng_world.stopped_at_s = -1;
+    stop_requested = 0;
     register_hooks();
     eng_world.wall0 = mono_s();
     eng_world.sc = sc;
@@ -646,9 +680,30 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
         return -1;
     }
     simgrid_run_until(sc->duration_s);
+    sc_scenario cut;
+    if (eng_world.stopped_at_s >= 0) {
+        /* the results of a run as long as what was simulated */
+        cut = *sc;
+        cut.duration_s = eng_world.stopped_at_s;
+        eng_world.sc = &cut;
+        size_t closed = eng_world.n_closed;
+        eng_world.n_intervals = (size_t)ceil(cut.duration_s / sc->interval_s);
+        if (eng_world.n_intervals == 0)
+            eng_world.n_intervals = 1;
+        for (size_t i = closed; i < eng_world.n_intervals; i++) {
+            close_interval(i);
+            pipe_close_interval(i);
+        }
+        out->n_samples = eng_world.n_intervals;
+        out->sim_time_s = cut.duration_s;
+        out->interrupted = 1;
+        if (eng_world.progress)
+            fputc('\n', stderr);
+    }
     collect(out);
     acc_finish(out);
-    eng_event(sc->duration_s, "run_end", sc->name, NULL);
+    eng_event(eng_world.sc->duration_s, out->interrupted ? "run_interrupted" : "run_end", sc->name,
+              NULL);
     out->wall_time_s = wall_now();
     /* actors still blocked hold the semaphores: end them, then let the
      * engine reap them, before anything is freed */
