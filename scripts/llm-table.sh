@@ -60,14 +60,15 @@ traffic:
 YAML
 
 # label | config | precision | GPU | tensor_parallel | probe rate (req/s)
-configs="Llama-3.1-8B|llama-3.1-8b|bf16|H100-SXM|1|40
-Llama-3.1-8B|llama-3.1-8b|bf16|H200|1|40
-Llama-3.1-70B|llama-3.1-70b|bf16|H100-SXM|4|40
-Llama-3.1-70B|llama-3.1-70b|bf16|H100-SXM|8|40
-Llama-3.1-70B|llama-3.1-70b|bf16|H200|4|40
-Llama-3.1-70B|llama-3.1-70b|bf16|H200|8|40
-DeepSeek-V3|deepseek-v3|fp8|H100-SXM|8|40
-DeepSeek-V3|deepseek-v3|fp8|H200|8|40"
+# (the probe rate only needs to exceed the capacity; closer is faster)
+configs="Llama-3.1-8B|llama-3.1-8b|bf16|H100-SXM|1|30
+Llama-3.1-8B|llama-3.1-8b|bf16|H200|1|30
+Llama-3.1-70B|llama-3.1-70b|bf16|H100-SXM|4|15
+Llama-3.1-70B|llama-3.1-70b|bf16|H100-SXM|8|30
+Llama-3.1-70B|llama-3.1-70b|bf16|H200|4|15
+Llama-3.1-70B|llama-3.1-70b|bf16|H200|8|30
+DeepSeek-V3|deepseek-v3|fp8|H100-SXM|8|80
+DeepSeek-V3|deepseek-v3|fp8|H200|8|80"
 loads="0.25 0.50 0.75 0.90"
 
 run() { # OUT CONFIG PRECISION GPU TP RATE [--set ...]
@@ -80,7 +81,7 @@ run() { # OUT CONFIG PRECISION GPU TP RATE [--set ...]
 }
 
 {
-  echo "| model | GPU | TP | weights | KV blocks a replica | capacity | load | offered | output tok/s | TTFT p50 | TTFT p99 | TPOT p50 | TPOT p99 |"
+  echo "| model | GPU | TP | precision | KV blocks a replica | capacity | load | offered | output tok/s | TTFT p50 | TTFT p99 | TPOT p50 | TPOT p99 |"
   echo "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   echo "$configs" | while IFS='|' read -r label cfg prec gpu tp rate; do
     if ! "$bin" validate "$tmp/s.yaml" --set models.m.llm.config="$root/scenarios/models/$cfg.json" \
