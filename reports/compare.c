@@ -54,24 +54,37 @@ int rp_ci_better(const rp_ci *a, const rp_ci *b, int better)
 
 /* ---------- metrics ---------- */
 
-enum { F_PCT, F_LAT, F_COUNT, F_NUM };
+enum { F_PCT, F_LAT, F_COUNT, F_NUM, F_COST };
 
 typedef struct {
     const char *key, *label;
     const char *path;          /* dotted path in summary.json; NULL: computed */
     int better;                /* +1 higher is better, -1 lower, 0 not ranked */
     int fmt;
+    int llm;                   /* from LLM pools: shown when a run has one */
 } metric;
 
 static const metric metrics[] = {
-    { "availability", "availability", "availability", +1, F_PCT },
-    { "latency_mean", "mean latency", "latency_s.mean", -1, F_LAT },
-    { "latency_p50", "p50", "latency_s.p50", -1, F_LAT },
-    { "latency_p99", "p99", "latency_s.p99", -1, F_LAT },
-    { "errors", "errors", NULL, -1, F_COUNT },
-    { "gpu_hours", "GPU-hours", "cost.gpu_hours", -1, F_NUM },
-    { "energy_kwh", "energy kWh", "cost.energy_kwh", -1, F_NUM },
-    { "peak_replicas", "peak replicas", NULL, 0, F_COUNT },
+    { "availability", "availability", "availability", +1, F_PCT, 0 },
+    { "latency_mean", "mean latency", "latency_s.mean", -1, F_LAT, 0 },
+    { "latency_p50", "p50", "latency_s.p50", -1, F_LAT, 0 },
+    { "latency_p99", "p99", "latency_s.p99", -1, F_LAT, 0 },
+    { "errors", "errors", NULL, -1, F_COUNT, 0 },
+    { "gpu_hours", "GPU-hours", "cost.gpu_hours", -1, F_NUM, 0 },
+    { "energy_kwh", "energy kWh", "cost.energy_kwh", -1, F_NUM, 0 },
+    { "peak_replicas", "peak replicas", NULL, 0, F_COUNT, 0 },
+    /* LLM pools (summary.json pools.<name>.llm): the worst pool's TTFT,
+     * TPOT and E2E p99 and goodput (the SLO holds only where every LLM
+     * pool meets it, as rp_slo_met judges), the pools' output tokens per
+     * second, their cost per million output tokens weighted by each pool's
+     * output tokens, and their GPUs at the most replicas */
+    { "ttft_p99", "TTFT p99", NULL, -1, F_LAT, 1 },
+    { "tpot_p99", "TPOT p99", NULL, -1, F_LAT, 1 },
+    { "e2e_p99", "E2E p99", NULL, -1, F_LAT, 1 },
+    { "goodput", "goodput", NULL, +1, F_PCT, 1 },
+    { "output_tps", "output tok/s", NULL, +1, F_NUM, 1 },
+    { "cost_per_mtok", "cost / M output tokens", NULL, -1, F_COST, 1 },
+    { "llm_gpus", "GPUs", NULL, 0, F_COUNT, 1 },
 };
 #define N_METRICS (int)(sizeof metrics / sizeof metrics[0])
 
@@ -92,11 +105,54 @@ static double num_at(const cJSON *j, const char *path)
     return x && cJSON_IsNumber(x) ? x->valuedouble : NAN;
 }
 
+/* An LLM metric over the run's LLM pools; NAN when it has none, and for
+ * the latencies when a pool finished no request (no p99 can hold then). */
+static double llm_value(const cJSON *summary, const char *key)
+{
+    const cJSON *pools = cJSON_GetObjectItemCaseSensitive(summary, "pools");
+    const cJSON *p;
+    double v = NAN, tok = 0, weighted = 0;
+    int n = 0;
+    const char *lat = !strcmp(key, "ttft_p99")   ? "ttft_s.p99"
+                      : !strcmp(key, "tpot_p99") ? "tpot_s.p99"
+                      : !strcmp(key, "e2e_p99")  ? "e2e_s.p99"
+                                                 : NULL;
+    cJSON_ArrayForEach(p, pools)
+    {
+        const cJSON *l = cJSON_GetObjectItemCaseSensitive(p, "llm");
+        if (!cJSON_IsObject(l))
+            continue;
+        double x;
+        if (lat) {
+            x = num_at(l, "finished") > 0 ? num_at(l, lat) : NAN;
+            v = n == 0 || isnan(x) || x > v ? x : v; /* the worst; NAN sticks */
+        } else if (!strcmp(key, "goodput")) {
+            x = num_at(l, "goodput");
+            v = n == 0 || x < v ? x : v;
+        } else if (!strcmp(key, "output_tps")) {
+            v = (n == 0 ? 0 : v) + num_at(l, "output_tokens_per_s");
+        } else if (!strcmp(key, "cost_per_mtok")) {
+            double o = num_at(l, "output_tokens");
+            tok += o;
+            weighted += o * num_at(l, "cost_per_million_output_tokens");
+            v = n == 0 ? num_at(l, "cost_per_million_output_tokens") : v;
+        } else { /* llm_gpus */
+            v = (n == 0 ? 0 : v) + num_at(p, "replicas_max") * num_at(p, "gpus_per_node");
+        }
+        n++;
+    }
+    if (!strcmp(key, "cost_per_mtok") && n > 1)
+        v = tok > 0 ? weighted / tok : NAN;
+    return v;
+}
+
 static double metric_value(const cJSON *summary, int m)
 {
     const metric *mt = &metrics[m];
     if (mt->path)
         return num_at(summary, mt->path);
+    if (mt->llm)
+        return llm_value(summary, mt->key);
     if (!strcmp(mt->key, "errors"))
         return num_at(summary, "measured.rejected") + num_at(summary, "measured.failed") +
                num_at(summary, "measured.timed_out");
@@ -429,55 +485,97 @@ typedef struct {
     double *values[N_METRICS];
     int best[N_METRICS];
     double slo_p99_s, slo_avail; /* targets; NAN = not set */
+    double slo_ttft_s, slo_tpot_s, slo_e2e_s, slo_goodput; /* LLM targets; NAN = not set */
     int slo_verdict;
     int slo_met, slo_n;          /* seeds whose run met every target */
     double slo_p_lo;             /* one-sided 95% lower bound on P(a run meets it) */
 } vstats;
 
 /* The targets of a run's summary (NAN where unset); 0 when it sets none. */
-static int slo_targets(const cJSON *summary, double *p99_s, double *avail)
+static int slo_targets(const cJSON *summary, vstats *x)
 {
     const cJSON *slo = cJSON_GetObjectItemCaseSensitive(summary, "slo");
-    *p99_s = num_at(slo, "latency_p99_s");
-    *avail = num_at(slo, "availability");
-    return !isnan(*p99_s) || !isnan(*avail);
+    x->slo_p99_s = num_at(slo, "latency_p99_s");
+    x->slo_avail = num_at(slo, "availability");
+    x->slo_ttft_s = num_at(slo, "ttft_p99_s");
+    x->slo_tpot_s = num_at(slo, "tpot_p99_s");
+    x->slo_e2e_s = num_at(slo, "e2e_p99_s");
+    x->slo_goodput = num_at(slo, "goodput");
+    return !isnan(x->slo_p99_s) || !isnan(x->slo_avail) || !isnan(x->slo_ttft_s) ||
+           !isnan(x->slo_tpot_s) || !isnan(x->slo_e2e_s) || !isnan(x->slo_goodput);
+}
+
+/* The targets as (metric, bound, better) triples: an upper bound for
+ * latencies, a lower one for availability and goodput. */
+typedef struct {
+    int m;
+    double bound;
+    int better;
+} slo_target;
+
+static int slo_list(const vstats *x, slo_target *t)
+{
+    const struct {
+        const char *key;
+        double bound;
+        int better;
+    } all[] = { { "latency_p99", x->slo_p99_s, -1 }, { "availability", x->slo_avail, +1 },
+                { "ttft_p99", x->slo_ttft_s, -1 },   { "tpot_p99", x->slo_tpot_s, -1 },
+                { "e2e_p99", x->slo_e2e_s, -1 },     { "goodput", x->slo_goodput, +1 } };
+    int n = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (!isnan(all[i].bound))
+            t[n++] = (slo_target){ metric_index(all[i].key), all[i].bound, all[i].better };
+    return n;
 }
 
 static void slo_verdict(const variant *v, vstats *x)
 {
-    const int P99 = metric_index("latency_p99"), AV = metric_index("availability");
     x->slo_verdict = SLO_NONE;
-    if (v->n_runs == 0 ||
-        !slo_targets(cJSON_GetObjectItemCaseSensitive(v->runs[0], "summary"), &x->slo_p99_s,
-                     &x->slo_avail))
+    if (v->n_runs == 0 || !slo_targets(cJSON_GetObjectItemCaseSensitive(v->runs[0], "summary"), x))
         return;
+    slo_target t[6];
+    int nt = slo_list(x, t);
     /* each run against the targets, as the run's own `slo.met` (rp_slo_met) */
     int k = 0;
     for (int j = 0; j < v->n_runs; j++) { /* a target that is set needs its value */
-        double p99 = x->values[P99][j], av = x->values[AV][j];
-        k += (isnan(x->slo_p99_s) || p99 <= x->slo_p99_s) &&
-             (isnan(x->slo_avail) || av >= x->slo_avail);
+        int met = 1;
+        for (int i = 0; i < nt; i++) {
+            double y = x->values[t[i].m][j];
+            met &= t[i].better < 0 ? y <= t[i].bound : y >= t[i].bound;
+        }
+        k += met;
     }
     x->slo_met = k;
     x->slo_n = v->n_runs;
     /* Clopper-Pearson: the p with P(Binomial(n, p) >= k) = 0.05 */
     x->slo_p_lo = k == 0 ? 0 : gsl_cdf_beta_Pinv(0.05, k, v->n_runs - k + 1);
-    const rp_ci *p = &x->ci[P99], *a = &x->ci[AV];
-    int outside = (!isnan(x->slo_p99_s) && p->lo > x->slo_p99_s) ||
-                  (!isnan(x->slo_avail) && a->hi < x->slo_avail);
-    int inside = (isnan(x->slo_p99_s) || p->hi <= x->slo_p99_s) &&
-                 (isnan(x->slo_avail) || a->lo >= x->slo_avail);
+    int outside = 0, inside = 1;
+    for (int i = 0; i < nt; i++) {
+        const rp_ci *ci = &x->ci[t[i].m];
+        if (t[i].better < 0) {
+            outside |= ci->lo > t[i].bound;
+            inside &= ci->hi <= t[i].bound;
+        } else {
+            outside |= ci->hi < t[i].bound;
+            inside &= ci->lo >= t[i].bound;
+        }
+    }
     x->slo_verdict = outside ? SLO_MISSES : inside && k == v->n_runs ? SLO_MEETS : SLO_AT_RISK;
 }
 
-/* The variant that meets its SLO at the lowest mean cost (GPU-hours), or -1. */
+/* The variant that meets its SLO at the lowest mean cost (GPU-hours), or
+ * -1; between equal GPU-hours, the one with the lower cost per million
+ * output tokens (LLM pools: it served more tokens for the same money). */
 static int slo_choice(const rp_compare *c, const vstats *s)
 {
-    const int GH = metric_index("gpu_hours");
+    const int GH = metric_index("gpu_hours"), CPM = metric_index("cost_per_mtok");
     int best = -1;
     for (int i = 0; i < c->n; i++)
         if (s[i].slo_verdict == SLO_MEETS &&
-            (best < 0 || s[i].ci[GH].mean < s[best].ci[GH].mean))
+            (best < 0 || s[i].ci[GH].mean < s[best].ci[GH].mean ||
+             (s[i].ci[GH].mean == s[best].ci[GH].mean &&
+              s[i].ci[CPM].mean < s[best].ci[CPM].mean)))
             best = i;
     return best;
 }
@@ -523,6 +621,26 @@ static vstats *compute(const rp_compare *c, int *best_of)
     return s;
 }
 
+/* 1 when some run has an LLM pool: its metrics are then shown. */
+static int any_llm(const rp_compare *c)
+{
+    for (int i = 0; i < c->n; i++)
+        for (int j = 0; j < c->v[i].n_runs; j++) {
+            const cJSON *p;
+            cJSON_ArrayForEach(p, at(c->v[i].runs[j], "summary.pools"))
+            {
+                if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(p, "llm")))
+                    return 1;
+            }
+        }
+    return 0;
+}
+
+static int shown(const rp_compare *c, int m)
+{
+    return !metrics[m].llm || any_llm(c);
+}
+
 static void stats_free(vstats *s, int n)
 {
     for (int i = 0; i < n; i++)
@@ -560,6 +678,10 @@ static void fmt_ci(char *buf, size_t n, int fmt, const rp_ci *ci)
         rp_fmt_count(a, sizeof a, ci->mean);
         rp_fmt_count(h, sizeof h, ci->half);
         break;
+    case F_COST:
+        snprintf(a, sizeof a, "%.3f", ci->mean);
+        snprintf(h, sizeof h, "%.3f", ci->half);
+        break;
     default:
         snprintf(a, sizeof a, "%.2f", ci->mean);
         snprintf(h, sizeof h, "%.2f", ci->half);
@@ -595,6 +717,8 @@ static cJSON *compare_json(const rp_compare *c, const vstats *s, const int *best
     cJSON_AddStringToObject(o, "interval", "Student t over seeds: mean +/- t(0.975, n-1) * sd / sqrt(n)");
     cJSON *ms = cJSON_AddArrayToObject(o, "metrics");
     for (int m = 0; m < N_METRICS; m++) {
+        if (!shown(c, m))
+            continue;
         cJSON *x = cJSON_CreateObject();
         cJSON_AddStringToObject(x, "key", metrics[m].key);
         cJSON_AddStringToObject(x, "label", metrics[m].label);
@@ -619,7 +743,8 @@ static cJSON *compare_json(const rp_compare *c, const vstats *s, const int *best
             cJSON_AddItemToArray(seeds, cJSON_CreateNumber(num_at(v->runs[j], "seed")));
         cJSON *mo = cJSON_AddObjectToObject(x, "metrics");
         for (int m = 0; m < N_METRICS; m++)
-            ci_json(mo, metrics[m].key, &s[i].ci[m], s[i].values[m], v->n_runs);
+            if (shown(c, m))
+                ci_json(mo, metrics[m].key, &s[i].ci[m], s[i].values[m], v->n_runs);
         if (s[i].slo_verdict == SLO_NONE) {
             cJSON_AddNullToObject(x, "slo");
         } else {
@@ -632,6 +757,15 @@ static cJSON *compare_json(const rp_compare *c, const vstats *s, const int *best
                 cJSON_AddNullToObject(so, "availability");
             else
                 cJSON_AddNumberToObject(so, "availability", s[i].slo_avail);
+            /* the LLM targets, where set */
+            const struct {
+                const char *key;
+                double v;
+            } llm_t[] = { { "ttft_p99_s", s[i].slo_ttft_s }, { "tpot_p99_s", s[i].slo_tpot_s },
+                          { "e2e_p99_s", s[i].slo_e2e_s }, { "goodput", s[i].slo_goodput } };
+            for (size_t k = 0; k < sizeof llm_t / sizeof llm_t[0]; k++)
+                if (!isnan(llm_t[k].v))
+                    cJSON_AddNumberToObject(so, llm_t[k].key, llm_t[k].v);
             cJSON_AddStringToObject(so, "verdict", slo_words[s[i].slo_verdict]);
             cJSON_AddNumberToObject(so, "seeds_met", s[i].slo_met);
             cJSON_AddNumberToObject(so, "seeds", s[i].slo_n);
@@ -646,7 +780,7 @@ static cJSON *compare_json(const rp_compare *c, const vstats *s, const int *best
         cJSON_AddNullToObject(o, "slo_choice");
     cJSON *best = cJSON_AddObjectToObject(o, "best");
     for (int m = 0; m < N_METRICS; m++) {
-        if (!metrics[m].better)
+        if (!metrics[m].better || !shown(c, m))
             continue;
         if (best_of[m] >= 0)
             cJSON_AddStringToObject(best, metrics[m].key, c->v[best_of[m]].label);
@@ -905,10 +1039,14 @@ static void compare_md(rp_buf *o, const rp_compare *c, const vstats *s, const cJ
                    "only where its interval does not overlap any other variant's.\n\n");
     int slo = any_slo(c, s);
     rp_buf_puts(o, "| variant |");
+    int cols = slo;
     for (int m = 0; m < N_METRICS; m++)
-        rp_buf_printf(o, " %s |", metrics[m].label);
+        if (shown(c, m)) {
+            rp_buf_printf(o, " %s |", metrics[m].label);
+            cols++;
+        }
     rp_buf_puts(o, slo ? " SLO |\n|---|" : "\n|---|");
-    for (int m = 0; m < N_METRICS + slo; m++)
+    for (int m = 0; m < cols; m++)
         rp_buf_puts(o, "---:|");
     rp_buf_puts(o, "\n");
     for (int i = 0; i < c->n; i++) {
@@ -916,6 +1054,8 @@ static void compare_md(rp_buf *o, const rp_compare *c, const vstats *s, const cJ
         md_text(o, c->v[i].label);
         rp_buf_puts(o, " |");
         for (int m = 0; m < N_METRICS; m++) {
+            if (!shown(c, m))
+                continue;
             char cell[96];
             fmt_ci(cell, sizeof cell, metrics[m].fmt, &s[i].ci[m]);
             rp_buf_printf(o, s[i].best[m] ? " **%s** \xE2\x98\x85 |" : " %s |", cell);
@@ -1087,6 +1227,8 @@ static void compare_html(rp_buf *o, const rp_compare *c, const vstats *s, const 
                    "variant's.</p></header>\n<h2>Results</h2>\n");
     rp_buf_puts(o, "<table><thead><tr><th class=\"l\">variant</th>");
     for (int m = 0; m < N_METRICS; m++) {
+        if (!shown(c, m))
+            continue;
         rp_buf_puts(o, "<th>");
         rp_buf_esc(o, metrics[m].label);
         rp_buf_puts(o, "</th>");
@@ -1099,6 +1241,8 @@ static void compare_html(rp_buf *o, const rp_compare *c, const vstats *s, const 
         rp_buf_esc(o, c->v[i].label);
         rp_buf_puts(o, "</td>");
         for (int m = 0; m < N_METRICS; m++) {
+            if (!shown(c, m))
+                continue;
             char cell[96];
             fmt_ci(cell, sizeof cell, metrics[m].fmt, &s[i].ci[m]);
             char *pm = strstr(cell, " \xC2\xB1 "); /* mean, then the half-width below it */

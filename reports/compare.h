@@ -11,7 +11,9 @@
  *
  * Every metric is summarised by its mean and a 95% Student-t confidence
  * interval over the seeds; a variant is marked best for a metric only where
- * its interval does not overlap any other variant's.
+ * its interval does not overlap any other variant's. Runs with LLM pools
+ * add their metrics (TTFT, TPOT and E2E p99, goodput, output tokens per
+ * second, cost per million output tokens, GPUs) and their SLO targets.
  */
 #ifndef FLEETSIM_COMPARE_H
 #define FLEETSIM_COMPARE_H
@@ -49,8 +51,9 @@ int rp_compare_add(rp_compare *c, const cJSON *record, FILE *err);
 int rp_compare_load_jsonl(rp_compare *c, const char *path, FILE *err);
 int rp_compare_n_variants(const rp_compare *c);
 /* The label of the variant that meets its scenario's SLO at the lowest mean
- * GPU-hours (compare.md's SLO column explains "meets"), or NULL when none
- * does or no SLO is set. Borrowed from c. */
+ * GPU-hours (compare.md's SLO column explains "meets"; between equal
+ * GPU-hours, the lower cost per million output tokens of LLM pools wins),
+ * or NULL when none does or no SLO is set. Borrowed from c. */
 const char *rp_compare_slo_choice(const rp_compare *c);
 
 /* Writes compare.json, compare.md and compare.html into dir. reference is

@@ -117,7 +117,7 @@ static const char css[] =
     "th,td{padding:5px 10px;border-bottom:1px solid #eaeef2;text-align:right;white-space:nowrap}\n"
     "th{background:#f6f8fa;font-weight:600;color:#33404f}\n"
     "td.l,th.l{text-align:left}td.wrap{white-space:normal;max-width:420px;text-align:left}\n"
-    "td.best{font-weight:700;color:var(--ok)}td .ci{font-size:11.5px;color:var(--muted);"
+    "td.best{font-weight:700;color:var(--ok)}td.bad{font-weight:700;color:var(--bad)}td .ci{font-size:11.5px;color:var(--muted);"
     "font-weight:400}\n"
     "pre{background:#fff;border:1px solid var(--line);border-radius:8px;padding:12px;"
     "overflow:auto;font-size:12px;line-height:1.4}\n"
@@ -440,6 +440,75 @@ static void alert_timeline(rp_buf *o, const rp_results *r, const rp_axis *ax)
     free(labels);
 }
 
+static int any_llm(const rp_results *r)
+{
+    for (int k = 0; k < r->n_pools; k++)
+        if (r->pools[k].llm)
+            return 1;
+    return 0;
+}
+
+/* LLM pools: the KV cache in use (time-averaged share of the serving
+ * replicas' blocks) and the sequences running and waiting at each
+ * interval's end, from the time series the run records. */
+static void llm_charts(rp_buf *o, const rp_results *r, const series *s, const rp_axis *ax)
+{
+    if (!any_llm(r))
+        return;
+    size_t n = s->n;
+    double *v = malloc(sizeof *v * (n ? n : 1));
+    double max_kv = 0, max_seqs = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < r->n_pools; k++)
+            if (r->pools[k].llm) {
+                const rp_pool_sample *ps = &r->samples[i].pools[k];
+                max_kv = fmax(max_kv, ps->kv_usage);
+                max_seqs = fmax(max_seqs, fmax(ps->running, ps->waiting));
+            }
+    panel_open(o, "KV cache in use (LLM pools)",
+               "Share of the serving replicas' KV blocks held by running sequences, averaged "
+               "over each interval.");
+    rp_chart *c = rp_chart_new(ax, 110, 0, fmin(1, rp_nice_ceil(max_kv > 0 ? max_kv * 1.05 : 1)),
+                               RP_UNIT_FRAC, "KV cache usage per LLM pool");
+    fault_marks(c, r);
+    for (int k = 0; k < r->n_pools; k++) {
+        if (!r->pools[k].llm)
+            continue;
+        for (size_t i = 0; i < n; i++)
+            v[i] = r->samples[i].pools[k].kv_usage;
+        char id[32];
+        snprintf(id, sizeof id, "kv.%d", k);
+        rp_chart_line(c, id, r->pools[k].name, POOL_COLOR(k), s->t, v, n, 0);
+    }
+    rp_chart_end(c, o);
+    panel_close(o);
+
+    panel_open(o, "Sequences running and waiting (LLM pools)",
+               "Solid: running in the replicas' batches; dashed: waiting for admission; both at "
+               "each interval's end.");
+    c = rp_chart_new(ax, 110, 0, rp_nice_ceil(max_seqs > 0 ? max_seqs * 1.05 : 1), RP_UNIT_NUM,
+                     "running and waiting sequences per LLM pool");
+    fault_marks(c, r);
+    for (int k = 0; k < r->n_pools; k++) {
+        if (!r->pools[k].llm)
+            continue;
+        char id[32], lab[300];
+        for (size_t i = 0; i < n; i++)
+            v[i] = r->samples[i].pools[k].running;
+        snprintf(id, sizeof id, "running.%d", k);
+        snprintf(lab, sizeof lab, "%s running", r->pools[k].name);
+        rp_chart_line(c, id, lab, POOL_COLOR(k), s->t, v, n, 0);
+        for (size_t i = 0; i < n; i++)
+            v[i] = r->samples[i].pools[k].waiting;
+        snprintf(id, sizeof id, "waiting.%d", k);
+        snprintf(lab, sizeof lab, "%s waiting", r->pools[k].name);
+        rp_chart_line(c, id, lab, POOL_COLOR(k), s->t, v, n, 1);
+    }
+    rp_chart_end(c, o);
+    panel_close(o);
+    free(v);
+}
+
 static void charts(rp_buf *o, const rp_results *r, const series *s, const rp_axis *ax)
 {
     size_t n = s->n;
@@ -541,6 +610,7 @@ static void charts(rp_buf *o, const rp_results *r, const series *s, const rp_axi
     panel_close(o);
     free(v);
     free(hi);
+    llm_charts(o, r, s, ax);
 
     double *t0s = malloc(sizeof *t0s * (n ? n : 1));
     for (size_t i = 0; i < n; i++)
@@ -622,6 +692,170 @@ static void pools_table(rp_buf *o, const rp_results *r)
         rp_buf_puts(o, "</tr>\n");
     }
     rp_buf_puts(o, "</tbody></table>\n");
+}
+
+/* One LLM target against a pool's value: a row of the SLO table, and
+ * whether it holds (value NAN: nothing finished, so it cannot hold). */
+static int slo_row(rp_buf *o, const char *what, const char *target, double value,
+                   const char *shown, int at_most, double limit)
+{
+    int met = !isnan(value) && (at_most ? value <= limit : value >= limit);
+    rp_buf_puts(o, "<tr>");
+    td(o, "l", what);
+    td(o, NULL, target);
+    td(o, NULL, shown);
+    rp_buf_printf(o, "<td class=\"%s\">%s</td></tr>\n", met ? "best" : "bad",
+                  met ? "met" : "missed");
+    return met;
+}
+
+/* An LLM pool's token metrics (summary.json's pools.<name>.llm): cards for
+ * the SLO's quantities and the costs, the latency distributions, and the
+ * verdict on each LLM target of the scenario's slo. */
+static void llm_pool_section(rp_buf *o, const rp_results *r, const rp_pool *p)
+{
+    const rp_llm *l = p->llm;
+    char v[96], d[200], a[48], b[48];
+    double span = r->sim_time_s - r->warmup_s;
+    double good = l->finished ? (double)l->good / (double)l->finished : 0;
+    rp_buf_puts(o, "<h3>");
+    rp_buf_esc(o, p->name);
+    rp_buf_puts(o, "</h3>\n<p class=\"meta\">");
+    rp_buf_esc(o, l->gpu ? l->gpu : "");
+    rp_buf_printf(o, " &middot; tensor parallel %d, %d replica%s per node &middot; %ld KV "
+                     "blocks of %d tokens per replica (%.0f KiB a token) &middot; weights "
+                     "%.1f GB a replica &middot; budget %d tokens, at most %d sequences a step "
+                     "&middot; %lu steps</p>\n",
+                  l->tensor_parallel, l->replicas_per_node, l->replicas_per_node == 1 ? "" : "s",
+                  l->kv_blocks_per_replica, l->block_size, l->kv_bytes_per_token / 1024,
+                  l->weight_bytes / 1e9, l->max_num_batched_tokens, l->max_num_seqs, l->steps);
+
+    rp_buf_puts(o, "<section class=\"cards\">\n");
+    const struct {
+        const char *key;
+        const rp_latency *lat;
+        double slo;
+    } lats[] = { { "TTFT p99", &l->ttft, r->slo_ttft_p99_s },
+                 { "TPOT p99", &l->tpot, r->slo_tpot_p99_s },
+                 { "E2E p99", &l->e2e, r->slo_e2e_p99_s } };
+    for (size_t i = 0; i < sizeof lats / sizeof lats[0]; i++) {
+        rp_fmt_latency(v, sizeof v, lats[i].lat->p99);
+        rp_fmt_latency(a, sizeof a, lats[i].lat->p50);
+        if (lats[i].slo > 0) {
+            rp_fmt_latency(b, sizeof b, lats[i].slo);
+            snprintf(d, sizeof d, "SLO %s \xC2\xB7 p50 %s", b, a);
+        } else {
+            snprintf(d, sizeof d, "p50 %s", a);
+        }
+        card(o, lats[i].slo > 0 ? (l->finished && lats[i].lat->p99 <= lats[i].slo ? "ok" : "bad")
+                                : NULL,
+             lats[i].key, v, d);
+    }
+    fmt_pct(v, sizeof v, good);
+    if (r->slo_goodput > 0) {
+        fmt_pct(a, sizeof a, r->slo_goodput);
+        snprintf(d, sizeof d, "SLO %s \xC2\xB7 %.2f req/s within every target", a,
+                 span > 0 ? (double)l->good / span : 0);
+    } else {
+        snprintf(d, sizeof d, "%.2f req/s within every target", span > 0 ? (double)l->good / span : 0);
+    }
+    card(o, r->slo_goodput > 0 ? (l->finished && good >= r->slo_goodput ? "ok" : "bad") : NULL,
+         "goodput", v, d);
+    snprintf(v, sizeof v, "%.1f tok/s", l->output_tps);
+    rp_fmt_count(a, sizeof a, l->output_tokens);
+    snprintf(d, sizeof d, "%s output tokens", a);
+    card(o, NULL, "output tokens", v, d);
+    snprintf(v, sizeof v, "%.1f tok/s", l->input_tps);
+    rp_fmt_count(a, sizeof a, l->input_tokens);
+    snprintf(d, sizeof d, "%s prompt tokens", a);
+    card(o, NULL, "input tokens", v, d);
+    snprintf(v, sizeof v, "%.3f", l->cost_per_mtok);
+    snprintf(d, sizeof d, "pool cost %.2f over the run", p->cost);
+    card(o, NULL, "cost / M output tokens", v, d);
+    fmt_pct(v, sizeof v, l->kv_usage_mean);
+    fmt_pct(a, sizeof a, l->kv_usage_max);
+    snprintf(d, sizeof d, "mean \xC2\xB7 max %s", a);
+    card(o, NULL, "KV cache", v, d);
+    rp_fmt_count(v, sizeof v, (double)l->preemptions);
+    card(o, l->preemptions ? "bad" : NULL, "preemptions", v, "by recompute");
+    if (l->prefix_queries > 0) {
+        fmt_pct(v, sizeof v, (double)l->prefix_hits / (double)l->prefix_queries);
+        rp_fmt_count(a, sizeof a, (double)l->prefix_hits);
+        rp_fmt_count(b, sizeof b, (double)l->prefix_queries);
+        snprintf(d, sizeof d, "%s of %s prompt tokens", a, b);
+    } else {
+        snprintf(v, sizeof v, "\xE2\x80\x93");
+        snprintf(d, sizeof d, "no prompt looked up");
+    }
+    card(o, NULL, "prefix cache hits", v, d);
+    rp_buf_puts(o, "</section>\n");
+
+    static const char *const cols[] = { "latency", "mean", "p50", "p90", "p99", "p99.9", "max" };
+    th(o, cols, 7, 1);
+    const struct {
+        const char *name;
+        const rp_latency *lat;
+    } rows[] = { { "TTFT (first token \xE2\x88\x92 arrival)", &l->ttft },
+                 { "TPOT ((last \xE2\x88\x92 first) / (tokens \xE2\x88\x92 1))", &l->tpot },
+                 { "ITL (between tokens)", &l->itl },
+                 { "E2E (last token \xE2\x88\x92 arrival)", &l->e2e } };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const rp_latency *x = rows[i].lat;
+        double q[] = { x->mean, x->p50, x->p90, x->p99, x->p999, x->max };
+        rp_buf_puts(o, "<tr>");
+        td(o, "l", rows[i].name);
+        for (int k = 0; k < 6; k++) {
+            rp_fmt_latency(v, sizeof v, q[k]);
+            td(o, NULL, v);
+        }
+        rp_buf_puts(o, "</tr>\n");
+    }
+    rp_buf_puts(o, "</tbody></table>\n");
+    rp_buf_printf(o, "<p class=\"meta\">%lu requests finished in time after warm-up; TPOT "
+                     "counts those of two tokens or more.</p>\n",
+                  l->finished);
+
+    if (r->slo_ttft_p99_s <= 0 && r->slo_tpot_p99_s <= 0 && r->slo_e2e_p99_s <= 0 &&
+        r->slo_goodput <= 0)
+        return;
+    static const char *const scols[] = { "LLM target", "target", "this pool", "verdict" };
+    th(o, scols, 4, 1);
+    int all = 1;
+    const struct {
+        const char *name;
+        double slo, value;
+    } ts[] = { { "TTFT p99", r->slo_ttft_p99_s, l->ttft.p99 },
+               { "TPOT p99", r->slo_tpot_p99_s, l->tpot.p99 },
+               { "E2E p99", r->slo_e2e_p99_s, l->e2e.p99 } };
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
+        if (ts[i].slo <= 0)
+            continue;
+        char t[48];
+        rp_fmt_latency(a, sizeof a, ts[i].slo);
+        snprintf(t, sizeof t, "\xE2\x89\xA4 %s", a);
+        rp_fmt_latency(b, sizeof b, ts[i].value);
+        all &= slo_row(o, ts[i].name, t, l->finished ? ts[i].value : NAN, b, 1, ts[i].slo);
+    }
+    if (r->slo_goodput > 0) {
+        char t[48];
+        fmt_pct(a, sizeof a, r->slo_goodput);
+        snprintf(t, sizeof t, "\xE2\x89\xA5 %s", a);
+        fmt_pct(b, sizeof b, good);
+        all &= slo_row(o, "goodput", t, l->finished ? good : NAN, b, 0, r->slo_goodput);
+    }
+    rp_buf_puts(o, "</tbody></table>\n");
+    rp_buf_printf(o, "<p class=\"meta\">LLM targets %s for this pool.</p>\n",
+                  all ? "met" : "missed");
+}
+
+static void llm_section(rp_buf *o, const rp_results *r)
+{
+    if (!any_llm(r))
+        return;
+    rp_buf_puts(o, "<h2>LLM serving (after warm-up)</h2>\n");
+    for (int k = 0; k < r->n_pools; k++)
+        if (r->pools[k].llm)
+            llm_pool_section(o, r, &r->pools[k]);
 }
 
 static void classes_table(rp_buf *o, const rp_results *r)
@@ -944,6 +1178,7 @@ void rp_report_html(const rp_results *r, const rp_report_opts *opt, rp_buf *o)
     series s;
     series_make(r, &s);
     header(o, r, opt, &s);
+    llm_section(o, r);
 
     double f0, f1;
     if (rp_focus_window(r, &f0, &f1)) {

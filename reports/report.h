@@ -3,8 +3,10 @@
  * SVG, no scripts, nothing fetched), for a screen in a capacity review and
  * for print. Header cards, charts on one shared time axis (and a zoom on the
  * peak when it is short against the run), tables, and the scenario echoed.
- * Sections for alerts, scaling events, faults, traffic classes and per-node
- * utilisation appear when the results hold that data.
+ * Sections for alerts, scaling events, faults, traffic classes, per-node
+ * utilisation and LLM pools (token latencies, tokens per second, goodput,
+ * KV cache, cost per million output tokens, the LLM targets' verdicts)
+ * appear when the results hold that data.
  */
 #ifndef FLEETSIM_REPORT_H
 #define FLEETSIM_REPORT_H

@@ -575,7 +575,8 @@ int cli_merge(const cli_ctx *x)
                 names[n++] = strdup(e->d_name);
             }
         closedir(dh);
-        qsort(names, (size_t)n, sizeof *names, by_name);
+        if (n) /* names is NULL for none, and qsort's pointer must not be */
+            qsort(names, (size_t)n, sizeof *names, by_name);
         for (int i = 0; i < n; i++) {
             char path[4096];
             snprintf(path, sizeof path, "%s/%s", dirs[d], names[i]);

@@ -6,9 +6,12 @@
  * is data for them, fault markers are drawn on every time chart, and the
  * per-node heatmap stays at a readable number of rows for 10 and for 1,000
  * nodes with the busiest and idlest nodes shown. Also the new lists in
- * summary.json.
+ * summary.json. And through the binary: scenarios/llm-chat.yaml, cut to 5
+ * minutes with a small KV cache (so it preempts) and SLO targets some met
+ * and some missed, gives a page whose LLM numbers are summary.json's.
  */
 #include "report.h"
+#include "testutil.h"
 
 #include <CUnit/Basic.h>
 #include <cjson/cJSON.h>
@@ -301,6 +304,164 @@ static void test_heatmap_1000_nodes(void)
     rp_results_free(&r);
 }
 
+
+/* report.c's percentages: two decimals, four just below 100% (the nines). */
+static void pct(char *buf, size_t n, double frac)
+{
+    if (frac >= 0.9999995 || frac == 0)
+        snprintf(buf, n, "%.2f%%", 100 * frac);
+    else if (frac > 0.99)
+        snprintf(buf, n, "%.4f%%", 100 * frac);
+    else
+        snprintf(buf, n, "%.2f%%", 100 * frac);
+}
+
+static int has(const char *html, const char *want)
+{
+    if (strstr(html, want))
+        return 1;
+    fprintf(stderr, "\n  report.html lacks: %s\n", want);
+    return 0;
+}
+
+/* The card with this key shows value v (and its detail starts with d). */
+static int has_card(const char *html, const char *key, const char *v, const char *d)
+{
+    char want[512];
+    snprintf(want, sizeof want, "<div class=\"k\">%s</div><div class=\"v\">%s</div>"
+             "<div class=\"d\">%s", key, v, d);
+    return has(html, want);
+}
+
+static void test_llm_chat(void)
+{
+    char out[1024], log[1024], path[1100];
+    snprintf(out, sizeof out, "%s/llm", dir);
+    snprintf(log, sizeof log, "%s/llm.log", dir);
+    int rc = tu_sh(log, "'%s' run '%s/scenarios/llm-chat.yaml' --quiet --out '%s' "
+                   "--set duration=5m --set models.llama70b.llm.kv_blocks=1500 "
+                   "--set slo.tpot_p99=10ms --set slo.e2e_p99=60s --set slo.goodput=0.9",
+                   tu_bin(), tu_src(), out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    cJSON *sum = tu_summary(out);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sum);
+    snprintf(path, sizeof path, "%s/report.html", out);
+    char *html = tu_read(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(html);
+    const cJSON *l = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(sum, "pools"),
+                                                             "chat"), "llm");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    /* the run is what the test means it to be: it preempts, some requests
+     * miss a target, the TTFT p99 target is missed and the E2E one met */
+    CU_ASSERT(tu_num(l, "preemptions") > 0);
+    double good = tu_num(l, "goodput");
+    CU_ASSERT(good > 0 && good < 0.9);
+    CU_ASSERT(tu_num(l, "ttft_s.p99") > 0.5);
+    CU_ASSERT(tu_num(l, "tpot_s.p99") > 0.01);
+    CU_ASSERT(tu_num(l, "e2e_s.p99") < 60);
+    CU_ASSERT_TRUE(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(sum, "slo"), "met")));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "SLO missed"));
+
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "<h2>LLM serving (after warm-up)</h2>\n<h3>chat</h3>"));
+    char want[1024], a[64], b[64];
+    snprintf(want, sizeof want, "H100-SXM &middot; tensor parallel 8, 1 replica per node "
+             "&middot; %.0f KV blocks of 16 tokens", tu_num(l, "kv_blocks_per_replica"));
+    CU_ASSERT(has(html, want));
+    CU_ASSERT_EQUAL(tu_num(l, "kv_blocks_per_replica"), 1500);
+
+    /* the distributions, each row mean, p50, p90, p99, p99.9, max */
+    const char *rows[][2] = { { "TTFT (first token \xE2\x88\x92 arrival)", "ttft_s" },
+                              { "TPOT ((last \xE2\x88\x92 first) / (tokens \xE2\x88\x92 1))", "tpot_s" },
+                              { "ITL (between tokens)", "itl_s" },
+                              { "E2E (last token \xE2\x88\x92 arrival)", "e2e_s" } };
+    const char *qs[] = { "mean", "p50", "p90", "p99", "p999", "max" };
+    for (int i = 0; i < 4; i++) {
+        size_t k = (size_t)snprintf(want, sizeof want, "<tr><td class=\"l\">%s</td>", rows[i][0]);
+        for (int q = 0; q < 6; q++) {
+            char key[64];
+            snprintf(key, sizeof key, "%s.%s", rows[i][1], qs[q]);
+            rp_fmt_latency(a, sizeof a, tu_num(l, key));
+            k += (size_t)snprintf(want + k, sizeof want - k, "<td>%s</td>", a);
+        }
+        snprintf(want + k, sizeof want - k, "</tr>");
+        CU_ASSERT(has(html, want));
+    }
+
+    /* cards: the SLO's quantities against their targets, tokens, cost, KV */
+    rp_fmt_latency(a, sizeof a, tu_num(l, "ttft_s.p99"));
+    rp_fmt_latency(b, sizeof b, tu_num(l, "ttft_s.p50"));
+    CU_ASSERT_EQUAL(tu_num(sum, "slo.ttft_p99_s"), 0.5);
+    snprintf(want, sizeof want, "SLO 500.0 ms \xC2\xB7 p50 %s", b);
+    CU_ASSERT(has(html, "<div class=\"card bad\"><div class=\"k\">TTFT p99</div>"));
+    CU_ASSERT(has_card(html, "TTFT p99", a, want));
+    rp_fmt_latency(a, sizeof a, tu_num(l, "tpot_s.p99"));
+    rp_fmt_latency(b, sizeof b, tu_num(l, "tpot_s.p50"));
+    char slo[64];
+    rp_fmt_latency(slo, sizeof slo, tu_num(sum, "slo.tpot_p99_s"));
+    snprintf(want, sizeof want, "SLO %s \xC2\xB7 p50 %s", slo, b);
+    CU_ASSERT(has_card(html, "TPOT p99", a, want));
+    CU_ASSERT(has(html, "<div class=\"card ok\"><div class=\"k\">E2E p99</div>"));
+    pct(a, sizeof a, good);
+    double span = tu_num(sum, "sim_time_s") - tu_num(sum, "warmup_s");
+    CU_ASSERT_EQUAL(span, 240);
+    snprintf(want, sizeof want, "SLO 90.00%% \xC2\xB7 %.2f req/s within every target",
+             good * tu_num(l, "finished") / span);
+    CU_ASSERT(has_card(html, "goodput", a, want));
+    snprintf(a, sizeof a, "%.1f tok/s", tu_num(l, "output_tokens_per_s"));
+    rp_fmt_count(b, sizeof b, tu_num(l, "output_tokens"));
+    snprintf(want, sizeof want, "%s output tokens", b);
+    CU_ASSERT(has_card(html, "output tokens", a, want));
+    snprintf(a, sizeof a, "%.1f tok/s", tu_num(l, "input_tokens_per_s"));
+    rp_fmt_count(b, sizeof b, tu_num(l, "input_tokens"));
+    snprintf(want, sizeof want, "%s prompt tokens", b);
+    CU_ASSERT(has_card(html, "input tokens", a, want));
+    /* cost per million output tokens: the pool's cost (8 GPUs x 5 min at
+     * 3.00 an hour = 2.00) over every output token of the run */
+    snprintf(a, sizeof a, "%.3f", tu_num(l, "cost_per_million_output_tokens"));
+    CU_ASSERT(has_card(html, "cost / M output tokens", a, "pool cost 2.00 over the run"));
+    CU_ASSERT_EQUAL(tu_num(sum, "cost.money"), 2);
+    pct(a, sizeof a, tu_num(l, "kv_usage_mean"));
+    pct(b, sizeof b, tu_num(l, "kv_usage_max"));
+    snprintf(want, sizeof want, "mean \xC2\xB7 max %s", b);
+    CU_ASSERT(has_card(html, "KV cache", a, want));
+    rp_fmt_count(a, sizeof a, tu_num(l, "preemptions"));
+    CU_ASSERT(has_card(html, "preemptions", a, "by recompute"));
+    CU_ASSERT(has_card(html, "prefix cache hits", "\xE2\x80\x93", "no prompt looked up"));
+    CU_ASSERT_EQUAL(tu_num(l, "prefix_cache_queries"), 0);
+
+    /* the verdict on each LLM target */
+    const struct {
+        const char *name, *slo, *key;
+        const char *verdict;
+    } ts[] = { { "TTFT p99", "slo.ttft_p99_s", "ttft_s.p99", "bad\">missed" },
+               { "TPOT p99", "slo.tpot_p99_s", "tpot_s.p99", "bad\">missed" },
+               { "E2E p99", "slo.e2e_p99_s", "e2e_s.p99", "best\">met" } };
+    for (int i = 0; i < 3; i++) {
+        rp_fmt_latency(a, sizeof a, tu_num(l, ts[i].key));
+        rp_fmt_latency(slo, sizeof slo, tu_num(sum, ts[i].slo));
+        snprintf(want, sizeof want, "<tr><td class=\"l\">%s</td><td>\xE2\x89\xA4 %s</td>"
+                 "<td>%s</td><td class=\"%s</td></tr>", ts[i].name, slo, a,
+                 ts[i].verdict);
+        CU_ASSERT(has(html, want));
+    }
+    pct(a, sizeof a, good);
+    snprintf(want, sizeof want, "<tr><td class=\"l\">goodput</td><td>\xE2\x89\xA5 90.00%%</td>"
+             "<td>%s</td><td class=\"bad\">missed</td></tr>", a);
+    CU_ASSERT(has(html, want));
+    CU_ASSERT(has(html, "LLM targets missed for this pool."));
+
+    /* KV usage, running and waiting over time: one line each, on the peak
+     * window's charts (if any) and the whole run's */
+    size_t n_kv = count(html, "data-series=\"kv.0\"");
+    CU_ASSERT(n_kv >= 1);
+    CU_ASSERT_EQUAL(count(html, "data-series=\"running.0\""), n_kv);
+    CU_ASSERT_EQUAL(count(html, "data-series=\"waiting.0\""), n_kv);
+    size_t n_svg;
+    CU_ASSERT_TRUE(svgs_well_formed(html, &n_svg));
+    free(html);
+    cJSON_Delete(sum);
+}
+
 int main(void)
 {
     if (system("xmllint --version >/dev/null 2>&1") != 0) {
@@ -316,6 +477,7 @@ int main(void)
     CU_add_test(s, "sections appear when there is data", test_sections_follow_data);
     CU_add_test(s, "heatmap with 10 nodes: every node", test_heatmap_10_nodes);
     CU_add_test(s, "heatmap with 1000 nodes: mean, busiest, idlest", test_heatmap_1000_nodes);
+    CU_add_test(s, "llm-chat: the LLM numbers of summary.json", test_llm_chat);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();

@@ -4,7 +4,11 @@
  * structure, each variant's numbers are exactly those of its runs'
  * summary.json files, a grid split in two shards and merged gives the same
  * compare.json, bad grids are refused with exit 2, and `run` writes a
- * report.html with the scenario's description and text escaped.
+ * report.html with the scenario's description and text escaped. On
+ * scenarios/llm-chat.yaml (5 minutes), varying tensor_parallel and replicas:
+ * the LLM columns of compare.json and compare.md are each run's
+ * summary.json numbers, and the cheapest fleet that meets the TTFT / TPOT
+ * SLO is chosen. merge on a folder without .jsonl files exits 2.
  */
 #include "testutil.h"
 
@@ -200,6 +204,191 @@ static void test_run_writes_escaped_report(void)
     free(html);
 }
 
+
+/* A cell of compare.md's row for `label` under the column `col`, with the
+ * best-variant marks (** and the star) taken off; "" when absent. */
+static void md_cell(const char *md, const char *label, const char *col, char *out, size_t n)
+{
+    out[0] = '\0';
+    const char *head = strstr(md, "| variant |");
+    char row_start[512];
+    snprintf(row_start, sizeof row_start, "\n| %s |", label);
+    const char *row = strstr(md, row_start);
+    if (!head || !row)
+        return;
+    row++;
+    int k = -1, i = 0;
+    for (const char *p = head; *p && *p != '\n'; p++)
+        if (*p == '|') {
+            size_t len = strlen(col);
+            if (!strncmp(p + 2, col, len) && !strncmp(p + 2 + len, " |", 2))
+                k = i;
+            i++;
+        }
+    if (k < 0)
+        return;
+    const char *p = row;
+    for (int j = 0; j < k && p; j++)
+        p = strchr(p + 1, '|');
+    if (!p)
+        return;
+    const char *e = strchr(p + 1, '|');
+    size_t m = 0;
+    for (const char *q = p + 2; q < e - 1 && m + 1 < n; q++) {
+        if (*q == '*')
+            continue;
+        if (!strncmp(q, " \xE2\x98\x85", 4)) {
+            q += 3;
+            continue;
+        }
+        out[m++] = *q;
+    }
+    out[m] = '\0';
+}
+
+/* compare.md's "mean ± half-width" of seeds that gave the same value */
+static void same_cell(char *buf, size_t n, const char *fmt, double v)
+{
+    snprintf(buf, n, fmt, v, 0.0);
+}
+
+static void test_compare_llm(void)
+{
+    char out[4300], log[4300], path[4400];
+    snprintf(out, sizeof out, "%s/llm", tmp);
+    snprintf(log, sizeof log, "%s/llm.log", tmp);
+    int rc = tu_sh(log, "'%s' compare '%s/scenarios/llm-chat.yaml' --set duration=5m --seeds 2 "
+                   "--vary pools.chat.tensor_parallel=2,8 --vary pools.chat.replicas=1,2 --jobs 2 "
+                   "--out '%s'", tu_bin(), tu_src(), out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    snprintf(path, sizeof path, "%s/compare.json", out);
+    cJSON *j = read_json(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    snprintf(path, sizeof path, "%s/compare.md", out);
+    char *md = tu_read(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(md);
+    CU_ASSERT_PTR_NOT_NULL(strstr(md, " | TTFT p99 | TPOT p99 | E2E p99 | goodput | output tok/s "
+                                      "| cost / M output tokens | GPUs | SLO |\n"));
+    const cJSON *vs = cJSON_GetObjectItem(j, "variants");
+    CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(vs), 4);
+    /* metric key, path in pools.chat.llm (NULL: GPUs), compare.md column */
+    const struct {
+        const char *key, *path, *col;
+    } ms[] = { { "ttft_p99", "ttft_s.p99", "TTFT p99" },
+               { "tpot_p99", "tpot_s.p99", "TPOT p99" },
+               { "e2e_p99", "e2e_s.p99", "E2E p99" },
+               { "goodput", "goodput", "goodput" },
+               { "output_tps", "output_tokens_per_s", "output tok/s" },
+               { "cost_per_mtok", "cost_per_million_output_tokens", "cost / M output tokens" },
+               { "llm_gpus", NULL, "GPUs" } };
+    int met_all[4];
+    double gpu_hours[4];
+    for (int v = 0; v < 4; v++) {
+        const cJSON *x = cJSON_GetArrayItem(vs, v);
+        const char *label = cJSON_GetObjectItem(x, "label")->valuestring;
+        int tp = v < 2 ? 2 : 8, reps = v % 2 ? 2 : 1;
+        char want[128];
+        snprintf(want, sizeof want, "pools.chat.tensor_parallel=%d, pools.chat.replicas=%d", tp,
+                 reps);
+        CU_ASSERT_STRING_EQUAL(label, want);
+        met_all[v] = 1;
+        double first[7];
+        for (int s = 0; s < 2; s++) {
+            char run[4500];
+            snprintf(run, sizeof run, "%s/runs/v%d-seed%d", out, v, 1 + s);
+            cJSON *sum = tu_summary(run);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(sum);
+            const cJSON *pool = cJSON_GetObjectItem(cJSON_GetObjectItem(sum, "pools"), "chat");
+            const cJSON *l = cJSON_GetObjectItem(pool, "llm");
+            CU_ASSERT_EQUAL(tu_num(l, "tensor_parallel"), tp);
+            for (int m = 0; m < 7; m++) {
+                double want_v = ms[m].path ? tu_num(l, ms[m].path)
+                                           : tu_num(pool, "replicas_max") *
+                                                 tu_num(pool, "gpus_per_node");
+                char key[64];
+                snprintf(key, sizeof key, "metrics.%s.values", ms[m].key);
+                const cJSON *vals = cJSON_GetObjectItem(cJSON_GetObjectItem(
+                                                            cJSON_GetObjectItem(x, "metrics"),
+                                                            ms[m].key),
+                                                        "values");
+                CU_ASSERT_EQUAL(cJSON_GetArrayItem(vals, s)->valuedouble, want_v);
+                if (s == 0)
+                    first[m] = want_v;
+                else /* a trace replayed: the seed changes nothing */
+                    CU_ASSERT_EQUAL(want_v, first[m]);
+            }
+            CU_ASSERT_EQUAL(tu_num(pool, "replicas_max"), reps);
+            met_all[v] &= cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(sum, "slo"), "met"));
+            gpu_hours[v] = tu_num(sum, "cost.gpu_hours");
+            cJSON_Delete(sum);
+        }
+        /* compare.md: the same numbers, mean +/- 0 */
+        char cell[128], exp[128];
+        for (int m = 0; m < 7; m++) {
+            md_cell(md, label, ms[m].col, cell, sizeof cell);
+            double y = first[m];
+            if (m < 3)
+                same_cell(exp, sizeof exp, y < 1 ? "%.1f ms \xC2\xB1 %.1f ms" : "%.3f s \xC2\xB1 %.3f s",
+                          y < 1 ? 1e3 * y : y);
+            else if (m == 3)
+                snprintf(exp, sizeof exp, y == 1 ? "100%% \xC2\xB1 0%%"
+                                          : y > 0.99 ? "%.4f%% \xC2\xB1 0%%" : "%.2f%% \xC2\xB1 0%%",
+                         100 * y);
+            else if (m == 4)
+                same_cell(exp, sizeof exp, "%.2f \xC2\xB1 %.2f", y);
+            else if (m == 5)
+                same_cell(exp, sizeof exp, "%.3f \xC2\xB1 %.3f", y);
+            else
+                snprintf(exp, sizeof exp, "%.0f \xC2\xB1 0", y);
+            if (strcmp(cell, exp))
+                fprintf(stderr, "\n  %s, %s: compare.md \"%s\", summary.json \"%s\"", label,
+                        ms[m].col, cell, exp);
+            CU_ASSERT_STRING_EQUAL(cell, exp);
+        }
+        md_cell(md, label, "SLO", cell, sizeof cell);
+        snprintf(exp, sizeof exp, met_all[v] ? "meets (2/2)" : "misses (0/2)");
+        CU_ASSERT_STRING_EQUAL(cell, exp);
+        const cJSON *slo = cJSON_GetObjectItem(x, "slo");
+        CU_ASSERT_EQUAL(tu_num(slo, "ttft_p99_s"), 0.5);
+        CU_ASSERT_EQUAL(tu_num(slo, "tpot_p99_s"), 0.05);
+    }
+    /* tensor_parallel 2 on one node misses its TTFT; on two it still does;
+     * tensor_parallel 8 meets it on one node, which costs half of two */
+    CU_ASSERT_FALSE(met_all[0]);
+    CU_ASSERT_FALSE(met_all[1]);
+    CU_ASSERT_TRUE(met_all[2]);
+    CU_ASSERT_TRUE(met_all[3]);
+    CU_ASSERT_EQUAL(gpu_hours[2], 8 * 300 / 3600.0);
+    CU_ASSERT_EQUAL(gpu_hours[3], 2 * gpu_hours[2]);
+    const cJSON *choice = cJSON_GetObjectItem(j, "slo_choice");
+    CU_ASSERT_TRUE_FATAL(cJSON_IsString(choice));
+    CU_ASSERT_STRING_EQUAL(choice->valuestring, "pools.chat.tensor_parallel=8, pools.chat.replicas=1");
+    char *text = tu_read(log);
+    CU_ASSERT_PTR_NOT_NULL(text && strstr(text, "cheapest variant that meets the SLO: "
+                                                "pools.chat.tensor_parallel=8, pools.chat.replicas=1\n"));
+    free(text);
+    free(md);
+    cJSON_Delete(j);
+}
+
+/* merge on a folder with no .jsonl files: exit 2 and say so (no sorting
+ * of an empty list: qsort's pointer must not be NULL, even for 0 items) */
+static void test_merge_nothing(void)
+{
+    char empty[4300], log[4300], path[4400];
+    snprintf(empty, sizeof empty, "%s/no-shards", tmp);
+    snprintf(log, sizeof log, "%s/no-shards.log", tmp);
+    mkdir(empty, 0700);
+    snprintf(path, sizeof path, "%s/notes.txt", empty);
+    tu_write(path, "not a shard\n");
+    CU_ASSERT_EQUAL(tu_sh(log, "'%s' merge '%s'", tu_bin(), empty), 2);
+    char *msg = tu_read(log);
+    CU_ASSERT_PTR_NOT_NULL(msg);
+    if (msg)
+        CU_ASSERT_STRING_EQUAL(msg, "fleetsim: merge: no .jsonl files in the directories given\n");
+    free(msg);
+}
+
 /* `fleetsim list`: every registry and the fault kinds, one name per entry. */
 static void test_list(void)
 {
@@ -233,6 +422,9 @@ int main(void)
     CU_add_test(s, "bad grids exit 2", test_bad_grids);
     CU_add_test(s, "run writes an escaped report.html", test_run_writes_escaped_report);
     CU_add_test(s, "list: policies and faults", test_list);
+    CU_add_test(s, "llm-chat: LLM columns and the cheapest fleet meeting the SLO",
+                test_compare_llm);
+    CU_add_test(s, "merge on a folder without .jsonl files exits 2", test_merge_nothing);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();
