@@ -156,6 +156,18 @@ void eng_event(double t_s, const char *type, const char *subject, const char *fm
 
 /* ---------- request outcomes ---------- */
 
+/* When the client of a request sent at now gives up: its pool's timeout,
+ * or sooner the first-token timeout of an LLM pool (the LLM server moves
+ * the deadline to the whole answer's once the first token is out). */
+static double client_deadline(const eng_class *tc, double now)
+{
+    const sc_pool *pc = tc->pool->cfg;
+    double d = pc->timeout_s > 0 ? now + pc->timeout_s : INFINITY;
+    if (pc->ttft_timeout_s > 0 && now + pc->ttft_timeout_s < d)
+        d = now + pc->ttft_timeout_s;
+    return d;
+}
+
 static eng_req *req_new(eng_class *tc, double now)
 {
     if (!S.free_list) { /* requests come in blocks, all freed at teardown */
@@ -171,7 +183,7 @@ static eng_req *req_new(eng_class *tc, double now)
     eng_req *r = S.free_list;
     S.free_list = r->next;
     r->arrival_s = now;
-    r->deadline_s = tc->pool->cfg->timeout_s > 0 ? now + tc->pool->cfg->timeout_s : INFINITY;
+    r->deadline_s = client_deadline(tc, now);
     r->lbq_deadline_s = INFINITY;
     r->net_s = tc->net_s;
     r->sent_s = now;
@@ -665,7 +677,7 @@ void eng_resend(eng_req *r, double now)
     r->sent_s = now;
     r->stage_s = now;
     r->net_prev_s = 0;
-    r->deadline_s = tc->pool->cfg->timeout_s > 0 ? now + tc->pool->cfg->timeout_s : INFINITY;
+    r->deadline_s = client_deadline(tc, now);
     r->lbq_deadline_s = INFINITY;
     r->node = -1;
     r->attempts = 0;

@@ -166,6 +166,7 @@ typedef struct {
     int gpus_per_node;         /* SimGrid core count of each host */
     int queue_capacity;        /* per node; full -> rejected (503) */
     double timeout_s;          /* client timeout; exceeded -> timed out (504); 0 = none */
+    double ttft_timeout_s;     /* LLM pools: client timeout on the first token; 0 = none */
     double link_latency_s;     /* balancer <-> node, one way */
     double link_bandwidth_Bps; /* bytes per second */
     sc_power power;

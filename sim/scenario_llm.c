@@ -307,8 +307,14 @@ void sc_load_pool_llm(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
 {
     char p[SC_PATHLEN];
     sc_kv gpu = sc_find(L, n, "gpu"), tp = sc_find(L, n, "tensor_parallel");
+    sc_kv ttft = sc_find(L, n, "ttft_timeout");
     int llm = pl->model >= 0 && sc->models[pl->model].llm;
     pl->tensor_parallel = 1;
+    if (ttft.key && !llm && pl->model >= 0)
+        sc_errn(L, ttft.key, "%s: ttft_timeout applies to pools of an LLM model (a first token "
+                "needs a token stream); use timeout", path);
+    else if (ttft.val && llm)
+        sc_want_dur(L, ttft.val, sc_join(p, path, "ttft_timeout"), 0, &pl->ttft_timeout_s);
     if (!llm) {
         if (gpu.key)
             sc_errn(L, gpu.key, "%s: gpu applies to pools of an LLM model (models.<name>.llm); "

@@ -1,0 +1,286 @@
+/*
+ * test_llm_client.c - what an LLM client brings to the server: a deadline
+ * on the first token (pools.<p>.ttft_timeout: cancelled before or at its
+ * first token, bound by the whole answer's timeout after it; blocks freed,
+ * requests conserved), shared system prompts (traffic.<c>.tokens.
+ * system_prompt: prefix-cache hits on their full blocks, and what the
+ * prefix_affinity balancer makes of them), and step coefficients read from
+ * a realbench profile (models.<m>.llm.step.calibration). Whole runs through
+ * the fleetsim binary, on step times computed here with llm_step_s.
+ */
+#include "llm_model.h"
+#include "testutil.h"
+
+#include <CUnit/Basic.h>
+
+#include <math.h>
+
+static const char *SHAPE_YAML =
+    "{hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32,\n"
+    "               num_key_value_heads: 8, intermediate_size: 14336, vocab_size: 128256}";
+static const char *SHAPE_JSON =
+    "{\"hidden_size\": 4096, \"num_hidden_layers\": 32, \"num_attention_heads\": 32, "
+    "\"num_key_value_heads\": 8, \"intermediate_size\": 14336, \"vocab_size\": 128256}";
+
+/* The replica the scenarios below run: that shape in bf16 on one H100,
+ * roofline at the GPU's MFUs. */
+static llm_perf roofline(void)
+{
+    llm_perf pf;
+    llm_shape s;
+    char err[256];
+    CU_ASSERT_EQUAL(llm_shape_parse(SHAPE_JSON, &s, err, sizeof err), 0);
+    llm_perf_init(&pf, &s, llm_gpu_find("H100-SXM"), 1);
+    return pf;
+}
+
+static double step1(const llm_perf *pf, int n, long c, int decode)
+{
+    llm_chunk ch = { .n = n, .c = c, .decode = decode };
+    return llm_step_s(pf, &ch, 1);
+}
+
+/* One request alone: its prefill (chunks of `chunk` tokens) then its
+ * decode steps; t[j] = the end of step j (t[0] = 0). Returns the steps. */
+static int alone(const llm_perf *pf, int prompt, int out, int chunk, double *t, int cap)
+{
+    int j = 0, done = 0;
+    t[0] = 0;
+    while (done < prompt && j + 1 < cap) {
+        int n = prompt - done < chunk ? prompt - done : chunk;
+        t[j + 1] = t[j] + step1(pf, n, done, 0);
+        done += n;
+        j++;
+    }
+    for (int k = 1; k < out && j + 1 < cap; k++, j++)
+        t[j + 1] = t[j] + step1(pf, 1, prompt + k - 1, 1);
+    return j;
+}
+
+/* A scenario of one LLM pool on one H100 replica, no network time, its
+ * requests replayed from a trace (rows "at,prompt,output"). */
+static char *run(const char *rows, const char *model_extra, const char *pool_extra, int *rc,
+                 char **trace_dir)
+{
+    *trace_dir = tu_tmpdir();
+    char path[4096], text[8192];
+    snprintf(path, sizeof path, "%s/trace.csv", *trace_dir);
+    snprintf(text, sizeof text, "arrived_at,num_prefill_tokens,num_decode_tokens\n%s", rows);
+    tu_write(path, text);
+    static char y[8192];
+    snprintf(y, sizeof y,
+             "name: client\nduration: 60s\n"
+             "models:\n  m:\n    llm:\n      config: %s\n%s"
+             "pools:\n  p:\n    model: m\n    replicas: 1\n    gpus_per_node: 1\n"
+             "    gpu: H100-SXM\n    link: {latency: 0s}\n%s"
+             "traffic:\n  - name: t\n    pool: p\n    size: 0B\n    response_size: 0B\n"
+             "    tokens: {trace: %s}\n",
+             SHAPE_YAML, model_extra, pool_extra, path);
+    return tu_run_yaml(y, NULL, rc);
+}
+
+/* ---- first-token deadline ---- */
+
+/* A 1000-token prompt is one prefill step of T. A first-token deadline 1 ms
+ * before T: the token would come too late, the request is cancelled
+ * (timed out) and nothing of it is delivered; one with a single output
+ * token (it finishes in that step) too. 1 ms after T: the request
+ * completes although its whole answer takes far longer than the deadline. */
+static void test_ttft_before_after_first_token(void)
+{
+    llm_perf pf = roofline();
+    double t[64];
+    int k = alone(&pf, 1000, 50, 8192, t, 64);
+    CU_ASSERT_EQUAL_FATAL(k, 50);
+    double T = t[1];
+    CU_ASSERT(T > 0.01 && t[50] > 4 * T); /* the answer takes several times the prefill */
+    char pool[256], *td;
+    int rc;
+    const char *rows[] = {"0.0,1000,50\n", "0.0,1000,1\n"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(pool, sizeof pool, "    ttft_timeout: %.9fs\n", T - 0.001);
+        char *dir = run(rows[i], "", pool, &rc, &td);
+        CU_ASSERT_EQUAL(rc, 0);
+        cJSON *j = tu_out_summary(dir);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+        CU_ASSERT_EQUAL(tu_num(j, "requests.timed_out"), 1);
+        CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 0);
+        CU_ASSERT_EQUAL(tu_num(j, "requests.in_flight_at_end"), 0);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.p.llm.output_tokens"), 0);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.p.llm.input_tokens"), 0);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.p.llm.steps"), 1);
+        CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), tu_sum_buckets(j, "requests"));
+        cJSON_Delete(j);
+        tu_done(dir);
+        tu_done(td);
+    }
+    /* just after the first token; a whole-answer timeout well above it */
+    snprintf(pool, sizeof pool, "    ttft_timeout: %.9fs\n    timeout: 10s\n", T + 0.001);
+    char *dir = run("0.0,1000,50\n", "", pool, &rc, &td);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 1);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.timed_out"), 0);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.ttft_s.mean"), T, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.e2e_s.mean"), t[50], 1e-9);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.p.llm.output_tokens"), 50);
+    cJSON_Delete(j);
+    tu_done(dir);
+    tu_done(td);
+    /* the whole answer's timeout still applies after the first token */
+    snprintf(pool, sizeof pool, "    ttft_timeout: %.9fs\n    timeout: %.9fs\n", T + 0.001,
+             (t[10] + t[11]) / 2);
+    dir = run("0.0,1000,50\n", "", pool, &rc, &td);
+    CU_ASSERT_EQUAL(rc, 0);
+    j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.timed_out"), 1);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.ttft_s.mean"), T, 1e-9);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.p.llm.output_tokens"), 11); /* steps 1..11 */
+    cJSON_Delete(j);
+    tu_done(dir);
+    tu_done(td);
+}
+
+/* max_num_seqs 1: the second of two requests sent together waits for the
+ * whole first answer. A first-token deadline 1 ms after the first one's
+ * TTFT cancels the second in the waiting queue (at the end of the step
+ * during which its deadline passed); the first completes. */
+static void test_ttft_cancels_waiting(void)
+{
+    llm_perf pf = roofline();
+    double t[64];
+    alone(&pf, 1000, 50, 8192, t, 64);
+    char pool[256], *td;
+    snprintf(pool, sizeof pool, "    ttft_timeout: %.9fs\n", t[1] + 0.001);
+    int rc;
+    char *dir = run("0.0,1000,50\n0.0,1000,50\n", "      max_num_seqs: 1\n", pool, &rc, &td);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 1);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.timed_out"), 1);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), tu_sum_buckets(j, "requests"));
+    CU_ASSERT_EQUAL(tu_num(j, "pools.p.llm.steps"), 50); /* the first request's only */
+    CU_ASSERT_EQUAL(tu_num(j, "pools.p.llm.output_tokens"), 50);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.e2e_s.max"), t[50], 1e-9);
+    cJSON_Delete(j);
+    tu_done(dir);
+    tu_done(td);
+}
+
+/* Cancelled mid-prefill, its blocks come back. 64-token steps and 70 KV
+ * blocks: a 1000-token prompt needs 16 prefill steps; its first-token
+ * deadline falls between the ends of steps 8 and 9, so it is cancelled
+ * at the end of step 9 holding 36 blocks (576 tokens). A second request,
+ * sent at 1 s, needs 42 blocks (64 + 600 - 1 tokens): more than the 34
+ * left if those 36 leaked. It completes, on time: its TTFT is its one
+ * prefill step and it ends after 599 decode steps. */
+static void test_ttft_frees_blocks(void)
+{
+    llm_perf pf = roofline();
+    static double t[700], u[700];
+    alone(&pf, 1000, 10, 64, t, 700);
+    int k = alone(&pf, 64, 600, 64, u, 700);
+    CU_ASSERT_EQUAL_FATAL(k, 600);
+    double dl = (t[8] + t[9]) / 2;
+    CU_ASSERT(u[1] < dl); /* the second request's first token is in time */
+    char pool[256], *td;
+    snprintf(pool, sizeof pool, "    ttft_timeout: %.9fs\n", dl);
+    int rc;
+    char *dir = run("0.0,1000,10\n1.0,64,600\n",
+                    "      max_num_batched_tokens: 64\n      kv_blocks: 70\n", pool, &rc, &td);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.timed_out"), 1);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 1);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.in_flight_at_end"), 0);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), tu_sum_buckets(j, "requests"));
+    CU_ASSERT_EQUAL(tu_num(j, "pools.p.llm.steps"), 9 + 600);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.p.llm.output_tokens"), 600);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.p.llm.preemptions"), 0);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.ttft_s.mean"), u[1], 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.e2e_s.mean"), u[600], 1e-9);
+    /* the peak: the second request's 42 blocks, not 36 + 42 */
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.kv_usage_max"), 42.0 / 70, 1e-12);
+    cJSON_Delete(j);
+    tu_done(dir);
+    tu_done(td);
+}
+
+/* Many requests at Poisson arrivals with a tight first-token deadline:
+ * some are cancelled waiting, some mid-prefill, some complete; every one
+ * ends in exactly one bucket, and coalesced steps give what single steps
+ * give. */
+static void test_ttft_conservation(void)
+{
+    char y[4096];
+    snprintf(y, sizeof y,
+             "name: ttft\nduration: 2m\n"
+             "models:\n  m: {llm: {config: %s/scenarios/models/llama-3.1-8b.json,\n"
+             "                 kv_blocks: 800, max_num_seqs: 32}}\n"
+             "pools:\n  p: {model: m, replicas: 2, gpus_per_node: 1, gpu: H100-SXM,\n"
+             "              ttft_timeout: 400ms, timeout: 20s}\n"
+             "traffic:\n  - name: t\n    pool: p\n    arrivals: {process: poisson, rate: 15}\n"
+             "    tokens: {input: {distribution: lognormal, mean: 2000, cv: 1, max: 8000},\n"
+             "             output: {distribution: lognormal, mean: 200, cv: 1, max: 2000}}\n",
+             tu_src());
+    int rc1, rc2;
+    char *d1 = tu_run_yaml(y, NULL, &rc1);
+    char *d2 = tu_run_yaml(y, "--set models.m.llm.coalesce_steps=false", &rc2);
+    CU_ASSERT_EQUAL(rc1, 0);
+    CU_ASSERT_EQUAL(rc2, 0);
+    cJSON *a = tu_out_summary(d1), *b = tu_out_summary(d2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_EQUAL(tu_num(a, "requests.generated"), tu_sum_buckets(a, "requests"));
+    CU_ASSERT(tu_num(a, "requests.timed_out") > 0);
+    CU_ASSERT(tu_num(a, "requests.completed") > 0);
+    /* no delivered first token came after the deadline */
+    CU_ASSERT(tu_num(a, "pools.p.llm.ttft_s.max") <= 0.4 * (1 + 0.005));
+    const char *keys[] = {"requests.completed", "requests.timed_out", "pools.p.llm.steps",
+                          "pools.p.llm.output_tokens", "pools.p.llm.ttft_s.p99"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        CU_ASSERT_EQUAL(tu_num(a, keys[i]), tu_num(b, keys[i]));
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    tu_done(d1);
+    tu_done(d2);
+}
+
+static void test_ttft_errors(void)
+{
+    CU_ASSERT(tu_expect_error(
+        "name: x\nduration: 1s\nmodels:\n  m: {service: {mean: 1s}}\npools:\n"
+        "  p: {model: m, replicas: 1, ttft_timeout: 1s}\n"
+        "traffic:\n  - {name: t, pool: p, arrivals: {rate: 1}}\n",
+        NULL, "s.yaml:6:30: pools.p: ttft_timeout applies to pools of an LLM model"));
+    char y[1024];
+    snprintf(y, sizeof y,
+             "name: x\nduration: 1s\nmodels:\n  m: {llm: {config: %s/scenarios/models/"
+             "llama-3.1-8b.json}}\npools:\n  p: {model: m, replicas: 1, ttft_timeout: soon}\n"
+             "traffic:\n  - {name: t, pool: p, arrivals: {rate: 1}, tokens: {input: 9, "
+             "output: 9}}\n",
+             tu_src());
+    CU_ASSERT(tu_expect_error(y, NULL, "s.yaml:6:44: pools.p.ttft_timeout:"));
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return CU_get_error();
+    CU_pSuite s = CU_add_suite("llm_client", NULL, NULL);
+    CU_add_test(s, "ttft deadline before / after the first token",
+                test_ttft_before_after_first_token);
+    CU_add_test(s, "ttft deadline cancels a waiting request", test_ttft_cancels_waiting);
+    CU_add_test(s, "ttft deadline frees the blocks", test_ttft_frees_blocks);
+    CU_add_test(s, "ttft deadline: conservation", test_ttft_conservation);
+    CU_add_test(s, "ttft_timeout errors", test_ttft_errors);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned f = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return f ? 1 : 0;
+}
