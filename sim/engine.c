@@ -37,6 +37,7 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_sf_gamma.h>
 
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -623,6 +624,14 @@ static void set_tokens(eng_class *tc, eng_req *r, size_t i)
     }
     r->in_tokens = tok_draw(&t->in_tokens, tc->tok_rng);
     r->out_tokens = tok_draw(&t->out_tokens, tc->tok_rng);
+    if (t->system_prompts > 0) { /* one of the shared prefixes, then its own tokens */
+        unsigned long k = gsl_rng_uniform_int(tc->tok_rng, (unsigned long)t->system_prompts);
+        int sys = t->system_prompt_tokens;
+        r->in_tokens = r->in_tokens > INT_MAX - sys ? INT_MAX : r->in_tokens + sys;
+        r->hashes = &t->system_hashes[k];
+        r->n_hashes = 1;
+        r->hash_block_tokens = sys;
+    }
 }
 
 static void traffic_source(int argc, char *argv[])

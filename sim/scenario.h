@@ -223,6 +223,11 @@ typedef struct {
     double trace_speedup;      /* arrivals come this many times faster (1) */
     int trace_copies;          /* the trace replayed this many times at once (1) */
     size_t *trace_row;         /* with copies: arrival i is the trace's row trace_row[i] */
+    /* tokens.system_prompt: each prompt starts with one of system_prompts
+     * shared prefixes of system_prompt_tokens, named by system_hashes[k] */
+    int system_prompt_tokens;  /* 0 = none */
+    int system_prompts;
+    uint64_t *system_hashes;
 } sc_traffic;
 
 /* A pipeline is the path a request takes through the cluster: stages in

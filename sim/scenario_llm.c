@@ -460,9 +460,50 @@ static int load_tok_dist(sc_loader *L, yaml_node_t *n, const char *path, tok_dis
     return bad ? -1 : 0;
 }
 
+/* system_prompt: {tokens, prompts}. */
+static int load_system_prompt(sc_loader *L, yaml_node_t *n, const char *path, sc_traffic *t)
+{
+    static const char *const keys[] = {"tokens", "prompts", NULL};
+    char p[SC_PATHLEN];
+    long long v;
+    if (sc_check_map(L, n, path, keys))
+        return -1;
+    sc_kv tok = sc_find(L, n, "tokens"), pr = sc_find(L, n, "prompts");
+    if (!tok.val) {
+        sc_errn(L, n, "%s: missing required key tokens (the shared prefix's length)", path);
+        return -1;
+    }
+    if (sc_want_int(L, tok.val, sc_join(p, path, "tokens"), 1, 10000000, &v))
+        return -1;
+    t->system_prompt_tokens = (int)v;
+    t->system_prompts = 1;
+    if (pr.val) {
+        if (sc_want_int(L, pr.val, sc_join(p, path, "prompts"), 1, 1000000, &v))
+            return -1;
+        t->system_prompts = (int)v;
+    }
+    return 0;
+}
+
+void sc_tokens_system_hashes(sc_traffic *t, int class_index)
+{
+    if (t->system_prompts <= 0)
+        return;
+    t->system_hashes = malloc(sizeof *t->system_hashes * (size_t)t->system_prompts);
+    if (!t->system_hashes) {
+        t->system_prompts = t->system_prompt_tokens = 0;
+        return;
+    }
+    /* the top bit keeps them apart from a trace's hash_ids (Mooncake's
+     * count up from 0); the class's index, from another class's prompts */
+    for (int k = 0; k < t->system_prompts; k++)
+        t->system_hashes[k] = (1ULL << 63) | ((uint64_t)(unsigned)class_index << 32) | (unsigned)k;
+}
+
 int sc_load_tokens(sc_loader *L, yaml_node_t *n, const char *path, sc_traffic *t)
 {
-    static const char *const keys[] = {"input", "output", "trace", "speedup", "copies", NULL};
+    static const char *const keys[] = {"input", "output", "trace", "speedup", "copies",
+                                       "system_prompt", NULL};
     char p[SC_PATHLEN], err[512];
     t->has_tokens = 1;
     t->trace_speedup = 1;
@@ -470,7 +511,7 @@ int sc_load_tokens(sc_loader *L, yaml_node_t *n, const char *path, sc_traffic *t
         return -1;
     sc_kv in = sc_find(L, n, "input"), out = sc_find(L, n, "output");
     sc_kv tr = sc_find(L, n, "trace"), sp = sc_find(L, n, "speedup");
-    sc_kv cp = sc_find(L, n, "copies");
+    sc_kv cp = sc_find(L, n, "copies"), sys = sc_find(L, n, "system_prompt");
     t->trace_copies = 1;
     if (sp.val)
         sc_want_num(L, sp.val, sc_join(p, path, "speedup"), 0, 1, 1e6, 0, &t->trace_speedup);
@@ -481,6 +522,9 @@ int sc_load_tokens(sc_loader *L, yaml_node_t *n, const char *path, sc_traffic *t
         if (in.key || out.key)
             sc_errn(L, in.key ? in.key : out.key, "%s: a trace gives the token counts: input "
                     "and output do not apply with trace", path);
+        if (sys.key)
+            sc_errn(L, sys.key, "%s: system_prompt does not apply with trace (a trace's "
+                    "hash_ids name its shared prefixes)", path);
         const char *rel = sc_want_scalar(L, tr.val, sc_join(p, path, "trace"), "a trace file");
         if (!rel)
             return -1;
@@ -506,6 +550,8 @@ int sc_load_tokens(sc_loader *L, yaml_node_t *n, const char *path, sc_traffic *t
     }
     int bad = load_tok_dist(L, in.val, sc_join(p, path, "input"), &t->in_tokens);
     bad |= load_tok_dist(L, out.val, sc_join(p, path, "output"), &t->out_tokens);
+    if (sys.val)
+        bad |= load_system_prompt(L, sys.val, sc_join(p, path, "system_prompt"), t);
     return bad;
 }
 
@@ -518,4 +564,5 @@ void sc_free_tokens(sc_traffic *t)
         free(t->tokens_trace);
     }
     free(t->trace_row);
+    free(t->system_hashes);
 }

@@ -267,6 +267,114 @@ static void test_ttft_errors(void)
     CU_ASSERT(tu_expect_error(y, NULL, "s.yaml:6:44: pools.p.ttft_timeout:"));
 }
 
+/* ---- shared system prompts ---- */
+
+/* One LLM pool of `replicas` one-GPU nodes behind `policy`; requests of
+ * a 100-token question after one of `prompts` system prompts of 1000
+ * tokens. */
+static cJSON *run_system(const char *policy, int replicas, int prompts, const char *arrivals,
+                         int caching)
+{
+    char y[4096];
+    snprintf(y, sizeof y,
+             "name: sys\nduration: 60s\n"
+             "models:\n  m: {llm: {config: %s/scenarios/models/llama-3.1-8b.json,\n"
+             "                 enable_prefix_caching: %s}}\n"
+             "pools:\n  p: {model: m, replicas: %d, gpus_per_node: 1, gpu: H100-SXM}\n"
+             "load_balancer: {policy: %s}\n"
+             "traffic:\n  - name: t\n    pool: p\n    arrivals: %s\n"
+             "    tokens: {input: 100, output: 10,\n"
+             "             system_prompt: {tokens: 1000, prompts: %d}}\n",
+             tu_src(), caching ? "true" : "false", replicas, policy, arrivals, prompts);
+    int rc;
+    char *dir = tu_run_yaml(y, NULL, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    tu_done(dir);
+    return j;
+}
+
+/* One replica, one request a second (each done long before the next):
+ * the first request of each system prompt finds nothing; every later one
+ * finds the prompt's 62 full blocks (992 of its 1000 tokens; block 63
+ * holds 8 of them and 8 of the question, so it differs per request) of
+ * its 1100. With one prompt the hit rate is (N - 1) x 992 / (N x 1100);
+ * with four, (N - 4) x 992 / (N x 1100) once all four came (59 draws). */
+static void test_system_prompt_hits(void)
+{
+    int prompts[] = {1, 4};
+    for (int i = 0; i < 2; i++) {
+        cJSON *j = run_system("round_robin", 1, prompts[i],
+                              "{process: deterministic, rate: 1}", 1);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+        double n = tu_num(j, "requests.completed");
+        CU_ASSERT_EQUAL(n, 59); /* at 1 s, 2 s, ... 59 s */
+        CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), n);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.p.llm.input_tokens"), n * 1100);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.p.llm.prefix_cache_queries"), n * 1100);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.p.llm.prefix_cache_hits"), (n - prompts[i]) * 992);
+        cJSON_Delete(j);
+    }
+    /* without prefix caching nothing is looked up */
+    cJSON *j = run_system("round_robin", 1, 4, "{process: deterministic, rate: 1}", 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.p.llm.prefix_cache_hits"), 0);
+    cJSON_Delete(j);
+}
+
+/* Eight system prompts over four replicas at 8 requests a second.
+ * prefix_affinity sends each prompt to one replica (a first one to the
+ * smallest index, then wherever its match covers more than half the
+ * prompt: 1000 of 1100 tokens), so each prompt is computed once: exactly
+ * 8 requests miss. round_robin spreads every prompt over every replica:
+ * between 9 and 32 (replica, prompt) first meetings miss. */
+static void test_system_prompt_affinity(void)
+{
+    const char *arr = "{process: poisson, rate: 8}";
+    cJSON *a = run_system("prefix_affinity", 4, 8, arr, 1);
+    cJSON *r = run_system("round_robin", 4, 8, arr, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    double qa = tu_num(a, "pools.p.llm.prefix_cache_queries");
+    double qr = tu_num(r, "pools.p.llm.prefix_cache_queries");
+    double ha = tu_num(a, "pools.p.llm.prefix_cache_hits");
+    double hr = tu_num(r, "pools.p.llm.prefix_cache_hits");
+    CU_ASSERT(qa > 300 * 1100 && qr > 300 * 1100);
+    /* admissions (each queries its 1100 tokens), and those that missed */
+    double na = qa / 1100, nr = qr / 1100;
+    CU_ASSERT_EQUAL(na, floor(na));
+    CU_ASSERT_EQUAL(ha, (na - 8) * 992);
+    double miss_r = nr - hr / 992;
+    CU_ASSERT_EQUAL(miss_r, floor(miss_r));
+    CU_ASSERT(miss_r > 8 && miss_r <= 32);
+    CU_ASSERT(ha / qa > hr / qr);
+    cJSON_Delete(a);
+    cJSON_Delete(r);
+}
+
+static void test_system_prompt_errors(void)
+{
+    char y[2048];
+    const char *bad[][2] = {
+        {"{input: 9, output: 9, system_prompt: {tokens: 0}}", "s.yaml:8:99: "
+         "traffic.t.tokens.system_prompt.tokens:"},
+        {"{input: 9, output: 9, system_prompt: {prompts: 2}}", "s.yaml:8:90: "
+         "traffic.t.tokens.system_prompt: missing required key tokens"},
+        {"{input: 9, output: 9, system_prompt: {tokens: 9, size: 2}}", "s.yaml:8:102: "
+         "traffic.t.tokens.system_prompt: unknown key"},
+        {"{trace: x.csv, system_prompt: {tokens: 9}}", "system_prompt does not apply with "
+         "trace"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(y, sizeof y,
+                 "name: x\nduration: 1s\nmodels:\n  m: {llm: {config: %s/scenarios/models/"
+                 "llama-3.1-8b.json}}\npools:\n  p: {model: m, replicas: 1}\n"
+                 "traffic:\n  - {name: t, pool: p, arrivals: {rate: 1}, tokens: %s}\n",
+                 tu_src(), bad[i][0]);
+        CU_ASSERT(tu_expect_error(y, NULL, bad[i][1]));
+    }
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -278,6 +386,9 @@ int main(void)
     CU_add_test(s, "ttft deadline frees the blocks", test_ttft_frees_blocks);
     CU_add_test(s, "ttft deadline: conservation", test_ttft_conservation);
     CU_add_test(s, "ttft_timeout errors", test_ttft_errors);
+    CU_add_test(s, "system prompt: prefix-cache hits", test_system_prompt_hits);
+    CU_add_test(s, "system prompt: prefix_affinity vs round_robin", test_system_prompt_affinity);
+    CU_add_test(s, "system_prompt errors", test_system_prompt_errors);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned f = CU_get_number_of_failures();
