@@ -75,13 +75,66 @@ static void load_shape(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m
     free(text);
 }
 
+/* step.calibration: the alpha_beta coefficients from a realbench profile's
+ * "llm_step" (realbench llm-step; schema in realbench/README.md). Errors
+ * sit at the value. */
+static void load_step_calibration(sc_loader *L, yaml_node_t *v, const char *path, sc_llm *m)
+{
+    static const char *const coef[] = {"overhead_s", "per_prefill_token_s", "per_decode_seq_s",
+                                       "per_context_token_s"};
+    double *dst[] = {&m->overhead_s, &m->prefill_token_s, &m->decode_seq_s,
+                     &m->context_token_s};
+    const char *rel = sc_want_scalar(L, v, path, "a profile path");
+    if (!rel)
+        return;
+    char *file = sc_resolve(L, v, rel);
+    size_t len = 0;
+    char *text = file ? sc_read_file(file, &len) : NULL;
+    free(file);
+    if (!text) {
+        sc_errn(L, v, "%s: cannot read calibration profile \"%s\"", path, rel);
+        return;
+    }
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    free(text);
+    const cJSON *schema = cJSON_GetObjectItemCaseSensitive(root, "schema");
+    const cJSON *ls = cJSON_GetObjectItemCaseSensitive(root, "llm_step");
+    if (!root) {
+        sc_errn(L, v, "%s: calibration profile \"%s\" is not valid JSON", path, rel);
+    } else if (!cJSON_IsString(schema) ||
+               strcmp(schema->valuestring, "fleetsim-calibration/1") != 0) {
+        sc_errn(L, v, "%s: \"%s\" is not a calibration profile (needs \"schema\": "
+                "\"fleetsim-calibration/1\")", path, rel);
+    } else if (!cJSON_IsObject(ls)) {
+        sc_errn(L, v, "%s: \"%s\" has no LLM step measurements (\"llm_step\"; realbench "
+                "llm-step --into %s adds them)", path, rel, rel);
+    } else {
+        double sum = 0;
+        for (int i = 0; i < 4; i++) {
+            const cJSON *x = cJSON_GetObjectItemCaseSensitive(ls, coef[i]);
+            if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || x->valuedouble < 0) {
+                sc_errn(L, v, "%s: \"%s\": llm_step.%s must be a number >= 0%s", path, rel,
+                        coef[i], x ? "" : " (missing)");
+                cJSON_Delete(root);
+                return;
+            }
+            *dst[i] = x->valuedouble;
+            sum += x->valuedouble;
+        }
+        if (!(sum > 0))
+            sc_errn(L, v, "%s: \"%s\": every llm_step coefficient is 0 (a step would take "
+                    "no time)", path, rel);
+    }
+    cJSON_Delete(root);
+}
+
 /* step: {model: roofline | alpha_beta, overhead, mfu_prefill, mfu_decode,
- * per_prefill_token, per_decode_seq, per_context_token} */
+ * per_prefill_token, per_decode_seq, per_context_token, calibration} */
 static void load_step(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m)
 {
     static const char *const keys[] = {"model", "overhead", "mfu_prefill", "mfu_decode",
                                        "per_prefill_token", "per_decode_seq",
-                                       "per_context_token", NULL};
+                                       "per_context_token", "calibration", NULL};
     static const char *const kinds[] = {"roofline", "alpha_beta", NULL};
     static const char *const ab[] = {"per_prefill_token", "per_decode_seq", "per_context_token",
                                      NULL};
@@ -102,12 +155,33 @@ static void load_step(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m)
         if (e.key)
             sc_errn(L, e.key, "%s: %s does not apply to model %s", path, *x, kinds[kind]);
     }
+    sc_kv c0 = sc_find(L, n, "calibration");
+    if (c0.key && kind == 0)
+        sc_errn(L, c0.key, "%s: calibration applies to model alpha_beta (a profile's fitted "
+                "coefficients)", path);
     if (kind == 0) {
         sc_kv a = sc_find(L, n, "mfu_prefill"), b = sc_find(L, n, "mfu_decode");
         if (a.val)
             sc_want_num(L, a.val, sc_join(p, path, "mfu_prefill"), 0, 1, 1, 0, &m->mfu_prefill);
         if (b.val)
             sc_want_num(L, b.val, sc_join(p, path, "mfu_decode"), 0, 1, 1, 0, &m->mfu_decode);
+        return;
+    }
+    sc_kv cal = sc_find(L, n, "calibration");
+    if (cal.val) { /* every coefficient from the profile */
+        static const char *const given[] = {"overhead", "per_prefill_token", "per_decode_seq",
+                                            "per_context_token", NULL};
+        int clash = 0;
+        for (const char *const *x = given; *x; x++) {
+            sc_kv e = sc_find(L, n, *x);
+            if (e.key && ++clash)
+                sc_errn(L, e.key, "%s: %s comes from calibration; give one or the other", path,
+                        *x);
+        }
+        if (!clash)
+            load_step_calibration(L, cal.val, sc_join(p, path, "calibration"), m);
+        m->step_refused = clash || !(m->overhead_s + m->prefill_token_s + m->decode_seq_s +
+                                     m->context_token_s > 0);
         return;
     }
     double *dst[] = {&m->prefill_token_s, &m->decode_seq_s, &m->context_token_s};
@@ -358,8 +432,8 @@ void sc_load_pool_llm(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
     }
     /* the model must fit the replica, and the step model must be costable */
     const sc_llm *m = sc->models[pl->model].llm;
-    if (m->shape.hidden_size <= 0)
-        return; /* its config was refused already */
+    if (m->shape.hidden_size <= 0 || m->step_refused)
+        return; /* its config or step was refused already */
     llm_perf pf;
     char err[256];
     sc_llm_perf(m, pl, &pf);

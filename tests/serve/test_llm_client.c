@@ -375,6 +375,116 @@ static void test_system_prompt_errors(void)
     }
 }
 
+/* ---- step coefficients from a realbench profile ---- */
+
+/* alpha_beta by hand: the step of one sequence. */
+static double ab_step(const double c[4], int n, long ctx, int decode)
+{
+    return c[0] + (decode ? c[2] : c[1] * n) + c[3] * (double)ctx;
+}
+
+/* One request (100 prompt tokens, 10 output) on coefficients read from a
+ * profile: its TTFT is the prefill step, its E2E that plus nine decode
+ * steps at context 100..108, each as the coefficients give it. */
+static void expect_steps(const char *profile, const double c[4])
+{
+    char model[4096], *td;
+    snprintf(model, sizeof model, "      step: {model: alpha_beta, calibration: %s}\n", profile);
+    int rc;
+    char *dir = run("0.0,100,10\n", model, "", &rc, &td);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    double ttft = ab_step(c, 100, 0, 0), e2e = ttft;
+    for (int k = 1; k < 10; k++)
+        e2e += ab_step(c, 1, 100 + k - 1, 1);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 1);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.ttft_s.mean"), ttft, 1e-12 * ttft);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.e2e_s.mean"), e2e, 1e-12 * e2e);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.tpot_s.mean"), (e2e - ttft) / 9,
+                           1e-12 * e2e);
+    cJSON_Delete(j);
+    tu_done(dir);
+    tu_done(td);
+}
+
+static void test_calibration_steps(void)
+{
+    /* a profile written here: 2 ms a step, 50 us a prompt token, 1 ms a
+     * decoding sequence, 1 us a context token */
+    char *pd = tu_tmpdir();
+    char prof[4096];
+    snprintf(prof, sizeof prof, "%s/llm.json", pd);
+    tu_write(prof, "{\"schema\": \"fleetsim-calibration/1\", \"llm_step\": {\"overhead_s\": 0.002, "
+                   "\"per_prefill_token_s\": 5e-05, \"per_decode_seq_s\": 0.001, "
+                   "\"per_context_token_s\": 1e-06}}");
+    const double given[4] = {0.002, 5e-5, 0.001, 1e-6};
+    expect_steps(prof, given);
+    CU_ASSERT_DOUBLE_EQUAL(ab_step(given, 100, 0, 0), 0.007, 1e-15);
+    /* the profile realbench measured on a CPU, committed */
+    snprintf(prof, sizeof prof, "%s/realbench/profiles/cpu-llm-step.json", tu_src());
+    char *text = tu_read(prof);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    cJSON *p = cJSON_Parse(text);
+    free(text);
+    const cJSON *ls = cJSON_GetObjectItem(p, "llm_step");
+    const char *names[] = {"overhead_s", "per_prefill_token_s", "per_decode_seq_s",
+                           "per_context_token_s"};
+    double c[4];
+    for (int i = 0; i < 4; i++) {
+        c[i] = cJSON_GetNumberValue(cJSON_GetObjectItem(ls, names[i]));
+        CU_ASSERT(c[i] >= 0);
+    }
+    cJSON_Delete(p);
+    expect_steps(prof, c);
+    tu_done(pd);
+}
+
+static void test_calibration_errors(void)
+{
+    char *pd = tu_tmpdir();
+    char neg[4096], model[8192], y[8192];
+    snprintf(neg, sizeof neg, "%s/neg.json", pd);
+    tu_write(neg, "{\"schema\": \"fleetsim-calibration/1\", \"llm_step\": {\"overhead_s\": 0.002, "
+                  "\"per_prefill_token_s\": -5e-05, \"per_decode_seq_s\": 0.001, "
+                  "\"per_context_token_s\": 1e-06}}");
+    struct {
+        const char *step, *msg;
+    } bad[] = {
+        {"{model: alpha_beta, calibration: %s/realbench/profiles/cpu-risk-mlp.json}",
+         "s.yaml:8:46: models.m.llm.step.calibration: \"%s/realbench/profiles/cpu-risk-mlp.json\" "
+         "has no LLM step measurements"},
+        {"{model: alpha_beta, calibration: %s/no-such.json}",
+         "s.yaml:8:46: models.m.llm.step.calibration: cannot read calibration profile"},
+        {"{model: alpha_beta, calibration: %s, per_decode_seq: 1ms}",
+         "s.yaml:8:%d: models.m.llm.step: per_decode_seq comes from calibration"},
+        {"{calibration: %s}", "s.yaml:8:14: models.m.llm.step: calibration applies to model "
+                              "alpha_beta"},
+        {"{model: alpha_beta, calibration: %s}",
+         "s.yaml:8:46: models.m.llm.step.calibration: \"%s\": llm_step.per_prefill_token_s must "
+         "be a number >= 0"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const char *arg = i == 0 || i == 1 ? tu_src() : neg;
+        char step[4096], msg[4096];
+        snprintf(step, sizeof step, bad[i].step, arg);
+        if (i == 2) /* the clashing key's column */
+            snprintf(msg, sizeof msg, bad[i].msg,
+                     (int)(strstr(step, "per_decode_seq") - step) + 13);
+        else
+            snprintf(msg, sizeof msg, bad[i].msg, arg);
+        snprintf(model, sizeof model, "      step: %s\n", step);
+        snprintf(y, sizeof y,
+                 "name: x\nduration: 1s\nmodels:\n  m:\n    llm:\n      config: %s\n%s"
+                 "pools:\n  p: {model: m, replicas: 1, gpu: H100-SXM}\n"
+                 "traffic:\n  - {name: t, pool: p, arrivals: {rate: 1}, tokens: {input: 9, "
+                 "output: 9}}\n",
+                 SHAPE_YAML, model);
+        CU_ASSERT(tu_expect_error(y, NULL, msg));
+    }
+    tu_done(pd);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -389,6 +499,8 @@ int main(void)
     CU_add_test(s, "system prompt: prefix-cache hits", test_system_prompt_hits);
     CU_add_test(s, "system prompt: prefix_affinity vs round_robin", test_system_prompt_affinity);
     CU_add_test(s, "system_prompt errors", test_system_prompt_errors);
+    CU_add_test(s, "step coefficients from a profile", test_calibration_steps);
+    CU_add_test(s, "step.calibration errors", test_calibration_errors);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned f = CU_get_number_of_failures();
