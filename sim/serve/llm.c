@@ -452,11 +452,16 @@ static int is_measured(const eng_req *r) { return r->arrival_s >= S.sc->warmup_s
 
 /* The first token of r, out at t1, reaches its client after the pool's
  * ttft_timeout: the client has aborted the request (as an OpenAI client's
- * read timeout on a stream does), so the token is not delivered. */
+ * read timeout on a stream does), so the token is not delivered. Only
+ * while that deadline binds: not once a first token was delivered (an
+ * attempt retried after a crash), nor when the whole answer's comes first
+ * (its own rules apply). The same test as eng_req_served's. */
 static int first_token_late(const eng_req *r, double t1)
 {
-    double ttft_timeout_s = S.classes[r->tclass].pool->cfg->ttft_timeout_s;
-    return ttft_timeout_s > 0 && t1 - r->sent_s + r->net_s > ttft_timeout_s;
+    const sc_pool *pc = S.classes[r->tclass].pool->cfg;
+    double whole = pc->timeout_s > 0 ? r->sent_s + pc->timeout_s : INFINITY;
+    return pc->ttft_timeout_s > 0 && r->deadline_s < whole &&
+           r->sent_s + (t1 - r->sent_s + r->net_s) > r->deadline_s;
 }
 
 /* r's first token is out in time: from now on only the whole answer's

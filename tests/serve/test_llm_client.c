@@ -5,8 +5,9 @@
  * requests conserved), shared system prompts (traffic.<c>.tokens.
  * system_prompt: prefix-cache hits on their full blocks, and what the
  * prefix_affinity balancer makes of them), and step coefficients read from
- * a realbench profile (models.<m>.llm.step.calibration). Whole runs through
- * the fleetsim binary, on step times computed here with llm_step_s.
+ * a realbench profile (models.<m>.llm.step.calibration); and the shipped
+ * scenarios/llm-assistant.yaml. Whole runs through the fleetsim binary, on
+ * step times computed here with llm_step_s.
  */
 #include "llm_model.h"
 #include "testutil.h"
@@ -375,6 +376,39 @@ static void test_system_prompt_errors(void)
     }
 }
 
+/* The shipped assistant scenario, shortened to 3 minutes: every request
+ * accounted for; keeping an assistant on one node (prefix_affinity) hits
+ * the prefix cache more, and gives a lower mean TTFT, than spreading every
+ * assistant over every replica (round_robin) when all the system prompts do
+ * not fit one replica's cache. */
+static void test_shipped_assistant(void)
+{
+    double hit[2], ttft[2];
+    const char *pol[] = {"prefix_affinity", "round_robin"};
+    for (int i = 0; i < 2; i++) {
+        char out[4096], log[4096];
+        char *dir = tu_tmpdir();
+        snprintf(out, sizeof out, "%s/out", dir);
+        snprintf(log, sizeof log, "%s/log", dir);
+        int rc = tu_sh(log, "'%s' run '%s/scenarios/llm-assistant.yaml' --quiet --out '%s' "
+                       "--set duration=3m --set load_balancer.policy=%s",
+                       tu_bin(), tu_src(), out, pol[i]);
+        CU_ASSERT_EQUAL(rc, 0);
+        cJSON *j = tu_summary(out);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+        double gen = tu_num(j, "requests.generated");
+        CU_ASSERT(gen > 6500 && gen < 7900); /* 40 a second for 3 minutes */
+        CU_ASSERT_EQUAL(gen, tu_sum_buckets(j, "requests"));
+        hit[i] = tu_num(j, "pools.assist.llm.prefix_cache_hits") /
+                 tu_num(j, "pools.assist.llm.prefix_cache_queries");
+        ttft[i] = tu_num(j, "pools.assist.llm.ttft_s.mean");
+        cJSON_Delete(j);
+        tu_done(dir);
+    }
+    CU_ASSERT(hit[0] > hit[1]);
+    CU_ASSERT(ttft[0] < ttft[1]);
+}
+
 /* ---- step coefficients from a realbench profile ---- */
 
 /* alpha_beta by hand: the step of one sequence. */
@@ -499,6 +533,7 @@ int main(void)
     CU_add_test(s, "system prompt: prefix-cache hits", test_system_prompt_hits);
     CU_add_test(s, "system prompt: prefix_affinity vs round_robin", test_system_prompt_affinity);
     CU_add_test(s, "system_prompt errors", test_system_prompt_errors);
+    CU_add_test(s, "shipped assistant scenario", test_shipped_assistant);
     CU_add_test(s, "step coefficients from a profile", test_calibration_steps);
     CU_add_test(s, "step.calibration errors", test_calibration_errors);
     CU_basic_set_mode(CU_BRM_VERBOSE);
