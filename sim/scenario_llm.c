@@ -77,8 +77,8 @@ static void load_shape(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m
 
 /* step.calibration: the alpha_beta coefficients from a realbench profile's
  * "llm_step" (realbench llm-step; schema in realbench/README.md). Errors
- * sit at the value. */
-static void load_step_calibration(sc_loader *L, yaml_node_t *v, const char *path, sc_llm *m)
+ * sit at the value; 0, or -1 once one is reported. */
+static int load_step_calibration(sc_loader *L, yaml_node_t *v, const char *path, sc_llm *m)
 {
     static const char *const coef[] = {"overhead_s", "per_prefill_token_s", "per_decode_seq_s",
                                        "per_context_token_s"};
@@ -86,19 +86,20 @@ static void load_step_calibration(sc_loader *L, yaml_node_t *v, const char *path
                      &m->context_token_s};
     const char *rel = sc_want_scalar(L, v, path, "a profile path");
     if (!rel)
-        return;
+        return -1;
     char *file = sc_resolve(L, v, rel);
     size_t len = 0;
     char *text = file ? sc_read_file(file, &len) : NULL;
     free(file);
     if (!text) {
         sc_errn(L, v, "%s: cannot read calibration profile \"%s\"", path, rel);
-        return;
+        return -1;
     }
     cJSON *root = cJSON_ParseWithLength(text, len);
     free(text);
     const cJSON *schema = cJSON_GetObjectItemCaseSensitive(root, "schema");
     const cJSON *ls = cJSON_GetObjectItemCaseSensitive(root, "llm_step");
+    int rc = -1;
     if (!root) {
         sc_errn(L, v, "%s: calibration profile \"%s\" is not valid JSON", path, rel);
     } else if (!cJSON_IsString(schema) ||
@@ -116,7 +117,7 @@ static void load_step_calibration(sc_loader *L, yaml_node_t *v, const char *path
                 sc_errn(L, v, "%s: \"%s\": llm_step.%s must be a number >= 0%s", path, rel,
                         coef[i], x ? "" : " (missing)");
                 cJSON_Delete(root);
-                return;
+                return -1;
             }
             *dst[i] = x->valuedouble;
             sum += x->valuedouble;
@@ -124,8 +125,11 @@ static void load_step_calibration(sc_loader *L, yaml_node_t *v, const char *path
         if (!(sum > 0))
             sc_errn(L, v, "%s: \"%s\": every llm_step coefficient is 0 (a step would take "
                     "no time)", path, rel);
+        else
+            rc = 0;
     }
     cJSON_Delete(root);
+    return rc;
 }
 
 /* step: {model: roofline | alpha_beta, overhead, mfu_prefill, mfu_decode,
@@ -178,10 +182,8 @@ static void load_step(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m)
                 sc_errn(L, e.key, "%s: %s comes from calibration; give one or the other", path,
                         *x);
         }
-        if (!clash)
-            load_step_calibration(L, cal.val, sc_join(p, path, "calibration"), m);
-        m->step_refused = clash || !(m->overhead_s + m->prefill_token_s + m->decode_seq_s +
-                                     m->context_token_s > 0);
+        m->step_refused =
+            clash || load_step_calibration(L, cal.val, sc_join(p, path, "calibration"), m);
         return;
     }
     double *dst[] = {&m->prefill_token_s, &m->decode_seq_s, &m->context_token_s};
