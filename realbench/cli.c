@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -188,6 +189,104 @@ usage:
                     "  --realtime: SCHED_FIFO timing threads (needs CAP_SYS_NICE; else a warning);\n"
                     "  --pin: worker k's threads on CPUs 1 + k * threads.. (CPU 0 is serve's generator).\n");
     free(batches);
+    return 2;
+}
+
+/* `llm-step`: the alpha_beta step model measured on this CPU, into a new
+ * profile or added to an existing one (--into), under "llm_step". */
+static int cmd_llm_step(int argc, char **argv)
+{
+    rb_llm_opts o;
+    rb_llm_opts_default(&o);
+    const char *out = NULL, *into = NULL, *v;
+    for (int i = 1; i < argc; i++) {
+        if ((v = optval(argc, argv, &i, "--out")))
+            out = v;
+        else if ((v = optval(argc, argv, &i, "--into")))
+            into = v;
+        else if ((v = optval(argc, argv, &i, "--layers"))) {
+            if (posint(v, &o.layers))
+                goto usage;
+        } else if ((v = optval(argc, argv, &i, "--d-model"))) {
+            if (posint(v, &o.d_model))
+                goto usage;
+        } else if ((v = optval(argc, argv, &i, "--d-ff"))) {
+            if (posint(v, &o.d_ff))
+                goto usage;
+        } else if ((v = optval(argc, argv, &i, "--reps"))) {
+            if (posint(v, &o.reps))
+                goto usage;
+        } else if ((v = optval(argc, argv, &i, "--warmup"))) {
+            if (posint(v, &o.warmup))
+                goto usage;
+        } else if ((v = optval(argc, argv, &i, "--seed"))) {
+            o.seed = strtoul(v, NULL, 10);
+        } else if (!strcmp(argv[i], "--quiet")) {
+            o.quiet = 1;
+        } else {
+            fprintf(stderr, "realbench llm-step: unknown or incomplete option '%s'\n", argv[i]);
+            goto usage;
+        }
+    }
+    if (!out)
+        goto usage;
+    cJSON *root = NULL;
+    if (into && !(root = rb_profile_read(into, stderr)))
+        return 2;
+    rb_raw meta;
+    rb_raw_init(&meta);
+    char created[64];
+    time_t now = time(NULL);
+    strftime(created, sizeof created, "\"%Y-%m-%dT%H:%M:%SZ\"", gmtime(&now));
+    rb_raw_set_meta(&meta, "created", created);
+    rb_cpu_device_meta(&meta, 1);
+    if (!root) {
+        root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "schema", "fleetsim-calibration/1");
+        static const char *const keys[] = {"device", "created", "host"};
+        for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+            cJSON *m = cJSON_GetObjectItemCaseSensitive(meta.meta, keys[i]);
+            if (m)
+                cJSON_AddItemToObject(root, keys[i], cJSON_Duplicate(m, 1));
+        }
+    }
+    rb_llm_step *steps = NULL;
+    int n = 0, rc = rb_llm_bench(&o, &steps, &n, stdout, stderr);
+    rb_llm_fit fit;
+    if (!rc && rb_llm_fit_steps(steps, n, &fit)) {
+        fprintf(stderr, "realbench llm-step: the fit failed\n");
+        rc = 1;
+    }
+    if (!rc) {
+        cJSON *ls = rb_llm_step_json(&o, steps, n, &fit);
+        /* where the steps ran (with --into, maybe not the profile's device) */
+        cJSON_AddItemToObject(ls, "device", cJSON_Duplicate(
+            cJSON_GetObjectItemCaseSensitive(meta.meta, "device"), 1));
+        cJSON_AddItemToObject(ls, "created", cJSON_Duplicate(
+            cJSON_GetObjectItemCaseSensitive(meta.meta, "created"), 1));
+        cJSON_DeleteItemFromObjectCaseSensitive(root, "llm_step");
+        cJSON_AddItemToObject(root, "llm_step", ls);
+        rc = rb_profile_write(root, out, stderr) ? 1 : 0;
+    }
+    if (!rc && !o.quiet) {
+        printf("fit: overhead %.3g s + %.3g s x prefill token + %.3g s x decode seq + %.3g s x "
+               "context token (r2 %.4f)\nwrote %s\n", fit.overhead_s, fit.per_prefill_token_s,
+               fit.per_decode_seq_s, fit.per_context_token_s, fit.r2, out);
+    }
+    if (!rc && fit.zeroed)
+        printf("(fitted below 0 and fixed at 0: %s%s%s%s)\n",
+               fit.zeroed & 1 ? "overhead " : "", fit.zeroed & 2 ? "per_prefill_token " : "",
+               fit.zeroed & 4 ? "per_decode_seq " : "", fit.zeroed & 8 ? "per_context_token" : "");
+    free(steps);
+    rb_raw_free(&meta);
+    cJSON_Delete(root);
+    return rc;
+usage:
+    fprintf(stderr, "usage: realbench llm-step --out P.json [--into PROFILE.json] [--layers 2] "
+                    "[--d-model 128]\n"
+                    "         [--d-ff 512] [--reps 7] [--warmup 2] [--seed N] [--quiet]\n"
+                    "  times LLM scheduler steps of a small transformer on this CPU and fits\n"
+                    "  fleetsim's alpha_beta step model; --into adds it to an existing profile\n");
     return 2;
 }
 
@@ -440,6 +539,7 @@ static const struct {
 } commands[] = {
     {"cpu", cmd_cpu, "measure a model's INT8/FP32 kernels on this CPU, write a profile"},
     {"cuda", cmd_cuda, "measure a model on the GPU (runs rb_cuda_bench), write a profile"},
+    {"llm-step", cmd_llm_step, "time LLM scheduler steps on this CPU, fit alpha_beta, write a profile"},
     {"serve", rb_serve_main, "closed loop: a real INT8 serving loop under Poisson load"},
     {"profile", cmd_profile, "turn raw CSV measurements (from rb_cuda_bench) into a profile"},
     {"shapes", cmd_shapes, "write a model's GEMM shapes for rb_cuda_bench"},

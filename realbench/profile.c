@@ -468,6 +468,20 @@ static int num_array_len(const cJSON *a, int nulls)
 static int check_profile(const cJSON *j, const char *path, FILE *err)
 {
     const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "precisions");
+    const cJSON *ls = cJSON_GetObjectItemCaseSensitive(j, "llm_step");
+    if (ls) {
+        static const char *const coef[] = {"overhead_s", "per_prefill_token_s",
+                                           "per_decode_seq_s", "per_context_token_s"};
+        for (size_t i = 0; i < sizeof coef / sizeof *coef; i++) {
+            const cJSON *x = cJSON_GetObjectItemCaseSensitive(ls, coef[i]);
+            if (!cJSON_IsObject(ls) || !cJSON_IsNumber(x) || !isfinite(x->valuedouble)) {
+                fprintf(err, "%s: llm_step.%s must be a finite number\n", path, coef[i]);
+                return -1;
+            }
+        }
+    }
+    if (ls && !pr)
+        return 0; /* a profile of LLM steps alone */
     if (!cJSON_IsObject(pr) || !pr->child) {
         fprintf(err, "%s: \"precisions\" must be an object with one entry per precision\n", path);
         return -1;

@@ -204,9 +204,50 @@ int rb_cpu_bench(const rb_cpu_opts *o, rb_raw *raw, FILE *log, FILE *err);
 /* Fills device.* meta for this CPU. */
 void rb_cpu_device_meta(rb_raw *raw, int threads);
 
+/* ---- LLM steps (llm_step.c) ------------------------------------------------ */
+
+/* One measured (or given) scheduler step: its composition, as fleetsim's
+ * alpha_beta step model counts it, and its time. */
+typedef struct {
+    double prefill_tokens;  /* new tokens of sequences still in their prompt */
+    double decode_seqs;     /* sequences decoding one token */
+    double context_tokens;  /* cached tokens the step's sequences read */
+    double latency_s;
+    int reps;               /* repetitions behind latency_s (their median) */
+} rb_llm_step;
+
+/* step_s = overhead_s + per_prefill_token_s x prefill_tokens
+ *        + per_decode_seq_s x decode_seqs + per_context_token_s x context_tokens */
+typedef struct {
+    double overhead_s, per_prefill_token_s, per_decode_seq_s, per_context_token_s;
+    double residual_sd_s, r2;
+    int zeroed;  /* bit i: coefficient i (in the order above) came out < 0, fixed at 0 */
+} rb_llm_fit;
+
+/* Least squares over the steps (gsl_multifit_linear, relative residuals),
+ * coefficients held >= 0 (one below 0 is fixed at 0, the rest refitted);
+ * 0, or -1 for fewer than 5 steps, a latency that is not > 0, or steps that
+ * do not determine the coefficients. */
+int rb_llm_fit_steps(const rb_llm_step *steps, int n, rb_llm_fit *fit);
+double rb_llm_fit_apply(const rb_llm_fit *fit, const rb_llm_step *step);
+
+typedef struct {
+    int layers, d_model, d_ff;  /* the toy transformer (2, 128, 512) */
+    int reps, warmup;           /* timed and untimed passes per step (7, 2) */
+    unsigned long seed;
+    int quiet;
+} rb_llm_opts;
+void rb_llm_opts_default(rb_llm_opts *o);
+/* Times the grid of step compositions on this CPU; *steps malloc'd. 0, 1
+ * (failure) or 2 (bad options). */
+int rb_llm_bench(const rb_llm_opts *o, rb_llm_step **steps, int *n, FILE *log, FILE *err);
+/* The profile's "llm_step" object: kernel, the fit, method, the steps. */
+cJSON *rb_llm_step_json(const rb_llm_opts *o, const rb_llm_step *steps, int n,
+                        const rb_llm_fit *fit);
+
 /* ---- command line ---------------------------------------------------------- */
 
-/* `realbench <cmd> ...`: cpu, cuda, serve, profile, shapes. */
+/* `realbench <cmd> ...`: cpu, cuda, llm-step, serve, profile, shapes. */
 int rb_main(int argc, char **argv);
 /* `realbench serve ...` (serve.c): closed-loop serving test. */
 int rb_serve_main(int argc, char **argv);

@@ -80,7 +80,12 @@ static int ceil_div(long a, long b)
  * (hashes[j], k*bs - j*hash_block_tokens) names [0, (k+1)*bs) exactly, as
  * vLLM's chained block hash does (kv_cache_utils.py hash_block_tokens).
  * The pair is kept whole, so distinct keys never collide. Blocks past the
- * hashed prefix, or straddling two hash blocks, have no key. */
+ * hashed prefix, or straddling two hash blocks, have no key: only full
+ * blocks are hashed (kv_cache_utils.py hash_request_tokens, and
+ * request.block_hashes in later versions: len(tokens) // block_size
+ * blocks), so a shared prefix of S tokens followed by tokens of the
+ * request's own is shared in its floor(S / block_size) full blocks; the
+ * block that mixes both hashes differently for every request. */
 static int block_key(const llm_sched *s, const llm_seq *q, int k, uint64_t *h, int *off)
 {
     long hbt = q->hash_block_tokens, start = (long)k * s->bs, end = start + s->bs, j;

@@ -23,7 +23,10 @@ typedef struct llm_seq {
      * hash_ids and vLLM's block hashes are); NULL = nothing shared */
     const uint64_t *hashes;
     int n_hashes;
-    int hash_block_tokens;      /* a multiple of the scheduler's block_size */
+    int hash_block_tokens;      /* a multiple of the scheduler's block_size, or
+                                   the blocks up to the first that straddles two
+                                   hash blocks are keyed (a system prompt: one
+                                   hash of its length) */
     void *user;
     /* kept by the scheduler */
     int computed;               /* tokens whose KV is computed (num_computed_tokens) */

@@ -20,12 +20,25 @@
 
 #include <gsl/gsl_randist.h>
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---------- request outcomes ---------- */
+
+/* When the client of a request sent at now gives up: its pool's timeout,
+ * or sooner the first-token timeout of an LLM pool (the LLM server moves
+ * the deadline to the whole answer's once the first token is out). */
+static double client_deadline(const eng_class *tc, double now)
+{
+    const sc_pool *pc = tc->pool->cfg;
+    double d = pc->timeout_s > 0 ? now + pc->timeout_s : INFINITY;
+    if (pc->ttft_timeout_s > 0 && now + pc->ttft_timeout_s < d)
+        d = now + pc->ttft_timeout_s;
+    return d;
+}
 
 static eng_req *req_new(eng_class *tc, double now)
 {
@@ -42,7 +55,7 @@ static eng_req *req_new(eng_class *tc, double now)
     eng_req *r = eng_world.free_list;
     eng_world.free_list = r->next;
     r->arrival_s = now;
-    r->deadline_s = tc->pool->cfg->timeout_s > 0 ? now + tc->pool->cfg->timeout_s : INFINITY;
+    r->deadline_s = client_deadline(tc, now);
     r->lbq_deadline_s = INFINITY;
     r->net_s = tc->net_s;
     r->sent_s = now;
@@ -443,6 +456,14 @@ static void set_tokens(eng_class *tc, eng_req *r, size_t i)
     }
     r->in_tokens = tok_draw(&t->in_tokens, tc->tok_rng);
     r->out_tokens = tok_draw(&t->out_tokens, tc->tok_rng);
+    if (t->system_prompts > 0) { /* one of the shared prefixes, then its own tokens */
+        unsigned long k = gsl_rng_uniform_int(tc->tok_rng, (unsigned long)t->system_prompts);
+        int sys = t->system_prompt_tokens;
+        r->in_tokens = r->in_tokens > INT_MAX - sys ? INT_MAX : r->in_tokens + sys;
+        r->hashes = &t->system_hashes[k];
+        r->n_hashes = 1;
+        r->hash_block_tokens = sys;
+    }
 }
 
 void eng_traffic_source(int argc, char *argv[])
@@ -497,7 +518,7 @@ void eng_resend(eng_req *r, double now)
     r->sent_s = now;
     r->stage_s = now;
     r->net_prev_s = 0;
-    r->deadline_s = tc->pool->cfg->timeout_s > 0 ? now + tc->pool->cfg->timeout_s : INFINITY;
+    r->deadline_s = client_deadline(tc, now);
     r->lbq_deadline_s = INFINITY;
     r->node = -1;
     r->attempts = 0;

@@ -62,6 +62,7 @@ typedef struct {
     double overhead_s;           /* fixed time per step */
     double mfu_prefill, mfu_decode; /* 0 = the GPU's */
     double prefill_token_s, decode_seq_s, context_token_s; /* alpha_beta */
+    int step_refused;            /* step.calibration was refused (reported once) */
     int max_num_batched_tokens;  /* 0 = vLLM's default for the GPU */
     int max_num_seqs;            /* 0 = vLLM's default for the GPU */
     int block_size;              /* tokens per KV block (16) */
@@ -168,6 +169,7 @@ typedef struct {
     int gpus_per_node;         /* SimGrid core count of each host */
     int queue_capacity;        /* per node; full -> rejected (503) */
     double timeout_s;          /* client timeout; exceeded -> timed out (504); 0 = none */
+    double ttft_timeout_s;     /* LLM pools: client timeout on the first token; 0 = none */
     double link_latency_s;     /* balancer <-> node, one way */
     double link_bandwidth_Bps; /* bytes per second */
     sc_power power;
@@ -217,6 +219,11 @@ typedef struct {
     double trace_speedup;      /* arrivals come this many times faster (1) */
     int trace_copies;          /* the trace replayed this many times at once (1) */
     size_t *trace_row;         /* with copies: arrival i is the trace's row trace_row[i] */
+    /* tokens.system_prompt: each prompt starts with one of system_prompts
+     * shared prefixes of system_prompt_tokens, named by system_hashes[k] */
+    int system_prompt_tokens;  /* 0 = none */
+    int system_prompts;
+    uint64_t *system_hashes;
 } sc_traffic;
 
 /* A pipeline is the path a request takes through the cluster: stages in

@@ -151,6 +151,8 @@ void sc_free_llm(sc_llm *m);
 void sc_load_pool_llm(sc_loader *L, yaml_node_t *n, const char *path, const sc_scenario *sc,
                       sc_pool *pl);
 int sc_load_tokens(sc_loader *L, yaml_node_t *n, const char *path, sc_traffic *t);
+/* The hashes naming class class_index's system prompts (tokens.system_prompt). */
+void sc_tokens_system_hashes(sc_traffic *t, int class_index);
 void sc_free_tokens(sc_traffic *t);
 sc_section_fn sc_parse_pools;   /* pools: (sim/scenario_pools.c), after models */
 sc_section_fn sc_parse_traffic; /* traffic: (sim/scenario_traffic.c), after pools */

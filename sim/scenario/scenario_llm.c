@@ -75,13 +75,70 @@ static void load_shape(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m
     free(text);
 }
 
+/* step.calibration: the alpha_beta coefficients from a realbench profile's
+ * "llm_step" (realbench llm-step; schema in realbench/README.md). Errors
+ * sit at the value; 0, or -1 once one is reported. */
+static int load_step_calibration(sc_loader *L, yaml_node_t *v, const char *path, sc_llm *m)
+{
+    static const char *const coef[] = {"overhead_s", "per_prefill_token_s", "per_decode_seq_s",
+                                       "per_context_token_s"};
+    double *dst[] = {&m->overhead_s, &m->prefill_token_s, &m->decode_seq_s,
+                     &m->context_token_s};
+    const char *rel = sc_want_scalar(L, v, path, "a profile path");
+    if (!rel)
+        return -1;
+    char *file = sc_resolve(L, v, rel);
+    size_t len = 0;
+    char *text = file ? sc_read_file(file, &len) : NULL;
+    free(file);
+    if (!text) {
+        sc_errn(L, v, "%s: cannot read calibration profile \"%s\"", path, rel);
+        return -1;
+    }
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    free(text);
+    const cJSON *schema = cJSON_GetObjectItemCaseSensitive(root, "schema");
+    const cJSON *ls = cJSON_GetObjectItemCaseSensitive(root, "llm_step");
+    int rc = -1;
+    if (!root) {
+        sc_errn(L, v, "%s: calibration profile \"%s\" is not valid JSON", path, rel);
+    } else if (!cJSON_IsString(schema) ||
+               strcmp(schema->valuestring, "fleetsim-calibration/1") != 0) {
+        sc_errn(L, v, "%s: \"%s\" is not a calibration profile (needs \"schema\": "
+                "\"fleetsim-calibration/1\")", path, rel);
+    } else if (!cJSON_IsObject(ls)) {
+        sc_errn(L, v, "%s: \"%s\" has no LLM step measurements (\"llm_step\"; realbench "
+                "llm-step --into %s adds them)", path, rel, rel);
+    } else {
+        double sum = 0;
+        for (int i = 0; i < 4; i++) {
+            const cJSON *x = cJSON_GetObjectItemCaseSensitive(ls, coef[i]);
+            if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || x->valuedouble < 0) {
+                sc_errn(L, v, "%s: \"%s\": llm_step.%s must be a number >= 0%s", path, rel,
+                        coef[i], x ? "" : " (missing)");
+                cJSON_Delete(root);
+                return -1;
+            }
+            *dst[i] = x->valuedouble;
+            sum += x->valuedouble;
+        }
+        if (!(sum > 0))
+            sc_errn(L, v, "%s: \"%s\": every llm_step coefficient is 0 (a step would take "
+                    "no time)", path, rel);
+        else
+            rc = 0;
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
 /* step: {model: roofline | alpha_beta, overhead, mfu_prefill, mfu_decode,
- * per_prefill_token, per_decode_seq, per_context_token} */
+ * per_prefill_token, per_decode_seq, per_context_token, calibration} */
 static void load_step(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m)
 {
     static const char *const keys[] = {"model", "overhead", "mfu_prefill", "mfu_decode",
                                        "per_prefill_token", "per_decode_seq",
-                                       "per_context_token", NULL};
+                                       "per_context_token", "calibration", NULL};
     static const char *const kinds[] = {"roofline", "alpha_beta", NULL};
     static const char *const ab[] = {"per_prefill_token", "per_decode_seq", "per_context_token",
                                      NULL};
@@ -102,12 +159,31 @@ static void load_step(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m)
         if (e.key)
             sc_errn(L, e.key, "%s: %s does not apply to model %s", path, *x, kinds[kind]);
     }
+    sc_kv c0 = sc_find(L, n, "calibration");
+    if (c0.key && kind == 0)
+        sc_errn(L, c0.key, "%s: calibration applies to model alpha_beta (a profile's fitted "
+                "coefficients)", path);
     if (kind == 0) {
         sc_kv a = sc_find(L, n, "mfu_prefill"), b = sc_find(L, n, "mfu_decode");
         if (a.val)
             sc_want_num(L, a.val, sc_join(p, path, "mfu_prefill"), 0, 1, 1, 0, &m->mfu_prefill);
         if (b.val)
             sc_want_num(L, b.val, sc_join(p, path, "mfu_decode"), 0, 1, 1, 0, &m->mfu_decode);
+        return;
+    }
+    sc_kv cal = sc_find(L, n, "calibration");
+    if (cal.val) { /* every coefficient from the profile */
+        static const char *const given[] = {"overhead", "per_prefill_token", "per_decode_seq",
+                                            "per_context_token", NULL};
+        int clash = 0;
+        for (const char *const *x = given; *x; x++) {
+            sc_kv e = sc_find(L, n, *x);
+            if (e.key && ++clash)
+                sc_errn(L, e.key, "%s: %s comes from calibration; give one or the other", path,
+                        *x);
+        }
+        m->step_refused =
+            clash || load_step_calibration(L, cal.val, sc_join(p, path, "calibration"), m);
         return;
     }
     double *dst[] = {&m->prefill_token_s, &m->decode_seq_s, &m->context_token_s};
@@ -307,8 +383,14 @@ void sc_load_pool_llm(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
 {
     char p[SC_PATHLEN];
     sc_kv gpu = sc_find(L, n, "gpu"), tp = sc_find(L, n, "tensor_parallel");
+    sc_kv ttft = sc_find(L, n, "ttft_timeout");
     int llm = pl->model >= 0 && sc->models[pl->model].llm;
     pl->tensor_parallel = 1;
+    if (ttft.key && !llm && pl->model >= 0)
+        sc_errn(L, ttft.key, "%s: ttft_timeout applies to pools of an LLM model (a first token "
+                "needs a token stream); use timeout", path);
+    else if (ttft.val && llm)
+        sc_want_dur(L, ttft.val, sc_join(p, path, "ttft_timeout"), 0, &pl->ttft_timeout_s);
     if (!llm) {
         if (gpu.key)
             sc_errn(L, gpu.key, "%s: gpu applies to pools of an LLM model (models.<name>.llm); "
@@ -352,8 +434,8 @@ void sc_load_pool_llm(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
     }
     /* the model must fit the replica, and the step model must be costable */
     const sc_llm *m = sc->models[pl->model].llm;
-    if (m->shape.hidden_size <= 0)
-        return; /* its config was refused already */
+    if (m->shape.hidden_size <= 0 || m->step_refused)
+        return; /* its config or step was refused already */
     llm_perf pf;
     char err[256];
     sc_llm_perf(m, pl, &pf);
@@ -454,9 +536,50 @@ static int load_tok_dist(sc_loader *L, yaml_node_t *n, const char *path, tok_dis
     return bad ? -1 : 0;
 }
 
+/* system_prompt: {tokens, prompts}. */
+static int load_system_prompt(sc_loader *L, yaml_node_t *n, const char *path, sc_traffic *t)
+{
+    static const char *const keys[] = {"tokens", "prompts", NULL};
+    char p[SC_PATHLEN];
+    long long v;
+    if (sc_check_map(L, n, path, keys))
+        return -1;
+    sc_kv tok = sc_find(L, n, "tokens"), pr = sc_find(L, n, "prompts");
+    if (!tok.val) {
+        sc_errn(L, n, "%s: missing required key tokens (the shared prefix's length)", path);
+        return -1;
+    }
+    if (sc_want_int(L, tok.val, sc_join(p, path, "tokens"), 1, 10000000, &v))
+        return -1;
+    t->system_prompt_tokens = (int)v;
+    t->system_prompts = 1;
+    if (pr.val) {
+        if (sc_want_int(L, pr.val, sc_join(p, path, "prompts"), 1, 1000000, &v))
+            return -1;
+        t->system_prompts = (int)v;
+    }
+    return 0;
+}
+
+void sc_tokens_system_hashes(sc_traffic *t, int class_index)
+{
+    if (t->system_prompts <= 0)
+        return;
+    t->system_hashes = malloc(sizeof *t->system_hashes * (size_t)t->system_prompts);
+    if (!t->system_hashes) {
+        t->system_prompts = t->system_prompt_tokens = 0;
+        return;
+    }
+    /* the top bit keeps them apart from a trace's hash_ids (Mooncake's
+     * count up from 0); the class's index, from another class's prompts */
+    for (int k = 0; k < t->system_prompts; k++)
+        t->system_hashes[k] = (1ULL << 63) | ((uint64_t)(unsigned)class_index << 32) | (unsigned)k;
+}
+
 int sc_load_tokens(sc_loader *L, yaml_node_t *n, const char *path, sc_traffic *t)
 {
-    static const char *const keys[] = {"input", "output", "trace", "speedup", "copies", NULL};
+    static const char *const keys[] = {"input", "output", "trace", "speedup", "copies",
+                                       "system_prompt", NULL};
     char p[SC_PATHLEN], err[512];
     t->has_tokens = 1;
     t->trace_speedup = 1;
@@ -464,7 +587,7 @@ int sc_load_tokens(sc_loader *L, yaml_node_t *n, const char *path, sc_traffic *t
         return -1;
     sc_kv in = sc_find(L, n, "input"), out = sc_find(L, n, "output");
     sc_kv tr = sc_find(L, n, "trace"), sp = sc_find(L, n, "speedup");
-    sc_kv cp = sc_find(L, n, "copies");
+    sc_kv cp = sc_find(L, n, "copies"), sys = sc_find(L, n, "system_prompt");
     t->trace_copies = 1;
     if (sp.val)
         sc_want_num(L, sp.val, sc_join(p, path, "speedup"), 0, 1, 1e6, 0, &t->trace_speedup);
@@ -475,6 +598,9 @@ int sc_load_tokens(sc_loader *L, yaml_node_t *n, const char *path, sc_traffic *t
         if (in.key || out.key)
             sc_errn(L, in.key ? in.key : out.key, "%s: a trace gives the token counts: input "
                     "and output do not apply with trace", path);
+        if (sys.key)
+            sc_errn(L, sys.key, "%s: system_prompt does not apply with trace (a trace's "
+                    "hash_ids name its shared prefixes)", path);
         const char *rel = sc_want_scalar(L, tr.val, sc_join(p, path, "trace"), "a trace file");
         if (!rel)
             return -1;
@@ -500,6 +626,8 @@ int sc_load_tokens(sc_loader *L, yaml_node_t *n, const char *path, sc_traffic *t
     }
     int bad = load_tok_dist(L, in.val, sc_join(p, path, "input"), &t->in_tokens);
     bad |= load_tok_dist(L, out.val, sc_join(p, path, "output"), &t->out_tokens);
+    if (sys.val)
+        bad |= load_system_prompt(L, sys.val, sc_join(p, path, "system_prompt"), t);
     return bad;
 }
 
@@ -512,4 +640,5 @@ void sc_free_tokens(sc_traffic *t)
         free(t->tokens_trace);
     }
     free(t->trace_row);
+    free(t->system_hashes);
 }

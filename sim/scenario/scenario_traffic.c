@@ -244,8 +244,8 @@ static void load_one_traffic(sc_loader *L, yaml_node_t *n, const char *path, sc_
     else if (!tok.val && llm)
         sc_errn(L, n, "%s: traffic for an LLM pool needs tokens (input and output, or a trace)",
                 path);
-    else if (tok.val)
-        sc_load_tokens(L, tok.val, sc_join(p, path, "tokens"), t);
+    else if (tok.val && sc_load_tokens(L, tok.val, sc_join(p, path, "tokens"), t) == 0)
+        sc_tokens_system_hashes(t, (int)(t - sc->traffic));
     if (llm && t->pipeline >= 0 && sc->pipelines[t->pipeline].n_stages != 1)
         sc_errn(L, n, "%s: an LLM pool serves traffic on its own (pipelines of several stages "
                 "are for the batch server)", path);

@@ -28,7 +28,11 @@
  * takes new requests from its input queue between steps. Requests waiting
  * in a replica count as the node's queue (queue_capacity, queue metrics). A
  * client deadline (the pool's timeout) is checked at every step end: a
- * request past it is cancelled and its blocks freed.
+ * request past it is cancelled and its blocks freed. With a first-token
+ * deadline (the pool's ttft_timeout) a request's deadline is the sooner of
+ * the two until its first token is out, then the whole answer's; a first
+ * token that would reach its client after ttft_timeout is not delivered:
+ * the request is cancelled at the end of that step, its blocks freed.
  */
 #include "llm_sched.h"
 #include "control.h"
@@ -74,6 +78,7 @@ typedef struct llm_req {
     llm_seq seq;
     eng_req *r;
     struct llm_req *next_pending;
+    int late;                  /* its first token came after the client's ttft_timeout */
 } llm_req;
 
 typedef struct {
@@ -446,6 +451,29 @@ static void count_finished(llm_pool *lp, const eng_req *r, double t1)
 
 static int is_measured(const eng_req *r) { return r->arrival_s >= eng_world.sc->warmup_s; }
 
+/* The first token of r, out at t1, reaches its client after the pool's
+ * ttft_timeout: the client has aborted the request (as an OpenAI client's
+ * read timeout on a stream does), so the token is not delivered. Only
+ * while that deadline binds: not once a first token was delivered (an
+ * attempt retried after a crash), nor when the whole answer's comes first
+ * (its own rules apply). The same test as eng_req_served's. */
+static int first_token_late(const eng_req *r, double t1)
+{
+    const sc_pool *pc = eng_world.classes[r->tclass].pool->cfg;
+    double whole = pc->timeout_s > 0 ? r->sent_s + pc->timeout_s : INFINITY;
+    return pc->ttft_timeout_s > 0 && r->deadline_s < whole &&
+           r->sent_s + (t1 - r->sent_s + r->net_s) > r->deadline_s;
+}
+
+/* r's first token is out in time: from now on only the whole answer's
+ * deadline binds it (engine.c set the sooner of the two at its send). */
+static void first_token_in_time(eng_req *r)
+{
+    const sc_pool *pc = eng_world.classes[r->tclass].pool->cfg;
+    if (pc->ttft_timeout_s > 0)
+        r->deadline_s = pc->timeout_s > 0 ? r->sent_s + pc->timeout_s : INFINITY;
+}
+
 /* Ends r, which left the replica, with an error of its server (result) or
  * its client's timeout. */
 static void end_held(eng_pool *p, eng_node *n, llm_req *q, lb_result result, int bucket,
@@ -571,6 +599,10 @@ static int finish_horizon(llm_replica *rep, int k)
             int produces = q->computed + st->items[i].n_new == q->prompt_tokens + q->generated;
             if (!produces)
                 continue;
+            if (isnan(r->first_token_s) && first_token_late(r, t1)) {
+                ((llm_req *)q)->late = 1; /* cancelled below, its token unseen */
+                continue;
+            }
             int m = is_measured(r);
             lp->out_tokens_all += 1;
             if (m)
@@ -580,6 +612,7 @@ static int finish_horizon(llm_replica *rep, int k)
                 ENG_NOTIFY(llm_token, n, t1 - r->last_token_s);
             if (isnan(r->first_token_s)) {
                 r->first_token_s = t1;
+                first_token_in_time(r);
                 /* vLLM counts a prompt's tokens at its first token
                  * (vllm/v1/metrics/stats.py, IterationStats.update_from_output) */
                 rep->ln->prompt_tokens += r->in_tokens;
@@ -595,9 +628,24 @@ static int finish_horizon(llm_replica *rep, int k)
         }
         int nf = 0, nd = 0;
         llm_sched_step_done(s, st, rep->first, &nf, rep->done, &nd);
+        /* first tokens too late: those still running are cancelled, their
+         * blocks freed; those that finished with that one token end below */
+        for (int i = 0; i < st->n; i++) {
+            llm_req *q = (llm_req *)st->items[i].seq;
+            if (q->late && q->seq.state == LLM_RUNNING) {
+                llm_sched_abort(s, &q->seq);
+                end_held(p, n, q, LB_OK, B_TIMED_OUT, q->r->deadline_s, t1);
+                ended = 1;
+            }
+        }
         for (int i = 0; i < nd; i++) {
             llm_req *q = (llm_req *)rep->done[i];
             eng_req *r = q->r;
+            if (q->late) {
+                end_held(p, n, q, LB_OK, B_TIMED_OUT, r->deadline_s, t1);
+                ended = 1;
+                continue;
+            }
             free_seq(q);
             rep->ln->finished++;
             /* vLLM's mean time per output token after the first, 0 for one

@@ -1,0 +1,249 @@
+/*
+ * test_llm_step.c - realbench's LLM step measurement: the least-squares fit
+ * of the alpha_beta step model recovers the coefficients that made
+ * synthetic steps (to within the rounding the design's conditioning
+ * allows), holds coefficients at 0 rather than below, refuses steps that
+ * do not determine them; the CPU kernel runs the grid; `realbench
+ * llm-step` writes a profile of its own or adds "llm_step" to one, and
+ * profiles are checked on reading.
+ */
+#include "realbench.h"
+#include "testutil.h"
+
+#include <CUnit/Basic.h>
+#include <float.h>
+#include <gsl/gsl_blas.h>
+#include <gsl/gsl_linalg.h>
+#include <gsl/gsl_matrix.h>
+
+/* Step compositions with every term varied on its own: prefill tokens,
+ * decode sequences, context tokens (the grid realbench times, and more). */
+static int synthetic(rb_llm_step *s, const double coef[4])
+{
+    static const double comp[][3] = {
+        {32, 0, 0},   {64, 0, 0},    {256, 0, 0},   {64, 0, 768},  {128, 0, 512},
+        {0, 1, 128},  {0, 1, 1024},  {0, 4, 2048},  {0, 16, 8192}, {0, 32, 32768},
+        {0, 64, 8192}, {64, 8, 4096}, {32, 32, 32768}, {128, 16, 4352},
+    };
+    int n = (int)(sizeof comp / sizeof *comp);
+    for (int i = 0; i < n; i++) {
+        s[i] = (rb_llm_step){ .prefill_tokens = comp[i][0], .decode_seqs = comp[i][1],
+                              .context_tokens = comp[i][2], .reps = 1 };
+        s[i].latency_s = coef[0] + coef[1] * comp[i][0] + coef[2] * comp[i][1] +
+                         coef[3] * comp[i][2];
+    }
+    return n;
+}
+
+/* What rounding allows each fitted coefficient. The fit solves the design
+ * with rows over their latency; with columns scaled to unit norm (GSL
+ * balances them so), a zero-residual least-squares solution z (z_a = c_a x
+ * the norm of column a) is found to ||dz|| <~ cond x eps x ||z||, so c_a to
+ * that over its column's norm. 16 covers the small constant factors. */
+static void tolerances(const rb_llm_step *s, int n, const double c[4], double tol[4])
+{
+    gsl_matrix *X = gsl_matrix_alloc((size_t)n, 4), *V = gsl_matrix_alloc(4, 4);
+    gsl_vector *S = gsl_vector_alloc(4), *w = gsl_vector_alloc(4);
+    double norm[4], z = 0;
+    for (int i = 0; i < n; i++) {
+        double x[4] = {1, s[i].prefill_tokens, s[i].decode_seqs, s[i].context_tokens};
+        for (int k = 0; k < 4; k++)
+            gsl_matrix_set(X, (size_t)i, (size_t)k, x[k] / s[i].latency_s);
+    }
+    for (size_t k = 0; k < 4; k++) {
+        gsl_vector_view col = gsl_matrix_column(X, k);
+        norm[k] = gsl_blas_dnrm2(&col.vector);
+        gsl_vector_scale(&col.vector, 1 / norm[k]);
+        z += c[k] * norm[k] * c[k] * norm[k];
+    }
+    gsl_linalg_SV_decomp(X, V, S, w);
+    double cond = gsl_vector_get(S, 0) / gsl_vector_get(S, 3);
+    CU_ASSERT(cond < 1e4); /* a well-posed grid */
+    for (int k = 0; k < 4; k++)
+        tol[k] = 16 * cond * DBL_EPSILON * sqrt(z) / norm[k];
+    gsl_matrix_free(X);
+    gsl_matrix_free(V);
+    gsl_vector_free(S);
+    gsl_vector_free(w);
+}
+
+static void test_fit_recovers(void)
+{
+    /* an 8B model's flavour of numbers: 5 ms a step, 0.1 ms a prompt
+     * token, 0.5 ms a decoding sequence, 20 ns a context token */
+    const double sets[][4] = {{5e-3, 1e-4, 5e-4, 2e-8}, {1e-6, 3e-5, 2e-5, 5e-8},
+                              {2e-2, 1e-6, 1e-3, 1e-9}};
+    for (size_t k = 0; k < sizeof sets / sizeof *sets; k++) {
+        rb_llm_step s[32];
+        int n = synthetic(s, sets[k]);
+        rb_llm_fit f;
+        CU_ASSERT_EQUAL_FATAL(rb_llm_fit_steps(s, n, &f), 0);
+        double tol[4];
+        tolerances(s, n, sets[k], tol);
+        double got[4] = {f.overhead_s, f.per_prefill_token_s, f.per_decode_seq_s,
+                         f.per_context_token_s};
+        for (int a = 0; a < 4; a++) {
+            CU_ASSERT(tol[a] < 1e-9 * sets[k][a]); /* "exactly", within rounding */
+            CU_ASSERT_DOUBLE_EQUAL(got[a], sets[k][a], tol[a]);
+        }
+        CU_ASSERT_EQUAL(f.zeroed, 0);
+        CU_ASSERT_DOUBLE_EQUAL(f.r2, 1, 1e-9);
+        CU_ASSERT(f.residual_sd_s < 1e-9 * s[0].latency_s);
+        CU_ASSERT_DOUBLE_EQUAL(rb_llm_fit_apply(&f, &s[5]), s[5].latency_s,
+                               1e-12 * s[5].latency_s);
+    }
+}
+
+/* Steps made with a negative fixed cost (as noise can make a CPU loop's
+ * look): the overhead is held at 0 and the other three refitted, all >= 0;
+ * a true 0 comes out as 0 (or within rounding of it, never below). */
+static void test_fit_non_negative(void)
+{
+    rb_llm_step s[32];
+    const double neg[4] = {-2e-4, 1e-4, 5e-4, 2e-8};
+    int n = synthetic(s, neg);
+    for (int i = 0; i < n; i++)
+        CU_ASSERT(s[i].latency_s > 0);
+    rb_llm_fit f;
+    CU_ASSERT_EQUAL_FATAL(rb_llm_fit_steps(s, n, &f), 0);
+    CU_ASSERT_EQUAL(f.zeroed, 1);
+    CU_ASSERT_EQUAL(f.overhead_s, 0);
+    CU_ASSERT(f.per_prefill_token_s > 0 && f.per_decode_seq_s > 0 && f.per_context_token_s > 0);
+    CU_ASSERT(f.r2 < 1);
+    const double zero[4] = {0, 1e-4, 5e-4, 2e-8};
+    n = synthetic(s, zero);
+    CU_ASSERT_EQUAL_FATAL(rb_llm_fit_steps(s, n, &f), 0);
+    CU_ASSERT(f.overhead_s >= 0 && f.overhead_s < 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(f.per_decode_seq_s, 5e-4, 1e-12);
+}
+
+static void test_fit_refuses(void)
+{
+    rb_llm_step s[32];
+    const double c[4] = {5e-3, 1e-4, 5e-4, 2e-8};
+    int n = synthetic(s, c);
+    rb_llm_fit f;
+    CU_ASSERT_EQUAL(rb_llm_fit_steps(s, 4, &f), -1); /* fewer steps than 5 */
+    /* no context anywhere: its coefficient is not determined */
+    for (int i = 0; i < n; i++)
+        s[i].context_tokens = 0;
+    CU_ASSERT_EQUAL(rb_llm_fit_steps(s, n, &f), -1);
+    n = synthetic(s, c);
+    s[3].latency_s = 0;
+    CU_ASSERT_EQUAL(rb_llm_fit_steps(s, n, &f), -1);
+}
+
+/* The kernel on a tiny model, one repetition: every step of the grid
+ * timed, compositions that vary every term, a fit that succeeds. */
+static void test_bench_runs(void)
+{
+    rb_llm_opts o;
+    rb_llm_opts_default(&o);
+    o.layers = 1;
+    o.d_model = 16;
+    o.d_ff = 32;
+    o.reps = 1;
+    o.warmup = 0;
+    o.quiet = 1;
+    rb_llm_step *s = NULL;
+    int n = 0;
+    CU_ASSERT_EQUAL_FATAL(rb_llm_bench(&o, &s, &n, NULL, stderr), 0);
+    CU_ASSERT(n >= 20);
+    int prefill_only = 0, decode_only = 0, mixed = 0;
+    for (int i = 0; i < n; i++) {
+        CU_ASSERT(s[i].latency_s > 0);
+        CU_ASSERT_EQUAL(s[i].reps, 1);
+        prefill_only += s[i].prefill_tokens > 0 && s[i].decode_seqs == 0;
+        decode_only += s[i].prefill_tokens == 0 && s[i].decode_seqs > 0;
+        mixed += s[i].prefill_tokens > 0 && s[i].decode_seqs > 0;
+    }
+    CU_ASSERT(prefill_only >= 4 && decode_only >= 4 && mixed >= 2);
+    CU_ASSERT_EQUAL(s[0].prefill_tokens, 32);
+    CU_ASSERT_EQUAL(s[0].context_tokens, 0);
+    rb_llm_fit f;
+    CU_ASSERT_EQUAL(rb_llm_fit_steps(s, n, &f), 0);
+    CU_ASSERT(f.overhead_s >= 0 && f.per_prefill_token_s >= 0 && f.per_decode_seq_s >= 0 &&
+              f.per_context_token_s >= 0);
+    o.d_model = 0;
+    free(s);
+    FILE *devnull = fopen("/dev/null", "w");
+    CU_ASSERT_EQUAL(rb_llm_bench(&o, &s, &n, NULL, devnull), 2);
+    fclose(devnull);
+}
+
+static int run_cli(const char *a0, const char *a1, const char *a2, const char *a3,
+                   const char *a4)
+{
+    char *argv[] = {"realbench", "llm-step", "--reps", "1", "--warmup", "1", "--layers", "1",
+                    "--d-model", "16", "--d-ff", "32", "--quiet", (char *)a0, (char *)a1,
+                    (char *)a2, (char *)a3, (char *)a4, NULL};
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    return rb_main(argc, argv);
+}
+
+/* `realbench llm-step`: a profile of its own (schema, device, llm_step,
+ * no precisions) that rb_profile_read accepts; --into keeps a batch
+ * profile's precisions and adds llm_step. */
+static void test_cli_profiles(void)
+{
+    char *dir = tu_tmpdir();
+    char out[4096], into[4096], both[4096], rm[4096];
+    snprintf(out, sizeof out, "%s/step.json", dir);
+    snprintf(both, sizeof both, "%s/both.json", dir);
+    snprintf(rm, sizeof rm, "%s/realbench/profiles/cpu-risk-mlp.json", tu_src());
+    CU_ASSERT_EQUAL(run_cli("--out", out, NULL, NULL, NULL), 0);
+    cJSON *p = rb_profile_read(out, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(p, "schema")),
+                           "fleetsim-calibration/1");
+    CU_ASSERT_PTR_NULL(cJSON_GetObjectItem(p, "precisions"));
+    const cJSON *ls = cJSON_GetObjectItem(p, "llm_step");
+    CU_ASSERT(cJSON_IsNumber(cJSON_GetObjectItem(ls, "per_decode_seq_s")));
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(ls, "steps"),
+                                                           "latency_s")),
+                    cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(ls, "steps"),
+                                                           "context_tokens")));
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(
+                               cJSON_GetObjectItem(ls, "device"), "kind")), "cpu");
+    cJSON_Delete(p);
+    snprintf(into, sizeof into, "%s", rm);
+    CU_ASSERT_EQUAL(run_cli("--into", into, "--out", both, NULL), 0);
+    p = rb_profile_read(both, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(cJSON_GetObjectItem(p, "precisions"), "int8"));
+    CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(p, "llm_step"));
+    cJSON_Delete(p);
+    /* a bad option, a missing --out */
+    CU_ASSERT_EQUAL(run_cli("--layers", "x", "--out", out, NULL), 2);
+    CU_ASSERT_EQUAL(run_cli(NULL, NULL, NULL, NULL, NULL), 2);
+    /* on reading: llm_step's coefficients must be numbers */
+    snprintf(into, sizeof into, "%s/bad.json", dir);
+    tu_write(into, "{\"schema\": \"fleetsim-calibration/1\", \"llm_step\": {\"overhead_s\": 0, "
+                   "\"per_prefill_token_s\": \"fast\", \"per_decode_seq_s\": 0, "
+                   "\"per_context_token_s\": 0}}");
+    FILE *devnull = fopen("/dev/null", "w");
+    CU_ASSERT_PTR_NULL(rb_profile_read(into, devnull));
+    tu_write(into, "{\"schema\": \"fleetsim-calibration/1\"}");
+    CU_ASSERT_PTR_NULL(rb_profile_read(into, devnull));
+    fclose(devnull);
+    tu_done(dir);
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return CU_get_error();
+    CU_pSuite s = CU_add_suite("llm_step", NULL, NULL);
+    CU_add_test(s, "fit recovers known coefficients", test_fit_recovers);
+    CU_add_test(s, "fit holds coefficients at 0", test_fit_non_negative);
+    CU_add_test(s, "fit refuses undetermined steps", test_fit_refuses);
+    CU_add_test(s, "the CPU kernel runs the grid", test_bench_runs);
+    CU_add_test(s, "realbench llm-step profiles", test_cli_profiles);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned f = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return f ? 1 : 0;
+}
