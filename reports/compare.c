@@ -489,6 +489,7 @@ typedef struct {
     int slo_verdict;
     int slo_met, slo_n;          /* seeds whose run met every target */
     double slo_p_lo;             /* one-sided 95% lower bound on P(a run meets it) */
+    int hyp_held, hyp_n;         /* seeds whose chaos hypothesis held, of those declaring one */
 } vstats;
 
 /* The targets of a run's summary (NAN where unset); 0 when it sets none. */
@@ -564,6 +565,54 @@ static void slo_verdict(const variant *v, vstats *x)
     x->slo_verdict = outside ? SLO_MISSES : inside && k == v->n_runs ? SLO_MEETS : SLO_AT_RISK;
 }
 
+/* A chaos experiment's steady-state hypothesis (summary.json's
+ * `hypothesis.met`): the seeds whose run held it, of those declaring one. A
+ * run whose hypothesis failed is a result, not a failed run. */
+static void hypothesis_count(const variant *v, vstats *x)
+{
+    x->hyp_held = x->hyp_n = 0;
+    for (int j = 0; j < v->n_runs; j++) {
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(v->runs[j], "summary"), "hypothesis");
+        const cJSON *met = cJSON_GetObjectItemCaseSensitive(h, "met");
+        if (!cJSON_IsBool(met))
+            continue;
+        x->hyp_n++;
+        x->hyp_held += cJSON_IsTrue(met);
+    }
+}
+
+static int any_hypothesis(const rp_compare *c, const vstats *s)
+{
+    for (int i = 0; i < c->n; i++)
+        if (s[i].hyp_n > 0)
+            return 1;
+    return 0;
+}
+
+/* "holds (3/3)", "fails (1/3)": held in every seed, or not. */
+static void hypothesis_cell(char *buf, size_t n, const vstats *x)
+{
+    if (x->hyp_n == 0)
+        snprintf(buf, n, "\xE2\x80\x93");
+    else
+        snprintf(buf, n, "%s (%d/%d)", x->hyp_held == x->hyp_n ? "holds" : "fails", x->hyp_held,
+                 x->hyp_n);
+}
+
+/* The variant whose hypothesis held in every seed at the lowest mean
+ * GPU-hours ("how many nodes make the outage survivable"), or -1. */
+static int hypothesis_choice(const rp_compare *c, const vstats *s)
+{
+    const int GH = metric_index("gpu_hours");
+    int best = -1;
+    for (int i = 0; i < c->n; i++)
+        if (s[i].hyp_n > 0 && s[i].hyp_held == s[i].hyp_n &&
+            (best < 0 || s[i].ci[GH].mean < s[best].ci[GH].mean))
+            best = i;
+    return best;
+}
+
 /* The variant that meets its SLO at the lowest mean cost (GPU-hours), or
  * -1; between equal GPU-hours, the one with the lower cost per million
  * output tokens (LLM pools: it served more tokens for the same money). */
@@ -592,8 +641,10 @@ static vstats *compute(const rp_compare *c, int *best_of)
                     metric_value(cJSON_GetObjectItemCaseSensitive(v->runs[j], "summary"), m);
             rp_ci95(s[i].values[m], v->n_runs, &s[i].ci[m]);
         }
-    for (int i = 0; i < c->n; i++)
+    for (int i = 0; i < c->n; i++) {
         slo_verdict(&c->v[i], &s[i]);
+        hypothesis_count(&c->v[i], &s[i]);
+    }
     for (int m = 0; m < N_METRICS; m++) {
         best_of[m] = -1;
         if (!metrics[m].better || c->n < 2)
@@ -771,8 +822,19 @@ static cJSON *compare_json(const rp_compare *c, const vstats *s, const int *best
             cJSON_AddNumberToObject(so, "seeds", s[i].slo_n);
             cJSON_AddNumberToObject(so, "p_run_meets_lo95", s[i].slo_p_lo);
         }
+        if (s[i].hyp_n == 0) {
+            cJSON_AddNullToObject(x, "hypothesis");
+        } else {
+            cJSON *ho = cJSON_AddObjectToObject(x, "hypothesis");
+            cJSON_AddStringToObject(ho, "verdict", s[i].hyp_held == s[i].hyp_n ? "holds" : "fails");
+            cJSON_AddNumberToObject(ho, "seeds_held", s[i].hyp_held);
+            cJSON_AddNumberToObject(ho, "seeds", s[i].hyp_n);
+        }
         cJSON_AddItemToArray(vs, x);
     }
+    int hchoice = hypothesis_choice(c, s);
+    if (hchoice >= 0)
+        cJSON_AddStringToObject(o, "hypothesis_choice", c->v[hchoice].label);
     int choice = slo_choice(c, s);
     if (choice >= 0)
         cJSON_AddStringToObject(o, "slo_choice", c->v[choice].label);
@@ -1004,6 +1066,27 @@ static void slo_cell(char *buf, size_t n, const vstats *x)
         snprintf(buf, n, "%s (%d/%d)", slo_words[x->slo_verdict], x->slo_met, x->slo_n);
 }
 
+static void hypothesis_text(rp_buf *o, const rp_compare *c, const vstats *s, int md)
+{
+    int k = hypothesis_choice(c, s);
+    rp_buf_puts(o, "Hypothesis (the chaos experiment's steady-state hypothesis; in brackets, the "
+                   "seeds whose run held it): holds when it held in every seed. ");
+    if (k < 0) {
+        rp_buf_puts(o, "It held in every seed for no variant.");
+        return;
+    }
+    rp_buf_puts(o, "Cheapest variant for which it held in every seed: ");
+    rp_buf_puts(o, md ? "**" : "");
+    if (md)
+        md_text(o, c->v[k].label);
+    else
+        rp_buf_esc(o, c->v[k].label);
+    rp_buf_puts(o, md ? "**" : "");
+    char gh[96];
+    fmt_ci(gh, sizeof gh, F_NUM, &s[k].ci[metric_index("gpu_hours")]);
+    rp_buf_printf(o, " (%s GPU-hours).", gh);
+}
+
 /* What the SLO column means, and the cheapest variant that meets it. */
 static void slo_text(rp_buf *o, const rp_compare *c, const vstats *s, int md)
 {
@@ -1037,15 +1120,19 @@ static void compare_md(rp_buf *o, const rp_compare *c, const vstats *s, const cJ
     rp_buf_puts(o, ". Each cell: mean \xC2\xB1 half-width of the 95% Student-t confidence "
                    "interval over the seeds. \xE2\x98\x85 marks the best variant for a metric "
                    "only where its interval does not overlap any other variant's.\n\n");
-    int slo = any_slo(c, s);
+    int slo = any_slo(c, s), hyp = any_hypothesis(c, s);
     rp_buf_puts(o, "| variant |");
-    int cols = slo;
+    int cols = slo + hyp;
     for (int m = 0; m < N_METRICS; m++)
         if (shown(c, m)) {
             rp_buf_printf(o, " %s |", metrics[m].label);
             cols++;
         }
-    rp_buf_puts(o, slo ? " SLO |\n|---|" : "\n|---|");
+    if (slo)
+        rp_buf_puts(o, " SLO |");
+    if (hyp)
+        rp_buf_puts(o, " hypothesis |");
+    rp_buf_puts(o, "\n|---|");
     for (int m = 0; m < cols; m++)
         rp_buf_puts(o, "---:|");
     rp_buf_puts(o, "\n");
@@ -1065,11 +1152,21 @@ static void compare_md(rp_buf *o, const rp_compare *c, const vstats *s, const cJ
             slo_cell(cell, sizeof cell, &s[i]);
             rp_buf_printf(o, " %s |", cell);
         }
+        if (hyp) {
+            char cell[96];
+            hypothesis_cell(cell, sizeof cell, &s[i]);
+            rp_buf_printf(o, " %s |", cell);
+        }
         rp_buf_puts(o, "\n");
     }
     if (slo) {
         rp_buf_puts(o, "\n");
         slo_text(o, c, s, 1);
+        rp_buf_puts(o, "\n");
+    }
+    if (hyp) {
+        rp_buf_puts(o, "\n");
+        hypothesis_text(o, c, s, 1);
         rp_buf_puts(o, "\n");
     }
     rp_buf_puts(o, "\nVariants:\n\n");
@@ -1233,8 +1330,9 @@ static void compare_html(rp_buf *o, const rp_compare *c, const vstats *s, const 
         rp_buf_esc(o, metrics[m].label);
         rp_buf_puts(o, "</th>");
     }
-    int slo = any_slo(c, s);
-    rp_buf_puts(o, slo ? "<th>SLO</th></tr></thead><tbody>\n" : "</tr></thead><tbody>\n");
+    int slo = any_slo(c, s), hyp = any_hypothesis(c, s);
+    rp_buf_puts(o, slo ? "<th>SLO</th>" : "");
+    rp_buf_puts(o, hyp ? "<th>hypothesis</th></tr></thead><tbody>\n" : "</tr></thead><tbody>\n");
     for (int i = 0; i < c->n; i++) {
         rp_buf_printf(o, "<tr><td class=\"l\"><span style=\"color:%s\">\xE2\x96\xA0</span> ",
                       VCOLOR(i));
@@ -1265,12 +1363,24 @@ static void compare_html(rp_buf *o, const rp_compare *c, const vstats *s, const 
             rp_buf_esc(o, cell);
             rp_buf_puts(o, "</td>");
         }
+        if (hyp) {
+            char cell[96];
+            hypothesis_cell(cell, sizeof cell, &s[i]);
+            rp_buf_puts(o, "<td>");
+            rp_buf_esc(o, cell);
+            rp_buf_puts(o, "</td>");
+        }
         rp_buf_puts(o, "</tr>\n");
     }
     rp_buf_puts(o, "</tbody></table>\n");
     if (slo) {
         rp_buf_puts(o, "<p>");
         slo_text(o, c, s, 0);
+        rp_buf_puts(o, "</p>\n");
+    }
+    if (hyp) {
+        rp_buf_puts(o, "<p>");
+        hypothesis_text(o, c, s, 0);
         rp_buf_puts(o, "</p>\n");
     }
     if (ref)

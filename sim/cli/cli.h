@@ -8,13 +8,30 @@
 
 #include "scenario.h"
 
+/* Exit status of every command, one code per outcome so that a CI job can
+ * tell them apart (main.c prints this table in the help). When several
+ * apply, the first in this order wins: 3, 4, 130, 1, 5. */
+enum {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_HYPOTHESIS = 1,   /* a steady-state hypothesis failed (the run's results are written) */
+    CLI_EXIT_INPUT = 2,        /* bad input: scenario, options, files given */
+    CLI_EXIT_CONSERVATION = 3, /* a run broke request conservation */
+    CLI_EXIT_IO = 4,           /* an output could not be created or written */
+    CLI_EXIT_SLO = 5,          /* --fail-on-slo and the SLO was missed */
+    CLI_EXIT_DEVICE = 6,       /* calibrate: the device asked for is not there */
+    CLI_EXIT_MEASURE = 7,      /* calibrate: a measurement or its correctness check failed */
+    CLI_EXIT_INTERNAL = 70,    /* the engine could not be set up (sysexits' EX_SOFTWARE) */
+    CLI_EXIT_INTERRUPTED = 130 /* SIGINT: results so far written, marked "interrupted" */
+};
+
 /* Set-up main.c does before it calls a command, by the command's flags. */
 enum {
     /* SCENARIO.yaml [--set key.path=value]...: the scenario is loaded into
      * cli_ctx.sc (exit 2 when it does not load) */
     CLI_SCENARIO = 1,
     /* with CLI_SCENARIO, the options of a run: --seed N (set on the
-     * scenario), --out DIR, --quiet, --openmetrics FILE, --promtool-test FILE */
+     * scenario), --out DIR, --quiet, --openmetrics FILE, --promtool-test FILE,
+     * --fail-on-slo */
     CLI_RUN_OPTS = 2,
 };
 
@@ -27,6 +44,7 @@ typedef struct {
     int quiet;
     const char *openmetrics;   /* export every scraped series */
     const char *promtool_test; /* write a `promtool test rules` file */
+    int fail_on_slo;           /* a missed SLO exits CLI_EXIT_SLO */
 } cli_ctx;
 
 /* The commands (main.c's table); each returns the exit status. */

@@ -291,7 +291,14 @@ static pid_t spawn_run(run_job *j)
     return pid;
 }
 
-/* Runs the jobs, at most `parallel` at a time; 0 when all exited 0. */
+/* A run's exit status that still wrote complete results: ok, or its chaos
+ * hypothesis failed (a result to compare, not a failed run). */
+static int has_results(int status)
+{
+    return status == CLI_EXIT_OK || status == CLI_EXIT_HYPOTHESIS;
+}
+
+/* Runs the jobs, at most `parallel` at a time; 0 when all have results. */
 static int run_jobs(run_job *jobs, int n, int parallel)
 {
     int next = 0, running = 0, done = 0, failed = 0;
@@ -335,8 +342,10 @@ static int run_jobs(run_job *jobs, int n, int parallel)
             running--;
             done++;
             fprintf(stderr, "[%d/%d] %s seed %lu: %s\n", done, n, jobs[i].v->label, jobs[i].seed,
-                    jobs[i].status == 0 ? "done" : "FAILED");
-            if (jobs[i].status != 0) {
+                    jobs[i].status == 0                     ? "done"
+                    : jobs[i].status == CLI_EXIT_HYPOTHESIS ? "done (hypothesis failed)"
+                                                            : "FAILED");
+            if (!has_results(jobs[i].status)) {
                 failed++;
                 fprintf(stderr, "fleetsim: run failed (exit %d); its output is in %s/run.log\n",
                         jobs[i].status, jobs[i].dir);

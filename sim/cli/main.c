@@ -6,9 +6,8 @@
  * commands live in one file per family: run.c (run, validate), compare.c
  * (compare, sweep, merge), tools.c (list, calibrate).
  *
- * Exit status: 0 success; 1 a steady-state hypothesis failed, or a run, a
- * measurement or a write failed; 2 bad input (message on stderr); 3 a run
- * broke request conservation.
+ * Exit status: one code per outcome, listed in cli.h (CLI_EXIT_*) and in
+ * the help.
  */
 #include "cli.h"
 
@@ -29,7 +28,7 @@ static const struct {
 } commands[] = {
     { "run", cli_run, CLI_SCENARIO | CLI_RUN_OPTS,
       "run SCENARIO.yaml [--seed N] [--out DIR] [--set key.path=value]... [--quiet] "
-      "[--openmetrics FILE] [--promtool-test FILE]",
+      "[--openmetrics FILE] [--promtool-test FILE] [--fail-on-slo]",
       "simulate a scenario; write summary.json, timeseries.csv, events.jsonl, report.html" },
     { "validate", cli_validate, CLI_SCENARIO, "validate SCENARIO.yaml [--set key.path=value]...",
       "check a scenario and its overrides without running it" },
@@ -59,8 +58,18 @@ static void usage(FILE *out)
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-10s %s\n             fleetsim %s\n", commands[i].name,
                 commands[i].summary, commands[i].usage);
-    fprintf(out, "\nexit status: 0 ok, 1 a steady-state hypothesis failed or a run or write "
-                 "failed, 2 bad input, 3 request conservation broken\n");
+    fprintf(out, "\nexit status:\n"
+                 "  0    ok\n"
+                 "  1    a steady-state hypothesis failed (results written)\n"
+                 "  2    bad input (scenario, options, files given)\n"
+                 "  3    request conservation broken\n"
+                 "  4    an output could not be created or written\n"
+                 "  5    the SLO was missed (run --fail-on-slo)\n"
+                 "  6    calibrate: no such device\n"
+                 "  7    calibrate: a measurement or correctness check failed\n"
+                 "  70   the engine could not be set up\n"
+                 "  130  interrupted (SIGINT); results so far written, marked interrupted\n"
+                 "when several apply: 3, then 4, 130, 1, 5\n");
 }
 
 static int help(const cli_ctx *x)
@@ -107,6 +116,8 @@ static int load_scenario(cli_ctx *x, int run_opts)
             x->promtool_test = val;
         } else if (run_opts && !strcmp(s, "--quiet")) {
             x->quiet = 1;
+        } else if (run_opts && !strcmp(s, "--fail-on-slo")) {
+            x->fail_on_slo = 1;
         } else if (s[0] == '-' && s[1]) {
             fprintf(stderr, "fleetsim: unknown option %s\n", s);
             bad = 1;

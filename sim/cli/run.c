@@ -1,9 +1,11 @@
 /*
  * run.c - `fleetsim run` and `fleetsim validate`, on the scenario main.c
- * loaded (CLI_SCENARIO). run simulates it, checks that every request is
- * accounted for (exit 3 if not), and writes the results directory:
+ * loaded (CLI_SCENARIO). run checks that its results directory takes files,
+ * simulates the scenario (a first Ctrl-C stops it and keeps what it has),
+ * checks that every request is accounted for, and writes the directory:
  * summary.json, timeseries.csv, events.jsonl, availability.csv and
- * report.html. validate says what the scenario holds.
+ * report.html; its exit status says which outcome it was (cli.h).
+ * validate says what the scenario holds.
  */
 #include "cli.h"
 #include "engine.h"
@@ -86,20 +88,45 @@ static int write_outputs(const rp_results *r, const char *dir)
     return 0;
 }
 
+/* The results directory exists and takes files, before a long run is spent
+ * on it. 0, or -1 after a message. */
+static int check_out_dir(const char *dir)
+{
+    if (cli_mkdir_p(dir) != 0) {
+        fprintf(stderr, "fleetsim: cannot create %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    if (access(dir, W_OK) != 0) {
+        fprintf(stderr, "fleetsim: cannot write in %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int cli_run(const cli_ctx *x)
 {
     const sc_scenario *sc = x->sc;
     if (x->promtool_test && sc->monitoring.n_rules == 0 && !sc->monitoring.slo_rules) {
         fprintf(stderr, "fleetsim: --promtool-test needs rules to test (monitoring.rules or "
                         "monitoring.slo_rules in the scenario)\n");
-        return 2;
+        return CLI_EXIT_INPUT;
     }
+    char dir[4096];
+    if (x->out_dir)
+        snprintf(dir, sizeof dir, "%s", x->out_dir);
+    else
+        snprintf(dir, sizeof dir, "results/%s", sc->name);
+    if (check_out_dir(dir) != 0)
+        return CLI_EXIT_IO;
+    /* a first Ctrl-C stops the run and keeps what it has; a second ends
+     * the process at once */
     sim_options opt = { .progress = !x->quiet && isatty(STDERR_FILENO),
+                        .stop_on_sigint = 1,
                         .openmetrics_path = x->openmetrics, .promtool_test_path = x->promtool_test };
     rp_results res;
     if (sim_run(sc, &opt, &res) != 0)
-        return 1;
-    int rc = 0;
+        return CLI_EXIT_INTERNAL;
+    int conserved = 1;
     if (!rp_conserved(&res.requests)) {
         const rp_counts *c = &res.requests;
         fprintf(stderr,
@@ -107,7 +134,7 @@ int cli_run(const cli_ctx *x)
                 "rejected %lu + failed %lu + timed out %lu + in flight %lu\n",
                 c->generated, c->completed, c->rejected, c->failed, c->timed_out,
                 c->in_flight_at_end);
-        rc = 3;
+        conserved = 0;
     }
     /* every pool's stage counts too: what arrived there is what left it plus
      * what it still holds (counted where it is held) */
@@ -119,28 +146,31 @@ int cli_run(const cli_ctx *x)
                     "%lu + rejected %lu + failed %lu + timed out %lu + held %lu\n",
                     res.pools[k].name, c->generated, c->completed, c->rejected, c->failed,
                     c->timed_out, c->in_flight_at_end);
-            rc = 3;
+            conserved = 0;
         }
-    if (res.alerting.export_failed && rc == 0)
-        rc = 1;
-    char dir[4096];
-    if (x->out_dir)
-        snprintf(dir, sizeof dir, "%s", x->out_dir);
-    else
-        snprintf(dir, sizeof dir, "results/%s", sc->name);
     add_scenario_context(&res, sc);
-    if ((write_outputs(&res, dir) != 0 || write_report(&res, dir, x->scenario) != 0) && rc == 0)
-        rc = 1;
+    int io_failed = res.alerting.export_failed;
+    if (write_outputs(&res, dir) != 0 || write_report(&res, dir, x->scenario) != 0)
+        io_failed = 1;
     if (!x->quiet) {
         rp_print_table(&res, stdout);
         printf("results in %s/\n", dir);
     }
-    if (res.hypotheses_met == 0) { /* a chaos experiment failed: say so even when quiet */
-        if (x->quiet)
-            rp_print_hypotheses(&res, stderr);
-        if (rc == 0)
-            rc = 1;
-    }
+    if (res.interrupted)
+        fprintf(stderr, "fleetsim: interrupted at %.0f s of %.0f s simulated; partial results in "
+                        "%s/\n",
+                res.sim_time_s, sc->duration_s, dir);
+    if (res.hypotheses_met == 0 && x->quiet) /* a chaos experiment failed: say so even when quiet */
+        rp_print_hypotheses(&res, stderr);
+    int slo_missed = x->fail_on_slo && !rp_slo_met(&res);
+    if (slo_missed)
+        fprintf(stderr, "fleetsim: the SLO was missed (--fail-on-slo)\n");
+    int rc = !conserved                 ? CLI_EXIT_CONSERVATION
+             : io_failed                ? CLI_EXIT_IO
+             : res.interrupted          ? CLI_EXIT_INTERRUPTED
+             : res.hypotheses_met == 0  ? CLI_EXIT_HYPOTHESIS
+             : slo_missed               ? CLI_EXIT_SLO
+                                        : CLI_EXIT_OK;
     rp_results_free(&res);
     return rc;
 }

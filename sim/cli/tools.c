@@ -28,5 +28,16 @@ int cli_list(const cli_ctx *x)
 
 int cli_calibrate(const cli_ctx *x)
 {
-    return rb_calibrate_main(x->argc, x->argv);
+    /* realbench's own codes (realbench/cli.c): 1 failure, 2 bad input,
+     * 3 no CUDA device, 4 a correctness check failed */
+    switch (rb_calibrate_main(x->argc, x->argv)) {
+    case 0:
+        return CLI_EXIT_OK;
+    case 2:
+        return CLI_EXIT_INPUT;
+    case 3:
+        return CLI_EXIT_DEVICE;
+    default:
+        return CLI_EXIT_MEASURE;
+    }
 }

@@ -7,6 +7,7 @@
 
 typedef struct {
     int progress;          /* draw a progress bar on stderr */
+    int stop_on_sigint;    /* a first SIGINT stops the run where it is (sim_request_stop) */
     const char *openmetrics_path;   /* --openmetrics: every scraped series; NULL = none */
     const char *promtool_test_path; /* --promtool-test: a `promtool test rules` file; NULL = none */
 } sim_options;

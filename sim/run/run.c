@@ -574,12 +574,18 @@ static void teardown(void)
     sim_hist_free(eng_world.interval_latency);
 }
 
-#define STOP_CHECKS 1000 /* stop requests are heard this often in a run */
+#define STOP_CHECKS 10000 /* stop requests are heard this often in a run */
 static volatile sig_atomic_t stop_requested;
 
 void sim_request_stop(void)
 {
     stop_requested = 1;
+}
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    sim_request_stop();
 }
 
 /* Hears a stop request (a check every 1/STOP_CHECKS of the run, an odd
@@ -663,6 +669,13 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
 #endif
     int argc = 3;
     simgrid_init(&argc, args);
+    if (opt && opt->stop_on_sigint) {
+        /* after simgrid_init, whose own SIGINT handler exits at once; a
+         * second SIGINT finds the default action and ends the process */
+        struct sigaction sa = { .sa_handler = on_sigint, .sa_flags = SA_RESETHAND };
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+    }
     sg_host_energy_plugin_init();
     char plat[] = "/tmp/fleetsim-platform-XXXXXX";
     int fd = mkstemp(plat);
