@@ -37,6 +37,7 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_sf_gamma.h>
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -531,15 +532,52 @@ void eng_drain_balancer_queue(eng_pool *p, double now)
 
 /* ---------- GPU workers ---------- */
 
+/* The times interval_of maps to interval i, [*lo, *hi]: from the
+ * boundaries it means, moved ulp by ulp to where it changes (it is
+ * monotone in t, and its rounding moves a boundary by a few ulps). */
+static void interval_bounds(size_t i, double *lo, double *hi)
+{
+    double iv = S.sc->interval_s, a = -INFINITY, b = INFINITY;
+    if (i > 0) {
+        a = ((double)i - 1e-9) * iv;
+        while (interval_of(a) >= i)
+            a = nextafter(a, -INFINITY);
+        while (interval_of(a) < i)
+            a = nextafter(a, INFINITY);
+    }
+    if (i < S.n_intervals - 1) {
+        b = ((double)i + 1 - 1e-9) * iv;
+        while (interval_of(b) <= i)
+            b = nextafter(b, INFINITY);
+        while (interval_of(b) > i)
+            b = nextafter(b, -INFINITY);
+    }
+    *lo = a;
+    *hi = b;
+}
+
 /* Adds scale x the part of [t0, t1) in each interval to per[] and, when
- * not NULL, also[] (the last interval runs to the end of the run). */
+ * not NULL, also[] (the last interval runs to the end of the run). An
+ * LLM replica adds each step: the interval of the last call and the
+ * times it spans are kept, so most calls need no division. */
 static void add_per_interval(double *per, double *also, double t0, double t1, double scale)
 {
+    static const sc_scenario *c_sc; /* the run the cache is for */
+    static size_t c_i;
+    static double c_lo = 1, c_hi = 0;
+    if (c_sc != S.sc) {
+        c_sc = S.sc;
+        c_lo = 1;
+        c_hi = 0;
+    }
     for (double a = t0; a < t1;) {
-        size_t i = interval_of(a);
-        double end = fmin(t1, (double)(i + 1) * S.sc->interval_s);
-        if (i == S.n_intervals - 1)
-            end = t1;
+        if (!(a >= c_lo && a <= c_hi)) {
+            c_i = interval_of(a);
+            interval_bounds(c_i, &c_lo, &c_hi);
+        }
+        size_t i = c_i;
+        double b = (double)(i + 1) * S.sc->interval_s; /* fmin(t1, b), without the call */
+        double end = i == S.n_intervals - 1 || t1 < b ? t1 : b;
         per[i] += (end - a) * scale;
         if (also)
             also[i] += (end - a) * scale;
@@ -1230,6 +1268,17 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
     S.out = out;
     S.progress = opt && opt->progress;
     obs_set_options(opt);
+    if (opt && opt->trace_steps_path) {
+        S.trace_steps = fopen(opt->trace_steps_path, "w");
+        if (!S.trace_steps) {
+            fprintf(stderr, "fleetsim: cannot write %s: %s\n", opt->trace_steps_path,
+                    strerror(errno));
+            return -1;
+        }
+        fputs("time_s,pool,node,replica,step,duration_s,prefill_tokens,decode_requests,"
+              "context_tokens,running,waiting,kv_blocks_used\n",
+              S.trace_steps);
+    }
     S.n_intervals = (size_t)ceil(sc->duration_s / sc->interval_s);
     if (S.n_intervals == 0)
         S.n_intervals = 1;
@@ -1279,6 +1328,8 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
     acc_init();
     if (build() != 0) {
         teardown();
+        if (S.trace_steps)
+            fclose(S.trace_steps);
         return -1;
     }
     simgrid_run_until(sc->duration_s);
@@ -1291,5 +1342,12 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
     sg_actor_kill_all();
     simgrid_run();
     teardown();
+    if (S.trace_steps) {
+        int bad = ferror(S.trace_steps);
+        if (fclose(S.trace_steps) != 0 || bad) {
+            fprintf(stderr, "fleetsim: cannot write %s\n", opt->trace_steps_path);
+            return -1;
+        }
+    }
     return 0;
 }

@@ -14,6 +14,7 @@ typedef struct {
     int progress;          /* draw a progress bar on stderr */
     const char *openmetrics_path;   /* --openmetrics: every scraped series; NULL = none */
     const char *promtool_test_path; /* --promtool-test: a `promtool test rules` file; NULL = none */
+    const char *trace_steps_path;   /* --trace-steps: a CSV line per LLM engine step; NULL = none */
 } sim_options;
 
 /* 0 on success; -1 if the engine could not be set up (message on stderr). */

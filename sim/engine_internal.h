@@ -21,6 +21,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define ENG_FLOPS_PER_S 1e9  /* host speed per core: s seconds = s * 1e9 flops */
 #define ENG_PSTATES 20        /* speed levels 100%, 95%, ... 5% for slowdowns */
@@ -277,6 +278,7 @@ typedef struct {
     unsigned long *done[4];
     rp_results *out;
     int progress;
+    FILE *trace_steps;         /* --trace-steps (serve/llm.c writes it); NULL when off */
     double wall0;
     double last_progress_wall;
     sg_host_t balancer_host;
@@ -475,6 +477,8 @@ void obs_request_end(const eng_pool *p, const eng_req *r, int bucket, double lat
  * is monitored or exported. */
 void obs_llm_first_token(const eng_node *n, double ttft_s);
 void obs_llm_token(const eng_node *n, double itl_s);
+/* count inter-token latencies of itl_s: count obs_llm_token calls in one */
+void obs_llm_tokens(const eng_node *n, double itl_s, unsigned long count);
 void obs_llm_finished(const eng_node *n, double e2e_s, double tpot_s);
 
 #endif

@@ -14,7 +14,8 @@ enum {
      * cli_ctx.sc (exit 2 when it does not load) */
     CLI_SCENARIO = 1,
     /* with CLI_SCENARIO, the options of a run: --seed N (set on the
-     * scenario), --out DIR, --quiet, --openmetrics FILE, --promtool-test FILE */
+     * scenario), --out DIR, --quiet, --openmetrics FILE, --promtool-test FILE,
+     * --trace-steps FILE */
     CLI_RUN_OPTS = 2,
 };
 
@@ -27,6 +28,7 @@ typedef struct {
     int quiet;
     const char *openmetrics;   /* export every scraped series */
     const char *promtool_test; /* write a `promtool test rules` file */
+    const char *trace_steps;   /* a CSV line per LLM engine step */
 } cli_ctx;
 
 /* The commands (main.c's table); each returns the exit status. */

@@ -95,7 +95,8 @@ int cli_run(const cli_ctx *x)
         return 2;
     }
     sim_options opt = { .progress = !x->quiet && isatty(STDERR_FILENO),
-                        .openmetrics_path = x->openmetrics, .promtool_test_path = x->promtool_test };
+                        .openmetrics_path = x->openmetrics, .promtool_test_path = x->promtool_test,
+                        .trace_steps_path = x->trace_steps };
     rp_results res;
     if (sim_run(sc, &opt, &res) != 0)
         return 1;
