@@ -59,12 +59,12 @@ typedef struct eng_req {
     int n_tried;
     int tried[ENG_MAX_TRIED];
     /* LLM requests (0 tokens otherwise): prompt and answer lengths, the
-     * prompt's prefix hashes (a trace's, not owned), and when its first and
-     * latest tokens were produced (NAN before) */
+     * prompt's prefix hashes (a trace's, not owned), and when its first
+     * token was produced (NAN before; serve/llm.c keeps the latest) */
     int in_tokens, out_tokens;
     const uint64_t *hashes;
     int n_hashes, hash_block_tokens;
-    double first_token_s, last_token_s;
+    double first_token_s;
 } eng_req;
 
 typedef struct {

@@ -73,6 +73,8 @@ typedef struct llm_req {
     llm_seq seq;
     eng_req *r;
     struct llm_req *next_pending;
+    int measured;              /* r arrived after the warm-up */
+    double last_token_s;       /* its last token's time, once it has one */
 } llm_req;
 
 typedef struct {
@@ -435,7 +437,8 @@ static void accepted(eng_node *n)
     q->seq.n_hashes = r->n_hashes;
     q->seq.hash_block_tokens = r->hash_block_tokens;
     q->seq.user = r;
-    r->first_token_s = r->last_token_s = NAN;
+    q->measured = r->arrival_s >= S.sc->warmup_s; /* is_measured(r) */
+    r->first_token_s = NAN;
     if (!llm_sched_fits(best->sched, &q->seq)) {
         /* longer than the replica's KV cache can ever hold: vLLM refuses
          * it at once (400, prompt + answer above max_model_len), not the
@@ -652,27 +655,37 @@ static int finish_horizon(llm_replica *rep, int k)
          * reach all it knows (the prompt, then each output token) */
         for (int i = 0; i < st->n; i++) {
             const llm_seq *q = st->items[i].seq;
-            eng_req *r = q->user;
+            llm_req *lq = (llm_req *)st->items[i].seq;
             int produces = q->computed + st->items[i].n_new == q->prompt_tokens + q->generated;
             if (!produces)
                 continue;
-            int m = is_measured(r);
+            /* what a later token needs is kept in the sequence (lq), which
+             * the scheduler has just touched, not in the request */
+            int m = lq->measured;
             lp->out_tokens_all += 1;
             if (m)
                 lp->out_tokens += 1;
             rep->ln->generation_tokens += 1;
-            if (!isnan(r->first_token_s)) {
+            if (q->generated > 0) { /* it has its first token */
                 /* a step's sequences mostly share their last token's time:
                  * equal latencies in a row are added at once */
-                double x = t1 - r->last_token_s;
+                double x = t1 - lq->last_token_s;
                 if (obs_n > 0 && x != obs_x) {
                     obs_llm_tokens(n, obs_x, obs_n);
                     obs_n = 0;
                 }
                 obs_x = x;
                 obs_n++;
-            }
-            if (isnan(r->first_token_s)) {
+                if (m) {
+                    if (itl_n > 0 && x != itl_x) {
+                        sim_hist_add_n(lp->itl, itl_x, itl_n);
+                        itl_n = 0;
+                    }
+                    itl_x = x;
+                    itl_n++;
+                }
+            } else {
+                eng_req *r = lq->r;
                 r->first_token_s = t1;
                 /* vLLM counts a prompt's tokens at its first token
                  * (vllm/v1/metrics/stats.py, IterationStats.update_from_output) */
@@ -682,16 +695,8 @@ static int finish_horizon(llm_replica *rep, int k)
                     sim_hist_add(lp->ttft, t1 - r->sent_s + r->net_s);
                     lp->in_tokens += r->in_tokens;
                 }
-            } else if (m) {
-                double x = t1 - r->last_token_s;
-                if (itl_n > 0 && x != itl_x) {
-                    sim_hist_add_n(lp->itl, itl_x, itl_n);
-                    itl_n = 0;
-                }
-                itl_x = x;
-                itl_n++;
             }
-            r->last_token_s = t1;
+            lq->last_token_s = t1;
         }
         int nf = 0, nd = 0;
         llm_sched_step_done(s, st, rep->first, &nf, rep->done, &nd);
