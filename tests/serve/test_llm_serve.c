@@ -138,6 +138,13 @@ static void test_trace_steps_by_hand(void)
               "0.065000000,p,p/0,0,4,0.011000000,0,1,103,1,0,7\n");
     free(text);
     tu_done(dir);
+    /* a file that cannot be written: the run fails (1) and says which */
+    dir = tu_run_yaml(scenario(trace, AB, "", NULL), "--trace-steps no/such/dir/steps.csv", &rc);
+    CU_ASSERT_EQUAL(rc, 1);
+    char *log = tu_log(dir);
+    CU_ASSERT(log && strstr(log, "cannot write no/such/dir/steps.csv"));
+    free(log);
+    tu_done(dir);
     tu_done(td);
 }
 
