@@ -32,6 +32,7 @@ struct sim_hist {
     size_t count;
     double sum;               /* exact samples, for the mean */
     double min, max;          /* exact; +inf and -inf when empty */
+    size_t last_bin;          /* the bin of the last value added */
 };
 
 static size_t bins_for(double min, double max, double rel_err)
@@ -131,15 +132,47 @@ static size_t bin_of(const gsl_histogram *h, double log_min, double bins_per_log
     return i;
 }
 
+/* bin_of, trying first the bin of the last value added: latencies in a
+ * row (a horizon's steps) often fall in one bin. The same answer: bins do
+ * not overlap, and the end bins take everything below and above. */
+static size_t bin_near(sim_hist *s, double x)
+{
+    const gsl_histogram *h = s->h;
+    size_t i = s->last_bin;
+
+    if ((i == 0 || x >= h->range[i]) && (i == h->n - 1 || x < h->range[i + 1]))
+        return i;
+    i = bin_of(h, s->log_min, s->bins_per_log, x);
+    s->last_bin = i;
+    return i;
+}
+
 void sim_hist_add(sim_hist *s, double x)
 {
     assert(!isnan(x));
     if (isnan(x))
         return;   /* would poison the mean; a latency is never NaN */
-    s->h->bin[bin_of(s->h, s->log_min, s->bins_per_log, x)] += 1.0;
+    s->h->bin[bin_near(s, x)] += 1.0;
     s->pdf_valid = 0;
     s->count++;
     s->sum += x;
+    if (x < s->min)
+        s->min = x;
+    if (x > s->max)
+        s->max = x;
+}
+
+void sim_hist_add_n(sim_hist *s, double x, size_t n)
+{
+    assert(!isnan(x));
+    if (n == 0 || isnan(x))
+        return;
+    /* a bin holds an integer count below 2^53: one += n is n += 1.0 */
+    s->h->bin[bin_near(s, x)] += (double)n;
+    s->pdf_valid = 0;
+    s->count += n;
+    for (size_t k = 0; k < n; k++)
+        s->sum += x;
     if (x < s->min)
         s->min = x;
     if (x > s->max)

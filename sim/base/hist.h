@@ -19,6 +19,10 @@ typedef struct sim_hist sim_hist;
 sim_hist *sim_hist_new(double min, double max, double rel_err);
 void sim_hist_free(sim_hist *h);
 void sim_hist_add(sim_hist *h, double x);
+/* Adds x n times: what n calls of sim_hist_add(h, x) do (the mean's sum
+ * is still added to n times, in order, so it is the same to the last bit),
+ * with one bin lookup. */
+void sim_hist_add_n(sim_hist *h, double x, size_t n);
 /* Adds x to n histograms of one shape (same min, max, rel_err), finding its
  * bin once: the engine's completion path feeds three. */
 void sim_hist_add_many(sim_hist *const *hs, int n, double x);

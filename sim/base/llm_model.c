@@ -405,13 +405,26 @@ static double attention_params(const llm_shape *s)
  * final norm and lm_head (the same matrix as the input embedding when
  * tie_word_embeddings). Matches BLIS kv_capacity.go computeModelWeightBytes
  * for dense models (Llama-3.1-8B: 8,030,261,248). */
-static double params_counting(const llm_shape *s, double routed_experts, int with_input_embedding)
+/* The layers' part that does not depend on the experts counted: attention
+ * and norms of every layer, the dense layers' MLPs. */
+static double layer_params(const llm_shape *s)
 {
-    double d = s->hidden_size, vocab_d = (double)s->vocab_size * d;
+    double d = s->hidden_size;
     int moe = moe_layers(s), dense = s->num_layers - moe;
     double mlp_dense = 3.0 * d * s->intermediate_size;
+
+    return s->num_layers * (attention_params(s) + 2.0 * d) + dense * mlp_dense;
+}
+
+/* params_counting from layer_params(s) (layers), in the same order of
+ * additions, so a cached layers gives the same sum. */
+static double params_from(const llm_shape *s, double layers, double routed_experts,
+                          int with_input_embedding)
+{
+    double d = s->hidden_size, vocab_d = (double)s->vocab_size * d;
+    int moe = moe_layers(s);
     double expert = 3.0 * d * s->moe_intermediate_size;
-    double total = s->num_layers * (attention_params(s) + 2.0 * d) + dense * mlp_dense;
+    double total = layers;
 
     if (moe > 0)
         total += moe * ((routed_experts + s->n_shared_experts) * expert + s->n_routed_experts * d);
@@ -419,6 +432,11 @@ static double params_counting(const llm_shape *s, double routed_experts, int wit
     if (with_input_embedding && !s->tie_word_embeddings)
         total += vocab_d;
     return total;
+}
+
+static double params_counting(const llm_shape *s, double routed_experts, int with_input_embedding)
+{
+    return params_from(s, layer_params(s), routed_experts, with_input_embedding);
 }
 
 double llm_params_total(const llm_shape *s)
@@ -727,43 +745,73 @@ long llm_kv_blocks(const llm_perf *p, double gpu_memory_utilization, int block_s
  * activation term (256 x 262,144 B = 0.020 ms at batch 256) and the norm
  * weights give 14.7470 and 3.15495; this keeps both, as roofline.go keeps
  * its activations_tokens (derivation in tests/serve/test_llm_model.c). */
+/* The constants of p's steps, by the expressions llm_step_parts has always
+ * used (the cache must not change a result's last bit). */
+static void fill_cache(const llm_perf *p, llm_perf_cache *k)
+{
+    const llm_shape *s = &p->shape;
+
+    k->peak_flops = gemm_peak(p);
+    k->mfu_prefill = mfu_or_gpu(p->mfu_prefill, p->gpu.mfu_prefill);
+    k->mfu_decode = mfu_or_gpu(p->mfu_decode, p->gpu.mfu_decode);
+    if (!(k->mfu_prefill > 0.0))
+        k->mfu_prefill = 1.0;
+    if (!(k->mfu_decode > 0.0))
+        k->mfu_decode = 1.0;
+    k->n_params = params_counting(s, s->experts_per_token, 0);
+    k->attn = is_mla(s) ? 2.0 * s->num_layers * s->num_heads *
+                              (s->qk_nope_head_dim + s->qk_rope_head_dim + s->v_head_dim)
+                        : 4.0 * s->num_layers * s->num_heads * head_dim(s);
+    k->kv_bytes = llm_kv_bytes_per_token(p);
+    k->act_bytes = (double)s->num_layers * s->hidden_size * llm_precision_bytes(p->activations);
+    k->layer_params = layer_params(s);
+    /* a dense model reads the same weights every step (no experts touched) */
+    k->weight_bytes =
+        params_from(s, k->layer_params, 0.0, 0) * llm_precision_bytes(p->weights);
+    k->ready = 1;
+}
+
+void llm_perf_prepare(llm_perf *p)
+{
+    fill_cache(p, &p->cache);
+}
+
 void llm_step_parts(const llm_perf *p, const llm_chunk *chunks, int n_chunks, double *compute_s,
                     double *memory_s)
 {
     const llm_shape *s = &p->shape;
     int tp = p->tp > 1 ? p->tp : 1;
-    double peak = gemm_peak(p);
-    double mfu_p = mfu_or_gpu(p->mfu_prefill, p->gpu.mfu_prefill);
-    double mfu_d = mfu_or_gpu(p->mfu_decode, p->gpu.mfu_decode);
-    double n_params = params_counting(s, s->experts_per_token, 0);
-    double attn = is_mla(s) ? 2.0 * s->num_layers * s->num_heads *
-                                  (s->qk_nope_head_dim + s->qk_rope_head_dim + s->v_head_dim)
-                            : 4.0 * s->num_layers * s->num_heads * head_dim(s);
-    double kv_bytes = llm_kv_bytes_per_token(p);
-    double act_bytes = (double)s->num_layers * s->hidden_size * llm_precision_bytes(p->activations);
+    llm_perf_cache local;
+    const llm_perf_cache *k = &p->cache;
     double t_compute = 0.0, dynamic_bytes = 0.0, tokens = 0.0, weight_bytes;
 
-    if (!(mfu_p > 0.0))
-        mfu_p = 1.0;
-    if (!(mfu_d > 0.0))
-        mfu_d = 1.0;
+    if (!k->ready) {
+        fill_cache(p, &local);
+        k = &local;
+    }
     for (int i = 0; i < n_chunks; i++) {
         double n = chunks[i].n > 0 ? chunks[i].n : 0;
         double c = chunks[i].c > 0 ? (double)chunks[i].c : 0.0;
-        double flops = 2.0 * n * n_params + attn * n * (c + (n > 1.0 ? (n - 1.0) / 2.0 : 0.0));
+        double flops =
+            2.0 * n * k->n_params + k->attn * n * (c + (n > 1.0 ? (n - 1.0) / 2.0 : 0.0));
 
         if (n <= 0.0)
             continue;
-        t_compute += flops / (peak * (chunks[i].decode ? mfu_d : mfu_p));
-        dynamic_bytes += kv_bytes * (n + c) + act_bytes * n;
+        t_compute += flops / (k->peak_flops * (chunks[i].decode ? k->mfu_decode : k->mfu_prefill));
+        dynamic_bytes += k->kv_bytes * (n + c) + k->act_bytes * n;
         tokens += n;
     }
-    weight_bytes = params_counting(s, llm_moe_experts_touched(s, tokens), 0) *
-                   llm_precision_bytes(p->weights);
+    weight_bytes = moe_layers(s) > 0 ? params_from(s, k->layer_params,
+                                                   llm_moe_experts_touched(s, tokens), 0) *
+                                           llm_precision_bytes(p->weights)
+                                     : k->weight_bytes;
+    /* x / 1 is x: one TP rank needs no division */
     if (compute_s)
-        *compute_s = t_compute / tp;
+        *compute_s = tp > 1 ? t_compute / tp : t_compute;
     if (memory_s)
-        *memory_s = tokens > 0.0 ? (weight_bytes + dynamic_bytes) / tp / p->gpu.hbm_Bps : 0.0;
+        *memory_s = !(tokens > 0.0) ? 0.0
+                    : tp > 1        ? (weight_bytes + dynamic_bytes) / tp / p->gpu.hbm_Bps
+                                    : (weight_bytes + dynamic_bytes) / p->gpu.hbm_Bps;
 }
 
 double llm_step_s(const llm_perf *p, const llm_chunk *chunks, int n_chunks)

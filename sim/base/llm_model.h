@@ -81,6 +81,22 @@ double llm_gpu_flops(const llm_gpu *g, llm_precision p); /* fp16 for bf16, int8 
 
 typedef enum { LLM_STEP_ROOFLINE = 0, LLM_STEP_ALPHA_BETA } llm_step_kind;
 
+/* What a step's time needs of the replica that does not change from step
+ * to step (llm_perf_prepare): each is computed by the same expression the
+ * step would use, so a prepared replica's step times are the unprepared
+ * ones, bit for bit. */
+typedef struct {
+    int ready;                     /* set by llm_perf_prepare */
+    double peak_flops;             /* the GEMMs' peak (gemm_peak) */
+    double mfu_prefill, mfu_decode; /* the MFUs in effect (1 where not > 0) */
+    double n_params;               /* parameters one token multiplies through */
+    double attn;                   /* attention FLOPs per (token, context token) */
+    double kv_bytes;               /* KV bytes per token */
+    double act_bytes;              /* activation bytes per token */
+    double layer_params;           /* the layers' parameters less the MoE experts' */
+    double weight_bytes;           /* weights one step reads (a dense model's) */
+} llm_perf_cache;
+
 /* One replica: a model on tp GPUs, at its precisions. */
 typedef struct {
     llm_shape shape;
@@ -93,11 +109,17 @@ typedef struct {
     /* alpha_beta: step = overhead + prefill_token_s * prefill tokens +
      * decode_seq_s * decode sequences + context_token_s * context tokens read */
     double prefill_token_s, decode_seq_s, context_token_s;
+    llm_perf_cache cache;           /* llm_perf_prepare; ignored while not ready */
 } llm_perf;
 
 /* A replica of shape s on tp GPUs g: bf16 weights, activations and KV,
  * roofline, the GPU's MFUs, no overhead. */
 void llm_perf_init(llm_perf *p, const llm_shape *s, const llm_gpu *g, int tp);
+/* Computes the constants a step's time needs once (p->cache), so that
+ * llm_step_s and llm_step_parts do not count the parameters at every step.
+ * Call it after the last change to p's other fields; until then (and
+ * after llm_perf_init, which clears the cache) they compute everything. */
+void llm_perf_prepare(llm_perf *p);
 /* 0 if the replica can be costed: the shape's rules, tp >= 1 dividing the
  * heads, a GPU with bandwidth and FLOPs at the weights' precision, MFUs in
  * (0, 1], times >= 0; -1 with a message in err otherwise. */

@@ -31,11 +31,14 @@ struct llm_sched {
     llm_sched_config cfg;
     int bs;                     /* block_size, tokens */
     int nb;                     /* num_blocks */
-    /* per block */
-    int *ref;                   /* holders among running sequences */
-    int *qprev, *qnext;         /* free queue links (-1 ends); valid while ref == 0 */
-    uint64_t *key_hash;         /* prefix-cache key: caller's hash ... */
-    int *key_off;               /* ... and token offset in its hash block; -1: no key */
+    /* per block; what taking a block from the free queue and giving it
+     * back touch sits together (one cache line, not four) */
+    struct llm_block {
+        int ref;                /* holders among running sequences */
+        int qprev, qnext;       /* free queue links (-1 ends); valid while ref == 0 */
+        int key_off;            /* token offset in its hash block of its key; -1: no key */
+    } *blk;
+    uint64_t *key_hash;         /* prefix-cache key: caller's hash (and key_off) */
     int *hnext;                 /* next block in the same bucket */
     /* free queue: head is evicted / handed out first (LRU) */
     int qhead, qtail;
@@ -119,7 +122,7 @@ static uint64_t key_bucket(const llm_sched *s, uint64_t h, int off)
 static int key_find(const llm_sched *s, uint64_t h, int off)
 {
     for (int b = s->bucket[key_bucket(s, h, off)]; b >= 0; b = s->hnext[b])
-        if (s->key_hash[b] == h && s->key_off[b] == off)
+        if (s->key_hash[b] == h && s->blk[b].key_off == off)
             return b;
     return -1;
 }
@@ -128,13 +131,13 @@ static void key_insert(llm_sched *s, int b, uint64_t h, int off)
 {
     int *p = &s->bucket[key_bucket(s, h, off)];
 
-    assert(s->key_off[b] < 0);
+    assert(s->blk[b].key_off < 0);
     while (*p >= 0)
         p = &s->hnext[*p];
     *p = b;
     s->hnext[b] = -1;
     s->key_hash[b] = h;
-    s->key_off[b] = off;
+    s->blk[b].key_off = off;
     s->n_keyed++;
 }
 
@@ -144,14 +147,14 @@ static void key_remove(llm_sched *s, int b)
 {
     int *p;
 
-    if (s->key_off[b] < 0)
+    if (s->blk[b].key_off < 0)
         return;
-    p = &s->bucket[key_bucket(s, s->key_hash[b], s->key_off[b])];
+    p = &s->bucket[key_bucket(s, s->key_hash[b], s->blk[b].key_off)];
     while (*p != b)
         p = &s->hnext[*p];
     *p = s->hnext[b];
     s->hnext[b] = -1;
-    s->key_off[b] = -1;
+    s->blk[b].key_off = -1;
     s->n_keyed--;
 }
 
@@ -159,26 +162,26 @@ static void key_remove(llm_sched *s, int b)
 
 static void queue_remove(llm_sched *s, int b)
 {
-    int p = s->qprev[b], n = s->qnext[b];
+    int p = s->blk[b].qprev, n = s->blk[b].qnext;
 
     if (p >= 0)
-        s->qnext[p] = n;
+        s->blk[p].qnext = n;
     else
         s->qhead = n;
     if (n >= 0)
-        s->qprev[n] = p;
+        s->blk[n].qprev = p;
     else
         s->qtail = p;
-    s->qprev[b] = s->qnext[b] = -1;
+    s->blk[b].qprev = s->blk[b].qnext = -1;
     s->n_free--;
 }
 
 static void queue_append(llm_sched *s, int b)
 {
-    s->qprev[b] = s->qtail;
-    s->qnext[b] = -1;
+    s->blk[b].qprev = s->qtail;
+    s->blk[b].qnext = -1;
     if (s->qtail >= 0)
-        s->qnext[s->qtail] = b;
+        s->blk[s->qtail].qnext = b;
     else
         s->qhead = b;
     s->qtail = b;
@@ -220,10 +223,11 @@ static void take_new(llm_sched *s, llm_seq *q, int n)
     for (int i = 0; i < n; i++) {
         int b = s->qhead;
 
-        assert(b >= 0 && s->ref[b] == 0);
+        assert(b >= 0 && s->blk[b].ref == 0);
         queue_remove(s, b);
-        key_remove(s, b);
-        s->ref[b] = 1;
+        if (s->n_keyed > 0) /* else no block has a key */
+            key_remove(s, b);
+        s->blk[b].ref = 1;
         q->blocks[q->n_blocks++] = b;
     }
 }
@@ -237,8 +241,8 @@ static void release(llm_sched *s, llm_seq *q)
     for (int i = q->n_blocks - 1; i >= 0; i--) {
         int b = q->blocks[i];
 
-        assert(s->ref[b] > 0);
-        if (--s->ref[b] == 0)
+        assert(s->blk[b].ref > 0);
+        if (--s->blk[b].ref == 0)
             queue_append(s, b);
     }
     q->n_blocks = 0;
@@ -350,11 +354,8 @@ llm_sched *llm_sched_new(const llm_sched_config *cfg)
     nb = (size_t)s->nb;
     while (nbk < nb)
         nbk <<= 1;
-    s->ref = xmalloc(nb * sizeof *s->ref);
-    s->qprev = xmalloc(nb * sizeof *s->qprev);
-    s->qnext = xmalloc(nb * sizeof *s->qnext);
+    s->blk = xmalloc(nb * sizeof *s->blk);
     s->key_hash = xmalloc(nb * sizeof *s->key_hash);
-    s->key_off = xmalloc(nb * sizeof *s->key_off);
     s->hnext = xmalloc(nb * sizeof *s->hnext);
     s->hit = xmalloc(nb * sizeof *s->hit);
     s->bucket = xmalloc(nbk * sizeof *s->bucket);
@@ -365,9 +366,9 @@ llm_sched *llm_sched_new(const llm_sched_config *cfg)
     /* the free queue starts ordered by block id (FreeKVCacheBlockQueue) */
     s->qhead = s->qtail = -1;
     for (int b = 0; b < s->nb; b++) {
-        s->ref[b] = 0;
+        s->blk[b].ref = 0;
         s->key_hash[b] = 0;
-        s->key_off[b] = -1;
+        s->blk[b].key_off = -1;
         s->hnext[b] = -1;
         queue_append(s, b);
     }
@@ -382,11 +383,8 @@ void llm_sched_free(llm_sched *s)
         table_drop(q);
     for (int i = 0; i < s->n_running; i++)
         table_drop(s->running[i]);
-    free(s->ref);
-    free(s->qprev);
-    free(s->qnext);
+    free(s->blk);
     free(s->key_hash);
-    free(s->key_off);
     free(s->hnext);
     free(s->hit);
     free(s->bucket);
@@ -479,7 +477,7 @@ static int admit(llm_sched *s, llm_step *st, int *budget)
      * the hits that sit in the free queue (ref 0) and leave it when taken */
     need = ceil_div((long)hit_tokens + n, s->bs) - nh;
     for (int i = 0; i < nh; i++)
-        need += s->ref[s->hit[i]] == 0;
+        need += s->blk[s->hit[i]].ref == 0;
     if (need > s->n_free)
         return 0;   /* no preemption for admissions: stop */
 
@@ -490,7 +488,7 @@ static int admit(llm_sched *s, llm_step *st, int *budget)
     for (int i = 0; i < nh; i++) {
         int b = s->hit[i];
 
-        if (s->ref[b]++ == 0)
+        if (s->blk[b].ref++ == 0)
             queue_remove(s, b);
         q->blocks[q->n_blocks++] = b;
     }
@@ -639,8 +637,8 @@ int llm_sched_check(const llm_sched *s)
     long used = 0, keyed = 0;
 
     /* free queue: linked both ways, every member unheld */
-    for (int b = s->qhead; b >= 0; b = s->qnext[b]) {
-        if (b >= s->nb || s->qprev[b] != prev || s->ref[b] != 0 || ++nq > s->nb)
+    for (int b = s->qhead; b >= 0; b = s->blk[b].qnext) {
+        if (b >= s->nb || s->blk[b].qprev != prev || s->blk[b].ref != 0 || ++nq > s->nb)
             return 1;
         prev = b;
     }
@@ -663,18 +661,19 @@ int llm_sched_check(const llm_sched *s)
 
             if (b < 0 || b >= s->nb)
                 rc = 3;
-            else if (holders[b]++ && s->key_off[b] < 0)
+            else if (holders[b]++ && s->blk[b].key_off < 0)
                 rc = 3;   /* only cached blocks are shared */
             /* a keyed block holds the content its position says */
-            else if (s->key_off[b] >= 0 &&
-                     (!block_key(s, q, k, &h, &off) || h != s->key_hash[b] || off != s->key_off[b]))
+            else if (s->blk[b].key_off >= 0 &&
+                     (!block_key(s, q, k, &h, &off) || h != s->key_hash[b] ||
+                      off != s->blk[b].key_off))
                 rc = 5;
         }
     }
     for (int b = 0; b < s->nb && !rc; b++) {
-        if (holders[b] != s->ref[b])
+        if (holders[b] != s->blk[b].ref)
             rc = 2;
-        used += s->ref[b] > 0;
+        used += s->blk[b].ref > 0;
     }
     free(holders);
     if (rc)
@@ -685,12 +684,12 @@ int llm_sched_check(const llm_sched *s)
     /* prefix-cache table: each keyed block found under its key's bucket */
     for (uint64_t i = 0; i <= s->bucket_mask; i++)
         for (int b = s->bucket[i]; b >= 0; b = s->hnext[b]) {
-            if (s->key_off[b] < 0 || key_bucket(s, s->key_hash[b], s->key_off[b]) != i ||
+            if (s->blk[b].key_off < 0 || key_bucket(s, s->key_hash[b], s->blk[b].key_off) != i ||
                 ++keyed > s->nb)
                 return 5;
         }
     for (int b = 0; b < s->nb; b++)
-        keyed -= s->key_off[b] >= 0;
+        keyed -= s->blk[b].key_off >= 0;
     if (keyed != 0 || (!s->cfg.enable_prefix_caching && s->n_keyed) ||
         (s->n_keyed > s->nb))
         return 5;

@@ -31,7 +31,7 @@ enum {
     CLI_SCENARIO = 1,
     /* with CLI_SCENARIO, the options of a run: --seed N (set on the
      * scenario), --out DIR, --quiet, --openmetrics FILE, --promtool-test FILE,
-     * --fail-on-slo */
+     * --fail-on-slo, --trace-steps FILE */
     CLI_RUN_OPTS = 2,
 };
 
@@ -45,6 +45,7 @@ typedef struct {
     const char *openmetrics;   /* export every scraped series */
     const char *promtool_test; /* write a `promtool test rules` file */
     int fail_on_slo;           /* a missed SLO exits CLI_EXIT_SLO */
+    const char *trace_steps;   /* a CSV line per LLM engine step */
 } cli_ctx;
 
 /* The commands (main.c's table); each returns the exit status. */

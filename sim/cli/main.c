@@ -28,8 +28,12 @@ static const struct {
 } commands[] = {
     { "run", cli_run, CLI_SCENARIO | CLI_RUN_OPTS,
       "run SCENARIO.yaml [--seed N] [--out DIR] [--set key.path=value]... [--quiet] "
-      "[--openmetrics FILE] [--promtool-test FILE] [--fail-on-slo]",
-      "simulate a scenario; write summary.json, timeseries.csv, events.jsonl, report.html" },
+      "[--openmetrics FILE] [--promtool-test FILE] [--trace-steps FILE] [--fail-on-slo]",
+      "simulate a scenario; write summary.json, timeseries.csv, events.jsonl, report.html; "
+      "--trace-steps FILE writes a CSV line per engine step of every LLM replica (time_s, "
+      "pool, node, replica, step, duration_s, prefill_tokens, decode_requests, "
+      "context_tokens, running, waiting, kv_blocks_used); --fail-on-slo exits 5 when the "
+      "SLO is missed" },
     { "validate", cli_validate, CLI_SCENARIO, "validate SCENARIO.yaml [--set key.path=value]...",
       "check a scenario and its overrides without running it" },
     { "compare", cli_compare, 0,
@@ -92,7 +96,8 @@ static int load_scenario(cli_ctx *x, int run_opts)
         const char *val = NULL;
         if (!strcmp(s, "--set") ||
             (run_opts && (!strcmp(s, "--seed") || !strcmp(s, "--out") ||
-                          !strcmp(s, "--openmetrics") || !strcmp(s, "--promtool-test")))) {
+                          !strcmp(s, "--openmetrics") || !strcmp(s, "--promtool-test") ||
+                          !strcmp(s, "--trace-steps")))) {
             if (i + 1 >= x->argc) {
                 fprintf(stderr, "fleetsim: %s needs a value\n", s);
                 bad = 1;
@@ -114,6 +119,8 @@ static int load_scenario(cli_ctx *x, int run_opts)
             x->openmetrics = val;
         } else if (run_opts && !strcmp(s, "--promtool-test")) {
             x->promtool_test = val;
+        } else if (run_opts && !strcmp(s, "--trace-steps")) {
+            x->trace_steps = val;
         } else if (run_opts && !strcmp(s, "--quiet")) {
             x->quiet = 1;
         } else if (run_opts && !strcmp(s, "--fail-on-slo")) {

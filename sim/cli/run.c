@@ -118,11 +118,20 @@ int cli_run(const cli_ctx *x)
         snprintf(dir, sizeof dir, "results/%s", sc->name);
     if (check_out_dir(dir) != 0)
         return CLI_EXIT_IO;
+    const char *files[] = { x->trace_steps, x->openmetrics, x->promtool_test };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        FILE *f = files[i] ? fopen(files[i], "w") : NULL;
+        if (files[i] && (!f || fclose(f) != 0)) {
+            fprintf(stderr, "fleetsim: cannot write %s: %s\n", files[i], strerror(errno));
+            return CLI_EXIT_IO;
+        }
+    }
     /* a first Ctrl-C stops the run and keeps what it has; a second ends
      * the process at once */
     sim_options opt = { .progress = !x->quiet && isatty(STDERR_FILENO),
                         .stop_on_sigint = 1,
-                        .openmetrics_path = x->openmetrics, .promtool_test_path = x->promtool_test };
+                        .openmetrics_path = x->openmetrics, .promtool_test_path = x->promtool_test,
+                        .trace_steps_path = x->trace_steps };
     rp_results res;
     if (sim_run(sc, &opt, &res) != 0)
         return CLI_EXIT_INTERNAL;

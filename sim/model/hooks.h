@@ -10,9 +10,10 @@
  *   request_end    a request's outcome, counted once (flow/): the
  *                  exporter's counters, then the results' accounting
  *   fault          a fault record opened (control/chaos.c): accounting
- *   llm_first_token, llm_token, llm_finished
+ *   llm_first_token, llm_tokens, llm_finished
  *                  an LLM server's token events on a node (serve/llm.c):
- *                  the node's vllm:* histograms
+ *                  the node's vllm:* histograms (llm_tokens: count later
+ *                  tokens, each itl_s after the one before)
  * Questions (one answerer; 0 when none is registered):
  *   client_retry   r ended in error at t_s: 1 if its client will resend it
  *                  (control/chaos.c's retry_storm), r then held until the
@@ -39,7 +40,7 @@ typedef void (*eng_request_end_fn)(const struct eng_pool *p, const struct eng_re
                                    double t_s, size_t interval, double latency_s);
 typedef void (*eng_fault_fn)(int fault, int rec);
 typedef void (*eng_first_token_fn)(const struct eng_node *n, double ttft_s);
-typedef void (*eng_token_fn)(const struct eng_node *n, double itl_s);
+typedef void (*eng_tokens_fn)(const struct eng_node *n, double itl_s, unsigned long count);
 typedef void (*eng_finished_fn)(const struct eng_node *n, double e2e_s, double tpot_s);
 
 typedef struct {
@@ -47,9 +48,9 @@ typedef struct {
     eng_request_end_fn request_end[ENG_HOOK_MAX];
     eng_fault_fn fault[ENG_HOOK_MAX];
     eng_first_token_fn llm_first_token[ENG_HOOK_MAX];
-    eng_token_fn llm_token[ENG_HOOK_MAX];
+    eng_tokens_fn llm_tokens[ENG_HOOK_MAX];
     eng_finished_fn llm_finished[ENG_HOOK_MAX];
-    int n_arrival, n_request_end, n_fault, n_llm_first_token, n_llm_token, n_llm_finished;
+    int n_arrival, n_request_end, n_fault, n_llm_first_token, n_llm_tokens, n_llm_finished;
     int (*client_retry)(struct eng_pool *p, struct eng_req *r, double t_s);
     void (*clients_wake)(void);
     int (*cold_start_wait)(struct eng_pool *p, double now);

@@ -106,15 +106,52 @@ void eng_view_sync(eng_node *n)
         n->pool->lbi[k].servers[n->index].up = n->health.registered && n->health.hc_up;
 }
 
+/* The times eng_interval_of maps to interval i, [*lo, *hi]: from the
+ * boundaries it means, moved ulp by ulp to where it changes (it is
+ * monotone in t, and its rounding moves a boundary by a few ulps). */
+static void interval_bounds(size_t i, double *lo, double *hi)
+{
+    double iv = eng_world.sc->interval_s, a = -INFINITY, b = INFINITY;
+    if (i > 0) {
+        a = ((double)i - 1e-9) * iv;
+        while (eng_interval_of(a) >= i)
+            a = nextafter(a, -INFINITY);
+        while (eng_interval_of(a) < i)
+            a = nextafter(a, INFINITY);
+    }
+    if (i < eng_world.n_intervals - 1) {
+        b = ((double)i + 1 - 1e-9) * iv;
+        while (eng_interval_of(b) <= i)
+            b = nextafter(b, INFINITY);
+        while (eng_interval_of(b) > i)
+            b = nextafter(b, -INFINITY);
+    }
+    *lo = a;
+    *hi = b;
+}
+
 /* Adds scale x the part of [t0, t1) in each interval to per[] and, when
- * not NULL, also[] (the last interval runs to the end of the run). */
+ * not NULL, also[] (the last interval runs to the end of the run). An
+ * LLM replica adds each step: the interval of the last call and the
+ * times it spans are kept, so most calls need no division. */
 static void add_per_interval(double *per, double *also, double t0, double t1, double scale)
 {
+    static const sc_scenario *c_sc; /* the run the cache is for */
+    static size_t c_i;
+    static double c_lo = 1, c_hi = 0;
+    if (c_sc != eng_world.sc) {
+        c_sc = eng_world.sc;
+        c_lo = 1;
+        c_hi = 0;
+    }
     for (double a = t0; a < t1;) {
-        size_t i = eng_interval_of(a);
-        double end = fmin(t1, (double)(i + 1) * eng_world.sc->interval_s);
-        if (i == eng_world.n_intervals - 1)
-            end = t1;
+        if (!(a >= c_lo && a <= c_hi)) {
+            c_i = eng_interval_of(a);
+            interval_bounds(c_i, &c_lo, &c_hi);
+        }
+        size_t i = c_i;
+        double b = (double)(i + 1) * eng_world.sc->interval_s; /* fmin(t1, b), without the call */
+        double end = i == eng_world.n_intervals - 1 || t1 < b ? t1 : b;
         per[i] += (end - a) * scale;
         if (also)
             also[i] += (end - a) * scale;

@@ -27,6 +27,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define ENG_FLOPS_PER_S 1e9  /* host speed per core: s seconds = s * 1e9 flops */
 #define ENG_PSTATES 20        /* speed levels 100%, 95%, ... 5% for slowdowns */
@@ -64,12 +65,12 @@ typedef struct eng_req {
     int n_tried;
     int tried[ENG_MAX_TRIED];
     /* LLM requests (0 tokens otherwise): prompt and answer lengths, the
-     * prompt's prefix hashes (a trace's, not owned), and when its first and
-     * latest tokens were produced (NAN before) */
+     * prompt's prefix hashes (a trace's, not owned), and when its first
+     * token was produced (NAN before; serve/llm.c keeps the latest) */
     int in_tokens, out_tokens;
     const uint64_t *hashes;
     int n_hashes, hash_block_tokens;
-    double first_token_s, last_token_s;
+    double first_token_s;
 } eng_req;
 
 typedef struct {
@@ -294,6 +295,7 @@ typedef struct {
     unsigned long *done[4];
     rp_results *out;
     int progress;
+    FILE *trace_steps;         /* --trace-steps (serve/llm.c writes it); NULL when off */
     double wall0;
     double last_progress_wall;
     sg_host_t balancer_host;

@@ -10,6 +10,7 @@ typedef struct {
     int stop_on_sigint;    /* a first SIGINT stops the run where it is (sim_request_stop) */
     const char *openmetrics_path;   /* --openmetrics: every scraped series; NULL = none */
     const char *promtool_test_path; /* --promtool-test: a `promtool test rules` file; NULL = none */
+    const char *trace_steps_path;   /* --trace-steps: a CSV line per LLM engine step; NULL = none */
 } sim_options;
 
 #endif

@@ -412,6 +412,22 @@ void obs_llm_token(const eng_node *n, double itl_s)
     llm_observe(n, LLM_ITL, itl_s);
 }
 
+void obs_llm_tokens(const eng_node *n, double itl_s, unsigned long count)
+{
+    if (!obs_state.on || count == 0)
+        return;
+    obs_llm *l = llm_state(n);
+    if (!l)
+        return;
+    int b = 0;
+    while (b < LLM_HIST[LLM_ITL].n_bounds && itl_s > LLM_HIST[LLM_ITL].bounds[b])
+        b++;
+    l->n[LLM_ITL][b] += count;
+    for (unsigned long k = 0; k < count; k++) /* count additions, as count observations make */
+        l->sum[LLM_ITL] += itl_s;
+    l->count[LLM_ITL] += count;
+}
+
 void obs_llm_finished(const eng_node *n, double e2e_s, double tpot_s)
 {
     llm_observe(n, LLM_TPOT, tpot_s);

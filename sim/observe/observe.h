@@ -36,6 +36,8 @@ void obs_request_end(const eng_pool *p, const eng_req *r, int bucket, double t_s
  * is monitored or exported. */
 void obs_llm_first_token(const eng_node *n, double ttft_s);
 void obs_llm_token(const eng_node *n, double itl_s);
+/* count inter-token latencies of itl_s: count obs_llm_token calls in one */
+void obs_llm_tokens(const eng_node *n, double itl_s, unsigned long count);
 void obs_llm_finished(const eng_node *n, double e2e_s, double tpot_s);
 
 #endif

@@ -27,6 +27,7 @@
 #include <simgrid/exec.h>
 #include <simgrid/plugins/energy.h>
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -616,7 +617,7 @@ static void register_hooks(void)
     ENG_HOOK_ADD(request_end, acc_request_end);
     ENG_HOOK_ADD(fault, acc_fault_recorded);
     ENG_HOOK_ADD(llm_first_token, obs_llm_first_token);
-    ENG_HOOK_ADD(llm_token, obs_llm_token);
+    ENG_HOOK_ADD(llm_tokens, obs_llm_tokens);
     ENG_HOOK_ADD(llm_finished, obs_llm_finished);
     eng_hook.client_retry = chaos_client_retry;
     eng_hook.clients_wake = chaos_clients_wake;
@@ -634,6 +635,17 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
     eng_world.out = out;
     eng_world.progress = opt && opt->progress;
     obs_set_options(opt);
+    if (opt && opt->trace_steps_path) {
+        eng_world.trace_steps = fopen(opt->trace_steps_path, "w");
+        if (!eng_world.trace_steps) {
+            fprintf(stderr, "fleetsim: cannot write %s: %s\n", opt->trace_steps_path,
+                    strerror(errno));
+            return -1;
+        }
+        fputs("time_s,pool,node,replica,step,duration_s,prefill_tokens,decode_requests,"
+              "context_tokens,running,waiting,kv_blocks_used\n",
+              eng_world.trace_steps);
+    }
     eng_world.n_intervals = (size_t)ceil(sc->duration_s / sc->interval_s);
     if (eng_world.n_intervals == 0)
         eng_world.n_intervals = 1;
@@ -690,6 +702,8 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
     acc_init();
     if (build() != 0) {
         teardown();
+        if (eng_world.trace_steps)
+            fclose(eng_world.trace_steps);
         return -1;
     }
     simgrid_run_until(sc->duration_s);
@@ -723,5 +737,12 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
     sg_actor_kill_all();
     simgrid_run();
     teardown();
+    if (eng_world.trace_steps) {
+        int bad = ferror(eng_world.trace_steps);
+        if (fclose(eng_world.trace_steps) != 0 || bad) {
+            fprintf(stderr, "fleetsim: cannot write %s\n", opt->trace_steps_path);
+            return -1;
+        }
+    }
     return 0;
 }

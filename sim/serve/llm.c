@@ -79,6 +79,8 @@ typedef struct llm_req {
     eng_req *r;
     struct llm_req *next_pending;
     int late;                  /* its first token came after the client's ttft_timeout */
+    int measured;              /* r arrived after the warm-up */
+    double last_token_s;       /* its last token's time, once it has one */
 } llm_req;
 
 typedef struct {
@@ -99,6 +101,7 @@ typedef struct {
     int counted;               /* up: its blocks are capacity */
     sg_sem_t wake;
     double run_t0_s;           /* the running horizon's start, or -1 */
+    unsigned long steps;       /* steps run since the run began (--trace-steps) */
     /* KV usage, integrated over time: blocks in use since kv_t_s */
     long kv_used;
     double kv_t_s;
@@ -137,15 +140,63 @@ static void stats_restart(llm_node *ln)
 /* ---- KV usage, integrated per replica (in any order: each replica has
  * its own clock), split over the intervals ---- */
 
-static void add_split(double *per, double t0, double t1, double v)
+static size_t split_interval(double t)
 {
+    size_t i = (size_t)(t / eng_world.sc->interval_s);
+    return i >= eng_world.n_intervals ? eng_world.n_intervals - 1 : i;
+}
+
+/* The times split_interval maps to i, [*lo, *hi] (t >= 0): from the
+ * boundaries it means, moved ulp by ulp to where it changes (it is
+ * monotone in t; the division's rounding moves a boundary by an ulp). */
+static void split_bounds(size_t i, double *lo, double *hi)
+{
+    double iv = eng_world.sc->interval_s, a = 0, b = INFINITY;
+    if (i > 0) {
+        a = (double)i * iv;
+        while (a > 0 && split_interval(a) >= i)
+            a = nextafter(a, -INFINITY);
+        while (split_interval(a) < i)
+            a = nextafter(a, INFINITY);
+    }
+    if (i < eng_world.n_intervals - 1) {
+        b = (double)(i + 1) * iv;
+        while (split_interval(b) <= i)
+            b = nextafter(b, INFINITY);
+        while (split_interval(b) > i)
+            b = nextafter(b, -INFINITY);
+    }
+    *lo = a;
+    *hi = b;
+}
+
+/* Adds v x the part of [t0, t1) in each interval to per[] and, when per2
+ * is not NULL, v2 x the same to per2[] (one interval lookup for both).
+ * Called at each step: the interval of the last call and the times it
+ * spans are kept, so most calls need no division. */
+static void add_split(double *per, double v, double *per2, double v2, double t0, double t1)
+{
+    static const sc_scenario *c_sc; /* the run the cache is for */
+    static size_t c_i;
+    static double c_lo = 1, c_hi = 0;
+    if (c_sc != eng_world.sc) {
+        c_sc = eng_world.sc;
+        c_lo = 1;
+        c_hi = 0;
+    }
     double iv = eng_world.sc->interval_s;
     for (double a = t0; a < t1;) {
-        size_t i = (size_t)(a / iv);
-        if (i >= eng_world.n_intervals)
-            i = eng_world.n_intervals - 1;
-        double end = i == eng_world.n_intervals - 1 ? t1 : fmin(t1, (double)(i + 1) * iv);
-        per[i] += (end - a) * v;
+        if (!(a >= c_lo && a <= c_hi)) {
+            c_i = split_interval(a);
+            split_bounds(c_i, &c_lo, &c_hi);
+        }
+        size_t i = c_i;
+        double b = (double)(i + 1) * iv; /* fmin(t1, b), without the call */
+        double end = i == eng_world.n_intervals - 1 ? t1 : t1 < b ? t1 : b;
+        if (per)
+            per[i] += (end - a) * v;
+        if (per2)
+            per2[i] += (end - a) * v2;
         a = end;
     }
 }
@@ -154,11 +205,9 @@ static void add_split(double *per, double t0, double t1, double v)
 static void kv_advance(llm_replica *rep, double t_s)
 {
     llm_pool *lp = lp_of(rep->node->pool);
-    if (t_s > rep->kv_t_s && rep->counted) {
-        if (rep->kv_used > 0)
-            add_split(lp->kv_used_per_interval, rep->kv_t_s, t_s, (double)rep->kv_used);
-        add_split(lp->kv_cap_per_interval, rep->kv_t_s, t_s, (double)lp->cfg.num_blocks);
-    }
+    if (t_s > rep->kv_t_s && rep->counted)
+        add_split(rep->kv_used > 0 ? lp->kv_used_per_interval : NULL, (double)rep->kv_used,
+                  lp->kv_cap_per_interval, (double)lp->cfg.num_blocks, rep->kv_t_s, t_s);
     if (t_s > rep->kv_t_s)
         rep->kv_t_s = t_s;
 }
@@ -195,6 +244,7 @@ static void init_pool(eng_pool *p)
     p->serve_state = lp;
     llm_perf *pf = &lp->perf;
     sc_llm_perf(m, pc, pf);
+    llm_perf_prepare(pf); /* its step-time constants, once */
     lp->tp = pc->tensor_parallel;
     lp->replicas_per_node = pc->gpus_per_node / pc->tensor_parallel;
     lp->mode = has_mid_step_faults() ? LLM_LIVE : m->coalesce_steps ? LLM_COALESCE : LLM_PER_STEP;
@@ -393,7 +443,8 @@ static void accepted(eng_node *n)
     q->seq.n_hashes = r->n_hashes;
     q->seq.hash_block_tokens = r->hash_block_tokens;
     q->seq.user = r;
-    r->first_token_s = r->last_token_s = NAN;
+    q->measured = r->arrival_s >= eng_world.sc->warmup_s; /* is_measured(r) */
+    r->first_token_s = NAN;
     if (!llm_sched_fits(best->sched, &q->seq)) {
         /* longer than the replica's KV cache can ever hold: vLLM refuses
          * it at once (400, prompt + answer above max_model_len), not the
@@ -510,8 +561,9 @@ static int plan(llm_replica *rep, const llm_step *st, double t0_s)
     llm_pool *lp = lp_of(rep->node->pool);
     const llm_sched *s = rep->sched;
     double speed = sg_host_get_speed(rep->node->host) / ENG_FLOPS_PER_S;
+    double step_s = llm_step_s(&lp->perf, rep->chunks, st->n);
     *t_slot(rep, 0) = t0_s;
-    *t_slot(rep, 1) = t0_s + llm_step_s(&lp->perf, rep->chunks, st->n) / speed;
+    *t_slot(rep, 1) = t0_s + (speed == 1.0 ? step_s : step_s / speed); /* x / 1 is x */
     int steady = lp->mode != LLM_LIVE && st->n_preempted == 0 && st->n == llm_sched_running(s);
     for (int i = 0; i < st->n && steady; i++)
         steady = st->items[i].decode;
@@ -534,14 +586,23 @@ static int plan(llm_replica *rep, const llm_step *st, double t0_s)
             deadline = ((const llm_req *)q)->r->deadline_s;
     long free_blocks = llm_sched_blocks_free(s);
     double scrape = eng_world.sc->monitoring.scrape_interval_s;
+    /* the scrape period step 1 ends in: a later step ending in the next
+     * one ends the horizon, so every step planned ends in this one */
+    double period = scrape > 0 ? floor(rep->t_end[1] / scrape) : 0;
+    /* below near, t / scrape cannot reach period + 1 (t is 2^-40 of it
+     * short, far more than the rounding of the division), so the step
+     * needs no division to know it ends in this period */
+    double near = scrape > 0 ? (period + 1) * scrape * (1 - 0x1p-40) : INFINITY;
+    double end_s = eng_world.sc->duration_s;
     int j = 1;
     for (;;) {
         if (j >= finish || rep->t_end[j] >= deadline || j + 1 >= MAX_STEPS)
             return j;
         /* step j + 1: each sequence computes its token at context c + j */
         for (int i = 0; i < st->n; i++) {
-            int need = (st->items[i].context + j + 1 + bs - 1) / bs;
-            if (need > rep->held_blocks[i]) {
+            int tokens = st->items[i].context + j + 1;
+            if (tokens > rep->held_blocks[i] * bs) { /* ceil(tokens / bs) > held */
+                int need = (tokens + bs - 1) / bs;
                 free_blocks -= need - rep->held_blocks[i];
                 rep->held_blocks[i] = need;
             }
@@ -549,14 +610,37 @@ static int plan(llm_replica *rep, const llm_step *st, double t0_s)
         }
         if (free_blocks < 0)
             return j;
-        double t = rep->t_end[j] + llm_step_s(&lp->perf, rep->chunks, st->n) / speed;
-        if (t > eng_world.sc->duration_s)
+        step_s = llm_step_s(&lp->perf, rep->chunks, st->n);
+        double t = rep->t_end[j] + (speed == 1.0 ? step_s : step_s / speed);
+        if (t > end_s)
             return j;
         /* nor across a scrape: the exporter sees its tokens by then */
-        if (scrape > 0 && floor(t / scrape) > floor(rep->t_end[j] / scrape))
+        if (t >= near && floor(t / scrape) > period)
             return j;
         *t_slot(rep, ++j) = t;
     }
+}
+
+/* --trace-steps: step st of rep ran from t0 to t1. A horizon's steps are
+ * written one by one from their planned times (the closed form), so the
+ * file is the same whether the horizon ran as one activity or per step.
+ * waiting is the scheduler's queue; kv blocks are those held for the step. */
+static void trace_step(llm_replica *rep, const llm_step *st, double t0, double t1)
+{
+    long prefill = 0, context = 0;
+    int decode = 0;
+    for (int i = 0; i < st->n; i++) {
+        if (st->items[i].decode)
+            decode++;
+        else
+            prefill += st->items[i].n_new;
+        context += st->items[i].context;
+    }
+    const llm_sched *s = rep->sched;
+    fprintf(eng_world.trace_steps, "%.9f,%s,%s,%d,%lu,%.9f,%ld,%d,%ld,%d,%d,%ld\n", t0,
+            rep->node->pool->cfg->name, rep->node->name, rep->index, rep->steps, t1 - t0,
+            prefill, decode, context, llm_sched_running(s), llm_sched_waiting(s),
+            llm_sched_blocks_used(s));
 }
 
 static void fail_loudly(const llm_replica *rep, int j, const llm_step *st, int n_want)
@@ -580,6 +664,8 @@ static int finish_horizon(llm_replica *rep, int k)
     llm_sched *s = rep->sched;
     llm_step *st = rep->step;
     int ended = 0, n_plan = st->n;
+    double itl_x = 0, obs_x = 0; /* the inter-token latencies not yet added */
+    size_t itl_n = 0, obs_n = 0;
     for (int j = 1; j <= k; j++) {
         double t0 = rep->t_end[j - 1], t1 = rep->t_end[j];
         if (j > 1) {
@@ -591,26 +677,48 @@ static int finish_horizon(llm_replica *rep, int k)
         for (int g = 0; g < lp->tp; g++)
             eng_account_busy(p, n, t0, t1);
         lp->steps++;
+        if (eng_world.trace_steps)
+            trace_step(rep, st, t0, t1);
+        rep->steps++;
         /* tokens of this step: one per sequence whose computed tokens
          * reach all it knows (the prompt, then each output token) */
         for (int i = 0; i < st->n; i++) {
             const llm_seq *q = st->items[i].seq;
-            eng_req *r = q->user;
+            llm_req *lq = (llm_req *)st->items[i].seq;
             int produces = q->computed + st->items[i].n_new == q->prompt_tokens + q->generated;
             if (!produces)
                 continue;
-            if (isnan(r->first_token_s) && first_token_late(r, t1)) {
-                ((llm_req *)q)->late = 1; /* cancelled below, its token unseen */
+            if (q->generated == 0 && first_token_late(lq->r, t1)) {
+                lq->late = 1; /* cancelled below, its token unseen */
                 continue;
             }
-            int m = is_measured(r);
+            /* what a later token needs is kept in the sequence (lq), which
+             * the scheduler has just touched, not in the request */
+            int m = lq->measured;
             lp->out_tokens_all += 1;
             if (m)
                 lp->out_tokens += 1;
             rep->ln->generation_tokens += 1;
-            if (!isnan(r->first_token_s))
-                ENG_NOTIFY(llm_token, n, t1 - r->last_token_s);
-            if (isnan(r->first_token_s)) {
+            if (q->generated > 0) { /* it has its first token */
+                /* a step's sequences mostly share their last token's time:
+                 * equal latencies in a row are added at once */
+                double x = t1 - lq->last_token_s;
+                if (obs_n > 0 && x != obs_x) {
+                    ENG_NOTIFY(llm_tokens, n, obs_x, obs_n);
+                    obs_n = 0;
+                }
+                obs_x = x;
+                obs_n++;
+                if (m) {
+                    if (itl_n > 0 && x != itl_x) {
+                        sim_hist_add_n(lp->itl, itl_x, itl_n);
+                        itl_n = 0;
+                    }
+                    itl_x = x;
+                    itl_n++;
+                }
+            } else {
+                eng_req *r = lq->r;
                 r->first_token_s = t1;
                 first_token_in_time(r);
                 /* vLLM counts a prompt's tokens at its first token
@@ -621,10 +729,8 @@ static int finish_horizon(llm_replica *rep, int k)
                     sim_hist_add(lp->ttft, t1 - r->sent_s + r->net_s);
                     lp->in_tokens += r->in_tokens;
                 }
-            } else if (m) {
-                sim_hist_add(lp->itl, t1 - r->last_token_s);
             }
-            r->last_token_s = t1;
+            lq->last_token_s = t1;
         }
         int nf = 0, nd = 0;
         llm_sched_step_done(s, st, rep->first, &nf, rep->done, &nd);
@@ -658,6 +764,8 @@ static int finish_horizon(llm_replica *rep, int k)
             ended = 1;
         }
     }
+    sim_hist_add_n(lp->itl, itl_x, itl_n);
+    ENG_NOTIFY(llm_tokens, n, obs_x, obs_n);
     double t1 = rep->t_end[k];
     /* clients that gave up: cancelled, their blocks freed */
     for (int i = llm_sched_running(s) - 1; i >= 0; i--) {

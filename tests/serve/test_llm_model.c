@@ -647,6 +647,55 @@ static void test_perf_check(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "alpha_beta"));
 }
 
+/* llm_perf_prepare only caches: every step time and both roofline parts
+ * are the unprepared ones to the last bit, for a dense model at TP 1 and
+ * 4 with fp8 weights, and an MoE model with MLA (whose weights read
+ * depend on the step's tokens), over prefill, decode and mixed steps. */
+static void test_prepare_same_bits(void)
+{
+    const struct {
+        const char *stem, *gpu;
+        int tp;
+        llm_precision weights;
+        double overhead_s;
+    } cases[] = {
+        {"llama-3.1-8b", "H100-SXM", 1, LLM_BF16, 0.002},
+        {"llama-3.1-70b", "A100-80G", 4, LLM_FP8, 0.0},
+        {"deepseek-v3", "H200", 8, LLM_FP8, 0.001},
+    };
+    llm_chunk ch[64];
+    int differ = 0, steps = 0;
+
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        llm_perf raw, prepared;
+        perf_for(&raw, cases[k].stem, cases[k].gpu, cases[k].tp);
+        raw.weights = cases[k].weights;
+        raw.overhead_s = cases[k].overhead_s;
+        prepared = raw;
+        llm_perf_prepare(&prepared);
+        CU_ASSERT(prepared.cache.ready && !raw.cache.ready);
+        for (int n = 1; n <= 64; n++) {
+            /* n - 1 decoders at contexts 1000 + 37 i, and one prefill chunk */
+            for (int i = 0; i < n - 1; i++)
+                ch[i] = (llm_chunk){.n = 1, .c = 1000 + 37 * i, .decode = 1};
+            ch[n - 1] = (llm_chunk){.n = 17 * n, .c = 3 * n, .decode = 0};
+            for (int first = 0; first < 2; first++) { /* with and without the prefill */
+                int m = first ? n - 1 : n;
+                double c1, m1, c2, m2;
+                if (m < 1)
+                    continue;
+                llm_step_parts(&raw, ch, m, &c1, &m1);
+                llm_step_parts(&prepared, ch, m, &c2, &m2);
+                differ += c1 != c2 || m1 != m2 ||
+                          llm_step_s(&raw, ch, m) != llm_step_s(&prepared, ch, m);
+                steps++;
+            }
+        }
+    }
+    CU_ASSERT_EQUAL(steps, 3 * (64 + 63));
+    CU_ASSERT_EQUAL(differ, 0);
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -677,6 +726,7 @@ int main(void)
     CU_add_test(s, "compute- vs memory-bound", test_compute_memory_switch);
     CU_add_test(s, "MoE experts touched", test_moe_experts_touched);
     CU_add_test(s, "alpha-beta", test_alpha_beta);
+    CU_add_test(s, "prepared perf: the same step times, bit for bit", test_prepare_same_bits);
 
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();

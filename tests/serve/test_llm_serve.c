@@ -113,6 +113,41 @@ static void test_two_requests_batched(void)
     tu_done(td);
 }
 
+/* --trace-steps on the two requests above, by hand: the 30 ms prefill of
+ * 200 prompt tokens; two 12 ms decode steps of both (contexts 100 + 100,
+ * then 101 + 101; 7 blocks of 16 each for 101 and 102 tokens); then the
+ * longer one alone at 102 and 103 for 11 ms (7 blocks). */
+static void test_trace_steps_by_hand(void)
+{
+    char *td = write_trace("0.0,100,3\n0.0,100,5\n");
+    char trace[4096], path[4096];
+    snprintf(trace, sizeof trace, "%s/trace.csv", td);
+    int rc;
+    char *dir = tu_run_yaml(scenario(trace, AB, "", NULL), "--trace-steps steps.csv", &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    snprintf(path, sizeof path, "%s/steps.csv", dir);
+    char *text = tu_read(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT_STRING_EQUAL(
+        text, "time_s,pool,node,replica,step,duration_s,prefill_tokens,decode_requests,"
+              "context_tokens,running,waiting,kv_blocks_used\n"
+              "0.000000000,p,p/0,0,0,0.030000000,200,0,0,2,0,14\n"
+              "0.030000000,p,p/0,0,1,0.012000000,0,2,200,2,0,14\n"
+              "0.042000000,p,p/0,0,2,0.012000000,0,2,202,2,0,14\n"
+              "0.054000000,p,p/0,0,3,0.011000000,0,1,102,1,0,7\n"
+              "0.065000000,p,p/0,0,4,0.011000000,0,1,103,1,0,7\n");
+    free(text);
+    tu_done(dir);
+    /* a file that cannot be written: refused before the run (4), saying which */
+    dir = tu_run_yaml(scenario(trace, AB, "", NULL), "--trace-steps no/such/dir/steps.csv", &rc);
+    CU_ASSERT_EQUAL(rc, 4);
+    char *log = tu_log(dir);
+    CU_ASSERT(log && strstr(log, "cannot write no/such/dir/steps.csv"));
+    free(log);
+    tu_done(dir);
+    tu_done(td);
+}
+
 /* The roofline: one request's TTFT is its prefill step and its TPOT the
  * mean of its decode steps at growing context, as llm_step_s gives them. */
 static void test_one_request_roofline(void)
@@ -121,7 +156,7 @@ static void test_one_request_roofline(void)
     char trace[4096];
     snprintf(trace, sizeof trace, "%s/trace.csv", td);
     int rc;
-    char *dir = tu_run_yaml(scenario(trace, "", "", NULL), NULL, &rc);
+    char *dir = tu_run_yaml(scenario(trace, "", "", NULL), "--trace-steps steps.csv", &rc);
     CU_ASSERT_EQUAL(rc, 0);
     cJSON *j = tu_out_summary(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
@@ -153,6 +188,34 @@ static void test_one_request_roofline(void)
     double read_bytes = llm_weight_bytes(&pf) - 128256.0 * 4096 * 2;
     CU_ASSERT(decode / 49 >= read_bytes / pf.gpu.hbm_Bps);
     CU_ASSERT(decode / 49 < 1.2 * read_bytes / pf.gpu.hbm_Bps); /* and near it at batch 1 */
+    /* --trace-steps: the prefill step and the decode step at context 1010
+     * last what llm_step_s gives (to the file's 1 ns, rounded: 0.5 ns) */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/steps.csv", dir);
+    FILE *f = fopen(path, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    char line[512];
+    int seen = 0;
+    c = (llm_chunk){ .n = 1, .c = 1010, .decode = 1 };
+    double step_1010 = llm_step_s(&pf, &c, 1);
+    while (fgets(line, sizeof line, f)) {
+        double t, dur;
+        int step, prefill, decoding, ctx;
+        if (sscanf(line, "%lf,p,p/0,0,%d,%lf,%d,%d,%d,", &t, &step, &dur, &prefill, &decoding,
+                   &ctx) != 6)
+            continue;
+        if (step == 0) {
+            CU_ASSERT(prefill == 1000 && decoding == 0 && ctx == 0);
+            CU_ASSERT_DOUBLE_EQUAL(dur, ttft, 0.5e-9);
+            seen++;
+        } else if (step == 11) {
+            CU_ASSERT(prefill == 0 && decoding == 1 && ctx == 1010);
+            CU_ASSERT_DOUBLE_EQUAL(dur, step_1010, 0.5e-9);
+            seen++;
+        }
+    }
+    fclose(f);
+    CU_ASSERT_EQUAL(seen, 2);
     cJSON_Delete(j);
     tu_done(dir);
     tu_done(td);
@@ -328,14 +391,25 @@ static int same_summary(const cJSON *a, const cJSON *b, const char *path)
     return d + (x != NULL) + (y != NULL);
 }
 
+static size_t count_lines(const char *text)
+{
+    size_t n = 0;
+    for (const char *c = text; c && *c; c++)
+        n += *c == '\n';
+    return n;
+}
+
 /* Runs yaml twice, coalesced (the default) and step by step, and expects
- * the same summary. Returns the coalesced summary (the caller frees it). */
+ * the same summary and the same --trace-steps file, byte for byte, with a
+ * line per step the summary counts. Returns the coalesced summary (the
+ * caller frees it). */
 static cJSON *both_modes(const char *yaml, const char *model)
 {
     int rc1, rc2;
-    char set[256];
-    snprintf(set, sizeof set, "--set models.%s.llm.coalesce_steps=false", model);
-    char *d1 = tu_run_yaml(yaml, NULL, &rc1);
+    char set[256], path[4096];
+    snprintf(set, sizeof set, "--trace-steps steps.csv --set models.%s.llm.coalesce_steps=false",
+             model);
+    char *d1 = tu_run_yaml(yaml, "--trace-steps steps.csv", &rc1);
     char *d2 = tu_run_yaml(yaml, set, &rc2);
     CU_ASSERT_EQUAL(rc1, 0);
     CU_ASSERT_EQUAL(rc2, 0);
@@ -344,6 +418,19 @@ static cJSON *both_modes(const char *yaml, const char *model)
     CU_ASSERT_PTR_NOT_NULL(b);
     if (a && b)
         CU_ASSERT_EQUAL(same_summary(a, b, ""), 0);
+    snprintf(path, sizeof path, "%s/steps.csv", d1);
+    char *t1 = tu_read(path);
+    snprintf(path, sizeof path, "%s/steps.csv", d2);
+    char *t2 = tu_read(path);
+    CU_ASSERT_PTR_NOT_NULL(t1);
+    CU_ASSERT_PTR_NOT_NULL(t2);
+    if (t1 && t2) {
+        CU_ASSERT_STRING_EQUAL(t1, t2);
+        if (a)
+            CU_ASSERT_EQUAL(count_lines(t1), 1 + (size_t)tu_num(a, "pools.p.llm.steps"));
+    }
+    free(t1);
+    free(t2);
     cJSON_Delete(b);
     tu_done(d1);
     tu_done(d2);
@@ -396,6 +483,7 @@ int main(void)
     CU_pSuite s = CU_add_suite("llm_serve", NULL, NULL);
     CU_add_test(s, "one request, alpha_beta", test_one_request_alpha_beta);
     CU_add_test(s, "two requests batched", test_two_requests_batched);
+    CU_add_test(s, "--trace-steps, by hand", test_trace_steps_by_hand);
     CU_add_test(s, "one request, roofline", test_one_request_roofline);
     CU_add_test(s, "KV pressure preempts", test_kv_pressure_preempts);
     CU_add_test(s, "timeout cancels", test_timeout_cancels);

@@ -152,6 +152,83 @@ static void test_add_bin_index(void)
     sim_hist_free(h);
 }
 
+/* Values added one after another, near and far from the last one's bin
+ * (the remembered bin is tried first), each land in the bin whose edges
+ * hold it: edges, just below edges, and jumps, up and down. */
+static void test_add_sequence_bins(void)
+{
+    sim_hist *h = sim_hist_new(1e-3, 10.0, 0.005);
+    size_t n, bad = 0, total = 0;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    n = sim_hist_bins(h);
+    /* bin i then bin n-1-i, each at its low edge and just below its high
+     * edge: every step moves the value to another bin */
+    for (size_t i = 0; i < n; i++) {
+        size_t k[2] = { i, n - 1 - i };
+        for (int side = 0; side < 2; side++)
+            for (int e = 0; e < 2; e++) {
+                double lo, hi, x;
+                size_t before, after;
+                sim_hist_bin(h, k[side], &lo, &hi, NULL);
+                x = e == 0 ? lo : nextafter(hi, 0.0);
+                sim_hist_bin(h, k[side], NULL, NULL, &before);
+                sim_hist_add(h, x);
+                sim_hist_bin(h, k[side], NULL, NULL, &after);
+                bad += after != before + 1;
+                total++;
+            }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(sim_hist_count(h), total);
+    sim_hist_free(h);
+}
+
+/* sim_hist_add_n(h, x, n) is n calls of sim_hist_add(h, x): the same bins,
+ * count, extremes, quantiles and, bit for bit, the same mean (the sum is
+ * still added to n times in order). */
+static void test_add_n(void)
+{
+    sim_hist *a = sim_hist_new(1e-4, 1e3, REL_ERR), *b = sim_hist_new(1e-4, 1e3, REL_ERR);
+    /* values whose repeated sums round: 0.1 is not a binary fraction */
+    const double xs[] = { 0.1, 0.1, 0.0123456789, 3.3, 0.1, 7e-5, 2e3 };
+    const size_t ns[] = { 1, 7, 1000, 3, 0, 13, 2 };
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) {
+        sim_hist_add_n(a, xs[i], ns[i]);
+        for (size_t k = 0; k < ns[i]; k++)
+            sim_hist_add(b, xs[i]);
+    }
+    CU_ASSERT_EQUAL(sim_hist_count(a), 1 + 7 + 1000 + 3 + 13 + 2);
+    CU_ASSERT_EQUAL(sim_hist_count(a), sim_hist_count(b));
+    CU_ASSERT(sim_hist_mean(a) == sim_hist_mean(b));
+    /* the inputs tell the orders apart: n x added one by one is not n * x
+     * added once, so an add_n that multiplied would fail the mean above */
+    double one_by_one = 0, multiplied = 0;
+    for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) {
+        for (size_t k = 0; k < ns[i]; k++)
+            one_by_one += xs[i];
+        multiplied += (double)ns[i] * xs[i];
+    }
+    CU_ASSERT(one_by_one != multiplied);
+    CU_ASSERT(sim_hist_mean(a) == one_by_one / (double)sim_hist_count(a));
+    CU_ASSERT(sim_hist_min(a) == sim_hist_min(b));
+    CU_ASSERT(sim_hist_max(a) == sim_hist_max(b));
+    for (size_t i = 0; i < sim_hist_bins(a); i++) {
+        size_t ca, cb;
+        sim_hist_bin(a, i, NULL, NULL, &ca);
+        sim_hist_bin(b, i, NULL, NULL, &cb);
+        CU_ASSERT_EQUAL(ca, cb);
+    }
+    const double qs[] = { 0.01, 0.5, 0.9, 0.99, 0.999 };
+    for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++)
+        CU_ASSERT(sim_hist_quantile(a, qs[i]) == sim_hist_quantile(b, qs[i]));
+    sim_hist_free(a);
+    sim_hist_free(b);
+}
+
 static void test_out_of_range(void)
 {
     sim_hist *h = sim_hist_new(1e-3, 1e2, REL_ERR);
@@ -313,6 +390,8 @@ int main(void)
     } tests[] = {
         { "bins: count formula, log spacing, relative width", test_bins },
         { "add: O(1) bin index matches the edges", test_add_bin_index },
+        { "add: a sequence across bins, last bin tried first", test_add_sequence_bins },
+        { "add_n equals n adds, mean bit for bit", test_add_n },
         { "quantiles: exponential, 100k samples", test_quantiles_exponential },
         { "quantiles: lognormal, 100k samples", test_quantiles_lognormal },
         { "values outside [min, max]", test_out_of_range },
