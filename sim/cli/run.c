@@ -126,6 +126,12 @@ int cli_run(const cli_ctx *x)
             return CLI_EXIT_IO;
         }
     }
+    double requests = sc_expected_requests(sc);
+    if (requests > 1e8 && !x->quiet) /* a long run says so at its start */
+        fprintf(stderr,
+                "fleetsim: about %.3g requests to simulate; at 1-7 us each (bench/RESULTS.md) "
+                "that is %.0f-%.0f minutes of CPU. Ctrl-C stops it and keeps the results so far.\n",
+                requests, requests * 1e-6 / 60, requests * 7e-6 / 60);
     /* a first Ctrl-C stops the run and keeps what it has; a second ends
      * the process at once */
     sim_options opt = { .progress = !x->quiet && isatty(STDERR_FILENO),

@@ -575,7 +575,7 @@ static void teardown(void)
     sim_hist_free(eng_world.interval_latency);
 }
 
-#define STOP_CHECKS 10000 /* stop requests are heard this often in a run */
+#define STOP_CHECKS 1000 /* stop requests are heard this often in a run */
 static volatile sig_atomic_t stop_requested;
 
 void sim_request_stop(void)

@@ -23,6 +23,7 @@
  * unknown key); anchors and aliases work (an alias shares its node, so an
  * override through an alias changes every place that uses it).
  */
+#include "results.h"
 #include "scenario.h"
 #include "scenario_internal.h"
 
@@ -35,6 +36,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- messages ----------------------------------------------------------- */
 
@@ -619,6 +621,8 @@ double sc_model_mean_s(const sc_model *m, int batch)
 /* ---- top level ---------------------------------------------------------- */
 
 /* Scalar keys of the top-level mapping, parsed by load_top itself. */
+static void check_size(sc_loader *L, yaml_node_t *root, const sc_scenario *sc);
+
 static const char *const TOP_SCALARS[] = {"name", "description", "seed", "duration", "warmup",
                                           "interval", NULL};
 static const char *const TOP_REQUIRED[] = {"name", "duration", NULL};
@@ -700,6 +704,111 @@ static void load_top(sc_loader *L, yaml_node_t *root, sc_scenario *sc)
             SECTIONS[i].parse(L, s.val, sc);
     }
     sc_monitoring_finish(sc);
+    if (L->n_errors == 0)
+        check_size(L, root, sc);
+}
+
+/* ---- what a run will cost ----------------------------------------------- */
+
+/* Requests the traffic will generate: each class's rate integrated over
+ * the run (a trace: its arrivals). */
+static double expected_requests(const sc_scenario *sc)
+{
+    double total = 0;
+    for (int c = 0; c < sc->n_traffic; c++) {
+        const sc_traffic *t = &sc->traffic[c];
+        if (t->process == SC_ARR_TRACE) {
+            total += (double)t->n_trace;
+            continue;
+        }
+        double q = 0, at = 0; /* the rate holds q from at, or ramps to the next */
+        for (int i = 0; i < t->n_rate; i++) {
+            const sc_rate_point *r = &t->rate[i];
+            double a = fmin(r->at_s, sc->duration_s), ramp_end = fmin(r->at_s + r->ramp_s, sc->duration_s);
+            total += q * (a - fmin(at, a));
+            if (ramp_end > a) /* linear from q to r->qps over ramp_s, cut at the end */
+                total += (ramp_end - a) * (q + (q + (r->qps - q) * (ramp_end - a) / r->ramp_s)) / 2;
+            q = r->qps;
+            at = fmax(a, ramp_end);
+        }
+        total += q * fmax(0, sc->duration_s - at);
+    }
+    return total;
+}
+
+/* The node of pool p's replica count (max_replicas when it sets one). */
+static const yaml_node_t *replicas_node(sc_loader *L, yaml_node_t *root, const char *pool)
+{
+    sc_kv pools = sc_find(L, root, "pools");
+    sc_kv pn = pools.val ? sc_find(L, pools.val, pool) : (sc_kv){ 0 };
+    if (!pn.val)
+        return root;
+    sc_kv r = sc_find(L, pn.val, "max_replicas");
+    if (!r.val)
+        r = sc_find(L, pn.val, "replicas");
+    return r.val ? r.val : pn.val;
+}
+
+/* Refuses a scenario whose run cannot fit in this machine's memory or
+ * could not finish, with the estimate and the key at fault: the time
+ * series (duration / interval intervals, each a sample per pool), the
+ * hosts (every node a pool may use), the requests. */
+static void check_size(sc_loader *L, yaml_node_t *root, const sc_scenario *sc)
+{
+    const double NODE_BYTES = 2048;      /* a node's state, its server's and its results */
+    const double MAX_REQUESTS = 1e13;    /* at 1 us each, four months of CPU */
+    double intervals = ceil(sc->duration_s / sc->interval_s);
+    double per_interval = (double)sizeof(rp_sample) + 48 +
+                          (double)sc->n_pools * ((double)sizeof(rp_pool_sample) + 64);
+    double series_bytes = intervals * per_interval;
+    double hosts_bytes = 0, worst_pool_bytes = 0;
+    int worst = -1;
+    for (int k = 0; k < sc->n_pools; k++) {
+        const sc_pool *pc = &sc->pools[k];
+        double old = pc->max_replicas > pc->replicas ? pc->max_replicas : pc->replicas;
+        double slots = pc->rollout.enabled ? 2 * old + pc->rollout.max_surge : old;
+        double b = slots * NODE_BYTES;
+        hosts_bytes += b;
+        if (b > worst_pool_bytes) {
+            worst_pool_bytes = b;
+            worst = k;
+        }
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    double mem = pages > 0 && page > 0 ? (double)pages * (double)page : 64e9;
+    double total = series_bytes + hosts_bytes;
+    if (total > 0.8 * mem) {
+        char buf[SC_SHOWLEN];
+        if (series_bytes >= hosts_bytes) {
+            sc_kv d = sc_find(L, root, "duration");
+            sc_errn(L, d.val ? d.val : root,
+                    "duration: %s at an interval of %g s is %.3g intervals, about %.3g GB of "
+                    "time series (%.3g GB in all), more than this machine's %.3g GB of memory "
+                    "can hold; shorten the run or lengthen `interval`",
+                    d.val ? sc_show(d.val, buf) : "", sc->interval_s, intervals, series_bytes / 1e9,
+                    total / 1e9, mem / 1e9);
+        } else {
+            const yaml_node_t *n = replicas_node(L, root, sc->pools[worst].name);
+            sc_errn(L, n,
+                    "pools.%s: %s replicas need about %.3g GB of node state (%.3g GB in all), "
+                    "more than this machine's %.3g GB of memory can hold",
+                    sc->pools[worst].name, sc_show(n, buf), worst_pool_bytes / 1e9, total / 1e9,
+                    mem / 1e9);
+        }
+    }
+    double requests = expected_requests(sc);
+    if (requests > MAX_REQUESTS) {
+        sc_kv t = sc_find(L, root, "traffic");
+        sc_errn(L, t.val ? t.val : root,
+                "traffic: about %.3g requests over %g s, more than a run can simulate (%.0e, "
+                "months of CPU at a microsecond each); lower the rates or shorten the run",
+                requests, sc->duration_s, MAX_REQUESTS);
+    }
+}
+
+double sc_expected_requests(const sc_scenario *sc)
+{
+    return expected_requests(sc);
 }
 
 /* ---- overrides ---------------------------------------------------------- */

@@ -478,6 +478,9 @@ typedef struct {
 sc_scenario *sc_load(const char *path, const char *const *overrides, int n_overrides,
                      FILE *err);
 void sc_free(sc_scenario *sc);
+/* Requests the scenario's traffic will generate (rates integrated over the
+ * run; a trace's arrivals), as the loader's size check estimates them. */
+double sc_expected_requests(const sc_scenario *sc);
 
 
 /* Creates the policy an autoscaler entry names (policies/autoscale.h);

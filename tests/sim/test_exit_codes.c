@@ -3,7 +3,8 @@
  * status (sim/cli/cli.h): an unwritable results folder is refused before
  * the run (4), --fail-on-slo turns a missed SLO into 5, a failed chaos
  * hypothesis is 1, Ctrl-C stops a run, writes its results so far marked
- * interrupted and exits 130, calibrating a missing device is 6; and compare
+ * interrupted and exits 130, calibrating a missing device is 6, sizes that
+ * cannot fit are bad input (2) with the key named; and compare
  * treats a failed hypothesis as a result, with a verdict column.
  */
 #include "testutil.h"
@@ -33,6 +34,35 @@ static void test_io_before_run(void)
     char *msg = tu_read(log);
     CU_ASSERT(msg && strstr(msg, "cannot create /proc/nope/results"));
     free(msg);
+    tu_done(dir);
+}
+
+/* Sizes that cannot fit are refused by validate (and run) with the
+ * estimate and the key at fault, not met by a crash or a silent hang. */
+static void test_sizes(void)
+{
+    char *dir = tu_tmpdir();
+    char log[4096];
+    snprintf(log, sizeof log, "%s/log", dir);
+    const struct {
+        const char *set, *where, *what;
+    } cases[] = {
+        { "duration=100000d", "--set[1]:1:10: duration:", "GB of time series" },
+        { "duration=1e15d", "--set[1]:1:10: duration:", "intervals" },
+        { "pools.gpu.replicas=100000000", "--set[1]:1:20: pools.gpu:", "GB of node state" },
+        { "traffic.0.arrivals.rate.0.qps=5e9", "bank-peak.yaml:", "requests over 86400 s" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (int run = 0; run < 2; run++) {
+            CU_ASSERT_EQUAL(tu_sh(log, "'%s' %s '%s/scenarios/bank-peak.yaml' --set %s%s%s",
+                                 tu_bin(), run ? "run" : "validate", tu_src(), cases[i].set,
+                                 run ? " --out " : "", run ? dir : ""),
+                            2);
+            char *msg = tu_read(log);
+            CU_ASSERT(msg && strstr(msg, cases[i].where) && strstr(msg, cases[i].what));
+            free(msg);
+        }
+    }
     tu_done(dir);
 }
 
@@ -200,6 +230,7 @@ int main(void)
         return 1;
     CU_pSuite s = CU_add_suite("exit codes", NULL, NULL);
     CU_add_test(s, "unwritable results folder before the run", test_io_before_run);
+    CU_add_test(s, "sizes that cannot fit", test_sizes);
     CU_add_test(s, "missed SLO and failed hypothesis", test_slo_and_hypothesis);
     CU_add_test(s, "SIGINT keeps the results so far", test_interrupt);
     CU_add_test(s, "calibrate without the device", test_no_device);
