@@ -721,6 +721,9 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
             close_interval(i);
             pipe_close_interval(i);
         }
+        /* the intervals never reached are dropped with what they hold */
+        for (size_t i = eng_world.n_intervals; i < out->n_samples; i++)
+            free(out->samples[i].pools);
         out->n_samples = eng_world.n_intervals;
         out->sim_time_s = cut.duration_s;
         out->interrupted = 1;
