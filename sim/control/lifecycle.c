@@ -19,66 +19,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-const char *const eng_state_names[] = { "off",   "provisioning", "starting", "loading",
-                                        "warming", "ready",      "draining", "failed" };
-
 static void unbind(eng_node *n, double now);
 
+/* The model's state change, and a node that goes off gives back its
+ * cluster-node slot. */
 static void set_state(eng_node *n, eng_node_state st, double now)
 {
-    eng_node_state old = n->life.state;
-    if (old == st)
-        return;
-    if (old == NODE_READY && n->life.ready_since_s >= 0) {
-        n->life.ready_total_s += now - n->life.ready_since_s;
-        n->life.ready_since_s = -1;
-    }
-    if (st == NODE_READY)
-        n->life.ready_since_s = now;
-    /* serving: ready or draining, the states in which it runs batches */
-    int was = old == NODE_READY || old == NODE_DRAINING, is = st == NODE_READY || st == NODE_DRAINING;
-    if (was && !is && n->life.serving_since_s >= 0) {
-        eng_account_serving(n->pool, n, n->life.serving_since_s, now);
-        n->life.serving_since_s = -1;
-    } else if (!was && is) {
-        n->life.serving_since_s = now;
-    }
-    if (old == NODE_OFF)
-        n->life.up_since_s = now;
-    if (st == NODE_OFF && n->life.up_since_s >= 0) {
-        n->life.up_total_s += now - n->life.up_since_s;
-        n->life.up_since_s = -1;
-    }
-    if (st == NODE_STARTING && old != NODE_STARTING) {
-        n->life.start_s = now;
-        n->life.ready_change_s = now;
-    }
-    if (st == NODE_READY || old == NODE_READY)
-        n->life.ready_change_s = now;
-    if (st == NODE_OFF) {
-        n->life.start_s = NAN;
-        n->life.ready_change_s = NAN;
-        n->sample.m_has = 0;
-    }
-    /* the host goes down: its exporters' counters start again from 0 */
-    if (st == NODE_OFF || st == NODE_FAILED)
-        n->work.net_rx_bytes = n->work.net_tx_bytes = 0;
-    n->life.state = st;
-    if (st == NODE_OFF)
+    if (eng_node_set_state(n, st, now) && st == NODE_OFF)
         unbind(n, now);
-    n->health.registered = st == NODE_READY;
-    if (st == NODE_READY) { /* a new server starts healthy, as nginx Plus does */
-        n->health.hc_up = 1;
-        n->health.hc_fails = n->health.hc_oks = 0;
-    }
-    eng_view_sync(n);
-    eng_event(now, "node_state", n->name, "%s -> %s", eng_state_names[old], eng_state_names[st]);
-    eng_pool *p = n->pool;
-    int ready = eng_ready_count(p, 0);
-    if (ready < p->replicas_min)
-        p->replicas_min = ready;
-    if (ready > p->replicas_max)
-        p->replicas_max = ready;
 }
 
 static double delay(eng_node *n, const sc_delay *d)

@@ -215,3 +215,67 @@ void eng_hooks_clear(void)
 {
     memset(&eng_hook, 0, sizeof eng_hook);
 }
+
+const char *const eng_state_names[] = { "off",   "provisioning", "starting", "loading",
+                                        "warming", "ready",      "draining", "failed" };
+
+/* The node state machine's bookkeeping: a node entering state st at now
+ * closes and opens its ready, serving and up time, resets its health and
+ * exporter counters as a new host would, tells the balancers, records the
+ * event and the pool's ready extremes. 1 if the state changed, 0 if it was
+ * already st. Who may move a node where is control/lifecycle.c's business. */
+int eng_node_set_state(eng_node *n, eng_node_state st, double now)
+{
+    eng_node_state old = n->life.state;
+    if (old == st)
+        return 0;
+    if (old == NODE_READY && n->life.ready_since_s >= 0) {
+        n->life.ready_total_s += now - n->life.ready_since_s;
+        n->life.ready_since_s = -1;
+    }
+    if (st == NODE_READY)
+        n->life.ready_since_s = now;
+    /* serving: ready or draining, the states in which it runs batches */
+    int was = old == NODE_READY || old == NODE_DRAINING, is = st == NODE_READY || st == NODE_DRAINING;
+    if (was && !is && n->life.serving_since_s >= 0) {
+        eng_account_serving(n->pool, n, n->life.serving_since_s, now);
+        n->life.serving_since_s = -1;
+    } else if (!was && is) {
+        n->life.serving_since_s = now;
+    }
+    if (old == NODE_OFF)
+        n->life.up_since_s = now;
+    if (st == NODE_OFF && n->life.up_since_s >= 0) {
+        n->life.up_total_s += now - n->life.up_since_s;
+        n->life.up_since_s = -1;
+    }
+    if (st == NODE_STARTING && old != NODE_STARTING) {
+        n->life.start_s = now;
+        n->life.ready_change_s = now;
+    }
+    if (st == NODE_READY || old == NODE_READY)
+        n->life.ready_change_s = now;
+    if (st == NODE_OFF) {
+        n->life.start_s = NAN;
+        n->life.ready_change_s = NAN;
+        n->sample.m_has = 0;
+    }
+    /* the host goes down: its exporters' counters start again from 0 */
+    if (st == NODE_OFF || st == NODE_FAILED)
+        n->work.net_rx_bytes = n->work.net_tx_bytes = 0;
+    n->life.state = st;
+    n->health.registered = st == NODE_READY;
+    if (st == NODE_READY) { /* a new server starts healthy, as nginx Plus does */
+        n->health.hc_up = 1;
+        n->health.hc_fails = n->health.hc_oks = 0;
+    }
+    eng_view_sync(n);
+    eng_event(now, "node_state", n->name, "%s -> %s", eng_state_names[old], eng_state_names[st]);
+    eng_pool *p = n->pool;
+    int ready = eng_ready_count(p, 0);
+    if (ready < p->replicas_min)
+        p->replicas_min = ready;
+    if (ready > p->replicas_max)
+        p->replicas_max = ready;
+    return 1;
+}

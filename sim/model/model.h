@@ -353,5 +353,6 @@ void eng_census_add(const eng_req *r, const eng_pool *p, unsigned long *requests
 int eng_pool_slots(const sc_pool *pc, int *n_old);
 /* Nodes of p that are ready, and starting when include_starting. */
 int eng_ready_count(const eng_pool *p, int include_starting);
+int eng_node_set_state(eng_node *n, eng_node_state st, double now); /* 1 if it changed */
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * test_model.c - the model layer (sim/model/) and the flow layer's retry
  * rule on hand-built state, without SimGrid actors: request FIFOs, the
- * interval an instant belongs to, busy time split over intervals, ready
+ * interval an instant belongs to, busy time split over intervals, the node
+ * state machine's bookkeeping (time, health, balancer view, events), ready
  * counts over node states, a pool's host slots with a rollout, random
  * streams, the hooks' registration order, and nginx's retry limits.
  */
@@ -12,6 +13,7 @@
 #include <gsl/gsl_rng.h>
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 static void test_fifo(void)
@@ -90,6 +92,77 @@ static void test_account_busy(void)
     eng_account_serving(&p, &n, 100, 130);
     CU_ASSERT_DOUBLE_EQUAL(serving[3], 8 * 30, 1e-12);
     CU_ASSERT_DOUBLE_EQUAL(serving[2], 0, 1e-12);
+}
+
+/* The node state machine's bookkeeping over one life: off, starting at 0,
+ * ready at 10, draining at 40, off at 70; a crash on a second node. */
+static void test_node_states(void)
+{
+    setup_intervals(30, 4);
+    double serving[4] = { 0 };
+    eng_node nodes[2] = { 0 };
+    lb_server_view servers[2] = { 0 };
+    eng_lbi lbi = { 0 };
+    lbi.servers = servers;
+    eng_pool p = { 0 };
+    p.nodes = nodes;
+    p.n_hosts = 2;
+    p.lbi = &lbi;
+    p.serving_per_interval = serving;
+    eng_world.n_l7 = 1;
+    rp_results out;
+    memset(&out, 0, sizeof out);
+    eng_world.out = &out;
+    for (int j = 0; j < 2; j++) {
+        eng_node *n = &nodes[j];
+        n->pool = &p;
+        n->index = j;
+        n->gpus = 8;
+        snprintf(n->name, sizeof n->name, "p-%d", j);
+        n->life.up_since_s = n->life.ready_since_s = n->life.serving_since_s = -1;
+    }
+    eng_node *n = &nodes[0];
+    CU_ASSERT_EQUAL(eng_node_set_state(n, NODE_STARTING, 0), 1);
+    CU_ASSERT_DOUBLE_EQUAL(n->life.start_s, 0, 0);
+    CU_ASSERT_FALSE(servers[0].up); /* not a server until ready */
+    CU_ASSERT_EQUAL(eng_node_set_state(n, NODE_STARTING, 5), 0); /* no change, no event */
+    CU_ASSERT_EQUAL(eng_node_set_state(n, NODE_READY, 10), 1);
+    CU_ASSERT(servers[0].up);
+    CU_ASSERT(n->health.registered && n->health.hc_up);
+    CU_ASSERT_EQUAL(p.replicas_max, 1);
+    CU_ASSERT_EQUAL(eng_node_set_state(n, NODE_DRAINING, 40), 1);
+    CU_ASSERT_FALSE(servers[0].up); /* out of the server list, still serving */
+    CU_ASSERT_DOUBLE_EQUAL(n->life.ready_total_s, 30, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(n->life.serving_since_s, 10, 0);
+    CU_ASSERT_EQUAL(eng_node_set_state(n, NODE_OFF, 70), 1);
+    CU_ASSERT_DOUBLE_EQUAL(n->life.up_total_s, 70, 1e-12);
+    CU_ASSERT(isnan(n->life.start_s));
+    /* serving from 10 to 70 on 8 GPUs: 20 s in [0,30), 30 in [30,60), 10 in [60,90) */
+    CU_ASSERT_DOUBLE_EQUAL(serving[0], 8 * 20, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(serving[1], 8 * 30, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(serving[2], 8 * 10, 1e-9);
+    CU_ASSERT_EQUAL(p.replicas_min, 0);
+    /* a crash zeroes the host's exporter counters; the node is no server */
+    eng_node *m = &nodes[1];
+    eng_node_set_state(m, NODE_READY, 0);
+    m->work.net_rx_bytes = 1000;
+    eng_node_set_state(m, NODE_FAILED, 20);
+    CU_ASSERT_EQUAL(m->work.net_rx_bytes, 0);
+    CU_ASSERT_FALSE(m->health.registered);
+    CU_ASSERT_FALSE(servers[1].up);
+    CU_ASSERT_DOUBLE_EQUAL(m->life.ready_total_s, 20, 1e-12);
+    /* one event per change, in order */
+    const char *want[] = { "off -> starting", "starting -> ready", "ready -> draining",
+                           "draining -> off", "off -> ready", "ready -> failed" };
+    CU_ASSERT_EQUAL(out.n_events, 6);
+    for (size_t i = 0; i < out.n_events && i < 6; i++) {
+        CU_ASSERT_STRING_EQUAL(out.events[i].type, "node_state");
+        CU_ASSERT_STRING_EQUAL(out.events[i].detail, want[i]);
+    }
+    CU_ASSERT_DOUBLE_EQUAL(out.events[3].t_s, 70, 0);
+    rp_results_free(&out);
+    eng_world.out = NULL;
+    eng_world.n_l7 = 0;
 }
 
 static void test_ready_count_and_slots(void)
@@ -220,6 +293,7 @@ int main(void)
     CU_add_test(s, "request FIFO", test_fifo);
     CU_add_test(s, "interval of an instant", test_interval_of);
     CU_add_test(s, "busy and serving time per interval", test_account_busy);
+    CU_add_test(s, "node state bookkeeping", test_node_states);
     CU_add_test(s, "ready counts and host slots", test_ready_count_and_slots);
     CU_add_test(s, "random streams and unit draws", test_streams);
     CU_add_test(s, "hooks in registration order", test_hooks);
