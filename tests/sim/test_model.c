@@ -4,7 +4,8 @@
  * interval an instant belongs to, busy time split over intervals, the node
  * state machine's bookkeeping (time, health, balancer view, events), ready
  * counts over node states, a pool's host slots with a rollout, random
- * streams, the hooks' registration order, and nginx's retry limits.
+ * streams, the hooks' registration order, nginx's retry limits and the
+ * connections a failed L7 balancer cuts.
  */
 #include "flow.h"
 #include "model.h"
@@ -285,6 +286,38 @@ static void test_retry_rule(void)
     CU_ASSERT_EQUAL(eng_retry_allowed(&p, &r, 2, 1), 0);
 }
 
+/* An L7 balancer that goes down cuts the client connections it holds: the
+ * first time it went down after the request was sent and by now. */
+static void test_cut_rule(void)
+{
+    memset(&eng_world, 0, sizeof eng_world);
+    double down_at[2] = { 50, 80 };
+    int cause[2] = { 3, 4 }, rec[2] = { 7, 8 };
+    eng_l7 l7 = { 0 };
+    l7.down_at_s = down_at;
+    l7.down_cause = cause;
+    l7.down_rec = rec;
+    l7.n_down = 2;
+    eng_world.l7 = &l7;
+    eng_world.n_l7 = 1;
+    eng_req r = { 0 };
+    r.l7 = 0;
+    r.sent_s = 40;
+    CU_ASSERT(isinf(tier_cut(&r, 60))); /* no two tiers: never cut */
+    eng_world.l4 = (lb *)&l7;           /* any non-NULL: two tiers */
+    CU_ASSERT(isinf(tier_cut(&r, 49.9)));
+    CU_ASSERT_DOUBLE_EQUAL(tier_cut(&r, 60), 50, 0);
+    r.sent_s = 50; /* sent as it went down: that outage did not hold it */
+    CU_ASSERT(isinf(tier_cut(&r, 79)));
+    int c = -1, k = -1;
+    CU_ASSERT_DOUBLE_EQUAL(tier_cut_at(&r, 90, &c, &k), 80, 0);
+    CU_ASSERT_EQUAL(c, 4);
+    CU_ASSERT_EQUAL(k, 8);
+    r.job = 1; /* an acknowledged job's client has its answer */
+    CU_ASSERT(isinf(tier_cut(&r, 90)));
+    memset(&eng_world, 0, sizeof eng_world);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -298,6 +331,7 @@ int main(void)
     CU_add_test(s, "random streams and unit draws", test_streams);
     CU_add_test(s, "hooks in registration order", test_hooks);
     CU_add_test(s, "nginx retry limits", test_retry_rule);
+    CU_add_test(s, "cut connections of a failed L7 balancer", test_cut_rule);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();
