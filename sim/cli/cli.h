@@ -21,6 +21,7 @@ enum {
     CLI_EXIT_DEVICE = 6,       /* calibrate: the device asked for is not there */
     CLI_EXIT_MEASURE = 7,      /* calibrate: a measurement or its correctness check failed */
     CLI_EXIT_INTERNAL = 70,    /* the engine could not be set up (sysexits' EX_SOFTWARE) */
+    CLI_EXIT_NO_MEMORY = 71,   /* an allocation failed (sim/cli/alloc.c; sysexits' EX_OSERR) */
     CLI_EXIT_INTERRUPTED = 130 /* SIGINT: results so far written, marked "interrupted" */
 };
 

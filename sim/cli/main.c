@@ -72,6 +72,7 @@ static void usage(FILE *out)
                  "  6    calibrate: no such device\n"
                  "  7    calibrate: a measurement or correctness check failed\n"
                  "  70   the engine could not be set up\n"
+                 "  71   out of memory\n"
                  "  130  interrupted (SIGINT); results so far written, marked interrupted\n"
                  "when several apply: 3, then 4, 130, 1, 5\n");
 }

@@ -4,7 +4,8 @@
  * the run (4), --fail-on-slo turns a missed SLO into 5, a failed chaos
  * hypothesis is 1, Ctrl-C stops a run, writes its results so far marked
  * interrupted and exits 130, calibrating a missing device is 6, sizes that
- * cannot fit are bad input (2) with the key named; and compare
+ * cannot fit are bad input (2) with the key named, an allocation that
+ * fails is 71 with a message; and compare
  * treats a failed hypothesis as a result, with a verdict column.
  */
 #include "testutil.h"
@@ -95,6 +96,43 @@ static void test_slo_and_hypothesis(void)
                          tu_bin(), tu_src(), dir),
                     1);
     tu_done(dir);
+}
+
+/* An allocation that fails ends the run with a message and 71, not a
+ * crash: a run that fits the machine's memory but not the process's limit
+ * (ulimit -v), 2 GB of one-second time series under a 1 GB limit.
+ * AddressSanitizer reserves terabytes of address space, so the sanitizer
+ * build cannot run under such a limit. */
+static void test_out_of_memory(void)
+{
+#ifndef FLEETSIM_SANITIZE
+    char *dir = tu_tmpdir();
+    char log[4096], yaml[4200];
+    snprintf(log, sizeof log, "%s/log", dir);
+    snprintf(yaml, sizeof yaml, "%s/big.yaml", dir);
+    tu_write(yaml, "name: big\n"
+                   "duration: 200d\n"
+                   "interval: 1s\n"
+                   "models:\n"
+                   "  m:\n"
+                   "    service: {distribution: exponential, base: 10ms}\n"
+                   "pools:\n"
+                   "  p: {model: m, replicas: 1, gpus_per_node: 1}\n"
+                   "traffic:\n"
+                   "  - {name: t, pool: p, arrivals: {process: poisson, rate: [{at: 0s, qps: 0.001}]}}\n");
+    CU_ASSERT_EQUAL(tu_sh(log, "ulimit -v 1000000; '%s' run '%s' --out '%s/out' --quiet", tu_bin(),
+                         yaml, dir),
+                    71);
+    char *msg = tu_read(log);
+    CU_ASSERT(msg && strstr(msg, "fleetsim: out of memory: ") && strstr(msg, "bytes"));
+    free(msg);
+    /* the same scenario, shorter, fits the limit */
+    CU_ASSERT_EQUAL(tu_sh(log, "ulimit -v 1000000; '%s' run '%s' --set duration=1d --out '%s/out' "
+                               "--quiet",
+                         tu_bin(), yaml, dir),
+                    0);
+    tu_done(dir);
+#endif
 }
 
 static void sleep_s(double s)
@@ -232,6 +270,7 @@ int main(void)
     CU_add_test(s, "unwritable results folder before the run", test_io_before_run);
     CU_add_test(s, "sizes that cannot fit", test_sizes);
     CU_add_test(s, "missed SLO and failed hypothesis", test_slo_and_hypothesis);
+    CU_add_test(s, "an allocation that fails", test_out_of_memory);
     CU_add_test(s, "SIGINT keeps the results so far", test_interrupt);
     CU_add_test(s, "calibrate without the device", test_no_device);
     CU_add_test(s, "compare over a failing experiment", test_compare_failing_experiment);
