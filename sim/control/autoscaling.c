@@ -12,6 +12,15 @@
  *
  * A pod's CPU and GPU utilisation are both its GPUs' busy fraction: one
  * serving process drives the GPU, so its CPU works while the GPU does.
+ *
+ * A pod of an LLM pool also carries vLLM's gauges as custom (Pods) metrics
+ * under their exporter names, `vllm:num_requests_running`,
+ * `vllm:num_requests_waiting` and `vllm:kv_cache_usage_perc`: the node's
+ * values at the sampler's last tick, as prometheus-adapter serves the last
+ * scraped sample of a gauge (an instant value, not a window mean). The pool
+ * carries the same names as External metrics: the sum over the pods that
+ * have a sample, which is what `sum(vllm:num_requests_waiting)` returns, so
+ * an `AverageValue` target divides it by the pods as the HPA does.
  */
 #include "autoscale.h"
 #include "control.h"
@@ -25,6 +34,12 @@
 #include <string.h>
 
 #define METRICS_RESOLUTION_S 15.0 /* metrics-server --metric-resolution, as commonly set */
+#define POD_METRICS 5              /* custom metrics per pod: 2, or 5 with vLLM's */
+
+static int is_llm(const eng_pool *p)
+{
+    return p->serve->llm_stats != NULL;
+}
 
 static void metrics_sampler(int argc, char *argv[])
 {
@@ -45,6 +60,12 @@ static void metrics_sampler(int argc, char *argv[])
                     n->sample.m_util = (busy - n->sample.m_busy_prev) / (w * n->gpus);
                     n->sample.m_rps = (double)(n->work.accepted - (unsigned long)n->sample.m_accepted_prev) / w;
                     n->sample.m_queue = serve_queued(n);
+                    serve_llm_node_stats st;
+                    if (serve_llm_stats(n, &st)) {
+                        n->sample.m_vllm_running = st.running;
+                        n->sample.m_vllm_waiting = st.waiting;
+                        n->sample.m_vllm_kv = st.kv_usage;
+                    }
                     n->sample.m_has = 1;
                 }
             } else {
@@ -88,13 +109,14 @@ static void sync_pool(eng_pool *p, double now, int poke)
     const sc_lifecycle *life = &p->cfg->life;
     as_pod_view *pods = p->as_pods;
     as_metric *custom = p->as_custom;
-    int np = 0;
+    int np = 0, llm = is_llm(p);
+    double vllm_sum[3] = { 0, 0, 0 };
     for (int j = 0; j < p->n_hosts; j++) {
         eng_node *n = &p->nodes[j];
         if (n->life.state == NODE_OFF)
             continue;
         as_pod_view *v = &pods[np];
-        as_metric *c = &custom[2 * np];
+        as_metric *c = &custom[POD_METRICS * np];
         memset(v, 0, sizeof *v);
         v->phase = phase_of(n->life.state, &v->ready);
         v->scheduled = !n->life.unscheduled;
@@ -109,6 +131,17 @@ static void sync_pool(eng_pool *p, double now, int poke)
         c[1] = (as_metric){ "queue_depth", n->sample.m_queue };
         v->custom = c;
         v->n_custom = n->sample.m_has ? 2 : 0;
+        if (llm) {
+            c[2] = (as_metric){ "vllm:num_requests_running", n->sample.m_vllm_running };
+            c[3] = (as_metric){ "vllm:num_requests_waiting", n->sample.m_vllm_waiting };
+            c[4] = (as_metric){ "vllm:kv_cache_usage_perc", n->sample.m_vllm_kv };
+            if (n->sample.m_has) {
+                v->n_custom = 5;
+                vllm_sum[0] += n->sample.m_vllm_running;
+                vllm_sum[1] += n->sample.m_vllm_waiting;
+                vllm_sum[2] += n->sample.m_vllm_kv;
+            }
+        }
         np++;
     }
     double elapsed = now - p->as_last_s;
@@ -129,10 +162,16 @@ static void sync_pool(eng_pool *p, double now, int poke)
             backlog += eng_world.queues[i].q.len;
             consumer = 1;
         }
-    as_metric metrics[4] = { { "concurrency", conc },
+    as_metric metrics[7] = { { "concurrency", conc },
                              { "requests_per_second", rps },
                              { "arrival_rate_qps", rps },
                              { "fleetsim_queue_backlog", backlog } };
+    int nm = 3 + consumer;
+    if (llm) {
+        metrics[nm++] = (as_metric){ "vllm:num_requests_running", vllm_sum[0] };
+        metrics[nm++] = (as_metric){ "vllm:num_requests_waiting", vllm_sum[1] };
+        metrics[nm++] = (as_metric){ "vllm:kv_cache_usage_perc", vllm_sum[2] };
+    }
     if (!poke) {
         p->conc_area = 0;
         p->as_last_s = now;
@@ -146,7 +185,7 @@ static void sync_pool(eng_pool *p, double now, int poke)
                      .max_replicas = p->n_hosts,
                      .startup_s = mean_delay(prov) + mean_delay(&life->start) +
                                   mean_delay(&life->load) + mean_delay(&life->warmup),
-                     .n_pods = np, .pods = pods, .n_metrics = 3 + consumer, .metrics = metrics };
+                     .n_pods = np, .pods = pods, .n_metrics = nm, .metrics = metrics };
     int want = as_recommend(p->scaler, &view);
     if (want != AS_KEEP && want != p->target)
         life_scale_to(p, want, now, as_reason(p->scaler));
@@ -187,7 +226,7 @@ void scale_start(void)
             continue;
         }
         p->as_pods = calloc((size_t)p->n_hosts, sizeof(as_pod_view));
-        p->as_custom = calloc((size_t)p->n_hosts * 2, sizeof(as_metric));
+        p->as_custom = calloc((size_t)p->n_hosts * POD_METRICS, sizeof(as_metric));
         sg_actor_t m = sg_actor_init("metrics", eng_world.balancer_host);
         sg_actor_set_data(m, p);
         sg_actor_start(m, metrics_sampler, 0, NULL);

@@ -182,6 +182,9 @@ struct eng_node {
         int m_has;
         double m_time_s, m_util, m_rps, m_queue;
         double m_busy_prev, m_accepted_prev;
+        /* LLM pools: the node's vllm:* gauges at the sample's end, as a
+         * Prometheus scrape reads them (instant values, not window means) */
+        double m_vllm_running, m_vllm_waiting, m_vllm_kv;
     } sample;
 };
 

@@ -1150,4 +1150,5 @@ const serve_ops serve_llm = {
     .free_pool = free_pool,
     .close_interval = close_interval,
     .collect = collect,
+    .llm_stats = serve_llm_node_stats_get,
 };

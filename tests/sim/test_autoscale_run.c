@@ -230,6 +230,107 @@ static void test_kpa_scale_to_zero(void)
     tu_done(dir);
 }
 
+/* The HPA on vLLM's metrics, fed by the engine. Every request takes
+ * exactly 1 s on a replica (alpha_beta: a 0.1 s prefill step of 16 prompt
+ * tokens, then nine 0.1 s decode steps for its 10 output tokens) and a
+ * replica runs one at a time (max_num_seqs 1), so under 4 requests a second
+ * on two replicas each has 1 running and the rest waiting. The metrics
+ * sampler's first sample is its second tick (30 s): by then about 120
+ * requests arrived and 60 finished, so each pod has 1 running and about
+ * 29 waiting. */
+static const char *LLM_SCENARIO =
+    "name: llm-hpa-run\n"
+    "duration: 60s\n"
+    "interval: 5s\n"
+    "models:\n"
+    "  m:\n"
+    "    llm:\n"
+    "      config: {hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32,\n"
+    "               num_key_value_heads: 8, intermediate_size: 14336, vocab_size: 128256}\n"
+    "      step: {model: alpha_beta, overhead: 0s, per_prefill_token: 6250us, per_decode_seq: 100ms}\n"
+    "      max_num_seqs: 1\n"
+    "pools:\n"
+    "  p:\n"
+    "    model: m\n"
+    "    replicas: 2\n"
+    "    max_replicas: 20\n"
+    "    gpus_per_node: 1\n"
+    "    gpu: H100-SXM\n"
+    "    queue_capacity: 1000\n"
+    "    lifecycle: {provision: 100s}\n"
+    "traffic:\n"
+    "  - {name: t, pool: p, arrivals: {process: deterministic, rate: 4},\n"
+    "     tokens: {input: 16, output: 10}}\n"
+    "load_balancer: {policy: least_conn}\n"
+    "autoscaler: {policy: hpa, manifest: hpa.yaml}\n";
+
+static const char *LLM_MANIFEST =
+    "apiVersion: autoscaling/v2\n"
+    "kind: HorizontalPodAutoscaler\n"
+    "metadata: {name: t}\n"
+    "spec:\n"
+    "  minReplicas: 1\n"
+    "  maxReplicas: 20\n"
+    "  metrics:\n"
+    "%s"
+    "  behavior:\n"
+    "    scaleUp: {policies: [{type: Pods, value: 100, periodSeconds: 15}]}\n";
+
+/* The first scaling event of a run of LLM_SCENARIO under a manifest with
+ * these metrics: its time and target. */
+static void llm_hpa_first_event(const char *metrics, double *t_s, int *to)
+{
+    char *dir = tu_tmpdir();
+    char path[4096], log[4096], text[4096];
+    snprintf(path, sizeof path, "%s/hpa.yaml", dir);
+    snprintf(text, sizeof text, LLM_MANIFEST, metrics);
+    tu_write(path, text);
+    snprintf(path, sizeof path, "%s/s.yaml", dir);
+    tu_write(path, LLM_SCENARIO);
+    snprintf(log, sizeof log, "%s/log", dir);
+    *t_s = -1;
+    *to = -1;
+    int rc = tu_sh(log, "timeout 120 '%s' run '%s' --quiet --out '%s/out'", tu_bin(), path, dir);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "scaling_events");
+    if (cJSON_IsArray(ev) && cJSON_GetArraySize(ev) > 0) {
+        const cJSON *e = cJSON_GetArrayItem(ev, 0);
+        *t_s = cJSON_GetObjectItem(e, "t_s")->valuedouble;
+        *to = (int)cJSON_GetObjectItem(e, "to")->valuedouble;
+        printf("\n    first event at %g s: %d -> %d (%s)", *t_s,
+               (int)cJSON_GetObjectItem(e, "from")->valuedouble, *to,
+               cJSON_GetObjectItem(e, "reason")->valuestring);
+    }
+    cJSON_Delete(j);
+    tu_done(dir);
+}
+
+static void test_hpa_vllm_metrics(void)
+{
+    double t;
+    int to;
+    /* Pods vllm:num_requests_waiting, 16 per pod: 29 / 16 = 1.81 x 2 pods
+     * = 3.6 -> 4 (any count from 27 to 31 waiting gives 4; the running
+     * request counted as waiting would give ceil(30/16 x 2) = 4 too, but
+     * the running count alone, 1, would scale down) */
+    llm_hpa_first_event("  - type: Pods\n"
+                        "    pods: {metric: {name: \"vllm:num_requests_waiting\"},\n"
+                        "           target: {type: AverageValue, averageValue: \"16\"}}\n",
+                        &t, &to);
+    CU_ASSERT_DOUBLE_EQUAL(t, 30.0, 1e-9);
+    CU_ASSERT_EQUAL(to, 4);
+    /* External vllm:num_requests_running, the sum over the pods (1 + 1),
+     * Value 300m: 2 / 0.3 = 6.67 x 2 ready pods = 13.3 -> 14 */
+    llm_hpa_first_event("  - type: External\n"
+                        "    external: {metric: {name: \"vllm:num_requests_running\"},\n"
+                        "               target: {type: Value, value: 300m}}\n",
+                        &t, &to);
+    CU_ASSERT_DOUBLE_EQUAL(t, 30.0, 1e-9);
+    CU_ASSERT_EQUAL(to, 14);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -238,6 +339,7 @@ int main(void)
     CU_add_test(s, "HPA through the node lifecycle", test_hpa_whole_run);
     CU_add_test(s, "drain while a batch is forming", test_drain_while_forming);
     CU_add_test(s, "KPA: scale to zero, buffered cold start", test_kpa_scale_to_zero);
+    CU_add_test(s, "HPA on vLLM metrics from the engine", test_hpa_vllm_metrics);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();
