@@ -184,7 +184,8 @@ static void sync_pool(eng_pool *p, double now, int poke)
     as_view view = { .now_s = now, .current_replicas = p->target, .min_replicas = 0,
                      .max_replicas = p->n_hosts,
                      .startup_s = mean_delay(prov) + mean_delay(&life->start) +
-                                  mean_delay(&life->load) + mean_delay(&life->warmup),
+                                  mean_delay(&life->load) + mean_delay(&life->warmup) +
+                                  sc_weights_load_s(p->cfg, p->cfg->gpus_per_node),
                      .n_pods = np, .pods = pods, .n_metrics = nm, .metrics = metrics };
     int want = as_recommend(p->scaler, &view);
     if (want != AS_KEEP && want != p->target)
