@@ -218,6 +218,8 @@ struct eng_pool {
     int rolling;            /* the rollout began: new replicas take new-shape slots */
     struct as *scaler;      /* NULL = fixed size */
     void *as_pods, *as_custom; /* the autoscaler's view arrays (n_hosts pods) */
+    void *as_llm;           /* an autoscaled LLM pool's profile and observed load
+                               (control/autoscaling.c); NULL otherwise */
     double as_last_s;       /* previous sync */
     unsigned long as_last_arrivals;
     int cause, fault_rec;   /* pool-wide fault acting now (partition, ...), or -1 */

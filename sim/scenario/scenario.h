@@ -514,6 +514,15 @@ double sc_model_mean_s(const sc_model *m, int batch);
 /* An LLM replica's cost model: model m on pool pl's GPU and tensor_parallel. */
 void sc_llm_perf(const sc_llm *m, const sc_pool *pl, llm_perf *pf);
 
+/* vLLM's engine limits of a replica of model m on pool pl (pf: its cost
+ * model, sc_llm_perf): the given ones, or vLLM's defaults. */
+typedef struct {
+    int max_num_batched_tokens;  /* token budget of a step */
+    int max_num_seqs;            /* sequences running at most */
+    long num_blocks;             /* KV blocks (<= 0 when nothing fits) */
+} sc_llm_limits;
+void sc_llm_limits_get(const sc_llm *m, const sc_pool *pl, const llm_perf *pf, sc_llm_limits *out);
+
 /* Seconds a node of pool pl with `gpus` GPUs spends reading its replicas'
  * weights during the model load (lifecycle.load_bandwidth): replicas on it
  * (gpus / tensor_parallel) x one replica's weights / the bandwidth; 0 when

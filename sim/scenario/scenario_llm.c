@@ -378,6 +378,21 @@ void sc_llm_perf(const sc_llm *m, const sc_pool *pl, llm_perf *pf)
     pf->context_token_s = m->context_token_s;
 }
 
+void sc_llm_limits_get(const sc_llm *m, const sc_pool *pl, const llm_perf *pf, sc_llm_limits *out)
+{
+    /* vLLM's defaults (vllm/engine/arg_utils.py, _set_default_args): 8192
+     * tokens and 1024 sequences on GPUs of 70 GiB or more that are not an
+     * A100, else 2048 and 256 */
+    int big = pl->gpu.hbm_bytes >= 70.0 * 1073741824.0 && !strstr(pl->gpu.name, "A100");
+    out->max_num_batched_tokens = m->max_num_batched_tokens > 0 ? m->max_num_batched_tokens
+                                  : big                         ? 8192
+                                                                : 2048;
+    out->max_num_seqs = m->max_num_seqs > 0 ? m->max_num_seqs : big ? 1024 : 256;
+    out->num_blocks = m->kv_blocks > 0 ? m->kv_blocks
+                                       : llm_kv_blocks(pf, m->gpu_memory_utilization, m->block_size,
+                                                       NULL, 0);
+}
+
 double sc_weights_load_s(const sc_pool *pl, int gpus)
 {
     if (!(pl->life.load_bandwidth_Bps > 0) || !(pl->life.weights_bytes > 0))
