@@ -331,6 +331,112 @@ static void test_hpa_vllm_metrics(void)
     CU_ASSERT_EQUAL(to, 14);
 }
 
+/* The sla_planner through a whole run: a load step on an LLM pool. The
+ * profile the engine gives the planner is the pool's alpha_beta step: a
+ * prompt of 90 tokens prefills in one 10 + 90 x 1 = 100 ms step (900
+ * tokens/s); a decode step of b sequences takes 10 + b ms, so the largest
+ * batch meeting the 50 ms ITL target is 40, 800 tokens/s. Every 30 s the
+ * planner (no correction, the last interval's load predicted) wants
+ * ceil(n x 90 / 30 / 900 + n x 11 / 30 / 800) replicas for n requests in
+ * the interval: 2 a second (60 per interval) give 0.2 + 0.0275 -> 1; from
+ * 60 s, 24 a second (720) give 2.4 + 0.33 = 2.73 -> 3 (any count from 660
+ * to 790 gives 3). A step's budget of 180 tokens keeps the overloaded
+ * replica's steps short (at most 190 ms), so requests still finish in every
+ * interval: without a finished request (no OSL) the planner skips the
+ * interval, as Dynamo's does. */
+static const char *SLA_SCENARIO =
+    "name: sla-run\n"
+    "duration: 150s\n"
+    "interval: 5s\n"
+    "models:\n"
+    "  m:\n"
+    "    llm:\n"
+    "      config: {hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32,\n"
+    "               num_key_value_heads: 8, intermediate_size: 14336, vocab_size: 128256}\n"
+    "      step: {model: alpha_beta, overhead: 10ms, per_prefill_token: 1ms, per_decode_seq: 1ms}\n"
+    "      max_num_batched_tokens: 180\n"
+    "pools:\n"
+    "  p:\n"
+    "    model: m\n"
+    "    replicas: 1\n"
+    "    max_replicas: 6\n"
+    "    gpus_per_node: 1\n"
+    "    gpu: H100-SXM\n"
+    "    queue_capacity: 5000\n"
+    "    lifecycle: {provision: 20s}\n"
+    "traffic:\n"
+    "  - {name: t, pool: p, arrivals: {process: deterministic, rate: [{at: 0s, qps: 2}, {at: 60s, qps: 24}]},\n"
+    "     tokens: {input: 90, output: 11}}\n"
+    "load_balancer: {policy: least_conn}\n"
+    "autoscaler: {policy: sla_planner, ttft: 1s, itl: 50ms, adjustment_interval: 30s%s}\n";
+
+static cJSON *sla_run(const char *extra, char **dir_out)
+{
+    char yaml[4096];
+    int rc;
+    snprintf(yaml, sizeof yaml, SLA_SCENARIO, extra);
+    char *dir = tu_run_yaml(yaml, NULL, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    *dir_out = dir;
+    return tu_out_summary(dir);
+}
+
+static void test_sla_planner_load_step(void)
+{
+    char *dir;
+    cJSON *j = sla_run(", no_correction: true", &dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "scaling_events");
+    CU_ASSERT_FATAL(cJSON_IsArray(ev) && cJSON_GetArraySize(ev) >= 1);
+    const cJSON *e = cJSON_GetArrayItem(ev, 0);
+    printf("\n    %g s: %d -> %d (%s)", cJSON_GetObjectItem(e, "t_s")->valuedouble,
+           (int)cJSON_GetObjectItem(e, "from")->valuedouble,
+           (int)cJSON_GetObjectItem(e, "to")->valuedouble,
+           cJSON_GetObjectItem(e, "reason")->valuestring);
+    /* nothing at 30 and 60 s (1 wanted, 1 there); 3 at the first sync
+     * after the step, and no other change while the load holds */
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(e, "t_s")->valuedouble, 90.0, 1e-9);
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(e, "from")->valuedouble, 1);
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(e, "to")->valuedouble, 3);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(ev), 1);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.p.replicas_max"), 3);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), tu_sum_buckets(j, "requests"));
+    cJSON_Delete(j);
+    tu_done(dir);
+
+    /* with its correction factors the planner still sees the step at 90 s;
+     * the queue the single replica built then (a TTFT far above the
+     * profile's 100 ms) cannot raise the prefill share (min(1, factor)),
+     * and the ITL factor only moves the decode share, so it wants at least
+     * the 2.4 of prefill -> 3 */
+    j = sla_run("", &dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    ev = cJSON_GetObjectItemCaseSensitive(j, "scaling_events");
+    CU_ASSERT_FATAL(cJSON_IsArray(ev) && cJSON_GetArraySize(ev) >= 1);
+    e = cJSON_GetArrayItem(ev, 0);
+    printf("\n    %g s: %d -> %d (%s)", cJSON_GetObjectItem(e, "t_s")->valuedouble,
+           (int)cJSON_GetObjectItem(e, "from")->valuedouble,
+           (int)cJSON_GetObjectItem(e, "to")->valuedouble,
+           cJSON_GetObjectItem(e, "reason")->valuestring);
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(e, "t_s")->valuedouble, 90.0, 1e-9);
+    CU_ASSERT(cJSON_GetObjectItem(e, "to")->valuedouble >= 3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cJSON_GetObjectItem(e, "reason")->valuestring, "correction TTFT"));
+    cJSON_Delete(j);
+    tu_done(dir);
+
+    /* a pool of a batch model is refused at load */
+    CU_ASSERT(tu_expect_error(
+        "name: x\nduration: 1s\nmodels:\n  m: {service: {mean: 1s}}\npools:\n"
+        "  p: {model: m, replicas: 1}\n"
+        "traffic:\n  - {name: t, pool: p, arrivals: {rate: 1}}\n"
+        "autoscaler: {policy: sla_planner, pool: p}\n",
+        NULL, "s.yaml:9:41: autoscaler: autoscaling policy sla_planner scales LLM pools"));
+    /* its keys are checked at load, with their position */
+    char yaml[4096];
+    snprintf(yaml, sizeof yaml, SLA_SCENARIO, ", load_predictor: arima");
+    CU_ASSERT(tu_expect_error(yaml, NULL, "s.yaml:24:98: load_predictor: expected one of constant"));
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -340,6 +446,7 @@ int main(void)
     CU_add_test(s, "drain while a batch is forming", test_drain_while_forming);
     CU_add_test(s, "KPA: scale to zero, buffered cold start", test_kpa_scale_to_zero);
     CU_add_test(s, "HPA on vLLM metrics from the engine", test_hpa_vllm_metrics);
+    CU_add_test(s, "sla_planner scales up under a load step", test_sla_planner_load_step);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();
