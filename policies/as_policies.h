@@ -15,5 +15,6 @@ extern const struct as_ops as_kpa;
 extern const struct as_ops as_threshold;
 extern const struct as_ops as_scheduled;
 extern const struct as_ops as_predictive;
+extern const struct as_ops as_sla_planner;
 
 #endif

@@ -82,6 +82,23 @@ typedef struct {
     const as_metric *custom;
 } as_pod_view;
 
+/* An LLM pool's performance profile, what Dynamo's pre-deployment profiler
+ * measures and its planner interpolates (components/planner/src/dynamo/
+ * planner/utils/perf_interpolation.py): the engine computes it from the
+ * pool's step-time model, a test from its own formulas. Times are of one
+ * engine replica running alone, without queueing. */
+typedef struct {
+    const void *ctx;
+    /* a prompt of `tokens` tokens prefilled alone (its TTFT) */
+    double (*prefill_s)(const void *ctx, double tokens);
+    /* one decode step of `batch` sequences, each with `context` tokens in
+     * its KV cache (their ITL) */
+    double (*decode_step_s)(const void *ctx, int batch, double context);
+    int max_batch;             /* sequences a replica runs at most (max_num_seqs) */
+    double kv_tokens;          /* tokens a replica's KV cache holds */
+    int replicas_per_pod;      /* engine replicas in a pod (a node: gpus / tensor_parallel) */
+} as_llm_profile;
+
 /* One pool at one sync instant. Everything is read-only to the policy. */
 typedef struct {
     double now_s;              /* simulated time of this sync */
@@ -105,9 +122,20 @@ typedef struct {
      *   "arrival_rate_qps"     the same arrival rate, for forecasts (predictive)
      *   "fleetsim_queue_backlog"  for a pool consuming pipeline queues: the
      *                          messages waiting in them now
-     * and any name an HPA manifest uses as an Object or External metric. */
+     * and any name an HPA manifest uses as an Object or External metric.
+     * An LLM pool adds vLLM's gauges summed over its pods
+     * ("vllm:num_requests_running", "vllm:num_requests_waiting",
+     * "vllm:kv_cache_usage_perc") and what its clients saw since the
+     * previous sync (names absent when nothing was observed):
+     *   "llm_requests"           requests that arrived (a count)
+     *   "llm_isl_mean"           prompt tokens, mean over first tokens
+     *   "llm_osl_mean"           output tokens, mean over finished requests
+     *   "llm_ttft_mean_s"        time to first token, mean
+     *   "llm_itl_mean_s"         inter-token latency, mean over token gaps
+     *   "llm_request_duration_mean_s"  arrival to last token, mean */
     int n_metrics;
     const as_metric *metrics;
+    const as_llm_profile *llm; /* an LLM pool's profile; NULL for other pools */
 } as_view;
 
 /* Policy configuration: the scalar keys of the scenario's `autoscaler`
@@ -143,6 +171,8 @@ struct as_ops {
     const char *summary;       /* one line for `fleetsim list` */
     const char *const *keys;   /* NULL-terminated list of accepted config keys
                                   (for `fleetsim list` and the scenario reference) */
+    int needs_llm;             /* scales LLM pools only (reads view.llm): a scenario
+                                  giving it another pool is refused at load */
     as_init_fn *init;          /* required: checks unknown keys too */
     as_recommend_fn *recommend;/* required */
     as_period_fn *period_s;    /* required: seconds between two recommend calls */

@@ -34,5 +34,6 @@ const struct as_ops *const as_registry[] = {
     &as_threshold,
     &as_scheduled,
     &as_predictive,
+    &as_sla_planner,
     NULL,
 };

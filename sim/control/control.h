@@ -22,6 +22,11 @@ void life_free_pool(eng_pool *p);          /* the node pool's state */
 
 /* autoscaling.c */
 void scale_start(void);
+/* The LLM token hooks: what an autoscaled LLM pool's clients saw (the
+ * sla_planner's observed load) */
+void scale_llm_first_token(const eng_node *n, double ttft_s, int prompt_tokens);
+void scale_llm_tokens(const eng_node *n, double itl_s, unsigned long count);
+void scale_llm_finished(const eng_node *n, double e2e_s, double tpot_s, int output_tokens);
 void scale_free(void);
 /* A request found no ready replica: 1 if it should wait at the balancer
  * (an autoscaled pool cold-starting), after poking the autoscaler. */

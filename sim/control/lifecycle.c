@@ -120,7 +120,7 @@ static void boot(int argc, char *argv[])
         break;
     }
     set_state(n, NODE_LOADING, simgrid_get_clock());
-    sg_actor_sleep_for(delay(n, &L->load));
+    sg_actor_sleep_for(delay(n, &L->load) + sc_weights_load_s(n->pool->cfg, n->gpus));
     set_state(n, NODE_WARMING, simgrid_get_clock());
     sg_actor_sleep_for(delay(n, &L->warmup));
     serve_start(n);

@@ -13,7 +13,8 @@
  *   llm_first_token, llm_tokens, llm_finished
  *                  an LLM server's token events on a node (serve/llm.c):
  *                  the node's vllm:* histograms (llm_tokens: count later
- *                  tokens, each itl_s after the one before)
+ *                  tokens, each itl_s after the one before), then the
+ *                  sla_planner's observed load (control/autoscaling.c)
  * Questions (one answerer; 0 when none is registered):
  *   client_retry   r ended in error at t_s: 1 if its client will resend it
  *                  (control/chaos.c's retry_storm), r then held until the
@@ -39,9 +40,10 @@ typedef void (*eng_arrival_fn)(struct eng_pool *p, double now);
 typedef void (*eng_request_end_fn)(const struct eng_pool *p, const struct eng_req *r, int bucket,
                                    double t_s, size_t interval, double latency_s);
 typedef void (*eng_fault_fn)(int fault, int rec);
-typedef void (*eng_first_token_fn)(const struct eng_node *n, double ttft_s);
+typedef void (*eng_first_token_fn)(const struct eng_node *n, double ttft_s, int prompt_tokens);
 typedef void (*eng_tokens_fn)(const struct eng_node *n, double itl_s, unsigned long count);
-typedef void (*eng_finished_fn)(const struct eng_node *n, double e2e_s, double tpot_s);
+typedef void (*eng_finished_fn)(const struct eng_node *n, double e2e_s, double tpot_s,
+                                int output_tokens);
 
 typedef struct {
     eng_arrival_fn arrival[ENG_HOOK_MAX];

@@ -182,6 +182,9 @@ struct eng_node {
         int m_has;
         double m_time_s, m_util, m_rps, m_queue;
         double m_busy_prev, m_accepted_prev;
+        /* LLM pools: the node's vllm:* gauges at the sample's end, as a
+         * Prometheus scrape reads them (instant values, not window means) */
+        double m_vllm_running, m_vllm_waiting, m_vllm_kv;
     } sample;
 };
 
@@ -215,6 +218,8 @@ struct eng_pool {
     int rolling;            /* the rollout began: new replicas take new-shape slots */
     struct as *scaler;      /* NULL = fixed size */
     void *as_pods, *as_custom; /* the autoscaler's view arrays (n_hosts pods) */
+    void *as_llm;           /* an autoscaled LLM pool's profile and observed load
+                               (control/autoscaling.c); NULL otherwise */
     double as_last_s;       /* previous sync */
     unsigned long as_last_arrivals;
     int cause, fault_rec;   /* pool-wide fault acting now (partition, ...), or -1 */

@@ -20,6 +20,20 @@
 
 #include "model.h"
 
+/* What node n of an LLM pool (serve_llm) shows on its vllm:* series
+ * (observe.c), summed over its replicas: the counters are since its host
+ * last came up, as a restarted vLLM process starts them again. */
+typedef struct {
+    int running, waiting;             /* sequences in the replicas' schedulers */
+    double kv_usage;                  /* KV blocks held / all blocks, mean over replicas */
+    unsigned long preemptions;
+    double prompt_tokens;             /* each request's prompt, at its first token */
+    double generation_tokens;         /* output tokens produced */
+    unsigned long finished;           /* requests that produced their last token */
+    unsigned long prefix_queries;     /* prompt tokens looked up in the prefix cache */
+    unsigned long prefix_hits;        /* of those, found */
+} serve_llm_node_stats;
+
 typedef struct serve_ops {
     const char *name;
     /* per-node state (n->serve), at build and teardown */
@@ -52,6 +66,9 @@ typedef struct serve_ops {
     void (*free_pool)(eng_pool *p);
     void (*close_interval)(eng_pool *p, size_t i);
     void (*collect)(eng_pool *p, rp_results *out);
+    /* optional: the node's token-level gauges and counters (LLM servers):
+     * what its vllm:* series and the autoscalers' vLLM metrics read */
+    void (*llm_stats)(const eng_node *n, serve_llm_node_stats *out);
 } serve_ops;
 
 /* The registry: NULL-terminated, and lookup by name (NULL if unknown). */
@@ -61,19 +78,7 @@ const serve_ops *serve_find(const char *name);
 extern const serve_ops serve_batch;
 extern const serve_ops serve_llm;
 
-/* What node n of an LLM pool (serve_llm) shows on its vllm:* series
- * (observe.c), summed over its replicas: the counters are since its host
- * last came up, as a restarted vLLM process starts them again. */
-typedef struct {
-    int running, waiting;             /* sequences in the replicas' schedulers */
-    double kv_usage;                  /* KV blocks held / all blocks, mean over replicas */
-    unsigned long preemptions;
-    double prompt_tokens;             /* each request's prompt, at its first token */
-    double generation_tokens;         /* output tokens produced */
-    unsigned long finished;           /* requests that produced their last token */
-    unsigned long prefix_queries;     /* prompt tokens looked up in the prefix cache */
-    unsigned long prefix_hits;        /* of those, found */
-} serve_llm_node_stats;
+/* serve_llm's llm_stats, by name for observe/'s exporter */
 void serve_llm_node_stats_get(const eng_node *n, serve_llm_node_stats *out);
 
 static inline void serve_init_node(eng_node *n) { n->pool->serve->init_node(n); }
@@ -119,6 +124,14 @@ static inline void serve_close_interval(eng_pool *p, size_t i)
 {
     if (p->serve->close_interval)
         p->serve->close_interval(p, i);
+}
+/* 1 with the node's token-level stats in out; 0 for a server without them */
+static inline int serve_llm_stats(const eng_node *n, serve_llm_node_stats *out)
+{
+    if (!n->pool->serve->llm_stats)
+        return 0;
+    n->pool->serve->llm_stats(n, out);
+    return 1;
 }
 static inline void serve_collect(eng_pool *p, rp_results *out)
 {

@@ -402,8 +402,9 @@ static void llm_observe(const eng_node *n, int h, double v)
     l->count[h]++;
 }
 
-void obs_llm_first_token(const eng_node *n, double ttft_s)
+void obs_llm_first_token(const eng_node *n, double ttft_s, int prompt_tokens)
 {
+    (void)prompt_tokens;
     llm_observe(n, LLM_TTFT, ttft_s);
 }
 
@@ -428,8 +429,9 @@ void obs_llm_tokens(const eng_node *n, double itl_s, unsigned long count)
     l->count[LLM_ITL] += count;
 }
 
-void obs_llm_finished(const eng_node *n, double e2e_s, double tpot_s)
+void obs_llm_finished(const eng_node *n, double e2e_s, double tpot_s, int output_tokens)
 {
+    (void)output_tokens;
     llm_observe(n, LLM_TPOT, tpot_s);
     llm_observe(n, LLM_E2E, e2e_s);
 }

@@ -34,10 +34,10 @@ void obs_request_end(const eng_pool *p, const eng_req *r, int bucket, double t_s
  * token, e2e_s after the send, with tpot_s its mean time per output token
  * after the first (0 for a one-token answer). Nothing is kept while nothing
  * is monitored or exported. */
-void obs_llm_first_token(const eng_node *n, double ttft_s);
+void obs_llm_first_token(const eng_node *n, double ttft_s, int prompt_tokens);
 void obs_llm_token(const eng_node *n, double itl_s);
 /* count inter-token latencies of itl_s: count obs_llm_token calls in one */
 void obs_llm_tokens(const eng_node *n, double itl_s, unsigned long count);
-void obs_llm_finished(const eng_node *n, double e2e_s, double tpot_s);
+void obs_llm_finished(const eng_node *n, double e2e_s, double tpot_s, int output_tokens);
 
 #endif

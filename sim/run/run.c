@@ -619,6 +619,9 @@ static void register_hooks(void)
     ENG_HOOK_ADD(llm_first_token, obs_llm_first_token);
     ENG_HOOK_ADD(llm_tokens, obs_llm_tokens);
     ENG_HOOK_ADD(llm_finished, obs_llm_finished);
+    ENG_HOOK_ADD(llm_first_token, scale_llm_first_token);
+    ENG_HOOK_ADD(llm_tokens, scale_llm_tokens);
+    ENG_HOOK_ADD(llm_finished, scale_llm_finished);
     eng_hook.client_retry = chaos_client_retry;
     eng_hook.clients_wake = chaos_clients_wake;
     eng_hook.cold_start_wait = scale_buffer;

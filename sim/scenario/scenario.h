@@ -128,7 +128,16 @@ typedef struct {
     sc_delay warmup;
     double drain_grace_s;      /* in-flight work after this fails (502) */
     double start_failure_prob; /* a start that fails is retried from the start */
+    /* LLM pools: the weights read from storage during the model load, at
+     * load_bandwidth_Bps shared by the node's replicas: the load takes
+     * `load` + replicas on the node x weights_bytes / load_bandwidth_Bps.
+     * 0 = not modelled (the load is `load` alone). */
+    double load_bandwidth_Bps;
+    double weights_bytes;      /* one replica's weights (llm_weight_bytes) */
 } sc_lifecycle;
+
+/* lifecycle.load_bandwidth: `default` (fleetsim's documented figure) */
+#define SC_DEFAULT_LOAD_BANDWIDTH_BPS 2e9
 
 /* Active health checks by the balancer (nginx Plus / HAProxy style). */
 typedef struct {
@@ -504,5 +513,20 @@ double sc_model_mean_s(const sc_model *m, int batch);
 
 /* An LLM replica's cost model: model m on pool pl's GPU and tensor_parallel. */
 void sc_llm_perf(const sc_llm *m, const sc_pool *pl, llm_perf *pf);
+
+/* vLLM's engine limits of a replica of model m on pool pl (pf: its cost
+ * model, sc_llm_perf): the given ones, or vLLM's defaults. */
+typedef struct {
+    int max_num_batched_tokens;  /* token budget of a step */
+    int max_num_seqs;            /* sequences running at most */
+    long num_blocks;             /* KV blocks (<= 0 when nothing fits) */
+} sc_llm_limits;
+void sc_llm_limits_get(const sc_llm *m, const sc_pool *pl, const llm_perf *pf, sc_llm_limits *out);
+
+/* Seconds a node of pool pl with `gpus` GPUs spends reading its replicas'
+ * weights during the model load (lifecycle.load_bandwidth): replicas on it
+ * (gpus / tensor_parallel) x one replica's weights / the bandwidth; 0 when
+ * the pool does not model it. */
+double sc_weights_load_s(const sc_pool *pl, int gpus);
 
 #endif

@@ -69,6 +69,13 @@ static void load_one(sc_loader *L, yaml_node_t *n, const char *path, sc_scenario
     }
     if (a->pool < 0)
         return;
+    const sc_pool *pl = &sc->pools[a->pool];
+    if (as_find(a->policy)->needs_llm && pl->model >= 0 && !sc->models[pl->model].llm) {
+        sc_errn(L, pool.val ? pool.val : policy.val,
+                "%s: autoscaling policy %s scales LLM pools (models.<name>.llm); pool %s serves "
+                "model %s", path, a->policy, pl->name, sc->models[pl->model].name);
+        return;
+    }
     char err[1024];
     as *made = sc_autoscaler_create(sc, a, err, sizeof err);
     if (!made) {

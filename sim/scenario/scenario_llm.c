@@ -378,6 +378,29 @@ void sc_llm_perf(const sc_llm *m, const sc_pool *pl, llm_perf *pf)
     pf->context_token_s = m->context_token_s;
 }
 
+void sc_llm_limits_get(const sc_llm *m, const sc_pool *pl, const llm_perf *pf, sc_llm_limits *out)
+{
+    /* vLLM's defaults (vllm/engine/arg_utils.py, _set_default_args): 8192
+     * tokens and 1024 sequences on GPUs of 70 GiB or more that are not an
+     * A100, else 2048 and 256 */
+    int big = pl->gpu.hbm_bytes >= 70.0 * 1073741824.0 && !strstr(pl->gpu.name, "A100");
+    out->max_num_batched_tokens = m->max_num_batched_tokens > 0 ? m->max_num_batched_tokens
+                                  : big                         ? 8192
+                                                                : 2048;
+    out->max_num_seqs = m->max_num_seqs > 0 ? m->max_num_seqs : big ? 1024 : 256;
+    out->num_blocks = m->kv_blocks > 0 ? m->kv_blocks
+                                       : llm_kv_blocks(pf, m->gpu_memory_utilization, m->block_size,
+                                                       NULL, 0);
+}
+
+double sc_weights_load_s(const sc_pool *pl, int gpus)
+{
+    if (!(pl->life.load_bandwidth_Bps > 0) || !(pl->life.weights_bytes > 0))
+        return 0;
+    int tp = pl->tensor_parallel > 0 ? pl->tensor_parallel : 1;
+    return (double)(gpus / tp) * pl->life.weights_bytes / pl->life.load_bandwidth_Bps;
+}
+
 void sc_load_pool_llm(sc_loader *L, yaml_node_t *n, const char *path, const sc_scenario *sc,
                       sc_pool *pl)
 {
@@ -385,6 +408,14 @@ void sc_load_pool_llm(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
     sc_kv gpu = sc_find(L, n, "gpu"), tp = sc_find(L, n, "tensor_parallel");
     sc_kv ttft = sc_find(L, n, "ttft_timeout");
     int llm = pl->model >= 0 && sc->models[pl->model].llm;
+    sc_kv life = sc_find(L, n, "lifecycle");
+    sc_kv lbw = life.val && life.val->type == YAML_MAPPING_NODE ? sc_find(L, life.val, "load_bandwidth")
+                                                                : (sc_kv){ 0 };
+    if (lbw.key && !llm && pl->model >= 0) {
+        sc_errn(L, lbw.key, "%s: lifecycle.load_bandwidth applies to pools of an LLM model (its "
+                "weights come from models.<name>.llm); use lifecycle.load", path);
+        pl->life.load_bandwidth_Bps = 0;
+    }
     pl->tensor_parallel = 1;
     if (ttft.key && !llm && pl->model >= 0)
         sc_errn(L, ttft.key, "%s: ttft_timeout applies to pools of an LLM model (a first token "
@@ -444,6 +475,7 @@ void sc_load_pool_llm(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
                 err);
         return;
     }
+    pl->life.weights_bytes = llm_weight_bytes(&pf);
     if (m->kv_blocks == 0 && llm_kv_blocks(&pf, m->gpu_memory_utilization, m->block_size, err,
                                            sizeof err) <= 0)
         sc_errn(L, n, "%s: model %s does not fit %d x %s at gpu_memory_utilization %g: %s "

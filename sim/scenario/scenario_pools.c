@@ -118,7 +118,7 @@ int sc_want_delay(sc_loader *L, const yaml_node_t *n, const char *path, sc_delay
 static void load_lifecycle(sc_loader *L, yaml_node_t *n, const char *path, sc_lifecycle *life)
 {
     static const char *const keys[] = {"provision", "start", "load", "warmup", "drain_grace",
-                                       "start_failure", NULL};
+                                       "start_failure", "load_bandwidth", NULL};
     char p[SC_PATHLEN];
     if (sc_check_map(L, n, path, keys))
         return;
@@ -138,6 +138,18 @@ static void load_lifecycle(sc_loader *L, yaml_node_t *n, const char *path, sc_li
     if (fail.val)
         sc_want_num(L, fail.val, sc_join(p, path, "start_failure"), 0, 0, 1, 1,
                     &life->start_failure_prob);
+    /* whether the pool's model has weights to read is checked with the
+     * model (sc_load_pool_llm) */
+    sc_kv bw = sc_find(L, n, "load_bandwidth");
+    if (bw.val) {
+        if (bw.val->type == YAML_SCALAR_NODE &&
+            strcmp((const char *)bw.val->data.scalar.value, "default") == 0)
+            life->load_bandwidth_Bps = SC_DEFAULT_LOAD_BANDWIDTH_BPS;
+        else
+            sc_want_unit(L, bw.val, sc_join(p, path, "load_bandwidth"), sc_parse_bandwidth_Bps,
+                         "bandwidth", "2GB/s, 25Gbps, or default", 1,
+                         &life->load_bandwidth_Bps);
+    }
 }
 
 static void load_health(sc_loader *L, yaml_node_t *n, const char *path, sc_health *h)

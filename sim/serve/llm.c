@@ -248,18 +248,12 @@ static void init_pool(eng_pool *p)
     lp->tp = pc->tensor_parallel;
     lp->replicas_per_node = pc->gpus_per_node / pc->tensor_parallel;
     lp->mode = has_mid_step_faults() ? LLM_LIVE : m->coalesce_steps ? LLM_COALESCE : LLM_PER_STEP;
-    /* vLLM's defaults (vllm/engine/arg_utils.py, _set_default_args): 8192
-     * tokens and 1024 sequences on GPUs of 70 GiB or more that are not an
-     * A100, else 2048 and 256 */
-    int big = pc->gpu.hbm_bytes >= 70.0 * 1073741824.0 && !strstr(pc->gpu.name, "A100");
-    lp->cfg.max_num_batched_tokens = m->max_num_batched_tokens > 0 ? m->max_num_batched_tokens
-                                     : big                         ? 8192
-                                                                   : 2048;
-    lp->cfg.max_num_seqs = m->max_num_seqs > 0 ? m->max_num_seqs : big ? 1024 : 256;
+    sc_llm_limits lim;
+    sc_llm_limits_get(m, pc, pf, &lim); /* vLLM's defaults where not given */
+    lp->cfg.max_num_batched_tokens = lim.max_num_batched_tokens;
+    lp->cfg.max_num_seqs = lim.max_num_seqs;
     lp->cfg.block_size = m->block_size;
-    lp->cfg.num_blocks = m->kv_blocks > 0 ? m->kv_blocks
-                                          : llm_kv_blocks(pf, m->gpu_memory_utilization,
-                                                          m->block_size, NULL, 0);
+    lp->cfg.num_blocks = lim.num_blocks;
     lp->cfg.long_prefill_threshold = m->long_prefill_threshold;
     lp->cfg.enable_prefix_caching = m->enable_prefix_caching;
     lp->cfg.chunked_prefill = m->chunked_prefill;
@@ -724,7 +718,7 @@ static int finish_horizon(llm_replica *rep, int k)
                 /* vLLM counts a prompt's tokens at its first token
                  * (vllm/v1/metrics/stats.py, IterationStats.update_from_output) */
                 rep->ln->prompt_tokens += r->in_tokens;
-                ENG_NOTIFY(llm_first_token, n, t1 - r->sent_s + r->net_s);
+                ENG_NOTIFY(llm_first_token, n, t1 - r->sent_s + r->net_s, r->in_tokens);
                 if (m) {
                     sim_hist_add(lp->ttft, t1 - r->sent_s + r->net_s);
                     lp->in_tokens += r->in_tokens;
@@ -757,7 +751,8 @@ static int finish_horizon(llm_replica *rep, int k)
             /* vLLM's mean time per output token after the first, 0 for one
              * token (vllm/v1/metrics/stats.py, update_from_finished_request) */
             ENG_NOTIFY(llm_finished, n, t1 - r->sent_s + r->net_s,
-                             r->out_tokens > 1 ? (t1 - r->first_token_s) / (r->out_tokens - 1) : 0);
+                             r->out_tokens > 1 ? (t1 - r->first_token_s) / (r->out_tokens - 1) : 0,
+                       r->out_tokens);
             if (is_measured(r) && r->sent_s + (t1 - r->sent_s + r->net_s) <= r->deadline_s)
                 count_finished(lp, r, t1);
             eng_req_served(p, n, r, t1);
@@ -1150,4 +1145,5 @@ const serve_ops serve_llm = {
     .free_pool = free_pool,
     .close_interval = close_interval,
     .collect = collect,
+    .llm_stats = serve_llm_node_stats_get,
 };

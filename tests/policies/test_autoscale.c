@@ -28,7 +28,7 @@ static int starts_with(const char *s, const char *prefix)
 
 static void test_registry(void)
 {
-    const char *names[] = { "hpa", "kpa", "threshold", "scheduled", "predictive" };
+    const char *names[] = { "hpa", "kpa", "threshold", "scheduled", "predictive", "sla_planner" };
     char buf[256], err[256];
     int count = 0;
 
@@ -45,12 +45,13 @@ static void test_registry(void)
         CU_ASSERT_PTR_NOT_NULL((*p)->period_s);
     }
     CU_ASSERT_EQUAL(count, N_OF(names));
-    CU_ASSERT_STRING_EQUAL(as_names(buf, sizeof buf), "hpa, kpa, threshold, scheduled, predictive");
+    CU_ASSERT_STRING_EQUAL(as_names(buf, sizeof buf),
+                           "hpa, kpa, threshold, scheduled, predictive, sla_planner");
     CU_ASSERT_PTR_NULL(as_find("vpa"));
     CU_ASSERT_PTR_NULL(as_find(NULL));
     CU_ASSERT_PTR_NULL(as_create("vpa", NULL, err, sizeof err));
     CU_ASSERT_STRING_EQUAL(err, "unknown autoscaler policy 'vpa' (known: hpa, kpa, threshold, scheduled, "
-                                "predictive)");
+                                "predictive, sla_planner)");
 }
 
 /* A policy that answers whatever `answer` says. */

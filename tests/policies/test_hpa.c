@@ -889,6 +889,86 @@ static void test_shipped_manifests_drive_policy(void)
     as_destroy(s.a);
 }
 
+/* One sync of the shipped scenarios/k8s/llm-hpa.yaml (Pods
+ * vllm:num_requests_waiting 4 and vllm:num_requests_running 16 per pod,
+ * External sum(vllm:kv_cache_usage_perc) 700m per pod) on ready pods with
+ * these gauges; the External value is their KV sum, as the engine serves it. */
+static int llm_sync(as *a, int n, const double *waiting, const double *running, const double *kv)
+{
+    as_pod_view pods[8];
+    as_metric custom[8][3], ext;
+    as_view v;
+    double sum = 0;
+
+    memset(&v, 0, sizeof v);
+    for (int i = 0; i < n; i++) {
+        as_pod_view *p = &pods[i];
+        memset(p, 0, sizeof *p);
+        p->phase = AS_POD_RUNNING;
+        p->scheduled = p->ready = 1;
+        p->start_s = 0.0;
+        p->ready_change_s = 10.0;
+        p->has_metrics = 1;
+        p->metrics_time_s = NOW;
+        p->metrics_window_s = 15.0;
+        custom[i][0] = (as_metric){ "vllm:num_requests_waiting", waiting[i] };
+        custom[i][1] = (as_metric){ "vllm:num_requests_running", running[i] };
+        custom[i][2] = (as_metric){ "vllm:kv_cache_usage_perc", kv[i] };
+        p->custom = custom[i];
+        p->n_custom = 3;
+        sum += kv[i];
+    }
+    ext = (as_metric){ "vllm:kv_cache_usage_perc", sum };
+    v.now_s = NOW;
+    v.current_replicas = n;
+    v.n_pods = n;
+    v.pods = pods;
+    v.n_metrics = 1;
+    v.metrics = &ext;
+    return as_recommend(a, &v);
+}
+
+static void test_shipped_llm_manifest(void)
+{
+    char err[512], path[4096];
+    const char *src = getenv("FLEETSIM_SRC");
+    as_param p[] = { { "manifest", "k8s/llm-hpa.yaml", 0, 0 } };
+    as_config cfg = { "llm-hpa.yaml", path, 1, p };
+    as *a;
+
+    snprintf(path, sizeof path, "%s/scenarios", src ? src : "..");
+    a = as_create("hpa", &cfg, err, sizeof err);
+    if (!a)
+        fprintf(stderr, "\n  %s\n", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    /* waiting 10 and 6: mean 8000m / 4000m = 2 -> ceil(2 x 2) = 4;
+     * running 16 and 16: ratio 1, within tolerance -> 2;
+     * KV 0.5 + 0.4 = 900m: 900 / (700 x 2) = 0.64, outside -> ceil(900/700) = 2;
+     * the largest, 4 (scale-up limit: max(100%, 4 pods) per 15 s = 6) */
+    CU_ASSERT_EQUAL(llm_sync(a, 2, (double[]){ 10, 6 }, (double[]){ 16, 16 }, (double[]){ 0.5, 0.4 }), 4);
+    as_destroy(a);
+
+    a = as_create("hpa", &cfg, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    /* nothing waits; running 10 and 12: mean 11000m / 16000m = 0.6875 ->
+     * ceil(0.6875 x 2) = 2; KV 0.95 + 0.9 = 1850m: 1850 / 1400 = 1.32 ->
+     * ceil(1850 / 700) = 3, the largest */
+    CU_ASSERT_EQUAL(llm_sync(a, 2, (double[]){ 0, 0 }, (double[]){ 10, 12 }, (double[]){ 0.95, 0.9 }), 3);
+    as_destroy(a);
+
+    a = as_create("hpa", &cfg, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    /* three pods: waiting 5, 4, 4 -> mean 4333m (integer milli mean), ratio
+     * 1.083 within 10% -> 3; running 17, 17, 18 -> 17333m / 16000m = 1.083,
+     * within -> 3; KV 0.7 x 3 = 2100m / 2100m = 1 -> 3: no change */
+    CU_ASSERT_EQUAL(llm_sync(a, 3, (double[]){ 5, 4, 4 }, (double[]){ 17, 17, 18 },
+                             (double[]){ 0.7, 0.7, 0.7 }), 3);
+    /* waiting 5, 5, 4 -> 4666m / 4000m = 1.1667, outside -> ceil(3.5) = 4 */
+    CU_ASSERT_EQUAL(llm_sync(a, 3, (double[]){ 5, 5, 4 }, (double[]){ 17, 17, 18 },
+                             (double[]){ 0.7, 0.7, 0.7 }), 4);
+    as_destroy(a);
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -913,6 +993,7 @@ int main(void)
     CU_add_test(s, "min/max paths", test_bounds_paths);
     CU_add_test(s, "config errors", test_config_errors);
     CU_add_test(s, "shipped bank manifest", test_shipped_manifests_drive_policy);
+    CU_add_test(s, "shipped vLLM-metrics manifest", test_shipped_llm_manifest);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     fails = CU_get_number_of_failures();

@@ -476,6 +476,96 @@ static void test_coalesced_equals_per_step(void)
     cJSON_Delete(a);
 }
 
+/* The time node p/0 of a run went from loading to warming after its
+ * reboot (events.jsonl), or -1. */
+static double reload_done_s(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/out/events.jsonl", dir);
+    char *ev = tu_read(path);
+    double t = -1;
+    for (char *line = ev; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        double x;
+        if (strstr(line, "\"loading -> warming\"") && sscanf(line, "{\"t_s\":%lf", &x) == 1 &&
+            (!strchr(line, '\n') || strstr(line, "loading -> warming") < strchr(line, '\n')))
+            t = x;
+    }
+    free(ev);
+    return t;
+}
+
+/* The model load reads the weights: Llama-3-8B's shape (8,030,261,248
+ * parameters, test_llm_model.c) in bf16 is 16,060,522,496 bytes per
+ * replica. A crash at 10 s for 5 s reboots the node at 15 s: the container
+ * starts (1 s), then the load takes `load` (2 s) + the node's replicas'
+ * weights / load_bandwidth. */
+static void test_load_time_from_weights(void)
+{
+    static const char *fmt =
+        "name: lt\n"
+        "duration: 60s\n"
+        "models:\n"
+        "  m:\n"
+        "    llm:\n"
+        "      config: {hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32,\n"
+        "               num_key_value_heads: 8, intermediate_size: 14336, vocab_size: 128256}\n"
+        "pools:\n"
+        "  p:\n"
+        "    model: m\n"
+        "    replicas: 1\n"
+        "    gpus_per_node: %d\n"
+        "    tensor_parallel: %d\n"
+        "    gpu: H100-SXM\n"
+        "    lifecycle: {start: 1s, load: 2s, warmup: 500ms%s}\n"
+        "traffic:\n"
+        "  - {name: t, pool: p, arrivals: {process: deterministic, rate: 1}, tokens: {input: 16, output: 4}}\n"
+        "chaos:\n"
+        "  - {at: 10s, fault: node_crash, target: p/0, duration: 5s}\n";
+    static const struct {
+        int gpus, tp;
+        const char *bw;
+        double want_s;
+    } cases[] = {
+        /* no load_bandwidth: `load` alone, as before */
+        { 2, 1, "", 16 + 2.0 },
+        /* two TP-1 replicas on the node, 16 Gbps = 2e9 B/s: 2 x 8.030261248 s */
+        { 2, 1, ", load_bandwidth: 16Gbps", 16 + 2.0 + 2 * 16060522496.0 / 2e9 },
+        /* one TP-2 replica: its weights once, 8.030261248 s */
+        { 2, 2, ", load_bandwidth: 2GB/s", 16 + 2.0 + 16060522496.0 / 2e9 },
+        /* `default`: 2 GB/s, one replica */
+        { 1, 1, ", load_bandwidth: default", 16 + 2.0 + 16060522496.0 / 2e9 },
+        /* 500 MB/s: 32.121044992 s */
+        { 1, 1, ", load_bandwidth: 500MB/s", 16 + 2.0 + 16060522496.0 / 5e8 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char y[4096];
+        int rc;
+        snprintf(y, sizeof y, fmt, cases[i].gpus, cases[i].tp, cases[i].bw);
+        char *dir = tu_run_yaml(y, NULL, &rc);
+        CU_ASSERT_EQUAL(rc, 0);
+        double t = reload_done_s(dir);
+        if (fabs(t - cases[i].want_s) > 1e-9)
+            fprintf(stderr, "\n  case %zu: loaded at %.9f s, want %.9f s", i, t, cases[i].want_s);
+        CU_ASSERT_DOUBLE_EQUAL(t, cases[i].want_s, 1e-9);
+        cJSON *j = tu_out_summary(dir);
+        CU_ASSERT_PTR_NOT_NULL(j);
+        if (j)
+            CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), tu_sum_buckets(j, "requests"));
+        cJSON_Delete(j);
+        tu_done(dir);
+    }
+    CU_ASSERT(tu_expect_error(
+        "name: x\nduration: 1s\nmodels:\n  m: {service: {mean: 1s}}\npools:\n"
+        "  p: {model: m, replicas: 1, lifecycle: {load_bandwidth: 1GB/s}}\n"
+        "traffic:\n  - {name: t, pool: p, arrivals: {rate: 1}}\n",
+        NULL, "s.yaml:6:42: pools.p: lifecycle.load_bandwidth applies to pools of an LLM model"));
+    char y[4096];
+    snprintf(y, sizeof y, fmt, 1, 1, ", load_bandwidth: fast");
+    CU_ASSERT(tu_expect_error(y, NULL, "s.yaml:15:69: pools.p.lifecycle.load_bandwidth: expected a bandwidth > 0 (like 2GB/s, 25Gbps, or default), got \"fast\""));
+    snprintf(y, sizeof y, fmt, 1, 1, ", load_bandwith: 1GB/s");
+    CU_ASSERT(tu_expect_error(y, NULL, "unknown key \"load_bandwith\""));
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -491,6 +581,7 @@ int main(void)
     CU_add_test(s, "scenario errors", test_errors);
     CU_add_test(s, "shipped chat scenario", test_shipped_chat);
     CU_add_test(s, "coalesced steps equal per-step", test_coalesced_equals_per_step);
+    CU_add_test(s, "model load time from the weights", test_load_time_from_weights);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned f = CU_get_number_of_failures();
