@@ -79,8 +79,13 @@ void rp_results_free(rp_results *r)
             free(r->pools[i].nodes[j].busy);
         }
         free(r->pools[i].nodes);
-        if (r->pools[i].llm)
+        if (r->pools[i].llm) {
             free(r->pools[i].llm->gpu);
+            free(r->pools[i].llm->role);
+            free(r->pools[i].llm->decode_pool);
+            free(r->pools[i].llm->decode_router);
+            free(r->pools[i].llm->kv_per_replica);
+        }
         free(r->pools[i].llm);
     }
     free(r->pools);
@@ -181,7 +186,9 @@ int rp_slo_met(const rp_results *r)
 {
     int llm = -1;
     for (int i = 0; i < r->n_pools; i++)
-        if (r->pools[i].llm) {
+        /* a decode pool's requests are judged at their prefill pool */
+        if (r->pools[i].llm && !(r->pools[i].llm->role &&
+                                 strcmp(r->pools[i].llm->role, "decode") == 0)) {
             int m = llm_slo_met(r, r->pools[i].llm);
             if (m == 0)
                 return 0;
@@ -497,6 +504,20 @@ static void add_llm(cJSON *po, const rp_pool *p)
     cJSON_AddNumberToObject(x, "prefix_cache_queries", (double)l->prefix_queries);
     cJSON_AddNumberToObject(x, "prefix_cache_hits", (double)l->prefix_hits);
     cJSON_AddNumberToObject(x, "cost_per_million_output_tokens", l->cost_per_mtok);
+    if (l->role) /* only for disaggregated pools: other summaries keep their shape */
+        cJSON_AddStringToObject(x, "role", l->role);
+    if (l->decode_pool) {
+        cJSON *k = cJSON_AddObjectToObject(x, "kv_transfer");
+        cJSON_AddStringToObject(k, "decode_pool", l->decode_pool);
+        cJSON_AddStringToObject(k, "router", l->decode_router ? l->decode_router : "");
+        cJSON_AddNumberToObject(k, "count", (double)l->kv_transfers);
+        cJSON_AddNumberToObject(k, "failed", (double)l->kv_transfers_failed);
+        cJSON_AddNumberToObject(k, "bytes", l->kv_transfer_bytes);
+        add_latency(k, "time_s", &l->kv_transfer_s);
+        cJSON *per = cJSON_AddArrayToObject(k, "per_decode_replica");
+        for (int i = 0; i < l->n_kv_per_replica; i++)
+            cJSON_AddItemToArray(per, cJSON_CreateNumber((double)l->kv_per_replica[i]));
+    }
 }
 
 int rp_write_summary(const rp_results *r, const char *path)

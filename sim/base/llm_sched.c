@@ -790,6 +790,11 @@ int llm_sched_held(const llm_sched *s)
     return s->n_held;
 }
 
+llm_seq *llm_sched_held_head(const llm_sched *s)
+{
+    return s->hhead;
+}
+
 long llm_sched_blocks_free(const llm_sched *s)
 {
     return s->n_free;

@@ -119,6 +119,7 @@ llm_seq *llm_sched_running_at(const llm_sched *s, int i); /* in admission order 
 llm_seq *llm_sched_waiting_head(const llm_sched *s);
 long llm_sched_blocks_used(const llm_sched *s);  /* held by running and held sequences */
 int llm_sched_held(const llm_sched *s);          /* finished sequences holding their KV (hold_kv) */
+llm_seq *llm_sched_held_head(const llm_sched *s); /* one of them (->next: the others), or NULL */
 long llm_sched_blocks_free(const llm_sched *s);  /* free, cached or not: used + free = num_blocks */
 unsigned long llm_sched_preemptions(const llm_sched *s);
 /* prefix cache: prompt tokens looked up and found at first admissions
