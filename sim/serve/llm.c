@@ -934,6 +934,26 @@ static void kv_receiver(int argc, char *argv[])
     }
 }
 
+/* r's decode replica, in decode pool dp, failed at now with its KV cache:
+ * the attempt failed. A retry, as the balancer's rules allow, starts over
+ * at the prefill pool with a full prefill (r leaves dp's stage as failed);
+ * else r ends there as failed (502). */
+static void decode_failed(eng_pool *dp, eng_req *r, double now)
+{
+    eng_pool *pp = eng_world.classes[r->tclass].pool;
+    eng_world.attempt_errors++;
+    if (!eng_retry_allowed(pp, r, now, eng_world.sc->lb.retry_on_error)) {
+        eng_req_end(dp, r, B_FAILED, now);
+        return;
+    }
+    eng_pool_leave(dp, r, B_FAILED, now);
+    r->stage = 0;
+    r->stage_s = now;
+    r->node = -1;
+    eng_pool_enter(pp, r, now, 1);
+    eng_route(pp, r, now);
+}
+
 /* Node n crashed (or its drain timed out) at now: the transfers from and
  * to its replicas end with it. */
 static void fail_xfers(eng_node *n, double now)
@@ -1378,7 +1398,10 @@ static void fail_running(eng_node *n, double now)
                 eng_req *r = all[j]->r;
                 free_seq(all[j]);
                 eng_lb_release(n->pool, r, n->index, now - r->arrival_s, LB_ERROR, now);
-                eng_attempt_failed(n->pool, r, now);
+                if (lp->role == SC_ROLE_DECODE)
+                    decode_failed(n->pool, r, now);
+                else
+                    eng_attempt_failed(n->pool, r, now);
             }
         kv_set(rep, now);
     }
