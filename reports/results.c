@@ -737,16 +737,30 @@ void rp_print_table(const rp_results *r, FILE *out)
         fprintf(out, "  llm %s x%d replicas/node (TP %d)  KV %ld blocks of %d tokens per replica\n",
                 l->gpu, l->replicas_per_node, l->tensor_parallel, l->kv_blocks_per_replica,
                 l->block_size);
-        fprintf(out, "  TTFT        p50 %9.1f ms  p99 %9.1f ms\n", 1e3 * l->ttft.p50,
-                1e3 * l->ttft.p99);
-        fprintf(out, "  TPOT        p50 %9.1f ms  p99 %9.1f ms\n", 1e3 * l->tpot.p50,
-                1e3 * l->tpot.p99);
-        fprintf(out, "  ITL         p50 %9.1f ms  p99 %9.1f ms\n", 1e3 * l->itl.p50,
-                1e3 * l->itl.p99);
-        fprintf(out, "  E2E         p50 %9.3f s   p99 %9.3f s\n", l->e2e.p50, l->e2e.p99);
-        fprintf(out, "  tokens      %12.1f in/s  %.1f out/s\n", l->input_tps, l->output_tps);
-        fprintf(out, "  goodput     %12.2f %% of %lu finished\n",
-                l->finished ? 100.0 * (double)l->good / (double)l->finished : 0, l->finished);
+        int decode = l->role && strcmp(l->role, "decode") == 0;
+        if (l->role)
+            fprintf(out, "  role        %s%s\n", l->role,
+                    decode ? " (its requests' latencies are counted at their prefill pool)" : "");
+        if (l->decode_pool)
+            fprintf(out, "  KV transfer %12lu to %s  %.1f MB mean  %.1f ms mean  %.1f ms p99  "
+                    "%lu failed\n", l->kv_transfers, l->decode_pool,
+                    l->kv_transfers ? l->kv_transfer_bytes / (double)l->kv_transfers / 1e6 : 0,
+                    1e3 * l->kv_transfer_s.mean, 1e3 * l->kv_transfer_s.p99,
+                    l->kv_transfers_failed);
+        if (!decode) {
+            fprintf(out, "  TTFT        p50 %9.1f ms  p99 %9.1f ms\n", 1e3 * l->ttft.p50,
+                    1e3 * l->ttft.p99);
+            fprintf(out, "  TPOT        p50 %9.1f ms  p99 %9.1f ms\n", 1e3 * l->tpot.p50,
+                    1e3 * l->tpot.p99);
+            fprintf(out, "  ITL         p50 %9.1f ms  p99 %9.1f ms\n", 1e3 * l->itl.p50,
+                    1e3 * l->itl.p99);
+            fprintf(out, "  E2E         p50 %9.3f s   p99 %9.3f s\n", l->e2e.p50, l->e2e.p99);
+            fprintf(out, "  tokens      %12.1f in/s  %.1f out/s\n", l->input_tps, l->output_tps);
+            fprintf(out, "  goodput     %12.2f %% of %lu finished\n",
+                    l->finished ? 100.0 * (double)l->good / (double)l->finished : 0, l->finished);
+        } else {
+            fprintf(out, "  tokens      %12.1f out/s\n", l->output_tps);
+        }
         fprintf(out, "  KV cache    %12.1f %% mean  %.1f %% max  %lu preemptions\n",
                 100 * l->kv_usage_mean, 100 * l->kv_usage_max, l->preemptions);
         if (l->prefix_queries > 0)
