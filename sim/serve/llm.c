@@ -38,9 +38,10 @@
  * runs a request's prompt as its whole work: the step that ends the prompt
  * samples the first token (TTFT ends there) and the sequence keeps its KV
  * blocks (llm_sched's hold_kv). A router (decode_router: an lb policy
- * over the decode pool's replicas) picks a decode replica, and the KV cache
- * (KV bytes per token x prompt tokens) goes there as a SimGrid
- * communication from the prefill node's host to the decode node's host,
+ * over the decode pool's replicas) picks a decode replica, and the KV
+ * cache (KV bytes per token x prompt tokens, an MLA latent once) goes
+ * there as a SimGrid communication from the prefill node's host to the
+ * decode node's host,
  * over both nodes' links (run/run.c's routes), so transfers share those
  * links and a bandwidth cut slows them. A receiver actor on the decode host
  * waits for it; when it lands the prefill replica frees the blocks, the
@@ -804,7 +805,7 @@ static void handoff(llm_replica *rep, llm_req *q, double now)
     x->dst = dst;
     x->owner = n->pool;
     x->slot = slot_take(lp);
-    x->bytes = llm_kv_bytes_per_token(&lp->perf) * (double)q->seq.prompt_tokens;
+    x->bytes = llm_kv_transfer_bytes_per_token(&lp->perf) * (double)q->seq.prompt_tokens;
     x->t0_s = now;
     xfer_link(x);
     char mb[64];
