@@ -189,8 +189,8 @@ static void test_bandwidth_cut_slows_transfer(void)
 }
 
 /* Poisson arrivals with drawn lengths on two prefill and two decode
- * nodes, the run cut off mid-stream, and a decode node crashing while it
- * serves and receives: every request ends in one bucket or is in flight
+ * nodes, the run cut off mid-stream, a decode node crashing while it
+ * serves and receives, then a prefill node while it sends: every request ends in one bucket or is in flight
  * (in a prefill replica, in a transfer, or in a decode replica), overall
  * and in each pool; what left the prefill pool as done arrived at the
  * decode pool; the transfers that landed are the decode pool's arrivals. */
@@ -234,7 +234,8 @@ static void test_conservation(void)
              "    tokens: {input: {distribution: lognormal, mean: 600, cv: 0.8, max: 3000},\n"
              "             output: {distribution: lognormal, mean: 150, cv: 0.8, min: 2, max: 1000}}\n"
              "chaos:\n"
-             "  - {at: 12s, fault: node_crash, target: dec/1, duration: 5s}\n");
+             "  - {at: 12s, fault: node_crash, target: dec/1, duration: 5s}\n"
+             "  - {at: 20s, fault: node_crash, target: pre/0, duration: 5s}\n");
     int rc;
     char *dir = tu_run_yaml(buf, NULL, &rc);
     CU_ASSERT_EQUAL(rc, 0);
@@ -260,6 +261,8 @@ static void test_conservation(void)
     CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(per), 2);
     double a = cJSON_GetArrayItem(per, 0)->valuedouble, b = cJSON_GetArrayItem(per, 1)->valuedouble;
     CU_ASSERT(a > 0 && b > 0);
+    /* the crashes ended transfers on their way, at either end */
+    CU_ASSERT(tu_num(j, "pools.pre.llm.kv_transfer.failed") >= 1);
     /* each pick started a transfer: landed, failed, or on its way at the end */
     CU_ASSERT(a + b >= tu_num(j, "pools.pre.llm.kv_transfer.count") +
                            tu_num(j, "pools.pre.llm.kv_transfer.failed"));
