@@ -41,14 +41,14 @@
  * over the decode pool's replicas) picks a decode replica, and the KV
  * cache (KV bytes per token x prompt tokens, an MLA latent once) goes
  * there as a SimGrid communication from the prefill node's host to the
- * decode node's host,
- * over both nodes' links (run/run.c's routes), so transfers share those
- * links and a bandwidth cut slows them. A receiver actor on the decode host
- * waits for it; when it lands the prefill replica frees the blocks, the
- * request leaves the prefill pool (its balancer's connection released) and
- * enters the decode pool, and the decode replica takes it with its prompt
- * computed (llm_sched_add_prefilled): its first step decodes the second
- * token, and admission and memory follow the scheduler as for any request.
+ * decode node's host over both nodes' links (run/run.c's routes), so
+ * transfers share those links and a bandwidth cut slows them. A receiver
+ * actor on the decode host waits for it; when it lands the prefill replica
+ * frees the blocks, the request leaves the prefill pool (its balancer's
+ * connection released) and enters the decode pool, and the decode replica
+ * takes it with its prompt computed (llm_sched_add_prefilled): its first
+ * step decodes the second token, and admission and memory follow the
+ * scheduler as for any request.
  * A request in transfer is in flight (census). A crash at either end during
  * a transfer fails the request's attempt (a retry starts over with a full
  * prefill); the receiver only frees the transfer's record then.
@@ -146,7 +146,6 @@ typedef struct llm_replica_s {
     /* KV transfers it sends (prefill) or waits for (decode) */
     kv_xfer *out, *in;
     int n_out, n_in;
-    int rv;                    /* its index in the router's view (decode replicas) */
 } llm_replica;
 
 /* A KV cache on its way from a prefill replica to a decode replica. */
@@ -736,10 +735,8 @@ static llm_replica *pick_decode(llm_pool *lp, const eng_req *r, double now)
         int k = 0;
         for (int j = 0; j < d->n_hosts; j++) {
             llm_node *ln = ln_of(&d->nodes[j]);
-            for (int i = 0; i < ln->n_reps; i++) {
-                ln->reps[i].rv = k;
+            for (int i = 0; i < ln->n_reps; i++)
                 lp->rreps[k++] = &ln->reps[i];
-            }
         }
     }
     if (!lp->router)

@@ -129,6 +129,36 @@ static void test_one_request(void)
     tu_done(td);
 }
 
+/* The same request's steps (--trace-steps), by hand: the prefill replica's
+ * one 20 ms step of 100 prompt tokens (7 blocks); the decode replica's
+ * first step starts when the transfer lands, at 20 ms + 14.1072 ms, and
+ * decodes at context 100 (the prompt came computed: no prefill there),
+ * then eight more 11 ms steps at contexts 101..108, 7 blocks each. */
+static void test_trace_steps(void)
+{
+    char trace[4096], path[4096], want[4096];
+    char *td = write_trace("0.0,100,10\n", trace, sizeof trace);
+    int rc;
+    char *dir = tu_run_yaml(scenario(trace, "1ms", NULL), "--trace-steps steps.csv", &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    snprintf(path, sizeof path, "%s/steps.csv", dir);
+    char *text = tu_read(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    double land = 0.020 + 0.001 + 100 * KV_B / BW_BPS;
+    size_t n = (size_t)snprintf(want, sizeof want,
+                                "time_s,pool,node,replica,step,duration_s,prefill_tokens,"
+                                "decode_requests,context_tokens,running,waiting,kv_blocks_used\n"
+                                "0.000000000,pre,pre/0,0,0,0.020000000,100,0,0,1,0,7\n");
+    for (int j = 0; j < 9; j++)
+        n += (size_t)snprintf(want + n, sizeof want - n,
+                              "%.9f,dec,dec/0,0,%d,0.011000000,0,1,%d,1,0,7\n", land + 0.011 * j, j,
+                              100 + j);
+    CU_ASSERT_STRING_EQUAL(text, want);
+    free(text);
+    tu_done(dir);
+    tu_done(td);
+}
+
 /* Links without latency: one transfer of 13,107,200 B takes 13.1072 ms; two
  * started together (both prompts in one 30 ms prefill step) share the
  * prefill node's link and the decode node's, each at 0.5 GB/s: both take
@@ -317,6 +347,7 @@ int main(void)
     CU_initialize_registry();
     CU_pSuite s = CU_add_suite("llm_disagg", NULL, NULL);
     CU_add_test(s, "one request: TTFT, transfer, first decode token", test_one_request);
+    CU_add_test(s, "decoding starts when the transfer lands (--trace-steps)", test_trace_steps);
     CU_add_test(s, "two transfers share a link", test_two_transfers_share_a_link);
     CU_add_test(s, "a bandwidth cut slows a transfer", test_bandwidth_cut_slows_transfer);
     CU_add_test(s, "conservation under load and a crash", test_conservation);
