@@ -75,7 +75,8 @@ static const metric metrics[] = {
     { "peak_replicas", "peak replicas", NULL, 0, F_COUNT, 0 },
     /* LLM pools (summary.json pools.<name>.llm): the worst pool's TTFT,
      * TPOT and E2E p99 and goodput (the SLO holds only where every LLM
-     * pool meets it, as rp_slo_met judges), the pools' output tokens per
+     * pool meets it, as rp_slo_met judges; a decode pool's requests count
+     * at their prefill pool), the pools' output tokens per
      * second, their cost per million output tokens weighted by each pool's
      * output tokens, and their GPUs at the most replicas */
     { "ttft_p99", "TTFT p99", NULL, -1, F_LAT, 1 },
@@ -123,6 +124,11 @@ static double llm_value(const cJSON *summary, const char *key)
         if (!cJSON_IsObject(l))
             continue;
         double x;
+        /* a decode pool's requests are judged at their prefill pool */
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(l, "role");
+        int decode = cJSON_IsString(role) && !strcmp(role->valuestring, "decode");
+        if (decode && (lat || !strcmp(key, "goodput")))
+            continue;
         if (lat) {
             x = num_at(l, "finished") > 0 ? num_at(l, lat) : NAN;
             v = n == 0 || isnan(x) || x > v ? x : v; /* the worst; NAN sticks */

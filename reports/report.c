@@ -729,6 +729,26 @@ static void llm_pool_section(rp_buf *o, const rp_results *r, const rp_pool *p)
                   l->tensor_parallel, l->replicas_per_node, l->replicas_per_node == 1 ? "" : "s",
                   l->kv_blocks_per_replica, l->block_size, l->kv_bytes_per_token / 1024,
                   l->weight_bytes / 1e9, l->max_num_batched_tokens, l->max_num_seqs, l->steps);
+    if (l->decode_pool) {
+        rp_buf_puts(o, "<p class=\"meta\">prefill pool &middot; KV caches to ");
+        rp_buf_esc(o, l->decode_pool);
+        rp_buf_puts(o, " (router ");
+        rp_buf_esc(o, l->decode_router ? l->decode_router : "");
+        rp_fmt_latency(a, sizeof a, l->kv_transfer_s.mean);
+        rp_fmt_latency(b, sizeof b, l->kv_transfer_s.p99);
+        rp_buf_printf(o, "): %lu transfers of %.1f MB on average, %s mean, %s p99, %lu failed; "
+                         "the latencies below count each request from its send to its last token, "
+                         "made on its decode replica</p>\n",
+                      l->kv_transfers,
+                      l->kv_transfers ? l->kv_transfer_bytes / (double)l->kv_transfers / 1e6 : 0,
+                      a, b, l->kv_transfers_failed);
+    }
+    if (l->role && strcmp(l->role, "decode") == 0) {
+        rp_buf_printf(o, "<p class=\"meta\">decode pool: %.1f output tokens/s; its requests' "
+                         "TTFT, TPOT, E2E and goodput are shown at their prefill pool</p>\n",
+                      l->output_tps);
+        return;
+    }
 
     rp_buf_puts(o, "<section class=\"cards\">\n");
     const struct {

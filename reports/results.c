@@ -79,8 +79,13 @@ void rp_results_free(rp_results *r)
             free(r->pools[i].nodes[j].busy);
         }
         free(r->pools[i].nodes);
-        if (r->pools[i].llm)
+        if (r->pools[i].llm) {
             free(r->pools[i].llm->gpu);
+            free(r->pools[i].llm->role);
+            free(r->pools[i].llm->decode_pool);
+            free(r->pools[i].llm->decode_router);
+            free(r->pools[i].llm->kv_per_replica);
+        }
         free(r->pools[i].llm);
     }
     free(r->pools);
@@ -181,7 +186,9 @@ int rp_slo_met(const rp_results *r)
 {
     int llm = -1;
     for (int i = 0; i < r->n_pools; i++)
-        if (r->pools[i].llm) {
+        /* a decode pool's requests are judged at their prefill pool */
+        if (r->pools[i].llm && !(r->pools[i].llm->role &&
+                                 strcmp(r->pools[i].llm->role, "decode") == 0)) {
             int m = llm_slo_met(r, r->pools[i].llm);
             if (m == 0)
                 return 0;
@@ -497,6 +504,20 @@ static void add_llm(cJSON *po, const rp_pool *p)
     cJSON_AddNumberToObject(x, "prefix_cache_queries", (double)l->prefix_queries);
     cJSON_AddNumberToObject(x, "prefix_cache_hits", (double)l->prefix_hits);
     cJSON_AddNumberToObject(x, "cost_per_million_output_tokens", l->cost_per_mtok);
+    if (l->role) /* only for disaggregated pools: other summaries keep their shape */
+        cJSON_AddStringToObject(x, "role", l->role);
+    if (l->decode_pool) {
+        cJSON *k = cJSON_AddObjectToObject(x, "kv_transfer");
+        cJSON_AddStringToObject(k, "decode_pool", l->decode_pool);
+        cJSON_AddStringToObject(k, "router", l->decode_router ? l->decode_router : "");
+        cJSON_AddNumberToObject(k, "count", (double)l->kv_transfers);
+        cJSON_AddNumberToObject(k, "failed", (double)l->kv_transfers_failed);
+        cJSON_AddNumberToObject(k, "bytes", l->kv_transfer_bytes);
+        add_latency(k, "time_s", &l->kv_transfer_s);
+        cJSON *per = cJSON_AddArrayToObject(k, "per_decode_replica");
+        for (int i = 0; i < l->n_kv_per_replica; i++)
+            cJSON_AddItemToArray(per, cJSON_CreateNumber((double)l->kv_per_replica[i]));
+    }
 }
 
 int rp_write_summary(const rp_results *r, const char *path)
@@ -716,16 +737,30 @@ void rp_print_table(const rp_results *r, FILE *out)
         fprintf(out, "  llm %s x%d replicas/node (TP %d)  KV %ld blocks of %d tokens per replica\n",
                 l->gpu, l->replicas_per_node, l->tensor_parallel, l->kv_blocks_per_replica,
                 l->block_size);
-        fprintf(out, "  TTFT        p50 %9.1f ms  p99 %9.1f ms\n", 1e3 * l->ttft.p50,
-                1e3 * l->ttft.p99);
-        fprintf(out, "  TPOT        p50 %9.1f ms  p99 %9.1f ms\n", 1e3 * l->tpot.p50,
-                1e3 * l->tpot.p99);
-        fprintf(out, "  ITL         p50 %9.1f ms  p99 %9.1f ms\n", 1e3 * l->itl.p50,
-                1e3 * l->itl.p99);
-        fprintf(out, "  E2E         p50 %9.3f s   p99 %9.3f s\n", l->e2e.p50, l->e2e.p99);
-        fprintf(out, "  tokens      %12.1f in/s  %.1f out/s\n", l->input_tps, l->output_tps);
-        fprintf(out, "  goodput     %12.2f %% of %lu finished\n",
-                l->finished ? 100.0 * (double)l->good / (double)l->finished : 0, l->finished);
+        int decode = l->role && strcmp(l->role, "decode") == 0;
+        if (l->role)
+            fprintf(out, "  role        %s%s\n", l->role,
+                    decode ? " (its requests' latencies are counted at their prefill pool)" : "");
+        if (l->decode_pool)
+            fprintf(out, "  KV transfer %12lu to %s  %.1f MB mean  %.1f ms mean  %.1f ms p99  "
+                    "%lu failed\n", l->kv_transfers, l->decode_pool,
+                    l->kv_transfers ? l->kv_transfer_bytes / (double)l->kv_transfers / 1e6 : 0,
+                    1e3 * l->kv_transfer_s.mean, 1e3 * l->kv_transfer_s.p99,
+                    l->kv_transfers_failed);
+        if (!decode) {
+            fprintf(out, "  TTFT        p50 %9.1f ms  p99 %9.1f ms\n", 1e3 * l->ttft.p50,
+                    1e3 * l->ttft.p99);
+            fprintf(out, "  TPOT        p50 %9.1f ms  p99 %9.1f ms\n", 1e3 * l->tpot.p50,
+                    1e3 * l->tpot.p99);
+            fprintf(out, "  ITL         p50 %9.1f ms  p99 %9.1f ms\n", 1e3 * l->itl.p50,
+                    1e3 * l->itl.p99);
+            fprintf(out, "  E2E         p50 %9.3f s   p99 %9.3f s\n", l->e2e.p50, l->e2e.p99);
+            fprintf(out, "  tokens      %12.1f in/s  %.1f out/s\n", l->input_tps, l->output_tps);
+            fprintf(out, "  goodput     %12.2f %% of %lu finished\n",
+                    l->finished ? 100.0 * (double)l->good / (double)l->finished : 0, l->finished);
+        } else {
+            fprintf(out, "  tokens      %12.1f out/s\n", l->output_tps);
+        }
         fprintf(out, "  KV cache    %12.1f %% mean  %.1f %% max  %lu preemptions\n",
                 100 * l->kv_usage_mean, 100 * l->kv_usage_max, l->preemptions);
         if (l->prefix_queries > 0)

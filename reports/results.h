@@ -54,6 +54,16 @@ typedef struct {
     unsigned long preemptions, steps;
     unsigned long prefix_queries, prefix_hits; /* prompt tokens looked up, found */
     double cost_per_mtok;      /* the pool's cost over the run / its output tokens (millions) */
+    /* prefill/decode disaggregation: "prefill" or "decode", NULL for a mixed
+     * pool; a prefill pool's latencies, finished and goodput count its
+     * requests through their decode, its decode pool's count nothing */
+    char *role;
+    char *decode_pool, *decode_router; /* a prefill pool: where its KV caches go, and how */
+    unsigned long kv_transfers, kv_transfers_failed; /* landed; ended without landing */
+    double kv_transfer_bytes;  /* of those that landed */
+    rp_latency kv_transfer_s;  /* send to landing, those that landed */
+    unsigned long *kv_per_replica; /* requests sent to each decode replica (node-major) */
+    int n_kv_per_replica;
 } rp_llm;
 
 typedef struct {

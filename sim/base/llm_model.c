@@ -661,6 +661,12 @@ double llm_kv_bytes_per_token(const llm_perf *p)
     return 2.0 * s->num_layers * kv_heads(s) * head_dim(s) * b;
 }
 
+double llm_kv_transfer_bytes_per_token(const llm_perf *p)
+{
+    double b = llm_kv_bytes_per_token(p);
+    return is_mla(&p->shape) && p->tp > 1 ? b / p->tp : b;
+}
+
 /* BLIS sim/latency/kv_capacity.go CalculateKVBlocks, with its TP basis as
  * fixed upstream (#1846, kv_capacity_tp_basis_test.go): the budget of all
  * tp GPUs, less the weights, one activation reserve per replica (5.5 GiB

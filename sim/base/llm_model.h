@@ -137,6 +137,10 @@ double llm_weight_bytes(const llm_perf *p);
  * dense 2 * L * kv_heads * head_dim * kv bytes; MLA L * (kv_lora_rank +
  * qk_rope_head_dim) * kv bytes (replicated on every rank, so x tp). */
 double llm_kv_bytes_per_token(const llm_perf *p);
+/* The KV cache of one token as content, each byte once: what a KV transfer
+ * between replicas sends (disaggregation). Dense: llm_kv_bytes_per_token
+ * (the ranks hold disjoint heads); MLA: one rank's copy of the latent. */
+double llm_kv_transfer_bytes_per_token(const llm_perf *p);
 /* KV blocks of block_size tokens that fit in the replica's memory at
  * gpu_memory_utilization (BLIS kv_capacity.go); <= 0 when the weights do
  * not fit, and err says by how much (-1 for arguments out of range, 0 when

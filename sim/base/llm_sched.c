@@ -52,6 +52,9 @@ struct llm_sched {
     int n_waiting;
     llm_seq **running;          /* admission order, max_num_seqs slots */
     int n_running;
+    /* finished sequences keeping their blocks (hold_kv), linked by prev/next */
+    llm_seq *hhead;
+    int n_held;
     int *hit;                   /* scratch: blocks found by a lookup */
     /* counters */
     unsigned long preemptions;
@@ -383,6 +386,8 @@ void llm_sched_free(llm_sched *s)
         table_drop(q);
     for (int i = 0; i < s->n_running; i++)
         table_drop(s->running[i]);
+    for (llm_seq *q = s->hhead; q; q = q->next)
+        table_drop(q);
     free(s->blk);
     free(s->key_hash);
     free(s->hnext);
@@ -414,7 +419,14 @@ void llm_step_free(llm_step *st)
 
 void llm_sched_add(llm_sched *s, llm_seq *q)
 {
-    q->computed = q->generated = 0;
+    llm_sched_add_prefilled(s, q, 0, 0);
+}
+
+void llm_sched_add_prefilled(llm_sched *s, llm_seq *q, int kv_tokens, int generated)
+{
+    q->computed = 0;
+    q->generated = generated;
+    q->kv_tokens = kv_tokens;
     q->n_blocks = 0;
     q->blocks = NULL;
     q->blocks_cap = 0;
@@ -457,14 +469,15 @@ static int admit(llm_sched *s, llm_step *st, int *budget)
     llm_seq *q = s->whead;
     int ntok = q->prompt_tokens + q->generated;   /* request.num_tokens */
     int thr = s->cfg.long_prefill_threshold, nh = 0, hit_tokens, n, need;
+    int brought = q->kv_tokens > 0; /* its KV came with it: allocated, not computed */
 
     /* KVCacheManager.get_computed_blocks: full blocks only, and at most
      * num_tokens - 1 tokens, so a prompt that hits whole still computes
      * its last token (for the logits): that recomputes the whole last
      * block, since computed tokens must stay block-aligned. */
-    if (s->cfg.enable_prefix_caching)
+    if (!brought && s->cfg.enable_prefix_caching)
         nh = lookup(s, q, (ntok - 1) / s->bs);
-    hit_tokens = nh * s->bs;
+    hit_tokens = !brought ? nh * s->bs : q->kv_tokens < ntok ? q->kv_tokens : ntok - 1;
     n = ntok - hit_tokens;
     if (thr > 0 && n > thr)
         n = thr;
@@ -494,11 +507,19 @@ static int admit(llm_sched *s, llm_step *st, int *budget)
     }
     take_new(s, q, ceil_div((long)hit_tokens + n, s->bs) - nh);
     q->computed = hit_tokens;
-    q->cached_tokens = hit_tokens;
-    cache_blocks(s, q, hit_tokens, hit_tokens + n < ntok ? hit_tokens + n : ntok);
+    if (brought) {
+        /* the blocks it brought are full prompt blocks like any other: keyed
+         * for later prefix hits; no lookup was made, so none is counted */
+        q->kv_tokens = 0;
+        q->cached_tokens = 0;
+        cache_blocks(s, q, 0, hit_tokens + n < ntok ? hit_tokens + n : ntok);
+    } else {
+        q->cached_tokens = hit_tokens;
+        cache_blocks(s, q, hit_tokens, hit_tokens + n < ntok ? hit_tokens + n : ntok);
+    }
     /* record_prefix_cache_stats at admission, num_tokens and hits, split
      * by whether the request was preempted before (stats.py) */
-    if (s->cfg.enable_prefix_caching) {
+    if (s->cfg.enable_prefix_caching && !brought) {
         if (q->preemptions > 0) {
             s->ppq += (unsigned long)ntok;
             s->pph += (unsigned long)hit_tokens;
@@ -574,7 +595,18 @@ void llm_sched_step_done(llm_sched *s, const llm_step *st, llm_seq **first, int 
         /* every token known is computed: the step sampled the next one */
         if (++q->generated == 1)
             first[(*n_first)++] = q;
-        if (q->generated >= q->output_tokens) {
+        if (q->generated >= q->output_tokens && q->hold_kv) {
+            /* its KV cache stays until it has been sent on */
+            q->state = LLM_HELD;
+            q->prev = NULL;
+            q->next = s->hhead;
+            if (s->hhead)
+                s->hhead->prev = q;
+            s->hhead = q;
+            s->n_held++;
+            done[(*n_done)++] = q;
+            ended++;
+        } else if (q->generated >= q->output_tokens) {
             release(s, q);
             table_drop(q);
             q->state = LLM_DONE;
@@ -604,6 +636,16 @@ void llm_sched_abort(llm_sched *s, llm_seq *q)
         memmove(&s->running[i], &s->running[i + 1],
                 sizeof *s->running * (size_t)(s->n_running - i - 1));
         s->n_running--;
+        release(s, q);
+    } else if (q->state == LLM_HELD) {
+        if (q->prev)
+            q->prev->next = q->next;
+        else
+            s->hhead = q->next;
+        if (q->next)
+            q->next->prev = q->prev;
+        q->prev = q->next = NULL;
+        s->n_held--;
         release(s, q);
     } else {
         return;
@@ -670,6 +712,18 @@ int llm_sched_check(const llm_sched *s)
                 rc = 5;
         }
     }
+    int n_held = 0;
+    for (const llm_seq *q = s->hhead; q && !rc; q = q->next) {
+        if (q->state != LLM_HELD || ++n_held > s->n_held || (q->next && q->next->prev != q))
+            rc = 7;
+        for (int k = 0; k < q->n_blocks && !rc; k++) {
+            int b = q->blocks[k];
+            if (b < 0 || b >= s->nb || (holders[b]++ && s->blk[b].key_off < 0))
+                rc = 3;
+        }
+    }
+    if (!rc && n_held != s->n_held)
+        rc = 7;
     for (int b = 0; b < s->nb && !rc; b++) {
         if (holders[b] != s->blk[b].ref)
             rc = 2;
@@ -729,6 +783,16 @@ llm_seq *llm_sched_waiting_head(const llm_sched *s)
 long llm_sched_blocks_used(const llm_sched *s)
 {
     return s->nb - s->n_free;
+}
+
+int llm_sched_held(const llm_sched *s)
+{
+    return s->n_held;
+}
+
+llm_seq *llm_sched_held_head(const llm_sched *s)
+{
+    return s->hhead;
 }
 
 long llm_sched_blocks_free(const llm_sched *s)

@@ -28,6 +28,15 @@ typedef struct llm_seq {
                                    hash blocks are keyed (a system prompt: one
                                    hash of its length) */
     void *user;
+    /* prefill/decode disaggregation (0 otherwise): hold_kv, on a prefill
+     * replica: a sequence that produced its last token keeps its KV blocks
+     * (state LLM_HELD) until the caller releases them with llm_sched_abort,
+     * once its KV cache has been sent on. kv_tokens: set by
+     * llm_sched_add_prefilled, the prompt tokens whose KV arrived with the
+     * sequence; its first admission takes blocks for them without computing
+     * them (a preemption drops them: recompute) */
+    int hold_kv;
+    int kv_tokens;
     /* kept by the scheduler */
     int computed;               /* tokens whose KV is computed (num_computed_tokens) */
     int generated;              /* output tokens produced */
@@ -40,7 +49,7 @@ typedef struct llm_seq {
     struct llm_seq *prev, *next; /* in the waiting queue */
 } llm_seq;
 
-enum { LLM_WAITING = 0, LLM_RUNNING, LLM_DONE, LLM_ABORTED };
+enum { LLM_WAITING = 0, LLM_RUNNING, LLM_DONE, LLM_ABORTED, LLM_HELD };
 
 typedef struct {
     int max_num_batched_tokens;  /* token budget per step */
@@ -81,16 +90,23 @@ void llm_step_free(llm_step *st);
  * table yet). seq stays the caller's; the scheduler holds it until it is
  * done or aborted, and frees the block table it grew then. */
 void llm_sched_add(llm_sched *s, llm_seq *seq);
+/* Appends seq, whose first `generated` output tokens were produced and
+ * whose first kv_tokens prompt tokens were computed elsewhere (a decode
+ * replica taking a request a prefill replica ran): its first admission
+ * allocates blocks for those tokens and the next one and computes only
+ * what is left, as a sequence whose prompt was found in a cache does. */
+void llm_sched_add_prefilled(llm_sched *s, llm_seq *seq, int kv_tokens, int generated);
 /* Forms the next step into st; returns st->n (0 = nothing to run). */
 int llm_sched_schedule(llm_sched *s, llm_step *st);
 /* The step st ran: advances each sequence; a sequence whose computed
  * tokens reach prompt + generated produces a token (generated++). Those
  * that produced their first token this step go to first[], those that
  * finished (generated == output_tokens; blocks freed, removed) to done[];
- * both arrays have max_num_seqs slots. */
+ * both arrays have max_num_seqs slots. A finished sequence with hold_kv
+ * keeps its blocks, in state LLM_HELD, until llm_sched_abort. */
 void llm_sched_step_done(llm_sched *s, const llm_step *st, llm_seq **first, int *n_first,
                          llm_seq **done, int *n_done);
-/* Removes seq (waiting or running) and frees its blocks: a cancelled
+/* Removes seq (waiting, running or held) and frees its blocks: a cancelled
  * request or a client that gave up. A sequence aborted between
  * llm_sched_schedule and llm_sched_step_done is skipped by step_done (its
  * memory must stay valid until then). */
@@ -101,7 +117,9 @@ int llm_sched_waiting(const llm_sched *s);
 int llm_sched_running(const llm_sched *s);
 llm_seq *llm_sched_running_at(const llm_sched *s, int i); /* in admission order */
 llm_seq *llm_sched_waiting_head(const llm_sched *s);
-long llm_sched_blocks_used(const llm_sched *s);  /* held by running sequences */
+long llm_sched_blocks_used(const llm_sched *s);  /* held by running and held sequences */
+int llm_sched_held(const llm_sched *s);          /* finished sequences holding their KV (hold_kv) */
+llm_seq *llm_sched_held_head(const llm_sched *s); /* one of them (->next: the others), or NULL */
 long llm_sched_blocks_free(const llm_sched *s);  /* free, cached or not: used + free = num_blocks */
 unsigned long llm_sched_preemptions(const llm_sched *s);
 /* prefix cache: prompt tokens looked up and found at first admissions

@@ -191,6 +191,27 @@ static int write_platform(const char *path)
             fprintf(f, "/%d/link\"/></route>\n", j);
         }
     }
+    /* prefill/decode disaggregation: a route from each prefill host to each
+     * host of its decode pool over both nodes' links, the KV transfers'
+     * path (serve/llm.c); their transfers share those links' bandwidth */
+    for (int k = 0; k < eng_world.sc->n_pools; k++) {
+        const sc_pool *pc = &eng_world.sc->pools[k];
+        if (pc->role != SC_ROLE_PREFILL || pc->decode_pool < 0)
+            continue;
+        const sc_pool *dc = &eng_world.sc->pools[pc->decode_pool];
+        for (int i = 0; i < eng_pool_slots(pc, NULL); i++)
+            for (int j = 0; j < eng_pool_slots(dc, NULL); j++) {
+                fputs("  <route src=\"", f);
+                xml_attr(f, pc->name);
+                fprintf(f, "/%d\" dst=\"", i);
+                xml_attr(f, dc->name);
+                fprintf(f, "/%d\"><link_ctn id=\"", j);
+                xml_attr(f, pc->name);
+                fprintf(f, "/%d/link\"/><link_ctn id=\"", i);
+                xml_attr(f, dc->name);
+                fprintf(f, "/%d/link\"/></route>\n", j);
+            }
+    }
     fprintf(f, "</zone>\n</platform>\n");
     return fclose(f);
 }
@@ -683,7 +704,20 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
     char *args[] = { "fleetsim", "--log=root.thres:critical", "--cfg=contexts/factory:raw", NULL };
 #endif
     int argc = 3;
-    simgrid_init(&argc, args);
+    /* KV transfers (disaggregated pools) are SimGrid communications: timed
+     * as latency + size / bandwidth, bandwidth shared max-min between the
+     * transfers on a link (CM02 without TCP's window, slow start or
+     * cross-traffic: RDMA-like transfers, as NIXL's). Other runs use no
+     * communications and keep SimGrid's defaults. */
+    char *net_args[] = { args[0], args[1], args[2], "--cfg=network/model:CM02",
+                         "--cfg=network/TCP-gamma:0", "--cfg=network/crosstraffic:0", NULL };
+    char **init_args = args;
+    for (int k = 0; k < sc->n_pools; k++)
+        if (sc->pools[k].role == SC_ROLE_PREFILL) {
+            init_args = net_args;
+            argc = 6;
+        }
+    simgrid_init(&argc, init_args);
     if (opt && opt->stop_on_sigint) {
         /* after simgrid_init, whose own SIGINT handler exits at once; a
          * second SIGINT finds the default action and ends the process */

@@ -1075,6 +1075,7 @@ void sc_free(sc_scenario *sc)
         free(sc->pools[i].power.gpu_type);
         free(sc->pools[i].zone);
         free(sc->pools[i].lb_policy);
+        free(sc->pools[i].decode_router);
         free(sc->pools[i].rollout.power.gpu_type);
         free(sc->pools[i].gpu_name);
     }

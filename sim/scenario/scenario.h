@@ -196,7 +196,17 @@ typedef struct {
     int tensor_parallel;
     llm_gpu gpu;
     char *gpu_name;            /* owned copy of gpu.name */
+    /* LLM pools: prefill/decode disaggregation. A prefill pool runs its
+     * requests' prompts and sends each one's KV cache to a replica of its
+     * decode pool, picked by decode_router (an lb policy over the decode
+     * replicas); a decode pool takes requests only that way. */
+    int role;                  /* SC_ROLE_MIXED (default), SC_ROLE_PREFILL, SC_ROLE_DECODE */
+    int decode_pool;           /* a prefill pool: index of its decode pool; else -1 */
+    char *decode_router;       /* a prefill pool: lb policy picking the decode replica;
+                                  NULL = vllm_dp */
 } sc_pool;
+
+enum { SC_ROLE_MIXED = 0, SC_ROLE_PREFILL, SC_ROLE_DECODE };
 
 typedef enum {
     SC_ARR_POISSON = 0,

@@ -353,6 +353,100 @@ static void load_rollout(sc_loader *L, yaml_node_t *n, const char *path, const s
     ro->enabled = 1;
 }
 
+static const char *const ROLE_NAMES[] = {"mixed", "prefill", "decode", NULL};
+
+/* role, and a prefill pool's decode_router (decode_pool is resolved once
+ * every pool is read: check_roles). */
+static void load_role(sc_loader *L, yaml_node_t *n, const char *path, const sc_scenario *sc,
+                      sc_pool *pl)
+{
+    char p[SC_PATHLEN];
+    sc_kv role = sc_find(L, n, "role"), dp = sc_find(L, n, "decode_pool");
+    sc_kv router = sc_find(L, n, "decode_router");
+    int llm = pl->model >= 0 && sc->models[pl->model].llm;
+    if (role.val) {
+        if (!llm && pl->model >= 0) {
+            sc_errn(L, role.key, "%s: role applies to pools of an LLM model "
+                    "(models.<name>.llm): prefill and decode are token-level phases", path);
+            return;
+        }
+        sc_want_enum(L, role.val, sc_join(p, path, "role"), ROLE_NAMES, &pl->role);
+    }
+    if (pl->role != SC_ROLE_PREFILL) {
+        if (dp.key)
+            sc_errn(L, dp.key, "%s: decode_pool applies to a pool with role: prefill", path);
+        if (router.key)
+            sc_errn(L, router.key, "%s: decode_router applies to a pool with role: prefill", path);
+        return;
+    }
+    if (!dp.val)
+        sc_errn(L, role.val, "%s: a prefill pool needs decode_pool (the pool of role decode its "
+                "requests' KV caches go to)", path);
+    if (router.val)
+        sc_want_lb_policy(L, router.val, sc_join(p, path, "decode_router"), &pl->decode_router);
+}
+
+/* After every pool is read: each prefill pool's decode_pool names a pool
+ * of role decode serving the same model, and each decode pool is named by
+ * exactly one prefill pool. */
+static void check_roles(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
+{
+    char p[SC_PATHLEN], q2[SC_PATHLEN];
+    int *named_by = malloc(sizeof *named_by * (size_t)(sc->n_pools ? sc->n_pools : 1));
+    if (!named_by)
+        return;
+    for (int i = 0; i < sc->n_pools; i++)
+        named_by[i] = -1;
+    int i = 0;
+    for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < n->data.mapping.pairs.top; q++) {
+        if (!sc_key_usable(L, n, q))
+            continue;
+        sc_pool *pl = &sc->pools[i++];
+        yaml_node_t *v = sc_node(L, q->value);
+        if (!pl->name || pl->role != SC_ROLE_PREFILL || !v || v->type != YAML_MAPPING_NODE)
+            continue;
+        sc_kv dp = sc_find(L, v, "decode_pool");
+        if (!dp.val)
+            continue;
+        sc_join(p, "pools", pl->name);
+        int d = sc_want_pool_ref(L, dp.val, sc_join(q2, p, "decode_pool"), sc);
+        if (d < 0)
+            continue;
+        const sc_pool *dpl = &sc->pools[d];
+        if (dpl->role != SC_ROLE_DECODE) {
+            sc_errn(L, dp.val, "%s.decode_pool: pool %s has role %s, not decode (give it "
+                    "role: decode)", p, dpl->name, ROLE_NAMES[dpl->role]);
+            continue;
+        }
+        if (dpl->model != pl->model) {
+            sc_errn(L, dp.val, "%s.decode_pool: pool %s serves model %s, not %s: a KV cache is "
+                    "read only by the model that wrote it", p, dpl->name,
+                    dpl->model >= 0 ? sc->models[dpl->model].name : "?",
+                    pl->model >= 0 ? sc->models[pl->model].name : "?");
+            continue;
+        }
+        if (named_by[d] >= 0) {
+            sc_errn(L, dp.val, "%s.decode_pool: pool %s is already the decode pool of %s (a "
+                    "decode pool serves one prefill pool)", p, dpl->name,
+                    sc->pools[named_by[d]].name);
+            continue;
+        }
+        named_by[d] = (int)(pl - sc->pools);
+        pl->decode_pool = d;
+    }
+    i = 0;
+    for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < n->data.mapping.pairs.top; q++) {
+        if (!sc_key_usable(L, n, q))
+            continue;
+        int k = i++;
+        if (sc->pools[k].name && sc->pools[k].role == SC_ROLE_DECODE && named_by[k] < 0 &&
+            L->n_errors == 0)
+            sc_errn(L, sc_node(L, q->key), "pools.%s: a decode pool takes requests only from a "
+                    "prefill pool, and no pool names it as its decode_pool", sc->pools[k].name);
+    }
+    free(named_by);
+}
+
 static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_scenario *sc,
                       sc_pool *pl)
 {
@@ -361,13 +455,15 @@ static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
                                        "price_per_gpu_hour", "max_replicas", "zone",
                                        "lifecycle", "health_check", "node_pool", "rollout",
                                        "gpu_memory", "host_memory", "lb_policy", "gpu",
-                                       "tensor_parallel", "ttft_timeout", NULL};
+                                       "tensor_parallel", "ttft_timeout", "role",
+                                       "decode_pool", "decode_router", NULL};
     static const char *const link_keys[] = {"latency", "bandwidth", NULL};
     static const char *const power_keys[] = {"idle_per_gpu", "busy_per_gpu", "off", NULL};
     char p[SC_PATHLEN], q[SC_PATHLEN], list[SC_LISTLEN], buf[SC_SHOWLEN];
     int type = 1; /* h100 */
 
     pl->model = -1;
+    pl->decode_pool = -1;
     pl->replicas = 1;
     pl->gpus_per_node = 1;
     pl->queue_capacity = 1000;
@@ -418,6 +514,7 @@ static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
     pl->power.off_w = GPU_TYPES[type].off_w;
     pl->power.price_per_gpu_hour = GPU_TYPES[type].price;
     sc_load_pool_llm(L, n, path, sc, pl);
+    load_role(L, n, path, sc, pl);
     if (qcap.val)
         sc_want_intv(L, qcap.val, sc_join(p, path, "queue_capacity"), 1, &pl->queue_capacity);
     sc_kv gmem = sc_find(L, n, "gpu_memory"), hmem = sc_find(L, n, "host_memory");
@@ -503,4 +600,5 @@ void sc_parse_pools(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
         if (pl->name)
             load_pool(L, sc_node(L, q->value), sc_join(p, "pools", pl->name), sc, pl);
     }
+    check_roles(L, n, sc);
 }

@@ -236,6 +236,28 @@ static void load_one_traffic(sc_loader *L, yaml_node_t *n, const char *path, sc_
         t->pool = sc->pipelines[t->pipeline].stages[0].ref;
     else /* none, or a broken pipeline: already reported */
         t->pipeline = -1;
+    /* disaggregated pools: a request enters at the prefill pool and the
+     * prefill pool hands it to its decode pool; neither is a pipeline stage */
+    if (t->pipeline >= 0) {
+        const sc_pipeline *pl = &sc->pipelines[t->pipeline];
+        yaml_node_t *at = pool.val ? pool.val : pipe.val ? pipe.val : upath.val;
+        for (int k = 0; k < pl->n_stages; k++) {
+            if (pl->stages[k].kind != SC_STAGE_POOL)
+                continue;
+            const sc_pool *sp = &sc->pools[pl->stages[k].ref];
+            if (sp->role == SC_ROLE_DECODE) {
+                sc_errn(L, at, "%s: pool %s has role decode: it takes requests only from its "
+                        "prefill pool; send the traffic there", path, sp->name);
+                break;
+            }
+            if (sp->role == SC_ROLE_PREFILL && pl->n_stages > 1) {
+                sc_errn(L, at, "%s: pool %s has role prefill: a disaggregated pool is not a "
+                        "stage of a pipeline of %d stages (send the traffic to it alone)", path,
+                        sp->name, pl->n_stages);
+                break;
+            }
+        }
+    }
     sc_kv tok = sc_find(L, n, "tokens");
     int llm = t->pool >= 0 && sc->pools[t->pool].model >= 0 &&
               sc->models[sc->pools[t->pool].model].llm;

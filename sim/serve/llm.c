@@ -33,13 +33,34 @@
  * the two until its first token is out, then the whole answer's; a first
  * token that would reach its client after ttft_timeout is not delivered:
  * the request is cancelled at the end of that step, its blocks freed.
+ *
+ * Prefill/decode disaggregation (pools.<p>.role). A prefill pool's replica
+ * runs a request's prompt as its whole work: the step that ends the prompt
+ * samples the first token (TTFT ends there) and the sequence keeps its KV
+ * blocks (llm_sched's hold_kv). A router (decode_router: an lb policy
+ * over the decode pool's replicas) picks a decode replica, and the KV
+ * cache (KV bytes per token x prompt tokens, an MLA latent once) goes
+ * there as a SimGrid communication from the prefill node's host to the
+ * decode node's host over both nodes' links (run/run.c's routes), so
+ * transfers share those links and a bandwidth cut slows them. A receiver
+ * actor on the decode host waits for it; when it lands the prefill replica
+ * frees the blocks, the request leaves the prefill pool (its balancer's
+ * connection released) and enters the decode pool, and the decode replica
+ * takes it with its prompt computed (llm_sched_add_prefilled): its first
+ * step decodes the second token, and admission and memory follow the
+ * scheduler as for any request.
+ * A request in transfer is in flight (census). A crash at either end during
+ * a transfer fails the request's attempt (a retry starts over with a full
+ * prefill); the receiver only frees the transfer's record then.
  */
 #include "llm_sched.h"
 #include "control.h"
 #include "serve.h"
 
 #include <simgrid/actor.h>
+#include <simgrid/comm.h>
 #include <simgrid/engine.h>
+#include <simgrid/mailbox.h>
 #include <simgrid/exec.h>
 #include <simgrid/host.h>
 #include <simgrid/semaphore.h>
@@ -49,7 +70,7 @@
 #include <string.h>
 
 /* Per pool: what every replica shares, and the pool's token metrics. */
-typedef struct {
+typedef struct llm_pool {
     llm_perf perf;
     llm_sched_config cfg;
     int tp, replicas_per_node;
@@ -64,6 +85,21 @@ typedef struct {
     /* per interval: block-seconds used and available, running and waiting */
     double *kv_used_per_interval, *kv_cap_per_interval;
     double *run_per_interval, *wait_per_interval;
+    /* disaggregation */
+    int role;                         /* SC_ROLE_MIXED, _PREFILL, _DECODE */
+    struct llm_pool *lat;             /* the pool whose ttft/tpot/itl/e2e/goodput count
+                                         its requests: a decode pool's prefill pool, else itself */
+    eng_pool *decode;                 /* a prefill pool: its decode pool */
+    lb *router;                       /* picks the decode replica (made at the first pick) */
+    const char *router_name;          /* its policy */
+    lb_server_view *rviews;           /* its view: one server per decode replica */
+    struct llm_replica_s **rreps;
+    int n_rviews;
+    gsl_rng *router_rng;
+    unsigned long kv_xfers, kv_xfers_failed, *kv_per_replica;
+    double kv_xfer_bytes;
+    sim_hist *kv_xfer_s;
+    int *free_slots, n_free_slots, n_slots; /* mailboxes kv/<pool>/<slot>, reused */
 } llm_pool;
 
 /* How a replica's steps become SimGrid activities: one per horizon; one
@@ -72,6 +108,7 @@ typedef struct {
 enum { LLM_COALESCE = 0, LLM_PER_STEP, LLM_LIVE };
 
 typedef struct llm_node llm_node;
+typedef struct kv_xfer kv_xfer;
 
 /* A request's sequence: the scheduler's state plus the request. */
 typedef struct llm_req {
@@ -80,10 +117,11 @@ typedef struct llm_req {
     struct llm_req *next_pending;
     int late;                  /* its first token came after the client's ttft_timeout */
     int measured;              /* r arrived after the warm-up */
+    int prefilled;             /* its KV came from a prefill replica: enters with its prompt */
     double last_token_s;       /* its last token's time, once it has one */
 } llm_req;
 
-typedef struct {
+typedef struct llm_replica_s {
     eng_node *node;
     llm_node *ln;
     int index;
@@ -105,7 +143,23 @@ typedef struct {
     /* KV usage, integrated over time: blocks in use since kv_t_s */
     long kv_used;
     double kv_t_s;
+    /* KV transfers it sends (prefill) or waits for (decode) */
+    kv_xfer *out, *in;
+    int n_out, n_in;
 } llm_replica;
+
+/* A KV cache on its way from a prefill replica to a decode replica. */
+struct kv_xfer {
+    llm_req *q;                /* held by src's scheduler (LLM_HELD) until it lands */
+    llm_replica *src, *dst;
+    int linked;                /* in src's out and dst's in lists */
+    int dead;                  /* a crash at either end ended it: the receiver only frees it */
+    int clean;                 /* it completed: its mailbox can be used again */
+    int slot;
+    eng_pool *owner;           /* the prefill pool (its slots) */
+    double bytes, t0_s;
+    kv_xfer *out_prev, *out_next, *in_prev, *in_next;
+};
 
 struct llm_node {
     llm_replica *reps;
@@ -265,6 +319,21 @@ static void init_pool(eng_pool *p)
     lp->kv_cap_per_interval = calloc(eng_world.n_intervals, sizeof(double));
     lp->run_per_interval = calloc(eng_world.n_intervals, sizeof(double));
     lp->wait_per_interval = calloc(eng_world.n_intervals, sizeof(double));
+    lp->role = pc->role;
+    lp->lat = lp;
+    if (pc->role == SC_ROLE_PREFILL && pc->decode_pool >= 0) {
+        lp->decode = &eng_world.pools[pc->decode_pool];
+        lp->kv_xfer_s = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
+        lp->router_rng = eng_stream_rng(eng_world.sc->seed, 7000000UL + (unsigned long)p->id);
+        lp->router_name = pc->decode_router ? pc->decode_router : "vllm_dp";
+        if (lp->decode->serve_state) /* its decode pool was set up first */
+            lp_of(lp->decode)->lat = lp;
+    }
+    if (pc->role == SC_ROLE_DECODE)
+        for (int k = 0; k < eng_world.sc->n_pools; k++)
+            if (eng_world.sc->pools[k].role == SC_ROLE_PREFILL &&
+                eng_world.sc->pools[k].decode_pool == p->id && eng_world.pools[k].serve_state)
+                lp->lat = lp_of(&eng_world.pools[k]);
 }
 
 static void free_pool(eng_pool *p)
@@ -280,6 +349,16 @@ static void free_pool(eng_pool *p)
     free(lp->kv_cap_per_interval);
     free(lp->run_per_interval);
     free(lp->wait_per_interval);
+    if (lp->router)
+        lb_destroy(lp->router);
+    if (lp->router_rng)
+        gsl_rng_free(lp->router_rng);
+    free(lp->rviews);
+    free(lp->rreps);
+    free(lp->kv_per_replica);
+    free(lp->free_slots);
+    if (lp->kv_xfer_s)
+        sim_hist_free(lp->kv_xfer_s);
     free(lp);
     p->serve_state = NULL;
 }
@@ -360,6 +439,13 @@ static void free_node(eng_node *n)
         while ((k = take_all(rep, all, 64)) > 0)
             for (int j = 0; j < k; j++)
                 free_seq(all[j]);
+        /* KV transfers still on their way at the end: their receivers
+         * have freed their records; the sequences are still held here */
+        llm_seq *h;
+        while ((h = llm_sched_held_head(rep->sched))) {
+            llm_sched_abort(rep->sched, h);
+            free_seq((llm_req *)h);
+        }
         llm_step_free(rep->step);
         llm_sched_free(rep->sched);
         sg_sem_destroy(rep->wake);
@@ -420,6 +506,14 @@ static int rep_load(const llm_replica *rep)
     return 4 * (llm_sched_waiting(rep->sched) + rep->n_pending) + llm_sched_running(rep->sched);
 }
 
+/* r's whole answer fits a replica of decode pool dp's KV cache (as
+ * llm_sched_fits asks of one replica). */
+static int decode_fits(const llm_pool *dp, const eng_req *r)
+{
+    long most = (long)r->in_tokens + r->out_tokens - 1, bs = dp->cfg.block_size;
+    return (most + bs - 1) / bs <= dp->cfg.num_blocks;
+}
+
 static void accepted(eng_node *n)
 {
     llm_node *ln = ln_of(n);
@@ -439,7 +533,13 @@ static void accepted(eng_node *n)
     q->seq.user = r;
     q->measured = r->arrival_s >= eng_world.sc->warmup_s; /* is_measured(r) */
     r->first_token_s = NAN;
-    if (!llm_sched_fits(best->sched, &q->seq)) {
+    llm_pool *lp = lp_of(n->pool);
+    if (lp->decode) { /* a prefill pool: the prompt and the first token here */
+        q->seq.output_tokens = 1;
+        q->seq.hold_kv = r->out_tokens > 1;
+    }
+    if (!llm_sched_fits(best->sched, &q->seq) ||
+        (q->seq.hold_kv && !decode_fits(lp_of(lp->decode), r))) {
         /* longer than the replica's KV cache can ever hold: vLLM refuses
          * it at once (400, prompt + answer above max_model_len), not the
          * server's failure */
@@ -528,6 +628,342 @@ static void end_held(eng_pool *p, eng_node *n, llm_req *q, lb_result result, int
     free_seq(q);
     eng_lb_release(p, r, n->index, now - r->stage_s, result, now);
     eng_req_end(p, r, bucket, t_s);
+}
+
+/* ---- prefill/decode disaggregation: the KV transfer ---- */
+
+/* The replica may be waiting for something to do, or in a horizon that a
+ * new request ends: it looks again. */
+static void wake_rep(llm_replica *rep, int end_horizon)
+{
+    eng_node_state st = rep->node->life.state;
+    if (st != NODE_READY && st != NODE_DRAINING)
+        return; /* its actors are gone or going: start() begins afresh */
+    if (rep->idle || (end_horizon && rep->in_horizon)) {
+        rep->idle = 0;
+        rep->in_horizon = 0;
+        sg_sem_release(rep->wake);
+    }
+}
+
+static void xfer_link(kv_xfer *x)
+{
+    x->out_prev = NULL;
+    x->out_next = x->src->out;
+    if (x->src->out)
+        x->src->out->out_prev = x;
+    x->src->out = x;
+    x->src->n_out++;
+    x->in_prev = NULL;
+    x->in_next = x->dst->in;
+    if (x->dst->in)
+        x->dst->in->in_prev = x;
+    x->dst->in = x;
+    x->dst->n_in++;
+    x->linked = 1;
+}
+
+static void xfer_unlink(kv_xfer *x)
+{
+    if (!x->linked)
+        return;
+    if (x->out_prev)
+        x->out_prev->out_next = x->out_next;
+    else
+        x->src->out = x->out_next;
+    if (x->out_next)
+        x->out_next->out_prev = x->out_prev;
+    x->src->n_out--;
+    if (x->in_prev)
+        x->in_prev->in_next = x->in_next;
+    else
+        x->dst->in = x->in_next;
+    if (x->in_next)
+        x->in_next->in_prev = x->in_prev;
+    x->dst->n_in--;
+    x->linked = 0;
+}
+
+/* Each transfer has its own mailbox, named by a slot of its prefill pool;
+ * a slot is used again only after a transfer that completed (one that
+ * failed may have left its communication behind). */
+static void slot_name(const kv_xfer *x, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "kv/%d/%d", x->owner->id, x->slot);
+}
+
+static int slot_take(llm_pool *lp)
+{
+    if (lp->n_free_slots > 0)
+        return lp->free_slots[--lp->n_free_slots];
+    return lp->n_slots++;
+}
+
+static void slot_give(llm_pool *lp, int slot)
+{
+    int *f = realloc(lp->free_slots, sizeof *f * (size_t)(lp->n_free_slots + 1));
+    if (!f)
+        return; /* the slot is not used again */
+    lp->free_slots = f;
+    f[lp->n_free_slots++] = slot;
+}
+
+/* The decode replica for r, as the router's policy picks it over the
+ * decode pool's replicas, each a server: up when its node is ready; its
+ * waiting requests (with those on their way to it), running requests, KV
+ * usage and outstanding tokens as the token-aware policies read them.
+ * NULL when none can take it. */
+static llm_replica *pick_decode(llm_pool *lp, const eng_req *r, double now)
+{
+    eng_pool *d = lp->decode;
+    llm_pool *dp = lp_of(d);
+    if (!lp->router) {
+        int n = 0;
+        for (int j = 0; j < d->n_hosts; j++)
+            n += ln_of(&d->nodes[j])->n_reps;
+        lp->n_rviews = n;
+        lp->rviews = calloc((size_t)(n ? n : 1), sizeof *lp->rviews);
+        lp->rreps = calloc((size_t)(n ? n : 1), sizeof *lp->rreps);
+        lp->kv_per_replica = calloc((size_t)(n ? n : 1), sizeof *lp->kv_per_replica);
+        lp->router = lb_create_with(lp->router_name, n, lp->router_rng, &eng_world.sc->lb.params);
+        int k = 0;
+        for (int j = 0; j < d->n_hosts; j++) {
+            llm_node *ln = ln_of(&d->nodes[j]);
+            for (int i = 0; i < ln->n_reps; i++)
+                lp->rreps[k++] = &ln->reps[i];
+        }
+    }
+    if (!lp->router)
+        return NULL;
+    for (int k = 0; k < lp->n_rviews; k++) {
+        const llm_replica *rep = lp->rreps[k];
+        const llm_sched *s = rep->sched;
+        double tokens = 0;
+        for (int j = 0; j < llm_sched_running(s); j++)
+            tokens += seq_tokens_left(llm_sched_running_at(s, j));
+        for (const llm_seq *w = llm_sched_waiting_head(s); w; w = w->next)
+            tokens += seq_tokens_left(w);
+        for (const llm_req *q = rep->pending; q; q = q->next_pending)
+            tokens += seq_tokens_left(&q->seq);
+        for (const kv_xfer *x = rep->in; x; x = x->in_next)
+            tokens += x->q->r->out_tokens - 1;
+        int waiting = llm_sched_waiting(s) + rep->n_pending + rep->n_in;
+        lp->rviews[k] = (lb_server_view){
+            .up = rep->node->life.state == NODE_READY,
+            .active = waiting + llm_sched_running(s),
+            .weight = 1.0,
+            .llm_waiting = waiting,
+            .llm_running = llm_sched_running(s),
+            .llm_kv_usage = dp->cfg.num_blocks > 0 ? (double)llm_sched_blocks_used(s) /
+                                                         (double)dp->cfg.num_blocks
+                                                   : 0,
+            .outstanding_tokens = tokens,
+        };
+    }
+    lb_view view = { .n = lp->n_rviews, .servers = lp->rviews, .now_s = now };
+    lb_request lr = { .id = r->id, .traffic_class = r->tclass, .arrival_s = r->sent_s,
+                      .key = r->id, .input_tokens = r->in_tokens, .output_tokens = r->out_tokens,
+                      .hashes = r->hashes, .n_hashes = r->n_hashes,
+                      .hash_block_tokens = r->hash_block_tokens };
+    int k = lb_pick(lp->router, &view, &lr);
+    if (k < 0)
+        return NULL;
+    lp->kv_per_replica[k]++;
+    return lp->rreps[k];
+}
+
+static void kv_receiver(int argc, char *argv[]);
+
+/* q's prompt is done on rep (its first token out at now, its blocks held):
+ * its KV cache leaves for a decode replica. Runs in rep's actor, on the
+ * prefill host: the send starts here, detached; the receiver actor on the
+ * decode host owns the transfer. */
+static void handoff(llm_replica *rep, llm_req *q, double now)
+{
+    eng_node *n = rep->node;
+    llm_pool *lp = lp_of(n->pool);
+    llm_replica *dst = pick_decode(lp, q->r, now);
+    if (!dst) { /* no decode replica up: the proxy answers 502 */
+        llm_sched_abort(rep->sched, &q->seq);
+        kv_set(rep, now);
+        lp->kv_xfers_failed++;
+        end_held(n->pool, n, q, LB_OK, B_FAILED, now, now);
+        return;
+    }
+    kv_xfer *x = calloc(1, sizeof *x);
+    x->q = q;
+    x->src = rep;
+    x->dst = dst;
+    x->owner = n->pool;
+    x->slot = slot_take(lp);
+    x->bytes = llm_kv_transfer_bytes_per_token(&lp->perf) * (double)q->seq.prompt_tokens;
+    x->t0_s = now;
+    xfer_link(x);
+    char mb[64];
+    slot_name(x, mb, sizeof mb);
+    /* detached: started here, owned by no one; the receiver sees its end */
+    sg_comm_detach(sg_mailbox_put_init(sg_mailbox_by_name(mb), x, (long)x->bytes), NULL);
+    sg_actor_t a = sg_actor_init("kv", dst->node->host);
+    sg_actor_set_data(a, x);
+    sg_actor_start(a, kv_receiver, 0, NULL);
+    sync_view(dst->node);
+}
+
+/* The transfer x ended without landing (now): the prefill replica frees
+ * the blocks and the request's attempt failed on the prefill pool: a retry
+ * runs its prefill again on another replica, as after a crash. src_error:
+ * the prefill side is at fault (its balancer hears of an error). */
+static void kv_lost(kv_xfer *x, int src_error, double now)
+{
+    llm_req *q = x->q;
+    eng_req *r = q->r;
+    llm_replica *src = x->src, *dst = x->dst;
+    eng_node *sn = src->node;
+    llm_pool *lp = lp_of(sn->pool);
+    xfer_unlink(x);
+    llm_sched_abort(src->sched, &q->seq);
+    kv_set(src, now);
+    lp->kv_xfers_failed++;
+    free_seq(q);
+    x->q = NULL;
+    wake_rep(src, 0);
+    wake_rep(dst, 0);
+    sync_view(sn);
+    sync_view(dst->node);
+    eng_lb_release(sn->pool, r, sn->index, now - r->stage_s, src_error ? LB_ERROR : LB_OK, now);
+    eng_attempt_failed(sn->pool, r, now);
+}
+
+/* x landed at now: the prefill replica frees its blocks, the request
+ * moves from the prefill pool to the decode pool, and the decode replica
+ * takes it with its prompt computed. */
+static void kv_landed(kv_xfer *x, double now)
+{
+    llm_req *q = x->q;
+    eng_req *r = q->r;
+    llm_replica *src = x->src, *dst = x->dst;
+    eng_node *sn = src->node, *dn = dst->node;
+    eng_pool *pp = sn->pool, *dpool = dn->pool;
+    llm_pool *lp = lp_of(pp);
+    xfer_unlink(x);
+    x->q = NULL;
+    llm_sched_abort(src->sched, &q->seq);
+    kv_set(src, now);
+    lp->kv_xfers++;
+    lp->kv_xfer_bytes += x->bytes;
+    sim_hist_add(lp->kv_xfer_s, now - x->t0_s);
+    wake_rep(src, 0); /* its blocks are free: a waiting prompt may fit */
+    sync_view(sn);
+    if (r->deadline_s <= now) { /* its client gave up on the way */
+        wake_rep(dst, 0);
+        end_held(pp, sn, q, LB_OK, B_TIMED_OUT, r->deadline_s, now);
+        eng_drain_balancer_queue(pp, now);
+        return;
+    }
+    eng_lb_release(pp, r, sn->index, now - r->stage_s, LB_OK, now);
+    /* it leaves the prefill pool's stage as done and enters the decode
+     * pool's; stage 1 marks it past the first pool (a client retry
+     * starts it over there, eng_resend) */
+    eng_pool_leave(pp, r, B_COMPLETED, now);
+    r->stage = 1;
+    r->stage_s = now;
+    r->node = dn->index;
+    eng_pool_enter(dpool, r, now, 1);
+    ENG_NOTIFY(arrival, dpool, now);
+    dn->work.accepted++;
+    dpool->lbi[r->l7].servers[dn->index].active++;
+    q->seq.output_tokens = r->out_tokens;
+    q->seq.hold_kv = 0;
+    q->prefilled = 1;
+    q->next_pending = NULL;
+    if (dst->pending_tail)
+        dst->pending_tail->next_pending = q;
+    else
+        dst->pending = q;
+    dst->pending_tail = q;
+    dst->n_pending++;
+    sync_view(dn);
+    wake_rep(dst, 1);
+    eng_drain_balancer_queue(pp, now);
+}
+
+static void kv_exit(int failed, void *data)
+{
+    (void)failed;
+    kv_xfer *x = data;
+    if (x->clean)
+        slot_give(lp_of(x->owner), x->slot);
+    xfer_unlink(x); /* killed at the run's end: its sequence stays held (free_node) */
+    free(x);
+}
+
+/* On the decode host: receives one KV cache and hands it on. */
+static void kv_receiver(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    kv_xfer *x = sg_actor_self_get_data();
+    sg_actor_on_exit(kv_exit, x);
+    char mb[64];
+    void *got = NULL;
+    slot_name(x, mb, sizeof mb);
+    sg_comm_t c = sg_mailbox_get_async(sg_mailbox_by_name(mb), &got);
+    sg_error_t e = sg_comm_wait(c);
+    double now = simgrid_get_clock();
+    if (x->dead)
+        return; /* a crash at either end has dealt with its request */
+    switch (e) {
+    case SG_OK:
+        x->clean = 1;
+        kv_landed(x, now);
+        break;
+    case SG_ERROR_HOST:
+    case SG_ERROR_NETWORK:
+    case SG_ERROR_TIMEOUT:
+    default: /* the prefill host or the path failed under it */
+        kv_lost(x, 1, now);
+        break;
+    }
+}
+
+/* r's decode replica, in decode pool dp, failed at now with its KV cache:
+ * the attempt failed. A retry, as the balancer's rules allow, starts over
+ * at the prefill pool with a full prefill (r leaves dp's stage as failed);
+ * else r ends there as failed (502). */
+static void decode_failed(eng_pool *dp, eng_req *r, double now)
+{
+    eng_pool *pp = eng_world.classes[r->tclass].pool;
+    eng_world.attempt_errors++;
+    if (!eng_retry_allowed(pp, r, now, eng_world.sc->lb.retry_on_error)) {
+        eng_req_end(dp, r, B_FAILED, now);
+        return;
+    }
+    eng_pool_leave(dp, r, B_FAILED, now);
+    r->stage = 0;
+    r->stage_s = now;
+    r->node = -1;
+    eng_pool_enter(pp, r, now, 1);
+    eng_route(pp, r, now);
+}
+
+/* Node n crashed (or its drain timed out) at now: the transfers from and
+ * to its replicas end with it. */
+static void fail_xfers(eng_node *n, double now)
+{
+    llm_node *ln = ln_of(n);
+    for (int i = 0; i < ln->n_reps; i++) {
+        llm_replica *rep = &ln->reps[i];
+        while (rep->out) {
+            kv_xfer *x = rep->out;
+            x->dead = 1;
+            kv_lost(x, 1, now);
+        }
+        while (rep->in) {
+            kv_xfer *x = rep->in;
+            x->dead = 1;
+            kv_lost(x, 0, now);
+        }
+    }
 }
 
 /* ---- the horizon: steps of one composition ---- */
@@ -705,7 +1141,7 @@ static int finish_horizon(llm_replica *rep, int k)
                 obs_n++;
                 if (m) {
                     if (itl_n > 0 && x != itl_x) {
-                        sim_hist_add_n(lp->itl, itl_x, itl_n);
+                        sim_hist_add_n(lp->lat->itl, itl_x, itl_n);
                         itl_n = 0;
                     }
                     itl_x = x;
@@ -720,7 +1156,7 @@ static int finish_horizon(llm_replica *rep, int k)
                 rep->ln->prompt_tokens += r->in_tokens;
                 ENG_NOTIFY(llm_first_token, n, t1 - r->sent_s + r->net_s, r->in_tokens);
                 if (m) {
-                    sim_hist_add(lp->ttft, t1 - r->sent_s + r->net_s);
+                    sim_hist_add(lp->lat->ttft, t1 - r->sent_s + r->net_s);
                     lp->in_tokens += r->in_tokens;
                 }
             }
@@ -742,8 +1178,14 @@ static int finish_horizon(llm_replica *rep, int k)
             llm_req *q = (llm_req *)rep->done[i];
             eng_req *r = q->r;
             if (q->late) {
+                if (q->seq.state == LLM_HELD)
+                    llm_sched_abort(s, &q->seq);
                 end_held(p, n, q, LB_OK, B_TIMED_OUT, r->deadline_s, t1);
                 ended = 1;
+                continue;
+            }
+            if (q->seq.state == LLM_HELD) { /* its prompt is done: on to a decode replica */
+                handoff(rep, q, t1);
                 continue;
             }
             free_seq(q);
@@ -754,12 +1196,12 @@ static int finish_horizon(llm_replica *rep, int k)
                              r->out_tokens > 1 ? (t1 - r->first_token_s) / (r->out_tokens - 1) : 0,
                        r->out_tokens);
             if (is_measured(r) && r->sent_s + (t1 - r->sent_s + r->net_s) <= r->deadline_s)
-                count_finished(lp, r, t1);
+                count_finished(lp->lat, r, t1);
             eng_req_served(p, n, r, t1);
             ended = 1;
         }
     }
-    sim_hist_add_n(lp->itl, itl_x, itl_n);
+    sim_hist_add_n(lp->lat->itl, itl_x, itl_n);
     ENG_NOTIFY(llm_tokens, n, obs_x, obs_n);
     double t1 = rep->t_end[k];
     /* clients that gave up: cancelled, their blocks freed */
@@ -856,10 +1298,16 @@ static void replica(int argc, char *argv[])
 
     for (;;) {
         llm_req *q;
-        while ((q = pop_pending(rep)))
-            llm_sched_add(s, &q->seq);
+        while ((q = pop_pending(rep))) {
+            if (q->prefilled) /* its prompt's KV came from a prefill replica */
+                llm_sched_add_prefilled(s, &q->seq, q->seq.prompt_tokens, 1);
+            else
+                llm_sched_add(s, &q->seq);
+            q->prefilled = 0;
+        }
         int held = llm_sched_waiting(s) + llm_sched_running(s);
-        if (n->life.state == NODE_DRAINING && held == 0) {
+        /* a draining replica stays while KV transfers from or to it run */
+        if (n->life.state == NODE_DRAINING && held + rep->n_out + rep->n_in == 0) {
             life_worker_exited(n);
             return;
         }
@@ -929,6 +1377,7 @@ static void fail_running(eng_node *n, double now)
 {
     llm_node *ln = ln_of(n);
     llm_pool *lp = lp_of(n->pool);
+    fail_xfers(n, now);
     for (int i = 0; i < ln->n_reps; i++) {
         llm_replica *rep = &ln->reps[i];
         if (rep->run_t0_s >= 0)
@@ -942,7 +1391,10 @@ static void fail_running(eng_node *n, double now)
                 eng_req *r = all[j]->r;
                 free_seq(all[j]);
                 eng_lb_release(n->pool, r, n->index, now - r->arrival_s, LB_ERROR, now);
-                eng_attempt_failed(n->pool, r, now);
+                if (lp->role == SC_ROLE_DECODE)
+                    decode_failed(n->pool, r, now);
+                else
+                    eng_attempt_failed(n->pool, r, now);
             }
         kv_set(rep, now);
     }
@@ -1004,6 +1456,9 @@ static void census(const eng_node *n, unsigned long *requests, unsigned long *pe
             eng_census_add(((const llm_req *)w)->r, n->pool, requests, per_pool);
         for (const llm_req *q = ln->reps[i].pending; q; q = q->next_pending)
             eng_census_add(q->r, n->pool, requests, per_pool);
+        /* KV caches on their way to a decode replica: still the prefill pool's */
+        for (const kv_xfer *x = ln->reps[i].out; x; x = x->out_next)
+            eng_census_add(x->q->r, n->pool, requests, per_pool);
     }
 }
 
@@ -1086,6 +1541,24 @@ static void collect(eng_pool *p, rp_results *out)
     o->preemptions = lp->preemptions;
     o->steps = lp->steps;
     o->cost_per_mtok = lp->out_tokens_all > 0 ? rp->cost / (lp->out_tokens_all / 1e6) : 0;
+    static const char *const roles[] = { NULL, "prefill", "decode" };
+    o->role = roles[lp->role] ? strdup(roles[lp->role]) : NULL;
+    if (lp->decode) {
+        o->decode_pool = strdup(lp->decode->cfg->name);
+        o->decode_router = strdup(lp->router_name);
+        o->kv_transfers = lp->kv_xfers;
+        o->kv_transfers_failed = lp->kv_xfers_failed;
+        o->kv_transfer_bytes = lp->kv_xfer_bytes;
+        fill(&o->kv_transfer_s, lp->kv_xfer_s);
+        /* requests each decode replica was sent, in node then replica order */
+        eng_pool *d = lp->decode;
+        for (int j = 0; j < d->n_hosts; j++)
+            o->n_kv_per_replica += ln_of(&d->nodes[j])->n_reps;
+        o->kv_per_replica = calloc((size_t)(o->n_kv_per_replica ? o->n_kv_per_replica : 1),
+                                   sizeof *o->kv_per_replica);
+        for (int k = 0; k < lp->n_rviews && k < o->n_kv_per_replica; k++)
+            o->kv_per_replica[k] = lp->kv_per_replica[k];
+    }
     for (int j = 0; j < p->n_hosts; j++) {
         const llm_node *ln = ln_of(&p->nodes[j]);
         for (int k = 0; k < ln->n_reps; k++) {

@@ -384,6 +384,10 @@ static void test_kv_bytes(void)
     CU_ASSERT_DOUBLE_EQUAL(llm_kv_bytes_per_token(&p), 70272.0, 0.0); /* 61 x (512 + 64) x 2 */
     p.tp = 8; /* the latent is replicated on every rank */
     CU_ASSERT_DOUBLE_EQUAL(llm_kv_bytes_per_token(&p), 8 * 70272.0, 0.0);
+    /* a transfer sends the latent once */
+    CU_ASSERT_DOUBLE_EQUAL(llm_kv_transfer_bytes_per_token(&p), 70272.0, 0.0);
+    perf_for(&p, "llama-3.1-70b", "H100-SXM", 4);
+    CU_ASSERT_DOUBLE_EQUAL(llm_kv_transfer_bytes_per_token(&p), 327680.0, 0.0);
 }
 
 static void test_kv_blocks(void)

@@ -913,6 +913,68 @@ static void random_run(llm_sched_config c, unsigned long seed, int n_seq, int wa
     free(q);
 }
 
+/* Disaggregation, prefill side: a prompt of 40 tokens that must produce one
+ * token keeps its 3 blocks after its step (LLM_HELD), out of the running
+ * list; a waiting prompt that needs them is not admitted until the held
+ * sequence is aborted (its KV sent on). Decode side: a sequence added with
+ * its 40 prompt tokens brought and 1 token generated is admitted with
+ * ceil(41 / 16) = 3 blocks and runs one decode token at context 40. */
+static void test_disaggregated(void)
+{
+    llm_sched_config c = cfg_of(8192, 8, 4);
+    llm_seq a, b, d;
+    rig r;
+
+    rig_open(&r, &c);
+    seq_init(&a, 1, 40, 1);
+    a.hold_kv = 1;
+    seq_init(&b, 2, 40, 1);   /* 3 blocks: cannot fit beside a's */
+    llm_sched_add(r.s, &a);
+    CU_ASSERT_EQUAL(sched(&r), 1);
+    done(&r);
+    CU_ASSERT_EQUAL(r.n_done, 1);
+    CU_ASSERT_PTR_EQUAL(r.done[0], &a);
+    CU_ASSERT_EQUAL(r.n_first, 1);
+    CU_ASSERT_EQUAL(a.state, LLM_HELD);
+    CU_ASSERT_EQUAL(a.generated, 1);
+    CU_ASSERT_EQUAL(llm_sched_running(r.s), 0);
+    CU_ASSERT_EQUAL(llm_sched_held(r.s), 1);
+    CU_ASSERT_EQUAL(llm_sched_blocks_used(r.s), 3);
+    llm_sched_add(r.s, &b);
+    CU_ASSERT_EQUAL(sched(&r), 0);   /* 1 block free, 3 needed */
+    llm_sched_abort(r.s, &a);
+    CU_ASSERT_EQUAL(a.state, LLM_ABORTED);
+    CU_ASSERT_EQUAL(llm_sched_held(r.s), 0);
+    CU_ASSERT_EQUAL(llm_sched_blocks_used(r.s), 0);
+    CU_ASSERT_EQUAL(llm_sched_check(r.s), 0);
+    CU_ASSERT_EQUAL(sched(&r), 1);
+    CU_ASSERT_EQUAL(r.st->items[0].n_new, 40);
+    done(&r);
+    rig_close(&r);
+
+    c = cfg_of(8192, 8, 4);
+    rig_open(&r, &c);
+    seq_init(&d, 3, 40, 3);
+    llm_sched_add_prefilled(r.s, &d, 40, 1);
+    CU_ASSERT_EQUAL(llm_sched_waiting(r.s), 1);
+    CU_ASSERT_EQUAL(sched(&r), 1);
+    CU_ASSERT_EQUAL(r.st->items[0].n_new, 1);
+    CU_ASSERT_EQUAL(r.st->items[0].context, 40);
+    CU_ASSERT_EQUAL(r.st->items[0].decode, 1);
+    CU_ASSERT_EQUAL(r.st->tokens, 1);
+    CU_ASSERT_EQUAL(llm_sched_blocks_used(r.s), 3);
+    done(&r);
+    CU_ASSERT_EQUAL(d.generated, 2);
+    CU_ASSERT_EQUAL(r.n_first, 0);   /* its first token came from the prefill side */
+    CU_ASSERT_EQUAL(sched(&r), 1);
+    CU_ASSERT_EQUAL(r.st->items[0].context, 41);
+    done(&r);
+    CU_ASSERT_EQUAL(r.n_done, 1);
+    CU_ASSERT_EQUAL(d.state, LLM_DONE);
+    CU_ASSERT_EQUAL(llm_sched_blocks_used(r.s), 0);
+    rig_close(&r);
+}
+
 static void test_random_cached(void)
 {
     llm_sched_config c = cfg_of(512, 16, 200);
@@ -949,6 +1011,7 @@ int main(void)
     CU_add_test(s, "no admission in a preempting step", test_no_admission_after_preemption);
     CU_add_test(s, "prefix keys of prefill chunks", test_prefix_chunks);
     CU_add_test(s, "abort", test_abort);
+    CU_add_test(s, "disaggregation: held KV, prefilled admission", test_disaggregated);
     CU_add_test(s, "randomized, prefix caching", test_random_cached);
     CU_add_test(s, "randomized, no chunking", test_random_plain);
     CU_basic_set_mode(CU_BRM_VERBOSE);
