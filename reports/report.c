@@ -117,7 +117,7 @@ static const char css[] =
     "th,td{padding:5px 10px;border-bottom:1px solid #eaeef2;text-align:right;white-space:nowrap}\n"
     "th{background:#f6f8fa;font-weight:600;color:#33404f}\n"
     "td.l,th.l{text-align:left}td.wrap{white-space:normal;max-width:420px;text-align:left}\n"
-    "td.best{font-weight:700;color:var(--ok)}td.bad{font-weight:700;color:var(--bad)}td .ci{font-size:11.5px;color:var(--muted);"
+    "td.best,td.ok{font-weight:700;color:var(--ok)}td.bad{font-weight:700;color:var(--bad)}td .ci{font-size:11.5px;color:var(--muted);"
     "font-weight:400}\n"
     "pre{background:#fff;border:1px solid var(--line);border-radius:8px;padding:12px;"
     "overflow:auto;font-size:12px;line-height:1.4}\n"
@@ -1027,6 +1027,39 @@ static void scaling_table(rp_buf *o, const rp_results *r)
     rp_buf_puts(o, "</tbody></table>\n");
 }
 
+/* A chaos experiment's steady-state hypotheses: each one's verdict and
+ * the windows that broke it. */
+static void hypotheses_table(rp_buf *o, const rp_results *r)
+{
+    if (r->n_hypotheses == 0)
+        return;
+    rp_buf_puts(o, "<h2>Steady-state hypothesis</h2>\n");
+    static const char *const cols[] = { "hypothesis", "verdict", "windows that broke it" };
+    th(o, cols, 3, 1);
+    for (size_t i = 0; i < r->n_hypotheses; i++) {
+        const rp_hypothesis *h = &r->hypotheses[i];
+        rp_buf_puts(o, "<tr>");
+        td(o, "l", h->text);
+        rp_buf_printf(o, "<td class=\"%s\">%s</td>", h->met ? "ok" : "bad",
+                      h->met ? "holds" : "fails");
+        rp_buf_puts(o, "<td class=\"wrap\">");
+        int shown = 0;
+        for (size_t w = 0; w < h->n_windows; w++) {
+            const rp_window *x = &h->windows[w];
+            if (x->met)
+                continue;
+            char a[64], b[64];
+            fmt_when(a, sizeof a, x->start_s, r->sim_time_s);
+            fmt_when(b, sizeof b, x->end_s, r->sim_time_s);
+            rp_buf_printf(o, "%s%s \xE2\x80\x93 %s: %.6g", shown++ ? "<br>" : "", a, b, x->value);
+        }
+        if (!shown)
+            rp_buf_puts(o, "\xE2\x80\x93");
+        rp_buf_puts(o, "</td></tr>\n");
+    }
+    rp_buf_puts(o, "</tbody></table>\n");
+}
+
 static void faults_table(rp_buf *o, const rp_results *r)
 {
     if (r->n_faults == 0)
@@ -1096,9 +1129,14 @@ static void header(rp_buf *o, const rp_results *r, const rp_report_opts *opt, co
     int met = rp_slo_met(r);
     rp_buf_puts(o, "<header><h1>");
     rp_buf_esc(o, r->scenario);
-    rp_buf_printf(o, "<span class=\"verdict %s\">%s</span></h1>\n",
+    rp_buf_printf(o, "<span class=\"verdict %s\">%s</span>",
                   met < 0 ? "none" : met ? "ok" : "bad",
                   met < 0 ? "no SLO set" : met ? "SLO met" : "SLO missed");
+    if (r->n_hypotheses > 0) /* a chaos experiment's verdict beside the SLO's */
+        rp_buf_printf(o, " <span class=\"verdict %s\">%s</span>",
+                      r->hypotheses_met == 1 ? "ok" : "bad",
+                      r->hypotheses_met == 1 ? "hypothesis holds" : "hypothesis fails");
+    rp_buf_puts(o, "</h1>\n");
     if (r->description) {
         rp_buf_puts(o, "<p class=\"sub\">");
         rp_buf_esc(o, r->description);
@@ -1222,6 +1260,7 @@ void rp_report_html(const rp_results *r, const rp_report_opts *opt, rp_buf *o)
     dependencies_table(o, r);
     alerts_table(o, r);
     scaling_table(o, r);
+    hypotheses_table(o, r);
     faults_table(o, r);
     events_table(o, r);
     if (opt && opt->scenario_text) {

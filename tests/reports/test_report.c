@@ -5,7 +5,8 @@
  * sections for alerts / scaling / faults / classes appear exactly when there
  * is data for them, fault markers are drawn on every time chart, and the
  * per-node heatmap stays at a readable number of rows for 10 and for 1,000
- * nodes with the busiest and idlest nodes shown. Also the new lists in
+ * nodes with the busiest and idlest nodes shown, a chaos hypothesis verdict
+ * beside the SLO's with the windows that broke it. Also the new lists in
  * summary.json. And through the binary: scenarios/llm-chat.yaml, cut to 5
  * minutes with a small KV cache (so it preempts) and SLO targets some met
  * and some missed, gives a page whose LLM numbers are summary.json's.
@@ -462,6 +463,42 @@ static void test_llm_chat(void)
     cJSON_Delete(sum);
 }
 
+/* A chaos experiment's verdict is in the page's title beside the SLO's, and
+ * each hypothesis has a row with the windows that broke it. */
+static void test_hypothesis_verdict(void)
+{
+    rp_results r;
+    fill(&r, 0);
+    r.hypotheses_met = -1;
+    char *plain = render(&r, NULL);
+    CU_ASSERT_PTR_NULL(strstr(plain, "hypothesis"));
+    free(plain);
+    rp_window w[3] = { { 0, 600, 0.9999, 1 }, { 600, 1200, 0.9871, 0 }, { 1200, 3600, 0.99995, 1 } };
+    rp_hypothesis h[2] = { { .text = "availability >= 0.999 over run", .met = 0, .windows = w,
+                             .n_windows = 3 },
+                           { .text = "p99 < 250ms over steady", .met = 1 } };
+    r.hypotheses = h;
+    r.n_hypotheses = 2;
+    r.hypotheses_met = 0;
+    char *failed = render(&r, NULL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(failed, "<span class=\"verdict bad\">hypothesis fails</span></h1>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(failed, "<h2>Steady-state hypothesis</h2>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(failed, "availability &gt;= 0.999 over run</td><td class=\"bad\">fails"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(failed, "0:10:00 \xE2\x80\x93 0:20:00: 0.9871"));
+    CU_ASSERT_EQUAL(count(failed, ": 0.9999"), 0); /* windows that held are not listed */
+    CU_ASSERT_PTR_NOT_NULL(strstr(failed, "p99 &lt; 250ms over steady</td><td class=\"ok\">holds"));
+    free(failed);
+    h[0].met = 1;
+    w[1].met = 1;
+    r.hypotheses_met = 1;
+    char *held = render(&r, NULL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(held, "<span class=\"verdict ok\">hypothesis holds</span></h1>"));
+    free(held);
+    r.hypotheses = NULL; /* on the stack */
+    r.n_hypotheses = 0;
+    rp_results_free(&r);
+}
+
 int main(void)
 {
     if (system("xmllint --version >/dev/null 2>&1") != 0) {
@@ -475,6 +512,7 @@ int main(void)
     CU_pSuite s = CU_add_suite("report", NULL, NULL);
     CU_add_test(s, "strings from the scenario are escaped", test_escaping);
     CU_add_test(s, "sections appear when there is data", test_sections_follow_data);
+    CU_add_test(s, "a chaos hypothesis verdict", test_hypothesis_verdict);
     CU_add_test(s, "heatmap with 10 nodes: every node", test_heatmap_10_nodes);
     CU_add_test(s, "heatmap with 1000 nodes: mean, busiest, idlest", test_heatmap_1000_nodes);
     CU_add_test(s, "llm-chat: the LLM numbers of summary.json", test_llm_chat);
