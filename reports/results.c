@@ -597,6 +597,8 @@ int rp_write_summary(const rp_results *r, const char *path)
             add_str(x, "pool", c->pool);
             if (c->pipeline)
                 add_str(x, "pipeline", c->pipeline);
+            if (c->profile_period_s > 0)
+                cJSON_AddNumberToObject(x, "profile_period_s", c->profile_period_s);
             cJSON_AddItemToObject(x, "requests", counts_json(&c->counts));
             add_latency(x, "latency_s", &c->latency_s);
         }
@@ -691,6 +693,10 @@ void rp_print_table(const rp_results *r, FILE *out)
             r->scenario, r->seed, r->sim_time_s, r->warmup_s, r->wall_time_s);
     if (r->interrupted)
         fprintf(out, "INTERRUPTED at %.0f s of simulated time: partial results\n", r->sim_time_s);
+    for (int i = 0; i < r->n_classes; i++)
+        if (r->classes[i].profile_period_s > 0)
+            fprintf(out, "traffic %s: its rate profile repeats every %g h\n", r->classes[i].name,
+                    r->classes[i].profile_period_s / 3600);
     fprintf(out, "requests      %12lu generated\n", c->generated);
     fprintf(out, "  completed   %12lu\n", c->completed);
     fprintf(out, "  rejected    %12lu  (503, queue full)\n", c->rejected);

@@ -133,6 +133,7 @@ typedef struct {
     char *pipeline;            /* its explicit pipeline, or NULL (the pool alone) */
     rp_counts counts;          /* measured (after warm-up) */
     rp_latency latency_s;
+    double profile_period_s;   /* its rate profile repeats every this (0: it does not) */
 } rp_class;
 
 /* One alert instance as Prometheus tracks it; times NAN when never reached. */

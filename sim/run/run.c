@@ -301,7 +301,7 @@ static int build(void)
         tc->rng = eng_stream_rng(sc->seed, (unsigned long)c);
         if (tc->cfg->has_tokens && !tc->cfg->tokens_trace)
             tc->tok_rng = eng_stream_rng(sc->seed, 6000000UL + (unsigned long)c);
-        tc->rate = sim_rate_new(tc->cfg->rate, tc->cfg->n_rate);
+        tc->rate = sim_rate_new_repeating(tc->cfg->rate, tc->cfg->n_rate, tc->cfg->repeat_s);
         tc->latency = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
         tc->bytes = tc->cfg->bytes_in + tc->cfg->bytes_out;
         tc->net_s = 2 * tc->pool->route_latency_s + tc->bytes / tc->pool->route_bw_Bps;
@@ -509,6 +509,7 @@ static void collect(rp_results *out)
         rc->name = strdup(tc->cfg->name);
         rc->pool = strdup(tc->pool->cfg->name);
         rc->pipeline = tc->pipe->implicit ? NULL : strdup(tc->pipe->name);
+        rc->profile_period_s = sim_rate_period(tc->rate);
         rc->counts = tc->measured;
         rc->counts.in_flight_at_end = tc->measured.generated - tc->measured.completed -
                                       tc->measured.rejected - tc->measured.failed -

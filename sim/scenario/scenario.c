@@ -721,6 +721,13 @@ static double expected_requests(const sc_scenario *sc)
             total += (double)t->n_trace;
             continue;
         }
+        if (t->repeat_s > 0) {
+            sim_rate *r = sim_rate_new_repeating(t->rate, t->n_rate, t->repeat_s);
+            if (r)
+                total += sim_rate_cumulative(r, sc->duration_s);
+            sim_rate_free(r);
+            continue;
+        }
         double q = 0, at = 0; /* the rate holds q from at, or ramps to the next */
         for (int i = 0; i < t->n_rate; i++) {
             const sc_rate_point *r = &t->rate[i];

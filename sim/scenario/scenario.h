@@ -206,6 +206,7 @@ typedef struct {
     double cv;                 /* gamma arrivals */
     sc_rate_point *rate;
     int n_rate;
+    double repeat_s;           /* the rate profile repeats every repeat_s (0: never) */
     double *trace_s;           /* trace: ascending arrival times */
     size_t n_trace;
     double work;               /* multiplies service time (default 1) */
