@@ -60,18 +60,20 @@ static void fmt_pct(char *buf, size_t n, double frac)
         snprintf(buf, n, "%.2f%%", 100 * frac);
 }
 
-/* A time in a table: h:mm:ss in runs of an hour or more, m:ss below. */
-static void fmt_when(char *buf, size_t n, double t, double span)
+/* A time in a table: elapsed h:mm:ss ("0:10:45" for 645 s), or with the
+ * scenario's start_time the wall-clock time (with its date in runs over a
+ * day) and the elapsed time after it. */
+static void fmt_when(char *buf, size_t n, double t, const rp_results *r)
 {
-    if (isnan(t)) {
-        snprintf(buf, n, "\xE2\x80\x93");
+    char el[32];
+    rp_fmt_elapsed(el, sizeof el, t);
+    if (!r->has_clock || isnan(t)) {
+        snprintf(buf, n, "%s", el);
         return;
     }
-    long s = lround(t);
-    if (span >= 3600)
-        snprintf(buf, n, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
-    else
-        snprintf(buf, n, "%ld:%02ld", s / 60, s % 60);
+    char clk[48];
+    rp_fmt_clock(clk, sizeof clk, t, r->clock_start_s, r->utc_offset_s, r->sim_time_s > 86400, 0);
+    snprintf(buf, n, "%s (+%s)", clk, el);
 }
 
 int rp_write_file(const char *path, const char *text, size_t len)
@@ -962,7 +964,6 @@ static void alerts_table(rp_buf *o, const rp_results *r)
                                         "resolved", "notified", "pending \xE2\x86\x92 firing",
                                         "summary" };
     th(o, cols, 9, 3);
-    double span = r->sim_time_s;
     for (size_t i = 0; i < r->n_alerts; i++) {
         const rp_alert *a = &r->alerts[i];
         char b[64];
@@ -972,7 +973,7 @@ static void alerts_table(rp_buf *o, const rp_results *r)
         td(o, "l", a->receiver ? a->receiver : "");
         double ts[] = { a->pending_at, a->firing_at, a->resolved_at, a->notified_at };
         for (int k = 0; k < 4; k++) {
-            fmt_when(b, sizeof b, ts[k], span);
+            fmt_when(b, sizeof b, ts[k], r);
             td(o, NULL, b);
         }
         if (!isnan(a->pending_at) && !isnan(a->firing_at))
@@ -996,7 +997,7 @@ static void scaling_table(rp_buf *o, const rp_results *r)
         const rp_scaling *e = &r->scaling[i];
         char b[64];
         rp_buf_puts(o, "<tr>");
-        fmt_when(b, sizeof b, e->t_s, r->sim_time_s);
+        fmt_when(b, sizeof b, e->t_s, r);
         td(o, "l", b);
         td(o, "l", e->pool);
         td_num(o, "%.0f", e->from);
@@ -1021,12 +1022,12 @@ static void faults_table(rp_buf *o, const rp_results *r)
         rp_buf_puts(o, "<tr>");
         td(o, "l", f->kind);
         td(o, "l", f->target ? f->target : "");
-        fmt_when(b, sizeof b, f->start_s, r->sim_time_s);
+        fmt_when(b, sizeof b, f->start_s, r);
         td(o, NULL, b);
         if (isnan(f->end_s))
             td(o, NULL, "still active");
         else {
-            fmt_when(b, sizeof b, f->end_s, r->sim_time_s);
+            fmt_when(b, sizeof b, f->end_s, r);
             td(o, NULL, b);
         }
         td_count(o, (double)f->failed);
@@ -1056,7 +1057,7 @@ static void events_table(rp_buf *o, const rp_results *r)
         const rp_event *e = &r->events[i];
         char b[64];
         rp_buf_puts(o, "<tr>");
-        fmt_when(b, sizeof b, e->t_s, r->sim_time_s);
+        fmt_when(b, sizeof b, e->t_s, r);
         td(o, "l", b);
         td(o, "l", e->type);
         td(o, "l", e->subject ? e->subject : "");
@@ -1095,8 +1096,17 @@ static void header(rp_buf *o, const rp_results *r, const rp_report_opts *opt, co
         rp_buf_puts(o, "</code> &middot; ");
     }
     rp_buf_printf(o, "seed %lu &middot; simulated %s (warm-up %s) &middot; time series every %s "
-                     "&middot; ran in %.2f s wall</p>\n</header>\n",
+                     "&middot; ran in %.2f s wall &middot; ",
                   r->seed, dur, warm, iv, r->wall_time_s);
+    if (r->has_clock) {
+        char start[48], zone[16];
+        rp_fmt_clock(start, sizeof start, 0, r->clock_start_s, r->utc_offset_s, 1, 0);
+        rp_fmt_zone(zone, sizeof zone, r->utc_offset_s);
+        rp_buf_printf(o, "started %s %s: times are wall-clock times, with the time since the "
+                         "start (+h:mm:ss)</p>\n</header>\n", start, zone);
+    } else {
+        rp_buf_puts(o, "times are elapsed since the start of the run, h:mm:ss</p>\n</header>\n");
+    }
 
     char v[64], d[160], a[32], b2[32], c2[32];
     rp_buf_puts(o, "<section class=\"cards\">\n");
@@ -1182,18 +1192,22 @@ void rp_report_html(const rp_results *r, const rp_report_opts *opt, rp_buf *o)
 
     double f0, f1;
     if (rp_focus_window(r, &f0, &f1)) {
-        char a[32], b[32], note[160];
-        rp_fmt_time(a, sizeof a, f0, 7200);
-        rp_fmt_time(b, sizeof b, f1, 7200);
+        char a[64], b[64], note[160];
+        fmt_when(a, sizeof a, f0, r);
+        fmt_when(b, sizeof b, f1, r);
         rp_buf_printf(o, "<h2>Peak window %s \xE2\x80\x93 %s</h2>\n", a, b);
         snprintf(note, sizeof note, "The busiest part of the run at full resolution (%g s "
                                     "intervals); the whole run follows.", r->interval_s);
         rp_buf_printf(o, "<p class=\"meta\">%s</p>\n", note);
         rp_axis zoom = rp_axis_make(f0, f1);
+        if (r->has_clock)
+            rp_axis_set_clock(&zoom, r->clock_start_s, r->utc_offset_s);
         charts(o, r, &s, &zoom);
     }
     rp_buf_puts(o, "<h2>Whole run</h2>\n");
     rp_axis ax = rp_axis_make(0, r->sim_time_s);
+    if (r->has_clock)
+        rp_axis_set_clock(&ax, r->clock_start_s, r->utc_offset_s);
     charts(o, r, &s, &ax);
 
     rp_buf_puts(o, "<h2>Pools</h2>\n");

@@ -5,6 +5,7 @@
  * cJSON, so identical results give byte-identical files.
  */
 #include "results.h"
+#include "svg.h"
 
 #include <cjson/cJSON.h>
 
@@ -504,6 +505,11 @@ int rp_write_summary(const rp_results *r, const char *path)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "scenario", r->scenario ? r->scenario : "");
     cJSON_AddNumberToObject(o, "seed", (double)r->seed);
+    if (r->has_clock) {
+        char when[48];
+        rp_fmt_clock(when, sizeof when, 0, r->clock_start_s, r->utc_offset_s, 1, 1);
+        cJSON_AddStringToObject(o, "start_time", when);
+    }
     cJSON_AddNumberToObject(o, "sim_time_s", r->sim_time_s);
     if (r->interrupted) /* only then: finished runs' summaries keep their shape */
         cJSON_AddTrueToObject(o, "interrupted");

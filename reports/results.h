@@ -244,6 +244,9 @@ typedef struct {
     rp_event *events;
     size_t n_events, cap_events;
     char *description;         /* scenario description, may be NULL */
+    int has_clock;             /* the scenario's start_time: t = 0 is a wall-clock time */
+    double clock_start_s;      /* t = 0 in seconds since 1970-01-01 UTC */
+    int utc_offset_s;          /* the zone start_time was written in */
     rp_cache *caches;
     int n_caches;
     rp_queue *queues;

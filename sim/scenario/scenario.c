@@ -624,7 +624,7 @@ double sc_model_mean_s(const sc_model *m, int batch)
 static void check_size(sc_loader *L, yaml_node_t *root, const sc_scenario *sc);
 
 static const char *const TOP_SCALARS[] = {"name", "description", "seed", "duration", "warmup",
-                                          "interval", NULL};
+                                          "interval", "start_time", NULL};
 static const char *const TOP_REQUIRED[] = {"name", "duration", NULL};
 
 /* The sections, in parse order: a section that refers to models or pools
@@ -698,6 +698,19 @@ static void load_top(sc_loader *L, yaml_node_t *root, sc_scenario *sc)
     }
     if (intv.val)
         sc_want_dur(L, intv.val, "interval", 1, &sc->interval_s);
+    sc_kv start = sc_find(L, root, "start_time");
+    if (start.val) {
+        const char *s = sc_want_scalar(L, start.val, "start_time",
+                                       "a date and time like 2026-03-02T08:00:00Z");
+        if (s && sc_parse_datetime(s, &sc->start_epoch_s, &sc->start_utc_offset_s) == 0)
+            sc->has_start_time = 1;
+        else if (s) {
+            char buf[SC_SHOWLEN];
+            sc_errn(L, start.val, "start_time: expected a date and time in UTC or with an offset, "
+                    "like 2026-03-02T08:00:00Z or 2026-03-02T09:00:00+01:00 (year 1970 on), got %s",
+                    sc_show(start.val, buf));
+        }
+    }
     for (size_t i = 0; i < N_SECTIONS; i++) {
         sc_kv s = sc_find(L, root, SECTIONS[i].key);
         if (s.val)

@@ -448,6 +448,9 @@ typedef struct {
     double duration_s;
     double warmup_s;           /* requests arriving before this are not in statistics */
     double interval_s;         /* time-series resolution */
+    int has_start_time;        /* start_time: the wall-clock time of t = 0 */
+    double start_epoch_s;      /* seconds since 1970-01-01 UTC */
+    int start_utc_offset_s;    /* the offset it was written in: reports show clock times in it */
     sc_model *models;
     int n_models;
     sc_pool *pools;

@@ -462,6 +462,44 @@ static void test_llm_chat(void)
     cJSON_Delete(sum);
 }
 
+/* An event at 645 s of a half-hour run reads 0:10:45 in the events table
+ * (never a bare "10:45", minutes:seconds or hours:minutes); with a
+ * start_time it reads as that clock time with the elapsed time after it,
+ * and summary.json gives the start. */
+static void test_time_labels(void)
+{
+    rp_results r;
+    fill(&r, 0);
+    r.sim_time_s = 1800;
+    r.n_samples = 180;
+    rp_add_event(&r, 645, "node_down", "gpu/1", "crashed");
+    char *html = render(&r, NULL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "<td class=\"l\">0:10:45</td><td class=\"l\">node_down"));
+    CU_ASSERT_PTR_NULL(strstr(html, ">10:45<"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "times are elapsed since the start of the run, h:mm:ss"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, ">h:mm:ss</text>"));
+    free(html);
+
+    r.has_clock = 1;
+    r.clock_start_s = 1772434800; /* 2026-03-02T07:00:00Z */
+    r.utc_offset_s = 3600;
+    html = render(&r, NULL);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(html, "<td class=\"l\">08:10:45 (+0:10:45)</td><td class=\"l\">node_down"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "started 2026-03-02 08:00:00 UTC+01:00"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, ">UTC+01:00</text>"));
+    free(html);
+    char path[512];
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    CU_ASSERT_EQUAL_FATAL(rp_write_summary(&r, path), 0);
+    cJSON *j = tu_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "start_time");
+    CU_ASSERT(cJSON_IsString(st) && !strcmp(st->valuestring, "2026-03-02T08:00:00+01:00"));
+    cJSON_Delete(j);
+    rp_results_free(&r);
+}
+
 int main(void)
 {
     if (system("xmllint --version >/dev/null 2>&1") != 0) {
@@ -474,6 +512,7 @@ int main(void)
         return 1;
     CU_pSuite s = CU_add_suite("report", NULL, NULL);
     CU_add_test(s, "strings from the scenario are escaped", test_escaping);
+    CU_add_test(s, "time labels: 645 s, with and without a start time", test_time_labels);
     CU_add_test(s, "sections appear when there is data", test_sections_follow_data);
     CU_add_test(s, "heatmap with 10 nodes: every node", test_heatmap_10_nodes);
     CU_add_test(s, "heatmap with 1000 nodes: mean, busiest, idlest", test_heatmap_1000_nodes);
