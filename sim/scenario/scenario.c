@@ -36,6 +36,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- messages ----------------------------------------------------------- */
@@ -651,6 +652,15 @@ static const struct {
 enum { N_SECTIONS = sizeof SECTIONS / sizeof SECTIONS[0],
        N_TOP_SCALARS = sizeof TOP_SCALARS / sizeof TOP_SCALARS[0] - 1 };
 
+/* The name is the folder of `run`'s results (results/NAME) and of
+ * compare's: one path component that stays inside results/. */
+static void check_name(sc_loader *L, const yaml_node_t *n, const char *name)
+{
+    if (strchr(name, '/') || strchr(name, '\\') || name[0] == '.')
+        sc_errn(L, n, "name: \"%s\" cannot name a results folder: no '/' or '\\', and no "
+                "leading '.' (it is results/NAME)", name);
+}
+
 static void load_top(sc_loader *L, yaml_node_t *root, sc_scenario *sc)
 {
     const char *keys[N_TOP_SCALARS + N_SECTIONS + 1];
@@ -680,8 +690,8 @@ static void load_top(sc_loader *L, yaml_node_t *root, sc_scenario *sc)
     sc_kv seed = sc_find(L, root, "seed"), dur = sc_find(L, root, "duration");
     sc_kv warm = sc_find(L, root, "warmup"), intv = sc_find(L, root, "interval");
 
-    if (name.val)
-        sc_want_str(L, name.val, "name", 1, &sc->name);
+    if (name.val && sc_want_str(L, name.val, "name", 1, &sc->name) == 0)
+        check_name(L, name.val, sc->name);
     if (desc.val)
         sc_want_str(L, desc.val, "description", 0, &sc->description);
     if (seed.val) {
@@ -1015,6 +1025,12 @@ sc_scenario *sc_load(const char *path, const char *const *overrides, int n_overr
     FILE *f = path ? fopen(path, "rb") : NULL;
     if (f == NULL) {
         fprintf(L.err, "%s: cannot open scenario: %s\n", L.file, path ? strerror(errno) : "no path");
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(L.err, "%s: is a directory, not a scenario file (give its .yaml file)\n", L.file);
+        fclose(f);
         return NULL;
     }
     if (!yaml_parser_initialize(&parser)) {

@@ -62,6 +62,91 @@ static void test_grid_too_large(void)
     tu_done(dir);
 }
 
+#define SMALL(name_line, extra)                                                          \
+    name_line "\n"                                                                      \
+    "duration: 1m\n"                                                                     \
+    "models:\n"                                                                          \
+    "  m: {service: {distribution: exponential, mean: 1ms}}\n"                           \
+    "pools:\n"                                                                           \
+    "  p: {model: m, replicas: 1}\n"                                                     \
+    "traffic:\n"                                                                         \
+    "  - {name: t, pool: p, arrivals: {rate: 1}}\n" extra
+
+/* A name is results/NAME: one that would write elsewhere is refused, and
+ * nothing is written; a plain name still runs. */
+static void test_name_stays_in_results(void)
+{
+    char *dir = tu_tmpdir(), *out = NULL;
+    const char *bad[] = { "../../escape", "a/b", ".hidden", "..", "a\\\\b" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char yaml[1024], path[4096];
+        snprintf(yaml, sizeof yaml, SMALL("name: \"%s\"", ""), bad[i]);
+        snprintf(path, sizeof path, "%s/s.yaml", dir);
+        tu_write(path, yaml);
+        CU_ASSERT_EQUAL(fleetsim(dir, &out, "run s.yaml --quiet"), 2);
+        CU_ASSERT(out && strstr(out, "s.yaml:1:7: name: ") && strstr(out, "cannot name a results folder"));
+        free(out);
+    }
+    char check[4200];
+    snprintf(check, sizeof check, "test -e '%s/../escape' || test -e '%s/results'", dir, dir);
+    CU_ASSERT_NOT_EQUAL(tu_sh(NULL, "%s", check), 0);
+    int rc;
+    char *d = tu_run_yaml(SMALL("name: fine-name.v2", ""), NULL, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    tu_done(d);
+    tu_done(dir);
+}
+
+/* Files that are not what they should be say what they are. */
+static void test_file_messages(void)
+{
+    char *dir = tu_tmpdir(), *out = NULL;
+    CU_ASSERT_EQUAL(fleetsim(dir, &out, "validate ."), 2);
+    CU_ASSERT(out && !strcmp(out, ".: is a directory, not a scenario file (give its .yaml file)\n"));
+    free(out);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/s.yaml", dir);
+    tu_write(path, SMALL("name: x", "monitoring: {rules: nosuch.yml}\n"));
+    CU_ASSERT_EQUAL(fleetsim(dir, &out, "validate s.yaml"), 2);
+    CU_ASSERT(out && strstr(out, "monitoring.rules: cannot read rule file ") &&
+              strstr(out, "nosuch.yml: No such file or directory"));
+    free(out);
+    tu_write(path, SMALL("name: x", "monitoring: {rules: .}\n"));
+    CU_ASSERT_EQUAL(fleetsim(dir, &out, "validate s.yaml"), 2);
+    CU_ASSERT(out && strstr(out, "cannot read rule file ") && strstr(out, ": it is a directory"));
+    free(out);
+    /* calibrate's missing options get fleetsim's message, not realbench's usage */
+    CU_ASSERT_EQUAL(fleetsim(dir, &out, "calibrate --device cpu --model x.yaml"), 2);
+    CU_ASSERT(out && !strncmp(out, "fleetsim: calibrate needs --out PROFILE.json", 44));
+    CU_ASSERT(out && !strstr(out, "usage: realbench"));
+    free(out);
+    tu_done(dir);
+}
+
+/* `fleetsim list`: every policy's summary starts in the same column. */
+static void test_list_aligned(void)
+{
+    char *dir = tu_tmpdir(), *out = NULL;
+    CU_ASSERT_EQUAL_FATAL(fleetsim(dir, &out, "list"), 0);
+    int col = -1, rows = 0, aligned = 1;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "  ", 2) || line[2] == ' ' || strchr(line, '(') == NULL)
+            continue; /* a policy row: "  name   summary (...)" */
+        char *gap = strstr(line + 2, "  ");
+        if (!gap)
+            continue;
+        int c = (int)(gap + strspn(gap, " ") - line);
+        if (col < 0)
+            col = c;
+        aligned &= c == col;
+        rows++;
+    }
+    CU_ASSERT(rows >= 15);
+    CU_ASSERT(aligned);
+    free(out);
+    tu_done(dir);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -69,6 +154,9 @@ int main(void)
     CU_pSuite s = CU_add_suite("cli", NULL, NULL);
     CU_add_test(s, "--version and each command's --help", test_version_and_help);
     CU_add_test(s, "a grid too large to run", test_grid_too_large);
+    CU_add_test(s, "the name stays inside results/", test_name_stays_in_results);
+    CU_add_test(s, "files that are not what they should be", test_file_messages);
+    CU_add_test(s, "fleetsim list is aligned", test_list_aligned);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();
