@@ -57,10 +57,18 @@ int sc_node_set(const sc_loader *L, const yaml_node_t *n)
     return L->set_of[k];
 }
 
+/* At most this many error lines from one load; the rest are counted. */
+#define SC_MAX_SHOWN 50
+
 /* Prints one message line; control characters (from quoted keys, say) are
  * replaced so that each error stays on one line. */
 static void emit(sc_loader *L, const char *where, const char *fmt, va_list ap)
 {
+    if (L->n_errors >= SC_MAX_SHOWN) { /* 200,000 duplicates are one mistake, not a screenful */
+        L->n_errors++;
+        L->n_hidden++;
+        return;
+    }
     va_list ap2;
     va_copy(ap2, ap);
     int len = vsnprintf(NULL, 0, fmt, ap2);
@@ -1089,6 +1097,9 @@ done:
     yaml_document_delete(&L.doc);
     free(L.dir);
     free(L.set_of);
+    if (L.n_hidden)
+        fprintf(L.err, "%s: %d more errors not shown (%d in all)\n", L.file, L.n_hidden,
+                L.n_errors);
     if (L.n_errors) {
         sc_free(sc);
         return NULL;

@@ -41,6 +41,7 @@ typedef struct {
     int *set_of;             /* later nodes: the override (1-based) that made them */
     int n_set_of, cap_set_of;
     int n_errors;
+    int n_hidden;             /* errors past SC_MAX_SHOWN, counted, not printed */
 } sc_loader;
 
 /* One pair of a mapping, as sc_find returns it; both NULL when absent. */

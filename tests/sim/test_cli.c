@@ -123,6 +123,30 @@ static void test_file_messages(void)
     tu_done(dir);
 }
 
+/* 3,000 traffic classes of one name: 50 error lines, then the count. */
+static void test_errors_capped(void)
+{
+    char *dir = tu_tmpdir(), *out = NULL;
+    size_t cap = 64 * 3000 + 1024, n = 0;
+    char *yaml = malloc(cap);
+    n += (size_t)snprintf(yaml, cap, SMALL("name: x", ""));
+    for (int i = 1; i < 3000; i++)
+        n += (size_t)snprintf(yaml + n, cap - n, "  - {name: t, pool: p, arrivals: {rate: 1}}\n");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/s.yaml", dir);
+    tu_write(path, yaml);
+    free(yaml);
+    CU_ASSERT_EQUAL(fleetsim(dir, &out, "validate s.yaml"), 2);
+    int lines = 0;
+    for (const char *p = out; p && *p; p++)
+        lines += *p == '\n';
+    CU_ASSERT_EQUAL(lines, 51);
+    CU_ASSERT(out && strstr(out, "s.yaml:58:12: traffic.50: duplicate traffic name \"t\" (also item 0)\n"));
+    CU_ASSERT(out && strstr(out, "s.yaml: 2949 more errors not shown (2999 in all)\n"));
+    free(out);
+    tu_done(dir);
+}
+
 /* `fleetsim list`: every policy's summary starts in the same column. */
 static void test_list_aligned(void)
 {
@@ -157,6 +181,7 @@ int main(void)
     CU_add_test(s, "the name stays inside results/", test_name_stays_in_results);
     CU_add_test(s, "files that are not what they should be", test_file_messages);
     CU_add_test(s, "fleetsim list is aligned", test_list_aligned);
+    CU_add_test(s, "errors capped with a count", test_errors_capped);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();
