@@ -662,9 +662,11 @@ static void td_num(rp_buf *o, const char *fmt, double v)
 
 static void pools_table(rp_buf *o, const rp_results *r)
 {
-    static const char *const cols[] = { "pool", "nodes", "GPUs/node", "node capacity",
-                                        "utilisation", "requests", "completed", "503", "502",
-                                        "504", "GPU-hours", "energy", "cost" };
+    char cost[32];
+    snprintf(cost, sizeof cost, "cost (%s)", rp_currency(r));
+    const char *const cols[] = { "pool", "nodes", "GPUs/node", "node capacity", "utilisation",
+                                 "requests", "completed", "503", "502", "504", "GPU-hours",
+                                 "energy", cost };
     th(o, cols, 13, 1);
     for (int k = 0; k < r->n_pools; k++) {
         const rp_pool *p = &r->pools[k];
@@ -772,7 +774,7 @@ static void llm_pool_section(rp_buf *o, const rp_results *r, const rp_pool *p)
     snprintf(d, sizeof d, "%s prompt tokens", a);
     card(o, NULL, "input tokens", v, d);
     snprintf(v, sizeof v, "%.3f", l->cost_per_mtok);
-    snprintf(d, sizeof d, "pool cost %.2f over the run", p->cost);
+    snprintf(d, sizeof d, "pool cost %.2f %s over the run", p->cost, rp_currency(r));
     card(o, NULL, "cost / M output tokens", v, d);
     fmt_pct(v, sizeof v, l->kv_usage_mean);
     fmt_pct(a, sizeof a, l->kv_usage_max);
@@ -1172,7 +1174,7 @@ static void header(rp_buf *o, const rp_results *r, const rp_report_opts *opt, co
     snprintf(d, sizeof d, "%s completed", a);
     card(o, NULL, "requests", v, d);
     snprintf(v, sizeof v, "%.1f", r->gpu_hours);
-    snprintf(d, sizeof d, "cost %.2f", r->cost);
+    snprintf(d, sizeof d, "cost %.2f %s", r->cost, rp_currency(r));
     card(o, NULL, "GPU-hours", v, d);
     snprintf(v, sizeof v, "%.2f kWh", r->energy_kwh);
     card(o, NULL, "energy", v, NULL);

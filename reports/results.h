@@ -247,6 +247,7 @@ typedef struct {
     int has_clock;             /* the scenario's start_time: t = 0 is a wall-clock time */
     double clock_start_s;      /* t = 0 in seconds since 1970-01-01 UTC */
     int utc_offset_s;          /* the zone start_time was written in */
+    char currency[4];          /* the scenario's cost.currency; "" = not set: USD */
     rp_cache *caches;
     int n_caches;
     rp_queue *queues;
@@ -302,6 +303,8 @@ int rp_conserved(const rp_counts *c);
 /* Writers return 0 on success, -1 with errno set. summary.json is
  * byte-identical for identical results apart from wall_time_s. */
 int rp_write_summary(const rp_results *r, const char *path);
+/* The unit of r's costs: its currency, or "USD". */
+const char *rp_currency(const rp_results *r);
 int rp_write_timeseries(const rp_results *r, const char *path);
 int rp_write_events(const rp_results *r, const char *path);
 /* The verdict of each steady-state hypothesis and its failing windows. */

@@ -652,6 +652,7 @@ static const struct {
     {"traffic", sc_parse_traffic, NULL, 1},
     {"load_balancer", sc_parse_lb, sc_lb_defaults, 0},
     {"slo", sc_parse_slo, NULL, 0},
+    {"cost", sc_parse_cost, NULL, 0},
     {"autoscaler", sc_parse_autoscaler, NULL, 0},
     {"chaos", sc_parse_chaos, NULL, 0},
     {"hypothesis", sc_parse_hypothesis, NULL, 0},

@@ -451,6 +451,7 @@ typedef struct {
     int has_start_time;        /* start_time: the wall-clock time of t = 0 */
     double start_epoch_s;      /* seconds since 1970-01-01 UTC */
     int start_utc_offset_s;    /* the offset it was written in: reports show clock times in it */
+    char currency[4];          /* cost.currency: "" = not set (USD) */
     sc_model *models;
     int n_models;
     sc_pool *pools;

@@ -418,7 +418,7 @@ static void test_llm_chat(void)
     /* cost per million output tokens: the pool's cost (8 GPUs x 5 min at
      * 3.00 an hour = 2.00) over every output token of the run */
     snprintf(a, sizeof a, "%.3f", tu_num(l, "cost_per_million_output_tokens"));
-    CU_ASSERT(has_card(html, "cost / M output tokens", a, "pool cost 2.00 over the run"));
+    CU_ASSERT(has_card(html, "cost / M output tokens", a, "pool cost 2.00 USD over the run"));
     CU_ASSERT_EQUAL(tu_num(sum, "cost.money"), 2);
     pct(a, sizeof a, tu_num(l, "kv_usage_mean"));
     pct(b, sizeof b, tu_num(l, "kv_usage_max"));

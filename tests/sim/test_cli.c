@@ -147,6 +147,43 @@ static void test_errors_capped(void)
     tu_done(dir);
 }
 
+/* Costs carry their currency: USD unless cost.currency names another. */
+static void test_currency(void)
+{
+    int rc;
+    char *dir = tu_run_yaml(SMALL("name: x", "cost: {currency: EUR}\n"), NULL, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "cost"),
+                                                      "currency");
+    CU_ASSERT(cJSON_IsString(c) && !strcmp(c->valuestring, "EUR"));
+    cJSON_Delete(j);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/out/report.html", dir);
+    char *html = tu_read(path);
+    CU_ASSERT(html && strstr(html, "<th>cost (EUR)</th>") != NULL);
+    free(html);
+    tu_done(dir);
+
+    char *out = NULL;
+    dir = tu_tmpdir();
+    snprintf(path, sizeof path, "%s/s.yaml", dir);
+    tu_write(path, SMALL("name: x", ""));
+    CU_ASSERT_EQUAL(fleetsim(dir, &out, "run s.yaml --out o"), 0);
+    CU_ASSERT(out && strstr(out, " kWh  0.05 USD\n"));
+    free(out);
+    snprintf(path, sizeof path, "%s/o", dir);
+    j = tu_summary(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_PTR_NULL(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "cost"),
+                                                        "currency"));
+    cJSON_Delete(j);
+    tu_done(dir);
+    CU_ASSERT(tu_expect_error(SMALL("name: x", "cost: {currency: euro}\n"), NULL,
+                              "s.yaml:9:18: cost.currency: expected a three-letter ISO 4217 code"));
+}
+
 /* `fleetsim list`: every policy's summary starts in the same column. */
 static void test_list_aligned(void)
 {
@@ -182,6 +219,7 @@ int main(void)
     CU_add_test(s, "files that are not what they should be", test_file_messages);
     CU_add_test(s, "fleetsim list is aligned", test_list_aligned);
     CU_add_test(s, "errors capped with a count", test_errors_capped);
+    CU_add_test(s, "costs carry their currency", test_currency);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();
