@@ -404,6 +404,56 @@ static int by_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The shards of a sweep that merge found, from their file names
+ * (shard-K-of-N.jsonl, as sweep writes them). */
+typedef struct {
+    int n;                     /* N of the first shard file; 0: none seen */
+    int mixed;                 /* files of sweeps cut into different N */
+    unsigned char *seen;       /* seen[k - 1]: shard k was found */
+} shard_set;
+
+static void note_shard(shard_set *s, const char *name)
+{
+    int k, n, used = 0;
+    if (sscanf(name, "shard-%d-of-%d.jsonl%n", &k, &n, &used) != 2 || name[used] || n < 1 ||
+        k < 1 || k > n || n > 1000000)
+        return;
+    if (s->n == 0) {
+        s->seen = calloc((size_t)n, 1);
+        if (!s->seen)
+            return;
+        s->n = n;
+    }
+    if (n != s->n) {
+        s->mixed = 1;
+        return;
+    }
+    s->seen[k - 1] = 1;
+}
+
+/* A partial sweep merges, but its seed counts are short: say which shards
+ * are missing (the first 20). */
+static void warn_missing_shards(const shard_set *s)
+{
+    int missing = 0;
+    for (int k = 0; k < s->n; k++)
+        missing += !s->seen[k];
+    if (s->mixed)
+        fprintf(stderr, "fleetsim: merge: warning: shard files of sweeps cut into different "
+                        "numbers of shards (the first seen was of %d)\n", s->n);
+    if (missing == 0)
+        return;
+    fprintf(stderr, "fleetsim: merge: warning: %d of %d shards missing, so the runs and seed "
+                    "counts are those of the shards found; missing:", missing, s->n);
+    int shown = 0;
+    for (int k = 0; k < s->n && shown < 20; k++)
+        if (!s->seen[k]) {
+            fprintf(stderr, " shard-%d-of-%d.jsonl", k + 1, s->n);
+            shown++;
+        }
+    fprintf(stderr, "%s\n", missing > shown ? " ..." : "");
+}
+
 int cli_merge(const cli_ctx *x)
 {
     int argc = x->argc;
@@ -430,6 +480,7 @@ int cli_merge(const cli_ctx *x)
     }
     rp_compare *c = rp_compare_new();
     int rc = 0, files = 0;
+    shard_set shards = { 0 };
     for (int d = 0; d < n_dirs && rc == 0; d++) {
         DIR *dh = opendir(dirs[d]);
         if (!dh) {
@@ -454,10 +505,14 @@ int cli_merge(const cli_ctx *x)
             if (rc == 0 && rp_compare_load_jsonl(c, path, stderr) != 0)
                 rc = 2;
             files++;
+            note_shard(&shards, names[i]);
             free(names[i]);
         }
         free(names);
     }
+    if (rc == 0)
+        warn_missing_shards(&shards);
+    free(shards.seen);
     if (rc == 0 && files == 0) {
         fprintf(stderr, "fleetsim: merge: no .jsonl files in the directories given\n");
         rc = 2;

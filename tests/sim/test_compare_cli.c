@@ -138,6 +138,21 @@ static void test_compare_grid(void)
     CU_ASSERT_STRING_EQUAL(a, b);
     free(a);
     free(b);
+    char *whole = tu_read(log);
+    CU_ASSERT(whole && !strstr(whole, "missing"));
+    free(whole);
+    /* a partial sweep merges with a warning that names the shard missing */
+    char part[4400];
+    snprintf(part, sizeof part, "%s/part", tmp);
+    rc = tu_sh(log, "mkdir -p '%s' && cp '%s/shard-2-of-2.jsonl' '%s/' && '%s' merge '%s' --out "
+                    "'%s/out'",
+               part, sw, part, tu_bin(), part, part);
+    CU_ASSERT_EQUAL(rc, 0);
+    char *warn = tu_read(log);
+    CU_ASSERT(warn && strstr(warn, "fleetsim: merge: warning: 1 of 2 shards missing, so the runs "
+                                   "and seed counts are those of the shards found; missing: "
+                                   "shard-1-of-2.jsonl\n"));
+    free(warn);
     /* merging the same shard twice is refused */
     rc = tu_sh(log, "'%s' merge '%s' '%s' --out '%s'", tu_bin(), sw, sw, merged);
     CU_ASSERT_EQUAL(rc, 2);
