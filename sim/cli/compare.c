@@ -45,6 +45,39 @@ static void grid_free(grid_variant *v, int n, const cli_grid_args *g)
     free(v);
 }
 
+/* Loads variant x, its overrides named as the options they came from; of
+ * its error lines, prints those no variant printed before (shown holds
+ * them), so a bad --set reads once, not once per variant. */
+static sc_scenario *load_variant(const grid_variant *x, char *const *names, rp_buf *shown)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *err = open_memstream(&text, &len);
+    sc_scenario *sc = sc_load_named(x->scenario, x->sets, (const char *const *)names, x->n_sets,
+                                    err ? err : stderr);
+    if (err)
+        fclose(err);
+    for (char *line = text, *end; line && *line; line = end + 1) {
+        end = strchr(line, '\n');
+        if (!end)
+            end = line + strlen(line) - 1;
+        size_t n = (size_t)(end - line) + 1;
+        int seen = 0;
+        for (const char *p = shown->s; p && !seen && (p = strstr(p, "\n")); p++)
+            seen = !strncmp(p + 1, line, n);
+        if (!seen) {
+            fwrite(line, 1, n, stderr);
+            if (!shown->s)
+                rp_buf_puts(shown, "\n");
+            rp_buf_add(shown, line, n);
+        }
+        if (!end[1])
+            break;
+    }
+    free(text);
+    return sc;
+}
+
 /* Expands the grid, loading each variant once to check it (and to learn the
  * base seed and scenario names). NULL after printing errors. */
 static grid_variant *expand_grid(cli_grid_args *g, int *n_out)
@@ -55,6 +88,16 @@ static grid_variant *expand_grid(cli_grid_args *g, int *n_out)
     int n = g->n_scenarios * points;
     grid_variant *v = calloc((size_t)n, sizeof *v);
     int bad = 0;
+    /* messages name the option at fault: --set[N] for the N-th --set,
+     * --vary[N] for the N-th --vary */
+    char **names = calloc((size_t)(g->n_sets + g->n_vary) + 1, sizeof *names);
+    for (int i = 0; i < g->n_sets + g->n_vary; i++) {
+        char name[32];
+        snprintf(name, sizeof name, i < g->n_sets ? "--set[%d]" : "--vary[%d]",
+                 i < g->n_sets ? i + 1 : i - g->n_sets + 1);
+        names[i] = strdup(name);
+    }
+    rp_buf shown = { 0 };
     for (int f = 0; f < g->n_scenarios; f++) {
         for (int p = 0; p < points; p++) {
             grid_variant *x = &v[f * points + p];
@@ -77,7 +120,7 @@ static grid_variant *expand_grid(cli_grid_args *g, int *n_out)
                 rp_buf_printf(&lab, "%s%s", i ? ", " : "", kv);
             }
             free(vals);
-            sc_scenario *sc = sc_load(x->scenario, x->sets, x->n_sets, stderr);
+            sc_scenario *sc = load_variant(x, names, &shown);
             if (!sc) {
                 bad = 1;
                 rp_buf_free(&lab);
@@ -100,6 +143,10 @@ static grid_variant *expand_grid(cli_grid_args *g, int *n_out)
             sc_free(sc);
         }
     }
+    for (int i = 0; i < g->n_sets + g->n_vary; i++)
+        free(names[i]);
+    free(names);
+    rp_buf_free(&shown);
     *n_out = n;
     if (bad) {
         grid_free(v, n, g);

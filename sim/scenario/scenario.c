@@ -89,13 +89,25 @@ static void emit(sc_loader *L, const char *where, const char *fmt, va_list ap)
     L->n_errors++;
 }
 
+/* "--set[3]", or the name the caller gave override set (1-based). */
+static void set_name(const sc_loader *L, int set, char *buf, size_t len)
+{
+    if (L->set_names && L->set_names[set - 1])
+        snprintf(buf, len, "%s", L->set_names[set - 1]);
+    else
+        snprintf(buf, len, "--set[%d]", set);
+}
+
 static void where_of(const sc_loader *L, const yaml_node_t *n, char *buf, size_t len)
 {
     int set = n ? sc_node_set(L, n) : 0;
     int r;
 
-    if (set)
-        r = snprintf(buf, len, "--set[%d]:1:%zu", set, n->start_mark.column + 1);
+    if (set) {
+        char name[64];
+        set_name(L, set, name, sizeof name);
+        r = snprintf(buf, len, "%s:1:%zu", name, n->start_mark.column + 1);
+    }
     else if (n)
         r = snprintf(buf, len, "%s:%zu:%zu", L->file, n->start_mark.line + 1,
                      n->start_mark.column + 1);
@@ -119,9 +131,10 @@ void sc_errn(sc_loader *L, const yaml_node_t *n, const char *fmt, ...)
 /* Error in override number set, at 1-based column col of its text. */
 void sc_errset(sc_loader *L, int set, size_t col, const char *fmt, ...)
 {
-    char where[64];
+    char where[96], name[64];
     va_list ap;
-    int r = snprintf(where, sizeof where, "--set[%d]:1:%zu", set, col);
+    set_name(L, set, name, sizeof name);
+    int r = snprintf(where, sizeof where, "%s:1:%zu", name, col);
 
     (void)r;
     va_start(ap, fmt);
@@ -1024,11 +1037,18 @@ static void parser_error(sc_loader *L, const yaml_parser_t *p)
 
 sc_scenario *sc_load(const char *path, const char *const *overrides, int n_overrides, FILE *err)
 {
+    return sc_load_named(path, overrides, NULL, n_overrides, err);
+}
+
+sc_scenario *sc_load_named(const char *path, const char *const *overrides,
+                           const char *const *names, int n_overrides, FILE *err)
+{
     sc_loader L;
     yaml_parser_t parser;
     sc_scenario *sc = NULL;
 
     memset(&L, 0, sizeof L);
+    L.set_names = names;
     L.err = err ? err : stderr;
     L.file = path ? path : "(null)";
     FILE *f = path ? fopen(path, "rb") : NULL;

@@ -482,6 +482,10 @@ typedef struct {
  * Errors go to err (one `file:line:col: message` line each). */
 sc_scenario *sc_load(const char *path, const char *const *overrides, int n_overrides,
                      FILE *err);
+/* sc_load with names for the overrides in messages (names[i] for override
+ * i, like "--vary[2]"; NULL, or a NULL name: "--set[i+1]"). */
+sc_scenario *sc_load_named(const char *path, const char *const *overrides,
+                           const char *const *names, int n_overrides, FILE *err);
 void sc_free(sc_scenario *sc);
 /* Requests the scenario's traffic will generate (rates integrated over the
  * run; a trace's arrivals), as the loader's size check estimates them. */

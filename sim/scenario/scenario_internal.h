@@ -39,6 +39,7 @@ typedef struct {
     yaml_document_t doc;
     int n_file_nodes;        /* nodes 1..n came from the file */
     int *set_of;             /* later nodes: the override (1-based) that made them */
+    const char *const *set_names; /* override i's name in messages, or NULL: --set[i+1] */
     int n_set_of, cap_set_of;
     int n_errors;
     int n_hidden;             /* errors past SC_MAX_SHOWN, counted, not printed */
