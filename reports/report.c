@@ -265,6 +265,7 @@ static void fault_marks(rp_chart *c, const rp_results *r)
         }
         rp_chart_band(c, f->start_s, f->end_s, C_FAULT, lab.s);
         rp_chart_marker(c, f->start_s, C_FAULT, lab.s);
+        rp_chart_tag(c, f->start_s, 0, lab.s + 6 /* without "fault " */, C_FAULT);
         rp_buf_free(&lab);
     }
 }
@@ -530,8 +531,12 @@ static void charts(rp_buf *o, const rp_results *r, const series *s, const rp_axi
     rp_chart_end(c, o);
     panel_close(o);
 
-    /* latency */
-    double lat_top = fmax(s->max_p99, r->slo_latency_p99_s * 1.2);
+    /* latency: scaled to the data, so a 67 ms p99 is not flattened by a 1 s
+     * SLO; the SLO line is drawn when it is within 3 times the data's top,
+     * else named above the chart */
+    double slo = r->slo_latency_p99_s, lat_top = s->max_p99 > 0 ? s->max_p99 : 0;
+    if (slo > 0 && (slo <= 3 * lat_top || !(lat_top > 0)))
+        lat_top = fmax(lat_top, slo);
     panel_open(o, "Latency of completed requests", NULL);
     c = rp_chart_new(ax, 150, 0, rp_nice_ceil(lat_top > 0 ? lat_top * 1.05 : 1), RP_UNIT_S,
                      "latency p50 and p99");
@@ -593,6 +598,9 @@ static void charts(rp_buf *o, const rp_results *r, const series *s, const rp_axi
                  r->scaling[i].to, r->scaling[i].reason ? ": " : "",
                  r->scaling[i].reason ? r->scaling[i].reason : "");
         rp_chart_marker(c, r->scaling[i].t_s, "#6e7781", lab);
+        snprintf(lab, sizeof lab, "%s %d\xE2\x86\x92%d", r->scaling[i].pool, r->scaling[i].from,
+                 r->scaling[i].to);
+        rp_chart_tag(c, r->scaling[i].t_s, 1, lab, "#57606a");
     }
     rp_chart_end(c, o);
     panel_close(o);

@@ -31,7 +31,8 @@ typedef struct {
 typedef struct {
     char *name;                /* "gpu/3" */
     double *busy;              /* n_samples entries: busy GPUs / gpus_per_node over the
-                                  interval, 0..1; NAN while the node does not exist */
+                                  interval, 0..1; NAN while the node does not exist, and
+                                  where it ended crashed without work */
 } rp_node_series;
 
 /* An LLM pool's token metrics (NULL for the batch server). Latencies and

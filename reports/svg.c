@@ -327,6 +327,7 @@ struct rp_chart {
     rp_buf back, body, front;
     legend_item *legend;
     int n_legend;
+    double tag_end_px[2];      /* right end of the last tag on each tag row */
 };
 
 rp_chart *rp_chart_new(const rp_axis *ax, int height_px, double ymin, double ymax, rp_unit unit,
@@ -593,7 +594,23 @@ void rp_chart_stack(rp_chart *c, const char *id, int k, const char *const *label
 
 void rp_chart_hline(rp_chart *c, double y, const char *label, const char *color)
 {
-    if (y < c->ymin || y > c->ymax)
+    if (y > c->ymax) { /* off the scale: said at the top right, and in the legend */
+        char *above = malloc(strlen(label) + 32);
+        if (!above)
+            return;
+        sprintf(above, "%s \xE2\x86\x91 above the chart", label);
+        rp_buf_printf(&c->front, "<text class=\"above\" x=\"%d\" y=\"%d\" font-size=\"10\" "
+                                 "text-anchor=\"end\"",
+                      c->ax.width_px - c->ax.right_px - 4, TOP_PX + 10);
+        attr_color(&c->front, "fill", color);
+        rp_buf_puts(&c->front, ">");
+        rp_buf_esc(&c->front, above);
+        rp_buf_puts(&c->front, "</text>\n");
+        add_legend(c, 2, above, color);
+        free(above);
+        return;
+    }
+    if (y < c->ymin)
         return;
     rp_buf *b = &c->front;
     rp_buf_printf(b, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke-width=\"1.4\" "
@@ -637,6 +654,28 @@ void rp_chart_marker(rp_chart *c, double t_s, const char *color, const char *lab
     rp_buf_puts(b, "/><title>");
     rp_buf_esc(b, label);
     rp_buf_puts(b, "</title></g>\n");
+}
+
+void rp_chart_tag(rp_chart *c, double t_s, int row, const char *text, const char *color)
+{
+    if (t_s < c->ax.t0_s || t_s > c->ax.t1_s || row < 0 || row > 1 || !text)
+        return;
+    double x = rp_chart_x(c, t_s), w = 5.6 * (double)strlen(text) + 4;
+    double right = c->ax.width_px - c->ax.right_px;
+    int end = x + 3 + w > right; /* no room to the right: the text ends at the marker */
+    double x0 = end ? x - 3 - w : x + 3;
+    if (x0 < c->tag_end_px[row] || x0 < c->ax.left_px) /* it would overlap the last one */
+        return;
+    c->tag_end_px[row] = x0 + w + 4;
+    rp_buf *b = &c->front;
+    rp_buf_printf(b, "<text class=\"tag\" x=\"%.1f\" y=\"%d\" font-size=\"10\" "
+                     "text-anchor=\"%s\" stroke=\"#fff\" stroke-width=\"3\" "
+                     "paint-order=\"stroke\"",
+                  end ? x - 3 : x + 3, TOP_PX + 10 + 11 * row, end ? "end" : "start");
+    attr_color(b, "fill", color);
+    rp_buf_puts(b, ">");
+    rp_buf_esc(b, text);
+    rp_buf_puts(b, "</text>\n");
 }
 
 /* Legend rows under the time labels; returns the height used. */
@@ -827,7 +866,7 @@ void rp_heatmap(rp_buf *out, const rp_axis *ax, const char *title, int n_rows,
     for (int k = 0; k < N_HEAT; k++)
         rp_buf_printf(out, "<rect x=\"%.1f\" y=\"%.1f\" width=\"22\" height=\"9\" fill=\"%s\"/>",
                       lx + 22 * k, ly, heat[k]);
-    rp_buf_printf(out, "<text x=\"%.1f\" y=\"%.1f\">0%% \xE2\x80\x93 100%% busy (grey: no node)</text>",
+    rp_buf_printf(out, "<text x=\"%.1f\" y=\"%.1f\">0%% \xE2\x80\x93 100%% busy (grey: no node, or a node down)</text>",
                   lx + 22 * N_HEAT + 8, ly + 9);
     rp_buf_puts(out, "</g>\n</svg>\n");
 }

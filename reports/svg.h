@@ -70,7 +70,8 @@ void rp_chart_range(rp_chart *c, const char *id, const char *label, const char *
 void rp_chart_stack(rp_chart *c, const char *id, int k, const char *const *labels,
                     const char *const *colors, const double *t, const double *const *y,
                     size_t n);
-/* A horizontal reference line (an SLO, a target). */
+/* A horizontal reference line (an SLO, a target); one above the chart's
+ * top is named at its top right and in the legend instead. */
 void rp_chart_hline(rp_chart *c, double y, const char *label, const char *color);
 /* A shaded time span across the plot (a fault while active). */
 void rp_chart_band(rp_chart *c, double t0_s, double t1_s, const char *color, const char *label);
@@ -97,6 +98,11 @@ typedef struct {
 } rp_span;
 void rp_timeline(rp_buf *out, const rp_axis *ax, const char *title, int n_rows,
                  const char *const *row_labels, const rp_span *spans, size_t n_spans);
+
+/* A short visible label for a marker at t_s, at the top of the plot on
+ * row 0 or 1; left out where it would overlap the one before it on its
+ * row (the marker's hover text still names it). */
+void rp_chart_tag(rp_chart *c, double t_s, int row, const char *text, const char *color);
 
 /* Time labels that cannot be misread: "45s" on an axis spanning at most
  * 3 minutes, else elapsed time as rp_fmt_elapsed writes it. */

@@ -72,8 +72,12 @@ static void close_interval(size_t i)
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
             s->pools[k].draining += n->life.state == NODE_DRAINING;
-            if (n->work.busy_series && n->life.state == NODE_OFF && n->work.busy_series[i] == 0)
-                n->work.busy_series[i] = NAN; /* the node did not exist */
+            /* the node did not exist, or lay crashed, and did no work: no cell
+             * in the heatmap rather than an idle one */
+            if (n->work.busy_series &&
+                (n->life.state == NODE_OFF || n->life.state == NODE_FAILED) &&
+                n->work.busy_series[i] == 0)
+                n->work.busy_series[i] = NAN;
         }
     }
 }
