@@ -755,37 +755,82 @@ static void load_top(sc_loader *L, yaml_node_t *root, sc_scenario *sc)
 
 /* ---- what a run will cost ----------------------------------------------- */
 
-/* Requests the traffic will generate: each class's rate integrated over
- * the run (a trace: its arrivals). */
+/* Requests traffic class c will generate: its rate integrated over the
+ * run (a trace: its arrivals). */
+static double class_requests(const sc_scenario *sc, int c)
+{
+    double total = 0;
+    const sc_traffic *t = &sc->traffic[c];
+    if (t->process == SC_ARR_TRACE)
+        return (double)t->n_trace;
+    if (t->repeat_s > 0) {
+        sim_rate *r = sim_rate_new_repeating(t->rate, t->n_rate, t->repeat_s);
+        if (r)
+            total += sim_rate_cumulative(r, sc->duration_s);
+        sim_rate_free(r);
+        return total;
+    }
+    double q = 0, at = 0; /* the rate holds q from at, or ramps to the next */
+    for (int i = 0; i < t->n_rate; i++) {
+        const sc_rate_point *r = &t->rate[i];
+        double a = fmin(r->at_s, sc->duration_s), ramp_end = fmin(r->at_s + r->ramp_s, sc->duration_s);
+        total += q * (a - fmin(at, a));
+        if (ramp_end > a) /* linear from q to r->qps over ramp_s, cut at the end */
+            total += (ramp_end - a) * (q + (q + (r->qps - q) * (ramp_end - a) / r->ramp_s)) / 2;
+        q = r->qps;
+        at = fmax(a, ramp_end);
+    }
+    total += q * fmax(0, sc->duration_s - at);
+    return total;
+}
+
+/* Requests the traffic will generate, every class's. */
 static double expected_requests(const sc_scenario *sc)
 {
     double total = 0;
-    for (int c = 0; c < sc->n_traffic; c++) {
-        const sc_traffic *t = &sc->traffic[c];
-        if (t->process == SC_ARR_TRACE) {
-            total += (double)t->n_trace;
-            continue;
-        }
-        if (t->repeat_s > 0) {
-            sim_rate *r = sim_rate_new_repeating(t->rate, t->n_rate, t->repeat_s);
-            if (r)
-                total += sim_rate_cumulative(r, sc->duration_s);
-            sim_rate_free(r);
-            continue;
-        }
-        double q = 0, at = 0; /* the rate holds q from at, or ramps to the next */
-        for (int i = 0; i < t->n_rate; i++) {
-            const sc_rate_point *r = &t->rate[i];
-            double a = fmin(r->at_s, sc->duration_s), ramp_end = fmin(r->at_s + r->ramp_s, sc->duration_s);
-            total += q * (a - fmin(at, a));
-            if (ramp_end > a) /* linear from q to r->qps over ramp_s, cut at the end */
-                total += (ramp_end - a) * (q + (q + (r->qps - q) * (ramp_end - a) / r->ramp_s)) / 2;
-            q = r->qps;
-            at = fmax(a, ramp_end);
-        }
-        total += q * fmax(0, sc->duration_s - at);
-    }
+    for (int c = 0; c < sc->n_traffic; c++)
+        total += class_requests(sc, c);
     return total;
+}
+
+/* The node to blame for too many requests: the duration when an override
+ * set it, else the highest rate of the class that sends the most (an
+ * override's, when one set it). */
+static const yaml_node_t *requests_node(sc_loader *L, yaml_node_t *root, const sc_scenario *sc)
+{
+    sc_kv dur = sc_find(L, root, "duration"), tr = sc_find(L, root, "traffic");
+    if (dur.val && sc_node_set(L, dur.val))
+        return dur.val;
+    if (!tr.val || tr.val->type != YAML_SEQUENCE_NODE)
+        return tr.val ? tr.val : root;
+    int worst = 0;
+    for (int c = 1; c < sc->n_traffic; c++)
+        if (class_requests(sc, c) > class_requests(sc, worst))
+            worst = c;
+    long items = tr.val->data.sequence.items.top - tr.val->data.sequence.items.start;
+    if (worst >= items)
+        return tr.val;
+    yaml_node_t *item = sc_node(L, tr.val->data.sequence.items.start[worst]);
+    sc_kv arr = item->type == YAML_MAPPING_NODE ? sc_find(L, item, "arrivals") : (sc_kv){ 0 };
+    sc_kv rate = arr.val && arr.val->type == YAML_MAPPING_NODE ? sc_find(L, arr.val, "rate")
+                                                               : (sc_kv){ 0 };
+    if (!rate.val)
+        return item;
+    if (rate.val->type != YAML_SEQUENCE_NODE)
+        return rate.val;
+    const yaml_node_t *best = rate.val;
+    const sc_traffic *t = &sc->traffic[worst];
+    double top = -1;
+    long pts = rate.val->data.sequence.items.top - rate.val->data.sequence.items.start;
+    for (long i = 0; i < pts && i < t->n_rate; i++) {
+        yaml_node_t *pt = sc_node(L, rate.val->data.sequence.items.start[i]);
+        sc_kv q = pt->type == YAML_MAPPING_NODE ? sc_find(L, pt, "qps") : (sc_kv){ 0 };
+        if (q.val && t->rate[i].qps > top) {
+            top = t->rate[i].qps;
+            best = q.val;
+        }
+    }
+    return best;
 }
 
 /* The node of pool p's replica count (max_replicas when it sets one). */
@@ -850,8 +895,7 @@ static void check_size(sc_loader *L, yaml_node_t *root, const sc_scenario *sc)
     }
     double requests = expected_requests(sc);
     if (requests > MAX_REQUESTS) {
-        sc_kv t = sc_find(L, root, "traffic");
-        sc_errn(L, t.val ? t.val : root,
+        sc_errn(L, requests_node(L, root, sc),
                 "traffic: about %.3g requests over %g s, more than a run can simulate (%.0e, "
                 "months of CPU at a microsecond each); lower the rates or shorten the run",
                 requests, sc->duration_s, MAX_REQUESTS);
