@@ -471,6 +471,8 @@ static void test_time_labels(void)
     rp_results r;
     fill(&r, 0);
     r.sim_time_s = 1800;
+    for (size_t i = 180; i < r.n_samples; i++) /* a half-hour run: the first 180 intervals */
+        free(r.samples[i].pools);
     r.n_samples = 180;
     rp_add_event(&r, 645, "node_down", "gpu/1", "crashed");
     char *html = render(&r, NULL);
