@@ -264,6 +264,25 @@ static cJSON *num_array(const double *v, int n)
     return a;
 }
 
+/* A batch cannot take less time than a smaller one on the same kernels:
+ * a latency that falls as the batch grows is noise or a change of kernel,
+ * and the simulator would read it as written (interpolating between the
+ * batches). Warns for each fall, saying whether it is within the spread
+ * of the repetitions (the 10-90% ranges of the two batches overlap). */
+static void warn_not_monotone(FILE *err, const char *prec, const int *b, const double *lat,
+                              const double *p10, const double *p90, int nb, const char *center)
+{
+    for (int k = 1; k < nb; k++)
+        if (lat[k] < lat[k - 1])
+            fprintf(err, "realbench: warning: %s latency is not monotone in batch size: batch %d "
+                         "takes %.4g ms (%s), less than batch %d's %.4g ms, %s; fleetsim uses "
+                         "the profile as written (more repetitions, --reps, may settle it)\n",
+                    prec, b[k], 1e3 * lat[k], center, b[k - 1], 1e3 * lat[k - 1],
+                    p90[k] < p10[k - 1] ? "beyond the spread of the repetitions (10-90% ranges "
+                                          "apart)"
+                                        : "within the spread of the repetitions");
+}
+
 cJSON *rb_profile_build(const rb_raw *raw, FILE *err)
 {
     enum { MAXP = 32 };
@@ -354,6 +373,7 @@ cJSON *rb_profile_build(const rb_raw *raw, FILE *err)
             nb++;
             free(x);
         }
+        warn_not_monotone(err, precs[p], b, lat, p10, p90, nb, use_mean ? "mean" : "median");
         cJSON *o = cJSON_AddObjectToObject(pj, precs[p]);
         cJSON_AddStringToObject(o, "impl", impl);
         cJSON *ba = cJSON_AddArrayToObject(o, "batch");

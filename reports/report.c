@@ -60,18 +60,20 @@ static void fmt_pct(char *buf, size_t n, double frac)
         snprintf(buf, n, "%.2f%%", 100 * frac);
 }
 
-/* A time in a table: h:mm:ss in runs of an hour or more, m:ss below. */
-static void fmt_when(char *buf, size_t n, double t, double span)
+/* A time in a table: elapsed h:mm:ss ("0:10:45" for 645 s), or with the
+ * scenario's start_time the wall-clock time (with its date in runs over a
+ * day) and the elapsed time after it. */
+static void fmt_when(char *buf, size_t n, double t, const rp_results *r)
 {
-    if (isnan(t)) {
-        snprintf(buf, n, "\xE2\x80\x93");
+    char el[32];
+    rp_fmt_elapsed(el, sizeof el, t);
+    if (!r->has_clock || isnan(t)) {
+        snprintf(buf, n, "%s", el);
         return;
     }
-    long s = lround(t);
-    if (span >= 3600)
-        snprintf(buf, n, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
-    else
-        snprintf(buf, n, "%ld:%02ld", s / 60, s % 60);
+    char clk[48];
+    rp_fmt_clock(clk, sizeof clk, t, r->clock_start_s, r->utc_offset_s, r->sim_time_s > 86400, 0);
+    snprintf(buf, n, "%s (+%s)", clk, el);
 }
 
 int rp_write_file(const char *path, const char *text, size_t len)
@@ -263,6 +265,7 @@ static void fault_marks(rp_chart *c, const rp_results *r)
         }
         rp_chart_band(c, f->start_s, f->end_s, C_FAULT, lab.s);
         rp_chart_marker(c, f->start_s, C_FAULT, lab.s);
+        rp_chart_tag(c, f->start_s, 0, lab.s + 6 /* without "fault " */, C_FAULT);
         rp_buf_free(&lab);
     }
 }
@@ -528,8 +531,12 @@ static void charts(rp_buf *o, const rp_results *r, const series *s, const rp_axi
     rp_chart_end(c, o);
     panel_close(o);
 
-    /* latency */
-    double lat_top = fmax(s->max_p99, r->slo_latency_p99_s * 1.2);
+    /* latency: scaled to the data, so a 67 ms p99 is not flattened by a 1 s
+     * SLO; the SLO line is drawn when it is within 3 times the data's top,
+     * else named above the chart */
+    double slo = r->slo_latency_p99_s, lat_top = s->max_p99 > 0 ? s->max_p99 : 0;
+    if (slo > 0 && (slo <= 3 * lat_top || !(lat_top > 0)))
+        lat_top = fmax(lat_top, slo);
     panel_open(o, "Latency of completed requests", NULL);
     c = rp_chart_new(ax, 150, 0, rp_nice_ceil(lat_top > 0 ? lat_top * 1.05 : 1), RP_UNIT_S,
                      "latency p50 and p99");
@@ -591,6 +598,9 @@ static void charts(rp_buf *o, const rp_results *r, const series *s, const rp_axi
                  r->scaling[i].to, r->scaling[i].reason ? ": " : "",
                  r->scaling[i].reason ? r->scaling[i].reason : "");
         rp_chart_marker(c, r->scaling[i].t_s, "#6e7781", lab);
+        snprintf(lab, sizeof lab, "%s %d\xE2\x86\x92%d", r->scaling[i].pool, r->scaling[i].from,
+                 r->scaling[i].to);
+        rp_chart_tag(c, r->scaling[i].t_s, 1, lab, "#57606a");
     }
     rp_chart_end(c, o);
     panel_close(o);
@@ -660,9 +670,11 @@ static void td_num(rp_buf *o, const char *fmt, double v)
 
 static void pools_table(rp_buf *o, const rp_results *r)
 {
-    static const char *const cols[] = { "pool", "nodes", "GPUs/node", "node capacity",
-                                        "utilisation", "requests", "completed", "503", "502",
-                                        "504", "GPU-hours", "energy", "cost" };
+    char cost[32];
+    snprintf(cost, sizeof cost, "cost (%s)", rp_currency(r));
+    const char *const cols[] = { "pool", "nodes", "GPUs/node", "node capacity", "utilisation",
+                                 "requests", "completed", "503", "502", "504", "GPU-hours",
+                                 "energy", cost };
     th(o, cols, 13, 1);
     for (int k = 0; k < r->n_pools; k++) {
         const rp_pool *p = &r->pools[k];
@@ -790,7 +802,7 @@ static void llm_pool_section(rp_buf *o, const rp_results *r, const rp_pool *p)
     snprintf(d, sizeof d, "%s prompt tokens", a);
     card(o, NULL, "input tokens", v, d);
     snprintf(v, sizeof v, "%.3f", l->cost_per_mtok);
-    snprintf(d, sizeof d, "pool cost %.2f over the run", p->cost);
+    snprintf(d, sizeof d, "pool cost %.2f %s over the run", p->cost, rp_currency(r));
     card(o, NULL, "cost / M output tokens", v, d);
     fmt_pct(v, sizeof v, l->kv_usage_mean);
     fmt_pct(a, sizeof a, l->kv_usage_max);
@@ -982,7 +994,6 @@ static void alerts_table(rp_buf *o, const rp_results *r)
                                         "resolved", "notified", "pending \xE2\x86\x92 firing",
                                         "summary" };
     th(o, cols, 9, 3);
-    double span = r->sim_time_s;
     for (size_t i = 0; i < r->n_alerts; i++) {
         const rp_alert *a = &r->alerts[i];
         char b[64];
@@ -992,7 +1003,7 @@ static void alerts_table(rp_buf *o, const rp_results *r)
         td(o, "l", a->receiver ? a->receiver : "");
         double ts[] = { a->pending_at, a->firing_at, a->resolved_at, a->notified_at };
         for (int k = 0; k < 4; k++) {
-            fmt_when(b, sizeof b, ts[k], span);
+            fmt_when(b, sizeof b, ts[k], r);
             td(o, NULL, b);
         }
         if (!isnan(a->pending_at) && !isnan(a->firing_at))
@@ -1016,7 +1027,7 @@ static void scaling_table(rp_buf *o, const rp_results *r)
         const rp_scaling *e = &r->scaling[i];
         char b[64];
         rp_buf_puts(o, "<tr>");
-        fmt_when(b, sizeof b, e->t_s, r->sim_time_s);
+        fmt_when(b, sizeof b, e->t_s, r);
         td(o, "l", b);
         td(o, "l", e->pool);
         td_num(o, "%.0f", e->from);
@@ -1049,8 +1060,8 @@ static void hypotheses_table(rp_buf *o, const rp_results *r)
             if (x->met)
                 continue;
             char a[64], b[64];
-            fmt_when(a, sizeof a, x->start_s, r->sim_time_s);
-            fmt_when(b, sizeof b, x->end_s, r->sim_time_s);
+            fmt_when(a, sizeof a, x->start_s, r);
+            fmt_when(b, sizeof b, x->end_s, r);
             rp_buf_printf(o, "%s%s \xE2\x80\x93 %s: %.6g", shown++ ? "<br>" : "", a, b, x->value);
         }
         if (!shown)
@@ -1074,12 +1085,12 @@ static void faults_table(rp_buf *o, const rp_results *r)
         rp_buf_puts(o, "<tr>");
         td(o, "l", f->kind);
         td(o, "l", f->target ? f->target : "");
-        fmt_when(b, sizeof b, f->start_s, r->sim_time_s);
+        fmt_when(b, sizeof b, f->start_s, r);
         td(o, NULL, b);
         if (isnan(f->end_s))
             td(o, NULL, "still active");
         else {
-            fmt_when(b, sizeof b, f->end_s, r->sim_time_s);
+            fmt_when(b, sizeof b, f->end_s, r);
             td(o, NULL, b);
         }
         td_count(o, (double)f->failed);
@@ -1109,7 +1120,7 @@ static void events_table(rp_buf *o, const rp_results *r)
         const rp_event *e = &r->events[i];
         char b[64];
         rp_buf_puts(o, "<tr>");
-        fmt_when(b, sizeof b, e->t_s, r->sim_time_s);
+        fmt_when(b, sizeof b, e->t_s, r);
         td(o, "l", b);
         td(o, "l", e->type);
         td(o, "l", e->subject ? e->subject : "");
@@ -1153,8 +1164,17 @@ static void header(rp_buf *o, const rp_results *r, const rp_report_opts *opt, co
         rp_buf_puts(o, "</code> &middot; ");
     }
     rp_buf_printf(o, "seed %lu &middot; simulated %s (warm-up %s) &middot; time series every %s "
-                     "&middot; ran in %.2f s wall</p>\n</header>\n",
+                     "&middot; ran in %.2f s wall &middot; ",
                   r->seed, dur, warm, iv, r->wall_time_s);
+    if (r->has_clock) {
+        char start[48], zone[16];
+        rp_fmt_clock(start, sizeof start, 0, r->clock_start_s, r->utc_offset_s, 1, 0);
+        rp_fmt_zone(zone, sizeof zone, r->utc_offset_s);
+        rp_buf_printf(o, "started %s %s: times are wall-clock times, with the time since the "
+                         "start (+h:mm:ss)</p>\n</header>\n", start, zone);
+    } else {
+        rp_buf_puts(o, "times are elapsed since the start of the run, h:mm:ss</p>\n</header>\n");
+    }
 
     char v[64], d[160], a[32], b2[32], c2[32];
     rp_buf_puts(o, "<section class=\"cards\">\n");
@@ -1220,7 +1240,7 @@ static void header(rp_buf *o, const rp_results *r, const rp_report_opts *opt, co
     snprintf(d, sizeof d, "%s completed", a);
     card(o, NULL, "requests", v, d);
     snprintf(v, sizeof v, "%.1f", r->gpu_hours);
-    snprintf(d, sizeof d, "cost %.2f", r->cost);
+    snprintf(d, sizeof d, "cost %.2f %s", r->cost, rp_currency(r));
     card(o, NULL, "GPU-hours", v, d);
     snprintf(v, sizeof v, "%.2f kWh", r->energy_kwh);
     card(o, NULL, "energy", v, NULL);
@@ -1240,18 +1260,22 @@ void rp_report_html(const rp_results *r, const rp_report_opts *opt, rp_buf *o)
 
     double f0, f1;
     if (rp_focus_window(r, &f0, &f1)) {
-        char a[32], b[32], note[160];
-        rp_fmt_time(a, sizeof a, f0, 7200);
-        rp_fmt_time(b, sizeof b, f1, 7200);
+        char a[64], b[64], note[160];
+        fmt_when(a, sizeof a, f0, r);
+        fmt_when(b, sizeof b, f1, r);
         rp_buf_printf(o, "<h2>Peak window %s \xE2\x80\x93 %s</h2>\n", a, b);
         snprintf(note, sizeof note, "The busiest part of the run at full resolution (%g s "
                                     "intervals); the whole run follows.", r->interval_s);
         rp_buf_printf(o, "<p class=\"meta\">%s</p>\n", note);
         rp_axis zoom = rp_axis_make(f0, f1);
+        if (r->has_clock)
+            rp_axis_set_clock(&zoom, r->clock_start_s, r->utc_offset_s);
         charts(o, r, &s, &zoom);
     }
     rp_buf_puts(o, "<h2>Whole run</h2>\n");
     rp_axis ax = rp_axis_make(0, r->sim_time_s);
+    if (r->has_clock)
+        rp_axis_set_clock(&ax, r->clock_start_s, r->utc_offset_s);
     charts(o, r, &s, &ax);
 
     rp_buf_puts(o, "<h2>Pools</h2>\n");

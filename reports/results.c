@@ -5,6 +5,7 @@
  * cJSON, so identical results give byte-identical files.
  */
 #include "results.h"
+#include "svg.h"
 
 #include <cjson/cJSON.h>
 
@@ -64,6 +65,11 @@ void rp_add_fault(rp_results *r, const rp_fault *f)
     d->kind = dup_or_null(f->kind ? f->kind : "");
     d->target = dup_or_null(f->target);
     d->detail = dup_or_null(f->detail);
+}
+
+const char *rp_currency(const rp_results *r)
+{
+    return r->currency[0] ? r->currency : "USD";
 }
 
 void rp_results_free(rp_results *r)
@@ -525,6 +531,11 @@ int rp_write_summary(const rp_results *r, const char *path)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "scenario", r->scenario ? r->scenario : "");
     cJSON_AddNumberToObject(o, "seed", (double)r->seed);
+    if (r->has_clock) {
+        char when[48];
+        rp_fmt_clock(when, sizeof when, 0, r->clock_start_s, r->utc_offset_s, 1, 1);
+        cJSON_AddStringToObject(o, "start_time", when);
+    }
     cJSON_AddNumberToObject(o, "sim_time_s", r->sim_time_s);
     if (r->interrupted) /* only then: finished runs' summaries keep their shape */
         cJSON_AddTrueToObject(o, "interrupted");
@@ -591,6 +602,8 @@ int rp_write_summary(const rp_results *r, const char *path)
     cJSON_AddNumberToObject(cost, "gpu_hours", r->gpu_hours);
     cJSON_AddNumberToObject(cost, "energy_kwh", r->energy_kwh);
     cJSON_AddNumberToObject(cost, "money", r->cost);
+    if (r->currency[0]) /* absent: USD, the unit of the gpu_type prices */
+        cJSON_AddStringToObject(cost, "currency", r->currency);
     cJSON *slo = cJSON_AddObjectToObject(o, "slo");
     if (r->slo_latency_p99_s > 0)
         cJSON_AddNumberToObject(slo, "latency_p99_s", r->slo_latency_p99_s);
@@ -618,6 +631,8 @@ int rp_write_summary(const rp_results *r, const char *path)
             add_str(x, "pool", c->pool);
             if (c->pipeline)
                 add_str(x, "pipeline", c->pipeline);
+            if (c->profile_period_s > 0)
+                cJSON_AddNumberToObject(x, "profile_period_s", c->profile_period_s);
             cJSON_AddItemToObject(x, "requests", counts_json(&c->counts));
             add_latency(x, "latency_s", &c->latency_s);
         }
@@ -705,6 +720,40 @@ static void print_ms(FILE *out, const char *label, double s)
     fprintf(out, "  %-8s %10.1f ms\n", label, s * 1e3);
 }
 
+/* The alerts that fired (elapsed times, h:mm:ss), the first 10 of them; the
+ * ones only pending are counted. */
+static void print_alerts(const rp_results *r, FILE *out)
+{
+    size_t fired = 0, pending = 0;
+    for (size_t i = 0; i < r->n_alerts; i++) {
+        fired += !isnan(r->alerts[i].firing_at);
+        pending += isnan(r->alerts[i].firing_at) && !isnan(r->alerts[i].pending_at);
+    }
+    if (r->n_alerts == 0)
+        return;
+    fprintf(out, "alerts        %12zu fired", fired);
+    if (pending)
+        fprintf(out, "  (%zu more pending only)", pending);
+    fprintf(out, "\n");
+    size_t shown = 0;
+    for (size_t i = 0; i < r->n_alerts && shown < 10; i++) {
+        const rp_alert *a = &r->alerts[i];
+        if (isnan(a->firing_at))
+            continue;
+        char from[32], to[32];
+        rp_fmt_elapsed(from, sizeof from, a->firing_at);
+        if (isnan(a->resolved_at))
+            snprintf(to, sizeof to, "the end");
+        else
+            rp_fmt_elapsed(to, sizeof to, a->resolved_at);
+        fprintf(out, "  %-22s %-9s firing %s to %s\n", a->name, a->severity ? a->severity : "",
+                from, to);
+        shown++;
+    }
+    if (fired > shown)
+        fprintf(out, "  ... %zu more in summary.json and report.html\n", fired - shown);
+}
+
 void rp_print_table(const rp_results *r, FILE *out)
 {
     const rp_counts *c = &r->requests;
@@ -712,6 +761,10 @@ void rp_print_table(const rp_results *r, FILE *out)
             r->scenario, r->seed, r->sim_time_s, r->warmup_s, r->wall_time_s);
     if (r->interrupted)
         fprintf(out, "INTERRUPTED at %.0f s of simulated time: partial results\n", r->sim_time_s);
+    for (int i = 0; i < r->n_classes; i++)
+        if (r->classes[i].profile_period_s > 0)
+            fprintf(out, "traffic %s: its rate profile repeats every %g h\n", r->classes[i].name,
+                    r->classes[i].profile_period_s / 3600);
     fprintf(out, "requests      %12lu generated\n", c->generated);
     fprintf(out, "  completed   %12lu\n", c->completed);
     fprintf(out, "  rejected    %12lu  (503, queue full)\n", c->rejected);
@@ -766,7 +819,8 @@ void rp_print_table(const rp_results *r, FILE *out)
         if (l->prefix_queries > 0)
             fprintf(out, "  prefix hits %12.1f %% of prompt tokens\n",
                     100.0 * (double)l->prefix_hits / (double)l->prefix_queries);
-        fprintf(out, "  cost        %12.3f per million output tokens\n", l->cost_per_mtok);
+        fprintf(out, "  cost        %12.3f %s per million output tokens\n", l->cost_per_mtok,
+                rp_currency(r));
     }
     int k = rp_peak_interval(r);
     if (k >= 0 && r->n_samples > 1) {
@@ -792,11 +846,12 @@ void rp_print_table(const rp_results *r, FILE *out)
                 r->queues[i].name, r->queues[i].published, r->queues[i].refused,
                 r->queues[i].processed, r->queues[i].lost, r->queues[i].backlog_max,
                 r->queues[i].backlog_at_end, 1e3 * r->queues[i].lag_s.p99);
-    fprintf(out, "cost          %12.2f GPU-hours  %.2f kWh  %.2f money\n", r->gpu_hours,
-            r->energy_kwh, r->cost);
+    fprintf(out, "cost          %12.2f GPU-hours  %.2f kWh  %.2f %s\n", r->gpu_hours,
+            r->energy_kwh, r->cost, rp_currency(r));
     int met = rp_slo_met(r);
     if (met >= 0)
         fprintf(out, "SLO           %12s\n", met ? "met" : "MISSED");
+    print_alerts(r, out);
     if (r->n_faults > 0)
         fprintf(out, "errors by cause: faults %lu, overload %lu, scaling lag %lu\n",
                 r->errors_faults, r->errors_overload, r->errors_scaling_lag);

@@ -31,7 +31,8 @@ typedef struct {
 typedef struct {
     char *name;                /* "gpu/3" */
     double *busy;              /* n_samples entries: busy GPUs / gpus_per_node over the
-                                  interval, 0..1; NAN while the node does not exist */
+                                  interval, 0..1; NAN while the node does not exist, and
+                                  where it ended crashed without work */
 } rp_node_series;
 
 /* An LLM pool's token metrics (NULL for the batch server). Latencies and
@@ -143,6 +144,7 @@ typedef struct {
     char *pipeline;            /* its explicit pipeline, or NULL (the pool alone) */
     rp_counts counts;          /* measured (after warm-up) */
     rp_latency latency_s;
+    double profile_period_s;   /* its rate profile repeats every this (0: it does not) */
 } rp_class;
 
 /* One alert instance as Prometheus tracks it; times NAN when never reached. */
@@ -253,6 +255,10 @@ typedef struct {
     rp_event *events;
     size_t n_events, cap_events;
     char *description;         /* scenario description, may be NULL */
+    int has_clock;             /* the scenario's start_time: t = 0 is a wall-clock time */
+    double clock_start_s;      /* t = 0 in seconds since 1970-01-01 UTC */
+    int utc_offset_s;          /* the zone start_time was written in */
+    char currency[4];          /* the scenario's cost.currency; "" = not set: USD */
     rp_cache *caches;
     int n_caches;
     rp_queue *queues;
@@ -308,6 +314,8 @@ int rp_conserved(const rp_counts *c);
 /* Writers return 0 on success, -1 with errno set. summary.json is
  * byte-identical for identical results apart from wall_time_s. */
 int rp_write_summary(const rp_results *r, const char *path);
+/* The unit of r's costs: its currency, or "USD". */
+const char *rp_currency(const rp_results *r);
 int rp_write_timeseries(const rp_results *r, const char *path);
 int rp_write_events(const rp_results *r, const char *path);
 /* The verdict of each steady-state hypothesis and its failing windows. */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---------- buffers ---------- */
 
@@ -115,22 +116,77 @@ static double ax_x(const rp_axis *ax, double t)
     return ax->left_px + (t - ax->t0_s) / (ax->t1_s - ax->t0_s) * plot_w(ax);
 }
 
-void rp_fmt_time(char *buf, size_t n, double t_s, double span_s)
+void rp_axis_set_clock(rp_axis *ax, double clock0_s, int utc_offset_s)
 {
+    ax->clock = 1;
+    ax->clock0_s = clock0_s;
+    ax->utc_offset_s = utc_offset_s;
+}
+
+void rp_fmt_elapsed(char *buf, size_t n, double t_s)
+{
+    if (isnan(t_s)) {
+        snprintf(buf, n, "\xE2\x80\x93");
+        return;
+    }
     double r = floor(t_s + 0.5);
     long t = (long)r;
     const char *sign = t < 0 ? "-" : "";
     if (t < 0)
         t = -t;
-    long h = t / 3600, m = t / 60 % 60, s = t % 60;
-    if (span_s <= 180)
-        snprintf(buf, n, "%s%lds", sign, t);
-    else if (span_s >= 7200 && s == 0)
-        snprintf(buf, n, "%s%ld:%02ld", sign, h, m);
-    else if (h > 0)
-        snprintf(buf, n, "%s%ld:%02ld:%02ld", sign, h, m, s);
+    long d = t / 86400, h = t / 3600 % 24, m = t / 60 % 60, s = t % 60;
+    if (d > 0)
+        snprintf(buf, n, "%s%ldd %ld:%02ld:%02ld", sign, d, h, m, s);
     else
-        snprintf(buf, n, "%s%ld:%02ld", sign, m, s);
+        snprintf(buf, n, "%s%ld:%02ld:%02ld", sign, h, m, s);
+}
+
+void rp_fmt_time(char *buf, size_t n, double t_s, double span_s)
+{
+    if (span_s <= 180)
+        snprintf(buf, n, "%lds", lround(t_s));
+    else
+        rp_fmt_elapsed(buf, n, t_s);
+}
+
+void rp_fmt_zone(char *buf, size_t n, int utc_offset_s)
+{
+    int a = abs(utc_offset_s);
+    if (utc_offset_s == 0)
+        snprintf(buf, n, "UTC");
+    else
+        snprintf(buf, n, "UTC%c%02d:%02d", utc_offset_s < 0 ? '-' : '+', a / 3600, a / 60 % 60);
+}
+
+void rp_fmt_clock(char *buf, size_t n, double t_s, double clock0_s, int utc_offset_s,
+                  int with_date, int rfc3339)
+{
+    if (isnan(t_s)) {
+        snprintf(buf, n, "\xE2\x80\x93");
+        return;
+    }
+    time_t local = (time_t)floor(clock0_s + t_s + 0.5) + utc_offset_s;
+    struct tm tm;
+    if (gmtime_r(&local, &tm) == NULL) {
+        snprintf(buf, n, "?");
+        return;
+    }
+    if (rfc3339) {
+        int a = abs(utc_offset_s);
+        char zone[16];
+        if (utc_offset_s == 0)
+            snprintf(zone, sizeof zone, "Z");
+        else
+            snprintf(zone, sizeof zone, "%c%02d:%02d", utc_offset_s < 0 ? '-' : '+', a / 3600,
+                     a / 60 % 60);
+        snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d%s", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, zone);
+    } else if (with_date) {
+        snprintf(buf, n, "%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    } else {
+        snprintf(buf, n, "%02d:%02d:%02d", tm.tm_hour, tm.tm_min, tm.tm_sec);
+    }
 }
 
 static double time_step(double span)
@@ -218,13 +274,40 @@ static void time_grid(rp_buf *o, const rp_axis *ax, double y0, double y1)
                       ax_x(ax, t), y1);
     rp_buf_printf(o, "</g><g class=\"tlabels\" font-size=\"11\" fill=\"#5f6b7a\" "
                      "text-anchor=\"middle\">");
+    /* a run over a day long: clock ticks carry their date (shown as MM-DD) */
+    int dated = ax->clock && span > 86400;
     for (double t = ceil(ax->t0_s / step - 1e-9) * step; t <= ax->t1_s + 1e-9; t += step) {
-        char lab[32];
-        rp_fmt_time(lab, sizeof lab, t, span);
+        char lab[40], full[40];
+        if (ax->clock) {
+            rp_fmt_clock(full, sizeof full, t, ax->clock0_s, ax->utc_offset_s, dated, 0);
+            if (dated) /* "2026-03-02 08:00:00" -> "03-02 08:00" */
+                snprintf(lab, sizeof lab, "%.5s %.5s", full + 5, full + 11);
+            else
+                snprintf(lab, sizeof lab, "%s", full);
+        } else {
+            rp_fmt_time(lab, sizeof lab, t, span);
+        }
         rp_buf_printf(o, "<text x=\"%.1f\" y=\"%.1f\" data-t=\"%.6g\">%s</text>", ax_x(ax, t),
                       y1 + 13, t, lab);
     }
     rp_buf_puts(o, "</g>");
+    /* the axis's unit, in the left margin under the value labels */
+    char unit[32], what[96];
+    if (ax->clock) {
+        rp_fmt_zone(unit, sizeof unit, ax->utc_offset_s);
+        snprintf(what, sizeof what, "wall-clock time (%s)%s", unit,
+                 dated ? ", month-day hours:minutes" : ", hours:minutes:seconds");
+    } else if (span <= 180) {
+        snprintf(unit, sizeof unit, "elapsed s");
+        snprintf(what, sizeof what, "seconds since the start of the run");
+    } else {
+        snprintf(unit, sizeof unit, "h:mm:ss");
+        snprintf(what, sizeof what, "time since the start of the run, hours:minutes:seconds"
+                 "%s", span > 86400 ? " (days as Nd)" : "");
+    }
+    rp_buf_printf(o, "<text class=\"tunit\" x=\"4\" y=\"%.1f\" font-size=\"10\" "
+                     "fill=\"#5f6b7a\"><title>%s</title>%s</text>",
+                  y1 + 13, what, unit);
 }
 
 /* ---------- line charts ---------- */
@@ -244,6 +327,7 @@ struct rp_chart {
     rp_buf back, body, front;
     legend_item *legend;
     int n_legend;
+    double tag_end_px[2];      /* right end of the last tag on each tag row */
 };
 
 rp_chart *rp_chart_new(const rp_axis *ax, int height_px, double ymin, double ymax, rp_unit unit,
@@ -510,7 +594,23 @@ void rp_chart_stack(rp_chart *c, const char *id, int k, const char *const *label
 
 void rp_chart_hline(rp_chart *c, double y, const char *label, const char *color)
 {
-    if (y < c->ymin || y > c->ymax)
+    if (y > c->ymax) { /* off the scale: said at the top right, and in the legend */
+        char *above = malloc(strlen(label) + 32);
+        if (!above)
+            return;
+        sprintf(above, "%s \xE2\x86\x91 above the chart", label);
+        rp_buf_printf(&c->front, "<text class=\"above\" x=\"%d\" y=\"%d\" font-size=\"10\" "
+                                 "text-anchor=\"end\"",
+                      c->ax.width_px - c->ax.right_px - 4, TOP_PX + 10);
+        attr_color(&c->front, "fill", color);
+        rp_buf_puts(&c->front, ">");
+        rp_buf_esc(&c->front, above);
+        rp_buf_puts(&c->front, "</text>\n");
+        add_legend(c, 2, above, color);
+        free(above);
+        return;
+    }
+    if (y < c->ymin)
         return;
     rp_buf *b = &c->front;
     rp_buf_printf(b, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke-width=\"1.4\" "
@@ -554,6 +654,28 @@ void rp_chart_marker(rp_chart *c, double t_s, const char *color, const char *lab
     rp_buf_puts(b, "/><title>");
     rp_buf_esc(b, label);
     rp_buf_puts(b, "</title></g>\n");
+}
+
+void rp_chart_tag(rp_chart *c, double t_s, int row, const char *text, const char *color)
+{
+    if (t_s < c->ax.t0_s || t_s > c->ax.t1_s || row < 0 || row > 1 || !text)
+        return;
+    double x = rp_chart_x(c, t_s), w = 5.6 * (double)strlen(text) + 4;
+    double right = c->ax.width_px - c->ax.right_px;
+    int end = x + 3 + w > right; /* no room to the right: the text ends at the marker */
+    double x0 = end ? x - 3 - w : x + 3;
+    if (x0 < c->tag_end_px[row] || x0 < c->ax.left_px) /* it would overlap the last one */
+        return;
+    c->tag_end_px[row] = x0 + w + 4;
+    rp_buf *b = &c->front;
+    rp_buf_printf(b, "<text class=\"tag\" x=\"%.1f\" y=\"%d\" font-size=\"10\" "
+                     "text-anchor=\"%s\" stroke=\"#fff\" stroke-width=\"3\" "
+                     "paint-order=\"stroke\"",
+                  end ? x - 3 : x + 3, TOP_PX + 10 + 11 * row, end ? "end" : "start");
+    attr_color(b, "fill", color);
+    rp_buf_puts(b, ">");
+    rp_buf_esc(b, text);
+    rp_buf_puts(b, "</text>\n");
 }
 
 /* Legend rows under the time labels; returns the height used. */
@@ -744,7 +866,7 @@ void rp_heatmap(rp_buf *out, const rp_axis *ax, const char *title, int n_rows,
     for (int k = 0; k < N_HEAT; k++)
         rp_buf_printf(out, "<rect x=\"%.1f\" y=\"%.1f\" width=\"22\" height=\"9\" fill=\"%s\"/>",
                       lx + 22 * k, ly, heat[k]);
-    rp_buf_printf(out, "<text x=\"%.1f\" y=\"%.1f\">0%% \xE2\x80\x93 100%% busy (grey: no node)</text>",
+    rp_buf_printf(out, "<text x=\"%.1f\" y=\"%.1f\">0%% \xE2\x80\x93 100%% busy (grey: no node, or a node down)</text>",
                   lx + 22 * N_HEAT + 8, ly + 9);
     rp_buf_puts(out, "</g>\n</svg>\n");
 }

@@ -29,14 +29,19 @@ void rp_buf_printf(rp_buf *b, const char *fmt, ...) __attribute__((format(printf
 void rp_buf_esc(rp_buf *b, const char *s);
 void rp_buf_free(rp_buf *b);
 
-/* The time axis shared by the charts of one page. */
+/* The time axis shared by the charts of one page: elapsed time since the
+ * start of the run, or, with a clock, the wall-clock time it stands for. */
 typedef struct {
     double t0_s, t1_s;
     int width_px;              /* whole SVG width */
     int left_px, right_px;     /* plot margins, equal on every chart */
+    int clock;                 /* label with wall-clock times (rp_axis_set_clock) */
+    double clock0_s;           /* t = 0 in seconds since 1970-01-01 UTC */
+    int utc_offset_s;          /* the zone the clock times are shown in */
 } rp_axis;
 
 rp_axis rp_axis_make(double t0_s, double t1_s);
+void rp_axis_set_clock(rp_axis *ax, double clock0_s, int utc_offset_s);
 
 typedef enum {
     RP_UNIT_NUM,               /* plain numbers, k/M suffixes */
@@ -65,7 +70,8 @@ void rp_chart_range(rp_chart *c, const char *id, const char *label, const char *
 void rp_chart_stack(rp_chart *c, const char *id, int k, const char *const *labels,
                     const char *const *colors, const double *t, const double *const *y,
                     size_t n);
-/* A horizontal reference line (an SLO, a target). */
+/* A horizontal reference line (an SLO, a target); one above the chart's
+ * top is named at its top right and in the legend instead. */
 void rp_chart_hline(rp_chart *c, double y, const char *label, const char *color);
 /* A shaded time span across the plot (a fault while active). */
 void rp_chart_band(rp_chart *c, double t0_s, double t1_s, const char *color, const char *label);
@@ -93,7 +99,23 @@ typedef struct {
 void rp_timeline(rp_buf *out, const rp_axis *ax, const char *title, int n_rows,
                  const char *const *row_labels, const rp_span *spans, size_t n_spans);
 
-/* "1:05:00", "12:00", "45s": a time of day-style label for t seconds. */
+/* A short visible label for a marker at t_s, at the top of the plot on
+ * row 0 or 1; left out where it would overlap the one before it on its
+ * row (the marker's hover text still names it). */
+void rp_chart_tag(rp_chart *c, double t_s, int row, const char *text, const char *color);
+
+/* Time labels that cannot be misread: "45s" on an axis spanning at most
+ * 3 minutes, else elapsed time as rp_fmt_elapsed writes it. */
 void rp_fmt_time(char *buf, size_t n, double t_s, double span_s);
+/* Elapsed time, always with its hours: "0:10:45" (645 s), "12:00:00",
+ * "2d 3:00:00"; a dash for NAN. */
+void rp_fmt_elapsed(char *buf, size_t n, double t_s);
+/* The wall-clock time of t_s in a run started at clock0_s (seconds since
+ * 1970 UTC), in the zone utc_offset_s: "08:10:45", with with_date
+ * "2026-03-02 08:10:45"; with rfc3339 "2026-03-02T08:10:45+01:00". */
+void rp_fmt_clock(char *buf, size_t n, double t_s, double clock0_s, int utc_offset_s,
+                  int with_date, int rfc3339);
+/* "UTC", "UTC+01:00", "UTC-05:30". */
+void rp_fmt_zone(char *buf, size_t n, int utc_offset_s);
 
 #endif

@@ -16,6 +16,10 @@ typedef struct {
 /* Arrival-rate profile as cumulative intensity, for time-rescaled arrivals. */
 typedef struct sim_rate sim_rate;
 sim_rate *sim_rate_new(const sc_rate_point *pts, int n);
+/* The profile cut at period_s and replayed every period_s from t = 0 (a
+ * plain profile when period_s is 0). */
+sim_rate *sim_rate_new_repeating(const sc_rate_point *pts, int n, double period_s);
+double sim_rate_period(const sim_rate *r);                /* 0 when it does not repeat */
 void sim_rate_free(sim_rate *r);
 double sim_rate_at(const sim_rate *r, double t_s);        /* instantaneous qps */
 double sim_rate_cumulative(const sim_rate *r, double t_s); /* integral 0..t */

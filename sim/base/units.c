@@ -154,3 +154,60 @@ int sc_parse_number(const char *text, double *out)
     *out = negative ? -v : v;
     return 0;
 }
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar
+ * (Howard Hinnant's days_from_civil, "chrono-Compatible Low-Level Date
+ * Algorithms"): POSIX has no inverse of gmtime. */
+static long days_from_civil(long y, long m, long d)
+{
+    y -= m <= 2;
+    long era = (y >= 0 ? y : y - 399) / 400;
+    long yoe = y - era * 400;
+    long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* n digits exactly at p, as a number; -1 if they are not all digits. */
+static long digits(const char *p, int n)
+{
+    long v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)p[i]))
+            return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    return v;
+}
+
+int sc_parse_datetime(const char *text, double *epoch_s, int *utc_offset_s)
+{
+    static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    if (text == NULL || strlen(text) < 20)
+        return -1;
+    const char *p = text;
+    long y = digits(p, 4), mo = digits(p + 5, 2), d = digits(p + 8, 2);
+    long h = digits(p + 11, 2), mi = digits(p + 14, 2), s = digits(p + 17, 2);
+    if (p[4] != '-' || p[7] != '-' || p[10] != 'T' || p[13] != ':' || p[16] != ':' || y < 1970 ||
+        mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59)
+        return -1;
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (d > mdays[mo - 1] + (mo == 2 && leap))
+        return -1;
+    long off = 0;
+    p += 19;
+    if (p[0] == 'Z' && p[1] == '\0') {
+        off = 0;
+    } else if ((p[0] == '+' || p[0] == '-') && strlen(p) == 6 && p[3] == ':') {
+        long oh = digits(p + 1, 2), om = digits(p + 4, 2);
+        if (oh < 0 || oh > 14 || om < 0 || om > 59)
+            return -1;
+        off = (p[0] == '-' ? -1 : 1) * (oh * 3600 + om * 60);
+    } else {
+        return -1;
+    }
+    *epoch_s = (double)days_from_civil(y, mo, d) * 86400 + (double)(h * 3600 + mi * 60 + s) -
+               (double)off;
+    *utc_offset_s = (int)off;
+    return 0;
+}

@@ -8,6 +8,8 @@
 
 #include "scenario.h"
 
+#include <stdio.h>
+
 /* Exit status of every command, one code per outcome so that a CI job can
  * tell them apart (main.c prints this table in the help). When several
  * apply, the first in this order wins: 3, 4, 130, 1, 5. */
@@ -49,6 +51,59 @@ typedef struct {
     const char *trace_steps;   /* a CSV line per LLM engine step */
 } cli_ctx;
 
+/* ---- argument parsing (args.c) ---- */
+
+/* Does the command's argument list ask for its help (--help or -h, not
+ * as the value of an option)? */
+int cli_wants_help(int argc, char **argv);
+
+/* What a scenario command's arguments give besides cli_ctx's fields. */
+typedef struct {
+    const char **sets;         /* the --set overrides in order (the strings are argv's) */
+    int n_sets;
+    int has_seed;              /* --seed N */
+    unsigned long seed;
+} cli_scenario_args;
+
+/* Reads x->argv left to right: the scenario, --set overrides and, with
+ * run_opts, a run's options (into x). 0, or -1 after a message on err;
+ * free a with cli_scenario_args_free either way. */
+int cli_parse_scenario_args(cli_ctx *x, int run_opts, cli_scenario_args *a, FILE *err);
+void cli_scenario_args_free(cli_scenario_args *a);
+
+/* compare and sweep: a grid of runs (compare.c). */
+typedef struct {
+    char *key;                 /* "pools.gpu.replicas" */
+    char **values;
+    int n_values;
+} cli_vary;
+
+typedef struct {
+    const char **scenarios;
+    int n_scenarios;
+    cli_vary *vary;
+    int n_vary;
+    const char **sets;
+    int n_sets;
+    int seeds;
+    int has_seed;
+    unsigned long seed;
+    int jobs;
+    int shard_k, shard_n;      /* 1-based shard of n; 0/0: all */
+    const char *out_dir;
+    const char *reference;
+} cli_grid_args;
+
+
+/* At most this many runs in one grid (scenarios x --vary combinations x
+ * seeds). */
+#define CLI_MAX_RUNS 1000000
+
+/* Parses compare's (sweep: sweep's) arguments. 0, or -1 after a message on
+ * err; free g with cli_grid_args_free either way. */
+int cli_parse_grid_args(int argc, char **argv, cli_grid_args *g, int sweep, FILE *err);
+void cli_grid_args_free(cli_grid_args *g);
+
 /* The commands (main.c's table); each returns the exit status. */
 int cli_run(const cli_ctx *x);
 int cli_validate(const cli_ctx *x);
@@ -59,8 +114,6 @@ int cli_list(const cli_ctx *x);
 int cli_calibrate(const cli_ctx *x);
 
 /* Helpers (main.c). */
-/* Parses a non-negative integer, the value of option opt; -1 after a message. */
-int cli_parse_uint(const char *opt, const char *val, unsigned long *out);
 /* Creates dir and its parents (mkdir -p); -1 with errno set. */
 int cli_mkdir_p(const char *dir);
 /* The whole file as a string (free it), or NULL if it cannot be opened. */

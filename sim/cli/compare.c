@@ -27,28 +27,6 @@
 #include <unistd.h>
 
 typedef struct {
-    char *key;                 /* "pools.gpu.replicas" */
-    char **values;
-    int n_values;
-} vary;
-
-typedef struct {
-    const char **scenarios;
-    int n_scenarios;
-    vary *vary;
-    int n_vary;
-    const char **sets;
-    int n_sets;
-    int seeds;
-    int has_seed;
-    unsigned long seed;
-    int jobs;
-    int shard_k, shard_n;      /* 1-based shard of n; 0/0: all */
-    const char *out_dir;
-    const char *reference;
-} grid_args;
-
-typedef struct {
     int index;
     const char *scenario;
     char *label;
@@ -56,123 +34,7 @@ typedef struct {
     int n_sets;
 } grid_variant;
 
-static void grid_args_free(grid_args *g)
-{
-    for (int i = 0; i < g->n_vary; i++) {
-        free(g->vary[i].key);
-        for (int j = 0; j < g->vary[i].n_values; j++)
-            free(g->vary[i].values[j]);
-        free(g->vary[i].values);
-    }
-    free(g->vary);
-    free(g->scenarios);
-    free(g->sets);
-}
-
-static int parse_vary(const char *val, vary *v)
-{
-    const char *eq = strchr(val, '=');
-    if (!eq || eq == val || !eq[1]) {
-        fprintf(stderr, "fleetsim: --vary: expected key.path=v1,v2,..., got \"%s\"\n", val);
-        return -1;
-    }
-    memset(v, 0, sizeof *v);
-    v->key = strndup(val, (size_t)(eq - val));
-    char *list = strdup(eq + 1), *save = NULL;
-    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        v->values = realloc(v->values, sizeof *v->values * (size_t)(v->n_values + 1));
-        v->values[v->n_values++] = strdup(tok);
-    }
-    free(list);
-    if (v->n_values == 0) {
-        fprintf(stderr, "fleetsim: --vary %s: no values\n", v->key);
-        return -1;
-    }
-    return 0;
-}
-
-static int parse_grid_args(int argc, char **argv, grid_args *g, int sweep)
-{
-    memset(g, 0, sizeof *g);
-    g->seeds = 5;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    g->jobs = cores > 0 ? (int)cores : 1;
-    g->scenarios = calloc((size_t)argc + 1, sizeof *g->scenarios);
-    g->sets = calloc((size_t)argc + 1, sizeof *g->sets);
-    for (int i = 1; i < argc; i++) {
-        const char *s = argv[i];
-        static const char *const with_value[] = { "--vary", "--seeds", "--seed", "--set", "--jobs",
-                                                  "--out", "--reference", "--shard" };
-        const char *val = NULL;
-        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
-            if (!strcmp(s, with_value[k])) {
-                if (i + 1 >= argc) {
-                    fprintf(stderr, "fleetsim: %s needs a value\n", s);
-                    return -1;
-                }
-                val = argv[++i];
-            }
-        unsigned long u;
-        if (!strcmp(s, "--vary")) {
-            g->vary = realloc(g->vary, sizeof *g->vary * (size_t)(g->n_vary + 1));
-            if (parse_vary(val, &g->vary[g->n_vary]) != 0)
-                return -1;
-            g->n_vary++;
-        } else if (!strcmp(s, "--seeds")) {
-            if (cli_parse_uint(s, val, &u) != 0)
-                return -1;
-            if (u < 1 || u > 10000) {
-                fprintf(stderr, "fleetsim: --seeds: expected 1..10000, got %lu\n", u);
-                return -1;
-            }
-            g->seeds = (int)u;
-        } else if (!strcmp(s, "--seed")) {
-            if (cli_parse_uint(s, val, &g->seed) != 0)
-                return -1;
-            g->has_seed = 1;
-        } else if (!strcmp(s, "--set")) {
-            g->sets[g->n_sets++] = val;
-        } else if (!strcmp(s, "--jobs")) {
-            if (cli_parse_uint(s, val, &u) != 0)
-                return -1;
-            if (u < 1 || u > 1024) {
-                fprintf(stderr, "fleetsim: --jobs: expected 1..1024, got %lu\n", u);
-                return -1;
-            }
-            g->jobs = (int)u;
-        } else if (!strcmp(s, "--out")) {
-            g->out_dir = val;
-        } else if (!strcmp(s, "--reference") && !sweep) {
-            g->reference = val;
-        } else if (!strcmp(s, "--shard") && sweep) {
-            int k, n, used = 0;
-            if (sscanf(val, "%d/%d%n", &k, &n, &used) != 2 || val[used] || n < 1 || k < 1 ||
-                k > n) {
-                fprintf(stderr, "fleetsim: --shard: expected K/N with 1 <= K <= N, got \"%s\"\n",
-                        val);
-                return -1;
-            }
-            g->shard_k = k;
-            g->shard_n = n;
-        } else if (s[0] == '-' && s[1]) {
-            fprintf(stderr, "fleetsim: unknown option %s\n", s);
-            return -1;
-        } else {
-            g->scenarios[g->n_scenarios++] = s;
-        }
-    }
-    if (g->n_scenarios == 0) {
-        fprintf(stderr, "fleetsim: no scenario given\n");
-        return -1;
-    }
-    if (sweep && (!g->shard_n || !g->out_dir)) {
-        fprintf(stderr, "fleetsim: sweep needs --shard K/N and --out DIR\n");
-        return -1;
-    }
-    return 0;
-}
-
-static void grid_free(grid_variant *v, int n, const grid_args *g)
+static void grid_free(grid_variant *v, int n, const cli_grid_args *g)
 {
     for (int i = 0; v && i < n; i++) {
         for (int k = g->n_sets; k < v[i].n_sets; k++)
@@ -183,9 +45,42 @@ static void grid_free(grid_variant *v, int n, const grid_args *g)
     free(v);
 }
 
+/* Loads variant x, its overrides named as the options they came from; of
+ * its error lines, prints those no variant printed before (shown holds
+ * them), so a bad --set reads once, not once per variant. */
+static sc_scenario *load_variant(const grid_variant *x, char *const *names, rp_buf *shown)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *err = open_memstream(&text, &len);
+    sc_scenario *sc = sc_load_named(x->scenario, x->sets, (const char *const *)names, x->n_sets,
+                                    err ? err : stderr);
+    if (err)
+        fclose(err);
+    for (char *line = text, *end; line && *line; line = end + 1) {
+        end = strchr(line, '\n');
+        if (!end)
+            end = line + strlen(line) - 1;
+        size_t n = (size_t)(end - line) + 1;
+        int seen = 0;
+        for (const char *p = shown->s; p && !seen && (p = strstr(p, "\n")); p++)
+            seen = !strncmp(p + 1, line, n);
+        if (!seen) {
+            fwrite(line, 1, n, stderr);
+            if (!shown->s)
+                rp_buf_puts(shown, "\n");
+            rp_buf_add(shown, line, n);
+        }
+        if (!end[1])
+            break;
+    }
+    free(text);
+    return sc;
+}
+
 /* Expands the grid, loading each variant once to check it (and to learn the
  * base seed and scenario names). NULL after printing errors. */
-static grid_variant *expand_grid(grid_args *g, int *n_out)
+static grid_variant *expand_grid(cli_grid_args *g, int *n_out)
 {
     int points = 1;
     for (int i = 0; i < g->n_vary; i++)
@@ -193,6 +88,16 @@ static grid_variant *expand_grid(grid_args *g, int *n_out)
     int n = g->n_scenarios * points;
     grid_variant *v = calloc((size_t)n, sizeof *v);
     int bad = 0;
+    /* messages name the option at fault: --set[N] for the N-th --set,
+     * --vary[N] for the N-th --vary */
+    char **names = calloc((size_t)(g->n_sets + g->n_vary) + 1, sizeof *names);
+    for (int i = 0; i < g->n_sets + g->n_vary; i++) {
+        char name[32];
+        snprintf(name, sizeof name, i < g->n_sets ? "--set[%d]" : "--vary[%d]",
+                 i < g->n_sets ? i + 1 : i - g->n_sets + 1);
+        names[i] = strdup(name);
+    }
+    rp_buf shown = { 0 };
     for (int f = 0; f < g->n_scenarios; f++) {
         for (int p = 0; p < points; p++) {
             grid_variant *x = &v[f * points + p];
@@ -215,7 +120,7 @@ static grid_variant *expand_grid(grid_args *g, int *n_out)
                 rp_buf_printf(&lab, "%s%s", i ? ", " : "", kv);
             }
             free(vals);
-            sc_scenario *sc = sc_load(x->scenario, x->sets, x->n_sets, stderr);
+            sc_scenario *sc = load_variant(x, names, &shown);
             if (!sc) {
                 bad = 1;
                 rp_buf_free(&lab);
@@ -238,6 +143,10 @@ static grid_variant *expand_grid(grid_args *g, int *n_out)
             sc_free(sc);
         }
     }
+    for (int i = 0; i < g->n_sets + g->n_vary; i++)
+        free(names[i]);
+    free(names);
+    rp_buf_free(&shown);
     *n_out = n;
     if (bad) {
         grid_free(v, n, g);
@@ -357,7 +266,7 @@ static int run_jobs(run_job *jobs, int n, int parallel)
 
 /* Runs this shard's share of the grid and returns the records (one per
  * run, in job order), or NULL on failure. */
-static cJSON *run_grid(grid_args *g, const char *out_dir, int *rc)
+static cJSON *run_grid(cli_grid_args *g, const char *out_dir, int *rc)
 {
     int nv;
     grid_variant *v = expand_grid(g, &nv);
@@ -462,9 +371,9 @@ static int finish_compare(rp_compare *c, const char *dir, const char *reference)
 
 int cli_compare(const cli_ctx *x)
 {
-    grid_args g;
-    if (parse_grid_args(x->argc, x->argv, &g, 0) != 0) {
-        grid_args_free(&g);
+    cli_grid_args g;
+    if (cli_parse_grid_args(x->argc, x->argv, &g, 0, stderr) != 0) {
+        cli_grid_args_free(&g);
         return 2;
     }
     if (g.reference) { /* fail before the runs, not after */
@@ -472,7 +381,7 @@ int cli_compare(const cli_ctx *x)
         int ok = ref != NULL;
         cJSON_Delete(ref);
         if (!ok) {
-            grid_args_free(&g);
+            cli_grid_args_free(&g);
             return 2;
         }
     }
@@ -503,15 +412,15 @@ int cli_compare(const cli_ctx *x)
         rp_compare_free(c);
         cJSON_Delete(records);
     }
-    grid_args_free(&g);
+    cli_grid_args_free(&g);
     return rc;
 }
 
 int cli_sweep(const cli_ctx *x)
 {
-    grid_args g;
-    if (parse_grid_args(x->argc, x->argv, &g, 1) != 0) {
-        grid_args_free(&g);
+    cli_grid_args g;
+    if (cli_parse_grid_args(x->argc, x->argv, &g, 1, stderr) != 0) {
+        cli_grid_args_free(&g);
         return 2;
     }
     int rc = 0;
@@ -527,7 +436,7 @@ int cli_sweep(const cli_ctx *x)
         }
         cJSON_Delete(records);
     }
-    grid_args_free(&g);
+    cli_grid_args_free(&g);
     return rc;
 }
 
@@ -540,6 +449,56 @@ static int has_suffix(const char *s, const char *suffix)
 static int by_name(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The shards of a sweep that merge found, from their file names
+ * (shard-K-of-N.jsonl, as sweep writes them). */
+typedef struct {
+    int n;                     /* N of the first shard file; 0: none seen */
+    int mixed;                 /* files of sweeps cut into different N */
+    unsigned char *seen;       /* seen[k - 1]: shard k was found */
+} shard_set;
+
+static void note_shard(shard_set *s, const char *name)
+{
+    int k, n, used = 0;
+    if (sscanf(name, "shard-%d-of-%d.jsonl%n", &k, &n, &used) != 2 || name[used] || n < 1 ||
+        k < 1 || k > n || n > 1000000)
+        return;
+    if (s->n == 0) {
+        s->seen = calloc((size_t)n, 1);
+        if (!s->seen)
+            return;
+        s->n = n;
+    }
+    if (n != s->n) {
+        s->mixed = 1;
+        return;
+    }
+    s->seen[k - 1] = 1;
+}
+
+/* A partial sweep merges, but its seed counts are short: say which shards
+ * are missing (the first 20). */
+static void warn_missing_shards(const shard_set *s)
+{
+    int missing = 0;
+    for (int k = 0; k < s->n; k++)
+        missing += !s->seen[k];
+    if (s->mixed)
+        fprintf(stderr, "fleetsim: merge: warning: shard files of sweeps cut into different "
+                        "numbers of shards (the first seen was of %d)\n", s->n);
+    if (missing == 0)
+        return;
+    fprintf(stderr, "fleetsim: merge: warning: %d of %d shards missing, so the runs and seed "
+                    "counts are those of the shards found; missing:", missing, s->n);
+    int shown = 0;
+    for (int k = 0; k < s->n && shown < 20; k++)
+        if (!s->seen[k]) {
+            fprintf(stderr, " shard-%d-of-%d.jsonl", k + 1, s->n);
+            shown++;
+        }
+    fprintf(stderr, "%s\n", missing > shown ? " ..." : "");
 }
 
 int cli_merge(const cli_ctx *x)
@@ -568,6 +527,7 @@ int cli_merge(const cli_ctx *x)
     }
     rp_compare *c = rp_compare_new();
     int rc = 0, files = 0;
+    shard_set shards = { 0 };
     for (int d = 0; d < n_dirs && rc == 0; d++) {
         DIR *dh = opendir(dirs[d]);
         if (!dh) {
@@ -592,10 +552,14 @@ int cli_merge(const cli_ctx *x)
             if (rc == 0 && rp_compare_load_jsonl(c, path, stderr) != 0)
                 rc = 2;
             files++;
+            note_shard(&shards, names[i]);
             free(names[i]);
         }
         free(names);
     }
+    if (rc == 0)
+        warn_missing_shards(&shards);
+    free(shards.seen);
     if (rc == 0 && files == 0) {
         fprintf(stderr, "fleetsim: merge: no .jsonl files in the directories given\n");
         rc = 2;

@@ -52,13 +52,14 @@ static const struct {
     { "calibrate", cli_calibrate, 0,
       "calibrate --device cpu|cuda --model realbench/models/X.yaml --out PROFILE.json",
       "measure service times on real kernels and write a calibration profile" },
-    { "help", help, 0, "help", "show this help" },
+    { "help", help, 0, "help", "show this help (`fleetsim COMMAND --help`: one command's)" },
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: fleetsim COMMAND [ARGS]\n\ncommands:\n");
+    fprintf(out, "usage: fleetsim COMMAND [ARGS]   (fleetsim --version, fleetsim COMMAND --help)\n\n"
+                 "commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-10s %s\n             fleetsim %s\n", commands[i].name,
                 commands[i].summary, commands[i].usage);
@@ -84,69 +85,19 @@ static int help(const cli_ctx *x)
     return 0;
 }
 
-/* CLI_SCENARIO: reads the arguments left to right (the scenario, --set
- * overrides and, with run_opts, a run's options) and loads the scenario.
+/* CLI_SCENARIO: reads the arguments (args.c) and loads the scenario.
  * 0, or -1 after a message. */
 static int load_scenario(cli_ctx *x, int run_opts)
 {
-    const char **sets = calloc((size_t)x->argc + 1, sizeof *sets);
-    int n_sets = 0, has_seed = 0, bad = 0;
-    unsigned long seed = 0;
-    for (int i = 1; i < x->argc && !bad; i++) {
-        const char *s = x->argv[i];
-        const char *val = NULL;
-        if (!strcmp(s, "--set") ||
-            (run_opts && (!strcmp(s, "--seed") || !strcmp(s, "--out") ||
-                          !strcmp(s, "--openmetrics") || !strcmp(s, "--promtool-test") ||
-                          !strcmp(s, "--trace-steps")))) {
-            if (i + 1 >= x->argc) {
-                fprintf(stderr, "fleetsim: %s needs a value\n", s);
-                bad = 1;
-                break;
-            }
-            val = x->argv[++i];
-        } else if (!strncmp(s, "--set=", 6)) {
-            s = "--set";
-            val = x->argv[i] + 6;
-        }
-        if (!strcmp(s, "--set")) {
-            sets[n_sets++] = val;
-        } else if (run_opts && !strcmp(s, "--seed")) {
-            bad = cli_parse_uint(s, val, &seed) != 0;
-            has_seed = 1;
-        } else if (run_opts && !strcmp(s, "--out")) {
-            x->out_dir = val;
-        } else if (run_opts && !strcmp(s, "--openmetrics")) {
-            x->openmetrics = val;
-        } else if (run_opts && !strcmp(s, "--promtool-test")) {
-            x->promtool_test = val;
-        } else if (run_opts && !strcmp(s, "--trace-steps")) {
-            x->trace_steps = val;
-        } else if (run_opts && !strcmp(s, "--quiet")) {
-            x->quiet = 1;
-        } else if (run_opts && !strcmp(s, "--fail-on-slo")) {
-            x->fail_on_slo = 1;
-        } else if (s[0] == '-' && s[1]) {
-            fprintf(stderr, "fleetsim: unknown option %s\n", s);
-            bad = 1;
-        } else if (!x->scenario) {
-            x->scenario = s;
-        } else {
-            fprintf(stderr, "fleetsim: unexpected argument %s\n", s);
-            bad = 1;
-        }
-    }
-    if (!bad && !x->scenario) {
-        fprintf(stderr, "fleetsim: no scenario given\n");
-        bad = 1;
-    }
+    cli_scenario_args a;
+    int bad = cli_parse_scenario_args(x, run_opts, &a, stderr) != 0;
     if (!bad) {
-        x->sc = sc_load(x->scenario, sets, n_sets, stderr);
-        if (x->sc && has_seed)
-            x->sc->seed = seed;
+        x->sc = sc_load(x->scenario, a.sets, a.n_sets, stderr);
+        if (x->sc && a.has_seed)
+            x->sc->seed = a.seed;
         bad = !x->sc;
     }
-    free(sets);
+    cli_scenario_args_free(&a);
     return bad ? -1 : 0;
 }
 
@@ -159,10 +110,18 @@ int main(int argc, char **argv)
     const char *name = argv[1];
     if (!strcmp(name, "--help") || !strcmp(name, "-h"))
         name = "help";
+    if (!strcmp(name, "--version") || !strcmp(name, "version")) {
+        printf("fleetsim %s\n", FLEETSIM_VERSION);
+        return 0;
+    }
     for (size_t i = 0; i < N_COMMANDS; i++) {
         if (strcmp(commands[i].name, name))
             continue;
         cli_ctx x = { .argc = argc - 1, .argv = argv + 1 };
+        if (cli_wants_help(x.argc, x.argv)) { /* `fleetsim run --help`: this command's help */
+            printf("usage: fleetsim %s\n\n%s\n", commands[i].usage, commands[i].summary);
+            return 0;
+        }
         if ((commands[i].flags & CLI_SCENARIO) &&
             load_scenario(&x, commands[i].flags & CLI_RUN_OPTS) != 0)
             return 2;
@@ -176,19 +135,6 @@ int main(int argc, char **argv)
 }
 
 /* ---------- helpers shared by the commands ---------- */
-
-int cli_parse_uint(const char *opt, const char *val, unsigned long *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(val, &end, 10);
-    if (errno || *end || !*val || val[0] == '-') {
-        fprintf(stderr, "fleetsim: %s: expected a non-negative integer, got \"%s\"\n", opt, val);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
 
 int cli_mkdir_p(const char *dir)
 {

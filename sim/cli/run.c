@@ -41,6 +41,10 @@ static void add_scenario_context(rp_results *r, const sc_scenario *sc)
 {
     if (sc->description && !r->description)
         r->description = strdup(sc->description);
+    r->has_clock = sc->has_start_time;
+    r->clock_start_s = sc->start_epoch_s;
+    r->utc_offset_s = sc->start_utc_offset_s;
+    memcpy(r->currency, sc->currency, sizeof r->currency);
     for (int k = 0; k < r->n_pools && k < sc->n_pools; k++) {
         const sc_pool *p = &sc->pools[k];
         const sc_model *m = &sc->models[p->model];

@@ -72,8 +72,12 @@ static void close_interval(size_t i)
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
             s->pools[k].draining += n->life.state == NODE_DRAINING;
-            if (n->work.busy_series && n->life.state == NODE_OFF && n->work.busy_series[i] == 0)
-                n->work.busy_series[i] = NAN; /* the node did not exist */
+            /* the node did not exist, or lay crashed, and did no work: no cell
+             * in the heatmap rather than an idle one */
+            if (n->work.busy_series &&
+                (n->life.state == NODE_OFF || n->life.state == NODE_FAILED) &&
+                n->work.busy_series[i] == 0)
+                n->work.busy_series[i] = NAN;
         }
     }
 }
@@ -322,7 +326,7 @@ static int build(void)
         tc->rng = eng_stream_rng(sc->seed, (unsigned long)c);
         if (tc->cfg->has_tokens && !tc->cfg->tokens_trace)
             tc->tok_rng = eng_stream_rng(sc->seed, 6000000UL + (unsigned long)c);
-        tc->rate = sim_rate_new(tc->cfg->rate, tc->cfg->n_rate);
+        tc->rate = sim_rate_new_repeating(tc->cfg->rate, tc->cfg->n_rate, tc->cfg->repeat_s);
         tc->latency = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
         tc->bytes = tc->cfg->bytes_in + tc->cfg->bytes_out;
         tc->net_s = 2 * tc->pool->route_latency_s + tc->bytes / tc->pool->route_bw_Bps;
@@ -530,6 +534,7 @@ static void collect(rp_results *out)
         rc->name = strdup(tc->cfg->name);
         rc->pool = strdup(tc->pool->cfg->name);
         rc->pipeline = tc->pipe->implicit ? NULL : strdup(tc->pipe->name);
+        rc->profile_period_s = sim_rate_period(tc->rate);
         rc->counts = tc->measured;
         rc->counts.in_flight_at_end = tc->measured.generated - tc->measured.completed -
                                       tc->measured.rejected - tc->measured.failed -

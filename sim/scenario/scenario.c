@@ -36,6 +36,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- messages ----------------------------------------------------------- */
@@ -56,10 +57,18 @@ int sc_node_set(const sc_loader *L, const yaml_node_t *n)
     return L->set_of[k];
 }
 
+/* At most this many error lines from one load; the rest are counted. */
+#define SC_MAX_SHOWN 50
+
 /* Prints one message line; control characters (from quoted keys, say) are
  * replaced so that each error stays on one line. */
 static void emit(sc_loader *L, const char *where, const char *fmt, va_list ap)
 {
+    if (L->n_errors >= SC_MAX_SHOWN) { /* 200,000 duplicates are one mistake, not a screenful */
+        L->n_errors++;
+        L->n_hidden++;
+        return;
+    }
     va_list ap2;
     va_copy(ap2, ap);
     int len = vsnprintf(NULL, 0, fmt, ap2);
@@ -80,13 +89,25 @@ static void emit(sc_loader *L, const char *where, const char *fmt, va_list ap)
     L->n_errors++;
 }
 
+/* "--set[3]", or the name the caller gave override set (1-based). */
+static void set_name(const sc_loader *L, int set, char *buf, size_t len)
+{
+    if (L->set_names && L->set_names[set - 1])
+        snprintf(buf, len, "%s", L->set_names[set - 1]);
+    else
+        snprintf(buf, len, "--set[%d]", set);
+}
+
 static void where_of(const sc_loader *L, const yaml_node_t *n, char *buf, size_t len)
 {
     int set = n ? sc_node_set(L, n) : 0;
     int r;
 
-    if (set)
-        r = snprintf(buf, len, "--set[%d]:1:%zu", set, n->start_mark.column + 1);
+    if (set) {
+        char name[64];
+        set_name(L, set, name, sizeof name);
+        r = snprintf(buf, len, "%s:1:%zu", name, n->start_mark.column + 1);
+    }
     else if (n)
         r = snprintf(buf, len, "%s:%zu:%zu", L->file, n->start_mark.line + 1,
                      n->start_mark.column + 1);
@@ -110,9 +131,10 @@ void sc_errn(sc_loader *L, const yaml_node_t *n, const char *fmt, ...)
 /* Error in override number set, at 1-based column col of its text. */
 void sc_errset(sc_loader *L, int set, size_t col, const char *fmt, ...)
 {
-    char where[64];
+    char where[96], name[64];
     va_list ap;
-    int r = snprintf(where, sizeof where, "--set[%d]:1:%zu", set, col);
+    set_name(L, set, name, sizeof name);
+    int r = snprintf(where, sizeof where, "%s:1:%zu", name, col);
 
     (void)r;
     va_start(ap, fmt);
@@ -624,7 +646,7 @@ double sc_model_mean_s(const sc_model *m, int batch)
 static void check_size(sc_loader *L, yaml_node_t *root, const sc_scenario *sc);
 
 static const char *const TOP_SCALARS[] = {"name", "description", "seed", "duration", "warmup",
-                                          "interval", NULL};
+                                          "interval", "start_time", NULL};
 static const char *const TOP_REQUIRED[] = {"name", "duration", NULL};
 
 /* The sections, in parse order: a section that refers to models or pools
@@ -643,6 +665,7 @@ static const struct {
     {"traffic", sc_parse_traffic, NULL, 1},
     {"load_balancer", sc_parse_lb, sc_lb_defaults, 0},
     {"slo", sc_parse_slo, NULL, 0},
+    {"cost", sc_parse_cost, NULL, 0},
     {"autoscaler", sc_parse_autoscaler, NULL, 0},
     {"chaos", sc_parse_chaos, NULL, 0},
     {"hypothesis", sc_parse_hypothesis, NULL, 0},
@@ -650,6 +673,15 @@ static const struct {
 };
 enum { N_SECTIONS = sizeof SECTIONS / sizeof SECTIONS[0],
        N_TOP_SCALARS = sizeof TOP_SCALARS / sizeof TOP_SCALARS[0] - 1 };
+
+/* The name is the folder of `run`'s results (results/NAME) and of
+ * compare's: one path component that stays inside results/. */
+static void check_name(sc_loader *L, const yaml_node_t *n, const char *name)
+{
+    if (strchr(name, '/') || strchr(name, '\\') || name[0] == '.')
+        sc_errn(L, n, "name: \"%s\" cannot name a results folder: no '/' or '\\', and no "
+                "leading '.' (it is results/NAME)", name);
+}
 
 static void load_top(sc_loader *L, yaml_node_t *root, sc_scenario *sc)
 {
@@ -680,8 +712,8 @@ static void load_top(sc_loader *L, yaml_node_t *root, sc_scenario *sc)
     sc_kv seed = sc_find(L, root, "seed"), dur = sc_find(L, root, "duration");
     sc_kv warm = sc_find(L, root, "warmup"), intv = sc_find(L, root, "interval");
 
-    if (name.val)
-        sc_want_str(L, name.val, "name", 1, &sc->name);
+    if (name.val && sc_want_str(L, name.val, "name", 1, &sc->name) == 0)
+        check_name(L, name.val, sc->name);
     if (desc.val)
         sc_want_str(L, desc.val, "description", 0, &sc->description);
     if (seed.val) {
@@ -698,6 +730,19 @@ static void load_top(sc_loader *L, yaml_node_t *root, sc_scenario *sc)
     }
     if (intv.val)
         sc_want_dur(L, intv.val, "interval", 1, &sc->interval_s);
+    sc_kv start = sc_find(L, root, "start_time");
+    if (start.val) {
+        const char *s = sc_want_scalar(L, start.val, "start_time",
+                                       "a date and time like 2026-03-02T08:00:00Z");
+        if (s && sc_parse_datetime(s, &sc->start_epoch_s, &sc->start_utc_offset_s) == 0)
+            sc->has_start_time = 1;
+        else if (s) {
+            char buf[SC_SHOWLEN];
+            sc_errn(L, start.val, "start_time: expected a date and time in UTC or with an offset, "
+                    "like 2026-03-02T08:00:00Z or 2026-03-02T09:00:00+01:00 (year 1970 on), got %s",
+                    sc_show(start.val, buf));
+        }
+    }
     for (size_t i = 0; i < N_SECTIONS; i++) {
         sc_kv s = sc_find(L, root, SECTIONS[i].key);
         if (s.val)
@@ -710,30 +755,82 @@ static void load_top(sc_loader *L, yaml_node_t *root, sc_scenario *sc)
 
 /* ---- what a run will cost ----------------------------------------------- */
 
-/* Requests the traffic will generate: each class's rate integrated over
- * the run (a trace: its arrivals). */
+/* Requests traffic class c will generate: its rate integrated over the
+ * run (a trace: its arrivals). */
+static double class_requests(const sc_scenario *sc, int c)
+{
+    double total = 0;
+    const sc_traffic *t = &sc->traffic[c];
+    if (t->process == SC_ARR_TRACE)
+        return (double)t->n_trace;
+    if (t->repeat_s > 0) {
+        sim_rate *r = sim_rate_new_repeating(t->rate, t->n_rate, t->repeat_s);
+        if (r)
+            total += sim_rate_cumulative(r, sc->duration_s);
+        sim_rate_free(r);
+        return total;
+    }
+    double q = 0, at = 0; /* the rate holds q from at, or ramps to the next */
+    for (int i = 0; i < t->n_rate; i++) {
+        const sc_rate_point *r = &t->rate[i];
+        double a = fmin(r->at_s, sc->duration_s), ramp_end = fmin(r->at_s + r->ramp_s, sc->duration_s);
+        total += q * (a - fmin(at, a));
+        if (ramp_end > a) /* linear from q to r->qps over ramp_s, cut at the end */
+            total += (ramp_end - a) * (q + (q + (r->qps - q) * (ramp_end - a) / r->ramp_s)) / 2;
+        q = r->qps;
+        at = fmax(a, ramp_end);
+    }
+    total += q * fmax(0, sc->duration_s - at);
+    return total;
+}
+
+/* Requests the traffic will generate, every class's. */
 static double expected_requests(const sc_scenario *sc)
 {
     double total = 0;
-    for (int c = 0; c < sc->n_traffic; c++) {
-        const sc_traffic *t = &sc->traffic[c];
-        if (t->process == SC_ARR_TRACE) {
-            total += (double)t->n_trace;
-            continue;
-        }
-        double q = 0, at = 0; /* the rate holds q from at, or ramps to the next */
-        for (int i = 0; i < t->n_rate; i++) {
-            const sc_rate_point *r = &t->rate[i];
-            double a = fmin(r->at_s, sc->duration_s), ramp_end = fmin(r->at_s + r->ramp_s, sc->duration_s);
-            total += q * (a - fmin(at, a));
-            if (ramp_end > a) /* linear from q to r->qps over ramp_s, cut at the end */
-                total += (ramp_end - a) * (q + (q + (r->qps - q) * (ramp_end - a) / r->ramp_s)) / 2;
-            q = r->qps;
-            at = fmax(a, ramp_end);
-        }
-        total += q * fmax(0, sc->duration_s - at);
-    }
+    for (int c = 0; c < sc->n_traffic; c++)
+        total += class_requests(sc, c);
     return total;
+}
+
+/* The node to blame for too many requests: the duration when an override
+ * set it, else the highest rate of the class that sends the most (an
+ * override's, when one set it). */
+static const yaml_node_t *requests_node(sc_loader *L, yaml_node_t *root, const sc_scenario *sc)
+{
+    sc_kv dur = sc_find(L, root, "duration"), tr = sc_find(L, root, "traffic");
+    if (dur.val && sc_node_set(L, dur.val))
+        return dur.val;
+    if (!tr.val || tr.val->type != YAML_SEQUENCE_NODE)
+        return tr.val ? tr.val : root;
+    int worst = 0;
+    for (int c = 1; c < sc->n_traffic; c++)
+        if (class_requests(sc, c) > class_requests(sc, worst))
+            worst = c;
+    long items = tr.val->data.sequence.items.top - tr.val->data.sequence.items.start;
+    if (worst >= items)
+        return tr.val;
+    yaml_node_t *item = sc_node(L, tr.val->data.sequence.items.start[worst]);
+    sc_kv arr = item->type == YAML_MAPPING_NODE ? sc_find(L, item, "arrivals") : (sc_kv){ 0 };
+    sc_kv rate = arr.val && arr.val->type == YAML_MAPPING_NODE ? sc_find(L, arr.val, "rate")
+                                                               : (sc_kv){ 0 };
+    if (!rate.val)
+        return item;
+    if (rate.val->type != YAML_SEQUENCE_NODE)
+        return rate.val;
+    const yaml_node_t *best = rate.val;
+    const sc_traffic *t = &sc->traffic[worst];
+    double top = -1;
+    long pts = rate.val->data.sequence.items.top - rate.val->data.sequence.items.start;
+    for (long i = 0; i < pts && i < t->n_rate; i++) {
+        yaml_node_t *pt = sc_node(L, rate.val->data.sequence.items.start[i]);
+        sc_kv q = pt->type == YAML_MAPPING_NODE ? sc_find(L, pt, "qps") : (sc_kv){ 0 };
+        if (q.val && t->rate[i].qps > top) {
+            top = t->rate[i].qps;
+            best = q.val;
+        }
+    }
+    return best;
 }
 
 /* The node of pool p's replica count (max_replicas when it sets one). */
@@ -798,8 +895,7 @@ static void check_size(sc_loader *L, yaml_node_t *root, const sc_scenario *sc)
     }
     double requests = expected_requests(sc);
     if (requests > MAX_REQUESTS) {
-        sc_kv t = sc_find(L, root, "traffic");
-        sc_errn(L, t.val ? t.val : root,
+        sc_errn(L, requests_node(L, root, sc),
                 "traffic: about %.3g requests over %g s, more than a run can simulate (%.0e, "
                 "months of CPU at a microsecond each); lower the rates or shorten the run",
                 requests, sc->duration_s, MAX_REQUESTS);
@@ -985,16 +1081,29 @@ static void parser_error(sc_loader *L, const yaml_parser_t *p)
 
 sc_scenario *sc_load(const char *path, const char *const *overrides, int n_overrides, FILE *err)
 {
+    return sc_load_named(path, overrides, NULL, n_overrides, err);
+}
+
+sc_scenario *sc_load_named(const char *path, const char *const *overrides,
+                           const char *const *names, int n_overrides, FILE *err)
+{
     sc_loader L;
     yaml_parser_t parser;
     sc_scenario *sc = NULL;
 
     memset(&L, 0, sizeof L);
+    L.set_names = names;
     L.err = err ? err : stderr;
     L.file = path ? path : "(null)";
     FILE *f = path ? fopen(path, "rb") : NULL;
     if (f == NULL) {
         fprintf(L.err, "%s: cannot open scenario: %s\n", L.file, path ? strerror(errno) : "no path");
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(L.err, "%s: is a directory, not a scenario file (give its .yaml file)\n", L.file);
+        fclose(f);
         return NULL;
     }
     if (!yaml_parser_initialize(&parser)) {
@@ -1053,6 +1162,9 @@ done:
     yaml_document_delete(&L.doc);
     free(L.dir);
     free(L.set_of);
+    if (L.n_hidden)
+        fprintf(L.err, "%s: %d more errors not shown (%d in all)\n", L.file, L.n_hidden,
+                L.n_errors);
     if (L.n_errors) {
         sc_free(sc);
         return NULL;

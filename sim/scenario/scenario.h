@@ -225,6 +225,7 @@ typedef struct {
     double cv;                 /* gamma arrivals */
     sc_rate_point *rate;
     int n_rate;
+    double repeat_s;           /* the rate profile repeats every repeat_s (0: never) */
     double *trace_s;           /* trace: ascending arrival times */
     size_t n_trace;
     double work;               /* multiplies service time (default 1) */
@@ -466,6 +467,10 @@ typedef struct {
     double duration_s;
     double warmup_s;           /* requests arriving before this are not in statistics */
     double interval_s;         /* time-series resolution */
+    int has_start_time;        /* start_time: the wall-clock time of t = 0 */
+    double start_epoch_s;      /* seconds since 1970-01-01 UTC */
+    int start_utc_offset_s;    /* the offset it was written in: reports show clock times in it */
+    char currency[4];          /* cost.currency: "" = not set (USD) */
     sc_model *models;
     int n_models;
     sc_pool *pools;
@@ -496,6 +501,10 @@ typedef struct {
  * Errors go to err (one `file:line:col: message` line each). */
 sc_scenario *sc_load(const char *path, const char *const *overrides, int n_overrides,
                      FILE *err);
+/* sc_load with names for the overrides in messages (names[i] for override
+ * i, like "--vary[2]"; NULL, or a NULL name: "--set[i+1]"). */
+sc_scenario *sc_load_named(const char *path, const char *const *overrides,
+                           const char *const *names, int n_overrides, FILE *err);
 void sc_free(sc_scenario *sc);
 /* Requests the scenario's traffic will generate (rates integrated over the
  * run; a trace's arrivals), as the loader's size check estimates them. */

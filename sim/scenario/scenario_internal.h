@@ -39,8 +39,10 @@ typedef struct {
     yaml_document_t doc;
     int n_file_nodes;        /* nodes 1..n came from the file */
     int *set_of;             /* later nodes: the override (1-based) that made them */
+    const char *const *set_names; /* override i's name in messages, or NULL: --set[i+1] */
     int n_set_of, cap_set_of;
     int n_errors;
+    int n_hidden;             /* errors past SC_MAX_SHOWN, counted, not printed */
 } sc_loader;
 
 /* One pair of a mapping, as sc_find returns it; both NULL when absent. */
@@ -155,6 +157,7 @@ int sc_load_tokens(sc_loader *L, yaml_node_t *n, const char *path, sc_traffic *t
 void sc_tokens_system_hashes(sc_traffic *t, int class_index);
 void sc_free_tokens(sc_traffic *t);
 sc_section_fn sc_parse_pools;   /* pools: (sim/scenario_pools.c), after models */
+sc_section_fn sc_parse_cost;    /* cost: (sim/scenario_lb.c) */
 sc_section_fn sc_parse_traffic; /* traffic: (sim/scenario_traffic.c), after pools */
 sc_section_fn sc_parse_lb;      /* load_balancer: (sim/scenario_lb.c), after pools */
 sc_section_fn sc_parse_slo;     /* slo: (sim/scenario_lb.c) */

@@ -465,6 +465,29 @@ void sc_parse_lb(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
     }
 }
 
+/* cost: {currency}: an ISO 4217 code naming the unit of every price and
+ * cost (the gpu_type prices are USD, the default). */
+void sc_parse_cost(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
+{
+    static const char *const keys[] = {"currency", NULL};
+    if (sc_check_map(L, n, "cost", keys))
+        return;
+    sc_kv cur = sc_find(L, n, "currency");
+    if (!cur.val)
+        return;
+    const char *s = sc_want_scalar(L, cur.val, "cost.currency", "a currency code like USD or EUR");
+    if (!s)
+        return;
+    if (strlen(s) != 3 || !isupper((unsigned char)s[0]) || !isupper((unsigned char)s[1]) ||
+        !isupper((unsigned char)s[2])) {
+        char buf[SC_SHOWLEN];
+        sc_errn(L, cur.val, "cost.currency: expected a three-letter ISO 4217 code in capitals "
+                "(USD, EUR, GBP, JPY, ...), got %s", sc_show(cur.val, buf));
+        return;
+    }
+    snprintf(sc->currency, sizeof sc->currency, "%s", s);
+}
+
 void sc_parse_slo(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
 {
     static const char *const keys[] = {"latency_p99", "availability", "ttft_p99", "tpot_p99",

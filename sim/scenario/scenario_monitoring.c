@@ -18,10 +18,12 @@
 
 #include <yaml.h>
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Prometheus client_golang's DefBuckets (prometheus/histogram.go). */
 static const double DEFAULT_BUCKETS[] = { .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10 };
@@ -100,8 +102,12 @@ static void load_rules(sc_loader *L, yaml_node_t *n, const char *path, sc_monito
         char *full = sc_resolve(L, item, rel);
         free(rel);
         FILE *f = fopen(full, "r");
-        if (!f) {
-            sc_errn(L, item, "%s: cannot read rule file %s", p, full);
+        struct stat st;
+        if (!f || fstat(fileno(f), &st) != 0 || S_ISDIR(st.st_mode)) {
+            sc_errn(L, item, "%s: cannot read rule file %s: %s", p, full,
+                    f ? "it is a directory" : strerror(errno));
+            if (f)
+                fclose(f);
             free(full);
             continue;
         }

@@ -109,16 +109,39 @@ static void load_rate(sc_loader *L, yaml_node_t *n, const char *path, sc_traffic
     }
 }
 
+/* arrivals.repeat: the rate profile is one period, replayed every period
+ * from 0, so every point (and its ramp) must fall inside it. */
+static void load_repeat(sc_loader *L, const yaml_node_t *n, const char *path,
+                        const yaml_node_t *rate, sc_traffic *t)
+{
+    if (sc_want_dur(L, n, path, 1, &t->repeat_s))
+        return;
+    for (int i = 0; i < t->n_rate; i++) {
+        const sc_rate_point *r = &t->rate[i];
+        if (isnan(r->at_s) || isnan(r->ramp_s))
+            continue;
+        const yaml_node_t *at = rate && rate->type == YAML_SEQUENCE_NODE
+                                    ? sc_node(L, rate->data.sequence.items.start[i]) : n;
+        if (r->at_s >= t->repeat_s)
+            sc_errn(L, at, "%s: rate point %d is at %g s, not inside the repeat period (%g s): "
+                    "a repeating profile describes one period from 0", path, i, r->at_s,
+                    t->repeat_s);
+        else if (r->at_s + r->ramp_s > t->repeat_s)
+            sc_errn(L, at, "%s: rate point %d's ramp (%g s from %g s) runs past the repeat "
+                    "period (%g s)", path, i, r->ramp_s, r->at_s, t->repeat_s);
+    }
+}
+
 static void load_arrivals(sc_loader *L, yaml_node_t *n, const char *path, sc_traffic *t)
 {
-    static const char *const keys[] = {"process", "cv", "rate", "trace", NULL};
+    static const char *const keys[] = {"process", "cv", "rate", "trace", "repeat", NULL};
     char p[SC_PATHLEN];
     int process = SC_ARR_POISSON;
 
     if (sc_check_map(L, n, path, keys))
         return;
     sc_kv proc = sc_find(L, n, "process"), cv = sc_find(L, n, "cv"), rate = sc_find(L, n, "rate");
-    sc_kv trace = sc_find(L, n, "trace");
+    sc_kv trace = sc_find(L, n, "trace"), repeat = sc_find(L, n, "repeat");
     if (proc.val && sc_want_enum(L, proc.val, sc_join(p, path, "process"), PROCESS_NAMES, &process))
         return;
     t->process = (sc_arrival_kind)process;
@@ -135,6 +158,9 @@ static void load_arrivals(sc_loader *L, yaml_node_t *n, const char *path, sc_tra
         if (rate.key)
             sc_errn(L, rate.key, "%s: rate does not apply to process trace (the trace gives the "
                     "arrival times)", path);
+        if (repeat.key)
+            sc_errn(L, repeat.key, "%s: repeat applies to a rate profile, not to process trace",
+                    path);
         if (trace.val)
             load_trace(L, trace.val, sc_join(p, path, "trace"), t);
         else
@@ -148,6 +174,8 @@ static void load_arrivals(sc_loader *L, yaml_node_t *n, const char *path, sc_tra
         load_rate(L, rate.val, sc_join(p, path, "rate"), t);
     else
         sc_errn(L, n, "%s: missing required key rate", path);
+    if (repeat.val)
+        load_repeat(L, repeat.val, sc_join(p, path, "repeat"), rate.val, t);
 }
 
 typedef struct {

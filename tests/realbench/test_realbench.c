@@ -332,6 +332,55 @@ static const cJSON *at(const cJSON *o, const char *a, const char *b, const char 
 
 static double item(const cJSON *arr, int i) { return cJSON_GetArrayItem(arr, i)->valuedouble; }
 
+/* A profile whose latency falls as the batch grows is built as measured,
+ * with a warning per fall that says whether the repetitions' spread
+ * covers it; a monotone one gets no warning. */
+static void test_profile_not_monotone(void)
+{
+    rb_raw raw;
+    rb_raw_init(&raw);
+    double s[5];
+    /* batch 1: 2.0-2.4 ms; batch 2: 1.0-1.4 ms (apart); batch 4: 1.3-1.7 ms
+     * (rises); batch 8: 1.2-1.6 ms (falls, ranges overlap) */
+    const int batch[] = { 1, 2, 4, 8 };
+    const double base_ms[] = { 2.0, 1.0, 1.3, 1.2 };
+    for (int k = 0; k < 4; k++) {
+        for (int r = 0; r < 5; r++)
+            s[r] = (base_ms[k] + 0.1 * r) * 1e-3;
+        CU_ASSERT_EQUAL_FATAL(rb_raw_add(&raw, "int8", "ref", batch[k], s, 5), 0);
+    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *err = open_memstream(&text, &len);
+    cJSON *p = rb_profile_build(&raw, err);
+    fclose(err);
+    CU_ASSERT_PTR_NOT_NULL(p);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "realbench: warning: int8 latency is not monotone in "
+                                        "batch size: batch 2 takes 1.2 ms (median), less than "
+                                        "batch 1's 2.2 ms, beyond the spread"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "batch 8 takes 1.4 ms (median), less than batch 4's "
+                                        "1.5 ms, within the spread"));
+    CU_ASSERT_PTR_NULL(strstr(text, "batch 4 takes"));
+    cJSON_Delete(p);
+    free(text);
+    rb_raw_free(&raw);
+
+    rb_raw_init(&raw);
+    for (int k = 0; k < 4; k++) {
+        for (int r = 0; r < 5; r++)
+            s[r] = (1.0 + k + 0.1 * r) * 1e-3;
+        CU_ASSERT_EQUAL_FATAL(rb_raw_add(&raw, "int8", "ref", batch[k], s, 5), 0);
+    }
+    text = NULL;
+    err = open_memstream(&text, &len);
+    p = rb_profile_build(&raw, err);
+    fclose(err);
+    CU_ASSERT_EQUAL(len, 0);
+    cJSON_Delete(p);
+    free(text);
+    rb_raw_free(&raw);
+}
+
 /* CSV (as rb_cuda_bench writes it) -> profile: medians and quantiles of
  * known samples, the fit, speedups, metadata types; a comment line longer
  * than any buffer is one value, and comments named like the measured
@@ -682,6 +731,7 @@ int main(void)
     CU_add_test(p, "bad CSV", test_csv_errors);
     CU_add_test(p, "profile shape checked on reading", test_profile_shape);
     CU_add_test(p, "calibrate --device cpu", test_calibrate_cpu);
+    CU_add_test(p, "a profile not monotone in batch size warns", test_profile_not_monotone);
     CU_add_test(p, "serve: batches and latencies agree", test_serve_records);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();

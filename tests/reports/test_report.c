@@ -419,7 +419,7 @@ static void test_llm_chat(void)
     /* cost per million output tokens: the pool's cost (8 GPUs x 5 min at
      * 3.00 an hour = 2.00) over every output token of the run */
     snprintf(a, sizeof a, "%.3f", tu_num(l, "cost_per_million_output_tokens"));
-    CU_ASSERT(has_card(html, "cost / M output tokens", a, "pool cost 2.00 over the run"));
+    CU_ASSERT(has_card(html, "cost / M output tokens", a, "pool cost 2.00 USD over the run"));
     CU_ASSERT_EQUAL(tu_num(sum, "cost.money"), 2);
     pct(a, sizeof a, tu_num(l, "kv_usage_mean"));
     pct(b, sizeof b, tu_num(l, "kv_usage_max"));
@@ -499,6 +499,135 @@ static void test_hypothesis_verdict(void)
     rp_results_free(&r);
 }
 
+/* An event at 645 s of a half-hour run reads 0:10:45 in the events table
+ * (never a bare "10:45", minutes:seconds or hours:minutes); with a
+ * start_time it reads as that clock time with the elapsed time after it,
+ * and summary.json gives the start. */
+static void test_time_labels(void)
+{
+    rp_results r;
+    fill(&r, 0);
+    r.sim_time_s = 1800;
+    for (size_t i = 180; i < r.n_samples; i++) /* a half-hour run: the first 180 intervals */
+        free(r.samples[i].pools);
+    r.n_samples = 180;
+    rp_add_event(&r, 645, "node_down", "gpu/1", "crashed");
+    char *html = render(&r, NULL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "<td class=\"l\">0:10:45</td><td class=\"l\">node_down"));
+    CU_ASSERT_PTR_NULL(strstr(html, ">10:45<"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "times are elapsed since the start of the run, h:mm:ss"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, ">h:mm:ss</text>"));
+    free(html);
+
+    r.has_clock = 1;
+    r.clock_start_s = 1772434800; /* 2026-03-02T07:00:00Z */
+    r.utc_offset_s = 3600;
+    html = render(&r, NULL);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(html, "<td class=\"l\">08:10:45 (+0:10:45)</td><td class=\"l\">node_down"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "started 2026-03-02 08:00:00 UTC+01:00"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, ">UTC+01:00</text>"));
+    free(html);
+    char path[512];
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    CU_ASSERT_EQUAL_FATAL(rp_write_summary(&r, path), 0);
+    cJSON *j = tu_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "start_time");
+    CU_ASSERT(cJSON_IsString(st) && !strcmp(st->valuestring, "2026-03-02T08:00:00+01:00"));
+    cJSON_Delete(j);
+    rp_results_free(&r);
+}
+
+/* data-ymax of the last chart whose aria-label is label. */
+static double chart_ymax(const char *html, const char *label)
+{
+    char want[128];
+    snprintf(want, sizeof want, "aria-label=\"%s\"", label);
+    const char *svg = NULL;
+    for (const char *p = html; (p = strstr(p, want)); p++)
+        svg = p;
+    return svg ? strtod(strstr(svg, "data-ymax=\"") + 11, NULL) : NAN;
+}
+
+/* The latency chart is scaled to the data (and a scaling marker has its
+ * tag): p99 at 0.2 s under an SLO of
+ * 0.25 s shows the SLO line; under an SLO of 2 s the chart keeps the
+ * data's scale and names the SLO above it. */
+static void test_latency_scale(void)
+{
+    rp_results r;
+    fill(&r, 0);
+    char *html = render(&r, NULL);
+    CU_ASSERT_DOUBLE_EQUAL(chart_ymax(html, "latency p50 and p99"), 0.5, 1e-12);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "<title>SLO p99 250.0 ms</title></line>"));
+    free(html);
+    r.slo_latency_p99_s = 2;
+    rp_add_scaling(&r, 1520, "gpu", 1, 3, "cpu > 85%");
+    html = render(&r, NULL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, ">gpu 1\xE2\x86\x92" "3</text>")); /* the marker's tag */
+    CU_ASSERT_DOUBLE_EQUAL(chart_ymax(html, "latency p50 and p99"), 0.25, 1e-12);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "SLO p99 2.00 s \xE2\x86\x91 above the chart</text>"));
+    free(html);
+    rp_results_free(&r);
+}
+
+/* Does a cell of row r (0-based) of the heatmap svg cover time t? */
+static int heat_covers(const char *svg, const char *svg_end, int r, double t)
+{
+    double t0 = strtod(strstr(svg, "data-t0=\"") + 9, NULL);
+    double t1 = strtod(strstr(svg, "data-t1=\"") + 9, NULL);
+    double x = 92 + (t - t0) / (t1 - t0) * (1160 - 92 - 20); /* rp_axis_make's margins */
+    char want[64];
+    snprintf(want, sizeof want, "\" y=\"%.1f\" width=\"", 8 + 13.0 * r + 0.5);
+    const char *cells = strstr(svg, "<g class=\"cells\"");
+    for (const char *p = cells; p && p < svg_end && (p = strstr(p, "<rect x=\"")); p++) {
+        if (p > svg_end)
+            break;
+        double x0 = strtod(p + 9, NULL);
+        const char *q = strstr(p, want);
+        if (!q || q > strchr(p, '>'))
+            continue;
+        double w = strtod(q + strlen(want), NULL);
+        if (x0 <= x && x < x0 + w)
+            return 1;
+    }
+    return 0;
+}
+
+/* Through the binary: gpu/1 crashes at 645 s for 5 minutes. Its heatmap
+ * row has no cell while it lies crashed (it is absent, not 0% busy), its
+ * neighbours' rows do; the events table says 0:10:45; the fault band and
+ * the latency chart are labelled. */
+static void test_crash_run(void)
+{
+    char cmd[4096], out[600];
+    snprintf(out, sizeof out, "%s/crash", dir);
+    snprintf(cmd, sizeof cmd, "'%s' run '%s/scenarios/chaos/node-crash-at-peak.yaml' --set "
+                              "duration=20m --set interval=10s --quiet --out '%s' >/dev/null 2>&1",
+             tu_bin(), tu_src(), out);
+    int rc = system(cmd);
+    CU_ASSERT_FATAL(rc != -1 && WIFEXITED(rc) && (WEXITSTATUS(rc) == 0 || WEXITSTATUS(rc) == 1));
+    char path[700];
+    snprintf(path, sizeof path, "%s/report.html", out);
+    char *html = tu_read(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(html);
+    /* the whole run's heatmap: the last one on the page */
+    const char *svg = NULL;
+    for (const char *p = html; (p = strstr(p, "aria-label=\"GPU utilisation\"")); p++)
+        svg = p;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(svg);
+    const char *end = strstr(svg, "</svg>");
+    CU_ASSERT(heat_covers(svg, end, 1, 600));   /* gpu/1 before the crash */
+    CU_ASSERT(!heat_covers(svg, end, 1, 700));  /* crashed */
+    CU_ASSERT(!heat_covers(svg, end, 1, 900));
+    CU_ASSERT(heat_covers(svg, end, 0, 700));   /* gpu/0 serving */
+    CU_ASSERT(heat_covers(svg, end, 2, 900));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "<td class=\"l\">0:10:45</td>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, ">node_crash on gpu/1</text>"));
+    free(html);
+}
+
 int main(void)
 {
     if (system("xmllint --version >/dev/null 2>&1") != 0) {
@@ -511,6 +640,9 @@ int main(void)
         return 1;
     CU_pSuite s = CU_add_suite("report", NULL, NULL);
     CU_add_test(s, "strings from the scenario are escaped", test_escaping);
+    CU_add_test(s, "time labels: 645 s, with and without a start time", test_time_labels);
+    CU_add_test(s, "a crashed node: absent in the heatmap, its fault labelled", test_crash_run);
+    CU_add_test(s, "the latency chart is scaled to the data", test_latency_scale);
     CU_add_test(s, "sections appear when there is data", test_sections_follow_data);
     CU_add_test(s, "a chaos hypothesis verdict", test_hypothesis_verdict);
     CU_add_test(s, "heatmap with 10 nodes: every node", test_heatmap_10_nodes);

@@ -176,6 +176,25 @@ static void test_peak(void)
     text = slurp(path);
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "peak          60-120 s: 7.0 req/s offered, p99 250.0 ms, 3 errors\n"
                                         "  pool gpu&<x>   50.0 % busy (3 ready nodes)\n"));
+    CU_ASSERT_PTR_NULL(strstr(text, "alerts"));
+    free(text);
+    /* the terminal table names the alerts that fired, in elapsed time */
+    rp_alert fired = { .name = "NodeDown", .severity = "critical", .pending_at = 600,
+                       .firing_at = 645, .resolved_at = 3725, .notified_at = NAN };
+    rp_alert open = { .name = "HighLatency", .severity = "warning", .pending_at = 100,
+                      .firing_at = 160, .resolved_at = NAN, .notified_at = NAN };
+    rp_alert pend = { .name = "Flapping", .pending_at = 50, .firing_at = NAN,
+                      .resolved_at = 70, .notified_at = NAN };
+    rp_add_alert(&r, &fired);
+    rp_add_alert(&r, &open);
+    rp_add_alert(&r, &pend);
+    f = fopen(path, "w");
+    rp_print_table(&r, f);
+    fclose(f);
+    text = slurp(path);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "alerts                   2 fired  (1 more pending only)\n"
+                                        "  NodeDown               critical  firing 0:10:45 to 1:02:05\n"
+                                        "  HighLatency            warning   firing 0:02:40 to the end\n"));
     free(text);
     /* nothing after the warm-up: no peak */
     r.warmup_s = 200;

@@ -291,7 +291,7 @@ static void test_time_ticks(void)
     frame f = read_frame(file);
     CU_ASSERT_DOUBLE_EQUAL(xnum(file, "count(//*[@class='tlabels']/*)"), 13, 0); /* every 2 h */
     char *lab = xpath(file, "string(//*[@class='tlabels']/*[7])");
-    CU_ASSERT_STRING_EQUAL(lab, "12:00");
+    CU_ASSERT_STRING_EQUAL(lab, "12:00:00");
     double x = xnum(file, "string(//*[@class='tlabels']/*[7]/@x)");
     CU_ASSERT_DOUBLE_EQUAL(to_t(&f, x), 43200, 0.06 / f.pw * 86400);
     free(lab);
@@ -302,9 +302,63 @@ static void test_time_ticks(void)
     rp_fmt_time(s, sizeof s, 43290, 86400);
     CU_ASSERT_STRING_EQUAL(s, "12:01:30");
     rp_fmt_time(s, sizeof s, 90, 600);
-    CU_ASSERT_STRING_EQUAL(s, "1:30");
+    CU_ASSERT_STRING_EQUAL(s, "0:01:30");
     rp_fmt_time(s, sizeof s, 45, 120);
     CU_ASSERT_STRING_EQUAL(s, "45s");
+    /* 645 s reads one way whatever the run's length */
+    rp_fmt_time(s, sizeof s, 645, 1800);
+    CU_ASSERT_STRING_EQUAL(s, "0:10:45");
+    rp_fmt_time(s, sizeof s, 645, 86400);
+    CU_ASSERT_STRING_EQUAL(s, "0:10:45");
+    rp_fmt_elapsed(s, sizeof s, 645);
+    CU_ASSERT_STRING_EQUAL(s, "0:10:45");
+    rp_fmt_elapsed(s, sizeof s, 2 * 86400 + 3 * 3600 + 7);
+    CU_ASSERT_STRING_EQUAL(s, "2d 3:00:07");
+    /* 2026-03-02T08:00:00+01:00 is 07:00:00 UTC; 645 s later, in that zone */
+    double t0 = 1772434800; /* 2026-03-02T07:00:00Z */
+    rp_fmt_clock(s, sizeof s, 645, t0, 3600, 0, 0);
+    CU_ASSERT_STRING_EQUAL(s, "08:10:45");
+    rp_fmt_clock(s, sizeof s, 645, t0, 3600, 1, 0);
+    CU_ASSERT_STRING_EQUAL(s, "2026-03-02 08:10:45");
+    rp_fmt_clock(s, sizeof s, 0, t0, -5 * 3600 - 1800, 1, 1);
+    CU_ASSERT_STRING_EQUAL(s, "2026-03-02T01:30:00-05:30");
+    rp_fmt_zone(s, sizeof s, 3600);
+    CU_ASSERT_STRING_EQUAL(s, "UTC+01:00");
+}
+
+/* The time axis names its unit: h:mm:ss when elapsed, the zone with a
+ * clock, whose ticks are then clock times (dated over more than a day). */
+static void test_time_axis_unit(void)
+{
+    rp_axis ax = rp_axis_make(0, 1800);
+    rp_chart *c = rp_chart_new(&ax, 100, 0, 1, RP_UNIT_NUM, "half an hour");
+    rp_buf b = { 0 };
+    rp_chart_end(c, &b);
+    char *file = write_svg("unit.svg", &b);
+    CU_ASSERT_TRUE_FATAL(well_formed(file));
+    char *unit = xpath(file, "string(//*[@class='tunit']/text())");
+    CU_ASSERT_STRING_EQUAL(unit, "h:mm:ss");
+    char *lab = xpath(file, "string(//*[@class='tlabels']/*[2])");
+    CU_ASSERT_STRING_EQUAL(lab, "0:05:00");
+    free(unit);
+    free(lab);
+    free(file);
+    rp_buf_free(&b);
+
+    ax = rp_axis_make(0, 3 * 86400);
+    rp_axis_set_clock(&ax, 1772434800, 3600); /* from 08:00 in UTC+01:00 */
+    c = rp_chart_new(&ax, 100, 0, 1, RP_UNIT_NUM, "three days");
+    rp_chart_end(c, &b);
+    file = write_svg("clock.svg", &b);
+    CU_ASSERT_TRUE_FATAL(well_formed(file));
+    unit = xpath(file, "string(//*[@class='tunit']/text())");
+    CU_ASSERT_STRING_EQUAL(unit, "UTC+01:00");
+    lab = xpath(file, "string(//*[@class='tlabels']/*[1])");
+    CU_ASSERT_STRING_EQUAL(lab, "03-02 08:00");
+    free(unit);
+    free(lab);
+    free(file);
+    rp_buf_free(&b);
 }
 
 static void test_nice_ceil(void)
@@ -334,6 +388,7 @@ int main(void)
     CU_add_test(s, "per-pixel reduction keeps a spike", test_reduction_keeps_spike);
     CU_add_test(s, "stacked areas", test_stack_tops);
     CU_add_test(s, "time ticks on a day", test_time_ticks);
+    CU_add_test(s, "the time axis names its unit", test_time_axis_unit);
     CU_add_test(s, "nice axis bounds", test_nice_ceil);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();

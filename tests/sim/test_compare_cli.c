@@ -138,6 +138,21 @@ static void test_compare_grid(void)
     CU_ASSERT_STRING_EQUAL(a, b);
     free(a);
     free(b);
+    char *whole = tu_read(log);
+    CU_ASSERT(whole && !strstr(whole, "missing"));
+    free(whole);
+    /* a partial sweep merges with a warning that names the shard missing */
+    char part[4400];
+    snprintf(part, sizeof part, "%s/part", tmp);
+    rc = tu_sh(log, "mkdir -p '%s' && cp '%s/shard-2-of-2.jsonl' '%s/' && '%s' merge '%s' --out "
+                    "'%s/out'",
+               part, sw, part, tu_bin(), part, part);
+    CU_ASSERT_EQUAL(rc, 0);
+    char *warn = tu_read(log);
+    CU_ASSERT(warn && strstr(warn, "fleetsim: merge: warning: 1 of 2 shards missing, so the runs "
+                                   "and seed counts are those of the shards found; missing: "
+                                   "shard-1-of-2.jsonl\n"));
+    free(warn);
     /* merging the same shard twice is refused */
     rc = tu_sh(log, "'%s' merge '%s' '%s' --out '%s'", tu_bin(), sw, sw, merged);
     CU_ASSERT_EQUAL(rc, 2);
@@ -153,6 +168,25 @@ static void test_bad_grids(void)
                     2);
     char *msg = tu_read(log);
     CU_ASSERT_PTR_NOT_NULL(msg && strstr(msg, "nope"));
+    free(msg);
+    /* errors name the option at fault and print once, not once per variant */
+    CU_ASSERT_EQUAL(tu_sh(log, "'%s' compare '%s' --vary pools.gpu.replicas=2,abc,4 --vary "
+                               "load_balancer.policy=least_conn,nope --set duration=abc --out '%s/x'",
+                          tu_bin(), scen, tmp),
+                    2);
+    msg = tu_read(log);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(msg);
+    const char *expect[] = { "--set[1]:1:10: duration: expected a duration > 0",
+                           "--vary[1]:1:20: pools.gpu.replicas: expected an integer >= 1, got \"abc\"",
+                           "--vary[2]:1:22: load_balancer.policy: unknown policy \"nope\"" };
+    for (size_t i = 0; i < 3; i++) {
+        const char *at = strstr(msg, expect[i]);
+        CU_ASSERT(at != NULL && strstr(at + 1, expect[i]) == NULL);
+    }
+    int lines = 0;
+    for (const char *p = msg; (p = strchr(p, '\n')); p++)
+        lines++;
+    CU_ASSERT_EQUAL(lines, 3);
     free(msg);
     CU_ASSERT_EQUAL(tu_sh(log, "'%s' compare '%s' --seeds 0", tu_bin(), scen), 2);
     CU_ASSERT_EQUAL(tu_sh(log, "'%s' sweep '%s' --shard 3/2 --out '%s/y'", tu_bin(), scen, tmp), 2);

@@ -93,6 +93,66 @@ static void test_time_rescaled_poisson(void)
     sim_rate_free(r);
 }
 
+/* A repeating profile is the profile cut at its period, replayed: PTS cut
+ * at 100 s holds 5 QPS from 60 s, so one period integrates to 4600 and
+ * the rate at 1015 s is the rate at 15 s. */
+static void test_repeating(void)
+{
+    sim_rate *r = sim_rate_new_repeating(PTS, 3, 100);
+    CU_ASSERT_DOUBLE_EQUAL(sim_rate_period(r), 100, 0);
+    CU_ASSERT_DOUBLE_EQUAL(sim_rate_at(r, 15), 50, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(sim_rate_at(r, 1015), 50, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(sim_rate_at(r, 1005), 0, 1e-12);  /* 0 before the first point again */
+    CU_ASSERT_DOUBLE_EQUAL(sim_rate_at(r, 1099), 5, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(sim_rate_cumulative(r, 100), 4600, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(sim_rate_cumulative(r, 1000), 46000, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(sim_rate_cumulative(r, 1020), 46500, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(sim_rate_cumulative(r, 30 * 100 + 50), 30 * 4600 + 3500, 1e-6);
+    for (double t = 10.5; t < 3000; t += 37.3)
+        if (fmod(t, 100) > 10) /* the rate is 0 on [0, 10) of each period: no inverse there */
+            CU_ASSERT_DOUBLE_EQUAL(sim_rate_inverse(r, sim_rate_cumulative(r, t)), t, 1e-7);
+    /* a target at a period's exact total is reached at its last nonzero instant */
+    CU_ASSERT(sim_rate_inverse(r, 2 * 4600) <= 200 + 1e-9);
+    CU_ASSERT(sim_rate_inverse(r, 2 * 4600) > 199);
+    sim_rate_free(r);
+
+    /* period 0 is the plain profile, value for value */
+    sim_rate *a = sim_rate_new(PTS, 3), *b = sim_rate_new_repeating(PTS, 3, 0);
+    CU_ASSERT_DOUBLE_EQUAL(sim_rate_period(b), 0, 0);
+    for (double t = 0; t < 300; t += 1.7) {
+        CU_ASSERT_EQUAL(sim_rate_at(a, t), sim_rate_at(b, t));
+        CU_ASSERT_EQUAL(sim_rate_cumulative(a, t), sim_rate_cumulative(b, t));
+        CU_ASSERT_EQUAL(sim_rate_inverse(a, 30 * t), sim_rate_inverse(b, 30 * t));
+    }
+    sim_rate_free(a);
+    sim_rate_free(b);
+}
+
+/* A flash crowd on a repeating profile scales its window only; one that
+ * never ends scales every later period. */
+static void test_repeating_scaled(void)
+{
+    sim_rate *r = sim_rate_new_repeating(PTS, 3, 100);
+    sim_rate_scale(r, 225, 245, 3); /* in the third period's hold at 100 QPS */
+    CU_ASSERT_DOUBLE_EQUAL(sim_rate_at(r, 240), 300, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(sim_rate_at(r, 248), 100, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(sim_rate_at(r, 340), 100, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(sim_rate_cumulative(r, 1000), 46000 + 2 * 2000, 1e-6);
+    sim_rate_scale(r, 520, INFINITY, 2);
+    CU_ASSERT_DOUBLE_EQUAL(sim_rate_at(r, 515), 50, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(sim_rate_at(r, 525), 200, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(sim_rate_at(r, 9030), 200, 1e-9);
+    /* to 500: 5 periods + 4000; 500..520 as before (500); after: doubled,
+     * the rest of that period and 4 more */
+    double at_1000 = 5 * 4600 + 4000 + 500 + 2 * (4600 - 500) + 4 * 2 * 4600;
+    CU_ASSERT_DOUBLE_EQUAL(sim_rate_cumulative(r, 1000), at_1000, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(sim_rate_cumulative(r, 2000), at_1000 + 10 * 2 * 4600, 1e-6);
+    for (double t = 10.5; t < 3000; t += 37.3)
+        if (fmod(t, 100) > 10) /* the rate is 0 on [0, 10) of each period: no inverse there */
+            CU_ASSERT_DOUBLE_EQUAL(sim_rate_inverse(r, sim_rate_cumulative(r, t)), t, 1e-7);
+    sim_rate_free(r);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -101,6 +161,8 @@ int main(void)
     CU_add_test(s, "rate and integral", test_rate_values);
     CU_add_test(s, "inverse", test_rate_inverse);
     CU_add_test(s, "time-rescaled Poisson counts", test_time_rescaled_poisson);
+    CU_add_test(s, "repeating profile", test_repeating);
+    CU_add_test(s, "repeating profile under a flash crowd", test_repeating_scaled);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();

@@ -454,8 +454,8 @@ static void test_key_errors(void)
 {
     expect_error(MINIMAL "colour: red\n", NULL, 0,
                  "14:1: unknown key \"colour\" (valid keys: name, description, seed, duration, "
-                 "warmup, interval, models, pools, pipelines, routes, traffic, load_balancer, slo, "
-                 "autoscaler, chaos, "
+                 "warmup, interval, start_time, models, pools, pipelines, routes, traffic, load_balancer, slo, "
+                 "cost, autoscaler, chaos, "
                  "hypothesis, monitoring)");
     expect_error("name: t\n"
                  "duration: 1h\n"
@@ -982,8 +982,8 @@ static void test_override_errors(void)
 
     const char *b[] = {"seed=3", "foo=1"};
     expect_error(MINIMAL, b, 2, "--set[2]:1:1: unknown key \"foo\" (valid keys: name, "
-                 "description, seed, duration, warmup, interval, models, pools, pipelines, "
-                 "routes, traffic, load_balancer, slo, autoscaler, chaos, hypothesis, monitoring)");
+                 "description, seed, duration, warmup, interval, start_time, models, pools, pipelines, "
+                 "routes, traffic, load_balancer, slo, cost, autoscaler, chaos, hypothesis, monitoring)");
     CU_ASSERT_EQUAL(count_lines(g_err), 1);
 
     const char *c[] = {"pools.gpu.replicaz=3", "pools.gpu.model=nope", "warmup=2h"};
@@ -1451,6 +1451,39 @@ static void test_nginx_errors(void)
     remove(conf);
 }
 
+/* start_time: an RFC 3339 date and time, UTC or with an offset, kept with
+ * its offset; anything else (no zone, a day that does not exist, a
+ * fraction) is refused with the key named. */
+static void test_start_time(void)
+{
+    const char *ov[] = { "start_time=2026-03-02T09:30:00+01:00" };
+    sc_scenario *sc = expect_ok(MINIMAL, ov, 1);
+    CU_ASSERT_FATAL(sc != NULL);
+    CU_ASSERT_EQUAL(sc->has_start_time, 1);
+    CU_ASSERT_DOUBLE_EQUAL(sc->start_epoch_s, 1772434800 + 5400, 0); /* 08:30 UTC */
+    CU_ASSERT_EQUAL(sc->start_utc_offset_s, 3600);
+    sc_free(sc);
+    sc = expect_ok(MINIMAL "start_time: 2024-02-29T00:00:00Z\n", NULL, 0);
+    CU_ASSERT_FATAL(sc != NULL);
+    CU_ASSERT_DOUBLE_EQUAL(sc->start_epoch_s, 1709164800, 0);
+    CU_ASSERT_EQUAL(sc->start_utc_offset_s, 0);
+    sc_free(sc);
+    sc = expect_ok(MINIMAL, NULL, 0);
+    CU_ASSERT_FATAL(sc != NULL);
+    CU_ASSERT_EQUAL(sc->has_start_time, 0);
+    sc_free(sc);
+    const char *bad[] = { "2026-03-02T08:00:00", "2025-02-29T00:00:00Z", "2026-03-02 08:00:00Z",
+                          "2026-03-02T08:00:00.5Z", "2026-03-02T24:00:00Z", "1969-12-31T23:59:59Z",
+                          "2026-03-02T08:00:00+1:00" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[1024], line[256];
+        fmt(text, sizeof text, MINIMAL "start_time: \"%s\"\n", bad[i]);
+        fmt(line, sizeof line, "14:13: start_time: expected a date and time in UTC or with an "
+                               "offset*");
+        expect_error(text, NULL, 0, line);
+    }
+}
+
 int main(void)
 {
     const char *src = getenv("FLEETSIM_SRC");
@@ -1496,6 +1529,7 @@ int main(void)
     CU_add_test(s, "memory the exporters report", test_memory);
     CU_add_test(s, "latency SLO bucket and rules", test_slo_latency_bucket);
     CU_add_test(s, "nginx upstream errors", test_nginx_errors);
+    CU_add_test(s, "start_time", test_start_time);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int failures = (int)CU_get_number_of_failures();
