@@ -8,7 +8,8 @@
 
 #include "mon.h"
 
-#include <regex.h>
+#include "mon_re.h"
+
 #include <stdarg.h>
 #include <stdint.h>
 
@@ -48,8 +49,7 @@ typedef struct {
     char *name;
     char *value;
     mon_match_type type;
-    regex_t re;       /* for RE/NRE: ^(value)$ */
-    int re_ok;
+    mon_re *re;       /* for RE/NRE: RE2, ^(?:value)$ */
 } mon_matcher;
 
 /* 0 on success; a bad regex fills err. */
