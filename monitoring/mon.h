@@ -116,13 +116,30 @@ typedef struct {
     double v;
 } mon_sample;
 
-typedef enum { MON_VAL_SCALAR, MON_VAL_VECTOR } mon_val_type;
+typedef enum { MON_VAL_SCALAR, MON_VAL_VECTOR, MON_VAL_MATRIX, MON_VAL_STRING } mon_val_type;
+
+/* One sample of a series: time in milliseconds, value. */
+typedef struct {
+    int64_t t;
+    double v;
+} mon_point;
+
+/* A series over a range: a range selector's or a subquery's result, or one
+ * series of a range query. */
+typedef struct {
+    mon_labels labels;
+    mon_point *pts;
+    int n;
+} mon_rseries;
 
 typedef struct {
     mon_val_type type;
     double scalar;       /* MON_VAL_SCALAR */
     int n;               /* MON_VAL_VECTOR: n samples */
     mon_sample *v;
+    int nm;              /* MON_VAL_MATRIX: nm series */
+    mon_rseries *m;
+    char *str;           /* MON_VAL_STRING */
 } mon_value;
 
 /* NULL on a syntax error or a construct outside the subset (err names it,
@@ -136,6 +153,11 @@ double mon_expr_lookback_s(const mon_expr *e);
  * mon_value_free. A vector is in no particular order beyond being stable. */
 int mon_expr_eval(const mon_expr *e, const mon_store *s, double t_s, mon_value *out,
                   mon_error *err);
+/* Range query (the HTTP API's query_range): the expression at start_s,
+ * start_s + step_s, ... up to end_s; *out is a matrix, one series per
+ * label set, a scalar expression as one series with no labels. */
+int mon_expr_eval_range(const mon_expr *e, const mon_store *s, double start_s, double end_s,
+                        double step_s, mon_value *out, mon_error *err);
 void mon_value_free(mon_value *v);
 /* One-shot parse + eval. */
 int mon_query(const char *text, const mon_store *s, double t_s, mon_value *out, mon_error *err);

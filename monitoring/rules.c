@@ -490,6 +490,20 @@ static void rule_error(mon_rules *r, const rule *ru, const char *msg)
     snprintf(r->last_error, sizeof r->last_error, "%s: rule \"%s\": %s", ru->where, ru->name, msg);
 }
 
+/* EngineQueryFunc (rules/manager.go): a rule's result must be a vector or
+ * a scalar. */
+static int rule_eval(const rule *ru, mon_store *s, int64_t t, mon_value *v, mon_error *e)
+{
+    if (mon_expr_eval(ru->expr, s, sec(t), v, e))
+        return -1;
+    if (v->type != MON_VAL_VECTOR && v->type != MON_VAL_SCALAR) {
+        mon_value_free(v);
+        snprintf(e->msg, sizeof e->msg, "rule result is not a vector or scalar");
+        return -1;
+    }
+    return 0;
+}
+
 static void to_vector(mon_value *v)
 {
     if (v->type == MON_VAL_SCALAR) {
@@ -507,7 +521,7 @@ static void eval_recording(mon_rules *r, rule *ru, mon_store *s, int64_t t)
 {
     mon_value v;
     mon_error e;
-    if (mon_expr_eval(ru->expr, s, sec(t), &v, &e)) {
+    if (rule_eval(ru, s, t, &v, &e)) {
         rule_error(r, ru, e.msg);
         mon_value out = { .type = MON_VAL_VECTOR };
         write_output(ru, s, &out, t);
@@ -616,7 +630,7 @@ static void eval_alerting(mon_rules *r, rule *ru, int rule_index, mon_store *s, 
     mon_value v;
     mon_error e;
     mon_value out = { .type = MON_VAL_VECTOR };
-    if (mon_expr_eval(ru->expr, s, sec(t), &v, &e)) {
+    if (rule_eval(ru, s, t, &v, &e)) {
         /* the rule is unhealthy this round; its alerts are left as they are */
         rule_error(r, ru, e.msg);
         write_output(ru, s, &out, t);

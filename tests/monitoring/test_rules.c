@@ -256,8 +256,9 @@ static void test_load_errors(void)
                       "rules.yml:5:9: unknown key \"exprr\" in rule");
     expect_load_error("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: rate(x[5m]\n",
                       "rules.yml:5:25: could not parse expression: parse error: unexpected end of input");
-    expect_load_error("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: topk(1, x)\n",
-                      "rules.yml:5:15: could not parse expression: parse error: aggregation \"topk\"");
+    expect_load_error("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: limitk(1, x)\n",
+                      "rules.yml:5:15: could not parse expression: parse error: aggregation \"limitk\" "
+                      "is not supported: it is newer than Prometheus 2.42");
     expect_load_error("groups:\n  - name: g\n    rules:\n      - record: a-b\n        expr: x\n",
                       "rules.yml:4:17: invalid recording rule name: a-b");
     expect_load_error("groups:\n  - name: g\n    rules:\n      - record: ab\n        expr: x\n        for: 1m\n",
