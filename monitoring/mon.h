@@ -159,6 +159,10 @@ int mon_expr_eval(const mon_expr *e, const mon_store *s, double t_s, mon_value *
 int mon_expr_eval_range(const mon_expr *e, const mon_store *s, double start_s, double end_s,
                         double step_s, mon_value *out, mon_error *err);
 void mon_value_free(mon_value *v);
+/* A PromQL number literal as Prometheus reads it (parser.go number():
+ * strconv.ParseInt base 0, so "010" is 8 and "0x1f" 31, else
+ * strconv.ParseFloat); 0, or -1 with *why. */
+int mon_go_number(const char *text, double *out, const char **why);
 /* One-shot parse + eval. */
 int mon_query(const char *text, const mon_store *s, double t_s, mon_value *out, mon_error *err);
 

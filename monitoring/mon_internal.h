@@ -225,10 +225,8 @@ struct mon_expr {
 
 mon_type mon_node_type(const mon_node *n);
 
-/* Go's strconv.ParseFloat and PromQL's number literal rule
- * (promql_parse.c); 0, or -1 with *why. */
+/* Go's strconv.ParseFloat (promql_parse.c); 0, or -1 with *why. */
 int mon_go_float(const char *text, double *out, const char **why);
-int mon_go_number(const char *text, double *out, const char **why);
 /* Go's math.Pow, step for step (promql_eval.c). */
 double mon_go_pow(double x, double y);
 

@@ -1265,9 +1265,10 @@ static double elem_binop(mon_binop op, double l, double r, int *keep)
     }
 }
 
+/* shouldDropMetricName: arithmetic, not comparisons and not atan2. */
 static int drops_name(mon_binop op)
 {
-    return op >= MON_OP_ADD;
+    return op >= MON_OP_ADD && op != MON_OP_ATAN2;
 }
 
 static void vector_scalar(const mon_node *n, mon_value *vec, double s, int swap, mon_value *out)
