@@ -501,6 +501,72 @@ static void test_parse_errors(void)
     mon_expr_free(e);
 }
 
+/* ---- the semantics the issue found different from Prometheus ----------- */
+
+static void test_prometheus_semantics(void)
+{
+    setup();
+    add("a{k=\"1\"}", 0, 1);
+    add("b{k=\"1\", x=\"1\"}", 0, 2);
+    add("b{k=\"1\", x=\"2\"}", 0, 3);
+    add("g", 0, 10);
+    add("g", 60, 20);
+    add("g", 120, 40);
+    int n = -1;
+    /* an empty side gives an empty result, even when the other side has
+     * duplicates for the match group (engine.go VectorBinop) */
+    q("nope + on(k) b", 60, NULL, &n);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_STRING_EQUAL(qerr("a + on(k) b", 60), "found duplicate series for the match group "
+                           "{k=\"1\"} on the right hand-side of the operation: [b{k=\"1\", x=\"2\"}, "
+                           "b{k=\"1\", x=\"1\"}];many-to-many matching not allowed: "
+                           "matching labels must be unique on one side");
+    /* Go's number literals: ParseInt base 0 first */
+    CU_ASSERT_DOUBLE_EQUAL(q("010", 0, NULL, NULL), 8, 0);
+    CU_ASSERT_DOUBLE_EQUAL(q("0x1f", 0, NULL, NULL), 31, 0);
+    CU_ASSERT_DOUBLE_EQUAL(q("09", 0, NULL, NULL), 9, 0);
+    CU_ASSERT_DOUBLE_EQUAL(q("1e-400", 0, NULL, NULL), 0, 0);
+    /* ^ is Go's math.Pow, its special cases included */
+    CU_ASSERT_DOUBLE_EQUAL(q("2 ^ 3 ^ 2", 0, NULL, NULL), 512, 0);
+    CU_ASSERT(isinf(q("-0 ^ -3", 0, NULL, NULL)) && q("-0 ^ -3", 0, NULL, NULL) < 0);
+    CU_ASSERT_DOUBLE_EQUAL(q("(-1) ^ Inf", 0, NULL, NULL), 1, 0);
+    CU_ASSERT(isnan(q("(-8) ^ (1/3)", 0, NULL, NULL)));
+    /* string escapes as strconv.Unquote: \u, octal; the label value is é */
+    add("s{v=\"\xc3\xa9\"}", 0, 5);
+    CU_ASSERT_DOUBLE_EQUAL(q("s{v=\"\\u00e9\"}", 0, NULL, NULL), 5, 0);
+    CU_ASSERT_DOUBLE_EQUAL(q("s{v=\"\\303\\251\"}", 0, NULL, NULL), 5, 0);
+    CU_ASSERT_DOUBLE_EQUAL(q("s{v=`\xc3\xa9`}", 0, NULL, NULL), 5, 0);
+    /* negative offset reads ahead; @ fixes the time */
+    CU_ASSERT_DOUBLE_EQUAL(q("g offset -1m", 60, NULL, NULL), 40, 0);
+    CU_ASSERT_DOUBLE_EQUAL(q("g @ 60", 500, NULL, NULL), 20, 0);
+    /* deriv and predict_linear over g: 0, 10, 40 at 0, 60, 120 s; least
+     * squares slope 30/120 = 0.25/s, intercept at t = 120: 70/3 + 0.25*60 */
+    CU_ASSERT_DOUBLE_EQUAL(q("deriv(g[2m])", 120, NULL, NULL), 0.25, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(q("predict_linear(g[2m], 3600)", 120, NULL, NULL),
+                           70.0 / 3 + 0.25 * 60 + 0.25 * 3600, 1e-9);
+    /* a subquery: max of g's 1m-rate at each 1m step over 2m */
+    CU_ASSERT_DOUBLE_EQUAL(q("max_over_time(rate(g[1m])[2m:1m])", 120, NULL, NULL), 20.0 / 60, 1e-12);
+    /* label_replace with RE2 groups, $1 and ${1} */
+    mon_value v;
+    mon_error err;
+    CU_ASSERT_EQUAL(mon_query("label_replace(b, \"y\", \"v${1}-$2\", \"x\", \"(\\\\d)()\")", st, 0, &v, &err), 0);
+    CU_ASSERT_EQUAL(v.n, 2);
+    CU_ASSERT_STRING_EQUAL(mon_labels_get(&v.v[0].labels, "y"), "v1-");
+    mon_value_free(&v);
+    /* a range query with @ end(): every step reads g at the end, 120 s */
+    mon_expr *e = mon_expr_parse("g @ end()", &err);
+    CU_ASSERT_EQUAL_FATAL(mon_expr_eval_range(e, st, 0, 120, 60, &v, &err), 0);
+    CU_ASSERT_EQUAL(v.nm, 1);
+    if (v.nm == 1) {
+        CU_ASSERT_EQUAL(v.m[0].n, 3);
+        for (int i = 0; i < v.m[0].n; i++)
+            CU_ASSERT_DOUBLE_EQUAL(v.m[0].pts[i].v, 40, 0);
+    }
+    mon_value_free(&v);
+    mon_expr_free(e);
+    teardown();
+}
+
 static void test_fmt_go(void)
 {
     char b[64];
@@ -528,6 +594,7 @@ int main(void)
     CU_add_test(s, "lookback delta, staleness, matchers", test_lookback_and_staleness);
     CU_add_test(s, "store retention", test_retention);
     CU_add_test(s, "RE2 matchers", test_re2_matchers);
+    CU_add_test(s, "Prometheus semantics: empty sides, literals, pow, @, offset, subquery", test_prometheus_semantics);
     CU_add_test(s, "histogram_quantile", test_histogram_quantile);
     CU_add_test(s, "aggregation by/without", test_aggregation);
     CU_add_test(s, "vector matching", test_vector_matching);
