@@ -207,6 +207,15 @@ typedef struct {
 /* Loads a Prometheus rule file (groups, interval, rules). Errors are
  * "file:line:col: message"; NULL on any error. default_interval_s is the
  * global evaluation_interval for groups without their own. */
+/* Every metric name a rule selects exactly ({__name__="x"} or x{...}),
+ * with the rule's file:line:col and name, in file order; a name may come
+ * more than once. */
+void mon_rules_each_selected(const mon_rules *r,
+                             void (*fn)(void *arg, const char *where, const char *rule,
+                                        const char *metric),
+                             void *arg);
+/* 1 if a recording rule of r writes this metric name. */
+int mon_rules_records(const mon_rules *r, const char *metric);
 mon_rules *mon_rules_load(const char *path, double default_interval_s, mon_error *err);
 mon_rules *mon_rules_load_string(const char *text, const char *name,
                                  double default_interval_s, mon_error *err);

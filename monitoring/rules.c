@@ -828,3 +828,56 @@ void mon_rules_each_alert(const mon_rules *r,
         }
     }
 }
+
+/* ---- what the rules read and write ---- */
+
+static void each_name(const mon_node *n, void (*fn)(void *, const char *), void *arg)
+{
+    if (!n)
+        return;
+    if (n->kind == MON_N_SEL) {
+        for (int i = 0; i < n->n_matchers; i++)
+            if (!strcmp(n->matchers[i].name, MON_NAME) && n->matchers[i].type == MON_M_EQ)
+                fn(arg, n->matchers[i].value);
+        return;
+    }
+    each_name(n->sel, fn, arg);
+    each_name(n->lhs, fn, arg);
+    each_name(n->rhs, fn, arg);
+    each_name(n->param, fn, arg);
+    for (int i = 0; i < n->n_args; i++)
+        each_name(n->args[i], fn, arg);
+}
+
+typedef struct {
+    void (*fn)(void *, const char *, const char *, const char *);
+    void *arg;
+    const rule *ru;
+} names_ctx;
+
+static void name_cb(void *a, const char *metric)
+{
+    names_ctx *c = a;
+    c->fn(c->arg, c->ru->where, c->ru->name, metric);
+}
+
+void mon_rules_each_selected(const mon_rules *r,
+                             void (*fn)(void *arg, const char *where, const char *rule,
+                                        const char *metric),
+                             void *arg)
+{
+    for (int gi = 0; gi < r->n; gi++)
+        for (int i = 0; i < r->g[gi].n; i++) {
+            names_ctx c = { fn, arg, &r->g[gi].rules[i] };
+            each_name(c.ru->expr->root, name_cb, &c);
+        }
+}
+
+int mon_rules_records(const mon_rules *r, const char *metric)
+{
+    for (int gi = 0; gi < r->n; gi++)
+        for (int i = 0; i < r->g[gi].n; i++)
+            if (!r->g[gi].rules[i].is_alert && !strcmp(r->g[gi].rules[i].name, metric))
+                return 1;
+    return 0;
+}
