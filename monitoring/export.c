@@ -8,6 +8,7 @@
 #include "mon_internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,6 +117,93 @@ int mon_write_openmetrics(const mon_store *s, FILE *f, double epoch_s)
     fputs("# EOF\n", f);
     free(v);
     return ferror(f) ? -1 : 0;
+}
+
+/* ---- the whole store as text (fleetsim run --series, fleetsim query) ---- */
+
+/* One line per sample: the series as Prometheus prints it (name, then
+ * labels with Go string escapes), the time in milliseconds and the value
+ * in the shortest digits that read back ("stale" for a staleness marker,
+ * which OpenMetrics cannot carry and PromQL needs). */
+int mon_store_dump(const mon_store *s, FILE *f)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        const mon_series *se = s->series[i];
+        for (size_t k = se->start; k < se->end; k++) {
+            const mon_point *p = &se->pts[k];
+            put_series(f, &se->labels);
+            char num[40];
+            fprintf(f, " %lld %s\n", (long long)p->t,
+                    mon_is_stale(p->v) ? "stale" : mon_fmt_num(p->v, num, sizeof num));
+        }
+    }
+    return ferror(f) ? -1 : 0;
+}
+
+int mon_store_load(mon_store *s, FILE *f, mon_error *err)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    long lineno = 0;
+    int rc = 0;
+    mon_series *last = NULL;
+    char *last_text = NULL;
+    while (getline(&line, &cap, f) > 0) {
+        lineno++;
+        size_t n = strlen(line);
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (!n)
+            continue;
+        /* the last two fields are the time and the value */
+        char *v = strrchr(line, ' ');
+        char *t = NULL;
+        if (v) {
+            *v++ = '\0';
+            t = strrchr(line, ' ');
+        }
+        if (!t) {
+            mon_errf(err, "line %ld: expected `series t_ms value`", lineno);
+            rc = -1;
+            break;
+        }
+        *t++ = '\0';
+        char *end;
+        long long ms = strtoll(t, &end, 10);
+        double val;
+        const char *why;
+        if (*end || end == t) {
+            mon_errf(err, "line %ld: bad time \"%s\"", lineno, t);
+            rc = -1;
+            break;
+        }
+        if (!strcmp(v, "stale"))
+            val = mon_stale_nan();
+        else if (mon_go_float(v, &val, &why)) {
+            mon_errf(err, "line %ld: bad value \"%s\": %s", lineno, v, why);
+            rc = -1;
+            break;
+        }
+        if (!last_text || strcmp(last_text, line)) {
+            mon_error e;
+            last = mon_store_series_text(s, line, &e);
+            if (!last) {
+                mon_errf(err, "line %ld: %s", lineno, e.msg);
+                rc = -1;
+                break;
+            }
+            free(last_text);
+            last_text = mon_strdup(line);
+        }
+        if (mon_series_append(last, (double)ms / 1000.0, val)) {
+            mon_errf(err, "line %ld: samples of a series out of time order", lineno);
+            rc = -1;
+            break;
+        }
+    }
+    free(last_text);
+    free(line);
+    return rc;
 }
 
 /* ---- promtool test rules ---- */

@@ -54,6 +54,10 @@ int mon_labels_cmp(const mon_labels *a, const mon_labels *b);
 /* `name{a="x", b="y"}` as Prometheus prints a series; returns buf. */
 char *mon_labels_str(const mon_labels *ls, char *buf, size_t len);
 
+/* strconv.FormatFloat(v, 'f', -1, 64): shortest digits, never an
+ * exponent ("NaN", "+Inf", "-Inf"): count_values' label, the HTTP API's
+ * sample values. */
+char *mon_fmt_f(double v, char *buf, size_t len);
 /* Go's fmt %v of a float64 (what `{{ $value }}` prints): shortest digits
  * that read back exactly, exponent form below 1e-4 and from 1e+06. */
 char *mon_fmt_go(double v, char *buf, size_t len);
@@ -93,6 +97,14 @@ void mon_store_trim(mon_store *s);
 size_t mon_store_n_series(const mon_store *s);
 size_t mon_store_n_samples(const mon_store *s);
 const mon_labels *mon_series_labels(const mon_series *se);
+/* Every sample of every series as text, one line each: the series as
+ * Prometheus prints it, the time in ms and the value ("stale" for a
+ * staleness marker); mon_store_load reads it back exactly. 0 on success. */
+int mon_store_dump(const mon_store *s, FILE *f);
+/* 0, or -1 with err "line N: ...". */
+int mon_store_load(mon_store *s, FILE *f, mon_error *err);
+/* The time of the newest sample, NAN when the store is empty. */
+double mon_store_newest_s(const mon_store *s);
 
 /* A metric family's type and HELP text, for the OpenMetrics export; a
  * family not described is written as "unknown". A gauge family `x` holds

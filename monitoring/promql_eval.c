@@ -251,15 +251,15 @@ double mon_go_pow(double x, double y)
 
 /* strconv.FormatFloat(v, 'f', -1, 64): the shortest digits that read back,
  * never an exponent (count_values). */
-static void go_fmt_f(double v, char *buf, size_t len)
+char *mon_fmt_f(double v, char *buf, size_t len)
 {
     if (isnan(v)) {
         snprintf(buf, len, "NaN");
-        return;
+        return buf;
     }
     if (isinf(v)) {
         snprintf(buf, len, v > 0 ? "+Inf" : "-Inf");
-        return;
+        return buf;
     }
     char e[40];
     for (int p = 1; p <= 17; p++) {
@@ -300,6 +300,7 @@ static void go_fmt_f(double v, char *buf, size_t len)
     }
     out[k] = '\0';
     snprintf(buf, len, "%s", out);
+    return buf;
 }
 
 /* kahanSumInc (functions.go), Neumaier's variant. */
@@ -1070,7 +1071,7 @@ static void eval_agg(ctx *c, const mon_node *n, mon_value *out)
         mon_labels_copy(&metric, &in.v[i].labels);
         if (value_label) {
             char vb[400];
-            go_fmt_f(in.v[i].v, vb, sizeof vb);
+            mon_fmt_f(in.v[i].v, vb, sizeof vb);
             mon_labels_set(&metric, value_label, vb);
         }
         mon_labels ls;

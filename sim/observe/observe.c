@@ -271,6 +271,7 @@ static struct {
     int on;
     const char *openmetrics_path;
     const char *promtool_path;
+    const char *series_path;   /* --series: the store, dumped at the end */
     double scrape_s;
     int n_buckets;             /* finite bounds; +Inf is one more */
     const double *bounds;
@@ -574,7 +575,7 @@ static void node_values(const eng_node *n, const obs_node *o, double util, doubl
     v[k++] = n->work.net_rx_bytes;
     v[k++] = n->work.net_tx_bytes;
     v[k++] = o->load1;
-    v[k++] = OBS_EPOCH_S + o->boot_s;
+    v[k++] = o->boot_s; /* sim seconds, as time() reads in rules */
     for (int c = 0; c < n->gpus; c++) {
         double user = o->user_s;
         v[k++] = user;
@@ -1031,16 +1032,19 @@ void obs_set_options(const sim_options *opt)
 {
     obs_state.openmetrics_path = opt ? opt->openmetrics_path : NULL;
     obs_state.promtool_path = opt ? opt->promtool_test_path : NULL;
+    obs_state.series_path = opt ? opt->series_path : NULL;
 }
 
 void obs_start(void)
 {
     const sc_monitoring *m = &eng_world.sc->monitoring;
     const char *om = obs_state.openmetrics_path, *pt = obs_state.promtool_path;
+    const char *sp = obs_state.series_path;
     memset(&obs_state, 0, sizeof obs_state);
     obs_state.openmetrics_path = om;
     obs_state.promtool_path = pt;
-    if (!m->enabled && !om && !pt)
+    obs_state.series_path = sp;
+    if (!m->enabled && !om && !pt && !sp)
         return;
     obs_state.on = 1;
     obs_state.scrape_s = m->scrape_interval_s;
@@ -1080,7 +1084,7 @@ void obs_start(void)
     for (int i = 0; i < obs_state.n_rules; i++)
         retention = fmax(retention, mon_rules_retention_s(obs_state.rules[i]));
     obs_state.store = mon_store_create(retention);
-    if (om || pt)
+    if (om || pt || sp)
         mon_store_set_retention(obs_state.store, INFINITY);
     if (pt)
         for (int i = 0; i < obs_state.n_rules; i++)
@@ -1360,6 +1364,13 @@ void obs_free(void)
         eng_world.out->alerting.export_failed = 1;
     if (obs_state.promtool_path && write_promtool() != 0)
         eng_world.out->alerting.export_failed = 1;
+    if (obs_state.series_path) {
+        FILE *f = fopen(obs_state.series_path, "w");
+        if (!f || mon_store_dump(obs_state.store, f) != 0 || fclose(f) != 0) {
+            fprintf(stderr, "fleetsim: cannot write %s: %s\n", obs_state.series_path, strerror(errno));
+            eng_world.out->alerting.export_failed = 1;
+        }
+    }
     for (int i = 0; i < obs_state.n_rules; i++) {
         mon_rules_free(obs_state.rules[i]);
         free(obs_state.rule_names[i]);
@@ -1383,6 +1394,7 @@ void obs_free(void)
     free(obs_state.nodes);
     free(obs_state.values);
     free(obs_state.pool);
+    free(obs_state.hpa);
     free(obs_state.cache);
     free(obs_state.queue);
     free(obs_state.req);

@@ -11,6 +11,7 @@
 #include <CUnit/CUnit.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define EPS 1e-12
@@ -567,6 +568,40 @@ static void test_prometheus_semantics(void)
     teardown();
 }
 
+/* mon_store_dump / mon_store_load (fleetsim query's series.txt): exact
+ * values, escapes and staleness markers survive the trip. */
+static void test_dump_load(void)
+{
+    setup();
+    add("m{a=\"x \\\"q\\\" \\\\ \\n\"}", 0, 0.1);
+    add("m{a=\"x \\\"q\\\" \\\\ \\n\"}", 15, 1e-300);
+    add("m{a=\"x \\\"q\\\" \\\\ \\n\"}", 30, mon_stale_nan());
+    add("n", 0, -INFINITY);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    CU_ASSERT_EQUAL(mon_store_dump(st, f), 0);
+    fclose(f);
+    mon_store *back = mon_store_create(INFINITY);
+    f = fmemopen(buf, len, "r");
+    mon_error err;
+    CU_ASSERT_EQUAL(mon_store_load(back, f, &err), 0);
+    fclose(f);
+    mon_store *orig = st;
+    st = back;
+    int n = -1;
+    CU_ASSERT_EQUAL(q("m", 0, NULL, NULL), 0.1);
+    CU_ASSERT_EQUAL(q("m", 15, NULL, NULL), 1e-300);
+    q("m", 30, NULL, &n); /* stale: gone at once */
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT(isinf(q("n", 0, NULL, NULL)));
+    CU_ASSERT_EQUAL(mon_store_n_samples(back), 4);
+    CU_ASSERT_EQUAL(mon_store_newest_s(back), 30);
+    mon_store_destroy(orig);
+    free(buf);
+    teardown();
+}
+
 static void test_fmt_go(void)
 {
     char b[64];
@@ -594,6 +629,7 @@ int main(void)
     CU_add_test(s, "lookback delta, staleness, matchers", test_lookback_and_staleness);
     CU_add_test(s, "store retention", test_retention);
     CU_add_test(s, "RE2 matchers", test_re2_matchers);
+    CU_add_test(s, "store dump and load", test_dump_load);
     CU_add_test(s, "Prometheus semantics: empty sides, literals, pow, @, offset, subquery", test_prometheus_semantics);
     CU_add_test(s, "histogram_quantile", test_histogram_quantile);
     CU_add_test(s, "aggregation by/without", test_aggregation);
