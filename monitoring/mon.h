@@ -259,12 +259,16 @@ void mon_rules_keep_firing_log(mon_rules *r, int on);
 /* The group interval shared by all groups, or -1 if they differ. */
 double mon_rules_common_interval(const mon_rules *r);
 
-/* Expands the template subset `{{ $labels.x }}`, `{{ $value }}`,
- * `{{ $value | humanize }}` (and `{{ .Labels.x }}`, `{{ .Value }}`); a
- * malformed template is an error, as Prometheus reports it. Returns a new
- * string. */
+/* Expands an alert template: Go's text/template (actions, pipelines,
+ * if/else/range/with, variables, printf and the other built-ins) with
+ * Prometheus's functions (humanize*, toUpper, match, ...) over $labels and
+ * $value (template.c lists what is in); an error as Go words it. Returns a
+ * new string. */
 char *mon_template_expand(const char *text, const mon_labels *ls, double value,
                           mon_error *err);
+/* Parses a template without running it (what Prometheus checks when a
+ * rule file loads); 0, or -1 with err. */
+int mon_template_check(const char *text, mon_error *err);
 
 /* ---- Alertmanager ------------------------------------------------------------- */
 

@@ -117,13 +117,10 @@ static int load_labels(mon_yaml *y, yaml_node_t *map, const char *what, int chec
         }
         if (check_templates) {
             mon_error e;
-            mon_labels none = { 0, NULL };
-            char *x = mon_template_expand(val, &none, 0, &e);
-            if (!x) {
+            if (mon_template_check(val, &e)) {
                 mon_yaml_err(y, v, "%s \"%s\": %s", what, name, e.msg);
                 return -1;
             }
-            free(x);
         }
         if (*mon_labels_get(out, name)) {
             mon_yaml_err(y, k, "%s \"%s\" given twice", what, name);
