@@ -236,7 +236,7 @@ double mon_go_pow(double x, double y)
             ae += xe;
         }
         x1 *= x1;
-        xe <<= 1;
+        xe *= 2; /* Go: xe <<= 1, defined for negatives there */
         if (x1 < .5) {
             x1 += x1;
             xe--;
