@@ -470,7 +470,8 @@ static void put(mon_am *am, const char *series, double start, double end, double
 
 static void test_am_timing(void)
 {
-    mon_am *am = am_load("route:\n"
+    mon_am *am = am_load("global: {smtp_smarthost: 'smtp:25', smtp_from: a@b}\n"
+                         "route:\n"
                          "  receiver: hook\n"
                          "  group_by: [alertname]\n"
                          "  group_wait: 30s\n"
@@ -579,6 +580,24 @@ static void test_am_routing_and_inhibition(void)
     mon_am_free(am);
     CU_ASSERT_PTR_NULL(mon_am_load_string("route: {receiver: nope}\nreceivers: [{name: a}]\n", "am.yml", &err));
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "am.yml:1:8: undefined receiver \"nope\""));
+    /* what amtool check-config refuses: an email receiver with no SMTP
+     * smarthost (the fuzz seed routes.yml), no from, a Slack one with no URL */
+    CU_ASSERT_PTR_NULL(mon_am_load_string("route: {receiver: a}\nreceivers:\n  - name: a\n"
+                                          "    email_configs: [{to: x@y}]\n", "am.yml", &err));
+    CU_ASSERT_STRING_EQUAL(err.msg, "am.yml:4:21: no global SMTP smarthost set");
+    CU_ASSERT_PTR_NULL(mon_am_load_string("global: {smtp_smarthost: 'h:25'}\nroute: {receiver: a}\n"
+                                          "receivers:\n  - name: a\n    email_configs: [{to: x@y}]\n",
+                                          "am.yml", &err));
+    CU_ASSERT_STRING_EQUAL(err.msg, "am.yml:5:21: no global SMTP from set");
+    CU_ASSERT_PTR_NULL(mon_am_load_string("route: {receiver: a}\nreceivers:\n  - name: a\n"
+                                          "    slack_configs: [{channel: '#x'}]\n", "am.yml", &err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "no global Slack API URL set"));
+    mon_am *ok = mon_am_load_string("global: {smtp_smarthost: 'h:25', smtp_from: a@b, slack_api_url: 'http://s'}\n"
+                                    "route: {receiver: a}\nreceivers:\n  - name: a\n"
+                                    "    email_configs: [{to: x@y}]\n    slack_configs: [{channel: '#x'}]\n",
+                                    "am.yml", &err);
+    CU_ASSERT_PTR_NOT_NULL(ok);
+    mon_am_free(ok);
     /* found by fuzzing: the duration overflowed an int64 while it was read */
     CU_ASSERT_PTR_NULL(mon_am_load_string("route:\n  receiver: p\n  repeat_interval: 1111111111111111m\n"
                                           "receivers: [{name: p}]\n", "am.yml", &err));
