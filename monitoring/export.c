@@ -119,6 +119,54 @@ int mon_write_openmetrics(const mon_store *s, FILE *f, double epoch_s)
     return ferror(f) ? -1 : 0;
 }
 
+/* ---- one scrape in the Prometheus text format ---- */
+
+/* What an exporter's /metrics would have shown at t: each series' newest
+ * sample at or before t (within the lookback, not stale), without
+ * timestamps, in the text format 0.0.4 that `promtool check metrics`
+ * reads: a counter's TYPE names its _total sample. */
+int mon_write_scrape(const mon_store *s, FILE *f, double t_s)
+{
+    int64_t t = mon_ms(t_s), lo = t - mon_ms(MON_LOOKBACK_S);
+    om_entry *v = mon_xrealloc(NULL, (s->n ? s->n : 1) * sizeof *v);
+    for (size_t i = 0; i < s->n; i++) {
+        const char *name = mon_labels_get(&s->series[i]->labels, MON_NAME);
+        const mon_family *d = mon_store_family(s, name);
+        v[i] = (om_entry){ s->series[i], name, d ? d->name : name, d };
+    }
+    qsort(v, s->n, sizeof *v, by_family);
+    const char *family = NULL;
+    for (size_t i = 0; i < s->n; i++) {
+        const mon_series *se = v[i].se;
+        const mon_point *p = NULL;
+        for (size_t k = se->end; k > se->start; k--)
+            if (se->pts[k - 1].t <= t) {
+                p = &se->pts[k - 1];
+                break;
+            }
+        if (!*v[i].name || !p || p->t < lo || mon_is_stale(p->v))
+            continue;
+        if (!family || strcmp(family, v[i].family)) {
+            family = v[i].family;
+            const char *type = type_word(v[i].desc ? v[i].desc->type : MON_METRIC_UNKNOWN);
+            const char *shown = v[i].desc && v[i].desc->type == MON_METRIC_COUNTER ? v[i].name : family;
+            if (!strcmp(type, "unknown"))
+                type = "untyped";
+            if (v[i].desc && v[i].desc->help) {
+                fprintf(f, "# HELP %s ", shown);
+                put_escaped(f, v[i].desc->help);
+                fputc('\n', f);
+            }
+            fprintf(f, "# TYPE %s %s\n", shown, type);
+        }
+        char num[40];
+        put_series(f, &se->labels);
+        fprintf(f, " %s\n", mon_fmt_num(p->v, num, sizeof num));
+    }
+    free(v);
+    return ferror(f) ? -1 : 0;
+}
+
 /* ---- the whole store as text (fleetsim run --series, fleetsim query) ---- */
 
 /* One line per sample: the series as Prometheus prints it (name, then

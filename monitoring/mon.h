@@ -103,6 +103,10 @@ const mon_labels *mon_series_labels(const mon_series *se);
 int mon_store_dump(const mon_store *s, FILE *f);
 /* 0, or -1 with err "line N: ...". */
 int mon_store_load(mon_store *s, FILE *f, mon_error *err);
+/* One scrape as an exporter's /metrics shows it, in the Prometheus text
+ * format (HELP, TYPE, each series' newest live sample at or before t, no
+ * timestamps): what `promtool check metrics` reads. 0 on success. */
+int mon_write_scrape(const mon_store *s, FILE *f, double t_s);
 /* The time of the newest sample, NAN when the store is empty. */
 double mon_store_newest_s(const mon_store *s);
 

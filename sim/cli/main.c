@@ -30,7 +30,8 @@ static const struct {
       "run SCENARIO.yaml [--seed N] [--out DIR] [--set key.path=value]... [--quiet] "
       "[--openmetrics FILE] [--promtool-test FILE] [--trace-steps FILE] [--series] [--fail-on-slo]",
       "simulate a scenario; write summary.json, timeseries.csv, events.jsonl, report.html; "
-      "--series also writes series.txt, every scraped and recorded sample, for `fleetsim query`; "
+      "--series also writes series.txt, every scraped and recorded sample, for `fleetsim query`, "
+      "and metrics.prom, the last scrape in the Prometheus text format; "
       "--trace-steps FILE writes a CSV line per engine step of every LLM replica (time_s, "
       "pool, node, replica, step, duration_s, prefill_tokens, decode_requests, "
       "context_tokens, running, waiting, kv_blocks_used); --fail-on-slo exits 5 when the "

@@ -1370,6 +1370,21 @@ void obs_free(void)
             fprintf(stderr, "fleetsim: cannot write %s: %s\n", obs_state.series_path, strerror(errno));
             eng_world.out->alerting.export_failed = 1;
         }
+        /* and the last scrape as the exporters' /metrics showed it,
+         * metrics.prom next to it */
+        size_t len = strlen(obs_state.series_path);
+        char *mp = malloc(len + 16);
+        const char *slash = strrchr(obs_state.series_path, '/');
+        int dir = slash ? (int)(slash - obs_state.series_path) + 1 : 0;
+        snprintf(mp, len + 16, "%.*smetrics.prom", dir, obs_state.series_path);
+        double last = mon_store_newest_s(obs_state.store);
+        f = fopen(mp, "w");
+        if (!f || mon_write_scrape(obs_state.store, f, isnan(last) ? 0 : last) != 0 ||
+            fclose(f) != 0) {
+            fprintf(stderr, "fleetsim: cannot write %s: %s\n", mp, strerror(errno));
+            eng_world.out->alerting.export_failed = 1;
+        }
+        free(mp);
     }
     for (int i = 0; i < obs_state.n_rules; i++) {
         mon_rules_free(obs_state.rules[i]);

@@ -85,8 +85,8 @@ static char *run(const char *name, const char *model_keys, const char *pool_extr
     snprintf(out, sizeof out, "%s/%s", tmp, name);
     snprintf(om, sizeof om, "%s/%s.om", tmp, name);
     snprintf(log, sizeof log, "%s/%s.log", tmp, name);
-    int rc = tu_sh(log, "'%s' run '%s' --quiet --out '%s' --openmetrics '%s'", tu_bin(), path, out,
-                   om);
+    int rc = tu_sh(log, "'%s' run '%s' --quiet --out '%s' --openmetrics '%s' --series", tu_bin(), path,
+                   out, om);
     CU_ASSERT_EQUAL(rc, 0);
     if (rc) {
         char *t = tu_read(log);
@@ -275,6 +275,49 @@ static void test_cpu_rule_fires_when_busy(void)
     cJSON_Delete(j);
 }
 
+/* The last scrape as the exporters' /metrics (out/metrics.prom, written
+ * with --series) passes Debian's promtool 2.42 `check metrics`: it parses,
+ * and its linter finds nothing but node_exporter's own camelCase memory
+ * names (MemTotal, MemAvailable), which it flags in node_exporter's output
+ * too. */
+static void test_promtool_check_metrics(void)
+{
+    if (tu_sh("/dev/null", "promtool --version") != 0) {
+        printf("SKIPPED: promtool not found (apt-get install prometheus)\n");
+        return;
+    }
+    char *om = run("plain-check", "", "");
+    free(om);
+    char log[4300];
+    snprintf(log, sizeof log, "%s/check-plain.log", tmp);
+    CU_ASSERT_EQUAL(tu_sh(log, "promtool check metrics < '%s/plain-check/metrics.prom'", tmp), 0);
+    char *text = tu_read(log);
+    CU_ASSERT_PTR_NOT_NULL(text);
+    if (text)
+        CU_ASSERT_STRING_EQUAL(text, "");
+    free(text);
+    om = run("full-check", memory_keys, pool_keys);
+    free(om);
+    snprintf(log, sizeof log, "%s/check-full.log", tmp);
+    CU_ASSERT_EQUAL(tu_sh(log, "promtool check metrics < '%s/full-check/metrics.prom'", tmp), 3);
+    text = tu_read(log);
+    CU_ASSERT_PTR_NOT_NULL(text);
+    if (text)
+        CU_ASSERT_STRING_EQUAL(text, "node_memory_MemAvailable_bytes metric names should be written in "
+                                     "'snake_case' not 'camelCase'\n"
+                                     "node_memory_MemTotal_bytes metric names should be written in "
+                                     "'snake_case' not 'camelCase'\n");
+    free(text);
+    /* and it is the scrape: the counters, HELP and TYPE as an exporter shows them */
+    char path[4300];
+    snprintf(path, sizeof path, "%s/full-check/metrics.prom", tmp);
+    text = tu_read(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "# TYPE node_cpu_seconds_total counter\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\nup{node=\"gpu/0\",pool=\"gpu\"} 1\n"));
+    free(text);
+}
+
 int main(void)
 {
     tmp = tu_tmpdir();
@@ -292,6 +335,7 @@ int main(void)
                 test_node_exporter_and_dcgm);
     CU_add_test(s, "node_exporter's CPU rule fires when busy; unexported names warned",
                 test_cpu_rule_fires_when_busy);
+    CU_add_test(s, "promtool check metrics on the last scrape", test_promtool_check_metrics);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int failures = (int)CU_get_number_of_failures();
