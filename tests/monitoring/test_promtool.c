@@ -160,7 +160,7 @@ static const tcase cases[] = {
        * does not fix: pairs of dyadic values keep it exact either way) */
       "groups:\n- name: g\n  rules:\n  - alert: Spread\n    expr: stddev by (pool) (cpu) > 0.3\n"
       "    annotations: {sd: '{{ $value }}'}\n",
-      { { "cpu{node=\"1\",pool=\"a\"}", "0.125 0.875 0.375" }, { "cpu{node=\"2\",pool=\"a\"}", "0.75 0.25 0.375" },
+      { { "cpu{node=\"1\",pool=\"a\"}", "0.125 0.875 0.375" }, { "cpu{node=\"2\",pool=\"a\"}", "0.75 0.25 0.4375" },
         { "cpu{node=\"3\",pool=\"b\"}", "0.5 0.5 0.75" }, { "cpu{node=\"4\",pool=\"b\"}", "1 0.0625 0.125" } },
       { { "topk(2, cpu)", 60 }, { "bottomk by (pool) (1, cpu)", 120 }, { "quantile by (pool) (0.3, cpu)", 60 },
         { "stdvar by (pool) (cpu)", 120 }, { "count_values(\"v\", cpu)", 120 }, { NULL, 0 } } },
@@ -181,6 +181,21 @@ static const tcase cases[] = {
       { { "max_over_time(rate(c[2m])[4m:1m])", 360 }, { "avg_over_time(c[3m:30s])", 300 },
         { "c @ 120", 360 }, { "rate(c[2m] @ 180)", 360 }, { "c offset -1m", 120 },
         { "timestamp(c) - time()", 200 } } },
+    /* text/template and Prometheus's functions, as Go expands them */
+    { "templates", 60, 2,
+      "groups:\n- name: g\n  rules:\n  - alert: T\n    expr: lat > 0\n"
+      "    labels: {sev: '{{ if gt $value 100.0 }}page{{ else if gt $value 10.0 }}ticket{{ else }}info{{ end }}'}\n"
+      "    annotations:\n"
+      "      all: '{{ range $k, $v := $labels }}{{ $k }}={{ $v }},{{ end }}'\n"
+      "      dur: '{{ $value | humanizeDuration }} / {{ humanize1024 $value }} / {{ humanizeTimestamp $value }}'\n"
+      "      fmt: '{{ printf \"%5.2f|%-6s|%d|%v|%q|%x\" $value $labels.pool 42 $value $labels.node 255 }}'\n"
+      "      bad: '{{ printf \"%d %s\" $value }}'\n"
+      "      with: '{{ with $labels.pool }}{{ . | toUpper }}{{ else }}none{{ end }}{{ with $labels.nope }}x{{ end }}'\n"
+      "      misc: '{{ title \"hello world\" }} {{ len $labels }} {{ index $labels \"node\" }} {{ if and (eq $labels.pool \"p\") (ne $labels.node \"z\") }}y{{ end }}'\n"
+      "      vars: '{{ $x := 1 }}{{ if true }}{{ $x = 2 }}{{ end }}{{ $x }} {{ print 1 2 \"a\" 3 }} {{ \"a:1\" | stripPort }}'\n",
+      { { "lat{pool=\"p\",node=\"n1\"}", "0.0125 93784 5000" },
+        { "lat{pool=\"p\",node=\"n2\"}", "45.5 1536 1435065584.128" } },
+      { { NULL, 0 } } },
 };
 
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
