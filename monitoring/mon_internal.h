@@ -221,6 +221,7 @@ typedef struct mon_func {
 struct mon_expr {
     mon_node *root;
     char *text;
+    int64_t default_step_ms;      /* a subquery's step when it gives none; 0: 1m */
 };
 
 mon_type mon_node_type(const mon_node *n);

@@ -13,8 +13,8 @@
  * @ time (a timestamp, or the query's start() or end()), minus the offset
  * (which may be negative). A subquery evaluates its expression at the
  * multiples of its step in [ref - range, ref] (engine.go, SubqueryExpr),
- * the default step being the evaluation interval (1m, as Prometheus's
- * default evaluation_interval).
+ * the default step being the global evaluation_interval for rules (1m,
+ * Prometheus's default, for other queries).
  */
 #include "mon_internal.h"
 
@@ -34,6 +34,7 @@ typedef struct {
     const mon_store *store;
     int64_t t;                /* evaluation time; a subquery's step inside one */
     int64_t q_start, q_end;   /* the query's start and end, for @ start()/end() */
+    int64_t default_step_ms;  /* a subquery's step when it gives none */
     mon_error *err;
     int failed;
 } ctx;
@@ -398,7 +399,7 @@ static void eval_node(ctx *c, const mon_node *n, mon_value *out);
 static void eval_subquery(ctx *c, const mon_node *n, mon_value *out)
 {
     int64_t end = ref_time(c, n);
-    int64_t step = n->step_ms ? n->step_ms : DEFAULT_STEP_MS;
+    int64_t step = n->step_ms ? n->step_ms : c->default_step_ms;
     int64_t lo = end - n->range_ms;
     int64_t start = step * (lo / step); /* Go's division truncates as C's */
     if (start < lo)
@@ -1868,7 +1869,8 @@ int mon_expr_eval(const mon_expr *e, const mon_store *s, double t_s, mon_value *
                   mon_error *err)
 {
     int64_t t = mon_ms(t_s);
-    ctx c = { .store = s, .t = t, .q_start = t, .q_end = t, .err = err };
+    ctx c = { .store = s, .t = t, .q_start = t, .q_end = t, .err = err,
+              .default_step_ms = e->default_step_ms > 0 ? e->default_step_ms : DEFAULT_STEP_MS };
     eval_node(&c, e->root, out);
     if (c.failed) {
         mon_value_free(out);
@@ -1896,7 +1898,8 @@ int mon_expr_eval_range(const mon_expr *e, const mon_store *s, double start_s, d
             snprintf(err->msg, sizeof err->msg, "a range query needs end >= start and a positive step");
         return -1;
     }
-    ctx c = { .store = s, .q_start = start, .q_end = end, .err = err };
+    ctx c = { .store = s, .q_start = start, .q_end = end, .err = err,
+              .default_step_ms = e->default_step_ms > 0 ? e->default_step_ms : DEFAULT_STEP_MS };
     mon_map idx = { 0 };
     for (int64_t ts = start; ts <= end && !c.failed; ts += step) {
         c.t = ts;

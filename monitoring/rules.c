@@ -304,6 +304,11 @@ static mon_rules *load_doc(mon_yaml *y, double default_interval_s)
                 goto fail;
         }
     }
+    /* a subquery without a step steps at the global evaluation_interval
+     * (Prometheus sets the engine's default from it) */
+    for (int i = 0; i < r->n; i++)
+        for (int k = 0; k < r->g[i].n; k++)
+            r->g[i].rules[k].expr->default_step_ms = mon_ms(default_interval_s);
     for (int i = 0; i < r->n; i++)
         for (int k = 0; k < r->g[i].n; k++)
             if (r->g[i].rules[k].is_alert) {

@@ -651,6 +651,34 @@ static void test_rules_to_am(void)
     mon_am_free(am);
 }
 
+/* A subquery without a step steps at the global evaluation_interval, as
+ * Prometheus's rule engine does: over [t - 2m, t], 5 points at 30 s, 3 at
+ * the default 1m. */
+static void test_subquery_default_step(void)
+{
+    const char *text = "groups:\n  - name: g\n    rules:\n"
+                       "      - record: n\n        expr: count_over_time(x[2m:])\n";
+    mon_error err;
+    double want[2] = { 5, 3 };
+    double iv[2] = { 30, 60 };
+    for (int k = 0; k < 2; k++) {
+        mon_store *s = mon_store_create(INFINITY);
+        for (int t = 0; t <= 240; t += 15)
+            mon_store_add(s, "x", t, 1);
+        mon_rules *r = mon_rules_load_string(text, "rules.yml", iv[k], &err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+        mon_rules_eval(r, s, 240);
+        mon_value v;
+        CU_ASSERT_EQUAL(mon_query("n", s, 240, &v, &err), 0);
+        CU_ASSERT_EQUAL(v.n, 1);
+        if (v.n == 1)
+            CU_ASSERT_EQUAL(v.v[0].v, want[k]);
+        mon_value_free(&v);
+        mon_rules_free(r);
+        mon_store_destroy(s);
+    }
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -660,6 +688,7 @@ int main(void)
     CU_add_test(s, "keep_firing_for", test_keep_firing_for);
     CU_add_test(s, "pending that clears, then again", test_pending_clears_and_refires);
     CU_add_test(s, "templates", test_templates);
+    CU_add_test(s, "subquery default step", test_subquery_default_step);
     CU_add_test(s, "recording rules and staleness", test_recording);
     CU_add_test(s, "load errors with file:line:col", test_load_errors);
     CU_add_test(s, "SLO burn-rate rules", test_slo_rules);
