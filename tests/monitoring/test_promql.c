@@ -522,6 +522,14 @@ static void test_prometheus_semantics(void)
                            "{k=\"1\"} on the right hand-side of the operation: [b{k=\"1\", x=\"2\"}, "
                            "b{k=\"1\", x=\"1\"}];many-to-many matching not allowed: "
                            "matching labels must be unique on one side");
+    /* histogram_quantile reads le as strconv.ParseFloat: "0x1p1" is 2,
+     * " 1" (a space) and "nan(1)" are no bound and their buckets skipped;
+     * with only 2 and +Inf (10 each) the median is 1 */
+    add("h_bucket{le=\"0x1p1\"}", 0, 10);
+    add("h_bucket{le=\" 1\"}", 0, 10);
+    add("h_bucket{le=\"nan(1)\"}", 0, 10);
+    add("h_bucket{le=\"+Inf\"}", 0, 10);
+    CU_ASSERT_DOUBLE_EQUAL(q("histogram_quantile(0.5, h_bucket)", 0, NULL, NULL), 1, 0);
     /* Go's number literals: ParseInt base 0 first */
     CU_ASSERT_DOUBLE_EQUAL(q("010", 0, NULL, NULL), 8, 0);
     CU_ASSERT_DOUBLE_EQUAL(q("0x1f", 0, NULL, NULL), 31, 0);
