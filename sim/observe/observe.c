@@ -31,7 +31,13 @@
  *   model is loaded (warming, ready, draining) plus per_request per request
  *   of the batch running on that GPU, in whole MiB as DCGM reports it;
  *   with a declared gpu_memory also DCGM_FI_DEV_FB_FREE and
- *   DCGM_FI_DEV_FB_TOTAL (no reserved memory is modelled). A target
+ *   DCGM_FI_DEV_FB_TOTAL (no reserved memory is modelled); node_exporter's
+ *   node_cpu_seconds_total{cpu, mode="user"|"idle"} (one CPU per GPU, busy
+ *   as the GPUs are), node_load1 (requests running or queued, decayed as
+ *   the kernel's 1m average), node_boot_time_seconds; and per GPU of a
+ *   GPU node DCGM_FI_DEV_GPU_UTIL (%), DCGM_FI_DEV_POWER_USAGE (the power
+ *   model) and DCGM_FI_DEV_SM_CLOCK (boost while busy, idle clock when
+ *   not); all from 0 again when the node boots. A target
  *   answers when its host is on and it has not failed; when it does not,
  *   `up` is 0 and its other series get one staleness marker, as Prometheus
  *   writes for a failed scrape. A node switched off (scaled in) stops being
@@ -53,7 +59,9 @@
  *   and histograms restart from 0 when its host goes down;
  * - per pool: fleetsim_in_flight, fleetsim_queue_depth, fleetsim_replicas
  *   (ready nodes), fleetsim_pending_pods (nodes starting),
- *   fleetsim_inference_seconds_total (busy GPU-seconds);
+ *   fleetsim_inference_seconds_total (busy GPU-seconds); kube-state-metrics'
+ *   kube_deployment_status_replicas (running or starting) and, with an
+ *   autoscaler, kube_horizontalpodautoscaler_status_desired_replicas;
  * - per traffic class: fleetsim_requests_total{code} (200 completed, 503
  *   rejected, 502 failed, 504 timed out; every code from 0 at t = 0, so
  *   the first error shows in rate()), and the request duration histogram
