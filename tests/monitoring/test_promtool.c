@@ -196,6 +196,14 @@ static const tcase cases[] = {
       { { "lat{pool=\"p\",node=\"n1\"}", "0.0125 93784 5000" },
         { "lat{pool=\"p\",node=\"n2\"}", "45.5 1536 1435065584.128" } },
       { { NULL, 0 } } },
+    /* RE2 as Prometheus anchors it: \\d, \\D, classes, (?i), a UTF-8 dot */
+    { "regular expressions", 60, 1,
+      "groups:\n- name: g\n  rules:\n  - alert: FiveXX\n    expr: sum by (code) (req{code=~\"5\\\\d\\\\d\"}) > 0\n",
+      { { "req{code=\"503\",who=\"\xc3\xa9\"}", "1 2" }, { "req{code=\"5dd\",who=\"ab\"}", "1 2" },
+        { "req{code=\"200\",who=\"AB\"}", "1 2" }, { "req{code=\"404\",who=\"x1\"}", "1 2" } },
+      { { "req{code=~\"[\\\\d]0\\\\D|\\\\x35\\\\d{2}\"}", 60 }, { "req{who=~\"(?i)ab\"}", 60 },
+        { "req{who=~\".\"}", 60 }, { "req{who=~\"\\\\p{L}+\", who!~\"[a-z]+\"}", 60 },
+        { "req{who=~\"(?:a|x)(b|1)\"}", 60 }, { NULL, 0 } } },
 };
 
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
