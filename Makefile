@@ -44,7 +44,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_S ?= 60
 FUZZ ?=
 fuzz:
-	CC=clang cmake -S . -B $(FUZZ_BUILD) -DFLEETSIM_FUZZ=ON >/dev/null
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -DFLEETSIM_FUZZ=ON >/dev/null
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_harnesses
 	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_S) $(FUZZ)
 

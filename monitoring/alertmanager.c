@@ -318,7 +318,47 @@ static int default_send_resolved(const char *kind)
     return 1;
 }
 
-static int load_receivers(mon_yaml *y, yaml_node_t *n, mon_am *am)
+/* A key of a mapping with a non-empty scalar value. */
+static int has_value(mon_yaml *y, yaml_node_t *map, const char *key)
+{
+    yaml_node_t *v = map && map->type == YAML_MAPPING_NODE ? mon_yaml_get(y, map, key) : NULL;
+    return v && v->type == YAML_SCALAR_NODE && v->data.scalar.length > 0;
+}
+
+/* What Alertmanager's config.go checks of an integration against the
+ * global section (amtool check-config refuses the file otherwise). */
+static int check_integration(mon_yaml *y, yaml_node_t *cfg, const char *kind, yaml_node_t *global)
+{
+    if (!strcmp(kind, "email")) {
+        if (!has_value(y, cfg, "to")) {
+            mon_yaml_err(y, cfg, "missing to address in email config");
+            return -1;
+        }
+        if (!has_value(y, cfg, "smarthost") && !has_value(y, global, "smtp_smarthost")) {
+            mon_yaml_err(y, cfg, "no global SMTP smarthost set");
+            return -1;
+        }
+        if (!has_value(y, cfg, "from") && !has_value(y, global, "smtp_from")) {
+            mon_yaml_err(y, cfg, "no global SMTP from set");
+            return -1;
+        }
+    } else if (!strcmp(kind, "slack")) {
+        if (!has_value(y, cfg, "api_url") && !has_value(y, cfg, "api_url_file") &&
+            !has_value(y, global, "slack_api_url") && !has_value(y, global, "slack_api_url_file")) {
+            mon_yaml_err(y, cfg, "no global Slack API URL set either inline or in a file");
+            return -1;
+        }
+    } else if (!strcmp(kind, "opsgenie")) {
+        if (!has_value(y, cfg, "api_key") && !has_value(y, cfg, "api_key_file") &&
+            !has_value(y, global, "opsgenie_api_key") && !has_value(y, global, "opsgenie_api_key_file")) {
+            mon_yaml_err(y, cfg, "no global OpsGenie API Key set either inline or in a file");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int load_receivers(mon_yaml *y, yaml_node_t *n, mon_am *am, yaml_node_t *global)
 {
     if (!n || n->type != YAML_SEQUENCE_NODE) {
         mon_yaml_err(y, n, "receivers must be a list");
@@ -357,6 +397,8 @@ static int load_receivers(mon_yaml *y, yaml_node_t *n, mon_am *am)
                     in->kind[kl - 8] = '\0';
                     in->index = idx++;
                     in->send_resolved = default_send_resolved(in->kind);
+                    if (check_integration(y, mon_yaml_node(y, *c), in->kind, global))
+                        return -1;
                     yaml_node_t *sr = mon_yaml_get(y, mon_yaml_node(y, *c), "send_resolved");
                     if (sr) {
                         const char *s = mon_yaml_str(y, sr, "send_resolved");
@@ -440,7 +482,8 @@ mon_am *mon_am_load_string(const char *text, const char *name, mon_error *err)
     yaml_node_t *root = mon_yaml_root(&y), *x;
     if (!root || mon_yaml_check_keys(&y, root, "alertmanager config", top))
         goto fail;
-    if (!(x = mon_yaml_get(&y, root, "receivers")) || load_receivers(&y, x, am))
+    if (!(x = mon_yaml_get(&y, root, "receivers")) ||
+        load_receivers(&y, x, am, mon_yaml_get(&y, root, "global")))
         goto fail;
     if (!(x = mon_yaml_get(&y, root, "route"))) {
         mon_yaml_err(&y, root, "no routes provided");

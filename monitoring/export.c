@@ -8,6 +8,7 @@
 #include "mon_internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,6 +117,141 @@ int mon_write_openmetrics(const mon_store *s, FILE *f, double epoch_s)
     fputs("# EOF\n", f);
     free(v);
     return ferror(f) ? -1 : 0;
+}
+
+/* ---- one scrape in the Prometheus text format ---- */
+
+/* What an exporter's /metrics would have shown at t: each series' newest
+ * sample at or before t (within the lookback, not stale), without
+ * timestamps, in the text format 0.0.4 that `promtool check metrics`
+ * reads: a counter's TYPE names its _total sample. */
+int mon_write_scrape(const mon_store *s, FILE *f, double t_s)
+{
+    int64_t t = mon_ms(t_s), lo = t - mon_ms(MON_LOOKBACK_S);
+    om_entry *v = mon_xrealloc(NULL, (s->n ? s->n : 1) * sizeof *v);
+    for (size_t i = 0; i < s->n; i++) {
+        const char *name = mon_labels_get(&s->series[i]->labels, MON_NAME);
+        const mon_family *d = mon_store_family(s, name);
+        v[i] = (om_entry){ s->series[i], name, d ? d->name : name, d };
+    }
+    qsort(v, s->n, sizeof *v, by_family);
+    const char *family = NULL;
+    for (size_t i = 0; i < s->n; i++) {
+        const mon_series *se = v[i].se;
+        const mon_point *p = NULL;
+        for (size_t k = se->end; k > se->start; k--)
+            if (se->pts[k - 1].t <= t) {
+                p = &se->pts[k - 1];
+                break;
+            }
+        if (!*v[i].name || !p || p->t < lo || mon_is_stale(p->v))
+            continue;
+        if (!family || strcmp(family, v[i].family)) {
+            family = v[i].family;
+            const char *type = type_word(v[i].desc ? v[i].desc->type : MON_METRIC_UNKNOWN);
+            const char *shown = v[i].desc && v[i].desc->type == MON_METRIC_COUNTER ? v[i].name : family;
+            if (!strcmp(type, "unknown"))
+                type = "untyped";
+            if (v[i].desc && v[i].desc->help) {
+                fprintf(f, "# HELP %s ", shown);
+                put_escaped(f, v[i].desc->help);
+                fputc('\n', f);
+            }
+            fprintf(f, "# TYPE %s %s\n", shown, type);
+        }
+        char num[40];
+        put_series(f, &se->labels);
+        fprintf(f, " %s\n", mon_fmt_num(p->v, num, sizeof num));
+    }
+    free(v);
+    return ferror(f) ? -1 : 0;
+}
+
+/* ---- the whole store as text (fleetsim run --series, fleetsim query) ---- */
+
+/* One line per sample: the series as Prometheus prints it (name, then
+ * labels with Go string escapes), the time in milliseconds and the value
+ * in the shortest digits that read back ("stale" for a staleness marker,
+ * which OpenMetrics cannot carry and PromQL needs). */
+int mon_store_dump(const mon_store *s, FILE *f)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        const mon_series *se = s->series[i];
+        for (size_t k = se->start; k < se->end; k++) {
+            const mon_point *p = &se->pts[k];
+            put_series(f, &se->labels);
+            char num[40];
+            fprintf(f, " %lld %s\n", (long long)p->t,
+                    mon_is_stale(p->v) ? "stale" : mon_fmt_num(p->v, num, sizeof num));
+        }
+    }
+    return ferror(f) ? -1 : 0;
+}
+
+int mon_store_load(mon_store *s, FILE *f, mon_error *err)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    long lineno = 0;
+    int rc = 0;
+    mon_series *last = NULL;
+    char *last_text = NULL;
+    while (getline(&line, &cap, f) > 0) {
+        lineno++;
+        size_t n = strlen(line);
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (!n)
+            continue;
+        /* the last two fields are the time and the value */
+        char *v = strrchr(line, ' ');
+        char *t = NULL;
+        if (v) {
+            *v++ = '\0';
+            t = strrchr(line, ' ');
+        }
+        if (!t) {
+            mon_errf(err, "line %ld: expected `series t_ms value`", lineno);
+            rc = -1;
+            break;
+        }
+        *t++ = '\0';
+        char *end;
+        long long ms = strtoll(t, &end, 10);
+        double val;
+        const char *why;
+        if (*end || end == t) {
+            mon_errf(err, "line %ld: bad time \"%s\"", lineno, t);
+            rc = -1;
+            break;
+        }
+        if (!strcmp(v, "stale"))
+            val = mon_stale_nan();
+        else if (mon_go_float(v, &val, &why)) {
+            mon_errf(err, "line %ld: bad value \"%s\": %s", lineno, v, why);
+            rc = -1;
+            break;
+        }
+        if (!last_text || strcmp(last_text, line)) {
+            mon_error e;
+            last = mon_store_series_text(s, line, &e);
+            if (!last) {
+                mon_errf(err, "line %ld: %s", lineno, e.msg);
+                rc = -1;
+                break;
+            }
+            free(last_text);
+            last_text = mon_strdup(line);
+        }
+        if (mon_series_append(last, (double)ms / 1000.0, val)) {
+            mon_errf(err, "line %ld: samples of a series out of time order", lineno);
+            rc = -1;
+            break;
+        }
+    }
+    free(last_text);
+    free(line);
+    return rc;
 }
 
 /* ---- promtool test rules ---- */

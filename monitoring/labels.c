@@ -2,9 +2,9 @@
  * labels.c - label sets, matchers, a small string hash map and number
  * formatting shared by the monitoring library.
  *
- * Regex matchers use POSIX extended regexes anchored at both ends, as
- * Prometheus anchors its RE2 matchers (model/labels/regexp.go: "^(?:" + v
- * + ")$"); RE2-only syntax such as \d or (?i) is not available.
+ * Regex matchers are RE2 (re2_shim.cc) anchored at both ends, as
+ * Prometheus anchors its matchers (model/labels/regexp.go: "^(?:" + v +
+ * ")$").
  */
 #include "mon_internal.h"
 
@@ -279,32 +279,30 @@ int mon_valid_metric_name(const char *s)
 
 /* ---- matchers -------------------------------------------------------------- */
 
-/* What Go's regexp/syntax (Prometheus's RE2) refuses and glibc's regcomp
- * would accept, each with Go's message: a repetition operator right after
- * another ("a++"), a counted repetition above 1000 or nested counted
- * repetitions whose product passes 1000 (parse.go, repeat and
- * repeatIsValid), and a ')' with no '(' (which the anchoring "^(" + v +
- * ")$" would otherwise silently absorb). And what glibc cannot compile in
- * reasonable memory, as "expression too large" (Go's ErrLarge): regcomp
- * copies the operand of '+' and of counted repetitions, so nested ones grow
- * exponentially ("((a+)+)+..."); size estimates that copy. Scans one
- * alternation sequence up to ')' or the end into *prod (largest repeat
- * product) and *size; 0, or -1 with why filled. */
-#define RE_MAX_SIZE 100000L
-static int re2_check(const char **pp, int depth, const char *all, long *prod, long *size,
-                     char *why, size_t len)
+/* What Go's regexp/syntax (Prometheus's RE2) refuses with words of its
+ * own, checked before RE2 compiles the pattern so the message is Go's: a
+ * repetition operator right after another ("a++"), a counted repetition
+ * above 1000 or nested counted repetitions whose product passes 1000
+ * (parse.go, repeat and repeatIsValid), and a ')' with no '(' (which the
+ * anchoring "^(?:" + v + ")$" would otherwise absorb; Prometheus parses
+ * the pattern alone too, NewFastRegexMatcher). Scans one alternation
+ * sequence up to ')' or the end into *prod (largest repeat product); 0,
+ * or -1 with why filled. RE2 compiles in linear time, so no size guard is
+ * needed here. */
+static int re2_check(const char **pp, int depth, const char *all, long *prod, char *why,
+                     size_t len)
 {
     const char *p = *pp;
-    long seq = 1, total = 0;
+    long seq = 1;
     while (*p && !(*p == ')' && depth > 0)) {
-        long atom = 1, asize = 1;
+        long atom = 1;
         if (*p == ')') {
             snprintf(why, len, "unexpected ): `%s`", all);
             return -1;
         }
         if (*p == '(') {
             p++;
-            if (re2_check(&p, depth + 1, all, &atom, &asize, why, len))
+            if (re2_check(&p, depth + 1, all, &atom, why, len))
                 return -1;
             if (*p == ')')
                 p++;
@@ -314,13 +312,24 @@ static int re2_check(const char **pp, int depth, const char *all, long *prod, lo
                 p++;
             if (*p == ']')
                 p++;
-            while (*p && *p != ']')
+            while (*p && *p != ']') {
+                if (p[0] == '[' && p[1] == ':') { /* [:alpha:] */
+                    const char *e = strstr(p + 2, ":]");
+                    if (e) {
+                        p = e + 2;
+                        continue;
+                    }
+                }
                 p += p[0] == '\\' && p[1] ? 2 : 1;
+            }
             if (*p)
                 p++;
         } else if (*p == '|') {
             p++;
             continue;
+        } else if (p[0] == '\\' && p[1] == 'Q') { /* \Q...\E: literal text */
+            const char *e = strstr(p + 2, "\\E");
+            p = e ? e + 2 : p + strlen(p);
         } else {
             p += p[0] == '\\' && p[1] ? 2 : 1;
         }
@@ -363,21 +372,12 @@ static int re2_check(const char **pp, int depth, const char *all, long *prod, lo
                 }
                 atom *= m;
             }
-            /* copies regcomp makes of the operand */
-            long copies = *op == '+' ? 2 : *op == '{' ? (m > 1 ? m : 1) + 1 : 1;
-            asize = asize > RE_MAX_SIZE / copies ? RE_MAX_SIZE + 1 : asize * copies + 1;
         }
         if (atom > seq)
             seq = atom;
-        total += asize;
-        if (total > RE_MAX_SIZE) {
-            snprintf(why, len, "expression too large");
-            return -1;
-        }
     }
     *pp = p;
     *prod = seq;
-    *size = total;
     return 0;
 }
 
@@ -391,42 +391,26 @@ int mon_matcher_init(mon_matcher *m, const char *name, mon_match_type t, const c
     if (t == MON_M_RE || t == MON_M_NRE) {
         char why[160];
         const char *scan = value;
-        long prod, size;
-        if (re2_check(&scan, 0, value, &prod, &size, why, sizeof why)) {
+        long prod;
+        if (re2_check(&scan, 0, value, &prod, why, sizeof why) ||
+            !(m->re = mon_re_compile(value, why, sizeof why))) {
             mon_errf(err, "invalid regular expression \"%s\": %s", value, why);
             free(m->name);
             free(m->value);
             m->name = m->value = NULL;
             return -1;
         }
-        size_t n = strlen(value) + 8;
-        char *pat = mon_xrealloc(NULL, n);
-        snprintf(pat, n, "^(%s)$", value);
-        int rc = regcomp(&m->re, pat, REG_EXTENDED | REG_NOSUB);
-        free(pat);
-        if (rc) {
-            char why[128];
-            regerror(rc, &m->re, why, sizeof why);
-            mon_errf(err, "invalid regular expression \"%s\": %s", value, why);
-            regfree(&m->re);
-            free(m->name);
-            free(m->value);
-            m->name = m->value = NULL;
-            return -1;
-        }
-        m->re_ok = 1;
     }
     return 0;
 }
 
 void mon_matcher_free(mon_matcher *m)
 {
-    if (m->re_ok)
-        regfree(&m->re);
+    mon_re_free(m->re);
+    m->re = NULL;
     free(m->name);
     free(m->value);
     m->name = m->value = NULL;
-    m->re_ok = 0;
 }
 
 int mon_matcher_matches(const mon_matcher *m, const char *value)
@@ -437,9 +421,9 @@ int mon_matcher_matches(const mon_matcher *m, const char *value)
     case MON_M_NEQ:
         return strcmp(value, m->value) != 0;
     case MON_M_RE:
-        return regexec(&m->re, value, 0, NULL, 0) == 0;
+        return mon_re_match(m->re, value);
     case MON_M_NRE:
-        return regexec(&m->re, value, 0, NULL, 0) != 0;
+        return !mon_re_match(m->re, value);
     }
     return 0;
 }

@@ -54,6 +54,10 @@ int mon_labels_cmp(const mon_labels *a, const mon_labels *b);
 /* `name{a="x", b="y"}` as Prometheus prints a series; returns buf. */
 char *mon_labels_str(const mon_labels *ls, char *buf, size_t len);
 
+/* strconv.FormatFloat(v, 'f', -1, 64): shortest digits, never an
+ * exponent ("NaN", "+Inf", "-Inf"): count_values' label, the HTTP API's
+ * sample values. */
+char *mon_fmt_f(double v, char *buf, size_t len);
 /* Go's fmt %v of a float64 (what `{{ $value }}` prints): shortest digits
  * that read back exactly, exponent form below 1e-4 and from 1e+06. */
 char *mon_fmt_go(double v, char *buf, size_t len);
@@ -93,6 +97,18 @@ void mon_store_trim(mon_store *s);
 size_t mon_store_n_series(const mon_store *s);
 size_t mon_store_n_samples(const mon_store *s);
 const mon_labels *mon_series_labels(const mon_series *se);
+/* Every sample of every series as text, one line each: the series as
+ * Prometheus prints it, the time in ms and the value ("stale" for a
+ * staleness marker); mon_store_load reads it back exactly. 0 on success. */
+int mon_store_dump(const mon_store *s, FILE *f);
+/* 0, or -1 with err "line N: ...". */
+int mon_store_load(mon_store *s, FILE *f, mon_error *err);
+/* One scrape as an exporter's /metrics shows it, in the Prometheus text
+ * format (HELP, TYPE, each series' newest live sample at or before t, no
+ * timestamps): what `promtool check metrics` reads. 0 on success. */
+int mon_write_scrape(const mon_store *s, FILE *f, double t_s);
+/* The time of the newest sample, NAN when the store is empty. */
+double mon_store_newest_s(const mon_store *s);
 
 /* A metric family's type and HELP text, for the OpenMetrics export; a
  * family not described is written as "unknown". A gauge family `x` holds
@@ -116,13 +132,30 @@ typedef struct {
     double v;
 } mon_sample;
 
-typedef enum { MON_VAL_SCALAR, MON_VAL_VECTOR } mon_val_type;
+typedef enum { MON_VAL_SCALAR, MON_VAL_VECTOR, MON_VAL_MATRIX, MON_VAL_STRING } mon_val_type;
+
+/* One sample of a series: time in milliseconds, value. */
+typedef struct {
+    int64_t t;
+    double v;
+} mon_point;
+
+/* A series over a range: a range selector's or a subquery's result, or one
+ * series of a range query. */
+typedef struct {
+    mon_labels labels;
+    mon_point *pts;
+    int n;
+} mon_rseries;
 
 typedef struct {
     mon_val_type type;
     double scalar;       /* MON_VAL_SCALAR */
     int n;               /* MON_VAL_VECTOR: n samples */
     mon_sample *v;
+    int nm;              /* MON_VAL_MATRIX: nm series */
+    mon_rseries *m;
+    char *str;           /* MON_VAL_STRING */
 } mon_value;
 
 /* NULL on a syntax error or a construct outside the subset (err names it,
@@ -136,7 +169,16 @@ double mon_expr_lookback_s(const mon_expr *e);
  * mon_value_free. A vector is in no particular order beyond being stable. */
 int mon_expr_eval(const mon_expr *e, const mon_store *s, double t_s, mon_value *out,
                   mon_error *err);
+/* Range query (the HTTP API's query_range): the expression at start_s,
+ * start_s + step_s, ... up to end_s; *out is a matrix, one series per
+ * label set, a scalar expression as one series with no labels. */
+int mon_expr_eval_range(const mon_expr *e, const mon_store *s, double start_s, double end_s,
+                        double step_s, mon_value *out, mon_error *err);
 void mon_value_free(mon_value *v);
+/* A PromQL number literal as Prometheus reads it (parser.go number():
+ * strconv.ParseInt base 0, so "010" is 8 and "0x1f" 31, else
+ * strconv.ParseFloat); 0, or -1 with *why. */
+int mon_go_number(const char *text, double *out, const char **why);
 /* One-shot parse + eval. */
 int mon_query(const char *text, const mon_store *s, double t_s, mon_value *out, mon_error *err);
 
@@ -181,6 +223,15 @@ typedef struct {
 /* Loads a Prometheus rule file (groups, interval, rules). Errors are
  * "file:line:col: message"; NULL on any error. default_interval_s is the
  * global evaluation_interval for groups without their own. */
+/* Every metric name a rule selects exactly ({__name__="x"} or x{...}),
+ * with the rule's file:line:col and name, in file order; a name may come
+ * more than once. */
+void mon_rules_each_selected(const mon_rules *r,
+                             void (*fn)(void *arg, const char *where, const char *rule,
+                                        const char *metric),
+                             void *arg);
+/* 1 if a recording rule of r writes this metric name. */
+int mon_rules_records(const mon_rules *r, const char *metric);
 mon_rules *mon_rules_load(const char *path, double default_interval_s, mon_error *err);
 mon_rules *mon_rules_load_string(const char *text, const char *name,
                                  double default_interval_s, mon_error *err);
@@ -212,12 +263,16 @@ void mon_rules_keep_firing_log(mon_rules *r, int on);
 /* The group interval shared by all groups, or -1 if they differ. */
 double mon_rules_common_interval(const mon_rules *r);
 
-/* Expands the template subset `{{ $labels.x }}`, `{{ $value }}`,
- * `{{ $value | humanize }}` (and `{{ .Labels.x }}`, `{{ .Value }}`); a
- * malformed template is an error, as Prometheus reports it. Returns a new
- * string. */
+/* Expands an alert template: Go's text/template (actions, pipelines,
+ * if/else/range/with, variables, printf and the other built-ins) with
+ * Prometheus's functions (humanize*, toUpper, match, ...) over $labels and
+ * $value (template.c lists what is in); an error as Go words it. Returns a
+ * new string. */
 char *mon_template_expand(const char *text, const mon_labels *ls, double value,
                           mon_error *err);
+/* Parses a template without running it (what Prometheus checks when a
+ * rule file loads); 0, or -1 with err. */
+int mon_template_check(const char *text, mon_error *err);
 
 /* ---- Alertmanager ------------------------------------------------------------- */
 

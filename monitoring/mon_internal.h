@@ -8,7 +8,8 @@
 
 #include "mon.h"
 
-#include <regex.h>
+#include "mon_re.h"
+
 #include <stdarg.h>
 #include <stdint.h>
 
@@ -48,8 +49,7 @@ typedef struct {
     char *name;
     char *value;
     mon_match_type type;
-    regex_t re;       /* for RE/NRE: ^(value)$ */
-    int re_ok;
+    mon_re *re;       /* for RE/NRE: RE2, ^(?:value)$ */
 } mon_matcher;
 
 /* 0 on success; a bad regex fills err. */
@@ -77,11 +77,6 @@ void mon_map_put(mon_map *m, const char *key, void *val);
 void mon_map_free(mon_map *m);
 
 /* ---- store access for the evaluator ---- */
-
-typedef struct {
-    int64_t t;   /* ms */
-    double v;
-} mon_point;
 
 struct mon_series {
     mon_labels labels;
@@ -122,12 +117,15 @@ typedef enum {
     MON_T_SCALAR,
     MON_T_VECTOR,
     MON_T_MATRIX,
+    MON_T_STRING,
 } mon_type;
 
 typedef enum {
     MON_N_NUM,
+    MON_N_STR,      /* string literal: str */
     MON_N_SEL,      /* instant vector selector */
     MON_N_MATRIX,   /* range vector selector: sel + range */
+    MON_N_SUBQ,     /* subquery: lhs[range_ms:step_ms] offset/@ */
     MON_N_CALL,
     MON_N_AGG,
     MON_N_BIN,
@@ -139,13 +137,20 @@ typedef enum {
     /* lowest precedence first */
     MON_OP_OR, MON_OP_AND, MON_OP_UNLESS,
     MON_OP_EQ, MON_OP_NE, MON_OP_GT, MON_OP_LT, MON_OP_GE, MON_OP_LE,
-    MON_OP_ADD, MON_OP_SUB, MON_OP_MUL, MON_OP_DIV, MON_OP_MOD, MON_OP_POW,
+    MON_OP_ADD, MON_OP_SUB, MON_OP_MUL, MON_OP_DIV, MON_OP_MOD, MON_OP_ATAN2, MON_OP_POW,
 } mon_binop;
 
-typedef enum { MON_AGG_SUM, MON_AGG_AVG, MON_AGG_MIN, MON_AGG_MAX, MON_AGG_COUNT } mon_aggop;
+typedef enum {
+    MON_AGG_SUM, MON_AGG_AVG, MON_AGG_MIN, MON_AGG_MAX, MON_AGG_COUNT, MON_AGG_GROUP,
+    MON_AGG_STDDEV, MON_AGG_STDVAR, MON_AGG_TOPK, MON_AGG_BOTTOMK, MON_AGG_QUANTILE,
+    MON_AGG_COUNT_VALUES,
+} mon_aggop;
 
 typedef enum { MON_CARD_ONE_TO_ONE, MON_CARD_MANY_TO_ONE, MON_CARD_ONE_TO_MANY,
                MON_CARD_MANY_TO_MANY } mon_card;
+
+/* The @ modifier: none, a timestamp, start() or end() of the query. */
+typedef enum { MON_AT_NONE, MON_AT_TS, MON_AT_START, MON_AT_END } mon_at;
 
 struct mon_func;
 
@@ -153,11 +158,15 @@ typedef struct mon_node {
     mon_node_kind kind;
     int pos;                      /* byte offset in the text */
     double num;                   /* NUM */
-    /* SEL / MATRIX */
+    char *str;                    /* STR */
+    /* SEL / MATRIX / SUBQ */
     char *metric;                 /* may be NULL */
     mon_matcher *matchers;        /* includes __name__ if metric given */
     int n_matchers;
-    int64_t range_ms, offset_ms;
+    int64_t range_ms, offset_ms;  /* offset may be negative */
+    int64_t step_ms;              /* SUBQ: 0 = the default interval */
+    mon_at at;                    /* SEL and SUBQ (a MATRIX's is on its sel) */
+    int64_t at_ms;
     struct mon_node *sel;         /* MATRIX: the SEL node */
     /* CALL */
     const struct mon_func *fn;
@@ -168,7 +177,8 @@ typedef struct mon_node {
     int without;
     char **grouping;
     int n_grouping;
-    /* BIN / NEG / PAREN / AGG operand */
+    struct mon_node *param;       /* topk, bottomk, quantile, count_values */
+    /* BIN / NEG / PAREN / AGG / SUBQ operand */
     mon_binop op;
     struct mon_node *lhs, *rhs;
     int return_bool;
@@ -181,25 +191,45 @@ typedef struct mon_node {
 } mon_node;
 
 typedef enum {
-    MON_F_RATE, MON_F_IRATE, MON_F_INCREASE, MON_F_DELTA,
+    MON_F_RATE, MON_F_IRATE, MON_F_INCREASE, MON_F_DELTA, MON_F_IDELTA,
     MON_F_AVG_OT, MON_F_MAX_OT, MON_F_MIN_OT, MON_F_SUM_OT, MON_F_COUNT_OT,
-    MON_F_HQUANTILE, MON_F_SCALAR, MON_F_VECTOR, MON_F_ABSENT, MON_F_TIME,
+    MON_F_LAST_OT, MON_F_PRESENT_OT, MON_F_ABSENT_OT, MON_F_QUANTILE_OT, MON_F_STDDEV_OT,
+    MON_F_STDVAR_OT, MON_F_CHANGES, MON_F_RESETS, MON_F_DERIV, MON_F_PREDICT_LINEAR,
+    MON_F_HOLT_WINTERS,
+    MON_F_HQUANTILE, MON_F_SCALAR, MON_F_VECTOR, MON_F_ABSENT, MON_F_TIME, MON_F_PI,
+    MON_F_TIMESTAMP, MON_F_SORT, MON_F_SORT_DESC, MON_F_LABEL_REPLACE, MON_F_LABEL_JOIN,
+    MON_F_CLAMP, MON_F_CLAMP_MIN, MON_F_CLAMP_MAX, MON_F_ROUND,
+    /* one float in, one out (simple_fn) */
+    MON_F_ABS, MON_F_CEIL, MON_F_FLOOR, MON_F_EXP, MON_F_SQRT, MON_F_LN, MON_F_LOG2,
+    MON_F_LOG10, MON_F_SIN, MON_F_COS, MON_F_TAN, MON_F_ASIN, MON_F_ACOS, MON_F_ATAN,
+    MON_F_SINH, MON_F_COSH, MON_F_TANH, MON_F_ASINH, MON_F_ACOSH, MON_F_ATANH, MON_F_RAD,
+    MON_F_DEG, MON_F_SGN,
+    /* time of day, of an optional vector of Unix times */
+    MON_F_DAYS_IN_MONTH, MON_F_DAY_OF_MONTH, MON_F_DAY_OF_WEEK, MON_F_DAY_OF_YEAR,
+    MON_F_HOUR, MON_F_MINUTE, MON_F_MONTH, MON_F_YEAR,
 } mon_func_id;
 
 typedef struct mon_func {
     const char *name;
     mon_func_id id;
-    int n_args;
-    mon_type arg_types[2];
+    int n_args;                   /* len(ArgTypes) in parser/functions.go */
+    mon_type arg_types[5];
+    int variadic;                 /* 0; n: up to n more; -1: any number more */
     mon_type ret;
 } mon_func;
 
 struct mon_expr {
     mon_node *root;
     char *text;
+    int64_t default_step_ms;      /* a subquery's step when it gives none; 0: 1m */
 };
 
 mon_type mon_node_type(const mon_node *n);
+
+/* Go's strconv.ParseFloat (promql_parse.c); 0, or -1 with *why. */
+int mon_go_float(const char *text, double *out, const char **why);
+/* Go's math.Pow, step for step (promql_eval.c). */
+double mon_go_pow(double x, double y);
 
 /* ---- float formatting ---- */
 

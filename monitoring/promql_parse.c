@@ -5,9 +5,12 @@
  *
  * Precedence, lowest first: or; and unless; == != <= < >= >; + -; * / %;
  * unary minus; ^ (right-associative). Errors carry line:col of the
- * offending token. Constructs of full PromQL that fleetsim does not
- * evaluate (subqueries, @, strings, functions and aggregations outside the
- * subset) are errors that name the construct, never silently ignored.
+ * offending token. The whole PromQL of Prometheus 2.42 for float samples:
+ * every function of parser/functions.go and every aggregation, string
+ * literals, subqueries, @ with start()/end(), negative offsets, numbers and
+ * strings as Go reads them (strconv.ParseInt base 0, then ParseFloat;
+ * strconv.Unquote). The functions of native histograms and of later
+ * Prometheus versions are errors that name the function and say why.
  */
 #include "mon_internal.h"
 
@@ -40,41 +43,97 @@ typedef struct {
     token tok;          /* current (peeked) token */
     mon_error *err;
     int failed;
+    int in_brack;       /* inside [range] or [range:step] */
 } parser;
 
+/* parser/functions.go of Prometheus 2.42: argument types; variadic n: up
+ * to n more arguments of the last type (-1: any number). */
 static const mon_func funcs[] = {
-    { "rate", MON_F_RATE, 1, { MON_T_MATRIX }, MON_T_VECTOR },
-    { "irate", MON_F_IRATE, 1, { MON_T_MATRIX }, MON_T_VECTOR },
-    { "increase", MON_F_INCREASE, 1, { MON_T_MATRIX }, MON_T_VECTOR },
-    { "delta", MON_F_DELTA, 1, { MON_T_MATRIX }, MON_T_VECTOR },
-    { "avg_over_time", MON_F_AVG_OT, 1, { MON_T_MATRIX }, MON_T_VECTOR },
-    { "max_over_time", MON_F_MAX_OT, 1, { MON_T_MATRIX }, MON_T_VECTOR },
-    { "min_over_time", MON_F_MIN_OT, 1, { MON_T_MATRIX }, MON_T_VECTOR },
-    { "sum_over_time", MON_F_SUM_OT, 1, { MON_T_MATRIX }, MON_T_VECTOR },
-    { "count_over_time", MON_F_COUNT_OT, 1, { MON_T_MATRIX }, MON_T_VECTOR },
-    { "histogram_quantile", MON_F_HQUANTILE, 2, { MON_T_SCALAR, MON_T_VECTOR }, MON_T_VECTOR },
-    { "scalar", MON_F_SCALAR, 1, { MON_T_VECTOR }, MON_T_SCALAR },
-    { "vector", MON_F_VECTOR, 1, { MON_T_SCALAR }, MON_T_VECTOR },
-    { "absent", MON_F_ABSENT, 1, { MON_T_VECTOR }, MON_T_VECTOR },
-    { "time", MON_F_TIME, 0, { 0 }, MON_T_SCALAR },
+    { "abs", MON_F_ABS, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "absent", MON_F_ABSENT, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "absent_over_time", MON_F_ABSENT_OT, 1, { MON_T_MATRIX }, 0, MON_T_VECTOR },
+    { "acos", MON_F_ACOS, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "acosh", MON_F_ACOSH, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "asin", MON_F_ASIN, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "asinh", MON_F_ASINH, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "atan", MON_F_ATAN, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "atanh", MON_F_ATANH, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "avg_over_time", MON_F_AVG_OT, 1, { MON_T_MATRIX }, 0, MON_T_VECTOR },
+    { "ceil", MON_F_CEIL, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "changes", MON_F_CHANGES, 1, { MON_T_MATRIX }, 0, MON_T_VECTOR },
+    { "clamp", MON_F_CLAMP, 3, { MON_T_VECTOR, MON_T_SCALAR, MON_T_SCALAR }, 0, MON_T_VECTOR },
+    { "clamp_max", MON_F_CLAMP_MAX, 2, { MON_T_VECTOR, MON_T_SCALAR }, 0, MON_T_VECTOR },
+    { "clamp_min", MON_F_CLAMP_MIN, 2, { MON_T_VECTOR, MON_T_SCALAR }, 0, MON_T_VECTOR },
+    { "cos", MON_F_COS, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "cosh", MON_F_COSH, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "count_over_time", MON_F_COUNT_OT, 1, { MON_T_MATRIX }, 0, MON_T_VECTOR },
+    { "days_in_month", MON_F_DAYS_IN_MONTH, 1, { MON_T_VECTOR }, 1, MON_T_VECTOR },
+    { "day_of_month", MON_F_DAY_OF_MONTH, 1, { MON_T_VECTOR }, 1, MON_T_VECTOR },
+    { "day_of_week", MON_F_DAY_OF_WEEK, 1, { MON_T_VECTOR }, 1, MON_T_VECTOR },
+    { "day_of_year", MON_F_DAY_OF_YEAR, 1, { MON_T_VECTOR }, 1, MON_T_VECTOR },
+    { "deg", MON_F_DEG, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "delta", MON_F_DELTA, 1, { MON_T_MATRIX }, 0, MON_T_VECTOR },
+    { "deriv", MON_F_DERIV, 1, { MON_T_MATRIX }, 0, MON_T_VECTOR },
+    { "exp", MON_F_EXP, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "floor", MON_F_FLOOR, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "histogram_quantile", MON_F_HQUANTILE, 2, { MON_T_SCALAR, MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "holt_winters", MON_F_HOLT_WINTERS, 3, { MON_T_MATRIX, MON_T_SCALAR, MON_T_SCALAR }, 0, MON_T_VECTOR },
+    { "hour", MON_F_HOUR, 1, { MON_T_VECTOR }, 1, MON_T_VECTOR },
+    { "idelta", MON_F_IDELTA, 1, { MON_T_MATRIX }, 0, MON_T_VECTOR },
+    { "increase", MON_F_INCREASE, 1, { MON_T_MATRIX }, 0, MON_T_VECTOR },
+    { "irate", MON_F_IRATE, 1, { MON_T_MATRIX }, 0, MON_T_VECTOR },
+    { "label_replace", MON_F_LABEL_REPLACE, 5, { MON_T_VECTOR, MON_T_STRING, MON_T_STRING, MON_T_STRING, MON_T_STRING }, 0, MON_T_VECTOR },
+    { "label_join", MON_F_LABEL_JOIN, 4, { MON_T_VECTOR, MON_T_STRING, MON_T_STRING, MON_T_STRING }, -1, MON_T_VECTOR },
+    { "last_over_time", MON_F_LAST_OT, 1, { MON_T_MATRIX }, 0, MON_T_VECTOR },
+    { "ln", MON_F_LN, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "log10", MON_F_LOG10, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "log2", MON_F_LOG2, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "max_over_time", MON_F_MAX_OT, 1, { MON_T_MATRIX }, 0, MON_T_VECTOR },
+    { "min_over_time", MON_F_MIN_OT, 1, { MON_T_MATRIX }, 0, MON_T_VECTOR },
+    { "minute", MON_F_MINUTE, 1, { MON_T_VECTOR }, 1, MON_T_VECTOR },
+    { "month", MON_F_MONTH, 1, { MON_T_VECTOR }, 1, MON_T_VECTOR },
+    { "pi", MON_F_PI, 0, { 0 }, 0, MON_T_SCALAR },
+    { "predict_linear", MON_F_PREDICT_LINEAR, 2, { MON_T_MATRIX, MON_T_SCALAR }, 0, MON_T_VECTOR },
+    { "present_over_time", MON_F_PRESENT_OT, 1, { MON_T_MATRIX }, 0, MON_T_VECTOR },
+    { "quantile_over_time", MON_F_QUANTILE_OT, 2, { MON_T_SCALAR, MON_T_MATRIX }, 0, MON_T_VECTOR },
+    { "rad", MON_F_RAD, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "rate", MON_F_RATE, 1, { MON_T_MATRIX }, 0, MON_T_VECTOR },
+    { "resets", MON_F_RESETS, 1, { MON_T_MATRIX }, 0, MON_T_VECTOR },
+    { "round", MON_F_ROUND, 2, { MON_T_VECTOR, MON_T_SCALAR }, 1, MON_T_VECTOR },
+    { "scalar", MON_F_SCALAR, 1, { MON_T_VECTOR }, 0, MON_T_SCALAR },
+    { "sgn", MON_F_SGN, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "sin", MON_F_SIN, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "sinh", MON_F_SINH, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "sort", MON_F_SORT, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "sort_desc", MON_F_SORT_DESC, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "sqrt", MON_F_SQRT, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "stddev_over_time", MON_F_STDDEV_OT, 1, { MON_T_MATRIX }, 0, MON_T_VECTOR },
+    { "stdvar_over_time", MON_F_STDVAR_OT, 1, { MON_T_MATRIX }, 0, MON_T_VECTOR },
+    { "sum_over_time", MON_F_SUM_OT, 1, { MON_T_MATRIX }, 0, MON_T_VECTOR },
+    { "tan", MON_F_TAN, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "tanh", MON_F_TANH, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "time", MON_F_TIME, 0, { 0 }, 0, MON_T_SCALAR },
+    { "timestamp", MON_F_TIMESTAMP, 1, { MON_T_VECTOR }, 0, MON_T_VECTOR },
+    { "vector", MON_F_VECTOR, 1, { MON_T_SCALAR }, 0, MON_T_VECTOR },
+    { "year", MON_F_YEAR, 1, { MON_T_VECTOR }, 1, MON_T_VECTOR },
 };
 
-/* Functions of full PromQL (promql/parser/functions.go) that the subset
- * leaves out: named in the error rather than "unknown function". */
-static const char *const other_funcs[] = {
-    "abs", "absent_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh", "ceil",
-    "changes", "clamp", "clamp_max", "clamp_min", "cos", "cosh", "day_of_month",
-    "day_of_week", "day_of_year", "days_in_month", "deg", "deriv", "exp", "floor",
-    "histogram_count", "histogram_fraction", "histogram_sum", "holt_winters", "hour",
-    "idelta", "label_join", "label_replace", "last_over_time", "ln", "log10", "log2",
-    "minute", "month", "pi", "predict_linear", "present_over_time", "quantile_over_time",
-    "rad", "resets", "round", "sgn", "sin", "sinh", "sort", "sort_desc", "sqrt",
-    "stddev_over_time", "stdvar_over_time", "tan", "tanh", "timestamp", "year", NULL,
+/* Functions Prometheus 2.42 has that work on native histograms only
+ * (fleetsim's series are floats, where they return nothing), and functions
+ * of later versions: refused with the reason. */
+static const char *const native_funcs[] = { "histogram_count", "histogram_sum",
+                                            "histogram_fraction", NULL };
+static const char *const later_funcs[] = {
+    "histogram_avg", "histogram_stddev", "histogram_stdvar", "double_exponential_smoothing",
+    "mad_over_time", "sort_by_label", "sort_by_label_desc", "info", "ts_of_max_over_time",
+    "ts_of_min_over_time", "ts_of_last_over_time", "first_over_time", "ts_of_first_over_time",
+    NULL,
 };
 
-static const char *const aggs[] = { "sum", "avg", "min", "max", "count", NULL };
-static const char *const other_aggs[] = { "stddev", "stdvar", "topk", "bottomk", "quantile",
-                                          "count_values", "group", NULL };
+static const char *const aggs[] = { "sum", "avg", "min", "max", "count", "group", "stddev",
+                                    "stdvar", "topk", "bottomk", "quantile", "count_values",
+                                    NULL };
+static const char *const later_aggs[] = { "limitk", "limit_ratio", NULL };
 
 static int in_list(const char *const *l, const char *s, size_t n)
 {
@@ -180,6 +239,75 @@ int mon_parse_duration(const char *text, double *out_s)
     return 0;
 }
 
+/* ---- numbers as Go reads them ---- */
+
+/* strconv.ParseFloat for the forms fleetsim meets: decimal, "Inf",
+ * "Infinity", "NaN" (any case, signed), hex with a 'p' exponent; no
+ * leading space, no underscores. 0, or -1 with *why ("invalid syntax",
+ * "value out of range"). */
+int mon_go_float(const char *text, double *out, const char **why)
+{
+    const char *p = text;
+    if (*p == '+' || *p == '-')
+        p++;
+    if (!strcasecmp(p, "inf") || !strcasecmp(p, "infinity")) {
+        *out = *text == '-' ? -INFINITY : INFINITY;
+        return 0;
+    }
+    if (!strcasecmp(p, "nan") && p == text) {
+        *out = NAN;
+        return 0;
+    }
+    int hex = p[0] == '0' && (p[1] == 'x' || p[1] == 'X');
+    if (!*p || isspace((unsigned char)*text) || strchr(text, '_') || strchr(text, '(') ||
+        (hex && !strpbrk(p, "pP")) || (!hex && !(isdigit((unsigned char)*p) || *p == '.'))) {
+        *why = "invalid syntax";
+        return -1;
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (*end || end == text) {
+        *why = "invalid syntax";
+        return -1;
+    }
+    if (errno == ERANGE && isinf(v)) {
+        *why = "value out of range";
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* parser.go number(): strconv.ParseInt(s, 0, 64) (0x hex, a leading 0
+ * octal: "010" is 8), else strconv.ParseFloat (decimal; "1e400" is out of
+ * range, "0x1p3" never reaches here as the lexer stops at 'p'). */
+int mon_go_number(const char *text, double *out, const char **why)
+{
+    const char *p = text;
+    int base = 10;
+    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+        base = 16;
+        p += 2;
+    } else if (p[0] == '0' && p[1]) {
+        base = 8;
+        p += 1;
+    }
+    int ok = *p != 0;
+    for (const char *q = p; *q && ok; q++)
+        ok = base == 16 ? isxdigit((unsigned char)*q) != 0
+                        : (*q >= '0' && *q < (base == 8 ? '8' : ':'));
+    if (ok) {
+        errno = 0;
+        long long v = strtoll(p, NULL, base);
+        if (errno != ERANGE) {
+            *out = (double)v;
+            return 0;
+        }
+    }
+    return mon_go_float(text, out, why);
+}
+
 /* ---- lexer ---- */
 
 static int ident_start(int c)
@@ -233,8 +361,47 @@ static int lex_string(parser *P, token *t, char q)
             }
             if (e >= '0' && e <= '7' && s[i + 2] >= '0' && s[i + 2] <= '7' && s[i + 3] >= '0' &&
                 s[i + 3] <= '7') {
-                out[k++] = (char)((e - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+                int v = (e - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0');
+                if (v > 255) { /* strconv.UnquoteChar: octal above \377 */
+                    free(out);
+                    perr(P, i, "invalid syntax: octal escape above \\377");
+                    return -1;
+                }
+                out[k++] = (char)v;
                 i += 4;
+                continue;
+            }
+            if (e == 'u' || e == 'U') { /* a code point as UTF-8 */
+                int nd = e == 'u' ? 4 : 8;
+                unsigned long cp = 0;
+                int okd = 1;
+                for (int d = 0; d < nd && okd; d++) {
+                    char h = s[i + 2 + d];
+                    okd = isxdigit((unsigned char)h) != 0;
+                    if (okd)
+                        cp = cp * 16 + (unsigned long)(isdigit((unsigned char)h) ? h - '0' : (tolower((unsigned char)h) - 'a' + 10));
+                }
+                if (!okd || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+                    free(out);
+                    perr(P, i, "invalid syntax: bad \\%c escape", e);
+                    return -1;
+                }
+                if (cp < 0x80) {
+                    out[k++] = (char)cp;
+                } else if (cp < 0x800) {
+                    out[k++] = (char)(0xC0 | (cp >> 6));
+                    out[k++] = (char)(0x80 | (cp & 0x3F));
+                } else if (cp < 0x10000) {
+                    out[k++] = (char)(0xE0 | (cp >> 12));
+                    out[k++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                    out[k++] = (char)(0x80 | (cp & 0x3F));
+                } else {
+                    out[k++] = (char)(0xF0 | (cp >> 18));
+                    out[k++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+                    out[k++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                    out[k++] = (char)(0x80 | (cp & 0x3F));
+                }
+                i += 2 + nd;
                 continue;
             }
             free(out);
@@ -290,20 +457,51 @@ static void lex(parser *P)
             P->at += n;
             return;
         }
-        char *end;
-        errno = 0;
-        t->num = strtod(s + P->at, &end);
-        t->len = (int)(end - (s + P->at));
-        if (!t->len || ident_char((unsigned char)*end) || *end == '.') {
-            perr(P, t->pos, "bad number or duration syntax: \"%.*s\"", (int)strcspn(s + P->at, " \t\n()[]{},"), s + P->at);
+        /* lexer.go scanNumber: digits (hex after 0x), '.', digits, an
+         * exponent; then nothing alphanumeric may follow. */
+        const char *p0 = s + P->at, *p = p0;
+        const char *digits = "0123456789";
+        if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+            digits = "0123456789abcdefABCDEF";
+            p += 2;
+        }
+        while (*p && strchr(digits, *p))
+            p++;
+        if (*p == '.') {
+            p++;
+            while (*p && strchr(digits, *p))
+                p++;
+        }
+        if (*p == 'e' || *p == 'E') {
+            p++;
+            if (*p == '+' || *p == '-')
+                p++;
+            while (isdigit((unsigned char)*p))
+                p++;
+        }
+        t->len = (int)(p - p0);
+        if (ident_char((unsigned char)*p)) {
+            perr(P, t->pos, "bad number or duration syntax: \"%.*s\"",
+                 (int)(strcspn(p0, " \t\n()[]{},") > 40 ? 40 : strcspn(p0, " \t\n()[]{},")), p0);
             t->kind = T_ERR;
             return;
         }
+        char *text = mon_xrealloc(NULL, (size_t)t->len + 1);
+        memcpy(text, p0, (size_t)t->len);
+        text[t->len] = '\0';
+        const char *why = NULL;
+        if (mon_go_number(text, &t->num, &why)) {
+            perr(P, t->pos, "error parsing number: strconv.ParseFloat: parsing \"%s\": %s", text, why);
+            free(text);
+            t->kind = T_ERR;
+            return;
+        }
+        free(text);
         t->kind = T_NUM;
         P->at += t->len;
         return;
     }
-    if (c == ':' && isdigit((unsigned char)s[P->at + 1])) {
+    if (c == ':' && (P->in_brack || isdigit((unsigned char)s[P->at + 1]))) {
         t->kind = T_COLON; /* [range:step] */
         t->len = 1;
         P->at++;
@@ -410,6 +608,8 @@ static void node_free(mon_node *n)
     if (!n)
         return;
     free(n->metric);
+    free(n->str);
+    node_free(n->param);
     for (int i = 0; i < n->n_matchers; i++)
         mon_matcher_free(&n->matchers[i]);
     free(n->matchers);
@@ -430,6 +630,10 @@ mon_type mon_node_type(const mon_node *n)
     switch (n->kind) {
     case MON_N_NUM:
         return MON_T_SCALAR;
+    case MON_N_STR:
+        return MON_T_STRING;
+    case MON_N_SUBQ:
+        return MON_T_MATRIX;
     case MON_N_SEL:
     case MON_N_AGG:
         return MON_T_VECTOR;
@@ -450,7 +654,8 @@ mon_type mon_node_type(const mon_node *n)
 
 static const char *type_name(mon_type t)
 {
-    return t == MON_T_SCALAR ? "scalar" : t == MON_T_VECTOR ? "instant vector" : "range vector";
+    return t == MON_T_SCALAR ? "scalar" : t == MON_T_VECTOR ? "instant vector"
+           : t == MON_T_STRING ? "string" : "range vector";
 }
 
 /* ---- grammar ---- */
@@ -584,8 +789,12 @@ static mon_node *parse_call(parser *P, const char *name, int pos)
         if (!strcmp(funcs[i].name, name))
             f = &funcs[i];
     if (!f) {
-        if (in_list(other_funcs, name, strlen(name)) >= 0)
-            perr(P, pos, "function \"%s\" is not in fleetsim's PromQL subset", name);
+        if (in_list(native_funcs, name, strlen(name)) >= 0)
+            perr(P, pos, "function \"%s\" is not supported: it reads native histograms, which "
+                 "fleetsim does not model (its series are floats)", name);
+        else if (in_list(later_funcs, name, strlen(name)) >= 0)
+            perr(P, pos, "function \"%s\" is not supported: it is newer than Prometheus 2.42, "
+                 "whose PromQL fleetsim follows", name);
         else
             perr(P, pos, "unknown function with name \"%s\"", name);
         return NULL;
@@ -611,16 +820,33 @@ static mon_node *parse_call(parser *P, const char *name, int pos)
         return NULL;
     }
     lex(P);
-    if (n->n_args != f->n_args) {
-        perr(P, pos, "expected %d argument(s) in call to \"%s\", got %d", f->n_args, name, n->n_args);
-        node_free(n);
-        return NULL;
+    /* parse.go checkAST for calls */
+    if (!f->variadic) {
+        if (n->n_args != f->n_args) {
+            perr(P, pos, "expected %d argument(s) in call to \"%s\", got %d", f->n_args, name, n->n_args);
+            node_free(n);
+            return NULL;
+        }
+    } else {
+        int na = f->n_args - 1;
+        if (na > n->n_args) {
+            perr(P, pos, "expected at least %d argument(s) in call to \"%s\", got %d", na, name, n->n_args);
+            node_free(n);
+            return NULL;
+        }
+        if (f->variadic > 0 && na + f->variadic < n->n_args) {
+            perr(P, pos, "expected at most %d argument(s) in call to \"%s\", got %d", na + f->variadic,
+                 name, n->n_args);
+            node_free(n);
+            return NULL;
+        }
     }
     for (int i = 0; i < n->n_args; i++) {
+        mon_type want = f->arg_types[i < f->n_args ? i : f->n_args - 1];
         mon_type t = mon_node_type(n->args[i]);
-        if (t != f->arg_types[i]) {
+        if (t != want) {
             perr(P, n->args[i]->pos, "expected type %s in call to function \"%s\", got %s",
-                 type_name(f->arg_types[i]), name, type_name(t));
+                 type_name(want), name, type_name(t));
             node_free(n);
             return NULL;
         }
@@ -632,6 +858,8 @@ static mon_node *parse_agg(parser *P, int which, int pos)
 {
     mon_node *n = node_new(MON_N_AGG, pos);
     n->agg = (mon_aggop)which;
+    int with_param = n->agg == MON_AGG_TOPK || n->agg == MON_AGG_BOTTOMK ||
+                     n->agg == MON_AGG_QUANTILE || n->agg == MON_AGG_COUNT_VALUES;
     lex(P);
     int have_grouping = 0;
     if (tok_is(P, "by") || tok_is(P, "without")) {
@@ -647,11 +875,25 @@ static mon_node *parse_agg(parser *P, int which, int pos)
         perr(P, P->tok.pos, "no arguments for aggregate expression provided");
         goto fail;
     }
-    n->lhs = parse_expr(P, 0);
-    if (!n->lhs)
+    mon_node *first = parse_expr(P, 0);
+    if (!first)
         goto fail;
+    if (with_param) {
+        n->param = first;
+        if (P->tok.kind != T_COMMA) {
+            perr(P, P->tok.pos, "wrong number of arguments for aggregate expression provided, expected 2, got 1");
+            goto fail;
+        }
+        lex(P);
+        n->lhs = parse_expr(P, 0);
+        if (!n->lhs)
+            goto fail;
+    } else {
+        n->lhs = first;
+    }
     if (P->tok.kind == T_COMMA) {
-        perr(P, P->tok.pos, "wrong number of arguments for aggregate expression provided, expected 1, got 2");
+        perr(P, P->tok.pos, "wrong number of arguments for aggregate expression provided, expected %d, got %d",
+             with_param ? 2 : 1, with_param ? 3 : 2);
         goto fail;
     }
     if (expect(P, T_RPAREN, "\")\" closing the aggregation"))
@@ -666,6 +908,14 @@ static mon_node *parse_agg(parser *P, int which, int pos)
         perr(P, n->lhs->pos, "expected type instant vector in aggregation expression, got %s",
              type_name(mon_node_type(n->lhs)));
         goto fail;
+    }
+    if (n->param) {
+        mon_type want = n->agg == MON_AGG_COUNT_VALUES ? MON_T_STRING : MON_T_SCALAR;
+        if (mon_node_type(n->param) != want) {
+            perr(P, n->param->pos, "expected type %s in aggregation parameter, got %s",
+                 type_name(want), type_name(mon_node_type(n->param)));
+            goto fail;
+        }
     }
     return n;
 fail:
@@ -685,9 +935,13 @@ static mon_node *parse_primary(parser *P)
         lex(P);
         return n;
     }
-    case T_STR:
-        perr(P, pos, "string literals are not in fleetsim's PromQL subset");
-        return NULL;
+    case T_STR: {
+        mon_node *n = node_new(MON_N_STR, pos);
+        n->str = t->str;
+        t->str = NULL;
+        lex(P);
+        return n;
+    }
     case T_DUR:
         perr(P, pos, "unexpected duration %s", tok_desc(P, b, sizeof b));
         return NULL;
@@ -711,8 +965,9 @@ static mon_node *parse_primary(parser *P)
             free(name);
             return parse_agg(P, agg, pos);
         }
-        if (in_list(other_aggs, name, strlen(name)) >= 0) {
-            perr(P, pos, "aggregation \"%s\" is not in fleetsim's PromQL subset", name);
+        if (in_list(later_aggs, name, strlen(name)) >= 0) {
+            perr(P, pos, "aggregation \"%s\" is not supported: it is newer than Prometheus 2.42, "
+                 "whose PromQL fleetsim follows", name);
             free(name);
             return NULL;
         }
@@ -749,29 +1004,73 @@ static mon_node *parse_primary(parser *P)
     }
 }
 
-/* primary, then [range], [a:b] (refused), offset, @ (refused). */
+/* The node an offset or @ applies to: a selector, the selector of a range
+ * selector, or a subquery; NULL if none. */
+static mon_node *modifier_target(mon_node *n)
+{
+    if (n->kind == MON_N_SEL || n->kind == MON_N_SUBQ)
+        return n;
+    if (n->kind == MON_N_MATRIX)
+        return n->sel;
+    return NULL;
+}
+
+/* primary, then [range], [range:step], offset (may be negative) and @. */
 static mon_node *parse_postfix(parser *P)
 {
     mon_node *n = parse_primary(P);
     while (n && !P->failed) {
         if (P->tok.kind == T_LBRACK) {
             int pos = P->tok.pos;
+            P->in_brack = 1;
             lex(P);
             if (P->tok.kind != T_DUR) {
                 char b[64];
+                P->in_brack = 0;
                 perr(P, P->tok.pos, "unexpected %s in range, expected duration", tok_desc(P, b, sizeof b));
                 break;
             }
             int64_t range = P->tok.dur_ms;
             lex(P);
             if (P->tok.kind == T_COLON) {
-                perr(P, pos, "subqueries ([range:step]) are not in fleetsim's PromQL subset");
-                break;
+                lex(P);
+                int64_t step = 0;
+                if (P->tok.kind == T_DUR) {
+                    step = P->tok.dur_ms;
+                    lex(P);
+                }
+                P->in_brack = 0;
+                if (expect(P, T_RBRACK, "\"]\""))
+                    break;
+                if (mon_node_type(n) != MON_T_VECTOR) {
+                    perr(P, pos, "subquery is only allowed on instant vector, got %s",
+                         type_name(mon_node_type(n)));
+                    break;
+                }
+                if (range <= 0) {
+                    perr(P, pos, "range must be positive");
+                    break;
+                }
+                if (n->kind == MON_N_SEL && (n->offset_ms || n->at)) {
+                    /* "x offset 1m[5m:1m]" is fine in Prometheus: the
+                     * selector keeps its modifiers */
+                }
+                mon_node *q = node_new(MON_N_SUBQ, n->pos);
+                q->lhs = n;
+                q->range_ms = range;
+                q->step_ms = step;
+                n = q;
+                continue;
             }
+            P->in_brack = 0;
             if (expect(P, T_RBRACK, "\"]\""))
                 break;
-            if (n->kind != MON_N_SEL || n->offset_ms) {
+            if (n->kind != MON_N_SEL) {
                 perr(P, pos, "ranges only allowed for vector selectors");
+                break;
+            }
+            if (n->offset_ms || n->at) {
+                perr(P, pos, "no offset or @ modifiers allowed before range");
                 break;
             }
             if (range <= 0) {
@@ -787,37 +1086,76 @@ static mon_node *parse_postfix(parser *P)
         if (tok_is(P, "offset")) {
             int pos = P->tok.pos;
             lex(P);
-            if (P->tok.kind == T_SUB) {
-                perr(P, P->tok.pos, "negative offsets are not in fleetsim's PromQL subset");
-                break;
+            int neg = 0;
+            if (P->tok.kind == T_SUB || P->tok.kind == T_ADD) {
+                neg = P->tok.kind == T_SUB;
+                lex(P);
             }
             if (P->tok.kind != T_DUR) {
                 char b[64];
                 perr(P, P->tok.pos, "unexpected %s in offset, expected duration", tok_desc(P, b, sizeof b));
                 break;
             }
-            mon_node *sel = n->kind == MON_N_MATRIX ? n->sel : n;
-            if (sel->kind != MON_N_SEL) {
-                perr(P, pos, "offset modifier must be preceded by an instant vector selector or range vector selector");
+            mon_node *sel = modifier_target(n);
+            if (!sel) {
+                perr(P, pos, "offset modifier must be preceded by an instant vector selector or range vector selector or a subquery");
                 break;
             }
             if (sel->offset_ms) {
                 perr(P, pos, "offset may not be set multiple times");
                 break;
             }
-            sel->offset_ms = P->tok.dur_ms;
+            sel->offset_ms = neg ? -P->tok.dur_ms : P->tok.dur_ms;
             lex(P);
             continue;
         }
         if (P->tok.kind == T_AT) {
-            perr(P, P->tok.pos, "the @ modifier is not in fleetsim's PromQL subset");
-            break;
+            int pos = P->tok.pos;
+            lex(P);
+            mon_node *sel = modifier_target(n);
+            if (!sel) {
+                perr(P, pos, "@ modifier must be preceded by an instant vector selector or range vector selector or a subquery");
+                break;
+            }
+            if (sel->at) {
+                perr(P, pos, "@ <timestamp> may not be set multiple times");
+                break;
+            }
+            if (tok_is(P, "start") || tok_is(P, "end")) {
+                sel->at = tok_is(P, "start") ? MON_AT_START : MON_AT_END;
+                lex(P);
+                if (expect(P, T_LPAREN, "\"(\"") || expect(P, T_RPAREN, "\")\""))
+                    break;
+                continue;
+            }
+            int negv = 0;
+            if (P->tok.kind == T_SUB || P->tok.kind == T_ADD) {
+                negv = P->tok.kind == T_SUB;
+                lex(P);
+            }
+            if (P->tok.kind != T_NUM) {
+                char b[64];
+                perr(P, P->tok.pos, "unexpected %s in @, expected timestamp", tok_desc(P, b, sizeof b));
+                break;
+            }
+            double ts = negv ? -P->tok.num : P->tok.num;
+            /* parser.go: finite and within int64 milliseconds */
+            if (!isfinite(ts) || ts >= 9223372036854775.0 || ts <= -9223372036854775.0) {
+                perr(P, P->tok.pos, "timestamp out of bounds for @ modifier: %g", ts);
+                break;
+            }
+            sel->at = MON_AT_TS;
+            sel->at_ms = (int64_t)llround(ts * 1000.0);
+            lex(P);
+            continue;
         }
         return n;
     }
     node_free(n);
     return NULL;
 }
+
+static int check_bin(parser *P, mon_node *n);
 
 static mon_node *parse_unary(parser *P)
 {
@@ -827,8 +1165,9 @@ static mon_node *parse_unary(parser *P)
         mon_node *x = parse_unary(P);
         if (!x)
             return NULL;
-        if (mon_node_type(x) == MON_T_MATRIX) {
-            perr(P, pos, "unary expression only allowed on expressions of type scalar or instant vector, got range vector");
+        if (mon_node_type(x) == MON_T_MATRIX || mon_node_type(x) == MON_T_STRING) {
+            perr(P, pos, "unary expression only allowed on expressions of type scalar or instant vector, got %s",
+                 type_name(mon_node_type(x)));
             node_free(x);
             return NULL;
         }
@@ -858,6 +1197,10 @@ static mon_node *parse_unary(parser *P)
     n->op = MON_OP_POW;
     n->lhs = base;
     n->rhs = rhs;
+    if (check_bin(P, n)) {
+        node_free(n);
+        return NULL;
+    }
     return n;
 }
 
@@ -881,8 +1224,8 @@ static int binop_of(const parser *P, mon_binop *op, int *prec)
     if (tok_is(P, "and")) { *op = MON_OP_AND; *prec = 2; return 1; }
     if (tok_is(P, "unless")) { *op = MON_OP_UNLESS; *prec = 2; return 1; }
     if (tok_is(P, "atan2")) {
-        *op = MON_OP_MUL;
-        *prec = -1; /* refused by the caller */
+        *op = MON_OP_ATAN2;
+        *prec = 5;
         return 1;
     }
     return 0;
@@ -937,7 +1280,7 @@ static int parse_bin_modifiers(parser *P, mon_node *n)
 static int check_bin(parser *P, mon_node *n)
 {
     mon_type lt = mon_node_type(n->lhs), rt = mon_node_type(n->rhs);
-    if (lt == MON_T_MATRIX || rt == MON_T_MATRIX) {
+    if (lt == MON_T_MATRIX || rt == MON_T_MATRIX || lt == MON_T_STRING || rt == MON_T_STRING) {
         perr(P, n->pos, "binary expression must contain only scalar and instant vector types");
         return -1;
     }
@@ -971,10 +1314,6 @@ static mon_node *parse_expr(parser *P, int min_prec)
         int prec;
         if (!binop_of(P, &op, &prec))
             return lhs;
-        if (prec < 0) {
-            perr(P, P->tok.pos, "operator \"atan2\" is not in fleetsim's PromQL subset");
-            break;
-        }
         if (prec < min_prec)
             return lhs;
         mon_node *n = node_new(MON_N_BIN, P->tok.pos);
@@ -1041,9 +1380,19 @@ static double lookback_of(const mon_node *n)
     double m = 0;
     switch (n->kind) {
     case MON_N_SEL:
-        return MON_LOOKBACK_S + (double)n->offset_ms / 1000.0;
+        if (n->at)
+            return INFINITY; /* reads a fixed time: keep all history */
+        return fmax(0, MON_LOOKBACK_S + (double)n->offset_ms / 1000.0);
     case MON_N_MATRIX:
-        return (double)(n->range_ms + n->sel->offset_ms) / 1000.0;
+        if (n->sel->at)
+            return INFINITY;
+        return fmax(0, (double)(n->range_ms + n->sel->offset_ms) / 1000.0);
+    case MON_N_SUBQ:
+        if (n->at)
+            return INFINITY;
+        return fmax(0, (double)(n->range_ms + n->offset_ms) / 1000.0 + lookback_of(n->lhs));
+    case MON_N_AGG:
+        return fmax(lookback_of(n->lhs), lookback_of(n->param));
     case MON_N_CALL:
         for (int i = 0; i < n->n_args; i++)
             m = fmax(m, lookback_of(n->args[i]));

@@ -117,13 +117,10 @@ static int load_labels(mon_yaml *y, yaml_node_t *map, const char *what, int chec
         }
         if (check_templates) {
             mon_error e;
-            mon_labels none = { 0, NULL };
-            char *x = mon_template_expand(val, &none, 0, &e);
-            if (!x) {
+            if (mon_template_check(val, &e)) {
                 mon_yaml_err(y, v, "%s \"%s\": %s", what, name, e.msg);
                 return -1;
             }
-            free(x);
         }
         if (*mon_labels_get(out, name)) {
             mon_yaml_err(y, k, "%s \"%s\" given twice", what, name);
@@ -307,6 +304,11 @@ static mon_rules *load_doc(mon_yaml *y, double default_interval_s)
                 goto fail;
         }
     }
+    /* a subquery without a step steps at the global evaluation_interval
+     * (Prometheus sets the engine's default from it) */
+    for (int i = 0; i < r->n; i++)
+        for (int k = 0; k < r->g[i].n; k++)
+            r->g[i].rules[k].expr->default_step_ms = mon_ms(default_interval_s);
     for (int i = 0; i < r->n; i++)
         for (int k = 0; k < r->g[i].n; k++)
             if (r->g[i].rules[k].is_alert) {
@@ -490,6 +492,20 @@ static void rule_error(mon_rules *r, const rule *ru, const char *msg)
     snprintf(r->last_error, sizeof r->last_error, "%s: rule \"%s\": %s", ru->where, ru->name, msg);
 }
 
+/* EngineQueryFunc (rules/manager.go): a rule's result must be a vector or
+ * a scalar. */
+static int rule_eval(const rule *ru, mon_store *s, int64_t t, mon_value *v, mon_error *e)
+{
+    if (mon_expr_eval(ru->expr, s, sec(t), v, e))
+        return -1;
+    if (v->type != MON_VAL_VECTOR && v->type != MON_VAL_SCALAR) {
+        mon_value_free(v);
+        snprintf(e->msg, sizeof e->msg, "rule result is not a vector or scalar");
+        return -1;
+    }
+    return 0;
+}
+
 static void to_vector(mon_value *v)
 {
     if (v->type == MON_VAL_SCALAR) {
@@ -507,7 +523,7 @@ static void eval_recording(mon_rules *r, rule *ru, mon_store *s, int64_t t)
 {
     mon_value v;
     mon_error e;
-    if (mon_expr_eval(ru->expr, s, sec(t), &v, &e)) {
+    if (rule_eval(ru, s, t, &v, &e)) {
         rule_error(r, ru, e.msg);
         mon_value out = { .type = MON_VAL_VECTOR };
         write_output(ru, s, &out, t);
@@ -616,7 +632,7 @@ static void eval_alerting(mon_rules *r, rule *ru, int rule_index, mon_store *s, 
     mon_value v;
     mon_error e;
     mon_value out = { .type = MON_VAL_VECTOR };
-    if (mon_expr_eval(ru->expr, s, sec(t), &v, &e)) {
+    if (rule_eval(ru, s, t, &v, &e)) {
         /* the rule is unhealthy this round; its alerts are left as they are */
         rule_error(r, ru, e.msg);
         write_output(ru, s, &out, t);
@@ -813,4 +829,57 @@ void mon_rules_each_alert(const mon_rules *r,
             fn(arg, &a->labels, a->state, sec(a->fired_at), sec(a->resolved_at));
         }
     }
+}
+
+/* ---- what the rules read and write ---- */
+
+static void each_name(const mon_node *n, void (*fn)(void *, const char *), void *arg)
+{
+    if (!n)
+        return;
+    if (n->kind == MON_N_SEL) {
+        for (int i = 0; i < n->n_matchers; i++)
+            if (!strcmp(n->matchers[i].name, MON_NAME) && n->matchers[i].type == MON_M_EQ)
+                fn(arg, n->matchers[i].value);
+        return;
+    }
+    each_name(n->sel, fn, arg);
+    each_name(n->lhs, fn, arg);
+    each_name(n->rhs, fn, arg);
+    each_name(n->param, fn, arg);
+    for (int i = 0; i < n->n_args; i++)
+        each_name(n->args[i], fn, arg);
+}
+
+typedef struct {
+    void (*fn)(void *, const char *, const char *, const char *);
+    void *arg;
+    const rule *ru;
+} names_ctx;
+
+static void name_cb(void *a, const char *metric)
+{
+    names_ctx *c = a;
+    c->fn(c->arg, c->ru->where, c->ru->name, metric);
+}
+
+void mon_rules_each_selected(const mon_rules *r,
+                             void (*fn)(void *arg, const char *where, const char *rule,
+                                        const char *metric),
+                             void *arg)
+{
+    for (int gi = 0; gi < r->n; gi++)
+        for (int i = 0; i < r->g[gi].n; i++) {
+            names_ctx c = { fn, arg, &r->g[gi].rules[i] };
+            each_name(c.ru->expr->root, name_cb, &c);
+        }
+}
+
+int mon_rules_records(const mon_rules *r, const char *metric)
+{
+    for (int gi = 0; gi < r->n; gi++)
+        for (int i = 0; i < r->g[gi].n; i++)
+            if (!r->g[gi].rules[i].is_alert && !strcmp(r->g[gi].rules[i].name, metric))
+                return 1;
+    return 0;
 }

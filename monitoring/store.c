@@ -263,3 +263,8 @@ int mon_is_stale(double v)
     memcpy(&b, &v, sizeof b);
     return b == STALE_BITS;
 }
+
+double mon_store_newest_s(const mon_store *s)
+{
+    return s->newest_ms == INT64_MIN ? NAN : (double)s->newest_ms / 1000.0;
+}

@@ -99,6 +99,8 @@ int cli_parse_scenario_args(cli_ctx *x, int run_opts, cli_scenario_args *a, FILE
             x->quiet = 1;
         } else if (run_opts && !strcmp(s, "--fail-on-slo")) {
             x->fail_on_slo = 1;
+        } else if (run_opts && !strcmp(s, "--series")) {
+            x->series = 1;
         } else if (s[0] == '-' && s[1]) {
             fprintf(err, "fleetsim: unknown option %s\n", s);
             return -1;

@@ -34,7 +34,7 @@ enum {
     CLI_SCENARIO = 1,
     /* with CLI_SCENARIO, the options of a run: --seed N (set on the
      * scenario), --out DIR, --quiet, --openmetrics FILE, --promtool-test FILE,
-     * --fail-on-slo, --trace-steps FILE */
+     * --fail-on-slo, --trace-steps FILE, --series */
     CLI_RUN_OPTS = 2,
 };
 
@@ -49,6 +49,7 @@ typedef struct {
     const char *promtool_test; /* write a `promtool test rules` file */
     int fail_on_slo;           /* a missed SLO exits CLI_EXIT_SLO */
     const char *trace_steps;   /* a CSV line per LLM engine step */
+    int series;                /* --series: write series.txt for `fleetsim query` */
 } cli_ctx;
 
 /* ---- argument parsing (args.c) ---- */
@@ -112,6 +113,7 @@ int cli_sweep(const cli_ctx *x);
 int cli_merge(const cli_ctx *x);
 int cli_list(const cli_ctx *x);
 int cli_calibrate(const cli_ctx *x);
+int cli_query(const cli_ctx *x);
 
 /* Helpers (main.c). */
 /* Creates dir and its parents (mkdir -p); -1 with errno set. */

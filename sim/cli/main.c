@@ -4,7 +4,7 @@
  * the set-up done here before it is called (as git.c's RUN_SETUP): loading
  * its scenario with the --set overrides, and reading a run's options. The
  * commands live in one file per family: run.c (run, validate), compare.c
- * (compare, sweep, merge), tools.c (list, calibrate).
+ * (compare, sweep, merge), tools.c (list, calibrate), query.c (query).
  *
  * Exit status: one code per outcome, listed in cli.h (CLI_EXIT_*) and in
  * the help.
@@ -28,8 +28,10 @@ static const struct {
 } commands[] = {
     { "run", cli_run, CLI_SCENARIO | CLI_RUN_OPTS,
       "run SCENARIO.yaml [--seed N] [--out DIR] [--set key.path=value]... [--quiet] "
-      "[--openmetrics FILE] [--promtool-test FILE] [--trace-steps FILE] [--fail-on-slo]",
+      "[--openmetrics FILE] [--promtool-test FILE] [--trace-steps FILE] [--series] [--fail-on-slo]",
       "simulate a scenario; write summary.json, timeseries.csv, events.jsonl, report.html; "
+      "--series also writes series.txt, every scraped and recorded sample, for `fleetsim query`, "
+      "and metrics.prom, the last scrape in the Prometheus text format; "
       "--trace-steps FILE writes a CSV line per engine step of every LLM replica (time_s, "
       "pool, node, replica, step, duration_s, prefill_tokens, decode_requests, "
       "context_tokens, running, waiting, kv_blocks_used); --fail-on-slo exits 5 when the "
@@ -48,6 +50,11 @@ static const struct {
       "DIR/shard-K-of-N.jsonl" },
     { "merge", cli_merge, 0, "merge DIR... [--reference FILE] [--out DIR]",
       "join the .jsonl records of sweep shards into compare.json, compare.md, compare.html" },
+    { "query", cli_query, 0,
+      "query RUN_DIR EXPR [--at T | --start T --end T --step S] [--format table|json|csv]",
+      "evaluate a PromQL expression over the series a run wrote (run --series): at T (default "
+      "the last scrape), or from --start to --end by --step; times in the run's seconds or as "
+      "durations (90, 1m30s); json is shaped as Prometheus's HTTP API" },
     { "list", cli_list, 0, "list", "list the registered policies and the fault kinds" },
     { "calibrate", cli_calibrate, 0,
       "calibrate --device cpu|cuda --model realbench/models/X.yaml --out PROFILE.json",

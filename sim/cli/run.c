@@ -138,10 +138,13 @@ int cli_run(const cli_ctx *x)
                 requests, requests * 1e-6 / 60, requests * 7e-6 / 60);
     /* a first Ctrl-C stops the run and keeps what it has; a second ends
      * the process at once */
+    char series[4200];
+    snprintf(series, sizeof series, "%s/series.txt", dir);
     sim_options opt = { .progress = !x->quiet && isatty(STDERR_FILENO),
                         .stop_on_sigint = 1,
                         .openmetrics_path = x->openmetrics, .promtool_test_path = x->promtool_test,
-                        .trace_steps_path = x->trace_steps };
+                        .trace_steps_path = x->trace_steps,
+                        .series_path = x->series ? series : NULL };
     rp_results res;
     if (sim_run(sc, &opt, &res) != 0)
         return CLI_EXIT_INTERNAL;

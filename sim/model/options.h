@@ -11,6 +11,7 @@ typedef struct {
     const char *openmetrics_path;   /* --openmetrics: every scraped series; NULL = none */
     const char *promtool_test_path; /* --promtool-test: a `promtool test rules` file; NULL = none */
     const char *trace_steps_path;   /* --trace-steps: a CSV line per LLM engine step; NULL = none */
+    const char *series_path;        /* --series: every sample of every series, for `fleetsim query` */
 } sim_options;
 
 #endif

@@ -31,7 +31,13 @@
  *   model is loaded (warming, ready, draining) plus per_request per request
  *   of the batch running on that GPU, in whole MiB as DCGM reports it;
  *   with a declared gpu_memory also DCGM_FI_DEV_FB_FREE and
- *   DCGM_FI_DEV_FB_TOTAL (no reserved memory is modelled). A target
+ *   DCGM_FI_DEV_FB_TOTAL (no reserved memory is modelled); node_exporter's
+ *   node_cpu_seconds_total{cpu, mode="user"|"idle"} (one CPU per GPU, busy
+ *   as the GPUs are), node_load1 (requests running or queued, decayed as
+ *   the kernel's 1m average), node_boot_time_seconds; and per GPU of a
+ *   GPU node DCGM_FI_DEV_GPU_UTIL (%), DCGM_FI_DEV_POWER_USAGE (the power
+ *   model) and DCGM_FI_DEV_SM_CLOCK (boost while busy, idle clock when
+ *   not); all from 0 again when the node boots. A target
  *   answers when its host is on and it has not failed; when it does not,
  *   `up` is 0 and its other series get one staleness marker, as Prometheus
  *   writes for a failed scrape. A node switched off (scaled in) stops being
@@ -53,7 +59,9 @@
  *   and histograms restart from 0 when its host goes down;
  * - per pool: fleetsim_in_flight, fleetsim_queue_depth, fleetsim_replicas
  *   (ready nodes), fleetsim_pending_pods (nodes starting),
- *   fleetsim_inference_seconds_total (busy GPU-seconds);
+ *   fleetsim_inference_seconds_total (busy GPU-seconds); kube-state-metrics'
+ *   kube_deployment_status_replicas (running or starting) and, with an
+ *   autoscaler, kube_horizontalpodautoscaler_status_desired_replicas;
  * - per traffic class: fleetsim_requests_total{code} (200 completed, 503
  *   rejected, 502 failed, 504 timed out; every code from 0 at t = 0, so
  *   the first error shows in rate()), and the request duration histogram
@@ -205,18 +213,73 @@ typedef struct {
     int marked;            /* its other series got their staleness marker */
     double busy_prev;
     obs_llm *llm;          /* LLM pools only */
+    /* node_exporter's view since the host last came up: boot time, CPU
+     * seconds busy per CPU, the 1-minute load average */
+    int booted, gen;
+    double boot_s, user_s, load1, last_t;
 } obs_node;
 
-enum { P_IN_FLIGHT, P_QUEUE, P_REPLICAS, P_PENDING, P_INFERENCE, N_POOL_SERIES };
+enum { P_IN_FLIGHT, P_QUEUE, P_REPLICAS, P_PENDING, P_INFERENCE, P_KUBE_REPLICAS, N_POOL_SERIES };
 static const char *const POOL_SERIES[N_POOL_SERIES] = {
     "fleetsim_in_flight", "fleetsim_queue_depth", "fleetsim_replicas", "fleetsim_pending_pods",
-    "fleetsim_inference_seconds_total"
+    "fleetsim_inference_seconds_total", "kube_deployment_status_replicas"
+};
+
+/* Max SM clock (MHz) of a GPU type while it works, as DCGM_FI_DEV_SM_CLOCK
+ * reports it under load (NVIDIA's data sheets: A100 SXM 1410, H100 SXM and
+ * H200 1980 boost); an idle GPU drops to its idle clock. */
+#define OBS_IDLE_SM_CLOCK_MHZ 210.0
+static double sm_clock_mhz(const char *gpu_type)
+{
+    return !strcmp(gpu_type, "a100") ? 1410.0 : 1980.0;
+}
+
+/* The help and type of every family fleetsim exports besides vLLM's, for
+ * the OpenMetrics export's HELP and TYPE lines (scenarios/README.md lists
+ * them). */
+static const struct {
+    const char *family;
+    mon_metric_type type;
+    const char *help;
+} FAMILIES[] = {
+    { "up", MON_METRIC_GAUGE, "1 if the target answered its scrape, 0 if not." },
+    { "node_cpu_utilisation", MON_METRIC_GAUGE, "CPU busy fraction over the last scrape interval." },
+    { "node_gpu_utilisation", MON_METRIC_GAUGE, "GPU busy fraction over the last scrape interval." },
+    { "node_cpu_seconds", MON_METRIC_COUNTER, "Seconds the CPUs spent in each mode." },
+    { "node_load1", MON_METRIC_GAUGE, "1m load average." },
+    { "node_boot_time_seconds", MON_METRIC_GAUGE, "Node boot time, in unixtime." },
+    { "node_network_receive_bytes", MON_METRIC_COUNTER, "Network device statistic receive_bytes." },
+    { "node_network_transmit_bytes", MON_METRIC_COUNTER, "Network device statistic transmit_bytes." },
+    { "node_memory_MemTotal_bytes", MON_METRIC_GAUGE, "Memory information field MemTotal_bytes." },
+    { "node_memory_MemAvailable_bytes", MON_METRIC_GAUGE, "Memory information field MemAvailable_bytes." },
+    { "DCGM_FI_DEV_GPU_UTIL", MON_METRIC_GAUGE, "GPU utilization (in %)." },
+    { "DCGM_FI_DEV_POWER_USAGE", MON_METRIC_GAUGE, "Power draw (in W)." },
+    { "DCGM_FI_DEV_SM_CLOCK", MON_METRIC_GAUGE, "SM clock frequency (in MHz)." },
+    { "DCGM_FI_DEV_FB_USED", MON_METRIC_GAUGE, "Framebuffer memory used (in MiB)." },
+    { "DCGM_FI_DEV_FB_FREE", MON_METRIC_GAUGE, "Framebuffer memory free (in MiB)." },
+    { "DCGM_FI_DEV_FB_TOTAL", MON_METRIC_GAUGE, "Framebuffer memory total (in MiB)." },
+    { "kube_deployment_status_replicas", MON_METRIC_GAUGE,
+      "The number of replicas per deployment." },
+    { "kube_horizontalpodautoscaler_status_desired_replicas", MON_METRIC_GAUGE,
+      "Desired number of replicas of pods managed by this autoscaler." },
+    { "fleetsim_requests", MON_METRIC_COUNTER, "Finished requests by HTTP code." },
+    { "fleetsim_request_duration_seconds", MON_METRIC_HISTOGRAM,
+      "Request latency from the client's send, every finished request." },
+    { "fleetsim_in_flight", MON_METRIC_GAUGE, "Requests accepted and not finished." },
+    { "fleetsim_queue_depth", MON_METRIC_GAUGE, "Requests waiting in queues." },
+    { "fleetsim_replicas", MON_METRIC_GAUGE, "Ready replicas." },
+    { "fleetsim_pending_pods", MON_METRIC_GAUGE, "Replicas starting." },
+    { "fleetsim_inference_seconds", MON_METRIC_COUNTER, "GPU-seconds of inference." },
+    { "fleetsim_cache_requests", MON_METRIC_COUNTER, "Lookups of a pipeline cache by result." },
+    { "fleetsim_queue_backlog", MON_METRIC_GAUGE, "Messages held by a pipeline queue's broker." },
+    { "fleetsim_queue_messages", MON_METRIC_COUNTER, "Messages through a pipeline queue by result." },
 };
 
 static struct {
     int on;
     const char *openmetrics_path;
     const char *promtool_path;
+    const char *series_path;   /* --series: the store, dumped at the end */
     double scrape_s;
     int n_buckets;             /* finite bounds; +Inf is one more */
     const double *bounds;
@@ -231,6 +294,7 @@ static struct {
     obs_node **nodes;          /* [pool][host] */
     double *values;            /* scratch for node_values(), the most series of a node */
     mon_series **pool;         /* [pool][N_POOL_SERIES] */
+    mon_series **hpa;          /* [pool]: desired replicas, pools with an autoscaler */
     mon_series **cache;        /* [cache][hit, miss] */
     mon_series **queue;        /* [queue][backlog, published, delivered, refused] */
     mon_series **req;          /* [class][code] */
@@ -277,6 +341,12 @@ static int has_gpu_capacity(const eng_node *n)
 static int is_llm(const eng_pool *p)
 {
     return p->serve == &serve_llm;
+}
+
+/* DCGM's GPU series exist for nodes with GPUs (gpu_type other than cpu). */
+static int has_dcgm(const eng_node *n)
+{
+    return n->power->gpu_type && strcmp(n->power->gpu_type, "cpu") != 0;
 }
 
 /* vllm:* series of one node: gauges and counters, then per histogram its
@@ -450,7 +520,9 @@ static void node_series(eng_node *n, obs_node *o)
     const char *pool = n->pool->cfg->name;
     int per_gpu = has_gpu_memory(n) ? 1 + 2 * has_gpu_capacity(n) : 0;
     int llm = is_llm(n->pool) ? llm_n_series() : 0;
-    o->s = calloc((size_t)(4 + 2 * has_host_memory(n) + n->gpus * per_gpu + llm), sizeof *o->s);
+    o->s = calloc((size_t)(6 + 2 * n->gpus + 3 * n->gpus * has_dcgm(n) + 2 * has_host_memory(n) +
+                           n->gpus * per_gpu + llm),
+                  sizeof *o->s);
     o->n_s = 0;
     o->s[o->n_s++] = series("node_cpu_utilisation", "pool", pool, "node", n->name, NULL, NULL);
     o->s[o->n_s++] = series("node_gpu_utilisation", "pool", pool, "node", n->name, NULL, NULL);
@@ -458,6 +530,29 @@ static void node_series(eng_node *n, obs_node *o)
                             "device", "eth0");
     o->s[o->n_s++] = series("node_network_transmit_bytes_total", "pool", pool, "node", n->name,
                             "device", "eth0");
+    o->s[o->n_s++] = series("node_load1", "pool", pool, "node", n->name, NULL, NULL);
+    o->s[o->n_s++] = series("node_boot_time_seconds", "pool", pool, "node", n->name, NULL, NULL);
+    for (int c = 0; c < n->gpus; c++) {
+        char cpu[16];
+        snprintf(cpu, sizeof cpu, "%d", c);
+        for (int idle = 0; idle < 2; idle++) {
+            mon_labels ls = { 0 };
+            mon_labels_set(&ls, "__name__", "node_cpu_seconds_total");
+            mon_labels_set(&ls, "pool", pool);
+            mon_labels_set(&ls, "node", n->name);
+            mon_labels_set(&ls, "cpu", cpu);
+            mon_labels_set(&ls, "mode", idle ? "idle" : "user");
+            o->s[o->n_s++] = mon_store_series(obs_state.store, &ls);
+            mon_labels_free(&ls);
+        }
+    }
+    for (int g = 0; g < n->gpus && has_dcgm(n); g++) {
+        char gpu[16];
+        snprintf(gpu, sizeof gpu, "%d", g);
+        o->s[o->n_s++] = series("DCGM_FI_DEV_GPU_UTIL", "pool", pool, "node", n->name, "gpu", gpu);
+        o->s[o->n_s++] = series("DCGM_FI_DEV_POWER_USAGE", "pool", pool, "node", n->name, "gpu", gpu);
+        o->s[o->n_s++] = series("DCGM_FI_DEV_SM_CLOCK", "pool", pool, "node", n->name, "gpu", gpu);
+    }
     if (has_host_memory(n)) {
         o->s[o->n_s++] = series("node_memory_MemTotal_bytes", "pool", pool, "node", n->name,
                                 NULL, NULL);
@@ -482,13 +577,26 @@ static void node_series(eng_node *n, obs_node *o)
 
 /* The values of a node's series (obs_node's order) at a scrape it answers;
  * util is the GPUs' busy fraction over the last interval. */
-static void node_values(const eng_node *n, double util, double *v)
+static void node_values(const eng_node *n, const obs_node *o, double util, double t, double *v)
 {
     int k = 0;
     v[k++] = util;
     v[k++] = util;
     v[k++] = n->work.net_rx_bytes;
     v[k++] = n->work.net_tx_bytes;
+    v[k++] = o->load1;
+    v[k++] = o->boot_s; /* sim seconds, as time() reads in rules */
+    for (int c = 0; c < n->gpus; c++) {
+        double user = o->user_s;
+        v[k++] = user;
+        v[k++] = fmax(0, (t - o->boot_s) - user);
+    }
+    for (int g = 0; g < n->gpus && has_dcgm(n); g++) {
+        const sc_power *pw = n->power;
+        v[k++] = round(util * 100);
+        v[k++] = pw->idle_w_per_gpu + (pw->busy_w_per_gpu - pw->idle_w_per_gpu) * util;
+        v[k++] = util > 0 ? sm_clock_mhz(pw->gpu_type) : OBS_IDLE_SM_CLOCK_MHZ;
+    }
     if (has_host_memory(n)) {
         const sc_host_memory *hm = &n->pool->cfg->host_memory;
         v[k++] = hm->total_bytes;
@@ -523,11 +631,30 @@ static void make_series(void)
         obs_state.nodes[k] = calloc((size_t)eng_world.pools[k].n_hosts, sizeof **obs_state.nodes);
         for (int j = 0; j < eng_world.pools[k].n_hosts; j++)
             most = most > eng_world.pools[k].nodes[j].gpus ? most : eng_world.pools[k].nodes[j].gpus;
-        for (int i = 0; i < N_POOL_SERIES; i++)
+        for (int i = 0; i < P_KUBE_REPLICAS; i++)
             obs_state.pool[k * N_POOL_SERIES + i] = series(POOL_SERIES[i], "pool", sc->pools[k].name,
                                                    NULL, NULL, NULL, NULL);
     }
-    obs_state.values = calloc((size_t)(6 + 3 * most + llm_n_series()), sizeof *obs_state.values);
+    obs_state.values = calloc((size_t)(8 + 8 * most + llm_n_series()), sizeof *obs_state.values);
+    for (size_t i = 0; i < sizeof FAMILIES / sizeof *FAMILIES; i++)
+        mon_store_describe(obs_state.store, FAMILIES[i].family, FAMILIES[i].type, FAMILIES[i].help);
+    obs_state.hpa = calloc((size_t)sc->n_pools, sizeof *obs_state.hpa);
+    for (int k = 0; k < sc->n_pools; k++) {
+        /* kube-state-metrics' labels: the deployment is the pool */
+        mon_labels ls = { 0 };
+        mon_labels_set(&ls, "__name__", "kube_deployment_status_replicas");
+        mon_labels_set(&ls, "namespace", "default");
+        mon_labels_set(&ls, "deployment", sc->pools[k].name);
+        obs_state.pool[k * N_POOL_SERIES + P_KUBE_REPLICAS] = mon_store_series(obs_state.store, &ls);
+        mon_labels_free(&ls);
+        if (eng_world.pools[k].scaler) {
+            mon_labels_set(&ls, "__name__", "kube_horizontalpodautoscaler_status_desired_replicas");
+            mon_labels_set(&ls, "namespace", "default");
+            mon_labels_set(&ls, "horizontalpodautoscaler", sc->pools[k].name);
+            obs_state.hpa[k] = mon_store_series(obs_state.store, &ls);
+            mon_labels_free(&ls);
+        }
+    }
     for (int k = 0, described = 0; k < sc->n_pools; k++) {
         if (!is_llm(&eng_world.pools[k]))
             continue;
@@ -620,8 +747,32 @@ static void scrape_node(eng_node *n, obs_node *o, double t, double now)
         double g = n->gpus;
         double u = (busy - o->busy_prev) / (obs_state.scrape_s * g);
         u = u < 0 ? 0 : u > 1 ? 1 : u;
+        if (!o->booted || o->gen != n->life.gen) {
+            /* came up (again) since the last scrape: node_exporter's
+             * counters start from 0 at its boot */
+            double b = isfinite(n->life.start_s) && n->life.start_s <= t ? n->life.start_s
+                       : n->life.up_since_s >= 0                          ? n->life.up_since_s
+                                                                          : t;
+            if (o->booted)
+                b = fmax(b, o->last_t);
+            o->boot_s = fmin(b, t);
+            o->booted = 1;
+            o->gen = n->life.gen;
+            o->user_s = 0;
+            o->load1 = 0;
+        } else {
+            o->user_s += u * obs_state.scrape_s;
+        }
+        /* the kernel's 1m load average (exponential decay every 5 s; here
+         * every scrape): requests running or queued at the node are its
+         * runnable tasks */
+        double runnable = serve_queued(n);
+        for (int gi = 0; gi < n->gpus; gi++)
+            runnable += serve_running(n, gi);
+        double e = exp(-obs_state.scrape_s / 60.0);
+        o->load1 = o->load1 * e + runnable * (1 - e);
         double *v = obs_state.values;
-        node_values(n, u, v);
+        node_values(n, o, u, t, v);
         for (int i = 0; i < o->n_s; i++)
             mon_series_append(o->s[i], t, v[i]);
         mon_series_append(o->up, t, 1);
@@ -637,6 +788,7 @@ static void scrape_node(eng_node *n, obs_node *o, double t, double now)
     }
     o->busy_prev = busy;
     o->target = target;
+    o->last_t = t;
 }
 
 static void scrape(double t)
@@ -660,8 +812,11 @@ static void scrape(double t)
         v[P_REPLICAS] = eng_ready_count(p, 0);
         v[P_PENDING] = eng_ready_count(p, 1) - eng_ready_count(p, 0);
         v[P_INFERENCE] = busy;
+        v[P_KUBE_REPLICAS] = eng_ready_count(p, 1);
         for (int i = 0; i < N_POOL_SERIES; i++)
             mon_series_append(obs_state.pool[k * N_POOL_SERIES + i], t, v[i]);
+        if (obs_state.hpa[k])
+            mon_series_append(obs_state.hpa[k], t, p->target);
     }
     for (int i = 0; i < eng_world.sc->n_caches; i++) {
         mon_series_append(obs_state.cache[2 * i], t, (double)eng_world.caches[i].hits);
@@ -806,20 +961,100 @@ static char *slo_file_path(void)
     return out;
 }
 
+/* ---------- rules that select what the run never exports ---------- */
+
+/* 1 if some scrape or rule of this run can write a series named name. */
+static int can_produce(const char *name)
+{
+    static const char *const always[] = {
+        "up", "node_cpu_utilisation", "node_gpu_utilisation", "node_network_receive_bytes_total",
+        "node_network_transmit_bytes_total", "node_load1", "node_boot_time_seconds",
+        "node_cpu_seconds_total", "fleetsim_requests_total",
+        "fleetsim_request_duration_seconds_bucket", "fleetsim_request_duration_seconds_sum",
+        "fleetsim_request_duration_seconds_count", "fleetsim_in_flight", "fleetsim_queue_depth",
+        "fleetsim_replicas", "fleetsim_pending_pods", "fleetsim_inference_seconds_total",
+        "kube_deployment_status_replicas", "ALERTS", NULL,
+    };
+    for (int i = 0; always[i]; i++)
+        if (!strcmp(name, always[i]))
+            return 1;
+    const sc_scenario *sc = eng_world.sc;
+    for (int i = 0; i < obs_state.n_rules; i++)
+        if (mon_rules_records(obs_state.rules[i], name))
+            return 1;
+    if (sc->n_caches && !strcmp(name, "fleetsim_cache_requests_total"))
+        return 1;
+    if (sc->n_queues && (!strcmp(name, "fleetsim_queue_backlog") ||
+                         !strcmp(name, "fleetsim_queue_messages_total")))
+        return 1;
+    for (int k = 0; k < sc->n_pools; k++) {
+        const eng_pool *p = &eng_world.pools[k];
+        if (p->scaler && !strcmp(name, "kube_horizontalpodautoscaler_status_desired_replicas"))
+            return 1;
+        if (is_llm(p) && !strncmp(name, "vllm:", 5)) {
+            char buf[128];
+            for (int i = 0; i < N_LLM_SCALAR; i++) {
+                snprintf(buf, sizeof buf, "%s%s", LLM_SCALAR[i].family,
+                         LLM_SCALAR[i].type == MON_METRIC_COUNTER ? "_total" : "");
+                if (!strcmp(name, buf))
+                    return 1;
+            }
+            for (int h = 0; h < N_LLM_HIST; h++) {
+                size_t l = strlen(LLM_HIST[h].family);
+                if (!strncmp(name, LLM_HIST[h].family, l) &&
+                    (!strcmp(name + l, "_bucket") || !strcmp(name + l, "_sum") ||
+                     !strcmp(name + l, "_count")))
+                    return 1;
+            }
+        }
+        for (int j = 0; j < p->n_hosts; j++) {
+            const eng_node *n = &p->nodes[j];
+            if (has_host_memory(n) && (!strcmp(name, "node_memory_MemTotal_bytes") ||
+                                       !strcmp(name, "node_memory_MemAvailable_bytes")))
+                return 1;
+            if (has_dcgm(n) && (!strcmp(name, "DCGM_FI_DEV_GPU_UTIL") ||
+                                !strcmp(name, "DCGM_FI_DEV_POWER_USAGE") ||
+                                !strcmp(name, "DCGM_FI_DEV_SM_CLOCK")))
+                return 1;
+            if (has_gpu_memory(n) && !strcmp(name, "DCGM_FI_DEV_FB_USED"))
+                return 1;
+            if (has_gpu_capacity(n) && (!strcmp(name, "DCGM_FI_DEV_FB_FREE") ||
+                                        !strcmp(name, "DCGM_FI_DEV_FB_TOTAL")))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* One warning per rule, for the first name it selects that nothing here
+ * produces: such a rule silently never fires. */
+static void warn_unproduced(void *arg, const char *where, const char *rule, const char *metric)
+{
+    char *last = arg;
+    if (!strcmp(last, where) || can_produce(metric))
+        return;
+    snprintf(last, 300, "%s", where);
+    fprintf(stderr, "%s: warning: rule \"%s\" selects %s, which this scenario never produces "
+                    "(scenarios/README.md lists the exported metrics)\n", where, rule, metric);
+}
+
 void obs_set_options(const sim_options *opt)
 {
     obs_state.openmetrics_path = opt ? opt->openmetrics_path : NULL;
     obs_state.promtool_path = opt ? opt->promtool_test_path : NULL;
+    obs_state.series_path = opt ? opt->series_path : NULL;
 }
 
 void obs_start(void)
 {
     const sc_monitoring *m = &eng_world.sc->monitoring;
     const char *om = obs_state.openmetrics_path, *pt = obs_state.promtool_path;
+    const char *sp = obs_state.series_path;
     memset(&obs_state, 0, sizeof obs_state);
     obs_state.openmetrics_path = om;
     obs_state.promtool_path = pt;
-    if (!m->enabled && !om && !pt)
+    obs_state.series_path = sp;
+    if (!m->enabled && !om && !pt && !sp)
         return;
     obs_state.on = 1;
     obs_state.scrape_s = m->scrape_interval_s;
@@ -859,12 +1094,15 @@ void obs_start(void)
     for (int i = 0; i < obs_state.n_rules; i++)
         retention = fmax(retention, mon_rules_retention_s(obs_state.rules[i]));
     obs_state.store = mon_store_create(retention);
-    if (om || pt)
+    if (om || pt || sp)
         mon_store_set_retention(obs_state.store, INFINITY);
     if (pt)
         for (int i = 0; i < obs_state.n_rules; i++)
             mon_rules_keep_firing_log(obs_state.rules[i], 1);
     make_series();
+    char last[300] = "";
+    for (int i = 0; i < obs_state.n_rules; i++)
+        mon_rules_each_selected(obs_state.rules[i], warn_unproduced, last);
     /* not a daemon: it returns at the end of the run (SimGrid 3.32 would
      * kill a returned daemon twice) */
     sg_actor_t a = sg_actor_init("prometheus", eng_world.balancer_host);
@@ -1136,6 +1374,28 @@ void obs_free(void)
         eng_world.out->alerting.export_failed = 1;
     if (obs_state.promtool_path && write_promtool() != 0)
         eng_world.out->alerting.export_failed = 1;
+    if (obs_state.series_path) {
+        FILE *f = fopen(obs_state.series_path, "w");
+        if (!f || mon_store_dump(obs_state.store, f) != 0 || fclose(f) != 0) {
+            fprintf(stderr, "fleetsim: cannot write %s: %s\n", obs_state.series_path, strerror(errno));
+            eng_world.out->alerting.export_failed = 1;
+        }
+        /* and the last scrape as the exporters' /metrics showed it,
+         * metrics.prom next to it */
+        size_t len = strlen(obs_state.series_path);
+        char *mp = malloc(len + 16);
+        const char *slash = strrchr(obs_state.series_path, '/');
+        int dir = slash ? (int)(slash - obs_state.series_path) + 1 : 0;
+        snprintf(mp, len + 16, "%.*smetrics.prom", dir, obs_state.series_path);
+        double last = mon_store_newest_s(obs_state.store);
+        f = fopen(mp, "w");
+        if (!f || mon_write_scrape(obs_state.store, f, isnan(last) ? 0 : last) != 0 ||
+            fclose(f) != 0) {
+            fprintf(stderr, "fleetsim: cannot write %s: %s\n", mp, strerror(errno));
+            eng_world.out->alerting.export_failed = 1;
+        }
+        free(mp);
+    }
     for (int i = 0; i < obs_state.n_rules; i++) {
         mon_rules_free(obs_state.rules[i]);
         free(obs_state.rule_names[i]);
@@ -1159,6 +1419,7 @@ void obs_free(void)
     free(obs_state.nodes);
     free(obs_state.values);
     free(obs_state.pool);
+    free(obs_state.hpa);
     free(obs_state.cache);
     free(obs_state.queue);
     free(obs_state.req);

@@ -11,6 +11,7 @@
 #include <CUnit/CUnit.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define EPS 1e-12
@@ -196,6 +197,65 @@ static void test_retention(void)
     teardown();
 }
 
+/* ---- RE2 matchers -------------------------------------------------------- */
+
+/* Number of series of x whose label a matches (1) or not (0) per matcher. */
+static int re_hits(const char *re, const char *value)
+{
+    char sel[256];
+    int n = -1;
+    snprintf(sel, sizeof sel, "x{a=\"%s\", a=~\"%s\"}", value, re);
+    q(sel, 10, NULL, &n);
+    return n;
+}
+
+/* What Go's regexp (RE2) answers, anchored as Prometheus anchors
+ * (^(?:re)$), where POSIX ERE answered otherwise (issue: "5\\d\\d" never
+ * matched 503). */
+static void test_re2_matchers(void)
+{
+    setup();
+    static const char *const values[] = {"503", "5dd", "abc", "x1", "d", "\xc3\xa9", "AbC", "", "a\nb"};
+    for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
+        char series[64];
+        if (strchr(values[i], '\n'))
+            snprintf(series, sizeof series, "x{a=\"a\\nb\"}");
+        else
+            snprintf(series, sizeof series, "x{a=\"%s\"}", values[i]);
+        add(series, 0, 1);
+    }
+    CU_ASSERT_EQUAL(re_hits("5\\\\d\\\\d", "503"), 1);
+    CU_ASSERT_EQUAL(re_hits("5\\\\d\\\\d", "5dd"), 0);
+    CU_ASSERT_EQUAL(re_hits("\\\\D+", "abc"), 1);
+    CU_ASSERT_EQUAL(re_hits("\\\\D+", "503"), 0);
+    CU_ASSERT_EQUAL(re_hits("x[\\\\d]", "x1"), 1);
+    CU_ASSERT_EQUAL(re_hits("\\\\x64", "d"), 1);
+    CU_ASSERT_EQUAL(re_hits(".", "\xc3\xa9"), 1);          /* one code point */
+    CU_ASSERT_EQUAL(re_hits("[^0-9]", "\xc3\xa9"), 1);
+    CU_ASSERT_EQUAL(re_hits("..", "\xc3\xa9"), 0);
+    CU_ASSERT_EQUAL(re_hits("\\\\p{L}", "\xc3\xa9"), 1);
+    CU_ASSERT_EQUAL(re_hits("(?i)abc", "AbC"), 1);
+    CU_ASSERT_EQUAL(re_hits("abc", "AbC"), 0);
+    CU_ASSERT_EQUAL(re_hits("(?:ab)c", "abc"), 1);
+    CU_ASSERT_EQUAL(re_hits("b", "abc"), 0);                /* anchored */
+    CU_ASSERT_EQUAL(re_hits("a|abc", "abc"), 1);            /* ^(?:a|abc)$, not ^a|abc$ */
+    int n = -1;
+    q("x{a=~\"a.b\"}", 10, NULL, &n);                       /* . is not \n */
+    CU_ASSERT_EQUAL(n, 0);
+    q("x{a=~\"(?s)a.b\"}", 10, NULL, &n);
+    CU_ASSERT_EQUAL(n, 1);
+    q("x{a!~\".+\"}", 10, NULL, &n);                        /* "" and "a\nb" */
+    CU_ASSERT_EQUAL(n, 2);
+    q("x{a=~\"\\\\d{3}|\\\\pL\"}", 10, NULL, &n);            /* 503, d, é */
+    CU_ASSERT_EQUAL(n, 3);
+    /* what RE2 refuses */
+    CU_ASSERT_PTR_NOT_NULL(strstr(qerr("x{a=~\"(a)\\\\1\"}", 10), "invalid regular expression \"(a)\\1\": invalid escape sequence: \\1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(qerr("x{a=~\"(?=a)\"}", 10), "invalid regular expression"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(qerr("x{a=~\"[[:foo:]]\"}", 10), "invalid regular expression"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(qerr("x{a=~\"a(\"}", 10), "missing )"));
+    teardown();
+}
+
 /* ---- histogram_quantile --------------------------------------------------- */
 
 static void test_histogram_quantile(void)
@@ -344,11 +404,32 @@ static void test_parse_errors(void)
 {
     expect_err("rate(x[5m]", "1:11: parse error: unexpected end of input");
     expect_err("sum(x) by (a", "1:13:");
-    expect_err("topk(3, x)", "1:1: parse error: aggregation \"topk\" is not in fleetsim's PromQL subset");
-    expect_err("predict_linear(x[1h], 60)", "function \"predict_linear\" is not in fleetsim's PromQL subset");
+    expect_err("limitk(3, x)", "1:1: parse error: aggregation \"limitk\" is not supported: it is newer "
+               "than Prometheus 2.42, whose PromQL fleetsim follows");
+    expect_err("histogram_count(x)", "1:1: parse error: function \"histogram_count\" is not supported: it "
+               "reads native histograms, which fleetsim does not model (its series are floats)");
+    expect_err("topk(x)", "wrong number of arguments for aggregate expression provided, expected 2, got 1");
+    expect_err("topk(\"a\", x)", "expected type scalar in aggregation parameter, got string");
+    expect_err("count_values(1, x)", "expected type string in aggregation parameter, got scalar");
+    expect_err("sum(1, x)", "expected 1, got 2");
+    expect_err("round(x, 1, 2)", "expected at most 2 argument(s) in call to \"round\", got 3");
+    expect_err("label_join(x, \"a\")", "expected at least 3 argument(s) in call to \"label_join\", got 2");
+    expect_err("x @ start", "1:10: parse error: unexpected end of input, expected \"(\"");
+    expect_err("x @ 1 @ 2", "@ <timestamp> may not be set multiple times");
+    expect_err("sum(x) @ 1", "@ modifier must be preceded by an instant vector selector");
+    expect_err("x @ Inf", "timestamp out of bounds for @ modifier");
+    expect_err("rate(x[5m:1m] offset 1m offset 2m)", "offset may not be set multiple times");
+    expect_err("rate(x[5m:1m][5m:1m])", "subquery is only allowed on instant vector, got range vector");
+    expect_err("\"a\" + 1", "binary expression must contain only scalar and instant vector types");
+    expect_err("-\"a\"", "unary expression only allowed on expressions of type scalar or instant vector, got string");
+    /* Go's number literals */
+    expect_err("0x1p3", "bad number or duration syntax");
+    expect_err("1e400", "error parsing number: strconv.ParseFloat: parsing \"1e400\": value out of range");
+    expect_err("0x1.8", "error parsing number");
+    expect_err("1_000", "bad number or duration syntax");
+    expect_err("\"\\400\"", "octal escape above");
+    expect_err("\"\\ud800\"", "bad \\u escape");
     expect_err("foo_bar(x)", "unknown function with name \"foo_bar\"");
-    expect_err("rate(x[5m:1m])", "1:7: parse error: subqueries");
-    expect_err("x @ 100", "1:3: parse error: the @ modifier");
     expect_err("rate(x)", "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector");
     expect_err("1 > 2", "comparisons between scalars must use BOOL modifier");
     expect_err("x + bool y", "bool modifier can only be used on comparison operators");
@@ -366,11 +447,14 @@ static void test_parse_errors(void)
                "\"(a{100}){100}\": invalid repeat count: `{100}`");
     expect_err("x{a=~\"a)|(b\"}", "1:6: parse error: invalid regular expression \"a)|(b\": "
                "unexpected ): `a)|(b`");
-    expect_err("x{a=~\"((((((((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+\"}",
-               "expression too large");
     static const char *const fine[] = {"x{a=~\"(a{10}){100}\"}", "x{a=~\"a+?b*?\"}",
                                        "x{a=~\"[+*]+\"}", "x{a=~\"a\\\\++\"}",
-                                       "x{a=~\"[]a]*|b{,3}\"}", "x{a=~\"((((a+)+)+)+)+\"}"};
+                                       "x{a=~\"[]a]*|b{,3}\"}", "x{a=~\"((((a+)+)+)+)+\"}",
+                                       /* RE2 compiles nested repetitions in
+                                        * linear time (glibc's regcomp took
+                                        * seconds on these) */
+                                       "x{a=~\"((((((((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+\"}",
+                                       "x{a=~\"(((((()+)+)+)+)+)+\"}"};
     for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
         mon_error fe;
         mon_expr *fx = mon_expr_parse(fine[i], &fe);
@@ -381,9 +465,7 @@ static void test_parse_errors(void)
     }
     expect_err("{a=\"\"}", "vector selector must contain at least one non-empty matcher");
     expect_err("x[5]", "1:3: parse error: unexpected \"5\" in range, expected duration");
-    expect_err("\"str\"", "string literals are not in fleetsim's PromQL subset");
     expect_err("x and\n  )", "2:3: parse error: unexpected \")\"");
-    expect_err("label_replace(x, \"a\", \"b\", \"c\", \"d\")", "not in fleetsim's PromQL subset");
     /* beyond Go's time.Duration (int64 ns, 106751.99 days), as Prometheus
      * refuses it; found by fuzzing (the sum overflowed an int64) */
     expect_err("rate(x[233333333333d])",
@@ -420,6 +502,114 @@ static void test_parse_errors(void)
     mon_expr_free(e);
 }
 
+/* ---- the semantics the issue found different from Prometheus ----------- */
+
+static void test_prometheus_semantics(void)
+{
+    setup();
+    add("a{k=\"1\"}", 0, 1);
+    add("b{k=\"1\", x=\"1\"}", 0, 2);
+    add("b{k=\"1\", x=\"2\"}", 0, 3);
+    add("g", 0, 10);
+    add("g", 60, 20);
+    add("g", 120, 40);
+    int n = -1;
+    /* an empty side gives an empty result, even when the other side has
+     * duplicates for the match group (engine.go VectorBinop) */
+    q("nope + on(k) b", 60, NULL, &n);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_STRING_EQUAL(qerr("a + on(k) b", 60), "found duplicate series for the match group "
+                           "{k=\"1\"} on the right hand-side of the operation: [b{k=\"1\", x=\"2\"}, "
+                           "b{k=\"1\", x=\"1\"}];many-to-many matching not allowed: "
+                           "matching labels must be unique on one side");
+    /* histogram_quantile reads le as strconv.ParseFloat: "0x1p1" is 2,
+     * " 1" (a space) and "nan(1)" are no bound and their buckets skipped;
+     * with only 2 and +Inf (10 each) the median is 1 */
+    add("h_bucket{le=\"0x1p1\"}", 0, 10);
+    add("h_bucket{le=\" 1\"}", 0, 10);
+    add("h_bucket{le=\"nan(1)\"}", 0, 10);
+    add("h_bucket{le=\"+Inf\"}", 0, 10);
+    CU_ASSERT_DOUBLE_EQUAL(q("histogram_quantile(0.5, h_bucket)", 0, NULL, NULL), 1, 0);
+    /* Go's number literals: ParseInt base 0 first */
+    CU_ASSERT_DOUBLE_EQUAL(q("010", 0, NULL, NULL), 8, 0);
+    CU_ASSERT_DOUBLE_EQUAL(q("0x1f", 0, NULL, NULL), 31, 0);
+    CU_ASSERT_DOUBLE_EQUAL(q("09", 0, NULL, NULL), 9, 0);
+    CU_ASSERT_DOUBLE_EQUAL(q("1e-400", 0, NULL, NULL), 0, 0);
+    /* ^ is Go's math.Pow, its special cases included */
+    CU_ASSERT_DOUBLE_EQUAL(q("2 ^ 3 ^ 2", 0, NULL, NULL), 512, 0);
+    CU_ASSERT(isinf(q("-0 ^ -3", 0, NULL, NULL)) && q("-0 ^ -3", 0, NULL, NULL) < 0);
+    CU_ASSERT_DOUBLE_EQUAL(q("(-1) ^ Inf", 0, NULL, NULL), 1, 0);
+    CU_ASSERT(isnan(q("(-8) ^ (1/3)", 0, NULL, NULL)));
+    /* string escapes as strconv.Unquote: \u, octal; the label value is é */
+    add("s{v=\"\xc3\xa9\"}", 0, 5);
+    CU_ASSERT_DOUBLE_EQUAL(q("s{v=\"\\u00e9\"}", 0, NULL, NULL), 5, 0);
+    CU_ASSERT_DOUBLE_EQUAL(q("s{v=\"\\303\\251\"}", 0, NULL, NULL), 5, 0);
+    CU_ASSERT_DOUBLE_EQUAL(q("s{v=`\xc3\xa9`}", 0, NULL, NULL), 5, 0);
+    /* negative offset reads ahead; @ fixes the time */
+    CU_ASSERT_DOUBLE_EQUAL(q("g offset -1m", 60, NULL, NULL), 40, 0);
+    CU_ASSERT_DOUBLE_EQUAL(q("g @ 60", 500, NULL, NULL), 20, 0);
+    /* deriv and predict_linear over g: 0, 10, 40 at 0, 60, 120 s; least
+     * squares slope 30/120 = 0.25/s, intercept at t = 120: 70/3 + 0.25*60 */
+    CU_ASSERT_DOUBLE_EQUAL(q("deriv(g[2m])", 120, NULL, NULL), 0.25, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(q("predict_linear(g[2m], 3600)", 120, NULL, NULL),
+                           70.0 / 3 + 0.25 * 60 + 0.25 * 3600, 1e-9);
+    /* a subquery: max of g's 1m-rate at each 1m step over 2m */
+    CU_ASSERT_DOUBLE_EQUAL(q("max_over_time(rate(g[1m])[2m:1m])", 120, NULL, NULL), 20.0 / 60, 1e-12);
+    /* label_replace with RE2 groups, $1 and ${1} */
+    mon_value v;
+    mon_error err;
+    CU_ASSERT_EQUAL(mon_query("label_replace(b, \"y\", \"v${1}-$2\", \"x\", \"(\\\\d)()\")", st, 0, &v, &err), 0);
+    CU_ASSERT_EQUAL(v.n, 2);
+    CU_ASSERT_STRING_EQUAL(mon_labels_get(&v.v[0].labels, "y"), "v1-");
+    mon_value_free(&v);
+    /* a range query with @ end(): every step reads g at the end, 120 s */
+    mon_expr *e = mon_expr_parse("g @ end()", &err);
+    CU_ASSERT_EQUAL_FATAL(mon_expr_eval_range(e, st, 0, 120, 60, &v, &err), 0);
+    CU_ASSERT_EQUAL(v.nm, 1);
+    if (v.nm == 1) {
+        CU_ASSERT_EQUAL(v.m[0].n, 3);
+        for (int i = 0; i < v.m[0].n; i++)
+            CU_ASSERT_DOUBLE_EQUAL(v.m[0].pts[i].v, 40, 0);
+    }
+    mon_value_free(&v);
+    mon_expr_free(e);
+    teardown();
+}
+
+/* mon_store_dump / mon_store_load (fleetsim query's series.txt): exact
+ * values, escapes and staleness markers survive the trip. */
+static void test_dump_load(void)
+{
+    setup();
+    add("m{a=\"x \\\"q\\\" \\\\ \\n\"}", 0, 0.1);
+    add("m{a=\"x \\\"q\\\" \\\\ \\n\"}", 15, 1e-300);
+    add("m{a=\"x \\\"q\\\" \\\\ \\n\"}", 30, mon_stale_nan());
+    add("n", 0, -INFINITY);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    CU_ASSERT_EQUAL(mon_store_dump(st, f), 0);
+    fclose(f);
+    mon_store *back = mon_store_create(INFINITY);
+    f = fmemopen(buf, len, "r");
+    mon_error err;
+    CU_ASSERT_EQUAL(mon_store_load(back, f, &err), 0);
+    fclose(f);
+    mon_store *orig = st;
+    st = back;
+    int n = -1;
+    CU_ASSERT_EQUAL(q("m", 0, NULL, NULL), 0.1);
+    CU_ASSERT_EQUAL(q("m", 15, NULL, NULL), 1e-300);
+    q("m", 30, NULL, &n); /* stale: gone at once */
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT(isinf(q("n", 0, NULL, NULL)));
+    CU_ASSERT_EQUAL(mon_store_n_samples(back), 4);
+    CU_ASSERT_EQUAL(mon_store_newest_s(back), 30);
+    mon_store_destroy(orig);
+    free(buf);
+    teardown();
+}
+
 static void test_fmt_go(void)
 {
     char b[64];
@@ -446,6 +636,9 @@ int main(void)
     CU_add_test(s, "*_over_time and offset", test_over_time);
     CU_add_test(s, "lookback delta, staleness, matchers", test_lookback_and_staleness);
     CU_add_test(s, "store retention", test_retention);
+    CU_add_test(s, "RE2 matchers", test_re2_matchers);
+    CU_add_test(s, "store dump and load", test_dump_load);
+    CU_add_test(s, "Prometheus semantics: empty sides, literals, pow, @, offset, subquery", test_prometheus_semantics);
     CU_add_test(s, "histogram_quantile", test_histogram_quantile);
     CU_add_test(s, "aggregation by/without", test_aggregation);
     CU_add_test(s, "vector matching", test_vector_matching);

@@ -141,6 +141,69 @@ static const tcase cases[] = {
         { "f{i=\"3\"}", "0.4 0.3 -1e16 0.3 1.1 0.1" } },
       { { "avg_over_time(f[5m])", 300 }, { "sum_over_time(f[5m])", 300 },
         { "avg_over_time(f[2m])", 180 }, { "sum_over_time(f[3m])", 240 }, { NULL, 0 } } },
+    /* the rest of PromQL: range functions, aggregations, math, subqueries,
+     * @ and negative offsets, against promtool's own values */
+    { "range functions", 60, 6,
+      "groups:\n- name: g\n  rules:\n  - alert: Trend\n    expr: predict_linear(g[5m], 3600) > 100\n"
+      "    annotations: {v: '{{ $value }}'}\n",
+      { { "g{x=\"1\"}", "1 2.5 4 8 3 9 27" }, { "g{x=\"2\"}", "5 5 5 4 4 3 3" } },
+      { { "predict_linear(g[5m], 3600)", 360 }, { "deriv(g[4m])", 300 },
+        { "quantile_over_time(0.9, g[5m])", 360 }, { "stddev_over_time(g[5m])", 360 },
+        { "holt_winters(g[6m], 0.3, 0.6)", 360 }, { NULL, 0 } } },
+    { "more range functions", 60, 6,
+      "groups:\n- name: g\n  rules:\n  - alert: Flappy\n    expr: changes(g[5m]) > 3\n",
+      { { "g{x=\"1\"}", "1 2.5 4 8 3 9 27" }, { "g{x=\"2\"}", "5 5 5 4 4 3 3" } },
+      { { "changes(g[5m])", 360 }, { "resets(g[6m])", 360 }, { "stdvar_over_time(g[4m])", 300 },
+        { "last_over_time(g[2m])", 240 }, { "idelta(g[3m])", 300 }, { NULL, 0 } } },
+    { "aggregations", 60, 2,
+      /* (Welford across series depends on their order, which promtool
+       * does not fix: pairs of dyadic values keep it exact either way) */
+      "groups:\n- name: g\n  rules:\n  - alert: Spread\n    expr: stddev by (pool) (cpu) > 0.3\n"
+      "    annotations: {sd: '{{ $value }}'}\n",
+      { { "cpu{node=\"1\",pool=\"a\"}", "0.125 0.875 0.375" }, { "cpu{node=\"2\",pool=\"a\"}", "0.75 0.25 0.4375" },
+        { "cpu{node=\"3\",pool=\"b\"}", "0.5 0.5 0.75" }, { "cpu{node=\"4\",pool=\"b\"}", "1 0.0625 0.125" } },
+      { { "topk(2, cpu)", 60 }, { "bottomk by (pool) (1, cpu)", 120 }, { "quantile by (pool) (0.3, cpu)", 60 },
+        { "stdvar by (pool) (cpu)", 120 }, { "count_values(\"v\", cpu)", 120 }, { NULL, 0 } } },
+    { "math and labels", 60, 2,
+      /* exp, ln, sin, ... and ^ with a fractional exponent go through
+       * Go's own math library, whose last digit differs from glibc's
+       * (monitoring/README.md): not compared here */
+      "groups:\n- name: g\n  rules:\n  - alert: Odd\n    expr: cpu ^ 3 > 0.5\n"
+      "    annotations: {p: '{{ $value }}', t: '{{ printf \"%.3f\" $value }}'}\n",
+      { { "cpu{node=\"1\"}", "0.1 0.9 0.35" }, { "cpu{node=\"2\"}", "0.7 2.2 3.3" } },
+      { { "cpu ^ 3", 60 }, { "cpu ^ -7 + sqrt(cpu) + abs(-cpu)", 120 },
+        { "(cpu atan2 0) + sgn(cpu - 1) + floor(cpu * 3) + ceil(cpu * 3)", 60 },
+        { "label_replace(cpu, \"n\", \"node-$1\", \"node\", \"(\\\\d)\")", 0 },
+        { "round(cpu * 7, 0.5) + clamp(cpu, 0.2, 0.8) + cpu % 0.3", 120 }, { NULL, 0 } } },
+    { "subqueries, @, negative offset", 60, 6,
+      "groups:\n- name: g\n  rules:\n  - alert: Burst\n    expr: max_over_time(rate(c[2m])[4m:1m]) > 0.5\n",
+      { { "c{x=\"1\"}", "0 10 25 3 20 40 41" } },
+      { { "max_over_time(rate(c[2m])[4m:1m])", 360 }, { "avg_over_time(c[3m:30s])", 300 },
+        { "c @ 120", 360 }, { "rate(c[2m] @ 180)", 360 }, { "c offset -1m", 120 },
+        { "timestamp(c) - time()", 200 } } },
+    /* text/template and Prometheus's functions, as Go expands them */
+    { "templates", 60, 2,
+      "groups:\n- name: g\n  rules:\n  - alert: T\n    expr: lat > 0\n"
+      "    labels: {sev: '{{ if gt $value 100.0 }}page{{ else if gt $value 10.0 }}ticket{{ else }}info{{ end }}'}\n"
+      "    annotations:\n"
+      "      all: '{{ range $k, $v := $labels }}{{ $k }}={{ $v }},{{ end }}'\n"
+      "      dur: '{{ $value | humanizeDuration }} / {{ humanize1024 $value }} / {{ humanizeTimestamp $value }}'\n"
+      "      fmt: '{{ printf \"%5.2f|%-6s|%d|%v|%q|%x\" $value $labels.pool 42 $value $labels.node 255 }}'\n"
+      "      bad: '{{ printf \"%d %s\" $value }}'\n"
+      "      with: '{{ with $labels.pool }}{{ . | toUpper }}{{ else }}none{{ end }}{{ with $labels.nope }}x{{ end }}'\n"
+      "      misc: '{{ title \"hello world\" }} {{ len $labels }} {{ index $labels \"node\" }} {{ if and (eq $labels.pool \"p\") (ne $labels.node \"z\") }}y{{ end }}'\n"
+      "      vars: '{{ $x := 1 }}{{ if true }}{{ $x = 2 }}{{ end }}{{ $x }} {{ print 1 2 \"a\" 3 }} {{ \"a:1\" | stripPort }}'\n",
+      { { "lat{pool=\"p\",node=\"n1\"}", "0.0125 93784 5000" },
+        { "lat{pool=\"p\",node=\"n2\"}", "45.5 1536 1435065584.128" } },
+      { { NULL, 0 } } },
+    /* RE2 as Prometheus anchors it: \\d, \\D, classes, (?i), a UTF-8 dot */
+    { "regular expressions", 60, 1,
+      "groups:\n- name: g\n  rules:\n  - alert: FiveXX\n    expr: sum by (code) (req{code=~\"5\\\\d\\\\d\"}) > 0\n",
+      { { "req{code=\"503\",who=\"\xc3\xa9\"}", "1 2" }, { "req{code=\"5dd\",who=\"ab\"}", "1 2" },
+        { "req{code=\"200\",who=\"AB\"}", "1 2" }, { "req{code=\"404\",who=\"x1\"}", "1 2" } },
+      { { "req{code=~\"[\\\\d]0\\\\D|\\\\x35\\\\d{2}\"}", 60 }, { "req{who=~\"(?i)ab\"}", 60 },
+        { "req{who=~\".\"}", 60 }, { "req{who=~\"\\\\p{L}+\", who!~\"[a-z]+\"}", 60 },
+        { "req{who=~\"(?:a|x)(b|1)\"}", 60 }, { NULL, 0 } } },
 };
 
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))

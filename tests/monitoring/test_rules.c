@@ -167,8 +167,62 @@ static void test_templates(void)
     x = mon_template_expand("{{ $value | humanize }}", &ls, 0.0025, &e);
     CU_ASSERT_STRING_EQUAL(x, "2.5m");
     free(x);
-    CU_ASSERT_PTR_NULL(mon_template_expand("{{ if $value }}x{{ end }}", &ls, 1, &e));
-    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "\"if\" is not in fleetsim's template subset"));
+    /* text/template: if/else if/else, range over $labels, with, variables,
+     * printf and comparisons, Prometheus's humanize family */
+    static const struct {
+        const char *tmpl, *want;
+        double value;
+    } cases[] = {
+        { "{{ if gt $value 0.9 }}crit{{ else if gt $value 0.5 }}warn{{ else }}ok{{ end }}", "warn", 0.7 },
+        { "{{ if gt $value 0.9 }}crit{{ else if gt $value 0.5 }}warn{{ else }}ok{{ end }}", "crit", 0.95 },
+        { "{{ if gt $value 0.9 }}crit{{ else if gt $value 0.5 }}warn{{ else }}ok{{ end }}", "ok", 0.1 },
+        { "{{ range $k, $v := $labels }}{{ $k }}={{ $v }};{{ end }}", "node=gpu/1;pool=gpu;", 0 },
+        { "{{ range .Labels }}[{{ . }}]{{ end }}", "[gpu/1][gpu]", 0 },
+        { "{{ with $labels.pool }}pool {{ . }}{{ else }}none{{ end }}", "pool gpu", 0 },
+        { "{{ with $labels.nope }}x{{ else }}none{{ end }}", "none", 0 },
+        { "{{ $n := $labels.node }}{{ printf \"%s at %.1f%%\" $n (mul100 $value) }}", NULL, 0 },
+        { "{{ printf \"%s at %.2f\" $labels.node $value }}", "gpu/1 at 0.50", 0.5 },
+        { "{{ printf \"%d/%v/%5.1f|%-4s|\" 3 $value $value \"ab\" }}", "3/0.25/  0.2|ab  |", 0.25 },
+        { "{{ printf \"%d\" $value }}", "%!d(float64=1.5)", 1.5 },
+        { "{{ printf \"%s %s\" \"a\" }}", "a %!s(MISSING)", 0 },
+        { "{{ $value | humanizeDuration }}", "1d 2h 3m 4s", 93784 },
+        { "{{ humanizeDuration 0.0125 }}", "12.5ms", 0 },
+        { "{{ humanizeDuration 45.5 }}", "45.5s", 0 },
+        { "{{ 1536 | humanize1024 }}", "1.5ki", 0 },
+        { "{{ humanizeTimestamp 1435065584.128 }}", "2015-06-23 13:19:44.128 +0000 UTC", 0 },
+        { "{{ title \"hello world\" }} {{ len $labels }} {{ index $labels \"pool\" }}", "Hello World 2 gpu", 0 },
+        { "{{ if and (eq $labels.pool \"gpu\") (not (eq $labels.node \"x\")) }}y{{ end }}", "y", 0 },
+        { "{{ if match \"^gpu/[0-9]$\" $labels.node }}m{{ end }}{{ if match \"pu/\" $labels.node }}u{{ end }}", "mu", 0 },
+        { "{{ $x := 1 }}{{ if true }}{{ $x = 2 }}{{ end }}{{ $x }}", "2", 0 },
+        { "{{ print 1 2 \"a\" 3 }}|{{ println \"z\" }}", "1 2a3|z\n", 0 },
+        { "{{ \"10.0.0.1:9100\" | stripPort }} {{ \"node1.example.com:9100\" | stripDomain }}", "10.0.0.1 node1:9100", 0 },
+        { "{{ parseDuration \"1m30s\" }}", "90", 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        if (!cases[i].want)
+            continue;
+        mon_labels l2;
+        mon_labels_parse("{pool=\"gpu\", node=\"gpu/1\"}", &l2, &e);
+        char *got = mon_template_expand(cases[i].tmpl, &l2, cases[i].value, &e);
+        if (!got || strcmp(got, cases[i].want))
+            fprintf(stderr, "\n  %s: got \"%s\" (%s), want \"%s\"\n", cases[i].tmpl, got ? got : "",
+                    got ? "" : e.msg, cases[i].want);
+        CU_ASSERT_PTR_NOT_NULL(got);
+        if (got)
+            CU_ASSERT_STRING_EQUAL(got, cases[i].want);
+        free(got);
+        mon_labels_free(&l2);
+    }
+    /* Go's errors: an int and a float do not compare; what is refused */
+    CU_ASSERT_PTR_NULL(mon_template_expand("{{ if gt $value 1 }}x{{ end }}", &ls, 2, &e));
+    CU_ASSERT_STRING_EQUAL(e.msg, "template: error calling gt: incompatible types for comparison");
+    CU_ASSERT_EQUAL(mon_template_check("{{ query \"up\" | first | value }}", &e), -1);
+    CU_ASSERT_STRING_EQUAL(e.msg, "template function \"query\" is not supported: it runs a PromQL "
+                                  "query, which fleetsim's templates do not");
+    CU_ASSERT_EQUAL(mon_template_check("{{ nosuch 1 }}", &e), -1);
+    CU_ASSERT_STRING_EQUAL(e.msg, "template: function \"nosuch\" not defined");
+    CU_ASSERT_EQUAL(mon_template_check("{{ if 1 }}x", &e), -1);
+    CU_ASSERT_EQUAL(mon_template_check("{{ end }}", &e), -1);
     CU_ASSERT_PTR_NULL(mon_template_expand("{{ $value ", &ls, 1, &e));
     /* found by fuzzing: the pipeline was read from an uninitialised pointer */
     CU_ASSERT_PTR_NULL(mon_template_expand("x {{ \"abc }} y", &ls, 1, &e));
@@ -191,7 +245,7 @@ static void test_templates(void)
                       "      - alert: T\n"
                       "        expr: g > 1\n"
                       "        labels: {severity: '{{ if }}'}\n",
-                      "rules.yml:6:28: labels \"severity\": template construct \"if\"");
+                      "rules.yml:6:28: labels \"severity\": template: missing value for if");
     expect_load_error("groups:\n"
                       "  - name: g\n"
                       "    rules:\n"
@@ -256,8 +310,9 @@ static void test_load_errors(void)
                       "rules.yml:5:9: unknown key \"exprr\" in rule");
     expect_load_error("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: rate(x[5m]\n",
                       "rules.yml:5:25: could not parse expression: parse error: unexpected end of input");
-    expect_load_error("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: topk(1, x)\n",
-                      "rules.yml:5:15: could not parse expression: parse error: aggregation \"topk\"");
+    expect_load_error("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: limitk(1, x)\n",
+                      "rules.yml:5:15: could not parse expression: parse error: aggregation \"limitk\" "
+                      "is not supported: it is newer than Prometheus 2.42");
     expect_load_error("groups:\n  - name: g\n    rules:\n      - record: a-b\n        expr: x\n",
                       "rules.yml:4:17: invalid recording rule name: a-b");
     expect_load_error("groups:\n  - name: g\n    rules:\n      - record: ab\n        expr: x\n        for: 1m\n",
@@ -415,7 +470,8 @@ static void put(mon_am *am, const char *series, double start, double end, double
 
 static void test_am_timing(void)
 {
-    mon_am *am = am_load("route:\n"
+    mon_am *am = am_load("global: {smtp_smarthost: 'smtp:25', smtp_from: a@b}\n"
+                         "route:\n"
                          "  receiver: hook\n"
                          "  group_by: [alertname]\n"
                          "  group_wait: 30s\n"
@@ -524,6 +580,24 @@ static void test_am_routing_and_inhibition(void)
     mon_am_free(am);
     CU_ASSERT_PTR_NULL(mon_am_load_string("route: {receiver: nope}\nreceivers: [{name: a}]\n", "am.yml", &err));
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "am.yml:1:8: undefined receiver \"nope\""));
+    /* what amtool check-config refuses: an email receiver with no SMTP
+     * smarthost (the fuzz seed routes.yml), no from, a Slack one with no URL */
+    CU_ASSERT_PTR_NULL(mon_am_load_string("route: {receiver: a}\nreceivers:\n  - name: a\n"
+                                          "    email_configs: [{to: x@y}]\n", "am.yml", &err));
+    CU_ASSERT_STRING_EQUAL(err.msg, "am.yml:4:21: no global SMTP smarthost set");
+    CU_ASSERT_PTR_NULL(mon_am_load_string("global: {smtp_smarthost: 'h:25'}\nroute: {receiver: a}\n"
+                                          "receivers:\n  - name: a\n    email_configs: [{to: x@y}]\n",
+                                          "am.yml", &err));
+    CU_ASSERT_STRING_EQUAL(err.msg, "am.yml:5:21: no global SMTP from set");
+    CU_ASSERT_PTR_NULL(mon_am_load_string("route: {receiver: a}\nreceivers:\n  - name: a\n"
+                                          "    slack_configs: [{channel: '#x'}]\n", "am.yml", &err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "no global Slack API URL set"));
+    mon_am *ok = mon_am_load_string("global: {smtp_smarthost: 'h:25', smtp_from: a@b, slack_api_url: 'http://s'}\n"
+                                    "route: {receiver: a}\nreceivers:\n  - name: a\n"
+                                    "    email_configs: [{to: x@y}]\n    slack_configs: [{channel: '#x'}]\n",
+                                    "am.yml", &err);
+    CU_ASSERT_PTR_NOT_NULL(ok);
+    mon_am_free(ok);
     /* found by fuzzing: the duration overflowed an int64 while it was read */
     CU_ASSERT_PTR_NULL(mon_am_load_string("route:\n  receiver: p\n  repeat_interval: 1111111111111111m\n"
                                           "receivers: [{name: p}]\n", "am.yml", &err));
@@ -577,6 +651,34 @@ static void test_rules_to_am(void)
     mon_am_free(am);
 }
 
+/* A subquery without a step steps at the global evaluation_interval, as
+ * Prometheus's rule engine does: over [t - 2m, t], 5 points at 30 s, 3 at
+ * the default 1m. */
+static void test_subquery_default_step(void)
+{
+    const char *text = "groups:\n  - name: g\n    rules:\n"
+                       "      - record: n\n        expr: count_over_time(x[2m:])\n";
+    mon_error err;
+    double want[2] = { 5, 3 };
+    double iv[2] = { 30, 60 };
+    for (int k = 0; k < 2; k++) {
+        mon_store *s = mon_store_create(INFINITY);
+        for (int t = 0; t <= 240; t += 15)
+            mon_store_add(s, "x", t, 1);
+        mon_rules *r = mon_rules_load_string(text, "rules.yml", iv[k], &err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+        mon_rules_eval(r, s, 240);
+        mon_value v;
+        CU_ASSERT_EQUAL(mon_query("n", s, 240, &v, &err), 0);
+        CU_ASSERT_EQUAL(v.n, 1);
+        if (v.n == 1)
+            CU_ASSERT_EQUAL(v.v[0].v, want[k]);
+        mon_value_free(&v);
+        mon_rules_free(r);
+        mon_store_destroy(s);
+    }
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -586,6 +688,7 @@ int main(void)
     CU_add_test(s, "keep_firing_for", test_keep_firing_for);
     CU_add_test(s, "pending that clears, then again", test_pending_clears_and_refires);
     CU_add_test(s, "templates", test_templates);
+    CU_add_test(s, "subquery default step", test_subquery_default_step);
     CU_add_test(s, "recording rules and staleness", test_recording);
     CU_add_test(s, "load errors with file:line:col", test_load_errors);
     CU_add_test(s, "SLO burn-rate rules", test_slo_rules);

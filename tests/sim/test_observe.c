@@ -45,6 +45,7 @@ static const char *rules_text =
     "        annotations: {summary: \"{{ $labels.node }} is down\"}\n";
 
 static const char *am_text =
+    "global: {smtp_smarthost: 'smtp.example.com:587', smtp_from: am@example.com}\n"
     "route:\n"
     "  receiver: team\n"
     "  group_by: [alertname]\n"
