@@ -526,6 +526,15 @@ int rp_write_summary(const rp_results *r, const char *path)
         cJSON_AddNumberToObject(po, "gpu_hours", p->gpu_hours);
         cJSON_AddNumberToObject(po, "energy_kwh", p->energy_kwh);
         cJSON_AddItemToObject(po, "requests", counts_json(&p->counts));
+        if (r->hybrid) {
+            cJSON_AddNumberToObject(po, "failover_in", (double)p->failover_in);
+            cJSON *c = cJSON_AddObjectToObject(po, "cost");
+            cJSON_AddStringToObject(c, "billing", p->billing_amortised ? "amortised" : "used");
+            cJSON_AddNumberToObject(c, "compute", p->cost_compute);
+            cJSON_AddNumberToObject(c, "egress_gb", p->egress_gb);
+            cJSON_AddNumberToObject(c, "egress", p->cost_egress);
+            cJSON_AddNumberToObject(c, "total", p->cost);
+        }
         if (p->llm)
             add_llm(po, p);
     }

@@ -176,6 +176,13 @@ typedef struct {
     sc_host_memory host_memory;
     int max_replicas;          /* hosts the pool may ever use (>= replicas) */
     char *zone;                /* failure domain; NULL = the pool's own */
+    /* what the pool costs (summary.json pools.<p>.cost): `used` pays
+     * price_per_gpu_hour for the hours a node was up (the cloud), `amortised`
+     * for every node slot over the whole run, used or not (hardware bought
+     * on premises); and egress_per_gb for the response bytes leaving it */
+    int billing_amortised;
+    double egress_per_gb;
+    int has_cost_keys;         /* billing or egress_per_gb given */
     char *lb_policy;           /* its balancer's policy (an nginx upstream's method);
                                   NULL = load_balancer.policy */
     sc_lifecycle life;
@@ -196,6 +203,14 @@ typedef enum {
     SC_ARR_TRACE   /* arrival times replayed from a CSV */
 } sc_arrival_kind;
 
+
+/* One pool of a traffic class's failover (traffic.<c>.failover.pools). */
+typedef struct {
+    int pool;
+    int priority;              /* 0 = first choice */
+    double weight;             /* share within its priority level (1) */
+    double wan_latency_s;      /* one-way latency added to reach it (0) */
+} sc_failover;
 
 typedef struct {
     char *name;
@@ -224,6 +239,16 @@ typedef struct {
     int system_prompt_tokens;  /* 0 = none */
     int system_prompts;
     uint64_t *system_hashes;
+    /* traffic.<c>.failover: its pool and others in priority levels, shared
+     * by Envoy's priority load (policies/lb_priority.h); NULL without */
+    sc_failover *failover;
+    int n_failover;
+    int n_levels;              /* distinct priorities, 0..n_levels-1 */
+    int failover_factor_pct;   /* overprovisioning factor in percent (140) */
+    int failover_panic_pct;    /* healthy_panic_threshold (50) */
+    int overflow_queue;        /* a level is saturated at this many requests
+                                  waiting per healthy node; 0 = off */
+    int overflow_max_conns;    /* saturated when every healthy node is at max_conns */
 } sc_traffic;
 
 /* A pipeline is the path a request takes through the cluster: stages in
@@ -455,6 +480,8 @@ typedef struct {
     int n_traffic;
     sc_pipeline *pipelines;    /* explicit ones first, then one implicit per pool */
     int n_pipelines;
+    int hybrid;                /* some class fails over or some pool has billing or
+                                  egress_per_gb: summary.json prices each pool */
     sc_cache *caches;
     int n_caches;
     sc_queue *queues;
