@@ -26,6 +26,10 @@
 
 #define LB_PRIORITY_FACTOR_PCT 140 /* Envoy's default overprovisioning factor */
 #define LB_PRIORITY_PANIC_PCT 50   /* Envoy's default healthy_panic_threshold */
+/* A factor under which one healthy host of a level (of up to 10,000) makes
+ * it 100% healthy: all load to the first level with a healthy host, nginx's
+ * primary-then-backup rule */
+#define LB_PRIORITY_FACTOR_ALL_PCT 1000000
 
 typedef struct {
     int hosts;    /* hosts in the level (healthy or not) */
