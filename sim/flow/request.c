@@ -439,9 +439,9 @@ void eng_req_served(eng_pool *p, eng_node *n, eng_req *r, double t1)
  * of its pools, chosen before that pool's balancer picks a server:
  * 1. the priority level, by Envoy's priority load (policies/lb_priority.h)
  *    from each level's hosts (nodes provisioned: booting, ready, draining or
- *    failed) and healthy hosts (those its balancer sees as up: ready, and
- *    passing health checks), drawn from the class's own stream as Envoy
- *    draws choosePriority's hash;
+ *    failed) and healthy hosts (those its balancer sees as up: ready,
+ *    passing health checks, not configured `down`), drawn from the class's
+ *    own stream as Envoy draws choosePriority's hash;
  * 2. overflow, when configured: a level whose pools are saturated (every
  *    healthy node at max_conns, or queue requests waiting per healthy node
  *    at its nodes and balancer) passes the request to the next level that
@@ -461,7 +461,7 @@ static void pool_health(const eng_pool *p, int l7, int *hosts, int *healthy)
         if (p->nodes[j].life.state == NODE_OFF)
             continue;
         (*hosts)++;
-        *healthy += p->lbi[l7].servers[j].up != 0;
+        *healthy += p->lbi[l7].servers[j].up && !p->lbi[l7].servers[j].down;
     }
 }
 
@@ -473,7 +473,7 @@ static int pool_saturated(const eng_pool *p, int l7, const sc_traffic *t)
     long waiting = p->lbq.len;
     for (int j = 0; j < p->n_hosts; j++) {
         const lb_server_view *v = &p->lbi[l7].servers[j];
-        if (!v->up)
+        if (!v->up || v->down)
             continue;
         healthy++;
         waiting += serve_queued(&p->nodes[j]);
