@@ -207,6 +207,7 @@ struct eng_pool {
     int lb_down;            /* injected: balancer failed */
     double bw_factor;       /* injected: links at this share of their bandwidth (1) */
     int metrics_stale;      /* injected: metrics sampler and scraper get no samples */
+    int capacity_out;       /* injected: faults leaving no capacity to add nodes */
     gsl_rng *lb_rng;
     gsl_rng *fault_rng;
     rp_counts counts;

@@ -307,6 +307,73 @@ static void test_bad_input(void)
                               "pools.a.billing"));
 }
 
+/* Spot capacity: a pool of 2 nodes (10 s to provision, ready at once
+ * then), one request a second, 10 ms each (both nodes idle between). At
+ * 20.5 s node 0 gets its notice; idle, it drains at once and is off. No
+ * capacity for 30 s: at 50.5 s its replacement provisions, ready at 60.5 s.
+ * Up time (GPU-hours count provisioning): node 0 20.5 + (100 - 50.5) =
+ * 70 s, node 1 100 s. With a quota_exhausted from 10 s to 70 s as well,
+ * the replacement waits for the later of the two: 20.5 + 30 s. */
+#define SPOT                                                                                  \
+    "name: spot\n"                                                                            \
+    "duration: 100s\n"                                                                        \
+    "models:\n"                                                                               \
+    "  m: {service: {distribution: deterministic, mean: 10ms}}\n"                             \
+    "pools:\n"                                                                                \
+    "  cloud: {model: m, replicas: 2, lifecycle: {provision: 10s}}\n"                         \
+    "traffic:\n"                                                                              \
+    "  - {name: x, pool: cloud, arrivals: {process: deterministic, rate: [{at: 0s, qps: 1}]}}\n" \
+    "chaos:\n"                                                                                \
+    "  - {at: 20.5s, fault: spot_reclaim, target: cloud/0, notice: 30s, duration: 30s}\n"
+
+static void test_spot_and_quota(void)
+{
+    cJSON *j = run_summary(SPOT, NULL, 0);
+    if (j) {
+        CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 99);
+        CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 0);
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.cloud.gpu_hours"), 170 / 3600.0, 1e-9);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.cloud.replicas_min"), 1);
+        const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "faults"), 0);
+        CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(f, "kind")),
+                               "spot_reclaim");
+        cJSON_Delete(j);
+    }
+    j = run_summary(SPOT "  - {at: 10s, fault: quota_exhausted, pool: cloud, duration: 60s}\n",
+                    NULL, 0);
+    if (j) {
+        CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 99);
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.cloud.gpu_hours"), 150.5 / 3600.0, 1e-9);
+        cJSON_Delete(j);
+    }
+    /* a busy node: its request (10 s of service from 20 s) is still
+     * running when the 2 s notice ends at 22.5 s: it fails there and is
+     * retried on node 1 (nginx retries a connection error), so nothing is
+     * lost; the run's attempts count the extra one */
+    char y[4096];
+    snprintf(y, sizeof y, "%s", SPOT);
+    j = run_summary(y, "--set models.m.service.mean=10s --set chaos.0.notice=2s "
+                       "--set traffic.x.arrivals.rate.0.qps=0.05", 0);
+    if (j) {
+        /* arrivals at 20, 40, 60, 80 s; the one at 20 s goes to node 0
+         * (round robin, first), fails at 22.5 s, is retried on node 1 and
+         * completes at 32.5 s; 80 s + 10 s also completes */
+        CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 4);
+        CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 4);
+        CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 0);
+        CU_ASSERT_EQUAL(tu_num(j, "attempts"), 5);
+        /* 2.5 s on node 0, then 10 s on node 1 (plus the link's 0.2 ms) */
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.max"), 12.5, 1e-3);
+        cJSON_Delete(j);
+    }
+    CU_ASSERT(tu_expect_error(SPOT "  - {at: 1s, fault: quota_exhausted, target: cloud/1}\n",
+                              NULL, "quota_exhausted applies to a pool, not a node"));
+    CU_ASSERT(tu_expect_error(SPOT "  - {at: 1s, fault: spot_reclaim}\n", NULL,
+                              "spot_reclaim needs target (pool/index or pool) or zone"));
+    CU_ASSERT(tu_expect_error(SPOT "  - {at: 1s, fault: node_crash, target: cloud, notice: 1s}\n",
+                              NULL, "node_crash does not take notice"));
+}
+
 /* The shipped scenario: the on-premises site lost at the peak. With
  * failover the cloud takes the load once health checks take the site out:
  * only the detection window's transactions fail, and the hypothesis holds
@@ -362,6 +429,7 @@ int main(void)
     CU_add_test(s, "overflow by queue length", test_overflow_queue);
     CU_add_test(s, "nginx backup servers as another pool", test_nginx_backup_pool);
     CU_add_test(s, "bad failover input", test_bad_input);
+    CU_add_test(s, "spot_reclaim and quota_exhausted", test_spot_and_quota);
     CU_add_test(s, "site-failover.yaml with and without failover", test_site_failover);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
