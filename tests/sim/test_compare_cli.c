@@ -400,7 +400,8 @@ static void test_list(void)
     CU_ASSERT_PTR_NOT_NULL(text);
     const char *want[] = { "\n  least_conn ", "\n  p2c_least_request ", "\n  least_tokens ",
                            "\n  vllm_dp ", "\n  prefix_affinity ", "\n  kv_aware ", "\n  hpa ", "\n  kpa ",
-                           " node_crash ", " cache_down ", " broker_down\n" };
+                           " node_crash ", " cache_down ", " broker_down ", " spot_reclaim ",
+                           " quota_exhausted\n" };
     for (size_t i = 0; text && i < sizeof want / sizeof want[0]; i++)
         if (!strstr(text, want[i])) {
             fprintf(stderr, "\n  list lacks \"%s\"\n", want[i]);
