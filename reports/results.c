@@ -74,6 +74,7 @@ void rp_results_free(rp_results *r)
     free(r->description);
     for (int i = 0; i < r->n_pools; i++) {
         free(r->pools[i].name);
+        free(r->pools[i].zone);
         for (int j = 0; j < r->pools[i].n_nodes; j++) {
             free(r->pools[i].nodes[j].name);
             free(r->pools[i].nodes[j].busy);
@@ -579,6 +580,16 @@ int rp_write_summary(const rp_results *r, const char *path)
     cJSON_AddNumberToObject(cost, "gpu_hours", r->gpu_hours);
     cJSON_AddNumberToObject(cost, "energy_kwh", r->energy_kwh);
     cJSON_AddNumberToObject(cost, "money", r->cost);
+    if (r->hybrid) { /* the same totals by zone: a site, a cloud region */
+        cJSON *zones = cJSON_AddObjectToObject(cost, "zones");
+        for (int i = 0; i < r->n_pools; i++) {
+            const char *z = r->pools[i].zone ? r->pools[i].zone : r->pools[i].name;
+            cJSON *x = cJSON_GetObjectItemCaseSensitive(zones, z);
+            if (!x)
+                x = cJSON_AddNumberToObject(zones, z, 0);
+            cJSON_SetNumberValue(x, x->valuedouble + r->pools[i].cost);
+        }
+    }
     cJSON *slo = cJSON_AddObjectToObject(o, "slo");
     if (r->slo_latency_p99_s > 0)
         cJSON_AddNumberToObject(slo, "latency_p99_s", r->slo_latency_p99_s);

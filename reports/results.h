@@ -65,6 +65,7 @@ typedef struct {
     double energy_kwh;
     double cost;               /* gpu_hours * price, or amortised; egress included */
     /* pricing of a hybrid fleet (written when rp_results.hybrid): */
+    char *zone;                /* its failure domain (the pool's name when none given) */
     int billing_amortised;     /* every node slot paid for the whole run */
     double cost_compute;       /* GPU cost: used hours, or amortised */
     double egress_gb;          /* response bytes it sent, 1e9 bytes a GB */

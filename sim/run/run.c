@@ -452,6 +452,7 @@ static void collect(rp_results *out)
         if (sc->hybrid) {
             const sc_pool *pc = p->cfg;
             rp->billing_amortised = pc->billing_amortised;
+            rp->zone = strdup(pc->zone ? pc->zone : pc->name);
             if (pc->billing_amortised) /* bought: every slot, the whole run */
                 money = (double)pc->max_replicas * pc->gpus_per_node * dur / 3600.0 *
                         pc->power.price_per_gpu_hour;

@@ -98,6 +98,9 @@ static void test_priority_split(void)
     CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.cloud.cost.egress"), egress, 1e-15);
     CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.cloud.cost.total"), compute + egress, 1e-12);
     CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "cost.money"), onprem + compute + egress, 1e-12);
+    /* by zone: each pool is its own zone here (no zone given) */
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "cost.zones.onprem"), onprem, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "cost.zones.cloud"), compute + egress, 1e-12);
     assert_conserved(j);
     cJSON_Delete(j);
 
@@ -402,6 +405,10 @@ static void test_site_failover(void)
         CU_ASSERT(cloud >= 300 * 500);
         CU_ASSERT_EQUAL(tu_num(j, "pools.cloud.failover_in"), cloud);
         CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), tu_sum_buckets(j, "requests"));
+        /* the site's cost by zone: 4 owned A100 slots x 30 min at 1.2 */
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "cost.zones.dc1"), 4 * 0.5 * 1.2, 1e-12);
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "cost.zones.cloud-eu"),
+                               tu_num(j, "pools.cloud.cost.total"), 1e-12);
         CU_ASSERT(n > 0);
         cJSON_Delete(j);
     }
