@@ -426,6 +426,52 @@ static void test_site_failover(void)
     tu_done(d);
 }
 
+/* The shipped spot scenario: the spot pool reclaimed at the peak. With the
+ * on-demand level behind it every transaction completes and the
+ * hypothesis holds; with that level's node down the overflow has nowhere
+ * to go and the hypothesis fails. */
+static void test_spot_reclaim_at_peak(void)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/scenarios/chaos/spot-reclaim-at-peak.yaml", tu_src());
+    char *d = tu_tmpdir();
+    char log[4200], out[4200];
+    snprintf(log, sizeof log, "%s/log", d);
+    snprintf(out, sizeof out, "%s/with", d);
+    CU_ASSERT_EQUAL(tu_sh(log, "'%s' run '%s' --quiet --out '%s'", tu_bin(), path, out), 0);
+    cJSON *j = tu_summary(out);
+    CU_ASSERT_PTR_NOT_NULL(j);
+    if (j) {
+        CU_ASSERT_EQUAL(tu_num(j, "requests.timed_out") + tu_num(j, "requests.failed") +
+                            tu_num(j, "requests.rejected"),
+                        0);
+        /* both cloud levels took overflow */
+        CU_ASSERT(tu_num(j, "pools.ondemand.requests.generated") > 0);
+        CU_ASSERT(tu_num(j, "pools.spot.requests.generated") > 0);
+        /* spot and on-demand are one zone: its cost is theirs */
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "cost.zones.cloud-eu"),
+                               tu_num(j, "pools.spot.cost.total") +
+                                   tu_num(j, "pools.ondemand.cost.total"),
+                               1e-9);
+        const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "faults"), 0);
+        CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(f, "kind")),
+                               "spot_reclaim");
+        cJSON_Delete(j);
+    }
+    snprintf(out, sizeof out, "%s/without", d);
+    CU_ASSERT_EQUAL(tu_sh(log, "'%s' run '%s' --quiet --out '%s' "
+                               "--set load_balancer.servers.ondemand/0.down=true",
+                          tu_bin(), path, out),
+                    1);
+    j = tu_summary(out);
+    if (j) {
+        CU_ASSERT(tu_num(j, "availability") < 0.95);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.ondemand.requests.generated"), 0);
+        cJSON_Delete(j);
+    }
+    tu_done(d);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -438,6 +484,7 @@ int main(void)
     CU_add_test(s, "bad failover input", test_bad_input);
     CU_add_test(s, "spot_reclaim and quota_exhausted", test_spot_and_quota);
     CU_add_test(s, "site-failover.yaml with and without failover", test_site_failover);
+    CU_add_test(s, "spot-reclaim-at-peak.yaml with and without on-demand", test_spot_reclaim_at_peak);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned f = CU_get_number_of_failures();
