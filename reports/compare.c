@@ -61,7 +61,8 @@ typedef struct {
     const char *path;          /* dotted path in summary.json; NULL: computed */
     int better;                /* +1 higher is better, -1 lower, 0 not ranked */
     int fmt;
-    int llm;                   /* from LLM pools: shown when a run has one */
+    int llm;                   /* 1: from LLM pools, shown when a run has one;
+                                  2: from priced pools, shown when a run has them */
 } metric;
 
 static const metric metrics[] = {
@@ -86,6 +87,13 @@ static const metric metrics[] = {
     { "output_tps", "output tok/s", NULL, +1, F_NUM, 1 },
     { "cost_per_mtok", "cost / M output tokens", NULL, -1, F_COST, 1 },
     { "llm_gpus", "GPUs", NULL, 0, F_COUNT, 1 },
+    /* Priced pools (summary.json pools.<name>.cost, a hybrid fleet): the
+     * whole cost, and its parts: pools paid whether used or not
+     * (billing amortised), pools paid by the hour used, and egress */
+    { "money", "cost", "cost.money", -1, F_NUM, 2 },
+    { "cost_amortised", "cost, amortised pools", NULL, -1, F_NUM, 2 },
+    { "cost_used", "cost, pay-per-use pools", NULL, -1, F_NUM, 2 },
+    { "cost_egress", "cost, egress", NULL, -1, F_NUM, 2 },
 };
 #define N_METRICS (int)(sizeof metrics / sizeof metrics[0])
 
@@ -152,11 +160,33 @@ static double llm_value(const cJSON *summary, const char *key)
     return v;
 }
 
+/* A part of the cost over the run's priced pools. */
+static double cost_value(const cJSON *summary, const char *key)
+{
+    const cJSON *p;
+    double v = 0;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(summary, "pools"))
+    {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(p, "cost");
+        if (!cJSON_IsObject(c))
+            continue;
+        const char *billing = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "billing"));
+        int amortised = billing && !strcmp(billing, "amortised");
+        if (!strcmp(key, "cost_egress"))
+            v += num_at(c, "egress");
+        else if (amortised == !strcmp(key, "cost_amortised"))
+            v += num_at(c, "compute");
+    }
+    return v;
+}
+
 static double metric_value(const cJSON *summary, int m)
 {
     const metric *mt = &metrics[m];
     if (mt->path)
         return num_at(summary, mt->path);
+    if (mt->llm == 2)
+        return cost_value(summary, mt->key);
     if (mt->llm)
         return llm_value(summary, mt->key);
     if (!strcmp(mt->key, "errors"))
@@ -693,9 +723,24 @@ static int any_llm(const rp_compare *c)
     return 0;
 }
 
+/* 1 when some run prices its pools (pools.<name>.cost). */
+static int any_priced(const rp_compare *c)
+{
+    for (int i = 0; i < c->n; i++)
+        for (int j = 0; j < c->v[i].n_runs; j++) {
+            const cJSON *p;
+            cJSON_ArrayForEach(p, at(c->v[i].runs[j], "summary.pools"))
+            {
+                if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(p, "cost")))
+                    return 1;
+            }
+        }
+    return 0;
+}
+
 static int shown(const rp_compare *c, int m)
 {
-    return !metrics[m].llm || any_llm(c);
+    return !metrics[m].llm || (metrics[m].llm == 1 ? any_llm(c) : any_priced(c));
 }
 
 static void stats_free(vstats *s, int n)

@@ -80,6 +80,7 @@ void rp_results_free(rp_results *r)
     free(r->description);
     for (int i = 0; i < r->n_pools; i++) {
         free(r->pools[i].name);
+        free(r->pools[i].zone);
         for (int j = 0; j < r->pools[i].n_nodes; j++) {
             free(r->pools[i].nodes[j].name);
             free(r->pools[i].nodes[j].busy);
@@ -558,6 +559,15 @@ int rp_write_summary(const rp_results *r, const char *path)
         cJSON_AddNumberToObject(po, "gpu_hours", p->gpu_hours);
         cJSON_AddNumberToObject(po, "energy_kwh", p->energy_kwh);
         cJSON_AddItemToObject(po, "requests", counts_json(&p->counts));
+        if (r->hybrid) {
+            cJSON_AddNumberToObject(po, "failover_in", (double)p->failover_in);
+            cJSON *c = cJSON_AddObjectToObject(po, "cost");
+            cJSON_AddStringToObject(c, "billing", p->billing_amortised ? "amortised" : "used");
+            cJSON_AddNumberToObject(c, "compute", p->cost_compute);
+            cJSON_AddNumberToObject(c, "egress_gb", p->egress_gb);
+            cJSON_AddNumberToObject(c, "egress", p->cost_egress);
+            cJSON_AddNumberToObject(c, "total", p->cost);
+        }
         if (p->llm)
             add_llm(po, p);
     }
@@ -604,6 +614,16 @@ int rp_write_summary(const rp_results *r, const char *path)
     cJSON_AddNumberToObject(cost, "money", r->cost);
     if (r->currency[0]) /* absent: USD, the unit of the gpu_type prices */
         cJSON_AddStringToObject(cost, "currency", r->currency);
+    if (r->hybrid) { /* the same totals by zone: a site, a cloud region */
+        cJSON *zones = cJSON_AddObjectToObject(cost, "zones");
+        for (int i = 0; i < r->n_pools; i++) {
+            const char *z = r->pools[i].zone ? r->pools[i].zone : r->pools[i].name;
+            cJSON *x = cJSON_GetObjectItemCaseSensitive(zones, z);
+            if (!x)
+                x = cJSON_AddNumberToObject(zones, z, 0);
+            cJSON_SetNumberValue(x, x->valuedouble + r->pools[i].cost);
+        }
+    }
     cJSON *slo = cJSON_AddObjectToObject(o, "slo");
     if (r->slo_latency_p99_s > 0)
         cJSON_AddNumberToObject(slo, "latency_p99_s", r->slo_latency_p99_s);

@@ -74,7 +74,14 @@ typedef struct {
     double utilization;        /* busy GPU-seconds / available GPU-seconds */
     double gpu_hours;
     double energy_kwh;
-    double cost;               /* gpu_hours * price */
+    double cost;               /* gpu_hours * price, or amortised; egress included */
+    /* pricing of a hybrid fleet (written when rp_results.hybrid): */
+    char *zone;                /* its failure domain (the pool's name when none given) */
+    int billing_amortised;     /* every node slot paid for the whole run */
+    double cost_compute;       /* GPU cost: used hours, or amortised */
+    double egress_gb;          /* response bytes it sent, 1e9 bytes a GB */
+    double cost_egress;        /* egress_gb * egress_per_gb */
+    unsigned long failover_in; /* other classes' requests failover sent here */
     rp_counts counts;          /* requests routed to this pool (arrivals) */
     double node_capacity_qps;  /* one node's throughput at full batches; 0 = unknown */
     rp_node_series *nodes;     /* per-node series; NULL when not recorded */
@@ -243,6 +250,7 @@ typedef struct {
     double availability;       /* measured completed / measured finished */
     double throughput_qps;     /* measured completed / (sim_time - warmup) */
     rp_pool *pools;
+    int hybrid;                   /* pools priced per pool (failover, billing, egress) */
     int n_pools;
     double gpu_hours, energy_kwh, cost;
     double slo_latency_p99_s;  /* 0 = not set */

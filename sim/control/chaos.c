@@ -207,6 +207,17 @@ static void stale_metrics(eng_pool *p, const fault_change *c)
     p->metrics_stale += c->on ? 1 : -1;
 }
 
+static void capacity(eng_pool *p, const fault_change *c)
+{
+    life_capacity(p, c->on, c->now);
+}
+
+static void reclaim(eng_node *n, const fault_change *c)
+{
+    if (c->on)
+        life_reclaim(n, c->now, c->f->notice_s);
+}
+
 static void crash(eng_node *n, const fault_change *c)
 {
     if (c->on)
@@ -260,6 +271,8 @@ static const struct fault_ops {
     [SC_FAULT_RETRY_STORM] = { .apply = retry_storm },
     [SC_FAULT_CACHE_DOWN] = { .apply = cache_down },
     [SC_FAULT_BROKER_DOWN] = { .apply = broker_down },
+    [SC_FAULT_SPOT_RECLAIM] = { .pool = capacity, .node = reclaim, .blames = 1 },
+    [SC_FAULT_QUOTA_EXHAUSTED] = { .pool = capacity, .blames = 1 },
 };
 
 /* Starts (on = 1) or ends (on = 0) a fault everywhere it hits; idx is the
@@ -334,6 +347,8 @@ static void scheduled_fault(int argc, char *argv[])
     else if (f->kind == SC_FAULT_LB_FAILURE && f->l7 >= 0)
         snprintf(detail, sizeof detail, "the L4 takes it out of rotation %.1f s later",
                  tier_detected_at(now) - now);
+    else if (f->kind == SC_FAULT_SPOT_RECLAIM)
+        snprintf(detail, sizeof detail, "notice %g s", f->notice_s);
     else if (f->kind == SC_FAULT_RETRY_STORM)
         snprintf(detail, sizeof detail, "clients retry %d times, backoff %gs x%g", f->retry_attempts,
                  f->retry_backoff_s, f->retry_multiplier);

@@ -14,6 +14,15 @@ void life_init_pool(eng_pool *p);          /* initial replicas ready at t = 0 */
 void life_scale_to(eng_pool *p, int replicas, double now, const char *reason);
 void life_crash(eng_node *n, double now, const char *why);
 void life_recover(eng_node *n, double now);
+/* A spot instance's interruption notice: the node leaves the balancer and
+ * drains at once (as a node termination handler cordons and drains it on
+ * the notice); notice_s later the instance is gone, failing what it still
+ * holds, and its slot is off. A booting or crashed node is gone at once. */
+void life_reclaim(eng_node *n, double now, double notice_s);
+/* A fault takes away (on) or gives back the pool's capacity to add nodes:
+ * while any holds it, no replica is placed (the scale-out waits, pending);
+ * when the last ends, the pool is brought to its target. */
+void life_capacity(eng_pool *p, int on, double now);
 void life_worker_exited(eng_node *n);      /* a draining node's worker left */
 void life_start_health_checks(eng_pool *p);
 void life_account_end(double end_s);

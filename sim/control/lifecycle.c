@@ -431,6 +431,8 @@ void life_recover(eng_node *n, double now)
 typedef struct {
     eng_node *node;
     int gen;
+    double grace_s;
+    int reclaim;           /* a spot reclaim's notice, not a scale-in's grace */
 } grace_arg;
 
 static void terminate(eng_node *n, double now)
@@ -469,18 +471,25 @@ static void grace_timer(int argc, char *argv[])
     grace_arg *g = sg_actor_self_get_data();
     eng_node *n = g->node;
     int gen = g->gen;
+    double grace_s = g->grace_s;
+    int reclaim = g->reclaim;
     free(g);
-    sg_actor_sleep_for(n->pool->cfg->life.drain_grace_s);
+    sg_actor_sleep_for(grace_s);
     if (n->life.gen != gen || n->life.state != NODE_DRAINING)
         return;
     double now = simgrid_get_clock();
-    eng_event(now, "drain_timeout", n->name, "grace period over; in-flight requests fail");
+    if (reclaim)
+        eng_event(now, "spot_reclaimed", n->name, "notice over; in-flight requests fail");
+    else
+        eng_event(now, "drain_timeout", n->name, "grace period over; in-flight requests fail");
     n->life.gen++; /* first: its server's actors may run while fail_held reroutes */
     fail_held(n, now);
     terminate(n, now);
 }
 
-static void drain(eng_node *n, double now)
+/* The node leaves the balancer and finishes what it holds; after grace_s
+ * (none when 0) what is left fails and it is switched off. */
+static void drain_within(eng_node *n, double now, double grace_s, int reclaim)
 {
     set_state(n, NODE_DRAINING, now);
     if (n->work.q.len == 0 && n->work.workers_alive == 0) {
@@ -488,14 +497,51 @@ static void drain(eng_node *n, double now)
         return;
     }
     serve_wake_idle(n); /* idle workers notice and leave */
-    if (n->pool->cfg->life.drain_grace_s > 0) {
+    if (grace_s > 0) {
         grace_arg *g = malloc(sizeof *g);
         g->node = n;
         g->gen = n->life.gen;
+        g->grace_s = grace_s;
+        g->reclaim = reclaim;
         sg_actor_t a = sg_actor_init("grace", eng_world.balancer_host);
         sg_actor_set_data(a, g);
         sg_actor_start(a, grace_timer, 0, NULL);
     }
+}
+
+static void drain(eng_node *n, double now)
+{
+    drain_within(n, now, n->pool->cfg->life.drain_grace_s, 0);
+}
+
+void life_reclaim(eng_node *n, double now, double notice_s)
+{
+    if (n->life.state == NODE_OFF || n->life.state == NODE_DRAINING || n->life.unscheduled)
+        return;
+    eng_event(now, "spot_notice", n->name, "reclaimed in %g s", notice_s);
+    if (n->life.state != NODE_READY) { /* booting or crashed: nothing to drain */
+        n->fault.crash_holds = 0;
+        power_off(n, NODE_OFF, now);
+        return;
+    }
+    /* the notice bounds the drain; a shorter grace period ends it sooner */
+    double grace_s = n->pool->cfg->life.drain_grace_s;
+    if (notice_s <= 0) {
+        n->life.gen++; /* first: its server's actors may run while fail_held reroutes */
+        set_state(n, NODE_DRAINING, now);
+        fail_held(n, now);
+        terminate(n, now);
+        return;
+    }
+    drain_within(n, now, grace_s > 0 && grace_s < notice_s ? grace_s : notice_s,
+                 !(grace_s > 0 && grace_s < notice_s));
+}
+
+void life_capacity(eng_pool *p, int on, double now)
+{
+    p->capacity_out += on ? 1 : -1;
+    if (p->capacity_out == 0)
+        life_scale_to(p, p->target, now, "capacity back");
 }
 
 /* Kubernetes-like choice of what to remove (ReplicaSet's ActivePods order,
@@ -512,17 +558,22 @@ void life_scale_to(eng_pool *p, int want, double now, const char *reason)
     }
     if (want == have)
         return;
+    if (p->capacity_out > 0 && want > have && want == p->target)
+        return; /* no capacity: still waiting for it */
     rp_add_scaling(eng_world.out, now, p->cfg->name, have, want, reason);
     eng_event(now, "scale", p->cfg->name, "%d -> %d (%s)", have, want, reason ? reason : "");
     p->target = want;
     /* new replicas take slots of the current shape: the rollout's once it began */
-    for (int j = 0; j < p->n_hosts && have < want; j++) {
+    for (int j = 0; j < p->n_hosts && have < want && p->capacity_out == 0; j++) {
         if (p->nodes[j].life.state == NODE_OFF && p->nodes[j].new_shape == p->rolling) {
             place(&p->nodes[j], now);
             have++;
         }
     }
-    if (have < want)
+    if (have < want && p->capacity_out > 0)
+        eng_event(now, "pending", p->cfg->name, "%d replicas wanted, %d placed: no capacity "
+                  "(spot_reclaim or quota_exhausted)", want, have);
+    else if (have < want)
         eng_event(now, "pending", p->cfg->name, "%d replicas wanted, %d hosts in the pool", want,
                   have);
     for (int pass = 0; pass < 3 && have > want; pass++) {

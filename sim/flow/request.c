@@ -61,6 +61,7 @@ static eng_req *req_new(eng_class *tc, double now)
     r->sent_s = now;
     r->stage_s = now;
     r->net_prev_s = 0;
+    r->wan_s = 0;
     r->stage = 0;
     r->in_pool = 1;
     r->job = 0;
@@ -109,7 +110,9 @@ void eng_req_end(eng_pool *p, eng_req *r, int bucket, double t_s)
     }
     if (bucket != B_COMPLETED && eng_hook.client_retry && eng_hook.client_retry(p, r, t_s)) {
         tier_leave(r, t_s);
-        if (r->stage > 0) { /* it will start over at the first stage */
+        /* it will start over at the first stage; with failover, in the
+         * pool its resend is sent to */
+        if (r->stage > 0 || eng_world.classes[r->tclass].cfg->failover) {
             eng_pool_leave(p, r, bucket, t_s);
             r->stage = -1;
         }
@@ -312,7 +315,7 @@ static inline void set_net(eng_pool *p, eng_req *r)
                (p == tc->pool && p->bw_factor == 1.0
                     ? tc->net_s
                     : 2 * p->route_latency_s + tc->bytes / (p->route_bw_Bps * p->bw_factor)) +
-               2 * p->extra_latency_s;
+               2 * p->extra_latency_s + 2 * r->wan_s;
 }
 
 int eng_offer(eng_pool *p, eng_req *r, double now)
@@ -415,8 +418,10 @@ void eng_req_served(eng_pool *p, eng_node *n, eng_req *r, double t1)
      * the client gave up: the answer goes nowhere */
     double cut = tier_cut(r, t1);
     int was_cut = cut <= t1 && (ok || cut <= r->deadline_s);
-    if (ok && !was_cut) /* its client is gone otherwise: no response is written */
+    if (ok && !was_cut) { /* its client is gone otherwise: no response is written */
         n->work.net_tx_bytes += eng_world.classes[r->tclass].cfg->bytes_out;
+        p->egress_bytes += eng_world.classes[r->tclass].cfg->bytes_out;
+    }
     eng_lb_release(p, r, n->index, t1 - r->stage_s + r->net_s - r->net_prev_s, LB_OK, t1);
     if (was_cut)
         eng_req_end(p, r, B_FAILED, cut);
@@ -428,12 +433,140 @@ void eng_req_served(eng_pool *p, eng_node *n, eng_req *r, double t1)
         eng_req_end(p, r, B_COMPLETED, t1);
 }
 
+/* ---------- failover across pools (traffic.<c>.failover) ----------
+ *
+ * A class with failover sends each request (and each client resend) to one
+ * of its pools, chosen before that pool's balancer picks a server:
+ * 1. the priority level, by Envoy's priority load (policies/lb_priority.h)
+ *    from each level's hosts (nodes provisioned: booting, ready, draining or
+ *    failed) and healthy hosts (those its balancer sees as up: ready,
+ *    passing health checks, not configured `down`), drawn from the class's
+ *    own stream as Envoy draws choosePriority's hash;
+ * 2. overflow, when configured: a level whose pools are saturated (every
+ *    healthy node at max_conns, or queue requests waiting per healthy node
+ *    at its nodes and balancer) passes the request to the next level that
+ *    has a healthy pool that is not, as nginx turns to its backup servers
+ *    when every primary is at max_conns
+ *    (src/http/ngx_http_upstream_round_robin.c, ngx_http_upstream_get_round_robin_peer);
+ * 3. within the level, a pool with probability weight x healthy hosts
+ *    (weight x hosts when none is healthy: Envoy's panic routes to all).
+ * The request then stays there: its balancer's retries (proxy_next_upstream)
+ * try that pool's servers only, and its network time is that pool's route
+ * plus wan_latency both ways. The client's timeout is its class pool's. */
+
+static void pool_health(const eng_pool *p, int l7, int *hosts, int *healthy)
+{
+    *hosts = *healthy = 0;
+    for (int j = 0; j < p->n_hosts; j++) {
+        if (p->nodes[j].life.state == NODE_OFF)
+            continue;
+        (*hosts)++;
+        *healthy += p->lbi[l7].servers[j].up && !p->lbi[l7].servers[j].down;
+    }
+}
+
+/* Every healthy node at max_conns, or overflow_queue requests per healthy
+ * node waiting; never a pool with no healthy node (that one is down). */
+static int pool_saturated(const eng_pool *p, int l7, const sc_traffic *t)
+{
+    int healthy = 0, at_max = 0;
+    long waiting = p->lbq.len;
+    for (int j = 0; j < p->n_hosts; j++) {
+        const lb_server_view *v = &p->lbi[l7].servers[j];
+        if (!v->up || v->down)
+            continue;
+        healthy++;
+        waiting += serve_queued(&p->nodes[j]);
+        at_max += v->max_conns > 0 && v->active >= v->max_conns;
+    }
+    if (healthy == 0)
+        return 0;
+    return (t->overflow_max_conns && at_max == healthy) ||
+           (t->overflow_queue > 0 && waiting >= (long)t->overflow_queue * healthy);
+}
+
+/* A level that has a healthy pool which is not saturated. */
+static int level_has_room(const eng_class *tc, int level, int l7)
+{
+    const sc_traffic *t = tc->cfg;
+    for (int i = 0; i < t->n_failover; i++) {
+        const eng_pool *p = &eng_world.pools[t->failover[i].pool];
+        if (t->failover[i].priority == level && tc->fo_healthy[i] > 0 &&
+            !pool_saturated(p, l7, t))
+            return 1;
+    }
+    return 0;
+}
+
+static int failover_pick(eng_class *tc, eng_req *r)
+{
+    const sc_traffic *t = tc->cfg;
+    lb_priority_level *lv = tc->fo_levels;
+    for (int k = 0; k < t->n_levels; k++)
+        lv[k] = (lb_priority_level){ 0, 0 };
+    for (int i = 0; i < t->n_failover; i++) {
+        pool_health(&eng_world.pools[t->failover[i].pool], r->l7, &tc->fo_hosts[i],
+                    &tc->fo_healthy[i]);
+        lv[t->failover[i].priority].hosts += tc->fo_hosts[i];
+        lv[t->failover[i].priority].healthy += tc->fo_healthy[i];
+    }
+    lb_priority_load(lv, t->n_levels, t->failover_factor_pct, t->failover_panic_pct, tc->fo_load,
+                     NULL);
+    int level = lb_priority_choose(tc->fo_load, t->n_levels, gsl_rng_get(tc->fo_rng));
+    if ((t->overflow_queue > 0 || t->overflow_max_conns) && !level_has_room(tc, level, r->l7))
+        for (int k = level + 1; k < t->n_levels; k++)
+            if (level_has_room(tc, k, r->l7)) {
+                level = k;
+                break;
+            }
+    double sum_h = 0, sum_all = 0;
+    int first = -1;
+    for (int i = 0; i < t->n_failover; i++)
+        if (t->failover[i].priority == level) {
+            if (first < 0)
+                first = i;
+            sum_h += t->failover[i].weight * tc->fo_healthy[i];
+            sum_all += t->failover[i].weight * tc->fo_hosts[i];
+        }
+    int use_h = sum_h > 0;
+    double x = gsl_rng_uniform(tc->fo_rng) * (use_h ? sum_h : sum_all);
+    int pick = first;
+    if (use_h || sum_all > 0)
+        for (int i = 0; i < t->n_failover; i++) {
+            if (t->failover[i].priority != level)
+                continue;
+            double w = t->failover[i].weight * (use_h ? tc->fo_healthy[i] : tc->fo_hosts[i]);
+            if (w <= 0)
+                continue;
+            pick = i;
+            if (x < w)
+                break;
+            x -= w;
+        }
+    r->wan_s = t->failover[pick].wan_latency_s;
+    return t->failover[pick].pool;
+}
+
 /* ---------- traffic ---------- */
 
 /* A client's connection (a new request or a resend) reaches the front end:
- * the L4 balancer, if any, then the first stage's balancer. */
+ * the L4 balancer, if any, then the first stage's balancer. A class with
+ * failover picks the pool here and enters it. */
 static void front_door(eng_class *tc, eng_req *r, double now)
 {
+    if (tc->cfg->failover) {
+        int t = tier_enter(r, now);
+        eng_pool *p = t == 0 ? &eng_world.pools[failover_pick(tc, r)] : tc->pool;
+        if (p != tc->pool)
+            p->failover_in++;
+        eng_pool_enter(p, r, now, 1);
+        ENG_NOTIFY(arrival, p, now);
+        if (t == 0)
+            eng_route(p, r, now);
+        else
+            eng_req_end(p, r, B_FAILED, now);
+        return;
+    }
     ENG_NOTIFY(arrival, tc->pool, now);
     if (tier_enter(r, now) == 0)
         eng_route(tc->pool, r, now);
@@ -505,7 +638,8 @@ void eng_traffic_source(int argc, char *argv[])
             tc->measured.generated++;
         }
         eng_world.offered[eng_interval_of(now)] += 1;
-        eng_pool_enter(tc->pool, r, now, 1);
+        if (!t->failover) /* else front_door picks its pool */
+            eng_pool_enter(tc->pool, r, now, 1);
         front_door(tc, r, now);
     }
 }
@@ -524,7 +658,10 @@ void eng_resend(eng_req *r, double now)
     r->attempts = 0;
     r->n_tried = 0;
     eng_world.offered[eng_interval_of(now)] += 1;
-    if (r->stage != 0) { /* it left a later stage: back in the first pool */
+    if (tc->cfg->failover) { /* front_door picks its pool; wan_s with it */
+        r->stage = 0;
+        r->wan_s = 0;
+    } else if (r->stage != 0) { /* it left a later stage: back in the first pool */
         r->stage = 0;
         eng_pool_enter(tc->pool, r, now, 1);
     } else {

@@ -17,6 +17,7 @@
 #include "hist.h"
 #include "hooks.h"
 #include "lb.h"
+#include "lb_priority.h"
 
 #include <simgrid/actor.h>
 #include <simgrid/host.h>
@@ -47,6 +48,7 @@ typedef struct eng_req {
                               a client retry; arrival_s stays the first) */
     double stage_s;        /* it reached its current pipeline stage (= sent_s at the first) */
     double net_prev_s;     /* network and cache time of the stages before this one */
+    double wan_s;          /* one-way WAN latency to the pool failover sent it to (0) */
     int client_tries;      /* client retries so far (retry_storm) */
     double work;
     unsigned long id;
@@ -208,6 +210,7 @@ struct eng_pool {
     int lb_down;            /* injected: balancer failed */
     double bw_factor;       /* injected: links at this share of their bandwidth (1) */
     int metrics_stale;      /* injected: metrics sampler and scraper get no samples */
+    int capacity_out;       /* injected: faults leaving no capacity to add nodes */
     gsl_rng *lb_rng;
     gsl_rng *fault_rng;
     rp_counts counts;
@@ -227,6 +230,8 @@ struct eng_pool {
     double *dw_ring;        /* dynamic weights: busy seconds per node and tick */
     double *base_weight;    /* the configured weights, for `restore` */
     unsigned long arrivals; /* requests routed to this pool, ever */
+    unsigned long failover_in; /* of those, other classes' requests sent here by failover */
+    double egress_bytes;    /* response bytes of the requests it answered in time */
     /* requests in the pool (at the balancer, queued or running), and their
      * time integral since the last autoscaler sync: mean concurrency (KPA) */
     int inflight;
@@ -252,6 +257,11 @@ typedef struct {
     const sc_fault *retry; /* active retry storm: its clients resend failures */
     rp_counts measured;    /* its requests that arrived after warm-up */
     sim_hist *latency;
+    /* traffic.<c>.failover (NULL without): the priority level's draws, and
+     * scratch for each request's choice (per pool and per level) */
+    gsl_rng *fo_rng;
+    int *fo_hosts, *fo_healthy, *fo_load;
+    lb_priority_level *fo_levels;
 } eng_class;
 
 /* A cache stage (pipeline.c). */

@@ -330,6 +330,14 @@ static int build(void)
         tc->latency = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
         tc->bytes = tc->cfg->bytes_in + tc->cfg->bytes_out;
         tc->net_s = 2 * tc->pool->route_latency_s + tc->bytes / tc->pool->route_bw_Bps;
+        if (tc->cfg->failover) {
+            size_t n = (size_t)tc->cfg->n_failover, nl = (size_t)tc->cfg->n_levels;
+            tc->fo_rng = eng_stream_rng(sc->seed, 7000000UL + (unsigned long)c);
+            tc->fo_hosts = calloc(n, sizeof *tc->fo_hosts);
+            tc->fo_healthy = calloc(n, sizeof *tc->fo_healthy);
+            tc->fo_load = calloc(nl, sizeof *tc->fo_load);
+            tc->fo_levels = calloc(nl, sizeof *tc->fo_levels);
+        }
     }
     chaos_apply_rates();
     for (int c = 0; c < sc->n_traffic; c++) {
@@ -446,6 +454,7 @@ static void collect(rp_results *out)
     out->availability = fin ? (double)eng_world.measured.completed / (double)fin : 1.0;
     out->throughput_qps = dur > sc->warmup_s ? (double)eng_world.measured.completed / (dur - sc->warmup_s) : 0;
     out->n_pools = sc->n_pools;
+    out->hybrid = sc->hybrid;
     out->pools = calloc((size_t)sc->n_pools, sizeof *out->pools);
     for (int k = 0; k < sc->n_pools; k++) {
         eng_pool *p = &eng_world.pools[k];
@@ -465,6 +474,19 @@ static void collect(rp_results *out)
         rp->utilization = gpu_s > 0 ? busy / gpu_s : 0;
         rp->gpu_hours = gpu_s / 3600.0;
         rp->energy_kwh = joules / 3.6e6;
+        if (sc->hybrid) {
+            const sc_pool *pc = p->cfg;
+            rp->billing_amortised = pc->billing_amortised;
+            rp->zone = strdup(pc->zone ? pc->zone : pc->name);
+            if (pc->billing_amortised) /* bought: every slot, the whole run */
+                money = (double)pc->max_replicas * pc->gpus_per_node * dur / 3600.0 *
+                        pc->power.price_per_gpu_hour;
+            rp->cost_compute = money;
+            rp->egress_gb = p->egress_bytes / 1e9;
+            rp->cost_egress = rp->egress_gb * pc->egress_per_gb;
+            rp->failover_in = p->failover_in;
+            money += rp->cost_egress;
+        }
         rp->cost = money;
         rp->counts = p->counts;
         rp->counts.in_flight_at_end = held_in[k];
@@ -582,6 +604,13 @@ static void teardown(void)
             gsl_rng_free(eng_world.classes[c].tok_rng);
         sim_rate_free(eng_world.classes[c].rate);
         sim_hist_free(eng_world.classes[c].latency);
+        eng_class *tc = &eng_world.classes[c];
+        if (tc->fo_rng)
+            gsl_rng_free(tc->fo_rng);
+        free(tc->fo_hosts);
+        free(tc->fo_healthy);
+        free(tc->fo_load);
+        free(tc->fo_levels);
     }
     chaos_free();
     pipe_free();

@@ -43,6 +43,10 @@
     /* a pipeline cache misses every lookup */                                                    \
     X(SC_FAULT_CACHE_DOWN, "cache_down")                                                          \
     /* a pipeline queue's broker refuses and delivers nothing */                                  \
-    X(SC_FAULT_BROKER_DOWN, "broker_down")
+    X(SC_FAULT_BROKER_DOWN, "broker_down")                                                        \
+    /* spot nodes reclaimed after a notice; no capacity to replace them for a while */            \
+    X(SC_FAULT_SPOT_RECLAIM, "spot_reclaim")                                                      \
+    /* the pool's cloud quota is used up: no node can be added */                                 \
+    X(SC_FAULT_QUOTA_EXHAUSTED, "quota_exhausted")
 
 #endif

@@ -1196,6 +1196,7 @@ void sc_free(sc_scenario *sc)
         free(sc->traffic[i].rate);
         free(sc->traffic[i].trace_s);
         free(sc->traffic[i].path);
+        free(sc->traffic[i].failover);
         sc_free_tokens(&sc->traffic[i]);
     }
     sc_free_pipelines(sc);

@@ -185,6 +185,13 @@ typedef struct {
     sc_host_memory host_memory;
     int max_replicas;          /* hosts the pool may ever use (>= replicas) */
     char *zone;                /* failure domain; NULL = the pool's own */
+    /* what the pool costs (summary.json pools.<p>.cost): `used` pays
+     * price_per_gpu_hour for the hours a node was up (the cloud), `amortised`
+     * for every node slot over the whole run, used or not (hardware bought
+     * on premises); and egress_per_gb for the response bytes leaving it */
+    int billing_amortised;
+    double egress_per_gb;
+    int has_cost_keys;         /* billing or egress_per_gb given */
     char *lb_policy;           /* its balancer's policy (an nginx upstream's method);
                                   NULL = load_balancer.policy */
     sc_lifecycle life;
@@ -216,6 +223,14 @@ typedef enum {
 } sc_arrival_kind;
 
 
+/* One pool of a traffic class's failover (traffic.<c>.failover.pools). */
+typedef struct {
+    int pool;
+    int priority;              /* 0 = first choice */
+    double weight;             /* share within its priority level (1) */
+    double wan_latency_s;      /* one-way latency added to reach it (0) */
+} sc_failover;
+
 typedef struct {
     char *name;
     int pool;                  /* index into sc_scenario.pools: the pipeline's first stage */
@@ -244,6 +259,16 @@ typedef struct {
     int system_prompt_tokens;  /* 0 = none */
     int system_prompts;
     uint64_t *system_hashes;
+    /* traffic.<c>.failover: its pool and others in priority levels, shared
+     * by Envoy's priority load (policies/lb_priority.h); NULL without */
+    sc_failover *failover;
+    int n_failover;
+    int n_levels;              /* distinct priorities, 0..n_levels-1 */
+    int failover_factor_pct;   /* overprovisioning factor in percent (140) */
+    int failover_panic_pct;    /* healthy_panic_threshold (50) */
+    int overflow_queue;        /* a level is saturated at this many requests
+                                  waiting per healthy node; 0 = off */
+    int overflow_max_conns;    /* saturated when every healthy node is at max_conns */
 } sc_traffic;
 
 /* A pipeline is the path a request takes through the cluster: stages in
@@ -378,6 +403,7 @@ typedef struct {
     double mtbf_s, mttr_s;     /* random crash */
     sc_dist ttf, ttr;          /* shapes of time to failure / to repair */
     double standby_failover_s; /* lb failure: a standby takes over after this; 0 = none */
+    double notice_s;           /* spot reclaim: from the interruption notice to the reclaim */
     /* Start: `at` (at_s), `after` (after_s past the start of the fault
      * before it, resolved into at_s when that one's start is fixed; else
      * after_prev is that fault's index and the start is known only at run
@@ -479,6 +505,8 @@ typedef struct {
     int n_traffic;
     sc_pipeline *pipelines;    /* explicit ones first, then one implicit per pool */
     int n_pipelines;
+    int hybrid;                /* some class fails over or some pool has billing or
+                                  egress_per_gb: summary.json prices each pool */
     sc_cache *caches;
     int n_caches;
     sc_queue *queues;

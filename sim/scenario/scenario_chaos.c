@@ -24,7 +24,7 @@
 enum { K_AT = 1, K_DUR = 2, K_TARGET = 4, K_ZONE = 8, K_TRAFFIC = 16, K_FACTOR = 32,
        K_LATENCY = 64, K_PROB = 128, K_MTBF = 256, K_STANDBY = 512, K_AFTER = 1024,
        K_WHEN = 2048, K_RETRY = 4096, K_BACKOFF = 8192, K_FILE = 16384, K_CACHE = 32768,
-       K_QUEUE = 65536 };
+       K_QUEUE = 65536, K_NOTICE = 131072 };
 /* A fault starts at a time, a delay after the fault before it, or on a
  * condition: exactly one of the three. */
 #define K_START (K_AT | K_AFTER | K_WHEN)
@@ -65,6 +65,9 @@ static const struct {
     /* dependencies of a pipeline, by name */
     [SC_FAULT_CACHE_DOWN] = {K_START | K_DUR | K_CACHE, K_START | K_CACHE},
     [SC_FAULT_BROKER_DOWN] = {K_START | K_DUR | K_QUEUE, K_START | K_QUEUE},
+    /* capacity of a pool (or a zone's pools) */
+    [SC_FAULT_SPOT_RECLAIM] = {K_START | K_DUR | K_TARGET | K_ZONE | K_NOTICE, K_START},
+    [SC_FAULT_QUOTA_EXHAUSTED] = {K_START | K_DUR | K_TARGET | K_ZONE, K_START},
 };
 
 const char *sc_fault_name(int i)
@@ -83,7 +86,7 @@ static const struct {
     {"distribution", K_MTBF}, {"shape", K_MTBF},      {"standby_failover", K_STANDBY},
     {"after", K_AFTER},    {"when", K_WHEN},          {"attempts", K_RETRY},
     {"backoff", K_BACKOFF}, {"multiplier", K_BACKOFF}, {"file", K_FILE},
-    {"cache", K_CACHE},    {"queue", K_QUEUE},
+    {"cache", K_CACHE},    {"queue", K_QUEUE},        {"notice", K_NOTICE},
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
@@ -417,6 +420,16 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
         sc_want_num(L, shape.val, sc_join(p, path, "shape"), 0, 1, 100, 0, &f->ttf.shape);
     if (standby.val)
         sc_want_dur(L, standby.val, sc_join(p, path, "standby_failover"), 1, &f->standby_failover_s);
+    sc_kv notice = sc_find(L, n, "notice");
+    if (f->kind == SC_FAULT_SPOT_RECLAIM)
+        f->notice_s = 120; /* EC2's two-minute spot interruption notice */
+    if (notice.val)
+        sc_want_dur(L, notice.val, sc_join(p, path, "notice"), 0, &f->notice_s);
+    if ((f->kind == SC_FAULT_SPOT_RECLAIM || f->kind == SC_FAULT_QUOTA_EXHAUSTED) &&
+        !target.val && !pool.val && !zone.val)
+        sc_errn(L, n, "%s: %s needs target (pool/index or pool) or zone", path, fault_names[k]);
+    if (f->kind == SC_FAULT_QUOTA_EXHAUSTED && f->node >= 0)
+        sc_errn(L, target.val, "%s: quota_exhausted applies to a pool, not a node", path);
     load_start(L, n, path, sc, f);
     load_retries(L, n, path, f);
     load_profile(L, n, path, f);

@@ -11,6 +11,7 @@
 #include "scenario_internal.h"
 
 #include "lb.h"
+#include "lb_priority.h"
 
 #include <yaml.h>
 
@@ -79,8 +80,35 @@ static int want_bool(sc_loader *L, const yaml_node_t *n, const char *path, int *
 
 /* load_balancer: {nginx: FILE, upstream: NAME}: the servers and method of
  * an nginx upstream block, for a pool with as many nodes as it has servers. */
+/* nginx's backup servers as another pool (load_balancer.backup_pool): every
+ * class sent to the primary pool, without a failover of its own, gets one
+ * with nginx's rule: the backup pool takes a request only when no primary
+ * server can (none up, or every one at max_conns;
+ * src/http/ngx_http_upstream_round_robin.c, ngx_http_upstream_get_round_robin_peer
+ * turns to peers->next only when the primaries give no peer). That is the
+ * priority load with an overprovisioning factor so large that one healthy
+ * primary takes everything, no panic, and overflow at max_conns. */
+static void nginx_backup_failover(sc_scenario *sc, int primary, int backup)
+{
+    for (int c = 0; c < sc->n_traffic; c++) {
+        sc_traffic *t = &sc->traffic[c];
+        if (t->pool != primary || t->failover || t->pipeline < 0 ||
+            sc->pipelines[t->pipeline].n_stages != 1)
+            continue;
+        t->failover = calloc(2, sizeof *t->failover);
+        t->failover[0] = (sc_failover){ .pool = primary, .priority = 0, .weight = 1 };
+        t->failover[1] = (sc_failover){ .pool = backup, .priority = 1, .weight = 1 };
+        t->n_failover = 2;
+        t->n_levels = 2;
+        t->failover_factor_pct = LB_PRIORITY_FACTOR_ALL_PCT;
+        t->failover_panic_pct = 0;
+        t->overflow_max_conns = 1;
+        sc->hybrid = 1;
+    }
+}
+
 static void load_nginx(sc_loader *L, yaml_node_t *n, sc_scenario *sc, sc_kv file, sc_kv up,
-                       sc_kv pool)
+                       sc_kv pool, sc_kv bpool)
 {
     char buf[SC_SHOWLEN], err[1024];
     sc_lb *lb = &sc->lb;
@@ -110,9 +138,30 @@ static void load_nginx(sc_loader *L, yaml_node_t *n, sc_scenario *sc, sc_kv file
     }
     free(path);
     const sc_pool *pl = &sc->pools[pi];
-    if (u.n_servers != pl->max_replicas) {
-        sc_errn(L, up.val, "load_balancer.upstream: %s has %d servers but pool %s has %d nodes",
-                sc_show(up.val, buf), u.n_servers, pl->name, pl->max_replicas);
+    int bpi = -1, n_backup = 0;
+    if (bpool.val && (bpi = sc_want_pool_ref(L, bpool.val, "load_balancer.backup_pool", sc)) < 0) {
+        lb_nginx_free(&u);
+        return;
+    }
+    if (bpi == pi) {
+        sc_errn(L, bpool.val, "load_balancer.backup_pool: the backup pool must differ from pool "
+                "%s", pl->name);
+        lb_nginx_free(&u);
+        return;
+    }
+    for (int i = 0; i < u.n_servers; i++)
+        n_backup += bpi >= 0 && u.servers[i].backup;
+    if (u.n_servers - n_backup != pl->max_replicas) {
+        sc_errn(L, up.val, "load_balancer.upstream: %s has %d %sservers but pool %s has %d nodes",
+                sc_show(up.val, buf), u.n_servers - n_backup, bpi >= 0 ? "primary " : "",
+                pl->name, pl->max_replicas);
+        lb_nginx_free(&u);
+        return;
+    }
+    if (bpi >= 0 && n_backup != sc->pools[bpi].max_replicas) {
+        sc_errn(L, bpool.val, "load_balancer.backup_pool: %s has %d backup servers but pool %s "
+                "has %d nodes", sc_show(up.val, buf), n_backup, sc->pools[bpi].name,
+                sc->pools[bpi].max_replicas);
         lb_nginx_free(&u);
         return;
     }
@@ -120,16 +169,21 @@ static void load_nginx(sc_loader *L, yaml_node_t *n, sc_scenario *sc, sc_kv file
     lb->policy = strdup(u.policy);
     lb->params = u.params;
     lb->servers = calloc((size_t)u.n_servers, sizeof *lb->servers);
+    int next[2] = {0, 0}; /* server numbers in the primary and the backup pool */
     for (int i = 0; i < u.n_servers; i++) {
         const lb_nginx_server *ns = &u.servers[i];
-        lb->servers[i] = (sc_server){ .pool = pi, .index = i, .weight = ns->weight,
-                                      .max_conns = ns->max_conns, .backup = ns->backup,
+        int in_backup = bpi >= 0 && ns->backup; /* a server of the backup pool, a primary there */
+        lb->servers[i] = (sc_server){ .pool = in_backup ? bpi : pi, .index = next[in_backup]++,
+                                      .weight = ns->weight, .max_conns = ns->max_conns,
+                                      .backup = in_backup ? 0 : ns->backup,
                                       .down = ns->down, .max_fails = ns->max_fails,
                                       .fail_timeout_s = ns->fail_timeout_s,
                                       .name = strdup(ns->address) };
     }
     lb->n_servers = u.n_servers;
     lb_nginx_free(&u);
+    if (bpi >= 0)
+        nginx_backup_failover(sc, pi, bpi);
 }
 
 /* dynamic_weights: {period, window, rules: [{above|below: UTIL, weight: W | restore}]}
@@ -371,7 +425,7 @@ void sc_parse_lb(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
                                        "balance_rel_threshold", "prefix_blocks", "prefix_weight",
                                        "queue_weight", "kv_weight",
                                        "dynamic_weights", "outlier_detection", "l4", "l7",
-                                       NULL};
+                                       "backup_pool", NULL};
     static const char *const retry_keys[] = {"tries", "timeout", "on", NULL};
     static const char *const queue_keys[] = {"capacity", "timeout", NULL};
 
@@ -391,12 +445,15 @@ void sc_parse_lb(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
             sc_want_dur(L, to.val, "load_balancer.queue.timeout", 0, &sc->lb.queue_timeout_s);
     }
     sc_kv nginx = sc_find(L, n, "nginx"), up = sc_find(L, n, "upstream");
-    sc_kv pool = sc_find(L, n, "pool");
+    sc_kv pool = sc_find(L, n, "pool"), bpool = sc_find(L, n, "backup_pool");
+    if (bpool.val && !nginx.val)
+        sc_errn(L, bpool.key, "load_balancer: backup_pool goes with nginx (the upstream's backup "
+                "servers)");
     if (nginx.val && (policy.val || servers.val)) {
         sc_errn(L, nginx.key, "load_balancer: nginx gives the servers and method; drop %s",
                 policy.val ? "policy" : "servers");
     } else if (nginx.val) {
-        load_nginx(L, n, sc, nginx, up, pool);
+        load_nginx(L, n, sc, nginx, up, pool, bpool);
     } else if (up.val || pool.val) {
         sc_errn(L, (up.val ? up : pool).key, "load_balancer: %s goes with nginx",
                 up.val ? "upstream" : "pool");

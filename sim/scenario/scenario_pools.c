@@ -456,7 +456,9 @@ static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
                                        "lifecycle", "health_check", "node_pool", "rollout",
                                        "gpu_memory", "host_memory", "lb_policy", "gpu",
                                        "tensor_parallel", "ttft_timeout", "role",
-                                       "decode_pool", "decode_router", NULL};
+                                       "decode_pool", "decode_router", "billing",
+                                       "egress_per_gb", NULL};
+    static const char *const billing_names[] = {"used", "amortised", NULL};
     static const char *const link_keys[] = {"latency", "bandwidth", NULL};
     static const char *const power_keys[] = {"idle_per_gpu", "busy_per_gpu", "off", NULL};
     char p[SC_PATHLEN], q[SC_PATHLEN], list[SC_LISTLEN], buf[SC_SHOWLEN];
@@ -554,6 +556,14 @@ static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
     if (price.val)
         sc_want_num(L, price.val, sc_join(p, path, "price_per_gpu_hour"), 0, 0, INFINITY, 0,
                     &pl->power.price_per_gpu_hour);
+    sc_kv billing = sc_find(L, n, "billing"), egress = sc_find(L, n, "egress_per_gb");
+    if (billing.val)
+        sc_want_enum(L, billing.val, sc_join(p, path, "billing"), billing_names,
+                     &pl->billing_amortised);
+    if (egress.val)
+        sc_want_num(L, egress.val, sc_join(p, path, "egress_per_gb"), 0, 0, INFINITY, 0,
+                    &pl->egress_per_gb);
+    pl->has_cost_keys = billing.val != NULL || egress.val != NULL;
     pl->max_replicas = pl->replicas;
     if (maxr.val && sc_want_intv(L, maxr.val, sc_join(p, path, "max_replicas"), 1,
                                  &pl->max_replicas) == 0 &&
@@ -599,6 +609,7 @@ void sc_parse_pools(sc_loader *L, yaml_node_t *n, sc_scenario *sc)
         sc_pool *pl = &sc->pools[i++];
         if (pl->name)
             load_pool(L, sc_node(L, q->value), sc_join(p, "pools", pl->name), sc, pl);
+        sc->hybrid |= pl->has_cost_keys;
     }
     check_roles(L, n, sc);
 }

@@ -7,6 +7,7 @@
  */
 #include "scenario.h"
 #include "scenario_internal.h"
+#include "lb_priority.h"
 
 #include <yaml.h>
 
@@ -221,11 +222,144 @@ static void load_token_arrivals(sc_traffic *t)
     free(a);
 }
 
+/* A percentage written with its sign: "50%", "12.5%", in [0, 100]. */
+static int want_pct(sc_loader *L, const yaml_node_t *n, const char *path, double *out)
+{
+    char buf[SC_SHOWLEN];
+    const char *s = sc_want_scalar(L, n, path, "a percentage (50%)");
+    if (!s)
+        return -1;
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end != '%' || end[1] != '\0' || !(v >= 0 && v <= 100)) {
+        sc_errn(L, n, "%s: expected a percentage from 0%% to 100%%, got %s", path, sc_show(n, buf));
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* traffic.<c>.failover: none, or {pools: [{pool, priority, weight,
+ * wan_latency}], overprovisioning_factor, panic_threshold, overflow:
+ * {queue, max_conns}}. The class's own pool must be at priority 0; the
+ * priorities used must be 0, 1, ... without a gap. */
+static void load_failover(sc_loader *L, yaml_node_t *n, const char *path, sc_scenario *sc,
+                          sc_traffic *t)
+{
+    static const char *const keys[] = {"pools", "overprovisioning_factor", "panic_threshold",
+                                       "overflow", NULL};
+    static const char *const item_keys[] = {"pool", "priority", "weight", "wan_latency", NULL};
+    static const char *const overflow_keys[] = {"queue", "max_conns", NULL};
+    static const char *const bools[] = {"false", "true", NULL};
+    char p[SC_PATHLEN], q[SC_PATHLEN], buf[SC_SHOWLEN];
+    if (n->type == YAML_SCALAR_NODE && strcmp((const char *)n->data.scalar.value, "none") == 0)
+        return;
+    if (n->type != YAML_MAPPING_NODE) {
+        sc_errn(L, n, "%s: expected none or a mapping (pools, overprovisioning_factor, "
+                "panic_threshold, overflow), got %s", path, sc_show(n, buf));
+        return;
+    }
+    if (sc_check_map(L, n, path, keys))
+        return;
+    t->failover_factor_pct = LB_PRIORITY_FACTOR_PCT;
+    t->failover_panic_pct = LB_PRIORITY_PANIC_PCT;
+    sc_kv pools = sc_find(L, n, "pools"), factor = sc_find(L, n, "overprovisioning_factor");
+    sc_kv panic = sc_find(L, n, "panic_threshold"), over = sc_find(L, n, "overflow");
+    if (factor.val) {
+        double f = 1.4;
+        if (sc_want_num(L, factor.val, sc_join(p, path, "overprovisioning_factor"), 1, 0, 100, 0,
+                        &f) == 0)
+            t->failover_factor_pct = (int)lround(f * 100);
+    }
+    if (panic.val) {
+        double v = LB_PRIORITY_PANIC_PCT;
+        if (want_pct(L, panic.val, sc_join(p, path, "panic_threshold"), &v) == 0)
+            t->failover_panic_pct = (int)lround(v);
+    }
+    if (over.val && sc_check_map(L, over.val, sc_join(p, path, "overflow"), overflow_keys) == 0) {
+        sc_kv qu = sc_find(L, over.val, "queue"), mc = sc_find(L, over.val, "max_conns");
+        if (qu.val)
+            sc_want_intv(L, qu.val, sc_join(q, p, "queue"), 1, &t->overflow_queue);
+        if (mc.val)
+            sc_want_enum(L, mc.val, sc_join(q, p, "max_conns"), bools, &t->overflow_max_conns);
+        if (!qu.val && !mc.val)
+            sc_errn(L, over.val, "%s: give queue, max_conns or both", p);
+    }
+    if (!pools.val || pools.val->type != YAML_SEQUENCE_NODE ||
+        pools.val->data.sequence.items.top - pools.val->data.sequence.items.start < 2) {
+        sc_errn(L, pools.val ? pools.val : n, "%s: pools must be a sequence of at least two "
+                "pools ({pool, priority})", path);
+        return;
+    }
+    int cnt = (int)(pools.val->data.sequence.items.top - pools.val->data.sequence.items.start);
+    t->failover = calloc((size_t)cnt, sizeof *t->failover);
+    int own = 0, max_prio = 0;
+    for (int i = 0; i < cnt; i++) {
+        yaml_node_t *it = sc_node(L, pools.val->data.sequence.items.start[i]);
+        snprintf(p, sizeof p, "%s.pools.%d", path, i);
+        sc_failover *f = &t->failover[t->n_failover];
+        *f = (sc_failover){ .pool = -1, .weight = 1 };
+        if (sc_check_map(L, it, p, item_keys))
+            continue;
+        sc_kv pool = sc_find(L, it, "pool"), prio = sc_find(L, it, "priority");
+        sc_kv w = sc_find(L, it, "weight"), wan = sc_find(L, it, "wan_latency");
+        if (!pool.val || !prio.val) {
+            sc_errn(L, it, "%s: needs pool and priority", p);
+            continue;
+        }
+        f->pool = sc_want_pool_ref(L, pool.val, sc_join(q, p, "pool"), sc);
+        sc_want_intv(L, prio.val, sc_join(q, p, "priority"), 0, &f->priority);
+        if (w.val)
+            sc_want_num(L, w.val, sc_join(q, p, "weight"), 0, 1, INFINITY, 0, &f->weight);
+        if (wan.val)
+            sc_want_dur(L, wan.val, sc_join(q, p, "wan_latency"), 0, &f->wan_latency_s);
+        if (f->pool < 0)
+            continue;
+        for (int j = 0; j < t->n_failover; j++)
+            if (t->failover[j].pool == f->pool) {
+                sc_errn(L, pool.val, "%s: pool %s is listed twice", p, sc->pools[f->pool].name);
+                f->pool = -1;
+            }
+        if (f->pool < 0)
+            continue;
+        const sc_pool *a = &sc->pools[f->pool], *b = t->pool >= 0 ? &sc->pools[t->pool] : NULL;
+        int llm_a = a->model >= 0 && sc->models[a->model].llm;
+        int llm_b = b && b->model >= 0 && sc->models[b->model].llm;
+        if (b && llm_a != llm_b)
+            sc_errn(L, pool.val, "%s: pool %s serves %s model, pool %s %s one", p, a->name,
+                    llm_a ? "an LLM" : "a batch", b->name, llm_b ? "an LLM" : "a batch");
+        if (f->pool == t->pool) {
+            own = 1;
+            if (f->priority != 0)
+                sc_errn(L, prio.val, "%s: the class's own pool %s is its first choice: priority 0",
+                        p, a->name);
+        }
+        if (f->priority > max_prio)
+            max_prio = f->priority;
+        t->n_failover++;
+    }
+    if (t->pool >= 0 && !own)
+        sc_errn(L, pools.val, "%s.pools: the class's pool %s must be listed, at priority 0", path,
+                sc->pools[t->pool].name);
+    for (int k = 0; k <= max_prio; k++) {
+        int seen = 0;
+        for (int j = 0; j < t->n_failover; j++)
+            seen |= t->failover[j].priority == k;
+        if (!seen) {
+            sc_errn(L, pools.val, "%s.pools: no pool at priority %d (priorities go 0, 1, ... "
+                    "without a gap)", path, k);
+            break;
+        }
+    }
+    t->n_levels = max_prio + 1;
+    sc->hybrid = 1;
+}
+
 static void load_one_traffic(sc_loader *L, yaml_node_t *n, const char *path, sc_scenario *sc,
                              sc_traffic *t)
 {
     static const char *const keys[] = {"name", "pool", "pipeline", "path", "arrivals", "work",
-                                       "size", "response_size", "tokens", NULL};
+                                       "size", "response_size", "tokens", "failover", NULL};
     char p[SC_PATHLEN];
 
     t->pool = -1;
@@ -317,6 +451,12 @@ static void load_one_traffic(sc_loader *L, yaml_node_t *n, const char *path, sc_
     if (rsize.val)
         sc_want_unit(L, rsize.val, sc_join(p, path, "response_size"), sc_parse_bytes, "size",
                      "512B, 4KB, 1MiB", 0, &t->bytes_out);
+    sc_kv fo = sc_find(L, n, "failover");
+    if (fo.val && !pool.val)
+        sc_errn(L, fo.key, "%s: failover applies to a class that names its pool (not a pipeline "
+                "or a path)", path);
+    else if (fo.val)
+        load_failover(L, fo.val, sc_join(p, path, "failover"), sc, t);
 }
 
 void sc_parse_traffic(sc_loader *L, yaml_node_t *n, sc_scenario *sc)

@@ -163,6 +163,7 @@ static void test_compare_outputs(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(md, "| A | 99.2000% \xC2\xB1 0.4968% |"));
     CU_ASSERT_PTR_NOT_NULL(strstr(md, "| B & <b> | **99.9200% \xC2\xB1 0.0497%** \xE2\x98\x85 |"));
     CU_ASSERT_PTR_NULL(strstr(md, "SLO")); /* no scenario sets one: no column */
+    CU_ASSERT_PTR_NULL(strstr(md, "cost, egress")); /* no priced pools: no columns */
     free(md);
     char *html = slurp("compare.html");
     CU_ASSERT_PTR_NOT_NULL_FATAL(html);
@@ -192,6 +193,58 @@ static void test_compare_outputs(void)
     free(before);
     free(after);
     rp_compare_free(c2);
+    rp_compare_free(c);
+}
+
+/* Priced pools (a hybrid fleet's pools.<name>.cost): the cost and its
+ * amortised, pay-per-use and egress parts, summed over pools; shown only
+ * when a run has them (the records above have none: no such column). */
+static void test_priced_pools(void)
+{
+    rp_compare *c = rp_compare_new();
+    for (int s = 0; s < 2; s++) {
+        char text[2048];
+        double egress = 0.01 * (s + 1);
+        snprintf(text, sizeof text,
+                 "{\"variant\":0,\"label\":\"hybrid\",\"scenario\":\"s.yaml\",\"sets\":[],"
+                 "\"seed\":%d,\"summary\":{\"availability\":1,"
+                 "\"latency_s\":{\"mean\":0.1,\"p50\":0.05,\"p99\":0.2},"
+                 "\"measured\":{\"rejected\":0,\"failed\":0,\"timed_out\":0},"
+                 "\"cost\":{\"gpu_hours\":4,\"energy_kwh\":1,\"money\":%.17g},"
+                 "\"pools\":{"
+                 "\"onprem\":{\"replicas_max\":4,\"cost\":{\"billing\":\"amortised\","
+                 "\"compute\":2.4,\"egress_gb\":0.1,\"egress\":0,\"total\":2.4}},"
+                 "\"cloud\":{\"replicas_max\":4,\"cost\":{\"billing\":\"used\","
+                 "\"compute\":%d,\"egress_gb\":0.1,\"egress\":%.17g,\"total\":%.17g}},"
+                 "\"edge\":{\"replicas_max\":1,\"cost\":{\"billing\":\"used\","
+                 "\"compute\":0.5,\"egress_gb\":0,\"egress\":0,\"total\":0.5}}}},"
+                 "\"series\":{\"interval_s\":10,\"sim_time_s\":10,\"t_s\":[0],"
+                 "\"offered_qps\":[1],\"served_qps\":[1],\"errors_qps\":[0],"
+                 "\"p99_s\":[0.1],\"replicas\":[9]}}",
+                 s, 2.4 + 4 + s + egress + 0.5, 4 + s, egress, 4 + s + egress);
+        cJSON *r = cJSON_Parse(text);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+        CU_ASSERT_EQUAL(rp_compare_add(c, r, stderr), 0);
+        cJSON_Delete(r);
+    }
+    CU_ASSERT_EQUAL_FATAL(rp_compare_write(c, dir, NULL, stderr), 0);
+    char *text = slurp("compare.json");
+    cJSON *j = cJSON_Parse(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    /* seeds 0 and 1: cloud compute 4 and 5, egress 0.01 and 0.02 */
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(metric_of(j, 0, "cost_amortised"), "mean")->valuedouble,
+                           2.4, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(metric_of(j, 0, "cost_used"), "mean")->valuedouble,
+                           (4.5 + 5.5) / 2, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(metric_of(j, 0, "cost_egress"), "mean")->valuedouble,
+                           0.015, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(metric_of(j, 0, "money"), "mean")->valuedouble,
+                           2.4 + 4.5 + 0.015 + 0.5, 1e-12);
+    cJSON_Delete(j);
+    free(text);
+    char *md = slurp("compare.md");
+    CU_ASSERT_PTR_NOT_NULL(md && strstr(md, "cost, pay-per-use pools"));
+    free(md);
     rp_compare_free(c);
 }
 
@@ -343,6 +396,7 @@ int main(void)
         return 1;
     CU_pSuite s = CU_add_suite("compare", NULL, NULL);
     CU_add_test(s, "t-intervals computed by hand", test_ci_by_hand);
+    CU_add_test(s, "priced pools: cost and its parts", test_priced_pools);
     CU_add_test(s, "overlap decides better", test_overlap);
     CU_add_test(s, "compare.json, .md, .html and the jsonl round trip", test_compare_outputs);
     CU_add_test(s, "reported figures beside the simulated", test_reference);

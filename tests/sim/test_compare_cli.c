@@ -434,12 +434,19 @@ static void test_list(void)
     CU_ASSERT_PTR_NOT_NULL(text);
     const char *want[] = { "\n  least_conn ", "\n  p2c_least_request ", "\n  least_tokens ",
                            "\n  vllm_dp ", "\n  prefix_affinity ", "\n  kv_aware ", "\n  hpa ", "\n  kpa ",
-                           " node_crash ", " cache_down ", " broker_down\n" };
-    for (size_t i = 0; text && i < sizeof want / sizeof want[0]; i++)
-        if (!strstr(text, want[i])) {
+                           " node_crash", " cache_down", " broker_down", " spot_reclaim",
+                           " quota_exhausted" };
+    for (size_t i = 0; text && i < sizeof want / sizeof want[0]; i++) {
+        /* a whole name: followed by a space or the end of its line */
+        const char *at = text;
+        size_t len = strlen(want[i]);
+        while ((at = strstr(at, want[i])) && at[len] != ' ' && at[len] != '\n')
+            at += len;
+        if (!at) {
             fprintf(stderr, "\n  list lacks \"%s\"\n", want[i]);
             CU_FAIL("fleetsim list");
         }
+    }
     free(text);
     tu_done(dir);
 }
