@@ -191,10 +191,10 @@ spot_row spot "spot, then on-demand (shipped)"
 spot_row spot-none "spot only (on-demand node \`down\`)"
 echo
 echo "The on-demand level costs its warm node the whole hour and buys the"
-echo "peak's safety when the spot capacity goes. The errors without it are"
-echo "counted as overload, not blamed on the fault (\`errors by cause\`): they"
+echo "peak's safety when the spot capacity goes. The errors without it"
 echo "happen on premises, a pool the fault did not touch, whose queues the lost"
-echo "burst capacity overflows."
+echo "burst capacity overflows; \`errors by cause\` blames them on the reclaim"
+echo "all the same, through the class's failover pools."
 echo
 echo "Prices: \`price_per_gpu_hour\` 1.2 for an owned A100 (purchase, power and"
 echo "hosting over three years, the scenario's assumption) and the \`a100\`"

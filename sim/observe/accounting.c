@@ -4,7 +4,8 @@
  *
  * Every request that ends in error is tagged with a cause at that moment:
  * the fault acting on the node it was on, or on its pool, or on another node
- * of its pool (lost capacity), or a flash crowd on its class; failing those,
+ * of its pool (lost capacity), or a flash crowd on its class, or on another
+ * pool its class fails over to (its load moved here); failing those,
  * scaling lag (the autoscaler wants more replicas than are ready) or plain
  * overload. Counts go per time-series interval and per cause, so that each
  * stretch of intervals that missed the SLO lists its causes with their share
@@ -130,6 +131,23 @@ static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
             *rec = eng_world.caches[i].fault_rec;
             return eng_world.caches[i].cause;
         }
+    /* a class that fails over across pools (traffic.<c>.failover): another
+     * of its pools lost capacity to a fault, so its load came here */
+    const sc_traffic *tc = &sc->traffic[r->tclass];
+    for (int i = 0; i < tc->n_failover; i++) {
+        const eng_pool *q = &eng_world.pools[tc->failover[i].pool];
+        if (q == p)
+            continue;
+        if (q->cause >= 0) {
+            *rec = q->fault_rec;
+            return q->cause;
+        }
+        for (int j = 0; j < q->n_hosts; j++)
+            if (q->nodes[j].fault.cause >= 0) {
+                *rec = q->nodes[j].fault.fault_rec;
+                return q->nodes[j].fault.cause;
+            }
+    }
     if (p->target > eng_ready_count(p, 0))
         return sc->n_faults + 1; /* scaling lag */
     return sc->n_faults;         /* overload */

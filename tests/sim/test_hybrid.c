@@ -467,6 +467,17 @@ static void test_spot_reclaim_at_peak(void)
     if (j) {
         CU_ASSERT(tu_num(j, "availability") < 0.95);
         CU_ASSERT_EQUAL(tu_num(j, "pools.ondemand.requests.generated"), 0);
+        /* the errors on premises are the reclaim's: its load had nowhere
+         * else to go (root cause through the class's failover pools) */
+        double errs = tu_num(j, "requests.timed_out") + tu_num(j, "requests.failed") +
+                      tu_num(j, "requests.rejected");
+        CU_ASSERT(errs > 0);
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "accounting.errors_by_cause.faults"), errs, 0);
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "accounting.errors_by_cause.overload"), 0, 0);
+        const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "faults"), 0);
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(f, "requests.timed_out") + tu_num(f, "requests.failed") +
+                                   tu_num(f, "requests.rejected"),
+                               errs, 0);
         cJSON_Delete(j);
     }
     tu_done(d);
