@@ -448,8 +448,13 @@ void eng_req_served(eng_pool *p, eng_node *n, eng_req *r, double t1)
  *    has a healthy pool that is not, as nginx turns to its backup servers
  *    when every primary is at max_conns
  *    (src/http/ngx_http_upstream_round_robin.c, ngx_http_upstream_get_round_robin_peer);
- * 3. within the level, a pool with probability weight x healthy hosts
- *    (weight x hosts when none is healthy: Envoy's panic routes to all).
+ * 3. within the level, a pool with probability proportional to its healthy
+ *    hosts, as Envoy's balancer spreads a priority's load over its healthy
+ *    hosts (all its hosts when none is healthy: Envoy's panic routes to
+ *    all); when the scenario gives pools weights, by Envoy's locality
+ *    weighting instead: weight x min(1, overprovisioning factor x healthy /
+ *    hosts) (HostSetImpl::effectiveLocalityWeight,
+ *    source/common/upstream/upstream_impl.cc), weight x hosts in panic.
  * The request then stays there: its balancer's retries (proxy_next_upstream)
  * try that pool's servers only, and its network time is that pool's route
  * plus wan_latency both ways. The client's timeout is its class pool's. */
@@ -498,6 +503,18 @@ static int level_has_room(const eng_class *tc, int level, int l7)
     return 0;
 }
 
+/* Failover pool i's share of its level while the level has healthy hosts
+ * (step 3 above). */
+static double healthy_share(const sc_traffic *t, const eng_class *tc, int i)
+{
+    if (!t->failover_locality_weights)
+        return tc->fo_healthy[i];
+    if (tc->fo_hosts[i] == 0)
+        return 0;
+    double avail = t->failover_factor_pct / 100.0 * tc->fo_healthy[i] / tc->fo_hosts[i];
+    return t->failover[i].weight * (avail < 1 ? avail : 1);
+}
+
 static int failover_pick(eng_class *tc, eng_req *r)
 {
     const sc_traffic *t = tc->cfg;
@@ -525,7 +542,7 @@ static int failover_pick(eng_class *tc, eng_req *r)
         if (t->failover[i].priority == level) {
             if (first < 0)
                 first = i;
-            sum_h += t->failover[i].weight * tc->fo_healthy[i];
+            sum_h += healthy_share(t, tc, i);
             sum_all += t->failover[i].weight * tc->fo_hosts[i];
         }
     int use_h = sum_h > 0;
@@ -535,7 +552,7 @@ static int failover_pick(eng_class *tc, eng_req *r)
         for (int i = 0; i < t->n_failover; i++) {
             if (t->failover[i].priority != level)
                 continue;
-            double w = t->failover[i].weight * (use_h ? tc->fo_healthy[i] : tc->fo_hosts[i]);
+            double w = use_h ? healthy_share(t, tc, i) : t->failover[i].weight * tc->fo_hosts[i];
             if (w <= 0)
                 continue;
             pick = i;

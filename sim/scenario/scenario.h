@@ -266,6 +266,8 @@ typedef struct {
     int n_levels;              /* distinct priorities, 0..n_levels-1 */
     int failover_factor_pct;   /* overprovisioning factor in percent (140) */
     int failover_panic_pct;    /* healthy_panic_threshold (50) */
+    int failover_locality_weights; /* a pool's weight was given: Envoy's
+                                      locality-weighted choice within a level */
     int overflow_queue;        /* a level is saturated at this many requests
                                   waiting per healthy node; 0 = off */
     int overflow_max_conns;    /* saturated when every healthy node is at max_conns */

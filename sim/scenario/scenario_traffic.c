@@ -309,8 +309,10 @@ static void load_failover(sc_loader *L, yaml_node_t *n, const char *path, sc_sce
         }
         f->pool = sc_want_pool_ref(L, pool.val, sc_join(q, p, "pool"), sc);
         sc_want_intv(L, prio.val, sc_join(q, p, "priority"), 0, &f->priority);
-        if (w.val)
+        if (w.val) {
             sc_want_num(L, w.val, sc_join(q, p, "weight"), 0, 1, INFINITY, 0, &f->weight);
+            t->failover_locality_weights = 1;
+        }
         if (wan.val)
             sc_want_dur(L, wan.val, sc_join(q, p, "wan_latency"), 0, &f->wan_latency_s);
         if (f->pool < 0)

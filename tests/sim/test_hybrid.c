@@ -2,7 +2,8 @@
  * test_hybrid.c - failover and bursting across pools through the fleetsim
  * binary: traffic.<c>.failover (Envoy's priority load, overflow when a level
  * is saturated, WAN latency), an nginx upstream whose backup servers are
- * another pool (load_balancer.backup_pool), per-pool cost, and the shipped
+ * another pool (load_balancer.backup_pool), the choice of a pool within a
+ * level (healthy hosts, or Envoy's locality weights), per-pool cost, and the shipped
  * scenarios/chaos/site-failover.yaml with and without failover.
  *
  * The overflow and cost cases are deterministic (fixed service times,
@@ -483,12 +484,63 @@ static void test_spot_reclaim_at_peak(void)
     tu_done(d);
 }
 
+/* Two pools at one level: a (4 nodes) and b (2 nodes). Without weights a
+ * pool's share is its healthy hosts' (Envoy spreads a priority over its
+ * healthy hosts); with weights it is Envoy's locality weight x min(1, 1.4 x
+ * healthy / hosts). Binomial(9999, share), within 4 standard deviations. */
+#define LOCALITY                                                                              \
+    "name: locality\n"                                                                        \
+    "duration: 1000s\n"                                                                       \
+    "models:\n"                                                                               \
+    "  m: {service: {distribution: deterministic, mean: 10ms}}\n"                             \
+    "pools:\n"                                                                                \
+    "  a: {model: m, replicas: 4, queue_capacity: 100}\n"                                     \
+    "  b: {model: m, replicas: 2, queue_capacity: 100}\n"                                     \
+    "traffic:\n"                                                                              \
+    "  - name: x\n"                                                                           \
+    "    pool: a\n"                                                                           \
+    "    arrivals: {process: deterministic, rate: [{at: 0s, qps: 10}]}\n"                     \
+    "    failover:\n"                                                                         \
+    "      pools: [{pool: a, priority: 0%s}, {pool: b, priority: 0%s}]\n"                     \
+    "load_balancer:\n"                                                                        \
+    "  policy: round_robin\n"                                                                 \
+    "%s"
+
+static void locality_case(const char *wa, const char *wb, const char *servers, double share_a)
+{
+    char yaml[2048];
+    snprintf(yaml, sizeof yaml, LOCALITY, wa, wb, servers);
+    cJSON *j = run_summary(yaml, NULL, 0);
+    if (!j)
+        return;
+    double n = tu_num(j, "requests.generated"), a = tu_num(j, "pools.a.requests.generated");
+    CU_ASSERT_EQUAL(n, 9999);
+    CU_ASSERT(fabs(a - share_a * n) <= 4 * sqrt(n * share_a * (1 - share_a)));
+    if (fabs(a - share_a * n) > 4 * sqrt(n * share_a * (1 - share_a)))
+        fprintf(stderr, "\n  share of a %.4f, want %.4f\n", a / n, share_a);
+    assert_conserved(j);
+    cJSON_Delete(j);
+}
+
+static void test_locality_weights(void)
+{
+    const char *two_down = "  servers: {a/0: {down: true}, a/1: {down: true}}\n";
+    locality_case("", "", "", 4.0 / 6);                  /* healthy hosts 4 : 2 */
+    locality_case("", "", two_down, 0.5);                /* 2 : 2 */
+    locality_case(", weight: 1", ", weight: 1", "", 0.5); /* min(1, 1.4) each */
+    /* a: min(1, 1.4 x 2 / 4) = 0.7 against b's 1 */
+    locality_case(", weight: 1", ", weight: 1", two_down, 0.7 / 1.7);
+    /* a: 3 x 0.7 = 2.1 against b's 1 */
+    locality_case(", weight: 3", "", two_down, 2.1 / 3.1);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 1;
     CU_pSuite s = CU_add_suite("hybrid", NULL, NULL);
     CU_add_test(s, "priority load split 70/30, 100/0, 0/100; WAN latency; cost", test_priority_split);
+    CU_add_test(s, "within a level: healthy hosts, or Envoy's locality weights", test_locality_weights);
     CU_add_test(s, "overflow at max_conns", test_overflow_max_conns);
     CU_add_test(s, "overflow by queue length", test_overflow_queue);
     CU_add_test(s, "nginx backup servers as another pool", test_nginx_backup_pool);
