@@ -534,6 +534,33 @@ static void test_locality_weights(void)
     locality_case(", weight: 3", "", two_down, 2.1 / 3.1);
 }
 
+/* The WAN to the cloud cut (a partition of the cloud pool) while on
+ * premises runs at 70%: what was sent over it fails, and every error is
+ * blamed on the cut. */
+static void test_wan_cut(void)
+{
+    cJSON *j = run_summary(SPLIT "  servers: {onprem/1: {down: true}}\n"
+                                 "chaos:\n"
+                                 "  - {at: 300s, fault: partition, target: cloud, duration: 200s}\n",
+                           NULL, 0);
+    if (!j)
+        return;
+    double errs = tu_num(j, "requests.timed_out") + tu_num(j, "requests.failed") +
+                  tu_num(j, "requests.rejected");
+    CU_ASSERT(errs > 0);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "accounting.errors_by_cause.faults"), errs, 0);
+    const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "faults"), 0);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(f, "kind")), "partition");
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(f, "requests.timed_out") + tu_num(f, "requests.failed") +
+                               tu_num(f, "requests.rejected"),
+                           errs, 0);
+    /* at most the 30% of the 2000 arrivals of the cut sent to the cloud
+     * (fewer once health checks take the cloud out), within 4 sigma */
+    CU_ASSERT(errs <= 600 + 4 * sqrt(2000 * 0.3 * 0.7));
+    assert_conserved(j);
+    cJSON_Delete(j);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -541,6 +568,7 @@ int main(void)
     CU_pSuite s = CU_add_suite("hybrid", NULL, NULL);
     CU_add_test(s, "priority load split 70/30, 100/0, 0/100; WAN latency; cost", test_priority_split);
     CU_add_test(s, "within a level: healthy hosts, or Envoy's locality weights", test_locality_weights);
+    CU_add_test(s, "the WAN to the cloud cut: errors blamed on it", test_wan_cut);
     CU_add_test(s, "overflow at max_conns", test_overflow_max_conns);
     CU_add_test(s, "overflow by queue length", test_overflow_queue);
     CU_add_test(s, "nginx backup servers as another pool", test_nginx_backup_pool);
