@@ -456,7 +456,8 @@ static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
                                        "lifecycle", "health_check", "node_pool", "rollout",
                                        "gpu_memory", "host_memory", "lb_policy", "gpu",
                                        "tensor_parallel", "ttft_timeout", "role",
-                                       "decode_pool", "decode_router", NULL};
+                                       "decode_pool", "decode_router", "expert_parallel",
+                                       "redundant_experts", "interconnect", NULL};
     static const char *const link_keys[] = {"latency", "bandwidth", NULL};
     static const char *const power_keys[] = {"idle_per_gpu", "busy_per_gpu", "off", NULL};
     char p[SC_PATHLEN], q[SC_PATHLEN], list[SC_LISTLEN], buf[SC_SHOWLEN];
