@@ -810,6 +810,21 @@ static void test_expert_parallel_deepseek(void)
     CU_ASSERT(llm_weight_bytes(&dec) / 144 < 80.0 * GIB);
     CU_ASSERT(llm_kv_blocks(&pre, 0.9, 16, err, sizeof err) > 0);
     CU_ASSERT(llm_kv_blocks(&dec, 0.9, 16, err, sizeof err) > 0);
+    /* docs/deepseek-case.md's decode arithmetic (scripts/deepseek-case.sh
+     * works it in awk): 18,828 sequences at context 4,989 on EP144 with a
+     * 5 ms overhead. All-to-all 58 x 18,828 / 144 x 8 x 7,168 x 3 B x
+     * 136/144 / 50 GB/s = 24.6425 ms, above compute (21.62 ms) and memory
+     * (20.08 ms): 29.6425 ms. */
+    {
+        static llm_chunk ch[18828];
+        for (int i = 0; i < 18828; i++)
+            ch[i] = (llm_chunk){.n = 1, .c = 4989, .decode = 1};
+        dec.overhead_s = 0.005;
+        CU_ASSERT_DOUBLE_EQUAL(llm_ep_comm_s(&dec, 18828), 58.0 * 18828 / 144 * 8 * 7168 * 3 *
+                                                               136 / 144 / 50e9, 1e-15);
+        CU_ASSERT_DOUBLE_EQUAL(llm_step_s(&dec, ch, 18828), 0.0296425327, 1e-9);
+        dec.overhead_s = 0.0;
+    }
     /* the H800's NVLink is under half the H100's */
     CU_ASSERT_DOUBLE_EQUAL(llm_gpu_find("H800")->nvlink_Bps, 200e9, 0);
     CU_ASSERT_DOUBLE_EQUAL(llm_gpu_find("H100")->nvlink_Bps, 450e9, 0);
