@@ -3,7 +3,9 @@
  * config.json reader (cJSON), parameter counts (dense, MoE, MLA), the GPU
  * catalog, weight and KV-cache bytes, KV capacity in blocks after BLIS
  * sim/latency/kv_capacity.go, and the time of one scheduler step, either a
- * roofline after BLIS sim/latency/roofline.go or a fitted alpha-beta line.
+ * roofline after BLIS sim/latency/roofline.go or a fitted alpha-beta line,
+ * with expert parallelism's per-GPU weights and all-to-all for MoE models
+ * (docs/llm-serving.md "Expert parallelism").
  * No mutable state and no SimGrid: every function is a pure function of its
  * arguments (the catalog is constant), so the formulas are tested on their
  * own (tests/serve).
