@@ -307,6 +307,10 @@ static void load_rollout(sc_loader *L, yaml_node_t *n, const char *path, const s
         sc_errn(L, n, "%s: a rollout with a node_pool is not modelled", path);
         return;
     }
+    if (pl->expert_parallel > 1) {
+        sc_errn(L, n, "%s: a rollout of an expert_parallel pool is not modelled", path);
+        return;
+    }
     sc_kv at = sc_find(L, n, "at"), g = sc_find(L, n, "gpus_per_node");
     sc_kv gt = sc_find(L, n, "gpu_type"), surge = sc_find(L, n, "max_surge");
     sc_kv unav = sc_find(L, n, "max_unavailable"), gmem = sc_find(L, n, "gpu_memory");

@@ -345,6 +345,8 @@ static void test_errors(void)
             {"interconnect: 400Gbps", "pools.p: redundant_experts and interconnect need "
                                       "expert_parallel"},
             {"expert_parallel: 16, interconnect: fast", "pools.p.interconnect"},
+            {"expert_parallel: 16, interconnect: 400Gbps, rollout: {at: 1s, gpus_per_node: 8}",
+             "a rollout of an expert_parallel pool is not modelled"},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
             char t[2048];
