@@ -56,6 +56,8 @@ static void test_day(void)
     /* the peak overwhelms the fixed fleet: prompts are turned away (503) */
     CU_ASSERT(rej > 0.005 * gen);
     CU_ASSERT(tu_num(j, "pools.prefill.replicas_max") == 3);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.prefill.llm.expert_parallel"), 32);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.decode.llm.expert_parallel"), 144);
     cJSON_Delete(j);
     tu_done(dir);
 }
