@@ -225,7 +225,7 @@ thead=$(grep '^| variant' "$OUT/fixed/compare.md"; grep '^|---' "$OUT/fixed/comp
   echo "  after it; it keeps the one decode group, whose demand it finds within one group."
   echo "  No prompt is turned away, but it costs more GPU-hours than a static fourth prefill"
   echo "  group: it sizes prefill for a prompt's own time (TTFT p99 under 0.1 s), far inside"
-  echo "  the 5 s SLO, where the static group lets the peak's TTFT grow towards it."
+  echo "  the 5 s SLO, where the static group's is a few hundred milliseconds."
   echo "- **INT8** weights cost the same as FP8 in fleetsim (one byte a weight, the same peak"
   echo "  on Hopper), so the row equals the fixed fleet's: DeepSeek already serves in FP8, the"
   echo "  seed's quantisation remedy is in place. **BF16** weights do not fit an EP32"
