@@ -467,8 +467,8 @@ double llm_moe_experts_touched(const llm_shape *s, double tokens)
  * MemoryGiB has it (NVIDIA's "80GB" is 80 GiB of HBM; B200: the 180 GiB a
  * DGX B200 exposes per GPU, 1,440 GB for 8, not the 192 GiB on the package).
  * Board power from the datasheets. NVLink: one direction of the datasheet's
- * bidirectional figure (A100 600, H100/H200 900, B200 1,800 GB/s). Idle draw and prices per GPU-hour for
- * A100/H100/H200 are the scenario defaults of sim/scenario_pools.c
+ * bidirectional figure (A100 600, H100/H200 900, B200 1,800 GB/s). Idle
+ * draw and prices per GPU-hour for A100/H100/H200 are the scenario defaults of sim/scenario_pools.c
  * (scenarios/README.md: typical on-demand cloud list prices, 2025-26);
  * B200 and L40S are reasoned the same way: idle about a tenth of board
  * power as for Hopper, prices mid-range of 2025 on-demand lists (B200 about

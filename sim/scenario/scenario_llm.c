@@ -451,7 +451,8 @@ void sc_load_pool_llm(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
         sc_errn(L, red.key ? red.key : icn.key,
                 "%s: redundant_experts and interconnect need expert_parallel", path);
     if (ep.val &&
-        sc_want_intv(L, ep.val, sc_join(p, path, "expert_parallel"), 1, &pl->expert_parallel) == 0 &&
+        sc_want_intv(L, ep.val, sc_join(p, path, "expert_parallel"), 1,
+                     &pl->expert_parallel) == 0 &&
         pl->expert_parallel > 1) {
         const sc_llm *em = sc->models[pl->model].llm;
         int e = pl->expert_parallel, g = pl->gpus_per_node;

@@ -84,7 +84,7 @@ static void test_prefill_capacity(void)
     double step = 58.0 * 65536 / 32 * 8 * 7168 * 3 * 24 / 32 / 50e9 + 0.005;
     double arith = 65536.0 / step / 4 / (1.0 - hit);
 
-    CU_ASSERT_DOUBLE_EQUAL(step, 0.31152, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(step, 0.31151973632, 1e-12);
     CU_ASSERT(fabs(per_node / arith - 1.0) < 0.05);
     cJSON_Delete(j);
     tu_done(dir);

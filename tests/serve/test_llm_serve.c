@@ -332,7 +332,8 @@ static void test_errors(void)
             "name: x\nduration: 1s\nmodels:\n"
             "  m: {llm: {config: %s/scenarios/models/deepseek-v3.json, precision: fp8}}\n"
             "pools:\n  p: {model: m, replicas: 1, gpus_per_node: 8, gpu: H800, %s}\n"
-            "traffic:\n  - {name: t, pool: p, arrivals: {rate: 1}, tokens: {input: 10, output: 10}}\n";
+            "traffic:\n  - {name: t, pool: p, arrivals: {rate: 1},\n"
+            "     tokens: {input: 10, output: 10}}\n";
         static const struct {
             const char *keys, *want;
         } cases[] = {
