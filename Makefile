@@ -56,3 +56,9 @@ clean:
 .PHONY: bank-report
 bank-report: build
 	scripts/bank-report.sh $(BUILD)/fleetsim
+
+# The DeepSeek-V3 case study (published day beside fleetsim's, the peak and
+# its remedies): writes docs/deepseek-case.md, runs in results/deepseek-case/.
+.PHONY: deepseek-report
+deepseek-report: build
+	scripts/deepseek-case.sh $(BUILD)/fleetsim

@@ -734,11 +734,12 @@ static void llm_pool_section(rp_buf *o, const rp_results *r, const rp_pool *p)
     rp_buf_esc(o, p->name);
     rp_buf_puts(o, "</h3>\n<p class=\"meta\">");
     rp_buf_esc(o, l->gpu ? l->gpu : "");
-    rp_buf_printf(o, " &middot; tensor parallel %d, %d replica%s per node &middot; %ld KV "
+    rp_buf_printf(o, " &middot; %s parallel %d, %d replica%s per node &middot; %ld KV "
                      "blocks of %d tokens per replica (%.0f KiB a token) &middot; weights "
                      "%.1f GB a replica &middot; budget %d tokens, at most %d sequences a step "
                      "&middot; %lu steps</p>\n",
-                  l->tensor_parallel, l->replicas_per_node, l->replicas_per_node == 1 ? "" : "s",
+                  l->expert_parallel > 1 ? "expert" : "tensor",
+                  l->expert_parallel > 1 ? l->expert_parallel : l->tensor_parallel, l->replicas_per_node, l->replicas_per_node == 1 ? "" : "s",
                   l->kv_blocks_per_replica, l->block_size, l->kv_bytes_per_token / 1024,
                   l->weight_bytes / 1e9, l->max_num_batched_tokens, l->max_num_seqs, l->steps);
     if (l->decode_pool) {

@@ -487,6 +487,8 @@ static void add_llm(cJSON *po, const rp_pool *p)
     cJSON *x = cJSON_AddObjectToObject(po, "llm");
     cJSON_AddStringToObject(x, "gpu", l->gpu ? l->gpu : "");
     cJSON_AddNumberToObject(x, "tensor_parallel", l->tensor_parallel);
+    if (l->expert_parallel > 1) /* only then: other pools' summaries stay as they were */
+        cJSON_AddNumberToObject(x, "expert_parallel", l->expert_parallel);
     cJSON_AddNumberToObject(x, "replicas_per_node", l->replicas_per_node);
     cJSON_AddNumberToObject(x, "kv_blocks_per_replica", (double)l->kv_blocks_per_replica);
     cJSON_AddNumberToObject(x, "block_size", l->block_size);
@@ -807,8 +809,10 @@ void rp_print_table(const rp_results *r, FILE *out)
         const rp_llm *l = r->pools[i].llm;
         if (!l)
             continue;
-        fprintf(out, "  llm %s x%d replicas/node (TP %d)  KV %ld blocks of %d tokens per replica\n",
-                l->gpu, l->replicas_per_node, l->tensor_parallel, l->kv_blocks_per_replica,
+        fprintf(out, "  llm %s x%d replicas/node (%s %d)  KV %ld blocks of %d tokens per replica\n",
+                l->gpu, l->replicas_per_node, l->expert_parallel > 1 ? "EP" : "TP",
+                l->expert_parallel > 1 ? l->expert_parallel : l->tensor_parallel,
+                l->kv_blocks_per_replica,
                 l->block_size);
         int decode = l->role && strcmp(l->role, "decode") == 0;
         if (l->role)

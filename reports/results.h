@@ -40,6 +40,7 @@ typedef struct {
 typedef struct {
     char *gpu;                 /* "H100-SXM" */
     int tensor_parallel, replicas_per_node;
+    int expert_parallel;       /* GPUs of an expert-parallel group; 0 = none */
     long kv_blocks_per_replica;
     int block_size, max_num_batched_tokens, max_num_seqs;
     double kv_bytes_per_token, weight_bytes; /* per replica, all its GPUs */

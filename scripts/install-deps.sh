@@ -5,7 +5,7 @@
 set -eu
 # libxml2-utils (xmllint) and chromium are for the report tests: SVG parsed as XML,
 # pages rendered in a headless browser.
-PKGS="build-essential cmake pkg-config libsimgrid-dev libgsl-dev libyaml-dev libcjson-dev libcunit1-dev libre2-dev libxml2-utils chromium nginx prometheus"
+PKGS="build-essential cmake pkg-config libsimgrid-dev libgsl-dev libyaml-dev libcjson-dev libcunit1-dev libre2-dev libxml2-utils chromium nginx prometheus jq"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

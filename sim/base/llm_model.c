@@ -3,7 +3,9 @@
  * config.json reader (cJSON), parameter counts (dense, MoE, MLA), the GPU
  * catalog, weight and KV-cache bytes, KV capacity in blocks after BLIS
  * sim/latency/kv_capacity.go, and the time of one scheduler step, either a
- * roofline after BLIS sim/latency/roofline.go or a fitted alpha-beta line.
+ * roofline after BLIS sim/latency/roofline.go or a fitted alpha-beta line,
+ * with expert parallelism's per-GPU weights and all-to-all for MoE models
+ * (docs/llm-serving.md "Expert parallelism").
  * No mutable state and no SimGrid: every function is a pure function of its
  * arguments (the catalog is constant), so the formulas are tested on their
  * own (tests/serve).
@@ -464,8 +466,9 @@ double llm_moe_experts_touched(const llm_shape *s, double tokens)
  * figures halved); fp32 is TF32. Memory in GiB as BLIS's hardware_config.json
  * MemoryGiB has it (NVIDIA's "80GB" is 80 GiB of HBM; B200: the 180 GiB a
  * DGX B200 exposes per GPU, 1,440 GB for 8, not the 192 GiB on the package).
- * Board power from the datasheets. Idle draw and prices per GPU-hour for
- * A100/H100/H200 are the scenario defaults of sim/scenario_pools.c
+ * Board power from the datasheets. NVLink: one direction of the datasheet's
+ * bidirectional figure (A100 600, H100/H200 900, B200 1,800 GB/s). Idle
+ * draw and prices per GPU-hour for A100/H100/H200 are the scenario defaults of sim/scenario_pools.c
  * (scenarios/README.md: typical on-demand cloud list prices, 2025-26);
  * B200 and L40S are reasoned the same way: idle about a tenth of board
  * power as for Hopper, prices mid-range of 2025 on-demand lists (B200 about
@@ -480,43 +483,54 @@ static const llm_gpu GPU_A100 = {
     .flops_fp32 = 156e12, .flops_fp16 = 312e12, .flops_fp8 = 0.0, .flops_int8 = 624e12,
     .hbm_bytes = 80.0 * 1073741824.0, .hbm_Bps = 2.039e12,
     .power_w = 400, .idle_w = 50, .price_per_hour = 2.00,
-    .mfu_prefill = 0.38, .mfu_decode = 0.18,
+    .mfu_prefill = 0.38, .mfu_decode = 0.18, .nvlink_Bps = 300e9,
 };
 static const llm_gpu GPU_H100 = {
     .name = "H100-SXM",
     .flops_fp32 = 494.7e12, .flops_fp16 = 989.5e12, .flops_fp8 = 1979e12, .flops_int8 = 1979e12,
     .hbm_bytes = 80.0 * 1073741824.0, .hbm_Bps = 3.35e12,
     .power_w = 700, .idle_w = 70, .price_per_hour = 3.00,
-    .mfu_prefill = 0.45, .mfu_decode = 0.30,
+    .mfu_prefill = 0.45, .mfu_decode = 0.30, .nvlink_Bps = 450e9,
+};
+/* The H800: the H100 SXM's compute and memory with NVLink cut to 400 GB/s
+ * (both directions; 900 on the H100), the part DeepSeek-V3 was served on;
+ * priced at the $2 per GPU-hour DeepSeek's inference-system overview
+ * assumes. */
+static const llm_gpu GPU_H800 = {
+    .name = "H800",
+    .flops_fp32 = 494.7e12, .flops_fp16 = 989.5e12, .flops_fp8 = 1979e12, .flops_int8 = 1979e12,
+    .hbm_bytes = 80.0 * 1073741824.0, .hbm_Bps = 3.35e12,
+    .power_w = 700, .idle_w = 70, .price_per_hour = 2.00,
+    .mfu_prefill = 0.45, .mfu_decode = 0.30, .nvlink_Bps = 200e9,
 };
 static const llm_gpu GPU_H200 = {
     .name = "H200",
     .flops_fp32 = 494.7e12, .flops_fp16 = 989.5e12, .flops_fp8 = 1979e12, .flops_int8 = 1979e12,
     .hbm_bytes = 141.0 * 1073741824.0, .hbm_Bps = 4.8e12,
     .power_w = 700, .idle_w = 75, .price_per_hour = 3.80,
-    .mfu_prefill = 0.45, .mfu_decode = 0.30,
+    .mfu_prefill = 0.45, .mfu_decode = 0.30, .nvlink_Bps = 450e9,
 };
 static const llm_gpu GPU_B200 = {
     .name = "B200",
     .flops_fp32 = 1125e12, .flops_fp16 = 2250e12, .flops_fp8 = 4500e12, .flops_int8 = 4500e12,
     .hbm_bytes = 180.0 * 1073741824.0, .hbm_Bps = 8.0e12,
     .power_w = 1000, .idle_w = 100, .price_per_hour = 6.00,
-    .mfu_prefill = 0.40, .mfu_decode = 0.25,
+    .mfu_prefill = 0.40, .mfu_decode = 0.25, .nvlink_Bps = 900e9,
 };
 static const llm_gpu GPU_L40S = {
     .name = "L40S",
     .flops_fp32 = 183e12, .flops_fp16 = 362e12, .flops_fp8 = 733e12, .flops_int8 = 733e12,
     .hbm_bytes = 48.0 * 1073741824.0, .hbm_Bps = 0.864e12,
     .power_w = 350, .idle_w = 35, .price_per_hour = 1.50,
-    .mfu_prefill = 0.35, .mfu_decode = 0.20,
+    .mfu_prefill = 0.35, .mfu_decode = 0.20, .nvlink_Bps = 32e9, /* no NVLink: PCIe 4.0 x16 */
 };
 
-const llm_gpu *const llm_gpu_catalog[] = {&GPU_A100, &GPU_H100, &GPU_H200, &GPU_B200, &GPU_L40S,
-                                          NULL};
+const llm_gpu *const llm_gpu_catalog[] = {&GPU_A100, &GPU_H100, &GPU_H800, &GPU_H200,
+                                          &GPU_B200, &GPU_L40S, NULL};
 
 const char *llm_gpu_names(void)
 {
-    return "A100-80G, H100-SXM, H200, B200, L40S";
+    return "A100-80G, H100-SXM, H800, H200, B200, L40S";
 }
 
 const llm_gpu *llm_gpu_find(const char *name)
@@ -618,6 +632,35 @@ int llm_perf_check(const llm_perf *p, char *err, size_t err_len)
                 (int)kv_heads(s), p->tp);
         return -1;
     }
+    if (p->ep > 1) {
+        if (s->n_routed_experts <= 0 || moe_layers(s) <= 0) {
+            set_err(err, err_len, "expert_parallel needs an MoE model (%s has no routed experts)",
+                    s->name);
+            return -1;
+        }
+        if (p->tp != 1) {
+            set_err(err, err_len,
+                    "expert_parallel runs attention data-parallel: tensor_parallel must be 1 "
+                    "(got %d)", p->tp);
+            return -1;
+        }
+        if (p->redundant_experts < 0 || p->gpus_per_node < 1) {
+            set_err(err, err_len, "expert_parallel: redundant experts must be >= 0 and GPUs per "
+                    "node >= 1");
+            return -1;
+        }
+        if (p->ep > p->gpus_per_node && !(p->interconnect_Bps > 0.0)) {
+            set_err(err, err_len,
+                    "expert_parallel %d spans nodes of %d GPUs: the inter-node bandwidth "
+                    "(interconnect) must be > 0", p->ep, p->gpus_per_node);
+            return -1;
+        }
+        if (p->gpus_per_node > 1 && !(p->gpu.nvlink_Bps > 0.0)) {
+            set_err(err, err_len, "expert_parallel: GPU %s needs its NVLink bandwidth",
+                    p->gpu.name ? p->gpu.name : "?");
+            return -1;
+        }
+    }
     if (!(p->gpu.hbm_Bps > 0.0) || !(p->gpu.hbm_bytes > 0.0)) {
         set_err(err, err_len, "GPU %s: memory size and bandwidth must be > 0",
                 p->gpu.name ? p->gpu.name : "?");
@@ -645,9 +688,27 @@ int llm_perf_check(const llm_perf *p, char *err, size_t err_len)
     return 0;
 }
 
+int llm_perf_gpus(const llm_perf *p)
+{
+    return p->ep > 1 ? p->ep : p->tp > 1 ? p->tp : 1;
+}
+
+/* Routed experts per MoE layer one GPU of the EP group holds. */
+static double ep_held(const llm_perf *p)
+{
+    return (double)(p->shape.n_routed_experts + p->redundant_experts) / p->ep;
+}
+
 double llm_weight_bytes(const llm_perf *p)
 {
-    return llm_params_total(&p->shape) * llm_precision_bytes(p->weights);
+    const llm_shape *s = &p->shape;
+
+    /* EP: every GPU holds the non-expert weights and its share of the
+     * routed experts (redundant copies included) */
+    if (p->ep > 1)
+        return p->ep * params_from(s, layer_params(s), ep_held(p), 1) *
+               llm_precision_bytes(p->weights);
+    return llm_params_total(s) * llm_precision_bytes(p->weights);
 }
 
 double llm_kv_bytes_per_token(const llm_perf *p)
@@ -675,10 +736,10 @@ double llm_kv_transfer_bytes_per_token(const llm_perf *p)
 long llm_kv_blocks(const llm_perf *p, double gpu_memory_utilization, int block_size, char *err,
                    size_t err_len)
 {
-    int tp = p->tp;
+    int tp = llm_perf_gpus(p);
     double budget, weights, activation, non_torch, free_bytes, block_bytes, blocks;
 
-    if (tp < 1 || block_size < 1 || !(gpu_memory_utilization > 0.0) ||
+    if (p->tp < 1 || block_size < 1 || !(gpu_memory_utilization > 0.0) ||
         gpu_memory_utilization > 1.0 || !(p->gpu.hbm_bytes > 0.0)) {
         set_err(err, err_len,
                 "KV capacity needs tp >= 1, block_size >= 1, gpu_memory_utilization in (0, 1] "
@@ -688,6 +749,8 @@ long llm_kv_blocks(const llm_perf *p, double gpu_memory_utilization, int block_s
     budget = tp * p->gpu.hbm_bytes * gpu_memory_utilization;
     weights = llm_weight_bytes(p);
     activation = (p->shape.n_routed_experts > 0 ? 8.0 : 5.5) * GIB_BYTES;
+    if (p->ep > 1) /* data-parallel attention: each GPU runs its own forward pass */
+        activation *= p->ep;
     non_torch = tp * (tp == 1 ? 0.15 : 0.6) * GIB_BYTES;
     free_bytes = budget - weights - activation - non_torch;
     block_bytes = block_size * llm_kv_bytes_per_token(p);
@@ -774,6 +837,7 @@ static void fill_cache(const llm_perf *p, llm_perf_cache *k)
     /* a dense model reads the same weights every step (no experts touched) */
     k->weight_bytes =
         params_from(s, k->layer_params, 0.0, 0) * llm_precision_bytes(p->weights);
+    k->ep_held = p->ep > 1 ? ep_held(p) : 0.0;
     k->ready = 1;
 }
 
@@ -807,6 +871,22 @@ void llm_step_parts(const llm_perf *p, const llm_chunk *chunks, int n_chunks, do
         dynamic_bytes += k->kv_bytes * (n + c) + k->act_bytes * n;
         tokens += n;
     }
+    if (p->ep > 1) {
+        /* one GPU of the group: its share of the FLOPs and of the KV and
+         * activations (attention data-parallel, the experts balanced by the
+         * redundant copies), all the non-expert weights, and each routed
+         * expert it holds as often as the step's tokens touch it */
+        double held = k->ep_held * llm_moe_experts_touched(s, tokens) / s->n_routed_experts;
+
+        weight_bytes = params_from(s, k->layer_params, held, 0) * llm_precision_bytes(p->weights);
+        if (compute_s)
+            *compute_s = t_compute / p->ep;
+        if (memory_s)
+            *memory_s = !(tokens > 0.0)
+                            ? 0.0
+                            : (weight_bytes + dynamic_bytes / p->ep) / p->gpu.hbm_Bps;
+        return;
+    }
     weight_bytes = moe_layers(s) > 0 ? params_from(s, k->layer_params,
                                                    llm_moe_experts_touched(s, tokens), 0) *
                                            llm_precision_bytes(p->weights)
@@ -818,6 +898,38 @@ void llm_step_parts(const llm_perf *p, const llm_chunk *chunks, int n_chunks, do
         *memory_s = !(tokens > 0.0) ? 0.0
                     : tp > 1        ? (weight_bytes + dynamic_bytes) / tp / p->gpu.hbm_Bps
                                     : (weight_bytes + dynamic_bytes) / p->gpu.hbm_Bps;
+}
+
+/* Expert parallelism's all-to-all (DeepEP's dispatch and combine): in each
+ * MoE layer every GPU sends each of its tokens / ep tokens' hidden state to
+ * the GPUs of its k routed experts (dispatch, in fp8 when the weights are
+ * 8-bit, as DeepSeek-V3 quantises before dispatch, else at the
+ * activations' precision) and receives the k results back (combine, at the
+ * activations' precision). The experts are taken as spread uniformly over
+ * the group, so of a token's k destinations (ep - g) / ep are on other
+ * nodes (over interconnect_Bps) and (g - 1) / ep on other GPUs of its node
+ * (over NVLink), g = min(gpus_per_node, ep); the two run at once, so the
+ * layer takes the slower. Per GPU and direction:
+ *   bytes = tokens / ep x k x d x (dispatch bytes + combine bytes) */
+double llm_ep_comm_s(const llm_perf *p, double tokens)
+{
+    const llm_shape *s = &p->shape;
+    double e, g, act, dispatch, bytes, off = 0.0, on = 0.0;
+
+    if (p->ep <= 1 || !(tokens > 0.0) || moe_layers(s) <= 0)
+        return 0.0;
+    e = p->ep;
+    g = p->gpus_per_node < p->ep ? p->gpus_per_node : p->ep;
+    if (g < 1.0)
+        g = 1.0;
+    act = llm_precision_bytes(p->activations);
+    dispatch = p->weights == LLM_FP8 || p->weights == LLM_INT8 ? 1.0 : act;
+    bytes = tokens / e * s->experts_per_token * s->hidden_size * (dispatch + act);
+    if (e > g && p->interconnect_Bps > 0.0)
+        off = (e - g) / e * bytes / p->interconnect_Bps;
+    if (g > 1.0 && p->gpu.nvlink_Bps > 0.0)
+        on = (g - 1.0) / e * bytes / p->gpu.nvlink_Bps;
+    return moe_layers(s) * (off > on ? off : on);
 }
 
 double llm_step_s(const llm_perf *p, const llm_chunk *chunks, int n_chunks)
@@ -840,5 +952,17 @@ double llm_step_s(const llm_perf *p, const llm_chunk *chunks, int n_chunks)
                p->decode_seq_s * decode_seqs + p->context_token_s * context;
     }
     llm_step_parts(p, chunks, n_chunks, &t_compute, &t_memory);
+    if (p->ep > 1) {
+        /* DeepSeek-V3 overlaps the all-to-all with the other micro-batch's
+         * compute (two micro-batches per step), so the step takes the
+         * longest of the three */
+        double tokens = 0.0, t_comm;
+
+        for (int i = 0; i < n_chunks; i++)
+            tokens += chunks[i].n > 0 ? chunks[i].n : 0;
+        t_comm = llm_ep_comm_s(p, tokens);
+        if (t_comm > t_compute)
+            t_compute = t_comm;
+    }
     return (t_compute > t_memory ? t_compute : t_memory) + p->overhead_s;
 }

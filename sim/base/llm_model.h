@@ -68,9 +68,10 @@ typedef struct {
     double idle_w;
     double price_per_hour;
     double mfu_prefill, mfu_decode; /* achieved share of peak (BLIS hardware_config.json) */
+    double nvlink_Bps;             /* GPU-to-GPU bandwidth inside a node, one direction */
 } llm_gpu;
 
-/* The catalog (A100-80G, H100-SXM, H200, B200, L40S at least), matched
+/* The catalog (A100-80G, H100-SXM, H800, H200, B200, L40S at least), matched
  * case-insensitively, also by the scenario's gpu_type ("a100", "h100", ...);
  * NULL for an unknown name. llm_gpu_names lists them. */
 const llm_gpu *llm_gpu_find(const char *name);
@@ -95,6 +96,7 @@ typedef struct {
     double act_bytes;              /* activation bytes per token */
     double layer_params;           /* the layers' parameters less the MoE experts' */
     double weight_bytes;           /* weights one step reads (a dense model's) */
+    double ep_held;                /* routed experts one GPU of the EP group holds, per layer */
 } llm_perf_cache;
 
 /* One replica: a model on tp GPUs, at its precisions. */
@@ -109,6 +111,18 @@ typedef struct {
     /* alpha_beta: step = overhead + prefill_token_s * prefill tokens +
      * decode_seq_s * decode sequences + context_token_s * context tokens read */
     double prefill_token_s, decode_seq_s, context_token_s;
+    /* Expert parallelism (MoE models; docs/llm-serving.md "Expert
+     * parallelism"): the replica is a group of ep GPUs (ep > 1; 0 or 1 =
+     * none, tp alone) that each hold the attention, dense and shared-expert
+     * weights and (routed + redundant) / ep routed experts; attention runs
+     * data-parallel (each GPU its share of the sequences) and every MoE
+     * layer sends each token's hidden state to its k experts and back
+     * (all-to-all), over NVLink inside a node of gpus_per_node GPUs and
+     * over interconnect_Bps per GPU between nodes. tp must be 1. */
+    int ep;
+    int redundant_experts;          /* extra copies of hot routed experts in the group */
+    int gpus_per_node;              /* physical GPUs per node of the group (>= 1) */
+    double interconnect_Bps;        /* inter-node bandwidth per GPU, one direction */
     llm_perf_cache cache;           /* llm_perf_prepare; ignored while not ready */
 } llm_perf;
 
@@ -162,5 +176,10 @@ double llm_step_s(const llm_perf *p, const llm_chunk *chunks, int n_chunks);
 /* The roofline's parts, for tests and --trace-steps: compute and memory time. */
 void llm_step_parts(const llm_perf *p, const llm_chunk *chunks, int n_chunks, double *compute_s,
                     double *memory_s);
+/* An expert-parallel replica's all-to-all time for a step of `tokens`
+ * tokens (dispatch and combine over every MoE layer); 0 without EP. */
+double llm_ep_comm_s(const llm_perf *p, double tokens);
+/* GPUs of one replica: tp, or ep when expert-parallel. */
+int llm_perf_gpus(const llm_perf *p);
 
 #endif

@@ -40,6 +40,7 @@ struct llm_sched {
     } *blk;
     uint64_t *key_hash;         /* prefix-cache key: caller's hash (and key_off) */
     int *hnext;                 /* next block in the same bucket */
+    int *hprev;                 /* previous one (-1: the bucket's first) */
     /* free queue: head is evicted / handed out first (LRU) */
     int qhead, qtail;
     long n_free;
@@ -53,6 +54,8 @@ struct llm_sched {
     int keyless;
     /* prefix-cache table: buckets of block chains, oldest entry first */
     int *bucket;
+    int *btail;                 /* each bucket's last block: O(1) inserts however long
+                                   the chain of duplicates grows */
     uint64_t bucket_mask;
     long n_keyed;
     /* queues */
@@ -138,14 +141,19 @@ static int key_find(const llm_sched *s, uint64_t h, int off)
     return -1;
 }
 
+/* Appended at the chain's end, so the chain stays oldest first. */
 static void key_insert(llm_sched *s, int b, uint64_t h, int off)
 {
-    int *p = &s->bucket[key_bucket(s, h, off)];
+    uint64_t i = key_bucket(s, h, off);
+    int t = s->btail[i];
 
     assert(s->blk[b].key_off < 0 && !s->keyless);
-    while (*p >= 0)
-        p = &s->hnext[*p];
-    *p = b;
+    if (t >= 0)
+        s->hnext[t] = b;
+    else
+        s->bucket[i] = b;
+    s->hprev[b] = t;
+    s->btail[i] = b;
     s->hnext[b] = -1;
     s->key_hash[b] = h;
     s->blk[b].key_off = off;
@@ -156,15 +164,23 @@ static void key_insert(llm_sched *s, int b, uint64_t h, int off)
  * key. */
 static void key_remove(llm_sched *s, int b)
 {
-    int *p;
+    uint64_t i;
+    int pv, nx;
 
     if (s->blk[b].key_off < 0)
         return;
-    p = &s->bucket[key_bucket(s, s->key_hash[b], s->blk[b].key_off)];
-    while (*p != b)
-        p = &s->hnext[*p];
-    *p = s->hnext[b];
-    s->hnext[b] = -1;
+    i = key_bucket(s, s->key_hash[b], s->blk[b].key_off);
+    pv = s->hprev[b];
+    nx = s->hnext[b];
+    if (pv >= 0)
+        s->hnext[pv] = nx;
+    else
+        s->bucket[i] = nx;
+    if (nx >= 0)
+        s->hprev[nx] = pv;
+    else
+        s->btail[i] = pv;
+    s->hnext[b] = s->hprev[b] = -1;
     s->blk[b].key_off = -1;
     s->n_keyed--;
 }
@@ -395,12 +411,14 @@ llm_sched *llm_sched_new(const llm_sched_config *cfg)
     s->blk = xmalloc(nb * sizeof *s->blk);
     s->key_hash = xmalloc(nb * sizeof *s->key_hash);
     s->hnext = xmalloc(nb * sizeof *s->hnext);
+    s->hprev = xmalloc(nb * sizeof *s->hprev);
     s->hit = xmalloc(nb * sizeof *s->hit);
     s->bucket = xmalloc(nbk * sizeof *s->bucket);
+    s->btail = xmalloc(nbk * sizeof *s->btail);
     s->running = xmalloc((size_t)cfg->max_num_seqs * sizeof *s->running);
     s->bucket_mask = nbk - 1;
     for (size_t i = 0; i < nbk; i++)
-        s->bucket[i] = -1;
+        s->bucket[i] = s->btail[i] = -1;
     /* the free queue starts ordered by block id (FreeKVCacheBlockQueue);
      * as a stack, block 0 on top */
     s->qhead = s->qtail = -1;
@@ -410,7 +428,7 @@ llm_sched *llm_sched_new(const llm_sched_config *cfg)
         s->blk[b].qprev = -1;
         s->key_hash[b] = 0;
         s->blk[b].key_off = -1;
-        s->hnext[b] = -1;
+        s->hnext[b] = s->hprev[b] = -1;
         queue_append(s, b);
     }
     return s;
@@ -429,8 +447,10 @@ void llm_sched_free(llm_sched *s)
     free(s->blk);
     free(s->key_hash);
     free(s->hnext);
+    free(s->hprev);
     free(s->hit);
     free(s->bucket);
+    free(s->btail);
     free(s->running);
     free(s);
 }
@@ -778,12 +798,16 @@ int llm_sched_check(const llm_sched *s)
     if (used + s->n_free != s->nb)
         return 4;
     /* prefix-cache table: each keyed block found under its key's bucket */
-    for (uint64_t i = 0; i <= s->bucket_mask; i++)
-        for (int b = s->bucket[i]; b >= 0; b = s->hnext[b]) {
+    for (uint64_t i = 0; i <= s->bucket_mask; i++) {
+        int last = -1;
+        for (int b = s->bucket[i]; b >= 0; last = b, b = s->hnext[b]) {
             if (s->blk[b].key_off < 0 || key_bucket(s, s->key_hash[b], s->blk[b].key_off) != i ||
-                ++keyed > s->nb)
+                s->hprev[b] != last || ++keyed > s->nb)
                 return 5;
         }
+        if (s->btail[i] != last)
+            return 5;
+    }
     for (int b = 0; b < s->nb; b++)
         keyed -= s->blk[b].key_off >= 0;
     if (keyed != 0 || (!s->cfg.enable_prefix_caching && s->n_keyed) ||

@@ -122,9 +122,14 @@ static void llm_scale_free(llm_scale *ls)
     free(ls);
 }
 
-void scale_llm_first_token(const eng_node *n, double ttft_s, int prompt_tokens)
+/* Disaggregation splits a request's signals: its first token comes from a
+ * prefill pool, its later tokens and its end from a decode pool. Dynamo's
+ * planner reads both for either pool (Metrics.is_valid wants TTFT, ITL, ISL
+ * and OSL), so each is recorded for the pool that saw it and for the pools
+ * paired with it: a prefill pool's decode pool, and a decode pool's prefill
+ * pools. Only autoscaled LLM pools record anything (as_llm). */
+static void record_first(llm_scale *ls, double ttft_s, int prompt_tokens)
 {
-    llm_scale *ls = n->pool->as_llm;
     if (!ls)
         return;
     ls->ttft_sum_s += ttft_s;
@@ -132,24 +137,53 @@ void scale_llm_first_token(const eng_node *n, double ttft_s, int prompt_tokens)
     ls->n_first++;
 }
 
-void scale_llm_tokens(const eng_node *n, double itl_s, unsigned long count)
+static void record_tokens(llm_scale *ls, double itl_s, unsigned long count)
 {
-    llm_scale *ls = n->pool->as_llm;
     if (!ls)
         return;
     ls->itl_sum_s += itl_s * (double)count;
     ls->n_itl += count;
 }
 
-void scale_llm_finished(const eng_node *n, double e2e_s, double tpot_s, int output_tokens)
+static void record_finished(llm_scale *ls, double e2e_s, int output_tokens)
 {
-    (void)tpot_s;
-    llm_scale *ls = n->pool->as_llm;
     if (!ls)
         return;
     ls->e2e_sum_s += e2e_s;
     ls->out_tokens += output_tokens;
     ls->n_done++;
+}
+
+void scale_llm_first_token(const eng_node *n, double ttft_s, int prompt_tokens)
+{
+    const eng_pool *p = n->pool;
+
+    record_first(p->as_llm, ttft_s, prompt_tokens);
+    if (p->cfg->role == SC_ROLE_PREFILL && p->cfg->decode_pool >= 0)
+        record_first(eng_world.pools[p->cfg->decode_pool].as_llm, ttft_s, prompt_tokens);
+}
+
+void scale_llm_tokens(const eng_node *n, double itl_s, unsigned long count)
+{
+    const eng_pool *p = n->pool;
+
+    record_tokens(p->as_llm, itl_s, count);
+    if (p->cfg->role == SC_ROLE_DECODE)
+        for (int k = 0; k < eng_world.sc->n_pools; k++)
+            if (eng_world.sc->pools[k].decode_pool == p->id)
+                record_tokens(eng_world.pools[k].as_llm, itl_s, count);
+}
+
+void scale_llm_finished(const eng_node *n, double e2e_s, double tpot_s, int output_tokens)
+{
+    const eng_pool *p = n->pool;
+
+    (void)tpot_s;
+    record_finished(p->as_llm, e2e_s, output_tokens);
+    if (p->cfg->role == SC_ROLE_DECODE)
+        for (int k = 0; k < eng_world.sc->n_pools; k++)
+            if (eng_world.sc->pools[k].decode_pool == p->id)
+                record_finished(eng_world.pools[k].as_llm, e2e_s, output_tokens);
 }
 
 /* The observed load since the previous sync into metrics (a mean only

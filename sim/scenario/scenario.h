@@ -201,6 +201,16 @@ typedef struct {
     /* LLM pools: each node runs gpus_per_node / tensor_parallel replicas,
      * each on tensor_parallel GPUs of this kind */
     int tensor_parallel;
+    /* LLM pools of an MoE model: expert_parallel > 1 makes each replica an
+     * expert-parallel group of that many GPUs (attention data-parallel),
+     * which may span several physical nodes of node_gpus GPUs joined by
+     * interconnect_Bps per GPU. The pool's simulated node is then the
+     * group: gpus_per_node and tensor_parallel are set to expert_parallel
+     * when it is wider than a physical node (llm_model.h, ep). */
+    int expert_parallel;       /* 0 = none */
+    int redundant_experts;
+    int node_gpus;             /* physical GPUs per node (gpus_per_node as given) */
+    double interconnect_Bps;
     llm_gpu gpu;
     char *gpu_name;            /* owned copy of gpu.name */
     /* LLM pools: prefill/decode disaggregation. A prefill pool runs its

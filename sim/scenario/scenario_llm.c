@@ -283,7 +283,7 @@ static void load_gpu(sc_loader *L, yaml_node_t *n, const char *path, sc_pool *pl
 {
     static const char *const keys[] = {"like", "name", "bf16_tflops", "fp8_tflops",
                                        "int8_tflops", "fp32_tflops", "memory",
-                                       "memory_bandwidth", "power", NULL};
+                                       "memory_bandwidth", "power", "nvlink_bandwidth", NULL};
     char p[SC_PATHLEN], list[SC_LISTLEN], buf[SC_SHOWLEN];
     const yaml_node_t *like = n;
     sc_kv lk = { NULL, NULL };
@@ -336,7 +336,10 @@ static void load_gpu(sc_loader *L, yaml_node_t *n, const char *path, sc_pool *pl
             *tf[i].dst = v * 1e12;
     }
     sc_kv mem = sc_find(L, n, "memory"), bw = sc_find(L, n, "memory_bandwidth");
-    sc_kv pw = sc_find(L, n, "power");
+    sc_kv pw = sc_find(L, n, "power"), nvl = sc_find(L, n, "nvlink_bandwidth");
+    if (nvl.val)
+        sc_want_unit(L, nvl.val, sc_join(p, path, "nvlink_bandwidth"), sc_parse_bandwidth_Bps,
+                     "bandwidth", "450GBps, 3600Gbps", 1, &pl->gpu.nvlink_Bps);
     if (mem.val)
         sc_want_unit(L, mem.val, sc_join(p, path, "memory"), sc_parse_bytes, "size",
                      "80GB, 141GB", 1, &pl->gpu.hbm_bytes);
@@ -368,6 +371,13 @@ void sc_llm_perf(const sc_llm *m, const sc_pool *pl, llm_perf *pf)
     pf->activations = m->activations;
     pf->kv = m->kv;
     pf->tp = pl->tensor_parallel;
+    if (pl->expert_parallel > 1) {
+        pf->tp = 1;
+        pf->ep = pl->expert_parallel;
+        pf->redundant_experts = pl->redundant_experts;
+        pf->gpus_per_node = pl->node_gpus;
+        pf->interconnect_Bps = pl->interconnect_Bps;
+    }
     pf->gpu = pl->gpu;
     pf->kind = m->step;
     pf->mfu_prefill = m->mfu_prefill > 0 ? m->mfu_prefill : pl->gpu.mfu_prefill;
@@ -407,6 +417,8 @@ void sc_load_pool_llm(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
     char p[SC_PATHLEN];
     sc_kv gpu = sc_find(L, n, "gpu"), tp = sc_find(L, n, "tensor_parallel");
     sc_kv ttft = sc_find(L, n, "ttft_timeout");
+    sc_kv ep = sc_find(L, n, "expert_parallel"), red = sc_find(L, n, "redundant_experts");
+    sc_kv icn = sc_find(L, n, "interconnect");
     int llm = pl->model >= 0 && sc->models[pl->model].llm;
     sc_kv life = sc_find(L, n, "lifecycle");
     sc_kv lbw = life.val && life.val->type == YAML_MAPPING_NODE ? sc_find(L, life.val, "load_bandwidth")
@@ -428,7 +440,53 @@ void sc_load_pool_llm(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
                     "use gpu_type for the power and price defaults", path);
         if (tp.key)
             sc_errn(L, tp.key, "%s: tensor_parallel applies to pools of an LLM model", path);
+        if (ep.key || red.key || icn.key)
+            sc_errn(L, ep.key ? ep.key : red.key ? red.key : icn.key,
+                    "%s: expert_parallel, redundant_experts and interconnect apply to pools of "
+                    "an LLM model", path);
         return;
+    }
+    pl->node_gpus = pl->gpus_per_node;
+    if ((red.key || icn.key) && !ep.key)
+        sc_errn(L, red.key ? red.key : icn.key,
+                "%s: redundant_experts and interconnect need expert_parallel", path);
+    if (ep.val &&
+        sc_want_intv(L, ep.val, sc_join(p, path, "expert_parallel"), 1,
+                     &pl->expert_parallel) == 0 &&
+        pl->expert_parallel > 1) {
+        const sc_llm *em = sc->models[pl->model].llm;
+        int e = pl->expert_parallel, g = pl->gpus_per_node;
+        if (tp.key) {
+            sc_errn(L, tp.key, "%s: tensor_parallel with expert_parallel: attention runs "
+                    "data-parallel across the expert-parallel group (leave tensor_parallel out)",
+                    path);
+            return;
+        }
+        if (em && em->shape.hidden_size > 0 && em->shape.n_routed_experts <= 0) {
+            sc_errn(L, ep.val, "%s: expert_parallel needs an MoE model (%s has no routed "
+                    "experts)", path, sc->models[pl->model].name);
+            return;
+        }
+        if (e > g ? e % g != 0 : g % e != 0) {
+            sc_errn(L, ep.val, "%s: expert_parallel %d must be a multiple of gpus_per_node %d "
+                    "(a group of whole nodes) or divide it", path, e, g);
+            return;
+        }
+        if (red.val)
+            sc_want_intv(L, red.val, sc_join(p, path, "redundant_experts"), 0,
+                         &pl->redundant_experts);
+        if (icn.val)
+            sc_want_unit(L, icn.val, sc_join(p, path, "interconnect"), sc_parse_bandwidth_Bps,
+                         "bandwidth", "400Gbps, 50GBps", 1, &pl->interconnect_Bps);
+        else if (e > g) {
+            sc_errn(L, ep.val, "%s: expert_parallel %d spans %d nodes: give interconnect (the "
+                    "inter-node bandwidth per GPU, e.g. 400Gbps)", path, e, e / g);
+            return;
+        }
+        /* the simulated node is the group when it spans nodes */
+        if (e > g)
+            pl->gpus_per_node = e;
+        pl->tensor_parallel = e;
     }
     if (gpu.val) {
         load_gpu(L, gpu.val, sc_join(p, path, "gpu"), pl);

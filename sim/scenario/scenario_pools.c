@@ -307,6 +307,10 @@ static void load_rollout(sc_loader *L, yaml_node_t *n, const char *path, const s
         sc_errn(L, n, "%s: a rollout with a node_pool is not modelled", path);
         return;
     }
+    if (pl->expert_parallel > 1) {
+        sc_errn(L, n, "%s: a rollout of an expert_parallel pool is not modelled", path);
+        return;
+    }
     sc_kv at = sc_find(L, n, "at"), g = sc_find(L, n, "gpus_per_node");
     sc_kv gt = sc_find(L, n, "gpu_type"), surge = sc_find(L, n, "max_surge");
     sc_kv unav = sc_find(L, n, "max_unavailable"), gmem = sc_find(L, n, "gpu_memory");
@@ -457,7 +461,8 @@ static void load_pool(sc_loader *L, yaml_node_t *n, const char *path, const sc_s
                                        "gpu_memory", "host_memory", "lb_policy", "gpu",
                                        "tensor_parallel", "ttft_timeout", "role",
                                        "decode_pool", "decode_router", "billing",
-                                       "egress_per_gb", NULL};
+                                       "egress_per_gb", "expert_parallel",
+                                       "redundant_experts", "interconnect", NULL};
     static const char *const billing_names[] = {"used", "amortised", NULL};
     static const char *const link_keys[] = {"latency", "bandwidth", NULL};
     static const char *const power_keys[] = {"idle_per_gpu", "busy_per_gpu", "off", NULL};

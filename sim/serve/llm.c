@@ -1514,6 +1514,7 @@ static void collect(eng_pool *p, rp_results *out)
     double span = end - eng_world.sc->warmup_s;
     o->gpu = strdup(p->cfg->gpu.name);
     o->tensor_parallel = lp->tp;
+    o->expert_parallel = p->cfg->expert_parallel > 1 ? p->cfg->expert_parallel : 0;
     o->replicas_per_node = lp->replicas_per_node;
     o->kv_blocks_per_replica = lp->cfg.num_blocks;
     o->block_size = lp->cfg.block_size;

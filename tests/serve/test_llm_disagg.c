@@ -300,6 +300,78 @@ static void test_conservation(void)
     tu_done(dir);
 }
 
+/* Dynamo's planner needs TTFT, ISL, ITL and OSL; disaggregation sees the
+ * first two at the prefill pool and the last two at the decode pool, so
+ * each pool's planner must be fed its partner's. Prefill: alpha-beta
+ * 5 ms + 50 us a token, 600-token prompts alone take 35 ms, 17.1k tokens/s
+ * a replica, 34.3k a pod of 2; 80 req/s x 600 = 48k tokens/s wants 2
+ * pods. Decode: 5 ms + 1 ms a sequence, at most 45 sequences in 50 ms:
+ * 900 tokens/s a replica against 80 x 150 = 12k: more than its 3. Without
+ * the partner's signals neither planner would adjust anything. */
+static void test_sla_planner_disaggregated(void)
+{
+    static char buf[8192];
+    snprintf(buf, sizeof buf,
+             "name: pd-planner\n"
+             "duration: 40s\n"
+             "seed: 3\n"
+             "models:\n"
+             "  m:\n"
+             "    llm:\n"
+             "      config: {hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32,\n"
+             "               num_key_value_heads: 8, intermediate_size: 14336, vocab_size: 128256}\n"
+             "      kv_blocks: 4000\n"
+             "      step: {model: alpha_beta, overhead: 5ms, per_prefill_token: 50us,\n"
+             "             per_decode_seq: 1ms}\n"
+             "pools:\n"
+             "  pre:\n"
+             "    model: m\n"
+             "    replicas: 1\n"
+             "    max_replicas: 4\n"
+             "    gpus_per_node: 2\n"
+             "    gpu: H100-SXM\n"
+             "    role: prefill\n"
+             "    decode_pool: dec\n"
+             "    lifecycle: {provision: 1s}\n"
+             "  dec:\n"
+             "    model: m\n"
+             "    replicas: 1\n"
+             "    max_replicas: 3\n"
+             "    gpus_per_node: 1\n"
+             "    gpu: H100-SXM\n"
+             "    role: decode\n"
+             "    lifecycle: {provision: 1s}\n"
+             "traffic:\n"
+             "  - name: t\n"
+             "    pool: pre\n"
+             "    arrivals: {process: poisson, rate: 80}\n"
+             "    tokens: {input: 600, output: 150}\n"
+             "autoscaler:\n"
+             "  - {policy: sla_planner, pool: pre, role: prefill, adjustment_interval: 10s}\n"
+             "  - {policy: sla_planner, pool: dec, role: decode, adjustment_interval: 10s}\n");
+    int rc;
+    char *dir = tu_run_yaml(buf, NULL, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    expect_conserved(j);
+    const cJSON *ev = cJSON_GetObjectItem(j, "scaling_events");
+    int pre_to = 0, dec_to = 0;
+    for (int i = 0; i < cJSON_GetArraySize(ev); i++) {
+        const cJSON *e = cJSON_GetArrayItem(ev, i);
+        const char *pool = cJSON_GetStringValue(cJSON_GetObjectItem(e, "pool"));
+        int to = (int)cJSON_GetObjectItem(e, "to")->valuedouble;
+        if (pool && strcmp(pool, "pre") == 0 && to > pre_to)
+            pre_to = to;
+        if (pool && strcmp(pool, "dec") == 0 && to > dec_to)
+            dec_to = to;
+    }
+    CU_ASSERT_EQUAL(pre_to, 2);
+    CU_ASSERT_EQUAL(dec_to, 3);
+    cJSON_Delete(j);
+    tu_done(dir);
+}
+
 /* y with the first `from` replaced by `to`, into out. */
 static const char *edit(const char *y, const char *from, const char *to, char *out, size_t cap)
 {
@@ -351,6 +423,7 @@ int main(void)
     CU_add_test(s, "two transfers share a link", test_two_transfers_share_a_link);
     CU_add_test(s, "a bandwidth cut slows a transfer", test_bandwidth_cut_slows_transfer);
     CU_add_test(s, "conservation under load and a crash", test_conservation);
+    CU_add_test(s, "sla_planner on prefill and decode pools", test_sla_planner_disaggregated);
     CU_add_test(s, "role key errors", test_errors);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();

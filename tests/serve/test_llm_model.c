@@ -700,6 +700,136 @@ static void test_prepare_same_bits(void)
     CU_ASSERT_EQUAL(differ, 0);
 }
 
+/* Expert parallelism on a toy MoE small enough to add up by hand: d = 16,
+ * 2 MoE layers (no dense ones), 2 heads of 8 (2 KV heads), 8 routed experts
+ * of width 4 (k = 2) plus 1 shared, vocab 100, untied; fp8 weights, bf16
+ * activations and KV; EP 4 over nodes of 2 GPUs with 4 redundant experts.
+ *   attention per layer 4 x 16 x 16 = 1,024; layers 2 x (1,024 + 2 x 16)
+ *   = 2,112; an expert 3 x 16 x 4 = 192; router 8 x 16 = 128; final norm
+ *   16, lm_head 1,600, embedding 1,600. Counting r routed experts per
+ *   layer: 2,112 + 2 x ((r + 1) x 192 + 128) + 16 + 1,600 = 4,368 + 384 r.
+ *   Held per GPU: (8 + 4) / 4 = 3, so the group's weights are
+ *   4 x (4,368 + 1,152 + 1,600) = 28,480 B.
+ * A prefill chunk of 4 tokens (c = 0):
+ *   FLOPs 2 x 4 x (4,368 + 768) + 4 x 2 x 2 x 8 x 4 x 3/2 = 41,856, at
+ *   1e4 FLOP/s (mfu 1) over 4 GPUs: 1.0464 s;
+ *   experts touched 8 (1 - (6/8)^4) = 5.46875, of which a GPU reads
+ *   3 x 5.46875 / 8 = 2.05078125: 4,368 + 787.5 = 5,155.5 B of weights,
+ *   plus (KV 128 B x 4 + activations 64 B x 4) / 4 = 192 B: at 1,000 B/s
+ *   5.3475 s;
+ *   all-to-all per GPU and layer: 4 / 4 tokens x 2 experts x 16 x
+ *   (1 B fp8 dispatch + 2 B bf16 combine) = 96 B; off-node 2/4 of it at
+ *   10 B/s = 4.8 s, on-node 1/4 at 20 B/s (NVLink) = 1.2 s; 2 layers x
+ *   4.8 = 9.6 s, so the step is 9.6 s. With 100 B/s between nodes the
+ *   NVLink share is the slower (2 x 1.2 = 2.4 s) and memory (5.3475 s)
+ *   sets the step. */
+static void test_expert_parallel(void)
+{
+    llm_shape s;
+    llm_gpu g = {.name = "toy", .flops_fp16 = 1e4, .flops_fp8 = 1e4, .hbm_bytes = 1e12,
+                 .hbm_Bps = 1000.0, .mfu_prefill = 1.0, .mfu_decode = 1.0, .nvlink_Bps = 20.0};
+    llm_perf p;
+    llm_chunk ch = {.n = 4, .c = 0, .decode = 0};
+    double tc, tm;
+    char err[256] = "";
+
+    memset(&s, 0, sizeof s);
+    snprintf(s.name, sizeof s.name, "toy-moe");
+    s.hidden_size = 16;
+    s.num_layers = 2;
+    s.num_heads = 2;
+    s.num_kv_heads = 2;
+    s.head_dim = 8;
+    s.intermediate_size = 32;
+    s.vocab_size = 100;
+    s.n_routed_experts = 8;
+    s.n_shared_experts = 1;
+    s.experts_per_token = 2;
+    s.moe_intermediate_size = 4;
+    llm_perf_init(&p, &s, &g, 1);
+    p.weights = LLM_FP8;
+    p.ep = 4;
+    p.redundant_experts = 4;
+    p.gpus_per_node = 2;
+    p.interconnect_Bps = 10.0;
+    CU_ASSERT_EQUAL(llm_perf_check(&p, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(llm_perf_gpus(&p), 4);
+    CU_ASSERT_DOUBLE_EQUAL(llm_weight_bytes(&p), 28480.0, 1e-9);
+    llm_step_parts(&p, &ch, 1, &tc, &tm);
+    CU_ASSERT_DOUBLE_EQUAL(tc, 1.0464, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(tm, 5.3475, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(llm_ep_comm_s(&p, 4.0), 9.6, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(llm_step_s(&p, &ch, 1), 9.6, 1e-12);
+    p.interconnect_Bps = 100.0;
+    CU_ASSERT_DOUBLE_EQUAL(llm_ep_comm_s(&p, 4.0), 2.4, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(llm_step_s(&p, &ch, 1), 5.3475, 1e-12);
+    llm_perf_prepare(&p); /* the cache gives the same */
+    CU_ASSERT_DOUBLE_EQUAL(llm_step_s(&p, &ch, 1), 5.3475, 1e-12);
+    /* a group inside one node has no off-node share: 3/4 x 96 B at 20 B/s */
+    p.cache.ready = 0;
+    p.gpus_per_node = 8;
+    CU_ASSERT_DOUBLE_EQUAL(llm_ep_comm_s(&p, 4.0), 2.0 * 0.75 * 96.0 / 20.0, 1e-12);
+
+    /* refused: attention is data-parallel (tp 1); a dense model; no
+     * inter-node bandwidth for a group wider than a node */
+    p.gpus_per_node = 2;
+    p.tp = 2;
+    CU_ASSERT_EQUAL(llm_perf_check(&p, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "tensor_parallel must be 1"));
+    p.tp = 1;
+    p.interconnect_Bps = 0.0;
+    CU_ASSERT_EQUAL(llm_perf_check(&p, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "interconnect"));
+    p.interconnect_Bps = 100.0;
+    p.shape.n_routed_experts = 0;
+    CU_ASSERT_EQUAL(llm_perf_check(&p, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "MoE"));
+}
+
+/* DeepSeek-V3's published layout: with 32 redundant experts a prefill GPU
+ * (EP32) holds 9 routed experts per layer and a decode GPU (EP144) 2, so a
+ * prefill GPU holds 58 layers x 7 experts x 44,040,192 params (fp8: bytes)
+ * more; both fit an H800 with room for the KV cache. */
+static void test_expert_parallel_deepseek(void)
+{
+    llm_perf pre, dec;
+    char err[256] = "";
+
+    perf_for(&pre, "deepseek-v3", "H800", 1);
+    pre.weights = LLM_FP8;
+    pre.redundant_experts = 32;
+    pre.gpus_per_node = 8;
+    pre.interconnect_Bps = 50e9;
+    dec = pre;
+    pre.ep = 32;
+    dec.ep = 144;
+    CU_ASSERT_EQUAL(llm_perf_check(&pre, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(llm_perf_check(&dec, err, sizeof err), 0);
+    CU_ASSERT(rel_diff(llm_weight_bytes(&pre) / 32 - llm_weight_bytes(&dec) / 144,
+                       58.0 * 7 * 44040192.0) < 1e-12);
+    CU_ASSERT(llm_weight_bytes(&dec) / 144 < 80.0 * GIB);
+    CU_ASSERT(llm_kv_blocks(&pre, 0.9, 16, err, sizeof err) > 0);
+    CU_ASSERT(llm_kv_blocks(&dec, 0.9, 16, err, sizeof err) > 0);
+    /* docs/deepseek-case.md's decode arithmetic (scripts/deepseek-case.sh
+     * works it in awk): 18,828 sequences at context 4,989 on EP144 with a
+     * 5 ms overhead. All-to-all 58 x 18,828 / 144 x 8 x 7,168 x 3 B x
+     * 136/144 / 50 GB/s = 24.6425 ms, above compute (21.62 ms) and memory
+     * (20.08 ms): 29.6425 ms. */
+    {
+        static llm_chunk ch[18828];
+        for (int i = 0; i < 18828; i++)
+            ch[i] = (llm_chunk){.n = 1, .c = 4989, .decode = 1};
+        dec.overhead_s = 0.005;
+        CU_ASSERT_DOUBLE_EQUAL(llm_ep_comm_s(&dec, 18828), 58.0 * 18828 / 144 * 8 * 7168 * 3 *
+                                                               136 / 144 / 50e9, 1e-15);
+        CU_ASSERT_DOUBLE_EQUAL(llm_step_s(&dec, ch, 18828), 0.0296425327, 1e-9);
+        dec.overhead_s = 0.0;
+    }
+    /* the H800's NVLink is under half the H100's */
+    CU_ASSERT_DOUBLE_EQUAL(llm_gpu_find("H800")->nvlink_Bps, 200e9, 0);
+    CU_ASSERT_DOUBLE_EQUAL(llm_gpu_find("H100")->nvlink_Bps, 450e9, 0);
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -731,6 +861,8 @@ int main(void)
     CU_add_test(s, "MoE experts touched", test_moe_experts_touched);
     CU_add_test(s, "alpha-beta", test_alpha_beta);
     CU_add_test(s, "prepared perf: the same step times, bit for bit", test_prepare_same_bits);
+    CU_add_test(s, "expert parallelism: toy MoE by hand", test_expert_parallel);
+    CU_add_test(s, "expert parallelism: DeepSeek-V3's layout", test_expert_parallel_deepseek);
 
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();

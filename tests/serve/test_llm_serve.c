@@ -323,6 +323,38 @@ static void test_errors(void)
         "  p: {model: m, replicas: 1, tensor_parallel: 2}\n"
         "traffic:\n  - {name: t, pool: p, arrivals: {rate: 1}}\n",
         NULL, "s.yaml:6:30: pools.p: tensor_parallel applies to pools of an LLM model"));
+    /* expert parallelism: an MoE model only, no tensor_parallel beside it,
+     * whole nodes, and an interconnect when the group spans nodes */
+    snprintf(y, sizeof y, "%s", scenario(trace, "", "    expert_parallel: 2\n", NULL));
+    CU_ASSERT(tu_expect_error(y, NULL, "expert_parallel needs an MoE model"));
+    {
+        static const char *const ds =
+            "name: x\nduration: 1s\nmodels:\n"
+            "  m: {llm: {config: %s/scenarios/models/deepseek-v3.json, precision: fp8}}\n"
+            "pools:\n  p: {model: m, replicas: 1, gpus_per_node: 8, gpu: H800, %s}\n"
+            "traffic:\n  - {name: t, pool: p, arrivals: {rate: 1},\n"
+            "     tokens: {input: 10, output: 10}}\n";
+        static const struct {
+            const char *keys, *want;
+        } cases[] = {
+            {"expert_parallel: 16", "s.yaml:6:76: pools.p: expert_parallel 16 spans 2 nodes: give "
+                                    "interconnect"},
+            {"expert_parallel: 12, interconnect: 400Gbps",
+             "pools.p: expert_parallel 12 must be a multiple of gpus_per_node 8"},
+            {"expert_parallel: 16, interconnect: 400Gbps, tensor_parallel: 2",
+             "pools.p: tensor_parallel with expert_parallel"},
+            {"interconnect: 400Gbps", "pools.p: redundant_experts and interconnect need "
+                                      "expert_parallel"},
+            {"expert_parallel: 16, interconnect: fast", "pools.p.interconnect"},
+            {"expert_parallel: 16, interconnect: 400Gbps, rollout: {at: 1s, gpus_per_node: 8}",
+             "a rollout of an expert_parallel pool is not modelled"},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            char t[2048];
+            snprintf(t, sizeof t, ds, tu_src(), cases[i].keys);
+            CU_ASSERT(tu_expect_error(t, NULL, cases[i].want));
+        }
+    }
     CU_ASSERT(tu_expect_error(
         "name: x\nduration: 1s\nmodels:\n  m: {llm: {config: {hidden_size: 8}}}\npools:\n"
         "  p: {model: m, replicas: 1}\n"

@@ -473,7 +473,8 @@ static void test_key_errors(void)
                  "gpus_per_node, gpu_type, queue_capacity, timeout, link, power, "
                  "price_per_gpu_hour, max_replicas, zone, lifecycle, health_check, node_pool, "
                  "rollout, gpu_memory, host_memory, lb_policy, gpu, tensor_parallel, ttft_timeout, "
-                 "role, decode_pool, decode_router, billing, egress_per_gb)");
+                 "role, decode_pool, decode_router, billing, egress_per_gb, expert_parallel, "
+                 "redundant_experts, interconnect)");
     /* Both errors of that file, and the missing required key, are reported. */
     CU_ASSERT(has_line("5:27: models.m.service: unknown key \"median\" (valid keys: "
                        "distribution, mean, base, per_item, cv, samples, calibration, "
