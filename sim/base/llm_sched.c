@@ -44,14 +44,6 @@ struct llm_sched {
     /* free queue: head is evicted / handed out first (LRU) */
     int qhead, qtail;
     long n_free;
-    /* 1 until a sequence that can key blocks arrives (prefix caching on and
-     * hashes given): until then no block has a key, every free block is
-     * as good as any other, and the free blocks are a stack (qhead its top,
-     * linked by qnext) whose top, the block freed last, is still in the
-     * CPU's cache; the LRU queue's order only matters once blocks have
-     * keys. At the first such sequence the stack becomes the queue, in
-     * its order, and stays one (stack_to_queue). */
-    int keyless;
     /* prefix-cache table: buckets of block chains, oldest entry first */
     int *bucket;
     int *btail;                 /* each bucket's last block: O(1) inserts however long
@@ -147,7 +139,7 @@ static void key_insert(llm_sched *s, int b, uint64_t h, int off)
     uint64_t i = key_bucket(s, h, off);
     int t = s->btail[i];
 
-    assert(s->blk[b].key_off < 0 && !s->keyless);
+    assert(s->blk[b].key_off < 0);
     if (t >= 0)
         s->hnext[t] = b;
     else
@@ -191,13 +183,6 @@ static void queue_remove(llm_sched *s, int b)
 {
     int p = s->blk[b].qprev, n = s->blk[b].qnext;
 
-    if (s->keyless) { /* pop: only the top is ever taken without keys */
-        assert(b == s->qhead);
-        s->qhead = n;
-        s->blk[b].qnext = -1;
-        s->n_free--;
-        return;
-    }
     if (p >= 0)
         s->blk[p].qnext = n;
     else
@@ -212,12 +197,6 @@ static void queue_remove(llm_sched *s, int b)
 
 static void queue_append(llm_sched *s, int b)
 {
-    if (s->keyless) { /* push */
-        s->blk[b].qnext = s->qhead;
-        s->qhead = b;
-        s->n_free++;
-        return;
-    }
     s->blk[b].qprev = s->qtail;
     s->blk[b].qnext = -1;
     if (s->qtail >= 0)
@@ -226,20 +205,6 @@ static void queue_append(llm_sched *s, int b)
         s->qhead = b;
     s->qtail = b;
     s->n_free++;
-}
-
-/* The first sequence that can key blocks: the stack of (keyless, so
- * interchangeable) free blocks becomes the doubly linked LRU queue. */
-static void stack_to_queue(llm_sched *s)
-{
-    int prev = -1;
-
-    for (int b = s->qhead; b >= 0; b = s->blk[b].qnext) {
-        s->blk[b].qprev = prev;
-        prev = b;
-    }
-    s->qtail = prev;
-    s->keyless = 0;
 }
 
 /* ---- block tables ----------------------------------------------------- */
@@ -419,13 +384,10 @@ llm_sched *llm_sched_new(const llm_sched_config *cfg)
     s->bucket_mask = nbk - 1;
     for (size_t i = 0; i < nbk; i++)
         s->bucket[i] = s->btail[i] = -1;
-    /* the free queue starts ordered by block id (FreeKVCacheBlockQueue);
-     * as a stack, block 0 on top */
+    /* the free queue starts ordered by block id (FreeKVCacheBlockQueue) */
     s->qhead = s->qtail = -1;
-    s->keyless = 1;
-    for (int b = s->nb - 1; b >= 0; b--) {
+    for (int b = 0; b < s->nb; b++) {
         s->blk[b].ref = 0;
-        s->blk[b].qprev = -1;
         s->key_hash[b] = 0;
         s->blk[b].key_off = -1;
         s->hnext[b] = s->hprev[b] = -1;
@@ -482,8 +444,6 @@ void llm_sched_add(llm_sched *s, llm_seq *q)
 
 void llm_sched_add_prefilled(llm_sched *s, llm_seq *q, int kv_tokens, int generated)
 {
-    if (s->keyless && s->cfg.enable_prefix_caching && q->hashes && q->n_hashes > 0)
-        stack_to_queue(s);
     q->computed = 0;
     q->generated = generated;
     q->kv_tokens = kv_tokens;
@@ -738,15 +698,13 @@ int llm_sched_check(const llm_sched *s)
     int *holders, rc = 0, nq = 0, prev = -1, waiting = 0;
     long used = 0, keyed = 0;
 
-    /* free queue: linked both ways (a stack: one way, no keys), every
-     * member unheld */
+    /* free queue: linked both ways, every member unheld */
     for (int b = s->qhead; b >= 0; b = s->blk[b].qnext) {
-        if (b >= s->nb || (!s->keyless && s->blk[b].qprev != prev) || s->blk[b].ref != 0 ||
-            ++nq > s->nb)
+        if (b >= s->nb || s->blk[b].qprev != prev || s->blk[b].ref != 0 || ++nq > s->nb)
             return 1;
         prev = b;
     }
-    if ((!s->keyless && prev != s->qtail) || nq != s->n_free || (s->keyless && s->n_keyed))
+    if (prev != s->qtail || nq != s->n_free)
         return 1;
     /* reference counts equal the running block tables' holders */
     holders = calloc((size_t)s->nb, sizeof *holders);
