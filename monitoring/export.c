@@ -73,12 +73,9 @@ static const char *type_word(mon_metric_type t)
     }
 }
 
-/* A family described with mon_store_describe gets its type and HELP, and
- * its samples carry the OpenMetrics suffixes (x_total of counter x;
- * x_bucket, x_count, x_sum of histogram x). Any other family is written as
- * type "unknown" under its sample name, so any name is valid. Each
- * family's series are contiguous and each series' samples in time order. */
-int mon_write_openmetrics(const mon_store *s, FILE *f, double epoch_s)
+/* The store's series with their names and families, sorted so that each
+ * family's series are contiguous (by_family); the caller frees it. */
+static om_entry *by_families(const mon_store *s)
 {
     om_entry *v = mon_xrealloc(NULL, (s->n ? s->n : 1) * sizeof *v);
     for (size_t i = 0; i < s->n; i++) {
@@ -87,6 +84,17 @@ int mon_write_openmetrics(const mon_store *s, FILE *f, double epoch_s)
         v[i] = (om_entry){ s->series[i], name, d ? d->name : name, d };
     }
     qsort(v, s->n, sizeof *v, by_family);
+    return v;
+}
+
+/* A family described with mon_store_describe gets its type and HELP, and
+ * its samples carry the OpenMetrics suffixes (x_total of counter x;
+ * x_bucket, x_count, x_sum of histogram x). Any other family is written as
+ * type "unknown" under its sample name, so any name is valid. Each
+ * family's series are contiguous and each series' samples in time order. */
+int mon_write_openmetrics(const mon_store *s, FILE *f, double epoch_s)
+{
+    om_entry *v = by_families(s);
     const char *family = NULL;
     for (size_t i = 0; i < s->n; i++) {
         const mon_series *se = v[i].se;
@@ -128,13 +136,7 @@ int mon_write_openmetrics(const mon_store *s, FILE *f, double epoch_s)
 int mon_write_scrape(const mon_store *s, FILE *f, double t_s)
 {
     int64_t t = mon_ms(t_s), lo = t - mon_ms(MON_LOOKBACK_S);
-    om_entry *v = mon_xrealloc(NULL, (s->n ? s->n : 1) * sizeof *v);
-    for (size_t i = 0; i < s->n; i++) {
-        const char *name = mon_labels_get(&s->series[i]->labels, MON_NAME);
-        const mon_family *d = mon_store_family(s, name);
-        v[i] = (om_entry){ s->series[i], name, d ? d->name : name, d };
-    }
-    qsort(v, s->n, sizeof *v, by_family);
+    om_entry *v = by_families(s);
     const char *family = NULL;
     for (size_t i = 0; i < s->n; i++) {
         const mon_series *se = v[i].se;

@@ -394,6 +394,31 @@ static void eval_matrix(ctx *c, const mon_node *n, mon_value *out)
 
 static void eval_node(ctx *c, const mon_node *n, mon_value *out);
 
+/* Appends an instant result v at ts to the matrix out: each series (a
+ * scalar as one series without labels) to the series of out with its
+ * labels, found through idx (labels key -> index + 1). */
+static void matrix_append(mon_value *out, mon_map *idx, const mon_value *v, int64_t ts)
+{
+    mon_labels none = { 0, NULL };
+    int cnt = v->type == MON_VAL_SCALAR ? 1 : v->n;
+    for (int i = 0; i < cnt; i++) {
+        const mon_labels *ls = v->type == MON_VAL_SCALAR ? &none : &v->v[i].labels;
+        char *key = mon_labels_key(ls);
+        intptr_t at = (intptr_t)mon_map_get(idx, key);
+        if (!at) {
+            matrix_add(out, ls, NULL, 0);
+            at = out->nm;
+            mon_map_put(idx, key, (void *)at);
+        }
+        free(key);
+        mon_rseries *rs = &out->m[at - 1];
+        rs->pts = mon_xrealloc(rs->pts, (size_t)(rs->n + 1) * sizeof *rs->pts);
+        rs->pts[rs->n].t = ts;
+        rs->pts[rs->n].v = v->type == MON_VAL_SCALAR ? v->scalar : v->v[i].v;
+        rs->n++;
+    }
+}
+
 /* Subquery (engine.go, SubqueryExpr): the expression at the multiples of
  * the step from the first at or after ref - range up to ref. */
 static void eval_subquery(ctx *c, const mon_node *n, mon_value *out)
@@ -415,25 +440,7 @@ static void eval_subquery(ctx *c, const mon_node *n, mon_value *out)
             mon_value_free(&v);
             break;
         }
-        mon_labels none = { 0, NULL };
-        int cnt = v.type == MON_VAL_SCALAR ? 1 : v.n;
-        for (int i = 0; i < cnt; i++) {
-            const mon_labels *ls = v.type == MON_VAL_SCALAR ? &none : &v.v[i].labels;
-            double x = v.type == MON_VAL_SCALAR ? v.scalar : v.v[i].v;
-            char *key = mon_labels_key(ls);
-            intptr_t at = (intptr_t)mon_map_get(&idx, key);
-            if (!at) {
-                matrix_add(out, ls, NULL, 0);
-                at = out->nm;
-                mon_map_put(&idx, key, (void *)at);
-            }
-            free(key);
-            mon_rseries *rs = &out->m[at - 1];
-            rs->pts = mon_xrealloc(rs->pts, (size_t)(rs->n + 1) * sizeof *rs->pts);
-            rs->pts[rs->n].t = ts;
-            rs->pts[rs->n].v = x;
-            rs->n++;
-        }
+        matrix_append(out, &idx, &v, ts);
         mon_value_free(&v);
     }
     mon_map_free(&idx);
@@ -1907,24 +1914,7 @@ int mon_expr_eval_range(const mon_expr *e, const mon_store *s, double start_s, d
         eval_node(&c, e->root, &v);
         if (c.failed)
             break;
-        mon_labels none = { 0, NULL };
-        int cnt = v.type == MON_VAL_SCALAR ? 1 : v.n;
-        for (int i = 0; i < cnt; i++) {
-            const mon_labels *ls = v.type == MON_VAL_SCALAR ? &none : &v.v[i].labels;
-            char *key = mon_labels_key(ls);
-            intptr_t at = (intptr_t)mon_map_get(&idx, key);
-            if (!at) {
-                matrix_add(out, ls, NULL, 0);
-                at = out->nm;
-                mon_map_put(&idx, key, (void *)at);
-            }
-            free(key);
-            mon_rseries *rs = &out->m[at - 1];
-            rs->pts = mon_xrealloc(rs->pts, (size_t)(rs->n + 1) * sizeof *rs->pts);
-            rs->pts[rs->n].t = ts;
-            rs->pts[rs->n].v = v.type == MON_VAL_SCALAR ? v.scalar : v.v[i].v;
-            rs->n++;
-        }
+        matrix_append(out, &idx, &v, ts);
         mon_value_free(&v);
     }
     mon_map_free(&idx);
