@@ -406,7 +406,8 @@ static void load_one_traffic(sc_loader *L, yaml_node_t *n, const char *path, sc_
         const sc_pipeline *pl = &sc->pipelines[t->pipeline];
         yaml_node_t *at = pool.val ? pool.val : pipe.val ? pipe.val : upath.val;
         for (int k = 0; k < pl->n_stages; k++) {
-            if (pl->stages[k].kind != SC_STAGE_POOL || pl->stages[k].ref < 0)
+            if (pl->stages[k].kind != SC_STAGE_POOL || pl->stages[k].ref < 0 ||
+                pl->stages[k].ref >= sc->n_pools)
                 continue; /* a stage naming no pool: already reported */
             const sc_pool *sp = &sc->pools[pl->stages[k].ref];
             if (sp->role == SC_ROLE_DECODE) {
