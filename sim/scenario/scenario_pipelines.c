@@ -171,6 +171,7 @@ static int load_stage(sc_loader *L, yaml_node_t *n, const char *path, sc_scenari
     static const char *const keys[] = {"pool", "cache", "queue", NULL};
     char p[SC_PATHLEN];
     *where = n;
+    st->ref = -1; /* a stage in error refers to nothing */
     if (sc_check_map(L, n, path, keys))
         return -1;
     sc_kv pool = sc_find(L, n, "pool"), cache = sc_find(L, n, "cache");
