@@ -405,8 +405,10 @@ void life_crash(eng_node *n, double now, const char *why)
     eng_event(now, "node_crash", n->name, "%s", why ? why : "crash");
     /* The state changes first so that no retry lands here; the balancer
      * does not know yet and keeps the node in its list until health checks
-     * or its passive failure counting take it out. */
-    int known = n->health.registered;
+     * or its passive failure counting take it out. A prefill worker of a
+     * disaggregated fleet pulls its work from the prefill queue: a dead one
+     * takes no more at once (flow/request.c, eng_route). */
+    int known = n->pool->cfg->role == SC_ROLE_PREFILL ? 0 : n->health.registered;
     set_state(n, NODE_FAILED, now);
     n->health.registered = known;
     eng_view_sync(n);

@@ -365,6 +365,20 @@ void eng_route(eng_pool *p, eng_req *r, double now)
         }
         return;
     }
+    if (s == LB_NO_UPSTREAM && p->cfg->role == SC_ROLE_PREFILL) {
+        /* a disaggregated fleet's prefill queue: with no prefill worker
+         * up, a request waits for one until its client gives up, as the
+         * remote prefill requests of NVIDIA Dynamo's disaggregated serving
+         * wait in the queue its prefill workers pull from; an outage shows
+         * as TTFT (or as timeouts past a first-token deadline) */
+        if (p->lbq.len < p->cfg->queue_capacity) {
+            r->lbq_deadline_s = INFINITY;
+            eng_fifo_push(&p->lbq, r);
+        } else {
+            eng_req_end(p, r, B_REJECTED, now);
+        }
+        return;
+    }
     if (s == LB_NO_UPSTREAM) { /* nginx: "no live upstreams" -> 502 */
         eng_req_end(p, r, B_FAILED, now);
         return;
@@ -396,8 +410,10 @@ void eng_drain_balancer_queue(eng_pool *p, double now)
             continue;
         }
         int s = pick(p, r, now);
-        if (s == LB_BUSY || (s == LB_NO_UPSTREAM && p->scaler && eng_ready_count(p, 0) == 0))
-            return; /* busy, or cold-starting: keep waiting */
+        if (s == LB_BUSY ||
+            (s == LB_NO_UPSTREAM && ((p->scaler && eng_ready_count(p, 0) == 0) ||
+                                     p->cfg->role == SC_ROLE_PREFILL)))
+            return; /* busy, cold-starting, or no prefill worker up: keep waiting */
         eng_fifo_pop(&p->lbq);
         if (s == LB_NO_UPSTREAM)
             eng_req_end(p, r, B_FAILED, now);

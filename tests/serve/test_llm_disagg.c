@@ -5,7 +5,9 @@
  * over the two nodes' links (SimGrid CM02, no TCP window); the second token
  * comes one decode step after it lands; two transfers at once on one link
  * share it and take twice as long; a bandwidth cut slows one; requests are
- * conserved per pool and overall under load and a decode-node crash; and
+ * conserved per pool and overall under load and a decode-node crash; a
+ * prefill outage holds requests in the prefill queue (TTFT, or timeouts
+ * past a first-token deadline, not 502s); and
  * the role keys' errors name file:line:col.
  */
 #include "testutil.h"
@@ -381,6 +383,53 @@ static const char *edit(const char *y, const char *from, const char *to, char *o
     return out;
 }
 
+/* The only prefill node down from 5 s to 15 s: a prefill worker pulls its
+ * work, so a dead one takes none, and requests arriving meanwhile wait in
+ * the prefill queue for a worker: the outage shows as TTFT, not as 502s;
+ * with a first-token deadline of 2 s those that wait longer time out
+ * (504) instead. One request a second at 0.5 s, 1.5 s, ...; none is in
+ * flight at the crash (each takes under 0.1 s), and the node is back at
+ * 15 s (no lifecycle delays). */
+static void test_prefill_outage_is_ttft(void)
+{
+    char rows[4096] = "", trace[4096];
+    for (int i = 0; i < 30; i++) {
+        char row[64];
+        snprintf(row, sizeof row, "%d.5,100,4\n", i);
+        strcat(rows, row);
+    }
+    char *td = write_trace(rows, trace, sizeof trace);
+    const char *chaos = "chaos:\n"
+                        "  - {at: 5s, fault: node_crash, target: pre/0, duration: 10s}\n";
+    int rc;
+    char *dir = tu_run_yaml(scenario(trace, "1ms", chaos), NULL, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 30);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 30);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 0);
+    /* the first arrival of the outage (5.5 s) waited until 15 s */
+    CU_ASSERT(tu_num(j, "pools.pre.llm.ttft_s.max") >= 9.5);
+    expect_conserved(j);
+    cJSON_Delete(j);
+    tu_done(dir);
+
+    dir = tu_run_yaml(scenario(trace, "1ms", chaos), "--set pools.pre.ttft_timeout=2s", &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 0);
+    /* the arrivals at 5.5 s to 13.5 s would wait more than 2 s */
+    CU_ASSERT_EQUAL(tu_num(j, "requests.timed_out"), 9);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 21);
+    CU_ASSERT(tu_num(j, "pools.pre.llm.ttft_s.max") <= 2);
+    expect_conserved(j);
+    cJSON_Delete(j);
+    tu_done(dir);
+    tu_done(td);
+}
+
 /* Each role key refused at its place (exit 2, file:line:col). Lines of
  * scenario(): pre's role 17, its decode_pool 18, dec's role 25, the
  * traffic's pool 28. */
@@ -424,6 +473,7 @@ int main(void)
     CU_add_test(s, "a bandwidth cut slows a transfer", test_bandwidth_cut_slows_transfer);
     CU_add_test(s, "conservation under load and a crash", test_conservation);
     CU_add_test(s, "sla_planner on prefill and decode pools", test_sla_planner_disaggregated);
+    CU_add_test(s, "a prefill outage shows as TTFT, or as timeouts", test_prefill_outage_is_ttft);
     CU_add_test(s, "role key errors", test_errors);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
