@@ -356,21 +356,16 @@ void eng_route(eng_pool *p, eng_req *r, double now)
         send_to(p, r, s, now);
         return;
     }
-    if (s == LB_NO_UPSTREAM && eng_hook.cold_start_wait && eng_hook.cold_start_wait(p, now)) { /* cold start: wait */
-        if (p->lbq.len < p->cfg->queue_capacity) {
-            r->lbq_deadline_s = INFINITY;
-            eng_fifo_push(&p->lbq, r);
-        } else {
-            eng_req_end(p, r, B_REJECTED, now);
-        }
-        return;
-    }
-    if (s == LB_NO_UPSTREAM && p->cfg->role == SC_ROLE_PREFILL) {
-        /* a disaggregated fleet's prefill queue: with no prefill worker
-         * up, a request waits for one until its client gives up, as the
-         * remote prefill requests of NVIDIA Dynamo's disaggregated serving
-         * wait in the queue its prefill workers pull from; an outage shows
-         * as TTFT (or as timeouts past a first-token deadline) */
+    /* No server: the request waits at the balancer, without a deadline of
+     * its own, when the pool is cold-starting (the hook asks its autoscaler
+     * at once) or is a disaggregated fleet's prefill pool: with no prefill
+     * worker up it waits for one until its client gives up, as the remote
+     * prefill requests of NVIDIA Dynamo's disaggregated serving wait in the
+     * queue its prefill workers pull from; an outage shows as TTFT (or as
+     * timeouts past a first-token deadline) */
+    if (s == LB_NO_UPSTREAM &&
+        ((eng_hook.cold_start_wait && eng_hook.cold_start_wait(p, now)) ||
+         p->cfg->role == SC_ROLE_PREFILL)) {
         if (p->lbq.len < p->cfg->queue_capacity) {
             r->lbq_deadline_s = INFINITY;
             eng_fifo_push(&p->lbq, r);
