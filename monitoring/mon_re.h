@@ -17,6 +17,8 @@ typedef struct mon_re mon_re;
 
 /* NULL with why filled (RE2's message) when RE2 refuses the pattern. */
 mon_re *mon_re_compile(const char *pattern, char *why, size_t why_len);
+/* The same, not anchored: for a search (Go's regexp.MustCompile). */
+mon_re *mon_re_compile_search(const char *pattern, char *why, size_t why_len);
 void mon_re_free(mon_re *re);
 /* 1 when the whole of s matches. */
 int mon_re_match(const mon_re *re, const char *s);
@@ -24,6 +26,9 @@ int mon_re_match(const mon_re *re, const char *s);
  * $name and ${name} replaced by the groups as Go's Regexp.ExpandString
  * does, and 1 is returned; 0 (and *out NULL) when it does not match. */
 int mon_re_expand(const mon_re *re, const char *src, const char *tmpl, char **out);
+/* Go's Regexp.ReplaceAllString: src with every match of a pattern compiled
+ * by mon_re_compile_search replaced by repl expanded as above (malloc'd). */
+char *mon_re_replace_all(const mon_re *re, const char *src, const char *repl);
 
 #ifdef __cplusplus
 }

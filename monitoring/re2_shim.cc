@@ -22,7 +22,7 @@ struct mon_re {
     RE2 *re;
 };
 
-extern "C" mon_re *mon_re_compile(const char *pattern, char *why, size_t why_len)
+static mon_re *compile(const char *pattern, bool anchored, char *why, size_t why_len)
 {
     RE2::Options opt;
     opt.set_log_errors(false);
@@ -36,9 +36,10 @@ extern "C" mon_re *mon_re_compile(const char *pattern, char *why, size_t why_len
             return nullptr;
         }
     }
-    std::string pat = "^(?:";
+    std::string pat = anchored ? "^(?:" : "";
     pat += pattern;
-    pat += ")$";
+    if (anchored)
+        pat += ")$";
     RE2 *re = new (std::nothrow) RE2(pat, opt);
     if (!re || !re->ok()) {
         if (why && why_len)
@@ -53,6 +54,16 @@ extern "C" mon_re *mon_re_compile(const char *pattern, char *why, size_t why_len
     }
     r->re = re;
     return r;
+}
+
+extern "C" mon_re *mon_re_compile(const char *pattern, char *why, size_t why_len)
+{
+    return compile(pattern, true, why, why_len);
+}
+
+extern "C" mon_re *mon_re_compile_search(const char *pattern, char *why, size_t why_len)
+{
+    return compile(pattern, false, why, why_len);
 }
 
 extern "C" void mon_re_free(mon_re *re)
@@ -76,17 +87,12 @@ static int name_char(char c)
 /* Go's regexp.expand (regexp.go): $$ is '$'; $name takes the longest run
  * of letters, digits and '_'; ${name} is braced; a number names a group by
  * index; an unknown or unmatched group is empty; a malformed reference
- * leaves the '$' as text. */
-extern "C" int mon_re_expand(const mon_re *re, const char *src, const char *tmpl, char **out)
+ * leaves the '$' as text. Appends tmpl expanded with the groups g[0..ngroups]
+ * to res. */
+static void expand(const RE2 *re, const re2::StringPiece *g, int ngroups, const char *tmpl,
+                   std::string &res)
 {
-    *out = nullptr;
-    int ngroups = re->re->NumberOfCapturingGroups();
-    std::vector<re2::StringPiece> g(static_cast<size_t>(ngroups) + 1);
-    re2::StringPiece text(src);
-    if (!re->re->Match(text, 0, text.size(), RE2::UNANCHORED, g.data(), ngroups + 1))
-        return 0;
-    const std::map<std::string, int> &named = re->re->NamedCapturingGroups();
-    std::string res;
+    const std::map<std::string, int> &named = re->NamedCapturingGroups();
     for (const char *p = tmpl; *p;) {
         if (*p != '$') {
             res += *p++;
@@ -138,11 +144,67 @@ extern "C" int mon_re_expand(const mon_re *re, const char *src, const char *tmpl
         if (idx >= 0 && idx <= ngroups && g[static_cast<size_t>(idx)].data())
             res.append(g[static_cast<size_t>(idx)].data(), g[static_cast<size_t>(idx)].size());
     }
-    char *o = static_cast<char *>(std::malloc(res.size() + 1));
+}
+
+static char *c_string(const std::string &s)
+{
+    char *o = static_cast<char *>(std::malloc(s.size() + 1));
     if (!o)
         std::abort();
-    std::memcpy(o, res.data(), res.size());
-    o[res.size()] = '\0';
-    *out = o;
+    std::memcpy(o, s.data(), s.size());
+    o[s.size()] = '\0';
+    return o;
+}
+
+/* When the whole of src matches, *out is tmpl expanded with its groups. */
+extern "C" int mon_re_expand(const mon_re *re, const char *src, const char *tmpl, char **out)
+{
+    *out = nullptr;
+    int ngroups = re->re->NumberOfCapturingGroups();
+    std::vector<re2::StringPiece> g(static_cast<size_t>(ngroups) + 1);
+    re2::StringPiece text(src);
+    if (!re->re->Match(text, 0, text.size(), RE2::UNANCHORED, g.data(), ngroups + 1))
+        return 0;
+    std::string res;
+    expand(re->re, g.data(), ngroups, tmpl, res);
+    *out = c_string(res);
     return 1;
+}
+
+/* Go's Regexp.ReplaceAllString (regexp.go, replaceAll): every match, left
+ * to right, replaced by repl expanded; no replacement for an empty match
+ * right after a match; the search moves on by at least one character (a
+ * UTF-8 sequence). The text before a search is context for ^ and \b. */
+extern "C" char *mon_re_replace_all(const mon_re *re, const char *src, const char *repl)
+{
+    int ngroups = re->re->NumberOfCapturingGroups();
+    std::vector<re2::StringPiece> g(static_cast<size_t>(ngroups) + 1);
+    re2::StringPiece text(src);
+    size_t last_end = 0, pos = 0;
+    std::string res;
+    while (pos <= text.size() &&
+           re->re->Match(text, pos, text.size(), RE2::UNANCHORED, g.data(), ngroups + 1)) {
+        size_t a0 = static_cast<size_t>(g[0].data() - src), a1 = a0 + g[0].size();
+        res.append(src + last_end, a0 - last_end);
+        if (a1 > last_end || a0 == 0)
+            expand(re->re, g.data(), ngroups, repl, res);
+        last_end = a1;
+        size_t width = 1; /* utf8.DecodeRuneInString's width: 1 for a bad byte */
+        unsigned char c = static_cast<unsigned char>(src[pos]);
+        if (pos < text.size() && c >= 0xC0) {
+            size_t want = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2, w = 1;
+            while (w < want && pos + w < text.size() &&
+                   (static_cast<unsigned char>(src[pos + w]) & 0xC0) == 0x80)
+                w++;
+            width = w == want ? want : 1;
+        }
+        if (pos + width > a1)
+            pos += width;
+        else if (pos + 1 > a1)
+            pos++;
+        else
+            pos = a1;
+    }
+    res.append(src + last_end, text.size() - last_end);
+    return c_string(res);
 }

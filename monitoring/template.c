@@ -14,12 +14,12 @@
  *     eq ne lt le gt ge (Go's comparison rules: an int and a float do not
  *     compare)
  *   Prometheus's: humanize humanize1024 humanizeDuration humanizePercentage
- *     humanizeTimestamp toUpper toLower title match stripPort stripDomain
- *     parseDuration safeHtml
+ *     humanizeTimestamp toUpper toLower title match reReplaceAll stripPort
+ *     stripDomain parseDuration safeHtml
  *
  * What Prometheus has and fleetsim cannot give (query, first, label, value,
  * strvalue, sortByLabel: they run PromQL queries; graphLink, tableLink,
- * pathPrefix: a web UI; reReplaceAll, define/template/block) is an error
+ * pathPrefix: a web UI; args, tmpl, toTime; define/template/block) is an error
  * naming it, reported when the rule file loads. A template is parsed into
  * a tree once per expansion; runtime errors read as Go's.
  */
@@ -224,7 +224,7 @@ static const char *const funcs[] = {
     "and", "or", "not", "len", "index", "print", "printf", "println", "eq", "ne", "lt", "le",
     "gt", "ge", "humanize", "humanize1024", "humanizeDuration", "humanizePercentage",
     "humanizeTimestamp", "toUpper", "toLower", "title", "match", "stripPort", "stripDomain",
-    "parseDuration", "safeHtml", "html", "js", "urlquery", NULL,
+    "parseDuration", "safeHtml", "html", "js", "reReplaceAll", NULL,
 };
 /* Prometheus's functions fleetsim cannot offer, and why. */
 static const struct {
@@ -240,7 +240,6 @@ static const struct {
     { "tableLink", "it links to a Prometheus web UI, which a simulation has not" },
     { "pathPrefix", "it links to a Prometheus web UI, which a simulation has not" },
     { "externalURL", "it links to a Prometheus web UI, which a simulation has not" },
-    { "reReplaceAll", "not implemented in fleetsim" },
     { "args", "not implemented in fleetsim" },
     { "tmpl", "not implemented in fleetsim" },
     { "toTime", "not implemented in fleetsim" },
@@ -1379,38 +1378,32 @@ static val call(state *S, const char *fn, val *a, int n)
         return (val){ .k = V_FLOAT, .f = s };
     }
     /* string functions */
-    NARGS(fn[0] == 'm' ? 2 : 1);
+    NARGS(fn[0] == 'm' ? 2 : fn[0] == 'r' ? 3 : 1);
     for (int i = 0; i < n; i++)
         if (a[i].k != V_STR) {
             efail(S, "template: error calling %s: wrong type for value; expected string; got %s",
                   fn, kind_name(a[i].k));
             return r;
         }
-    if (!strcmp(fn, "match")) { /* regexp.MatchString: unanchored */
-        size_t l = strlen(a[0].s) + 16;
-        char *pat = mon_xrealloc(NULL, l);
-        snprintf(pat, l, ".*(?:%s).*", a[0].s);
+    if (!strcmp(fn, "match") || !strcmp(fn, "reReplaceAll")) {
+        /* regexp.MatchString(pattern, text), unanchored; reReplaceAll is
+         * regexp.MustCompile(pattern).ReplaceAllString(text, repl)
+         * (template/template.go) */
         char why[200];
-        mon_re *re = mon_re_compile(pat, why, sizeof why);
-        free(pat);
+        mon_re *re = mon_re_compile_search(a[0].s, why, sizeof why);
         if (!re) {
-            efail(S, "template: error calling match: error parsing regexp: %s", why);
+            efail(S, "template: error calling %s: error parsing regexp: %s", fn, why);
             return r;
         }
-        /* (?s) is not set: a newline in the text must not stop ".*" */
-        int m = 0;
-        char *copy = mon_strdup(a[1].s);
-        for (char *line = copy, *nl;; line = nl + 1) {
-            nl = strchr(line, '\n');
-            if (nl)
-                *nl = '\0';
-            m |= mon_re_match(re, line);
-            if (!nl || m)
-                break;
+        if (fn[0] == 'm') {
+            r = (val){ .k = V_BOOL, .b = mon_re_match(re, a[1].s) };
+        } else {
+            char *o = mon_re_replace_all(re, a[2].s, a[1].s);
+            r = v_str(o);
+            free(o);
         }
-        free(copy);
         mon_re_free(re);
-        return (val){ .k = V_BOOL, .b = m };
+        return r;
     }
     r = v_str(a[0].s);
     if (!strcmp(fn, "toUpper") || !strcmp(fn, "toLower")) {

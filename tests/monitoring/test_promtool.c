@@ -192,7 +192,8 @@ static const tcase cases[] = {
       "      bad: '{{ printf \"%d %s\" $value }}'\n"
       "      with: '{{ with $labels.pool }}{{ . | toUpper }}{{ else }}none{{ end }}{{ with $labels.nope }}x{{ end }}'\n"
       "      misc: '{{ title \"hello world\" }} {{ len $labels }} {{ index $labels \"node\" }} {{ if and (eq $labels.pool \"p\") (ne $labels.node \"z\") }}y{{ end }}'\n"
-      "      vars: '{{ $x := 1 }}{{ if true }}{{ $x = 2 }}{{ end }}{{ $x }} {{ print 1 2 \"a\" 3 }} {{ \"a:1\" | stripPort }}'\n",
+      "      vars: '{{ $x := 1 }}{{ if true }}{{ $x = 2 }}{{ end }}{{ $x }} {{ print 1 2 \"a\" 3 }} {{ \"a:1\" | stripPort }}'\n"
+      "      re: '{{ reReplaceAll \"a*\" \"X\" \"baaac\" }} {{ reReplaceAll \"(?P<n>[0-9]+)\" \"<${n}>\" $labels.node }} {{ reReplaceAll \"\" \"-\" \"\xc3\xa9" "\" }} {{ if match \"^foo\" \"bar\\nfoo\" }}y{{ else }}n{{ end }}'\n",
       { { "lat{pool=\"p\",node=\"n1\"}", "0.0125 93784 5000" },
         { "lat{pool=\"p\",node=\"n2\"}", "45.5 1536 1435065584.128" } },
       { { NULL, 0 } } },

@@ -197,6 +197,17 @@ static void test_templates(void)
         { "{{ print 1 2 \"a\" 3 }}|{{ println \"z\" }}", "1 2a3|z\n", 0 },
         { "{{ \"10.0.0.1:9100\" | stripPort }} {{ \"node1.example.com:9100\" | stripDomain }}", "10.0.0.1 node1:9100", 0 },
         { "{{ parseDuration \"1m30s\" }}", "90", 0 },
+        /* Go's ReplaceAllString: $1 and ${name}; no replacement for an
+         * empty match right after a match; ^ only at the text's start; the
+         * search moves on by a whole UTF-8 character */
+        { "{{ reReplaceAll \"gpu/([0-9])\" \"node-$1\" $labels.node }}", "node-1", 0 },
+        { "{{ reReplaceAll \"(?P<p>[a-z]+)\" \"<${p}>\" $labels.node }}", "<gpu>/1", 0 },
+        { "{{ reReplaceAll \"a*\" \"X\" \"baaac\" }}", "XbXcX", 0 },
+        { "{{ reReplaceAll \"^g\" \"G\" \"gg\" }}", "Gg", 0 },
+        { "{{ reReplaceAll \"\" \"-\" \"\xc3\xa9" "\" }}", "-\xc3\xa9" "-", 0 },
+        /* match is a search of the whole text: ^ does not match after a newline */
+        { "{{ if match \"^foo\" \"bar\\nfoo\" }}y{{ else }}n{{ end }}", "n", 0 },
+        { "{{ if match \"o$\" \"bar\\nfoo\" }}y{{ else }}n{{ end }}", "y", 0 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         if (!cases[i].want)
