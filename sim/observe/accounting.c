@@ -73,6 +73,18 @@ void acc_fault_recorded(int fault, int rec)
         acc_state.rec_of_fault[fault] = rec;
 }
 
+/* The fault on the first of p's nodes that has one (capacity it lost),
+ * with its record in *rec; -1 if none. */
+static int node_fault(const eng_pool *p, int *rec)
+{
+    for (int j = 0; j < p->n_hosts; j++)
+        if (p->nodes[j].fault.cause >= 0) {
+            *rec = p->nodes[j].fault.fault_rec;
+            return p->nodes[j].fault.cause;
+        }
+    return -1;
+}
+
 static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
 {
     const sc_scenario *sc = eng_world.sc;
@@ -110,12 +122,9 @@ static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
             return q->cause;
         }
     }
-    for (int j = 0; j < p->n_hosts; j++) {
-        if (p->nodes[j].fault.cause >= 0) {
-            *rec = p->nodes[j].fault.fault_rec;
-            return p->nodes[j].fault.cause;
-        }
-    }
+    int lost = node_fault(p, rec);
+    if (lost >= 0)
+        return lost;
     for (int i = 0; i < sc->n_faults; i++) {
         const sc_fault *f = &sc->faults[i];
         double end = f->duration_s > 0 ? f->at_s + f->duration_s : INFINITY;
@@ -142,11 +151,8 @@ static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
             *rec = q->fault_rec;
             return q->cause;
         }
-        for (int j = 0; j < q->n_hosts; j++)
-            if (q->nodes[j].fault.cause >= 0) {
-                *rec = q->nodes[j].fault.fault_rec;
-                return q->nodes[j].fault.cause;
-            }
+        if ((lost = node_fault(q, rec)) >= 0)
+            return lost;
     }
     if (p->target > eng_ready_count(p, 0))
         return sc->n_faults + 1; /* scaling lag */
