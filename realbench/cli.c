@@ -192,19 +192,49 @@ usage:
     return 2;
 }
 
-/* `llm-step`: the alpha_beta step model measured on this CPU, into a new
- * profile or added to an existing one (--into), under "llm_step". */
+/* A grid list option ("16,64,256" or "16-2048", powers of two) into
+ * dst (at most RB_LLM_GRID_MAX, ascending); 0 or -1. */
+static int grid_list(const char *v, int *dst, int *n)
+{
+    int k = 0, *b = rb_parse_batches(v, &k);
+    int ok = b && k <= RB_LLM_GRID_MAX;
+    for (int i = 1; ok && i < k; i++)
+        ok = b[i] > b[i - 1];
+    if (ok) {
+        memcpy(dst, b, sizeof *b * (size_t)k);
+        *n = k;
+    }
+    free(b);
+    return ok ? 0 : -1;
+}
+
+/* `llm-step`: the alpha_beta step model measured on this CPU in each
+ * precision asked for, into a new profile or added to an existing one
+ * (--into), under "llm_step" (and llm_step.precisions.<p>). */
 static int cmd_llm_step(int argc, char **argv)
 {
     rb_llm_opts o;
     rb_llm_opts_default(&o);
-    const char *out = NULL, *into = NULL, *v;
+    const char *out = NULL, *into = NULL, *model = NULL, *v;
+    char model_name[128] = "";
+    int precs[RB_LLM_N_PREC] = {0}, n_precs = 0;
+    for (int i = 1; i < argc; i++) /* the model first: the options below refine it */
+        if ((v = optval(argc, argv, &i, "--model"))) {
+            model = v;
+            int rc = rb_llm_model_load(model, &o, model_name, sizeof model_name, stderr);
+            if (rc == 1)
+                fprintf(stderr, "%s: not an LLM model file (it needs an `llm` mapping: layers, "
+                                "d_model, d_ff, heads, kv_heads)\n", model);
+            if (rc)
+                return 2;
+        }
     for (int i = 1; i < argc; i++) {
         if ((v = optval(argc, argv, &i, "--out")))
             out = v;
         else if ((v = optval(argc, argv, &i, "--into")))
             into = v;
-        else if ((v = optval(argc, argv, &i, "--layers"))) {
+        else if (optval(argc, argv, &i, "--model")) {
+        } else if ((v = optval(argc, argv, &i, "--layers"))) {
             if (posint(v, &o.layers))
                 goto usage;
         } else if ((v = optval(argc, argv, &i, "--d-model"))) {
@@ -213,11 +243,41 @@ static int cmd_llm_step(int argc, char **argv)
         } else if ((v = optval(argc, argv, &i, "--d-ff"))) {
             if (posint(v, &o.d_ff))
                 goto usage;
+        } else if ((v = optval(argc, argv, &i, "--heads"))) {
+            if (posint(v, &o.heads))
+                goto usage;
+        } else if ((v = optval(argc, argv, &i, "--kv-heads"))) {
+            if (posint(v, &o.kv_heads))
+                goto usage;
         } else if ((v = optval(argc, argv, &i, "--reps"))) {
             if (posint(v, &o.reps))
                 goto usage;
         } else if ((v = optval(argc, argv, &i, "--warmup"))) {
             if (posint(v, &o.warmup))
+                goto usage;
+        } else if ((v = optval(argc, argv, &i, "--prefill"))) {
+            if (grid_list(v, o.prefill, &o.n_prefill))
+                goto usage;
+        } else if ((v = optval(argc, argv, &i, "--decode"))) {
+            if (grid_list(v, o.decode, &o.n_decode))
+                goto usage;
+        } else if ((v = optval(argc, argv, &i, "--contexts"))) {
+            if (grid_list(v, o.contexts, &o.n_contexts))
+                goto usage;
+        } else if ((v = optval(argc, argv, &i, "--precision"))) {
+            char buf[64];
+            snprintf(buf, sizeof buf, "%s", v);
+            n_precs = 0;
+            for (char *sv = NULL, *t = strtok_r(buf, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
+                rb_llm_precision p;
+                if (rb_llm_precision_parse(t, &p) || n_precs == RB_LLM_N_PREC) {
+                    fprintf(stderr, "realbench llm-step: --precision takes int8, fp16, fp32 "
+                                    "(comma-separated), not '%s'\n", t);
+                    goto usage;
+                }
+                precs[n_precs++] = (int)p;
+            }
+            if (!n_precs)
                 goto usage;
         } else if ((v = optval(argc, argv, &i, "--seed"))) {
             o.seed = strtoul(v, NULL, 10);
@@ -230,6 +290,11 @@ static int cmd_llm_step(int argc, char **argv)
     }
     if (!out)
         goto usage;
+    if (!n_precs) { /* all three, FP32 last (the one old readers see) */
+        precs[n_precs++] = RB_LLM_INT8;
+        precs[n_precs++] = RB_LLM_FP16;
+        precs[n_precs++] = RB_LLM_FP32;
+    }
     cJSON *root = NULL;
     if (into && !(root = rb_profile_read(into, stderr)))
         return 2;
@@ -250,43 +315,71 @@ static int cmd_llm_step(int argc, char **argv)
                 cJSON_AddItemToObject(root, keys[i], cJSON_Duplicate(m, 1));
         }
     }
-    rb_llm_step *steps = NULL;
-    int n = 0, rc = rb_llm_bench(&o, &steps, &n, stdout, stderr);
-    rb_llm_fit fit;
-    if (!rc && rb_llm_fit_steps(steps, n, &fit)) {
-        fprintf(stderr, "realbench llm-step: the fit failed\n");
-        rc = 1;
+    int rc = 0;
+    for (int k = 0; !rc && k < n_precs; k++) {
+        o.precision = (rb_llm_precision)precs[k];
+        const char *pn = rb_llm_precision_name(o.precision);
+        double check_err;
+        /* the output checked against FP32 before anything is timed */
+        rc = o.precision == RB_LLM_FP32 ? 0 : rb_llm_check(&o, &check_err, stderr);
+        if (!rc && o.precision != RB_LLM_FP32 && !o.quiet)
+            printf("%s: output within %.3g of FP32's scale (bound %.3g)\n", pn, check_err,
+                   rb_llm_error_bound(o.precision));
+        rb_llm_step *steps = NULL;
+        int n = 0;
+        if (!rc)
+            rc = rb_llm_bench(&o, &steps, &n, stdout, stderr);
+        rb_llm_fit fit;
+        if (!rc && rb_llm_fit_steps(steps, n, &fit)) {
+            fprintf(stderr, "realbench llm-step: the %s fit failed\n", pn);
+            rc = 1;
+        }
+        if (!rc) {
+            static const char *const impl[] = {"cpu-fp32-dot", "cpu-fp16-f32acc",
+                                               "cpu-int8-dot-i32acc"};
+            cJSON *ls = rb_llm_step_json(&o, "cpu", impl[o.precision], steps, n, &fit,
+                                         o.precision == RB_LLM_FP32 ? -1 : check_err,
+                                         rb_llm_error_bound(o.precision));
+            if (model)
+                cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(ls, "kernel"),
+                                        "model", model_name);
+            /* where the steps ran (with --into, maybe not the profile's device) */
+            cJSON_AddItemToObject(ls, "device", cJSON_Duplicate(
+                cJSON_GetObjectItemCaseSensitive(meta.meta, "device"), 1));
+            cJSON_AddItemToObject(ls, "created", cJSON_Duplicate(
+                cJSON_GetObjectItemCaseSensitive(meta.meta, "created"), 1));
+            rb_llm_step_put(root, pn, ls);
+            if (!o.quiet)
+                printf("%s fit: overhead %.3g s + %.3g s x prefill token + %.3g s x decode seq "
+                       "+ %.3g s x context token (r2 %.4f)\n", pn, fit.overhead_s,
+                       fit.per_prefill_token_s, fit.per_decode_seq_s, fit.per_context_token_s,
+                       fit.r2);
+            if (fit.zeroed)
+                printf("(%s: fitted below 0 and fixed at 0: %s%s%s%s)\n", pn,
+                       fit.zeroed & 1 ? "overhead " : "",
+                       fit.zeroed & 2 ? "per_prefill_token " : "",
+                       fit.zeroed & 4 ? "per_decode_seq " : "",
+                       fit.zeroed & 8 ? "per_context_token" : "");
+        }
+        free(steps);
     }
-    if (!rc) {
-        cJSON *ls = rb_llm_step_json(&o, steps, n, &fit);
-        /* where the steps ran (with --into, maybe not the profile's device) */
-        cJSON_AddItemToObject(ls, "device", cJSON_Duplicate(
-            cJSON_GetObjectItemCaseSensitive(meta.meta, "device"), 1));
-        cJSON_AddItemToObject(ls, "created", cJSON_Duplicate(
-            cJSON_GetObjectItemCaseSensitive(meta.meta, "created"), 1));
-        cJSON_DeleteItemFromObjectCaseSensitive(root, "llm_step");
-        cJSON_AddItemToObject(root, "llm_step", ls);
+    if (!rc)
         rc = rb_profile_write(root, out, stderr) ? 1 : 0;
-    }
-    if (!rc && !o.quiet) {
-        printf("fit: overhead %.3g s + %.3g s x prefill token + %.3g s x decode seq + %.3g s x "
-               "context token (r2 %.4f)\nwrote %s\n", fit.overhead_s, fit.per_prefill_token_s,
-               fit.per_decode_seq_s, fit.per_context_token_s, fit.r2, out);
-    }
-    if (!rc && fit.zeroed)
-        printf("(fitted below 0 and fixed at 0: %s%s%s%s)\n",
-               fit.zeroed & 1 ? "overhead " : "", fit.zeroed & 2 ? "per_prefill_token " : "",
-               fit.zeroed & 4 ? "per_decode_seq " : "", fit.zeroed & 8 ? "per_context_token" : "");
-    free(steps);
+    if (!rc && !o.quiet)
+        printf("wrote %s\n", out);
     rb_raw_free(&meta);
     cJSON_Delete(root);
     return rc;
 usage:
-    fprintf(stderr, "usage: realbench llm-step --out P.json [--into PROFILE.json] [--layers 2] "
-                    "[--d-model 128]\n"
-                    "         [--d-ff 512] [--reps 7] [--warmup 2] [--seed N] [--quiet]\n"
-                    "  times LLM scheduler steps of a small transformer on this CPU and fits\n"
-                    "  fleetsim's alpha_beta step model; --into adds it to an existing profile\n");
+    fprintf(stderr, "usage: realbench llm-step --out P.json [--into PROFILE.json] [--model M.yaml]\n"
+                    "         [--precision int8,fp16,fp32] [--layers 2] [--d-model 64] [--d-ff 256]\n"
+                    "         [--heads 4] [--kv-heads 2] [--prefill 16,64,256,1024,2048]\n"
+                    "         [--decode 1,16,64,256] [--contexts 128,512,2048] [--reps 5] [--warmup 1]\n"
+                    "         [--seed N] [--quiet]\n"
+                    "  times LLM scheduler steps of a decoder layer stack on this CPU in each\n"
+                    "  precision (each checked against FP32 first; exit 4 when one is not within\n"
+                    "  its bound) and fits fleetsim's alpha_beta step model; --model takes the\n"
+                    "  stack from an LLM model file; --into adds to an existing profile\n");
     return 2;
 }
 
@@ -466,6 +559,228 @@ static int cmd_cuda(int argc, char **argv)
     return rc;
 }
 
+/* The steps rb_cuda_bench --llm-step wrote (format in README.md, "LLM
+ * steps on a GPU"): per precision, fitted and put into root's llm_step
+ * with the device the file names. 0, 1 (unreadable or a fit failed). */
+static int llm_steps_from_csv(const char *path, const rb_llm_opts *o, const char *model_name,
+                              cJSON *root, FILE *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(err, "%s: cannot read LLM steps\n", path);
+        return 1;
+    }
+    enum { MAXP = 8, MAXS = 1024 };
+    struct {
+        char name[32], impl[48];
+        double check_err, bound;
+        int n;
+        rb_llm_step s[MAXS];
+    } *pr = calloc(MAXP, sizeof *pr);
+    int np = 0, rc = pr ? 0 : 1, line = 0;
+    rb_raw meta;
+    rb_raw_init(&meta);
+    char buf[512];
+    while (!rc && fgets(buf, sizeof buf, f)) {
+        line++;
+        buf[strcspn(buf, "\r\n")] = 0;
+        char name[32], impl[48];
+        double a, b, c, lat, e, bound;
+        int reps, k = -1;
+        if (buf[0] == '#') {
+            char *eq = strchr(buf, '=');
+            if (eq && buf[1] == ' ') {
+                *eq = 0;
+                char quoted[300];
+                snprintf(quoted, sizeof quoted, "\"%s\"", eq + 1);
+                rb_raw_set_meta(&meta, buf + 2, strncmp(buf + 2, "device.name", 11) &&
+                                strncmp(buf + 2, "device.driver", 13) &&
+                                strncmp(buf + 2, "device.cuda", 11) ? eq + 1 : quoted);
+            }
+            continue;
+        }
+        if (!buf[0] || !strncmp(buf, "kind,", 5))
+            continue;
+        int step = sscanf(buf, "step,%31[^,],%47[^,],%lf,%lf,%lf,%d,%lf", name, impl, &a, &b, &c,
+                          &reps, &lat) == 7;
+        int check = !step && sscanf(buf, "check,%31[^,],%lf,%lf", name, &e, &bound) == 3;
+        if (!step && !check) {
+            fprintf(err, "%s:%d: not a step or check line\n", path, line);
+            rc = 1;
+            break;
+        }
+        for (int i = 0; i < np; i++)
+            if (!strcmp(pr[i].name, name))
+                k = i;
+        if (k < 0 && np == MAXP) {
+            fprintf(err, "%s:%d: too many precisions\n", path, line);
+            rc = 1;
+            break;
+        }
+        if (k < 0) {
+            k = np++;
+            snprintf(pr[k].name, sizeof pr[k].name, "%s", name);
+            pr[k].check_err = -1;
+        }
+        if (check) {
+            pr[k].check_err = e;
+            pr[k].bound = bound;
+        } else if (pr[k].n < MAXS) {
+            snprintf(pr[k].impl, sizeof pr[k].impl, "%s", impl);
+            pr[k].s[pr[k].n++] = (rb_llm_step){ a, b, c, lat, reps };
+        }
+    }
+    fclose(f);
+    for (int k = 0; !rc && k < np; k++) {
+        rb_llm_fit fit;
+        if (rb_llm_fit_steps(pr[k].s, pr[k].n, &fit)) {
+            fprintf(err, "%s: the %s fit failed\n", path, pr[k].name);
+            rc = 1;
+            break;
+        }
+        rb_llm_opts po = *o;
+        rb_llm_precision_parse(pr[k].name, &po.precision);
+        cJSON *ls = rb_llm_step_json(&po, "cuda", pr[k].impl, pr[k].s, pr[k].n, &fit,
+                                     pr[k].check_err, pr[k].bound);
+        cJSON *kern = cJSON_GetObjectItemCaseSensitive(ls, "kernel");
+        cJSON_ReplaceItemInObjectCaseSensitive(kern, "precision", cJSON_CreateString(pr[k].name));
+        if (model_name && *model_name)
+            cJSON_AddStringToObject(kern, "model", model_name);
+        const cJSON *dev = cJSON_GetObjectItemCaseSensitive(meta.meta, "device");
+        if (dev)
+            cJSON_AddItemToObject(ls, "device", cJSON_Duplicate(dev, 1));
+        rb_llm_step_put(root, pr[k].name, ls);
+        printf("%s fit: overhead %.3g s + %.3g s x prefill token + %.3g s x decode seq + %.3g s "
+               "x context token (r2 %.4f)\n", pr[k].name, fit.overhead_s,
+               fit.per_prefill_token_s, fit.per_decode_seq_s, fit.per_context_token_s, fit.r2);
+    }
+    if (!rc && !np) {
+        fprintf(err, "%s: no steps\n", path);
+        rc = 1;
+    }
+    if (!rc && !cJSON_GetObjectItemCaseSensitive(root, "device")) {
+        const cJSON *dev = cJSON_GetObjectItemCaseSensitive(meta.meta, "device");
+        if (dev)
+            cJSON_AddItemToObject(root, "device", cJSON_Duplicate(dev, 1));
+    }
+    rb_raw_free(&meta);
+    free(pr);
+    return rc;
+}
+
+/* `cuda-llm-step` (and calibrate --device cuda on an LLM model file): the
+ * same steps timed by rb_cuda_bench --llm-step on the GPU, or read from
+ * its CSV (--from-csv), fitted into a profile's llm_step. */
+static int cmd_cuda_llm_step(int argc, char **argv)
+{
+    rb_llm_opts o;
+    rb_llm_opts_default(&o);
+    const char *out = NULL, *model = NULL, *bench = NULL, *from = NULL, *prec = NULL, *v;
+    const char *grid[3] = {NULL, NULL, NULL}, *reps = NULL, *warmup = NULL;
+    char model_name[128] = "";
+    for (int i = 1; i < argc; i++) {
+        if ((v = optval(argc, argv, &i, "--out")))
+            out = v;
+        else if ((v = optval(argc, argv, &i, "--model")))
+            model = v;
+        else if ((v = optval(argc, argv, &i, "--bench")))
+            bench = v;
+        else if ((v = optval(argc, argv, &i, "--from-csv")))
+            from = v;
+        else if ((v = optval(argc, argv, &i, "--precision")) ||
+                 (v = optval(argc, argv, &i, "--precisions")))
+            prec = v;
+        else if ((v = optval(argc, argv, &i, "--prefill")))
+            grid[0] = v;
+        else if ((v = optval(argc, argv, &i, "--decode")))
+            grid[1] = v;
+        else if ((v = optval(argc, argv, &i, "--contexts")))
+            grid[2] = v;
+        else if ((v = optval(argc, argv, &i, "--reps")))
+            reps = v;
+        else if ((v = optval(argc, argv, &i, "--warmup")))
+            warmup = v;
+        else {
+            fprintf(stderr, "realbench cuda-llm-step: unknown or incomplete option '%s'\n",
+                    argv[i]);
+            goto usage;
+        }
+    }
+    if (!out || !model)
+        goto usage;
+    if (rb_llm_model_load(model, &o, model_name, sizeof model_name, stderr)) {
+        fprintf(stderr, "%s: not an LLM model file\n", model);
+        return 2;
+    }
+    char csv[] = "/tmp/realbench-llm-XXXXXX";
+    int rc = 0;
+    if (!from) {
+        const char *exe = find_cuda_bench(bench);
+        if (!exe) {
+            fprintf(stderr, "realbench: no rb_cuda_bench (built only when CMake finds CUDA); "
+                            "pass --bench PATH or set RB_CUDA_BENCH\n");
+            return 1;
+        }
+        int fc = mkstemp(csv);
+        if (fc < 0) {
+            fprintf(stderr, "realbench: cannot create a temporary file\n");
+            return 1;
+        }
+        close(fc);
+        char shape[5][16];
+        int vals[5] = {o.layers, o.d_model, o.d_ff, o.heads, o.kv_heads};
+        for (int k = 0; k < 5; k++)
+            snprintf(shape[k], sizeof shape[k], "%d", vals[k]);
+        const char *args[40] = {exe, "--llm-step", "--out", csv, "--layers", shape[0],
+                                "--d-model", shape[1], "--d-ff", shape[2], "--heads", shape[3],
+                                "--kv-heads", shape[4]};
+        int na = 14;
+        const char *pass[][2] = {{"--precisions", prec}, {"--prefill", grid[0]},
+                                 {"--decode", grid[1]}, {"--contexts", grid[2]},
+                                 {"--reps", reps}, {"--warmup", warmup}};
+        for (size_t k = 0; k < sizeof pass / sizeof *pass; k++)
+            if (pass[k][1]) {
+                args[na++] = pass[k][0];
+                args[na++] = pass[k][1];
+            }
+        args[na] = NULL;
+        pid_t pid;
+        int st = 0;
+        fflush(stdout);
+        if (posix_spawn(&pid, exe, NULL, NULL, (char *const *)args, environ) ||
+            waitpid(pid, &st, 0) < 0) {
+            fprintf(stderr, "realbench: cannot run %s\n", exe);
+            rc = 1;
+        } else if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+            int code = WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+            fprintf(stderr, "realbench: %s failed (exit %d)%s\n", exe, code,
+                    code == 3 ? ": no CUDA device" : code == 4 ? ": a correctness check failed" : "");
+            rc = code == 3 ? 3 : code == 4 ? 4 : 1;
+        }
+    }
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "schema", "fleetsim-calibration/1");
+    char created[64];
+    time_t now = time(NULL);
+    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    cJSON_AddStringToObject(root, "created", created);
+    if (!rc)
+        rc = llm_steps_from_csv(from ? from : csv, &o, model_name, root, stderr);
+    if (!rc)
+        rc = rb_profile_write(root, out, stderr) ? 1 : 0;
+    if (!rc)
+        printf("wrote %s\n", out);
+    cJSON_Delete(root);
+    if (!from)
+        unlink(csv);
+    return rc;
+usage:
+    fprintf(stderr, "usage: realbench cuda-llm-step --model M.yaml --out P.json [--from-csv STEPS.csv]\n"
+                    "         [--bench PATH] [--precision fp16,bf16,int8] [--prefill LIST] [--decode LIST]\n"
+                    "         [--contexts LIST] [--reps N] [--warmup N]\n");
+    return 2;
+}
+
 /* A number member of o, NAN when absent (rb_profile_read has checked that
  * what is present has the right type). */
 static double num_or_nan(const cJSON *o, const char *key)
@@ -540,6 +855,7 @@ static const struct {
     {"cpu", cmd_cpu, "measure a model's INT8/FP32 kernels on this CPU, write a profile"},
     {"cuda", cmd_cuda, "measure a model on the GPU (runs rb_cuda_bench), write a profile"},
     {"llm-step", cmd_llm_step, "time LLM scheduler steps on this CPU, fit alpha_beta, write a profile"},
+    {"cuda-llm-step", cmd_cuda_llm_step, "time LLM scheduler steps with rb_cuda_bench (or read its CSV), fit alpha_beta"},
     {"serve", rb_serve_main, "closed loop: a real INT8 serving loop under Poisson load"},
     {"profile", cmd_profile, "turn raw CSV measurements (from rb_cuda_bench) into a profile"},
     {"shapes", cmd_shapes, "write a model's GEMM shapes for rb_cuda_bench"},
@@ -587,5 +903,20 @@ int rb_calibrate_main(int argc, char **argv)
     }
     args[0] = device;
     args[na] = NULL;
+    /* an LLM model file (an `llm` mapping): its scheduler steps */
+    const char *model = NULL;
+    for (int i = 1; i < na; i++)
+        if ((v = optval(na, (char **)args, &i, "--model")))
+            model = v;
+    rb_llm_opts lo;
+    char name[128];
+    int kind = model ? rb_llm_model_load(model, &lo, name, sizeof name, stderr) : 1;
+    if (kind == 2)
+        return 2;
+    if (kind == 0) {
+        args[0] = "llm-step";
+        return !strcmp(device, "cpu") ? cmd_llm_step(na, (char **)args)
+                                      : cmd_cuda_llm_step(na, (char **)args);
+    }
     return !strcmp(device, "cpu") ? cmd_cpu(na, (char **)args) : cmd_cuda(na, (char **)args);
 }

@@ -1,34 +1,25 @@
 /*
- * llm_step.c - fleetsim's alpha_beta LLM step model, measured: a small
- * transformer layer stack run on this CPU as an LLM engine runs one
+ * llm_step.c - fleetsim's alpha_beta LLM step model, measured: a stack of
+ * decoder layers (llm_layer.c) run on this CPU as an LLM engine runs one
  * scheduler step (a batch of prefill chunks and decode tokens over their
- * cached context), timed over a grid of step compositions, and the least
- * squares fit (GSL) of
+ * cached context), in FP32, FP16 or INT8, checked against FP32, timed over
+ * a grid of step compositions, and the least squares fit (GSL) of
  *
  *   step_s = overhead_s + per_prefill_token_s x prefill tokens
  *          + per_decode_seq_s x decoding sequences
  *          + per_context_token_s x context tokens read
  *
- * to the measured steps, the model sim/serve/llm_model.c (llm_step_s) costs
- * a step with. The fit goes into a calibration profile under "llm_step"
- * (schema in realbench/README.md), which a scenario reads with
- * models.<m>.llm.step: {model: alpha_beta, calibration: P.json}.
- *
- * The kernel, per layer: the tokens of the step (T rows of d_model) times
- * the QKV weights; per sequence, its queries against the keys of its whole
- * context (cached + new: scores n x (c + n)) and the scores times the
- * values (stored transposed); the output projection and a two-matrix MLP
- * (ReLU between). FP32, one thread, the kernels of kernels.c. Layer norms,
- * softmax and sampling are not modelled (elementwise, small beside the
- * GEMMs), nor multiple heads (the same multiply-adds as one head of
- * d_model). The KV cache is a buffer of random values as long as the
- * longest context: only its size and reads matter for the time.
+ * to the measured steps, the model sim/base/llm_model.c (llm_step_s) costs
+ * a step with. Each precision's fit goes into a calibration profile under
+ * "llm_step".precisions.<p> (schema in realbench/README.md), which a
+ * scenario reads with models.<m>.llm.step: {model: alpha_beta,
+ * calibration: P.json, precision: int8}.
  */
+#include "llm_layer.h"
 #include "realbench.h"
 
 #include <cjson/cJSON.h>
 #include <gsl/gsl_multifit.h>
-#include <gsl/gsl_rng.h>
 #include <gsl/gsl_sort.h>
 #include <gsl/gsl_statistics_double.h>
 
@@ -37,15 +28,43 @@
 #include <string.h>
 #include <time.h>
 
+static const char *const PREC_NAMES[RB_LLM_N_PREC] = {"fp32", "fp16", "int8"};
+
+const char *rb_llm_precision_name(rb_llm_precision p)
+{
+    return (unsigned)p < RB_LLM_N_PREC ? PREC_NAMES[p] : "?";
+}
+
+int rb_llm_precision_parse(const char *name, rb_llm_precision *out)
+{
+    for (int p = 0; p < RB_LLM_N_PREC; p++)
+        if (!strcmp(name, PREC_NAMES[p])) {
+            *out = (rb_llm_precision)p;
+            return 0;
+        }
+    return -1;
+}
+
 void rb_llm_opts_default(rb_llm_opts *o)
 {
+    static const int prefill[] = {16, 64, 256, 1024, 2048}, decode[] = {1, 16, 64, 256},
+                     contexts[] = {128, 512, 2048};
     memset(o, 0, sizeof *o);
     o->layers = 2;
-    o->d_model = 128;
-    o->d_ff = 512;
-    o->reps = 7;
-    o->warmup = 2;
+    o->d_model = 64;
+    o->d_ff = 256;
+    o->heads = 4;
+    o->kv_heads = 2;
+    o->reps = 5;
+    o->warmup = 1;
     o->seed = 42;
+    o->precision = RB_LLM_FP32;
+    o->n_prefill = (int)(sizeof prefill / sizeof *prefill);
+    memcpy(o->prefill, prefill, sizeof prefill);
+    o->n_decode = (int)(sizeof decode / sizeof *decode);
+    memcpy(o->decode, decode, sizeof decode);
+    o->n_contexts = (int)(sizeof contexts / sizeof *contexts);
+    memcpy(o->contexts, contexts, sizeof contexts);
 }
 
 /* ---- the fit ---------------------------------------------------------- */
@@ -148,104 +167,142 @@ double rb_llm_fit_apply(const rb_llm_fit *f, const rb_llm_step *s)
            f->per_decode_seq_s * s->decode_seqs + f->per_context_token_s * s->context_tokens;
 }
 
-/* ---- the kernel ------------------------------------------------------- */
+/* ---- the grid, the check, the timing ----------------------------------- */
 
-/* One sequence's part of a step, as fleetsim's llm_chunk: n new tokens on
- * c cached ones; decode = 1 for one token after the whole prompt. */
-typedef struct {
-    int n, c, decode;
-} chunk;
-
-typedef struct {
-    int L, d, f, max_tokens, max_ctx;
-    float *wqkv, *wo, *w1, *w2;   /* per layer, consecutive */
-    float *x, *qkv, *q, *att, *o, *h, *y;
-    float *kcache, *vtcache;      /* [max_ctx][d], [d][max_ctx] (any ctx reads a prefix) */
-    float *scores;                /* [max_tokens][max_ctx] */
-} net;
-
-static float *rnd(gsl_rng *r, size_t n)
+int rb_llm_grid(const rb_llm_opts *o, rb_llm_grid_step **out)
 {
-    float *p = malloc(sizeof *p * (n ? n : 1));
-    for (size_t i = 0; p && i < n; i++)
-        p[i] = (float)(gsl_rng_uniform(r) - 0.5) * 0.1f;
-    return p;
+    *out = NULL;
+    if (o->n_prefill < 1 || o->n_decode < 1 || o->n_contexts < 1 ||
+        o->n_prefill > RB_LLM_GRID_MAX || o->n_decode > RB_LLM_GRID_MAX ||
+        o->n_contexts > RB_LLM_GRID_MAX)
+        return -1;
+    int cap = o->n_prefill + o->n_contexts * (2 + o->n_decode);
+    rb_llm_grid_step *g = calloc((size_t)cap, sizeof *g);
+    if (!g)
+        return -1;
+    int n = 0, mid_p = o->prefill[o->n_prefill / 2], mid_d = o->decode[o->n_decode / 2];
+    for (int i = 0; i < o->n_prefill; i++)
+        g[n++] = (rb_llm_grid_step){ 1, o->prefill[i], 0, 0, 0 };
+    for (int c = 0; c < o->n_contexts; c++)
+        g[n++] = (rb_llm_grid_step){ 1, mid_p, o->contexts[c], 0, 0 };
+    for (int c = 0; c < o->n_contexts; c++)
+        for (int i = 0; i < o->n_decode; i++)
+            g[n++] = (rb_llm_grid_step){ 0, 0, 0, o->decode[i], o->contexts[c] };
+    for (int c = 0; c < o->n_contexts; c++)
+        g[n++] = (rb_llm_grid_step){ 1, o->prefill[0], 0, mid_d, o->contexts[c] };
+    *out = g;
+    return n;
 }
 
-static void net_free(net *m)
+/* The chunks of one grid step; the step's composition as the fit counts
+ * it. ch holds n_prefill + n_decode entries. */
+static int grid_chunks(const rb_llm_grid_step *g, rb_llm_chunk *ch, rb_llm_step *s)
 {
-    free(m->wqkv);
-    free(m->wo);
-    free(m->w1);
-    free(m->w2);
-    free(m->x);
-    free(m->qkv);
-    free(m->q);
-    free(m->att);
-    free(m->o);
-    free(m->h);
-    free(m->y);
-    free(m->kcache);
-    free(m->vtcache);
-    free(m->scores);
-}
-
-static int net_init(net *m, const rb_llm_opts *o, int max_tokens, int max_ctx)
-{
-    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
-    gsl_rng_set(r, o->seed);
-    size_t L = (size_t)o->layers, d = (size_t)o->d_model, f = (size_t)o->d_ff;
-    size_t T = (size_t)max_tokens, C = (size_t)max_ctx;
-    *m = (net){ .L = o->layers, .d = o->d_model, .f = o->d_ff, .max_tokens = max_tokens,
-                .max_ctx = max_ctx };
-    m->wqkv = rnd(r, L * 3 * d * d);
-    m->wo = rnd(r, L * d * d);
-    m->w1 = rnd(r, L * f * d);
-    m->w2 = rnd(r, L * d * f);
-    m->x = rnd(r, T * d);
-    m->qkv = rnd(r, T * 3 * d);
-    m->q = rnd(r, T * d);
-    m->att = rnd(r, T * d);
-    m->o = rnd(r, T * d);
-    m->h = rnd(r, T * f);
-    m->y = rnd(r, T * d);
-    m->kcache = rnd(r, C * d);
-    m->vtcache = rnd(r, d * C);
-    m->scores = rnd(r, T * C);
-    gsl_rng_free(r);
-    int ok = m->wqkv && m->wo && m->w1 && m->w2 && m->x && m->qkv && m->q && m->att && m->o &&
-             m->h && m->y && m->kcache && m->vtcache && m->scores;
-    if (!ok)
-        net_free(m);
-    return ok ? 0 : -1;
-}
-
-/* One step of the chunks through every layer. Every layer reads the same
- * input x and writes y: fed back, step after step, the values would shrink
- * into subnormal floats, which the CPU computes many times slower. */
-static void net_step(net *m, const chunk *ch, int n_ch)
-{
-    int d = m->d, f = m->f, T = 0;
-    for (int i = 0; i < n_ch; i++)
-        T += ch[i].n;
-    for (int l = 0; l < m->L; l++) {
-        const float *wqkv = m->wqkv + (size_t)l * 3 * d * d, *wo = m->wo + (size_t)l * d * d;
-        const float *w1 = m->w1 + (size_t)l * f * d, *w2 = m->w2 + (size_t)l * d * f;
-        rb_gemm_f32(m->x, wqkv, m->qkv, 3 * d, T, d, 0, 3 * d);
-        for (int i = 0, row = 0; i < n_ch; row += ch[i].n, i++) {
-            int n = ch[i].n, ctx = ch[i].c + ch[i].n;
-            for (int r = 0; r < n; r++) /* the queries, contiguous */
-                memcpy(m->q + (size_t)r * d, m->qkv + (size_t)(row + r) * 3 * d,
-                       sizeof(float) * (size_t)d);
-            rb_gemm_f32(m->q, m->kcache, m->scores, ctx, n, d, 0, ctx);
-            rb_gemm_f32(m->scores, m->vtcache, m->att + (size_t)row * d, d, n, ctx, 0, d);
-        }
-        rb_gemm_f32(m->att, wo, m->o, d, T, d, 0, d);
-        rb_gemm_f32(m->o, w1, m->h, f, T, d, 0, f);
-        for (size_t k = 0; k < (size_t)T * f; k++)
-            m->h[k] = m->h[k] > 0 ? m->h[k] : 0;
-        rb_gemm_f32(m->h, w2, m->y, d, T, f, 0, d);
+    int k = 0;
+    memset(s, 0, sizeof *s);
+    for (int i = 0; i < g->n_prefill; i++) {
+        ch[k++] = (rb_llm_chunk){ g->prefill_n, g->prefill_c };
+        s->prefill_tokens += g->prefill_n;
+        s->context_tokens += g->prefill_c;
     }
+    for (int i = 0; i < g->n_decode; i++) {
+        ch[k++] = (rb_llm_chunk){ 1, g->decode_c };
+        s->decode_seqs += 1;
+        s->context_tokens += g->decode_c;
+    }
+    return k;
+}
+
+static int bad_opts(const rb_llm_opts *o, FILE *err)
+{
+    if (o->layers < 1 || o->d_model < 1 || o->d_ff < 1 || o->heads < 1 || o->kv_heads < 1 ||
+        o->reps < 1 || o->warmup < 0) {
+        fprintf(err, "realbench llm-step: layers, d-model, d-ff, heads, kv-heads and reps must "
+                     "be >= 1\n");
+        return 2;
+    }
+    if (o->d_model % o->heads || o->heads % o->kv_heads) {
+        fprintf(err, "realbench llm-step: d-model must be a multiple of heads, and heads of "
+                     "kv-heads\n");
+        return 2;
+    }
+    if ((unsigned)o->precision >= RB_LLM_N_PREC) {
+        fprintf(err, "realbench llm-step: unknown precision\n");
+        return 2;
+    }
+    const int *lists[] = {o->prefill, o->decode, o->contexts};
+    const int counts[] = {o->n_prefill, o->n_decode, o->n_contexts};
+    for (int l = 0; l < 3; l++) {
+        int bad = counts[l] < 1 || counts[l] > RB_LLM_GRID_MAX;
+        for (int i = 0; !bad && i < counts[l]; i++)
+            bad = lists[l][i] < 1 || lists[l][i] > (1 << 20) ||
+                  (i && lists[l][i] <= lists[l][i - 1]);
+        if (bad) {
+            fprintf(err, "realbench llm-step: --prefill, --decode and --contexts are 1 to %d "
+                         "ascending sizes >= 1\n", RB_LLM_GRID_MAX);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* The bounds, set against the error the arithmetic makes. FP16: every
+ * GEMM operand and the KV cache rounded to half (relative error <= 2^-11
+ * each), a few such roundings per layer, sums in FP32: 4e-4 to 8e-4 of the
+ * output's scale measured (1 to 8 layers, d_model 64 to 256); bound 5e-3.
+ * INT8: each operand rounded to 1/254 of its row's largest value, ~7
+ * quantised products per layer, errors that add at random: 0.010 to 0.016
+ * measured on the same shapes; bound 0.05. Beyond these is a wrong kernel,
+ * not rounding (a swapped scale or index gives errors of order 1). */
+double rb_llm_error_bound(rb_llm_precision p)
+{
+    return p == RB_LLM_FP16 ? 5e-3 : p == RB_LLM_INT8 ? 5e-2 : 1e-5;
+}
+
+int rb_llm_check(const rb_llm_opts *o, double *rel_err, FILE *err)
+{
+    *rel_err = INFINITY;
+    int rc = bad_opts(o, err);
+    if (rc)
+        return rc;
+    /* a prefill chunk on cached context, decode at three contexts, and the
+     * two mixed; then a second step over the cache the first wrote */
+    static const rb_llm_chunk a[] = {{24, 40}, {1, 7}, {1, 63}, {1, 100}};
+    static const rb_llm_chunk b[] = {{1, 64}, {9, 0}};
+    rb_llm_net *ref = rb_llm_net_new(o, RB_LLM_FP32, 32, 128);
+    rb_llm_net *got = rb_llm_net_new(o, o->precision, 32, 128);
+    if (!ref || !got) {
+        fprintf(err, "realbench llm-step: out of memory\n");
+        rb_llm_net_free(ref);
+        rb_llm_net_free(got);
+        return 1;
+    }
+    double worst = 0;
+    for (int s = 0; s < 2; s++) {
+        const rb_llm_chunk *ch = s ? b : a;
+        int n = s ? 2 : 4;
+        rb_llm_net_step(ref, ch, n);
+        rb_llm_net_step(got, ch, n);
+        size_t nr, ng;
+        const float *yr = rb_llm_net_output(ref, &nr), *yg = rb_llm_net_output(got, &ng);
+        double scale = 0, e = 0;
+        for (size_t i = 0; i < nr && nr == ng; i++) {
+            scale = fmax(scale, fabs(yr[i]));
+            e = fmax(e, fabs((double)yg[i] - yr[i]));
+        }
+        double rel = nr == ng && nr > 0 && scale > 0 && isfinite(e) ? e / scale : INFINITY;
+        worst = fmax(worst, rel);
+    }
+    rb_llm_net_free(ref);
+    rb_llm_net_free(got);
+    *rel_err = worst;
+    if (!(worst <= rb_llm_error_bound(o->precision))) {
+        fprintf(err, "realbench llm-step: %s output differs from FP32 by %.3g of its scale "
+                     "(bound %.3g)\n", rb_llm_precision_name(o->precision), worst,
+                rb_llm_error_bound(o->precision));
+        return 4;
+    }
+    return 0;
 }
 
 static double now_s(void)
@@ -255,127 +312,150 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* The grid: prefill alone (whole prompts, and chunks on cached context),
- * decode alone (batch x context), and the two mixed, as chunked prefill
- * mixes them. Each row: prefill chunk count, its n and c; decode count,
- * their context. */
-static const struct {
-    int n_prefill, prefill_n, prefill_c, n_decode, decode_c;
-} GRID[] = {
-    {1, 32, 0, 0, 0},     {1, 64, 0, 0, 0},     {1, 128, 0, 0, 0},   {1, 256, 0, 0, 0},
-    {2, 64, 0, 0, 0},     {1, 64, 256, 0, 0},   {1, 64, 768, 0, 0},  {1, 128, 512, 0, 0},
-    {0, 0, 0, 1, 128},    {0, 0, 0, 1, 1024},   {0, 0, 0, 4, 128},   {0, 0, 0, 4, 512},
-    {0, 0, 0, 16, 128},   {0, 0, 0, 16, 512},   {0, 0, 0, 16, 1024}, {0, 0, 0, 32, 256},
-    {0, 0, 0, 32, 1024},  {0, 0, 0, 64, 128},   {1, 64, 0, 8, 512},  {1, 128, 256, 16, 256},
-    {1, 32, 0, 32, 1024}, {2, 32, 128, 4, 128},
-};
-enum { N_GRID = sizeof GRID / sizeof GRID[0] };
-
 int rb_llm_bench(const rb_llm_opts *o, rb_llm_step **out, int *n_out, FILE *log, FILE *err)
 {
     *out = NULL;
     *n_out = 0;
-    if (o->layers < 1 || o->d_model < 1 || o->d_ff < 1 || o->reps < 1 || o->warmup < 0) {
-        fprintf(err, "realbench llm-step: layers, d-model, d-ff and reps must be >= 1\n");
-        return 2;
-    }
-    int max_tokens = 0, max_ctx = 0;
-    for (int g = 0; g < N_GRID; g++) {
-        int t = GRID[g].n_prefill * GRID[g].prefill_n + GRID[g].n_decode;
-        int c = GRID[g].prefill_c + GRID[g].prefill_n;
-        if (GRID[g].decode_c + 1 > c)
-            c = GRID[g].decode_c + 1;
-        max_tokens = t > max_tokens ? t : max_tokens;
-        max_ctx = c > max_ctx ? c : max_ctx;
-    }
-    net m;
-    if (net_init(&m, o, max_tokens, max_ctx)) {
+    int rc = bad_opts(o, err);
+    if (rc)
+        return rc;
+    rb_llm_grid_step *grid = NULL;
+    int n_grid = rb_llm_grid(o, &grid);
+    if (n_grid < 0) {
         fprintf(err, "realbench llm-step: out of memory\n");
         return 1;
     }
-    rb_llm_step *steps = calloc(N_GRID, sizeof *steps);
+    int max_tokens = 0, max_ctx = 0, max_chunks = 0;
+    for (int g = 0; g < n_grid; g++) {
+        int t = grid[g].n_prefill * grid[g].prefill_n + grid[g].n_decode;
+        int c = grid[g].prefill_c + grid[g].prefill_n;
+        if (grid[g].decode_c + 1 > c)
+            c = grid[g].decode_c + 1;
+        max_tokens = t > max_tokens ? t : max_tokens;
+        max_ctx = c > max_ctx ? c : max_ctx;
+        if (grid[g].n_prefill + grid[g].n_decode > max_chunks)
+            max_chunks = grid[g].n_prefill + grid[g].n_decode;
+    }
+    rb_llm_net *m = rb_llm_net_new(o, o->precision, max_tokens, max_ctx);
+    rb_llm_step *steps = calloc((size_t)n_grid, sizeof *steps);
     double *t = malloc(sizeof *t * (size_t)o->reps);
-    chunk ch[128];
-    for (int g = 0; g < N_GRID && steps && t; g++) {
-        int k = 0;
+    rb_llm_chunk *ch = malloc(sizeof *ch * (size_t)max_chunks);
+    rc = m && steps && t && ch ? 0 : 1;
+    for (int g = 0; !rc && g < n_grid; g++) {
         rb_llm_step *s = &steps[g];
-        for (int i = 0; i < GRID[g].n_prefill; i++) {
-            ch[k++] = (chunk){ GRID[g].prefill_n, GRID[g].prefill_c, 0 };
-            s->prefill_tokens += GRID[g].prefill_n;
-            s->context_tokens += GRID[g].prefill_c;
-        }
-        for (int i = 0; i < GRID[g].n_decode; i++) {
-            ch[k++] = (chunk){ 1, GRID[g].decode_c, 1 };
-            s->decode_seqs += 1;
-            s->context_tokens += GRID[g].decode_c;
-        }
+        int k = grid_chunks(&grid[g], ch, s);
         for (int r = 0; r < o->warmup; r++)
-            net_step(&m, ch, k);
+            rb_llm_net_step(m, ch, k);
         for (int r = 0; r < o->reps; r++) {
             double t0 = now_s();
-            net_step(&m, ch, k);
+            rb_llm_net_step(m, ch, k);
             t[r] = now_s() - t0;
         }
         gsl_sort(t, 1, (size_t)o->reps);
         s->latency_s = gsl_stats_median_from_sorted_data(t, 1, (size_t)o->reps);
         s->reps = o->reps;
         if (log && !o->quiet)
-            fprintf(log, "  step %2d: prefill %4.0f tokens, decode %3.0f seqs, context %6.0f: "
-                    "%.6f s\n", g, s->prefill_tokens, s->decode_seqs, s->context_tokens,
-                    s->latency_s);
+            fprintf(log, "  %s step %2d: prefill %5.0f tokens, decode %3.0f seqs, context "
+                    "%7.0f: %.6f s\n", rb_llm_precision_name(o->precision), g,
+                    s->prefill_tokens, s->decode_seqs, s->context_tokens, s->latency_s);
     }
     free(t);
-    net_free(&m);
-    if (!steps) {
+    free(ch);
+    free(grid);
+    rb_llm_net_free(m);
+    if (rc) {
+        free(steps);
         fprintf(err, "realbench llm-step: out of memory\n");
         return 1;
     }
     *out = steps;
-    *n_out = N_GRID;
+    *n_out = n_grid;
     return 0;
 }
 
 /* ---- the profile's "llm_step" ----------------------------------------- */
 
-cJSON *rb_llm_step_json(const rb_llm_opts *o, const rb_llm_step *steps, int n,
-                        const rb_llm_fit *fit)
+static const char *const COEF[] = {"overhead_s", "per_prefill_token_s", "per_decode_seq_s",
+                                   "per_context_token_s"};
+
+cJSON *rb_llm_step_json(const rb_llm_opts *o, const char *device_kind, const char *impl,
+                        const rb_llm_step *steps, int n, const rb_llm_fit *fit,
+                        double check_err, double check_bound)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON *k = cJSON_AddObjectToObject(j, "kernel");
-    cJSON_AddStringToObject(k, "what", "transformer layer stack: QKV, attention over the "
-                            "cached context, output projection, MLP (FP32, one thread)");
+    char what[160];
+    snprintf(what, sizeof what, "decoder layer stack: QKV, attention over the cached context, "
+             "output projection, MLP (%s, %s)", rb_llm_precision_name(o->precision),
+             !strcmp(device_kind, "cpu") ? "one thread" : device_kind);
+    cJSON_AddStringToObject(k, "what", what);
+    cJSON_AddStringToObject(k, "precision", rb_llm_precision_name(o->precision));
     cJSON_AddNumberToObject(k, "layers", o->layers);
     cJSON_AddNumberToObject(k, "d_model", o->d_model);
     cJSON_AddNumberToObject(k, "d_ff", o->d_ff);
-    cJSON_AddStringToObject(k, "impl", "cpu-fp32-dot");
-    cJSON_AddNumberToObject(j, "overhead_s", fit->overhead_s);
-    cJSON_AddNumberToObject(j, "per_prefill_token_s", fit->per_prefill_token_s);
-    cJSON_AddNumberToObject(j, "per_decode_seq_s", fit->per_decode_seq_s);
-    cJSON_AddNumberToObject(j, "per_context_token_s", fit->per_context_token_s);
+    cJSON_AddNumberToObject(k, "heads", o->heads);
+    cJSON_AddNumberToObject(k, "kv_heads", o->kv_heads);
+    cJSON_AddStringToObject(k, "impl", impl);
+    if (check_err >= 0) {
+        cJSON *c = cJSON_AddObjectToObject(k, "check");
+        cJSON_AddStringToObject(c, "against", "fp32");
+        cJSON_AddNumberToObject(c, "max_rel_err", check_err);
+        cJSON_AddNumberToObject(c, "bound", check_bound);
+    }
+    double coef[4] = {fit->overhead_s, fit->per_prefill_token_s, fit->per_decode_seq_s,
+                      fit->per_context_token_s};
+    for (int a = 0; a < 4; a++)
+        cJSON_AddNumberToObject(j, COEF[a], coef[a]);
     cJSON_AddNumberToObject(j, "residual_sd_s", fit->residual_sd_s);
     cJSON_AddNumberToObject(j, "r2", fit->r2);
     cJSON_AddStringToObject(j, "method", "gsl_multifit_linear on the medians, rows divided by "
                             "their latency (relative residuals); a coefficient below 0 fixed "
                             "at 0 and the rest refitted");
     cJSON *z = cJSON_AddArrayToObject(j, "fixed_at_zero");
-    static const char *const coef[] = {"overhead_s", "per_prefill_token_s", "per_decode_seq_s",
-                                       "per_context_token_s"};
     for (int a = 0; a < 4; a++)
         if (fit->zeroed & (1 << a))
-            cJSON_AddItemToArray(z, cJSON_CreateString(coef[a]));
+            cJSON_AddItemToArray(z, cJSON_CreateString(COEF[a]));
     cJSON *st = cJSON_AddObjectToObject(j, "steps");
     const char *names[] = {"prefill_tokens", "decode_seqs", "context_tokens", "latency_s",
-                           "reps"};
-    for (int a = 0; a < 5; a++) {
+                           "reps", "fitted_s", "rel_residual"};
+    for (int a = 0; a < 7; a++) {
         cJSON *arr = cJSON_AddArrayToObject(st, names[a]);
         for (int i = 0; i < n; i++) {
+            double f = rb_llm_fit_apply(fit, &steps[i]);
             double v = a == 0 ? steps[i].prefill_tokens
                        : a == 1 ? steps[i].decode_seqs
                        : a == 2 ? steps[i].context_tokens
                        : a == 3 ? steps[i].latency_s
-                                : steps[i].reps;
+                       : a == 4 ? steps[i].reps
+                       : a == 5 ? f
+                                : (steps[i].latency_s - f) / steps[i].latency_s;
             cJSON_AddItemToArray(arr, cJSON_CreateNumber(v));
         }
     }
     return j;
+}
+
+void rb_llm_step_put(cJSON *root, const char *name, cJSON *section)
+{
+    cJSON *ls = cJSON_GetObjectItemCaseSensitive(root, "llm_step");
+    if (!cJSON_IsObject(ls)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(root, "llm_step");
+        ls = cJSON_AddObjectToObject(root, "llm_step");
+    }
+    cJSON *pr = cJSON_GetObjectItemCaseSensitive(ls, "precisions");
+    if (!cJSON_IsObject(pr)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(ls, "precisions");
+        pr = cJSON_AddObjectToObject(ls, "precisions");
+    }
+    int top = !strcmp(name, "fp32") || !cJSON_GetObjectItemCaseSensitive(ls, COEF[0]);
+    if (top) /* the top level, as profiles without precisions have it */
+        for (const cJSON *x = section->child; x; x = x->next) {
+            cJSON_DeleteItemFromObjectCaseSensitive(ls, x->string);
+            cJSON_AddItemToObject(ls, x->string, cJSON_Duplicate(x, 1));
+        }
+    cJSON_DeleteItemFromObjectCaseSensitive(pr, name);
+    cJSON_AddItemToObject(pr, name, section);
+    /* "precisions" last, after the top level's fields */
+    cJSON_DetachItemViaPointer(ls, pr);
+    cJSON_AddItemToObject(ls, "precisions", pr);
 }

@@ -331,3 +331,111 @@ int rb_model_write_shapes(const rb_model *m, FILE *out)
     }
     return ferror(out) ? -1 : 0;
 }
+
+/* ---- LLM model files ------------------------------------------------------ */
+
+/* llm: {layers, d_model, d_ff, heads, kv_heads}; every key but kv_heads
+ * (default: heads) needed, no other allowed. */
+static int llm_shape(ctx *c, yaml_node_t *n, rb_llm_opts *o)
+{
+    static const char *const keys[] = {"layers", "d_model", "d_ff", "heads", "kv_heads"};
+    static const int hi[] = {128, MAXDIM, MAXDIM, 1024, 1024};
+    int *dst[] = {&o->layers, &o->d_model, &o->d_ff, &o->heads, &o->kv_heads};
+    int seen[5] = {0}, bad = 0;
+    if (n->type != YAML_MAPPING_NODE) {
+        fail(c, n, "llm must be a mapping of layers, d_model, d_ff, heads, kv_heads%s", "");
+        return -1;
+    }
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(c->doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(c->doc, p->value);
+        const char *k = scalar(kn);
+        int i = 0;
+        while (k && i < 5 && strcmp(k, keys[i]))
+            i++;
+        if (!k || i == 5) {
+            fail(c, kn, "unknown key '%s' in llm (expected layers, d_model, d_ff, heads, "
+                 "kv_heads)", k ? k : "?");
+            bad = 1;
+        } else if (seen[i]++) {
+            fail(c, kn, "duplicate key '%s' in llm", k);
+            bad = 1;
+        } else {
+            bad |= get_int(c, vn, k, 1, hi[i], dst[i]) != 0;
+        }
+    }
+    for (int i = 0; !bad && i < 4; i++)
+        if (!seen[i]) {
+            fail(c, n, "llm needs %s", keys[i]);
+            bad = 1;
+        }
+    if (!bad && !seen[4])
+        o->kv_heads = o->heads;
+    if (!bad && o->d_model % o->heads) {
+        fail(c, n, "llm: d_model must be a multiple of heads%s", "");
+        bad = 1;
+    }
+    if (!bad && o->heads % o->kv_heads) {
+        fail(c, n, "llm: heads must be a multiple of kv_heads%s", "");
+        bad = 1;
+    }
+    return bad ? -1 : 0;
+}
+
+int rb_llm_model_load(const char *path, rb_llm_opts *o, char *name, size_t name_len, FILE *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(err, "%s: cannot open model file\n", path);
+        return 2;
+    }
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, f);
+    if (!yaml_parser_load(&parser, &doc)) {
+        fprintf(err, "%s:%zu:%zu: %s\n", path, parser.problem_mark.line + 1,
+                parser.problem_mark.column + 1, parser.problem ? parser.problem : "YAML error");
+        yaml_parser_delete(&parser);
+        fclose(f);
+        return 2;
+    }
+    ctx c = {path, &doc, err, 0};
+    yaml_node_t *root = yaml_document_get_root_node(&doc), *llm = NULL;
+    const char *nm = NULL;
+    int rc = 2;
+    if (root && root->type == YAML_MAPPING_NODE)
+        for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
+             p < root->data.mapping.pairs.top; p++)
+            if (scalar(yaml_document_get_node(&doc, p->key)) &&
+                !strcmp(scalar(yaml_document_get_node(&doc, p->key)), "llm"))
+                llm = yaml_document_get_node(&doc, p->value);
+    if (!llm) {
+        rc = 1; /* not an LLM model: rb_model_load reads (and judges) it */
+        goto out;
+    }
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *kn = yaml_document_get_node(&doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(&doc, p->value);
+        const char *k = scalar(kn);
+        if (k && !strcmp(k, "name") && scalar(vn))
+            nm = scalar(vn);
+        else if (k && !strcmp(k, "llm"))
+            llm_shape(&c, vn, o); /* its errors are counted in c */
+        else if (!(k && !strcmp(k, "description") && scalar(vn)))
+            fail(&c, kn, "unknown key '%s' (an LLM model file has name, description, llm)",
+                 k ? k : "?");
+    }
+    if (!nm)
+        fail(&c, root, "missing name%s", "");
+    if (!c.errors) {
+        snprintf(name, name_len, "%s", nm);
+        rc = 0;
+    }
+out:
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    fclose(f);
+    return rc;
+}

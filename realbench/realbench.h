@@ -231,19 +231,69 @@ typedef struct {
 int rb_llm_fit_steps(const rb_llm_step *steps, int n, rb_llm_fit *fit);
 double rb_llm_fit_apply(const rb_llm_fit *fit, const rb_llm_step *step);
 
+/* The precisions of the layer stack (llm_layer.c): FP32; FP16 weights, KV
+ * cache and GEMM operands with FP32 sums; INT8 weights (per row),
+ * activations and KV cache (per token), int32 sums. */
+typedef enum { RB_LLM_FP32 = 0, RB_LLM_FP16, RB_LLM_INT8, RB_LLM_N_PREC } rb_llm_precision;
+const char *rb_llm_precision_name(rb_llm_precision p);
+/* "fp32", "fp16", "int8": 0, else -1. */
+int rb_llm_precision_parse(const char *name, rb_llm_precision *out);
+
+enum { RB_LLM_GRID_MAX = 16 };
 typedef struct {
-    int layers, d_model, d_ff;  /* the toy transformer (2, 128, 512) */
-    int reps, warmup;           /* timed and untimed passes per step (7, 2) */
+    int layers, d_model, d_ff, heads, kv_heads; /* the stack (2, 64, 256, 4, 2) */
+    int reps, warmup;           /* timed and untimed passes per step (5, 1) */
     unsigned long seed;
     int quiet;
+    rb_llm_precision precision; /* what rb_llm_bench times */
+    /* The grid (rb_llm_grid): prefill chunk sizes, decode batch sizes and
+     * cached context lengths, each ascending, at most RB_LLM_GRID_MAX. */
+    int prefill[RB_LLM_GRID_MAX], n_prefill;
+    int decode[RB_LLM_GRID_MAX], n_decode;
+    int contexts[RB_LLM_GRID_MAX], n_contexts;
 } rb_llm_opts;
 void rb_llm_opts_default(rb_llm_opts *o);
-/* Times the grid of step compositions on this CPU; *steps malloc'd. 0, 1
+
+/* One step of the grid: n_prefill chunks of prefill_n tokens on prefill_c
+ * cached, and n_decode sequences decoding at context decode_c. */
+typedef struct {
+    int n_prefill, prefill_n, prefill_c, n_decode, decode_c;
+} rb_llm_grid_step;
+/* The grid from the options: every prefill size alone (c = 0); the middle
+ * prefill size on every context; every decode batch at every context; and
+ * per context the smallest prefill chunk (c = 0) beside the middle decode
+ * batch (chunked prefill's mixed step). *out malloc'd; its count, or -1. */
+int rb_llm_grid(const rb_llm_opts *o, rb_llm_grid_step **out);
+
+/* The error bound of each precision's check (rb_llm_check): the largest
+ * |y - y_fp32| over the output, relative to the largest |y_fp32|. */
+double rb_llm_error_bound(rb_llm_precision p);
+/* Runs a few steps (prefill chunks on cached context, decode at several
+ * contexts, mixed) through the stack in o->precision and in FP32 from the
+ * same seed, and compares the outputs. The relative error goes into
+ * *rel_err; 0 when within rb_llm_error_bound, 4 when not (message on err),
+ * 1 out of memory, 2 bad options. */
+int rb_llm_check(const rb_llm_opts *o, double *rel_err, FILE *err);
+
+/* Times the grid in o->precision on this CPU; *steps malloc'd. 0, 1
  * (failure) or 2 (bad options). */
 int rb_llm_bench(const rb_llm_opts *o, rb_llm_step **steps, int *n, FILE *log, FILE *err);
-/* The profile's "llm_step" object: kernel, the fit, method, the steps. */
-cJSON *rb_llm_step_json(const rb_llm_opts *o, const rb_llm_step *steps, int n,
-                        const rb_llm_fit *fit);
+/* One precision's section of the profile's "llm_step": kernel (with the
+ * check's error and bound when check_err >= 0), the fit, method, the steps
+ * with the fitted time and relative residual of each. */
+cJSON *rb_llm_step_json(const rb_llm_opts *o, const char *device_kind, const char *impl,
+                        const rb_llm_step *steps, int n, const rb_llm_fit *fit,
+                        double check_err, double check_bound);
+/* Puts one precision's section into the profile root's "llm_step" (made
+ * if missing) under precisions.<name>, and copies its coefficients to
+ * llm_step's top level when name is fp32 or no top level is there yet
+ * (profiles before precisions were measured have only the top level). */
+void rb_llm_step_put(cJSON *root, const char *name, cJSON *section);
+
+/* An LLM model file (realbench/models/NAME.yaml with an `llm` mapping):
+ * its shape into o. 0; 1 when the file is a model file without `llm` (a
+ * batch model); 2 on an error, printed as file:line:col. */
+int rb_llm_model_load(const char *path, rb_llm_opts *o, char *name, size_t name_len, FILE *err);
 
 /* ---- command line ---------------------------------------------------------- */
 

@@ -1,0 +1,41 @@
+/*
+ * llm_layer.h - the decoder layer stack `realbench llm-step` times (internal
+ * to realbench): one scheduler step of prefill chunks and decode tokens
+ * through `layers` decoder layers (QKV projection, attention of every head
+ * over its sequence's cached and new keys and values, output projection,
+ * ReLU MLP, residual adds), in FP32, FP16 (weights, KV cache and GEMM
+ * operands IEEE half, FP32 accumulation) or INT8 (symmetric per-row weights,
+ * per-token activations and KV cache, int32 accumulation). llm_step.c
+ * builds the grid, times it and fits it; llm_layer.c, compiled with the
+ * kernel flags, computes.
+ */
+#ifndef FLEETSIM_RB_LLM_LAYER_H
+#define FLEETSIM_RB_LLM_LAYER_H
+
+#include "realbench.h"
+
+/* One sequence's part of a step, as fleetsim's llm_chunk: n new tokens on
+ * c cached ones (a decoding sequence: n = 1). */
+typedef struct {
+    int n, c;
+} rb_llm_chunk;
+
+typedef struct rb_llm_net rb_llm_net;
+
+/* A stack for steps of up to max_tokens tokens over contexts (cached + new)
+ * of up to max_ctx; weights, input and the KV cache random (GSL, seed):
+ * the FP32 values are drawn the same for every precision and the FP16 and
+ * INT8 ones made from them, so nets of one seed compute the same function.
+ * NULL when out of memory or the shape is invalid. */
+rb_llm_net *rb_llm_net_new(const rb_llm_opts *o, rb_llm_precision prec, int max_tokens,
+                           int max_ctx);
+void rb_llm_net_free(rb_llm_net *m);
+/* One step: each chunk's new keys and values written into the cache at
+ * positions c..c+n-1 (the cache is one buffer per KV head that every
+ * sequence reads a prefix of: only its size and reads matter for the
+ * time), then attention, projections, MLP. */
+void rb_llm_net_step(rb_llm_net *m, const rb_llm_chunk *ch, int n_ch);
+/* The last step's output: tokens x d_model floats. */
+const float *rb_llm_net_output(const rb_llm_net *m, size_t *count);
+
+#endif
