@@ -500,6 +500,25 @@ static int check_profile(const cJSON *j, const char *path, FILE *err)
             }
         }
     }
+    /* llm_step.precisions.<p>: each a section with the same four numbers */
+    const cJSON *lp = cJSON_IsObject(ls) ? cJSON_GetObjectItemCaseSensitive(ls, "precisions")
+                                         : NULL;
+    if (lp && !cJSON_IsObject(lp)) {
+        fprintf(err, "%s: llm_step.precisions must be an object of precisions\n", path);
+        return -1;
+    }
+    for (const cJSON *o = lp ? lp->child : NULL; o; o = o->next) {
+        static const char *const coef[] = {"overhead_s", "per_prefill_token_s",
+                                           "per_decode_seq_s", "per_context_token_s"};
+        for (size_t i = 0; i < sizeof coef / sizeof *coef; i++) {
+            const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, coef[i]);
+            if (!cJSON_IsObject(o) || !cJSON_IsNumber(x) || !isfinite(x->valuedouble)) {
+                fprintf(err, "%s: llm_step.precisions.%s.%s must be a finite number\n", path,
+                        o->string ? o->string : "", coef[i]);
+                return -1;
+            }
+        }
+    }
     if (ls && !pr)
         return 0; /* a profile of LLM steps alone */
     if (!cJSON_IsObject(pr) || !pr->child) {

@@ -76,9 +76,11 @@ static void load_shape(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m
 }
 
 /* step.calibration: the alpha_beta coefficients from a realbench profile's
- * "llm_step" (realbench llm-step; schema in realbench/README.md). Errors
- * sit at the value; 0, or -1 once one is reported. */
-static int load_step_calibration(sc_loader *L, yaml_node_t *v, const char *path, sc_llm *m)
+ * "llm_step" (realbench llm-step; schema in realbench/README.md), or with
+ * step.precision (prec, its node pv) from llm_step.precisions.<prec>.
+ * Errors sit at the value; 0, or -1 once one is reported. */
+static int load_step_calibration(sc_loader *L, yaml_node_t *v, const char *path,
+                                 yaml_node_t *pv, const char *prec, sc_llm *m)
 {
     static const char *const coef[] = {"overhead_s", "per_prefill_token_s", "per_decode_seq_s",
                                        "per_context_token_s"};
@@ -110,6 +112,24 @@ static int load_step_calibration(sc_loader *L, yaml_node_t *v, const char *path,
         sc_errn(L, v, "%s: \"%s\" has no LLM step measurements (\"llm_step\"; realbench "
                 "llm-step --into %s adds them)", path, rel, rel);
     } else {
+        if (prec) {
+            const cJSON *pr = cJSON_GetObjectItemCaseSensitive(ls, "precisions");
+            const cJSON *sec = cJSON_GetObjectItemCaseSensitive(pr, prec);
+            if (!cJSON_IsObject(sec)) {
+                char have[128] = "";
+                size_t len = 0;
+                for (const cJSON *x = cJSON_IsObject(pr) ? pr->child : NULL; x; x = x->next)
+                    if (x->string && len + strlen(x->string) + 3 < sizeof have)
+                        len += (size_t)snprintf(have + len, sizeof have - len, "%s%s",
+                                                len ? ", " : "", x->string);
+                sc_errn(L, pv, "%s: \"%s\" has no LLM steps measured in %s (llm_step.precisions: "
+                        "%s; realbench llm-step --precision %s --into %s adds them)", path, rel,
+                        prec, len ? have : "none", prec, rel);
+                cJSON_Delete(root);
+                return -1;
+            }
+            ls = sec;
+        }
         double sum = 0;
         for (int i = 0; i < 4; i++) {
             const cJSON *x = cJSON_GetObjectItemCaseSensitive(ls, coef[i]);
@@ -138,7 +158,7 @@ static void load_step(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m)
 {
     static const char *const keys[] = {"model", "overhead", "mfu_prefill", "mfu_decode",
                                        "per_prefill_token", "per_decode_seq",
-                                       "per_context_token", "calibration", NULL};
+                                       "per_context_token", "calibration", "precision", NULL};
     static const char *const kinds[] = {"roofline", "alpha_beta", NULL};
     static const char *const ab[] = {"per_prefill_token", "per_decode_seq", "per_context_token",
                                      NULL};
@@ -163,6 +183,9 @@ static void load_step(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m)
     if (c0.key && kind == 0)
         sc_errn(L, c0.key, "%s: calibration applies to model alpha_beta (a profile's fitted "
                 "coefficients)", path);
+    sc_kv p0 = sc_find(L, n, "precision");
+    if (p0.key && kind == 0)
+        sc_errn(L, p0.key, "%s: precision applies to model alpha_beta with calibration", path);
     if (kind == 0) {
         sc_kv a = sc_find(L, n, "mfu_prefill"), b = sc_find(L, n, "mfu_decode");
         if (a.val)
@@ -171,7 +194,16 @@ static void load_step(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m)
             sc_want_num(L, b.val, sc_join(p, path, "mfu_decode"), 0, 1, 1, 0, &m->mfu_decode);
         return;
     }
-    sc_kv cal = sc_find(L, n, "calibration");
+    sc_kv cal = sc_find(L, n, "calibration"), pk = sc_find(L, n, "precision");
+    const char *prec = NULL;
+    if (pk.key && !cal.val) {
+        sc_errn(L, pk.key, "%s: precision picks a section of the calibration profile; give "
+                "calibration", path);
+        return;
+    }
+    if (pk.val && !(prec = sc_want_scalar(L, pk.val, sc_join(p, path, "precision"),
+                                          "a precision (int8, fp16, fp32, ...)")))
+        return;
     if (cal.val) { /* every coefficient from the profile */
         static const char *const given[] = {"overhead", "per_prefill_token", "per_decode_seq",
                                             "per_context_token", NULL};
@@ -183,7 +215,8 @@ static void load_step(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m)
                         *x);
         }
         m->step_refused =
-            clash || load_step_calibration(L, cal.val, sc_join(p, path, "calibration"), m);
+            clash || load_step_calibration(L, cal.val, sc_join(p, path, "calibration"),
+                                           pk.val, prec, m);
         return;
     }
     double *dst[] = {&m->prefill_token_s, &m->decode_seq_s, &m->context_token_s};

@@ -420,10 +420,11 @@ static double ab_step(const double c[4], int n, long ctx, int decode)
 /* One request (100 prompt tokens, 10 output) on coefficients read from a
  * profile: its TTFT is the prefill step, its E2E that plus nine decode
  * steps at context 100..108, each as the coefficients give it. */
-static void expect_steps(const char *profile, const double c[4])
+static void expect_steps_prec(const char *profile, const char *prec, const double c[4])
 {
     char model[4096], *td;
-    snprintf(model, sizeof model, "      step: {model: alpha_beta, calibration: %s}\n", profile);
+    snprintf(model, sizeof model, "      step: {model: alpha_beta, calibration: %s%s%s}\n",
+             profile, prec ? ", precision: " : "", prec ? prec : "");
     int rc;
     char *dir = run("0.0,100,10\n", model, "", &rc, &td);
     CU_ASSERT_EQUAL(rc, 0);
@@ -440,6 +441,11 @@ static void expect_steps(const char *profile, const double c[4])
     cJSON_Delete(j);
     tu_done(dir);
     tu_done(td);
+}
+
+static void expect_steps(const char *profile, const double c[4])
+{
+    expect_steps_prec(profile, NULL, c);
 }
 
 static void test_calibration_steps(void)
@@ -474,6 +480,27 @@ static void test_calibration_steps(void)
     tu_done(pd);
 }
 
+/* step.precision: the coefficients of llm_step.precisions.<p>, not the top
+ * level's (which a profile keeps for readers that name no precision). */
+static void test_calibration_precision(void)
+{
+    char *pd = tu_tmpdir();
+    char prof[4096];
+    snprintf(prof, sizeof prof, "%s/llm.json", pd);
+    tu_write(prof, "{\"schema\": \"fleetsim-calibration/1\", \"llm_step\": {\"overhead_s\": 0.002, "
+                   "\"per_prefill_token_s\": 5e-05, \"per_decode_seq_s\": 0.001, "
+                   "\"per_context_token_s\": 1e-06, \"precisions\": {"
+                   "\"fp32\": {\"overhead_s\": 0.002, \"per_prefill_token_s\": 5e-05, "
+                   "\"per_decode_seq_s\": 0.001, \"per_context_token_s\": 1e-06}, "
+                   "\"int8\": {\"overhead_s\": 0.003, \"per_prefill_token_s\": 2e-05, "
+                   "\"per_decode_seq_s\": 0.0004, \"per_context_token_s\": 3e-07}}}}");
+    const double fp32[4] = {0.002, 5e-5, 0.001, 1e-6}, int8[4] = {0.003, 2e-5, 4e-4, 3e-7};
+    expect_steps_prec(prof, "int8", int8);
+    expect_steps_prec(prof, "fp32", fp32);
+    expect_steps(prof, fp32);
+    tu_done(pd);
+}
+
 static void test_calibration_errors(void)
 {
     char *pd = tu_tmpdir();
@@ -498,6 +525,48 @@ static void test_calibration_errors(void)
          "s.yaml:8:46: models.m.llm.step.calibration: \"%s\": llm_step.per_prefill_token_s must "
          "be a number >= 0"},
     };
+    /* a precision the profile lacks: at the precision's value */
+    char fp32[4096];
+    snprintf(fp32, sizeof fp32, "%s/fp32.json", pd);
+    tu_write(fp32, "{\"schema\": \"fleetsim-calibration/1\", \"llm_step\": {\"overhead_s\": 0.002, "
+                   "\"per_prefill_token_s\": 5e-05, \"per_decode_seq_s\": 0.001, "
+                   "\"per_context_token_s\": 1e-06, \"precisions\": {\"fp32\": {"
+                   "\"overhead_s\": 0.002, \"per_prefill_token_s\": 5e-05, "
+                   "\"per_decode_seq_s\": 0.001, \"per_context_token_s\": 1e-06}}}}");
+    struct {
+        const char *step, *msg;
+    } badp[] = {
+        {"{model: alpha_beta, calibration: %s, precision: int8}",
+         "s.yaml:8:%d: models.m.llm.step.calibration: \"%s\" has no LLM steps measured in int8 "
+         "(llm_step.precisions: fp32;"},
+        {"{model: alpha_beta, calibration: %s, precision: fp16}",
+         "s.yaml:8:%d: models.m.llm.step.calibration: \"%s\" has no LLM steps measured in fp16 "
+         "(llm_step.precisions: none;"},
+        {"{model: alpha_beta, per_decode_seq: 1ms, precision: int8}",
+         "s.yaml:8:%d: models.m.llm.step: precision picks a section of the calibration "
+         "profile"},
+        {"{model: roofline, precision: int8}",
+         "s.yaml:8:%d: models.m.llm.step: precision applies to model alpha_beta"},
+    };
+    for (size_t i = 0; i < sizeof badp / sizeof *badp; i++) {
+        char step[4096], msg[4096];
+        const char *prof = i == 1 ? neg : fp32;
+        snprintf(step, sizeof step, badp[i].step, prof);
+        /* the column of the precision's value (i < 2) or key */
+        int col = (int)(strstr(step, "precision") - step) + 13 + (i < 2 ? 11 : 0);
+        if (i < 2)
+            snprintf(msg, sizeof msg, badp[i].msg, col, prof);
+        else
+            snprintf(msg, sizeof msg, badp[i].msg, col);
+        snprintf(model, sizeof model, "      step: %s\n", step);
+        snprintf(y, sizeof y,
+                 "name: x\nduration: 1s\nmodels:\n  m:\n    llm:\n      config: %s\n%s"
+                 "pools:\n  p: {model: m, replicas: 1, gpu: H100-SXM}\n"
+                 "traffic:\n  - {name: t, pool: p, arrivals: {rate: 1}, tokens: {input: 9, "
+                 "output: 9}}\n",
+                 SHAPE_YAML, model);
+        CU_ASSERT(tu_expect_error(y, NULL, msg));
+    }
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         const char *arg = i == 0 || i == 1 ? tu_src() : neg;
         char step[4096], msg[4096];
@@ -535,6 +604,7 @@ int main(void)
     CU_add_test(s, "system_prompt errors", test_system_prompt_errors);
     CU_add_test(s, "shipped assistant scenario", test_shipped_assistant);
     CU_add_test(s, "step coefficients from a profile", test_calibration_steps);
+    CU_add_test(s, "step.precision picks a profile's section", test_calibration_precision);
     CU_add_test(s, "step.calibration errors", test_calibration_errors);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
