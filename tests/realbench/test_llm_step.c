@@ -15,6 +15,7 @@
 #include <gsl/gsl_blas.h>
 #include <gsl/gsl_linalg.h>
 #include <gsl/gsl_matrix.h>
+#include <string.h>
 
 /* Step compositions with every term varied on its own: prefill tokens,
  * decode sequences, context tokens (the grid realbench times, and more). */
@@ -133,49 +134,197 @@ static void test_fit_refuses(void)
     CU_ASSERT_EQUAL(rb_llm_fit_steps(s, n, &f), -1);
 }
 
-/* The kernel on a tiny model, one repetition: every step of the grid
- * timed, compositions that vary every term, a fit that succeeds. */
+/* A tiny stack and grid for the tests: one repetition. */
+static void tiny(rb_llm_opts *o)
+{
+    rb_llm_opts_default(o);
+    o->layers = 1;
+    o->d_model = 16;
+    o->d_ff = 32;
+    o->heads = 2;
+    o->kv_heads = 1;
+    o->reps = 1;
+    o->warmup = 0;
+    o->quiet = 1;
+    const int p[] = {16, 32, 64}, d[] = {1, 4, 8}, c[] = {16, 64};
+    memcpy(o->prefill, p, sizeof p);
+    o->n_prefill = 3;
+    memcpy(o->decode, d, sizeof d);
+    o->n_decode = 3;
+    memcpy(o->contexts, c, sizeof c);
+    o->n_contexts = 2;
+}
+
+/* The grid the options make: every prefill size alone, the middle one on
+ * every context, every decode batch at every context, per context the
+ * smallest chunk beside the middle decode batch. */
+static void test_grid(void)
+{
+    rb_llm_opts o;
+    tiny(&o);
+    rb_llm_grid_step *g = NULL;
+    int n = rb_llm_grid(&o, &g);
+    CU_ASSERT_EQUAL_FATAL(n, 3 + 2 + 6 + 2);
+    CU_ASSERT(g[0].n_prefill == 1 && g[0].prefill_n == 16 && g[0].prefill_c == 0 &&
+              g[0].n_decode == 0);
+    CU_ASSERT(g[4].prefill_n == 32 && g[4].prefill_c == 64); /* middle size on 64 cached */
+    CU_ASSERT(g[5].n_prefill == 0 && g[5].n_decode == 1 && g[5].decode_c == 16);
+    CU_ASSERT(g[10].n_decode == 8 && g[10].decode_c == 64);
+    CU_ASSERT(g[12].prefill_n == 16 && g[12].prefill_c == 0 && g[12].n_decode == 4 &&
+              g[12].decode_c == 64);
+    free(g);
+    /* the default: prefill chunks 16..2048, decode batches 1..256 */
+    rb_llm_opts_default(&o);
+    CU_ASSERT_EQUAL(o.prefill[0], 16);
+    CU_ASSERT_EQUAL(o.prefill[o.n_prefill - 1], 2048);
+    CU_ASSERT_EQUAL(o.decode[0], 1);
+    CU_ASSERT_EQUAL(o.decode[o.n_decode - 1], 256);
+    CU_ASSERT(o.n_contexts >= 3);
+}
+
+/* The kernel on a tiny model, one repetition, in every precision: every
+ * step of the grid timed, a fit that succeeds. */
 static void test_bench_runs(void)
 {
     rb_llm_opts o;
-    rb_llm_opts_default(&o);
-    o.layers = 1;
-    o.d_model = 16;
-    o.d_ff = 32;
-    o.reps = 1;
-    o.warmup = 0;
-    o.quiet = 1;
+    tiny(&o);
+    for (int p = 0; p < RB_LLM_N_PREC; p++) {
+        o.precision = (rb_llm_precision)p;
+        rb_llm_step *s = NULL;
+        int n = 0;
+        CU_ASSERT_EQUAL_FATAL(rb_llm_bench(&o, &s, &n, NULL, stderr), 0);
+        CU_ASSERT_EQUAL(n, 13);
+        int prefill_only = 0, decode_only = 0, mixed = 0;
+        for (int i = 0; i < n; i++) {
+            CU_ASSERT(s[i].latency_s > 0);
+            CU_ASSERT_EQUAL(s[i].reps, 1);
+            prefill_only += s[i].prefill_tokens > 0 && s[i].decode_seqs == 0;
+            decode_only += s[i].prefill_tokens == 0 && s[i].decode_seqs > 0;
+            mixed += s[i].prefill_tokens > 0 && s[i].decode_seqs > 0;
+        }
+        CU_ASSERT(prefill_only == 5 && decode_only == 6 && mixed == 2);
+        CU_ASSERT_EQUAL(s[0].prefill_tokens, 16);
+        CU_ASSERT_EQUAL(s[0].context_tokens, 0);
+        CU_ASSERT_EQUAL(s[10].decode_seqs, 8);
+        CU_ASSERT_EQUAL(s[10].context_tokens, 8 * 64);
+        rb_llm_fit f;
+        CU_ASSERT_EQUAL(rb_llm_fit_steps(s, n, &f), 0);
+        CU_ASSERT(f.overhead_s >= 0 && f.per_prefill_token_s >= 0 && f.per_decode_seq_s >= 0 &&
+                  f.per_context_token_s >= 0);
+        free(s);
+    }
+    FILE *devnull = fopen("/dev/null", "w");
     rb_llm_step *s = NULL;
     int n = 0;
-    CU_ASSERT_EQUAL_FATAL(rb_llm_bench(&o, &s, &n, NULL, stderr), 0);
-    CU_ASSERT(n >= 20);
-    int prefill_only = 0, decode_only = 0, mixed = 0;
-    for (int i = 0; i < n; i++) {
-        CU_ASSERT(s[i].latency_s > 0);
-        CU_ASSERT_EQUAL(s[i].reps, 1);
-        prefill_only += s[i].prefill_tokens > 0 && s[i].decode_seqs == 0;
-        decode_only += s[i].prefill_tokens == 0 && s[i].decode_seqs > 0;
-        mixed += s[i].prefill_tokens > 0 && s[i].decode_seqs > 0;
-    }
-    CU_ASSERT(prefill_only >= 4 && decode_only >= 4 && mixed >= 2);
-    CU_ASSERT_EQUAL(s[0].prefill_tokens, 32);
-    CU_ASSERT_EQUAL(s[0].context_tokens, 0);
-    rb_llm_fit f;
-    CU_ASSERT_EQUAL(rb_llm_fit_steps(s, n, &f), 0);
-    CU_ASSERT(f.overhead_s >= 0 && f.per_prefill_token_s >= 0 && f.per_decode_seq_s >= 0 &&
-              f.per_context_token_s >= 0);
     o.d_model = 0;
-    free(s);
-    FILE *devnull = fopen("/dev/null", "w");
+    CU_ASSERT_EQUAL(rb_llm_bench(&o, &s, &n, NULL, devnull), 2);
+    tiny(&o);
+    o.heads = 3; /* 16 is not a multiple of 3 */
+    CU_ASSERT_EQUAL(rb_llm_bench(&o, &s, &n, NULL, devnull), 2);
+    tiny(&o);
+    o.decode[1] = 1; /* not ascending */
     CU_ASSERT_EQUAL(rb_llm_bench(&o, &s, &n, NULL, devnull), 2);
     fclose(devnull);
+}
+
+/* INT8 and FP16 outputs against FP32 from the same seed: within their
+ * bounds, and not equal (they do round: a check that compared FP32 with
+ * itself would pass anything); INT8 rounds more than FP16. FP32 against
+ * itself: exactly equal (the same code on the same values). Shapes: the
+ * default stack, and one with as many KV heads as heads and more layers. */
+static void test_precision_check(void)
+{
+    rb_llm_opts o;
+    for (int shape = 0; shape < 2; shape++) {
+        rb_llm_opts_default(&o);
+        if (shape) {
+            o.layers = 4;
+            o.d_model = 96;
+            o.d_ff = 192;
+            o.heads = 6;
+            o.kv_heads = 6;
+            o.seed = 7;
+        }
+        double e[RB_LLM_N_PREC];
+        for (int p = 0; p < RB_LLM_N_PREC; p++) {
+            o.precision = (rb_llm_precision)p;
+            CU_ASSERT_EQUAL(rb_llm_check(&o, &e[p], stderr), 0);
+            CU_ASSERT(e[p] <= rb_llm_error_bound(o.precision));
+        }
+        CU_ASSERT_EQUAL(e[RB_LLM_FP32], 0);
+        CU_ASSERT(e[RB_LLM_FP16] > 1e-5); /* half's rounding shows */
+        CU_ASSERT(e[RB_LLM_INT8] > 4 * e[RB_LLM_FP16]);
+        CU_ASSERT(rb_llm_error_bound(RB_LLM_INT8) <= 0.05);
+        CU_ASSERT(rb_llm_error_bound(RB_LLM_FP16) <= 5e-3);
+    }
+    FILE *devnull = fopen("/dev/null", "w");
+    double e;
+    o.heads = 5;
+    CU_ASSERT_EQUAL(rb_llm_check(&o, &e, devnull), 2);
+    fclose(devnull);
+}
+
+/* The profile's section: the fitted time and relative residual of every
+ * step (steps made from known coefficients: fitted = measured, residual
+ * within rounding of 0); put() keeps each precision and FP32 at the top. */
+static void test_section_residuals(void)
+{
+    rb_llm_step s[32];
+    const double c[4] = {5e-3, 1e-4, 5e-4, 2e-8};
+    int n = synthetic(s, c);
+    s[3].latency_s *= 1.1; /* one step 10% above the model */
+    rb_llm_fit f;
+    CU_ASSERT_EQUAL_FATAL(rb_llm_fit_steps(s, n, &f), 0);
+    rb_llm_opts o;
+    rb_llm_opts_default(&o);
+    o.precision = RB_LLM_INT8;
+    cJSON *j = rb_llm_step_json(&o, "cpu", "cpu-int8-dot-i32acc", s, n, &f, 0.01, 0.05);
+    const cJSON *st = cJSON_GetObjectItem(j, "steps");
+    const cJSON *fit = cJSON_GetObjectItem(st, "fitted_s"), *rr = cJSON_GetObjectItem(st, "rel_residual");
+    CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(fit), n);
+    CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(rr), n);
+    for (int i = 0; i < n; i++) {
+        double fi = cJSON_GetArrayItem(fit, i)->valuedouble;
+        CU_ASSERT_DOUBLE_EQUAL(fi, rb_llm_fit_apply(&f, &s[i]), 1e-15);
+        CU_ASSERT_DOUBLE_EQUAL(cJSON_GetArrayItem(rr, i)->valuedouble,
+                               (s[i].latency_s - fi) / s[i].latency_s, 1e-15);
+    }
+    /* the perturbed step stands out from the rest */
+    double r3 = cJSON_GetArrayItem(rr, 3)->valuedouble;
+    CU_ASSERT(r3 > 0.03);
+    CU_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "r2")) < 1);
+    const cJSON *k = cJSON_GetObjectItem(j, "kernel");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(k, "precision")), "int8");
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(k, "check"),
+                                                             "bound")), 0.05);
+    /* put: int8 first (becomes the top level, none there yet), then fp32
+     * replaces the top level; both stay under precisions */
+    cJSON *root = cJSON_CreateObject();
+    rb_llm_step_put(root, "int8", j);
+    const cJSON *ls = cJSON_GetObjectItem(root, "llm_step");
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(ls, "overhead_s")), f.overhead_s);
+    n = synthetic(s, c);
+    rb_llm_fit f32;
+    CU_ASSERT_EQUAL_FATAL(rb_llm_fit_steps(s, n, &f32), 0);
+    o.precision = RB_LLM_FP32;
+    rb_llm_step_put(root, "fp32", rb_llm_step_json(&o, "cpu", "cpu-fp32-dot", s, n, &f32, -1, 0));
+    ls = cJSON_GetObjectItem(root, "llm_step");
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(ls, "overhead_s")), f32.overhead_s);
+    const cJSON *pr = cJSON_GetObjectItem(ls, "precisions");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(pr), 2);
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(pr, "int8"),
+                                                             "overhead_s")), f.overhead_s);
+    CU_ASSERT(f.overhead_s != f32.overhead_s);
+    cJSON_Delete(root);
 }
 
 static int run_cli(const char *a0, const char *a1, const char *a2, const char *a3,
                    const char *a4)
 {
     char *argv[] = {"realbench", "llm-step", "--reps", "1", "--warmup", "1", "--layers", "1",
-                    "--d-model", "16", "--d-ff", "32", "--quiet", (char *)a0, (char *)a1,
+                    "--d-model", "16", "--d-ff", "32", "--heads", "2", "--kv-heads", "1",
+                    "--prefill", "16,32,64", "--decode", "1,4,8", "--contexts", "16,64",
+                    "--quiet", (char *)a0, (char *)a1,
                     (char *)a2, (char *)a3, (char *)a4, NULL};
     int argc = 0;
     while (argv[argc])
@@ -231,6 +380,69 @@ static void test_cli_profiles(void)
     tu_done(dir);
 }
 
+/* `fleetsim calibrate --device cpu --model` on an LLM model file: the
+ * step measurement of that stack (the model's name and shape in the
+ * kernel, each precision asked for); a scenario that names one of them
+ * runs on its coefficients, one that names a precision the profile lacks
+ * is refused at file:line:col with exit 2. A model file with an unknown
+ * key is refused the same way. */
+static void test_calibrate_llm(void)
+{
+    char *dir = tu_tmpdir();
+    char prof[4096], log[4096], model[4096];
+    snprintf(prof, sizeof prof, "%s/llm.json", dir);
+    snprintf(log, sizeof log, "%s/cal.log", dir);
+    int rc = tu_sh(log, "'%s' calibrate --device cpu --model '%s/realbench/models/tiny-llm.yaml' "
+                   "--out '%s' --reps 1 --warmup 1 --prefill 16,32,64 --decode 1,4,8 "
+                   "--contexts 16,64 --precision int8,fp32 --quiet", tu_bin(), tu_src(), prof);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    cJSON *p = rb_profile_read(prof, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    const cJSON *pr = cJSON_GetObjectItem(cJSON_GetObjectItem(p, "llm_step"), "precisions");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(pr), 2);
+    const cJSON *i8 = cJSON_GetObjectItem(pr, "int8"), *k = cJSON_GetObjectItem(i8, "kernel");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(k, "model")), "tiny-llm");
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(k, "layers")), 2);
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(k, "d_model")), 64);
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(k, "kv_heads")), 2);
+    CU_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(k, "check"),
+                                                       "max_rel_err")) <= 0.05);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(i8, "steps"),
+                                                           "rel_residual")), 13);
+    CU_ASSERT_PTR_NULL(cJSON_GetObjectItem(pr, "fp16"));
+    cJSON_Delete(p);
+    static const char *const fmt =
+        "name: x\nduration: 2s\nmodels:\n  m:\n    llm:\n"
+        "      config: {hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32, "
+        "num_key_value_heads: 8, intermediate_size: 14336, vocab_size: 128256}\n"
+        "      step: {model: alpha_beta, calibration: %s, precision: %s}\n"
+        "pools:\n  p: {model: m, replicas: 1, gpu: H100-SXM}\n"
+        "traffic:\n  - {name: t, pool: p, arrivals: {rate: 5}, tokens: {input: 9, output: 9}}\n";
+    char y[4096], msg[4096];
+    snprintf(y, sizeof y, fmt, prof, "int8");
+    char *out = tu_run_yaml(y, NULL, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    tu_done(out);
+    snprintf(y, sizeof y, fmt, prof, "fp16");
+    snprintf(msg, sizeof msg, "s.yaml:7:%d: models.m.llm.step.calibration: \"%s\" has no LLM "
+             "steps measured in fp16 (llm_step.precisions: int8, fp32;",
+             (int)(strlen("      step: {model: alpha_beta, calibration: , precision: ") +
+                   strlen(prof)) + 1, prof);
+    CU_ASSERT(tu_expect_error(y, NULL, msg));
+    /* a model file with a key the llm mapping does not have */
+    snprintf(model, sizeof model, "%s/bad.yaml", dir);
+    tu_write(model, "name: bad\nllm: {layers: 2, d_model: 64, d_ff: 256, heads: 4, experts: 8}\n");
+    snprintf(log, sizeof log, "%s/bad.log", dir);
+    rc = tu_sh(log, "'%s' calibrate --device cpu --model '%s' --out '%s/x.json'", tu_bin(), model,
+               dir);
+    CU_ASSERT_EQUAL(rc, 2);
+    char *text = tu_read(log);
+    snprintf(msg, sizeof msg, "%s:2:52: unknown key 'experts' in llm", model);
+    CU_ASSERT(text && strstr(text, msg));
+    free(text);
+    tu_done(dir);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -239,7 +451,11 @@ int main(void)
     CU_add_test(s, "fit recovers known coefficients", test_fit_recovers);
     CU_add_test(s, "fit holds coefficients at 0", test_fit_non_negative);
     CU_add_test(s, "fit refuses undetermined steps", test_fit_refuses);
+    CU_add_test(s, "the grid", test_grid);
     CU_add_test(s, "the CPU kernel runs the grid", test_bench_runs);
+    CU_add_test(s, "INT8 and FP16 against FP32", test_precision_check);
+    CU_add_test(s, "the profile section's residuals", test_section_residuals);
+    CU_add_test(s, "calibrate --model on an LLM model file", test_calibrate_llm);
     CU_add_test(s, "realbench llm-step profiles", test_cli_profiles);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
