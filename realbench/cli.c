@@ -589,13 +589,9 @@ static int llm_steps_from_csv(const char *path, const rb_llm_opts *o, const char
         int reps, k = -1;
         if (buf[0] == '#') {
             char *eq = strchr(buf, '=');
-            if (eq && buf[1] == ' ') {
+            if (eq && buf[1] == ' ') { /* `# key=value`, strings quoted, as rb_raw's CSV */
                 *eq = 0;
-                char quoted[300];
-                snprintf(quoted, sizeof quoted, "\"%s\"", eq + 1);
-                rb_raw_set_meta(&meta, buf + 2, strncmp(buf + 2, "device.name", 11) &&
-                                strncmp(buf + 2, "device.driver", 13) &&
-                                strncmp(buf + 2, "device.cuda", 11) ? eq + 1 : quoted);
+                rb_raw_set_meta(&meta, buf + 2, eq + 1);
             }
             continue;
         }

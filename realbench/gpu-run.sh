@@ -16,12 +16,14 @@
 # limits, MIG or any other setting. Budget: under 8 minutes in all
 # (RB_GPU_DEADLINE_S, default 420 s, stops starting new steps after that).
 #
-# OUTDIR at the end (at most 6 files; RB_KEEP_TREE=1 also keeps the folders):
+# OUTDIR at the end (at most 7 files; RB_KEEP_TREE=1 also keeps the folders):
 #   summary.txt                 status and the summary table printed last
 #   gpu-run.log                 everything printed
 #   cuda-MODEL.json             profile per model (full build), else
 #   cuda-MODEL.csv              all its raw CSVs in one (realbench profile --from-csv reads it)
 #   serve-gpu.json              closed loop: {"serve": [per load], "fidelity": [per load]}
+#   cuda-llm-step.json          LLM scheduler steps of tiny-llm, fitted (full build), else
+#   cuda-llm-step.csv           their raw CSV (realbench cuda-llm-step --from-csv reads it)
 #   all.tar.gz                  everything: raw/, logs/, profiles/, serve/ and the above
 # Exit: 0 ok, 1 build failed, 3 no CUDA device, 4 a correctness check failed,
 # 5 some runs failed or were cut short.
@@ -69,6 +71,11 @@ pack() {
             cat "$OUT/raw/$m"-*.csv > "$OUT/cuda-$m.csv"
         fi
     done
+    if [ -f "$OUT/profiles/cuda-llm-step.json" ]; then
+        cp "$OUT/profiles/cuda-llm-step.json" "$OUT/cuda-llm-step.json"
+    elif [ -f "$OUT/raw/llm-step-tiny-llm.csv" ]; then
+        cp "$OUT/raw/llm-step-tiny-llm.csv" "$OUT/cuda-llm-step.csv"
+    fi
     if ls "$OUT"/serve/serve-int8-load*.json > /dev/null 2>&1; then
         {
             printf '{"serve": ['
@@ -173,7 +180,7 @@ if [ -z "$BENCH" ]; then
     GENCODE="$GENCODE -gencode arch=compute_90,code=compute_90"
     # shellcheck disable=SC2086
     if timeout 300 "$NVCC" -O3 -std=c++17 $GENCODE -Xcompiler -Wall \
-            realbench/cuda/rb_cuda_bench.cu -lcublasLt -lcublas \
+            realbench/cuda/rb_cuda_bench.cu realbench/cuda/rb_cuda_llm_step.cu -lcublasLt -lcublas \
             -o "$BUILD/rb_cuda_bench" > "$OUT/logs/nvcc.log" 2>&1; then
         BENCH="$BUILD/rb_cuda_bench"
         log "nvcc build ok"
@@ -271,6 +278,31 @@ if [ -f "$OUT/raw/risk-mlp.shapes" ] && [ "$(left)" -gt 60 ]; then
     fi
 else
     log "closed loop skipped (no risk-mlp shapes or no time left)"
+    set_status 5
+fi
+
+# ---- LLM scheduler steps: the tiny-llm stack (realbench/models/tiny-llm.yaml:
+# layers 2, d_model 64, d_ff 256, heads 4, kv_heads 2; given here as flags, so
+# that no YAML parser is needed) in fp16, bf16 and int8 over the step grid ----
+if [ "$(left)" -gt 60 ]; then
+    log "LLM steps: tiny-llm fp16/bf16/int8 on the GPU (log: logs/llm-step.log)"
+    timeout -k 5 150 "$BENCH" --llm-step --out "$OUT/raw/llm-step-tiny-llm.csv" --layers 2 \
+        --d-model 64 --d-ff 256 --heads 4 --kv-heads 2 --precisions fp16,bf16,int8 \
+        > "$OUT/logs/llm-step.log" 2>&1
+    rc=$?
+    grep -E "within|failed" "$OUT/logs/llm-step.log" | sed 's/^/    /'
+    case $rc in
+        0) ;;
+        4) log "LLM steps: CORRECTNESS CHECK FAILED (logs/llm-step.log)"; [ "$STATUS" -eq 0 ] || [ "$STATUS" -eq 5 ] && STATUS=4 ;;
+        *) log "LLM steps failed or were cut off (exit $rc; logs/llm-step.log)"; set_status 5 ;;
+    esac
+    if [ "$rc" -eq 0 ] && [ -n "$CLI" ]; then
+        "$CLI" cuda-llm-step --model realbench/models/tiny-llm.yaml --from-csv "$OUT/raw/llm-step-tiny-llm.csv" \
+            --out "$OUT/profiles/cuda-llm-step.json" >> "$OUT/logs/llm-step.log" 2>&1 ||
+            { log "LLM step profile failed (logs/llm-step.log)"; set_status 5; }
+    fi
+else
+    log "LLM steps skipped (no time left)"
     set_status 5
 fi
 

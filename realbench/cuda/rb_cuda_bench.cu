@@ -1098,6 +1098,8 @@ static void usage(FILE *f)
                "       rb_cuda_bench --shapes FILE --serve [--loads 0.5,0.8 | --qps Q] [--duration-s 20]\n"
                "         [--warmup-s 2] [--max-batch 16] [--max-wait-ms 5] [--calib-reps 30] [--seed 1]\n"
                "         [--serve-out DIR] [--latencies] [--device N]\n"
+               "       rb_cuda_bench --llm-step --out STEPS.csv [--layers 2] [--d-model 64] ... (see\n"
+               "         rb_cuda_llm_step.cu: LLM scheduler steps, fp16/bf16/int8)\n"
                "       rb_cuda_bench --info\n"
                "  --serve: the closed loop with the INT8 model (a calibration in the loop's\n"
                "  conditions, then open-loop Poisson load at each fraction of the capacity it\n"
@@ -1125,8 +1127,14 @@ static std::string driver_version()
     return v;
 }
 
+/* rb_cuda_llm_step.cu: the LLM scheduler steps of `realbench cuda-llm-step`. */
+int rb_cuda_llm_step_main(int argc, char **argv);
+
 int main(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--llm-step"))
+            return rb_cuda_llm_step_main(argc, argv);
     const char *shapes = nullptr, *out = nullptr;
     std::vector<int> batches = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
     std::vector<int> precs = {P_INT8, P_DP4A, P_FP16, P_BF16, P_TF32, P_FP32};
