@@ -443,6 +443,82 @@ static void test_calibrate_llm(void)
     tu_done(dir);
 }
 
+/* `realbench cuda-llm-step --from-csv`: the steps rb_cuda_bench --llm-step
+ * writes (here made from known coefficients, one set per precision) are
+ * fitted into a profile whose llm_step.precisions carry those coefficients
+ * (within the rounding the fit test allows), the CSV's device (kind cuda),
+ * the check's error and bound, and the implementation. A malformed line is
+ * an error. */
+static void test_cuda_steps_csv(void)
+{
+    char *dir = tu_tmpdir();
+    char csv[4096], prof[4096], model[4096];
+    snprintf(csv, sizeof csv, "%s/steps.csv", dir);
+    snprintf(prof, sizeof prof, "%s/cuda.json", dir);
+    snprintf(model, sizeof model, "%s/realbench/models/tiny-llm.yaml", tu_src());
+    const double c[2][4] = {{2e-5, 1e-7, 3e-6, 1e-9}, {1.5e-5, 6e-8, 2.5e-6, 5e-10}};
+    const char *names[2] = {"bf16", "int8"};
+    FILE *f = fopen(csv, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "# device.kind=\"cuda\"\n# device.name=\"NVIDIA H100 80GB HBM3\"\n"
+               "# device.cores_or_sms=132\n"
+               "kind,precision,impl,prefill_tokens,decode_seqs,context_tokens,reps,latency_s\n");
+    rb_llm_step s[32];
+    int n = 0;
+    for (int k = 0; k < 2; k++) {
+        n = synthetic(s, c[k]);
+        fprintf(f, "check,%s,%.6g,%.6g\n", names[k], k ? 0.012 : 0.004, k ? 0.05 : 0.03);
+        for (int i = 0; i < n; i++)
+            fprintf(f, "step,%s,cublaslt-%s,%.0f,%.0f,%.0f,20,%.17g\n", names[k], names[k],
+                    s[i].prefill_tokens, s[i].decode_seqs, s[i].context_tokens, s[i].latency_s);
+    }
+    fclose(f);
+    char *argv[] = {"realbench", "cuda-llm-step", "--model", model, "--from-csv", csv, "--out",
+                    prof, NULL};
+    CU_ASSERT_EQUAL_FATAL(rb_main(8, argv), 0);
+    cJSON *p = rb_profile_read(prof, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    const cJSON *ls = cJSON_GetObjectItem(p, "llm_step"), *pr = cJSON_GetObjectItem(ls, "precisions");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(
+                               cJSON_GetObjectItem(p, "device"), "kind")), "cuda");
+    static const char *const coef[] = {"overhead_s", "per_prefill_token_s", "per_decode_seq_s",
+                                       "per_context_token_s"};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *sec = cJSON_GetObjectItem(pr, names[k]);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(sec);
+        n = synthetic(s, c[k]);
+        double tol[4];
+        tolerances(s, n, c[k], tol);
+        for (int a = 0; a < 4; a++)
+            CU_ASSERT_DOUBLE_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(sec, coef[a])),
+                                   c[k][a], tol[a]);
+        const cJSON *kern = cJSON_GetObjectItem(sec, "kernel");
+        CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(kern, "precision")),
+                               names[k]);
+        CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(kern, "model")),
+                               "tiny-llm");
+        char impl[32];
+        snprintf(impl, sizeof impl, "cublaslt-%s", names[k]);
+        CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(kern, "impl")), impl);
+        CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(kern, "check"),
+                                                                 "max_rel_err")),
+                        k ? 0.012 : 0.004);
+        CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(
+                                   cJSON_GetObjectItem(sec, "device"), "name")),
+                               "NVIDIA H100 80GB HBM3");
+    }
+    /* no fp32 measured: the top level is the first precision's */
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(ls, "overhead_s")),
+                    cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(pr, "bf16"),
+                                                             "overhead_s")));
+    cJSON_Delete(p);
+    f = fopen(csv, "a");
+    fprintf(f, "step,bf16,x,1,2\n");
+    fclose(f);
+    CU_ASSERT_EQUAL(rb_main(8, argv), 1); /* "steps.csv:N: not a step or check line" */
+    tu_done(dir);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -456,6 +532,7 @@ int main(void)
     CU_add_test(s, "INT8 and FP16 against FP32", test_precision_check);
     CU_add_test(s, "the profile section's residuals", test_section_residuals);
     CU_add_test(s, "calibrate --model on an LLM model file", test_calibrate_llm);
+    CU_add_test(s, "cuda-llm-step fits rb_cuda_bench's steps", test_cuda_steps_csv);
     CU_add_test(s, "realbench llm-step profiles", test_cli_profiles);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
