@@ -31,7 +31,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* IEEE half: C's _Float16 where the compiler has it (GCC 12, clang 15 on
+ * x86-64), else clang's __fp16, the same format as storage only (every
+ * value is converted to float before arithmetic here either way). */
+#if defined(__FLT16_MANT_DIG__)
 typedef _Float16 f16;
+#elif defined(__clang__)
+typedef __fp16 f16;
+#else
+#error "no IEEE half-precision type (_Float16 or __fp16)"
+#endif
 
 enum { W_QKV, W_O, W_UP, W_DOWN, N_W };
 
