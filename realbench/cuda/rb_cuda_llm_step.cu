@@ -365,7 +365,10 @@ struct gpu_net {
     cublasLtHandle_t lt = nullptr;
     void *workspace = nullptr;
     size_t workspace_bytes = 32u << 20;
-    void *w[4] = {};        /* typed weights, all layers */
+    void *w[4] = {};        /* typed weights, layer l at l * wstride[k] elements */
+    size_t wstride[4] = {}; /* one layer's matrix rounded up to 64 elements, so that
+                             * every layer's starts 64-byte aligned (cuBLASLt's
+                             * IMMA kernels want 16) */
     float *ws[4] = {};      /* int8 per-row scales */
     float *x = nullptr, *cur = nullptr, *qkv = nullptr, *att = nullptr, *o = nullptr,
           *hid = nullptr, *as = nullptr;
@@ -413,12 +416,15 @@ struct gpu_net {
         for (int k = 0; k < 4; k++) {
             int r, c;
             wdims(s, k, &r, &c);
-            size_t n = (size_t)s.L * r * c, rows = (size_t)s.L * r;
+            size_t one = (size_t)r * c, rows = (size_t)s.L * r;
+            wstride[k] = (one + 63) / 64 * 64;
+            size_t n = (size_t)s.L * wstride[k];
             if (p == L_INT8) {
                 std::vector<int8_t> q(n);
                 std::vector<float> sc(rows);
                 for (size_t i = 0; i < rows; i++) {
                     const float *src = &h.w[k][i * c];
+                    int8_t *dst = &q[(i / r) * wstride[k] + (i % r) * c];
                     float mx = 0;
                     for (int j = 0; j < c; j++)
                         mx = std::max(mx, std::fabs(src[j]));
@@ -426,7 +432,7 @@ struct gpu_net {
                     sc[i] = sv;
                     for (int j = 0; j < c; j++) {
                         float v = src[j] / sv;
-                        q[i * c + j] = (int8_t)(v >= 0 ? (int)(v + 0.5f) : -(int)(-v + 0.5f));
+                        dst[j] = (int8_t)(v >= 0 ? (int)(v + 0.5f) : -(int)(-v + 0.5f));
                     }
                 }
                 w[k] = alloc<int8_t>(n);
@@ -435,15 +441,18 @@ struct gpu_net {
                 LCK(cudaMemcpy(ws[k], sc.data(), rows * 4, cudaMemcpyHostToDevice));
             } else {
                 std::vector<uint16_t> b(n);
-                for (size_t i = 0; i < n; i++) {
-                    if (p == L_FP16) {
-                        __half v = __float2half(h.w[k][i]);
-                        memcpy(&b[i], &v, 2);
-                    } else {
-                        __nv_bfloat16 v = __float2bfloat16(h.w[k][i]);
-                        memcpy(&b[i], &v, 2);
+                for (int l = 0; l < s.L; l++)
+                    for (size_t i = 0; i < one; i++) {
+                        float x = h.w[k][(size_t)l * one + i];
+                        uint16_t *dst = &b[(size_t)l * wstride[k] + i];
+                        if (p == L_FP16) {
+                            __half v = __float2half(x);
+                            memcpy(dst, &v, 2);
+                        } else {
+                            __nv_bfloat16 v = __float2bfloat16(x);
+                            memcpy(dst, &v, 2);
+                        }
                     }
-                }
                 w[k] = alloc<uint16_t>(n);
                 LCK(cudaMemcpy(w[k], b.data(), n * 2, cudaMemcpyHostToDevice));
             }
@@ -516,7 +525,7 @@ struct gpu_net {
         int N, K;
         wdims(s, k, &N, &K);
         size_t mk = (size_t)M * K;
-        size_t woff = (size_t)l * N * K;
+        size_t woff = (size_t)l * wstride[k];
         plan_t &pl = plan(M, N, K);
         if (p == L_INT8) {
             k_quant_rows<<<M, 128, 0, stream>>>(in, (int8_t *)a, as, K);
