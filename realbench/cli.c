@@ -198,10 +198,16 @@ static int cmd_llm_step(int argc, char **argv)
 {
     rb_llm_opts o;
     rb_llm_opts_default(&o);
-    const char *out = NULL, *into = NULL, *v;
+    const char *out = NULL, *into = NULL, *v, *noise_csv = NULL;
+    int noise_steps = 0;
     for (int i = 1; i < argc; i++) {
         if ((v = optval(argc, argv, &i, "--out")))
             out = v;
+        else if ((v = optval(argc, argv, &i, "--noise-steps"))) {
+            if (posint(v, &noise_steps) || noise_steps < 10)
+                goto usage;
+        } else if ((v = optval(argc, argv, &i, "--noise-record")))
+            noise_csv = v;
         else if ((v = optval(argc, argv, &i, "--into")))
             into = v;
         else if ((v = optval(argc, argv, &i, "--layers"))) {
@@ -257,8 +263,30 @@ static int cmd_llm_step(int argc, char **argv)
         fprintf(stderr, "realbench llm-step: the fit failed\n");
         rc = 1;
     }
+    rb_llm_noise nz;
+    double *rec = NULL;
+    if (!rc && noise_steps > 0) { /* the per-step record of one composition, and its fit */
+        if (rb_llm_noise_record(&o, (size_t)noise_steps, &rec) ||
+            rb_llm_noise_fit(rec, (size_t)noise_steps, &nz)) {
+            fprintf(stderr, "realbench llm-step: the noise record or its fit failed\n");
+            rc = 1;
+        }
+        FILE *f = !rc && noise_csv ? fopen(noise_csv, "w") : NULL;
+        if (f) {
+            fprintf(f, "step,duration_s\n");
+            for (int i = 0; i < noise_steps; i++)
+                fprintf(f, "%d,%.9f\n", i, rec[i]);
+        }
+        if (!rc && noise_csv && (!f || fclose(f))) {
+            fprintf(stderr, "realbench llm-step: cannot write %s\n", noise_csv);
+            rc = 1;
+        }
+        free(rec);
+    }
     if (!rc) {
         cJSON *ls = rb_llm_step_json(&o, steps, n, &fit);
+        if (noise_steps > 0)
+            cJSON_AddItemToObject(ls, "noise", rb_llm_noise_json(&nz));
         /* where the steps ran (with --into, maybe not the profile's device) */
         cJSON_AddItemToObject(ls, "device", cJSON_Duplicate(
             cJSON_GetObjectItemCaseSensitive(meta.meta, "device"), 1));
@@ -272,6 +300,10 @@ static int cmd_llm_step(int argc, char **argv)
         printf("fit: overhead %.3g s + %.3g s x prefill token + %.3g s x decode seq + %.3g s x "
                "context token (r2 %.4f)\nwrote %s\n", fit.overhead_s, fit.per_prefill_token_s,
                fit.per_decode_seq_s, fit.per_context_token_s, fit.r2, out);
+        if (noise_steps > 0)
+            printf("noise: cv %.4f, lag-1 %.4f of the log step times, correlation %.3g s "
+                   "(%d steps of %.3g s)\n", nz.cv, nz.lag1, nz.correlation_s, noise_steps,
+                   nz.mean_s);
     }
     if (!rc && fit.zeroed)
         printf("(fitted below 0 and fixed at 0: %s%s%s%s)\n",
@@ -285,8 +317,11 @@ usage:
     fprintf(stderr, "usage: realbench llm-step --out P.json [--into PROFILE.json] [--layers 2] "
                     "[--d-model 128]\n"
                     "         [--d-ff 512] [--reps 7] [--warmup 2] [--seed N] [--quiet]\n"
+                    "         [--noise-steps N [--noise-record STEPS.csv]]\n"
                     "  times LLM scheduler steps of a small transformer on this CPU and fits\n"
-                    "  fleetsim's alpha_beta step model; --into adds it to an existing profile\n");
+                    "  fleetsim's alpha_beta step model; --into adds it to an existing profile;\n"
+                    "  --noise-steps times N steps of one composition back to back and fits\n"
+                    "  their noise (llm_step.noise: cv, correlation_s, lag1)\n");
     return 2;
 }
 
@@ -540,6 +575,7 @@ static const struct {
     {"cpu", cmd_cpu, "measure a model's INT8/FP32 kernels on this CPU, write a profile"},
     {"cuda", cmd_cuda, "measure a model on the GPU (runs rb_cuda_bench), write a profile"},
     {"llm-step", cmd_llm_step, "time LLM scheduler steps on this CPU, fit alpha_beta, write a profile"},
+    {"llm-loop", rb_llm_loop_main, "closed loop for LLMs: a real continuous-batching loop vs fleetsim's prediction"},
     {"serve", rb_serve_main, "closed loop: a real INT8 serving loop under Poisson load"},
     {"profile", cmd_profile, "turn raw CSV measurements (from rb_cuda_bench) into a profile"},
     {"shapes", cmd_shapes, "write a model's GEMM shapes for rb_cuda_bench"},

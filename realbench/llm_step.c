@@ -379,3 +379,44 @@ cJSON *rb_llm_step_json(const rb_llm_opts *o, const rb_llm_step *steps, int n,
     }
     return j;
 }
+
+/* ---- the layer stack for other loops (llm_loop.c) --------------------- */
+
+struct rb_llm_net {
+    net m;
+    chunk *ch;
+    int cap;
+};
+
+rb_llm_net *rb_llm_net_new(const rb_llm_opts *o, int max_tokens, int max_ctx)
+{
+    rb_llm_net *x = calloc(1, sizeof *x);
+    if (!x || net_init(&x->m, o, max_tokens, max_ctx)) {
+        free(x);
+        return NULL;
+    }
+    return x;
+}
+
+void rb_llm_net_step(rb_llm_net *x, const rb_llm_chunk *ch, int n)
+{
+    if (n > x->cap) {
+        chunk *c = realloc(x->ch, sizeof *c * (size_t)n);
+        if (!c)
+            return;
+        x->ch = c;
+        x->cap = n;
+    }
+    for (int i = 0; i < n; i++)
+        x->ch[i] = (chunk){ ch[i].n, ch[i].c, ch[i].decode };
+    net_step(&x->m, x->ch, n);
+}
+
+void rb_llm_net_free(rb_llm_net *x)
+{
+    if (!x)
+        return;
+    net_free(&x->m);
+    free(x->ch);
+    free(x);
+}

@@ -7,6 +7,11 @@
  * stationary N(0, 1) whatever the spacing of the steps (an idle gap of
  * many tau forgets the past). The first step draws z = e. The factor is
  * exp(sigma z - sigma^2 / 2): lognormal, mean 1, cv^2 = exp(sigma^2) - 1.
+ * A replica's steps run back to back, so the process is sampled where the
+ * last factor put the next step: after a long step it has reverted
+ * further than after a short one, and the mean factor per step falls
+ * below 1 by O(cv^2) (0.8% at cv 0.1 with steps half a correlation time
+ * long; tests/realbench/test_llm_loop.c).
  */
 #include "llm_noise.h"
 
