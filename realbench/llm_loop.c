@@ -70,6 +70,9 @@ int rb_llm_noise_fit(const double *step_s, size_t n, rb_llm_noise *out)
     out->mean_s = gsl_stats_mean(step_s, 1, n);
     out->cv = gsl_stats_sd_m(step_s, 1, n, out->mean_s) / out->mean_s;
     out->lag1 = gsl_stats_lag1_autocorrelation(y, 1, n);
+    memcpy(y, step_s, sizeof *y * n);
+    gsl_sort(y, 1, n);
+    out->median_s = gsl_stats_median_from_sorted_data(y, 1, n);
     free(y);
     /* steps back to back: one starts as the previous ends */
     out->dt_s = out->mean_s;
@@ -123,6 +126,7 @@ cJSON *rb_llm_noise_json(const rb_llm_noise *nz)
     cJSON_AddNumberToObject(j, "lag1", nz->lag1);
     cJSON_AddNumberToObject(j, "dt_s", nz->dt_s);
     cJSON_AddNumberToObject(j, "mean_s", nz->mean_s);
+    cJSON_AddNumberToObject(j, "median_s", nz->median_s);
     cJSON_AddNumberToObject(j, "steps", (double)nz->steps);
     cJSON *c = cJSON_AddObjectToObject(j, "composition");
     cJSON_AddNumberToObject(c, "decode_seqs", NOISE_SEQS);
@@ -156,10 +160,18 @@ static int draw_len(gsl_rng *r, double mean, double cv, int max)
     return k < 1 ? 1 : k > max ? max : k;
 }
 
+/* What a run of the loop did: its steps, the time they took, and the time
+ * the fitted step model gives the same compositions. */
+typedef struct {
+    long steps;
+    double busy_s, model_s;
+} loop_run;
+
 /* Runs the requests (arrival_s ascending, relative to the loop's start)
- * through the loop; fills first_s and last_s. Returns the steps run, or
- * -1 when out of memory. */
-static long run_loop(rb_llm_net *net, const loop_cfg *c, lreq *rq, int n)
+ * through the loop; fills first_s and last_s, and *lr. 0, or -1 when out
+ * of memory. */
+static int run_loop(rb_llm_net *net, const loop_cfg *c, const rb_llm_fit *fit, lreq *rq, int n,
+                    loop_run *lr)
 {
     int *run = malloc(sizeof *run * (size_t)c->max_seqs);
     rb_llm_chunk *ch = malloc(sizeof *ch * (size_t)c->max_seqs);
@@ -171,7 +183,7 @@ static long run_loop(rb_llm_net *net, const loop_cfg *c, lreq *rq, int n)
         return -1;
     }
     int n_run = 0, next = 0, wait_head = 0, done = 0;
-    long steps = 0;
+    *lr = (loop_run){0, 0, 0};
     double t_start = now_s();
     while (done < n) {
         double now = now_s() - t_start;
@@ -200,9 +212,20 @@ static long run_loop(rb_llm_net *net, const loop_cfg *c, lreq *rq, int n)
             ci[k++] = run[n_run - 1];
             budget -= m;
         }
+        double t0 = now_s() - t_start;
         rb_llm_net_step(net, ch, k);
-        steps++;
         double t1 = now_s() - t_start;
+        rb_llm_step comp = {0};
+        for (int i = 0; i < k; i++) {
+            if (ch[i].decode)
+                comp.decode_seqs += 1;
+            else
+                comp.prefill_tokens += ch[i].n;
+            comp.context_tokens += ch[i].c;
+        }
+        lr->steps++;
+        lr->busy_s += t1 - t0;
+        lr->model_s += rb_llm_fit_apply(fit, &comp);
         for (int i = 0; i < k; i++) {
             lreq *q = &rq[ci[i]];
             q->computed += ch[i].n;
@@ -227,7 +250,7 @@ static long run_loop(rb_llm_net *net, const loop_cfg *c, lreq *rq, int n)
     free(run);
     free(ch);
     free(ci);
-    return steps;
+    return 0;
 }
 
 static lreq *make_requests(const loop_cfg *c, gsl_rng *r, double rate, double dur_s, int *n_out)
@@ -382,7 +405,8 @@ static void loadavg(char *buf, size_t cap)
     buf[strcspn(buf, "\n")] = 0;
 }
 
-/* The scenario: one pool per load, each replaying its trace. */
+/* The scenario: one pool per load, each replaying its trace, the step
+ * model and its noise from the profile as measured. */
 static int write_scenario(const char *path, const char *prof, const loop_cfg *c, double dur_s,
                           const char *const *loads, int n_loads, int noise)
 {
@@ -498,8 +522,9 @@ int rb_llm_loop_main(int argc, char **argv)
     /* 2. capacity: a batch of requests all there at once, served to the end */
     net = rb_llm_net_new(&o, c.budget, c.in_max + c.out_max + 1);
     int n_cap = 0;
-    lreq *cap = net ? make_requests(&c, r, 0, 600, &n_cap) : NULL;
-    if (!cap || run_loop(net, &c, cap, n_cap) < 0) {
+    lreq *cap = net ? make_requests(&c, r, 0, 300, &n_cap) : NULL;
+    loop_run lrun[3];
+    if (!cap || run_loop(net, &c, &fit, cap, n_cap, &lrun[2]) < 0) {
         free(cap);
         goto done;
     }
@@ -508,7 +533,8 @@ int rb_llm_loop_main(int argc, char **argv)
         makespan = cap[i].last_s > makespan ? cap[i].last_s : makespan;
     free(cap);
     double capacity_rps = n_cap / makespan;
-    printf("capacity: %d requests in %.3f s: %.1f requests/s\n", n_cap, makespan, capacity_rps);
+    printf("capacity: %d requests in %.3f s: %.1f requests/s; steps took %.2f x the model's "
+           "time\n", n_cap, makespan, capacity_rps, lrun[2].busy_s / lrun[2].model_s);
 
     /* 3. the loop at 50% and 80% */
     static const char *const loads[] = {"50", "80"};
@@ -521,8 +547,7 @@ int rb_llm_loop_main(int argc, char **argv)
     double last_end = 0;
     for (int k = 0; k < 2; k++) {
         rq[k] = make_requests(&c, r, frac[k] * capacity_rps, run_s, &nrq[k]);
-        long st = rq[k] ? run_loop(net, &c, rq[k], nrq[k]) : -1;
-        if (st < 0) {
+        if (!rq[k] || run_loop(net, &c, &fit, rq[k], nrq[k], &lrun[k])) {
             fclose(lc);
             goto done;
         }
@@ -546,8 +571,9 @@ int rb_llm_loop_main(int argc, char **argv)
             fclose(lc);
             goto done;
         }
-        printf("load %s%%: %d requests at %.1f/s, %ld steps\n", loads[k], nrq[k],
-               frac[k] * capacity_rps, st);
+        printf("load %s%%: %d requests at %.1f/s, %ld steps, which took %.2f x the model's "
+               "time\n", loads[k], nrq[k], frac[k] * capacity_rps, lrun[k].steps,
+               lrun[k].busy_s / lrun[k].model_s);
     }
     if (fclose(lc))
         goto done;
@@ -587,6 +613,12 @@ int rb_llm_loop_main(int argc, char **argv)
     cJSON_AddNumberToObject(set, "seconds_per_load", run_s);
     cJSON_AddNumberToObject(set, "seed", (double)o.seed);
     cJSON_AddNumberToObject(res, "capacity_rps", capacity_rps);
+    cJSON *cj = cJSON_AddObjectToObject(res, "capacity_run");
+    cJSON_AddNumberToObject(cj, "requests", n_cap);
+    cJSON_AddNumberToObject(cj, "makespan_s", makespan);
+    cJSON_AddNumberToObject(cj, "steps", (double)lrun[2].steps);
+    cJSON_AddNumberToObject(cj, "steps_busy_s", lrun[2].busy_s);
+    cJSON_AddNumberToObject(cj, "steps_model_s", lrun[2].model_s);
     cJSON_AddNumberToObject(res, "cpu_s", cpu_s);
     cJSON *mach = cJSON_AddObjectToObject(res, "machine");
     cJSON_AddStringToObject(mach, "loadavg_before", load0);
@@ -600,6 +632,12 @@ int rb_llm_loop_main(int argc, char **argv)
         cJSON *lo = cJSON_AddObjectToObject(res, key);
         cJSON_AddNumberToObject(lo, "rate_rps", frac[k] * capacity_rps);
         cJSON_AddNumberToObject(lo, "requests", nrq[k]);
+        /* the loop's steps against the step model on the same compositions:
+         * above 1, the machine ran slower than it did while calibrating */
+        cJSON_AddNumberToObject(lo, "steps", (double)lrun[k].steps);
+        cJSON_AddNumberToObject(lo, "steps_busy_s", lrun[k].busy_s);
+        cJSON_AddNumberToObject(lo, "steps_model_s", lrun[k].model_s);
+        cJSON_AddNumberToObject(lo, "busy_over_model", lrun[k].busy_s / lrun[k].model_s);
         double *x = malloc(sizeof *x * (size_t)(nrq[k] ? nrq[k] : 1));
         if (!x)
             goto done;

@@ -263,7 +263,7 @@ void rb_llm_net_free(rb_llm_net *net);
  * lag-1 autocorrelation of their log times and the correlation time it
  * gives, -dt / ln(lag1), dt the mean step (back to back: start to start). */
 typedef struct {
-    double cv, lag1, correlation_s, dt_s, mean_s;
+    double cv, lag1, correlation_s, dt_s, mean_s, median_s;
     size_t steps;
 } rb_llm_noise;
 /* 0, or -1 for fewer than 10 steps or a time that is not > 0. lag1 <= 0
