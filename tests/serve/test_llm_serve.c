@@ -365,6 +365,41 @@ static void test_errors(void)
         "  p: {model: m, replicas: 1}\n"
         "traffic:\n  - {name: t, pool: p, arrivals: {rate: 1}, tokens: {input: 10, output: 10}}\n",
         NULL, "traffic.t: tokens applies to traffic for a pool of an LLM model"));
+    /* step.noise: strict keys, ranges, a profile without llm_step.noise */
+    {
+        char prof[4096];
+        snprintf(prof, sizeof prof, "%s/p.json", td);
+        tu_write(prof, "{\"schema\": \"fleetsim-calibration/1\", \"llm_step\": "
+                       "{\"overhead_s\": 0.001, \"per_prefill_token_s\": 0, "
+                       "\"per_decode_seq_s\": 0, \"per_context_token_s\": 0}}");
+        static const char *const nm =
+            "name: x\nduration: 1s\nmodels:\n"
+            "  m: {llm: {config: %s/scenarios/models/llama-3.1-8b.json, step: {noise: %s}}}\n"
+            "pools:\n  p: {model: m, replicas: 1, gpus_per_node: 1, gpu: H100-SXM}\n"
+            "traffic:\n  - {name: t, pool: p, arrivals: {rate: 1}, tokens: {input: 10, output: 10}}\n";
+        char noise_cal[4200];
+        snprintf(noise_cal, sizeof noise_cal, "{calibration: %s}", prof);
+        char noise_both[4200];
+        snprintf(noise_both, sizeof noise_both, "{calibration: %s, cv: 0.1}", prof);
+        const struct {
+            const char *noise, *want;
+        } cases[] = {
+            {"{cv: 0.1, memory: 1}", "models.m.llm.step.noise: unknown key \"memory\" "
+                                     "(valid keys: cv, correlation_s, calibration)"},
+            {"{correlation_s: 0.05}", "models.m.llm.step.noise: needs cv"},
+            {"{cv: 0, correlation_s: 0.05}", "models.m.llm.step.noise.cv: expected a number in "
+                                             "(0, 10]"},
+            {"{cv: 0.1, correlation_s: -1}", "models.m.llm.step.noise.correlation_s"},
+            {"0.1", "models.m.llm.step.noise"},
+            {noise_cal, "has no llm_step.noise"},
+            {noise_both, "cv comes from calibration; give one or the other"},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            char t[8192];
+            snprintf(t, sizeof t, nm, tu_src(), cases[i].noise);
+            CU_ASSERT(tu_expect_error(t, NULL, cases[i].want));
+        }
+    }
     tu_done(td);
 }
 
