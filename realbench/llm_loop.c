@@ -24,7 +24,11 @@
  * written as a trace that fleetsim replays in a generated scenario with
  * the profile calibrated here (alpha_beta and the noise), and once more
  * without the noise. compare.json sets mean and p99 of TTFT and E2E side
- * by side, with the loop's 95% confidence intervals.
+ * by side, with the loop's 95% confidence intervals, and a third
+ * prediction whose step model is rescaled, per load, by the loop's own
+ * measured step time over the model's on the same compositions (how much
+ * slower the machine ran than while calibrating), to tell the queue's
+ * error from the machine's drift.
  */
 #define _XOPEN_SOURCE 700 /* realpath, clock_nanosleep */
 #include "realbench.h"
@@ -356,7 +360,7 @@ static double arr_at(const cJSON *o, const char *k, int i)
 
 /* compare.<load>.<metric>: the loop's, each simulation's, and their differences. */
 static void compare_metric(cJSON *out, const cJSON *loop, const cJSON *sim, const cJSON *sim0,
-                           const char *pool, const char *metric)
+                           const cJSON *sim2, const char *pool, const char *metric)
 {
     const char *stats[] = {"mean", "p99"};
     for (int s = 0; s < 2; s++) {
@@ -368,17 +372,19 @@ static void compare_metric(cJSON *out, const cJSON *loop, const cJSON *sim, cons
         char cik[32];
         snprintf(cik, sizeof cik, "%s_ci95", stats[s]);
         double lo = arr_at(loop, cik, 0), hi = arr_at(loop, cik, 1);
-        double a = jget(sim, pth), b = jget(sim0, pth);
+        double a = jget(sim, pth), b = jget(sim0, pth), r = jget(sim2, pth);
         cJSON_AddNumberToObject(o, "loop", l);
         cJSON_AddNumberToObject(o, "loop_ci95_lo", lo);
         cJSON_AddNumberToObject(o, "loop_ci95_hi", hi);
         cJSON_AddNumberToObject(o, "fleetsim", a);
         cJSON_AddNumberToObject(o, "fleetsim_no_noise", b);
+        cJSON_AddNumberToObject(o, "fleetsim_rescaled", r);
         cJSON_AddNumberToObject(o, "diff", a - l);
         cJSON_AddNumberToObject(o, "rel_diff", (a - l) / l);
         cJSON_AddNumberToObject(o, "diff_no_noise", b - l);
         cJSON_AddBoolToObject(o, "fleetsim_within_ci", a >= lo && a <= hi);
         cJSON_AddBoolToObject(o, "no_noise_within_ci", b >= lo && b <= hi);
+        cJSON_AddBoolToObject(o, "rescaled_within_ci", r >= lo && r <= hi);
     }
 }
 
@@ -405,11 +411,17 @@ static void loadavg(char *buf, size_t cap)
     buf[strcspn(buf, "\n")] = 0;
 }
 
-/* The scenario: one pool per load, each replaying its trace, the step
- * model and its noise from the profile as measured. */
+/* The scenario: one pool per load, each replaying its trace. Variant 1:
+ * the step model and its noise from the profile as measured; 0: the same
+ * without the noise; 2: with the noise, each load's model the profile's
+ * coefficients times scale[load] (the loop's measured step time over the
+ * model's on the same compositions), to see the queue apart from the
+ * machine's drift in speed. */
 static int write_scenario(const char *path, const char *prof, const loop_cfg *c, double dur_s,
-                          const char *const *loads, int n_loads, int noise)
+                          const char *const *loads, int n_loads, int variant,
+                          const rb_llm_fit *fit, const double *scale)
 {
+    static const char *const names[] = {"-no-noise", "", "-rescaled"};
     FILE *y = fopen(path, "w");
     if (!y)
         return -1;
@@ -417,19 +429,34 @@ static int write_scenario(const char *path, const char *prof, const loop_cfg *c,
             "# written by realbench llm-loop: the loop's layer stack (its shape as a model\n"
             "# config), its step costs and noise from %s, its scheduler's\n"
             "# budget and sequences, and each run's arrivals and token counts as a trace\n"
-            "name: llm-loop%s\nseed: 7\nduration: %.3fs\nmodels:\n  toy:\n    llm:\n"
-            "      config: {hidden_size: 128, num_hidden_layers: 2, num_attention_heads: 1,\n"
-            "               num_key_value_heads: 1, intermediate_size: 512, vocab_size: 1024}\n"
-            "      precision: fp32\n"
-            "      step: {model: alpha_beta, calibration: %s%s%s%s}\n"
-            "      max_num_batched_tokens: %d\n      max_num_seqs: %d\n      kv_blocks: 1000000\n"
-            "pools:\n",
-            prof, noise ? "" : "-no-noise", dur_s, prof, noise ? ", noise: {calibration: " : "",
-            noise ? prof : "", noise ? "}" : "", c->budget, c->max_seqs);
+            "name: llm-loop%s\nseed: 7\nduration: %.3fs\nmodels:\n",
+            prof, names[variant], dur_s);
+    for (int i = 0; i < n_loads; i++) {
+        fprintf(y, "  toy%s:\n    llm:\n"
+                   "      config: {hidden_size: 128, num_hidden_layers: 2, num_attention_heads: 1,\n"
+                   "               num_key_value_heads: 1, intermediate_size: 512, vocab_size: 1024}\n"
+                   "      precision: fp32\n", loads[i]);
+        if (variant == 2)
+            fprintf(y, "      # %s's llm_step coefficients x %.6f\n"
+                       "      step: {model: alpha_beta, overhead: %.6fus, per_prefill_token: %.6fus,\n"
+                       "             per_decode_seq: %.6fus, per_context_token: %.9fus,\n"
+                       "             noise: {calibration: %s}}\n",
+                    prof, scale[i], 1e6 * scale[i] * fit->overhead_s,
+                    1e6 * scale[i] * fit->per_prefill_token_s,
+                    1e6 * scale[i] * fit->per_decode_seq_s,
+                    1e6 * scale[i] * fit->per_context_token_s, prof);
+        else
+            fprintf(y, "      step: {model: alpha_beta, calibration: %s%s%s%s}\n", prof,
+                    variant ? ", noise: {calibration: " : "", variant ? prof : "",
+                    variant ? "}" : "");
+        fprintf(y, "      max_num_batched_tokens: %d\n      max_num_seqs: %d\n"
+                   "      kv_blocks: 1000000\n", c->budget, c->max_seqs);
+    }
+    fprintf(y, "pools:\n");
     for (int i = 0; i < n_loads; i++)
-        fprintf(y, "  p%s: {model: toy, replicas: 1, gpus_per_node: 1, gpu: H100-SXM,\n"
+        fprintf(y, "  p%s: {model: toy%s, replicas: 1, gpus_per_node: 1, gpu: H100-SXM,\n"
                    "        queue_capacity: 100000000, link: {latency: 0s, bandwidth: 1000Gbps}}\n",
-                loads[i]);
+                loads[i], loads[i]);
     fprintf(y, "traffic:\n");
     for (int i = 0; i < n_loads; i++)
         fprintf(y, "  - {name: load%s, pool: p%s, size: 0B, response_size: 0B,\n"
@@ -471,7 +498,7 @@ int rb_llm_loop_main(int argc, char **argv)
                 "  continuous-batching loop's capacity, runs it at 50%% and 80%% of it under\n"
                 "  Poisson arrivals, and sets fleetsim's prediction of the same arrivals beside\n"
                 "  it: DIR/profile.json, loop.csv, trace-50.csv, trace-80.csv, scenario.yaml,\n"
-                "  scenario-no-noise.yaml, sim/, sim-no-noise/, compare.json\n");
+                "  scenario-no-noise.yaml, scenario-rescaled.yaml, sim*/, compare.json\n");
         return 2;
     }
     if (access(bin, X_OK)) {
@@ -494,7 +521,7 @@ int rb_llm_loop_main(int argc, char **argv)
     rb_llm_net *net = NULL;
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(r, o.seed);
-    cJSON *prof = NULL, *res = NULL, *sim = NULL, *sim0 = NULL;
+    cJSON *prof = NULL, *res = NULL, *sim = NULL, *sim0 = NULL, *sim2 = NULL;
 
     /* 1. the step model and its noise */
     int n = 0;
@@ -585,12 +612,16 @@ int rb_llm_loop_main(int argc, char **argv)
     if (!realpath(out, dirp))
         goto done;
     double dur = last_end * 2 + 30;
-    for (int noise = 1; noise >= 0; noise--) {
+    double scale[2] = {lrun[0].busy_s / lrun[0].model_s, lrun[1].busy_s / lrun[1].model_s};
+    for (int v = 0; v < 3; v++) {
+        static const char *const yn[] = {"scenario-no-noise.yaml", "scenario.yaml",
+                                         "scenario-rescaled.yaml"};
+        static const char *const sn[] = {"sim-no-noise", "sim", "sim-rescaled"};
         char y[PATH_MAX + 64], so[PATH_MAX + 64], lg[PATH_MAX + 64];
-        snprintf(y, sizeof y, "%s/%s", dirp, noise ? "scenario.yaml" : "scenario-no-noise.yaml");
-        snprintf(so, sizeof so, "%s/%s", dirp, noise ? "sim" : "sim-no-noise");
-        snprintf(lg, sizeof lg, "%s/%s.log", dirp, noise ? "sim" : "sim-no-noise");
-        if (write_scenario(y, "profile.json", &c, dur, loads, 2, noise))
+        snprintf(y, sizeof y, "%s/%s", dirp, yn[v]);
+        snprintf(so, sizeof so, "%s/%s", dirp, sn[v]);
+        snprintf(lg, sizeof lg, "%s/%s.log", dirp, sn[v]);
+        if (write_scenario(y, "profile.json", &c, dur, loads, 2, v, &fit, scale))
             goto done;
         int frc = run_fleetsim(bin, y, so, lg);
         snprintf(path, sizeof path, "%s/summary.json", so);
@@ -599,7 +630,7 @@ int rb_llm_loop_main(int argc, char **argv)
             fprintf(stderr, "realbench llm-loop: fleetsim failed (exit %d); see %s\n", frc, lg);
             goto done;
         }
-        *(noise ? &sim : &sim0) = s;
+        *(v == 0 ? &sim0 : v == 1 ? &sim : &sim2) = s;
     }
 
     /* 5. side by side */
@@ -647,7 +678,7 @@ int rb_llm_loop_main(int argc, char **argv)
                 x[i] = (m == 0 ? rq[k][i].first_s : rq[k][i].last_s) - rq[k][i].arrival_s;
             cJSON *ls2 = cJSON_CreateObject();
             loop_stats(ls2, x, (size_t)nrq[k]);
-            compare_metric(lo, ls2, sim, sim0, pool, metrics[m]);
+            compare_metric(lo, ls2, sim, sim0, sim2, pool, metrics[m]);
             cJSON_Delete(ls2);
         }
         free(x);
@@ -665,13 +696,14 @@ int rb_llm_loop_main(int argc, char **argv)
         for (int m = 0; m < 4; m++) {
             const cJSON *e = cJSON_GetObjectItemCaseSensitive(lo, ms[m]);
             printf("load %s%% %-11s loop %8.2f ms [%8.2f, %8.2f]  fleetsim %8.2f ms (%+6.1f%%)"
-                   "  no noise %8.2f ms\n",
+                   "  no noise %8.2f ms  rescaled %8.2f ms\n",
                    loads[k], ms[m], 1e3 * jget(e, (const char *[]){"loop", NULL}),
                    1e3 * jget(e, (const char *[]){"loop_ci95_lo", NULL}),
                    1e3 * jget(e, (const char *[]){"loop_ci95_hi", NULL}),
                    1e3 * jget(e, (const char *[]){"fleetsim", NULL}),
                    100 * jget(e, (const char *[]){"rel_diff", NULL}),
-                   1e3 * jget(e, (const char *[]){"fleetsim_no_noise", NULL}));
+                   1e3 * jget(e, (const char *[]){"fleetsim_no_noise", NULL}),
+                   1e3 * jget(e, (const char *[]){"fleetsim_rescaled", NULL}));
         }
     }
     printf("wrote %s (CPU %.0f s; load average before %s, after %s)\n", path, cpu_s, load0,
@@ -681,6 +713,7 @@ done:
     cJSON_Delete(res);
     cJSON_Delete(sim);
     cJSON_Delete(sim0);
+    cJSON_Delete(sim2);
     cJSON_Delete(prof);
     rb_llm_net_free(net);
     free(rq[0]);
