@@ -215,7 +215,8 @@ static int cmd_llm_step(int argc, char **argv)
 {
     rb_llm_opts o;
     rb_llm_opts_default(&o);
-    const char *out = NULL, *into = NULL, *model = NULL, *v;
+    const char *out = NULL, *into = NULL, *model = NULL, *v, *noise_csv = NULL;
+    int noise_steps = 0;
     char model_name[128] = "";
     int precs[RB_LLM_N_PREC] = {0}, n_precs = 0;
     for (int i = 1; i < argc; i++) /* the model first: the options below refine it */
@@ -231,6 +232,11 @@ static int cmd_llm_step(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if ((v = optval(argc, argv, &i, "--out")))
             out = v;
+        else if ((v = optval(argc, argv, &i, "--noise-steps"))) {
+            if (posint(v, &noise_steps) || noise_steps < 10)
+                goto usage;
+        } else if ((v = optval(argc, argv, &i, "--noise-record")))
+            noise_csv = v;
         else if ((v = optval(argc, argv, &i, "--into")))
             into = v;
         else if (optval(argc, argv, &i, "--model")) {
@@ -363,6 +369,37 @@ static int cmd_llm_step(int argc, char **argv)
         }
         free(steps);
     }
+    if (!rc && noise_steps > 0) { /* the per-step record of one composition, and its fit */
+        rb_llm_noise nz;
+        double *rec = NULL;
+        if (rb_llm_noise_record(&o, (size_t)noise_steps, &rec) ||
+            rb_llm_noise_fit(rec, (size_t)noise_steps, &nz)) {
+            fprintf(stderr, "realbench llm-step: the noise record or its fit failed\n");
+            rc = 1;
+        }
+        FILE *f = !rc && noise_csv ? fopen(noise_csv, "w") : NULL;
+        if (f) {
+            fprintf(f, "step,duration_s\n");
+            for (int i = 0; i < noise_steps; i++)
+                fprintf(f, "%d,%.9f\n", i, rec[i]);
+        }
+        if (!rc && noise_csv && (!f || fclose(f))) {
+            fprintf(stderr, "realbench llm-step: cannot write %s\n", noise_csv);
+            rc = 1;
+        }
+        free(rec);
+        if (!rc) { /* beside the top level's coefficients, measured in the last precision */
+            cJSON *nj = rb_llm_noise_json(&nz);
+            cJSON_AddStringToObject(nj, "precision", rb_llm_precision_name(o.precision));
+            cJSON *ls = cJSON_GetObjectItemCaseSensitive(root, "llm_step");
+            cJSON_DeleteItemFromObjectCaseSensitive(ls, "noise");
+            cJSON_AddItemToObject(ls, "noise", nj);
+            if (!o.quiet)
+                printf("noise: cv %.4f, lag-1 %.4f of the log step times, correlation %.3g s "
+                       "(%d steps of %.3g s)\n", nz.cv, nz.lag1, nz.correlation_s, noise_steps,
+                       nz.mean_s);
+        }
+    }
     if (!rc)
         rc = rb_profile_write(root, out, stderr) ? 1 : 0;
     if (!rc && !o.quiet)
@@ -375,11 +412,13 @@ usage:
                     "         [--precision int8,fp16,fp32] [--layers 2] [--d-model 64] [--d-ff 256]\n"
                     "         [--heads 4] [--kv-heads 2] [--prefill 16,64,256,1024,2048]\n"
                     "         [--decode 1,16,64,256] [--contexts 128,512,2048] [--reps 5] [--warmup 1]\n"
-                    "         [--seed N] [--quiet]\n"
+                    "         [--seed N] [--quiet] [--noise-steps N [--noise-record S.csv]]\n"
                     "  times LLM scheduler steps of a decoder layer stack on this CPU in each\n"
                     "  precision (each checked against FP32 first; exit 4 when one is not within\n"
                     "  its bound) and fits fleetsim's alpha_beta step model; --model takes the\n"
-                    "  stack from an LLM model file; --into adds to an existing profile\n");
+                    "  stack from an LLM model file; --into adds to an existing profile;\n"
+                    "  --noise-steps N [--noise-record STEPS.csv] times N steps of one composition\n"
+                    "  back to back and fits their noise (llm_step.noise: cv, correlation_s, lag1)\n");
     return 2;
 }
 
@@ -852,6 +891,7 @@ static const struct {
     {"cuda", cmd_cuda, "measure a model on the GPU (runs rb_cuda_bench), write a profile"},
     {"llm-step", cmd_llm_step, "time LLM scheduler steps on this CPU, fit alpha_beta, write a profile"},
     {"cuda-llm-step", cmd_cuda_llm_step, "time LLM scheduler steps with rb_cuda_bench (or read its CSV), fit alpha_beta"},
+    {"llm-loop", rb_llm_loop_main, "closed loop for LLMs: a real continuous-batching loop vs fleetsim's prediction"},
     {"serve", rb_serve_main, "closed loop: a real INT8 serving loop under Poisson load"},
     {"profile", cmd_profile, "turn raw CSV measurements (from rb_cuda_bench) into a profile"},
     {"shapes", cmd_shapes, "write a model's GEMM shapes for rb_cuda_bench"},

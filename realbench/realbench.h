@@ -295,6 +295,29 @@ void rb_llm_step_put(cJSON *root, const char *name, cJSON *section);
  * batch model); 2 on an error, printed as file:line:col. */
 int rb_llm_model_load(const char *path, rb_llm_opts *o, char *name, size_t name_len, FILE *err);
 
+/* ---- step noise and the LLM closed loop (llm_loop.c) ------------------------ */
+
+/* The noise of a long run of steps at one composition: the steps' cv, the
+ * lag-1 autocorrelation of their log times and the correlation time it
+ * gives, -dt / ln(lag1), dt the mean step (back to back: start to start). */
+typedef struct {
+    double cv, lag1, correlation_s, dt_s, mean_s, median_s;
+    size_t steps;
+} rb_llm_noise;
+/* 0, or -1 for fewer than 10 steps or a time that is not > 0. lag1 <= 0
+ * gives correlation_s 0 (no memory seen); lag1 >= 1 is an error (-1). */
+int rb_llm_noise_fit(const double *step_s, size_t n, rb_llm_noise *out);
+/* Times n steps of one composition (16 sequences decoding on 512 cached
+ * tokens each) back to back, after o->warmup untimed ones; *step_s malloc'd.
+ * 0, or 1 when out of memory. */
+int rb_llm_noise_record(const rb_llm_opts *o, size_t n, double **step_s);
+/* The profile's llm_step.noise: cv, correlation_s, lag1, dt_s, steps,
+ * composition, method. */
+cJSON *rb_llm_noise_json(const rb_llm_noise *nz);
+/* `realbench llm-loop ...`: a real continuous-batching loop under Poisson
+ * load beside fleetsim's prediction of it. */
+int rb_llm_loop_main(int argc, char **argv);
+
 /* ---- command line ---------------------------------------------------------- */
 
 /* `realbench <cmd> ...`: cpu, cuda, llm-step, serve, profile, shapes. */

@@ -63,6 +63,8 @@ typedef struct {
     double mfu_prefill, mfu_decode; /* 0 = the GPU's */
     double prefill_token_s, decode_seq_s, context_token_s; /* alpha_beta */
     int step_refused;            /* step.calibration was refused (reported once) */
+    double noise_cv;             /* step.noise: 0 = deterministic steps */
+    double noise_correlation_s;  /* step.noise: the log factors' correlation time */
     int max_num_batched_tokens;  /* 0 = vLLM's default for the GPU */
     int max_num_seqs;            /* 0 = vLLM's default for the GPU */
     int block_size;              /* tokens per KV block (16) */

@@ -75,10 +75,49 @@ static void load_shape(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m
     free(text);
 }
 
-/* step.calibration: the alpha_beta coefficients from a realbench profile's
- * "llm_step" (realbench llm-step; schema in realbench/README.md), or with
- * step.precision (prec, its node pv) from llm_step.precisions.<prec>.
- * Errors sit at the value; 0, or -1 once one is reported. */
+/* A realbench calibration profile's "llm_step" (realbench llm-step; schema
+ * in realbench/README.md), named by the scalar v: the parsed profile (the
+ * caller deletes it) with *ls its llm_step, or NULL once an error is
+ * reported at the value. */
+static cJSON *load_llm_step(sc_loader *L, yaml_node_t *v, const char *path, const cJSON **ls,
+                            const char **rel_out)
+{
+    const char *rel = sc_want_scalar(L, v, path, "a profile path");
+    if (!rel)
+        return NULL;
+    *rel_out = rel;
+    char *file = sc_resolve(L, v, rel);
+    size_t len = 0;
+    char *text = file ? sc_read_file(file, &len) : NULL;
+    free(file);
+    if (!text) {
+        sc_errn(L, v, "%s: cannot read calibration profile \"%s\"", path, rel);
+        return NULL;
+    }
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    free(text);
+    const cJSON *schema = cJSON_GetObjectItemCaseSensitive(root, "schema");
+    *ls = cJSON_GetObjectItemCaseSensitive(root, "llm_step");
+    if (!root) {
+        sc_errn(L, v, "%s: calibration profile \"%s\" is not valid JSON", path, rel);
+    } else if (!cJSON_IsString(schema) ||
+               strcmp(schema->valuestring, "fleetsim-calibration/1") != 0) {
+        sc_errn(L, v, "%s: \"%s\" is not a calibration profile (needs \"schema\": "
+                "\"fleetsim-calibration/1\")", path, rel);
+    } else if (!cJSON_IsObject(*ls)) {
+        sc_errn(L, v, "%s: \"%s\" has no LLM step measurements (\"llm_step\"; realbench "
+                "llm-step --into %s adds them)", path, rel, rel);
+    } else {
+        return root;
+    }
+    cJSON_Delete(root);
+    return NULL;
+}
+
+/* step.calibration: the alpha_beta coefficients from a profile's
+ * "llm_step", or with step.precision (prec, its node pv) from
+ * llm_step.precisions.<prec>. Errors sit at the value; 0, or -1 once one is
+ * reported. */
 static int load_step_calibration(sc_loader *L, yaml_node_t *v, const char *path,
                                  yaml_node_t *pv, const char *prec, sc_llm *m)
 {
@@ -86,79 +125,109 @@ static int load_step_calibration(sc_loader *L, yaml_node_t *v, const char *path,
                                        "per_context_token_s"};
     double *dst[] = {&m->overhead_s, &m->prefill_token_s, &m->decode_seq_s,
                      &m->context_token_s};
-    const char *rel = sc_want_scalar(L, v, path, "a profile path");
-    if (!rel)
+    const cJSON *ls = NULL;
+    const char *rel = NULL;
+    cJSON *root = load_llm_step(L, v, path, &ls, &rel);
+    if (!root)
         return -1;
-    char *file = sc_resolve(L, v, rel);
-    size_t len = 0;
-    char *text = file ? sc_read_file(file, &len) : NULL;
-    free(file);
-    if (!text) {
-        sc_errn(L, v, "%s: cannot read calibration profile \"%s\"", path, rel);
-        return -1;
-    }
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    free(text);
-    const cJSON *schema = cJSON_GetObjectItemCaseSensitive(root, "schema");
-    const cJSON *ls = cJSON_GetObjectItemCaseSensitive(root, "llm_step");
     int rc = -1;
-    if (!root) {
-        sc_errn(L, v, "%s: calibration profile \"%s\" is not valid JSON", path, rel);
-    } else if (!cJSON_IsString(schema) ||
-               strcmp(schema->valuestring, "fleetsim-calibration/1") != 0) {
-        sc_errn(L, v, "%s: \"%s\" is not a calibration profile (needs \"schema\": "
-                "\"fleetsim-calibration/1\")", path, rel);
-    } else if (!cJSON_IsObject(ls)) {
-        sc_errn(L, v, "%s: \"%s\" has no LLM step measurements (\"llm_step\"; realbench "
-                "llm-step --into %s adds them)", path, rel, rel);
-    } else {
-        if (prec) {
-            const cJSON *pr = cJSON_GetObjectItemCaseSensitive(ls, "precisions");
-            const cJSON *sec = cJSON_GetObjectItemCaseSensitive(pr, prec);
-            if (!cJSON_IsObject(sec)) {
-                char have[128] = "";
-                size_t len = 0;
-                for (const cJSON *x = cJSON_IsObject(pr) ? pr->child : NULL; x; x = x->next)
-                    if (x->string && len + strlen(x->string) + 3 < sizeof have)
-                        len += (size_t)snprintf(have + len, sizeof have - len, "%s%s",
-                                                len ? ", " : "", x->string);
-                sc_errn(L, pv, "%s: \"%s\" has no LLM steps measured in %s (llm_step.precisions: "
-                        "%s; realbench llm-step --precision %s --into %s adds them)", path, rel,
-                        prec, len ? have : "none", prec, rel);
-                cJSON_Delete(root);
-                return -1;
-            }
-            ls = sec;
+    if (prec) {
+        const cJSON *pr = cJSON_GetObjectItemCaseSensitive(ls, "precisions");
+        const cJSON *sec = cJSON_GetObjectItemCaseSensitive(pr, prec);
+        if (!cJSON_IsObject(sec)) {
+            char have[128] = "";
+            size_t len = 0;
+            for (const cJSON *x = cJSON_IsObject(pr) ? pr->child : NULL; x; x = x->next)
+                if (x->string && len + strlen(x->string) + 3 < sizeof have)
+                    len += (size_t)snprintf(have + len, sizeof have - len, "%s%s",
+                                            len ? ", " : "", x->string);
+            sc_errn(L, pv, "%s: \"%s\" has no LLM steps measured in %s (llm_step.precisions: "
+                    "%s; realbench llm-step --precision %s --into %s adds them)", path, rel,
+                    prec, len ? have : "none", prec, rel);
+            cJSON_Delete(root);
+            return -1;
         }
-        double sum = 0;
-        for (int i = 0; i < 4; i++) {
-            const cJSON *x = cJSON_GetObjectItemCaseSensitive(ls, coef[i]);
-            if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || x->valuedouble < 0) {
-                sc_errn(L, v, "%s: \"%s\": llm_step.%s must be a number >= 0%s", path, rel,
-                        coef[i], x ? "" : " (missing)");
-                cJSON_Delete(root);
-                return -1;
-            }
-            *dst[i] = x->valuedouble;
-            sum += x->valuedouble;
-        }
-        if (!(sum > 0))
-            sc_errn(L, v, "%s: \"%s\": every llm_step coefficient is 0 (a step would take "
-                    "no time)", path, rel);
-        else
-            rc = 0;
+        ls = sec;
     }
+    double sum = 0;
+    for (int i = 0; i < 4; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(ls, coef[i]);
+        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || x->valuedouble < 0) {
+            sc_errn(L, v, "%s: \"%s\": llm_step.%s must be a number >= 0%s", path, rel,
+                    coef[i], x ? "" : " (missing)");
+            cJSON_Delete(root);
+            return -1;
+        }
+        *dst[i] = x->valuedouble;
+        sum += x->valuedouble;
+    }
+    if (!(sum > 0))
+        sc_errn(L, v, "%s: \"%s\": every llm_step coefficient is 0 (a step would take "
+                "no time)", path, rel);
+    else
+        rc = 0;
     cJSON_Delete(root);
     return rc;
 }
 
+/* step.noise: {cv, correlation_s}, or {calibration: P.json} for the same
+ * fields from the profile's llm_step.noise (realbench llm-step --noise). */
+static void load_step_noise(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m)
+{
+    static const char *const keys[] = {"cv", "correlation_s", "calibration", NULL};
+    char p[SC_PATHLEN];
+    if (sc_check_map(L, n, path, keys))
+        return;
+    sc_kv cv = sc_find(L, n, "cv"), cor = sc_find(L, n, "correlation_s"),
+          cal = sc_find(L, n, "calibration");
+    if (cal.val) {
+        if (cv.key || cor.key) {
+            sc_errn(L, cv.key ? cv.key : cor.key, "%s: %s comes from calibration; give one or "
+                    "the other", path, cv.key ? "cv" : "correlation_s");
+            return;
+        }
+        const cJSON *ls = NULL;
+        const char *rel = NULL;
+        cJSON *root = load_llm_step(L, cal.val, sc_join(p, path, "calibration"), &ls, &rel);
+        if (!root)
+            return;
+        const cJSON *nz = cJSON_GetObjectItemCaseSensitive(ls, "noise");
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(nz, "cv");
+        const cJSON *y = cJSON_GetObjectItemCaseSensitive(nz, "correlation_s");
+        if (!cJSON_IsObject(nz))
+            sc_errn(L, cal.val, "%s: \"%s\" has no llm_step.noise (realbench llm-step "
+                    "--noise-steps N measures it)", p, rel);
+        else if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || !(x->valuedouble > 0))
+            sc_errn(L, cal.val, "%s: \"%s\": llm_step.noise.cv must be a number > 0", p, rel);
+        else if (!cJSON_IsNumber(y) || !isfinite(y->valuedouble) || y->valuedouble < 0)
+            sc_errn(L, cal.val, "%s: \"%s\": llm_step.noise.correlation_s must be a number "
+                    ">= 0", p, rel);
+        else {
+            m->noise_cv = x->valuedouble;
+            m->noise_correlation_s = y->valuedouble;
+        }
+        cJSON_Delete(root);
+        return;
+    }
+    if (!cv.val) {
+        sc_errn(L, n, "%s: needs cv (or calibration)", path);
+        return;
+    }
+    sc_want_num(L, cv.val, sc_join(p, path, "cv"), 0, 1, 10, 0, &m->noise_cv);
+    if (cor.val)
+        sc_want_num(L, cor.val, sc_join(p, path, "correlation_s"), 0, 0, 1e6, 0,
+                    &m->noise_correlation_s);
+}
+
 /* step: {model: roofline | alpha_beta, overhead, mfu_prefill, mfu_decode,
- * per_prefill_token, per_decode_seq, per_context_token, calibration} */
+ * per_prefill_token, per_decode_seq, per_context_token, calibration,
+ * precision, noise} */
 static void load_step(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m)
 {
     static const char *const keys[] = {"model", "overhead", "mfu_prefill", "mfu_decode",
                                        "per_prefill_token", "per_decode_seq",
-                                       "per_context_token", "calibration", "precision", NULL};
+                                       "per_context_token", "calibration", "precision", "noise",
+                                       NULL};
     static const char *const kinds[] = {"roofline", "alpha_beta", NULL};
     static const char *const ab[] = {"per_prefill_token", "per_decode_seq", "per_context_token",
                                      NULL};
@@ -167,6 +236,9 @@ static void load_step(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m)
     int kind = 0;
     if (sc_check_map(L, n, path, keys))
         return;
+    sc_kv nz = sc_find(L, n, "noise");
+    if (nz.val)
+        load_step_noise(L, nz.val, sc_join(p, path, "noise"), m);
     sc_kv k = sc_find(L, n, "model"), ov = sc_find(L, n, "overhead");
     if (k.val && sc_want_enum(L, k.val, sc_join(p, path, "model"), kinds, &kind))
         return;

@@ -53,6 +53,7 @@
  * a transfer fails the request's attempt (a retry starts over with a full
  * prefill); the receiver only frees the transfer's record then.
  */
+#include "llm_noise.h"
 #include "llm_sched.h"
 #include "control.h"
 #include "serve.h"
@@ -131,6 +132,7 @@ typedef struct llm_replica_s {
     llm_chunk *chunks;
     int *held_blocks;          /* horizon planning: blocks each sequence would hold */
     double *t_end;             /* horizon: each step's end */
+    llm_noise *noise;          /* step.noise: its steps' time factors, or NULL */
     int t_cap;
     llm_req *pending, *pending_tail; /* accepted, not yet in the scheduler */
     int n_pending;
@@ -385,6 +387,14 @@ static void init_node(eng_node *n)
         rep->done = malloc(sizeof *rep->done * m);
         rep->chunks = malloc(sizeof *rep->chunks * m);
         rep->held_blocks = malloc(sizeof *rep->held_blocks * m);
+        const sc_llm *lm = n->pool->model->llm;
+        if (lm->noise_cv > 0) /* its own stream: (pool, node, replica) */
+            rep->noise = llm_noise_new(
+                lm->noise_cv, lm->noise_correlation_s,
+                eng_stream_rng(eng_world.sc->seed, 8000000000000UL +
+                                                       1000000000UL * (unsigned long)n->pool->id +
+                                                       1000UL * (unsigned long)n->index +
+                                                       (unsigned long)i));
     }
     n->work.serve = ln;
 }
@@ -454,6 +464,7 @@ static void free_node(eng_node *n)
         free(rep->chunks);
         free(rep->held_blocks);
         free(rep->t_end);
+        llm_noise_free(rep->noise);
     }
     free(ln->reps);
     free(ln);
@@ -984,7 +995,9 @@ static double *t_slot(llm_replica *rep, int j)
  * one step has only decoding sequences and no preemption; it ends at the
  * step where a sequence finishes, where a held request's deadline has
  * passed, before a step whose new KV blocks would not fit (the scheduler
- * would preempt), or before a step that would end after the run. */
+ * would preempt), or before a step that would end after the run. With
+ * step noise each step's time is multiplied by its factor, drawn here for
+ * every step planned and kept for those that run (llm_noise_commit). */
 static int plan(llm_replica *rep, const llm_step *st, double t0_s)
 {
     enum { MAX_STEPS = 1 << 16 };
@@ -992,6 +1005,10 @@ static int plan(llm_replica *rep, const llm_step *st, double t0_s)
     const llm_sched *s = rep->sched;
     double speed = sg_host_get_speed(rep->node->host) / ENG_FLOPS_PER_S;
     double step_s = llm_step_s(&lp->perf, rep->chunks, st->n);
+    if (rep->noise) {
+        llm_noise_plan(rep->noise);
+        step_s *= llm_noise_next(rep->noise, t0_s);
+    }
     *t_slot(rep, 0) = t0_s;
     *t_slot(rep, 1) = t0_s + (speed == 1.0 ? step_s : step_s / speed); /* x / 1 is x */
     int steady = lp->mode != LLM_LIVE && st->n_preempted == 0 && st->n == llm_sched_running(s);
@@ -1041,6 +1058,8 @@ static int plan(llm_replica *rep, const llm_step *st, double t0_s)
         if (free_blocks < 0)
             return j;
         step_s = llm_step_s(&lp->perf, rep->chunks, st->n);
+        if (rep->noise)
+            step_s *= llm_noise_next(rep->noise, rep->t_end[j]);
         double t = rep->t_end[j] + (speed == 1.0 ? step_s : step_s / speed);
         if (t > end_s)
             return j;
@@ -1346,6 +1365,8 @@ static void replica(int argc, char *argv[])
         k = run_horizon(rep, k);
         if (k == 0)
             return; /* the node crashed: fail_running has dealt with what it held */
+        if (rep->noise)
+            llm_noise_commit(rep->noise, k);
         rep->run_t0_s = -1;
         int ended = finish_horizon(rep, k);
         now = rep->t_end[k];

@@ -365,6 +365,41 @@ static void test_errors(void)
         "  p: {model: m, replicas: 1}\n"
         "traffic:\n  - {name: t, pool: p, arrivals: {rate: 1}, tokens: {input: 10, output: 10}}\n",
         NULL, "traffic.t: tokens applies to traffic for a pool of an LLM model"));
+    /* step.noise: strict keys, ranges, a profile without llm_step.noise */
+    {
+        char prof[4096];
+        snprintf(prof, sizeof prof, "%s/p.json", td);
+        tu_write(prof, "{\"schema\": \"fleetsim-calibration/1\", \"llm_step\": "
+                       "{\"overhead_s\": 0.001, \"per_prefill_token_s\": 0, "
+                       "\"per_decode_seq_s\": 0, \"per_context_token_s\": 0}}");
+        static const char *const nm =
+            "name: x\nduration: 1s\nmodels:\n"
+            "  m: {llm: {config: %s/scenarios/models/llama-3.1-8b.json, step: {noise: %s}}}\n"
+            "pools:\n  p: {model: m, replicas: 1, gpus_per_node: 1, gpu: H100-SXM}\n"
+            "traffic:\n  - {name: t, pool: p, arrivals: {rate: 1}, tokens: {input: 10, output: 10}}\n";
+        char noise_cal[4200];
+        snprintf(noise_cal, sizeof noise_cal, "{calibration: %s}", prof);
+        char noise_both[4200];
+        snprintf(noise_both, sizeof noise_both, "{calibration: %s, cv: 0.1}", prof);
+        const struct {
+            const char *noise, *want;
+        } cases[] = {
+            {"{cv: 0.1, memory: 1}", "models.m.llm.step.noise: unknown key \"memory\" "
+                                     "(valid keys: cv, correlation_s, calibration)"},
+            {"{correlation_s: 0.05}", "models.m.llm.step.noise: needs cv"},
+            {"{cv: 0, correlation_s: 0.05}", "models.m.llm.step.noise.cv: expected a number in "
+                                             "(0, 10]"},
+            {"{cv: 0.1, correlation_s: -1}", "models.m.llm.step.noise.correlation_s"},
+            {"0.1", "models.m.llm.step.noise"},
+            {noise_cal, "has no llm_step.noise"},
+            {noise_both, "cv comes from calibration; give one or the other"},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            char t[8192];
+            snprintf(t, sizeof t, nm, tu_src(), cases[i].noise);
+            CU_ASSERT(tu_expect_error(t, NULL, cases[i].want));
+        }
+    }
     tu_done(td);
 }
 
@@ -508,6 +543,43 @@ static void test_coalesced_equals_per_step(void)
     cJSON_Delete(a);
 }
 
+/* With step noise (models.<m>.llm.step.noise) the coalesced mode draws
+ * the same factors in the same order as the per-step mode: the same
+ * summary and step trace, with preemptions, timeouts and a crash cutting
+ * horizons short; and the noise changes the steps (the same run without
+ * it has other step times). */
+static void test_coalesced_equals_per_step_noise(void)
+{
+    static const char *fmt =
+        "name: noisy\nduration: 5m\n"
+        "models:\n  m: {llm: {config: %s/scenarios/models/llama-3.1-8b.json,\n"
+        "                 kv_blocks: 600, max_num_seqs: 64%s}}\n"
+        "pools:\n  p: {model: m, replicas: 2, gpus_per_node: 2, gpu: H200, timeout: 5s,\n"
+        "              lifecycle: {start: 5s}}\n"
+        "traffic:\n  - name: t\n    pool: p\n    arrivals: {process: poisson, rate: 12}\n"
+        "    tokens: {input: {distribution: lognormal, mean: 800, cv: 1, max: 6000},\n"
+        "             output: {distribution: lognormal, mean: 300, cv: 1.2, max: 3000}}\n"
+        "chaos:\n  - {at: 100s, fault: node_crash, target: p/1, recover_after: 20s}\n";
+    char y[4096];
+    snprintf(y, sizeof y, fmt, tu_src(), ",\n step: {noise: {cv: 0.3, correlation_s: 0.05}}");
+    cJSON *a = both_modes(y, "m");
+    CU_ASSERT(tu_num(a, "pools.p.llm.preemptions") > 0);
+    CU_ASSERT(tu_num(a, "requests.timed_out") > 0);
+    CU_ASSERT(tu_num(a, "requests.completed") > 800);
+    CU_ASSERT_EQUAL(tu_num(a, "requests.generated"), tu_sum_buckets(a, "requests"));
+    snprintf(y, sizeof y, fmt, tu_src(), "");
+    int rc;
+    char *d = tu_run_yaml(y, NULL, &rc);
+    cJSON *b = tu_out_summary(d);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(b);
+    if (a && b)
+        CU_ASSERT(tu_num(a, "pools.p.llm.steps") != tu_num(b, "pools.p.llm.steps"));
+    cJSON_Delete(b);
+    tu_done(d);
+    cJSON_Delete(a);
+}
+
 /* The time node p/0 of a run went from loading to warming after its
  * reboot (events.jsonl), or -1. */
 static double reload_done_s(const char *dir)
@@ -613,6 +685,8 @@ int main(void)
     CU_add_test(s, "scenario errors", test_errors);
     CU_add_test(s, "shipped chat scenario", test_shipped_chat);
     CU_add_test(s, "coalesced steps equal per-step", test_coalesced_equals_per_step);
+    CU_add_test(s, "coalesced steps equal per-step with step noise",
+                test_coalesced_equals_per_step_noise);
     CU_add_test(s, "model load time from the weights", test_load_time_from_weights);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();

@@ -1,0 +1,161 @@
+/*
+ * test_llm_loop.c - realbench's step-noise fit (llm_loop.c) recovers the
+ * cv and correlation time of synthetic AR(1) records made by fleetsim's own
+ * generator (sim/base/llm_noise.c) as a replica runs steps back to back,
+ * within 5 standard errors of the estimates for the record's length; a
+ * record without memory gives a correlation time below one step; a small
+ * record is fitted as its arithmetic says; the CPU kernel's record has one
+ * positive time per step; short or bad records are refused; and `realbench
+ * llm-step --noise-steps` writes llm_step.noise into the profile, which
+ * fleetsim's loader accepts.
+ */
+#include "llm_noise.h"
+#include "realbench.h"
+#include "testutil.h"
+
+#include <CUnit/Basic.h>
+#include <gsl/gsl_rng.h>
+#include <math.h>
+
+/* n steps of base_s x factor, back to back (each starts as the previous ends). */
+static double *ar1_record(double base_s, double cv, double tau_s, size_t n, unsigned long seed)
+{
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, seed);
+    llm_noise *nz = llm_noise_new(cv, tau_s, r);
+    double *x = malloc(sizeof *x * n), t = 0;
+    for (size_t i = 0; i < n; i++) {
+        llm_noise_plan(nz);
+        x[i] = base_s * llm_noise_next(nz, t);
+        llm_noise_commit(nz, 1);
+        t += x[i];
+    }
+    llm_noise_free(nz);
+    return x;
+}
+
+static void check_within(const char *what, double got, double want, double se)
+{
+    if (!(fabs(got - want) <= 5 * se))
+        fprintf(stderr, "\n  %s: %.6g, expected %.6g +- 5 x %.3g", what, got, want, se);
+    CU_ASSERT(fabs(got - want) <= 5 * se);
+}
+
+static void test_fit_recovers_ar1(void)
+{
+    const size_t n = 100000;
+    const double base = 1e-3, cv = 0.1, tau = 2e-3;
+    double *x = ar1_record(base, cv, tau, n, 21);
+    rb_llm_noise f;
+    CU_ASSERT_EQUAL_FATAL(rb_llm_noise_fit(x, n, &f), 0);
+    double rho = exp(-base / tau), se_rho = sqrt((1 - rho * rho) / n);
+    CU_ASSERT_EQUAL(f.steps, n);
+    /* steps back to back sample the process unevenly (a long step lets it
+     * revert further before the next): the mean per step sits below base
+     * by O(cv^2), here about 0.8% */
+    CU_ASSERT(fabs(f.mean_s / base - 1) < cv * cv);
+    check_within("lag1", f.lag1, rho, se_rho);
+    /* the sd's se for a nearly Gaussian AR(1) (cv 0.1: kurtosis 3.16) */
+    check_within("cv", f.cv, cv, cv * 0.5 * sqrt(2.16 * (1 + rho * rho) / (1 - rho * rho) / n));
+    /* tau = -dt / ln(rho): its se is dt / (rho ln(rho)^2) x se(rho) */
+    double lr = log(rho);
+    check_within("correlation_s", f.correlation_s, tau, base / (rho * lr * lr) * se_rho);
+    free(x);
+}
+
+static void test_fit_no_memory(void)
+{
+    const size_t n = 50000;
+    double *x = ar1_record(2e-3, 0.2, 0, n, 22);
+    rb_llm_noise f;
+    CU_ASSERT_EQUAL_FATAL(rb_llm_noise_fit(x, n, &f), 0);
+    check_within("lag1 without memory", f.lag1, 0, 1 / sqrt((double)n));
+    /* lag1 < exp(-1) then, so the correlation time is under one step */
+    CU_ASSERT(f.correlation_s < f.dt_s);
+    check_within("cv", f.cv, 0.2, 0.2 * 0.5 * sqrt(2.7 / n));
+    free(x);
+}
+
+/* 1, 2, 1, 2, ... (ten): mean 1.5, sample sd sqrt(10 x 0.25 / 9), logs
+ * alternating: lag1 = -9/10, so no memory (correlation_s 0). */
+static void test_fit_by_hand(void)
+{
+    double x[10];
+    for (int i = 0; i < 10; i++)
+        x[i] = i % 2 ? 2 : 1;
+    rb_llm_noise f;
+    CU_ASSERT_EQUAL_FATAL(rb_llm_noise_fit(x, 10, &f), 0);
+    CU_ASSERT_DOUBLE_EQUAL(f.mean_s, 1.5, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(f.cv, sqrt(2.5 / 9) / 1.5, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(f.lag1, -0.9, 1e-12);
+    CU_ASSERT_EQUAL(f.correlation_s, 0);
+    CU_ASSERT_EQUAL(rb_llm_noise_fit(x, 9, &f), -1); /* too short */
+    x[3] = 0;
+    CU_ASSERT_EQUAL(rb_llm_noise_fit(x, 10, &f), -1); /* a step of no time */
+}
+
+static void test_record_on_cpu(void)
+{
+    rb_llm_opts o;
+    rb_llm_opts_default(&o);
+    double *t = NULL;
+    CU_ASSERT_EQUAL_FATAL(rb_llm_noise_record(&o, 200, &t), 0);
+    int bad = 0;
+    for (int i = 0; i < 200; i++)
+        bad += !(t[i] > 0 && t[i] < 10);
+    CU_ASSERT_EQUAL(bad, 0);
+    free(t);
+}
+
+/* llm-step --noise-steps: the profile's llm_step.noise, read by fleetsim. */
+static void test_cli_noise(void)
+{
+    char *d = tu_tmpdir();
+    char prof[4096], yaml[8192], cmd[4096];
+    snprintf(prof, sizeof prof, "%s/p.json", d);
+    char *argv[] = {"realbench", "llm-step", "--out", prof, "--reps", "1", "--warmup", "1",
+                    "--noise-steps", "300", "--quiet", NULL};
+    CU_ASSERT_EQUAL_FATAL(rb_main(11, argv), 0);
+    char *text = tu_read(prof);
+    cJSON *p = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    const cJSON *nz = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(p, "llm_step"), "noise");
+    const cJSON *cv = cJSON_GetObjectItemCaseSensitive(nz, "cv");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(nz, "steps");
+    CU_ASSERT(cJSON_IsNumber(cv) && cv->valuedouble > 0);
+    CU_ASSERT(cJSON_IsNumber(st) && st->valuedouble == 300);
+    CU_ASSERT(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(nz, "correlation_s")));
+    CU_ASSERT(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(nz, "lag1")));
+    cJSON_Delete(p);
+    snprintf(yaml, sizeof yaml,
+             "name: n\nduration: 10s\nmodels:\n  m: {llm: {config: %s/scenarios/models/"
+             "llama-3.1-8b.json,\n     step: {model: alpha_beta, calibration: %s,\n"
+             "            noise: {calibration: %s}}}}\n"
+             "pools:\n  p: {model: m, replicas: 1, gpus_per_node: 1, gpu: H100-SXM}\n"
+             "traffic:\n  - {name: t, pool: p, arrivals: {rate: 2}, tokens: {input: 100, "
+             "output: 10}}\n", tu_src(), prof, prof);
+    snprintf(cmd, sizeof cmd, "%s/s.yaml", d);
+    tu_write(cmd, yaml);
+    snprintf(cmd, sizeof cmd, "'%s' validate '%s/s.yaml' > /dev/null 2>&1", tu_bin(), d);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+    tu_done(d);
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return (int)CU_get_error();
+    CU_pSuite s = CU_add_suite("llm_loop", NULL, NULL);
+    CU_add_test(s, "the fit recovers an AR(1) record's cv and correlation", test_fit_recovers_ar1);
+    CU_add_test(s, "a record without memory", test_fit_no_memory);
+    CU_add_test(s, "a record fitted by hand; bad records refused", test_fit_by_hand);
+    CU_add_test(s, "the CPU kernel's record", test_record_on_cpu);
+    CU_add_test(s, "llm-step --noise-steps: the profile's noise, read by fleetsim", test_cli_noise);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    int failures = (int)CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return failures;
+}
