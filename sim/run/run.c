@@ -8,7 +8,9 @@
  * Platform: one SimGrid host per node the pool may ever use (cores = GPUs,
  * 1 Gflop/s per core at full speed, lower pstates for throttling), one host
  * for the balancer, one link per node to the balancer, energy plugin
- * wattages per node type.
+ * wattages per node type. The hosts form a star (a route is the source's
+ * link then the destination's), so the platform grows with the nodes, not
+ * with their pairs as a full routing table would.
  *
  * Actors: one traffic generator per class (flow/request.c); the server
  * model's actors on each ready node (serve/); lifecycle, autoscaling,
@@ -141,10 +143,18 @@ static int write_platform(const char *path)
         return -1;
     fprintf(f, "<?xml version='1.0'?>\n"
                "<!DOCTYPE platform SYSTEM \"https://simgrid.org/simgrid.dtd\">\n"
-               "<platform version=\"4.1\">\n<zone id=\"fleet\" routing=\"Full\">\n"
+               "<platform version=\"4.1\">\n<zone id=\"fleet\" routing=\"Cluster\">\n"
                "  <host id=\"balancer\" speed=\"1Gf\" core=\"1\">\n"
                "    <prop id=\"wattage_per_state\" value=\"0.0:0.0:0.0\"/>\n"
-               "    <prop id=\"wattage_off\" value=\"0\"/>\n  </host>\n");
+               "    <prop id=\"wattage_off\" value=\"0\"/>\n  </host>\n"
+               /* the star (SimGrid 3.32's <zone routing="Cluster">, a
+                * StarZone: src/kernel/routing/StarZone.cpp) wants a way up
+                * and down from every host; the balancer's adds nothing:
+                * no latency (0 + x is x), no bandwidth limit (the min
+                * over a route is the node link's) */
+               "  <link id=\"balancer/link\" bandwidth=\"1.7976931348623157e308Bps\" latency=\"0s\""
+               " sharing_policy=\"FATPIPE\"/>\n"
+               "  <host_link id=\"balancer\" up=\"balancer/link\" down=\"balancer/link\"/>\n");
     for (int k = 0; k < eng_world.sc->n_pools; k++) {
         const sc_pool *pc = &eng_world.sc->pools[k];
         int n_old;
@@ -185,36 +195,23 @@ static int write_platform(const char *path)
                     pc->link_bandwidth_Bps, pc->link_latency_s);
         }
     }
+    /* each node's link is its way up to the star's centre and its way down
+     * from it; the balancer has none. So balancer <-> node j crosses node
+     * j's link, and a prefill node i -> decode node j (a KV transfer,
+     * serve/llm.c) crosses link i then link j, sharing those links'
+     * bandwidth with the other transfers: the routes a full table held,
+     * in the same order, without a table of every pair */
     for (int k = 0; k < eng_world.sc->n_pools; k++) {
         const sc_pool *pc = &eng_world.sc->pools[k];
         for (int j = 0; j < eng_pool_slots(pc, NULL); j++) {
-            fputs("  <route src=\"balancer\" dst=\"", f);
+            fputs("  <host_link id=\"", f);
             xml_attr(f, pc->name);
-            fprintf(f, "/%d\"><link_ctn id=\"", j);
+            fprintf(f, "/%d\" up=\"", j);
             xml_attr(f, pc->name);
-            fprintf(f, "/%d/link\"/></route>\n", j);
+            fprintf(f, "/%d/link\" down=\"", j);
+            xml_attr(f, pc->name);
+            fprintf(f, "/%d/link\"/>\n", j);
         }
-    }
-    /* prefill/decode disaggregation: a route from each prefill host to each
-     * host of its decode pool over both nodes' links, the KV transfers'
-     * path (serve/llm.c); their transfers share those links' bandwidth */
-    for (int k = 0; k < eng_world.sc->n_pools; k++) {
-        const sc_pool *pc = &eng_world.sc->pools[k];
-        if (pc->role != SC_ROLE_PREFILL || pc->decode_pool < 0)
-            continue;
-        const sc_pool *dc = &eng_world.sc->pools[pc->decode_pool];
-        for (int i = 0; i < eng_pool_slots(pc, NULL); i++)
-            for (int j = 0; j < eng_pool_slots(dc, NULL); j++) {
-                fputs("  <route src=\"", f);
-                xml_attr(f, pc->name);
-                fprintf(f, "/%d\" dst=\"", i);
-                xml_attr(f, dc->name);
-                fprintf(f, "/%d\"><link_ctn id=\"", j);
-                xml_attr(f, pc->name);
-                fprintf(f, "/%d/link\"/><link_ctn id=\"", i);
-                xml_attr(f, dc->name);
-                fprintf(f, "/%d/link\"/></route>\n", j);
-            }
     }
     fprintf(f, "</zone>\n</platform>\n");
     return fclose(f);
