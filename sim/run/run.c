@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -803,6 +804,12 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
     eng_event(eng_world.sc->duration_s, out->interrupted ? "run_interrupted" : "run_end", sc->name,
               NULL);
     out->wall_time_s = wall_now();
+    /* like wall_time_s a measure of the machine, not of the model: the
+     * peak so far, the platform and the world included (Linux gives
+     * ru_maxrss in KiB) */
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        out->peak_rss_mb = (double)ru.ru_maxrss / 1024.0;
     /* actors still blocked hold the semaphores: end them, then let the
      * engine reap them, before anything is freed */
     sg_actor_kill_all();
