@@ -62,6 +62,13 @@ gsl_rng *eng_stream_rng(unsigned long seed, unsigned long stream)
     return r;
 }
 
+gsl_rng *eng_node_rng(eng_node *n)
+{
+    if (!n->rng)
+        n->rng = eng_stream_rng(eng_world.sc->seed, n->rng_stream);
+    return n->rng;
+}
+
 double eng_draw_unit(const sc_dist *d, gsl_rng *rng)
 {
     switch (d->kind) {

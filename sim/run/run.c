@@ -270,7 +270,7 @@ static int build(void)
             n->index = j;
             snprintf(n->name, sizeof n->name, "%s/%d", p->cfg->name, j);
             n->host = sg_host_by_name(n->name);
-            n->rng = eng_stream_rng(sc->seed, 2000000UL + stream++);
+            n->rng_stream = 2000000UL + stream++; /* the rng itself at its first draw */
             n->new_shape = j >= p->n_old;
             n->gpus = n->new_shape ? p->cfg->rollout.gpus_per_node : p->cfg->gpus_per_node;
             n->power = n->new_shape ? &p->cfg->rollout.power : &p->cfg->power;
@@ -575,7 +575,8 @@ static void teardown(void)
         eng_pool *p = &eng_world.pools[k];
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
-            gsl_rng_free(n->rng);
+            if (n->rng)
+                gsl_rng_free(n->rng);
             serve_free_node(n);
             free(n->work.busy_series);
         }
