@@ -175,7 +175,8 @@ struct eng_node {
         void *serve;       /* its server model's state (serve.h) */
         int workers_alive; /* its server's actors still running */
         double busy_gpu_s;
-        double *busy_series; /* busy GPU-seconds per interval (NULL when too many) */
+        double *busy_series; /* busy GPU-seconds per interval (NULL when the pool
+                                keeps none, or until it first leaves OFF) */
         unsigned long accepted; /* requests sent to it, ever */
         /* node_network_{receive,transmit}_bytes_total since it last came up:
          * bytes_in of each request it accepted, bytes_out of each it completed */
@@ -217,6 +218,7 @@ struct eng_pool {
     rp_counts counts;
     double *busy_per_interval;
     double *serving_per_interval; /* GPU-seconds of ready or draining nodes */
+    int node_series;        /* its nodes keep busy_series (the report's heatmap) */
     int replicas_min, replicas_max;
     int n_old;              /* slots 0..n_old-1 have the pool's shape; the rest the rollout's */
     int rolling;            /* the rollout began: new replicas take new-shape slots */

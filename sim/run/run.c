@@ -263,6 +263,7 @@ static int build(void)
         p->serving_per_interval = calloc(eng_world.n_intervals, sizeof(double));
         p->cause = p->fault_rec = -1;
         p->bw_factor = 1.0;
+        p->node_series = (double)p->n_hosts * (double)eng_world.n_intervals <= 4e6;
         serve_init_pool(p);
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
@@ -279,8 +280,10 @@ static int build(void)
             n->life.ready_since_s = -1;
             n->life.serving_since_s = -1;
             n->fault.cause = n->fault.fault_rec = -1;
-            /* per-node series for the report's heatmap, while they stay small */
-            if ((double)p->n_hosts * (double)eng_world.n_intervals <= 4e6)
+            /* per-node series for the report's heatmap, while they stay
+             * small: the initial fleet's now, the others' when they first
+             * leave OFF (model.c) */
+            if (p->node_series && j < p->cfg->replicas)
                 n->work.busy_series = calloc(eng_world.n_intervals, sizeof *n->work.busy_series);
             n->health.hc_up = 1;
             for (int i = 0; i < eng_world.n_l7; i++)
@@ -497,7 +500,7 @@ static void collect(rp_results *out)
             out->samples[i].pools[k].serving_gpus =
                 len > 0 ? p->serving_per_interval[i] / len : 0;
         }
-        if (p->nodes[0].work.busy_series) {
+        if (p->node_series && p->n_hosts > 0) {
             rp->nodes = calloc((size_t)p->n_hosts, sizeof *rp->nodes);
             rp->n_nodes = p->n_hosts;
             for (int j = 0; j < p->n_hosts; j++) {
@@ -505,7 +508,8 @@ static void collect(rp_results *out)
                 rp->nodes[j].busy = malloc(sizeof(double) * eng_world.n_intervals);
                 for (size_t i = 0; i < eng_world.n_intervals; i++) {
                     double len = fmin(sc->interval_s, dur - (double)i * sc->interval_s);
-                    double b = p->nodes[j].work.busy_series[i];
+                    /* a node that never left OFF has no series: no cell */
+                    double b = p->nodes[j].work.busy_series ? p->nodes[j].work.busy_series[i] : NAN;
                     rp->nodes[j].busy[i] = isnan(b) || len <= 0 ? b : b / (len * p->nodes[j].gpus);
                 }
             }

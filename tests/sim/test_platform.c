@@ -5,7 +5,8 @@
  * alone (its latency and bandwidth exactly), a prefill node -> a decode
  * node crosses both nodes' links (latencies summed, the lower bandwidth).
  * Two batch pools in two zones with their own links, one of them with
- * room to scale out, and a prefill/decode pair; in-process (SimGrid's
+ * room to scale out (a slot never used keeps no heatmap series), and a
+ * prefill/decode pair; in-process (SimGrid's
  * engine is a singleton: one run per process), the routes asked of SimGrid
  * after the run.
  */
@@ -28,6 +29,7 @@
 static const char *SCENARIO =
     "name: platform\n"
     "duration: 10s\n"
+    "interval: 2s\n"
     "models:\n"
     "  m: {service: {distribution: deterministic, mean: 10ms}}\n"
     "  llm: {llm: {config: %s/scenarios/models/llama-3.1-8b.json}}\n"
@@ -123,6 +125,16 @@ static void test_routes(void)
                                               r.requests.failed + r.requests.timed_out +
                                               r.requests.in_flight_at_end);
     CU_ASSERT(r.peak_rss_mb > 1);
+    /* the heatmap's series: east's two nodes were up from the start (a
+     * number in each of the 5 intervals), its third slot never left OFF
+     * (kept no series: no cell in any) */
+    CU_ASSERT_EQUAL_FATAL(r.pools[0].n_nodes, 3);
+    CU_ASSERT_EQUAL_FATAL(r.n_samples, 5);
+    for (size_t i = 0; i < r.n_samples; i++) {
+        CU_ASSERT(isfinite(r.pools[0].nodes[0].busy[i]) && r.pools[0].nodes[0].busy[i] > 0);
+        CU_ASSERT(isfinite(r.pools[0].nodes[1].busy[i]) && r.pools[0].nodes[1].busy[i] > 0);
+        CU_ASSERT(isnan(r.pools[0].nodes[2].busy[i]));
+    }
     rp_results_free(&r);
     sc_free(sc);
     tu_rm_rf(dir);
