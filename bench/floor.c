@@ -17,7 +17,15 @@
  * way as in the engine (GSL mt19937): exponential inter-arrival times,
  * exponential service for mmc, lognormal noise (cv 0.3) for batched.
  *
- * usage: floor mmc|batched [DURATION_S]
+ * The big workloads (bench/scenarios/big/: million, 1M QPS for 60 s on
+ * 10,000 GPUs; hour, 100k QPS for an hour on 1,000) have one worker and
+ * one host per GPU, send each request to the next GPU in turn (round robin,
+ * O(1): a scan of 10,000 would be the floor's whole cost), and take a batch
+ * of up to 64 of what is queued when a GPU frees (no window), lasting
+ * 30 ms + 1 ms per item with no noise. The hosts sit in a zone with no
+ * routes (nothing here communicates).
+ *
+ * usage: floor mmc|batched|million|hour [DURATION_S]
  * prints: workload, requests, batches, simulated s, wall s, requests/s.
  */
 #include <simgrid/actor.h>
@@ -35,7 +43,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define N_NODES 16
 #define RING 4096 /* per-node queue capacity; far above what 80% load reaches */
 
 /* One workload: the numbers in bench/scenarios/{mmc,batched}.yaml. */
@@ -45,12 +52,16 @@ typedef struct {
     int batch_max;
     double max_wait_s;
     int exp_service;          /* 1: exponential, mean base_s; 0: lognormal noise */
-    double base_s, per_item_s, cv;
+    double base_s, per_item_s, cv; /* cv 0: no noise */
+    int n_nodes;
+    int round_robin;          /* 1: the next node in turn; 0: the least active */
 } workload;
 
 static const workload WORKLOADS[] = {
-    { "mmc", 12.8, 156250, 1, 0, 1, 1.0, 0, 0 },
-    { "batched", 4350, 460, 16, 0.005, 0, 0.015, 0.002, 0.3 },
+    { "mmc", 12.8, 156250, 1, 0, 1, 1.0, 0, 0, 16, 0 },
+    { "batched", 4350, 460, 16, 0.005, 0, 0.015, 0.002, 0.3, 16, 0 },
+    { "million", 1e6, 60, 64, 0, 0, 0.030, 0.001, 0, 1250 * 8, 1 },
+    { "hour", 1e5, 3600, 64, 0, 0, 0.030, 0.001, 0, 125 * 8, 1 },
 };
 
 typedef struct {
@@ -65,7 +76,7 @@ typedef struct {
 } fnode;
 
 static const workload *W;
-static fnode nodes[N_NODES];
+static fnode *nodes;
 static unsigned long n_requests, n_batches;
 
 static void generator(int argc, char *argv[])
@@ -80,10 +91,16 @@ static void generator(int argc, char *argv[])
         if (t >= W->duration_s)
             break;
         sg_actor_sleep_until(t);
+        static int next;
         int best = 0;
-        for (int i = 1; i < N_NODES; i++)
-            if (nodes[i].active < nodes[best].active)
-                best = i;
+        if (W->round_robin) {
+            best = next;
+            next = next + 1 == W->n_nodes ? 0 : next + 1;
+        } else {
+            for (int i = 1; i < W->n_nodes; i++)
+                if (nodes[i].active < nodes[best].active)
+                    best = i;
+        }
         fnode *n = &nodes[best];
         if (n->len == RING) {
             fprintf(stderr, "floor: node queue overflow\n");
@@ -133,10 +150,10 @@ static void worker(int argc, char *argv[])
         int b = (int)n->len < W->batch_max ? (int)n->len : W->batch_max;
         n->head = (n->head + (unsigned)b) % RING;
         n->len -= (unsigned)b;
-        double service_s = W->exp_service
-                               ? gsl_ran_exponential(n->rng, W->base_s)
-                               : (W->base_s + W->per_item_s * b) *
-                                     gsl_ran_lognormal(n->rng, -0.5 * s2, sqrt(s2));
+        double service_s = W->exp_service ? gsl_ran_exponential(n->rng, W->base_s)
+                           : W->cv == 0   ? W->base_s + W->per_item_s * b
+                                          : (W->base_s + W->per_item_s * b) *
+                                              gsl_ran_lognormal(n->rng, -0.5 * s2, sqrt(s2));
         sg_actor_execute(service_s * 1e9);
         n->active -= b;
         n_batches++;
@@ -150,9 +167,9 @@ static int write_platform(const char *path)
         return -1;
     fprintf(f, "<?xml version='1.0'?>\n"
                "<!DOCTYPE platform SYSTEM \"https://simgrid.org/simgrid.dtd\">\n"
-               "<platform version=\"4.1\">\n<zone id=\"fleet\" routing=\"Full\">\n"
+               "<platform version=\"4.1\">\n<zone id=\"fleet\" routing=\"None\">\n"
                "  <host id=\"balancer\" speed=\"1Gf\" core=\"1\"/>\n");
-    for (int j = 0; j < N_NODES; j++)
+    for (int j = 0; j < W->n_nodes; j++)
         fprintf(f, "  <host id=\"p/%d\" speed=\"1Gf\" core=\"1\"/>\n", j);
     fprintf(f, "</zone>\n</platform>\n");
     return fclose(f);
@@ -162,19 +179,22 @@ int main(int argc, char *argv[])
 {
     static workload w;
     if (argc < 2) {
-        fprintf(stderr, "usage: floor mmc|batched [DURATION_S]\n");
+        fprintf(stderr, "usage: floor mmc|batched|million|hour [DURATION_S]\n");
         return 2;
     }
     for (size_t i = 0; i < sizeof WORKLOADS / sizeof *WORKLOADS; i++)
         if (strcmp(argv[1], WORKLOADS[i].name) == 0)
             w = WORKLOADS[i];
     if (!w.name) {
-        fprintf(stderr, "floor: unknown workload '%s' (mmc, batched)\n", argv[1]);
+        fprintf(stderr, "floor: unknown workload '%s' (mmc, batched, million, hour)\n", argv[1]);
         return 2;
     }
     if (argc > 2)
         w.duration_s = atof(argv[2]);
     W = &w;
+    nodes = calloc((size_t)w.n_nodes, sizeof *nodes);
+    if (!nodes)
+        return 1;
 
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -190,7 +210,7 @@ int main(int argc, char *argv[])
     simgrid_load_platform(plat);
     unlink(plat);
 
-    for (int j = 0; j < N_NODES; j++) {
+    for (int j = 0; j < W->n_nodes; j++) {
         char name[32];
         fnode *n = &nodes[j];
         snprintf(name, sizeof name, "p/%d", j);
@@ -212,10 +232,11 @@ int main(int argc, char *argv[])
     double wall = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     printf("%s requests %lu batches %lu sim_s %.0f wall_s %.3f req_per_s %.0f\n", w.name,
            n_requests, n_batches, simgrid_get_clock(), wall, (double)n_requests / wall);
-    for (int j = 0; j < N_NODES; j++) {
+    for (int j = 0; j < W->n_nodes; j++) {
         gsl_rng_free(nodes[j].rng);
         sg_sem_destroy(nodes[j].wake);
         sg_sem_destroy(nodes[j].filled);
     }
+    free(nodes);
     return 0;
 }

@@ -544,6 +544,7 @@ int rp_write_summary(const rp_results *r, const char *path)
         cJSON_AddTrueToObject(o, "interrupted");
     cJSON_AddNumberToObject(o, "warmup_s", r->warmup_s);
     cJSON_AddNumberToObject(o, "wall_time_s", r->wall_time_s);
+    cJSON_AddNumberToObject(o, "peak_rss_mb", r->peak_rss_mb);
     cJSON_AddItemToObject(o, "requests", counts_json(&r->requests));
     cJSON_AddItemToObject(o, "measured", counts_json(&r->measured));
     add_latency(o, "latency_s", &r->latency_s);

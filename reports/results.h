@@ -244,6 +244,7 @@ typedef struct {
     double sim_time_s;
     double warmup_s;
     double wall_time_s;
+    double peak_rss_mb;           /* the process's peak resident set (getrusage ru_maxrss) */
     int interrupted;              /* stopped early (SIGINT): sim_time_s is where it stopped */
     rp_counts requests;        /* every request of the run */
     rp_counts measured;        /* requests that arrived after warm-up */

@@ -1,7 +1,9 @@
 #!/bin/sh
 # same-results.sh - proves a refactor changed no result. `record DIR` runs
 # every shipped scenario (scenarios/, scenarios/chaos/, bench/scenarios/) at
-# two seeds and keeps each summary.json with wall_time_s blanked; `check DIR`
+# two seeds and keeps each summary.json with wall_time_s blanked and the
+# peak_rss_mb line left out (measures of the machine, not of the model);
+# `check DIR`
 # runs them again and fails, naming the scenario, when any summary differs
 # by a byte. Run `record` before a change and `check` after every step.
 #   scripts/same-results.sh record /tmp/base [FLEETSIM]
@@ -22,7 +24,7 @@ run_one() { # scenario seed key
     # exit 1 is a failed steady-state hypothesis: a result like any other
     "$bin" run "$1" --seed "$2" --quiet --out "$out" >/dev/null 2>&1 || [ $? -eq 1 ] || {
         echo "FAIL $1 seed $2: exit $?" >&2; return 1; }
-    sed 's/"wall_time_s":[^,}]*/"wall_time_s":0/' "$out/summary.json" > "$tmp/$3.json"
+    sed 's/"wall_time_s":[^,}]*/"wall_time_s":0/; /"peak_rss_mb":/d' "$out/summary.json" > "$tmp/$3.json"
 }
 pids=""
 for s in $list; do

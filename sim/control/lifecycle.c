@@ -31,7 +31,7 @@ static void set_state(eng_node *n, eng_node_state st, double now)
 
 static double delay(eng_node *n, const sc_delay *d)
 {
-    return d->mean_s > 0 ? d->mean_s * eng_draw_unit(&d->shape, n->rng) : 0;
+    return d->mean_s > 0 ? d->mean_s * eng_draw_unit(&d->shape, eng_node_rng(n)) : 0;
 }
 
 /* ---------- node pool: replicas on cluster nodes ----------
@@ -113,7 +113,7 @@ static void boot(int argc, char *argv[])
     for (;;) {
         set_state(n, NODE_STARTING, simgrid_get_clock());
         sg_actor_sleep_for(delay(n, &L->start));
-        if (L->start_failure_prob > 0 && gsl_rng_uniform(n->rng) < L->start_failure_prob) {
+        if (L->start_failure_prob > 0 && gsl_rng_uniform(eng_node_rng(n)) < L->start_failure_prob) {
             eng_event(simgrid_get_clock(), "start_failed", n->name, "container start failed; retrying");
             continue;
         }

@@ -62,6 +62,13 @@ gsl_rng *eng_stream_rng(unsigned long seed, unsigned long stream)
     return r;
 }
 
+gsl_rng *eng_node_rng(eng_node *n)
+{
+    if (!n->rng)
+        n->rng = eng_stream_rng(eng_world.sc->seed, n->rng_stream);
+    return n->rng;
+}
+
 double eng_draw_unit(const sc_dist *d, gsl_rng *rng)
 {
     switch (d->kind) {
@@ -224,11 +231,25 @@ const char *const eng_state_names[] = { "off",   "provisioning", "starting", "lo
  * exporter counters as a new host would, tells the balancers, records the
  * event and the pool's ready extremes. 1 if the state changed, 0 if it was
  * already st. Who may move a node where is control/lifecycle.c's business. */
+/* A node's busy series, made when it first leaves OFF: a pool of many
+ * slots that uses few keeps few. The intervals closed before lay OFF, no
+ * cell in the heatmap (NAN), as the sampler would have marked them. */
+static void node_series(eng_node *n)
+{
+    if (!n->pool->node_series || n->work.busy_series)
+        return;
+    n->work.busy_series = calloc(eng_world.n_intervals, sizeof *n->work.busy_series);
+    for (size_t i = 0; i < eng_world.n_closed && i < eng_world.n_intervals; i++)
+        n->work.busy_series[i] = NAN;
+}
+
 int eng_node_set_state(eng_node *n, eng_node_state st, double now)
 {
     eng_node_state old = n->life.state;
     if (old == st)
         return 0;
+    if (old == NODE_OFF)
+        node_series(n);
     if (old == NODE_READY && n->life.ready_since_s >= 0) {
         n->life.ready_total_s += now - n->life.ready_since_s;
         n->life.ready_since_s = -1;

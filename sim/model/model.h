@@ -142,7 +142,8 @@ struct eng_node {
     int new_shape;         /* a slot of the pool's rollout target shape */
     sg_host_t host;
     char name[96];
-    gsl_rng *rng;
+    gsl_rng *rng;          /* its own stream, made at its first draw: eng_node_rng */
+    unsigned long rng_stream;
     struct {               /* its life (control/lifecycle.c) */
         eng_node_state state;
         int gen;           /* incarnation: bumped at each crash or termination */
@@ -174,7 +175,8 @@ struct eng_node {
         void *serve;       /* its server model's state (serve.h) */
         int workers_alive; /* its server's actors still running */
         double busy_gpu_s;
-        double *busy_series; /* busy GPU-seconds per interval (NULL when too many) */
+        double *busy_series; /* busy GPU-seconds per interval (NULL when the pool
+                                keeps none, or until it first leaves OFF) */
         unsigned long accepted; /* requests sent to it, ever */
         /* node_network_{receive,transmit}_bytes_total since it last came up:
          * bytes_in of each request it accepted, bytes_out of each it completed */
@@ -216,6 +218,7 @@ struct eng_pool {
     rp_counts counts;
     double *busy_per_interval;
     double *serving_per_interval; /* GPU-seconds of ready or draining nodes */
+    int node_series;        /* its nodes keep busy_series (the report's heatmap) */
     int replicas_min, replicas_max;
     int n_old;              /* slots 0..n_old-1 have the pool's shape; the rest the rollout's */
     int rolling;            /* the rollout began: new replicas take new-shape slots */
@@ -344,6 +347,10 @@ static inline size_t eng_interval_of(double t)
 
 double eng_draw_unit(const sc_dist *d, gsl_rng *rng);
 gsl_rng *eng_stream_rng(unsigned long seed, unsigned long stream);
+/* Node n's random stream, made at its first draw (a generator's state is
+ * 5 KB: a pool of 10,000 slots that runs 10 nodes makes 10) and the same
+ * draws as one made at the start, as nothing draws from it before. */
+gsl_rng *eng_node_rng(eng_node *n);
 void eng_fifo_push(eng_fifo *f, eng_req *r);
 eng_req *eng_fifo_pop(eng_fifo *f);
 void eng_fifo_push_head(eng_fifo *f, eng_req *r); /* back where a pop took it */

@@ -8,7 +8,9 @@
  * Platform: one SimGrid host per node the pool may ever use (cores = GPUs,
  * 1 Gflop/s per core at full speed, lower pstates for throttling), one host
  * for the balancer, one link per node to the balancer, energy plugin
- * wattages per node type.
+ * wattages per node type. The hosts form a star (a route is the source's
+ * link then the destination's), so the platform grows with the nodes, not
+ * with their pairs as a full routing table would.
  *
  * Actors: one traffic generator per class (flow/request.c); the server
  * model's actors on each ready node (serve/); lifecycle, autoscaling,
@@ -34,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -141,10 +144,18 @@ static int write_platform(const char *path)
         return -1;
     fprintf(f, "<?xml version='1.0'?>\n"
                "<!DOCTYPE platform SYSTEM \"https://simgrid.org/simgrid.dtd\">\n"
-               "<platform version=\"4.1\">\n<zone id=\"fleet\" routing=\"Full\">\n"
+               "<platform version=\"4.1\">\n<zone id=\"fleet\" routing=\"Cluster\">\n"
                "  <host id=\"balancer\" speed=\"1Gf\" core=\"1\">\n"
                "    <prop id=\"wattage_per_state\" value=\"0.0:0.0:0.0\"/>\n"
-               "    <prop id=\"wattage_off\" value=\"0\"/>\n  </host>\n");
+               "    <prop id=\"wattage_off\" value=\"0\"/>\n  </host>\n"
+               /* the star (SimGrid 3.32's <zone routing="Cluster">, a
+                * StarZone: src/kernel/routing/StarZone.cpp) wants a way up
+                * and down from every host; the balancer's adds nothing:
+                * no latency (0 + x is x), no bandwidth limit (the min
+                * over a route is the node link's) */
+               "  <link id=\"balancer/link\" bandwidth=\"1.7976931348623157e308Bps\" latency=\"0s\""
+               " sharing_policy=\"FATPIPE\"/>\n"
+               "  <host_link id=\"balancer\" up=\"balancer/link\" down=\"balancer/link\"/>\n");
     for (int k = 0; k < eng_world.sc->n_pools; k++) {
         const sc_pool *pc = &eng_world.sc->pools[k];
         int n_old;
@@ -185,36 +196,23 @@ static int write_platform(const char *path)
                     pc->link_bandwidth_Bps, pc->link_latency_s);
         }
     }
+    /* each node's link is its way up to the star's centre and its way down
+     * from it; the balancer has none. So balancer <-> node j crosses node
+     * j's link, and a prefill node i -> decode node j (a KV transfer,
+     * serve/llm.c) crosses link i then link j, sharing those links'
+     * bandwidth with the other transfers: the routes a full table held,
+     * in the same order, without a table of every pair */
     for (int k = 0; k < eng_world.sc->n_pools; k++) {
         const sc_pool *pc = &eng_world.sc->pools[k];
         for (int j = 0; j < eng_pool_slots(pc, NULL); j++) {
-            fputs("  <route src=\"balancer\" dst=\"", f);
+            fputs("  <host_link id=\"", f);
             xml_attr(f, pc->name);
-            fprintf(f, "/%d\"><link_ctn id=\"", j);
+            fprintf(f, "/%d\" up=\"", j);
             xml_attr(f, pc->name);
-            fprintf(f, "/%d/link\"/></route>\n", j);
+            fprintf(f, "/%d/link\" down=\"", j);
+            xml_attr(f, pc->name);
+            fprintf(f, "/%d/link\"/>\n", j);
         }
-    }
-    /* prefill/decode disaggregation: a route from each prefill host to each
-     * host of its decode pool over both nodes' links, the KV transfers'
-     * path (serve/llm.c); their transfers share those links' bandwidth */
-    for (int k = 0; k < eng_world.sc->n_pools; k++) {
-        const sc_pool *pc = &eng_world.sc->pools[k];
-        if (pc->role != SC_ROLE_PREFILL || pc->decode_pool < 0)
-            continue;
-        const sc_pool *dc = &eng_world.sc->pools[pc->decode_pool];
-        for (int i = 0; i < eng_pool_slots(pc, NULL); i++)
-            for (int j = 0; j < eng_pool_slots(dc, NULL); j++) {
-                fputs("  <route src=\"", f);
-                xml_attr(f, pc->name);
-                fprintf(f, "/%d\" dst=\"", i);
-                xml_attr(f, dc->name);
-                fprintf(f, "/%d\"><link_ctn id=\"", j);
-                xml_attr(f, pc->name);
-                fprintf(f, "/%d/link\"/><link_ctn id=\"", i);
-                xml_attr(f, dc->name);
-                fprintf(f, "/%d/link\"/></route>\n", j);
-            }
     }
     fprintf(f, "</zone>\n</platform>\n");
     return fclose(f);
@@ -265,6 +263,7 @@ static int build(void)
         p->serving_per_interval = calloc(eng_world.n_intervals, sizeof(double));
         p->cause = p->fault_rec = -1;
         p->bw_factor = 1.0;
+        p->node_series = (double)p->n_hosts * (double)eng_world.n_intervals <= 4e6;
         serve_init_pool(p);
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
@@ -272,7 +271,7 @@ static int build(void)
             n->index = j;
             snprintf(n->name, sizeof n->name, "%s/%d", p->cfg->name, j);
             n->host = sg_host_by_name(n->name);
-            n->rng = eng_stream_rng(sc->seed, 2000000UL + stream++);
+            n->rng_stream = 2000000UL + stream++; /* the rng itself at its first draw */
             n->new_shape = j >= p->n_old;
             n->gpus = n->new_shape ? p->cfg->rollout.gpus_per_node : p->cfg->gpus_per_node;
             n->power = n->new_shape ? &p->cfg->rollout.power : &p->cfg->power;
@@ -281,8 +280,10 @@ static int build(void)
             n->life.ready_since_s = -1;
             n->life.serving_since_s = -1;
             n->fault.cause = n->fault.fault_rec = -1;
-            /* per-node series for the report's heatmap, while they stay small */
-            if ((double)p->n_hosts * (double)eng_world.n_intervals <= 4e6)
+            /* per-node series for the report's heatmap, while they stay
+             * small: the initial fleet's now, the others' when they first
+             * leave OFF (model.c) */
+            if (p->node_series && j < p->cfg->replicas)
                 n->work.busy_series = calloc(eng_world.n_intervals, sizeof *n->work.busy_series);
             n->health.hc_up = 1;
             for (int i = 0; i < eng_world.n_l7; i++)
@@ -499,7 +500,7 @@ static void collect(rp_results *out)
             out->samples[i].pools[k].serving_gpus =
                 len > 0 ? p->serving_per_interval[i] / len : 0;
         }
-        if (p->nodes[0].work.busy_series) {
+        if (p->node_series && p->n_hosts > 0) {
             rp->nodes = calloc((size_t)p->n_hosts, sizeof *rp->nodes);
             rp->n_nodes = p->n_hosts;
             for (int j = 0; j < p->n_hosts; j++) {
@@ -507,7 +508,8 @@ static void collect(rp_results *out)
                 rp->nodes[j].busy = malloc(sizeof(double) * eng_world.n_intervals);
                 for (size_t i = 0; i < eng_world.n_intervals; i++) {
                     double len = fmin(sc->interval_s, dur - (double)i * sc->interval_s);
-                    double b = p->nodes[j].work.busy_series[i];
+                    /* a node that never left OFF has no series: no cell */
+                    double b = p->nodes[j].work.busy_series ? p->nodes[j].work.busy_series[i] : NAN;
                     rp->nodes[j].busy[i] = isnan(b) || len <= 0 ? b : b / (len * p->nodes[j].gpus);
                 }
             }
@@ -577,7 +579,8 @@ static void teardown(void)
         eng_pool *p = &eng_world.pools[k];
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
-            gsl_rng_free(n->rng);
+            if (n->rng)
+                gsl_rng_free(n->rng);
             serve_free_node(n);
             free(n->work.busy_series);
         }
@@ -806,6 +809,12 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
     eng_event(eng_world.sc->duration_s, out->interrupted ? "run_interrupted" : "run_end", sc->name,
               NULL);
     out->wall_time_s = wall_now();
+    /* like wall_time_s a measure of the machine, not of the model: the
+     * peak so far, the platform and the world included (Linux gives
+     * ru_maxrss in KiB) */
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        out->peak_rss_mb = (double)ru.ru_maxrss / 1024.0;
     /* actors still blocked hold the semaphores: end them, then let the
      * engine reap them, before anything is freed */
     sg_actor_kill_all();

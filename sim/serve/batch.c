@@ -172,7 +172,7 @@ static void gpu_worker(int argc, char *argv[])
             eng_drain_balancer_queue(p, now);
             continue;
         }
-        double service_s = sc_model_mean_s(m, b) * (work / b) * eng_draw_unit(&m->noise, n->rng);
+        double service_s = sc_model_mean_s(m, b) * (work / b) * eng_draw_unit(&m->noise, eng_node_rng(n));
         w->batch_n = b;
         w->run_t0_s = now;
         int gen = n->life.gen;
