@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 WERROR ?= $(if $(CI),ON,OFF)
 
-.PHONY: all deps build build-asan run test test-fidelity clean bench fuzz
+.PHONY: all deps build build-asan run test test-fidelity clean bench bench-big fuzz
 
 all: build
 
@@ -35,6 +35,11 @@ test-fidelity: build
 
 bench: build
 	bench/run.sh
+
+# the million-QPS minute, the 100k-QPS hour and start-up at 10,000 hosts
+# (bench/scenarios/big/): long; SCALE=0.05 runs 5% of each duration
+bench-big: build
+	bench/big.sh
 
 # Coverage-guided fuzzing of every reader of user input (tests/fuzz/): builds
 # the libFuzzer harnesses with clang, ASan and UBSan in $(FUZZ_BUILD), then
