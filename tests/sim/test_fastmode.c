@@ -200,6 +200,26 @@ static void test_key_and_flags(void)
     free(exact);
     free(fast);
     free(fast_file);
+    /* compare passes --fast to every run, over the file's mode */
+    char *dir = tu_tmpdir();
+    char path[4096], log[4096], cmd_out[4096];
+    snprintf(path, sizeof path, "%s/s.yaml", dir);
+    snprintf(log, sizeof log, "%s/log", dir);
+    snprintf(cmd_out, sizeof cmd_out, "%s/cmp", dir);
+    tu_write(path, SMALL "simulation: {mode: exact}\n");
+    CU_ASSERT_EQUAL(tu_sh(log, "'%s' compare '%s' --seeds 2 --jobs 1 --fast --out '%s'", tu_bin(),
+                          path, cmd_out), 0);
+    snprintf(path, sizeof path, "%s/cmp/compare.json", dir);
+    char *cmp = tu_read(path);
+    CU_ASSERT_PTR_NOT_NULL(cmp);
+    CU_ASSERT(cmp && strstr(cmp, "\"simulation.mode=fast\""));
+    free(cmp);
+    snprintf(path, sizeof path, "%s/cmp/runs/v0-seed1/summary.json", dir);
+    char *run = tu_read(path);
+    CU_ASSERT(run && strstr(run, "\"mode\":\t\"fast\""));
+    free(run);
+    tu_rm_rf(dir);
+    free(dir);
     CU_ASSERT(tu_expect_error(SMALL "simulation: {mode: quick}\n", NULL, "simulation.mode"));
     CU_ASSERT(tu_expect_error(SMALL "simulation: {mode: fast, quantum: 1ms}\n", NULL,
                               "unknown key \"quantum\""));
