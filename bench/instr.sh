@@ -2,8 +2,8 @@
 # bench/instr.sh - instructions per request (callgrind), the load-independent
 # check on bench/run.sh's time ratios.
 #
-# Each program runs twice under callgrind: on 1/10 of the workload's duration
-# (about 200k requests; SimPy on 1/100, 20k) and on 1 ms of simulated time;
+# Each program runs twice under callgrind: on 1/DIVISOR of the workload's duration
+# (default 1/10: about 200k requests; SimPy on a tenth of that) and on 1 ms of simulated time;
 # the second run's total (start-up and teardown) is subtracted from the first
 # before dividing by the number of requests. Prints one line per program and
 # keeps the callgrind files in BENCH_DIR/cg for `callgrind_annotate`.
@@ -11,7 +11,9 @@
 # usage: bench/instr.sh [mmc|batched]...   (default: both)
 # environment: FLEETSIM_BIN (default build/fleetsim), BENCH_DIR (default
 #   build/bench; needs the floor binary bench/run.sh builds there),
-#   PYTHON (default /usr/bin/python3).
+#   PYTHON (default /usr/bin/python3), FLEETSIM_ARGS (more options for
+#   fleetsim run, e.g. "--fast --set simulation.arrival_quantum=2ms"; word
+#   split), DIVISOR (default 10: the fraction of the workload's duration run).
 # Takes about 10 minutes per workload on one CPU (valgrind: ~50x slower).
 set -euo pipefail
 
@@ -26,7 +28,9 @@ mkdir -p "$CG"
 command -v valgrind >/dev/null || { echo "instr: needs valgrind" >&2; exit 2; }
 [[ -x $FLOOR ]] || { echo "instr: no floor at $FLOOR (run bench/run.sh first)" >&2; exit 2; }
 
-declare -A DURATION=([mmc]=15625 [batched]=46)   # 1/10 of bench/run.sh's
+DIVISOR=${DIVISOR:-10}
+read -r -a EXTRA <<<"${FLEETSIM_ARGS:-}"
+declare -A DURATION=([mmc]=$((156250 / DIVISOR)) [batched]=$(awk -v d="$DIVISOR" 'BEGIN { print 460 / d }'))
 
 # instr NAME CMD...: total instructions of one run under callgrind.
 instr() {
@@ -47,11 +51,11 @@ WORKLOADS=("$@")
 for W in "${WORKLOADS[@]}"; do
     d=${DURATION[$W]}
     f=$(instr "fleetsim-$W" "$FLEETSIM_BIN" run "bench/scenarios/$W.yaml" --set "duration=${d}s" \
-        --out "$CG/out-$W" --quiet)
+        --out "$CG/out-$W" --quiet "${EXTRA[@]}")
     n=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["requests"]["generated"])' \
         "$CG/out-$W/summary.json")
     s=$(instr "fleetsim-$W-0" "$FLEETSIM_BIN" run "bench/scenarios/$W.yaml" --set "duration=0.001s" \
-        --out "$CG/out-$W-0" --quiet)
+        --out "$CG/out-$W-0" --quiet "${EXTRA[@]}")
     per_req fleetsim "$f" "$s" "$n"
 
     f=$(instr "floor-$W" "$FLOOR" "$W" "$d")

@@ -545,6 +545,11 @@ int rp_write_summary(const rp_results *r, const char *path)
     cJSON_AddNumberToObject(o, "warmup_s", r->warmup_s);
     cJSON_AddNumberToObject(o, "wall_time_s", r->wall_time_s);
     cJSON_AddNumberToObject(o, "peak_rss_mb", r->peak_rss_mb);
+    if (r->fast_quantum_s > 0) { /* only then: exact runs' summaries keep their shape */
+        cJSON *sim = cJSON_AddObjectToObject(o, "simulation");
+        cJSON_AddStringToObject(sim, "mode", "fast");
+        cJSON_AddNumberToObject(sim, "arrival_quantum_s", r->fast_quantum_s);
+    }
     cJSON_AddItemToObject(o, "requests", counts_json(&r->requests));
     cJSON_AddItemToObject(o, "measured", counts_json(&r->measured));
     add_latency(o, "latency_s", &r->latency_s);

@@ -245,6 +245,7 @@ typedef struct {
     double warmup_s;
     double wall_time_s;
     double peak_rss_mb;           /* the process's peak resident set (getrusage ru_maxrss) */
+    double fast_quantum_s;     /* simulation.mode fast: its arrival quantum; 0: exact */
     int interrupted;              /* stopped early (SIGINT): sim_time_s is where it stopped */
     rp_counts requests;        /* every request of the run */
     rp_counts measured;        /* requests that arrived after warm-up */

@@ -57,8 +57,14 @@ int cli_wants_help(int argc, char **argv)
     return 0;
 }
 
+/* --fast and --exact: the last one given sets simulation.mode, as the
+ * --set override CLI_MODE_SET names, applied after every other. */
+enum { CLI_MODE_FILE, CLI_MODE_FAST, CLI_MODE_EXACT };
+static const char *const CLI_MODE_SET[] = { NULL, "simulation.mode=fast", "simulation.mode=exact" };
+
 int cli_parse_scenario_args(cli_ctx *x, int run_opts, cli_scenario_args *a, FILE *err)
 {
+    int mode = CLI_MODE_FILE;
     memset(a, 0, sizeof *a);
     a->sets = calloc((size_t)x->argc + 1, sizeof *a->sets);
     if (a->sets == NULL) {
@@ -101,6 +107,8 @@ int cli_parse_scenario_args(cli_ctx *x, int run_opts, cli_scenario_args *a, FILE
             x->fail_on_slo = 1;
         } else if (run_opts && !strcmp(s, "--series")) {
             x->series = 1;
+        } else if (run_opts && (!strcmp(s, "--fast") || !strcmp(s, "--exact"))) {
+            mode = s[2] == 'f' ? CLI_MODE_FAST : CLI_MODE_EXACT;
         } else if (s[0] == '-' && s[1]) {
             fprintf(err, "fleetsim: unknown option %s\n", s);
             return -1;
@@ -115,6 +123,8 @@ int cli_parse_scenario_args(cli_ctx *x, int run_opts, cli_scenario_args *a, FILE
         fprintf(err, "fleetsim: no scenario given\n");
         return -1;
     }
+    if (mode) /* over the file's simulation.mode and any --set of it */
+        a->sets[a->n_sets++] = CLI_MODE_SET[mode];
     return 0;
 }
 
@@ -163,6 +173,7 @@ static int parse_vary(FILE *err, const char *val, cli_vary *v)
 
 int cli_parse_grid_args(int argc, char **argv, cli_grid_args *g, int sweep, FILE *err)
 {
+    int mode = CLI_MODE_FILE;
     memset(g, 0, sizeof *g);
     g->seeds = 5;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -212,6 +223,8 @@ int cli_parse_grid_args(int argc, char **argv, cli_grid_args *g, int sweep, FILE
             g->jobs = (int)u;
         } else if (!strcmp(s, "--out")) {
             g->out_dir = val;
+        } else if (!strcmp(s, "--fast") || !strcmp(s, "--exact")) {
+            mode = s[2] == 'f' ? CLI_MODE_FAST : CLI_MODE_EXACT;
         } else if (!strcmp(s, "--reference") && !sweep) {
             g->reference = val;
         } else if (!strcmp(s, "--shard") && sweep) {
@@ -235,6 +248,8 @@ int cli_parse_grid_args(int argc, char **argv, cli_grid_args *g, int sweep, FILE
         fprintf(err, "fleetsim: no scenario given\n");
         return -1;
     }
+    if (mode) /* over the files' simulation.mode and any --set of it */
+        g->sets[g->n_sets++] = CLI_MODE_SET[mode];
     /* the grid's runs: refused before anything is allocated for them */
     double runs = (double)g->n_scenarios * g->seeds;
     for (int i = 0; i < g->n_vary; i++)

@@ -28,24 +28,28 @@ static const struct {
 } commands[] = {
     { "run", cli_run, CLI_SCENARIO | CLI_RUN_OPTS,
       "run SCENARIO.yaml [--seed N] [--out DIR] [--set key.path=value]... [--quiet] "
-      "[--openmetrics FILE] [--promtool-test FILE] [--trace-steps FILE] [--series] [--fail-on-slo]",
+      "[--openmetrics FILE] [--promtool-test FILE] [--trace-steps FILE] [--series] [--fail-on-slo] "
+      "[--fast | --exact]",
       "simulate a scenario; write summary.json, timeseries.csv, events.jsonl, report.html; "
       "--series also writes series.txt, every scraped and recorded sample, for `fleetsim query`, "
       "and metrics.prom, the last scrape in the Prometheus text format; "
       "--trace-steps FILE writes a CSV line per engine step of every LLM replica (time_s, "
       "pool, node, replica, step, duration_s, prefill_tokens, decode_requests, "
       "context_tokens, running, waiting, kv_blocks_used); --fail-on-slo exits 5 when the "
-      "SLO is missed" },
+      "SLO is missed; --fast / --exact set simulation.mode over the scenario's (fast: "
+      "arrivals delivered once per simulation.arrival_quantum, within the bound "
+      "scenarios/README.md states; exact, the default: every arrival on its own)" },
     { "validate", cli_validate, CLI_SCENARIO, "validate SCENARIO.yaml [--set key.path=value]...",
       "check a scenario and its overrides without running it" },
     { "compare", cli_compare, 0,
       "compare SCENARIO.yaml... [--vary key.path=v1,v2,...]... [--seeds N] [--seed BASE] "
-      "[--set key.path=value]... [--jobs N] [--reference FILE] [--out DIR]",
+      "[--set key.path=value]... [--jobs N] [--reference FILE] [--out DIR] [--fast | --exact]",
       "run each scenario (and each --vary combination) over N seeds (default 5) in parallel; "
-      "write compare.json, compare.md, compare.html with 95% confidence intervals" },
+      "write compare.json, compare.md, compare.html with 95% confidence intervals; "
+      "--fast / --exact set every run's simulation.mode, as for run" },
     { "sweep", cli_sweep, 0,
       "sweep SCENARIO.yaml... [--vary key.path=v1,v2,...]... [--seeds N] [--seed BASE] "
-      "[--set key.path=value]... --shard K/N [--jobs N] --out DIR",
+      "[--set key.path=value]... --shard K/N [--jobs N] --out DIR [--fast | --exact]",
       "run shard K of N of a compare grid; write one JSON line per run to "
       "DIR/shard-K-of-N.jsonl" },
     { "merge", cli_merge, 0, "merge DIR... [--reference FILE] [--out DIR]",

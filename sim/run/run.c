@@ -721,6 +721,7 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
     out->seed = sc->seed;
     out->sim_time_s = sc->duration_s;
     out->warmup_s = sc->warmup_s;
+    out->fast_quantum_s = sc->simulation.fast ? sc->simulation.arrival_quantum_s : 0;
     out->interval_s = sc->interval_s;
     out->slo_latency_p99_s = sc->slo.latency_p99_s;
     out->slo_availability = sc->slo.availability;

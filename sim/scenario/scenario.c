@@ -670,6 +670,7 @@ static const struct {
     {"chaos", sc_parse_chaos, NULL, 0},
     {"hypothesis", sc_parse_hypothesis, NULL, 0},
     {"monitoring", sc_parse_monitoring, sc_monitoring_defaults, 0},
+    {"simulation", sc_parse_simulation, sc_simulation_defaults, 0},
 };
 enum { N_SECTIONS = sizeof SECTIONS / sizeof SECTIONS[0],
        N_TOP_SCALARS = sizeof TOP_SCALARS / sizeof TOP_SCALARS[0] - 1 };

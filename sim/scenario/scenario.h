@@ -537,7 +537,14 @@ typedef struct {
     int n_autoscalers;
     char *dir;                 /* the scenario's folder, for relative paths */
     sc_monitoring monitoring;
+    struct {
+        int fast;                  /* simulation.mode: fast (1) or exact (0, the default) */
+        double arrival_quantum_s;  /* fast: a class's arrivals are delivered once per quantum */
+    } simulation;
 } sc_scenario;
+
+/* simulation.arrival_quantum's default. */
+#define SC_ARRIVAL_QUANTUM_S 0.001
 
 /* Load, override and validate. overrides: n strings "key.path=value".
  * Errors go to err (one `file:line:col: message` line each). */

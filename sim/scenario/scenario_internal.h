@@ -158,6 +158,8 @@ void sc_tokens_system_hashes(sc_traffic *t, int class_index);
 void sc_free_tokens(sc_traffic *t);
 sc_section_fn sc_parse_pools;   /* pools: (sim/scenario_pools.c), after models */
 sc_section_fn sc_parse_cost;    /* cost: (sim/scenario_lb.c) */
+sc_section_fn sc_parse_simulation; /* simulation: (sim/scenario_simulation.c) */
+void sc_simulation_defaults(sc_scenario *sc);
 sc_section_fn sc_parse_traffic; /* traffic: (sim/scenario_traffic.c), after pools */
 sc_section_fn sc_parse_lb;      /* load_balancer: (sim/scenario_lb.c), after pools */
 sc_section_fn sc_parse_slo;     /* slo: (sim/scenario_lb.c) */

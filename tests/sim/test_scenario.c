@@ -456,7 +456,7 @@ static void test_key_errors(void)
                  "14:1: unknown key \"colour\" (valid keys: name, description, seed, duration, "
                  "warmup, interval, start_time, models, pools, pipelines, routes, traffic, load_balancer, slo, "
                  "cost, autoscaler, chaos, "
-                 "hypothesis, monitoring)");
+                 "hypothesis, monitoring, simulation)");
     expect_error("name: t\n"
                  "duration: 1h\n"
                  "models:\n"
@@ -984,7 +984,7 @@ static void test_override_errors(void)
     const char *b[] = {"seed=3", "foo=1"};
     expect_error(MINIMAL, b, 2, "--set[2]:1:1: unknown key \"foo\" (valid keys: name, "
                  "description, seed, duration, warmup, interval, start_time, models, pools, pipelines, "
-                 "routes, traffic, load_balancer, slo, cost, autoscaler, chaos, hypothesis, monitoring)");
+                 "routes, traffic, load_balancer, slo, cost, autoscaler, chaos, hypothesis, monitoring, simulation)");
     CU_ASSERT_EQUAL(count_lines(g_err), 1);
 
     const char *c[] = {"pools.gpu.replicaz=3", "pools.gpu.model=nope", "warmup=2h"};
