@@ -15,6 +15,12 @@
  * llm_sched_new except the per-sequence block tables, which grow by
  * doubling and are freed when a sequence ends.
  *
+ * With anonymous_blocks, a scheduler whose blocks cannot carry keys yet
+ * keeps counts only (at 400 replicas the per-block state is 480 MB, and
+ * each block taken or freed was a cache miss on it); block ids, the free
+ * queue and the key table appear with the first sequence that has
+ * hashes, and stay from then on (ids_assign).
+ *
  * Differences from vLLM, on purpose: no null block (num_blocks ids are all
  * usable), no max_model_len cap, no speculative, encoder, LoRA, KV
  * connector, watermark or priority paths; output tokens are never keyed
@@ -31,6 +37,7 @@ struct llm_sched {
     llm_sched_config cfg;
     int bs;                     /* block_size, tokens */
     int nb;                     /* num_blocks */
+    int ids;                    /* 1: block ids kept (the arrays below exist); 0: counts only */
     /* per block; what taking a block from the free queue and giving it
      * back touch sits together (one cache line, not four) */
     struct llm_block {
@@ -238,6 +245,11 @@ static void table_drop(llm_seq *q)
  * losing any prefix-cache key it still had. */
 static void take_new(llm_sched *s, llm_seq *q, int n)
 {
+    if (!s->ids) {
+        s->n_free -= n;
+        q->n_blocks += n;
+        return;
+    }
     table_reserve(q, q->n_blocks + n);
     for (int i = 0; i < n; i++) {
         int b = s->qhead;
@@ -257,6 +269,11 @@ static void take_new(llm_sched *s, llm_seq *q, int n)
  * key (BlockPool.free_blocks). */
 static void release(llm_sched *s, llm_seq *q)
 {
+    if (!s->ids) {
+        s->n_free += q->n_blocks;
+        q->n_blocks = 0;
+        return;
+    }
     for (int i = q->n_blocks - 1; i >= 0; i--) {
         int b = q->blocks[i];
 
@@ -278,8 +295,8 @@ static void cache_blocks(llm_sched *s, llm_seq *q, int from_tokens, int to_token
     uint64_t h;
     int off;
 
-    if (!s->cfg.enable_prefix_caching)
-        return;
+    if (!s->cfg.enable_prefix_caching || !s->ids)
+        return;   /* no sequence has hashes yet: nothing to key */
     for (int k = from_tokens / s->bs; k < to_tokens / s->bs; k++) {
         if (!block_key(s, q, k, &h, &off))
             break;
@@ -356,10 +373,68 @@ static void push_item(llm_step *st, llm_seq *q, int n)
 
 /* ---- public ----------------------------------------------------------- */
 
+/* The per-block state, every block free and without key, the free queue
+ * ordered by block id (FreeKVCacheBlockQueue's initial order). */
+static void ids_alloc(llm_sched *s)
+{
+    size_t nb = (size_t)s->nb, nbk = 1;
+
+    while (nbk < nb)
+        nbk <<= 1;
+    s->blk = xmalloc(nb * sizeof *s->blk);
+    s->key_hash = xmalloc(nb * sizeof *s->key_hash);
+    s->hnext = xmalloc(nb * sizeof *s->hnext);
+    s->hprev = xmalloc(nb * sizeof *s->hprev);
+    s->hit = xmalloc(nb * sizeof *s->hit);
+    s->bucket = xmalloc(nbk * sizeof *s->bucket);
+    s->btail = xmalloc(nbk * sizeof *s->btail);
+    s->bucket_mask = nbk - 1;
+    for (size_t i = 0; i < nbk; i++)
+        s->bucket[i] = s->btail[i] = -1;
+    s->qhead = s->qtail = -1;
+    s->n_free = 0;
+    for (int b = 0; b < s->nb; b++) {
+        s->blk[b].ref = 0;
+        s->key_hash[b] = 0;
+        s->blk[b].key_off = -1;
+        s->hnext[b] = s->hprev[b] = -1;
+        queue_append(s, b);
+    }
+    s->ids = 1;
+}
+
+/* Block tables for the blocks counted so far: q's n_blocks become ids,
+ * taken from the head of the free queue; held blocks have no key, so
+ * which ids they get changes nothing but the names. */
+static void ids_give(llm_sched *s, llm_seq *q)
+{
+    int n = q->n_blocks;
+
+    q->n_blocks = 0;
+    take_new(s, q, n);
+}
+
+/* From counts to ids, before a sequence with hashes is added: the running
+ * and held sequences' blocks get ids 0, 1, ... in admission order, the
+ * free ones follow in id order. With no key anywhere, any such naming
+ * leaves every later step the same as ids kept from the start would: the
+ * free queue's order only matters once blocks carry keys. */
+static void ids_assign(llm_sched *s)
+{
+    long n_free = s->n_free;
+
+    ids_alloc(s);
+    for (int i = 0; i < s->n_running; i++)
+        ids_give(s, s->running[i]);
+    for (llm_seq *q = s->hhead; q; q = q->next)
+        ids_give(s, q);
+    assert(s->n_free == n_free);
+    (void)n_free;
+}
+
 llm_sched *llm_sched_new(const llm_sched_config *cfg)
 {
     llm_sched *s;
-    size_t nb, nbk = 1;
 
     if (!cfg || cfg->block_size < 1 || cfg->num_blocks < 1 || cfg->num_blocks > 0x7fffffffL ||
         cfg->max_num_seqs < 1 || cfg->max_num_batched_tokens < 1 || cfg->long_prefill_threshold < 0)
@@ -370,28 +445,12 @@ llm_sched *llm_sched_new(const llm_sched_config *cfg)
     s->cfg = *cfg;
     s->bs = cfg->block_size;
     s->nb = (int)cfg->num_blocks;
-    nb = (size_t)s->nb;
-    while (nbk < nb)
-        nbk <<= 1;
-    s->blk = xmalloc(nb * sizeof *s->blk);
-    s->key_hash = xmalloc(nb * sizeof *s->key_hash);
-    s->hnext = xmalloc(nb * sizeof *s->hnext);
-    s->hprev = xmalloc(nb * sizeof *s->hprev);
-    s->hit = xmalloc(nb * sizeof *s->hit);
-    s->bucket = xmalloc(nbk * sizeof *s->bucket);
-    s->btail = xmalloc(nbk * sizeof *s->btail);
     s->running = xmalloc((size_t)cfg->max_num_seqs * sizeof *s->running);
-    s->bucket_mask = nbk - 1;
-    for (size_t i = 0; i < nbk; i++)
-        s->bucket[i] = s->btail[i] = -1;
-    /* the free queue starts ordered by block id (FreeKVCacheBlockQueue) */
-    s->qhead = s->qtail = -1;
-    for (int b = 0; b < s->nb; b++) {
-        s->blk[b].ref = 0;
-        s->key_hash[b] = 0;
-        s->blk[b].key_off = -1;
-        s->hnext[b] = s->hprev[b] = -1;
-        queue_append(s, b);
+    if (cfg->anonymous_blocks) {
+        s->qhead = s->qtail = -1;
+        s->n_free = s->nb;
+    } else {
+        ids_alloc(s);
     }
     return s;
 }
@@ -444,6 +503,9 @@ void llm_sched_add(llm_sched *s, llm_seq *q)
 
 void llm_sched_add_prefilled(llm_sched *s, llm_seq *q, int kv_tokens, int generated)
 {
+    if (!s->ids && s->cfg.enable_prefix_caching && q->hashes && q->n_hashes > 0 &&
+        q->hash_block_tokens > 0)
+        ids_assign(s);   /* its blocks may be keyed */
     q->computed = 0;
     q->generated = generated;
     q->kv_tokens = kv_tokens;
@@ -495,7 +557,7 @@ static int admit(llm_sched *s, llm_step *st, int *budget)
      * num_tokens - 1 tokens, so a prompt that hits whole still computes
      * its last token (for the logits): that recomputes the whole last
      * block, since computed tokens must stay block-aligned. */
-    if (!brought && s->cfg.enable_prefix_caching)
+    if (!brought && s->cfg.enable_prefix_caching && s->ids)
         nh = lookup(s, q, (ntok - 1) / s->bs);
     hit_tokens = !brought ? nh * s->bs : q->kv_tokens < ntok ? q->kv_tokens : ntok - 1;
     n = ntok - hit_tokens;
@@ -515,7 +577,8 @@ static int admit(llm_sched *s, llm_step *st, int *budget)
         return 0;   /* no preemption for admissions: stop */
 
     waiting_unlink(s, q);
-    table_reserve(q, ceil_div((long)hit_tokens + n, s->bs));
+    if (s->ids)
+        table_reserve(q, ceil_div((long)hit_tokens + n, s->bs));
     /* BlockPool.touch before get_new_blocks, so taking new blocks cannot
      * evict the hits */
     for (int i = 0; i < nh; i++) {
@@ -693,11 +756,62 @@ int llm_sched_fits(const llm_sched *s, const llm_seq *q)
     return 1;
 }
 
+/* llm_sched_check's last part: the waiting queue's links and states. */
+static int check_queues(const llm_sched *s)
+{
+    int waiting = 0;
+
+    for (const llm_seq *q = s->whead, *p = NULL; q; p = q, q = q->next) {
+        if (q->prev != p || q->state != LLM_WAITING || q->n_blocks != 0 || q->computed != 0 ||
+            ++waiting > s->n_waiting)
+            return 6;
+        if (!q->next && q != s->wtail)
+            return 6;
+    }
+    if (waiting != s->n_waiting || s->n_running > s->cfg.max_num_seqs)
+        return 6;
+    return 0;
+}
+
+/* llm_sched_check without block ids: the running and held sequences'
+ * counts against the free count, no table and no key anywhere. */
+static int check_counts(const llm_sched *s)
+{
+    long used = 0;
+    int n_held = 0;
+
+    if (s->n_free < 0 || s->n_free > s->nb)
+        return 1;
+    for (int i = 0; i < s->n_running; i++) {
+        const llm_seq *q = s->running[i];
+
+        if (q->state != LLM_RUNNING || (long)q->n_blocks * s->bs < q->computed || q->blocks ||
+            q->computed >= q->prompt_tokens + q->generated || q->generated >= q->output_tokens)
+            return 3;
+        used += q->n_blocks;
+    }
+    for (const llm_seq *q = s->hhead; q; q = q->next) {
+        if (q->state != LLM_HELD || ++n_held > s->n_held || (q->next && q->next->prev != q) ||
+            q->blocks)
+            return 7;
+        used += q->n_blocks;
+    }
+    if (n_held != s->n_held)
+        return 7;
+    if (used + s->n_free != s->nb)
+        return 4;
+    if (s->n_keyed)
+        return 5;
+    return 0;
+}
+
 int llm_sched_check(const llm_sched *s)
 {
-    int *holders, rc = 0, nq = 0, prev = -1, waiting = 0;
+    int *holders, rc = 0, nq = 0, prev = -1;
     long used = 0, keyed = 0;
 
+    if (!s->ids)
+        return (rc = check_counts(s)) != 0 ? rc : check_queues(s);
     /* free queue: linked both ways, every member unheld */
     for (int b = s->qhead; b >= 0; b = s->blk[b].qnext) {
         if (b >= s->nb || s->blk[b].qprev != prev || s->blk[b].ref != 0 || ++nq > s->nb)
@@ -771,17 +885,7 @@ int llm_sched_check(const llm_sched *s)
     if (keyed != 0 || (!s->cfg.enable_prefix_caching && s->n_keyed) ||
         (s->n_keyed > s->nb))
         return 5;
-    /* queues */
-    for (const llm_seq *q = s->whead, *p = NULL; q; p = q, q = q->next) {
-        if (q->prev != p || q->state != LLM_WAITING || q->n_blocks != 0 || q->computed != 0 ||
-            ++waiting > s->n_waiting)
-            return 6;
-        if (!q->next && q != s->wtail)
-            return 6;
-    }
-    if (waiting != s->n_waiting || s->n_running > s->cfg.max_num_seqs)
-        return 6;
-    return 0;
+    return check_queues(s);
 }
 
 int llm_sched_waiting(const llm_sched *s)

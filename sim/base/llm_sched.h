@@ -59,6 +59,15 @@ typedef struct {
     int long_prefill_threshold;  /* most prompt tokens one request gets per step (0 = budget) */
     int enable_prefix_caching;
     int chunked_prefill;         /* 0: a prompt is prefilled whole or not admitted */
+    /* 1: no block ids are kept while no block can carry a prefix-cache key
+     * (prefix caching off, or no sequence with hashes added yet), only
+     * counts: taking and freeing blocks touch no per-block state, and the
+     * per-block tables are not allocated. The first sequence with hashes
+     * (prefix caching on) gives every held block an id and orders the free
+     * ones; blocks without keys are interchangeable, so every step, count
+     * and statistic is the same as with ids kept throughout. Meanwhile
+     * seq->blocks stays NULL (seq->n_blocks counts). 0: ids always. */
+    int anonymous_blocks;
 } llm_sched_config;
 
 /* What one step runs: per scheduled sequence its new tokens and cached

@@ -313,6 +313,7 @@ static void init_pool(eng_pool *p)
     lp->cfg.long_prefill_threshold = m->long_prefill_threshold;
     lp->cfg.enable_prefix_caching = m->enable_prefix_caching;
     lp->cfg.chunked_prefill = m->chunked_prefill;
+    lp->cfg.anonymous_blocks = 1; /* counts only until a request brings hashes */
     lp->ttft = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
     lp->tpot = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
     lp->itl = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
