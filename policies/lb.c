@@ -59,6 +59,11 @@ struct lb {
     lb_od od;                /* Envoy outlier detection (off unless configured) */
     int od_panic;            /* this pick ignores ejections (panic_mode) */
     unsigned long od_panics; /* picks made so (Envoy's lb_healthy_panic) */
+    /* the view the caller reports changes to (lb_track), and whether the
+     * policy was last told it gets that view (LB_TRACK_START) */
+    const lb_server_view *track_servers;
+    int track_n;
+    int policy_tracking;
 };
 
 lb_params lb_params_default(void)
@@ -313,9 +318,21 @@ static int available(const lb *b, const lb_view *view, int i)
     return view->servers[i].up && !view->servers[i].down && !hidden(b, view, i);
 }
 
+/* Tells the policy whether the view it is about to get is the tracked one. */
+static void tell_tracking(lb *b, const lb_view *view)
+{
+    int on = b->track_servers && view->servers == b->track_servers && view->n == b->track_n;
+
+    if (on == b->policy_tracking || !b->ops->on_change)
+        return;
+    b->policy_tracking = on;
+    b->ops->on_change(b->state, view, on ? LB_TRACK_START : LB_TRACK_STOP);
+}
+
 /* The policy's pick, checked against the view it was given. */
 static int checked_pick(lb *b, const lb_view *view, const lb_request *req)
 {
+    tell_tracking(b, view);
     int s = b->ops->pick(b->state, view, req);
     int fallback;
 
@@ -438,6 +455,23 @@ void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, lb_res
     if (b->ops->on_done)
         b->ops->on_done(b->state, view, server, latency_s, result);
 }
+
+void lb_track(lb *b, const lb_view *view)
+{
+    assert(b && view);
+    b->track_servers = view->servers;
+    b->track_n = view->n;
+}
+
+void lb_changed(lb *b, const lb_view *view, int server)
+{
+    assert(b && view);
+    if (!b->policy_tracking || view->servers != b->track_servers || view->n != b->track_n ||
+        server < 0 || server >= view->n)
+        return;
+    b->ops->on_change(b->state, view, server);
+}
+
 
 void lb_destroy(lb *b)
 {
