@@ -508,7 +508,6 @@ void lb_changed(lb *b, const lb_view *view, int server)
         b->ops->on_change(b->state, view, server);
 }
 
-
 void lb_destroy(lb *b)
 {
     if (!b)
