@@ -498,8 +498,7 @@ void lb_track(lb *b, const lb_view *view)
 
 void lb_changed(lb *b, const lb_view *view, int server)
 {
-    assert(b && view);
-    if (!tracked(b, view) || server < 0 || server >= view->n)
+    if (!b || !view || !tracked(b, view) || server < 0 || server >= view->n)
         return;
     int f = avail_flag(&view->servers[server]);
     b->n_track_avail += f - b->track_avail[server];

@@ -286,7 +286,7 @@ void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, lb_res
  * each view whole. */
 void lb_track(lb *b, const lb_view *view);
 /* Server `server` of the tracked view changed. O(log n) at most; nothing
- * for a view that is not the tracked one. */
+ * for a NULL b or a view that is not the tracked one. */
 void lb_changed(lb *b, const lb_view *view, int server);
 /* Server is a new replica in the slot of one that was switched off: the
  * balancer forgets its passive-health failures and its outlier-detection
