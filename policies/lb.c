@@ -59,6 +59,15 @@ struct lb {
     lb_od od;                /* Envoy outlier detection (off unless configured) */
     int od_panic;            /* this pick ignores ejections (panic_mode) */
     unsigned long od_panics; /* picks made so (Envoy's lb_healthy_panic) */
+    /* the view the caller reports changes to (lb_track), and whether the
+     * policy was last told it gets that view (LB_TRACK_START) */
+    const lb_server_view *track_servers;
+    int track_n;
+    int policy_tracking;
+    /* of the tracked view: each server's up && !down as last reported, and
+     * how many are so (no walk for LB_BUSY against LB_NO_UPSTREAM) */
+    unsigned char *track_avail;
+    int n_track_avail;
 };
 
 lb_params lb_params_default(void)
@@ -313,9 +322,27 @@ static int available(const lb *b, const lb_view *view, int i)
     return view->servers[i].up && !view->servers[i].down && !hidden(b, view, i);
 }
 
+/* view is the one the caller reports changes to (lb_track). */
+static int tracked(const lb *b, const lb_view *view)
+{
+    return b->track_servers && view->servers == b->track_servers && view->n == b->track_n;
+}
+
+/* Tells the policy whether the view it is about to get is the tracked one. */
+static void tell_tracking(lb *b, const lb_view *view)
+{
+    int on = tracked(b, view);
+
+    if (on == b->policy_tracking || !b->ops->on_change)
+        return;
+    b->policy_tracking = on;
+    b->ops->on_change(b->state, view, on ? LB_TRACK_START : LB_TRACK_STOP);
+}
+
 /* The policy's pick, checked against the view it was given. */
 static int checked_pick(lb *b, const lb_view *view, const lb_request *req)
 {
+    tell_tracking(b, view);
     int s = b->ops->pick(b->state, view, req);
     int fallback;
 
@@ -391,10 +418,16 @@ int lb_pick(lb *b, const lb_view *view, const lb_request *req)
             b->checked_s[s] = view->now_s;
         return s;
     }
-    for (int i = 0; i < view->n; i++)
-        if (available(b, view, i))
+    if (health && !has_backup && !any_out && tracked(b, view)) {
+        /* none hidden: available is up and not down, counted as reported */
+        if (b->n_track_avail > 0)
             return LB_BUSY;
-    for (int i = 0; i < b->cap; i++)   /* all peers failed: mark them live */
+    } else {
+        for (int i = 0; i < view->n; i++)
+            if (available(b, view, i))
+                return LB_BUSY;
+    }
+    for (int i = 0; b->n_failing > 0 && i < b->cap; i++)   /* all peers failed: mark them live */
         b->fails[i] = 0;
     b->n_failing = 0;
     return LB_NO_UPSTREAM;
@@ -439,6 +472,41 @@ void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, lb_res
         b->ops->on_done(b->state, view, server, latency_s, result);
 }
 
+static int avail_flag(const lb_server_view *s)
+{
+    return s->up && !s->down;
+}
+
+void lb_track(lb *b, const lb_view *view)
+{
+    assert(b && view);
+    unsigned char *a = view->n > 0 ? realloc(b->track_avail, (size_t)view->n) : NULL;
+    b->track_servers = view->servers;
+    b->track_n = view->n;
+    b->policy_tracking = 0;
+    b->n_track_avail = 0;
+    if (!a) {   /* nothing to track, or no memory: lb_pick walks */
+        b->track_servers = NULL;
+        return;
+    }
+    b->track_avail = a;
+    for (int i = 0; i < view->n; i++) {
+        a[i] = (unsigned char)avail_flag(&view->servers[i]);
+        b->n_track_avail += a[i];
+    }
+}
+
+void lb_changed(lb *b, const lb_view *view, int server)
+{
+    if (!b || !view || !tracked(b, view) || server < 0 || server >= view->n)
+        return;
+    int f = avail_flag(&view->servers[server]);
+    b->n_track_avail += f - b->track_avail[server];
+    b->track_avail[server] = (unsigned char)f;
+    if (b->policy_tracking)
+        b->ops->on_change(b->state, view, server);
+}
+
 void lb_destroy(lb *b)
 {
     if (!b)
@@ -451,6 +519,7 @@ void lb_destroy(lb *b)
     free(b->accessed_s);
     free(b->checked_s);
     free(b->masked);
+    free(b->track_avail);
     lb_od_free(&b->od);
     free(b);
 }

@@ -194,6 +194,14 @@ typedef int lb_pick_fn(void *state, const lb_view *view, const lb_request *req);
 typedef void lb_done_fn(void *state, const lb_view *view, int server,
                         double latency_s, lb_result result);
 typedef void lb_free_fn(void *state);
+/* Server `server` of the tracked view changed (lb_changed), or, for the
+ * two values below, whether the views the policy gets from now on are the
+ * tracked one. */
+typedef void lb_change_fn(void *state, const lb_view *view, int server);
+#define LB_TRACK_START (-1)  /* the views from now on are the tracked one:
+                                every change to them comes as on_change */
+#define LB_TRACK_STOP (-2)   /* the views from now on are not: read each
+                                whole (the policy's index is stale) */
 
 struct lb_ops {
     const char *name;      /* as written in scenarios */
@@ -204,6 +212,9 @@ struct lb_ops {
     lb_free_fn *destroy;   /* optional */
     lb_init_with_fn *init_with;  /* optional, instead of init: a policy that
                                     takes parameters */
+    lb_change_fn *on_change;     /* optional: a server of the tracked view
+                                    changed, or LB_TRACK_START / STOP (see
+                                    lb_track) */
 };
 /*
  * How lb.c calls these, in one place:
@@ -221,6 +232,14 @@ struct lb_ops {
  *   state in policies/lb_outlier.c). A policy returns an eligible server
  *   of that view, or -1; lb_pick alone decides between LB_BUSY and
  *   LB_NO_UPSTREAM.
+ * - A policy that keeps an index (on_change) trusts it only between
+ *   LB_TRACK_START and LB_TRACK_STOP, and only after it has read the view
+ *   whole once (an index starts invalid). lb.c sends START before the first
+ *   pick on the view the caller named in lb_track, and STOP before a pick
+ *   on any other view (a test's, or the copy lb_pick makes to hide backups
+ *   or servers out by health); then the policy reads the view whole and
+ *   rebuilds its index after the next START. Either way the pick is the one
+ *   a scan of the view makes, random draws included.
  */
 
 /* One policy instance for one pool. */
@@ -260,6 +279,15 @@ int lb_pick(lb *b, const lb_view *view, const lb_request *req);
  * LB_OK is a success for both. The policy's on_done gets the result as
  * given. */
 void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, lb_result result);
+/* The caller will report every change to a server of `view` (any field)
+ * through lb_changed before its next lb_pick or lb_on_done, and keeps its
+ * `servers` array and `n`: policies may then keep indexes instead of
+ * reading every server per pick. Without it (the default) a policy reads
+ * each view whole. */
+void lb_track(lb *b, const lb_view *view);
+/* Server `server` of the tracked view changed. O(log n) at most; nothing
+ * for a NULL b or a view that is not the tracked one. */
+void lb_changed(lb *b, const lb_view *view, int server);
 /* Server is a new replica in the slot of one that was switched off: the
  * balancer forgets its passive-health failures and its outlier-detection
  * state (ejections, backoff, consecutive errors). */

@@ -4,14 +4,68 @@
  * server before it is at max_conns. Weights are ignored. Meant for pools
  * with max_conns set: it packs load onto few servers so that the rest can
  * be scaled in. Without max_conns everything goes to the first server up.
- * (HAProxy configuration manual, `balance first`; src/lb_fas.c.) O(n).
+ * (HAProxy configuration manual, `balance first`; src/lb_fas.c.) O(n) on
+ * an untracked view; O(log n) on a tracked one (lb.h), the eligible servers
+ * counted in a Fenwick tree (lb_index.h).
  */
 #include "lb.h"
+#include "lb_index.h"
+
+#include <stdlib.h>
+
+struct first_state {
+    int tracked;   /* between LB_TRACK_START and LB_TRACK_STOP (lb.h) */
+    int valid;   /* elig holds the tracked view's eligible servers */
+    lb_fenwick elig;
+};
+
+static void *first_init(int n_servers, gsl_rng *rng)
+{
+    (void)n_servers;
+    (void)rng;
+    return calloc(1, sizeof(struct first_state));
+}
+
+static void first_destroy(void *state)
+{
+    struct first_state *st = state;
+
+    lb_fenwick_free(&st->elig);
+    free(st);
+}
+
+static void first_change(void *state, const lb_view *view, int server)
+{
+    struct first_state *st = state;
+
+    if (server < 0) {   /* LB_TRACK_START / LB_TRACK_STOP */
+        st->tracked = server == LB_TRACK_START;
+        st->valid = 0;
+        return;
+    }
+
+    if (!st->valid)
+        return;
+    if (server >= st->elig.n)
+        st->valid = 0;
+    else
+        lb_fenwick_set(&st->elig, server, lb_server_eligible(&view->servers[server]) ? 1.0 : 0.0);
+}
 
 static int first_pick(void *state, const lb_view *view, const lb_request *req)
 {
-    (void)state;
+    struct first_state *st = state;
+
     (void)req;
+    if (!st->tracked || (st->valid && st->elig.n != view->n))
+        st->valid = 0;
+    if (st->tracked && !st->valid && view->n > 0 && lb_fenwick_reset(&st->elig, view->n)) {
+        for (int i = 0; i < view->n; i++)
+            lb_fenwick_set(&st->elig, i, lb_server_eligible(&view->servers[i]) ? 1.0 : 0.0);
+        st->valid = 1;
+    }
+    if (st->valid)
+        return lb_fenwick_find(&st->elig, 0.0);
     for (int i = 0; i < view->n; i++)
         if (lb_server_eligible(&view->servers[i]))
             return i;
@@ -21,5 +75,8 @@ static int first_pick(void *state, const lb_view *view, const lb_request *req)
 const struct lb_ops lb_first = {
     .name = "first",
     .summary = "lowest-numbered server below max_conns (HAProxy balance first)",
+    .init = first_init,
     .pick = first_pick,
+    .destroy = first_destroy,
+    .on_change = first_change,
 };

@@ -11,29 +11,45 @@
  * (lb_on_done LB_ERROR; not a 5xx passed on) lowers by weight / max_fails
  * as in round robin.
  * backup, down and max_fails / fail_timeout come from lb_pick (policies/lb.c).
- * O(n) per pick.
+ *
+ * O(log n) per pick on a tracked view (lb.h) whose servers all have one
+ * integer weight and no failure on record (no lowered effective weight):
+ * the eligible servers sit in groups by active requests (lb_index.h's
+ * lb_swrr), the least group is the tie set, and its smooth WRR pick is the
+ * group's heap top. Otherwise, or on an untracked view, the O(n) scan below,
+ * which is also the index's definition: both give the same server and
+ * leave the same current_weight.
  */
 #include "lb.h"
+#include "lb_index.h"
 #include "lb_wrr.h"
 
 #include <stdlib.h>
 
 static void *lc_init(int n_servers, gsl_rng *rng)
 {
-    lb_wrr *w = calloc(1, sizeof *w);
+    lb_wrr_index *x = calloc(1, sizeof *x);
 
     (void)rng;
-    if (w && n_servers > 0 && !lb_wrr_reserve(w, n_servers)) {
-        free(w);
+    if (!x)
+        return NULL;
+    x->by_active = 1;
+    if (n_servers > 0 && !lb_wrr_reserve(&x->w, n_servers)) {
+        free(x);
         return NULL;
     }
-    return w;
+    return x;
 }
 
 static void lc_destroy(void *state)
 {
-    lb_wrr_free(state);
+    lb_wrr_index_free(state);
     free(state);
+}
+
+static void lc_change(void *state, const lb_view *view, int server)
+{
+    lb_wrr_index_change(state, view, server);
 }
 
 /* a carries fewer active requests per unit of weight than b. Cross-multiplied
@@ -54,12 +70,11 @@ static int lc_tied(const lb_view *view, int i, const void *ctx)
     return lc_equal(&view->servers[i], ctx);
 }
 
-static int lc_pick(void *state, const lb_view *view, const lb_request *req)
+static int lc_scan(lb_wrr *w, const lb_view *view)
 {
     const lb_server_view *s = view->servers;
     int best = -1, many = 0, tie;
 
-    (void)req;
     /* Pass 1: the first eligible server at the minimum, and whether another
      * server ties with it. */
     for (int i = 0; i < view->n; i++) {
@@ -77,16 +92,35 @@ static int lc_pick(void *state, const lb_view *view, const lb_request *req)
     /* Pass 2, only among the tied servers from the first one on: smooth
      * weighted round robin. Servers not tied keep their current_weight
      * untouched, as in nginx. */
-    tie = lb_wrr_pick(state, view, best, lc_tied, &s[best]);
+    tie = lb_wrr_pick(w, view, best, lc_tied, &s[best]);
     return tie >= 0 ? tie : best;   /* -1: no memory for the tie-break state */
+}
+
+static int lc_pick(void *state, const lb_view *view, const lb_request *req)
+{
+    lb_wrr_index *x = state;
+
+    (void)req;
+    if (!lb_wrr_index_ready(x, view))
+        return lc_scan(&x->w, view);
+    int k = lb_swrr_min_group(&x->idx);
+    if (k < 0)
+        return -1;
+    if (x->idx.g[k].len == 1)   /* no tie: current_weight untouched */
+        return x->idx.g[k].heap[0];
+    return lb_swrr_pick(&x->idx, &x->w, k, x->weight);
 }
 
 static void lc_done(void *state, const lb_view *view, int server, double latency_s,
                     lb_result result)
 {
+    lb_wrr_index *x = state;
+
     (void)latency_s;
-    if (result == LB_ERROR)   /* nginx NGX_PEER_FAILED; a 5xx passed on is not */
-        lb_wrr_failed(state, view, server);
+    if (result != LB_ERROR)   /* nginx NGX_PEER_FAILED; a 5xx passed on is not */
+        return;
+    lb_wrr_failed(&x->w, view, server);
+    lb_wrr_index_failed(x, server);
 }
 
 const struct lb_ops lb_least_conn = {
@@ -96,4 +130,5 @@ const struct lb_ops lb_least_conn = {
     .pick = lc_pick,
     .on_done = lc_done,
     .destroy = lc_destroy,
+    .on_change = lc_change,
 };

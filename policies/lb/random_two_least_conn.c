@@ -9,10 +9,14 @@
  *   take the request (or repeats the first) is drawn again;
  * - after 20 draws without two usable servers, or with fewer than two
  *   servers, nginx falls back to smooth weighted round robin.
- * One gsl_rng_uniform() per draw. O(n) per draw (a linear search where
- * nginx bisects precomputed ranges; the same server for the same number).
+ * One gsl_rng_uniform() per draw. O(n) per draw on an untracked view (a
+ * linear search where nginx bisects precomputed ranges; the same server for
+ * the same number); O(log n) on a tracked view (lb.h) with integer weights,
+ * the weights in a Fenwick tree (lb_index.h) whose exact sums land a draw
+ * where the linear search does. The fallback stays O(n).
  */
 #include "lb.h"
+#include "lb_index.h"
 #include "lb_wrr.h"
 
 #include <stdlib.h>
@@ -20,6 +24,9 @@
 struct r2_state {
     gsl_rng *rng;   /* borrowed */
     lb_wrr wrr;     /* the fallback's state */
+    int tracked;   /* between LB_TRACK_START and LB_TRACK_STOP (lb.h) */
+    int valid;      /* weights holds the tracked view's weights */
+    lb_fenwick weights;
 };
 
 static void *r2_init(int n_servers, gsl_rng *rng)
@@ -44,7 +51,53 @@ static void r2_destroy(void *state)
     struct r2_state *st = state;
 
     lb_wrr_free(&st->wrr);
+    lb_fenwick_free(&st->weights);
     free(st);
+}
+
+/* Server i's weight in the tree; 0 if not one it sums exactly. */
+static int r2_place(struct r2_state *st, const lb_server_view *s, int i)
+{
+    if (!lb_index_weight_ok(s->weight))
+        return 0;
+    lb_fenwick_set(&st->weights, i, s->weight);
+    return 1;
+}
+
+static void r2_change(void *state, const lb_view *view, int server)
+{
+    struct r2_state *st = state;
+
+    if (server < 0) {   /* LB_TRACK_START / LB_TRACK_STOP */
+        st->tracked = server == LB_TRACK_START;
+        st->valid = 0;
+        return;
+    }
+
+    if (st->valid && (server >= st->weights.n || !r2_place(st, &view->servers[server], server)))
+        st->valid = 0;
+}
+
+static int r2_ready(struct r2_state *st, const lb_view *view)
+{
+    if (!st->tracked || (st->valid && st->weights.n != view->n))
+        st->valid = 0;
+    if (!st->tracked || st->valid)
+        return st->valid;
+    if (view->n <= 0 || !lb_fenwick_reset(&st->weights, view->n))
+        return 0;
+    for (int i = 0; i < view->n; i++)
+        if (!r2_place(st, &view->servers[i], i))
+            return 0;
+    st->valid = 1;
+    return 1;
+}
+
+/* peek from the tree: the same server for the same number */
+static int peek_indexed(gsl_rng *rng, const lb_fenwick *f)
+{
+    int i = lb_fenwick_find(f, gsl_rng_uniform(rng) * f->total);
+    return i >= 0 ? i : lb_fenwick_last(f);
 }
 
 /* nginx ngx_http_upstream_peek_random_peer: a server by weight. */
@@ -72,13 +125,18 @@ static int r2_pick(void *state, const lb_view *view, const lb_request *req)
     int prev = -1;
 
     (void)req;
-    for (int i = 0; i < view->n; i++)
-        if (s[i].weight > 0.0)
-            total += s[i].weight;
+    int indexed = r2_ready(st, view);
+    if (indexed) {
+        total = st->weights.total;
+    } else {
+        for (int i = 0; i < view->n; i++)
+            if (s[i].weight > 0.0)
+                total += s[i].weight;
+    }
     if (view->n < 2 || !(total > 0.0))
         return lb_wrr_pick(&st->wrr, view, 0, NULL, NULL);
     for (int tries = 1; tries <= 20; tries++) {
-        int i = peek(st->rng, view, total);
+        int i = indexed ? peek_indexed(st->rng, &st->weights) : peek(st->rng, view, total);
         if (i == prev || !lb_server_eligible(&s[i]))
             continue;
         if (prev >= 0)   /* the second wins ties */
@@ -105,4 +163,5 @@ const struct lb_ops lb_random_two_least_conn = {
     .pick = r2_pick,
     .on_done = r2_done,
     .destroy = r2_destroy,
+    .on_change = r2_change,
 };

@@ -3,24 +3,66 @@
  * server after the one picked last, cyclically, skipping servers that are
  * down or at max_conns. Weights are ignored (weighted smooth round robin is
  * a separate policy). The baseline to compare smarter policies against.
+ * O(n) per pick at worst on an untracked view; O(log n) on a tracked one
+ * (lb.h), the eligible servers counted in a Fenwick tree (lb_index.h).
  */
 #include "lb.h"
+#include "lb_index.h"
 
 #include <stdlib.h>
 
 struct rr_state {
     int last;   /* server picked last; -1 before the first pick */
+    int tracked;   /* between LB_TRACK_START and LB_TRACK_STOP (lb.h) */
+    int valid;  /* elig holds the tracked view's eligible servers */
+    lb_fenwick elig;
 };
 
 static void *rr_init(int n_servers, gsl_rng *rng)
 {
-    struct rr_state *st = malloc(sizeof *st);
+    struct rr_state *st = calloc(1, sizeof *st);
 
     (void)n_servers;
     (void)rng;
     if (st)
         st->last = -1;
     return st;
+}
+
+static void rr_destroy(void *state)
+{
+    struct rr_state *st = state;
+
+    lb_fenwick_free(&st->elig);
+    free(st);
+}
+
+static void rr_change(void *state, const lb_view *view, int server)
+{
+    struct rr_state *st = state;
+
+    if (server < 0) {   /* LB_TRACK_START / LB_TRACK_STOP */
+        st->tracked = server == LB_TRACK_START;
+        st->valid = 0;
+        return;
+    }
+
+    if (!st->valid)
+        return;
+    if (server >= st->elig.n)
+        st->valid = 0;
+    else
+        lb_fenwick_set(&st->elig, server, lb_server_eligible(&view->servers[server]) ? 1.0 : 0.0);
+}
+
+/* The first eligible server at or after start, else the first one; -1. */
+static int rr_indexed(struct rr_state *st, int start)
+{
+    double before = lb_fenwick_prefix(&st->elig, start);
+    int i = lb_fenwick_find(&st->elig, before < st->elig.total ? before : 0.0);
+    if (i >= 0)
+        st->last = i;
+    return i;
 }
 
 static int rr_pick(void *state, const lb_view *view, const lb_request *req)
@@ -32,6 +74,15 @@ static int rr_pick(void *state, const lb_view *view, const lb_request *req)
     int start = st->last + 1 < n ? st->last + 1 : 0;
 
     (void)req;
+    if (!st->tracked || (st->valid && st->elig.n != n))
+        st->valid = 0;
+    if (st->tracked && !st->valid && n > 0 && lb_fenwick_reset(&st->elig, n)) {
+        for (int i = 0; i < n; i++)
+            lb_fenwick_set(&st->elig, i, lb_server_eligible(&view->servers[i]) ? 1.0 : 0.0);
+        st->valid = 1;
+    }
+    if (st->valid)
+        return rr_indexed(st, start);
     for (int k = 0; k < n; k++) {
         int i = (start + k) % n;
         if (lb_server_eligible(&view->servers[i])) {
@@ -47,4 +98,6 @@ const struct lb_ops lb_round_robin = {
     .summary = "next eligible server in turn, weights ignored",
     .init = rr_init,
     .pick = rr_pick,
+    .destroy = rr_destroy,
+    .on_change = rr_change,
 };

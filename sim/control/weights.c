@@ -47,8 +47,10 @@ static void weight_loop(int argc, char *argv[])
                 if (w != v->weight) {
                     eng_event(now, "weight", n->name, "%g -> %g (GPU %.0f%% over %g s)", v->weight, w,
                               100 * util, lbc->dw_window_s);
-                    for (int l = 0; l < eng_world.n_l7; l++) /* every L7 balancer applies it */
+                    for (int l = 0; l < eng_world.n_l7; l++) { /* every L7 balancer applies it */
                         p->lbi[l].servers[j].weight = w;
+                        eng_lb_changed(p, l, j);
+                    }
                 }
                 break;
             }

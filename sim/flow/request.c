@@ -180,6 +180,7 @@ static void node_accept(eng_pool *p, eng_node *n, eng_req *r)
     n->work.accepted++;
     n->work.net_rx_bytes += eng_world.classes[r->tclass].cfg->bytes_in;
     p->lbi[r->l7].servers[n->index].active++;
+    eng_lb_changed(p, r->l7, n->index);
     eng_fifo_push(&n->work.q, r);
     serve_accepted(n);
 }
@@ -237,6 +238,7 @@ void eng_lb_release(eng_pool *p, const eng_req *r, int s, double latency_s, lb_r
                     double now)
 {
     p->lbi[r->l7].servers[s].active--;
+    eng_lb_changed(p, r->l7, s);
     eng_lb_done(p, r->l7, s, latency_s, result, now);
 }
 
@@ -250,6 +252,8 @@ static int pick(eng_pool *p, eng_req *r, double now)
         if (saved[i])
             hidden[n_hidden++] = r->tried[i];
         b->servers[r->tried[i]].up = 0;
+        if (saved[i])
+            lb_changed(b->balancer, &b->view, r->tried[i]);
     }
     lb_request lr = { .id = r->id, .traffic_class = r->tclass, .arrival_s = r->stage_s,
                       .key = r->id, .hidden = hidden, .n_hidden = n_hidden,
@@ -258,8 +262,11 @@ static int pick(eng_pool *p, eng_req *r, double now)
                       .hash_block_tokens = r->hash_block_tokens };
     b->view.now_s = now;
     int s = lb_pick(b->balancer, &b->view, &lr);
-    for (int i = r->n_tried - 1; i >= 0; i--)
+    for (int i = r->n_tried - 1; i >= 0; i--) {
         b->servers[r->tried[i]].up = saved[i];
+        if (saved[i])
+            lb_changed(b->balancer, &b->view, r->tried[i]);
+    }
     return s;
 }
 

@@ -109,8 +109,21 @@ void eng_event(double t_s, const char *type, const char *subject, const char *fm
  * passive health notice. */
 void eng_view_sync(eng_node *n)
 {
-    for (int k = 0; k < eng_world.n_l7; k++)
-        n->pool->lbi[k].servers[n->index].up = n->health.registered && n->health.hc_up;
+    for (int k = 0; k < eng_world.n_l7; k++) {
+        lb_server_view *v = &n->pool->lbi[k].servers[n->index];
+        int up = n->health.registered && n->health.hc_up;
+        if (v->up != up) {
+            v->up = up;
+            eng_lb_changed(n->pool, k, n->index);
+        }
+    }
+}
+
+void eng_lb_changed(eng_pool *p, int l7, int j)
+{
+    eng_lbi *b = &p->lbi[l7];
+    if (b->balancer)   /* none in a bookkeeping test's pool */
+        lb_changed(b->balancer, &b->view, j);
 }
 
 /* The times eng_interval_of maps to interval i, [*lo, *hi]: from the

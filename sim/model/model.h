@@ -366,6 +366,9 @@ void eng_account_busy(eng_pool *p, eng_node *n, double t0, double t1);
 void eng_account_serving(eng_pool *p, const eng_node *n, double t0, double t1);
 void eng_event(double t_s, const char *type, const char *subject, const char *fmt, ...);
 void eng_view_sync(eng_node *n);
+/* Server j of balancer l7's view in pool p changed: its policy hears of it
+ * (lb_changed; the views are tracked, see run.c). */
+void eng_lb_changed(eng_pool *p, int l7, int j);
 /* Counts r (held at the end of the run) once: a request unless it is a
  * job, and in pool p's stage when p is not NULL. */
 void eng_census_add(const eng_req *r, const eng_pool *p, unsigned long *requests,

@@ -311,6 +311,11 @@ static int build(void)
         }
     }
     pipe_init(); /* queues cap their consumers' max_conns */
+    /* from here on every change to a balancer's view is reported to its
+     * policy (eng_lb_changed), which may then keep an index */
+    for (int k = 0; k < sc->n_pools; k++)
+        for (int i = 0; i < eng_world.n_l7; i++)
+            lb_track(eng_world.pools[k].lbi[i].balancer, &eng_world.pools[k].lbi[i].view);
     for (int k = 0; k < sc->n_pools; k++) {
         life_init_pool(&eng_world.pools[k]);
         life_start_health_checks(&eng_world.pools[k]);
@@ -393,9 +398,11 @@ static void sweep_expired(double end)
                 double cut = tier_cut(r, end);
                 if (cut <= end && cut <= r->deadline_s) {
                     p->lbi[r->l7].servers[j].active--;
+                    eng_lb_changed(p, r->l7, j);
                     eng_req_end(p, r, B_FAILED, cut);
                 } else if (r->deadline_s <= end) {
                     p->lbi[r->l7].servers[j].active--;
+                    eng_lb_changed(p, r->l7, j);
                     eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
                 } else {
                     eng_fifo_push(&kept, r);

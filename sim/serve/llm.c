@@ -510,6 +510,7 @@ static void sync_view(eng_node *n)
         v->llm_running = running;
         v->llm_kv_usage = ln->n_reps ? kv / ln->n_reps : 0;
         v->outstanding_tokens = tokens;
+        eng_lb_changed(n->pool, k, n->index);
     }
 }
 
@@ -570,6 +571,7 @@ static void accepted(eng_node *n)
         lb_server_view *v = &n->pool->lbi[k].servers[n->index];
         v->llm_waiting++;
         v->outstanding_tokens += r->in_tokens + r->out_tokens;
+        eng_lb_changed(n->pool, k, n->index);
     }
     if (best->idle || best->in_horizon) {
         best->idle = 0;
@@ -884,6 +886,7 @@ static void kv_landed(kv_xfer *x, double now)
     ENG_NOTIFY(arrival, dpool, now);
     dn->work.accepted++;
     dpool->lbi[r->l7].servers[dn->index].active++;
+    eng_lb_changed(dpool, r->l7, dn->index);
     q->seq.output_tokens = r->out_tokens;
     q->seq.hold_kv = 0;
     q->prefilled = 1;

@@ -1,0 +1,350 @@
+/*
+ * lb_index.c - Fenwick trees and grouped smooth weighted round robin for
+ * the balancing policies' O(log n) picks (see lb_index.h).
+ */
+#include "lb_index.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------- Fenwick tree ---------- */
+
+int lb_fenwick_reset(lb_fenwick *f, int n)
+{
+    if (n > f->cap) {
+        double *t = realloc(f->tree, (size_t)(n + 1) * sizeof *t);
+        if (!t)
+            return 0;
+        f->tree = t;
+        double *v = realloc(f->value, (size_t)n * sizeof *v);
+        if (!v)
+            return 0;
+        f->value = v;
+        f->cap = n;
+    }
+    f->n = n;
+    f->total = 0.0;
+    if (f->tree)
+        memset(f->tree, 0, (size_t)(n + 1) * sizeof *f->tree);
+    if (f->value)
+        memset(f->value, 0, (size_t)n * sizeof *f->value);
+    return 1;
+}
+
+void lb_fenwick_free(lb_fenwick *f)
+{
+    free(f->tree);
+    free(f->value);
+    memset(f, 0, sizeof *f);
+}
+
+void lb_fenwick_set(lb_fenwick *f, int i, double v)
+{
+    double d = v - f->value[i];
+
+    if (d == 0.0)
+        return;
+    f->value[i] = v;
+    f->total += d;
+    for (int k = i + 1; k <= f->n; k += k & -k)
+        f->tree[k] += d;
+}
+
+double lb_fenwick_prefix(const lb_fenwick *f, int i)
+{
+    double s = 0.0;
+
+    for (int k = i; k > 0; k -= k & -k)
+        s += f->tree[k];
+    return s;
+}
+
+int lb_fenwick_find(const lb_fenwick *f, double u)
+{
+    int pos = 0, step = 1;
+
+    if (!(u < f->total))
+        return -1;
+    while (step * 2 <= f->n)
+        step *= 2;
+    /* the largest pos whose prefix sum [0, pos) is <= u */
+    for (; step > 0; step /= 2) {
+        if (pos + step <= f->n && f->tree[pos + step] <= u) {
+            pos += step;
+            u -= f->tree[pos];
+        }
+    }
+    return pos < f->n ? pos : -1;
+}
+
+int lb_fenwick_last(const lb_fenwick *f)
+{
+    /* the first server whose prefix reaches the total */
+    if (!(f->total > 0.0))
+        return -1;
+    int pos = 0, step = 1;
+    double u = f->total;
+    while (step * 2 <= f->n)
+        step *= 2;
+    for (; step > 0; step /= 2) {
+        if (pos + step <= f->n && f->tree[pos + step] < u) {
+            pos += step;
+            u -= f->tree[pos];
+        }
+    }
+    return pos < f->n ? pos : -1;
+}
+
+int lb_index_weight_ok(double weight)
+{
+    return weight >= 1.0 && weight <= 1048576.0 && weight == floor(weight);
+}
+
+/* ---------- grouped smooth weighted round robin ---------- */
+
+int lb_swrr_reset(lb_swrr *x, int n)
+{
+    int *g = realloc(x->group, (size_t)(n > 0 ? n : 1) * sizeof *g);
+    if (!g)
+        return 0;
+    x->group = g;
+    int *p = realloc(x->pos, (size_t)(n > 0 ? n : 1) * sizeof *p);
+    if (!p)
+        return 0;
+    x->pos = p;
+    for (int i = 0; i < n; i++)
+        g[i] = -1;
+    for (int k = 0; k < x->n_groups; k++) {
+        x->g[k].len = 0;
+        x->g[k].add = 0.0;
+    }
+    x->n = n;
+    x->members = 0;
+    x->min_group = 0;
+    return 1;
+}
+
+void lb_swrr_free(lb_swrr *x)
+{
+    for (int k = 0; k < x->n_groups; k++)
+        free(x->g[k].heap);
+    free(x->g);
+    free(x->group);
+    free(x->pos);
+    memset(x, 0, sizeof *x);
+}
+
+/* a comes before b: the larger current_weight, the lower index on a tie
+ * (the scan's strict > keeps the first of equals) */
+static int before(const double *cur, int a, int b)
+{
+    return cur[a] > cur[b] || (cur[a] == cur[b] && a < b);
+}
+
+static void place(lb_swrr *x, lb_swrr_group *g, int at, int i)
+{
+    g->heap[at] = i;
+    x->pos[i] = at;
+}
+
+static void sift_up(lb_swrr *x, const double *cur, lb_swrr_group *g, int at)
+{
+    int i = g->heap[at];
+    while (at > 0) {
+        int up = (at - 1) / 2;
+        if (!before(cur, i, g->heap[up]))
+            break;
+        place(x, g, at, g->heap[up]);
+        at = up;
+    }
+    place(x, g, at, i);
+}
+
+static void sift_down(lb_swrr *x, const double *cur, lb_swrr_group *g, int at)
+{
+    int i = g->heap[at];
+    for (;;) {
+        int c = 2 * at + 1;
+        if (c >= g->len)
+            break;
+        if (c + 1 < g->len && before(cur, g->heap[c + 1], g->heap[c]))
+            c++;
+        if (!before(cur, g->heap[c], i))
+            break;
+        place(x, g, at, g->heap[c]);
+        at = c;
+    }
+    place(x, g, at, i);
+}
+
+void lb_swrr_drop(lb_swrr *x, lb_wrr *w, int i)
+{
+    int k = x->group[i];
+    if (k < 0)
+        return;
+    lb_swrr_group *g = &x->g[k];
+    int at = x->pos[i];
+    w->current[i] += g->add;   /* nginx's value again */
+    x->group[i] = -1;
+    x->members--;
+    g->len--;
+    if (at < g->len) {
+        int moved = g->heap[g->len];
+        place(x, g, at, moved);
+        sift_up(x, w->current, g, at);
+        sift_down(x, w->current, g, x->pos[moved]);
+    }
+    if (g->len == 0)
+        g->add = 0.0;   /* exact again: nobody holds an offset */
+}
+
+int lb_swrr_put(lb_swrr *x, lb_wrr *w, int i, int k)
+{
+    if (x->group[i] == k)
+        return 1;
+    if (k >= x->n_groups) {
+        int n = x->n_groups ? x->n_groups : 8;
+        while (n <= k)
+            n *= 2;
+        lb_swrr_group *ng = realloc(x->g, (size_t)n * sizeof *ng);
+        if (!ng)
+            return 0;
+        memset(ng + x->n_groups, 0, (size_t)(n - x->n_groups) * sizeof *ng);
+        x->g = ng;
+        x->n_groups = n;
+    }
+    lb_swrr_group *g = &x->g[k];
+    if (g->len == g->cap) {
+        int c = g->cap ? 2 * g->cap : 4;
+        int *h = realloc(g->heap, (size_t)c * sizeof *h);
+        if (!h)
+            return 0;
+        g->heap = h;
+        g->cap = c;
+    }
+    lb_swrr_drop(x, w, i);
+    w->current[i] -= g->add;   /* the key: nginx's value less the group's offset */
+    x->group[i] = k;
+    x->members++;
+    place(x, g, g->len++, i);
+    sift_up(x, w->current, g, g->len - 1);
+    if (k < x->min_group)
+        x->min_group = k;
+    return 1;
+}
+
+void lb_swrr_flush(lb_swrr *x, lb_wrr *w)
+{
+    for (int k = 0; k < x->n_groups; k++) {
+        lb_swrr_group *g = &x->g[k];
+        for (int j = 0; j < g->len; j++) {
+            w->current[g->heap[j]] += g->add;
+            x->group[g->heap[j]] = -1;
+        }
+        g->len = 0;
+        g->add = 0.0;
+    }
+    x->members = 0;
+    x->min_group = 0;
+}
+
+int lb_swrr_min_group(lb_swrr *x)
+{
+    if (x->members == 0)
+        return -1;
+    while (x->min_group < x->n_groups && x->g[x->min_group].len == 0)
+        x->min_group++;
+    return x->min_group < x->n_groups ? x->min_group : -1;
+}
+
+int lb_swrr_pick(lb_swrr *x, lb_wrr *w, int k, double weight)
+{
+    lb_swrr_group *g = &x->g[k];
+    int best = g->heap[0];
+
+    /* every candidate gains `weight` (the offset), the first of the
+     * largest wins and gives back the sum: len x weight, exact in integers */
+    g->add += weight;
+    w->current[best] -= weight * g->len;
+    sift_down(x, w->current, g, 0);
+    return best;
+}
+
+/* ---------- a smooth WRR policy's index ---------- */
+
+void lb_wrr_index_free(lb_wrr_index *x)
+{
+    lb_wrr_free(&x->w);
+    lb_swrr_free(&x->idx);
+}
+
+void lb_wrr_index_invalidate(lb_wrr_index *x)
+{
+    if (x->valid)
+        lb_swrr_flush(&x->idx, &x->w);
+    x->valid = 0;
+}
+
+/* Server i where the index wants it; 0 if the index cannot hold it. */
+static int wrr_place(lb_wrr_index *x, const lb_view *view, int i)
+{
+    const lb_server_view *s = &view->servers[i];
+
+    if (s->weight != x->weight || x->w.deficit[i] != 0.0)
+        return 0;
+    if (!lb_server_eligible(s) || s->active < 0) {
+        lb_swrr_drop(&x->idx, &x->w, i);
+        return 1;
+    }
+    return lb_swrr_put(&x->idx, &x->w, i, x->by_active ? s->active : 0);
+}
+
+static int wrr_build(lb_wrr_index *x, const lb_view *view)
+{
+    const lb_server_view *s = view->servers;
+
+    if (view->n <= 0 || !lb_wrr_reserve(&x->w, view->n))
+        return 0;
+    x->weight = s[0].weight;
+    if (!lb_index_weight_ok(x->weight))
+        return 0;
+    for (int i = 0; i < view->n; i++)
+        if (s[i].weight != x->weight || x->w.deficit[i] != 0.0)
+            return 0;
+    if (!lb_swrr_reset(&x->idx, view->n))
+        return 0;
+    x->valid = 1;
+    for (int i = 0; i < view->n; i++)
+        if (!wrr_place(x, view, i)) {
+            lb_wrr_index_invalidate(x);
+            return 0;
+        }
+    return 1;
+}
+
+int lb_wrr_index_ready(lb_wrr_index *x, const lb_view *view)
+{
+    if (!x->tracked || (x->valid && x->idx.n != view->n))
+        lb_wrr_index_invalidate(x);
+    if (x->tracked && !x->valid)
+        wrr_build(x, view);
+    return x->valid;
+}
+
+void lb_wrr_index_change(lb_wrr_index *x, const lb_view *view, int i)
+{
+    if (i < 0) {
+        x->tracked = i == LB_TRACK_START;
+        lb_wrr_index_invalidate(x);
+        return;
+    }
+    if (x->valid && (i >= x->idx.n || !wrr_place(x, view, i)))
+        lb_wrr_index_invalidate(x);
+}
+
+void lb_wrr_index_failed(lb_wrr_index *x, int i)
+{
+    if (x->valid && (i >= x->w.cap || x->w.deficit[i] != 0.0))
+        lb_wrr_index_invalidate(x);   /* a lowered effective weight: the scan's case */
+}
