@@ -444,6 +444,18 @@ static void test_cli_profiles(void)
     CU_ASSERT_PTR_NULL(rb_profile_read(into, devnull));
     tu_write(into, "{\"schema\": \"fleetsim-calibration/1\"}");
     CU_ASSERT_PTR_NULL(rb_profile_read(into, devnull));
+    /* per_prefill_attention_s: optional (profiles fitted before it load),
+     * a finite number where present */
+    tu_write(into, "{\"schema\": \"fleetsim-calibration/1\", \"llm_step\": {\"overhead_s\": 0, "
+                   "\"per_prefill_token_s\": 1e-5, \"per_decode_seq_s\": 0, "
+                   "\"per_context_token_s\": 0}}");
+    p = rb_profile_read(into, devnull);
+    CU_ASSERT_PTR_NOT_NULL(p);
+    cJSON_Delete(p);
+    tu_write(into, "{\"schema\": \"fleetsim-calibration/1\", \"llm_step\": {\"overhead_s\": 0, "
+                   "\"per_prefill_token_s\": 1e-5, \"per_decode_seq_s\": 0, "
+                   "\"per_context_token_s\": 0, \"per_prefill_attention_s\": null}}");
+    CU_ASSERT_PTR_NULL(rb_profile_read(into, devnull));
     fclose(devnull);
     tu_done(dir);
 }
@@ -524,7 +536,9 @@ static void test_cuda_steps_csv(void)
     snprintf(csv, sizeof csv, "%s/steps.csv", dir);
     snprintf(prof, sizeof prof, "%s/cuda.json", dir);
     snprintf(model, sizeof model, "%s/realbench/models/tiny-llm.yaml", tu_src());
-    const double c[2][4] = {{2e-5, 1e-7, 3e-6, 1e-9}, {1.5e-5, 6e-8, 2.5e-6, 5e-10}};
+    /* bf16's lines as files written before the pairs column (seven
+     * numbers, four terms fitted); int8's with it (five terms) */
+    const double c[2][5] = {{2e-5, 1e-7, 3e-6, 1e-9, 0}, {1.5e-5, 6e-8, 2.5e-6, 5e-10, 3e-11}};
     const char *names[2] = {"bf16", "int8"};
     FILE *f = fopen(csv, "w");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
@@ -534,11 +548,15 @@ static void test_cuda_steps_csv(void)
     rb_llm_step s[32];
     int n = 0;
     for (int k = 0; k < 2; k++) {
-        n = synthetic(s, c[k]);
+        n = k ? synthetic5(s, c[k]) : synthetic(s, c[k]);
         fprintf(f, "check,%s,%.6g,%.6g\n", names[k], k ? 0.012 : 0.004, k ? 0.05 : 0.03);
-        for (int i = 0; i < n; i++)
-            fprintf(f, "step,%s,cublaslt-%s,%.0f,%.0f,%.0f,20,%.17g\n", names[k], names[k],
+        for (int i = 0; i < n; i++) {
+            fprintf(f, "step,%s,cublaslt-%s,%.0f,%.0f,%.0f,20,%.17g", names[k], names[k],
                     s[i].prefill_tokens, s[i].decode_seqs, s[i].context_tokens, s[i].latency_s);
+            if (k)
+                fprintf(f, ",%.0f", s[i].prefill_attention_pairs);
+            fprintf(f, "\n");
+        }
     }
     fclose(f);
     char *argv[] = {"realbench", "cuda-llm-step", "--model", model, "--from-csv", csv, "--out",
@@ -550,14 +568,14 @@ static void test_cuda_steps_csv(void)
     CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(
                                cJSON_GetObjectItem(p, "device"), "kind")), "cuda");
     static const char *const coef[] = {"overhead_s", "per_prefill_token_s", "per_decode_seq_s",
-                                       "per_context_token_s"};
+                                       "per_context_token_s", "per_prefill_attention_s"};
     for (int k = 0; k < 2; k++) {
         const cJSON *sec = cJSON_GetObjectItem(pr, names[k]);
         CU_ASSERT_PTR_NOT_NULL_FATAL(sec);
-        n = synthetic(s, c[k]);
-        double tol[4];
-        tolerances(s, n, c[k], tol);
-        for (int a = 0; a < 4; a++)
+        n = k ? synthetic5(s, c[k]) : synthetic(s, c[k]);
+        double tol[5] = {0};
+        tolerances_k(s, n, c[k], tol, k ? 5 : 4);
+        for (int a = 0; a < 5; a++)
             CU_ASSERT_DOUBLE_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(sec, coef[a])),
                                    c[k][a], tol[a]);
         const cJSON *kern = cJSON_GetObjectItem(sec, "kernel");
