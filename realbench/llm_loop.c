@@ -222,11 +222,12 @@ static int run_loop(rb_llm_net *net, const loop_cfg *c, const rb_llm_fit *fit, l
         double t1 = now_s() - t_start;
         rb_llm_step comp = {0};
         for (int i = 0; i < k; i++) {
-            if (rq[ci[i]].computed >= rq[ci[i]].in) /* the prompt done: a decode token */
+            if (rq[ci[i]].computed >= rq[ci[i]].in) { /* the prompt done: a decode token */
                 comp.decode_seqs += 1;
-            else {
+            } else {
                 comp.prefill_tokens += ch[i].n;
-                comp.prefill_attention_pairs += (double)ch[i].n * (ch[i].c + (ch[i].n + 1.0) / 2.0);
+                comp.prefill_attention_pairs +=
+                    (double)ch[i].n * (ch[i].c + (ch[i].n + 1.0) / 2.0);
             }
             comp.context_tokens += ch[i].c;
         }
@@ -550,7 +551,8 @@ int rb_llm_loop_main(int argc, char **argv)
            "context token + %.3g s x prefill attention pair; noise cv %.3f, lag-1 %.3f, "
            "correlation %.3g s (%d steps of %.3g s)\n",
            fit.overhead_s, fit.per_prefill_token_s, fit.per_decode_seq_s,
-           fit.per_context_token_s, fit.per_prefill_attention_s, nz.cv, nz.lag1, nz.correlation_s, noise_steps, nz.mean_s);
+           fit.per_context_token_s, fit.per_prefill_attention_s, nz.cv, nz.lag1,
+           nz.correlation_s, noise_steps, nz.mean_s);
 
     /* 2. capacity: a batch of requests all there at once, served to the end */
     net = rb_llm_net_new(&o, o.precision, c.budget, c.in_max + c.out_max + 1);

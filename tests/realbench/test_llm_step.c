@@ -43,7 +43,8 @@ static int synthetic(rb_llm_step *s, const double coef[4])
  * that over its column's norm. 16 covers the small constant factors. */
 static void tolerances_k(const rb_llm_step *s, int n, const double *c, double *tol, int p)
 {
-    gsl_matrix *X = gsl_matrix_alloc((size_t)n, (size_t)p), *V = gsl_matrix_alloc((size_t)p, (size_t)p);
+    gsl_matrix *X = gsl_matrix_alloc((size_t)n, (size_t)p);
+    gsl_matrix *V = gsl_matrix_alloc((size_t)p, (size_t)p);
     gsl_vector *S = gsl_vector_alloc((size_t)p), *w = gsl_vector_alloc((size_t)p);
     double norm[5], z = 0;
     for (int i = 0; i < n; i++) {
