@@ -357,15 +357,16 @@ static int cmd_llm_step(int argc, char **argv)
             rb_llm_step_put(root, pn, ls);
             if (!o.quiet)
                 printf("%s fit: overhead %.3g s + %.3g s x prefill token + %.3g s x decode seq "
-                       "+ %.3g s x context token (r2 %.4f)\n", pn, fit.overhead_s,
-                       fit.per_prefill_token_s, fit.per_decode_seq_s, fit.per_context_token_s,
-                       fit.r2);
+                       "+ %.3g s x context token + %.3g s x prefill attention pair (r2 %.4f)\n",
+                       pn, fit.overhead_s, fit.per_prefill_token_s, fit.per_decode_seq_s,
+                       fit.per_context_token_s, fit.per_prefill_attention_s, fit.r2);
             if (fit.zeroed)
-                printf("(%s: fitted below 0 and fixed at 0: %s%s%s%s)\n", pn,
+                printf("(%s: fitted below 0 and fixed at 0: %s%s%s%s%s)\n", pn,
                        fit.zeroed & 1 ? "overhead " : "",
                        fit.zeroed & 2 ? "per_prefill_token " : "",
                        fit.zeroed & 4 ? "per_decode_seq " : "",
-                       fit.zeroed & 8 ? "per_context_token" : "");
+                       fit.zeroed & 8 ? "per_context_token " : "",
+                       fit.zeroed & 16 ? "per_prefill_attention" : "");
         }
         free(steps);
     }
@@ -624,8 +625,8 @@ static int llm_steps_from_csv(const char *path, const rb_llm_opts *o, const char
         line++;
         buf[strcspn(buf, "\r\n")] = 0;
         char name[32], impl[48];
-        double a, b, c, lat, e, bound;
-        int reps, k = -1;
+        double a, b, c, lat, e, bound, pairs = 0;
+        int reps, k = -1, got;
         if (buf[0] == '#') {
             char *eq = strchr(buf, '=');
             if (eq && buf[1] == ' ') { /* `# key=value`, strings quoted, as rb_raw's CSV */
@@ -636,8 +637,11 @@ static int llm_steps_from_csv(const char *path, const rb_llm_opts *o, const char
         }
         if (!buf[0] || !strncmp(buf, "kind,", 5))
             continue;
-        int step = sscanf(buf, "step,%31[^,],%47[^,],%lf,%lf,%lf,%d,%lf", name, impl, &a, &b, &c,
-                          &reps, &lat) == 7;
+        /* an eighth number, the prefill attention pairs, is optional: files
+         * written before it have seven and fit four terms */
+        got = sscanf(buf, "step,%31[^,],%47[^,],%lf,%lf,%lf,%d,%lf,%lf", name, impl, &a, &b, &c,
+                     &reps, &lat, &pairs);
+        int step = got == 7 || got == 8;
         int check = !step && sscanf(buf, "check,%31[^,],%lf,%lf", name, &e, &bound) == 3;
         if (!step && !check) {
             fprintf(err, "%s:%d: not a step or check line\n", path, line);
@@ -662,7 +666,7 @@ static int llm_steps_from_csv(const char *path, const rb_llm_opts *o, const char
             pr[k].bound = bound;
         } else if (pr[k].n < MAXS) {
             snprintf(pr[k].impl, sizeof pr[k].impl, "%s", impl);
-            pr[k].s[pr[k].n++] = (rb_llm_step){ a, b, c, lat, reps };
+            pr[k].s[pr[k].n++] = (rb_llm_step){ a, b, c, lat, reps, got == 8 ? pairs : 0 };
         }
     }
     fclose(f);
@@ -686,8 +690,9 @@ static int llm_steps_from_csv(const char *path, const rb_llm_opts *o, const char
             cJSON_AddItemToObject(ls, "device", cJSON_Duplicate(dev, 1));
         rb_llm_step_put(root, pr[k].name, ls);
         printf("%s fit: overhead %.3g s + %.3g s x prefill token + %.3g s x decode seq + %.3g s "
-               "x context token (r2 %.4f)\n", pr[k].name, fit.overhead_s,
-               fit.per_prefill_token_s, fit.per_decode_seq_s, fit.per_context_token_s, fit.r2);
+               "x context token + %.3g s x prefill attention pair (r2 %.4f)\n", pr[k].name,
+               fit.overhead_s, fit.per_prefill_token_s, fit.per_decode_seq_s,
+               fit.per_context_token_s, fit.per_prefill_attention_s, fit.r2);
     }
     if (!rc && !np) {
         fprintf(err, "%s: no steps\n", path);

@@ -222,10 +222,13 @@ static int run_loop(rb_llm_net *net, const loop_cfg *c, const rb_llm_fit *fit, l
         double t1 = now_s() - t_start;
         rb_llm_step comp = {0};
         for (int i = 0; i < k; i++) {
-            if (rq[ci[i]].computed >= rq[ci[i]].in) /* the prompt done: a decode token */
+            if (rq[ci[i]].computed >= rq[ci[i]].in) { /* the prompt done: a decode token */
                 comp.decode_seqs += 1;
-            else
+            } else {
                 comp.prefill_tokens += ch[i].n;
+                comp.prefill_attention_pairs +=
+                    (double)ch[i].n * (ch[i].c + (ch[i].n + 1.0) / 2.0);
+            }
             comp.context_tokens += ch[i].c;
         }
         lr->steps++;
@@ -441,11 +444,13 @@ static int write_scenario(const char *path, const char *prof, const loop_cfg *c,
             fprintf(y, "      # %s's llm_step coefficients x %.6f\n"
                        "      step: {model: alpha_beta, overhead: %.6fus, per_prefill_token: %.6fus,\n"
                        "             per_decode_seq: %.6fus, per_context_token: %.9fus,\n"
+                       "             per_prefill_attention: %.9fns,\n"
                        "             noise: {calibration: %s}}\n",
                     prof, scale[i], 1e6 * scale[i] * fit->overhead_s,
                     1e6 * scale[i] * fit->per_prefill_token_s,
                     1e6 * scale[i] * fit->per_decode_seq_s,
-                    1e6 * scale[i] * fit->per_context_token_s, prof);
+                    1e6 * scale[i] * fit->per_context_token_s,
+                    1e9 * scale[i] * fit->per_prefill_attention_s, prof);
         else
             fprintf(y, "      step: {model: alpha_beta, calibration: %s%s%s%s}\n", prof,
                     variant ? ", noise: {calibration: " : "", variant ? prof : "",
@@ -543,9 +548,11 @@ int rb_llm_loop_main(int argc, char **argv)
     if (write_json(prof, path))
         goto done;
     printf("step model: %.3g s + %.3g s x prefill token + %.3g s x decode seq + %.3g s x "
-           "context token; noise cv %.3f, lag-1 %.3f, correlation %.3g s (%d steps of %.3g s)\n",
+           "context token + %.3g s x prefill attention pair; noise cv %.3f, lag-1 %.3f, "
+           "correlation %.3g s (%d steps of %.3g s)\n",
            fit.overhead_s, fit.per_prefill_token_s, fit.per_decode_seq_s,
-           fit.per_context_token_s, nz.cv, nz.lag1, nz.correlation_s, noise_steps, nz.mean_s);
+           fit.per_context_token_s, fit.per_prefill_attention_s, nz.cv, nz.lag1,
+           nz.correlation_s, noise_steps, nz.mean_s);
 
     /* 2. capacity: a batch of requests all there at once, served to the end */
     net = rb_llm_net_new(&o, o.precision, c.budget, c.in_max + c.out_max + 1);

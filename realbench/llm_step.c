@@ -8,7 +8,11 @@
  *   step_s = overhead_s + per_prefill_token_s x prefill tokens
  *          + per_decode_seq_s x decoding sequences
  *          + per_context_token_s x context tokens read
+ *          + per_prefill_attention_s x prefill attention pairs
  *
+ * (the pairs: the causal query-key products of each prefill chunk of n
+ * tokens on c cached ones, n (c + (n + 1) / 2), which grow with the square
+ * of the chunk and which no other term covers)
  * to the measured steps, the model sim/base/llm_model.c (llm_step_s) costs
  * a step with. Each precision's fit goes into a calibration profile under
  * "llm_step".precisions.<p> (schema in realbench/README.md), which a
@@ -69,13 +73,16 @@ void rb_llm_opts_default(rb_llm_opts *o)
 
 /* ---- the fit ---------------------------------------------------------- */
 
+enum { NCOEF = 5 }; /* overhead, prefill token, decode seq, context token, attention pair */
+
 /* Least squares over the active coefficients (1 in active[]); 0 and
  * coef[] set (0 for the inactive ones), or -1 when GSL fails or the steps
  * do not determine them (singular values below 1e-12 of the largest). */
-static int fit_active(const rb_llm_step *steps, int n, const int active[4], double coef[4])
+static int fit_active(const rb_llm_step *steps, int n, const int active[NCOEF],
+                      double coef[NCOEF])
 {
-    int cols[4], p = 0;
-    for (int a = 0; a < 4; a++)
+    int cols[NCOEF], p = 0;
+    for (int a = 0; a < NCOEF; a++)
         if (active[a])
             cols[p++] = a;
     if (p == 0 || n <= p)
@@ -90,8 +97,8 @@ static int fit_active(const rb_llm_step *steps, int n, const int active[4], doub
      * overhead to the noise of the longest steps) */
     for (int i = 0; i < n; i++) {
         double s = 1.0 / steps[i].latency_s;
-        double x[4] = {1, steps[i].prefill_tokens, steps[i].decode_seqs,
-                       steps[i].context_tokens};
+        double x[NCOEF] = {1, steps[i].prefill_tokens, steps[i].decode_seqs,
+                           steps[i].context_tokens, steps[i].prefill_attention_pairs};
         for (int k = 0; k < p; k++)
             gsl_matrix_set(X, (size_t)i, (size_t)k, x[cols[k]] * s);
         gsl_vector_set(y, (size_t)i, 1.0);
@@ -100,7 +107,7 @@ static int fit_active(const rb_llm_step *steps, int n, const int active[4], doub
     int rc = gsl_multifit_linear(X, y, c, cov, &chisq, w);
     if (rc == 0 && gsl_multifit_linear_rank(1e-12, w) != (size_t)p)
         rc = -1;
-    for (int a = 0; a < 4; a++)
+    for (int a = 0; a < NCOEF; a++)
         coef[a] = 0;
     for (int k = 0; rc == 0 && k < p; k++)
         coef[cols[k]] = gsl_vector_get(c, (size_t)k);
@@ -114,11 +121,16 @@ static int fit_active(const rb_llm_step *steps, int n, const int active[4], doub
 
 int rb_llm_fit_steps(const rb_llm_step *steps, int n, rb_llm_fit *fit)
 {
-    int active[4] = {1, 1, 1, 1};
-    double coef[4];
+    int active[NCOEF] = {1, 1, 1, 1, 1};
+    double coef[NCOEF];
+    int any_pairs = 0;
     memset(fit, 0, sizeof *fit);
     if (n < 5)
         return -1;
+    for (int i = 0; i < n; i++)
+        any_pairs |= steps[i].prefill_attention_pairs > 0;
+    if (!any_pairs) /* steps that do not count the pairs (an older CSV): four terms */
+        active[4] = 0;
     for (int i = 0; i < n; i++)
         if (!(steps[i].latency_s > 0) || !isfinite(steps[i].latency_s))
             return -1;
@@ -132,7 +144,7 @@ int rb_llm_fit_steps(const rb_llm_step *steps, int n, rb_llm_fit *fit)
         if (fit_active(steps, n, active, coef))
             return -1;
         int worst = -1;
-        for (int a = 0; a < 4; a++)
+        for (int a = 0; a < NCOEF; a++)
             if (active[a] && coef[a] < 0 && (worst < 0 || coef[a] < coef[worst]))
                 worst = a;
         if (worst < 0)
@@ -144,10 +156,11 @@ int rb_llm_fit_steps(const rb_llm_step *steps, int n, rb_llm_fit *fit)
     fit->per_prefill_token_s = coef[1];
     fit->per_decode_seq_s = coef[2];
     fit->per_context_token_s = coef[3];
+    fit->per_prefill_attention_s = coef[4];
     /* on the steps' own scale: residual sd and r^2 in seconds */
     double mean = 0, sse = 0, sst = 0;
     int p = 0;
-    for (int a = 0; a < 4; a++)
+    for (int a = 0; a < NCOEF; a++)
         p += active[a];
     for (int i = 0; i < n; i++)
         mean += steps[i].latency_s / n;
@@ -164,7 +177,8 @@ int rb_llm_fit_steps(const rb_llm_step *steps, int n, rb_llm_fit *fit)
 double rb_llm_fit_apply(const rb_llm_fit *f, const rb_llm_step *s)
 {
     return f->overhead_s + f->per_prefill_token_s * s->prefill_tokens +
-           f->per_decode_seq_s * s->decode_seqs + f->per_context_token_s * s->context_tokens;
+           f->per_decode_seq_s * s->decode_seqs + f->per_context_token_s * s->context_tokens +
+           f->per_prefill_attention_s * s->prefill_attention_pairs;
 }
 
 /* ---- the grid, the check, the timing ----------------------------------- */
@@ -204,6 +218,8 @@ static int grid_chunks(const rb_llm_grid_step *g, rb_llm_chunk *ch, rb_llm_step 
         ch[k++] = (rb_llm_chunk){ g->prefill_n, g->prefill_c };
         s->prefill_tokens += g->prefill_n;
         s->context_tokens += g->prefill_c;
+        s->prefill_attention_pairs +=
+            (double)g->prefill_n * (g->prefill_c + (g->prefill_n + 1.0) / 2.0);
     }
     for (int i = 0; i < g->n_decode; i++) {
         ch[k++] = (rb_llm_chunk){ 1, g->decode_c };
@@ -376,7 +392,7 @@ int rb_llm_bench(const rb_llm_opts *o, rb_llm_step **out, int *n_out, FILE *log,
 /* ---- the profile's "llm_step" ----------------------------------------- */
 
 static const char *const COEF[] = {"overhead_s", "per_prefill_token_s", "per_decode_seq_s",
-                                   "per_context_token_s"};
+                                   "per_context_token_s", "per_prefill_attention_s"};
 
 cJSON *rb_llm_step_json(const rb_llm_opts *o, const char *device_kind, const char *impl,
                         const rb_llm_step *steps, int n, const rb_llm_fit *fit,
@@ -402,9 +418,9 @@ cJSON *rb_llm_step_json(const rb_llm_opts *o, const char *device_kind, const cha
         cJSON_AddNumberToObject(c, "max_rel_err", check_err);
         cJSON_AddNumberToObject(c, "bound", check_bound);
     }
-    double coef[4] = {fit->overhead_s, fit->per_prefill_token_s, fit->per_decode_seq_s,
-                      fit->per_context_token_s};
-    for (int a = 0; a < 4; a++)
+    double coef[NCOEF] = {fit->overhead_s, fit->per_prefill_token_s, fit->per_decode_seq_s,
+                          fit->per_context_token_s, fit->per_prefill_attention_s};
+    for (int a = 0; a < NCOEF; a++)
         cJSON_AddNumberToObject(j, COEF[a], coef[a]);
     cJSON_AddNumberToObject(j, "residual_sd_s", fit->residual_sd_s);
     cJSON_AddNumberToObject(j, "r2", fit->r2);
@@ -412,13 +428,13 @@ cJSON *rb_llm_step_json(const rb_llm_opts *o, const char *device_kind, const cha
                             "their latency (relative residuals); a coefficient below 0 fixed "
                             "at 0 and the rest refitted");
     cJSON *z = cJSON_AddArrayToObject(j, "fixed_at_zero");
-    for (int a = 0; a < 4; a++)
+    for (int a = 0; a < NCOEF; a++)
         if (fit->zeroed & (1 << a))
             cJSON_AddItemToArray(z, cJSON_CreateString(COEF[a]));
     cJSON *st = cJSON_AddObjectToObject(j, "steps");
     const char *names[] = {"prefill_tokens", "decode_seqs", "context_tokens", "latency_s",
-                           "reps", "fitted_s", "rel_residual"};
-    for (int a = 0; a < 7; a++) {
+                           "reps", "fitted_s", "rel_residual", "prefill_attention_pairs"};
+    for (int a = 0; a < 8; a++) {
         cJSON *arr = cJSON_AddArrayToObject(st, names[a]);
         for (int i = 0; i < n; i++) {
             double f = rb_llm_fit_apply(fit, &steps[i]);
@@ -428,7 +444,8 @@ cJSON *rb_llm_step_json(const rb_llm_opts *o, const char *device_kind, const cha
                        : a == 3 ? steps[i].latency_s
                        : a == 4 ? steps[i].reps
                        : a == 5 ? f
-                                : (steps[i].latency_s - f) / steps[i].latency_s;
+                       : a == 6 ? (steps[i].latency_s - f) / steps[i].latency_s
+                                : steps[i].prefill_attention_pairs;
             cJSON_AddItemToArray(arr, cJSON_CreateNumber(v));
         }
     }

@@ -490,10 +490,14 @@ static int check_profile(const cJSON *j, const char *path, FILE *err)
     const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "precisions");
     const cJSON *ls = cJSON_GetObjectItemCaseSensitive(j, "llm_step");
     if (ls) {
+        /* the fifth, per_prefill_attention_s, optional (0 when absent) */
         static const char *const coef[] = {"overhead_s", "per_prefill_token_s",
-                                           "per_decode_seq_s", "per_context_token_s"};
+                                           "per_decode_seq_s", "per_context_token_s",
+                                           "per_prefill_attention_s"};
         for (size_t i = 0; i < sizeof coef / sizeof *coef; i++) {
             const cJSON *x = cJSON_GetObjectItemCaseSensitive(ls, coef[i]);
+            if (i == 4 && cJSON_IsObject(ls) && !x)
+                continue;
             if (!cJSON_IsObject(ls) || !cJSON_IsNumber(x) || !isfinite(x->valuedouble)) {
                 fprintf(err, "%s: llm_step.%s must be a finite number\n", path, coef[i]);
                 return -1;
@@ -509,9 +513,12 @@ static int check_profile(const cJSON *j, const char *path, FILE *err)
     }
     for (const cJSON *o = lp ? lp->child : NULL; o; o = o->next) {
         static const char *const coef[] = {"overhead_s", "per_prefill_token_s",
-                                           "per_decode_seq_s", "per_context_token_s"};
+                                           "per_decode_seq_s", "per_context_token_s",
+                                           "per_prefill_attention_s"};
         for (size_t i = 0; i < sizeof coef / sizeof *coef; i++) {
             const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, coef[i]);
+            if (i == 4 && cJSON_IsObject(o) && !x)
+                continue;
             if (!cJSON_IsObject(o) || !cJSON_IsNumber(x) || !isfinite(x->valuedouble)) {
                 fprintf(err, "%s: llm_step.precisions.%s.%s must be a finite number\n", path,
                         o->string ? o->string : "", coef[i]);

@@ -214,18 +214,24 @@ typedef struct {
     double context_tokens;  /* cached tokens the step's sequences read */
     double latency_s;
     int reps;               /* repetitions behind latency_s (their median) */
+    /* causal query-key pairs of the prefill chunks' attention: the sum over
+     * chunks of n (c + (n + 1) / 2) (llm_prefill_attention_pairs) */
+    double prefill_attention_pairs;
 } rb_llm_step;
 
 /* step_s = overhead_s + per_prefill_token_s x prefill_tokens
- *        + per_decode_seq_s x decode_seqs + per_context_token_s x context_tokens */
+ *        + per_decode_seq_s x decode_seqs + per_context_token_s x context_tokens
+ *        + per_prefill_attention_s x prefill_attention_pairs */
 typedef struct {
     double overhead_s, per_prefill_token_s, per_decode_seq_s, per_context_token_s;
+    double per_prefill_attention_s;
     double residual_sd_s, r2;
     int zeroed;  /* bit i: coefficient i (in the order above) came out < 0, fixed at 0 */
 } rb_llm_fit;
 
 /* Least squares over the steps (gsl_multifit_linear, relative residuals),
  * coefficients held >= 0 (one below 0 is fixed at 0, the rest refitted);
+ * the attention term only when some step has prefill_attention_pairs > 0;
  * 0, or -1 for fewer than 5 steps, a latency that is not > 0, or steps that
  * do not determine the coefficients. */
 int rb_llm_fit_steps(const rb_llm_step *steps, int n, rb_llm_fit *fit);

@@ -30,7 +30,8 @@
  * the median of the repetitions written.
  *
  * CSV: `# key=value` lines (device.*), then `check,PREC,ERR,BOUND` and
- * `step,PREC,IMPL,PREFILL_TOKENS,DECODE_SEQS,CONTEXT_TOKENS,REPS,LATENCY_S`.
+ * `step,PREC,IMPL,PREFILL_TOKENS,DECODE_SEQS,CONTEXT_TOKENS,REPS,LATENCY_S,PAIRS`
+ * (PAIRS: the prefill chunks' causal query-key pairs, n (c + (n + 1) / 2) each).
  */
 #include <cublasLt.h>
 #include <cuda_bf16.h>
@@ -781,7 +782,7 @@ int rb_cuda_llm_step_main(int argc, char **argv)
                 prop.name, prop.multiProcessorCount, clock_khz / 1000, prop.major, prop.minor,
                 rt / 1000, rt % 1000 / 10, drv / 1000, drv % 1000 / 10, cublasLtGetVersion());
         fprintf(csv, "kind,precision,impl,prefill_tokens,decode_seqs,context_tokens,reps,"
-                     "latency_s\n");
+                     "latency_s,prefill_attention_pairs\n");
         for (int pi : precs) {
             lprec p = (lprec)pi;
             double e = check_precision(p, s, seed);
@@ -802,11 +803,13 @@ int rb_cuda_llm_step_main(int argc, char **argv)
             LCK(cudaEventCreate(&e1));
             for (const grid_step &gs : grid) {
                 std::vector<chunk_t> ch;
-                double pt = 0, ds = 0, ct = 0;
+                double pt = 0, ds = 0, ct = 0, pairs = 0;
                 for (int k = 0; k < gs.n_prefill; k++) {
                     ch.push_back({gs.prefill_n, gs.prefill_c});
                     pt += gs.prefill_n;
                     ct += gs.prefill_c;
+                    /* causal query-key pairs: n (c + (n + 1) / 2) */
+                    pairs += (double)gs.prefill_n * (gs.prefill_c + (gs.prefill_n + 1.0) / 2.0);
                 }
                 for (int k = 0; k < gs.n_decode; k++) {
                     ch.push_back({1, gs.decode_c});
@@ -829,8 +832,8 @@ int rb_cuda_llm_step_main(int argc, char **argv)
                 std::sort(t.begin(), t.end());
                 double med = t.size() % 2 ? t[t.size() / 2]
                                           : 0.5 * (t[t.size() / 2 - 1] + t[t.size() / 2]);
-                fprintf(csv, "step,%s,%s,%.0f,%.0f,%.0f,%d,%.9g\n", LNAME[p], LIMPL[p], pt, ds,
-                        ct, reps, med);
+                fprintf(csv, "step,%s,%s,%.0f,%.0f,%.0f,%d,%.9g,%.0f\n", LNAME[p], LIMPL[p], pt,
+                        ds, ct, reps, med, pairs);
                 fprintf(stderr, "  %s prefill %5.0f decode %3.0f context %7.0f: %.6f s\n",
                         LNAME[p], pt, ds, ct, med);
             }

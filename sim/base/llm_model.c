@@ -676,12 +676,13 @@ int llm_perf_check(const llm_perf *p, char *err, size_t err_len)
         return -1;
     }
     if (!(p->overhead_s >= 0.0) || !(p->prefill_token_s >= 0.0) || !(p->decode_seq_s >= 0.0) ||
-        !(p->context_token_s >= 0.0)) {
+        !(p->context_token_s >= 0.0) || !(p->prefill_attention_pair_s >= 0.0)) {
         set_err(err, err_len, "step overhead and alpha-beta coefficients must be >= 0");
         return -1;
     }
-    if (p->kind == LLM_STEP_ALPHA_BETA && p->overhead_s + p->prefill_token_s + p->decode_seq_s +
-                                                  p->context_token_s <= 0.0) {
+    if (p->kind == LLM_STEP_ALPHA_BETA &&
+        p->overhead_s + p->prefill_token_s + p->decode_seq_s + p->context_token_s +
+                p->prefill_attention_pair_s <= 0.0) {
         set_err(err, err_len, "alpha_beta: every coefficient is 0, so a step would take no time");
         return -1;
     }
@@ -932,6 +933,13 @@ double llm_ep_comm_s(const llm_perf *p, double tokens)
     return moe_layers(s) * (off > on ? off : on);
 }
 
+double llm_prefill_attention_pairs(int n, long c)
+{
+    double dn = n, dc = c > 0 ? (double)c : 0.0;
+
+    return n > 0 ? dn * (dc + (dn + 1.0) / 2.0) : 0.0;
+}
+
 double llm_step_s(const llm_perf *p, const llm_chunk *chunks, int n_chunks)
 {
     double t_compute, t_memory;
@@ -939,7 +947,7 @@ double llm_step_s(const llm_perf *p, const llm_chunk *chunks, int n_chunks)
     if (n_chunks < 1)
         return 0.0;
     if (p->kind == LLM_STEP_ALPHA_BETA) {
-        double prefill_tokens = 0.0, decode_seqs = 0.0, context = 0.0;
+        double prefill_tokens = 0.0, decode_seqs = 0.0, context = 0.0, pairs = 0.0, t;
 
         for (int i = 0; i < n_chunks; i++) {
             if (chunks[i].decode)
@@ -948,8 +956,23 @@ double llm_step_s(const llm_perf *p, const llm_chunk *chunks, int n_chunks)
                 prefill_tokens += chunks[i].n > 0 ? chunks[i].n : 0;
             context += chunks[i].c > 0 ? (double)chunks[i].c : 0.0;
         }
-        return p->overhead_s + p->prefill_token_s * prefill_tokens +
-               p->decode_seq_s * decode_seqs + p->context_token_s * context;
+        t = p->overhead_s + p->prefill_token_s * prefill_tokens +
+            p->decode_seq_s * decode_seqs + p->context_token_s * context;
+        /* Prefill attention grows with the square of a chunk's length: Vidur
+         * predicts attn_prefill from kv_cache_size and
+         * prefill_chunk_size_squared
+         * (vidur/execution_time_predictor/sklearn_execution_time_predictor.py),
+         * DistServe fits a + b sum n + c sum n^2 (estimators/time_estimator.py).
+         * This counts the causal query-key pairs, which covers both the cached
+         * and the square part. Added only when the coefficient is set, so
+         * that a step without it keeps its last bit. */
+        if (p->prefill_attention_pair_s > 0.0) {
+            for (int i = 0; i < n_chunks; i++)
+                if (!chunks[i].decode)
+                    pairs += llm_prefill_attention_pairs(chunks[i].n, chunks[i].c);
+            t += p->prefill_attention_pair_s * pairs;
+        }
+        return t;
     }
     llm_step_parts(p, chunks, n_chunks, &t_compute, &t_memory);
     if (p->ep > 1) {

@@ -109,8 +109,12 @@ typedef struct {
     double mfu_prefill, mfu_decode; /* roofline; default the GPU's */
     double overhead_s;              /* fixed time per step (both kinds) */
     /* alpha_beta: step = overhead + prefill_token_s * prefill tokens +
-     * decode_seq_s * decode sequences + context_token_s * context tokens read */
+     * decode_seq_s * decode sequences + context_token_s * context tokens read
+     * + prefill_attention_pair_s * prefill attention pairs, the last being
+     * the causal query-key products of the step's prefill chunks,
+     * sum of n (c + (n + 1) / 2) (llm_prefill_attention_pairs) */
     double prefill_token_s, decode_seq_s, context_token_s;
+    double prefill_attention_pair_s; /* s per query-key pair; 0 = no such term */
     /* Expert parallelism (MoE models; docs/llm-serving.md "Expert
      * parallelism"): the replica is a group of ep GPUs (ep > 1; 0 or 1 =
      * none, tp alone) that each hold the attention, dense and shared-expert
@@ -171,6 +175,11 @@ typedef struct {
     int decode;
 } llm_chunk;
 
+/* The query-key products of causal attention over a prefill chunk of n new
+ * tokens on c cached ones: new token i (1..n) attends to the c cached
+ * tokens and to the first i new ones, itself included, so
+ * n c + n (n + 1) / 2 = n (c + (n + 1) / 2); 0 for n <= 0. */
+double llm_prefill_attention_pairs(int n, long c);
 /* The time of one step running these chunks together (> 0 for n_chunks >= 1). */
 double llm_step_s(const llm_perf *p, const llm_chunk *chunks, int n_chunks);
 /* The roofline's parts, for tests and --trace-steps: compute and memory time. */

@@ -62,6 +62,7 @@ typedef struct {
     double overhead_s;           /* fixed time per step */
     double mfu_prefill, mfu_decode; /* 0 = the GPU's */
     double prefill_token_s, decode_seq_s, context_token_s; /* alpha_beta */
+    double prefill_attention_pair_s; /* alpha_beta: s per prefill query-key pair */
     int step_refused;            /* step.calibration was refused (reported once) */
     double noise_cv;             /* step.noise: 0 = deterministic steps */
     double noise_correlation_s;  /* step.noise: the log factors' correlation time */

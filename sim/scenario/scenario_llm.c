@@ -122,9 +122,9 @@ static int load_step_calibration(sc_loader *L, yaml_node_t *v, const char *path,
                                  yaml_node_t *pv, const char *prec, sc_llm *m)
 {
     static const char *const coef[] = {"overhead_s", "per_prefill_token_s", "per_decode_seq_s",
-                                       "per_context_token_s"};
+                                       "per_context_token_s", "per_prefill_attention_s"};
     double *dst[] = {&m->overhead_s, &m->prefill_token_s, &m->decode_seq_s,
-                     &m->context_token_s};
+                     &m->context_token_s, &m->prefill_attention_pair_s};
     const cJSON *ls = NULL;
     const char *rel = NULL;
     cJSON *root = load_llm_step(L, v, path, &ls, &rel);
@@ -150,8 +150,10 @@ static int load_step_calibration(sc_loader *L, yaml_node_t *v, const char *path,
         ls = sec;
     }
     double sum = 0;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(ls, coef[i]);
+        if (i == 4 && !x)
+            break; /* profiles fitted before the attention term: 0 */
         if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || x->valuedouble < 0) {
             sc_errn(L, v, "%s: \"%s\": llm_step.%s must be a number >= 0%s", path, rel,
                     coef[i], x ? "" : " (missing)");
@@ -220,17 +222,17 @@ static void load_step_noise(sc_loader *L, yaml_node_t *n, const char *path, sc_l
 }
 
 /* step: {model: roofline | alpha_beta, overhead, mfu_prefill, mfu_decode,
- * per_prefill_token, per_decode_seq, per_context_token, calibration,
- * precision, noise} */
+ * per_prefill_token, per_decode_seq, per_context_token,
+ * per_prefill_attention, calibration, precision, noise} */
 static void load_step(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m)
 {
     static const char *const keys[] = {"model", "overhead", "mfu_prefill", "mfu_decode",
                                        "per_prefill_token", "per_decode_seq",
-                                       "per_context_token", "calibration", "precision", "noise",
-                                       NULL};
+                                       "per_context_token", "per_prefill_attention",
+                                       "calibration", "precision", "noise", NULL};
     static const char *const kinds[] = {"roofline", "alpha_beta", NULL};
     static const char *const ab[] = {"per_prefill_token", "per_decode_seq", "per_context_token",
-                                     NULL};
+                                     "per_prefill_attention", NULL};
     static const char *const rf[] = {"mfu_prefill", "mfu_decode", NULL};
     char p[SC_PATHLEN];
     int kind = 0;
@@ -278,7 +280,7 @@ static void load_step(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m)
         return;
     if (cal.val) { /* every coefficient from the profile */
         static const char *const given[] = {"overhead", "per_prefill_token", "per_decode_seq",
-                                            "per_context_token", NULL};
+                                            "per_context_token", "per_prefill_attention", NULL};
         int clash = 0;
         for (const char *const *x = given; *x; x++) {
             sc_kv e = sc_find(L, n, *x);
@@ -291,7 +293,8 @@ static void load_step(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m)
                                            pk.val, prec, m);
         return;
     }
-    double *dst[] = {&m->prefill_token_s, &m->decode_seq_s, &m->context_token_s};
+    double *dst[] = {&m->prefill_token_s, &m->decode_seq_s, &m->context_token_s,
+                     &m->prefill_attention_pair_s};
     int any = 0;
     for (int i = 0; ab[i]; i++) {
         sc_kv e = sc_find(L, n, ab[i]);
@@ -299,8 +302,9 @@ static void load_step(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m)
             any |= *dst[i] > 0;
     }
     if (!any && m->overhead_s <= 0)
-        sc_errn(L, n, "%s: alpha_beta needs overhead, per_prefill_token, per_decode_seq or "
-                "per_context_token > 0 (a step would take no time)", path);
+        sc_errn(L, n, "%s: alpha_beta needs overhead, per_prefill_token, per_decode_seq, "
+                "per_context_token or per_prefill_attention > 0 (a step would take no time)",
+                path);
 }
 
 void sc_load_llm(sc_loader *L, yaml_node_t *n, const char *path, sc_model *model)
@@ -491,6 +495,7 @@ void sc_llm_perf(const sc_llm *m, const sc_pool *pl, llm_perf *pf)
     pf->prefill_token_s = m->prefill_token_s;
     pf->decode_seq_s = m->decode_seq_s;
     pf->context_token_s = m->context_token_s;
+    pf->prefill_attention_pair_s = m->prefill_attention_pair_s;
 }
 
 void sc_llm_limits_get(const sc_llm *m, const sc_pool *pl, const llm_perf *pf, sc_llm_limits *out)

@@ -41,31 +41,100 @@ static int synthetic(rb_llm_step *s, const double coef[4])
  * balances them so), a zero-residual least-squares solution z (z_a = c_a x
  * the norm of column a) is found to ||dz|| <~ cond x eps x ||z||, so c_a to
  * that over its column's norm. 16 covers the small constant factors. */
-static void tolerances(const rb_llm_step *s, int n, const double c[4], double tol[4])
+static void tolerances_k(const rb_llm_step *s, int n, const double *c, double *tol, int p)
 {
-    gsl_matrix *X = gsl_matrix_alloc((size_t)n, 4), *V = gsl_matrix_alloc(4, 4);
-    gsl_vector *S = gsl_vector_alloc(4), *w = gsl_vector_alloc(4);
-    double norm[4], z = 0;
+    gsl_matrix *X = gsl_matrix_alloc((size_t)n, (size_t)p);
+    gsl_matrix *V = gsl_matrix_alloc((size_t)p, (size_t)p);
+    gsl_vector *S = gsl_vector_alloc((size_t)p), *w = gsl_vector_alloc((size_t)p);
+    double norm[5], z = 0;
     for (int i = 0; i < n; i++) {
-        double x[4] = {1, s[i].prefill_tokens, s[i].decode_seqs, s[i].context_tokens};
-        for (int k = 0; k < 4; k++)
+        double x[5] = {1, s[i].prefill_tokens, s[i].decode_seqs, s[i].context_tokens,
+                       s[i].prefill_attention_pairs};
+        for (int k = 0; k < p; k++)
             gsl_matrix_set(X, (size_t)i, (size_t)k, x[k] / s[i].latency_s);
     }
-    for (size_t k = 0; k < 4; k++) {
+    for (size_t k = 0; k < (size_t)p; k++) {
         gsl_vector_view col = gsl_matrix_column(X, k);
         norm[k] = gsl_blas_dnrm2(&col.vector);
         gsl_vector_scale(&col.vector, 1 / norm[k]);
         z += c[k] * norm[k] * c[k] * norm[k];
     }
     gsl_linalg_SV_decomp(X, V, S, w);
-    double cond = gsl_vector_get(S, 0) / gsl_vector_get(S, 3);
+    double cond = gsl_vector_get(S, 0) / gsl_vector_get(S, (size_t)p - 1);
     CU_ASSERT(cond < 1e4); /* a well-posed grid */
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < p; k++)
         tol[k] = 16 * cond * DBL_EPSILON * sqrt(z) / norm[k];
     gsl_matrix_free(X);
     gsl_matrix_free(V);
     gsl_vector_free(S);
     gsl_vector_free(w);
+}
+
+static void tolerances(const rb_llm_step *s, int n, const double c[4], double tol[4])
+{
+    tolerances_k(s, n, c, tol, 4);
+}
+
+/* Steps of prefill chunks (n tokens on c cached), decode batches and mixed
+ * steps, timed by all five terms, the prefill attention pairs
+ * n (c + (n + 1) / 2) included: chunks of 32 to 1024 tokens alone, on
+ * cached context, and beside decodes. */
+static int synthetic5(rb_llm_step *s, const double coef[5])
+{
+    static const double comp[][4] = { /* prefill n, its cached c, decode seqs, their context */
+        {32, 0, 0, 0},      {64, 0, 0, 0},       {256, 0, 0, 0},     {1024, 0, 0, 0},
+        {64, 768, 0, 0},    {128, 512, 0, 0},    {256, 2048, 0, 0},  {0, 0, 1, 128},
+        {0, 0, 1, 1024},    {0, 0, 4, 2048},     {0, 0, 16, 8192},   {0, 0, 32, 32768},
+        {0, 0, 64, 8192},   {64, 0, 8, 4096},    {32, 1024, 32, 32768}, {128, 256, 16, 4096},
+    };
+    int n = (int)(sizeof comp / sizeof *comp);
+    for (int i = 0; i < n; i++) {
+        double pn = comp[i][0], pc = comp[i][1];
+        s[i] = (rb_llm_step){ .prefill_tokens = pn, .decode_seqs = comp[i][2],
+                              .context_tokens = pc + comp[i][3], .reps = 1,
+                              .prefill_attention_pairs = pn * (pc + (pn + 1) / 2) };
+        s[i].latency_s = coef[0] + coef[1] * s[i].prefill_tokens + coef[2] * s[i].decode_seqs +
+                         coef[3] * s[i].context_tokens + coef[4] * s[i].prefill_attention_pairs;
+    }
+    return n;
+}
+
+/* The fit recovers five known coefficients, the prefill attention pair's
+ * included, from steps they made: to rounding, r2 1. */
+static void test_fit_recovers_attention(void)
+{
+    const double sets[][5] = {{5e-3, 1e-4, 5e-4, 2e-8, 1e-9},
+                              {1e-6, 8e-6, 7.5e-6, 1.3e-7, 1.8e-7}, /* the CPU profile's */
+                              {2e-2, 1e-6, 1e-3, 1e-9, 5e-11}};
+    for (size_t k = 0; k < sizeof sets / sizeof *sets; k++) {
+        rb_llm_step s[32];
+        int n = synthetic5(s, sets[k]);
+        CU_ASSERT_DOUBLE_EQUAL(s[4].prefill_attention_pairs, 64 * (768 + 32.5), 0);
+        rb_llm_fit f;
+        CU_ASSERT_EQUAL_FATAL(rb_llm_fit_steps(s, n, &f), 0);
+        double tol[5];
+        tolerances_k(s, n, sets[k], tol, 5);
+        double got[5] = {f.overhead_s, f.per_prefill_token_s, f.per_decode_seq_s,
+                         f.per_context_token_s, f.per_prefill_attention_s};
+        for (int a = 0; a < 5; a++) {
+            CU_ASSERT(tol[a] < 1e-8 * sets[k][a]);
+            CU_ASSERT_DOUBLE_EQUAL(got[a], sets[k][a], tol[a]);
+        }
+        CU_ASSERT_EQUAL(f.zeroed, 0);
+        CU_ASSERT_DOUBLE_EQUAL(f.r2, 1, 1e-9);
+        CU_ASSERT_DOUBLE_EQUAL(rb_llm_fit_apply(&f, &s[6]), s[6].latency_s,
+                               1e-12 * s[6].latency_s);
+    }
+    /* the same steps fitted without the pairs (four terms, as an older CSV
+     * gives them) cannot follow the square: r2 below 1 */
+    rb_llm_step s[32];
+    int n = synthetic5(s, sets[1]);
+    for (int i = 0; i < n; i++)
+        s[i].prefill_attention_pairs = 0;
+    rb_llm_fit f;
+    CU_ASSERT_EQUAL_FATAL(rb_llm_fit_steps(s, n, &f), 0);
+    CU_ASSERT_EQUAL(f.per_prefill_attention_s, 0);
+    CU_ASSERT(f.r2 < 0.99);
 }
 
 static void test_fit_recovers(void)
@@ -376,6 +445,18 @@ static void test_cli_profiles(void)
     CU_ASSERT_PTR_NULL(rb_profile_read(into, devnull));
     tu_write(into, "{\"schema\": \"fleetsim-calibration/1\"}");
     CU_ASSERT_PTR_NULL(rb_profile_read(into, devnull));
+    /* per_prefill_attention_s: optional (profiles fitted before it load),
+     * a finite number where present */
+    tu_write(into, "{\"schema\": \"fleetsim-calibration/1\", \"llm_step\": {\"overhead_s\": 0, "
+                   "\"per_prefill_token_s\": 1e-5, \"per_decode_seq_s\": 0, "
+                   "\"per_context_token_s\": 0}}");
+    p = rb_profile_read(into, devnull);
+    CU_ASSERT_PTR_NOT_NULL(p);
+    cJSON_Delete(p);
+    tu_write(into, "{\"schema\": \"fleetsim-calibration/1\", \"llm_step\": {\"overhead_s\": 0, "
+                   "\"per_prefill_token_s\": 1e-5, \"per_decode_seq_s\": 0, "
+                   "\"per_context_token_s\": 0, \"per_prefill_attention_s\": null}}");
+    CU_ASSERT_PTR_NULL(rb_profile_read(into, devnull));
     fclose(devnull);
     tu_done(dir);
 }
@@ -456,7 +537,9 @@ static void test_cuda_steps_csv(void)
     snprintf(csv, sizeof csv, "%s/steps.csv", dir);
     snprintf(prof, sizeof prof, "%s/cuda.json", dir);
     snprintf(model, sizeof model, "%s/realbench/models/tiny-llm.yaml", tu_src());
-    const double c[2][4] = {{2e-5, 1e-7, 3e-6, 1e-9}, {1.5e-5, 6e-8, 2.5e-6, 5e-10}};
+    /* bf16's lines as files written before the pairs column (seven
+     * numbers, four terms fitted); int8's with it (five terms) */
+    const double c[2][5] = {{2e-5, 1e-7, 3e-6, 1e-9, 0}, {1.5e-5, 6e-8, 2.5e-6, 5e-10, 3e-11}};
     const char *names[2] = {"bf16", "int8"};
     FILE *f = fopen(csv, "w");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
@@ -466,11 +549,15 @@ static void test_cuda_steps_csv(void)
     rb_llm_step s[32];
     int n = 0;
     for (int k = 0; k < 2; k++) {
-        n = synthetic(s, c[k]);
+        n = k ? synthetic5(s, c[k]) : synthetic(s, c[k]);
         fprintf(f, "check,%s,%.6g,%.6g\n", names[k], k ? 0.012 : 0.004, k ? 0.05 : 0.03);
-        for (int i = 0; i < n; i++)
-            fprintf(f, "step,%s,cublaslt-%s,%.0f,%.0f,%.0f,20,%.17g\n", names[k], names[k],
+        for (int i = 0; i < n; i++) {
+            fprintf(f, "step,%s,cublaslt-%s,%.0f,%.0f,%.0f,20,%.17g", names[k], names[k],
                     s[i].prefill_tokens, s[i].decode_seqs, s[i].context_tokens, s[i].latency_s);
+            if (k)
+                fprintf(f, ",%.0f", s[i].prefill_attention_pairs);
+            fprintf(f, "\n");
+        }
     }
     fclose(f);
     char *argv[] = {"realbench", "cuda-llm-step", "--model", model, "--from-csv", csv, "--out",
@@ -482,14 +569,14 @@ static void test_cuda_steps_csv(void)
     CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(
                                cJSON_GetObjectItem(p, "device"), "kind")), "cuda");
     static const char *const coef[] = {"overhead_s", "per_prefill_token_s", "per_decode_seq_s",
-                                       "per_context_token_s"};
+                                       "per_context_token_s", "per_prefill_attention_s"};
     for (int k = 0; k < 2; k++) {
         const cJSON *sec = cJSON_GetObjectItem(pr, names[k]);
         CU_ASSERT_PTR_NOT_NULL_FATAL(sec);
-        n = synthetic(s, c[k]);
-        double tol[4];
-        tolerances(s, n, c[k], tol);
-        for (int a = 0; a < 4; a++)
+        n = k ? synthetic5(s, c[k]) : synthetic(s, c[k]);
+        double tol[5] = {0};
+        tolerances_k(s, n, c[k], tol, k ? 5 : 4);
+        for (int a = 0; a < 5; a++)
             CU_ASSERT_DOUBLE_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(sec, coef[a])),
                                    c[k][a], tol[a]);
         const cJSON *kern = cJSON_GetObjectItem(sec, "kernel");
@@ -525,6 +612,8 @@ int main(void)
         return CU_get_error();
     CU_pSuite s = CU_add_suite("llm_step", NULL, NULL);
     CU_add_test(s, "fit recovers known coefficients", test_fit_recovers);
+    CU_add_test(s, "fit recovers the prefill attention coefficient",
+                test_fit_recovers_attention);
     CU_add_test(s, "fit holds coefficients at 0", test_fit_non_negative);
     CU_add_test(s, "fit refuses undetermined steps", test_fit_refuses);
     CU_add_test(s, "the grid", test_grid);

@@ -411,16 +411,21 @@ static void test_shipped_assistant(void)
 
 /* ---- step coefficients from a realbench profile ---- */
 
-/* alpha_beta by hand: the step of one sequence. */
-static double ab_step(const double c[4], int n, long ctx, int decode)
+/* alpha_beta by hand: the step of one sequence; a prompt chunk of n
+ * tokens on ctx cached ones also pays c[4] per causal query-key pair,
+ * n (ctx + (n + 1) / 2). */
+static double ab_step(const double c[5], int n, long ctx, int decode)
 {
-    return c[0] + (decode ? c[2] : c[1] * n) + c[3] * (double)ctx;
+    double t = c[0] + (decode ? c[2] : c[1] * n) + c[3] * (double)ctx;
+    if (!decode && c[4] > 0)
+        t += c[4] * (n * ((double)ctx + (n + 1.0) / 2.0));
+    return t;
 }
 
 /* One request (100 prompt tokens, 10 output) on coefficients read from a
  * profile: its TTFT is the prefill step, its E2E that plus nine decode
  * steps at context 100..108, each as the coefficients give it. */
-static void expect_steps_prec(const char *profile, const char *prec, const double c[4])
+static void expect_steps_prec(const char *profile, const char *prec, const double c[5])
 {
     char model[4096], *td;
     snprintf(model, sizeof model, "      step: {model: alpha_beta, calibration: %s%s%s}\n",
@@ -443,7 +448,7 @@ static void expect_steps_prec(const char *profile, const char *prec, const doubl
     tu_done(td);
 }
 
-static void expect_steps(const char *profile, const double c[4])
+static void expect_steps(const char *profile, const double c[5])
 {
     expect_steps_prec(profile, NULL, c);
 }
@@ -458,9 +463,18 @@ static void test_calibration_steps(void)
     tu_write(prof, "{\"schema\": \"fleetsim-calibration/1\", \"llm_step\": {\"overhead_s\": 0.002, "
                    "\"per_prefill_token_s\": 5e-05, \"per_decode_seq_s\": 0.001, "
                    "\"per_context_token_s\": 1e-06}}");
-    const double given[4] = {0.002, 5e-5, 0.001, 1e-6};
+    /* (no per_prefill_attention_s, as profiles fitted before it: it is 0) */
+    const double given[5] = {0.002, 5e-5, 0.001, 1e-6, 0};
     expect_steps(prof, given);
     CU_ASSERT_DOUBLE_EQUAL(ab_step(given, 100, 0, 0), 0.007, 1e-15);
+    /* with it: 2 ns per prefill attention pair; the prompt's 100 tokens
+     * make 100 x 101 / 2 = 5050 pairs, 10.1 us more on the first token */
+    tu_write(prof, "{\"schema\": \"fleetsim-calibration/1\", \"llm_step\": {\"overhead_s\": 0.002, "
+                   "\"per_prefill_token_s\": 5e-05, \"per_decode_seq_s\": 0.001, "
+                   "\"per_context_token_s\": 1e-06, \"per_prefill_attention_s\": 2e-09}}");
+    const double with[5] = {0.002, 5e-5, 0.001, 1e-6, 2e-9};
+    expect_steps(prof, with);
+    CU_ASSERT_DOUBLE_EQUAL(ab_step(with, 100, 0, 0), 0.007 + 5050 * 2e-9, 1e-15);
     /* the profile realbench measured on a CPU, committed */
     snprintf(prof, sizeof prof, "%s/realbench/profiles/cpu-llm-step.json", tu_src());
     char *text = tu_read(prof);
@@ -469,9 +483,9 @@ static void test_calibration_steps(void)
     free(text);
     const cJSON *ls = cJSON_GetObjectItem(p, "llm_step");
     const char *names[] = {"overhead_s", "per_prefill_token_s", "per_decode_seq_s",
-                           "per_context_token_s"};
-    double c[4];
-    for (int i = 0; i < 4; i++) {
+                           "per_context_token_s", "per_prefill_attention_s"};
+    double c[5];
+    for (int i = 0; i < 5; i++) {
         c[i] = cJSON_GetNumberValue(cJSON_GetObjectItem(ls, names[i]));
         CU_ASSERT(c[i] >= 0);
     }
@@ -494,7 +508,7 @@ static void test_calibration_precision(void)
                    "\"per_decode_seq_s\": 0.001, \"per_context_token_s\": 1e-06}, "
                    "\"int8\": {\"overhead_s\": 0.003, \"per_prefill_token_s\": 2e-05, "
                    "\"per_decode_seq_s\": 0.0004, \"per_context_token_s\": 3e-07}}}}");
-    const double fp32[4] = {0.002, 5e-5, 0.001, 1e-6}, int8[4] = {0.003, 2e-5, 4e-4, 3e-7};
+    const double fp32[5] = {0.002, 5e-5, 0.001, 1e-6, 0}, int8[5] = {0.003, 2e-5, 4e-4, 3e-7, 0};
     expect_steps_prec(prof, "int8", int8);
     expect_steps_prec(prof, "fp32", fp32);
     expect_steps(prof, fp32);
@@ -509,6 +523,11 @@ static void test_calibration_errors(void)
     tu_write(neg, "{\"schema\": \"fleetsim-calibration/1\", \"llm_step\": {\"overhead_s\": 0.002, "
                   "\"per_prefill_token_s\": -5e-05, \"per_decode_seq_s\": 0.001, "
                   "\"per_context_token_s\": 1e-06}}");
+    char nega[4096];
+    snprintf(nega, sizeof nega, "%s/nega.json", pd);
+    tu_write(nega, "{\"schema\": \"fleetsim-calibration/1\", \"llm_step\": {\"overhead_s\": 0.002, "
+                   "\"per_prefill_token_s\": 5e-05, \"per_decode_seq_s\": 0.001, "
+                   "\"per_context_token_s\": 1e-06, \"per_prefill_attention_s\": \"fast\"}}");
     struct {
         const char *step, *msg;
     } bad[] = {
@@ -524,6 +543,11 @@ static void test_calibration_errors(void)
         {"{model: alpha_beta, calibration: %s}",
          "s.yaml:8:46: models.m.llm.step.calibration: \"%s\": llm_step.per_prefill_token_s must "
          "be a number >= 0"},
+        {"{model: alpha_beta, calibration: %s}",
+         "s.yaml:8:46: models.m.llm.step.calibration: \"%s\": llm_step.per_prefill_attention_s "
+         "must be a number >= 0"},
+        {"{model: alpha_beta, calibration: %s, per_prefill_attention: 1ns}",
+         "s.yaml:8:%d: models.m.llm.step: per_prefill_attention comes from calibration"},
     };
     /* a precision the profile lacks: at the precision's value */
     char fp32[4096];
@@ -568,12 +592,13 @@ static void test_calibration_errors(void)
         CU_ASSERT(tu_expect_error(y, NULL, msg));
     }
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        const char *arg = i == 0 || i == 1 ? tu_src() : neg;
+        const char *arg = i == 0 || i == 1 ? tu_src() : i >= 5 ? nega : neg;
         char step[4096], msg[4096];
         snprintf(step, sizeof step, bad[i].step, arg);
-        if (i == 2) /* the clashing key's column */
+        if (i == 2 || i == 6) /* the clashing key's column */
             snprintf(msg, sizeof msg, bad[i].msg,
-                     (int)(strstr(step, "per_decode_seq") - step) + 13);
+                     (int)(strstr(step, i == 2 ? "per_decode_seq" : "per_prefill_attention") -
+                           step) + 13);
         else
             snprintf(msg, sizeof msg, bad[i].msg, arg);
         snprintf(model, sizeof model, "      step: %s\n", step);

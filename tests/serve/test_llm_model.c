@@ -626,6 +626,20 @@ static void test_alpha_beta(void)
     /* 0.002 + 1e-4 x 150 + 5e-4 x 2 + 1e-7 x (0 + 200 + 1000 + 3000) */
     CU_ASSERT_DOUBLE_EQUAL(llm_step_s(&p, ch, 4), 0.01842, 1e-15);
     CU_ASSERT_DOUBLE_EQUAL(llm_step_s(&p, ch + 2, 1), 0.002 + 5e-4 + 1e-4, 1e-15);
+    /* causal pairs by counting: 3 new tokens on 2 cached see 3, 4, 5 keys */
+    CU_ASSERT_DOUBLE_EQUAL(llm_prefill_attention_pairs(3, 2), 12, 0);
+    CU_ASSERT_DOUBLE_EQUAL(llm_prefill_attention_pairs(1, 0), 1, 0);
+    CU_ASSERT_DOUBLE_EQUAL(llm_prefill_attention_pairs(0, 50), 0, 0);
+    /* + 1 ns per prefill pair: 100 x 101 / 2 + 50 x (200 + 51 / 2) =
+     * 5050 + 11275 = 16325 pairs (the decode chunks count none) */
+    p.prefill_attention_pair_s = 1e-9;
+    CU_ASSERT_DOUBLE_EQUAL(llm_step_s(&p, ch, 4), 0.01842 + 16325e-9, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(llm_step_s(&p, ch + 2, 1), 0.002 + 5e-4 + 1e-4, 1e-15);
+    p.prefill_attention_pair_s = -1e-9;
+    {
+        char err[256] = "";
+        CU_ASSERT_EQUAL(llm_perf_check(&p, err, sizeof err), -1);
+    }
 }
 
 static void test_perf_check(void)

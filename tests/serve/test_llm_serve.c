@@ -87,6 +87,42 @@ static void test_one_request_alpha_beta(void)
     tu_done(td);
 }
 
+/* per_prefill_attention: 2 us per causal query-key pair of a prompt chunk.
+ * One prompt of 100 tokens in one chunk: 100 x 101 / 2 = 5050 pairs, so
+ * the prefill step is 10 + 100 x 0.1 + 5050 x 0.002 = 30.1 ms; decode
+ * steps (no prompt chunk) stay 11 ms. With a token budget of 64 the prompt
+ * is two chunks: 64 on 0 cached (64 x 65 / 2 = 2080 pairs: 10 + 6.4 +
+ * 4.16 = 20.56 ms) and 36 on 64 cached (36 x (64 + 37 / 2) = 2970 pairs:
+ * 10 + 3.6 + 5.94 = 19.54 ms), TTFT 40.1 ms: the pairs add up to the same
+ * 5050, and each chunk pays its own overhead. */
+static void test_one_request_prefill_attention(void)
+{
+    static const char *ab =
+        "      step: {model: alpha_beta, overhead: 10ms, per_prefill_token: 100us,\n"
+        "             per_decode_seq: 1ms, per_prefill_attention: 2us}\n";
+    char *td = write_trace("0.0,100,10\n");
+    char trace[4096], model[1024];
+    snprintf(trace, sizeof trace, "%s/trace.csv", td);
+    for (int chunked = 0; chunked < 2; chunked++) {
+        double ttft = chunked ? 0.02056 + 0.01954 : 0.0301;
+        int rc;
+        snprintf(model, sizeof model, "%s%s", ab,
+                 chunked ? "      max_num_batched_tokens: 64\n" : "");
+        char *dir = tu_run_yaml(scenario(trace, model, "", NULL), NULL, &rc);
+        CU_ASSERT_EQUAL(rc, 0);
+        cJSON *j = tu_out_summary(dir);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+        CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 1);
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.ttft_s.mean"), ttft, 1e-9);
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.tpot_s.mean"), 0.011, 1e-9);
+        CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.p.llm.e2e_s.mean"), ttft + 9 * 0.011, 1e-9);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.p.llm.steps"), 10 + chunked);
+        cJSON_Delete(j);
+        tu_done(dir);
+    }
+    tu_done(td);
+}
+
 /* Two requests at once: one 30 ms prefill step for both prompts, then
  * decode steps of 12 ms (two sequences); the shorter answer (3 tokens) ends
  * first and the longer one's last steps are 11 ms again. */
@@ -314,6 +350,22 @@ static void test_errors(void)
     /* gpus_per_node 1 is not divisible by 3 */
     CU_ASSERT(tu_expect_error(y, NULL, "s.yaml:15:22: pools.p.tensor_parallel: tensor_parallel 3 "
                                        "does not divide gpus_per_node 1"));
+    /* per_prefill_attention: alpha_beta only, a duration >= 0 */
+    snprintf(y, sizeof y, "%s",
+             scenario(trace, "      step: {model: roofline, per_prefill_attention: 1ns}\n", "",
+                      NULL));
+    CU_ASSERT(tu_expect_error(y, NULL, "s.yaml:8:31: models.m.llm.step: per_prefill_attention "
+                                       "does not apply to model roofline"));
+    snprintf(y, sizeof y, "%s",
+             scenario(trace, "      step: {model: alpha_beta, per_prefill_attention: -1ns}\n",
+                      "", NULL));
+    CU_ASSERT(tu_expect_error(y, NULL, "s.yaml:8:56: models.m.llm.step.per_prefill_attention:"));
+    snprintf(y, sizeof y, "%s",
+             scenario(trace, "      step: {model: alpha_beta, per_prefill_attention: 0s}\n", "",
+                      NULL));
+    CU_ASSERT(tu_expect_error(y, NULL, "s.yaml:8:13: models.m.llm.step: alpha_beta needs "
+                                       "overhead, per_prefill_token, per_decode_seq, "
+                                       "per_context_token or per_prefill_attention > 0"));
     snprintf(y, sizeof y, "%s", scenario(trace, "", "", NULL));
     char *g = strstr(y, "gpu: H100-SXM");
     memcpy(g, "gpu: H900-XXX", 13);
@@ -580,6 +632,44 @@ static void test_coalesced_equals_per_step_noise(void)
     cJSON_Delete(a);
 }
 
+/* alpha_beta with every term, the prefill attention pairs included, gives
+ * the same summary and step trace coalesced and step by step (prefill
+ * chunks of many lengths on many cached lengths, preemptions that
+ * recompute, timeouts and a crash); and the attention term changes the
+ * run (the same scenario without it has other TTFTs). */
+static void test_coalesced_equals_per_step_prefill_attention(void)
+{
+    static const char *fmt =
+        "name: abattn\nduration: 5m\n"
+        "models:\n  m: {llm: {config: %s/scenarios/models/llama-3.1-8b.json,\n"
+        "                 kv_blocks: 600, max_num_seqs: 64, max_num_batched_tokens: 512,\n"
+        "                 step: {model: alpha_beta, overhead: 5ms, per_prefill_token: 20us,\n"
+        "                        per_decode_seq: 300us, per_context_token: 20ns%s}}}\n"
+        "pools:\n  p: {model: m, replicas: 2, gpus_per_node: 2, gpu: H200, timeout: 5s,\n"
+        "              lifecycle: {start: 5s}}\n"
+        "traffic:\n  - name: t\n    pool: p\n    arrivals: {process: poisson, rate: 12}\n"
+        "    tokens: {input: {distribution: lognormal, mean: 800, cv: 1, max: 6000},\n"
+        "             output: {distribution: lognormal, mean: 300, cv: 1.2, max: 3000}}\n"
+        "chaos:\n  - {at: 100s, fault: node_crash, target: p/1, recover_after: 20s}\n";
+    char y[4096];
+    snprintf(y, sizeof y, fmt, tu_src(), ", per_prefill_attention: 2ns");
+    cJSON *a = both_modes(y, "m");
+    CU_ASSERT(tu_num(a, "pools.p.llm.preemptions") > 0);
+    CU_ASSERT(tu_num(a, "requests.completed") > 800);
+    CU_ASSERT_EQUAL(tu_num(a, "requests.generated"), tu_sum_buckets(a, "requests"));
+    snprintf(y, sizeof y, fmt, tu_src(), "");
+    int rc;
+    char *d = tu_run_yaml(y, NULL, &rc);
+    cJSON *b = tu_out_summary(d);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(b);
+    if (a && b)
+        CU_ASSERT(tu_num(a, "pools.p.llm.ttft_s.mean") > tu_num(b, "pools.p.llm.ttft_s.mean"));
+    cJSON_Delete(b);
+    tu_done(d);
+    cJSON_Delete(a);
+}
+
 /* The time node p/0 of a run went from loading to warming after its
  * reboot (events.jsonl), or -1. */
 static double reload_done_s(const char *dir)
@@ -676,6 +766,8 @@ int main(void)
         return CU_get_error();
     CU_pSuite s = CU_add_suite("llm_serve", NULL, NULL);
     CU_add_test(s, "one request, alpha_beta", test_one_request_alpha_beta);
+    CU_add_test(s, "one request, alpha_beta with prefill attention",
+                test_one_request_prefill_attention);
     CU_add_test(s, "two requests batched", test_two_requests_batched);
     CU_add_test(s, "--trace-steps, by hand", test_trace_steps_by_hand);
     CU_add_test(s, "one request, roofline", test_one_request_roofline);
@@ -687,6 +779,8 @@ int main(void)
     CU_add_test(s, "coalesced steps equal per-step", test_coalesced_equals_per_step);
     CU_add_test(s, "coalesced steps equal per-step with step noise",
                 test_coalesced_equals_per_step_noise);
+    CU_add_test(s, "coalesced steps equal per-step with prefill attention",
+                test_coalesced_equals_per_step_prefill_attention);
     CU_add_test(s, "model load time from the weights", test_load_time_from_weights);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
