@@ -52,6 +52,14 @@
  * A request in transfer is in flight (census). A crash at either end during
  * a transfer fails the request's attempt (a retry starts over with a full
  * prefill); the receiver only frees the transfer's record then.
+ *
+ * A lost GPU (chaos gpu_failure, through serve_ops.gpus_lost) kills the
+ * engine of the replica holding it while the node's other replicas go on:
+ * its actor is killed, what it held fails over as after a crash, and the
+ * replica is skipped by the node's dispatcher and the decode router until
+ * it reads its weights again and restarts. Each request a dying replica
+ * loses (its KV cache gone) and each transfer's end are told to the
+ * accounting (hooks llm_lost, kv_handoff) for the faults' root causes.
  */
 #include "llm_sched.h"
 #include "control.h"
