@@ -1516,6 +1516,8 @@ static void rep_down(llm_replica *rep, double now)
     sg_actor_t a = rep->actor;
     rep->actor = NULL;
     sg_actor_kill(a);
+    rep->idle = 0; /* nothing to wake: its transfers' ends must not post to it */
+    rep->in_horizon = 0;
     long held = llm_sched_blocks_used(rep->sched);
     fail_rep_xfers(rep, now);
     fail_rep_held(rep, now);
@@ -1530,8 +1532,6 @@ static void rep_down(llm_replica *rep, double now)
     }
     kv_advance(rep, now);
     rep->counted = 0;
-    rep->idle = 0;
-    rep->in_horizon = 0;
     sync_view(n);
     life_worker_exited(n);
     eng_event(now, "replica_down", n->name,
