@@ -342,6 +342,17 @@ static void add_lists(cJSON *o, const rp_results *r)
         cJSON_AddNumberToObject(req, "timed_out", (double)f->timed_out);
         cJSON_AddNumberToObject(req, "rejected", (double)f->rejected);
         add_time(x, "error_share", f->error_share);
+        if (f->llm) {
+            cJSON *l = cJSON_AddObjectToObject(x, "llm");
+            cJSON_AddNumberToObject(l, "kv_lost", (double)f->kv_lost);
+            cJSON_AddNumberToObject(l, "restarted", (double)f->restarted);
+            cJSON_AddNumberToObject(l, "prefill_tokens_redone", f->prefill_tokens_redone);
+            cJSON_AddNumberToObject(l, "handoffs_failed", (double)f->handoffs_failed);
+            cJSON_AddNumberToObject(l, "handoffs_slowed", (double)f->handoffs_slowed);
+            add_time(l, "handoff_delay_s", f->handoff_delay_s);
+            cJSON_AddNumberToObject(l, "ttft_delayed", (double)f->ttft_delayed);
+            add_time(l, "ttft_added_s", f->ttft_added_s);
+        }
         cJSON_AddItemToArray(faults, x);
     }
 }

@@ -180,6 +180,16 @@ typedef struct {
     char *detail;              /* may be NULL */
     unsigned long failed, timed_out, rejected; /* requests attributed to the fault */
     double error_share;        /* share of the run's errors attributed; NAN unknown */
+    /* LLM pools (written as "llm" when llm is set): requests whose KV cache
+     * it destroyed with the replica holding it, those of them sent again
+     * (each starting over with a full prefill) and the prompt tokens they
+     * had computed (computed again); KV handoffs it failed, or slowed and
+     * by how much in all; requests it held at a prefill pool's balancer
+     * with no worker up that got their first token, and the seconds it
+     * added to their TTFT in all */
+    int llm;
+    unsigned long kv_lost, restarted, handoffs_failed, handoffs_slowed, ttft_delayed;
+    double prefill_tokens_redone, handoff_delay_s, ttft_added_s;
 } rp_fault;
 
 /* One judged window of a steady-state hypothesis. */

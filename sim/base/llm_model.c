@@ -133,6 +133,8 @@ static int check_shape(const llm_shape *s, const char *label, char *err, size_t 
         {"num_experts_per_tok", s->experts_per_token},
         {"moe_intermediate_size", s->moe_intermediate_size},
         {"first_k_dense_replace", s->first_dense_layers},
+        {"n_group", s->n_group},
+        {"topk_group", s->topk_group},
         {"kv_lora_rank", s->kv_lora_rank},
         {"qk_rope_head_dim", s->qk_rope_head_dim},
         {"q_lora_rank", s->q_lora_rank},
@@ -171,6 +173,14 @@ static int check_shape(const llm_shape *s, const char *label, char *err, size_t 
             set_err(err, err_len,
                     "%s: \"num_experts_per_tok\" must be between 1 and the %d routed experts",
                     label, s->n_routed_experts);
+            return -1;
+        }
+        if (s->n_group > s->n_routed_experts || (s->n_group > 0 && s->topk_group > s->n_group) ||
+            (s->topk_group > 0 && s->n_group == 0)) {
+            set_err(err, err_len,
+                    "%s: \"topk_group\" (%d) must be at most \"n_group\" (%d), itself at most "
+                    "the %d routed experts",
+                    label, s->topk_group, s->n_group, s->n_routed_experts);
             return -1;
         }
         if (s->first_dense_layers > s->num_layers) {
@@ -278,7 +288,9 @@ static int parse_shape(const char *json, const char *label, llm_shape *out, char
         get_optional(root, "num_experts_per_tok", &s.experts_per_token, label, err, err_len) ||
         get_optional(root, "moe_intermediate_size", &s.moe_intermediate_size, label, err,
                      err_len) ||
-        get_optional(root, "first_k_dense_replace", &s.first_dense_layers, label, err, err_len))
+        get_optional(root, "first_k_dense_replace", &s.first_dense_layers, label, err, err_len) ||
+        get_optional(root, "n_group", &s.n_group, label, err, err_len) ||
+        get_optional(root, "topk_group", &s.topk_group, label, err, err_len))
         goto done;
     /* Mixtral's experts are as wide as its intermediate_size. */
     if (s.n_routed_experts > 0 && s.moe_intermediate_size == 0)
@@ -911,7 +923,41 @@ void llm_step_parts(const llm_perf *p, const llm_chunk *chunks, int n_chunks, do
  * nodes (over interconnect_Bps) and (g - 1) / ep on other GPUs of its node
  * (over NVLink), g = min(gpus_per_node, ep); the two run at once, so the
  * layer takes the slower. Per GPU and direction:
- *   bytes = tokens / ep x k x d x (dispatch bytes + combine bytes) */
+ *   bytes = tokens / ep x k x d x (dispatch bytes + combine bytes)
+ * and the off-node part is k (ep - g) / ep copies of a token's state.
+ *
+ * Device-limited routing (config.json's n_group, topk_group; DeepSeek-V3
+ * technical report, 2.1.2 "Node-Limited Routing" and 3.2.2): the gate
+ * picks topk_group of the n_group expert groups first and the k experts
+ * only inside them (modeling_deepseek.py, MoEGate: group_mask), and a token
+ * crosses InfiniBand once per target node, reaching the experts there over
+ * NVLink. With the group's N = ep / g nodes, an expert group spans
+ * max(1, N / n_group) nodes, so a token reaches at most
+ * M = min(N, topk_group x max(1, N / n_group)) nodes, M (N - 1) / N of them
+ * other than its own on average; the off-node copies are the fewer of that
+ * and k (ep - g) / ep. */
+double llm_ep_nodes_off(const llm_perf *p)
+{
+    const llm_shape *s = &p->shape;
+    double e = p->ep, g, copies, nodes, m;
+
+    if (p->ep <= 1)
+        return 0.0;
+    g = p->gpus_per_node < p->ep ? p->gpus_per_node : p->ep;
+    if (g < 1.0)
+        g = 1.0;
+    copies = s->experts_per_token * (e - g) / e;
+    if (s->n_group <= 0 || s->topk_group <= 0 || !(e > g))
+        return copies;
+    nodes = e / g;
+    m = nodes / s->n_group;
+    m = s->topk_group * (m > 1.0 ? m : 1.0);
+    if (m > nodes)
+        m = nodes;
+    m = m * (nodes - 1.0) / nodes;
+    return m < copies ? m : copies;
+}
+
 double llm_ep_comm_s(const llm_perf *p, double tokens)
 {
     const llm_shape *s = &p->shape;
@@ -926,8 +972,13 @@ double llm_ep_comm_s(const llm_perf *p, double tokens)
     act = llm_precision_bytes(p->activations);
     dispatch = p->weights == LLM_FP8 || p->weights == LLM_INT8 ? 1.0 : act;
     bytes = tokens / e * s->experts_per_token * s->hidden_size * (dispatch + act);
-    if (e > g && p->interconnect_Bps > 0.0)
-        off = (e - g) / e * bytes / p->interconnect_Bps;
+    if (e > g && p->interconnect_Bps > 0.0) {
+        if (s->n_group > 0 && s->topk_group > 0) /* bytes per copy x the copies sent */
+            off = llm_ep_nodes_off(p) * (tokens / e * s->hidden_size * (dispatch + act)) /
+                  p->interconnect_Bps;
+        else
+            off = (e - g) / e * bytes / p->interconnect_Bps;
+    }
     if (g > 1.0 && p->gpu.nvlink_Bps > 0.0)
         on = (g - 1.0) / e * bytes / p->gpu.nvlink_Bps;
     return moe_layers(s) * (off > on ? off : on);

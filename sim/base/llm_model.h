@@ -37,6 +37,11 @@ typedef struct {
     int experts_per_token;         /* num_experts_per_tok */
     int moe_intermediate_size;
     int first_dense_layers;        /* first_k_dense_replace */
+    /* device-limited routing (DeepSeek-V3): the routed experts form n_group
+     * groups and a token's experts come from at most topk_group of them;
+     * 0 = no limit */
+    int n_group;                   /* n_group */
+    int topk_group;                /* topk_group */
     /* MLA (DeepSeek): the KV cache holds a latent per token and layer */
     int kv_lora_rank;              /* 0 = standard attention */
     int qk_rope_head_dim;
@@ -185,6 +190,9 @@ double llm_step_s(const llm_perf *p, const llm_chunk *chunks, int n_chunks);
 /* The roofline's parts, for tests and --trace-steps: compute and memory time. */
 void llm_step_parts(const llm_perf *p, const llm_chunk *chunks, int n_chunks, double *compute_s,
                     double *memory_s);
+/* A token's copies sent across nodes per MoE layer: k (ep - g) / ep, or
+ * fewer under device-limited routing (shape's n_group / topk_group). */
+double llm_ep_nodes_off(const llm_perf *p);
 /* An expert-parallel replica's all-to-all time for a step of `tokens`
  * tokens (dispatch and combine over every MoE layer); 0 without EP. */
 double llm_ep_comm_s(const llm_perf *p, double tokens);

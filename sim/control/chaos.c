@@ -1,8 +1,8 @@
 /*
  * chaos.c - injected faults: crashes, random crashes (MTBF/MTTR), slow
  * GPUs, GPU errors, network latency, partitions, error rates, zone outages,
- * balancer failures, flash crowds, bandwidth cuts, retry storms and stale
- * metrics.
+ * balancer failures, flash crowds, bandwidth cuts, retry storms, stale
+ * metrics and lost GPUs.
  *
  * Each scheduled fault is one actor on the balancer's host that waits for
  * the fault's start, applies it, and undoes it after its duration. The
@@ -23,6 +23,7 @@
  * the kinds and their names are fault_kinds.h's.
  */
 #include "control.h"
+#include "serve.h"
 
 #include <simgrid/engine.h>
 
@@ -243,6 +244,26 @@ static void gpu_error(eng_node *n, const fault_change *c)
     n->fault.gpu_error = c->on;
 }
 
+/* GPUs fallen off the bus (DCGM/NVML XID 79): the device plugin marks each
+ * unhealthy (NVIDIA/k8s-device-plugin, internal/rm/health.go: every XID
+ * but the application errors 13, 31, 43, 45, 68 and 109) and the engine
+ * whose tensor- or expert-parallel group holds one dies with its KV cache
+ * (vLLM's executor shuts down when a worker dies). Only the replicas
+ * holding a lost GPU go down; when that is every replica of the node (one
+ * replica per node, or an expert-parallel group) the node crashes and
+ * comes back through its lifecycle, as after node_crash. A GPU the node
+ * no longer has (a smaller rollout shape) is not lost. */
+static void gpu_failure(eng_node *n, const fault_change *c)
+{
+    int count = c->f->gpus;
+    if (c->f->gpu + count > n->gpus)
+        count = n->gpus - c->f->gpu;
+    if (count <= 0)
+        return;
+    if (serve_gpus_lost(n, c->f->gpu, count, c->on, c->now))
+        crash(n, c);
+}
+
 /* Each kind's change, made with on = 1 when the fault starts and undone
  * with on = 0 when it ends. A fault on something other than pools (traffic
  * classes, a pipeline's cache or queue) has `apply`; one on pools (a node,
@@ -273,6 +294,7 @@ static const struct fault_ops {
     [SC_FAULT_BROKER_DOWN] = { .apply = broker_down },
     [SC_FAULT_SPOT_RECLAIM] = { .pool = capacity, .node = reclaim, .blames = 1 },
     [SC_FAULT_QUOTA_EXHAUSTED] = { .pool = capacity, .blames = 1 },
+    [SC_FAULT_GPU_FAILURE] = { .node = gpu_failure, .blames = 1 },
 };
 
 /* Starts (on = 1) or ends (on = 0) a fault everywhere it hits; idx is the
@@ -349,6 +371,11 @@ static void scheduled_fault(int argc, char *argv[])
                  tier_detected_at(now) - now);
     else if (f->kind == SC_FAULT_SPOT_RECLAIM)
         snprintf(detail, sizeof detail, "notice %g s", f->notice_s);
+    else if (f->kind == SC_FAULT_GPU_FAILURE && f->gpus > 1)
+        snprintf(detail, sizeof detail, "GPUs %d-%d of each node lost (XID 79)", f->gpu,
+                 f->gpu + f->gpus - 1);
+    else if (f->kind == SC_FAULT_GPU_FAILURE)
+        snprintf(detail, sizeof detail, "GPU %d of each node lost (XID 79)", f->gpu);
     else if (f->kind == SC_FAULT_RETRY_STORM)
         snprintf(detail, sizeof detail, "clients retry %d times, backoff %gs x%g", f->retry_attempts,
                  f->retry_backoff_s, f->retry_multiplier);

@@ -60,6 +60,9 @@ static inline __attribute__((always_inline)) eng_req *req_new(eng_class *tc, dou
     r->arrival_s = now;
     r->deadline_s = client_deadline(tc, now);
     r->lbq_deadline_s = INFINITY;
+    r->outage_since_s = NAN;
+    r->outage_wait_s = 0;
+    r->outage_rec = r->outage_cause = -1;
     r->net_s = tc->net_s;
     r->sent_s = now;
     r->stage_s = now;
@@ -378,6 +381,15 @@ void eng_route(eng_pool *p, eng_req *r, double now)
          p->cfg->role == SC_ROLE_PREFILL)) {
         if (p->lbq.len < p->cfg->queue_capacity) {
             r->lbq_deadline_s = INFINITY;
+            /* no prefill worker up for a fault's sake: its wait is the
+             * fault's (accounting: TTFT added by a prefill outage) */
+            int rec, cause;
+            if (p->cfg->role == SC_ROLE_PREFILL && isnan(r->outage_since_s) &&
+                (cause = eng_pool_node_fault(p, &rec)) >= 0) {
+                r->outage_cause = cause;
+                r->outage_rec = rec;
+                r->outage_since_s = now;
+            }
             eng_fifo_push(&p->lbq, r);
         } else {
             eng_req_end(p, r, B_REJECTED, now);
@@ -420,6 +432,10 @@ void eng_drain_balancer_queue(eng_pool *p, double now)
                                      p->cfg->role == SC_ROLE_PREFILL)))
             return; /* busy, cold-starting, or no prefill worker up: keep waiting */
         eng_fifo_pop(&p->lbq);
+        if (!isnan(r->outage_since_s) && s != LB_NO_UPSTREAM) { /* a worker is back: its wait ends */
+            r->outage_wait_s += now - r->outage_since_s;
+            r->outage_since_s = NAN;
+        }
         if (s == LB_NO_UPSTREAM)
             eng_req_end(p, r, B_FAILED, now);
         else

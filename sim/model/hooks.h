@@ -15,6 +15,14 @@
  *                  the node's vllm:* histograms (llm_tokens: count later
  *                  tokens, each itl_s after the one before), then the
  *                  sla_planner's observed load (control/autoscaling.c)
+ *   llm_lost       an LLM replica that went down (a crash, a lost GPU, a
+ *                  drain that timed out) lost r's KV cache; prefill_tokens:
+ *                  the prompt tokens it had computed; restarted: r is sent
+ *                  again (a full prefill) rather than ended (serve/llm.c):
+ *                  accounting
+ *   kv_handoff     a KV transfer from src ended: failed (dst NULL when no
+ *                  decode replica was up), or landed after time_s where it
+ *                  would take alone_s alone on unfaulted links: accounting
  * Questions (one answerer; 0 when none is registered):
  *   client_retry   r ended in error at t_s: 1 if its client will resend it
  *                  (control/chaos.c's retry_storm), r then held until the
@@ -45,6 +53,11 @@ typedef void (*eng_tokens_fn)(const struct eng_node *n, double itl_s, unsigned l
 typedef void (*eng_finished_fn)(const struct eng_node *n, double e2e_s, double tpot_s,
                                 int output_tokens);
 
+typedef void (*eng_llm_lost_fn)(const struct eng_node *n, const struct eng_req *r,
+                                int prefill_tokens, int restarted);
+typedef void (*eng_kv_handoff_fn)(const struct eng_node *src, const struct eng_node *dst,
+                                  int failed, double time_s, double alone_s);
+
 typedef struct {
     eng_arrival_fn arrival[ENG_HOOK_MAX];
     eng_request_end_fn request_end[ENG_HOOK_MAX];
@@ -52,7 +65,10 @@ typedef struct {
     eng_first_token_fn llm_first_token[ENG_HOOK_MAX];
     eng_tokens_fn llm_tokens[ENG_HOOK_MAX];
     eng_finished_fn llm_finished[ENG_HOOK_MAX];
+    eng_llm_lost_fn llm_lost[ENG_HOOK_MAX];
+    eng_kv_handoff_fn kv_handoff[ENG_HOOK_MAX];
     int n_arrival, n_request_end, n_fault, n_llm_first_token, n_llm_tokens, n_llm_finished;
+    int n_llm_lost, n_kv_handoff;
     int (*client_retry)(struct eng_pool *p, struct eng_req *r, double t_s);
     void (*clients_wake)(void);
     int (*cold_start_wait)(struct eng_pool *p, double now);

@@ -222,6 +222,17 @@ int eng_ready_count(const eng_pool *p, int include_starting)
     return c;
 }
 
+int eng_pool_node_fault(const eng_pool *p, int *rec)
+{
+    *rec = -1;
+    for (int j = 0; j < p->n_hosts; j++)
+        if (p->nodes[j].fault.cause >= 0) {
+            *rec = p->nodes[j].fault.fault_rec;
+            return p->nodes[j].fault.cause;
+        }
+    return -1;
+}
+
 eng_hooks eng_hook;
 
 void eng_hooks_overflow(const char *name)

@@ -73,6 +73,11 @@ typedef struct eng_req {
     const uint64_t *hashes;
     int n_hashes, hash_block_tokens;
     double first_token_s;
+    /* waiting at a prefill pool's balancer for a worker while a fault held
+     * the pool's workers down (flow/request.c): since when, the fault's
+     * record (-1 when not waiting so), and the time so waited in all */
+    double outage_since_s, outage_wait_s;
+    int outage_rec, outage_cause;
 } eng_req;
 
 typedef struct {
@@ -379,5 +384,8 @@ int eng_pool_slots(const sc_pool *pc, int *n_old);
 /* Nodes of p that are ready, and starting when include_starting. */
 int eng_ready_count(const eng_pool *p, int include_starting);
 int eng_node_set_state(eng_node *n, eng_node_state st, double now); /* 1 if it changed */
+/* The fault acting on the first of p's nodes that has one (capacity it
+ * lost), with its record in *rec; -1 (and *rec -1) if none. */
+int eng_pool_node_fault(const eng_pool *p, int *rec);
 
 #endif

@@ -69,6 +69,12 @@ typedef struct serve_ops {
     /* optional: the node's token-level gauges and counters (LLM servers):
      * what its vllm:* series and the autoscalers' vLLM metrics read */
     void (*llm_stats)(const eng_node *n, serve_llm_node_stats *out);
+    /* optional: GPUs [gpu, gpu + count) of node n lost (on = 1), or back
+     * (on = 0). 1 when the node's whole server goes down with them (the
+     * caller crashes the node); 0 when the server took down only the part
+     * holding them (an LLM replica of several on the node) and brings it
+     * back itself. Without it: 1 (a batch node is one replica) */
+    int (*gpus_lost)(eng_node *n, int gpu, int count, int on, double now);
 } serve_ops;
 
 /* The registry: NULL-terminated, and lookup by name (NULL if unknown). */
@@ -132,6 +138,10 @@ static inline int serve_llm_stats(const eng_node *n, serve_llm_node_stats *out)
         return 0;
     n->pool->serve->llm_stats(n, out);
     return 1;
+}
+static inline int serve_gpus_lost(eng_node *n, int gpu, int count, int on, double now)
+{
+    return n->pool->serve->gpus_lost ? n->pool->serve->gpus_lost(n, gpu, count, on, now) : 1;
 }
 static inline void serve_collect(eng_pool *p, rp_results *out)
 {

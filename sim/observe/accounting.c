@@ -13,6 +13,14 @@
  * burn rate (availability.csv). Hypotheses are judged on sums over whole
  * intervals: availability and error rate directly, p99 <= X as "at most 1%
  * of completions slower than X", counted exactly at completion.
+ *
+ * On LLM pools a fault also costs work and time that are not errors: the
+ * KV caches of the requests on a replica it took down (those sent again
+ * start over with a full prefill: the prompt tokens they had computed are
+ * computed again), KV handoffs it failed or slowed (a slowed one by its
+ * time beyond its time alone on unfaulted links), and the first tokens it
+ * delayed by holding a prefill pool's requests at the balancer with no
+ * worker up. Each is counted on the fault's entry in the results (llm).
  */
 #include "observe.h"
 
@@ -77,18 +85,75 @@ void acc_fault_recorded(int fault, int rec)
  * with its record in *rec; -1 if none. */
 static int node_fault(const eng_pool *p, int *rec)
 {
-    for (int j = 0; j < p->n_hosts; j++)
-        if (p->nodes[j].fault.cause >= 0) {
-            *rec = p->nodes[j].fault.fault_rec;
-            return p->nodes[j].fault.cause;
-        }
-    return -1;
+    return eng_pool_node_fault(p, rec);
+}
+
+/* The results' entry rec, for an LLM count; NULL if none. */
+static rp_fault *llm_entry(int rec)
+{
+    if (rec < 0 || (size_t)rec >= eng_world.out->n_faults)
+        return NULL;
+    rp_fault *f = &eng_world.out->faults[rec];
+    f->llm = 1;
+    return f;
+}
+
+void acc_llm_lost(const eng_node *n, const eng_req *r, int prefill_tokens, int restarted)
+{
+    if (r->arrival_s < eng_world.sc->warmup_s || n->fault.cause < 0)
+        return;
+    rp_fault *f = llm_entry(n->fault.fault_rec);
+    if (!f)
+        return;
+    f->kv_lost++;
+    if (restarted) {
+        f->restarted++;
+        f->prefill_tokens_redone += prefill_tokens;
+    }
+}
+
+/* A failed handoff is the fault's on its decode node, else on its prefill
+ * node, else (no decode replica was up) on a decode node; a slowed one is a
+ * fault's on either pool's links (bandwidth_cut) at its landing. */
+void acc_kv_handoff(const eng_node *src, const eng_node *dst, int failed, double time_s,
+                    double alone_s)
+{
+    int rec = -1;
+    if (failed) {
+        if (dst && dst->fault.cause >= 0)
+            rec = dst->fault.fault_rec;
+        else if (src->fault.cause >= 0)
+            rec = src->fault.fault_rec;
+        else if (!dst && src->pool->cfg->decode_pool >= 0)
+            eng_pool_node_fault(&eng_world.pools[src->pool->cfg->decode_pool], &rec);
+        rp_fault *f = llm_entry(rec);
+        if (f)
+            f->handoffs_failed++;
+        return;
+    }
+    if (!(time_s - alone_s > 1e-12))
+        return;
+    if (src->pool->cause >= 0)
+        rec = src->pool->fault_rec;
+    else if (dst && dst->pool->cause >= 0)
+        rec = dst->pool->fault_rec;
+    rp_fault *f = llm_entry(rec);
+    if (f) {
+        f->handoffs_slowed++;
+        f->handoff_delay_s += time_s - alone_s;
+    }
 }
 
 static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
 {
     const sc_scenario *sc = eng_world.sc;
     *rec = -1;
+    /* still waiting at a prefill pool's balancer for a worker a fault
+     * holds down (flow/request.c) */
+    if (!isnan(r->outage_since_s) && r->outage_cause >= 0) {
+        *rec = r->outage_rec;
+        return r->outage_cause;
+    }
     /* its connection cut by its L7 balancer going down (tiers.c) */
     if (eng_world.l4 && r->l7 >= 0 && !r->job && eng_world.l7[r->l7].n_down > 0) {
         int cause;
@@ -169,6 +234,11 @@ void acc_request_end(const eng_pool *p, const eng_req *r, int bucket, double t_s
     if (minute > acc_state.n_minutes)
         minute = acc_state.n_minutes;
     if (bucket == B_COMPLETED) {
+        rp_fault *f;
+        if (r->outage_wait_s > 0 && (f = llm_entry(r->outage_rec))) {
+            f->ttft_delayed++;
+            f->ttft_added_s += r->outage_wait_s;
+        }
         acc_state.good[interval]++;
         acc_state.min_good[minute]++;
         for (int b = 0; b < acc_state.n_bounds; b++)

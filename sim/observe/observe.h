@@ -14,6 +14,9 @@ void acc_init(void);
 void acc_request_end(const eng_pool *p, const eng_req *r, int bucket, double t_s, size_t interval,
                      double latency_s);
 void acc_fault_recorded(int fault, int rec);
+void acc_llm_lost(const eng_node *n, const eng_req *r, int prefill_tokens, int restarted);
+void acc_kv_handoff(const eng_node *src, const eng_node *dst, int failed, double time_s,
+                    double alone_s);
 void acc_finish(rp_results *out);
 void acc_free(void);
 

@@ -681,6 +681,8 @@ static void register_hooks(void)
     ENG_HOOK_ADD(request_end, obs_request_end);
     ENG_HOOK_ADD(request_end, acc_request_end);
     ENG_HOOK_ADD(fault, acc_fault_recorded);
+    ENG_HOOK_ADD(llm_lost, acc_llm_lost);
+    ENG_HOOK_ADD(kv_handoff, acc_kv_handoff);
     ENG_HOOK_ADD(llm_first_token, obs_llm_first_token);
     ENG_HOOK_ADD(llm_tokens, obs_llm_tokens);
     ENG_HOOK_ADD(llm_finished, obs_llm_finished);

@@ -47,6 +47,8 @@
     /* spot nodes reclaimed after a notice; no capacity to replace them for a while */            \
     X(SC_FAULT_SPOT_RECLAIM, "spot_reclaim")                                                      \
     /* the pool's cloud quota is used up: no node can be added */                                 \
-    X(SC_FAULT_QUOTA_EXHAUSTED, "quota_exhausted")
+    X(SC_FAULT_QUOTA_EXHAUSTED, "quota_exhausted")                                                \
+    /* GPUs fall off the bus (XID 79): the replica holding one goes down */                       \
+    X(SC_FAULT_GPU_FAILURE, "gpu_failure")
 
 #endif

@@ -419,6 +419,7 @@ typedef struct {
     sc_dist ttf, ttr;          /* shapes of time to failure / to repair */
     double standby_failover_s; /* lb failure: a standby takes over after this; 0 = none */
     double notice_s;           /* spot reclaim: from the interruption notice to the reclaim */
+    int gpu, gpus;             /* gpu_failure: GPUs gpu .. gpu + gpus - 1 of each node hit */
     /* Start: `at` (at_s), `after` (after_s past the start of the fault
      * before it, resolved into at_s when that one's start is fixed; else
      * after_prev is that fault's index and the start is known only at run

@@ -24,7 +24,7 @@
 enum { K_AT = 1, K_DUR = 2, K_TARGET = 4, K_ZONE = 8, K_TRAFFIC = 16, K_FACTOR = 32,
        K_LATENCY = 64, K_PROB = 128, K_MTBF = 256, K_STANDBY = 512, K_AFTER = 1024,
        K_WHEN = 2048, K_RETRY = 4096, K_BACKOFF = 8192, K_FILE = 16384, K_CACHE = 32768,
-       K_QUEUE = 65536, K_NOTICE = 131072 };
+       K_QUEUE = 65536, K_NOTICE = 131072, K_GPUS = 262144 };
 /* A fault starts at a time, a delay after the fault before it, or on a
  * condition: exactly one of the three. */
 #define K_START (K_AT | K_AFTER | K_WHEN)
@@ -68,6 +68,8 @@ static const struct {
     /* capacity of a pool (or a zone's pools) */
     [SC_FAULT_SPOT_RECLAIM] = {K_START | K_DUR | K_TARGET | K_ZONE | K_NOTICE, K_START},
     [SC_FAULT_QUOTA_EXHAUSTED] = {K_START | K_DUR | K_TARGET | K_ZONE, K_START},
+    /* GPUs of each node hit */
+    [SC_FAULT_GPU_FAILURE] = {K_START | K_DUR | K_TARGET | K_ZONE | K_GPUS, K_START},
 };
 
 const char *sc_fault_name(int i)
@@ -87,6 +89,7 @@ static const struct {
     {"after", K_AFTER},    {"when", K_WHEN},          {"attempts", K_RETRY},
     {"backoff", K_BACKOFF}, {"multiplier", K_BACKOFF}, {"file", K_FILE},
     {"cache", K_CACHE},    {"queue", K_QUEUE},        {"notice", K_NOTICE},
+    {"gpus", K_GPUS},      {"gpu", K_GPUS},
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
@@ -273,6 +276,37 @@ static void load_profile(sc_loader *L, yaml_node_t *n, const char *path, sc_faul
         sc_errn(L, file.val, "%s: %s has no `TIME VALUE` line", p, rel);
 }
 
+/* gpu_failure: `gpus` (1) GPUs from index `gpu` (0) of each node hit, all
+ * within the smallest node of the pools hit. */
+static void load_gpus(sc_loader *L, yaml_node_t *n, const char *path, const sc_scenario *sc,
+                      sc_fault *f)
+{
+    char p[SC_PATHLEN];
+    sc_kv gpus = sc_find(L, n, "gpus"), gpu = sc_find(L, n, "gpu");
+    long long v;
+    f->gpus = 1;
+    f->gpu = 0;
+    if (gpus.val && sc_want_int(L, gpus.val, sc_join(p, path, "gpus"), 1, 1 << 20, &v) == 0)
+        f->gpus = (int)v;
+    if (gpu.val && sc_want_int(L, gpu.val, sc_join(p, path, "gpu"), 0, 1 << 20, &v) == 0)
+        f->gpu = (int)v;
+    if (!f->zone && f->pool < 0 && !sc_find(L, n, "target").val && !sc_find(L, n, "pool").val) {
+        sc_errn(L, n, "%s: gpu_failure needs target (pool/index or pool) or zone", path);
+        return;
+    }
+    int least = 0;
+    for (int i = 0; i < sc->n_pools; i++) {
+        const sc_pool *pl = &sc->pools[i];
+        int hit = f->zone ? !strcmp(f->zone, pl->zone ? pl->zone : pl->name) : f->pool == i;
+        if (hit && (least == 0 || pl->gpus_per_node < least))
+            least = pl->gpus_per_node;
+    }
+    if (least > 0 && f->gpu + f->gpus > least)
+        sc_errn(L, gpus.val ? gpus.val : gpu.val ? gpu.val : n,
+                "%s: GPUs %d..%d are not all on a node of %d GPUs", path, f->gpu,
+                f->gpu + f->gpus - 1, least);
+}
+
 static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_scenario *sc,
                        sc_fault *f)
 {
@@ -430,6 +464,8 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
         sc_errn(L, n, "%s: %s needs target (pool/index or pool) or zone", path, fault_names[k]);
     if (f->kind == SC_FAULT_QUOTA_EXHAUSTED && f->node >= 0)
         sc_errn(L, target.val, "%s: quota_exhausted applies to a pool, not a node", path);
+    if (f->kind == SC_FAULT_GPU_FAILURE)
+        load_gpus(L, n, path, sc, f);
     load_start(L, n, path, sc, f);
     load_retries(L, n, path, f);
     load_profile(L, n, path, f);

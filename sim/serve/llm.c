@@ -52,6 +52,14 @@
  * A request in transfer is in flight (census). A crash at either end during
  * a transfer fails the request's attempt (a retry starts over with a full
  * prefill); the receiver only frees the transfer's record then.
+ *
+ * A lost GPU (chaos gpu_failure, through serve_ops.gpus_lost) kills the
+ * engine of the replica holding it while the node's other replicas go on:
+ * its actor is killed, what it held fails over as after a crash, and the
+ * replica is skipped by the node's dispatcher and the decode router until
+ * it reads its weights again and restarts. Each request a dying replica
+ * loses (its KV cache gone) and each transfer's end are told to the
+ * accounting (hooks llm_lost, kv_handoff) for the faults' root causes.
  */
 #include "llm_noise.h"
 #include "llm_sched.h"
@@ -148,6 +156,12 @@ typedef struct llm_replica_s {
     /* KV transfers it sends (prefill) or waits for (decode) */
     kv_xfer *out, *in;
     int n_out, n_in;
+    /* a lost GPU (gpu_failure) holds it down: its engine is dead, its KV
+     * cache gone, until every fault holding one of its GPUs has ended */
+    int lost;                  /* faults holding one of its GPUs */
+    int gen;                   /* bumped when it goes down: a reload on its way is stale */
+    sg_actor_t actor;          /* its running actor, or NULL */
+    sg_exec_t exec;            /* the horizon's execution it waits beside, or NULL */
 } llm_replica;
 
 /* A KV cache on its way from a prefill replica to a decode replica. */
@@ -531,10 +545,16 @@ static void accepted(eng_node *n)
 {
     llm_node *ln = ln_of(n);
     eng_req *r = eng_fifo_pop(&n->work.q);
-    llm_replica *best = &ln->reps[0];
-    for (int i = 1; i < ln->n_reps; i++)
-        if (rep_load(&ln->reps[i]) < rep_load(best))
+    llm_replica *best = NULL;
+    for (int i = 0; i < ln->n_reps; i++)
+        if (!ln->reps[i].lost && (!best || rep_load(&ln->reps[i]) < rep_load(best)))
             best = &ln->reps[i];
+    if (!best) { /* every replica lost a GPU (faults on each): the attempt fails */
+        double now = simgrid_get_clock();
+        eng_lb_release(n->pool, r, n->index, 0, LB_ERROR, now);
+        eng_attempt_failed(n->pool, r, now);
+        return;
+    }
     llm_req *q = calloc(1, sizeof *q);
     q->r = r;
     q->seq.id = r->id;
@@ -763,7 +783,7 @@ static llm_replica *pick_decode(llm_pool *lp, const eng_req *r, double now)
             tokens += x->q->r->out_tokens - 1;
         int waiting = llm_sched_waiting(s) + rep->n_pending + rep->n_in;
         lp->rviews[k] = (lb_server_view){
-            .up = rep->node->life.state == NODE_READY,
+            .up = rep->node->life.state == NODE_READY && !rep->lost,
             .active = waiting + llm_sched_running(s),
             .weight = 1.0,
             .llm_waiting = waiting,
@@ -801,6 +821,7 @@ static void handoff(llm_replica *rep, llm_req *q, double now)
         llm_sched_abort(rep->sched, &q->seq);
         kv_set(rep, now);
         lp->kv_xfers_failed++;
+        ENG_NOTIFY(kv_handoff, n, NULL, 1, 0.0, 0.0);
         end_held(n->pool, n, q, LB_OK, B_FAILED, now, now);
         return;
     }
@@ -826,14 +847,16 @@ static void handoff(llm_replica *rep, llm_req *q, double now)
 /* The transfer x ended without landing (now): the prefill replica frees
  * the blocks and the request's attempt failed on the prefill pool: a retry
  * runs its prefill again on another replica, as after a crash. src_error:
- * the prefill side is at fault (its balancer hears of an error). */
-static void kv_lost(kv_xfer *x, int src_error, double now)
+ * the prefill side is at fault (its balancer hears of an error). down: the
+ * node whose replica went down with it (its KV cache lost), or NULL. */
+static void kv_lost(kv_xfer *x, int src_error, eng_node *down, double now)
 {
     llm_req *q = x->q;
     eng_req *r = q->r;
     llm_replica *src = x->src, *dst = x->dst;
     eng_node *sn = src->node;
     llm_pool *lp = lp_of(sn->pool);
+    int prompt = q->seq.prompt_tokens;
     xfer_unlink(x);
     llm_sched_abort(src->sched, &q->seq);
     kv_set(src, now);
@@ -845,7 +868,22 @@ static void kv_lost(kv_xfer *x, int src_error, double now)
     sync_view(sn);
     sync_view(dst->node);
     eng_lb_release(sn->pool, r, sn->index, now - r->stage_s, src_error ? LB_ERROR : LB_OK, now);
+    ENG_NOTIFY(kv_handoff, sn, dst->node, 1, now - x->t0_s, 0.0);
+    if (down)
+        ENG_NOTIFY(llm_lost, down, r, prompt,
+                   eng_retry_allowed(sn->pool, r, now, eng_world.sc->lb.retry_on_error));
     eng_attempt_failed(sn->pool, r, now);
+}
+
+/* The time a transfer of `bytes` from sn to dn takes alone on unfaulted
+ * links: both links' latencies + bytes / the lower of their bandwidths
+ * (SimGrid's CM02 model on run/run.c's route). */
+static double xfer_alone_s(const eng_node *sn, const eng_node *dn, double bytes)
+{
+    const sc_pool *a = sn->pool->cfg, *b = dn->pool->cfg;
+    double bw = a->link_bandwidth_Bps < b->link_bandwidth_Bps ? a->link_bandwidth_Bps
+                                                              : b->link_bandwidth_Bps;
+    return a->link_latency_s + b->link_latency_s + (bw > 0 ? bytes / bw : 0);
 }
 
 /* x landed at now: the prefill replica frees its blocks, the request
@@ -866,6 +904,7 @@ static void kv_landed(kv_xfer *x, double now)
     lp->kv_xfers++;
     lp->kv_xfer_bytes += x->bytes;
     sim_hist_add(lp->kv_xfer_s, now - x->t0_s);
+    ENG_NOTIFY(kv_handoff, sn, dn, 0, now - x->t0_s, xfer_alone_s(sn, dn, x->bytes));
     wake_rep(src, 0); /* its blocks are free: a waiting prompt may fit */
     sync_view(sn);
     if (r->deadline_s <= now) { /* its client gave up on the way */
@@ -936,9 +975,17 @@ static void kv_receiver(int argc, char *argv[])
     case SG_ERROR_NETWORK:
     case SG_ERROR_TIMEOUT:
     default: /* the prefill host or the path failed under it */
-        kv_lost(x, 1, now);
+        kv_lost(x, 1, NULL, now);
         break;
     }
+}
+
+/* r, on a decode replica that failed at now, is sent again to its prefill
+ * pool (the balancer's rules allow a retry). */
+static int decode_retried(const eng_req *r, double now)
+{
+    return eng_retry_allowed(eng_world.classes[r->tclass].pool, r, now,
+                             eng_world.sc->lb.retry_on_error);
 }
 
 /* r's decode replica, in decode pool dp, failed at now with its KV cache:
@@ -949,7 +996,7 @@ static void decode_failed(eng_pool *dp, eng_req *r, double now)
 {
     eng_pool *pp = eng_world.classes[r->tclass].pool;
     eng_world.attempt_errors++;
-    if (!eng_retry_allowed(pp, r, now, eng_world.sc->lb.retry_on_error)) {
+    if (!decode_retried(r, now)) {
         eng_req_end(dp, r, B_FAILED, now);
         return;
     }
@@ -961,23 +1008,18 @@ static void decode_failed(eng_pool *dp, eng_req *r, double now)
     eng_route(pp, r, now);
 }
 
-/* Node n crashed (or its drain timed out) at now: the transfers from and
- * to its replicas end with it. */
-static void fail_xfers(eng_node *n, double now)
+/* rep went down at now: the transfers from and to it end with it. */
+static void fail_rep_xfers(llm_replica *rep, double now)
 {
-    llm_node *ln = ln_of(n);
-    for (int i = 0; i < ln->n_reps; i++) {
-        llm_replica *rep = &ln->reps[i];
-        while (rep->out) {
-            kv_xfer *x = rep->out;
-            x->dead = 1;
-            kv_lost(x, 1, now);
-        }
-        while (rep->in) {
-            kv_xfer *x = rep->in;
-            x->dead = 1;
-            kv_lost(x, 0, now);
-        }
+    while (rep->out) {
+        kv_xfer *x = rep->out;
+        x->dead = 1;
+        kv_lost(x, 1, rep->node, now);
+    }
+    while (rep->in) {
+        kv_xfer *x = rep->in;
+        x->dead = 1;
+        kv_lost(x, 0, rep->node, now);
     }
 }
 
@@ -1283,7 +1325,9 @@ static int run_horizon(llm_replica *rep, int k)
         return k;
     sg_exec_t e = sg_actor_exec_async((rep->t_end[k] - now) * speed_flops);
     rep->in_horizon = 1;
+    rep->exec = e; /* a lost GPU cancels it (rep_down) */
     int woken = sg_sem_acquire_timeout(rep->wake, rep->t_end[k] - now) == 0;
+    rep->exec = NULL;
     if (n->life.gen != gen)
         return 0;
     rep->in_horizon = 0;
@@ -1331,6 +1375,7 @@ static void replica(int argc, char *argv[])
         int held = llm_sched_waiting(s) + llm_sched_running(s);
         /* a draining replica stays while KV transfers from or to it run */
         if (n->life.state == NODE_DRAINING && held + rep->n_out + rep->n_in == 0) {
+            rep->actor = NULL;
             life_worker_exited(n);
             return;
         }
@@ -1367,8 +1412,10 @@ static void replica(int argc, char *argv[])
         int k = plan(rep, st, now);
         rep->run_t0_s = now;
         k = run_horizon(rep, k);
-        if (k == 0)
+        if (k == 0) {
+            rep->actor = NULL;
             return; /* the node crashed: fail_running has dealt with what it held */
+        }
         if (rep->noise)
             llm_noise_commit(rep->noise, k);
         rep->run_t0_s = -1;
@@ -1380,49 +1427,83 @@ static void replica(int argc, char *argv[])
     }
 }
 
+/* Starts rep's actor (its engine) on its node, its KV blocks counted as
+ * capacity from now. */
+static void rep_start(llm_replica *rep, double now)
+{
+    eng_node *n = rep->node;
+    rep->idle = 0;
+    rep->in_horizon = 0;
+    rep->run_t0_s = -1;
+    rep->exec = NULL;
+    kv_advance(rep, now);
+    rep->counted = 1;
+    sg_actor_t a = sg_actor_init(n->name, n->host);
+    sg_actor_set_data(a, rep);
+    rep->actor = a;
+    sg_actor_start(a, replica, 0, NULL); /* not a daemon: see serve/batch.c */
+}
+
 static void start(eng_node *n)
 {
     llm_node *ln = ln_of(n);
     double now = simgrid_get_clock();
+    int started = 0;
     for (int i = 0; i < ln->n_reps; i++) {
-        llm_replica *rep = &ln->reps[i];
-        rep->idle = 0;
-        rep->in_horizon = 0;
-        rep->run_t0_s = -1;
-        kv_advance(rep, now);
-        rep->counted = 1;
-        sg_actor_t a = sg_actor_init(n->name, n->host);
-        sg_actor_set_data(a, rep);
-        sg_actor_start(a, replica, 0, NULL); /* not a daemon: see serve/batch.c */
+        if (ln->reps[i].lost > 0)
+            continue; /* a GPU of it is still lost: it stays down */
+        rep_start(&ln->reps[i], now);
+        started++;
     }
-    n->work.workers_alive = ln->n_reps;
+    n->work.workers_alive = started;
 }
 
+/* rep's engine died at now (its node crashed or its drain timed out, or
+ * it lost a GPU): its KV cache is gone, so each request it held fails its
+ * attempt; a retry, as the balancer's rules allow, starts over with a full
+ * prefill (a decode replica's at its prefill pool). */
+static void fail_rep_held(llm_replica *rep, double now)
+{
+    eng_node *n = rep->node;
+    llm_pool *lp = lp_of(n->pool);
+    if (rep->run_t0_s >= 0)
+        for (int g = 0; g < lp->tp; g++)
+            eng_account_busy(n->pool, n, rep->run_t0_s, now);
+    rep->run_t0_s = -1;
+    llm_req *all[64];
+    int k;
+    while ((k = take_all(rep, all, 64)) > 0)
+        for (int j = 0; j < k; j++) {
+            eng_req *r = all[j]->r;
+            /* the prompt tokens its cache held: all of them on a decode
+             * replica (computed at the prefill pool), else those computed */
+            int done = lp->role == SC_ROLE_DECODE ? all[j]->seq.prompt_tokens
+                       : all[j]->seq.computed < all[j]->seq.prompt_tokens
+                           ? all[j]->seq.computed
+                           : all[j]->seq.prompt_tokens;
+            free_seq(all[j]);
+            eng_lb_release(n->pool, r, n->index, now - r->arrival_s, LB_ERROR, now);
+            if (lp->role == SC_ROLE_DECODE) {
+                ENG_NOTIFY(llm_lost, n, r, done, decode_retried(r, now));
+                decode_failed(n->pool, r, now);
+            } else {
+                ENG_NOTIFY(llm_lost, n, r, done,
+                           eng_retry_allowed(n->pool, r, now, eng_world.sc->lb.retry_on_error));
+                eng_attempt_failed(n->pool, r, now);
+            }
+        }
+    kv_set(rep, now);
+}
+
+/* The node's replicas all at once: every transfer first, then what each
+ * replica held. */
 static void fail_running(eng_node *n, double now)
 {
     llm_node *ln = ln_of(n);
-    llm_pool *lp = lp_of(n->pool);
-    fail_xfers(n, now);
-    for (int i = 0; i < ln->n_reps; i++) {
-        llm_replica *rep = &ln->reps[i];
-        if (rep->run_t0_s >= 0)
-            for (int g = 0; g < lp->tp; g++)
-                eng_account_busy(n->pool, n, rep->run_t0_s, now);
-        rep->run_t0_s = -1;
-        llm_req *all[64];
-        int k;
-        while ((k = take_all(rep, all, 64)) > 0)
-            for (int j = 0; j < k; j++) {
-                eng_req *r = all[j]->r;
-                free_seq(all[j]);
-                eng_lb_release(n->pool, r, n->index, now - r->arrival_s, LB_ERROR, now);
-                if (lp->role == SC_ROLE_DECODE)
-                    decode_failed(n->pool, r, now);
-                else
-                    eng_attempt_failed(n->pool, r, now);
-            }
-        kv_set(rep, now);
-    }
+    for (int i = 0; i < ln->n_reps; i++)
+        fail_rep_xfers(&ln->reps[i], now);
+    for (int i = 0; i < ln->n_reps; i++)
+        fail_rep_held(&ln->reps[i], now);
     sync_view(n);
 }
 
@@ -1437,7 +1518,120 @@ static void reset(eng_node *n)
         rep->counted = 0;
         rep->idle = 0;
         rep->in_horizon = 0;
+        rep->actor = NULL; /* killed with the host */
+        rep->exec = NULL;
     }
+}
+
+/* ---- a lost GPU (gpu_failure): its replica down, the node's others on ---- */
+
+/* rep lost a GPU at now, its node still up: its engine dies (vLLM's
+ * executor shuts down when a worker dies: vllm/v1/executor/
+ * multiproc_executor.py), its KV cache with it; what it held fails over as
+ * after a crash. */
+static void rep_down(llm_replica *rep, double now)
+{
+    eng_node *n = rep->node;
+    rep->gen++;
+    if (!rep->actor)
+        return; /* not running (the node is down or draining out) */
+    if (rep->exec) /* the horizon's execution beside its wait */
+        sg_exec_cancel(rep->exec);
+    rep->exec = NULL;
+    sg_actor_t a = rep->actor;
+    rep->actor = NULL;
+    sg_actor_kill(a);
+    rep->idle = 0; /* nothing to wake: its transfers' ends must not post to it */
+    rep->in_horizon = 0;
+    long held = llm_sched_blocks_used(rep->sched);
+    fail_rep_xfers(rep, now);
+    fail_rep_held(rep, now);
+    /* the cache is gone, every block free again: used + free = capacity */
+    long used = llm_sched_blocks_used(rep->sched), free_blocks = llm_sched_blocks_free(rep->sched);
+    long cap = lp_of(n->pool)->cfg.num_blocks;
+    if (used != 0 || used + free_blocks != cap || llm_sched_check(rep->sched) != 0) {
+        fprintf(stderr, "fleetsim: internal error: replica %s#%d after losing its KV cache: "
+                "%ld blocks used + %ld free, capacity %ld\n", n->name, rep->index, used,
+                free_blocks, cap);
+        abort();
+    }
+    kv_advance(rep, now);
+    rep->counted = 0;
+    sync_view(n);
+    life_worker_exited(n);
+    eng_event(now, "replica_down", n->name,
+              "replica %d: GPU lost; KV cache lost: %ld blocks freed (used %ld + free %ld = %ld)",
+              rep->index, held, used, free_blocks, cap);
+}
+
+typedef struct {
+    llm_replica *rep;
+    int gen, node_gen;
+    double load_s;
+} reload_arg;
+
+/* Reads rep's weights again, then starts its engine, unless it went down
+ * again or its node did meanwhile. */
+static void reload(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    reload_arg *a = sg_actor_self_get_data();
+    llm_replica *rep = a->rep;
+    int gen = a->gen, node_gen = a->node_gen;
+    double load_s = a->load_s;
+    free(a);
+    if (load_s > 0)
+        sg_actor_sleep_for(load_s);
+    eng_node *n = rep->node;
+    eng_node_state st = n->life.state;
+    if (rep->gen != gen || n->life.gen != node_gen || rep->lost > 0 || rep->actor ||
+        (st != NODE_READY && st != NODE_DRAINING))
+        return;
+    double now = simgrid_get_clock();
+    rep_start(rep, now);
+    n->work.workers_alive++;
+    eng_event(now, "replica_up", n->name, "replica %d", rep->index);
+    sync_view(n);
+    eng_drain_balancer_queue(n->pool, now);
+}
+
+/* GPUs [gpu, gpu + count) of node n lost (on) or back (off). When they
+ * reach every replica of the node, returns 1 and leaves the node to its
+ * caller (a crash: the node's lifecycle). Else takes the replicas holding
+ * them down, or, once no fault holds a GPU of one, reads its weights again
+ * (lifecycle.load_bandwidth) and starts it; returns 0. */
+static int gpus_lost(eng_node *n, int gpu, int count, int on, double now)
+{
+    llm_node *ln = ln_of(n);
+    int tp = lp_of(n->pool)->tp;
+    int first = gpu / tp, last = (gpu + count - 1) / tp;
+    if (last >= ln->n_reps)
+        last = ln->n_reps - 1;
+    if (first > last || (first == 0 && last == ln->n_reps - 1))
+        return 1;
+    for (int i = first; i <= last; i++) {
+        llm_replica *rep = &ln->reps[i];
+        if (on) {
+            if (rep->lost++ == 0)
+                rep_down(rep, now);
+            continue;
+        }
+        if (rep->lost == 0 || --rep->lost > 0)
+            continue;
+        eng_node_state st = n->life.state;
+        if (st != NODE_READY && st != NODE_DRAINING)
+            continue; /* start() starts it with the node */
+        reload_arg *a = malloc(sizeof *a);
+        if (!a)
+            continue;
+        *a = (reload_arg){ .rep = rep, .gen = rep->gen, .node_gen = n->life.gen,
+                           .load_s = sc_weights_load_s(n->pool->cfg, tp) };
+        sg_actor_t act = sg_actor_init("reload", n->host);
+        sg_actor_set_data(act, a);
+        sg_actor_start(act, reload, 0, NULL);
+    }
+    return 0;
 }
 
 static double busy_s(const eng_node *n, double now)
@@ -1645,4 +1839,5 @@ const serve_ops serve_llm = {
     .close_interval = close_interval,
     .collect = collect,
     .llm_stats = serve_llm_node_stats_get,
+    .gpus_lost = gpus_lost,
 };

@@ -238,6 +238,12 @@ static void test_parse_errors(void)
     expect_error("{\"hidden_size\": 4096, \"num_hidden_layers\": 32, \"n_routed_experts\": 8, "
                  "\"num_experts_per_tok\": 9, " BASE_FIELDS "}",
                  "\"num_experts_per_tok\" must be between 1 and the 8 routed experts");
+    expect_error("{\"hidden_size\": 4096, \"num_hidden_layers\": 32, \"n_routed_experts\": 8, "
+                 "\"num_experts_per_tok\": 2, \"n_group\": 4, \"topk_group\": 5, " BASE_FIELDS "}",
+                 "\"topk_group\" (5) must be at most \"n_group\" (4)");
+    expect_error("{\"hidden_size\": 4096, \"num_hidden_layers\": 32, \"n_routed_experts\": 8, "
+                 "\"num_experts_per_tok\": 2, \"n_group\": -1, " BASE_FIELDS "}",
+                 "\"n_group\" must be a non-negative integer");
     expect_error("{\"hidden_size\": 4096, \"num_hidden_layers\": 32, \"kv_lora_rank\": 512, "
                  "\"qk_nope_head_dim\": 128, \"v_head_dim\": 128, " BASE_FIELDS "}",
                  "needs a positive \"qk_rope_head_dim\"");
@@ -784,6 +790,34 @@ static void test_expert_parallel(void)
     p.gpus_per_node = 8;
     CU_ASSERT_DOUBLE_EQUAL(llm_ep_comm_s(&p, 4.0), 2.0 * 0.75 * 96.0 / 20.0, 1e-12);
 
+    /* device-limited routing: 4 groups of 2 experts, each token's 2
+     * experts from 1 group. The group's 2 nodes each hold 2 whole groups,
+     * so a token reaches M = min(2, 1 x max(1, 2 / 4)) = 1 node, the other
+     * one half the time: 0.5 copies cross nodes instead of k (E - g) / E =
+     * 2 x 2 / 4 = 1. One copy is 4 / 4 tokens x 16 x 3 B = 48 B; at 5 B/s
+     * between nodes: unlimited 1 x 48 / 5 = 9.6 s a layer, 19.2 s a step
+     * (above memory, 5.3475 s); limited 0.5 x 48 / 5 = 4.8 s a layer,
+     * 9.6 s a step (NVLink: 1/4 x 96 / 20 = 1.2 s a layer). */
+    p.gpus_per_node = 2;
+    p.cache.ready = 0;
+    p.interconnect_Bps = 5.0;
+    CU_ASSERT_DOUBLE_EQUAL(llm_ep_nodes_off(&p), 1.0, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(llm_ep_comm_s(&p, 4.0), 19.2, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(llm_step_s(&p, &ch, 1), 19.2, 1e-12);
+    p.shape.n_group = 4;
+    p.shape.topk_group = 1;
+    CU_ASSERT_DOUBLE_EQUAL(llm_ep_nodes_off(&p), 0.5, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(llm_ep_comm_s(&p, 4.0), 9.6, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(llm_step_s(&p, &ch, 1), 9.6, 1e-12);
+    /* a limit at or above the experts' spread changes nothing: 2 of 4
+     * groups reach both nodes, 1 copy off the node as without it */
+    p.shape.topk_group = 2;
+    CU_ASSERT_DOUBLE_EQUAL(llm_ep_nodes_off(&p), 1.0, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(llm_ep_comm_s(&p, 4.0), 19.2, 1e-12);
+    p.shape.n_group = 0;
+    p.shape.topk_group = 0;
+    p.interconnect_Bps = 100.0;
+
     /* refused: attention is data-parallel (tp 1); a dense model; no
      * inter-node bandwidth for a group wider than a node */
     p.gpus_per_node = 2;
@@ -838,6 +872,27 @@ static void test_expert_parallel_deepseek(void)
                                                                136 / 144 / 50e9, 1e-15);
         CU_ASSERT_DOUBLE_EQUAL(llm_step_s(&dec, ch, 18828), 0.0296425327, 1e-9);
         dec.overhead_s = 0.0;
+    }
+    /* config.json's device-limited routing, 8 groups, 4 per token: on
+     * EP32 (4 nodes, 2 groups each) a token reaches at most 4 nodes, 3 of
+     * them other than its own, where 8 experts spread uniformly would send
+     * 8 x 24 / 32 = 6 copies off the node; on EP144 (18 nodes, a group
+     * over 2.25) it reaches at most 9, 8.5 others on average, above
+     * 8 x 136 / 144: no change there */
+    CU_ASSERT_EQUAL(pre.shape.n_group, 8);
+    CU_ASSERT_EQUAL(pre.shape.topk_group, 4);
+    CU_ASSERT_DOUBLE_EQUAL(llm_ep_nodes_off(&pre), 3.0, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(llm_ep_nodes_off(&dec), 8.0 * 136 / 144, 1e-12);
+    {
+        llm_perf unlimited = pre;
+        unlimited.shape.n_group = unlimited.shape.topk_group = 0;
+        CU_ASSERT_DOUBLE_EQUAL(llm_ep_nodes_off(&unlimited), 6.0, 1e-15);
+        /* 16,384 prompt tokens: 58 layers x 16384 / 32 x 7168 x 3 B x
+         * copies / 50 GB/s */
+        CU_ASSERT_DOUBLE_EQUAL(llm_ep_comm_s(&unlimited, 16384),
+                               58.0 * 16384 / 32 * 7168 * 3 * 6 / 50e9, 1e-15);
+        CU_ASSERT_DOUBLE_EQUAL(llm_ep_comm_s(&pre, 16384),
+                               58.0 * 16384 / 32 * 7168 * 3 * 3 / 50e9, 1e-15);
     }
     /* the H800's NVLink is under half the H100's */
     CU_ASSERT_DOUBLE_EQUAL(llm_gpu_find("H800")->nvlink_Bps, 200e9, 0);
