@@ -710,6 +710,11 @@ static long run_actors_bound(const sc_scenario *sc)
     return n + sc->n_traffic;
 }
 
+int sim_unguarded_stacks(const sc_scenario *sc, long max_map_count)
+{
+    return run_actors_bound(sc) * 2 + RUN_MAPS_RESERVE > max_map_count;
+}
+
 /* Linux's per-process limit on mappings; its default where unreadable. */
 static long run_max_map_count(void)
 {
@@ -800,7 +805,7 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
      * a stack overflow, so results are the same either way, and runs that
      * fit keep them. (SimGrid 3.32, src/kernel/context/ContextSwapped.cpp.) */
     char *unguarded[8];
-    if (run_actors_bound(sc) * 2 + RUN_MAPS_RESERVE > run_max_map_count()) {
+    if (sim_unguarded_stacks(sc, run_max_map_count())) {
         for (int k = 0; k < argc; k++)
             unguarded[k] = init_args[k];
         unguarded[argc++] = "--cfg=contexts/guard-size:0";
