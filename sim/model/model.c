@@ -211,12 +211,25 @@ void eng_census_add(const eng_req *r, const eng_pool *p, unsigned long *requests
         per_pool[p->id]++;
 }
 
+/* Ready nodes (with include_starting, also those provisioning to warming):
+ * counts kept as states change, for every state change asks for them. */
 int eng_ready_count(const eng_pool *p, int include_starting)
+{
+    return p->n_ready + (include_starting ? p->n_starting : 0);
+}
+
+static int is_starting(eng_node_state s)
+{
+    return s >= NODE_PROVISIONING && s <= NODE_WARMING;
+}
+
+/* The same counts by walking the pool: the reference the kept ones match. */
+int eng_ready_recount(const eng_pool *p, int include_starting)
 {
     int c = 0;
     for (int j = 0; j < p->n_hosts; j++) {
         eng_node_state s = p->nodes[j].life.state;
-        if (s == NODE_READY || (include_starting && s >= NODE_PROVISIONING && s <= NODE_WARMING))
+        if (s == NODE_READY || (include_starting && is_starting(s)))
             c++;
     }
     return c;
@@ -231,6 +244,12 @@ int eng_pool_node_fault(const eng_pool *p, int *rec)
             return p->nodes[j].fault.cause;
         }
     return -1;
+}
+
+void eng_pool_recount(eng_pool *p)
+{
+    p->n_ready = eng_ready_recount(p, 0);
+    p->n_starting = eng_ready_recount(p, 1) - p->n_ready;
 }
 
 eng_hooks eng_hook;
@@ -309,6 +328,8 @@ int eng_node_set_state(eng_node *n, eng_node_state st, double now)
     if (st == NODE_OFF || st == NODE_FAILED)
         n->work.net_rx_bytes = n->work.net_tx_bytes = 0;
     n->life.state = st;
+    n->pool->n_ready += (st == NODE_READY) - (old == NODE_READY);
+    n->pool->n_starting += is_starting(st) - is_starting(old);
     n->health.registered = st == NODE_READY;
     if (st == NODE_READY) { /* a new server starts healthy, as nginx Plus does */
         n->health.hc_up = 1;

@@ -20,4 +20,10 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out);
  * interrupted. Async-signal-safe: a SIGINT handler may call it. */
 void sim_request_stop(void);
 
+/* 1 if a run of sc drops SimGrid's stack guard pages (contexts/guard-size:0):
+ * when twice an upper bound on its actors (one per GPU slot, plus one per
+ * pool and traffic class and a few) plus a reserve of 10,000 mappings
+ * passes max_map_count, Linux's vm.max_map_count. */
+int sim_unguarded_stacks(const sc_scenario *sc, long max_map_count);
+
 #endif

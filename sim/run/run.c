@@ -694,6 +694,42 @@ static void register_hooks(void)
     eng_hook.cold_start_wait = scale_buffer;
 }
 
+/* Mappings left for everything but actor stacks: libraries, heap arenas,
+ * SimGrid's own. */
+#define RUN_MAPS_RESERVE 10000
+
+/* An upper bound on the actors a run starts: one per GPU slot of every pool
+ * (the batch server's workers), plus one per pool and traffic class and a
+ * few for the control loops. */
+static long run_actors_bound(const sc_scenario *sc)
+{
+    long n = 64;
+    for (int k = 0; k < sc->n_pools; k++) {
+        const sc_pool *pc = &sc->pools[k];
+        int gpus = pc->gpus_per_node > pc->node_gpus ? pc->gpus_per_node : pc->node_gpus;
+        n += (long)eng_pool_slots(pc, NULL) * (gpus > 1 ? gpus : 1) + 4;
+    }
+    return n + sc->n_traffic;
+}
+
+int sim_unguarded_stacks(const sc_scenario *sc, long max_map_count)
+{
+    return run_actors_bound(sc) * 2 + RUN_MAPS_RESERVE > max_map_count;
+}
+
+/* Linux's per-process limit on mappings; its default where unreadable. */
+static long run_max_map_count(void)
+{
+    long v = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = 65530;
+        fclose(f);
+    }
+    return v;
+}
+
 int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
 {
     memset(&eng_world, 0, sizeof eng_world);
@@ -764,6 +800,20 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
             init_args = net_args;
             argc = 6;
         }
+    /* Each actor's stack is a mapping and its guard page (contexts/guard-size,
+     * in pages) another that keeps neighbouring stacks from merging: a fleet
+     * of 80,000 GPUs passes Linux's vm.max_map_count (65,530 by default) and
+     * SimGrid aborts. Without guards the stacks merge; a guard only catches
+     * a stack overflow, so results are the same either way, and runs that
+     * fit keep them. (SimGrid 3.32, src/kernel/context/ContextSwapped.cpp.) */
+    char *unguarded[8];
+    if (sim_unguarded_stacks(sc, run_max_map_count())) {
+        for (int k = 0; k < argc; k++)
+            unguarded[k] = init_args[k];
+        unguarded[argc++] = "--cfg=contexts/guard-size:0";
+        unguarded[argc] = NULL;
+        init_args = unguarded;
+    }
     simgrid_init(&argc, init_args);
     if (opt && opt->stop_on_sigint) {
         /* after simgrid_init, whose own SIGINT handler exits at once; a

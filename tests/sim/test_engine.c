@@ -1,7 +1,8 @@
 /*
  * test_engine.c - whole runs through the fleetsim binary: determinism,
  * request conservation under overload, the bank before/after pair, batching
- * arithmetic, exit codes and output files.
+ * arithmetic, exit codes and output files; when a run drops SimGrid's
+ * stack guard pages.
  */
 #include "engine.h"
 #include "scenario.h"
@@ -314,6 +315,37 @@ static void test_peak_busy_share(void)
     tu_done(dir);
 }
 
+/* Guard pages go only when the actors' stacks would pass the mapping
+ * limit: the 10,000 x 8 GPU fleet (80,000 batch-server actors) at Linux's
+ * default, not the million-QPS fleet (1,250 x 8); the bound is one actor
+ * per GPU slot + 4 per pool + 1 per traffic class + 64, taken twice, plus
+ * 10,000 reserved mappings. */
+static void test_unguarded_stacks(void)
+{
+    sc_pool pool;
+    memset(&pool, 0, sizeof pool);
+    sc_scenario sc;
+    memset(&sc, 0, sizeof sc);
+    sc.pools = &pool;
+    sc.n_pools = 1;
+    sc.n_traffic = 1;
+    pool.replicas = 10000;
+    pool.gpus_per_node = pool.node_gpus = 8;
+    CU_ASSERT_EQUAL(sim_unguarded_stacks(&sc, 65530), 1);
+    CU_ASSERT_EQUAL(sim_unguarded_stacks(&sc, 1000000), 0); /* a raised limit */
+    pool.replicas = 1250;
+    CU_ASSERT_EQUAL(sim_unguarded_stacks(&sc, 65530), 0);
+    /* the boundary: 100 x 1 GPU: 2 x (100 + 4 + 1 + 64) + 10,000 = 10,338 */
+    pool.replicas = 100;
+    pool.gpus_per_node = pool.node_gpus = 1;
+    CU_ASSERT_EQUAL(sim_unguarded_stacks(&sc, 10338), 0);
+    CU_ASSERT_EQUAL(sim_unguarded_stacks(&sc, 10337), 1);
+    /* slots, not replicas: an autoscaled pool may grow to max_replicas */
+    pool.max_replicas = 40000;
+    pool.gpus_per_node = pool.node_gpus = 8;
+    CU_ASSERT_EQUAL(sim_unguarded_stacks(&sc, 65530), 1);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -326,6 +358,7 @@ int main(void)
     CU_add_test(s, "bank: before fails, after holds", test_bank_before_after);
     CU_add_test(s, "exit codes and messages", test_exit_codes);
     CU_add_test(s, "output files", test_outputs);
+    CU_add_test(s, "stack guard pages dropped past the mapping limit", test_unguarded_stacks);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();

@@ -3,7 +3,7 @@
  * rule on hand-built state, without SimGrid actors: request FIFOs, the
  * interval an instant belongs to, busy time split over intervals, the node
  * state machine's bookkeeping (time, health, balancer view, events), ready
- * counts over node states, a pool's host slots with a rollout, random
+ * counts over node states (kept as states change, checked against a walk), a pool's host slots with a rollout, random
  * streams, the hooks' registration order, nginx's retry limits and the
  * connections a failed L7 balancer cuts.
  */
@@ -166,6 +166,61 @@ static void test_node_states(void)
     eng_world.n_l7 = 0;
 }
 
+/* The ready counts kept by eng_node_set_state match a walk over the
+ * nodes after every change of a random sequence over all eight states,
+ * repeats (no change) included; replicas_min and replicas_max are the
+ * extremes of the walked ready count. */
+static void test_ready_count_kept(void)
+{
+    enum { N = 16, STEPS = 5000 };
+    setup_intervals(30, 4);
+    double serving[4] = { 0 };
+    eng_node nodes[N];
+    lb_server_view servers[N];
+    memset(nodes, 0, sizeof nodes);
+    memset(servers, 0, sizeof servers);
+    eng_lbi lbi = { 0 };
+    lbi.servers = servers;
+    eng_pool p = { 0 };
+    p.nodes = nodes;
+    p.n_hosts = N;
+    p.lbi = &lbi;
+    p.serving_per_interval = serving;
+    eng_world.n_l7 = 1;
+    rp_results out;
+    memset(&out, 0, sizeof out);
+    eng_world.out = &out;
+    for (int j = 0; j < N; j++) {
+        nodes[j].pool = &p;
+        nodes[j].index = j;
+        nodes[j].gpus = 1;
+        snprintf(nodes[j].name, sizeof nodes[j].name, "p-%d", j);
+        nodes[j].life.up_since_s = nodes[j].life.ready_since_s = -1;
+        nodes[j].life.serving_since_s = -1;
+    }
+    gsl_rng *rng = eng_stream_rng(11, 0);
+    int mismatches = 0, lo = 0, hi = 0, seen_ready = 0, seen_starting = 0;
+    for (int i = 0; i < STEPS; i++) {
+        eng_node *n = &nodes[gsl_rng_uniform_int(rng, N)];
+        eng_node_state st = (eng_node_state)gsl_rng_uniform_int(rng, NODE_FAILED + 1);
+        eng_node_set_state(n, st, 0.01 * i);
+        int ready = eng_ready_recount(&p, 0), all = eng_ready_recount(&p, 1);
+        mismatches += eng_ready_count(&p, 0) != ready || eng_ready_count(&p, 1) != all;
+        lo = ready < lo ? ready : lo;
+        hi = ready > hi ? ready : hi;
+        seen_ready = ready > seen_ready ? ready : seen_ready;
+        seen_starting = all - ready > seen_starting ? all - ready : seen_starting;
+    }
+    CU_ASSERT_EQUAL(mismatches, 0);
+    CU_ASSERT(seen_ready > 0 && seen_starting > 0); /* the sequence exercised both */
+    CU_ASSERT_EQUAL(p.replicas_min, lo);
+    CU_ASSERT_EQUAL(p.replicas_max, hi);
+    gsl_rng_free(rng);
+    rp_results_free(&out);
+    eng_world.out = NULL;
+    eng_world.n_l7 = 0;
+}
+
 static void test_ready_count_and_slots(void)
 {
     eng_node nodes[6] = { 0 };
@@ -176,6 +231,7 @@ static void test_ready_count_and_slots(void)
                              NODE_FAILED, NODE_READY };
     for (int i = 0; i < 6; i++)
         nodes[i].life.state = st[i];
+    eng_pool_recount(&p); /* states set directly, as at start-up */
     CU_ASSERT_EQUAL(eng_ready_count(&p, 0), 2);
     CU_ASSERT_EQUAL(eng_ready_count(&p, 1), 4); /* + provisioning and warming */
 
@@ -328,6 +384,7 @@ int main(void)
     CU_add_test(s, "busy and serving time per interval", test_account_busy);
     CU_add_test(s, "node state bookkeeping", test_node_states);
     CU_add_test(s, "ready counts and host slots", test_ready_count_and_slots);
+    CU_add_test(s, "ready counts kept over random state changes", test_ready_count_kept);
     CU_add_test(s, "random streams and unit draws", test_streams);
     CU_add_test(s, "hooks in registration order", test_hooks);
     CU_add_test(s, "nginx retry limits", test_retry_rule);
