@@ -279,8 +279,12 @@ static void test_conservation(void)
     CU_ASSERT(tu_num(j, "requests.in_flight_at_end") > 0);
     CU_ASSERT(tu_num(j, "requests.completed") > 0);
     CU_ASSERT_EQUAL(tu_num(j, "pools.pre.requests.completed"), tu_num(j, "pools.dec.requests.generated"));
-    CU_ASSERT_EQUAL(tu_num(j, "pools.pre.llm.kv_transfer.count"),
-                    tu_num(j, "pools.dec.requests.generated"));
+    /* every transfer that landed entered the decode pool, unless its
+     * client had given up on the way (a prefill-pool timeout) */
+    double landed = tu_num(j, "pools.pre.llm.kv_transfer.count");
+    CU_ASSERT(landed >= tu_num(j, "pools.dec.requests.generated"));
+    CU_ASSERT(landed - tu_num(j, "pools.dec.requests.generated") <=
+              tu_num(j, "pools.pre.requests.timed_out"));
     /* every request completed ended at the decode pool (two tokens or more) */
     CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), tu_num(j, "pools.dec.requests.completed"));
     /* the router spread the transfers over both decode replicas */
