@@ -22,8 +22,9 @@
  * hashes, and stay from then on (ids_assign).
  *
  * Differences from vLLM, on purpose: no null block (num_blocks ids are all
- * usable), no max_model_len cap, no speculative, encoder, LoRA, KV
- * connector, watermark or priority paths; output tokens are never keyed
+ * usable), no max_model_len cap, no speculative, encoder, LoRA, watermark
+ * or priority paths; of the KV connector paths only the decode side's
+ * asynchronous load (reservations, llm_sched_reserve); output tokens are never keyed
  * (the caller's hashes name prompt content only).
  */
 #include "llm_sched.h"
@@ -65,6 +66,12 @@ struct llm_sched {
     /* finished sequences keeping their blocks (hold_kv), linked by prev/next */
     llm_seq *hhead;
     int n_held;
+    /* reservations for KV caches on their way (prev/next), and sequences
+     * whose KV cache landed in them, waiting for admission */
+    llm_seq *rhead;
+    int n_reserved;
+    llm_seq *lhead, *ltail;
+    int n_landed;
     int *hit;                   /* scratch: blocks found by a lookup */
     /* counters */
     unsigned long preemptions;
@@ -346,6 +353,32 @@ static void waiting_prepend(llm_sched *s, llm_seq *q)
     s->n_waiting++;
 }
 
+static void landed_unlink(llm_sched *s, llm_seq *q)
+{
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        s->lhead = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    else
+        s->ltail = q->prev;
+    q->prev = q->next = NULL;
+    s->n_landed--;
+}
+
+/* Unlinks q from a list of prev/next links headed by *head. */
+static void list_unlink(llm_seq **head, llm_seq *q)
+{
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        *head = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    q->prev = q->next = NULL;
+}
+
 /* Scheduler._preempt_request: blocks freed, computed reset, back to the
  * head of waiting; the output so far is kept and is recomputed with the
  * prompt on readmission (request.num_tokens includes it). */
@@ -427,6 +460,10 @@ static void ids_assign(llm_sched *s)
     for (int i = 0; i < s->n_running; i++)
         ids_give(s, s->running[i]);
     for (llm_seq *q = s->hhead; q; q = q->next)
+        ids_give(s, q);
+    for (llm_seq *q = s->rhead; q; q = q->next) /* decode-side reservations */
+        ids_give(s, q);
+    for (llm_seq *q = s->lhead; q; q = q->next)
         ids_give(s, q);
     assert(s->n_free == n_free);
     (void)n_free;
@@ -525,6 +562,71 @@ void llm_sched_add_prefilled(llm_sched *s, llm_seq *q, int kv_tokens, int genera
     s->n_waiting++;
 }
 
+/* The decode side's reservation (KVCacheManager.allocate_slots for the
+ * remote tokens, delay_cache_blocks: the blocks get no prefix-cache key
+ * until the sequence is admitted with them). */
+int llm_sched_reserve(llm_sched *s, llm_seq *r, int tokens)
+{
+    int need = ceil_div(tokens > 0 ? tokens : 1, s->bs);
+
+    if (need > s->n_free)
+        return 0;
+    r->computed = r->generated = r->kv_tokens = 0;
+    r->n_blocks = r->blocks_cap = 0;
+    r->blocks = NULL;
+    take_new(s, r, need);
+    r->state = LLM_RESERVED;
+    r->prev = NULL;
+    r->next = s->rhead;
+    if (s->rhead)
+        s->rhead->prev = r;
+    s->rhead = r;
+    s->n_reserved++;
+    return 1;
+}
+
+void llm_sched_add_landed(llm_sched *s, llm_seq *q, llm_seq *r, int kv_tokens, int generated)
+{
+    assert(r->state == LLM_RESERVED);
+    list_unlink(&s->rhead, r);
+    s->n_reserved--;
+    q->computed = 0;
+    q->generated = generated;
+    q->kv_tokens = kv_tokens;
+    q->blocks = r->blocks;
+    q->n_blocks = r->n_blocks;
+    q->blocks_cap = r->blocks_cap;
+    r->blocks = NULL;
+    r->n_blocks = r->blocks_cap = 0;
+    r->state = LLM_ABORTED;
+    q->cached_tokens = 0;
+    q->preemptions = 0;
+    q->state = LLM_LANDED;
+    q->next = NULL;
+    q->prev = s->ltail;
+    if (s->ltail)
+        s->ltail->next = q;
+    else
+        s->lhead = q;
+    s->ltail = q;
+    s->n_landed++;
+}
+
+int llm_sched_reserved(const llm_sched *s)
+{
+    return s->n_reserved;
+}
+
+llm_seq *llm_sched_reserved_head(const llm_sched *s)
+{
+    return s->rhead;
+}
+
+llm_seq *llm_sched_landed_head(const llm_sched *s)
+{
+    return s->lhead;
+}
+
 /* Number of blocks of q found in the prefix cache, at most max_blocks,
  * into s->hit (FullAttentionManager.find_longest_cache_hit: the longest
  * run of hits from the first block, stopping at the first miss). */
@@ -546,9 +648,9 @@ static int lookup(llm_sched *s, const llm_seq *q, int max_blocks)
 
 /* The waiting head's admission (Scheduler.schedule, second loop); 0 when
  * it must stop admitting. */
-static int admit(llm_sched *s, llm_step *st, int *budget)
+static int admit(llm_sched *s, llm_step *st, int *budget, llm_seq *q)
 {
-    llm_seq *q = s->whead;
+    int have = q->n_blocks;                       /* a landed sequence's reservation */
     int ntok = q->prompt_tokens + q->generated;   /* request.num_tokens */
     int thr = s->cfg.long_prefill_threshold, nh = 0, hit_tokens, n, need;
     int brought = q->kv_tokens > 0; /* its KV came with it: allocated, not computed */
@@ -570,13 +672,16 @@ static int admit(llm_sched *s, llm_step *st, int *budget)
         n = *budget;
     /* SingleTypeKVCacheManager.get_num_blocks_to_allocate: new blocks, plus
      * the hits that sit in the free queue (ref 0) and leave it when taken */
-    need = ceil_div((long)hit_tokens + n, s->bs) - nh;
+    need = ceil_div((long)hit_tokens + n, s->bs) - nh - have;
     for (int i = 0; i < nh; i++)
         need += s->blk[s->hit[i]].ref == 0;
     if (need > s->n_free)
         return 0;   /* no preemption for admissions: stop */
 
-    waiting_unlink(s, q);
+    if (q->state == LLM_LANDED)
+        landed_unlink(s, q);
+    else
+        waiting_unlink(s, q);
     if (s->ids)
         table_reserve(q, ceil_div((long)hit_tokens + n, s->bs));
     /* BlockPool.touch before get_new_blocks, so taking new blocks cannot
@@ -588,7 +693,8 @@ static int admit(llm_sched *s, llm_step *st, int *budget)
             queue_remove(s, b);
         q->blocks[q->n_blocks++] = b;
     }
-    take_new(s, q, ceil_div((long)hit_tokens + n, s->bs) - nh);
+    if (ceil_div((long)hit_tokens + n, s->bs) - nh - have > 0)
+        take_new(s, q, ceil_div((long)hit_tokens + n, s->bs) - nh - have);
     q->computed = hit_tokens;
     if (brought) {
         /* the blocks it brought are full prompt blocks like any other: keyed
@@ -653,10 +759,17 @@ int llm_sched_schedule(llm_sched *s, llm_step *st)
         budget -= n;
     }
     /* 2) waiting sequences, only in a step that preempted nothing */
-    if (st->n_preempted == 0)
-        while (s->whead && budget > 0 && s->n_running < s->cfg.max_num_seqs)
-            if (!admit(s, st, &budget))
+    if (st->n_preempted == 0) {
+        int stop = 0;
+        while (s->lhead && budget > 0 && s->n_running < s->cfg.max_num_seqs)
+            if (!admit(s, st, &budget, s->lhead)) {
+                stop = 1;
                 break;
+            }
+        while (!stop && s->whead && budget > 0 && s->n_running < s->cfg.max_num_seqs)
+            if (!admit(s, st, &budget, s->whead))
+                break;
+    }
     return st->n;
 }
 
@@ -721,14 +834,15 @@ void llm_sched_abort(llm_sched *s, llm_seq *q)
         s->n_running--;
         release(s, q);
     } else if (q->state == LLM_HELD) {
-        if (q->prev)
-            q->prev->next = q->next;
-        else
-            s->hhead = q->next;
-        if (q->next)
-            q->next->prev = q->prev;
-        q->prev = q->next = NULL;
+        list_unlink(&s->hhead, q);
         s->n_held--;
+        release(s, q);
+    } else if (q->state == LLM_RESERVED) {
+        list_unlink(&s->rhead, q);
+        s->n_reserved--;
+        release(s, q);
+    } else if (q->state == LLM_LANDED) {
+        landed_unlink(s, q);
         release(s, q);
     } else {
         return;
@@ -773,8 +887,9 @@ static int check_queues(const llm_sched *s)
     return 0;
 }
 
-/* llm_sched_check without block ids: the running and held sequences'
- * counts against the free count, no table and no key anywhere. */
+/* llm_sched_check without block ids: the running, held, reserved and
+ * landed sequences' counts against the free count, no table and no key
+ * anywhere. */
 static int check_counts(const llm_sched *s)
 {
     long used = 0;
@@ -798,6 +913,21 @@ static int check_counts(const llm_sched *s)
     }
     if (n_held != s->n_held)
         return 7;
+    int n_res = 0, n_land = 0;
+    for (const llm_seq *q = s->rhead; q; q = q->next) {
+        if (q->state != LLM_RESERVED || ++n_res > s->n_reserved ||
+            (q->next && q->next->prev != q) || q->blocks)
+            return 8;
+        used += q->n_blocks;
+    }
+    for (const llm_seq *q = s->lhead, *p = NULL; q; p = q, q = q->next) {
+        if (q->state != LLM_LANDED || q->prev != p || ++n_land > s->n_landed ||
+            (!q->next && q != s->ltail) || q->blocks)
+            return 8;
+        used += q->n_blocks;
+    }
+    if (n_res != s->n_reserved || n_land != s->n_landed)
+        return 8;
     if (used + s->n_free != s->nb)
         return 4;
     if (s->n_keyed)
@@ -858,6 +988,29 @@ int llm_sched_check(const llm_sched *s)
     }
     if (!rc && n_held != s->n_held)
         rc = 7;
+    /* reservations and landed sequences: their blocks, unshared */
+    int n_res = 0, n_land = 0;
+    for (const llm_seq *q = s->rhead; q && !rc; q = q->next) {
+        if (q->state != LLM_RESERVED || ++n_res > s->n_reserved || (q->next && q->next->prev != q))
+            rc = 8;
+        for (int k = 0; k < q->n_blocks && !rc; k++) {
+            int b = q->blocks[k];
+            if (b < 0 || b >= s->nb || holders[b]++)
+                rc = 8;
+        }
+    }
+    for (const llm_seq *q = s->lhead, *p = NULL; q && !rc; p = q, q = q->next) {
+        if (q->state != LLM_LANDED || q->prev != p || ++n_land > s->n_landed ||
+            (!q->next && q != s->ltail))
+            rc = 8;
+        for (int k = 0; k < q->n_blocks && !rc; k++) {
+            int b = q->blocks[k];
+            if (b < 0 || b >= s->nb || holders[b]++)
+                rc = 8;
+        }
+    }
+    if (!rc && (n_res != s->n_reserved || n_land != s->n_landed))
+        rc = 8;
     for (int b = 0; b < s->nb && !rc; b++) {
         if (holders[b] != s->blk[b].ref)
             rc = 2;
@@ -890,7 +1043,7 @@ int llm_sched_check(const llm_sched *s)
 
 int llm_sched_waiting(const llm_sched *s)
 {
-    return s->n_waiting;
+    return s->n_waiting + s->n_landed;
 }
 
 int llm_sched_running(const llm_sched *s)

@@ -45,11 +45,14 @@ typedef struct llm_seq {
     int blocks_cap;
     int cached_tokens;          /* prompt tokens found in the prefix cache at its last admission */
     int preemptions;
-    int state;                  /* LLM_WAITING, LLM_RUNNING, LLM_DONE */
+    int state;                  /* LLM_WAITING, LLM_RUNNING, LLM_DONE, ... */
     struct llm_seq *prev, *next; /* in the waiting queue */
 } llm_seq;
 
-enum { LLM_WAITING = 0, LLM_RUNNING, LLM_DONE, LLM_ABORTED, LLM_HELD };
+/* LLM_RESERVED: blocks allocated for a KV cache still on its way from a
+ * prefill replica (vLLM's WAITING_FOR_REMOTE_KVS); LLM_LANDED: that KV
+ * cache arrived, the sequence holds the blocks and waits for admission. */
+enum { LLM_WAITING = 0, LLM_RUNNING, LLM_DONE, LLM_ABORTED, LLM_HELD, LLM_RESERVED, LLM_LANDED };
 
 typedef struct {
     int max_num_batched_tokens;  /* token budget per step */
@@ -105,6 +108,27 @@ void llm_sched_add(llm_sched *s, llm_seq *seq);
  * allocates blocks for those tokens and the next one and computes only
  * what is left, as a sequence whose prompt was found in a cache does. */
 void llm_sched_add_prefilled(llm_sched *s, llm_seq *seq, int kv_tokens, int generated);
+/* Prefill/decode disaggregation, the decode side, as vLLM's scheduler does
+ * it with a KV connector that loads asynchronously (vllm/v1/core/sched/
+ * scheduler.py, Scheduler.schedule: get_num_new_matched_tokens, then
+ * allocate_slots for the remote tokens, then WAITING_FOR_REMOTE_KVS until
+ * the connector reports the load finished). llm_sched_reserve allocates
+ * the blocks for `tokens` tokens to r (a caller-owned sequence used only
+ * as the holder: state LLM_RESERVED) before the transfer starts; 0 and
+ * nothing changed when the free queue is short. A reserved sequence is
+ * never preempted (vLLM preempts only running requests). When the KV
+ * cache lands, llm_sched_add_landed gives r's blocks to seq (r is left
+ * empty, LLM_ABORTED; the caller frees it) and seq waits in state
+ * LLM_LANDED; landed sequences are admitted before the waiting queue
+ * (they hold their blocks: admitting them first is what keeps a fleet of
+ * reservations from starving a replica whose running sequences were all
+ * preempted). A reservation given up (the transfer failed) is dropped
+ * with llm_sched_abort. */
+int llm_sched_reserve(llm_sched *s, llm_seq *r, int tokens);
+void llm_sched_add_landed(llm_sched *s, llm_seq *seq, llm_seq *r, int kv_tokens, int generated);
+int llm_sched_reserved(const llm_sched *s);          /* reservations held */
+llm_seq *llm_sched_reserved_head(const llm_sched *s); /* one of them (->next: the others), or NULL */
+llm_seq *llm_sched_landed_head(const llm_sched *s);   /* landed, admission order (->next) */
 /* Forms the next step into st; returns st->n (0 = nothing to run). */
 int llm_sched_schedule(llm_sched *s, llm_step *st);
 /* The step st ran: advances each sequence; a sequence whose computed
@@ -122,11 +146,11 @@ void llm_sched_step_done(llm_sched *s, const llm_step *st, llm_seq **first, int 
 void llm_sched_abort(llm_sched *s, llm_seq *seq);
 
 /* State for metrics and tests. */
-int llm_sched_waiting(const llm_sched *s);
+int llm_sched_waiting(const llm_sched *s);       /* waiting queue plus landed sequences */
 int llm_sched_running(const llm_sched *s);
 llm_seq *llm_sched_running_at(const llm_sched *s, int i); /* in admission order */
 llm_seq *llm_sched_waiting_head(const llm_sched *s);
-long llm_sched_blocks_used(const llm_sched *s);  /* held by running and held sequences */
+long llm_sched_blocks_used(const llm_sched *s);  /* held by running, held, reserved and landed sequences */
 int llm_sched_held(const llm_sched *s);          /* finished sequences holding their KV (hold_kv) */
 llm_seq *llm_sched_held_head(const llm_sched *s); /* one of them (->next: the others), or NULL */
 long llm_sched_blocks_free(const llm_sched *s);  /* free, cached or not: used + free = num_blocks */

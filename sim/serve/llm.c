@@ -46,12 +46,31 @@
  * actor on the decode host waits for it; when it lands the prefill replica
  * frees the blocks, the request leaves the prefill pool (its balancer's
  * connection released) and enters the decode pool, and the decode replica
- * takes it with its prompt computed (llm_sched_add_prefilled): its first
- * step decodes the second token, and admission and memory follow the
- * scheduler as for any request.
+ * takes it with its prompt computed: its first step decodes the second
+ * token, and admission and memory follow the scheduler as for any request.
+ * The decode replica allocates the request's blocks before the transfer
+ * starts, as vLLM's scheduler does with the NIXL connector
+ * (vllm/v1/core/sched/scheduler.py, Scheduler.schedule:
+ * connector.get_num_new_matched_tokens, then kv_cache_manager.allocate_slots,
+ * then connector.update_state_after_alloc, the request waiting in
+ * WAITING_FOR_REMOTE_KVS with its blocks; vllm/distributed/kv_transfer/
+ * kv_connector/v1/nixl_connector.py: the decode side reads the remote
+ * blocks only into blocks it allocated). The handoff queues the transfer
+ * at the decode replica (FCFS); its actor, between steps, reserves blocks
+ * for the prompt and the first output token (llm_sched_reserve) for the
+ * queue's head while the free queue allows (a head that does not fit
+ * stops the queue, as a waiting request that allocate_slots refuses
+ * stops vLLM's loop), and only then starts the receiver: the transfer
+ * begins when blocks are held. A request waiting for blocks or in
+ * transfer counts as waiting on the decode replica (vLLM keeps it in its
+ * waiting queue) and its reserved blocks as KV usage. Reserved blocks are
+ * never preempted (vLLM preempts running requests only); a failed
+ * transfer or a crash frees them. The landed request keeps them
+ * (llm_sched_add_landed) and is admitted ahead of the waiting queue.
  * A request in transfer is in flight (census). A crash at either end during
- * a transfer fails the request's attempt (a retry starts over with a full
- * prefill); the receiver only frees the transfer's record then.
+ * a transfer, or while it waits for blocks, fails the request's attempt (a
+ * retry starts over with a full prefill); the receiver only frees the
+ * transfer's record then.
  *
  * A lost GPU (chaos gpu_failure, through serve_ops.gpus_lost) kills the
  * engine of the replica holding it while the node's other replicas go on:
@@ -127,6 +146,7 @@ typedef struct llm_req {
     int late;                  /* its first token came after the client's ttft_timeout */
     int measured;              /* r arrived after the warm-up */
     int prefilled;             /* its KV came from a prefill replica: enters with its prompt */
+    llm_seq *resv;             /* landed: the decode replica's blocks its KV cache arrived in */
     double last_token_s;       /* its last token's time, once it has one */
 } llm_req;
 
@@ -162,6 +182,12 @@ typedef struct llm_replica_s {
     int gen;                   /* bumped when it goes down: a reload on its way is stale */
     sg_actor_t actor;          /* its running actor, or NULL */
     sg_exec_t exec;            /* the horizon's execution it waits beside, or NULL */
+    /* a decode replica: transfers waiting for their blocks (FCFS), and
+     * reservations given up, to be freed by its own actor (its scheduler
+     * changes only between its steps) */
+    kv_xfer *wq_head, *wq_tail;
+    llm_seq **drops;
+    int n_drops, drops_cap;
 } llm_replica;
 
 /* A KV cache on its way from a prefill replica to a decode replica. */
@@ -174,7 +200,10 @@ struct kv_xfer {
     int slot;
     eng_pool *owner;           /* the prefill pool (its slots) */
     double bytes, t0_s;
+    llm_seq *resv;             /* the blocks reserved for it on dst (owned by dst's lists) */
+    int granted;               /* resv holds its blocks: the receiver runs */
     kv_xfer *out_prev, *out_next, *in_prev, *in_next;
+    kv_xfer *wnext;            /* in dst's queue of transfers waiting for blocks */
 };
 
 struct llm_node {
@@ -420,6 +449,33 @@ static void free_seq(llm_req *q)
     free(q);
 }
 
+/* The reservations given up since rep's actor last looked: freed now. */
+static void drop_reservations(llm_replica *rep)
+{
+    for (int i = 0; i < rep->n_drops; i++) {
+        llm_sched_abort(rep->sched, rep->drops[i]);
+        free(rep->drops[i]);
+    }
+    rep->n_drops = 0;
+}
+
+/* r, a reservation on rep, is given up: its blocks are freed by rep's
+ * actor before its next step (or by fail_running when rep's node fails). */
+static void drop_later(llm_replica *rep, llm_seq *r)
+{
+    if (rep->n_drops == rep->drops_cap) {
+        int cap = rep->drops_cap ? 2 * rep->drops_cap : 8;
+        llm_seq **d = realloc(rep->drops, sizeof *d * (size_t)cap);
+        if (!d) {
+            fputs("fleetsim: out of memory\n", stderr);
+            abort();
+        }
+        rep->drops = d;
+        rep->drops_cap = cap;
+    }
+    rep->drops[rep->n_drops++] = r;
+}
+
 static llm_req *pop_pending(llm_replica *rep)
 {
     llm_req *q = rep->pending;
@@ -443,12 +499,23 @@ static int take_all(llm_replica *rep, llm_req **out, int cap)
         llm_sched_abort(rep->sched, s);
         out[k++] = (llm_req *)s;
     }
+    while (k < cap && (s = llm_sched_landed_head(rep->sched))) {
+        llm_sched_abort(rep->sched, s);
+        out[k++] = (llm_req *)s;
+    }
     while (k < cap && (s = llm_sched_waiting_head(rep->sched))) {
         llm_sched_abort(rep->sched, s);
         out[k++] = (llm_req *)s;
     }
-    while (k < cap && rep->pending)
-        out[k++] = pop_pending(rep);
+    while (k < cap && rep->pending) {
+        llm_req *q = pop_pending(rep);
+        if (q->resv) { /* landed, not yet taken up: its reservation goes too */
+            llm_sched_abort(rep->sched, q->resv);
+            free(q->resv);
+            q->resv = NULL;
+        }
+        out[k++] = q;
+    }
     return k;
 }
 
@@ -471,6 +538,21 @@ static void free_node(eng_node *n)
             llm_sched_abort(rep->sched, h);
             free_seq((llm_req *)h);
         }
+        /* reservations of transfers still on their way or waiting for
+         * blocks: the records of those waiting are freed here (no receiver
+         * runs for them) */
+        drop_reservations(rep);
+        while ((h = llm_sched_reserved_head(rep->sched))) {
+            llm_sched_abort(rep->sched, h);
+            free(h);
+        }
+        while (rep->wq_head) {
+            kv_xfer *x = rep->wq_head;
+            rep->wq_head = x->wnext;
+            free(x->resv);
+            free(x);
+        }
+        free(rep->drops);
         llm_step_free(rep->step);
         llm_sched_free(rep->sched);
         sg_sem_destroy(rep->wake);
@@ -506,7 +588,7 @@ static void sync_view(eng_node *n)
     for (int i = 0; i < ln->n_reps; i++) {
         const llm_replica *rep = &ln->reps[i];
         const llm_sched *s = rep->sched;
-        waiting += llm_sched_waiting(s) + rep->n_pending;
+        waiting += llm_sched_waiting(s) + rep->n_pending + rep->n_in;
         running += llm_sched_running(s);
         kv += lp->cfg.num_blocks > 0
                   ? (double)llm_sched_blocks_used(s) / (double)lp->cfg.num_blocks
@@ -514,6 +596,8 @@ static void sync_view(eng_node *n)
         for (int j = 0; j < llm_sched_running(s); j++)
             tokens += seq_tokens_left(llm_sched_running_at(s, j));
         for (const llm_seq *q = llm_sched_waiting_head(s); q; q = q->next)
+            tokens += seq_tokens_left(q);
+        for (const llm_seq *q = llm_sched_landed_head(s); q; q = q->next)
             tokens += seq_tokens_left(q);
         for (const llm_req *q = rep->pending; q; q = q->next_pending)
             tokens += seq_tokens_left(&q->seq);
@@ -777,6 +861,8 @@ static llm_replica *pick_decode(llm_pool *lp, const eng_req *r, double now)
             tokens += seq_tokens_left(llm_sched_running_at(s, j));
         for (const llm_seq *w = llm_sched_waiting_head(s); w; w = w->next)
             tokens += seq_tokens_left(w);
+        for (const llm_seq *w = llm_sched_landed_head(s); w; w = w->next)
+            tokens += seq_tokens_left(w);
         for (const llm_req *q = rep->pending; q; q = q->next_pending)
             tokens += seq_tokens_left(&q->seq);
         for (const kv_xfer *x = rep->in; x; x = x->in_next)
@@ -833,15 +919,99 @@ static void handoff(llm_replica *rep, llm_req *q, double now)
     x->slot = slot_take(lp);
     x->bytes = llm_kv_transfer_bytes_per_token(&lp->perf) * (double)q->seq.prompt_tokens;
     x->t0_s = now;
+    x->resv = calloc(1, sizeof *x->resv);
     xfer_link(x);
     char mb[64];
     slot_name(x, mb, sizeof mb);
-    /* detached: started here, owned by no one; the receiver sees its end */
+    /* detached: posted here, owned by no one; it starts when the receiver,
+     * started once dst holds blocks for it, posts its get; the receiver
+     * sees its end */
     sg_comm_detach(sg_mailbox_put_init(sg_mailbox_by_name(mb), x, (long)x->bytes), NULL);
-    sg_actor_t a = sg_actor_init("kv", dst->node->host);
-    sg_actor_set_data(a, x);
-    sg_actor_start(a, kv_receiver, 0, NULL);
+    if (dst->wq_tail)
+        dst->wq_tail->wnext = x;
+    else
+        dst->wq_head = x;
+    dst->wq_tail = x;
     sync_view(dst->node);
+    wake_rep(dst, 1);
+}
+
+static void wq_remove(kv_xfer *x);
+
+/* x waited at its decode replica for blocks past its client's deadline. */
+static void wq_expired(kv_xfer *x, double now)
+{
+    llm_req *q = x->q;
+    eng_req *r = q->r;
+    llm_replica *src = x->src;
+    eng_node *sn = src->node;
+    eng_pool *pp = sn->pool;
+    xfer_unlink(x);
+    wq_remove(x);
+    llm_sched_abort(src->sched, &q->seq);
+    kv_set(src, now);
+    wake_rep(src, 0); /* its blocks are free: a waiting prompt may fit */
+    sync_view(sn);
+    free(x->resv);
+    free(x);
+    end_held(pp, sn, q, LB_OK, B_TIMED_OUT, r->deadline_s, now);
+    eng_drain_balancer_queue(pp, now);
+}
+
+/* The transfers queued at rep, a decode replica, get their blocks in
+ * order while they fit; each whose blocks are held starts (its receiver
+ * actor posts the get that starts the communication). Runs in rep's actor
+ * between steps, at now. */
+static void grant_reservations(llm_replica *rep, double now)
+{
+    int changed = rep->n_drops > 0;
+    drop_reservations(rep);
+    /* clients that gave up while their request waited for blocks: it ends
+     * as timed out, its prefill replica's blocks freed, nothing sent */
+    for (kv_xfer *x = rep->wq_head, *next; x; x = next) {
+        next = x->wnext;
+        if (x->q->r->deadline_s <= now)
+            wq_expired(x, now);
+    }
+    while (rep->wq_head) {
+        kv_xfer *x = rep->wq_head;
+        /* the prompt's KV and the first output token's, the blocks its
+         * first decode step holds */
+        if (!llm_sched_reserve(rep->sched, x->resv, x->q->seq.prompt_tokens + 1))
+            break;
+        rep->wq_head = x->wnext;
+        if (!rep->wq_head)
+            rep->wq_tail = NULL;
+        x->wnext = NULL;
+        x->granted = 1;
+        x->t0_s = now;
+        changed = 1;
+        sg_actor_t a = sg_actor_init("kv", rep->node->host);
+        sg_actor_set_data(a, x);
+        sg_actor_start(a, kv_receiver, 0, NULL);
+    }
+    if (changed) {
+        kv_set(rep, now);
+        sync_view(rep->node);
+    }
+}
+
+/* x, queued at its decode replica for blocks, leaves the queue. */
+static void wq_remove(kv_xfer *x)
+{
+    llm_replica *dst = x->dst;
+    kv_xfer *prev = NULL;
+    for (kv_xfer *y = dst->wq_head; y; prev = y, y = y->wnext)
+        if (y == x) {
+            if (prev)
+                prev->wnext = x->wnext;
+            else
+                dst->wq_head = x->wnext;
+            if (dst->wq_tail == x)
+                dst->wq_tail = prev;
+            x->wnext = NULL;
+            return;
+        }
 }
 
 /* The transfer x ended without landing (now): the prefill replica frees
@@ -863,8 +1033,17 @@ static void kv_lost(kv_xfer *x, int src_error, eng_node *down, double now)
     lp->kv_xfers_failed++;
     free_seq(q);
     x->q = NULL;
+    int granted = x->granted;
+    if (granted) { /* its blocks on dst are freed */
+        drop_later(dst, x->resv);
+        x->resv = NULL;
+    } else { /* no receiver runs for it: its record goes here */
+        wq_remove(x);
+        free(x->resv);
+        free(x);
+    }
     wake_rep(src, 0);
-    wake_rep(dst, 0);
+    wake_rep(dst, granted);
     sync_view(sn);
     sync_view(dst->node);
     eng_lb_release(sn->pool, r, sn->index, now - r->stage_s, src_error ? LB_ERROR : LB_OK, now);
@@ -908,7 +1087,9 @@ static void kv_landed(kv_xfer *x, double now)
     wake_rep(src, 0); /* its blocks are free: a waiting prompt may fit */
     sync_view(sn);
     if (r->deadline_s <= now) { /* its client gave up on the way */
-        wake_rep(dst, 0);
+        drop_later(dst, x->resv);
+        x->resv = NULL;
+        wake_rep(dst, 1);
         end_held(pp, sn, q, LB_OK, B_TIMED_OUT, r->deadline_s, now);
         eng_drain_balancer_queue(pp, now);
         return;
@@ -929,6 +1110,8 @@ static void kv_landed(kv_xfer *x, double now)
     q->seq.output_tokens = r->out_tokens;
     q->seq.hold_kv = 0;
     q->prefilled = 1;
+    q->resv = x->resv; /* dst's actor gives its blocks to the sequence */
+    x->resv = NULL;
     q->next_pending = NULL;
     if (dst->pending_tail)
         dst->pending_tail->next_pending = q;
@@ -1075,6 +1258,9 @@ static int plan(llm_replica *rep, const llm_step *st, double t0_s)
             deadline = d;
     }
     for (const llm_seq *q = llm_sched_waiting_head(s); q; q = q->next)
+        if (((const llm_req *)q)->r->deadline_s < deadline)
+            deadline = ((const llm_req *)q)->r->deadline_s;
+    for (const llm_seq *q = llm_sched_landed_head(s); q; q = q->next)
         if (((const llm_req *)q)->r->deadline_s < deadline)
             deadline = ((const llm_req *)q)->r->deadline_s;
     long free_blocks = llm_sched_blocks_free(s);
@@ -1278,16 +1464,17 @@ static int finish_horizon(llm_replica *rep, int k)
             ended = 1;
         }
     }
-    for (llm_seq *w = llm_sched_waiting_head(s); w;) {
-        llm_seq *next = w->next;
-        llm_req *q = (llm_req *)w;
-        if (q->r->deadline_s <= t1) {
-            llm_sched_abort(s, w);
-            end_held(p, n, q, LB_OK, B_TIMED_OUT, q->r->deadline_s, t1);
-            ended = 1;
+    for (int l = 0; l < 2; l++) /* the waiting queue, then landed sequences */
+        for (llm_seq *w = l ? llm_sched_landed_head(s) : llm_sched_waiting_head(s); w;) {
+            llm_seq *next = w->next;
+            llm_req *q = (llm_req *)w;
+            if (q->r->deadline_s <= t1) {
+                llm_sched_abort(s, w);
+                end_held(p, n, q, LB_OK, B_TIMED_OUT, q->r->deadline_s, t1);
+                ended = 1;
+            }
+            w = next;
         }
-        w = next;
-    }
     kv_set(rep, t1);
     return ended;
 }
@@ -1366,12 +1553,17 @@ static void replica(int argc, char *argv[])
     for (;;) {
         llm_req *q;
         while ((q = pop_pending(rep))) {
-            if (q->prefilled) /* its prompt's KV came from a prefill replica */
-                llm_sched_add_prefilled(s, &q->seq, q->seq.prompt_tokens, 1);
-            else
+            if (q->prefilled) { /* its prompt's KV came from a prefill replica */
+                llm_sched_add_landed(s, &q->seq, q->resv, q->seq.prompt_tokens, 1);
+                free(q->resv);
+                q->resv = NULL;
+            } else {
                 llm_sched_add(s, &q->seq);
+            }
             q->prefilled = 0;
         }
+        if (rep->wq_head || rep->n_drops)
+            grant_reservations(rep, now);
         int held = llm_sched_waiting(s) + llm_sched_running(s);
         /* a draining replica stays while KV transfers from or to it run */
         if (n->life.state == NODE_DRAINING && held + rep->n_out + rep->n_in == 0) {
@@ -1492,6 +1684,7 @@ static void fail_rep_held(llm_replica *rep, double now)
                 eng_attempt_failed(n->pool, r, now);
             }
         }
+    drop_reservations(rep);
     kv_set(rep, now);
 }
 
@@ -1673,6 +1866,8 @@ static void census(const eng_node *n, unsigned long *requests, unsigned long *pe
                            per_pool);
         for (const llm_seq *w = llm_sched_waiting_head(s); w; w = w->next)
             eng_census_add(((const llm_req *)w)->r, n->pool, requests, per_pool);
+        for (const llm_seq *w = llm_sched_landed_head(s); w; w = w->next)
+            eng_census_add(((const llm_req *)w)->r, n->pool, requests, per_pool);
         for (const llm_req *q = ln->reps[i].pending; q; q = q->next_pending)
             eng_census_add(q->r, n->pool, requests, per_pool);
         /* KV caches on their way to a decode replica: still the prefill pool's */
@@ -1804,7 +1999,9 @@ void serve_llm_node_stats_get(const eng_node *n, serve_llm_node_stats *out)
     for (int i = 0; i < ln->n_reps; i++) {
         const llm_sched *s = ln->reps[i].sched;
         out->running += llm_sched_running(s);
-        out->waiting += llm_sched_waiting(s) + ln->reps[i].n_pending;
+        /* with the requests whose KV cache is on its way or waits for
+         * blocks (vLLM's waiting queue holds them) */
+        out->waiting += llm_sched_waiting(s) + ln->reps[i].n_pending + ln->reps[i].n_in;
         out->kv_usage += lp->cfg.num_blocks > 0
                              ? (double)llm_sched_blocks_used(s) / (double)lp->cfg.num_blocks
                              : 0;

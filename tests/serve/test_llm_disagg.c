@@ -5,7 +5,9 @@
  * over the two nodes' links (SimGrid CM02, no TCP window); the second token
  * comes one decode step after it lands; two transfers at once on one link
  * share it and take twice as long; a bandwidth cut slows one; requests are
- * conserved per pool and overall under load and a decode-node crash; a
+ * conserved per pool and overall under load and a decode-node crash; the
+ * decode replica reserves a request's KV blocks before its transfer starts
+ * (a transfer waits for blocks; a crash or a failed transfer frees them); a
  * prefill outage holds requests in the prefill queue (TTFT, or timeouts
  * past a first-token deadline, not 502s); and
  * the role keys' errors name file:line:col.
@@ -81,6 +83,149 @@ static void expect_conserved(const cJSON *j)
     CU_ASSERT_EQUAL(tu_sum_buckets(j, "requests"), tu_num(j, "requests.generated"));
     CU_ASSERT_EQUAL(tu_sum_buckets(j, "pools.pre.requests"), tu_num(j, "pools.pre.requests.generated"));
     CU_ASSERT_EQUAL(tu_sum_buckets(j, "pools.dec.requests"), tu_num(j, "pools.dec.requests.generated"));
+}
+
+/* The decode replica's KV cache is 8 blocks of 16 tokens, as the prefill
+ * replicas' (the same model); the prefill node runs two replicas
+ * (gpus_per_node 2), so two prompts are prefilled at once. Otherwise as
+ * scenario(), dec's latency 1 ms. */
+static char *scenario_small(const char *trace, const char *tail)
+{
+    static char buf[8192];
+    snprintf(buf, sizeof buf,
+             "name: pd-small\n"
+             "duration: 40s\n"
+             "models:\n"
+             "  m:\n"
+             "    llm:\n"
+             "      config: {hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32,\n"
+             "               num_key_value_heads: 8, intermediate_size: 14336, vocab_size: 128256}\n"
+             "      kv_blocks: 8\n"
+             "      step: {model: alpha_beta, overhead: 10ms, per_prefill_token: 100us,\n"
+             "             per_decode_seq: 1ms}\n"
+             "pools:\n"
+             "  pre:\n"
+             "    model: m\n"
+             "    replicas: 1\n"
+             "    gpus_per_node: 2\n"
+             "    gpu: H100-SXM\n"
+             "    link: {latency: 0s, bandwidth: 1GB/s}\n"
+             "    role: prefill\n"
+             "    decode_pool: dec\n"
+             "  dec:\n"
+             "    model: m\n"
+             "    replicas: 1\n"
+             "    gpus_per_node: 1\n"
+             "    gpu: H100-SXM\n"
+             "    link: {latency: 1ms, bandwidth: 1GB/s}\n"
+             "    role: decode\n"
+             "traffic:\n"
+             "  - name: t\n"
+             "    pool: pre\n"
+             "    size: 0B\n"
+             "    response_size: 0B\n"
+             "    tokens: {trace: %s}\n"
+             "%s",
+             trace, tail ? tail : "");
+    return buf;
+}
+
+/* The decode replica reserves a request's blocks (its prompt and first
+ * output token) before its KV cache moves. A (100 + 20 tokens) at 0 and
+ * B (100 + 10) at 5 ms, each prefilled on its own replica in 20 ms. A's
+ * handoff at 20 ms reserves ceil(101 / 16) = 7 of the 8 blocks and its
+ * transfer (14.1072 ms) lands at 34.1072 ms; A decodes its 19 tokens in
+ * 11 ms steps (its 8th block at context 112, the last free one) and ends
+ * at 34.1072 + 209 = 243.1072 ms. B's handoff at 25 ms finds 1 block
+ * free, 7 needed: it waits, and its transfer starts only when A's end
+ * frees the blocks, at 243.1072 ms; it lands at 257.2144 ms, and B's 9
+ * decode steps end at 356.2144 ms (E2E 351.2144 ms; B's first inter-token
+ * gap 25 ms -> 268.2144 ms). Both transfers take 14.1072 ms: B's was not
+ * under way while it waited. Without the reservation B's transfer would
+ * have landed at 39.1072 ms and B would have ended 14.1072 ms sooner. */
+static void test_reservation_waits(void)
+{
+    char trace[4096], path[4096];
+    char *td = write_trace("0.0,100,20\n0.005,100,10\n", trace, sizeof trace);
+    int rc;
+    char *dir = tu_run_yaml(scenario_small(trace, NULL), "--trace-steps steps.csv", &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    double xfer = 0.001 + 100 * KV_B / BW_BPS;
+    double a_end = 0.020 + xfer + 19 * 0.011, b_start = a_end;
+    double b_land = b_start + xfer, b_end = b_land + 9 * 0.011;
+    CU_ASSERT_DOUBLE_EQUAL(a_end, 0.2431072, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(b_end, 0.3562144, 1e-12);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 2);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pre.llm.kv_transfer.count"), 2);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.pre.llm.kv_transfer.time_s.max"), xfer, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.pre.llm.kv_transfer.time_s.mean"), xfer, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "latency_s.max"), b_end - 0.005, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.pre.llm.e2e_s.mean"),
+                           (a_end + b_end - 0.005) / 2, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.pre.llm.itl_s.max"), b_land + 0.011 - 0.025, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.pre.llm.ttft_s.max"), 0.020, 1e-12);
+    /* no preemption: the waiting request took no block from A */
+    CU_ASSERT_EQUAL(tu_num(j, "pools.dec.llm.preemptions"), 0);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.dec.llm.kv_usage_max"), 1.0, 1e-12);
+    expect_conserved(j);
+    /* the decode replica's steps: A's 19 from 34.1072 ms, then B's first
+     * when its KV landed, at context 100 in its 7 reserved blocks */
+    snprintf(path, sizeof path, "%s/steps.csv", dir);
+    char *text = tu_read(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    char want[256];
+    snprintf(want, sizeof want, "\n%.9f,dec,dec/0,0,0,0.011000000,0,1,100,1,0,7\n", 0.020 + xfer);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, want));
+    snprintf(want, sizeof want, "\n%.9f,dec,dec/0,0,18,0.011000000,0,1,118,1,0,8\n",
+             a_end - 0.011);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, want));
+    snprintf(want, sizeof want, "\n%.9f,dec,dec/0,0,19,0.011000000,0,1,100,1,0,7\n", b_land);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, want));
+    free(text);
+    cJSON_Delete(j);
+    tu_done(dir);
+    tu_done(td);
+}
+
+/* KV blocks come back after a decode crash and a failed transfer. A at 0
+ * and B at 5 ms as above; dec/0 crashes at 30 ms, while A's transfer (7
+ * blocks reserved) is on its way and B waits for blocks: both attempts
+ * fail (no retry by default) and A's reservation is freed. C at 5 s runs
+ * alone. D at 10 s: its transfer (10.02 .. 10.0341 s, 7 blocks reserved)
+ * fails when pre/0 crashes at 10.03 s. E at 20 s needs 7 of the 8 blocks
+ * again: it completes, as C did, in 20 ms + 14.1072 ms + 9 x 11 ms, which
+ * it could not if a reservation had leaked. */
+static void test_reservation_freed(void)
+{
+    char trace[4096];
+    char *td = write_trace("0.0,100,20\n0.005,100,10\n5.0,100,10\n10.0,100,10\n20.0,100,10\n",
+                           trace, sizeof trace);
+    int rc;
+    char *dir = tu_run_yaml(
+        scenario_small(trace, "chaos:\n"
+                              "  - {at: 0.03s, fault: node_crash, target: dec/0, recover_after: 1s}\n"
+                              "  - {at: 10.03s, fault: node_crash, target: pre/0, recover_after: 1s}\n"),
+        NULL, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    double xfer = 0.001 + 100 * KV_B / BW_BPS;
+    CU_ASSERT_EQUAL(tu_num(j, "requests.generated"), 5);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 2);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 3);
+    CU_ASSERT_EQUAL(tu_num(j, "requests.in_flight_at_end"), 0);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pre.llm.kv_transfer.count"), 2);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pre.llm.kv_transfer.failed"), 3);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pre.llm.finished"), 2);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.pre.llm.e2e_s.max"), 0.020 + xfer + 9 * 0.011, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.pre.llm.e2e_s.mean"), 0.020 + xfer + 9 * 0.011, 1e-9);
+    CU_ASSERT(tu_num(j, "pools.dec.llm.kv_usage_max") <= 1.0);
+    expect_conserved(j);
+    cJSON_Delete(j);
+    tu_done(dir);
+    tu_done(td);
 }
 
 /* One request, 100 prompt tokens, 10 output tokens. The prefill step is
@@ -279,8 +424,12 @@ static void test_conservation(void)
     CU_ASSERT(tu_num(j, "requests.in_flight_at_end") > 0);
     CU_ASSERT(tu_num(j, "requests.completed") > 0);
     CU_ASSERT_EQUAL(tu_num(j, "pools.pre.requests.completed"), tu_num(j, "pools.dec.requests.generated"));
-    CU_ASSERT_EQUAL(tu_num(j, "pools.pre.llm.kv_transfer.count"),
-                    tu_num(j, "pools.dec.requests.generated"));
+    /* every transfer that landed entered the decode pool, unless its
+     * client had given up on the way (a prefill-pool timeout) */
+    double landed = tu_num(j, "pools.pre.llm.kv_transfer.count");
+    CU_ASSERT(landed >= tu_num(j, "pools.dec.requests.generated"));
+    CU_ASSERT(landed - tu_num(j, "pools.dec.requests.generated") <=
+              tu_num(j, "pools.pre.requests.timed_out"));
     /* every request completed ended at the decode pool (two tokens or more) */
     CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), tu_num(j, "pools.dec.requests.completed"));
     /* the router spread the transfers over both decode replicas */
@@ -471,6 +620,10 @@ int main(void)
     CU_add_test(s, "decoding starts when the transfer lands (--trace-steps)", test_trace_steps);
     CU_add_test(s, "two transfers share a link", test_two_transfers_share_a_link);
     CU_add_test(s, "a bandwidth cut slows a transfer", test_bandwidth_cut_slows_transfer);
+    CU_add_test(s, "a decode replica without free blocks: the transfer waits",
+                test_reservation_waits);
+    CU_add_test(s, "reserved blocks freed by a decode crash and a failed transfer",
+                test_reservation_freed);
     CU_add_test(s, "conservation under load and a crash", test_conservation);
     CU_add_test(s, "sla_planner on prefill and decode pools", test_sla_planner_disaggregated);
     CU_add_test(s, "a prefill outage shows as TTFT, or as timeouts", test_prefill_outage_is_ttft);

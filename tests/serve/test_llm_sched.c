@@ -4,7 +4,8 @@
  * between running and waiting sequences, chunked prefill boundaries and the
  * first token, max_num_seqs, admission blocked by KV blocks, preemption
  * order and recompute, no admission in a step that preempted, prefix-cache
- * hits and LRU eviction of cached blocks, abort; then long randomized runs
+ * hits and LRU eviction of cached blocks, abort, the decode side's KV
+ * reservations; then long randomized runs
  * (gsl_rng, fixed seeds) checking block and request conservation after
  * every step.
  */
@@ -975,6 +976,100 @@ static void test_disaggregated(void)
     rig_close(&r);
 }
 
+/* The decode side's reservations (vLLM's WAITING_FOR_REMOTE_KVS), 6
+ * blocks of 16: w runs (40-token prompt, 3 blocks); r1 reserves 41 tokens
+ * (3 blocks, the last free); r2 finds none. w decodes to 48 tokens, then
+ * needs a 4th block and preempts itself: r1 keeps its blocks (a
+ * reservation is never preempted). d lands in r1's blocks and is admitted
+ * ahead of w (waiting first) with no new block; w (49 tokens, 4 blocks)
+ * does not fit beside it. A reservation dropped, and a landed sequence
+ * aborted, give their blocks back. used + free = 6 after every change. */
+static void test_reservations(void)
+{
+    llm_sched_config c = cfg_of(8192, 8, 6);
+    llm_seq w, r1, r2, r3, r4, d, e;
+    rig r;
+
+    rig_open(&r, &c);
+    seq_init(&w, 1, 40, 20);
+    seq_init(&r1, 0, 1, 1);
+    seq_init(&r2, 0, 1, 1);
+    seq_init(&r3, 0, 1, 1);
+    seq_init(&r4, 0, 1, 1);
+    seq_init(&d, 2, 40, 3);
+    seq_init(&e, 3, 40, 3);
+    llm_sched_add(r.s, &w);
+    CU_ASSERT_EQUAL(sched(&r), 1);
+    done(&r);
+    CU_ASSERT_EQUAL(llm_sched_blocks_used(r.s), 3);
+    CU_ASSERT_EQUAL(llm_sched_reserve(r.s, &r1, 41), 1);
+    CU_ASSERT_EQUAL(r1.state, LLM_RESERVED);
+    CU_ASSERT_EQUAL(r1.n_blocks, 3);
+    CU_ASSERT_EQUAL(llm_sched_reserved(r.s), 1);
+    CU_ASSERT_EQUAL(llm_sched_blocks_used(r.s), 6);
+    CU_ASSERT_EQUAL(llm_sched_blocks_free(r.s), 0);
+    CU_ASSERT_EQUAL(llm_sched_check(r.s), 0);
+    CU_ASSERT_EQUAL(llm_sched_reserve(r.s, &r2, 17), 0);
+    CU_ASSERT_EQUAL(r2.n_blocks, 0);
+    CU_ASSERT_EQUAL(llm_sched_reserved(r.s), 1);
+    CU_ASSERT_EQUAL(llm_sched_waiting(r.s), 0);
+    for (int i = 0; i < 8; i++) { /* computed 40..47: 3 blocks hold them */
+        CU_ASSERT_EQUAL(sched(&r), 1);
+        CU_ASSERT_EQUAL(r.st->n_preempted, 0);
+        done(&r);
+    }
+    CU_ASSERT_EQUAL(w.computed, 48);
+    CU_ASSERT_EQUAL(sched(&r), 0);
+    CU_ASSERT_EQUAL(r.st->n_preempted, 1);
+    CU_ASSERT_PTR_EQUAL(r.st->preempted[0], &w);
+    CU_ASSERT_EQUAL(w.state, LLM_WAITING);
+    CU_ASSERT_EQUAL(r1.state, LLM_RESERVED);
+    CU_ASSERT_EQUAL(r1.n_blocks, 3);
+    CU_ASSERT_EQUAL(llm_sched_blocks_used(r.s), 3);
+    llm_sched_add_landed(r.s, &d, &r1, 40, 1);
+    CU_ASSERT_EQUAL(d.state, LLM_LANDED);
+    CU_ASSERT_EQUAL(d.n_blocks, 3);
+    CU_ASSERT_EQUAL(r1.n_blocks, 0);
+    CU_ASSERT_EQUAL(llm_sched_reserved(r.s), 0);
+    CU_ASSERT_EQUAL(llm_sched_waiting(r.s), 2);
+    CU_ASSERT_PTR_EQUAL(llm_sched_landed_head(r.s), &d);
+    CU_ASSERT_EQUAL(llm_sched_check(r.s), 0);
+    CU_ASSERT_EQUAL(sched(&r), 1);
+    CU_ASSERT_PTR_EQUAL(r.st->items[0].seq, &d);
+    CU_ASSERT_EQUAL(r.st->items[0].n_new, 1);
+    CU_ASSERT_EQUAL(r.st->items[0].context, 40);
+    CU_ASSERT_EQUAL(r.st->items[0].decode, 1);
+    CU_ASSERT_EQUAL(llm_sched_blocks_used(r.s), 3); /* no new block for d */
+    CU_ASSERT_EQUAL(w.state, LLM_WAITING);        /* 49 tokens: 4 blocks, 3 free */
+    done(&r);
+    CU_ASSERT_EQUAL(d.generated, 2);
+    /* a transfer that failed: its reservation is dropped */
+    CU_ASSERT_EQUAL(llm_sched_reserve(r.s, &r3, 17), 1);
+    CU_ASSERT_EQUAL(llm_sched_blocks_used(r.s), 5);
+    llm_sched_abort(r.s, &r3);
+    CU_ASSERT_EQUAL(r3.state, LLM_ABORTED);
+    CU_ASSERT_EQUAL(llm_sched_reserved(r.s), 0);
+    CU_ASSERT_EQUAL(llm_sched_blocks_used(r.s), 3);
+    CU_ASSERT_EQUAL(llm_sched_check(r.s), 0);
+    /* a landed sequence aborted (its replica crashed): its blocks back */
+    CU_ASSERT_EQUAL(llm_sched_reserve(r.s, &r4, 41), 1);
+    llm_sched_add_landed(r.s, &e, &r4, 40, 1);
+    CU_ASSERT_EQUAL(llm_sched_blocks_used(r.s), 6);
+    llm_sched_abort(r.s, &e);
+    CU_ASSERT_EQUAL(e.state, LLM_ABORTED);
+    CU_ASSERT_EQUAL(llm_sched_blocks_used(r.s), 3);
+    CU_ASSERT_EQUAL(llm_sched_waiting(r.s), 1);
+    CU_ASSERT_EQUAL(llm_sched_check(r.s), 0);
+    llm_sched_abort(r.s, &d);
+    llm_sched_abort(r.s, &w);
+    CU_ASSERT_EQUAL(llm_sched_blocks_used(r.s), 0);
+    free(r1.blocks);
+    free(r2.blocks);
+    free(r3.blocks);
+    free(r4.blocks);
+    rig_close(&r);
+}
+
 static void test_random_cached(void)
 {
     llm_sched_config c = cfg_of(512, 16, 200);
@@ -1012,6 +1107,7 @@ int main(void)
     CU_add_test(s, "prefix keys of prefill chunks", test_prefix_chunks);
     CU_add_test(s, "abort", test_abort);
     CU_add_test(s, "disaggregation: held KV, prefilled admission", test_disaggregated);
+    CU_add_test(s, "disaggregation: decode-side reservations", test_reservations);
     CU_add_test(s, "randomized, prefix caching", test_random_cached);
     CU_add_test(s, "randomized, no chunking", test_random_plain);
     CU_basic_set_mode(CU_BRM_VERBOSE);
