@@ -6,7 +6,8 @@
  * scenario's shared-prefix share, the prefill pool's saturated throughput
  * per node against the compute-bound step of the expert-parallel model
  * (its all-to-all bounded by device-limited routing), and that the
- * published fleet carries the peak.
+ * scenario's surge (520 req/s, 2.6 x the mean) turns prompts away with the
+ * fixed fleet.
  */
 #include "testutil.h"
 
@@ -54,10 +55,10 @@ static void test_day(void)
     CU_ASSERT_EQUAL(gen, tu_sum_buckets(j, "requests"));
     CU_ASSERT(fabs(day_in / 608e9 - 1.0) < 0.03);
     CU_ASSERT(fabs(hit - 2464.0 / 4383.0) < 0.005);
-    /* the published fleet carries the peak (402 req/s against the prefill
-     * pool's 12 x 167.2k / 4,383 = 458 req/s of the arithmetic below): no
-     * prompt is turned away (seed 1) */
-    CU_ASSERT_EQUAL(rej, 0);
+    /* the surge (520 req/s against the prefill pool's 12 x 167.2k / 4,383 =
+     * 458 req/s of the arithmetic below) overwhelms the fixed fleet:
+     * prompts are turned away (503) */
+    CU_ASSERT(rej > 0.005 * gen);
     CU_ASSERT(tu_num(j, "pools.prefill.replicas_max") == 3);
     CU_ASSERT_EQUAL(tu_num(j, "pools.prefill.llm.expert_parallel"), 32);
     CU_ASSERT_EQUAL(tu_num(j, "pools.decode.llm.expert_parallel"), 144);
