@@ -229,7 +229,6 @@ thead=$(grep '^| variant' "$OUT/fixed/compare.md"; grep '^|---' "$OUT/fixed/comp
   echo "The scenario's surge (10:00 to 13:00, 520 req/s at 1/8 scale) meets a prefill pool"
   echo "good for about $pre_rps req/s and, in this run, the fixed fleet turns no prompt away."
   fi
-  fi
   echo "Each row is"
   echo "\`fleetsim compare\` over $SEEDS seeds (mean ± half-width of the 95% interval; ★ marks"
   echo "a row's best only within its own comparison, so ignore it here). Errors are the"
@@ -266,14 +265,14 @@ thead=$(grep '^| variant' "$OUT/fixed/compare.md"; grep '^|---' "$OUT/fixed/comp
   echo "  seed's quantisation remedy is in place. **BF16** weights do not fit an EP32"
   echo "  prefill group (\`fleetsim validate $SCN --set models.dsv3.llm.precision=bf16\` says"
   echo "  by how much); at EP64 the three prefill groups take twice the nodes, and every"
-  echo "  decode step reads twice the bytes (TPOT up about 60%)."
+  echo "  decode step reads twice the bytes (the row's TPOT p99 against the fixed fleet's)."
   echo "- The **prefix cache** is already on (the published 56.3% hit rate); without it each"
   echo "  prompt costs 2.3 x the compute and the fleet turns prompts away at the peak."
   if [ "$rej" -gt 0 ]; then
   echo "- A **queue with a deadline** (no 256 cap, a 30 s TTFT deadline) turns the 503s into"
   echo "  waits: the peak's backlog clears within the deadline, so no prompt is turned away"
-  echo "  or times out and the fleet costs the same; the price is a TTFT p99 above the SLO's"
-  echo "  5 s, so fewer requests meet every SLO (goodput)."
+  echo "  or times out and the fleet costs the same; the price is a higher and more variable"
+  echo "  TTFT p99 (the row's interval), which puts the 5 s TTFT SLO at risk."
   else
   echo "- A **queue with a deadline** (no 256 cap, a 30 s TTFT deadline) changes nothing"
   echo "  here: the 256-prompt queue never fills, so the row equals the fixed fleet's."
