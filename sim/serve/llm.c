@@ -1027,6 +1027,7 @@ static void kv_lost(kv_xfer *x, int src_error, eng_node *down, double now)
     eng_node *sn = src->node;
     llm_pool *lp = lp_of(sn->pool);
     int prompt = q->seq.prompt_tokens;
+    double t0_s = x->t0_s; /* x may be freed below */
     xfer_unlink(x);
     llm_sched_abort(src->sched, &q->seq);
     kv_set(src, now);
@@ -1047,7 +1048,7 @@ static void kv_lost(kv_xfer *x, int src_error, eng_node *down, double now)
     sync_view(sn);
     sync_view(dst->node);
     eng_lb_release(sn->pool, r, sn->index, now - r->stage_s, src_error ? LB_ERROR : LB_OK, now);
-    ENG_NOTIFY(kv_handoff, sn, dst->node, 1, now - x->t0_s, 0.0);
+    ENG_NOTIFY(kv_handoff, sn, dst->node, 1, now - t0_s, 0.0);
     if (down)
         ENG_NOTIFY(llm_lost, down, r, prompt,
                    eng_retry_allowed(sn->pool, r, now, eng_world.sc->lb.retry_on_error));
