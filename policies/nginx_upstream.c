@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 enum tok_kind { T_WORD, T_SEMI, T_OPEN, T_CLOSE, T_EOF };
 
@@ -487,6 +488,12 @@ static char *read_text(const char *path, char *err, size_t errlen)
 
     if (!f) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st; /* a directory opens, and its ftell is LONG_MAX */
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        snprintf(err, errlen, "%s: not a regular file", path);
         return NULL;
     }
     if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 
 static const double GIB_BYTES = 1073741824.0; /* 2^30 */
@@ -333,6 +334,12 @@ int llm_shape_load(const char *path, llm_shape *out, char *err, size_t err_len)
 
     if (!path || !(f = fopen(path, "rb"))) {
         set_err(err, err_len, "%s: cannot open", path ? path : "(null)");
+        return -1;
+    }
+    struct stat st; /* a directory opens, and its ftell is LONG_MAX */
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        set_err(err, err_len, "%s: not a regular file", path);
         return -1;
     }
     if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
