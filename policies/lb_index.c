@@ -348,3 +348,37 @@ void lb_wrr_index_failed(lb_wrr_index *x, int i)
     if (x->valid && (i >= x->w.cap || x->w.deficit[i] != 0.0))
         lb_wrr_index_invalidate(x);   /* a lowered effective weight: the scan's case */
 }
+
+/* ---- the eligible servers, counted ---- */
+
+void lb_elig_index_free(lb_elig_index *x)
+{
+    lb_fenwick_free(&x->elig);
+}
+
+int lb_elig_index_ready(lb_elig_index *x, const lb_view *view)
+{
+    if (!x->tracked || (x->valid && x->elig.n != view->n))
+        x->valid = 0;
+    if (x->tracked && !x->valid && view->n > 0 && lb_fenwick_reset(&x->elig, view->n)) {
+        for (int i = 0; i < view->n; i++)
+            lb_fenwick_set(&x->elig, i, lb_server_eligible(&view->servers[i]) ? 1.0 : 0.0);
+        x->valid = 1;
+    }
+    return x->valid;
+}
+
+void lb_elig_index_change(lb_elig_index *x, const lb_view *view, int i)
+{
+    if (i < 0) {   /* LB_TRACK_START / LB_TRACK_STOP */
+        x->tracked = i == LB_TRACK_START;
+        x->valid = 0;
+        return;
+    }
+    if (!x->valid)
+        return;
+    if (i >= x->elig.n)
+        x->valid = 0;
+    else
+        lb_fenwick_set(&x->elig, i, lb_server_eligible(&view->servers[i]) ? 1.0 : 0.0);
+}

@@ -106,6 +106,22 @@ void lb_wrr_index_change(lb_wrr_index *x, const lb_view *view, int i);
 /* After lb_wrr_failed on server i. */
 void lb_wrr_index_failed(lb_wrr_index *x, int i);
 
+/* The eligible servers of a tracked view, 1 each in a Fenwick tree (first,
+ * round_robin): valid between LB_TRACK_START and LB_TRACK_STOP once built. */
+typedef struct {
+    int tracked;     /* between LB_TRACK_START and LB_TRACK_STOP */
+    int valid;       /* elig holds the tracked view's eligible servers */
+    lb_fenwick elig;
+} lb_elig_index;
+
+void lb_elig_index_free(lb_elig_index *x);
+/* Ready to pick on this view: 1 with x->elig valid (built now if it was
+ * not), 0 when the policy must scan (the view is not tracked). */
+int lb_elig_index_ready(lb_elig_index *x, const lb_view *view);
+/* on_change: server i of the tracked view changed, or LB_TRACK_START /
+ * LB_TRACK_STOP. */
+void lb_elig_index_change(lb_elig_index *x, const lb_view *view, int i);
+
 /* An integer in [1, 2^20]: weights for which the indexes' sums are exact. */
 int lb_index_weight_ok(double weight);
 

@@ -14,9 +14,7 @@
 #include <stdlib.h>
 
 struct first_state {
-    int tracked;   /* between LB_TRACK_START and LB_TRACK_STOP (lb.h) */
-    int valid;   /* elig holds the tracked view's eligible servers */
-    lb_fenwick elig;
+    lb_elig_index ix;
 };
 
 static void *first_init(int n_servers, gsl_rng *rng)
@@ -30,26 +28,13 @@ static void first_destroy(void *state)
 {
     struct first_state *st = state;
 
-    lb_fenwick_free(&st->elig);
+    lb_elig_index_free(&st->ix);
     free(st);
 }
 
 static void first_change(void *state, const lb_view *view, int server)
 {
-    struct first_state *st = state;
-
-    if (server < 0) {   /* LB_TRACK_START / LB_TRACK_STOP */
-        st->tracked = server == LB_TRACK_START;
-        st->valid = 0;
-        return;
-    }
-
-    if (!st->valid)
-        return;
-    if (server >= st->elig.n)
-        st->valid = 0;
-    else
-        lb_fenwick_set(&st->elig, server, lb_server_eligible(&view->servers[server]) ? 1.0 : 0.0);
+    lb_elig_index_change(&((struct first_state *)state)->ix, view, server);
 }
 
 static int first_pick(void *state, const lb_view *view, const lb_request *req)
@@ -57,15 +42,8 @@ static int first_pick(void *state, const lb_view *view, const lb_request *req)
     struct first_state *st = state;
 
     (void)req;
-    if (!st->tracked || (st->valid && st->elig.n != view->n))
-        st->valid = 0;
-    if (st->tracked && !st->valid && view->n > 0 && lb_fenwick_reset(&st->elig, view->n)) {
-        for (int i = 0; i < view->n; i++)
-            lb_fenwick_set(&st->elig, i, lb_server_eligible(&view->servers[i]) ? 1.0 : 0.0);
-        st->valid = 1;
-    }
-    if (st->valid)
-        return lb_fenwick_find(&st->elig, 0.0);
+    if (lb_elig_index_ready(&st->ix, view))
+        return lb_fenwick_find(&st->ix.elig, 0.0);
     for (int i = 0; i < view->n; i++)
         if (lb_server_eligible(&view->servers[i]))
             return i;

@@ -13,9 +13,7 @@
 
 struct rr_state {
     int last;   /* server picked last; -1 before the first pick */
-    int tracked;   /* between LB_TRACK_START and LB_TRACK_STOP (lb.h) */
-    int valid;  /* elig holds the tracked view's eligible servers */
-    lb_fenwick elig;
+    lb_elig_index ix;
 };
 
 static void *rr_init(int n_servers, gsl_rng *rng)
@@ -33,33 +31,21 @@ static void rr_destroy(void *state)
 {
     struct rr_state *st = state;
 
-    lb_fenwick_free(&st->elig);
+    lb_elig_index_free(&st->ix);
     free(st);
 }
 
 static void rr_change(void *state, const lb_view *view, int server)
 {
-    struct rr_state *st = state;
-
-    if (server < 0) {   /* LB_TRACK_START / LB_TRACK_STOP */
-        st->tracked = server == LB_TRACK_START;
-        st->valid = 0;
-        return;
-    }
-
-    if (!st->valid)
-        return;
-    if (server >= st->elig.n)
-        st->valid = 0;
-    else
-        lb_fenwick_set(&st->elig, server, lb_server_eligible(&view->servers[server]) ? 1.0 : 0.0);
+    lb_elig_index_change(&((struct rr_state *)state)->ix, view, server);
 }
 
 /* The first eligible server at or after start, else the first one; -1. */
 static int rr_indexed(struct rr_state *st, int start)
 {
-    double before = lb_fenwick_prefix(&st->elig, start);
-    int i = lb_fenwick_find(&st->elig, before < st->elig.total ? before : 0.0);
+    const lb_fenwick *elig = &st->ix.elig;
+    double before = lb_fenwick_prefix(elig, start);
+    int i = lb_fenwick_find(elig, before < elig->total ? before : 0.0);
     if (i >= 0)
         st->last = i;
     return i;
@@ -74,14 +60,7 @@ static int rr_pick(void *state, const lb_view *view, const lb_request *req)
     int start = st->last + 1 < n ? st->last + 1 : 0;
 
     (void)req;
-    if (!st->tracked || (st->valid && st->elig.n != n))
-        st->valid = 0;
-    if (st->tracked && !st->valid && n > 0 && lb_fenwick_reset(&st->elig, n)) {
-        for (int i = 0; i < n; i++)
-            lb_fenwick_set(&st->elig, i, lb_server_eligible(&view->servers[i]) ? 1.0 : 0.0);
-        st->valid = 1;
-    }
-    if (st->valid)
+    if (lb_elig_index_ready(&st->ix, view))
         return rr_indexed(st, start);
     for (int k = 0; k < n; k++) {
         int i = (start + k) % n;
