@@ -516,6 +516,26 @@ static const char *find_cuda_bench(const char *given)
     return NULL;
 }
 
+/* Runs rb_cuda_bench (exe, args NULL-terminated) and waits: its exit code,
+ * said on stderr when not 0 (3: no CUDA device, 4: a correctness check
+ * failed); 1 when it could not be run or did not exit. */
+static int run_bench(const char *exe, const char **args)
+{
+    pid_t pid;
+    int st = 0;
+    fflush(stdout);
+    if (posix_spawn(&pid, exe, NULL, NULL, (char *const *)args, environ) ||
+        waitpid(pid, &st, 0) < 0) {
+        fprintf(stderr, "realbench: cannot run %s\n", exe);
+        return 1;
+    }
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+    if (code)
+        fprintf(stderr, "realbench: %s failed (exit %d)%s\n", exe, code,
+                code == 3 ? ": no CUDA device" : code == 4 ? ": a correctness check failed" : "");
+    return code;
+}
+
 static int cmd_cuda(int argc, char **argv)
 {
     const char *model = NULL, *out = NULL, *rawp = NULL, *bench = NULL, *v;
@@ -570,19 +590,8 @@ static int cmd_cuda(int argc, char **argv)
         for (int k = 0; k < np; k++)
             args[na++] = pass[k];
         args[na] = NULL;
-        pid_t pid;
-        int st = 0;
-        fflush(stdout);
-        if (posix_spawn(&pid, exe, NULL, NULL, (char *const *)args, environ) ||
-            waitpid(pid, &st, 0) < 0) {
-            fprintf(stderr, "realbench: cannot run %s\n", exe);
-            rc = 1;
-        } else if (!WIFEXITED(st) || WEXITSTATUS(st)) {
-            int code = WIFEXITED(st) ? WEXITSTATUS(st) : 1;
-            fprintf(stderr, "realbench: %s failed (exit %d)%s\n", exe, code,
-                    code == 3 ? ": no CUDA device" : code == 4 ? ": a correctness check failed" : "");
-            rc = code == 3 ? 3 : 1;
-        }
+        int code = run_bench(exe, args);
+        rc = code == 3 ? 3 : code ? 1 : 0;
     }
     if (!rc) {
         rb_raw raw;
@@ -784,19 +793,8 @@ static int cmd_cuda_llm_step(int argc, char **argv)
                 args[na++] = pass[k][1];
             }
         args[na] = NULL;
-        pid_t pid;
-        int st = 0;
-        fflush(stdout);
-        if (posix_spawn(&pid, exe, NULL, NULL, (char *const *)args, environ) ||
-            waitpid(pid, &st, 0) < 0) {
-            fprintf(stderr, "realbench: cannot run %s\n", exe);
-            rc = 1;
-        } else if (!WIFEXITED(st) || WEXITSTATUS(st)) {
-            int code = WIFEXITED(st) ? WEXITSTATUS(st) : 1;
-            fprintf(stderr, "realbench: %s failed (exit %d)%s\n", exe, code,
-                    code == 3 ? ": no CUDA device" : code == 4 ? ": a correctness check failed" : "");
-            rc = code == 3 ? 3 : code == 4 ? 4 : 1;
-        }
+        int code = run_bench(exe, args);
+        rc = code == 3 || code == 4 ? code : code ? 1 : 0;
     }
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "schema", "fleetsim-calibration/1");

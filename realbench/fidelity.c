@@ -89,7 +89,7 @@ static int write_noise(const rb_raw *raw, const char *path)
     return fclose(f) || !n ? -1 : 0;
 }
 
-static int run_fleetsim(const char *bin, const char *yaml, const char *outdir, const char *logpath)
+int rb_run_fleetsim(const char *bin, const char *yaml, const char *outdir, const char *logpath)
 {
     posix_spawn_file_actions_t fa;
     if (posix_spawn_file_actions_init(&fa))
@@ -199,7 +199,7 @@ int rb_fidelity_main(int argc, char **argv)
     snprintf(path[3], sizeof path[3], "%s/sim", out);
     char logp[1300], sum[1300];
     snprintf(logp, sizeof logp, "%s/sim.log", out);
-    int frc = run_fleetsim(bin, path[2], path[3], logp);
+    int frc = rb_run_fleetsim(bin, path[2], path[3], logp);
     snprintf(sum, sizeof sum, "%s/summary.json", path[3]);
     if (frc || !(sim = read_json(sum))) {
         fprintf(stderr, "realbench fidelity: fleetsim failed (exit %d); see %s\n", frc, logp);

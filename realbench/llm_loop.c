@@ -36,23 +36,18 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include <gsl/gsl_sort.h>
 #include <gsl/gsl_statistics_double.h>
 #include <limits.h>
 #include <math.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-extern char **environ;
 
 /* ---- step noise -------------------------------------------------------- */
 
@@ -285,24 +280,6 @@ static lreq *make_requests(const loop_cfg *c, gsl_rng *r, double rate, double du
     }
     *n_out = n;
     return rq;
-}
-
-static int run_fleetsim(const char *bin, const char *yaml, const char *outdir, const char *logpath)
-{
-    posix_spawn_file_actions_t fa;
-    if (posix_spawn_file_actions_init(&fa))
-        return -1;
-    posix_spawn_file_actions_addopen(&fa, 1, logpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    const char *args[] = {bin, "run", yaml, "--out", outdir, NULL};
-    pid_t pid;
-    int st = 0, rc = -1;
-    fflush(stdout);
-    if (!posix_spawn(&pid, bin, &fa, NULL, (char *const *)args, environ) &&
-        waitpid(pid, &st, 0) >= 0)
-        rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    posix_spawn_file_actions_destroy(&fa);
-    return rc;
 }
 
 static cJSON *read_json(const char *path)
@@ -631,7 +608,7 @@ int rb_llm_loop_main(int argc, char **argv)
         snprintf(lg, sizeof lg, "%s/%s.log", dirp, sn[v]);
         if (write_scenario(y, "profile.json", &c, dur, loads, 2, v, &fit, scale))
             goto done;
-        int frc = run_fleetsim(bin, y, so, lg);
+        int frc = rb_run_fleetsim(bin, y, so, lg);
         snprintf(path, sizeof path, "%s/summary.json", so);
         cJSON *s = frc == 0 ? read_json(path) : NULL;
         if (!s) {

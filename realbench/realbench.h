@@ -333,6 +333,9 @@ int rb_serve_main(int argc, char **argv);
 /* `realbench fidelity ...` (fidelity.c): fleetsim's prediction of a serving
  * run from the calibration measured with it, and the errors. */
 int rb_fidelity_main(int argc, char **argv);
+/* `BIN run YAML --out OUTDIR` with stdout and stderr into LOGPATH: its
+ * exit status, or -1 when it could not be run or did not exit. */
+int rb_run_fleetsim(const char *bin, const char *yaml, const char *outdir, const char *logpath);
 /* `fleetsim calibrate --device cuda|cpu --model M.yaml --out P.json
  * [--batches 1,2,4] [--reps N]`; argv[0] is the command name. Exit status:
  * 0 ok, 2 bad input, 1 failure, 3 no CUDA device. */
