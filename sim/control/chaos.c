@@ -745,7 +745,7 @@ void chaos_start(void)
                 crash_arg *a = &crash_args[used++];
                 a->f = f;
                 a->node = n;
-                a->rng = eng_stream_rng(eng_world.sc->seed, 4000000UL + (unsigned long)stream++);
+                a->rng = eng_stream_rng(eng_world.sc->seed, eng_stream(ENG_STREAM_RANDOM_CRASH, (unsigned long)stream++));
                 sg_actor_t act = sg_actor_init("random_crash", eng_world.balancer_host);
                 sg_actor_set_data(act, a);
                 sg_actor_start(act, random_crasher, 0, NULL);

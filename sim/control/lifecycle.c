@@ -292,7 +292,7 @@ static void init_node_pool(eng_pool *p)
     const sc_node_pool *np = &p->cfg->node_pool;
     p->n_cnodes = np->max_nodes;
     p->cnodes = calloc((size_t)p->n_cnodes, sizeof *p->cnodes);
-    p->ca_rng = eng_stream_rng(eng_world.sc->seed, 5000000UL + (unsigned long)p->id);
+    p->ca_rng = eng_stream_rng(eng_world.sc->seed, eng_stream(ENG_STREAM_NODE_START, (unsigned long)p->id));
     for (int c = 0; c < p->n_cnodes; c++) {
         snprintf(p->cnodes[c].name, sizeof p->cnodes[c].name, "%s/node%d", p->cfg->name, c);
         p->cnodes[c].unneeded_since_s = -1;

@@ -47,7 +47,7 @@ void pipe_init(void)
         eng_world.caches = calloc((size_t)sc->n_caches, sizeof *eng_world.caches);
         for (int i = 0; i < sc->n_caches; i++) {
             eng_world.caches[i].cfg = &sc->caches[i];
-            eng_world.caches[i].rng = eng_stream_rng(sc->seed, 4000000UL + (unsigned long)i);
+            eng_world.caches[i].rng = eng_stream_rng(sc->seed, eng_stream(ENG_STREAM_CACHE, (unsigned long)i));
             eng_world.caches[i].cause = eng_world.caches[i].fault_rec = -1;
         }
     }

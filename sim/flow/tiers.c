@@ -47,7 +47,7 @@ int tier_init(void)
     }
     eng_world.l4_view.n = lb->n_l7;
     eng_world.l4_view.servers = eng_world.l4_servers;
-    eng_world.l4_rng = eng_stream_rng(eng_world.sc->seed, 6000000UL);
+    eng_world.l4_rng = eng_stream_rng(eng_world.sc->seed, eng_stream(ENG_STREAM_L4, 0));
     eng_world.l4 = lb_create_with(lb->l4_policy, lb->n_l7, eng_world.l4_rng, &lb->params);
     if (!eng_world.l4) {
         fprintf(stderr, "fleetsim: unknown load-balancing policy '%s'\n", lb->l4_policy);

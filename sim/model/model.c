@@ -48,6 +48,40 @@ eng_req *eng_fifo_pop(eng_fifo *f)
     return r;
 }
 
+/* Each family's first stream and how many it may use (model.h). */
+static const struct {
+    unsigned long base, span;
+} STREAMS[ENG_N_STREAMS] = {
+    [ENG_STREAM_ARRIVALS] = { 0, 1000000UL },
+    [ENG_STREAM_LB] = { 1000000UL, 1000000UL },
+    [ENG_STREAM_NODE] = { 2000000UL, (unsigned long)SC_MAX_NODE_SLOTS },
+    [ENG_STREAM_FAULT] = { 3000000UL, 1000000UL },
+    [ENG_STREAM_CACHE] = { 4000000UL, 1000000UL },
+    [ENG_STREAM_NODE_START] = { 5000000UL, 1000000UL },
+    [ENG_STREAM_TOKENS] = { 6000000UL, 1000000UL },
+    [ENG_STREAM_FAILOVER] = { 7000000UL, 1000000UL },
+    [ENG_STREAM_LLM_NOISE] = { 8000000000000UL, 1000000000000UL },
+    [ENG_STREAM_RANDOM_CRASH] = { 9000000000000UL, 100000000000UL },
+    [ENG_STREAM_L7] = { 9100000000000UL, 100000000000UL },
+    [ENG_STREAM_L4] = { 9200000000000UL, 1 },
+    [ENG_STREAM_PD_ROUTER] = { 9300000000000UL, 1000000UL },
+};
+
+unsigned long eng_stream(eng_stream_family f, unsigned long index)
+{
+    if (index >= STREAMS[f].span) { /* a bound the loader keeps: a bug if reached */
+        fprintf(stderr, "fleetsim: random stream %lu of family %d is past its span %lu\n", index,
+                (int)f, STREAMS[f].span);
+        abort();
+    }
+    return STREAMS[f].base + index;
+}
+
+unsigned long eng_stream_span(eng_stream_family f)
+{
+    return STREAMS[f].span;
+}
+
 /* splitmix64 scrambles (seed, stream) into a well-spread seed for one
  * independent GSL generator per actor, so streams do not depend on the
  * order in which actors run. */

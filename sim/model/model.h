@@ -354,6 +354,35 @@ static inline size_t eng_interval_of(double t)
 }
 
 double eng_draw_unit(const sc_dist *d, gsl_rng *rng);
+/* Random streams. Everything that draws has a generator of its own,
+ * eng_stream_rng(seed, eng_stream(family, index)), so no two consumers
+ * share a sequence and adding one changes no other's draws. A family's
+ * stream is its base + the index (a traffic class, a pool, a node slot...),
+ * and every index stays below the family's span (checked by eng_stream;
+ * node slots by the loader's SC_MAX_NODE_SLOTS). The bases are part of
+ * the results: changing one changes what that family draws. The four from
+ * ENG_STREAM_RANDOM_CRASH on once shared a base with another family (a
+ * random_crash fault drew a pipeline cache's numbers, an L7 balancer a
+ * pool's autoscaler's, the L4 balancer class 0's token lengths, a prefill
+ * pool's decode router a failover class's) and were moved apart. */
+typedef enum {
+    ENG_STREAM_ARRIVALS,     /* traffic class c */
+    ENG_STREAM_LB,           /* pool k's balancer (its first, or only, L7) */
+    ENG_STREAM_NODE,         /* node slot, numbered across pools */
+    ENG_STREAM_FAULT,        /* pool k's error-rate draws */
+    ENG_STREAM_CACHE,        /* pipeline cache i */
+    ENG_STREAM_NODE_START,   /* pool k's cluster autoscaler's node starts */
+    ENG_STREAM_TOKENS,       /* traffic class c's token lengths */
+    ENG_STREAM_FAILOVER,     /* traffic class c's failover draws */
+    ENG_STREAM_LLM_NOISE,    /* LLM replica: 1e9 x pool + 1000 x node + replica */
+    ENG_STREAM_RANDOM_CRASH, /* random_crash fault's (fault, node) actors, in order */
+    ENG_STREAM_L7,           /* pool k's L7 balancer i >= 1: 1000 x k + i */
+    ENG_STREAM_L4,           /* the L4 balancer in front of the L7s (index 0) */
+    ENG_STREAM_PD_ROUTER,    /* prefill pool k's decode router */
+    ENG_N_STREAMS
+} eng_stream_family;
+unsigned long eng_stream(eng_stream_family f, unsigned long index);
+unsigned long eng_stream_span(eng_stream_family f);
 gsl_rng *eng_stream_rng(unsigned long seed, unsigned long stream);
 /* Node n's random stream, made at its first draw (a generator's state is
  * 5 KB: a pool of 10,000 slots that runs 10 nodes makes 10) and the same

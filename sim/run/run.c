@@ -236,8 +236,8 @@ static int build(void)
         p->serve = p->model->llm ? &serve_llm : &serve_batch;
         p->n_hosts = eng_pool_slots(p->cfg, &p->n_old);
         p->nodes = calloc((size_t)p->n_hosts, sizeof *p->nodes);
-        p->lb_rng = eng_stream_rng(sc->seed, 1000000UL + (unsigned long)k);
-        p->fault_rng = eng_stream_rng(sc->seed, 3000000UL + (unsigned long)k);
+        p->lb_rng = eng_stream_rng(sc->seed, eng_stream(ENG_STREAM_LB, (unsigned long)k));
+        p->fault_rng = eng_stream_rng(sc->seed, eng_stream(ENG_STREAM_FAULT, (unsigned long)k));
         p->lbi = calloc((size_t)eng_world.n_l7, sizeof *p->lbi);
         for (int i = 0; i < eng_world.n_l7; i++) {
             eng_lbi *b = &p->lbi[i];
@@ -249,8 +249,8 @@ static int build(void)
             b->view.n = p->n_hosts;
             b->view.servers = b->servers;
             b->rng = i == 0 ? p->lb_rng
-                            : eng_stream_rng(sc->seed, 5000000UL + 1000UL * (unsigned long)k +
-                                                           (unsigned long)i);
+                            : eng_stream_rng(sc->seed, eng_stream(ENG_STREAM_L7, 1000UL * (unsigned long)k +
+                                                                                  (unsigned long)i));
             b->balancer = lb_create_with(policy, p->n_hosts, b->rng, &sc->lb.params);
             if (!b->balancer) {
                 fprintf(stderr, "fleetsim: unknown load-balancing policy '%s'\n", policy);
@@ -271,7 +271,7 @@ static int build(void)
             n->index = j;
             snprintf(n->name, sizeof n->name, "%s/%d", p->cfg->name, j);
             n->host = sg_host_by_name(n->name);
-            n->rng_stream = 2000000UL + stream++; /* the rng itself at its first draw */
+            n->rng_stream = eng_stream(ENG_STREAM_NODE, stream++); /* the rng itself at its first draw */
             n->new_shape = j >= p->n_old;
             n->gpus = n->new_shape ? p->cfg->rollout.gpus_per_node : p->cfg->gpus_per_node;
             n->power = n->new_shape ? &p->cfg->rollout.power : &p->cfg->power;
@@ -329,16 +329,16 @@ static int build(void)
         tc->id = c;
         tc->pool = &eng_world.pools[tc->cfg->pool];
         tc->pipe = &sc->pipelines[tc->cfg->pipeline];
-        tc->rng = eng_stream_rng(sc->seed, (unsigned long)c);
+        tc->rng = eng_stream_rng(sc->seed, eng_stream(ENG_STREAM_ARRIVALS, (unsigned long)c));
         if (tc->cfg->has_tokens && !tc->cfg->tokens_trace)
-            tc->tok_rng = eng_stream_rng(sc->seed, 6000000UL + (unsigned long)c);
+            tc->tok_rng = eng_stream_rng(sc->seed, eng_stream(ENG_STREAM_TOKENS, (unsigned long)c));
         tc->rate = sim_rate_new_repeating(tc->cfg->rate, tc->cfg->n_rate, tc->cfg->repeat_s);
         tc->latency = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
         tc->bytes = tc->cfg->bytes_in + tc->cfg->bytes_out;
         tc->net_s = 2 * tc->pool->route_latency_s + tc->bytes / tc->pool->route_bw_Bps;
         if (tc->cfg->failover) {
             size_t n = (size_t)tc->cfg->n_failover, nl = (size_t)tc->cfg->n_levels;
-            tc->fo_rng = eng_stream_rng(sc->seed, 7000000UL + (unsigned long)c);
+            tc->fo_rng = eng_stream_rng(sc->seed, eng_stream(ENG_STREAM_FAILOVER, (unsigned long)c));
             tc->fo_hosts = calloc(n, sizeof *tc->fo_hosts);
             tc->fo_healthy = calloc(n, sizeof *tc->fo_healthy);
             tc->fo_load = calloc(nl, sizeof *tc->fo_load);

@@ -859,18 +859,28 @@ static void check_size(sc_loader *L, yaml_node_t *root, const sc_scenario *sc)
     double per_interval = (double)sizeof(rp_sample) + 48 +
                           (double)sc->n_pools * ((double)sizeof(rp_pool_sample) + 64);
     double series_bytes = intervals * per_interval;
-    double hosts_bytes = 0, worst_pool_bytes = 0;
+    double hosts_bytes = 0, worst_pool_bytes = 0, all_slots = 0;
     int worst = -1;
     for (int k = 0; k < sc->n_pools; k++) {
         const sc_pool *pc = &sc->pools[k];
         double old = pc->max_replicas > pc->replicas ? pc->max_replicas : pc->replicas;
         double slots = pc->rollout.enabled ? 2 * old + pc->rollout.max_surge : old;
         double b = slots * NODE_BYTES;
+        all_slots += slots;
         hosts_bytes += b;
         if (b > worst_pool_bytes) {
             worst_pool_bytes = b;
             worst = k;
         }
+    }
+    if (all_slots > SC_MAX_NODE_SLOTS) { /* each slot has a random stream of its own */
+        const sc_pool *pc = &sc->pools[worst];
+        sc_errn(L, replicas_node(L, root, pc->name),
+                "pools.%s: %d replicas make %.0f node slots in all pools (a rollout counts each "
+                "twice, plus its surge), more than the %d a run can hold",
+                pc->name, pc->max_replicas > pc->replicas ? pc->max_replicas : pc->replicas,
+                all_slots, SC_MAX_NODE_SLOTS);
+        return;
     }
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
     double mem = pages > 0 && page > 0 ? (double)pages * (double)page : 64e9;

@@ -547,6 +547,9 @@ typedef struct {
 
 /* simulation.arrival_quantum's default. */
 #define SC_ARRIVAL_QUANTUM_S 0.001
+/* Node slots (every node a pool may run: max_replicas, twice over during a
+ * rollout, plus its surge) in all pools together. */
+#define SC_MAX_NODE_SLOTS 1000000
 
 /* Load, override and validate. overrides: n strings "key.path=value".
  * Errors go to err (one `file:line:col: message` line each). */

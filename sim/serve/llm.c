@@ -370,7 +370,7 @@ static void init_pool(eng_pool *p)
     if (pc->role == SC_ROLE_PREFILL && pc->decode_pool >= 0) {
         lp->decode = &eng_world.pools[pc->decode_pool];
         lp->kv_xfer_s = sim_hist_new(HIST_MIN_S, HIST_MAX_S, HIST_REL_ERR);
-        lp->router_rng = eng_stream_rng(eng_world.sc->seed, 7000000UL + (unsigned long)p->id);
+        lp->router_rng = eng_stream_rng(eng_world.sc->seed, eng_stream(ENG_STREAM_PD_ROUTER, (unsigned long)p->id));
         lp->router_name = pc->decode_router ? pc->decode_router : "vllm_dp";
         if (lp->decode->serve_state) /* its decode pool was set up first */
             lp_of(lp->decode)->lat = lp;
@@ -435,10 +435,10 @@ static void init_node(eng_node *n)
         if (lm->noise_cv > 0) /* its own stream: (pool, node, replica) */
             rep->noise = llm_noise_new(
                 lm->noise_cv, lm->noise_correlation_s,
-                eng_stream_rng(eng_world.sc->seed, 8000000000000UL +
-                                                       1000000000UL * (unsigned long)n->pool->id +
-                                                       1000UL * (unsigned long)n->index +
-                                                       (unsigned long)i));
+                eng_stream_rng(eng_world.sc->seed,
+                               eng_stream(ENG_STREAM_LLM_NOISE,
+                                          1000000000UL * (unsigned long)n->pool->id +
+                                              1000UL * (unsigned long)n->index + (unsigned long)i)));
     }
     n->work.serve = ln;
 }

@@ -279,6 +279,34 @@ static void test_streams(void)
     gsl_rng_free(other);
 }
 
+/* No two families of random streams share a stream: their ranges
+ * [base, base + span) are disjoint, so e.g. the L4 balancer never draws
+ * class 0's token lengths. The bases of the families that never moved
+ * are fixed (changing one changes results). */
+static void test_stream_families(void)
+{
+    for (int f = 0; f < ENG_N_STREAMS; f++)
+        for (int g = f + 1; g < ENG_N_STREAMS; g++) {
+            unsigned long a0 = eng_stream((eng_stream_family)f, 0);
+            unsigned long a1 = a0 + eng_stream_span((eng_stream_family)f);
+            unsigned long b0 = eng_stream((eng_stream_family)g, 0);
+            unsigned long b1 = b0 + eng_stream_span((eng_stream_family)g);
+            if (!(a1 <= b0 || b1 <= a0))
+                fprintf(stderr, "\n  stream families %d and %d overlap\n", f, g);
+            CU_ASSERT(a1 <= b0 || b1 <= a0);
+        }
+    CU_ASSERT_EQUAL(eng_stream(ENG_STREAM_ARRIVALS, 2), 2UL);
+    CU_ASSERT_EQUAL(eng_stream(ENG_STREAM_LB, 3), 1000003UL);
+    CU_ASSERT_EQUAL(eng_stream(ENG_STREAM_NODE, 999999), 2999999UL);
+    CU_ASSERT_EQUAL(eng_stream(ENG_STREAM_TOKENS, 0), 6000000UL);
+    CU_ASSERT_EQUAL(eng_stream(ENG_STREAM_FAILOVER, 1), 7000001UL);
+    CU_ASSERT_EQUAL(eng_stream_span(ENG_STREAM_NODE), (unsigned long)SC_MAX_NODE_SLOTS);
+    /* the noise streams' layout (1e9 x pool + 1000 x node + replica) fits
+     * every node slot of 1,000 pools */
+    CU_ASSERT(1000UL * 1000000000UL <= eng_stream_span(ENG_STREAM_LLM_NOISE));
+    CU_ASSERT(1000UL * (unsigned long)SC_MAX_NODE_SLOTS <= 1000000000UL);
+}
+
 static char CALLS[16];
 static int N_CALLS;
 static void first(struct eng_pool *p, double now)
@@ -380,6 +408,7 @@ int main(void)
         return 1;
     CU_pSuite s = CU_add_suite("model", NULL, NULL);
     CU_add_test(s, "request FIFO", test_fifo);
+    CU_add_test(s, "random stream families", test_stream_families);
     CU_add_test(s, "interval of an instant", test_interval_of);
     CU_add_test(s, "busy and serving time per interval", test_account_busy);
     CU_add_test(s, "node state bookkeeping", test_node_states);

@@ -1455,6 +1455,23 @@ static void test_nginx_errors(void)
 /* start_time: an RFC 3339 date and time, UTC or with an offset, kept with
  * its offset; anything else (no zone, a day that does not exist, a
  * fraction) is refused with the key named. */
+/* Every node slot has a random stream of its own: more than
+ * SC_MAX_NODE_SLOTS in all pools is refused at the key that makes them. */
+static void test_node_slot_bound(void)
+{
+    const char *at_bound[] = { "pools.gpu.max_replicas=1000000" };
+    sc_free(expect_ok(MINIMAL, at_bound, 1));
+    const char *past[] = { "pools.gpu.max_replicas=1000001" };
+    expect_error(MINIMAL, past, 1,
+                 "--set[1]:1:24: pools.gpu: 1000001 replicas make 1000001 node slots in all pools*");
+    /* a rollout doubles the slots and adds its surge (1 by default):
+     * 499,999 x 2 + 1 fits, 500,000 x 2 + 1 does not */
+    const char *roll_ok[] = { "pools.gpu.max_replicas=499999", "pools.gpu.rollout.at=1m" };
+    sc_free(expect_ok(MINIMAL, roll_ok, 2));
+    const char *roll[] = { "pools.gpu.max_replicas=500000", "pools.gpu.rollout.at=1m" };
+    expect_error(MINIMAL, roll, 2, "--set[1]:1:24: pools.gpu: 500000 replicas make 1000001 node*");
+}
+
 static void test_start_time(void)
 {
     const char *ov[] = { "start_time=2026-03-02T09:30:00+01:00" };
@@ -1531,6 +1548,7 @@ int main(void)
     CU_add_test(s, "latency SLO bucket and rules", test_slo_latency_bucket);
     CU_add_test(s, "nginx upstream errors", test_nginx_errors);
     CU_add_test(s, "start_time", test_start_time);
+    CU_add_test(s, "node slots bound", test_node_slot_bound);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int failures = (int)CU_get_number_of_failures();
