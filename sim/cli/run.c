@@ -5,10 +5,12 @@
  * checks that every request is accounted for, and writes the directory:
  * summary.json, timeseries.csv, events.jsonl, availability.csv and
  * report.html; its exit status says which outcome it was (cli.h).
- * validate says what the scenario holds.
+ * validate says what the scenario holds, and warns of rules that select
+ * a series the scenario never exports, as a run would.
  */
 #include "cli.h"
 #include "engine.h"
+#include "observe.h"
 #include "report.h"
 
 #include <errno.h>
@@ -32,6 +34,7 @@ int cli_validate(const cli_ctx *x)
     if (sc->lb.n_l7)
         printf(", %d L7 balancers behind an L4", sc->lb.n_l7);
     printf(")\n");
+    obs_check_rules(sc);
     return 0;
 }
 

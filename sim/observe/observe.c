@@ -963,8 +963,38 @@ static char *slo_file_path(void)
 
 /* ---------- rules that select what the run never exports ---------- */
 
-/* 1 if some scrape or rule of this run can write a series named name. */
-static int can_produce(const char *name)
+/* What can_produce reads: the scenario and its rules (recording rules
+ * write series too). */
+typedef struct {
+    const sc_scenario *sc;
+    mon_rules *const *rules;
+    int n_rules;
+    char last[300]; /* the rule last warned about */
+} produce_ctx;
+
+/* 1 if a node of pool pc's with power pw exports a series named name. */
+static int node_exports(const sc_pool *pc, const sc_power *pw, const sc_model *m,
+                        const char *name)
+{
+    int gpu_memory = m->has_memory, dcgm = pw->gpu_type && strcmp(pw->gpu_type, "cpu") != 0;
+    if (pc->host_memory.total_bytes > 0 && (!strcmp(name, "node_memory_MemTotal_bytes") ||
+                                            !strcmp(name, "node_memory_MemAvailable_bytes")))
+        return 1;
+    if (dcgm && (!strcmp(name, "DCGM_FI_DEV_GPU_UTIL") || !strcmp(name, "DCGM_FI_DEV_POWER_USAGE") ||
+                 !strcmp(name, "DCGM_FI_DEV_SM_CLOCK")))
+        return 1;
+    if (gpu_memory && !strcmp(name, "DCGM_FI_DEV_FB_USED"))
+        return 1;
+    if (gpu_memory && pw->gpu_memory_bytes > 0 &&
+        (!strcmp(name, "DCGM_FI_DEV_FB_FREE") || !strcmp(name, "DCGM_FI_DEV_FB_TOTAL")))
+        return 1;
+    return 0;
+}
+
+/* 1 if some scrape or rule of a run of x->sc can write a series named
+ * name. It reads the scenario only (a rollout's new nodes have its power
+ * and GPU memory), so `validate` can ask it without a run. */
+static int can_produce(const produce_ctx *x, const char *name)
 {
     static const char *const always[] = {
         "up", "node_cpu_utilisation", "node_gpu_utilisation", "node_network_receive_bytes_total",
@@ -978,20 +1008,21 @@ static int can_produce(const char *name)
     for (int i = 0; always[i]; i++)
         if (!strcmp(name, always[i]))
             return 1;
-    const sc_scenario *sc = eng_world.sc;
-    for (int i = 0; i < obs_state.n_rules; i++)
-        if (mon_rules_records(obs_state.rules[i], name))
+    const sc_scenario *sc = x->sc;
+    for (int i = 0; i < x->n_rules; i++)
+        if (mon_rules_records(x->rules[i], name))
             return 1;
     if (sc->n_caches && !strcmp(name, "fleetsim_cache_requests_total"))
         return 1;
     if (sc->n_queues && (!strcmp(name, "fleetsim_queue_backlog") ||
                          !strcmp(name, "fleetsim_queue_messages_total")))
         return 1;
+    if (sc->n_autoscalers && !strcmp(name, "kube_horizontalpodautoscaler_status_desired_replicas"))
+        return 1;
     for (int k = 0; k < sc->n_pools; k++) {
-        const eng_pool *p = &eng_world.pools[k];
-        if (p->scaler && !strcmp(name, "kube_horizontalpodautoscaler_status_desired_replicas"))
-            return 1;
-        if (is_llm(p) && !strncmp(name, "vllm:", 5)) {
+        const sc_pool *pc = &sc->pools[k];
+        const sc_model *m = &sc->models[pc->model];
+        if (m->llm && !strncmp(name, "vllm:", 5)) {
             char buf[128];
             for (int i = 0; i < N_LLM_SCALAR; i++) {
                 snprintf(buf, sizeof buf, "%s%s", LLM_SCALAR[i].family,
@@ -1007,21 +1038,9 @@ static int can_produce(const char *name)
                     return 1;
             }
         }
-        for (int j = 0; j < p->n_hosts; j++) {
-            const eng_node *n = &p->nodes[j];
-            if (has_host_memory(n) && (!strcmp(name, "node_memory_MemTotal_bytes") ||
-                                       !strcmp(name, "node_memory_MemAvailable_bytes")))
-                return 1;
-            if (has_dcgm(n) && (!strcmp(name, "DCGM_FI_DEV_GPU_UTIL") ||
-                                !strcmp(name, "DCGM_FI_DEV_POWER_USAGE") ||
-                                !strcmp(name, "DCGM_FI_DEV_SM_CLOCK")))
-                return 1;
-            if (has_gpu_memory(n) && !strcmp(name, "DCGM_FI_DEV_FB_USED"))
-                return 1;
-            if (has_gpu_capacity(n) && (!strcmp(name, "DCGM_FI_DEV_FB_FREE") ||
-                                        !strcmp(name, "DCGM_FI_DEV_FB_TOTAL")))
-                return 1;
-        }
+        if (node_exports(pc, &pc->power, m, name) ||
+            (pc->rollout.enabled && node_exports(pc, &pc->rollout.power, m, name)))
+            return 1;
     }
     return 0;
 }
@@ -1030,12 +1049,42 @@ static int can_produce(const char *name)
  * produces: such a rule silently never fires. */
 static void warn_unproduced(void *arg, const char *where, const char *rule, const char *metric)
 {
-    char *last = arg;
-    if (!strcmp(last, where) || can_produce(metric))
+    produce_ctx *x = arg;
+    if (!strcmp(x->last, where) || can_produce(x, metric))
         return;
-    snprintf(last, 300, "%s", where);
+    snprintf(x->last, sizeof x->last, "%s", where);
     fprintf(stderr, "%s: warning: rule \"%s\" selects %s, which this scenario never produces "
                     "(scenarios/README.md lists the exported metrics)\n", where, rule, metric);
+}
+
+static void warn_rules(const sc_scenario *sc, mon_rules *const *rules, int n_rules)
+{
+    produce_ctx x = { .sc = sc, .rules = rules, .n_rules = n_rules };
+    for (int i = 0; i < n_rules; i++)
+        mon_rules_each_selected(rules[i], warn_unproduced, &x);
+}
+
+void obs_check_rules(const sc_scenario *sc)
+{
+    const sc_monitoring *m = &sc->monitoring;
+    mon_rules **rules = calloc((size_t)m->n_rules + 1, sizeof *rules);
+    int n = 0;
+    mon_error err;
+    for (int i = 0; i < m->n_rules; i++)
+        if ((rules[n] = mon_rules_load(m->rules[i], m->evaluation_interval_s, &err)))
+            n++;
+    if (m->slo_rules) {
+        char msg[600];
+        char *text = sc_slo_rules_text(sc, msg, sizeof msg);
+        if (text && (rules[n] = mon_rules_load_string(text, "slo-rules.yml",
+                                                      m->evaluation_interval_s, &err)))
+            n++;
+        free(text);
+    }
+    warn_rules(sc, rules, n);
+    for (int i = 0; i < n; i++)
+        mon_rules_free(rules[i]);
+    free(rules);
 }
 
 void obs_set_options(const sim_options *opt)
@@ -1100,9 +1149,7 @@ void obs_start(void)
         for (int i = 0; i < obs_state.n_rules; i++)
             mon_rules_keep_firing_log(obs_state.rules[i], 1);
     make_series();
-    char last[300] = "";
-    for (int i = 0; i < obs_state.n_rules; i++)
-        mon_rules_each_selected(obs_state.rules[i], warn_unproduced, last);
+    warn_rules(eng_world.sc, obs_state.rules, obs_state.n_rules);
     /* not a daemon: it returns at the end of the run (SimGrid 3.32 would
      * kill a returned daemon twice) */
     sg_actor_t a = sg_actor_init("prometheus", eng_world.balancer_host);

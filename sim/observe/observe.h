@@ -27,6 +27,10 @@ void acc_free(void);
  * exports and frees everything. */
 void obs_set_options(const sim_options *opt);
 void obs_start(void);
+/* Warns on stderr, as a run does at its start, of each rule (files and
+ * generated SLO rules) that selects a series the scenario never exports
+ * (`fleetsim validate`). */
+void obs_check_rules(const sc_scenario *sc);
 void obs_free(void);
 /* Every request, once, as it ends (eng_req_end): the exporter's counters. */
 void obs_request_end(const eng_pool *p, const eng_req *r, int bucket, double t_s,

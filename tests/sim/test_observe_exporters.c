@@ -275,6 +275,45 @@ static void test_cpu_rule_fires_when_busy(void)
     cJSON_Delete(j);
 }
 
+/* `validate` warns of the same rule as a run does, with its place, and
+ * of nothing else; a vLLM series in a scenario with no LLM pool is never
+ * produced either. It stays a warning: validate exits 0. */
+static void test_validate_warns_unproduced(void)
+{
+    char path[4300], log[4300], text[4096];
+    snprintf(path, sizeof path, "%s/cpu-rules.yml", tmp);
+    tu_write(path, cpu_rules);
+    snprintf(path, sizeof path, "%s/llm-rules.yml", tmp);
+    tu_write(path, "groups:\n"
+                   "  - name: llm\n"
+                   "    rules:\n"
+                   "      - alert: Waiting\n"
+                   "        expr: sum(vllm:num_requests_waiting) > 10\n");
+    snprintf(text, sizeof text, busy_fmt, "8");
+    snprintf(text + strlen(text), sizeof text - strlen(text), "  rules: [cpu-rules.yml, llm-rules.yml]\n");
+    /* the format ends with a `rules:` line; the list above replaces it */
+    char *last = strstr(text, "  rules: cpu-rules.yml\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(last);
+    memmove(last, last + strlen("  rules: cpu-rules.yml\n"),
+            strlen(last + strlen("  rules: cpu-rules.yml\n")) + 1);
+    snprintf(path, sizeof path, "%s/validate.yaml", tmp);
+    tu_write(path, text);
+    snprintf(log, sizeof log, "%s/validate.log", tmp);
+    CU_ASSERT_EQUAL(tu_sh(log, "'%s' validate '%s'", tu_bin(), path), 0);
+    char *out = tu_read(log);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, ": ok ("));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "cpu-rules.yml:6:"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "warning: rule \"Typo\" selects node_cpu_utilization, "
+                                       "which this scenario never produces"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "llm-rules.yml:4:"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "warning: rule \"Waiting\" selects "
+                                       "vllm:num_requests_waiting, which this scenario never "
+                                       "produces"));
+    CU_ASSERT_PTR_NULL(strstr(out, "NodeCPUBusy\" selects"));
+    free(out);
+}
+
 /* The last scrape as the exporters' /metrics (out/metrics.prom, written
  * with --series) passes Debian's promtool 2.42 `check metrics`: it parses,
  * and its linter finds nothing but node_exporter's own camelCase memory
@@ -335,6 +374,7 @@ int main(void)
                 test_node_exporter_and_dcgm);
     CU_add_test(s, "node_exporter's CPU rule fires when busy; unexported names warned",
                 test_cpu_rule_fires_when_busy);
+    CU_add_test(s, "validate warns of unexported names", test_validate_warns_unproduced);
     CU_add_test(s, "promtool check metrics on the last scrape", test_promtool_check_metrics);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
