@@ -181,6 +181,61 @@ double rb_llm_fit_apply(const rb_llm_fit *f, const rb_llm_step *s)
            f->per_prefill_attention_s * s->prefill_attention_pairs;
 }
 
+void rb_llm_fit_by_kind(const rb_llm_fit *f, const rb_llm_step *s, size_t n,
+                        rb_llm_kind_fit out[2])
+{
+    memset(out, 0, 2 * sizeof *out);
+    for (size_t i = 0; i < n; i++) {
+        rb_llm_kind_fit *k = &out[s[i].prefill_tokens > 0 ? RB_LLM_WITH_PREFILL
+                                                          : RB_LLM_DECODE_ONLY];
+        double m = rb_llm_fit_apply(f, &s[i]), e = (s[i].latency_s - m) / s[i].latency_s;
+        k->steps++;
+        k->measured_s += s[i].latency_s;
+        k->model_s += m;
+        k->rel_mean += e;
+        k->rel_rms += e * e;
+    }
+    for (int k = 0; k < 2; k++)
+        if (out[k].steps > 0) {
+            out[k].rel_mean /= (double)out[k].steps;
+            out[k].rel_rms = sqrt(out[k].rel_rms / (double)out[k].steps);
+        }
+}
+
+static void kind_json(cJSON *o, const char *name, const rb_llm_kind_fit *k)
+{
+    cJSON *j = cJSON_AddObjectToObject(o, name);
+    cJSON_AddNumberToObject(j, "steps", (double)k->steps);
+    cJSON_AddNumberToObject(j, "measured_s", k->measured_s);
+    cJSON_AddNumberToObject(j, "model_s", k->model_s);
+    cJSON_AddNumberToObject(j, "measured_over_model",
+                            k->model_s > 0 ? k->measured_s / k->model_s : 0);
+    cJSON_AddNumberToObject(j, "rel_mean", k->rel_mean);
+    cJSON_AddNumberToObject(j, "rel_rms", k->rel_rms);
+}
+
+cJSON *rb_llm_fit_by_kind_json(const rb_llm_fit *f, const rb_llm_step *s, size_t n)
+{
+    rb_llm_kind_fit k[2], all = {0};
+    rb_llm_fit_by_kind(f, s, n, k);
+    for (int i = 0; i < 2; i++) {
+        all.steps += k[i].steps;
+        all.measured_s += k[i].measured_s;
+        all.model_s += k[i].model_s;
+        all.rel_mean += k[i].rel_mean * (double)k[i].steps;
+        all.rel_rms += k[i].rel_rms * k[i].rel_rms * (double)k[i].steps;
+    }
+    if (all.steps > 0) {
+        all.rel_mean /= (double)all.steps;
+        all.rel_rms = sqrt(all.rel_rms / (double)all.steps);
+    }
+    cJSON *j = cJSON_CreateObject();
+    kind_json(j, "decode_only", &k[RB_LLM_DECODE_ONLY]);
+    kind_json(j, "with_prefill", &k[RB_LLM_WITH_PREFILL]);
+    kind_json(j, "all", &all);
+    return j;
+}
+
 /* ---- the grid, the check, the timing ----------------------------------- */
 
 int rb_llm_grid(const rb_llm_opts *o, rb_llm_grid_step **out)

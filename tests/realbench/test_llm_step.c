@@ -3,7 +3,10 @@
  * of the alpha_beta step model recovers the coefficients that made
  * synthetic steps (to within the rounding the design's conditioning
  * allows), holds coefficients at 0 rather than below, refuses steps that
- * do not determine them; the CPU kernel runs the grid; `realbench
+ * do not determine them; on a loop-like record with noise proportional to
+ * each step, recovers them within the standard errors the noise gives,
+ * and splits its residuals by step kind as worked out by hand; the CPU
+ * kernel runs the grid; `realbench
  * llm-step` writes a profile of its own or adds "llm_step" to one, and
  * profiles are checked on reading.
  */
@@ -15,6 +18,9 @@
 #include <gsl/gsl_blas.h>
 #include <gsl/gsl_linalg.h>
 #include <gsl/gsl_matrix.h>
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+#include <math.h>
 #include <string.h>
 
 /* Step compositions with every term varied on its own: prefill tokens,
@@ -201,6 +207,128 @@ static void test_fit_refuses(void)
     n = synthetic(s, c);
     s[3].latency_s = 0;
     CU_ASSERT_EQUAL(rb_llm_fit_steps(s, n, &f), -1);
+}
+
+/* A record as the closed loop makes one (llm_loop.c): decode-only steps of
+ * 1 to 32 sequences on 20 to 700 cached tokens each, and steps with a
+ * prompt chunk of 1 to 256 tokens on 0 to 400 cached beside up to 31
+ * decodes; each step's time the five-term model's times (1 + cv z), z
+ * standard normal (GSL, seeded): noise proportional to the step, as the
+ * loop's is. */
+static int loop_record(rb_llm_step *s, int n, const double coef[5], double cv,
+                       unsigned long seed)
+{
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, seed);
+    for (int i = 0; i < n; i++) {
+        int prefill = gsl_rng_uniform(r) < 0.3;
+        int d = (int)gsl_rng_uniform_int(r, 32) + !prefill;
+        double ctx = 0;
+        for (int k = 0; k < d; k++)
+            ctx += 20 + (double)gsl_rng_uniform_int(r, 681);
+        s[i] = (rb_llm_step){ .decode_seqs = d, .reps = 1 };
+        if (prefill) {
+            double pn = 1 + (double)gsl_rng_uniform_int(r, 256);
+            double pc = gsl_rng_uniform(r) < 0.5 ? 0 : (double)gsl_rng_uniform_int(r, 401);
+            s[i].prefill_tokens = pn;
+            s[i].prefill_attention_pairs = pn * (pc + (pn + 1) / 2);
+            ctx += pc;
+        }
+        s[i].context_tokens = ctx;
+        double f = coef[0] + coef[1] * s[i].prefill_tokens + coef[2] * s[i].decode_seqs +
+                   coef[3] * s[i].context_tokens + coef[4] * s[i].prefill_attention_pairs;
+        s[i].latency_s = f * (1 + cv * gsl_ran_gaussian(r, 1));
+    }
+    gsl_rng_free(r);
+    return n;
+}
+
+/* The fit on a loop's record with proportional noise (cv 5%) recovers the
+ * five coefficients that made it, each within 5 of its standard errors
+ * plus the bias the relative residuals bring. With rows divided by their
+ * latency y = f (1 + e), the residuals 1 - x c / y have sd cv, so the
+ * coefficients' covariance is cv^2 (X~' X~)^-1, X~ the rows x / f; and
+ * dividing by a noisy y scales the fit by E[1/(1+e)] / E[1/(1+e)^2] =
+ * 1 - 2 cv^2 to first order: 3 cv^2 of each coefficient is allowed for
+ * it. Two records, of 2,000 steps and of 8,000 (half the standard errors),
+ * each against its own. */
+static void test_fit_loop_record(void)
+{
+    /* the CPU loop's flavour: 20 us a step, 12 us a prompt token, 10 us a
+     * decoding sequence, 0.1 us a context token, 0.11 us a pair */
+    const double c[5] = {2e-5, 1.2e-5, 1e-5, 1e-7, 1.1e-7}, cv = 0.05;
+    for (int pass = 0; pass < 2; pass++) {
+        int n = pass ? 8000 : 2000;
+        rb_llm_step *s = malloc(sizeof *s * (size_t)n);
+        loop_record(s, n, c, cv, 17 + (unsigned long)pass);
+        rb_llm_fit f;
+        CU_ASSERT_EQUAL_FATAL(rb_llm_fit_steps(s, n, &f), 0);
+        CU_ASSERT_EQUAL(f.zeroed, 0);
+        /* the standard errors from the true model's rows */
+        gsl_matrix *A = gsl_matrix_calloc(5, 5);
+        for (int i = 0; i < n; i++) {
+            double x[5] = {1, s[i].prefill_tokens, s[i].decode_seqs, s[i].context_tokens,
+                           s[i].prefill_attention_pairs};
+            double fi = c[0] * x[0] + c[1] * x[1] + c[2] * x[2] + c[3] * x[3] + c[4] * x[4];
+            for (int a = 0; a < 5; a++)
+                for (int b = 0; b < 5; b++)
+                    *gsl_matrix_ptr(A, (size_t)a, (size_t)b) += x[a] * x[b] / (fi * fi);
+        }
+        gsl_linalg_cholesky_decomp1(A);
+        gsl_linalg_cholesky_invert(A);
+        double got[5] = {f.overhead_s, f.per_prefill_token_s, f.per_decode_seq_s,
+                         f.per_context_token_s, f.per_prefill_attention_s};
+        for (int a = 0; a < 5; a++) {
+            double se = cv * sqrt(gsl_matrix_get(A, (size_t)a, (size_t)a));
+            double tol = 5 * se + 3 * cv * cv * c[a];
+            CU_ASSERT(se < 0.2 * c[a]); /* the record determines it */
+            if (!(fabs(got[a] - c[a]) <= tol))
+                fprintf(stderr, "\n  coefficient %d: %.6g, made with %.6g +- %.3g", a, got[a],
+                        c[a], tol);
+            CU_ASSERT(fabs(got[a] - c[a]) <= tol);
+        }
+        /* by kind: the measured time over the fitted, within the same
+         * allowance (both kinds' sums are fitted to within cv / sqrt(n)) */
+        rb_llm_kind_fit k[2];
+        rb_llm_fit_by_kind(&f, s, (size_t)n, k);
+        CU_ASSERT_EQUAL(k[0].steps + k[1].steps, n);
+        CU_ASSERT(k[0].steps > n / 2 && k[1].steps > n / 5);
+        for (int i = 0; i < 2; i++) {
+            double ratio = k[i].measured_s / k[i].model_s;
+            CU_ASSERT(fabs(ratio - 1) <= 5 * cv / sqrt((double)k[i].steps) + 3 * cv * cv);
+            CU_ASSERT(fabs(k[i].rel_rms - cv) < 0.2 * cv); /* the noise made, seen */
+        }
+        gsl_matrix_free(A);
+        free(s);
+    }
+}
+
+/* rb_llm_fit_by_kind by hand: a fit of 1 ms a step; decode-only steps of
+ * 1 and 2 ms, a step with prefill of 0.5 ms. */
+static void test_fit_by_kind(void)
+{
+    rb_llm_fit f = {.overhead_s = 1e-3};
+    rb_llm_step s[3] = {{.decode_seqs = 4, .latency_s = 1e-3},
+                        {.decode_seqs = 1, .context_tokens = 90, .latency_s = 2e-3},
+                        {.prefill_tokens = 7, .decode_seqs = 3, .latency_s = 0.5e-3}};
+    rb_llm_kind_fit k[2];
+    rb_llm_fit_by_kind(&f, s, 3, k);
+    CU_ASSERT_EQUAL(k[RB_LLM_DECODE_ONLY].steps, 2);
+    CU_ASSERT_DOUBLE_EQUAL(k[RB_LLM_DECODE_ONLY].measured_s, 3e-3, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(k[RB_LLM_DECODE_ONLY].model_s, 2e-3, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(k[RB_LLM_DECODE_ONLY].rel_mean, 0.25, 1e-12); /* (0 + 0.5) / 2 */
+    CU_ASSERT_DOUBLE_EQUAL(k[RB_LLM_DECODE_ONLY].rel_rms, sqrt(0.125), 1e-12);
+    CU_ASSERT_EQUAL(k[RB_LLM_WITH_PREFILL].steps, 1);
+    CU_ASSERT_DOUBLE_EQUAL(k[RB_LLM_WITH_PREFILL].rel_mean, -1, 1e-12); /* (0.5 - 1) / 0.5 */
+    CU_ASSERT_DOUBLE_EQUAL(k[RB_LLM_WITH_PREFILL].measured_s / k[RB_LLM_WITH_PREFILL].model_s,
+                           0.5, 1e-12);
+    cJSON *j = rb_llm_fit_by_kind_json(&f, s, 3);
+    const cJSON *all = cJSON_GetObjectItemCaseSensitive(j, "all");
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(all, "measured_over_model");
+    CU_ASSERT(cJSON_IsNumber(r) && fabs(r->valuedouble - 3.5 / 3) < 1e-12);
+    r = cJSON_GetObjectItemCaseSensitive(all, "rel_mean");
+    CU_ASSERT(cJSON_IsNumber(r) && fabs(r->valuedouble - (0 + 0.5 - 1) / 3) < 1e-12);
+    cJSON_Delete(j);
 }
 
 /* A tiny stack and grid for the tests: one repetition. */
@@ -616,6 +744,8 @@ int main(void)
                 test_fit_recovers_attention);
     CU_add_test(s, "fit holds coefficients at 0", test_fit_non_negative);
     CU_add_test(s, "fit refuses undetermined steps", test_fit_refuses);
+    CU_add_test(s, "fit on a loop's record with proportional noise", test_fit_loop_record);
+    CU_add_test(s, "the fit's residuals by step kind", test_fit_by_kind);
     CU_add_test(s, "the grid", test_grid);
     CU_add_test(s, "the CPU kernel runs the grid", test_bench_runs);
     CU_add_test(s, "INT8 and FP16 against FP32", test_precision_check);
