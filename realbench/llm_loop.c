@@ -22,8 +22,8 @@
  * capacity is measured first (every request of a batch there at once),
  * then it runs at 65% of it on arrivals of its own: every step of those
  * two runs, composition and measured time, is the record the alpha_beta
- * step model is fitted on (the llm-step grid's fit is kept beside, for
- * comparison). Then the loop runs at 50% and 80% of capacity; each run's
+ * step model is fitted on, to the mean step time (rb_llm_fit_steps_mean;
+ * the llm-step grid's fit of medians is kept beside, for comparison). Then the loop runs at 50% and 80% of capacity; each run's
  * arrivals and token counts are written as a trace that fleetsim replays
  * in generated scenarios: the loop's fit with its noise, without the
  * noise, the grid's fit, and the loop's fit rescaled by each run's own
@@ -666,7 +666,8 @@ int rb_llm_loop_main(int argc, char **argv)
     memcpy(rec + n_cap_steps, cal_steps, sizeof *rec * n_cal_steps);
     n_rec = n_cap_steps + n_cal_steps;
     free(cal_steps);
-    if (n_rec > INT_MAX || rb_llm_fit_steps(rec, (int)n_rec, &fit)) {
+    int iters = 0;
+    if (n_rec > INT_MAX || rb_llm_fit_steps_mean(rec, (int)n_rec, &fit, &iters)) {
         fprintf(stderr, "realbench llm-loop: the fit on the loop's calibration steps failed\n");
         goto done;
     }
@@ -680,10 +681,13 @@ int rb_llm_loop_main(int argc, char **argv)
     cJSON_DeleteItemFromObjectCaseSensitive(ls, "steps");
     cJSON_ReplaceItemInObjectCaseSensitive(
         ls, "method", cJSON_CreateString(
-            "gsl_multifit_linear on every step of the loop's capacity run and of a run of "
-            "the loop at 65% of capacity (arrivals of their own), rows divided by their "
-            "latency (relative residuals); a coefficient below 0 fixed at 0 and the rest "
-            "refitted"));
+            "every step of the loop's capacity run and of a run of the loop at 65% of "
+            "capacity (arrivals of their own), one timing each; iteratively reweighted least "
+            "squares (gsl_multifit_wlinear), each step weighted by 1 / its fitted time^2 "
+            "(its variance under noise of a given cv: the fit is of the mean step time), "
+            "from the fit with rows divided by their latency; a coefficient below 0 fixed at "
+            "0 and the rest refitted"));
+    cJSON_AddNumberToObject(ls, "iterations", iters);
     cJSON *fo = cJSON_AddObjectToObject(ls, "fitted_on");
     cJSON_AddStringToObject(fo, "record", "calibration-steps.csv");
     cJSON_AddNumberToObject(fo, "capacity_run_steps", (double)n_cap_steps);

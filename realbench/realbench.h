@@ -235,6 +235,14 @@ typedef struct {
  * 0, or -1 for fewer than 5 steps, a latency that is not > 0, or steps that
  * do not determine the coefficients. */
 int rb_llm_fit_steps(const rb_llm_step *steps, int n, rb_llm_fit *fit);
+/* The same model fitted to the steps' mean times, for single timings with
+ * noise (a loop's record) rather than medians: iteratively reweighted
+ * least squares (gsl_multifit_wlinear), each step weighted by 1 / f^2, f
+ * the previous fit's time for it (starting from rb_llm_fit_steps), until
+ * no step's fitted time moves by 1e-9 of itself (at most 100 rounds;
+ * *iterations, when not NULL, says how many ran). Coefficients held >= 0
+ * as rb_llm_fit_steps holds them. 0, or -1 as rb_llm_fit_steps. */
+int rb_llm_fit_steps_mean(const rb_llm_step *steps, int n, rb_llm_fit *fit, int *iterations);
 double rb_llm_fit_apply(const rb_llm_fit *fit, const rb_llm_step *step);
 
 /* How a fit does on steps of each kind: [RB_LLM_DECODE_ONLY] the steps
