@@ -56,7 +56,10 @@ typedef struct {
  * every step takes the time fit gives its composition on a clock of its
  * own (the same scheduler with model times: what fleetsim should predict
  * with the same fit and no noise). Every step's composition and time goes
- * into *steps (malloc'd, *n_steps of them). 0, or -1 when out of memory. */
+ * into *steps (malloc'd, *n_steps of them); a step's time runs from the
+ * end of the step before (or the loop's waking, after it was idle) to its
+ * own end, so it includes the forming of the step. 0, or -1 when out of
+ * memory. */
 int rb_llm_loop_run(rb_llm_net *net, const rb_llm_fit *fit, int budget, int max_seqs,
                     rb_llm_loop_req *rq, int n, rb_llm_step **steps, size_t *n_steps);
 

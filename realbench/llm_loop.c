@@ -174,11 +174,21 @@ int rb_llm_loop_run(rb_llm_net *net, const rb_llm_fit *fit, int budget_tokens, i
     int rc = run && ch && ci && rec && (net || fit) ? 0 : -1;
     int n_run = 0, next = 0, wait_head = 0, done = 0;
     double t_start = net ? now_s() : 0, vnow = 0; /* vnow: the model's clock */
+    /* A step's time is the loop's cycle: from the end of the step before
+     * (its tokens handed out, the next one formed in between), or from the
+     * loop's waking when it was idle, to its own end: what the step holds
+     * the replica for, as fleetsim's step does. */
+    double t_free = 0;
+    int idle = 0;
     while (!rc && done < n) {
         double now = net ? now_s() - t_start : vnow;
+        if (idle)
+            t_free = now;
+        idle = 0;
         while (next < n && rq[next].arrival_s <= now)
             next++;
         if (n_run == 0 && wait_head == next) { /* idle until the next arrival */
+            idle = 1;
             if (!net) {
                 vnow = rq[next].arrival_s;
                 continue;
@@ -219,16 +229,15 @@ int rb_llm_loop_run(rb_llm_net *net, const rb_llm_fit *fit, int budget_tokens, i
             }
             comp.context_tokens += ch[i].c;
         }
-        double t0, t1;
+        double t1;
         if (net) {
-            t0 = now_s() - t_start;
             rb_llm_net_step(net, ch, k);
             t1 = now_s() - t_start;
         } else {
-            t0 = vnow;
-            t1 = vnow = t0 + rb_llm_fit_apply(fit, &comp);
+            t1 = vnow = vnow + rb_llm_fit_apply(fit, &comp);
         }
-        comp.latency_s = t1 - t0;
+        comp.latency_s = t1 - t_free;
+        t_free = t1;
         if (ns == cap) {
             rb_llm_step *nr = realloc(rec, sizeof *rec * (cap *= 2));
             if (!nr) {
