@@ -23,8 +23,9 @@
  * then it runs at 65% of it on arrivals of its own: every step of those
  * two runs, composition and measured time, is the record the alpha_beta
  * step model is fitted on, to the mean step time (rb_llm_fit_steps_mean;
- * the llm-step grid's fit of medians is kept beside, for comparison). Then the loop runs at 50% and 80% of capacity; each run's
- * arrivals and token counts are written as a trace that fleetsim replays
+ * the llm-step grid's fit of medians is kept beside, for comparison).
+ * Then the loop runs at 50% and 80% of capacity; each run's arrivals and
+ * token counts are written as a trace that fleetsim replays
  * in generated scenarios: the loop's fit with its noise, without the
  * noise, the grid's fit, and the loop's fit rescaled by each run's own
  * measured step time over the model's (a diagnostic that uses the
