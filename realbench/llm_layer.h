@@ -38,4 +38,29 @@ void rb_llm_net_step(rb_llm_net *m, const rb_llm_chunk *ch, int n_ch);
 /* The last step's output: tokens x d_model floats. */
 const float *rb_llm_net_output(const rb_llm_net *m, size_t *count);
 
+/* A request of the closed loop (llm_loop.c): arrival (seconds from the
+ * loop's start), prompt and answer tokens; the loop sets the rest (first
+ * and last token's times, same clock). */
+typedef struct {
+    double arrival_s, first_s, last_s;
+    int in, out;            /* prompt and answer tokens, >= 1 */
+    int computed, generated;
+} rb_llm_loop_req;
+
+/* Runs the requests (arrival_s ascending) through the loop's scheduler:
+ * token budget, at most max_seqs sequences, running sequences first (a
+ * prompt chunk up to the budget left, or one decode token), then waiting
+ * ones first come first served; what arrives during a step joins at the
+ * next. With net, every step runs on it and takes the time it takes, the
+ * loop sleeping to the next arrival when nothing is left; without (NULL),
+ * every step takes the time fit gives its composition on a clock of its
+ * own (the same scheduler with model times: what fleetsim should predict
+ * with the same fit and no noise). Every step's composition and time goes
+ * into *steps (malloc'd, *n_steps of them); a step's time runs from the
+ * end of the step before (or the loop's waking, after it was idle) to its
+ * own end, so it includes the forming of the step. 0, or -1 when out of
+ * memory. */
+int rb_llm_loop_run(rb_llm_net *net, const rb_llm_fit *fit, int budget, int max_seqs,
+                    rb_llm_loop_req *rq, int n, rb_llm_step **steps, size_t *n_steps);
+
 #endif

@@ -19,16 +19,22 @@
  * sequences and budget last; vllm/v1/core/sched/scheduler.py). A step's
  * tokens are out when it ends: a prompt's last chunk gives the first token
  * (TTFT), each later step one more, the last one the end (E2E). The loop's
- * capacity is measured first (every request of a batch there at once), then
- * it runs at 50% and 80% of it; each run's arrivals and token counts are
- * written as a trace that fleetsim replays in a generated scenario with
- * the profile calibrated here (alpha_beta and the noise), and once more
- * without the noise. compare.json sets mean and p99 of TTFT and E2E side
- * by side, with the loop's 95% confidence intervals, and a third
- * prediction whose step model is rescaled, per load, by the loop's own
- * measured step time over the model's on the same compositions (how much
- * slower the machine ran than while calibrating), to tell the queue's
- * error from the machine's drift.
+ * capacity is measured first (every request of a batch there at once),
+ * then it runs at 65% of it on arrivals of its own: every step of those
+ * two runs, composition and measured time, is the record the alpha_beta
+ * step model is fitted on, to the mean step time (rb_llm_fit_steps_mean;
+ * the llm-step grid's fit of medians is kept beside, for comparison).
+ * Then the loop runs at 50% and 80% of capacity; each run's arrivals and
+ * token counts are written as a trace that fleetsim replays
+ * in generated scenarios: the loop's fit with its noise, without the
+ * noise, the grid's fit, and the loop's fit rescaled by each run's own
+ * measured step time over the model's (a diagnostic that uses the
+ * evaluated run's times). The same scheduler also runs each trace with the
+ * fit's step times in place of the CPU's (rb_llm_loop_run without a net):
+ * what fleetsim without noise must give if it forms the same steps.
+ * compare.json sets mean and p99 of TTFT and E2E side by side, with the
+ * loop's 95% confidence intervals, and each run's step times against both
+ * fits split into decode-only steps and steps with prefill.
  */
 #define _XOPEN_SOURCE 700 /* realpath, clock_nanosleep */
 #include "llm_layer.h"
@@ -140,11 +146,7 @@ cJSON *rb_llm_noise_json(const rb_llm_noise *nz)
 
 /* ---- the closed loop --------------------------------------------------- */
 
-typedef struct {
-    double arrival_s, first_s, last_s;
-    int in, out;       /* prompt and answer tokens */
-    int computed, generated;
-} lreq;
+typedef rb_llm_loop_req lreq;
 
 typedef struct {
     int budget, max_seqs;      /* tokens per step, sequences running */
@@ -160,43 +162,45 @@ static int draw_len(gsl_rng *r, double mean, double cv, int max)
     return k < 1 ? 1 : k > max ? max : k;
 }
 
-/* What a run of the loop did: its steps, the time they took, and the time
- * the fitted step model gives the same compositions. */
-typedef struct {
-    long steps;
-    double busy_s, model_s;
-} loop_run;
-
-/* Runs the requests (arrival_s ascending, relative to the loop's start)
- * through the loop; fills first_s and last_s, and *lr. 0, or -1 when out
- * of memory. */
-static int run_loop(rb_llm_net *net, const loop_cfg *c, const rb_llm_fit *fit, lreq *rq, int n,
-                    loop_run *lr)
+int rb_llm_loop_run(rb_llm_net *net, const rb_llm_fit *fit, int budget_tokens, int max_seqs,
+                    lreq *rq, int n, rb_llm_step **steps, size_t *n_steps)
 {
-    int *run = malloc(sizeof *run * (size_t)c->max_seqs);
-    rb_llm_chunk *ch = malloc(sizeof *ch * (size_t)c->max_seqs);
-    int *ci = malloc(sizeof *ci * (size_t)c->max_seqs);
-    if (!run || !ch || !ci) {
-        free(run);
-        free(ch);
-        free(ci);
-        return -1;
-    }
+    *steps = NULL;
+    *n_steps = 0;
+    int *run = malloc(sizeof *run * (size_t)max_seqs);
+    rb_llm_chunk *ch = malloc(sizeof *ch * (size_t)max_seqs);
+    int *ci = malloc(sizeof *ci * (size_t)max_seqs);
+    size_t cap = 1024, ns = 0;
+    rb_llm_step *rec = malloc(sizeof *rec * cap);
+    int rc = run && ch && ci && rec && (net || fit) ? 0 : -1;
     int n_run = 0, next = 0, wait_head = 0, done = 0;
-    *lr = (loop_run){0, 0, 0};
-    double t_start = now_s();
-    while (done < n) {
-        double now = now_s() - t_start;
+    double t_start = net ? now_s() : 0, vnow = 0; /* vnow: the model's clock */
+    /* A step's time is the loop's cycle: from the end of the step before
+     * (its tokens handed out, the next one formed in between), or from the
+     * loop's waking when it was idle, to its own end: what the step holds
+     * the replica for, as fleetsim's step does. */
+    double t_free = 0;
+    int idle = 0;
+    while (!rc && done < n) {
+        double now = net ? now_s() - t_start : vnow;
+        if (idle)
+            t_free = now;
+        idle = 0;
         while (next < n && rq[next].arrival_s <= now)
             next++;
         if (n_run == 0 && wait_head == next) { /* idle until the next arrival */
+            idle = 1;
+            if (!net) {
+                vnow = rq[next].arrival_s;
+                continue;
+            }
             double at = t_start + rq[next].arrival_s;
             struct timespec ts = {(time_t)at, (long)((at - floor(at)) * 1e9)};
             while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
                 ;
             continue;
         }
-        int budget = c->budget, k = 0;
+        int budget = budget_tokens, k = 0;
         for (int i = 0; i < n_run && budget > 0; i++) {
             lreq *q = &rq[run[i]];
             int left = q->in - q->computed, m = left > 0 ? (left < budget ? left : budget) : 1;
@@ -204,7 +208,7 @@ static int run_loop(rb_llm_net *net, const loop_cfg *c, const rb_llm_fit *fit, l
             ci[k++] = run[i];
             budget -= m;
         }
-        while (budget > 0 && n_run < c->max_seqs && wait_head < next) {
+        while (budget > 0 && n_run < max_seqs && wait_head < next) {
             lreq *q = &rq[wait_head];
             int m = q->in < budget ? q->in : budget;
             run[n_run++] = wait_head++;
@@ -212,12 +216,12 @@ static int run_loop(rb_llm_net *net, const loop_cfg *c, const rb_llm_fit *fit, l
             ci[k++] = run[n_run - 1];
             budget -= m;
         }
-        double t0 = now_s() - t_start;
-        rb_llm_net_step(net, ch, k);
-        double t1 = now_s() - t_start;
-        rb_llm_step comp = {0};
+        /* the step's composition as fleetsim's alpha_beta model counts it
+         * (sim/base/llm_model.c, llm_step_s): a chunk on a sequence whose
+         * prompt is computed is a decode token */
+        rb_llm_step comp = {.reps = 1};
         for (int i = 0; i < k; i++) {
-            if (rq[ci[i]].computed >= rq[ci[i]].in) { /* the prompt done: a decode token */
+            if (rq[ci[i]].computed >= rq[ci[i]].in) {
                 comp.decode_seqs += 1;
             } else {
                 comp.prefill_tokens += ch[i].n;
@@ -226,9 +230,24 @@ static int run_loop(rb_llm_net *net, const loop_cfg *c, const rb_llm_fit *fit, l
             }
             comp.context_tokens += ch[i].c;
         }
-        lr->steps++;
-        lr->busy_s += t1 - t0;
-        lr->model_s += rb_llm_fit_apply(fit, &comp);
+        double t1;
+        if (net) {
+            rb_llm_net_step(net, ch, k);
+            t1 = now_s() - t_start;
+        } else {
+            t1 = vnow = vnow + rb_llm_fit_apply(fit, &comp);
+        }
+        comp.latency_s = t1 - t_free;
+        t_free = t1;
+        if (ns == cap) {
+            rb_llm_step *nr = realloc(rec, sizeof *rec * (cap *= 2));
+            if (!nr) {
+                rc = -1;
+                break;
+            }
+            rec = nr;
+        }
+        rec[ns++] = comp;
         for (int i = 0; i < k; i++) {
             lreq *q = &rq[ci[i]];
             q->computed += ch[i].n;
@@ -253,6 +272,12 @@ static int run_loop(rb_llm_net *net, const loop_cfg *c, const rb_llm_fit *fit, l
     free(run);
     free(ch);
     free(ci);
+    if (rc) {
+        free(rec);
+        return -1;
+    }
+    *steps = rec;
+    *n_steps = ns;
     return 0;
 }
 
@@ -273,7 +298,9 @@ static lreq *make_requests(const loop_cfg *c, gsl_rng *r, double rate, double du
             }
             rq = nr;
         }
-        rq[n] = (lreq){ .arrival_s = rate > 0 ? t : 0,
+        /* to the nanosecond the trace is written with, so that fleetsim
+         * replays exactly these arrivals */
+        rq[n] = (lreq){ .arrival_s = rate > 0 ? round(t * 1e9) / 1e9 : 0,
                         .in = draw_len(r, c->in_mean, c->in_cv, c->in_max),
                         .out = draw_len(r, c->out_mean, c->out_cv, c->out_max) };
         n++;
@@ -339,9 +366,24 @@ static double arr_at(const cJSON *o, const char *k, int i)
     return cJSON_IsNumber(a) ? a->valuedouble : NAN;
 }
 
-/* compare.<load>.<metric>: the loop's, each simulation's, and their differences. */
-static void compare_metric(cJSON *out, const cJSON *loop, const cJSON *sim, const cJSON *sim0,
-                           const cJSON *sim2, const char *pool, const char *metric)
+/* The predictions set beside the loop: fleetsim with the step model fitted
+ * on the loop's calibration record and its noise, the same without the
+ * noise, with the grid's fit (the llm-step grid alone) and the noise, and
+ * with the loop-fitted coefficients times each load's measured step time
+ * over the model's (a diagnostic: it uses the evaluated run's own times).
+ * The last, "loop_scheduler_model", is not fleetsim: the loop's own
+ * scheduler run on the same arrivals with the fitted model's step times
+ * and no noise; it and fleetsim_no_noise agree when fleetsim forms the
+ * same steps as the loop (up to fleetsim's histogram resolution on p99). */
+enum { P_SIM, P_NO_NOISE, P_GRID, P_RESCALED, P_REPLAY, N_PRED };
+static const char *const PRED[N_PRED] = {"fleetsim", "fleetsim_no_noise", "fleetsim_grid",
+                                         "fleetsim_rescaled", "loop_scheduler_model"};
+
+/* compare.<load>.<metric>: the loop's, each prediction's, and their
+ * differences. pred[P_REPLAY] is a loop_stats object, the others
+ * fleetsim summaries. */
+static void compare_metric(cJSON *out, const cJSON *loop, const cJSON *const pred[N_PRED],
+                           const char *pool, const char *metric)
 {
     const char *stats[] = {"mean", "p99"};
     for (int s = 0; s < 2; s++) {
@@ -353,19 +395,23 @@ static void compare_metric(cJSON *out, const cJSON *loop, const cJSON *sim, cons
         char cik[32];
         snprintf(cik, sizeof cik, "%s_ci95", stats[s]);
         double lo = arr_at(loop, cik, 0), hi = arr_at(loop, cik, 1);
-        double a = jget(sim, pth), b = jget(sim0, pth), r = jget(sim2, pth);
         cJSON_AddNumberToObject(o, "loop", l);
         cJSON_AddNumberToObject(o, "loop_ci95_lo", lo);
         cJSON_AddNumberToObject(o, "loop_ci95_hi", hi);
-        cJSON_AddNumberToObject(o, "fleetsim", a);
-        cJSON_AddNumberToObject(o, "fleetsim_no_noise", b);
-        cJSON_AddNumberToObject(o, "fleetsim_rescaled", r);
-        cJSON_AddNumberToObject(o, "diff", a - l);
-        cJSON_AddNumberToObject(o, "rel_diff", (a - l) / l);
-        cJSON_AddNumberToObject(o, "diff_no_noise", b - l);
-        cJSON_AddBoolToObject(o, "fleetsim_within_ci", a >= lo && a <= hi);
-        cJSON_AddBoolToObject(o, "no_noise_within_ci", b >= lo && b <= hi);
-        cJSON_AddBoolToObject(o, "rescaled_within_ci", r >= lo && r <= hi);
+        double v[N_PRED];
+        for (int k = 0; k < N_PRED; k++) {
+            v[k] = k == P_REPLAY ? jget(pred[k], (const char *[]){stats[s], NULL})
+                                 : jget(pred[k], pth);
+            cJSON_AddNumberToObject(o, PRED[k], v[k]);
+        }
+        cJSON_AddNumberToObject(o, "diff", v[P_SIM] - l);
+        cJSON_AddNumberToObject(o, "rel_diff", (v[P_SIM] - l) / l);
+        cJSON_AddNumberToObject(o, "diff_no_noise", v[P_NO_NOISE] - l);
+        cJSON_AddNumberToObject(o, "rel_diff_grid", (v[P_GRID] - l) / l);
+        for (int k = 0; k < P_REPLAY; k++) {
+            snprintf(key, sizeof key, "%s_within_ci", PRED[k]);
+            cJSON_AddBoolToObject(o, key, v[k] >= lo && v[k] <= hi);
+        }
     }
 }
 
@@ -392,47 +438,44 @@ static void loadavg(char *buf, size_t cap)
     buf[strcspn(buf, "\n")] = 0;
 }
 
-/* The scenario: one pool per load, each replaying its trace. Variant 1:
- * the step model and its noise from the profile as measured; 0: the same
- * without the noise; 2: with the noise, each load's model the profile's
- * coefficients times scale[load] (the loop's measured step time over the
- * model's on the same compositions), to see the queue apart from the
- * machine's drift in speed. */
-static int write_scenario(const char *path, const char *prof, const loop_cfg *c, double dur_s,
-                          const char *const *loads, int n_loads, int variant,
-                          const rb_llm_fit *fit, const double *scale)
+/* The scenario: one pool per load, each replaying its trace, its step
+ * model from coef_prof's llm_step, or with inline_fit that fit's
+ * coefficients times scale[load], and its noise from noise_prof (NULL: no
+ * noise). */
+static int write_scenario(const char *path, const char *name, const char *coef_prof,
+                          const char *noise_prof, const rb_llm_fit *inline_fit,
+                          const double *scale, const loop_cfg *c, double dur_s,
+                          const char *const *loads, int n_loads)
 {
-    static const char *const names[] = {"-no-noise", "", "-rescaled"};
     FILE *y = fopen(path, "w");
     if (!y)
         return -1;
     fprintf(y,
             "# written by realbench llm-loop: the loop's layer stack (its shape as a model\n"
-            "# config), its step costs and noise from %s, its scheduler's\n"
+            "# config), its step costs from %s, %s, its scheduler's\n"
             "# budget and sequences, and each run's arrivals and token counts as a trace\n"
-            "name: llm-loop%s\nseed: 7\nduration: %.3fs\nmodels:\n",
-            prof, names[variant], dur_s);
+            "name: %s\nseed: 7\nduration: %.3fs\nmodels:\n",
+            coef_prof, noise_prof ? "with noise" : "no noise", name, dur_s);
     for (int i = 0; i < n_loads; i++) {
         fprintf(y, "  toy%s:\n    llm:\n"
                    "      config: {hidden_size: 128, num_hidden_layers: 2, num_attention_heads: 1,\n"
                    "               num_key_value_heads: 1, intermediate_size: 512, vocab_size: 1024}\n"
                    "      precision: fp32\n", loads[i]);
-        if (variant == 2)
+        if (inline_fit)
             fprintf(y, "      # %s's llm_step coefficients x %.6f\n"
                        "      step: {model: alpha_beta, overhead: %.6fus, per_prefill_token: %.6fus,\n"
                        "             per_decode_seq: %.6fus, per_context_token: %.9fus,\n"
-                       "             per_prefill_attention: %.9fns,\n"
-                       "             noise: {calibration: %s}}\n",
-                    prof, scale[i], 1e6 * scale[i] * fit->overhead_s,
-                    1e6 * scale[i] * fit->per_prefill_token_s,
-                    1e6 * scale[i] * fit->per_decode_seq_s,
-                    1e6 * scale[i] * fit->per_context_token_s,
-                    1e9 * scale[i] * fit->per_prefill_attention_s, prof);
+                       "             per_prefill_attention: %.9fns",
+                    coef_prof, scale[i], 1e6 * scale[i] * inline_fit->overhead_s,
+                    1e6 * scale[i] * inline_fit->per_prefill_token_s,
+                    1e6 * scale[i] * inline_fit->per_decode_seq_s,
+                    1e6 * scale[i] * inline_fit->per_context_token_s,
+                    1e9 * scale[i] * inline_fit->per_prefill_attention_s);
         else
-            fprintf(y, "      step: {model: alpha_beta, calibration: %s%s%s%s}\n", prof,
-                    variant ? ", noise: {calibration: " : "", variant ? prof : "",
-                    variant ? "}" : "");
-        fprintf(y, "      max_num_batched_tokens: %d\n      max_num_seqs: %d\n"
+            fprintf(y, "      step: {model: alpha_beta, calibration: %s", coef_prof);
+        if (noise_prof)
+            fprintf(y, ",\n             noise: {calibration: %s}", noise_prof);
+        fprintf(y, "}\n      max_num_batched_tokens: %d\n      max_num_seqs: %d\n"
                    "      kv_blocks: 1000000\n", c->budget, c->max_seqs);
     }
     fprintf(y, "pools:\n");
@@ -447,6 +490,73 @@ static int write_scenario(const char *path, const char *prof, const loop_cfg *c,
                 loads[i], loads[i], loads[i]);
     return fclose(y) ? -1 : 0;
 }
+
+/* The calibration record as CSV: run (capacity or calibration), the
+ * composition, the measured time and the loop fit's. */
+static int write_record(const char *path, const rb_llm_step *s, size_t n, size_t n_first,
+                        const rb_llm_fit *fit)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "run,prefill_tokens,decode_seqs,context_tokens,prefill_attention_pairs,"
+               "latency_s,fitted_s\n");
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s,%.0f,%.0f,%.0f,%.1f,%.9f,%.9f\n", i < n_first ? "capacity" : "calibration",
+                s[i].prefill_tokens, s[i].decode_seqs, s[i].context_tokens,
+                s[i].prefill_attention_pairs, s[i].latency_s, rb_llm_fit_apply(fit, &s[i]));
+    return fclose(f) ? -1 : 0;
+}
+
+static double sum_latency(const rb_llm_step *s, size_t n)
+{
+    double t = 0;
+    for (size_t i = 0; i < n; i++)
+        t += s[i].latency_s;
+    return t;
+}
+
+static double sum_model(const rb_llm_fit *f, const rb_llm_step *s, size_t n)
+{
+    double t = 0;
+    for (size_t i = 0; i < n; i++)
+        t += rb_llm_fit_apply(f, &s[i]);
+    return t;
+}
+
+static void fit_json(cJSON *o, const rb_llm_fit *f)
+{
+    cJSON_AddNumberToObject(o, "overhead_s", f->overhead_s);
+    cJSON_AddNumberToObject(o, "per_prefill_token_s", f->per_prefill_token_s);
+    cJSON_AddNumberToObject(o, "per_decode_seq_s", f->per_decode_seq_s);
+    cJSON_AddNumberToObject(o, "per_context_token_s", f->per_context_token_s);
+    cJSON_AddNumberToObject(o, "per_prefill_attention_s", f->per_prefill_attention_s);
+}
+
+/* A copy of n requests with nothing served yet (for the model replay). */
+static lreq *fresh_copy(const lreq *rq, int n)
+{
+    lreq *c = malloc(sizeof *c * (size_t)(n ? n : 1));
+    for (int i = 0; c && i < n; i++)
+        c[i] = (lreq){ .arrival_s = rq[i].arrival_s, .in = rq[i].in, .out = rq[i].out };
+    return c;
+}
+
+/* loop_stats of TTFT (m 0) or E2E (m 1) over n requests; NULL out of memory. */
+static cJSON *req_stats(const lreq *rq, int n, int m)
+{
+    double *x = malloc(sizeof *x * (size_t)(n ? n : 1));
+    if (!x)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        x[i] = (m == 0 ? rq[i].first_s : rq[i].last_s) - rq[i].arrival_s;
+    cJSON *o = cJSON_CreateObject();
+    loop_stats(o, x, (size_t)n);
+    free(x);
+    return o;
+}
+
+enum { CALIB_PERCENT = 65 };
 
 int rb_llm_loop_main(int argc, char **argv)
 {
@@ -477,11 +587,13 @@ int rb_llm_loop_main(int argc, char **argv)
         fprintf(stderr,
                 "usage: realbench llm-loop --out DIR [--fleetsim build/fleetsim] [--seconds 40]\n"
                 "         [--noise-steps 4000] [--seed N]\n"
-                "  calibrates the LLM step model and its noise on this CPU, measures a real\n"
-                "  continuous-batching loop's capacity, runs it at 50%% and 80%% of it under\n"
-                "  Poisson arrivals, and sets fleetsim's prediction of the same arrivals beside\n"
-                "  it: DIR/profile.json, loop.csv, trace-50.csv, trace-80.csv, scenario.yaml,\n"
-                "  scenario-no-noise.yaml, scenario-rescaled.yaml, sim*/, compare.json\n");
+                "  calibrates the LLM step model on this CPU from the loop's own steps (its\n"
+                "  capacity run and a run at %d%% of capacity with arrivals of their own) and\n"
+                "  the step noise, runs the loop at 50%% and 80%% of capacity under Poisson\n"
+                "  arrivals, and sets fleetsim's prediction of the same arrivals beside it:\n"
+                "  DIR/profile.json, profile-grid.json, calibration-steps.csv, loop.csv,\n"
+                "  trace-50.csv, trace-80.csv, scenario*.yaml, sim*/, compare.json\n",
+                CALIB_PERCENT);
         return 2;
     }
     if (access(bin, X_OK)) {
@@ -497,58 +609,127 @@ int rb_llm_loop_main(int argc, char **argv)
     loadavg(load0, sizeof load0);
     double cpu0 = (double)clock() / CLOCKS_PER_SEC;
     int rc = 1;
-    rb_llm_step *steps = NULL;
-    double *rec = NULL;
-    lreq *rq[2] = {NULL, NULL};
-    int nrq[2] = {0, 0};
+    rb_llm_step *steps = NULL, *rec = NULL, *run_steps[2] = {NULL, NULL};
+    size_t n_rec = 0, n_run_steps[2] = {0, 0}, n_cap_steps = 0;
+    double *noise = NULL;
+    lreq *rq[2] = {NULL, NULL}, *cap = NULL, *cal = NULL;
+    int nrq[2] = {0, 0}, n_cap = 0, n_cal = 0;
     rb_llm_net *net = NULL;
-    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937), *rcal = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(r, o.seed);
-    cJSON *prof = NULL, *res = NULL, *sim = NULL, *sim0 = NULL, *sim2 = NULL;
+    /* the calibration run's arrivals: a stream of their own, so that the
+     * 50% and 80% runs' arrivals are those of the same seed without it */
+    gsl_rng_set(rcal, o.seed + 1);
+    cJSON *prof = NULL, *gprof = NULL, *res = NULL, *sims[N_PRED] = {NULL};
 
-    /* 1. the step model and its noise */
+    /* 1. the grid's step model (the earlier method, kept beside) and the noise */
     int n = 0;
-    rb_llm_fit fit;
+    rb_llm_fit gfit, fit;
     rb_llm_noise nz;
-    if (rb_llm_bench(&o, &steps, &n, NULL, stderr) || rb_llm_fit_steps(steps, n, &fit) ||
-        rb_llm_noise_record(&o, (size_t)noise_steps, &rec) ||
-        rb_llm_noise_fit(rec, (size_t)noise_steps, &nz)) {
+    if (rb_llm_bench(&o, &steps, &n, NULL, stderr) || rb_llm_fit_steps(steps, n, &gfit) ||
+        rb_llm_noise_record(&o, (size_t)noise_steps, &noise) ||
+        rb_llm_noise_fit(noise, (size_t)noise_steps, &nz)) {
         fprintf(stderr, "realbench llm-loop: the step calibration failed\n");
         goto done;
     }
+    gprof = cJSON_CreateObject();
+    cJSON_AddStringToObject(gprof, "schema", "fleetsim-calibration/1");
+    cJSON *gls = rb_llm_step_json(&o, "cpu", "cpu-fp32-dot", steps, n, &gfit, -1, 0);
+    cJSON_AddItemToObject(gls, "noise", rb_llm_noise_json(&nz));
+    cJSON_AddItemToObject(gprof, "llm_step", gls);
+    snprintf(path, sizeof path, "%s/profile-grid.json", out);
+    if (write_json(gprof, path))
+        goto done;
+    printf("grid's step model: %.3g s + %.3g s x prefill token + %.3g s x decode seq + %.3g s "
+           "x context token + %.3g s x prefill attention pair; noise cv %.3f, lag-1 %.3f, "
+           "correlation %.3g s (%d steps of %.3g s)\n",
+           gfit.overhead_s, gfit.per_prefill_token_s, gfit.per_decode_seq_s,
+           gfit.per_context_token_s, gfit.per_prefill_attention_s, nz.cv, nz.lag1,
+           nz.correlation_s, noise_steps, nz.mean_s);
+
+    /* 2. capacity: a batch of requests all there at once, served to the end */
+    net = rb_llm_net_new(&o, o.precision, c.budget, c.in_max + c.out_max + 1);
+    cap = net ? make_requests(&c, r, 0, 300, &n_cap) : NULL;
+    if (!cap || rb_llm_loop_run(net, NULL, c.budget, c.max_seqs, cap, n_cap, &rec, &n_cap_steps))
+        goto done;
+    double makespan = 0;
+    for (int i = 0; i < n_cap; i++)
+        makespan = cap[i].last_s > makespan ? cap[i].last_s : makespan;
+    double capacity_rps = n_cap / makespan;
+    printf("capacity: %d requests in %.3f s: %.1f requests/s\n", n_cap, makespan, capacity_rps);
+
+    /* 3. the calibration run: the loop at CALIB_PERCENT of capacity on
+     * arrivals of its own; the step model is fitted on its steps and the
+     * capacity run's (relative residuals, as the grid's fit) */
+    rb_llm_step *cal_steps = NULL;
+    size_t n_cal_steps = 0;
+    cal = make_requests(&c, rcal, CALIB_PERCENT / 100.0 * capacity_rps, run_s, &n_cal);
+    if (!cal || rb_llm_loop_run(net, NULL, c.budget, c.max_seqs, cal, n_cal, &cal_steps,
+                                &n_cal_steps))
+        goto done;
+    rb_llm_step *all = realloc(rec, sizeof *rec * (n_cap_steps + n_cal_steps));
+    if (!all) {
+        free(cal_steps);
+        goto done;
+    }
+    rec = all;
+    memcpy(rec + n_cap_steps, cal_steps, sizeof *rec * n_cal_steps);
+    n_rec = n_cap_steps + n_cal_steps;
+    free(cal_steps);
+    int iters = 0;
+    if (n_rec > INT_MAX || rb_llm_fit_steps_mean(rec, (int)n_rec, &fit, &iters)) {
+        fprintf(stderr, "realbench llm-loop: the fit on the loop's calibration steps failed\n");
+        goto done;
+    }
+    snprintf(path, sizeof path, "%s/calibration-steps.csv", out);
+    if (write_record(path, rec, n_rec, n_cap_steps, &fit))
+        goto done;
     prof = cJSON_CreateObject();
     cJSON_AddStringToObject(prof, "schema", "fleetsim-calibration/1");
-    cJSON *ls = rb_llm_step_json(&o, "cpu", "cpu-fp32-dot", steps, n, &fit, -1, 0);
+    cJSON *ls = rb_llm_step_json(&o, "cpu", "cpu-fp32-dot", rec, (int)n_rec, &fit, -1, 0);
+    /* the record is in calibration-steps.csv, not here */
+    cJSON_DeleteItemFromObjectCaseSensitive(ls, "steps");
+    cJSON_ReplaceItemInObjectCaseSensitive(
+        ls, "method", cJSON_CreateString(
+            "every step of the loop's capacity run and of a run of the loop at 65% of "
+            "capacity (arrivals of their own), one timing each; iteratively reweighted least "
+            "squares (gsl_multifit_wlinear), each step weighted by 1 / its fitted time^2 "
+            "(its variance under noise of a given cv: the fit is of the mean step time), "
+            "from the fit with rows divided by their latency; a coefficient below 0 fixed at "
+            "0 and the rest refitted"));
+    cJSON_AddNumberToObject(ls, "iterations", iters);
+    cJSON *fo = cJSON_AddObjectToObject(ls, "fitted_on");
+    cJSON_AddStringToObject(fo, "record", "calibration-steps.csv");
+    cJSON_AddNumberToObject(fo, "capacity_run_steps", (double)n_cap_steps);
+    cJSON_AddNumberToObject(fo, "calibration_run_steps", (double)n_cal_steps);
+    cJSON_AddNumberToObject(fo, "calibration_load", CALIB_PERCENT / 100.0);
+    cJSON_AddNumberToObject(fo, "calibration_requests", n_cal);
+    cJSON_AddNumberToObject(fo, "calibration_seed", (double)(o.seed + 1));
+    cJSON_AddItemToObject(ls, "by_kind", rb_llm_fit_by_kind_json(&fit, rec, n_rec));
+    cJSON *gj = cJSON_AddObjectToObject(ls, "grid_fit");
+    fit_json(gj, &gfit);
+    cJSON_AddItemToObject(gj, "by_kind_on_record", rb_llm_fit_by_kind_json(&gfit, rec, n_rec));
     cJSON_AddItemToObject(ls, "noise", rb_llm_noise_json(&nz));
     cJSON_AddItemToObject(prof, "llm_step", ls);
     snprintf(path, sizeof path, "%s/profile.json", out);
     if (write_json(prof, path))
         goto done;
-    printf("step model: %.3g s + %.3g s x prefill token + %.3g s x decode seq + %.3g s x "
-           "context token + %.3g s x prefill attention pair; noise cv %.3f, lag-1 %.3f, "
-           "correlation %.3g s (%d steps of %.3g s)\n",
+    rb_llm_kind_fit kf[2], kg[2];
+    rb_llm_fit_by_kind(&fit, rec, n_rec, kf);
+    rb_llm_fit_by_kind(&gfit, rec, n_rec, kg);
+    printf("loop's step model: %.3g s + %.3g s x prefill token + %.3g s x decode seq + %.3g s "
+           "x context token + %.3g s x prefill attention pair, from %zu steps (%zu at capacity, "
+           "%zu at %d%%)\n",
            fit.overhead_s, fit.per_prefill_token_s, fit.per_decode_seq_s,
-           fit.per_context_token_s, fit.per_prefill_attention_s, nz.cv, nz.lag1,
-           nz.correlation_s, noise_steps, nz.mean_s);
+           fit.per_context_token_s, fit.per_prefill_attention_s, n_rec, n_cap_steps,
+           n_cal_steps, CALIB_PERCENT);
+    for (int k = 0; k < 2; k++)
+        printf("  %-12s %6ld steps: measured / loop fit %.3f (rel. residual mean %+.3f, rms "
+               "%.3f); measured / grid fit %.3f\n", k ? "with prefill" : "decode only",
+               kf[k].steps, kf[k].measured_s / kf[k].model_s, kf[k].rel_mean, kf[k].rel_rms,
+               kg[k].measured_s / kg[k].model_s);
 
-    /* 2. capacity: a batch of requests all there at once, served to the end */
-    net = rb_llm_net_new(&o, o.precision, c.budget, c.in_max + c.out_max + 1);
-    int n_cap = 0;
-    lreq *cap = net ? make_requests(&c, r, 0, 300, &n_cap) : NULL;
-    loop_run lrun[3];
-    if (!cap || run_loop(net, &c, &fit, cap, n_cap, &lrun[2]) < 0) {
-        free(cap);
-        goto done;
-    }
-    double makespan = 0;
-    for (int i = 0; i < n_cap; i++)
-        makespan = cap[i].last_s > makespan ? cap[i].last_s : makespan;
-    free(cap);
-    double capacity_rps = n_cap / makespan;
-    printf("capacity: %d requests in %.3f s: %.1f requests/s; steps took %.2f x the model's "
-           "time\n", n_cap, makespan, capacity_rps, lrun[2].busy_s / lrun[2].model_s);
-
-    /* 3. the loop at 50% and 80% */
+    /* 4. the loop at 50% and 80% */
     static const char *const loads[] = {"50", "80"};
     static const double frac[] = {0.5, 0.8};
     snprintf(path, sizeof path, "%s/loop.csv", out);
@@ -559,7 +740,8 @@ int rb_llm_loop_main(int argc, char **argv)
     double last_end = 0;
     for (int k = 0; k < 2; k++) {
         rq[k] = make_requests(&c, r, frac[k] * capacity_rps, run_s, &nrq[k]);
-        if (!rq[k] || run_loop(net, &c, &fit, rq[k], nrq[k], &lrun[k])) {
+        if (!rq[k] || rb_llm_loop_run(net, NULL, c.budget, c.max_seqs, rq[k], nrq[k],
+                                      &run_steps[k], &n_run_steps[k])) {
             fclose(lc);
             goto done;
         }
@@ -583,44 +765,57 @@ int rb_llm_loop_main(int argc, char **argv)
             fclose(lc);
             goto done;
         }
-        printf("load %s%%: %d requests at %.1f/s, %ld steps, which took %.2f x the model's "
-               "time\n", loads[k], nrq[k], frac[k] * capacity_rps, lrun[k].steps,
-               lrun[k].busy_s / lrun[k].model_s);
+        rb_llm_fit_by_kind(&fit, run_steps[k], n_run_steps[k], kf);
+        printf("load %s%%: %d requests at %.1f/s, %zu steps, which took %.3f x the loop fit's "
+               "time (decode only %.3f, with prefill %.3f) and %.3f x the grid fit's\n",
+               loads[k], nrq[k], frac[k] * capacity_rps, n_run_steps[k],
+               sum_latency(run_steps[k], n_run_steps[k]) /
+                   sum_model(&fit, run_steps[k], n_run_steps[k]),
+               kf[0].measured_s / kf[0].model_s, kf[1].measured_s / kf[1].model_s,
+               sum_latency(run_steps[k], n_run_steps[k]) /
+                   sum_model(&gfit, run_steps[k], n_run_steps[k]));
     }
     if (fclose(lc))
         goto done;
     loadavg(load1, sizeof load1);
     double cpu_s = (double)clock() / CLOCKS_PER_SEC - cpu0;
 
-    /* 4. fleetsim on the same arrivals, with and without the noise */
+    /* 5. fleetsim on the same arrivals: the loop fit with and without the
+     * noise, the grid's fit, the loop fit rescaled per load */
     char dirp[PATH_MAX];
     if (!realpath(out, dirp))
         goto done;
     double dur = last_end * 2 + 30;
-    double scale[2] = {lrun[0].busy_s / lrun[0].model_s, lrun[1].busy_s / lrun[1].model_s};
-    for (int v = 0; v < 3; v++) {
-        static const char *const yn[] = {"scenario-no-noise.yaml", "scenario.yaml",
-                                         "scenario-rescaled.yaml"};
-        static const char *const sn[] = {"sim-no-noise", "sim", "sim-rescaled"};
+    double scale[2];
+    for (int k = 0; k < 2; k++)
+        scale[k] = sum_latency(run_steps[k], n_run_steps[k]) /
+                   sum_model(&fit, run_steps[k], n_run_steps[k]);
+    for (int v = 0; v < P_REPLAY; v++) {
+        static const char *const yn[] = {"scenario.yaml", "scenario-no-noise.yaml",
+                                         "scenario-grid.yaml", "scenario-rescaled.yaml"};
+        static const char *const sn[] = {"sim", "sim-no-noise", "sim-grid", "sim-rescaled"};
+        static const char *const nm[] = {"llm-loop", "llm-loop-no-noise", "llm-loop-grid",
+                                         "llm-loop-rescaled"};
         char y[PATH_MAX + 64], so[PATH_MAX + 64], lg[PATH_MAX + 64];
         snprintf(y, sizeof y, "%s/%s", dirp, yn[v]);
         snprintf(so, sizeof so, "%s/%s", dirp, sn[v]);
         snprintf(lg, sizeof lg, "%s/%s.log", dirp, sn[v]);
-        if (write_scenario(y, "profile.json", &c, dur, loads, 2, v, &fit, scale))
+        if (write_scenario(y, nm[v], v == P_GRID ? "profile-grid.json" : "profile.json",
+                           v == P_NO_NOISE ? NULL : "profile.json",
+                           v == P_RESCALED ? &fit : NULL, scale, &c, dur, loads, 2))
             goto done;
         int frc = rb_run_fleetsim(bin, y, so, lg);
         snprintf(path, sizeof path, "%s/summary.json", so);
-        cJSON *s = frc == 0 ? read_json(path) : NULL;
-        if (!s) {
+        sims[v] = frc == 0 ? read_json(path) : NULL;
+        if (!sims[v]) {
             fprintf(stderr, "realbench llm-loop: fleetsim failed (exit %d); see %s\n", frc, lg);
             goto done;
         }
-        *(v == 0 ? &sim0 : v == 1 ? &sim : &sim2) = s;
     }
 
-    /* 5. side by side */
+    /* 6. side by side */
     res = cJSON_CreateObject();
-    cJSON_AddStringToObject(res, "schema", "fleetsim-llm-loop/1");
+    cJSON_AddStringToObject(res, "schema", "fleetsim-llm-loop/2");
     cJSON *set = cJSON_AddObjectToObject(res, "settings");
     cJSON_AddNumberToObject(set, "max_num_batched_tokens", c.budget);
     cJSON_AddNumberToObject(set, "max_num_seqs", c.max_seqs);
@@ -632,9 +827,14 @@ int rb_llm_loop_main(int argc, char **argv)
     cJSON *cj = cJSON_AddObjectToObject(res, "capacity_run");
     cJSON_AddNumberToObject(cj, "requests", n_cap);
     cJSON_AddNumberToObject(cj, "makespan_s", makespan);
-    cJSON_AddNumberToObject(cj, "steps", (double)lrun[2].steps);
-    cJSON_AddNumberToObject(cj, "steps_busy_s", lrun[2].busy_s);
-    cJSON_AddNumberToObject(cj, "steps_model_s", lrun[2].model_s);
+    cJSON_AddNumberToObject(cj, "steps", (double)n_cap_steps);
+    cJSON *fj = cJSON_AddObjectToObject(res, "step_fit");
+    cJSON *lj = cJSON_AddObjectToObject(fj, "loop");
+    fit_json(lj, &fit);
+    cJSON_AddItemToObject(lj, "by_kind_on_record", rb_llm_fit_by_kind_json(&fit, rec, n_rec));
+    cJSON *gj2 = cJSON_AddObjectToObject(fj, "grid");
+    fit_json(gj2, &gfit);
+    cJSON_AddItemToObject(gj2, "by_kind_on_record", rb_llm_fit_by_kind_json(&gfit, rec, n_rec));
     cJSON_AddNumberToObject(res, "cpu_s", cpu_s);
     cJSON *mach = cJSON_AddObjectToObject(res, "machine");
     cJSON_AddStringToObject(mach, "loadavg_before", load0);
@@ -648,31 +848,51 @@ int rb_llm_loop_main(int argc, char **argv)
         cJSON *lo = cJSON_AddObjectToObject(res, key);
         cJSON_AddNumberToObject(lo, "rate_rps", frac[k] * capacity_rps);
         cJSON_AddNumberToObject(lo, "requests", nrq[k]);
-        /* the loop's steps against the step model on the same compositions:
-         * above 1, the machine ran slower than it did while calibrating */
-        cJSON_AddNumberToObject(lo, "steps", (double)lrun[k].steps);
-        cJSON_AddNumberToObject(lo, "steps_busy_s", lrun[k].busy_s);
-        cJSON_AddNumberToObject(lo, "steps_model_s", lrun[k].model_s);
-        cJSON_AddNumberToObject(lo, "busy_over_model", lrun[k].busy_s / lrun[k].model_s);
-        double *x = malloc(sizeof *x * (size_t)(nrq[k] ? nrq[k] : 1));
-        if (!x)
+        /* the run's steps against each fit on the same compositions (not
+         * fitted on: out of sample); above 1, the steps ran slower than the
+         * fit says */
+        cJSON_AddNumberToObject(lo, "steps", (double)n_run_steps[k]);
+        cJSON_AddNumberToObject(lo, "busy_over_model", scale[k]);
+        cJSON_AddItemToObject(lo, "steps_vs_loop_fit",
+                              rb_llm_fit_by_kind_json(&fit, run_steps[k], n_run_steps[k]));
+        cJSON_AddItemToObject(lo, "steps_vs_grid_fit",
+                              rb_llm_fit_by_kind_json(&gfit, run_steps[k], n_run_steps[k]));
+        /* the loop's scheduler with the loop fit's step times */
+        lreq *rp = fresh_copy(rq[k], nrq[k]);
+        rb_llm_step *rs = NULL;
+        size_t nrs = 0;
+        if (!rp || rb_llm_loop_run(NULL, &fit, c.budget, c.max_seqs, rp, nrq[k], &rs, &nrs)) {
+            free(rp);
             goto done;
+        }
+        free(rs);
+        cJSON_AddNumberToObject(lo, "loop_scheduler_model_steps", (double)nrs);
         const char *metrics[] = {"ttft_s", "e2e_s"};
         for (int m = 0; m < 2; m++) {
-            for (int i = 0; i < nrq[k]; i++)
-                x[i] = (m == 0 ? rq[k][i].first_s : rq[k][i].last_s) - rq[k][i].arrival_s;
-            cJSON *ls2 = cJSON_CreateObject();
-            loop_stats(ls2, x, (size_t)nrq[k]);
-            compare_metric(lo, ls2, sim, sim0, sim2, pool, metrics[m]);
+            cJSON *ls2 = req_stats(rq[k], nrq[k], m), *rp2 = req_stats(rp, nrq[k], m);
+            if (!ls2 || !rp2) {
+                cJSON_Delete(ls2);
+                cJSON_Delete(rp2);
+                free(rp);
+                goto done;
+            }
+            const cJSON *pred[N_PRED] = {sims[P_SIM], sims[P_NO_NOISE], sims[P_GRID],
+                                         sims[P_RESCALED], rp2};
+            compare_metric(lo, ls2, pred, pool, metrics[m]);
             cJSON_Delete(ls2);
+            cJSON_Delete(rp2);
         }
-        free(x);
+        free(rp);
         const char *fin[] = {"pools", pool, "llm", "finished", NULL};
-        cJSON_AddNumberToObject(lo, "fleetsim_finished", jget(sim, fin));
+        cJSON_AddNumberToObject(lo, "fleetsim_finished", jget(sims[P_SIM], fin));
+        const char *stp[] = {"pools", pool, "llm", "steps", NULL};
+        cJSON_AddNumberToObject(lo, "fleetsim_no_noise_steps", jget(sims[P_NO_NOISE], stp));
     }
     snprintf(path, sizeof path, "%s/compare.json", out);
     if (write_json(res, path))
         goto done;
+    printf("%-20s %-30s %-19s %-9s %-19s %-9s %-9s\n", "", "loop [95%]", "fleetsim", "no noise",
+           "grid fit", "rescaled", "sched+model");
     for (int k = 0; k < 2; k++) {
         char key[32];
         snprintf(key, sizeof key, "load_%s", loads[k]);
@@ -680,15 +900,19 @@ int rb_llm_loop_main(int argc, char **argv)
         const char *ms[] = {"ttft_s_mean", "ttft_s_p99", "e2e_s_mean", "e2e_s_p99"};
         for (int m = 0; m < 4; m++) {
             const cJSON *e = cJSON_GetObjectItemCaseSensitive(lo, ms[m]);
-            printf("load %s%% %-11s loop %8.2f ms [%8.2f, %8.2f]  fleetsim %8.2f ms (%+6.1f%%)"
-                   "  no noise %8.2f ms  rescaled %8.2f ms\n",
-                   loads[k], ms[m], 1e3 * jget(e, (const char *[]){"loop", NULL}),
+            double l = jget(e, (const char *[]){"loop", NULL});
+            double g = jget(e, (const char *[]){"fleetsim_grid", NULL});
+            printf("load %s%% %-11s %8.2f ms [%8.2f, %8.2f] %8.2f ms (%+6.1f%%) %8.2f %8.2f "
+                   "(%+6.1f%%) %8.2f %8.2f\n",
+                   loads[k], ms[m], 1e3 * l,
                    1e3 * jget(e, (const char *[]){"loop_ci95_lo", NULL}),
                    1e3 * jget(e, (const char *[]){"loop_ci95_hi", NULL}),
                    1e3 * jget(e, (const char *[]){"fleetsim", NULL}),
                    100 * jget(e, (const char *[]){"rel_diff", NULL}),
-                   1e3 * jget(e, (const char *[]){"fleetsim_no_noise", NULL}),
-                   1e3 * jget(e, (const char *[]){"fleetsim_rescaled", NULL}));
+                   1e3 * jget(e, (const char *[]){"fleetsim_no_noise", NULL}), 1e3 * g,
+                   100 * (g - l) / l,
+                   1e3 * jget(e, (const char *[]){"fleetsim_rescaled", NULL}),
+                   1e3 * jget(e, (const char *[]){"loop_scheduler_model", NULL}));
         }
     }
     printf("wrote %s (CPU %.0f s; load average before %s, after %s)\n", path, cpu_s, load0,
@@ -696,15 +920,21 @@ int rb_llm_loop_main(int argc, char **argv)
     rc = 0;
 done:
     cJSON_Delete(res);
-    cJSON_Delete(sim);
-    cJSON_Delete(sim0);
-    cJSON_Delete(sim2);
+    for (int v = 0; v < N_PRED; v++)
+        cJSON_Delete(sims[v]);
     cJSON_Delete(prof);
+    cJSON_Delete(gprof);
     rb_llm_net_free(net);
     free(rq[0]);
     free(rq[1]);
+    free(run_steps[0]);
+    free(run_steps[1]);
+    free(cap);
+    free(cal);
+    free(noise);
     free(rec);
     free(steps);
     gsl_rng_free(r);
+    gsl_rng_free(rcal);
     return rc;
 }

@@ -77,8 +77,10 @@ enum { NCOEF = 5 }; /* overhead, prefill token, decode seq, context token, atten
 
 /* Least squares over the active coefficients (1 in active[]); 0 and
  * coef[] set (0 for the inactive ones), or -1 when GSL fails or the steps
- * do not determine them (singular values below 1e-12 of the largest). */
-static int fit_active(const rb_llm_step *steps, int n, const int active[NCOEF],
+ * do not determine them (singular values below 1e-12 of the largest).
+ * w NULL: each row divided by its own latency (relative residuals); else
+ * step i weighted by w[i] (gsl_multifit_wlinear). */
+static int fit_active(const rb_llm_step *steps, int n, const double *w, const int active[NCOEF],
                       double coef[NCOEF])
 {
     int cols[NCOEF], p = 0;
@@ -89,37 +91,45 @@ static int fit_active(const rb_llm_step *steps, int n, const int active[NCOEF],
         return -1;
     gsl_matrix *X = gsl_matrix_alloc((size_t)n, (size_t)p);
     gsl_vector *y = gsl_vector_alloc((size_t)n), *c = gsl_vector_alloc((size_t)p);
+    gsl_vector *wv = w ? gsl_vector_alloc((size_t)n) : NULL;
     gsl_matrix *cov = gsl_matrix_alloc((size_t)p, (size_t)p);
-    gsl_multifit_linear_workspace *w = gsl_multifit_linear_alloc((size_t)n, (size_t)p);
-    /* each row divided by its latency: the residuals minimised are
+    gsl_multifit_linear_workspace *ws = gsl_multifit_linear_alloc((size_t)n, (size_t)p);
+    /* w NULL: each row divided by its latency, the residuals minimised are
      * relative, so a 0.1 ms decode step counts as much as a 50 ms prefill
      * (step times span three decades; absolute residuals would leave the
      * overhead to the noise of the longest steps) */
     for (int i = 0; i < n; i++) {
-        double s = 1.0 / steps[i].latency_s;
+        double s = w ? 1.0 : 1.0 / steps[i].latency_s;
         double x[NCOEF] = {1, steps[i].prefill_tokens, steps[i].decode_seqs,
                            steps[i].context_tokens, steps[i].prefill_attention_pairs};
         for (int k = 0; k < p; k++)
             gsl_matrix_set(X, (size_t)i, (size_t)k, x[cols[k]] * s);
-        gsl_vector_set(y, (size_t)i, 1.0);
+        gsl_vector_set(y, (size_t)i, w ? steps[i].latency_s : 1.0);
+        if (w)
+            gsl_vector_set(wv, (size_t)i, w[i]);
     }
     double chisq;
-    int rc = gsl_multifit_linear(X, y, c, cov, &chisq, w);
-    if (rc == 0 && gsl_multifit_linear_rank(1e-12, w) != (size_t)p)
+    int rc = w ? gsl_multifit_wlinear(X, wv, y, c, cov, &chisq, ws)
+               : gsl_multifit_linear(X, y, c, cov, &chisq, ws);
+    if (rc == 0 && gsl_multifit_linear_rank(1e-12, ws) != (size_t)p)
         rc = -1;
     for (int a = 0; a < NCOEF; a++)
         coef[a] = 0;
     for (int k = 0; rc == 0 && k < p; k++)
         coef[cols[k]] = gsl_vector_get(c, (size_t)k);
-    gsl_multifit_linear_free(w);
+    gsl_multifit_linear_free(ws);
     gsl_matrix_free(cov);
     gsl_vector_free(c);
     gsl_vector_free(y);
+    if (wv)
+        gsl_vector_free(wv);
     gsl_matrix_free(X);
     return rc == 0 ? 0 : -1;
 }
 
-int rb_llm_fit_steps(const rb_llm_step *steps, int n, rb_llm_fit *fit)
+/* The fit with coefficients held >= 0 (w as fit_active's), and its
+ * residual sd and r^2 on the steps' own scale. */
+static int fit_nonneg(const rb_llm_step *steps, int n, const double *w, rb_llm_fit *fit)
 {
     int active[NCOEF] = {1, 1, 1, 1, 1};
     double coef[NCOEF];
@@ -141,7 +151,7 @@ int rb_llm_fit_steps(const rb_llm_step *steps, int n, rb_llm_fit *fit)
      * Lawson & Hanson; GSL has no NNLS). Steps from coefficients >= 0
      * never take this path. */
     for (;;) {
-        if (fit_active(steps, n, active, coef))
+        if (fit_active(steps, n, w, active, coef))
             return -1;
         int worst = -1;
         for (int a = 0; a < NCOEF; a++)
@@ -174,11 +184,115 @@ int rb_llm_fit_steps(const rb_llm_step *steps, int n, rb_llm_fit *fit)
     return 0;
 }
 
+int rb_llm_fit_steps(const rb_llm_step *steps, int n, rb_llm_fit *fit)
+{
+    return fit_nonneg(steps, n, NULL, fit);
+}
+
+int rb_llm_fit_steps_mean(const rb_llm_step *steps, int n, rb_llm_fit *fit, int *iterations)
+{
+    if (iterations)
+        *iterations = 0;
+    if (rb_llm_fit_steps(steps, n, fit))
+        return -1;
+    double *w = calloc((size_t)n, sizeof *w);
+    if (!w)
+        return -1;
+    /* Iteratively reweighted least squares: step i weighted by 1 / f_i^2,
+     * f_i the last fit's time for it. A step's time is its mean times a
+     * factor of mean 1 and a given cv (the noise fleetsim's step model
+     * multiplies by, sim/base/llm_noise.h), so its variance is cv^2 f_i^2:
+     * these are the weights of generalised least squares, which fits the
+     * mean. Dividing by the measured time instead (rb_llm_fit_steps)
+     * weights the steps that ran slow less than those that ran fast, and
+     * fits exp(-2 s^2) times the mean for lognormal noise of log-sd s. */
+    int rc = 0, it;
+    for (it = 1; it <= 100; it++) {
+        for (int i = 0; i < n; i++) {
+            double f = rb_llm_fit_apply(fit, &steps[i]);
+            f = f > 0 ? f : steps[i].latency_s; /* a fit that gives it no time */
+            w[i] = 1.0 / (f * f);
+        }
+        rb_llm_fit next;
+        if (fit_nonneg(steps, n, w, &next)) {
+            rc = -1;
+            break;
+        }
+        double change = 0;
+        for (int i = 0; i < n; i++) {
+            double a = rb_llm_fit_apply(fit, &steps[i]), b = rb_llm_fit_apply(&next, &steps[i]);
+            change = fmax(change, fabs(b - a) / (b > 0 ? b : steps[i].latency_s));
+        }
+        *fit = next;
+        if (change < 1e-9)
+            break;
+    }
+    free(w);
+    if (iterations)
+        *iterations = it > 100 ? 100 : it;
+    return rc;
+}
+
 double rb_llm_fit_apply(const rb_llm_fit *f, const rb_llm_step *s)
 {
     return f->overhead_s + f->per_prefill_token_s * s->prefill_tokens +
            f->per_decode_seq_s * s->decode_seqs + f->per_context_token_s * s->context_tokens +
            f->per_prefill_attention_s * s->prefill_attention_pairs;
+}
+
+void rb_llm_fit_by_kind(const rb_llm_fit *f, const rb_llm_step *s, size_t n,
+                        rb_llm_kind_fit out[2])
+{
+    memset(out, 0, 2 * sizeof *out);
+    for (size_t i = 0; i < n; i++) {
+        rb_llm_kind_fit *k = &out[s[i].prefill_tokens > 0 ? RB_LLM_WITH_PREFILL
+                                                          : RB_LLM_DECODE_ONLY];
+        double m = rb_llm_fit_apply(f, &s[i]), e = (s[i].latency_s - m) / s[i].latency_s;
+        k->steps++;
+        k->measured_s += s[i].latency_s;
+        k->model_s += m;
+        k->rel_mean += e;
+        k->rel_rms += e * e;
+    }
+    for (int k = 0; k < 2; k++)
+        if (out[k].steps > 0) {
+            out[k].rel_mean /= (double)out[k].steps;
+            out[k].rel_rms = sqrt(out[k].rel_rms / (double)out[k].steps);
+        }
+}
+
+static void kind_json(cJSON *o, const char *name, const rb_llm_kind_fit *k)
+{
+    cJSON *j = cJSON_AddObjectToObject(o, name);
+    cJSON_AddNumberToObject(j, "steps", (double)k->steps);
+    cJSON_AddNumberToObject(j, "measured_s", k->measured_s);
+    cJSON_AddNumberToObject(j, "model_s", k->model_s);
+    cJSON_AddNumberToObject(j, "measured_over_model",
+                            k->model_s > 0 ? k->measured_s / k->model_s : 0);
+    cJSON_AddNumberToObject(j, "rel_mean", k->rel_mean);
+    cJSON_AddNumberToObject(j, "rel_rms", k->rel_rms);
+}
+
+cJSON *rb_llm_fit_by_kind_json(const rb_llm_fit *f, const rb_llm_step *s, size_t n)
+{
+    rb_llm_kind_fit k[2], all = {0};
+    rb_llm_fit_by_kind(f, s, n, k);
+    for (int i = 0; i < 2; i++) {
+        all.steps += k[i].steps;
+        all.measured_s += k[i].measured_s;
+        all.model_s += k[i].model_s;
+        all.rel_mean += k[i].rel_mean * (double)k[i].steps;
+        all.rel_rms += k[i].rel_rms * k[i].rel_rms * (double)k[i].steps;
+    }
+    if (all.steps > 0) {
+        all.rel_mean /= (double)all.steps;
+        all.rel_rms = sqrt(all.rel_rms / (double)all.steps);
+    }
+    cJSON *j = cJSON_CreateObject();
+    kind_json(j, "decode_only", &k[RB_LLM_DECODE_ONLY]);
+    kind_json(j, "with_prefill", &k[RB_LLM_WITH_PREFILL]);
+    kind_json(j, "all", &all);
+    return j;
 }
 
 /* ---- the grid, the check, the timing ----------------------------------- */

@@ -235,7 +235,31 @@ typedef struct {
  * 0, or -1 for fewer than 5 steps, a latency that is not > 0, or steps that
  * do not determine the coefficients. */
 int rb_llm_fit_steps(const rb_llm_step *steps, int n, rb_llm_fit *fit);
+/* The same model fitted to the steps' mean times, for single timings with
+ * noise (a loop's record) rather than medians: iteratively reweighted
+ * least squares (gsl_multifit_wlinear), each step weighted by 1 / f^2, f
+ * the previous fit's time for it (starting from rb_llm_fit_steps), until
+ * no step's fitted time moves by 1e-9 of itself (at most 100 rounds;
+ * *iterations, when not NULL, says how many ran). Coefficients held >= 0
+ * as rb_llm_fit_steps holds them. 0, or -1 as rb_llm_fit_steps. */
+int rb_llm_fit_steps_mean(const rb_llm_step *steps, int n, rb_llm_fit *fit, int *iterations);
 double rb_llm_fit_apply(const rb_llm_fit *fit, const rb_llm_step *step);
+
+/* How a fit does on steps of each kind: [RB_LLM_DECODE_ONLY] the steps
+ * without prefill tokens, [RB_LLM_WITH_PREFILL] the rest. measured_s and
+ * model_s: the steps' times added up, measured and fitted (their ratio is
+ * how much slower the steps ran than the fit says); rel_mean and rel_rms:
+ * the mean and root mean square of (measured - fitted) / measured. */
+enum { RB_LLM_DECODE_ONLY = 0, RB_LLM_WITH_PREFILL = 1 };
+typedef struct {
+    long steps;
+    double measured_s, model_s, rel_mean, rel_rms;
+} rb_llm_kind_fit;
+void rb_llm_fit_by_kind(const rb_llm_fit *fit, const rb_llm_step *steps, size_t n,
+                        rb_llm_kind_fit out[2]);
+/* {"decode_only": {...}, "with_prefill": {...}, "all": {...}}, each with
+ * steps, measured_s, model_s, measured_over_model, rel_mean, rel_rms. */
+cJSON *rb_llm_fit_by_kind_json(const rb_llm_fit *fit, const rb_llm_step *steps, size_t n);
 
 /* The precisions of the layer stack (llm_layer.c): FP32; FP16 weights, KV
  * cache and GEMM operands with FP32 sums; INT8 weights (per row),

@@ -7,13 +7,18 @@
  * record is fitted as its arithmetic says; the CPU kernel's record has one
  * positive time per step; short or bad records are refused; and `realbench
  * llm-step --noise-steps` writes llm_step.noise into the profile, which
- * fleetsim's loader accepts.
+ * fleetsim's loader accepts. The closed loop's scheduler run with model
+ * step times (rb_llm_loop_run without a net) forms the steps worked out by
+ * hand, and the same steps as fleetsim on a trace: same step count, same
+ * TTFT and E2E mean and max.
  */
+#include "llm_layer.h"
 #include "llm_noise.h"
 #include "realbench.h"
 #include "testutil.h"
 
 #include <CUnit/Basic.h>
+#include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
 
@@ -143,6 +148,145 @@ static void test_cli_noise(void)
     tu_done(d);
 }
 
+/* The loop's scheduler with model step times, by hand: 1 ms a step
+ * whatever it holds; budget 256, 32 sequences. A (t 0, 300 prompt tokens,
+ * 2 out) prefills 256, then its last 44 beside B (t 0.5 ms, 10 in, 1 out),
+ * which joined at the next step; both first tokens at 2 ms (B done), A's
+ * second at 3 ms. The loop is then idle until C (t 10 ms, 1 in, 3 out):
+ * its prompt, then two decodes. */
+static void test_replay_by_hand(void)
+{
+    rb_llm_fit f = {.overhead_s = 1e-3};
+    rb_llm_loop_req q[3] = {{.arrival_s = 0, .in = 300, .out = 2},
+                            {.arrival_s = 0.5e-3, .in = 10, .out = 1},
+                            {.arrival_s = 10e-3, .in = 1, .out = 3}};
+    rb_llm_step *st = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL_FATAL(rb_llm_loop_run(NULL, &f, 256, 32, q, 3, &st, &n), 0);
+    CU_ASSERT_EQUAL_FATAL(n, 6);
+    /* prefill, decode, context, pairs n (c + (n + 1) / 2) */
+    const double want[6][4] = {{256, 0, 0, 256 * 128.5},
+                               {54, 0, 256, 44 * (256 + 22.5) + 10 * 5.5},
+                               {0, 1, 300, 0},
+                               {1, 0, 0, 1},
+                               {0, 1, 1, 0},
+                               {0, 1, 2, 0}};
+    for (size_t i = 0; i < n; i++) {
+        CU_ASSERT_DOUBLE_EQUAL(st[i].prefill_tokens, want[i][0], 0);
+        CU_ASSERT_DOUBLE_EQUAL(st[i].decode_seqs, want[i][1], 0);
+        CU_ASSERT_DOUBLE_EQUAL(st[i].context_tokens, want[i][2], 0);
+        CU_ASSERT_DOUBLE_EQUAL(st[i].prefill_attention_pairs, want[i][3], 0);
+        CU_ASSERT_DOUBLE_EQUAL(st[i].latency_s, 1e-3, 1e-15);
+    }
+    CU_ASSERT_DOUBLE_EQUAL(q[0].first_s, 2e-3, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(q[0].last_s, 3e-3, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(q[1].first_s, 2e-3, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(q[1].last_s, 2e-3, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(q[2].first_s, 11e-3, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(q[2].last_s, 13e-3, 1e-15);
+    free(st);
+    /* neither a net nor a fit: refused */
+    CU_ASSERT_EQUAL(rb_llm_loop_run(NULL, NULL, 256, 32, q, 3, &st, &n), -1);
+}
+
+/* fleetsim forms the loop's steps: Poisson arrivals that keep a model with
+ * the CPU loop's coefficients busy 87% of the time, replayed as a
+ * trace by fleetsim without noise (the scenario llm-loop writes) and run
+ * through the loop's scheduler with the same model's step times. Same
+ * steps and same times give the same step count and, since fleetsim keeps
+ * means and maxima exact, the same TTFT and E2E mean and max (to the
+ * rounding of summing in another order). */
+static void test_replay_matches_fleetsim(void)
+{
+    const int n = 1500;
+    const double rate = 110; /* requests/s */
+    rb_llm_fit f = {.overhead_s = 2e-5, .per_prefill_token_s = 1.15e-5,
+                    .per_decode_seq_s = 9.8e-6, .per_context_token_s = 1.1e-7,
+                    .per_prefill_attention_s = 1.15e-7};
+    rb_llm_loop_req *q = calloc((size_t)n, sizeof *q);
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 5);
+    char *d = tu_tmpdir(), path[4096], cmd[8192];
+    snprintf(path, sizeof path, "%s/trace.csv", d);
+    FILE *tf = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tf);
+    fprintf(tf, "arrived_at,num_prefill_tokens,num_decode_tokens\n");
+    double t = 0;
+    for (int i = 0; i < n; i++) {
+        t += gsl_ran_exponential(r, 1 / rate);
+        q[i].arrival_s = round(t * 1e9) / 1e9;
+        q[i].in = 1 + (int)gsl_rng_uniform_int(r, 400);
+        q[i].out = 1 + (int)gsl_rng_uniform_int(r, 120);
+        fprintf(tf, "%.9f,%d,%d\n", q[i].arrival_s, q[i].in, q[i].out);
+    }
+    fclose(tf);
+    gsl_rng_free(r);
+    snprintf(path, sizeof path, "%s/p.json", d);
+    snprintf(cmd, sizeof cmd,
+             "{\"schema\": \"fleetsim-calibration/1\", \"llm_step\": {\"overhead_s\": %.17g, "
+             "\"per_prefill_token_s\": %.17g, \"per_decode_seq_s\": %.17g, "
+             "\"per_context_token_s\": %.17g, \"per_prefill_attention_s\": %.17g}}\n",
+             f.overhead_s, f.per_prefill_token_s, f.per_decode_seq_s, f.per_context_token_s,
+             f.per_prefill_attention_s);
+    tu_write(path, cmd);
+    snprintf(path, sizeof path, "%s/s.yaml", d);
+    tu_write(path,
+             "name: replay\nseed: 7\nduration: 60s\nmodels:\n  toy:\n    llm:\n"
+             "      config: {hidden_size: 128, num_hidden_layers: 2, num_attention_heads: 1,\n"
+             "               num_key_value_heads: 1, intermediate_size: 512, vocab_size: 1024}\n"
+             "      precision: fp32\n"
+             "      step: {model: alpha_beta, calibration: p.json}\n"
+             "      max_num_batched_tokens: 256\n      max_num_seqs: 32\n"
+             "      kv_blocks: 1000000\n"
+             "pools:\n  p: {model: toy, replicas: 1, gpus_per_node: 1, gpu: H100-SXM,\n"
+             "      queue_capacity: 100000000, link: {latency: 0s, bandwidth: 1000Gbps}}\n"
+             "traffic:\n  - {name: t, pool: p, size: 0B, response_size: 0B,\n"
+             "     tokens: {trace: trace.csv}}\n");
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' run s.yaml --out out > log 2>&1", d, tu_bin());
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    rb_llm_step *st = NULL;
+    size_t ns = 0;
+    CU_ASSERT_EQUAL_FATAL(rb_llm_loop_run(NULL, &f, 256, 32, q, n, &st, &ns), 0);
+    snprintf(path, sizeof path, "%s/out/summary.json", d);
+    char *text = tu_read(path);
+    cJSON *sum = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sum);
+    const cJSON *llm = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(sum, "pools"), "p"),
+        "llm");
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(llm, "steps");
+    CU_ASSERT(cJSON_IsNumber(x) && x->valuedouble == (double)ns);
+    x = cJSON_GetObjectItemCaseSensitive(llm, "finished");
+    CU_ASSERT(cJSON_IsNumber(x) && x->valuedouble == n);
+    double busy = 0;
+    for (size_t i = 0; i < ns; i++)
+        busy += st[i].latency_s;
+    CU_ASSERT(busy > 0.6 * t && busy < 0.95 * t); /* a queue that matters, not saturated */
+    const char *metric[] = {"ttft_s", "e2e_s"};
+    for (int m = 0; m < 2; m++) {
+        double mean = 0, max = 0;
+        for (int i = 0; i < n; i++) {
+            double v = (m ? q[i].last_s : q[i].first_s) - q[i].arrival_s;
+            mean += v / n;
+            max = v > max ? v : max;
+        }
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(llm, metric[m]);
+        const cJSON *hm = cJSON_GetObjectItemCaseSensitive(h, "mean");
+        const cJSON *hx = cJSON_GetObjectItemCaseSensitive(h, "max");
+        CU_ASSERT_FATAL(cJSON_IsNumber(hm) && cJSON_IsNumber(hx));
+        if (fabs(hm->valuedouble - mean) > 1e-9 * mean || fabs(hx->valuedouble - max) > 1e-9 * max)
+            fprintf(stderr, "\n  %s: fleetsim mean %.9g max %.9g, loop's scheduler %.9g, %.9g",
+                    metric[m], hm->valuedouble, hx->valuedouble, mean, max);
+        CU_ASSERT_DOUBLE_EQUAL(hm->valuedouble, mean, 1e-9 * mean);
+        CU_ASSERT_DOUBLE_EQUAL(hx->valuedouble, max, 1e-9 * max);
+    }
+    cJSON_Delete(sum);
+    free(st);
+    free(q);
+    tu_done(d);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -153,6 +297,8 @@ int main(void)
     CU_add_test(s, "a record fitted by hand; bad records refused", test_fit_by_hand);
     CU_add_test(s, "the CPU kernel's record", test_record_on_cpu);
     CU_add_test(s, "llm-step --noise-steps: the profile's noise, read by fleetsim", test_cli_noise);
+    CU_add_test(s, "the loop's scheduler with model step times, by hand", test_replay_by_hand);
+    CU_add_test(s, "fleetsim forms the loop's steps", test_replay_matches_fleetsim);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int failures = (int)CU_get_number_of_failures();

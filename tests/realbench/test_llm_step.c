@@ -3,7 +3,12 @@
  * of the alpha_beta step model recovers the coefficients that made
  * synthetic steps (to within the rounding the design's conditioning
  * allows), holds coefficients at 0 rather than below, refuses steps that
- * do not determine them; the CPU kernel runs the grid; `realbench
+ * do not determine them; on a loop-like record with noise proportional to
+ * each step, the mean fit (iteratively reweighted) recovers them within
+ * the standard errors the noise gives, where the relative fit is biased
+ * low by the factor worked out in closed form; residuals split by step
+ * kind as worked out by hand; the CPU
+ * kernel runs the grid; `realbench
  * llm-step` writes a profile of its own or adds "llm_step" to one, and
  * profiles are checked on reading.
  */
@@ -15,6 +20,9 @@
 #include <gsl/gsl_blas.h>
 #include <gsl/gsl_linalg.h>
 #include <gsl/gsl_matrix.h>
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+#include <math.h>
 #include <string.h>
 
 /* Step compositions with every term varied on its own: prefill tokens,
@@ -201,6 +209,154 @@ static void test_fit_refuses(void)
     n = synthetic(s, c);
     s[3].latency_s = 0;
     CU_ASSERT_EQUAL(rb_llm_fit_steps(s, n, &f), -1);
+}
+
+/* A record as the closed loop makes one (llm_loop.c): decode-only steps of
+ * 1 to 32 sequences on 20 to 700 cached tokens each, and steps with a
+ * prompt chunk of 1 to 256 tokens on 0 to 400 cached beside up to 31
+ * decodes; each step's time the five-term model's times a lognormal
+ * factor of mean 1 and log-sd sigma (GSL, seeded): noise proportional to
+ * the step, as fleetsim's step noise is (sim/base/llm_noise.h). */
+static int loop_record(rb_llm_step *s, int n, const double coef[5], double sigma,
+                       unsigned long seed)
+{
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, seed);
+    for (int i = 0; i < n; i++) {
+        int prefill = gsl_rng_uniform(r) < 0.3;
+        int d = (int)gsl_rng_uniform_int(r, 32) + !prefill;
+        double ctx = 0;
+        for (int k = 0; k < d; k++)
+            ctx += 20 + (double)gsl_rng_uniform_int(r, 681);
+        s[i] = (rb_llm_step){ .decode_seqs = d, .reps = 1 };
+        if (prefill) {
+            double pn = 1 + (double)gsl_rng_uniform_int(r, 256);
+            double pc = gsl_rng_uniform(r) < 0.5 ? 0 : (double)gsl_rng_uniform_int(r, 401);
+            s[i].prefill_tokens = pn;
+            s[i].prefill_attention_pairs = pn * (pc + (pn + 1) / 2);
+            ctx += pc;
+        }
+        s[i].context_tokens = ctx;
+        s[i].latency_s = rb_llm_fit_apply(&(rb_llm_fit){ .overhead_s = coef[0],
+                                                         .per_prefill_token_s = coef[1],
+                                                         .per_decode_seq_s = coef[2],
+                                                         .per_context_token_s = coef[3],
+                                                         .per_prefill_attention_s = coef[4] },
+                                          &s[i]) *
+                         gsl_ran_lognormal(r, -sigma * sigma / 2, sigma);
+    }
+    gsl_rng_free(r);
+    return n;
+}
+
+/* The fits on a loop's record whose steps have noise proportional to
+ * their time (lognormal, mean 1, log-sd 0.3: cv 0.307). Generalised least
+ * squares (rb_llm_fit_steps_mean) recovers the five coefficients that made
+ * it, each within 5 standard errors, cv sqrt of the diagonal of
+ * (X~' X~)^-1, X~ the rows x / f (f the true time); and each kind's sum
+ * of measured over fitted times comes within 5 standard errors of 1: its
+ * residuals' sum a'y - s' c^ (a the kind's indicator, s = X' a its column
+ * sums) has variance cv^2 sum f^2 - s' Cov s, since the covariance of
+ * a'y and s' c^ is s' Cov s for this weighting. The fit with rows
+ * divided by the measured time (rb_llm_fit_steps) recovers instead
+ * exp(-2 sigma^2) = 0.835 of each coefficient (E[1/u] / E[1/u^2] for the
+ * factor u), within the same standard errors over that factor: the bias
+ * the mean fit removes. */
+static void test_fit_loop_record(void)
+{
+    /* the CPU loop's flavour: 20 us a step, 12 us a prompt token, 10 us a
+     * decoding sequence, 0.1 us a context token, 0.11 us a pair */
+    const double c[5] = {2e-5, 1.2e-5, 1e-5, 1e-7, 1.1e-7}, sigma = 0.3;
+    const double cv = sqrt(exp(sigma * sigma) - 1), shrink = exp(-2 * sigma * sigma);
+    const int n = 8000;
+    rb_llm_step *s = malloc(sizeof *s * (size_t)n);
+    loop_record(s, n, c, sigma, 17);
+    rb_llm_fit f, g;
+    int iters = 0;
+    CU_ASSERT_EQUAL_FATAL(rb_llm_fit_steps_mean(s, n, &f, &iters), 0);
+    CU_ASSERT(iters > 1 && iters < 100);
+    CU_ASSERT_EQUAL(f.zeroed, 0);
+    CU_ASSERT_EQUAL_FATAL(rb_llm_fit_steps(s, n, &g), 0);
+    /* the covariance from the true model's rows */
+    gsl_matrix *A = gsl_matrix_calloc(5, 5);
+    double sum_x[2][5] = {{0}}, sum_f[2] = {0}, sum_f2[2] = {0};
+    for (int i = 0; i < n; i++) {
+        double x[5] = {1, s[i].prefill_tokens, s[i].decode_seqs, s[i].context_tokens,
+                       s[i].prefill_attention_pairs};
+        double fi = c[0] * x[0] + c[1] * x[1] + c[2] * x[2] + c[3] * x[3] + c[4] * x[4];
+        int k = s[i].prefill_tokens > 0;
+        for (int a = 0; a < 5; a++) {
+            sum_x[k][a] += x[a];
+            for (int b = 0; b < 5; b++)
+                *gsl_matrix_ptr(A, (size_t)a, (size_t)b) += x[a] * x[b] / (fi * fi);
+        }
+        sum_f[k] += fi;
+        sum_f2[k] += fi * fi;
+    }
+    gsl_linalg_cholesky_decomp1(A);
+    gsl_linalg_cholesky_invert(A);
+    gsl_matrix_scale(A, cv * cv); /* the coefficients' covariance */
+    double got[5] = {f.overhead_s, f.per_prefill_token_s, f.per_decode_seq_s,
+                     f.per_context_token_s, f.per_prefill_attention_s};
+    double rel[5] = {g.overhead_s, g.per_prefill_token_s, g.per_decode_seq_s,
+                     g.per_context_token_s, g.per_prefill_attention_s};
+    for (int a = 0; a < 5; a++) {
+        double se = sqrt(gsl_matrix_get(A, (size_t)a, (size_t)a));
+        /* the record determines it (the decode term least: in decode-only
+         * steps it moves with the context, 0.1 of it) */
+        CU_ASSERT(se < 0.15 * c[a]);
+        if (!(fabs(got[a] - c[a]) <= 5 * se))
+            fprintf(stderr, "\n  coefficient %d: %.6g, made with %.6g +- 5 x %.3g", a, got[a],
+                    c[a], se);
+        CU_ASSERT(fabs(got[a] - c[a]) <= 5 * se);
+        if (!(fabs(rel[a] - shrink * c[a]) <= 5 * se / shrink))
+            fprintf(stderr, "\n  relative fit's coefficient %d: %.6g, expected %.6g +- 5 x %.3g",
+                    a, rel[a], shrink * c[a], se / shrink);
+        CU_ASSERT(fabs(rel[a] - shrink * c[a]) <= 5 * se / shrink);
+    }
+    rb_llm_kind_fit k[2];
+    rb_llm_fit_by_kind(&f, s, (size_t)n, k);
+    CU_ASSERT_EQUAL(k[0].steps + k[1].steps, n);
+    CU_ASSERT(k[RB_LLM_DECODE_ONLY].steps > n / 2 && k[RB_LLM_WITH_PREFILL].steps > n / 5);
+    for (int i = 0; i < 2; i++) {
+        double var_fit = 0;
+        for (int a = 0; a < 5; a++)
+            for (int b = 0; b < 5; b++)
+                var_fit += sum_x[i][a] * gsl_matrix_get(A, (size_t)a, (size_t)b) * sum_x[i][b];
+        double tol = 5 * sqrt(cv * cv * sum_f2[i] - var_fit) / sum_f[i];
+        CU_ASSERT(tol > 0 && tol < 0.05);
+        CU_ASSERT_DOUBLE_EQUAL(k[i].measured_s / k[i].model_s, 1, tol);
+    }
+    gsl_matrix_free(A);
+    free(s);
+}
+
+/* rb_llm_fit_by_kind by hand: a fit of 1 ms a step; decode-only steps of
+ * 1 and 2 ms, a step with prefill of 0.5 ms. */
+static void test_fit_by_kind(void)
+{
+    rb_llm_fit f = {.overhead_s = 1e-3};
+    rb_llm_step s[3] = {{.decode_seqs = 4, .latency_s = 1e-3},
+                        {.decode_seqs = 1, .context_tokens = 90, .latency_s = 2e-3},
+                        {.prefill_tokens = 7, .decode_seqs = 3, .latency_s = 0.5e-3}};
+    rb_llm_kind_fit k[2];
+    rb_llm_fit_by_kind(&f, s, 3, k);
+    CU_ASSERT_EQUAL(k[RB_LLM_DECODE_ONLY].steps, 2);
+    CU_ASSERT_DOUBLE_EQUAL(k[RB_LLM_DECODE_ONLY].measured_s, 3e-3, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(k[RB_LLM_DECODE_ONLY].model_s, 2e-3, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(k[RB_LLM_DECODE_ONLY].rel_mean, 0.25, 1e-12); /* (0 + 0.5) / 2 */
+    CU_ASSERT_DOUBLE_EQUAL(k[RB_LLM_DECODE_ONLY].rel_rms, sqrt(0.125), 1e-12);
+    CU_ASSERT_EQUAL(k[RB_LLM_WITH_PREFILL].steps, 1);
+    CU_ASSERT_DOUBLE_EQUAL(k[RB_LLM_WITH_PREFILL].rel_mean, -1, 1e-12); /* (0.5 - 1) / 0.5 */
+    CU_ASSERT_DOUBLE_EQUAL(k[RB_LLM_WITH_PREFILL].measured_s / k[RB_LLM_WITH_PREFILL].model_s,
+                           0.5, 1e-12);
+    cJSON *j = rb_llm_fit_by_kind_json(&f, s, 3);
+    const cJSON *all = cJSON_GetObjectItemCaseSensitive(j, "all");
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(all, "measured_over_model");
+    CU_ASSERT(cJSON_IsNumber(r) && fabs(r->valuedouble - 3.5 / 3) < 1e-12);
+    r = cJSON_GetObjectItemCaseSensitive(all, "rel_mean");
+    CU_ASSERT(cJSON_IsNumber(r) && fabs(r->valuedouble - (0 + 0.5 - 1) / 3) < 1e-12);
+    cJSON_Delete(j);
 }
 
 /* A tiny stack and grid for the tests: one repetition. */
@@ -616,6 +772,8 @@ int main(void)
                 test_fit_recovers_attention);
     CU_add_test(s, "fit holds coefficients at 0", test_fit_non_negative);
     CU_add_test(s, "fit refuses undetermined steps", test_fit_refuses);
+    CU_add_test(s, "fits on a loop's record with proportional noise", test_fit_loop_record);
+    CU_add_test(s, "the fit's residuals by step kind", test_fit_by_kind);
     CU_add_test(s, "the grid", test_grid);
     CU_add_test(s, "the CPU kernel runs the grid", test_bench_runs);
     CU_add_test(s, "INT8 and FP16 against FP32", test_precision_check);
