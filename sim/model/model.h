@@ -212,7 +212,10 @@ struct eng_pool {
     double lbq_timeout_s;
     double route_latency_s, route_bw_Bps;
     double extra_latency_s; /* injected one-way latency */
-    int partitioned;        /* injected: balancer cannot reach the nodes */
+    int partitioned;        /* injected: balancer cannot reach the nodes (how many
+                               partition and link_down faults say so) */
+    int links_down;         /* injected: link_down faults acting; its links are off */
+    int links_rec;          /* the results' entry of the latest of them, or -1 */
     double error_prob;      /* injected: each attempt fails with this probability */
     int lb_down;            /* injected: balancer failed */
     double bw_factor;       /* injected: links at this share of their bandwidth (1) */

@@ -17,8 +17,9 @@
  * On LLM pools a fault also costs work and time that are not errors: the
  * KV caches of the requests on a replica it took down (those sent again
  * start over with a full prefill: the prompt tokens they had computed are
- * computed again), KV handoffs it failed or slowed (a slowed one by its
- * time beyond its time alone on unfaulted links), and the first tokens it
+ * computed again), KV handoffs it failed (a replica it took down, or links
+ * it turned off) or slowed (a slowed one by its time beyond its time alone
+ * on unfaulted links), and the first tokens it
  * delayed by holding a prefill pool's requests at the balancer with no
  * worker up. Each is counted on the fault's entry in the results (llm).
  */
@@ -113,8 +114,10 @@ void acc_llm_lost(const eng_node *n, const eng_req *r, int prefill_tokens, int r
 }
 
 /* A failed handoff is the fault's on its decode node, else on its prefill
- * node, else (no decode replica was up) on a decode node; a slowed one is a
- * fault's on either pool's links (bandwidth_cut) at its landing. */
+ * node, else (no decode replica was up) on a decode node, else a link_down
+ * holding the decode pool's links off, or the prefill pool's (the transfer
+ * crossed them); a slowed one is a fault's on either pool's links
+ * (bandwidth_cut) at its landing. */
 void acc_kv_handoff(const eng_node *src, const eng_node *dst, int failed, double time_s,
                     double alone_s)
 {
@@ -126,6 +129,10 @@ void acc_kv_handoff(const eng_node *src, const eng_node *dst, int failed, double
             rec = src->fault.fault_rec;
         else if (!dst && src->pool->cfg->decode_pool >= 0)
             eng_pool_node_fault(&eng_world.pools[src->pool->cfg->decode_pool], &rec);
+        else if (dst && dst->pool->links_down > 0)
+            rec = dst->pool->links_rec;
+        else if (dst && src->pool->links_down > 0)
+            rec = src->pool->links_rec;
         rp_fault *f = llm_entry(rec);
         if (f)
             f->handoffs_failed++;
