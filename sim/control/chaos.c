@@ -220,10 +220,12 @@ static void link_down(eng_pool *p, const fault_change *c)
 {
     partition(p, c);
     p->links_down += c->on ? 1 : -1;
-    if (c->on)
+    if (c->on) {
+        p->links_cause = c->idx;
         p->links_rec = c->rec;
-    else if (p->links_down == 0)
-        p->links_rec = -1;
+    } else if (p->links_down == 0) {
+        p->links_cause = p->links_rec = -1;
+    }
     for (int j = 0; j < p->n_hosts; j++) {
         char name[128];
         snprintf(name, sizeof name, "%s/link", p->nodes[j].name);

@@ -113,26 +113,15 @@ void acc_llm_lost(const eng_node *n, const eng_req *r, int prefill_tokens, int r
     }
 }
 
-/* A failed handoff is the fault's on its decode node, else on its prefill
- * node, else (no decode replica was up) on a decode node, else a link_down
- * holding the decode pool's links off, or the prefill pool's (the transfer
- * crossed them); a slowed one is a fault's on either pool's links
- * (bandwidth_cut) at its landing. */
+/* A failed handoff is the fault's that eng_handoff_fault names (a replica
+ * it took down, or links it turned off); a slowed one is a fault's on
+ * either pool's links (bandwidth_cut) at its landing. */
 void acc_kv_handoff(const eng_node *src, const eng_node *dst, int failed, double time_s,
                     double alone_s)
 {
     int rec = -1;
     if (failed) {
-        if (dst && dst->fault.cause >= 0)
-            rec = dst->fault.fault_rec;
-        else if (src->fault.cause >= 0)
-            rec = src->fault.fault_rec;
-        else if (!dst && src->pool->cfg->decode_pool >= 0)
-            eng_pool_node_fault(&eng_world.pools[src->pool->cfg->decode_pool], &rec);
-        else if (dst && dst->pool->links_down > 0)
-            rec = dst->pool->links_rec;
-        else if (dst && src->pool->links_down > 0)
-            rec = src->pool->links_rec;
+        eng_handoff_fault(src, dst, &rec);
         rp_fault *f = llm_entry(rec);
         if (f)
             f->handoffs_failed++;
@@ -160,6 +149,12 @@ static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
     if (!isnan(r->outage_since_s) && r->outage_cause >= 0) {
         *rec = r->outage_rec;
         return r->outage_cause;
+    }
+    /* its attempt failed in a KV handoff a fault failed (serve/llm.c):
+     * the error is that fault's, wherever the request then ended */
+    if (r->handoff_cause >= 0) {
+        *rec = r->handoff_rec;
+        return r->handoff_cause;
     }
     /* its connection cut by its L7 balancer going down (tiers.c) */
     if (eng_world.l4 && r->l7 >= 0 && !r->job && eng_world.l7[r->l7].n_down > 0) {

@@ -939,6 +939,7 @@ static void handoff(llm_replica *rep, llm_req *q, double now)
         kv_set(rep, now);
         lp->kv_unstarted_failed++; /* no transfer was attempted */
         ENG_NOTIFY(kv_handoff, n, NULL, 1, 0.0, 0.0);
+        q->r->handoff_cause = eng_handoff_fault(n, NULL, &q->r->handoff_rec);
         end_held(n->pool, n, q, LB_OK, B_FAILED, now, now);
         return;
     }
@@ -1088,6 +1089,7 @@ static void kv_lost(kv_xfer *x, int src_error, eng_node *down, double now)
     if (down)
         ENG_NOTIFY(llm_lost, down, r, prompt,
                    eng_retry_allowed(sn->pool, r, now, eng_world.sc->lb.retry_on_error));
+    r->handoff_cause = eng_handoff_fault(sn, dst->node, &r->handoff_rec);
     eng_attempt_failed(sn->pool, r, now);
 }
 

@@ -237,6 +237,11 @@ static void test_reservation_freed(void)
      * blocks): it fails before starting, not as a transfer */
     CU_ASSERT_EQUAL(tu_num(j, "pools.pre.llm.kv_transfer.failed"), 2);
     CU_ASSERT_EQUAL(tu_num(j, "pools.pre.llm.kv_transfer.failed_before_start"), 1);
+    /* each error is blamed on the crash that failed its handoff: A's and
+     * B's on dec/0's, D's on pre/0's */
+    const cJSON *faults = cJSON_GetObjectItemCaseSensitive(j, "faults");
+    CU_ASSERT_EQUAL(tu_num(cJSON_GetArrayItem(faults, 0), "requests.failed"), 2);
+    CU_ASSERT_EQUAL(tu_num(cJSON_GetArrayItem(faults, 1), "requests.failed"), 1);
     CU_ASSERT_EQUAL(tu_num(j, "pools.pre.llm.finished"), 2);
     CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.pre.llm.e2e_s.max"), 0.020 + xfer + 9 * 0.011, 1e-9);
     CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.pre.llm.e2e_s.mean"), 0.020 + xfer + 9 * 0.011, 1e-9);

@@ -169,7 +169,9 @@ static void test_decode_links_cut(void)
  * to retry on, A fails). B at 0.5 s, during the cut: prefilled by 0.52 s,
  * its handoff gets the 7 blocks A held (freed with A's transfer, else B
  * would wait for them to the end of the run) and fails at once. C at 2 s,
- * after the cut: 20 ms + 14.1072 ms + 9 x 11 ms. */
+ * after the cut: 20 ms + 14.1072 ms + 9 x 11 ms. The two errors are the
+ * fault's (faults[0].requests.failed), though they ended at the prefill
+ * pool, which the cut did not touch. */
 static void test_cut_frees_blocks(void)
 {
     char trace[4096];
@@ -195,6 +197,9 @@ static void test_cut_frees_blocks(void)
      * ceil(110 / 16) = 7 for C's last step) */
     CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.dec.llm.kv_usage_max"), 7.0 / 8.0, 1e-12);
     CU_ASSERT_EQUAL(fault_num(j, 0, "llm.handoffs_failed"), 2);
+    /* both errors are the cut's: their attempts failed in its handoffs */
+    CU_ASSERT_EQUAL(fault_num(j, 0, "requests.failed"), 2);
+    CU_ASSERT_DOUBLE_EQUAL(fault_num(j, 0, "error_share"), 1.0, 1e-12);
     expect_conserved(j);
     cJSON_Delete(j);
     tu_done(dir);
