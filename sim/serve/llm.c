@@ -70,7 +70,16 @@
  * A request in transfer is in flight (census). A crash at either end during
  * a transfer, or while it waits for blocks, fails the request's attempt (a
  * retry starts over with a full prefill); the receiver only frees the
- * transfer's record then.
+ * transfer's record then. Links turned off (chaos link_down) fail the
+ * communication itself, in flight or as it starts: the receiver sees a
+ * network error and the attempt fails the same way, as vLLM's decode side
+ * fails a request whose KV blocks it could not read with
+ * kv_load_failure_policy "fail" (vllm/config/kv_transfer.py; the failed
+ * blocks come from the connector's get_block_ids_with_load_errors, vLLM PR
+ * #19330; "recompute", the decode replica computing the prompt itself, is
+ * not modelled). kv_transfer.failed counts transfers that started;
+ * handoffs that failed before (no decode replica, or while waiting for
+ * blocks) are counted apart.
  *
  * A lost GPU (chaos gpu_failure, through serve_ops.gpus_lost) kills the
  * engine of the replica holding it while the node's other replicas go on:
@@ -1196,7 +1205,8 @@ static void kv_receiver(int argc, char *argv[])
     case SG_ERROR_HOST:
     case SG_ERROR_NETWORK:
     case SG_ERROR_TIMEOUT:
-    default: /* the prefill host or the path failed under it */
+    default: /* the prefill host or the path failed under it (a link turned
+              * off: chaos link_down, control/link_power.cc) */
         kv_lost(x, 1, NULL, now);
         break;
     }
