@@ -8,7 +8,8 @@
  * blocks come back (a request needing all but one block completes after
  * the cut); the prefill pool's own links off make it a partition too
  * (attempts fail at the balancer) while the prompts it was computing end
- * in handoffs that fail; requests are conserved per pool and overall; and
+ * in handoffs that fail; links back on keep a bandwidth_cut acting on them;
+ * requests are conserved per pool and overall; and
  * the fault's faults[].llm.handoffs_failed counts the handoffs it failed.
  * The link_down keys' errors, and bandwidth_cut's factor 0, name
  * file:line:col.
@@ -163,6 +164,35 @@ static void test_decode_links_cut(void)
     cut_case("20.5ms", 0.0205);
 }
 
+/* As cut_case at 25 ms, under a bandwidth_cut to half on dec for the whole
+ * run: the links come back on at half their bandwidth, and the third
+ * attempt's transfer takes 1 ms + 26.2144 ms. */
+static void test_cut_under_bandwidth_cut(void)
+{
+    char trace[4096];
+    char *td = write_trace("0.0,100,10\n", trace, sizeof trace);
+    int rc;
+    char *dir = tu_run_yaml(
+        scenario(trace, 3, 1000,
+                 "  - {at: 0s, fault: bandwidth_cut, factor: 0.5, target: dec, duration: 10s}\n"
+                 "  - {at: 25ms, fault: link_down, target: dec, duration: 30ms}\n"),
+        NULL, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    double xfer = 0.001 + 2 * 100 * KV_B / BW_BPS;
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 1);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pre.llm.kv_transfer.count"), 1);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pre.llm.kv_transfer.failed"), 2);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.pre.llm.kv_transfer.time_s.max"), xfer, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.pre.llm.e2e_s.max"), 0.065 + xfer + 9 * 0.011, 1e-12);
+    CU_ASSERT_EQUAL(fault_num(j, 1, "llm.handoffs_failed"), 2);
+    expect_conserved(j);
+    cJSON_Delete(j);
+    tu_done(dir);
+    tu_done(td);
+}
+
 /* The decode replica has 8 blocks; a 100-token prompt and its first output
  * token take 7. A at 0: its transfer (20 .. 34.1072 ms, 7 blocks reserved)
  * fails when dec's link goes off at 25 ms (one prefill node: no node left
@@ -301,6 +331,7 @@ int main(void)
         return CU_get_error();
     s = CU_add_suite("llm_kvcut", NULL, NULL);
     CU_add_test(s, "decode links cut: in flight, during, after", test_decode_links_cut);
+    CU_add_test(s, "links back on at a bandwidth_cut's share", test_cut_under_bandwidth_cut);
     CU_add_test(s, "a cut transfer's blocks come back", test_cut_frees_blocks);
     CU_add_test(s, "prefill links cut: a partition and failed handoffs", test_prefill_links_cut);
     CU_add_test(s, "errors", test_errors);
