@@ -150,12 +150,6 @@ static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
         *rec = r->outage_rec;
         return r->outage_cause;
     }
-    /* its attempt failed in a KV handoff a fault failed (serve/llm.c):
-     * the error is that fault's, wherever the request then ended */
-    if (r->handoff_cause >= 0) {
-        *rec = r->handoff_rec;
-        return r->handoff_cause;
-    }
     /* its connection cut by its L7 balancer going down (tiers.c) */
     if (eng_world.l4 && r->l7 >= 0 && !r->job && eng_world.l7[r->l7].n_down > 0) {
         int cause;
@@ -167,6 +161,12 @@ static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
     if (eng_world.l4 && r->l7 >= 0 && r->attempts == 0 && eng_world.l7[r->l7].cause >= 0) {
         *rec = eng_world.l7[r->l7].fault_rec;
         return eng_world.l7[r->l7].cause;
+    }
+    /* its attempt failed in a KV handoff a fault failed (serve/llm.c):
+     * the error is that fault's, wherever the request then ended */
+    if (r->handoff_cause >= 0) {
+        *rec = r->handoff_rec;
+        return r->handoff_cause;
     }
     if (r->node >= 0 && p->nodes[r->node].fault.cause >= 0) {
         *rec = p->nodes[r->node].fault.fault_rec;
