@@ -4,14 +4,14 @@
  * has none. The only C++ in sim/ (monitoring/re2_shim.cc is the other in
  * fleetsim); it includes nothing of fleetsim but its own header.
  *
- * What SimGrid does (src/kernel/resource/StandardLinkImpl.cpp, turn_off:
- * every action of the link's constraint, started or in its latency phase,
- * is marked failed at the current time; src/kernel/resource/
- * NetworkCm02Model.cpp, communicate: a communication whose route crosses
- * a link that is off is failed when it starts): a comm fails at the
- * moment the link goes off, or at once when started across an off link,
- * and its waiters get SG_ERROR_NETWORK. A mailbox is not tied to a link:
- * puts and gets still match, and the communication they make then fails.
+ * What SimGrid does (StandardLinkImpl.cpp, turn_off: every action on the
+ * link's constraint, started or in its latency phase, is marked failed at
+ * the current time; network_cm02.cpp, NetworkCm02Model::communicate: its
+ * comm_get_route_info finds a link of the route off and the action is
+ * created failed): a comm fails at the moment the link goes off, or at
+ * once when started across an off link, and its waiters get
+ * SG_ERROR_NETWORK. A mailbox is not tied to a link: puts and gets still
+ * match, and the communication they make then fails.
  * tests/serve/test_llm_kvcut.c checks each of these by hand.
  */
 #include "link_power.h"
