@@ -749,12 +749,13 @@ static void llm_pool_section(rp_buf *o, const rp_results *r, const rp_pool *p)
         rp_buf_esc(o, l->decode_router ? l->decode_router : "");
         rp_fmt_latency(a, sizeof a, l->kv_transfer_s.mean);
         rp_fmt_latency(b, sizeof b, l->kv_transfer_s.p99);
-        rp_buf_printf(o, "): %lu transfers of %.1f MB on average, %s mean, %s p99, %lu failed; "
+        rp_buf_printf(o, "): %lu transfers of %.1f MB on average, %s mean, %s p99, %lu failed, "
+                         "%lu failed before starting; "
                          "the latencies below count each request from its send to its last token, "
                          "made on its decode replica</p>\n",
                       l->kv_transfers,
                       l->kv_transfers ? l->kv_transfer_bytes / (double)l->kv_transfers / 1e6 : 0,
-                      a, b, l->kv_transfers_failed);
+                      a, b, l->kv_transfers_failed, l->kv_transfers_unstarted);
     }
     if (l->role && strcmp(l->role, "decode") == 0) {
         rp_buf_printf(o, "<p class=\"meta\">decode pool: %.1f output tokens/s; its requests' "

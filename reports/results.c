@@ -532,6 +532,7 @@ static void add_llm(cJSON *po, const rp_pool *p)
         cJSON_AddStringToObject(k, "router", l->decode_router ? l->decode_router : "");
         cJSON_AddNumberToObject(k, "count", (double)l->kv_transfers);
         cJSON_AddNumberToObject(k, "failed", (double)l->kv_transfers_failed);
+        cJSON_AddNumberToObject(k, "failed_before_start", (double)l->kv_transfers_unstarted);
         cJSON_AddNumberToObject(k, "bytes", l->kv_transfer_bytes);
         add_latency(k, "time_s", &l->kv_transfer_s);
         cJSON *per = cJSON_AddArrayToObject(k, "per_decode_replica");
@@ -837,10 +838,10 @@ void rp_print_table(const rp_results *r, FILE *out)
                     decode ? " (its requests' latencies are counted at their prefill pool)" : "");
         if (l->decode_pool)
             fprintf(out, "  KV transfer %12lu to %s  %.1f MB mean  %.1f ms mean  %.1f ms p99  "
-                    "%lu failed\n", l->kv_transfers, l->decode_pool,
+                    "%lu failed  %lu failed before starting\n", l->kv_transfers, l->decode_pool,
                     l->kv_transfers ? l->kv_transfer_bytes / (double)l->kv_transfers / 1e6 : 0,
                     1e3 * l->kv_transfer_s.mean, 1e3 * l->kv_transfer_s.p99,
-                    l->kv_transfers_failed);
+                    l->kv_transfers_failed, l->kv_transfers_unstarted);
         if (!decode) {
             fprintf(out, "  TTFT        p50 %9.1f ms  p99 %9.1f ms\n", 1e3 * l->ttft.p50,
                     1e3 * l->ttft.p99);

@@ -61,7 +61,10 @@ typedef struct {
      * requests through their decode, its decode pool's count nothing */
     char *role;
     char *decode_pool, *decode_router; /* a prefill pool: where its KV caches go, and how */
-    unsigned long kv_transfers, kv_transfers_failed; /* landed; ended without landing */
+    /* landed; started (bytes moving) and ended without landing; failed
+     * before a transfer started (no decode replica up, or the attempt
+     * failed while the decode replica had no blocks for it yet) */
+    unsigned long kv_transfers, kv_transfers_failed, kv_transfers_unstarted;
     double kv_transfer_bytes;  /* of those that landed */
     rp_latency kv_transfer_s;  /* send to landing, those that landed */
     unsigned long *kv_per_replica; /* requests sent to each decode replica (node-major) */

@@ -1,8 +1,8 @@
 /*
  * chaos.c - injected faults: crashes, random crashes (MTBF/MTTR), slow
  * GPUs, GPU errors, network latency, partitions, error rates, zone outages,
- * balancer failures, flash crowds, bandwidth cuts, retry storms, stale
- * metrics and lost GPUs.
+ * balancer failures, flash crowds, bandwidth cuts, links down, retry
+ * storms, stale metrics and lost GPUs.
  *
  * Each scheduled fault is one actor on the balancer's host that waits for
  * the fault's start, applies it, and undoes it after its duration. The
@@ -23,6 +23,7 @@
  * the kinds and their names are fault_kinds.h's.
  */
 #include "control.h"
+#include "link_power.h"
 #include "serve.h"
 
 #include <simgrid/engine.h>
@@ -168,9 +169,11 @@ static void net_latency(eng_pool *p, const fault_change *c)
     p->extra_latency_s += c->on ? c->f->factor : -c->f->factor;
 }
 
+/* Counted: overlapping partitions (and link_down, which is one) keep the
+ * pool cut off until the last of them ends. */
 static void partition(eng_pool *p, const fault_change *c)
 {
-    p->partitioned = c->on;
+    p->partitioned += c->on ? 1 : -1;
 }
 
 static void error_rate(eng_pool *p, const fault_change *c)
@@ -200,6 +203,35 @@ static void bandwidth_cut(eng_pool *p, const fault_change *c)
         sg_link_t l = sg_link_by_name(name);
         if (l)
             sg_link_set_bandwidth(l, p->cfg->link_bandwidth_Bps * factor);
+    }
+}
+
+/* The pool's links off: each node's link to the balancer's star, over which
+ * its KV transfers go too (run/run.c's routes). SimGrid fails every
+ * communication crossing one, in flight when it goes off or started while
+ * it is off (link_power.cc): a KV transfer fails as when its prefill host
+ * dies (serve/llm.c, kv_receiver: the attempt fails and is retried as the
+ * balancer's rules allow). The balancer reaches the nodes over the same
+ * links, so the pool is also partitioned while it lasts: attempts to its
+ * nodes fail and health checks go unanswered, exactly as under
+ * `partition`. The links come back on when the last link_down on the pool
+ * ends; a bandwidth_cut meanwhile still sets their bandwidth. */
+static void link_down(eng_pool *p, const fault_change *c)
+{
+    partition(p, c);
+    p->links_down += c->on ? 1 : -1;
+    if (c->on) {
+        p->links_cause = c->idx;
+        p->links_rec = c->rec;
+    } else if (p->links_down == 0) {
+        p->links_cause = p->links_rec = -1;
+    }
+    for (int j = 0; j < p->n_hosts; j++) {
+        char name[128];
+        snprintf(name, sizeof name, "%s/link", p->nodes[j].name);
+        sg_link_t l = sg_link_by_name(name);
+        if (l)
+            chaos_link_power(l, p->links_down == 0);
     }
 }
 
@@ -295,6 +327,7 @@ static const struct fault_ops {
     [SC_FAULT_SPOT_RECLAIM] = { .pool = capacity, .node = reclaim, .blames = 1 },
     [SC_FAULT_QUOTA_EXHAUSTED] = { .pool = capacity, .blames = 1 },
     [SC_FAULT_GPU_FAILURE] = { .node = gpu_failure, .blames = 1 },
+    [SC_FAULT_LINK_DOWN] = { .pool = link_down, .blames = 1 },
 };
 
 /* Starts (on = 1) or ends (on = 0) a fault everywhere it hits; idx is the

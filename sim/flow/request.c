@@ -63,6 +63,7 @@ static inline __attribute__((always_inline)) eng_req *req_new(eng_class *tc, dou
     r->outage_since_s = NAN;
     r->outage_wait_s = 0;
     r->outage_rec = r->outage_cause = -1;
+    r->handoff_rec = r->handoff_cause = -1;
     r->net_s = tc->net_s;
     r->sent_s = now;
     r->stage_s = now;
@@ -303,6 +304,7 @@ static void send_to(eng_pool *p, eng_req *r, int s, double now)
     eng_node *n = &p->nodes[s];
     r->attempts++;
     eng_world.attempts++;
+    r->handoff_cause = r->handoff_rec = -1; /* a new attempt: a failed handoff's cause is past */
     if (r->n_tried < ENG_MAX_TRIED)
         r->tried[r->n_tried++] = s;
     /* connection-level errors: the node is gone, unreachable, or flaky */

@@ -280,6 +280,30 @@ int eng_pool_node_fault(const eng_pool *p, int *rec)
     return -1;
 }
 
+int eng_handoff_fault(const eng_node *src, const eng_node *dst, int *rec)
+{
+    *rec = -1;
+    if (dst && dst->fault.cause >= 0) {
+        *rec = dst->fault.fault_rec;
+        return dst->fault.cause;
+    }
+    if (src->fault.cause >= 0) {
+        *rec = src->fault.fault_rec;
+        return src->fault.cause;
+    }
+    if (!dst)
+        return src->pool->cfg->decode_pool >= 0
+                   ? eng_pool_node_fault(&eng_world.pools[src->pool->cfg->decode_pool], rec)
+                   : -1;
+    const eng_pool *cut = dst->pool->links_down > 0 ? dst->pool
+                          : src->pool->links_down > 0 ? src->pool
+                                                      : NULL;
+    if (!cut)
+        return -1;
+    *rec = cut->links_rec;
+    return cut->links_cause;
+}
+
 void eng_pool_recount(eng_pool *p)
 {
     p->n_ready = eng_ready_recount(p, 0);

@@ -78,6 +78,10 @@ typedef struct eng_req {
      * record (-1 when not waiting so), and the time so waited in all */
     double outage_since_s, outage_wait_s;
     int outage_rec, outage_cause;
+    /* its attempt failed in a KV handoff that a fault failed (serve/llm.c,
+     * eng_handoff_fault): the fault and its record, until its next attempt
+     * is sent (-1: none) */
+    int handoff_cause, handoff_rec;
 } eng_req;
 
 typedef struct {
@@ -212,7 +216,10 @@ struct eng_pool {
     double lbq_timeout_s;
     double route_latency_s, route_bw_Bps;
     double extra_latency_s; /* injected one-way latency */
-    int partitioned;        /* injected: balancer cannot reach the nodes */
+    int partitioned;        /* injected: balancer cannot reach the nodes (how many
+                               partition and link_down faults say so) */
+    int links_down;         /* injected: link_down faults acting; its links are off */
+    int links_cause, links_rec; /* the latest of them and its results' entry, or -1 */
     double error_prob;      /* injected: each attempt fails with this probability */
     int lb_down;            /* injected: balancer failed */
     double bw_factor;       /* injected: links at this share of their bandwidth (1) */
@@ -421,5 +428,11 @@ int eng_node_set_state(eng_node *n, eng_node_state st, double now); /* 1 if it c
 /* The fault acting on the first of p's nodes that has one (capacity it
  * lost), with its record in *rec; -1 (and *rec -1) if none. */
 int eng_pool_node_fault(const eng_pool *p, int *rec);
+/* The fault that failed a KV handoff from src to dst (NULL: no decode
+ * replica was up), its record in *rec; -1 if none: the fault on its decode
+ * node, else on its prefill node, else (no decode replica up) one on a
+ * decode node, else a link_down holding the decode pool's links off, or
+ * the prefill pool's (the transfer crossed them). */
+int eng_handoff_fault(const eng_node *src, const eng_node *dst, int *rec);
 
 #endif

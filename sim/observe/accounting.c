@@ -17,8 +17,9 @@
  * On LLM pools a fault also costs work and time that are not errors: the
  * KV caches of the requests on a replica it took down (those sent again
  * start over with a full prefill: the prompt tokens they had computed are
- * computed again), KV handoffs it failed or slowed (a slowed one by its
- * time beyond its time alone on unfaulted links), and the first tokens it
+ * computed again), KV handoffs it failed (a replica it took down, or links
+ * it turned off) or slowed (a slowed one by its time beyond its time alone
+ * on unfaulted links), and the first tokens it
  * delayed by holding a prefill pool's requests at the balancer with no
  * worker up. Each is counted on the fault's entry in the results (llm).
  */
@@ -112,20 +113,15 @@ void acc_llm_lost(const eng_node *n, const eng_req *r, int prefill_tokens, int r
     }
 }
 
-/* A failed handoff is the fault's on its decode node, else on its prefill
- * node, else (no decode replica was up) on a decode node; a slowed one is a
- * fault's on either pool's links (bandwidth_cut) at its landing. */
+/* A failed handoff is the fault's that eng_handoff_fault names (a replica
+ * it took down, or links it turned off); a slowed one is a fault's on
+ * either pool's links (bandwidth_cut) at its landing. */
 void acc_kv_handoff(const eng_node *src, const eng_node *dst, int failed, double time_s,
                     double alone_s)
 {
     int rec = -1;
     if (failed) {
-        if (dst && dst->fault.cause >= 0)
-            rec = dst->fault.fault_rec;
-        else if (src->fault.cause >= 0)
-            rec = src->fault.fault_rec;
-        else if (!dst && src->pool->cfg->decode_pool >= 0)
-            eng_pool_node_fault(&eng_world.pools[src->pool->cfg->decode_pool], &rec);
+        eng_handoff_fault(src, dst, &rec);
         rp_fault *f = llm_entry(rec);
         if (f)
             f->handoffs_failed++;
@@ -165,6 +161,12 @@ static int cause_of(const eng_pool *p, const eng_req *r, double t, int *rec)
     if (eng_world.l4 && r->l7 >= 0 && r->attempts == 0 && eng_world.l7[r->l7].cause >= 0) {
         *rec = eng_world.l7[r->l7].fault_rec;
         return eng_world.l7[r->l7].cause;
+    }
+    /* its attempt failed in a KV handoff a fault failed (serve/llm.c):
+     * the error is that fault's, wherever the request then ended */
+    if (r->handoff_cause >= 0) {
+        *rec = r->handoff_rec;
+        return r->handoff_cause;
     }
     if (r->node >= 0 && p->nodes[r->node].fault.cause >= 0) {
         *rec = p->nodes[r->node].fault.fault_rec;

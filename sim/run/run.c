@@ -263,6 +263,7 @@ static int build(void)
         p->serving_per_interval = calloc(eng_world.n_intervals, sizeof(double));
         p->cause = p->fault_rec = -1;
         p->bw_factor = 1.0;
+        p->links_cause = p->links_rec = -1;
         p->node_series = (double)p->n_hosts * (double)eng_world.n_intervals <= 4e6;
         serve_init_pool(p);
         for (int j = 0; j < p->n_hosts; j++) {

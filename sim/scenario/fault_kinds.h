@@ -49,6 +49,8 @@
     /* the pool's cloud quota is used up: no node can be added */                                 \
     X(SC_FAULT_QUOTA_EXHAUSTED, "quota_exhausted")                                                \
     /* GPUs fall off the bus (XID 79): the replica holding one goes down */                       \
-    X(SC_FAULT_GPU_FAILURE, "gpu_failure")
+    X(SC_FAULT_GPU_FAILURE, "gpu_failure")                                                        \
+    /* the pool's links off: KV transfers over them fail; attempts fail as in a partition */      \
+    X(SC_FAULT_LINK_DOWN, "link_down")
 
 #endif

@@ -70,6 +70,8 @@ static const struct {
     [SC_FAULT_QUOTA_EXHAUSTED] = {K_START | K_DUR | K_TARGET | K_ZONE, K_START},
     /* GPUs of each node hit */
     [SC_FAULT_GPU_FAILURE] = {K_START | K_DUR | K_TARGET | K_ZONE | K_GPUS, K_START},
+    /* a pool's links (or a zone's, or all pools') */
+    [SC_FAULT_LINK_DOWN] = {K_START | K_DUR | K_TARGET | K_ZONE, K_START},
 };
 
 const char *sc_fault_name(int i)
@@ -424,7 +426,16 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
         }
     }
     if (factor.val) {
-        if (f->kind == SC_FAULT_SLOWDOWN || f->kind == SC_FAULT_BANDWIDTH_CUT)
+        char *end = NULL;
+        const char *text = factor.val->type == YAML_SCALAR_NODE
+                               ? (const char *)factor.val->data.scalar.value
+                               : NULL;
+        if (f->kind == SC_FAULT_BANDWIDTH_CUT && text && *text && strtod(text, &end) == 0 &&
+            !*end) /* no bandwidth at all is a link that is off */
+            sc_errn(L, factor.val,
+                    "%s: a bandwidth_cut's factor is in (0, 1]; for links that are off use "
+                    "fault: link_down", sc_join(p, path, "factor"));
+        else if (f->kind == SC_FAULT_SLOWDOWN || f->kind == SC_FAULT_BANDWIDTH_CUT)
             sc_want_num(L, factor.val, sc_join(p, path, "factor"), 0, 1, 1, 0, &f->factor);
         else
             sc_want_num(L, factor.val, sc_join(p, path, "factor"), 0, 0, 1e6, 0, &f->factor);
@@ -464,6 +475,8 @@ static void load_fault(sc_loader *L, yaml_node_t *n, const char *path, const sc_
         sc_errn(L, n, "%s: %s needs target (pool/index or pool) or zone", path, fault_names[k]);
     if (f->kind == SC_FAULT_QUOTA_EXHAUSTED && f->node >= 0)
         sc_errn(L, target.val, "%s: quota_exhausted applies to a pool, not a node", path);
+    if (f->kind == SC_FAULT_LINK_DOWN && f->node >= 0)
+        sc_errn(L, target.val, "%s: link_down takes a pool's links, not one node's", path);
     if (f->kind == SC_FAULT_GPU_FAILURE)
         load_gpus(L, n, path, sc, f);
     load_start(L, n, path, sc, f);

@@ -70,7 +70,16 @@
  * A request in transfer is in flight (census). A crash at either end during
  * a transfer, or while it waits for blocks, fails the request's attempt (a
  * retry starts over with a full prefill); the receiver only frees the
- * transfer's record then.
+ * transfer's record then. Links turned off (chaos link_down) fail the
+ * communication itself, in flight or as it starts: the receiver sees a
+ * network error and the attempt fails the same way, as vLLM's decode side
+ * fails a request whose KV blocks it could not read with
+ * kv_load_failure_policy "fail" (vllm/config/kv_transfer.py; the failed
+ * blocks come from the connector's get_block_ids_with_load_errors, vLLM PR
+ * #19330; "recompute", the decode replica computing the prompt itself, is
+ * not modelled). kv_transfer.failed counts transfers that started;
+ * handoffs that failed before (no decode replica, or while waiting for
+ * blocks) are counted apart.
  *
  * A lost GPU (chaos gpu_failure, through serve_ops.gpus_lost) kills the
  * engine of the replica holding it while the node's other replicas go on:
@@ -124,7 +133,10 @@ typedef struct llm_pool {
     struct llm_replica_s **rreps;
     int n_rviews;
     gsl_rng *router_rng;
-    unsigned long kv_xfers, kv_xfers_failed, *kv_per_replica;
+    /* landed; started (blocks granted, bytes moving) and did not land;
+     * failed before a byte moved: no decode replica up, or the request's
+     * attempt failed while it waited for blocks */
+    unsigned long kv_xfers, kv_xfers_failed, kv_unstarted_failed, *kv_per_replica;
     double kv_xfer_bytes;
     sim_hist *kv_xfer_s;
     int *free_slots, n_free_slots, n_slots; /* mailboxes kv/<pool>/<slot>, reused */
@@ -176,6 +188,15 @@ typedef struct llm_replica_s {
     /* KV transfers it sends (prefill) or waits for (decode) */
     kv_xfer *out, *in;
     int n_out, n_in;
+    /* --trace-steps: n_in when the horizon was planned and each change
+     * since, so that a step's waiting counts the transfers to it queued or
+     * on their way at the step's start, whichever way its steps ran */
+    int trace_in0;
+    struct in_change {
+        double t_s;
+        int d;
+    } *in_log;
+    int n_in_log, in_log_cap;
     /* a lost GPU (gpu_failure) holds it down: its engine is dead, its KV
      * cache gone, until every fault holding one of its GPUs has ended */
     int lost;                  /* faults holding one of its GPUs */
@@ -561,6 +582,7 @@ static void free_node(eng_node *n)
         free(rep->chunks);
         free(rep->held_blocks);
         free(rep->t_end);
+        free(rep->in_log);
         llm_noise_free(rep->noise);
     }
     free(ln->reps);
@@ -764,6 +786,22 @@ static void wake_rep(llm_replica *rep, int end_horizon)
     }
 }
 
+/* --trace-steps: the transfers to rep changed by d, now. */
+static void in_changed(llm_replica *rep, int d)
+{
+    if (!eng_world.trace_steps)
+        return;
+    if (rep->n_in_log == rep->in_log_cap) {
+        int cap = rep->in_log_cap ? 2 * rep->in_log_cap : 16;
+        struct in_change *a = realloc(rep->in_log, sizeof *a * (size_t)cap);
+        if (!a)
+            return;
+        rep->in_log = a;
+        rep->in_log_cap = cap;
+    }
+    rep->in_log[rep->n_in_log++] = (struct in_change){ .t_s = simgrid_get_clock(), .d = d };
+}
+
 static void xfer_link(kv_xfer *x)
 {
     x->out_prev = NULL;
@@ -778,6 +816,7 @@ static void xfer_link(kv_xfer *x)
         x->dst->in->in_prev = x;
     x->dst->in = x;
     x->dst->n_in++;
+    in_changed(x->dst, 1);
     x->linked = 1;
 }
 
@@ -799,6 +838,7 @@ static void xfer_unlink(kv_xfer *x)
     if (x->in_next)
         x->in_next->in_prev = x->in_prev;
     x->dst->n_in--;
+    in_changed(x->dst, -1);
     x->linked = 0;
 }
 
@@ -906,8 +946,9 @@ static void handoff(llm_replica *rep, llm_req *q, double now)
     if (!dst) { /* no decode replica up: the proxy answers 502 */
         llm_sched_abort(rep->sched, &q->seq);
         kv_set(rep, now);
-        lp->kv_xfers_failed++;
+        lp->kv_unstarted_failed++; /* no transfer was attempted */
         ENG_NOTIFY(kv_handoff, n, NULL, 1, 0.0, 0.0);
+        q->r->handoff_cause = eng_handoff_fault(n, NULL, &q->r->handoff_rec);
         end_held(n->pool, n, q, LB_OK, B_FAILED, now, now);
         return;
     }
@@ -1031,10 +1072,15 @@ static void kv_lost(kv_xfer *x, int src_error, eng_node *down, double now)
     xfer_unlink(x);
     llm_sched_abort(src->sched, &q->seq);
     kv_set(src, now);
-    lp->kv_xfers_failed++;
     free_seq(q);
     x->q = NULL;
     int granted = x->granted;
+    /* a transfer counts as attempted once its blocks were granted and its
+     * bytes began to move; one that waited for blocks moved none */
+    if (granted)
+        lp->kv_xfers_failed++;
+    else
+        lp->kv_unstarted_failed++;
     if (granted) { /* its blocks on dst are freed */
         drop_later(dst, x->resv);
         x->resv = NULL;
@@ -1052,6 +1098,7 @@ static void kv_lost(kv_xfer *x, int src_error, eng_node *down, double now)
     if (down)
         ENG_NOTIFY(llm_lost, down, r, prompt,
                    eng_retry_allowed(sn->pool, r, now, eng_world.sc->lb.retry_on_error));
+    r->handoff_cause = eng_handoff_fault(sn, dst->node, &r->handoff_rec);
     eng_attempt_failed(sn->pool, r, now);
 }
 
@@ -1158,7 +1205,8 @@ static void kv_receiver(int argc, char *argv[])
     case SG_ERROR_HOST:
     case SG_ERROR_NETWORK:
     case SG_ERROR_TIMEOUT:
-    default: /* the prefill host or the path failed under it */
+    default: /* the prefill host or the path failed under it (a link turned
+              * off: chaos link_down, control/link_power.cc) */
         kv_lost(x, 1, NULL, now);
         break;
     }
@@ -1306,9 +1354,17 @@ static int plan(llm_replica *rep, const llm_step *st, double t0_s)
 /* --trace-steps: step st of rep ran from t0 to t1. A horizon's steps are
  * written one by one from their planned times (the closed form), so the
  * file is the same whether the horizon ran as one activity or per step.
- * waiting is the scheduler's queue; kv blocks are those held for the step. */
+ * waiting is the scheduler's queue plus, on a decode replica, the KV
+ * transfers to it at t0 (waiting for blocks or on their way: vLLM keeps
+ * such a request in its waiting queue, WAITING_FOR_REMOTE_KVS, and
+ * vllm:num_requests_waiting counts it); kv blocks are those held for the
+ * step. */
 static void trace_step(llm_replica *rep, const llm_step *st, double t0, double t1)
 {
+    int in = rep->trace_in0;
+    for (int i = 0; i < rep->n_in_log; i++)
+        if (rep->in_log[i].t_s <= t0)
+            in += rep->in_log[i].d;
     long prefill = 0, context = 0;
     int decode = 0;
     for (int i = 0; i < st->n; i++) {
@@ -1321,7 +1377,7 @@ static void trace_step(llm_replica *rep, const llm_step *st, double t0, double t
     const llm_sched *s = rep->sched;
     fprintf(eng_world.trace_steps, "%.9f,%s,%s,%d,%lu,%.9f,%ld,%d,%ld,%d,%d,%ld\n", t0,
             rep->node->pool->cfg->name, rep->node->name, rep->index, rep->steps, t1 - t0,
-            prefill, decode, context, llm_sched_running(s), llm_sched_waiting(s),
+            prefill, decode, context, llm_sched_running(s), llm_sched_waiting(s) + in,
             llm_sched_blocks_used(s));
 }
 
@@ -1603,6 +1659,8 @@ static void replica(int argc, char *argv[])
             rep->chunks[i] = (llm_chunk){ .n = st->items[i].n_new, .c = st->items[i].context,
                                           .decode = st->items[i].decode };
         int k = plan(rep, st, now);
+        rep->trace_in0 = rep->n_in;
+        rep->n_in_log = 0;
         rep->run_t0_s = now;
         k = run_horizon(rep, k);
         if (k == 0) {
@@ -1964,6 +2022,7 @@ static void collect(eng_pool *p, rp_results *out)
         o->decode_router = strdup(lp->router_name);
         o->kv_transfers = lp->kv_xfers;
         o->kv_transfers_failed = lp->kv_xfers_failed;
+        o->kv_transfers_unstarted = lp->kv_unstarted_failed;
         o->kv_transfer_bytes = lp->kv_xfer_bytes;
         fill(&o->kv_transfer_s, lp->kv_xfer_s);
         /* requests each decode replica was sent, in node then replica order */

@@ -7,7 +7,9 @@
  * share it and take twice as long; a bandwidth cut slows one; requests are
  * conserved per pool and overall under load and a decode-node crash; the
  * decode replica reserves a request's KV blocks before its transfer starts
- * (a transfer waits for blocks; a crash or a failed transfer frees them); a
+ * (a transfer waits for blocks, counted as waiting in --trace-steps; a
+ * crash or a failed transfer frees them; a request that fails while it
+ * waits counts as failed before starting, not as a failed transfer); a
  * prefill outage holds requests in the prefill queue (TTFT, or timeouts
  * past a first-token deadline, not 502s); and
  * the role keys' errors name file:line:col.
@@ -170,19 +172,33 @@ static void test_reservation_waits(void)
     CU_ASSERT_EQUAL(tu_num(j, "pools.dec.llm.preemptions"), 0);
     CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.dec.llm.kv_usage_max"), 1.0, 1e-12);
     expect_conserved(j);
-    /* the decode replica's steps: A's 19 from 34.1072 ms, then B's first
-     * when its KV landed, at context 100 in its 7 reserved blocks */
+    /* the decode replica's steps: A's 19 from 34.1072 ms, B waiting for
+     * blocks from 25 ms (counted as waiting, as vLLM counts a request in
+     * WAITING_FOR_REMOTE_KVS), then B's first when its KV landed, at
+     * context 100 in its 7 reserved blocks, nothing waiting */
     snprintf(path, sizeof path, "%s/steps.csv", dir);
     char *text = tu_read(path);
     CU_ASSERT_PTR_NOT_NULL_FATAL(text);
     char want[256];
-    snprintf(want, sizeof want, "\n%.9f,dec,dec/0,0,0,0.011000000,0,1,100,1,0,7\n", 0.020 + xfer);
+    snprintf(want, sizeof want, "\n%.9f,dec,dec/0,0,0,0.011000000,0,1,100,1,1,7\n", 0.020 + xfer);
     CU_ASSERT_PTR_NOT_NULL(strstr(text, want));
-    snprintf(want, sizeof want, "\n%.9f,dec,dec/0,0,18,0.011000000,0,1,118,1,0,8\n",
+    snprintf(want, sizeof want, "\n%.9f,dec,dec/0,0,18,0.011000000,0,1,118,1,1,8\n",
              a_end - 0.011);
     CU_ASSERT_PTR_NOT_NULL(strstr(text, want));
     snprintf(want, sizeof want, "\n%.9f,dec,dec/0,0,19,0.011000000,0,1,100,1,0,7\n", b_land);
     CU_ASSERT_PTR_NOT_NULL(strstr(text, want));
+    /* the same file step by step (coalesce_steps false): B's wait is
+     * counted from its handoff whichever way the steps ran */
+    char *dir2 = tu_run_yaml(scenario_small(trace, NULL),
+                             "--trace-steps steps.csv --set models.m.llm.coalesce_steps=false", &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    snprintf(path, sizeof path, "%s/steps.csv", dir2);
+    char *text2 = tu_read(path);
+    CU_ASSERT_PTR_NOT_NULL(text2);
+    if (text2)
+        CU_ASSERT_STRING_EQUAL(text, text2);
+    free(text2);
+    tu_done(dir2);
     free(text);
     cJSON_Delete(j);
     tu_done(dir);
@@ -217,7 +233,15 @@ static void test_reservation_freed(void)
     CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 3);
     CU_ASSERT_EQUAL(tu_num(j, "requests.in_flight_at_end"), 0);
     CU_ASSERT_EQUAL(tu_num(j, "pools.pre.llm.kv_transfer.count"), 2);
-    CU_ASSERT_EQUAL(tu_num(j, "pools.pre.llm.kv_transfer.failed"), 3);
+    /* A's and D's transfers had started; B's never did (it waited for
+     * blocks): it fails before starting, not as a transfer */
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pre.llm.kv_transfer.failed"), 2);
+    CU_ASSERT_EQUAL(tu_num(j, "pools.pre.llm.kv_transfer.failed_before_start"), 1);
+    /* each error is blamed on the crash that failed its handoff: A's and
+     * B's on dec/0's, D's on pre/0's */
+    const cJSON *faults = cJSON_GetObjectItemCaseSensitive(j, "faults");
+    CU_ASSERT_EQUAL(tu_num(cJSON_GetArrayItem(faults, 0), "requests.failed"), 2);
+    CU_ASSERT_EQUAL(tu_num(cJSON_GetArrayItem(faults, 1), "requests.failed"), 1);
     CU_ASSERT_EQUAL(tu_num(j, "pools.pre.llm.finished"), 2);
     CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.pre.llm.e2e_s.max"), 0.020 + xfer + 9 * 0.011, 1e-9);
     CU_ASSERT_DOUBLE_EQUAL(tu_num(j, "pools.pre.llm.e2e_s.mean"), 0.020 + xfer + 9 * 0.011, 1e-9);
@@ -442,11 +466,16 @@ static void test_conservation(void)
     CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(per), 2);
     double a = cJSON_GetArrayItem(per, 0)->valuedouble, b = cJSON_GetArrayItem(per, 1)->valuedouble;
     CU_ASSERT(a > 0 && b > 0);
-    /* the crashes ended transfers on their way, at either end */
-    CU_ASSERT(tu_num(j, "pools.pre.llm.kv_transfer.failed") >= 1);
-    /* each pick started a transfer: landed, failed, or on its way at the end */
+    /* the crashes ended handoffs on their way, at either end: here the
+     * decode replicas are full, so those were waiting for blocks (failed
+     * before starting) */
+    CU_ASSERT(tu_num(j, "pools.pre.llm.kv_transfer.failed") +
+                  tu_num(j, "pools.pre.llm.kv_transfer.failed_before_start") >= 1);
+    /* each pick queued a transfer: landed, failed (after it started or
+     * before), or on its way at the end */
     CU_ASSERT(a + b >= tu_num(j, "pools.pre.llm.kv_transfer.count") +
-                           tu_num(j, "pools.pre.llm.kv_transfer.failed"));
+                           tu_num(j, "pools.pre.llm.kv_transfer.failed") +
+                           tu_num(j, "pools.pre.llm.kv_transfer.failed_before_start"));
     cJSON_Delete(j);
     tu_done(dir);
 }

@@ -811,6 +811,38 @@ static void test_partition_fails_all_routed(void)
     tu_done(dir);
 }
 
+/* link_down on a pool without KV transfers is a partition: the balancer
+ * reaches the nodes over the links it turns off. Overlapping cuts keep the
+ * pool cut off until the last ends: a partition from 20 to 30 s and
+ * another (or a link_down) from 25 to 35 s fail the arrivals of 20 to
+ * 35 s, not only until the first ends. */
+static void test_link_down_partitions(void)
+{
+    int rc;
+    char *dir = run_det("60s", "10ms", 2, "", "10",
+                        "{at: 20s, fault: link_down, pool: p, duration: 10s}", &rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    assert_failed_exactly(dir, 20, 30);
+    cJSON *j = tu_out_summary(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "faults"), 0);
+    CU_ASSERT_EQUAL(tu_num(f, "requests.failed"), 100);
+    cJSON_Delete(j);
+    tu_done(dir);
+    const char *kinds[] = { "partition", "link_down" };
+    for (int k = 0; k < 2; k++) {
+        char two[256];
+        snprintf(two, sizeof two,
+                 "{at: 20s, fault: partition, pool: p, duration: 10s}\n"
+                 "  - {at: 25s, fault: %s, pool: p, duration: 10s}",
+                 kinds[k]);
+        dir = run_det("60s", "10ms", 2, "", "10", two, &rc);
+        CU_ASSERT_EQUAL(rc, 0);
+        assert_failed_exactly(dir, 20, 35);
+        tu_done(dir);
+    }
+}
+
 /* The balancer down from 20 to 30 s fails everything in between; with a
  * standby taking over after 2 s, only the 20 arrivals of 20.05 ... 21.95 s. */
 static void test_lb_failure(void)
@@ -1029,6 +1061,8 @@ int main(void)
     CU_add_test(s, "flash crowd x3 triples the arrivals", test_flash_crowd_triples);
     CU_add_test(s, "error rate p fails p of attempts", test_error_rate_binomial);
     CU_add_test(s, "partition fails everything routed during it", test_partition_fails_all_routed);
+    CU_add_test(s, "link_down partitions; overlapping cuts last to the last",
+                test_link_down_partitions);
     CU_add_test(s, "balancer failure, with and without a standby", test_lb_failure);
     CU_add_test(s, "GPU error fails requests until health checks notice",
                 test_gpu_error_until_health_down);

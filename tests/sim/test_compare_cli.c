@@ -435,7 +435,7 @@ static void test_list(void)
     const char *want[] = { "\n  least_conn ", "\n  p2c_least_request ", "\n  least_tokens ",
                            "\n  vllm_dp ", "\n  prefix_affinity ", "\n  kv_aware ", "\n  hpa ", "\n  kpa ",
                            " node_crash", " cache_down", " broker_down", " spot_reclaim",
-                           " quota_exhausted" };
+                           " quota_exhausted", " link_down" };
     for (size_t i = 0; text && i < sizeof want / sizeof want[0]; i++) {
         /* a whole name: followed by a space or the end of its line */
         const char *at = text;
