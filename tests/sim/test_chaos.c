@@ -978,6 +978,8 @@ static void test_zone_outage_nodes(void)
  * | black-hole             | holds      | 0    | 33 (5 per outlier ejection)     |
  * | overload-ejection      | FAILS      | 1    | 0 (~54,000 rejected: 503s eject |
  * |                        |            |      | two of four nodes)              |
+ * | kv-link-down           | FAILS      | 1    | 136 (every KV handoff during    |
+ * |                        |            |      | the cut; all blamed on it)      |
  *
  * Each run's verdict (`hypothesis.met` in summary.json) must match the
  * table, with exit 0 when it holds and 1 (and the verdict on stderr) when it
@@ -997,6 +999,7 @@ static const struct {
     { "l7-failure.yaml", 0, 1, 0.99 },
     { "black-hole.yaml", 1, 1, 0.99 },
     { "overload-ejection.yaml", 0, 0, 0 },
+    { "kv-link-down.yaml", 0, 1, 0.99 },
 };
 
 static void test_shipped_scenarios(void)
