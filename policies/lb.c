@@ -20,10 +20,19 @@
  * peer's fails ("all peers failed, mark them as live for quick recovery")
  * and answers 502. lb_pick does the same by handing the policy a copy of the
  * view in which the servers it may not use are not `up`: first the
- * primaries, then, if the policy finds none, the backups. The copy is made
- * only when some server is a backup or out; otherwise the policy sees the
- * caller's view. One difference: nginx's clock has whole seconds, ours is the
- * simulated time.
+ * primaries, then, if the policy finds none, the backups. One difference:
+ * nginx's clock has whole seconds, ours is the simulated time.
+ *
+ * On the tracked view (lb_track) that copy of the primaries is kept rather
+ * than made per pick (`pm`): lb_changed, a result, a pick's re-check and
+ * the passage of time (a heap of passive-health timeouts; the outlier
+ * detector's heap of un-ejection ticks and its list of hosts whose
+ * ejection changed) each update the server concerned and tell the policy,
+ * which keeps its index on pm, and counts stand for the walks (servers
+ * available for LB_BUSY; up, ejected and up, ejected and not up for the
+ * panic threshold). Picks on other views, in panic mode and on the backup
+ * tier take the walking path below, which is also the definition:
+ * tests/policies/test_lb_index.c compares the two.
  *
  * Envoy's outlier detection (lb_params.outlier, policies/lb_outlier.c) takes
  * servers out the same way: an ejected server is hidden like a server out by

@@ -51,11 +51,14 @@
  *
  * Not modelled: the success-rate, failure-percentage, gateway-failure and
  * local-origin detectors; max_ejection_time_jitter (default 0); un-ejection
- * by a passing active health check; Envoy's panic threshold (below 50%
- * healthy hosts Envoy balances over all of them, ejected ones included;
- * here an ejected server stays out, and with none left lb_pick answers
- * LB_NO_UPSTREAM); the post from worker to main thread (the ejection
- * happens at the failure that triggers it).
+ * by a passing active health check; the post from worker to main thread
+ * (the ejection happens at the failure that triggers it). Envoy's panic
+ * threshold is lb.c's (panic_mode).
+ *
+ * The ejected hosts sit in a heap by the tick that brings them back, so a
+ * sweep costs O(log n) per host it un-ejects and nothing otherwise; every
+ * change of a host's ejected mark goes on a list that lb.c takes
+ * (lb_od_moved) to keep its masked view and panic counts.
  */
 #include "lb_outlier.h"
 

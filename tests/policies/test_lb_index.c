@@ -45,6 +45,9 @@ static const lb_request req0 = { .id = 1 };
  * least_conn fallback is taken too. */
 static int llm_fields;
 
+/* lb_params.hash_mode of the runs. */
+static int hash_mode = LB_HASH_CONSISTENT;
+
 /* Over every run: the outlier detector did eject and panic. */
 static unsigned long outlier_panics, outlier_ejections;
 
@@ -76,7 +79,8 @@ static void pick_req(pair *p, double now, const lb_request *req)
 
 static void pick(pair *p, double now)
 {
-    pick_req(p, now, &req0);
+    lb_request r = { .id = 1, .key = gsl_rng_get(p->ops) };   /* hash's key */
+    pick_req(p, now, &r);
 }
 
 /* A retry as the engine makes it: server i (already tried) shown as not up
@@ -142,6 +146,7 @@ static long run(const char *policy, unsigned long seed, int n, int steps, int we
     p->va = (lb_view){ .n = n, .servers = p->a };
     p->vb = (lb_view){ .n = n, .servers = p->b };
     lb_params prm = lb_params_default();
+    prm.hash_mode = hash_mode;
     p->failure_scale = 1.0;
     if (extras == 2) {
         prm.outlier.enabled = 1;
@@ -238,11 +243,12 @@ static long run(const char *policy, unsigned long seed, int n, int steps, int we
     return differ;
 }
 
-static void oracle(const char *policy)
+/* Every combination of size, weights and extras over `seeds` seeds. */
+static long oracle_seeds(const char *policy, unsigned long seeds)
 {
     static const int sizes[] = { 1, 2, 3, 7, 16, 64 };
     long total = 0;
-    for (unsigned long seed = 1; seed <= 6; seed++)
+    for (unsigned long seed = 1; seed <= seeds; seed++)
         for (int k = 0; k < (int)(sizeof sizes / sizeof sizes[0]); k++)
             for (int weights = 0; weights < 3; weights++)
                 for (int extras = 0; extras < 3; extras++) {
@@ -255,7 +261,12 @@ static void oracle(const char *policy)
                     CU_ASSERT_EQUAL(d, 0);
                     total += picks;
                 }
-    CU_ASSERT(total > 100000);   /* the sequences did pick */
+    return total;
+}
+
+static void oracle(const char *policy)
+{
+    CU_ASSERT(oracle_seeds(policy, 6) > 100000);   /* the sequences did pick */
 }
 
 /* The outlier runs of one policy did eject servers and pick in panic mode
@@ -278,6 +289,17 @@ static void test_round_robin(void) { oracle("round_robin"); }
 static void test_first(void) { oracle("first"); }
 static void test_jsq(void) { oracle("jsq"); }
 static void test_peak_ewma(void) { oracle("peak_ewma"); }
+static void test_hash(void)
+{
+    const int modes[] = { LB_HASH_CONSISTENT, LB_HASH_PLAIN, LB_HASH_IP };
+    /* one seed per mode: the consistent ring is rebuilt on each weight
+     * change, in both instances */
+    for (int m = 0; m < 3; m++) {
+        hash_mode = modes[m];
+        CU_ASSERT(oracle_seeds("hash", 1) > 15000);
+    }
+    hash_mode = LB_HASH_CONSISTENT;
+}
 static void test_least_tokens(void)
 {
     llm_fields = 1;
@@ -443,6 +465,7 @@ int main(void)
         { "jsq: one draw, the r-th tied server (enumerated)", test_jsq_ties_enumerated },
         { "segment tree: least key, ties, r-th tied", test_mintree },
         { "peak_ewma: index = scan", test_peak_ewma },
+        { "hash (consistent, plain, ip): index = scan", test_hash },
         { "least_tokens: index = scan", test_least_tokens },
         { "vllm_dp: index = scan", test_vllm_dp },
         { "least_conn: a tracked view's index is what it picks from", test_index_is_used },
