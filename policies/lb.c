@@ -480,17 +480,21 @@ static void hh_set(lb *b, int i, int in)
 static void pm_update(lb *b, const lb_view *view, int i, int notify)
 {
     const lb_server_view *s = &view->servers[i];
-    int ho = health_out(b, view, i), out = lb_od_out(&b->od, i);
+    int ho = b->fails[i] > 0 && health_out(b, view, i);
+    int out = b->od.n_flagged > 0 && lb_od_out(&b->od, i);
     int av = s->up && !s->down;
     unsigned f = (ho || out ? PM_HIDDEN : 0u) | (av && !ho && !out ? PM_VIS : 0u) |
                  (out && av ? PM_OUT_AVAIL : 0u) | (out && !av ? PM_OUT_UNAVAIL : 0u);
     unsigned old = b->pm_flags[i];
 
-    b->n_vis += !!(f & PM_VIS) - !!(old & PM_VIS);
-    b->n_out_avail += !!(f & PM_OUT_AVAIL) - !!(old & PM_OUT_AVAIL);
-    b->n_out_unavail += !!(f & PM_OUT_UNAVAIL) - !!(old & PM_OUT_UNAVAIL);
-    b->pm_flags[i] = (unsigned char)f;
-    hh_set(b, i, ho);
+    if (f != old) {
+        b->n_vis += !!(f & PM_VIS) - !!(old & PM_VIS);
+        b->n_out_avail += !!(f & PM_OUT_AVAIL) - !!(old & PM_OUT_AVAIL);
+        b->n_out_unavail += !!(f & PM_OUT_UNAVAIL) - !!(old & PM_OUT_UNAVAIL);
+        b->pm_flags[i] = (unsigned char)f;
+    }
+    if (ho || b->hh_pos[i] >= 0)
+        hh_set(b, i, ho);
     b->pm[i] = *s;
     if (s->backup || (f & PM_HIDDEN))
         b->pm[i].up = 0;
@@ -615,7 +619,8 @@ static int finish(lb *b, const lb_view *view, int s, int health, int has_backup,
          * a success after that clears its failures (see lb_on_done). */
         if (health && view->now_s - b->checked_s[s] > view->servers[s].fail_timeout_s) {
             b->checked_s[s] = view->now_s;
-            health_changed(b, view, s);
+            if (b->fails[s] > 0)   /* else checked_s does not matter yet */
+                health_changed(b, view, s);
         }
         return s;
     }
@@ -732,22 +737,25 @@ void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, lb_res
     if (server < 0 || server >= view->n)
         return;
     int room = reserve(b, view->n);
-    if (room && b->od.cfg.enabled)
+    int touched = room && b->od.cfg.enabled;   /* health or ejection state changed */
+    if (touched)
         lb_od_result(&b->od, view, server, result);
     /* nginx: a 5xx not in proxy_next_upstream is freed with state 0, a
      * success like any response (see lb_result in lb.h) */
     if (!single(view) && room) {
         if (result == LB_ERROR) {
+            touched = 1;
             b->n_failing += b->fails[server] == 0;
             b->fails[server]++;
             b->accessed_s[server] = view->now_s;
             b->checked_s[server] = view->now_s;
         } else if (b->accessed_s[server] < b->checked_s[server]) {
+            touched |= b->fails[server] > 0;
             b->n_failing -= b->fails[server] > 0;
             b->fails[server] = 0;   /* a success after the re-check */
         }
     }
-    if (room)   /* the ejection too: pm_update reads it */
+    if (touched)   /* the ejection too: pm_update reads it */
         health_changed(b, view, server);
     if (b->ops->on_done)
         b->ops->on_done(b->state, view, server, latency_s, result);

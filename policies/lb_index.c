@@ -440,9 +440,12 @@ void lb_mintree_set(lb_mintree *t, int i, double key)
     t->count[k] = key != INFINITY;
     for (k /= 2; k >= 1; k /= 2) {
         double a = t->min[2 * k], b = t->min[2 * k + 1];
-        t->min[k] = a < b ? a : b;
-        t->count[k] = (a == t->min[k] ? t->count[2 * k] : 0) +
-                      (b == t->min[k] ? t->count[2 * k + 1] : 0);
+        double m = a < b ? a : b;
+        int c = (a == m ? t->count[2 * k] : 0) + (b == m ? t->count[2 * k + 1] : 0);
+        if (t->min[k] == m && t->count[k] == c)
+            break;   /* nothing above changes either */
+        t->min[k] = m;
+        t->count[k] = c;
     }
 }
 
