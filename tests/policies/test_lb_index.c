@@ -10,8 +10,13 @@
  * every change, one on an untracked copy it must read whole each pick (the
  * scan, as before the indexes). Every pick must name the same server:
  * the indexes keep each policy's tie rules, current weights and random
- * draws exactly. Some runs use backups and max_fails so that lb_pick
- * hides servers and the tracked instance falls back to the scan and back.
+ * draws exactly. Some runs use backups and max_fails, and some also Envoy
+ * outlier detection (ejections, panic mode), retries that hide a server and
+ * forgotten servers: lb_pick then keeps its masked mirror of the tracked
+ * view by events on one side and walks and copies the view on the other,
+ * and the ejection and panic counts must agree too. The token policies'
+ * runs also change the LLM load fields; hash's requests carry random keys.
+ * jsq's one-draw tie-break is enumerated against a generator set by hand.
  * Exact: any difference is a failure.
  */
 #include "lb.h"
