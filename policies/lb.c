@@ -20,10 +20,19 @@
  * peer's fails ("all peers failed, mark them as live for quick recovery")
  * and answers 502. lb_pick does the same by handing the policy a copy of the
  * view in which the servers it may not use are not `up`: first the
- * primaries, then, if the policy finds none, the backups. The copy is made
- * only when some server is a backup or out; otherwise the policy sees the
- * caller's view. One difference: nginx's clock has whole seconds, ours is the
- * simulated time.
+ * primaries, then, if the policy finds none, the backups. One difference:
+ * nginx's clock has whole seconds, ours is the simulated time.
+ *
+ * On the tracked view (lb_track) that copy of the primaries is kept rather
+ * than made per pick (`pm`): lb_changed, a result, a pick's re-check and
+ * the passage of time (a heap of passive-health timeouts; the outlier
+ * detector's heap of un-ejection ticks and its list of hosts whose
+ * ejection changed) each update the server concerned and tell the policy,
+ * which keeps its index on pm, and counts stand for the walks (servers
+ * available for LB_BUSY; up, ejected and up, ejected and not up for the
+ * panic threshold). Picks on other views, in panic mode and on the backup
+ * tier take the walking path below, which is also the definition:
+ * tests/policies/test_lb_index.c compares the two.
  *
  * Envoy's outlier detection (lb_params.outlier, policies/lb_outlier.c) takes
  * servers out the same way: an ejected server is hidden like a server out by
@@ -68,7 +77,28 @@ struct lb {
      * how many are so (no walk for LB_BUSY against LB_NO_UPSTREAM) */
     unsigned char *track_avail;
     int n_track_avail;
+    /* Of the tracked view, kept through lb_changed and the health and
+     * ejection events (pm_valid), so that a pick neither walks the view nor
+     * copies it: pm is the view as the policy sees it with the primaries
+     * (backups and hidden servers not up), and the policy keeps its index
+     * on pm. Per server, flags (PM_*) say what it counts towards. */
+    lb_server_view *pm;
+    unsigned char *pm_flags;
+    int pm_valid;
+    int n_vis;               /* up, not down, not hidden: LB_BUSY */
+    int n_out_avail;         /* ejected and up && !down: panic mode's counts */
+    int n_out_unavail;       /* ejected and not */
+    /* servers out by passive health, in a heap by checked_s + fail_timeout_s
+     * (when they come back) */
+    int *hh, *hh_pos, hh_len;
+    int *scratch;
+    double last_now_s;
 };
+
+#define PM_HIDDEN 1u      /* out by passive health or ejected (panic aside) */
+#define PM_VIS 2u         /* up, not down, not hidden */
+#define PM_OUT_AVAIL 4u   /* ejected, up and not down */
+#define PM_OUT_UNAVAIL 8u /* ejected, down or not up */
 
 lb_params lb_params_default(void)
 {
@@ -328,10 +358,11 @@ static int tracked(const lb *b, const lb_view *view)
     return b->track_servers && view->servers == b->track_servers && view->n == b->track_n;
 }
 
-/* Tells the policy whether the view it is about to get is the tracked one. */
+/* Tells the policy whether the view it is about to get is the one it may
+ * keep an index of: pm, the tracked view's masked mirror. */
 static void tell_tracking(lb *b, const lb_view *view)
 {
-    int on = tracked(b, view);
+    int on = b->pm_valid && view->servers == b->pm;
 
     if (on == b->policy_tracking || !b->ops->on_change)
         return;
@@ -375,50 +406,229 @@ static const lb_view *mask(lb *b, const lb_view *view, lb_view *tmp, int backup)
     return tmp;
 }
 
-int lb_pick(lb *b, const lb_view *view, const lb_request *req)
-{
-    int s = -1, any_out = 0, health;
-    lb_view tmp;
+/* ---- the tracked view's masked mirror (pm) ---- */
 
-    assert(b && view);
-    assert(view->n == 0 || view->servers);
-    if (view->n <= 0)
-        return LB_NO_UPSTREAM;
-    health = reserve(b, view->n);
-    if (b->backup_n != view->n) {
-        b->has_backup = 0;
-        for (int i = 0; i < view->n; i++)
-            b->has_backup |= view->servers[i].backup != 0;
-        b->backup_n = view->n;
+static double hh_key(const lb *b, int i)
+{
+    return b->checked_s[i] + b->track_servers[i].fail_timeout_s;
+}
+
+static int hh_before(const lb *b, int x, int y)
+{
+    double kx = hh_key(b, x), ky = hh_key(b, y);
+    return kx < ky || (kx == ky && x < y);
+}
+
+static void hh_place(lb *b, int at, int i)
+{
+    b->hh[at] = i;
+    b->hh_pos[i] = at;
+}
+
+static void hh_up(lb *b, int at)
+{
+    int i = b->hh[at];
+    while (at > 0 && hh_before(b, i, b->hh[(at - 1) / 2])) {
+        hh_place(b, at, b->hh[(at - 1) / 2]);
+        at = (at - 1) / 2;
     }
-    int has_backup = b->has_backup;
-    /* the common case, no failures on record and none ejected, skips the walks */
-    b->od_panic = 0;
-    if (health && b->od.cfg.enabled) { /* calls only when on: this is every request's path */
-        any_out = lb_od_sweep(&b->od, view->n, view->now_s);
-        if (any_out && panic_mode(b, view, req)) {
-            b->od_panic = 1;
-            b->od_panics++;
-            any_out = 0;
+    hh_place(b, at, i);
+}
+
+static void hh_down(lb *b, int at)
+{
+    int i = b->hh[at];
+    for (;;) {
+        int c = 2 * at + 1;
+        if (c >= b->hh_len)
+            break;
+        if (c + 1 < b->hh_len && hh_before(b, b->hh[c + 1], b->hh[c]))
+            c++;
+        if (!hh_before(b, b->hh[c], i))
+            break;
+        hh_place(b, at, b->hh[c]);
+        at = c;
+    }
+    hh_place(b, at, i);
+}
+
+/* Server i in the heap (its key may have changed) or out of it. */
+static void hh_set(lb *b, int i, int in)
+{
+    int at = b->hh_pos[i];
+
+    if (in && at < 0) {
+        hh_place(b, b->hh_len++, i);
+        hh_up(b, b->hh_len - 1);
+    } else if (in) {
+        hh_up(b, at);
+        hh_down(b, b->hh_pos[i]);
+    } else if (at >= 0) {
+        b->hh_pos[i] = -1;
+        if (at < --b->hh_len) {
+            int last = b->hh[b->hh_len];
+            hh_place(b, at, last);
+            hh_up(b, at);
+            hh_down(b, b->hh_pos[last]);
         }
     }
-    for (int i = 0; health && b->n_failing > 0 && i < view->n && !any_out; i++)
-        any_out |= health_out(b, view, i);
-    if (!health || (!has_backup && !any_out)) {
-        s = checked_pick(b, view, req);
-    } else {
-        s = checked_pick(b, mask(b, view, &tmp, 0), req);
-        if (s < 0 && has_backup)
-            s = checked_pick(b, mask(b, view, &tmp, 1), req);
+}
+
+/* Server i of the tracked view (view) as lb_pick's walks would see it now:
+ * its flags, the counts, the heap, pm[i]; the policy is told if it tracks
+ * pm. */
+static void pm_update(lb *b, const lb_view *view, int i, int notify)
+{
+    const lb_server_view *s = &view->servers[i];
+    int ho = b->fails[i] > 0 && health_out(b, view, i);
+    int out = b->od.n_flagged > 0 && lb_od_out(&b->od, i);
+    int av = s->up && !s->down;
+    unsigned f = (ho || out ? PM_HIDDEN : 0u) | (av && !ho && !out ? PM_VIS : 0u) |
+                 (out && av ? PM_OUT_AVAIL : 0u) | (out && !av ? PM_OUT_UNAVAIL : 0u);
+    unsigned old = b->pm_flags[i];
+
+    if (f != old) {
+        b->n_vis += !!(f & PM_VIS) - !!(old & PM_VIS);
+        b->n_out_avail += !!(f & PM_OUT_AVAIL) - !!(old & PM_OUT_AVAIL);
+        b->n_out_unavail += !!(f & PM_OUT_UNAVAIL) - !!(old & PM_OUT_UNAVAIL);
+        b->pm_flags[i] = (unsigned char)f;
     }
+    if (ho || b->hh_pos[i] >= 0)
+        hh_set(b, i, ho);
+    b->pm[i] = *s;
+    if (s->backup || (f & PM_HIDDEN))
+        b->pm[i].up = 0;
+    if (notify && b->policy_tracking) {
+        lb_view pv = { .n = b->track_n, .servers = b->pm, .now_s = view->now_s };
+        b->ops->on_change(b->state, &pv, i);
+    }
+}
+
+/* Off: the next tracked pick builds it again (and the policy its index). */
+static void pm_drop(lb *b)
+{
+    b->pm_valid = 0;
+    if (b->policy_tracking && b->ops->on_change) {
+        lb_view pv = { .n = b->track_n, .servers = b->pm, .now_s = b->last_now_s };
+        b->policy_tracking = 0;
+        b->ops->on_change(b->state, &pv, LB_TRACK_STOP);
+    }
+}
+
+/* Builds pm and its state for the tracked view; 0 when out of memory. */
+static int pm_build(lb *b, const lb_view *view)
+{
+    int n = view->n;
+    lb_server_view *pm = realloc(b->pm, (size_t)n * sizeof *pm);
+    if (!pm)
+        return 0;
+    b->pm = pm;
+    unsigned char *f = realloc(b->pm_flags, (size_t)n);
+    if (!f)
+        return 0;
+    b->pm_flags = f;
+    int *hh = realloc(b->hh, (size_t)n * sizeof *hh);
+    if (!hh)
+        return 0;
+    b->hh = hh;
+    int *pos = realloc(b->hh_pos, (size_t)n * sizeof *pos);
+    if (!pos)
+        return 0;
+    b->hh_pos = pos;
+    int *sc = realloc(b->scratch, (size_t)n * sizeof *sc);
+    if (!sc)
+        return 0;
+    b->scratch = sc;
+    const int *moved;
+    lb_od_moved(&b->od, &moved);   /* read whole below */
+    b->hh_len = b->n_vis = b->n_out_avail = b->n_out_unavail = 0;
+    for (int i = 0; i < n; i++) {
+        f[i] = 0;
+        pos[i] = -1;
+    }
+    for (int i = 0; i < n; i++)
+        pm_update(b, view, i, 0);
+    b->pm_valid = 1;
+    return 1;
+}
+
+/* Brings pm to view->now_s: the servers whose ejection changed, and those
+ * whose passive-health timeout has passed. */
+static void pm_catch_up(lb *b, const lb_view *view)
+{
+    const int *moved;
+    int k = lb_od_moved(&b->od, &moved), m = 0;
+
+    for (int j = 0; j < k; j++)
+        if (moved[j] < view->n)
+            pm_update(b, view, moved[j], 1);
+    /* out while now - checked <= fail_timeout: past the key (less float
+     * dust) it may be back; health_out decides, and one still out goes
+     * back into the heap after the loop */
+    double slack = 1e-9 * (1.0 + fabs(view->now_s));
+    while (b->hh_len > 0 && hh_key(b, b->hh[0]) < view->now_s + slack) {
+        int i = b->hh[0];
+        hh_set(b, i, 0);
+        b->scratch[m++] = i;
+    }
+    for (int j = 0; j < m; j++)
+        pm_update(b, view, b->scratch[j], 1);
+}
+
+/* Server i's health or ejection state changed outside a pick: pm follows
+ * on the tracked view, and is dropped (rebuilt at the next tracked pick)
+ * when the change came with another view. */
+static void health_changed(lb *b, const lb_view *view, int i)
+{
+    if (!b->pm_valid)
+        return;
+    if (tracked(b, view) && i < view->n)
+        pm_update(b, view, i, 1);
+    else
+        pm_drop(b);
+}
+
+/* panic_mode from the counts: the same numbers without the walk. */
+static int panic_counted(const lb *b, const lb_view *view, const lb_request *req)
+{
+    int th = b->od.cfg.healthy_panic_threshold;
+    if (th <= 0)
+        return 0;
+    int hosts = b->n_track_avail + b->n_out_unavail;
+    int healthy = b->n_track_avail - b->n_out_avail;
+    for (int k = 0; req && k < req->n_hidden; k++) {
+        int i = req->hidden[k];
+        if (i < 0 || i >= view->n || view->servers[i].up || view->servers[i].down)
+            continue;
+        int out = lb_od_out(&b->od, i);
+        hosts += !out;
+        healthy += !out;
+    }
+    return hosts > 0 && 100.0 * healthy / hosts < (th < 100 ? th : 100);
+}
+
+/* The pick after the policy's answer s (both ways): nginx's re-check, and
+ * LB_BUSY or LB_NO_UPSTREAM when s < 0. counted: the tracked view's counts
+ * answer for the walk. */
+static int finish(lb *b, const lb_view *view, int s, int health, int has_backup, int any_out)
+{
+    int pm_on = b->pm_valid && tracked(b, view);
+
     if (s >= 0) {
         /* nginx: once fail_timeout has passed, a pick re-checks the server;
          * a success after that clears its failures (see lb_on_done). */
-        if (health && view->now_s - b->checked_s[s] > view->servers[s].fail_timeout_s)
+        if (health && view->now_s - b->checked_s[s] > view->servers[s].fail_timeout_s) {
             b->checked_s[s] = view->now_s;
+            if (b->fails[s] > 0)   /* else checked_s does not matter yet */
+                health_changed(b, view, s);
+        }
         return s;
     }
-    if (health && !has_backup && !any_out && tracked(b, view)) {
+    if (pm_on && health && !b->od_panic) {
+        /* available: up, not down, not hidden, as counted */
+        if (b->n_vis > 0)
+            return LB_BUSY;
+    } else if (health && !has_backup && !any_out && tracked(b, view)) {
         /* none hidden: available is up and not down, counted as reported */
         if (b->n_track_avail > 0)
             return LB_BUSY;
@@ -430,7 +640,77 @@ int lb_pick(lb *b, const lb_view *view, const lb_request *req)
     for (int i = 0; b->n_failing > 0 && i < b->cap; i++)   /* all peers failed: mark them live */
         b->fails[i] = 0;
     b->n_failing = 0;
+    if (pm_on)   /* every server out by passive health is back */
+        while (b->hh_len > 0)
+            pm_update(b, view, b->hh[0], 1);
+    else if (b->pm_valid)
+        pm_drop(b);
     return LB_NO_UPSTREAM;
+}
+
+/* The walking pick: the policy gets the caller's view, or a masked copy. */
+static int walk_pick(lb *b, const lb_view *view, const lb_request *req, int health,
+                     int has_backup, int any_out)
+{
+    int s;
+    lb_view tmp;
+
+    for (int i = 0; health && b->n_failing > 0 && i < view->n && !any_out; i++)
+        any_out |= health_out(b, view, i);
+    if (!health || (!has_backup && !any_out)) {
+        s = checked_pick(b, view, req);
+    } else {
+        s = checked_pick(b, mask(b, view, &tmp, 0), req);
+        if (s < 0 && has_backup)
+            s = checked_pick(b, mask(b, view, &tmp, 1), req);
+    }
+    return finish(b, view, s, health, has_backup, any_out);
+}
+
+int lb_pick(lb *b, const lb_view *view, const lb_request *req)
+{
+    int any_out = 0, health;
+
+    assert(b && view);
+    assert(view->n == 0 || view->servers);
+    if (view->n <= 0)
+        return LB_NO_UPSTREAM;
+    b->last_now_s = view->now_s;
+    health = reserve(b, view->n);
+    if (b->backup_n != view->n) {
+        b->has_backup = 0;
+        for (int i = 0; i < view->n; i++)
+            b->has_backup |= view->servers[i].backup != 0;
+        b->backup_n = view->n;
+    }
+    int has_backup = b->has_backup;
+    b->od_panic = 0;
+    if (health && b->od.cfg.enabled) /* calls only when on: this is every request's path */
+        any_out = lb_od_sweep(&b->od, view->n, view->now_s);
+    if (health && tracked(b, view) && (b->pm_valid || pm_build(b, view))) {
+        /* the tracked view: pm is current after the events since the last
+         * pick, the counts stand for the walks */
+        pm_catch_up(b, view);
+        if (any_out && panic_counted(b, view, req)) {
+            b->od_panic = 1;   /* ejected servers count again: walk this once */
+            b->od_panics++;
+            return walk_pick(b, view, req, health, has_backup, 0);
+        }
+        lb_view pv = { .n = view->n, .servers = b->pm, .now_s = view->now_s };
+        int s = checked_pick(b, &pv, req);
+        if (s < 0 && has_backup) {
+            lb_view tmp;
+            s = checked_pick(b, mask(b, view, &tmp, 1), req);
+        }
+        return finish(b, view, s, health, has_backup, any_out);
+    }
+    /* the common case, no failures on record and none ejected, skips the walks */
+    if (any_out && panic_mode(b, view, req)) {
+        b->od_panic = 1;
+        b->od_panics++;
+        any_out = 0;
+    }
+    return walk_pick(b, view, req, health, has_backup, any_out);
 }
 
 void lb_forget(lb *b, int server)
@@ -443,6 +723,10 @@ void lb_forget(lb *b, int server)
         b->checked_s[server] = -INFINITY;
     }
     lb_od_forget(&b->od, server);
+    if (b->pm_valid && server < b->track_n) {
+        lb_view tv = { .n = b->track_n, .servers = b->track_servers, .now_s = b->last_now_s };
+        health_changed(b, &tv, server);
+    }
 }
 
 void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, lb_result result)
@@ -453,21 +737,26 @@ void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, lb_res
     if (server < 0 || server >= view->n)
         return;
     int room = reserve(b, view->n);
-    if (room && b->od.cfg.enabled)
+    int touched = room && b->od.cfg.enabled;   /* health or ejection state changed */
+    if (touched)
         lb_od_result(&b->od, view, server, result);
     /* nginx: a 5xx not in proxy_next_upstream is freed with state 0, a
      * success like any response (see lb_result in lb.h) */
     if (!single(view) && room) {
         if (result == LB_ERROR) {
+            touched = 1;
             b->n_failing += b->fails[server] == 0;
             b->fails[server]++;
             b->accessed_s[server] = view->now_s;
             b->checked_s[server] = view->now_s;
         } else if (b->accessed_s[server] < b->checked_s[server]) {
+            touched |= b->fails[server] > 0;
             b->n_failing -= b->fails[server] > 0;
             b->fails[server] = 0;   /* a success after the re-check */
         }
     }
+    if (touched)   /* the ejection too: pm_update reads it */
+        health_changed(b, view, server);
     if (b->ops->on_done)
         b->ops->on_done(b->state, view, server, latency_s, result);
 }
@@ -480,6 +769,7 @@ static int avail_flag(const lb_server_view *s)
 void lb_track(lb *b, const lb_view *view)
 {
     assert(b && view);
+    pm_drop(b);
     unsigned char *a = view->n > 0 ? realloc(b->track_avail, (size_t)view->n) : NULL;
     b->track_servers = view->servers;
     b->track_n = view->n;
@@ -503,8 +793,8 @@ void lb_changed(lb *b, const lb_view *view, int server)
     int f = avail_flag(&view->servers[server]);
     b->n_track_avail += f - b->track_avail[server];
     b->track_avail[server] = (unsigned char)f;
-    if (b->policy_tracking)
-        b->ops->on_change(b->state, view, server);
+    if (b->pm_valid)
+        pm_update(b, view, server, 1);
 }
 
 void lb_destroy(lb *b)
@@ -520,6 +810,11 @@ void lb_destroy(lb *b)
     free(b->checked_s);
     free(b->masked);
     free(b->track_avail);
+    free(b->pm);
+    free(b->pm_flags);
+    free(b->hh);
+    free(b->hh_pos);
+    free(b->scratch);
     lb_od_free(&b->od);
     free(b);
 }

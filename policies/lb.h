@@ -234,12 +234,15 @@ struct lb_ops {
  *   LB_NO_UPSTREAM.
  * - A policy that keeps an index (on_change) trusts it only between
  *   LB_TRACK_START and LB_TRACK_STOP, and only after it has read the view
- *   whole once (an index starts invalid). lb.c sends START before the first
- *   pick on the view the caller named in lb_track, and STOP before a pick
- *   on any other view (a test's, or the copy lb_pick makes to hide backups
- *   or servers out by health); then the policy reads the view whole and
- *   rebuilds its index after the next START. Either way the pick is the one
- *   a scan of the view makes, random draws included.
+ *   whole once (an index starts invalid). The view it may index is lb.c's
+ *   mirror of the one the caller named in lb_track, with the servers the
+ *   policy may not use shown as not up (kept through lb_changed and lb.c's
+ *   own health and ejection events, each change an on_change). lb.c sends
+ *   START before the first pick on that mirror, and STOP before a pick on
+ *   any other view (a test's, or the copy lb_pick makes in panic mode or
+ *   for the backup tier); then the policy reads the view whole and rebuilds
+ *   its index after the next START. Either way the pick is the one a scan
+ *   of the view makes, random draws included.
  */
 
 /* One policy instance for one pool. */

@@ -349,6 +349,16 @@ void lb_wrr_index_failed(lb_wrr_index *x, int i)
         lb_wrr_index_invalidate(x);   /* a lowered effective weight: the scan's case */
 }
 
+int lb_wrr_index_least(lb_wrr_index *x)
+{
+    int k = lb_swrr_min_group(&x->idx);
+    if (k < 0)
+        return -1;
+    if (x->idx.g[k].len == 1)   /* no tie: current_weight untouched */
+        return x->idx.g[k].heap[0];
+    return lb_swrr_pick(&x->idx, &x->w, k, x->weight);
+}
+
 /* ---- the eligible servers, counted ---- */
 
 void lb_elig_index_free(lb_elig_index *x)
@@ -381,4 +391,130 @@ void lb_elig_index_change(lb_elig_index *x, const lb_view *view, int i)
         x->valid = 0;
     else
         lb_fenwick_set(&x->elig, i, lb_server_eligible(&view->servers[i]) ? 1.0 : 0.0);
+}
+
+/* ---------- least key, ties counted ---------- */
+
+int lb_mintree_reset(lb_mintree *t, int n)
+{
+    int size = 1;
+
+    while (size < n)
+        size *= 2;
+    if (size > t->cap) {
+        double *m = realloc(t->min, (size_t)(2 * size) * sizeof *m);
+        if (!m)
+            return 0;
+        t->min = m;
+        int *c = realloc(t->count, (size_t)(2 * size) * sizeof *c);
+        if (!c)
+            return 0;
+        t->count = c;
+        t->cap = size;
+    }
+    t->n = n;
+    t->size = size;
+    t->finite = 0;
+    for (int k = 1; k < 2 * size; k++) {
+        t->min[k] = INFINITY;
+        t->count[k] = 0;
+    }
+    return 1;
+}
+
+void lb_mintree_free(lb_mintree *t)
+{
+    free(t->min);
+    free(t->count);
+    memset(t, 0, sizeof *t);
+}
+
+void lb_mintree_set(lb_mintree *t, int i, double key)
+{
+    int k = t->size + i;
+
+    if (t->min[k] == key)
+        return;
+    t->finite += (key != INFINITY) - (t->min[k] != INFINITY);
+    t->min[k] = key;
+    t->count[k] = key != INFINITY;
+    for (k /= 2; k >= 1; k /= 2) {
+        double a = t->min[2 * k], b = t->min[2 * k + 1];
+        double m = a < b ? a : b;
+        int c = (a == m ? t->count[2 * k] : 0) + (b == m ? t->count[2 * k + 1] : 0);
+        if (t->min[k] == m && t->count[k] == c)
+            break;   /* nothing above changes either */
+        t->min[k] = m;
+        t->count[k] = c;
+    }
+}
+
+double lb_mintree_least(const lb_mintree *t)
+{
+    return t->size > 0 ? t->min[1] : INFINITY;
+}
+
+int lb_mintree_ties(const lb_mintree *t)
+{
+    return t->size > 0 ? t->count[1] : 0;
+}
+
+int lb_mintree_nth(const lb_mintree *t, int r)
+{
+    if (r < 0 || r >= lb_mintree_ties(t))
+        return -1;
+    double least = t->min[1];
+    int k = 1;
+    while (k < t->size) {
+        int l = 2 * k;
+        int c = t->min[l] == least ? t->count[l] : 0;
+        if (r < c) {
+            k = l;
+        } else {
+            r -= c;
+            k = l + 1;
+        }
+    }
+    return k - t->size;
+}
+
+void lb_min_index_free(lb_min_index *x)
+{
+    lb_mintree_free(&x->t);
+}
+
+/* Server i's key in the tree; 0 if the index cannot hold it (NaN, or an
+ * eligible server's key INFINITY). */
+static int min_place(lb_min_index *x, const lb_server_view *s, int i)
+{
+    int elig = lb_server_eligible(s);
+    double key = elig ? x->key(s) : INFINITY;
+
+    if (isnan(key) || (elig && key == INFINITY))   /* INFINITY means "not eligible" */
+        return 0;
+    lb_mintree_set(&x->t, i, key);
+    return 1;
+}
+
+int lb_min_index_ready(lb_min_index *x, const lb_view *view)
+{
+    if (!x->tracked || (x->valid && x->t.n != view->n))
+        x->valid = 0;
+    if (x->tracked && !x->valid && view->n > 0 && lb_mintree_reset(&x->t, view->n)) {
+        x->valid = 1;
+        for (int i = 0; i < view->n && x->valid; i++)
+            x->valid = min_place(x, &view->servers[i], i);
+    }
+    return x->valid;
+}
+
+void lb_min_index_change(lb_min_index *x, const lb_view *view, int i)
+{
+    if (i < 0) {   /* LB_TRACK_START / LB_TRACK_STOP */
+        x->tracked = i == LB_TRACK_START;
+        x->valid = 0;
+        return;
+    }
+    if (x->valid && (i >= x->t.n || !min_place(x, &view->servers[i], i)))
+        x->valid = 0;
 }

@@ -20,6 +20,11 @@
  *   pick is O(log n). A server's current_weight, stored in lb_wrr.current,
  *   is the heap key while the server is in a group and nginx's value when
  *   it is not; with integer values both are exact.
+ * - lb_mintree: a segment tree of per-server keys (INFINITY: not a
+ *   candidate) that answers, in O(log n), the least key, how many servers
+ *   hold it, and the r-th of those in index order (jsq's tie set,
+ *   least_tokens' and vllm_dp's first server at the minimum). Comparisons
+ *   only, no sums: exact for any key that is not NaN.
  */
 #ifndef FLEETSIM_LB_INDEX_H
 #define FLEETSIM_LB_INDEX_H
@@ -105,6 +110,10 @@ int lb_wrr_index_ready(lb_wrr_index *x, const lb_view *view);
 void lb_wrr_index_change(lb_wrr_index *x, const lb_view *view, int i);
 /* After lb_wrr_failed on server i. */
 void lb_wrr_index_failed(lb_wrr_index *x, int i);
+/* nginx least_conn's pick from a ready index (by_active): the least group,
+ * its smooth WRR winner (a lone server leaves current_weight untouched);
+ * -1 when no server is eligible. */
+int lb_wrr_index_least(lb_wrr_index *x);
 
 /* The eligible servers of a tracked view, 1 each in a Fenwick tree (first,
  * round_robin): valid between LB_TRACK_START and LB_TRACK_STOP once built. */
@@ -121,6 +130,46 @@ int lb_elig_index_ready(lb_elig_index *x, const lb_view *view);
 /* on_change: server i of the tracked view changed, or LB_TRACK_START /
  * LB_TRACK_STOP. */
 void lb_elig_index_change(lb_elig_index *x, const lb_view *view, int i);
+
+typedef struct {
+    int n;            /* servers */
+    int size;         /* leaves: the least power of two >= n */
+    int cap;          /* leaves allocated */
+    double *min;      /* 1-based heap layout: node k's least key */
+    int *count;       /* how many leaves under k hold it */
+    int finite;       /* servers whose key is not INFINITY */
+} lb_mintree;
+
+/* n servers, every key INFINITY; 0 when out of memory. */
+int lb_mintree_reset(lb_mintree *t, int n);
+void lb_mintree_free(lb_mintree *t);
+void lb_mintree_set(lb_mintree *t, int i, double key);
+/* The least key (INFINITY when every key is) and how many servers hold it
+ * (0 then). */
+double lb_mintree_least(const lb_mintree *t);
+int lb_mintree_ties(const lb_mintree *t);
+/* The r-th server (from 0, in index order) holding the least key; -1 when
+ * r >= lb_mintree_ties. */
+int lb_mintree_nth(const lb_mintree *t, int r);
+
+/* A lb_mintree of a tracked view, key(server) for the eligible servers and
+ * INFINITY for the others: valid between LB_TRACK_START and LB_TRACK_STOP
+ * once built, and while no key is NaN or an eligible server's INFINITY (then
+ * the policy scans). */
+typedef struct {
+    int tracked;
+    int valid;
+    double (*key)(const lb_server_view *s);
+    lb_mintree t;
+} lb_min_index;
+
+void lb_min_index_free(lb_min_index *x);
+/* Ready to pick on this view: 1 with x->t valid (built now if it was not),
+ * 0 when the policy must scan. */
+int lb_min_index_ready(lb_min_index *x, const lb_view *view);
+/* on_change: server i of the tracked view changed, or LB_TRACK_START /
+ * LB_TRACK_STOP. */
+void lb_min_index_change(lb_min_index *x, const lb_view *view, int i);
 
 /* An integer in [1, 2^20]: weights for which the indexes' sums are exact. */
 int lb_index_weight_ok(double weight);

@@ -54,6 +54,11 @@ int lb_llm_least_conn(lb_wrr *w, const lb_view *view)
     return tie >= 0 ? tie : best;
 }
 
+int lb_llm_least_conn_ix(lb_wrr_index *x, const lb_view *view)
+{
+    return lb_wrr_index_ready(x, view) ? lb_wrr_index_least(x) : lb_llm_least_conn(&x->w, view);
+}
+
 /* ---- prefix index ---- */
 
 typedef struct {

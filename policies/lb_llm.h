@@ -31,12 +31,20 @@
 #define FLEETSIM_LB_LLM_H
 
 #include "lb.h"
+#include "lb_index.h"
 #include "lb_wrr.h"
 
 /* nginx least_conn over the eligible servers (policies/lb/least_conn.c):
  * -1 if none is eligible. w may run out of memory: then the first server
  * at the minimum. */
 int lb_llm_least_conn(lb_wrr *w, const lb_view *view);
+
+/* The same with least_conn's index (lb_index.h, x->by_active set): O(log n)
+ * on a tracked view the index can hold, the scan above otherwise; the same
+ * server and current weights either way. The policy forwards its change
+ * notices to lb_wrr_index_change and a failure to lb_wrr_failed on x->w,
+ * then lb_wrr_index_failed. */
+int lb_llm_least_conn_ix(lb_wrr_index *x, const lb_view *view);
 
 /* Per-server LRU sets of prefix hashes. */
 typedef struct lb_prefix lb_prefix;

@@ -51,11 +51,14 @@
  *
  * Not modelled: the success-rate, failure-percentage, gateway-failure and
  * local-origin detectors; max_ejection_time_jitter (default 0); un-ejection
- * by a passing active health check; Envoy's panic threshold (below 50%
- * healthy hosts Envoy balances over all of them, ejected ones included;
- * here an ejected server stays out, and with none left lb_pick answers
- * LB_NO_UPSTREAM); the post from worker to main thread (the ejection
- * happens at the failure that triggers it).
+ * by a passing active health check; the post from worker to main thread
+ * (the ejection happens at the failure that triggers it). Envoy's panic
+ * threshold is lb.c's (panic_mode).
+ *
+ * The ejected hosts sit in a heap by the tick that brings them back, so a
+ * sweep costs O(log n) per host it un-ejects and nothing otherwise; every
+ * change of a host's ejected mark goes on a list that lb.c takes
+ * (lb_od_moved) to keep its masked view and panic counts.
  */
 #include "lb_outlier.h"
 
@@ -112,6 +115,96 @@ static int catch_up(struct lb_od_host *h, double T)
     return back;
 }
 
+/* ---- the ejected hosts by the tick they are back at ---- */
+
+static int heap_before(const lb_od *od, int a, int b)
+{
+    double ta = od->hosts[a].until_tick, tb = od->hosts[b].until_tick;
+    return ta < tb || (ta == tb && a < b);
+}
+
+static void heap_place(lb_od *od, int at, int i)
+{
+    od->heap[at] = i;
+    od->heap_pos[i] = at;
+}
+
+static void heap_up(lb_od *od, int at)
+{
+    int i = od->heap[at];
+    while (at > 0 && heap_before(od, i, od->heap[(at - 1) / 2])) {
+        heap_place(od, at, od->heap[(at - 1) / 2]);
+        at = (at - 1) / 2;
+    }
+    heap_place(od, at, i);
+}
+
+static void heap_down(lb_od *od, int at)
+{
+    int i = od->heap[at];
+    for (;;) {
+        int c = 2 * at + 1;
+        if (c >= od->heap_len)
+            break;
+        if (c + 1 < od->heap_len && heap_before(od, od->heap[c + 1], od->heap[c]))
+            c++;
+        if (!heap_before(od, od->heap[c], i))
+            break;
+        heap_place(od, at, od->heap[c]);
+        at = c;
+    }
+    heap_place(od, at, i);
+}
+
+/* Host i's ejected mark changed: in or out of the heap, onto the list. */
+static void mark_moved(lb_od *od, int i)
+{
+    if (od->hosts[i].ejected && od->heap_pos[i] < 0) {
+        heap_place(od, od->heap_len++, i);
+        heap_up(od, od->heap_len - 1);
+    } else if (!od->hosts[i].ejected && od->heap_pos[i] >= 0) {
+        int at = od->heap_pos[i];
+        od->heap_pos[i] = -1;
+        if (at < --od->heap_len) {
+            int last = od->heap[od->heap_len];
+            heap_place(od, at, last);
+            heap_up(od, at);
+            heap_down(od, od->heap_pos[last]);
+        }
+    }
+    if (!od->is_moved[i]) {
+        od->is_moved[i] = 1;
+        od->moved[od->n_moved++] = i;
+    }
+}
+
+/* catch_up on host i, keeping n_flagged, the heap and the list. */
+static void host_catch_up(lb_od *od, int i, double T)
+{
+    if (catch_up(&od->hosts[i], T)) {
+        od->n_flagged--;
+        mark_moved(od, i);
+    }
+}
+
+/* Un-ejects every host whose tick is at or before T. */
+static void heap_sweep(lb_od *od, double T)
+{
+    while (od->heap_len > 0 && od->hosts[od->heap[0]].until_tick <= T)
+        host_catch_up(od, od->heap[0], T);
+}
+
+int lb_od_moved(lb_od *od, const int **hosts)
+{
+    int n = od->n_moved;
+
+    for (int k = 0; k < n; k++)
+        od->is_moved[od->moved[k]] = 0;
+    od->n_moved = 0;
+    *hosts = od->moved;
+    return n;
+}
+
 void lb_od_init(lb_od *od, const lb_outlier *cfg, gsl_rng *rng)
 {
     memset(od, 0, sizeof *od);
@@ -122,8 +215,14 @@ void lb_od_init(lb_od *od, const lb_outlier *cfg, gsl_rng *rng)
 void lb_od_free(lb_od *od)
 {
     free(od->hosts);
+    free(od->heap);
+    free(od->heap_pos);
+    free(od->moved);
+    free(od->is_moved);
     od->hosts = NULL;
-    od->cap = 0;
+    od->heap = od->heap_pos = od->moved = NULL;
+    od->is_moved = NULL;
+    od->cap = od->heap_len = od->n_moved = 0;
 }
 
 int lb_od_reserve(lb_od *od, int n)
@@ -133,9 +232,28 @@ int lb_od_reserve(lb_od *od, int n)
     struct lb_od_host *h = realloc(od->hosts, (size_t)n * sizeof *h);
     if (!h)
         return 0;
-    for (int i = od->cap; i < n; i++)
-        h[i] = (struct lb_od_host){ .ejected_at_s = NAN, .decay_tick = -1 };
     od->hosts = h;
+    int *hp = realloc(od->heap, (size_t)n * sizeof *hp);
+    if (!hp)
+        return 0;
+    od->heap = hp;
+    int *pos = realloc(od->heap_pos, (size_t)n * sizeof *pos);
+    if (!pos)
+        return 0;
+    od->heap_pos = pos;
+    int *mv = realloc(od->moved, (size_t)n * sizeof *mv);
+    if (!mv)
+        return 0;
+    od->moved = mv;
+    unsigned char *im = realloc(od->is_moved, (size_t)n);
+    if (!im)
+        return 0;
+    od->is_moved = im;
+    for (int i = od->cap; i < n; i++) {
+        h[i] = (struct lb_od_host){ .ejected_at_s = NAN, .decay_tick = -1 };
+        pos[i] = -1;
+        im[i] = 0;
+    }
     od->cap = n;
     return 1;
 }
@@ -144,8 +262,11 @@ void lb_od_forget(lb_od *od, int i)
 {
     if (i < 0 || i >= od->cap)
         return;
-    od->n_flagged -= od->hosts[i].ejected != 0;
+    int was = od->hosts[i].ejected != 0;
+    od->n_flagged -= was;
     od->hosts[i] = (struct lb_od_host){ .ejected_at_s = NAN, .decay_tick = -1 };
+    if (was)
+        mark_moved(od, i);
 }
 
 int lb_od_sweep(lb_od *od, int n, double now_s)
@@ -154,14 +275,13 @@ int lb_od_sweep(lb_od *od, int n, double now_s)
 
     if (!od->cfg.enabled || od->n_flagged == 0)
         return 0;
-    double T = tick_floor(od, now_s);
-    for (int i = 0; i < n && i < od->cap; i++) {
-        struct lb_od_host *h = &od->hosts[i];
-        if (h->ejected) {
-            od->n_flagged -= catch_up(h, T);
-            any |= h->ejected;
-        }
-    }
+    /* catch_up depends only on T, not on when it last ran, so hosts past n
+     * may be brought up to date as well */
+    heap_sweep(od, tick_floor(od, now_s));
+    if (n >= od->cap)
+        return od->n_flagged > 0;
+    for (int i = 0; i < n && !any; i++)
+        any = od->hosts[i].ejected;
     return any;
 }
 
@@ -188,9 +308,10 @@ static void try_eject(lb_od *od, const lb_view *view, int server)
     double T = tick_floor(od, view->now_s);
     int active = 0, hosts = 0;
 
+    heap_sweep(od, T);   /* then no host below is un-ejected by its catch_up */
     for (int j = 0; j < view->n && j < od->cap; j++) {
         const lb_server_view *s = &view->servers[j];
-        od->n_flagged -= catch_up(&od->hosts[j], T);
+        host_catch_up(od, j, T);
         active += od->hosts[j].ejected;
         hosts += (s->up && !s->down) || od->hosts[j].ejected || j == server;
     }
@@ -210,6 +331,7 @@ static void try_eject(lb_od *od, const lb_view *view, int server)
         h->backoff++;
     double until = tick_ceil(od, view->now_s + fmin(base * h->backoff, max));
     h->until_tick = until > T ? until : T + 1;   /* the tick at now came first */
+    mark_moved(od, server);
     od->ejections++;
 }
 
@@ -218,7 +340,7 @@ void lb_od_result(lb_od *od, const lb_view *view, int server, lb_result result)
     if (!od->cfg.enabled || server < 0 || server >= view->n || server >= od->cap)
         return;
     struct lb_od_host *h = &od->hosts[server];
-    od->n_flagged -= catch_up(h, tick_floor(od, view->now_s));
+    host_catch_up(od, server, tick_floor(od, view->now_s));
     if (result == LB_OK) {
         h->consecutive = 0;
         return;

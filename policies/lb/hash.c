@@ -25,9 +25,16 @@
  * the string "42". Weights are rounded to integers (nginx's are integers),
  * at least 1. A server's name is lb_server_view.name, or its decimal index.
  * The ring is rebuilt when the number of servers, a weight or a name
- * changes: O(n * 160 * weight * log) then, O(n) per pick otherwise.
+ * changes: O(n * 160 * weight * log) then. Otherwise a pick is O(n) on an
+ * untracked view (the total weight, the check that the ring is current, the
+ * walk through the weights) and O(log n) on a tracked one (lb.h): the
+ * integer weights in a Fenwick tree (lb_index.h) give the total and the
+ * server a value h falls on, the change notices say when a weight or a name
+ * changed, and the ring's lookup is a binary search. The same server either
+ * way; the round-robin fallback (no server found in 20 tries) stays O(n).
  */
 #include "lb.h"
+#include "lb_index.h"
 #include "lb_wrr.h"
 
 #include <math.h>
@@ -79,6 +86,10 @@ struct hash_state {
     int ring_n;            /* servers the ring was built for; -1: none */
     double *ring_weight;   /* their weights and names then */
     const char **ring_name;
+    /* a tracked view's integer weights, and whether the ring is known to be
+     * current for it (no weight or name changed since it was checked) */
+    int tracked, valid, ring_ok;
+    lb_fenwick weights;
 };
 
 static void *hash_init(int n_servers, gsl_rng *rng, const lb_params *params)
@@ -103,6 +114,7 @@ static void hash_destroy(void *state)
     free(st->points);
     free(st->ring_weight);
     free(st->ring_name);
+    lb_fenwick_free(&st->weights);
     free(st);
 }
 
@@ -110,6 +122,56 @@ static long int_weight(const lb_server_view *s)
 {
     long w = lround(s->weight);
     return w >= 1 ? w : 1;
+}
+
+/* Server i's integer weight in the tree; 0 if the sums could be inexact. */
+static int hash_place(struct hash_state *st, const lb_server_view *s, int i)
+{
+    long w = int_weight(s);
+
+    if (w > 1048576)
+        return 0;
+    lb_fenwick_set(&st->weights, i, (double)w);
+    return 1;
+}
+
+static int ring_current(const struct hash_state *st, const lb_view *view);
+
+static void hash_change(void *state, const lb_view *view, int server)
+{
+    struct hash_state *st = state;
+
+    if (server < 0) {   /* LB_TRACK_START / LB_TRACK_STOP */
+        st->tracked = server == LB_TRACK_START;
+        st->valid = 0;
+        return;
+    }
+    if (!st->valid)
+        return;
+    const lb_server_view *s = &view->servers[server];
+    if (server >= st->weights.n || !hash_place(st, s, server)) {
+        st->valid = 0;
+        return;
+    }
+    if (st->ring_ok && (st->ring_weight[server] != s->weight || st->ring_name[server] != s->name))
+        st->ring_ok = 0;
+}
+
+/* 1 with the tree valid for this view (built now if it was not). */
+static int hash_ready(struct hash_state *st, const lb_view *view)
+{
+    if (!st->tracked || (st->valid && st->weights.n != view->n))
+        st->valid = 0;
+    if (!st->tracked || st->valid)
+        return st->valid;
+    if (view->n <= 0 || !lb_fenwick_reset(&st->weights, view->n))
+        return 0;
+    for (int i = 0; i < view->n; i++)
+        if (!hash_place(st, &view->servers[i], i))
+            return 0;
+    st->ring_ok = ring_current(st, view);
+    st->valid = 1;
+    return 1;
 }
 
 static int cmp_points(const void *a, const void *b)
@@ -240,8 +302,11 @@ static int pick_consistent(struct hash_state *st, const lb_view *view, const lb_
     char key[32];
     size_t len, at;
 
-    if (!ring_current(st, view) && !ring_build(st, view))
-        return -2;   /* no memory: round robin */
+    if (!(st->valid ? st->ring_ok : ring_current(st, view))) {
+        if (!ring_build(st, view))
+            return -2;   /* no memory: round robin */
+        st->ring_ok = st->valid;
+    }
     if (st->n_points == 0)
         return -2;
     len = (size_t)snprintf(key, sizeof key, "%lu", req->key);
@@ -254,10 +319,14 @@ static int pick_consistent(struct hash_state *st, const lb_view *view, const lb_
     return -2;
 }
 
-/* The server where w falls when the integer weights are laid end to end. */
-static int walk(const lb_view *view, unsigned long w)
+/* The server where w (< the total) falls when the integer weights are laid
+ * end to end. */
+static int walk(const struct hash_state *st, const lb_view *view, unsigned long w)
 {
     int p = 0;
+
+    if (st->valid)   /* the first server whose prefix sum passes w */
+        return lb_fenwick_find(&st->weights, (double)w);
 
     while (p < view->n - 1 && w >= (unsigned long)int_weight(&view->servers[p])) {
         w -= (unsigned long)int_weight(&view->servers[p]);
@@ -266,7 +335,8 @@ static int walk(const lb_view *view, unsigned long w)
     return p;
 }
 
-static int pick_plain(const lb_view *view, const lb_request *req, unsigned long total)
+static int pick_plain(const struct hash_state *st, const lb_view *view, const lb_request *req,
+                      unsigned long total)
 {
     char key[32], num[32];
     size_t len = (size_t)snprintf(key, sizeof key, "%lu", req->key);
@@ -278,14 +348,15 @@ static int pick_plain(const lb_view *view, const lb_request *req, unsigned long 
             c = crc_update(c, num, (size_t)snprintf(num, sizeof num, "%d", rehash));
         c = crc_update(c, key, len) ^ 0xffffffffu;
         h += (c >> 16) & 0x7fff;
-        int s = walk(view, h % total);
+        int s = walk(st, view, h % total);
         if (lb_server_eligible(&view->servers[s]))
             return s;
     }
     return -2;
 }
 
-static int pick_ip(const lb_view *view, const lb_request *req, unsigned long total)
+static int pick_ip(const struct hash_state *st, const lb_view *view, const lb_request *req,
+                   unsigned long total)
 {
     const unsigned char addr[3] = { (unsigned char)((req->key >> 24) & 0xff),
                                     (unsigned char)((req->key >> 16) & 0xff),
@@ -295,7 +366,7 @@ static int pick_ip(const lb_view *view, const lb_request *req, unsigned long tot
     for (int tries = 0; tries <= 20; tries++) {
         for (int i = 0; i < 3; i++)
             h = (h * 113 + addr[i]) % 6271;
-        int s = walk(view, h % total);
+        int s = walk(st, view, h % total);
         if (lb_server_eligible(&view->servers[s]))
             return s;
     }
@@ -308,14 +379,18 @@ static int hash_pick(void *state, const lb_view *view, const lb_request *req)
     unsigned long total = 0;
     int s;
 
-    for (int i = 0; i < view->n; i++)
-        total += (unsigned long)int_weight(&view->servers[i]);
+    if (hash_ready(st, view)) {
+        total = (unsigned long)st->weights.total;   /* integers: exact */
+    } else {
+        for (int i = 0; i < view->n; i++)
+            total += (unsigned long)int_weight(&view->servers[i]);
+    }
     if (view->n < 2)
         s = -2;   /* nginx: a single server goes the round-robin way */
     else if (st->mode == LB_HASH_PLAIN)
-        s = pick_plain(view, req, total);
+        s = pick_plain(st, view, req, total);
     else if (st->mode == LB_HASH_IP)
-        s = pick_ip(view, req, total);
+        s = pick_ip(st, view, req, total);
     else
         s = pick_consistent(st, view, req);
     /* -2 here: nginx hands the request to ngx_http_upstream_get_round_robin_peer */
@@ -339,4 +414,5 @@ const struct lb_ops lb_hash = {
     .pick = hash_pick,
     .on_done = hash_done,
     .destroy = hash_destroy,
+    .on_change = hash_change,
 };

@@ -103,12 +103,7 @@ static int lc_pick(void *state, const lb_view *view, const lb_request *req)
     (void)req;
     if (!lb_wrr_index_ready(x, view))
         return lc_scan(&x->w, view);
-    int k = lb_swrr_min_group(&x->idx);
-    if (k < 0)
-        return -1;
-    if (x->idx.g[k].len == 1)   /* no tie: current_weight untouched */
-        return x->idx.g[k].heap[0];
-    return lb_swrr_pick(&x->idx, &x->w, k, x->weight);
+    return lb_wrr_index_least(x);
 }
 
 static void lc_done(void *state, const lb_view *view, int server, double latency_s,

@@ -22,9 +22,24 @@
  *
  * Pick: two distinct servers drawn uniformly among the eligible ones; the
  * lower load wins, the first drawn on a tie (tower::balance::p2c). Weights
- * are ignored. Two gsl_rng_uniform_int() per pick; O(n) per pick.
+ * are ignored. Two gsl_rng_uniform_int() per pick.
+ *
+ * Upstream uses the metric only under power of two choices (or Finagle's
+ * aperture, p2c over a window): Finagle's PeakEwma
+ * (finagle-core/src/main/scala/com/twitter/finagle/loadbalancer/PeakEwma.scala)
+ * is mixed into p2c/P2CPeakEwma.scala and aperture/AperturePeakEwma.scala,
+ * linkerd2-proxy runs tower::balance::p2c over tower/src/load/peak_ewma.rs,
+ * and Envoy's contrib peak_ewma policy is "a variant of the Power of Two
+ * Choices". Each reads the load of the two servers drawn, decayed to now,
+ * at the pick; none keeps the servers ordered by it, which would need an
+ * event per server as its estimate decays. fleetsim does the same, so only the draw needs an
+ * index: O(n) per pick on an untracked view (the list of eligible servers),
+ * O(log n) on a tracked one (lb.h), draw k being the k-th eligible server in
+ * index order from a Fenwick tree (lb_index.h's lb_elig_index): the same
+ * servers from the same draws.
  */
 #include "lb.h"
+#include "lb_index.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -36,6 +51,7 @@ struct pe_state {
     int *cand;         /* scratch: eligible servers */
     double *rtt_s;     /* the estimate */
     double *at_s;      /* when it was last updated; NAN: not yet seen */
+    lb_elig_index ix;  /* the eligible servers of a tracked view */
 };
 
 static void *pe_init(int n_servers, gsl_rng *rng, const lb_params *params)
@@ -61,7 +77,13 @@ static void pe_destroy(void *state)
     free(st->cand);
     free(st->rtt_s);
     free(st->at_s);
+    lb_elig_index_free(&st->ix);
     free(st);
+}
+
+static void pe_change(void *state, const lb_view *view, int server)
+{
+    lb_elig_index_change(&((struct pe_state *)state)->ix, view, server);
 }
 
 static int pe_reserve(struct pe_state *st, int n)
@@ -120,20 +142,30 @@ static int pe_pick(void *state, const lb_view *view, const lb_request *req)
                 return i;
         return -1;
     }
-    for (int i = 0; i < view->n; i++)
-        if (lb_server_eligible(&view->servers[i]))
-            st->cand[m++] = i;
+    int indexed = lb_elig_index_ready(&st->ix, view);
+    if (indexed) {
+        m = (int)st->ix.elig.total;   /* a count of ones: exact */
+    } else {
+        for (int i = 0; i < view->n; i++)
+            if (lb_server_eligible(&view->servers[i]))
+                st->cand[m++] = i;
+    }
     if (m == 0)
         return -1;
-    if (m == 1)
-        return st->cand[0];
     /* two distinct indices (Floyd's sample of 2 of m) */
-    a = (int)gsl_rng_uniform_int(st->rng, (unsigned long)m);
-    b = (int)gsl_rng_uniform_int(st->rng, (unsigned long)(m - 1));
-    if (b >= a)
-        b++;
-    a = st->cand[a];
-    b = st->cand[b];
+    if (m > 1) {
+        a = (int)gsl_rng_uniform_int(st->rng, (unsigned long)m);
+        b = (int)gsl_rng_uniform_int(st->rng, (unsigned long)(m - 1));
+        if (b >= a)
+            b++;
+    } else {
+        a = b = 0;
+    }
+    /* candidate k: the k-th eligible server in index order */
+    a = indexed ? lb_fenwick_find(&st->ix.elig, (double)a) : st->cand[a];
+    b = indexed ? lb_fenwick_find(&st->ix.elig, (double)b) : st->cand[b];
+    if (m == 1)
+        return a;
     return load(st, view, a) <= load(st, view, b) ? a : b;
 }
 
@@ -154,4 +186,5 @@ const struct lb_ops lb_peak_ewma = {
     .pick = pe_pick,
     .on_done = pe_done,
     .destroy = pe_destroy,
+    .on_change = pe_change,
 };

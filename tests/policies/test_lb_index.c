@@ -10,8 +10,13 @@
  * every change, one on an untracked copy it must read whole each pick (the
  * scan, as before the indexes). Every pick must name the same server:
  * the indexes keep each policy's tie rules, current weights and random
- * draws exactly. Some runs use backups and max_fails so that lb_pick
- * hides servers and the tracked instance falls back to the scan and back.
+ * draws exactly. Some runs use backups and max_fails, and some also Envoy
+ * outlier detection (ejections, panic mode), retries that hide a server and
+ * forgotten servers: lb_pick then keeps its masked mirror of the tracked
+ * view by events on one side and walks and copies the view on the other,
+ * and the ejection and panic counts must agree too. The token policies'
+ * runs also change the LLM load fields; hash's requests carry random keys.
+ * jsq's one-draw tie-break is enumerated against a generator set by hand.
  * Exact: any difference is a failure.
  */
 #include "lb.h"
@@ -35,9 +40,21 @@ typedef struct {
     int inflight[MAX_INFLIGHT];
     int n_inflight;
     long picks, differ, indexed_picks;
+    double failure_scale;   /* times the usual error and 5xx rates */
 } pair;
 
 static const lb_request req0 = { .id = 1 };
+
+/* Whether runs also change the LLM load fields (outstanding_tokens,
+ * llm_waiting, llm_running), often back to 0 so that the token policies'
+ * least_conn fallback is taken too. */
+static int llm_fields;
+
+/* lb_params.hash_mode of the runs. */
+static int hash_mode = LB_HASH_CONSISTENT;
+
+/* Over every run: the outlier detector did eject and panic. */
+static unsigned long outlier_panics, outlier_ejections;
 
 /* Applies one change to server i of both views and tells the tracked one. */
 static void changed(pair *p, int i)
@@ -46,11 +63,11 @@ static void changed(pair *p, int i)
     lb_changed(p->ta, &p->va, i);
 }
 
-static void pick(pair *p, double now)
+static void pick_req(pair *p, double now, const lb_request *req)
 {
     p->va.now_s = p->vb.now_s = now;
-    int sa = lb_pick(p->ta, &p->va, &req0);
-    int sb = lb_pick(p->tb, &p->vb, &req0);
+    int sa = lb_pick(p->ta, &p->va, req);
+    int sb = lb_pick(p->tb, &p->vb, req);
     p->picks++;
     if (sa != sb) {
         if (p->differ++ == 0)
@@ -65,6 +82,29 @@ static void pick(pair *p, double now)
     }
 }
 
+static void pick(pair *p, double now)
+{
+    lb_request r = { .id = 1, .key = gsl_rng_get(p->ops) };   /* hash's key */
+    pick_req(p, now, &r);
+}
+
+/* A retry as the engine makes it: server i (already tried) shown as not up
+ * for this pick only, and named in the request's hidden list. */
+static void pick_retry(pair *p, double now, int i)
+{
+    if (!p->a[i].up) {
+        pick(p, now);
+        return;
+    }
+    const int hidden[1] = { i };
+    lb_request r = { .id = 2, .hidden = hidden, .n_hidden = 1 };
+    p->a[i].up = 0;
+    changed(p, i);
+    pick_req(p, now, &r);
+    p->a[i].up = 1;
+    changed(p, i);
+}
+
 static void complete(pair *p, double now)
 {
     if (p->n_inflight == 0)
@@ -73,7 +113,8 @@ static void complete(pair *p, double now)
     int s = p->inflight[k];
     p->inflight[k] = p->inflight[--p->n_inflight];
     double u = gsl_rng_uniform(p->ops);
-    lb_result res = u < 0.03 ? LB_ERROR : u < 0.05 ? LB_HTTP_5XX : LB_OK;
+    double f = p->failure_scale;
+    lb_result res = u < 0.03 * f ? LB_ERROR : u < 0.05 * f ? LB_HTTP_5XX : LB_OK;
     p->a[s].active--;
     changed(p, s);
     p->va.now_s = p->vb.now_s = now;
@@ -82,7 +123,9 @@ static void complete(pair *p, double now)
 }
 
 /* One random run of `steps` operations on n servers. weights: 0 all 1,
- * 1 all 3, 2 mixed integers; extras: backups and max_fails. */
+ * 1 all 3, 2 mixed integers; extras: 1 backups and max_fails, 2 those and
+ * Envoy outlier detection (ejections, panic mode) with failures three times
+ * as frequent, retries that hide a server and servers forgotten. */
 static long run(const char *policy, unsigned long seed, int n, int steps, int weights, int extras,
                 long *picks)
 {
@@ -107,8 +150,21 @@ static long run(const char *policy, unsigned long seed, int n, int steps, int we
     }
     p->va = (lb_view){ .n = n, .servers = p->a };
     p->vb = (lb_view){ .n = n, .servers = p->b };
-    p->ta = lb_create(policy, n, p->ra);
-    p->tb = lb_create(policy, n, p->rb);
+    lb_params prm = lb_params_default();
+    prm.hash_mode = hash_mode;
+    p->failure_scale = 1.0;
+    if (extras == 2) {
+        prm.outlier.enabled = 1;
+        prm.outlier.consecutive_5xx = 2;
+        prm.outlier.interval_s = 0.05;
+        prm.outlier.base_ejection_time_s = 0.1;
+        prm.outlier.max_ejection_time_s = 0.4;
+        prm.outlier.max_ejection_percent = 60;
+        prm.outlier.enforcing_consecutive_5xx = 70;   /* draws from the policy's rng too */
+        p->failure_scale = 3.0;
+    }
+    p->ta = lb_create_with(policy, n, p->ra, &prm);
+    p->tb = lb_create_with(policy, n, p->rb, &prm);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p->ta);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p->tb);
     lb_track(p->ta, &p->va);
@@ -140,16 +196,47 @@ static long run(const char *policy, unsigned long seed, int n, int steps, int we
                 p->a[j].up = up;
                 changed(p, j);
             }
+        } else if (u < 0.99 && llm_fields && gsl_rng_uniform(p->ops) < 0.7) {
+            /* LLM load: small integers, 0 half the time; or all back to 0 */
+            if (gsl_rng_uniform(p->ops) < 0.1) {
+                for (int j = 0; j < n; j++) {
+                    p->a[j].outstanding_tokens = 0.0;
+                    p->a[j].llm_waiting = p->a[j].llm_running = 0;
+                    changed(p, j);
+                }
+            } else {
+                int z = gsl_rng_uniform(p->ops) < 0.5;
+                p->a[i].outstanding_tokens = z ? 0.0 : (double)gsl_rng_uniform_int(p->ops, 6) * 100.0;
+                p->a[i].llm_waiting = z ? 0 : (int)gsl_rng_uniform_int(p->ops, 3);
+                p->a[i].llm_running = z ? 0 : (int)gsl_rng_uniform_int(p->ops, 5);
+                changed(p, i);
+            }
         } else if (u < 0.99) {   /* every weight back to one value */
             for (int j = 0; j < n; j++) {
                 p->a[j].weight = weights == 1 ? 3.0 : 1.0;
                 changed(p, j);
+            }
+        } else if (extras == 2 && gsl_rng_uniform(p->ops) < 0.5) {
+            if (gsl_rng_uniform(p->ops) < 0.8) {
+                pick_retry(p, now, i);
+            } else {   /* a new replica in slot i */
+                lb_forget(p->ta, i);
+                lb_forget(p->tb, i);
             }
         } else {                 /* a burst of picks with nothing completing */
             for (int k = 0; k < 8; k++)
                 pick(p, now);
         }
     }
+    if (lb_outlier_panics(p->ta) != lb_outlier_panics(p->tb) ||
+        lb_outlier_ejections(p->ta) != lb_outlier_ejections(p->tb)) {
+        fprintf(stderr, "\n  %s: panics %lu / %lu, ejections %lu / %lu\n", policy,
+                lb_outlier_panics(p->ta), lb_outlier_panics(p->tb), lb_outlier_ejections(p->ta),
+                lb_outlier_ejections(p->tb));
+        p->differ++;
+    }
+    outlier_panics += lb_outlier_panics(p->ta);
+    outlier_ejections += lb_outlier_ejections(p->ta);
     long differ = p->differ;
     *picks = p->picks;
     lb_destroy(p->ta);
@@ -161,14 +248,15 @@ static long run(const char *policy, unsigned long seed, int n, int steps, int we
     return differ;
 }
 
-static void oracle(const char *policy)
+/* Every combination of size, weights and extras over `seeds` seeds. */
+static long oracle_seeds(const char *policy, unsigned long seeds)
 {
     static const int sizes[] = { 1, 2, 3, 7, 16, 64 };
     long total = 0;
-    for (unsigned long seed = 1; seed <= 6; seed++)
+    for (unsigned long seed = 1; seed <= seeds; seed++)
         for (int k = 0; k < (int)(sizeof sizes / sizeof sizes[0]); k++)
             for (int weights = 0; weights < 3; weights++)
-                for (int extras = 0; extras < 2; extras++) {
+                for (int extras = 0; extras < 3; extras++) {
                     long picks = 0;
                     long d = run(policy, seed * 100 + (unsigned long)k, sizes[k], 3000, weights,
                                  extras, &picks);
@@ -178,7 +266,23 @@ static void oracle(const char *policy)
                     CU_ASSERT_EQUAL(d, 0);
                     total += picks;
                 }
-    CU_ASSERT(total > 100000);   /* the sequences did pick */
+    return total;
+}
+
+static void oracle(const char *policy)
+{
+    CU_ASSERT(oracle_seeds(policy, 6) > 100000);   /* the sequences did pick */
+}
+
+/* The outlier runs of one policy did eject servers and pick in panic mode
+ * (else the comparison above proves nothing about them). */
+static void test_outlier_exercised(void)
+{
+    outlier_panics = outlier_ejections = 0;
+    oracle("round_robin");
+    fprintf(stderr, " (%lu ejections, %lu panic picks) ", outlier_ejections, outlier_panics);
+    CU_ASSERT(outlier_ejections > 100);
+    CU_ASSERT(outlier_panics > 100);
 }
 
 static void test_least_conn(void) { oracle("least_conn"); }
@@ -188,6 +292,113 @@ static void test_random(void) { oracle("random"); }
 static void test_random_two(void) { oracle("random_two_least_conn"); }
 static void test_round_robin(void) { oracle("round_robin"); }
 static void test_first(void) { oracle("first"); }
+static void test_jsq(void) { oracle("jsq"); }
+static void test_peak_ewma(void) { oracle("peak_ewma"); }
+static void test_hash(void)
+{
+    const int modes[] = { LB_HASH_CONSISTENT, LB_HASH_PLAIN, LB_HASH_IP };
+    /* one seed per mode: the consistent ring is rebuilt on each weight
+     * change, in both instances */
+    for (int m = 0; m < 3; m++) {
+        hash_mode = modes[m];
+        CU_ASSERT(oracle_seeds("hash", 1) > 15000);
+    }
+    hash_mode = LB_HASH_CONSISTENT;
+}
+static void test_least_tokens(void)
+{
+    llm_fields = 1;
+    oracle("least_tokens");
+    llm_fields = 0;
+}
+static void test_vllm_dp(void)
+{
+    llm_fields = 1;
+    oracle("vllm_dp");
+    llm_fields = 0;
+}
+
+/* A generator whose next number is set by hand: gsl_rng_uniform_int(r, k)
+ * then returns whatever the test wants. */
+static unsigned long fixed_get(void *state) { return *(unsigned long *)state; }
+static double fixed_get_double(void *state) { return (double)*(unsigned long *)state / 4294967296.0; }
+static void fixed_set(void *state, unsigned long seed) { *(unsigned long *)state = seed; }
+static const gsl_rng_type fixed_type = { "fixed", 0xffffffffUL, 0, sizeof(unsigned long),
+                                         fixed_set, fixed_get, fixed_get_double };
+
+/* jsq's tie-break enumerated: servers 1, 3, 4, 6 tie at the fewest active
+ * (2), 5 is at max_conns, 2 is down. Draw r of gsl_rng_uniform_int(rng, 4)
+ * must give the r-th of them in index order, on the tracked view and on an
+ * untracked copy: a bijection from the four equally likely draws to the
+ * four tied servers, so each is chosen with chance exactly 1/4, as by
+ * Envoy's reservoir sampling. Without a tie no number is drawn. */
+static void test_jsq_ties_enumerated(void)
+{
+    lb_server_view s[7];
+    for (int i = 0; i < 7; i++)
+        s[i] = (lb_server_view){ .up = 1, .weight = 1, .active = 2 };
+    s[0].active = 3;
+    s[2].up = 0;
+    s[2].active = 0;
+    s[5].active = 1;
+    s[5].max_conns = 1;
+    lb_server_view copy[7];
+    memcpy(copy, s, sizeof s);
+    lb_view vt = { .n = 7, .servers = s }, vu = { .n = 7, .servers = copy };
+    gsl_rng *rng = gsl_rng_alloc(&fixed_type);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rng);
+    lb *bt = lb_create("jsq", 7, rng), *bu = lb_create("jsq", 7, rng);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bt);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bu);
+    lb_track(bt, &vt);
+    const int tied[4] = { 1, 3, 4, 6 };
+    const unsigned long scale = 0xffffffffUL / 4;   /* GSL's uniform_int bucket */
+    for (int r = 0; r < 4; r++) {
+        gsl_rng_set(rng, (unsigned long)r * scale);
+        CU_ASSERT_EQUAL(gsl_rng_uniform_int(rng, 4), (unsigned long)r);
+        CU_ASSERT_EQUAL(lb_pick(bt, &vt, &req0), tied[r]);
+        CU_ASSERT_EQUAL(lb_pick(bu, &vu, &req0), tied[r]);
+    }
+    /* server 4 drops to 1 active: alone at the minimum, picked with no draw
+     * (a generator that would fail the test if read: it returns 3 of 4) */
+    s[4].active = copy[4].active = 1;
+    lb_changed(bt, &vt, 4);
+    gsl_rng_set(rng, 3 * scale);
+    CU_ASSERT_EQUAL(lb_pick(bt, &vt, &req0), 4);
+    CU_ASSERT_EQUAL(lb_pick(bu, &vu, &req0), 4);
+    CU_ASSERT_EQUAL(gsl_rng_get(rng), 3 * scale);   /* still unread */
+    lb_destroy(bt);
+    lb_destroy(bu);
+    gsl_rng_free(rng);
+}
+
+/* The segment tree's answers on a hand-built set of keys. */
+static void test_mintree(void)
+{
+    lb_mintree t = { 0 };
+    CU_ASSERT_FATAL(lb_mintree_reset(&t, 6));
+    CU_ASSERT_EQUAL(lb_mintree_ties(&t), 0);
+    CU_ASSERT_EQUAL(lb_mintree_nth(&t, 0), -1);
+    double k[6] = { 5, 2, 7, 2, INFINITY, 2 };
+    for (int i = 0; i < 6; i++)
+        lb_mintree_set(&t, i, k[i]);
+    CU_ASSERT_EQUAL(lb_mintree_least(&t), 2.0);
+    CU_ASSERT_EQUAL(lb_mintree_ties(&t), 3);
+    CU_ASSERT_EQUAL(t.finite, 5);
+    CU_ASSERT_EQUAL(lb_mintree_nth(&t, 0), 1);
+    CU_ASSERT_EQUAL(lb_mintree_nth(&t, 1), 3);
+    CU_ASSERT_EQUAL(lb_mintree_nth(&t, 2), 5);
+    CU_ASSERT_EQUAL(lb_mintree_nth(&t, 3), -1);
+    lb_mintree_set(&t, 3, 1.0);   /* a new minimum, alone */
+    CU_ASSERT_EQUAL(lb_mintree_least(&t), 1.0);
+    CU_ASSERT_EQUAL(lb_mintree_ties(&t), 1);
+    CU_ASSERT_EQUAL(lb_mintree_nth(&t, 0), 3);
+    lb_mintree_set(&t, 3, INFINITY);   /* out: back to the three at 2 less one */
+    CU_ASSERT_EQUAL(lb_mintree_ties(&t), 2);
+    CU_ASSERT_EQUAL(lb_mintree_nth(&t, 1), 5);
+    CU_ASSERT_EQUAL(t.finite, 4);
+    lb_mintree_free(&t);
+}
 
 /* The tracked instance really uses its index: a change it is not told of
  * goes unseen. Three idle servers of weight 1: least_conn picks 0 (the
@@ -254,6 +465,14 @@ int main(void)
         { "random_two_least_conn: index = scan", test_random_two },
         { "round_robin: index = scan", test_round_robin },
         { "first: index = scan", test_first },
+        { "outlier detection and panic mode: ejections and panic picks happen", test_outlier_exercised },
+        { "jsq: index = scan", test_jsq },
+        { "jsq: one draw, the r-th tied server (enumerated)", test_jsq_ties_enumerated },
+        { "segment tree: least key, ties, r-th tied", test_mintree },
+        { "peak_ewma: index = scan", test_peak_ewma },
+        { "hash (consistent, plain, ip): index = scan", test_hash },
+        { "least_tokens: index = scan", test_least_tokens },
+        { "vllm_dp: index = scan", test_vllm_dp },
         { "least_conn: a tracked view's index is what it picks from", test_index_is_used },
     };
 
