@@ -80,6 +80,9 @@ typedef struct serve_ops {
 /* The registry: NULL-terminated, and lookup by name (NULL if unknown). */
 extern const serve_ops *const serve_registry[];
 const serve_ops *serve_find(const char *name);
+/* The calling actor runs flops on its host and returns when they are done,
+ * as sg_actor_execute with one simcall fewer (serve/batch.c). */
+void serve_execute(double flops);
 
 extern const serve_ops serve_batch;
 extern const serve_ops serve_llm;

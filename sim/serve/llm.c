@@ -1546,7 +1546,7 @@ static int run_horizon(llm_replica *rep, int k)
     int gen = n->life.gen;
     double speed_flops = sg_host_get_speed(n->host);
     if (lp->mode == LLM_LIVE) { /* one step (plan made k 1), as long as SimGrid says */
-        sg_actor_execute((rep->t_end[1] - rep->t_end[0]) * speed_flops);
+        serve_execute((rep->t_end[1] - rep->t_end[0]) * speed_flops);
         if (n->life.gen != gen)
             return 0;
         rep->t_end[1] = simgrid_get_clock();
@@ -1554,7 +1554,7 @@ static int run_horizon(llm_replica *rep, int k)
     }
     if (lp->mode == LLM_PER_STEP) {
         for (int j = 1; j <= k; j++) {
-            sg_actor_execute((rep->t_end[j] - rep->t_end[j - 1]) * speed_flops);
+            serve_execute((rep->t_end[j] - rep->t_end[j - 1]) * speed_flops);
             if (n->life.gen != gen)
                 return 0;
             if (rep->pending)
@@ -1591,7 +1591,7 @@ static int run_horizon(llm_replica *rep, int k)
             lo = mid + 1;
     }
     if (rep->t_end[lo] > now)
-        sg_actor_execute((rep->t_end[lo] - now) * speed_flops);
+        serve_execute((rep->t_end[lo] - now) * speed_flops);
     return n->life.gen != gen ? 0 : lo;
 }
 
