@@ -649,6 +649,29 @@ static void test_coalesced_equals_per_step_noise(void)
     CU_ASSERT_PTR_NOT_NULL(s2);
     if (a && s2)
         CU_ASSERT(tu_num(a, "pools.p.llm.steps") != tu_num(s2, "pools.p.llm.steps"));
+    /* the same components from a profile's llm_step.noise (slow included):
+     * the same run */
+    {
+        char *pd = tu_tmpdir(), prof[4096], ext[4200];
+        snprintf(prof, sizeof prof, "%s/p.json", pd);
+        tu_write(prof, "{\"schema\": \"fleetsim-calibration/1\", \"llm_step\": "
+                       "{\"overhead_s\": 0.001, \"per_prefill_token_s\": 0, "
+                       "\"per_decode_seq_s\": 0, \"per_context_token_s\": 0, \"noise\": "
+                       "{\"cv\": 0.3, \"correlation_s\": 0.05, \"slow\": "
+                       "{\"cv\": 0.2, \"correlation_s\": 2}}}}");
+        snprintf(ext, sizeof ext, ",\n step: {noise: {calibration: %s}}", prof);
+        snprintf(y, sizeof y, fmt, tu_src(), ext);
+        int rcp;
+        char *dp = tu_run_yaml(y, NULL, &rcp);
+        cJSON *p2 = tu_out_summary(dp);
+        CU_ASSERT_EQUAL(rcp, 0);
+        CU_ASSERT_PTR_NOT_NULL(p2);
+        if (p2 && s2)
+            CU_ASSERT_EQUAL(same_summary(s2, p2, ""), 0);
+        cJSON_Delete(p2);
+        tu_done(dp);
+        tu_done(pd);
+    }
     cJSON_Delete(s2);
     snprintf(y, sizeof y, fmt, tu_src(), "");
     int rc;
