@@ -8,7 +8,11 @@
  * models.<m>.llm.step.noise draws from (sim/base/llm_noise.c: a lognormal
  * factor whose log is an AR(1) in time, exp(-dt / correlation_s) between
  * steps dt apart). `realbench llm-step --noise-steps N` writes it into the
- * profile's llm_step.noise.
+ * profile's llm_step.noise. Its slow component (rb_llm_slow_noise_fit):
+ * the spread of the loop record's measured over fitted time averaged over
+ * windows of 0.02 .. 1 s of busy time, against an OU's window-mean
+ * variance beside the fast component's; `realbench llm-loop` and
+ * `realbench llm-slow-noise` write it into llm_step.noise.slow.
  *
  * The closed loop (`realbench llm-loop`): a real token-serving loop. The
  * layer stack llm_step.c times runs every step; requests with prompt and
