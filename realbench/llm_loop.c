@@ -934,10 +934,11 @@ int rb_llm_loop_main(int argc, char **argv)
     cJSON *lnz = rb_llm_noise_json(&nz);
     cJSON_AddItemToObject(ls, "noise", lnz);
     cJSON_AddItemToObject(prof, "llm_step", ls);
+    rb_llm_slow_noise sl;
+    int have_slow = 0;
     {   /* the slow component, on the record's measured over fitted times */
         double *rl = malloc(sizeof *rl * n_rec), *rf = malloc(sizeof *rf * n_rec);
         int *rr = malloc(sizeof *rr * n_rec);
-        rb_llm_slow_noise sl;
         for (size_t i = 0; rl && rf && rr && i < n_rec; i++) {
             rl[i] = rec[i].latency_s;
             rf[i] = rb_llm_fit_apply(&fit, &rec[i]);
@@ -946,6 +947,7 @@ int rb_llm_loop_main(int argc, char **argv)
         if (rl && rf && rr &&
             !rb_llm_slow_noise_fit(rl, rf, rr, n_rec, nz.cv, nz.correlation_s, &sl)) {
             cJSON_AddItemToObject(lnz, "slow", rb_llm_slow_noise_json(&sl));
+            have_slow = 1;
             printf("slow step noise: cv %.4f, correlation %.4g s\n", sl.cv, sl.correlation_s);
         } else
             printf("slow step noise: not fitted (record too short)\n");
@@ -1082,7 +1084,10 @@ int rb_llm_loop_main(int argc, char **argv)
     cJSON_AddStringToObject(mach, "loadavg_before", load0);
     cJSON_AddStringToObject(mach, "loadavg_after", load1);
     cJSON_AddNumberToObject(mach, "online_cpus", (double)sysconf(_SC_NPROCESSORS_ONLN));
-    cJSON_AddItemToObject(res, "noise", rb_llm_noise_json(&nz));
+    cJSON *rnz = rb_llm_noise_json(&nz);
+    if (have_slow)
+        cJSON_AddItemToObject(rnz, "slow", rb_llm_slow_noise_json(&sl));
+    cJSON_AddItemToObject(res, "noise", rnz);
     for (int k = 0; k < 2; k++) {
         char key[32], pool[8];
         snprintf(key, sizeof key, "load_%s", loads[k]);
