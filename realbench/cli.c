@@ -895,6 +895,7 @@ static const struct {
     {"llm-step", cmd_llm_step, "time LLM scheduler steps on this CPU, fit alpha_beta, write a profile"},
     {"cuda-llm-step", cmd_cuda_llm_step, "time LLM scheduler steps with rb_cuda_bench (or read its CSV), fit alpha_beta"},
     {"llm-loop", rb_llm_loop_main, "closed loop for LLMs: a real continuous-batching loop vs fleetsim's prediction"},
+    {"llm-slow-noise", rb_llm_slow_noise_main, "the slow step-noise component, fitted on a loop's calibration record"},
     {"serve", rb_serve_main, "closed loop: a real INT8 serving loop under Poisson load"},
     {"profile", cmd_profile, "turn raw CSV measurements (from rb_cuda_bench) into a profile"},
     {"shapes", cmd_shapes, "write a model's GEMM shapes for rb_cuda_bench"},

@@ -8,7 +8,11 @@
  * models.<m>.llm.step.noise draws from (sim/base/llm_noise.c: a lognormal
  * factor whose log is an AR(1) in time, exp(-dt / correlation_s) between
  * steps dt apart). `realbench llm-step --noise-steps N` writes it into the
- * profile's llm_step.noise.
+ * profile's llm_step.noise. Its slow component (rb_llm_slow_noise_fit):
+ * the spread of the loop record's measured over fitted time averaged over
+ * windows of 0.02 .. 1 s of busy time, against an OU's window-mean
+ * variance beside the fast component's; `realbench llm-loop` and
+ * `realbench llm-slow-noise` write it into llm_step.noise.slow.
  *
  * The closed loop (`realbench llm-loop`): a real token-serving loop. The
  * layer stack llm_step.c times runs every step; requests with prompt and
@@ -558,6 +562,224 @@ static cJSON *req_stats(const lreq *rq, int n, int m)
 
 enum { CALIB_PERCENT = 65 };
 
+/* ---- the slow component of the step noise -------------------------------- */
+
+const double RB_LLM_SLOW_W[RB_LLM_SLOW_NW] = {0.02, 0.05, 0.1, 0.2, 0.5, 1.0};
+
+enum { SLOW_MAX_RUNS = 16 };
+
+/* The variance of an OU's mean over w, per unit variance; tau 0: none. */
+static double ou_window_g(double w, double tau)
+{
+    if (!(tau > 0))
+        return 0;
+    double a = w / tau;
+    if (a < 1e-6)
+        return 1 - a / 3; /* its series: 1 - a/3 + a^2/12 - ... */
+    return 2 / (a * a) * (a - 1 + exp(-a));
+}
+
+/* The expected sum of squared deviations of the window means from their
+ * run's mean, per unit variance: sum_runs m (g(w) - g(m w)). */
+static double ou_window_ss(double w, double tau, const int *m, int nr)
+{
+    double s = 0;
+    for (int r = 0; r < nr; r++)
+        s += m[r] * (ou_window_g(w, tau) - ou_window_g(m[r] * w, tau));
+    return s;
+}
+
+int rb_llm_slow_noise_fit(const double *latency_s, const double *fitted_s, const int *run,
+                          size_t n, double fast_cv, double fast_correlation_s,
+                          rb_llm_slow_noise *out)
+{
+    memset(out, 0, sizeof *out);
+    out->fast_cv = fast_cv;
+    out->fast_correlation_s = fast_correlation_s;
+    for (size_t i = 0; i < n; i++)
+        if (!(latency_s[i] > 0) || !(fitted_s[i] > 0) || !isfinite(latency_s[i]) ||
+            !isfinite(fitted_s[i]))
+            return -1;
+    int m[RB_LLM_SLOW_NW][SLOW_MAX_RUNS], nr[RB_LLM_SLOW_NW];
+    for (int k = 0; k < RB_LLM_SLOW_NW; k++) {
+        double w = RB_LLM_SLOW_W[k], ss = 0;
+        nr[k] = 0;
+        for (size_t i = 0, j; i < n && nr[k] < SLOW_MAX_RUNS; i = j) {
+            for (j = i; j < n && run[j] == run[i]; j++) /* one run: steps i .. j */
+                ;
+            double sum = 0, sum2 = 0, lat = 0, fit = 0;
+            int mw = 0;
+            for (size_t t = i; t < j; t++) {
+                lat += latency_s[t];
+                fit += fitted_s[t];
+                if (lat >= w) { /* a window's mean: measured over fitted */
+                    double x = lat / fit;
+                    sum += x;
+                    sum2 += x * x;
+                    mw++;
+                    lat = fit = 0;
+                }
+            }
+            if (mw >= 2) {
+                ss += sum2 - sum * sum / mw;
+                m[k][nr[k]++] = mw;
+                out->windows[k] += mw;
+            }
+        }
+        if (nr[k] == 0 || !(ss > 0))
+            return -1;
+        out->ss[k] = ss;
+    }
+    /* for each tau, the slow variance v >= 0 minimising
+     * sum_k (1 - (v_f a_k + v b_k) / ss_k)^2, a_k and b_k the fast and
+     * slow components' expected sums per unit variance */
+    double vf = fast_cv * fast_cv, best = INFINITY;
+    for (int it = 0; it <= 450; it++) {
+        double tau = 1e-3 * pow(10, it / 100.0); /* 1 ms .. 31.6 s */
+        double sbb = 0, sbr = 0;
+        for (int k = 0; k < RB_LLM_SLOW_NW; k++) {
+            double w = RB_LLM_SLOW_W[k];
+            double a = ou_window_ss(w, fast_correlation_s, m[k], nr[k]) / out->ss[k];
+            double b = ou_window_ss(w, tau, m[k], nr[k]) / out->ss[k];
+            sbb += b * b;
+            sbr += b * (1 - vf * a);
+        }
+        double v = sbb > 0 && sbr > 0 ? sbr / sbb : 0, err = 0;
+        for (int k = 0; k < RB_LLM_SLOW_NW; k++) {
+            double w = RB_LLM_SLOW_W[k];
+            double e = vf * ou_window_ss(w, fast_correlation_s, m[k], nr[k]) +
+                       v * ou_window_ss(w, tau, m[k], nr[k]);
+            err += (1 - e / out->ss[k]) * (1 - e / out->ss[k]);
+        }
+        if (err < best) {
+            best = err;
+            out->cv = sqrt(v);
+            out->correlation_s = tau;
+        }
+    }
+    for (int k = 0; k < RB_LLM_SLOW_NW; k++) {
+        double w = RB_LLM_SLOW_W[k];
+        out->model_ss[k] = vf * ou_window_ss(w, fast_correlation_s, m[k], nr[k]) +
+                           out->cv * out->cv * ou_window_ss(w, out->correlation_s, m[k], nr[k]);
+    }
+    out->rms_rel = sqrt(best / RB_LLM_SLOW_NW);
+    return 0;
+}
+
+cJSON *rb_llm_slow_noise_json(const rb_llm_slow_noise *s)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "cv", s->cv);
+    cJSON_AddNumberToObject(j, "correlation_s", s->correlation_s);
+    cJSON_AddNumberToObject(j, "rms_relative_residual", s->rms_rel);
+    cJSON *w = cJSON_AddArrayToObject(j, "windows");
+    for (int k = 0; k < RB_LLM_SLOW_NW; k++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "window_s", RB_LLM_SLOW_W[k]);
+        cJSON_AddNumberToObject(o, "windows", s->windows[k]);
+        cJSON_AddNumberToObject(o, "sum_sq", s->ss[k]);
+        cJSON_AddNumberToObject(o, "model_sum_sq", s->model_ss[k]);
+        cJSON_AddItemToArray(w, o);
+    }
+    cJSON_AddStringToObject(
+        j, "method",
+        "the loop's record (calibration-steps.csv), measured over fitted step time averaged over "
+        "windows of W s of busy time (W = 0.02 .. 1 s), each run apart; the sum of squared "
+        "deviations of the window means from their run's mean set against its expectation for "
+        "the fast component (cv, correlation_s above, fixed) plus a slow OU of variance cv^2 "
+        "and correlation time tau: v sum_runs m (g(W) - g(m W)), "
+        "g(W) = 2 (tau/W)^2 (W/tau - 1 + exp(-W/tau)); least squares on relative residuals, "
+        "cv^2 closed-form for each tau of a log grid 1 ms .. 31.6 s");
+    return j;
+}
+
+/* A loop's calibration-steps.csv: latency_s, fitted_s and run per step. */
+static int read_record(const char *path, double **lat, double **fit, int **run, size_t *n)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char line[512], prev[32] = "";
+    size_t cap = 0;
+    int r = -1;
+    *n = 0;
+    *lat = *fit = NULL;
+    *run = NULL;
+    if (!fgets(line, sizeof line, f) || strncmp(line, "run,", 4)) {
+        fclose(f);
+        return -1;
+    }
+    while (fgets(line, sizeof line, f)) {
+        char name[32];
+        double pt, ds, ct, pa, l, ft;
+        if (sscanf(line, "%31[^,],%lf,%lf,%lf,%lf,%lf,%lf", name, &pt, &ds, &ct, &pa, &l, &ft) != 7)
+            continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 4096;
+            double *a = realloc(*lat, cap * sizeof *a), *b = a ? realloc(*fit, cap * sizeof *b) : NULL;
+            int *c = b ? realloc(*run, cap * sizeof *c) : NULL;
+            if (a)
+                *lat = a;
+            if (b)
+                *fit = b;
+            if (!c) {
+                fclose(f);
+                return -1;
+            }
+            *run = c;
+        }
+        if (strcmp(name, prev)) {
+            r++;
+            snprintf(prev, sizeof prev, "%s", name);
+        }
+        (*lat)[*n] = l;
+        (*fit)[*n] = ft;
+        (*run)[*n] = r;
+        (*n)++;
+    }
+    fclose(f);
+    return *n ? 0 : -1;
+}
+
+int rb_llm_slow_noise_main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: realbench llm-slow-noise RECORD.csv PROFILE.json\n"
+                        "  fits the slow component of the step noise on a loop's\n"
+                        "  calibration-steps.csv and writes it into PROFILE's llm_step.noise.slow\n");
+        return 2;
+    }
+    double *lat = NULL, *fit = NULL;
+    int *run = NULL, rc = 1;
+    size_t n = 0;
+    cJSON *prof = read_json(argv[2]);
+    cJSON *nz = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(prof, "llm_step"), "noise");
+    const cJSON *cv = cJSON_GetObjectItemCaseSensitive(nz, "cv");
+    const cJSON *cor = cJSON_GetObjectItemCaseSensitive(nz, "correlation_s");
+    rb_llm_slow_noise s;
+    if (!cJSON_IsNumber(cv) || !cJSON_IsNumber(cor)) {
+        fprintf(stderr, "realbench llm-slow-noise: %s: no llm_step.noise {cv, correlation_s}\n",
+                argv[2]);
+    } else if (read_record(argv[1], &lat, &fit, &run, &n)) {
+        fprintf(stderr, "realbench llm-slow-noise: %s: not a loop's calibration record\n", argv[1]);
+    } else if (rb_llm_slow_noise_fit(lat, fit, run, n, cv->valuedouble, cor->valuedouble, &s)) {
+        fprintf(stderr, "realbench llm-slow-noise: %s: too short for windows of %g s\n", argv[1],
+                RB_LLM_SLOW_W[RB_LLM_SLOW_NW - 1]);
+    } else {
+        cJSON_DeleteItemFromObjectCaseSensitive(nz, "slow");
+        cJSON_AddItemToObject(nz, "slow", rb_llm_slow_noise_json(&s));
+        printf("slow step noise: cv %.4f, correlation %.4g s (rms relative residual %.3f)\n", s.cv,
+               s.correlation_s, s.rms_rel);
+        rc = write_json(prof, argv[2]) ? 1 : 0;
+    }
+    cJSON_Delete(prof);
+    free(lat);
+    free(fit);
+    free(run);
+    return rc;
+}
+
 int rb_llm_loop_main(int argc, char **argv)
 {
     const char *out = NULL, *bin = "build/fleetsim";
@@ -709,8 +931,30 @@ int rb_llm_loop_main(int argc, char **argv)
     cJSON *gj = cJSON_AddObjectToObject(ls, "grid_fit");
     fit_json(gj, &gfit);
     cJSON_AddItemToObject(gj, "by_kind_on_record", rb_llm_fit_by_kind_json(&gfit, rec, n_rec));
-    cJSON_AddItemToObject(ls, "noise", rb_llm_noise_json(&nz));
+    cJSON *lnz = rb_llm_noise_json(&nz);
+    cJSON_AddItemToObject(ls, "noise", lnz);
     cJSON_AddItemToObject(prof, "llm_step", ls);
+    rb_llm_slow_noise sl;
+    int have_slow = 0;
+    {   /* the slow component, on the record's measured over fitted times */
+        double *rl = malloc(sizeof *rl * n_rec), *rf = malloc(sizeof *rf * n_rec);
+        int *rr = malloc(sizeof *rr * n_rec);
+        for (size_t i = 0; rl && rf && rr && i < n_rec; i++) {
+            rl[i] = rec[i].latency_s;
+            rf[i] = rb_llm_fit_apply(&fit, &rec[i]);
+            rr[i] = i >= n_cap_steps;
+        }
+        if (rl && rf && rr &&
+            !rb_llm_slow_noise_fit(rl, rf, rr, n_rec, nz.cv, nz.correlation_s, &sl)) {
+            cJSON_AddItemToObject(lnz, "slow", rb_llm_slow_noise_json(&sl));
+            have_slow = 1;
+            printf("slow step noise: cv %.4f, correlation %.4g s\n", sl.cv, sl.correlation_s);
+        } else
+            printf("slow step noise: not fitted (record too short)\n");
+        free(rl);
+        free(rf);
+        free(rr);
+    }
     snprintf(path, sizeof path, "%s/profile.json", out);
     if (write_json(prof, path))
         goto done;
@@ -840,7 +1084,10 @@ int rb_llm_loop_main(int argc, char **argv)
     cJSON_AddStringToObject(mach, "loadavg_before", load0);
     cJSON_AddStringToObject(mach, "loadavg_after", load1);
     cJSON_AddNumberToObject(mach, "online_cpus", (double)sysconf(_SC_NPROCESSORS_ONLN));
-    cJSON_AddItemToObject(res, "noise", rb_llm_noise_json(&nz));
+    cJSON *rnz = rb_llm_noise_json(&nz);
+    if (have_slow)
+        cJSON_AddItemToObject(rnz, "slow", rb_llm_slow_noise_json(&sl));
+    cJSON_AddItemToObject(res, "noise", rnz);
     for (int k = 0; k < 2; k++) {
         char key[32], pool[8];
         snprintf(key, sizeof key, "load_%s", loads[k]);

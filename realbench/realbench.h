@@ -344,6 +344,42 @@ int rb_llm_noise_record(const rb_llm_opts *o, size_t n, double **step_s);
 /* The profile's llm_step.noise: cv, correlation_s, lag1, dt_s, steps,
  * composition, method. */
 cJSON *rb_llm_noise_json(const rb_llm_noise *nz);
+/* The slow component of the step noise, fitted on a loop's record: the
+ * measured over fitted step time averaged over windows of W seconds of
+ * busy time (sum of measured / sum of fitted within a window; windows do
+ * not cross runs, a run's last partial window is dropped), for each W in
+ * RB_LLM_SLOW_W. The sum over runs of the squared deviations of the window
+ * means from their run's mean is set against its expectation when the
+ * factor is the sum of the fast component (fixed: fast_cv,
+ * fast_correlation_s, the profile's llm_step.noise) and a slow OU of
+ * variance cv^2 and correlation time tau: per component,
+ * v sum_runs m (g(W) - g(m W)), m the run's windows and
+ * g(W) = 2 (tau/W)^2 (W/tau - 1 + exp(-W/tau)) the variance of an OU's
+ * mean over W (per unit variance). cv^2 is the least-squares solution on
+ * the relative residuals for each tau of a log grid (1 ms .. 30 s), tau
+ * the one of least residual. */
+#define RB_LLM_SLOW_NW 6
+extern const double RB_LLM_SLOW_W[RB_LLM_SLOW_NW];
+typedef struct {
+    double cv, correlation_s;        /* the slow component; cv 0 when none is seen */
+    double fast_cv, fast_correlation_s;
+    double ss[RB_LLM_SLOW_NW];       /* the observed sums of squares */
+    double model_ss[RB_LLM_SLOW_NW]; /* their expectation under the fit */
+    int windows[RB_LLM_SLOW_NW];     /* windows of each W, all runs */
+    double rms_rel;                  /* rms relative residual of the fit */
+} rb_llm_slow_noise;
+/* run[i] tells the steps' runs apart (consecutive steps of one run share
+ * it). 0, or -1 when fewer than 2 windows of the largest W fit in one run
+ * or a time is not > 0. */
+int rb_llm_slow_noise_fit(const double *latency_s, const double *fitted_s, const int *run,
+                          size_t n, double fast_cv, double fast_correlation_s,
+                          rb_llm_slow_noise *out);
+/* llm_step.noise.slow: cv, correlation_s, the windows and the method. */
+cJSON *rb_llm_slow_noise_json(const rb_llm_slow_noise *s);
+/* `realbench llm-slow-noise RECORD.csv PROFILE.json`: fits the slow
+ * component on a loop's calibration-steps.csv and writes it into the
+ * profile's llm_step.noise.slow. */
+int rb_llm_slow_noise_main(int argc, char **argv);
 /* `realbench llm-loop ...`: a real continuous-batching loop under Poisson
  * load beside fleetsim's prediction of it. */
 int rb_llm_loop_main(int argc, char **argv);

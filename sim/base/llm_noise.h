@@ -1,9 +1,12 @@
 /*
  * llm_noise.h - noise with memory on an LLM replica's step times: a
- * multiplicative factor per step, lognormal with mean 1 and a given
- * coefficient of variation, whose logarithm follows a stationary AR(1) in
- * time (an Ornstein-Uhlenbeck process sampled at the steps' starts), so
- * two steps dt apart have log factors correlated exp(-dt / correlation_s).
+ * multiplicative factor per step, lognormal with mean 1, whose logarithm
+ * is the sum of independent components, each a stationary AR(1) in time
+ * (an Ornstein-Uhlenbeck process sampled at the steps' starts) with its
+ * own coefficient of variation and correlation time: component k's log
+ * factors at two steps dt apart are correlated exp(-dt / correlation_s_k).
+ * Two components model a fast step-to-step jitter (milliseconds) and a
+ * slow drift of the host's speed (tenths of a second) together.
  *
  * A replica plans several steps ahead (a horizon of identical decode
  * steps) and may run fewer than planned. The generator therefore draws its
@@ -22,9 +25,16 @@
 
 typedef struct llm_noise llm_noise;
 
-/* cv > 0, correlation_s >= 0 (0: independent steps). rng is owned: freed
- * with the generator. NULL when out of memory. */
+#define LLM_NOISE_MAX_COMPONENTS 4
+
+/* One component: cv > 0, correlation_s >= 0 (0: independent steps). rng
+ * is owned: freed with the generator. NULL when out of memory. */
 llm_noise *llm_noise_new(double cv, double correlation_s, gsl_rng *rng);
+/* Adds an independent component with its own stream (rng, owned), before
+ * the first llm_noise_next: the factor's 1 + cv^2 is the product of the
+ * components' 1 + cv_k^2, and the first component draws what it would
+ * alone. -1 (rng not taken) when full or already drawn from. */
+int llm_noise_add(llm_noise *nz, double cv, double correlation_s, gsl_rng *rng);
 void llm_noise_free(llm_noise *nz);
 
 /* Starts a plan from the committed state: the next llm_noise_next is the

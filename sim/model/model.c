@@ -65,6 +65,7 @@ static const struct {
     [ENG_STREAM_L7] = { 9100000000000UL, 100000000000UL },
     [ENG_STREAM_L4] = { 9200000000000UL, 1 },
     [ENG_STREAM_PD_ROUTER] = { 9300000000000UL, 1000000UL },
+    [ENG_STREAM_LLM_NOISE_SLOW] = { 9400000000000UL, 1000000000000UL },
 };
 
 unsigned long eng_stream(eng_stream_family f, unsigned long index)

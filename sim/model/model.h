@@ -386,6 +386,7 @@ typedef enum {
     ENG_STREAM_L7,           /* pool k's L7 balancer i >= 1: 1000 x k + i */
     ENG_STREAM_L4,           /* the L4 balancer in front of the L7s (index 0) */
     ENG_STREAM_PD_ROUTER,    /* prefill pool k's decode router */
+    ENG_STREAM_LLM_NOISE_SLOW, /* LLM replica's slow step noise: as ENG_STREAM_LLM_NOISE */
     ENG_N_STREAMS
 } eng_stream_family;
 unsigned long eng_stream(eng_stream_family f, unsigned long index);

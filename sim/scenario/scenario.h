@@ -66,6 +66,8 @@ typedef struct {
     int step_refused;            /* step.calibration was refused (reported once) */
     double noise_cv;             /* step.noise: 0 = deterministic steps */
     double noise_correlation_s;  /* step.noise: the log factors' correlation time */
+    double noise_slow_cv;        /* step.noise.slow: 0 = none */
+    double noise_slow_correlation_s; /* step.noise.slow: its correlation time */
     int max_num_batched_tokens;  /* 0 = vLLM's default for the GPU */
     int max_num_seqs;            /* 0 = vLLM's default for the GPU */
     int block_size;              /* tokens per KV block (16) */

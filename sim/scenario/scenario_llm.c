@@ -172,20 +172,63 @@ static int load_step_calibration(sc_loader *L, yaml_node_t *v, const char *path,
     return rc;
 }
 
-/* step.noise: {cv, correlation_s}, or {calibration: P.json} for the same
- * fields from the profile's llm_step.noise (realbench llm-step --noise). */
+/* A profile's llm_step.noise.slow {cv, correlation_s}, when there is one
+ * (realbench llm-loop fits it on the loop's own steps). */
+static void load_profile_slow(sc_loader *L, yaml_node_t *at, const char *p, const char *rel,
+                              const cJSON *nz, sc_llm *m)
+{
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(nz, "slow");
+    if (!s)
+        return;
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(s, "cv");
+    const cJSON *y = cJSON_GetObjectItemCaseSensitive(s, "correlation_s");
+    if (!cJSON_IsObject(s))
+        sc_errn(L, at, "%s: \"%s\": llm_step.noise.slow must be an object {cv, correlation_s}",
+                p, rel);
+    else if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || !(x->valuedouble > 0))
+        sc_errn(L, at, "%s: \"%s\": llm_step.noise.slow.cv must be a number > 0", p, rel);
+    else if (!cJSON_IsNumber(y) || !isfinite(y->valuedouble) || !(y->valuedouble > 0))
+        sc_errn(L, at, "%s: \"%s\": llm_step.noise.slow.correlation_s must be a number > 0",
+                p, rel);
+    else {
+        m->noise_slow_cv = x->valuedouble;
+        m->noise_slow_correlation_s = y->valuedouble;
+    }
+}
+
+/* step.noise.slow: {cv, correlation_s}, both required. */
+static void load_step_noise_slow(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m)
+{
+    static const char *const keys[] = {"cv", "correlation_s", NULL};
+    char p[SC_PATHLEN];
+    if (sc_check_map(L, n, path, keys))
+        return;
+    sc_kv cv = sc_find(L, n, "cv"), cor = sc_find(L, n, "correlation_s");
+    if (!cv.val || !cor.val) {
+        sc_errn(L, n, "%s: needs cv and correlation_s", path);
+        return;
+    }
+    sc_want_num(L, cv.val, sc_join(p, path, "cv"), 0, 1, 10, 0, &m->noise_slow_cv);
+    sc_want_num(L, cor.val, sc_join(p, path, "correlation_s"), 0, 1, 1e6, 0,
+                &m->noise_slow_correlation_s);
+}
+
+/* step.noise: {cv, correlation_s, slow: {cv, correlation_s}}, or
+ * {calibration: P.json} for the same fields from the profile's
+ * llm_step.noise (realbench llm-step --noise; llm-loop adds slow). */
 static void load_step_noise(sc_loader *L, yaml_node_t *n, const char *path, sc_llm *m)
 {
-    static const char *const keys[] = {"cv", "correlation_s", "calibration", NULL};
+    static const char *const keys[] = {"cv", "correlation_s", "slow", "calibration", NULL};
     char p[SC_PATHLEN];
     if (sc_check_map(L, n, path, keys))
         return;
     sc_kv cv = sc_find(L, n, "cv"), cor = sc_find(L, n, "correlation_s"),
-          cal = sc_find(L, n, "calibration");
+          slow = sc_find(L, n, "slow"), cal = sc_find(L, n, "calibration");
     if (cal.val) {
-        if (cv.key || cor.key) {
-            sc_errn(L, cv.key ? cv.key : cor.key, "%s: %s comes from calibration; give one or "
-                    "the other", path, cv.key ? "cv" : "correlation_s");
+        if (cv.key || cor.key || slow.key) {
+            yaml_node_t *k = cv.key ? cv.key : cor.key ? cor.key : slow.key;
+            sc_errn(L, k, "%s: %s comes from calibration; give one or the other", path,
+                    cv.key ? "cv" : cor.key ? "correlation_s" : "slow");
             return;
         }
         const cJSON *ls = NULL;
@@ -207,6 +250,7 @@ static void load_step_noise(sc_loader *L, yaml_node_t *n, const char *path, sc_l
         else {
             m->noise_cv = x->valuedouble;
             m->noise_correlation_s = y->valuedouble;
+            load_profile_slow(L, cal.val, p, rel, nz, m);
         }
         cJSON_Delete(root);
         return;
@@ -219,6 +263,8 @@ static void load_step_noise(sc_loader *L, yaml_node_t *n, const char *path, sc_l
     if (cor.val)
         sc_want_num(L, cor.val, sc_join(p, path, "correlation_s"), 0, 0, 1e6, 0,
                     &m->noise_correlation_s);
+    if (slow.val)
+        load_step_noise_slow(L, slow.val, sc_join(p, path, "slow"), m);
 }
 
 /* step: {model: roofline | alpha_beta, overhead, mfu_prefill, mfu_decode,

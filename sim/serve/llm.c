@@ -453,13 +453,16 @@ static void init_node(eng_node *n)
         rep->chunks = malloc(sizeof *rep->chunks * m);
         rep->held_blocks = malloc(sizeof *rep->held_blocks * m);
         const sc_llm *lm = n->pool->model->llm;
+        unsigned long nz_ix = 1000000000UL * (unsigned long)n->pool->id +
+                              1000UL * (unsigned long)n->index + (unsigned long)i;
         if (lm->noise_cv > 0) /* its own stream: (pool, node, replica) */
             rep->noise = llm_noise_new(
                 lm->noise_cv, lm->noise_correlation_s,
-                eng_stream_rng(eng_world.sc->seed,
-                               eng_stream(ENG_STREAM_LLM_NOISE,
-                                          1000000000UL * (unsigned long)n->pool->id +
-                                              1000UL * (unsigned long)n->index + (unsigned long)i)));
+                eng_stream_rng(eng_world.sc->seed, eng_stream(ENG_STREAM_LLM_NOISE, nz_ix)));
+        if (rep->noise && lm->noise_slow_cv > 0) /* the slow component: a stream of its own */
+            llm_noise_add(rep->noise, lm->noise_slow_cv, lm->noise_slow_correlation_s,
+                          eng_stream_rng(eng_world.sc->seed,
+                                         eng_stream(ENG_STREAM_LLM_NOISE_SLOW, nz_ix)));
     }
     n->work.serve = ln;
 }

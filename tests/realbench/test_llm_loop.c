@@ -7,7 +7,11 @@
  * record is fitted as its arithmetic says; the CPU kernel's record has one
  * positive time per step; short or bad records are refused; and `realbench
  * llm-step --noise-steps` writes llm_step.noise into the profile, which
- * fleetsim's loader accepts. The closed loop's scheduler run with model
+ * fleetsim's loader accepts. The slow component's fit
+ * (rb_llm_slow_noise_fit) recovers the cv and correlation time of a slow
+ * OU under a fast one in a synthetic loop record, within tolerances from
+ * the record's length, and refuses a record too short for its windows.
+ * The closed loop's scheduler run with model
  * step times (rb_llm_loop_run without a net) forms the steps worked out by
  * hand, and the same steps as fleetsim on a trace: same step count, same
  * TTFT and E2E mean and max.
@@ -287,6 +291,67 @@ static void test_replay_matches_fleetsim(void)
     tu_done(d);
 }
 
+/* A loop record of ~430,000 steps (600 s busy) in two runs: each step's
+ * fitted time uniform in [0.4, 2.4] ms, its measured time that times
+ * exp(x_f + x_s - (s_f^2 + s_s^2) / 2), x_f and x_s OU processes (cv 0.14,
+ * 5 ms; cv 0.10, 150 ms) sampled exactly at the steps' starts (drawn here
+ * with GSL, not with fleetsim's generator). The fit, given the fast
+ * component, finds the slow one. Its information is the variance of the
+ * window means at the largest windows, whose relative standard error for
+ * a record of T s is about sqrt(2 (tau + W) / T) (independent windows
+ * every tau + W): 0.062 at W = 1 s. Tolerances: 5 of those on tau, 2.5
+ * (half, a square root) on the cv. (Eight such records drawn
+ * independently gave tau 0.135-0.159 s, sd 6%, and cv 0.098-0.101, sd
+ * 1.2%: the tau bound is 5 sd, the cv bound loose, the cv being pinned by
+ * every window, not only the largest.) */
+static void test_slow_fit_recovers(void)
+{
+    const double cvf = 0.14, tf = 0.005, cvs = 0.10, ts = 0.15, busy_s = 600;
+    const size_t cap = 500000;
+    double *lat = malloc(sizeof *lat * cap), *fit = malloc(sizeof *fit * cap);
+    int *run = malloc(sizeof *run * cap);
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 77);
+    double sf = sqrt(log1p(cvf * cvf)), ss = sqrt(log1p(cvs * cvs));
+    double zf = gsl_ran_ugaussian(r), zs = gsl_ran_ugaussian(r), t = 0;
+    size_t n = 0;
+    while (t < busy_s && n < cap) {
+        fit[n] = 0.0004 + 0.002 * gsl_rng_uniform(r);
+        lat[n] = fit[n] * exp(sf * zf + ss * zs - 0.5 * (sf * sf + ss * ss));
+        run[n] = t > busy_s / 3;
+        double rf = exp(-lat[n] / tf), rs = exp(-lat[n] / ts);
+        zf = rf * zf + sqrt(1 - rf * rf) * gsl_ran_ugaussian(r);
+        zs = rs * zs + sqrt(1 - rs * rs) * gsl_ran_ugaussian(r);
+        t += lat[n++];
+    }
+    CU_ASSERT_FATAL(t >= busy_s);
+    rb_llm_slow_noise sl;
+    CU_ASSERT_EQUAL_FATAL(rb_llm_slow_noise_fit(lat, fit, run, n, cvf, tf, &sl), 0);
+    double rel = sqrt(2 * (ts + RB_LLM_SLOW_W[RB_LLM_SLOW_NW - 1]) / busy_s);
+    if (!(fabs(sl.cv / cvs - 1) <= 2.5 * rel && fabs(sl.correlation_s / ts - 1) <= 5 * rel))
+        fprintf(stderr, "\n  slow fit: cv %.4f (want %.4f), tau %.4f (want %.4f), rel se %.3f",
+                sl.cv, cvs, sl.correlation_s, ts, rel);
+    CU_ASSERT(fabs(sl.cv / cvs - 1) <= 2.5 * rel);
+    CU_ASSERT(fabs(sl.correlation_s / ts - 1) <= 5 * rel);
+    CU_ASSERT(sl.windows[RB_LLM_SLOW_NW - 1] >= 590 && sl.windows[RB_LLM_SLOW_NW - 1] <= 600);
+    /* the fast component alone: its share of the smallest windows' spread
+     * is the formula's, so a fit without it would find more slow noise */
+    rb_llm_slow_noise nofast;
+    CU_ASSERT_EQUAL(rb_llm_slow_noise_fit(lat, fit, run, n, 1e-9, tf, &nofast), 0);
+    CU_ASSERT(nofast.cv > sl.cv);
+    /* too short: 1.5 s of steps has one window of 1 s per run */
+    size_t few = 0;
+    for (double b = 0; b < 1.5; few++)
+        b += lat[few];
+    CU_ASSERT_EQUAL(rb_llm_slow_noise_fit(lat, fit, run, few, cvf, tf, &sl), -1);
+    lat[3] = 0; /* a time not > 0 */
+    CU_ASSERT_EQUAL(rb_llm_slow_noise_fit(lat, fit, run, n, cvf, tf, &sl), -1);
+    gsl_rng_free(r);
+    free(lat);
+    free(fit);
+    free(run);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -297,6 +362,7 @@ int main(void)
     CU_add_test(s, "a record fitted by hand; bad records refused", test_fit_by_hand);
     CU_add_test(s, "the CPU kernel's record", test_record_on_cpu);
     CU_add_test(s, "llm-step --noise-steps: the profile's noise, read by fleetsim", test_cli_noise);
+    CU_add_test(s, "the slow component's fit on a synthetic loop record", test_slow_fit_recovers);
     CU_add_test(s, "the loop's scheduler with model step times, by hand", test_replay_by_hand);
     CU_add_test(s, "fleetsim forms the loop's steps", test_replay_matches_fleetsim);
     CU_basic_set_mode(CU_BRM_VERBOSE);

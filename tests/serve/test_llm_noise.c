@@ -7,7 +7,11 @@
  * dependence included); irregular spacings correlate as their own dt
  * says; and a plan read ahead then cut short leaves the same factors, bit
  * for bit, as steps drawn one at a time (what makes fleetsim's coalesced
- * and per-step modes agree).
+ * and per-step modes agree). Two components (a fast and a slow one): mean
+ * 1, the total cv, and the log factors' correlation at a short and a long
+ * lag the variance-weighted sum of the components' exp(-dt / tau), from
+ * independent triplets of steps; and the same bit for bit when plans are
+ * cut short.
  */
 #include "llm_noise.h"
 
@@ -149,6 +153,116 @@ static void test_plan_cut_short(void)
     free(one);
 }
 
+/* Two components, fast (cv 0.15, 5 ms) and slow (cv 0.12, 150 ms):
+ * triplets of steps at t, t + 2 ms and t + 100 ms, the next triplet 20 s
+ * later (133 slow correlation times: independent, exp(-133) apart). Over
+ * the n triplets: the first steps' factors have mean 1 and
+ * cv sqrt((1 + cv_f^2)(1 + cv_s^2) - 1); their logs have sd
+ * sqrt(sigma_f^2 + sigma_s^2) and correlate with the second's and third's
+ * logs (s_f^2 exp(-dt/tau_f) + s_s^2 exp(-dt/tau_s)) / (s_f^2 + s_s^2):
+ * 0.79 at 2 ms, where the fast component still counts, and 0.20 at
+ * 100 ms, where only the slow one does. Standard errors of independent
+ * samples: cv / sqrt(n) for the mean, sigma / sqrt(2 n) for the sd,
+ * (1 - r^2) / sqrt(n) for Pearson's r, and the lognormal's kurtosis for
+ * the cv (as test_stationary_moments). */
+static void test_two_components(void)
+{
+    const size_t n = 100000;
+    const double cvf = 0.15, tf = 0.005, cvs = 0.12, ts = 0.15;
+    llm_noise *nz = llm_noise_new(cvf, tf, rng(21));
+    CU_ASSERT_EQUAL_FATAL(llm_noise_add(nz, cvs, ts, rng(22)), 0);
+    double *f = malloc(sizeof *f * n), *a = malloc(sizeof *a * n);
+    double *b = malloc(sizeof *b * n), *c = malloc(sizeof *c * n), t = 0;
+    for (size_t i = 0; i < n; i++) {
+        llm_noise_plan(nz);
+        f[i] = llm_noise_next(nz, t);
+        b[i] = log(llm_noise_next(nz, t + 0.002));
+        c[i] = log(llm_noise_next(nz, t + 0.1));
+        llm_noise_commit(nz, 3);
+        a[i] = log(f[i]);
+        t += 20;
+    }
+    gsl_rng *extra = rng(23); /* a third component is refused after drawing */
+    CU_ASSERT_EQUAL(llm_noise_add(nz, 0.1, 1, extra), -1);
+    gsl_rng_free(extra);
+    double sf2 = pow(llm_noise_sigma(cvf), 2), ss2 = pow(llm_noise_sigma(cvs), 2);
+    double sigma = sqrt(sf2 + ss2), cv = sqrt((1 + cvf * cvf) * (1 + cvs * cvs) - 1);
+    double m = gsl_stats_mean(f, 1, n);
+    check_within("two components: mean factor", m, 1.0, cv / sqrt((double)n));
+    double c2 = cv * cv;
+    double kurt = 3 + c2 * c2 * c2 * c2 + 6 * c2 * c2 * c2 + 15 * c2 * c2 + 16 * c2;
+    check_within("two components: cv", gsl_stats_sd(f, 1, n) / m, cv,
+                 cv * 0.5 * sqrt((kurt - 1) / (double)n));
+    check_within("two components: sd of log factors", gsl_stats_sd(a, 1, n), sigma,
+                 sigma / sqrt(2.0 * (double)n));
+    double near = (sf2 * exp(-0.002 / tf) + ss2 * exp(-0.002 / ts)) / (sf2 + ss2);
+    double far = (sf2 * exp(-0.1 / tf) + ss2 * exp(-0.1 / ts)) / (sf2 + ss2);
+    check_within("two components: log correlation 2 ms apart",
+                 gsl_stats_correlation(a, 1, b, 1, n), near, (1 - near * near) / sqrt((double)n));
+    check_within("two components: log correlation 100 ms apart",
+                 gsl_stats_correlation(a, 1, c, 1, n), far, (1 - far * far) / sqrt((double)n));
+    /* the long lag tells the two apart: the fast component alone would give
+     * exp(-20) there, the slow one alone exp(-0.667) */
+    CU_ASSERT(far > 0.15 && far < 0.25);
+    llm_noise_free(nz);
+    free(f);
+    free(a);
+    free(b);
+    free(c);
+}
+
+/* Two components: plans cut short give the factors of steps planned one
+ * at a time, bit for bit; and the fast component alone draws what it
+ * would without the slow one (the factor over the fast-only factor is the
+ * slow component's, lognormal with its sigma). */
+static void test_two_components_cut_short(void)
+{
+    const int n = 20000;
+    llm_noise *one = llm_noise_new(0.3, 0.05, rng(31)), *fast = llm_noise_new(0.3, 0.05, rng(31));
+    llm_noise_add(one, 0.2, 0.5, rng(32));
+    double *f1 = malloc(sizeof *f1 * (size_t)n), *ls = malloc(sizeof *ls * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        llm_noise_plan(one);
+        llm_noise_plan(fast);
+        f1[i] = llm_noise_next(one, i * 0.004);
+        ls[i] = log(f1[i] / llm_noise_next(fast, i * 0.004));
+        llm_noise_commit(one, 1);
+        llm_noise_commit(fast, 1);
+    }
+    /* the slow log factor alone: lag-1 (4 ms apart) exp(-0.008), se
+     * sqrt((1 - rho^2) / n) (Bartlett); any of the fast component's draws
+     * left in it (lag-1 exp(-0.08)) would pull it far below */
+    double rho = exp(-0.004 / 0.5);
+    check_within("slow part of the factor: lag-1 of its log",
+                 gsl_stats_lag1_autocorrelation(ls, 1, (size_t)n), rho,
+                 sqrt((1 - rho * rho) / n));
+    llm_noise *nz = llm_noise_new(0.3, 0.05, rng(31));
+    llm_noise_add(nz, 0.2, 0.5, rng(32));
+    gsl_rng *pick = rng(98);
+    int i = 0, diff = 0, cut = 0;
+    while (i < n) {
+        int want = 1 + (int)gsl_rng_uniform_int(pick, 40);
+        int ran = 1 + (int)gsl_rng_uniform_int(pick, (unsigned long)want);
+        cut += ran < want;
+        llm_noise_plan(nz);
+        for (int j = 0; j < want; j++) {
+            double f = llm_noise_next(nz, (double)(i + j) * 0.004);
+            if (j < ran && i + j < n)
+                diff += f != f1[i + j];
+        }
+        llm_noise_commit(nz, ran);
+        i += ran;
+    }
+    CU_ASSERT_EQUAL(diff, 0);
+    CU_ASSERT(cut > 100);
+    gsl_rng_free(pick);
+    llm_noise_free(nz);
+    llm_noise_free(one);
+    llm_noise_free(fast);
+    free(f1);
+    free(ls);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -158,6 +272,9 @@ int main(void)
     CU_add_test(s, "correlation_s 0: no memory", test_no_memory);
     CU_add_test(s, "irregular spacing: exp(-dt / correlation_s)", test_irregular_spacing);
     CU_add_test(s, "a plan cut short: the same factors", test_plan_cut_short);
+    CU_add_test(s, "two components: mean, cv, short and long lags", test_two_components);
+    CU_add_test(s, "two components: a plan cut short, the fast one unchanged",
+                test_two_components_cut_short);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int failures = (int)CU_get_number_of_failures();

@@ -433,11 +433,32 @@ static void test_errors(void)
         snprintf(noise_cal, sizeof noise_cal, "{calibration: %s}", prof);
         char noise_both[4200];
         snprintf(noise_both, sizeof noise_both, "{calibration: %s, cv: 0.1}", prof);
+        char noise_cal_slow[4200];
+        snprintf(noise_cal_slow, sizeof noise_cal_slow,
+                 "{calibration: %s, slow: {cv: 0.1, correlation_s: 0.2}}", prof);
+        char prof_slow[4096], noise_bad_slow[4200];
+        snprintf(prof_slow, sizeof prof_slow, "%s/q.json", td);
+        tu_write(prof_slow, "{\"schema\": \"fleetsim-calibration/1\", \"llm_step\": "
+                            "{\"overhead_s\": 0.001, \"per_prefill_token_s\": 0, "
+                            "\"per_decode_seq_s\": 0, \"per_context_token_s\": 0, \"noise\": "
+                            "{\"cv\": 0.1, \"correlation_s\": 0.005, \"slow\": "
+                            "{\"cv\": 0.1, \"correlation_s\": 0}}}}");
+        snprintf(noise_bad_slow, sizeof noise_bad_slow, "{calibration: %s}", prof_slow);
         const struct {
             const char *noise, *want;
         } cases[] = {
             {"{cv: 0.1, memory: 1}", "models.m.llm.step.noise: unknown key \"memory\" "
-                                     "(valid keys: cv, correlation_s, calibration)"},
+                                     "(valid keys: cv, correlation_s, slow, calibration)"},
+            {"{cv: 0.1, slow: {cv: 0.1}}",
+             "models.m.llm.step.noise.slow: needs cv and correlation_s"},
+            {"{cv: 0.1, slow: {cv: 0.1, correlation_s: 0}}",
+             "models.m.llm.step.noise.slow.correlation_s: expected a number in (0, 1e+06]"},
+            {"{cv: 0.1, slow: {cv: -1, correlation_s: 1}}",
+             "models.m.llm.step.noise.slow.cv: expected a number in (0, 10]"},
+            {"{cv: 0.1, slow: {cv: 0.1, correlation_s: 1, tau: 2}}",
+             "models.m.llm.step.noise.slow: unknown key \"tau\""},
+            {noise_cal_slow, "slow comes from calibration; give one or the other"},
+            {noise_bad_slow, "llm_step.noise.slow.correlation_s must be a number > 0"},
             {"{correlation_s: 0.05}", "models.m.llm.step.noise: needs cv"},
             {"{cv: 0, correlation_s: 0.05}", "models.m.llm.step.noise.cv: expected a number in "
                                              "(0, 10]"},
@@ -619,6 +640,39 @@ static void test_coalesced_equals_per_step_noise(void)
     CU_ASSERT(tu_num(a, "requests.timed_out") > 0);
     CU_ASSERT(tu_num(a, "requests.completed") > 800);
     CU_ASSERT_EQUAL(tu_num(a, "requests.generated"), tu_sum_buckets(a, "requests"));
+    /* a slow component beside the fast one: still the same in both modes,
+     * and other steps than the fast one alone */
+    snprintf(y, sizeof y, fmt, tu_src(),
+             ",\n step: {noise: {cv: 0.3, correlation_s: 0.05, "
+             "slow: {cv: 0.2, correlation_s: 2}}}");
+    cJSON *s2 = both_modes(y, "m");
+    CU_ASSERT_PTR_NOT_NULL(s2);
+    if (a && s2)
+        CU_ASSERT(tu_num(a, "pools.p.llm.steps") != tu_num(s2, "pools.p.llm.steps"));
+    /* the same components from a profile's llm_step.noise (slow included):
+     * the same run */
+    {
+        char *pd = tu_tmpdir(), prof[4096], ext[4200];
+        snprintf(prof, sizeof prof, "%s/p.json", pd);
+        tu_write(prof, "{\"schema\": \"fleetsim-calibration/1\", \"llm_step\": "
+                       "{\"overhead_s\": 0.001, \"per_prefill_token_s\": 0, "
+                       "\"per_decode_seq_s\": 0, \"per_context_token_s\": 0, \"noise\": "
+                       "{\"cv\": 0.3, \"correlation_s\": 0.05, \"slow\": "
+                       "{\"cv\": 0.2, \"correlation_s\": 2}}}}");
+        snprintf(ext, sizeof ext, ",\n step: {noise: {calibration: %s}}", prof);
+        snprintf(y, sizeof y, fmt, tu_src(), ext);
+        int rcp;
+        char *dp = tu_run_yaml(y, NULL, &rcp);
+        cJSON *p2 = tu_out_summary(dp);
+        CU_ASSERT_EQUAL(rcp, 0);
+        CU_ASSERT_PTR_NOT_NULL(p2);
+        if (p2 && s2)
+            CU_ASSERT_EQUAL(same_summary(s2, p2, ""), 0);
+        cJSON_Delete(p2);
+        tu_done(dp);
+        tu_done(pd);
+    }
+    cJSON_Delete(s2);
     snprintf(y, sizeof y, fmt, tu_src(), "");
     int rc;
     char *d = tu_run_yaml(y, NULL, &rc);
