@@ -59,6 +59,89 @@ int lb_llm_least_conn_ix(lb_wrr_index *x, const lb_view *view)
     return lb_wrr_index_ready(x, view) ? lb_wrr_index_least(x) : lb_llm_least_conn(&x->w, view);
 }
 
+/* ---- the least key, least_conn when every key is 0 ---- */
+
+struct lb_llm_keyed {
+    lb_wrr_index lc;   /* the fallback: nginx least_conn, indexed */
+    lb_min_index ix;   /* the eligible servers by key */
+    lb_llm_key_fn key;
+};
+
+void *lb_llm_keyed_init(int n_servers, lb_llm_key_fn key)
+{
+    struct lb_llm_keyed *st = calloc(1, sizeof *st);
+
+    if (!st)
+        return NULL;
+    st->lc.by_active = 1;
+    st->ix.key = key;
+    st->key = key;
+    if (n_servers > 0 && !lb_wrr_reserve(&st->lc.w, n_servers)) {
+        free(st);
+        return NULL;
+    }
+    return st;
+}
+
+void lb_llm_keyed_destroy(void *state)
+{
+    struct lb_llm_keyed *st = state;
+
+    lb_wrr_index_free(&st->lc);
+    lb_min_index_free(&st->ix);
+    free(st);
+}
+
+void lb_llm_keyed_change(void *state, const lb_view *view, int server)
+{
+    struct lb_llm_keyed *st = state;
+
+    lb_wrr_index_change(&st->lc, view, server);
+    lb_min_index_change(&st->ix, view, server);
+}
+
+int lb_llm_keyed_pick(void *state, const lb_view *view, const lb_request *req)
+{
+    struct lb_llm_keyed *st = state;
+    const lb_server_view *s = view->servers;
+    int best = -1, loaded = 0;
+
+    (void)req;
+    if (lb_min_index_ready(&st->ix, view)) {
+        /* the first server at the least key; loaded unless every
+         * eligible server's key is 0 */
+        const lb_mintree *t = &st->ix.t;
+        if (t->finite == 0)
+            return -1;
+        if (lb_mintree_least(t) != 0.0 || lb_mintree_ties(t) < t->finite)
+            return lb_mintree_nth(t, 0);
+        return lb_llm_least_conn_ix(&st->lc, view);
+    }
+    for (int i = 0; i < view->n; i++) {
+        if (!lb_server_eligible(&s[i]))
+            continue;
+        double k = st->key(&s[i]);
+        loaded |= k != 0.0;
+        if (best < 0 || k < st->key(&s[best]))
+            best = i;
+    }
+    if (best < 0 || loaded)
+        return best;
+    return lb_llm_least_conn_ix(&st->lc, view);
+}
+
+void lb_llm_keyed_done(void *state, const lb_view *view, int server, double latency_s,
+                       lb_result result)
+{
+    struct lb_llm_keyed *st = state;
+
+    (void)latency_s;
+    if (result != LB_ERROR)   /* the fallback's effective weight, as least_conn */
+        return;
+    lb_wrr_failed(&st->lc.w, view, server);
+    lb_wrr_index_failed(&st->lc, server);
+}
+
 /* ---- prefix index ---- */
 
 typedef struct {

@@ -46,6 +46,20 @@ int lb_llm_least_conn(lb_wrr *w, const lb_view *view);
  * then lb_wrr_index_failed. */
 int lb_llm_least_conn_ix(lb_wrr_index *x, const lb_view *view);
 
+/* Policies that send each request to the eligible server with the least
+ * key, ties to the lowest index, and to nginx least_conn when every
+ * eligible server's key is 0 (least_tokens, vllm_dp): their state and ops.
+ * O(n) per pick on an untracked view; O(log n) on a tracked one: the keys
+ * in lb_index.h's lb_min_index, the fallback from least_conn's index. The
+ * key must be exact as a double (integer counts are). */
+typedef double (*lb_llm_key_fn)(const lb_server_view *s);
+void *lb_llm_keyed_init(int n_servers, lb_llm_key_fn key);
+int lb_llm_keyed_pick(void *state, const lb_view *view, const lb_request *req);
+void lb_llm_keyed_done(void *state, const lb_view *view, int server, double latency_s,
+                       lb_result result);
+void lb_llm_keyed_destroy(void *state);
+void lb_llm_keyed_change(void *state, const lb_view *view, int server);
+
 /* Per-server LRU sets of prefix hashes. */
 typedef struct lb_prefix lb_prefix;
 

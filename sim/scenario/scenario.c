@@ -873,15 +873,6 @@ static void check_size(sc_loader *L, yaml_node_t *root, const sc_scenario *sc)
             worst = k;
         }
     }
-    if (all_slots > SC_MAX_NODE_SLOTS) { /* each slot has a random stream of its own */
-        const sc_pool *pc = &sc->pools[worst];
-        sc_errn(L, replicas_node(L, root, pc->name),
-                "pools.%s: %d replicas make %.0f node slots in all pools (a rollout counts each "
-                "twice, plus its surge), more than the %d a run can hold",
-                pc->name, pc->max_replicas > pc->replicas ? pc->max_replicas : pc->replicas,
-                all_slots, SC_MAX_NODE_SLOTS);
-        return;
-    }
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
     double mem = pages > 0 && page > 0 ? (double)pages * (double)page : 64e9;
     double total = series_bytes + hosts_bytes;
@@ -903,6 +894,15 @@ static void check_size(sc_loader *L, yaml_node_t *root, const sc_scenario *sc)
                     sc->pools[worst].name, sc_show(n, buf), worst_pool_bytes / 1e9, total / 1e9,
                     mem / 1e9);
         }
+    }
+    /* each node slot has a random stream of its own (eng_stream) */
+    if (total <= 0.8 * mem && all_slots > SC_MAX_NODE_SLOTS) {
+        const sc_pool *pc = &sc->pools[worst];
+        sc_errn(L, replicas_node(L, root, pc->name),
+                "pools.%s: %d replicas make %.0f node slots in all pools (a rollout counts each "
+                "twice, plus its surge), more than the %d a run can hold",
+                pc->name, pc->max_replicas > pc->replicas ? pc->max_replicas : pc->replicas,
+                all_slots, SC_MAX_NODE_SLOTS);
     }
     double requests = expected_requests(sc);
     if (requests > MAX_REQUESTS) {
