@@ -978,7 +978,7 @@ static void test_zone_outage_nodes(void)
  * | black-hole             | holds      | 0    | 33 (5 per outlier ejection)     |
  * | overload-ejection      | FAILS      | 1    | 0 (~54,000 rejected: 503s eject |
  * |                        |            |      | two of four nodes)              |
- * | kv-link-down           | FAILS      | 1    | 136 (every KV handoff during    |
+ * | kv-link-down           | FAILS      | 1    | 170 (every KV handoff during    |
  * |                        |            |      | the cut; all blamed on it)      |
  *
  * Each run's verdict (`hypothesis.met` in summary.json) must match the
