@@ -323,9 +323,29 @@ static mon_series *series(const char *name, const char *k1, const char *v1, cons
     return s;
 }
 
+/* Which series a node exports, from its pool's configuration and its
+ * power (a rollout's new nodes have the rollout's): the rules both the
+ * exporters (a node) and the check of rules against them (a scenario,
+ * can_produce) read. */
+static int cfg_host_memory(const sc_pool *pc)
+{
+    return pc->host_memory.total_bytes > 0;
+}
+
+static int cfg_gpu_capacity(const sc_model *m, const sc_power *pw)
+{
+    return m->has_memory && pw->gpu_memory_bytes > 0;
+}
+
+/* DCGM's GPU series exist for nodes with GPUs (gpu_type other than cpu). */
+static int cfg_dcgm(const sc_power *pw)
+{
+    return pw->gpu_type && strcmp(pw->gpu_type, "cpu") != 0;
+}
+
 static int has_host_memory(const eng_node *n)
 {
-    return n->pool->cfg->host_memory.total_bytes > 0;
+    return cfg_host_memory(n->pool->cfg);
 }
 
 static int has_gpu_memory(const eng_node *n)
@@ -335,7 +355,7 @@ static int has_gpu_memory(const eng_node *n)
 
 static int has_gpu_capacity(const eng_node *n)
 {
-    return has_gpu_memory(n) && n->power->gpu_memory_bytes > 0;
+    return cfg_gpu_capacity(n->pool->model, n->power);
 }
 
 static int is_llm(const eng_pool *p)
@@ -343,10 +363,9 @@ static int is_llm(const eng_pool *p)
     return p->serve == &serve_llm;
 }
 
-/* DCGM's GPU series exist for nodes with GPUs (gpu_type other than cpu). */
 static int has_dcgm(const eng_node *n)
 {
-    return n->power->gpu_type && strcmp(n->power->gpu_type, "cpu") != 0;
+    return cfg_dcgm(n->power);
 }
 
 /* vllm:* series of one node: gauges and counters, then per histogram its
@@ -976,16 +995,16 @@ typedef struct {
 static int node_exports(const sc_pool *pc, const sc_power *pw, const sc_model *m,
                         const char *name)
 {
-    int gpu_memory = m->has_memory, dcgm = pw->gpu_type && strcmp(pw->gpu_type, "cpu") != 0;
-    if (pc->host_memory.total_bytes > 0 && (!strcmp(name, "node_memory_MemTotal_bytes") ||
-                                            !strcmp(name, "node_memory_MemAvailable_bytes")))
+    if (cfg_host_memory(pc) && (!strcmp(name, "node_memory_MemTotal_bytes") ||
+                                !strcmp(name, "node_memory_MemAvailable_bytes")))
         return 1;
-    if (dcgm && (!strcmp(name, "DCGM_FI_DEV_GPU_UTIL") || !strcmp(name, "DCGM_FI_DEV_POWER_USAGE") ||
-                 !strcmp(name, "DCGM_FI_DEV_SM_CLOCK")))
+    if (cfg_dcgm(pw) && (!strcmp(name, "DCGM_FI_DEV_GPU_UTIL") ||
+                         !strcmp(name, "DCGM_FI_DEV_POWER_USAGE") ||
+                         !strcmp(name, "DCGM_FI_DEV_SM_CLOCK")))
         return 1;
-    if (gpu_memory && !strcmp(name, "DCGM_FI_DEV_FB_USED"))
+    if (m->has_memory && !strcmp(name, "DCGM_FI_DEV_FB_USED"))
         return 1;
-    if (gpu_memory && pw->gpu_memory_bytes > 0 &&
+    if (cfg_gpu_capacity(m, pw) &&
         (!strcmp(name, "DCGM_FI_DEV_FB_FREE") || !strcmp(name, "DCGM_FI_DEV_FB_TOTAL")))
         return 1;
     return 0;
