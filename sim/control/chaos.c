@@ -186,6 +186,14 @@ static void lb_down(eng_pool *p, const fault_change *c)
     p->lb_down = c->on;
 }
 
+/* Node n's SimGrid link to the balancer's star (run/run.c), or NULL. */
+static sg_link_t node_link(const eng_node *n)
+{
+    char name[128];
+    snprintf(name, sizeof name, "%s/link", n->name);
+    return sg_link_by_name(name);
+}
+
 /* The pool's bandwidth share: the product of the cuts active on it, set on
  * its SimGrid links too (each node's link to the balancer). */
 static void bandwidth_cut(eng_pool *p, const fault_change *c)
@@ -198,9 +206,7 @@ static void bandwidth_cut(eng_pool *p, const fault_change *c)
             factor *= eng_world.sc->faults[i].factor;
     p->bw_factor = factor;
     for (int j = 0; j < p->n_hosts; j++) {
-        char name[128];
-        snprintf(name, sizeof name, "%s/link", p->nodes[j].name);
-        sg_link_t l = sg_link_by_name(name);
+        sg_link_t l = node_link(&p->nodes[j]);
         if (l)
             sg_link_set_bandwidth(l, p->cfg->link_bandwidth_Bps * factor);
     }
@@ -227,9 +233,7 @@ static void link_down(eng_pool *p, const fault_change *c)
         p->links_cause = p->links_rec = -1;
     }
     for (int j = 0; j < p->n_hosts; j++) {
-        char name[128];
-        snprintf(name, sizeof name, "%s/link", p->nodes[j].name);
-        sg_link_t l = sg_link_by_name(name);
+        sg_link_t l = node_link(&p->nodes[j]);
         if (l)
             chaos_link_power(l, p->links_down == 0);
     }
@@ -778,7 +782,8 @@ void chaos_start(void)
                 crash_arg *a = &crash_args[used++];
                 a->f = f;
                 a->node = n;
-                a->rng = eng_stream_rng(eng_world.sc->seed, eng_stream(ENG_STREAM_RANDOM_CRASH, (unsigned long)stream++));
+                a->rng = eng_stream_rng(eng_world.sc->seed,
+                                        eng_stream(ENG_STREAM_RANDOM_CRASH, (unsigned long)stream++));
                 sg_actor_t act = sg_actor_init("random_crash", eng_world.balancer_host);
                 sg_actor_set_data(act, a);
                 sg_actor_start(act, random_crasher, 0, NULL);

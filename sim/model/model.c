@@ -328,11 +328,6 @@ void eng_hooks_clear(void)
 const char *const eng_state_names[] = { "off",   "provisioning", "starting", "loading",
                                         "warming", "ready",      "draining", "failed" };
 
-/* The node state machine's bookkeeping: a node entering state st at now
- * closes and opens its ready, serving and up time, resets its health and
- * exporter counters as a new host would, tells the balancers, records the
- * event and the pool's ready extremes. 1 if the state changed, 0 if it was
- * already st. Who may move a node where is control/lifecycle.c's business. */
 /* A node's busy series, made when it first leaves OFF: a pool of many
  * slots that uses few keeps few. The intervals closed before lay OFF, no
  * cell in the heatmap (NAN), as the sampler would have marked them. */
@@ -345,6 +340,11 @@ static void node_series(eng_node *n)
         n->work.busy_series[i] = NAN;
 }
 
+/* The node state machine's bookkeeping: a node entering state st at now
+ * closes and opens its ready, serving and up time, resets its health and
+ * exporter counters as a new host would, tells the balancers, records the
+ * event and the pool's ready extremes. 1 if the state changed, 0 if it was
+ * already st. Who may move a node where is control/lifecycle.c's business. */
 int eng_node_set_state(eng_node *n, eng_node_state st, double now)
 {
     eng_node_state old = n->life.state;
