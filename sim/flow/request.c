@@ -357,6 +357,8 @@ int eng_offer(eng_pool *p, eng_req *r, double now)
 /* Routes r now or queues it at the balancer; ends it when neither works. */
 void eng_route(eng_pool *p, eng_req *r, double now)
 {
+    if (eng_hook.catch_up)
+        eng_hook.catch_up(now);
     if (tier_cut(r, now) <= now) { /* a later stage, after its L7 went down */
         eng_req_end(p, r, B_FAILED, now);
         return;

@@ -32,6 +32,11 @@
  *   cold_start_wait  a request found no ready replica: 1 if it should wait
  *                  at the balancer while the pool cold-starts
  *                  (control/autoscaling.c, Knative's activator)
+ * Catch-up (one, or none):
+ *   catch_up       a server that keeps its own events (fast mode's batch
+ *                  server) handles those due by now; called before a
+ *                  request is routed, a node changes state and the results
+ *                  are collected, so nothing acts on a world behind it
  */
 #ifndef FLEETSIM_HOOKS_H
 #define FLEETSIM_HOOKS_H
@@ -72,6 +77,7 @@ typedef struct {
     int (*client_retry)(struct eng_pool *p, struct eng_req *r, double t_s);
     void (*clients_wake)(void);
     int (*cold_start_wait)(struct eng_pool *p, double now);
+    void (*catch_up)(double now);
 } eng_hooks;
 
 extern eng_hooks eng_hook;

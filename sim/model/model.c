@@ -350,6 +350,11 @@ int eng_node_set_state(eng_node *n, eng_node_state st, double now)
     eng_node_state old = n->life.state;
     if (old == st)
         return 0;
+    if (eng_hook.catch_up)
+        eng_hook.catch_up(now);
+    old = n->life.state;
+    if (old == st)
+        return 0;
     if (old == NODE_OFF)
         node_series(n);
     if (old == NODE_READY && n->life.ready_since_s >= 0) {

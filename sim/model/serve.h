@@ -75,6 +75,9 @@ typedef struct serve_ops {
      * holding them (an LLM replica of several on the node) and brings it
      * back itself. Without it: 1 (a batch node is one replica) */
     int (*gpus_lost)(eng_node *n, int gpu, int count, int on, double now);
+    /* optional: joules its work drew beyond what SimGrid's energy plugin
+     * saw on the host (a server whose work is not SimGrid executions) */
+    double (*extra_energy_j)(const eng_node *n);
 } serve_ops;
 
 /* The registry: NULL-terminated, and lookup by name (NULL if unknown). */
@@ -85,6 +88,10 @@ const serve_ops *serve_find(const char *name);
 void serve_execute(double flops);
 
 extern const serve_ops serve_batch;
+/* fast mode's batch server: batch's batches as fleetsim's own events, and
+ * the catch-up it registers as eng_hook.catch_up (serve/batch_fast.c) */
+extern const serve_ops serve_batch_fast;
+void serve_batch_fast_catch_up(double now);
 extern const serve_ops serve_llm;
 
 /* serve_llm's llm_stats, by name for observe/'s exporter */
@@ -145,6 +152,10 @@ static inline int serve_llm_stats(const eng_node *n, serve_llm_node_stats *out)
 static inline int serve_gpus_lost(eng_node *n, int gpu, int count, int on, double now)
 {
     return n->pool->serve->gpus_lost ? n->pool->serve->gpus_lost(n, gpu, count, on, now) : 1;
+}
+static inline double serve_extra_energy_j(const eng_node *n)
+{
+    return n->pool->serve->extra_energy_j ? n->pool->serve->extra_energy_j(n) : 0;
 }
 static inline void serve_collect(eng_pool *p, rp_results *out)
 {

@@ -233,7 +233,9 @@ static int build(void)
         p->cfg = &sc->pools[k];
         p->model = &sc->models[p->cfg->model];
         p->id = k;
-        p->serve = p->model->llm ? &serve_llm : &serve_batch;
+        p->serve = p->model->llm         ? &serve_llm
+                   : sc->simulation.fast ? &serve_batch_fast
+                                         : &serve_batch;
         p->n_hosts = eng_pool_slots(p->cfg, &p->n_old);
         p->nodes = calloc((size_t)p->n_hosts, sizeof *p->nodes);
         p->lb_rng = eng_stream_rng(sc->seed, eng_stream(ENG_STREAM_LB, (unsigned long)k));
@@ -444,6 +446,8 @@ static void collect(rp_results *out)
 {
     const sc_scenario *sc = eng_world.sc;
     double dur = sc->duration_s;
+    if (eng_hook.catch_up)
+        eng_hook.catch_up(dur);
     sweep_expired(dur);
     life_account_end(dur);
     sg_host_energy_update_all();
@@ -478,7 +482,7 @@ static void collect(rp_results *out)
             busy += n->work.busy_gpu_s;
             gpu_s += n->life.up_total_s * n->gpus;
             money += n->life.up_total_s * n->gpus / 3600.0 * n->power->price_per_gpu_hour;
-            joules += sg_host_get_consumed_energy(n->host);
+            joules += sg_host_get_consumed_energy(n->host) + serve_extra_energy_j(n);
         }
         rp->utilization = gpu_s > 0 ? busy / gpu_s : 0;
         rp->gpu_hours = gpu_s / 3600.0;
@@ -675,7 +679,7 @@ static void stop_watch(int argc, char *argv[])
 
 /* The upper layers' subscribers to the lower layers' hooks (model/hooks.h),
  * in the order they are called. */
-static void register_hooks(void)
+static void register_hooks(const sc_scenario *sc)
 {
     eng_hooks_clear();
     ENG_HOOK_ADD(arrival, chaos_on_arrival);
@@ -693,6 +697,8 @@ static void register_hooks(void)
     eng_hook.client_retry = chaos_client_retry;
     eng_hook.clients_wake = chaos_clients_wake;
     eng_hook.cold_start_wait = scale_buffer;
+    if (sc->simulation.fast)
+        eng_hook.catch_up = serve_batch_fast_catch_up;
 }
 
 /* Mappings left for everything but actor stacks: libraries, heap arenas,
@@ -736,7 +742,7 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
     memset(&eng_world, 0, sizeof eng_world);
     eng_world.stopped_at_s = -1;
     stop_requested = 0;
-    register_hooks();
+    register_hooks(sc);
     eng_world.wall0 = mono_s();
     eng_world.sc = sc;
     eng_world.out = out;

@@ -1,0 +1,567 @@
+/*
+ * batch_fast.c - fast mode's batch server: the batches of batch.c (the
+ * same dynamic batching, the same service-time draws, the same answers),
+ * run as fleetsim's own events rather than SimGrid activities. A GPU is a
+ * small state machine (idle, forming a batch, running one, gone); the end
+ * of a running batch and the end of a batching window are timers in one
+ * heap for every node of every fast batch pool. Events are handled in time
+ * order, each at its own time, by whichever actor first needs the world
+ * past them: the routing of a request and a node's change of state catch
+ * up to their instant (eng_hook.catch_up), and one clock actor catches up
+ * at the end of each arrival quantum that holds a timer, so what the
+ * monitoring and the autoscalers read is at most one quantum old.
+ *
+ * What it trades against batch.c (scenarios/README.md, "simulation"): a
+ * batch's duration is fixed when it starts, from the host's speed then
+ * (a slowdown or a speed profile changing mid-batch does not stretch it),
+ * and its energy is added here, from the same Idle:Epsilon:AllCores model
+ * SimGrid's energy plugin applies (src/plugins/host_energy.cpp), at the
+ * host's power state when the node's load last changed. A crash or a drain
+ * reaches it through serve_ops as it reaches batch.c.
+ */
+#include "batch.h"
+#include "control.h"
+#include "flow.h"
+#include "serve.h"
+
+#include <simgrid/actor.h>
+#include <simgrid/engine.h>
+#include <simgrid/host.h>
+#include <simgrid/semaphore.h>
+
+#include <math.h>
+#include <stdlib.h>
+
+enum { G_GONE, G_IDLE, G_READY, G_FORMING, G_RUNNING, G_BUSY };
+
+typedef struct fgpu fgpu;
+struct fgpu {
+    eng_node *node;
+    eng_req **batch;    /* batch_max_size slots */
+    int batch_n;        /* requests in the running batch */
+    int state;
+    int heap_i;         /* position in the timer heap, or -1 */
+    double due_s;       /* its timer: the batch's end or the window's end */
+    double run_t0_s;    /* start of the running batch, or -1 */
+    double load;        /* the running batch's share of the host's load */
+    unsigned long seq;  /* tie order of equal timers: creation order */
+    int in_ready;       /* on the ready list */
+    fgpu *next_ready;
+};
+
+typedef struct {
+    fgpu *gpus;
+    int *idle;          /* ring of idle GPUs, the longest idle first */
+    int idle_head, idle_n;
+    fgpu *forming;      /* the GPU holding a batch open, or NULL */
+    double load;        /* sum of the running batches' loads */
+    double load_t_s;    /* since when */
+    double extra_j;     /* energy of the batches beyond the idle host's */
+} fnode;
+
+static struct {
+    fgpu **heap;
+    size_t heap_n, heap_cap;
+    fgpu *ready, *ready_tail; /* GPUs to step at the current instant */
+    int in_loop;
+    double now_s;           /* the instant being handled, while in_loop */
+    unsigned long seq;
+    int pools;
+    sg_sem_t wake;          /* the clock actor sleeps on it */
+    double waiting_until;   /* the instant the clock actor waits for; -INF when it runs */
+} F;
+
+static fnode *fn_of(const eng_node *n) { return n->work.serve; }
+
+/* ---------- the timer heap: (due_s, seq), least first ---------- */
+
+static int before(const fgpu *a, const fgpu *b)
+{
+    return a->due_s < b->due_s || (a->due_s == b->due_s && a->seq < b->seq);
+}
+
+static void heap_put(size_t i, fgpu *g)
+{
+    F.heap[i] = g;
+    g->heap_i = (int)i;
+}
+
+static void sift_up(size_t i)
+{
+    fgpu *g = F.heap[i];
+    while (i > 0) {
+        size_t up = (i - 1) / 2;
+        if (!before(g, F.heap[up]))
+            break;
+        heap_put(i, F.heap[up]);
+        i = up;
+    }
+    heap_put(i, g);
+}
+
+static void sift_down(size_t i)
+{
+    fgpu *g = F.heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= F.heap_n)
+            break;
+        if (c + 1 < F.heap_n && before(F.heap[c + 1], F.heap[c]))
+            c++;
+        if (!before(F.heap[c], g))
+            break;
+        heap_put(i, F.heap[c]);
+        i = c;
+    }
+    heap_put(i, g);
+}
+
+static void timer_cancel(fgpu *g)
+{
+    if (g->heap_i < 0)
+        return;
+    size_t i = (size_t)g->heap_i;
+    g->heap_i = -1;
+    fgpu *last = F.heap[--F.heap_n];
+    if (last == g)
+        return;
+    heap_put(i, last);
+    sift_up(i);
+    sift_down((size_t)last->heap_i);
+}
+
+/* The clock actor's wake-up for a timer due at t: the end of its quantum. */
+static double quantum_end(double t)
+{
+    double q = eng_world.sc->simulation.arrival_quantum_s;
+    return fmin(fmax(ceil(t / q) * q, t), eng_world.sc->duration_s);
+}
+
+static void timer_set(fgpu *g, double due_s)
+{
+    if (F.heap_n == F.heap_cap) {
+        F.heap_cap = F.heap_cap ? 2 * F.heap_cap : 1024;
+        F.heap = realloc(F.heap, F.heap_cap * sizeof *F.heap);
+    }
+    g->due_s = due_s;
+    heap_put(F.heap_n++, g);
+    sift_up(F.heap_n - 1);
+    /* the clock actor sleeps until a later instant: wake it once */
+    if (quantum_end(due_s) < F.waiting_until) {
+        F.waiting_until = -INFINITY;
+        sg_sem_release(F.wake);
+    }
+}
+
+/* ---------- the node's load and its energy ---------- */
+
+/* Watts above the idle host at load (the running batches' loads, GPUs),
+ * SimGrid's model at the host's power state: epsilon + load / cores *
+ * (all cores - epsilon) when loaded, idle when not; the values run.c
+ * writes into the platform's wattage_per_state. */
+static double extra_w(const eng_node *n, double load)
+{
+    if (load <= 0)
+        return 0;
+    const sc_power *pw = n->power;
+    double f_speed = 1.0 - (double)sg_host_get_pstate(n->host) / ENG_PSTATES;
+    double busy = pw->idle_w_per_gpu + (pw->busy_w_per_gpu - pw->idle_w_per_gpu) * f_speed;
+    double idle = n->gpus * pw->idle_w_per_gpu, eps = idle + (busy - pw->idle_w_per_gpu);
+    return eps - idle + load / n->gpus * (n->gpus * busy - eps);
+}
+
+static void load_add(eng_node *n, double d, double now)
+{
+    fnode *fn = fn_of(n);
+    fn->extra_j += (now - fn->load_t_s) * extra_w(n, fn->load);
+    fn->load += d;
+    if (fn->load < 1e-12)
+        fn->load = 0;
+    fn->load_t_s = now;
+}
+
+/* ---------- stepping a GPU ---------- */
+
+static void idle_push(fnode *fn, fgpu *g, int gpus)
+{
+    g->state = G_IDLE;
+    fn->idle[(fn->idle_head + fn->idle_n++) % gpus] = (int)(g - fn->gpus);
+}
+
+static void run_ready(double now);
+
+/* g steps at now: at once when nothing is being handled, else after the
+ * step in hand (as a woken actor runs after the one that woke it) */
+static void kick(fgpu *g, double now)
+{
+    g->state = G_READY;
+    if (g->in_ready)
+        return;
+    g->in_ready = 1;
+    g->next_ready = NULL;
+    if (F.ready_tail)
+        F.ready_tail->next_ready = g;
+    else
+        F.ready = g;
+    F.ready_tail = g;
+    if (!F.in_loop) {
+        F.in_loop = 1;
+        F.now_s = now;
+        run_ready(now);
+        F.in_loop = 0;
+    }
+}
+
+/* the longest idle GPU of the node, if any, steps */
+static void wake_one(eng_node *n, double now)
+{
+    fnode *fn = fn_of(n);
+    if (fn->idle_n == 0)
+        return;
+    fgpu *g = &fn->gpus[fn->idle[fn->idle_head]];
+    fn->idle_head = (fn->idle_head + 1) % n->gpus;
+    fn->idle_n--;
+    kick(g, now);
+}
+
+/* batch.c's gpu_worker loop from its top, until the GPU waits (idle, a
+ * batching window, a running batch) or leaves */
+static void gpu_step(fgpu *g, double now, int window_over)
+{
+    eng_node *n = g->node;
+    fnode *fn = fn_of(n);
+    eng_pool *p = n->pool;
+    const sc_model *m = p->model;
+    int max = m->batch_max_size;
+    g->state = G_BUSY;
+    for (;;) {
+        if (!window_over) {
+            if (n->life.state == NODE_DRAINING && n->work.q.len == 0) {
+                g->state = G_GONE;
+                while (fn->idle_n > 0) /* the others leave too */
+                    wake_one(n, now);
+                life_worker_exited(n);
+                return;
+            }
+            if (n->work.q.len == 0 || fn->forming) {
+                idle_push(fn, g, n->gpus);
+                return;
+            }
+            if (max > 1 && m->batch_max_wait_s > 0 && n->life.state == NODE_READY) {
+                double wait_s = serve_batch_wait_s(&n->work.q, max, m->batch_max_wait_s, now);
+                if (wait_s > 0) {
+                    fn->forming = g;
+                    g->state = G_FORMING;
+                    timer_set(g, now + wait_s);
+                    return;
+                }
+            }
+        }
+        window_over = 0;
+        int b = 0;
+        double work = 0;
+        while (b < max && n->work.q.len > 0) {
+            eng_req *r = eng_fifo_pop(&n->work.q);
+            if (r->deadline_s <= now) { /* client already gone: not the server's fault */
+                eng_lb_release(p, r, n->index, now - r->stage_s, LB_OK, now);
+                eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
+                continue;
+            }
+            g->batch[b++] = r;
+            work += r->work;
+        }
+        if (n->work.q.len > 0 && !fn->forming)
+            wake_one(n, now);
+        if (b == 0) {
+            eng_drain_balancer_queue(p, now);
+            continue;
+        }
+        if (n->fault.gpu_error) { /* 500 at once, as batch.c */
+            for (int i = 0; i < b; i++) {
+                eng_lb_release(p, g->batch[i], n->index, now - g->batch[i]->stage_s, LB_HTTP_5XX,
+                               now);
+                eng_req_end(p, g->batch[i], B_FAILED, now);
+            }
+            eng_drain_balancer_queue(p, now);
+            continue;
+        }
+        double service_s = sc_model_mean_s(m, b) * (work / b) * eng_draw_unit(&m->noise, eng_node_rng(n));
+        /* batch.c's execution of service_s * ENG_FLOPS_PER_S flops on one
+         * core, at the core's speed and the host's available share now */
+        double share = sg_host_get_available_speed(n->host);
+        double speed = sg_host_get_speed(n->host) * share;
+        g->batch_n = b;
+        g->run_t0_s = now;
+        g->load = share;
+        load_add(n, share, now);
+        g->state = G_RUNNING;
+        timer_set(g, now + service_s * ENG_FLOPS_PER_S / speed);
+        return;
+    }
+}
+
+/* g's timer fired at now */
+static void fire(fgpu *g, double now)
+{
+    eng_node *n = g->node;
+    if (g->state == G_FORMING) { /* the window is over: take what is there */
+        fn_of(n)->forming = NULL;
+        gpu_step(g, now, 1);
+        return;
+    }
+    eng_pool *p = n->pool;
+    int b = g->batch_n;
+    double t0 = g->run_t0_s;
+    g->state = G_BUSY;
+    g->batch_n = 0;
+    g->run_t0_s = -1;
+    load_add(n, -g->load, now);
+    eng_account_busy(p, n, t0, now);
+    for (int i = 0; i < b; i++)
+        eng_req_served(p, n, g->batch[i], now);
+    eng_drain_balancer_queue(p, now);
+    gpu_step(g, now, 0);
+}
+
+static void run_ready(double now)
+{
+    while (F.ready) {
+        fgpu *g = F.ready;
+        F.ready = g->next_ready;
+        if (!F.ready)
+            F.ready_tail = NULL;
+        g->in_ready = 0;
+        if (g->state == G_READY)
+            gpu_step(g, now, 0);
+    }
+}
+
+/* Handles every timer due by now, in time order, each at its own time. */
+void serve_batch_fast_catch_up(double now)
+{
+    if (F.in_loop || F.heap_n == 0 || F.heap[0]->due_s > now)
+        return;
+    if (now >= eng_world.sc->duration_s) /* the results' catch-up, outside any actor */
+        F.waiting_until = -INFINITY;
+    F.in_loop = 1;
+    while (F.heap_n > 0 && F.heap[0]->due_s <= now) {
+        fgpu *g = F.heap[0];
+        double t = g->due_s;
+        F.now_s = t;
+        timer_cancel(g);
+        fire(g, t);
+        run_ready(t);
+    }
+    F.in_loop = 0;
+}
+
+/* The instant the server's events are at: the event in hand, else the clock
+ * after catching up to it. */
+static double now_caught_up(void)
+{
+    if (F.in_loop)
+        return F.now_s;
+    double now = simgrid_get_clock();
+    serve_batch_fast_catch_up(now);
+    return now;
+}
+
+/* One actor for the whole fleet: sleeps until the end of the quantum of the
+ * next timer (or until a timer due sooner is set), then catches up. */
+static void clock_actor(int argc, char *argv[])
+{
+    (void)argc;
+    (void)argv;
+    for (;;) {
+        double now = simgrid_get_clock();
+        serve_batch_fast_catch_up(now);
+        double until = F.heap_n > 0 ? quantum_end(F.heap[0]->due_s) : INFINITY;
+        if (until <= now)
+            until = INFINITY; /* due after the run's end */
+        F.waiting_until = until;
+        if (isinf(until))
+            sg_sem_acquire(F.wake);
+        else
+            sg_sem_acquire_timeout(F.wake, until - now);
+        F.waiting_until = -INFINITY;
+    }
+}
+
+/* ---------- serve_ops ---------- */
+
+static void init_pool(eng_pool *p)
+{
+    (void)p;
+    if (F.pools++ > 0)
+        return;
+    F.waiting_until = -INFINITY;
+    F.wake = sg_sem_init(0);
+    sg_actor_t a = sg_actor_init("batch-clock", eng_world.balancer_host);
+    sg_actor_start(a, clock_actor, 0, NULL);
+}
+
+static void free_pool(eng_pool *p)
+{
+    (void)p;
+    if (--F.pools > 0)
+        return;
+    sg_sem_destroy(F.wake);
+    free(F.heap);
+    F.heap = NULL;
+    F.heap_n = F.heap_cap = 0;
+    F.ready = F.ready_tail = NULL;
+}
+
+static void init_node(eng_node *n)
+{
+    fnode *fn = calloc(1, sizeof *fn);
+    fn->gpus = calloc((size_t)n->gpus, sizeof *fn->gpus);
+    fn->idle = calloc((size_t)n->gpus, sizeof *fn->idle);
+    for (int g = 0; g < n->gpus; g++) {
+        fgpu *x = &fn->gpus[g];
+        x->node = n;
+        x->heap_i = -1;
+        x->run_t0_s = -1;
+        x->seq = F.seq++;
+        x->batch = malloc(sizeof(eng_req *) * (size_t)n->pool->model->batch_max_size);
+    }
+    n->work.serve = fn;
+}
+
+static void free_node(eng_node *n)
+{
+    fnode *fn = fn_of(n);
+    if (!fn)
+        return;
+    for (int g = 0; g < n->gpus; g++)
+        free(fn->gpus[g].batch);
+    free(fn->gpus);
+    free(fn->idle);
+    free(fn);
+    n->work.serve = NULL;
+}
+
+static void accepted(eng_node *n)
+{
+    fnode *fn = fn_of(n);
+    double now = now_caught_up();
+    if (fn->forming) {
+        if (n->work.q.len >= n->pool->model->batch_max_size) {
+            fgpu *g = fn->forming;
+            fn->forming = NULL;
+            timer_cancel(g);
+            kick(g, now);
+        }
+    } else {
+        wake_one(n, now);
+    }
+}
+
+static void wake_idle(eng_node *n)
+{
+    double now = now_caught_up();
+    fnode *fn = fn_of(n);
+    while (fn->idle_n > 0)
+        wake_one(n, now);
+}
+
+/* Every GPU idle, stepping in order, as batch.c's workers start. */
+static void start(eng_node *n)
+{
+    fnode *fn = fn_of(n);
+    double now = now_caught_up();
+    fn->idle_n = fn->idle_head = 0;
+    fn->forming = NULL;
+    fn->load = 0;
+    fn->load_t_s = now;
+    n->work.workers_alive = n->gpus;
+    for (int g = 0; g < n->gpus; g++)
+        kick(&fn->gpus[g], now);
+}
+
+static void fail_running(eng_node *n, double now)
+{
+    fnode *fn = fn_of(n);
+    for (int g = 0; g < n->gpus; g++) {
+        fgpu *x = &fn->gpus[g];
+        timer_cancel(x);
+        if (x->run_t0_s >= 0) {
+            eng_account_busy(n->pool, n, x->run_t0_s, now);
+            load_add(n, -x->load, now);
+        }
+        int b = x->batch_n;
+        x->batch_n = 0;
+        x->run_t0_s = -1;
+        x->state = G_GONE;
+        for (int i = 0; i < b; i++) {
+            eng_lb_release(n->pool, x->batch[i], n->index, now - x->batch[i]->arrival_s, LB_ERROR,
+                           now);
+            eng_attempt_failed(n->pool, x->batch[i], now);
+        }
+    }
+    fn->forming = NULL;
+}
+
+static void reset(eng_node *n)
+{
+    fnode *fn = fn_of(n);
+    for (int g = 0; g < n->gpus; g++) {
+        timer_cancel(&fn->gpus[g]);
+        fn->gpus[g].state = G_GONE;
+    }
+    fn->idle_n = fn->idle_head = 0;
+    fn->forming = NULL;
+}
+
+static double busy_s(const eng_node *n, double now)
+{
+    const fnode *fn = fn_of(n);
+    double b = n->work.busy_gpu_s;
+    for (int g = 0; g < n->gpus; g++)
+        if (fn->gpus[g].run_t0_s >= 0)
+            b += fmin(now, fn->gpus[g].due_s) - fn->gpus[g].run_t0_s;
+    return b;
+}
+
+static void account_end(eng_node *n, double end_s)
+{
+    fnode *fn = fn_of(n);
+    for (int g = 0; g < n->gpus; g++)
+        if (fn->gpus[g].run_t0_s >= 0) /* batches still running count up to the end */
+            eng_account_busy(n->pool, n, fn->gpus[g].run_t0_s, end_s);
+    fn->extra_j += (end_s - fn->load_t_s) * extra_w(n, fn->load);
+    fn->load_t_s = end_s;
+}
+
+static double extra_energy_j(const eng_node *n) { return fn_of(n)->extra_j; }
+
+static int running(const eng_node *n, int gpu) { return fn_of(n)->gpus[gpu].batch_n; }
+
+static void census(const eng_node *n, unsigned long *requests, unsigned long *per_pool)
+{
+    const fnode *fn = fn_of(n);
+    for (int g = 0; g < n->gpus; g++)
+        for (int i = 0; i < fn->gpus[g].batch_n; i++)
+            eng_census_add(fn->gpus[g].batch[i], n->pool, requests, per_pool);
+}
+
+static int queued(const eng_node *n) { return n->work.q.len; }
+
+const serve_ops serve_batch_fast = {
+    .name = "batch",
+    .init_node = init_node,
+    .free_node = free_node,
+    .start = start,
+    .accepted = accepted,
+    .wake_idle = wake_idle,
+    .fail_running = fail_running,
+    .reset = reset,
+    .busy_s = busy_s,
+    .account_end = account_end,
+    .running = running,
+    .census = census,
+    .queued = queued,
+    .init_pool = init_pool,
+    .free_pool = free_pool,
+    .extra_energy_j = extra_energy_j,
+};
