@@ -13,7 +13,8 @@
 #   and the other policies that keep an index)
 # environment: FLEETSIM_BIN (default build/fleetsim), NODES (default
 #   "10 100 1000 10000"), REQUESTS (default 250000), REPS (default 1),
-#   BENCH_DIR (scratch, default build/bench).
+#   BENCH_DIR (scratch, default build/bench), FLEETSIM_ARGS (more options
+#   for every run, e.g. "--fast").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,7 +36,8 @@ POLICIES=("$@")
 # one POLICY NODES DURATION_S: "cpu_s requests" of one run
 one() {
     local out=$BENCH_DIR/sweep-out
-    "$TIME" -f '%U %S' -o "$BENCH_DIR/sweep.time" "$FLEETSIM_BIN" run bench/scenarios/sweep.yaml \
+    # shellcheck disable=SC2086 # FLEETSIM_ARGS is a list of words
+    "$TIME" -f '%U %S' -o "$BENCH_DIR/sweep.time" "$FLEETSIM_BIN" run bench/scenarios/sweep.yaml ${FLEETSIM_ARGS:-} \
         --set "load_balancer.policy=$1" --set "pools.p.replicas=$2" \
         --set "traffic.0.arrivals.rate=$((40 * $2))" --set "duration=${3}s" \
         --set "interval=$(awk -v d="$3" 'BEGIN { print d / 5 }')s" \
