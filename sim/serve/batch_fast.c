@@ -40,7 +40,8 @@ struct fgpu {
     eng_req **batch;    /* batch_max_size slots */
     int batch_n;        /* requests in the running batch */
     int state;
-    int heap_i;         /* position in the timer heap, or -1 */
+    int timer_on;       /* a live timer in the heap */
+    unsigned timer_gen; /* the live timer's generation */
     double due_s;       /* its timer: the batch's end or the window's end */
     double run_t0_s;    /* start of the running batch, or -1 */
     double load;        /* the running batch's share of the host's load */
@@ -59,8 +60,16 @@ typedef struct {
     double extra_j;     /* energy of the batches beyond the idle host's */
 } fnode;
 
+/* a timer in the heap: its key and the generation it was set in */
+typedef struct {
+    double due_s;
+    unsigned long seq;
+    fgpu *g;
+    unsigned gen;
+} ftimer;
+
 static struct {
-    fgpu **heap;
+    ftimer *heap;
     size_t heap_n, heap_cap;
     fgpu *ready, *ready_tail; /* GPUs to step at the current instant */
     int in_loop;
@@ -73,61 +82,67 @@ static struct {
 
 static fnode *fn_of(const eng_node *n) { return n->work.serve; }
 
-/* ---------- the timer heap: (due_s, seq), least first ---------- */
+/* ---------- the timer heap: (due_s, seq), least first ----------
+ * Entries carry their key, so sifting touches the heap's array only; a
+ * cancelled timer stays in the heap, stale (its gen is not its GPU's
+ * timer_gen), and is dropped when it reaches the top. */
 
-static int before(const fgpu *a, const fgpu *b)
+static int before(const ftimer *a, const ftimer *b)
 {
     return a->due_s < b->due_s || (a->due_s == b->due_s && a->seq < b->seq);
 }
 
-static void heap_put(size_t i, fgpu *g)
-{
-    F.heap[i] = g;
-    g->heap_i = (int)i;
-}
-
 static void sift_up(size_t i)
 {
-    fgpu *g = F.heap[i];
+    ftimer t = F.heap[i];
     while (i > 0) {
         size_t up = (i - 1) / 2;
-        if (!before(g, F.heap[up]))
+        if (!before(&t, &F.heap[up]))
             break;
-        heap_put(i, F.heap[up]);
+        F.heap[i] = F.heap[up];
         i = up;
     }
-    heap_put(i, g);
+    F.heap[i] = t;
 }
 
 static void sift_down(size_t i)
 {
-    fgpu *g = F.heap[i];
+    ftimer t = F.heap[i];
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= F.heap_n)
             break;
-        if (c + 1 < F.heap_n && before(F.heap[c + 1], F.heap[c]))
+        if (c + 1 < F.heap_n && before(&F.heap[c + 1], &F.heap[c]))
             c++;
-        if (!before(F.heap[c], g))
+        if (!before(&F.heap[c], &t))
             break;
-        heap_put(i, F.heap[c]);
+        F.heap[i] = F.heap[c];
         i = c;
     }
-    heap_put(i, g);
+    F.heap[i] = t;
+}
+
+static void heap_pop(void)
+{
+    F.heap[0] = F.heap[--F.heap_n];
+    if (F.heap_n > 0)
+        sift_down(0);
+}
+
+/* The top timer, stale ones dropped; NULL when there is none. */
+static const ftimer *heap_top(void)
+{
+    while (F.heap_n > 0 && F.heap[0].gen != F.heap[0].g->timer_gen)
+        heap_pop();
+    return F.heap_n > 0 ? &F.heap[0] : NULL;
 }
 
 static void timer_cancel(fgpu *g)
 {
-    if (g->heap_i < 0)
-        return;
-    size_t i = (size_t)g->heap_i;
-    g->heap_i = -1;
-    fgpu *last = F.heap[--F.heap_n];
-    if (last == g)
-        return;
-    heap_put(i, last);
-    sift_up(i);
-    sift_down((size_t)last->heap_i);
+    if (g->timer_on) {
+        g->timer_on = 0;
+        g->timer_gen++;
+    }
 }
 
 /* The clock actor's wake-up for a timer due at t: the end of its quantum. */
@@ -144,7 +159,8 @@ static void timer_set(fgpu *g, double due_s)
         F.heap = realloc(F.heap, F.heap_cap * sizeof *F.heap);
     }
     g->due_s = due_s;
-    heap_put(F.heap_n++, g);
+    g->timer_on = 1;
+    F.heap[F.heap_n++] = (ftimer){ due_s, g->seq, g, g->timer_gen };
     sift_up(F.heap_n - 1);
     /* the clock actor sleeps until a later instant: wake it once */
     if (quantum_end(due_s) < F.waiting_until) {
@@ -311,6 +327,8 @@ static void fire(fgpu *g, double now)
     }
     eng_pool *p = n->pool;
     int b = g->batch_n;
+    for (int i = 0; i < b; i++) /* their records were last touched at their arrival */
+        __builtin_prefetch(g->batch[i]);
     double t0 = g->run_t0_s;
     g->state = G_BUSY;
     g->batch_n = 0;
@@ -339,15 +357,18 @@ static void run_ready(double now)
 /* Handles every timer due by now, in time order, each at its own time. */
 void serve_batch_fast_catch_up(double now)
 {
-    if (F.in_loop || F.heap_n == 0 || F.heap[0]->due_s > now)
+    const ftimer *top;
+    if (F.in_loop || F.heap_n == 0 || F.heap[0].due_s > now || !(top = heap_top()) ||
+        top->due_s > now)
         return;
     if (now >= eng_world.sc->duration_s) /* the results' catch-up, outside any actor */
         F.waiting_until = -INFINITY;
     F.in_loop = 1;
-    while (F.heap_n > 0 && F.heap[0]->due_s <= now) {
-        fgpu *g = F.heap[0];
-        double t = g->due_s;
+    while ((top = heap_top()) && top->due_s <= now) {
+        fgpu *g = top->g;
+        double t = top->due_s;
         F.now_s = t;
+        heap_pop();
         timer_cancel(g);
         fire(g, t);
         run_ready(t);
@@ -375,7 +396,8 @@ static void clock_actor(int argc, char *argv[])
     for (;;) {
         double now = simgrid_get_clock();
         serve_batch_fast_catch_up(now);
-        double until = F.heap_n > 0 ? quantum_end(F.heap[0]->due_s) : INFINITY;
+        const ftimer *top = heap_top();
+        double until = top ? quantum_end(top->due_s) : INFINITY;
         if (until <= now)
             until = INFINITY; /* due after the run's end */
         F.waiting_until = until;
@@ -420,7 +442,6 @@ static void init_node(eng_node *n)
     for (int g = 0; g < n->gpus; g++) {
         fgpu *x = &fn->gpus[g];
         x->node = n;
-        x->heap_i = -1;
         x->run_t0_s = -1;
         x->seq = F.seq++;
         x->batch = malloc(sizeof(eng_req *) * (size_t)n->pool->model->batch_max_size);
