@@ -31,6 +31,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 enum { G_GONE, G_IDLE, G_READY, G_FORMING, G_RUNNING, G_BUSY };
 
@@ -429,9 +430,7 @@ static void free_pool(eng_pool *p)
         return;
     sg_sem_destroy(F.wake);
     free(F.heap);
-    F.heap = NULL;
-    F.heap_n = F.heap_cap = 0;
-    F.ready = F.ready_tail = NULL;
+    memset(&F, 0, sizeof F); /* a later run starts as the first did */
 }
 
 static void init_node(eng_node *n)
