@@ -46,6 +46,50 @@ double serve_batch_wait_s(const eng_fifo *q, int max, double max_wait_s, double 
     return due - now <= 1e-6 ? 0 : due - now;
 }
 
+/* The next batch off n's queue at now, up to the model's batch.max_size
+ * requests into batch; a request whose client has gone is ended as timed
+ * out, not taken. Returns how many were taken, their work summed in
+ * *work. */
+int serve_batch_take(eng_node *n, eng_req **batch, double now, double *work)
+{
+    eng_pool *p = n->pool;
+    int max = p->model->batch_max_size, b = 0;
+    *work = 0;
+    while (b < max && n->work.q.len > 0) {
+        eng_req *r = eng_fifo_pop(&n->work.q);
+        if (r->deadline_s <= now) { /* client already gone: not the server's fault */
+            eng_lb_release(p, r, n->index, now - r->stage_s, LB_OK, now);
+            eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
+            continue;
+        }
+        batch[b++] = r;
+        *work += r->work;
+    }
+    return b;
+}
+
+/* gpu_error: the application answers the b requests of batch 500 at once,
+ * a 5xx response (nginx's default proxy_next_upstream does not list
+ * http_500), and the balancer's queue moves on. */
+void serve_batch_answer_500(eng_node *n, eng_req **batch, int b, double now)
+{
+    for (int i = 0; i < b; i++) {
+        eng_lb_release(n->pool, batch[i], n->index, now - batch[i]->stage_s, LB_HTTP_5XX, now);
+        eng_req_end(n->pool, batch[i], B_FAILED, now);
+    }
+    eng_drain_balancer_queue(n->pool, now);
+}
+
+/* The node crashed at now under the b requests of batch: each fails as an
+ * attempt (retried as the balancer allows). */
+void serve_batch_fail(eng_node *n, eng_req **batch, int b, double now)
+{
+    for (int i = 0; i < b; i++) {
+        eng_lb_release(n->pool, batch[i], n->index, now - batch[i]->arrival_s, LB_ERROR, now);
+        eng_attempt_failed(n->pool, batch[i], now);
+    }
+}
+
 static void init_node(eng_node *n)
 {
     batch_node *bn = calloc(1, sizeof *bn);
@@ -156,18 +200,8 @@ static void gpu_worker(int argc, char *argv[])
             }
         }
         double now = simgrid_get_clock();
-        int b = 0;
-        double work = 0;
-        while (b < max && n->work.q.len > 0) {
-            eng_req *r = eng_fifo_pop(&n->work.q);
-            if (r->deadline_s <= now) { /* client already gone: not the server's fault */
-                eng_lb_release(p, r, n->index, now - r->stage_s, LB_OK, now);
-                eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
-                continue;
-            }
-            w->batch[b++] = r;
-            work += r->work;
-        }
+        double work;
+        int b = serve_batch_take(n, w->batch, now, &work);
         if (n->work.q.len > 0 && bn->idle_workers > 0 && !bn->forming) {
             bn->idle_workers--;
             sg_sem_release(bn->wake);
@@ -176,15 +210,8 @@ static void gpu_worker(int argc, char *argv[])
             eng_drain_balancer_queue(p, now);
             continue;
         }
-        if (n->fault.gpu_error) { /* the application answers 500 at once: a 5xx
-                               response (nginx's default proxy_next_upstream
-                               does not list http_500) */
-            for (int i = 0; i < b; i++) {
-                eng_lb_release(p, w->batch[i], n->index, now - w->batch[i]->stage_s,
-                               LB_HTTP_5XX, now);
-                eng_req_end(p, w->batch[i], B_FAILED, now);
-            }
-            eng_drain_balancer_queue(p, now);
+        if (n->fault.gpu_error) {
+            serve_batch_answer_500(n, w->batch, b, now);
             continue;
         }
         double service_s = sc_model_mean_s(m, b) * (work / b) * eng_draw_unit(&m->noise, eng_node_rng(n));
@@ -234,11 +261,7 @@ static void fail_running(eng_node *n, double now)
         int b = w->batch_n;
         w->batch_n = 0;
         w->run_t0_s = -1;
-        for (int i = 0; i < b; i++) {
-            eng_lb_release(n->pool, w->batch[i], n->index, now - w->batch[i]->arrival_s, LB_ERROR,
-                           now);
-            eng_attempt_failed(n->pool, w->batch[i], now);
-        }
+        serve_batch_fail(n, w->batch, b, now);
     }
 }
 

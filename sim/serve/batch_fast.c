@@ -275,31 +275,16 @@ static void gpu_step(fgpu *g, double now, int window_over)
             }
         }
         window_over = 0;
-        int b = 0;
-        double work = 0;
-        while (b < max && n->work.q.len > 0) {
-            eng_req *r = eng_fifo_pop(&n->work.q);
-            if (r->deadline_s <= now) { /* client already gone: not the server's fault */
-                eng_lb_release(p, r, n->index, now - r->stage_s, LB_OK, now);
-                eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
-                continue;
-            }
-            g->batch[b++] = r;
-            work += r->work;
-        }
+        double work;
+        int b = serve_batch_take(n, g->batch, now, &work);
         if (n->work.q.len > 0 && !fn->forming)
             wake_one(n, now);
         if (b == 0) {
             eng_drain_balancer_queue(p, now);
             continue;
         }
-        if (n->fault.gpu_error) { /* 500 at once, as batch.c */
-            for (int i = 0; i < b; i++) {
-                eng_lb_release(p, g->batch[i], n->index, now - g->batch[i]->stage_s, LB_HTTP_5XX,
-                               now);
-                eng_req_end(p, g->batch[i], B_FAILED, now);
-            }
-            eng_drain_balancer_queue(p, now);
+        if (n->fault.gpu_error) {
+            serve_batch_answer_500(n, g->batch, b, now);
             continue;
         }
         double service_s = sc_model_mean_s(m, b) * (work / b) * eng_draw_unit(&m->noise, eng_node_rng(n));
@@ -513,11 +498,7 @@ static void fail_running(eng_node *n, double now)
         x->batch_n = 0;
         x->run_t0_s = -1;
         x->state = G_GONE;
-        for (int i = 0; i < b; i++) {
-            eng_lb_release(n->pool, x->batch[i], n->index, now - x->batch[i]->arrival_s, LB_ERROR,
-                           now);
-            eng_attempt_failed(n->pool, x->batch[i], now);
-        }
+        serve_batch_fail(n, x->batch, b, now);
     }
     fn->forming = NULL;
 }
