@@ -23,8 +23,7 @@
  * stream of arrival times). Cases: M/M/c with a central queue, JSQ(2) (p2c)
  * over per-node queues, a batched pool, and scenarios/bank-peak.yaml. Fast
  * mode's batch server (serve/batch_fast.c, no SimGrid executions) runs
- * every case; two more check what it computes itself: the energy of its
- * batches, and a crash in the middle of one.
+ * every case; test_fast_server.c checks what it computes itself.
  */
 #include "testutil.h"
 
@@ -158,104 +157,6 @@ static void test_bank(void)
     compare_modes("bank-peak", path, 0.001);
 }
 
-/* Energy: fast mode's batch server runs no SimGrid executions and adds
- * its batches' energy itself, from SimGrid's Idle:Epsilon:AllCores model.
- * One node of g GPUs, one request at a time (deterministic arrivals every
- * 20 ms, 10 ms each, so one GPU at most is busy): with B the GPU-seconds
- * busy, the energy is g idle T + B (busy - idle)(1 + (g - 1) / g), in
- * both modes, to rounding. Then two GPUs overlapping (30 ms every 20 ms):
- * the modes differ only at the ends, by less than the node's full power
- * over one batch and one quantum. */
-#define ENERGY "name: e\nduration: 100s\n" \
-               "models: {m: {service: {distribution: deterministic, mean: %s}}}\n" \
-               "pools: {p: {model: m, replicas: 1, gpus_per_node: %d,\n" \
-               "            power: {idle_per_gpu: 100W, busy_per_gpu: 400W, off: 0W}}}\n" \
-               "traffic: [{name: t, pool: p, arrivals: {process: deterministic, rate: 50}}]\n"
-
-static double energy_j(const char *yaml, const char *mode, double *busy_gpu_s)
-{
-    int rc;
-    char *dir = tu_run_yaml(yaml, mode, &rc);
-    CU_ASSERT_EQUAL_FATAL(rc, 0);
-    char out[4096];
-    snprintf(out, sizeof out, "%s/out", dir);
-    cJSON *j = tu_summary(out);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
-    double e = tu_num(j, "pools.p.energy_kwh") * 3.6e6;
-    *busy_gpu_s = tu_num(j, "pools.p.utilization") * tu_num(j, "pools.p.gpu_hours") * 3600;
-    cJSON_Delete(j);
-    tu_done(dir);
-    return e;
-}
-
-static void test_energy(void)
-{
-    char yaml[1024];
-    const int g = 4;
-    snprintf(yaml, sizeof yaml, ENERGY, "10ms", g);
-    for (int fast = 0; fast < 2; fast++) {
-        double busy;
-        double e = energy_j(yaml, fast ? "--fast" : "--exact", &busy);
-        double want = g * 100.0 * 100 + busy * 300.0 * (1 + (g - 1.0) / g);
-        printf("\n    %s: %.3f J, closed form %.3f J (busy %.3f GPU-s)", fast ? "fast" : "exact", e,
-               want, busy);
-        CU_ASSERT(busy > 49 && busy < 51); /* 5,000 requests of 10 ms */
-        CU_ASSERT(fabs(e - want) <= 1e-9 * want);
-    }
-    double busy_e, busy_f;
-    snprintf(yaml, sizeof yaml, ENERGY, "30ms", 2);
-    double e_exact = energy_j(yaml, "--exact", &busy_e), e_fast = energy_j(yaml, "--fast", &busy_f);
-    printf("\n    overlapping: exact %.3f J, fast %.3f J", e_exact, e_fast);
-    CU_ASSERT(busy_e > 149 && busy_e < 151);
-    CU_ASSERT(fabs(e_fast - e_exact) <= 2 * 400.0 * (0.030 + 0.001));
-}
-
-/* A crash reaches fast mode's batch server as it reaches batch.c's
- * workers: one node of one GPU, a request every 200 ms served in 100 ms,
- * no retries; the node crashes at 1.05 s, during the service of the
- * request sent at 1.0 s, and stays down. The balancer does not know (no
- * health checks), so that request and every later one fail; the counts are
- * the same in both modes (fast mode's arrivals are 1 ms late, not enough
- * to move one across the crash), and the busy time ends at the crash. */
-#define CRASH "name: c\nduration: 2s\n" \
-              "models: {m: {service: {distribution: deterministic, mean: 100ms}}}\n" \
-              "pools: {p: {model: m, replicas: 1}}\n" \
-              "traffic: [{name: t, pool: p, arrivals: {process: deterministic, rate: 5}}]\n" \
-              "load_balancer: {policy: least_conn, retries: {on: off}}\n" \
-              "chaos: [{at: 1050ms, fault: node_crash, target: p/0}]\n"
-
-static void test_crash(void)
-{
-    double counts[2][4], busy[2];
-    for (int fast = 0; fast < 2; fast++) {
-        int rc;
-        char *dir = tu_run_yaml(CRASH, fast ? "--fast" : "--exact", &rc);
-        CU_ASSERT_EQUAL_FATAL(rc, 0);
-        char out[4096];
-        snprintf(out, sizeof out, "%s/out", dir);
-        cJSON *j = tu_summary(out);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(j);
-        counts[fast][0] = tu_num(j, "requests.generated");
-        counts[fast][1] = tu_num(j, "requests.completed");
-        counts[fast][2] = tu_num(j, "requests.failed");
-        counts[fast][3] = tu_num(j, "requests.in_flight_at_end");
-        busy[fast] = tu_num(j, "pools.p.utilization") * tu_num(j, "pools.p.gpu_hours") * 3600;
-        cJSON_Delete(j);
-        tu_done(dir);
-        printf("\n    %s: %g generated, %g completed, %g failed, %g held; busy %.4f s",
-               fast ? "fast" : "exact", counts[fast][0], counts[fast][1], counts[fast][2],
-               counts[fast][3], busy[fast]);
-    }
-    for (int k = 0; k < 4; k++)
-        CU_ASSERT_EQUAL(counts[0][k], counts[1][k]);
-    /* sent at 0.2, 0.4, ...: 0.2 to 0.8 answered, 1.0 to 1.8 failed */
-    CU_ASSERT_EQUAL(counts[1][1], 4);
-    CU_ASSERT_EQUAL(counts[1][2], 5);
-    CU_ASSERT_EQUAL(counts[1][3], 0);
-    /* four whole services and the one cut at 1.05 s, 49 or 50 ms in */
-    CU_ASSERT(busy[1] > 0.4489 && busy[1] <= 0.4500 + 1e-9);
-}
-
 #define SMALL "name: k\nduration: 20s\nmodels: {m: {service: {distribution: deterministic, " \
               "mean: 10ms}, batch: {max_size: 16, max_wait: 5ms}}}\n" \
               "pools: {p: {model: m, replicas: 1}}\n" \
@@ -342,8 +243,6 @@ int main(void)
     CU_add_test(s, "JSQ(2): fast within [0, q] of exact", test_jsq2);
     CU_add_test(s, "batching: fast within [0, q] of exact", test_batched);
     CU_add_test(s, "bank-peak: fast within [0, q] of exact", test_bank);
-    CU_add_test(s, "energy of fast mode's batches: SimGrid's model", test_energy);
-    CU_add_test(s, "a crash: the same outcomes in both modes", test_crash);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();
