@@ -297,7 +297,10 @@ static int wrr_place(lb_wrr_index *x, const lb_view *view, int i)
         lb_swrr_drop(&x->idx, &x->w, i);
         return 1;
     }
-    return lb_swrr_put(&x->idx, &x->w, i, x->by_active ? s->active : 0);
+    long k = x->group ? x->group(x->group_ctx, view, i) : x->by_active ? s->active : 0;
+    if (k < 0 || k > (1L << 20)) /* a group the index cannot hold: scan */
+        return 0;
+    return lb_swrr_put(&x->idx, &x->w, i, (int)k);
 }
 
 static int wrr_build(lb_wrr_index *x, const lb_view *view)

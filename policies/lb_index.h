@@ -87,7 +87,8 @@ int lb_swrr_pick(lb_swrr *x, lb_wrr *w, int k, double weight);
 
 /* A smooth WRR policy's state with its index: the servers' current and
  * effective weights, and the eligible servers in groups (by_active: by
- * active requests, least_conn's tie sets; else all in group 0). The index
+ * active requests, least_conn's tie sets; group: the policy's own key,
+ * least_time's; else all in group 0). The index
  * is valid only for a tracked view whose servers all have one integer
  * weight and no lowered effective weight; otherwise the policy scans. */
 typedef struct {
@@ -97,6 +98,11 @@ typedef struct {
     int valid;
     int by_active;
     double weight;   /* every server's weight while valid */
+    /* optional, instead of by_active: eligible server i's group (its tie
+     * set: the least group is picked), or -1 when the index cannot hold it
+     * (the policy scans); called with group_ctx whenever i is placed */
+    long (*group)(void *ctx, const lb_view *view, int i);
+    void *group_ctx;
 } lb_wrr_index;
 
 void lb_wrr_index_free(lb_wrr_index *x);

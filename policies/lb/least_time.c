@@ -20,35 +20,57 @@
  *   servers tie and share by round robin;
  * - eta = rt * (1 + active); the least eta * other weight wins.
  * The `inflight` parameter (counting requests still running) is not
- * modelled. O(n) per pick.
+ * modelled.
+ *
+ * O(log n) per pick on a tracked view (lb.h) whose servers all have one
+ * integer weight and no failure on record, as least_conn: the eligible
+ * servers sit in groups by estimate (eta / 20, lb_index.h's lb_swrr with
+ * the policy's own key), the least group is the tie set and its smooth WRR
+ * pick the group's heap top. An estimate also changes with time alone (the
+ * halving): each server's next halving time sits in a lb_mintree, and a
+ * pick first places again the servers whose time has come. Otherwise, or
+ * on an untracked view, the O(n) scan below, which is also the index's
+ * definition: both give the same server and leave the same current_weight.
  */
 #include "lb.h"
+#include "lb_index.h"
 #include "lb_wrr.h"
 
 #include <math.h>
 #include <stdlib.h>
 
 struct lt_state {
-    lb_wrr wrr;
+    lb_wrr_index x;          /* x.w: the smooth WRR state of the ties */
     int cap;
     unsigned long *avg_ms;   /* nginx peer->response_time */
     double *checked_s;       /* nginx peer->checked */
+    lb_mintree next;         /* when each indexed estimate changes next */
+    int *scratch;
 };
+
+static long lt_group(void *ctx, const lb_view *view, int i);
 
 static void *lt_init(int n_servers, gsl_rng *rng)
 {
     (void)n_servers;
     (void)rng;
-    return calloc(1, sizeof(struct lt_state));
+    struct lt_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    st->x.group = lt_group;
+    st->x.group_ctx = st;
+    return st;
 }
 
 static void lt_destroy(void *state)
 {
     struct lt_state *st = state;
 
-    lb_wrr_free(&st->wrr);
+    lb_wrr_index_free(&st->x);
+    lb_mintree_free(&st->next);
     free(st->avg_ms);
     free(st->checked_s);
+    free(st->scratch);
     free(st);
 }
 
@@ -67,6 +89,10 @@ static int lt_reserve(struct lt_state *st, int n)
     if (!c)
         return 0;
     st->checked_s = c;
+    int *sc = realloc(st->scratch, (size_t)n * sizeof *sc);
+    if (!sc)
+        return 0;
+    st->scratch = sc;
     for (int i = st->cap; i < n; i++) {
         a[i] = 0;
         c[i] = -INFINITY;
@@ -75,17 +101,24 @@ static int lt_reserve(struct lt_state *st, int n)
     return 1;
 }
 
+/* How many times server i's average is halved at the view's time. */
+static double halvings(const struct lt_state *st, const lb_view *view, int i)
+{
+    double since = view->now_s - st->checked_s[i];
+
+    return since > view->servers[i].fail_timeout_s
+               ? floor(since / (view->servers[i].fail_timeout_s + 1.0))
+               : 0;
+}
+
 /* ngx_http_upstream_least_time_eta */
 static double eta(const struct lt_state *st, const lb_view *view, int i)
 {
     const lb_server_view *s = &view->servers[i];
     unsigned long rt = st->avg_ms[i];
-    double since = view->now_s - st->checked_s[i];
+    double shift = halvings(st, view, i);
 
-    if (since > s->fail_timeout_s) {
-        double shift = floor(since / (s->fail_timeout_s + 1.0));
-        rt = shift < 64 ? rt >> (int)shift : 0;
-    }
+    rt = shift < 64 ? rt >> (int)shift : 0;
     if (rt > 5000)
         rt = 5000;
     else
@@ -107,6 +140,47 @@ static int lt_tied(const lb_view *view, int i, const void *ctx)
            t->best_eta * view->servers[i].weight;
 }
 
+/* The index's key: server i's estimate in units of 20 ms (every estimate
+ * is a multiple of 20), computed at the view's time; and, in st->next,
+ * when the next halving may change it (never once the average is 0). */
+static long lt_group(void *ctx, const lb_view *view, int i)
+{
+    struct lt_state *st = ctx;
+    double shift = halvings(st, view, i);
+    double at = INFINITY;
+
+    if (shift < 63 && (st->avg_ms[i] >> (int)shift) != 0 && isfinite(st->checked_s[i]))
+        at = st->checked_s[i] + (shift + 1.0) * (view->servers[i].fail_timeout_s + 1.0);
+    if (i < st->next.n)
+        lb_mintree_set(&st->next, i, at);
+    return (long)(eta(st, view, i) / 20.0);
+}
+
+/* Places again the servers whose next halving time has come (less float
+ * dust: one found early is placed with the same key, and its time stays
+ * due for the next pick). */
+static void lt_catch_up(struct lt_state *st, const lb_view *view)
+{
+    double slack = 1e-9 * (1.0 + fabs(view->now_s));
+    int m = 0;
+
+    while (lb_mintree_least(&st->next) <= view->now_s + slack) {
+        int i = lb_mintree_nth(&st->next, 0);
+        lb_mintree_set(&st->next, i, INFINITY);
+        st->scratch[m++] = i;
+    }
+    for (int j = 0; j < m; j++)
+        lb_wrr_index_change(&st->x, view, st->scratch[j]);
+}
+
+/* Server i's estimate changed outside a placement (a pick moved checked,
+ * an answer moved the average): due at the next pick's catch-up. */
+static void lt_touched(struct lt_state *st, int i)
+{
+    if (st->x.valid && i < st->next.n)
+        lb_mintree_set(&st->next, i, -INFINITY);
+}
+
 static int lt_pick(void *state, const lb_view *view, const lb_request *req)
 {
     struct lt_state *st = state;
@@ -116,7 +190,23 @@ static int lt_pick(void *state, const lb_view *view, const lb_request *req)
 
     (void)req;
     if (!lt_reserve(st, view->n))
-        return lb_wrr_pick(&st->wrr, view, 0, NULL, NULL);
+        return lb_wrr_pick(&st->x.w, view, 0, NULL, NULL);
+    if (st->x.tracked && st->next.n != view->n) {
+        lb_wrr_index_invalidate(&st->x);
+        if (!lb_mintree_reset(&st->next, view->n))
+            st->next.n = 0;
+    }
+    if (st->next.n == view->n && lb_wrr_index_ready(&st->x, view)) {
+        lt_catch_up(st, view);
+        if (st->x.valid) {
+            pick = lb_wrr_index_least(&st->x);
+            if (pick >= 0 && view->now_s - st->checked_s[pick] > s[pick].fail_timeout_s) {
+                st->checked_s[pick] = view->now_s;
+                lt_touched(st, pick);
+            }
+            return pick;
+        }
+    }
     for (int i = 0; i < view->n; i++) {
         if (!lb_server_eligible(&s[i]))
             continue;
@@ -134,7 +224,7 @@ static int lt_pick(void *state, const lb_view *view, const lb_request *req)
     pick = best;
     if (many) {
         struct tie t = { st, best, best_eta };
-        pick = lb_wrr_pick(&st->wrr, view, best, lt_tied, &t);
+        pick = lb_wrr_pick(&st->x.w, view, best, lt_tied, &t);
         if (pick < 0)
             pick = best;
     }
@@ -153,13 +243,27 @@ static void lt_done(void *state, const lb_view *view, int server, double latency
         return;
     if (result == LB_ERROR) {
         st->checked_s[server] = view->now_s;
-        lb_wrr_failed(&st->wrr, view, server);
+        lb_wrr_failed(&st->x.w, view, server);
+        lb_wrr_index_failed(&st->x, server);
+        lt_touched(st, server);
         return;
     }
     v = latency_s > 0 ? (unsigned long)(latency_s * 1000.0) : 0;   /* a ms clock */
     st->avg_ms[server] = st->avg_ms[server]
                              ? (unsigned long)(0.5 + v * 0.05 + st->avg_ms[server] * 0.95)
                              : v;
+    lt_touched(st, server);
+}
+
+static void lt_change(void *state, const lb_view *view, int server)
+{
+    struct lt_state *st = state;
+
+    if (server >= 0 && !lt_reserve(st, view->n)) {
+        lb_wrr_index_invalidate(&st->x);
+        return;
+    }
+    lb_wrr_index_change(&st->x, view, server);
 }
 
 const struct lb_ops lb_least_time = {
@@ -169,4 +273,5 @@ const struct lb_ops lb_least_time = {
     .pick = lt_pick,
     .on_done = lt_done,
     .destroy = lt_destroy,
+    .on_change = lt_change,
 };

@@ -50,6 +50,12 @@ static const lb_request req0 = { .id = 1 };
  * least_conn fallback is taken too. */
 static int llm_fields;
 
+/* least_time's runs: answers take 1 ms to 6 s (its averages, rounded to
+ * 20 ms and capped at 5 s, spread over many tie sets) and the clock runs
+ * 5 ms a step, so that servers not picked for fail_timeout + 1 s have their
+ * averages halved (its estimates change with time alone). */
+static int vary_latency;
+
 /* lb_params.hash_mode of the runs. */
 static int hash_mode = LB_HASH_CONSISTENT;
 
@@ -118,8 +124,9 @@ static void complete(pair *p, double now)
     p->a[s].active--;
     changed(p, s);
     p->va.now_s = p->vb.now_s = now;
-    lb_on_done(p->ta, &p->va, s, 0.01, res);
-    lb_on_done(p->tb, &p->vb, s, 0.01, res);
+    double latency_s = vary_latency ? 0.001 * (double)(1 + gsl_rng_uniform_int(p->ops, 6000)) : 0.01;
+    lb_on_done(p->ta, &p->va, s, latency_s, res);
+    lb_on_done(p->tb, &p->vb, s, latency_s, res);
 }
 
 /* One random run of `steps` operations on n servers. weights: 0 all 1,
@@ -172,7 +179,7 @@ static long run(const char *policy, unsigned long seed, int n, int steps, int we
     for (int step = 0; step < steps && p->differ == 0; step++) {
         double u = gsl_rng_uniform(p->ops);
         int i = (int)gsl_rng_uniform_int(p->ops, (unsigned long)n);
-        now += 0.001;
+        now += vary_latency ? 0.005 : 0.001;
         if (u < 0.55) {
             pick(p, now);
         } else if (u < 0.90) {
@@ -294,6 +301,12 @@ static void test_round_robin(void) { oracle("round_robin"); }
 static void test_first(void) { oracle("first"); }
 static void test_jsq(void) { oracle("jsq"); }
 static void test_peak_ewma(void) { oracle("peak_ewma"); }
+static void test_least_time(void)
+{
+    vary_latency = 1;
+    oracle("least_time");
+    vary_latency = 0;
+}
 static void test_hash(void)
 {
     const int modes[] = { LB_HASH_CONSISTENT, LB_HASH_PLAIN, LB_HASH_IP };
@@ -423,6 +436,27 @@ static void test_index_is_used(void)
     lb_destroy(b);
 }
 
+/* least_time's tracked instance uses its index too, as least_conn's
+ * above: three idle servers of weight 1 (never picked: averages halved
+ * away, estimate 20 x (1 + active)); least_time picks 0, then server 1
+ * carries a load it was not told of, so the index still sees 1 and 2 tied
+ * where the scan would see 2 alone. */
+static void test_least_time_index_is_used(void)
+{
+    lb_server_view s[3] = { { .up = 1, .weight = 1 }, { .up = 1, .weight = 1 },
+                            { .up = 1, .weight = 1 } };
+    lb_view v = { .n = 3, .servers = s };
+    lb *b = lb_create("least_time", 3, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    lb_track(b, &v);
+    CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 0);
+    s[1].active = 5;   /* not reported */
+    s[0].active = 1;
+    lb_changed(b, &v, 0);
+    CU_ASSERT_EQUAL(lb_pick(b, &v, &req0), 1);
+    lb_destroy(b);
+}
+
 /* Fenwick find: the k-th eligible server and a weighted draw's landing. */
 static void test_fenwick(void)
 {
@@ -470,6 +504,8 @@ int main(void)
         { "jsq: one draw, the r-th tied server (enumerated)", test_jsq_ties_enumerated },
         { "segment tree: least key, ties, r-th tied", test_mintree },
         { "peak_ewma: index = scan", test_peak_ewma },
+        { "least_time: index = scan (varied answers, halvings)", test_least_time },
+        { "least_time: a tracked view's index is what it picks from", test_least_time_index_is_used },
         { "hash (consistent, plain, ip): index = scan", test_hash },
         { "least_tokens: index = scan", test_least_tokens },
         { "vllm_dp: index = scan", test_vllm_dp },
