@@ -346,6 +346,7 @@ void life_init_pool(eng_pool *p)
             n->life.up_since_s = 0;
             n->life.state = NODE_READY; /* the initial fleet is up when the run starts */
             p->n_ready++;               /* as eng_node_set_state would count it */
+            p->n_on++;
             n->life.ready_since_s = 0;
             n->life.serving_since_s = 0;
             n->life.start_s = 0;

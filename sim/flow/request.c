@@ -20,6 +20,7 @@
 
 #include <gsl/gsl_randist.h>
 
+#include <assert.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -502,13 +503,17 @@ void eng_req_served(eng_pool *p, eng_node *n, eng_req *r, double t1)
 
 static void pool_health(const eng_pool *p, int l7, int *hosts, int *healthy)
 {
-    *hosts = *healthy = 0;
+    *hosts = p->n_on;
+    *healthy = p->lbi[l7].n_healthy;
+#ifndef NDEBUG /* the counts are the walk's (debug and sanitizer builds) */
+    int on = 0, up = 0;
     for (int j = 0; j < p->n_hosts; j++) {
-        if (p->nodes[j].life.state == NODE_OFF)
-            continue;
-        (*hosts)++;
-        *healthy += p->lbi[l7].servers[j].up && !p->lbi[l7].servers[j].down;
+        on += p->nodes[j].life.state != NODE_OFF;
+        up += p->nodes[j].life.state != NODE_OFF && p->lbi[l7].servers[j].up &&
+              !p->lbi[l7].servers[j].down;
     }
+    assert(on == *hosts && up == *healthy);
+#endif
 }
 
 /* Every healthy node at max_conns, or overflow_queue requests per healthy

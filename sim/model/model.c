@@ -145,11 +145,17 @@ void eng_event(double t_s, const char *type, const char *subject, const char *fm
 void eng_view_sync(eng_node *n)
 {
     for (int k = 0; k < eng_world.n_l7; k++) {
-        lb_server_view *v = &n->pool->lbi[k].servers[n->index];
+        eng_lbi *b = &n->pool->lbi[k];
+        lb_server_view *v = &b->servers[n->index];
         int up = n->health.registered && n->health.hc_up;
         if (v->up != up) {
             v->up = up;
             eng_lb_changed(n->pool, k, n->index);
+        }
+        if (b->healthy) { /* after its view or its node's state changed */
+            unsigned char h = n->life.state != NODE_OFF && v->up && !v->down;
+            b->n_healthy += (int)h - (int)b->healthy[n->index];
+            b->healthy[n->index] = h;
         }
     }
 }
@@ -309,6 +315,9 @@ void eng_pool_recount(eng_pool *p)
 {
     p->n_ready = eng_ready_recount(p, 0);
     p->n_starting = eng_ready_recount(p, 1) - p->n_ready;
+    p->n_on = 0;
+    for (int j = 0; j < p->n_hosts; j++)
+        p->n_on += p->nodes[j].life.state != NODE_OFF;
 }
 
 eng_hooks eng_hook;
@@ -393,6 +402,7 @@ int eng_node_set_state(eng_node *n, eng_node_state st, double now)
         n->work.net_rx_bytes = n->work.net_tx_bytes = 0;
     n->life.state = st;
     n->pool->n_ready += (st == NODE_READY) - (old == NODE_READY);
+    n->pool->n_on += (st != NODE_OFF) - (old != NODE_OFF);
     n->pool->n_starting += is_starting(st) - is_starting(old);
     n->health.registered = st == NODE_READY;
     if (st == NODE_READY) { /* a new server starts healthy, as nginx Plus does */

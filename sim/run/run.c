@@ -248,6 +248,7 @@ static int build(void)
                                  : p->cfg->lb_policy                     ? p->cfg->lb_policy
                                                                          : sc->lb.policy;
             b->servers = calloc((size_t)p->n_hosts, sizeof *b->servers);
+            b->healthy = calloc((size_t)p->n_hosts > 0 ? (size_t)p->n_hosts : 1, 1);
             b->view.n = p->n_hosts;
             b->view.servers = b->servers;
             b->rng = i == 0 ? p->lb_rng
@@ -599,6 +600,7 @@ static void teardown(void)
         for (int i = 0; i < eng_world.n_l7; i++) {
             lb_destroy(p->lbi[i].balancer);
             free(p->lbi[i].servers);
+            free(p->lbi[i].healthy);
             if (i > 0)
                 gsl_rng_free(p->lbi[i].rng);
         }
