@@ -339,6 +339,8 @@ static const struct fault_ops {
  * sends on what its balancer queue held. */
 static void apply(const sc_fault *f, int idx, int rec, int on, double now)
 {
+    if (eng_hook.catch_up) /* a server's own events due by now happen first */
+        eng_hook.catch_up(now);
     const struct fault_ops *ops = &fault_ops[f->kind];
     const fault_change c = { .f = f, .idx = idx, .rec = rec, .on = on, .now = now };
     chaos_state.active[idx] = on;

@@ -35,8 +35,9 @@
  * Catch-up (one, or none):
  *   catch_up       a server that keeps its own events (fast mode's batch
  *                  server) handles those due by now; called before a
- *                  request is routed, a node changes state and the results
- *                  are collected, so nothing acts on a world behind it
+ *                  request is routed, a node changes state, a fault starts
+ *                  or ends and the results are collected, so nothing acts
+ *                  on a world behind it
  */
 #ifndef FLEETSIM_HOOKS_H
 #define FLEETSIM_HOOKS_H

@@ -146,6 +146,37 @@ static void test_slowdown(void)
     }
 }
 
+/* A fault reaches the batches in time order: two requests at 1 s on one
+ * GPU, 10.4 ms each, the second started at 1.0104 s by the first one's end
+ * (a timer of fast mode's server, handled at its quantum's end, 1.011 s);
+ * a slowdown to half speed at 1.0107 s must find that batch already
+ * started at full speed, so fast mode (which does not stretch a running
+ * batch) is busy 2 x 10.4 ms; had the fault come first, the second batch
+ * would take 20.8 ms. */
+static void test_fault_in_order(void)
+{
+    char *tdir = tu_tmpdir(), trace[4096], yaml[8192];
+    snprintf(trace, sizeof trace, "%s/arrivals.csv", tdir);
+    tu_write(trace, "t\n1.0\n1.0\n");
+    snprintf(yaml, sizeof yaml,
+             "name: o\nduration: 2s\n"
+             "models: {m: {service: {distribution: deterministic, mean: 10.4ms}}}\n"
+             "pools: {p: {model: m, replicas: 1}}\n"
+             "traffic: [{name: t, pool: p, arrivals: {process: trace, trace: '%s'}}]\n"
+             "chaos: [{at: 1010.7ms, fault: slowdown, target: p/0, factor: 0.5}]\n",
+             trace);
+    char *dir;
+    cJSON *j = run_mode(yaml, 1, &dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    printf("\n    fast: busy %.6f s, %g completed", busy_gpu_s(j), tu_num(j, "requests.completed"));
+    CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 2);
+    CU_ASSERT(fabs(busy_gpu_s(j) - 0.0208) < 1e-6);
+    cJSON_Delete(j);
+    tu_done(dir);
+    tu_rm_rf(tdir);
+    free(tdir);
+}
+
 /* gpu_error from 1.05 s: every batch started after it is answered 500 at
  * once (not retried), those before complete. */
 #define GPU_ERROR "name: g\nduration: 2s\n" \
@@ -215,6 +246,7 @@ int main(void)
     CU_add_test(s, "a crash mid-batch: the same outcomes in both modes", test_crash);
     CU_add_test(s, "a slowdown: batches started after it take longer", test_slowdown);
     CU_add_test(s, "gpu_error: 500 at once", test_gpu_error);
+    CU_add_test(s, "a fault after a batch start it follows", test_fault_in_order);
     CU_add_test(s, "shipped chaos scenarios in fast mode", test_shipped_chaos);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
