@@ -219,6 +219,8 @@ static void metrics_sampler(int argc, char *argv[])
     for (;;) {
         sg_actor_sleep_for(METRICS_RESOLUTION_S);
         double now = simgrid_get_clock();
+        if (eng_hook.catch_up)
+            eng_hook.catch_up(now);
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
             double busy = serve_busy_s(n, now);
@@ -375,6 +377,8 @@ static void controller(int argc, char *argv[])
     eng_pool *p = sg_actor_self_get_data();
     for (;;) {
         sg_actor_sleep_for(as_period_s(p->scaler));
+        if (eng_hook.catch_up)
+            eng_hook.catch_up(simgrid_get_clock());
         sync_pool(p, simgrid_get_clock(), 0);
     }
 }

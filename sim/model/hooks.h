@@ -36,8 +36,9 @@
  *   catch_up       a server that keeps its own events (fast mode's batch
  *                  server) handles those due by now; called before a
  *                  request is routed, a node changes state, a fault starts
- *                  or ends and the results are collected, so nothing acts
- *                  on a world behind it
+ *                  or ends, an interval closes, the monitoring scrapes, an
+ *                  autoscaler samples or decides, and the results are
+ *                  collected, so nothing acts on or reads a world behind it
  */
 #ifndef FLEETSIM_HOOKS_H
 #define FLEETSIM_HOOKS_H

@@ -934,6 +934,8 @@ static void prometheus(int argc, char *argv[])
             return;
         if (t > simgrid_get_clock())
             sg_actor_sleep_until(t);
+        if (eng_hook.catch_up)
+            eng_hook.catch_up(t);
         if (t >= ts) {
             scrape(t);
             mon_store_trim(obs_state.store); /* rule evaluations trim too; not every run has rules */

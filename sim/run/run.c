@@ -112,6 +112,8 @@ static void sampler(int argc, char *argv[])
     for (size_t i = 0; i < eng_world.n_intervals; i++) {
         double end = fmin((double)(i + 1) * eng_world.sc->interval_s, eng_world.sc->duration_s);
         sg_actor_sleep_until(end);
+        if (eng_hook.catch_up)
+            eng_hook.catch_up(end);
         close_interval(i);
         pipe_close_interval(i);
         eng_world.n_closed = i + 1;
@@ -853,6 +855,8 @@ int sim_run(const sc_scenario *sc, const sim_options *opt, rp_results *out)
     sc_scenario cut;
     if (eng_world.stopped_at_s >= 0) {
         /* the results of a run as long as what was simulated */
+        if (eng_hook.catch_up)
+            eng_hook.catch_up(eng_world.stopped_at_s);
         cut = *sc;
         cut.duration_s = eng_world.stopped_at_s;
         eng_world.sc = &cut;

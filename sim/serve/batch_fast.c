@@ -6,10 +6,11 @@
  * of a running batch and the end of a batching window are timers in one
  * heap for every node of every fast batch pool. Events are handled in time
  * order, each at its own time, by whichever actor first needs the world
- * past them: the routing of a request and a node's change of state catch
- * up to their instant (eng_hook.catch_up), and one clock actor catches up
- * at the end of each arrival quantum that holds a timer, so what the
- * monitoring and the autoscalers read is at most one quantum old.
+ * past them: routing, a node's change of state, a fault, an interval's
+ * close, a scrape and an autoscaler catch up to their instant
+ * (eng_hook.catch_up), and one clock actor catches up at the end of each
+ * arrival quantum that holds a timer, so what a batch's end sets off in
+ * other actors is at most one quantum late.
  *
  * What it trades against batch.c (scenarios/README.md, "simulation"): a
  * batch's duration is fixed when it starts, from the host's speed then
