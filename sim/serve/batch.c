@@ -100,8 +100,6 @@ static void init_node(eng_node *n)
         bn->workers[g].node = n;
         bn->workers[g].bn = bn;
         bn->workers[g].run_t0_s = -1;
-        bn->workers[g].batch =
-            malloc(sizeof(eng_req *) * (size_t)n->pool->model->batch_max_size);
     }
     n->work.serve = bn;
 }
@@ -241,6 +239,8 @@ static void start(eng_node *n)
         batch_worker *w = &bn->workers[g];
         w->batch_n = 0;
         w->run_t0_s = -1;
+        if (!w->batch) /* at the node's first start: a pool's spare slots hold none */
+            w->batch = malloc(sizeof(eng_req *) * (size_t)n->pool->model->batch_max_size);
         sg_actor_t a = sg_actor_init(n->name, n->host);
         sg_actor_set_data(a, w);
         /* not a daemon: SimGrid 3.32 keeps a daemon that returns on its

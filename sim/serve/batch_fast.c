@@ -429,7 +429,6 @@ static void init_node(eng_node *n)
         x->node = n;
         x->run_t0_s = -1;
         x->seq = F.seq++;
-        x->batch = malloc(sizeof(eng_req *) * (size_t)n->pool->model->batch_max_size);
     }
     n->work.serve = fn;
 }
@@ -481,8 +480,12 @@ static void start(eng_node *n)
     fn->load = 0;
     fn->load_t_s = now;
     n->work.workers_alive = n->gpus;
-    for (int g = 0; g < n->gpus; g++)
-        kick(&fn->gpus[g], now);
+    for (int g = 0; g < n->gpus; g++) {
+        fgpu *x = &fn->gpus[g];
+        if (!x->batch) /* at the node's first start: a pool's spare slots hold none */
+            x->batch = malloc(sizeof(eng_req *) * (size_t)n->pool->model->batch_max_size);
+        kick(x, now);
+    }
 }
 
 static void fail_running(eng_node *n, double now)
