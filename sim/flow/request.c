@@ -690,12 +690,11 @@ static void traffic_source_fast(eng_class *tc)
 {
     const sc_traffic *t = tc->cfg;
     double end = eng_world.sc->duration_s;
-    double q_s = eng_world.sc->simulation.arrival_quantum_s;
     size_t next_trace = 0;
     double op = 0;
     double at = next_arrival(tc, &next_trace, &op);
     while (at < end) {
-        double due = fmin(fmax(ceil(at / q_s) * q_s, at), end);
+        double due = eng_quantum_end(at);
         if (due > simgrid_get_clock())
             sg_actor_sleep_until(due);
         double now = simgrid_get_clock();

@@ -359,7 +359,7 @@ int eng_node_set_state(eng_node *n, eng_node_state st, double now)
     eng_node_state old = n->life.state;
     if (old == st)
         return 0;
-    if (eng_hook.catch_up)
+    if (eng_hook.catch_up) /* events due by now may move the node first */
         eng_hook.catch_up(now);
     old = n->life.state;
     if (old == st)

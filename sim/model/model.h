@@ -353,6 +353,15 @@ extern eng_sim eng_world;
 
 enum { B_COMPLETED, B_REJECTED, B_FAILED, B_TIMED_OUT };
 
+/* Fast mode: the end of the arrival quantum holding instant t (the
+ * multiples of simulation.arrival_quantum, the same instants for every
+ * class and for the batch server's clock), at most the run's duration. */
+static inline double eng_quantum_end(double t)
+{
+    double q = eng_world.sc->simulation.arrival_quantum_s;
+    return fmin(fmax(ceil(t / q) * q, t), eng_world.sc->duration_s);
+}
+
 /* The interval of the time series holding instant t. */
 static inline size_t eng_interval_of(double t)
 {

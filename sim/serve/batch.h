@@ -16,7 +16,7 @@ double serve_batch_wait_s(const eng_fifo *q, int max, double max_wait_s, double 
 /* What both batch servers (batch.c, fast mode's batch_fast.c) do with a
  * node's requests: take the next batch off its queue (ending those whose
  * client has gone), answer a batch 500 (gpu_error), fail a batch as
- * attempts when the node crashes (batch.c). */
+ * attempts when the node crashes. */
 int serve_batch_take(eng_node *n, eng_req **batch, double now, double *work);
 void serve_batch_answer_500(eng_node *n, eng_req **batch, int b, double now);
 void serve_batch_fail(eng_node *n, eng_req **batch, int b, double now);

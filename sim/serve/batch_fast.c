@@ -42,8 +42,7 @@ struct fgpu {
     eng_req **batch;    /* batch_max_size slots */
     int batch_n;        /* requests in the running batch */
     int state;
-    int timer_on;       /* a live timer in the heap */
-    unsigned timer_gen; /* the live timer's generation */
+    unsigned timer_gen; /* its live timer's generation: older ones are stale */
     double due_s;       /* its timer: the batch's end or the window's end */
     double run_t0_s;    /* start of the running batch, or -1 */
     double load;        /* the running batch's share of the host's load */
@@ -139,20 +138,7 @@ static const ftimer *heap_top(void)
     return F.heap_n > 0 ? &F.heap[0] : NULL;
 }
 
-static void timer_cancel(fgpu *g)
-{
-    if (g->timer_on) {
-        g->timer_on = 0;
-        g->timer_gen++;
-    }
-}
-
-/* The clock actor's wake-up for a timer due at t: the end of its quantum. */
-static double quantum_end(double t)
-{
-    double q = eng_world.sc->simulation.arrival_quantum_s;
-    return fmin(fmax(ceil(t / q) * q, t), eng_world.sc->duration_s);
-}
+static void timer_cancel(fgpu *g) { g->timer_gen++; }
 
 static void timer_set(fgpu *g, double due_s)
 {
@@ -161,11 +147,10 @@ static void timer_set(fgpu *g, double due_s)
         F.heap = realloc(F.heap, F.heap_cap * sizeof *F.heap);
     }
     g->due_s = due_s;
-    g->timer_on = 1;
     F.heap[F.heap_n++] = (ftimer){ due_s, g->seq, g, g->timer_gen };
     sift_up(F.heap_n - 1);
     /* the clock actor sleeps until a later instant: wake it once */
-    if (quantum_end(due_s) < F.waiting_until) {
+    if (eng_quantum_end(due_s) < F.waiting_until) {
         F.waiting_until = -INFINITY;
         sg_sem_release(F.wake);
     }
@@ -384,7 +369,7 @@ static void clock_actor(int argc, char *argv[])
         double now = simgrid_get_clock();
         serve_batch_fast_catch_up(now);
         const ftimer *top = heap_top();
-        double until = top ? quantum_end(top->due_s) : INFINITY;
+        double until = top ? eng_quantum_end(top->due_s) : INFINITY;
         if (until <= now)
             until = INFINITY; /* due after the run's end */
         F.waiting_until = until;
@@ -534,8 +519,7 @@ static void account_end(eng_node *n, double end_s)
     for (int g = 0; g < n->gpus; g++)
         if (fn->gpus[g].run_t0_s >= 0) /* batches still running count up to the end */
             eng_account_busy(n->pool, n, fn->gpus[g].run_t0_s, end_s);
-    fn->extra_j += (end_s - fn->load_t_s) * extra_w(n, fn->load);
-    fn->load_t_s = end_s;
+    load_add(n, 0, end_s); /* their energy up to the end */
 }
 
 static double extra_energy_j(const eng_node *n) { return fn_of(n)->extra_j; }
