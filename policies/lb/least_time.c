@@ -111,12 +111,11 @@ static double halvings(const struct lt_state *st, const lb_view *view, int i)
                : 0;
 }
 
-/* ngx_http_upstream_least_time_eta */
-static double eta(const struct lt_state *st, const lb_view *view, int i)
+/* ngx_http_upstream_least_time_eta, with the average halved shift times */
+static double eta_halved(const struct lt_state *st, const lb_view *view, int i, double shift)
 {
     const lb_server_view *s = &view->servers[i];
     unsigned long rt = st->avg_ms[i];
-    double shift = halvings(st, view, i);
 
     rt = shift < 64 ? rt >> (int)shift : 0;
     if (rt > 5000)
@@ -124,6 +123,11 @@ static double eta(const struct lt_state *st, const lb_view *view, int i)
     else
         rt += 20 - rt % 20;
     return (double)rt * (1.0 + s->active);
+}
+
+static double eta(const struct lt_state *st, const lb_view *view, int i)
+{
+    return eta_halved(st, view, i, halvings(st, view, i));
 }
 
 struct tie {
@@ -153,7 +157,7 @@ static long lt_group(void *ctx, const lb_view *view, int i)
         at = st->checked_s[i] + (shift + 1.0) * (view->servers[i].fail_timeout_s + 1.0);
     if (i < st->next.n)
         lb_mintree_set(&st->next, i, at);
-    return (long)(eta(st, view, i) / 20.0);
+    return (long)(eta_halved(st, view, i, shift) / 20.0);
 }
 
 /* Places again the servers whose next halving time has come (less float
