@@ -8,6 +8,8 @@
 # by a byte. Run `record` before a change and `check` after every step.
 #   scripts/same-results.sh record /tmp/base [FLEETSIM]
 #   scripts/same-results.sh check  /tmp/base [FLEETSIM]
+# FLEETSIM_ARGS adds options to every run (e.g. --fast: fast mode's results,
+# kept in a baseline of their own).
 set -eu
 mode=${1:?record|check}
 dir=${2:?directory}
@@ -22,7 +24,7 @@ list=$(ls scenarios/*.yaml scenarios/chaos/*.yaml bench/scenarios/*.yaml 2>/dev/
 run_one() { # scenario seed key
     out="$tmp/$3"
     # exit 1 is a failed steady-state hypothesis: a result like any other
-    "$bin" run "$1" --seed "$2" --quiet --out "$out" >/dev/null 2>&1 || [ $? -eq 1 ] || {
+    "$bin" run "$1" --seed "$2" ${FLEETSIM_ARGS:-} --quiet --out "$out" >/dev/null 2>&1 || [ $? -eq 1 ] || {
         echo "FAIL $1 seed $2: exit $?" >&2; return 1; }
     sed 's/"wall_time_s":[^,}]*/"wall_time_s":0/; /"peak_rss_mb":/d' "$out/summary.json" > "$tmp/$3.json"
 }

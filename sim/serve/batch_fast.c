@@ -447,11 +447,14 @@ static void accepted(eng_node *n)
     }
 }
 
+/* Every GPU idle now steps once, as batch.c's wake_idle counts its idle
+ * workers first: a woken GPU may go idle again (another holds a batch
+ * open while requests wait), and waking it again would never end. */
 static void wake_idle(eng_node *n)
 {
     double now = now_caught_up();
     fnode *fn = fn_of(n);
-    while (fn->idle_n > 0)
+    for (int k = fn->idle_n; k > 0 && fn->idle_n > 0; k--)
         wake_one(n, now);
 }
 

@@ -1,7 +1,7 @@
 /*
  * test_fast_server.c - fast mode's batch server (serve/batch_fast.c) on
  * what it computes itself rather than SimGrid: the energy of its batches,
- * a crash in the middle of one, a slowdown and a gpu_error, each against
+ * a crash in the middle of one, a slowdown, a gpu_error and a drain, each against
  * a closed form and against exact mode on the same small scenario; and
  * the shipped chaos scenarios in fast mode (the same arrivals as exact
  * mode, requests conserved). Short runs: it also runs in the sanitizer
@@ -177,6 +177,39 @@ static void test_fault_in_order(void)
     free(tdir);
 }
 
+/* A drain reaches a node whose GPUs are idle while another holds a batch
+ * window open over waiting requests: one node of 2 GPUs, batches held up
+ * to 500 ms, a request every 100 ms of 10 ms; a spot reclaim drains it at
+ * 1.05 s, when the request of 1.0 s waits in GPU 0's window and GPU 1 is
+ * idle. Each idle GPU steps once (waking them until none was idle never
+ * ended: GPU 1 found the window and went idle again); the window's batch
+ * runs, the node leaves, and the outcomes and busy time are exact mode's. */
+#define DRAIN "name: d\nduration: 2s\n" \
+              "models: {m: {service: {distribution: deterministic, mean: 10ms},\n" \
+              "             batch: {max_size: 8, max_wait: 500ms}}}\n" \
+              "pools: {p: {model: m, replicas: 1, gpus_per_node: 2}}\n" \
+              "traffic: [{name: t, pool: p, arrivals: {process: deterministic, rate: 10}}]\n" \
+              "chaos: [{at: 1050ms, fault: spot_reclaim, target: p/0, notice: 1s}]\n"
+
+static void test_drain_with_window_open(void)
+{
+    double busy[2];
+    for (int fast = 0; fast < 2; fast++) {
+        char *dir;
+        cJSON *j = run_mode(DRAIN, fast, &dir);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+        busy[fast] = busy_gpu_s(j);
+        printf("\n    %s: %g completed, %g failed, busy %.6f s", fast ? "fast" : "exact",
+               tu_num(j, "requests.completed"), tu_num(j, "requests.failed"), busy[fast]);
+        /* 0.1 to 1.0 s answered; the node is gone for 1.1 to 1.9 s */
+        CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 10);
+        CU_ASSERT_EQUAL(tu_num(j, "requests.failed"), 9);
+        cJSON_Delete(j);
+        tu_done(dir);
+    }
+    CU_ASSERT(fabs(busy[1] - busy[0]) < 1e-9);
+}
+
 /* gpu_error from 1.05 s: every batch started after it is answered 500 at
  * once (not retried), those before complete. */
 #define GPU_ERROR "name: g\nduration: 2s\n" \
@@ -247,6 +280,7 @@ int main(void)
     CU_add_test(s, "a slowdown: batches started after it take longer", test_slowdown);
     CU_add_test(s, "gpu_error: 500 at once", test_gpu_error);
     CU_add_test(s, "a fault after a batch start it follows", test_fault_in_order);
+    CU_add_test(s, "a drain while a batch window is open", test_drain_with_window_open);
     CU_add_test(s, "shipped chaos scenarios in fast mode", test_shipped_chaos);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
