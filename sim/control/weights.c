@@ -28,6 +28,8 @@ static void weight_loop(int argc, char *argv[])
     for (long tick = 1;; tick++) {
         sg_actor_sleep_until((double)tick * lbc->dw_period_s);
         double now = simgrid_get_clock();
+        if (eng_hook.catch_up) /* busy times as of now */
+            eng_hook.catch_up(now);
         for (int j = 0; j < p->n_hosts; j++) {
             eng_node *n = &p->nodes[j];
             double *r = ring + (size_t)j * (size_t)(slots + 1);

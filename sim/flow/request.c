@@ -416,6 +416,8 @@ void eng_route(eng_pool *p, eng_req *r, double now)
 /* A server freed a slot: move requests waiting at the balancer. */
 void eng_drain_balancer_queue(eng_pool *p, double now)
 {
+    if (eng_hook.catch_up) /* a health check's or a fault's drain picks from the servers as of now */
+        eng_hook.catch_up(now);
     if (eng_world.queues)
         pipe_deliver(p, now);
     while (p->lbq.len > 0) {

@@ -478,6 +478,7 @@ static void start(eng_node *n)
 
 static void fail_running(eng_node *n, double now)
 {
+    serve_batch_fast_catch_up(now); /* batches that ended by now answered first */
     fnode *fn = fn_of(n);
     for (int g = 0; g < n->gpus; g++) {
         fgpu *x = &fn->gpus[g];
