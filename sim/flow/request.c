@@ -619,6 +619,8 @@ static int failover_pick(eng_class *tc, eng_req *r)
  * failover picks the pool here and enters it. */
 static void front_door(eng_class *tc, eng_req *r, double now)
 {
+    if (eng_hook.catch_up) /* the L4 balancer and the failover see the servers as of now */
+        eng_hook.catch_up(now);
     if (tc->cfg->failover) {
         int t = tier_enter(r, now);
         eng_pool *p = t == 0 ? &eng_world.pools[failover_pick(tc, r)] : tc->pool;

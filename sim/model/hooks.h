@@ -35,12 +35,12 @@
  * Catch-up (one, or none):
  *   catch_up       a server that keeps its own events (fast mode's batch
  *                  server) handles those due by now; called before a
- *                  request is routed, a balancer queue is drained, a node
- *                  changes state or its work is failed, a fault starts or
- *                  ends, an interval closes, the monitoring scrapes, an
- *                  autoscaler samples or decides, dynamic weights are
- *                  computed, and the results are collected, so nothing
- *                  acts on or reads a world behind it
+ *                  request reaches the front end or is routed, a balancer
+ *                  queue is drained, a node changes state or its work is
+ *                  failed, a fault starts or ends, an interval closes, the
+ *                  monitoring scrapes, an autoscaler samples or decides,
+ *                  dynamic weights are computed, and the results are
+ *                  collected, so nothing acts on or reads a world behind it
  */
 #ifndef FLEETSIM_HOOKS_H
 #define FLEETSIM_HOOKS_H
