@@ -315,9 +315,11 @@ void eng_pool_recount(eng_pool *p)
 {
     p->n_ready = eng_ready_recount(p, 0);
     p->n_starting = eng_ready_recount(p, 1) - p->n_ready;
-    p->n_on = 0;
-    for (int j = 0; j < p->n_hosts; j++)
+    p->n_on = p->n_draining = 0;
+    for (int j = 0; j < p->n_hosts; j++) {
         p->n_on += p->nodes[j].life.state != NODE_OFF;
+        p->n_draining += p->nodes[j].life.state == NODE_DRAINING;
+    }
 }
 
 eng_hooks eng_hook;
@@ -403,6 +405,7 @@ int eng_node_set_state(eng_node *n, eng_node_state st, double now)
     n->life.state = st;
     n->pool->n_ready += (st == NODE_READY) - (old == NODE_READY);
     n->pool->n_on += (st != NODE_OFF) - (old != NODE_OFF);
+    n->pool->n_draining += (st == NODE_DRAINING) - (old == NODE_DRAINING);
     n->pool->n_starting += is_starting(st) - is_starting(old);
     n->health.registered = st == NODE_READY;
     if (st == NODE_READY) { /* a new server starts healthy, as nginx Plus does */

@@ -241,6 +241,7 @@ struct eng_pool {
      * eng_node_set_state (eng_pool_recount after a direct set up) */
     int n_ready, n_starting;
     int n_on;               /* its nodes not off, kept as n_ready */
+    int n_draining;         /* its nodes draining, kept as n_ready */
     int n_old;              /* slots 0..n_old-1 have the pool's shape; the rest the rollout's */
     int rolling;            /* the rollout began: new replicas take new-shape slots */
     struct as *scaler;      /* NULL = fixed size */
@@ -439,7 +440,7 @@ int eng_pool_slots(const sc_pool *pc, int *n_old);
 /* Nodes of p that are ready, and starting when include_starting. */
 int eng_ready_count(const eng_pool *p, int include_starting);
 int eng_ready_recount(const eng_pool *p, int include_starting); /* walks the nodes */
-void eng_pool_recount(eng_pool *p); /* n_ready, n_starting, n_on from the nodes' states */
+void eng_pool_recount(eng_pool *p); /* n_ready, n_starting, n_on, n_draining from the nodes' states */
 int eng_node_set_state(eng_node *n, eng_node_state st, double now); /* 1 if it changed */
 /* The fault acting on the first of p's nodes that has one (capacity it
  * lost), with its record in *rec; -1 (and *rec -1) if none. */

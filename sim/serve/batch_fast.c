@@ -6,11 +6,16 @@
  * of a running batch and the end of a batching window are timers in one
  * heap for every node of every fast batch pool. Events are handled in time
  * order, each at its own time, by whichever actor first needs the world
- * past them: routing, a node's change of state, a fault, an interval's
- * close, a scrape and an autoscaler catch up to their instant
- * (eng_hook.catch_up), and one clock actor catches up at the end of each
- * arrival quantum that holds a timer, so what a batch's end sets off in
- * other actors is at most one quantum late.
+ * past them: the front end and routing, a balancer queue's drain, a node's
+ * change of state, a fault, an interval's close, a scrape, an autoscaler
+ * and dynamic weights catch up to their instant (eng_hook.catch_up). A batch's end that may set off another actor
+ * (a client's resend, a pipeline's next stage, a drained node's switch-off)
+ * or follow a change no fleetsim actor makes (a speed profile) must not
+ * wait for the next reader: then one clock actor catches up at the end of
+ * each arrival quantum that holds a timer, so what a batch's end sets off
+ * is at most one quantum late. Otherwise the clock sleeps: the readers'
+ * catch-ups see every event at its own time, and a run costs one SimGrid
+ * wake-up per arrival quantum rather than two.
  *
  * What it trades against batch.c (scenarios/README.md, "simulation"): a
  * batch's duration is fixed when it starts, from the host's speed then
@@ -79,7 +84,49 @@ static struct {
     int pools;
     sg_sem_t wake;          /* the clock actor sleeps on it */
     double waiting_until;   /* the instant the clock actor waits for; -INF when it runs */
+    int clock_always;       /* batch ends may set off other actors at any time */
 } F;
+
+/* Whether the clock must hear of the batches' ends within a quantum: some
+ * actor may be set off by one (F.clock_always, or a node draining: its
+ * switch-off waits for its GPUs). */
+static int clock_needed(void)
+{
+    if (F.clock_always)
+        return 1;
+    for (int k = 0; k < eng_world.sc->n_pools; k++)
+        if (eng_world.pools[k].n_draining > 0)
+            return 1;
+    return 0;
+}
+
+/* At the run's start: a batch's end may set off a client's resend (a retry
+ * storm), a pipeline's next stage or a queue's delivery (which may be
+ * another server's, or the SimGrid actors of an LLM pool), and SimGrid
+ * changes a speed profile's host with no fleetsim actor to catch up first. */
+static int clock_always(void)
+{
+    const sc_scenario *sc = eng_world.sc;
+    if (eng_world.queues)
+        return 1;
+    for (int c = 0; c < sc->n_traffic; c++)
+        if (eng_world.classes[c].pipe->n_stages > 1)
+            return 1;
+    for (int f = 0; f < sc->n_faults; f++)
+        if (sc->faults[f].kind == SC_FAULT_RETRY_STORM || sc->faults[f].kind == SC_FAULT_SPEED_PROFILE)
+            return 1;
+    return 0;
+}
+
+/* The clock sleeps past the quantum of a timer due at due_s that it must
+ * hear of: wake it once. */
+static void clock_rearm(double due_s)
+{
+    if (eng_quantum_end(due_s) < F.waiting_until && clock_needed()) {
+        F.waiting_until = -INFINITY;
+        sg_sem_release(F.wake);
+    }
+}
 
 static fnode *fn_of(const eng_node *n) { return n->work.serve; }
 
@@ -149,11 +196,7 @@ static void timer_set(fgpu *g, double due_s)
     g->due_s = due_s;
     F.heap[F.heap_n++] = (ftimer){ due_s, g->seq, g, g->timer_gen };
     sift_up(F.heap_n - 1);
-    /* the clock actor sleeps until a later instant: wake it once */
-    if (eng_quantum_end(due_s) < F.waiting_until) {
-        F.waiting_until = -INFINITY;
-        sg_sem_release(F.wake);
-    }
+    clock_rearm(due_s);
 }
 
 /* ---------- the node's load and its energy ---------- */
@@ -360,16 +403,18 @@ static double now_caught_up(void)
 }
 
 /* One actor for the whole fleet: sleeps until the end of the quantum of the
- * next timer (or until a timer due sooner is set), then catches up. */
+ * next timer (or until a timer due sooner is set), then catches up; while
+ * no actor can be set off by a batch's end, until woken. */
 static void clock_actor(int argc, char *argv[])
 {
     (void)argc;
     (void)argv;
+    F.clock_always = clock_always();
     for (;;) {
         double now = simgrid_get_clock();
         serve_batch_fast_catch_up(now);
         const ftimer *top = heap_top();
-        double until = top ? eng_quantum_end(top->due_s) : INFINITY;
+        double until = top && clock_needed() ? eng_quantum_end(top->due_s) : INFINITY;
         if (until <= now)
             until = INFINITY; /* due after the run's end */
         F.waiting_until = until;
@@ -456,6 +501,9 @@ static void wake_idle(eng_node *n)
     fnode *fn = fn_of(n);
     for (int k = fn->idle_n; k > 0 && fn->idle_n > 0; k--)
         wake_one(n, now);
+    const ftimer *top;
+    if (n->life.state == NODE_DRAINING && (top = heap_top())) /* it now waits for its GPUs */
+        clock_rearm(top->due_s);
 }
 
 /* Every GPU idle, stepping in order, as batch.c's workers start. */

@@ -1,9 +1,10 @@
 /*
  * test_fast_server.c - fast mode's batch server (serve/batch_fast.c) on
  * what it computes itself rather than SimGrid: the energy of its batches,
- * a crash in the middle of one, a slowdown, a gpu_error and a drain, each against
- * a closed form and against exact mode on the same small scenario; and
- * the shipped chaos scenarios in fast mode (the same arrivals as exact
+ * a crash in the middle of one, a slowdown, a gpu_error and a drain, each
+ * against a closed form and against exact mode on the same small scenario;
+ * its clock, which sleeps unless a batch's end may set off another actor;
+ * and the shipped chaos scenarios in fast mode (the same arrivals as exact
  * mode, requests conserved). Short runs: it also runs in the sanitizer
  * build, where the statistical comparisons of test_fastmode.c do not.
  */
@@ -12,6 +13,9 @@
 #include <CUnit/Basic.h>
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* summary.json of one run of yaml (--exact or --fast), or NULL-fails. */
 static cJSON *run_mode(const char *yaml, int fast, char **dir)
@@ -210,6 +214,56 @@ static void test_drain_with_window_open(void)
     CU_ASSERT(fabs(busy[1] - busy[0]) < 1e-9);
 }
 
+/* With nothing set off by a batch's end, fast mode's clock sleeps and the
+ * next reader catches up; a drain makes the node's switch-off wait for its
+ * GPUs, and the clock must then hear of their ends. One GPU, requests at
+ * 1 s and 5 s of 60 ms, a spot reclaim at 1.05 s: the node goes off when
+ * the first request's batch ends (1.06 s, and the terminator's 1 us) in
+ * both modes, fast mode at most a quantum later; not when the next arrival
+ * catches the server up (5 s). */
+static double off_time_s(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/out/events.jsonl", dir);
+    char *ev = tu_read(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    char *hit = strstr(ev, "\"draining -> off\"");
+    double t = NAN;
+    if (hit) {
+        while (hit > ev && hit[-1] != '\n')
+            hit--;
+        sscanf(hit, "{\"t_s\":%lf", &t);
+    }
+    free(ev);
+    return t;
+}
+
+static void test_drain_wakes_clock(void)
+{
+    char *tdir = tu_tmpdir(), trace[4096], yaml[8192];
+    snprintf(trace, sizeof trace, "%s/arrivals.csv", tdir);
+    tu_write(trace, "t\n1.0\n5.0\n");
+    snprintf(yaml, sizeof yaml,
+             "name: q\nduration: 10s\n"
+             "models: {m: {service: {distribution: deterministic, mean: 60ms}}}\n"
+             "pools: {p: {model: m, replicas: 1}}\n"
+             "traffic: [{name: t, pool: p, arrivals: {process: trace, trace: '%s'}}]\n"
+             "chaos: [{at: 1050ms, fault: spot_reclaim, target: p/0, notice: 5s}]\n",
+             trace);
+    for (int fast = 0; fast < 2; fast++) {
+        char *dir;
+        cJSON *j = run_mode(yaml, fast, &dir);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+        double off = off_time_s(dir);
+        printf("\n    %s: off at %.6f s", fast ? "fast" : "exact", off);
+        CU_ASSERT(off >= 1.06 && off <= 1.06 + (fast ? 0.001 : 0) + 2e-6);
+        cJSON_Delete(j);
+        tu_done(dir);
+    }
+    tu_rm_rf(tdir);
+    free(tdir);
+}
+
 /* gpu_error from 1.05 s: every batch started after it is answered 500 at
  * once (not retried), those before complete. */
 #define GPU_ERROR "name: g\nduration: 2s\n" \
@@ -281,6 +335,7 @@ int main(void)
     CU_add_test(s, "gpu_error: 500 at once", test_gpu_error);
     CU_add_test(s, "a fault after a batch start it follows", test_fault_in_order);
     CU_add_test(s, "a drain while a batch window is open", test_drain_with_window_open);
+    CU_add_test(s, "a drain wakes the clock for its GPUs' ends", test_drain_wakes_clock);
     CU_add_test(s, "shipped chaos scenarios in fast mode", test_shipped_chaos);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();

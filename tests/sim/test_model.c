@@ -166,10 +166,10 @@ static void test_node_states(void)
     eng_world.n_l7 = 0;
 }
 
-/* The ready counts kept by eng_node_set_state match a walk over the
- * nodes after every change of a random sequence over all eight states,
- * repeats (no change) included; replicas_min and replicas_max are the
- * extremes of the walked ready count. */
+/* The counts kept by eng_node_set_state (ready, starting, on, draining)
+ * match a walk over the nodes after every change of a random sequence over
+ * all eight states, repeats (no change) included; replicas_min and
+ * replicas_max are the extremes of the walked ready count. */
 static void test_ready_count_kept(void)
 {
     enum { N = 16, STEPS = 5000 };
@@ -204,8 +204,13 @@ static void test_ready_count_kept(void)
         eng_node *n = &nodes[gsl_rng_uniform_int(rng, N)];
         eng_node_state st = (eng_node_state)gsl_rng_uniform_int(rng, NODE_FAILED + 1);
         eng_node_set_state(n, st, 0.01 * i);
-        int ready = eng_ready_recount(&p, 0), all = eng_ready_recount(&p, 1);
-        mismatches += eng_ready_count(&p, 0) != ready || eng_ready_count(&p, 1) != all;
+        int ready = eng_ready_recount(&p, 0), all = eng_ready_recount(&p, 1), on = 0, draining = 0;
+        for (int j = 0; j < N; j++) {
+            on += nodes[j].life.state != NODE_OFF;
+            draining += nodes[j].life.state == NODE_DRAINING;
+        }
+        mismatches += eng_ready_count(&p, 0) != ready || eng_ready_count(&p, 1) != all ||
+                      p.n_on != on || p.n_draining != draining;
         lo = ready < lo ? ready : lo;
         hi = ready > hi ? ready : hi;
         seen_ready = ready > seen_ready ? ready : seen_ready;
@@ -233,6 +238,8 @@ static void test_ready_count_and_slots(void)
         nodes[i].life.state = st[i];
     eng_pool_recount(&p); /* states set directly, as at start-up */
     CU_ASSERT_EQUAL(eng_ready_count(&p, 0), 2);
+    CU_ASSERT_EQUAL(p.n_on, 6);
+    CU_ASSERT_EQUAL(p.n_draining, 1);
     CU_ASSERT_EQUAL(eng_ready_count(&p, 1), 4); /* + provisioning and warming */
 
     sc_pool pc = { 0 };
