@@ -157,18 +157,28 @@ static void test_slowdown(void)
  * started at full speed, so fast mode (which does not stretch a running
  * batch) is busy 2 x 10.4 ms; had the fault come first, the second batch
  * would take 20.8 ms. */
-static void test_fault_in_order(void)
+/* One node of one GPU, deterministic services of mean, arrivals at the
+ * times of a trace (CSV text, written in tdir) and one fault. */
+static void trace_scenario(char *yaml, size_t size, const char *tdir, const char *times,
+                           const char *duration, const char *mean, const char *fault)
 {
-    char *tdir = tu_tmpdir(), trace[4096], yaml[8192];
+    char trace[4096];
     snprintf(trace, sizeof trace, "%s/arrivals.csv", tdir);
-    tu_write(trace, "t\n1.0\n1.0\n");
-    snprintf(yaml, sizeof yaml,
-             "name: o\nduration: 2s\n"
-             "models: {m: {service: {distribution: deterministic, mean: 10.4ms}}}\n"
+    tu_write(trace, times);
+    snprintf(yaml, size,
+             "name: o\nduration: %s\n"
+             "models: {m: {service: {distribution: deterministic, mean: %s}}}\n"
              "pools: {p: {model: m, replicas: 1}}\n"
              "traffic: [{name: t, pool: p, arrivals: {process: trace, trace: '%s'}}]\n"
-             "chaos: [{at: 1010.7ms, fault: slowdown, target: p/0, factor: 0.5}]\n",
-             trace);
+             "chaos: [%s]\n",
+             duration, mean, trace, fault);
+}
+
+static void test_fault_in_order(void)
+{
+    char *tdir = tu_tmpdir(), yaml[8192];
+    trace_scenario(yaml, sizeof yaml, tdir, "t\n1.0\n1.0\n", "2s", "10.4ms",
+                   "{at: 1010.7ms, fault: slowdown, target: p/0, factor: 0.5}");
     char *dir;
     cJSON *j = run_mode(yaml, 1, &dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
@@ -240,16 +250,9 @@ static double off_time_s(const char *dir)
 
 static void test_drain_wakes_clock(void)
 {
-    char *tdir = tu_tmpdir(), trace[4096], yaml[8192];
-    snprintf(trace, sizeof trace, "%s/arrivals.csv", tdir);
-    tu_write(trace, "t\n1.0\n5.0\n");
-    snprintf(yaml, sizeof yaml,
-             "name: q\nduration: 10s\n"
-             "models: {m: {service: {distribution: deterministic, mean: 60ms}}}\n"
-             "pools: {p: {model: m, replicas: 1}}\n"
-             "traffic: [{name: t, pool: p, arrivals: {process: trace, trace: '%s'}}]\n"
-             "chaos: [{at: 1050ms, fault: spot_reclaim, target: p/0, notice: 5s}]\n",
-             trace);
+    char *tdir = tu_tmpdir(), yaml[8192];
+    trace_scenario(yaml, sizeof yaml, tdir, "t\n1.0\n5.0\n", "10s", "60ms",
+                   "{at: 1050ms, fault: spot_reclaim, target: p/0, notice: 5s}");
     for (int fast = 0; fast < 2; fast++) {
         char *dir;
         cJSON *j = run_mode(yaml, fast, &dir);
