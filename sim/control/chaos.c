@@ -272,7 +272,7 @@ static void slowdown(eng_node *n, const fault_change *c)
         level = ENG_PSTATES - 1;
     n->fault.slow_level = level;
     if (sg_host_is_on(n->host))
-        sg_host_set_pstate(n->host, (unsigned long)level);
+        eng_node_set_pstate(n, level);
 }
 
 static void gpu_error(eng_node *n, const fault_change *c)

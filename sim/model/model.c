@@ -311,6 +311,13 @@ int eng_handoff_fault(const eng_node *src, const eng_node *dst, int *rec)
     return cut->links_cause;
 }
 
+void eng_node_set_pstate(eng_node *n, int pstate)
+{
+    sg_host_set_pstate(n->host, (unsigned long)pstate);
+    n->pstate = pstate;
+    n->speed_flops = sg_host_get_speed(n->host);
+}
+
 void eng_pool_recount(eng_pool *p)
 {
     p->n_ready = eng_ready_recount(p, 0);

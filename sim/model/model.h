@@ -155,6 +155,12 @@ struct eng_node {
     const sc_power *power; /* and power draw and price */
     int new_shape;         /* a slot of the pool's rollout target shape */
     sg_host_t host;
+    /* its host's power state and speed as last set (eng_node_set_pstate),
+     * and whether a speed profile also scales it (read from SimGrid then):
+     * fast mode's batch server reads these rather than the host */
+    int pstate;
+    double speed_flops;
+    int speed_profiled;
     char name[96];
     gsl_rng *rng;          /* its own stream, made at its first draw: eng_node_rng */
     unsigned long rng_stream;
@@ -440,6 +446,8 @@ int eng_pool_slots(const sc_pool *pc, int *n_old);
 /* Nodes of p that are ready, and starting when include_starting. */
 int eng_ready_count(const eng_pool *p, int include_starting);
 int eng_ready_recount(const eng_pool *p, int include_starting); /* walks the nodes */
+/* Sets n's host to power state `pstate` (a slowdown) and keeps its speed. */
+void eng_node_set_pstate(eng_node *n, int pstate);
 void eng_pool_recount(eng_pool *p); /* n_ready, n_starting, n_on, n_draining from the nodes' states */
 int eng_node_set_state(eng_node *n, eng_node_state st, double now); /* 1 if it changed */
 /* The fault acting on the first of p's nodes that has one (capacity it

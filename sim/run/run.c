@@ -277,6 +277,8 @@ static int build(void)
             n->index = j;
             snprintf(n->name, sizeof n->name, "%s/%d", p->cfg->name, j);
             n->host = sg_host_by_name(n->name);
+            n->speed_flops = sg_host_get_speed(n->host); /* pstate 0 */
+            n->speed_profiled = chaos_speed_file(k, j) != NULL;
             n->rng_stream = eng_stream(ENG_STREAM_NODE, stream++); /* the rng itself at its first draw */
             n->new_shape = j >= p->n_old;
             n->gpus = n->new_shape ? p->cfg->rollout.gpus_per_node : p->cfg->gpus_per_node;

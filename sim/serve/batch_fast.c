@@ -36,6 +36,7 @@
 #include <simgrid/semaphore.h>
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,7 +52,7 @@ struct fgpu {
     double due_s;       /* its timer: the batch's end or the window's end */
     double run_t0_s;    /* start of the running batch, or -1 */
     double load;        /* the running batch's share of the host's load */
-    unsigned long seq;  /* tie order of equal timers: creation order */
+    uint32_t seq;       /* its number in F.gpu: equal timers go in this order */
     int in_ready;       /* on the ready list */
     fgpu *next_ready;
 };
@@ -66,21 +67,26 @@ typedef struct {
     double extra_j;     /* energy of the batches beyond the idle host's */
 } fnode;
 
-/* a timer in the heap: its key and the generation it was set in */
+/* a timer in the heap: its key (due_s, then the GPU's number) and the
+ * generation it was set in; 16 bytes, four to a cache line */
 typedef struct {
     double due_s;
-    unsigned long seq;
-    fgpu *g;
+    uint32_t gpu;
     unsigned gen;
 } ftimer;
 
+#define HEAP_D 4   /* children per heap entry: 4 x 16 bytes, one cache line */
+#define HEAP_PAD 3 /* entries before the root, so that 4i+1..4i+4 share a line */
+
 static struct {
-    ftimer *heap;
+    ftimer *heap;           /* heap_mem + HEAP_PAD */
+    ftimer *heap_mem;       /* 64-byte aligned */
     size_t heap_n, heap_cap;
+    fgpu **gpu;             /* every GPU of every fast pool's slots, by seq */
     fgpu *ready, *ready_tail; /* GPUs to step at the current instant */
     int in_loop;
     double now_s;           /* the instant being handled, while in_loop */
-    unsigned long seq;
+    uint32_t seq, gpu_cap;  /* GPUs numbered so far, F.gpu's room */
     int pools;
     sg_sem_t wake;          /* the clock actor sleeps on it */
     double waiting_until;   /* the instant the clock actor waits for; -INF when it runs */
@@ -130,21 +136,23 @@ static void clock_rearm(double due_s)
 
 static fnode *fn_of(const eng_node *n) { return n->work.serve; }
 
-/* ---------- the timer heap: (due_s, seq), least first ----------
- * Entries carry their key, so sifting touches the heap's array only; a
- * cancelled timer stays in the heap, stale (its gen is not its GPU's
- * timer_gen), and is dropped when it reaches the top. */
+/* ---------- the timer heap: (due_s, GPU number), least first ----------
+ * A 4-ary heap whose entries carry their key, so sifting touches the
+ * heap's array only, one cache line of children per level; a cancelled
+ * timer stays in the heap, stale (its gen is not its GPU's timer_gen),
+ * and is dropped when it reaches the top. A GPU has one live timer at
+ * most, so live keys are distinct and any heap pops them in one order. */
 
 static int before(const ftimer *a, const ftimer *b)
 {
-    return a->due_s < b->due_s || (a->due_s == b->due_s && a->seq < b->seq);
+    return a->due_s < b->due_s || (a->due_s == b->due_s && a->gpu < b->gpu);
 }
 
 static void sift_up(size_t i)
 {
     ftimer t = F.heap[i];
     while (i > 0) {
-        size_t up = (i - 1) / 2;
+        size_t up = (i - 1) / HEAP_D;
         if (!before(&t, &F.heap[up]))
             break;
         F.heap[i] = F.heap[up];
@@ -157,11 +165,13 @@ static void sift_down(size_t i)
 {
     ftimer t = F.heap[i];
     for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= F.heap_n)
+        size_t first = HEAP_D * i + 1, c = first;
+        if (first >= F.heap_n)
             break;
-        if (c + 1 < F.heap_n && before(&F.heap[c + 1], &F.heap[c]))
-            c++;
+        size_t end = first + HEAP_D < F.heap_n ? first + HEAP_D : F.heap_n;
+        for (size_t k = first + 1; k < end; k++)
+            if (before(&F.heap[k], &F.heap[c]))
+                c = k;
         if (!before(&F.heap[c], &t))
             break;
         F.heap[i] = F.heap[c];
@@ -180,7 +190,7 @@ static void heap_pop(void)
 /* The top timer, stale ones dropped; NULL when there is none. */
 static const ftimer *heap_top(void)
 {
-    while (F.heap_n > 0 && F.heap[0].gen != F.heap[0].g->timer_gen)
+    while (F.heap_n > 0 && F.heap[0].gen != F.gpu[F.heap[0].gpu]->timer_gen)
         heap_pop();
     return F.heap_n > 0 ? &F.heap[0] : NULL;
 }
@@ -190,11 +200,17 @@ static void timer_cancel(fgpu *g) { g->timer_gen++; }
 static void timer_set(fgpu *g, double due_s)
 {
     if (F.heap_n == F.heap_cap) {
-        F.heap_cap = F.heap_cap ? 2 * F.heap_cap : 1024;
-        F.heap = realloc(F.heap, F.heap_cap * sizeof *F.heap);
+        size_t cap = F.heap_cap ? 2 * F.heap_cap : 1024;
+        ftimer *mem = aligned_alloc(64, (cap + HEAP_PAD + 1) * sizeof *mem);
+        if (F.heap_n > 0)
+            memcpy(mem + HEAP_PAD, F.heap, F.heap_n * sizeof *mem);
+        free(F.heap_mem);
+        F.heap_mem = mem;
+        F.heap = mem + HEAP_PAD;
+        F.heap_cap = cap;
     }
     g->due_s = due_s;
-    F.heap[F.heap_n++] = (ftimer){ due_s, g->seq, g, g->timer_gen };
+    F.heap[F.heap_n++] = (ftimer){ due_s, g->seq, g->timer_gen };
     sift_up(F.heap_n - 1);
     clock_rearm(due_s);
 }
@@ -210,7 +226,7 @@ static double extra_w(const eng_node *n, double load)
     if (load <= 0)
         return 0;
     const sc_power *pw = n->power;
-    double f_speed = 1.0 - (double)sg_host_get_pstate(n->host) / ENG_PSTATES;
+    double f_speed = 1.0 - (double)n->pstate / ENG_PSTATES;
     double busy = pw->idle_w_per_gpu + (pw->busy_w_per_gpu - pw->idle_w_per_gpu) * f_speed;
     double idle = n->gpus * pw->idle_w_per_gpu, eps = idle + (busy - pw->idle_w_per_gpu);
     return eps - idle + load / n->gpus * (n->gpus * busy - eps);
@@ -319,8 +335,8 @@ static void gpu_step(fgpu *g, double now, int window_over)
         double service_s = sc_model_mean_s(m, b) * (work / b) * eng_draw_unit(&m->noise, eng_node_rng(n));
         /* batch.c's execution of service_s * ENG_FLOPS_PER_S flops on one
          * core, at the core's speed and the host's available share now */
-        double share = sg_host_get_available_speed(n->host);
-        double speed = sg_host_get_speed(n->host) * share;
+        double share = n->speed_profiled ? sg_host_get_available_speed(n->host) : 1.0;
+        double speed = n->speed_flops * share;
         g->batch_n = b;
         g->run_t0_s = now;
         g->load = share;
@@ -380,7 +396,7 @@ void serve_batch_fast_catch_up(double now)
         F.waiting_until = -INFINITY;
     F.in_loop = 1;
     while ((top = heap_top()) && top->due_s <= now) {
-        fgpu *g = top->g;
+        fgpu *g = F.gpu[top->gpu];
         double t = top->due_s;
         F.now_s = t;
         heap_pop();
@@ -445,7 +461,8 @@ static void free_pool(eng_pool *p)
     if (--F.pools > 0)
         return;
     sg_sem_destroy(F.wake);
-    free(F.heap);
+    free(F.heap_mem);
+    free(F.gpu);
     memset(&F, 0, sizeof F); /* a later run starts as the first did */
 }
 
@@ -454,11 +471,17 @@ static void init_node(eng_node *n)
     fnode *fn = calloc(1, sizeof *fn);
     fn->gpus = calloc((size_t)n->gpus, sizeof *fn->gpus);
     fn->idle = calloc((size_t)n->gpus, sizeof *fn->idle);
+    if (F.seq + (uint32_t)n->gpus > F.gpu_cap) {
+        while (F.seq + (uint32_t)n->gpus > F.gpu_cap)
+            F.gpu_cap = F.gpu_cap ? 2 * F.gpu_cap : 1024;
+        F.gpu = realloc(F.gpu, F.gpu_cap * sizeof *F.gpu);
+    }
     for (int g = 0; g < n->gpus; g++) {
         fgpu *x = &fn->gpus[g];
         x->node = n;
         x->run_t0_s = -1;
-        x->seq = F.seq++;
+        x->seq = F.seq;
+        F.gpu[F.seq++] = x;
     }
     n->work.serve = fn;
 }
