@@ -127,7 +127,7 @@ static void test_crash(void)
 /* A slowdown to half speed at 1.05 s: one GPU, a request every 100 ms of
  * 10 ms; those sent from 1.1 s take 20 ms. Busy: 10 x 10 ms + 9 x 20 ms
  * in both modes (fast mode reads the speed when a batch starts; none runs
- * across the change). */
+ * across the change), and the same energy (the slowed power state's). */
 #define SLOW "name: s\nduration: 2s\n" \
              "models: {m: {service: {distribution: deterministic, mean: 10ms}}}\n" \
              "pools: {p: {model: m, replicas: 1}}\n" \
@@ -136,18 +136,22 @@ static void test_crash(void)
 
 static void test_slowdown(void)
 {
+    double energy_j[2];
     for (int fast = 0; fast < 2; fast++) {
         char *dir;
         cJSON *j = run_mode(SLOW, fast, &dir);
         CU_ASSERT_PTR_NOT_NULL_FATAL(j);
         double busy = busy_gpu_s(j);
-        printf("\n    %s: busy %.6f s, %g completed", fast ? "fast" : "exact", busy,
-               tu_num(j, "requests.completed"));
+        energy_j[fast] = tu_num(j, "pools.p.energy_kwh") * 3.6e6;
+        printf("\n    %s: busy %.6f s, %g completed, %.6f J", fast ? "fast" : "exact", busy,
+               tu_num(j, "requests.completed"), energy_j[fast]);
         CU_ASSERT(fabs(busy - 0.28) < 1e-6);
         CU_ASSERT_EQUAL(tu_num(j, "requests.completed"), 19);
         cJSON_Delete(j);
         tu_done(dir);
     }
+    /* the slowed batches draw the power state's wattage in both modes */
+    CU_ASSERT(fabs(energy_j[1] - energy_j[0]) <= 1e-9 * energy_j[0]);
 }
 
 /* A fault reaches the batches in time order: two requests at 1 s on one
