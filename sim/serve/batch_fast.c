@@ -8,14 +8,15 @@
  * order, each at its own time, by whichever actor first needs the world
  * past them: the front end and routing, a balancer queue's drain, a node's
  * change of state, a fault, an interval's close, a scrape, an autoscaler
- * and dynamic weights catch up to their instant (eng_hook.catch_up). A batch's end that may set off another actor
- * (a client's resend, a pipeline's next stage, a drained node's switch-off)
- * or follow a change no fleetsim actor makes (a speed profile) must not
- * wait for the next reader: then one clock actor catches up at the end of
- * each arrival quantum that holds a timer, so what a batch's end sets off
- * is at most one quantum late. Otherwise the clock sleeps: the readers'
- * catch-ups see every event at its own time, and a run costs one SimGrid
- * wake-up per arrival quantum rather than two.
+ * and dynamic weights catch up to their instant (eng_hook.catch_up). A
+ * batch's end that may set off another actor (a client's resend, a
+ * pipeline's next stage, a drained node's switch-off) or must come before
+ * a change no fleetsim actor makes (a speed profile) must not wait for the
+ * next reader: then one clock actor catches up at the end of each arrival
+ * quantum that holds a timer, so what a batch's end sets off is at most
+ * one quantum late. Otherwise the clock sleeps: the readers' catch-ups
+ * see every event at its own time, and a run costs one SimGrid wake-up per
+ * arrival quantum rather than two.
  *
  * What it trades against batch.c (scenarios/README.md, "simulation"): a
  * batch's duration is fixed when it starts, from the host's speed then
