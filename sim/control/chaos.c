@@ -270,7 +270,6 @@ static void slowdown(eng_node *n, const fault_change *c)
         level = 0;
     if (level > ENG_PSTATES - 1)
         level = ENG_PSTATES - 1;
-    n->fault.slow_level = level;
     if (sg_host_is_on(n->host))
         eng_node_set_pstate(n, level);
 }

@@ -186,7 +186,6 @@ struct eng_node {
     struct {               /* injected faults acting on it (control/chaos.c) */
         int gpu_error;     /* up but every request errors */
         int crash_holds;   /* crash faults holding it down now (recovers at 0) */
-        int slow_level;    /* pstate index */
         int cause;         /* scenario fault acting on it now, or -1 */
         int fault_rec;     /* its entry in the results' faults, or -1 */
     } fault;
