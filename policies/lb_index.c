@@ -25,6 +25,7 @@ int lb_fenwick_reset(lb_fenwick *f, int n)
     }
     f->n = n;
     f->total = 0.0;
+    f->n_one = 0;
     if (f->tree)
         memset(f->tree, 0, (size_t)(n + 1) * sizeof *f->tree);
     if (f->value)
@@ -45,6 +46,7 @@ void lb_fenwick_set(lb_fenwick *f, int i, double v)
 
     if (d == 0.0)
         return;
+    f->n_one += (v == 1.0) - (f->value[i] == 1.0);
     f->value[i] = v;
     f->total += d;
     for (int k = i + 1; k <= f->n; k += k & -k)
@@ -55,6 +57,8 @@ double lb_fenwick_prefix(const lb_fenwick *f, int i)
 {
     double s = 0.0;
 
+    if (f->n_one == f->n)
+        return i;
     for (int k = i; k > 0; k -= k & -k)
         s += f->tree[k];
     return s;
@@ -66,6 +70,8 @@ int lb_fenwick_find(const lb_fenwick *f, double u)
 
     if (!(u < f->total))
         return -1;
+    if (f->n_one == f->n)   /* prefix sums 1, 2, ..., n: no walk, no misses */
+        return u < 0.0 ? 0 : u < f->n ? (int)u : -1;
     while (step * 2 <= f->n)
         step *= 2;
     /* the largest pos whose prefix sum [0, pos) is <= u */
@@ -83,6 +89,8 @@ int lb_fenwick_last(const lb_fenwick *f)
     /* the first server whose prefix reaches the total */
     if (!(f->total > 0.0))
         return -1;
+    if (f->n_one == f->n)
+        return f->n - 1;
     int pos = 0, step = 1;
     double u = f->total;
     while (step * 2 <= f->n)
@@ -128,54 +136,63 @@ int lb_swrr_reset(lb_swrr *x, int n)
 void lb_swrr_free(lb_swrr *x)
 {
     for (int k = 0; k < x->n_groups; k++)
-        free(x->g[k].heap);
+        free(x->g[k].heap_mem);
     free(x->g);
     free(x->group);
     free(x->pos);
     memset(x, 0, sizeof *x);
 }
 
+/* Each group's heap is 4-ary, its entries 16 bytes: a node's four
+ * children fill one cache line (the root sits LB_SWRR_PAD entries into an
+ * aligned block), so that a sift through a large tie set, least_conn's
+ * idle servers, reads one line per level. */
+#define LB_SWRR_PAD 3
+
 /* a comes before b: the larger current_weight, the lower index on a tie
  * (the scan's strict > keeps the first of equals) */
-static int before(const double *cur, int a, int b)
+static int before(const lb_swrr_entry *a, const lb_swrr_entry *b)
 {
-    return cur[a] > cur[b] || (cur[a] == cur[b] && a < b);
+    return a->key > b->key || (a->key == b->key && a->server < b->server);
 }
 
-static void place(lb_swrr *x, lb_swrr_group *g, int at, int i)
+static void place(lb_swrr *x, lb_swrr_group *g, int at, lb_swrr_entry e)
 {
-    g->heap[at] = i;
-    x->pos[i] = at;
+    g->heap[at] = e;
+    x->pos[e.server] = at;
 }
 
-static void sift_up(lb_swrr *x, const double *cur, lb_swrr_group *g, int at)
+static void sift_up(lb_swrr *x, lb_swrr_group *g, int at)
 {
-    int i = g->heap[at];
+    lb_swrr_entry e = g->heap[at];
     while (at > 0) {
-        int up = (at - 1) / 2;
-        if (!before(cur, i, g->heap[up]))
+        int up = (at - 1) / 4;
+        if (!before(&e, &g->heap[up]))
             break;
         place(x, g, at, g->heap[up]);
         at = up;
     }
-    place(x, g, at, i);
+    place(x, g, at, e);
 }
 
-static void sift_down(lb_swrr *x, const double *cur, lb_swrr_group *g, int at)
+static void sift_down(lb_swrr *x, lb_swrr_group *g, int at)
 {
-    int i = g->heap[at];
+    lb_swrr_entry e = g->heap[at];
     for (;;) {
-        int c = 2 * at + 1;
+        int c = 4 * at + 1, end = c + 4;
         if (c >= g->len)
             break;
-        if (c + 1 < g->len && before(cur, g->heap[c + 1], g->heap[c]))
-            c++;
-        if (!before(cur, g->heap[c], i))
+        if (end > g->len)
+            end = g->len;
+        for (int j = c + 1; j < end; j++)
+            if (before(&g->heap[j], &g->heap[c]))
+                c = j;
+        if (!before(&g->heap[c], &e))
             break;
         place(x, g, at, g->heap[c]);
         at = c;
     }
-    place(x, g, at, i);
+    place(x, g, at, e);
 }
 
 void lb_swrr_drop(lb_swrr *x, lb_wrr *w, int i)
@@ -190,13 +207,31 @@ void lb_swrr_drop(lb_swrr *x, lb_wrr *w, int i)
     x->members--;
     g->len--;
     if (at < g->len) {
-        int moved = g->heap[g->len];
+        lb_swrr_entry moved = g->heap[g->len];
         place(x, g, at, moved);
-        sift_up(x, w->current, g, at);
-        sift_down(x, w->current, g, x->pos[moved]);
+        sift_up(x, g, at);
+        sift_down(x, g, x->pos[moved.server]);
     }
     if (g->len == 0)
         g->add = 0.0;   /* exact again: nobody holds an offset */
+}
+
+/* Room for one more entry in g's heap; 0 when out of memory. */
+static int group_grow(lb_swrr_group *g)
+{
+    int c = g->cap ? 2 * g->cap : 4;
+    size_t bytes = ((size_t)(c + LB_SWRR_PAD) * sizeof(lb_swrr_entry) + 63) / 64 * 64;
+    lb_swrr_entry *mem = aligned_alloc(64, bytes);
+
+    if (!mem)
+        return 0;
+    if (g->len > 0)
+        memcpy(mem + LB_SWRR_PAD, g->heap, (size_t)g->len * sizeof *mem);
+    free(g->heap_mem);
+    g->heap_mem = mem;
+    g->heap = mem + LB_SWRR_PAD;
+    g->cap = c;
+    return 1;
 }
 
 int lb_swrr_put(lb_swrr *x, lb_wrr *w, int i, int k)
@@ -215,20 +250,14 @@ int lb_swrr_put(lb_swrr *x, lb_wrr *w, int i, int k)
         x->n_groups = n;
     }
     lb_swrr_group *g = &x->g[k];
-    if (g->len == g->cap) {
-        int c = g->cap ? 2 * g->cap : 4;
-        int *h = realloc(g->heap, (size_t)c * sizeof *h);
-        if (!h)
-            return 0;
-        g->heap = h;
-        g->cap = c;
-    }
+    if (g->len == g->cap && !group_grow(g))
+        return 0;
     lb_swrr_drop(x, w, i);
     w->current[i] -= g->add;   /* the key: nginx's value less the group's offset */
     x->group[i] = k;
     x->members++;
-    place(x, g, g->len++, i);
-    sift_up(x, w->current, g, g->len - 1);
+    place(x, g, g->len++, (lb_swrr_entry){ w->current[i], i });
+    sift_up(x, g, g->len - 1);
     if (k < x->min_group)
         x->min_group = k;
     return 1;
@@ -239,8 +268,8 @@ void lb_swrr_flush(lb_swrr *x, lb_wrr *w)
     for (int k = 0; k < x->n_groups; k++) {
         lb_swrr_group *g = &x->g[k];
         for (int j = 0; j < g->len; j++) {
-            w->current[g->heap[j]] += g->add;
-            x->group[g->heap[j]] = -1;
+            w->current[g->heap[j].server] += g->add;
+            x->group[g->heap[j].server] = -1;
         }
         g->len = 0;
         g->add = 0.0;
@@ -261,13 +290,14 @@ int lb_swrr_min_group(lb_swrr *x)
 int lb_swrr_pick(lb_swrr *x, lb_wrr *w, int k, double weight)
 {
     lb_swrr_group *g = &x->g[k];
-    int best = g->heap[0];
+    int best = g->heap[0].server;
 
     /* every candidate gains `weight` (the offset), the first of the
      * largest wins and gives back the sum: len x weight, exact in integers */
     g->add += weight;
     w->current[best] -= weight * g->len;
-    sift_down(x, w->current, g, 0);
+    g->heap[0].key = w->current[best];
+    sift_down(x, g, 0);
     return best;
 }
 
@@ -358,7 +388,7 @@ int lb_wrr_index_least(lb_wrr_index *x)
     if (k < 0)
         return -1;
     if (x->idx.g[k].len == 1)   /* no tie: current_weight untouched */
-        return x->idx.g[k].heap[0];
+        return x->idx.g[k].heap[0].server;
     return lb_swrr_pick(&x->idx, &x->w, k, x->weight);
 }
 

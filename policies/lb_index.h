@@ -37,6 +37,8 @@ typedef struct {
     double *tree;     /* 1-based Fenwick tree */
     double *value;    /* value[i] as set */
     double total;
+    int n_one;        /* values equal to 1: all n of them (every server
+                         eligible, weights 1) answers without the tree */
 } lb_fenwick;
 
 /* n servers, every value 0; 0 when out of memory. */
@@ -51,8 +53,16 @@ int lb_fenwick_find(const lb_fenwick *f, double u);
 /* The largest index whose value is > 0, or -1. O(log n). */
 int lb_fenwick_last(const lb_fenwick *f);
 
+/* A group's heap entry: the server and its key (its lb_wrr.current, kept
+ * here too so that a sift reads one array, not the servers' records). */
 typedef struct {
-    int *heap;       /* servers, heap-ordered by current_weight */
+    double key;
+    int server;
+} lb_swrr_entry;
+
+typedef struct {
+    lb_swrr_entry *heap; /* 4-ary, by key: heap_mem + LB_SWRR_PAD */
+    lb_swrr_entry *heap_mem; /* 64-byte aligned, so that 4i+1..4i+4 share a line */
     int len, cap;
     double add;      /* added to every member's key since it joined */
 } lb_swrr_group;

@@ -467,6 +467,56 @@ static void test_fenwick(void)
     lb_fenwick_free(&f);
 }
 
+/* The first i whose prefix sum through i passes u, by summing: what
+ * lb_fenwick_find answers. */
+static int brute_find(const double *v, int n, double u)
+{
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        sum += v[i];
+        if (sum > u)
+            return i;
+    }
+    return -1;
+}
+
+/* Every value 1 (all servers eligible, or weights 1): the tree is skipped,
+ * and the answers must stay the summing ones as values leave 1 and return. */
+static void test_fenwick_all_ones(void)
+{
+    enum { N = 37 };
+    double v[N];
+    lb_fenwick f = { 0 };
+    CU_ASSERT_FATAL(lb_fenwick_reset(&f, N));
+    for (int i = 0; i < N; i++) {
+        v[i] = 1.0;
+        lb_fenwick_set(&f, i, 1.0);
+    }
+    CU_ASSERT_EQUAL(f.n_one, N);
+    for (int round = 0; round < 3; round++) {
+        if (round == 1) {   /* one server out, one weighted 3 */
+            v[5] = 0.0;
+            v[20] = 3.0;
+        } else if (round == 2) {
+            v[5] = 1.0;
+            v[20] = 1.0;
+        }
+        lb_fenwick_set(&f, 5, v[5]);
+        lb_fenwick_set(&f, 20, v[20]);
+        CU_ASSERT_EQUAL(f.n_one, round == 1 ? N - 2 : N);
+        for (double u = -0.5; u < N + 3; u += 0.25)
+            CU_ASSERT_EQUAL(lb_fenwick_find(&f, u), u < f.total ? brute_find(v, N, u < 0 ? 0 : u) : -1);
+        double sum = 0.0;
+        for (int i = 0; i <= N; i++) {
+            CU_ASSERT_EQUAL(lb_fenwick_prefix(&f, i), sum);
+            if (i < N)
+                sum += v[i];
+        }
+        CU_ASSERT_EQUAL(lb_fenwick_last(&f), N - 1);
+    }
+    lb_fenwick_free(&f);
+}
+
 int main(void)
 {
     CU_pSuite suite;
@@ -476,6 +526,7 @@ int main(void)
         CU_TestFunc fn;
     } tests[] = {
         { "fenwick tree: k-th and weighted find", test_fenwick },
+        { "fenwick tree: all values 1 answer without the tree as with it", test_fenwick_all_ones },
         { "least_conn: index = scan", test_least_conn },
         { "weighted_round_robin: index = scan", test_weighted_round_robin },
         { "p2c_least_request: index = scan", test_p2c },
