@@ -303,6 +303,11 @@ static void p2c_change(void *state, const lb_view *view, int server)
         return;
     }
     int was = st->elig.value[server] != 0.0, on = lb_server_eligible(s);
+    /* Only its active count changed (most notices): nothing here depends
+     * on it. An eligible server is already scheduled or to be, an
+     * ineligible one already pending or forgotten. */
+    if (was == on && (!on || st->counted_w[server] == s->weight))
+        return;
     if ((was && !count_weight(st, st->counted_w[server], -1)) ||
         (on && !count_weight(st, s->weight, 1))) {
         p2c_invalidate(st);
