@@ -51,15 +51,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What lb keeps per server, in one record: a request reads and writes
+ * several of these (the pick, lb_changed twice, lb_on_done), one cache line
+ * rather than one per array on a large fleet. */
+typedef struct {
+    /* nginx passive health (ngx_http_upstream_rr_peer_t) */
+    double accessed_s;       /* last failure */
+    double checked_s;        /* last failure, or a pick fail_timeout after it */
+    int fails;
+    /* of the tracked view while pm is valid: its place in hh (-1: not
+     * there) and PM_* flags */
+    int hh_pos;
+    unsigned char pm_flags;
+    unsigned char avail;     /* of the tracked view: up && !down as last reported */
+} lb_srv;
+
 struct lb {
     const struct lb_ops *ops;
     void *state;
     int bad_pick_reported;   /* the stderr report is printed once per instance */
-    /* nginx passive health per server (ngx_http_upstream_rr_peer_t) */
+    /* per server, cap of them (lb_srv) */
     int cap;
-    int *fails;
-    double *accessed_s;      /* last failure */
-    double *checked_s;       /* last failure, or a pick fail_timeout after it */
+    lb_srv *srv;
     lb_server_view *masked;  /* the view a policy sees when some are hidden */
     int masked_cap;
     int n_failing;           /* servers with fails > 0: none, no health walk */
@@ -73,24 +86,22 @@ struct lb {
     const lb_server_view *track_servers;
     int track_n;
     int policy_tracking;
-    /* of the tracked view: each server's up && !down as last reported, and
-     * how many are so (no walk for LB_BUSY against LB_NO_UPSTREAM) */
-    unsigned char *track_avail;
+    /* of the tracked view: how many servers are up && !down as last
+     * reported (lb_srv.avail; no walk for LB_BUSY against LB_NO_UPSTREAM) */
     int n_track_avail;
     /* Of the tracked view, kept through lb_changed and the health and
      * ejection events (pm_valid), so that a pick neither walks the view nor
      * copies it: pm is the view as the policy sees it with the primaries
      * (backups and hidden servers not up), and the policy keeps its index
-     * on pm. Per server, flags (PM_*) say what it counts towards. */
+     * on pm. Per server, flags (lb_srv.pm_flags) say what it counts towards. */
     lb_server_view *pm;
-    unsigned char *pm_flags;
     int pm_valid;
     int n_vis;               /* up, not down, not hidden: LB_BUSY */
     int n_out_avail;         /* ejected and up && !down: panic mode's counts */
     int n_out_unavail;       /* ejected and not */
     /* servers out by passive health, in a heap by checked_s + fail_timeout_s
      * (when they come back) */
-    int *hh, *hh_pos, hh_len;
+    int *hh, hh_len;         /* lb_srv.hh_pos: a server's place in hh */
     int *scratch;
     double last_now_s;
 };
@@ -263,26 +274,25 @@ static int first_eligible(const lb_view *view)
 /* Room for n servers of passive-health and outlier state (new ones: never
  * failed) and of the masked view. 0 when out of memory: lb_pick then runs
  * without passive health and outlier detection rather than fail. */
+/* Room for n servers' records; 0 when out of memory. */
+static int srv_reserve(lb *b, int n)
+{
+    if (n <= b->cap)
+        return 1;
+    lb_srv *r = realloc(b->srv, (size_t)n * sizeof *r);
+    if (!r)
+        return 0;
+    for (int i = b->cap; i < n; i++)
+        r[i] = (lb_srv){ .accessed_s = -INFINITY, .checked_s = -INFINITY, .hh_pos = -1 };
+    b->srv = r;
+    b->cap = n;
+    return 1;
+}
+
 static int reserve(lb *b, int n)
 {
-    if (n > b->cap) {
-        int *f = realloc(b->fails, (size_t)n * sizeof *f);
-        if (f)
-            b->fails = f;
-        double *a = f ? realloc(b->accessed_s, (size_t)n * sizeof *a) : NULL;
-        if (a)
-            b->accessed_s = a;
-        double *c = a ? realloc(b->checked_s, (size_t)n * sizeof *c) : NULL;
-        if (!c)
-            return 0;
-        b->checked_s = c;
-        for (int i = b->cap; i < n; i++) {
-            b->fails[i] = 0;
-            b->accessed_s[i] = -INFINITY;
-            b->checked_s[i] = -INFINITY;
-        }
-        b->cap = n;
-    }
+    if (!srv_reserve(b, n))
+        return 0;
     if (n > b->masked_cap) {
         lb_server_view *m = realloc(b->masked, (size_t)n * sizeof *m);
         if (!m)
@@ -306,8 +316,8 @@ static int health_out(const lb *b, const lb_view *view, int i)
 {
     const lb_server_view *s = &view->servers[i];
 
-    return i < b->cap && s->max_fails > 0 && b->fails[i] >= s->max_fails &&
-           view->now_s - b->checked_s[i] <= s->fail_timeout_s && !single(view);
+    return i < b->cap && s->max_fails > 0 && b->srv[i].fails >= s->max_fails &&
+           view->now_s - b->srv[i].checked_s <= s->fail_timeout_s && !single(view);
 }
 
 /* Out by passive health or ejected by outlier detection (as of the sweep
@@ -410,7 +420,7 @@ static const lb_view *mask(lb *b, const lb_view *view, lb_view *tmp, int backup)
 
 static double hh_key(const lb *b, int i)
 {
-    return b->checked_s[i] + b->track_servers[i].fail_timeout_s;
+    return b->srv[i].checked_s + b->track_servers[i].fail_timeout_s;
 }
 
 static int hh_before(const lb *b, int x, int y)
@@ -422,7 +432,7 @@ static int hh_before(const lb *b, int x, int y)
 static void hh_place(lb *b, int at, int i)
 {
     b->hh[at] = i;
-    b->hh_pos[i] = at;
+    b->srv[i].hh_pos = at;
 }
 
 static void hh_up(lb *b, int at)
@@ -455,21 +465,21 @@ static void hh_down(lb *b, int at)
 /* Server i in the heap (its key may have changed) or out of it. */
 static void hh_set(lb *b, int i, int in)
 {
-    int at = b->hh_pos[i];
+    int at = b->srv[i].hh_pos;
 
     if (in && at < 0) {
         hh_place(b, b->hh_len++, i);
         hh_up(b, b->hh_len - 1);
     } else if (in) {
         hh_up(b, at);
-        hh_down(b, b->hh_pos[i]);
+        hh_down(b, b->srv[i].hh_pos);
     } else if (at >= 0) {
-        b->hh_pos[i] = -1;
+        b->srv[i].hh_pos = -1;
         if (at < --b->hh_len) {
             int last = b->hh[b->hh_len];
             hh_place(b, at, last);
             hh_up(b, at);
-            hh_down(b, b->hh_pos[last]);
+            hh_down(b, b->srv[last].hh_pos);
         }
     }
 }
@@ -480,20 +490,20 @@ static void hh_set(lb *b, int i, int in)
 static void pm_update(lb *b, const lb_view *view, int i, int notify)
 {
     const lb_server_view *s = &view->servers[i];
-    int ho = b->fails[i] > 0 && health_out(b, view, i);
+    int ho = b->srv[i].fails > 0 && health_out(b, view, i);
     int out = b->od.n_flagged > 0 && lb_od_out(&b->od, i);
     int av = s->up && !s->down;
     unsigned f = (ho || out ? PM_HIDDEN : 0u) | (av && !ho && !out ? PM_VIS : 0u) |
                  (out && av ? PM_OUT_AVAIL : 0u) | (out && !av ? PM_OUT_UNAVAIL : 0u);
-    unsigned old = b->pm_flags[i];
+    unsigned old = b->srv[i].pm_flags;
 
     if (f != old) {
         b->n_vis += !!(f & PM_VIS) - !!(old & PM_VIS);
         b->n_out_avail += !!(f & PM_OUT_AVAIL) - !!(old & PM_OUT_AVAIL);
         b->n_out_unavail += !!(f & PM_OUT_UNAVAIL) - !!(old & PM_OUT_UNAVAIL);
-        b->pm_flags[i] = (unsigned char)f;
+        b->srv[i].pm_flags = (unsigned char)f;
     }
-    if (ho || b->hh_pos[i] >= 0)
+    if (ho || b->srv[i].hh_pos >= 0)
         hh_set(b, i, ho);
     b->pm[i] = *s;
     if (s->backup || (f & PM_HIDDEN))
@@ -523,18 +533,12 @@ static int pm_build(lb *b, const lb_view *view)
     if (!pm)
         return 0;
     b->pm = pm;
-    unsigned char *f = realloc(b->pm_flags, (size_t)n);
-    if (!f)
+    if (!srv_reserve(b, n))
         return 0;
-    b->pm_flags = f;
     int *hh = realloc(b->hh, (size_t)n * sizeof *hh);
     if (!hh)
         return 0;
     b->hh = hh;
-    int *pos = realloc(b->hh_pos, (size_t)n * sizeof *pos);
-    if (!pos)
-        return 0;
-    b->hh_pos = pos;
     int *sc = realloc(b->scratch, (size_t)n * sizeof *sc);
     if (!sc)
         return 0;
@@ -543,8 +547,8 @@ static int pm_build(lb *b, const lb_view *view)
     lb_od_moved(&b->od, &moved);   /* read whole below */
     b->hh_len = b->n_vis = b->n_out_avail = b->n_out_unavail = 0;
     for (int i = 0; i < n; i++) {
-        f[i] = 0;
-        pos[i] = -1;
+        b->srv[i].pm_flags = 0;
+        b->srv[i].hh_pos = -1;
     }
     for (int i = 0; i < n; i++)
         pm_update(b, view, i, 0);
@@ -617,9 +621,9 @@ static int finish(lb *b, const lb_view *view, int s, int health, int has_backup,
     if (s >= 0) {
         /* nginx: once fail_timeout has passed, a pick re-checks the server;
          * a success after that clears its failures (see lb_on_done). */
-        if (health && view->now_s - b->checked_s[s] > view->servers[s].fail_timeout_s) {
-            b->checked_s[s] = view->now_s;
-            if (b->fails[s] > 0)   /* else checked_s does not matter yet */
+        if (health && view->now_s - b->srv[s].checked_s > view->servers[s].fail_timeout_s) {
+            b->srv[s].checked_s = view->now_s;
+            if (b->srv[s].fails > 0)   /* else checked_s does not matter yet */
                 health_changed(b, view, s);
         }
         return s;
@@ -638,7 +642,7 @@ static int finish(lb *b, const lb_view *view, int s, int health, int has_backup,
                 return LB_BUSY;
     }
     for (int i = 0; b->n_failing > 0 && i < b->cap; i++)   /* all peers failed: mark them live */
-        b->fails[i] = 0;
+        b->srv[i].fails = 0;
     b->n_failing = 0;
     if (pm_on)   /* every server out by passive health is back */
         while (b->hh_len > 0)
@@ -718,9 +722,9 @@ void lb_forget(lb *b, int server)
     if (!b || server < 0)
         return;
     if (server < b->cap) {
-        b->n_failing -= b->fails[server] > 0;
-        b->fails[server] = 0;
-        b->checked_s[server] = -INFINITY;
+        b->n_failing -= b->srv[server].fails > 0;
+        b->srv[server].fails = 0;
+        b->srv[server].checked_s = -INFINITY;
     }
     lb_od_forget(&b->od, server);
     if (b->pm_valid && server < b->track_n) {
@@ -745,14 +749,14 @@ void lb_on_done(lb *b, const lb_view *view, int server, double latency_s, lb_res
     if (!single(view) && room) {
         if (result == LB_ERROR) {
             touched = 1;
-            b->n_failing += b->fails[server] == 0;
-            b->fails[server]++;
-            b->accessed_s[server] = view->now_s;
-            b->checked_s[server] = view->now_s;
-        } else if (b->accessed_s[server] < b->checked_s[server]) {
-            touched |= b->fails[server] > 0;
-            b->n_failing -= b->fails[server] > 0;
-            b->fails[server] = 0;   /* a success after the re-check */
+            b->n_failing += b->srv[server].fails == 0;
+            b->srv[server].fails++;
+            b->srv[server].accessed_s = view->now_s;
+            b->srv[server].checked_s = view->now_s;
+        } else if (b->srv[server].accessed_s < b->srv[server].checked_s) {
+            touched |= b->srv[server].fails > 0;
+            b->n_failing -= b->srv[server].fails > 0;
+            b->srv[server].fails = 0;   /* a success after the re-check */
         }
     }
     if (touched)   /* the ejection too: pm_update reads it */
@@ -770,19 +774,17 @@ void lb_track(lb *b, const lb_view *view)
 {
     assert(b && view);
     pm_drop(b);
-    unsigned char *a = view->n > 0 ? realloc(b->track_avail, (size_t)view->n) : NULL;
     b->track_servers = view->servers;
     b->track_n = view->n;
     b->policy_tracking = 0;
     b->n_track_avail = 0;
-    if (!a) {   /* nothing to track, or no memory: lb_pick walks */
+    if (view->n <= 0 || !srv_reserve(b, view->n)) {   /* nothing to track, or no memory: lb_pick walks */
         b->track_servers = NULL;
         return;
     }
-    b->track_avail = a;
     for (int i = 0; i < view->n; i++) {
-        a[i] = (unsigned char)avail_flag(&view->servers[i]);
-        b->n_track_avail += a[i];
+        b->srv[i].avail = (unsigned char)avail_flag(&view->servers[i]);
+        b->n_track_avail += b->srv[i].avail;
     }
 }
 
@@ -791,8 +793,8 @@ void lb_changed(lb *b, const lb_view *view, int server)
     if (!b || !view || !tracked(b, view) || server < 0 || server >= view->n)
         return;
     int f = avail_flag(&view->servers[server]);
-    b->n_track_avail += f - b->track_avail[server];
-    b->track_avail[server] = (unsigned char)f;
+    b->n_track_avail += f - b->srv[server].avail;
+    b->srv[server].avail = (unsigned char)f;
     if (b->pm_valid)
         pm_update(b, view, server, 1);
 }
@@ -805,15 +807,10 @@ void lb_destroy(lb *b)
         b->ops->destroy(b->state);
     else
         free(b->state);
-    free(b->fails);
-    free(b->accessed_s);
-    free(b->checked_s);
+    free(b->srv);
     free(b->masked);
-    free(b->track_avail);
     free(b->pm);
-    free(b->pm_flags);
     free(b->hh);
-    free(b->hh_pos);
     free(b->scratch);
     lb_od_free(&b->od);
     free(b);
