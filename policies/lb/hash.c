@@ -83,6 +83,11 @@ struct hash_state {
     lb_wrr wrr;            /* the fallback's state */
     point *points;
     size_t n_points;
+    /* points by their top bits: bucket[b] is the first point whose hash >>
+     * bucket_shift is >= b (2^(32 - bucket_shift) + 1 entries), so that a
+     * lookup searches a few neighbouring points rather than the whole ring */
+    uint32_t *bucket;
+    int bucket_shift;
     int ring_n;            /* servers the ring was built for; -1: none */
     double *ring_weight;   /* their weights and names then */
     const char **ring_name;
@@ -112,6 +117,7 @@ static void hash_destroy(void *state)
 
     lb_wrr_free(&st->wrr);
     free(st->points);
+    free(st->bucket);
     free(st->ring_weight);
     free(st->ring_name);
     lb_fenwick_free(&st->weights);
@@ -269,10 +275,29 @@ static int ring_build(struct hash_state *st, const lb_view *view)
                 pts[++u] = pts[j];
         k = u + 1;
     }
+    int bits = 1;   /* about four points per bucket */
+    while (bits < 20 && ((size_t)1 << bits) < k / 4)
+        bits++;
+    uint32_t *bucket = malloc((((size_t)1 << bits) + 1) * sizeof *bucket);
+    if (!bucket) {
+        free(pts);
+        free(rw);
+        free(rn);
+        return 0;
+    }
+    int shift = 32 - bits;
+    for (size_t b = 0, at = 0; b <= (size_t)1 << bits; b++) {
+        while (at < k && (pts[at].hash >> shift) < b)
+            at++;
+        bucket[b] = (uint32_t)at;
+    }
     free(st->points);
+    free(st->bucket);
     free(st->ring_weight);
     free(st->ring_name);
     st->points = pts;
+    st->bucket = bucket;
+    st->bucket_shift = shift;
     st->n_points = k;
     st->ring_weight = rw;
     st->ring_name = rn;
@@ -280,19 +305,21 @@ static int ring_build(struct hash_state *st, const lb_view *view)
     return 1;
 }
 
-/* ngx_http_upstream_find_chash_point: the first point >= hash. */
+/* ngx_http_upstream_find_chash_point: the first point >= hash (n_points
+ * when there is none; the caller wraps). nginx bisects the whole ring; the
+ * points' hashes are distinct, so the first point >= hash is one point and
+ * bisecting only its bucket finds the same one. */
 static size_t find_point(const struct hash_state *st, uint32_t hash)
 {
-    size_t i = 0, j = st->n_points;
+    uint32_t b = hash >> st->bucket_shift;
+    size_t i = st->bucket[b], j = st->bucket[b + 1];
 
     while (i < j) {
         size_t k = (i + j) / 2;
-        if (hash > st->points[k].hash)
+        if (st->points[k].hash < hash)
             i = k + 1;
-        else if (hash < st->points[k].hash)
-            j = k;
         else
-            return k;
+            j = k;
     }
     return i;
 }
