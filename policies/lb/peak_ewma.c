@@ -49,8 +49,10 @@ struct pe_state {
     double decay_s, default_rtt_s;
     int cap;
     int *cand;         /* scratch: eligible servers */
-    double *rtt_s;     /* the estimate */
-    double *at_s;      /* when it was last updated; NAN: not yet seen */
+    struct pe_est {    /* per server, read and written together */
+        double rtt_s;  /* the estimate */
+        double at_s;   /* when it was last updated; NAN: not yet seen */
+    } *est;
     lb_elig_index ix;  /* the eligible servers of a tracked view */
 };
 
@@ -75,8 +77,7 @@ static void pe_destroy(void *state)
     struct pe_state *st = state;
 
     free(st->cand);
-    free(st->rtt_s);
-    free(st->at_s);
+    free(st->est);
     lb_elig_index_free(&st->ix);
     free(st);
 }
@@ -89,7 +90,7 @@ static void pe_change(void *state, const lb_view *view, int server)
 static int pe_reserve(struct pe_state *st, int n)
 {
     int *c;
-    double *r, *a;
+    struct pe_est *e;
 
     if (n <= st->cap)
         return 1;
@@ -97,16 +98,12 @@ static int pe_reserve(struct pe_state *st, int n)
     if (!c)
         return 0;
     st->cand = c;
-    r = realloc(st->rtt_s, (size_t)n * sizeof *r);
-    if (!r)
+    e = realloc(st->est, (size_t)n * sizeof *e);
+    if (!e)
         return 0;
-    st->rtt_s = r;
-    a = realloc(st->at_s, (size_t)n * sizeof *a);
-    if (!a)
-        return 0;
-    st->at_s = a;
+    st->est = e;
     for (int i = st->cap; i < n; i++)
-        a[i] = NAN;
+        e[i] = (struct pe_est){ 0.0, NAN };
     st->cap = n;
     return 1;
 }
@@ -114,15 +111,17 @@ static int pe_reserve(struct pe_state *st, int n)
 /* tower RttEstimate::update: an observation of rtt at time now. */
 static double observe(struct pe_state *st, int i, double now, double rtt)
 {
-    if (isnan(st->at_s[i])) {   /* first seen: the default estimate */
-        st->rtt_s[i] = st->default_rtt_s;
-        st->at_s[i] = now;
+    struct pe_est *e = &st->est[i];
+
+    if (isnan(e->at_s)) {   /* first seen: the default estimate */
+        e->rtt_s = st->default_rtt_s;
+        e->at_s = now;
     }
-    double elapsed = now - st->at_s[i];
+    double elapsed = now - e->at_s;
     double w = exp(-(elapsed > 0 ? elapsed : 0) / st->decay_s);
-    st->rtt_s[i] = rtt > st->rtt_s[i] ? rtt : st->rtt_s[i] * w + rtt * (1.0 - w);
-    st->at_s[i] = now;
-    return st->rtt_s[i];
+    e->rtt_s = rtt > e->rtt_s ? rtt : e->rtt_s * w + rtt * (1.0 - w);
+    e->at_s = now;
+    return e->rtt_s;
 }
 
 static double load(struct pe_state *st, const lb_view *view, int i)
