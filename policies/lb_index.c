@@ -435,30 +435,25 @@ int lb_mintree_reset(lb_mintree *t, int n)
     while (size < n)
         size *= 2;
     if (size > t->cap) {
-        double *m = realloc(t->min, (size_t)(2 * size) * sizeof *m);
+        size_t bytes = ((size_t)(2 * size) * sizeof(struct lb_mintree_node) + 63) / 64 * 64;
+        struct lb_mintree_node *m = aligned_alloc(64, bytes);
         if (!m)
             return 0;
-        t->min = m;
-        int *c = realloc(t->count, (size_t)(2 * size) * sizeof *c);
-        if (!c)
-            return 0;
-        t->count = c;
+        free(t->node);
+        t->node = m;
         t->cap = size;
     }
     t->n = n;
     t->size = size;
     t->finite = 0;
-    for (int k = 1; k < 2 * size; k++) {
-        t->min[k] = INFINITY;
-        t->count[k] = 0;
-    }
+    for (int k = 1; k < 2 * size; k++)
+        t->node[k] = (struct lb_mintree_node){ INFINITY, 0 };
     return 1;
 }
 
 void lb_mintree_free(lb_mintree *t)
 {
-    free(t->min);
-    free(t->count);
+    free(t->node);
     memset(t, 0, sizeof *t);
 }
 
@@ -466,41 +461,41 @@ void lb_mintree_set(lb_mintree *t, int i, double key)
 {
     int k = t->size + i;
 
-    if (t->min[k] == key)
+    if (t->node[k].min == key)
         return;
-    t->finite += (key != INFINITY) - (t->min[k] != INFINITY);
-    t->min[k] = key;
-    t->count[k] = key != INFINITY;
+    t->finite += (key != INFINITY) - (t->node[k].min != INFINITY);
+    t->node[k].min = key;
+    t->node[k].count = key != INFINITY;
     for (k /= 2; k >= 1; k /= 2) {
-        double a = t->min[2 * k], b = t->min[2 * k + 1];
+        double a = t->node[2 * k].min, b = t->node[2 * k + 1].min;
         double m = a < b ? a : b;
-        int c = (a == m ? t->count[2 * k] : 0) + (b == m ? t->count[2 * k + 1] : 0);
-        if (t->min[k] == m && t->count[k] == c)
+        int c = (a == m ? t->node[2 * k].count : 0) + (b == m ? t->node[2 * k + 1].count : 0);
+        if (t->node[k].min == m && t->node[k].count == c)
             break;   /* nothing above changes either */
-        t->min[k] = m;
-        t->count[k] = c;
+        t->node[k].min = m;
+        t->node[k].count = c;
     }
 }
 
 double lb_mintree_least(const lb_mintree *t)
 {
-    return t->size > 0 ? t->min[1] : INFINITY;
+    return t->size > 0 ? t->node[1].min : INFINITY;
 }
 
 int lb_mintree_ties(const lb_mintree *t)
 {
-    return t->size > 0 ? t->count[1] : 0;
+    return t->size > 0 ? t->node[1].count : 0;
 }
 
 int lb_mintree_nth(const lb_mintree *t, int r)
 {
     if (r < 0 || r >= lb_mintree_ties(t))
         return -1;
-    double least = t->min[1];
+    double least = t->node[1].min;
     int k = 1;
     while (k < t->size) {
         int l = 2 * k;
-        int c = t->min[l] == least ? t->count[l] : 0;
+        int c = t->node[l].min == least ? t->node[l].count : 0;
         if (r < c) {
             k = l;
         } else {

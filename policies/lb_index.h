@@ -151,8 +151,10 @@ typedef struct {
     int n;            /* servers */
     int size;         /* leaves: the least power of two >= n */
     int cap;          /* leaves allocated */
-    double *min;      /* 1-based heap layout: node k's least key */
-    int *count;       /* how many leaves under k hold it */
+    struct lb_mintree_node {  /* 1-based heap layout; siblings share a line */
+        double min;   /* node k's least key */
+        int count;    /* how many leaves under k hold it */
+    } *node;
     int finite;       /* servers whose key is not INFINITY */
 } lb_mintree;
 

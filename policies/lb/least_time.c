@@ -42,8 +42,10 @@
 struct lt_state {
     lb_wrr_index x;          /* x.w: the smooth WRR state of the ties */
     int cap;
-    unsigned long *avg_ms;   /* nginx peer->response_time */
-    double *checked_s;       /* nginx peer->checked */
+    struct lt_peer {         /* per server, read together */
+        unsigned long avg_ms; /* nginx peer->response_time */
+        double checked_s;     /* nginx peer->checked */
+    } *peer;
     lb_mintree next;         /* when each indexed estimate changes next */
     int *scratch;
 };
@@ -68,35 +70,27 @@ static void lt_destroy(void *state)
 
     lb_wrr_index_free(&st->x);
     lb_mintree_free(&st->next);
-    free(st->avg_ms);
-    free(st->checked_s);
+    free(st->peer);
     free(st->scratch);
     free(st);
 }
 
 static int lt_reserve(struct lt_state *st, int n)
 {
-    unsigned long *a;
-    double *c;
+    struct lt_peer *p;
 
     if (n <= st->cap)
         return 1;
-    a = realloc(st->avg_ms, (size_t)n * sizeof *a);
-    if (!a)
+    p = realloc(st->peer, (size_t)n * sizeof *p);
+    if (!p)
         return 0;
-    st->avg_ms = a;
-    c = realloc(st->checked_s, (size_t)n * sizeof *c);
-    if (!c)
-        return 0;
-    st->checked_s = c;
+    st->peer = p;
     int *sc = realloc(st->scratch, (size_t)n * sizeof *sc);
     if (!sc)
         return 0;
     st->scratch = sc;
-    for (int i = st->cap; i < n; i++) {
-        a[i] = 0;
-        c[i] = -INFINITY;
-    }
+    for (int i = st->cap; i < n; i++)
+        p[i] = (struct lt_peer){ 0, -INFINITY };
     st->cap = n;
     return 1;
 }
@@ -104,7 +98,7 @@ static int lt_reserve(struct lt_state *st, int n)
 /* How many times server i's average is halved at the view's time. */
 static double halvings(const struct lt_state *st, const lb_view *view, int i)
 {
-    double since = view->now_s - st->checked_s[i];
+    double since = view->now_s - st->peer[i].checked_s;
 
     return since > view->servers[i].fail_timeout_s
                ? floor(since / (view->servers[i].fail_timeout_s + 1.0))
@@ -115,7 +109,7 @@ static double halvings(const struct lt_state *st, const lb_view *view, int i)
 static double eta_halved(const struct lt_state *st, const lb_view *view, int i, double shift)
 {
     const lb_server_view *s = &view->servers[i];
-    unsigned long rt = st->avg_ms[i];
+    unsigned long rt = st->peer[i].avg_ms;
 
     rt = shift < 64 ? rt >> (int)shift : 0;
     if (rt > 5000)
@@ -153,8 +147,8 @@ static long lt_group(void *ctx, const lb_view *view, int i)
     double shift = halvings(st, view, i);
     double at = INFINITY;
 
-    if (shift < 63 && (st->avg_ms[i] >> (int)shift) != 0 && isfinite(st->checked_s[i]))
-        at = st->checked_s[i] + (shift + 1.0) * (view->servers[i].fail_timeout_s + 1.0);
+    if (shift < 63 && (st->peer[i].avg_ms >> (int)shift) != 0 && isfinite(st->peer[i].checked_s))
+        at = st->peer[i].checked_s + (shift + 1.0) * (view->servers[i].fail_timeout_s + 1.0);
     if (i < st->next.n)
         lb_mintree_set(&st->next, i, at);
     return (long)(eta_halved(st, view, i, shift) / 20.0);
@@ -204,8 +198,8 @@ static int lt_pick(void *state, const lb_view *view, const lb_request *req)
         lt_catch_up(st, view);
         if (st->x.valid) {
             pick = lb_wrr_index_least(&st->x);
-            if (pick >= 0 && view->now_s - st->checked_s[pick] > s[pick].fail_timeout_s) {
-                st->checked_s[pick] = view->now_s;
+            if (pick >= 0 && view->now_s - st->peer[pick].checked_s > s[pick].fail_timeout_s) {
+                st->peer[pick].checked_s = view->now_s;
                 lt_touched(st, pick);
             }
             return pick;
@@ -232,8 +226,8 @@ static int lt_pick(void *state, const lb_view *view, const lb_request *req)
         if (pick < 0)
             pick = best;
     }
-    if (view->now_s - st->checked_s[pick] > s[pick].fail_timeout_s)
-        st->checked_s[pick] = view->now_s;
+    if (view->now_s - st->peer[pick].checked_s > s[pick].fail_timeout_s)
+        st->peer[pick].checked_s = view->now_s;
     return pick;
 }
 
@@ -246,16 +240,15 @@ static void lt_done(void *state, const lb_view *view, int server, double latency
     if (!lt_reserve(st, view->n))
         return;
     if (result == LB_ERROR) {
-        st->checked_s[server] = view->now_s;
+        st->peer[server].checked_s = view->now_s;
         lb_wrr_failed(&st->x.w, view, server);
         lb_wrr_index_failed(&st->x, server);
         lt_touched(st, server);
         return;
     }
     v = latency_s > 0 ? (unsigned long)(latency_s * 1000.0) : 0;   /* a ms clock */
-    st->avg_ms[server] = st->avg_ms[server]
-                             ? (unsigned long)(0.5 + v * 0.05 + st->avg_ms[server] * 0.95)
-                             : v;
+    unsigned long avg = st->peer[server].avg_ms;
+    st->peer[server].avg_ms = avg ? (unsigned long)(0.5 + v * 0.05 + avg * 0.95) : v;
     lt_touched(st, server);
 }
 
