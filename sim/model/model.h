@@ -149,35 +149,18 @@ typedef struct {
 } eng_cnode;
 
 struct eng_node {
+    /* first, what a request reads or writes (one to three cache lines on a
+     * large fleet rather than five) */
     eng_pool *pool;
     int index;             /* within the pool = server number for the balancer */
     int gpus;              /* its shape: GPUs (SimGrid cores) */
-    const sc_power *power; /* and power draw and price */
-    int new_shape;         /* a slot of the pool's rollout target shape */
-    sg_host_t host;
     /* its host's power state and speed as last set (eng_node_set_pstate),
      * and whether a speed profile also scales it (read from SimGrid then):
      * fast mode's batch server reads these rather than the host */
     int pstate;
-    double speed_flops;
     int speed_profiled;
-    char name[96];
+    double speed_flops;
     gsl_rng *rng;          /* its own stream, made at its first draw: eng_node_rng */
-    unsigned long rng_stream;
-    struct {               /* its life (control/lifecycle.c) */
-        eng_node_state state;
-        int gen;           /* incarnation: bumped at each crash or termination */
-        double up_since_s; /* when it last left OFF (for GPU-hours), or -1 */
-        double up_total_s; /* provisioned time so far */
-        double ready_total_s;
-        double ready_since_s;
-        double serving_since_s; /* ready or draining since (can run batches); -1 if not */
-        double start_s;    /* entered STARTING (Kubernetes status.startTime); NAN before */
-        double ready_change_s; /* last Ready transition; NAN before the first */
-        /* node_pool only */
-        int cnode;         /* cluster node it is bound to, or -1 */
-        int unscheduled;   /* pending for lack of a node (state PROVISIONING, host off) */
-    } life;
     struct {               /* what the balancer knows of it */
         int registered;    /* in the balancer's server list (ready, not draining) */
         int hc_up;         /* active health checks say up (1 without checks) */
@@ -201,6 +184,26 @@ struct eng_node {
          * bytes_in of each request it accepted, bytes_out of each it completed */
         double net_rx_bytes, net_tx_bytes;
     } work;
+    struct {               /* its life (control/lifecycle.c) */
+        eng_node_state state;
+        int gen;           /* incarnation: bumped at each crash or termination */
+        double up_since_s; /* when it last left OFF (for GPU-hours), or -1 */
+        double up_total_s; /* provisioned time so far */
+        double ready_total_s;
+        double ready_since_s;
+        double serving_since_s; /* ready or draining since (can run batches); -1 if not */
+        double start_s;    /* entered STARTING (Kubernetes status.startTime); NAN before */
+        double ready_change_s; /* last Ready transition; NAN before the first */
+        /* node_pool only */
+        int cnode;         /* cluster node it is bound to, or -1 */
+        int unscheduled;   /* pending for lack of a node (state PROVISIONING, host off) */
+    } life;
+    /* then the rest */
+    const sc_power *power; /* and power draw and price */
+    int new_shape;         /* a slot of the pool's rollout target shape */
+    sg_host_t host;
+    char name[96];
+    unsigned long rng_stream;
     struct {               /* metrics-server-like sample: the mean over the last window */
         int m_has;
         double m_time_s, m_util, m_rps, m_queue;
