@@ -469,9 +469,11 @@ static void free_pool(eng_pool *p)
 
 static void init_node(eng_node *n)
 {
-    fnode *fn = calloc(1, sizeof *fn);
-    fn->gpus = calloc((size_t)n->gpus, sizeof *fn->gpus);
-    fn->idle = calloc((size_t)n->gpus, sizeof *fn->idle);
+    /* the node, its GPUs and its idle ring in one block: a request reads
+     * all three */
+    fnode *fn = calloc(1, sizeof *fn + (size_t)n->gpus * (sizeof(fgpu) + sizeof(int)));
+    fn->gpus = (fgpu *)(fn + 1);
+    fn->idle = (int *)(fn->gpus + n->gpus);
     if (F.seq + (uint32_t)n->gpus > F.gpu_cap) {
         while (F.seq + (uint32_t)n->gpus > F.gpu_cap)
             F.gpu_cap = F.gpu_cap ? 2 * F.gpu_cap : 1024;
@@ -494,8 +496,6 @@ static void free_node(eng_node *n)
         return;
     for (int g = 0; g < n->gpus; g++)
         free(fn->gpus[g].batch);
-    free(fn->gpus);
-    free(fn->idle);
     free(fn);
     n->work.serve = NULL;
 }
