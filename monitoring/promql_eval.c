@@ -378,16 +378,27 @@ static void eval_matrix(ctx *c, const mon_node *n, mon_value *out)
             else
                 b = m;
         }
-        mon_point *pts = NULL;
-        int np = 0;
-        for (size_t j = a; j < se->end && se->pts[j].t <= maxt; j++) {
-            if (mon_is_stale(se->pts[j].v))
-                continue;
-            pts = mon_xrealloc(pts, (size_t)(np + 1) * sizeof *pts);
-            pts[np++] = se->pts[j];
+        /* past the last point <= maxt: the range is [a, e), allocated once
+         * (a point at a time was quadratic in the range under ASan) */
+        size_t e = a, hi = se->end;
+        while (e < hi) {
+            size_t m = e + (hi - e) / 2;
+            if (se->pts[m].t <= maxt)
+                e = m + 1;
+            else
+                hi = m;
         }
+        if (e == a)
+            continue;
+        mon_point *pts = mon_xrealloc(NULL, (e - a) * sizeof *pts);
+        int np = 0;
+        for (size_t j = a; j < e; j++)
+            if (!mon_is_stale(se->pts[j].v))
+                pts[np++] = se->pts[j];
         if (np)
             matrix_add(out, &se->labels, pts, np);
+        else
+            free(pts);
     }
     free(ss);
 }
