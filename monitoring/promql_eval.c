@@ -317,6 +317,21 @@ static double kahan_inc(double inc, double sum, double *c)
 
 /* ---- selectors ---- */
 
+/* The first of se's live points from index `from` on whose time is after
+ * t (se->end when none is): points are in time order. */
+static size_t first_after(const mon_series *se, size_t from, int64_t t)
+{
+    size_t a = from, b = se->end;
+    while (a < b) {
+        size_t m = a + (b - a) / 2;
+        if (se->pts[m].t <= t)
+            a = m + 1;
+        else
+            b = m;
+    }
+    return a;
+}
+
 /* Instant selector; *ts (if given) gets each sample's own time. */
 static void eval_selector(ctx *c, const mon_node *n, mon_value *out, int64_t **ts)
 {
@@ -327,15 +342,8 @@ static void eval_selector(ctx *c, const mon_node *n, mon_value *out, int64_t **t
     out->type = MON_VAL_VECTOR;
     for (size_t i = 0; i < k; i++) {
         const mon_series *se = ss[i];
-        /* newest point <= ref: binary search over the live points */
-        size_t a = se->start, b = se->end;
-        while (a < b) {
-            size_t m = a + (b - a) / 2;
-            if (se->pts[m].t <= ref)
-                a = m + 1;
-            else
-                b = m;
-        }
+        /* newest point <= ref */
+        size_t a = first_after(se, se->start, ref);
         if (a == se->start)
             continue;
         const mon_point *p = &se->pts[a - 1];
@@ -369,25 +377,11 @@ static void eval_matrix(ctx *c, const mon_node *n, mon_value *out)
     out->type = MON_VAL_MATRIX;
     for (size_t i = 0; i < k; i++) {
         const mon_series *se = ss[i];
-        /* first point >= mint */
-        size_t a = se->start, b = se->end;
-        while (a < b) {
-            size_t m = a + (b - a) / 2;
-            if (se->pts[m].t < mint)
-                a = m + 1;
-            else
-                b = m;
-        }
-        /* past the last point <= maxt: the range is [a, e), allocated once
-         * (a point at a time was quadratic in the range under ASan) */
-        size_t e = a, hi = se->end;
-        while (e < hi) {
-            size_t m = e + (hi - e) / 2;
-            if (se->pts[m].t <= maxt)
-                e = m + 1;
-            else
-                hi = m;
-        }
+        /* the points in [mint, maxt] (times in integer ms: >= mint is
+         * > mint - 1), allocated once: a point at a time was quadratic in
+         * the range under ASan */
+        size_t a = first_after(se, se->start, mint - 1);
+        size_t e = first_after(se, a, maxt);
         if (e == a)
             continue;
         mon_point *pts = mon_xrealloc(NULL, (e - a) * sizeof *pts);
