@@ -271,10 +271,8 @@ static int first_eligible(const lb_view *view)
     return -1;
 }
 
-/* Room for n servers of passive-health and outlier state (new ones: never
- * failed) and of the masked view. 0 when out of memory: lb_pick then runs
- * without passive health and outlier detection rather than fail. */
-/* Room for n servers' records; 0 when out of memory. */
+/* Room for n servers' records (new ones: never failed, in no heap); 0
+ * when out of memory. */
 static int srv_reserve(lb *b, int n)
 {
     if (n <= b->cap)
@@ -289,6 +287,9 @@ static int srv_reserve(lb *b, int n)
     return 1;
 }
 
+/* Room for n servers of passive-health and outlier state (new ones: never
+ * failed) and of the masked view. 0 when out of memory: lb_pick then runs
+ * without passive health and outlier detection rather than fail. */
 static int reserve(lb *b, int n)
 {
     if (!srv_reserve(b, n))
