@@ -89,8 +89,10 @@ struct hash_state {
     uint32_t *bucket;
     int bucket_shift;
     int ring_n;            /* servers the ring was built for; -1: none */
-    double *ring_weight;   /* their weights and names then */
-    const char **ring_name;
+    struct ring_server {   /* their weights and names then */
+        double weight;
+        const char *name;
+    } *ring_srv;
     /* a tracked view's integer weights, and whether the ring is known to be
      * current for it (no weight or name changed since it was checked) */
     int tracked, valid, ring_ok;
@@ -118,8 +120,7 @@ static void hash_destroy(void *state)
     lb_wrr_free(&st->wrr);
     free(st->points);
     free(st->bucket);
-    free(st->ring_weight);
-    free(st->ring_name);
+    free(st->ring_srv);
     lb_fenwick_free(&st->weights);
     free(st);
 }
@@ -159,7 +160,7 @@ static void hash_change(void *state, const lb_view *view, int server)
         st->valid = 0;
         return;
     }
-    if (st->ring_ok && (st->ring_weight[server] != s->weight || st->ring_name[server] != s->name))
+    if (st->ring_ok && (st->ring_srv[server].weight != s->weight || st->ring_srv[server].name != s->name))
         st->ring_ok = 0;
 }
 
@@ -194,8 +195,8 @@ static int ring_current(const struct hash_state *st, const lb_view *view)
     if (st->ring_n != view->n)
         return 0;
     for (int i = 0; i < view->n; i++)
-        if (st->ring_weight[i] != view->servers[i].weight ||
-            st->ring_name[i] != view->servers[i].name)
+        if (st->ring_srv[i].weight != view->servers[i].weight ||
+            st->ring_srv[i].name != view->servers[i].name)
             return 0;
     return 1;
 }
@@ -204,19 +205,16 @@ static int ring_current(const struct hash_state *st, const lb_view *view)
 static int ring_build(struct hash_state *st, const lb_view *view)
 {
     size_t total = 0, k = 0;
-    double *rw;
-    const char **rn;
+    struct ring_server *rs;
     point *pts;
 
     for (int i = 0; i < view->n; i++)
         total += (size_t)int_weight(&view->servers[i]) * 160;
     pts = malloc((total ? total : 1) * sizeof *pts);
-    rw = malloc((size_t)(view->n ? view->n : 1) * sizeof *rw);
-    rn = malloc((size_t)(view->n ? view->n : 1) * sizeof *rn);
-    if (!pts || !rw || !rn) {
+    rs = malloc((size_t)(view->n ? view->n : 1) * sizeof *rs);
+    if (!pts || !rs) {
         free(pts);
-        free(rw);
-        free(rn);
+        free(rs);
         return 0;
     }
     for (int i = 0; i < view->n; i++) {
@@ -264,8 +262,7 @@ static int ring_build(struct hash_state *st, const lb_view *view)
             k++;
             prev = h;
         }
-        rw[i] = view->servers[i].weight;
-        rn[i] = view->servers[i].name;
+        rs[i] = (struct ring_server){ view->servers[i].weight, view->servers[i].name };
     }
     qsort(pts, k, sizeof *pts, cmp_points);
     if (k > 0) {   /* one point per hash value, as nginx keeps */
@@ -281,8 +278,7 @@ static int ring_build(struct hash_state *st, const lb_view *view)
     uint32_t *bucket = malloc((((size_t)1 << bits) + 1) * sizeof *bucket);
     if (!bucket) {
         free(pts);
-        free(rw);
-        free(rn);
+        free(rs);
         return 0;
     }
     int shift = 32 - bits;
@@ -293,14 +289,12 @@ static int ring_build(struct hash_state *st, const lb_view *view)
     }
     free(st->points);
     free(st->bucket);
-    free(st->ring_weight);
-    free(st->ring_name);
+    free(st->ring_srv);
     st->points = pts;
     st->bucket = bucket;
     st->bucket_shift = shift;
     st->n_points = k;
-    st->ring_weight = rw;
-    st->ring_name = rn;
+    st->ring_srv = rs;
     st->ring_n = view->n;
     return 1;
 }
