@@ -154,13 +154,6 @@ static void test_slowdown(void)
     CU_ASSERT(fabs(energy_j[1] - energy_j[0]) <= 1e-9 * energy_j[0]);
 }
 
-/* A fault reaches the batches in time order: two requests at 1 s on one
- * GPU, 10.4 ms each, the second started at 1.0104 s by the first one's end
- * (a timer of fast mode's server, handled at its quantum's end, 1.011 s);
- * a slowdown to half speed at 1.0107 s must find that batch already
- * started at full speed, so fast mode (which does not stretch a running
- * batch) is busy 2 x 10.4 ms; had the fault come first, the second batch
- * would take 20.8 ms. */
 /* One node of one GPU, deterministic services of mean, arrivals at the
  * times of a trace (CSV text, written in tdir) and one fault. */
 static void trace_scenario(char *yaml, size_t size, const char *tdir, const char *times,
@@ -178,6 +171,13 @@ static void trace_scenario(char *yaml, size_t size, const char *tdir, const char
              duration, mean, trace, fault);
 }
 
+/* A fault reaches the batches in time order: two requests at 1 s on one
+ * GPU, 10.4 ms each, the second started at 1.0104 s by the first one's end
+ * (a timer of fast mode's server, handled at its quantum's end, 1.011 s);
+ * a slowdown to half speed at 1.0107 s must find that batch already
+ * started at full speed, so fast mode (which does not stretch a running
+ * batch) is busy 2 x 10.4 ms; had the fault come first, the second batch
+ * would take 20.8 ms. */
 static void test_fault_in_order(void)
 {
     char *tdir = tu_tmpdir(), yaml[8192];
