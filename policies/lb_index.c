@@ -8,6 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* bytes, rounded up to whole cache lines (aligned_alloc wants a multiple
+ * of the alignment), on a line boundary; NULL when out of memory. */
+static void *alloc_lines(size_t bytes)
+{
+    return aligned_alloc(64, (bytes + 63) / 64 * 64);
+}
+
 /* ---------- Fenwick tree ---------- */
 
 int lb_fenwick_reset(lb_fenwick *f, int n)
@@ -220,8 +227,7 @@ void lb_swrr_drop(lb_swrr *x, lb_wrr *w, int i)
 static int group_grow(lb_swrr_group *g)
 {
     int c = g->cap ? 2 * g->cap : 4;
-    size_t bytes = ((size_t)(c + LB_SWRR_PAD) * sizeof(lb_swrr_entry) + 63) / 64 * 64;
-    lb_swrr_entry *mem = aligned_alloc(64, bytes);
+    lb_swrr_entry *mem = alloc_lines((size_t)(c + LB_SWRR_PAD) * sizeof *mem);
 
     if (!mem)
         return 0;
@@ -435,8 +441,7 @@ int lb_mintree_reset(lb_mintree *t, int n)
     while (size < n)
         size *= 2;
     if (size > t->cap) {
-        size_t bytes = ((size_t)(2 * size) * sizeof(struct lb_mintree_node) + 63) / 64 * 64;
-        struct lb_mintree_node *m = aligned_alloc(64, bytes);
+        struct lb_mintree_node *m = alloc_lines((size_t)(2 * size) * sizeof *m);
         if (!m)
             return 0;
         free(t->node);
