@@ -204,13 +204,11 @@ static void test_ready_count_kept(void)
         eng_node *n = &nodes[gsl_rng_uniform_int(rng, N)];
         eng_node_state st = (eng_node_state)gsl_rng_uniform_int(rng, NODE_FAILED + 1);
         eng_node_set_state(n, st, 0.01 * i);
-        int ready = eng_ready_recount(&p, 0), all = eng_ready_recount(&p, 1), on = 0, draining = 0;
-        for (int j = 0; j < N; j++) {
-            on += nodes[j].life.state != NODE_OFF;
-            draining += nodes[j].life.state == NODE_DRAINING;
-        }
+        int ready = eng_ready_recount(&p, 0), all = eng_ready_recount(&p, 1);
+        eng_pool walked = p;
+        eng_pool_recount(&walked);
         mismatches += eng_ready_count(&p, 0) != ready || eng_ready_count(&p, 1) != all ||
-                      p.n_on != on || p.n_draining != draining;
+                      p.n_on != walked.n_on || p.n_draining != walked.n_draining;
         lo = ready < lo ? ready : lo;
         hi = ready > hi ? ready : hi;
         seen_ready = ready > seen_ready ? ready : seen_ready;
