@@ -13,6 +13,7 @@
 #include "lb_llm.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* ---- fallback: nginx least_conn ---- */
 
@@ -158,10 +159,31 @@ typedef struct {
     int mru, lru;     /* ends of the LRU list, -1 when empty */
 } px_set;
 
+/* A hash some server holds, in the registry. */
+typedef struct {
+    uint64_t hash;
+    uint64_t before;  /* the hash before it in its prompts, unless first */
+    int first;        /* the first block of its prompts */
+    int chain;        /* next entry in the bucket, or next free entry; -1 */
+    int n, cap;       /* servers holding it; room (1: inline in `one`) */
+    union {
+        int one;
+        int *many;
+    } holder;         /* ascending server numbers */
+} px_entry;
+
 struct lb_prefix {
     int capacity;
     int n_servers;
     px_set *set;
+    /* the registry: entries in chained buckets (a power of two, at least
+     * as many as live entries), freed entries on a free list */
+    px_entry *entry;
+    int n_entries, cap_entries, free_entry, live;
+    int *ebucket;
+    int n_ebuckets;
+    int registry;     /* the holders are exact (no allocation failed) */
+    int chained;      /* every set prefix-closed (header comment) */
 };
 
 static unsigned px_mix(uint64_t h, int n_buckets)
@@ -179,8 +201,11 @@ lb_prefix *lb_prefix_new(int capacity)
     if (capacity < 1)
         return NULL;
     lb_prefix *p = calloc(1, sizeof *p);
-    if (p)
+    if (p) {
         p->capacity = capacity;
+        p->free_entry = -1;
+        p->registry = p->chained = 1;
+    }
     return p;
 }
 
@@ -193,6 +218,11 @@ void lb_prefix_free(lb_prefix *p)
         free(p->set[i].bucket);
     }
     free(p->set);
+    for (int e = 0; e < p->n_entries; e++)
+        if (p->entry[e].cap > 1)
+            free(p->entry[e].holder.many);
+    free(p->entry);
+    free(p->ebucket);
     free(p);
 }
 
@@ -311,12 +341,195 @@ static int px_reserve_servers(lb_prefix *p, int n)
     return 1;
 }
 
+
+/* ---- the registry ---- */
+
+static int *holders(px_entry *e)
+{
+    return e->cap > 1 ? e->holder.many : &e->holder.one;
+}
+
+static int reg_find(const lb_prefix *p, uint64_t h)
+{
+    if (p->n_ebuckets == 0)
+        return -1;
+    for (int e = p->ebucket[px_mix(h, p->n_ebuckets)]; e >= 0; e = p->entry[e].chain)
+        if (p->entry[e].hash == h)
+            return e;
+    return -1;
+}
+
+/* Registry lost (out of memory): its holders no longer exact. */
+static void reg_drop(lb_prefix *p)
+{
+    p->registry = p->chained = 0;
+}
+
+/* A new entry for h (no holder yet), -1 when out of memory. */
+static int reg_new(lb_prefix *p, uint64_t h)
+{
+    if (p->live + 1 > p->n_ebuckets) {
+        int nb = p->n_ebuckets ? 2 * p->n_ebuckets : 64;
+        int *b = malloc((size_t)nb * sizeof *b);
+        if (!b)
+            return -1;
+        for (int k = 0; k < nb; k++)
+            b[k] = -1;
+        for (int e = 0; e < p->n_entries; e++)
+            if (p->entry[e].n > 0) {
+                unsigned k = px_mix(p->entry[e].hash, nb);
+                p->entry[e].chain = b[k];
+                b[k] = e;
+            }
+        free(p->ebucket);
+        p->ebucket = b;
+        p->n_ebuckets = nb;
+    }
+    int e = p->free_entry;
+    if (e >= 0) {
+        p->free_entry = p->entry[e].chain;
+    } else {
+        if (p->n_entries == p->cap_entries) {
+            int cap = p->cap_entries ? 2 * p->cap_entries : 64;
+            px_entry *entry = realloc(p->entry, (size_t)cap * sizeof *entry);
+            if (!entry)
+                return -1;
+            p->entry = entry;
+            p->cap_entries = cap;
+        }
+        e = p->n_entries++;
+    }
+    unsigned k = px_mix(h, p->n_ebuckets);
+    p->entry[e] = (px_entry){ .hash = h, .chain = p->ebucket[k], .cap = 1 };
+    p->ebucket[k] = e;
+    p->live++;
+    return e;
+}
+
+/* hashes[j] was touched on some server: does it follow what it followed
+ * before? */
+static void reg_check(lb_prefix *p, int e, const uint64_t *hashes, int j)
+{
+    const px_entry *x = &p->entry[e];
+    if (x->first != (j == 0) || (j > 0 && x->before != hashes[j - 1]))
+        p->chained = 0;
+}
+
+/* Server now holds hashes[j]. */
+static void reg_add(lb_prefix *p, int server, const uint64_t *hashes, int j)
+{
+    if (!p->registry)
+        return;
+    int e = reg_find(p, hashes[j]);
+    if (e < 0) {
+        if ((e = reg_new(p, hashes[j])) < 0) {
+            reg_drop(p);
+            return;
+        }
+        p->entry[e].first = j == 0;
+        p->entry[e].before = j > 0 ? hashes[j - 1] : 0;
+    } else {
+        reg_check(p, e, hashes, j);
+    }
+    px_entry *x = &p->entry[e];
+    if (x->n == x->cap) {
+        int cap = 2 * x->cap;
+        int *many = x->cap > 1 ? realloc(x->holder.many, (size_t)cap * sizeof *many)
+                               : malloc((size_t)cap * sizeof *many);
+        if (!many) {
+            reg_drop(p);
+            return;
+        }
+        if (x->cap == 1)
+            many[0] = x->holder.one;
+        x->holder.many = many;
+        x->cap = cap;
+    }
+    int *s = holders(x), lo = 0, hi = x->n;
+    while (lo < hi) {   /* the first holder above server */
+        int mid = (lo + hi) / 2;
+        if (s[mid] < server)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    memmove(&s[lo + 1], &s[lo], (size_t)(x->n - lo) * sizeof *s);
+    s[lo] = server;
+    x->n++;
+}
+
+/* Server no longer holds h. */
+static void reg_remove(lb_prefix *p, int server, uint64_t h)
+{
+    if (!p->registry)
+        return;
+    int e = reg_find(p, h);
+    if (e < 0)
+        return;
+    px_entry *x = &p->entry[e];
+    int *s = holders(x), lo = 0, hi = x->n;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (s[mid] < server)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == x->n || s[lo] != server)
+        return;
+    memmove(&s[lo], &s[lo + 1], (size_t)(x->n - lo - 1) * sizeof *s);
+    if (--x->n > 0)
+        return;
+    /* no holder left: out of its bucket, onto the free list */
+    int *at = &p->ebucket[px_mix(h, p->n_ebuckets)];
+    while (*at != e)
+        at = &p->entry[*at].chain;
+    *at = x->chain;
+    if (x->cap > 1)
+        free(x->holder.many);
+    x->cap = 1;
+    x->chain = p->free_entry;
+    p->free_entry = e;
+    p->live--;
+}
+
+int lb_prefix_holders(const lb_prefix *p, uint64_t h, const int **servers)
+{
+    *servers = NULL;
+    if (!p->registry)
+        return -1;
+    int e = reg_find(p, h);
+    if (e < 0)
+        return 0;
+    px_entry *x = &p->entry[e];
+    *servers = holders(x);
+    return x->n;
+}
+
+int lb_prefix_known(const lb_prefix *p, const uint64_t *hashes, int n)
+{
+    if (!p->chained)
+        return -1;
+    int j = 0;
+    for (; j < n; j++) {
+        int e = reg_find(p, hashes[j]);
+        if (e < 0)
+            break;
+        const px_entry *x = &p->entry[e];
+        if (x->first != (j == 0) || (j > 0 && x->before != hashes[j - 1]))
+            return -1;
+    }
+    return j;
+}
+
 int lb_prefix_insert(lb_prefix *p, int server, const uint64_t *hashes, int n)
 {
     if (server < 0 || !hashes || n <= 0)
         return 1;
-    if (!px_reserve_servers(p, server + 1))
+    if (!px_reserve_servers(p, server + 1)) {
+        p->chained = 0;   /* its hashes now missing from its set */
         return 0;
+    }
     px_set *s = &p->set[server];
     if (n > p->capacity)
         n = p->capacity;
@@ -325,18 +538,27 @@ int lb_prefix_insert(lb_prefix *p, int server, const uint64_t *hashes, int n)
         int k = px_find(s, hashes[j]);
         if (k >= 0) {
             lru_unlink(s, k);
+            if (p->chained) {
+                int e = reg_find(p, hashes[j]);
+                if (e >= 0)
+                    reg_check(p, e, hashes, j);
+            }
         } else if (s->n < p->capacity && (s->n < s->cap || px_grow(s, p->capacity))) {
             k = s->n++;
             s->node[k].hash = hashes[j];
             chain_add(s, k);
+            reg_add(p, server, hashes, j);
         } else if (s->n == p->capacity) {
             /* n <= capacity: the least recent is never one touched here */
             k = s->lru;
             lru_unlink(s, k);
             chain_remove(s, k);
+            reg_remove(p, server, s->node[k].hash);
             s->node[k].hash = hashes[j];
             chain_add(s, k);
+            reg_add(p, server, hashes, j);
         } else {
+            p->chained = 0;   /* the deeper hashes in, this one not */
             return 0;
         }
         lru_push_front(s, k);

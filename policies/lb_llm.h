@@ -25,7 +25,11 @@
  * (vllm/v1/core/single_type_kv_cache_manager.py, free: "in reverse
  * order"). The balancer never sees a server's real cache: the index is what
  * it sent, as in SGLang's router and llm-d's approximate prefix-cache scorer.
- * O(1) expected per hash touched or looked up.
+ * Beside the sets, the servers holding each hash (lb_prefix_holders), so
+ * that the longest match over all servers needs no walk over them while
+ * hashes are chained (lb_prefix_known). O(1) expected per hash touched or
+ * looked up, plus a shift of the hash's holder list when a server gains or
+ * loses it.
  */
 #ifndef FLEETSIM_LB_LLM_H
 #define FLEETSIM_LB_LLM_H
@@ -76,5 +80,16 @@ int lb_prefix_size(const lb_prefix *p, int server);
  * stay within capacity. Only the first `capacity` hashes are kept when n is
  * larger. 0 when out of memory (the index then misses these hashes). */
 int lb_prefix_insert(lb_prefix *p, int server, const uint64_t *hashes, int n);
+/* The servers holding h, ascending, in *servers (valid until the next
+ * insert): how many, 0 when none, -1 when that is not known (an allocation
+ * failed). O(1) expected. */
+int lb_prefix_holders(const lb_prefix *p, uint64_t h, const int **servers);
+/* While every set is prefix-closed (every request so far had its hashes
+ * chained: each hash after the same one each time, lb_llm.c): how many of
+ * hashes[0..n) from the first some server holds, a server holding the j-th
+ * (from 1) of them then matching the request up to at least j. -1 when that
+ * does not hold, or these hashes disagree with the earlier ones: then
+ * ask lb_prefix_match of each server. O(hashes looked at). */
+int lb_prefix_known(const lb_prefix *p, const uint64_t *hashes, int n);
 
 #endif

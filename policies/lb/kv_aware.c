@@ -35,7 +35,16 @@
  * Fallback (policies/lb_llm.h): when no eligible server has waiting
  * requests, KV usage or a prefix match (a batch pool, an idle LLM pool with
  * a new prefix) every score ties and nginx least_conn picks instead.
- * O(n x matched blocks) per pick.
+ *
+ * Cost: O(n x matched blocks) per pick that scores. On the tracked view the
+ * policy counts the eligible servers with waiting requests or KV usage and
+ * finds an eligible holder of the request's first hash among that hash's
+ * holders (lb_prefix_holders), so that a pick without any signal (a batch
+ * pool, an idle LLM pool) goes to least_conn's index in O(log n) without
+ * reading every server. Scoring stays a walk: the queue score is
+ * normalised by the candidates' current extremes and mixed with KV usage
+ * by weights, so the best server under one pick's normalisation is not
+ * the best under the next one's, and no order kept between picks holds.
  */
 #include "lb.h"
 #include "lb_llm.h"
@@ -46,10 +55,18 @@
 
 struct ka_state {
     gsl_rng *rng;        /* borrowed */
-    lb_wrr wrr;          /* the fallback's smooth WRR */
+    lb_wrr_index lc;     /* the fallback: nginx least_conn, indexed */
     lb_prefix *index;
     double w_prefix, w_queue, w_kv;
+    /* on the tracked view (valid: counted from it whole since START) */
+    int tracked, valid;
+    int n;               /* servers counted */
+    unsigned char *flag; /* per server: KA_ELIG, KA_SIGNAL */
+    int n_elig, n_signal;
 };
+
+#define KA_ELIG 1        /* eligible */
+#define KA_SIGNAL 2      /* eligible, with waiting requests or KV usage */
 
 static void *ka_init(int n_servers, gsl_rng *rng, const lb_params *params)
 {
@@ -60,9 +77,10 @@ static void *ka_init(int n_servers, gsl_rng *rng, const lb_params *params)
     st = calloc(1, sizeof *st);
     if (!st)
         return NULL;
+    st->lc.by_active = 1;
     st->index = lb_prefix_new(params->prefix_blocks > 0 ? params->prefix_blocks
                                                          : KA_DEFAULT_BLOCKS);
-    if (!st->index || (n_servers > 0 && !lb_wrr_reserve(&st->wrr, n_servers))) {
+    if (!st->index || (n_servers > 0 && !lb_wrr_reserve(&st->lc.w, n_servers))) {
         lb_prefix_free(st->index);
         free(st);
         return NULL;
@@ -78,9 +96,74 @@ static void ka_destroy(void *state)
 {
     struct ka_state *st = state;
 
-    lb_wrr_free(&st->wrr);
+    lb_wrr_index_free(&st->lc);
     lb_prefix_free(st->index);
+    free(st->flag);
     free(st);
+}
+
+/* Server i's flags, and the counts with them. */
+static void ka_place(struct ka_state *st, const lb_server_view *s, int i)
+{
+    int f = 0;
+    if (lb_server_eligible(s))
+        f = KA_ELIG | (s->llm_waiting != 0 || s->llm_kv_usage != 0.0 ? KA_SIGNAL : 0);
+    st->n_elig += (f & KA_ELIG) - (st->flag[i] & KA_ELIG);
+    st->n_signal += !!(f & KA_SIGNAL) - !!(st->flag[i] & KA_SIGNAL);
+    st->flag[i] = (unsigned char)f;
+}
+
+/* The counts hold this view: made now if they did not. */
+static int ka_ready(struct ka_state *st, const lb_view *view)
+{
+    if (!st->tracked || (st->valid && st->n != view->n))
+        st->valid = 0;
+    if (st->tracked && !st->valid && view->n > 0) {
+        unsigned char *flag = calloc((size_t)view->n, 1);
+        if (!flag)
+            return 0;
+        free(st->flag);
+        st->flag = flag;
+        st->n = view->n;
+        st->n_elig = st->n_signal = 0;
+        for (int i = 0; i < view->n; i++)
+            ka_place(st, &view->servers[i], i);
+        st->valid = 1;
+    }
+    return st->valid;
+}
+
+static void ka_change(void *state, const lb_view *view, int server)
+{
+    struct ka_state *st = state;
+
+    lb_wrr_index_change(&st->lc, view, server);
+    if (server < 0) {   /* LB_TRACK_START / LB_TRACK_STOP */
+        st->tracked = server == LB_TRACK_START;
+        st->valid = 0;
+    } else if (st->valid && server >= st->n) {
+        st->valid = 0;
+    } else if (st->valid) {
+        ka_place(st, &view->servers[server], server);
+    }
+}
+
+/* From the counts: 1 if some eligible server has a signal (waiting
+ * requests, KV usage, the request's first hash), 0 if none has, -1 if the
+ * holders are not known (then the walk decides). */
+static int ka_signal(const struct ka_state *st, const lb_view *view, const uint64_t *hashes,
+                     int n_hashes)
+{
+    if (st->n_signal > 0)
+        return 1;
+    if (n_hashes == 0)
+        return 0;
+    const int *h;
+    int n = lb_prefix_holders(st->index, hashes[0], &h);
+    for (int k = 0; k < n && h[k] < view->n; k++)
+        if (lb_server_eligible(&view->servers[h[k]]))
+            return 1;
+    return n < 0 ? -1 : 0;
 }
 
 static int ka_pick(void *state, const lb_view *view, const lb_request *req)
@@ -93,6 +176,14 @@ static int ka_pick(void *state, const lb_view *view, const lb_request *req)
     double best_score = 0;
     unsigned long tied = 0;
 
+    if (ka_ready(st, view) && st->n_elig == 0)
+        return -1;
+    if (st->valid && ka_signal(st, view, hashes, n_hashes) == 0) {
+        best = lb_llm_least_conn_ix(&st->lc, view);
+        if (n_hashes > 0 && best >= 0)
+            lb_prefix_insert(st->index, best, hashes, n_hashes);
+        return best;
+    }
     for (int i = 0; i < view->n; i++) {
         if (!lb_server_eligible(&s[i]))
             continue;
@@ -107,7 +198,7 @@ static int ka_pick(void *state, const lb_view *view, const lb_request *req)
     if (!any)
         return -1;
     if (!signal)
-        best = lb_llm_least_conn(&st->wrr, view);
+        best = lb_llm_least_conn_ix(&st->lc, view);
     for (int i = 0; signal && i < view->n; i++) {
         if (!lb_server_eligible(&s[i]))
             continue;
@@ -135,8 +226,10 @@ static void ka_done(void *state, const lb_view *view, int server, double latency
     struct ka_state *st = state;
 
     (void)latency_s;
-    if (result == LB_ERROR)   /* the fallback's effective weight, as least_conn */
-        lb_wrr_failed(&st->wrr, view, server);
+    if (result != LB_ERROR)   /* the fallback's effective weight, as least_conn */
+        return;
+    lb_wrr_failed(&st->lc.w, view, server);
+    lb_wrr_index_failed(&st->lc, server);
 }
 
 const struct lb_ops lb_kv_aware = {
@@ -146,4 +239,5 @@ const struct lb_ops lb_kv_aware = {
     .pick = ka_pick,
     .on_done = ka_done,
     .destroy = ka_destroy,
+    .on_change = ka_change,
 };

@@ -41,21 +41,35 @@
  * Fallback (policies/lb_llm.h): a request without prefix hashes (a batch
  * request, or a trace without hash_ids) goes by nginx least_conn, since
  * SGLang would route every empty text to the same smallest tree.
- * O(n x matched blocks) per pick.
+ *
+ * Cost: on a view it reads whole, O(n x matched blocks) per pick. On the
+ * tracked view, segment trees (lb_index.h) keep the least and most active
+ * of the servers up, the eligible server with the fewest active and the one
+ * with the fewest hashes, and the longest match is the lowest eligible
+ * holder of the deepest hash some server holds (lb_prefix_known): O(blocks
+ * + log n), plus the holders passed over for not being eligible. Hashes
+ * that are not chained (lb_llm.c) turn the match back into the walk over
+ * every server; the trees stay.
  */
 #include "lb.h"
 #include "lb_llm.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 #define PA_DEFAULT_BLOCKS 10000   /* SGLang CacheAwareConfig max_tree_size */
 
 struct pa_state {
-    lb_wrr wrr;          /* the fallback's smooth WRR */
+    lb_wrr_index lc;     /* the fallback: nginx least_conn, indexed */
     lb_prefix *index;
     double cache_threshold;
     int abs_threshold;
     double rel_threshold;
+    /* on the tracked view (valid: built from it whole since START) */
+    int tracked, valid;
+    lb_mintree up_lo;    /* active of the servers up and not down */
+    lb_mintree up_hi;    /* minus that: the most active */
+    lb_mintree el_active, el_size;  /* eligible servers' active, hashes */
 };
 
 static void *pa_init(int n_servers, gsl_rng *rng, const lb_params *params)
@@ -65,9 +79,10 @@ static void *pa_init(int n_servers, gsl_rng *rng, const lb_params *params)
     (void)rng;
     if (!st)
         return NULL;
+    st->lc.by_active = 1;
     st->index = lb_prefix_new(params->prefix_blocks > 0 ? params->prefix_blocks
                                                          : PA_DEFAULT_BLOCKS);
-    if (!st->index || (n_servers > 0 && !lb_wrr_reserve(&st->wrr, n_servers))) {
+    if (!st->index || (n_servers > 0 && !lb_wrr_reserve(&st->lc.w, n_servers))) {
         lb_prefix_free(st->index);
         free(st);
         return NULL;
@@ -82,9 +97,53 @@ static void pa_destroy(void *state)
 {
     struct pa_state *st = state;
 
-    lb_wrr_free(&st->wrr);
+    lb_wrr_index_free(&st->lc);
     lb_prefix_free(st->index);
+    lb_mintree_free(&st->up_lo);
+    lb_mintree_free(&st->up_hi);
+    lb_mintree_free(&st->el_active);
+    lb_mintree_free(&st->el_size);
     free(st);
+}
+
+/* Server i's keys in the trees. */
+static void pa_place(struct pa_state *st, const lb_server_view *s, int i)
+{
+    int up = s->up && !s->down, elig = lb_server_eligible(s);
+    lb_mintree_set(&st->up_lo, i, up ? s->active : INFINITY);
+    lb_mintree_set(&st->up_hi, i, up ? -(double)s->active : INFINITY);
+    lb_mintree_set(&st->el_active, i, elig ? s->active : INFINITY);
+    lb_mintree_set(&st->el_size, i, elig ? lb_prefix_size(st->index, i) : INFINITY);
+}
+
+/* The trees hold this view: built now if they did not. */
+static int pa_ready(struct pa_state *st, const lb_view *view)
+{
+    if (!st->tracked || (st->valid && st->up_lo.n != view->n))
+        st->valid = 0;
+    if (st->tracked && !st->valid && view->n > 0 && lb_mintree_reset(&st->up_lo, view->n) &&
+        lb_mintree_reset(&st->up_hi, view->n) && lb_mintree_reset(&st->el_active, view->n) &&
+        lb_mintree_reset(&st->el_size, view->n)) {
+        for (int i = 0; i < view->n; i++)
+            pa_place(st, &view->servers[i], i);
+        st->valid = 1;
+    }
+    return st->valid;
+}
+
+static void pa_change(void *state, const lb_view *view, int server)
+{
+    struct pa_state *st = state;
+
+    lb_wrr_index_change(&st->lc, view, server);
+    if (server < 0) {   /* LB_TRACK_START / LB_TRACK_STOP */
+        st->tracked = server == LB_TRACK_START;
+        st->valid = 0;
+    } else if (st->valid && server >= st->up_lo.n) {
+        st->valid = 0;
+    } else if (st->valid) {
+        pa_place(st, &view->servers[server], server);
+    }
 }
 
 /* SGLang's is_imbalanced, on the active requests of the servers that are up. */
@@ -92,6 +151,13 @@ static int pa_imbalanced(const struct pa_state *st, const lb_view *view)
 {
     int lo = 0, hi = 0, any = 0;
 
+    if (st->valid) {
+        if (st->up_lo.finite == 0)
+            return 0;
+        lo = (int)lb_mintree_least(&st->up_lo);
+        hi = -(int)lb_mintree_least(&st->up_hi);
+        return (long long)hi - lo > st->abs_threshold && hi > st->rel_threshold * lo;
+    }
     for (int i = 0; i < view->n; i++) {
         const lb_server_view *s = &view->servers[i];
         if (!s->up || s->down)
@@ -116,18 +182,45 @@ static double pa_match_rate(const lb_request *req, int matched)
     return (covered < req->input_tokens ? covered : req->input_tokens) / req->input_tokens;
 }
 
+/* The balanced pick from the trees and the holders, when hashes are
+ * chained: the same server as the walk below. */
+static int pa_pick_known(struct pa_state *st, const lb_view *view, const lb_request *req,
+                         int known)
+{
+    const lb_server_view *s = view->servers;
+    if (st->el_active.finite == 0)
+        return -1;
+    /* the longest match: the deepest hash an eligible server holds (its
+     * holders match exactly that far: none holds the next one), the
+     * lowest of them */
+    for (int j = known; j >= 1; j--) {
+        const int *h;
+        int n = lb_prefix_holders(st->index, req->hashes[j - 1], &h);
+        for (int k = 0; k < n; k++)
+            if (h[k] < view->n && lb_server_eligible(&s[h[k]]))
+                return pa_match_rate(req, j) > st->cache_threshold ? h[k]
+                                                                   : lb_mintree_nth(&st->el_size, 0);
+    }
+    /* no match: a rate of 0 is not above a cache_threshold (0 to 1) */
+    return lb_mintree_nth(&st->el_size, 0);
+}
+
 static int pa_pick(void *state, const lb_view *view, const lb_request *req)
 {
     struct pa_state *st = state;
     const lb_server_view *s = view->servers;
-    int pick = -1;
+    int pick = -1, known;
 
     if (!req || !req->hashes || req->n_hashes <= 0)
-        return lb_llm_least_conn(&st->wrr, view);
+        return lb_llm_least_conn_ix(&st->lc, view);
+    pa_ready(st, view);
     if (pa_imbalanced(st, view)) {
-        for (int i = 0; i < view->n; i++)
+        pick = st->valid ? lb_mintree_nth(&st->el_active, 0) : -1;
+        for (int i = 0; !st->valid && i < view->n; i++)
             if (lb_server_eligible(&s[i]) && (pick < 0 || s[i].active < s[pick].active))
                 pick = i;
+    } else if (st->valid && (known = lb_prefix_known(st->index, req->hashes, req->n_hashes)) >= 0) {
+        pick = pa_pick_known(st, view, req, known);
     } else {
         int best = -1, best_len = 0, small = -1, small_size = 0;
         for (int i = 0; i < view->n; i++) {
@@ -146,8 +239,11 @@ static int pa_pick(void *state, const lb_view *view, const lb_request *req)
         }
         pick = best >= 0 && pa_match_rate(req, best_len) > st->cache_threshold ? best : small;
     }
-    if (pick >= 0)
+    if (pick >= 0) {
         lb_prefix_insert(st->index, pick, req->hashes, req->n_hashes);
+        if (st->valid)
+            pa_place(st, &s[pick], pick);   /* its hash count */
+    }
     return pick;
 }
 
@@ -157,8 +253,10 @@ static void pa_done(void *state, const lb_view *view, int server, double latency
     struct pa_state *st = state;
 
     (void)latency_s;
-    if (result == LB_ERROR)   /* the fallback's effective weight, as least_conn */
-        lb_wrr_failed(&st->wrr, view, server);
+    if (result != LB_ERROR)   /* the fallback's effective weight, as least_conn */
+        return;
+    lb_wrr_failed(&st->lc.w, view, server);
+    lb_wrr_index_failed(&st->lc, server);
 }
 
 const struct lb_ops lb_prefix_affinity = {
@@ -168,4 +266,5 @@ const struct lb_ops lb_prefix_affinity = {
     .pick = pa_pick,
     .on_done = pa_done,
     .destroy = pa_destroy,
+    .on_change = pa_change,
 };

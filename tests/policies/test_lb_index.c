@@ -47,8 +47,19 @@ static const lb_request req0 = { .id = 1 };
 
 /* Whether runs also change the LLM load fields (outstanding_tokens,
  * llm_waiting, llm_running), often back to 0 so that the token policies'
- * least_conn fallback is taken too. */
-static int llm_fields;
+ * least_conn fallback is taken too; and llm_kv_usage when llm_kv is set. */
+static int llm_fields, llm_kv;
+
+/* prefix_affinity's and kv_aware's runs: requests carry prefix hashes
+ * (prompts), chained (each hash always after the same one: six documents
+ * over three shared openings, 1 to 8 blocks of 16 tokens) or, with
+ * unchained set, each run's later part drawn from six values at random
+ * (repeats, a hash after different ones), which turns the holders' shortcut
+ * off; one request in eight has none (the least_conn fallback). The
+ * policies' parameters per run: lb_params_default(), or (small) an
+ * imbalance at 2 more active, a 0.3 cache threshold and 6 hashes per
+ * server, so that evictions and both branches come often. */
+static int prompts, unchained, small_prefix;
 
 /* least_time's runs: answers take 1 ms to 6 s (its averages, rounded to
  * 20 ms and capped at 5 s, spread over many tie sets) and the clock runs
@@ -91,6 +102,20 @@ static void pick_req(pair *p, double now, const lb_request *req)
 static void pick(pair *p, double now)
 {
     lb_request r = { .id = 1, .key = gsl_rng_get(p->ops) };   /* hash's key */
+    uint64_t h[8];
+    if (prompts && gsl_rng_uniform(p->ops) < 0.875) {
+        int doc = (int)gsl_rng_uniform_int(p->ops, 6);
+        int n = 1 + (int)gsl_rng_uniform_int(p->ops, 8);
+        int mess = unchained && p->picks > 400;
+        for (int j = 0; j < n; j++)
+            h[j] = mess ? gsl_rng_uniform_int(p->ops, 6)
+                        : 1000u * (uint64_t)(j < 2 ? doc / 2 : 3 + doc) + (uint64_t)j;
+        r.hashes = h;
+        r.n_hashes = n;
+        r.hash_block_tokens = 16;
+        r.input_tokens = 16 * n - (int)gsl_rng_uniform_int(p->ops, 16);
+        r.output_tokens = 10;
+    }
     pick_req(p, now, &r);
 }
 
@@ -159,6 +184,11 @@ static long run(const char *policy, unsigned long seed, int n, int steps, int we
     p->vb = (lb_view){ .n = n, .servers = p->b };
     lb_params prm = lb_params_default();
     prm.hash_mode = hash_mode;
+    if (small_prefix) {
+        prm.balance_abs_threshold = 2;
+        prm.cache_threshold = 0.3;
+        prm.prefix_blocks = 6;
+    }
     p->failure_scale = 1.0;
     if (extras == 2) {
         prm.outlier.enabled = 1;
@@ -209,6 +239,7 @@ static long run(const char *policy, unsigned long seed, int n, int steps, int we
                 for (int j = 0; j < n; j++) {
                     p->a[j].outstanding_tokens = 0.0;
                     p->a[j].llm_waiting = p->a[j].llm_running = 0;
+                    p->a[j].llm_kv_usage = 0.0;
                     changed(p, j);
                 }
             } else {
@@ -216,6 +247,8 @@ static long run(const char *policy, unsigned long seed, int n, int steps, int we
                 p->a[i].outstanding_tokens = z ? 0.0 : (double)gsl_rng_uniform_int(p->ops, 6) * 100.0;
                 p->a[i].llm_waiting = z ? 0 : (int)gsl_rng_uniform_int(p->ops, 3);
                 p->a[i].llm_running = z ? 0 : (int)gsl_rng_uniform_int(p->ops, 5);
+                if (llm_kv)
+                    p->a[i].llm_kv_usage = z ? 0.0 : (double)gsl_rng_uniform_int(p->ops, 4) / 4.0;
                 changed(p, i);
             }
         } else if (u < 0.99) {   /* every weight back to one value */
@@ -329,6 +362,27 @@ static void test_vllm_dp(void)
     llm_fields = 1;
     oracle("vllm_dp");
     llm_fields = 0;
+}
+
+/* prefix_affinity and kv_aware over prompts, chained and not, with both
+ * parameter sets; kv_aware also with KV usage (llm_kv), and without any
+ * LLM load, where every pick without a prefix match is least_conn's. */
+static void prompt_oracle(const char *policy, int load)
+{
+    prompts = 1;
+    llm_fields = llm_kv = load;
+    for (int k = 0; k < 4; k++) {
+        unchained = k & 1;
+        small_prefix = k >> 1;
+        CU_ASSERT(oracle_seeds(policy, 2) > 30000);
+    }
+    prompts = unchained = small_prefix = llm_fields = llm_kv = 0;
+}
+static void test_prefix_affinity(void) { prompt_oracle("prefix_affinity", 0); }
+static void test_kv_aware(void)
+{
+    prompt_oracle("kv_aware", 0);
+    prompt_oracle("kv_aware", 1);
 }
 
 /* A generator whose next number is set by hand: gsl_rng_uniform_int(r, k)
@@ -544,6 +598,9 @@ int main(void)
         { "hash (consistent, plain, ip): index = scan", test_hash },
         { "least_tokens: index = scan", test_least_tokens },
         { "vllm_dp: index = scan", test_vllm_dp },
+        { "prefix_affinity: trees and holders = scan (chained hashes and not)",
+          test_prefix_affinity },
+        { "kv_aware: counts and holders = scan", test_kv_aware },
         { "least_conn: a tracked view's index is what it picks from", test_index_is_used },
     };
 

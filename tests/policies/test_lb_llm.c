@@ -182,6 +182,65 @@ static void test_prefix_index(void)
     lb_prefix_free(p);
 }
 
+/* Servers holding a hash (ascending, gone on eviction) and the chain check
+ * behind lb_prefix_known: a request's hashes that follow other hashes than
+ * before, or a hash touched at another depth, turn the shortcut off. */
+static int holders_are(const lb_prefix *p, uint64_t h, const int *want, int n)
+{
+    const int *s;
+    int got = lb_prefix_holders(p, h, &s);
+    if (got != n)
+        return 0;
+    for (int k = 0; k < n; k++)
+        if (s[k] != want[k])
+            return 0;
+    return 1;
+}
+
+static void test_prefix_holders(void)
+{
+    const uint64_t a[] = { 1 }, ab[] = { 1, 2 }, dc[] = { 4, 3 }, ac[] = { 1, 3 }, ax[] = { 1, 9 };
+    const uint64_t b[] = { 2 }, xy[] = { 7, 8 }, ee[] = { 5, 5 };
+    lb_prefix *p = lb_prefix_new(2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_EQUAL(lb_prefix_known(p, ab, 2), 0);
+    CU_ASSERT(lb_prefix_insert(p, 5, a, 1));
+    CU_ASSERT(lb_prefix_insert(p, 2, a, 1));
+    CU_ASSERT(lb_prefix_insert(p, 7, ab, 2));
+    CU_ASSERT(holders_are(p, 1, (const int[]){ 2, 5, 7 }, 3));
+    CU_ASSERT(holders_are(p, 2, (const int[]){ 7 }, 1));
+    CU_ASSERT_EQUAL(lb_prefix_known(p, ab, 2), 2);
+    CU_ASSERT_EQUAL(lb_prefix_known(p, ax, 2), 1);   /* 9 held by none */
+    CU_ASSERT(lb_prefix_insert(p, 1, dc, 2));
+    CU_ASSERT_EQUAL(lb_prefix_known(p, dc, 2), 2);
+    /* 3 is held, but after 4: whoever holds it need not hold 1 */
+    CU_ASSERT_EQUAL(lb_prefix_known(p, ac, 2), -1);
+    CU_ASSERT_EQUAL(lb_prefix_known(p, b, 1), -1);   /* 2 as a first block */
+    /* capacity 2: 7 and 8 evict server 5's 1, then it holds none */
+    CU_ASSERT(lb_prefix_insert(p, 5, xy, 2));
+    CU_ASSERT(holders_are(p, 1, (const int[]){ 2, 7 }, 2));
+    CU_ASSERT(lb_prefix_insert(p, 2, xy, 2));
+    CU_ASSERT(lb_prefix_insert(p, 7, xy, 2));
+    CU_ASSERT(holders_are(p, 1, NULL, 0));
+    CU_ASSERT(holders_are(p, 2, NULL, 0));
+    CU_ASSERT_EQUAL(lb_prefix_known(p, ab, 2), 0);
+    CU_ASSERT(holders_are(p, 7, (const int[]){ 2, 5, 7 }, 3));
+    /* a hash touched at another depth than it was put in at: off for good */
+    CU_ASSERT(lb_prefix_insert(p, 3, ab, 2));
+    CU_ASSERT(lb_prefix_insert(p, 3, b, 1));
+    CU_ASSERT_EQUAL(lb_prefix_known(p, dc, 2), -1);
+    CU_ASSERT(holders_are(p, 2, (const int[]){ 3 }, 1));   /* holders stay exact */
+    lb_prefix_free(p);
+
+    /* a repeated hash: 5 after 5 */
+    p = lb_prefix_new(4);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT(lb_prefix_insert(p, 0, ee, 2));
+    CU_ASSERT_EQUAL(lb_prefix_known(p, a, 1), -1);
+    CU_ASSERT(holders_are(p, 5, (const int[]){ 0 }, 1));
+    lb_prefix_free(p);
+}
+
 /* ---- prefix_affinity ---- */
 
 static const uint64_t P_A[] = { 1, 2, 3, 4 }, P_B[] = { 10, 11, 12, 13 };
@@ -631,6 +690,7 @@ int main(void)
         { "least_tokens: fewest tokens, lowest index", test_least_tokens },
         { "vllm_dp: 4 x waiting + running, lowest index", test_vllm_dp },
         { "prefix index: LRU, deepest first", test_prefix_index },
+        { "prefix index: holders, and the chain check", test_prefix_holders },
         { "prefix_affinity: a shared prefix sticks", test_prefix_affinity_sticks },
         { "prefix_affinity: match rate threshold", test_prefix_affinity_match_rate },
         { "prefix_affinity: imbalance thresholds", test_prefix_affinity_imbalance },
