@@ -36,12 +36,15 @@
  * requests, KV usage or a prefix match (a batch pool, an idle LLM pool with
  * a new prefix) every score ties and nginx least_conn picks instead.
  *
- * Cost: O(n x matched blocks) per pick that scores. On the tracked view the
- * policy counts the eligible servers with waiting requests or KV usage and
- * finds an eligible holder of the request's first hash among that hash's
- * holders (lb_prefix_holders), so that a pick without any signal (a batch
- * pool, an idle LLM pool) goes to least_conn's index in O(log n) without
- * reading every server. Scoring stays a walk: the queue score is
+ * Cost: O(n x matched blocks) per pick that scores, on a view read whole.
+ * On the tracked view the policy counts the eligible servers with waiting
+ * requests or KV usage and finds an eligible holder of the request's first
+ * hash among that hash's holders (lb_prefix_holders), so that a pick
+ * without any signal (a batch pool, an idle LLM pool) goes to least_conn's
+ * index in O(log n) without reading every server; a pick that scores reads
+ * each server's match from the holders of the request's hashes while they
+ * are chained (lb_prefix_known), O(n + holders) instead of a lookup per
+ * server and block. Scoring stays a walk: the queue score is
  * normalised by the candidates' current extremes and mixed with KV usage
  * by weights, so the best server under one pick's normalisation is not
  * the best under the next one's, and no order kept between picks holds.
@@ -63,6 +66,8 @@ struct ka_state {
     int n;               /* servers counted */
     unsigned char *flag; /* per server: KA_ELIG, KA_SIGNAL */
     int n_elig, n_signal;
+    int *match;          /* per server: its match for the pick being scored
+                            (from the holders), else 0 */
 };
 
 #define KA_ELIG 1        /* eligible */
@@ -99,6 +104,7 @@ static void ka_destroy(void *state)
     lb_wrr_index_free(&st->lc);
     lb_prefix_free(st->index);
     free(st->flag);
+    free(st->match);
     free(st);
 }
 
@@ -120,10 +126,16 @@ static int ka_ready(struct ka_state *st, const lb_view *view)
         st->valid = 0;
     if (st->tracked && !st->valid && view->n > 0) {
         unsigned char *flag = calloc((size_t)view->n, 1);
-        if (!flag)
+        int *match = calloc((size_t)view->n, sizeof *match);
+        if (!flag || !match) {
+            free(flag);
+            free(match);
             return 0;
+        }
         free(st->flag);
+        free(st->match);
         st->flag = flag;
+        st->match = match;
         st->n = view->n;
         st->n_elig = st->n_signal = 0;
         for (int i = 0; i < view->n; i++)
@@ -166,13 +178,26 @@ static int ka_signal(const struct ka_state *st, const lb_view *view, const uint6
     return n < 0 ? -1 : 0;
 }
 
+/* Each holder of hashes[j] (j < known) matches the request up to j + 1 at
+ * least (lb_prefix_known): st->match[i] = the deepest, or back to 0 (clear). */
+static void ka_matches(struct ka_state *st, const lb_view *view, const uint64_t *hashes,
+                       int known, int clear)
+{
+    for (int j = 0; j < known; j++) {
+        const int *h;
+        int n = lb_prefix_holders(st->index, hashes[j], &h);
+        for (int k = 0; k < n && h[k] < view->n; k++)
+            st->match[h[k]] = clear ? 0 : j + 1;
+    }
+}
+
 static int ka_pick(void *state, const lb_view *view, const lb_request *req)
 {
     struct ka_state *st = state;
     const lb_server_view *s = view->servers;
     const uint64_t *hashes = req ? req->hashes : NULL;
     int n_hashes = hashes && req->n_hashes > 0 ? req->n_hashes : 0;
-    int lo = 0, hi = 0, any = 0, signal = 0, best = -1;
+    int lo = 0, hi = 0, any = 0, signal = 0, best = -1, known = -1;
     double best_score = 0;
     unsigned long tied = 0;
 
@@ -199,11 +224,15 @@ static int ka_pick(void *state, const lb_view *view, const lb_request *req)
         return -1;
     if (!signal)
         best = lb_llm_least_conn_ix(&st->lc, view);
+    if (signal && st->valid && n_hashes > 0 &&
+        (known = lb_prefix_known(st->index, hashes, n_hashes)) > 0)
+        ka_matches(st, view, hashes, known, 0);
     for (int i = 0; signal && i < view->n; i++) {
         if (!lb_server_eligible(&s[i]))
             continue;
-        double prefix = n_hashes > 0
-            ? (double)lb_prefix_match(st->index, i, hashes, n_hashes) / n_hashes : 0.0;
+        int m = known >= 0 ? st->match[i]
+                           : n_hashes > 0 ? lb_prefix_match(st->index, i, hashes, n_hashes) : 0;
+        double prefix = n_hashes > 0 ? (double)m / n_hashes : 0.0;
         double queue = hi == lo ? 1.0 : (double)(hi - s[i].llm_waiting) / (double)(hi - lo);
         double score = st->w_prefix * prefix + st->w_queue * queue +
                        st->w_kv * (1.0 - s[i].llm_kv_usage);
@@ -215,6 +244,8 @@ static int ka_pick(void *state, const lb_view *view, const lb_request *req)
             best = i;   /* each of the k tied so far is kept with chance 1/k */
         }
     }
+    if (known > 0)
+        ka_matches(st, view, hashes, known, 1);
     if (n_hashes > 0 && best >= 0)   /* the scorer's PreRequest */
         lb_prefix_insert(st->index, best, hashes, n_hashes);
     return best;
