@@ -30,9 +30,10 @@
  * ejection changed) each update the server concerned and tell the policy,
  * which keeps its index on pm, and counts stand for the walks (servers
  * available for LB_BUSY; up, ejected and up, ejected and not up for the
- * panic threshold). Picks on other views, in panic mode and on the backup
- * tier take the walking path below, which is also the definition:
- * tests/policies/test_lb_index.c compares the two.
+ * panic threshold). In panic mode pm shows the ejected servers too: the
+ * change of mode updates only the servers listed as differing (pf). Picks
+ * on other views and on the backup tier take the walking path below, which
+ * is also the definition: tests/policies/test_lb_index.c compares the two.
  *
  * Envoy's outlier detection (lb_params.outlier, policies/lb_outlier.c) takes
  * servers out the same way: an ejected server is hidden like a server out by
@@ -64,6 +65,7 @@ typedef struct {
     int hh_pos;
     unsigned char pm_flags;
     unsigned char avail;     /* of the tracked view: up && !down as last reported */
+    int pf_pos;              /* its place in pf (-1: not there) */
 } lb_srv;
 
 struct lb {
@@ -99,6 +101,14 @@ struct lb {
     int n_vis;               /* up, not down, not hidden: LB_BUSY */
     int n_out_avail;         /* ejected and up && !down: panic mode's counts */
     int n_out_unavail;       /* ejected and not */
+    int n_panic_vis;         /* ejected, up, not down, not out by passive
+                                health: available in panic mode only */
+    /* pm in panic mode's form: ejected servers shown (Envoy uses every host
+     * in panic), the others as always. The primaries that differ between
+     * the two forms (PM_FLIP) are listed in pf, so that a change of mode
+     * updates those, not the whole view. */
+    int pm_panic;
+    int *pf, n_pf;
     /* servers out by passive health, in a heap by checked_s + fail_timeout_s
      * (when they come back) */
     int *hh, hh_len;         /* lb_srv.hh_pos: a server's place in hh */
@@ -110,6 +120,8 @@ struct lb {
 #define PM_VIS 2u         /* up, not down, not hidden */
 #define PM_OUT_AVAIL 4u   /* ejected, up and not down */
 #define PM_OUT_UNAVAIL 8u /* ejected, down or not up */
+#define PM_PANIC_VIS 16u  /* ejected, up, not down, not out by passive health */
+#define PM_FLIP 32u       /* that, and a primary: up in pm in panic only */
 
 lb_params lb_params_default(void)
 {
@@ -281,7 +293,8 @@ static int srv_reserve(lb *b, int n)
     if (!r)
         return 0;
     for (int i = b->cap; i < n; i++)
-        r[i] = (lb_srv){ .accessed_s = -INFINITY, .checked_s = -INFINITY, .hh_pos = -1 };
+        r[i] = (lb_srv){ .accessed_s = -INFINITY, .checked_s = -INFINITY, .hh_pos = -1,
+                         .pf_pos = -1 };
     b->srv = r;
     b->cap = n;
     return 1;
@@ -485,6 +498,38 @@ static void hh_set(lb *b, int i, int in)
     }
 }
 
+/* Server i in pf or out of it. */
+static void pf_set(lb *b, int i, int in)
+{
+    int at = b->srv[i].pf_pos;
+    if (in) {
+        b->srv[i].pf_pos = b->n_pf;
+        b->pf[b->n_pf++] = i;
+    } else {
+        int last = b->pf[--b->n_pf];
+        b->pf[at] = last;
+        b->srv[last].pf_pos = at;
+        b->srv[i].pf_pos = -1;
+    }
+}
+
+/* pm in panic mode's form (on) or the usual one: the servers of pf
+ * change, each told to the policy. */
+static void pm_set_panic(lb *b, const lb_view *view, int on)
+{
+    if (on == b->pm_panic)
+        return;
+    b->pm_panic = on;
+    for (int k = 0; k < b->n_pf; k++) {
+        int i = b->pf[k];
+        b->pm[i].up = on;   /* up: PM_FLIP */
+        if (b->policy_tracking) {
+            lb_view pv = { .n = b->track_n, .servers = b->pm, .now_s = view->now_s };
+            b->ops->on_change(b->state, &pv, i);
+        }
+    }
+}
+
 /* Server i of the tracked view (view) as lb_pick's walks would see it now:
  * its flags, the counts, the heap, pm[i]; the policy is told if it tracks
  * pm. */
@@ -494,20 +539,25 @@ static void pm_update(lb *b, const lb_view *view, int i, int notify)
     int ho = b->srv[i].fails > 0 && health_out(b, view, i);
     int out = b->od.n_flagged > 0 && lb_od_out(&b->od, i);
     int av = s->up && !s->down;
+    int pv = out && av && !ho;
     unsigned f = (ho || out ? PM_HIDDEN : 0u) | (av && !ho && !out ? PM_VIS : 0u) |
-                 (out && av ? PM_OUT_AVAIL : 0u) | (out && !av ? PM_OUT_UNAVAIL : 0u);
+                 (out && av ? PM_OUT_AVAIL : 0u) | (out && !av ? PM_OUT_UNAVAIL : 0u) |
+                 (pv ? PM_PANIC_VIS : 0u) | (pv && !s->backup ? PM_FLIP : 0u);
     unsigned old = b->srv[i].pm_flags;
 
     if (f != old) {
         b->n_vis += !!(f & PM_VIS) - !!(old & PM_VIS);
         b->n_out_avail += !!(f & PM_OUT_AVAIL) - !!(old & PM_OUT_AVAIL);
         b->n_out_unavail += !!(f & PM_OUT_UNAVAIL) - !!(old & PM_OUT_UNAVAIL);
+        b->n_panic_vis += !!(f & PM_PANIC_VIS) - !!(old & PM_PANIC_VIS);
         b->srv[i].pm_flags = (unsigned char)f;
+        if ((f ^ old) & PM_FLIP)
+            pf_set(b, i, !!(f & PM_FLIP));
     }
     if (ho || b->srv[i].hh_pos >= 0)
         hh_set(b, i, ho);
     b->pm[i] = *s;
-    if (s->backup || (f & PM_HIDDEN))
+    if (s->backup || ho || (out && !b->pm_panic))
         b->pm[i].up = 0;
     if (notify && b->policy_tracking) {
         lb_view pv = { .n = b->track_n, .servers = b->pm, .now_s = view->now_s };
@@ -544,12 +594,17 @@ static int pm_build(lb *b, const lb_view *view)
     if (!sc)
         return 0;
     b->scratch = sc;
+    int *pf = realloc(b->pf, (size_t)n * sizeof *pf);
+    if (!pf)
+        return 0;
+    b->pf = pf;
     const int *moved;
     lb_od_moved(&b->od, &moved);   /* read whole below */
-    b->hh_len = b->n_vis = b->n_out_avail = b->n_out_unavail = 0;
+    b->hh_len = b->n_vis = b->n_out_avail = b->n_out_unavail = b->n_panic_vis = 0;
+    b->n_pf = b->pm_panic = 0;
     for (int i = 0; i < n; i++) {
         b->srv[i].pm_flags = 0;
-        b->srv[i].hh_pos = -1;
+        b->srv[i].hh_pos = b->srv[i].pf_pos = -1;
     }
     for (int i = 0; i < n; i++)
         pm_update(b, view, i, 0);
@@ -629,9 +684,10 @@ static int finish(lb *b, const lb_view *view, int s, int health, int has_backup,
         }
         return s;
     }
-    if (pm_on && health && !b->od_panic) {
-        /* available: up, not down, not hidden, as counted */
-        if (b->n_vis > 0)
+    if (pm_on && health) {
+        /* available: up, not down, not hidden (in panic: not out by
+         * passive health), as counted */
+        if (b->n_vis + (b->od_panic ? b->n_panic_vis : 0) > 0)
             return LB_BUSY;
     } else if (health && !has_backup && !any_out && tracked(b, view)) {
         /* none hidden: available is up and not down, counted as reported */
@@ -697,10 +753,10 @@ int lb_pick(lb *b, const lb_view *view, const lb_request *req)
          * pick, the counts stand for the walks */
         pm_catch_up(b, view);
         if (any_out && panic_counted(b, view, req)) {
-            b->od_panic = 1;   /* ejected servers count again: walk this once */
+            b->od_panic = 1;   /* ejected servers count again */
             b->od_panics++;
-            return walk_pick(b, view, req, health, has_backup, 0);
         }
+        pm_set_panic(b, view, b->od_panic);
         lb_view pv = { .n = view->n, .servers = b->pm, .now_s = view->now_s };
         int s = checked_pick(b, &pv, req);
         if (s < 0 && has_backup) {
@@ -811,6 +867,7 @@ void lb_destroy(lb *b)
     free(b->srv);
     free(b->masked);
     free(b->pm);
+    free(b->pf);
     free(b->hh);
     free(b->scratch);
     lb_od_free(&b->od);
