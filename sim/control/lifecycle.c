@@ -376,6 +376,7 @@ static void fail_held(eng_node *n, double now)
     eng_req *r;
     eng_fifo q = n->work.q;
     n->work.q = (eng_fifo){ 0 };
+    eng_node_q_sync(n);
     while ((r = eng_fifo_pop(&q))) {
         eng_lb_release(p, r, n->index, now - r->arrival_s, LB_ERROR, now);
         eng_attempt_failed(p, r, now);

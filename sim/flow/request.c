@@ -187,6 +187,7 @@ static void node_accept(eng_pool *p, eng_node *n, eng_req *r)
     p->lbi[r->l7].servers[n->index].active++;
     eng_lb_changed(p, r->l7, n->index);
     eng_fifo_push(&n->work.q, r);
+    eng_node_q_sync(n);
     serve_accepted(n);
 }
 
@@ -257,8 +258,10 @@ static int pick(eng_pool *p, eng_req *r, double now)
         if (saved[i])
             hidden[n_hidden++] = r->tried[i];
         b->servers[r->tried[i]].up = 0;
-        if (saved[i])
+        if (saved[i]) {
             lb_changed(b->balancer, &b->view, r->tried[i]);
+            eng_lbi_sync(p, r->l7, r->tried[i]);
+        }
     }
     lb_request lr = { .id = r->id, .traffic_class = r->tclass, .arrival_s = r->stage_s,
                       .key = r->id, .hidden = hidden, .n_hidden = n_hidden,
@@ -269,8 +272,10 @@ static int pick(eng_pool *p, eng_req *r, double now)
     int s = lb_pick(b->balancer, &b->view, &lr);
     for (int i = r->n_tried - 1; i >= 0; i--) {
         b->servers[r->tried[i]].up = saved[i];
-        if (saved[i])
+        if (saved[i]) {
             lb_changed(b->balancer, &b->view, r->tried[i]);
+            eng_lbi_sync(p, r->l7, r->tried[i]);
+        }
     }
     return s;
 }
@@ -522,16 +527,28 @@ static void pool_health(const eng_pool *p, int l7, int *hosts, int *healthy)
  * node waiting; never a pool with no healthy node (that one is down). */
 static int pool_saturated(const eng_pool *p, int l7, const sc_traffic *t)
 {
-    int healthy = 0, at_max = 0;
-    long waiting = p->lbq.len;
+    const eng_lbi *b = &p->lbi[l7];
+    int healthy = b->n_up, at_max = b->n_at_max;
+    long waiting = p->lbq.len + b->q_up;
+    if (p->serve->queued) { /* the server queues beyond n->q: ask each */
+        waiting = p->lbq.len;
+        for (int j = 0; j < p->n_hosts; j++)
+            if (b->sat[j] & LBI_UP)
+                waiting += serve_queued(&p->nodes[j]);
+    }
+#ifndef NDEBUG /* the counts are the walk's (debug and sanitizer builds) */
+    int up = 0, full = 0;
+    long q = p->lbq.len;
     for (int j = 0; j < p->n_hosts; j++) {
-        const lb_server_view *v = &p->lbi[l7].servers[j];
+        const lb_server_view *v = &b->servers[j];
         if (!v->up || v->down)
             continue;
-        healthy++;
-        waiting += serve_queued(&p->nodes[j]);
-        at_max += v->max_conns > 0 && v->active >= v->max_conns;
+        up++;
+        q += serve_queued(&p->nodes[j]);
+        full += v->max_conns > 0 && v->active >= v->max_conns;
     }
+    assert(up == healthy && full == at_max && q == waiting);
+#endif
     if (healthy == 0)
         return 0;
     return (t->overflow_max_conns && at_max == healthy) ||

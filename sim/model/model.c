@@ -165,6 +165,53 @@ void eng_lb_changed(eng_pool *p, int l7, int j)
     eng_lbi *b = &p->lbi[l7];
     if (b->balancer)   /* none in a bookkeeping test's pool */
         lb_changed(b->balancer, &b->view, j);
+    eng_lbi_sync(p, l7, j);
+}
+
+void eng_lbi_sync(eng_pool *p, int l7, int j)
+{
+    eng_lbi *b = &p->lbi[l7];
+    if (!b->sat)
+        return;
+    const lb_server_view *v = &b->servers[j];
+    unsigned up = v->up && !v->down ? LBI_UP : 0u;
+    unsigned f = up | (up && v->max_conns > 0 && v->active >= v->max_conns ? LBI_AT_MAX : 0u);
+    unsigned old = b->sat[j];
+    if (f == old)
+        return;
+    b->sat[j] = (unsigned char)f;
+    b->n_up += !!(f & LBI_UP) - !!(old & LBI_UP);
+    b->n_at_max += !!(f & LBI_AT_MAX) - !!(old & LBI_AT_MAX);
+    if ((f ^ old) & LBI_UP)
+        b->q_up += (f & LBI_UP ? 1 : -1) * (long)p->nodes[j].work.q_counted;
+}
+
+void eng_lbi_recount(eng_pool *p)
+{
+    for (int k = 0; k < eng_world.n_l7; k++) {
+        eng_lbi *b = &p->lbi[k];
+        if (!b->sat)
+            continue;
+        b->n_up = b->n_at_max = 0;
+        b->q_up = 0;
+        for (int j = 0; j < p->n_hosts; j++) {
+            b->sat[j] = 0;
+            eng_lbi_sync(p, k, j);
+        }
+    }
+}
+
+void eng_node_q_sync(eng_node *n)
+{
+    int d = n->work.q.len - n->work.q_counted;
+    if (d == 0)
+        return;
+    n->work.q_counted = n->work.q.len;
+    for (int k = 0; k < eng_world.n_l7; k++) {
+        eng_lbi *b = &n->pool->lbi[k];
+        if (b->sat && (b->sat[n->index] & LBI_UP))
+            b->q_up += d;
+    }
 }
 
 /* The times eng_interval_of maps to interval i, [*lo, *hi]: from the

@@ -116,7 +116,18 @@ typedef struct {
      * eng_view_sync */
     unsigned char *healthy;
     int n_healthy;
+    /* failover's overflow test without a walk: per server, LBI_UP (up and
+     * not down) and LBI_AT_MAX (that, at max_conns), kept by eng_lb_changed
+     * and eng_lbi_recount; how many of each; and the work queues of the
+     * LBI_UP nodes summed (pools whose server queues in n->q alone:
+     * serve_ops.queued NULL), kept by eng_node_q_sync */
+    unsigned char *sat;
+    int n_up, n_at_max;
+    long q_up;
 } eng_lbi;
+
+#define LBI_UP 1u
+#define LBI_AT_MAX 2u
 
 /* An L7 balancer of a two-tier front end, as the L4 balancer sees it. */
 typedef struct {
@@ -174,6 +185,7 @@ struct eng_node {
     } fault;
     struct {               /* the work it was given and did */
         eng_fifo q;        /* accepted, not yet taken by its server */
+        int q_counted;     /* q.len as eng_node_q_sync last saw it */
         void *serve;       /* its server model's state (serve.h) */
         int workers_alive; /* its server's actors still running */
         double busy_gpu_s;
@@ -438,6 +450,15 @@ void eng_view_sync(eng_node *n);
 /* Server j of balancer l7's view in pool p changed: its policy hears of it
  * (lb_changed; the views are tracked, see run.c). */
 void eng_lb_changed(eng_pool *p, int l7, int j);
+/* Server j of balancer l7's view: its LBI_* flags and the counts (called by
+ * eng_lb_changed, and where a pick hides and shows tried servers). */
+void eng_lbi_sync(eng_pool *p, int l7, int j);
+/* Every server's LBI_* flags and the counts afresh (once the views are
+ * built). */
+void eng_lbi_recount(eng_pool *p);
+/* Node n's work queue may have changed length: the LBI_UP queue totals
+ * follow. Called after every change of n->work.q. */
+void eng_node_q_sync(eng_node *n);
 /* Counts r (held at the end of the run) once: a request unless it is a
  * job, and in pool p's stage when p is not NULL. */
 void eng_census_add(const eng_req *r, const eng_pool *p, unsigned long *requests,

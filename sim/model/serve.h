@@ -59,7 +59,9 @@ typedef struct serve_ops {
     /* each request it holds beyond n->q, for the end-of-run census */
     void (*census)(const eng_node *n, unsigned long *requests, unsigned long *per_pool);
     /* requests waiting at the node: n->q and what the server queued itself
-     * (the queue_capacity check, queue metrics) */
+     * (the queue_capacity check, queue metrics); NULL: n->q alone, which
+     * lets failover's overflow test count a pool's queues without a walk
+     * (eng_node_q_sync) */
     int (*queued)(const eng_node *n);
     /* optional, per pool: its own state and results */
     void (*init_pool)(eng_pool *p);
@@ -125,7 +127,10 @@ static inline void serve_census(const eng_node *n, unsigned long *requests,
     n->pool->serve->census(n, requests, per_pool);
 }
 
-static inline int serve_queued(const eng_node *n) { return n->pool->serve->queued(n); }
+static inline int serve_queued(const eng_node *n)
+{
+    return n->pool->serve->queued ? n->pool->serve->queued(n) : n->work.q.len;
+}
 static inline void serve_init_pool(eng_pool *p)
 {
     if (p->serve->init_pool)

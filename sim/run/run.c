@@ -251,6 +251,7 @@ static int build(void)
                                                                          : sc->lb.policy;
             b->servers = calloc((size_t)p->n_hosts, sizeof *b->servers);
             b->healthy = calloc((size_t)p->n_hosts > 0 ? (size_t)p->n_hosts : 1, 1);
+            b->sat = calloc((size_t)p->n_hosts > 0 ? (size_t)p->n_hosts : 1, 1);
             b->view.n = p->n_hosts;
             b->view.servers = b->servers;
             b->rng = i == 0 ? p->lb_rng
@@ -321,9 +322,11 @@ static int build(void)
     pipe_init(); /* queues cap their consumers' max_conns */
     /* from here on every change to a balancer's view is reported to its
      * policy (eng_lb_changed), which may then keep an index */
-    for (int k = 0; k < sc->n_pools; k++)
+    for (int k = 0; k < sc->n_pools; k++) {
         for (int i = 0; i < eng_world.n_l7; i++)
             lb_track(eng_world.pools[k].lbi[i].balancer, &eng_world.pools[k].lbi[i].view);
+        eng_lbi_recount(&eng_world.pools[k]);
+    }
     for (int k = 0; k < sc->n_pools; k++) {
         life_init_pool(&eng_world.pools[k]);
         life_start_health_checks(&eng_world.pools[k]);
@@ -403,6 +406,7 @@ static void sweep_expired(double end)
             eng_node *n = &p->nodes[j];
             eng_fifo kept = { 0 };
             while ((r = eng_fifo_pop(&n->work.q))) {
+                eng_node_q_sync(n);
                 double cut = tier_cut(r, end);
                 if (cut <= end && cut <= r->deadline_s) {
                     p->lbi[r->l7].servers[j].active--;
@@ -417,6 +421,7 @@ static void sweep_expired(double end)
                 }
             }
             n->work.q = kept;
+            eng_node_q_sync(n);
         }
     }
 }
@@ -605,6 +610,7 @@ static void teardown(void)
             lb_destroy(p->lbi[i].balancer);
             free(p->lbi[i].servers);
             free(p->lbi[i].healthy);
+            free(p->lbi[i].sat);
             if (i > 0)
                 gsl_rng_free(p->lbi[i].rng);
         }

@@ -57,6 +57,7 @@ int serve_batch_take(eng_node *n, eng_req **batch, double now, double *work)
     *work = 0;
     while (b < max && n->work.q.len > 0) {
         eng_req *r = eng_fifo_pop(&n->work.q);
+        eng_node_q_sync(n);
         if (r->deadline_s <= now) { /* client already gone: not the server's fault */
             eng_lb_release(p, r, n->index, now - r->stage_s, LB_OK, now);
             eng_req_end(p, r, B_TIMED_OUT, r->deadline_s);
@@ -300,8 +301,6 @@ static void census(const eng_node *n, unsigned long *requests, unsigned long *pe
             eng_census_add(bn->workers[g].batch[i], n->pool, requests, per_pool);
 }
 
-static int queued(const eng_node *n) { return n->work.q.len; }
-
 const serve_ops serve_batch = {
     .name = "batch",
     .init_node = init_node,
@@ -315,5 +314,4 @@ const serve_ops serve_batch = {
     .account_end = account_end,
     .running = running,
     .census = census,
-    .queued = queued,
 };

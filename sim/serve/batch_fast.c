@@ -610,8 +610,6 @@ static void census(const eng_node *n, unsigned long *requests, unsigned long *pe
             eng_census_add(fn->gpus[g].batch[i], n->pool, requests, per_pool);
 }
 
-static int queued(const eng_node *n) { return n->work.q.len; }
-
 const serve_ops serve_batch_fast = {
     .name = "batch",
     .init_node = init_node,
@@ -625,7 +623,6 @@ const serve_ops serve_batch_fast = {
     .account_end = account_end,
     .running = running,
     .census = census,
-    .queued = queued,
     .init_pool = init_pool,
     .free_pool = free_pool,
     .extra_energy_j = extra_energy_j,

@@ -654,6 +654,7 @@ static void accepted(eng_node *n)
 {
     llm_node *ln = ln_of(n);
     eng_req *r = eng_fifo_pop(&n->work.q);
+    eng_node_q_sync(n);
     llm_replica *best = NULL;
     for (int i = 0; i < ln->n_reps; i++)
         if (!ln->reps[i].lost && (!best || rep_load(&ln->reps[i]) < rep_load(best)))
