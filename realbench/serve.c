@@ -26,6 +26,7 @@
 #include <gsl/gsl_rng.h>
 #include <gsl/gsl_sort.h>
 #include <gsl/gsl_statistics_double.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,11 @@
 
 typedef struct {
     double arrival_s; /* scheduled, seconds since the start */
+    double enqueued_s; /* when the generator put it in the queue */
     double done_s;
+    double dispatch_s; /* its batch's start less when the batch could
+                          start (full or due, and the worker free); NAN
+                          for a batch cut short by the end */
     int batch;        /* size of the batch it was served in */
 } request;
 
@@ -45,6 +50,7 @@ typedef struct {
     rb_cpu_net *net;
     rb_pool *pool;
     double busy_s;
+    double free_s;    /* when it finished its last batch */
     long batches;
     pthread_t th;
 } worker;
@@ -127,6 +133,7 @@ static void *generator(void *arg)
             s->cap = nc;
         }
         s->req[s->n_gen].arrival_s = t;
+        s->req[s->n_gen].enqueued_s = since(&s->t0);
         s->req[s->n_gen].done_s = -1;
         s->req[s->n_gen].batch = 0;
         s->n_gen++;
@@ -170,6 +177,13 @@ static void *work(void *arg)
             continue; /* another worker took them */
         if (n > (size_t)s->max_size)
             n = (size_t)s->max_size;
+        /* when the batch could start: its last member queued (full) or
+         * the oldest one's deadline, and the worker free */
+        double ready = n == (size_t)s->max_size ? s->req[first + n - 1].enqueued_s
+                       : s->done_generating     ? NAN
+                                                : s->req[first].arrival_s + s->max_wait_s;
+        if (ready < w->free_s)
+            ready = w->free_s;
         s->head += n;
         pthread_mutex_unlock(&s->mu);
 
@@ -180,8 +194,12 @@ static void *work(void *arg)
         pthread_mutex_lock(&s->mu);
         for (size_t i = first; i < first + n; i++) {
             s->req[i].done_s = t_end;
+            s->req[i].dispatch_s = t_start > ready ? t_start - ready : 0.0;
+            if (isnan(ready))
+                s->req[i].dispatch_s = NAN;
             s->req[i].batch = (int)n;
         }
+        w->free_s = t_end;
         w->busy_s += t_end - t_start;
         w->batches++;
         s->svc_sum[n] += t_end - t_start;
@@ -442,8 +460,8 @@ int rb_serve_main(int argc, char **argv)
         pthread_join(s.w[i].th, NULL);
     double wall = since(&s.t0);
 
-    size_t n = 0, nb = 0;
-    double bsum = 0;
+    size_t n = 0, nb = 0, nd = 0;
+    double bsum = 0, late = 0, dispatch = 0;
     lat = malloc((s.n_gen ? s.n_gen : 1) * sizeof *lat);
     if (!lat)
         goto out;
@@ -452,6 +470,11 @@ int rb_serve_main(int argc, char **argv)
             lat[n++] = s.req[i].done_s - s.req[i].arrival_s;
             bsum += s.req[i].batch;
             nb++;
+            late += s.req[i].enqueued_s - s.req[i].arrival_s;
+            if (!isnan(s.req[i].dispatch_s)) {
+                dispatch += s.req[i].dispatch_s;
+                nd++;
+            }
         }
     if (lat_path) {
         FILE *f = fopen(lat_path, "w");
@@ -502,6 +525,12 @@ int rb_serve_main(int argc, char **argv)
     cJSON_AddNumberToObject(res, "wall_time_s", wall);
     add_quantiles(cJSON_AddObjectToObject(res, "latency_s"), lat, n);
     cJSON_AddNumberToObject(res, "mean_batch_size", nb ? bsum / nb : 0);
+    /* the loop's own hand-offs, per measured request on average: the
+     * generator's lateness (its timer wakes after the scheduled arrival)
+     * and the batch's dispatch (the worker's wake-up once the batch is due) */
+    cJSON *ho = cJSON_AddObjectToObject(res, "handoff_s");
+    cJSON_AddNumberToObject(ho, "generator_late_mean", n ? late / (double)n : 0);
+    cJSON_AddNumberToObject(ho, "dispatch_mean", nd ? dispatch / (double)nd : 0);
     double busy = 0;
     long batches = 0;
     for (int i = 0; i < s.workers; i++)
