@@ -341,7 +341,6 @@ static int px_reserve_servers(lb_prefix *p, int n)
     return 1;
 }
 
-
 /* ---- the registry ---- */
 
 static int *holders(px_entry *e)

@@ -530,25 +530,29 @@ static int pool_saturated(const eng_pool *p, int l7, const sc_traffic *t)
     const eng_lbi *b = &p->lbi[l7];
     int healthy = b->n_up, at_max = b->n_at_max;
     long waiting = p->lbq.len + b->q_up;
-    if (p->serve->queued) { /* the server queues beyond n->q: ask each */
-        waiting = p->lbq.len;
-        for (int j = 0; j < p->n_hosts; j++)
-            if (b->sat[j] & LBI_UP)
-                waiting += serve_queued(&p->nodes[j]);
-    }
-#ifndef NDEBUG /* the counts are the walk's (debug and sanitizer builds) */
-    int up = 0, full = 0;
-    long q = p->lbq.len;
-    for (int j = 0; j < p->n_hosts; j++) {
-        const lb_server_view *v = &b->servers[j];
-        if (!v->up || v->down)
-            continue;
-        up++;
-        q += serve_queued(&p->nodes[j]);
-        full += v->max_conns > 0 && v->active >= v->max_conns;
-    }
-    assert(up == healthy && full == at_max && q == waiting);
+    /* the walk: for a server that queues beyond n->q (asked per node), and
+     * in debug and sanitizer builds to check the counts */
+    int walk = !b->sat || p->serve->queued != NULL;
+#ifndef NDEBUG
+    walk = 1;
 #endif
+    if (walk) {
+        int up = 0, full = 0;
+        long q = p->lbq.len;
+        for (int j = 0; j < p->n_hosts; j++) {
+            const lb_server_view *v = &b->servers[j];
+            if (!v->up || v->down)
+                continue;
+            up++;
+            q += serve_queued(&p->nodes[j]);
+            full += v->max_conns > 0 && v->active >= v->max_conns;
+        }
+        assert(!b->sat || (up == healthy && full == at_max &&
+                           (p->serve->queued || q == waiting)));
+        healthy = up;
+        at_max = full;
+        waiting = q;
+    }
     if (healthy == 0)
         return 0;
     return (t->overflow_max_conns && at_max == healthy) ||
