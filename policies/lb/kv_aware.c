@@ -41,10 +41,11 @@
  * requests or KV usage and finds an eligible holder of the request's first
  * hash among that hash's holders (lb_prefix_holders), so that a pick
  * without any signal (a batch pool, an idle LLM pool) goes to least_conn's
- * index in O(log n) without reading every server; a pick that scores reads
- * each server's match from the holders of the request's hashes while they
- * are chained (lb_prefix_known), O(n + holders) instead of a lookup per
- * server and block. Scoring stays a walk: the queue score is
+ * index in O(log n) without reading every server; a pick that scores takes
+ * the least and most waiting from segment trees and reads each server's
+ * match from the holders of the request's hashes while they are chained
+ * (lb_prefix_known): one pass over the servers, O(n + holders), instead of
+ * two and a lookup per server and block. Scoring stays a walk: the queue score is
  * normalised by the candidates' current extremes and mixed with KV usage
  * by weights, so the best server under one pick's normalisation is not
  * the best under the next one's, and no order kept between picks holds.
@@ -52,6 +53,7 @@
 #include "lb.h"
 #include "lb_llm.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 #define KA_DEFAULT_BLOCKS 31250   /* GIE prefix plugin DefaultLRUCapacityPerServer */
@@ -68,6 +70,7 @@ struct ka_state {
     int n_elig, n_signal;
     int *match;          /* per server: its match for the pick being scored
                             (from the holders), else 0 */
+    lb_mintree wlo, whi; /* eligible servers' waiting, and minus it */
 };
 
 #define KA_ELIG 1        /* eligible */
@@ -105,6 +108,8 @@ static void ka_destroy(void *state)
     lb_prefix_free(st->index);
     free(st->flag);
     free(st->match);
+    lb_mintree_free(&st->wlo);
+    lb_mintree_free(&st->whi);
     free(st);
 }
 
@@ -117,6 +122,8 @@ static void ka_place(struct ka_state *st, const lb_server_view *s, int i)
     st->n_elig += (f & KA_ELIG) - (st->flag[i] & KA_ELIG);
     st->n_signal += !!(f & KA_SIGNAL) - !!(st->flag[i] & KA_SIGNAL);
     st->flag[i] = (unsigned char)f;
+    lb_mintree_set(&st->wlo, i, f ? s->llm_waiting : INFINITY);
+    lb_mintree_set(&st->whi, i, f ? -(double)s->llm_waiting : INFINITY);
 }
 
 /* The counts hold this view: made now if they did not. */
@@ -127,7 +134,8 @@ static int ka_ready(struct ka_state *st, const lb_view *view)
     if (st->tracked && !st->valid && view->n > 0) {
         unsigned char *flag = calloc((size_t)view->n, 1);
         int *match = calloc((size_t)view->n, sizeof *match);
-        if (!flag || !match) {
+        if (!flag || !match || !lb_mintree_reset(&st->wlo, view->n) ||
+            !lb_mintree_reset(&st->whi, view->n)) {
             free(flag);
             free(match);
             return 0;
@@ -203,13 +211,19 @@ static int ka_pick(void *state, const lb_view *view, const lb_request *req)
 
     if (ka_ready(st, view) && st->n_elig == 0)
         return -1;
-    if (st->valid && ka_signal(st, view, hashes, n_hashes) == 0) {
+    int sig = st->valid ? ka_signal(st, view, hashes, n_hashes) : -1;
+    if (sig == 0) {
         best = lb_llm_least_conn_ix(&st->lc, view);
         if (n_hashes > 0 && best >= 0)
             lb_prefix_insert(st->index, best, hashes, n_hashes);
         return best;
     }
-    for (int i = 0; i < view->n; i++) {
+    if (sig == 1) {   /* the extremes from the trees, the walk below skipped */
+        lo = (int)lb_mintree_least(&st->wlo);
+        hi = -(int)lb_mintree_least(&st->whi);
+        any = signal = 1;
+    }
+    for (int i = 0; sig != 1 && i < view->n; i++) {
         if (!lb_server_eligible(&s[i]))
             continue;
         if (!any || s[i].llm_waiting < lo)
