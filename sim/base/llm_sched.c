@@ -61,6 +61,8 @@ struct llm_sched {
     /* queues */
     llm_seq *whead, *wtail;
     int n_waiting;
+    void (*watch)(void *ctx);   /* llm_sched_watch */
+    void *watch_ctx;
     llm_seq **running;          /* admission order, max_num_seqs slots */
     int n_running;
     /* finished sequences keeping their blocks (hold_kv), linked by prev/next */
@@ -78,6 +80,13 @@ struct llm_sched {
     unsigned long pq, ph;       /* prefix queries / hits, first admissions */
     unsigned long ppq, pph;     /* the same at readmissions after preemption */
 };
+
+/* n_waiting or n_landed moved: the watcher hears of it. */
+static void waiting_changed(const llm_sched *s)
+{
+    if (s->watch)
+        s->watch(s->watch_ctx);
+}
 
 static void *xmalloc(size_t n)
 {
@@ -339,6 +348,7 @@ static void waiting_unlink(llm_sched *s, llm_seq *q)
         s->wtail = q->prev;
     q->prev = q->next = NULL;
     s->n_waiting--;
+    waiting_changed(s);
 }
 
 static void waiting_prepend(llm_sched *s, llm_seq *q)
@@ -351,6 +361,7 @@ static void waiting_prepend(llm_sched *s, llm_seq *q)
         s->wtail = q;
     s->whead = q;
     s->n_waiting++;
+    waiting_changed(s);
 }
 
 static void landed_unlink(llm_sched *s, llm_seq *q)
@@ -365,6 +376,7 @@ static void landed_unlink(llm_sched *s, llm_seq *q)
         s->ltail = q->prev;
     q->prev = q->next = NULL;
     s->n_landed--;
+    waiting_changed(s);
 }
 
 /* Unlinks q from a list of prev/next links headed by *head. */
@@ -560,6 +572,7 @@ void llm_sched_add_prefilled(llm_sched *s, llm_seq *q, int kv_tokens, int genera
         s->whead = q;
     s->wtail = q;
     s->n_waiting++;
+    waiting_changed(s);
 }
 
 /* The decode side's reservation (KVCacheManager.allocate_slots for the
@@ -610,6 +623,7 @@ void llm_sched_add_landed(llm_sched *s, llm_seq *q, llm_seq *r, int kv_tokens, i
         s->lhead = q;
     s->ltail = q;
     s->n_landed++;
+    waiting_changed(s);
 }
 
 int llm_sched_reserved(const llm_sched *s)
@@ -1039,6 +1053,12 @@ int llm_sched_check(const llm_sched *s)
         (s->n_keyed > s->nb))
         return 5;
     return check_queues(s);
+}
+
+void llm_sched_watch(llm_sched *s, void (*fn)(void *ctx), void *ctx)
+{
+    s->watch = fn;
+    s->watch_ctx = ctx;
 }
 
 int llm_sched_waiting(const llm_sched *s)

@@ -95,6 +95,9 @@ typedef struct llm_sched llm_sched;
 
 llm_sched *llm_sched_new(const llm_sched_config *cfg);
 void llm_sched_free(llm_sched *s);
+/* fn(ctx) after every change of llm_sched_waiting (a sequence added,
+ * admitted, preempted back, aborted while waiting, landed); NULL: none. */
+void llm_sched_watch(llm_sched *s, void (*fn)(void *ctx), void *ctx);
 llm_step *llm_step_new(const llm_sched *s);
 void llm_step_free(llm_step *st);
 

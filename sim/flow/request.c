@@ -530,9 +530,9 @@ static int pool_saturated(const eng_pool *p, int l7, const sc_traffic *t)
     const eng_lbi *b = &p->lbi[l7];
     int healthy = b->n_up, at_max = b->n_at_max;
     long waiting = p->lbq.len + b->q_up;
-    /* the walk: for a server that queues beyond n->q (asked per node), and
-     * in debug and sanitizer builds to check the counts */
-    int walk = !b->sat || p->serve->queued != NULL;
+    /* the walk: for a pool without counts, and in debug and sanitizer
+     * builds to check them */
+    int walk = !b->sat;
 #ifndef NDEBUG
     walk = 1;
 #endif
@@ -547,8 +547,7 @@ static int pool_saturated(const eng_pool *p, int l7, const sc_traffic *t)
             q += serve_queued(&p->nodes[j]);
             full += v->max_conns > 0 && v->active >= v->max_conns;
         }
-        assert(!b->sat || (up == healthy && full == at_max &&
-                           (p->serve->queued || q == waiting)));
+        assert(!b->sat || (up == healthy && full == at_max && q == waiting));
         healthy = up;
         at_max = full;
         waiting = q;

@@ -4,6 +4,7 @@
  * accounting per interval, the balancer's view of a node, events.
  */
 #include "model.h"
+#include "serve.h"
 
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_sf_gamma.h>
@@ -203,10 +204,10 @@ void eng_lbi_recount(eng_pool *p)
 
 void eng_node_q_sync(eng_node *n)
 {
-    int d = n->work.q.len - n->work.q_counted;
+    int q = serve_queued(n), d = q - n->work.q_counted;
     if (d == 0)
         return;
-    n->work.q_counted = n->work.q.len;
+    n->work.q_counted = q;
     for (int k = 0; k < eng_world.n_l7; k++) {
         eng_lbi *b = &n->pool->lbi[k];
         if (b->sat && (b->sat[n->index] & LBI_UP))

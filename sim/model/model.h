@@ -118,9 +118,8 @@ typedef struct {
     int n_healthy;
     /* failover's overflow test without a walk: per server, LBI_UP (up and
      * not down) and LBI_AT_MAX (that, at max_conns), kept by eng_lb_changed
-     * and eng_lbi_recount; how many of each; and the work queues of the
-     * LBI_UP nodes summed (pools whose server queues in n->q alone:
-     * serve_ops.queued NULL), kept by eng_node_q_sync */
+     * and eng_lbi_recount; how many of each; and the queued requests of the
+     * LBI_UP nodes summed (serve_queued), kept by eng_node_q_sync */
     unsigned char *sat;
     int n_up, n_at_max;
     long q_up;
@@ -185,7 +184,7 @@ struct eng_node {
     } fault;
     struct {               /* the work it was given and did */
         eng_fifo q;        /* accepted, not yet taken by its server */
-        int q_counted;     /* q.len as eng_node_q_sync last saw it */
+        int q_counted;     /* serve_queued as eng_node_q_sync last saw it */
         void *serve;       /* its server model's state (serve.h) */
         int workers_alive; /* its server's actors still running */
         double busy_gpu_s;
@@ -456,8 +455,9 @@ void eng_lbi_sync(eng_pool *p, int l7, int j);
 /* Every server's LBI_* flags and the counts afresh (once the views are
  * built). */
 void eng_lbi_recount(eng_pool *p);
-/* Node n's work queue may have changed length: the LBI_UP queue totals
- * follow. Called after every change of n->work.q. */
+/* Node n's queued count (serve_queued) may have changed: the LBI_UP totals
+ * follow. Called after every change of n->work.q, and by a server whose
+ * own queues change (serve_ops.queued). */
 void eng_node_q_sync(eng_node *n);
 /* Counts r (held at the end of the run) once: a request unless it is a
  * job, and in pool p's stage when p is not NULL. */

@@ -59,9 +59,10 @@ typedef struct serve_ops {
     /* each request it holds beyond n->q, for the end-of-run census */
     void (*census)(const eng_node *n, unsigned long *requests, unsigned long *per_pool);
     /* requests waiting at the node: n->q and what the server queued itself
-     * (the queue_capacity check, queue metrics); NULL: n->q alone, which
-     * lets failover's overflow test count a pool's queues without a walk
-     * (eng_node_q_sync) */
+     * (the queue_capacity check, queue metrics, failover's overflow test);
+     * NULL: n->q alone. A server that queues beyond n->q calls
+     * eng_node_q_sync after each change of those queues, so that the
+     * pools' counts follow without a walk */
     int (*queued)(const eng_node *n);
     /* optional, per pool: its own state and results */
     void (*init_pool)(eng_pool *p);

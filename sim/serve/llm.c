@@ -432,6 +432,10 @@ static void free_pool(eng_pool *p)
 
 /* ---- per node ---- */
 
+/* A replica's scheduler queue moved: the node's queued count (queued()
+ * below) with it, for the pools' counts (eng_node_q_sync). */
+static void queued_changed(void *node) { eng_node_q_sync(node); }
+
 static void init_node(eng_node *n)
 {
     llm_pool *lp = lp_of(n->pool);
@@ -446,6 +450,7 @@ static void init_node(eng_node *n)
         rep->wake = sg_sem_init(0);
         rep->run_t0_s = -1;
         rep->sched = llm_sched_new(&lp->cfg);
+        llm_sched_watch(rep->sched, queued_changed, n);
         rep->step = llm_step_new(rep->sched);
         size_t m = (size_t)lp->cfg.max_num_seqs;
         rep->first = malloc(sizeof *rep->first * m);
@@ -508,6 +513,7 @@ static llm_req *pop_pending(llm_replica *rep)
         if (!rep->pending)
             rep->pending_tail = NULL;
         rep->n_pending--;
+        eng_node_q_sync(rep->node);
     }
     return q;
 }
@@ -697,6 +703,7 @@ static void accepted(eng_node *n)
         best->pending = q;
     best->pending_tail = q;
     best->n_pending++;
+    eng_node_q_sync(n);
     for (int k = 0; k < eng_world.n_l7; k++) { /* one more waiting, all its tokens to do */
         lb_server_view *v = &n->pool->lbi[k].servers[n->index];
         v->llm_waiting++;
@@ -1171,6 +1178,7 @@ static void kv_landed(kv_xfer *x, double now)
         dst->pending = q;
     dst->pending_tail = q;
     dst->n_pending++;
+    eng_node_q_sync(dn);
     sync_view(dn);
     wake_rep(dst, 1);
     eng_drain_balancer_queue(pp, now);

@@ -226,6 +226,62 @@ static void test_overflow_queue(void)
     }
 }
 
+/* LLM pools overflow as batch pools do, their queued requests being also
+ * those their engines' schedulers hold (waiting, preempted back, landed):
+ * the failover level reads them from counts that the schedulers keep up to
+ * date (llm_sched_watch), and debug and sanitizer builds check those
+ * counts against a walk of the nodes at every read, through a node crash,
+ * a lost GPU and a slowdown. At the peak (80 QPS on four Llama-3.1-8B
+ * nodes) the on-premises queues pass 4 per healthy node and the cloud
+ * takes the overflow; with a threshold no queue reaches, the cloud gets
+ * nothing (the level stays healthy enough for Envoy's priority load). */
+#define LLM_OVERFLOW                                                                           \
+    "name: llm-overflow\nseed: 3\nduration: 120s\nwarmup: 10s\ninterval: 10s\n"               \
+    "models:\n  m:\n    llm:\n"                                                               \
+    "      config: {hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32,\n"      \
+    "               num_key_value_heads: 8, intermediate_size: 14336, vocab_size: 128256}\n"   \
+    "      precision: bf16\n      step: {model: roofline, overhead: 2ms}\n"                    \
+    "      enable_prefix_caching: true\n"                                                     \
+    "pools:\n"                                                                               \
+    "  onprem: {model: m, replicas: 4, gpus_per_node: 1, gpu: H100-SXM, queue_capacity: 4096,\n" \
+    "           timeout: 120s}\n"                                                             \
+    "  cloud: {model: m, replicas: 2, gpus_per_node: 1, gpu: H100-SXM, queue_capacity: 4096,\n" \
+    "          timeout: 120s}\n"                                                              \
+    "traffic:\n"                                                                             \
+    "  - name: chat\n    pool: onprem\n"                                                     \
+    "    failover:\n"                                                                        \
+    "      pools: [{pool: onprem, priority: 0}, {pool: cloud, priority: 1, wan_latency: 15ms}]\n" \
+    "      overflow: {queue: 4}\n"                                                            \
+    "    arrivals: {process: poisson, rate: [{at: 0s, qps: 20}, {at: 40s, qps: 80, ramp: 5s},\n" \
+    "               {at: 80s, qps: 20, ramp: 5s}]}\n"                                          \
+    "    tokens:\n"                                                                          \
+    "      input: {distribution: lognormal, mean: 1500, cv: 1, max: 8000}\n"                  \
+    "      output: {distribution: lognormal, mean: 300, cv: 1, max: 2000}\n"                  \
+    "      system_prompt: {tokens: 1000, prompts: 10}\n"                                      \
+    "load_balancer: {policy: least_conn}\n"                                                  \
+    "chaos:\n"                                                                               \
+    "  - {at: 50s, fault: node_crash, target: onprem/1, recover_after: 20s}\n"                \
+    "  - {at: 60s, fault: gpu_failure, target: cloud/0, recover_after: 10s}\n"                \
+    "  - {at: 45s, fault: slowdown, target: onprem/2, factor: 0.3, duration: 20s}\n"
+
+static void test_llm_overflow(void)
+{
+    cJSON *j = run_summary(LLM_OVERFLOW, NULL, 0);
+    if (j) {
+        assert_conserved(j);
+        CU_ASSERT(tu_num(j, "pools.cloud.requests.generated") > 100);
+        CU_ASSERT(tu_num(j, "pools.onprem.requests.generated") >
+                  tu_num(j, "pools.cloud.requests.generated"));
+        cJSON_Delete(j);
+    }
+    j = run_summary(LLM_OVERFLOW, "--set traffic.chat.failover.overflow.queue=1000000", 0);
+    if (j) {
+        assert_conserved(j);
+        CU_ASSERT_EQUAL(tu_num(j, "pools.cloud.requests.generated"), 0);
+        cJSON_Delete(j);
+    }
+}
+
 /* nginx: two primary servers (onprem) and two backup servers (cloud). The
  * backups take requests only when no primary can: with one primary down,
  * none (where Envoy's priority load would send 30%); with both down, all. */
@@ -571,6 +627,7 @@ int main(void)
     CU_add_test(s, "the WAN to the cloud cut: errors blamed on it", test_wan_cut);
     CU_add_test(s, "overflow at max_conns", test_overflow_max_conns);
     CU_add_test(s, "overflow by queue length", test_overflow_queue);
+    CU_add_test(s, "LLM pools overflow on their schedulers' queues", test_llm_overflow);
     CU_add_test(s, "nginx backup servers as another pool", test_nginx_backup_pool);
     CU_add_test(s, "bad failover input", test_bad_input);
     CU_add_test(s, "spot_reclaim and quota_exhausted", test_spot_and_quota);
