@@ -230,6 +230,7 @@ struct kv_xfer {
 struct llm_node {
     llm_replica *reps;
     int n_reps;
+    int closing;       /* free_node under way: its queued count is no more */
     /* its vllm:* counters since its host last came up (serve_llm_node_stats) */
     double prompt_tokens, generation_tokens;
     unsigned long preemptions, finished;
@@ -513,7 +514,8 @@ static llm_req *pop_pending(llm_replica *rep)
         if (!rep->pending)
             rep->pending_tail = NULL;
         rep->n_pending--;
-        eng_node_q_sync(rep->node);
+        if (!rep->ln->closing)
+            eng_node_q_sync(rep->node);
     }
     return q;
 }
@@ -554,6 +556,9 @@ static void free_node(eng_node *n)
     llm_node *ln = ln_of(n);
     if (!ln)
         return;
+    ln->closing = 1; /* the run is over: no more counts */
+    for (int i = 0; i < ln->n_reps; i++)
+        llm_sched_watch(ln->reps[i].sched, NULL, NULL);
     for (int i = 0; i < ln->n_reps; i++) {
         llm_replica *rep = &ln->reps[i];
         llm_req *all[64];
