@@ -10,7 +10,9 @@
 # The minimum over REPS repetitions is kept. Prints one line per point.
 #
 # usage: bench/sweep.sh [POLICY...]   (default: least_conn p2c_least_request
-#   and the other policies that keep an index)
+#   and the other policies that keep an index). `first` without max_conns
+#   sends every request to server 0 (at 10,000 nodes a queue of millions):
+#   measure it with FLEETSIM_ARGS="--fast --set load_balancer.max_conns=2".
 # environment: FLEETSIM_BIN (default build/fleetsim), NODES (default
 #   "10 100 1000 10000"), REQUESTS (default 250000), REPS (default 1),
 #   BENCH_DIR (scratch, default build/bench), FLEETSIM_ARGS (more options
