@@ -161,12 +161,23 @@ void eng_view_sync(eng_node *n)
     }
 }
 
+/* eng_lb_changed for a pool that keeps failover's counts (apart, so that
+ * the others' path stays a jump to lb_changed) */
+static __attribute__((noinline)) void lb_changed_counted(eng_pool *p, int l7, int j)
+{
+    eng_lbi *b = &p->lbi[l7];
+    eng_lbi_sync(p, l7, j);
+    if (b->balancer)
+        lb_changed(b->balancer, &b->view, j);
+}
+
 void eng_lb_changed(eng_pool *p, int l7, int j)
 {
     eng_lbi *b = &p->lbi[l7];
-    if (b->balancer)   /* none in a bookkeeping test's pool */
+    if (b->sat)
+        lb_changed_counted(p, l7, j);
+    else if (b->balancer)   /* none in a bookkeeping test's pool */
         lb_changed(b->balancer, &b->view, j);
-    eng_lbi_sync(p, l7, j);
 }
 
 void eng_lbi_sync(eng_pool *p, int l7, int j)
@@ -202,7 +213,7 @@ void eng_lbi_recount(eng_pool *p)
     }
 }
 
-void eng_node_q_sync(eng_node *n)
+void eng_node_q_count(eng_node *n)
 {
     int q = serve_queued(n), d = q - n->work.q_counted;
     if (d == 0)

@@ -456,9 +456,15 @@ void eng_lbi_sync(eng_pool *p, int l7, int j);
  * built). */
 void eng_lbi_recount(eng_pool *p);
 /* Node n's queued count (serve_queued) may have changed: the LBI_UP totals
- * follow. Called after every change of n->work.q, and by a server whose
- * own queues change (serve_ops.queued). */
-void eng_node_q_sync(eng_node *n);
+ * follow (in the pools that keep them: eng_lbi.sat). Called after every
+ * change of n->work.q, and by a server whose own queues change
+ * (serve_ops.queued). */
+void eng_node_q_count(eng_node *n);
+static inline void eng_node_q_sync(eng_node *n)
+{
+    if (n->pool->lbi && n->pool->lbi[0].sat)
+        eng_node_q_count(n);
+}
 /* Counts r (held at the end of the run) once: a request unless it is a
  * job, and in pool p's stage when p is not NULL. */
 void eng_census_add(const eng_req *r, const eng_pool *p, unsigned long *requests,

@@ -222,6 +222,19 @@ static int write_platform(const char *path)
 
 /* ---------- set-up and results ---------- */
 
+/* Pool k is in the failover of a class that overflows (its saturation is
+ * read per request: pool_saturated, from counts kept for such pools only). */
+static int overflow_pool(const sc_scenario *sc, int k)
+{
+    for (int c = 0; c < sc->n_traffic; c++) {
+        const sc_traffic *t = &sc->traffic[c];
+        for (int i = 0; (t->overflow_queue > 0 || t->overflow_max_conns) && i < t->n_failover; i++)
+            if (t->failover[i].pool == k)
+                return 1;
+    }
+    return 0;
+}
+
 static int build(void)
 {
     const sc_scenario *sc = eng_world.sc;
@@ -251,7 +264,8 @@ static int build(void)
                                                                          : sc->lb.policy;
             b->servers = calloc((size_t)p->n_hosts, sizeof *b->servers);
             b->healthy = calloc((size_t)p->n_hosts > 0 ? (size_t)p->n_hosts : 1, 1);
-            b->sat = calloc((size_t)p->n_hosts > 0 ? (size_t)p->n_hosts : 1, 1);
+            if (overflow_pool(sc, k)) /* failover's overflow test reads counts */
+                b->sat = calloc((size_t)p->n_hosts > 0 ? (size_t)p->n_hosts : 1, 1);
             b->view.n = p->n_hosts;
             b->view.servers = b->servers;
             b->rng = i == 0 ? p->lb_rng
