@@ -419,16 +419,7 @@ int lb_elig_index_ready(lb_elig_index *x, const lb_view *view)
 
 void lb_elig_index_change(lb_elig_index *x, const lb_view *view, int i)
 {
-    if (i < 0) {   /* LB_TRACK_START / LB_TRACK_STOP */
-        x->tracked = i == LB_TRACK_START;
-        x->valid = 0;
-        return;
-    }
-    if (!x->valid)
-        return;
-    if (i >= x->elig.n)
-        x->valid = 0;
-    else
+    if (lb_index_notice(&x->tracked, &x->valid, x->elig.n, i))
         lb_fenwick_set(&x->elig, i, lb_server_eligible(&view->servers[i]) ? 1.0 : 0.0);
 }
 
@@ -543,11 +534,6 @@ int lb_min_index_ready(lb_min_index *x, const lb_view *view)
 
 void lb_min_index_change(lb_min_index *x, const lb_view *view, int i)
 {
-    if (i < 0) {   /* LB_TRACK_START / LB_TRACK_STOP */
-        x->tracked = i == LB_TRACK_START;
-        x->valid = 0;
-        return;
-    }
-    if (x->valid && (i >= x->t.n || !min_place(x, &view->servers[i], i)))
+    if (lb_index_notice(&x->tracked, &x->valid, x->t.n, i) && !min_place(x, &view->servers[i], i))
         x->valid = 0;
 }

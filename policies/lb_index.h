@@ -189,6 +189,22 @@ int lb_min_index_ready(lb_min_index *x, const lb_view *view);
  * LB_TRACK_STOP. */
 void lb_min_index_change(lb_min_index *x, const lb_view *view, int i);
 
+/* An index's part of a change notice (on_change) for server i: START and
+ * STOP set *tracked and drop the index (*valid = 0), as does a server at
+ * or beyond the n servers it holds. 1 when the index is valid and holds
+ * server i, which the caller then places again. */
+static inline int lb_index_notice(int *tracked, int *valid, int n, int i)
+{
+    if (i < 0) {   /* LB_TRACK_START / LB_TRACK_STOP */
+        *tracked = i == LB_TRACK_START;
+        *valid = 0;
+        return 0;
+    }
+    if (*valid && i >= n)
+        *valid = 0;
+    return *valid;
+}
+
 /* An integer in [1, 2^20]: weights for which the indexes' sums are exact. */
 int lb_index_weight_ok(double weight);
 

@@ -348,6 +348,21 @@ static int *holders(px_entry *e)
     return e->cap > 1 ? e->holder.many : &e->holder.one;
 }
 
+/* The place of server in the ascending holders s[0..n): the first not
+ * below it. */
+static int holder_at(const int *s, int n, int server)
+{
+    int lo = 0, hi = n;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (s[mid] < server)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static int reg_find(const lb_prefix *p, uint64_t h)
 {
     if (p->n_ebuckets == 0)
@@ -444,14 +459,7 @@ static void reg_add(lb_prefix *p, int server, const uint64_t *hashes, int j)
         x->holder.many = many;
         x->cap = cap;
     }
-    int *s = holders(x), lo = 0, hi = x->n;
-    while (lo < hi) {   /* the first holder above server */
-        int mid = (lo + hi) / 2;
-        if (s[mid] < server)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    int *s = holders(x), lo = holder_at(s, x->n, server);
     memmove(&s[lo + 1], &s[lo], (size_t)(x->n - lo) * sizeof *s);
     s[lo] = server;
     x->n++;
@@ -466,14 +474,7 @@ static void reg_remove(lb_prefix *p, int server, uint64_t h)
     if (e < 0)
         return;
     px_entry *x = &p->entry[e];
-    int *s = holders(x), lo = 0, hi = x->n;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (s[mid] < server)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    int *s = holders(x), lo = holder_at(s, x->n, server);
     if (lo == x->n || s[lo] != server)
         return;
     memmove(&s[lo], &s[lo + 1], (size_t)(x->n - lo - 1) * sizeof *s);
@@ -503,6 +504,16 @@ int lb_prefix_holders(const lb_prefix *p, uint64_t h, const int **servers)
     px_entry *x = &p->entry[e];
     *servers = holders(x);
     return x->n;
+}
+
+int lb_prefix_first_holder(const lb_prefix *p, uint64_t h, const lb_view *view)
+{
+    const int *s;
+    int n = lb_prefix_holders(p, h, &s);
+    for (int k = 0; k < n && s[k] < view->n; k++) /* ascending */
+        if (lb_server_eligible(&view->servers[s[k]]))
+            return s[k];
+    return n < 0 ? -2 : -1;
 }
 
 int lb_prefix_known(const lb_prefix *p, const uint64_t *hashes, int n)

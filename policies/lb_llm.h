@@ -84,6 +84,9 @@ int lb_prefix_insert(lb_prefix *p, int server, const uint64_t *hashes, int n);
  * insert): how many, 0 when none, -1 when that is not known (an allocation
  * failed). O(1) expected. */
 int lb_prefix_holders(const lb_prefix *p, uint64_t h, const int **servers);
+/* The lowest server holding h that is eligible in view; -1 when none is,
+ * -2 when the holders are not known (lb_prefix_holders). */
+int lb_prefix_first_holder(const lb_prefix *p, uint64_t h, const lb_view *view);
 /* While every set is prefix-closed (every request so far had its hashes
  * chained: each hash after the same one each time, lb_llm.c): how many of
  * hashes[0..n) from the first some server holds, a server holding the j-th

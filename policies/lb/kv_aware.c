@@ -63,18 +63,16 @@ struct ka_state {
     lb_wrr_index lc;     /* the fallback: nginx least_conn, indexed */
     lb_prefix *index;
     double w_prefix, w_queue, w_kv;
-    /* on the tracked view (valid: counted from it whole since START) */
+    /* on the tracked view (valid: built from it whole since START) */
     int tracked, valid;
-    int n;               /* servers counted */
-    unsigned char *flag; /* per server: KA_ELIG, KA_SIGNAL */
-    int n_elig, n_signal;
+    lb_mintree wlo, whi; /* eligible servers' waiting, and minus it (wlo's
+                            finite count: the eligible servers) */
+    unsigned char *signal; /* per server: eligible, with waiting requests or
+                              KV usage */
+    int n_signal;
     int *match;          /* per server: its match for the pick being scored
                             (from the holders), else 0 */
-    lb_mintree wlo, whi; /* eligible servers' waiting, and minus it */
 };
-
-#define KA_ELIG 1        /* eligible */
-#define KA_SIGNAL 2      /* eligible, with waiting requests or KV usage */
 
 static void *ka_init(int n_servers, gsl_rng *rng, const lb_params *params)
 {
@@ -106,46 +104,43 @@ static void ka_destroy(void *state)
 
     lb_wrr_index_free(&st->lc);
     lb_prefix_free(st->index);
-    free(st->flag);
+    free(st->signal);
     free(st->match);
     lb_mintree_free(&st->wlo);
     lb_mintree_free(&st->whi);
     free(st);
 }
 
-/* Server i's flags, and the counts with them. */
+/* Server i in the trees and the signal count. */
 static void ka_place(struct ka_state *st, const lb_server_view *s, int i)
 {
-    int f = 0;
-    if (lb_server_eligible(s))
-        f = KA_ELIG | (s->llm_waiting != 0 || s->llm_kv_usage != 0.0 ? KA_SIGNAL : 0);
-    st->n_elig += (f & KA_ELIG) - (st->flag[i] & KA_ELIG);
-    st->n_signal += !!(f & KA_SIGNAL) - !!(st->flag[i] & KA_SIGNAL);
-    st->flag[i] = (unsigned char)f;
-    lb_mintree_set(&st->wlo, i, f ? s->llm_waiting : INFINITY);
-    lb_mintree_set(&st->whi, i, f ? -(double)s->llm_waiting : INFINITY);
+    int elig = lb_server_eligible(s);
+    int sig = elig && (s->llm_waiting != 0 || s->llm_kv_usage != 0.0);
+    st->n_signal += sig - st->signal[i];
+    st->signal[i] = (unsigned char)sig;
+    lb_mintree_set(&st->wlo, i, elig ? s->llm_waiting : INFINITY);
+    lb_mintree_set(&st->whi, i, elig ? -(double)s->llm_waiting : INFINITY);
 }
 
-/* The counts hold this view: made now if they did not. */
+/* The trees and counts hold this view: made now if they did not. */
 static int ka_ready(struct ka_state *st, const lb_view *view)
 {
-    if (!st->tracked || (st->valid && st->n != view->n))
+    if (!st->tracked || (st->valid && st->wlo.n != view->n))
         st->valid = 0;
     if (st->tracked && !st->valid && view->n > 0) {
-        unsigned char *flag = calloc((size_t)view->n, 1);
+        unsigned char *signal = calloc((size_t)view->n, 1);
         int *match = calloc((size_t)view->n, sizeof *match);
-        if (!flag || !match || !lb_mintree_reset(&st->wlo, view->n) ||
+        if (!signal || !match || !lb_mintree_reset(&st->wlo, view->n) ||
             !lb_mintree_reset(&st->whi, view->n)) {
-            free(flag);
+            free(signal);
             free(match);
             return 0;
         }
-        free(st->flag);
+        free(st->signal);
         free(st->match);
-        st->flag = flag;
+        st->signal = signal;
         st->match = match;
-        st->n = view->n;
-        st->n_elig = st->n_signal = 0;
+        st->n_signal = 0;
         for (int i = 0; i < view->n; i++)
             ka_place(st, &view->servers[i], i);
         st->valid = 1;
@@ -158,14 +153,8 @@ static void ka_change(void *state, const lb_view *view, int server)
     struct ka_state *st = state;
 
     lb_wrr_index_change(&st->lc, view, server);
-    if (server < 0) {   /* LB_TRACK_START / LB_TRACK_STOP */
-        st->tracked = server == LB_TRACK_START;
-        st->valid = 0;
-    } else if (st->valid && server >= st->n) {
-        st->valid = 0;
-    } else if (st->valid) {
+    if (lb_index_notice(&st->tracked, &st->valid, st->wlo.n, server))
         ka_place(st, &view->servers[server], server);
-    }
 }
 
 /* From the counts: 1 if some eligible server has a signal (waiting
@@ -178,12 +167,8 @@ static int ka_signal(const struct ka_state *st, const lb_view *view, const uint6
         return 1;
     if (n_hashes == 0)
         return 0;
-    const int *h;
-    int n = lb_prefix_holders(st->index, hashes[0], &h);
-    for (int k = 0; k < n && h[k] < view->n; k++)
-        if (lb_server_eligible(&view->servers[h[k]]))
-            return 1;
-    return n < 0 ? -1 : 0;
+    int h = lb_prefix_first_holder(st->index, hashes[0], view);
+    return h >= 0 ? 1 : h == -2 ? -1 : 0;
 }
 
 /* Each holder of hashes[j] (j < known) matches the request up to j + 1 at
@@ -209,7 +194,7 @@ static int ka_pick(void *state, const lb_view *view, const lb_request *req)
     double best_score = 0;
     unsigned long tied = 0;
 
-    if (ka_ready(st, view) && st->n_elig == 0)
+    if (ka_ready(st, view) && st->wlo.finite == 0)
         return -1;
     int sig = st->valid ? ka_signal(st, view, hashes, n_hashes) : -1;
     if (sig == 0) {

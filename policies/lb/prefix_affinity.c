@@ -136,14 +136,8 @@ static void pa_change(void *state, const lb_view *view, int server)
     struct pa_state *st = state;
 
     lb_wrr_index_change(&st->lc, view, server);
-    if (server < 0) {   /* LB_TRACK_START / LB_TRACK_STOP */
-        st->tracked = server == LB_TRACK_START;
-        st->valid = 0;
-    } else if (st->valid && server >= st->up_lo.n) {
-        st->valid = 0;
-    } else if (st->valid) {
+    if (lb_index_notice(&st->tracked, &st->valid, st->up_lo.n, server))
         pa_place(st, &view->servers[server], server);
-    }
 }
 
 /* SGLang's is_imbalanced, on the active requests of the servers that are up. */
@@ -187,19 +181,16 @@ static double pa_match_rate(const lb_request *req, int matched)
 static int pa_pick_known(struct pa_state *st, const lb_view *view, const lb_request *req,
                          int known)
 {
-    const lb_server_view *s = view->servers;
     if (st->el_active.finite == 0)
         return -1;
     /* the longest match: the deepest hash an eligible server holds (its
      * holders match exactly that far: none holds the next one), the
      * lowest of them */
     for (int j = known; j >= 1; j--) {
-        const int *h;
-        int n = lb_prefix_holders(st->index, req->hashes[j - 1], &h);
-        for (int k = 0; k < n; k++)
-            if (h[k] < view->n && lb_server_eligible(&s[h[k]]))
-                return pa_match_rate(req, j) > st->cache_threshold ? h[k]
-                                                                   : lb_mintree_nth(&st->el_size, 0);
+        int h = lb_prefix_first_holder(st->index, req->hashes[j - 1], view);
+        if (h >= 0)
+            return pa_match_rate(req, j) > st->cache_threshold ? h
+                                                               : lb_mintree_nth(&st->el_size, 0);
     }
     /* no match: a rate of 0 is not above a cache_threshold (0 to 1) */
     return lb_mintree_nth(&st->el_size, 0);
