@@ -258,10 +258,8 @@ static int pick(eng_pool *p, eng_req *r, double now)
         if (saved[i])
             hidden[n_hidden++] = r->tried[i];
         b->servers[r->tried[i]].up = 0;
-        if (saved[i]) {
-            lb_changed(b->balancer, &b->view, r->tried[i]);
-            eng_lbi_sync(p, r->l7, r->tried[i]);
-        }
+        if (saved[i])
+            eng_lb_changed(p, r->l7, r->tried[i]);
     }
     lb_request lr = { .id = r->id, .traffic_class = r->tclass, .arrival_s = r->stage_s,
                       .key = r->id, .hidden = hidden, .n_hidden = n_hidden,
@@ -272,10 +270,8 @@ static int pick(eng_pool *p, eng_req *r, double now)
     int s = lb_pick(b->balancer, &b->view, &lr);
     for (int i = r->n_tried - 1; i >= 0; i--) {
         b->servers[r->tried[i]].up = saved[i];
-        if (saved[i]) {
-            lb_changed(b->balancer, &b->view, r->tried[i]);
-            eng_lbi_sync(p, r->l7, r->tried[i]);
-        }
+        if (saved[i])
+            eng_lb_changed(p, r->l7, r->tried[i]);
     }
     return s;
 }

@@ -161,30 +161,11 @@ void eng_view_sync(eng_node *n)
     }
 }
 
-/* eng_lb_changed for a pool that keeps failover's counts (apart, so that
- * the others' path stays a jump to lb_changed) */
-static __attribute__((noinline)) void lb_changed_counted(eng_pool *p, int l7, int j)
+/* Server j of balancer l7's view (a pool keeping failover's counts): its
+ * LBI_* flags and the counts. */
+static void lbi_sync(eng_pool *p, int l7, int j)
 {
     eng_lbi *b = &p->lbi[l7];
-    eng_lbi_sync(p, l7, j);
-    if (b->balancer)
-        lb_changed(b->balancer, &b->view, j);
-}
-
-void eng_lb_changed(eng_pool *p, int l7, int j)
-{
-    eng_lbi *b = &p->lbi[l7];
-    if (b->sat)
-        lb_changed_counted(p, l7, j);
-    else if (b->balancer)   /* none in a bookkeeping test's pool */
-        lb_changed(b->balancer, &b->view, j);
-}
-
-void eng_lbi_sync(eng_pool *p, int l7, int j)
-{
-    eng_lbi *b = &p->lbi[l7];
-    if (!b->sat)
-        return;
     const lb_server_view *v = &b->servers[j];
     unsigned up = v->up && !v->down ? LBI_UP : 0u;
     unsigned f = up | (up && v->max_conns > 0 && v->active >= v->max_conns ? LBI_AT_MAX : 0u);
@@ -198,6 +179,25 @@ void eng_lbi_sync(eng_pool *p, int l7, int j)
         b->q_up += (f & LBI_UP ? 1 : -1) * (long)p->nodes[j].work.q_counted;
 }
 
+/* eng_lb_changed for a pool that keeps failover's counts (apart, so that
+ * the others' path stays a jump to lb_changed) */
+static __attribute__((noinline)) void lb_changed_counted(eng_pool *p, int l7, int j)
+{
+    eng_lbi *b = &p->lbi[l7];
+    lbi_sync(p, l7, j);
+    if (b->balancer)
+        lb_changed(b->balancer, &b->view, j);
+}
+
+void eng_lb_changed(eng_pool *p, int l7, int j)
+{
+    eng_lbi *b = &p->lbi[l7];
+    if (b->sat)
+        lb_changed_counted(p, l7, j);
+    else if (b->balancer)   /* none in a bookkeeping test's pool */
+        lb_changed(b->balancer, &b->view, j);
+}
+
 void eng_lbi_recount(eng_pool *p)
 {
     for (int k = 0; k < eng_world.n_l7; k++) {
@@ -208,7 +208,7 @@ void eng_lbi_recount(eng_pool *p)
         b->q_up = 0;
         for (int j = 0; j < p->n_hosts; j++) {
             b->sat[j] = 0;
-            eng_lbi_sync(p, k, j);
+            lbi_sync(p, k, j);
         }
     }
 }

@@ -118,7 +118,8 @@ typedef struct {
     int n_healthy;
     /* failover's overflow test without a walk: per server, LBI_UP (up and
      * not down) and LBI_AT_MAX (that, at max_conns), kept by eng_lb_changed
-     * and eng_lbi_recount; how many of each; and the queued requests of the
+     * and eng_lbi_recount (only in pools some class may overflow from:
+     * NULL elsewhere); how many of each; and the queued requests of the
      * LBI_UP nodes summed (serve_queued), kept by eng_node_q_sync */
     unsigned char *sat;
     int n_up, n_at_max;
@@ -449,9 +450,6 @@ void eng_view_sync(eng_node *n);
 /* Server j of balancer l7's view in pool p changed: its policy hears of it
  * (lb_changed; the views are tracked, see run.c). */
 void eng_lb_changed(eng_pool *p, int l7, int j);
-/* Server j of balancer l7's view: its LBI_* flags and the counts (called by
- * eng_lb_changed, and where a pick hides and shows tried servers). */
-void eng_lbi_sync(eng_pool *p, int l7, int j);
 /* Every server's LBI_* flags and the counts afresh (once the views are
  * built). */
 void eng_lbi_recount(eng_pool *p);

@@ -433,9 +433,15 @@ static void free_pool(eng_pool *p)
 
 /* ---- per node ---- */
 
-/* A replica's scheduler queue moved: the node's queued count (queued()
- * below) with it, for the pools' counts (eng_node_q_sync). */
-static void queued_changed(void *node) { eng_node_q_sync(node); }
+/* Node's queued count (queued() below) moved: a replica's scheduler queue
+ * or its requests not yet handed to an engine. For the pools' counts
+ * (eng_node_q_sync); none once free_node is under way (its replicas go one
+ * by one). */
+static void queued_changed(void *node)
+{
+    if (!ln_of(node)->closing)
+        eng_node_q_sync(node);
+}
 
 static void init_node(eng_node *n)
 {
@@ -514,8 +520,7 @@ static llm_req *pop_pending(llm_replica *rep)
         if (!rep->pending)
             rep->pending_tail = NULL;
         rep->n_pending--;
-        if (!rep->ln->closing)
-            eng_node_q_sync(rep->node);
+        queued_changed(rep->node);
     }
     return q;
 }
@@ -557,8 +562,6 @@ static void free_node(eng_node *n)
     if (!ln)
         return;
     ln->closing = 1; /* the run is over: no more counts */
-    for (int i = 0; i < ln->n_reps; i++)
-        llm_sched_watch(ln->reps[i].sched, NULL, NULL);
     for (int i = 0; i < ln->n_reps; i++) {
         llm_replica *rep = &ln->reps[i];
         llm_req *all[64];
