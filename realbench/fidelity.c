@@ -71,6 +71,11 @@ static cJSON *read_json(const char *path)
     return j;
 }
 
+double rb_serve_handoff_s(const cJSON *serve)
+{
+    return jnum(serve, "handoff_s", "generator_late_mean") + jnum(serve, "handoff_s", "dispatch_mean");
+}
+
 /* every sample / the mean of its series, one per line */
 static int write_noise(const rb_raw *raw, const char *path)
 {
@@ -158,8 +163,7 @@ int rb_fidelity_main(int argc, char **argv)
     double qps = jnum(st, "qps", NULL), max_wait = jnum(st, "max_wait_s", NULL);
     double maxb = jnum(st, "max_batch", NULL), workers = jnum(st, "workers", NULL);
     double load = jnum(st, "load", NULL);
-    double handoff = jnum(real, "handoff_s", "generator_late_mean") +
-                     jnum(real, "handoff_s", "dispatch_mean");
+    double handoff = rb_serve_handoff_s(real);
     if (!(handoff >= 0)) /* a run from before the hand-offs were measured */
         handoff = 0;
     if (!(qps > 0) || !(max_wait >= 0) || !(maxb >= 1) || !(workers >= 1)) {

@@ -393,6 +393,10 @@ int rb_serve_main(int argc, char **argv);
 /* `realbench fidelity ...` (fidelity.c): fleetsim's prediction of a serving
  * run from the calibration measured with it, and the errors. */
 int rb_fidelity_main(int argc, char **argv);
+/* A serving run's hand-offs per request (fleetsim-serve/1 handoff_s: the
+ * generator's lateness plus the batch's dispatch), which fleetsim gets as
+ * the pool's round trip; NAN when the run does not report them. */
+double rb_serve_handoff_s(const cJSON *serve);
 /* `BIN run YAML --out OUTDIR` with stdout and stderr into LOGPATH: its
  * exit status, or -1 when it could not be run or did not exit. */
 int rb_run_fleetsim(const char *bin, const char *yaml, const char *outdir, const char *logpath);

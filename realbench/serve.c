@@ -190,13 +190,12 @@ static void *work(void *arg)
         double t_start = since(&s->t0);
         rb_cpu_net_forward(w->net, w->pool, (int)n, rot++);
         double t_end = since(&s->t0);
+        double dispatch = isnan(ready) ? NAN : t_start > ready ? t_start - ready : 0.0;
 
         pthread_mutex_lock(&s->mu);
         for (size_t i = first; i < first + n; i++) {
             s->req[i].done_s = t_end;
-            s->req[i].dispatch_s = t_start > ready ? t_start - ready : 0.0;
-            if (isnan(ready))
-                s->req[i].dispatch_s = NAN;
+            s->req[i].dispatch_s = dispatch;
             s->req[i].batch = (int)n;
         }
         w->free_s = t_end;

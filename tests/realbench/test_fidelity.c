@@ -290,8 +290,7 @@ static void test_sim_predicts_serve(void)
 
             /* 3. the scenario: the same batcher, workers and rate, and the
              * profile of both halves */
-            double handoff = num(real, "handoff_s", "generator_late_mean") +
-                             num(real, "handoff_s", "dispatch_mean");
+            double handoff = rb_serve_handoff_s(real);
             CU_ASSERT_FATAL(handoff >= 0);
             write_scenario(r, li, seed, profile, noise, workers, q, handoff);
             qps_of[li][r] = qps;
